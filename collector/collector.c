@@ -1,0 +1,361 @@
+/* The collector core: version dispatch per datagram, the exporter table (one entry per
+ * transport session, capped, idle ones expired), observation domains, sequence-loss
+ * accounting and sampling state. Decoders live in v5.c, v9.c, ipfix.c and template.c. */
+#include "template.h"
+
+#include <string.h>
+
+/* A forward jump larger than this is a resync (exporter restart, reordering), not loss. */
+#define SEQ_MAX_GAP 0x100000u
+
+typedef struct {
+	guint8 addr[16];
+	guint16 port;
+} ExporterKey;
+
+struct Collector {
+	CollectorConfig cfg;
+	CollectorTotals totals;
+	FlowBatch *out;
+	GHashTable *exporters; /* ExporterKey* -> Exporter* (key lives in the value) */
+	GHashTable *by_index;  /* guint index -> Exporter* */
+	guint next_index;
+};
+
+static const char *const malformed_names[MAL_N] = {
+    [MAL_SHORT_HEADER] = "short_header", [MAL_LENGTH] = "bad_length",
+    [MAL_SET_LENGTH] = "bad_set_length", [MAL_TEMPLATE] = "bad_template",
+    [MAL_TEMPLATE_ID] = "template_id_below_256", [MAL_SHORT_SET] = "short_data_set",
+    [MAL_VARLEN] = "bad_varlen",
+};
+
+const char *
+malformed_name(Malformed m)
+{
+	return (guint)m < MAL_N ? malformed_names[m] : "unknown";
+}
+
+void
+collector_config_defaults(CollectorConfig *cfg)
+{
+	cfg->max_exporters = 1024;
+	cfg->max_domains = 64;
+	cfg->max_templates = 512;
+	cfg->template_timeout_s = 1800;
+	cfg->exporter_timeout_s = 3600;
+}
+
+static guint
+key_hash(gconstpointer p)
+{
+	const ExporterKey *k = p;
+	guint h = 2166136261u; /* FNV-1a */
+	for (guint i = 0; i < 16; i++)
+		h = (h ^ k->addr[i]) * 16777619u;
+	h = (h ^ (k->port & 0xff)) * 16777619u;
+	return (h ^ (k->port >> 8)) * 16777619u;
+}
+
+static gboolean
+key_equal(gconstpointer a, gconstpointer b)
+{
+	const ExporterKey *x = a, *y = b;
+	return x->port == y->port && memcmp(x->addr, y->addr, 16) == 0;
+}
+
+static void
+domain_free(gpointer p)
+{
+	Domain *d = p;
+	g_hash_table_destroy(d->templates);
+	g_free(d);
+}
+
+static void
+exporter_free(gpointer p)
+{
+	Exporter *e = p;
+	g_hash_table_destroy(e->domains);
+	g_array_free(e->domain_order, TRUE);
+	g_free(e);
+}
+
+Collector *
+collector_new(const CollectorConfig *cfg, FlowBatch *out)
+{
+	Collector *c = g_new0(Collector, 1);
+	c->cfg = *cfg;
+	c->out = out;
+	c->exporters = g_hash_table_new_full(key_hash, key_equal, g_free, exporter_free);
+	c->by_index = g_hash_table_new(g_direct_hash, g_direct_equal);
+	return c;
+}
+
+void
+collector_free(Collector *c)
+{
+	if (c == NULL)
+		return;
+	g_hash_table_destroy(c->by_index);
+	g_hash_table_destroy(c->exporters);
+	g_free(c);
+}
+
+void
+session_count_datagram(SessionStats *st, guint8 version, gsize len, gint64 now_ms)
+{
+	st->datagrams++;
+	st->bytes += len;
+	st->version = version;
+	if (st->first_seen_ms == 0)
+		st->first_seen_ms = now_ms;
+	st->last_seen_ms = now_ms;
+}
+
+Domain *
+exporter_domain(Exporter *e, guint32 id, gint64 now_ms)
+{
+	Domain *d = g_hash_table_lookup(e->domains, GUINT_TO_POINTER(id));
+	(void)now_ms;
+	if (d != NULL)
+		return d;
+	if (g_hash_table_size(e->domains) >= e->cfg->max_domains) {
+		e->totals->domains_refused++;
+		return NULL;
+	}
+	d = g_new0(Domain, 1);
+	d->id = id;
+	d->sampling = 1;
+	d->st.sampling = 1;
+	d->templates = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
+					     (GDestroyNotify)template_free);
+	g_hash_table_insert(e->domains, GUINT_TO_POINTER(id), d);
+	g_array_append_val(e->domain_order, id);
+	return d;
+}
+
+static Exporter *
+exporter_get(Collector *c, const guint8 addr[16], guint16 port)
+{
+	ExporterKey k;
+	memcpy(k.addr, addr, 16);
+	k.port = port;
+	Exporter *e = g_hash_table_lookup(c->exporters, &k);
+	if (e != NULL)
+		return e;
+	if (g_hash_table_size(c->exporters) >= c->cfg.max_exporters) {
+		c->totals.exporters_refused++;
+		return NULL;
+	}
+	e = g_new0(Exporter, 1);
+	e->index = c->next_index++;
+	memcpy(e->addr, addr, 16);
+	e->port = port;
+	e->domains = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, domain_free);
+	e->domain_order = g_array_new(FALSE, FALSE, sizeof(guint32));
+	e->cfg = &c->cfg;
+	e->totals = &c->totals;
+	g_hash_table_insert(c->exporters, g_memdup2(&k, sizeof k), e);
+	g_hash_table_insert(c->by_index, GUINT_TO_POINTER(e->index), e);
+	return e;
+}
+
+guint
+collector_input(Collector *c, const guint8 addr[16], guint16 port, const guint8 *buf,
+		gsize len, gint64 now_ms)
+{
+	guint n = 0;
+
+	c->totals.datagrams++;
+	c->totals.bytes += len;
+	/* Dispatch on the first two bytes; anything else is not flow export. */
+	guint16 version = len >= 2 ? (guint16)((buf[0] << 8) | buf[1]) : 0;
+	if (version != 5 && version != 9 && version != 10) {
+		c->totals.bad_version++;
+		return 0;
+	}
+	Exporter *e = exporter_get(c, addr, port);
+	if (e == NULL)
+		return 0;
+	e->last_seen_ms = now_ms;
+	switch (version) {
+	case 5:
+		n = v5_decode(e, buf, len, now_ms, c->out);
+		break;
+	case 9:
+		n = v9_decode(e, buf, len, now_ms, c->out);
+		break;
+	default:
+		n = ipfix_decode(e, buf, len, now_ms, c->out);
+		break;
+	}
+	c->totals.records += n;
+	return n;
+}
+
+void
+seq_check(Domain *d, SeqKind kind, guint32 seq, guint32 n)
+{
+	SessionStats *st = &d->st;
+	guint32 expect;
+
+	if (!st->seq_init) {
+		st->seq_init = TRUE;
+		d->seq_last = seq;
+		d->seq_last_count = n;
+		return;
+	}
+	switch (kind) {
+	case SEQ_PER_DATAGRAM: /* RFC 3954 5.1: counts export packets */
+		expect = d->seq_last + 1;
+		break;
+	case SEQ_PER_RECORD: /* v5: sequence of this datagram's first flow */
+		expect = d->seq_last + d->seq_last_count;
+		break;
+	default: {
+		/* RFC 7011 3.1: records sent before this message. softflowd sends the count
+		 * including this message's records; learn which from messages where the two
+		 * readings differ, and never count the difference between them as loss. */
+		guint32 rfc = d->seq_last + d->seq_last_count;
+		guint32 own = d->seq_last + n;
+		gint8 m = 0;
+		if (rfc != own)
+			m = seq == rfc ? 1 : seq == own ? 2 : 0;
+		if (m != 0 && d->seq_mode == 0) {
+			d->seq_mode = m;
+		} else if (m != 0 && m != d->seq_mode) {
+			/* two votes in a row to change an established reading */
+			if (++d->seq_votes >= 2) {
+				d->seq_mode = m;
+				d->seq_votes = 0;
+			}
+		} else if (m != 0) {
+			d->seq_votes = 0;
+		}
+		expect = d->seq_mode == 2 ? own : rfc;
+		if (m != 0)
+			expect = seq;
+		break;
+	}
+	}
+	guint32 gap = seq - expect;
+	if (gap != 0) {
+		if (gap < SEQ_MAX_GAP)
+			st->seq_lost += gap;
+		else
+			st->seq_resets++; /* backwards or a huge jump: resync */
+	}
+	d->seq_last = seq;
+	d->seq_last_count = n;
+}
+
+guint32
+domain_sampling(const Domain *d, gboolean has_id, guint32 id)
+{
+	if (d == NULL)
+		return 1;
+	if (has_id)
+		for (guint i = 0; i < d->n_samplers; i++)
+			if (d->samplers[i].id == id)
+				return d->samplers[i].interval;
+	return d->sampling > 0 ? d->sampling : 1;
+}
+
+void
+domain_set_sampler(Domain *d, gboolean has_id, guint32 id, guint32 interval)
+{
+	if (interval == 0)
+		interval = 1;
+	d->sampling = interval;
+	d->st.sampling = interval;
+	if (!has_id)
+		return;
+	for (guint i = 0; i < d->n_samplers; i++) {
+		if (d->samplers[i].id == id) {
+			d->samplers[i].interval = interval;
+			return;
+		}
+	}
+	/* Bounded: a flood of sampler IDs overwrites slots instead of growing. */
+	guint slot = d->n_samplers < SAMPLER_SLOTS ? d->n_samplers++ : id % SAMPLER_SLOTS;
+	d->samplers[slot] = (SamplerSlot){.id = id, .interval = interval};
+}
+
+void
+collector_expire(Collector *c, gint64 now_ms)
+{
+	gint64 idle = (gint64)c->cfg.exporter_timeout_s * 1000;
+	GHashTableIter it;
+	gpointer k, v;
+
+	g_hash_table_iter_init(&it, c->exporters);
+	while (g_hash_table_iter_next(&it, &k, &v)) {
+		Exporter *e = v;
+		if (idle > 0 && now_ms - e->last_seen_ms > idle) {
+			g_hash_table_remove(c->by_index, GUINT_TO_POINTER(e->index));
+			g_hash_table_iter_remove(&it);
+			c->totals.exporters_expired++;
+			continue;
+		}
+		GHashTableIter di;
+		gpointer dk, dv;
+		g_hash_table_iter_init(&di, e->domains);
+		while (g_hash_table_iter_next(&di, &dk, &dv))
+			template_expire(e, dv, now_ms);
+	}
+}
+
+const CollectorTotals *
+collector_totals(const Collector *c)
+{
+	return &c->totals;
+}
+
+static gint
+by_index(gconstpointer a, gconstpointer b)
+{
+	const Exporter *x = *(Exporter *const *)a, *y = *(Exporter *const *)b;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+void
+collector_foreach_session(const Collector *c, SessionFunc fn, gpointer user_data)
+{
+	g_autoptr(GPtrArray) list = g_ptr_array_sized_new(g_hash_table_size(c->exporters));
+	GHashTableIter it;
+	gpointer k, val;
+	g_hash_table_iter_init(&it, c->exporters);
+	while (g_hash_table_iter_next(&it, &k, &val))
+		g_ptr_array_add(list, val);
+	g_ptr_array_sort(list, by_index);
+	for (guint i = 0; i < list->len; i++) {
+		const Exporter *e = g_ptr_array_index(list, i);
+		SessionView v = {.index = e->index, .port = e->port};
+		memcpy(v.addr, e->addr, 16);
+		if (e->hdr.datagrams > 0) {
+			v.has_domain = FALSE;
+			v.stats = &e->hdr;
+			fn(&v, user_data);
+		}
+		for (guint j = 0; j < e->domain_order->len; j++) {
+			guint32 id = g_array_index(e->domain_order, guint32, j);
+			const Domain *d = g_hash_table_lookup(e->domains, GUINT_TO_POINTER(id));
+			v.has_domain = TRUE;
+			v.domain = id;
+			v.stats = &d->st;
+			fn(&v, user_data);
+		}
+	}
+}
+
+gboolean
+collector_exporter_addr(const Collector *c, guint index, guint8 addr[16], guint16 *port)
+{
+	const Exporter *e = g_hash_table_lookup(c->by_index, GUINT_TO_POINTER(index));
+	if (e == NULL)
+		return FALSE;
+	memcpy(addr, e->addr, 16);
+	if (port != NULL)
+		*port = e->port;
+	return TRUE;
+}

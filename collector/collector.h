@@ -1,0 +1,105 @@
+/* The collector's pure core: datagrams in (with the exporter's address and a receive time),
+ * normalized flow records out through a FlowBatch. Owns the exporter table, per-exporter
+ * sessions, template state and counters. No sockets, no main loop, no globals: the UDP
+ * listener and the offline replay both feed collector_input(). */
+#pragma once
+
+#include "flow.h"
+
+#include <glib.h>
+
+/* Why a datagram (or part of it) was rejected. Each value is a counter. */
+typedef enum {
+	MAL_SHORT_HEADER = 0, /* shorter than the version's header */
+	MAL_LENGTH,           /* header length/count disagrees with the datagram */
+	MAL_SET_LENGTH,       /* set/flowset length < 4 or past the end of the message */
+	MAL_TEMPLATE,         /* template record truncated, 0 fields (v9), or too long */
+	MAL_TEMPLATE_ID,      /* template ID below 256 */
+	MAL_SHORT_SET,        /* data set holding no whole record */
+	MAL_VARLEN,           /* variable-length field runs past its set */
+	MAL_N
+} Malformed;
+
+const char *malformed_name(Malformed m);
+
+/* Counters kept per (exporter, observation domain). An exporter also keeps one for datagrams
+ * that failed before a domain was known (its domain prints as "-"). */
+typedef struct {
+	guint64 datagrams;
+	guint64 bytes;   /* datagram bytes */
+	guint64 records; /* data records turned into flows */
+	guint64 options_records;
+	guint64 template_records;
+	guint64 malformed[MAL_N];
+	guint64 no_template_sets; /* data sets whose template is not (yet) known */
+	guint64 no_template_bytes;
+	guint64 templates_refused; /* over max_templates */
+	guint64 templates_withdrawn;
+	guint64 templates_expired;
+	guint64 seq_lost;   /* v9: datagrams; v5, IPFIX: records (RFC semantics) */
+	guint64 seq_resets; /* exporter restarts and resyncs: not counted as loss */
+	guint64 sets_skipped; /* reserved set IDs */
+	guint32 templates_active;
+	guint32 sampling; /* last interval seen; 1 = unsampled or unknown */
+	gint64 first_seen_ms;
+	gint64 last_seen_ms;
+	guint8 version;
+	gboolean seq_init;
+} SessionStats;
+
+typedef struct {
+	guint max_exporters;            /* default 1024 */
+	guint max_domains;              /* observation domains per exporter, default 64 */
+	guint max_templates;            /* templates per exporter (all domains), default 512 */
+	guint template_timeout_s;       /* templates not refreshed for this long expire, 1800 */
+	guint exporter_timeout_s;       /* silent exporters are forgotten, default 3600 */
+} CollectorConfig;
+
+void collector_config_defaults(CollectorConfig *cfg);
+
+typedef struct {
+	guint64 datagrams;
+	guint64 bytes;
+	guint64 bad_version;       /* first two bytes not 5, 9 or 10 */
+	guint64 exporters_refused; /* over max_exporters */
+	guint64 exporters_expired;
+	guint64 domains_refused;
+	guint64 records;
+} CollectorTotals;
+
+/* What a caller may read about one exporter session. */
+typedef struct {
+	guint index;
+	guint8 addr[16];
+	guint16 port;
+	guint32 domain;
+	gboolean has_domain; /* FALSE for the "before a domain was known" row */
+	const SessionStats *stats;
+} SessionView;
+
+typedef struct Collector Collector;
+
+/* out receives every decoded record; records carry the exporter index and domain. */
+Collector *collector_new(const CollectorConfig *cfg, FlowBatch *out);
+void collector_free(Collector *c);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Collector, collector_free)
+
+/* One datagram from addr:port (addr 16 bytes, IPv4-mapped for IPv4), received at now_ms.
+ * Decoded records are pushed into the batch (not flushed: the caller flushes per
+ * receive batch). Returns the number of records decoded. */
+guint collector_input(Collector *c, const guint8 addr[16], guint16 port, const guint8 *buf,
+		      gsize len, gint64 now_ms);
+
+/* Forget exporters silent for exporter_timeout_s and templates past template_timeout_s. */
+void collector_expire(Collector *c, gint64 now_ms);
+
+const CollectorTotals *collector_totals(const Collector *c);
+
+typedef void (*SessionFunc)(const SessionView *v, gpointer user_data);
+/* Every session row, in exporter order then domain order (stable for output). */
+void collector_foreach_session(const Collector *c, SessionFunc fn, gpointer user_data);
+
+/* The address and port of exporter `index` (as carried in Flow.exporter); FALSE when it has
+ * expired. */
+gboolean collector_exporter_addr(const Collector *c, guint index, guint8 addr[16],
+				 guint16 *port);

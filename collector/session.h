@@ -1,0 +1,92 @@
+/* Internal to the collector: per-exporter sessions and their observation domains, shared by
+ * the decoders. An exporter is one transport session (address and port, RFC 7011 10.3.1);
+ * templates, sequence state, sampling and counters live per observation domain (IPFIX) or
+ * source ID (v9) or engine (v5). */
+#pragma once
+
+#include "collector.h"
+#include "cursor.h"
+
+typedef struct Template Template;
+
+#define SAMPLER_SLOTS 16
+
+typedef struct {
+	guint32 id;
+	guint32 interval;
+} SamplerSlot;
+
+typedef struct {
+	guint32 id;
+	SessionStats st;
+	GHashTable *templates; /* guint16 id -> Template* */
+	/* sequence tracking (see seq_check() in collector.c) */
+	guint32 seq_last;
+	guint32 seq_last_count; /* records in the last message (v5, IPFIX) */
+	guint32 uptime_last;    /* v5/v9 sysUptime, to tell a restart from a loss */
+	gint8 seq_mode;         /* IPFIX: 0 unknown, 1 RFC 7011, 2 counts own records */
+	guint8 seq_votes;
+	/* sampling learnt from options records or the v5 header */
+	guint32 sampling;
+	SamplerSlot samplers[SAMPLER_SLOTS];
+	guint n_samplers;
+	gint64 sys_init_ms; /* IPFIX systemInitTimeMilliseconds from options, 0 unknown */
+} Domain;
+
+typedef struct {
+	guint index;
+	guint8 addr[16];
+	guint16 port;
+	SessionStats hdr; /* datagrams rejected before a domain was known */
+	GHashTable *domains; /* guint32 -> Domain* */
+	GArray *domain_order; /* guint32 ids in arrival order, for stable output */
+	guint n_templates;    /* across all domains, for max_templates */
+	gint64 last_seen_ms;
+	const CollectorConfig *cfg;
+	CollectorTotals *totals;
+} Exporter;
+
+/* Per-datagram context handed to the template engine. */
+typedef struct {
+	Exporter *exp;
+	Domain *dom;
+	FlowBatch *out;
+	gint64 now_ms;
+	gint64 export_ms; /* header export time, Unix ms */
+	guint32 uptime;   /* v9 sysUptime (ms) */
+	guint8 version;
+} DecodeCtx;
+
+/* The domain for id, created on first use; NULL (and counted) when over max_domains. */
+Domain *exporter_domain(Exporter *e, guint32 id, gint64 now_ms);
+
+/* Count one datagram against a domain (or the exporter's header row). */
+void session_count_datagram(SessionStats *st, guint8 version, gsize len, gint64 now_ms);
+
+typedef enum {
+	SEQ_PER_RECORD,   /* v5: sequence of the first record in the datagram */
+	SEQ_PER_DATAGRAM, /* v9: datagram counter */
+	SEQ_IPFIX,        /* RFC 7011 records before this message; softflowd counts its own */
+} SeqKind;
+
+/* Track the header sequence number; n = data records in this message. */
+void seq_check(Domain *d, SeqKind kind, guint32 seq, guint32 n);
+
+/* Decoders, one per wire format. They return the number of flow records pushed. */
+guint v5_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch *out);
+guint v9_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch *out);
+guint ipfix_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch *out);
+
+/* Exported times are evidence, not the clock: accept them only when they are plausible
+ * against the message's export time (90 days back, one day ahead). */
+static inline gboolean
+times_plausible(gint64 export_ms, gint64 start_ms, gint64 end_ms)
+{
+	const gint64 past = G_GINT64_CONSTANT(90) * 86400 * 1000;
+	const gint64 future = G_GINT64_CONSTANT(86400) * 1000;
+	return start_ms <= end_ms && start_ms >= export_ms - past && end_ms <= export_ms + future;
+}
+
+/* Sampling interval for a sampler id learnt from options data, else the domain's. */
+guint32 domain_sampling(const Domain *d, gboolean has_id, guint32 id);
+void domain_set_sampler(Domain *d, gboolean has_id, guint32 id, guint32 interval);
