@@ -30,7 +30,7 @@ typedef struct {
 	guint16 port;
 	gsize rcvbuf;
 	guint32 last_drops; /* last SO_RXQ_OVFL value: cumulative per socket */
-	char *name;         /* "addr:port" as bound */
+	char *name;	    /* "addr:port" as bound */
 	GSource *source;
 } ListenSock;
 
@@ -53,6 +53,10 @@ struct Listener {
 
 static const char *const default_addrs[] = {LISTENER_DEFAULT_ADDRS, NULL};
 
+/* clang-format off */
+G_DEFINE_QUARK(listener-error-quark, listener_error)
+/* clang-format on */
+
 gboolean
 listener_parse_address(const char *text, struct sockaddr_storage *ss, socklen_t *sslen,
 		       GError **error)
@@ -64,14 +68,14 @@ listener_parse_address(const char *text, struct sockaddr_storage *ss, socklen_t 
 	int rc;
 
 	if (text == NULL || *text == '\0') {
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+		g_set_error(error, LISTENER_ERROR, LISTENER_ERROR_ADDRESS,
 			    "listen address '': empty");
 		return FALSE;
 	}
 	if (text[0] == '[') {
 		const char *close = strchr(text, ']');
 		if (close == NULL || close[1] != ':') {
-			g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+			g_set_error(error, LISTENER_ERROR, LISTENER_ERROR_ADDRESS,
 				    "listen address '%s': expected '[IPv6]:port'", text);
 			return FALSE;
 		}
@@ -81,12 +85,12 @@ listener_parse_address(const char *text, struct sockaddr_storage *ss, socklen_t 
 	} else {
 		const char *colon = strrchr(text, ':');
 		if (colon == NULL) {
-			g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+			g_set_error(error, LISTENER_ERROR, LISTENER_ERROR_ADDRESS,
 				    "listen address '%s': missing ':port'", text);
 			return FALSE;
 		}
 		if (memchr(text, ':', (gsize)(colon - text)) != NULL) {
-			g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+			g_set_error(error, LISTENER_ERROR, LISTENER_ERROR_ADDRESS,
 				    "listen address '%s': put an IPv6 address in brackets, "
 				    "'[addr]:port'",
 				    text);
@@ -97,7 +101,7 @@ listener_parse_address(const char *text, struct sockaddr_storage *ss, socklen_t 
 		hints.ai_family = AF_INET;
 	}
 	if (!g_ascii_string_to_unsigned(port_text, 10, 0, 65535, &port, NULL)) {
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+		g_set_error(error, LISTENER_ERROR, LISTENER_ERROR_ADDRESS,
 			    "listen address '%s': port '%s' is not a number in 0..65535", text,
 			    port_text);
 		return FALSE;
@@ -106,7 +110,7 @@ listener_parse_address(const char *text, struct sockaddr_storage *ss, socklen_t 
 	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
 	rc = getaddrinfo(host, port_text, &hints, &res);
 	if (rc != 0 || res == NULL || res->ai_addrlen > sizeof *ss) {
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+		g_set_error(error, LISTENER_ERROR, LISTENER_ERROR_ADDRESS,
 			    "listen address '%s': '%s' is not a numeric %s address", text, host,
 			    hints.ai_family == AF_INET ? "IPv4" : "IPv6");
 		if (res != NULL)
@@ -192,7 +196,7 @@ open_sock(Listener *l, const char *text, gsize rcvbuf, GError **error)
 	g_ptr_array_add(l->socks, s);
 	if (s->fd < 0) {
 		saved = errno;
-		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(saved),
+		g_set_error(error, LISTENER_ERROR, LISTENER_ERROR_SOCKET,
 			    "listen address '%s': socket: %s", text, g_strerror(saved));
 		return FALSE;
 	}
@@ -201,7 +205,7 @@ open_sock(Listener *l, const char *text, gsize rcvbuf, GError **error)
 	if (ss.ss_family == AF_INET6 &&
 	    setsockopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) {
 		saved = errno;
-		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(saved),
+		g_set_error(error, LISTENER_ERROR, LISTENER_ERROR_SOCKET,
 			    "listen address '%s': IPV6_V6ONLY: %s", text, g_strerror(saved));
 		return FALSE;
 	}
@@ -210,14 +214,14 @@ open_sock(Listener *l, const char *text, gsize rcvbuf, GError **error)
 			  g_strerror(errno));
 	if (bind(s->fd, (const struct sockaddr *)&ss, sslen) != 0) {
 		saved = errno;
-		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(saved),
+		g_set_error(error, LISTENER_ERROR, LISTENER_ERROR_SOCKET,
 			    "listen address '%s': bind: %s", text, g_strerror(saved));
 		return FALSE;
 	}
 	sslen = sizeof ss;
 	if (getsockname(s->fd, (struct sockaddr *)&ss, &sslen) != 0) {
 		saved = errno;
-		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(saved),
+		g_set_error(error, LISTENER_ERROR, LISTENER_ERROR_SOCKET,
 			    "listen address '%s': getsockname: %s", text, g_strerror(saved));
 		return FALSE;
 	}

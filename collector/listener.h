@@ -14,7 +14,7 @@
 
 typedef struct {
 	guint64 datagrams;    /* handed to the collector */
-	guint64 bytes;        /* their payload bytes */
+	guint64 bytes;	      /* their payload bytes */
 	guint64 recv_errors;  /* recvmmsg() failures other than "nothing to read" */
 	guint64 kernel_drops; /* SO_RXQ_OVFL: dropped by the kernel, socket buffer full (sum) */
 	guint64 truncated;    /* MSG_TRUNC: larger than the receive buffer, skipped */
@@ -22,6 +22,13 @@ typedef struct {
 } ListenerStats;
 
 typedef struct Listener Listener;
+
+#define LISTENER_ERROR (listener_error_quark())
+GQuark listener_error_quark(void);
+typedef enum {
+	LISTENER_ERROR_ADDRESS, /* the address text does not parse */
+	LISTENER_ERROR_SOCKET,	/* socket(), setsockopt() or bind() failed */
+} ListenerError;
 
 /* Parse "a.b.c.d:port" or "[v6addr]:port" (numeric only; port 0..65535, 0 = ephemeral). */
 gboolean listener_parse_address(const char *text, struct sockaddr_storage *ss, socklen_t *sslen,

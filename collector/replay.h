@@ -8,8 +8,8 @@
 /* What replay_parse_packet() made of one captured packet. Each value is a counter. */
 typedef enum {
 	REPLAY_OK = 0,
-	REPLAY_NOT_IP,       /* link layer carries something else (ARP, LLDP, ...) */
-	REPLAY_NOT_UDP,      /* IP, but not UDP */
+	REPLAY_NOT_IP,	     /* link layer carries something else (ARP, LLDP, ...) */
+	REPLAY_NOT_UDP,	     /* IP, but not UDP */
 	REPLAY_FRAGMENT,     /* an IPv4 or IPv6 fragment: not reassembled */
 	REPLAY_TRUNCATED,    /* captured bytes end before the headers say (snaplen) */
 	REPLAY_BAD_HEADER,   /* headers inconsistent with themselves */
@@ -47,6 +47,14 @@ ReplayResult replay_parse_packet(int linktype, const guint8 *pkt, gsize caplen,
 gboolean replay_linktype_supported(int linktype);
 
 typedef struct Replay Replay;
+
+#define REPLAY_ERROR (replay_error_quark())
+GQuark replay_error_quark(void);
+typedef enum {
+	REPLAY_ERROR_OPEN,     /* not a capture libpcap can read */
+	REPLAY_ERROR_LINKTYPE, /* a link type this reader does not know */
+	REPLAY_ERROR_READ,     /* a record could not be read (file cut off) */
+} ReplayError;
 
 /* Fails on a missing or unreadable file and on an unsupported link type. */
 Replay *replay_open(const char *path, GError **error) G_GNUC_WARN_UNUSED_RESULT;

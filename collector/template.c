@@ -226,9 +226,9 @@ parse_fields(DecodeCtx *ctx, Cursor *c, Template *t, guint n, guint scope)
 		}
 		if (t->min_len > 65535)
 			return FALSE;
-		if (ctx->version == 9 && i < scope)
-			continue;
-		int k = len == VARLEN ? -1 : field_kind(ctx->version, pen, ie, len);
+		/* v9 scope types (system, interface, ...) are not information elements */
+		gboolean v9_scope = ctx->version == 9 && i < scope;
+		int k = len == VARLEN || v9_scope ? -1 : field_kind(ctx->version, pen, ie, len);
 		/* The first occurrence of a kind wins; duplicates are skipped. */
 		if (k < 0 || (seen & (G_GUINT64_CONSTANT(1) << k)) || t->nplan == MAX_PLAN) {
 			if (!t->varlen)
@@ -301,8 +301,8 @@ template_record(DecodeCtx *ctx, Cursor *c, guint16 set_id)
 
 	if (!cursor_u16(c, &id) || !cursor_u16(c, &count))
 		return TPL_BAD;
-	if (id == 0 && count == 0 && ipfix)
-		return TPL_PADDING;
+	if (id == 0 && count == 0)
+		return TPL_PADDING; /* zero padding at the end of a (options) template set */
 
 	guint nfields = count;
 	if (ipfix && count == 0) {

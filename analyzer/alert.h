@@ -1,0 +1,94 @@
+/* AlertEvent: what the analyzer hands to sinks. A plain value struct, no heap pointers
+ * (copy it, keep it in a ring, send it to another thread); sinks format the text. */
+#pragma once
+
+#include <glib.h>
+
+#include "window.h"
+
+typedef enum {
+	ALERT_RAISED = 0,  /* a threshold was crossed: a new offender */
+	ALERT_UPDATED = 1, /* the offender escalated (level doubled; rate limited) */
+	ALERT_CLEARED = 2, /* stayed below the clear level for the hold time */
+	ALERT_KIND_COUNT
+} AlertKind;
+
+typedef enum {
+	REASON_SMTP_FANOUT = 0,   /* non-MTA internal host -> many external hosts on SMTP ports */
+	REASON_SMTP_BLOCKED,      /* the same, but most attempts failed (egress block holding) */
+	REASON_SUBMISSION_FANOUT, /* internal host -> many external hosts on 465/587 */
+	REASON_LATERAL_SMTP,      /* internal host -> many internal hosts on SMTP ports */
+	REASON_MTA_SURGE,         /* sanctioned MTA far above its own baseline */
+	REASON_AUTH_BRUTEFORCE,   /* external host -> many short connections to login ports */
+	REASON_COUNT
+} AlertReason;
+
+typedef enum {
+	ALERT_SEV_INFO = 0,     /* cleared events */
+	ALERT_SEV_NOTICE = 1,   /* smtp-blocked: the firewall is holding */
+	ALERT_SEV_WARNING = 2,  /* a threshold crossed */
+	ALERT_SEV_CRITICAL = 3, /* at least ALERT_CRITICAL_LEVEL times a threshold */
+} AlertSeverity;
+#define ALERT_CRITICAL_LEVEL 4.0
+
+#define ALERT_TOP_MAX WINDOW_TOP_MAX
+#define ALERT_EXPORTERS_MAX 4
+
+/* One top destination. country/asn/as_org are the enrichment hook: left empty here, filled
+ * by the sinks stage (libmaxminddb) on its own copy of the event. */
+typedef struct {
+	guint8 addr[16];
+	guint32 count; /* attempts in the long window (an upper bound when the window estimates) */
+	guint32 asn;   /* 0 = unknown */
+	char country[4]; /* ISO 3166 alpha-2, "" = unknown */
+} AlertDest;
+
+typedef struct {
+	gint64 span_ms;     /* length of this window */
+	guint32 value;      /* the heuristic's metric: distinct destinations, or for
+			       auth-bruteforce short connections */
+	guint32 threshold;  /* the raise threshold in force (for mta-surge: from the baseline) */
+	guint32 distinct;   /* distinct destinations */
+	gboolean estimated; /* distinct is a HyperLogLog estimate (+-WINDOW_HLL_BOUND) */
+	guint32 flows;
+	guint32 attempts;
+	guint32 failed;
+} AlertWindow;
+
+typedef struct {
+	gint64 time_ms; /* analyzer clock (flow receive time) when the transition happened */
+	AlertKind event;
+	AlertReason reason;
+	AlertSeverity severity;
+	guint8 host[16];    /* the offender (the attacker for auth-bruteforce) */
+	guint8 peer[16];    /* auth-bruteforce: the most targeted server; else zero */
+	gboolean has_peer;
+	AlertWindow window[WINDOW_SPANS]; /* [WINDOW_SHORT], [WINDOW_LONG] */
+	guint trigger;      /* index of the window whose level is highest */
+	double level;       /* max over windows of value / threshold */
+	/* evidence over the long window */
+	guint32 flows;
+	guint32 attempts;
+	guint32 failed;
+	guint32 succeeded;  /* attempts - failed */
+	guint32 answered;   /* distinct destinations seen answering (reverse records) */
+	double failed_share; /* failed / attempts, 0..1 */
+	gint64 first_seen_ms;
+	gint64 last_seen_ms;
+	guint n_top;
+	AlertDest top[ALERT_TOP_MAX];
+	guint n_exporters;
+	guint32 exporters[ALERT_EXPORTERS_MAX]; /* collector exporter indexes */
+	gboolean exporters_truncated;
+	guint32 sampling;     /* highest sampling interval seen for the host (1 = unsampled) */
+	gboolean lower_bound; /* sampling > 1: all counts are lower bounds */
+	gint64 raised_ms;     /* when this offender was raised */
+	gpointer enrichment;  /* free for the sinks stage; always NULL from the analyzer */
+} AlertEvent;
+
+typedef void (*AlertFunc)(const AlertEvent *ev, gpointer user_data);
+
+const char *alert_kind_name(AlertKind k);     /* "raised", "updated", "cleared" */
+const char *alert_reason_name(AlertReason r); /* "smtp-fanout", ... */
+gboolean alert_reason_from_name(const char *name, AlertReason *out);
+const char *alert_severity_name(AlertSeverity s);

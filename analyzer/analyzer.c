@@ -1,0 +1,1005 @@
+/* The analyzer: classifies each flow (heuristics.c), feeds the host's window for that kind
+ * of traffic (window.c), evaluates the reasons that read that window and drives their
+ * offender state machines (offender.c), emitting alert events synchronously. Also the host
+ * table with its caps, the MTA baselines, the event history and the query API. */
+#include "analyzer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+G_DEFINE_QUARK(analyzer-error-quark, analyzer_error)
+
+typedef struct {
+	guint32 cap;
+	guint32 n, head;
+	guint32 next_slice;
+	guint32 median[WINDOW_SPANS];
+	guint32 ring[]; /* [k * cap + i] */
+} Baseline;
+
+typedef struct Host Host;
+struct Host {
+	guint8 addr[16]; /* first: the host table hashes and compares these bytes */
+	Host *prev, *next; /* recency list, head = most recently seen */
+	gint64 last_ms;
+	Window *win[HEUR_WIN_COUNT];
+	Baseline *base;
+	guint32 sampling;
+	guint32 exporters[2];
+	guint8 n_exporters; /* distinct exporters seen, saturating; the first two are kept */
+	guint8 offenders;   /* 1 << AlertReason per active offender */
+	guint8 is_mta;
+};
+
+/* Per-host cost in the memory estimate besides its windows: the struct, an allocator chunk
+ * header, and about one and a half GHashTable slots (hash + key pointer) at its load. */
+#define HOST_COST (sizeof(Host) + WINDOW_ALLOC_OVERHEAD + 24)
+
+typedef struct {
+	guint8 addr[16];
+	guint32 reason;
+	Offender sm;
+	guint8 peer[16];
+	gboolean has_peer;
+	AlertEvent last;
+} OffEntry;
+
+struct Analyzer {
+	AnalyzerConfig cfg; /* string fields point into the copies below */
+	char *s_internal, *s_mtas, *s_smtp, *s_submit, *s_login;
+	NetSet *internal;
+	NetSet *mtas;
+	HeurClassifier hc;
+	WindowGeom geom;
+	OffenderPolicy policy;
+	AlertFunc alert_fn;
+	gpointer alert_data;
+
+	GHashTable *hosts; /* set of Host*, keyed by addr */
+	Host *lru_head, *lru_tail;
+	GHashTable *offenders; /* set of OffEntry*, keyed by (addr, reason) */
+
+	AlertEvent *history;
+	guint hist_len, hist_head, hist_n;
+
+	gint64 now_ms;
+	gint64 last_tick_ms;
+	guint64 mem;
+	AnalyzerStats st;
+};
+
+/* ---- defaults: every number in one place, with the reason for it ---- */
+
+void
+analyzer_config_defaults(AnalyzerConfig *c)
+{
+	memset(c, 0, sizeof *c);
+	/* RFC 1918, RFC 6598 (carrier-grade NAT space: often used inside large sites) and
+	 * RFC 4193 ULA. Sites with public internal space add theirs. */
+	c->internal_nets = "10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10, fc00::/7";
+	/* No sanctioned MTAs by default: every internal host is a client until told otherwise,
+	 * which errs towards alerting on an unlisted MTA (and tells the admin to list it). */
+	c->mail_servers = "";
+	c->smtp_ports = "25";             /* MTA-to-MTA relay (RFC 5321) */
+	c->submission_ports = "465, 587"; /* RFC 8314 implicit TLS, RFC 6409 submission */
+	/* POP3, IMAP, IMAPS, POP3S, and the submission ports (AUTH happens there too) */
+	c->login_ports = "110, 143, 993, 995, 465, 587";
+
+	/* One-minute slices: alert time within a minute of the crossing, and a 60-slice long
+	 * window costs at most 60 small slice records per active host. A 10-minute window
+	 * catches bursts (fast bots send hundreds of MX connections a minute); a 60-minute one
+	 * catches slow bots that pace themselves under a burst threshold. */
+	c->slice_ms = 60 * 1000;
+	c->span_slices[WINDOW_SHORT] = 10;
+	c->span_slices[WINDOW_LONG] = 60;
+
+	/* 4096 exact destinations per host window (~100 KiB worst case) is far above every
+	 * threshold, so decisions near a threshold are exact; only floods past it estimate. */
+	c->exact_cap = 4096;
+	/* 1 GiB for hosts and windows; a host with a handful of destinations costs ~250 bytes
+	 * (see analyzer_host_overhead), so 4 M hosts fit before the byte cap matters. */
+	c->mem_cap = G_GUINT64_CONSTANT(1) << 30;
+	c->max_hosts = 4u << 20;
+	c->history_len = 1024; /* days of events on a quiet site, hours on a noisy one */
+
+	/* smtp-fanout: a workstation or server that is not an MTA normally sends port 25 to
+	 * zero external hosts (ISPs and most sites block it or route through a smarthost);
+	 * the odd direct-to-MX application reaches a few domains an hour. Spam bots reach
+	 * hundreds to thousands of MXs an hour; the slowest seen pace at a few a minute.
+	 * 50 in 10 min is 5 distinct MXs a minute sustained; 150 in 60 min catches 2.5/min. */
+	c->h[REASON_SMTP_FANOUT] = (HeuristicConfig){TRUE, {50, 150}};
+	/* smtp-blocked: a bot behind an egress block retries fast to many MXs and fails;
+	 * lower thresholds because every attempt is SYN-only evidence, not a guess, and the
+	 * admin wants to know about the infection even though the firewall holds. */
+	c->h[REASON_SMTP_BLOCKED] = (HeuristicConfig){TRUE, {30, 100}};
+	c->blocked_share = 0.8;        /* a real MTA sees <10% failures; 80% means blocked */
+	c->blocked_min_attempts = 30;  /* no share judgement on a handful of flows */
+	/* submission-fanout: a person submits to 1-3 providers; big providers' submission
+	 * names rotate over several addresses, so an active user may reach ~10 addresses an
+	 * hour. A credential-stuffing bot logs in at dozens of providers. */
+	c->h[REASON_SUBMISSION_FANOUT] = (HeuristicConfig){TRUE, {20, 50}};
+	/* lateral-smtp: clients talk SMTP to 1-3 internal relays; a worm sweeping for open
+	 * relays or the next victim touches dozens to thousands of internal addresses. */
+	c->h[REASON_LATERAL_SMTP] = (HeuristicConfig){TRUE, {20, 50}};
+	/* mta-surge: thresholds are FLOORS; the live threshold is max(floor, k x median of the
+	 * same window over the last day). A small-site MTA reaches 20-100 distinct MXs per 10
+	 * minutes; 300/10 min and 1500/h are beyond a mailing list send of a small site.
+	 * k = 5: daily peaks are 2-3x the median; a compromised account relaying spam is
+	 * 10x and more. */
+	c->h[REASON_MTA_SURGE] = (HeuristicConfig){TRUE, {300, 1500}};
+	c->surge_k = 5.0;
+	c->surge_history = 144;     /* a day of 10-minute samples (one per short window) */
+	c->surge_min_samples = 36;  /* 6 hours before the median is trusted */
+	c->surge_warmup_factor = 4; /* without a baseline only a very large surge alerts */
+	/* auth-bruteforce: short connections from one external address to login ports. A mail
+	 * client keeps IMAP sessions open (IDLE) or polls every few minutes; even a NAT of a
+	 * few hundred users makes well under 10 a minute. Guessers make one or more a second. */
+	c->h[REASON_AUTH_BRUTEFORCE] = (HeuristicConfig){TRUE, {100, 300}};
+	c->auth_max_packets = 40; /* connect + banner + AUTH + failure: 10-25 packets */
+	c->auth_max_bytes = 20000; /* a login exchange with TLS handshake: a few KB */
+
+	/* Lifecycle: update when the level doubles, at most every 15 min (a bot ramping up
+	 * gives a handful of updates, not one per flow); clear after 30 min below half the
+	 * thresholds (a bot that pauses between campaigns does not flap). */
+	c->escalate_factor = 2.0;
+	c->update_interval_ms = 15 * 60 * 1000;
+	c->clear_level = 0.5;
+	c->hold_ms = 30 * 60 * 1000;
+}
+
+/* ---- host table ---- */
+
+static guint
+addr_hash16(gconstpointer p)
+{
+	const guint8 *a = p;
+	guint32 h = 2166136261u;
+	for (guint i = 0; i < 16; i++)
+		h = (h ^ a[i]) * 16777619u;
+	return h;
+}
+
+static gboolean
+addr_equal16(gconstpointer a, gconstpointer b)
+{
+	return memcmp(a, b, 16) == 0;
+}
+
+static guint
+off_hash(gconstpointer p)
+{
+	const OffEntry *o = p;
+	return addr_hash16(o->addr) ^ (o->reason * 0x9e3779b1u);
+}
+
+static gboolean
+off_equal(gconstpointer a, gconstpointer b)
+{
+	const OffEntry *x = a, *y = b;
+	return x->reason == y->reason && memcmp(x->addr, y->addr, 16) == 0;
+}
+
+static void
+lru_unlink(Analyzer *a, Host *h)
+{
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		a->lru_head = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	else
+		a->lru_tail = h->prev;
+	h->prev = h->next = NULL;
+}
+
+static void
+lru_push_head(Analyzer *a, Host *h)
+{
+	h->prev = NULL;
+	h->next = a->lru_head;
+	if (a->lru_head)
+		a->lru_head->prev = h;
+	a->lru_head = h;
+	if (a->lru_tail == NULL)
+		a->lru_tail = h;
+}
+
+static gsize
+baseline_mem(const Baseline *b)
+{
+	return b ? sizeof *b + (gsize)b->cap * WINDOW_SPANS * sizeof(guint32) +
+			   WINDOW_ALLOC_OVERHEAD
+		 : 0;
+}
+
+static gsize
+host_mem(const Host *h)
+{
+	gsize n = HOST_COST + baseline_mem(h->base);
+	for (guint k = 0; k < HEUR_WIN_COUNT; k++)
+		n += h->win[k] ? window_mem(h->win[k]) : 0;
+	return n;
+}
+
+/* Remove a host; its offenders stay and clear by themselves (their counts read zero). */
+static void
+host_drop(Analyzer *a, Host *h)
+{
+	a->mem -= MIN(a->mem, host_mem(h));
+	lru_unlink(a, h);
+	g_hash_table_remove(a->hosts, h);
+	for (guint k = 0; k < HEUR_WIN_COUNT; k++)
+		window_free(h->win[k]);
+	g_free(h->base);
+	g_free(h);
+}
+
+static void
+enforce_caps(Analyzer *a, Host *keep)
+{
+	while ((a->mem > a->cfg.mem_cap || g_hash_table_size(a->hosts) > a->cfg.max_hosts) &&
+	       a->lru_tail != NULL && a->lru_tail != keep) {
+		host_drop(a, a->lru_tail);
+		a->st.hosts_evicted++;
+	}
+}
+
+static Host *
+host_lookup(Analyzer *a, const guint8 addr[16])
+{
+	return g_hash_table_lookup(a->hosts, addr);
+}
+
+static Host *
+host_get(Analyzer *a, const guint8 addr[16])
+{
+	Host *h = host_lookup(a, addr);
+	if (h != NULL) {
+		if (a->lru_head != h) {
+			lru_unlink(a, h);
+			lru_push_head(a, h);
+		}
+		return h;
+	}
+	h = g_new0(Host, 1);
+	memcpy(h->addr, addr, 16);
+	h->sampling = 1;
+	g_hash_table_add(a->hosts, h);
+	lru_push_head(a, h);
+	a->mem += HOST_COST;
+	a->st.hosts_created++;
+	enforce_caps(a, h);
+	return h;
+}
+
+/* ---- MTA baseline ---- */
+
+static int
+cmp_u32(const void *x, const void *y)
+{
+	guint32 a = *(const guint32 *)x, b = *(const guint32 *)y;
+	return a < b ? -1 : a > b;
+}
+
+static void
+baseline_push(Baseline *b, const guint32 v[WINDOW_SPANS])
+{
+	for (guint k = 0; k < WINDOW_SPANS; k++)
+		b->ring[k * b->cap + b->head] = v[k];
+	b->head = (b->head + 1) % b->cap;
+	b->n = MIN(b->n + 1, b->cap);
+}
+
+static void
+baseline_median(Baseline *b)
+{
+	guint32 tmp[b->n ? b->n : 1];
+	for (guint k = 0; k < WINDOW_SPANS; k++) {
+		if (b->n == 0) {
+			b->median[k] = 0;
+			continue;
+		}
+		memcpy(tmp, &b->ring[k * b->cap], b->n * sizeof(guint32));
+		qsort(tmp, b->n, sizeof(guint32), cmp_u32);
+		b->median[k] = b->n % 2 ? tmp[b->n / 2] : (tmp[b->n / 2 - 1] + tmp[b->n / 2]) / 2;
+	}
+}
+
+/* One sample of the MTA's window counts per short-window period, taken when its flows
+ * arrive (before the current flow is added). Periods without flows get the counts seen
+ * when the next flow arrives (zero after a long quiet time), so quiet hours are part of the
+ * median. */
+static void
+baseline_sample(Analyzer *a, Host *h, Window *w, gint64 now)
+{
+	guint32 period = a->cfg.span_slices[WINDOW_SHORT];
+	guint32 s = (guint32)(MAX(now, 0) / a->cfg.slice_ms);
+	if (h->base == NULL) {
+		guint cap = MAX(a->cfg.surge_history, 1u);
+		h->base = g_malloc0(sizeof(Baseline) + (gsize)cap * WINDOW_SPANS * sizeof(guint32));
+		h->base->cap = cap;
+		h->base->next_slice = s + period;
+		a->mem += baseline_mem(h->base);
+		return;
+	}
+	Baseline *b = h->base;
+	if (s < b->next_slice) {
+		if (b->next_slice - s > 2 * period)
+			b->next_slice = s + period; /* clock stepped back */
+		return;
+	}
+	WindowCounts wc;
+	window_counts(w, &a->geom, now, &wc);
+	guint32 v[WINDOW_SPANS];
+	for (guint k = 0; k < WINDOW_SPANS; k++)
+		v[k] = wc.span[k].distinct;
+	for (guint i = 0; s >= b->next_slice && i < b->cap; i++) {
+		baseline_push(b, v);
+		b->next_slice += period;
+	}
+	if (s >= b->next_slice)
+		b->next_slice = s + period;
+	baseline_median(b);
+}
+
+static void
+thresholds(const Analyzer *a, const Host *h, AlertReason r, guint32 thr[WINDOW_SPANS])
+{
+	for (guint k = 0; k < WINDOW_SPANS; k++)
+		thr[k] = a->cfg.h[r].threshold[k];
+	if (r != REASON_MTA_SURGE)
+		return;
+	const Baseline *b = h ? h->base : NULL;
+	for (guint k = 0; k < WINDOW_SPANS; k++) {
+		if (thr[k] == 0)
+			continue;
+		if (b == NULL || b->n < a->cfg.surge_min_samples) {
+			thr[k] = (guint32)MIN(thr[k] * a->cfg.surge_warmup_factor, (double)G_MAXUINT32);
+		} else {
+			double t = a->cfg.surge_k * b->median[k];
+			thr[k] = (guint32)MAX((double)thr[k], MIN(t + 0.999, (double)G_MAXUINT32));
+		}
+	}
+}
+
+/* ---- events ---- */
+
+static void
+fill_event(Analyzer *a, AlertEvent *ev, OffEntry *o, Host *h, AlertKind kind, gint64 now)
+{
+	AlertReason r = o->reason;
+	HeurWin wk = heuristics_reason_win(r);
+	Window *w = h ? h->win[wk] : NULL;
+	WindowCounts wc;
+	guint32 thr[WINDOW_SPANS];
+
+	memset(ev, 0, sizeof *ev);
+	ev->time_ms = now;
+	ev->event = kind;
+	ev->reason = r;
+	memcpy(ev->host, o->addr, 16);
+	ev->raised_ms = o->sm.raised_ms;
+	if (w != NULL)
+		window_counts(w, &a->geom, now, &wc);
+	else
+		memset(&wc, 0, sizeof wc);
+	thresholds(a, h, r, thr);
+	ev->level = heuristics_level(r, &wc, thr, &ev->trigger);
+	for (guint k = 0; k < WINDOW_SPANS; k++) {
+		AlertWindow *aw = &ev->window[k];
+		aw->span_ms = a->cfg.slice_ms * a->cfg.span_slices[k];
+		aw->value = heuristics_metric(r, &wc.span[k]);
+		aw->threshold = thr[k];
+		aw->distinct = wc.span[k].distinct;
+		aw->estimated = wc.span[k].estimated;
+		aw->flows = wc.span[k].flows;
+		aw->attempts = wc.span[k].attempts;
+		aw->failed = wc.span[k].failed;
+	}
+	const WindowSpanCounts *l = &wc.span[WINDOW_LONG];
+	ev->flows = l->flows;
+	ev->attempts = l->attempts;
+	ev->failed = l->failed;
+	ev->succeeded = l->attempts - MIN(l->failed, l->attempts);
+	ev->failed_share = l->attempts ? (double)l->failed / l->attempts : 0.0;
+	ev->first_seen_ms = wc.first_ms;
+	ev->last_seen_ms = wc.last_ms;
+	if (w != NULL) {
+		WindowTop top[ALERT_TOP_MAX];
+		ev->answered = window_answered(w, &a->geom, now);
+		ev->n_top = window_top(w, &a->geom, now, top, ALERT_TOP_MAX);
+		for (guint i = 0; i < ev->n_top; i++) {
+			memcpy(ev->top[i].addr, top[i].addr, 16);
+			ev->top[i].count = top[i].count;
+		}
+	}
+	if (r == REASON_AUTH_BRUTEFORCE && ev->n_top > 0) {
+		memcpy(o->peer, ev->top[0].addr, 16);
+		o->has_peer = TRUE;
+	}
+	if (o->has_peer) {
+		memcpy(ev->peer, o->peer, 16);
+		ev->has_peer = TRUE;
+	}
+	ev->sampling = 1;
+	if (h != NULL) {
+		ev->n_exporters = MIN(h->n_exporters, 2u);
+		memcpy(ev->exporters, h->exporters, ev->n_exporters * sizeof(guint32));
+		ev->exporters_truncated = h->n_exporters > 2;
+		ev->sampling = h->sampling;
+	}
+	ev->lower_bound = ev->sampling > 1;
+	if (kind == ALERT_CLEARED)
+		ev->severity = ALERT_SEV_INFO;
+	else if (ev->level >= ALERT_CRITICAL_LEVEL)
+		ev->severity = ALERT_SEV_CRITICAL;
+	else if (r == REASON_SMTP_BLOCKED)
+		ev->severity = ALERT_SEV_NOTICE;
+	else
+		ev->severity = ALERT_SEV_WARNING;
+}
+
+static void
+emit(Analyzer *a, OffEntry *o, Host *h, AlertKind kind, gint64 now)
+{
+	AlertEvent *slot = &a->history[a->hist_head];
+	fill_event(a, slot, o, h, kind, now);
+	a->hist_head = (a->hist_head + 1) % a->hist_len;
+	a->hist_n = MIN(a->hist_n + 1, a->hist_len);
+	o->last = *slot;
+	a->st.events[kind]++;
+	if (kind == ALERT_RAISED)
+		a->st.events_by_reason[o->reason]++;
+	if (a->alert_fn != NULL)
+		a->alert_fn(slot, a->alert_data);
+}
+
+static OffEntry *
+off_lookup(Analyzer *a, const guint8 addr[16], AlertReason r)
+{
+	OffEntry key;
+	memcpy(key.addr, addr, 16);
+	key.reason = r;
+	return g_hash_table_lookup(a->offenders, &key);
+}
+
+/* Evaluate every enabled reason that reads window wk of host h. */
+static void
+evaluate(Analyzer *a, Host *h, HeurWin wk, gint64 now)
+{
+	AlertReason rs[2];
+	guint nr = 0;
+	switch (wk) {
+	case HEUR_WIN_SMTP_EXT:
+		if (h->is_mta) {
+			rs[nr++] = REASON_MTA_SURGE;
+		} else {
+			rs[nr++] = REASON_SMTP_FANOUT;
+			rs[nr++] = REASON_SMTP_BLOCKED;
+		}
+		break;
+	case HEUR_WIN_SMTP_INT:
+		rs[nr++] = REASON_LATERAL_SMTP;
+		break;
+	case HEUR_WIN_SUBMIT:
+		rs[nr++] = REASON_SUBMISSION_FANOUT;
+		break;
+	default:
+		rs[nr++] = REASON_AUTH_BRUTEFORCE;
+		break;
+	}
+	WindowCounts wc;
+	gboolean have = FALSE;
+	for (guint i = 0; i < nr; i++) {
+		AlertReason r = rs[i];
+		if (!a->cfg.h[r].enabled && !(h->offenders & (1u << r)))
+			continue;
+		guint32 thr[WINDOW_SPANS];
+		thresholds(a, h, r, thr);
+		if (!have) {
+			window_counts(h->win[wk], &a->geom, now, &wc);
+			have = TRUE;
+		}
+		double level = heuristics_level(r, &wc, thr, NULL);
+		gboolean crossed = a->cfg.h[r].enabled &&
+				   heuristics_crossed(r, level, &wc, a->cfg.blocked_share,
+						      a->cfg.blocked_min_attempts);
+		if (!crossed && !(h->offenders & (1u << r)))
+			continue;
+		OffEntry *o = off_lookup(a, h->addr, r);
+		if (o == NULL) {
+			o = g_new0(OffEntry, 1);
+			memcpy(o->addr, h->addr, 16);
+			o->reason = r;
+			offender_init(&o->sm);
+			g_hash_table_add(a->offenders, o);
+		}
+		OffenderStep st = offender_step(&o->sm, &a->policy, now, crossed, level);
+		if (st == OFFENDER_STEP_NONE)
+			continue;
+		emit(a, o, h, (AlertKind)st, now);
+		if (st == OFFENDER_STEP_CLEARED) {
+			h->offenders &= (guint8) ~(1u << r);
+			g_hash_table_remove(a->offenders, o);
+		} else {
+			h->offenders |= (guint8)(1u << r);
+		}
+	}
+}
+
+/* ---- processing ---- */
+
+static void
+note_exporter(Host *h, guint32 exporter)
+{
+	for (guint i = 0; i < MIN(h->n_exporters, 2u); i++) {
+		if (h->exporters[i] == exporter)
+			return;
+	}
+	if (h->n_exporters < 2)
+		h->exporters[h->n_exporters] = exporter;
+	if (h->n_exporters < G_MAXUINT8)
+		h->n_exporters++;
+}
+
+static void
+process_one(Analyzer *a, const Flow *f)
+{
+	gint64 now = f->recv_ms;
+	HeurClass c;
+
+	a->st.flows_seen++;
+	a->now_ms = now;
+	if (now - a->last_tick_ms >= a->cfg.slice_ms || now < a->last_tick_ms)
+		analyzer_tick(a, now);
+	heuristics_classify(&a->hc, f, &c);
+	if (c.dir == HEUR_IGNORE)
+		return;
+	if (c.dir == HEUR_REVERSE) {
+		Host *h = host_lookup(a, c.host);
+		if (h != NULL && h->win[c.win] != NULL) {
+			window_answer(h->win[c.win], &a->geom, c.peer);
+			a->st.flows_relevant++;
+		}
+		return;
+	}
+	a->st.flows_relevant++;
+	Host *h = host_get(a, c.host);
+	h->last_ms = now;
+	h->is_mta = (guint8)c.host_is_mta;
+	note_exporter(h, f->exporter);
+	h->sampling = MAX(h->sampling, MAX(f->sampling, 1u));
+	Window *w = h->win[c.win];
+	if (w == NULL) {
+		w = h->win[c.win] = window_new();
+		a->mem += window_mem(w);
+	}
+	if (h->is_mta && c.win == HEUR_WIN_SMTP_EXT && a->cfg.h[REASON_MTA_SURGE].enabled)
+		baseline_sample(a, h, w, now);
+	gsize before = window_mem(w);
+	gboolean was_est = window_estimating(w);
+	guint r = window_add(w, &a->geom, now, c.peer, c.dir == HEUR_FORWARD, c.failed);
+	a->mem = a->mem + window_mem(w) - MIN(before, a->mem);
+	if (r & WINDOW_ADD_LATE)
+		a->st.flows_late++;
+	if (r & WINDOW_ADD_RESET)
+		a->st.window_resets++;
+	if (!was_est && window_estimating(w))
+		a->st.estimate_switches++;
+	evaluate(a, h, c.win, now);
+	enforce_caps(a, h);
+}
+
+void
+analyzer_process(Analyzer *a, const Flow *flows, guint n)
+{
+	for (guint i = 0; i < n; i++)
+		process_one(a, &flows[i]);
+}
+
+void
+analyzer_tick(Analyzer *a, gint64 now_ms)
+{
+	GHashTableIter it;
+	gpointer key;
+
+	a->last_tick_ms = now_ms;
+	if (now_ms > a->now_ms)
+		a->now_ms = now_ms;
+	g_hash_table_iter_init(&it, a->offenders);
+	while (g_hash_table_iter_next(&it, &key, NULL)) {
+		OffEntry *o = key;
+		Host *h = host_lookup(a, o->addr);
+		HeurWin wk = heuristics_reason_win(o->reason);
+		WindowCounts wc;
+		guint32 thr[WINDOW_SPANS];
+		memset(&wc, 0, sizeof wc);
+		if (h != NULL && h->win[wk] != NULL)
+			window_counts(h->win[wk], &a->geom, now_ms, &wc);
+		thresholds(a, h, o->reason, thr);
+		double level = heuristics_level(o->reason, &wc, thr, NULL);
+		gboolean crossed = a->cfg.h[o->reason].enabled &&
+				   heuristics_crossed(o->reason, level, &wc, a->cfg.blocked_share,
+						      a->cfg.blocked_min_attempts);
+		OffenderStep st = offender_step(&o->sm, &a->policy, now_ms, crossed, level);
+		if (st == OFFENDER_STEP_NONE)
+			continue;
+		emit(a, o, h, (AlertKind)st, now_ms);
+		if (st == OFFENDER_STEP_CLEARED) {
+			if (h != NULL)
+				h->offenders &= (guint8) ~(1u << o->reason);
+			g_hash_table_iter_remove(&it);
+		}
+	}
+	/* idle hosts: the oldest first, a bounded number per tick */
+	gint64 idle_ms = a->cfg.slice_ms * (a->cfg.span_slices[WINDOW_LONG] + 1);
+	for (guint i = 0; i < 4096 && a->lru_tail != NULL; i++) {
+		Host *h = a->lru_tail;
+		if (now_ms - h->last_ms <= idle_ms)
+			break;
+		if (h->offenders != 0 || h->base != NULL) {
+			/* keep offenders' evidence and MTA baselines: to the front */
+			if (a->lru_head == h)
+				break;
+			lru_unlink(a, h);
+			lru_push_head(a, h);
+			continue;
+		}
+		host_drop(a, h);
+		a->st.hosts_expired++;
+	}
+}
+
+/* ---- setup ---- */
+
+static gboolean
+validate(const AnalyzerConfig *c, GError **error)
+{
+	const char *bad = NULL;
+	if (c->slice_ms < 1000)
+		bad = "slice length must be at least 1 s";
+	else if (c->span_slices[WINDOW_SHORT] < 1 ||
+		 c->span_slices[WINDOW_SHORT] > c->span_slices[WINDOW_LONG] ||
+		 c->span_slices[WINDOW_LONG] > WINDOW_MAX_SLICES)
+		bad = "windows must satisfy 1 <= short <= long <= 1440 slices";
+	else if (c->exact_cap < 1 || c->exact_cap > (1u << 24))
+		bad = "exact destination cap must be 1..16777216";
+	else if (c->max_hosts < 1 || c->mem_cap < (1u << 20))
+		bad = "host cap must be >= 1 and memory cap >= 1 MiB";
+	else if (c->history_len < 1 || c->history_len > (1u << 20))
+		bad = "history length must be 1..1048576";
+	else if (!(c->escalate_factor > 1.0))
+		bad = "escalate factor must be > 1";
+	else if (!(c->clear_level > 0.0 && c->clear_level <= 1.0))
+		bad = "clear level must be in (0, 1]";
+	else if (c->hold_ms < 0 || c->update_interval_ms < 0)
+		bad = "hold and update interval must not be negative";
+	else if (!(c->blocked_share > 0.0 && c->blocked_share <= 1.0))
+		bad = "blocked share must be in (0, 1]";
+	else if (!(c->surge_k > 0.0) || c->surge_history < 1 || c->surge_history > 100000 ||
+		 !(c->surge_warmup_factor >= 1.0))
+		bad = "bad mta-surge baseline settings";
+	if (bad != NULL) {
+		g_set_error(error, ANALYZER_ERROR, ANALYZER_ERROR_INVALID, "%s", bad);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+typedef struct {
+	NetSet *internal, *mtas;
+	PortSet smtp, submit, login;
+} Parsed;
+
+static gboolean
+parse_cfg(const AnalyzerConfig *c, Parsed *p, GError **error)
+{
+	GError *e = NULL;
+	memset(p, 0, sizeof *p);
+	if (!validate(c, error))
+		return FALSE;
+	p->internal = netset_new();
+	p->mtas = netset_new();
+	if (!netset_add_list(p->internal, c->internal_nets, 1, &e)) {
+		g_propagate_prefixed_error(error, e, "internal networks: ");
+		goto fail;
+	}
+	if (!netset_add_list(p->mtas, c->mail_servers, 1, &e)) {
+		g_propagate_prefixed_error(error, e, "mail servers: ");
+		goto fail;
+	}
+	if (!portset_parse(&p->smtp, c->smtp_ports, &e)) {
+		g_propagate_prefixed_error(error, e, "smtp ports: ");
+		goto fail;
+	}
+	if (!portset_parse(&p->submit, c->submission_ports, &e)) {
+		g_propagate_prefixed_error(error, e, "submission ports: ");
+		goto fail;
+	}
+	if (!portset_parse(&p->login, c->login_ports, &e)) {
+		g_propagate_prefixed_error(error, e, "login ports: ");
+		goto fail;
+	}
+	return TRUE;
+fail:
+	netset_free(p->internal);
+	netset_free(p->mtas);
+	return FALSE;
+}
+
+static void
+apply_cfg(Analyzer *a, const AnalyzerConfig *c, Parsed *p)
+{
+	g_free(a->s_internal);
+	g_free(a->s_mtas);
+	g_free(a->s_smtp);
+	g_free(a->s_submit);
+	g_free(a->s_login);
+	netset_free(a->internal);
+	netset_free(a->mtas);
+	a->cfg = *c;
+	a->cfg.internal_nets = a->s_internal = g_strdup(c->internal_nets ? c->internal_nets : "");
+	a->cfg.mail_servers = a->s_mtas = g_strdup(c->mail_servers ? c->mail_servers : "");
+	a->cfg.smtp_ports = a->s_smtp = g_strdup(c->smtp_ports ? c->smtp_ports : "");
+	a->cfg.submission_ports = a->s_submit =
+		g_strdup(c->submission_ports ? c->submission_ports : "");
+	a->cfg.login_ports = a->s_login = g_strdup(c->login_ports ? c->login_ports : "");
+	a->internal = p->internal;
+	a->mtas = p->mtas;
+	memset(&a->hc, 0, sizeof a->hc);
+	a->hc.internal = a->internal;
+	a->hc.mtas = a->mtas;
+	a->hc.smtp = p->smtp;
+	a->hc.submit = p->submit;
+	a->hc.login = p->login;
+	for (guint r = 0; r < REASON_COUNT; r++) {
+		if (c->h[r].enabled)
+			a->hc.win_enabled[heuristics_reason_win(r)] = TRUE;
+	}
+	a->hc.auth_max_packets = c->auth_max_packets;
+	a->hc.auth_max_bytes = c->auth_max_bytes;
+	a->geom.slice_ms = c->slice_ms;
+	for (guint k = 0; k < WINDOW_SPANS; k++)
+		a->geom.span[k] = c->span_slices[k];
+	a->geom.exact_cap = c->exact_cap;
+	a->policy.escalate_factor = c->escalate_factor;
+	a->policy.update_interval_ms = c->update_interval_ms;
+	a->policy.clear_level = c->clear_level;
+	a->policy.hold_ms = c->hold_ms;
+}
+
+Analyzer *
+analyzer_new(const AnalyzerConfig *cfg, GError **error)
+{
+	Parsed p;
+	if (!parse_cfg(cfg, &p, error))
+		return NULL;
+	Analyzer *a = g_new0(Analyzer, 1);
+	apply_cfg(a, cfg, &p);
+	a->alert_fn = cfg->alert_fn;
+	a->alert_data = cfg->alert_data;
+	a->hosts = g_hash_table_new(addr_hash16, addr_equal16);
+	a->offenders = g_hash_table_new_full(off_hash, off_equal, g_free, NULL);
+	a->hist_len = cfg->history_len;
+	a->history = g_new0(AlertEvent, a->hist_len);
+	a->last_tick_ms = G_MININT64 / 2;
+	return a;
+}
+
+void
+analyzer_free(Analyzer *a)
+{
+	if (a == NULL)
+		return;
+	while (a->lru_head != NULL)
+		host_drop(a, a->lru_head);
+	g_hash_table_destroy(a->hosts);
+	g_hash_table_destroy(a->offenders);
+	g_free(a->history);
+	netset_free(a->internal);
+	netset_free(a->mtas);
+	g_free(a->s_internal);
+	g_free(a->s_mtas);
+	g_free(a->s_smtp);
+	g_free(a->s_submit);
+	g_free(a->s_login);
+	g_free(a);
+}
+
+gboolean
+analyzer_reconfigure(Analyzer *a, const AnalyzerConfig *cfg, GError **error)
+{
+	Parsed p;
+	if (!parse_cfg(cfg, &p, error))
+		return FALSE;
+	WindowGeom old = a->geom;
+	if (cfg->history_len != a->hist_len) {
+		/* keep the newest events that fit */
+		AlertEvent *nh = g_new0(AlertEvent, cfg->history_len);
+		guint keep = MIN(a->hist_n, cfg->history_len);
+		for (guint i = 0; i < keep; i++)
+			nh[keep - 1 - i] = *analyzer_history_get(a, i);
+		g_free(a->history);
+		a->history = nh;
+		a->hist_len = cfg->history_len;
+		a->hist_n = keep;
+		a->hist_head = keep % a->hist_len;
+	}
+	AlertFunc fn = a->alert_fn;
+	gpointer data = a->alert_data;
+	apply_cfg(a, cfg, &p);
+	a->alert_fn = fn;
+	a->alert_data = data;
+	a->mem = 0;
+	for (Host *h = a->lru_head; h != NULL; h = h->next) {
+		for (guint k = 0; k < HEUR_WIN_COUNT; k++) {
+			if (h->win[k] != NULL)
+				window_regeom(h->win[k], &old, &a->geom);
+		}
+		h->is_mta = (guint8)netset_contains(a->mtas, h->addr);
+		a->mem += host_mem(h);
+	}
+	enforce_caps(a, NULL);
+	return TRUE;
+}
+
+/* ---- queries ---- */
+
+void
+analyzer_get_stats(const Analyzer *a, AnalyzerStats *out)
+{
+	*out = a->st;
+	out->hosts_tracked = g_hash_table_size(a->hosts);
+	out->offenders_active = g_hash_table_size(a->offenders);
+	out->mem_bytes = a->mem;
+	out->mem_cap = a->cfg.mem_cap;
+	out->hosts_estimated = 0;
+	for (const Host *h = a->lru_head; h != NULL; h = h->next) {
+		for (guint k = 0; k < HEUR_WIN_COUNT; k++) {
+			if (h->win[k] != NULL && window_estimating(h->win[k])) {
+				out->hosts_estimated++;
+				break;
+			}
+		}
+	}
+}
+
+void
+analyzer_foreach_offender(Analyzer *a, AnalyzerOffenderFunc fn, gpointer user_data)
+{
+	GHashTableIter it;
+	gpointer key;
+	g_hash_table_iter_init(&it, a->offenders);
+	while (g_hash_table_iter_next(&it, &key, NULL)) {
+		const OffEntry *o = key;
+		if (o->sm.state != OFFENDER_ACTIVE)
+			continue;
+		AnalyzerOffender v;
+		memcpy(v.host, o->addr, 16);
+		v.reason = o->reason;
+		v.state = o->sm;
+		v.last = &o->last;
+		fn(&v, user_data);
+	}
+}
+
+guint
+analyzer_history_len(const Analyzer *a)
+{
+	return a->hist_n;
+}
+
+const AlertEvent *
+analyzer_history_get(const Analyzer *a, guint i)
+{
+	if (i >= a->hist_n)
+		return NULL;
+	return &a->history[(a->hist_head + a->hist_len - 1 - i) % a->hist_len];
+}
+
+gboolean
+analyzer_host_info(Analyzer *a, const guint8 addr[16], AnalyzerHostInfo *out)
+{
+	memset(out, 0, sizeof *out);
+	memcpy(out->addr, addr, 16);
+	out->is_mta = netset_contains(a->mtas, addr);
+	out->is_internal = netset_contains(a->internal, addr);
+	gboolean found = FALSE;
+	for (guint r = 0; r < REASON_COUNT; r++) {
+		if (off_lookup(a, addr, r) != NULL) {
+			out->offender_mask |= 1u << r;
+			found = TRUE;
+		}
+	}
+	Host *h = host_lookup(a, addr);
+	if (h == NULL)
+		return found;
+	out->last_seen_ms = h->last_ms;
+	out->sampling = h->sampling;
+	out->n_exporters = MIN(h->n_exporters, 2u);
+	memcpy(out->exporters, h->exporters, out->n_exporters * sizeof(guint32));
+	for (guint k = 0; k < HEUR_WIN_COUNT; k++) {
+		if (h->win[k] == NULL)
+			continue;
+		out->win[k].tracked = TRUE;
+		window_counts(h->win[k], &a->geom, a->now_ms, &out->win[k].counts);
+		out->win[k].n_top =
+			window_top(h->win[k], &a->geom, a->now_ms, out->win[k].top, WINDOW_TOP_MAX);
+	}
+	if (h->base != NULL) {
+		memcpy(out->baseline_median, h->base->median, sizeof out->baseline_median);
+		out->baseline_samples = h->base->n;
+	}
+	return TRUE;
+}
+
+gboolean
+analyzer_forget(Analyzer *a, const guint8 addr[16])
+{
+	gboolean found = FALSE;
+	for (guint r = 0; r < REASON_COUNT; r++) {
+		OffEntry *o = off_lookup(a, addr, r);
+		if (o != NULL) {
+			g_hash_table_remove(a->offenders, o);
+			found = TRUE;
+		}
+	}
+	Host *h = host_lookup(a, addr);
+	if (h != NULL) {
+		host_drop(a, h);
+		found = TRUE;
+	}
+	return found;
+}
+
+gsize
+analyzer_host_overhead(void)
+{
+	return HOST_COST;
+}
+
+gint64
+analyzer_now(const Analyzer *a)
+{
+	return a->now_ms;
+}
+
+/* ---- names ---- */
+
+const char *
+alert_kind_name(AlertKind k)
+{
+	static const char *const n[] = {"raised", "updated", "cleared"};
+	return (guint)k < G_N_ELEMENTS(n) ? n[k] : "unknown";
+}
+
+static const char *const reason_names[REASON_COUNT] = {
+	"smtp-fanout",     "smtp-blocked", "submission-fanout",
+	"lateral-smtp",    "mta-surge",    "auth-bruteforce",
+};
+
+const char *
+alert_reason_name(AlertReason r)
+{
+	return (guint)r < REASON_COUNT ? reason_names[r] : "unknown";
+}
+
+gboolean
+alert_reason_from_name(const char *name, AlertReason *out)
+{
+	for (guint r = 0; r < REASON_COUNT; r++) {
+		if (g_strcmp0(name, reason_names[r]) == 0) {
+			*out = (AlertReason)r;
+			return TRUE;
+		}
+	}
+	return FALSE;
+}
+
+const char *
+alert_severity_name(AlertSeverity s)
+{
+	static const char *const n[] = {"info", "notice", "warning", "critical"};
+	return (guint)s < G_N_ELEMENTS(n) ? n[s] : "unknown";
+}

@@ -1,0 +1,143 @@
+/* Analyzer: normalized flow records in, alert events out. Owns the network sets, the host
+ * table (capped, least-recently-seen eviction), the per-host windows, the offenders and a
+ * ring of recent events. Pure: no sockets, no main loop, no globals, no config files. */
+#pragma once
+
+#include <glib.h>
+
+#include "alert.h"
+#include "flow.h"
+#include "heuristics.h"
+#include "netset.h"
+#include "offender.h"
+#include "window.h"
+
+#define ANALYZER_ERROR analyzer_error_quark()
+GQuark analyzer_error_quark(void);
+typedef enum { ANALYZER_ERROR_INVALID } AnalyzerError;
+
+typedef struct {
+	gboolean enabled;
+	guint32 threshold[WINDOW_SPANS]; /* raise at metric >= threshold in that window (0 = off) */
+} HeuristicConfig;
+
+/* Every knob; analyzer_config_defaults() gives each its default and the reason for it.
+ * Strings are borrowed: the analyzer copies what it needs. */
+typedef struct {
+	/* networks and ports, as text lists (comma/space separated; see netset_add_list) */
+	const char *internal_nets;
+	const char *mail_servers; /* sanctioned MTAs, relays, smarthosts */
+	const char *smtp_ports;
+	const char *submission_ports;
+	const char *login_ports;
+
+	/* windows: one slice width, a short and a long window (in slices) */
+	gint64 slice_ms;
+	guint span_slices[WINDOW_SPANS];
+
+	/* caps */
+	guint exact_cap;   /* distinct destinations counted exactly per host window */
+	guint max_hosts;   /* tracked hosts */
+	guint64 mem_cap;   /* bytes for hosts and windows (estimated, see analyzer_mem) */
+	guint history_len; /* recent alert events kept for queries */
+
+	HeuristicConfig h[REASON_COUNT];
+	double blocked_share;          /* smtp-blocked: failed share of attempts */
+	guint32 blocked_min_attempts;  /* ... over at least this many attempts */
+	double surge_k;                /* mta-surge: k x median of the baseline */
+	guint surge_history;           /* baseline samples kept (one per short window) */
+	guint surge_min_samples;       /* samples before the baseline is trusted */
+	double surge_warmup_factor;    /* before that: threshold = floor x this */
+	guint32 auth_max_packets;      /* auth-bruteforce: a short connection, in packets */
+	guint64 auth_max_bytes;        /* ... and in bytes */
+
+	/* alert lifecycle */
+	double escalate_factor;
+	gint64 update_interval_ms;
+	double clear_level; /* fraction of the thresholds below which a host counts as quiet */
+	gint64 hold_ms;
+
+	/* events, emitted synchronously from analyzer_process()/analyzer_tick() */
+	AlertFunc alert_fn;
+	gpointer alert_data;
+} AnalyzerConfig;
+
+typedef struct {
+	guint64 flows_seen;
+	guint64 flows_relevant;  /* fed a window (forward, reverse or teardown records) */
+	guint64 flows_late;      /* receive time older than the host window's newest slice */
+	guint64 window_resets;   /* clock stepped back by more than a long window */
+	guint64 hosts_tracked;   /* now */
+	guint64 hosts_created;
+	guint64 hosts_evicted;   /* by the host or memory cap (least recently seen first) */
+	guint64 hosts_expired;   /* idle for longer than the long window */
+	guint64 hosts_estimated; /* now: hosts with a window in estimated mode */
+	guint64 estimate_switches;
+	guint64 offenders_active;
+	guint64 events[ALERT_KIND_COUNT];
+	guint64 events_by_reason[REASON_COUNT]; /* raised events */
+	guint64 mem_bytes;       /* estimate of bytes held by hosts and windows */
+	guint64 mem_cap;
+} AnalyzerStats;
+
+/* What the analyzer holds about one host (control socket `host ADDR`). */
+typedef struct {
+	guint8 addr[16];
+	gboolean is_mta;
+	gboolean is_internal;
+	gint64 last_seen_ms;
+	guint32 sampling;
+	guint n_exporters;
+	guint32 exporters[ALERT_EXPORTERS_MAX];
+	struct {
+		gboolean tracked;
+		WindowCounts counts;
+		guint n_top;
+		WindowTop top[WINDOW_TOP_MAX];
+	} win[HEUR_WIN_COUNT];
+	guint32 baseline_median[WINDOW_SPANS]; /* mta-surge baseline (MTAs) */
+	guint baseline_samples;
+	guint32 offender_mask; /* 1 << AlertReason for each active offender */
+} AnalyzerHostInfo;
+
+/* An active offender (control socket `offenders`). */
+typedef struct {
+	guint8 host[16];
+	AlertReason reason;
+	Offender state;
+	const AlertEvent *last; /* the last event emitted for it; valid during the callback */
+} AnalyzerOffender;
+typedef void (*AnalyzerOffenderFunc)(const AnalyzerOffender *o, gpointer user_data);
+
+typedef struct Analyzer Analyzer;
+
+void analyzer_config_defaults(AnalyzerConfig *cfg);
+Analyzer *analyzer_new(const AnalyzerConfig *cfg, GError **error);
+void analyzer_free(Analyzer *a);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Analyzer, analyzer_free)
+
+/* Process a batch. Events for thresholds crossed by a flow are emitted before the next flow
+ * is looked at. Also runs analyzer_tick() whenever the clock has moved on by a slice. */
+void analyzer_process(Analyzer *a, const Flow *flows, guint n);
+/* Clear offenders that stayed quiet for the hold time, emit rate-limited updates that are
+ * due, drop idle hosts. Call it when no flows arrive (e.g. once a slice from a timer). */
+void analyzer_tick(Analyzer *a, gint64 now_ms);
+/* New networks/thresholds/caps; window state, offenders and baselines are kept (a changed
+ * slice width restarts the windows). The alert callback is not changed. On error nothing
+ * changes. */
+G_GNUC_WARN_UNUSED_RESULT gboolean analyzer_reconfigure(Analyzer *a, const AnalyzerConfig *cfg,
+							  GError **error);
+
+void analyzer_get_stats(const Analyzer *a, AnalyzerStats *out);
+void analyzer_foreach_offender(Analyzer *a, AnalyzerOffenderFunc fn, gpointer user_data);
+/* Recent events, newest first: index 0 .. analyzer_history_len()-1; NULL past the end. */
+guint analyzer_history_len(const Analyzer *a);
+const AlertEvent *analyzer_history_get(const Analyzer *a, guint i);
+/* Everything held about a host; FALSE if neither tracked nor an offender. */
+gboolean analyzer_host_info(Analyzer *a, const guint8 addr[16], AnalyzerHostInfo *out);
+/* Drop the host's windows, baseline and offenders (no cleared event is emitted: the admin
+ * asked for it). FALSE when nothing was held. */
+gboolean analyzer_forget(Analyzer *a, const guint8 addr[16]);
+/* Bytes per tracked host as used by the memory estimate (without destinations). */
+gsize analyzer_host_overhead(void);
+gint64 analyzer_now(const Analyzer *a);

@@ -1,0 +1,191 @@
+/* The spam-bot heuristics as pure functions: flow -> (host, window kind, attempt/failed or
+ * answer) classification, and window counts -> level and raise decision per reason. The
+ * analyzer owns state; nothing here keeps any. */
+#include "heuristics.h"
+
+#include <stdlib.h>
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_PSH 0x08
+#define TCP_ACK 0x10
+
+gboolean
+portset_parse(PortSet *ps, const char *list, GError **error)
+{
+	g_auto(GStrv) toks = g_strsplit_set(list ? list : "", ", ;\t", -1);
+	PortSet tmp;
+	memset(&tmp, 0, sizeof tmp);
+	for (guint i = 0; toks[i] != NULL; i++) {
+		guint64 v;
+		char *t = g_strstrip(toks[i]);
+		if (*t == '\0')
+			continue;
+		if (!g_ascii_string_to_unsigned(t, 10, 1, 65535, &v, NULL)) {
+			g_set_error(error, NETSET_ERROR, NETSET_ERROR_INVALID, "bad port '%s'", t);
+			return FALSE;
+		}
+		tmp.bits[v >> 3] |= (guint8)(1u << (v & 7));
+	}
+	*ps = tmp;
+	return TRUE;
+}
+
+gboolean
+heuristics_attempt_failed(const Flow *f)
+{
+	if ((f->has & FLOW_HAS_FW_EVENT) && f->fw_event == FW_EVENT_DENIED)
+		return TRUE;
+	if (!(f->has & FLOW_HAS_TCP_FLAGS))
+		return FALSE;
+	guint8 fl = f->tcp_flags;
+	if ((fl & TCP_SYN) && !(fl & TCP_ACK))
+		return TRUE;
+	if ((fl & TCP_RST) && !(fl & TCP_PSH))
+		return TRUE;
+	return FALSE;
+}
+
+static gboolean
+reverse_answered(const Flow *f)
+{
+	if (!(f->has & FLOW_HAS_TCP_FLAGS))
+		return f->packets > 0 || !(f->has & FLOW_HAS_PACKETS);
+	guint8 fl = f->tcp_flags;
+	if ((fl & TCP_RST) && !(fl & TCP_PSH))
+		return FALSE; /* refused */
+	return (fl & TCP_ACK) != 0;
+}
+
+/* Rules, with "external" = neither internal nor a sanctioned MTA:
+ *   dport SMTP, src internal, dst external          -> SMTP_EXT for src (MTA: surge only)
+ *   dport SMTP, src internal non-MTA, dst internal non-MTA -> SMTP_INT (lateral) for src
+ *   dport submission, src internal non-MTA, dst external    -> SUBMIT for src
+ *   dport login, src external, dst internal or MTA, short   -> AUTH for src
+ *   sport in any of those sets towards an internal dst      -> REVERSE for dst
+ * Only the initiator direction counts (dport in the set); a record whose sport is also in
+ * the set is ambiguous and read as forward. Firewall DELETED/UPDATE/ALERT events describe
+ * an already counted session and are not new attempts. */
+void
+heuristics_classify(const HeurClassifier *hc, const Flow *f, HeurClass *out)
+{
+	memset(out, 0, sizeof *out);
+	out->dir = HEUR_IGNORE;
+	if (f->proto != 6)
+		return;
+	gboolean smtp = portset_has(&hc->smtp, f->dport);
+	gboolean sub = portset_has(&hc->submit, f->dport);
+	gboolean login = portset_has(&hc->login, f->dport);
+
+	if (smtp || sub || login) {
+		gboolean src_int = netset_contains(hc->internal, f->src);
+		gboolean src_mta = netset_contains(hc->mtas, f->src);
+		gboolean dst_int = netset_contains(hc->internal, f->dst);
+		gboolean dst_mta = netset_contains(hc->mtas, f->dst);
+		gboolean dst_ext = !dst_int && !dst_mta;
+		HeurDir dir = HEUR_FORWARD;
+		if ((f->has & FLOW_HAS_FW_EVENT) && f->fw_event != FW_EVENT_NONE &&
+		    f->fw_event != FW_EVENT_CREATED && f->fw_event != FW_EVENT_DENIED)
+			dir = HEUR_FLOW_ONLY;
+		out->host = f->src;
+		out->peer = f->dst;
+		out->host_is_mta = src_mta;
+		if (smtp && src_int && dst_ext && hc->win_enabled[HEUR_WIN_SMTP_EXT]) {
+			out->win = HEUR_WIN_SMTP_EXT;
+		} else if (smtp && src_int && !src_mta && dst_int && !dst_mta &&
+			   hc->win_enabled[HEUR_WIN_SMTP_INT]) {
+			out->win = HEUR_WIN_SMTP_INT;
+		} else if (sub && src_int && !src_mta && dst_ext &&
+			   hc->win_enabled[HEUR_WIN_SUBMIT]) {
+			out->win = HEUR_WIN_SUBMIT;
+		} else if (login && !src_int && !src_mta && (dst_int || dst_mta) &&
+			   hc->win_enabled[HEUR_WIN_AUTH]) {
+			if ((f->has & FLOW_HAS_PACKETS) && hc->auth_max_packets > 0 &&
+			    f->packets > hc->auth_max_packets)
+				return; /* a long session: a real client, not a guess */
+			if ((f->has & FLOW_HAS_BYTES) && hc->auth_max_bytes > 0 &&
+			    f->bytes > hc->auth_max_bytes)
+				return;
+			out->win = HEUR_WIN_AUTH;
+		} else {
+			goto reverse;
+		}
+		out->dir = dir;
+		out->failed = dir == HEUR_FORWARD && heuristics_attempt_failed(f);
+		return;
+	}
+reverse:
+	/* the answer of a session whose initiator is internal (or, for login ports, external) */
+	if (portset_has(&hc->smtp, f->sport) || portset_has(&hc->submit, f->sport)) {
+		if (!netset_contains(hc->internal, f->dst) || !reverse_answered(f))
+			return;
+		gboolean src_int = netset_contains(hc->internal, f->src) ||
+				   netset_contains(hc->mtas, f->src);
+		out->dir = HEUR_REVERSE;
+		out->host = f->dst;
+		out->peer = f->src;
+		if (portset_has(&hc->smtp, f->sport))
+			out->win = src_int ? HEUR_WIN_SMTP_INT : HEUR_WIN_SMTP_EXT;
+		else
+			out->win = HEUR_WIN_SUBMIT;
+	}
+}
+
+HeurWin
+heuristics_reason_win(AlertReason r)
+{
+	switch (r) {
+	case REASON_SMTP_FANOUT:
+	case REASON_SMTP_BLOCKED:
+	case REASON_MTA_SURGE:
+		return HEUR_WIN_SMTP_EXT;
+	case REASON_SUBMISSION_FANOUT:
+		return HEUR_WIN_SUBMIT;
+	case REASON_LATERAL_SMTP:
+		return HEUR_WIN_SMTP_INT;
+	case REASON_AUTH_BRUTEFORCE:
+	default:
+		return HEUR_WIN_AUTH;
+	}
+}
+
+guint32
+heuristics_metric(AlertReason r, const WindowSpanCounts *c)
+{
+	return r == REASON_AUTH_BRUTEFORCE ? c->attempts : c->distinct;
+}
+
+double
+heuristics_level(AlertReason r, const WindowCounts *c, const guint32 thr[WINDOW_SPANS],
+		 guint *trigger)
+{
+	double best = 0;
+	guint bi = 0;
+	for (guint k = 0; k < WINDOW_SPANS; k++) {
+		if (thr[k] == 0)
+			continue;
+		double l = (double)heuristics_metric(r, &c->span[k]) / thr[k];
+		if (l > best) {
+			best = l;
+			bi = k;
+		}
+	}
+	if (trigger != NULL)
+		*trigger = bi;
+	return best;
+}
+
+gboolean
+heuristics_crossed(AlertReason r, double level, const WindowCounts *c, double blocked_share,
+		   guint32 blocked_min_attempts)
+{
+	if (level < 1.0)
+		return FALSE;
+	if (r != REASON_SMTP_FANOUT && r != REASON_SMTP_BLOCKED)
+		return TRUE;
+	const WindowSpanCounts *l = &c->span[WINDOW_LONG];
+	gboolean blocked = l->attempts >= blocked_min_attempts && l->attempts > 0 &&
+			   (double)l->failed >= blocked_share * l->attempts;
+	return r == REASON_SMTP_BLOCKED ? blocked : !blocked;
+}

@@ -1,0 +1,77 @@
+/* Heuristics: which window (if any) a flow feeds, whether an attempt failed, and how window
+ * counts turn into a level and a raise decision per reason code. Pure functions. */
+#pragma once
+
+#include <glib.h>
+
+#include "alert.h"
+#include "flow.h"
+#include "netset.h"
+#include "window.h"
+
+/* The kinds of traffic a host is tracked for; one Window per (host, kind). */
+typedef enum {
+	HEUR_WIN_SMTP_EXT = 0, /* internal -> external, SMTP ports: fanout, blocked, mta-surge */
+	HEUR_WIN_SMTP_INT,     /* internal -> internal, SMTP ports: lateral-smtp */
+	HEUR_WIN_SUBMIT,       /* internal -> external, submission ports: submission-fanout */
+	HEUR_WIN_AUTH,         /* external -> internal mail server, login ports: auth-bruteforce */
+	HEUR_WIN_COUNT
+} HeurWin;
+
+typedef struct {
+	guint8 bits[65536 / 8];
+} PortSet;
+
+G_GNUC_WARN_UNUSED_RESULT gboolean portset_parse(PortSet *ps, const char *list, GError **error);
+static inline gboolean
+portset_has(const PortSet *ps, guint16 port)
+{
+	return (ps->bits[port >> 3] >> (port & 7)) & 1;
+}
+
+typedef struct {
+	const NetSet *internal;
+	const NetSet *mtas;
+	PortSet smtp, submit, login;
+	gboolean win_enabled[HEUR_WIN_COUNT];
+	guint32 auth_max_packets; /* a "short" login connection: at most this many packets */
+	guint64 auth_max_bytes;   /* ... and at most this many bytes (when exported) */
+} HeurClassifier;
+
+typedef enum {
+	HEUR_IGNORE = 0,
+	HEUR_FORWARD, /* initiator-direction record: counts for `host` */
+	HEUR_REVERSE, /* the answer direction of a tracked session: marks `peer` as answered */
+	HEUR_FLOW_ONLY, /* a record of a counted session that is not a new attempt (fw teardown) */
+} HeurDir;
+
+typedef struct {
+	HeurDir dir;
+	HeurWin win;
+	const guint8 *host; /* the tracked host (the initiator; for HEUR_REVERSE the flow's dst) */
+	const guint8 *peer; /* the other end */
+	gboolean failed;    /* forward: the attempt failed */
+	gboolean host_is_mta;
+} HeurClass;
+
+/* Classify one flow (see heuristics.c for the rules). */
+void heuristics_classify(const HeurClassifier *hc, const Flow *f, HeurClass *out);
+/* A forward attempt failed: firewall deny; or TCP flags exported and SYN without ACK, or
+ * RST without any PSH (reset before any data). Unknown flags and no firewall event: not
+ * failed (no evidence either way; a reverse record may still show the answer). */
+gboolean heuristics_attempt_failed(const Flow *f);
+
+/* The window a reason reads. */
+HeurWin heuristics_reason_win(AlertReason r);
+/* The reason's metric in one window: distinct destinations, or for auth-bruteforce the
+ * number of short connections (attempts). */
+guint32 heuristics_metric(AlertReason r, const WindowSpanCounts *c);
+/* max over windows of metric / threshold (a threshold of 0 disables that window);
+ * *trigger = the window with the highest ratio. */
+double heuristics_level(AlertReason r, const WindowCounts *c, const guint32 thr[WINDOW_SPANS],
+			guint *trigger);
+/* Whether a raise condition holds at this level. smtp-fanout and smtp-blocked split the same
+ * traffic by the long window's failed share: blocked when share >= blocked_share and at
+ * least blocked_min_attempts attempts, fanout otherwise. */
+gboolean heuristics_crossed(AlertReason r, double level, const WindowCounts *c,
+			    double blocked_share, guint32 blocked_min_attempts);

@@ -1,0 +1,308 @@
+/* Prefix sets with longest-prefix match for the analyzer's network classification
+ * (internal networks, sanctioned mail servers). A path-compressed binary radix tree over
+ * 128-bit keys: a lookup visits at most one node per distinct prefix length on the path,
+ * never a list of prefixes. IPv4 is stored IPv4-mapped so one tree serves both families. */
+#include "netset.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+
+typedef struct Node Node;
+struct Node {
+	guint8 key[16]; /* bits past plen are zero */
+	guint8 plen;    /* 0..128 */
+	gboolean has_value;
+	guint32 value;
+	Node *child[2];
+};
+
+struct NetSet {
+	Node *root;
+	guint n_prefixes;
+	guint n_nodes;
+};
+
+static inline guint
+key_bit(const guint8 *k, guint i)
+{
+	return (k[i >> 3] >> (7 - (i & 7))) & 1;
+}
+
+/* Number of leading bits a and b share, at most max. */
+static guint
+common_bits(const guint8 *a, const guint8 *b, guint max)
+{
+	guint n = 0;
+	for (guint i = 0; i < 16 && n < max; i++) {
+		guint8 x = a[i] ^ b[i];
+		if (x == 0) {
+			n += 8;
+			continue;
+		}
+		n += (guint)__builtin_clz((unsigned)x) - 24;
+		break;
+	}
+	return MIN(n, max);
+}
+
+static void
+mask_key(guint8 out[16], const guint8 in[16], guint plen)
+{
+	for (guint i = 0; i < 16; i++) {
+		guint bits = plen > i * 8 ? MIN(plen - i * 8, 8u) : 0;
+		out[i] = bits == 0 ? 0 : (guint8)(in[i] & (0xffu << (8 - bits)));
+	}
+}
+
+static Node *
+node_new(NetSet *set, const guint8 key[16], guint plen)
+{
+	Node *n = g_new0(Node, 1);
+	mask_key(n->key, key, plen);
+	n->plen = (guint8)plen;
+	set->n_nodes++;
+	return n;
+}
+
+G_DEFINE_QUARK(netset-error-quark, netset_error)
+
+NetSet *
+netset_new(void)
+{
+	return g_new0(NetSet, 1);
+}
+
+static void
+node_free(Node *n)
+{
+	if (n == NULL)
+		return;
+	node_free(n->child[0]);
+	node_free(n->child[1]);
+	g_free(n);
+}
+
+void
+netset_free(NetSet *set)
+{
+	if (set == NULL)
+		return;
+	node_free(set->root);
+	g_free(set);
+}
+
+gboolean
+netset_insert(NetSet *set, const guint8 prefix[16], guint plen, guint32 value, GError **error)
+{
+	guint8 key[16];
+	if (plen > 128) {
+		g_set_error(error, NETSET_ERROR, NETSET_ERROR_INVALID,
+			    "bad prefix length %u", plen);
+		return FALSE;
+	}
+	mask_key(key, prefix, plen);
+	if (memcmp(key, prefix, 16) != 0) {
+		g_set_error(error, NETSET_ERROR, NETSET_ERROR_INVALID,
+			    "prefix has host bits set past /%u", plen);
+		return FALSE;
+	}
+	Node **pp = &set->root;
+	while (*pp != NULL) {
+		Node *n = *pp;
+		guint common = common_bits(n->key, key, MIN((guint)n->plen, plen));
+		if (common < n->plen) {
+			if (common == plen) {
+				/* the new prefix is an ancestor of n */
+				Node *a = node_new(set, key, plen);
+				a->has_value = TRUE;
+				a->value = value;
+				a->child[key_bit(n->key, plen)] = n;
+				*pp = a;
+				set->n_prefixes++;
+				return TRUE;
+			}
+			/* diverge at bit `common`: a valueless glue node holds both */
+			Node *glue = node_new(set, key, common);
+			Node *leaf = node_new(set, key, plen);
+			leaf->has_value = TRUE;
+			leaf->value = value;
+			glue->child[key_bit(key, common)] = leaf;
+			glue->child[key_bit(n->key, common)] = n;
+			*pp = glue;
+			set->n_prefixes++;
+			return TRUE;
+		}
+		if (n->plen == plen) {
+			if (!n->has_value)
+				set->n_prefixes++;
+			n->has_value = TRUE;
+			n->value = value;
+			return TRUE;
+		}
+		pp = &n->child[key_bit(key, n->plen)];
+	}
+	Node *leaf = node_new(set, key, plen);
+	leaf->has_value = TRUE;
+	leaf->value = value;
+	*pp = leaf;
+	set->n_prefixes++;
+	return TRUE;
+}
+
+gboolean
+netset_lookup(const NetSet *set, const guint8 addr[16], NetSetMatch *m)
+{
+	const Node *best = NULL;
+	const Node *n = set ? set->root : NULL;
+	while (n != NULL) {
+		if (common_bits(n->key, addr, n->plen) < n->plen)
+			break;
+		if (n->has_value)
+			best = n;
+		if (n->plen >= 128)
+			break;
+		n = n->child[key_bit(addr, n->plen)];
+	}
+	if (best == NULL)
+		return FALSE;
+	if (m != NULL) {
+		memcpy(m->prefix, best->key, 16);
+		m->plen = best->plen;
+		m->value = best->value;
+	}
+	return TRUE;
+}
+
+gboolean
+netset_parse_prefix(const char *text, guint8 prefix[16], guint *plen, GError **error)
+{
+	g_autofree char *s = g_strstrip(g_strdup(text));
+	char *slash = strchr(s, '/');
+	guint max, len;
+	guint8 v4[4];
+
+	if (slash != NULL)
+		*slash = '\0';
+	if (inet_pton(AF_INET, s, v4) == 1) {
+		memset(prefix, 0, 10);
+		prefix[10] = prefix[11] = 0xff;
+		memcpy(prefix + 12, v4, 4);
+		max = 32;
+	} else if (inet_pton(AF_INET6, s, prefix) == 1) {
+		max = 128;
+	} else {
+		g_set_error(error, NETSET_ERROR, NETSET_ERROR_INVALID,
+			    "bad prefix '%s': not an address", text);
+		return FALSE;
+	}
+	len = max;
+	if (slash != NULL) {
+		guint64 v;
+		if (!g_ascii_string_to_unsigned(slash + 1, 10, 0, max, &v, NULL)) {
+			g_set_error(error, NETSET_ERROR, NETSET_ERROR_INVALID,
+				    "bad prefix '%s': length must be 0..%u", text, max);
+			return FALSE;
+		}
+		len = (guint)v;
+	}
+	if (max == 32)
+		len += 96;
+	guint8 masked[16];
+	mask_key(masked, prefix, len);
+	if (memcmp(masked, prefix, 16) != 0) {
+		g_set_error(error, NETSET_ERROR, NETSET_ERROR_INVALID,
+			    "bad prefix '%s': host bits set past the prefix length", text);
+		return FALSE;
+	}
+	*plen = len;
+	return TRUE;
+}
+
+gboolean
+netset_add(NetSet *set, const char *text, guint32 value, GError **error)
+{
+	guint8 p[16];
+	guint plen;
+	if (!netset_parse_prefix(text, p, &plen, error))
+		return FALSE;
+	return netset_insert(set, p, plen, value, error);
+}
+
+gboolean
+netset_add_list(NetSet *set, const char *list, guint32 value, GError **error)
+{
+	g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(g_free);
+	g_auto(GStrv) lines = g_strsplit(list ? list : "", "\n", -1);
+	guint8 p[16];
+	guint plen;
+
+	for (guint i = 0; lines[i] != NULL; i++) {
+		char *hash = strchr(lines[i], '#');
+		if (hash != NULL)
+			*hash = '\0';
+		g_auto(GStrv) toks = g_strsplit_set(lines[i], ", ;\t\r", -1);
+		for (guint j = 0; toks[j] != NULL; j++) {
+			if (toks[j][0] == '\0')
+				continue;
+			/* validate everything before changing the set */
+			if (!netset_parse_prefix(toks[j], p, &plen, error))
+				return FALSE;
+			g_ptr_array_add(items, g_strdup(toks[j]));
+		}
+	}
+	for (guint i = 0; i < items->len; i++) {
+		if (!netset_add(set, g_ptr_array_index(items, i), value, error))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+NetSet *
+netset_new_from_list(const char *list, GError **error)
+{
+	g_autoptr(NetSet) set = netset_new();
+	if (!netset_add_list(set, list, 1, error))
+		return NULL;
+	return g_steal_pointer(&set);
+}
+
+guint
+netset_size(const NetSet *set)
+{
+	return set ? set->n_prefixes : 0;
+}
+
+gsize
+netset_mem(const NetSet *set)
+{
+	return set ? sizeof *set + (gsize)set->n_nodes * sizeof(Node) : 0;
+}
+
+static void
+node_foreach(const Node *n, NetSetFunc fn, gpointer user_data)
+{
+	if (n == NULL)
+		return;
+	if (n->has_value) {
+		static const guint8 mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+		char buf[INET6_ADDRSTRLEN + 8];
+		char out[INET6_ADDRSTRLEN + 16];
+		if (n->plen >= 96 && memcmp(n->key, mapped, 12) == 0) {
+			inet_ntop(AF_INET, n->key + 12, buf, sizeof buf);
+			g_snprintf(out, sizeof out, "%s/%u", buf, n->plen - 96u);
+		} else {
+			inet_ntop(AF_INET6, n->key, buf, sizeof buf);
+			g_snprintf(out, sizeof out, "%s/%u", buf, (guint)n->plen);
+		}
+		fn(out, n->value, user_data);
+	}
+	node_foreach(n->child[0], fn, user_data);
+	node_foreach(n->child[1], fn, user_data);
+}
+
+void
+netset_foreach(const NetSet *set, NetSetFunc fn, gpointer user_data)
+{
+	if (set != NULL)
+		node_foreach(set->root, fn, user_data);
+}

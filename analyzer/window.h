@@ -1,0 +1,92 @@
+/* Window: distinct destinations of one tracked host for one kind of traffic, over sliding
+ * windows made of time slices (e.g. 10 and 60 one-minute slices). Truly sliding: a count
+ * always covers the last N slices ending at "now", never fixed blocks. */
+#pragma once
+
+#include <glib.h>
+
+#define WINDOW_SPANS 2 /* span 0 = short window, span 1 = long window */
+enum { WINDOW_SHORT = 0, WINDOW_LONG = 1 };
+#define WINDOW_MAX_SLICES 1440 /* longest window, in slices */
+#define WINDOW_TOP_MAX 10
+
+/* Estimated mode: HyperLogLog with 2^10 one-byte registers per slice, merged (max) over a
+ * window's slices. Standard error 1.04/sqrt(1024) = 3.25%; an estimate is within 10%
+ * (about 3 standard errors) of the true count with probability > 99.7%, which is the bound
+ * the unit test holds over many seeds. */
+#define WINDOW_HLL_P 10
+#define WINDOW_HLL_M (1u << WINDOW_HLL_P)
+#define WINDOW_HLL_REL_ERROR 0.0325
+#define WINDOW_HLL_BOUND 0.10
+
+/* Geometry shared by all windows of one kind; passed in, not stored per window, so a host
+ * costs no bytes for it and a reconfiguration applies to kept state at once. */
+typedef struct {
+	gint64 slice_ms;               /* width of a slice (>= 1000) */
+	guint span[WINDOW_SPANS];      /* window lengths in slices, 1 <= span[0] <= span[1] */
+	guint exact_cap;               /* distinct destinations held exactly before estimating */
+} WindowGeom;
+
+typedef struct {
+	guint32 distinct;   /* distinct destinations sighted in the window */
+	gboolean estimated; /* TRUE: distinct is a HyperLogLog estimate (see bound above) */
+	guint32 flows;      /* records added (attempts plus records that are not attempts) */
+	guint32 attempts;   /* initiator-direction connection attempts */
+	guint32 failed;     /* attempts judged failed */
+} WindowSpanCounts;
+
+typedef struct {
+	WindowSpanCounts span[WINDOW_SPANS];
+	gint64 first_ms; /* first record since the window was last empty */
+	gint64 last_ms;  /* newest record */
+} WindowCounts;
+
+typedef struct {
+	guint8 addr[16];
+	guint32 count; /* attempts to addr while it stayed in the long window (an upper bound in
+			  estimated mode: space-saving sketch, over-count at most `error`) */
+	guint32 error;
+} WindowTop;
+
+/* window_add() result bits, for the caller's counters. */
+enum {
+	WINDOW_ADD_NEW_DEST = 1u << 0, /* first sighting of dst in the long window */
+	WINDOW_ADD_LATE = 1u << 1,     /* time older than the newest slice: counted in the newest */
+	WINDOW_ADD_RESET = 1u << 2,    /* time jumped back more than the long window: state dropped */
+	WINDOW_ADD_ESTIMATING = 1u << 3, /* this add switched the window to estimated mode */
+};
+
+typedef struct Window Window;
+
+Window *window_new(void);
+void window_free(Window *w);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Window, window_free)
+
+/* Record one flow at time t_ms towards dst. `attempt`: an initiator-direction connection
+ * attempt (only attempts count as destinations); `failed`: the attempt failed.
+ *
+ * Time: slices are t_ms / slice_ms. A newer slice expires what left the long window (gaps of
+ * any length are fine: a jump of an hour simply expires everything). A time older than the
+ * newest slice (a clock stepped back, late datagrams) is counted in the newest slice, so
+ * counts never go negative and nothing expires early; if it is older by a whole long
+ * window or more, the clock is taken to have been reset and the window starts afresh. */
+guint window_add(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16],
+		 gboolean attempt, gboolean failed);
+/* A reverse-direction record from dst showed the session was accepted. */
+void window_answer(Window *w, const WindowGeom *g, const guint8 dst[16]);
+
+/* Counts of the windows ending at now_ms (or at the newest slice if that is later). */
+void window_counts(Window *w, const WindowGeom *g, gint64 now_ms, WindowCounts *out);
+/* Up to max (<= WINDOW_TOP_MAX) top destinations of the long window, most attempts first. */
+guint window_top(const Window *w, const WindowGeom *g, gint64 now_ms, WindowTop *out, guint max);
+/* Distinct destinations of the long window that answered (exact mode; 0 when estimating). */
+guint32 window_answered(const Window *w, const WindowGeom *g, gint64 now_ms);
+/* Drop slices and destinations that left the long window; TRUE when nothing is left. */
+gboolean window_expire(Window *w, const WindowGeom *g, gint64 now_ms);
+/* A new geometry: kept slices stay when slice_ms is unchanged, else the window restarts. */
+void window_regeom(Window *w, const WindowGeom *old_g, const WindowGeom *g);
+gboolean window_estimating(const Window *w);
+gint64 window_last_ms(const Window *w);
+/* Bytes held by the window: structure, arrays, and WINDOW_ALLOC_OVERHEAD per allocation. */
+#define WINDOW_ALLOC_OVERHEAD 16
+gsize window_mem(const Window *w);

@@ -1,0 +1,55 @@
+/* spamflowd configuration: one INI file (GKeyFile), every key with an embedded default so no
+ * file is needed. Keys are described by one table in config.c; adding a key is one row there
+ * plus a field here. Unknown sections and keys are errors: a typo must not go unnoticed. */
+#pragma once
+
+#include "collector.h"
+
+#include <glib.h>
+
+typedef enum {
+	CONFIG_LOG_ERROR,
+	CONFIG_LOG_CRITICAL,
+	CONFIG_LOG_WARNING,
+	CONFIG_LOG_MESSAGE,
+	CONFIG_LOG_INFO,
+	CONFIG_LOG_DEBUG,
+} ConfigLogLevel;
+
+typedef struct {
+	/* [collector] */
+	char **listen;	/* "addr:port" list, NULL-terminated */
+	guint64 rcvbuf; /* socket receive buffer, bytes */
+	CollectorConfig collector;
+	/* [daemon] */
+	guint log_level;	/* ConfigLogLevel: messages above it are not logged */
+	guint stats_interval_s; /* live counter lines every N seconds; 0 = off */
+} Config;
+
+#define CONFIG_ERROR (config_error_quark())
+GQuark config_error_quark(void);
+typedef enum {
+	CONFIG_ERROR_FILE,	/* cannot read the file */
+	CONFIG_ERROR_SYNTAX,	/* not INI */
+	CONFIG_ERROR_UNKNOWN,	/* unknown section or key */
+	CONFIG_ERROR_VALUE,	/* a value that does not parse or is out of range */
+	CONFIG_ERROR_DUPLICATE, /* a key set twice in its section */
+} ConfigError;
+
+/* Every key at its default. */
+Config *config_new(void);
+/* Defaults, overridden by the keys in the file. Errors name the file, line, section and
+ * key: "/etc/spamflow.conf:12: [collector] rcvbuf: 'abc' is not a number". */
+Config *config_new_from_file(const char *path, GError **error) G_GNUC_WARN_UNUSED_RESULT;
+/* The same from text in memory; name stands for the file name in errors. */
+Config *config_new_from_data(const char *data, gssize len, const char *name,
+			     GError **error) G_GNUC_WARN_UNUSED_RESULT;
+void config_free(Config *cfg);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Config, config_free)
+
+/* Every key with its current value, as an INI file that loads back to the same Config. */
+char *config_to_string(const Config *cfg);
+
+const char *config_log_level_name(guint level);
+/* The GLogLevelFlags at or above the configured level (errors always pass). */
+GLogLevelFlags config_log_mask(const Config *cfg);

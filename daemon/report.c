@@ -1,0 +1,379 @@
+/* Renders the collector's counters: a text table (one row per exporter session) for people,
+ * one JSON document for scripts, and the live daemon's periodic log lines. Every counter
+ * struct is described by a field table below, so a counter added to a struct is exported by
+ * adding one row, in every output at once. */
+#include "report.h"
+
+#include <arpa/inet.h>
+#include <stddef.h>
+#include <string.h>
+
+typedef enum { F_U64, F_U32, F_I64, F_U8, F_BOOL } FieldKind;
+
+typedef struct {
+	const char *name;
+	gsize off;
+	FieldKind kind;
+} Field;
+
+/* clang-format off */
+#define SS(f, k) {#f, offsetof(SessionStats, f), k}
+#define CT(f) {#f, offsetof(CollectorTotals, f), F_U64}
+#define RS(f) {#f, offsetof(ReplayStats, f), F_U64}
+#define LS(f) {#f, offsetof(ListenerStats, f), F_U64}
+/* clang-format on */
+/* SessionStats by name, malformed[] apart (an object keyed by malformed_name()). */
+static const Field session_fields[] = {
+    SS(version, F_U8),
+    SS(datagrams, F_U64),
+    SS(bytes, F_U64),
+    SS(records, F_U64),
+    SS(options_records, F_U64),
+    SS(template_records, F_U64),
+    SS(no_template_sets, F_U64),
+    SS(no_template_bytes, F_U64),
+    SS(templates_refused, F_U64),
+    SS(templates_withdrawn, F_U64),
+    SS(templates_expired, F_U64),
+    SS(seq_lost, F_U64),
+    SS(seq_resets, F_U64),
+    SS(sets_skipped, F_U64),
+    SS(templates_active, F_U32),
+    SS(sampling, F_U32),
+    SS(first_seen_ms, F_I64),
+    SS(last_seen_ms, F_I64),
+    SS(seq_init, F_BOOL),
+};
+
+static const Field totals_fields[] = {
+    CT(datagrams),	   CT(bytes),		CT(records), CT(bad_version), CT(exporters_refused),
+    CT(exporters_expired), CT(domains_refused),
+};
+
+static const Field replay_fields[] = {
+    RS(packets),   RS(datagrams), RS(not_ip),	   RS(non_udp),
+    RS(fragments), RS(truncated), RS(bad_headers), RS(read_errors),
+};
+
+static const Field listener_fields[] = {
+    LS(datagrams), LS(bytes), LS(recv_errors), LS(kernel_drops), LS(truncated), LS(batches),
+};
+
+static void
+append_field(GString *out, const void *base, const Field *f)
+{
+	const guint8 *p = (const guint8 *)base + f->off;
+
+	switch (f->kind) {
+	case F_U64:
+		g_string_append_printf(out, "%" G_GUINT64_FORMAT, *(const guint64 *)p);
+		break;
+	case F_U32:
+		g_string_append_printf(out, "%u", *(const guint32 *)p);
+		break;
+	case F_I64:
+		g_string_append_printf(out, "%" G_GINT64_FORMAT, *(const gint64 *)p);
+		break;
+	case F_U8:
+		g_string_append_printf(out, "%u", *p);
+		break;
+	case F_BOOL:
+		g_string_append(out, *(const gboolean *)p ? "true" : "false");
+		break;
+	}
+}
+
+/* "name=value name=value" */
+static void
+append_kv(GString *out, const void *base, const Field *fields, gsize n)
+{
+	for (gsize i = 0; i < n; i++) {
+		g_string_append_printf(out, "%s%s=", i > 0 ? " " : "", fields[i].name);
+		append_field(out, base, &fields[i]);
+	}
+}
+
+/* "\"name\":value,..." without braces */
+static void
+append_json_fields(GString *out, const void *base, const Field *fields, gsize n)
+{
+	for (gsize i = 0; i < n; i++) {
+		if (i > 0)
+			g_string_append_c(out, ',');
+		report_json_string(out, fields[i].name);
+		g_string_append_c(out, ':');
+		append_field(out, base, &fields[i]);
+	}
+}
+
+void
+report_json_string(GString *out, const char *s)
+{
+	g_string_append_c(out, '"');
+	for (const guchar *p = (const guchar *)s; *p != '\0'; p++) {
+		switch (*p) {
+		case '"':
+			g_string_append(out, "\\\"");
+			break;
+		case '\\':
+			g_string_append(out, "\\\\");
+			break;
+		case '\n':
+			g_string_append(out, "\\n");
+			break;
+		case '\r':
+			g_string_append(out, "\\r");
+			break;
+		case '\t':
+			g_string_append(out, "\\t");
+			break;
+		default:
+			if (*p < 0x20 || *p == 0x7f)
+				g_string_append_printf(out, "\\u%04x", *p);
+			else
+				g_string_append_c(out, (char)*p);
+		}
+	}
+	g_string_append_c(out, '"');
+}
+
+char *
+report_endpoint(const guint8 addr[16], guint16 port)
+{
+	char buf[INET6_ADDRSTRLEN];
+
+	flow_addr_str(addr, buf, sizeof buf);
+	if (flow_addr_is_v4(addr))
+		return g_strdup_printf("%s:%u", buf, port);
+	return g_strdup_printf("[%s]:%u", buf, port);
+}
+
+char *
+report_time(gint64 ms)
+{
+	if (ms == 0)
+		return g_strdup("-");
+	gint64 sec = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+	g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(sec);
+	if (dt == NULL)
+		return g_strdup_printf("%" G_GINT64_FORMAT, ms);
+	g_autofree char *s = g_date_time_format(dt, "%Y-%m-%dT%H:%M:%S");
+	return g_strdup_printf("%s.%03dZ", s, (int)(ms - sec * 1000));
+}
+
+static guint64
+malformed_sum(const SessionStats *st)
+{
+	guint64 n = 0;
+	for (guint m = 0; m < MAL_N; m++)
+		n += st->malformed[m];
+	return n;
+}
+
+/* ---- text table ---- */
+
+enum {
+	COL_EXPORTER,
+	COL_DOMAIN,
+	COL_VERSION,
+	COL_DATAGRAMS,
+	COL_RECORDS,
+	COL_TEMPLATES,
+	COL_NO_TEMPLATE,
+	COL_MALFORMED,
+	COL_SEQ_LOST,
+	COL_SEQ_RESETS,
+	COL_SAMPLING,
+	COL_FIRST,
+	COL_LAST,
+	COL_REASONS,
+	COL_N
+};
+
+static const char *const col_names[COL_N] = {
+    "exporter",	    "domain",
+    "ver",	    "datagrams",
+    "records",	    "templates",
+    "no_tmpl_sets", "malformed",
+    "seq_lost",	    "seq_resets",
+    "sampling",	    "first_seen",
+    "last_seen",    "malformed_by_reason",
+};
+/* Numbers are right-aligned. */
+static const gboolean col_right[COL_N] = {
+    FALSE, TRUE, TRUE, TRUE, TRUE, TRUE, TRUE, TRUE, TRUE, TRUE, TRUE, FALSE, FALSE, FALSE,
+};
+
+static char *
+u64s(guint64 v)
+{
+	return g_strdup_printf("%" G_GUINT64_FORMAT, v);
+}
+
+static void
+add_row(const SessionView *v, gpointer user_data)
+{
+	GPtrArray *rows = user_data;
+	const SessionStats *st = v->stats;
+	char **row = g_new0(char *, COL_N + 1);
+
+	row[COL_EXPORTER] = report_endpoint(v->addr, v->port);
+	row[COL_DOMAIN] = v->has_domain ? g_strdup_printf("%u", v->domain) : g_strdup("-");
+	row[COL_VERSION] = g_strdup_printf("%u", st->version);
+	row[COL_DATAGRAMS] = u64s(st->datagrams);
+	row[COL_RECORDS] = u64s(st->records);
+	row[COL_TEMPLATES] = g_strdup_printf("%u", st->templates_active);
+	row[COL_NO_TEMPLATE] = u64s(st->no_template_sets);
+	row[COL_MALFORMED] = u64s(malformed_sum(st));
+	row[COL_SEQ_LOST] = u64s(st->seq_lost);
+	row[COL_SEQ_RESETS] = u64s(st->seq_resets);
+	row[COL_SAMPLING] = g_strdup_printf("%u", st->sampling);
+	row[COL_FIRST] = report_time(st->first_seen_ms);
+	row[COL_LAST] = report_time(st->last_seen_ms);
+	GString *why = g_string_new(NULL);
+	for (guint m = 0; m < MAL_N; m++)
+		if (st->malformed[m] != 0)
+			g_string_append_printf(why, "%s%s=%" G_GUINT64_FORMAT,
+					       why->len > 0 ? "," : "", malformed_name(m),
+					       st->malformed[m]);
+	row[COL_REASONS] = g_string_free(why, FALSE);
+	g_ptr_array_add(rows, row);
+}
+
+void
+report_text(GString *out, const Collector *c, const ReplayStats *replay,
+	    const ListenerStats *listener)
+{
+	g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
+	gsize width[COL_N];
+
+	char **head = g_new0(char *, COL_N + 1);
+	for (guint j = 0; j < COL_N; j++)
+		head[j] = g_strdup(col_names[j]);
+	g_ptr_array_add(rows, head);
+	collector_foreach_session(c, add_row, rows);
+	for (guint j = 0; j < COL_N; j++) {
+		width[j] = 0;
+		for (guint i = 0; i < rows->len; i++)
+			width[j] = MAX(width[j], strlen(((char **)rows->pdata[i])[j]));
+	}
+	for (guint i = 0; i < rows->len; i++) {
+		char **row = rows->pdata[i];
+		gsize start = out->len;
+		for (guint j = 0; j < COL_N; j++) {
+			int w = (int)width[j];
+			if (j > 0)
+				g_string_append(out, "  ");
+			g_string_append_printf(out, col_right[j] ? "%*s" : "%-*s", w, row[j]);
+		}
+		/* no trailing blanks */
+		while (out->len > start && out->str[out->len - 1] == ' ')
+			g_string_truncate(out, out->len - 1);
+		g_string_append_c(out, '\n');
+	}
+	if (rows->len == 1)
+		g_string_append(out, "(no exporters)\n");
+	g_string_append(out, "totals: ");
+	append_kv(out, collector_totals(c), totals_fields, G_N_ELEMENTS(totals_fields));
+	g_string_append_c(out, '\n');
+	if (replay != NULL) {
+		g_string_append(out, "replay: ");
+		append_kv(out, replay, replay_fields, G_N_ELEMENTS(replay_fields));
+		g_string_append_c(out, '\n');
+	}
+	if (listener != NULL) {
+		g_string_append(out, "listener: ");
+		append_kv(out, listener, listener_fields, G_N_ELEMENTS(listener_fields));
+		g_string_append_c(out, '\n');
+	}
+}
+
+/* ---- JSON ---- */
+
+typedef struct {
+	GString *out;
+	guint n;
+} JsonRows;
+
+static void
+add_json_row(const SessionView *v, gpointer user_data)
+{
+	JsonRows *j = user_data;
+	GString *out = j->out;
+	char buf[INET6_ADDRSTRLEN];
+
+	g_string_append(out, j->n++ > 0 ? ",{" : "{");
+	g_string_append_printf(out, "\"index\":%u,\"addr\":", v->index);
+	report_json_string(out, flow_addr_str(v->addr, buf, sizeof buf));
+	g_string_append_printf(out, ",\"port\":%u,\"domain\":", v->port);
+	if (v->has_domain)
+		g_string_append_printf(out, "%u,", v->domain);
+	else
+		g_string_append(out, "null,");
+	append_json_fields(out, v->stats, session_fields, G_N_ELEMENTS(session_fields));
+	g_string_append_printf(out, ",\"malformed_total\":%" G_GUINT64_FORMAT ",\"malformed\":{",
+			       malformed_sum(v->stats));
+	for (guint m = 0; m < MAL_N; m++) {
+		if (m > 0)
+			g_string_append_c(out, ',');
+		report_json_string(out, malformed_name(m));
+		g_string_append_printf(out, ":%" G_GUINT64_FORMAT, v->stats->malformed[m]);
+	}
+	g_string_append(out, "}}");
+}
+
+void
+report_json(GString *out, const Collector *c, const ReplayStats *replay,
+	    const ListenerStats *listener)
+{
+	JsonRows j = {out, 0};
+
+	g_string_append(out, "{\"exporters\":[");
+	collector_foreach_session(c, add_json_row, &j);
+	g_string_append(out, "],\"totals\":{");
+	append_json_fields(out, collector_totals(c), totals_fields, G_N_ELEMENTS(totals_fields));
+	g_string_append_c(out, '}');
+	if (replay != NULL) {
+		g_string_append(out, ",\"replay\":{");
+		append_json_fields(out, replay, replay_fields, G_N_ELEMENTS(replay_fields));
+		g_string_append_c(out, '}');
+	}
+	if (listener != NULL) {
+		g_string_append(out, ",\"listener\":{");
+		append_json_fields(out, listener, listener_fields, G_N_ELEMENTS(listener_fields));
+		g_string_append_c(out, '}');
+	}
+	g_string_append(out, "}\n");
+}
+
+/* ---- live log lines ---- */
+
+static void
+log_row(const SessionView *v, gpointer user_data)
+{
+	const SessionStats *st = v->stats;
+	g_autofree char *ep = report_endpoint(v->addr, v->port);
+	g_autofree char *dom = v->has_domain ? g_strdup_printf("%u", v->domain) : g_strdup("-");
+
+	(void)user_data;
+	g_message(
+	    "exporter %s domain %s v%u: datagrams=%" G_GUINT64_FORMAT " records=%" G_GUINT64_FORMAT
+	    " templates=%u no_template_sets=%" G_GUINT64_FORMAT " malformed=%" G_GUINT64_FORMAT
+	    " seq_lost=%" G_GUINT64_FORMAT " seq_resets=%" G_GUINT64_FORMAT " sampling=%u",
+	    ep, dom, st->version, st->datagrams, st->records, st->templates_active,
+	    st->no_template_sets, malformed_sum(st), st->seq_lost, st->seq_resets, st->sampling);
+}
+
+void
+report_log(const Collector *c, const ListenerStats *listener)
+{
+	g_autoptr(GString) s = g_string_new("stats: ");
+
+	append_kv(s, collector_totals(c), totals_fields, G_N_ELEMENTS(totals_fields));
+	if (listener != NULL) {
+		g_string_append(s, " | listener: ");
+		append_kv(s, listener, listener_fields, G_N_ELEMENTS(listener_fields));
+	}
+	g_message("%s", s->str);
+	collector_foreach_session(c, log_row, NULL);
+}

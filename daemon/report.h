@@ -1,0 +1,26 @@
+/* Counter reports: the per-exporter table and totals for people, one JSON document for
+ * scripts, and the periodic one-line counters of the live daemon. Pure rendering over the
+ * collector's session list and the reader/listener counters. */
+#pragma once
+
+#include "collector.h"
+#include "listener.h"
+#include "replay.h"
+
+#include <glib.h>
+
+/* replay and listener may be NULL (the mode that does not have them). */
+void report_text(GString *out, const Collector *c, const ReplayStats *replay,
+		 const ListenerStats *listener);
+/* {"exporters":[...],"totals":{...},"replay":{...}|"listener":{...}} and a newline. */
+void report_json(GString *out, const Collector *c, const ReplayStats *replay,
+		 const ListenerStats *listener);
+/* Live mode: one g_message() with the totals, then one per exporter session. */
+void report_log(const Collector *c, const ListenerStats *listener);
+
+/* JSON string literal (quotes included) for UTF-8 text. */
+void report_json_string(GString *out, const char *s);
+/* "192.0.2.1:2055" or "[2001:db8::1]:2055" */
+char *report_endpoint(const guint8 addr[16], guint16 port);
+/* "2024-01-31T12:00:00.123Z", or "-" for 0 */
+char *report_time(gint64 ms);

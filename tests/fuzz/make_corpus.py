@@ -1,0 +1,382 @@
+#!/usr/bin/python3
+"""Writes the seed corpora for the fuzz harnesses into tests/fuzz/corpus/<name>/.
+
+Seeds are small valid (and a few deliberately broken) datagrams built here, plus single UDP
+payloads taken from fixtures/*.pcap (classic pcap, Ethernet / Linux SLL / raw IP) when those
+captures exist, plus the hostile IPFIX fixtures cut into messages for the collector harness.
+The collector harness reads a sequence of datagrams, each behind a 2-byte big-endian length;
+the replay harness reads a link-type selector byte (REPLAY_LINKTYPES) and one packet.
+Stdlib only; re-running rewrites the seed-*/pcap-* files and leaves fuzzer-found entries.
+
+Usage: make_corpus.py [--root REPO_ROOT] [--max-per-capture N]
+"""
+
+import argparse
+import os
+import struct
+import sys
+
+EXPORT_S = 1700000000
+
+
+def u8(v):
+    return struct.pack(">B", v & 0xFF)
+
+
+def u16(v):
+    return struct.pack(">H", v & 0xFFFF)
+
+
+def u32(v):
+    return struct.pack(">I", v & 0xFFFFFFFF)
+
+
+def u64(v):
+    return struct.pack(">Q", v & 0xFFFFFFFFFFFFFFFF)
+
+
+def ip4(s):
+    return bytes(int(x) for x in s.split("."))
+
+
+def sett(set_id, body):
+    """A v9 flowset or IPFIX set: the length includes its 4-byte header."""
+    return u16(set_id) + u16(len(body) + 4) + body
+
+
+def fields(specs):
+    out = b""
+    for spec in specs:
+        ie, ln = spec[0], spec[1]
+        pen = spec[2] if len(spec) > 2 else 0
+        out += u16(ie | 0x8000 if pen else ie) + u16(ln) + (u32(pen) if pen else b"")
+    return out
+
+
+def template(tid, specs):
+    return u16(tid) + u16(len(specs)) + fields(specs)
+
+
+# ---- NetFlow v5 -------------------------------------------------------------------------
+
+def v5_record(src, dst, pkts, octets, first, last, sport, dport, flags, proto):
+    return (ip4(src) + ip4(dst) + ip4("0.0.0.0") + u16(1) + u16(2) + u32(pkts) + u32(octets)
+            + u32(first) + u32(last) + u16(sport) + u16(dport) + u8(0) + u8(flags) + u8(proto)
+            + u8(0) + u16(0) + u16(0) + u8(24) + u8(24) + u16(0))
+
+
+def v5(records, seq=0, sampling=0, uptime=100000, engine=(0, 0)):
+    hdr = (u16(5) + u16(len(records)) + u32(uptime) + u32(EXPORT_S) + u32(0) + u32(seq)
+           + u8(engine[0]) + u8(engine[1]) + u16(sampling))
+    return hdr + b"".join(records)
+
+
+def v5_seeds():
+    r1 = v5_record("10.0.0.1", "192.0.2.25", 10, 1500, 90000, 99000, 40000, 25, 0x1B, 6)
+    r2 = v5_record("172.16.5.9", "8.8.8.8", 1, 76, 99500, 99600, 5353, 53, 0, 17)
+    return {
+        "seed-v5-two": v5([r1, r2], seq=1000, engine=(1, 2)),
+        "seed-v5-sampled": v5([r1], sampling=0x4000 | 100),
+        "seed-v5-thirty": v5([r1] * 30, seq=7),
+        "seed-v5-count0": v5([]),
+    }
+
+
+# ---- NetFlow v9 -------------------------------------------------------------------------
+
+V9_T4 = [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (6, 1), (2, 4), (1, 4), (22, 4), (21, 4),
+         (10, 2)]
+V9_T6 = [(27, 16), (28, 16), (7, 2), (11, 2), (4, 1), (2, 8), (1, 8), (48, 1)]
+V9_NSEL = [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (225, 4), (226, 4), (227, 2), (228, 2),
+           (40005, 1), (233, 1), (61, 1), (231, 8), (232, 8), (298, 8), (299, 8)]
+
+
+def v9(flowsets, seq=0, source_id=0, uptime=100000):
+    return (u16(9) + u16(len(flowsets)) + u32(uptime) + u32(EXPORT_S) + u32(seq)
+            + u32(source_id) + b"".join(flowsets))
+
+
+def v9_rec4(src, dst, sport, dport):
+    return (ip4(src) + ip4(dst) + u16(sport) + u16(dport) + u8(6) + u8(0x12) + u32(3)
+            + u32(180) + u32(90000) + u32(99000) + u16(7))
+
+
+def v9_options_template(tid, scope, opts):
+    return u16(tid) + u16(4 * len(scope)) + u16(4 * len(opts)) + fields(scope) + fields(opts)
+
+
+def v9_seeds():
+    t = sett(0, template(256, V9_T4) + template(257, V9_T6) + template(258, V9_NSEL))
+    d4 = sett(256, v9_rec4("10.0.0.1", "192.0.2.25", 40000, 25)
+              + v9_rec4("10.0.0.2", "192.0.2.26", 40001, 587) + b"\0\0\0")
+    d6 = sett(257, bytes(range(16)) + bytes(range(16, 32)) + u16(443) + u16(51000) + u8(17)
+              + u64(5) + u64(900) + u8(5))
+    nsel = sett(258, ip4("10.0.0.5") + ip4("198.51.100.7") + u16(1234) + u16(25) + u8(6)
+                + ip4("203.0.113.5") + ip4("198.51.100.7") + u16(61000) + u16(25) + u8(3)
+                + u8(3) + u8(1) + u64(60) + u64(0) + u64(1) + u64(0))
+    opt_t = sett(1, v9_options_template(300, [(1, 4)], [(48, 1), (49, 1), (50, 4)])
+                 + v9_options_template(301, [(1, 4)], [(34, 4), (35, 1)]))
+    opt_d = sett(300, ip4("10.0.0.254") + u8(5) + u8(2) + u32(1000) + b"\0\0") + sett(
+        301, ip4("10.0.0.254") + u32(100) + u8(2) + b"\0\0\0")
+    return {
+        "seed-v9-template": v9([t]),
+        "seed-v9-template-data": v9([t, d4, d6, nsel], seq=1, source_id=7),
+        "seed-v9-options": v9([opt_t, opt_d, t, d6], seq=2),
+        "seed-v9-data-only": v9([d4]),
+        "seed-v9-zero-fields": v9([sett(0, u16(256) + u16(0))]),
+        "seed-v9-huge-count": v9([sett(0, u16(256) + u16(65535) + u32(0x00080004))]),
+    }
+
+
+# ---- IPFIX ------------------------------------------------------------------------------
+
+IPFIX_T4 = [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (6, 2), (2, 8), (1, 8), (152, 8),
+            (153, 8), (100, 4, 9), (10, 4)]
+IPFIX_REDUCED = [(8, 4), (12, 4), (2, 3), (1, 4), (22, 4), (21, 4), (48, 2)]
+IPFIX_REV = [(27, 16), (28, 16), (1, 8), (2, 8), (1, 8, 29305), (2, 8, 29305), (150, 4),
+             (151, 4), (61, 1), (233, 1)]
+IPFIX_VARLEN = [(8, 4), (82, 0xFFFF), (7, 2), (11, 2), (156, 8), (157, 8)]
+IPFIX_PSAMP = [(8, 4), (12, 4), (305, 4), (306, 4), (158, 4), (159, 4)]
+
+
+def ipfix(sets, seq=0, domain=0):
+    body = b"".join(sets)
+    return u16(10) + u16(16 + len(body)) + u32(EXPORT_S) + u32(seq) + u32(domain) + body
+
+
+def opt_template(tid, scope, specs):
+    return u16(tid) + u16(len(specs)) + u16(scope) + fields(specs)
+
+
+def ipfix_seeds():
+    t = sett(2, template(256, IPFIX_T4) + template(257, IPFIX_REDUCED)
+             + template(258, IPFIX_REV) + template(259, IPFIX_VARLEN)
+             + template(260, IPFIX_PSAMP))
+    ms = EXPORT_S * 1000
+    d256 = sett(256, ip4("10.0.0.1") + ip4("192.0.2.25") + u16(40000) + u16(25) + u8(6)
+                + u16(0x12) + u64(10) + u64(1500) + u64(ms - 10000) + u64(ms - 1000)
+                + u32(0xDEADBEEF) + u32(3))
+    d257 = sett(257, ip4("10.0.0.2") + ip4("192.0.2.26") + b"\x0a\x0b\x0c" + u32(0x01020304)
+                + u32(1000) + u32(2000) + u16(9) + b"\0")
+    d258 = sett(258, bytes(16) + bytes(range(16)) + u64(1) + u64(2) + u64(3) + u64(4)
+                + u32(EXPORT_S - 5) + u32(EXPORT_S) + u8(1) + u8(2))
+    ntp = (EXPORT_S + 2208988800) << 32
+    d259 = sett(259, ip4("10.0.0.3") + u8(4) + b"eth0" + u16(1) + u16(2) + u64(ntp) + u64(ntp)
+                + ip4("10.0.0.4") + u8(255) + u16(300) + bytes(300) + u16(3) + u16(4)
+                + u64(ntp) + u64(ntp))
+    d260 = sett(260, ip4("10.0.0.5") + ip4("10.0.0.6") + u32(1) + u32(99) + u32(5000000)
+                + u32(1000))
+    opt_t = sett(3, opt_template(400, 1, [(48, 2), (34, 4)])
+                 + opt_template(401, 1, [(144, 4), (160, 8)]))
+    opt_d = sett(400, u16(9) + u32(1000)) + sett(401, u32(1) + u64(ms - 3600000))
+    withdraw = sett(2, u16(256) + u16(0) + u16(2) + u16(0)) + sett(3, u16(3) + u16(0))
+    return {
+        "seed-ipfix-template": ipfix([t]),
+        "seed-ipfix-template-data": ipfix([t, d256, d257, d258, d259, d260], seq=5, domain=1),
+        "seed-ipfix-options": ipfix([opt_t, opt_d, t, d257]),
+        "seed-ipfix-withdraw": ipfix([t, d256, withdraw, d256]),
+        "seed-ipfix-padding": ipfix([sett(2, template(256, IPFIX_T4) + bytes(4))]),
+        "seed-ipfix-id255": ipfix([sett(2, template(255, IPFIX_T4) + template(256, IPFIX_T4))]),
+        "seed-ipfix-huge-count": ipfix([sett(2, u16(256) + u16(65535) + u32(0x00080004))]),
+    }
+
+
+# ---- captures ---------------------------------------------------------------------------
+
+def pcap_packets(path):
+    """(linktype, packet bytes) of each record of a classic pcap (either byte order, us or
+    ns). pcapng files give nothing: they are not needed for seeds."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 24:
+        return []
+    magic = data[:4]
+    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
+        end = "<"
+    elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
+        end = ">"
+    else:
+        return []
+    linktype = struct.unpack(end + "I", data[20:24])[0] & 0x0FFFFFFF
+    out = []
+    off = 24
+    while off + 16 <= len(data):
+        incl = struct.unpack(end + "I", data[off + 8:off + 12])[0]
+        out.append((linktype, data[off + 16:off + 16 + incl]))
+        off += 16 + incl
+    return out
+
+
+def pcap_udp_payloads(path):
+    """UDP payloads of a classic pcap: IPv4/IPv6 over Ethernet (with VLAN tags), Linux SLL,
+    raw IP or BSD loopback. Anything else is skipped."""
+    out = []
+    for linktype, pkt in pcap_packets(path):
+        ip = None
+        if linktype == 1 and len(pkt) >= 14:
+            et, p = struct.unpack(">H", pkt[12:14])[0], 14
+            while et in (0x8100, 0x88A8) and len(pkt) >= p + 4:
+                et, p = struct.unpack(">H", pkt[p + 2:p + 4])[0], p + 4
+            ip = pkt[p:] if et in (0x0800, 0x86DD) else None
+        elif linktype == 113 and len(pkt) >= 16:
+            ip = pkt[16:]
+        elif linktype in (12, 101):
+            ip = pkt
+        elif linktype in (0, 108) and len(pkt) >= 4:
+            ip = pkt[4:]
+        if not ip:
+            continue
+        payload = None
+        if ip[0] >> 4 == 4 and len(ip) >= 20 and ip[9] == 17:
+            ihl = (ip[0] & 0xF) * 4
+            payload = ip[ihl + 8:]
+        elif ip[0] >> 4 == 6 and len(ip) >= 48 and ip[6] == 17:
+            payload = ip[48:]
+        if payload and len(payload) >= 2:
+            out.append(payload)
+    return out
+
+
+# fuzz_replay.c's table: the first input byte (mod 10) picks the link type
+REPLAY_LINKTYPES = [0, 108, 1, 113, 276, 12, 101, 228, 229, 147]
+
+
+def replay_seed(linktype, pkt):
+    return u8(REPLAY_LINKTYPES.index(linktype)) + pkt
+
+
+def ipv4_udp(payload, frag=0):
+    udp = u16(40000) + u16(2055) + u16(8 + len(payload)) + u16(0) + payload
+    return (u8(0x45) + u8(0) + u16(20 + len(udp)) + u16(1) + u16(frag) + u8(64) + u8(17)
+            + u16(0) + ip4("192.0.2.1") + ip4("192.0.2.2") + udp)
+
+
+def ipv6_udp(payload, ext=b"", first_nh=17):
+    udp = u16(40000) + u16(4739) + u16(8 + len(payload)) + u16(0) + payload
+    return (u32(0x60000000) + u16(len(ext) + len(udp)) + u8(first_nh) + u8(64) + bytes(15)
+            + b"\x01" + bytes(15) + b"\x02" + ext + udp)
+
+
+def replay_seeds(payload):
+    eth = bytes(6) + b"\x02" + bytes(5)
+    v4, v6 = ipv4_udp(payload), ipv6_udp(payload)
+    hop = u8(17) + u8(0) + bytes(6)  # a hop-by-hop header, then UDP
+    return {
+        "seed-replay-eth-ipv4": replay_seed(1, eth + u16(0x0800) + v4),
+        "seed-replay-eth-vlan-ipv6": replay_seed(1, eth + u16(0x8100) + u16(5) + u16(0x86DD)
+                                                 + v6),
+        "seed-replay-eth-qinq": replay_seed(1, eth + u16(0x88A8) + u16(1) + u16(0x8100)
+                                            + u16(2) + u16(0x0800) + v4),
+        "seed-replay-ipv6-hopopts": replay_seed(101, ipv6_udp(payload, hop, 0)),
+        "seed-replay-ipv4-fragment": replay_seed(12, ipv4_udp(payload, 0x2000)),
+        "seed-replay-sll": replay_seed(113, u16(0) + u16(1) + u16(6) + bytes(8) + u16(0x0800)
+                                       + v4),
+        "seed-replay-sll2": replay_seed(276, u16(0x86DD) + u16(0) + u32(2) + u16(1) + u8(0)
+                                        + u8(6) + bytes(8) + v6),
+        "seed-replay-null": replay_seed(0, struct.pack("<I", 2) + v4),
+        "seed-replay-loop": replay_seed(108, u32(2) + v4),
+        "seed-replay-ipv4": replay_seed(228, v4),
+        "seed-replay-ipv6": replay_seed(229, v6),
+    }
+
+
+def framed(datagrams):
+    """The collector harness's input: each datagram behind a 2-byte big-endian length."""
+    out = b""
+    for d in datagrams:
+        if len(out) + 2 + len(d) > 65535:
+            break
+        out += u16(len(d)) + d
+    return out
+
+
+def split_messages(data):
+    """Hostile fixture files: messages back to back, cut at each header's length (bytes 2-3);
+    a length below 16 or past the end leaves the rest as one last datagram."""
+    out, off = [], 0
+    while off < len(data):
+        mlen = struct.unpack(">H", data[off + 2:off + 4])[0] if len(data) - off >= 4 else 0
+        if mlen < 16 or mlen > len(data) - off:
+            out.append(data[off:])
+            break
+        out.append(data[off:off + mlen])
+        off += mlen
+    return out
+
+
+def write(dirpath, name, data):
+    os.makedirs(dirpath, exist_ok=True)
+    with open(os.path.join(dirpath, name), "wb") as f:
+        f.write(data)
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", default=os.path.normpath(os.path.join(here, "..", "..")))
+    ap.add_argument("--max-per-capture", type=int, default=8)
+    args = ap.parse_args()
+    corpus = os.path.join(args.root, "tests", "fuzz", "corpus")
+    fixtures = os.path.join(args.root, "fixtures")
+
+    seeds = {"v5": v5_seeds(), "v9": v9_seeds(), "ipfix": ipfix_seeds()}
+    for name, group in seeds.items():
+        for fname, data in group.items():
+            write(os.path.join(corpus, name), fname, data)
+
+    coll = {
+        "seed-coll-v9-sequence": [seeds["v9"]["seed-v9-template"],
+                                  seeds["v9"]["seed-v9-data-only"],
+                                  seeds["v9"]["seed-v9-options"]],
+        "seed-coll-ipfix-sequence": [seeds["ipfix"]["seed-ipfix-options"],
+                                     seeds["ipfix"]["seed-ipfix-template-data"], b"",
+                                     seeds["ipfix"]["seed-ipfix-withdraw"]],
+        "seed-coll-mixed-ports": [seeds["v5"]["seed-v5-two"], b"\x01",
+                                  seeds["ipfix"]["seed-ipfix-template"], b"\x02",
+                                  seeds["v9"]["seed-v9-template-data"], b"", b""],
+    }
+    hostile = os.path.join(fixtures, "hostile", "ipfix")
+    if os.path.isdir(hostile):
+        for fn in sorted(os.listdir(hostile)):
+            path = os.path.join(hostile, fn)
+            if os.path.isfile(path) and not fn.startswith(".") and fn != "README.md":
+                with open(path, "rb") as f:
+                    coll["seed-coll-hostile-" + fn] = split_messages(f.read())
+    for fname, dgrams in coll.items():
+        write(os.path.join(corpus, "collector"), fname, framed(dgrams))
+
+    for fname, data in replay_seeds(seeds["v9"]["seed-v9-template-data"]).items():
+        write(os.path.join(corpus, "replay"), fname, data)
+
+    n_pcap = 0
+    if os.path.isdir(fixtures):
+        for fn in sorted(os.listdir(fixtures)):
+            if not fn.endswith(".pcap"):
+                continue
+            stem = fn[:-len(".pcap")]
+            packets = [(lt, p) for lt, p in pcap_packets(os.path.join(fixtures, fn))
+                       if lt in REPLAY_LINKTYPES]
+            for i, (lt, p) in enumerate(packets[:args.max_per_capture]):
+                write(os.path.join(corpus, "replay"), "pcap-%s-%d" % (stem, i),
+                      replay_seed(lt, p))
+                n_pcap += 1
+            by_version = {5: "v5", 9: "v9", 10: "ipfix"}
+            # only flow export: captures of end-host traffic (DNS, QUIC) are not seeds
+            payloads = [p for p in pcap_udp_payloads(os.path.join(fixtures, fn))
+                        if struct.unpack(">H", p[:2])[0] in by_version]
+            taken = {}
+            for p in payloads:
+                name = by_version[struct.unpack(">H", p[:2])[0]]
+                if taken.get(name, 0) >= args.max_per_capture:
+                    continue
+                write(os.path.join(corpus, name), "pcap-%s-%d" % (stem, taken.get(name, 0)), p)
+                taken[name] = taken.get(name, 0) + 1
+                n_pcap += 1
+            if payloads:
+                write(os.path.join(corpus, "collector"), "pcap-" + stem, framed(payloads))
+    print("seeds written to %s (%d from captures)" % (corpus, n_pcap))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
