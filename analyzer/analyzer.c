@@ -329,8 +329,9 @@ baseline_sample(Analyzer *a, Host *h, Window *w, gint64 now)
 			b->next_slice = s + period; /* clock stepped back */
 		return;
 	}
+	/* the windows ending with the last slice of the period that just ended */
 	WindowCounts wc;
-	window_counts(w, &a->geom, now, &wc);
+	window_counts(w, &a->geom, (gint64)b->next_slice * a->cfg.slice_ms - 1, &wc);
 	guint32 v[WINDOW_SPANS];
 	for (guint k = 0; k < WINDOW_SPANS; k++)
 		v[k] = wc.span[k].distinct;

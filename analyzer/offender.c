@@ -9,7 +9,8 @@ offender_init(Offender *o)
 	o->state = OFFENDER_IDLE;
 	o->raised_ms = 0;
 	o->last_event_ms = 0;
-	o->below_since_ms = -1;
+	o->below = FALSE;
+	o->below_since_ms = 0;
 	o->reported_level = 0;
 	o->n_updates = 0;
 }
@@ -22,21 +23,23 @@ offender_step(Offender *o, const OffenderPolicy *p, gint64 now_ms, gboolean cros
 			return OFFENDER_STEP_NONE;
 		o->state = OFFENDER_ACTIVE;
 		o->raised_ms = o->last_event_ms = now_ms;
-		o->below_since_ms = -1;
+		o->below = FALSE;
 		o->reported_level = level;
 		o->n_updates = 0;
 		return OFFENDER_STEP_RAISED;
 	}
 	if (now_ms < o->last_event_ms)
 		o->last_event_ms = now_ms;
-	if (o->below_since_ms > now_ms)
+	if (o->below && o->below_since_ms > now_ms)
 		o->below_since_ms = now_ms;
 
 	if (level >= p->clear_level) {
-		o->below_since_ms = -1;
+		o->below = FALSE;
 	} else {
-		if (o->below_since_ms < 0)
+		if (!o->below) {
+			o->below = TRUE;
 			o->below_since_ms = now_ms;
+		}
 		if (now_ms - o->below_since_ms >= p->hold_ms) {
 			o->state = OFFENDER_IDLE;
 			o->last_event_ms = now_ms;

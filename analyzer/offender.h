@@ -22,7 +22,8 @@ typedef struct {
 	OffenderState state;
 	gint64 raised_ms;
 	gint64 last_event_ms;
-	gint64 below_since_ms; /* -1: not below */
+	gboolean below;        /* level < clear_level since below_since_ms */
+	gint64 below_since_ms;
 	double reported_level; /* level in the last raised/updated event */
 	guint32 n_updates;
 } Offender;

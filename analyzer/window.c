@@ -235,12 +235,13 @@ map_slot(Dest *map, guint32 cap, guint64 h)
 	return &map[i];
 }
 
-/* Rebuild with live entries only, into a table sized for live + 1 at load <= 3/4. */
+/* Rebuild with live entries only, into a table sized for live + 1 at load <= 3/4 (tables of
+ * 1 and 2 slots may be full: probes are bounded by the table size). */
 static void
 map_rebuild(Window *w, const WindowGeom *g)
 {
 	guint32 need = w->live + 1;
-	guint32 ncap = 2;
+	guint32 ncap = 1; /* most hosts have one destination: a one-slot table */
 	while (need > ncap - ncap / 4)
 		ncap *= 2;
 	if (ncap < w->map_cap && need * 2 > w->map_cap)

@@ -496,6 +496,12 @@ finish_times(const DecodeCtx *ctx, const Values *vals, Flow *f)
 		s = e = (gint64)VAL(vals, FK_EVENT_MS);
 		hs = he = TRUE;
 	}
+	/* NSEL: flowStartMilliseconds with an event time (323) and no end: the event is when
+	 * the flow was last seen (teardown or deny). */
+	if (hs && !he && HAS(vals, FK_EVENT_MS)) {
+		e = (gint64)VAL(vals, FK_EVENT_MS);
+		he = TRUE;
+	}
 	if (!hs && !he)
 		return;
 	if (!hs)

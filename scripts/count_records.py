@@ -434,7 +434,108 @@ def summary(st):
     seqs = [(d.get("domain"), d.get("seq")) for d in st.per_datagram]
     if seqs:
         out["sequence_numbers"] = [s for _, s in seqs]
+    out["sequence_semantics"] = sequence_semantics(st.per_datagram)
+    out["templates"] = {
+        "%s/%d/%d" % k: ["%s%d/%d" % ("" if pen == 0 else "%d:" % pen, ie, length)
+                         for ie, length, pen in t.fields]
+        for k, t in sorted(st.templates.items())}
     return out
+
+
+def sequence_semantics(dgs):
+    """Classifies the header sequence numbers of one exporter/domain stream (no loss):
+    'datagrams' (+1 per datagram, v9), 'records-before' (seq = data records sent before
+    this datagram: v5, RFC 7011), 'records-including' (seq = data records sent including
+    this datagram's), or 'other'. Options data records are not counted."""
+    if len(dgs) < 2:
+        return "unknown"
+    pairs = list(zip(dgs, dgs[1:]))
+    m32 = 0xFFFFFFFF
+    if all((b["seq"] - a["seq"]) & m32 == 1 for a, b in pairs):
+        return "datagrams"
+    if all((b["seq"] - a["seq"]) & m32 == a["data"] for a, b in pairs):
+        return "records-before"
+    if all((b["seq"] - a["seq"]) & m32 == b["data"] for a, b in pairs):
+        return "records-including"
+    return "other"
+
+
+# ---- expect files for the softflowd captures ----------------------------------------------
+
+def tshark_records(path, port):
+    """Records tshark decodes (source addresses seen) and the sum of its header count."""
+    import subprocess
+    out = subprocess.run(["tshark", "-r", path, "-d", "udp.port==%d,cflow" % port,
+                          "-T", "fields", "-e", "cflow.srcaddr", "-e", "cflow.srcaddrv6",
+                          "-e", "cflow.count"],
+                         capture_output=True, text=True, check=True).stdout
+    n = cnt = 0
+    for line in out.splitlines():
+        cols = (line.split("\t") + ["", "", ""])[:3]
+        n += len([x for x in cols[0].split(",") if x]) + len([x for x in cols[1].split(",") if x])
+        cnt += sum(int(x) for x in cols[2].split(",") if x)
+    return n, cnt
+
+
+def softflowd_stats(log):
+    import re
+    m = re.search(r"Flows exported: (\d+) \((\d+) records\) in (\d+) packets "
+                  r"\((\d+) failures\)", log)
+    if not m:
+        return None
+    sf = {"flows_exported": int(m.group(1)), "records": int(m.group(2)),
+          "packets": int(m.group(3)), "failures": int(m.group(4))}
+    m = re.search(r"Flows expired: (\d+) \((\d+) forced\)", log)
+    if m:
+        sf["flows_expired"], sf["forced"] = int(m.group(1)), int(m.group(2))
+    return sf
+
+
+def dumps_compact(obj):
+    """json.dumps with indent, but lists of numbers/strings on one line."""
+    import re
+    text = json.dumps(obj, indent=1)
+    return re.sub(r"\[\s*([^\[\]{}]*?)\s*\]",
+                  lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")
+                                            if x.strip()) + "]", text) + "\n"
+
+
+def expect_json(path, port, sflog, args):
+    st = count(path, port)
+    s = summary(st)
+    t_records, t_count = tshark_records(path, port)
+    ver = s["versions"][0]
+    exp = {
+        "file": path.split("/")[-1],
+        "generator": "softflowd 1.1.0 -r traffic.pcap -d -a -m 64 -c none " + args,
+        "version": ver,
+        "collector": "127.0.0.1:%d" % port,
+        "exporter": s["exporters"][0],
+        "domain": st.per_datagram[0]["domain"],
+        "datagrams": s["datagrams"],
+        "data_records": s["data_records"],
+        "ipv4_records": s["ipv4_records"],
+        "ipv6_records": s["ipv6_records"],
+        "template_records": s["template_records"],
+        "options_template_records": s["options_template_records"],
+        "options_data_records": s["options_data_records"],
+        "sampling_interval": s["sampling_intervals"][-1] if s["sampling_intervals"] else 1,
+        "sampling_signalled_by": s["sampling_sources"],
+        "header_count_sum": s["header_count_sum"] if ver != 10 else None,
+        "header_count_excludes_templates": (
+            None if ver != 9 else all(d["header_count"] == d["data"] for d in st.per_datagram)),
+        "tshark_records": t_records,
+        "tshark_header_count_sum": t_count if ver != 10 else None,
+        "softflowd_stats": softflowd_stats(open(sflog).read()),
+        "sequence_semantics": s["sequence_semantics"],
+        "sequence_numbers": s["sequence_numbers"],
+        "records_per_datagram": [d["data"] for d in st.per_datagram],
+        "export_times": [d.get("export_time", d.get("unix_secs")) for d in st.per_datagram],
+        "templates": s["templates"],
+    }
+    if exp["softflowd_stats"] and exp["softflowd_stats"]["records"] != exp["data_records"]:
+        exp["note"] = "count_records.py and softflowd's own statistics disagree"
+    return dumps_compact(exp)
 
 
 # ---- normalize ----------------------------------------------------------------------------
@@ -494,6 +595,11 @@ def main():
     c.add_argument("pcap")
     c.add_argument("--port", type=int)
     c.add_argument("--per-datagram", action="store_true")
+    e = sub.add_parser("expect", help="write the softflowd fixture's expect JSON")
+    e.add_argument("pcap")
+    e.add_argument("--port", type=int, required=True)
+    e.add_argument("--softflowd-log", required=True)
+    e.add_argument("--args", default="")
     n = sub.add_parser("normalize")
     n.add_argument("inp")
     n.add_argument("outp")
@@ -509,6 +615,8 @@ def main():
             s["options_values"] = st.options_values
         json.dump(s, sys.stdout, indent=1, sort_keys=True)
         print()
+    elif a.cmd == "expect":
+        sys.stdout.write(expect_json(a.pcap, a.port, a.softflowd_log, a.args))
     else:
         k = normalize(a.inp, a.outp, a.sport, a.step_us, a.port)
         print("%s: %d datagrams" % (a.outp, k), file=sys.stderr)

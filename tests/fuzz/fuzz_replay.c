@@ -11,7 +11,7 @@
 /* Every link type the reader supports, plus one it does not (make_corpus.py mirrors this). */
 static const int linktypes[] = {
     DLT_NULL, DLT_LOOP, DLT_EN10MB, DLT_LINUX_SLL, DLT_LINUX_SLL2,
-    DLT_RAW,  101,      DLT_IPV4,   DLT_IPV6,      DLT_USER0,
+    DLT_RAW,  101,	DLT_IPV4,   DLT_IPV6,	   DLT_USER0,
 };
 
 int

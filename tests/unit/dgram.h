@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "collector.h"
+#include "replay.h"
 
 #include <glib.h>
 #include <string.h>
@@ -101,8 +102,8 @@ dg_set_end(GByteArray *g, gsize off)
 /* NetFlow v5 header (24 bytes): version, count, sysUptime, unix secs/nsecs, flow sequence,
  * engine type/id, sampling (2-bit mode, 14-bit interval). */
 static inline void
-dg_v5_header(GByteArray *g, guint count, guint32 uptime, guint32 secs, guint32 nsecs,
-	     guint32 seq, guint8 etype, guint8 eid, guint16 sampling)
+dg_v5_header(GByteArray *g, guint count, guint32 uptime, guint32 secs, guint32 nsecs, guint32 seq,
+	     guint8 etype, guint8 eid, guint16 sampling)
 {
 	dg_u16(g, 5);
 	dg_u16(g, count);
@@ -434,6 +435,49 @@ flow_set_v4(guint8 a[16], guint8 x, guint8 y, guint8 z, guint8 w)
 	flow_addr_set_v4(a, v4);
 }
 
+/* ---- captures ------------------------------------------------------------------------- */
+
+/* The path of a file in fixtures/ (tests/unit/meson.build passes FIXTURES). */
+static inline char *
+fixture_path(const char *first, ...)
+{
+	const char *dir = g_getenv("FIXTURES");
+	if (dir == NULL)
+		fail_msg("FIXTURES is not set (tests/unit/meson.build passes it)");
+	va_list ap;
+	va_start(ap, first);
+	GString *path = g_string_new(dir);
+	for (const char *part = first; part != NULL; part = va_arg(ap, const char *)) {
+		g_string_append_c(path, G_DIR_SEPARATOR);
+		g_string_append(path, part);
+	}
+	va_end(ap);
+	return g_string_free(path, FALSE);
+}
+
+/* Every UDP datagram of fixtures/<name> in order, with its capture time, from its exporter
+ * port (returned in *port). Returns how many datagrams there were. */
+static inline guint
+harness_replay_fixture(Harness *h, const char *name, guint16 *port)
+{
+	g_autofree char *path = fixture_path(name, NULL);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(Replay) r = replay_open(path, &error);
+	ReplayDatagram d;
+	guint n = 0;
+
+	if (r == NULL)
+		fail_msg("%s", error->message);
+	while (replay_next(r, &d, &error)) {
+		harness_input_port(h, d.port, d.payload, d.len, d.ts_ms);
+		*port = d.port;
+		n++;
+	}
+	if (error != NULL)
+		fail_msg("%s", error->message);
+	return n;
+}
+
 /* ---- truncation sweep ------------------------------------------------------------------- */
 
 /* Feeds every prefix 0..len-1 of `full` to a fresh collector (after `setup`, if any, a
@@ -441,7 +485,7 @@ flow_set_v4(guint8 a[16], guint8 x, guint8 y, guint8 z, guint8 w)
 typedef struct {
 	Harness *h;
 	gsize prefix;
-	guint returned;  /* collector_input's result for the prefix */
+	guint returned;	 /* collector_input's result for the prefix */
 	guint64 records; /* flows decoded from the prefix */
 	guint64 full_records;
 } SweepResult;

@@ -397,6 +397,30 @@ test_v5_exporter_cap_and_expiry(void **state)
 	harness_free(h);
 }
 
+/* fixtures/softflowd-v5.pcap decodes cleanly, with no sequence loss or restart. */
+static void
+test_v5_softflowd_capture(void **state)
+{
+	(void)state;
+	Harness *h = harness_new(NULL);
+	guint16 port = 0;
+	guint n = harness_replay_fixture(h, "softflowd-v5.pcap", &port);
+	const SessionStats *st = harness_stats_port(h, port, 0);
+	assert_non_null(st);
+	assert_int_equal(st->datagrams, n);
+	assert_true(st->records > 0);
+	assert_int_equal(st->records, h->flows->len);
+	assert_malformed_only(st, MAL_N, 0);
+	assert_int_equal(st->seq_lost, 0);
+	assert_int_equal(st->seq_resets, 0);
+	for (guint j = 0; j < h->flows->len; j++) {
+		const Flow *f = harness_flow(h, j);
+		assert_int_equal(f->version, 5);
+		assert_true(f->has & FLOW_HAS_TIMES);
+	}
+	harness_free(h);
+}
+
 static void
 test_v5_random(void **state)
 {
@@ -420,6 +444,7 @@ main(void)
 	    cmocka_unit_test(test_v5_seq_restart),
 	    cmocka_unit_test(test_v5_domains_and_cap),
 	    cmocka_unit_test(test_v5_exporter_cap_and_expiry),
+	    cmocka_unit_test(test_v5_softflowd_capture),
 	    cmocka_unit_test(test_v5_random),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

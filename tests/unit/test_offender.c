@@ -1,0 +1,270 @@
+/* Unit tests for analyzer/offender: the alert lifecycle state machine (raise, rate-limited
+ * escalation, hysteresis clear, clock steps), and the same transitions end to end through
+ * the Analyzer with exactly one event per transition. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "analyzer.h"
+#include "offender.h"
+
+#define MIN_MS (60 * 1000)
+static const OffenderPolicy P = {.escalate_factor = 2.0,
+				 .update_interval_ms = 15 * MIN_MS,
+				 .clear_level = 0.5,
+				 .hold_ms = 30 * MIN_MS};
+
+static void
+test_raise(void **state)
+{
+	(void)state;
+	Offender o;
+	offender_init(&o);
+	assert_int_equal(offender_step(&o, &P, 1000, FALSE, 0.99), OFFENDER_STEP_NONE);
+	assert_int_equal(o.state, OFFENDER_IDLE);
+	assert_int_equal(offender_step(&o, &P, 2000, TRUE, 1.2), OFFENDER_STEP_RAISED);
+	assert_int_equal(o.state, OFFENDER_ACTIVE);
+	assert_int_equal(o.raised_ms, 2000);
+	/* staying above: nothing in between */
+	for (gint64 t = 3000; t < 60 * MIN_MS; t += 10000)
+		assert_int_equal(offender_step(&o, &P, t, TRUE, 1.5), OFFENDER_STEP_NONE);
+}
+
+static void
+test_update_rate_limited(void **state)
+{
+	(void)state;
+	Offender o;
+	offender_init(&o);
+	assert_int_equal(offender_step(&o, &P, 0, TRUE, 1.0), OFFENDER_STEP_RAISED);
+	/* doubled, but too soon */
+	assert_int_equal(offender_step(&o, &P, 5 * MIN_MS, TRUE, 2.5), OFFENDER_STEP_NONE);
+	assert_int_equal(offender_step(&o, &P, 15 * MIN_MS - 1, TRUE, 3.0), OFFENDER_STEP_NONE);
+	assert_int_equal(offender_step(&o, &P, 15 * MIN_MS, TRUE, 3.0), OFFENDER_STEP_UPDATED);
+	assert_int_equal(o.n_updates, 1);
+	/* the next update needs 6.0 (double of the reported 3.0) and another interval */
+	assert_int_equal(offender_step(&o, &P, 40 * MIN_MS, TRUE, 5.9), OFFENDER_STEP_NONE);
+	assert_int_equal(offender_step(&o, &P, 41 * MIN_MS, TRUE, 6.0), OFFENDER_STEP_UPDATED);
+	assert_int_equal(offender_step(&o, &P, 42 * MIN_MS, TRUE, 50.0), OFFENDER_STEP_NONE);
+	assert_int_equal(o.n_updates, 2);
+}
+
+static void
+test_hysteresis_clear(void **state)
+{
+	(void)state;
+	Offender o;
+	offender_init(&o);
+	assert_int_equal(offender_step(&o, &P, 0, TRUE, 1.0), OFFENDER_STEP_RAISED);
+	/* below the raise level but above the clear level: stays active for ever */
+	for (gint64 t = MIN_MS; t < 300 * MIN_MS; t += MIN_MS)
+		assert_int_equal(offender_step(&o, &P, t, FALSE, 0.6), OFFENDER_STEP_NONE);
+	/* below clear level: hold time starts */
+	gint64 t0 = 300 * MIN_MS;
+	assert_int_equal(offender_step(&o, &P, t0, FALSE, 0.3), OFFENDER_STEP_NONE);
+	assert_int_equal(offender_step(&o, &P, t0 + 20 * MIN_MS, FALSE, 0.2), OFFENDER_STEP_NONE);
+	/* back above the clear level restarts the hold */
+	assert_int_equal(offender_step(&o, &P, t0 + 25 * MIN_MS, FALSE, 0.55), OFFENDER_STEP_NONE);
+	assert_int_equal(offender_step(&o, &P, t0 + 26 * MIN_MS, FALSE, 0.1), OFFENDER_STEP_NONE);
+	assert_int_equal(offender_step(&o, &P, t0 + 56 * MIN_MS - 1, FALSE, 0.1),
+			 OFFENDER_STEP_NONE);
+	assert_int_equal(offender_step(&o, &P, t0 + 56 * MIN_MS, FALSE, 0.1),
+			 OFFENDER_STEP_CLEARED);
+	assert_int_equal(o.state, OFFENDER_IDLE);
+	assert_int_equal(offender_step(&o, &P, t0 + 57 * MIN_MS, FALSE, 0.1), OFFENDER_STEP_NONE);
+	/* and can be raised again */
+	assert_int_equal(offender_step(&o, &P, t0 + 58 * MIN_MS, TRUE, 1.1), OFFENDER_STEP_RAISED);
+	assert_int_equal(o.raised_ms, t0 + 58 * MIN_MS);
+	assert_int_equal(o.n_updates, 0);
+}
+
+static void
+test_clock_back(void **state)
+{
+	(void)state;
+	Offender o;
+	offender_init(&o);
+	assert_int_equal(offender_step(&o, &P, 100 * MIN_MS, TRUE, 1.0), OFFENDER_STEP_RAISED);
+	assert_int_equal(offender_step(&o, &P, 101 * MIN_MS, FALSE, 0.1), OFFENDER_STEP_NONE);
+	/* clock steps back a day: no early clear, no early update */
+	assert_int_equal(offender_step(&o, &P, -1340 * MIN_MS, FALSE, 0.1), OFFENDER_STEP_NONE);
+	assert_int_equal(offender_step(&o, &P, -1339 * MIN_MS, TRUE, 10.0), OFFENDER_STEP_NONE);
+	assert_int_equal(offender_step(&o, &P, -1339 * MIN_MS + 1, FALSE, 0.1), OFFENDER_STEP_NONE);
+	assert_int_equal(offender_step(&o, &P, -1310 * MIN_MS, FALSE, 0.1), OFFENDER_STEP_NONE);
+	assert_int_equal(offender_step(&o, &P, -1309 * MIN_MS + 1, FALSE, 0.1),
+			 OFFENDER_STEP_CLEARED);
+}
+
+/* ---- end to end through the Analyzer ---- */
+
+typedef struct {
+	GArray *ev;
+} Sink;
+
+static void
+on_alert(const AlertEvent *ev, gpointer user_data)
+{
+	Sink *s = user_data;
+	g_array_append_val(s->ev, *ev);
+}
+
+static Flow
+smtp_flow(gint64 t, guint32 src, guint32 dst)
+{
+	Flow f;
+	memset(&f, 0, sizeof f);
+	guint8 s4[4] = {10, 0, (guint8)(src >> 8), (guint8)src};
+	guint8 d4[4] = {198, (guint8)(dst >> 16), (guint8)(dst >> 8), (guint8)dst};
+	flow_addr_set_v4(f.src, s4);
+	flow_addr_set_v4(f.dst, d4);
+	f.recv_ms = t;
+	f.sport = 40000;
+	f.dport = 25;
+	f.proto = 6;
+	f.tcp_flags = 0x1b; /* SYN ACK PSH FIN: a session */
+	f.packets = 12;
+	f.bytes = 3000;
+	f.sampling = 1;
+	f.has = FLOW_HAS_TCP_FLAGS | FLOW_HAS_PACKETS | FLOW_HAS_BYTES;
+	return f;
+}
+
+#define T0 ((gint64)1700000000 / 600 * 600 * 1000)
+
+static void
+test_lifecycle_analyzer(void **state)
+{
+	(void)state;
+	Sink sink = {g_array_new(FALSE, FALSE, sizeof(AlertEvent))};
+	AnalyzerConfig cfg;
+	analyzer_config_defaults(&cfg);
+	cfg.alert_fn = on_alert;
+	cfg.alert_data = &sink;
+	g_autoptr(GError) err = NULL;
+	g_autoptr(Analyzer) a = analyzer_new(&cfg, &err);
+	assert_non_null(a);
+	guint32 d = 0;
+	/* 60 distinct MXs in minute 0: raised at the 50th, in that very flow */
+	for (guint i = 0; i < 60; i++) {
+		Flow f = smtp_flow(T0 + i * 500, 7, d++);
+		analyzer_process(a, &f, 1);
+		assert_int_equal(sink.ev->len, i >= 49 ? 1 : 0);
+	}
+	AlertEvent *e = &g_array_index(sink.ev, AlertEvent, 0);
+	assert_int_equal(e->event, ALERT_RAISED);
+	assert_int_equal(e->reason, REASON_SMTP_FANOUT);
+	assert_int_equal(e->window[WINDOW_SHORT].distinct, 50);
+	assert_int_equal(e->time_ms, T0 + 49 * 500);
+	/* escalation to 2.4x in minute 1 and 2.2x in minute 14: rate limited, no update */
+	for (guint i = 0; i < 60; i++) {
+		Flow f = smtp_flow(T0 + MIN_MS + i * 1000, 7, d++);
+		analyzer_process(a, &f, 1);
+	}
+	for (guint i = 0; i < 110; i++) {
+		Flow f = smtp_flow(T0 + 14 * MIN_MS + i * 500, 7, d++);
+		analyzer_process(a, &f, 1);
+	}
+	assert_int_equal(sink.ev->len, 1);
+	/* 15 min after the raise, the next flow's call is one update: the tick run at the start
+	 * of the batch finds it due (short window 6..15 holds 110: 2.2x) before the flow adds */
+	Flow f15 = smtp_flow(T0 + 15 * MIN_MS + 30000, 7, d++);
+	analyzer_process(a, &f15, 1);
+	assert_int_equal(sink.ev->len, 2);
+	e = &g_array_index(sink.ev, AlertEvent, 1);
+	assert_int_equal(e->event, ALERT_UPDATED);
+	assert_int_equal(e->time_ms, T0 + 15 * MIN_MS + 30000);
+	assert_int_equal(e->window[WINDOW_SHORT].distinct, 110);
+	assert_int_equal(e->window[WINDOW_LONG].distinct, 230);
+	assert_int_equal(e->trigger, WINDOW_SHORT);
+	/* silence. The long window keeps the level >= 0.5 (75 of 150) until minute 74, when
+	 * slice 14 (110 destinations) leaves it; then 30 minutes of hold. */
+	for (gint64 m = 16; m < 104; m++) {
+		analyzer_tick(a, T0 + m * MIN_MS);
+		assert_int_equal(sink.ev->len, 2);
+	}
+	analyzer_tick(a, T0 + 104 * MIN_MS);
+	assert_int_equal(sink.ev->len, 3);
+	e = &g_array_index(sink.ev, AlertEvent, 2);
+	assert_int_equal(e->event, ALERT_CLEARED);
+	assert_int_equal(e->severity, ALERT_SEV_INFO);
+	assert_int_equal(e->raised_ms, T0 + 49 * 500);
+	assert_int_equal(e->window[WINDOW_LONG].distinct, 0);
+	analyzer_tick(a, T0 + 200 * MIN_MS);
+	assert_int_equal(sink.ev->len, 3);
+	AnalyzerStats st;
+	analyzer_get_stats(a, &st);
+	assert_int_equal(st.events[ALERT_RAISED], 1);
+	assert_int_equal(st.events[ALERT_UPDATED], 1);
+	assert_int_equal(st.events[ALERT_CLEARED], 1);
+	assert_int_equal(st.offenders_active, 0);
+	/* history, newest first */
+	assert_int_equal(analyzer_history_len(a), 3);
+	assert_int_equal(analyzer_history_get(a, 0)->event, ALERT_CLEARED);
+	assert_int_equal(analyzer_history_get(a, 2)->event, ALERT_RAISED);
+	assert_null(analyzer_history_get(a, 3));
+	g_array_free(sink.ev, TRUE);
+}
+
+static void
+count_offender(const AnalyzerOffender *o, gpointer user_data)
+{
+	(*(guint *)user_data)++;
+	assert_int_equal(o->reason, REASON_SMTP_FANOUT);
+	assert_int_equal(o->state.state, OFFENDER_ACTIVE);
+	assert_int_equal(o->last->event, ALERT_RAISED);
+}
+
+static void
+test_history_ring_and_offenders(void **state)
+{
+	(void)state;
+	AnalyzerConfig cfg;
+	analyzer_config_defaults(&cfg);
+	cfg.history_len = 4;
+	g_autoptr(GError) err = NULL;
+	g_autoptr(Analyzer) a = analyzer_new(&cfg, &err);
+	assert_non_null(a);
+	/* six bots, one raised event each; the ring keeps the newest four */
+	for (guint32 bot = 1; bot <= 6; bot++) {
+		for (guint32 i = 0; i < 50; i++) {
+			Flow f = smtp_flow(T0 + bot * 1000 + i, bot, bot * 1000 + i);
+			analyzer_process(a, &f, 1);
+		}
+	}
+	assert_int_equal(analyzer_history_len(a), 4);
+	for (guint i = 0; i < 4; i++) {
+		const AlertEvent *e = analyzer_history_get(a, i);
+		assert_int_equal(e->host[15], 6 - i);
+	}
+	guint n = 0;
+	analyzer_foreach_offender(a, count_offender, &n);
+	assert_int_equal(n, 6);
+	guint8 h[16];
+	guint8 v4[4] = {10, 0, 0, 3};
+	flow_addr_set_v4(h, v4);
+	assert_true(analyzer_forget(a, h));
+	assert_false(analyzer_forget(a, h));
+	n = 0;
+	analyzer_foreach_offender(a, count_offender, &n);
+	assert_int_equal(n, 5);
+	AnalyzerHostInfo info;
+	assert_false(analyzer_host_info(a, h, &info));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_raise),
+		cmocka_unit_test(test_update_rate_limited),
+		cmocka_unit_test(test_hysteresis_clear),
+		cmocka_unit_test(test_clock_back),
+		cmocka_unit_test(test_lifecycle_analyzer),
+		cmocka_unit_test(test_history_ring_and_offenders),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

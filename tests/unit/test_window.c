@@ -1,0 +1,375 @@
+/* Unit tests for analyzer/window: sliding counts (the 36+36 straddle), re-sightings, gaps in
+ * time, clocks stepping back, expiry, top destinations, and the estimated mode's error
+ * bound over many seeds. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <string.h>
+
+#include "window.h"
+
+#define MIN_MS (60 * 1000)
+#define T0 ((gint64)1700000000 / 600 * 600 * 1000) /* a 10-minute boundary */
+
+static const WindowGeom G = {.slice_ms = MIN_MS, .span = {10, 60}, .exact_cap = 4096};
+
+static void
+dst(guint32 i, guint8 out[16])
+{
+	memset(out, 0, 16);
+	out[10] = out[11] = 0xff;
+	out[12] = (guint8)(i >> 24);
+	out[13] = (guint8)(i >> 16);
+	out[14] = (guint8)(i >> 8);
+	out[15] = (guint8)i;
+}
+
+static guint
+add(Window *w, const WindowGeom *g, gint64 t, guint32 d, gboolean failed)
+{
+	guint8 a[16];
+	dst(d, a);
+	return window_add(w, g, t, a, TRUE, failed);
+}
+
+static WindowCounts
+counts(Window *w, const WindowGeom *g, gint64 now)
+{
+	WindowCounts c;
+	window_counts(w, g, now, &c);
+	return c;
+}
+
+static void
+test_exact_basic(void **state)
+{
+	(void)state;
+	g_autoptr(Window) w = window_new();
+	guint8 a[16];
+	for (guint rep = 0; rep < 3; rep++) {
+		for (guint32 d = 0; d < 5; d++) {
+			guint r = add(w, &G, T0 + rep * 1000 + d, d, d == 4);
+			assert_int_equal((r & WINDOW_ADD_NEW_DEST) != 0, rep == 0);
+		}
+	}
+	dst(99, a);
+	assert_int_equal(window_add(w, &G, T0 + 5000, a, FALSE, FALSE), 0); /* not an attempt */
+	WindowCounts c = counts(w, &G, T0 + 6000);
+	for (guint k = 0; k < WINDOW_SPANS; k++) {
+		assert_int_equal(c.span[k].distinct, 5);
+		assert_false(c.span[k].estimated);
+		assert_int_equal(c.span[k].attempts, 15);
+		assert_int_equal(c.span[k].flows, 16);
+		assert_int_equal(c.span[k].failed, 3);
+	}
+	assert_int_equal(c.first_ms, T0);
+	assert_int_equal(c.last_ms, T0 + 5000);
+}
+
+/* 36 destinations in the last 3 minutes of one 10-minute block and 36 in the first 3 of
+ * the next: a sliding 10-minute window sees 72; each fixed block only 36. */
+static void
+test_straddle_36_36(void **state)
+{
+	(void)state;
+	g_autoptr(Window) w = window_new();
+	for (guint32 i = 0; i < 36; i++)
+		add(w, &G, T0 + 7 * MIN_MS + i * 5000, i, FALSE);
+	WindowCounts c = counts(w, &G, T0 + 10 * MIN_MS - 1);
+	assert_int_equal(c.span[WINDOW_SHORT].distinct, 36);
+	for (guint32 i = 0; i < 36; i++)
+		add(w, &G, T0 + 10 * MIN_MS + i * 5000, 1000 + i, FALSE);
+	c = counts(w, &G, T0 + 13 * MIN_MS - 1);
+	assert_int_equal(c.span[WINDOW_SHORT].distinct, 72);
+	assert_int_equal(c.span[WINDOW_LONG].distinct, 72);
+	/* the window keeps sliding: at 17:00 the first block's slices (7, 8, 9) are gone */
+	c = counts(w, &G, T0 + 17 * MIN_MS);
+	assert_int_equal(c.span[WINDOW_SHORT].distinct, 72 - 12); /* slice 7 (12 dests) left */
+	c = counts(w, &G, T0 + 20 * MIN_MS - 1);
+	assert_int_equal(c.span[WINDOW_SHORT].distinct, 36);
+	c = counts(w, &G, T0 + 20 * MIN_MS);
+	assert_int_equal(c.span[WINDOW_SHORT].distinct, 24);
+	assert_int_equal(c.span[WINDOW_LONG].distinct, 72);
+}
+
+/* A re-sighting moves a destination to the newer slice: it stays in the short window. */
+static void
+test_resighting(void **state)
+{
+	(void)state;
+	g_autoptr(Window) w = window_new();
+	add(w, &G, T0, 1, FALSE);
+	add(w, &G, T0, 2, FALSE);
+	add(w, &G, T0 + 8 * MIN_MS, 1, FALSE);
+	WindowCounts c = counts(w, &G, T0 + 12 * MIN_MS);
+	assert_int_equal(c.span[WINDOW_SHORT].distinct, 1); /* only 1 (seen at 8) */
+	assert_int_equal(c.span[WINDOW_SHORT].attempts, 1);
+	assert_int_equal(c.span[WINDOW_LONG].distinct, 2);
+	assert_int_equal(c.span[WINDOW_LONG].attempts, 3);
+	/* after the long window, the old sighting of 2 expired; a new one counts as new */
+	guint r = add(w, &G, T0 + 61 * MIN_MS, 2, FALSE);
+	assert_true(r & WINDOW_ADD_NEW_DEST);
+	c = counts(w, &G, T0 + 61 * MIN_MS);
+	assert_int_equal(c.span[WINDOW_LONG].distinct, 2); /* 1 (at 8) and 2 (at 61) */
+	assert_int_equal(c.span[WINDOW_SHORT].distinct, 1);
+}
+
+static void
+test_gap_in_time(void **state)
+{
+	(void)state;
+	g_autoptr(Window) w = window_new();
+	for (guint32 i = 0; i < 20; i++)
+		add(w, &G, T0 + i * 1000, i, FALSE);
+	/* three hours without flows: everything expires at once */
+	guint r = add(w, &G, T0 + 180 * MIN_MS, 500, FALSE);
+	assert_int_equal(r & (WINDOW_ADD_LATE | WINDOW_ADD_RESET), 0);
+	assert_true(r & WINDOW_ADD_NEW_DEST);
+	WindowCounts c = counts(w, &G, T0 + 180 * MIN_MS);
+	assert_int_equal(c.span[WINDOW_LONG].distinct, 1);
+	assert_int_equal(c.span[WINDOW_LONG].attempts, 1);
+	assert_int_equal(c.first_ms, T0 + 180 * MIN_MS); /* a new episode */
+	/* a gap of 30 slices inside the long window keeps the old slice */
+	add(w, &G, T0 + 210 * MIN_MS, 501, FALSE);
+	c = counts(w, &G, T0 + 210 * MIN_MS);
+	assert_int_equal(c.span[WINDOW_LONG].distinct, 2);
+	assert_int_equal(c.span[WINDOW_SHORT].distinct, 1);
+	/* counting at a later time without adding expires too, and window_expire frees */
+	c = counts(w, &G, T0 + 271 * MIN_MS);
+	assert_int_equal(c.span[WINDOW_LONG].distinct, 0);
+	assert_int_equal(c.span[WINDOW_LONG].flows, 0);
+	assert_false(window_expire(w, &G, T0 + 269 * MIN_MS));
+	assert_true(window_expire(w, &G, T0 + 271 * MIN_MS));
+	g_autoptr(Window) fresh = window_new();
+	assert_int_equal(window_mem(w), window_mem(fresh)); /* all arrays freed */
+	c = counts(w, &G, T0 + 271 * MIN_MS);
+	assert_int_equal(c.span[WINDOW_LONG].distinct, 0);
+}
+
+static void
+test_clock_backwards(void **state)
+{
+	(void)state;
+	g_autoptr(Window) w = window_new();
+	for (guint32 i = 0; i < 10; i++)
+		add(w, &G, T0 + 20 * MIN_MS, i, FALSE);
+	/* five minutes back: counted in the newest slice, nothing lost, nothing negative */
+	guint r = add(w, &G, T0 + 15 * MIN_MS, 100, TRUE);
+	assert_true(r & WINDOW_ADD_LATE);
+	assert_true(r & WINDOW_ADD_NEW_DEST);
+	r = add(w, &G, T0 + 15 * MIN_MS, 3, FALSE); /* a re-sighting from the past */
+	assert_true(r & WINDOW_ADD_LATE);
+	assert_false(r & WINDOW_ADD_NEW_DEST);
+	WindowCounts c = counts(w, &G, T0 + 15 * MIN_MS);
+	assert_int_equal(c.span[WINDOW_SHORT].distinct, 11);
+	assert_int_equal(c.span[WINDOW_SHORT].attempts, 12);
+	assert_int_equal(c.span[WINDOW_SHORT].failed, 1);
+	/* the clock then moves forward normally: the short window ends at slice 29 */
+	add(w, &G, T0 + 29 * MIN_MS, 200, FALSE);
+	c = counts(w, &G, T0 + 29 * MIN_MS);
+	assert_int_equal(c.span[WINDOW_SHORT].distinct, 12); /* slice 20 is in 20..29 */
+	c = counts(w, &G, T0 + 30 * MIN_MS);
+	assert_int_equal(c.span[WINDOW_SHORT].distinct, 1);
+	assert_int_equal(c.span[WINDOW_LONG].distinct, 12);
+	/* a jump back of more than the long window: the clock was reset, start afresh */
+	r = add(w, &G, T0 - 120 * MIN_MS, 300, FALSE);
+	assert_true(r & WINDOW_ADD_RESET);
+	c = counts(w, &G, T0 - 120 * MIN_MS);
+	assert_int_equal(c.span[WINDOW_LONG].distinct, 1);
+	assert_int_equal(c.span[WINDOW_LONG].attempts, 1);
+	assert_int_equal(c.first_ms, T0 - 120 * MIN_MS);
+	/* counting at a time before the newest slice uses the newest slice */
+	c = counts(w, &G, T0 - 200 * MIN_MS);
+	assert_int_equal(c.span[WINDOW_SHORT].distinct, 1);
+}
+
+static void
+test_top(void **state)
+{
+	(void)state;
+	g_autoptr(Window) w = window_new();
+	for (guint32 d = 1; d <= 12; d++) {
+		for (guint32 n = 0; n < d; n++)
+			add(w, &G, T0 + n, d, FALSE);
+	}
+	WindowTop top[WINDOW_TOP_MAX];
+	guint n = window_top(w, &G, T0, top, WINDOW_TOP_MAX);
+	assert_int_equal(n, 10);
+	for (guint i = 0; i < n; i++) {
+		guint8 a[16];
+		dst(12 - i, a);
+		assert_memory_equal(top[i].addr, a, 16);
+		assert_int_equal(top[i].count, 12 - i);
+	}
+	n = window_top(w, &G, T0, top, 3);
+	assert_int_equal(n, 3);
+	assert_int_equal(top[2].count, 10);
+	/* destinations that left the long window are not top any more */
+	add(w, &G, T0 + 61 * MIN_MS, 77, FALSE);
+	n = window_top(w, &G, T0 + 61 * MIN_MS, top, WINDOW_TOP_MAX);
+	assert_int_equal(n, 1);
+	assert_int_equal(top[0].count, 1);
+}
+
+static void
+test_answered(void **state)
+{
+	(void)state;
+	g_autoptr(Window) w = window_new();
+	guint8 a[16];
+	for (guint32 d = 0; d < 6; d++)
+		add(w, &G, T0, d, FALSE);
+	dst(2, a);
+	window_answer(w, &G, a);
+	dst(4, a);
+	window_answer(w, &G, a);
+	dst(50, a); /* never contacted: ignored */
+	window_answer(w, &G, a);
+	assert_int_equal(window_answered(w, &G, T0), 2);
+	WindowCounts c = counts(w, &G, T0);
+	assert_int_equal(c.span[WINDOW_LONG].distinct, 6);
+}
+
+/* The map stays exact past many expiries: churn of 10 dests a minute for 5 hours. */
+static void
+test_churn_exact(void **state)
+{
+	(void)state;
+	g_autoptr(Window) w = window_new();
+	guint32 d = 0;
+	for (guint m = 0; m < 300; m++) {
+		for (guint i = 0; i < 10; i++)
+			add(w, &G, T0 + (gint64)m * MIN_MS + i, d++, FALSE);
+		if (m % 7 == 0)
+			window_expire(w, &G, T0 + (gint64)m * MIN_MS);
+	}
+	WindowCounts c = counts(w, &G, T0 + 299 * MIN_MS);
+	assert_int_equal(c.span[WINDOW_SHORT].distinct, 100);
+	assert_int_equal(c.span[WINDOW_LONG].distinct, 600);
+	assert_false(c.span[WINDOW_LONG].estimated);
+	/* bounded: 600 live entries at load <= 3/4 in a power-of-two table, plus 60 slices */
+	assert_true(window_mem(w) < 1024 * 24 + 61 * 20 + 512);
+}
+
+/* Past the exact cap, counts are estimates within the documented bound. */
+static void
+test_switch_to_estimate(void **state)
+{
+	(void)state;
+	WindowGeom g = G;
+	g.exact_cap = 100;
+	g_autoptr(Window) w = window_new();
+	guint r = 0;
+	for (guint32 d = 0; d < 100; d++)
+		r |= add(w, &g, T0 + d * 100, d, FALSE);
+	assert_false(r & WINDOW_ADD_ESTIMATING);
+	assert_false(window_estimating(w));
+	r = add(w, &g, T0 + 20000, 100, FALSE);
+	assert_true(r & WINDOW_ADD_ESTIMATING);
+	assert_true(window_estimating(w));
+	for (guint32 d = 101; d < 3000; d++)
+		add(w, &g, T0 + 20000 + d * 100, d, FALSE);
+	/* heavy hitters survive into the sketch */
+	for (guint n = 0; n < 50; n++)
+		add(w, &g, T0 + 320000, 7, FALSE);
+	WindowCounts c = counts(w, &g, T0 + 320000);
+	assert_true(c.span[WINDOW_LONG].estimated);
+	assert_true(fabs((double)c.span[WINDOW_LONG].distinct - 3000) <= 3000 * WINDOW_HLL_BOUND);
+	assert_int_equal(c.span[WINDOW_LONG].attempts, 3050);
+	WindowTop top[WINDOW_TOP_MAX];
+	guint n = window_top(w, &g, T0 + 320000, top, 1);
+	assert_int_equal(n, 1);
+	guint8 a[16];
+	dst(7, a);
+	assert_memory_equal(top[0].addr, a, 16);
+	assert_true(top[0].count >= 51 && top[0].count - top[0].error <= 51);
+	/* when everything expires the window is exact again */
+	add(w, &g, T0 + 200 * MIN_MS, 1, FALSE);
+	assert_false(window_estimating(w));
+	c = counts(w, &g, T0 + 200 * MIN_MS);
+	assert_false(c.span[WINDOW_LONG].estimated);
+	assert_int_equal(c.span[WINDOW_LONG].distinct, 1);
+}
+
+/* Error over many seeds, with destinations spread over the long window so the per-slice
+ * registers and their merge are exercised, and the short window read too. */
+static void
+test_estimate_error_seeds(void **state)
+{
+	(void)state;
+	WindowGeom g = G;
+	g.exact_cap = 256;
+	double sum_err = 0;
+	guint n_est = 0;
+	for (guint32 seed = 1; seed <= 40; seed++) {
+		g_autoptr(GRand) r = g_rand_new_with_seed(seed);
+		g_autoptr(Window) w = window_new();
+		g_autoptr(GHashTable) all = g_hash_table_new(g_direct_hash, g_direct_equal);
+		g_autoptr(GHashTable) recent = g_hash_table_new(g_direct_hash, g_direct_equal);
+		g_autoptr(GArray) seen = g_array_new(FALSE, FALSE, sizeof(guint32));
+		guint n = (guint)g_rand_int_range(r, 2000, 30000);
+		for (guint i = 0; i < n; i++) {
+			guint32 d = g_rand_int(r) | 1; /* random addresses, every 5th a repeat */
+			if (i % 5 == 0 && seen->len > 0)
+				d = g_array_index(seen, guint32, g_rand_int_range(r, 0, (gint32)seen->len));
+			else
+				g_array_append_val(seen, d);
+			gint64 t = T0 + (gint64)i * (60 * MIN_MS) / n;
+			add(w, &g, t, d, FALSE);
+			g_hash_table_add(all, GUINT_TO_POINTER(d));
+			if (t >= T0 + 50 * MIN_MS)
+				g_hash_table_add(recent, GUINT_TO_POINTER(d));
+		}
+		WindowCounts c = counts(w, &g, T0 + 60 * MIN_MS - 1);
+		double truth = g_hash_table_size(all);
+		double est = c.span[WINDOW_LONG].distinct;
+		assert_true(c.span[WINDOW_LONG].estimated);
+		if (fabs(est - truth) > truth * WINDOW_HLL_BOUND)
+			fail_msg("seed %u: long estimate %.0f for %.0f", seed, est, truth);
+		sum_err += fabs(est - truth) / truth;
+		n_est++;
+		double rt = g_hash_table_size(recent);
+		double rest = c.span[WINDOW_SHORT].distinct;
+		if (fabs(rest - rt) > rt * WINDOW_HLL_BOUND)
+			fail_msg("seed %u: short estimate %.0f for %.0f", seed, rest, rt);
+	}
+	/* the mean error is near the standard error, not just inside the 3-sigma bound */
+	assert_true(sum_err / n_est < 2 * WINDOW_HLL_REL_ERROR);
+}
+
+static void
+test_memory_small(void **state)
+{
+	(void)state;
+	g_autoptr(Window) w = window_new();
+	gsize empty = window_mem(w);
+	add(w, &G, T0, 1, FALSE);
+	gsize one = window_mem(w);
+	assert_true(one > empty);
+	/* one destination: the struct, one slice record and a 2-entry map */
+	assert_true(one <= empty + 20 + 2 * 24 + 2 * WINDOW_ALLOC_OVERHEAD);
+	print_message("window: %zu bytes empty, %zu with one destination\n", empty, one);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_exact_basic),
+		cmocka_unit_test(test_straddle_36_36),
+		cmocka_unit_test(test_resighting),
+		cmocka_unit_test(test_gap_in_time),
+		cmocka_unit_test(test_clock_backwards),
+		cmocka_unit_test(test_top),
+		cmocka_unit_test(test_answered),
+		cmocka_unit_test(test_churn_exact),
+		cmocka_unit_test(test_switch_to_estimate),
+		cmocka_unit_test(test_estimate_error_seeds),
+		cmocka_unit_test(test_memory_small),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
