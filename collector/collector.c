@@ -193,8 +193,21 @@ collector_input(Collector *c, const guint8 addr[16], guint16 port, const guint8 
 	return n;
 }
 
+/* IPFIX readings of a sequence number: RFC 7011 3.1 counts the Data Records sent before this
+ * message; softflowd counts those up to and including this message's, and leaves options
+ * records out. Either way options records may or may not be in the count, so each reading
+ * accepts both. */
+static gint8
+ipfix_reading(const Domain *d, guint32 seq, guint32 n, guint32 n_data)
+{
+	gboolean rfc = seq == d->seq_last + d->seq_last_count ||
+		       seq == d->seq_last + d->seq_last_data;
+	gboolean own = seq == d->seq_last + n || seq == d->seq_last + n_data;
+	return rfc && !own ? 1 : own && !rfc ? 2 : 0;
+}
+
 void
-seq_check(Domain *d, SeqKind kind, guint32 seq, guint32 n)
+seq_check(Domain *d, SeqKind kind, guint32 seq, guint32 n, guint32 n_data)
 {
 	SessionStats *st = &d->st;
 	guint32 expect;
@@ -203,6 +216,7 @@ seq_check(Domain *d, SeqKind kind, guint32 seq, guint32 n)
 		st->seq_init = TRUE;
 		d->seq_last = seq;
 		d->seq_last_count = n;
+		d->seq_last_data = n_data;
 		return;
 	}
 	switch (kind) {
@@ -213,28 +227,31 @@ seq_check(Domain *d, SeqKind kind, guint32 seq, guint32 n)
 		expect = d->seq_last + d->seq_last_count;
 		break;
 	default: {
-		/* RFC 7011 3.1: records sent before this message. softflowd sends the count
-		 * including this message's records; learn which from messages where the two
-		 * readings differ, and never count the difference between them as loss. */
-		guint32 rfc = d->seq_last + d->seq_last_count;
-		guint32 own = d->seq_last + n;
-		gint8 m = 0;
-		if (rfc != own)
-			m = seq == rfc ? 1 : seq == own ? 2 : 0;
+		gint8 m = ipfix_reading(d, seq, n, n_data);
+		if (d->seq_mode == 2)
+			expect = seq == d->seq_last + n ? seq : d->seq_last + n_data;
+		else
+			expect = seq == d->seq_last + d->seq_last_count ? seq
+								       : d->seq_last + d->seq_last_data;
 		if (m != 0 && d->seq_mode == 0) {
-			d->seq_mode = m;
+			d->seq_mode = m; /* the first message that tells the readings apart */
+			expect = seq;
 		} else if (m != 0 && m != d->seq_mode) {
-			/* two votes in a row to change an established reading */
-			if (++d->seq_votes >= 2) {
+			/* Reads the other way: a coincidence (a loss the size of the difference)
+			 * or an exporter that changed. Hold the loss back; three in a row switch
+			 * the reading and drop what was held, anything else commits it. */
+			d->seq_pending += seq - expect;
+			expect = seq;
+			if (++d->seq_votes >= 3) {
 				d->seq_mode = m;
 				d->seq_votes = 0;
+				d->seq_pending = 0;
 			}
-		} else if (m != 0) {
+		} else if (d->seq_votes > 0) {
+			st->seq_lost += d->seq_pending;
+			d->seq_pending = 0;
 			d->seq_votes = 0;
 		}
-		expect = d->seq_mode == 2 ? own : rfc;
-		if (m != 0)
-			expect = seq;
 		break;
 	}
 	}
@@ -247,6 +264,7 @@ seq_check(Domain *d, SeqKind kind, guint32 seq, guint32 n)
 	}
 	d->seq_last = seq;
 	d->seq_last_count = n;
+	d->seq_last_data = n_data;
 }
 
 guint32

@@ -62,6 +62,6 @@ ipfix_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch
 	}
 	/* RFC 7011 3.1: the sequence counts Data Records, options data records included. */
 	guint32 flows = (guint32)(d->st.records - before);
-	seq_check(d, SEQ_IPFIX, seq, flows + (guint32)(d->st.options_records - opts_before));
+	seq_check(d, SEQ_IPFIX, seq, flows + (guint32)(d->st.options_records - opts_before), flows);
 	return flows;
 }

@@ -24,8 +24,10 @@ typedef struct {
 	guint32 seq_last;
 	guint32 seq_last_count; /* records in the last message (v5, IPFIX) */
 	guint32 uptime_last;    /* v5/v9 sysUptime, to tell a restart from a loss */
+	guint32 seq_last_data;  /* IPFIX: data records only (no options) in the last message */
 	gint8 seq_mode;         /* IPFIX: 0 unknown, 1 RFC 7011, 2 counts own records */
-	guint8 seq_votes;
+	guint8 seq_votes;       /* messages in a row that read the other way */
+	guint32 seq_pending;    /* loss held back while those votes run */
 	/* sampling learnt from options records or the v5 header */
 	guint32 sampling;
 	SamplerSlot samplers[SAMPLER_SLOTS];
@@ -69,8 +71,9 @@ typedef enum {
 	SEQ_IPFIX,        /* RFC 7011 records before this message; softflowd counts its own */
 } SeqKind;
 
-/* Track the header sequence number; n = data records in this message. */
-void seq_check(Domain *d, SeqKind kind, guint32 seq, guint32 n);
+/* Track the header sequence number; n = data records in this message (for IPFIX with
+ * options records, n_data without them). */
+void seq_check(Domain *d, SeqKind kind, guint32 seq, guint32 n, guint32 n_data);
 
 /* Decoders, one per wire format. They return the number of flow records pushed. */
 guint v5_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch *out);

@@ -45,7 +45,7 @@ v5_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch *o
 		d->st.seq_resets++;
 	}
 	d->uptime_last = uptime;
-	seq_check(d, SEQ_PER_RECORD, seq, count);
+	seq_check(d, SEQ_PER_RECORD, seq, count, count);
 
 	gint64 export_ms = (gint64)secs * 1000 + nsecs / 1000000;
 	for (guint i = 0; i < count; i++) {

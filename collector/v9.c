@@ -30,7 +30,7 @@ v9_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch *o
 		d->st.seq_resets++;
 	}
 	d->uptime_last = uptime;
-	seq_check(d, SEQ_PER_DATAGRAM, seq, 1);
+	seq_check(d, SEQ_PER_DATAGRAM, seq, 1, 1);
 
 	DecodeCtx ctx = {.exp = e,
 			 .dom = d,
