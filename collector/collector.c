@@ -193,24 +193,59 @@ collector_input(Collector *c, const guint8 addr[16], guint16 port, const guint8 
 	return n;
 }
 
-/* IPFIX readings of a sequence number: RFC 7011 3.1 counts the Data Records sent before this
- * message; softflowd counts those up to and including this message's, and leaves options
- * records out. Either way options records may or may not be in the count, so each reading
- * accepts both. */
-static gint8
-ipfix_reading(const Domain *d, guint32 seq, guint32 n, guint32 n_data)
+/* IPFIX: RFC 7011 3.1 counts the Data Records sent before this message; softflowd counts
+ * those up to and including this message's, and leaves options records out. Returns the
+ * gap under the reading the domain has learnt, holding back what cannot be judged yet. */
+static guint32
+ipfix_gap(Domain *d, guint32 seq, guint32 n, guint32 n_data)
 {
-	gboolean rfc = seq == d->seq_last + d->seq_last_count ||
-		       seq == d->seq_last + d->seq_last_data;
-	gboolean own = seq == d->seq_last + n || seq == d->seq_last + n_data;
-	return rfc && !own ? 1 : own && !rfc ? 2 : 0;
+	guint32 e_rfc = d->seq_last + d->seq_last_count; /* RFC: options records count */
+	guint32 e_own = d->seq_last + n_data;             /* softflowd: they do not */
+	gboolean rfc = seq == e_rfc || seq == d->seq_last + d->seq_last_data;
+	gboolean own = seq == e_own || seq == d->seq_last + n;
+	gint8 m = rfc && !own ? 1 : own && !rfc ? 2 : 0;
+	guint32 gap_rfc = rfc ? 0 : seq - e_rfc, gap_own = own ? 0 : seq - e_own;
+
+	if (d->seq_mode == 0) {
+		if (m == 0) {
+			/* Not told apart yet (equal-sized messages, or a loss): keep both. */
+			if (gap_rfc >= SEQ_MAX_GAP && gap_own >= SEQ_MAX_GAP)
+				return gap_rfc; /* a resync either way */
+			d->seq_pending_rfc += gap_rfc;
+			d->seq_pending_own += gap_own;
+			return 0;
+		}
+		d->seq_mode = m; /* the first message that tells the readings apart */
+		guint32 held = m == 1 ? d->seq_pending_rfc : d->seq_pending_own;
+		d->seq_pending_rfc = d->seq_pending_own = 0;
+		return held;
+	}
+	guint32 gap = d->seq_mode == 1 ? gap_rfc : gap_own;
+	if (m != 0 && m != d->seq_mode) {
+		/* Reads the other way: a coincidence (a loss the size of the difference) or an
+		 * exporter that changed. Hold the loss back; three in a row switch the reading
+		 * and drop what was held, anything else commits it. */
+		d->seq_pending += gap;
+		if (++d->seq_votes >= 3) {
+			d->seq_mode = m;
+			d->seq_votes = 0;
+			d->seq_pending = 0;
+		}
+		return 0;
+	}
+	if (d->seq_votes > 0) {
+		gap += d->seq_pending;
+		d->seq_pending = 0;
+		d->seq_votes = 0;
+	}
+	return gap;
 }
 
 void
 seq_check(Domain *d, SeqKind kind, guint32 seq, guint32 n, guint32 n_data)
 {
 	SessionStats *st = &d->st;
-	guint32 expect;
+	guint32 gap;
 
 	if (!st->seq_init) {
 		st->seq_init = TRUE;
@@ -221,41 +256,15 @@ seq_check(Domain *d, SeqKind kind, guint32 seq, guint32 n, guint32 n_data)
 	}
 	switch (kind) {
 	case SEQ_PER_DATAGRAM: /* RFC 3954 5.1: counts export packets */
-		expect = d->seq_last + 1;
+		gap = seq - (d->seq_last + 1);
 		break;
 	case SEQ_PER_RECORD: /* v5: sequence of this datagram's first flow */
-		expect = d->seq_last + d->seq_last_count;
+		gap = seq - (d->seq_last + d->seq_last_count);
 		break;
-	default: {
-		gint8 m = ipfix_reading(d, seq, n, n_data);
-		if (d->seq_mode == 2)
-			expect = seq == d->seq_last + n ? seq : d->seq_last + n_data;
-		else
-			expect = seq == d->seq_last + d->seq_last_count ? seq
-								       : d->seq_last + d->seq_last_data;
-		if (m != 0 && d->seq_mode == 0) {
-			d->seq_mode = m; /* the first message that tells the readings apart */
-			expect = seq;
-		} else if (m != 0 && m != d->seq_mode) {
-			/* Reads the other way: a coincidence (a loss the size of the difference)
-			 * or an exporter that changed. Hold the loss back; three in a row switch
-			 * the reading and drop what was held, anything else commits it. */
-			d->seq_pending += seq - expect;
-			expect = seq;
-			if (++d->seq_votes >= 3) {
-				d->seq_mode = m;
-				d->seq_votes = 0;
-				d->seq_pending = 0;
-			}
-		} else if (d->seq_votes > 0) {
-			st->seq_lost += d->seq_pending;
-			d->seq_pending = 0;
-			d->seq_votes = 0;
-		}
+	default:
+		gap = ipfix_gap(d, seq, n, n_data);
 		break;
 	}
-	}
-	guint32 gap = seq - expect;
 	if (gap != 0) {
 		if (gap < SEQ_MAX_GAP)
 			st->seq_lost += gap;

@@ -40,6 +40,7 @@ ipfix_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch
 			 .export_ms = (gint64)export_s * 1000,
 			 .version = 10};
 	guint64 before = d->st.records, opts_before = d->st.options_records;
+	guint64 no_tpl_before = d->st.no_template_sets;
 
 	while (cursor_left(&msg) > 0) {
 		guint16 id, slen;
@@ -62,6 +63,10 @@ ipfix_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch
 	}
 	/* RFC 7011 3.1: the sequence counts Data Records, options data records included. */
 	guint32 flows = (guint32)(d->st.records - before);
-	seq_check(d, SEQ_IPFIX, seq, flows + (guint32)(d->st.options_records - opts_before), flows);
+	if (d->st.no_template_sets != no_tpl_before)
+		d->st.seq_init = FALSE; /* records we could not count: judge from the next one */
+	else
+		seq_check(d, SEQ_IPFIX, seq, flows + (guint32)(d->st.options_records - opts_before),
+			  flows);
 	return flows;
 }

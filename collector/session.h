@@ -28,6 +28,8 @@ typedef struct {
 	gint8 seq_mode;         /* IPFIX: 0 unknown, 1 RFC 7011, 2 counts own records */
 	guint8 seq_votes;       /* messages in a row that read the other way */
 	guint32 seq_pending;    /* loss held back while those votes run */
+	guint32 seq_pending_rfc; /* loss while the reading is unknown, under each reading */
+	guint32 seq_pending_own;
 	/* sampling learnt from options records or the v5 header */
 	guint32 sampling;
 	SamplerSlot samplers[SAMPLER_SLOTS];

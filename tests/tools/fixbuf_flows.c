@@ -264,6 +264,14 @@ new_template(fbSession_t *session, uint16_t tid, fbTemplate_t *tmpl, void *app_c
 }
 
 static void
+domain_free(gpointer p)
+{
+	DomainState *d = p;
+	g_hash_table_destroy(d->samplers);
+	g_free(d);
+}
+
+static void
 exporter_free(gpointer p)
 {
 	Exporter *e = p;
@@ -297,14 +305,6 @@ exporter_new(const char *addr, GError **error)
 		return NULL;
 	}
 	return e;
-}
-
-static void
-domain_free(gpointer p)
-{
-	DomainState *d = p;
-	g_hash_table_destroy(d->samplers);
-	g_free(d);
 }
 
 static DomainState *
