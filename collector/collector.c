@@ -208,9 +208,10 @@ ipfix_gap(Domain *d, guint32 seq, guint32 n, guint32 n_data)
 
 	if (d->seq_mode == 0) {
 		if (m == 0) {
-			/* Not told apart yet (equal-sized messages, or a loss): keep both. */
-			if (gap_rfc >= SEQ_MAX_GAP && gap_own >= SEQ_MAX_GAP)
-				return gap_rfc; /* a resync either way */
+			/* Not told apart yet. Where both readings give the same gap (equal-sized
+			 * messages) it is the loss; otherwise keep both until one is learnt. */
+			if (gap_rfc == gap_own || (gap_rfc >= SEQ_MAX_GAP && gap_own >= SEQ_MAX_GAP))
+				return gap_rfc;
 			d->seq_pending_rfc += gap_rfc;
 			d->seq_pending_own += gap_own;
 			return 0;

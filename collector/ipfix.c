@@ -41,6 +41,7 @@ ipfix_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch
 			 .version = 10};
 	guint64 before = d->st.records, opts_before = d->st.options_records;
 	guint64 no_tpl_before = d->st.no_template_sets;
+	guint64 mal_before = malformed_total(&d->st);
 
 	while (cursor_left(&msg) > 0) {
 		guint16 id, slen;
@@ -63,7 +64,7 @@ ipfix_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch
 	}
 	/* RFC 7011 3.1: the sequence counts Data Records, options data records included. */
 	guint32 flows = (guint32)(d->st.records - before);
-	if (d->st.no_template_sets != no_tpl_before)
+	if (d->st.no_template_sets != no_tpl_before || malformed_total(&d->st) != mal_before)
 		d->st.seq_init = FALSE; /* records we could not count: judge from the next one */
 	else
 		seq_check(d, SEQ_IPFIX, seq, flows + (guint32)(d->st.options_records - opts_before),

@@ -92,6 +92,15 @@ times_plausible(gint64 export_ms, gint64 start_ms, gint64 end_ms)
 	return start_ms <= end_ms && start_ms >= export_ms - past && end_ms <= export_ms + future;
 }
 
+static inline guint64
+malformed_total(const SessionStats *st)
+{
+	guint64 n = 0;
+	for (guint i = 0; i < MAL_N; i++)
+		n += st->malformed[i];
+	return n;
+}
+
 /* Sampling interval for a sampler id learnt from options data, else the domain's. */
 guint32 domain_sampling(const Domain *d, gboolean has_id, guint32 id);
 void domain_set_sampler(Domain *d, gboolean has_id, guint32 id, guint32 interval);

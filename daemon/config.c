@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include "listener.h"
+#include "netset.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -18,6 +19,11 @@ typedef enum {
 	KEY_SIZE,      /* guint64 bytes, optional K/M/G suffix (binary) */
 	KEY_ADDR_LIST, /* char ** of listen addresses */
 	KEY_CHOICE,    /* guint index into choices */
+	KEY_BOOL,      /* gboolean: true/false */
+	KEY_DOUBLE,    /* double within [min, max] */
+	KEY_MS,        /* gint64 milliseconds, given in seconds */
+	KEY_PREFIXES,  /* char *: a list of addresses and prefixes */
+	KEY_PORTS,     /* char *: a list of ports */
 } KeyType;
 
 typedef struct {
@@ -34,6 +40,17 @@ static const char *const log_levels[] = {"error", "critical", "warning", "messag
 					 "info",  "debug",    NULL};
 
 #define COLLECTOR(f) (offsetof(Config, collector) + offsetof(CollectorConfig, f))
+#define ANALYZER(f) (offsetof(Config, analyzer) + offsetof(AnalyzerConfig, f))
+#define HEUR(r, f) (ANALYZER(h) + (r) * sizeof(HeuristicConfig) + offsetof(HeuristicConfig, f))
+#define THRESH(r, w) (HEUR(r, threshold) + (w) * sizeof(guint32))
+/* The three keys every heuristic has. The defaults and the reasoning behind them are in
+ * analyzer_config_defaults(), the one place they are kept. */
+#define HEURISTIC_KEYS(name, r, what, why)                                                     \
+	{name, "enabled", KEY_BOOL, HEUR(r, enabled), 0, 0, NULL, "raise " name " alerts. " why}, \
+	    {name, "short", KEY_UINT, THRESH(r, WINDOW_SHORT), 0, 10000000, NULL,                \
+	     what " in the short window to raise (0 = this window off)"},                       \
+	    {name, "long", KEY_UINT, THRESH(r, WINDOW_LONG), 0, 10000000, NULL,                  \
+	     what " in the long window to raise (0 = this window off)"}
 
 static const ConfigKey config_keys[] = {
     {"collector", "listen", KEY_ADDR_LIST, offsetof(Config, listen), 0, 0, NULL,
@@ -56,7 +73,115 @@ static const ConfigKey config_keys[] = {
      "error, critical, warning, message, info or debug"},
     {"daemon", "stats_interval", KEY_UINT, offsetof(Config, stats_interval_s), 0, 86400, NULL,
      "seconds between counter lines in the log; 0 = off"},
+    {"analyzer", "internal_networks", KEY_PREFIXES, offsetof(Config, internal_nets), 0, 0, NULL,
+     "your networks (comma-separated prefixes): RFC 1918, RFC 6598 and ULA by default; add "
+     "public space you own"},
+    {"analyzer", "mail_servers", KEY_PREFIXES, offsetof(Config, mail_servers), 0, 0, NULL,
+     "sanctioned MTAs, relays, smarthosts: watched for mta-surge, exempt from smtp-fanout; "
+     "empty by default, so an unlisted MTA alerts and tells you to list it"},
+    {"analyzer", "smtp_ports", KEY_PORTS, offsetof(Config, smtp_ports), 0, 0, NULL,
+     "MTA-to-MTA relay ports (RFC 5321)"},
+    {"analyzer", "submission_ports", KEY_PORTS, offsetof(Config, submission_ports), 0, 0, NULL,
+     "mail submission ports (RFC 8314 implicit TLS 465, RFC 6409 587)"},
+    {"analyzer", "login_ports", KEY_PORTS, offsetof(Config, login_ports), 0, 0, NULL,
+     "ports where mail logins happen: POP3, IMAP, their TLS ports, submission"},
+    {"analyzer", "slice", KEY_MS, ANALYZER(slice_ms), 1, 3600, NULL,
+     "seconds per window slice: alerts land within one slice of the crossing"},
+    {"analyzer", "short_window", KEY_UINT, ANALYZER(span_slices[WINDOW_SHORT]), 1, 1440, NULL,
+     "slices in the short window (bursts)"},
+    {"analyzer", "long_window", KEY_UINT, ANALYZER(span_slices[WINDOW_LONG]), 1, 1440, NULL,
+     "slices in the long window (slow bots)"},
+    {"analyzer", "exact_cap", KEY_UINT, ANALYZER(exact_cap), 16, 1000000, NULL,
+     "distinct destinations counted exactly per host window; beyond, a HyperLogLog estimate"},
+    {"analyzer", "max_hosts", KEY_UINT, ANALYZER(max_hosts), 1, 100000000, NULL,
+     "tracked hosts; the least recently seen is evicted (counted)"},
+    {"analyzer", "memory_cap", KEY_SIZE, ANALYZER(mem_cap), 1048576, G_GUINT64_CONSTANT(1) << 40,
+     NULL, "bytes for hosts and windows (K, M, G suffixes); least recently seen evicted"},
+    {"analyzer", "history", KEY_UINT, ANALYZER(history_len), 1, 1000000, NULL,
+     "recent alert events kept for queries"},
+    HEURISTIC_KEYS("smtp-fanout", REASON_SMTP_FANOUT, "distinct external hosts on SMTP ports",
+		   "A host that is not an MTA sends port 25 to almost no one; bots reach "
+		   "hundreds of MXs an hour. 50 in 10 min is 5 new MXs a minute; 150 an hour "
+		   "catches bots pacing at 2.5 a minute."),
+    HEURISTIC_KEYS("smtp-blocked", REASON_SMTP_BLOCKED,
+		   "distinct external hosts on SMTP ports, mostly failed",
+		   "The same traffic when most attempts fail (egress block holding): lower "
+		   "thresholds, since every SYN-only attempt is evidence, not a guess."),
+    {"smtp-blocked", "failed_share", KEY_DOUBLE, ANALYZER(blocked_share), 0, 1, NULL,
+     "share of failed attempts (SYN-only, reset, firewall deny) that means blocked"},
+    {"smtp-blocked", "min_attempts", KEY_UINT, ANALYZER(blocked_min_attempts), 1, 10000000,
+     NULL, "attempts before the failed share is judged"},
+    HEURISTIC_KEYS("submission-fanout", REASON_SUBMISSION_FANOUT,
+		   "distinct external hosts on submission ports",
+		   "A person submits to 1-3 providers (~10 addresses an hour with rotating "
+		   "names); stolen credentials are tried at dozens."),
+    HEURISTIC_KEYS("lateral-smtp", REASON_LATERAL_SMTP, "distinct internal hosts on SMTP ports",
+		   "Clients talk SMTP to 1-3 internal relays; a worm sweeps dozens to "
+		   "thousands."),
+    HEURISTIC_KEYS("mta-surge", REASON_MTA_SURGE,
+		   "floor of distinct external hosts from a mail server",
+		   "A small site's MTA reaches 20-100 MXs per 10 min and daily peaks are 2-3x "
+		   "the median; a compromised account relaying spam is 10x and more."),
+    {"mta-surge", "factor", KEY_DOUBLE, ANALYZER(surge_k), 1, 1000, NULL,
+     "alert above factor x the median of the same window over the last day"},
+    {"mta-surge", "baseline_samples", KEY_UINT, ANALYZER(surge_history), 1, 100000, NULL,
+     "baseline samples kept (one per short window)"},
+    {"mta-surge", "min_samples", KEY_UINT, ANALYZER(surge_min_samples), 1, 100000, NULL,
+     "samples before the baseline is trusted"},
+    {"mta-surge", "warmup_factor", KEY_DOUBLE, ANALYZER(surge_warmup_factor), 1, 1000, NULL,
+     "until then the threshold is the floor x this"},
+    HEURISTIC_KEYS("auth-bruteforce", REASON_AUTH_BRUTEFORCE,
+		   "short connections from one external host to login ports",
+		   "Mail clients keep IMAP open (IDLE) or poll every few minutes, under 10 a "
+		   "minute even behind a NAT of hundreds of users; guessers make one a second."),
+    {"auth-bruteforce", "max_packets", KEY_UINT, ANALYZER(auth_max_packets), 1, 1000000, NULL,
+     "a connection of at most this many packets counts as short"},
+    {"auth-bruteforce", "max_bytes", KEY_SIZE, ANALYZER(auth_max_bytes), 1,
+     G_GUINT64_CONSTANT(1) << 30, NULL, "... and at most this many bytes"},
+    {"alerts", "escalate_factor", KEY_DOUBLE, ANALYZER(escalate_factor), 1, 1000, NULL,
+     "an offender is updated when its level grows by this factor"},
+    {"alerts", "update_interval", KEY_MS, ANALYZER(update_interval_ms), 0, 86400, NULL,
+     "seconds: at most one update per offender this often"},
+    {"alerts", "clear_level", KEY_DOUBLE, ANALYZER(clear_level), 0, 1, NULL,
+     "fraction of the thresholds below which an offender counts as quiet"},
+    {"alerts", "hold", KEY_MS, ANALYZER(hold_ms), 0, 604800, NULL,
+     "seconds an offender must stay quiet before it is cleared"},
 };
+
+static void
+set_text(char **field, const char *v)
+{
+	g_free(*field);
+	*field = g_strdup(v != NULL ? v : "");
+}
+
+const AnalyzerConfig *
+config_analyzer(Config *cfg)
+{
+	cfg->analyzer.internal_nets = cfg->internal_nets;
+	cfg->analyzer.mail_servers = cfg->mail_servers;
+	cfg->analyzer.smtp_ports = cfg->smtp_ports;
+	cfg->analyzer.submission_ports = cfg->submission_ports;
+	cfg->analyzer.login_ports = cfg->login_ports;
+	return &cfg->analyzer;
+}
+
+/* "25, 587" -> ok; anything but ports 1-65535 separated by commas or spaces -> why. */
+static gboolean
+check_ports(const char *v, char **why)
+{
+	g_auto(GStrv) parts = g_strsplit_set(v, ", \t", -1);
+	for (guint i = 0; parts[i] != NULL; i++) {
+		guint64 n;
+		if (parts[i][0] == '\0')
+			continue;
+		if (!g_ascii_string_to_unsigned(parts[i], 10, 1, 65535, &n, NULL)) {
+			*why = g_strdup_printf("'%s' is not a port (1-65535)", parts[i]);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
 
 Config *
 config_new(void)
@@ -69,6 +194,13 @@ config_new(void)
 	collector_config_defaults(&cfg->collector);
 	cfg->log_level = CONFIG_LOG_MESSAGE;
 	cfg->stats_interval_s = 60;
+	analyzer_config_defaults(&cfg->analyzer);
+	set_text(&cfg->internal_nets, cfg->analyzer.internal_nets);
+	set_text(&cfg->mail_servers, cfg->analyzer.mail_servers);
+	set_text(&cfg->smtp_ports, cfg->analyzer.smtp_ports);
+	set_text(&cfg->submission_ports, cfg->analyzer.submission_ports);
+	set_text(&cfg->login_ports, cfg->analyzer.login_ports);
+	config_analyzer(cfg);
 	return cfg;
 }
 
@@ -78,6 +210,11 @@ config_free(Config *cfg)
 	if (cfg == NULL)
 		return;
 	g_strfreev(cfg->listen);
+	g_free(cfg->internal_nets);
+	g_free(cfg->mail_servers);
+	g_free(cfg->smtp_ports);
+	g_free(cfg->submission_ports);
+	g_free(cfg->login_ports);
 	g_free(cfg);
 }
 
@@ -234,6 +371,55 @@ load_key(GKeyFile *kf, const ConfigKey *k, Config *cfg, char **why)
 		*why = g_strdup_printf("'%s' is not one of %s", v, all);
 		return FALSE;
 	}
+	case KEY_BOOL:
+		if (g_ascii_strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0 ||
+		    g_ascii_strcasecmp(v, "yes") == 0) {
+			*(gboolean *)field = TRUE;
+			return TRUE;
+		}
+		if (g_ascii_strcasecmp(v, "false") == 0 || strcmp(v, "0") == 0 ||
+		    g_ascii_strcasecmp(v, "no") == 0) {
+			*(gboolean *)field = FALSE;
+			return TRUE;
+		}
+		*why = g_strdup_printf("'%s' is not true or false", v);
+		return FALSE;
+	case KEY_DOUBLE: {
+		char *end = NULL;
+		double d = g_ascii_strtod(v, &end);
+		if (*v == '\0' || end == NULL || *end != '\0' || d != d) {
+			*why = g_strdup_printf("'%s' is not a number", v);
+			return FALSE;
+		}
+		if (d < (double)k->min || d > (double)k->max) {
+			*why = g_strdup_printf("'%s' is out of range %" G_GUINT64_FORMAT
+					       "..%" G_GUINT64_FORMAT,
+					       v, k->min, k->max);
+			return FALSE;
+		}
+		*(double *)field = d;
+		return TRUE;
+	}
+	case KEY_MS:
+		if (!parse_uint(v, k, &n, why))
+			return FALSE;
+		*(gint64 *)field = (gint64)n * 1000;
+		return TRUE;
+	case KEY_PREFIXES: {
+		g_autoptr(GError) perr = NULL;
+		g_autoptr(NetSet) set = netset_new_from_list(v, &perr);
+		if (set == NULL) {
+			*why = g_strdup(perr->message);
+			return FALSE;
+		}
+		set_text((char **)field, v);
+		return TRUE;
+	}
+	case KEY_PORTS:
+		if (!check_ports(v, why))
+			return FALSE;
+		set_text((char **)field, v);
+		return TRUE;
 	case KEY_ADDR_LIST:
 		break;
 	}
@@ -321,6 +507,14 @@ config_new_from_data(const char *data, gssize len, const char *name, GError **er
 			return NULL;
 		}
 	}
+	config_analyzer(cfg);
+	/* Cross-key checks (e.g. the short window longer than the long one) are the
+	 * analyzer's: try the result once so a bad combination fails here, named. */
+	g_autoptr(Analyzer) probe = analyzer_new(&cfg->analyzer, &err);
+	if (probe == NULL) {
+		g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE, "%s: %s", name, err->message);
+		return NULL;
+	}
 	return g_steal_pointer(&cfg);
 }
 
@@ -343,6 +537,29 @@ config_new_from_file(const char *path, GError **error)
 	return config_new_from_data(text, (gssize)len, path, error);
 }
 
+/* "# help" wrapped at word boundaries to lines a terminal shows whole. */
+static void
+append_comment(GString *s, const char *text)
+{
+	g_auto(GStrv) words = g_strsplit(text, " ", -1);
+	gsize col = 0;
+
+	for (guint i = 0; words[i] != NULL; i++) {
+		gsize w = strlen(words[i]);
+		if (col > 0 && col + 1 + w > 92) {
+			g_string_append_c(s, '\n');
+			col = 0;
+		}
+		if (col == 0) {
+			g_string_append(s, "#");
+			col = 1;
+		}
+		g_string_append_printf(s, " %s", words[i]);
+		col += 1 + w;
+	}
+	g_string_append_c(s, '\n');
+}
+
 char *
 config_to_string(const Config *cfg)
 {
@@ -357,7 +574,8 @@ config_to_string(const Config *cfg)
 			g_string_append_printf(s, "%s[%s]\n", group != NULL ? "\n" : "", k->group);
 			group = k->group;
 		}
-		g_string_append_printf(s, "# %s\n%s = ", k->help, k->key);
+		append_comment(s, k->help);
+		g_string_append_printf(s, "%s = ", k->key);
 		switch (k->type) {
 		case KEY_UINT:
 			g_string_append_printf(s, "%u\n", *(const guint *)field);
@@ -375,6 +593,23 @@ config_to_string(const Config *cfg)
 		}
 		case KEY_CHOICE:
 			g_string_append_printf(s, "%s\n", k->choices[*(const guint *)field]);
+			break;
+		case KEY_BOOL:
+			g_string_append(s, *(const gboolean *)field ? "true\n" : "false\n");
+			break;
+		case KEY_DOUBLE: {
+			char buf[G_ASCII_DTOSTR_BUF_SIZE];
+			g_string_append_printf(
+			    s, "%s\n", g_ascii_dtostr(buf, sizeof buf, *(const double *)field));
+			break;
+		}
+		case KEY_MS:
+			g_string_append_printf(s, "%" G_GINT64_FORMAT "\n",
+					       *(const gint64 *)field / 1000);
+			break;
+		case KEY_PREFIXES:
+		case KEY_PORTS:
+			g_string_append_printf(s, "%s\n", *(char *const *)field);
 			break;
 		}
 	}

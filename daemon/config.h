@@ -3,6 +3,7 @@
  * plus a field here. Unknown sections and keys are errors: a typo must not go unnoticed. */
 #pragma once
 
+#include "analyzer.h"
 #include "collector.h"
 
 #include <glib.h>
@@ -24,6 +25,14 @@ typedef struct {
 	/* [daemon] */
 	guint log_level;	/* ConfigLogLevel: messages above it are not logged */
 	guint stats_interval_s; /* live counter lines every N seconds; 0 = off */
+	/* [analyzer], one section per heuristic, [alerts]. The text lists are owned here;
+	 * analyzer's string fields point at them (config_analyzer()). */
+	AnalyzerConfig analyzer;
+	char *internal_nets;
+	char *mail_servers;
+	char *smtp_ports;
+	char *submission_ports;
+	char *login_ports;
 } Config;
 
 #define CONFIG_ERROR (config_error_quark())
@@ -49,6 +58,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Config, config_free)
 
 /* Every key with its current value, as an INI file that loads back to the same Config. */
 char *config_to_string(const Config *cfg);
+
+/* The analyzer's configuration, its lists pointing into cfg (valid while cfg lives). */
+const AnalyzerConfig *config_analyzer(Config *cfg);
 
 const char *config_log_level_name(guint level);
 /* The GLogLevelFlags at or above the configured level (errors always pass). */

@@ -21,6 +21,9 @@ typedef struct {
 #define CT(f) {#f, offsetof(CollectorTotals, f), F_U64}
 #define RS(f) {#f, offsetof(ReplayStats, f), F_U64}
 #define LS(f) {#f, offsetof(ListenerStats, f), F_U64}
+#define AS(f) {#f, offsetof(AnalyzerStats, f), F_U64}
+#define AE(name, i) {name, offsetof(AnalyzerStats, events) + (i) * sizeof(guint64), F_U64}
+#define SK(f) {#f, offsetof(SinkStats, f), F_U64}
 /* clang-format on */
 /* SessionStats by name, malformed[] apart (an object keyed by malformed_name()). */
 static const Field session_fields[] = {
@@ -58,6 +61,16 @@ static const Field replay_fields[] = {
 static const Field listener_fields[] = {
     LS(datagrams), LS(bytes), LS(recv_errors), LS(kernel_drops), LS(truncated), LS(batches),
 };
+
+static const Field analyzer_fields[] = {
+    AS(flows_seen),     AS(flows_relevant),   AS(flows_late),	AS(window_resets),
+    AS(hosts_tracked),  AS(hosts_created),    AS(hosts_evicted),	AS(hosts_expired),
+    AS(hosts_estimated), AS(estimate_switches), AS(offenders_active),
+    AE("events_raised", ALERT_RAISED), AE("events_updated", ALERT_UPDATED),
+    AE("events_cleared", ALERT_CLEARED), AS(mem_bytes), AS(mem_cap),
+};
+
+static const Field sink_fields[] = {SK(events), SK(errors), SK(reopens)};
 
 static void
 append_field(GString *out, const void *base, const Field *f)
@@ -241,9 +254,11 @@ add_row(const SessionView *v, gpointer user_data)
 }
 
 void
-report_text(GString *out, const Collector *c, const ReplayStats *replay,
-	    const ListenerStats *listener)
+report_text(GString *out, const Collector *c, const ReportExtra *x)
 {
+	static const ReportExtra none = {0};
+	if (x == NULL)
+		x = &none;
 	g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
 	gsize width[COL_N];
 
@@ -276,14 +291,24 @@ report_text(GString *out, const Collector *c, const ReplayStats *replay,
 	g_string_append(out, "totals: ");
 	append_kv(out, collector_totals(c), totals_fields, G_N_ELEMENTS(totals_fields));
 	g_string_append_c(out, '\n');
-	if (replay != NULL) {
+	if (x->replay != NULL) {
 		g_string_append(out, "replay: ");
-		append_kv(out, replay, replay_fields, G_N_ELEMENTS(replay_fields));
+		append_kv(out, x->replay, replay_fields, G_N_ELEMENTS(replay_fields));
 		g_string_append_c(out, '\n');
 	}
-	if (listener != NULL) {
+	if (x->listener != NULL) {
 		g_string_append(out, "listener: ");
-		append_kv(out, listener, listener_fields, G_N_ELEMENTS(listener_fields));
+		append_kv(out, x->listener, listener_fields, G_N_ELEMENTS(listener_fields));
+		g_string_append_c(out, '\n');
+	}
+	if (x->analyzer != NULL) {
+		g_string_append(out, "analyzer: ");
+		append_kv(out, x->analyzer, analyzer_fields, G_N_ELEMENTS(analyzer_fields));
+		g_string_append_c(out, '\n');
+	}
+	if (x->alerts != NULL) {
+		g_string_append(out, "alerts: ");
+		append_kv(out, x->alerts, sink_fields, G_N_ELEMENTS(sink_fields));
 		g_string_append_c(out, '\n');
 	}
 }
@@ -323,24 +348,36 @@ add_json_row(const SessionView *v, gpointer user_data)
 }
 
 void
-report_json(GString *out, const Collector *c, const ReplayStats *replay,
-	    const ListenerStats *listener)
+report_json(GString *out, const Collector *c, const ReportExtra *x)
 {
+	static const ReportExtra none = {0};
 	JsonRows j = {out, 0};
 
+	if (x == NULL)
+		x = &none;
 	g_string_append(out, "{\"exporters\":[");
 	collector_foreach_session(c, add_json_row, &j);
 	g_string_append(out, "],\"totals\":{");
 	append_json_fields(out, collector_totals(c), totals_fields, G_N_ELEMENTS(totals_fields));
 	g_string_append_c(out, '}');
-	if (replay != NULL) {
+	if (x->replay != NULL) {
 		g_string_append(out, ",\"replay\":{");
-		append_json_fields(out, replay, replay_fields, G_N_ELEMENTS(replay_fields));
+		append_json_fields(out, x->replay, replay_fields, G_N_ELEMENTS(replay_fields));
 		g_string_append_c(out, '}');
 	}
-	if (listener != NULL) {
+	if (x->listener != NULL) {
 		g_string_append(out, ",\"listener\":{");
-		append_json_fields(out, listener, listener_fields, G_N_ELEMENTS(listener_fields));
+		append_json_fields(out, x->listener, listener_fields, G_N_ELEMENTS(listener_fields));
+		g_string_append_c(out, '}');
+	}
+	if (x->analyzer != NULL) {
+		g_string_append(out, ",\"analyzer\":{");
+		append_json_fields(out, x->analyzer, analyzer_fields, G_N_ELEMENTS(analyzer_fields));
+		g_string_append_c(out, '}');
+	}
+	if (x->alerts != NULL) {
+		g_string_append(out, ",\"alerts\":{");
+		append_json_fields(out, x->alerts, sink_fields, G_N_ELEMENTS(sink_fields));
 		g_string_append_c(out, '}');
 	}
 	g_string_append(out, "}\n");

@@ -3,18 +3,26 @@
  * collector's session list and the reader/listener counters. */
 #pragma once
 
+#include "analyzer.h"
 #include "collector.h"
+#include "sink_json.h"
 #include "listener.h"
 #include "replay.h"
 
 #include <glib.h>
 
-/* replay and listener may be NULL (the mode that does not have them). */
-void report_text(GString *out, const Collector *c, const ReplayStats *replay,
-		 const ListenerStats *listener);
-/* {"exporters":[...],"totals":{...},"replay":{...}|"listener":{...}} and a newline. */
-void report_json(GString *out, const Collector *c, const ReplayStats *replay,
-		 const ListenerStats *listener);
+/* Counters beyond the collector's; any member may be NULL. */
+typedef struct {
+	const ReplayStats *replay;
+	const ListenerStats *listener;
+	const AnalyzerStats *analyzer;
+	const SinkStats *alerts; /* the --alerts JSON-lines output */
+} ReportExtra;
+
+void report_text(GString *out, const Collector *c, const ReportExtra *x);
+/* {"exporters":[...],"totals":{...},"replay":{...}|"listener":{...},"analyzer":{...},
+ * "alerts":{...}} and a newline. */
+void report_json(GString *out, const Collector *c, const ReportExtra *x);
 /* Live mode: one g_message() with the totals, then one per exporter session. */
 void report_log(const Collector *c, const ListenerStats *listener);
 

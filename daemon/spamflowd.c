@@ -1,13 +1,15 @@
-/* spamflowd: the collector daemon. Glue only: options and config in, then either live mode
- * (UDP listeners on the glib main loop, periodic expiry and counter lines, clean exit on
- * SIGINT/SIGTERM) or replay mode (capture files through the same collector, then a
- * summary). Parsing, decoding and rendering live in the collector and daemon libraries. */
+/* spamflowd: the daemon. Glue only: options and config in, then either live mode (UDP
+ * listeners on the glib main loop, periodic expiry, analyzer ticks and counter lines, clean
+ * exit on SIGINT/SIGTERM) or replay mode (capture files through the same collector and
+ * analyzer, then a summary). Decoding, analysis and rendering live in the libraries. */
+#include "analyzer.h"
 #include "collector.h"
 #include "config.h"
 #include "flowsout.h"
 #include "listener.h"
 #include "replay.h"
 #include "report.h"
+#include "sink_json.h"
 #include "spamflow-config.h"
 
 #include <glib-unix.h>
@@ -22,7 +24,9 @@ typedef struct {
 	char **listen;
 	gboolean replay;
 	char *flows;
+	char *alerts;
 	gboolean json;
+	gboolean print_config;
 	gboolean version;
 	gint stats_interval; /* -1: from the config */
 	char **files;
@@ -34,6 +38,9 @@ typedef struct {
 	Collector *collector;
 	FlowBatch *batch;
 	FlowsOut *flows;
+	Analyzer *analyzer;
+	SinkJson *alerts;
+	GHashTable *exporter_names; /* exporter index -> "addr" text, for alert output */
 	Listener *listener;
 	GMainLoop *loop;
 } App;
@@ -71,8 +78,12 @@ parse_options(Options *opt, int *argc, char ***argv, GError **error)
 	     "Read the capture FILEs (pcap/pcapng) instead of listening", NULL},
 	    {"flows", 0, 0, G_OPTION_ARG_FILENAME, &opt->flows,
 	     "Write every decoded flow record as CSV to FILE ('-' = stdout)", "FILE|-"},
+	    {"alerts", 0, 0, G_OPTION_ARG_FILENAME, &opt->alerts,
+	     "Append every alert event as a JSON line to FILE ('-' = stdout)", "FILE|-"},
 	    {"json", 0, 0, G_OPTION_ARG_NONE, &opt->json, "Print the summary as one JSON document",
 	     NULL},
+	    {"print-config", 0, 0, G_OPTION_ARG_NONE, &opt->print_config,
+	     "Print the effective configuration (every key, with its help) and exit", NULL},
 	    {"stats-interval", 0, 0, G_OPTION_ARG_INT, &opt->stats_interval,
 	     "Live mode: log counters every SECONDS (default 60, 0 = off)", "SECONDS"},
 	    {"version", 'V', 0, G_OPTION_ARG_NONE, &opt->version, "Print the version", NULL},
@@ -110,6 +121,7 @@ options_clear(Options *opt)
 	g_free(opt->config);
 	g_strfreev(opt->listen);
 	g_free(opt->flows);
+	g_free(opt->alerts);
 	g_strfreev(opt->files);
 }
 
@@ -129,7 +141,8 @@ apply_options(Config *cfg, const Options *opt)
 static FILE *
 report_stream(const App *app, gboolean prefer_stderr)
 {
-	if (prefer_stderr || g_strcmp0(app->opt->flows, "-") == 0)
+	if (prefer_stderr || g_strcmp0(app->opt->flows, "-") == 0 ||
+	    g_strcmp0(app->opt->alerts, "-") == 0)
 		return stderr;
 	return stdout;
 }
@@ -138,22 +151,77 @@ static void
 print_report(const App *app, const ReplayStats *replay, FILE *text_fp)
 {
 	g_autoptr(GString) s = g_string_new(NULL);
-	const ListenerStats *ls = app->listener != NULL ? listener_stats(app->listener) : NULL;
+	AnalyzerStats an;
+	ReportExtra x = {.replay = replay,
+			 .listener = app->listener != NULL ? listener_stats(app->listener) : NULL,
+			 .analyzer = &an,
+			 .alerts = app->alerts != NULL ? sink_json_stats(app->alerts) : NULL};
 
+	analyzer_get_stats(app->analyzer, &an);
 	if (app->opt->json) {
-		report_json(s, app->collector, replay, ls);
+		report_json(s, app->collector, &x);
 		fputs(s->str, report_stream(app, FALSE));
 	} else {
-		report_text(s, app->collector, replay, ls);
+		report_text(s, app->collector, &x);
 		fputs(s->str, text_fp);
 	}
 	fflush(stdout);
 }
 
+static const char *
+exporter_name(guint32 index, gpointer user_data)
+{
+	App *app = user_data;
+	const char *name = g_hash_table_lookup(app->exporter_names, GUINT_TO_POINTER(index));
+	guint8 addr[16];
+	char buf[64];
+
+	if (name != NULL)
+		return name;
+	if (!collector_exporter_addr(app->collector, index, addr, NULL))
+		return NULL;
+	char *copy = g_strdup(flow_addr_str(addr, buf, sizeof buf));
+	g_hash_table_insert(app->exporter_names, GUINT_TO_POINTER(index), copy);
+	return copy;
+}
+
+/* Every alert event: one log line a person can read, and the JSON line for tools. */
+static void
+on_alert(const AlertEvent *ev, gpointer user_data)
+{
+	App *app = user_data;
+	char host[64], peer[64];
+	const AlertWindow *sw = &ev->window[WINDOW_SHORT], *lw = &ev->window[WINDOW_LONG];
+
+	flow_addr_str(ev->host, host, sizeof host);
+	g_message("alert %s %s host=%s%s%s severity=%s short=%u/%u%s long=%u/%u%s "
+		  "attempts=%u failed=%.0f%%%s",
+		  alert_kind_name(ev->event), alert_reason_name(ev->reason), host,
+		  ev->has_peer ? " target=" : "",
+		  ev->has_peer ? flow_addr_str(ev->peer, peer, sizeof peer) : "",
+		  alert_severity_name(ev->severity), sw->value, sw->threshold,
+		  sw->estimated ? "~" : "", lw->value, lw->threshold, lw->estimated ? "~" : "",
+		  ev->attempts, ev->failed_share * 100,
+		  ev->lower_bound ? " (sampled: counts are lower bounds)" : "");
+	if (app->alerts != NULL)
+		sink_json_write(app->alerts, ev, exporter_name, app);
+}
+
+/* Each batch of decoded records: to the --flows CSV, then through the analyzer. */
+static void
+on_flows(const Flow *flows, guint n, gpointer user_data)
+{
+	App *app = user_data;
+
+	if (app->flows != NULL)
+		flowsout_write(flows, n, app->flows);
+	analyzer_process(app->analyzer, flows, n);
+}
+
 static gboolean
 app_init(App *app, Config *cfg, const Options *opt, gboolean live, GError **error)
 {
-	FlowBatchFlush flush = NULL;
+	AnalyzerConfig acfg = *config_analyzer(cfg);
 
 	app->cfg = cfg;
 	app->opt = opt;
@@ -161,9 +229,19 @@ app_init(App *app, Config *cfg, const Options *opt, gboolean live, GError **erro
 		app->flows = flowsout_new(opt->flows, live, error);
 		if (app->flows == NULL)
 			return FALSE;
-		flush = flowsout_write;
 	}
-	app->batch = flow_batch_new(FLOW_BATCH_CAP, flush, app->flows);
+	if (opt->alerts != NULL) {
+		app->alerts = sink_json_new(opt->alerts, error);
+		if (app->alerts == NULL)
+			return FALSE;
+	}
+	acfg.alert_fn = on_alert;
+	acfg.alert_data = app;
+	app->analyzer = analyzer_new(&acfg, error);
+	if (app->analyzer == NULL)
+		return FALSE;
+	app->exporter_names = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+	app->batch = flow_batch_new(FLOW_BATCH_CAP, on_flows, app);
 	app->collector = collector_new(&cfg->collector, app->batch);
 	if (app->flows != NULL)
 		flowsout_set_collector(app->flows, app->collector);
@@ -191,6 +269,9 @@ app_clear(App *app)
 	g_clear_pointer(&app->collector, collector_free);
 	g_clear_pointer(&app->batch, flow_batch_free);
 	g_clear_pointer(&app->flows, flowsout_free);
+	g_clear_pointer(&app->analyzer, analyzer_free);
+	g_clear_pointer(&app->alerts, sink_json_free);
+	g_clear_pointer(&app->exporter_names, g_hash_table_unref);
 	g_clear_pointer(&app->loop, g_main_loop_unref);
 }
 
@@ -243,6 +324,17 @@ on_expire(gpointer user_data)
 	collector_expire(app->collector, g_get_real_time() / 1000);
 	if (app->flows != NULL)
 		flowsout_forget_exporters(app->flows);
+	g_hash_table_remove_all(app->exporter_names);
+	return G_SOURCE_CONTINUE;
+}
+
+/* Clears and due updates must happen when no flows arrive too. */
+static gboolean
+on_tick(gpointer user_data)
+{
+	App *app = user_data;
+
+	analyzer_tick(app->analyzer, g_get_real_time() / 1000);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -270,7 +362,7 @@ run_live(Config *cfg, const Options *opt)
 {
 	App app = {0};
 	g_autoptr(GError) err = NULL;
-	guint ids[4] = {0};
+	guint ids[5] = {0};
 	int rc = 0;
 
 	/* Bind first: a port in use should fail before anything else is set up. */
@@ -290,6 +382,7 @@ run_live(Config *cfg, const Options *opt)
 		ids[1] = g_timeout_add_seconds(cfg->stats_interval_s, on_stats, &app);
 	ids[2] = g_unix_signal_add(SIGINT, on_quit_signal, &app);
 	ids[3] = g_unix_signal_add(SIGTERM, on_quit_signal, &app);
+	ids[4] = g_timeout_add_seconds(10, on_tick, &app);
 
 	g_main_loop_run(app.loop);
 
@@ -334,6 +427,12 @@ main(int argc, char **argv)
 	}
 	apply_options(cfg, &opt);
 	set_log_level(cfg);
+	if (opt.print_config) {
+		g_autofree char *text = config_to_string(cfg);
+		fputs(text, stdout);
+		options_clear(&opt);
+		return 0;
+	}
 	rc = opt.replay ? run_replay(cfg, &opt) : run_live(cfg, &opt);
 	options_clear(&opt);
 	return rc;

@@ -154,7 +154,7 @@ def field_values(node):
 
 
 def template_ies(tnode):
-    """IE (pen, id) list of a template node, scope fields of v9 options templates left out."""
+    """(pen, id, is_scope) for each field specifier of a template node."""
     ies = []
     for f in tnode:
         show = f.get("show", "")

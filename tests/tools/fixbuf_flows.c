@@ -5,6 +5,12 @@
  * hardened against hostile input: use this only on clean captures such as the fixtures.
  *
  *   fixbuf_flows CAPTURE.pcap > flows.csv
+ *
+ * It follows flowcsv's column rules (empty cell = IE not in the template; ports and proto 0
+ * when absent; one side of start/end copies the other) but reads the wire on its own terms:
+ * tcpControlBits prints at its full 16 bits (spamflowd keeps the low 8), IPv4-mapped IPv6
+ * addresses print as IPv6, and times come only from IEs 150-153 and 21/22 (+160); records
+ * with other time IEs (NTP 154-157, deltas 158/159, 323) print no times.
  */
 #include <fixbuf/public.h>
 #include <glib.h>
@@ -17,8 +23,8 @@
 
 /* The header flowcsv writes; repeated here so this tool does not link spamflow code. */
 #define CSV_HEADER                                                                                 \
-	"recv_ms,exporter,domain,version,src,dst,sport,dport,proto,tcp_flags,packets,bytes,"    \
-	"start_ms,end_ms,sampling,fw_event,direction,nat_src,nat_dst,nat_sport,nat_dport,"      \
+	"recv_ms,exporter,domain,version,src,dst,sport,dport,proto,tcp_flags,packets,bytes,"       \
+	"start_ms,end_ms,sampling,fw_event,direction,nat_src,nat_dst,nat_sport,nat_dport,"         \
 	"rev_packets,rev_bytes"
 
 /* Every information element we ask libfixbuf for, in one internal template used for data
@@ -253,8 +259,8 @@ template_info_new(fbTemplate_t *tmpl)
 /* libfixbuf calls this for each new external template: remember which of our fields it
  * carries, so absent fields print empty exactly as flowcsv leaves them. */
 static void
-new_template(fbSession_t *session, uint16_t tid, fbTemplate_t *tmpl, void *app_ctx,
-	     void **tmpl_ctx, fbTemplateCtxFree_fn *tmpl_ctx_free_fn)
+new_template(fbSession_t *session, uint16_t tid, fbTemplate_t *tmpl, void *app_ctx, void **tmpl_ctx,
+	     fbTemplateCtxFree_fn *tmpl_ctx_free_fn)
 {
 	(void)session;
 	(void)tid;
@@ -432,8 +438,8 @@ print_times(FILE *out, const DomainState *d, const guint8 *rec, guint64 present)
 static const char *
 fw_event_name(guint64 ev)
 {
-	static const char *const names[] = {"none", "created", "deleted", "denied", "alert",
-					    "update"};
+	static const char *const names[] = {"none",   "created", "deleted",
+					    "denied", "alert",	 "update"};
 	return ev < G_N_ELEMENTS(names) ? names[ev] : "unknown";
 }
 
@@ -449,7 +455,8 @@ print_record(FILE *out, gint64 recv_ms, const Exporter *ex, guint32 domain, cons
 	guint32 sampling = rec_sampling(rec, present);
 	int f;
 
-	fprintf(out, "%" G_GINT64_FORMAT ",%s,%" PRIu32 ",10,%s,%s,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",",
+	fprintf(out,
+		"%" G_GINT64_FORMAT ",%s,%" PRIu32 ",10,%s,%s,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",",
 		recv_ms, ex->addr, domain, rec_addr(rec, present, F_SRC4, F_SRC6, s, sizeof s),
 		rec_addr(rec, present, F_DST4, F_DST6, t, sizeof t), rec_uint(rec, F_SPORT),
 		rec_uint(rec, F_DPORT), rec_uint(rec, F_PROTO));

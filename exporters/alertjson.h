@@ -1,0 +1,14 @@
+/* One alert event as one JSON object (the JSON-lines schema, README "Alerts"): field
+ * names and order are the documented schema; new fields only go at the end. */
+#pragma once
+
+#include "alert.h"
+
+#include <glib.h>
+
+/* The exporter address text for a collector exporter index, or NULL when unknown. */
+typedef const char *(*AlertExporterName)(guint32 exporter, gpointer user_data);
+
+void alert_json(GString *out, const AlertEvent *ev, AlertExporterName name, gpointer user_data);
+/* Append s as a JSON string literal (quotes included). */
+void json_string(GString *out, const char *s);
