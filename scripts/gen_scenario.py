@@ -1,0 +1,851 @@
+#!/usr/bin/python3
+"""Seeded scenario generator for the analyzer's scenario tests (issue 3).
+
+Writes fixtures/scenario.pcap (Ethernet, ~100 minutes of end-host traffic seen at the site's
+border/core) and fixtures/scenario.truth.json (the cast, and for each bot the alert(s) the
+analyzer must raise with the true crossing time). Deterministic like gen_traffic.py, whose
+pcap writer, MAC scheme and DNS helper it reuses by import (gen_traffic.py itself is not
+changed). The output is a pure function of --seed.
+
+Clock: 2026-01-15 12:00:00 UTC (a 10-minute boundary) + 0 .. 6000 s.
+
+Cast (internal networks are the analyzer defaults: 10/8, 172.16/12, 192.168/16, 100.64/10,
+fc00::/7; fixtures/scenario.conf lists the two MTAs as mail_servers; external addresses come
+from the documentation and benchmarking ranges):
+
+  benign
+    mta-1          10.0.1.25   sanctioned MTA (also the IMAPS/submission server): ~11 SMTP
+                               sessions a minute to ~100 distinct external MXs per 10 min
+                               (198.18.0.0/16), ~3 % unanswered; receives inbound mail
+    mta-2          10.0.1.26   sanctioned MTA, same pace, its own MXs
+    clients        10.0.2.10-39  desktops: HTTPS to 150 web servers, DNS via 10.0.0.53,
+                               long IMAPS syncs with 10.0.1.25:993 (10.0.2.10-19),
+                               submission 587 to ONE provider 203.0.113.10 (10.0.2.20-23)
+    clients-v6     fd00:5a:2::10-14  HTTPS over IPv6
+    resolver       10.0.0.53   DNS resolver, forwards to 192.0.2.53-58
+    relay-client   10.0.7.10   monitoring server relaying alerts via 10.0.1.25:25
+    crawler        10.0.3.50   HTTPS to ~2400 distinct servers (198.19.0.0/16)
+    retry-storm    10.0.4.20   ~360 failing attempts (SYN-only or reset) to ONE smarthost
+                               192.0.2.25:25
+    inbound-mx     198.18.x.x  external MXs delivering to 10.0.1.25:25
+    remote-workers 198.51.100.21-23  long IMAPS syncs (> 40 packets each way) to 10.0.1.25
+    branch-nat     198.51.100.20  a branch office NAT: 10 users polling IMAPS (short
+                               connections) every 5 min plus a few submissions: ~20 short
+                               login connections per 10 min, well under 100
+  bots
+    fast-bot       192.168.10.66  400 distinct MXs in 5 min (15:00-20:00), ~88 % complete
+    moderate-bot   192.168.10.67  one new MX every ~20 s from 10:00 to 85:00 (~30 per
+                               10 min < 50; reaches 150 in the 60-min window at ~60:00)
+    blocked-bot    192.168.10.68  SYN-only attempts (3 SYNs each) to 160 MXs in 8 min
+                               (25:00-33:00), ~20 % refused by RST: every attempt fails
+    submission-bot 192.168.10.69  587/465 sessions to 40 distinct providers (32:00-40:00)
+    lateral-sweep  10.0.5.99   port 25 to 80 distinct internal addresses 10.0.6.0/24 in
+                               4 min (36:30-40:30), mostly reset
+    straddle-bot   192.168.10.70  36 distinct MXs in 46:30-49:00 and 36 in 50:00-52:30
+                               (fixed 10-min blocks see 36 and 36, a sliding 10-min window
+                               72; 72 < 150 in the long window)
+    ipv6-bot       fd00:5a:10::66  port 25 to 120 distinct IPv6 MXs (2001:db8:25::/48) in
+                               6 min (56:00-62:00); v9/IPFIX only (v5 has no IPv6)
+    brute-forcer   198.51.100.66  250 short connections to 10.0.1.25:993/587 in 5 min
+                               (65:00-70:00)
+
+Expected alerts are not hand-written: truth() recomputes every host's windows from the
+flows in the generated packets (softflowd's bidirectional 5-tuple flows) with the
+analyzer's rules and default thresholds (ANALYZER below mirrors analyzer_config_defaults),
+and the script fails unless the result is exactly the designed cast (each bot its reasons,
+every benign host none). See fixtures/README.md "scenario.pcap" for how the expected time
+and its tolerance are derived.
+
+Usage: gen_scenario.py [--seed N] [--out fixtures/scenario.pcap]
+                       [--truth fixtures/scenario.truth.json]
+"""
+
+import argparse
+import datetime
+import ipaddress
+import json
+import os
+import random
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gen_traffic as gt  # noqa: E402  (pcap writer, MACs, TCP flag values, DNS helper)
+
+from scapy.layers.inet import IP, TCP, UDP  # noqa: E402
+from scapy.layers.inet6 import IPv6  # noqa: E402
+from scapy.layers.l2 import Ether  # noqa: E402
+from scapy.packet import Raw  # noqa: E402
+
+FIN, SYN, RST, PSH, ACK = gt.FIN, gt.SYN, gt.RST, gt.PSH, gt.ACK
+
+BASE_TS = 1768478400  # 2026-01-15 12:00:00 UTC
+SPAN_S = 6000         # 100 minutes
+
+# ---- the analyzer's defaults (analyzer/analyzer.c, analyzer_config_defaults) -------------
+# Keep in step with the C defaults; the truth file records the values used.
+ANALYZER = {
+    "internal_networks": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+                          "fc00::/7"],
+    "smtp_ports": [25],
+    "submission_ports": [465, 587],
+    "login_ports": [110, 143, 993, 995, 465, 587],
+    "slice_s": 60,
+    "span_slices": [10, 60],  # short, long window
+    "thresholds": {            # [short, long]
+        "smtp-fanout": [50, 150],
+        "smtp-blocked": [30, 100],
+        "submission-fanout": [20, 50],
+        "lateral-smtp": [20, 50],
+        "mta-surge": [300, 1500],  # floors; x surge_warmup_factor until a baseline exists
+        "auth-bruteforce": [100, 300],
+    },
+    "blocked_share": 0.8,
+    "blocked_min_attempts": 30,
+    "surge_warmup_factor": 4,
+    "auth_max_packets": 40,
+    "auth_max_bytes": 20000,
+}
+MAIL_SERVERS = ["10.0.1.25", "10.0.1.26"]
+
+# How late the analyzer may see a crossing flow: softflowd exports it after its last packet
+# plus the flow-table eviction delay (bounded by EXPIRY_DELAY_S for this capture, checked by
+# tests/scenario/check_alerts.py), and one-minute slices can make the window up to one slice
+# shorter than an exact sliding window.
+EXPIRY_DELAY_S = 60
+SLICE_TOLERANCE_S = ANALYZER["slice_s"]
+
+INTERNAL = [ipaddress.ip_network(n) for n in ANALYZER["internal_networks"]]
+MTA_SET = {ipaddress.ip_address(a) for a in MAIL_SERVERS}
+
+
+def internal(addr):
+    a = ipaddress.ip_address(addr)
+    return any(a in n for n in INTERNAL if n.version == a.version)
+
+
+def is_mta(addr):
+    return ipaddress.ip_address(addr) in MTA_SET
+
+
+def iso(ms):
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+
+
+def rbytes(rng, n):
+    return rng.getrandbits(8 * n).to_bytes(n, "little") if n else b""
+
+
+# ---- packets and flows -------------------------------------------------------------------
+
+class FlowStat:
+    """One softflowd-style bidirectional flow, as the generated packets define it."""
+    __slots__ = ("init", "resp", "sport", "dport", "proto", "start", "end", "fwd_pkts",
+                 "fwd_bytes", "fwd_flags", "rev_pkts", "rev_bytes", "rev_flags")
+
+    def __init__(self, init, resp, sport, dport, proto, t):
+        self.init, self.resp, self.sport, self.dport, self.proto = init, resp, sport, dport, proto
+        self.start = self.end = t
+        self.fwd_pkts = self.fwd_bytes = self.fwd_flags = 0
+        self.rev_pkts = self.rev_bytes = self.rev_flags = 0
+
+
+class Scenario(gt.Traffic):
+    """gt.Traffic with this scenario's clock and internal networks, and flow accounting."""
+
+    def __init__(self):
+        super().__init__()
+        self.flows = {}
+
+    def _ether(self, src, dst):
+        smac = gt.host_mac(src) if internal(src) else gt.GW_MAC
+        dmac = gt.host_mac(dst) if internal(dst) else gt.GW_MAC
+        return Ether(src=smac, dst=dmac)
+
+    def _ip(self, src, dst):
+        if ":" in src:
+            return IPv6(src=src, dst=dst, hlim=64 if internal(src) else 52)
+        self.ipid = (self.ipid + 1) & 0xFFFF
+        return IP(src=src, dst=dst, ttl=64 if internal(src) else 52, id=self.ipid)
+
+    def add(self, t, src, dst, l4, sport=0, dport=0, proto=0, flags=0):
+        """t: seconds since BASE_TS."""
+        if not 0 <= t < SPAN_S + 30:
+            raise ValueError("packet at %.3f s is outside the run" % t)
+        data = bytes(self._ether(src, dst) / self._ip(src, dst) / l4)
+        us = int(round(t * 1e6))
+        self.pkts.append((BASE_TS * 1000000 + us, len(self.pkts), data))
+        key = (proto,) + tuple(sorted([(src, sport), (dst, dport)]))
+        f = self.flows.get(key)
+        if f is not None and t - f.end > 30:
+            # softflowd would have exported the old flow long ago; a 5-tuple reused here
+            # would make the accounting below differ from what softflowd sees
+            raise ValueError("5-tuple %r reused after %.0f s" % (key, t - f.end))
+        if f is None:
+            f = self.flows[key] = FlowStat(src, dst, sport, dport, proto, t)
+        f.start, f.end = min(f.start, t), max(f.end, t)
+        iplen = len(data) - 14  # softflowd counts the IP packet (header included)
+        if src == f.init and sport == f.sport:
+            f.fwd_pkts += 1
+            f.fwd_bytes += iplen
+            f.fwd_flags |= flags
+        else:
+            f.rev_pkts += 1
+            f.rev_bytes += iplen
+            f.rev_flags |= flags
+
+    def tcp(self, t, src, dst, sport, dport, flags, seq=0, ack=0, data=b""):
+        l4 = TCP(sport=sport, dport=dport, flags=flags, seq=seq & 0xFFFFFFFF,
+                 ack=ack & 0xFFFFFFFF if flags & ACK else 0, window=64240)
+        if data:
+            l4 = l4 / Raw(data)
+        self.add(t, src, dst, l4, sport, dport, 6, flags)
+
+    def udp(self, t, src, dst, sport, dport, data):
+        self.add(t, src, dst, UDP(sport=sport, dport=dport) / Raw(data), sport, dport, 17)
+
+
+class Ports:
+    """A host's ephemeral ports: increasing by small random steps like a real stack, so a
+    5-tuple is never reused within the run (Scenario.add checks it)."""
+
+    def __init__(self, rng):
+        self.rng = rng
+        self.next = rng.randrange(32768, 50000)
+
+    def __call__(self):
+        self.next += self.rng.randrange(1, 6)
+        if self.next >= 61000:
+            self.next -= 61000 - 32768
+        return self.next
+
+
+class Conn:
+    """One TCP connection c:cport -> s:sport; c()/s() emit a segment and keep seq/ack."""
+
+    def __init__(self, tr, rng, c, s, cport, sport):
+        self.tr, self.cn, self.sv, self.cport, self.sport = tr, c, s, cport, sport
+        self.cseq = rng.randrange(1 << 32)
+        self.sseq = rng.randrange(1 << 32)
+
+    def c(self, t, flags, data=b""):
+        self.tr.tcp(t, self.cn, self.sv, self.cport, self.sport, flags, self.cseq, self.sseq,
+                    data)
+        self.cseq += len(data) + (1 if flags & (SYN | FIN) else 0)
+
+    def s(self, t, flags, data=b""):
+        self.tr.tcp(t, self.sv, self.cn, self.sport, self.cport, flags, self.sseq, self.cseq,
+                    data)
+        self.sseq += len(data) + (1 if flags & (SYN | FIN) else 0)
+
+
+def smtp_session(tr, rng, t, c, s, cport, domain, rtt=0.06, sport=25):
+    """A compact complete SMTP session, 8 packets: SYN, SYN-ACK, banner, pipelined
+    EHLO/MAIL/RCPT/DATA, replies, body + QUIT + FIN, 250/221 + FIN, ACK."""
+    k = Conn(tr, rng, c, s, cport, sport)
+    h = rtt / 2
+    k.c(t, SYN)
+    k.s(t + h, SYN | ACK)
+    k.s(t + h + 0.002, PSH | ACK, b"220 mx.%s ESMTP\r\n" % domain)
+    t += rtt + 0.003
+    k.c(t, PSH | ACK, b"EHLO h\r\nMAIL FROM:<a@h>\r\nRCPT TO:<u%d@%s>\r\nDATA\r\n"
+        % (rng.randrange(1000), domain))
+    k.s(t + h, PSH | ACK, b"250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n")
+    t += rtt + 0.002
+    k.c(t, PSH | ACK | FIN, b"Subject: %d\r\n\r\n" % rng.randrange(1 << 20) +
+        b"x" * rng.randrange(40, 200) + b"\r\n.\r\nQUIT\r\n")
+    k.s(t + h, PSH | ACK | FIN, b"250 queued\r\n221 bye\r\n")
+    k.c(t + rtt, ACK)
+    return t + rtt
+
+
+def tls_session(tr, rng, t, c, s, cport, sport, sizes, rtt=0.05):
+    """SYN, SYN-ACK, then alternating client/server payloads (sizes: client first), the last
+    server segment carries FIN, then client FIN-ACK and server ACK."""
+    k = Conn(tr, rng, c, s, cport, sport)
+    h = rtt / 2
+    k.c(t, SYN)
+    k.s(t + h, SYN | ACK)
+    t += rtt
+    for i, n in enumerate(sizes):
+        last = i == len(sizes) - 1
+        if i % 2 == 0:
+            k.c(t, PSH | ACK, rbytes(rng, n))
+        else:
+            k.s(t + h, PSH | ACK | (FIN if last else 0), rbytes(rng, n))
+            t += rtt + rng.uniform(0, 0.01)
+    if len(sizes) % 2:
+        k.s(t + h, FIN | ACK)
+        t += rtt
+    k.c(t, FIN | ACK)
+    k.s(t + h, ACK)
+    return t + h
+
+
+def syn_attempt(tr, rng, t, c, s, cport, dport, retries=(0.0, 1.0, 3.0), rst=False):
+    """A failed connection attempt: SYNs (same source port, retransmitted), or one SYN
+    answered by RST-ACK (refused, or reset by a firewall)."""
+    seq = rng.randrange(1 << 32)
+    if rst:
+        tr.tcp(t, c, s, cport, dport, SYN, seq)
+        tr.tcp(t + 0.02, s, c, dport, cport, RST | ACK, 0, seq + 1)
+        return t + 0.02
+    for r in retries:
+        tr.tcp(t + r, c, s, cport, dport, SYN, seq)
+    return t + retries[-1]
+
+
+def imap_session(tr, rng, t, c, s, cport, rounds, sport=993, rtt=0.03, srv_bytes=400):
+    """IMAPS (TLS payloads): handshake, banner, `rounds` command/response pairs, logout."""
+    k = Conn(tr, rng, c, s, cport, sport)
+    h = rtt / 2
+    k.c(t, SYN)
+    k.s(t + h, SYN | ACK)
+    k.c(t + rtt, ACK)
+    k.s(t + rtt + 0.002, PSH | ACK, rbytes(rng, 90))
+    t += rtt + 0.01
+    for _ in range(rounds):
+        k.c(t, PSH | ACK, rbytes(rng, rng.randrange(40, 90)))
+        k.s(t + h, PSH | ACK, rbytes(rng, rng.randrange(srv_bytes // 2, srv_bytes)))
+        t += rtt + rng.uniform(0.05, 0.4)
+    k.c(t, PSH | ACK | FIN, rbytes(rng, 40))
+    k.s(t + h, PSH | ACK | FIN, rbytes(rng, 60))
+    k.c(t + rtt, ACK)
+    return t + rtt
+
+
+def auth_guess(tr, rng, t, c, s, cport, sport, rtt=0.08):
+    """One password guess: connect, banner, one login attempt, refusal, close (9-10
+    packets, < 2 kB): a short connection for auth-bruteforce."""
+    k = Conn(tr, rng, c, s, cport, sport)
+    h = rtt / 2
+    k.c(t, SYN)
+    k.s(t + h, SYN | ACK)
+    k.c(t + rtt, ACK)
+    k.s(t + rtt + 0.002, PSH | ACK, rbytes(rng, 80) if sport == 993 else b"220 mail ESMTP\r\n")
+    t += rtt + 0.005
+    if sport != 993:
+        k.c(t, PSH | ACK, b"EHLO x\r\n")
+        k.s(t + h, PSH | ACK, b"250-mail\r\n250 AUTH PLAIN LOGIN\r\n")
+        t += rtt
+    k.c(t, PSH | ACK, rbytes(rng, 60) if sport == 993 else
+        b"AUTH PLAIN %s\r\n" % rbytes(rng, 16).hex().encode())
+    k.s(t + h + 0.3, PSH | ACK, rbytes(rng, 50) if sport == 993 else
+        b"535 5.7.8 authentication failed\r\n")
+    t += rtt + 0.3
+    k.c(t, PSH | ACK | FIN, rbytes(rng, 30) if sport == 993 else b"QUIT\r\n")
+    k.s(t + h, PSH | ACK | FIN, rbytes(rng, 30) if sport == 993 else b"221 bye\r\n")
+    k.c(t + rtt, ACK)
+    return t + rtt
+
+
+def mx_v4(rng, used):
+    """A fresh MX address (198.18.0.0/16) for this sender."""
+    while True:
+        a = "198.18.%d.%d" % (rng.randrange(256), rng.randrange(1, 255))
+        if a not in used:
+            used.add(a)
+            return a
+
+
+def paced(rng, t0, t1, every, jitter=0.4):
+    """Times from t0 to t1, `every` seconds apart on average (uniform +-jitter)."""
+    t = t0 + rng.uniform(0, every)
+    while t < t1:
+        yield t
+        t += every * rng.uniform(1 - jitter, 1 + jitter)
+
+
+# ---- the cast -----------------------------------------------------------------------------
+# Each kind: a function (tr, rng) and its truth entry. Each has its own seeded generator, so
+# changing one kind does not reshuffle the others.
+
+def kind_mtas(tr, rng):
+    """Two sanctioned MTAs: ~11 sessions a minute each, 90 % to a new MX, ~3 % unanswered."""
+    for mta in MAIL_SERVERS:
+        ports, used, recent = Ports(rng), set(), []
+        for t in paced(rng, 0, SPAN_S - 10, 60 / 11):
+            if recent and rng.random() < 0.10:
+                mx = rng.choice(recent[-50:])
+            else:
+                mx = mx_v4(rng, used)
+                recent.append(mx)
+            if rng.random() < 0.03:
+                syn_attempt(tr, rng, t, mta, mx, ports(), 25)
+            else:
+                smtp_session(tr, rng, t, mta, mx, ports(), b"d%d.example" % rng.randrange(9999),
+                             rtt=rng.uniform(0.02, 0.15))
+
+
+def kind_inbound(tr, rng):
+    """External MXs delivering to mta-1 (3 a minute): inbound port 25 is not counted."""
+    for t in paced(rng, 0, SPAN_S - 10, 20):
+        src = "198.18.%d.%d" % (rng.randrange(256), rng.randrange(1, 255))
+        smtp_session(tr, rng, t, src, MAIL_SERVERS[0], rng.randrange(32768, 61000),
+                     b"corp.example", rtt=rng.uniform(0.02, 0.15))
+
+
+CLIENTS = ["10.0.2.%d" % i for i in range(10, 40)]
+WEB = ["198.19.%d.%d" % (i // 200, 1 + i % 200) for i in range(150)]
+
+
+def kind_clients(tr, rng):
+    """Desktops: HTTPS (15 a minute over 30 desktops), IMAPS syncs, submission to one
+    provider."""
+    ports = {c: Ports(rng) for c in CLIENTS}
+    for t in paced(rng, 0, SPAN_S - 10, 4):
+        c = rng.choice(CLIENTS)
+        tls_session(tr, rng, t, c, rng.choice(WEB), ports[c](), 443,
+                    [rng.randrange(200, 300), rng.randrange(500, 900), rng.randrange(60, 200),
+                     rng.randrange(300, 1000)], rtt=rng.uniform(0.02, 0.1))
+    # 10 IMAP users sync every ~10 minutes with the internal server (internal -> internal:
+    # no heuristic counts it)
+    for c in CLIENTS[:10]:
+        for t in paced(rng, 0, SPAN_S - 60, 600, 0.2):
+            imap_session(tr, rng, t, c, MAIL_SERVERS[0], ports[c](), rng.randrange(6, 14))
+    # 4 users submit to the same external provider every ~15 minutes
+    for c in CLIENTS[10:14]:
+        for t in paced(rng, 0, SPAN_S - 10, 900, 0.3):
+            tls_session(tr, rng, t, c, "203.0.113.10", ports[c](), 587,
+                        [30, 200, 400, 120, 900, 60], rtt=0.04)
+
+
+def kind_clients_v6(tr, rng):
+    """IPv6 desktops: HTTPS over IPv6 (3 a minute)."""
+    clients = ["fd00:5a:2::%x" % i for i in range(0x10, 0x15)]
+    ports = {c: Ports(rng) for c in clients}
+    for t in paced(rng, 0, SPAN_S - 10, 20):
+        c = rng.choice(clients)
+        s = "2001:db8:443::%x" % rng.randrange(1, 40)
+        tls_session(tr, rng, t, c, s, ports[c](), 443,
+                    [rng.randrange(200, 300), rng.randrange(500, 900)], rtt=0.03)
+
+
+def kind_dns(tr, rng):
+    """Client queries to the resolver, which asks external authorities (10 a minute)."""
+    resolver = "10.0.0.53"
+    auths = ["192.0.2.%d" % i for i in range(53, 59)]
+    rports = Ports(rng)
+    cports = {c: Ports(rng) for c in CLIENTS}
+    for i, t in enumerate(paced(rng, 0, SPAN_S - 5, 6)):
+        c = rng.choice(CLIENTS)
+        _, q = gt.dns_query(rng, b"www%d.site%d.example" % (i % 7, rng.randrange(500)))
+        cp, rp = cports[c](), rports()
+        tr.udp(t, c, resolver, cp, 53, q)
+        a = rng.choice(auths)
+        tr.udp(t + 0.001, resolver, a, rp, 53, q)
+        ans = q[:2] + b"\x81\x80" + q[4:] + b"\xc0\x0c" + bytes(16)
+        tr.udp(t + 0.030, a, resolver, 53, rp, ans)
+        tr.udp(t + 0.031, resolver, c, 53, cp, ans)
+
+
+def kind_relay_client(tr, rng):
+    """A monitoring server relaying its alerts through mta-1 (internal -> MTA on 25)."""
+    c, ports = "10.0.7.10", Ports(rng)
+    for t in paced(rng, 0, SPAN_S - 10, 120):
+        smtp_session(tr, rng, t, c, MAIL_SERVERS[0], ports(), b"corp.example", rtt=0.002)
+
+
+def kind_crawler(tr, rng):
+    """A web crawler: ~24 new HTTPS servers a minute, ~2400 over the run (443 is not a
+    mail port, so nothing counts)."""
+    c, ports, used = "10.0.3.50", Ports(rng), set()
+    for t in paced(rng, 0, SPAN_S - 10, 2.5):
+        while True:
+            s = "198.19.%d.%d" % (rng.randrange(1, 256), rng.randrange(1, 255))
+            if s not in used:
+                used.add(s)
+                break
+        tls_session(tr, rng, t, c, s, ports(), 443,
+                    [rng.randrange(200, 260), rng.randrange(300, 600), rng.randrange(60, 120),
+                     rng.randrange(200, 500)], rtt=rng.uniform(0.02, 0.15))
+
+
+def kind_retry_storm(tr, rng):
+    """A misconfigured host retrying ONE smarthost every ~10 s for an hour: ~360 failed
+    attempts (70 % unanswered SYNs, 30 % reset) to a single destination."""
+    c, s, ports = "10.0.4.20", "192.0.2.25", Ports(rng)
+    for t in paced(rng, 1200, 4800, 10, 0.2):
+        syn_attempt(tr, rng, t, c, s, ports(), 25, rst=rng.random() < 0.3)
+
+
+def kind_remote_workers(tr, rng):
+    """Staff at home: long IMAPS syncs (> 40 packets each way) with mta-1 every ~15 min."""
+    for c in ["198.51.100.%d" % i for i in (21, 22, 23)]:
+        ports = Ports(rng)
+        for t in paced(rng, 0, SPAN_S - 60, 900, 0.3):
+            imap_session(tr, rng, t, c, MAIL_SERVERS[0], ports(), rng.randrange(42, 50),
+                         rtt=0.06)
+
+
+def kind_branch_nat(tr, rng):
+    """A branch office behind one NAT address: 10 users poll IMAPS every 5 minutes (short
+    connections) and submit through mta-1 now and then: ~20 short login connections per
+    10 minutes and ~130 an hour, under auth-bruteforce's 100 / 300."""
+    c, ports = "198.51.100.20", Ports(rng)
+    for _user in range(10):
+        for t in paced(rng, 0, SPAN_S - 10, 300, 0.1):
+            imap_session(tr, rng, t, c, MAIL_SERVERS[0], ports(), 3, rtt=0.05)
+    for t in paced(rng, 0, SPAN_S - 10, 600, 0.5):
+        tls_session(tr, rng, t, c, MAIL_SERVERS[0], ports(), 587, [30, 200, 400, 120, 900, 60])
+
+
+def kind_fast_bot(tr, rng):
+    """400 distinct MXs in 5 minutes, 88 % complete sessions."""
+    c, ports, used = "192.168.10.66", Ports(rng), set()
+    t = 900.0
+    for _ in range(400):
+        mx = mx_v4(rng, used)
+        if rng.random() < 0.12:
+            syn_attempt(tr, rng, t, c, mx, ports(), 25)
+        else:
+            smtp_session(tr, rng, t, c, mx, ports(), b"v%d.example" % rng.randrange(9999),
+                         rtt=rng.uniform(0.03, 0.2))
+        t += rng.uniform(0.5, 1.0)
+
+
+def kind_moderate_bot(tr, rng):
+    """A new MX every ~20 s (+-20 %) from 10:00 to 85:00: about 30 per 10 minutes (< 50),
+    150 in the 60-minute window after ~50 minutes. 80 % complete."""
+    c, ports, used = "192.168.10.67", Ports(rng), set()
+    for t in paced(rng, 600, 5100, 20, 0.2):
+        mx = mx_v4(rng, used)
+        if rng.random() < 0.2:
+            syn_attempt(tr, rng, t, c, mx, ports(), 25)
+        else:
+            smtp_session(tr, rng, t, c, mx, ports(), b"v%d.example" % rng.randrange(9999),
+                         rtt=rng.uniform(0.03, 0.2))
+
+
+def kind_blocked_bot(tr, rng):
+    """Behind an egress block: 160 distinct MXs in 8 minutes, every attempt fails: 3 SYNs
+    (0, +1, +3 s, same source port) unanswered, or 20 % refused by a firewall RST."""
+    c, ports, used = "192.168.10.68", Ports(rng), set()
+    t = 1500.0
+    for _ in range(160):
+        syn_attempt(tr, rng, t, c, mx_v4(rng, used), ports(), 25, rst=rng.random() < 0.2)
+        t += rng.uniform(2.0, 4.0)
+
+
+def kind_submission_bot(tr, rng):
+    """Stolen credentials used at 40 providers: 587 (70 %) or 465, complete TLS sessions,
+    one every ~12 s from 32:00 to 40:00."""
+    c, ports = "192.168.10.69", Ports(rng)
+    provs = ["203.0.113.%d" % i for i in rng.sample(range(20, 250), 40)]
+    t = 1920.0
+    for p in provs:
+        tls_session(tr, rng, t, c, p, ports(), 587 if rng.random() < 0.7 else 465,
+                    [30, 200, 400, 120, 900, 60], rtt=rng.uniform(0.03, 0.15))
+        t += rng.uniform(9, 15)
+
+
+def kind_lateral_sweep(tr, rng):
+    """A worm sweeping 10.0.6.0/24 on port 25: 80 distinct internal addresses in 4 minutes;
+    70 % reset (no SMTP there), the rest unanswered."""
+    c, ports = "10.0.5.99", Ports(rng)
+    targets = ["10.0.6.%d" % i for i in rng.sample(range(1, 255), 80)]
+    t = 2190.0
+    for d in targets:
+        syn_attempt(tr, rng, t, c, d, ports(), 25, retries=(0.0, 1.0), rst=rng.random() < 0.7)
+        t += rng.uniform(2.0, 4.0)
+
+
+def kind_straddle_bot(tr, rng):
+    """36 distinct MXs in 46:30-49:00 and 36 in 50:00-52:30 (10-minute block boundary at
+    50:00): fixed blocks see 36 + 36, a sliding 10-minute window 72 (>= 50); 72 < 150 in
+    the long window. 90 % complete."""
+    c, ports, used = "192.168.10.70", Ports(rng), set()
+    for t0 in (2790.0, 3000.0):
+        step = 150.0 / 36
+        for i in range(36):
+            t = t0 + i * step + rng.uniform(0, step * 0.5)
+            mx = mx_v4(rng, used)
+            if rng.random() < 0.1:
+                syn_attempt(tr, rng, t, c, mx, ports(), 25)
+            else:
+                smtp_session(tr, rng, t, c, mx, ports(), b"s%d.example" % rng.randrange(9999))
+
+
+def kind_ipv6_bot(tr, rng):
+    """From a ULA address: port 25 to 120 distinct IPv6 MXs in 6 minutes, 90 % complete."""
+    c, ports, used = "fd00:5a:10::66", Ports(rng), set()
+    t = 3360.0
+    for _ in range(120):
+        while True:
+            mx = "2001:db8:25:%x::25" % rng.randrange(1, 0xFFFF)
+            if mx not in used:
+                used.add(mx)
+                break
+        if rng.random() < 0.1:
+            syn_attempt(tr, rng, t, c, mx, ports(), 25)
+        else:
+            smtp_session(tr, rng, t, c, mx, ports(), b"w%d.example" % rng.randrange(9999))
+        t += rng.uniform(2.0, 4.0)
+
+
+def kind_brute_forcer(tr, rng):
+    """An external guesser: 250 short connections to mta-1's IMAPS 993 (60 %) and
+    submission 587 in 5 minutes (65:00-70:00)."""
+    c, ports = "198.51.100.66", Ports(rng)
+    t = 3900.0
+    for _ in range(250):
+        auth_guess(tr, rng, t, c, MAIL_SERVERS[0], ports(), 993 if rng.random() < 0.6 else 587)
+        t += rng.uniform(0.8, 1.6)
+
+
+# name, role, addresses, kind, designed expectation (reasons), versions that can see it
+CAST = [
+    ("mta-1", "benign: sanctioned MTA", [MAIL_SERVERS[0]], kind_mtas, [], None),
+    ("mta-2", "benign: sanctioned MTA", [MAIL_SERVERS[1]], None, [], None),
+    ("inbound-mx", "benign: external MXs delivering to mta-1 (198.18.0.0/16)", [],
+     kind_inbound, [], None),
+    ("clients", "benign: desktops (HTTPS, DNS, IMAPS to mta-1, submission to one provider)",
+     CLIENTS, kind_clients, [], None),
+    ("clients-v6", "benign: IPv6 desktops (HTTPS)",
+     ["fd00:5a:2::%x" % i for i in range(0x10, 0x15)], kind_clients_v6, [], None),
+    ("resolver", "benign: internal DNS resolver", ["10.0.0.53"], kind_dns, [], None),
+    ("relay-client", "benign: monitoring server relaying via mta-1", ["10.0.7.10"],
+     kind_relay_client, [], None),
+    ("crawler", "benign: web crawler, thousands of HTTPS destinations", ["10.0.3.50"],
+     kind_crawler, [], None),
+    ("retry-storm", "benign: hundreds of failing attempts to ONE smarthost", ["10.0.4.20"],
+     kind_retry_storm, [], None),
+    ("remote-workers", "benign: external staff with long IMAPS syncs",
+     ["198.51.100.21", "198.51.100.22", "198.51.100.23"], kind_remote_workers, [], None),
+    ("branch-nat", "benign: branch office NAT polling IMAPS (short connections)",
+     ["198.51.100.20"], kind_branch_nat, [], None),
+    ("fast-bot", "bot: hundreds of MXs in minutes", ["192.168.10.66"], kind_fast_bot,
+     ["smtp-fanout"], None),
+    ("moderate-bot", "bot: ~3 MXs a minute for 75 minutes (long window only)",
+     ["192.168.10.67"], kind_moderate_bot, ["smtp-fanout"], None),
+    ("blocked-bot", "bot: behind an egress block, every attempt fails", ["192.168.10.68"],
+     kind_blocked_bot, ["smtp-blocked"], None),
+    ("submission-bot", "bot: submission to 40 providers", ["192.168.10.69"],
+     kind_submission_bot, ["submission-fanout"], None),
+    ("lateral-sweep", "bot: port-25 sweep of internal addresses", ["10.0.5.99"],
+     kind_lateral_sweep, ["lateral-smtp"], None),
+    ("straddle-bot", "bot: 36 + 36 MXs across a 10-minute block boundary", ["192.168.10.70"],
+     kind_straddle_bot, ["smtp-fanout"], None),
+    ("ipv6-bot", "bot: IPv6 (ULA) to many IPv6 MXs", ["fd00:5a:10::66"], kind_ipv6_bot,
+     ["smtp-fanout"], ["v9", "ipfix"]),
+    ("brute-forcer", "bot: external password guesser against mta-1", ["198.51.100.66"],
+     kind_brute_forcer, ["auth-bruteforce"], None),
+]
+VERSIONS = ["v5", "v9", "ipfix"]
+
+
+# ---- truth: the analyzer's rules over the generated flows ---------------------------------
+
+def classify(f):
+    """heuristics_classify() for the forward record of a softflowd flow: (host, window
+    kind, failed) or None. Window kinds: smtp_ext, smtp_int, submit, auth."""
+    if f.proto != 6:
+        return None
+    a = ANALYZER
+    smtp, sub, login = (f.dport in a["smtp_ports"], f.dport in a["submission_ports"],
+                        f.dport in a["login_ports"])
+    if not (smtp or sub or login):
+        return None
+    src_int, src_mta = internal(f.init), is_mta(f.init)
+    dst_int, dst_mta = internal(f.resp), is_mta(f.resp)
+    dst_ext = not dst_int and not dst_mta
+    fl = f.fwd_flags
+    failed = bool((fl & SYN and not fl & ACK) or (fl & RST and not fl & PSH))
+    if smtp and src_int and dst_ext:
+        return "smtp_ext", failed
+    if smtp and src_int and not src_mta and dst_int and not dst_mta:
+        return "smtp_int", failed
+    if sub and src_int and not src_mta and dst_ext:
+        return "submit", failed
+    if login and not src_int and not src_mta and (dst_int or dst_mta):
+        if f.fwd_pkts > a["auth_max_packets"] or f.fwd_bytes > a["auth_max_bytes"]:
+            return None  # a long session: a real client
+        return "auth", failed
+    return None
+
+
+REASONS_BY_WIN = {"smtp_ext": ["smtp-fanout", "smtp-blocked"], "smtp_int": ["lateral-smtp"],
+                  "submit": ["submission-fanout"], "auth": ["auth-bruteforce"]}
+
+
+def windows_at(events, i, span_s, slices):
+    """Counts over the events (sorted by start) in the window ending at events[i]: exact
+    sliding (start in (t - span, t]) or, with slices, the analyzer's slice window (the
+    current one-minute slice and the span-1 before it)."""
+    t = events[i]["start"]
+    if slices:
+        sl = ANALYZER["slice_s"]
+        lo = (int(t // sl) - (span_s // sl - 1)) * sl
+        inside = [e for e in events[:i + 1] if e["start"] >= lo]
+    else:
+        inside = [e for e in events[:i + 1] if e["start"] > t - span_s]
+    return {"distinct": len({e["dst"] for e in inside}), "attempts": len(inside),
+            "failed": sum(e["failed"] for e in inside)}
+
+
+def crossings(events, win, host_is_mta, slices=False):
+    """First crossing per reason: {reason: (index, window index, counts)}; also the
+    maximum metric per reason and window."""
+    a = ANALYZER
+    spans = [n * a["slice_s"] for n in a["span_slices"]]
+    reasons = ["mta-surge"] if (win == "smtp_ext" and host_is_mta) else REASONS_BY_WIN[win]
+    first, peak = {}, {r: [0, 0] for r in reasons}
+    for i in range(len(events)):
+        w = [windows_at(events, i, s, slices) for s in spans]
+        longw = w[1]
+        blocked = (longw["attempts"] >= a["blocked_min_attempts"] and
+                   longw["failed"] >= a["blocked_share"] * longw["attempts"])
+        for r in reasons:
+            thr = list(a["thresholds"][r])
+            if r == "mta-surge":
+                thr = [x * a["surge_warmup_factor"] for x in thr]
+            metric = [x["attempts"] if r == "auth-bruteforce" else x["distinct"] for x in w]
+            peak[r] = [max(peak[r][k], metric[k]) for k in range(2)]
+            hit = [k for k in range(2) if metric[k] >= thr[k]]
+            if not hit or r in first:
+                continue
+            if r == "smtp-fanout" and blocked or r == "smtp-blocked" and not blocked:
+                continue
+            first[r] = (i, hit[0], w, thr)
+    return first, peak
+
+
+def truth(tr, seed, out_path):
+    a = ANALYZER
+    by_host = {}
+    for f in tr.flows.values():
+        c = classify(f)
+        if c is None:
+            continue
+        win, failed = c
+        by_host.setdefault((f.init, win), []).append(
+            {"start": f.start, "end": f.end, "dst": f.resp, "failed": failed,
+             "dport": f.dport, "fwd_pkts": f.fwd_pkts})
+    for ev in by_host.values():
+        ev.sort(key=lambda e: (e["start"], e["dst"]))
+
+    def ms(t):
+        return BASE_TS * 1000 + int(round(t * 1000))
+
+    hosts, problems = [], []
+    owner = {}
+    for name, role, addrs, _kind, reasons, versions in CAST:
+        for ad in addrs:
+            owner[ad] = name
+    for name, role, addrs, _kind, designed, versions in CAST:
+        entry = {"name": name, "role": "bot" if role.startswith("bot") else "benign",
+                 "description": role.split(": ", 1)[1], "addresses": addrs,
+                 "versions": versions or VERSIONS, "expected": [], "windows": {}}
+        found = {}
+        for ad in addrs:
+            for (h, win), ev in sorted(by_host.items()):
+                if h != ad:
+                    continue
+                first, peak = crossings(ev, win, is_mta(ad))
+                sfirst, _ = crossings(ev, win, is_mta(ad), slices=True)
+                entry["windows"].setdefault(ad, {})[win] = {
+                    "flows": len(ev), "failed": sum(e["failed"] for e in ev),
+                    "distinct": len({e["dst"] for e in ev}),
+                    "first_ms": ms(ev[0]["start"]), "last_ms": ms(ev[-1]["end"]),
+                    "peak": {r: {"short": p[0], "long": p[1]} for r, p in peak.items()}}
+                for r, (i, k, w, thr) in first.items():
+                    e = ev[i]
+                    sl = sfirst.get(r)
+                    found[(ad, r)] = {
+                        "host": ad, "reason": r,
+                        "true_crossing_ms": ms(e["start"]),
+                        "true_crossing": iso(ms(e["start"])),
+                        "window": ["short", "long"][k],
+                        "window_s": a["span_slices"][k] * a["slice_s"],
+                        "threshold": thr[k],
+                        "counts_at_crossing": {"short": w[0], "long": w[1]},
+                        "slice_crossing_ms": ms(ev[sl[0]]["start"]) if sl else None,
+                        "crossing_flow": {"dst": e["dst"], "dport": e["dport"],
+                                          "start_ms": ms(e["start"]), "end_ms": ms(e["end"]),
+                                          "failed": e["failed"]},
+                        "not_before_ms": ms(e["start"]) - SLICE_TOLERANCE_S * 1000,
+                        "not_after_ms": ms(e["end"]) + (EXPIRY_DELAY_S + SLICE_TOLERANCE_S) * 1000,
+                    }
+        entry["expected"] = [found[k] for k in sorted(found)]
+        got = sorted({r for (_ad, r) in found})
+        if got != sorted(designed):
+            problems.append("%s: the traffic crosses %s, designed %s" % (name, got, designed))
+        hosts.append(entry)
+    # every tracked host must belong to the cast or cross nothing
+    for (h, win), ev in sorted(by_host.items()):
+        if h in owner:
+            continue
+        first, _ = crossings(ev, win, is_mta(h))
+        if first:
+            problems.append("%s (not in the cast): crosses %s" % (h, sorted(first)))
+    if problems:
+        raise SystemExit("gen_scenario: the generated traffic does not match the cast:\n  " +
+                         "\n  ".join(problems))
+
+    # the straddle bot's fixed 10-minute blocks (by start time)
+    blocks = {}
+    for e in by_host[("192.168.10.70", "smtp_ext")]:
+        b = int(e["start"] // 600) * 600
+        blocks.setdefault(iso(ms(b)), set()).add(e["dst"])
+    straddle = next(x for x in hosts if x["name"] == "straddle-bot")
+    straddle["fixed_10min_blocks"] = {k: len(v) for k, v in sorted(blocks.items())}
+
+    starts = [p[0] for p in tr.pkts]
+    doc = {
+        "what": "scenario.pcap cast and expected analyzer alerts (scripts/gen_scenario.py)",
+        "capture": os.path.basename(out_path),
+        "seed": seed,
+        "first_packet_ms": min(starts) // 1000,
+        "last_packet_ms": max(starts) // 1000,
+        "packets": len(tr.pkts),
+        "config": "scenario.conf",
+        "analyzer_defaults": a,
+        "mail_servers": MAIL_SERVERS,
+        "time_rule": (
+            "true_crossing_ms is the capture time of the first packet of the flow that makes "
+            "the metric (distinct destinations; short connections for auth-bruteforce) reach "
+            "the threshold in an exact sliding window (short 600 s or long 3600 s, whichever "
+            "comes first), counting flows by their first packet, with the analyzer's rules "
+            "(smtp-blocked when the long window has >= 30 attempts with failed share >= 0.8, "
+            "smtp-fanout otherwise). The analyzer counts a flow when the datagram carrying it "
+            "arrives: after the flow's last packet plus softflowd's eviction delay; its "
+            "window is 10 (60) one-minute slices, up to one slice shorter than the exact "
+            "window. So the raised event must fall in [not_before_ms, not_after_ms] = "
+            "[true - 60 s, crossing flow's last packet + 60 s expiry delay + 60 s slice]. "
+            "slice_crossing_ms is the same computation with the analyzer's slice window."),
+        "tolerance": {"slice_ms": SLICE_TOLERANCE_S * 1000,
+                      "expiry_delay_ms": EXPIRY_DELAY_S * 1000},
+        "versions": VERSIONS,
+        "hosts": hosts,
+    }
+    return doc
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", default="fixtures/scenario.pcap")
+    ap.add_argument("--truth", default="fixtures/scenario.truth.json")
+    args = ap.parse_args()
+    tr = Scenario()
+    for _name, _role, _addrs, kind, _exp, _ver in CAST:
+        if kind is not None:
+            kind(tr, random.Random("%d/%s" % (args.seed, kind.__name__)))
+    doc = truth(tr, args.seed, args.out)
+    n = tr.write(args.out)
+    with open(args.truth, "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=False)
+        f.write("\n")
+    print("%s: %d packets, %d flows, %d bytes" % (args.out, n, len(tr.flows),
+                                                 os.path.getsize(args.out)), file=sys.stderr)
+    for h in doc["hosts"]:
+        for e in h["expected"]:
+            print("  %-15s %-17s %s  %s window (%d >= %d)" % (
+                h["name"], e["reason"], e["true_crossing"], e["window"],
+                e["counts_at_crossing"][e["window"]]["attempts" if e["reason"] ==
+                                                      "auth-bruteforce" else "distinct"],
+                e["threshold"]), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
