@@ -218,7 +218,8 @@ parse_fields(DecodeCtx *ctx, Cursor *c, Template *t, guint n, guint scope)
 			ie &= 0x7fff;
 		}
 		flen[i] = len;
-		if (len == VARLEN) {
+		/* RFC 7011 7: 65535 means variable length in IPFIX; v9 has no such thing */
+		if (len == VARLEN && ctx->version == 10) {
 			t->varlen = TRUE;
 			t->min_len += 1;
 		} else {
@@ -228,7 +229,9 @@ parse_fields(DecodeCtx *ctx, Cursor *c, Template *t, guint n, guint scope)
 			return FALSE;
 		/* v9 scope types (system, interface, ...) are not information elements */
 		gboolean v9_scope = ctx->version == 9 && i < scope;
-		int k = len == VARLEN || v9_scope ? -1 : field_kind(ctx->version, pen, ie, len);
+		int k = (len == VARLEN && ctx->version == 10) || v9_scope
+			    ? -1
+			    : field_kind(ctx->version, pen, ie, len);
 		/* The first occurrence of a kind wins; duplicates are skipped. */
 		if (k < 0 || (seen & (G_GUINT64_CONSTANT(1) << k)) || t->nplan == MAX_PLAN) {
 			if (!t->varlen)
@@ -595,8 +598,7 @@ finish_flow(DecodeCtx *ctx, const Values *vals, Flow *f)
 	}
 	finish_times(ctx, vals, f);
 	f->sampling = sampling_of(ctx->dom, vals);
-	if (f->sampling != 1)
-		ctx->dom->st.sampling = f->sampling;
+	ctx->dom->st.sampling = f->sampling; /* the interval last seen */
 	f->recv_ms = ctx->now_ms;
 	f->exporter = ctx->exp->index;
 	f->domain = ctx->dom->id;
