@@ -84,6 +84,10 @@ typedef struct {
 	gboolean lower_bound; /* sampling > 1: all counts are lower bounds */
 	gint64 raised_ms;     /* when this offender was raised */
 	gpointer enrichment;  /* free for the sinks stage; always NULL from the analyzer */
+	/* Filled by the enrichment stage (country/ASN databases); 0 without databases. */
+	guint32 n_countries; /* distinct countries of the host's destinations in the window */
+	guint32 n_asns;      /* distinct ASNs */
+	char evidence[256];  /* IPFIX evidence file written for this event; "" = none */
 } AlertEvent;
 
 typedef void (*AlertFunc)(const AlertEvent *ev, gpointer user_data);

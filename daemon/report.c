@@ -70,7 +70,7 @@ static const Field analyzer_fields[] = {
     AE("events_cleared", ALERT_CLEARED), AS(mem_bytes), AS(mem_cap),
 };
 
-static const Field sink_fields[] = {SK(events), SK(errors), SK(reopens)};
+static const Field sink_fields[] = {SK(events), SK(errors), SK(dropped), SK(reopens)};
 
 static void
 append_field(GString *out, const void *base, const Field *f)
@@ -306,9 +306,10 @@ report_text(GString *out, const Collector *c, const ReportExtra *x)
 		append_kv(out, x->analyzer, analyzer_fields, G_N_ELEMENTS(analyzer_fields));
 		g_string_append_c(out, '\n');
 	}
-	if (x->alerts != NULL) {
-		g_string_append(out, "alerts: ");
-		append_kv(out, x->alerts, sink_fields, G_N_ELEMENTS(sink_fields));
+	for (guint i = 0; x->sinks != NULL && i < sink_set_len(x->sinks); i++) {
+		const Sink *sk = sink_set_get(x->sinks, i);
+		g_string_append_printf(out, "sink %s %s: ", sk->ops->kind, sk->name);
+		append_kv(out, &sk->st, sink_fields, G_N_ELEMENTS(sink_fields));
 		g_string_append_c(out, '\n');
 	}
 }
@@ -375,10 +376,23 @@ report_json(GString *out, const Collector *c, const ReportExtra *x)
 		append_json_fields(out, x->analyzer, analyzer_fields, G_N_ELEMENTS(analyzer_fields));
 		g_string_append_c(out, '}');
 	}
-	if (x->alerts != NULL) {
-		g_string_append(out, ",\"alerts\":{");
-		append_json_fields(out, x->alerts, sink_fields, G_N_ELEMENTS(sink_fields));
-		g_string_append_c(out, '}');
+	if (x->sinks != NULL) {
+		g_string_append(out, ",\"sinks\":[");
+		for (guint i = 0; i < sink_set_len(x->sinks); i++) {
+			const Sink *sk = sink_set_get(x->sinks, i);
+			g_string_append(out, i > 0 ? ",{\"kind\":" : "{\"kind\":");
+			report_json_string(out, sk->ops->kind);
+			g_string_append(out, ",\"name\":");
+			report_json_string(out, sk->name);
+			g_string_append_c(out, ',');
+			append_json_fields(out, &sk->st, sink_fields, G_N_ELEMENTS(sink_fields));
+			if (sk->ops->stats_json != NULL) {
+				g_string_append_c(out, ',');
+				sk->ops->stats_json(sk, out);
+			}
+			g_string_append_c(out, '}');
+		}
+		g_string_append_c(out, ']');
 	}
 	g_string_append(out, "}\n");
 }

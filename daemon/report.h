@@ -5,7 +5,7 @@
 
 #include "analyzer.h"
 #include "collector.h"
-#include "sink_json.h"
+#include "sink.h"
 #include "listener.h"
 #include "replay.h"
 
@@ -16,12 +16,12 @@ typedef struct {
 	const ReplayStats *replay;
 	const ListenerStats *listener;
 	const AnalyzerStats *analyzer;
-	const SinkStats *alerts; /* the --alerts JSON-lines output */
+	const SinkSet *sinks; /* alert sinks, one counter row each */
 } ReportExtra;
 
 void report_text(GString *out, const Collector *c, const ReportExtra *x);
 /* {"exporters":[...],"totals":{...},"replay":{...}|"listener":{...},"analyzer":{...},
- * "alerts":{...}} and a newline. */
+ * "sinks":[{...}]} and a newline. */
 void report_json(GString *out, const Collector *c, const ReportExtra *x);
 /* Live mode: one g_message() with the totals, then one per exporter session. */
 void report_log(const Collector *c, const ListenerStats *listener);

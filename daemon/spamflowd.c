@@ -9,6 +9,7 @@
 #include "listener.h"
 #include "replay.h"
 #include "report.h"
+#include "sink.h"
 #include "sink_json.h"
 #include "spamflow-config.h"
 
@@ -39,7 +40,7 @@ typedef struct {
 	FlowBatch *batch;
 	FlowsOut *flows;
 	Analyzer *analyzer;
-	SinkJson *alerts;
+	SinkSet *sinks;
 	GHashTable *exporter_names; /* exporter index -> "addr" text, for alert output */
 	Listener *listener;
 	GMainLoop *loop;
@@ -155,7 +156,7 @@ print_report(const App *app, const ReplayStats *replay, FILE *text_fp)
 	ReportExtra x = {.replay = replay,
 			 .listener = app->listener != NULL ? listener_stats(app->listener) : NULL,
 			 .analyzer = &an,
-			 .alerts = app->alerts != NULL ? sink_json_stats(app->alerts) : NULL};
+			 .sinks = app->sinks};
 
 	analyzer_get_stats(app->analyzer, &an);
 	if (app->opt->json) {
@@ -203,8 +204,8 @@ on_alert(const AlertEvent *ev, gpointer user_data)
 		  sw->estimated ? "~" : "", lw->value, lw->threshold, lw->estimated ? "~" : "",
 		  ev->attempts, ev->failed_share * 100,
 		  ev->lower_bound ? " (sampled: counts are lower bounds)" : "");
-	if (app->alerts != NULL)
-		sink_json_write(app->alerts, ev, exporter_name, app);
+	SinkCtx ctx = {.exporter_name = exporter_name, .user_data = app};
+	sink_set_write(app->sinks, ev, &ctx);
 }
 
 /* Each batch of decoded records: to the --flows CSV, then through the analyzer. */
@@ -230,10 +231,12 @@ app_init(App *app, Config *cfg, const Options *opt, gboolean live, GError **erro
 		if (app->flows == NULL)
 			return FALSE;
 	}
+	app->sinks = sink_set_new();
 	if (opt->alerts != NULL) {
-		app->alerts = sink_json_new(opt->alerts, error);
-		if (app->alerts == NULL)
+		Sink *json = sink_json_new(opt->alerts, error);
+		if (json == NULL)
 			return FALSE;
+		sink_set_add(app->sinks, json);
 	}
 	acfg.alert_fn = on_alert;
 	acfg.alert_data = app;
@@ -270,7 +273,7 @@ app_clear(App *app)
 	g_clear_pointer(&app->batch, flow_batch_free);
 	g_clear_pointer(&app->flows, flowsout_free);
 	g_clear_pointer(&app->analyzer, analyzer_free);
-	g_clear_pointer(&app->alerts, sink_json_free);
+	g_clear_pointer(&app->sinks, sink_set_free);
 	g_clear_pointer(&app->exporter_names, g_hash_table_unref);
 	g_clear_pointer(&app->loop, g_main_loop_unref);
 }

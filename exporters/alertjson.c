@@ -104,7 +104,14 @@ alert_json(GString *out, const AlertEvent *ev, AlertExporterName name, gpointer 
 			g_string_append_printf(out, "\"#%u\"", ev->exporters[i]);
 	}
 	g_string_append_printf(out, "],\"exporters_truncated\":%s,\"sampling\":%u,"
-				    "\"lower_bound\":%s,\"raised_ms\":%" G_GINT64_FORMAT "}",
+				    "\"lower_bound\":%s,\"raised_ms\":%" G_GINT64_FORMAT
+				    ",\"countries\":%u,\"asns\":%u,\"evidence\":",
 			       ev->exporters_truncated ? "true" : "false", ev->sampling,
-			       ev->lower_bound ? "true" : "false", ev->raised_ms);
+			       ev->lower_bound ? "true" : "false", ev->raised_ms, ev->n_countries,
+			       ev->n_asns);
+	if (ev->evidence[0] != '\0')
+		json_string(out, ev->evidence);
+	else
+		g_string_append(out, "null");
+	g_string_append_c(out, '}');
 }

@@ -1,20 +1,18 @@
 /* JSON-lines alert sink: append, flush per event, reopen for log rotation. A write error
- * (disk full, file system gone read-only) is counted and logged at most once a minute; it
- * never stops collection or the other sinks. */
+ * (disk full, file system gone read-only) is counted and logged at a limited rate; it never
+ * stops collection or the other sinks. */
 #include "sink_json.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-struct SinkJson {
-	char *path;
+typedef struct {
+	Sink base;
 	FILE *fp;
 	gboolean is_stdout;
-	SinkStats st;
-	gint64 last_error_log_us;
 	GString *buf;
-};
+} SinkJson;
 
 static FILE *
 open_append(const char *path, GError **error)
@@ -26,73 +24,67 @@ open_append(const char *path, GError **error)
 	return fp;
 }
 
-SinkJson *
-sink_json_new(const char *path, GError **error)
+static void
+json_write(Sink *s, const AlertEvent *ev, const SinkCtx *ctx)
 {
-	g_autoptr(SinkJson) s = g_new0(SinkJson, 1);
-	s->path = g_strdup(path);
-	s->buf = g_string_sized_new(2048);
-	if (strcmp(path, "-") == 0) {
-		s->fp = stdout;
-		s->is_stdout = TRUE;
-	} else if ((s->fp = open_append(path, error)) == NULL) {
-		return NULL;
-	}
-	return g_steal_pointer(&s);
-}
+	SinkJson *j = (SinkJson *)s;
 
-void
-sink_json_free(SinkJson *s)
-{
-	if (s == NULL)
-		return;
-	if (s->fp != NULL && !s->is_stdout)
-		fclose(s->fp);
-	else if (s->fp != NULL)
-		fflush(s->fp);
-	if (s->buf != NULL)
-		g_string_free(s->buf, TRUE);
-	g_free(s->path);
-	g_free(s);
-}
-
-void
-sink_json_write(SinkJson *s, const AlertEvent *ev, AlertExporterName name, gpointer user_data)
-{
-	g_string_truncate(s->buf, 0);
-	alert_json(s->buf, ev, name, user_data);
-	g_string_append_c(s->buf, '\n');
-	if (fwrite(s->buf->str, 1, s->buf->len, s->fp) == s->buf->len && fflush(s->fp) == 0) {
+	g_string_truncate(j->buf, 0);
+	alert_json(j->buf, ev, ctx->exporter_name, ctx->user_data);
+	g_string_append_c(j->buf, '\n');
+	errno = 0;
+	if (fwrite(j->buf->str, 1, j->buf->len, j->fp) == j->buf->len && fflush(j->fp) == 0) {
 		s->st.events++;
 		return;
 	}
+	int e = errno;
 	s->st.errors++;
-	clearerr(s->fp);
-	gint64 now = g_get_monotonic_time();
-	if (now - s->last_error_log_us > 60 * G_USEC_PER_SEC) {
-		s->last_error_log_us = now;
-		g_warning("alerts file '%s': write failed: %s (%" G_GUINT64_FORMAT
-			  " events lost so far)",
-			  s->path, g_strerror(errno), s->st.errors);
-	}
+	clearerr(j->fp);
+	sink_log_error(s, "write failed: %s", e != 0 ? g_strerror(e) : "short write");
 }
 
-gboolean
-sink_json_reopen(SinkJson *s, GError **error)
+static gboolean
+json_reopen(Sink *s, GError **error)
 {
-	if (s->is_stdout)
+	SinkJson *j = (SinkJson *)s;
+	if (j->is_stdout)
 		return TRUE;
-	FILE *fp = open_append(s->path, error);
+	FILE *fp = open_append(s->name, error);
 	if (fp == NULL)
 		return FALSE;
-	fclose(s->fp);
-	s->fp = fp;
-	s->st.reopens++;
+	fclose(j->fp);
+	j->fp = fp;
 	return TRUE;
 }
 
-const SinkStats *
-sink_json_stats(const SinkJson *s)
+static void
+json_free(Sink *s)
 {
-	return &s->st;
+	SinkJson *j = (SinkJson *)s;
+	if (j->fp != NULL && !j->is_stdout)
+		fclose(j->fp);
+	else if (j->fp != NULL)
+		fflush(j->fp);
+	if (j->buf != NULL)
+		g_string_free(j->buf, TRUE);
+	g_free(j);
+}
+
+static const SinkOps json_ops = {
+    .kind = "json", .write = json_write, .reopen = json_reopen, .free = json_free};
+
+Sink *
+sink_json_new(const char *path, GError **error)
+{
+	SinkJson *j = g_new0(SinkJson, 1);
+	sink_init(&j->base, &json_ops, path);
+	j->buf = g_string_sized_new(2048);
+	if (strcmp(path, "-") == 0) {
+		j->fp = stdout;
+		j->is_stdout = TRUE;
+	} else if ((j->fp = open_append(path, error)) == NULL) {
+		sink_free(&j->base);
+		return NULL;
+	}
+	return &j->base;
 }

@@ -1,0 +1,60 @@
+/* Alert sinks: every alert event goes to every configured sink, in order, exactly once.
+ * A sink is a small vtable; the fan-out (SinkSet) owns them, counts per sink, and never
+ * lets one sink's failure reach another sink or the collector. Sinks format the event
+ * themselves (alertjson.h has the JSON form); enrichment is done before the fan-out. */
+#pragma once
+
+#include "alertjson.h"
+
+#include <glib.h>
+
+typedef struct Sink Sink;
+
+typedef struct {
+	guint64 events;  /* events written (or queued, for remote syslog) */
+	guint64 errors;  /* events that could not be written completely */
+	guint64 dropped; /* events dropped by a full queue (remote syslog) */
+	guint64 reopens; /* files reopened (SIGHUP) */
+} SinkStats;
+
+/* What a sink may ask about an event beyond the event itself. */
+typedef struct {
+	AlertExporterName exporter_name; /* exporter index -> address text */
+	gpointer user_data;
+} SinkCtx;
+
+typedef struct {
+	const char *kind; /* "json", "csv", "syslog", "syslog-remote", ... */
+	void (*write)(Sink *s, const AlertEvent *ev, const SinkCtx *ctx);
+	/* Reopen files after log rotation; NULL when there is nothing to reopen. */
+	gboolean (*reopen)(Sink *s, GError **error);
+	/* Extra counters as "name":value JSON members (no braces), or NULL. */
+	void (*stats_json)(const Sink *s, GString *out);
+	void (*free)(Sink *s);
+} SinkOps;
+
+struct Sink {
+	const SinkOps *ops;
+	char *name; /* what the config said, e.g. the path: for logs and stats */
+	SinkStats st;
+	gint64 last_error_log_us; /* for sink_log_error()'s rate limit */
+};
+
+/* Initialise the common part (for implementations). */
+void sink_init(Sink *s, const SinkOps *ops, const char *name);
+/* A failure worth telling the admin: logged at most once a minute per sink. */
+void sink_log_error(Sink *s, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+void sink_free(Sink *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Sink, sink_free)
+
+typedef struct SinkSet SinkSet;
+
+SinkSet *sink_set_new(void);
+void sink_set_free(SinkSet *set);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SinkSet, sink_set_free)
+void sink_set_add(SinkSet *set, Sink *s); /* takes ownership */
+guint sink_set_len(const SinkSet *set);
+const Sink *sink_set_get(const SinkSet *set, guint i);
+void sink_set_write(SinkSet *set, const AlertEvent *ev, const SinkCtx *ctx);
+/* Reopen every sink; failures are logged and the old outputs kept. */
+void sink_set_reopen(SinkSet *set);
