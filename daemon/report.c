@@ -4,6 +4,8 @@
  * adding one row, in every output at once. */
 #include "report.h"
 
+#include "alertjson.h"
+
 #include <arpa/inet.h>
 #include <stddef.h>
 #include <string.h>
@@ -122,32 +124,7 @@ append_json_fields(GString *out, const void *base, const Field *fields, gsize n)
 void
 report_json_string(GString *out, const char *s)
 {
-	g_string_append_c(out, '"');
-	for (const guchar *p = (const guchar *)s; *p != '\0'; p++) {
-		switch (*p) {
-		case '"':
-			g_string_append(out, "\\\"");
-			break;
-		case '\\':
-			g_string_append(out, "\\\\");
-			break;
-		case '\n':
-			g_string_append(out, "\\n");
-			break;
-		case '\r':
-			g_string_append(out, "\\r");
-			break;
-		case '\t':
-			g_string_append(out, "\\t");
-			break;
-		default:
-			if (*p < 0x20 || *p == 0x7f)
-				g_string_append_printf(out, "\\u%04x", *p);
-			else
-				g_string_append_c(out, (char)*p);
-		}
-	}
-	g_string_append_c(out, '"');
+	json_string(out, s);
 }
 
 char *

@@ -19,11 +19,14 @@ json_string(GString *out, const char *s)
 		case '\n':
 			g_string_append(out, "\\n");
 			break;
+		case '\r':
+			g_string_append(out, "\\r");
+			break;
 		case '\t':
 			g_string_append(out, "\\t");
 			break;
 		default:
-			if (*p < 0x20)
+			if (*p < 0x20 || *p == 0x7f)
 				g_string_append_printf(out, "\\u%04x", *p);
 			else
 				g_string_append_c(out, (char)*p);
