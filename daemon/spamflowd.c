@@ -385,7 +385,9 @@ run_live(Config *cfg, const Options *opt)
 		ids[1] = g_timeout_add_seconds(cfg->stats_interval_s, on_stats, &app);
 	ids[2] = g_unix_signal_add(SIGINT, on_quit_signal, &app);
 	ids[3] = g_unix_signal_add(SIGTERM, on_quit_signal, &app);
-	ids[4] = g_timeout_add_seconds(10, on_tick, &app);
+	/* Clears and due updates when no flows arrive: at least once a slice. */
+	ids[4] = g_timeout_add_seconds(
+	    (guint)CLAMP(cfg->analyzer.slice_ms / 1000, 1, 10), on_tick, &app);
 
 	g_main_loop_run(app.loop);
 
