@@ -116,8 +116,8 @@ def main():
     first_ms = None
     for ts, pkt in pkts:
         due = start + (ts - t0) / 1e6 / scale
-        while time.monotonic() < due:
-            time.sleep(min(0.01, due - time.monotonic()) if due > time.monotonic() else 0)
+        while (left := due - time.monotonic()) > 0:
+            time.sleep(min(0.01, left))
         if first_ms is None:
             first_ms = time.time() * 1000
         s.sendto(udp_payload(linktype, pkt), ("127.0.0.1", port))
