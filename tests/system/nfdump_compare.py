@@ -50,6 +50,23 @@ def udp_payloads(path):
     return out
 
 
+def udp_queue(port):
+    """Receive queue bytes of the UDP socket bound to 127.0.0.1:port, None if unbound."""
+    for line in open("/proc/net/udp").read().splitlines()[1:]:
+        f = line.split()
+        if f[1] == f"0100007F:{port:04X}":
+            return int(f[4].split(":")[1], 16)
+    return None
+
+
+def wait_for(cond, what, timeout=20):
+    deadline = time.time() + timeout
+    while not cond():
+        if time.time() > deadline:
+            sys.exit(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
 def free_udp_port():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
@@ -87,14 +104,16 @@ def main():
     nfcapd = subprocess.Popen(["nfcapd", "-w", tmp, "-p", str(port), "-b", "127.0.0.1",
                                "-t", "3600"], stdout=log, stderr=subprocess.STDOUT)
     try:
-        time.sleep(0.5)
+        wait_for(lambda: udp_queue(port) is not None, "nfcapd to bind its port")
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind(("127.0.0.1", 0))
         payloads = udp_payloads(capture)
         for p in payloads:
             s.sendto(p, ("127.0.0.1", port))
             time.sleep(0.002)
-        time.sleep(0.5)
+        # nfcapd has read everything once its socket queue is empty
+        wait_for(lambda: udp_queue(port) == 0, "nfcapd to read its queue")
+        time.sleep(0.3)
     finally:
         nfcapd.send_signal(signal.SIGTERM)
         nfcapd.wait(timeout=20)
