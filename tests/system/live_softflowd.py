@@ -18,6 +18,15 @@ import tempfile
 import time
 
 
+def udp_queue(port):
+    """Receive queue bytes of the UDP socket bound to 127.0.0.1:port, None if unbound."""
+    for line in open("/proc/net/udp").read().splitlines()[1:]:
+        f = line.split()
+        if f[1] == f"0100007F:{port:04X}":
+            return int(f[4].split(":")[1], 16)
+    return None
+
+
 def free_udp_port():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
@@ -61,7 +70,11 @@ def main():
     want_records = int(m.group(2) or m.group(1))
     want_packets = int(m.group(3))
 
-    time.sleep(1.0)  # let the last datagrams land
+    # the daemon has read every datagram once its socket queue is empty
+    deadline = time.time() + 20
+    while udp_queue(port) != 0 and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
     d.send_signal(signal.SIGTERM)
     try:
         stdout, stderr = d.communicate(timeout=20)
