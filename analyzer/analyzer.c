@@ -17,6 +17,27 @@ typedef struct {
 	guint32 ring[]; /* [k * cap + i] */
 } Baseline;
 
+/* Distinct countries and ASNs of one host window's destinations: small arrays grown by
+ * doubling up to the ANALYZER_GEO_MAX_* caps, each entry stamped with the slice it was last
+ * seen in so it leaves with the long window. */
+typedef struct {
+	guint32 slice;
+	char cc[2];
+} GeoCc;
+typedef struct {
+	guint32 slice;
+	guint32 asn;
+} GeoAs;
+G_STATIC_ASSERT(G_STRUCT_OFFSET(GeoCc, slice) == 0 && G_STRUCT_OFFSET(GeoAs, slice) == 0);
+typedef struct {
+	GeoCc *cc;
+	GeoAs *as;
+	guint8 n_cc, cap_cc, n_as, cap_as;
+	guint32 sat_cc, sat_as; /* 1 + slice of the last value a full set refused; 0 = none */
+	guint32 est_skip;       /* estimated windows: attempts since the last sampled lookup */
+	gboolean started;
+} GeoSet;
+
 typedef struct Host Host;
 struct Host {
 	guint8 addr[16]; /* first: the host table hashes and compares these bytes */
@@ -24,6 +45,7 @@ struct Host {
 	gint64 last_ms;
 	Window *win[HEUR_WIN_COUNT];
 	Baseline *base;
+	GeoSet *geo; /* [HEUR_WIN_COUNT], allocated when a window first needs one */
 	guint32 sampling;
 	guint32 exporters[2];
 	guint8 n_exporters; /* distinct exporters seen, saturating; the first two are kept */
@@ -54,6 +76,8 @@ struct Analyzer {
 	OffenderPolicy policy;
 	AlertFunc alert_fn;
 	gpointer alert_data;
+	AnalyzerGeoFunc geo_fn;
+	gpointer geo_data;
 
 	GHashTable *hosts; /* set of Host*, keyed by addr */
 	Host *lru_head, *lru_tail;
@@ -214,9 +238,42 @@ baseline_mem(const Baseline *b)
 }
 
 static gsize
+geo_mem(const GeoSet *g)
+{
+	if (g == NULL)
+		return 0;
+	gsize n = HEUR_WIN_COUNT * sizeof(GeoSet) + WINDOW_ALLOC_OVERHEAD;
+	for (guint k = 0; k < HEUR_WIN_COUNT; k++) {
+		if (g[k].cc != NULL)
+			n += g[k].cap_cc * sizeof(GeoCc) + WINDOW_ALLOC_OVERHEAD;
+		if (g[k].as != NULL)
+			n += g[k].cap_as * sizeof(GeoAs) + WINDOW_ALLOC_OVERHEAD;
+	}
+	return n;
+}
+
+static void
+geo_clear(GeoSet *g)
+{
+	g_free(g->cc);
+	g_free(g->as);
+	memset(g, 0, sizeof *g);
+}
+
+static void
+geo_free(GeoSet *g)
+{
+	if (g == NULL)
+		return;
+	for (guint k = 0; k < HEUR_WIN_COUNT; k++)
+		geo_clear(&g[k]);
+	g_free(g);
+}
+
+static gsize
 host_mem(const Host *h)
 {
-	gsize n = HOST_COST + baseline_mem(h->base);
+	gsize n = HOST_COST + baseline_mem(h->base) + geo_mem(h->geo);
 	for (guint k = 0; k < HEUR_WIN_COUNT; k++)
 		n += h->win[k] ? window_mem(h->win[k]) : 0;
 	return n;
@@ -232,6 +289,7 @@ host_drop(Analyzer *a, Host *h)
 	for (guint k = 0; k < HEUR_WIN_COUNT; k++)
 		window_free(h->win[k]);
 	g_free(h->base);
+	geo_free(h->geo);
 	g_free(h);
 }
 
@@ -364,6 +422,200 @@ thresholds(const Analyzer *a, const Host *h, AlertReason r, guint32 thr[WINDOW_S
 	}
 }
 
+/* ---- geo: distinct countries and ASNs of a host window's destinations ----
+ *
+ * The windows keep destination hashes and addresses only; countries and ASNs come from the
+ * optional geo hook, called when a window sees a new distinct destination. A window with
+ * fewer than ANALYZER_GEO_MIN_DESTS destinations keeps no set (most hosts talk to 1-3
+ * relays): its counts are taken at event time by looking up its few destinations. When it
+ * reaches that many, its set starts with a lookup of each. In estimated mode (past the
+ * exact cap) the window names no new destinations, so one attempt in GEO_EST_SAMPLE is
+ * looked up instead. An entry seen last in a slice that left the long window does not
+ * count: a destination that stays in the window without being new again can age out of
+ * its country's entry unless another destination (or the event's top list) refreshes it,
+ * so counts are exact for bots' streams of new destinations and may read low for a
+ * long-lived few. Per host window: at most 32 x 8 + 64 x 8 bytes. */
+#define GEO_EST_SAMPLE 8
+
+static inline gboolean
+slice_in_long(const Analyzer *a, guint32 slice, guint32 now)
+{
+	return (guint64)slice + a->cfg.span_slices[WINDOW_LONG] > now;
+}
+
+static guint32
+slice_of(const Analyzer *a, gint64 t_ms)
+{
+	return (guint32)(MAX(t_ms, 0) / a->cfg.slice_ms);
+}
+
+/* Index of an entry whose value left the long window (each entry starts with its slice
+ * stamp), -1 when every entry is live. */
+static gint
+geo_expired(const Analyzer *a, const void *base, gsize stride, guint n, guint32 slice)
+{
+	for (guint i = 0; i < n; i++) {
+		guint32 stamp;
+		memcpy(&stamp, (const guint8 *)base + i * stride, sizeof stamp);
+		if (!slice_in_long(a, stamp, slice))
+			return (gint)i;
+	}
+	return -1;
+}
+
+/* Add or refresh one country and one ASN ("" and 0: nothing to add). A full set takes over
+ * an entry that left the window, else it saturates. */
+static void
+geo_note(const Analyzer *a, GeoSet *g, guint32 slice, const char cc[4], guint32 asn)
+{
+	if (cc[0] != '\0' && cc[1] != '\0') {
+		gint i;
+		for (i = 0; i < g->n_cc; i++) {
+			if (g->cc[i].cc[0] == cc[0] && g->cc[i].cc[1] == cc[1])
+				break;
+		}
+		if (i < g->n_cc) {
+			g->cc[i].slice = MAX(g->cc[i].slice, slice);
+		} else {
+			if (g->n_cc == g->cap_cc && g->cap_cc < ANALYZER_GEO_MAX_COUNTRIES) {
+				g->cap_cc = (guint8)MIN(g->cap_cc ? g->cap_cc * 2u : 4u,
+							ANALYZER_GEO_MAX_COUNTRIES);
+				g->cc = g_renew(GeoCc, g->cc, g->cap_cc);
+			}
+			i = g->n_cc < g->cap_cc ? g->n_cc++
+						: geo_expired(a, g->cc, sizeof(GeoCc), g->n_cc, slice);
+			if (i >= 0) {
+				g->cc[i].cc[0] = cc[0];
+				g->cc[i].cc[1] = cc[1];
+				g->cc[i].slice = slice;
+			} else {
+				g->sat_cc = slice + 1;
+			}
+		}
+	}
+	if (asn != 0) {
+		gint i;
+		for (i = 0; i < g->n_as && g->as[i].asn != asn; i++)
+			;
+		if (i < g->n_as) {
+			g->as[i].slice = MAX(g->as[i].slice, slice);
+		} else {
+			if (g->n_as == g->cap_as && g->cap_as < ANALYZER_GEO_MAX_ASNS) {
+				g->cap_as = (guint8)MIN(g->cap_as ? g->cap_as * 2u : 4u,
+							ANALYZER_GEO_MAX_ASNS);
+				g->as = g_renew(GeoAs, g->as, g->cap_as);
+			}
+			i = g->n_as < g->cap_as ? g->n_as++
+						: geo_expired(a, g->as, sizeof(GeoAs), g->n_as, slice);
+			if (i >= 0) {
+				g->as[i].asn = asn;
+				g->as[i].slice = slice;
+			} else {
+				g->sat_as = slice + 1;
+			}
+		}
+	}
+}
+
+static void
+geo_counts(const Analyzer *a, const GeoSet *g, guint32 now, guint32 *n_cc, guint32 *n_as)
+{
+	guint32 c = 0, s = 0;
+	for (guint i = 0; i < g->n_cc; i++)
+		c += slice_in_long(a, g->cc[i].slice, now);
+	for (guint i = 0; i < g->n_as; i++)
+		s += slice_in_long(a, g->as[i].slice, now);
+	if (g->sat_cc != 0 && slice_in_long(a, g->sat_cc - 1, now))
+		c = ANALYZER_GEO_MAX_COUNTRIES;
+	if (g->sat_as != 0 && slice_in_long(a, g->sat_as - 1, now))
+		s = ANALYZER_GEO_MAX_ASNS;
+	*n_cc = c;
+	*n_as = s;
+}
+
+typedef struct {
+	const Analyzer *a;
+	GeoSet *set;
+	guint32 slice;
+} GeoWalk;
+
+static void
+geo_walk_note(const guint8 dst[16], gpointer user_data)
+{
+	GeoWalk *gw = user_data;
+	char cc[4] = "";
+	guint32 asn = 0;
+	gw->a->geo_fn(dst, cc, &asn, gw->a->geo_data);
+	geo_note(gw->a, gw->set, gw->slice, cc, asn);
+}
+
+/* After window_add() on window k of h returned r for destination dst. */
+static void
+geo_update(Analyzer *a, Host *h, HeurWin k, Window *w, const guint8 dst[16], guint r,
+	   gint64 now)
+{
+	guint32 slice = MAX(slice_of(a, now), slice_of(a, window_last_ms(w)));
+	GeoSet *g = h->geo != NULL ? &h->geo[k] : NULL;
+	gsize before = geo_mem(h->geo);
+
+	if ((r & WINDOW_ADD_RESET) && g != NULL)
+		geo_clear(g);
+	if (window_estimating(w)) {
+		if (g == NULL || !g->started || ++g->est_skip < GEO_EST_SAMPLE)
+			return;
+		g->est_skip = 0;
+	} else if (!(r & WINDOW_ADD_NEW_DEST)) {
+		return;
+	}
+	if (g == NULL || !g->started) {
+		if (window_foreach_dest(w, &a->geom, now, NULL, NULL) < ANALYZER_GEO_MIN_DESTS)
+			return;
+		if (h->geo == NULL)
+			h->geo = g_new0(GeoSet, HEUR_WIN_COUNT);
+		g = &h->geo[k];
+		g->started = TRUE;
+		GeoWalk gw = {a, g, slice};
+		window_foreach_dest(w, &a->geom, now, geo_walk_note, &gw);
+	} else {
+		char cc[4] = "";
+		guint32 asn = 0;
+		a->geo_fn(dst, cc, &asn, a->geo_data);
+		geo_note(a, g, slice, cc, asn);
+	}
+	a->mem = a->mem + geo_mem(h->geo) - MIN(before, a->mem);
+}
+
+/* The event's distinct countries/ASNs and its top destinations' country and ASN. */
+static void
+geo_fill_event(Analyzer *a, AlertEvent *ev, Host *h, HeurWin wk, gint64 now)
+{
+	Window *w = h != NULL ? h->win[wk] : NULL;
+	guint32 slice = slice_of(a, now);
+	GeoSet *g = h != NULL && h->geo != NULL && h->geo[wk].started ? &h->geo[wk] : NULL;
+	gsize before = h != NULL ? geo_mem(h->geo) : 0;
+
+	if (w != NULL)
+		slice = MAX(slice, slice_of(a, window_last_ms(w)));
+	for (guint i = 0; i < ev->n_top; i++) {
+		AlertDest *d = &ev->top[i];
+		a->geo_fn(d->addr, d->country, &d->asn, a->geo_data);
+		d->country[2] = '\0';
+		if (g != NULL)
+			geo_note(a, g, slice, d->country, d->asn); /* refresh long-lived ones */
+	}
+	if (g != NULL) {
+		geo_counts(a, g, slice, &ev->n_countries, &ev->n_asns);
+		a->mem = a->mem + geo_mem(h->geo) - MIN(before, a->mem);
+	} else if (w != NULL) {
+		/* a window without a set holds few destinations: look each up now */
+		GeoSet tmp = {0};
+		GeoWalk gw = {a, &tmp, slice};
+		window_foreach_dest(w, &a->geom, now, geo_walk_note, &gw);
+		geo_counts(a, &tmp, slice, &ev->n_countries, &ev->n_asns);
+		geo_clear(&tmp);
+	}
+}
+
 /* ---- events ---- */
 
 static void
@@ -415,6 +667,8 @@ fill_event(Analyzer *a, AlertEvent *ev, OffEntry *o, Host *h, AlertKind kind, gi
 			ev->top[i].count = top[i].count;
 		}
 	}
+	if (a->geo_fn != NULL)
+		geo_fill_event(a, ev, h, wk, now);
 	if (r == REASON_AUTH_BRUTEFORCE && ev->n_top > 0) {
 		memcpy(o->peer, ev->top[0].addr, 16);
 		o->has_peer = TRUE;
@@ -588,6 +842,8 @@ process_one(Analyzer *a, const Flow *f)
 		a->st.window_resets++;
 	if (!was_est && window_estimating(w))
 		a->st.estimate_switches++;
+	if (a->geo_fn != NULL && c.dir == HEUR_FORWARD)
+		geo_update(a, h, c.win, w, c.peer, r, now);
 	evaluate(a, h, c.win, now);
 	enforce_caps(a, h);
 }
@@ -780,6 +1036,8 @@ analyzer_new(const AnalyzerConfig *cfg, GError **error)
 	apply_cfg(a, cfg, &p);
 	a->alert_fn = cfg->alert_fn;
 	a->alert_data = cfg->alert_data;
+	a->geo_fn = cfg->geo_fn;
+	a->geo_data = cfg->geo_data;
 	a->hosts = g_hash_table_new(addr_hash16, addr_equal16);
 	a->offenders = g_hash_table_new_full(off_hash, off_equal, g_free, NULL);
 	a->hist_len = cfg->history_len;
@@ -832,12 +1090,16 @@ analyzer_reconfigure(Analyzer *a, const AnalyzerConfig *cfg, GError **error)
 	apply_cfg(a, cfg, &p);
 	a->alert_fn = fn;
 	a->alert_data = data;
+	a->cfg.geo_fn = a->geo_fn;
+	a->cfg.geo_data = a->geo_data;
 	a->mem = 0;
 	for (Host *h = a->lru_head; h != NULL; h = h->next) {
 		for (guint k = 0; k < HEUR_WIN_COUNT; k++) {
 			if (h->win[k] != NULL)
 				window_regeom(h->win[k], &old, &a->geom);
 		}
+		if (old.slice_ms != a->geom.slice_ms)
+			g_clear_pointer(&h->geo, geo_free); /* slice numbers changed meaning */
 		h->is_mta = (guint8)netset_contains(a->mtas, h->addr);
 		a->mem += host_mem(h);
 	}

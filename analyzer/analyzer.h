@@ -21,6 +21,19 @@ typedef struct {
 	guint32 threshold[WINDOW_SPANS]; /* raise at metric >= threshold in that window (0 = off) */
 } HeuristicConfig;
 
+/* Optional destination lookup (country, ASN) for AlertEvent.n_countries/n_asns and the top
+ * destinations; the daemon wires its enricher here, the analyzer stays free of databases.
+ * country: ISO code or "" ; *asn: 0 when unknown. */
+typedef gboolean (*AnalyzerGeoFunc)(const guint8 dst[16], char country[4], guint32 *asn,
+				    gpointer user_data);
+/* Per host window, distinct countries and ASNs are kept in small sets from the moment the
+ * window holds ANALYZER_GEO_MIN_DESTS distinct destinations (fewer: counted at event time
+ * from the window itself). The sets saturate: a count equal to the maximum means "at
+ * least". Entries leave with the long window (see analyzer.c, "geo"). */
+#define ANALYZER_GEO_MIN_DESTS 8
+#define ANALYZER_GEO_MAX_COUNTRIES 32
+#define ANALYZER_GEO_MAX_ASNS 64
+
 /* Every knob; analyzer_config_defaults() gives each its default and the reason for it.
  * Strings are borrowed: the analyzer copies what it needs. */
 typedef struct {
@@ -60,6 +73,10 @@ typedef struct {
 	/* events, emitted synchronously from analyzer_process()/analyzer_tick() */
 	AlertFunc alert_fn;
 	gpointer alert_data;
+	/* destination lookups; NULL = off. Like the alert callback, set by analyzer_new() and
+	 * kept by analyzer_reconfigure(). */
+	AnalyzerGeoFunc geo_fn;
+	gpointer geo_data;
 } AnalyzerConfig;
 
 typedef struct {

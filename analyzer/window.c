@@ -539,6 +539,23 @@ window_top(const Window *w, const WindowGeom *g, gint64 now_ms, WindowTop *out, 
 	return n;
 }
 
+guint
+window_foreach_dest(const Window *w, const WindowGeom *g, gint64 now_ms, WindowDestFunc fn,
+		    gpointer user_data)
+{
+	guint32 now = now_slice(w, g, now_ms);
+	guint n = 0;
+	for (guint32 i = 0; i < w->map_cap; i++) {
+		const Dest *d = &w->map[i];
+		if (d->count != 0 && in_long(g, d->last, now)) {
+			if (fn != NULL)
+				fn(d->addr, user_data);
+			n++;
+		}
+	}
+	return n;
+}
+
 guint32
 window_answered(const Window *w, const WindowGeom *g, gint64 now_ms)
 {

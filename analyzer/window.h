@@ -79,6 +79,11 @@ void window_answer(Window *w, const WindowGeom *g, const guint8 dst[16]);
 void window_counts(Window *w, const WindowGeom *g, gint64 now_ms, WindowCounts *out);
 /* Up to max (<= WINDOW_TOP_MAX) top destinations of the long window, most attempts first. */
 guint window_top(const Window *w, const WindowGeom *g, gint64 now_ms, WindowTop *out, guint max);
+/* Call fn for each distinct destination of the long window ending at now_ms (exact mode
+ * only: nothing when estimating); returns how many. For the analyzer's geo hook. */
+typedef void (*WindowDestFunc)(const guint8 dst[16], gpointer user_data);
+guint window_foreach_dest(const Window *w, const WindowGeom *g, gint64 now_ms, WindowDestFunc fn,
+			  gpointer user_data);
 /* Distinct destinations of the long window that answered (exact mode; 0 when estimating). */
 guint32 window_answered(const Window *w, const WindowGeom *g, gint64 now_ms);
 /* Drop slices and destinations that left the long window; TRUE when nothing is left. */

@@ -6,6 +6,7 @@
 
 #include "listener.h"
 #include "netset.h"
+#include "sink_syslog.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -24,6 +25,9 @@ typedef enum {
 	KEY_MS,        /* gint64 milliseconds, given in seconds */
 	KEY_PREFIXES,  /* char *: a list of addresses and prefixes */
 	KEY_PORTS,     /* char *: a list of ports */
+	KEY_FACILITY,  /* char *: a syslog facility name */
+	KEY_SYSLOG_URL, /* char *: "" or udp://host[:port] / tcp://host[:port] */
+	KEY_TEXT,      /* char *: any text (a path, a user name) */
 } KeyType;
 
 typedef struct {
@@ -73,6 +77,23 @@ static const ConfigKey config_keys[] = {
      "error, critical, warning, message, info or debug"},
     {"daemon", "stats_interval", KEY_UINT, offsetof(Config, stats_interval_s), 0, 86400, NULL,
      "seconds between counter lines in the log; 0 = off"},
+    {"daemon", "user", KEY_TEXT, offsetof(Config, user), 0, 0, NULL,
+     "after binding its sockets, switch to this user (and its groups); empty = keep running "
+     "as started"},
+    {"control", "socket", KEY_TEXT, offsetof(Config, control_socket), 0, 0, NULL,
+     "control socket for spamflowctl; its directory is created with mode 0750; empty = none"},
+    {"control", "group", KEY_TEXT, offsetof(Config, control_group), 0, 0, NULL,
+     "group that may use the read-only commands (socket mode 0660); empty = the daemon's "
+     "group"},
+    {"control", "max_clients", KEY_UINT, offsetof(Config, control_max_clients), 1, 100000,
+     NULL, "clients connected at once; more are told so and closed (counted)"},
+    {"control", "max_request", KEY_SIZE, offsetof(Config, control_max_request), 64, 1048576,
+     NULL, "bytes in one request line; a longer one is answered with an error and closed"},
+    {"control", "idle_timeout", KEY_UINT, offsetof(Config, control_idle_timeout_s), 1, 86400,
+     NULL, "seconds a client may stay without reading or sending a byte"},
+    {"control", "max_output", KEY_SIZE, offsetof(Config, control_max_output), 65536,
+     G_GUINT64_CONSTANT(1) << 30, NULL,
+     "reply bytes waiting for one client; lists stop short of it, a client over it is dropped"},
     {"analyzer", "internal_networks", KEY_PREFIXES, offsetof(Config, internal_nets), 0, 0, NULL,
      "your networks (comma-separated prefixes): RFC 1918, RFC 6598 and ULA by default; add "
      "public space you own"},
@@ -146,6 +167,43 @@ static const ConfigKey config_keys[] = {
      "fraction of the thresholds below which an offender counts as quiet"},
     {"alerts", "hold", KEY_MS, ANALYZER(hold_ms), 0, 604800, NULL,
      "seconds an offender must stay quiet before it is cleared"},
+    {"sinks", "json", KEY_TEXT, offsetof(Config, sink_json), 0, 0, NULL,
+     "append every alert event as a JSON line to this file; empty = none (--alerts on the "
+     "command line overrides it)"},
+    {"sinks", "csv", KEY_TEXT, offsetof(Config, sink_csv), 0, 0, NULL,
+     "append every alert event as a CSV record to this file (header when the file is new); "
+     "empty = none"},
+    {"sinks", "syslog", KEY_BOOL, offsetof(Config, sink_syslog), 0, 0, NULL,
+     "send every alert event to the local syslog as one line of key=value pairs"},
+    {"sinks", "syslog_ident", KEY_TEXT, offsetof(Config, syslog_ident), 0, 0, NULL,
+     "syslog ident (and the APP-NAME of remote messages)"},
+    {"sinks", "syslog_facility", KEY_FACILITY, offsetof(Config, syslog_facility), 0, 0, NULL,
+     "syslog facility, local and remote: daemon, user, mail, local0..local7, ..."},
+    {"sinks", "remote", KEY_SYSLOG_URL, offsetof(Config, sink_remote), 0, 0, NULL,
+     "send every alert event as an RFC 5424 message to udp://host:port or tcp://host:port "
+     "(IPv6 in brackets, port 514 by default); empty = none"},
+    {"sinks", "remote_queue", KEY_UINT, offsetof(Config, remote_queue), 1, 10000000, NULL,
+     "tcp: events held while the server is away; more are dropped (counted)"},
+    {"enrich", "country_db", KEY_TEXT, offsetof(Config, country_db), 0, 0, NULL,
+     "country database (.mmdb: GeoLite2/GeoIP2 Country or City, DB-IP Lite, IPinfo Lite, "
+     "ip-location-db); empty = no countries. Reopened on SIGHUP"},
+    {"enrich", "asn_db", KEY_TEXT, offsetof(Config, asn_db), 0, 0, NULL,
+     "ASN database (.mmdb: GeoLite2-ASN, DB-IP ASN Lite, IPinfo Lite, ip-location-db); may be "
+     "the country file when it holds both; empty = no ASNs"},
+    {"evidence", "dir", KEY_TEXT, offsetof(Config, evidence_dir), 0, 0, NULL,
+     "directory for IPFIX evidence files (the flows behind each raised or updated alert); "
+     "empty = off"},
+    {"evidence", "max_flows", KEY_UINT, offsetof(Config, evidence_max_flows), 1, 1000000, NULL,
+     "flows per evidence file: the newest of the host's relevant flows in the long window"},
+    {"evidence", "max_age", KEY_UINT, offsetof(Config, evidence_max_age_s), 0, 315360000, NULL,
+     "seconds: older evidence files are removed; 0 = never by age"},
+    {"evidence", "max_bytes", KEY_SIZE, offsetof(Config, evidence_max_bytes), 0,
+     G_GUINT64_CONSTANT(1) << 50, NULL,
+     "total size of the evidence files (K, M, G suffixes); the oldest go first; 0 = no limit"},
+    {"evidence", "memory_cap", KEY_SIZE, offsetof(Config, evidence_memory_cap), 1048576,
+     G_GUINT64_CONSTANT(1) << 40, NULL,
+     "bytes for the recent flows kept for evidence (about 170 bytes a flow); the least "
+     "recently active host goes first (counted)"},
 };
 
 static void
@@ -194,12 +252,32 @@ config_new(void)
 	collector_config_defaults(&cfg->collector);
 	cfg->log_level = CONFIG_LOG_MESSAGE;
 	cfg->stats_interval_s = 60;
+	cfg->user = g_strdup("");
+	cfg->control_socket = g_strdup("/run/spamflow/control.sock");
+	cfg->control_group = g_strdup("");
+	cfg->control_max_clients = 64;
+	cfg->control_max_request = 4096;
+	cfg->control_idle_timeout_s = 60;
+	cfg->control_max_output = 4 * 1024 * 1024;
 	analyzer_config_defaults(&cfg->analyzer);
 	set_text(&cfg->internal_nets, cfg->analyzer.internal_nets);
 	set_text(&cfg->mail_servers, cfg->analyzer.mail_servers);
 	set_text(&cfg->smtp_ports, cfg->analyzer.smtp_ports);
 	set_text(&cfg->submission_ports, cfg->analyzer.submission_ports);
 	set_text(&cfg->login_ports, cfg->analyzer.login_ports);
+	cfg->sink_json = g_strdup("");
+	cfg->sink_csv = g_strdup("");
+	cfg->syslog_ident = g_strdup("spamflowd");
+	cfg->syslog_facility = g_strdup("daemon");
+	cfg->sink_remote = g_strdup("");
+	cfg->remote_queue = SINK_SYSLOG_QUEUE_DEFAULT;
+	cfg->country_db = g_strdup("");
+	cfg->asn_db = g_strdup("");
+	cfg->evidence_dir = g_strdup("");
+	cfg->evidence_max_flows = 10000;        /* a bot's hour of attempts, ~1.7 MB a file */
+	cfg->evidence_max_age_s = 30 * 86400;   /* a month: time for an abuse report */
+	cfg->evidence_max_bytes = 1ull << 30;   /* 1 GiB */
+	cfg->evidence_memory_cap = 64ull << 20; /* ~390k flows in rings */
 	config_analyzer(cfg);
 	return cfg;
 }
@@ -215,6 +293,17 @@ config_free(Config *cfg)
 	g_free(cfg->smtp_ports);
 	g_free(cfg->submission_ports);
 	g_free(cfg->login_ports);
+	g_free(cfg->sink_json);
+	g_free(cfg->sink_csv);
+	g_free(cfg->syslog_ident);
+	g_free(cfg->syslog_facility);
+	g_free(cfg->sink_remote);
+	g_free(cfg->user);
+	g_free(cfg->control_socket);
+	g_free(cfg->control_group);
+	g_free(cfg->country_db);
+	g_free(cfg->asn_db);
+	g_free(cfg->evidence_dir);
 	g_free(cfg);
 }
 
@@ -420,6 +509,32 @@ load_key(GKeyFile *kf, const ConfigKey *k, Config *cfg, char **why)
 			return FALSE;
 		set_text((char **)field, v);
 		return TRUE;
+	case KEY_TEXT:
+		set_text((char **)field, v);
+		return TRUE;
+	case KEY_FACILITY: {
+		g_autoptr(GError) ferr = NULL;
+		int facility;
+		if (!sink_syslog_facility_from_name(v, &facility, &ferr)) {
+			*why = g_strdup(ferr->message);
+			return FALSE;
+		}
+		set_text((char **)field, v);
+		return TRUE;
+	}
+	case KEY_SYSLOG_URL: {
+		g_autoptr(GError) uerr = NULL;
+		g_autofree char *host = NULL;
+		SinkSyslogTransport transport;
+		guint16 port;
+		if (*v != '\0' &&
+		    !sink_syslog_parse_url(v, &transport, &host, &port, &uerr)) {
+			*why = g_strdup(uerr->message);
+			return FALSE;
+		}
+		set_text((char **)field, v);
+		return TRUE;
+	}
 	case KEY_ADDR_LIST:
 		break;
 	}
@@ -609,6 +724,9 @@ config_to_string(const Config *cfg)
 			break;
 		case KEY_PREFIXES:
 		case KEY_PORTS:
+		case KEY_TEXT:
+		case KEY_FACILITY:
+		case KEY_SYSLOG_URL:
 			g_string_append_printf(s, "%s\n", *(char *const *)field);
 			break;
 		}

@@ -25,6 +25,14 @@ typedef struct {
 	/* [daemon] */
 	guint log_level;	/* ConfigLogLevel: messages above it are not logged */
 	guint stats_interval_s; /* live counter lines every N seconds; 0 = off */
+	char *user;		/* drop privileges to this user after binding; "" = stay */
+	/* [control] */
+	char *control_socket; /* "" = no control socket */
+	char *control_group;  /* the socket's group ("" = the daemon's) */
+	guint control_max_clients;
+	guint64 control_max_request;
+	guint control_idle_timeout_s;
+	guint64 control_max_output;
 	/* [analyzer], one section per heuristic, [alerts]. The text lists are owned here;
 	 * analyzer's string fields point at them (config_analyzer()). */
 	AnalyzerConfig analyzer;
@@ -33,6 +41,23 @@ typedef struct {
 	char *smtp_ports;
 	char *submission_ports;
 	char *login_ports;
+	/* [sinks]: where alert events go (daemon/sinks.c builds them in this order) */
+	char *sink_json;       /* JSON-lines file, "" = none (--alerts adds/overrides it) */
+	char *sink_csv;        /* CSV file, "" = none */
+	gboolean sink_syslog;  /* local syslog(3) */
+	char *syslog_ident;    /* its ident, and the remote messages' APP-NAME */
+	char *syslog_facility; /* a facility name: daemon, local0..local7, ... */
+	char *sink_remote;     /* "udp://host:port" or "tcp://host:port", "" = none */
+	guint remote_queue;    /* TCP events held while the server is away */
+	/* [enrich]: country/ASN databases (.mmdb), "" = none (exporters/README-enrich.md) */
+	char *country_db;
+	char *asn_db;
+	/* [evidence]: IPFIX files of the flows behind each raised/updated alert */
+	char *evidence_dir;		/* "" = off */
+	guint evidence_max_flows;	/* flows per file (and per host in the flow store) */
+	guint evidence_max_age_s;	/* files older are removed; 0 = no age limit */
+	guint64 evidence_max_bytes;	/* files beyond this total are removed, oldest first */
+	guint64 evidence_memory_cap;	/* bytes for the flow store behind the files */
 } Config;
 
 #define CONFIG_ERROR (config_error_quark())

@@ -4,13 +4,17 @@
  * analyzer, then a summary). Decoding, analysis and rendering live in the libraries. */
 #include "analyzer.h"
 #include "collector.h"
+#include "commands.h"
 #include "config.h"
+#include "enrich.h"
+#include "evidence.h"
 #include "flowsout.h"
+#include "flowstore.h"
 #include "listener.h"
 #include "replay.h"
 #include "report.h"
 #include "sink.h"
-#include "sink_json.h"
+#include "sinks.h"
 #include "spamflow-config.h"
 
 #include <glib-unix.h>
@@ -19,6 +23,7 @@
 
 #define FLOW_BATCH_CAP 1024
 #define EXPIRE_INTERVAL_S 60
+#define SINKS_FLUSH_MS 5000 /* at exit, for queued remote syslog events */
 
 typedef struct {
 	char *config;
@@ -44,6 +49,14 @@ typedef struct {
 	GHashTable *exporter_names; /* exporter index -> "addr" text, for alert output */
 	Listener *listener;
 	GMainLoop *loop;
+	Config *reloaded;	 /* owned: the configuration of the last reload (cfg points here) */
+	guint64 reloads[2];	 /* done, refused */
+	CommandsDeps commands;	 /* what the control commands read */
+	Control *control;
+	Enricher *enricher;     /* [enrich]: country/ASN lookups (the analyzer's geo hook) */
+	FlowStore *flowstore;   /* [evidence]: recent relevant flows per host; NULL = off */
+	Evidence *evidence;     /* [evidence]: the IPFIX files; NULL = off */
+	GArray *evidence_flows; /* scratch: one alert's flows */
 } App;
 
 static GLogLevelFlags log_mask =
@@ -186,12 +199,33 @@ exporter_name(guint32 index, gpointer user_data)
 	return copy;
 }
 
-/* Every alert event: one log line a person can read, and the JSON line for tools. */
-static void
-on_alert(const AlertEvent *ev, gpointer user_data)
+static gboolean
+evidence_exporter_addr(guint32 exporter, guint8 addr[16], gpointer user_data)
 {
 	App *app = user_data;
+	return collector_exporter_addr(app->collector, exporter, addr, NULL);
+}
+
+/* Every alert event: one log line a person can read, and the JSON line for tools. A raised
+ * or updated event first gets its evidence file, on a copy (the analyzer's is const). */
+static void
+on_alert(const AlertEvent *analyzer_ev, gpointer user_data)
+{
+	App *app = user_data;
+	AlertEvent copy = *analyzer_ev;
+	const AlertEvent *ev = &copy;
 	char host[64], peer[64];
+
+	if (app->evidence != NULL && (ev->event == ALERT_RAISED || ev->event == ALERT_UPDATED)) {
+		g_autoptr(GError) err = NULL;
+		g_array_set_size(app->evidence_flows, 0);
+		flowstore_collect(app->flowstore, ev->host, heuristics_reason_win(ev->reason),
+				  ev->time_ms, app->evidence_flows);
+		if (!evidence_write(app->evidence, ev, (const Flow *)(void *)app->evidence_flows->data,
+				    app->evidence_flows->len, evidence_exporter_addr, app,
+				    copy.evidence, sizeof copy.evidence, &err))
+			g_warning("%s", err->message);
+	}
 	const AlertWindow *sw = &ev->window[WINDOW_SHORT], *lw = &ev->window[WINDOW_LONG];
 
 	flow_addr_str(ev->host, host, sizeof host);
@@ -208,7 +242,9 @@ on_alert(const AlertEvent *ev, gpointer user_data)
 	sink_set_write(app->sinks, ev, &ctx);
 }
 
-/* Each batch of decoded records: to the --flows CSV, then through the analyzer. */
+/* Each batch of decoded records: to the --flows CSV, then through the analyzer. With
+ * evidence on, each record enters the flow store just before the analyzer sees it, so an
+ * alert's evidence ends with the record that raised it. */
 static void
 on_flows(const Flow *flows, guint n, gpointer user_data)
 {
@@ -216,7 +252,14 @@ on_flows(const Flow *flows, guint n, gpointer user_data)
 
 	if (app->flows != NULL)
 		flowsout_write(flows, n, app->flows);
-	analyzer_process(app->analyzer, flows, n);
+	if (app->flowstore == NULL) {
+		analyzer_process(app->analyzer, flows, n);
+		return;
+	}
+	for (guint i = 0; i < n; i++) {
+		flowstore_add(app->flowstore, &flows[i]);
+		analyzer_process(app->analyzer, &flows[i], 1);
+	}
 }
 
 static gboolean
@@ -231,15 +274,29 @@ app_init(App *app, Config *cfg, const Options *opt, gboolean live, GError **erro
 		if (app->flows == NULL)
 			return FALSE;
 	}
-	app->sinks = sink_set_new();
-	if (opt->alerts != NULL) {
-		Sink *json = sink_json_new(opt->alerts, error);
-		if (json == NULL)
-			return FALSE;
-		sink_set_add(app->sinks, json);
-	}
+	app->sinks = sinks_from_config(cfg, opt->alerts, error);
+	if (app->sinks == NULL)
+		return FALSE;
 	acfg.alert_fn = on_alert;
 	acfg.alert_data = app;
+	app->enricher = enricher_new(cfg->country_db, cfg->asn_db, error);
+	if (app->enricher == NULL)
+		return FALSE;
+	if (enricher_active(app->enricher)) {
+		acfg.geo_fn = enricher_geo_func;
+		acfg.geo_data = app->enricher;
+	}
+	if (cfg->evidence_dir[0] != '\0') {
+		app->evidence = evidence_new(cfg->evidence_dir, cfg->evidence_max_age_s,
+					     cfg->evidence_max_bytes, error);
+		if (app->evidence == NULL)
+			return FALSE;
+		app->flowstore = flowstore_new(&acfg, cfg->evidence_max_flows,
+					       cfg->evidence_memory_cap, error);
+		if (app->flowstore == NULL)
+			return FALSE;
+		app->evidence_flows = g_array_new(FALSE, FALSE, sizeof(Flow));
+	}
 	app->analyzer = analyzer_new(&acfg, error);
 	if (app->analyzer == NULL)
 		return FALSE;
@@ -258,6 +315,8 @@ app_finish(App *app)
 	g_autoptr(GError) err = NULL;
 	gboolean ok = TRUE;
 
+	if (app->sinks != NULL)
+		(void)sinks_flush(app->sinks, SINKS_FLUSH_MS); /* what is left is logged */
 	if (app->flows != NULL && !flowsout_close(app->flows, &err)) {
 		g_printerr("spamflowd: %s\n", err->message);
 		ok = FALSE;
@@ -268,14 +327,21 @@ app_finish(App *app)
 static void
 app_clear(App *app)
 {
+	g_clear_pointer(&app->control, control_free);
 	g_clear_pointer(&app->listener, listener_free);
 	g_clear_pointer(&app->collector, collector_free);
 	g_clear_pointer(&app->batch, flow_batch_free);
 	g_clear_pointer(&app->flows, flowsout_free);
 	g_clear_pointer(&app->analyzer, analyzer_free);
 	g_clear_pointer(&app->sinks, sink_set_free);
+	g_clear_pointer(&app->enricher, enricher_free);
+	g_clear_pointer(&app->flowstore, flowstore_free);
+	g_clear_pointer(&app->evidence, evidence_free);
+	if (app->evidence_flows != NULL)
+		g_clear_pointer(&app->evidence_flows, g_array_unref);
 	g_clear_pointer(&app->exporter_names, g_hash_table_unref);
 	g_clear_pointer(&app->loop, g_main_loop_unref);
+	g_clear_pointer(&app->reloaded, config_free);
 }
 
 static int
@@ -360,12 +426,70 @@ on_quit_signal(gpointer user_data)
 	return G_SOURCE_CONTINUE;
 }
 
+/* Reload (SIGHUP and the control socket's `reload`): re-read -c; the analyzer takes the new
+ * settings keeping its windows, and the log level changes. A broken file changes nothing.
+ * members gets what changed (commands_reload_members). */
+static gboolean
+app_reload(gpointer user_data, GString *members, GError **error)
+{
+	App *app = user_data;
+	AnalyzerConfig acfg;
+	g_autoptr(Config) cfg = NULL;
+
+	if (app->opt->config == NULL) {
+		g_set_error_literal(error, CONFIG_ERROR, CONFIG_ERROR_FILE,
+				    "started without -c: no configuration file to reload");
+		app->reloads[1]++;
+		return FALSE;
+	}
+	cfg = config_new_from_file(app->opt->config, error);
+	if (cfg != NULL) {
+		apply_options(cfg, app->opt);
+		acfg = *config_analyzer(cfg);
+	}
+	if (cfg == NULL || !analyzer_reconfigure(app->analyzer, &acfg, error)) {
+		app->reloads[1]++;
+		return FALSE;
+	}
+	commands_reload_members(members, app->cfg, cfg);
+	set_log_level(cfg);
+	/* the first configuration is main()'s and may be referenced: only reloads are freed */
+	g_clear_pointer(&app->reloaded, config_free);
+	app->reloaded = g_steal_pointer(&cfg);
+	app->cfg = app->reloaded;
+	app->reloads[0]++;
+	return TRUE;
+}
+
+/* SIGHUP: reload the configuration, reopen the alert files (logrotate). */
+static gboolean
+on_hup(gpointer user_data)
+{
+	App *app = user_data;
+	g_autoptr(GString) changes = g_string_new(NULL);
+	g_autoptr(GError) err = NULL;
+
+	if (app->opt->config != NULL && !app_reload(app, changes, &err))
+		g_warning("SIGHUP: %s: keeping the configuration in force", err->message);
+
+	g_message("SIGHUP: reopening alert files");
+	sink_set_reopen(app->sinks);
+	g_clear_error(&err);
+	if (enricher_active(app->enricher) && !enricher_reload(app->enricher, &err))
+		g_warning("SIGHUP: %s", err->message);
+	g_clear_error(&err);
+	if (app->flowstore != NULL &&
+	    !flowstore_reconfigure(app->flowstore, config_analyzer(app->cfg), &err))
+		g_warning("SIGHUP: evidence flow store: %s", err->message);
+	return G_SOURCE_CONTINUE;
+}
+
 static int
 run_live(Config *cfg, const Options *opt)
 {
 	App app = {0};
 	g_autoptr(GError) err = NULL;
-	guint ids[5] = {0};
+	guint ids[6] = {0};
 	int rc = 0;
 
 	/* Bind first: a port in use should fail before anything else is set up. */
@@ -378,6 +502,25 @@ run_live(Config *cfg, const Options *opt)
 	for (guint i = 0; i < listener_n_sockets(app.listener); i++)
 		g_message("listening on %s (udp, receive buffer %" G_GSIZE_FORMAT " bytes)",
 			  listener_address(app.listener, i), listener_rcvbuf(app.listener, i));
+	/* Then the control socket, then privileges go: rule 11, bind then drop then parse. */
+	app.commands = (CommandsDeps){.collector = app.collector,
+				      .analyzer = app.analyzer,
+				      .sinks = app.sinks,
+				      .listener = app.listener,
+				      .cfg = &app.cfg,
+				      .config_path = opt->config,
+				      .exporter_name = exporter_name,
+				      .exporter_data = &app,
+				      .reload = app_reload,
+				      .reload_data = &app,
+				      .reload_counts = app.reloads,
+				      .started_ms = g_get_real_time() / 1000};
+	app.control = commands_control_new(cfg, &app.commands, &err);
+	if (err != NULL || !commands_drop_privileges(cfg, &err)) {
+		g_printerr("spamflowd: %s\n", err->message);
+		app_clear(&app);
+		return 1;
+	}
 	app.loop = g_main_loop_new(NULL, FALSE);
 	listener_attach(app.listener, app.collector, app.batch, NULL);
 	ids[0] = g_timeout_add_seconds(EXPIRE_INTERVAL_S, on_expire, &app);
@@ -388,6 +531,7 @@ run_live(Config *cfg, const Options *opt)
 	/* Clears and due updates when no flows arrive: at least once a slice. */
 	ids[4] = g_timeout_add_seconds(
 	    (guint)CLAMP(cfg->analyzer.slice_ms / 1000, 1, 10), on_tick, &app);
+	ids[5] = g_unix_signal_add(SIGHUP, on_hup, &app);
 
 	g_main_loop_run(app.loop);
 

@@ -12,7 +12,7 @@ BUILD_PKGS="gcc meson ninja-build pkg-config libglib2.0-dev libpcap-dev libmaxmi
   libfixbuf-dev"
 # Tests: cmocka, the real exporters and independent decoders the tests run, and clang for
 # the libFuzzer builds.
-TEST_PKGS="libcmocka-dev python3 softflowd tshark nfdump clang libclang-rt-14-dev
+TEST_PKGS="libcmocka-dev python3 softflowd tshark nfdump rsyslog clang libclang-rt-14-dev
   libfuzzer-14-dev"
 
 install_missing() {

@@ -235,6 +235,11 @@ def main():
         lines = raw(d.sock, b"offenders\x00\n")
         check(b"not text" in lines[0], "NUL byte: error reply")
 
+        # a client connected before the attack: it must keep being answered
+        good = socket.socket(socket.AF_UNIX)
+        good.settimeout(5)
+        good.connect(d.sock)
+        goodf = good.makefile("rwb")
         # a client that never reads its reply, asking for big replies again and again
         stuck = raw(d.sock, b"", read=False)
         stuck.setblocking(False)
@@ -259,12 +264,25 @@ def main():
             except OSError:
                 errors += 1
         sender.join()
-        # others are answered meanwhile
-        rc, j = d.jq("version")
-        check(rc == 0 and j["ok"], "another client is answered during the attack")
+        # others are answered meanwhile: the one connected before; new ones are refused
+        # with a reason while max_clients are connected
+        goodf.write(b"stats\n")
+        goodf.flush()
+        j = json.loads(goodf.readline())
+        check(j["ok"] and j["control"]["clients_refused"] >= 1,
+              "a connected client is answered during the attack")
+        rc, out, err = d.run("version")
+        check(rc == 1 and "too many clients" in err, "over max_clients: told so, exit 1")
         time.sleep(1)
         for s in conns:
             s.close()
+        time.sleep(0.3)
+        rc, j = d.jq("version")
+        check(rc == 0 and j["ok"], "answered again once the flood is gone")
+        goodf.write(b"version\n")
+        goodf.flush()
+        check(json.loads(goodf.readline())["ok"], "the connected client is still answered")
+        good.close()
         # the stuck client times out (idle_timeout = 3)
         time.sleep(4.5)
         rc, j = d.jq("stats")

@@ -1,0 +1,707 @@
+/* The daemon's control commands (ControlOps.run): each read-only command renders library
+ * state as reply members; `stats` reuses report.c's JSON so every counter shows wherever it
+ * is shown; reload and forget go through the daemon's hooks and the analyzer. Lists stop
+ * before the reply budget and say so ("truncated"). */
+#include "commands.h"
+
+#include "alertjson.h"
+#include "heuristics.h"
+#include "report.h"
+#include "spamflow-config.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const win_names[HEUR_WIN_COUNT] = {"smtp-external", "smtp-internal",
+						      "submission", "login"};
+
+static gint64
+now_ms(void)
+{
+	return g_get_real_time() / 1000;
+}
+
+static void
+json_addr(GString *out, const guint8 a[16])
+{
+	char buf[64];
+	json_string(out, flow_addr_str(a, buf, sizeof buf));
+}
+
+static void
+json_time(GString *out, gint64 ms)
+{
+	if (ms == 0)
+		g_string_append(out, "null");
+	else
+		g_string_append_printf(out, "%" G_GINT64_FORMAT, ms);
+}
+
+static void
+header(GString *out, const ControlRequest *req, const CommandsDeps *d)
+{
+	control_reply_begin(out, req->cmd->name);
+	g_string_append_printf(out, ",\"now_ms\":%" G_GINT64_FORMAT, now_ms());
+	if (d->analyzer != NULL)
+		g_string_append_printf(out, ",\"analyzer_now_ms\":%" G_GINT64_FORMAT,
+				       analyzer_now(d->analyzer));
+}
+
+/* ---- offenders ---- */
+
+typedef struct {
+	guint8 host[16];
+	AlertReason reason;
+	Offender state;
+	AlertEvent ev;
+} OffCopy;
+
+typedef struct {
+	GArray *v;
+	gboolean has_reason;
+	AlertReason reason;
+	gint64 since_ms; /* raised at or after; G_MININT64: all */
+	const guint8 *host; /* NULL: all */
+} OffCollect;
+
+static void
+collect_offender(const AnalyzerOffender *o, gpointer user_data)
+{
+	OffCollect *oc = user_data;
+	OffCopy c;
+
+	if (oc->has_reason && o->reason != oc->reason)
+		return;
+	if (o->state.raised_ms < oc->since_ms)
+		return;
+	if (oc->host != NULL && memcmp(oc->host, o->host, 16) != 0)
+		return;
+	memcpy(c.host, o->host, 16);
+	c.reason = o->reason;
+	c.state = o->state;
+	if (o->last != NULL)
+		c.ev = *o->last;
+	else
+		memset(&c.ev, 0, sizeof c.ev);
+	g_array_append_val(oc->v, c);
+}
+
+/* Most severe first, then the biggest count (long window, then short), then by address. */
+static gint
+cmp_offender(gconstpointer pa, gconstpointer pb)
+{
+	const OffCopy *a = pa, *b = pb;
+
+	if (a->ev.severity != b->ev.severity)
+		return a->ev.severity > b->ev.severity ? -1 : 1;
+	for (int w = WINDOW_LONG; w >= WINDOW_SHORT; w--)
+		if (a->ev.window[w].value != b->ev.window[w].value)
+			return a->ev.window[w].value > b->ev.window[w].value ? -1 : 1;
+	int c = memcmp(a->host, b->host, 16);
+	return c != 0 ? c : (int)a->reason - (int)b->reason;
+}
+
+static void
+offender_json(GString *out, const OffCopy *o, const CommandsDeps *d)
+{
+	g_string_append(out, "{\"host\":");
+	json_addr(out, o->host);
+	g_string_append(out, ",\"reason\":");
+	json_string(out, alert_reason_name(o->reason));
+	g_string_append(out, ",\"severity\":");
+	json_string(out, alert_severity_name(o->ev.severity));
+	g_string_append_printf(out, ",\"raised_ms\":%" G_GINT64_FORMAT ",\"updates\":%u,"
+				    "\"last_event_ms\":%" G_GINT64_FORMAT ",\"quiet_since_ms\":",
+			       o->state.raised_ms, o->state.n_updates, o->state.last_event_ms);
+	json_time(out, o->state.below ? o->state.below_since_ms : 0);
+	g_string_append(out, ",\"event\":");
+	alert_json(out, &o->ev, d->exporter_name, d->exporter_data);
+	g_string_append_c(out, '}');
+}
+
+static GArray *
+offenders_of(const CommandsDeps *d, const OffCollect *filter)
+{
+	OffCollect oc = *filter;
+
+	oc.v = g_array_new(FALSE, FALSE, sizeof(OffCopy));
+	analyzer_foreach_offender(d->analyzer, collect_offender, &oc);
+	g_array_sort(oc.v, cmp_offender);
+	return oc.v;
+}
+
+static void
+run_offenders(const ControlRequest *req, const CommandsDeps *d, GString *out)
+{
+	OffCollect f = {.since_ms = G_MININT64};
+	guint64 limit = control_request_uint(req, "limit", G_MAXUINT64);
+
+	if (control_request_has(req, "reason")) {
+		f.has_reason = TRUE;
+		f.reason = (AlertReason)control_request_uint(req, "reason", 0);
+	}
+	if (control_request_has(req, "since"))
+		f.since_ms = analyzer_now(d->analyzer) -
+			     (gint64)control_request_uint(req, "since", 0) * 1000;
+	g_autoptr(GArray) v = offenders_of(d, &f);
+	header(out, req, d);
+	g_string_append(out, ",\"offenders\":[");
+	guint shown = 0;
+	gboolean truncated = FALSE;
+	for (guint i = 0; i < v->len && shown < limit; i++) {
+		gsize mark = out->len;
+		if (shown > 0)
+			g_string_append_c(out, ',');
+		offender_json(out, &g_array_index(v, OffCopy, i), d);
+		if (out->len + 256 > req->max_reply) {
+			g_string_truncate(out, mark);
+			truncated = TRUE;
+			break;
+		}
+		shown++;
+	}
+	g_string_append_printf(out, "],\"total\":%u,\"shown\":%u,\"truncated\":%s", v->len, shown,
+			       truncated ? "true" : "false");
+	control_reply_end(out);
+}
+
+/* ---- history ---- */
+
+static void
+run_history(const ControlRequest *req, const CommandsDeps *d, GString *out)
+{
+	guint n = analyzer_history_len(d->analyzer);
+	guint64 limit = control_request_uint(req, "limit", G_MAXUINT64);
+	guint shown = 0;
+	gboolean truncated = FALSE;
+
+	header(out, req, d);
+	g_string_append(out, ",\"events\":[");
+	for (guint i = 0; i < n && shown < limit; i++) {
+		gsize mark = out->len;
+		if (shown > 0)
+			g_string_append_c(out, ',');
+		alert_json(out, analyzer_history_get(d->analyzer, i), d->exporter_name,
+			   d->exporter_data);
+		if (out->len + 256 > req->max_reply) {
+			g_string_truncate(out, mark);
+			truncated = TRUE;
+			break;
+		}
+		shown++;
+	}
+	g_string_append_printf(out, "],\"total\":%u,\"shown\":%u,\"truncated\":%s", n, shown,
+			       truncated ? "true" : "false");
+	control_reply_end(out);
+}
+
+/* ---- host ---- */
+
+static void
+span_json(GString *out, const WindowSpanCounts *c)
+{
+	g_string_append_printf(out,
+			       "{\"distinct\":%u,\"estimated\":%s,\"flows\":%u,\"attempts\":%u,"
+			       "\"failed\":%u}",
+			       c->distinct, c->estimated ? "true" : "false", c->flows, c->attempts,
+			       c->failed);
+}
+
+static void
+exporter_json(GString *out, guint32 index, const CommandsDeps *d)
+{
+	const char *n = d->exporter_name != NULL ? d->exporter_name(index, d->exporter_data) : NULL;
+	if (n != NULL)
+		json_string(out, n);
+	else
+		g_string_append_printf(out, "\"#%u\"", index);
+}
+
+/* country and ASN of dst: the geo hook, else what an event of this host carried. */
+static void
+dest_geo(const CommandsDeps *d, const GArray *offs, const guint8 dst[16], char country[4],
+	 guint32 *asn)
+{
+	country[0] = '\0';
+	*asn = 0;
+	if (d->geo != NULL && d->geo(dst, country, asn, d->geo_data))
+		return;
+	for (guint i = 0; i < offs->len; i++) {
+		const AlertEvent *ev = &g_array_index(offs, OffCopy, i).ev;
+		for (guint t = 0; t < ev->n_top && t < ALERT_TOP_MAX; t++) {
+			if (memcmp(ev->top[t].addr, dst, 16) == 0) {
+				g_strlcpy(country, ev->top[t].country, 4);
+				*asn = ev->top[t].asn;
+				return;
+			}
+		}
+	}
+}
+
+static gboolean
+run_host(const ControlRequest *req, const CommandsDeps *d, GString *out, GError **error)
+{
+	AnalyzerHostInfo hi;
+	const AnalyzerConfig *acfg = &(*d->cfg)->analyzer;
+	OffCollect f = {.since_ms = G_MININT64, .host = req->addr};
+
+	if (!analyzer_host_info(d->analyzer, req->addr, &hi)) {
+		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
+			    "%s: nothing is held about this host (not tracked, no offender)",
+			    req->addr_text);
+		return FALSE;
+	}
+	g_autoptr(GArray) offs = offenders_of(d, &f);
+	header(out, req, d);
+	g_string_append(out, ",\"host\":");
+	json_addr(out, hi.addr);
+	g_string_append_printf(out, ",\"internal\":%s,\"mail_server\":%s,\"last_seen_ms\":",
+			       hi.is_internal ? "true" : "false", hi.is_mta ? "true" : "false");
+	json_time(out, hi.last_seen_ms);
+	g_string_append_printf(out, ",\"sampling\":%u,\"exporters\":[", hi.sampling);
+	for (guint i = 0; i < hi.n_exporters && i < ALERT_EXPORTERS_MAX; i++) {
+		if (i > 0)
+			g_string_append_c(out, ',');
+		exporter_json(out, hi.exporters[i], d);
+	}
+	g_string_append(out, "],\"windows\":[");
+	gboolean first = TRUE;
+	for (guint k = 0; k < HEUR_WIN_COUNT; k++) {
+		if (!hi.win[k].tracked)
+			continue;
+		const WindowCounts *c = &hi.win[k].counts;
+		g_string_append(out, first ? "{\"traffic\":" : ",{\"traffic\":");
+		first = FALSE;
+		json_string(out, win_names[k]);
+		g_string_append(out, ",\"first_ms\":");
+		json_time(out, c->first_ms);
+		g_string_append(out, ",\"last_ms\":");
+		json_time(out, c->last_ms);
+		g_string_append(out, ",\"short\":");
+		span_json(out, &c->span[WINDOW_SHORT]);
+		g_string_append(out, ",\"long\":");
+		span_json(out, &c->span[WINDOW_LONG]);
+		g_string_append(out, ",\"top\":[");
+		for (guint t = 0; t < hi.win[k].n_top && t < WINDOW_TOP_MAX; t++) {
+			const WindowTop *top = &hi.win[k].top[t];
+			char country[4];
+			guint32 asn;
+			dest_geo(d, offs, top->addr, country, &asn);
+			g_string_append(out, t > 0 ? ",{\"addr\":" : "{\"addr\":");
+			json_addr(out, top->addr);
+			g_string_append_printf(out, ",\"count\":%u,\"error\":%u,\"country\":",
+					       top->count, top->error);
+			if (country[0] != '\0')
+				json_string(out, country);
+			else
+				g_string_append(out, "null");
+			if (asn != 0)
+				g_string_append_printf(out, ",\"asn\":%u}", asn);
+			else
+				g_string_append(out, ",\"asn\":null}");
+		}
+		g_string_append(out, "]}");
+	}
+	g_string_append(out, "],\"baseline\":");
+	if (hi.baseline_samples > 0)
+		g_string_append_printf(out, "{\"samples\":%u,\"median_short\":%u,\"median_long\":%u}",
+				       hi.baseline_samples, hi.baseline_median[WINDOW_SHORT],
+				       hi.baseline_median[WINDOW_LONG]);
+	else
+		g_string_append(out, "null");
+	/* per reason: the metric against the configured thresholds, and the offender state */
+	g_string_append(out, ",\"reasons\":[");
+	first = TRUE;
+	for (guint r = 0; r < REASON_COUNT; r++) {
+		HeurWin k = heuristics_reason_win(r);
+		const OffCopy *off = NULL;
+		for (guint i = 0; i < offs->len; i++)
+			if (g_array_index(offs, OffCopy, i).reason == r)
+				off = &g_array_index(offs, OffCopy, i);
+		if (!hi.win[k].tracked && off == NULL)
+			continue;
+		/* mta-surge watches listed mail servers only, the fan-outs everyone else */
+		if (off == NULL && (r == REASON_MTA_SURGE) != (hi.is_mta != 0) &&
+		    (r == REASON_MTA_SURGE || r == REASON_SMTP_FANOUT || r == REASON_SMTP_BLOCKED))
+			continue;
+		const HeuristicConfig *h = &acfg->h[r];
+		g_string_append(out, first ? "{\"reason\":" : ",{\"reason\":");
+		first = FALSE;
+		json_string(out, alert_reason_name(r));
+		g_string_append(out, ",\"traffic\":");
+		json_string(out, win_names[k]);
+		g_string_append_printf(out, ",\"enabled\":%s", h->enabled ? "true" : "false");
+		if (hi.win[k].tracked) {
+			const WindowCounts *c = &hi.win[k].counts;
+			guint trig = 0;
+			char buf[G_ASCII_DTOSTR_BUF_SIZE];
+			double level = heuristics_level(r, c, h->threshold, &trig);
+			gboolean crossed = heuristics_crossed(r, level, c, acfg->blocked_share,
+							      acfg->blocked_min_attempts);
+			g_string_append_printf(
+			    out,
+			    ",\"value\":{\"short\":%u,\"long\":%u},\"threshold\":{\"short\":%u,"
+			    "\"long\":%u},\"crossed\":%s,\"level\":%s",
+			    heuristics_metric(r, &c->span[WINDOW_SHORT]),
+			    heuristics_metric(r, &c->span[WINDOW_LONG]), h->threshold[WINDOW_SHORT],
+			    h->threshold[WINDOW_LONG], crossed ? "true" : "false",
+			    g_ascii_formatd(buf, sizeof buf, "%.3f", level));
+		}
+		g_string_append_printf(out, ",\"state\":\"%s\"", off != NULL ? "active" : "idle");
+		if (off != NULL) {
+			g_string_append(out, ",\"offender\":");
+			offender_json(out, off, d);
+		}
+		g_string_append_c(out, '}');
+	}
+	g_string_append_c(out, ']');
+	control_reply_end(out);
+	return TRUE;
+}
+
+/* ---- exporters, stats ---- */
+
+/* report_json()'s members without its braces and newline. */
+static void
+append_report_members(GString *out, const CommandsDeps *d, gboolean exporters_only)
+{
+	g_autoptr(GString) s = g_string_new(NULL);
+	AnalyzerStats an;
+	ReportExtra x = {.listener = d->listener != NULL ? listener_stats(d->listener) : NULL,
+			 .analyzer = &an,
+			 .sinks = d->sinks};
+
+	analyzer_get_stats(d->analyzer, &an);
+	report_json(s, d->collector, exporters_only ? NULL : &x);
+	/* "{" members "}\n" */
+	g_assert(s->len >= 3 && s->str[0] == '{' && s->str[s->len - 2] == '}');
+	g_string_append_c(out, ',');
+	g_string_append_len(out, s->str + 1, (gssize)s->len - 3);
+}
+
+static void
+run_exporters(const ControlRequest *req, const CommandsDeps *d, GString *out)
+{
+	header(out, req, d);
+	append_report_members(out, d, TRUE);
+	control_reply_end(out);
+}
+
+static void
+run_stats(Control *ctl, const ControlRequest *req, const CommandsDeps *d, GString *out)
+{
+	header(out, req, d);
+	append_report_members(out, d, FALSE);
+	g_string_append(out, ",\"control\":{");
+	control_stats_json(ctl, out);
+	g_string_append_printf(out,
+			       "},\"daemon\":{\"pid\":%d,\"uid\":%u,\"started_ms\":%" G_GINT64_FORMAT
+			       ",\"uptime_s\":%" G_GINT64_FORMAT ",\"reloads\":%" G_GUINT64_FORMAT
+			       ",\"reload_failures\":%" G_GUINT64_FORMAT "}",
+			       (int)getpid(), (unsigned)geteuid(), d->started_ms,
+			       (now_ms() - d->started_ms) / 1000,
+			       d->reload_counts != NULL ? d->reload_counts[0] : 0,
+			       d->reload_counts != NULL ? d->reload_counts[1] : 0);
+	control_reply_end(out);
+}
+
+/* ---- config ---- */
+
+/* config_to_string() text -> {"section":{"key":"value",...},...} */
+static void
+config_json(GString *out, const char *text)
+{
+	g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+	gboolean in_group = FALSE, first_key = TRUE;
+
+	g_string_append_c(out, '{');
+	for (guint i = 0; lines[i] != NULL; i++) {
+		const char *l = lines[i];
+		if (l[0] == '[') {
+			const char *end = strchr(l, ']');
+			if (end == NULL)
+				continue;
+			g_autofree char *group = g_strndup(l + 1, (gsize)(end - l - 1));
+			g_string_append(out, in_group ? "}," : "");
+			json_string(out, group);
+			g_string_append(out, ":{");
+			in_group = TRUE;
+			first_key = TRUE;
+			continue;
+		}
+		const char *eq = strstr(l, " = ");
+		if (!in_group || l[0] == '#' || eq == NULL)
+			continue;
+		g_autofree char *key = g_strndup(l, (gsize)(eq - l));
+		if (!first_key)
+			g_string_append_c(out, ',');
+		first_key = FALSE;
+		json_string(out, key);
+		g_string_append_c(out, ':');
+		json_string(out, eq + 3);
+	}
+	g_string_append(out, in_group ? "}}" : "}");
+}
+
+static void
+run_config(const ControlRequest *req, const CommandsDeps *d, GString *out)
+{
+	g_autofree char *text = config_to_string(*d->cfg);
+
+	header(out, req, d);
+	g_string_append(out, ",\"file\":");
+	if (d->config_path != NULL)
+		json_string(out, d->config_path);
+	else
+		g_string_append(out, "null");
+	g_string_append(out, ",\"config\":");
+	config_json(out, text);
+	g_string_append(out, ",\"text\":");
+	json_string(out, text);
+	control_reply_end(out);
+}
+
+/* ---- reload ---- */
+
+gboolean
+commands_key_reloadable(const char *section, const char *key)
+{
+	if (strcmp(section, "collector") == 0 || strcmp(section, "control") == 0)
+		return FALSE; /* bound sockets and the collector's tables */
+	if (strcmp(section, "daemon") == 0)
+		return strcmp(key, "log_level") == 0;
+	return TRUE; /* [analyzer], the heuristics, [alerts]: analyzer_reconfigure() */
+}
+
+/* "section.key" -> value, from config_to_string() text */
+static GHashTable *
+config_values(const Config *cfg)
+{
+	g_autofree char *text = config_to_string(cfg);
+	g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+	GHashTable *h = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	g_autofree char *group = NULL;
+
+	for (guint i = 0; lines[i] != NULL; i++) {
+		const char *l = lines[i];
+		const char *eq = strstr(l, " = ");
+		if (l[0] == '[') {
+			const char *end = strchr(l, ']');
+			g_free(group);
+			group = end != NULL ? g_strndup(l + 1, (gsize)(end - l - 1)) : NULL;
+		} else if (l[0] != '#' && eq != NULL && group != NULL) {
+			g_autofree char *key = g_strndup(l, (gsize)(eq - l));
+			g_hash_table_insert(h, g_strdup_printf("%s.%s", group, key),
+					    g_strdup(eq + 3));
+		}
+	}
+	return h;
+}
+
+static gint
+cmp_str(gconstpointer a, gconstpointer b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void
+commands_reload_members(GString *out, const Config *old_cfg, const Config *new_cfg)
+{
+	g_autoptr(GHashTable) a = config_values(old_cfg);
+	g_autoptr(GHashTable) b = config_values(new_cfg);
+	g_autoptr(GPtrArray) changed = g_ptr_array_new();
+	GHashTableIter it;
+	gpointer k, v;
+
+	g_hash_table_iter_init(&it, b);
+	while (g_hash_table_iter_next(&it, &k, &v))
+		if (g_strcmp0(g_hash_table_lookup(a, k), v) != 0)
+			g_ptr_array_add(changed, k);
+	g_ptr_array_sort(changed, cmp_str);
+	for (int pass = 0; pass < 2; pass++) {
+		g_autoptr(GString) list = g_string_new(NULL);
+		g_string_append(out, pass == 0 ? ",\"applied\":[" : ",\"restart_needed\":[");
+		guint n = 0;
+		for (guint i = 0; i < changed->len; i++) {
+			const char *id = changed->pdata[i];
+			const char *dot = strchr(id, '.');
+			g_autofree char *section = g_strndup(id, (gsize)(dot - id));
+			if (commands_key_reloadable(section, dot + 1) != (pass == 0))
+				continue;
+			if (n++ > 0)
+				g_string_append_c(out, ',');
+			json_string(out, id);
+			g_string_append_printf(list, " %s", id);
+		}
+		g_string_append_c(out, ']');
+		if (n > 0 && pass == 0)
+			g_message("reload: applied%s", list->str);
+		else if (n > 0)
+			g_warning("reload: changed but only in effect after a restart:%s",
+				  list->str);
+	}
+}
+
+gboolean
+commands_run(Control *ctl, const ControlRequest *req, const ControlPeer *peer, GString *out,
+	     gpointer deps, GError **error)
+{
+	const CommandsDeps *d = deps;
+
+	(void)peer;
+	switch (req->cmd->id) {
+	case CONTROL_CMD_OFFENDERS:
+		run_offenders(req, d, out);
+		return TRUE;
+	case CONTROL_CMD_HISTORY:
+		run_history(req, d, out);
+		return TRUE;
+	case CONTROL_CMD_HOST:
+		return run_host(req, d, out, error);
+	case CONTROL_CMD_EXPORTERS:
+		run_exporters(req, d, out);
+		return TRUE;
+	case CONTROL_CMD_STATS:
+		run_stats(ctl, req, d, out);
+		return TRUE;
+	case CONTROL_CMD_CONFIG:
+		run_config(req, d, out);
+		return TRUE;
+	case CONTROL_CMD_RELOAD: {
+		g_autoptr(GString) members = g_string_new(NULL);
+		if (d->reload == NULL) {
+			g_set_error_literal(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
+					    "reload is not available");
+			return FALSE;
+		}
+		if (!d->reload(d->reload_data, members, error))
+			return FALSE;
+		header(out, req, d);
+		g_string_append(out, ",\"file\":");
+		if (d->config_path != NULL)
+			json_string(out, d->config_path);
+		else
+			g_string_append(out, "null");
+		g_string_append_len(out, members->str, (gssize)members->len);
+		control_reply_end(out);
+		return TRUE;
+	}
+	case CONTROL_CMD_FORGET: {
+		gboolean found = analyzer_forget(d->analyzer, req->addr);
+		header(out, req, d);
+		g_string_append(out, ",\"host\":");
+		json_addr(out, req->addr);
+		g_string_append_printf(out, ",\"forgotten\":%s", found ? "true" : "false");
+		control_reply_end(out);
+		return TRUE;
+	}
+	case CONTROL_CMD_HELP:
+	case CONTROL_CMD_VERSION:
+	case CONTROL_CMD_COUNT:
+		break;
+	}
+	g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_USAGE, "%s: not handled here",
+		    req->cmd->name);
+	return FALSE;
+}
+
+/* ---- daemon setup ---- */
+
+static gboolean
+lookup_user(const char *name, uid_t *uid, gid_t *gid, GError **error)
+{
+	struct passwd *pw;
+
+	errno = 0;
+	pw = getpwnam(name);
+	if (pw == NULL) {
+		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
+			    "[daemon] user: no user '%s'%s%s", name, errno != 0 ? ": " : "",
+			    errno != 0 ? g_strerror(errno) : "");
+		return FALSE;
+	}
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+	return TRUE;
+}
+
+Control *
+commands_control_new(const Config *cfg, CommandsDeps *deps, GError **error)
+{
+	static ControlOps ops = {.run = commands_run, .daemon_version = "spamflowd " SPAMFLOW_VERSION};
+	ControlLimits lim = {
+	    .max_clients = cfg->control_max_clients,
+	    .max_request = (gsize)cfg->control_max_request,
+	    .idle_timeout_s = cfg->control_idle_timeout_s,
+	    .max_output = (gsize)cfg->control_max_output,
+	};
+	ControlOwner owner = {.owner_uid = geteuid(), .owner_gid = getegid(),
+			      .trusted_uid = geteuid()};
+	g_autoptr(GError) err = NULL;
+
+	if (cfg->control_socket[0] == '\0')
+		return NULL;
+	if (cfg->user[0] != '\0') {
+		if (!lookup_user(cfg->user, &owner.owner_uid, &owner.owner_gid, error))
+			return NULL;
+		owner.trusted_uid = owner.owner_uid;
+		owner.chown = TRUE;
+	}
+	if (cfg->control_group[0] != '\0') {
+		struct group *gr = getgrnam(cfg->control_group);
+		if (gr == NULL) {
+			g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
+				    "[control] group: no group '%s'", cfg->control_group);
+			return NULL;
+		}
+		owner.owner_gid = gr->gr_gid;
+		owner.chown = TRUE;
+	}
+	Control *ctl = control_new(cfg->control_socket, &lim, &owner, &ops, deps, &err);
+	if (ctl != NULL) {
+		g_message("control socket %s (mode 0660, uid %u, gid %u)", cfg->control_socket,
+			  (unsigned)owner.owner_uid, (unsigned)owner.owner_gid);
+		return ctl;
+	}
+	/* The built-in path is a convenience: a second daemon, or one run by a user who may
+	 * not write /run, still collects. An unsafe directory is never shrugged off. */
+	if (strcmp(cfg->control_socket, CONTROL_DEFAULT_SOCKET) == 0 &&
+	    !g_error_matches(err, CONTROL_ERROR, CONTROL_ERROR_UNSAFE)) {
+		g_warning("%s; running without a control socket", err->message);
+		return NULL;
+	}
+	g_propagate_error(error, g_steal_pointer(&err));
+	return NULL;
+}
+
+gboolean
+commands_drop_privileges(const Config *cfg, GError **error)
+{
+	uid_t uid;
+	gid_t gid;
+
+	if (cfg->user[0] == '\0')
+		return TRUE;
+	if (!lookup_user(cfg->user, &uid, &gid, error))
+		return FALSE;
+	if (geteuid() == uid && getegid() == gid)
+		return TRUE;
+	if (initgroups(cfg->user, gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
+		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
+			    "cannot switch to user %s (uid %u, gid %u): %s", cfg->user,
+			    (unsigned)uid, (unsigned)gid, g_strerror(errno));
+		return FALSE;
+	}
+	/* paranoia: a setuid() that kept a way back would be worse than none */
+	if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
+			    "switched to user %s but could regain root: refusing to run", cfg->user);
+		return FALSE;
+	}
+	g_message("running as user %s (uid %u, gid %u)", cfg->user, (unsigned)uid,
+		  (unsigned)gid);
+	return TRUE;
+}

@@ -1,0 +1,56 @@
+/* The daemon's control commands: renders offenders, history, host, exporters, stats and
+ * config from the libraries as control reply members, and runs reload and forget through
+ * hooks the daemon provides. All the daemon has to do is fill a CommandsDeps. */
+#pragma once
+
+#include "analyzer.h"
+#include "collector.h"
+#include "config.h"
+#include "control.h"
+#include "listener.h"
+#include "sink.h"
+
+#include <glib.h>
+
+typedef struct {
+	Collector *collector;
+	Analyzer *analyzer;
+	SinkSet *sinks;
+	Listener *listener; /* may be NULL */
+	Config *const *cfg; /* the configuration in force; reload replaces *cfg */
+	const char *config_path; /* NULL: started without -c */
+	AlertExporterName exporter_name;
+	gpointer exporter_data;
+	/* Reload: load the file, apply it, and on success append the reply members (see
+	 * commands_reload_members). Runs the daemon's own reload, the one SIGHUP runs too. */
+	gboolean (*reload)(gpointer data, GString *members, GError **error);
+	gpointer reload_data;
+	const guint64 *reload_counts; /* [0] reloads done, [1] refused; may be NULL */
+	/* Country and ASN of a destination for `host` (the enricher); NULL = from the host's
+	 * alert events only. FALSE when unknown. */
+	gboolean (*geo)(const guint8 dst[16], char country[4], guint32 *asn, gpointer data);
+	gpointer geo_data;
+	gint64 started_ms;
+} CommandsDeps;
+
+/* ControlOps.run over deps (a CommandsDeps that outlives the control server). */
+gboolean commands_run(Control *ctl, const ControlRequest *req, const ControlPeer *peer,
+		      GString *out, gpointer deps, GError **error);
+
+/* What changed between two configurations, by "section.key": the keys that took effect on
+ * reload and those that need a restart ([collector], [control], [daemon] user and
+ * stats_interval). Appends ,"applied":[...],"restart_needed":[...] to out and logs them. */
+void commands_reload_members(GString *out, const Config *old_cfg, const Config *new_cfg);
+/* TRUE when a key takes effect on reload (section and key as in the file). */
+gboolean commands_key_reloadable(const char *section, const char *key);
+
+/* ---- daemon setup around the control socket ---- */
+
+/* The control server as [control] says, answering through commands_run(deps), owned by
+ * [daemon] user and [control] group. NULL with no error when socket is empty, or when the
+ * built-in default path cannot be used (logged: the daemon runs without control); any
+ * failure with a configured path, and an unsafe directory always, is an error. */
+Control *commands_control_new(const Config *cfg, CommandsDeps *deps,
+			      GError **error) G_GNUC_WARN_UNUSED_RESULT;
+/* Switch to [daemon] user and its groups (setgid, initgroups, setuid); nothing when empty. */
+gboolean commands_drop_privileges(const Config *cfg, GError **error) G_GNUC_WARN_UNUSED_RESULT;

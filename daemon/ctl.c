@@ -1,0 +1,900 @@
+/* spamflowctl's library: one request and one reply line over the control socket, a bounded
+ * JSON reader (depth and size limited: the reply is trusted no more than any input), and the
+ * renderers that make tables for people out of the daemon's JSON replies. */
+#include "ctl.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* clang-format off */
+G_DEFINE_QUARK(ctl-error-quark, ctl_error)
+/* clang-format on */
+
+/* ---- JSON ---- */
+
+typedef struct {
+	const char *p, *end;
+	GError **error;
+} Reader;
+
+static void
+skip_ws(Reader *r)
+{
+	while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
+		r->p++;
+}
+
+static gboolean
+fail(Reader *r, const char *what)
+{
+	if (r->error != NULL && *r->error == NULL)
+		g_set_error(r->error, CTL_ERROR, CTL_ERROR_REPLY, "reply is not JSON: %s", what);
+	return FALSE;
+}
+
+void
+ctl_json_free(CtlJson *j)
+{
+	if (j == NULL)
+		return;
+	g_free(j->str);
+	g_free(j->key);
+	if (j->kids != NULL)
+		g_ptr_array_free(j->kids, TRUE);
+	g_free(j);
+}
+
+static int
+hexval(char c)
+{
+	return g_ascii_xdigit_value(c);
+}
+
+static char *
+read_string(Reader *r)
+{
+	GString *s = g_string_new(NULL);
+
+	r->p++; /* the quote */
+	while (r->p < r->end && *r->p != '"') {
+		char c = *r->p++;
+		if ((guchar)c < 0x20) {
+			fail(r, "control byte in a string");
+			return g_string_free(s, TRUE);
+		}
+		if (c != '\\') {
+			g_string_append_c(s, c);
+			continue;
+		}
+		if (r->p >= r->end)
+			break;
+		c = *r->p++;
+		switch (c) {
+		case '"':
+		case '\\':
+		case '/':
+			g_string_append_c(s, c);
+			break;
+		case 'n':
+			g_string_append_c(s, '\n');
+			break;
+		case 't':
+			g_string_append_c(s, '\t');
+			break;
+		case 'r':
+			g_string_append_c(s, '\r');
+			break;
+		case 'b':
+			g_string_append_c(s, '\b');
+			break;
+		case 'f':
+			g_string_append_c(s, '\f');
+			break;
+		case 'u': {
+			guint32 u = 0;
+			if (r->end - r->p < 4) {
+				fail(r, "short \\u escape");
+				return g_string_free(s, TRUE);
+			}
+			for (int i = 0; i < 4; i++) {
+				int v = hexval(r->p[i]);
+				if (v < 0) {
+					fail(r, "bad \\u escape");
+					return g_string_free(s, TRUE);
+				}
+				u = u * 16 + (guint32)v;
+			}
+			r->p += 4;
+			/* surrogates are not paired up here: shown as U+FFFD */
+			if (u >= 0xd800 && u <= 0xdfff)
+				u = 0xfffd;
+			g_string_append_unichar(s, u == 0 ? 0xfffd : u);
+			break;
+		}
+		default:
+			fail(r, "bad escape");
+			return g_string_free(s, TRUE);
+		}
+	}
+	if (r->p >= r->end) {
+		fail(r, "unterminated string");
+		return g_string_free(s, TRUE);
+	}
+	r->p++;
+	return g_string_free(s, FALSE);
+}
+
+static CtlJson *read_value(Reader *r, guint depth);
+
+static CtlJson *
+read_container(Reader *r, guint depth, gboolean object)
+{
+	CtlJson *j = g_new0(CtlJson, 1);
+	char close = object ? '}' : ']';
+
+	j->type = object ? CTL_JSON_OBJECT : CTL_JSON_ARRAY;
+	j->kids = g_ptr_array_new_with_free_func((GDestroyNotify)ctl_json_free);
+	r->p++;
+	skip_ws(r);
+	if (r->p < r->end && *r->p == close) {
+		r->p++;
+		return j;
+	}
+	for (;;) {
+		char *key = NULL;
+		skip_ws(r);
+		if (object) {
+			if (r->p >= r->end || *r->p != '"' || (key = read_string(r)) == NULL) {
+				fail(r, "expected a member name");
+				goto bad;
+			}
+			skip_ws(r);
+			if (r->p >= r->end || *r->p != ':') {
+				g_free(key);
+				fail(r, "expected ':'");
+				goto bad;
+			}
+			r->p++;
+		}
+		CtlJson *v = read_value(r, depth + 1);
+		if (v == NULL) {
+			g_free(key);
+			goto bad;
+		}
+		v->key = key;
+		g_ptr_array_add(j->kids, v);
+		skip_ws(r);
+		if (r->p < r->end && *r->p == ',') {
+			r->p++;
+			continue;
+		}
+		if (r->p < r->end && *r->p == close) {
+			r->p++;
+			return j;
+		}
+		fail(r, "expected ',' or the end of a list");
+		goto bad;
+	}
+bad:
+	ctl_json_free(j);
+	return NULL;
+}
+
+static CtlJson *
+read_value(Reader *r, guint depth)
+{
+	CtlJson *j;
+
+	if (depth > CTL_JSON_MAX_DEPTH) {
+		fail(r, "nested too deep");
+		return NULL;
+	}
+	skip_ws(r);
+	if (r->p >= r->end) {
+		fail(r, "unexpected end");
+		return NULL;
+	}
+	switch (*r->p) {
+	case '{':
+		return read_container(r, depth, TRUE);
+	case '[':
+		return read_container(r, depth, FALSE);
+	case '"': {
+		char *s = read_string(r);
+		if (s == NULL)
+			return NULL;
+		j = g_new0(CtlJson, 1);
+		j->type = CTL_JSON_STRING;
+		j->str = s;
+		return j;
+	}
+	default:
+		break;
+	}
+	static const struct {
+		const char *word;
+		CtlJsonType type;
+		gboolean b;
+	} words[] = {{"null", CTL_JSON_NULL, FALSE},
+		     {"true", CTL_JSON_BOOL, TRUE},
+		     {"false", CTL_JSON_BOOL, FALSE}};
+	for (guint i = 0; i < G_N_ELEMENTS(words); i++) {
+		gsize n = strlen(words[i].word);
+		if ((gsize)(r->end - r->p) >= n && memcmp(r->p, words[i].word, n) == 0) {
+			r->p += n;
+			j = g_new0(CtlJson, 1);
+			j->type = words[i].type;
+			j->b = words[i].b;
+			return j;
+		}
+	}
+	/* a number: copy its characters out (the text is not NUL-terminated) */
+	char buf[64];
+	gsize n = 0;
+	while (r->p + n < r->end && n < sizeof buf - 1 && strchr("+-0123456789.eE", r->p[n]) != NULL)
+		n++;
+	if (n == 0 || n == sizeof buf - 1) {
+		fail(r, "unexpected character");
+		return NULL;
+	}
+	memcpy(buf, r->p, n);
+	buf[n] = '\0';
+	char *endp = NULL;
+	double d = g_ascii_strtod(buf, &endp);
+	if (endp != buf + n || !isfinite(d)) {
+		fail(r, "bad number");
+		return NULL;
+	}
+	r->p += n;
+	j = g_new0(CtlJson, 1);
+	j->type = CTL_JSON_NUMBER;
+	j->num = d;
+	return j;
+}
+
+CtlJson *
+ctl_json_parse(const char *text, gsize len, GError **error)
+{
+	Reader r = {text, text + len, error};
+	CtlJson *j = read_value(&r, 0);
+
+	if (j == NULL) {
+		fail(&r, "unreadable");
+		return NULL;
+	}
+	skip_ws(&r);
+	if (r.p != r.end) {
+		ctl_json_free(j);
+		fail(&r, "trailing bytes");
+		return NULL;
+	}
+	return j;
+}
+
+const CtlJson *
+ctl_json_get(const CtlJson *j, const char *key)
+{
+	if (j == NULL || j->type != CTL_JSON_OBJECT)
+		return NULL;
+	for (guint i = 0; i < j->kids->len; i++) {
+		const CtlJson *k = j->kids->pdata[i];
+		if (g_strcmp0(k->key, key) == 0)
+			return k;
+	}
+	return NULL;
+}
+
+const CtlJson *
+ctl_json_path(const CtlJson *j, const char *path)
+{
+	g_auto(GStrv) parts = g_strsplit(path, ".", -1);
+	for (guint i = 0; parts[i] != NULL && j != NULL; i++)
+		j = ctl_json_get(j, parts[i]);
+	return j;
+}
+
+double
+ctl_json_num(const CtlJson *j, const char *path, double def)
+{
+	const CtlJson *v = ctl_json_path(j, path);
+	return v != NULL && v->type == CTL_JSON_NUMBER ? v->num : def;
+}
+
+const char *
+ctl_json_str(const CtlJson *j, const char *path, const char *def)
+{
+	const CtlJson *v = ctl_json_path(j, path);
+	return v != NULL && v->type == CTL_JSON_STRING ? v->str : def;
+}
+
+gboolean
+ctl_json_bool(const CtlJson *j, const char *path, gboolean def)
+{
+	const CtlJson *v = ctl_json_path(j, path);
+	return v != NULL && v->type == CTL_JSON_BOOL ? v->b : def;
+}
+
+guint
+ctl_json_len(const CtlJson *j)
+{
+	return j != NULL && j->kids != NULL ? j->kids->len : 0;
+}
+
+const CtlJson *
+ctl_json_at(const CtlJson *j, guint i)
+{
+	return i < ctl_json_len(j) ? j->kids->pdata[i] : NULL;
+}
+
+/* ---- the connection ---- */
+
+gboolean
+ctl_request(const char *socket_path, const char *line, gsize max_reply, GString *reply,
+	    GError **error)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (strlen(socket_path) >= sizeof sa.sun_path) {
+		g_set_error(error, CTL_ERROR, CTL_ERROR_CONNECT, "cannot connect to %s: path too long",
+			    socket_path);
+		return FALSE;
+	}
+	memcpy(sa.sun_path, socket_path, strlen(socket_path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		g_set_error(error, CTL_ERROR, CTL_ERROR_CONNECT,
+			    "cannot connect to %s: %s(%s)", socket_path,
+			    e == ENOENT || e == ECONNREFUSED ? "is spamflowd running? "
+			    : e == EACCES			? "are you in the socket's group? "
+							: "",
+			    g_strerror(e));
+		return FALSE;
+	}
+	g_autofree char *msg = g_strconcat(line, "\n", NULL);
+	gsize off = 0, len = strlen(msg);
+	while (off < len) {
+		ssize_t n = send(fd, msg + off, len - off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break; /* the daemon may have said why before closing: read on */
+		off += (gsize)n;
+	}
+	g_string_truncate(reply, 0);
+	for (;;) {
+		char buf[65536];
+		ssize_t n = recv(fd, buf, sizeof buf, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			g_set_error(error, CTL_ERROR, CTL_ERROR_IO, "%s: receive: %s", socket_path,
+				    g_strerror(errno));
+			close(fd);
+			return FALSE;
+		}
+		if (n == 0) {
+			close(fd);
+			g_set_error(error, CTL_ERROR, CTL_ERROR_IO,
+				    "%s: the daemon closed the connection without a reply",
+				    socket_path);
+			return FALSE;
+		}
+		const char *nl = memchr(buf, '\n', (gsize)n);
+		g_string_append_len(reply, buf, nl != NULL ? nl - buf : n);
+		if (nl != NULL)
+			break;
+		if (reply->len > max_reply) {
+			close(fd);
+			g_set_error(error, CTL_ERROR, CTL_ERROR_REPLY,
+				    "%s: reply longer than %" G_GSIZE_FORMAT " bytes", socket_path,
+				    max_reply);
+			return FALSE;
+		}
+	}
+	close(fd);
+	return TRUE;
+}
+
+/* ---- helpers for people ---- */
+
+char *
+ctl_ago(gint64 then_ms, gint64 now_ms)
+{
+	if (then_ms == 0)
+		return g_strdup("-");
+	gint64 d = (now_ms - then_ms) / 1000;
+	gboolean future = d < 0;
+	if (future)
+		d = -d;
+	char unit = 's';
+	if (d >= 2 * 86400) {
+		d /= 86400;
+		unit = 'd';
+	} else if (d >= 2 * 3600) {
+		d /= 3600;
+		unit = 'h';
+	} else if (d >= 120) {
+		d /= 60;
+		unit = 'm';
+	} else if (d < 1) {
+		return g_strdup("just now");
+	}
+	return future ? g_strdup_printf("in %" G_GINT64_FORMAT "%c", d, unit)
+		      : g_strdup_printf("%" G_GINT64_FORMAT "%c ago", d, unit);
+}
+
+guint
+ctl_terminal_width(void)
+{
+	struct winsize ws;
+	const char *env = g_getenv("COLUMNS");
+	guint64 n;
+
+	if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	if (env != NULL && g_ascii_string_to_unsigned(env, 10, 10, 10000, &n, NULL))
+		return (guint)n;
+	return 0;
+}
+
+/* A table: columns with a header, right alignment for numbers and a priority; when the
+ * rows do not fit the width, the columns of lowest priority go first. */
+typedef struct {
+	const char *head;
+	gboolean right;
+	guint prio; /* higher stays longer */
+} Col;
+
+typedef struct {
+	const Col *cols;
+	guint n;
+	GPtrArray *rows; /* char ** of n strings */
+} Table;
+
+static void
+table_init(Table *t, const Col *cols, guint n)
+{
+	t->cols = cols;
+	t->n = n;
+	t->rows = g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
+}
+
+/* Takes n strings (owned). */
+static void
+table_add(Table *t, char **cells)
+{
+	g_ptr_array_add(t->rows, cells);
+}
+
+static void
+table_render(Table *t, GString *out, guint width, const char *indent)
+{
+	gsize w[16] = {0};
+	gboolean show[16];
+	g_assert(t->n <= G_N_ELEMENTS(w));
+
+	for (guint j = 0; j < t->n; j++) {
+		w[j] = g_utf8_strlen(t->cols[j].head, -1);
+		show[j] = TRUE;
+		for (guint i = 0; i < t->rows->len; i++)
+			w[j] = MAX(w[j], (gsize)g_utf8_strlen(((char **)t->rows->pdata[i])[j], -1));
+	}
+	for (;;) {
+		gsize total = strlen(indent);
+		guint shown = 0, drop = G_MAXUINT;
+		for (guint j = 0; j < t->n; j++) {
+			if (!show[j])
+				continue;
+			total += w[j] + (shown++ > 0 ? 2 : 0);
+			if (drop == G_MAXUINT || t->cols[j].prio < t->cols[drop].prio)
+				drop = j;
+		}
+		if (width == 0 || total <= width || shown <= 2)
+			break;
+		show[drop] = FALSE;
+	}
+	for (guint i = 0; i <= t->rows->len; i++) {
+		gsize start = out->len;
+		guint shown = 0;
+		g_string_append(out, indent);
+		for (guint j = 0; j < t->n; j++) {
+			if (!show[j])
+				continue;
+			const char *cell = i == 0 ? t->cols[j].head : ((char **)t->rows->pdata[i - 1])[j];
+			gsize pad = w[j] - (gsize)g_utf8_strlen(cell, -1);
+			if (shown++ > 0)
+				g_string_append(out, "  ");
+			if (t->cols[j].right)
+				for (gsize k = 0; k < pad; k++)
+					g_string_append_c(out, ' ');
+			g_string_append(out, cell);
+			if (!t->cols[j].right)
+				for (gsize k = 0; k < pad; k++)
+					g_string_append_c(out, ' ');
+		}
+		while (out->len > start && out->str[out->len - 1] == ' ')
+			g_string_truncate(out, out->len - 1);
+		g_string_append_c(out, '\n');
+	}
+	g_ptr_array_free(t->rows, TRUE);
+}
+
+static char *
+num(const CtlJson *j, const char *path)
+{
+	const CtlJson *v = ctl_json_path(j, path);
+	if (v == NULL || v->type != CTL_JSON_NUMBER)
+		return g_strdup("-");
+	return g_strdup_printf("%.0f", v->num);
+}
+
+static char *
+str(const CtlJson *j, const char *path)
+{
+	return g_strdup(ctl_json_str(j, path, "-"));
+}
+
+static char *
+ago(const CtlJson *j, const char *path, gint64 now)
+{
+	return ctl_ago((gint64)ctl_json_num(j, path, 0), now);
+}
+
+/* "30/30~" : a window's value over its threshold, ~ when estimated */
+static char *
+window_cell(const CtlJson *ev, guint w)
+{
+	const CtlJson *win = ctl_json_at(ctl_json_get(ev, "windows"), w);
+	if (win == NULL)
+		return g_strdup("-");
+	return g_strdup_printf("%.0f/%.0f%s", ctl_json_num(win, "value", 0),
+			       ctl_json_num(win, "threshold", 0),
+			       ctl_json_bool(win, "estimated", FALSE) ? "~" : "");
+}
+
+/* ---- one renderer per command ---- */
+
+static void
+render_offenders(GString *out, const CtlJson *r, guint width)
+{
+	static const Col cols[] = {
+	    {"SEVERITY", FALSE, 9}, {"REASON", FALSE, 8}, {"HOST", FALSE, 10},
+	    {"SHORT", TRUE, 6},     {"LONG", TRUE, 5},    {"ATTEMPTS", TRUE, 4},
+	    {"FAILED", TRUE, 3},    {"FIRST SEEN", FALSE, 1}, {"LAST SEEN", FALSE, 2},
+	};
+	const CtlJson *list = ctl_json_get(r, "offenders");
+	gint64 now = (gint64)ctl_json_num(r, "now_ms", 0);
+	Table t;
+
+	if (ctl_json_len(list) == 0) {
+		g_string_append(out, "no active offenders\n");
+		return;
+	}
+	table_init(&t, cols, G_N_ELEMENTS(cols));
+	for (guint i = 0; i < ctl_json_len(list); i++) {
+		const CtlJson *o = ctl_json_at(list, i);
+		const CtlJson *ev = ctl_json_get(o, "event");
+		char **row = g_new0(char *, G_N_ELEMENTS(cols) + 1);
+		row[0] = str(o, "severity");
+		row[1] = str(o, "reason");
+		row[2] = str(o, "host");
+		row[3] = window_cell(ev, 0);
+		row[4] = window_cell(ev, 1);
+		row[5] = num(ev, "attempts");
+		row[6] = g_strdup_printf("%.0f%%", ctl_json_num(ev, "failed_share", 0) * 100);
+		row[7] = ago(ev, "first_seen_ms", now);
+		row[8] = ago(ev, "last_seen_ms", now);
+		table_add(&t, row);
+	}
+	table_render(&t, out, width, "");
+	double total = ctl_json_num(r, "total", 0), shown = ctl_json_num(r, "shown", 0);
+	if (shown < total)
+		g_string_append_printf(out, "(%.0f of %.0f shown%s)\n", shown, total,
+				       ctl_json_bool(r, "truncated", FALSE)
+					   ? ": the reply reached its size limit, use limit="
+					   : "");
+}
+
+static void
+render_history(GString *out, const CtlJson *r, guint width)
+{
+	static const Col cols[] = {
+	    {"WHEN", FALSE, 9},	  {"EVENT", FALSE, 8}, {"SEVERITY", FALSE, 7}, {"REASON", FALSE, 8},
+	    {"HOST", FALSE, 10}, {"SHORT", TRUE, 5},  {"LONG", TRUE, 4},
+	};
+	const CtlJson *list = ctl_json_get(r, "events");
+	gint64 now = (gint64)ctl_json_num(r, "now_ms", 0);
+	Table t;
+
+	if (ctl_json_len(list) == 0) {
+		g_string_append(out, "no alert events yet\n");
+		return;
+	}
+	table_init(&t, cols, G_N_ELEMENTS(cols));
+	for (guint i = 0; i < ctl_json_len(list); i++) {
+		const CtlJson *ev = ctl_json_at(list, i);
+		char **row = g_new0(char *, G_N_ELEMENTS(cols) + 1);
+		row[0] = ago(ev, "time_ms", now);
+		row[1] = str(ev, "event");
+		row[2] = str(ev, "severity");
+		row[3] = str(ev, "reason");
+		row[4] = str(ev, "host");
+		row[5] = window_cell(ev, 0);
+		row[6] = window_cell(ev, 1);
+		table_add(&t, row);
+	}
+	table_render(&t, out, width, "");
+}
+
+static void
+append_list(GString *out, const CtlJson *arr)
+{
+	for (guint i = 0; i < ctl_json_len(arr); i++) {
+		const CtlJson *v = ctl_json_at(arr, i);
+		g_string_append_printf(out, "%s%s", i > 0 ? ", " : "",
+				       v->type == CTL_JSON_STRING ? v->str : "?");
+	}
+	if (ctl_json_len(arr) == 0)
+		g_string_append(out, "-");
+}
+
+static void
+render_host(GString *out, const CtlJson *r, guint width)
+{
+	gint64 now = (gint64)ctl_json_num(r, "now_ms", 0);
+	g_autofree char *seen = ago(r, "last_seen_ms", now);
+	const CtlJson *reasons = ctl_json_get(r, "reasons");
+	const CtlJson *wins = ctl_json_get(r, "windows");
+
+	g_string_append_printf(out, "host %s: %s%s, last seen %s, sampling 1:%.0f\n",
+			       ctl_json_str(r, "host", "?"),
+			       ctl_json_bool(r, "internal", FALSE) ? "internal" : "external",
+			       ctl_json_bool(r, "mail_server", FALSE) ? ", listed mail server" : "",
+			       seen, ctl_json_num(r, "sampling", 1));
+	g_string_append(out, "exporters: ");
+	append_list(out, ctl_json_get(r, "exporters"));
+	g_string_append_c(out, '\n');
+	if (ctl_json_get(r, "baseline") != NULL &&
+	    ctl_json_get(r, "baseline")->type == CTL_JSON_OBJECT)
+		g_string_append_printf(out, "baseline: median %.0f (short), %.0f (long) over %.0f "
+					    "samples\n",
+				       ctl_json_num(r, "baseline.median_short", 0),
+				       ctl_json_num(r, "baseline.median_long", 0),
+				       ctl_json_num(r, "baseline.samples", 0));
+
+	static const Col rcols[] = {
+	    {"REASON", FALSE, 9}, {"STATE", FALSE, 8},	 {"SHORT", TRUE, 7},  {"LONG", TRUE, 6},
+	    {"LEVEL", TRUE, 5},	  {"SEVERITY", FALSE, 4}, {"RAISED", FALSE, 3}, {"UPDATES", TRUE, 2},
+	};
+	Table t;
+	g_string_append(out, "\nreasons\n");
+	table_init(&t, rcols, G_N_ELEMENTS(rcols));
+	for (guint i = 0; i < ctl_json_len(reasons); i++) {
+		const CtlJson *x = ctl_json_at(reasons, i);
+		const CtlJson *off = ctl_json_get(x, "offender");
+		gboolean enabled = ctl_json_bool(x, "enabled", TRUE);
+		char **row = g_new0(char *, G_N_ELEMENTS(rcols) + 1);
+		row[0] = str(x, "reason");
+		row[1] = g_strdup(!enabled ? "disabled" : ctl_json_str(x, "state", "-"));
+		if (ctl_json_get(x, "value") != NULL) {
+			row[2] = g_strdup_printf("%.0f/%.0f", ctl_json_num(x, "value.short", 0),
+						 ctl_json_num(x, "threshold.short", 0));
+			row[3] = g_strdup_printf("%.0f/%.0f", ctl_json_num(x, "value.long", 0),
+						 ctl_json_num(x, "threshold.long", 0));
+			row[4] = g_strdup_printf("%.2f", ctl_json_num(x, "level", 0));
+		} else {
+			row[2] = g_strdup("-");
+			row[3] = g_strdup("-");
+			row[4] = g_strdup("-");
+		}
+		row[5] = off != NULL ? str(off, "severity") : g_strdup("-");
+		row[6] = off != NULL ? ago(off, "raised_ms", now) : g_strdup("-");
+		row[7] = off != NULL ? num(off, "updates") : g_strdup("-");
+		table_add(&t, row);
+	}
+	table_render(&t, out, width, "  ");
+
+	for (guint i = 0; i < ctl_json_len(wins); i++) {
+		const CtlJson *w = ctl_json_at(wins, i);
+		g_autofree char *first = ago(w, "first_ms", now);
+		g_autofree char *last = ago(w, "last_ms", now);
+		static const Col wcols[] = {
+		    {"WINDOW", FALSE, 9}, {"DISTINCT", TRUE, 8}, {"FLOWS", TRUE, 5},
+		    {"ATTEMPTS", TRUE, 7}, {"FAILED", TRUE, 6},
+		};
+		g_string_append_printf(out, "\ntraffic %s (first %s, last %s)\n",
+				       ctl_json_str(w, "traffic", "?"), first, last);
+		table_init(&t, wcols, G_N_ELEMENTS(wcols));
+		for (guint s = 0; s < 2; s++) {
+			const CtlJson *c = ctl_json_get(w, s == 0 ? "short" : "long");
+			char **row = g_new0(char *, G_N_ELEMENTS(wcols) + 1);
+			row[0] = g_strdup(s == 0 ? "short" : "long");
+			row[1] = g_strdup_printf("%.0f%s", ctl_json_num(c, "distinct", 0),
+						 ctl_json_bool(c, "estimated", FALSE) ? "~" : "");
+			row[2] = num(c, "flows");
+			row[3] = num(c, "attempts");
+			row[4] = num(c, "failed");
+			table_add(&t, row);
+		}
+		table_render(&t, out, width, "  ");
+		const CtlJson *top = ctl_json_get(w, "top");
+		if (ctl_json_len(top) == 0)
+			continue;
+		static const Col tcols[] = {
+		    {"TOP DESTINATION", FALSE, 9}, {"ATTEMPTS", TRUE, 8}, {"COUNTRY", FALSE, 7},
+		    {"ASN", TRUE, 6},
+		};
+		table_init(&t, tcols, G_N_ELEMENTS(tcols));
+		for (guint k = 0; k < ctl_json_len(top); k++) {
+			const CtlJson *d = ctl_json_at(top, k);
+			char **row = g_new0(char *, G_N_ELEMENTS(tcols) + 1);
+			row[0] = str(d, "addr");
+			row[1] = num(d, "count");
+			row[2] = str(d, "country");
+			row[3] = num(d, "asn");
+			table_add(&t, row);
+		}
+		table_render(&t, out, width, "  ");
+	}
+}
+
+static void
+render_exporters(GString *out, const CtlJson *r, guint width)
+{
+	static const Col cols[] = {
+	    {"EXPORTER", FALSE, 12}, {"DOMAIN", TRUE, 6},    {"VER", TRUE, 7},
+	    {"DATAGRAMS", TRUE, 10}, {"RECORDS", TRUE, 11},  {"TEMPLATES", TRUE, 4},
+	    {"SEQ LOST", TRUE, 9},   {"MALFORMED", TRUE, 8}, {"SAMPLING", TRUE, 5},
+	    {"FIRST SEEN", FALSE, 2}, {"LAST SEEN", FALSE, 3},
+	};
+	const CtlJson *list = ctl_json_get(r, "exporters");
+	gint64 now = (gint64)ctl_json_num(r, "now_ms", 0);
+	Table t;
+
+	if (ctl_json_len(list) == 0) {
+		g_string_append(out, "no exporters yet\n");
+		return;
+	}
+	table_init(&t, cols, G_N_ELEMENTS(cols));
+	for (guint i = 0; i < ctl_json_len(list); i++) {
+		const CtlJson *e = ctl_json_at(list, i);
+		const char *addr = ctl_json_str(e, "addr", "?");
+		char **row = g_new0(char *, G_N_ELEMENTS(cols) + 1);
+		row[0] = g_strdup_printf(strchr(addr, ':') != NULL ? "[%s]:%.0f" : "%s:%.0f", addr,
+					 ctl_json_num(e, "port", 0));
+		row[1] = num(e, "domain");
+		row[2] = num(e, "version");
+		row[3] = num(e, "datagrams");
+		row[4] = num(e, "records");
+		row[5] = num(e, "templates_active");
+		row[6] = num(e, "seq_lost");
+		row[7] = num(e, "malformed_total");
+		row[8] = num(e, "sampling");
+		row[9] = ago(e, "first_seen_ms", now);
+		row[10] = ago(e, "last_seen_ms", now);
+		table_add(&t, row);
+	}
+	table_render(&t, out, width, "");
+}
+
+/* "name: k=v k=v ..." wrapped to width, continuation lines indented. */
+static void
+render_counters(GString *out, const char *name, const CtlJson *obj, guint width)
+{
+	gsize line_start = out->len;
+
+	g_string_append_printf(out, "%s:", name);
+	for (guint i = 0; i < ctl_json_len(obj); i++) {
+		const CtlJson *v = ctl_json_at(obj, i);
+		g_autofree char *val = v->type == CTL_JSON_NUMBER ? g_strdup_printf("%.0f", v->num)
+				       : v->type == CTL_JSON_BOOL ? g_strdup(v->b ? "true" : "false")
+				       : v->type == CTL_JSON_STRING ? g_strdup(v->str)
+								    : g_strdup("...");
+		g_autofree char *item = g_strdup_printf(" %s=%s", v->key, val);
+		if (width > 0 && out->len - line_start + strlen(item) > width &&
+		    out->len - line_start > strlen(name) + 1) {
+			g_string_append_c(out, '\n');
+			line_start = out->len;
+			g_string_append(out, "   ");
+		}
+		g_string_append(out, item);
+	}
+	g_string_append_c(out, '\n');
+}
+
+static void
+render_stats(GString *out, const CtlJson *r, guint width)
+{
+	static const char *const skip[] = {"ok", "version", "command", "now_ms", "analyzer_now_ms"};
+
+	for (guint i = 0; i < ctl_json_len(r); i++) {
+		const CtlJson *v = ctl_json_at(r, i);
+		gboolean skipped = FALSE;
+		for (guint k = 0; k < G_N_ELEMENTS(skip); k++)
+			skipped |= g_strcmp0(v->key, skip[k]) == 0;
+		if (skipped)
+			continue;
+		if (g_strcmp0(v->key, "exporters") == 0) {
+			g_string_append_printf(out, "exporters: %u (spamflowctl exporters)\n",
+					       ctl_json_len(v));
+		} else if (v->type == CTL_JSON_OBJECT) {
+			render_counters(out, v->key, v, width);
+		} else if (v->type == CTL_JSON_ARRAY) {
+			for (guint k = 0; k < ctl_json_len(v); k++) {
+				const CtlJson *e = ctl_json_at(v, k);
+				g_autofree char *name = g_strdup_printf(
+				    "%s %s %s", v->key, ctl_json_str(e, "kind", "?"),
+				    ctl_json_str(e, "name", "?"));
+				render_counters(out, name, e, width);
+			}
+		}
+	}
+}
+
+void
+ctl_render(GString *out, const char *command, const CtlJson *r, guint width)
+{
+	if (strcmp(command, "offenders") == 0) {
+		render_offenders(out, r, width);
+	} else if (strcmp(command, "history") == 0) {
+		render_history(out, r, width);
+	} else if (strcmp(command, "host") == 0) {
+		render_host(out, r, width);
+	} else if (strcmp(command, "exporters") == 0) {
+		render_exporters(out, r, width);
+	} else if (strcmp(command, "stats") == 0) {
+		render_stats(out, r, width);
+	} else if (strcmp(command, "config") == 0) {
+		const char *file = ctl_json_str(r, "file", NULL);
+		g_string_append_printf(out, "# in force now%s%s\n", file != NULL ? ", from " : "",
+				       file != NULL ? file : " (built-in defaults)");
+		g_string_append(out, ctl_json_str(r, "text", ""));
+	} else if (strcmp(command, "reload") == 0) {
+		const CtlJson *applied = ctl_json_get(r, "applied");
+		const CtlJson *restart = ctl_json_get(r, "restart_needed");
+		g_string_append_printf(out, "reloaded %s\n", ctl_json_str(r, "file", "?"));
+		if (ctl_json_len(applied) + ctl_json_len(restart) == 0)
+			g_string_append(out, "nothing changed\n");
+		if (ctl_json_len(applied) > 0) {
+			g_string_append(out, "applied: ");
+			append_list(out, applied);
+			g_string_append_c(out, '\n');
+		}
+		if (ctl_json_len(restart) > 0) {
+			g_string_append(out, "changed, in effect after a restart: ");
+			append_list(out, restart);
+			g_string_append_c(out, '\n');
+		}
+	} else if (strcmp(command, "forget") == 0) {
+		g_string_append_printf(out,
+				       ctl_json_bool(r, "forgotten", FALSE)
+					   ? "forgot %s: windows and offenders dropped\n"
+					   : "nothing was held about %s\n",
+				       ctl_json_str(r, "host", "?"));
+	} else if (strcmp(command, "help") == 0) {
+		const CtlJson *cmds = ctl_json_get(r, "commands");
+		gsize w = 0;
+		for (guint i = 0; i < ctl_json_len(cmds); i++)
+			w = MAX(w, strlen(ctl_json_str(ctl_json_at(cmds, i), "usage", "")));
+		for (guint i = 0; i < ctl_json_len(cmds); i++) {
+			const CtlJson *c = ctl_json_at(cmds, i);
+			g_string_append_printf(out, "  %-*s  %s%s\n", (int)w,
+					       ctl_json_str(c, "usage", ""),
+					       ctl_json_bool(c, "changes", FALSE) ? "(root) " : "",
+					       ctl_json_str(c, "help", ""));
+		}
+	} else if (strcmp(command, "version") == 0) {
+		g_string_append_printf(out, "%s (control protocol %.0f)\n",
+				       ctl_json_str(r, "daemon", "?"), ctl_json_num(r, "protocol", 0));
+	}
+}

@@ -1,0 +1,495 @@
+/* Unit tests for the syslog sinks: facility names, severity mapping, the key=value line and
+ * its quoting, RFC 5424 formatting (PRI, timestamp, header fields, SD-PARAM escaping), URL
+ * parsing, and the remote sink against sockets in this process: UDP datagrams, TCP
+ * octet-counting frames in order through partial writes, the queue while the server is
+ * away with overflow counted, and delivery after the server comes (back). */
+#include "sample_alert.h"
+#include "alertfields.h"
+#include "sink_syslog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+static const SinkCtx ctx = {.exporter_name = sample_exporter_name};
+
+static void
+test_facility(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *name;
+		int facility;
+	} good[] = {{"daemon", LOG_DAEMON}, {"local0", LOG_LOCAL0}, {"LOCAL7", LOG_LOCAL7},
+		    {"mail", LOG_MAIL},	    {"user", LOG_USER},	    {"authpriv", LOG_AUTHPRIV}};
+	for (gsize i = 0; i < G_N_ELEMENTS(good); i++) {
+		g_autoptr(GError) err = NULL;
+		int f = -1;
+		assert_true(sink_syslog_facility_from_name(good[i].name, &f, &err));
+		assert_int_equal(f, good[i].facility);
+		assert_null(err);
+	}
+	static const char *const bad[] = {"local8", "", "daemon ", "kernel", "LOG_DAEMON", "3"};
+	for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+		g_autoptr(GError) err = NULL;
+		int f = -1;
+		assert_false(sink_syslog_facility_from_name(bad[i], &f, &err));
+		assert_int_equal(f, -1);
+		assert_non_null(err);
+		g_autofree char *quoted = g_strdup_printf("'%s'", bad[i]);
+		assert_non_null(strstr(err->message, quoted));
+	}
+	assert_string_equal(sink_syslog_facility_name(LOG_LOCAL3), "local3");
+	assert_null(sink_syslog_facility_name(99 << 3));
+}
+
+static void
+test_severity(void **state)
+{
+	(void)state;
+	assert_int_equal(sink_syslog_severity(ALERT_SEV_INFO), LOG_INFO);
+	assert_int_equal(sink_syslog_severity(ALERT_SEV_NOTICE), LOG_NOTICE);
+	assert_int_equal(sink_syslog_severity(ALERT_SEV_WARNING), LOG_WARNING);
+	assert_int_equal(sink_syslog_severity(ALERT_SEV_CRITICAL), LOG_CRIT);
+}
+
+static void
+test_kv_line(void **state)
+{
+	(void)state;
+	AlertEvent ev = sample_alert(1700000000123);
+	g_autoptr(GString) s = g_string_new(NULL);
+
+	sink_syslog_format_kv(s, &ev, &ctx);
+	assert_string_equal(
+	    s->str,
+	    "time_ms=1700000000123 event=raised reason=smtp-fanout severity=warning "
+	    "host=192.0.2.10 level=1.250 short_span_s=600 short_value=62 short_threshold=50 "
+	    "short_distinct=62 short_estimated=false short_flows=70 short_attempts=71 "
+	    "short_failed=9 long_span_s=3600 long_value=80 long_threshold=150 long_distinct=80 "
+	    "long_estimated=true long_flows=90 long_attempts=95 long_failed=12 trigger=short "
+	    "flows=90 attempts=95 failed=12 succeeded=83 answered=77 failed_share=0.126 "
+	    "first_seen_ms=1699999995123 last_seen_ms=1700000000123 "
+	    "top=198.51.100.7/3/US/64500;2001:db8::9/1// exporters=203.0.113.1;#7 "
+	    "exporters_truncated=false sampling=1 lower_bound=false raised_ms=1700000000123 "
+	    "countries=1 asns=1");
+
+	/* peer present; empty lists and a value with space, quote, backslash, '=' and a
+	 * newline are quoted and escaped */
+	ev.has_peer = TRUE;
+	sample_addr(ev.peer, "192.0.2.25");
+	ev.n_top = 0;
+	g_strlcpy(ev.evidence, "/ev/a b\"c\\d=e\nf", sizeof ev.evidence);
+	g_string_truncate(s, 0);
+	sink_syslog_format_kv(s, &ev, &ctx);
+	assert_non_null(strstr(s->str, " host=192.0.2.10 peer=192.0.2.25 level=1.250 "));
+	assert_non_null(strstr(s->str, " top=\"\" exporters=203.0.113.1;#7 "));
+	assert_true(g_str_has_suffix(s->str, " evidence=\"/ev/a b\\\"c\\\\d=e\\x0af\""));
+	assert_null(strchr(s->str, '\n'));
+}
+
+static void
+test_sd_escape(void **state)
+{
+	(void)state;
+	g_autoptr(GString) s = g_string_new(NULL);
+	/* RFC 5424 6.3.3: '"', '\' and ']' escaped; nothing else is */
+	sink_syslog_sd_value(s, "a\"b\\c]d[e=f g");
+	assert_string_equal(s->str, "a\\\"b\\\\c\\]d[e=f g");
+	g_string_truncate(s, 0);
+	sink_syslog_sd_value(s, "x\ny\x7f");
+	assert_string_equal(s->str, "x?y?");
+	g_string_truncate(s, 0);
+	sink_syslog_sd_value(s, "");
+	assert_string_equal(s->str, "");
+}
+
+static void
+test_rfc5424(void **state)
+{
+	(void)state;
+	AlertEvent ev = sample_alert(1700000000123);
+	g_autoptr(GString) s = g_string_new(NULL);
+	/* 2024-01-02T03:04:05.678901Z */
+	gint64 t = G_GINT64_CONSTANT(1704164645678901);
+
+	sink_syslog_format_5424(s, &ev, &ctx, LOG_DAEMON, "mx1.example.org", "spamflowd", 4242, t);
+	/* PRI: daemon (3) * 8 + warning (4) = 28 */
+	assert_true(g_str_has_prefix(s->str,
+				     "<28>1 2024-01-02T03:04:05.678Z mx1.example.org "
+				     "spamflowd 4242 raised [spamflow@32473 "
+				     "time_ms=\"1700000000123\" event=\"raised\" "
+				     "reason=\"smtp-fanout\" severity=\"warning\" "
+				     "host=\"192.0.2.10\" level=\"1.250\" short_span_s=\"600\""));
+	assert_non_null(strstr(s->str, " top=\"198.51.100.7/3/US/64500;2001:db8::9/1//\" "
+				       "exporters=\"203.0.113.1;#7\" "));
+	assert_true(g_str_has_suffix(s->str, " countries=\"1\" asns=\"1\"] raised smtp-fanout "
+					     "host=192.0.2.10 severity=warning level=1.250"));
+	assert_null(strstr(s->str, "peer="));
+	assert_null(strstr(s->str, "evidence="));
+
+	/* critical on local7: 23 * 8 + 2 = 186; odd host and app names; an evidence path
+	 * that needs SD escaping */
+	ev.severity = ALERT_SEV_CRITICAL;
+	ev.event = ALERT_UPDATED;
+	g_strlcpy(ev.evidence, "/ev/x]\"y\\z", sizeof ev.evidence);
+	g_string_truncate(s, 0);
+	sink_syslog_format_5424(s, &ev, &ctx, LOG_LOCAL7, "bad host", "", 1, t);
+	assert_true(g_str_has_prefix(s->str, "<186>1 2024-01-02T03:04:05.678Z bad_host - 1 "
+					     "updated [spamflow@32473 "));
+	assert_non_null(strstr(s->str, " evidence=\"/ev/x\\]\\\"y\\\\z\"] updated "));
+
+	/* every field of alertfields.h is a PARAM, in order */
+	const char *prev = s->str;
+	for (guint i = 0; i < ALERT_FIELDS_N; i++) {
+		g_autofree char *param = g_strdup_printf(" %s=\"", alert_field_names[i]);
+		const char *at = strstr(s->str, param);
+		if (strcmp(alert_field_names[i], "peer") == 0) {
+			assert_null(at);
+			continue;
+		}
+		assert_non_null(at);
+		assert_true(at > prev);
+		prev = at;
+	}
+}
+
+static void
+test_frame(void **state)
+{
+	(void)state;
+	g_autoptr(GString) s = g_string_new(NULL);
+	sink_syslog_frame(s, "<28>1 - - - - - -", 17);
+	assert_string_equal(s->str, "17 <28>1 - - - - - -");
+	g_string_truncate(s, 0);
+	sink_syslog_frame(s, "", 0);
+	assert_string_equal(s->str, "0 ");
+}
+
+static void
+test_url(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *url;
+		SinkSyslogTransport t;
+		const char *host;
+		guint port;
+	} good[] = {
+	    {"udp://127.0.0.1:5514", SINK_SYSLOG_UDP, "127.0.0.1", 5514},
+	    {"tcp://logs.example.org", SINK_SYSLOG_TCP, "logs.example.org", 514},
+	    {"tcp://[2001:db8::1]:6514", SINK_SYSLOG_TCP, "2001:db8::1", 6514},
+	    {"udp://[::1]", SINK_SYSLOG_UDP, "::1", 514},
+	};
+	for (gsize i = 0; i < G_N_ELEMENTS(good); i++) {
+		g_autoptr(GError) err = NULL;
+		g_autofree char *host = NULL;
+		SinkSyslogTransport t = 99;
+		guint16 port = 0;
+		assert_true(sink_syslog_parse_url(good[i].url, &t, &host, &port, &err));
+		assert_int_equal(t, good[i].t);
+		assert_string_equal(host, good[i].host);
+		assert_int_equal(port, good[i].port);
+	}
+	static const char *const bad[] = {
+	    "127.0.0.1:514", "http://x:514",  "udp://",	      "udp://:514",
+	    "tcp://x:0",     "tcp://x:65536", "tcp://x:5a",   "tcp://2001:db8::1",
+	    "tcp://[::1",    "tcp://[x]:514", "tcp://[::1]x", "udp://a b:514",
+	};
+	for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+		g_autoptr(GError) err = NULL;
+		g_autofree char *host = NULL;
+		SinkSyslogTransport t;
+		guint16 port;
+		assert_false(sink_syslog_parse_url(bad[i], &t, &host, &port, &err));
+		assert_null(host);
+		assert_non_null(err);
+		assert_non_null(strstr(err->message, bad[i]));
+	}
+}
+
+/* ---- sockets ---- */
+
+static int
+listen_tcp(guint16 *port, gboolean any_port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(any_port ? 0 : *port)};
+	socklen_t len = sizeof sin;
+
+	assert_true(fd >= 0);
+	int small = 16384; /* inherited by accepted sockets: they fill up soon */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+static gboolean
+wake(gpointer data)
+{
+	(void)data;
+	return G_SOURCE_REMOVE;
+}
+
+/* Run the default main context for up to ms, or until done(s) holds. */
+static void
+spin(Sink *s, gboolean (*done)(const Sink *s), guint ms)
+{
+	gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
+	while (g_get_monotonic_time() < end && (done == NULL || !done(s))) {
+		GSource *t = g_timeout_source_new(10);
+		g_source_set_callback(t, wake, NULL, NULL);
+		g_source_attach(t, NULL);
+		g_main_context_iteration(NULL, TRUE);
+		g_source_destroy(t);
+		g_source_unref(t);
+	}
+}
+
+/* Read octet-counted frames from fd into msgs until want frames or ms pass, spinning the
+ * sink's main context meanwhile so it can keep writing. FALSE on a malformed frame. */
+static gboolean
+read_frames(int fd, GPtrArray *msgs, guint want, guint ms, Sink *s)
+{
+	g_autoptr(GString) in = g_string_new(NULL);
+	gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
+
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	while (msgs->len < want && g_get_monotonic_time() < end) {
+		char buf[65536];
+		ssize_t n = read(fd, buf, sizeof buf);
+		if (n > 0)
+			g_string_append_len(in, buf, n);
+		else if (n == 0)
+			break;
+		else
+			spin(s, NULL, 5);
+		for (;;) {
+			char *sp = memchr(in->str, ' ', in->len);
+			guint64 len;
+			if (sp == NULL)
+				break;
+			g_autofree char *num = g_strndup(in->str, (gsize)(sp - in->str));
+			if (!g_ascii_string_to_unsigned(num, 10, 1, 1 << 20, &len, NULL))
+				return FALSE;
+			gsize head = (gsize)(sp - in->str) + 1;
+			if (in->len - head < len)
+				break;
+			g_ptr_array_add(msgs, g_strndup(in->str + head, (gsize)len));
+			g_string_erase(in, 0, (gssize)(head + len));
+		}
+	}
+	return in->len == 0;
+}
+
+static gint64
+msg_time_ms(const char *msg)
+{
+	const char *p = strstr(msg, "time_ms=\"");
+	assert_non_null(p);
+	return g_ascii_strtoll(p + 9, NULL, 10);
+}
+
+static void
+test_tcp_frames_in_order(void **state)
+{
+	(void)state;
+	guint16 port;
+	int lfd = listen_tcp(&port, TRUE);
+	g_autofree char *url = g_strdup_printf("tcp://127.0.0.1:%u", port);
+	g_autoptr(GError) err = NULL;
+	const guint n = 8000; /* ~9 MB: more than the socket buffers, so writes go partial */
+
+	g_autoptr(Sink) s = sink_syslog_remote_new(url, n, &err);
+	assert_non_null(s);
+	spin(s, sink_syslog_remote_connected, 5000);
+	assert_true(sink_syslog_remote_connected(s));
+	int cfd = accept(lfd, NULL, NULL);
+	assert_true(cfd >= 0);
+
+	AlertEvent ev = sample_alert(0);
+	g_strlcpy(ev.evidence, "/ev/pad", sizeof ev.evidence);
+	for (guint i = 0; i < n; i++) {
+		ev.time_ms = i + 1;
+		s->ops->write(s, &ev, &ctx);
+	}
+	assert_int_equal(s->st.events, n);
+	assert_int_equal(s->st.dropped, 0);
+	/* nothing read yet: the socket filled and the rest waits in the queue */
+	assert_true(sink_syslog_remote_queue_len(s) > 0);
+
+	g_autoptr(GPtrArray) msgs = g_ptr_array_new_with_free_func(g_free);
+	assert_true(read_frames(cfd, msgs, n, 20000, s));
+	assert_int_equal(msgs->len, n);
+	for (guint i = 0; i < n; i++) {
+		const char *m = g_ptr_array_index(msgs, i);
+		assert_true(g_str_has_prefix(m, "<28>1 "));
+		assert_int_equal(msg_time_ms(m), i + 1);
+		assert_true(g_str_has_suffix(m, "level=1.250"));
+	}
+	assert_int_equal(sink_syslog_remote_queue_len(s), 0);
+	g_autoptr(GString) js = g_string_new(NULL);
+	s->ops->stats_json(s, js);
+	assert_non_null(strstr(js->str, "\"transport\":\"tcp\",\"queue\":0,"));
+	assert_non_null(strstr(js->str, "\"connected\":true,\"connects\":1,\"reconnects\":0"));
+	close(cfd);
+	close(lfd);
+}
+
+static void
+test_tcp_queue_overflow_and_return(void **state)
+{
+	(void)state;
+	guint16 port;
+	int lfd = listen_tcp(&port, TRUE);
+	close(lfd); /* nobody listens there now */
+	g_autofree char *url = g_strdup_printf("tcp://127.0.0.1:%u", port);
+	g_autoptr(GError) err = NULL;
+
+	g_autoptr(Sink) s = sink_syslog_remote_new(url, 3, &err);
+	assert_non_null(s);
+	spin(s, NULL, 200); /* the first connect fails */
+	assert_false(sink_syslog_remote_connected(s));
+	AlertEvent ev = sample_alert(0);
+	for (guint i = 0; i < 5; i++) {
+		ev.time_ms = i + 1;
+		s->ops->write(s, &ev, &ctx);
+	}
+	assert_int_equal(s->st.events, 3);
+	assert_int_equal(s->st.dropped, 2);
+	assert_int_equal(s->st.errors, 0);
+	assert_int_equal(sink_syslog_remote_queue_len(s), 3);
+
+	/* the server comes: the queue goes out in order, the dropped events do not */
+	lfd = listen_tcp(&port, FALSE);
+	assert_true(sink_syslog_remote_flush(s, 5000));
+	int cfd = accept(lfd, NULL, NULL);
+	assert_true(cfd >= 0);
+	g_autoptr(GPtrArray) msgs = g_ptr_array_new_with_free_func(g_free);
+	assert_true(read_frames(cfd, msgs, 3, 2000, s));
+	assert_int_equal(msgs->len, 3);
+	for (guint i = 0; i < 3; i++)
+		assert_int_equal(msg_time_ms(g_ptr_array_index(msgs, i)), i + 1);
+
+	/* the server goes away (closes): the next events queue, then go to the new server */
+	close(cfd);
+	spin(s, NULL, 100);
+	ev.time_ms = 10;
+	s->ops->write(s, &ev, &ctx);
+	spin(s, NULL, 100);
+	assert_false(sink_syslog_remote_connected(s));
+	ev.time_ms = 11;
+	s->ops->write(s, &ev, &ctx);
+	assert_true(sink_syslog_remote_flush(s, 5000));
+	cfd = accept(lfd, NULL, NULL);
+	assert_true(cfd >= 0);
+	g_ptr_array_set_size(msgs, 0);
+	assert_true(read_frames(cfd, msgs, 2, 2000, s));
+	assert_int_equal(msgs->len, 2);
+	assert_int_equal(msg_time_ms(g_ptr_array_index(msgs, 0)), 10);
+	assert_int_equal(msg_time_ms(g_ptr_array_index(msgs, 1)), 11);
+	g_autoptr(GString) js = g_string_new(NULL);
+	s->ops->stats_json(s, js);
+	assert_non_null(strstr(js->str, "\"reconnects\":1,"));
+	assert_int_equal(s->st.dropped, 2);
+	close(cfd);
+	close(lfd);
+}
+
+static void
+test_udp_datagram(void **state)
+{
+	(void)state;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t len = sizeof sin;
+	g_autoptr(GError) err = NULL;
+	char buf[65536];
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	g_autofree char *url = g_strdup_printf("udp://127.0.0.1:%u", ntohs(sin.sin_port));
+	g_autoptr(Sink) s = sink_syslog_remote_new(url, 0, &err);
+	assert_non_null(s);
+	sink_syslog_remote_set_origin(s, "spamtest", LOG_LOCAL0);
+	AlertEvent ev = sample_alert(77);
+	s->ops->write(s, &ev, &ctx);
+	s->ops->write(s, &ev, &ctx);
+	assert_int_equal(s->st.events, 2);
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(poll(&p, 1, 2000), 1);
+		ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+		assert_true(n > 0);
+		buf[n] = '\0';
+		/* one message per datagram, no framing; local0 (16) * 8 + warning = 132 */
+		assert_true(g_str_has_prefix(buf, "<132>1 "));
+		assert_non_null(strstr(buf, " spamtest "));
+		assert_int_equal(msg_time_ms(buf), 77);
+		assert_true(g_str_has_suffix(buf, "level=1.250"));
+	}
+	assert_true(sink_syslog_remote_flush(s, 10));
+	close(fd);
+
+	Sink *bad = sink_syslog_remote_new("udp://no-such-host.invalid:514", 0, &err);
+	assert_null(bad);
+	assert_non_null(strstr(err->message, "no-such-host.invalid"));
+}
+
+/* Local syslog(3): without a syslog daemon (no /dev/log) every event is an error, counted,
+ * never fatal. With one, nothing is sent: the machine's log is not the test's to fill. */
+static void
+test_local_without_daemon(void **state)
+{
+	(void)state;
+	g_autoptr(GError) err = NULL;
+
+	assert_null(sink_syslog_new("spamflow-test", 12345, &err));
+	assert_non_null(err);
+	g_clear_error(&err);
+	if (access("/dev/log", F_OK) == 0)
+		skip();
+	g_autoptr(Sink) s = sink_syslog_new("spamflow-test", LOG_LOCAL3, &err);
+	assert_non_null(s);
+	assert_string_equal(s->name, "spamflow-test.local3");
+	AlertEvent ev = sample_alert(1);
+	s->ops->write(s, &ev, &ctx);
+	s->ops->write(s, &ev, &ctx);
+	assert_int_equal(s->st.errors, 2);
+	assert_int_equal(s->st.events, 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_facility),
+	    cmocka_unit_test(test_severity),
+	    cmocka_unit_test(test_kv_line),
+	    cmocka_unit_test(test_sd_escape),
+	    cmocka_unit_test(test_rfc5424),
+	    cmocka_unit_test(test_frame),
+	    cmocka_unit_test(test_url),
+	    cmocka_unit_test(test_tcp_frames_in_order),
+	    cmocka_unit_test(test_tcp_queue_overflow_and_return),
+	    cmocka_unit_test(test_udp_datagram),
+	    cmocka_unit_test(test_local_without_daemon),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
