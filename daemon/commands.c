@@ -117,6 +117,21 @@ offender_json(GString *out, const OffCopy *o, const CommandsDeps *d)
 				    "\"last_event_ms\":%" G_GINT64_FORMAT ",\"quiet_since_ms\":",
 			       o->state.raised_ms, o->state.n_updates, o->state.last_event_ms);
 	json_time(out, o->state.below ? o->state.below_since_ms : 0);
+	/* The windows as they are now: the event below is the last transition. */
+	AnalyzerHostInfo hi;
+	HeurWin k = heuristics_reason_win(o->reason);
+	if (analyzer_host_info(d->analyzer, o->host, &hi) && hi.win[k].tracked) {
+		const WindowCounts *c = &hi.win[k].counts;
+		g_string_append_printf(
+		    out,
+		    ",\"now\":{\"short\":%u,\"long\":%u,\"attempts\":%u,\"failed\":%u,"
+		    "\"last_seen_ms\":%" G_GINT64_FORMAT "}",
+		    heuristics_metric(o->reason, &c->span[WINDOW_SHORT]),
+		    heuristics_metric(o->reason, &c->span[WINDOW_LONG]), c->span[WINDOW_LONG].attempts,
+		    c->span[WINDOW_LONG].failed, hi.last_seen_ms);
+	} else {
+		g_string_append(out, ",\"now\":null");
+	}
 	g_string_append(out, ",\"event\":");
 	alert_json(out, &o->ev, d->exporter_name, d->exporter_data);
 	g_string_append_c(out, '}');
@@ -349,6 +364,20 @@ run_host(const ControlRequest *req, const CommandsDeps *d, GString *out, GError 
 			    heuristics_metric(r, &c->span[WINDOW_LONG]), h->threshold[WINDOW_SHORT],
 			    h->threshold[WINDOW_LONG], crossed ? "true" : "false",
 			    g_ascii_formatd(buf, sizeof buf, "%.3f", level));
+			/* Over the threshold but not crossed: the fan-out was split by its
+			 * failed share. Say so, or the admin sees "idle" at level 2 and
+			 * wonders. */
+			const WindowSpanCounts *lw = &c->span[WINDOW_LONG];
+			if (level >= 1.0 && !crossed && lw->attempts > 0) {
+				g_autofree char *note = g_strdup_printf(
+				    "%.0f%% of %u attempts failed in the long window: counted as %s "
+				    "(failed_share %.2f, min_attempts %u)",
+				    100.0 * lw->failed / lw->attempts, lw->attempts,
+				    r == REASON_SMTP_FANOUT ? "smtp-blocked" : "smtp-fanout",
+				    acfg->blocked_share, acfg->blocked_min_attempts);
+				g_string_append(out, ",\"note\":");
+				json_string(out, note);
+			}
 		}
 		g_string_append_printf(out, ",\"state\":\"%s\"", off != NULL ? "active" : "idle");
 		if (off != NULL) {

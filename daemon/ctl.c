@@ -588,12 +588,28 @@ render_offenders(GString *out, const CtlJson *r, guint width)
 		row[0] = str(o, "severity");
 		row[1] = str(o, "reason");
 		row[2] = str(o, "host");
-		row[3] = window_cell(ev, 0);
-		row[4] = window_cell(ev, 1);
-		row[5] = num(ev, "attempts");
-		row[6] = g_strdup_printf("%.0f%%", ctl_json_num(ev, "failed_share", 0) * 100);
+		const CtlJson *cur = ctl_json_get(o, "now");
+		if (cur != NULL && cur->type == CTL_JSON_OBJECT) {
+			/* the windows now, against the thresholds of the last event */
+			double att = ctl_json_num(cur, "attempts", 0);
+			const CtlJson *ws = ctl_json_get(ev, "windows");
+			row[3] = g_strdup_printf("%.0f/%.0f", ctl_json_num(cur, "short", 0),
+						 ctl_json_num(ctl_json_at(ws, 0), "threshold", 0));
+			row[4] = g_strdup_printf("%.0f/%.0f", ctl_json_num(cur, "long", 0),
+						 ctl_json_num(ctl_json_at(ws, 1), "threshold", 0));
+			row[5] = g_strdup_printf("%.0f", att);
+			row[6] = g_strdup_printf(
+			    "%.0f%%", att > 0 ? 100 * ctl_json_num(cur, "failed", 0) / att : 0);
+			row[8] = ago(cur, "last_seen_ms", now);
+		} else {
+			row[3] = window_cell(ev, 0);
+			row[4] = window_cell(ev, 1);
+			row[5] = num(ev, "attempts");
+			row[6] = g_strdup_printf("%.0f%%",
+						 ctl_json_num(ev, "failed_share", 0) * 100);
+			row[8] = ago(ev, "last_seen_ms", now);
+		}
 		row[7] = ago(ev, "first_seen_ms", now);
-		row[8] = ago(ev, "last_seen_ms", now);
 		table_add(&t, row);
 	}
 	table_render(&t, out, width, "");
@@ -703,6 +719,12 @@ render_host(GString *out, const CtlJson *r, guint width)
 		table_add(&t, row);
 	}
 	table_render(&t, out, width, "  ");
+	for (guint i = 0; i < ctl_json_len(reasons); i++) {
+		const CtlJson *x = ctl_json_at(reasons, i);
+		if (ctl_json_get(x, "note") != NULL)
+			g_string_append_printf(out, "  note: %s: %s\n", ctl_json_str(x, "reason", "?"),
+					       ctl_json_str(x, "note", ""));
+	}
 
 	for (guint i = 0; i < ctl_json_len(wins); i++) {
 		const CtlJson *w = ctl_json_at(wins, i);
