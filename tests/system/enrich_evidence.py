@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Enrichment and evidence files through the whole daemon (exporters/README-enrich.md).
+"""Enrichment and evidence files through the whole daemon (doc/enrichment.md).
 
   enrich_evidence.py SPAMFLOWD MMDB_DIR CAPTURE [CONFIG]
 

@@ -16,7 +16,7 @@
 #include "evidence.h"
 #include "flowstore.h"
 
-/* The documented template (README-enrich.md), restated here so a change shows. */
+/* The documented template (doc/enrichment.md), restated here so a change shows. */
 typedef struct {
 	uint64_t start, end, recv, packets, bytes, rpackets, rbytes;
 	uint8_t src6[16], dst6[16], nsrc6[16], ndst6[16], exp6[16];
