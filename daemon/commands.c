@@ -434,6 +434,8 @@ run_stats(Control *ctl, const ControlRequest *req, const CommandsDeps *d, GStrin
 			       (now_ms() - d->started_ms) / 1000,
 			       d->reload_counts != NULL ? d->reload_counts[0] : 0,
 			       d->reload_counts != NULL ? d->reload_counts[1] : 0);
+	if (d->module_stats != NULL)
+		d->module_stats(d->module_data, out);
 	control_reply_end(out);
 }
 

@@ -31,6 +31,10 @@ typedef struct {
 	gboolean (*geo)(const guint8 dst[16], char country[4], guint32 *asn, gpointer data);
 	gpointer geo_data;
 	gint64 started_ms;
+	/* Counters of optional modules (enrichment, flow store, evidence) as JSON members
+	 * ,"name":{...}; NULL = none. */
+	void (*module_stats)(gpointer data, GString *out);
+	gpointer module_data;
 } CommandsDeps;
 
 /* ControlOps.run over deps (a CommandsDeps that outlives the control server). */

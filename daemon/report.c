@@ -283,6 +283,29 @@ report_text(GString *out, const Collector *c, const ReportExtra *x)
 		append_kv(out, x->analyzer, analyzer_fields, G_N_ELEMENTS(analyzer_fields));
 		g_string_append_c(out, '\n');
 	}
+	if (x->module_stats != NULL) {
+		/* ,"name":{"a":1,"b":2} -> "name: a=1 b=2" lines */
+		g_autoptr(GString) j = g_string_new(NULL);
+		x->module_stats(x->module_data, j);
+		for (const char *p = j->str; *p != '\0'; p++) {
+			if (*p == '"' || *p == '{')
+				continue;
+			if (*p == '}') {
+				g_string_append_c(out, '\n');
+				if (p[1] == ',')
+					p++;
+				continue;
+			}
+			if (*p == ',' && (p == j->str))
+				continue;
+			if (*p == ':')
+				g_string_append(out, p[1] == '{' ? ": " : "=");
+			else if (*p == ',')
+				g_string_append_c(out, ' ');
+			else
+				g_string_append_c(out, *p);
+		}
+	}
 	for (guint i = 0; x->sinks != NULL && i < sink_set_len(x->sinks); i++) {
 		const Sink *sk = sink_set_get(x->sinks, i);
 		g_string_append_printf(out, "sink %s %s: ", sk->ops->kind, sk->name);
@@ -353,6 +376,8 @@ report_json(GString *out, const Collector *c, const ReportExtra *x)
 		append_json_fields(out, x->analyzer, analyzer_fields, G_N_ELEMENTS(analyzer_fields));
 		g_string_append_c(out, '}');
 	}
+	if (x->module_stats != NULL)
+		x->module_stats(x->module_data, out);
 	if (x->sinks != NULL) {
 		g_string_append(out, ",\"sinks\":[");
 		for (guint i = 0; i < sink_set_len(x->sinks); i++) {

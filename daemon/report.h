@@ -17,6 +17,9 @@ typedef struct {
 	const ListenerStats *listener;
 	const AnalyzerStats *analyzer;
 	const SinkSet *sinks; /* alert sinks, one counter row each */
+	/* optional modules' counters as JSON members ,"name":{"counter":N,...} (flat) */
+	void (*module_stats)(gpointer data, GString *out);
+	gpointer module_data;
 } ReportExtra;
 
 void report_text(GString *out, const Collector *c, const ReportExtra *x);

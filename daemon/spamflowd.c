@@ -161,6 +161,29 @@ report_stream(const App *app, gboolean prefer_stderr)
 	return stdout;
 }
 
+/* Counters of the optional modules, for `stats` and the summary. */
+static void
+app_module_stats(gpointer user_data, GString *out)
+{
+	const App *app = user_data;
+
+	if (app->enricher != NULL) {
+		g_string_append(out, ",\"enrich\":{");
+		enricher_stats_json(app->enricher, out);
+		g_string_append_c(out, '}');
+	}
+	if (app->flowstore != NULL) {
+		g_string_append(out, ",\"flowstore\":{");
+		flowstore_stats_json(app->flowstore, out);
+		g_string_append_c(out, '}');
+	}
+	if (app->evidence != NULL) {
+		g_string_append(out, ",\"evidence\":{");
+		evidence_stats_json(app->evidence, out);
+		g_string_append_c(out, '}');
+	}
+}
+
 static void
 print_report(const App *app, const ReplayStats *replay, FILE *text_fp)
 {
@@ -169,7 +192,9 @@ print_report(const App *app, const ReplayStats *replay, FILE *text_fp)
 	ReportExtra x = {.replay = replay,
 			 .listener = app->listener != NULL ? listener_stats(app->listener) : NULL,
 			 .analyzer = &an,
-			 .sinks = app->sinks};
+			 .sinks = app->sinks,
+			 .module_stats = app_module_stats,
+			 .module_data = (gpointer)app};
 
 	analyzer_get_stats(app->analyzer, &an);
 	if (app->opt->json) {
@@ -229,14 +254,19 @@ on_alert(const AlertEvent *analyzer_ev, gpointer user_data)
 	const AlertWindow *sw = &ev->window[WINDOW_SHORT], *lw = &ev->window[WINDOW_LONG];
 
 	flow_addr_str(ev->host, host, sizeof host);
+	g_autofree char *geo = ev->n_countries > 0 || ev->n_asns > 0
+				   ? g_strdup_printf(" countries=%u asns=%u", ev->n_countries,
+						     ev->n_asns)
+				   : g_strdup("");
 	g_message("alert %s %s host=%s%s%s severity=%s short=%u/%u%s long=%u/%u%s "
-		  "attempts=%u failed=%.0f%%%s",
+		  "attempts=%u failed=%.0f%%%s%s%s%s",
 		  alert_kind_name(ev->event), alert_reason_name(ev->reason), host,
 		  ev->has_peer ? " target=" : "",
 		  ev->has_peer ? flow_addr_str(ev->peer, peer, sizeof peer) : "",
 		  alert_severity_name(ev->severity), sw->value, sw->threshold,
 		  sw->estimated ? "~" : "", lw->value, lw->threshold, lw->estimated ? "~" : "",
-		  ev->attempts, ev->failed_share * 100,
+		  ev->attempts, ev->failed_share * 100, geo,
+		  ev->evidence[0] != '\0' ? " evidence=" : "", ev->evidence,
 		  ev->lower_bound ? " (sampled: counts are lower bounds)" : "");
 	SinkCtx ctx = {.exporter_name = exporter_name, .user_data = app};
 	sink_set_write(app->sinks, ev, &ctx);
@@ -514,7 +544,11 @@ run_live(Config *cfg, const Options *opt)
 				      .reload = app_reload,
 				      .reload_data = &app,
 				      .reload_counts = app.reloads,
-				      .started_ms = g_get_real_time() / 1000};
+				      .started_ms = g_get_real_time() / 1000,
+				      .module_stats = app_module_stats,
+				      .module_data = &app,
+				      .geo = app.enricher != NULL ? enricher_geo_func : NULL,
+				      .geo_data = app.enricher};
 	app.control = commands_control_new(cfg, &app.commands, &err);
 	if (err != NULL || !commands_drop_privileges(cfg, &err)) {
 		g_printerr("spamflowd: %s\n", err->message);
