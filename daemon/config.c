@@ -40,6 +40,8 @@ typedef struct {
 	const char *help;
 } ConfigKey;
 
+static const char *const log_targets[] = {"stderr", "syslog", NULL};
+
 static const char *const log_levels[] = {"error", "critical", "warning", "message",
 					 "info",  "debug",    NULL};
 
@@ -75,6 +77,9 @@ static const ConfigKey config_keys[] = {
      "seconds: silent exporters are forgotten"},
     {"daemon", "log_level", KEY_CHOICE, offsetof(Config, log_level), 0, 0, log_levels,
      "error, critical, warning, message, info or debug"},
+    {"daemon", "log", KEY_CHOICE, offsetof(Config, log_target), 0, 0, log_targets,
+     "where the daemon's own log goes: stderr (the journal, under systemd) or syslog "
+     "(facility daemon)"},
     {"daemon", "stats_interval", KEY_UINT, offsetof(Config, stats_interval_s), 0, 86400, NULL,
      "seconds between counter lines in the log; 0 = off"},
     {"daemon", "user", KEY_TEXT, offsetof(Config, user), 0, 0, NULL,

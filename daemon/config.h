@@ -24,6 +24,7 @@ typedef struct {
 	CollectorConfig collector;
 	/* [daemon] */
 	guint log_level;	/* ConfigLogLevel: messages above it are not logged */
+	guint log_target;	/* 0 stderr, 1 syslog (facility daemon) */
 	guint stats_interval_s; /* live counter lines every N seconds; 0 = off */
 	char *user;		/* drop privileges to this user after binding; "" = stay */
 	/* [control] */

@@ -19,6 +19,7 @@
 
 #include <glib-unix.h>
 #include <signal.h>
+#include <syslog.h>
 #include <stdio.h>
 
 #define FLOW_BATCH_CAP 1024
@@ -62,17 +63,37 @@ typedef struct {
 static GLogLevelFlags log_mask =
     G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE;
 
+static gboolean log_to_syslog;
+
 static GLogWriterOutput
 log_writer(GLogLevelFlags level, const GLogField *fields, gsize n, gpointer user_data)
 {
 	if ((level & log_mask & G_LOG_LEVEL_MASK) == 0)
 		return G_LOG_WRITER_HANDLED;
-	return g_log_writer_default(level, fields, n, user_data);
+	if (!log_to_syslog)
+		return g_log_writer_default(level, fields, n, user_data);
+	int prio = (level & G_LOG_LEVEL_ERROR)	    ? LOG_ERR
+		   : (level & G_LOG_LEVEL_CRITICAL) ? LOG_CRIT
+		   : (level & G_LOG_LEVEL_WARNING)  ? LOG_WARNING
+		   : (level & G_LOG_LEVEL_MESSAGE)  ? LOG_NOTICE
+		   : (level & G_LOG_LEVEL_INFO)	    ? LOG_INFO
+						    : LOG_DEBUG;
+	for (gsize i = 0; i < n; i++) {
+		if (g_strcmp0(fields[i].key, "MESSAGE") == 0) {
+			syslog(LOG_DAEMON | prio, "%s", (const char *)fields[i].value);
+			return G_LOG_WRITER_HANDLED;
+		}
+	}
+	return G_LOG_WRITER_UNHANDLED;
 }
 
 static void
 set_log_level(const Config *cfg)
 {
+	gboolean to_syslog = cfg->log_target == 1;
+	if (to_syslog && !log_to_syslog)
+		openlog("spamflowd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	log_to_syslog = to_syslog;
 	log_mask = config_log_mask(cfg);
 	/* g_log_writer_default() drops info and debug unless told otherwise. */
 	g_log_set_debug_enabled((log_mask & (G_LOG_LEVEL_INFO | G_LOG_LEVEL_DEBUG)) != 0);
