@@ -42,7 +42,12 @@ def main():
     d = subprocess.Popen([spamflowd, "-l", f"127.0.0.1:{port}", "--alerts", out,
                           "--stats-interval", "0"], stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
-    d.stderr.readline()
+    seen = ""
+    while f":{port}" not in seen:  # warnings may come first
+        line = d.stderr.readline()
+        if not line:
+            sys.exit(f"spamflowd did not start: {seen}")
+        seen += line
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     lat = []
     seq = 0

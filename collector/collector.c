@@ -43,6 +43,8 @@ collector_config_defaults(CollectorConfig *cfg)
 	cfg->max_templates = 512;
 	cfg->template_timeout_s = 1800;
 	cfg->exporter_timeout_s = 3600;
+	cfg->allow = NULL;
+	cfg->allow_data = NULL;
 }
 
 static guint
@@ -168,6 +170,11 @@ collector_input(Collector *c, const guint8 addr[16], guint16 port, const guint8 
 
 	c->totals.datagrams++;
 	c->totals.bytes += len;
+	/* Anyone can spoof a UDP source: an allowlist keeps strangers out of every table. */
+	if (c->cfg.allow != NULL && !c->cfg.allow(addr, c->cfg.allow_data)) {
+		c->totals.exporters_denied++;
+		return 0;
+	}
 	/* Dispatch on the first two bytes; anything else is not flow export. */
 	guint16 version = len >= 2 ? (guint16)((buf[0] << 8) | buf[1]) : 0;
 	if (version != 5 && version != 9 && version != 10) {

@@ -53,6 +53,10 @@ typedef struct {
 	guint max_templates;            /* templates per exporter (all domains), default 512 */
 	guint template_timeout_s;       /* templates not refreshed for this long expire, 1800 */
 	guint exporter_timeout_s;       /* silent exporters are forgotten, default 3600 */
+	/* Exporter allowlist: datagrams from addresses it refuses are counted and dropped
+	 * before decoding. NULL accepts every source. */
+	gboolean (*allow)(const guint8 addr[16], gpointer data);
+	gpointer allow_data;
 } CollectorConfig;
 
 void collector_config_defaults(CollectorConfig *cfg);
@@ -61,6 +65,7 @@ typedef struct {
 	guint64 datagrams;
 	guint64 bytes;
 	guint64 bad_version;       /* first two bytes not 5, 9 or 10 */
+	guint64 exporters_denied;  /* datagrams from sources the allowlist refuses */
 	guint64 exporters_refused; /* over max_exporters */
 	guint64 exporters_expired;
 	guint64 domains_refused;

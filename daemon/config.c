@@ -75,6 +75,12 @@ static const ConfigKey config_keys[] = {
      "seconds: templates not refreshed for this long expire"},
     {"collector", "exporter_timeout", KEY_UINT, COLLECTOR(exporter_timeout_s), 1, 31536000, NULL,
      "seconds: silent exporters are forgotten"},
+    {"collector", "allowed_exporters", KEY_PREFIXES, offsetof(Config, allowed_exporters), 0, 0,
+     NULL,
+     "addresses and prefixes of your routers and firewalls; datagrams from any other source "
+     "are counted (exporters_denied) and dropped before decoding. Empty accepts every "
+     "source: anyone who can send UDP to the port can then feed spoofed flows that frame a "
+     "host, so set it"},
     {"daemon", "log_level", KEY_CHOICE, offsetof(Config, log_level), 0, 0, log_levels,
      "error, critical, warning, message, info or debug"},
     {"daemon", "log", KEY_CHOICE, offsetof(Config, log_target), 0, 0, log_targets,
@@ -270,6 +276,7 @@ config_new(void)
 	set_text(&cfg->smtp_ports, cfg->analyzer.smtp_ports);
 	set_text(&cfg->submission_ports, cfg->analyzer.submission_ports);
 	set_text(&cfg->login_ports, cfg->analyzer.login_ports);
+	set_text(&cfg->allowed_exporters, "");
 	cfg->sink_json = g_strdup("");
 	cfg->sink_csv = g_strdup("");
 	cfg->syslog_ident = g_strdup("spamflowd");
@@ -298,6 +305,7 @@ config_free(Config *cfg)
 	g_free(cfg->smtp_ports);
 	g_free(cfg->submission_ports);
 	g_free(cfg->login_ports);
+	g_free(cfg->allowed_exporters);
 	g_free(cfg->sink_json);
 	g_free(cfg->sink_csv);
 	g_free(cfg->syslog_ident);

@@ -51,7 +51,7 @@ static const Field session_fields[] = {
 };
 
 static const Field totals_fields[] = {
-    CT(datagrams),	   CT(bytes),		CT(records), CT(bad_version), CT(exporters_refused),
+    CT(datagrams),	   CT(bytes),		CT(records), CT(bad_version), CT(exporters_denied), CT(exporters_refused),
     CT(exporters_expired), CT(domains_refused),
 };
 

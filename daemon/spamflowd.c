@@ -11,6 +11,7 @@
 #include "flowsout.h"
 #include "flowstore.h"
 #include "listener.h"
+#include "netset.h"
 #include "replay.h"
 #include "report.h"
 #include "sink.h"
@@ -46,6 +47,7 @@ typedef struct {
 	FlowBatch *batch;
 	FlowsOut *flows;
 	Analyzer *analyzer;
+	NetSet *allowed; /* [collector] allowed_exporters, NULL = every source */
 	SinkSet *sinks;
 	GHashTable *exporter_names; /* exporter index -> "addr" text, for alert output */
 	Listener *listener;
@@ -314,6 +316,12 @@ on_flows(const Flow *flows, guint n, gpointer user_data)
 }
 
 static gboolean
+exporter_allowed(const guint8 addr[16], gpointer set)
+{
+	return netset_contains(set, addr);
+}
+
+static gboolean
 app_init(App *app, Config *cfg, const Options *opt, gboolean live, GError **error)
 {
 	AnalyzerConfig acfg = *config_analyzer(cfg);
@@ -353,7 +361,18 @@ app_init(App *app, Config *cfg, const Options *opt, gboolean live, GError **erro
 		return FALSE;
 	app->exporter_names = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
 	app->batch = flow_batch_new(FLOW_BATCH_CAP, on_flows, app);
-	app->collector = collector_new(&cfg->collector, app->batch);
+	CollectorConfig ccfg = cfg->collector;
+	if (cfg->allowed_exporters[0] != '\0') {
+		app->allowed = netset_new_from_list(cfg->allowed_exporters, error);
+		if (app->allowed == NULL)
+			return FALSE;
+		ccfg.allow = exporter_allowed;
+		ccfg.allow_data = app->allowed;
+	} else if (live) {
+		g_warning("accepting flow export from any source: anyone who can reach the port can "
+			  "send spoofed flows that frame a host; set [collector] allowed_exporters");
+	}
+	app->collector = collector_new(&ccfg, app->batch);
 	if (app->flows != NULL)
 		flowsout_set_collector(app->flows, app->collector);
 	return TRUE;
@@ -384,6 +403,7 @@ app_clear(App *app)
 	g_clear_pointer(&app->batch, flow_batch_free);
 	g_clear_pointer(&app->flows, flowsout_free);
 	g_clear_pointer(&app->analyzer, analyzer_free);
+	g_clear_pointer(&app->allowed, netset_free);
 	g_clear_pointer(&app->sinks, sink_set_free);
 	g_clear_pointer(&app->enricher, enricher_free);
 	g_clear_pointer(&app->flowstore, flowstore_free);

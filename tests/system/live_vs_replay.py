@@ -107,10 +107,13 @@ def main():
     d = subprocess.Popen([spamflowd, "-c", conf, "-l", f"127.0.0.1:{port}", "--alerts",
                           live_out, "--stats-interval", "0"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    line = d.stderr.readline()
-    if f":{port}" not in line:
-        d.kill()
-        sys.exit(f"spamflowd did not start: {line}")
+    seen = ""
+    while f":{port}" not in seen:  # warnings may come first
+        line = d.stderr.readline()
+        if not line:
+            d.kill()
+            sys.exit(f"spamflowd did not start: {seen}")
+        seen += line
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     start = time.monotonic()
     first_ms = None

@@ -35,13 +35,12 @@ my @nets = (
     ['2001:db8::/33',     'SE', 64507, 'Exempel Nat'],
     ['2001:db8:8000::/33', 'CH', 64508, 'Beispiel Schweiz'],
 );
-# 198.18.1.0 - 198.18.255.255 as disjoint prefixes: CN, AS64504
-for my $len (reverse 17 .. 24) {
-    my $size = 2**(32 - $len);
-    my $start = $size;    # offset from 198.18.0.0: 256, 512, 1024 ...
-    next if $start < 256;
-    my ($c, $d) = (int($start / 256), $start % 256);
-    push @nets, ["198.18.$c.$d/$len", 'CN', 64504, 'Lizi Net'];
+# 198.18.1.0 - 198.18.255.255, one /24 each, spread over ten countries and eight ASNs the
+# way a bot's random MX targets are spread over the world: 198.18.C.0/24 is country
+# $spread[C % 10] in AS 64504 + C % 8 (198.18.77.0/24: KR, AS64509).
+my @spread = qw(CN US DE FR GB JP BR KR SE CH);
+for my $c (1 .. 255) {
+    push @nets, ["198.18.$c.0/24", $spread[$c % 10], 64504 + $c % 8, "Example AS " . (64504 + $c % 8)];
 }
 my %names = (US => 'United States', DE => 'Germany', FR => 'France', GB => 'United Kingdom',
     JP => 'Japan', BR => 'Brazil', NL => 'Netherlands', RU => 'Russia', KR => 'South Korea',

@@ -62,7 +62,7 @@ check_table(Enricher *e)
 	check(e, "203.0.113.255", "BR", 64502);
 	check(e, "198.18.0.1", "NL", 64503);
 	check(e, "198.18.0.200", "RU", 0); /* no ASN record */
-	check(e, "198.18.77.1", "CN", 64504);
+	check(e, "198.18.77.1", "KR", 64509); /* spread[77 % 10 = 7] = KR, 64504 + 77 % 8 */
 	check(e, "198.19.7.7", "KR", 64505);
 	check(e, "2001:db8::1", "SE", 64507);
 	check(e, "2001:db8:ff:a::25", "SE", 64507);

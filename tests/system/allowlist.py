@@ -1,0 +1,50 @@
+#!/usr/bin/python3
+"""Exporter allowlist: datagrams from sources outside [collector] allowed_exporters are
+counted (exporters_denied) and dropped before decoding; listed exporters decode as before.
+Two captures from different exporters are replayed together: softflowd's (127.0.0.1, 27
+datagrams, 526 records) and the hand-built NSEL one (192.0.2.9, 2 datagrams, 7 records).
+
+usage: allowlist.py SPAMFLOWD FIXTURES_DIR
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+
+def run(spamflowd, fixtures, allowed):
+    conf = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)
+    conf.write(f"[collector]\nallowed_exporters = {allowed}\n")
+    conf.close()
+    out = subprocess.run([spamflowd, "-c", conf.name, "--replay",
+                          os.path.join(fixtures, "softflowd-ipfix.pcap"),
+                          os.path.join(fixtures, "hand", "v9-nsel.pcap"), "--json"],
+                         capture_output=True, text=True, check=True).stdout
+    os.unlink(conf.name)
+    d = json.loads(out)
+    return (d["totals"]["exporters_denied"], d["totals"]["records"],
+            sorted({e["addr"] for e in d["exporters"]}))
+
+
+def main():
+    spamflowd, fixtures = sys.argv[1], sys.argv[2]
+    cases = [
+        ("", (0, 533, ["127.0.0.1", "192.0.2.9"])),           # empty: every source
+        ("192.0.2.0/24", (27, 7, ["192.0.2.9"])),             # only the NSEL exporter
+        ("127.0.0.1, 2001:db8::/32", (2, 526, ["127.0.0.1"])),  # only softflowd
+        ("10.0.0.0/8", (29, 0, [])),                          # nobody
+    ]
+    bad = False
+    for allowed, want in cases:
+        got = run(spamflowd, fixtures, allowed)
+        ok = got == want
+        bad |= not ok
+        print(f"{'ok ' if ok else 'BAD'} allowed_exporters = {allowed!r}: denied, records, "
+              f"exporters = {got}" + ("" if ok else f", want {want}"))
+    if bad:
+        sys.exit("FAIL")
+
+
+if __name__ == "__main__":
+    main()
