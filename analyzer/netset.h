@@ -44,10 +44,18 @@ NetSet *netset_new_from_list(const char *list, GError **error);
 
 /* Longest-prefix match; FALSE when no prefix covers addr. `m` may be NULL. */
 gboolean netset_lookup(const NetSet *set, const guint8 addr[16], NetSetMatch *m);
+
+/* The first member of every NetSet (netset.c asserts it): lets the inline membership test
+ * answer for an empty set (e.g. no mail servers configured) without a call. */
+typedef struct {
+	guint n_prefixes;
+} NetSetHead;
+
 static inline gboolean
 netset_contains(const NetSet *set, const guint8 addr[16])
 {
-	return set != NULL && netset_lookup(set, addr, NULL);
+	return set != NULL && ((const NetSetHead *)(const void *)set)->n_prefixes != 0 &&
+	       netset_lookup(set, addr, NULL);
 }
 guint netset_size(const NetSet *set); /* prefixes stored */
 gsize netset_mem(const NetSet *set);  /* bytes held */

@@ -97,13 +97,52 @@ cursor_sub(Cursor *c, gsize n, Cursor *sub)
 	return TRUE;
 }
 
+/* Fixed-length big-endian reads; the caller has already checked that the bytes are present
+ * at p. One unaligned load and a byte swap each (memcpy keeps them alignment-safe). */
+static inline guint16
+be_u16(const guint8 *p)
+{
+	guint16 t;
+	memcpy(&t, p, 2);
+	return GUINT16_FROM_BE(t);
+}
+
+static inline guint32
+be_u32(const guint8 *p)
+{
+	guint32 t;
+	memcpy(&t, p, 4);
+	return GUINT32_FROM_BE(t);
+}
+
+static inline guint64
+be_u64(const guint8 *p)
+{
+	guint64 t;
+	memcpy(&t, p, 8);
+	return GUINT64_FROM_BE(t);
+}
+
 /* Unsigned big-endian integer of 1..8 bytes (RFC 7011 6.2 reduced-length encoding).
- * The caller has already checked that n bytes are present at p. */
+ * The caller has already checked that n bytes are present at p. The common lengths take
+ * one load; the odd ones (3, 5, 6, 7: reduced-length counters) the byte loop. */
 static inline guint64
 be_uint(const guint8 *p, gsize n)
 {
-	guint64 v = 0;
-	for (gsize i = 0; i < n; i++)
-		v = (v << 8) | p[i];
-	return v;
+	switch (n) {
+	case 1:
+		return p[0];
+	case 2:
+		return be_u16(p);
+	case 4:
+		return be_u32(p);
+	case 8:
+		return be_u64(p);
+	default: {
+		guint64 v = 0;
+		for (gsize i = 0; i < n; i++)
+			v = (v << 8) | p[i];
+		return v;
+	}
+	}
 }

@@ -4,9 +4,10 @@
  * templates with variable-length fields (RFC 7011 7) walk the lengths once per record. */
 #include "template.h"
 
+#include <stddef.h>
 #include <string.h>
 
-/* What a planned field means. Several kinds can feed one flow field; finish_flow() applies
+/* What a planned field means. Several kinds can feed one flow field; compile_plan() applies
  * the precedence (e.g. packetDeltaCount over packetTotalCount over initiatorPackets). */
 typedef enum {
 	FK_SRC4,
@@ -66,6 +67,64 @@ typedef struct {
 	guint8 kind;
 } PlanItem;
 
+/* A data template's plan compiled into length-specialised steps (compile_plan()): each one
+ * reads one field with a fixed-size load and stores it straight into the Flow (addresses,
+ * ports, protocol, flags, counters) or, for the kinds that need the whole record (times,
+ * sampling), into the Values array. Which kinds are present is a property of the template,
+ * so the precedence between kinds (packetDeltaCount over packetTotalCount, ...) and the
+ * record's `has` bits are settled once, here, not per record. */
+typedef enum {
+	OP_ADDR4,  /* 4 bytes -> IPv4-mapped address at Flow+dst (the Flow starts zeroed) */
+	OP_ADDR6,  /* 16 bytes -> address at Flow+dst */
+	OP_F8,     /* 1 byte -> guint8 at Flow+dst */
+	OP_F16,    /* 2 bytes -> guint16 at Flow+dst */
+	OP_F64_1,  /* 1/2/4/8-byte counter -> guint64 at Flow+dst */
+	OP_F64_2,
+	OP_F64_4,
+	OP_F64_8,
+	OP_F64_N,  /* reduced-length counter of 3, 5, 6 or 7 bytes (RFC 7011 6.2) */
+	OP_V_1,    /* 1/2/4/8 bytes -> Values.v[dst] */
+	OP_V_2,
+	OP_V_4,
+	OP_V_8,
+	OP_V_N,
+} OpCode;
+
+typedef struct {
+	guint16 off;  /* offset in the record (fixed-length templates), adj included */
+	guint8 code;  /* OpCode */
+	guint8 len;   /* field length (OP_F64_N, OP_V_N) */
+	guint8 adj;   /* bytes to skip inside the field (2-byte tcpControlBits: the low byte) */
+	guint8 pidx;  /* plan index: offs[] slot for variable-length templates */
+	guint16 dst;  /* byte offset in Flow, or the kind in Values */
+} Op;
+
+/* The commonest fields of fixed-length data templates skip the Op loop: a template bit says
+ * the field is there and fo[] where; the record is then decoded by straight-line code whose
+ * branches depend only on the template. */
+enum { FS_SRC, FS_DST, FS_SPORT, FS_DPORT, FS_PROTO, FS_FLAGS, FS_PKTS, FS_BYTES, FS_T0, FS_T1, FS_N };
+enum {
+	FAST_SRC4 = 1u << 0,
+	FAST_SRC6 = 1u << 1,
+	FAST_DST4 = 1u << 2,
+	FAST_DST6 = 1u << 3,
+	FAST_SPORT = 1u << 4,
+	FAST_DPORT = 1u << 5,
+	FAST_PROTO = 1u << 6,
+	FAST_FLAGS = 1u << 7,
+	FAST_PKTS4 = 1u << 8,
+	FAST_PKTS8 = 1u << 9,
+	FAST_BYTES4 = 1u << 10,
+	FAST_BYTES8 = 1u << 11,
+};
+/* Start/end time forms read directly (fixed-length templates whose only time fields are
+ * these two); anything else goes through Values and finish_times(). */
+typedef enum {
+	TM_GENERIC = 0,
+	TM_UPTIME_V9, /* v9 FIRST_SWITCHED/LAST_SWITCHED (22/21), 4 bytes each */
+	TM_MS,        /* flowStartMilliseconds/flowEndMilliseconds (152/153) */
+} TimeMode;
+
 struct Template {
 	guint16 id;
 	guint16 nfields;
@@ -75,6 +134,14 @@ struct Template {
 	guint16 *flen;   /* field lengths, only kept for variable-length templates */
 	guint nplan;
 	PlanItem plan[MAX_PLAN];
+	/* compiled plan (data templates) */
+	guint32 fast;         /* FAST_* bits: fields read by straight-line code (fixed-length) */
+	guint8 tmode;         /* TimeMode */
+	guint16 fo[FS_N];     /* record offsets of the fast fields */
+	guint nops;
+	guint64 vmask;    /* kinds read into Values (times, sampling) */
+	guint16 flow_has; /* FLOW_HAS_* every record of this template sets */
+	Op ops[MAX_PLAN];
 	gint64 refreshed_ms;
 };
 
@@ -252,6 +319,194 @@ parse_fields(DecodeCtx *ctx, Cursor *c, Template *t, guint n, guint scope)
 	return TRUE;
 }
 
+#define KBIT(k) (G_GUINT64_CONSTANT(1) << (k))
+#define TIME_KINDS                                                                            \
+	(KBIT(FK_FIRST_UPTIME) | KBIT(FK_LAST_UPTIME) | KBIT(FK_START_S) | KBIT(FK_END_S) |     \
+	 KBIT(FK_START_MS) | KBIT(FK_END_MS) | KBIT(FK_START_NTP) | KBIT(FK_END_NTP) |           \
+	 KBIT(FK_START_DELTA_US) | KBIT(FK_END_DELTA_US) | KBIT(FK_SYSINIT_MS) | KBIT(FK_EVENT_MS))
+#define SAMPLING_KINDS                                                                        \
+	(KBIT(FK_SAMPLING) | KBIT(FK_SAMPLER_ID) | KBIT(FK_SAMPLER_RANDOM) |                    \
+	 KBIT(FK_PKT_INTERVAL) | KBIT(FK_PKT_SPACE))
+#define NAT_ADDR_KINDS \
+	(KBIT(FK_NAT_SRC4) | KBIT(FK_NAT_DST4) | KBIT(FK_NAT_SRC6) | KBIT(FK_NAT_DST6))
+
+static guint8
+counter_op(guint16 len, guint8 base)
+{
+	/* base is OP_F64_1 or OP_V_1; the four fixed lengths follow it, then _N */
+	switch (len) {
+	case 1:
+		return base;
+	case 2:
+		return base + 1;
+	case 4:
+		return base + 2;
+	case 8:
+		return base + 3;
+	default:
+		return base + 4;
+	}
+}
+
+/* Compile a data template's plan into Ops (see Op). The first occurrence of a kind is
+ * already the only one planned; here a kind that a higher-precedence kind overrides for
+ * the same Flow field is dropped, and NAT ports are dropped when
+ * no NAT address is present (the flow then has no NAT). */
+static void
+compile_plan(Template *t, guint8 version)
+{
+	guint64 have = 0, drop = 0;
+
+	for (guint i = 0; i < t->nplan; i++)
+		have |= KBIT(t->plan[i].kind);
+	if (have & KBIT(FK_PKTS))
+		drop |= KBIT(FK_PKTS_TOTAL) | KBIT(FK_PKTS_INIT);
+	else if (have & KBIT(FK_PKTS_TOTAL))
+		drop |= KBIT(FK_PKTS_INIT);
+	if (have & KBIT(FK_BYTES))
+		drop |= KBIT(FK_BYTES_TOTAL) | KBIT(FK_BYTES_INIT);
+	else if (have & KBIT(FK_BYTES_TOTAL))
+		drop |= KBIT(FK_BYTES_INIT);
+	if (!(have & NAT_ADDR_KINDS))
+		drop |= KBIT(FK_NAT_SPORT) | KBIT(FK_NAT_DPORT);
+	else
+		t->flow_has |= FLOW_HAS_NAT;
+
+	guint64 times = have & TIME_KINDS;
+	if (!t->varlen && version == 9 && times == (KBIT(FK_FIRST_UPTIME) | KBIT(FK_LAST_UPTIME)))
+		t->tmode = TM_UPTIME_V9;
+	else if (!t->varlen && times == (KBIT(FK_START_MS) | KBIT(FK_END_MS)))
+		t->tmode = TM_MS;
+
+	t->nops = 0;
+	for (guint i = 0; i < t->nplan; i++) {
+		const PlanItem *pi = &t->plan[i];
+		Op op = {.len = (guint8)MIN(pi->len, 255u), .pidx = (guint8)i};
+		guint k = pi->kind;
+		if (drop & KBIT(k))
+			continue;
+		switch (k) {
+		case FK_SRC4:
+		case FK_DST4:
+		case FK_NAT_SRC4:
+		case FK_NAT_DST4:
+			op.code = OP_ADDR4;
+			op.dst = k == FK_SRC4	? offsetof(Flow, src)
+				 : k == FK_DST4 ? offsetof(Flow, dst)
+				 : k == FK_NAT_SRC4 ? offsetof(Flow, nat_src)
+						    : offsetof(Flow, nat_dst);
+			break;
+		case FK_SRC6:
+		case FK_DST6:
+		case FK_NAT_SRC6:
+		case FK_NAT_DST6:
+			op.code = OP_ADDR6;
+			op.dst = k == FK_SRC6	? offsetof(Flow, src)
+				 : k == FK_DST6 ? offsetof(Flow, dst)
+				 : k == FK_NAT_SRC6 ? offsetof(Flow, nat_src)
+						    : offsetof(Flow, nat_dst);
+			break;
+		case FK_SPORT:
+		case FK_DPORT:
+		case FK_NAT_SPORT:
+		case FK_NAT_DPORT:
+			op.code = OP_F16;
+			op.dst = k == FK_SPORT	   ? offsetof(Flow, sport)
+				 : k == FK_DPORT   ? offsetof(Flow, dport)
+				 : k == FK_NAT_SPORT ? offsetof(Flow, nat_sport)
+						     : offsetof(Flow, nat_dport);
+			break;
+		case FK_PROTO:
+			op.code = OP_F8;
+			op.dst = offsetof(Flow, proto);
+			break;
+		case FK_TCPFLAGS:
+			/* 2-byte tcpControlBits: the flags spamflow keeps are the low byte */
+			op.code = OP_F8;
+			op.adj = (guint8)(pi->len - 1);
+			op.dst = offsetof(Flow, tcp_flags);
+			t->flow_has |= FLOW_HAS_TCP_FLAGS;
+			break;
+		case FK_FW_EVENT:
+			op.code = OP_F8;
+			op.dst = offsetof(Flow, fw_event);
+			t->flow_has |= FLOW_HAS_FW_EVENT;
+			break;
+		case FK_DIRECTION:
+			op.code = OP_F8;
+			op.dst = offsetof(Flow, direction);
+			t->flow_has |= FLOW_HAS_DIRECTION;
+			break;
+		case FK_PKTS:
+		case FK_PKTS_TOTAL:
+		case FK_PKTS_INIT:
+			op.code = counter_op(pi->len, OP_F64_1);
+			op.dst = offsetof(Flow, packets);
+			t->flow_has |= FLOW_HAS_PACKETS;
+			break;
+		case FK_BYTES:
+		case FK_BYTES_TOTAL:
+		case FK_BYTES_INIT:
+			op.code = counter_op(pi->len, OP_F64_1);
+			op.dst = offsetof(Flow, bytes);
+			t->flow_has |= FLOW_HAS_BYTES;
+			break;
+		case FK_REV_PKTS:
+		case FK_REV_BYTES:
+			op.code = counter_op(pi->len, OP_F64_1);
+			op.dst = k == FK_REV_PKTS ? offsetof(Flow, rev_packets) : offsetof(Flow, rev_bytes);
+			t->flow_has |= FLOW_HAS_REVERSE;
+			break;
+		default: /* times, sampling: finished from Values */
+			op.code = counter_op(pi->len, OP_V_1);
+			op.dst = (guint16)k;
+			t->vmask |= KBIT(k);
+			break;
+		}
+		/* variable-length templates: off is relative to the field (offs[pidx]) */
+		op.off = (guint16)((t->varlen ? 0 : pi->off) + op.adj);
+		if (!t->varlen) {
+			int slot = -1;
+			guint32 bit = 0;
+			if (op.code == OP_ADDR4 || op.code == OP_ADDR6) {
+				gboolean v4 = op.code == OP_ADDR4;
+				if (k == FK_SRC4 || k == FK_SRC6)
+					slot = FS_SRC, bit = v4 ? FAST_SRC4 : FAST_SRC6;
+				else if (k == FK_DST4 || k == FK_DST6)
+					slot = FS_DST, bit = v4 ? FAST_DST4 : FAST_DST6;
+			} else if (k == FK_SPORT) {
+				slot = FS_SPORT, bit = FAST_SPORT;
+			} else if (k == FK_DPORT) {
+				slot = FS_DPORT, bit = FAST_DPORT;
+			} else if (k == FK_PROTO) {
+				slot = FS_PROTO, bit = FAST_PROTO;
+			} else if (k == FK_TCPFLAGS) {
+				slot = FS_FLAGS, bit = FAST_FLAGS;
+			} else if (op.dst == offsetof(Flow, packets) &&
+				   (op.code == OP_F64_4 || op.code == OP_F64_8)) {
+				slot = FS_PKTS, bit = op.code == OP_F64_4 ? FAST_PKTS4 : FAST_PKTS8;
+			} else if (op.dst == offsetof(Flow, bytes) &&
+				   (op.code == OP_F64_4 || op.code == OP_F64_8)) {
+				slot = FS_BYTES, bit = op.code == OP_F64_4 ? FAST_BYTES4 : FAST_BYTES8;
+			} else if ((t->tmode == TM_UPTIME_V9 && k == FK_FIRST_UPTIME) ||
+				   (t->tmode == TM_MS && k == FK_START_MS)) {
+				slot = FS_T0;
+			} else if ((t->tmode == TM_UPTIME_V9 && k == FK_LAST_UPTIME) ||
+				   (t->tmode == TM_MS && k == FK_END_MS)) {
+				slot = FS_T1;
+			}
+			if (slot >= 0) {
+				t->fo[slot] = op.off;
+				t->fast |= bit;
+				if (slot == FS_T0 || slot == FS_T1)
+					t->vmask &= ~KBIT(k); /* read directly, not into Values */
+				continue;
+			}
+		}
+		t->ops[t->nops++] = op;
+	}
+}
+
 static void
 install(DecodeCtx *ctx, Template *t)
 {
@@ -353,6 +608,8 @@ template_record(DecodeCtx *ctx, Cursor *c, guint16 set_id)
 		template_free(t);
 		return TPL_BAD_ID;
 	}
+	if (!options)
+		compile_plan(t, ctx->version);
 	install(ctx, t);
 	return TPL_OK;
 }
@@ -520,6 +777,19 @@ finish_times(const DecodeCtx *ctx, const Values *vals, Flow *f)
 	f->has |= FLOW_HAS_TIMES;
 }
 
+/* Both times known (the direct TimeModes): finish_times()'s tail. */
+static inline void
+set_times(const DecodeCtx *ctx, Flow *f, gint64 s, gint64 e)
+{
+	if (!times_plausible(ctx->export_ms, s, e)) {
+		f->has |= FLOW_TIMES_INVALID;
+		return;
+	}
+	f->start_ms = s;
+	f->end_ms = e;
+	f->has |= FLOW_HAS_TIMES;
+}
+
 static guint32
 sampling_of(const Domain *d, const Values *vals)
 {
@@ -553,89 +823,170 @@ options_record(DecodeCtx *ctx, const Values *vals)
 	}
 }
 
+/* Options record at p: the generic path (rare; learns sampling and init time). For
+ * variable-length templates, offs holds each planned field's offset and length. */
 static void
-finish_flow(DecodeCtx *ctx, const Values *vals, Flow *f)
-{
-	if (HAS(vals, FK_SPORT))
-		f->sport = (guint16)VAL(vals, FK_SPORT);
-	if (HAS(vals, FK_DPORT))
-		f->dport = (guint16)VAL(vals, FK_DPORT);
-	f->proto = (guint8)VAL(vals, FK_PROTO);
-	if (HAS(vals, FK_TCPFLAGS)) {
-		f->tcp_flags = (guint8)VAL(vals, FK_TCPFLAGS);
-		f->has |= FLOW_HAS_TCP_FLAGS;
-	}
-	if (HAS(vals, FK_PKTS) || HAS(vals, FK_PKTS_TOTAL) || HAS(vals, FK_PKTS_INIT)) {
-		f->packets = HAS(vals, FK_PKTS)		? VAL(vals, FK_PKTS)
-			     : HAS(vals, FK_PKTS_TOTAL) ? VAL(vals, FK_PKTS_TOTAL)
-							: VAL(vals, FK_PKTS_INIT);
-		f->has |= FLOW_HAS_PACKETS;
-	}
-	if (HAS(vals, FK_BYTES) || HAS(vals, FK_BYTES_TOTAL) || HAS(vals, FK_BYTES_INIT)) {
-		f->bytes = HAS(vals, FK_BYTES)		 ? VAL(vals, FK_BYTES)
-			   : HAS(vals, FK_BYTES_TOTAL) ? VAL(vals, FK_BYTES_TOTAL)
-						       : VAL(vals, FK_BYTES_INIT);
-		f->has |= FLOW_HAS_BYTES;
-	}
-	if (HAS(vals, FK_REV_PKTS) || HAS(vals, FK_REV_BYTES)) {
-		f->rev_packets = VAL(vals, FK_REV_PKTS);
-		f->rev_bytes = VAL(vals, FK_REV_BYTES);
-		f->has |= FLOW_HAS_REVERSE;
-	}
-	if (HAS(vals, FK_FW_EVENT)) {
-		f->fw_event = (guint8)VAL(vals, FK_FW_EVENT);
-		f->has |= FLOW_HAS_FW_EVENT;
-	}
-	if (HAS(vals, FK_DIRECTION)) {
-		f->direction = (guint8)VAL(vals, FK_DIRECTION);
-		f->has |= FLOW_HAS_DIRECTION;
-	}
-	if (HAS(vals, FK_NAT_SRC4) || HAS(vals, FK_NAT_DST4) || HAS(vals, FK_NAT_SRC6) ||
-	    HAS(vals, FK_NAT_DST6)) {
-		f->nat_sport = (guint16)VAL(vals, FK_NAT_SPORT);
-		f->nat_dport = (guint16)VAL(vals, FK_NAT_DPORT);
-		f->has |= FLOW_HAS_NAT;
-	}
-	finish_times(ctx, vals, f);
-	f->sampling = sampling_of(ctx->dom, vals);
-	ctx->dom->st.sampling = f->sampling; /* the interval last seen */
-	f->recv_ms = ctx->now_ms;
-	f->exporter = ctx->exp->index;
-	f->domain = ctx->dom->id;
-	f->version = ctx->version;
-}
-
-/* Decode one record at p (all its min/declared bytes present). For variable-length
- * templates, offs holds each planned field's offset and length. */
-static void
-decode_record(DecodeCtx *ctx, const Template *t, const guint8 *p, const guint16 *offs,
-	      const guint16 *lens)
+decode_options_record(DecodeCtx *ctx, const Template *t, const guint8 *p, const guint16 *offs,
+		      const guint16 *lens)
 {
 	Values vals;
 	Flow scratch;
-	Flow *f;
 
 	vals.present = 0;
-	if (t->options) {
-		f = &scratch;
-		memset(f, 0, sizeof *f);
-	} else {
-		f = flow_batch_next(ctx->out);
-	}
+	memset(&scratch, 0, sizeof scratch);
 	for (guint i = 0; i < t->nplan; i++) {
 		const PlanItem *pi = &t->plan[i];
 		if (offs == NULL)
-			read_planned(&vals, f, p + pi->off, pi->kind, pi->len);
+			read_planned(&vals, &scratch, p + pi->off, pi->kind, pi->len);
 		else if (lens[i] == pi->len)
-			read_planned(&vals, f, p + offs[i], pi->kind, pi->len);
+			read_planned(&vals, &scratch, p + offs[i], pi->kind, pi->len);
 	}
-	if (t->options) {
-		options_record(ctx, &vals);
-		return;
+	options_record(ctx, &vals);
+}
+
+/* Data record at p through the compiled plan. offs: NULL for fixed-length templates (each
+ * Op carries its offset), else each planned field's offset in this record. */
+static inline __attribute__((always_inline)) void
+decode_data_record(DecodeCtx *ctx, const Template *t, const guint8 *p, const guint16 *offs)
+{
+	Values vals;
+	Flow *f = flow_batch_next(ctx->out);
+	guint8 *fb = (guint8 *)f;
+	Domain *d = ctx->dom;
+
+	vals.present = t->vmask;
+	guint32 m = t->fast;
+	if (m != 0) {
+		const guint16 *fo = t->fo;
+		if (m & FAST_SRC4) {
+			f->src[10] = f->src[11] = 0xff; /* the Flow is zeroed */
+			memcpy(f->src + 12, p + fo[FS_SRC], 4);
+		} else if (m & FAST_SRC6) {
+			memcpy(f->src, p + fo[FS_SRC], 16);
+		}
+		if (m & FAST_DST4) {
+			f->dst[10] = f->dst[11] = 0xff;
+			memcpy(f->dst + 12, p + fo[FS_DST], 4);
+		} else if (m & FAST_DST6) {
+			memcpy(f->dst, p + fo[FS_DST], 16);
+		}
+		if (m & FAST_SPORT)
+			f->sport = be_u16(p + fo[FS_SPORT]);
+		if (m & FAST_DPORT)
+			f->dport = be_u16(p + fo[FS_DPORT]);
+		if (m & FAST_PROTO)
+			f->proto = p[fo[FS_PROTO]];
+		if (m & FAST_FLAGS)
+			f->tcp_flags = p[fo[FS_FLAGS]];
+		if (m & FAST_PKTS4)
+			f->packets = be_u32(p + fo[FS_PKTS]);
+		else if (m & FAST_PKTS8)
+			f->packets = be_u64(p + fo[FS_PKTS]);
+		if (m & FAST_BYTES4)
+			f->bytes = be_u32(p + fo[FS_BYTES]);
+		else if (m & FAST_BYTES8)
+			f->bytes = be_u64(p + fo[FS_BYTES]);
 	}
-	finish_flow(ctx, &vals, f);
+	for (guint i = 0; i < t->nops; i++) {
+		const Op *op = &t->ops[i];
+		const guint8 *s = offs == NULL ? p + op->off : p + offs[op->pidx] + op->off;
+		guint8 *dst = fb + op->dst;
+		guint64 v;
+		guint16 v16;
+		switch ((OpCode)op->code) {
+		case OP_ADDR4:
+			/* the slot is zeroed: only the ::ffff: marker and the address */
+			dst[10] = 0xff;
+			dst[11] = 0xff;
+			memcpy(dst + 12, s, 4);
+			break;
+		case OP_ADDR6:
+			memcpy(dst, s, 16);
+			break;
+		case OP_F8:
+			*dst = s[0];
+			break;
+		case OP_F16:
+			v16 = be_u16(s);
+			memcpy(dst, &v16, 2);
+			break;
+		case OP_F64_1:
+			v = s[0];
+			memcpy(dst, &v, 8);
+			break;
+		case OP_F64_2:
+			v = be_u16(s);
+			memcpy(dst, &v, 8);
+			break;
+		case OP_F64_4:
+			v = be_u32(s);
+			memcpy(dst, &v, 8);
+			break;
+		case OP_F64_8:
+			v = be_u64(s);
+			memcpy(dst, &v, 8);
+			break;
+		case OP_F64_N:
+			v = be_uint(s, op->len);
+			memcpy(dst, &v, 8);
+			break;
+		case OP_V_1:
+			vals.v[op->dst] = s[0];
+			break;
+		case OP_V_2:
+			vals.v[op->dst] = be_u16(s);
+			break;
+		case OP_V_4:
+			vals.v[op->dst] = be_u32(s);
+			break;
+		case OP_V_8:
+			vals.v[op->dst] = be_u64(s);
+			break;
+		case OP_V_N:
+			vals.v[op->dst] = be_uint(s, op->len);
+			break;
+		}
+	}
+	f->has = t->flow_has;
+	if (t->tmode == TM_UPTIME_V9) {
+		if (G_LIKELY(ctx->version == 9)) {
+			/* as finish_times(): sysUptime ms against the header's (uptime, secs) */
+			guint32 up = ctx->uptime;
+			set_times(ctx, f, ctx->export_ms - (gint32)(up - be_u32(p + t->fo[FS_T0])),
+				  ctx->export_ms - (gint32)(up - be_u32(p + t->fo[FS_T1])));
+		} else {
+			/* the exporter (address, port) changed version under a v9 template */
+			vals.v[FK_FIRST_UPTIME] = be_u32(p + t->fo[FS_T0]);
+			vals.v[FK_LAST_UPTIME] = be_u32(p + t->fo[FS_T1]);
+			vals.present |= KBIT(FK_FIRST_UPTIME) | KBIT(FK_LAST_UPTIME);
+			finish_times(ctx, &vals, f);
+		}
+	} else if (t->tmode == TM_MS) {
+		set_times(ctx, f, (gint64)be_u64(p + t->fo[FS_T0]), (gint64)be_u64(p + t->fo[FS_T1]));
+	} else if (t->vmask & TIME_KINDS) {
+		finish_times(ctx, &vals, f);
+	}
+	if (t->vmask & SAMPLING_KINDS)
+		f->sampling = sampling_of(d, &vals);
+	else
+		f->sampling = d->sampling > 0 ? d->sampling : 1; /* domain_sampling() without id */
+	d->st.sampling = f->sampling; /* the interval last seen */
+	f->recv_ms = ctx->now_ms;
+	f->exporter = ctx->exp->index;
+	f->domain = d->id;
+	f->version = ctx->version;
 	flow_batch_commit(ctx->out);
-	ctx->dom->st.records++;
+	d->st.records++;
+}
+
+static void
+decode_record_varlen(DecodeCtx *ctx, const Template *t, const guint8 *p, const guint16 *offs,
+		     const guint16 *lens)
+{
+	if (t->options)
+		decode_options_record(ctx, t, p, offs, lens);
+	else
+		decode_data_record(ctx, t, p, offs);
 }
 
 static gboolean
@@ -671,7 +1022,7 @@ data_set_varlen(DecodeCtx *ctx, const Template *t, Cursor *set)
 			if (!cursor_skip(set, len))
 				goto bad;
 		}
-		decode_record(ctx, t, set->p + start, offs, lens);
+		decode_record_varlen(ctx, t, set->p + start, offs, lens);
 		n++;
 	}
 	if (n == 0) {
@@ -713,7 +1064,12 @@ template_data_set(DecodeCtx *ctx, Cursor *set, guint16 set_id)
 	}
 	/* Whole records only; a shorter tail is padding (RFC 7011 3.3.1, RFC 3954 5.3). */
 	const guint8 *p = cursor_ptr(set);
+	if (t->options) {
+		for (gsize i = 0; i < n; i++, p += t->min_len)
+			decode_options_record(ctx, t, p, NULL, NULL);
+		return TRUE;
+	}
 	for (gsize i = 0; i < n; i++, p += t->min_len)
-		decode_record(ctx, t, p, NULL, NULL);
+		decode_data_record(ctx, t, p, NULL);
 	return TRUE;
 }
