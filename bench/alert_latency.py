@@ -66,7 +66,8 @@ def main():
                       ("127.0.0.1", port))
             seq += 1
             while True:
-                lines = open(out).read().splitlines() if os.path.exists(out) else []
+                # complete lines only: the daemon may be in the middle of writing one
+                lines = open(out).read().split("\n")[:-1] if os.path.exists(out) else []
                 if len(lines) > seen:
                     t_seen = time.perf_counter()
                     a = json.loads(lines[seen])
