@@ -1,6 +1,6 @@
 /* The --flows CSV writer: a FlowBatch consumer that prints each record with flowcsv_write(),
- * naming the exporter by address. Names come from collector_foreach_session() and are cached
- * per exporter index, so the session list is walked only when a new exporter appears. */
+ * naming the exporter by address. Names come from collector_exporter_addr() and are cached
+ * per exporter index. */
 #include "flowsout.h"
 
 #include "flowcsv.h"
@@ -60,34 +60,22 @@ flowsout_forget_exporters(FlowsOut *fo)
 	g_hash_table_remove_all(fo->names);
 }
 
-static void
-learn_name(const SessionView *v, gpointer user_data)
-{
-	GHashTable *names = user_data;
-	gpointer key = GUINT_TO_POINTER(v->index);
-	char buf[INET6_ADDRSTRLEN];
-
-	if (!g_hash_table_contains(names, key))
-		g_hash_table_insert(names, key, g_strdup(flow_addr_str(v->addr, buf, sizeof buf)));
-}
-
 static const char *
 exporter_name(FlowsOut *fo, guint32 index)
 {
 	gpointer key = GUINT_TO_POINTER(index);
 	const char *name = g_hash_table_lookup(fo->names, key);
+	guint8 addr[16];
+	char buf[INET6_ADDRSTRLEN];
 
 	if (name != NULL)
 		return name;
-	if (fo->collector != NULL)
-		collector_foreach_session(fo->collector, learn_name, fo->names);
-	name = g_hash_table_lookup(fo->names, key);
-	if (name == NULL) {
-		/* Not in the session list: remember that, so we do not walk it per record. */
-		g_hash_table_insert(fo->names, key, g_strdup(""));
-		name = "";
-	}
-	return name;
+	/* "" when the exporter is gone: remembered, so it is not looked up per record */
+	char *text = fo->collector != NULL && collector_exporter_addr(fo->collector, index, addr, NULL)
+			 ? g_strdup(flow_addr_str(addr, buf, sizeof buf))
+			 : g_strdup("");
+	g_hash_table_insert(fo->names, key, text);
+	return text;
 }
 
 void
