@@ -137,6 +137,25 @@ exporter_domain(Exporter *e, guint32 id, gint64 now_ms)
 }
 
 static Exporter *
+exporter_add(Collector *c, const ExporterKey *kp, guint index)
+{
+	ExporterKey k = *kp;
+	const guint8 *addr = k.addr;
+	guint16 port = k.port;
+	Exporter *e = g_new0(Exporter, 1);
+	e->index = index;
+	memcpy(e->addr, addr, 16);
+	e->port = port;
+	e->domains = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, domain_free);
+	e->domain_order = g_array_new(FALSE, FALSE, sizeof(guint32));
+	e->cfg = &c->cfg;
+	e->totals = &c->totals;
+	g_hash_table_insert(c->exporters, g_memdup2(&k, sizeof k), e);
+	g_hash_table_insert(c->by_index, GUINT_TO_POINTER(e->index), e);
+	return e;
+}
+
+static Exporter *
 exporter_get(Collector *c, const guint8 addr[16], guint16 port)
 {
 	ExporterKey k;
@@ -149,17 +168,72 @@ exporter_get(Collector *c, const guint8 addr[16], guint16 port)
 		c->totals.exporters_refused++;
 		return NULL;
 	}
-	e = g_new0(Exporter, 1);
-	e->index = c->next_index++;
-	memcpy(e->addr, addr, 16);
-	e->port = port;
-	e->domains = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, domain_free);
-	e->domain_order = g_array_new(FALSE, FALSE, sizeof(guint32));
-	e->cfg = &c->cfg;
-	e->totals = &c->totals;
-	g_hash_table_insert(c->exporters, g_memdup2(&k, sizeof k), e);
-	g_hash_table_insert(c->by_index, GUINT_TO_POINTER(e->index), e);
-	return e;
+	return exporter_add(c, &k, c->next_index++);
+}
+
+CollectorRestore
+collector_exporter_restore(Collector *c, guint index, const guint8 addr[16], guint16 port,
+			   gint64 last_seen_ms, Exporter **out)
+{
+	ExporterKey k;
+	memcpy(k.addr, addr, 16);
+	k.port = port;
+	*out = NULL;
+	if (g_hash_table_contains(c->exporters, &k) ||
+	    g_hash_table_contains(c->by_index, GUINT_TO_POINTER(index)))
+		return COLLECTOR_RESTORE_DUPLICATE;
+	if ((c->cfg.allow != NULL && !c->cfg.allow(addr, c->cfg.allow_data)) ||
+	    g_hash_table_size(c->exporters) >= c->cfg.max_exporters)
+		return COLLECTOR_RESTORE_DROPPED;
+	Exporter *e = exporter_add(c, &k, index);
+	e->last_seen_ms = last_seen_ms;
+	*out = e;
+	return COLLECTOR_RESTORE_OK;
+}
+
+guint
+collector_next_index(const Collector *c)
+{
+	return c->next_index;
+}
+
+void
+collector_set_next_index(Collector *c, guint next)
+{
+	if (next > c->next_index)
+		c->next_index = next;
+}
+
+Exporter *
+collector_exporter(const Collector *c, guint index)
+{
+	return g_hash_table_lookup(c->by_index, GUINT_TO_POINTER(index));
+}
+
+const CollectorConfig *
+collector_config(const Collector *c)
+{
+	return &c->cfg;
+}
+
+static gint
+uint_cmp(gconstpointer a, gconstpointer b)
+{
+	guint x = *(const guint *)a, y = *(const guint *)b;
+	return x < y ? -1 : x > y;
+}
+
+void
+collector_exporter_indexes(const Collector *c, GArray *out)
+{
+	GHashTableIter it;
+	gpointer k, v;
+	g_hash_table_iter_init(&it, c->by_index);
+	while (g_hash_table_iter_next(&it, &k, &v)) {
+		guint i = GPOINTER_TO_UINT(k);
+		g_array_append_val(out, i);
+	}
+	g_array_sort(out, uint_cmp);
 }
 
 guint

@@ -108,3 +108,21 @@ void collector_foreach_session(const Collector *c, SessionFunc fn, gpointer user
  * expired. */
 gboolean collector_exporter_addr(const Collector *c, guint index, guint8 addr[16],
 				 guint16 *port);
+
+/* Restart without loss (the daemon's state file): exporter sessions with their sequence
+ * positions, sampling and active templates, in a versioned big-endian blob. */
+void collector_state_save(const Collector *c, GByteArray *out);
+
+typedef struct {
+	guint exporters, domains, templates;
+	guint exporters_dropped; /* now refused by the allowlist, or over max_exporters */
+	guint domains_dropped;   /* over max_domains, or under a dropped exporter */
+	guint templates_dropped; /* over max_templates */
+} CollectorStateLoad;
+
+/* Restore a blob from collector_state_save() into a collector that has seen no datagram
+ * yet. The blob is untrusted: every length is checked and each template goes through the
+ * wire parser. Returns FALSE with an error naming what was wrong; the collector may then
+ * hold part of the state, so the caller frees it and makes a fresh one. */
+gboolean collector_state_load(Collector *c, const guint8 *data, gsize len,
+			      CollectorStateLoad *res, GError **error) G_GNUC_WARN_UNUSED_RESULT;

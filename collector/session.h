@@ -101,6 +101,20 @@ malformed_total(const SessionStats *st)
 	return n;
 }
 
+/* For the state file (state.c): the exporter table by index. */
+guint collector_next_index(const Collector *c);
+void collector_set_next_index(Collector *c, guint next);
+void collector_exporter_indexes(const Collector *c, GArray *out); /* ascending guint */
+Exporter *collector_exporter(const Collector *c, guint index);
+const CollectorConfig *collector_config(const Collector *c);
+typedef enum {
+	COLLECTOR_RESTORE_OK,
+	COLLECTOR_RESTORE_DROPPED,   /* allowlist or max_exporters: *out is NULL */
+	COLLECTOR_RESTORE_DUPLICATE, /* index or address already present */
+} CollectorRestore;
+CollectorRestore collector_exporter_restore(Collector *c, guint index, const guint8 addr[16],
+					    guint16 port, gint64 last_seen_ms, Exporter **out);
+
 /* Sampling interval for a sampler id learnt from options data, else the domain's. */
 guint32 domain_sampling(const Domain *d, gboolean has_id, guint32 id);
 void domain_set_sampler(Domain *d, gboolean has_id, guint32 id, guint32 interval);

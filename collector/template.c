@@ -143,6 +143,12 @@ struct Template {
 	guint16 flow_has; /* FLOW_HAS_* every record of this template sets */
 	Op ops[MAX_PLAN];
 	gint64 refreshed_ms;
+	/* The record as received (from its template ID on) and what it was read under, kept
+	 * so a restart can install it again without waiting for the exporter to resend it. */
+	guint8 *raw;
+	guint16 raw_len;
+	guint16 set_id;
+	guint8 version;
 };
 
 void
@@ -151,6 +157,7 @@ template_free(Template *t)
 	if (t == NULL)
 		return;
 	g_free(t->flen);
+	g_free(t->raw);
 	g_free(t);
 }
 
@@ -556,6 +563,7 @@ template_record(DecodeCtx *ctx, Cursor *c, guint16 set_id)
 	gboolean ipfix = ctx->version == 10;
 	gboolean options = ipfix ? set_id == 3 : set_id == 1;
 	guint16 id, count, scope = 0;
+	const guint8 *start = cursor_ptr(c);
 
 	if (!cursor_u16(c, &id) || !cursor_u16(c, &count))
 		return TPL_BAD;
@@ -610,6 +618,10 @@ template_record(DecodeCtx *ctx, Cursor *c, guint16 set_id)
 	}
 	if (!options)
 		compile_plan(t, ctx->version);
+	t->set_id = set_id;
+	t->version = ctx->version;
+	t->raw_len = (guint16)(cursor_ptr(c) - start); /* within one set: < 65536 */
+	t->raw = g_memdup2(start, t->raw_len);
 	install(ctx, t);
 	return TPL_OK;
 }
@@ -635,6 +647,77 @@ template_set(DecodeCtx *ctx, Cursor *set, guint16 set_id)
 	if (bad_id)
 		st->malformed[MAL_TEMPLATE_ID]++;
 	return TRUE;
+}
+
+static gint
+template_id_cmp(gconstpointer a, gconstpointer b)
+{
+	guint x = GPOINTER_TO_UINT(a), y = GPOINTER_TO_UINT(b);
+	return x < y ? -1 : x > y;
+}
+
+static void
+put_u16(GByteArray *out, guint16 v)
+{
+	guint8 b[2] = {(guint8)(v >> 8), (guint8)v};
+	g_byte_array_append(out, b, 2);
+}
+
+static void
+put_u64(GByteArray *out, guint64 v)
+{
+	guint8 b[8];
+	for (guint i = 0; i < 8; i++)
+		b[i] = (guint8)(v >> (56 - 8 * i));
+	g_byte_array_append(out, b, 8);
+}
+
+guint
+template_state_save(const Domain *d, GByteArray *out)
+{
+	g_autoptr(GList) ids = g_hash_table_get_keys(d->templates);
+	guint n = 0;
+
+	/* Ascending IDs: the same state always gives the same bytes. */
+	ids = g_list_sort(ids, (GCompareFunc)template_id_cmp);
+	for (GList *l = ids; l != NULL; l = l->next) {
+		const Template *t = g_hash_table_lookup(d->templates, l->data);
+		if (t->raw == NULL)
+			continue;
+		put_u16(out, t->set_id);
+		g_byte_array_append(out, &t->version, 1);
+		put_u64(out, (guint64)t->refreshed_ms);
+		put_u16(out, t->raw_len);
+		g_byte_array_append(out, t->raw, t->raw_len);
+		n++;
+	}
+	return n;
+}
+
+TplResult
+template_restore(DecodeCtx *ctx, guint16 set_id, const guint8 *raw, gsize len,
+		 gint64 refreshed_ms)
+{
+	Cursor c;
+	guint16 id;
+	guint32 refused = ctx->dom->st.templates_refused;
+
+	if (ctx->version == 10 ? set_id != 2 && set_id != 3 : set_id > 1)
+		return TPL_BAD;
+	cursor_init(&c, raw, len);
+	if (!cursor_u16(&c, &id))
+		return TPL_BAD;
+	c.off = 0;
+	TplResult r = template_record(ctx, &c, set_id);
+	/* One whole record, or it is not what was saved. */
+	if (r == TPL_OK && cursor_left(&c) != 0)
+		return TPL_BAD;
+	if (r != TPL_OK)
+		return r == TPL_WITHDRAWN || r == TPL_PADDING ? TPL_BAD : r;
+	Template *t = g_hash_table_lookup(ctx->dom->templates, GUINT_TO_POINTER(id));
+	if (t != NULL && ctx->dom->st.templates_refused == refused)
+		t->refreshed_ms = refreshed_ms;
+	return TPL_OK;
 }
 
 guint

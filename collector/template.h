@@ -23,5 +23,13 @@ gboolean template_set(DecodeCtx *ctx, Cursor *set, guint16 set_id);
 gboolean template_data_set(DecodeCtx *ctx, Cursor *set, guint16 set_id);
 
 void template_free(Template *t);
+
+/* Restart without loss: append the domain's templates (each as its wire record, the set ID
+ * and version it came in, and when it was last refreshed) to out; returns how many. */
+guint template_state_save(const Domain *d, GByteArray *out);
+/* Install one saved template record through the same parser as the wire (so a corrupt
+ * state file can do no more than a hostile exporter), then set its refresh time. */
+TplResult template_restore(DecodeCtx *ctx, guint16 set_id, const guint8 *raw, gsize len,
+			   gint64 refreshed_ms);
 /* Drop templates idle past the timeout; returns how many. */
 guint template_expire(Exporter *e, Domain *d, gint64 now_ms);

@@ -1,0 +1,295 @@
+/* The collector's part of the daemon's state file: per exporter session and observation
+ * domain, the sequence position, the sampling learnt from options records and every active
+ * template as its wire record, so that after a restart the first data sets decode at once
+ * and loss is measured from where the previous run stopped. Counters start again at zero. */
+#include "template.h"
+
+#include <string.h>
+
+#define STATE_VERSION 1
+
+/* ---- writer: big-endian, like the wire formats it stores ---- */
+
+static void
+put_u8(GByteArray *out, guint8 v)
+{
+	g_byte_array_append(out, &v, 1);
+}
+
+static void
+put_u16(GByteArray *out, guint16 v)
+{
+	guint8 b[2] = {(guint8)(v >> 8), (guint8)v};
+	g_byte_array_append(out, b, 2);
+}
+
+static void
+put_u32(GByteArray *out, guint32 v)
+{
+	guint8 b[4] = {(guint8)(v >> 24), (guint8)(v >> 16), (guint8)(v >> 8), (guint8)v};
+	g_byte_array_append(out, b, 4);
+}
+
+static void
+put_u64(GByteArray *out, guint64 v)
+{
+	put_u32(out, (guint32)(v >> 32));
+	put_u32(out, (guint32)v);
+}
+
+static void
+patch_u32(GByteArray *out, guint at, guint32 v)
+{
+	out->data[at] = (guint8)(v >> 24);
+	out->data[at + 1] = (guint8)(v >> 16);
+	out->data[at + 2] = (guint8)(v >> 8);
+	out->data[at + 3] = (guint8)v;
+}
+
+static void
+save_domain(const Domain *d, GByteArray *out)
+{
+	const SessionStats *st = &d->st;
+
+	put_u32(out, d->id);
+	put_u8(out, st->version);
+	put_u64(out, (guint64)st->first_seen_ms);
+	put_u64(out, (guint64)st->last_seen_ms);
+	put_u8(out, st->seq_init ? 1 : 0);
+	put_u32(out, d->seq_last);
+	put_u32(out, d->seq_last_count);
+	put_u32(out, d->uptime_last);
+	put_u32(out, d->seq_last_data);
+	put_u8(out, (guint8)d->seq_mode);
+	put_u8(out, d->seq_votes);
+	put_u32(out, d->seq_pending);
+	put_u32(out, d->seq_pending_rfc);
+	put_u32(out, d->seq_pending_own);
+	put_u32(out, d->sampling);
+	put_u8(out, (guint8)d->n_samplers);
+	for (guint i = 0; i < d->n_samplers; i++) {
+		put_u32(out, d->samplers[i].id);
+		put_u32(out, d->samplers[i].interval);
+	}
+	put_u64(out, (guint64)d->sys_init_ms);
+	guint at = out->len;
+	put_u32(out, 0);
+	patch_u32(out, at, template_state_save(d, out));
+}
+
+void
+collector_state_save(const Collector *c, GByteArray *out)
+{
+	g_autoptr(GArray) idx = g_array_new(FALSE, FALSE, sizeof(guint));
+
+	put_u32(out, STATE_VERSION);
+	put_u32(out, collector_next_index(c));
+	collector_exporter_indexes(c, idx);
+	put_u32(out, idx->len);
+	for (guint i = 0; i < idx->len; i++) {
+		const Exporter *e = collector_exporter(c, g_array_index(idx, guint, i));
+		put_u32(out, e->index);
+		g_byte_array_append(out, e->addr, 16);
+		put_u16(out, e->port);
+		put_u64(out, (guint64)e->last_seen_ms);
+		put_u32(out, e->domain_order->len);
+		for (guint j = 0; j < e->domain_order->len; j++) {
+			guint32 id = g_array_index(e->domain_order, guint32, j);
+			save_domain(g_hash_table_lookup(e->domains, GUINT_TO_POINTER(id)), out);
+		}
+	}
+}
+
+/* ---- reader: every field through the bounds-checked cursor ---- */
+
+static gboolean
+get_u64(Cursor *c, guint64 *v)
+{
+	guint32 hi, lo;
+	if (!cursor_u32(c, &hi) || !cursor_u32(c, &lo))
+		return FALSE;
+	*v = (guint64)hi << 32 | lo;
+	return TRUE;
+}
+
+static gboolean
+get_i64(Cursor *c, gint64 *v)
+{
+	guint64 u;
+	if (!get_u64(c, &u))
+		return FALSE;
+	*v = (gint64)u;
+	return TRUE;
+}
+
+#define TRUNC(what)                                                                           \
+	do {                                                                                  \
+		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,                       \
+			    "collector state: truncated %s", what);                           \
+		return FALSE;                                                                 \
+	} while (0)
+
+static gboolean
+load_domain(Exporter *e, Cursor *c, CollectorStateLoad *res, GError **error)
+{
+	guint32 id, ntpl;
+	guint8 version, seq_init, seq_mode, votes, nsamp;
+	gint64 first, last, sys_init;
+	guint32 v[9];
+	SamplerSlot samp[SAMPLER_SLOTS];
+
+	if (!cursor_u32(c, &id) || !cursor_u8(c, &version) || !get_i64(c, &first) ||
+	    !get_i64(c, &last) || !cursor_u8(c, &seq_init))
+		TRUNC("domain");
+	for (guint i = 0; i < 4; i++)
+		if (!cursor_u32(c, &v[i]))
+			TRUNC("domain sequence");
+	if (!cursor_u8(c, &seq_mode) || !cursor_u8(c, &votes))
+		TRUNC("domain sequence");
+	for (guint i = 4; i < 8; i++)
+		if (!cursor_u32(c, &v[i]))
+			TRUNC("domain sequence");
+	if (!cursor_u8(c, &nsamp))
+		TRUNC("domain sampling");
+	if (nsamp > SAMPLER_SLOTS || (version != 0 && version != 5 && version != 9 &&
+				      version != 10) || seq_mode > 2) {
+		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+			    "collector state: domain %u is not valid", id);
+		return FALSE;
+	}
+	for (guint i = 0; i < nsamp; i++)
+		if (!cursor_u32(c, &samp[i].id) || !cursor_u32(c, &samp[i].interval))
+			TRUNC("sampler");
+	if (!get_i64(c, &sys_init) || !cursor_u32(c, &ntpl))
+		TRUNC("domain");
+	if (e != NULL && g_hash_table_contains(e->domains, GUINT_TO_POINTER(id))) {
+		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+			    "collector state: domain %u appears twice", id);
+		return FALSE;
+	}
+
+	/* No exporter (dropped) or over max_domains now: read past it and its templates. */
+	Domain *d = e != NULL ? exporter_domain(e, id, last) : NULL;
+	if (d == NULL)
+		res->domains_dropped++;
+	else {
+		SessionStats *st = &d->st;
+		st->version = version;
+		st->first_seen_ms = first;
+		st->last_seen_ms = last;
+		st->seq_init = seq_init != 0;
+		d->seq_last = v[0];
+		d->seq_last_count = v[1];
+		d->uptime_last = v[2];
+		d->seq_last_data = v[3];
+		d->seq_mode = (gint8)seq_mode;
+		d->seq_votes = votes;
+		d->seq_pending = v[4];
+		d->seq_pending_rfc = v[5];
+		d->seq_pending_own = v[6];
+		d->sampling = v[7] > 0 ? v[7] : 1;
+		st->sampling = d->sampling;
+		d->n_samplers = nsamp;
+		for (guint i = 0; i < nsamp; i++) {
+			d->samplers[i] = samp[i];
+			if (d->samplers[i].interval == 0)
+				d->samplers[i].interval = 1;
+		}
+		d->sys_init_ms = sys_init;
+	}
+
+	for (guint32 i = 0; i < ntpl; i++) {
+		guint16 set_id, len;
+		guint8 tver;
+		gint64 refreshed;
+		Cursor raw;
+		if (!cursor_u16(c, &set_id) || !cursor_u8(c, &tver) || !get_i64(c, &refreshed) ||
+		    !cursor_u16(c, &len) || !cursor_sub(c, len, &raw))
+			TRUNC("template");
+		if (d == NULL)
+			continue;
+		if (tver != 9 && tver != 10) {
+			g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+				    "collector state: template of version %u", tver);
+			return FALSE;
+		}
+		DecodeCtx ctx = {.exp = e, .dom = d, .now_ms = refreshed, .version = tver};
+		guint64 refused = d->st.templates_refused;
+		TplResult r = template_restore(&ctx, set_id, cursor_ptr(&raw), len, refreshed);
+		if (r != TPL_OK) {
+			g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+				    "collector state: template %u of domain %u does not parse", i, id);
+			return FALSE;
+		}
+		if (d->st.templates_refused != refused)
+			res->templates_dropped++;
+		else
+			res->templates++;
+	}
+	if (d != NULL) {
+		/* Restored, not received: this run's counters start at zero. */
+		d->st.template_records = 0;
+		d->st.templates_refused = 0;
+		res->domains++;
+	}
+	return TRUE;
+}
+
+gboolean
+collector_state_load(Collector *c, const guint8 *data, gsize len, CollectorStateLoad *res,
+		     GError **error)
+{
+	Cursor cur;
+	guint32 version, next_index, n;
+
+	memset(res, 0, sizeof *res);
+	cursor_init(&cur, data, len);
+	if (!cursor_u32(&cur, &version) || !cursor_u32(&cur, &next_index) ||
+	    !cursor_u32(&cur, &n))
+		TRUNC("header");
+	if (version != STATE_VERSION) {
+		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+			    "collector state: version %u, this build reads %u", version,
+			    STATE_VERSION);
+		return FALSE;
+	}
+	for (guint32 i = 0; i < n; i++) {
+		guint32 index, ndom;
+		guint8 addr[16];
+		guint16 port;
+		gint64 last;
+		if (!cursor_u32(&cur, &index) || !cursor_bytes(&cur, addr, 16) ||
+		    !cursor_u16(&cur, &port) || !get_i64(&cur, &last) || !cursor_u32(&cur, &ndom))
+			TRUNC("exporter");
+		if (index >= next_index) {
+			g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+				    "collector state: exporter index %u past the next index %u",
+				    index, next_index);
+			return FALSE;
+		}
+		Exporter *e = NULL;
+		switch (collector_exporter_restore(c, index, addr, port, last, &e)) {
+		case COLLECTOR_RESTORE_OK:
+			res->exporters++;
+			break;
+		case COLLECTOR_RESTORE_DROPPED:
+			res->exporters_dropped++; /* refused by the allowlist or over the cap */
+			break;
+		default:
+			g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+				    "collector state: exporter %u appears twice", index);
+			return FALSE;
+		}
+		for (guint32 j = 0; j < ndom; j++) {
+			if (!load_domain(e, &cur, res, error))
+				return FALSE;
+		}
+	}
+	if (cursor_left(&cur) != 0) {
+		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+			    "collector state: %zu bytes after the last exporter", cursor_left(&cur));
+		return FALSE;
+	}
+	collector_set_next_index(c, next_index);
+	return TRUE;
+}
