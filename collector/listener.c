@@ -33,6 +33,7 @@ typedef struct {
 	char *name;	    /* "addr:port" as bound */
 	GSource *source;
 	gpointer fd_tag; /* the fd in source: polled, or not while coalescing */
+	gint64 last_read_us; /* main-loop time of the last read that got datagrams */
 } ListenSock;
 
 struct Listener {
@@ -418,10 +419,36 @@ receive(ListenSock *s, gboolean *busy)
 
 /* Wakeups cost more than decoding at moderate rates (bench/README.md: ~20 us each on a VM,
  * one per datagram when they trickle in). So after a partial batch the fd is not polled;
- * the socket is read again LISTENER_COALESCE_US later, when a batch has gathered in the
- * kernel's buffer. An empty read goes back to polling (no wakeups when idle); a full
- * batch keeps reading at once. Costs at most that much latency. */
-#define LISTENER_COALESCE_US 1000
+ * the socket is read again a little later, when a batch has gathered in the kernel's
+ * buffer. An empty read goes back to polling (no wakeups when idle); a full batch keeps
+ * reading at once.
+ *
+ * The delay adapts to the arrival rate seen on the last read: long enough for about
+ * LISTENER_COALESCE_TARGET datagrams, between LISTENER_COALESCE_MIN_US and _MAX_US, and
+ * never longer than it takes to fill a quarter of the socket's receive buffer (counting
+ * LISTENER_TRUESIZE bytes of kernel memory per datagram), so a small buffer (an unprivileged
+ * daemon without SO_RCVBUFFORCE) is read often enough not to overflow. The price is alert
+ * latency: at most LISTENER_COALESCE_MAX_US more. */
+#define LISTENER_COALESCE_MIN_US 1000
+#define LISTENER_COALESCE_MAX_US 10000
+#define LISTENER_COALESCE_TARGET (LISTENER_BATCH * LISTENER_MAX_BATCHES / 2)
+#define LISTENER_TRUESIZE 4096
+
+static gint64
+coalesce_delay(ListenSock *s, guint got, gint64 now_us)
+{
+	gint64 elapsed = now_us - s->last_read_us;
+	s->last_read_us = now_us;
+	if (elapsed <= 0 || elapsed > G_USEC_PER_SEC)
+		return LISTENER_COALESCE_MIN_US; /* no recent read: no rate to go by */
+	/* datagrams per second on the last interval */
+	double rate = (double)got * G_USEC_PER_SEC / (double)elapsed;
+	double want = LISTENER_COALESCE_TARGET / rate * G_USEC_PER_SEC;
+	double room = (double)s->rcvbuf / LISTENER_TRUESIZE / 4 / rate * G_USEC_PER_SEC;
+	double delay = CLAMP(want, LISTENER_COALESCE_MIN_US, LISTENER_COALESCE_MAX_US);
+	/* the buffer wins over the minimum: below 1 ms of room, poll (delay 0) */
+	return (gint64)MIN(delay, room);
+}
 
 static gboolean
 on_readable(gpointer user_data)
@@ -431,13 +458,16 @@ on_readable(gpointer user_data)
 	guint got = receive(s, &busy);
 
 	if (got > 0 && !busy) {
-		g_source_modify_unix_fd(s->source, s->fd_tag, 0);
-		g_source_set_ready_time(s->source,
-					g_source_get_time(s->source) + LISTENER_COALESCE_US);
-	} else {
-		g_source_modify_unix_fd(s->source, s->fd_tag, G_IO_IN);
-		g_source_set_ready_time(s->source, busy ? 0 : -1);
+		gint64 now = g_source_get_time(s->source);
+		gint64 delay = coalesce_delay(s, got, now);
+		if (delay > 0) {
+			g_source_modify_unix_fd(s->source, s->fd_tag, 0);
+			g_source_set_ready_time(s->source, now + delay);
+			return G_SOURCE_CONTINUE;
+		}
 	}
+	g_source_modify_unix_fd(s->source, s->fd_tag, G_IO_IN);
+	g_source_set_ready_time(s->source, busy ? 0 : -1);
 	return G_SOURCE_CONTINUE;
 }
 
