@@ -41,6 +41,12 @@ collector_config_defaults(CollectorConfig *cfg)
 	cfg->max_exporters = 1024;
 	cfg->max_domains = 64;
 	cfg->max_templates = 512;
+	/* Real templates have 10-80 fields (NSEL about 40); 512 is far above any of them and
+	 * keeps one template's plan and wire copy to a few KiB. */
+	cfg->max_template_fields = 512;
+	/* ~35k templates of the usual size: 1024 exporters x 32 each. Counted across exporters
+	 * so that many source ports cannot multiply the per-exporter cap. */
+	cfg->template_memory = 32ull << 20;
 	cfg->template_timeout_s = 1800;
 	cfg->exporter_timeout_s = 3600;
 	cfg->allow = NULL;
@@ -409,8 +415,24 @@ collector_expire(Collector *c, gint64 now_ms)
 		GHashTableIter di;
 		gpointer dk, dv;
 		g_hash_table_iter_init(&di, e->domains);
-		while (g_hash_table_iter_next(&di, &dk, &dv))
-			template_expire(e, dv, now_ms);
+		while (g_hash_table_iter_next(&di, &dk, &dv)) {
+			Domain *d = dv;
+			/* A domain the exporter stopped using frees its slot under max_domains. */
+			if (idle > 0 && now_ms - d->st.last_seen_ms > idle) {
+				e->n_templates -= MIN(e->n_templates,
+						      g_hash_table_size(d->templates));
+				for (guint j = 0; j < e->domain_order->len; j++) {
+					if (g_array_index(e->domain_order, guint32, j) == d->id) {
+						g_array_remove_index(e->domain_order, j);
+						break;
+					}
+				}
+				g_hash_table_iter_remove(&di);
+				c->totals.domains_expired++;
+				continue;
+			}
+			template_expire(e, d, now_ms);
+		}
 	}
 }
 

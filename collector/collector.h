@@ -51,6 +51,8 @@ typedef struct {
 	guint max_exporters;            /* default 1024 */
 	guint max_domains;              /* observation domains per exporter, default 64 */
 	guint max_templates;            /* templates per exporter (all domains), default 512 */
+	guint max_template_fields;      /* fields in one template, default 512 */
+	guint64 template_memory;        /* bytes for all templates of all exporters, 32 MiB */
 	guint template_timeout_s;       /* templates not refreshed for this long expire, 1800 */
 	guint exporter_timeout_s;       /* silent exporters are forgotten, default 3600 */
 	/* Exporter allowlist: datagrams from addresses it refuses are counted and dropped
@@ -69,6 +71,9 @@ typedef struct {
 	guint64 exporters_refused; /* over max_exporters */
 	guint64 exporters_expired;
 	guint64 domains_refused;
+	guint64 domains_expired;   /* idle for exporter_timeout while their exporter was not */
+	guint64 templates_over_memory; /* refused: template_memory or max_template_fields */
+	guint64 template_bytes;    /* now: held by every template */
 	guint64 records;
 } CollectorTotals;
 

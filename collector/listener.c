@@ -12,6 +12,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <linux/sock_diag.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -303,9 +304,32 @@ listener_rcvbuf(const Listener *l, guint i)
 	return s != NULL ? s->rcvbuf : 0;
 }
 
+/* SO_RXQ_OVFL only reports drops on the next datagram the kernel manages to queue, so
+ * drops at the end of a burst would go unseen until traffic resumes. SO_MEMINFO reads the
+ * same cumulative counter (sk_drops) directly: read it whenever the counters are asked
+ * for. Either path adds the growth since the last value it or the other one saw. */
+static void
+refresh_drops(ListenSock *s)
+{
+	guint32 mem[SK_MEMINFO_VARS];
+	socklen_t len = sizeof mem;
+
+	if (getsockopt(s->fd, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0 ||
+	    len < (socklen_t)((SK_MEMINFO_DROPS + 1) * sizeof(guint32)))
+		return;
+	guint32 v = mem[SK_MEMINFO_DROPS];
+	/* the cmsg path may have seen a newer value already: never go backwards */
+	if ((gint32)(v - s->last_drops) > 0) {
+		s->owner->stats.kernel_drops += (guint32)(v - s->last_drops);
+		s->last_drops = v;
+	}
+}
+
 const ListenerStats *
 listener_stats(const Listener *l)
 {
+	for (guint i = 0; i < l->socks->len; i++)
+		refresh_drops(g_ptr_array_index(l->socks, i));
 	return &l->stats;
 }
 
@@ -339,8 +363,10 @@ note_drops(ListenSock *s, struct msghdr *mh)
 			continue;
 		guint32 v;
 		memcpy(&v, CMSG_DATA(cm), sizeof v);
-		s->owner->stats.kernel_drops += (guint32)(v - s->last_drops);
-		s->last_drops = v;
+		if ((gint32)(v - s->last_drops) > 0) {
+			s->owner->stats.kernel_drops += (guint32)(v - s->last_drops);
+			s->last_drops = v;
+		}
 	}
 }
 

@@ -149,6 +149,8 @@ struct Template {
 	guint16 raw_len;
 	guint16 set_id;
 	guint8 version;
+	guint32 cost;	/* bytes counted in *acct while installed */
+	guint64 *acct;	/* CollectorTotals.template_bytes */
 };
 
 void
@@ -156,6 +158,8 @@ template_free(Template *t)
 {
 	if (t == NULL)
 		return;
+	if (t->acct != NULL)
+		*t->acct -= MIN(*t->acct, t->cost);
 	g_free(t->flen);
 	g_free(t->raw);
 	g_free(t);
@@ -526,6 +530,19 @@ install(DecodeCtx *ctx, Template *t)
 		template_free(t);
 		return;
 	}
+	/* Bytes, across every exporter: the count cap alone lets many source ports, or huge
+	 * templates, hold without bound. A replacement is judged on what it adds. */
+	guint32 cost = (guint32)(sizeof *t + t->raw_len + (t->flen != NULL ? t->nfields * 2u : 0));
+	guint64 held = e->totals->template_bytes - (old != NULL ? old->cost : 0);
+	if (t->nfields > e->cfg->max_template_fields || held + cost > e->cfg->template_memory) {
+		d->st.templates_refused++;
+		e->totals->templates_over_memory++;
+		template_free(t);
+		return;
+	}
+	t->cost = cost;
+	t->acct = &e->totals->template_bytes;
+	e->totals->template_bytes += cost;
 	t->refreshed_ms = ctx->now_ms;
 	if (old == NULL) {
 		e->n_templates++;

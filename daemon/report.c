@@ -52,7 +52,8 @@ static const Field session_fields[] = {
 
 static const Field totals_fields[] = {
     CT(datagrams),	   CT(bytes),		CT(records), CT(bad_version), CT(exporters_denied), CT(exporters_refused),
-    CT(exporters_expired), CT(domains_refused),
+    CT(exporters_expired), CT(domains_refused), CT(domains_expired), CT(templates_over_memory),
+    CT(template_bytes),
 };
 
 static const Field replay_fields[] = {

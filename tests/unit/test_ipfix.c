@@ -901,6 +901,80 @@ test_ipfix_caps(void **state)
 	harness_free(h);
 }
 
+/* Template memory is capped in bytes across every exporter (many source ports must not
+ * multiply max_templates), and one template's field count is capped; each refusal counted.
+ * Withdrawal and expiry give the bytes back. Idle domains expire and free their slot. */
+static void
+test_ipfix_template_memory(void **state)
+{
+	(void)state;
+	CollectorConfig cfg;
+	collector_config_defaults(&cfg);
+	cfg.max_template_fields = 3;
+	Harness *h = harness_new(&cfg);
+	g_autoptr(GByteArray) one = ipfix_new(0, 1);
+	ADD_TEMPLATE(one, 300, T_SMALL);
+	dg_ipfix_end(one);
+	harness_input(h, one, NOW);
+	const CollectorTotals *t = collector_totals(h->c);
+	guint64 each = t->template_bytes;
+	assert_true(each > 100 && each < 4096); /* the struct plus the 16-byte wire record */
+	harness_free(h);
+
+	/* room for exactly three templates, from three exporters (source ports) */
+	cfg.template_memory = 3 * each;
+	h = harness_new(&cfg);
+	t = collector_totals(h->c);
+	for (guint16 port = 1000; port < 1005; port++)
+		harness_input_port(h, port, one->data, one->len, NOW);
+	assert_int_equal(t->template_bytes, 3 * each);
+	assert_int_equal(t->templates_over_memory, 2);
+	/* a resend of an installed template replaces it at no extra cost */
+	harness_input_port(h, 1000, one->data, one->len, NOW);
+	assert_int_equal(t->template_bytes, 3 * each);
+	assert_int_equal(t->templates_over_memory, 2);
+	/* four fields: over max_template_fields */
+	static const FieldSpec T_FOUR[] = {{8, 4, 0}, {12, 4, 0}, {2, 8, 0}, {1, 8, 0}};
+	g_autoptr(GByteArray) four = ipfix_new(0, 1);
+	ADD_TEMPLATE(four, 301, T_FOUR);
+	dg_ipfix_end(four);
+	harness_input_port(h, 1000, four->data, four->len, NOW);
+	assert_int_equal(t->templates_over_memory, 3);
+	/* expiry hands the bytes back; the next exporter's template then fits */
+	collector_expire(h->c, NOW + (gint64)cfg.template_timeout_s * 1000 + 1);
+	assert_int_equal(t->template_bytes, 0);
+	harness_input_port(h, 1004, one->data, one->len, NOW + 1);
+	assert_int_equal(t->template_bytes, each);
+	harness_free(h);
+
+	/* domains idle for exporter_timeout expire while their exporter stays */
+	collector_config_defaults(&cfg);
+	cfg.max_domains = 2;
+	cfg.exporter_timeout_s = 60;
+	h = harness_new(&cfg);
+	t = collector_totals(h->c);
+	g_autoptr(GByteArray) d2 = ipfix_new(0, 2);
+	ADD_TEMPLATE(d2, 300, T_SMALL);
+	dg_ipfix_end(d2);
+	g_autoptr(GByteArray) d3 = ipfix_new(0, 3);
+	ADD_TEMPLATE(d3, 300, T_SMALL);
+	dg_ipfix_end(d3);
+	harness_input(h, one, NOW);
+	harness_input(h, d2, NOW);
+	harness_input(h, d3, NOW);
+	assert_int_equal(t->domains_refused, 1);
+	harness_input(h, one, NOW + 50000); /* domain 1 stays busy, domain 2 goes idle */
+	collector_expire(h->c, NOW + 61000);
+	assert_int_equal(t->domains_expired, 1);
+	assert_null(harness_stats(h, 2));
+	assert_int_equal(t->template_bytes, each);
+	harness_input(h, d3, NOW + 62000);
+	assert_non_null(harness_stats(h, 3));
+	assert_int_equal(harness_stats(h, 3)->templates_active, 1);
+	assert_int_equal(t->domains_refused, 1);
+	harness_free(h);
+}
+
 /* template_timeout_s: collector_expire() drops idle templates (options ones too); a template
  * found stale when its data arrives is dropped there. */
 static void
@@ -1627,6 +1701,7 @@ main(void)
 	    cmocka_unit_test(test_ipfix_data_before_template),
 	    cmocka_unit_test(test_ipfix_domains_scope_templates),
 	    cmocka_unit_test(test_ipfix_caps),
+	    cmocka_unit_test(test_ipfix_template_memory),
 	    cmocka_unit_test(test_ipfix_template_expiry),
 	    cmocka_unit_test(test_ipfix_set_length_hostile),
 	    cmocka_unit_test(test_ipfix_short_data_set),
