@@ -95,6 +95,14 @@ typedef struct {
 	guint64 events_by_reason[REASON_COUNT]; /* raised events */
 	guint64 mem_bytes;       /* estimate of bytes held by hosts and windows */
 	guint64 mem_cap;
+	/* analyzer_state_load(): what the saved state gave, and what of it did not fit */
+	guint64 state_hosts_restored;     /* hosts held right after loading */
+	guint64 state_offenders_restored;
+	guint64 state_hosts_dropped;      /* no window (nor baseline) fitted the configuration */
+	guint64 state_windows_dropped;    /* slice width changed, or the host no longer fits the
+					     window's traffic (internal networks, mail servers) */
+	guint64 state_baselines_dropped;  /* the host is no longer a mail server */
+	guint64 state_hosts_evicted;      /* by max_hosts or mem_cap, least recently seen first */
 } AnalyzerStats;
 
 /* What the analyzer holds about one host (control socket `host ADDR`). */
@@ -146,6 +154,7 @@ G_GNUC_WARN_UNUSED_RESULT gboolean analyzer_reconfigure(Analyzer *a, const Analy
 							  GError **error);
 
 void analyzer_get_stats(const Analyzer *a, AnalyzerStats *out);
+/* Active offenders in the order they were raised (the order analyzer_tick() visits them). */
 void analyzer_foreach_offender(Analyzer *a, AnalyzerOffenderFunc fn, gpointer user_data);
 /* Recent events, newest first: index 0 .. analyzer_history_len()-1; NULL past the end. */
 guint analyzer_history_len(const Analyzer *a);
@@ -158,3 +167,19 @@ gboolean analyzer_forget(Analyzer *a, const guint8 addr[16]);
 /* Bytes per tracked host as used by the memory estimate (without destinations). */
 gsize analyzer_host_overhead(void);
 gint64 analyzer_now(const Analyzer *a);
+
+/* Restart without loss. Append the analyzer's state to out: tracked hosts in recency order
+ * with their windows, MTA baselines and country/ASN sets, the offenders with their state
+ * machines and last events, the event history and the clock. A versioned, big-endian,
+ * field-by-field form (format in analyzer.c, "saved state"); statistics are not saved. */
+void analyzer_state_save(Analyzer *a, GByteArray *out);
+/* Restore what analyzer_state_save() wrote into a fresh analyzer (no flows processed, no
+ * state loaded). The bytes are untrusted: every length, count, index and value is checked
+ * and nothing is allocated beyond what they hold; FALSE with an error naming what was wrong.
+ * On FALSE the analyzer may hold part of the state: free it and make a new one. State that
+ * does not fit the current configuration is dropped and counted in the state_* statistics
+ * (windows of a changed slice width, windows of traffic the host no longer makes under the
+ * current networks, baselines of hosts no longer mail servers); max_hosts and mem_cap hold,
+ * evicting the least recently seen hosts. The alert and geo callbacks are not called. */
+G_GNUC_WARN_UNUSED_RESULT gboolean analyzer_state_load(Analyzer *a, const guint8 *data, gsize len,
+						       GError **error);

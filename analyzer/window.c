@@ -8,6 +8,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "statebuf.h"
+
 typedef struct {
 	guint32 slice; /* absolute slice number: t_ms / slice_ms */
 	guint32 ndist; /* destinations whose last sighting is in this slice (exact mode) */
@@ -236,11 +238,16 @@ map_slot(Dest *map, guint32 cap, guint64 h)
 }
 
 /* Rebuild with live entries only, into a table sized for live + 1 at load <= 3/4 (tables of
- * 1 and 2 slots may be full: probes are bounded by the table size). */
+ * 1 and 2 slots may be full: probes are bounded by the table size). Sized by the entries it
+ * keeps when they outnumber `live`, so a table can never be too small for them (map_slot()
+ * needs a free slot). */
 static void
 map_rebuild(Window *w, const WindowGeom *g)
 {
-	guint32 need = w->live + 1;
+	guint32 keep = 0;
+	for (guint32 i = 0; i < w->map_cap; i++)
+		keep += w->map[i].count != 0 && in_long(g, w->map[i].last, w->cur);
+	guint32 need = MAX(w->live, keep) + 1;
 	guint32 ncap = 1; /* most hosts have one destination: a one-slot table */
 	while (need > ncap - ncap / 4)
 		ncap *= 2;
@@ -595,5 +602,264 @@ window_regeom(Window *w, const WindowGeom *old_g, const WindowGeom *g)
 		window_reset(w);
 		return;
 	}
+	/* A longer long window would bring destinations that expired from the map back
+	 * without their slices: drop them first. */
+	if (w->map != NULL && g->span[WINDOW_LONG] > old_g->span[WINDOW_LONG])
+		map_rebuild(w, old_g);
 	prune_slices(w, g, w->cur);
+}
+
+/* ---- saved state ----
+ *
+ * Big-endian, inside the length the caller puts around it:
+ *   i64 first_ms, i64 last_ms, u32 cur (newest slice)
+ *   u16 nslices, u16 slice capacity (a hint: the restored window allocates the same)
+ *   nslices x {u32 slice, u32 flows, u32 attempts, u32 failed}, ascending, the last one
+ *     being cur, all within the long window ending at cur
+ *   u8 mode: 0 exact, 1 estimated
+ *   exact:     u32 table size (a hint), u32 ndest,
+ *              ndest x {16 addr, u32 last slice, u32 attempts (1..2^31-1), u8 answered}
+ *   estimated: nslices x WINDOW_HLL_M register bytes (each <= 64 - WINDOW_HLL_P + 1),
+ *              u8 ntop (<= 16), ntop x {16 addr, u32 count, u32 error, u32 last slice}
+ * Destinations are written in the order that, inserted one by one into a table of the hinted
+ * size, rebuilds the same table: ties in window_top() and the order start_estimating() feeds
+ * the sketch then come out as they would have without the restart. Expired destinations
+ * still in the table are written too (a new sighting reuses their slot). Derived values are
+ * not saved but recomputed: each slice's count of destinations last sighted there and the
+ * live count (from the destinations), the estimated counts (on first use). */
+
+G_DEFINE_QUARK(window-error-quark, window_error)
+
+#define STATE_DEST_SIZE (16 + 4 + 4 + 1)
+#define STATE_SLICE_SIZE (4 * 4)
+#define STATE_MAX_DESTS (1u << 26)
+#define HLL_MAX_RANK (64 - WINDOW_HLL_P + 1)
+
+static void
+save_dest(GByteArray *out, const Dest *d)
+{
+	statebuf_put_bytes(out, d->addr, 16);
+	statebuf_put_u32(out, d->last);
+	statebuf_put_u32(out, d->count & DEST_COUNT_MASK);
+	statebuf_put_u8(out, (d->count & DEST_ANSWERED) != 0);
+}
+
+/* Linear probing: the table's layout is what inserting its entries cluster by cluster, each
+ * cluster from its first slot on, gives. A cluster starts after an empty slot; only tables of
+ * one or two slots can be full (load <= 3/4 otherwise), and there an entry in its home slot
+ * was inserted first. */
+static void
+save_map(const Window *w, GByteArray *out)
+{
+	guint32 cap = w->map_cap, mask = cap - 1, start = 0;
+	if (cap == 0)
+		return;
+	if (w->map_used < cap) {
+		while (w->map[start].count != 0)
+			start++;
+	} else {
+		for (guint32 i = 0; i < cap; i++) {
+			if (w->map[i].count != 0 &&
+			    ((guint32)addr_hash(w->map[i].addr) & mask) == i) {
+				start = i;
+				break;
+			}
+		}
+	}
+	for (guint32 n = 0, i = start; n < cap; n++, i = (i + 1) & mask) {
+		if (w->map[i].count != 0)
+			save_dest(out, &w->map[i]);
+	}
+}
+
+void
+window_state_save(const Window *w, GByteArray *out)
+{
+	statebuf_put_i64(out, w->first_ms);
+	statebuf_put_i64(out, w->last_ms);
+	statebuf_put_u32(out, w->cur);
+	statebuf_put_u16(out, w->nslices);
+	statebuf_put_u16(out, w->slice_cap);
+	for (guint i = 0; i < w->nslices; i++) {
+		const Slice *s = &w->slices[i];
+		statebuf_put_u32(out, s->slice);
+		statebuf_put_u32(out, s->flows);
+		statebuf_put_u32(out, s->attempts);
+		statebuf_put_u32(out, s->failed);
+	}
+	if (w->est == NULL) {
+		statebuf_put_u8(out, 0);
+		statebuf_put_u32(out, w->map_cap);
+		statebuf_put_u32(out, w->map_used);
+		save_map(w, out);
+		return;
+	}
+	statebuf_put_u8(out, 1);
+	statebuf_put_bytes(out, w->est->reg, (gsize)w->nslices * WINDOW_HLL_M);
+	statebuf_put_u8(out, (guint8)w->est->ntop);
+	for (guint i = 0; i < w->est->ntop; i++) {
+		const TopEnt *t = &w->est->top[i];
+		statebuf_put_bytes(out, t->addr, 16);
+		statebuf_put_u32(out, t->count);
+		statebuf_put_u32(out, t->error);
+		statebuf_put_u32(out, t->last);
+	}
+}
+
+static gboolean
+load_fail(GError **error, const char *what)
+{
+	g_set_error(error, WINDOW_ERROR, WINDOW_ERROR_INVALID, "window: %s", what);
+	return FALSE;
+}
+
+/* The smallest table that holds n entries at the load window_add() keeps (<= 3/4). */
+static guint32
+map_cap_for(guint32 n)
+{
+	guint32 cap = 1;
+	while (n > cap - cap / 4)
+		cap *= 2;
+	return cap;
+}
+
+/* The slice record of an absolute slice number (slices are ascending), or NULL. */
+static Slice *
+slice_lookup(Window *w, guint32 slice)
+{
+	guint lo = 0, hi = w->nslices;
+	while (lo < hi) {
+		guint mid = lo + (hi - lo) / 2;
+		if (w->slices[mid].slice < slice)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < w->nslices && w->slices[lo].slice == slice ? &w->slices[lo] : NULL;
+}
+
+static gboolean
+load_exact(Window *w, const WindowGeom *g, Cursor *c, GError **error)
+{
+	guint32 hint, n;
+	if (!cursor_u32(c, &hint) || !cursor_u32(c, &n))
+		return load_fail(error, "truncated destination table header");
+	if (!statebuf_count_ok(c, n, STATE_DEST_SIZE, STATE_MAX_DESTS))
+		return load_fail(error, "destination count past the end of the data");
+	guint32 cap = n == 0 ? 0 : map_cap_for(n);
+	/* the hint is honoured when it is a table this many entries can have grown into */
+	if (hint != 0 && (hint & (hint - 1)) == 0 && hint >= cap && hint <= 16 * ((guint64)n + 1))
+		cap = hint;
+	if (cap == 0)
+		return TRUE;
+	w->map = g_new0(Dest, cap);
+	w->map_cap = cap;
+	for (guint32 i = 0; i < n; i++) {
+		Dest d;
+		guint8 answered;
+		if (!cursor_bytes(c, d.addr, 16) || !cursor_u32(c, &d.last) ||
+		    !cursor_u32(c, &d.count) || !cursor_u8(c, &answered))
+			return load_fail(error, "truncated destination");
+		if (d.count == 0 || d.count > DEST_COUNT_MASK || answered > 1)
+			return load_fail(error, "bad destination attempt count");
+		if (d.last > w->cur)
+			return load_fail(error, "destination sighted after the newest slice");
+		guint64 h = addr_hash(d.addr);
+		if (map_find(w, d.addr, h) != NULL)
+			return load_fail(error, "duplicate destination");
+		/* a destination in the long window is counted in the slice it was last sighted
+		 * in; one that left the window stays in the table as an expired entry */
+		if (in_long(g, d.last, w->cur)) {
+			Slice *s = slice_lookup(w, d.last);
+			if (s == NULL)
+				return load_fail(error, "destination sighted in a slice that is not there");
+			s->ndist++;
+			w->live++;
+		}
+		if (answered)
+			d.count |= DEST_ANSWERED;
+		*map_slot(w->map, w->map_cap, h) = d;
+		w->map_used++;
+	}
+	return TRUE;
+}
+
+static gboolean
+load_estimated(Window *w, Cursor *c, GError **error)
+{
+	WindowEst *e = w->est = g_new0(WindowEst, 1);
+	gsize nreg = (gsize)w->nslices * WINDOW_HLL_M;
+	guint8 ntop;
+	e->reg_cap = w->slice_cap;
+	if (e->reg_cap > 0)
+		e->reg = g_malloc0((gsize)e->reg_cap * WINDOW_HLL_M);
+	if (nreg > 0 && !cursor_bytes(c, e->reg, nreg))
+		return load_fail(error, "truncated registers");
+	for (gsize j = 0; j < nreg; j++) {
+		if (e->reg[j] > HLL_MAX_RANK)
+			return load_fail(error, "register out of range");
+	}
+	if (!cursor_u8(c, &ntop))
+		return load_fail(error, "truncated top destinations");
+	if (ntop > TOPK)
+		return load_fail(error, "too many top destinations");
+	for (guint i = 0; i < ntop; i++) {
+		TopEnt *t = &e->top[i];
+		if (!cursor_bytes(c, t->addr, 16) || !cursor_u32(c, &t->count) ||
+		    !cursor_u32(c, &t->error) || !cursor_u32(c, &t->last))
+			return load_fail(error, "truncated top destination");
+		if (t->error > t->count || t->last > w->cur)
+			return load_fail(error, "bad top destination");
+		for (guint k = 0; k < i; k++) {
+			if (memcmp(e->top[k].addr, t->addr, 16) == 0)
+				return load_fail(error, "duplicate top destination");
+		}
+	}
+	e->ntop = ntop;
+	return TRUE;
+}
+
+gboolean
+window_state_load(Window *w, const WindowGeom *saved_g, const WindowGeom *g, const guint8 *data,
+		  gsize len, GError **error)
+{
+	Cursor c;
+	guint16 nslices, cap;
+	guint8 mode;
+
+	cursor_init(&c, data, len);
+	if (w->nslices != 0 || w->map != NULL || w->est != NULL)
+		return load_fail(error, "not a fresh window");
+	if (!statebuf_get_time(&c, &w->first_ms) || !statebuf_get_time(&c, &w->last_ms) ||
+	    !cursor_u32(&c, &w->cur) || !cursor_u16(&c, &nslices) || !cursor_u16(&c, &cap))
+		return load_fail(error, "truncated header");
+	if (nslices > WINDOW_MAX_SLICES + 1u ||
+	    !statebuf_count_ok(&c, nslices, STATE_SLICE_SIZE, G_MAXUINT16))
+		return load_fail(error, "slice count past the end of the data");
+	if (cap < nslices || cap > WINDOW_MAX_SLICES + 1u)
+		cap = nslices;
+	if (cap > 0)
+		w->slices = g_new0(Slice, cap);
+	w->slice_cap = cap;
+	for (guint i = 0; i < nslices; i++) {
+		Slice *s = &w->slices[i];
+		if (!cursor_u32(&c, &s->slice) || !cursor_u32(&c, &s->flows) ||
+		    !cursor_u32(&c, &s->attempts) || !cursor_u32(&c, &s->failed))
+			return load_fail(error, "truncated slice");
+		if (i > 0 && s->slice <= w->slices[i - 1].slice)
+			return load_fail(error, "slices out of order");
+		if (!in_long(saved_g, s->slice, w->cur))
+			return load_fail(error, "slice outside the long window");
+		w->nslices++;
+	}
+	if (nslices > 0 && w->slices[nslices - 1].slice != w->cur)
+		return load_fail(error, "newest slice is not the current one");
+	if (!cursor_u8(&c, &mode) || mode > 1)
+		return load_fail(error, "bad mode");
+	if (!(mode == 0 ? load_exact(w, saved_g, &c, error) : load_estimated(w, &c, error)))
+		return FALSE;
+	if (cursor_left(&c) != 0)
+		return load_fail(error, "trailing bytes");
+	window_regeom(w, saved_g, g);
+	return TRUE;
 }

@@ -95,3 +95,22 @@ gint64 window_last_ms(const Window *w);
 /* Bytes held by the window: structure, arrays, and WINDOW_ALLOC_OVERHEAD per allocation. */
 #define WINDOW_ALLOC_OVERHEAD 16
 gsize window_mem(const Window *w);
+
+/* Saved state (see window.c, "saved state", for the format): the window's logical content
+ * (slices with their counts; exact mode: each destination with its last slice, attempt count
+ * and answered bit; estimated mode: each slice's HyperLogLog registers and the top-k sketch)
+ * and capacity hints, so a restored window behaves and costs like the saved one. Appended to
+ * out; no struct images, so the layout here may change without changing the format. */
+void window_state_save(const Window *w, GByteArray *out);
+/* Restore into a fresh window (window_new()) from exactly len bytes that window_state_save()
+ * wrote under geometry saved_g (its exact_cap is not used), then move it to the current
+ * geometry g as window_regeom() does (a changed slice width empties it). The bytes are
+ * untrusted: every count, index and value is checked and nothing is allocated beyond what
+ * they hold; FALSE with an error naming the field when they are not something
+ * window_state_save() writes. */
+#define WINDOW_ERROR window_error_quark()
+GQuark window_error_quark(void);
+typedef enum { WINDOW_ERROR_INVALID } WindowError;
+G_GNUC_WARN_UNUSED_RESULT gboolean window_state_load(Window *w, const WindowGeom *saved_g,
+						     const WindowGeom *g, const guint8 *data,
+						     gsize len, GError **error);

@@ -71,6 +71,12 @@ static const ConfigKey config_keys[] = {
      "observation domains per exporter"},
     {"collector", "max_templates", KEY_UINT, COLLECTOR(max_templates), 1, 1000000, NULL,
      "templates per exporter, all domains"},
+    {"collector", "max_template_fields", KEY_UINT, COLLECTOR(max_template_fields), 1, 65535,
+     NULL, "fields in one template; a longer one is refused (counted in templates_refused)"},
+    {"collector", "template_memory", KEY_SIZE, COLLECTOR(template_memory), 65536,
+     G_GUINT64_CONSTANT(1) << 40, NULL,
+     "bytes for the templates of all exporters together (about 1 KiB each); past it new "
+     "templates are refused and counted (templates_over_memory)"},
     {"collector", "template_timeout", KEY_UINT, COLLECTOR(template_timeout_s), 1, 31536000, NULL,
      "seconds: templates not refreshed for this long expire"},
     {"collector", "exporter_timeout", KEY_UINT, COLLECTOR(exporter_timeout_s), 1, 31536000, NULL,
@@ -215,6 +221,18 @@ static const ConfigKey config_keys[] = {
      G_GUINT64_CONSTANT(1) << 40, NULL,
      "bytes for the recent flows kept for evidence (about 170 bytes a flow); the least "
      "recently active host goes first (counted)"},
+    {"state", "file", KEY_TEXT, offsetof(Config, state_file), 0, 0, NULL,
+     "where the daemon keeps its state across restarts (exporters' templates and sequence "
+     "numbers, hosts' windows, offenders): written at exit and every snapshot_interval, "
+     "restored at start; its directory is created (mode 0750, owned by [daemon] user); empty "
+     "= start from nothing every time"},
+    {"state", "snapshot_interval", KEY_UINT, offsetof(Config, state_interval_s), 0, 86400,
+     NULL,
+     "seconds between snapshots while running: a crash (SIGKILL, power) loses at most this "
+     "much; 0 = only at exit"},
+    {"state", "max_age", KEY_UINT, offsetof(Config, state_max_age_s), 1, 315360000, NULL,
+     "seconds: a state file older than this is not restored (its windows would have expired "
+     "anyway: keep it at least the long window)"},
 };
 
 static void
@@ -290,6 +308,9 @@ config_new(void)
 	cfg->evidence_max_age_s = 30 * 86400;   /* a month: time for an abuse report */
 	cfg->evidence_max_bytes = 1ull << 30;   /* 1 GiB */
 	cfg->evidence_memory_cap = 64ull << 20; /* ~390k flows in rings */
+	cfg->state_file = g_strdup("/var/lib/spamflow/state");
+	cfg->state_interval_s = 60; /* a crash costs a minute of counting, not the hour */
+	cfg->state_max_age_s = 3600; /* the default long window */
 	config_analyzer(cfg);
 	return cfg;
 }
@@ -317,6 +338,7 @@ config_free(Config *cfg)
 	g_free(cfg->country_db);
 	g_free(cfg->asn_db);
 	g_free(cfg->evidence_dir);
+	g_free(cfg->state_file);
 	g_free(cfg);
 }
 
@@ -688,6 +710,31 @@ append_comment(GString *s, const char *text)
 	g_string_append_c(s, '\n');
 }
 
+/* A string value escaped as GKeyFile unescapes it: "\n" in the file is a newline in the
+ * value, and written back raw it would end the line (--print-config must load back). */
+static void
+append_escaped(GString *s, const char *v)
+{
+	for (; *v != '\0'; v++) {
+		switch (*v) {
+		case '\\':
+			g_string_append(s, "\\\\");
+			break;
+		case '\n':
+			g_string_append(s, "\\n");
+			break;
+		case '\r':
+			g_string_append(s, "\\r");
+			break;
+		case '\t':
+			g_string_append(s, "\\t");
+			break;
+		default:
+			g_string_append_c(s, *v);
+		}
+	}
+}
+
 char *
 config_to_string(const Config *cfg)
 {
@@ -740,7 +787,8 @@ config_to_string(const Config *cfg)
 		case KEY_TEXT:
 		case KEY_FACILITY:
 		case KEY_SYSLOG_URL:
-			g_string_append_printf(s, "%s\n", *(char *const *)field);
+			append_escaped(s, *(char *const *)field);
+			g_string_append_c(s, '\n');
 			break;
 		}
 	}

@@ -60,6 +60,10 @@ typedef struct {
 	guint evidence_max_age_s;	/* files older are removed; 0 = no age limit */
 	guint64 evidence_max_bytes;	/* files beyond this total are removed, oldest first */
 	guint64 evidence_memory_cap;	/* bytes for the flow store behind the files */
+	/* [state]: restart without loss (daemon/statefile.c) */
+	char *state_file;	   /* "" = no state kept */
+	guint state_interval_s;	   /* snapshot every N seconds besides the one at exit; 0 = exit only */
+	guint state_max_age_s;	   /* an older file is not restored */
 } Config;
 
 #define CONFIG_ERROR (config_error_quark())

@@ -17,11 +17,16 @@
 #include "sink.h"
 #include "sinks.h"
 #include "spamflow-config.h"
+#include "statefile.h"
+#include "alertjson.h"
 
 #include <glib-unix.h>
+#include <errno.h>
+#include <pwd.h>
 #include <signal.h>
 #include <syslog.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #define FLOW_BATCH_CAP 1024
 #define EXPIRE_INTERVAL_S 60
@@ -37,6 +42,7 @@ typedef struct {
 	gboolean print_config;
 	gboolean version;
 	gint stats_interval; /* -1: from the config */
+	char *state;	     /* --state: overrides [state] file; "" = none */
 	char **files;
 } Options;
 
@@ -60,6 +66,15 @@ typedef struct {
 	FlowStore *flowstore;   /* [evidence]: recent relevant flows per host; NULL = off */
 	Evidence *evidence;     /* [evidence]: the IPFIX files; NULL = off */
 	GArray *evidence_flows; /* scratch: one alert's flows */
+	CollectorConfig ccfg;   /* what the collector was made with (a failed restore remakes it) */
+	AnalyzerConfig acfg;    /* and the analyzer */
+	struct {
+		guint64 snapshots, errors;
+		gint64 last_ms, last_us, last_err_log_us;
+		gsize last_bytes;
+		char *path;	/* [state] file as started (a reload cannot move it) */
+		char *restored; /* JSON object: what the start restored, or why not */
+	} state;
 } App;
 
 static GLogLevelFlags log_mask =
@@ -123,6 +138,9 @@ parse_options(Options *opt, int *argc, char ***argv, GError **error)
 	     "Print the effective configuration (every key, with its help) and exit", NULL},
 	    {"stats-interval", 0, 0, G_OPTION_ARG_INT, &opt->stats_interval,
 	     "Live mode: log counters every SECONDS (default 60, 0 = off)", "SECONDS"},
+	    {"state", 0, 0, G_OPTION_ARG_FILENAME, &opt->state,
+	     "Live mode: keep state across restarts in FILE, overriding [state] file ('' = none)",
+	     "FILE"},
 	    {"version", 'V', 0, G_OPTION_ARG_NONE, &opt->version, "Print the version", NULL},
 	    {G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &opt->files, NULL, NULL},
 	    {NULL, 0, 0, 0, NULL, NULL, NULL},
@@ -159,6 +177,7 @@ options_clear(Options *opt)
 	g_strfreev(opt->listen);
 	g_free(opt->flows);
 	g_free(opt->alerts);
+	g_free(opt->state);
 	g_strfreev(opt->files);
 }
 
@@ -172,6 +191,10 @@ apply_options(Config *cfg, const Options *opt)
 	}
 	if (opt->stats_interval >= 0)
 		cfg->stats_interval_s = (guint)opt->stats_interval;
+	if (opt->state != NULL) {
+		g_free(cfg->state_file);
+		cfg->state_file = g_strdup(opt->state);
+	}
 }
 
 /* Reports go to stdout unless the flow CSV already does. */
@@ -204,6 +227,17 @@ app_module_stats(gpointer user_data, GString *out)
 		g_string_append(out, ",\"evidence\":{");
 		evidence_stats_json(app->evidence, out);
 		g_string_append_c(out, '}');
+	}
+	if (app->state.path != NULL) {
+		g_string_append(out, ",\"state\":{\"file\":");
+		json_string(out, app->state.path);
+		g_string_append_printf(out,
+				       ",\"snapshots\":%" G_GUINT64_FORMAT ",\"errors\":%" G_GUINT64_FORMAT
+				       ",\"last_ms\":%" G_GINT64_FORMAT ",\"last_bytes\":%" G_GSIZE_FORMAT
+				       ",\"last_write_ms\":%.1f,\"restored\":%s}",
+				       app->state.snapshots, app->state.errors, app->state.last_ms,
+				       app->state.last_bytes, app->state.last_us / 1000.0,
+				       app->state.restored != NULL ? app->state.restored : "null");
 	}
 }
 
@@ -356,7 +390,8 @@ app_init(App *app, Config *cfg, const Options *opt, gboolean live, GError **erro
 			return FALSE;
 		app->evidence_flows = g_array_new(FALSE, FALSE, sizeof(Flow));
 	}
-	app->analyzer = analyzer_new(&acfg, error);
+	app->acfg = acfg;
+	app->analyzer = analyzer_new(&app->acfg, error);
 	if (app->analyzer == NULL)
 		return FALSE;
 	app->exporter_names = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
@@ -372,7 +407,8 @@ app_init(App *app, Config *cfg, const Options *opt, gboolean live, GError **erro
 		g_warning("accepting flow export from any source: anyone who can reach the port can "
 			  "send spoofed flows that frame a host; set [collector] allowed_exporters");
 	}
-	app->collector = collector_new(&ccfg, app->batch);
+	app->ccfg = ccfg;
+	app->collector = collector_new(&app->ccfg, app->batch);
 	if (app->flows != NULL)
 		flowsout_set_collector(app->flows, app->collector);
 	return TRUE;
@@ -413,6 +449,8 @@ app_clear(App *app)
 	g_clear_pointer(&app->exporter_names, g_hash_table_unref);
 	g_clear_pointer(&app->loop, g_main_loop_unref);
 	g_clear_pointer(&app->reloaded, config_free);
+	g_clear_pointer(&app->state.restored, g_free);
+	g_clear_pointer(&app->state.path, g_free);
 }
 
 static int
@@ -555,12 +593,149 @@ on_hup(gpointer user_data)
 	return G_SOURCE_CONTINUE;
 }
 
+/* ---- restart without loss: the state file ---- */
+
+/* Write the collector's and the analyzer's state; logs failures (at most every 10 min). */
+static void
+app_state_save(App *app, gboolean at_exit)
+{
+	g_autoptr(GByteArray) coll = g_byte_array_new();
+	g_autoptr(GByteArray) anlz = g_byte_array_new();
+	g_autoptr(GError) err = NULL;
+	gint64 t0 = g_get_monotonic_time();
+
+	collector_state_save(app->collector, coll);
+	analyzer_state_save(app->analyzer, anlz);
+	StateSection sec[] = {
+	    {.tag = STATEFILE_TAG_COLLECTOR, .data = coll->data, .len = coll->len},
+	    {.tag = STATEFILE_TAG_ANALYZER, .data = anlz->data, .len = anlz->len},
+	};
+	gint64 now_ms = g_get_real_time() / 1000;
+	if (!statefile_write(app->state.path, now_ms, sec, G_N_ELEMENTS(sec), &err)) {
+		gint64 now = g_get_monotonic_time();
+		app->state.errors++;
+		if (at_exit || app->state.last_err_log_us == 0 ||
+		    now - app->state.last_err_log_us >= 600 * G_USEC_PER_SEC) {
+			app->state.last_err_log_us = now;
+			g_warning("%s (%" G_GUINT64_FORMAT " failed snapshots so far)", err->message,
+				  app->state.errors);
+		}
+		return;
+	}
+	app->state.snapshots++;
+	app->state.last_ms = now_ms;
+	app->state.last_us = g_get_monotonic_time() - t0;
+	app->state.last_bytes = coll->len + anlz->len + 24 + 2 * 12 + 32;
+	if (at_exit)
+		g_message("state saved to %s (%" G_GSIZE_FORMAT " bytes in %.1f ms)",
+			  app->state.path, app->state.last_bytes, app->state.last_us / 1000.0);
+}
+
+static gboolean
+on_snapshot(gpointer user_data)
+{
+	app_state_save(user_data, FALSE);
+	return G_SOURCE_CONTINUE;
+}
+
+/* Fresh collector and analyzer, as app_init made them. */
+static gboolean
+app_state_reset(App *app, GError **error)
+{
+	g_clear_pointer(&app->collector, collector_free);
+	g_clear_pointer(&app->analyzer, analyzer_free);
+	app->collector = collector_new(&app->ccfg, app->batch);
+	if (app->flows != NULL)
+		flowsout_set_collector(app->flows, app->collector);
+	app->analyzer = analyzer_new(&app->acfg, error);
+	return app->analyzer != NULL;
+}
+
+/* At start, before any datagram: restore what the last run saved, when it is recent and
+ * whole. Anything wrong with the file is reported and the file is not used at all. */
+static gboolean
+app_state_restore(App *app, GError **error)
+{
+	const char *path = app->state.path;
+	StateFile sf;
+	g_autoptr(GError) err = NULL;
+	CollectorStateLoad cl;
+	AnalyzerStats an;
+
+	if (!statefile_read(path, &sf, &err)) {
+		if (g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+			g_message("no state file at %s: starting afresh", path);
+			app->state.restored = g_strdup("{\"result\":\"none\"}");
+		} else {
+			g_warning("%s: ignored, starting afresh", err->message);
+			app->state.restored = g_strdup("{\"result\":\"invalid\"}");
+		}
+		return TRUE;
+	}
+	gint64 age_ms = g_get_real_time() / 1000 - sf.written_ms;
+	const StateSection *cs = statefile_section(&sf, STATEFILE_TAG_COLLECTOR);
+	const StateSection *as = statefile_section(&sf, STATEFILE_TAG_ANALYZER);
+	if (age_ms > (gint64)app->cfg->state_max_age_s * 1000 || age_ms < -86400 * 1000) {
+		g_message("state file %s was written %" G_GINT64_FORMAT " s ago (max_age %u): "
+			  "not restored",
+			  path, age_ms / 1000, app->cfg->state_max_age_s);
+		app->state.restored = g_strdup_printf("{\"result\":\"too_old\",\"age_s\":%" G_GINT64_FORMAT "}",
+						      age_ms / 1000);
+		statefile_clear(&sf);
+		return TRUE;
+	}
+	if (cs == NULL || as == NULL) {
+		g_set_error(&err, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+			    "state file %s: a section is missing", path);
+	} else if (collector_state_load(app->collector, cs->data, cs->len, &cl, &err) &&
+		   analyzer_state_load(app->analyzer, as->data, as->len, &err)) {
+		analyzer_get_stats(app->analyzer, &an);
+		g_message("restored state from %s, written %" G_GINT64_FORMAT " s ago: %u "
+			  "exporters, %u domains, %u templates (dropped by the current limits: %u "
+			  "exporters, %u domains, %u templates); %u hosts, %u offenders",
+			  path, age_ms / 1000, cl.exporters, cl.domains, cl.templates,
+			  cl.exporters_dropped, cl.domains_dropped, cl.templates_dropped,
+			  (guint)an.hosts_tracked, (guint)an.offenders_active);
+		app->state.restored = g_strdup_printf(
+		    "{\"result\":\"restored\",\"age_s\":%" G_GINT64_FORMAT ",\"exporters\":%u,"
+		    "\"domains\":%u,\"templates\":%u,\"exporters_dropped\":%u,"
+		    "\"domains_dropped\":%u,\"templates_dropped\":%u,\"hosts\":%u,"
+		    "\"offenders\":%u}",
+		    age_ms / 1000, cl.exporters, cl.domains, cl.templates, cl.exporters_dropped,
+		    cl.domains_dropped, cl.templates_dropped, (guint)an.hosts_tracked, (guint)an.offenders_active);
+		statefile_clear(&sf);
+		return TRUE;
+	}
+	g_warning("%s: state file not used, starting afresh", err->message);
+	app->state.restored = g_strdup("{\"result\":\"invalid\"}");
+	statefile_clear(&sf);
+	return app_state_reset(app, error);
+}
+
+/* The state file's directory, owned by the user the daemon drops to. */
+static void
+app_state_prepare(App *app)
+{
+	gint64 uid = -1, gid = -1;
+	g_autoptr(GError) err = NULL;
+
+	if (app->cfg->user[0] != '\0') {
+		struct passwd *pw = getpwnam(app->cfg->user);
+		if (pw != NULL) {
+			uid = pw->pw_uid;
+			gid = pw->pw_gid;
+		}
+	}
+	if (!statefile_prepare_dir(app->state.path, uid, gid, &err))
+		g_warning("%s: snapshots will fail", err->message);
+}
+
 static int
 run_live(Config *cfg, const Options *opt)
 {
 	App app = {0};
 	g_autoptr(GError) err = NULL;
-	guint ids[6] = {0};
+	guint ids[7] = {0};
 	int rc = 0;
 
 	/* Bind first: a port in use should fail before anything else is set up. */
@@ -569,6 +744,15 @@ run_live(Config *cfg, const Options *opt)
 		g_printerr("spamflowd: %s\n", err->message);
 		app_clear(&app);
 		return 1;
+	}
+	if (cfg->state_file[0] != '\0') {
+		app.state.path = g_strdup(cfg->state_file);
+		app_state_prepare(&app);
+		if (!app_state_restore(&app, &err)) {
+			g_printerr("spamflowd: %s\n", err->message);
+			app_clear(&app);
+			return 1;
+		}
 	}
 	for (guint i = 0; i < listener_n_sockets(app.listener); i++)
 		g_message("listening on %s (udp, receive buffer %" G_GSIZE_FORMAT " bytes)",
@@ -596,6 +780,14 @@ run_live(Config *cfg, const Options *opt)
 		app_clear(&app);
 		return 1;
 	}
+	if (app.state.path != NULL) {
+		/* Now as the user that will write it: say so at start, not at the first failure. */
+		g_autofree char *dir = g_path_get_dirname(app.state.path);
+		if (access(dir, W_OK | X_OK) != 0)
+			g_warning("state directory %s is not writable by this process (%s): "
+				  "snapshots will fail; chown it to [daemon] user",
+				  dir, g_strerror(errno));
+	}
 	app.loop = g_main_loop_new(NULL, FALSE);
 	listener_attach(app.listener, app.collector, app.batch, NULL);
 	ids[0] = g_timeout_add_seconds(EXPIRE_INTERVAL_S, on_expire, &app);
@@ -607,6 +799,8 @@ run_live(Config *cfg, const Options *opt)
 	ids[4] = g_timeout_add_seconds(
 	    (guint)CLAMP(cfg->analyzer.slice_ms / 1000, 1, 10), on_tick, &app);
 	ids[5] = g_unix_signal_add(SIGHUP, on_hup, &app);
+	if (app.state.path != NULL && cfg->state_interval_s > 0)
+		ids[6] = g_timeout_add_seconds(cfg->state_interval_s, on_snapshot, &app);
 
 	g_main_loop_run(app.loop);
 
@@ -615,6 +809,8 @@ run_live(Config *cfg, const Options *opt)
 			g_source_remove(ids[i]);
 	listener_detach(app.listener);
 	flow_batch_flush(app.batch);
+	if (app.state.path != NULL)
+		app_state_save(&app, TRUE);
 	if (!app_finish(&app))
 		rc = 1;
 	print_report(&app, NULL, stderr);
