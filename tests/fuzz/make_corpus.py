@@ -6,9 +6,13 @@ payloads taken from fixtures/*.pcap (classic pcap, Ethernet / Linux SLL / raw IP
 captures exist, plus the hostile IPFIX fixtures cut into messages for the collector harness.
 The collector harness reads a sequence of datagrams, each behind a 2-byte big-endian length;
 the replay harness reads a link-type selector byte (REPLAY_LINKTYPES) and one packet.
+The control harness reads what a client sends (request lines): every command of the table
+in daemon/control.c with typical and edge arguments, and broken framing. The config harness
+reads a config file: spamflow.conf, every *.conf under fixtures/ and tests/, and hand-made
+edge cases and broken files.
 Stdlib only; re-running rewrites the seed-*/pcap-* files and leaves fuzzer-found entries.
 
-Usage: make_corpus.py [--root REPO_ROOT] [--max-per-capture N]
+Usage: make_corpus.py [--root REPO_ROOT] [--max-per-capture N] [--only HARNESS...]
 """
 
 import argparse
@@ -280,6 +284,147 @@ def replay_seeds(payload):
     }
 
 
+# ---- control socket (fuzz_control.c) --------------------------------------------------------
+
+# The harness's analyzer holds these hosts (see feed_flows() there).
+CONTROL_HOSTS = ["10.1.2.3", "10.1.2.4", "10.1.2.5", "10.1.2.6", "10.0.0.25", "203.0.113.7"]
+REASONS = ["smtp-fanout", "smtp-blocked", "submission-fanout", "lateral-smtp", "mta-surge",
+           "auth-bruteforce"]
+
+
+def control_seeds():
+    """Each command with typical and edge arguments, one request per seed, and sessions."""
+    lines = {
+        "offenders": ["offenders", "offenders limit=0", "offenders limit=1",
+                      "offenders limit=1000000", "offenders limit=1000001",
+                      "offenders since=0", "offenders since=60", "offenders since=100000000",
+                      "offenders since=-1", "offenders reason=smtp", "offenders limit=",
+                      "offenders reason=smtp-fanout reason=smtp-fanout",
+                      "offenders reason=smtp-fanout since=3600 limit=5", "offenders bogus=1",
+                      "offenders 10.1.2.3", "offenders limit=18446744073709551616"]
+                     + ["offenders reason=" + r for r in REASONS],
+        "history": ["history", "history limit=0", "history limit=1", "history limit=1000000",
+                    "history limit=x", "history limit=1 limit=2"],
+        "host": ["host", "host ::ffff:10.1.2.3", "host 2001:db8::1", "host ::", "host 1.2.3",
+                 "host 10.1.2.3 10.1.2.4", "host 0.0.0.0", "host 255.255.255.255",
+                 "host " + "1" * 70, "host fe80::1%eth0", "host limit=1"]
+                + ["host " + h for h in CONTROL_HOSTS],
+        "exporters": ["exporters", "exporters x"],
+        "stats": ["stats", "  stats  ", "\tstats\t"],
+        "config": ["config", "config x=1"],
+        "reload": ["reload", "reload now"],
+        "forget": ["forget", "forget 10.1.2.3", "forget 192.0.2.99", "forget ::ffff:203.0.113.7",
+                   "forget not-an-address"],
+        "help": ["help", "HELP", "help me"],
+        "version": ["version"],
+    }
+    out = {}
+    for cmd, reqs in lines.items():
+        for i, req in enumerate(reqs):
+            out["seed-%s-%d" % (cmd, i)] = req.encode() + b"\n"
+    session = b"".join(l.encode() + b"\n" for l in
+                       ["help", "version", "offenders", "host 10.1.2.3", "history limit=3",
+                        "exporters", "stats", "config", "forget 10.1.2.3", "host 10.1.2.3",
+                        "offenders reason=smtp-fanout", "reload", "config", "reload",
+                        "reload", "history", "stats"])
+    out["seed-session"] = session
+    out["seed-reload-cycle"] = b"reload\nhost 10.1.2.3\n" * 5
+    out["seed-forget-all"] = b"".join(b"forget " + h.encode() + b"\n" for h in CONTROL_HOSTS) \
+        + b"offenders\nhistory\n"
+    out["seed-crlf"] = b"version\r\nstats\r\n\r\n"
+    out["seed-blank-lines"] = b"\n\n \t \nversion\n"
+    out["seed-unterminated"] = b"help\nversi"
+    out["seed-nul"] = b"vers\x00ion\nversion\n"
+    out["seed-control-bytes"] = b"help\x1b[2J\nhelp\x7f\n"
+    out["seed-bad-utf8"] = b"host \xff\xfe\nhost \xc3\xa9\n"
+    out["seed-utf8-command"] = "h\u00e9lp\n".encode()
+    out["seed-too-long"] = b"x" * 600 + b"\nversion\n"
+    out["seed-exactly-limit"] = b"help" + b" " * 508 + b"\nversion\n"
+    out["seed-over-limit-split"] = b"offenders " + b"limit=1 " * 70 + b"\n"
+    out["seed-many"] = b"history\n" * 40
+    out["seed-empty"] = b""
+    return out
+
+
+# ---- config file (fuzz_config.c) ------------------------------------------------------------
+
+CONFIG_HANDMADE = {
+    "seed-empty": "",
+    "seed-comments": "# nothing but comments\n\n# and blanks\n",
+    "seed-every-section": (
+        "[collector]\nlisten = 127.0.0.1:2055;[::1]:9995\nrcvbuf = 4M\nmax_exporters = 10\n"
+        "max_domains = 4\nmax_templates = 64\ntemplate_timeout = 1800\nexporter_timeout = 3600\n"
+        "allowed_exporters = 192.0.2.0/24, 2001:db8::/32\n"
+        "[daemon]\nlog_level = DEBUG\nlog = syslog\nstats_interval = 0\nuser =\n"
+        "[control]\nsocket = /tmp/x.sock\ngroup = adm\nmax_clients = 1\nmax_request = 64\n"
+        "idle_timeout = 1\nmax_output = 1G\n"
+        "[analyzer]\ninternal_networks = 10.0.0.0/8\nmail_servers = 10.0.0.25, fd00::25\n"
+        "smtp_ports = 25 2525\nsubmission_ports = 587,465\nlogin_ports = 993\nslice = 30\n"
+        "short_window = 2\nlong_window = 4\nexact_cap = 16\nmax_hosts = 1\nmemory_cap = 1M\n"
+        "history = 1\n"
+        "[smtp-fanout]\nenabled = false\nshort = 0\nlong = 10000000\n"
+        "[smtp-blocked]\nenabled = no\nfailed_share = 0\nmin_attempts = 1\n"
+        "[mta-surge]\nfactor = 1000\nbaseline_samples = 1\nmin_samples = 100000\n"
+        "warmup_factor = 1.5\n"
+        "[auth-bruteforce]\nmax_packets = 1\nmax_bytes = 1K\n"
+        "[alerts]\nescalate_factor = 1e0\nupdate_interval = 0\nclear_level = 1\nhold = 604800\n"
+        "[sinks]\njson = /var/log/a.json\ncsv = -\nsyslog = 1\nsyslog_ident = x\n"
+        "syslog_facility = local7\nremote = tcp://[2001:db8::1]:6514\nremote_queue = 1\n"
+        "[enrich]\ncountry_db = /x.mmdb\nasn_db = /x.mmdb\n"
+        "[evidence]\ndir = /var/lib/spamflow/evidence\nmax_flows = 1\nmax_age = 0\n"
+        "max_bytes = 0\nmemory_cap = 1048576\n"),
+    "seed-escapes": "[daemon]\nuser = a\\sb\\tc\n[sinks]\njson = /tmp/\\\\x\n",
+    "seed-escape-newline": "[sinks]\nsyslog_ident = a\\nb\n",
+    "seed-leading-space-escape": "[control]\ngroup = \\s adm\n",
+    "seed-crlf": "[daemon]\r\nlog_level = info\r\n",
+    "seed-spaces": "  [daemon]  \n   log_level   =   warning   \n",
+    "seed-locale-key": "[collector]\nlisten[de] = 0.0.0.0:2055\n",
+    "seed-duplicate-key": "[collector]\nrcvbuf = 1M\n[daemon]\n[collector]\nrcvbuf = 2M\n",
+    "seed-repeated-section": "[collector]\nrcvbuf = 1M\n[daemon]\nlog = stderr\n[collector]\n"
+                             "max_domains = 2\n",
+    "seed-unknown-section": "[colector]\nlisten = 0.0.0.0:2055\n",
+    "seed-unknown-key": "[collector]\nlisen = 0.0.0.0:2055\n",
+    "seed-not-ini": "[collector]\nthis is not ini\n",
+    "seed-no-group": "log_level = info\n",
+    "seed-group-brackets": "[daemon]]\n[[daemon]\n",
+    "seed-bad-values": "[collector]\nrcvbuf = 1T\n",
+    "seed-size-overflow": "[analyzer]\nmemory_cap = 18446744073709551615G\n",
+    "seed-double-nan": "[alerts]\nescalate_factor = nan\n",
+    "seed-double-hex": "[alerts]\nescalate_factor = 0x1p1\n",
+    "seed-double-inf": "[mta-surge]\nfactor = inf\n",
+    "seed-negative": "[daemon]\nstats_interval = -1\n",
+    "seed-empty-listen": "[collector]\nlisten = ;;\n",
+    "seed-bad-listen": "[collector]\nlisten = 1.2.3.4\n",
+    "seed-bad-prefix": "[analyzer]\ninternal_networks = 10.0.0.0/33\n",
+    "seed-bad-ports": "[analyzer]\nsmtp_ports = 0, 65536\n",
+    "seed-bad-facility": "[sinks]\nsyslog_facility = kern2\n",
+    "seed-bad-remote": "[sinks]\nremote = http://x\n",
+    "seed-windows-cross": "[analyzer]\nshort_window = 100\nlong_window = 10\n",
+    "seed-nul": "[daemon]\nlog_level = info\x00garbage\n",
+    "seed-utf8": "[sinks]\nsyslog_ident = sp\u00e4mflow\n",
+    "seed-bad-utf8-marker": "[sinks]\nsyslog_ident = @BAD@\n",
+    "seed-comment-in-value": "[daemon]\nuser = nobody # the user\n",
+}
+
+
+def config_seeds(root):
+    """The sample config, every *.conf under fixtures/ and tests/, and the cases above."""
+    out = {}
+    found = [os.path.join(root, "spamflow.conf")]
+    for top in ("fixtures", "tests"):
+        for dirpath, dirnames, filenames in os.walk(os.path.join(root, top)):
+            dirnames[:] = sorted(d for d in dirnames if d != "corpus")
+            found += [os.path.join(dirpath, f) for f in sorted(filenames) if f.endswith(".conf")]
+    for path in found:
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                rel = os.path.relpath(path, root).replace(os.sep, "-")
+                out["file-" + rel] = f.read()
+    for name, text in CONFIG_HANDMADE.items():
+        out[name] = text.encode().replace(b"@BAD@", b"\xff\xfe")
+    return out
+
+
 def framed(datagrams):
     """The collector harness's input: each datagram behind a 2-byte big-endian length."""
     out = b""
@@ -304,7 +449,12 @@ def split_messages(data):
     return out
 
 
+ONLY = set()  # --only: the corpora to write (empty: all)
+
+
 def write(dirpath, name, data):
+    if ONLY and os.path.basename(dirpath) not in ONLY:
+        return
     os.makedirs(dirpath, exist_ok=True)
     with open(os.path.join(dirpath, name), "wb") as f:
         f.write(data)
@@ -315,7 +465,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default=os.path.normpath(os.path.join(here, "..", "..")))
     ap.add_argument("--max-per-capture", type=int, default=8)
+    ap.add_argument("--only", nargs="+", metavar="HARNESS", help="write only these corpora",
+                    choices=["v5", "v9", "ipfix", "collector", "replay", "control", "config"])
     args = ap.parse_args()
+    ONLY.update(args.only or [])
     corpus = os.path.join(args.root, "tests", "fuzz", "corpus")
     fixtures = os.path.join(args.root, "fixtures")
 
@@ -347,6 +500,11 @@ def main():
 
     for fname, data in replay_seeds(seeds["v9"]["seed-v9-template-data"]).items():
         write(os.path.join(corpus, "replay"), fname, data)
+
+    for fname, data in control_seeds().items():
+        write(os.path.join(corpus, "control"), fname, data)
+    for fname, data in config_seeds(args.root).items():
+        write(os.path.join(corpus, "config"), fname, data)
 
     n_pcap = 0
     if os.path.isdir(fixtures):

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# A libFuzzer campaign over the collector's parsers: builds the fuzz_<name> binaries (clang,
-# libFuzzer + ASan + UBSan) in their own build dir, runs each harness for SECONDS (default
-# 600) with -max_len=65535, JOBS at a time (default 2), merges the inputs that add coverage
-# back into tests/fuzz/corpus/<name>/ (-merge=1), keeps crashing inputs in tests/fuzz/crashes/
-# and prints per harness: executions, exec/s, corpus size before/after, crashes found.
+# A libFuzzer campaign: builds the fuzz_<name> binaries (clang, libFuzzer, ASan, UBSan) in
+# their own build dir, runs each harness for SECONDS (default 600) with -max_len=65535, JOBS
+# at a time (default 2), merges inputs that add coverage into tests/fuzz/corpus/<name>/
+# (-merge=1), keeps crashing inputs in tests/fuzz/crashes/ and prints per harness:
+# executions, exec/s, corpus size before/after, crashes.
 #
-# Usage: tests/fuzz/run-campaign.sh [SECONDS] [HARNESS...]   (default: v5 v9 ipfix collector)
+# Usage: tests/fuzz/run-campaign.sh [SECONDS] [HARNESS...]
+#   (default: v5 v9 ipfix collector replay control config)
 # Env: BUILD_DIR (default build-fuzz), JOBS (default 2), OUT (default fuzz-out)
 set -euo pipefail
 
@@ -14,7 +15,7 @@ cd "$top"
 secs=${1:-600}
 shift || true
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(v5 v9 ipfix collector)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(v5 v9 ipfix collector replay control config)
 build=${BUILD_DIR:-build-fuzz}
 jobs=${JOBS:-2}
 out=${OUT:-fuzz-out}
@@ -31,8 +32,8 @@ ninja -C "$build" "${targets[@]}" >/dev/null
 
 mkdir -p "$out" "$crashes"
 
-# One harness: fuzz into a fresh directory seeded by the corpus; a crash stops libFuzzer, so
-# restart (up to 5 times) with the time that is left. Writes $out/<name>.stats.
+# One harness: fuzz into a new dir seeded by the corpus, rerun after a crash (5 times at
+# most); no slow units (busy host). Writes $out/<name>.stats.
 run_one() {
 	local h=$1 bin=$build/tests/fuzz/fuzz_$1 corpus=tests/fuzz/corpus/$1
 	local new=$out/$h.new log=$out/$h.log stats=$out/$h.stats
@@ -48,9 +49,9 @@ run_one() {
 		[ "$left" -gt 0 ] || break
 		runs=$((runs + 1))
 		rc=0
-		"$bin" -max_len=65535 -max_total_time="$left" -timeout=25 -rss_limit_mb=2048 \
-			-print_final_stats=1 -artifact_prefix="$crashes/$h-" "$new" "$corpus" \
-			>>"$log" 2>&1 || rc=$?
+		"$bin" -max_len=65535 -max_total_time="$left" -timeout=25 -report_slow_units=60 \
+			-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$crashes/$h-" \
+			"$new" "$corpus" >>"$log" 2>&1 || rc=$?
 		[ "$rc" -ne 0 ] && [ "$runs" -lt 6 ] || break
 	done
 	execs=$(awk '/stat::number_of_executed_units/ {s += $NF} END {print s + 0}' "$log")
