@@ -2,7 +2,9 @@
  * IPFIX over UDP from one or more exporter sockets, paced to a record rate or unpaced with
  * sendmmsg, with correct per-(exporter, domain) sequence numbers, periodic templates and a
  * seeded address mix (background, legitimate mail, spam bots fanning out on port 25). It can
- * also write the same datagrams to a pcap file for offline decode benchmarks. */
+ * also write the same datagrams to a pcap file for offline decode benchmarks. With --spoof it
+ * is a spoofed flood instead: every non-bot record is a port-25 flow from a fresh, never
+ * repeated internal source, while the bots keep their addresses (issue 7). */
 #include <glib.h>
 
 #include <arpa/inet.h>
@@ -39,6 +41,8 @@ typedef struct {
 	gint pool;
 	gint batch;
 	char *pcap;
+	gboolean spoof;
+	gint spoof_port;
 } Opts;
 
 /* One prebuilt datagram: header fields are patched at send time. */
@@ -46,6 +50,10 @@ typedef struct {
 	guint8 *buf;
 	guint16 len;
 	guint16 nrec;
+	guint16 nbot;	    /* records from a bot */
+	guint16 nspoof;	    /* --spoof: records whose source is rewritten at each send */
+	guint16 *spoof_off; /* their source address offsets in buf */
+	guint8 *spoof_v6;   /* and whether each is IPv6 */
 } Dgram;
 
 typedef struct {
@@ -142,6 +150,8 @@ typedef struct {
 	guint64 bytes;
 	guint32 in_if, out_if;
 	guint32 age_ms, dur_ms; /* end = generation time - age; start = end - dur */
+	gboolean bot;
+	gboolean spoof; /* source rewritten at send time (--spoof) */
 } GenFlow;
 
 static void
@@ -212,6 +222,19 @@ gen_flow(const Opts *o, GenFlow *f, gboolean allow_v6)
 		f->flags = rng_unit() < 0.3 ? 0x02 : 0x1b; /* SYN only (blocked) or a session */
 		f->packets = f->flags == 0x02 ? 1 + rng_below(3) : 8 + rng_below(20);
 		f->bytes = f->packets * (40 + rng_below(900));
+		f->bot = TRUE;
+		return;
+	}
+	if (o->spoof) {
+		/* one delivered mail from a source never seen before: the address is a
+		 * placeholder here, spoof_addr() writes a fresh one at each send */
+		internal_addr(o, 0, f->v6, f->src);
+		external_addr(rng_below(100000), f->v6, f->dst);
+		f->dport = (guint16)o->spoof_port;
+		f->flags = 0x1b;
+		f->packets = 8 + rng_below(20);
+		f->bytes = f->packets * (40 + rng_below(900));
+		f->spoof = TRUE;
 		return;
 	}
 	if (r < o->bot_share + o->mail_share) {
@@ -243,6 +266,28 @@ gen_flow(const Opts *o, GenFlow *f, gboolean allow_v6)
 		memcpy(f->src, in, 16);
 		memcpy(f->dst, ex, 16);
 		f->dport = port;
+	}
+}
+
+/* --spoof: the n-th fresh source (n from 1, one counter for both families). IPv4 10.0.0.1
+ * up to 10.199.255.255, IPv6 fd42::xx:xxxx with byte 12 zero: never a bot's 10.200.0.0/16
+ * or fd42::c8xx:xxxx. */
+#define SPOOF_MAX (200u << 16)
+
+static void
+spoof_addr(guint8 *p, gboolean v6, guint32 n)
+{
+	if (v6) {
+		static const guint8 pre[13] = {0xfd, 0x42};
+		memcpy(p, pre, 13);
+		p[13] = (guint8)(n >> 16);
+		p[14] = (guint8)(n >> 8);
+		p[15] = (guint8)n;
+	} else {
+		p[0] = 10;
+		p[1] = (guint8)(n >> 16);
+		p[2] = (guint8)(n >> 8);
+		p[3] = (guint8)n;
 	}
 }
 
@@ -354,13 +399,24 @@ build_dgram(const Opts *o, Dgram *d, guint32 uptime, gint64 now_ms)
 	guint8 *buf = g_malloc(MAX_DGRAM);
 	gsize hl = hdr_len(o->version);
 	guint n = 0;
+	/* records in a datagram: at most MAX_DGRAM / 47, the shortest v9/IPFIX record */
+	guint16 off[MAX_DGRAM / 47 + 1];
+	guint8 is6[MAX_DGRAM / 47 + 1];
+	guint ns = 0;
 
+	d->nbot = 0;
 	if (o->version == 5) {
 		guint want = o->per_dgram > 0 ? (guint)o->per_dgram : 30;
 		guint8 *p = buf + hl;
 		for (; n < want; n++) {
 			GenFlow f;
 			gen_flow(o, &f, FALSE);
+			d->nbot += f.bot;
+			if (f.spoof) {
+				/* srcaddr: the record's first field */
+				off[ns] = (guint16)(p - buf);
+				is6[ns++] = 0;
+			}
 			p = put_v5_rec(p, &f, uptime);
 		}
 		d->len = (guint16)(p - buf);
@@ -368,6 +424,9 @@ build_dgram(const Opts *o, Dgram *d, guint32 uptime, gint64 now_ms)
 		/* IPv4 records in one data set, IPv6 in another */
 		guint8 v4[MAX_DGRAM], v6[MAX_DGRAM];
 		gsize l4 = 0, l6 = 0;
+		/* record offsets within their set's body, for the spoofed sources */
+		guint16 off4[MAX_DGRAM / 47 + 1], off6[MAX_DGRAM / 47 + 1];
+		guint n4s = 0, n6s = 0;
 		for (;;) {
 			GenFlow f;
 			if (o->per_dgram > 0 && n >= (guint)o->per_dgram)
@@ -381,10 +440,15 @@ build_dgram(const Opts *o, Dgram *d, guint32 uptime, gint64 now_ms)
 				break;
 			if (total > MAX_DGRAM - 16)
 				break;
+			if (f.spoof && f.v6)
+				off6[n6s++] = (guint16)l6;
+			else if (f.spoof)
+				off4[n4s++] = (guint16)l4;
 			if (f.v6)
 				l6 = (gsize)(put_tmpl_rec(v6 + l6, &f, o->version, uptime, now_ms) - v6);
 			else
 				l4 = (gsize)(put_tmpl_rec(v4 + l4, &f, o->version, uptime, now_ms) - v4);
+			d->nbot += f.bot;
 			n++;
 		}
 		guint8 *p = buf + hl;
@@ -396,6 +460,11 @@ build_dgram(const Opts *o, Dgram *d, guint32 uptime, gint64 now_ms)
 			gsize pad = o->version == 9 ? (4 - (l + 4) % 4) % 4 : 0;
 			p = put16(p, s == 0 ? TPL_V4 : TPL_V6);
 			p = put16(p, (guint16)(l + 4 + pad));
+			/* records start with their source address (see put_tmpl_rec) */
+			for (guint i = 0; i < (s == 0 ? n4s : n6s); i++) {
+				off[ns] = (guint16)(p - buf + (s == 0 ? off4[i] : off6[i]));
+				is6[ns++] = (guint8)s;
+			}
 			p = putn(p, s == 0 ? v4 : v6, l);
 			memset(p, 0, pad);
 			p += pad;
@@ -404,6 +473,9 @@ build_dgram(const Opts *o, Dgram *d, guint32 uptime, gint64 now_ms)
 	}
 	d->nrec = (guint16)n;
 	d->buf = buf;
+	d->nspoof = (guint16)ns;
+	d->spoof_off = ns > 0 ? g_memdup2(off, ns * sizeof off[0]) : NULL;
+	d->spoof_v6 = ns > 0 ? g_memdup2(is6, ns) : NULL;
 }
 
 /* Patch the header of a datagram for (domain, sequence, clock). */
@@ -550,7 +622,9 @@ main(int argc, char **argv)
 		  .mail_share = 0.02,
 		  .hosts = 20000,
 		  .pool = 8192,
-		  .batch = 0};
+		  .batch = 0,
+		  .spoof = FALSE,
+		  .spoof_port = 25};
 	const GOptionEntry entries[] = {
 	    {"version", 'v', 0, G_OPTION_ARG_INT, &o.version, "5, 9 or 10 (IPFIX); default 9", "V"},
 	    {"dest", 'd', 0, G_OPTION_ARG_STRING, &o.dest, "Collector a.b.c.d:port or [v6]:port",
@@ -583,6 +657,14 @@ main(int argc, char **argv)
 	     "Datagrams per sendmmsg (default: 64 unpaced, ~200 us of traffic paced)", "N"},
 	    {"pcap", 0, 0, G_OPTION_ARG_FILENAME, &o.pcap,
 	     "Write the datagrams to this pcap file (raw IPv4) instead of sending", "FILE"},
+	    {"spoof", 0, 0, G_OPTION_ARG_NONE, &o.spoof,
+	     "Spoofed flood: every non-bot record is a delivered port-25 flow (see --spoof-port) "
+	     "from a fresh internal source never used before (10.0.0.1 up, fd42::1 up; at most "
+	     "13 M); bots (--bots, --bot-share, in 10.200.0.0/16) keep their addresses. "
+	     "--mail-share and --hosts are ignored",
+	     NULL},
+	    {"spoof-port", 0, 0, G_OPTION_ARG_INT, &o.spoof_port,
+	     "Destination port of the --spoof records, default 25", "P"},
 	    {NULL, 0, 0, 0, NULL, NULL, NULL},
 	};
 	g_autoptr(GOptionContext) ctx = g_option_context_new("- NetFlow/IPFIX load generator");
@@ -610,12 +692,18 @@ main(int argc, char **argv)
 	if (o.exporters < 1 || o.domains < 1 || o.pool < MAX_BATCH * 2 || o.hosts < 1 ||
 	    o.records < 1 || o.rate < 0 || o.template_every < 1 || o.batch < 0 ||
 	    o.batch > MAX_BATCH || (o.version == 5 && o.per_dgram > 30) || o.per_dgram > 150 ||
-	    o.max_bytes < 200 || o.max_bytes > MAX_DGRAM - 200) {
+	    o.max_bytes < 200 || o.max_bytes > MAX_DGRAM - 200 || o.spoof_port < 0 ||
+	    o.spoof_port > 65535 || o.bots > 65536) {
 		g_printerr("flowgen: an option is out of range (see --help)\n");
 		return 2;
 	}
 	if (o.version == 5)
 		o.ipv6 = 0;
+	/* every spoofed record needs its own address; the last datagram may go 150 over */
+	if (o.spoof && o.records + 150 >= (gint64)SPOOF_MAX) {
+		g_printerr("flowgen: --spoof: at most %u records\n", SPOOF_MAX - 151);
+		return 2;
+	}
 
 	guint64 seed = (guint64)o.seed;
 	for (guint i = 0; i < 4; i++)
@@ -681,6 +769,8 @@ main(int argc, char **argv)
 	struct mmsghdr msgs[MAX_BATCH * 2];
 	struct iovec iov[MAX_BATCH * 2];
 	guint64 sent_recs = 0, sent_dgrams = 0, tpl_dgrams = 0, bytes = 0, send_errors = 0;
+	guint64 bot_recs = 0;
+	guint32 spoofed = 0; /* fresh sources handed out (--spoof) */
 	guint64 pool_i = 0, batch_no = 0;
 	gint64 t0 = now_ns();
 
@@ -716,6 +806,10 @@ main(int argc, char **argv)
 				ds->since_tpl = 0;
 			}
 			Dgram *dg = &pool[pool_i++ % (guint64)o.pool];
+			/* in one batch once at most (pool >= 2 batches): patch it in place */
+			for (guint s = 0; s < dg->nspoof; s++)
+				spoof_addr(dg->buf + dg->spoof_off[s], dg->spoof_v6[s], ++spoofed);
+			bot_recs += dg->nbot;
 			patch_header(&o, dg->buf, dg->len, dg->nrec, ds->seq, dom_id, uptime, now_real);
 			iov[nm].iov_base = dg->buf;
 			iov[nm].iov_len = dg->len;
@@ -770,11 +864,15 @@ main(int argc, char **argv)
 	       ", \"bytes\": %" G_GUINT64_FORMAT ", \"send_errors\": %" G_GUINT64_FORMAT
 	       ", \"records_per_datagram\": %.2f, \"elapsed_s\": %.4f, \"asked_rate\": %" G_GINT64_FORMAT
 	       ", \"achieved_rate\": %.0f, \"generator_bound\": %s, \"exporters\": %d, "
-	       "\"domains\": %d}\n",
+	       "\"domains\": %d, \"bot_records\": %" G_GUINT64_FORMAT ", \"spoofed\": %u}\n",
 	       o.version, sent_recs, sent_dgrams, tpl_dgrams, bytes, send_errors, rpd, elapsed,
-	       o.rate, achieved, gen_bound ? "true" : "false", o.exporters, o.domains);
-	for (gint i = 0; i < o.pool; i++)
+	       o.rate, achieved, gen_bound ? "true" : "false", o.exporters, o.domains, bot_recs,
+	       spoofed);
+	for (gint i = 0; i < o.pool; i++) {
 		g_free(pool[i].buf);
+		g_free(pool[i].spoof_off);
+		g_free(pool[i].spoof_v6);
+	}
 	g_free(pool);
 	g_free(tplbuf);
 	for (gint e = 0; e < o.exporters && o.pcap == NULL; e++)
