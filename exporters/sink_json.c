@@ -1,11 +1,13 @@
 /* JSON-lines alert sink: append, flush per event, reopen for log rotation. A write error
  * (disk full, file system gone read-only) is counted and logged at a limited rate; it never
- * stops collection or the other sinks. */
+ * stops collection or the other sinks. A partial line is cut back off, as in the csv sink. */
 #include "sink_json.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 typedef struct {
 	Sink base;
@@ -28,10 +30,13 @@ static void
 json_write(Sink *s, const AlertEvent *ev, const SinkCtx *ctx)
 {
 	SinkJson *j = (SinkJson *)s;
+	struct stat before, after;
 
 	g_string_truncate(j->buf, 0);
 	alert_json(j->buf, ev, ctx->exporter_name, ctx->user_data);
 	g_string_append_c(j->buf, '\n');
+	/* flushed per event, so the buffer is empty: the file size is where this line starts */
+	gboolean regular = fstat(fileno(j->fp), &before) == 0 && S_ISREG(before.st_mode);
 	errno = 0;
 	if (fwrite(j->buf->str, 1, j->buf->len, j->fp) == j->buf->len && fflush(j->fp) == 0) {
 		s->st.events++;
@@ -40,6 +45,12 @@ json_write(Sink *s, const AlertEvent *ev, const SinkCtx *ctx)
 	int e = errno;
 	s->st.errors++;
 	clearerr(j->fp);
+	/* A short write (disk full) left the start of the line: cut it back off, so that the
+	 * next line written does not glue onto it and spoil both. */
+	if (regular && fstat(fileno(j->fp), &after) == 0 && after.st_size > before.st_size &&
+	    after.st_size < before.st_size + (off_t)j->buf->len &&
+	    ftruncate(fileno(j->fp), before.st_size) != 0)
+		e = errno;
 	sink_log_error(s, "write failed: %s", e != 0 ? g_strerror(e) : "short write");
 }
 

@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <gio/gio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -127,16 +129,38 @@ typedef struct {
 	GString *buf;
 } SinkSyslog;
 
+/* Is a syslog daemon reading _PATH_LOG? Asked the way syslog(3) reaches it: connecting a
+ * datagram socket fails with ENOENT when there is no socket, and with ECONNREFUSED when the
+ * socket is left over from a daemon that is gone (access(2) sees a writable file there).
+ * EPROTOTYPE: a stream socket, which syslog(3) falls back to. */
+static gboolean
+log_socket_listening(int *err)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	gboolean ok;
+
+	if (fd < 0) {
+		*err = errno;
+		return FALSE;
+	}
+	g_strlcpy(addr.sun_path, _PATH_LOG, sizeof addr.sun_path);
+	ok = connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0 || errno == EPROTOTYPE;
+	*err = ok ? 0 : errno;
+	close(fd);
+	return ok;
+}
+
 static void
 syslog_write(Sink *s, const AlertEvent *ev, const SinkCtx *ctx)
 {
 	SinkSyslog *l = (SinkSyslog *)s;
+	int e = 0;
 
 	g_string_truncate(l->buf, 0);
 	sink_syslog_format_kv(l->buf, ev, ctx);
 	/* syslog(3) reports nothing; the one failure we can see is no daemon listening. */
-	gboolean listening = access(_PATH_LOG, W_OK) == 0;
-	int e = errno;
+	gboolean listening = log_socket_listening(&e);
 	syslog(sink_syslog_severity(ev->severity), "%s", l->buf->str);
 	if (listening) {
 		s->st.events++;
@@ -178,10 +202,11 @@ sink_syslog_new(const char *ident, int facility, GError **error)
 	l->facility = facility;
 	l->buf = g_string_sized_new(1024);
 	openlog(l->ident, LOG_PID | LOG_NDELAY, facility);
-	if (access(_PATH_LOG, W_OK) != 0)
+	int e = 0;
+	if (!log_socket_listening(&e))
 		g_warning("syslog sink '%s': %s: %s: no syslog daemon listening; events are "
 			  "counted as errors until one is",
-			  name, _PATH_LOG, g_strerror(errno));
+			  name, _PATH_LOG, g_strerror(e));
 	return &l->base;
 }
 
