@@ -1,5 +1,7 @@
-/* Syslog alert sinks: local syslog(3) with key=value lines, and remote RFC 5424 over UDP or
- * TCP (RFC 6587 octet counting). The TCP path never blocks collection: an async connect
+/* Syslog alert sinks: local syslog with key=value lines (our own non-blocking socket to
+ * /dev/log, in syslog(3)'s format), and remote RFC 5424 over UDP or TCP (RFC 6587 octet
+ * counting). Neither blocks collection: a syslog daemon that stops reading /dev/log costs
+ * the events that do not fit its queue, counted. The TCP path: an async connect
  * (GSocketClient), a non-blocking socket watched by the default main context, a bounded
  * queue of framed messages while the server is away, and reconnects with backoff. */
 #include "sink_syslog.h"
@@ -124,72 +126,221 @@ sink_syslog_format_kv(GString *out, const AlertEvent *ev, const SinkCtx *ctx)
 
 typedef struct {
 	Sink base;
-	char *ident; /* openlog() keeps the pointer */
+	char *ident;
+	char *path; /* _PATH_LOG, or a test's socket */
 	int facility;
+	int fd;	  /* connected to path, non-blocking; -1 when not */
+	int type; /* SOCK_DGRAM, or SOCK_STREAM when path is a stream socket */
 	GString *buf;
+	GString *msg;
 } SinkSyslog;
 
-/* Is a syslog daemon reading _PATH_LOG? Asked the way syslog(3) reaches it: connecting a
- * datagram socket fails with ENOENT when there is no socket, and with ECONNREFUSED when the
- * socket is left over from a daemon that is gone (access(2) sees a writable file there).
- * EPROTOTYPE: a stream socket, which syslog(3) falls back to. */
-static gboolean
-log_socket_listening(int *err)
+/* Connect a non-blocking socket to the syslog daemon the way syslog(3) reaches it: a
+ * datagram socket, or a stream one when connect() says EPROTOTYPE. Fails with ENOENT when
+ * there is no socket and ECONNREFUSED when the socket is left over from a daemon that is
+ * gone (access(2) sees a writable file there); -1 with *err set then. */
+static int
+log_connect(const char *path, int *type, int *err)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	gboolean ok;
+	static const int types[] = {SOCK_DGRAM, SOCK_STREAM};
 
-	if (fd < 0) {
-		*err = errno;
-		return FALSE;
+	if (strlen(path) >= sizeof addr.sun_path) {
+		*err = ENAMETOOLONG;
+		return -1;
 	}
-	g_strlcpy(addr.sun_path, _PATH_LOG, sizeof addr.sun_path);
-	ok = connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0 || errno == EPROTOTYPE;
-	*err = ok ? 0 : errno;
-	close(fd);
-	return ok;
+	memcpy(addr.sun_path, path, strlen(path) + 1);
+	for (gsize i = 0; i < G_N_ELEMENTS(types); i++) {
+		int fd = socket(AF_UNIX, types[i] | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			*err = errno;
+			return -1;
+		}
+		if (connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0) {
+			*type = types[i];
+			*err = 0;
+			return fd;
+		}
+		*err = errno;
+		close(fd);
+		if (*err != EPROTOTYPE)
+			break;
+	}
+	return -1;
 }
 
+static void
+local_close(SinkSyslog *l)
+{
+	if (l->fd >= 0)
+		close(l->fd);
+	l->fd = -1;
+}
+
+/* Connected, or why not (errno value, 0 when connected). Cheap enough to try per event: a
+ * socket(2) and a connect(2) to a local path, both without waiting. */
+static int
+local_connect(SinkSyslog *l)
+{
+	int e = 0;
+	if (l->fd >= 0)
+		return 0;
+	l->fd = log_connect(l->path, &l->type, &e);
+	return l->fd >= 0 ? 0 : e;
+}
+
+static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+				     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+void
+sink_syslog_format_local(GString *out, int pri, const char *ident, guint pid, time_t t,
+			 const char *msg)
+{
+	struct tm tm;
+
+	/* As glibc's syslog(3) writes to the local socket (RFC 3164 4.1 without HOSTNAME):
+	 * <PRI>Mmm dd hh:mm:ss IDENT[PID]: MSG, local time, C-locale month, day padded with
+	 * a space. */
+	g_string_append_printf(out, "<%d>", pri);
+	if (localtime_r(&t, &tm) != NULL && tm.tm_mon >= 0 && tm.tm_mon < 12)
+		g_string_append_printf(out, "%s %2d %02d:%02d:%02d ", months[tm.tm_mon], tm.tm_mday,
+				       tm.tm_hour, tm.tm_min, tm.tm_sec);
+	else
+		g_string_append(out, "Jan  1 00:00:00 ");
+	g_string_append_printf(out, "%s[%u]: %s", ident, pid, msg);
+}
+
+/* Hand the message to the socket without waiting. The event's fate: delivered (events), or
+ * an error: nobody listening (ENOENT, ECONNREFUSED), the daemon not reading (EAGAIN: its
+ * queue, net.unix.max_dgram_qlen datagrams, is full), too long (EMSGSIZE). */
 static void
 syslog_write(Sink *s, const AlertEvent *ev, const SinkCtx *ctx)
 {
 	SinkSyslog *l = (SinkSyslog *)s;
-	int e = 0;
+	int e;
 
 	g_string_truncate(l->buf, 0);
 	sink_syslog_format_kv(l->buf, ev, ctx);
-	/* syslog(3) reports nothing; the one failure we can see is no daemon listening. */
-	gboolean listening = log_socket_listening(&e);
-	syslog(sink_syslog_severity(ev->severity), "%s", l->buf->str);
-	if (listening) {
-		s->st.events++;
-		return;
+	g_string_truncate(l->msg, 0);
+	sink_syslog_format_local(l->msg,
+				 (l->facility & LOG_FACMASK) | sink_syslog_severity(ev->severity),
+				 l->ident, (guint)getpid(), time(NULL), l->buf->str);
+
+	for (int attempt = 0;; attempt++) {
+		if ((e = local_connect(l)) != 0) {
+			s->st.errors++;
+			sink_log_error(s,
+				       "%s: %s: no syslog daemon is listening, event not "
+				       "delivered",
+				       l->path, g_strerror(e));
+			return;
+		}
+		/* on a stream socket the terminating NUL separates messages, as glibc's */
+		gsize len = l->msg->len + (l->type == SOCK_STREAM ? 1 : 0);
+		ssize_t n = send(l->fd, l->msg->str, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n >= 0 && (gsize)n == len) {
+			s->st.events++;
+			return;
+		}
+		if (n >= 0) {
+			/* stream only: the rest of a cut message would be read as the start of
+			 * the next one */
+			local_close(l);
+			s->st.errors++;
+			sink_log_error(s,
+				       "%s: short write (%zd of %" G_GSIZE_FORMAT
+				       " bytes), reconnecting; event not delivered",
+				       l->path, n, len);
+			return;
+		}
+		e = errno;
+		if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) {
+			s->st.errors++;
+			sink_log_error(s, "%s: %s: the syslog daemon is not reading, event dropped",
+				       l->path, g_strerror(e));
+			return;
+		}
+		if (e == EMSGSIZE) {
+			s->st.errors++;
+			sink_log_error(s,
+				       "%s: message of %" G_GSIZE_FORMAT " bytes too long, "
+				       "event dropped",
+				       l->path, len);
+			return;
+		}
+		/* the daemon went away (ECONNREFUSED, ENOTCONN ...) or was restarted on a new
+		 * socket: connect again and send once more, as syslog(3) does */
+		local_close(l);
+		if (attempt > 0) {
+			s->st.errors++;
+			sink_log_error(s, "%s: %s: send failed, event not delivered", l->path,
+				       g_strerror(e));
+			return;
+		}
 	}
-	s->st.errors++;
-	sink_log_error(s, "%s: %s: no syslog daemon is listening, event not delivered", _PATH_LOG,
-		       g_strerror(e));
+}
+
+/* SIGHUP: connect afresh (a syslog daemon restarted on a new socket); on failure keep the
+ * old socket, the next event tries again anyway. */
+static gboolean
+syslog_reopen(Sink *s, GError **error)
+{
+	SinkSyslog *l = (SinkSyslog *)s;
+	int e = 0, type = SOCK_DGRAM;
+	int fd = log_connect(l->path, &type, &e);
+
+	if (fd < 0) {
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e),
+			    "%s: %s: no syslog daemon is listening", l->path, g_strerror(e));
+		return FALSE;
+	}
+	local_close(l);
+	l->fd = fd;
+	l->type = type;
+	return TRUE;
+}
+
+static void
+syslog_stats_json(const Sink *s, GString *out)
+{
+	const SinkSyslog *l = (const SinkSyslog *)s;
+	g_string_append_printf(out, "\"connected\":%s", l->fd >= 0 ? "true" : "false");
 }
 
 static void
 syslog_free(Sink *s)
 {
 	SinkSyslog *l = (SinkSyslog *)s;
-	closelog();
+	local_close(l);
 	g_free(l->ident);
+	g_free(l->path);
 	if (l->buf != NULL)
 		g_string_free(l->buf, TRUE);
+	if (l->msg != NULL)
+		g_string_free(l->msg, TRUE);
 	g_free(l);
 }
 
-static const SinkOps syslog_ops = {.kind = "syslog", .write = syslog_write, .free = syslog_free};
+static const SinkOps syslog_ops = {.kind = "syslog",
+				   .write = syslog_write,
+				   .reopen = syslog_reopen,
+				   .stats_json = syslog_stats_json,
+				   .free = syslog_free};
 
 Sink *
-sink_syslog_new(const char *ident, int facility, GError **error)
+sink_syslog_new_at(const char *path, const char *ident, int facility, GError **error)
 {
+	struct sockaddr_un addr;
+
 	if (sink_syslog_facility_name(facility) == NULL) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
 			    "syslog facility %d is not a known facility", facility);
+		return NULL;
+	}
+	if (path == NULL || *path == '\0' || strlen(path) >= sizeof addr.sun_path) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+			    "syslog socket '%s': not a socket path (1-%zu bytes)",
+			    path != NULL ? path : "", sizeof addr.sun_path - 1);
 		return NULL;
 	}
 	if (ident == NULL || *ident == '\0')
@@ -199,15 +350,24 @@ sink_syslog_new(const char *ident, int facility, GError **error)
 	SinkSyslog *l = g_new0(SinkSyslog, 1);
 	sink_init(&l->base, &syslog_ops, name);
 	l->ident = g_strdup(ident);
+	l->path = g_strdup(path);
 	l->facility = facility;
+	l->fd = -1;
+	l->type = SOCK_DGRAM;
 	l->buf = g_string_sized_new(1024);
-	openlog(l->ident, LOG_PID | LOG_NDELAY, facility);
-	int e = 0;
-	if (!log_socket_listening(&e))
+	l->msg = g_string_sized_new(1024);
+	int e = local_connect(l); /* now, as LOG_NDELAY did */
+	if (e != 0)
 		g_warning("syslog sink '%s': %s: %s: no syslog daemon listening; events are "
 			  "counted as errors until one is",
-			  name, _PATH_LOG, g_strerror(e));
+			  name, l->path, g_strerror(e));
 	return &l->base;
+}
+
+Sink *
+sink_syslog_new(const char *ident, int facility, GError **error)
+{
+	return sink_syslog_new_at(_PATH_LOG, ident, facility, error);
 }
 
 /* ---- RFC 5424 ---- */

@@ -1,9 +1,9 @@
 /* The syslog alert sinks.
- * Local: syslog(3) with an ident and facility; severity from the alert's severity (info,
- * notice, warning, critical -> LOG_INFO, LOG_NOTICE, LOG_WARNING, LOG_CRIT); one line per
- * event of key=value pairs (the keys are the CSV columns, alertfields.h, in that order; a
- * null value is left out; a value that is empty or holds a space, '"', '\' or '=' is in
- * double quotes with '"' and '\' backslash-escaped).
+ * Local: to /dev/log as syslog(3) would write it, with an ident and facility; severity
+ * from the alert's severity (info, notice, warning, critical -> LOG_INFO, LOG_NOTICE,
+ * LOG_WARNING, LOG_CRIT); one line per event of key=value pairs (the keys are the CSV
+ * columns, alertfields.h, in that order; a null value is left out; a value that is empty or
+ * holds a space, '"', '\' or '=' is in double quotes with '"' and '\' backslash-escaped).
  * Remote: RFC 5424 messages to udp://host:port (one per datagram, RFC 5426) or
  * tcp://host:port (octet-counting framing, RFC 6587 3.4.1), every field in one SD element
  * [spamflow@32473 key="value" ...]; TCP is non-blocking on the glib main loop with a
@@ -11,6 +11,8 @@
 #pragma once
 
 #include "sink.h"
+
+#include <time.h>
 
 /* 32473 is the example Private Enterprise Number IANA reserves for documentation
  * (RFC 5612): spamflow has no PEN of its own. Change both together if it ever gets one. */
@@ -30,9 +32,21 @@ gboolean sink_syslog_facility_from_name(const char *name, int *facility,
 const char *sink_syslog_facility_name(int facility); /* NULL if not in the table */
 int sink_syslog_severity(AlertSeverity s);	     /* LOG_INFO .. LOG_CRIT */
 
-/* openlog(ident, LOG_PID | LOG_NDELAY, facility): one local syslog sink per process.
- * Without a syslog daemon (no /dev/log) events are counted as errors, never fatal. */
+/* Messages as syslog(3) with LOG_PID writes them (sink_syslog_format_local()), sent on the
+ * sink's own non-blocking socket connected to /dev/log: it never waits for the syslog
+ * daemon. Every event that is not handed over is counted in st.errors, never fatal: no
+ * daemon (no /dev/log, or a stale socket: connected again at the next event), a daemon not
+ * reading (its queue full: the event is dropped), a message too long. openlog() is not
+ * called: the process's own syslog(3) settings are left alone. SIGHUP (reopen) connects
+ * afresh. */
 Sink *sink_syslog_new(const char *ident, int facility, GError **error) G_GNUC_WARN_UNUSED_RESULT;
+/* The same on another socket path (tests). */
+Sink *sink_syslog_new_at(const char *path, const char *ident, int facility,
+			 GError **error) G_GNUC_WARN_UNUSED_RESULT;
+/* <PRI>Mmm dd hh:mm:ss IDENT[PID]: MSG (t in local time), as glibc's syslog(3) writes to
+ * /dev/log: RFC 3164 4.1 without the HOSTNAME. */
+void sink_syslog_format_local(GString *out, int pri, const char *ident, guint pid, time_t t,
+			      const char *msg);
 /* The key=value line, without a newline. */
 void sink_syslog_format_kv(GString *out, const AlertEvent *ev, const SinkCtx *ctx);
 

@@ -47,9 +47,9 @@ usage: sink_faults.py SPAMFLOWD FIXTURES_DIR [--outage SECONDS] [--bots N] [--ca
   --outage  length of the remote syslog outage (default 15; `--outage 180` is the minutes run)
   --bots    N more alerting hosts (a v5 stream, sinktest.Stream) during the outage, for a
             bigger queue to drain (default 0)
-  --cases   default disk-csv,disk-json,readonly,outage; `stalled` (opt-in): /dev/log is a
-            socket nobody reads, and the daemon must not block. It does today (syslog(3)
-            sends blocking on its own socket), so it is not a default case.
+  --cases   default disk-csv,disk-json,readonly,outage,stalled; `stalled`: /dev/log is a
+            socket nobody reads, and the daemon must not block (the local sink sends on its
+            own non-blocking socket; what does not fit the reader's queue is an error).
 """
 import argparse
 import ctypes
@@ -849,9 +849,9 @@ def case_outage(args, tmp, cap, rs):
 
 def case_stalled(args, tmp, hosts=40):
     """/dev/log is a socket nobody reads (a hung syslog daemon). The local sink must count
-    what it cannot hand over and never hold up the daemon. Not in the default cases: with
-    syslog(3) (blocking send on glibc's own socket) spamflowd blocks in unix_wait_for_peer
-    once net.unix.max_dgram_qlen messages (default 10) are waiting; see the report."""
+    what it cannot hand over and never hold up the daemon. With syslog(3) (blocking send on
+    glibc's own socket) spamflowd blocked in unix_wait_for_peer once net.unix.max_dgram_qlen
+    messages (default 10) were waiting; the sink now sends without waiting."""
     label = "stalled"
     say(f"{label}: /dev/log a socket nobody reads, {hosts} alerting hosts (v5 stream)")
     d = os.path.join(tmp, label)
@@ -962,7 +962,7 @@ def main():
     ap.add_argument("--room", type=int, default=None,
                     help="disk-*: bytes left in the file's page when the run starts (about; "
                     "default: csv 1300, json 2600: two or three events)")
-    ap.add_argument("--cases", default="disk-csv,disk-json,readonly,outage")
+    ap.add_argument("--cases", default="disk-csv,disk-json,readonly,outage,stalled")
     ap.add_argument("--capture", default="scenario-ipfix.pcap")
     ap.add_argument("--config", default=None,
                     help="base configuration (default: FIXTURES/scenario.conf)")

@@ -2,7 +2,9 @@
  * its quoting, RFC 5424 formatting (PRI, timestamp, header fields, SD-PARAM escaping), URL
  * parsing, and the remote sink against sockets in this process: UDP datagrams, TCP
  * octet-counting frames in order through partial writes, the queue while the server is
- * away with overflow counted, and delivery after the server comes (back). */
+ * away with overflow counted, and delivery after the server comes (back). The local sink
+ * against a datagram socket in a temp dir standing in for /dev/log: syslog(3)'s format, a
+ * reader that stops reading (never blocks, exact error count), stale and missing socket. */
 #include "sample_alert.h"
 #include "alertfields.h"
 #include "sink_syslog.h"
@@ -15,10 +17,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <glib/gstdio.h>
 
 static const SinkCtx ctx = {.exporter_name = sample_exporter_name};
 
@@ -452,20 +457,263 @@ test_udp_datagram(void **state)
 	assert_non_null(strstr(err->message, "no-such-host.invalid"));
 }
 
-/* Local syslog(3): without a syslog daemon (no /dev/log) every event is an error, counted,
- * never fatal. With one, nothing is sent: the machine's log is not the test's to fill. */
+/* ---- local: our own non-blocking socket to /dev/log (a socket in a temp dir here) ---- */
+
+/* A datagram socket standing in for /dev/log at dir/log. */
+static int
+devlog_bind(const char *path)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	assert_true(fd >= 0);
+	assert_true(strlen(path) < sizeof addr.sun_path);
+	g_strlcpy(addr.sun_path, path, sizeof addr.sun_path);
+	assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+	return fd;
+}
+
+/* Every datagram waiting (none more within ms), appended to msgs. */
+static guint
+devlog_drain(int fd, GPtrArray *msgs, int ms)
+{
+	guint got = 0;
+	char buf[65536];
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	while (poll(&p, 1, ms) == 1) {
+		ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+		if (n < 0)
+			break;
+		buf[n] = '\0';
+		if (msgs != NULL)
+			g_ptr_array_add(msgs, g_strdup(buf));
+		got++;
+	}
+	return got;
+}
+
+static char *
+devlog_path(char **dir)
+{
+	g_autoptr(GError) err = NULL;
+	*dir = g_dir_make_tmp("spamflow-devlog-XXXXXX", &err);
+	assert_non_null(*dir);
+	return g_build_filename(*dir, "log", NULL);
+}
+
+static void
+test_local_format(void **state)
+{
+	(void)state;
+	g_autoptr(GString) s = g_string_new(NULL);
+	struct tm tm = {.tm_year = 124,
+			.tm_mon = 2,
+			.tm_mday = 5,
+			.tm_hour = 7,
+			.tm_min = 8,
+			.tm_sec = 9,
+			.tm_isdst = -1};
+	time_t t = mktime(&tm); /* local time, as syslog(3) stamps */
+
+	sink_syslog_format_local(s, LOG_LOCAL3 | LOG_WARNING, "spamflowd", 4242, t, "a=b c=d");
+	assert_string_equal(s->str, "<156>Mar  5 07:08:09 spamflowd[4242]: a=b c=d");
+	tm = (struct tm){.tm_year = 125,
+			 .tm_mon = 11,
+			 .tm_mday = 31,
+			 .tm_hour = 23,
+			 .tm_min = 59,
+			 .tm_sec = 58,
+			 .tm_isdst = -1};
+	t = mktime(&tm);
+	g_string_truncate(s, 0);
+	sink_syslog_format_local(s, LOG_DAEMON | LOG_CRIT, "x", 1, t, "");
+	assert_string_equal(s->str, "<26>Dec 31 23:59:58 x[1]: ");
+}
+
+/* (a) the messages as syslog(3) would write them, one per datagram */
+static void
+test_local_delivery(void **state)
+{
+	(void)state;
+	g_autofree char *dir = NULL;
+	g_autofree char *path = devlog_path(&dir);
+	g_autoptr(GError) err = NULL;
+	int rfd = devlog_bind(path);
+
+	g_autoptr(Sink) s = sink_syslog_new_at(path, "spamflow-test", LOG_LOCAL3, &err);
+	assert_non_null(s);
+	assert_string_equal(s->name, "spamflow-test.local3");
+	AlertEvent ev = sample_alert(1700000000123);
+	s->ops->write(s, &ev, &ctx);
+	ev.severity = ALERT_SEV_CRITICAL;
+	s->ops->write(s, &ev, &ctx);
+	assert_int_equal(s->st.events, 2);
+	assert_int_equal(s->st.errors, 0);
+
+	g_autoptr(GPtrArray) msgs = g_ptr_array_new_with_free_func(g_free);
+	assert_int_equal(devlog_drain(rfd, msgs, 200), 2);
+	g_autoptr(GString) kv = g_string_new(NULL);
+	ev.severity = ALERT_SEV_WARNING;
+	sink_syslog_format_kv(kv, &ev, &ctx);
+	g_autofree char *tail = g_strdup_printf(" spamflow-test[%u]: %s", (guint)getpid(), kv->str);
+	for (guint i = 0; i < 2; i++) {
+		const char *m = g_ptr_array_index(msgs, i);
+		/* local3 (19) * 8 + warning (4) = 156; + critical (2) = 154 */
+		assert_true(g_str_has_prefix(m, i == 0 ? "<156>" : "<154>"));
+		assert_true(
+		    g_regex_match_simple("^<\\d+>[A-Z][a-z]{2} [ \\d]\\d \\d\\d:\\d\\d:\\d\\d "
+					 "spamflow-test\\[\\d+\\]: time_ms=",
+					 m, 0, 0));
+		if (i == 0)
+			assert_true(g_str_has_suffix(m, tail));
+		else
+			assert_non_null(strstr(m, " severity=critical "));
+		assert_int_equal(strlen(m), strlen(m + 5) + 5); /* no NUL, no newline */
+		assert_null(strchr(m, '\n'));
+	}
+	g_autoptr(GString) js = g_string_new(NULL);
+	s->ops->stats_json(s, js);
+	assert_string_equal(js->str, "\"connected\":true");
+	close(rfd);
+	unlink(path);
+	g_rmdir(dir);
+}
+
+/* (b) a syslog daemon that does not read: every write returns at once, the events that do
+ * not fit its queue are errors, exactly; (c) once it reads again, events arrive again */
+static void
+test_local_stalled_reader(void **state)
+{
+	(void)state;
+	g_autofree char *dir = NULL;
+	g_autofree char *path = devlog_path(&dir);
+	g_autoptr(GError) err = NULL;
+	int rfd = devlog_bind(path);
+	const guint n = 1000;
+
+	g_autoptr(Sink) s = sink_syslog_new_at(path, "spamflow-test", LOG_DAEMON, &err);
+	assert_non_null(s);
+	AlertEvent ev = sample_alert(0);
+	gint64 t0 = g_get_monotonic_time();
+	for (guint i = 0; i < n; i++) {
+		ev.time_ms = i + 1;
+		s->ops->write(s, &ev, &ctx);
+	}
+	gint64 took = g_get_monotonic_time() - t0;
+	print_message("1000 events into a full /dev/log queue: %" G_GINT64_FORMAT " us\n", took);
+	assert_true(took < G_USEC_PER_SEC);
+	assert_int_equal(s->st.events + s->st.errors, n);
+	assert_true(s->st.errors > 0);
+
+	/* what the reader finds is exactly what was counted as delivered: the first ones */
+	g_autoptr(GPtrArray) msgs = g_ptr_array_new_with_free_func(g_free);
+	guint fit = devlog_drain(rfd, msgs, 100);
+	assert_int_equal(fit, s->st.events);
+	assert_int_equal(s->st.errors, n - fit);
+	for (guint i = 0; i < fit; i++) {
+		const char *p = strstr(g_ptr_array_index(msgs, i), " time_ms=");
+		assert_non_null(p);
+		assert_int_equal(g_ascii_strtoll(p + 9, NULL, 10), i + 1);
+	}
+
+	/* (c) reading again: the next events go through, in order */
+	for (guint i = 0; i < 5; i++) {
+		ev.time_ms = 5000 + i;
+		s->ops->write(s, &ev, &ctx);
+	}
+	assert_int_equal(s->st.events, fit + 5);
+	assert_int_equal(s->st.errors, n - fit);
+	g_ptr_array_set_size(msgs, 0);
+	assert_int_equal(devlog_drain(rfd, msgs, 200), 5);
+	for (guint i = 0; i < 5; i++) {
+		const char *p = strstr(g_ptr_array_index(msgs, i), " time_ms=");
+		assert_int_equal(g_ascii_strtoll(p + 9, NULL, 10), 5000 + i);
+	}
+	close(rfd);
+	unlink(path);
+	g_rmdir(dir);
+}
+
+/* (d) the syslog daemon dies (a stale socket file), then its socket goes (missing): errors,
+ * never fatal; it comes back on a new socket: delivery resumes at the next event. SIGHUP
+ * connects afresh. */
+static void
+test_local_daemon_gone_and_back(void **state)
+{
+	(void)state;
+	g_autofree char *dir = NULL;
+	g_autofree char *path = devlog_path(&dir);
+	g_autoptr(GError) err = NULL;
+	int rfd = devlog_bind(path);
+
+	g_autoptr(Sink) s = sink_syslog_new_at(path, "spamflow-test", LOG_DAEMON, &err);
+	assert_non_null(s);
+	AlertEvent ev = sample_alert(1);
+	s->ops->write(s, &ev, &ctx);
+	assert_int_equal(devlog_drain(rfd, NULL, 200), 1);
+
+	close(rfd); /* stale: the file stays, nobody reads (ECONNREFUSED) */
+	s->ops->write(s, &ev, &ctx);
+	s->ops->write(s, &ev, &ctx);
+	assert_int_equal(s->st.events, 1);
+	assert_int_equal(s->st.errors, 2);
+	g_autoptr(GString) js = g_string_new(NULL);
+	s->ops->stats_json(s, js);
+	assert_string_equal(js->str, "\"connected\":false");
+	assert_false(s->ops->reopen(s, &err));
+	assert_non_null(strstr(err->message, "Connection refused"));
+	g_clear_error(&err);
+
+	unlink(path); /* missing (ENOENT) */
+	s->ops->write(s, &ev, &ctx);
+	assert_int_equal(s->st.errors, 3);
+
+	rfd = devlog_bind(path); /* back */
+	s->ops->write(s, &ev, &ctx);
+	s->ops->write(s, &ev, &ctx);
+	assert_int_equal(s->st.events, 3);
+	assert_int_equal(s->st.errors, 3);
+	assert_int_equal(devlog_drain(rfd, NULL, 200), 2);
+
+	/* restarted on a new socket while we were connected to the old one: the send fails
+	 * on the dead peer, the sink connects again and the event is not lost */
+	close(rfd);
+	unlink(path);
+	rfd = devlog_bind(path);
+	s->ops->write(s, &ev, &ctx);
+	assert_int_equal(s->st.events, 4);
+	assert_int_equal(s->st.errors, 3);
+	assert_int_equal(devlog_drain(rfd, NULL, 200), 1);
+
+	/* SIGHUP: a new connection, the old one closed */
+	assert_true(s->ops->reopen(s, &err));
+	assert_null(err);
+	s->ops->write(s, &ev, &ctx);
+	assert_int_equal(s->st.events, 5);
+	assert_int_equal(devlog_drain(rfd, NULL, 200), 1);
+	close(rfd);
+	unlink(path);
+	g_rmdir(dir);
+}
+
+/* No syslog daemon at all: every event is an error, counted, never fatal. */
 static void
 test_local_without_daemon(void **state)
 {
 	(void)state;
 	g_autoptr(GError) err = NULL;
+	g_autofree char *dir = NULL;
+	g_autofree char *path = devlog_path(&dir);
 
 	assert_null(sink_syslog_new("spamflow-test", 12345, &err));
 	assert_non_null(err);
 	g_clear_error(&err);
-	if (access("/dev/log", F_OK) == 0)
-		skip();
-	g_autoptr(Sink) s = sink_syslog_new("spamflow-test", LOG_LOCAL3, &err);
+	g_autofree char *longpath = g_strnfill(200, 'x');
+	assert_null(sink_syslog_new_at(longpath, "spamflow-test", LOG_LOCAL3, &err));
+	assert_non_null(err);
+	g_clear_error(&err);
+	g_autoptr(Sink) s = sink_syslog_new_at(path, "spamflow-test", LOG_LOCAL3, &err);
 	assert_non_null(s);
 	assert_string_equal(s->name, "spamflow-test.local3");
 	AlertEvent ev = sample_alert(1);
@@ -473,6 +721,7 @@ test_local_without_daemon(void **state)
 	s->ops->write(s, &ev, &ctx);
 	assert_int_equal(s->st.errors, 2);
 	assert_int_equal(s->st.events, 0);
+	g_rmdir(dir);
 }
 
 int
@@ -489,6 +738,10 @@ main(void)
 	    cmocka_unit_test(test_tcp_frames_in_order),
 	    cmocka_unit_test(test_tcp_queue_overflow_and_return),
 	    cmocka_unit_test(test_udp_datagram),
+	    cmocka_unit_test(test_local_format),
+	    cmocka_unit_test(test_local_delivery),
+	    cmocka_unit_test(test_local_stalled_reader),
+	    cmocka_unit_test(test_local_daemon_gone_and_back),
 	    cmocka_unit_test(test_local_without_daemon),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
