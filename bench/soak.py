@@ -127,6 +127,10 @@ template_timeout = 120
 stats_interval = 60
 [control]
 socket = {d}/run/control.sock
+[state]
+# its own state file, snapshotted every 30 s: the soak covers the snapshots too
+file = {d}/state
+snapshot_interval = 30
 [analyzer]
 # 1 s slices, 10 s short and 60 s long window: a host idle for 61 s is dropped
 slice = 1

@@ -71,6 +71,8 @@ static const Field analyzer_fields[] = {
     AS(hosts_estimated), AS(estimate_switches), AS(offenders_active),
     AE("events_raised", ALERT_RAISED), AE("events_updated", ALERT_UPDATED),
     AE("events_cleared", ALERT_CLEARED), AS(mem_bytes), AS(mem_cap),
+    AS(state_hosts_restored), AS(state_offenders_restored), AS(state_hosts_dropped),
+    AS(state_windows_dropped), AS(state_baselines_dropped), AS(state_hosts_evicted),
 };
 
 static const Field sink_fields[] = {SK(events), SK(errors), SK(dropped), SK(reopens)};

@@ -16,6 +16,7 @@
 #include "report.h"
 #include "sink.h"
 #include "sinks.h"
+#include "sink_syslog.h"
 #include "spamflow-config.h"
 #include "statefile.h"
 #include "alertjson.h"
@@ -26,6 +27,8 @@
 #include <signal.h>
 #include <syslog.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FLOW_BATCH_CAP 1024
@@ -82,6 +85,54 @@ static GLogLevelFlags log_mask =
 
 static gboolean log_to_syslog;
 
+/* [daemon] log = syslog: the daemon's own lines go to /dev/log on a non-blocking socket, as
+ * the local syslog sink's do. glibc's syslog(3) blocks when the syslog daemon stops reading,
+ * and that would stall collection. Lines that cannot be sent are counted and the next one
+ * that can says how many were lost. */
+static struct {
+	GMutex lock;
+	int fd, type;
+	guint64 dropped;
+} daemon_log = {.fd = -1};
+
+static void
+daemon_log_send(int prio, const char *msg)
+{
+	g_autoptr(GString) m = g_string_new(NULL);
+	int err;
+
+	g_mutex_lock(&daemon_log.lock);
+	if (daemon_log.dropped > 0)
+		g_string_printf(m, "(%" G_GUINT64_FORMAT " earlier log lines lost: the syslog "
+				   "daemon was not reading) %s",
+				daemon_log.dropped, msg);
+	else
+		g_string_assign(m, msg);
+	g_autoptr(GString) line = g_string_new(NULL);
+	sink_syslog_format_local(line, LOG_DAEMON | prio, "spamflowd", (guint)getpid(),
+				 time(NULL), m->str);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (daemon_log.fd < 0)
+			daemon_log.fd = sink_syslog_connect_local("/dev/log", &daemon_log.type, &err);
+		if (daemon_log.fd < 0)
+			break;
+		gsize len = line->len + (daemon_log.type == SOCK_STREAM ? 1 : 0);
+		ssize_t n = send(daemon_log.fd, line->str, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n >= 0 && (gsize)n == len) {
+			daemon_log.dropped = 0;
+			g_mutex_unlock(&daemon_log.lock);
+			return;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS))
+			break; /* not reading: drop, never wait */
+		/* gone (restarted syslog daemon) or a cut stream message: reconnect once */
+		close(daemon_log.fd);
+		daemon_log.fd = -1;
+	}
+	daemon_log.dropped++;
+	g_mutex_unlock(&daemon_log.lock);
+}
+
 static GLogWriterOutput
 log_writer(GLogLevelFlags level, const GLogField *fields, gsize n, gpointer user_data)
 {
@@ -97,7 +148,7 @@ log_writer(GLogLevelFlags level, const GLogField *fields, gsize n, gpointer user
 						    : LOG_DEBUG;
 	for (gsize i = 0; i < n; i++) {
 		if (g_strcmp0(fields[i].key, "MESSAGE") == 0) {
-			syslog(LOG_DAEMON | prio, "%s", (const char *)fields[i].value);
+			daemon_log_send(prio, (const char *)fields[i].value);
 			return G_LOG_WRITER_HANDLED;
 		}
 	}
@@ -107,10 +158,7 @@ log_writer(GLogLevelFlags level, const GLogField *fields, gsize n, gpointer user
 static void
 set_log_level(const Config *cfg)
 {
-	gboolean to_syslog = cfg->log_target == 1;
-	if (to_syslog && !log_to_syslog)
-		openlog("spamflowd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
-	log_to_syslog = to_syslog;
+	log_to_syslog = cfg->log_target == 1;
 	log_mask = config_log_mask(cfg);
 	/* g_log_writer_default() drops info and debug unless told otherwise. */
 	g_log_set_debug_enabled((log_mask & (G_LOG_LEVEL_INFO | G_LOG_LEVEL_DEBUG)) != 0);

@@ -139,8 +139,8 @@ typedef struct {
  * datagram socket, or a stream one when connect() says EPROTOTYPE. Fails with ENOENT when
  * there is no socket and ECONNREFUSED when the socket is left over from a daemon that is
  * gone (access(2) sees a writable file there); -1 with *err set then. */
-static int
-log_connect(const char *path, int *type, int *err)
+int
+sink_syslog_connect_local(const char *path, int *type, int *err)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	static const int types[] = {SOCK_DGRAM, SOCK_STREAM};
@@ -185,7 +185,7 @@ local_connect(SinkSyslog *l)
 	int e = 0;
 	if (l->fd >= 0)
 		return 0;
-	l->fd = log_connect(l->path, &l->type, &e);
+	l->fd = sink_syslog_connect_local(l->path, &l->type, &e);
 	return l->fd >= 0 ? 0 : e;
 }
 
@@ -287,7 +287,7 @@ syslog_reopen(Sink *s, GError **error)
 {
 	SinkSyslog *l = (SinkSyslog *)s;
 	int e = 0, type = SOCK_DGRAM;
-	int fd = log_connect(l->path, &type, &e);
+	int fd = sink_syslog_connect_local(l->path, &type, &e);
 
 	if (fd < 0) {
 		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e),

@@ -45,6 +45,9 @@ Sink *sink_syslog_new_at(const char *path, const char *ident, int facility,
 			 GError **error) G_GNUC_WARN_UNUSED_RESULT;
 /* <PRI>Mmm dd hh:mm:ss IDENT[PID]: MSG (t in local time), as glibc's syslog(3) writes to
  * /dev/log: RFC 3164 4.1 without the HOSTNAME. */
+/* A non-blocking socket connected to the local syslog socket at path (datagram, or stream
+ * when that is what listens there), its type in *type; -1 with *err set when none. */
+int sink_syslog_connect_local(const char *path, int *type, int *err);
 void sink_syslog_format_local(GString *out, int pri, const char *ident, guint pid, time_t t,
 			      const char *msg);
 /* The key=value line, without a newline. */

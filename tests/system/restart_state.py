@@ -114,7 +114,8 @@ class Daemon:
                                   stdout=subprocess.DEVNULL, stderr=self.log)
         deadline = time.time() + 30
         while time.time() < deadline:
-            if "listening on" in self.text() and os.path.exists(self.sock):
+            # the log line, not the path: a previous daemon's socket file may still be there
+            if "listening on" in self.text() and "control socket" in self.text():
                 return
             if self.p.poll() is not None:
                 break
