@@ -46,6 +46,14 @@ patch_u32(GByteArray *out, guint at, guint32 v)
 	out->data[at + 3] = (guint8)v;
 }
 
+/* Times as the loader accepts them (see get_i64): an exporter's absurd systemInitTime must
+ * not make the whole file unloadable. */
+static void
+put_ms(GByteArray *out, gint64 v)
+{
+	put_u64(out, (guint64)CLAMP(v, 0, (G_GINT64_CONSTANT(1) << 50) - 1));
+}
+
 static void
 save_domain(const Domain *d, GByteArray *out)
 {
@@ -53,8 +61,8 @@ save_domain(const Domain *d, GByteArray *out)
 
 	put_u32(out, d->id);
 	put_u8(out, st->version);
-	put_u64(out, (guint64)st->first_seen_ms);
-	put_u64(out, (guint64)st->last_seen_ms);
+	put_ms(out, st->first_seen_ms);
+	put_ms(out, st->last_seen_ms);
 	put_u8(out, st->seq_init ? 1 : 0);
 	put_u32(out, d->seq_last);
 	put_u32(out, d->seq_last_count);
@@ -71,7 +79,7 @@ save_domain(const Domain *d, GByteArray *out)
 		put_u32(out, d->samplers[i].id);
 		put_u32(out, d->samplers[i].interval);
 	}
-	put_u64(out, (guint64)d->sys_init_ms);
+	put_ms(out, d->sys_init_ms);
 	guint at = out->len;
 	put_u32(out, 0);
 	patch_u32(out, at, template_state_save(d, out));
@@ -91,7 +99,7 @@ collector_state_save(const Collector *c, GByteArray *out)
 		put_u32(out, e->index);
 		g_byte_array_append(out, e->addr, 16);
 		put_u16(out, e->port);
-		put_u64(out, (guint64)e->last_seen_ms);
+		put_ms(out, e->last_seen_ms);
 		put_u32(out, e->domain_order->len);
 		for (guint j = 0; j < e->domain_order->len; j++) {
 			guint32 id = g_array_index(e->domain_order, guint32, j);
@@ -112,11 +120,13 @@ get_u64(Cursor *c, guint64 *v)
 	return TRUE;
 }
 
+/* Times are Unix ms: anything outside [0, 2^50) (year 37,000) is not one, and would make
+ * the timeout arithmetic overflow. A corrupt time fails like a truncation. */
 static gboolean
 get_i64(Cursor *c, gint64 *v)
 {
 	guint64 u;
-	if (!get_u64(c, &u))
+	if (!get_u64(c, &u) || u >= (G_GUINT64_CONSTANT(1) << 50))
 		return FALSE;
 	*v = (gint64)u;
 	return TRUE;
@@ -125,7 +135,7 @@ get_i64(Cursor *c, gint64 *v)
 #define TRUNC(what)                                                                           \
 	do {                                                                                  \
 		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,                       \
-			    "collector state: truncated %s", what);                           \
+			    "collector state: truncated or invalid %s", what);                           \
 		return FALSE;                                                                 \
 	} while (0)
 

@@ -703,7 +703,7 @@ template_state_save(const Domain *d, GByteArray *out)
 			continue;
 		put_u16(out, t->set_id);
 		g_byte_array_append(out, &t->version, 1);
-		put_u64(out, (guint64)t->refreshed_ms);
+		put_u64(out, (guint64)CLAMP(t->refreshed_ms, 0, (G_GINT64_CONSTANT(1) << 50) - 1));
 		put_u16(out, t->raw_len);
 		g_byte_array_append(out, t->raw, t->raw_len);
 		n++;
