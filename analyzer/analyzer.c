@@ -41,24 +41,57 @@ typedef struct {
 	gboolean started;
 } GeoSet;
 
-typedef struct Host Host;
-struct Host {
-	guint8 addr[16]; /* first: the host table hashes and compares these bytes */
-	Host *prev, *next; /* recency list, head = most recently seen */
-	gint64 last_ms;
-	Window *win[HEUR_WIN_COUNT];
+/* What few hosts have: windows of a second kind of traffic, an MTA baseline, country/ASN
+ * sets. Allocated on the first need, kept until the host goes. */
+typedef struct {
+	Window *win[HEUR_WIN_COUNT]; /* kinds other than the host's first (win1_kind) */
 	Baseline *base;
 	GeoSet *geo; /* [HEUR_WIN_COUNT], allocated when a window first needs one */
+} HostExt;
+
+/* Hosts live in a slab (chunks of HOST_CHUNK slots) and are named by a 32-bit index: the
+ * recency list and the host table hold indices, not pointers. A Host * stays valid until
+ * analyzer_tick() returns (slab_compact() may move hosts). Most hosts make one kind of
+ * traffic: that window is inside the host's slot, the others in a HostExt. */
+#define HOST_NONE G_MAXUINT32
+#define HOST_FREE (G_MAXUINT32 - 1) /* prev of a free slot */
+#define HOST_CHUNK_BITS 12
+#define HOST_CHUNK (1u << HOST_CHUNK_BITS)
+
+typedef struct Host Host;
+struct Host {
+	guint8 addr[16];
+	guint32 prev, next; /* recency list, head = most recently seen; free slots: next free */
+	gint64 last_ms;
+	HostExt *ext; /* NULL until needed */
 	guint32 sampling;
 	guint32 exporters[2];
 	guint8 n_exporters; /* distinct exporters seen, saturating; the first two are kept */
 	guint8 offenders;   /* 1 << AlertReason per active offender */
 	guint8 is_mta;
+	guint8 win1_kind; /* kind of win1, HOST_NO_WIN: none */
+	Window win1;      /* the window of the first kind of traffic seen */
 };
+#define HOST_NO_WIN 0xff
+G_STATIC_ASSERT(sizeof(Host) == 128);
 
-/* Per-host cost in the memory estimate besides its windows: the struct, an allocator chunk
- * header, and about one and a half GHashTable slots (hash + key pointer) at its load. */
-#define HOST_COST (sizeof(Host) + WINDOW_ALLOC_OVERHEAD + 24)
+/* Memory estimate (AnalyzerStats.mem_bytes, what mem_cap holds), per tracked host:
+ *   HOST_COST = sizeof(Host) 128 (a slab slot, no allocator header, with the first window's
+ *               72-byte structure and its first slice inside)
+ *             + HOST_TABLE_SHARE 8 (the host table: one 4-byte slot at load 3/8..3/4, so
+ *               5.3..10.7 bytes a host, 8 in the middle)
+ *   + sizeof(HostExt) 48 + WINDOW_ALLOC_OVERHEAD when the host has one
+ *   + what each window holds (window_mem_held(): slices from the second one on, 20 x
+ *     capacity + 16; destinations, 24 x table size + 16, the table size being the power of
+ *     two that keeps load <= 3/4), and for windows in the HostExt their structure, 72 + 16
+ *   + baseline_mem(), geo_mem().
+ * A host with one window of d destinations: 128 + 8 + 16 = 152 bytes + 24 x table size.
+ * Slots freed by hosts that go are reused before the slab grows, and analyzer_tick() gives
+ * the slab back down to about twice the tracked hosts (slab_compact()); the estimate counts
+ * the tracked hosts only. */
+#define HOST_TABLE_SHARE 8
+#define HOST_COST (sizeof(Host) + HOST_TABLE_SHARE)
+#define HOST_EXT_COST (sizeof(HostExt) + WINDOW_ALLOC_OVERHEAD)
 
 typedef struct OffEntry OffEntry;
 struct OffEntry {
@@ -84,8 +117,14 @@ struct Analyzer {
 	AnalyzerGeoFunc geo_fn;
 	gpointer geo_data;
 
-	GHashTable *hosts; /* set of Host*, keyed by addr */
-	Host *lru_head, *lru_tail;
+	/* hosts: the slab, its free list, and an open-addressing table of slab index + 1
+	 * (0 = empty), linear probing, load <= 3/4, deletion by backward shift */
+	Host **chunks;
+	guint32 n_chunks, free_head, n_free;
+	guint32 n_hosts;
+	guint32 *table;
+	guint32 table_cap; /* a power of two, or 0 */
+	guint32 lru_head, lru_tail;
 	GHashTable *offenders;         /* set of OffEntry*, keyed by (addr, reason) */
 	OffEntry *off_head, *off_tail; /* the same entries, oldest first */
 
@@ -126,8 +165,9 @@ analyzer_config_defaults(AnalyzerConfig *c)
 	/* 4096 exact destinations per host window (~100 KiB worst case) is far above every
 	 * threshold, so decisions near a threshold are exact; only floods past it estimate. */
 	c->exact_cap = 4096;
-	/* 1 GiB for hosts and windows; a host with a handful of destinations costs ~250 bytes
-	 * (see analyzer_host_overhead), so 4 M hosts fit before the byte cap matters. */
+	/* 1 GiB for hosts and windows; a host with one window costs 152 bytes plus 24 per
+	 * destination slot (see HOST_COST): 176 with one destination, so 4 M such hosts fit
+	 * before the byte cap matters (344 bytes with 4 destinations: 3.1 M). */
 	c->mem_cap = G_GUINT64_CONSTANT(1) << 30;
 	c->max_hosts = 4u << 20;
 	c->history_len = 1024; /* days of events on a quiet site, hours on a noisy one */
@@ -189,12 +229,6 @@ addr_hash16(gconstpointer p)
 	return h;
 }
 
-static gboolean
-addr_equal16(gconstpointer a, gconstpointer b)
-{
-	return memcmp(a, b, 16) == 0;
-}
-
 static guint
 off_hash(gconstpointer p)
 {
@@ -209,30 +243,274 @@ off_equal(gconstpointer a, gconstpointer b)
 	return x->reason == y->reason && memcmp(x->addr, y->addr, 16) == 0;
 }
 
-static void
-lru_unlink(Analyzer *a, Host *h)
+static inline Host *
+host_at(const Analyzer *a, guint32 i)
 {
-	if (h->prev)
-		h->prev->next = h->next;
-	else
-		a->lru_head = h->next;
-	if (h->next)
-		h->next->prev = h->prev;
-	else
-		a->lru_tail = h->prev;
-	h->prev = h->next = NULL;
+	return &a->chunks[i >> HOST_CHUNK_BITS][i & (HOST_CHUNK - 1)];
 }
 
 static void
-lru_push_head(Analyzer *a, Host *h)
+lru_unlink(Analyzer *a, guint32 i)
 {
-	h->prev = NULL;
+	Host *h = host_at(a, i);
+	if (h->prev != HOST_NONE)
+		host_at(a, h->prev)->next = h->next;
+	else
+		a->lru_head = h->next;
+	if (h->next != HOST_NONE)
+		host_at(a, h->next)->prev = h->prev;
+	else
+		a->lru_tail = h->prev;
+	h->prev = h->next = HOST_NONE;
+}
+
+static void
+lru_push_head(Analyzer *a, guint32 i)
+{
+	Host *h = host_at(a, i);
+	h->prev = HOST_NONE;
 	h->next = a->lru_head;
-	if (a->lru_head)
-		a->lru_head->prev = h;
-	a->lru_head = h;
-	if (a->lru_tail == NULL)
-		a->lru_tail = h;
+	if (a->lru_head != HOST_NONE)
+		host_at(a, a->lru_head)->prev = i;
+	a->lru_head = i;
+	if (a->lru_tail == HOST_NONE)
+		a->lru_tail = i;
+}
+
+/* ---- host table: slab index + 1 per slot, 0 = empty ---- */
+
+static inline guint32
+table_home(const Analyzer *a, const guint8 addr[16])
+{
+	/* Fibonacci hashing of the FNV-1a hash: the top bits index the table */
+	guint32 h = addr_hash16(addr) * 0x9e3779b1u;
+	guint lg = (guint)__builtin_ctz(a->table_cap);
+	return lg == 0 ? 0 : h >> (32 - lg);
+}
+
+/* The table slot holding addr, or HOST_NONE. */
+static guint32
+table_find(const Analyzer *a, const guint8 addr[16])
+{
+	if (a->table_cap == 0)
+		return HOST_NONE;
+	guint32 mask = a->table_cap - 1;
+	for (guint32 p = table_home(a, addr);; p = (p + 1) & mask) {
+		guint32 e = a->table[p];
+		if (e == 0)
+			return HOST_NONE;
+		if (memcmp(host_at(a, e - 1)->addr, addr, 16) == 0)
+			return p;
+	}
+}
+
+static void
+table_put(Analyzer *a, guint32 i)
+{
+	guint32 mask = a->table_cap - 1;
+	guint32 p = table_home(a, host_at(a, i)->addr);
+	while (a->table[p] != 0)
+		p = (p + 1) & mask;
+	a->table[p] = i + 1;
+}
+
+static void
+table_resize(Analyzer *a, guint32 cap)
+{
+	guint32 *old = a->table, old_cap = a->table_cap;
+	a->table = g_new0(guint32, cap);
+	a->table_cap = cap;
+	for (guint32 p = 0; p < old_cap; p++) {
+		if (old[p] != 0)
+			table_put(a, old[p] - 1);
+	}
+	g_free(old);
+}
+
+static void
+table_insert(Analyzer *a, guint32 i)
+{
+	if (a->n_hosts + 1 > a->table_cap - a->table_cap / 4)
+		table_resize(a, a->table_cap == 0 ? 16 : a->table_cap * 2);
+	table_put(a, i);
+	a->n_hosts++;
+}
+
+/* Remove the entry at slot p, shifting back the entries after it that would no longer be
+ * found (no tombstones). The table halves when it falls under 1/8 full. */
+static void
+table_remove(Analyzer *a, guint32 p)
+{
+	guint32 mask = a->table_cap - 1;
+	guint32 hole = p;
+	for (guint32 q = (p + 1) & mask; a->table[q] != 0; q = (q + 1) & mask) {
+		guint32 home = table_home(a, host_at(a, a->table[q] - 1)->addr);
+		/* q's entry may move to the hole when its home is not in (hole, q] */
+		if (((q - home) & mask) >= ((q - hole) & mask)) {
+			a->table[hole] = a->table[q];
+			hole = q;
+		}
+	}
+	a->table[hole] = 0;
+	a->n_hosts--;
+	if (a->table_cap > 16 && a->n_hosts < a->table_cap / 8)
+		table_resize(a, a->table_cap / 2);
+}
+
+/* A zeroed slot from the free list or a new chunk; HOST_NONE when the index space is used
+ * up (never in practice: max_hosts and mem_cap hold far below it). */
+static guint32
+slab_alloc(Analyzer *a)
+{
+	if (a->free_head == HOST_NONE) {
+		if (a->n_chunks >= (HOST_NONE >> HOST_CHUNK_BITS))
+			return HOST_NONE;
+		a->chunks = g_renew(Host *, a->chunks, a->n_chunks + 1);
+		Host *c = a->chunks[a->n_chunks] = g_new(Host, HOST_CHUNK);
+		guint32 base = a->n_chunks << HOST_CHUNK_BITS;
+		for (guint32 j = HOST_CHUNK; j-- > 0;) {
+			c[j].prev = HOST_FREE;
+			c[j].next = a->free_head;
+			a->free_head = base + j;
+		}
+		a->n_chunks++;
+		a->n_free += HOST_CHUNK;
+	}
+	guint32 i = a->free_head;
+	Host *h = host_at(a, i);
+	a->free_head = h->next;
+	a->n_free--;
+	memset(h, 0, sizeof *h);
+	h->prev = h->next = HOST_NONE;
+	h->win1_kind = HOST_NO_WIN;
+	return i;
+}
+
+static void
+slab_release(Analyzer *a, guint32 i)
+{
+	host_at(a, i)->prev = HOST_FREE;
+	host_at(a, i)->next = a->free_head;
+	a->free_head = i;
+	a->n_free++;
+}
+
+/* Give back the slab's memory after many hosts went (a flood expired): when more than half
+ * of it and two chunks' worth is free, move the hosts of the last chunks into free slots of
+ * the first ones (their recency links and table entries follow) and free the emptied
+ * chunks. Moves invalidate Host pointers: only from analyzer_tick(), which holds none. The
+ * recency order and the table's contents are unchanged. O(slab), after at least as many
+ * drops. */
+static void
+slab_compact(Analyzer *a)
+{
+	guint64 slots = (guint64)a->n_chunks * HOST_CHUNK;
+	if (a->n_free <= slots / 2 || a->n_free < 2 * HOST_CHUNK)
+		return;
+	guint32 keep = (a->n_hosts + HOST_CHUNK - 1) / HOST_CHUNK;
+	guint32 limit = keep * HOST_CHUNK, j = 0;
+	for (guint32 i = a->lru_head; i != HOST_NONE;) {
+		guint32 next = host_at(a, i)->next;
+		if (i >= limit) {
+			while (host_at(a, j)->prev != HOST_FREE)
+				j++; /* there are limit - n_hosts free slots under limit */
+			Host *h = host_at(a, j);
+			*h = *host_at(a, i);
+			if (h->prev != HOST_NONE)
+				host_at(a, h->prev)->next = j;
+			else
+				a->lru_head = j;
+			if (h->next != HOST_NONE)
+				host_at(a, h->next)->prev = j;
+			else
+				a->lru_tail = j;
+			a->table[table_find(a, h->addr)] = j + 1;
+			host_at(a, i)->prev = HOST_FREE;
+		}
+		i = next;
+	}
+	for (guint32 c = keep; c < a->n_chunks; c++)
+		g_free(a->chunks[c]);
+	a->n_chunks = keep;
+	a->chunks = g_renew(Host *, a->chunks, keep);
+	a->free_head = HOST_NONE;
+	a->n_free = 0;
+	for (guint32 i = limit; i-- > 0;) {
+		if (host_at(a, i)->prev == HOST_FREE) {
+			host_at(a, i)->next = a->free_head;
+			a->free_head = i;
+			a->n_free++;
+		}
+	}
+}
+
+static inline Window *
+host_win(const Host *h, guint k)
+{
+	if (h->win1_kind == k)
+		return (Window *)&h->win1;
+	return h->ext != NULL ? h->ext->win[k] : NULL;
+}
+
+/* Bytes of a host's window w in the estimate (the first one's structure is in HOST_COST). */
+static inline gsize
+host_win_mem(const Host *h, const Window *w)
+{
+	if (w == NULL)
+		return 0;
+	return w == &h->win1 ? window_mem_held(w) : window_mem(w);
+}
+
+static inline Baseline *
+host_base(const Host *h)
+{
+	return h->ext != NULL ? h->ext->base : NULL;
+}
+
+static inline GeoSet *
+host_geo(const Host *h)
+{
+	return h->ext != NULL ? h->ext->geo : NULL;
+}
+
+static inline gsize
+ext_mem(const Host *h)
+{
+	return h->ext != NULL ? HOST_EXT_COST : 0;
+}
+
+static HostExt *
+host_ext(Host *h)
+{
+	if (h->ext == NULL)
+		h->ext = g_new0(HostExt, 1);
+	return h->ext;
+}
+
+/* Free an ext that holds nothing (so a host costs the same as one that never had it). */
+static void
+host_ext_trim(Host *h)
+{
+	HostExt *e = h->ext;
+	if (e == NULL || e->base != NULL || e->geo != NULL)
+		return;
+	for (guint k = 0; k < HEUR_WIN_COUNT; k++) {
+		if (e->win[k] != NULL)
+			return;
+	}
+	g_clear_pointer(&h->ext, g_free);
+}
+
+/* A new window of kind k (the host has none of that kind). Not counted in a->mem. */
+static Window *
+host_win_new(Host *h, guint k)
+{
+	if (h->win1_kind == HOST_NO_WIN) {
+		window_init(&h->win1);
+		h->win1_kind = (guint8)k;
+		return &h->win1;
+	}
+	return host_ext(h)->win[k] = window_new();
 }
 
 static gsize
@@ -279,61 +557,92 @@ geo_free(GeoSet *g)
 static gsize
 host_mem(const Host *h)
 {
-	gsize n = HOST_COST + baseline_mem(h->base) + geo_mem(h->geo);
+	gsize n = HOST_COST + ext_mem(h) + baseline_mem(host_base(h)) + geo_mem(host_geo(h));
 	for (guint k = 0; k < HEUR_WIN_COUNT; k++)
-		n += h->win[k] ? window_mem(h->win[k]) : 0;
+		n += host_win_mem(h, host_win(h, k));
 	return n;
 }
 
-/* Remove a host; its offenders stay and clear by themselves (their counts read zero). */
+/* Free what a host holds (not its slot). */
 static void
-host_drop(Analyzer *a, Host *h)
+host_clear(Host *h)
 {
+	if (h->win1_kind != HOST_NO_WIN)
+		window_clear(&h->win1);
+	h->win1_kind = HOST_NO_WIN;
+	if (h->ext != NULL) {
+		for (guint k = 0; k < HEUR_WIN_COUNT; k++)
+			window_free(h->ext->win[k]);
+		g_free(h->ext->base);
+		geo_free(h->ext->geo);
+		g_free(h->ext);
+	}
+	h->ext = NULL;
+}
+
+/* Remove host i; its offenders stay and clear by themselves (their counts read zero). */
+static void
+host_drop(Analyzer *a, guint32 i)
+{
+	Host *h = host_at(a, i);
 	a->mem -= MIN(a->mem, host_mem(h));
-	lru_unlink(a, h);
-	g_hash_table_remove(a->hosts, h);
-	for (guint k = 0; k < HEUR_WIN_COUNT; k++)
-		window_free(h->win[k]);
-	g_free(h->base);
-	geo_free(h->geo);
-	g_free(h);
+	lru_unlink(a, i);
+	table_remove(a, table_find(a, h->addr));
+	host_clear(h);
+	slab_release(a, i);
 }
 
 static void
-enforce_caps(Analyzer *a, Host *keep)
+enforce_caps(Analyzer *a, guint32 keep)
 {
-	while ((a->mem > a->cfg.mem_cap || g_hash_table_size(a->hosts) > a->cfg.max_hosts) &&
-	       a->lru_tail != NULL && a->lru_tail != keep) {
+	while ((a->mem > a->cfg.mem_cap || a->n_hosts > a->cfg.max_hosts) &&
+	       a->lru_tail != HOST_NONE && a->lru_tail != keep) {
 		host_drop(a, a->lru_tail);
 		a->st.hosts_evicted++;
 	}
 }
 
-static Host *
-host_lookup(Analyzer *a, const guint8 addr[16])
+/* The slab index of a tracked host, or HOST_NONE. */
+static guint32
+host_index(const Analyzer *a, const guint8 addr[16])
 {
-	return g_hash_table_lookup(a->hosts, addr);
+	guint32 p = table_find(a, addr);
+	return p == HOST_NONE ? HOST_NONE : a->table[p] - 1;
 }
 
 static Host *
-host_get(Analyzer *a, const guint8 addr[16])
+host_lookup(Analyzer *a, const guint8 addr[16])
 {
-	Host *h = host_lookup(a, addr);
-	if (h != NULL) {
-		if (a->lru_head != h) {
-			lru_unlink(a, h);
-			lru_push_head(a, h);
+	guint32 i = host_index(a, addr);
+	return i == HOST_NONE ? NULL : host_at(a, i);
+}
+
+/* The host (created when new) at the head of the recency list; *index: its slab index.
+ * NULL only when the slab's index space is used up. */
+static Host *
+host_get(Analyzer *a, const guint8 addr[16], guint32 *index)
+{
+	guint32 i = host_index(a, addr);
+	if (i != HOST_NONE) {
+		if (a->lru_head != i) {
+			lru_unlink(a, i);
+			lru_push_head(a, i);
 		}
-		return h;
+		*index = i;
+		return host_at(a, i);
 	}
-	h = g_new0(Host, 1);
+	i = slab_alloc(a);
+	if (i == HOST_NONE)
+		return NULL;
+	Host *h = host_at(a, i);
 	memcpy(h->addr, addr, 16);
 	h->sampling = 1;
-	g_hash_table_add(a->hosts, h);
-	lru_push_head(a, h);
+	table_insert(a, i);
+	lru_push_head(a, i);
 	a->mem += HOST_COST;
 	a->st.hosts_created++;
-	enforce_caps(a, h);
+	enforce_caps(a, i);
+	*index = i;
 	return h;
 }
 
@@ -379,15 +688,18 @@ baseline_sample(Analyzer *a, Host *h, Window *w, gint64 now)
 {
 	guint32 period = a->cfg.span_slices[WINDOW_SHORT];
 	guint32 s = (guint32)(MAX(now, 0) / a->cfg.slice_ms);
-	if (h->base == NULL) {
+	if (host_base(h) == NULL) {
 		guint cap = MAX(a->cfg.surge_history, 1u);
-		h->base = g_malloc0(sizeof(Baseline) + (gsize)cap * WINDOW_SPANS * sizeof(guint32));
-		h->base->cap = cap;
-		h->base->next_slice = s + period;
-		a->mem += baseline_mem(h->base);
+		gsize ext0 = ext_mem(h);
+		Baseline *nb =
+		    g_malloc0(sizeof(Baseline) + (gsize)cap * WINDOW_SPANS * sizeof(guint32));
+		nb->cap = cap;
+		nb->next_slice = s + period;
+		host_ext(h)->base = nb;
+		a->mem += baseline_mem(nb) + ext_mem(h) - ext0;
 		return;
 	}
-	Baseline *b = h->base;
+	Baseline *b = host_base(h);
 	if (s < b->next_slice) {
 		if (b->next_slice - s > 2 * period)
 			b->next_slice = s + period; /* clock stepped back */
@@ -415,7 +727,7 @@ thresholds(const Analyzer *a, const Host *h, AlertReason r, guint32 thr[WINDOW_S
 		thr[k] = a->cfg.h[r].threshold[k];
 	if (r != REASON_MTA_SURGE)
 		return;
-	const Baseline *b = h ? h->base : NULL;
+	const Baseline *b = h ? host_base(h) : NULL;
 	for (guint k = 0; k < WINDOW_SPANS; k++) {
 		if (thr[k] == 0)
 			continue;
@@ -561,8 +873,8 @@ geo_update(Analyzer *a, Host *h, HeurWin k, Window *w, const guint8 dst[16], gui
 	   gint64 now)
 {
 	guint32 slice = MAX(slice_of(a, now), slice_of(a, window_last_ms(w)));
-	GeoSet *g = h->geo != NULL ? &h->geo[k] : NULL;
-	gsize before = geo_mem(h->geo);
+	GeoSet *g = host_geo(h) != NULL ? &host_geo(h)[k] : NULL;
+	gsize before = geo_mem(host_geo(h)) + ext_mem(h);
 
 	if ((r & WINDOW_ADD_RESET) && g != NULL)
 		geo_clear(g);
@@ -576,9 +888,9 @@ geo_update(Analyzer *a, Host *h, HeurWin k, Window *w, const guint8 dst[16], gui
 	if (g == NULL || !g->started) {
 		if (window_foreach_dest(w, &a->geom, now, NULL, NULL) < ANALYZER_GEO_MIN_DESTS)
 			return;
-		if (h->geo == NULL)
-			h->geo = g_new0(GeoSet, HEUR_WIN_COUNT);
-		g = &h->geo[k];
+		if (host_geo(h) == NULL)
+			host_ext(h)->geo = g_new0(GeoSet, HEUR_WIN_COUNT);
+		g = &host_geo(h)[k];
 		g->started = TRUE;
 		GeoWalk gw = {a, g, slice};
 		window_foreach_dest(w, &a->geom, now, geo_walk_note, &gw);
@@ -588,17 +900,18 @@ geo_update(Analyzer *a, Host *h, HeurWin k, Window *w, const guint8 dst[16], gui
 		a->geo_fn(dst, cc, &asn, a->geo_data);
 		geo_note(a, g, slice, cc, asn);
 	}
-	a->mem = a->mem + geo_mem(h->geo) - MIN(before, a->mem);
+	a->mem = a->mem + geo_mem(host_geo(h)) + ext_mem(h) - MIN(before, a->mem);
 }
 
 /* The event's distinct countries/ASNs and its top destinations' country and ASN. */
 static void
 geo_fill_event(Analyzer *a, AlertEvent *ev, Host *h, HeurWin wk, gint64 now)
 {
-	Window *w = h != NULL ? h->win[wk] : NULL;
+	Window *w = h != NULL ? host_win(h, wk) : NULL;
 	guint32 slice = slice_of(a, now);
-	GeoSet *g = h != NULL && h->geo != NULL && h->geo[wk].started ? &h->geo[wk] : NULL;
-	gsize before = h != NULL ? geo_mem(h->geo) : 0;
+	GeoSet *hg = h != NULL ? host_geo(h) : NULL;
+	GeoSet *g = hg != NULL && hg[wk].started ? &hg[wk] : NULL;
+	gsize before = geo_mem(hg);
 
 	if (w != NULL)
 		slice = MAX(slice, slice_of(a, window_last_ms(w)));
@@ -611,7 +924,7 @@ geo_fill_event(Analyzer *a, AlertEvent *ev, Host *h, HeurWin wk, gint64 now)
 	}
 	if (g != NULL) {
 		geo_counts(a, g, slice, &ev->n_countries, &ev->n_asns);
-		a->mem = a->mem + geo_mem(h->geo) - MIN(before, a->mem);
+		a->mem = a->mem + geo_mem(hg) - MIN(before, a->mem);
 	} else if (w != NULL) {
 		/* a window without a set holds few destinations: look each up now */
 		GeoSet tmp = {0};
@@ -629,7 +942,7 @@ fill_event(Analyzer *a, AlertEvent *ev, OffEntry *o, Host *h, AlertKind kind, gi
 {
 	AlertReason r = o->reason;
 	HeurWin wk = heuristics_reason_win(r);
-	Window *w = h ? h->win[wk] : NULL;
+	Window *w = h ? host_win(h, wk) : NULL;
 	WindowCounts wc;
 	guint32 thr[WINDOW_SPANS];
 
@@ -789,7 +1102,7 @@ evaluate(Analyzer *a, Host *h, HeurWin wk, gint64 now)
 		guint32 thr[WINDOW_SPANS];
 		thresholds(a, h, r, thr);
 		if (!have) {
-			window_counts(h->win[wk], &a->geom, now, &wc);
+			window_counts(host_win(h, wk), &a->geom, now, &wc);
 			have = TRUE;
 		}
 		double level = heuristics_level(r, &wc, thr, NULL);
@@ -849,22 +1162,27 @@ process_one(Analyzer *a, const Flow *f)
 		return;
 	if (c.dir == HEUR_REVERSE) {
 		Host *h = host_lookup(a, c.host);
-		if (h != NULL && h->win[c.win] != NULL) {
-			window_answer(h->win[c.win], &a->geom, c.peer);
+		Window *rw = h != NULL ? host_win(h, c.win) : NULL;
+		if (rw != NULL) {
+			window_answer(rw, &a->geom, c.peer);
 			a->st.flows_relevant++;
 		}
 		return;
 	}
 	a->st.flows_relevant++;
-	Host *h = host_get(a, c.host);
+	guint32 hi;
+	Host *h = host_get(a, c.host, &hi);
+	if (h == NULL)
+		return;
 	h->last_ms = now;
 	h->is_mta = (guint8)c.host_is_mta;
 	note_exporter(h, f->exporter);
 	h->sampling = MAX(h->sampling, MAX(f->sampling, 1u));
-	Window *w = h->win[c.win];
+	Window *w = host_win(h, c.win);
 	if (w == NULL) {
-		w = h->win[c.win] = window_new();
-		a->mem += window_mem(w);
+		gsize ext0 = ext_mem(h);
+		w = host_win_new(h, c.win);
+		a->mem += host_win_mem(h, w) + ext_mem(h) - ext0;
 	}
 	if (h->is_mta && c.win == HEUR_WIN_SMTP_EXT && a->cfg.h[REASON_MTA_SURGE].enabled)
 		baseline_sample(a, h, w, now);
@@ -881,7 +1199,7 @@ process_one(Analyzer *a, const Flow *f)
 	if (a->geo_fn != NULL && c.dir == HEUR_FORWARD)
 		geo_update(a, h, c.win, w, c.peer, r, now);
 	evaluate(a, h, c.win, now);
-	enforce_caps(a, h);
+	enforce_caps(a, hi);
 }
 
 void
@@ -906,8 +1224,9 @@ analyzer_tick(Analyzer *a, gint64 now_ms)
 		WindowCounts wc;
 		guint32 thr[WINDOW_SPANS];
 		memset(&wc, 0, sizeof wc);
-		if (h != NULL && h->win[wk] != NULL)
-			window_counts(h->win[wk], &a->geom, now_ms, &wc);
+		Window *w = h != NULL ? host_win(h, wk) : NULL;
+		if (w != NULL)
+			window_counts(w, &a->geom, now_ms, &wc);
 		thresholds(a, h, o->reason, thr);
 		double level = heuristics_level(o->reason, &wc, thr, NULL);
 		gboolean crossed = a->cfg.h[o->reason].enabled &&
@@ -925,21 +1244,23 @@ analyzer_tick(Analyzer *a, gint64 now_ms)
 	}
 	/* idle hosts: the oldest first, a bounded number per tick */
 	gint64 idle_ms = a->cfg.slice_ms * (a->cfg.span_slices[WINDOW_LONG] + 1);
-	for (guint i = 0; i < 4096 && a->lru_tail != NULL; i++) {
-		Host *h = a->lru_tail;
+	for (guint i = 0; i < 4096 && a->lru_tail != HOST_NONE; i++) {
+		guint32 t = a->lru_tail;
+		Host *h = host_at(a, t);
 		if (now_ms - h->last_ms <= idle_ms)
 			break;
-		if (h->offenders != 0 || h->base != NULL) {
+		if (h->offenders != 0 || host_base(h) != NULL) {
 			/* keep offenders' evidence and MTA baselines: to the front */
-			if (a->lru_head == h)
+			if (a->lru_head == t)
 				break;
-			lru_unlink(a, h);
-			lru_push_head(a, h);
+			lru_unlink(a, t);
+			lru_push_head(a, t);
 			continue;
 		}
-		host_drop(a, h);
+		host_drop(a, t);
 		a->st.hosts_expired++;
 	}
+	slab_compact(a);
 }
 
 /* ---- setup ---- */
@@ -1072,7 +1393,7 @@ analyzer_new(const AnalyzerConfig *cfg, GError **error)
 	a->alert_data = cfg->alert_data;
 	a->geo_fn = cfg->geo_fn;
 	a->geo_data = cfg->geo_data;
-	a->hosts = g_hash_table_new(addr_hash16, addr_equal16);
+	a->free_head = a->lru_head = a->lru_tail = HOST_NONE;
 	a->offenders = g_hash_table_new_full(off_hash, off_equal, g_free, NULL);
 	a->hist_len = cfg->history_len;
 	a->history = g_new0(AlertEvent, a->hist_len);
@@ -1085,9 +1406,12 @@ analyzer_free(Analyzer *a)
 {
 	if (a == NULL)
 		return;
-	while (a->lru_head != NULL)
+	while (a->lru_head != HOST_NONE)
 		host_drop(a, a->lru_head);
-	g_hash_table_destroy(a->hosts);
+	for (guint32 c = 0; c < a->n_chunks; c++)
+		g_free(a->chunks[c]);
+	g_free(a->chunks);
+	g_free(a->table);
 	g_hash_table_destroy(a->offenders);
 	g_free(a->history);
 	netset_free(a->internal);
@@ -1127,17 +1451,20 @@ analyzer_reconfigure(Analyzer *a, const AnalyzerConfig *cfg, GError **error)
 	a->cfg.geo_fn = a->geo_fn;
 	a->cfg.geo_data = a->geo_data;
 	a->mem = 0;
-	for (Host *h = a->lru_head; h != NULL; h = h->next) {
+	for (guint32 i = a->lru_head; i != HOST_NONE; i = host_at(a, i)->next) {
+		Host *h = host_at(a, i);
 		for (guint k = 0; k < HEUR_WIN_COUNT; k++) {
-			if (h->win[k] != NULL)
-				window_regeom(h->win[k], &old, &a->geom);
+			if (host_win(h, k) != NULL)
+				window_regeom(host_win(h, k), &old, &a->geom);
 		}
-		if (old.slice_ms != a->geom.slice_ms)
-			g_clear_pointer(&h->geo, geo_free); /* slice numbers changed meaning */
+		if (old.slice_ms != a->geom.slice_ms && h->ext != NULL) {
+			g_clear_pointer(&h->ext->geo, geo_free); /* slice numbers changed meaning */
+			host_ext_trim(h);
+		}
 		h->is_mta = (guint8)netset_contains(a->mtas, h->addr);
 		a->mem += host_mem(h);
 	}
-	enforce_caps(a, NULL);
+	enforce_caps(a, HOST_NONE);
 	return TRUE;
 }
 
@@ -1147,14 +1474,15 @@ void
 analyzer_get_stats(const Analyzer *a, AnalyzerStats *out)
 {
 	*out = a->st;
-	out->hosts_tracked = g_hash_table_size(a->hosts);
+	out->hosts_tracked = a->n_hosts;
 	out->offenders_active = g_hash_table_size(a->offenders);
 	out->mem_bytes = a->mem;
 	out->mem_cap = a->cfg.mem_cap;
 	out->hosts_estimated = 0;
-	for (const Host *h = a->lru_head; h != NULL; h = h->next) {
+	for (guint32 i = a->lru_head; i != HOST_NONE; i = host_at(a, i)->next) {
+		const Host *h = host_at(a, i);
 		for (guint k = 0; k < HEUR_WIN_COUNT; k++) {
-			if (h->win[k] != NULL && window_estimating(h->win[k])) {
+			if (host_win(h, k) != NULL && window_estimating(host_win(h, k))) {
 				out->hosts_estimated++;
 				break;
 			}
@@ -1213,16 +1541,17 @@ analyzer_host_info(Analyzer *a, const guint8 addr[16], AnalyzerHostInfo *out)
 	out->n_exporters = MIN(h->n_exporters, 2u);
 	memcpy(out->exporters, h->exporters, out->n_exporters * sizeof(guint32));
 	for (guint k = 0; k < HEUR_WIN_COUNT; k++) {
-		if (h->win[k] == NULL)
+		Window *w = host_win(h, k);
+		if (w == NULL)
 			continue;
 		out->win[k].tracked = TRUE;
-		window_counts(h->win[k], &a->geom, a->now_ms, &out->win[k].counts);
+		window_counts(w, &a->geom, a->now_ms, &out->win[k].counts);
 		out->win[k].n_top =
-			window_top(h->win[k], &a->geom, a->now_ms, out->win[k].top, WINDOW_TOP_MAX);
+		    window_top(w, &a->geom, a->now_ms, out->win[k].top, WINDOW_TOP_MAX);
 	}
-	if (h->base != NULL) {
-		memcpy(out->baseline_median, h->base->median, sizeof out->baseline_median);
-		out->baseline_samples = h->base->n;
+	if (host_base(h) != NULL) {
+		memcpy(out->baseline_median, host_base(h)->median, sizeof out->baseline_median);
+		out->baseline_samples = host_base(h)->n;
 	}
 	return TRUE;
 }
@@ -1238,9 +1567,9 @@ analyzer_forget(Analyzer *a, const guint8 addr[16])
 			found = TRUE;
 		}
 	}
-	Host *h = host_lookup(a, addr);
-	if (h != NULL) {
-		host_drop(a, h);
+	guint32 i = host_index(a, addr);
+	if (i != HOST_NONE) {
+		host_drop(a, i);
 		found = TRUE;
 	}
 	return found;
@@ -1249,7 +1578,8 @@ analyzer_forget(Analyzer *a, const guint8 addr[16])
 gsize
 analyzer_host_overhead(void)
 {
-	return HOST_COST;
+	/* the host, one window and its destination table's allocation (HOST_COST's comment) */
+	return HOST_COST + WINDOW_ALLOC_OVERHEAD;
 }
 
 gint64
@@ -1370,12 +1700,12 @@ save_host(GByteArray *out, const Host *h)
 {
 	guint8 parts = 0;
 	for (guint k = 0; k < HEUR_WIN_COUNT; k++) {
-		if (h->win[k] != NULL)
+		if (host_win(h, k) != NULL)
 			parts |= (guint8)(1u << k);
 	}
-	if (h->base != NULL)
+	if (host_base(h) != NULL)
 		parts |= STATE_PART_BASELINE;
-	if (h->geo != NULL)
+	if (host_geo(h) != NULL)
 		parts |= STATE_PART_GEO;
 	statebuf_put_bytes(out, h->addr, 16);
 	statebuf_put_i64(out, h->last_ms);
@@ -1386,14 +1716,14 @@ save_host(GByteArray *out, const Host *h)
 	statebuf_put_u8(out, h->offenders);
 	statebuf_put_u8(out, parts);
 	for (guint k = 0; k < HEUR_WIN_COUNT; k++) {
-		if (h->win[k] == NULL)
+		if (host_win(h, k) == NULL)
 			continue;
 		gsize mark = statebuf_begin(out);
-		window_state_save(h->win[k], out);
+		window_state_save(host_win(h, k), out);
 		statebuf_end(out, mark);
 	}
-	if (h->base != NULL) {
-		const Baseline *b = h->base;
+	if (host_base(h) != NULL) {
+		const Baseline *b = host_base(h);
 		statebuf_put_u32(out, b->next_slice);
 		statebuf_put_u32(out, b->n);
 		/* oldest first: the ring's filled part ends just before head */
@@ -1403,9 +1733,9 @@ save_host(GByteArray *out, const Host *h)
 				statebuf_put_u32(out, b->ring[k * b->cap + j]);
 		}
 	}
-	if (h->geo != NULL) {
+	if (host_geo(h) != NULL) {
 		for (guint k = 0; k < HEUR_WIN_COUNT; k++)
-			save_geo(out, &h->geo[k]);
+			save_geo(out, &host_geo(h)[k]);
 	}
 }
 
@@ -1440,10 +1770,10 @@ analyzer_state_save(Analyzer *a, GByteArray *out)
 	statebuf_put_i64(out, a->now_ms);
 	statebuf_put_i64(out, a->last_tick_ms);
 
-	statebuf_put_u32(out, g_hash_table_size(a->hosts));
-	for (const Host *h = a->lru_tail; h != NULL; h = h->prev) {
+	statebuf_put_u32(out, a->n_hosts);
+	for (guint32 i = a->lru_tail; i != HOST_NONE; i = host_at(a, i)->prev) {
 		mark = statebuf_begin(out);
-		save_host(out, h);
+		save_host(out, host_at(a, i));
 		statebuf_end(out, mark);
 	}
 	for (const OffEntry *o = a->off_head; o != NULL; o = o->next)
@@ -1595,13 +1925,11 @@ host_fits(const Analyzer *a, const Host *h, HeurWin k)
 	}
 }
 
+/* A host being loaded is built outside the slab, then copied into a slot. */
 static void
 host_free(Host *h)
 {
-	for (guint k = 0; k < HEUR_WIN_COUNT; k++)
-		window_free(h->win[k]);
-	g_free(h->base);
-	geo_free(h->geo);
+	host_clear(h);
 	g_free(h);
 }
 
@@ -1635,7 +1963,7 @@ load_baseline(Analyzer *a, Cursor *c, Host *h, gint64 saved_slice_ms)
 		a->st.state_baselines_dropped++;
 		return TRUE;
 	}
-	h->base = b;
+	host_ext(h)->base = b;
 	return TRUE;
 }
 
@@ -1655,6 +1983,7 @@ load_host(Analyzer *a, Cursor *c, const WindowGeom *saved, Host **out, GError **
 	gboolean same_slices = saved_slice_ms == a->cfg.slice_ms;
 	Host *h = g_new0(Host, 1);
 
+	h->win1_kind = HOST_NO_WIN;
 	*out = NULL;
 	if (!cursor_bytes(c, h->addr, 16) || !statebuf_get_time(c, &h->last_ms) ||
 	    !cursor_u32(c, &h->sampling) || h->sampling == 0 || !cursor_u8(c, &n_exp)) {
@@ -1688,9 +2017,8 @@ load_host(Analyzer *a, Cursor *c, const WindowGeom *saved, Host **out, GError **
 			a->st.state_windows_dropped++;
 			continue;
 		}
-		h->win[k] = window_new();
-		if (!window_state_load(h->win[k], saved, &a->geom, cursor_ptr(&wc),
-				       cursor_left(&wc), &e)) {
+		Window *w = host_win_new(h, k);
+		if (!window_state_load(w, saved, &a->geom, cursor_ptr(&wc), cursor_left(&wc), &e)) {
 			what = g_strdup_printf("%s %s", state_win_names[k], e->message);
 			goto fail;
 		}
@@ -1700,26 +2028,28 @@ load_host(Analyzer *a, Cursor *c, const WindowGeom *saved, Host **out, GError **
 		goto fail;
 	}
 	if (parts & STATE_PART_GEO) {
-		h->geo = g_new0(GeoSet, HEUR_WIN_COUNT);
+		GeoSet *geo = host_ext(h)->geo = g_new0(GeoSet, HEUR_WIN_COUNT);
 		for (guint k = 0; k < HEUR_WIN_COUNT; k++) {
-			if (!load_geo(c, &h->geo[k])) {
+			if (!load_geo(c, &geo[k])) {
 				what = g_strdup("bad country/ASN set");
 				goto fail;
 			}
 			/* the sets count slices of their window: they go with it */
-			if (h->win[k] == NULL)
-				geo_clear(&h->geo[k]);
+			if (host_win(h, k) == NULL)
+				geo_clear(&geo[k]);
 		}
-		if (!same_slices)
-			g_clear_pointer(&h->geo, geo_free);
+		if (!same_slices) {
+			g_clear_pointer(&h->ext->geo, geo_free);
+			host_ext_trim(h);
+		}
 	}
 	if (cursor_left(c) != 0) {
 		what = g_strdup("trailing bytes");
 		goto fail;
 	}
-	gboolean any = h->base != NULL;
+	gboolean any = host_base(h) != NULL;
 	for (guint k = 0; k < HEUR_WIN_COUNT; k++)
-		any = any || h->win[k] != NULL;
+		any = any || host_win(h, k) != NULL;
 	if (!any) {
 		a->st.state_hosts_dropped++;
 		host_free(h);
@@ -1779,8 +2109,7 @@ analyzer_state_load(Analyzer *a, const guint8 *data, gsize len, GError **error)
 	guint32 span[WINDOW_SPANS], n;
 	guint64 evicted_before = a->st.hosts_evicted;
 
-	if (g_hash_table_size(a->hosts) != 0 || g_hash_table_size(a->offenders) != 0 ||
-	    a->hist_n != 0)
+	if (a->n_hosts != 0 || g_hash_table_size(a->offenders) != 0 || a->hist_n != 0)
 		return state_fail(error, "the analyzer already holds state");
 	cursor_init(&c, data, len);
 	if (!cursor_bytes(&c, magic, 4) || memcmp(magic, ANALYZER_STATE_MAGIC, 4) != 0)
@@ -1819,10 +2148,19 @@ analyzer_state_load(Analyzer *a, const guint8 *data, gsize len, GError **error)
 			host_free(h);
 			return FALSE;
 		}
-		g_hash_table_add(a->hosts, h);
-		lru_push_head(a, h);
+		guint32 slot = slab_alloc(a);
+		if (slot == HOST_NONE) {
+			host_free(h);
+			return state_fail(error, "too many hosts");
+		}
+		*host_at(a, slot) = *h;
+		g_free(h); /* what it held is the slot's now */
+		h = host_at(a, slot);
+		h->prev = h->next = HOST_NONE;
+		table_insert(a, slot);
+		lru_push_head(a, slot);
 		a->mem += host_mem(h);
-		enforce_caps(a, NULL);
+		enforce_caps(a, HOST_NONE);
 	}
 
 	if (!cursor_u32(&c, &n) || !statebuf_count_ok(&c, n, STATE_MIN_RECORD, G_MAXUINT32))
@@ -1834,7 +2172,8 @@ analyzer_state_load(Analyzer *a, const guint8 *data, gsize len, GError **error)
 			return FALSE;
 	}
 	/* a host's offender bit always has its offender: drop bits that do not */
-	for (Host *h = a->lru_head; h != NULL; h = h->next) {
+	for (guint32 i = a->lru_head; i != HOST_NONE; i = host_at(a, i)->next) {
+		Host *h = host_at(a, i);
 		for (guint r = 0; r < REASON_COUNT; r++) {
 			if ((h->offenders & (1u << r)) && off_lookup(a, h->addr, r) == NULL)
 				h->offenders &= (guint8) ~(1u << r);
@@ -1856,7 +2195,7 @@ analyzer_state_load(Analyzer *a, const guint8 *data, gsize len, GError **error)
 	if (cursor_left(&c) != 0)
 		return state_fail(error, "%" G_GSIZE_FORMAT " trailing bytes", cursor_left(&c));
 
-	a->st.state_hosts_restored = g_hash_table_size(a->hosts);
+	a->st.state_hosts_restored = a->n_hosts;
 	a->st.state_offenders_restored = g_hash_table_size(a->offenders);
 	a->st.state_hosts_evicted = a->st.hosts_evicted - evicted_before;
 	a->st.hosts_evicted = evicted_before;

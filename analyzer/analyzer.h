@@ -164,7 +164,8 @@ gboolean analyzer_host_info(Analyzer *a, const guint8 addr[16], AnalyzerHostInfo
 /* Drop the host's windows, baseline and offenders (no cleared event is emitted: the admin
  * asked for it). FALSE when nothing was held. */
 gboolean analyzer_forget(Analyzer *a, const guint8 addr[16]);
-/* Bytes per tracked host as used by the memory estimate (without destinations). */
+/* Bytes the memory estimate counts for a tracked host with one window, without its
+ * destinations (which add 24 bytes per slot of their table: load 3/8..3/4). */
 gsize analyzer_host_overhead(void);
 gint64 analyzer_now(const Analyzer *a);
 

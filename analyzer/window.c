@@ -10,22 +10,17 @@
 
 #include "statebuf.h"
 
-typedef struct {
-	guint32 slice; /* absolute slice number: t_ms / slice_ms */
-	guint32 ndist; /* destinations whose last sighting is in this slice (exact mode) */
-	guint32 flows;
-	guint32 attempts;
-	guint32 failed;
-} Slice;
+typedef WindowSlice Slice;
 
 #define DEST_ANSWERED 0x80000000u
 #define DEST_COUNT_MASK 0x7fffffffu
 
-typedef struct {
+typedef struct WindowDest Dest;
+struct WindowDest {
 	guint8 addr[16];
 	guint32 last;  /* slice of the last sighting */
 	guint32 count; /* attempts (low 31 bits, saturating) | DEST_ANSWERED; 0 = empty slot */
-} Dest;
+};
 
 #define TOPK 16 /* space-saving counters; 16 for a reported top 10 */
 
@@ -36,7 +31,7 @@ typedef struct {
 	guint32 last;
 } TopEnt;
 
-typedef struct {
+struct WindowEst {
 	guint8 *reg; /* slice_cap x WINDOW_HLL_M, parallel to the slice array */
 	guint32 reg_cap;
 	guint32 changes; /* register increases, to know when a cached estimate is stale */
@@ -46,19 +41,23 @@ typedef struct {
 		guint32 at_slice, at_changes, nslices, value;
 		gboolean valid;
 	} cache[WINDOW_SPANS];
-} WindowEst;
-
-struct Window {
-	gint64 first_ms;
-	gint64 last_ms;
-	Slice *slices; /* ascending by slice, newest last */
-	Dest *map;
-	WindowEst *est; /* non-NULL in estimated mode */
-	guint32 cur;    /* newest slice */
-	guint32 live;   /* destinations in the map that are still in the long window */
-	guint32 map_cap, map_used;
-	guint16 nslices, slice_cap;
 };
+
+G_STATIC_ASSERT(sizeof(WindowSliceStore) == sizeof(Slice));
+G_STATIC_ASSERT(sizeof(Window) == 72);
+
+static inline Slice *
+slices(const Window *w)
+{
+	return w->slice_cap <= 1 ? (Slice *)&w->sl.one : w->sl.many;
+}
+
+static void
+slices_free(Window *w)
+{
+	if (w->slice_cap > 1)
+		g_free(w->sl.many);
+}
 
 static inline guint64
 addr_hash(const guint8 a[16])
@@ -86,6 +85,12 @@ window_new(void)
 	return g_new0(Window, 1);
 }
 
+void
+window_init(Window *w)
+{
+	memset(w, 0, sizeof *w);
+}
+
 static void
 est_free(WindowEst *e)
 {
@@ -100,7 +105,7 @@ window_free(Window *w)
 {
 	if (w == NULL)
 		return;
-	g_free(w->slices);
+	slices_free(w);
 	g_free(w->map);
 	est_free(w->est);
 	g_free(w);
@@ -109,10 +114,16 @@ window_free(Window *w)
 static void
 window_reset(Window *w)
 {
-	g_clear_pointer(&w->slices, g_free);
+	slices_free(w);
 	g_clear_pointer(&w->map, g_free);
 	g_clear_pointer(&w->est, est_free);
 	memset(w, 0, sizeof *w);
+}
+
+void
+window_clear(Window *w)
+{
+	window_reset(w);
 }
 
 gboolean
@@ -132,9 +143,15 @@ window_mem(const Window *w)
 {
 	if (w == NULL)
 		return 0;
+	return sizeof *w + WINDOW_ALLOC_OVERHEAD + window_mem_held(w);
+}
+
+gsize
+window_mem_held(const Window *w)
+{
 	/* WINDOW_ALLOC_OVERHEAD per allocation approximates the allocator's chunk header */
-	gsize n = sizeof *w + WINDOW_ALLOC_OVERHEAD;
-	if (w->slices != NULL)
+	gsize n = 0;
+	if (w->slice_cap > 1) /* one slice is inline */
 		n += (gsize)w->slice_cap * sizeof(Slice) + WINDOW_ALLOC_OVERHEAD;
 	if (w->map != NULL)
 		n += (gsize)w->map_cap * sizeof(Dest) + WINDOW_ALLOC_OVERHEAD;
@@ -155,13 +172,13 @@ static void
 prune_slices(Window *w, const WindowGeom *g, guint32 now)
 {
 	guint k = 0;
-	while (k < w->nslices && !in_long(g, w->slices[k].slice, now)) {
-		w->live -= MIN(w->live, w->slices[k].ndist);
+	while (k < w->nslices && !in_long(g, slices(w)[k].slice, now)) {
+		w->live -= MIN(w->live, slices(w)[k].ndist);
 		k++;
 	}
 	if (k == 0)
 		return;
-	memmove(w->slices, w->slices + k, (w->nslices - k) * sizeof(Slice));
+	memmove(slices(w), slices(w) + k, (w->nslices - k) * sizeof(Slice));
 	if (w->est != NULL)
 		memmove(w->est->reg, w->est->reg + (gsize)k * WINDOW_HLL_M,
 			(gsize)(w->nslices - k) * WINDOW_HLL_M);
@@ -177,9 +194,9 @@ find_slice(Window *w, guint32 slice)
 {
 	/* newest first: most lookups are for recent slices */
 	for (guint i = w->nslices; i-- > 0;) {
-		if (w->slices[i].slice == slice)
-			return &w->slices[i];
-		if (w->slices[i].slice < slice)
+		if (slices(w)[i].slice == slice)
+			return &slices(w)[i];
+		if (slices(w)[i].slice < slice)
 			break;
 	}
 	return NULL;
@@ -189,19 +206,25 @@ find_slice(Window *w, guint32 slice)
 static guint
 cur_slice_index(Window *w)
 {
-	if (w->nslices > 0 && w->slices[w->nslices - 1].slice == w->cur)
+	if (w->nslices > 0 && slices(w)[w->nslices - 1].slice == w->cur)
 		return w->nslices - 1u;
 	if (w->nslices == w->slice_cap) {
 		guint ncap = w->slice_cap == 0 ? 1 : (guint)w->slice_cap * 2;
 		ncap = MIN(ncap, WINDOW_MAX_SLICES + 1u);
-		w->slices = g_renew(Slice, w->slices, ncap);
+		if (ncap == 2) {
+			Slice *arr = g_new(Slice, ncap);
+			arr[0] = w->sl.one;
+			w->sl.many = arr;
+		} else if (ncap > 2) {
+			w->sl.many = g_renew(Slice, w->sl.many, ncap);
+		}
 		if (w->est != NULL) {
 			w->est->reg = g_realloc(w->est->reg, (gsize)ncap * WINDOW_HLL_M);
 			w->est->reg_cap = ncap;
 		}
 		w->slice_cap = (guint16)ncap;
 	}
-	Slice *s = &w->slices[w->nslices];
+	Slice *s = &slices(w)[w->nslices];
 	memset(s, 0, sizeof *s);
 	s->slice = w->cur;
 	if (w->est != NULL)
@@ -342,7 +365,7 @@ start_estimating(Window *w, const WindowGeom *g)
 		if (d->count == 0 || !in_long(g, d->last, w->cur))
 			continue;
 		for (guint k = 0; k < w->nslices; k++) {
-			if (w->slices[k].slice == d->last) {
+			if (slices(w)[k].slice == d->last) {
 				hll_add(e, k, addr_hash(d->addr));
 				break;
 			}
@@ -390,7 +413,7 @@ window_add(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16], gb
 	}
 
 	guint idx = cur_slice_index(w);
-	Slice *cs = &w->slices[idx];
+	Slice *cs = &slices(w)[idx];
 	cs->flows++;
 	if (!attempt)
 		return res;
@@ -469,7 +492,7 @@ window_counts(Window *w, const WindowGeom *g, gint64 now_ms, WindowCounts *out)
 		WindowSpanCounts *c = &out->span[k];
 		guint first = w->nslices;
 		for (guint i = w->nslices; i-- > 0;) {
-			const Slice *s = &w->slices[i];
+			const Slice *s = &slices(w)[i];
 			if ((guint64)s->slice + g->span[k] <= now)
 				break;
 			first = i;
@@ -681,7 +704,7 @@ window_state_save(const Window *w, GByteArray *out)
 	statebuf_put_u16(out, w->nslices);
 	statebuf_put_u16(out, w->slice_cap);
 	for (guint i = 0; i < w->nslices; i++) {
-		const Slice *s = &w->slices[i];
+		const Slice *s = &slices(w)[i];
 		statebuf_put_u32(out, s->slice);
 		statebuf_put_u32(out, s->flows);
 		statebuf_put_u32(out, s->attempts);
@@ -730,12 +753,12 @@ slice_lookup(Window *w, guint32 slice)
 	guint lo = 0, hi = w->nslices;
 	while (lo < hi) {
 		guint mid = lo + (hi - lo) / 2;
-		if (w->slices[mid].slice < slice)
+		if (slices(w)[mid].slice < slice)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo < w->nslices && w->slices[lo].slice == slice ? &w->slices[lo] : NULL;
+	return lo < w->nslices && slices(w)[lo].slice == slice ? &slices(w)[lo] : NULL;
 }
 
 static gboolean
@@ -838,21 +861,21 @@ window_state_load(Window *w, const WindowGeom *saved_g, const WindowGeom *g, con
 		return load_fail(error, "slice count past the end of the data");
 	if (cap < nslices || cap > WINDOW_MAX_SLICES + 1u)
 		cap = nslices;
-	if (cap > 0)
-		w->slices = g_new0(Slice, cap);
+	if (cap > 1)
+		w->sl.many = g_new0(Slice, cap);
 	w->slice_cap = cap;
 	for (guint i = 0; i < nslices; i++) {
-		Slice *s = &w->slices[i];
+		Slice *s = &slices(w)[i];
 		if (!cursor_u32(&c, &s->slice) || !cursor_u32(&c, &s->flows) ||
 		    !cursor_u32(&c, &s->attempts) || !cursor_u32(&c, &s->failed))
 			return load_fail(error, "truncated slice");
-		if (i > 0 && s->slice <= w->slices[i - 1].slice)
+		if (i > 0 && s->slice <= slices(w)[i - 1].slice)
 			return load_fail(error, "slices out of order");
 		if (!in_long(saved_g, s->slice, w->cur))
 			return load_fail(error, "slice outside the long window");
 		w->nslices++;
 	}
-	if (nslices > 0 && w->slices[nslices - 1].slice != w->cur)
+	if (nslices > 0 && slices(w)[nslices - 1].slice != w->cur)
 		return load_fail(error, "newest slice is not the current one");
 	if (!cursor_u8(&c, &mode) || mode > 1)
 		return load_fail(error, "bad mode");

@@ -56,11 +56,48 @@ enum {
 	WINDOW_ADD_ESTIMATING = 1u << 3, /* this add switched the window to estimated mode */
 };
 
+/* The window's records (window.c). Window is declared here, not opaque, only so that the
+ * analyzer can hold a host's first window inside the host's slot (issue 6: no allocation
+ * and no pointer for the window most hosts have); its fields are window.c's alone. */
+typedef struct {
+	guint32 slice; /* absolute slice number: t_ms / slice_ms */
+	guint32 ndist; /* destinations whose last sighting is in this slice (exact mode) */
+	guint32 flows;
+	guint32 attempts;
+	guint32 failed;
+} WindowSlice;
+typedef struct WindowDest WindowDest;
+typedef struct WindowEst WindowEst;
+
+/* The slice records, ascending by slice, newest last. Most windows never hold more than one
+ * slice (a host seen within one slice width): that one is kept inline, and an array is
+ * allocated from the second on (saves a 20-byte array and its allocator header per window).
+ * Packed to 4-byte alignment so the union costs 20 bytes, not 24. */
+typedef union __attribute__((packed, aligned(4))) {
+	WindowSlice one;   /* slice_cap <= 1 */
+	WindowSlice *many; /* slice_cap >= 2 */
+} WindowSliceStore;
+
 typedef struct Window Window;
+struct Window {
+	gint64 first_ms;
+	gint64 last_ms;
+	WindowDest *map;
+	WindowEst *est;      /* non-NULL in estimated mode */
+	WindowSliceStore sl; /* see slices() in window.c */
+	guint32 cur;         /* newest slice */
+	guint32 live;        /* destinations in the map that are still in the long window */
+	guint32 map_cap, map_used;
+	guint16 nslices, slice_cap;
+};
 
 Window *window_new(void);
 void window_free(Window *w);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Window, window_free)
+/* A window held inside another structure: window_init() makes it empty, window_clear()
+ * frees what it holds (not w). */
+void window_init(Window *w);
+void window_clear(Window *w);
 
 /* Record one flow at time t_ms towards dst. `attempt`: an initiator-direction connection
  * attempt (only attempts count as destinations); `failed`: the attempt failed.
@@ -95,6 +132,8 @@ gint64 window_last_ms(const Window *w);
 /* Bytes held by the window: structure, arrays, and WINDOW_ALLOC_OVERHEAD per allocation. */
 #define WINDOW_ALLOC_OVERHEAD 16
 gsize window_mem(const Window *w);
+/* The same without the structure itself: what a window held inside another one costs. */
+gsize window_mem_held(const Window *w);
 
 /* Saved state (see window.c, "saved state", for the format): the window's logical content
  * (slices with their counts; exact mode: each destination with its last slice, attempt count

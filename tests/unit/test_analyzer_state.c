@@ -1314,6 +1314,83 @@ test_config_changes(void **state)
 	run_free(orig);
 }
 
+/* Hosts live in a slab that analyzer_tick() shrinks once most of them went (a flood that
+ * expired): the survivors move to other slots. Nothing of that may show: the state (hosts in
+ * recency order, their windows) is byte-identical to an analyzer that never saw the flood,
+ * every survivor is found, and forgetting them all leaves nothing. */
+static void
+test_flood_expires(void **state)
+{
+	(void)state;
+	AnalyzerConfig cfg;
+	analyzer_config_defaults(&cfg);
+	g_autoptr(Analyzer) flooded = analyzer_new(&cfg, NULL);
+	g_autoptr(Analyzer) quiet = analyzer_new(&cfg, NULL);
+	const guint n_flood = 30000, every = 7;
+	guint8 src[16], dst[16];
+	guint survivors = 0;
+
+	for (guint i = 0; i < n_flood; i++) {
+		v4(src, 10, (guint8)(i >> 16), (guint8)(i >> 8), (guint8)i);
+		ext(dst, i % 5);
+		Flow f = mk(T0 + i, src, dst, 40000, 25, F_SESSION);
+		analyzer_process(flooded, &f, 1);
+		if (i % every == 0) {
+			analyzer_process(quiet, &f, 1);
+			survivors++;
+		}
+	}
+	/* the survivors again, half an hour later, in reverse order */
+	for (guint i = n_flood; i-- > 0;) {
+		if (i % every != 0)
+			continue;
+		v4(src, 10, (guint8)(i >> 16), (guint8)(i >> 8), (guint8)i);
+		ext(dst, 7 + i % 3);
+		Flow f = mk(T0 + 30 * MIN_MS + (n_flood - i), src, dst, 40001, 25, F_SESSION);
+		analyzer_process(flooded, &f, 1);
+		analyzer_process(quiet, &f, 1);
+	}
+	/* the others idle for more than the long window: expired, 4096 a tick */
+	gint64 later = T0 + 62 * MIN_MS;
+	for (guint k = 0; k < 8; k++) {
+		analyzer_tick(flooded, later);
+		analyzer_tick(quiet, later);
+	}
+	AnalyzerStats st;
+	analyzer_get_stats(flooded, &st);
+	assert_int_equal(st.hosts_tracked, survivors);
+	assert_int_equal(st.hosts_expired, n_flood - survivors);
+	g_autoptr(GByteArray) x = save(flooded);
+	g_autoptr(GByteArray) y = save(quiet);
+	assert_blobs_equal(x, y);
+	AnalyzerStats qst;
+	analyzer_get_stats(quiet, &qst);
+	assert_int_equal(st.mem_bytes, qst.mem_bytes);
+
+	/* new hosts still go in, and every survivor is found and forgotten */
+	for (guint i = 0; i < 5000; i++) {
+		v4(src, 10, 200, (guint8)(i >> 8), (guint8)i);
+		ext(dst, 1);
+		Flow f = mk(later + i, src, dst, 40000, 25, F_SESSION);
+		analyzer_process(flooded, &f, 1);
+	}
+	for (guint i = 0; i < n_flood; i += every) {
+		AnalyzerHostInfo info;
+		v4(src, 10, (guint8)(i >> 16), (guint8)(i >> 8), (guint8)i);
+		assert_true(analyzer_host_info(flooded, src, &info));
+		assert_true(info.win[0].tracked);
+		assert_true(analyzer_forget(flooded, src));
+		assert_false(analyzer_forget(flooded, src));
+	}
+	for (guint i = 0; i < 5000; i++) {
+		v4(src, 10, 200, (guint8)(i >> 8), (guint8)i);
+		assert_true(analyzer_forget(flooded, src));
+	}
+	analyzer_get_stats(flooded, &st);
+	assert_int_equal(st.hosts_tracked, 0);
+	assert_int_equal(st.mem_bytes, 0);
+}
+
 int
 main(void)
 {
@@ -1325,6 +1402,7 @@ main(void)
 	    cmocka_unit_test(test_hostile),
 	    cmocka_unit_test(test_not_fresh),
 	    cmocka_unit_test(test_config_changes),
+	    cmocka_unit_test(test_flood_expires),
 	};
 	if (g_getenv("F"))
 		cmocka_set_test_filter(g_getenv("F"));

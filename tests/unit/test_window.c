@@ -355,6 +355,31 @@ test_memory_small(void **state)
 	print_message("window: %zu bytes empty, %zu with one destination\n", empty, one);
 }
 
+/* A longer long window (reconfiguration, or a state saved under shorter windows) must not
+ * bring back destinations that already left the window: they have no slice to be counted in
+ * any more, and a table rebuilt for the live ones could not hold them. */
+static void
+test_regeom_longer_window(void **state)
+{
+	(void)state;
+	const WindowGeom longer = {.slice_ms = MIN_MS, .span = {10, 120}, .exact_cap = 4096};
+	g_autoptr(Window) w = window_new();
+	WindowTop top[WINDOW_TOP_MAX];
+	for (guint32 d = 0; d < 4; d++)
+		add(w, &G, T0 + d, d, FALSE);
+	/* the first four leave the 60-slice window; their entries stay in the table (it has
+	 * room for a fifth), expired */
+	add(w, &G, T0 + 70 * MIN_MS, 100, FALSE);
+	assert_int_equal(counts(w, &G, T0 + 70 * MIN_MS).span[WINDOW_LONG].distinct, 1);
+	window_regeom(w, &G, &longer);
+	assert_int_equal(window_top(w, &longer, T0 + 70 * MIN_MS, top, WINDOW_TOP_MAX), 1);
+	assert_int_equal(window_foreach_dest(w, &longer, T0 + 70 * MIN_MS, NULL, NULL), 1);
+	assert_true(add(w, &longer, T0 + 71 * MIN_MS, 0, FALSE) & WINDOW_ADD_NEW_DEST);
+	for (guint32 d = 0; d < 200; d++) /* table rebuilds on the way */
+		add(w, &longer, T0 + 72 * MIN_MS + d, 1000 + d, FALSE);
+	assert_int_equal(counts(w, &longer, T0 + 72 * MIN_MS).span[WINDOW_LONG].distinct, 202);
+}
+
 int
 main(void)
 {
@@ -370,6 +395,7 @@ main(void)
 		cmocka_unit_test(test_switch_to_estimate),
 		cmocka_unit_test(test_estimate_error_seeds),
 		cmocka_unit_test(test_memory_small),
+		cmocka_unit_test(test_regeom_longer_window),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
