@@ -121,6 +121,7 @@ struct Analyzer {
 	 * (0 = empty), linear probing, load <= 3/4, deletion by backward shift */
 	Host **chunks;
 	guint32 n_chunks, free_head, n_free;
+	guint32 bump; /* slots from here to the end of the last chunk were never used */
 	guint32 n_hosts;
 	guint32 *table;
 	guint32 table_cap; /* a power of two, or 0 */
@@ -362,24 +363,26 @@ table_remove(Analyzer *a, guint32 p)
 static guint32
 slab_alloc(Analyzer *a)
 {
-	if (a->free_head == HOST_NONE) {
-		if (a->n_chunks >= (HOST_NONE >> HOST_CHUNK_BITS))
-			return HOST_NONE;
-		a->chunks = g_renew(Host *, a->chunks, a->n_chunks + 1);
-		Host *c = a->chunks[a->n_chunks] = g_new(Host, HOST_CHUNK);
-		guint32 base = a->n_chunks << HOST_CHUNK_BITS;
-		for (guint32 j = HOST_CHUNK; j-- > 0;) {
-			c[j].prev = HOST_FREE;
-			c[j].next = a->free_head;
-			a->free_head = base + j;
+	guint32 i;
+
+	if (a->free_head != HOST_NONE) {
+		i = a->free_head;
+		a->free_head = host_at(a, i)->next;
+	} else {
+		/* Slots past `bump` were never used: a new chunk is not walked (or touched) to
+		 * build a free list, so an analyzer with few hosts costs few pages. */
+		if (a->bump == a->n_chunks << HOST_CHUNK_BITS) {
+			if (a->n_chunks >= (HOST_NONE >> HOST_CHUNK_BITS))
+				return HOST_NONE;
+			a->chunks = g_renew(Host *, a->chunks, a->n_chunks + 1);
+			a->chunks[a->n_chunks] = g_new(Host, HOST_CHUNK);
+			a->n_chunks++;
+			a->n_free += HOST_CHUNK;
 		}
-		a->n_chunks++;
-		a->n_free += HOST_CHUNK;
+		i = a->bump++;
 	}
-	guint32 i = a->free_head;
-	Host *h = host_at(a, i);
-	a->free_head = h->next;
 	a->n_free--;
+	Host *h = host_at(a, i);
 	memset(h, 0, sizeof *h);
 	h->prev = h->next = HOST_NONE;
 	h->win1_kind = HOST_NO_WIN;
@@ -407,6 +410,9 @@ slab_compact(Analyzer *a)
 	guint64 slots = (guint64)a->n_chunks * HOST_CHUNK;
 	if (a->n_free <= slots / 2 || a->n_free < 2 * HOST_CHUNK)
 		return;
+	/* the never-used slots are free slots too */
+	for (guint32 i = a->bump; i < slots; i++)
+		host_at(a, i)->prev = HOST_FREE;
 	guint32 keep = (a->n_hosts + HOST_CHUNK - 1) / HOST_CHUNK;
 	guint32 limit = keep * HOST_CHUNK, j = 0;
 	for (guint32 i = a->lru_head; i != HOST_NONE;) {
@@ -435,6 +441,7 @@ slab_compact(Analyzer *a)
 	a->chunks = g_renew(Host *, a->chunks, keep);
 	a->free_head = HOST_NONE;
 	a->n_free = 0;
+	a->bump = limit;
 	for (guint32 i = limit; i-- > 0;) {
 		if (host_at(a, i)->prev == HOST_FREE) {
 			host_at(a, i)->next = a->free_head;
