@@ -18,6 +18,7 @@ dir:
 
 usage: restart_state.py SPAMFLOWD
 """
+import atexit
 import hashlib
 import json
 import os
@@ -31,6 +32,14 @@ import tempfile
 import time
 
 failures = []
+started = []  # every daemon, killed at exit whatever happens
+
+
+@atexit.register
+def _kill_daemons():
+    for p in started:
+        if p.poll() is None:
+            p.kill()
 
 
 def check(cond, what):
@@ -112,6 +121,7 @@ class Daemon:
         self.p = subprocess.Popen([exe, "-c", conf, "-l", f"127.0.0.1:{port}", "--alerts",
                                    self.alerts, "--stats-interval", "0"],
                                   stdout=subprocess.DEVNULL, stderr=self.log)
+        started.append(self.p)
         deadline = time.time() + 30
         while time.time() < deadline:
             # the log line, not the path: a previous daemon's socket file may still be there
