@@ -2,87 +2,42 @@
  * domain, the sequence position, the sampling learnt from options records and every active
  * template as its wire record, so that after a restart the first data sets decode at once
  * and loss is measured from where the previous run stopped. Counters start again at zero. */
+#include "statebuf.h"
 #include "template.h"
 
 #include <string.h>
 
 #define STATE_VERSION 1
 
-/* ---- writer: big-endian, like the wire formats it stores ---- */
-
-static void
-put_u8(GByteArray *out, guint8 v)
-{
-	g_byte_array_append(out, &v, 1);
-}
-
-static void
-put_u16(GByteArray *out, guint16 v)
-{
-	guint8 b[2] = {(guint8)(v >> 8), (guint8)v};
-	g_byte_array_append(out, b, 2);
-}
-
-static void
-put_u32(GByteArray *out, guint32 v)
-{
-	guint8 b[4] = {(guint8)(v >> 24), (guint8)(v >> 16), (guint8)(v >> 8), (guint8)v};
-	g_byte_array_append(out, b, 4);
-}
-
-static void
-put_u64(GByteArray *out, guint64 v)
-{
-	put_u32(out, (guint32)(v >> 32));
-	put_u32(out, (guint32)v);
-}
-
-static void
-patch_u32(GByteArray *out, guint at, guint32 v)
-{
-	out->data[at] = (guint8)(v >> 24);
-	out->data[at + 1] = (guint8)(v >> 16);
-	out->data[at + 2] = (guint8)(v >> 8);
-	out->data[at + 3] = (guint8)v;
-}
-
-/* Times as the loader accepts them (see get_i64): an exporter's absurd systemInitTime must
- * not make the whole file unloadable. */
-static void
-put_ms(GByteArray *out, gint64 v)
-{
-	put_u64(out, (guint64)CLAMP(v, 0, (G_GINT64_CONSTANT(1) << 50) - 1));
-}
-
 static void
 save_domain(const Domain *d, GByteArray *out)
 {
 	const SessionStats *st = &d->st;
 
-	put_u32(out, d->id);
-	put_u8(out, st->version);
-	put_ms(out, st->first_seen_ms);
-	put_ms(out, st->last_seen_ms);
-	put_u8(out, st->seq_init ? 1 : 0);
-	put_u32(out, d->seq_last);
-	put_u32(out, d->seq_last_count);
-	put_u32(out, d->uptime_last);
-	put_u32(out, d->seq_last_data);
-	put_u8(out, (guint8)d->seq_mode);
-	put_u8(out, d->seq_votes);
-	put_u32(out, d->seq_pending);
-	put_u32(out, d->seq_pending_rfc);
-	put_u32(out, d->seq_pending_own);
-	put_u32(out, d->sampling);
-	put_u8(out, (guint8)d->n_samplers);
+	statebuf_put_u32(out, d->id);
+	statebuf_put_u8(out, st->version);
+	statebuf_put_unix_ms(out, st->first_seen_ms);
+	statebuf_put_unix_ms(out, st->last_seen_ms);
+	statebuf_put_u8(out, st->seq_init ? 1 : 0);
+	statebuf_put_u32(out, d->seq_last);
+	statebuf_put_u32(out, d->seq_last_count);
+	statebuf_put_u32(out, d->uptime_last);
+	statebuf_put_u32(out, d->seq_last_data);
+	statebuf_put_u8(out, (guint8)d->seq_mode);
+	statebuf_put_u8(out, d->seq_votes);
+	statebuf_put_u32(out, d->seq_pending);
+	statebuf_put_u32(out, d->seq_pending_rfc);
+	statebuf_put_u32(out, d->seq_pending_own);
+	statebuf_put_u32(out, d->sampling);
+	statebuf_put_u8(out, (guint8)d->n_samplers);
 	for (guint i = 0; i < d->n_samplers; i++) {
-		put_u32(out, d->samplers[i].id);
-		put_u32(out, d->samplers[i].interval);
+		statebuf_put_u32(out, d->samplers[i].id);
+		statebuf_put_u32(out, d->samplers[i].interval);
 	}
-	put_ms(out, d->sys_init_ms);
-	guint at = out->len;
-	put_u32(out, 0);
-	patch_u32(out, at, template_state_save(d, out));
+	statebuf_put_unix_ms(out, d->sys_init_ms);
+	/* every installed template kept its wire record (template_record()) */
+	statebuf_put_u32(out, g_hash_table_size(d->templates));
+	template_state_save(d, out);
 }
 
 void
@@ -90,17 +45,17 @@ collector_state_save(const Collector *c, GByteArray *out)
 {
 	g_autoptr(GArray) idx = g_array_new(FALSE, FALSE, sizeof(guint));
 
-	put_u32(out, STATE_VERSION);
-	put_u32(out, collector_next_index(c));
+	statebuf_put_u32(out, STATE_VERSION);
+	statebuf_put_u32(out, collector_next_index(c));
 	collector_exporter_indexes(c, idx);
-	put_u32(out, idx->len);
+	statebuf_put_u32(out, idx->len);
 	for (guint i = 0; i < idx->len; i++) {
 		const Exporter *e = collector_exporter(c, g_array_index(idx, guint, i));
-		put_u32(out, e->index);
-		g_byte_array_append(out, e->addr, 16);
-		put_u16(out, e->port);
-		put_ms(out, e->last_seen_ms);
-		put_u32(out, e->domain_order->len);
+		statebuf_put_u32(out, e->index);
+		statebuf_put_bytes(out, e->addr, 16);
+		statebuf_put_u16(out, e->port);
+		statebuf_put_unix_ms(out, e->last_seen_ms);
+		statebuf_put_u32(out, e->domain_order->len);
 		for (guint j = 0; j < e->domain_order->len; j++) {
 			guint32 id = g_array_index(e->domain_order, guint32, j);
 			save_domain(g_hash_table_lookup(e->domains, GUINT_TO_POINTER(id)), out);
@@ -109,28 +64,6 @@ collector_state_save(const Collector *c, GByteArray *out)
 }
 
 /* ---- reader: every field through the bounds-checked cursor ---- */
-
-static gboolean
-get_u64(Cursor *c, guint64 *v)
-{
-	guint32 hi, lo;
-	if (!cursor_u32(c, &hi) || !cursor_u32(c, &lo))
-		return FALSE;
-	*v = (guint64)hi << 32 | lo;
-	return TRUE;
-}
-
-/* Times are Unix ms: anything outside [0, 2^50) (year 37,000) is not one, and would make
- * the timeout arithmetic overflow. A corrupt time fails like a truncation. */
-static gboolean
-get_i64(Cursor *c, gint64 *v)
-{
-	guint64 u;
-	if (!get_u64(c, &u) || u >= (G_GUINT64_CONSTANT(1) << 50))
-		return FALSE;
-	*v = (gint64)u;
-	return TRUE;
-}
 
 #define TRUNC(what)                                                                           \
 	do {                                                                                  \
@@ -148,8 +81,8 @@ load_domain(Exporter *e, Cursor *c, CollectorStateLoad *res, GError **error)
 	guint32 v[9];
 	SamplerSlot samp[SAMPLER_SLOTS];
 
-	if (!cursor_u32(c, &id) || !cursor_u8(c, &version) || !get_i64(c, &first) ||
-	    !get_i64(c, &last) || !cursor_u8(c, &seq_init))
+	if (!cursor_u32(c, &id) || !cursor_u8(c, &version) || !statebuf_get_unix_ms(c, &first) ||
+	    !statebuf_get_unix_ms(c, &last) || !cursor_u8(c, &seq_init))
 		TRUNC("domain");
 	for (guint i = 0; i < 4; i++)
 		if (!cursor_u32(c, &v[i]))
@@ -170,7 +103,7 @@ load_domain(Exporter *e, Cursor *c, CollectorStateLoad *res, GError **error)
 	for (guint i = 0; i < nsamp; i++)
 		if (!cursor_u32(c, &samp[i].id) || !cursor_u32(c, &samp[i].interval))
 			TRUNC("sampler");
-	if (!get_i64(c, &sys_init) || !cursor_u32(c, &ntpl))
+	if (!statebuf_get_unix_ms(c, &sys_init) || !cursor_u32(c, &ntpl))
 		TRUNC("domain");
 	if (e != NULL && g_hash_table_contains(e->domains, GUINT_TO_POINTER(id))) {
 		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
@@ -213,7 +146,7 @@ load_domain(Exporter *e, Cursor *c, CollectorStateLoad *res, GError **error)
 		guint8 tver;
 		gint64 refreshed;
 		Cursor raw;
-		if (!cursor_u16(c, &set_id) || !cursor_u8(c, &tver) || !get_i64(c, &refreshed) ||
+		if (!cursor_u16(c, &set_id) || !cursor_u8(c, &tver) || !statebuf_get_unix_ms(c, &refreshed) ||
 		    !cursor_u16(c, &len) || !cursor_sub(c, len, &raw))
 			TRUNC("template");
 		if (d == NULL)
@@ -269,7 +202,7 @@ collector_state_load(Collector *c, const guint8 *data, gsize len, CollectorState
 		guint16 port;
 		gint64 last;
 		if (!cursor_u32(&cur, &index) || !cursor_bytes(&cur, addr, 16) ||
-		    !cursor_u16(&cur, &port) || !get_i64(&cur, &last) || !cursor_u32(&cur, &ndom))
+		    !cursor_u16(&cur, &port) || !statebuf_get_unix_ms(&cur, &last) || !cursor_u32(&cur, &ndom))
 			TRUNC("exporter");
 		if (index >= next_index) {
 			g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,

@@ -3,6 +3,7 @@
  * record. Decoding a record then reads only planned fields, without walking the field list;
  * templates with variable-length fields (RFC 7011 7) walk the lengths once per record. */
 #include "template.h"
+#include "statebuf.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -673,22 +674,6 @@ template_id_cmp(gconstpointer a, gconstpointer b)
 	return x < y ? -1 : x > y;
 }
 
-static void
-put_u16(GByteArray *out, guint16 v)
-{
-	guint8 b[2] = {(guint8)(v >> 8), (guint8)v};
-	g_byte_array_append(out, b, 2);
-}
-
-static void
-put_u64(GByteArray *out, guint64 v)
-{
-	guint8 b[8];
-	for (guint i = 0; i < 8; i++)
-		b[i] = (guint8)(v >> (56 - 8 * i));
-	g_byte_array_append(out, b, 8);
-}
-
 guint
 template_state_save(const Domain *d, GByteArray *out)
 {
@@ -699,13 +684,11 @@ template_state_save(const Domain *d, GByteArray *out)
 	ids = g_list_sort(ids, (GCompareFunc)template_id_cmp);
 	for (GList *l = ids; l != NULL; l = l->next) {
 		const Template *t = g_hash_table_lookup(d->templates, l->data);
-		if (t->raw == NULL)
-			continue;
-		put_u16(out, t->set_id);
-		g_byte_array_append(out, &t->version, 1);
-		put_u64(out, (guint64)CLAMP(t->refreshed_ms, 0, (G_GINT64_CONSTANT(1) << 50) - 1));
-		put_u16(out, t->raw_len);
-		g_byte_array_append(out, t->raw, t->raw_len);
+		statebuf_put_u16(out, t->set_id);
+		statebuf_put_u8(out, t->version);
+		statebuf_put_unix_ms(out, t->refreshed_ms);
+		statebuf_put_u16(out, t->raw_len);
+		statebuf_put_bytes(out, t->raw, t->raw_len);
 		n++;
 	}
 	return n;

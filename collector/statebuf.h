@@ -1,5 +1,5 @@
-/* Saved analyzer state (analyzer_state_save/load, window_state_save/load): the writer and the
- * reader of its fields. Fixed big-endian (network order, like every wire format here), one
+/* Saved state (the collector's state.c and template.c, the analyzer's analyzer_state_save/load
+ * and window_state_save/load): the writer and the reader of its fields. Fixed big-endian (network order, like every wire format here), one
  * field at a time, never a struct image; the reader is the collector's bounds-checked Cursor,
  * so a read past the end of the blob fails instead of overrunning it. */
 #pragma once
@@ -112,6 +112,28 @@ statebuf_get_time(Cursor *c, gint64 *v)
 {
 	gint64 t;
 	if (!statebuf_get_i64(c, &t) || t < STATEBUF_TIME_MIN || t > STATEBUF_TIME_MAX)
+		return FALSE;
+	*v = t;
+	return TRUE;
+}
+
+/* A Unix time in ms as the collector keeps them: in [0, 2^50) (year 37,000), so no timeout
+ * arithmetic on it can overflow. The writer clamps into that range, because some of these
+ * times come from exporters (systemInitTime) and an absurd one must not make the whole
+ * file unloadable; the reader refuses anything outside it. */
+#define STATEBUF_UNIX_MS_END (G_GINT64_CONSTANT(1) << 50)
+
+static inline void
+statebuf_put_unix_ms(GByteArray *out, gint64 v)
+{
+	statebuf_put_i64(out, CLAMP(v, 0, STATEBUF_UNIX_MS_END - 1));
+}
+
+static inline gboolean
+statebuf_get_unix_ms(Cursor *c, gint64 *v)
+{
+	gint64 t;
+	if (!statebuf_get_i64(c, &t) || t < 0 || t >= STATEBUF_UNIX_MS_END)
 		return FALSE;
 	*v = t;
 	return TRUE;
