@@ -27,7 +27,6 @@
 #include <signal.h>
 #include <syslog.h>
 #include <stdio.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -111,25 +110,11 @@ daemon_log_send(int prio, const char *msg)
 	g_autoptr(GString) line = g_string_new(NULL);
 	sink_syslog_format_local(line, LOG_DAEMON | prio, "spamflowd", (guint)getpid(),
 				 time(NULL), m->str);
-	for (int attempt = 0; attempt < 2; attempt++) {
-		if (daemon_log.fd < 0)
-			daemon_log.fd = sink_syslog_connect_local("/dev/log", &daemon_log.type, &err);
-		if (daemon_log.fd < 0)
-			break;
-		gsize len = line->len + (daemon_log.type == SOCK_STREAM ? 1 : 0);
-		ssize_t n = send(daemon_log.fd, line->str, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n >= 0 && (gsize)n == len) {
-			daemon_log.dropped = 0;
-			g_mutex_unlock(&daemon_log.lock);
-			return;
-		}
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS))
-			break; /* not reading: drop, never wait */
-		/* gone (restarted syslog daemon) or a cut stream message: reconnect once */
-		close(daemon_log.fd);
-		daemon_log.fd = -1;
-	}
-	daemon_log.dropped++;
+	if (sink_syslog_send_local("/dev/log", &daemon_log.fd, &daemon_log.type, line, &err) ==
+	    SINK_SYSLOG_SENT)
+		daemon_log.dropped = 0;
+	else
+		daemon_log.dropped++; /* never wait: a stalled syslog daemon costs lines, not us */
 	g_mutex_unlock(&daemon_log.lock);
 }
 

@@ -210,6 +210,39 @@ sink_syslog_format_local(GString *out, int pri, const char *ident, guint pid, ti
 	g_string_append_printf(out, "%s[%u]: %s", ident, pid, msg);
 }
 
+SinkSyslogSend
+sink_syslog_send_local(const char *path, int *fd, int *type, const GString *msg, int *detail)
+{
+	for (int attempt = 0;; attempt++) {
+		if (*fd < 0 && (*fd = sink_syslog_connect_local(path, type, detail)) < 0)
+			return SINK_SYSLOG_NO_DAEMON;
+		/* on a stream socket the terminating NUL separates messages, as glibc's */
+		gsize len = msg->len + (*type == SOCK_STREAM ? 1 : 0);
+		ssize_t n = send(*fd, msg->str, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n >= 0 && (gsize)n == len)
+			return SINK_SYSLOG_SENT;
+		if (n >= 0) {
+			/* stream only: the rest of a cut message would be read as the start of
+			 * the next one */
+			close(*fd);
+			*fd = -1;
+			*detail = (int)n;
+			return SINK_SYSLOG_SHORT;
+		}
+		*detail = errno;
+		if (*detail == EAGAIN || *detail == EWOULDBLOCK || *detail == ENOBUFS)
+			return SINK_SYSLOG_NOT_READING;
+		if (*detail == EMSGSIZE)
+			return SINK_SYSLOG_TOO_LONG;
+		/* the daemon went away (ECONNREFUSED, ENOTCONN ...) or was restarted on a new
+		 * socket: connect again and send once more, as syslog(3) does */
+		close(*fd);
+		*fd = -1;
+		if (attempt > 0)
+			return SINK_SYSLOG_FAILED;
+	}
+}
+
 /* Hand the message to the socket without waiting. The event's fate: delivered (events), or
  * an error: nobody listening (ENOENT, ECONNREFUSED), the daemon not reading (EAGAIN: its
  * queue, net.unix.max_dgram_qlen datagrams, is full), too long (EMSGSIZE). */
@@ -217,7 +250,7 @@ static void
 syslog_write(Sink *s, const AlertEvent *ev, const SinkCtx *ctx)
 {
 	SinkSyslog *l = (SinkSyslog *)s;
-	int e;
+	int d = 0;
 
 	g_string_truncate(l->buf, 0);
 	sink_syslog_format_kv(l->buf, ev, ctx);
@@ -226,57 +259,36 @@ syslog_write(Sink *s, const AlertEvent *ev, const SinkCtx *ctx)
 				 (l->facility & LOG_FACMASK) | sink_syslog_severity(ev->severity),
 				 l->ident, (guint)getpid(), time(NULL), l->buf->str);
 
-	for (int attempt = 0;; attempt++) {
-		if ((e = local_connect(l)) != 0) {
-			s->st.errors++;
-			sink_log_error(s,
-				       "%s: %s: no syslog daemon is listening, event not "
-				       "delivered",
-				       l->path, g_strerror(e));
-			return;
-		}
-		/* on a stream socket the terminating NUL separates messages, as glibc's */
-		gsize len = l->msg->len + (l->type == SOCK_STREAM ? 1 : 0);
-		ssize_t n = send(l->fd, l->msg->str, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n >= 0 && (gsize)n == len) {
-			s->st.events++;
-			return;
-		}
-		if (n >= 0) {
-			/* stream only: the rest of a cut message would be read as the start of
-			 * the next one */
-			local_close(l);
-			s->st.errors++;
-			sink_log_error(s,
-				       "%s: short write (%zd of %" G_GSIZE_FORMAT
-				       " bytes), reconnecting; event not delivered",
-				       l->path, n, len);
-			return;
-		}
-		e = errno;
-		if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) {
-			s->st.errors++;
-			sink_log_error(s, "%s: %s: the syslog daemon is not reading, event dropped",
-				       l->path, g_strerror(e));
-			return;
-		}
-		if (e == EMSGSIZE) {
-			s->st.errors++;
-			sink_log_error(s,
-				       "%s: message of %" G_GSIZE_FORMAT " bytes too long, "
-				       "event dropped",
-				       l->path, len);
-			return;
-		}
-		/* the daemon went away (ECONNREFUSED, ENOTCONN ...) or was restarted on a new
-		 * socket: connect again and send once more, as syslog(3) does */
-		local_close(l);
-		if (attempt > 0) {
-			s->st.errors++;
-			sink_log_error(s, "%s: %s: send failed, event not delivered", l->path,
-				       g_strerror(e));
-			return;
-		}
+	SinkSyslogSend r = sink_syslog_send_local(l->path, &l->fd, &l->type, l->msg, &d);
+	if (r == SINK_SYSLOG_SENT) {
+		s->st.events++;
+		return;
+	}
+	s->st.errors++;
+	switch (r) {
+	case SINK_SYSLOG_NO_DAEMON:
+		sink_log_error(s, "%s: %s: no syslog daemon is listening, event not delivered",
+			       l->path, g_strerror(d));
+		break;
+	case SINK_SYSLOG_SHORT:
+		sink_log_error(s,
+			       "%s: short write (%d of %" G_GSIZE_FORMAT
+			       " bytes), reconnecting; event not delivered",
+			       l->path, d, l->msg->len + 1);
+		break;
+	case SINK_SYSLOG_NOT_READING:
+		sink_log_error(s, "%s: %s: the syslog daemon is not reading, event dropped",
+			       l->path, g_strerror(d));
+		break;
+	case SINK_SYSLOG_TOO_LONG:
+		sink_log_error(s,
+			       "%s: message of %" G_GSIZE_FORMAT " bytes too long, event dropped",
+			       l->path, l->msg->len + (l->type == SOCK_STREAM ? 1 : 0));
+		break;
+	default:
+		sink_log_error(s, "%s: %s: send failed, event not delivered", l->path,
+			       g_strerror(d));
+		break;
 	}
 }
 

@@ -48,6 +48,21 @@ Sink *sink_syslog_new_at(const char *path, const char *ident, int facility,
 /* A non-blocking socket connected to the local syslog socket at path (datagram, or stream
  * when that is what listens there), its type in *type; -1 with *err set when none. */
 int sink_syslog_connect_local(const char *path, int *type, int *err);
+
+typedef enum {
+	SINK_SYSLOG_SENT,
+	SINK_SYSLOG_NO_DAEMON,   /* nothing listens at path; *detail = errno */
+	SINK_SYSLOG_NOT_READING, /* its queue is full (EAGAIN, ENOBUFS); *detail = errno */
+	SINK_SYSLOG_TOO_LONG,    /* EMSGSIZE */
+	SINK_SYSLOG_SHORT,       /* stream socket took part of it (closed); *detail = bytes */
+	SINK_SYSLOG_FAILED,      /* failed again after reconnecting; *detail = errno */
+} SinkSyslogSend;
+
+/* Send one formatted message (sink_syslog_format_local()) on *fd without ever waiting,
+ * connecting first when *fd < 0; when the daemon went away, connect again and send once
+ * more, as syslog(3) does. Shared by the local sink and the daemon's own log. */
+SinkSyslogSend sink_syslog_send_local(const char *path, int *fd, int *type, const GString *msg,
+				      int *detail);
 void sink_syslog_format_local(GString *out, int pri, const char *ident, guint pid, time_t t,
 			      const char *msg);
 /* The key=value line, without a newline. */
