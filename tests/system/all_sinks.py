@@ -67,38 +67,12 @@ LOG_DAEMON = 3
 IDENT = "spamflowd"
 failures = []
 
-MS_BIND, MS_REC = 4096, 16384
-
 
 def ns_exec(tmp, sock, argv):
     """Inside the private mount namespace (unshare -m --propagation private): replace /dev
     by a tmpfs mirroring the real one (bind mounts, symlinks copied) plus log -> sock, then
     exec argv. mount(2) directly: mount(8) once per /dev entry takes seconds."""
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def mount(src, target, fstype, flags, data=None):
-        if libc.mount(src.encode(), target.encode(), fstype and fstype.encode(), flags,
-                      data and data.encode()) != 0:
-            e = ctypes.get_errno()
-            raise OSError(e, f"mount {src} {target}: {os.strerror(e)}")
-
-    old = os.path.join(tmp, "olddev")
-    os.mkdir(old)
-    mount("/dev", old, None, MS_BIND | MS_REC)
-    mount("spamflow-test-dev", "/dev", "tmpfs", 0, "mode=755,size=64k")
-    for name in sorted(os.listdir(old)):
-        src, dst = os.path.join(old, name), os.path.join("/dev", name)
-        if name == "log":
-            continue
-        if os.path.islink(src):
-            os.symlink(os.readlink(src), dst)
-        elif os.path.isdir(src):
-            os.mkdir(dst)
-            mount(src, dst, None, MS_BIND | MS_REC)
-        else:
-            open(dst, "w").close()
-            mount(src, dst, None, MS_BIND)
+    sinktest.private_dev(tmp)
     os.symlink(sock, "/dev/log")
     os.execv(argv[0], argv)
 

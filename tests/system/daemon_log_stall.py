@@ -17,6 +17,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sinktest  # noqa: E402
+
 failures = []
 
 
@@ -27,13 +30,7 @@ def check(cond, what):
 
 
 def inside(exe, tmp):
-    nd = os.path.join(tmp, "dev")
-    os.mkdir(nd)
-    subprocess.run(["mount", "-t", "tmpfs", "none", nd], check=True)
-    for f in ("null", "zero", "urandom", "random"):
-        open(os.path.join(nd, f), "w").close()
-        subprocess.run(["mount", "--bind", "/dev/" + f, os.path.join(nd, f)], check=True)
-    subprocess.run(["mount", "--bind", nd, "/dev"], check=True)
+    sinktest.private_dev(tmp)
 
     log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     log.bind("/dev/log")

@@ -77,7 +77,7 @@ SEVERITY = {"info": 6, "notice": 5, "warning": 4, "critical": 2}
 LOG_DAEMON = 3  # rsyslog_remote.check_messages() expects daemon
 RATE_LIMIT_S = 60  # exporters/sink.c sink_log_error(): at most once a minute per sink
 BACKOFF_MAX_S = 60  # SINK_SYSLOG_BACKOFF_MAX_S
-MS_BIND, MS_REC = 4096, 16384
+MS_BIND, MS_REC = sinktest.MS_BIND, sinktest.MS_REC
 failures = []
 
 
@@ -102,32 +102,8 @@ def skip(why):
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def mount(src, target, fstype, flags, data=None):
-    if _libc.mount(src.encode(), target.encode(), fstype and fstype.encode(), flags,
-                   data and data.encode()) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, f"mount {src} {target}: {os.strerror(e)}")
-
-
-def private_dev(tmp):
-    """/dev becomes a tmpfs mirroring the real one (bind mounts, symlinks copied) without
-    `log`: no syslog daemon, whatever the host has; the test adds /dev/log when it wants."""
-    old = os.path.join(tmp, "olddev")
-    os.mkdir(old)
-    mount("/dev", old, None, MS_BIND | MS_REC)
-    mount("spamflow-test-dev", "/dev", "tmpfs", 0, "mode=755,size=64k")
-    for name in sorted(os.listdir(old)):
-        src, dst = os.path.join(old, name), os.path.join("/dev", name)
-        if name == "log":
-            continue
-        if os.path.islink(src):
-            os.symlink(os.readlink(src), dst)
-        elif os.path.isdir(src):
-            os.mkdir(dst)
-            mount(src, dst, None, MS_BIND | MS_REC)
-        else:
-            open(dst, "w").close()
-            mount(src, dst, None, MS_BIND)
+mount = sinktest.mount
+private_dev = sinktest.private_dev
 
 
 def run(*argv):
@@ -882,7 +858,7 @@ def case_stalled(args, tmp, hosts=40):
             got += 1
     except socket.timeout:
         pass
-    st = dm.settle(2 * hosts)
+    dm.settle(2 * hosts)
     report, err = dm.stop()
     os.unlink("/dev/log")
     hung.close()
