@@ -644,7 +644,8 @@ app_state_save(App *app, gboolean at_exit)
 	    {.tag = STATEFILE_TAG_ANALYZER, .data = anlz->data, .len = anlz->len},
 	};
 	gint64 now_ms = g_get_real_time() / 1000;
-	if (!statefile_write(app->state.path, now_ms, sec, G_N_ELEMENTS(sec), &err)) {
+	gsize bytes = 0;
+	if (!statefile_write(app->state.path, now_ms, sec, G_N_ELEMENTS(sec), &bytes, &err)) {
 		gint64 now = g_get_monotonic_time();
 		app->state.errors++;
 		if (at_exit || app->state.last_err_log_us == 0 ||
@@ -658,7 +659,7 @@ app_state_save(App *app, gboolean at_exit)
 	app->state.snapshots++;
 	app->state.last_ms = now_ms;
 	app->state.last_us = g_get_monotonic_time() - t0;
-	app->state.last_bytes = coll->len + anlz->len + 24 + 2 * 12 + 32;
+	app->state.last_bytes = bytes;
 	if (at_exit)
 		g_message("state saved to %s (%" G_GSIZE_FORMAT " bytes in %.1f ms)",
 			  app->state.path, app->state.last_bytes, app->state.last_us / 1000.0);

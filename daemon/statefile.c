@@ -59,7 +59,7 @@ write_all(int fd, const guint8 *p, gsize n, const char *path, GError **error)
 
 gboolean
 statefile_write(const char *path, gint64 now_ms, const StateSection *sections, guint n,
-		GError **error)
+		gsize *written, GError **error)
 {
 	g_autofree char *tmp = g_strconcat(path, ".tmp", NULL);
 	g_autofree char *dir = g_path_get_dirname(path);
@@ -70,6 +70,9 @@ statefile_write(const char *path, gint64 now_ms, const StateSection *sections, g
 	int fd, e;
 
 	g_return_val_if_fail(n <= STATEFILE_MAX_SECTIONS, FALSE);
+	*written = HEADER_LEN + DIGEST_LEN;
+	for (guint i = 0; i < n; i++)
+		*written += 12 + sections[i].len;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		e = errno;

@@ -18,9 +18,10 @@ typedef struct {
 } StateSection;
 
 /* Write the sections to path atomically: path.tmp in the same directory, fsync, rename over
- * path, fsync the directory. On error path is left as it was. */
+ * path, fsync the directory; *written gets the file's size. On error path is left as it
+ * was. */
 gboolean statefile_write(const char *path, gint64 now_ms, const StateSection *sections,
-			 guint n, GError **error) G_GNUC_WARN_UNUSED_RESULT;
+			 guint n, gsize *written, GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
 typedef struct {
 	GBytes *file; /* the whole file; sections point into it */
