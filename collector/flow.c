@@ -37,7 +37,7 @@ flow_batch_new(guint cap, FlowBatchFlush flush, gpointer user_data)
 {
 	FlowBatch *b = g_new0(FlowBatch, 1);
 	b->cap = MAX(cap, 1);
-	b->v = g_new(Flow, b->cap);
+	b->v = g_new0(Flow, b->cap);
 	b->flush = flush;
 	b->user_data = user_data;
 	return b;
@@ -57,5 +57,6 @@ flow_batch_flush(FlowBatch *b)
 {
 	if (b->n > 0 && b->flush != NULL)
 		b->flush(b->v, b->n, b->user_data);
+	memset(b->v, 0, b->n * sizeof *b->v); /* the slots handed out are zero again */
 	b->n = 0;
 }
