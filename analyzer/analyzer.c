@@ -1164,6 +1164,8 @@ process_one(Analyzer *a, const Flow *f)
 	a->now_ms = now;
 	if (now - a->last_tick_ms >= a->cfg.slice_ms || now < a->last_tick_ms)
 		analyzer_tick(a, now);
+	if (!heuristics_relevant(&a->hc, f))
+		return;
 	heuristics_classify(&a->hc, f, &c);
 	if (c.dir == HEUR_IGNORE)
 		return;
@@ -1372,6 +1374,7 @@ apply_cfg(Analyzer *a, const AnalyzerConfig *c, Parsed *p)
 	a->hc.smtp = p->smtp;
 	a->hc.submit = p->submit;
 	a->hc.login = p->login;
+	heuristics_classifier_index(&a->hc);
 	for (guint r = 0; r < REASON_COUNT; r++) {
 		if (c->h[r].enabled)
 			a->hc.win_enabled[heuristics_reason_win(r)] = TRUE;

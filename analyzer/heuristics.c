@@ -68,12 +68,21 @@ reverse_answered(const Flow *f)
  * the set is ambiguous and read as forward. Firewall DELETED/UPDATE/ALERT events describe
  * an already counted session and are not new attempts. */
 void
+heuristics_classifier_index(HeurClassifier *hc)
+{
+	for (gsize i = 0; i < sizeof hc->any.bits; i++)
+		hc->any.bits[i] = hc->smtp.bits[i] | hc->submit.bits[i] | hc->login.bits[i];
+}
+
+void
 heuristics_classify(const HeurClassifier *hc, const Flow *f, HeurClass *out)
 {
+	if (!heuristics_relevant(hc, f)) {
+		out->dir = HEUR_IGNORE;
+		return;
+	}
 	memset(out, 0, sizeof *out);
 	out->dir = HEUR_IGNORE;
-	if (f->proto != 6)
-		return;
 	gboolean smtp = portset_has(&hc->smtp, f->dport);
 	gboolean sub = portset_has(&hc->submit, f->dport);
 	gboolean login = portset_has(&hc->login, f->dport);

@@ -120,6 +120,7 @@ flowstore_reconfigure(FlowStore *fs, const AnalyzerConfig *acfg, GError **error)
 	    !portset_parse(&hc.submit, acfg->submission_ports, error) ||
 	    !portset_parse(&hc.login, acfg->login_ports, error))
 		return FALSE;
+	heuristics_classifier_index(&hc);
 	netset_free(fs->internal);
 	netset_free(fs->mtas);
 	fs->hc = hc;
