@@ -123,6 +123,7 @@ struct Analyzer {
 	guint32 n_chunks, free_head, n_free;
 	guint32 bump; /* slots from here to the end of the last chunk were never used */
 	guint32 n_hosts;
+	guint32 n_hosts_est; /* hosts with a window in estimated mode (host_estimating()) */
 	guint32 *table;
 	guint32 table_cap; /* a power of two, or 0 */
 	guint32 lru_head, lru_tail;
@@ -508,6 +509,26 @@ host_ext_trim(Host *h)
 	g_clear_pointer(&h->ext, g_free);
 }
 
+/* Whether a window of h other than kind `except` (HEUR_WIN_COUNT: none excepted) is in
+ * estimated mode. a->n_hosts_est counts the hosts for which this holds with no exception;
+ * it changes only where a window's mode can: window_add() in process_one(), host_drop(),
+ * analyzer_reconfigure() and a state load. */
+static gboolean
+host_estimating_except(const Host *h, guint except)
+{
+	for (guint k = 0; k < HEUR_WIN_COUNT; k++) {
+		if (k != except && host_win(h, k) != NULL && window_estimating(host_win(h, k)))
+			return TRUE;
+	}
+	return FALSE;
+}
+
+static gboolean
+host_estimating(const Host *h)
+{
+	return host_estimating_except(h, HEUR_WIN_COUNT);
+}
+
 /* A new window of kind k (the host has none of that kind). Not counted in a->mem. */
 static Window *
 host_win_new(Host *h, guint k)
@@ -593,6 +614,8 @@ host_drop(Analyzer *a, guint32 i)
 {
 	Host *h = host_at(a, i);
 	a->mem -= MIN(a->mem, host_mem(h));
+	if (host_estimating(h))
+		a->n_hosts_est--;
 	lru_unlink(a, i);
 	table_remove(a, table_find(a, h->addr));
 	host_clear(h);
@@ -1203,6 +1226,13 @@ process_one(Analyzer *a, const Flow *f)
 		a->st.flows_late++;
 	if (r & WINDOW_ADD_RESET)
 		a->st.window_resets++;
+	if (was_est != window_estimating(w) && !host_estimating_except(h, c.win)) {
+		/* the host's only estimating window switched */
+		if (was_est)
+			a->n_hosts_est--;
+		else
+			a->n_hosts_est++;
+	}
 	if (!was_est && window_estimating(w))
 		a->st.estimate_switches++;
 	if (a->geo_fn != NULL && c.dir == HEUR_FORWARD)
@@ -1463,10 +1493,12 @@ analyzer_reconfigure(Analyzer *a, const AnalyzerConfig *cfg, GError **error)
 	a->mem = 0;
 	for (guint32 i = a->lru_head; i != HOST_NONE; i = host_at(a, i)->next) {
 		Host *h = host_at(a, i);
+		gboolean was_est = host_estimating(h);
 		for (guint k = 0; k < HEUR_WIN_COUNT; k++) {
 			if (host_win(h, k) != NULL)
 				window_regeom(host_win(h, k), &old, &a->geom);
 		}
+		a->n_hosts_est = a->n_hosts_est - was_est + host_estimating(h);
 		if (old.slice_ms != a->geom.slice_ms && h->ext != NULL) {
 			g_clear_pointer(&h->ext->geo, geo_free); /* slice numbers changed meaning */
 			host_ext_trim(h);
@@ -1488,16 +1520,16 @@ analyzer_get_stats(const Analyzer *a, AnalyzerStats *out)
 	out->offenders_active = g_hash_table_size(a->offenders);
 	out->mem_bytes = a->mem;
 	out->mem_cap = a->cfg.mem_cap;
-	out->hosts_estimated = 0;
-	for (guint32 i = a->lru_head; i != HOST_NONE; i = host_at(a, i)->next) {
-		const Host *h = host_at(a, i);
-		for (guint k = 0; k < HEUR_WIN_COUNT; k++) {
-			if (host_win(h, k) != NULL && window_estimating(host_win(h, k))) {
-				out->hosts_estimated++;
-				break;
-			}
-		}
-	}
+	out->hosts_estimated = a->n_hosts_est; /* maintained: stats cost no walk of the hosts */
+}
+
+guint64
+analyzer_count_estimating(const Analyzer *a)
+{
+	guint64 n = 0;
+	for (guint32 i = a->lru_head; i != HOST_NONE; i = host_at(a, i)->next)
+		n += host_estimating(host_at(a, i));
+	return n;
 }
 
 void
@@ -2170,6 +2202,7 @@ analyzer_state_load(Analyzer *a, const guint8 *data, gsize len, GError **error)
 		table_insert(a, slot);
 		lru_push_head(a, slot);
 		a->mem += host_mem(h);
+		a->n_hosts_est += host_estimating(h);
 		enforce_caps(a, HOST_NONE);
 	}
 

@@ -154,6 +154,9 @@ G_GNUC_WARN_UNUSED_RESULT gboolean analyzer_reconfigure(Analyzer *a, const Analy
 							  GError **error);
 
 void analyzer_get_stats(const Analyzer *a, AnalyzerStats *out);
+/* Hosts with a window in estimated mode, counted by walking every host (O(hosts)): what
+ * the maintained AnalyzerStats.hosts_estimated must equal. For tests. */
+guint64 analyzer_count_estimating(const Analyzer *a);
 /* Active offenders in the order they were raised (the order analyzer_tick() visits them). */
 void analyzer_foreach_offender(Analyzer *a, AnalyzerOffenderFunc fn, gpointer user_data);
 /* Recent events, newest first: index 0 .. analyzer_history_len()-1; NULL past the end. */

@@ -405,6 +405,7 @@ state_str(Analyzer *a)
 		g_string_append_printf(s, "hist %s\n", e);
 	}
 	analyzer_get_stats(a, &st);
+	assert_int_equal(st.hosts_estimated, analyzer_count_estimating(a));
 	g_string_append_printf(s,
 			       "now=%" G_GINT64_FORMAT " hosts=%" G_GUINT64_FORMAT
 			       " off=%" G_GUINT64_FORMAT " est=%" G_GUINT64_FORMAT
@@ -659,6 +660,7 @@ check_consistent(Run *r)
 	small_load_config(&cfg);
 	analyzer_get_stats(r->a, &st);
 	assert_true(st.hosts_tracked <= cfg.max_hosts);
+	assert_int_equal(st.hosts_estimated, analyzer_count_estimating(r->a));
 	assert_true(st.mem_bytes <= cfg.mem_cap);
 	/* the queries: the small state's hosts, offenders, history */
 	static const char *const hosts[] = {"10.9.9.1", "10.1.0.1", "10.1.0.3", "203.0.113.7"};
@@ -690,6 +692,8 @@ check_consistent(Run *r)
 	}
 	for (guint i = 1; i <= 3; i++)
 		analyzer_tick(r2->a, t + i * 40 * MIN_MS);
+	analyzer_get_stats(r2->a, &st);
+	assert_int_equal(st.hosts_estimated, analyzer_count_estimating(r2->a));
 	run_free(r2);
 }
 

@@ -606,6 +606,25 @@ test_estimated_host(void **state)
 	const WindowSpanCounts *l = &info.win[HEUR_WIN_SMTP_EXT].counts.span[WINDOW_LONG];
 	assert_true(l->estimated);
 	assert_true(l->distinct > 18000 && l->distinct < 22000);
+	/* a second window of the same host past the cap: still one host estimating */
+	fanout(c, bot, 587, 0, 2000, T0 + 300000, 10, F_SESSION);
+	analyzer_get_stats(c->a, &st);
+	assert_int_equal(st.estimate_switches, 2);
+	assert_int_equal(st.hosts_estimated, 1);
+	assert_int_equal(analyzer_count_estimating(c->a), 1);
+	/* a second host estimating, then both forgotten */
+	guint8 bot2[16];
+	v4(bot2, 10, 13, 0, 2);
+	fanout(c, bot2, 25, 0, 2000, T0 + 400000, 10, F_SESSION);
+	analyzer_get_stats(c->a, &st);
+	assert_int_equal(st.hosts_estimated, 2);
+	assert_true(analyzer_forget(c->a, bot));
+	analyzer_get_stats(c->a, &st);
+	assert_int_equal(st.hosts_estimated, 1);
+	assert_true(analyzer_forget(c->a, bot2));
+	analyzer_get_stats(c->a, &st);
+	assert_int_equal(st.hosts_estimated, 0);
+	assert_int_equal(analyzer_count_estimating(c->a), 0);
 	ctx_free(c);
 }
 
