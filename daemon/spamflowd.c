@@ -23,8 +23,11 @@
 
 #include <glib-unix.h>
 #include <errno.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <syslog.h>
 #include <stdio.h>
 #include <time.h>
@@ -72,8 +75,14 @@ typedef struct {
 	AnalyzerConfig acfg;    /* and the analyzer */
 	struct {
 		guint64 snapshots, errors;
+		guint64 skipped; /* periodic snapshots not taken: the last one was still writing */
 		gint64 last_ms, last_us, last_err_log_us;
+		gint64 last_pause_us; /* the main loop's share of the last snapshot (the fork) */
 		gsize last_bytes;
+		GPid writer;	    /* the forked snapshot writer, or 0 */
+		int writer_fd;	    /* its result pipe */
+		guint writer_watch; /* its child watch */
+		gint64 writer_ms;   /* when it was forked (the snapshot's time) */
 		char *path;	/* [state] file as started (a reload cannot move it) */
 		char *restored; /* JSON object: what the start restored, or why not */
 	} state;
@@ -266,10 +275,12 @@ app_module_stats(gpointer user_data, GString *out)
 		json_string(out, app->state.path);
 		g_string_append_printf(out,
 				       ",\"snapshots\":%" G_GUINT64_FORMAT ",\"errors\":%" G_GUINT64_FORMAT
-				       ",\"last_ms\":%" G_GINT64_FORMAT ",\"last_bytes\":%" G_GSIZE_FORMAT
-				       ",\"last_write_ms\":%.1f,\"restored\":%s}",
-				       app->state.snapshots, app->state.errors, app->state.last_ms,
-				       app->state.last_bytes, app->state.last_us / 1000.0,
+				       ",\"skipped\":%" G_GUINT64_FORMAT ",\"last_ms\":%" G_GINT64_FORMAT
+				       ",\"last_bytes\":%" G_GSIZE_FORMAT
+				       ",\"last_write_ms\":%.1f,\"last_pause_ms\":%.1f,\"restored\":%s}",
+				       app->state.snapshots, app->state.errors, app->state.skipped,
+				       app->state.last_ms, app->state.last_bytes,
+				       app->state.last_us / 1000.0, app->state.last_pause_us / 1000.0,
 				       app->state.restored != NULL ? app->state.restored : "null");
 	}
 }
@@ -628,14 +639,12 @@ on_hup(gpointer user_data)
 
 /* ---- restart without loss: the state file ---- */
 
-/* Write the collector's and the analyzer's state; logs failures (at most every 10 min). */
-static void
-app_state_save(App *app, gboolean at_exit)
+/* Build the collector's and the analyzer's state and write the file. */
+static gboolean
+state_write(App *app, gint64 now_ms, gsize *bytes, GError **error)
 {
 	g_autoptr(GByteArray) coll = g_byte_array_new();
 	g_autoptr(GByteArray) anlz = g_byte_array_new();
-	g_autoptr(GError) err = NULL;
-	gint64 t0 = g_get_monotonic_time();
 
 	collector_state_save(app->collector, coll);
 	analyzer_state_save(app->analyzer, anlz);
@@ -643,32 +652,180 @@ app_state_save(App *app, gboolean at_exit)
 	    {.tag = STATEFILE_TAG_COLLECTOR, .data = coll->data, .len = coll->len},
 	    {.tag = STATEFILE_TAG_ANALYZER, .data = anlz->data, .len = anlz->len},
 	};
-	gint64 now_ms = g_get_real_time() / 1000;
-	gsize bytes = 0;
-	if (!statefile_write(app->state.path, now_ms, sec, G_N_ELEMENTS(sec), &bytes, &err)) {
-		gint64 now = g_get_monotonic_time();
-		app->state.errors++;
-		if (at_exit || app->state.last_err_log_us == 0 ||
-		    now - app->state.last_err_log_us >= 600 * G_USEC_PER_SEC) {
-			app->state.last_err_log_us = now;
-			g_warning("%s (%" G_GUINT64_FORMAT " failed snapshots so far)", err->message,
-				  app->state.errors);
-		}
-		return;
+	return statefile_write(app->state.path, now_ms, sec, G_N_ELEMENTS(sec), bytes, error);
+}
+
+/* A failed snapshot: counted; logged at most every 10 min (always at exit). */
+static void
+state_failed(App *app, const char *msg, gboolean at_exit)
+{
+	gint64 now = g_get_monotonic_time();
+	app->state.errors++;
+	if (at_exit || app->state.last_err_log_us == 0 ||
+	    now - app->state.last_err_log_us >= 600 * G_USEC_PER_SEC) {
+		app->state.last_err_log_us = now;
+		g_warning("%s (%" G_GUINT64_FORMAT " failed snapshots so far)", msg,
+			  app->state.errors);
 	}
+}
+
+static void
+state_written(App *app, gint64 now_ms, gsize bytes, gint64 write_us)
+{
 	app->state.snapshots++;
 	app->state.last_ms = now_ms;
-	app->state.last_us = g_get_monotonic_time() - t0;
+	app->state.last_us = write_us;
 	app->state.last_bytes = bytes;
+}
+
+/* Write the state now, on the main loop (at exit, or when a writer cannot be forked). */
+static void
+app_state_save(App *app, gboolean at_exit)
+{
+	g_autoptr(GError) err = NULL;
+	gint64 t0 = g_get_monotonic_time();
+	gint64 now_ms = g_get_real_time() / 1000;
+	gsize bytes = 0;
+
+	if (!state_write(app, now_ms, &bytes, &err)) {
+		state_failed(app, err->message, at_exit);
+		return;
+	}
+	state_written(app, now_ms, bytes, g_get_monotonic_time() - t0);
+	app->state.last_pause_us = app->state.last_us;
 	if (at_exit)
 		g_message("state saved to %s (%" G_GSIZE_FORMAT " bytes in %.1f ms)",
 			  app->state.path, app->state.last_bytes, app->state.last_us / 1000.0);
 }
 
+/* What a snapshot writer sends back before it exits: one write, under PIPE_BUF. */
+typedef struct {
+	gboolean ok;
+	guint64 bytes;
+	gint64 write_us;
+	char msg[512];
+} WriterResult;
+G_STATIC_ASSERT(sizeof(WriterResult) <= PIPE_BUF);
+
+/* The writer's result, once it has exited (status: its wait status). */
+static void
+writer_collect(App *app, int status)
+{
+	WriterResult r;
+	ssize_t n;
+
+	memset(&r, 0, sizeof r);
+	do
+		n = read(app->state.writer_fd, &r, sizeof r);
+	while (n < 0 && errno == EINTR);
+	close(app->state.writer_fd);
+	app->state.writer_fd = -1;
+	app->state.writer = 0;
+	if (n == (ssize_t)sizeof r && r.ok) {
+		state_written(app, app->state.writer_ms, (gsize)r.bytes, r.write_us);
+		return;
+	}
+	if (n == (ssize_t)sizeof r) {
+		r.msg[sizeof r.msg - 1] = '\0';
+		state_failed(app, r.msg, FALSE);
+		return;
+	}
+	g_autofree char *msg = g_strdup_printf(
+	    "state file %s: the snapshot writer %s %d without a result", app->state.path,
+	    WIFSIGNALED(status) ? "was killed by signal" : "exited with status",
+	    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	state_failed(app, msg, FALSE);
+}
+
+static void
+on_writer_exit(GPid pid, gint status, gpointer user_data)
+{
+	App *app = user_data;
+	(void)pid;
+	app->state.writer_watch = 0;
+	writer_collect(app, status);
+}
+
+/* Before the exit save: wait for a snapshot writer still at work (one writer at a time). */
+static void
+app_state_wait_writer(App *app)
+{
+	int status = 0;
+	if (app->state.writer == 0)
+		return;
+	if (app->state.writer_watch != 0) {
+		g_source_remove(app->state.writer_watch);
+		app->state.writer_watch = 0;
+	}
+	while (waitpid(app->state.writer, &status, 0) < 0 && errno == EINTR)
+		;
+	writer_collect(app, status);
+}
+
+/* A periodic snapshot without stopping collection: a forked child writes the state as it
+ * was at the fork (copy-on-write) while this process goes on reading datagrams. The main
+ * loop pays for the fork only (last_pause_ms), not for building and writing the file (about
+ * 1 s per million hosts); and the file's image is built in the child's memory, not in this
+ * process's heap. The writer dies with the daemon (PR_SET_PDEATHSIG), so a new daemon never
+ * shares the temporary file with an orphan. If it cannot fork, the snapshot is written
+ * here. */
+static void
+app_snapshot(App *app)
+{
+	int fds[2];
+	gint64 t0 = g_get_monotonic_time();
+	gint64 now_ms = g_get_real_time() / 1000;
+	pid_t parent = getpid();
+
+	if (app->state.writer != 0) {
+		app->state.skipped++;
+		return;
+	}
+	if (!g_unix_open_pipe(fds, FD_CLOEXEC, NULL)) {
+		app_state_save(app, FALSE);
+		return;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		app_state_save(app, FALSE);
+		return;
+	}
+	if (pid == 0) {
+		WriterResult r;
+		GError *err = NULL;
+		gsize bytes = 0;
+		gint64 c0 = g_get_monotonic_time();
+
+		close(fds[0]);
+		/* the daemon's signal handlers are not this process's business */
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+			_exit(2);
+		memset(&r, 0, sizeof r);
+		r.ok = state_write(app, now_ms, &bytes, &err);
+		r.bytes = bytes;
+		r.write_us = g_get_monotonic_time() - c0;
+		if (!r.ok)
+			g_strlcpy(r.msg, err->message, sizeof r.msg);
+		(void)!write(fds[1], &r, sizeof r);
+		_exit(r.ok ? 0 : 1);
+	}
+	close(fds[1]);
+	app->state.writer = pid;
+	app->state.writer_fd = fds[0];
+	app->state.writer_ms = now_ms;
+	app->state.writer_watch = g_child_watch_add(pid, on_writer_exit, app);
+	app->state.last_pause_us = g_get_monotonic_time() - t0;
+}
+
 static gboolean
 on_snapshot(gpointer user_data)
 {
-	app_state_save(user_data, FALSE);
+	app_snapshot(user_data);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -843,8 +1000,10 @@ run_live(Config *cfg, const Options *opt)
 			g_source_remove(ids[i]);
 	listener_detach(app.listener);
 	flow_batch_flush(app.batch);
-	if (app.state.path != NULL)
+	if (app.state.path != NULL) {
+		app_state_wait_writer(&app);
 		app_state_save(&app, TRUE);
+	}
 	if (!app_finish(&app))
 		rc = 1;
 	print_report(&app, NULL, stderr);

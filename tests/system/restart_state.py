@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import struct
@@ -272,6 +273,31 @@ def main():
         time.sleep(0.1)
     check(st.get("last_ms", 0) > counted_ms and st["errors"] == 0,
           f"a snapshot followed within the interval ({st})")
+    # Periodic snapshots are written by a forked child: its failure must come back to the
+    # daemon (counted, logged with the reason) and writing must resume once it can.
+    lib = os.path.dirname(state)
+    saved = open(state, "rb").read()
+    shutil.rmtree(lib)
+    deadline = time.time() + 10
+    while time.time() < deadline and d.cmd("stats")["state"]["errors"] == 0:
+        time.sleep(0.1)
+    st = d.cmd("stats")["state"]
+    text = d.text()
+    check(st["errors"] >= 1 and "No such file or directory" in text and
+          "failed snapshots so far" in text,
+          f"the writer's failure is counted and logged with its reason ({st['errors']} errors)")
+    os.makedirs(lib)
+    with open(state, "wb") as f:
+        f.write(saved)
+    n0 = st["snapshots"]
+    deadline = time.time() + 10
+    while time.time() < deadline and d.cmd("stats")["state"]["snapshots"] <= n0:
+        time.sleep(0.1)
+    st = d.cmd("stats")["state"]
+    check(st["snapshots"] > n0 and os.path.exists(state),
+          f"snapshots resume when the directory is back ({n0} -> {st['snapshots']})")
+    check(st["last_pause_ms"] < 1000 and st["skipped"] >= 0,
+          f"stats tell the fork's pause and skipped snapshots ({st})")
     d.stop(signal.SIGKILL)
     d = Daemon(exe, tmp, port, state, 1)
     n = d.host_distinct(bot_c)
