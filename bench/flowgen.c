@@ -51,6 +51,8 @@ typedef struct {
 	guint16 len;
 	guint16 nrec;
 	guint16 nbot;	    /* records from a bot */
+	guint32 pkts;	    /* the records' packet counts, summed (a loss check for collectors
+			     * that only report aggregates, such as nfacctd) */
 	guint16 nspoof;	    /* --spoof: records whose source is rewritten at each send */
 	guint16 *spoof_off; /* their source address offsets in buf */
 	guint8 *spoof_v6;   /* and whether each is IPv6 */
@@ -405,6 +407,7 @@ build_dgram(const Opts *o, Dgram *d, guint32 uptime, gint64 now_ms)
 	guint ns = 0;
 
 	d->nbot = 0;
+	d->pkts = 0;
 	if (o->version == 5) {
 		guint want = o->per_dgram > 0 ? (guint)o->per_dgram : 30;
 		guint8 *p = buf + hl;
@@ -412,6 +415,7 @@ build_dgram(const Opts *o, Dgram *d, guint32 uptime, gint64 now_ms)
 			GenFlow f;
 			gen_flow(o, &f, FALSE);
 			d->nbot += f.bot;
+			d->pkts += f.packets;
 			if (f.spoof) {
 				/* srcaddr: the record's first field */
 				off[ns] = (guint16)(p - buf);
@@ -449,6 +453,7 @@ build_dgram(const Opts *o, Dgram *d, guint32 uptime, gint64 now_ms)
 			else
 				l4 = (gsize)(put_tmpl_rec(v4 + l4, &f, o->version, uptime, now_ms) - v4);
 			d->nbot += f.bot;
+			d->pkts += f.packets;
 			n++;
 		}
 		guint8 *p = buf + hl;
@@ -769,7 +774,7 @@ main(int argc, char **argv)
 	struct mmsghdr msgs[MAX_BATCH * 2];
 	struct iovec iov[MAX_BATCH * 2];
 	guint64 sent_recs = 0, sent_dgrams = 0, tpl_dgrams = 0, bytes = 0, send_errors = 0;
-	guint64 bot_recs = 0;
+	guint64 bot_recs = 0, pkts = 0;
 	guint32 spoofed = 0; /* fresh sources handed out (--spoof) */
 	guint64 pool_i = 0, batch_no = 0;
 	gint64 t0 = now_ns();
@@ -810,6 +815,7 @@ main(int argc, char **argv)
 			for (guint s = 0; s < dg->nspoof; s++)
 				spoof_addr(dg->buf + dg->spoof_off[s], dg->spoof_v6[s], ++spoofed);
 			bot_recs += dg->nbot;
+			pkts += dg->pkts;
 			patch_header(&o, dg->buf, dg->len, dg->nrec, ds->seq, dom_id, uptime, now_real);
 			iov[nm].iov_base = dg->buf;
 			iov[nm].iov_len = dg->len;
@@ -864,10 +870,11 @@ main(int argc, char **argv)
 	       ", \"bytes\": %" G_GUINT64_FORMAT ", \"send_errors\": %" G_GUINT64_FORMAT
 	       ", \"records_per_datagram\": %.2f, \"elapsed_s\": %.4f, \"asked_rate\": %" G_GINT64_FORMAT
 	       ", \"achieved_rate\": %.0f, \"generator_bound\": %s, \"exporters\": %d, "
-	       "\"domains\": %d, \"bot_records\": %" G_GUINT64_FORMAT ", \"spoofed\": %u}\n",
+	       "\"domains\": %d, \"bot_records\": %" G_GUINT64_FORMAT ", \"spoofed\": %u, "
+	       "\"packets\": %" G_GUINT64_FORMAT "}\n",
 	       o.version, sent_recs, sent_dgrams, tpl_dgrams, bytes, send_errors, rpd, elapsed,
 	       o.rate, achieved, gen_bound ? "true" : "false", o.exporters, o.domains, bot_recs,
-	       spoofed);
+	       spoofed, pkts);
 	for (gint i = 0; i < o.pool; i++) {
 		g_free(pool[i].buf);
 		g_free(pool[i].spoof_off);

@@ -1,7 +1,7 @@
 #!/bin/sh
-# The collector benchmark in one command (issue 6): builds spamflowd and the bench tools,
-# then runs bench/harness.py (spamflowd vs nfcapd vs a bare recvmmsg receiver, for v5, v9
-# and IPFIX; see bench/README.md).
+# The collector benchmark in one command (issue 6): installs what is missing, builds
+# spamflowd and the bench tools, then runs bench/harness.py (spamflowd vs nfcapd vs nfacctd
+# vs a bare recvmmsg receiver, for v5, v9 and IPFIX; see bench/README.md).
 #   bench/run.sh                                  full run: 5 M records, 3 repetitions
 #   bench/run.sh --records 1000000 --reps 1 --quick   a few minutes
 # BUILD=dir picks the meson build directory (default build-bench, created when missing).
@@ -9,9 +9,11 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$here")
 build=${BUILD:-$src/build-bench}
-for tool in nfcapd nfdump taskset python3; do
+# nfdump, pmacct (nfacctd) and the build packages, when missing (apt-get, as root)
+"$src/scripts/setup.sh" bench-deps
+for tool in nfcapd nfdump nfacctd taskset python3; do
 	command -v "$tool" >/dev/null || { echo "run.sh: $tool is needed" >&2; exit 1; }
 done
 [ -f "$build/build.ninja" ] || meson setup "$build" "$src" >/dev/null
 ninja -C "$build" daemon/spamflowd bench/flowgen bench/bare_recv bench/decode_bench >/dev/null
-exec python3 "$here/harness.py" --build "$build" "$@"
+exec /usr/bin/python3 "$here/harness.py" --build "$build" "$@"
