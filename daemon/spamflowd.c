@@ -497,6 +497,34 @@ app_clear(App *app)
 	g_clear_pointer(&app->state.path, g_free);
 }
 
+/* How often the analyzer's clock ticks when no flow moves it (clears, due updates): six
+ * times a slice, at most every 10 s (the default 60-s slice: every 10 s), so a clear is
+ * late by a sixth of a slice at most. Live this is a timer; a replay ticks at the same
+ * points of capture time, so both clear at the same moments. */
+static gint64
+tick_interval_ms(const Config *cfg)
+{
+	return CLAMP(cfg->analyzer.slice_ms / 6, 100, 10000);
+}
+
+/* Replay: the ticks a live daemon would have made before capture time ts_ms. */
+static void
+replay_ticks(App *app, gint64 tick_ms, gint64 *next, gint64 ts_ms)
+{
+	if (*next == G_MININT64 || ts_ms < *next - tick_ms) {
+		*next = ts_ms + tick_ms; /* the first datagram, or the clock stepped back */
+		return;
+	}
+	if (ts_ms < *next)
+		return;
+	flow_batch_flush(app->batch); /* the flows before the tick are analyzed first */
+	/* a long silence: the ticks of its last day only (the windows are shorter) */
+	if ((ts_ms - *next) / tick_ms > 86400000 / tick_ms)
+		*next += (ts_ms - *next) / tick_ms * tick_ms - 86400000 / tick_ms * tick_ms;
+	for (; *next <= ts_ms; *next += tick_ms)
+		analyzer_tick(app->analyzer, *next);
+}
+
 static int
 run_replay(Config *cfg, const Options *opt)
 {
@@ -504,6 +532,7 @@ run_replay(Config *cfg, const Options *opt)
 	ReplayStats total = {0};
 	g_autoptr(GError) err = NULL;
 	int rc = 0;
+	gint64 tick_ms = tick_interval_ms(cfg), next_tick = G_MININT64;
 
 	if (!app_init(&app, cfg, opt, FALSE, &err)) {
 		g_printerr("spamflowd: %s\n", err->message);
@@ -519,8 +548,10 @@ run_replay(Config *cfg, const Options *opt)
 			rc = 1;
 			break;
 		}
-		while (replay_next(r, &d, &err))
+		while (replay_next(r, &d, &err)) {
+			replay_ticks(&app, tick_ms, &next_tick, d.ts_ms);
 			collector_input(app.collector, d.addr, d.port, d.payload, d.len, d.ts_ms);
+		}
 		if (err != NULL) {
 			g_printerr("spamflowd: warning: %s (stopped reading it there)\n",
 				   err->message);
@@ -986,9 +1017,8 @@ run_live(Config *cfg, const Options *opt)
 		ids[1] = g_timeout_add_seconds(cfg->stats_interval_s, on_stats, &app);
 	ids[2] = g_unix_signal_add(SIGINT, on_quit_signal, &app);
 	ids[3] = g_unix_signal_add(SIGTERM, on_quit_signal, &app);
-	/* Clears and due updates when no flows arrive: at least once a slice. */
-	ids[4] = g_timeout_add_seconds(
-	    (guint)CLAMP(cfg->analyzer.slice_ms / 1000, 1, 10), on_tick, &app);
+	/* Clears and due updates when no flows arrive (tick_interval_ms()). */
+	ids[4] = g_timeout_add((guint)tick_interval_ms(cfg), on_tick, &app);
 	ids[5] = g_unix_signal_add(SIGHUP, on_hup, &app);
 	if (app.state.path != NULL && cfg->state_interval_s > 0)
 		ids[6] = g_timeout_add_seconds(cfg->state_interval_s, on_snapshot, &app);
