@@ -58,6 +58,13 @@ reverse_answered(const Flow *f)
 	return (fl & TCP_ACK) != 0;
 }
 
+void
+heuristics_classifier_index(HeurClassifier *hc)
+{
+	for (gsize i = 0; i < sizeof hc->any.bits; i++)
+		hc->any.bits[i] = hc->smtp.bits[i] | hc->submit.bits[i] | hc->login.bits[i];
+}
+
 /* Rules, with "external" = neither internal nor a sanctioned MTA:
  *   dport SMTP, src internal, dst external          -> SMTP_EXT for src (MTA: surge only)
  *   dport SMTP, src internal non-MTA, dst internal non-MTA -> SMTP_INT (lateral) for src
@@ -68,16 +75,9 @@ reverse_answered(const Flow *f)
  * the set is ambiguous and read as forward. Firewall DELETED/UPDATE/ALERT events describe
  * an already counted session and are not new attempts. */
 void
-heuristics_classifier_index(HeurClassifier *hc)
-{
-	for (gsize i = 0; i < sizeof hc->any.bits; i++)
-		hc->any.bits[i] = hc->smtp.bits[i] | hc->submit.bits[i] | hc->login.bits[i];
-}
-
-void
 heuristics_classify(const HeurClassifier *hc, const Flow *f, HeurClass *out)
 {
-	if (!heuristics_relevant(hc, f)) {
+	if (!heuristics_relevant(hc, f)) { /* the analyzer asks before calling; others may not */
 		out->dir = HEUR_IGNORE;
 		return;
 	}

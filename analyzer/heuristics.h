@@ -55,7 +55,6 @@ typedef struct {
 	gboolean host_is_mta;
 } HeurClass;
 
-/* Classify one flow (see heuristics.c for the rules). */
 /* Fill hc->any from the three port sets; call after setting them. */
 void heuristics_classifier_index(HeurClassifier *hc);
 
@@ -68,6 +67,8 @@ heuristics_relevant(const HeurClassifier *hc, const Flow *f)
 {
 	return f->proto == 6 && (portset_has(&hc->any, f->dport) || portset_has(&hc->any, f->sport));
 }
+
+/* Classify one flow (see heuristics.c for the rules). */
 void heuristics_classify(const HeurClassifier *hc, const Flow *f, HeurClass *out);
 /* A forward attempt failed: firewall deny; or TCP flags exported and SYN without ACK, or
  * RST without any PSH (reset before any data). Unknown flags and no firewall event: not

@@ -519,8 +519,9 @@ replay_ticks(App *app, gint64 tick_ms, gint64 *next, gint64 ts_ms)
 		return;
 	flow_batch_flush(app->batch); /* the flows before the tick are analyzed first */
 	/* a long silence: the ticks of its last day only (the windows are shorter) */
-	if ((ts_ms - *next) / tick_ms > 86400000 / tick_ms)
-		*next += (ts_ms - *next) / tick_ms * tick_ms - 86400000 / tick_ms * tick_ms;
+	gint64 day = 86400000 / tick_ms * tick_ms;
+	if (ts_ms - *next > day)
+		*next += (ts_ms - *next - day) / tick_ms * tick_ms;
 	for (; *next <= ts_ms; *next += tick_ms)
 		analyzer_tick(app->analyzer, *next);
 }

@@ -71,6 +71,7 @@ for base in sys.argv[3:]:
         elif r == "SKIP": skip += 1
         else: bad += 1
 print(f"{sys.argv[2]}: {ok} passed, {bad} failed, {skip} skipped")
+sys.exit(1 if bad else 0)
 PY
 }
 
