@@ -1,7 +1,9 @@
-/* flowgen: load generator for the collector benchmarks (issue 6). Sends NetFlow v5, v9 or
- * IPFIX over UDP from one or more exporter sockets, paced to a record rate or unpaced with
- * sendmmsg, with correct per-(exporter, domain) sequence numbers, periodic templates and a
- * seeded address mix (background, legitimate mail, spam bots fanning out on port 25). It can
+/* flowgen: load generator for the collector benchmarks (issue 6). Sends NetFlow v5, v9,
+ * IPFIX or sFlow v5 over UDP from one or more exporter sockets, paced to a record rate or
+ * unpaced with sendmmsg, with correct per-(exporter, domain) sequence numbers, periodic
+ * templates and a seeded address mix (background, legitimate mail, spam bots fanning out on
+ * port 25). sFlow datagrams are a switch's (issue 12): flow samples with a raw Ethernet
+ * header and the extended switch record, an occasional counter sample. It can
  * also write the same datagrams to a pcap file for offline decode benchmarks. With --spoof it
  * is a spoofed flood instead: every non-bot record is a port-25 flow from a fresh, never
  * repeated internal source, while the bots keep their addresses (issue 7). */
@@ -21,6 +23,7 @@
 #define MAX_DGRAM 9000
 #define TPL_V4 256
 #define TPL_V6 257
+#define V_SFLOW 105 /* --version sflow: sFlow v5 */
 
 typedef struct {
 	gint version;
@@ -43,7 +46,21 @@ typedef struct {
 	char *pcap;
 	gboolean spoof;
 	gint spoof_port;
+	/* sFlow */
+	gint sampling;	    /* 1-in-N on access ports; uplinks sample 1 in 4N */
+	gint header_bytes;  /* raw packet header cap, 128 as switches default to */
+	double expanded;    /* share of flow samples in the expanded format (3) */
+	gint counter_every; /* a counter sample in every N-th datagram; 0 = none */
+	gboolean agent6;    /* IPv6 agent addresses */
 } Opts;
+
+/* sFlow: what the sender patches in a prebuilt datagram's samples */
+typedef struct {
+	guint16 off;	  /* the sample's sequence_number */
+	guint16 pool_off; /* its sample_pool; 0 for a counter sample */
+	guint8 port;	  /* source ifIndex */
+	guint32 rate;	  /* sampling rate (flow samples) */
+} SfSample;
 
 /* One prebuilt datagram: header fields are patched at send time. */
 typedef struct {
@@ -56,6 +73,8 @@ typedef struct {
 	guint16 nspoof;	    /* --spoof: records whose source is rewritten at each send */
 	guint16 *spoof_off; /* their source address offsets in buf */
 	guint8 *spoof_v6;   /* and whether each is IPv6 */
+	guint16 nsamp;	    /* sFlow: samples, flow and counter */
+	SfSample *samp;
 } Dgram;
 
 typedef struct {
@@ -391,12 +410,431 @@ put_templates(guint8 *buf, gint version)
 static gsize
 hdr_len(gint version)
 {
+	/* sFlow: sf_hdr_len() */
 	return version == 5 ? 24 : version == 9 ? 20 : 16;
 }
 
-/* Build one data datagram (header left for patching). */
+/* ---- sFlow v5 (sflow.org, sflow_version_5.txt), as an access switch sends it ---- */
+
+/* ifIndex 1-48: access ports, one VLAN per 12 ports; 49-52: uplinks, 802.1Q trunks */
+#define SF_PORTS 52
+#define SF_UPLINK 49
+#define SF_UPLINK_VLAN 100
+#define SF_MAX_HDR 256
+
+static gsize
+sf_hdr_len(const Opts *o)
+{
+	/* version, agent address type, agent address, sub-agent, sequence, uptime, samples */
+	return 4 + 4 + (o->agent6 ? 16 : 4) + 4 * 4;
+}
+
+static gboolean
+is_internal(const guint8 *a, gboolean v6)
+{
+	return v6 ? a[0] == 0xfd : a[0] == 10;
+}
+
+/* A host's access port, from its address (the last two bytes) */
+static guint
+sf_host_port(const guint8 *a, gboolean v6)
+{
+	const guint8 *l = a + (v6 ? 14 : 2);
+	return 1 + (guint)((l[0] << 8) | l[1]) % (SF_UPLINK - 1);
+}
+
+static guint8 *
+put_mac(guint8 *p, const guint8 *a, gboolean v6, gboolean router)
+{
+	/* locally administered: 02:00 and the address's last four bytes; the router 02::01 */
+	static const guint8 gw[6] = {0x02, 0, 0, 0, 0, 0x01};
+	if (router)
+		return putn(p, gw, 6);
+	p = put16(p, 0x0200);
+	return putn(p, a + (v6 ? 12 : 0), 4);
+}
+
+static guint16
+ip_checksum(const guint8 *p, gsize n)
+{
+	guint32 sum = 0;
+	for (gsize i = 0; i + 1 < n; i += 2)
+		sum += (guint32)(p[i] << 8 | p[i + 1]);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (guint16)~sum;
+}
+
 static void
-build_dgram(const Opts *o, Dgram *d, guint32 uptime, gint64 now_ms)
+fill_random(guint8 *p, gsize n)
+{
+	for (gsize i = 0; i < n; i++)
+		p[i] = (guint8)(rng() >> 56);
+}
+
+/* The first bytes of an application payload of n bytes (n <= SF_MAX_HDR are written) on
+ * this port: DNS, NTP and STUN messages as they are, TLS records (443, 587 after STARTTLS,
+ * 993), HTTP and SMTP text, opaque bytes for the rest (SSH). */
+static void
+sf_payload(guint8 *p, gsize n, guint16 sport, guint16 dport, guint8 proto)
+{
+	gsize w = MIN(n, SF_MAX_HDR);
+	guint8 *q = p;
+
+	fill_random(p, w);
+	if (proto == 17 && (dport == 53 || sport == 53)) {
+		/* a query for wNNNN.example.com A, or its answer */
+		gboolean answer = sport == 53;
+		q = put16(q, (guint16)rng());
+		q = put16(q, answer ? 0x8180 : 0x0100);
+		q = put16(q, 1);
+		q = put16(q, answer ? 1 : 0);
+		q = put32(q, 0);
+		q = put8(q, 5);
+		q = put8(q, 'w');
+		for (guint i = 0; i < 4; i++)
+			q = put8(q, (guint8)('0' + rng_below(10)));
+		q = putn(q, (const guint8 *)"\007example\003com", 13);
+		q = put32(q, 0x00010001); /* A, IN */
+		if (answer) {
+			q = put16(q, 0xc00c);
+			q = put32(q, 0x00010001);
+			q = put32(q, 300);
+			q = put16(q, 4);
+			q = put32(q, (guint32)rng());
+		}
+	} else if (proto == 17 && (dport == 123 || sport == 123)) {
+		memset(p, 0, w);
+		p[0] = dport == 123 ? 0x23 : 0x24; /* NTPv4 client, server */
+		p[1] = dport == 123 ? 0 : 2;	   /* stratum */
+		fill_random(p + 40, w - 40);	   /* transmit timestamp */
+	} else if (proto == 17 && (dport == 3478 || sport == 3478)) {
+		q = put16(q, dport == 3478 ? 0x0001 : 0x0101); /* binding request, success */
+		q = put16(q, 0);
+		q = put32(q, 0x2112a442); /* RFC 5389 magic cookie; 12 random bytes follow */
+	} else if (proto == 6 && (dport == 443 || sport == 443 || dport == 993 || sport == 993 ||
+				  dport == 587 || sport == 587)) {
+		if (n >= 5) {
+			q = put8(q, 23); /* TLS 1.2 application data record */
+			q = put16(q, 0x0303);
+			put16(q, (guint16)MIN(n - 5, 16384));
+		}
+	} else if (proto == 6 && (dport == 80 || sport == 80 || dport == 8080 || sport == 8080)) {
+		/* the start of a request or response; a switch's 128 bytes end inside it */
+		static const char req[] = "POST /api/v2/sync HTTP/1.1\r\nHost: www.example.com\r\n"
+					  "User-Agent: Mozilla/5.0 (X11; Linux x86_64)\r\nAccept: "
+					  "*/*\r\nContent-Type: application/octet-stream\r\n";
+		static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Type: application/"
+					   "octet-stream\r\nCache-Control: max-age=86400\r\nServer: "
+					   "nginx\r\nDate: Sat, 28 Nov 2026 11:15:00 GMT\r\n";
+		const char *t = dport == 80 || dport == 8080 ? req : resp;
+		memcpy(p, t, MIN(w, strlen(t)));
+	} else if (proto == 6 && (dport == 25 || sport == 25)) {
+		static const char cmd[] = "MAIL FROM:<info@offers.example>\r\nRCPT TO:<user@"
+					  "example.net>\r\nDATA\r\n";
+		static const char reply[] = "250 2.1.0 Ok\r\n";
+		const char *t = dport == 25 ? cmd : reply;
+		gsize tl = strlen(t);
+		for (gsize i = 0; i < w; i++)
+			p[i] = (guint8)t[i % tl];
+	}
+}
+
+/* One sampled packet of flow f as the switch saw it: its first min(cap, frame - FCS) bytes
+ * into out (returned), its length on the wire, FCS included, into *frame_len. */
+static guint
+sf_frame(const GenFlow *f, gboolean tagged, guint16 vlan, guint cap, guint8 *out,
+	 guint32 *frame_len)
+{
+	guint8 fr[14 + 4 + 40 + 40 + SF_MAX_HDR];
+	gboolean in = is_internal(f->src, f->v6);
+	guint8 flags = 0;
+	gsize l4h = 8, plen = 0, optlen = 0;
+	guint8 *p = fr;
+
+	if (f->proto == 6) {
+		double r = rng_unit();
+		gboolean server = f->sport < 1024; /* the answer direction */
+		gsize l3l4 = (f->v6 ? 40 : 20) + 32;
+		guint64 avg = f->bytes / MAX(f->packets, 1);
+		if (f->flags == 0x02 || r < 0.04)
+			flags = server ? 0x12 : 0x02; /* SYN (a blocked bot sends only these) */
+		else if (r < 0.08)
+			flags = 0x11; /* FIN ACK */
+		else if (r < 0.45 || avg <= l3l4)
+			flags = 0x10; /* a bare ACK */
+		else {
+			flags = 0x18; /* PSH ACK with data, at most a 1500-byte MTU */
+			plen = (gsize)MIN(avg - l3l4, 1500 - l3l4);
+		}
+		optlen = flags & 0x02 ? 20 : 12; /* MSS, SACK, TS, WS; or TS */
+		l4h = 20 + optlen;
+	} else {
+		guint16 port = f->dport < 1024 || f->dport == 3478 ? f->dport : f->sport;
+		plen = port == 53 ? (f->dport == 53 ? 35 : 51) : port == 123 ? 48 : 20;
+	}
+	gsize l3 = (f->v6 ? 40 : 20) + l4h + plen;
+	/* Ethernet: pads to 60 bytes before the FCS */
+	*frame_len = (guint32)MAX(14 + (tagged ? 4 : 0) + l3, 60) + 4;
+
+	p = put_mac(p, f->dst, f->v6, in);
+	p = put_mac(p, f->src, f->v6, !in);
+	if (tagged) {
+		p = put16(p, 0x8100);
+		p = put16(p, vlan);
+	}
+	p = put16(p, f->v6 ? 0x86dd : 0x0800);
+	guint8 *ip = p;
+	if (f->v6) {
+		p = put32(p, 0x60000000u | (guint32)(rng() & 0xfffff));
+		p = put16(p, (guint16)(l4h + plen));
+		p = put8(p, f->proto);
+		p = put8(p, in ? 64 : 52);
+		p = putn(p, f->src, 16);
+		p = putn(p, f->dst, 16);
+	} else {
+		p = put8(p, 0x45);
+		p = put8(p, f->tos);
+		p = put16(p, (guint16)l3);
+		p = put16(p, (guint16)rng());
+		p = put16(p, 0x4000); /* DF */
+		p = put8(p, in ? 64 : 52);
+		p = put8(p, f->proto);
+		p = put16(p, 0);
+		p = putn(p, f->src, 4);
+		p = putn(p, f->dst, 4);
+		put16(ip + 10, ip_checksum(ip, 20));
+	}
+	p = put16(p, f->sport);
+	p = put16(p, f->dport);
+	if (f->proto == 6) {
+		p = put32(p, (guint32)rng());			 /* sequence */
+		p = put32(p, flags == 0x02 ? 0 : (guint32)rng()); /* ack */
+		p = put8(p, (guint8)((l4h / 4) << 4));
+		p = put8(p, flags);
+		p = put16(p, flags & 0x02 ? 64240 : (guint16)(501 + rng_below(60000)));
+		p = put16(p, (guint16)rng()); /* checksum: over a payload we do not have */
+		p = put16(p, 0);
+		if (flags & 0x02) {
+			static const guint8 syn[] = {2, 4, 0x05, 0xb4, 4, 2, 8, 10};
+			p = putn(p, syn, sizeof syn);
+			p = put32(p, (guint32)rng());
+			p = put32(p, 0);
+			p = put8(p, 1);
+			p = put8(p, 3);
+			p = put8(p, 3);
+			p = put8(p, 7);
+		} else {
+			p = put16(p, 0x0101);
+			p = put16(p, 0x080a);
+			p = put32(p, (guint32)rng());
+			p = put32(p, (guint32)rng());
+		}
+	} else {
+		p = put16(p, (guint16)(8 + plen));
+		p = put16(p, (guint16)(1 + rng_below(65535)));
+	}
+	sf_payload(p, plen, f->sport, f->dport, f->proto);
+	gsize have = (gsize)(p - fr) + MIN(plen, SF_MAX_HDR);
+	/* a frame padded to the minimum: the padding is zeros, and is part of the header */
+	gsize on_wire = *frame_len - 4;
+	if (have < on_wire) {
+		memset(fr + have, 0, on_wire - have);
+		have = on_wire;
+	}
+	guint n = (guint)MIN(MIN(have, on_wire), cap);
+	memcpy(out, fr, n);
+	return n;
+}
+
+/* One flow sample of flow f: standard (format 1) or expanded (format 3), with a raw packet
+ * header record (1) and an extended switch record (1001). The sample is taken where the
+ * packet enters the switch: an internal host's access port, or an uplink. */
+static guint8 *
+sf_put_flow_sample(const Opts *o, guint8 *p, const guint8 *base, const GenFlow *f,
+		   SfSample *ref)
+{
+	gboolean in = is_internal(f->src, f->v6);
+	guint port = in ? sf_host_port(f->src, f->v6) : SF_UPLINK + rng_below(4);
+	guint out_port = in ? SF_UPLINK + rng_below(4) : sf_host_port(f->dst, f->v6);
+	guint16 src_vlan = in ? (guint16)(10 + (port - 1) / 12 * 10) : SF_UPLINK_VLAN;
+	guint16 dst_vlan = in ? SF_UPLINK_VLAN : (guint16)(10 + (out_port - 1) / 12 * 10);
+	guint32 rate = (guint32)o->sampling * (port >= SF_UPLINK ? 4 : 1);
+	gboolean expanded = rng_unit() < o->expanded;
+	guint8 hdr[SF_MAX_HDR];
+	guint32 frame_len;
+	guint hl = sf_frame(f, port >= SF_UPLINK, src_vlan, (guint)o->header_bytes, hdr, &frame_len);
+	guint pad = (4 - hl % 4) % 4;
+
+	p = put32(p, expanded ? 3 : 1); /* enterprise 0 */
+	guint8 *lenp = p;
+	p += 4;
+	ref->off = (guint16)(p - base);
+	ref->port = (guint8)port;
+	ref->rate = rate;
+	p = put32(p, 0); /* sequence_number: patched at send time */
+	if (expanded)
+		p = put32(p, 0); /* source_id type: ifIndex */
+	p = put32(p, port);	 /* format 1: type 0 in the top byte */
+	p = put32(p, rate);
+	ref->pool_off = (guint16)(p - base);
+	p = put32(p, 0); /* sample_pool: patched */
+	p = put32(p, 0); /* drops */
+	if (expanded) {
+		p = put32(p, 0);
+		p = put32(p, port);
+		p = put32(p, 0);
+		p = put32(p, out_port);
+	} else {
+		p = put32(p, port);
+		p = put32(p, out_port);
+	}
+	p = put32(p, 2);
+	p = put32(p, 1); /* raw packet header */
+	p = put32(p, 16 + hl + pad);
+	p = put32(p, 1); /* header_protocol: ETHERNET-ISO88023 */
+	p = put32(p, frame_len);
+	p = put32(p, 4); /* stripped: the FCS */
+	p = put32(p, hl);
+	p = putn(p, hdr, hl);
+	memset(p, 0, pad);
+	p += pad;
+	p = put32(p, 1001); /* extended switch */
+	p = put32(p, 16);
+	p = put32(p, src_vlan);
+	p = put32(p, 0);
+	p = put32(p, dst_vlan);
+	p = put32(p, 0);
+	put32(lenp, (guint32)(p - lenp - 4));
+	return p;
+}
+
+/* A counter sample (format 2) for one port: generic interface (1) and Ethernet (2)
+ * counters. Polled every 20-30 s per port on real switches. */
+static guint8 *
+sf_put_counter_sample(guint8 *p, const guint8 *base, guint port, SfSample *ref)
+{
+	gboolean up = port >= SF_UPLINK;
+	guint64 in_oct = rng() >> 20, out_oct = rng() >> 20;
+
+	p = put32(p, 2);
+	p = put32(p, 12 + 8 + 88 + 8 + 52); /* after the tag and length */
+	ref->off = (guint16)(p - base);
+	ref->pool_off = 0;
+	ref->port = (guint8)port;
+	ref->rate = 0;
+	p = put32(p, 0); /* sequence_number: patched */
+	p = put32(p, port);
+	p = put32(p, 2);
+	p = put32(p, 1); /* generic interface counters */
+	p = put32(p, 88);
+	p = put32(p, port);
+	p = put32(p, 6); /* ethernetCsmacd */
+	p = put64(p, up ? 10000000000ULL : 1000000000ULL);
+	p = put32(p, 1); /* full duplex */
+	p = put32(p, 3); /* admin and oper up */
+	p = put64(p, in_oct);
+	p = put32(p, (guint32)(in_oct / 700));
+	p = put32(p, (guint32)(in_oct / 700000));
+	p = put32(p, (guint32)(in_oct / 2000000));
+	p = put32(p, 0);
+	p = put32(p, 0);
+	p = put32(p, 0);
+	p = put64(p, out_oct);
+	p = put32(p, (guint32)(out_oct / 700));
+	p = put32(p, (guint32)(out_oct / 700000));
+	p = put32(p, (guint32)(out_oct / 2000000));
+	p = put32(p, 0);
+	p = put32(p, 0);
+	p = put32(p, 0); /* not promiscuous */
+	p = put32(p, 2); /* Ethernet interface counters: 13 dot3Stats, all zero */
+	p = put32(p, 52);
+	memset(p, 0, 52);
+	return p + 52;
+}
+
+/* A datagram of samples filling o->max_bytes (or o->per_dgram flow samples), a counter
+ * sample first when `counter_port` is not 0. */
+static void
+sf_build(const Opts *o, Dgram *d, guint8 *buf, guint counter_port)
+{
+	SfSample refs[MAX_DGRAM / 64];
+	guint8 tmp[1024];
+	guint8 *p = buf + sf_hdr_len(o);
+	guint n = 0, ns = 0;
+
+	if (counter_port > 0)
+		p = sf_put_counter_sample(p, buf, counter_port, &refs[ns++]);
+	for (;;) {
+		GenFlow f;
+		SfSample r;
+		if (o->per_dgram > 0 && n >= (guint)o->per_dgram)
+			break;
+		gen_flow(o, &f, TRUE);
+		/* written aside first: it goes in only if it fits */
+		gsize l = (gsize)(sf_put_flow_sample(o, tmp, tmp, &f, &r) - tmp);
+		gsize at = (gsize)(p - buf);
+		if (o->per_dgram <= 0 && at + l > (gsize)o->max_bytes && n > 0)
+			break;
+		if (at + l > MAX_DGRAM || ns >= G_N_ELEMENTS(refs))
+			break;
+		memcpy(p, tmp, l);
+		r.off = (guint16)(r.off + at);
+		r.pool_off = (guint16)(r.pool_off + at);
+		refs[ns++] = r;
+		p += l;
+		d->nbot += f.bot;
+		d->pkts++; /* a flow sample is one sampled packet */
+		n++;
+	}
+	d->len = (guint16)(p - buf);
+	d->nrec = (guint16)n;
+	d->nsamp = (guint16)ns;
+	d->samp = g_memdup2(refs, ns * sizeof refs[0]);
+}
+
+/* Per (agent, sub-agent, source ifIndex): sample sequence numbers and the sample pool. */
+typedef struct {
+	guint32 flow_seq, counter_seq, pool;
+} SfSource;
+
+/* The datagram header and each sample's sequence number and pool, at send time. */
+static void
+sf_patch(const Opts *o, Dgram *d, guint exporter, guint32 sub_agent, guint32 seq,
+	 guint32 uptime, SfSource *src)
+{
+	guint8 *p = put32(d->buf, 5);
+	p = put32(p, o->agent6 ? 2 : 1);
+	if (o->agent6) {
+		/* fd00:5f::N, N from 1 */
+		static const guint8 pre[12] = {0xfd, 0x00, 0x00, 0x5f};
+		p = putn(p, pre, 12);
+		p = put32(p, exporter + 1);
+	} else {
+		/* 10.255.x.y: switch management addresses */
+		p = put32(p, 0x0aff0000u | (exporter + 1));
+	}
+	p = put32(p, sub_agent);
+	p = put32(p, seq);
+	p = put32(p, uptime);
+	put32(p, d->nsamp);
+	for (guint i = 0; i < d->nsamp; i++) {
+		const SfSample *s = &d->samp[i];
+		SfSource *ss = &src[s->port];
+		if (s->pool_off == 0) {
+			put32(d->buf + s->off, ++ss->counter_seq);
+			continue;
+		}
+		put32(d->buf + s->off, ++ss->flow_seq);
+		/* packets that could have been sampled: on average rate per sample */
+		ss->pool += s->rate;
+		put32(d->buf + s->pool_off, ss->pool);
+	}
+}
+
+/* Build the index-th data datagram of the pool (header left for patching). */
+static void
+build_dgram(const Opts *o, Dgram *d, guint index, guint32 uptime, gint64 now_ms)
 {
 	guint8 *buf = g_malloc(MAX_DGRAM);
 	gsize hl = hdr_len(o->version);
@@ -408,6 +846,18 @@ build_dgram(const Opts *o, Dgram *d, guint32 uptime, gint64 now_ms)
 
 	d->nbot = 0;
 	d->pkts = 0;
+	if (o->version == V_SFLOW) {
+		/* a counter sample in every counter_every-th datagram, the ports in turn */
+		guint cport = 0;
+		if (o->counter_every > 0 && index % (guint)o->counter_every == 0)
+			cport = 1 + (index / (guint)o->counter_every) % SF_PORTS;
+		sf_build(o, d, buf, cport);
+		d->buf = buf;
+		d->nspoof = 0;
+		d->spoof_off = NULL;
+		d->spoof_v6 = NULL;
+		return;
+	}
 	if (o->version == 5) {
 		guint want = o->per_dgram > 0 ? (guint)o->per_dgram : 30;
 		guint8 *p = buf + hl;
@@ -629,9 +1079,16 @@ main(int argc, char **argv)
 		  .pool = 8192,
 		  .batch = 0,
 		  .spoof = FALSE,
-		  .spoof_port = 25};
+		  .spoof_port = 25,
+		  .sampling = 1000,
+		  .header_bytes = 128,
+		  .expanded = 0,
+		  .counter_every = 20,
+		  .agent6 = FALSE};
+	g_autofree char *vtext = NULL;
 	const GOptionEntry entries[] = {
-	    {"version", 'v', 0, G_OPTION_ARG_INT, &o.version, "5, 9 or 10 (IPFIX); default 9", "V"},
+	    {"version", 'v', 0, G_OPTION_ARG_STRING, &vtext,
+	     "5, 9, 10 (or ipfix) or sflow (sFlow v5); default 9", "V"},
 	    {"dest", 'd', 0, G_OPTION_ARG_STRING, &o.dest, "Collector a.b.c.d:port or [v6]:port",
 	     "ADDR"},
 	    {"records", 'n', 0, G_OPTION_ARG_INT64, &o.records,
@@ -639,8 +1096,8 @@ main(int argc, char **argv)
 	    {"rate", 'r', 0, G_OPTION_ARG_INT64, &o.rate, "Records per second; 0 = unpaced", "R"},
 	    {"per-dgram", 0, 0, G_OPTION_ARG_INT, &o.per_dgram,
 	     "Records per datagram (default: v5 30, v9/IPFIX fill to --max-bytes)", "N"},
-	    {"max-bytes", 0, 0, G_OPTION_ARG_INT, &o.max_bytes, "v9/IPFIX datagram size, 1400",
-	     "B"},
+	    {"max-bytes", 0, 0, G_OPTION_ARG_INT, &o.max_bytes,
+	     "v9/IPFIX/sFlow datagram size, 1400", "B"},
 	    {"exporters", 'e', 0, G_OPTION_ARG_INT, &o.exporters,
 	     "Exporters (distinct source ports), default 1", "N"},
 	    {"domains", 0, 0, G_OPTION_ARG_INT, &o.domains,
@@ -670,9 +1127,19 @@ main(int argc, char **argv)
 	     NULL},
 	    {"spoof-port", 0, 0, G_OPTION_ARG_INT, &o.spoof_port,
 	     "Destination port of the --spoof records, default 25", "P"},
+	    {"sampling", 0, 0, G_OPTION_ARG_INT, &o.sampling,
+	     "sFlow: sampling rate 1-in-N on access ports (uplinks: 4N), default 1000", "N"},
+	    {"header-bytes", 0, 0, G_OPTION_ARG_INT, &o.header_bytes,
+	     "sFlow: raw packet header bytes at most, default 128", "B"},
+	    {"expanded", 0, 0, G_OPTION_ARG_DOUBLE, &o.expanded,
+	     "sFlow: share of flow samples in the expanded format, default 0", "F"},
+	    {"counter-every", 0, 0, G_OPTION_ARG_INT, &o.counter_every,
+	     "sFlow: a counter sample in every N-th datagram (0: none), default 20", "N"},
+	    {"agent6", 0, 0, G_OPTION_ARG_NONE, &o.agent6,
+	     "sFlow: IPv6 agent addresses (fd00:5f::N) instead of 10.255.0.N", NULL},
 	    {NULL, 0, 0, 0, NULL, NULL, NULL},
 	};
-	g_autoptr(GOptionContext) ctx = g_option_context_new("- NetFlow/IPFIX load generator");
+	g_autoptr(GOptionContext) ctx = g_option_context_new("- NetFlow/IPFIX/sFlow load generator");
 	g_autoptr(GError) err = NULL;
 	struct sockaddr_storage dst;
 	socklen_t dstlen = 0;
@@ -682,8 +1149,23 @@ main(int argc, char **argv)
 		g_printerr("flowgen: %s\n", err->message);
 		return 2;
 	}
-	if (o.version != 5 && o.version != 9 && o.version != 10) {
-		g_printerr("flowgen: --version must be 5, 9 or 10\n");
+	if (vtext != NULL) {
+		if (g_ascii_strcasecmp(vtext, "sflow") == 0 || g_ascii_strcasecmp(vtext, "sflow5") == 0)
+			o.version = V_SFLOW;
+		else if (g_ascii_strcasecmp(vtext, "ipfix") == 0)
+			o.version = 10;
+		else
+			o.version = (gint)g_ascii_strtoll(vtext, NULL, 10);
+	}
+	if (o.version != 5 && o.version != 9 && o.version != 10 && o.version != V_SFLOW) {
+		g_printerr("flowgen: --version must be 5, 9, 10 (ipfix) or sflow\n");
+		return 2;
+	}
+	if (o.version == V_SFLOW &&
+	    (o.spoof || o.sampling < 1 || o.header_bytes < 14 || o.header_bytes > SF_MAX_HDR ||
+	     o.expanded < 0 || o.expanded > 1 || o.counter_every < 0)) {
+		g_printerr("flowgen: sflow: --sampling >= 1, --header-bytes 14-%d, --expanded 0-1, "
+			   "--counter-every >= 0, no --spoof\n", SF_MAX_HDR);
 		return 2;
 	}
 	if (o.dest == NULL && o.pcap == NULL) {
@@ -720,20 +1202,21 @@ main(int argc, char **argv)
 	Dgram *pool = g_new0(Dgram, o.pool);
 	guint64 pool_recs = 0;
 	for (gint i = 0; i < o.pool; i++) {
-		build_dgram(&o, &pool[i], (guint32)(real0_ms - boot_ms), real0_ms);
+		build_dgram(&o, &pool[i], (guint)i, (guint32)(real0_ms - boot_ms), real0_ms);
 		pool_recs += pool[i].nrec;
 	}
 	double rpd = (double)pool_recs / o.pool;
 
 	/* template datagrams, one buffer per batch slot */
 	guint8 tplbody[512];
-	gsize tpl_set_len = o.version == 5 ? 0 : put_templates(tplbody, o.version);
+	gsize tpl_set_len =
+	    o.version == 5 || o.version == V_SFLOW ? 0 : put_templates(tplbody, o.version);
 	guint8 *tplbuf = g_malloc0((gsize)MAX_BATCH * 600);
 
 	int *fds = g_new0(int, o.exporters);
 	guint16 *sports = g_new0(guint16, o.exporters);
 	FILE *pcap = NULL;
-	guint16 dport = 2055;
+	guint16 dport = o.version == V_SFLOW ? 6343 : 2055;
 	if (o.pcap != NULL) {
 		pcap = pcap_open(o.pcap);
 		if (pcap == NULL) {
@@ -763,6 +1246,9 @@ main(int argc, char **argv)
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 
 	DomState *dom = g_new0(DomState, (gsize)o.exporters * o.domains);
+	SfSource *sfsrc = o.version == V_SFLOW
+			      ? g_new0(SfSource, (gsize)o.exporters * o.domains * (SF_PORTS + 1))
+			      : NULL;
 	guint64 *edg = g_new0(guint64, o.exporters); /* data datagrams per exporter */
 	guint batch = (guint)o.batch;
 	if (batch == 0) {
@@ -774,7 +1260,7 @@ main(int argc, char **argv)
 	struct mmsghdr msgs[MAX_BATCH * 2];
 	struct iovec iov[MAX_BATCH * 2];
 	guint64 sent_recs = 0, sent_dgrams = 0, tpl_dgrams = 0, bytes = 0, send_errors = 0;
-	guint64 bot_recs = 0, pkts = 0;
+	guint64 bot_recs = 0, pkts = 0, counter_samples = 0;
 	guint32 spoofed = 0; /* fresh sources handed out (--spoof) */
 	guint64 pool_i = 0, batch_no = 0;
 	gint64 t0 = now_ns();
@@ -796,7 +1282,7 @@ main(int argc, char **argv)
 			/* domain ids unique over all exporters: nfcapd keys sessions by
 			 * address and domain, not port, and loopback exporters share 127.0.0.1 */
 			guint32 dom_id = e * (guint32)o.domains + d;
-			if (o.version != 5 && (!ds->tpl_sent || ds->since_tpl >= (guint32)o.template_every)) {
+			if (o.version != 5 && o.version != V_SFLOW && (!ds->tpl_sent || ds->since_tpl >= (guint32)o.template_every)) {
 				guint8 *tb = tplbuf + (gsize)i * 600;
 				gsize hl = hdr_len(o.version);
 				memcpy(tb + hl, tplbody, tpl_set_len);
@@ -816,12 +1302,20 @@ main(int argc, char **argv)
 				spoof_addr(dg->buf + dg->spoof_off[s], dg->spoof_v6[s], ++spoofed);
 			bot_recs += dg->nbot;
 			pkts += dg->pkts;
-			patch_header(&o, dg->buf, dg->len, dg->nrec, ds->seq, dom_id, uptime, now_real);
+			if (o.version == V_SFLOW) {
+				/* the agent is the exporter, the sub-agent its domain */
+				sf_patch(&o, dg, e, d, ds->seq, uptime,
+					 sfsrc + ((gsize)e * o.domains + d) * (SF_PORTS + 1));
+				counter_samples += dg->nsamp - dg->nrec;
+			} else {
+				patch_header(&o, dg->buf, dg->len, dg->nrec, ds->seq, dom_id, uptime,
+					     now_real);
+			}
 			iov[nm].iov_base = dg->buf;
 			iov[nm].iov_len = dg->len;
 			nm++;
-			/* v5 and IPFIX (RFC 7011 3.1) count records; v9 counts packets */
-			ds->seq += o.version == 9 ? 1 : dg->nrec;
+			/* v5 and IPFIX (RFC 7011 3.1) count records; v9 and sFlow datagrams */
+			ds->seq += o.version == 9 || o.version == V_SFLOW ? 1 : dg->nrec;
 			ds->since_tpl++;
 			edg[e]++;
 			brecs += dg->nrec;
@@ -865,20 +1359,23 @@ main(int argc, char **argv)
 	double achieved = elapsed > 0 ? (double)sent_recs / elapsed : 0;
 	/* generator-bound: paced, and more than 2 % short of the asked rate */
 	gboolean gen_bound = o.pcap == NULL && (o.rate == 0 || achieved < 0.98 * (double)o.rate);
-	printf("{\"version\": %d, \"records\": %" G_GUINT64_FORMAT
+	g_autofree char *vjson = o.version == V_SFLOW ? g_strdup("\"sflow\"")
+						     : g_strdup_printf("%d", o.version);
+	printf("{\"version\": %s, \"records\": %" G_GUINT64_FORMAT
 	       ", \"datagrams\": %" G_GUINT64_FORMAT ", \"template_datagrams\": %" G_GUINT64_FORMAT
 	       ", \"bytes\": %" G_GUINT64_FORMAT ", \"send_errors\": %" G_GUINT64_FORMAT
 	       ", \"records_per_datagram\": %.2f, \"elapsed_s\": %.4f, \"asked_rate\": %" G_GINT64_FORMAT
 	       ", \"achieved_rate\": %.0f, \"generator_bound\": %s, \"exporters\": %d, "
 	       "\"domains\": %d, \"bot_records\": %" G_GUINT64_FORMAT ", \"spoofed\": %u, "
-	       "\"packets\": %" G_GUINT64_FORMAT "}\n",
-	       o.version, sent_recs, sent_dgrams, tpl_dgrams, bytes, send_errors, rpd, elapsed,
+	       "\"packets\": %" G_GUINT64_FORMAT ", \"counter_samples\": %" G_GUINT64_FORMAT "}\n",
+	       vjson, sent_recs, sent_dgrams, tpl_dgrams, bytes, send_errors, rpd, elapsed,
 	       o.rate, achieved, gen_bound ? "true" : "false", o.exporters, o.domains, bot_recs,
-	       spoofed, pkts);
+	       spoofed, pkts, counter_samples);
 	for (gint i = 0; i < o.pool; i++) {
 		g_free(pool[i].buf);
 		g_free(pool[i].spoof_off);
 		g_free(pool[i].spoof_v6);
+		g_free(pool[i].samp);
 	}
 	g_free(pool);
 	g_free(tplbuf);
@@ -887,6 +1384,7 @@ main(int argc, char **argv)
 	g_free(fds);
 	g_free(sports);
 	g_free(dom);
+	g_free(sfsrc);
 	g_free(edg);
 	g_free(o.dest);
 	g_free(o.pcap);
