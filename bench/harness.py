@@ -1,12 +1,15 @@
 #!/usr/bin/python3
-"""The collector benchmark behind bench/run.sh (issue 6): spamflowd, nfcapd and a bare
-recvmmsg receiver side by side, for NetFlow v5, v9 and IPFIX, fed by bench/flowgen over
-loopback. Per collector and version: the highest paced rate with < 0.1 % loss (binary
-search), CPU seconds per million records at fixed rates, and peak RSS (VmHWM); each the
-median of --reps repetitions with its spread. Then the in-memory decode/analyzer/RSS
-figures of bench/decode_bench. Prints one table and the ratios to nfcapd.
---collectors ...,nfacctd adds pmacct's nfacctd (aggregating to CSV; its loss is read from
-the packet total, since it reports no record count).
+"""The collector benchmark behind bench/run.sh (issues 6 and 12): spamflowd, nfdump
+(nfcapd; sfcapd for sFlow), pmacct (nfacctd; sfacctd for sFlow) and a bare recvmmsg receiver
+side by side, for NetFlow v5, v9, IPFIX and sFlow v5, fed by bench/flowgen over loopback.
+Per collector and version: the highest paced rate with < 0.1 % loss (binary search), CPU
+seconds per million records at fixed rates, and peak RSS (VmHWM); each the median of --reps
+repetitions with its spread. Then the in-memory decode/analyzer/RSS figures of
+bench/decode_bench. Prints one table and the ratios to nfdump's collector for the version.
+A collector that does not speak a version (nfcapd and sFlow, sfcapd and NetFlow) skips it.
+pmacct's daemons aggregate to a CSV; their loss is read from the packet total, since they
+report no record count (in sFlow one flow sample is one packet: flowgen's packet total is
+its record total).
 """
 import argparse
 import json
@@ -21,7 +24,22 @@ import time
 
 LOSS_OK = 0.001  # < 0.1 %
 CLK = os.sysconf("SC_CLK_TCK")
-VNAME = {5: "v5", 9: "v9", 10: "IPFIX"}
+VNAME = {5: "v5", 9: "v9", 10: "IPFIX", "sflow": "sFlow"}
+# which versions each collector speaks; the nfdump collector each version is compared with
+SPEAKS = {"nfcapd": (5, 9, 10), "nfacctd": (5, 9, 10), "sfcapd": ("sflow",),
+          "sfacctd": ("sflow",)}
+REFERENCE = {5: "nfcapd", 9: "nfcapd", 10: "nfcapd", "sflow": "sfcapd"}
+
+
+def speaks(coll, version):
+    return version in SPEAKS.get(coll, (5, 9, 10, "sflow"))
+
+
+def parse_version(text):
+    t = text.strip().lower()
+    if t in ("sflow", "sflow5"):
+        return "sflow"
+    return 10 if t == "ipfix" else int(t)
 
 
 def free_port():
@@ -113,23 +131,30 @@ class Collector:
                 f.write("[collector]\nrcvbuf = %d\n[control]\nsocket =\n" % a.rcvbuf)
             argv = [a.spamflowd, "--state=", "-c", conf, "-l", f"127.0.0.1:{port}", "--stats-interval", "0",
                     "--json", "--alerts", os.path.join(self.dir, "alerts.jsonl")]
-        elif self.name == "nfcapd":
-            argv = [a.nfcapd, "-w", self.dir, "-p", str(port), "-b", "127.0.0.1", "-B",
-                    str(a.rcvbuf), "-t", "3600"]
-        elif self.name == "nfacctd":
-            # pmacct aggregating as an admin hunting spam senders would: packets and bytes
-            # per (source, destination port, protocol), written once at exit. Loss is read
-            # from the packet total (flowgen prints the packets it sent): nfacctd reports
-            # no record count.
-            conf = os.path.join(self.dir, "nfacctd.conf")
+        elif self.name in ("nfcapd", "sfcapd"):
+            # sfcapd is nfcapd's sFlow twin (Debian nfdump-sflow): same options, same files
+            argv = [getattr(a, self.name), "-w", self.dir, "-p", str(port), "-b", "127.0.0.1",
+                    "-B", str(a.rcvbuf), "-t", "3600"]
+        elif self.name in ("nfacctd", "sfacctd"):
+            # pmacct's print plugin, its table written once at exit as CSV. nfacctd
+            # aggregates as an admin hunting spam senders would (packets and bytes per
+            # source, destination port and protocol); sfacctd by protocol only, the
+            # cheapest table that still counts every record (bench/README.md, "sfacctd").
+            # Loss is read from the packet total (flowgen prints the packets it sent):
+            # neither reports a record count. sfacctd counts one packet per flow sample
+            # (sfacctd_renormalize is off by default), so its packet total is the number
+            # of flow samples that reached the plugin; counter samples add none.
+            d = self.name  # the keys are named after the daemon: nfacctd_port, sfacctd_port
+            agg = a.nfacctd_aggregate if d == "nfacctd" else a.sfacctd_aggregate
+            conf = os.path.join(self.dir, d + ".conf")
             with open(conf, "w") as f:
-                f.write(f"daemonize: false\nnfacctd_ip: 127.0.0.1\nnfacctd_port: {port}\n"
-                        f"nfacctd_pipe_size: {a.rcvbuf}\nplugin_pipe_size: 67108864\n"
+                f.write(f"daemonize: false\n{d}_ip: 127.0.0.1\n{d}_port: {port}\n"
+                        f"{d}_pipe_size: {a.rcvbuf}\nplugin_pipe_size: 67108864\n"
                         "plugin_buffer_size: 65536\nplugins: print[p]\n"
-                        "aggregate[p]: src_host, dst_port, proto\nprint_output[p]: csv\n"
+                        f"aggregate[p]: {agg}\nprint_output[p]: csv\n"
                         f"print_output_file[p]: {self.dir}/out-all.csv\n"
                         "print_refresh_time[p]: 86400\n")
-            argv = [a.nfacctd, "-f", conf]
+            argv = [getattr(a, self.name), "-f", conf]
         else:
             argv = [a.bare_recv, f"127.0.0.1:{port}", str(a.rcvbuf)]
         self.p = subprocess.Popen(taskset(core, argv), stdout=self.out, stderr=self.err,
@@ -161,7 +186,8 @@ class Collector:
         hwm = sum(proc_hwm(p) for p in proc_tree(self.p.pid))
         q = udp_sock(self.port)
         drops = q[1] if q else 0
-        self.p.send_signal(signal.SIGINT if self.name == "nfacctd" else signal.SIGTERM)
+        self.p.send_signal(signal.SIGINT if self.name in ("nfacctd", "sfacctd")
+                           else signal.SIGTERM)
         try:
             self.p.wait(timeout=60)
         except subprocess.TimeoutExpired:
@@ -175,11 +201,14 @@ class Collector:
             res["records"] = d["totals"]["records"]
             res["datagrams"] = d["totals"]["datagrams"]
             res["seq_lost"] = sum(e["seq_lost"] for e in d["exporters"])
+            # sFlow: flow samples lost by the per-source sequence numbers, counter samples
+            res["samples_lost"] = sum(e.get("samples_lost", 0) for e in d["exporters"])
+            res["counter_samples"] = sum(e.get("counter_samples", 0) for e in d["exporters"])
             res["kernel_drops"] = d["listener"]["kernel_drops"]
             res["flows_relevant"] = d["analyzer"]["flows_relevant"]
             res["alerts"] = sum(1 for _ in open(os.path.join(self.dir, "alerts.jsonl"))) \
                 if os.path.exists(os.path.join(self.dir, "alerts.jsonl")) else 0
-        elif self.name == "nfcapd":
+        elif self.name in ("nfcapd", "sfcapd"):
             flows = seqerr = 0
             for fn in sorted(os.listdir(self.dir)):
                 if not fn.startswith("nfcapd.2"):
@@ -195,7 +224,7 @@ class Collector:
             res["records"] = flows
             res["seq_lost"] = seqerr  # nfcapd counts sequence failures, not lost units
             res["kernel_drops"] = drops
-        elif self.name == "nfacctd":
+        elif self.name in ("nfacctd", "sfacctd"):
             pkts = 0
             for fn in os.listdir(self.dir):
                 if fn.startswith("out-") and fn.endswith(".csv"):
@@ -229,11 +258,12 @@ def trial(args, coll, version, rate, records):
     r = coll.stop()
     if coll.name == "bare":
         loss = 1 - r["datagrams"] / g["datagrams"]
-    elif coll.name == "nfacctd":
+    elif coll.name in ("nfacctd", "sfacctd"):
         loss = 1 - r["packets"] / g["packets"]
     else:
         loss = 1 - r["records"] / g["records"]
     r.update(loss=max(loss, 0.0), sent=g["records"], sent_dgrams=g["datagrams"],
+             sent_counter_samples=g.get("counter_samples", 0),
              achieved=g["achieved_rate"], gen_bound=g["generator_bound"], asked=rate)
     if args.verbose:
         print(f"    {coll.name:9} {VNAME[version]:5} rate {rate/1e6:6.3f}M -> "
@@ -288,8 +318,15 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--steps", type=int, default=6, help="bisection steps (default 6)")
     ap.add_argument("--rates", default="200000,1000000")
-    ap.add_argument("--versions", default="5,9,10")
-    ap.add_argument("--collectors", default="spamflowd,nfcapd,nfacctd,bare")
+    ap.add_argument("--versions", default="5,9,10,sflow",
+                    help="5, 9, 10 (or ipfix), sflow; default all four")
+    ap.add_argument("--collectors", default="spamflowd,nfcapd,sfcapd,nfacctd,sfacctd,bare",
+                    help="each runs the versions it speaks (nfcapd/nfacctd NetFlow and IPFIX, "
+                    "sfcapd/sfacctd sFlow)")
+    ap.add_argument("--nfacctd-aggregate", default="src_host, dst_port, proto",
+                    help="nfacctd's print plugin aggregate (default: src_host, dst_port, proto)")
+    ap.add_argument("--sfacctd-aggregate", default="proto",
+                    help="sfacctd's print plugin aggregate (default: proto)")
     ap.add_argument("--exporters", type=int, default=4)
     ap.add_argument("--domains", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1)
@@ -311,9 +348,10 @@ def main():
     args.decode_bench = os.path.join(b, "bench", "decode_bench")
     args.spamflowd = os.path.join(b, "daemon", "spamflowd")
     args.nfcapd, args.nfdump, args.nfacctd = "nfcapd", "nfdump", "nfacctd"
+    args.sfcapd, args.sfacctd = "sfcapd", "sfacctd"
     ncpu = os.cpu_count() or 1
     args.gen_core, args.coll_core = (0, 1) if ncpu >= 2 else (None, None)
-    versions = [int(v) for v in args.versions.split(",")]
+    versions = [parse_version(v) for v in args.versions.split(",")]
     rates = [int(r) for r in args.rates.split(",")]
     colls = args.collectors.split(",")
 
@@ -339,6 +377,8 @@ def main():
         for rep in range(args.reps):
             for v in versions:
                 for c in colls:
+                    if not speaks(c, v):
+                        continue
                     coll = Collector(c, args, tmp)
                     if args.verbose:
                         print(f"  rep {rep + 1} {c} {VNAME[v]}", flush=True)
@@ -372,6 +412,8 @@ def main():
     figures = {}
     for c in colls:
         for v in versions:
+            if not speaks(c, v):
+                continue
             x = res[c][v]
             s = stat(x["search"])
             gb = any(x["gb"])
@@ -398,14 +440,14 @@ def main():
           "generator could not reach the asked rate, or the collector kept up with it unpaced); "
           "(loss x%) = that fixed rate lost more than 0.1 %")
 
-    if "nfcapd" in colls:
-        print("\nratios to nfcapd (median / median):")
+    if any(REFERENCE[v] in colls for v in versions):
+        print("\nratios to nfdump's collector, nfcapd (sFlow: sfcapd) (median / median):")
         for c in colls:
-            if c == "nfcapd":
-                continue
             for v in versions:
+                if c == REFERENCE[v] or (c, v) not in figures or (REFERENCE[v], v) not in figures:
+                    continue
                 s, cpus, hw = figures[(c, v)]
-                ns, ncpus, nhw = figures[("nfcapd", v)]
+                ns, ncpus, nhw = figures[(REFERENCE[v], v)]
                 parts = []
                 if s and ns and ns["median"] > 0:
                     parts.append(f"lossless x{s['median'] / ns['median']:.2f}")
@@ -441,8 +483,8 @@ def main():
             d = json.loads(line)
             decode.append(d)
             if d["bench"] == "decode":
-                v = os.path.basename(d["capture"])[3:-5]
-                print(f"  decode {VNAME[int(v)]:5}: {d['decode_rec_per_s']/1e6:6.2f} M rec/s "
+                v = parse_version(os.path.basename(d["capture"])[3:-5])
+                print(f"  decode {VNAME[v]:5}: {d['decode_rec_per_s']/1e6:6.2f} M rec/s "
                       f"({d['decode_ns_per_rec']:.0f} ns/rec; passes {d['decode_min']/1e6:.1f}-"
                       f"{d['decode_max']/1e6:.1f} M)   decode+analyze: "
                       f"{d['decode_analyze_rec_per_s']/1e6:6.2f} M rec/s "

@@ -1,7 +1,8 @@
 #!/bin/sh
-# The collector benchmark in one command (issue 6): installs what is missing, builds
-# spamflowd and the bench tools, then runs bench/harness.py (spamflowd vs nfcapd vs nfacctd
-# vs a bare recvmmsg receiver, for v5, v9 and IPFIX; see bench/README.md).
+# The collector benchmark in one command (issues 6 and 12): installs what is missing, builds
+# spamflowd and the bench tools, then runs bench/harness.py (spamflowd vs nfcapd/sfcapd vs
+# nfacctd/sfacctd vs a bare recvmmsg receiver, for v5, v9, IPFIX and sFlow v5; see
+# bench/README.md).
 #   bench/run.sh                                  full run: 5 M records, 3 repetitions
 #   bench/run.sh --records 1000000 --reps 1 --quick   a few minutes
 # BUILD=dir picks the meson build directory (default build-bench, created when missing).
@@ -11,7 +12,12 @@ src=$(dirname "$here")
 build=${BUILD:-$src/build-bench}
 # nfdump, pmacct (nfacctd) and the build packages, when missing (apt-get, as root)
 "$src/scripts/setup.sh" bench-deps
-for tool in nfcapd nfdump nfacctd taskset python3; do
+# sfcapd, nfdump's sFlow collector, is packaged apart from nfdump (Debian nfdump-sflow)
+if ! command -v sfcapd >/dev/null; then
+	[ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nfdump-sflow >/dev/null ||
+		echo "run.sh: sfcapd is missing (apt-get install nfdump-sflow)" >&2
+fi
+for tool in nfcapd sfcapd nfdump nfacctd sfacctd taskset python3; do
 	command -v "$tool" >/dev/null || { echo "run.sh: $tool is needed" >&2; exit 1; }
 done
 [ -f "$build/build.ninja" ] || meson setup "$build" "$src" >/dev/null
