@@ -1,5 +1,6 @@
 /* decode_bench: in-memory throughput and memory of the collector and analyzer libraries
- * (issue 6). Decode-only records/s per core from captures (flowgen --pcap), decode+analyze
+ * (issues 6, 12). Decode-only records/s per core from captures (flowgen --pcap; NetFlow v5,
+ * v9, IPFIX or sFlow v5, each datagram detected as the daemon does), decode+analyze
  * from the same captures, analyzer flows/s with 100,000 tracked hosts, and RSS against
  * tracked hosts (10k, 100k, 1M; each in a forked child) next to the analyzer's own memory
  * estimate. Prints one JSON object per measurement on stdout. */
