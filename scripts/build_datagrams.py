@@ -48,7 +48,18 @@ NAT_SRC, NAT_DST, NAT_SPORT, NAT_DPORT = 225, 226, 227, 228
 FW_EVENT, FW_EVENT_84 = 233, 40005
 INIT_OCTETS, RESP_OCTETS, INIT_PACKETS, RESP_PACKETS = 231, 232, 298, 299
 EVENT_TIME_MS = 323
+IP_VERSION = 60                      # ipVersion / IP_PROTOCOL_VERSION
+OUT_BYTES, OUT_PKTS = 23, 24         # v9 OUT_BYTES/OUT_PKTS; IPFIX postOctet/postPacketDeltaCount
+NAT_SRC6, NAT_DST6 = 281, 282        # postNATSourceIPv6Address / postNATDestinationIPv6Address
+BGP_SRC_AS, BGP_DST_AS = 16, 17
+APP_NAME, VRF_NAME = 96, 236         # applicationName, VRFname (variable length strings)
 VARLEN = 0xFFFF
+
+# The collector keeps exported times only within this window around the export time
+# (collector/session.h times_plausible(): start <= end, start >= export - 90 days,
+# end <= export + 1 day); outside it start/end stay empty and times_dropped counts it.
+TIMES_PAST_MS = 90 * 86400 * 1000
+TIMES_FUTURE_MS = 86400 * 1000
 
 
 # ---- packet / pcap writing ----------------------------------------------------------------
@@ -259,8 +270,11 @@ class Ctx:
     """What the collector knows when it decodes one record."""
 
     def __init__(self, recv_us, exporter, domain, version, sampling=1, sysinit_ms=None,
-                 uptime=None, unix_secs=None):
+                 uptime=None, unix_secs=None, export_ms=None):
         self.recv_ms = recv_us // 1000
+        # the header's export time: every case here writes the pcap second into it (v9
+        # unix_secs, IPFIX export time), so it defaults to that
+        self.export_ms = export_ms if export_ms is not None else recv_us // 1000000 * 1000
         self.exporter = str(ipaddress.ip_address(exporter))
         self.domain = domain
         self.version = version
@@ -277,22 +291,69 @@ def addr_text(v):
     return str(a)  # Python prints IPv6 in RFC 5952 form
 
 
+def addr_zero(v):
+    return ipaddress.ip_address(v).packed == bytes(len(ipaddress.ip_address(v).packed))
+
+
+def address_family(v):
+    """Which address family a record carries (rule 1 of issue 12, see fixtures/README.md).
+    Returns 4, 6, or None when the record is ambiguous (not emitted, ambiguous_addr)."""
+    def has(ie):
+        return (0, ie) in v
+
+    has4 = has(SRC4) or has(DST4)
+    has6 = has(SRC6) or has(DST6)
+    if not (has4 and has6):
+        return 4 if has4 else 6 if has6 else None
+    # Dual-stack template (Procera and others zero-fill the unused family):
+    # ipVersion 60 when the template has it (4 or 6; anything else is ambiguous) ...
+    if has(IP_VERSION):
+        ver = v[(0, IP_VERSION)]
+        return ver if ver in (4, 6) else None
+    # ... else the family whose addresses are non-zero; both or neither: ambiguous
+    nz4 = any(not addr_zero(v[(0, ie)]) for ie in (SRC4, DST4) if has(ie))
+    nz6 = any(not addr_zero(v[(0, ie)]) for ie in (SRC6, DST6) if has(ie))
+    if nz4 == nz6:
+        return None
+    return 4 if nz4 else 6
+
+
 def expect_row(ctx, v):
-    """v: {(pen, ie): value} as encoded. Returns the CSV row (list of str)."""
+    """v: {(pen, ie): value} as encoded. Returns (row, event): the CSV row (list of str) or
+    None when the record is not emitted, and the counter the record adds to, if any
+    ("ambiguous_addr", "times_dropped")."""
     def g(ie, pen=0):
         return v.get((pen, ie))
 
     def has(ie, pen=0):
         return (pen, ie) in v
 
-    src = g(SRC4) if has(SRC4) else g(SRC6) if has(SRC6) else "::"
-    dst = g(DST4) if has(DST4) else g(DST6) if has(DST6) else "::"
+    event = None
+    dual = (has(SRC4) or has(DST4)) and (has(SRC6) or has(DST6))
+    if dual:
+        fam = address_family(v)
+        if fam is None:
+            return None, "ambiguous_addr"
+        s_ie, d_ie = (SRC4, DST4) if fam == 4 else (SRC6, DST6)
+        zero = "0.0.0.0" if fam == 4 else "::"
+        src = g(s_ie) if has(s_ie) else zero
+        dst = g(d_ie) if has(d_ie) else zero
+    else:
+        fam = None
+        src = g(SRC4) if has(SRC4) else g(SRC6) if has(SRC6) else "::"
+        dst = g(DST4) if has(DST4) else g(DST6) if has(DST6) else "::"
     row = [str(ctx.recv_ms), ctx.exporter, str(ctx.domain), str(ctx.version),
            addr_text(src), addr_text(dst), str(g(SPORT) or 0), str(g(DPORT) or 0),
            str(g(PROTO) or 0)]
     row.append(str(g(TCPFLAGS) & 0xFF) if has(TCPFLAGS) else "")
     pk = next((g(ie) for ie in (PACKETS, PACKETS_TOTAL, INIT_PACKETS) if has(ie)), None)
     by = next((g(ie) for ie in (OCTETS, OCTETS_TOTAL, INIT_OCTETS) if has(ie)), None)
+    # Egress-only counters: OUT_PKTS/OUT_BYTES (IPFIX postPacket/postOctetDeltaCount)
+    # when the template has none of the above, or when the chosen one reads zero.
+    if has(OUT_PKTS) and not pk:
+        pk = g(OUT_PKTS)
+    if has(OUT_BYTES) and not by:
+        by = g(OUT_BYTES)
     row += ["" if pk is None else str(pk), "" if by is None else str(by)]
 
     def uptime_to_ms(x):
@@ -327,13 +388,21 @@ def expect_row(ctx, v):
         start = end
     if end is None and start is not None:
         end = start
+    if start is not None and not (start <= end and start >= ctx.export_ms - TIMES_PAST_MS
+                                  and end <= ctx.export_ms + TIMES_FUTURE_MS):
+        start = end = None
+        event = "times_dropped"
     row += ["", ""] if start is None else [str(start), str(end)]
     row.append(str(ctx.sampling))
     ev = g(FW_EVENT) if has(FW_EVENT) else g(FW_EVENT_84) if has(FW_EVENT_84) else None
     row.append("" if ev is None else FW_EVENTS[ev])
     row.append("" if not has(DIRECTION) else ("in" if g(DIRECTION) == 0 else "out"))
-    if any(has(ie) for ie in (NAT_SRC, NAT_DST, NAT_SPORT, NAT_DPORT)):
-        row += [addr_text(g(NAT_SRC) or "0.0.0.0"), addr_text(g(NAT_DST) or "0.0.0.0"),
+    if any(has(ie) for ie in (NAT_SRC, NAT_DST, NAT_SPORT, NAT_DPORT, NAT_SRC6, NAT_DST6)):
+        # NAT addresses follow the record's family in a dual-stack template; otherwise
+        # 225/226 when the template has them, else 281/282
+        v6nat = fam == 6 if dual else not (has(NAT_SRC) or has(NAT_DST))
+        ns, nd, zero = (NAT_SRC6, NAT_DST6, "::") if v6nat else (NAT_SRC, NAT_DST, "0.0.0.0")
+        row += [addr_text(g(ns) or zero), addr_text(g(nd) or zero),
                 str(g(NAT_SPORT) or 0), str(g(NAT_DPORT) or 0)]
     else:
         row += ["", "", "", ""]
@@ -343,7 +412,7 @@ def expect_row(ctx, v):
         row += [str(g(RESP_PACKETS) or 0), str(g(RESP_OCTETS) or 0)]
     else:
         row += ["", ""]
-    return row
+    return row, event
 
 
 class Case:
@@ -357,6 +426,10 @@ class Case:
         self.rows = []
         self.extra = {}
         self.t = BASE_US
+        # summary counters the oracle's rules add to; written to expect.json only for the
+        # cases that name them in `counters` (older expect files stay as they were)
+        self.counts = {}
+        self.counters = ()
 
     def next_time(self, step_us=1000000):
         t = self.t
@@ -368,7 +441,12 @@ class Case:
                                            self.dport, payload)))
 
     def expect(self, ctx, flds, values):
-        self.rows.append(expect_row(ctx, norm_values(flds, values)))
+        row, event = expect_row(ctx, norm_values(flds, values))
+        if row is not None:
+            self.rows.append(row)
+        if event is not None:
+            assert event in self.counters, "%s: %s not declared" % (self.name, event)
+            self.counts[event] = self.counts.get(event, 0) + 1
 
     def write(self, outdir):
         write_pcap(os.path.join(outdir, self.name + ".pcap"), self.pkts)
@@ -379,6 +457,7 @@ class Case:
         with open(os.path.join(outdir, self.name + ".expect.csv"), "w") as f:
             f.write(HEADER + "\n" + buf.getvalue())
         info = {"datagrams": len(self.pkts), "records": len(self.rows)}
+        info.update({k: self.counts.get(k, 0) for k in self.counters})
         info.update(self.extra)
         with open(os.path.join(outdir, self.name + ".expect.json"), "w") as f:
             json.dump(info, f, indent=1, sort_keys=True)
