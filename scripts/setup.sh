@@ -92,9 +92,10 @@ lines, problems = [], []
 for name, d in builds:
     reg = json.loads(subprocess.run(["meson", "introspect", d, "--tests"], check=True,
                                     capture_output=True, text=True).stdout)
-    suite_of = {t["name"]: suite_label(t["suite"]) for t in reg}
+    # (suite, name): a name can repeat across suites (unit and system both have "control")
+    registered = {(suite_label(t["suite"]), t["name"]) for t in reg}
     count = collections.defaultdict(collections.Counter)
-    for label in suite_of.values():
+    for label, _ in registered:
         count[label]["tests"] += 1
     seen = set()
     for base in bases:
@@ -106,7 +107,7 @@ for name, d in builds:
             r = json.loads(line)
             label, _, test = r["name"].partition(" / ")
             label = label.split(":", 1)[-1]
-            seen.add(test)
+            seen.add((label, test))
             if r["result"] in ("OK", "EXPECTEDFAIL"):
                 count[label]["pass"] += 1
             elif r["result"] == "SKIP":
@@ -119,9 +120,9 @@ for name, d in builds:
             else:
                 count[label]["fail"] += 1
                 problems.append(f"{name}: {test} {r['result']}")
-    not_run = sorted(set(suite_of) - seen)
-    for test in not_run:
-        problems.append(f"{name}: {test} (suite {suite_of[test]}) is registered but did not run")
+    not_run = sorted(registered - seen)
+    for label, test in not_run:
+        problems.append(f"{name}: {test} (suite {label}) is registered but did not run")
     for label, c in count.items():
         table[label][name] = c
     tot = sum(count.values(), collections.Counter())
