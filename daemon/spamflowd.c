@@ -189,7 +189,7 @@ parse_options(Options *opt, int *argc, char ***argv, GError **error)
 	};
 	g_autoptr(GOptionContext) ctx = g_option_context_new("[--replay FILE...]");
 
-	g_option_context_set_summary(ctx, "Collects NetFlow v5/v9 and IPFIX exports.");
+	g_option_context_set_summary(ctx, "Collects NetFlow v5/v9, IPFIX and sFlow v5 exports.");
 	g_option_context_add_main_entries(ctx, entries, NULL);
 	if (!g_option_context_parse(ctx, argc, argv, error))
 		return FALSE;
