@@ -1767,6 +1767,7 @@ test_ipfix_dual_stack(void **state)
 	assert_int_equal(nt.calls, 1);
 	assert_int_equal(nt.info.template_id, 270);
 	assert_int_equal(nt.info.domain, DOM);
+	assert_int_equal(nt.info.ipversion, -1);
 
 	/* RFC 7011 sequence: the 5 records were received, so the next message at 5 is no loss */
 	g_autoptr(GByteArray) n = ipfix_new(5, DOM);
@@ -1813,7 +1814,12 @@ static void
 test_ipfix_dual_stack_ipversion(void **state)
 {
 	(void)state;
-	Harness *h = harness_new(NULL);
+	Notices nt = {0};
+	CollectorConfig cfg;
+	collector_config_defaults(&cfg);
+	cfg.notice = count_notice;
+	cfg.notice_data = &nt;
+	Harness *h = harness_new(&cfg);
 	g_autoptr(GByteArray) g = ipfix_new(0, DOM);
 	ADD_TEMPLATE(g, 271, T_DUAL60);
 	gsize s = dg_set_begin(g, 271);
@@ -1840,6 +1846,8 @@ test_ipfix_dual_stack_ipversion(void **state)
 	assert_int_equal(f->sport, 4);
 	assert_int_equal(harness_stats(h, DOM)->ambiguous_addr, 1);
 	assert_malformed_only(harness_stats(h, DOM), MAL_N, 0);
+	assert_int_equal(nt.calls, 1);
+	assert_int_equal(nt.info.ipversion, 5); /* the value that could not be placed */
 	harness_free(h);
 }
 
