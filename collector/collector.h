@@ -72,6 +72,7 @@ typedef struct {
 	/* NOTICE_TIMES_DROPPED: the record's times and the message's export time, Unix ms */
 	gint64 start_ms, end_ms, export_ms;
 	guint16 template_id; /* NOTICE_AMBIGUOUS_ADDR */
+	gint16 ipversion;    /* its ipVersion (IE 60), -1 when the template has none */
 } CollectorNoticeInfo;
 
 typedef struct {

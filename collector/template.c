@@ -1179,7 +1179,11 @@ decode_data_record(DecodeCtx *ctx, const Template *t, const guint8 *p, const gui
 					    .port = ctx->exp->port,
 					    .domain = d->id,
 					    .version = ctx->version,
-					    .template_id = t->id};
+					    .template_id = t->id,
+					    .ipversion = -1};
+		if (t->ipver_pi >= 0)
+			info.ipversion = offs == NULL ? p[t->plan[t->ipver_pi].off]
+						      : p[offs[t->ipver_pi]];
 		exporter_notice(ctx->exp, NOTICE_AMBIGUOUS_ADDR, &info);
 		return;
 	}

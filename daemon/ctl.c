@@ -807,10 +807,9 @@ render_exporters(GString *out, const CtlJson *r, guint width)
 		row[3] = num(e, "datagrams");
 		row[4] = num(e, "records");
 		row[5] = agent ? g_strdup("-") : num(e, "templates_active");
-		/* sFlow: datagrams lost, and the samples lost from the per-source sequences */
-		row[6] = agent ? g_strdup_printf("%.0f/%.0f", ctl_json_num(e, "seq_lost", 0),
-						 ctl_json_num(e, "samples_lost", 0))
-			       : num(e, "seq_lost");
+		/* v9: datagrams; v5, IPFIX: records; sFlow: flow samples (per-source sequence
+		 * numbers, which also count the samples of lost datagrams) */
+		row[6] = agent ? num(e, "samples_lost") : num(e, "seq_lost");
 		row[7] = num(e, "malformed_total");
 		row[8] = num(e, "times_dropped");
 		row[9] = num(e, "sampling");

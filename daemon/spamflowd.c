@@ -189,7 +189,7 @@ parse_options(Options *opt, int *argc, char ***argv, GError **error)
 	};
 	g_autoptr(GOptionContext) ctx = g_option_context_new("[--replay FILE...]");
 
-	g_option_context_set_summary(ctx, "Collects NetFlow v5/v9 and IPFIX exports.");
+	g_option_context_set_summary(ctx, "Collects NetFlow v5/v9, IPFIX and sFlow v5 exports.");
 	g_option_context_add_main_entries(ctx, entries, NULL);
 	if (!g_option_context_parse(ctx, argc, argv, error))
 		return FALSE;
@@ -421,13 +421,18 @@ on_collector_notice(CollectorNotice what, const CollectorNoticeInfo *i, gpointer
 			  ep, i->domain, ver, start, end, sent);
 		break;
 	}
-	case NOTICE_AMBIGUOUS_ADDR:
+	case NOTICE_AMBIGUOUS_ADDR: {
+		g_autofree char *why =
+		    i->ipversion >= 0
+			? g_strdup_printf("its ipVersion (IE 60) is %d, neither 4 nor 6", i->ipversion)
+			: g_strdup("it has both families set, or neither, and the template has no "
+				   "ipVersion (IE 60) to tell");
 		g_warning("exporter %s domain %u (version %s): template %u carries IPv4 and IPv6 "
-			  "addresses, and a record has both families set or neither (and no "
-			  "ipVersion to tell): such records are dropped and counted as "
-			  "ambiguous_addr. Said once per exporter",
-			  ep, i->domain, ver, i->template_id);
+			  "addresses, and a record cannot be placed: %s. Such records are dropped "
+			  "and counted as ambiguous_addr. Said once per exporter",
+			  ep, i->domain, ver, i->template_id, why);
 		break;
+	}
 	case NOTICE_N:
 		break;
 	}
