@@ -5,12 +5,12 @@
 
 #include <string.h>
 
-/* A forward jump larger than this is a resync (exporter restart, reordering), not loss. */
-#define SEQ_MAX_GAP 0x100000u
-
+/* An exporter is a transport session (address, port) or an sFlow agent (agent address,
+ * port 0, agent set): a router can send both, and they are different sources of records. */
 typedef struct {
 	guint8 addr[16];
 	guint16 port;
+	guint8 agent;
 } ExporterKey;
 
 struct Collector {
@@ -26,7 +26,7 @@ static const char *const malformed_names[MAL_N] = {
     [MAL_SHORT_HEADER] = "short_header", [MAL_LENGTH] = "bad_length",
     [MAL_SET_LENGTH] = "bad_set_length", [MAL_TEMPLATE] = "bad_template",
     [MAL_TEMPLATE_ID] = "template_id_below_256", [MAL_SHORT_SET] = "short_data_set",
-    [MAL_VARLEN] = "bad_varlen",
+    [MAL_VARLEN] = "bad_varlen", [MAL_SAMPLE] = "bad_sample",
 };
 
 const char *
@@ -51,6 +51,11 @@ collector_config_defaults(CollectorConfig *cfg)
 	cfg->exporter_timeout_s = 3600;
 	cfg->allow = NULL;
 	cfg->allow_data = NULL;
+	/* A big chassis switch has a few thousand ports (one source each); 64k entries is a
+	 * few MiB at most. */
+	cfg->max_sflow_sources = 65536;
+	cfg->notice = NULL;
+	cfg->notice_data = NULL;
 }
 
 static guint
@@ -61,14 +66,15 @@ key_hash(gconstpointer p)
 	for (guint i = 0; i < 16; i++)
 		h = (h ^ k->addr[i]) * 16777619u;
 	h = (h ^ (k->port & 0xff)) * 16777619u;
-	return (h ^ (k->port >> 8)) * 16777619u;
+	h = (h ^ (k->port >> 8)) * 16777619u;
+	return (h ^ k->agent) * 16777619u;
 }
 
 static gboolean
 key_equal(gconstpointer a, gconstpointer b)
 {
 	const ExporterKey *x = a, *y = b;
-	return x->port == y->port && memcmp(x->addr, y->addr, 16) == 0;
+	return x->port == y->port && x->agent == y->agent && memcmp(x->addr, y->addr, 16) == 0;
 }
 
 static void
@@ -76,6 +82,10 @@ domain_free(gpointer p)
 {
 	Domain *d = p;
 	g_hash_table_destroy(d->templates);
+	if (d->sources != NULL) {
+		*d->sources_acct -= MIN(*d->sources_acct, g_hash_table_size(d->sources));
+		g_hash_table_destroy(d->sources);
+	}
 	g_free(d);
 }
 
@@ -137,6 +147,7 @@ exporter_domain(Exporter *e, guint32 id, gint64 now_ms)
 	d->st.sampling = 1;
 	d->templates = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
 					     (GDestroyNotify)template_free);
+	d->sources_acct = &e->totals->sflow_sources;
 	g_hash_table_insert(e->domains, GUINT_TO_POINTER(id), d);
 	g_array_append_val(e->domain_order, id);
 	return d;
@@ -152,6 +163,7 @@ exporter_add(Collector *c, const ExporterKey *kp, guint index)
 	e->index = index;
 	memcpy(e->addr, addr, 16);
 	e->port = port;
+	e->agent = k.agent != 0;
 	e->domains = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, domain_free);
 	e->domain_order = g_array_new(FALSE, FALSE, sizeof(guint32));
 	e->cfg = &c->cfg;
@@ -162,11 +174,13 @@ exporter_add(Collector *c, const ExporterKey *kp, guint index)
 }
 
 static Exporter *
-exporter_get(Collector *c, const guint8 addr[16], guint16 port)
+exporter_get(Collector *c, const guint8 addr[16], guint16 port, gboolean agent)
 {
 	ExporterKey k;
+	memset(&k, 0, sizeof k);
 	memcpy(k.addr, addr, 16);
 	k.port = port;
+	k.agent = agent ? 1 : 0;
 	Exporter *e = g_hash_table_lookup(c->exporters, &k);
 	if (e != NULL)
 		return e;
@@ -179,16 +193,20 @@ exporter_get(Collector *c, const guint8 addr[16], guint16 port)
 
 CollectorRestore
 collector_exporter_restore(Collector *c, guint index, const guint8 addr[16], guint16 port,
-			   gint64 last_seen_ms, Exporter **out)
+			   gboolean agent, gint64 last_seen_ms, Exporter **out)
 {
 	ExporterKey k;
+	memset(&k, 0, sizeof k);
 	memcpy(k.addr, addr, 16);
-	k.port = port;
+	k.port = agent ? 0 : port;
+	k.agent = agent ? 1 : 0;
 	*out = NULL;
 	if (g_hash_table_contains(c->exporters, &k) ||
 	    g_hash_table_contains(c->by_index, GUINT_TO_POINTER(index)))
 		return COLLECTOR_RESTORE_DUPLICATE;
-	if ((c->cfg.allow != NULL && !c->cfg.allow(addr, c->cfg.allow_data)) ||
+	/* The allowlist names UDP sources; an agent's source is not saved, so an agent comes
+	 * back and is judged again by its next datagram's source. */
+	if ((!agent && c->cfg.allow != NULL && !c->cfg.allow(addr, c->cfg.allow_data)) ||
 	    g_hash_table_size(c->exporters) >= c->cfg.max_exporters)
 		return COLLECTOR_RESTORE_DROPPED;
 	Exporter *e = exporter_add(c, &k, index);
@@ -255,13 +273,28 @@ collector_input(Collector *c, const guint8 addr[16], guint16 port, const guint8 
 		c->totals.exporters_denied++;
 		return 0;
 	}
+	/* sFlow's version is 32 bits (00 00 00 05); NetFlow's and IPFIX's the first 16. */
+	if (len >= 4 && be_u32(buf) == 5) {
+		guint8 agent[16];
+		if (!sflow_agent(buf, len, agent)) {
+			c->totals.sflow_no_agent++;
+			return 0;
+		}
+		Exporter *e = exporter_get(c, agent, 0, TRUE);
+		if (e == NULL)
+			return 0;
+		e->last_seen_ms = now_ms;
+		n = sflow_decode(e, buf, len, now_ms, c->out);
+		c->totals.records += n;
+		return n;
+	}
 	/* Dispatch on the first two bytes; anything else is not flow export. */
 	guint16 version = len >= 2 ? (guint16)((buf[0] << 8) | buf[1]) : 0;
 	if (version != 5 && version != 9 && version != 10) {
 		c->totals.bad_version++;
 		return 0;
 	}
-	Exporter *e = exporter_get(c, addr, port);
+	Exporter *e = exporter_get(c, addr, port, FALSE);
 	if (e == NULL)
 		return 0;
 	e->last_seen_ms = now_ms;
@@ -461,7 +494,7 @@ collector_foreach_session(const Collector *c, SessionFunc fn, gpointer user_data
 	g_ptr_array_sort(list, by_index);
 	for (guint i = 0; i < list->len; i++) {
 		const Exporter *e = g_ptr_array_index(list, i);
-		SessionView v = {.index = e->index, .port = e->port};
+		SessionView v = {.index = e->index, .port = e->port, .agent = e->agent};
 		memcpy(v.addr, e->addr, 16);
 		if (e->hdr.datagrams > 0) {
 			v.has_domain = FALSE;
@@ -477,6 +510,41 @@ collector_foreach_session(const Collector *c, SessionFunc fn, gpointer user_data
 			fn(&v, user_data);
 		}
 	}
+}
+
+gboolean
+collector_exporter_is_agent(const Collector *c, guint index)
+{
+	const Exporter *e = g_hash_table_lookup(c->by_index, GUINT_TO_POINTER(index));
+	return e != NULL && e->agent;
+}
+
+void
+exporter_notice(Exporter *e, CollectorNotice what, const CollectorNoticeInfo *info)
+{
+	if ((e->noticed & (1u << what)) != 0)
+		return;
+	e->noticed |= (guint8)(1u << what);
+	if (e->cfg->notice != NULL)
+		e->cfg->notice(what, info, e->cfg->notice_data);
+}
+
+void
+domain_times_dropped(Exporter *e, Domain *d, guint8 version, gint64 start_ms, gint64 end_ms,
+		     gint64 export_ms)
+{
+	d->st.times_dropped++;
+	if ((e->noticed & (1u << NOTICE_TIMES_DROPPED)) != 0)
+		return;
+	CollectorNoticeInfo info = {.addr = e->addr,
+				    .port = e->port,
+				    .agent = e->agent,
+				    .domain = d->id,
+				    .version = version,
+				    .start_ms = start_ms,
+				    .end_ms = end_ms,
+				    .export_ms = export_ms};
+	exporter_notice(e, NOTICE_TIMES_DROPPED, &info);
 }
 
 gboolean

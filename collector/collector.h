@@ -17,6 +17,7 @@ typedef enum {
 	MAL_TEMPLATE_ID,      /* template ID below 256 */
 	MAL_SHORT_SET,        /* data set holding no whole record */
 	MAL_VARLEN,           /* variable-length field runs past its set */
+	MAL_SAMPLE,           /* sFlow: a sample's fields contradict its length */
 	MAL_N
 } Malformed;
 
@@ -38,14 +39,41 @@ typedef struct {
 	guint64 templates_expired;
 	guint64 seq_lost;   /* v9: datagrams; v5, IPFIX: records (RFC semantics) */
 	guint64 seq_resets; /* exporter restarts and resyncs: not counted as loss */
-	guint64 sets_skipped; /* reserved set IDs */
+	guint64 sets_skipped; /* reserved set IDs; sFlow: samples of unknown formats */
+	guint64 times_dropped;  /* records whose exported times were implausible (kept empty) */
+	guint64 ambiguous_addr; /* dual-stack template records whose family cannot be told */
+	/* sFlow */
+	guint64 samples_lost;    /* flow samples missing from the per-source sequence numbers */
+	guint64 sample_drops;    /* increases of the agent's own "drops" counter per source */
+	guint64 counter_samples; /* counted, not turned into flows */
+	guint64 samples_not_ip;  /* flow samples with no IPv4/IPv6 packet (ARP, LLDP, ...) */
 	guint32 templates_active;
 	guint32 sampling; /* last interval seen; 1 = unsampled or unknown */
 	gint64 first_seen_ms;
 	gint64 last_seen_ms;
-	guint8 version;
+	guint8 version; /* 5, 9, 10 or FLOW_VERSION_SFLOW5 */
 	gboolean seq_init;
 } SessionStats;
+
+/* What the collector tells its owner once per exporter when it starts happening, so the
+ * admin of a misconfigured exporter gets one log line, not one per record. */
+typedef enum {
+	NOTICE_TIMES_DROPPED, /* exported times implausible against the export time */
+	NOTICE_AMBIGUOUS_ADDR, /* dual-stack template record with both or neither family */
+	NOTICE_N
+} CollectorNotice;
+
+typedef struct {
+	const guint8 *addr; /* exporter (UDP source, or the sFlow agent) */
+	guint16 port;       /* 0 for an sFlow agent */
+	gboolean agent;     /* an sFlow agent rather than a transport session */
+	guint32 domain;
+	guint8 version;
+	/* NOTICE_TIMES_DROPPED: the record's times and the message's export time, Unix ms */
+	gint64 start_ms, end_ms, export_ms;
+	guint16 template_id; /* NOTICE_AMBIGUOUS_ADDR */
+	gint16 ipversion;    /* its ipVersion (IE 60), -1 when the template has none */
+} CollectorNoticeInfo;
 
 typedef struct {
 	guint max_exporters;            /* default 1024 */
@@ -59,6 +87,11 @@ typedef struct {
 	 * before decoding. NULL accepts every source. */
 	gboolean (*allow)(const guint8 addr[16], gpointer data);
 	gpointer allow_data;
+	/* sFlow per-source sequence state, across every agent (each entry ~48 bytes) */
+	guint max_sflow_sources; /* default 65536 */
+	/* Called once per exporter and notice kind (NULL: nothing is told). */
+	void (*notice)(CollectorNotice what, const CollectorNoticeInfo *info, gpointer data);
+	gpointer notice_data;
 } CollectorConfig;
 
 void collector_config_defaults(CollectorConfig *cfg);
@@ -66,7 +99,7 @@ void collector_config_defaults(CollectorConfig *cfg);
 typedef struct {
 	guint64 datagrams;
 	guint64 bytes;
-	guint64 bad_version;       /* first two bytes not 5, 9 or 10 */
+	guint64 bad_version;       /* not NetFlow v5/v9, IPFIX or sFlow v5 */
 	guint64 exporters_denied;  /* datagrams from sources the allowlist refuses */
 	guint64 exporters_refused; /* over max_exporters */
 	guint64 exporters_expired;
@@ -75,6 +108,10 @@ typedef struct {
 	guint64 templates_over_memory; /* refused: template_memory or max_template_fields */
 	guint64 template_bytes;    /* now: held by every template */
 	guint64 records;
+	guint64 sflow_no_agent;    /* sFlow datagrams too short to name their agent, or of an
+				    * unknown agent address type */
+	guint64 sflow_sources;     /* now: per-source sample sequence entries held */
+	guint64 sflow_sources_refused; /* over max_sflow_sources: that source's loss uncounted */
 } CollectorTotals;
 
 /* What a caller may read about one exporter session. */
@@ -82,6 +119,7 @@ typedef struct {
 	guint index;
 	guint8 addr[16];
 	guint16 port;
+	gboolean agent; /* an sFlow agent (addr from the datagram, no port) */
 	guint32 domain;
 	gboolean has_domain; /* FALSE for the "before a domain was known" row */
 	const SessionStats *stats;
@@ -95,6 +133,7 @@ void collector_free(Collector *c);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Collector, collector_free)
 
 /* One datagram from addr:port (addr 16 bytes, IPv4-mapped for IPv4), received at now_ms.
+ * NetFlow v5, v9, IPFIX and sFlow v5 are told apart per datagram.
  * Decoded records are pushed into the batch (not flushed: the caller flushes per
  * receive batch). Returns the number of records decoded. */
 guint collector_input(Collector *c, const guint8 addr[16], guint16 port, const guint8 *buf,
@@ -113,6 +152,8 @@ void collector_foreach_session(const Collector *c, SessionFunc fn, gpointer user
  * expired. */
 gboolean collector_exporter_addr(const Collector *c, guint index, guint8 addr[16],
 				 guint16 *port);
+/* TRUE when exporter `index` is an sFlow agent. */
+gboolean collector_exporter_is_agent(const Collector *c, guint index);
 
 /* Restart without loss (the daemon's state file): exporter sessions with their sequence
  * positions, sampling and active templates, in a versioned big-endian blob. */

@@ -32,6 +32,23 @@ fw_event_name(guint8 ev)
 	}
 }
 
+const char *
+flow_version_name(guint8 version)
+{
+	switch (version) {
+	case 5:
+		return "5";
+	case 9:
+		return "9";
+	case 10:
+		return "10";
+	case FLOW_VERSION_SFLOW5:
+		return "sflow5";
+	default:
+		return "0"; /* a row that never decoded a header */
+	}
+}
+
 FlowBatch *
 flow_batch_new(guint cap, FlowBatchFlush flush, gpointer user_data)
 {

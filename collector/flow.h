@@ -52,9 +52,15 @@ typedef struct {
 	guint8 tcp_flags; /* OR of all packets' flags */
 	guint8 fw_event;  /* FwEvent */
 	guint8 direction;
-	guint8 version; /* 5, 9, 10 */
+	guint8 version; /* 5, 9, 10 (NetFlow, IPFIX) or FLOW_VERSION_SFLOW5 */
 	guint8 pad_;
 } Flow;
+
+/* Flow.version of a record from sFlow v5 (NetFlow's 5 is taken). */
+#define FLOW_VERSION_SFLOW5 205
+
+/* "5", "9", "10" or "sflow5": how outputs name a version. */
+const char *flow_version_name(guint8 version);
 
 static inline gboolean
 flow_addr_is_v4(const guint8 a[16])

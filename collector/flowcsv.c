@@ -8,8 +8,8 @@ flowcsv_write(FILE *fp, const Flow *f, const char *exporter_addr)
 {
 	char s[46], d[46];
 
-	fprintf(fp, "%" G_GINT64_FORMAT ",%s,%u,%u,%s,%s,%u,%u,%u,", f->recv_ms, exporter_addr,
-		f->domain, f->version, flow_addr_str(f->src, s, sizeof s),
+	fprintf(fp, "%" G_GINT64_FORMAT ",%s,%u,%s,%s,%s,%u,%u,%u,", f->recv_ms, exporter_addr,
+		f->domain, flow_version_name(f->version), flow_addr_str(f->src, s, sizeof s),
 		flow_addr_str(f->dst, d, sizeof d), f->sport, f->dport, f->proto);
 	if (f->has & FLOW_HAS_TCP_FLAGS)
 		fprintf(fp, "%u", f->tcp_flags);

@@ -40,6 +40,7 @@ ipfix_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch
 			 .export_ms = (gint64)export_s * 1000,
 			 .version = 10};
 	guint64 before = d->st.records, opts_before = d->st.options_records;
+	guint64 ambiguous_before = d->st.ambiguous_addr;
 	guint64 no_tpl_before = d->st.no_template_sets;
 	guint64 mal_before = malformed_total(&d->st);
 
@@ -62,12 +63,14 @@ ipfix_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch
 		if (!ok)
 			break;
 	}
-	/* RFC 7011 3.1: the sequence counts Data Records, options data records included. */
+	/* RFC 7011 3.1: the sequence counts Data Records, options data records included, and
+	 * records whose address family could not be told were received all the same. */
 	guint32 flows = (guint32)(d->st.records - before);
+	guint32 data = flows + (guint32)(d->st.ambiguous_addr - ambiguous_before);
 	if (d->st.no_template_sets != no_tpl_before || malformed_total(&d->st) != mal_before)
 		d->st.seq_init = FALSE; /* records we could not count: judge from the next one */
 	else
-		seq_check(d, SEQ_IPFIX, seq, flows + (guint32)(d->st.options_records - opts_before),
-			  flows);
+		seq_check(d, SEQ_IPFIX, seq, data + (guint32)(d->st.options_records - opts_before),
+			  data);
 	return flows;
 }

@@ -9,7 +9,9 @@
 #include <sys/socket.h>
 
 /* Used when listener_new() gets no address list. */
-#define LISTENER_DEFAULT_ADDRS "0.0.0.0:2055", "[::]:2055"
+/* 2055: the usual NetFlow/IPFIX port; 6343: sFlow's IANA port. Any port takes every
+ * format. */
+#define LISTENER_DEFAULT_ADDRS "0.0.0.0:2055", "[::]:2055", "0.0.0.0:6343", "[::]:6343"
 #define LISTENER_DEFAULT_RCVBUF ((gsize)32 * 1024 * 1024)
 
 typedef struct {

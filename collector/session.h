@@ -35,12 +35,22 @@ typedef struct {
 	SamplerSlot samplers[SAMPLER_SLOTS];
 	guint n_samplers;
 	gint64 sys_init_ms; /* IPFIX systemInitTimeMilliseconds from options, 0 unknown */
+	/* sFlow: per source ID (flow samples), the sample sequence and the drops counter */
+	GHashTable *sources; /* guint64 key (SFLOW_SOURCE_KEY) -> SflowSource*, lazily made */
+	guint64 *sources_acct; /* CollectorTotals.sflow_sources */
 } Domain;
+
+typedef struct {
+	guint32 seq;   /* last flow sample sequence number */
+	guint32 drops; /* last "drops" value */
+} SflowSource;
 
 typedef struct {
 	guint index;
 	guint8 addr[16];
-	guint16 port;
+	guint16 port;  /* 0 for an sFlow agent */
+	gboolean agent; /* an sFlow agent: addr is the agent address inside the datagrams */
+	guint8 noticed; /* CollectorNotice bits already told */
 	SessionStats hdr; /* datagrams rejected before a domain was known */
 	GHashTable *domains; /* guint32 -> Domain* */
 	GArray *domain_order; /* guint32 ids in arrival order, for stable output */
@@ -73,6 +83,10 @@ typedef enum {
 	SEQ_IPFIX,        /* RFC 7011 records before this message; softflowd counts its own */
 } SeqKind;
 
+/* The gap between two sequence numbers that counts as loss; larger jumps (and backwards
+ * ones) are resyncs. */
+#define SEQ_MAX_GAP 0x100000u
+
 /* Track the header sequence number; n = data records in this message (for IPFIX with
  * options records, n_data without them). */
 void seq_check(Domain *d, SeqKind kind, guint32 seq, guint32 n, guint32 n_data);
@@ -81,6 +95,23 @@ void seq_check(Domain *d, SeqKind kind, guint32 seq, guint32 n, guint32 n_data);
 guint v5_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch *out);
 guint v9_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch *out);
 guint ipfix_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch *out);
+/* sFlow v5: the exporter is the agent named inside the datagram. sflow_agent() reads that
+ * name (FALSE when the datagram is too short or the address type unknown); the collector
+ * finds the agent's Exporter, then sflow_decode() reads the whole datagram. */
+gboolean sflow_agent(const guint8 *buf, gsize len, guint8 addr[16]);
+guint sflow_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch *out);
+
+/* Restart without loss: one saved sFlow source; FALSE when over max_sflow_sources. */
+gboolean domain_restore_source(Exporter *e, Domain *d, guint64 key, guint32 seq,
+			       guint32 drops);
+
+/* Tell the collector's owner about a condition, once per exporter and kind. */
+void exporter_notice(Exporter *e, CollectorNotice what, const CollectorNoticeInfo *info);
+
+/* Count a record whose exported times were implausible (FLOW_TIMES_INVALID), telling the
+ * owner the first time it happens on this exporter. */
+void domain_times_dropped(Exporter *e, Domain *d, guint8 version, gint64 start_ms,
+			  gint64 end_ms, gint64 export_ms);
 
 /* Exported times are evidence, not the clock: accept them only when they are plausible
  * against the message's export time (90 days back, one day ahead). */
@@ -113,7 +144,8 @@ typedef enum {
 	COLLECTOR_RESTORE_DUPLICATE, /* index or address already present */
 } CollectorRestore;
 CollectorRestore collector_exporter_restore(Collector *c, guint index, const guint8 addr[16],
-					    guint16 port, gint64 last_seen_ms, Exporter **out);
+					    guint16 port, gboolean agent, gint64 last_seen_ms,
+					    Exporter **out);
 
 /* Sampling interval for a sampler id learnt from options data, else the domain's. */
 guint32 domain_sampling(const Domain *d, gboolean has_id, guint32 id);

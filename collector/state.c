@@ -7,7 +7,17 @@
 
 #include <string.h>
 
-#define STATE_VERSION 1
+/* 2: sFlow agents (a flag per exporter) and their per-source sample sequences. Version 1
+ * files (no sFlow) are still read. */
+#define STATE_VERSION 2
+#define MAX_SAVED_SOURCES 65536
+
+static gint
+source_key_cmp(gconstpointer a, gconstpointer b)
+{
+	gsize x = GPOINTER_TO_SIZE(a), y = GPOINTER_TO_SIZE(b);
+	return x < y ? -1 : x > y;
+}
 
 static void
 save_domain(const Domain *d, GByteArray *out)
@@ -35,6 +45,18 @@ save_domain(const Domain *d, GByteArray *out)
 		statebuf_put_u32(out, d->samplers[i].interval);
 	}
 	statebuf_put_unix_ms(out, d->sys_init_ms);
+	/* sFlow sources, ascending keys so the same state gives the same bytes */
+	g_autoptr(GList) keys = d->sources != NULL ? g_hash_table_get_keys(d->sources) : NULL;
+	keys = g_list_sort(keys, source_key_cmp);
+	statebuf_put_u32(out, g_list_length(keys));
+	for (GList *l = keys; l != NULL; l = l->next) {
+		const SflowSource *src = g_hash_table_lookup(d->sources, l->data);
+		guint64 key = (guint64)GPOINTER_TO_SIZE(l->data);
+		statebuf_put_u32(out, (guint32)(key >> 32));
+		statebuf_put_u32(out, (guint32)key);
+		statebuf_put_u32(out, src->seq);
+		statebuf_put_u32(out, src->drops);
+	}
 	/* every installed template kept its wire record (template_record()) */
 	statebuf_put_u32(out, g_hash_table_size(d->templates));
 	template_state_save(d, out);
@@ -54,6 +76,7 @@ collector_state_save(const Collector *c, GByteArray *out)
 		statebuf_put_u32(out, e->index);
 		statebuf_put_bytes(out, e->addr, 16);
 		statebuf_put_u16(out, e->port);
+		statebuf_put_u8(out, e->agent ? 1 : 0);
 		statebuf_put_unix_ms(out, e->last_seen_ms);
 		statebuf_put_u32(out, e->domain_order->len);
 		for (guint j = 0; j < e->domain_order->len; j++) {
@@ -73,7 +96,8 @@ collector_state_save(const Collector *c, GByteArray *out)
 	} while (0)
 
 static gboolean
-load_domain(Exporter *e, Cursor *c, CollectorStateLoad *res, GError **error)
+load_domain(Exporter *e, Cursor *c, guint32 state_version, CollectorStateLoad *res,
+	    GError **error)
 {
 	guint32 id, ntpl;
 	guint8 version, seq_init, seq_mode, votes, nsamp;
@@ -95,7 +119,8 @@ load_domain(Exporter *e, Cursor *c, CollectorStateLoad *res, GError **error)
 	if (!cursor_u8(c, &nsamp))
 		TRUNC("domain sampling");
 	if (nsamp > SAMPLER_SLOTS || (version != 0 && version != 5 && version != 9 &&
-				      version != 10) || seq_mode > 2) {
+				      version != 10 && version != FLOW_VERSION_SFLOW5) ||
+	    seq_mode > 2) {
 		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
 			    "collector state: domain %u is not valid", id);
 		return FALSE;
@@ -103,7 +128,19 @@ load_domain(Exporter *e, Cursor *c, CollectorStateLoad *res, GError **error)
 	for (guint i = 0; i < nsamp; i++)
 		if (!cursor_u32(c, &samp[i].id) || !cursor_u32(c, &samp[i].interval))
 			TRUNC("sampler");
-	if (!statebuf_get_unix_ms(c, &sys_init) || !cursor_u32(c, &ntpl))
+	if (!statebuf_get_unix_ms(c, &sys_init))
+		TRUNC("domain");
+	guint32 nsrc = 0;
+	Cursor srcs;
+	if (state_version >= 2) {
+		if (!cursor_u32(c, &nsrc))
+			TRUNC("domain sources");
+		/* 16 bytes each; refuse a count the blob cannot hold before reading on */
+		if (nsrc > MAX_SAVED_SOURCES || nsrc > cursor_left(c) / 16 ||
+		    !cursor_sub(c, (gsize)nsrc * 16, &srcs))
+			TRUNC("domain sources");
+	}
+	if (!cursor_u32(c, &ntpl))
 		TRUNC("domain");
 	if (e != NULL && g_hash_table_contains(e->domains, GUINT_TO_POINTER(id))) {
 		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
@@ -139,6 +176,13 @@ load_domain(Exporter *e, Cursor *c, CollectorStateLoad *res, GError **error)
 				d->samplers[i].interval = 1;
 		}
 		d->sys_init_ms = sys_init;
+		for (guint32 i = 0; i < nsrc; i++) {
+			guint32 hi = 0, lo = 0, seq = 0, drops = 0;
+			(void)(cursor_u32(&srcs, &hi) && cursor_u32(&srcs, &lo) &&
+			       cursor_u32(&srcs, &seq) && cursor_u32(&srcs, &drops));
+			if (!domain_restore_source(e, d, ((guint64)hi << 32) | lo, seq, drops))
+				break; /* over max_sflow_sources now */
+		}
 	}
 
 	for (guint32 i = 0; i < ntpl; i++) {
@@ -190,7 +234,7 @@ collector_state_load(Collector *c, const guint8 *data, gsize len, CollectorState
 	if (!cursor_u32(&cur, &version) || !cursor_u32(&cur, &next_index) ||
 	    !cursor_u32(&cur, &n))
 		TRUNC("header");
-	if (version != STATE_VERSION) {
+	if (version != 1 && version != STATE_VERSION) {
 		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
 			    "collector state: version %u, this build reads %u", version,
 			    STATE_VERSION);
@@ -201,9 +245,16 @@ collector_state_load(Collector *c, const guint8 *data, gsize len, CollectorState
 		guint8 addr[16];
 		guint16 port;
 		gint64 last;
+		guint8 agent = 0;
 		if (!cursor_u32(&cur, &index) || !cursor_bytes(&cur, addr, 16) ||
-		    !cursor_u16(&cur, &port) || !statebuf_get_unix_ms(&cur, &last) || !cursor_u32(&cur, &ndom))
+		    !cursor_u16(&cur, &port) || (version >= 2 && !cursor_u8(&cur, &agent)) ||
+		    !statebuf_get_unix_ms(&cur, &last) || !cursor_u32(&cur, &ndom))
 			TRUNC("exporter");
+		if (agent > 1 || (agent && port != 0)) {
+			g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+				    "collector state: exporter %u is not valid", index);
+			return FALSE;
+		}
 		if (index >= next_index) {
 			g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
 				    "collector state: exporter index %u past the next index %u",
@@ -211,7 +262,7 @@ collector_state_load(Collector *c, const guint8 *data, gsize len, CollectorState
 			return FALSE;
 		}
 		Exporter *e = NULL;
-		switch (collector_exporter_restore(c, index, addr, port, last, &e)) {
+		switch (collector_exporter_restore(c, index, addr, port, agent, last, &e)) {
 		case COLLECTOR_RESTORE_OK:
 			res->exporters++;
 			break;
@@ -224,7 +275,7 @@ collector_state_load(Collector *c, const guint8 *data, gsize len, CollectorState
 			return FALSE;
 		}
 		for (guint32 j = 0; j < ndom; j++) {
-			if (!load_domain(e, &cur, res, error))
+			if (!load_domain(e, &cur, version, res, error))
 				return FALSE;
 		}
 	}

@@ -52,6 +52,9 @@ typedef enum {
 	FK_NAT_DPORT,
 	FK_NAT_SRC6,
 	FK_NAT_DST6,
+	FK_OUT_BYTES,  /* 23 OUT_BYTES / postOctetDeltaCount: egress-only exporters */
+	FK_OUT_PKTS,   /* 24 OUT_PKTS / postPacketDeltaCount */
+	FK_IPVERSION,  /* 60 ipVersion: which family a dual-stack template's record holds */
 	FK_N
 } FieldKind;
 
@@ -142,6 +145,13 @@ struct Template {
 	guint nops;
 	guint64 vmask;    /* kinds read into Values (times, sampling) */
 	guint16 flow_has; /* FLOW_HAS_* every record of this template sets */
+	/* Dual-stack templates (IPv4 and IPv6 address fields in one template, the unused
+	 * family zero-filled): each record's family is settled by dual_family(), from the
+	 * plan index of each address kind (DA_*, -1 when absent) and of ipVersion. */
+	gboolean dual;
+	gint8 dual_pi[8];
+	gint8 ipver_pi;
+	guint8 egress; /* EG_*: OUT_PKTS/OUT_BYTES stand in when the ingress counter reads 0 */
 	Op ops[MAX_PLAN];
 	gint64 refreshed_ms;
 	/* The record as received (from its template ID on) and what it was read under, kept
@@ -201,6 +211,10 @@ field_kind(guint8 version, guint32 pen, guint16 ie, guint16 len)
 		return len == 4 ? FK_DST4 : -1;
 	case 21:
 		return len == 4 ? FK_LAST_UPTIME : -1;
+	case 23:
+		return counter ? FK_OUT_BYTES : -1;
+	case 24:
+		return counter ? FK_OUT_PKTS : -1;
 	case 22:
 		return len == 4 ? FK_FIRST_UPTIME : -1;
 	case 27:
@@ -214,6 +228,8 @@ field_kind(guint8 version, guint32 pen, guint16 ie, guint16 len)
 		return counter ? FK_SAMPLER_ID : -1;
 	case 50:
 		return len >= 1 && len <= 4 ? FK_SAMPLER_RANDOM : -1;
+	case 60:
+		return len == 1 ? FK_IPVERSION : -1;
 	case 61:
 		return len == 1 ? FK_DIRECTION : -1;
 	case 85:
@@ -297,8 +313,10 @@ parse_fields(DecodeCtx *ctx, Cursor *c, Template *t, guint n, guint scope)
 			ie &= 0x7fff;
 		}
 		flen[i] = len;
-		/* RFC 7011 7: 65535 means variable length in IPFIX; v9 has no such thing */
-		if (len == VARLEN && ctx->version == 10) {
+		/* RFC 7011 7: 65535 means variable length. RFC 3954 has no such length, but
+		 * exporters (H3C NetStream's VRF name, IE 236) send it in v9 with IPFIX's
+		 * encoding, and a 65535-byte fixed field could never fit a datagram anyway. */
+		if (len == VARLEN) {
 			t->varlen = TRUE;
 			t->min_len += 1;
 		} else {
@@ -308,9 +326,7 @@ parse_fields(DecodeCtx *ctx, Cursor *c, Template *t, guint n, guint scope)
 			return FALSE;
 		/* v9 scope types (system, interface, ...) are not information elements */
 		gboolean v9_scope = ctx->version == 9 && i < scope;
-		int k = (len == VARLEN && ctx->version == 10) || v9_scope
-			    ? -1
-			    : field_kind(ctx->version, pen, ie, len);
+		int k = len == VARLEN || v9_scope ? -1 : field_kind(ctx->version, pen, ie, len);
 		/* The first occurrence of a kind wins; duplicates are skipped. */
 		if (k < 0 || (seen & (G_GUINT64_CONSTANT(1) << k)) || t->nplan == MAX_PLAN) {
 			if (!t->varlen)
@@ -341,6 +357,39 @@ parse_fields(DecodeCtx *ctx, Cursor *c, Template *t, guint n, guint scope)
 	 KBIT(FK_PKT_INTERVAL) | KBIT(FK_PKT_SPACE))
 #define NAT_ADDR_KINDS \
 	(KBIT(FK_NAT_SRC4) | KBIT(FK_NAT_DST4) | KBIT(FK_NAT_SRC6) | KBIT(FK_NAT_DST6))
+#define ADDR_KINDS                                                                            \
+	(KBIT(FK_SRC4) | KBIT(FK_DST4) | KBIT(FK_SRC6) | KBIT(FK_DST6) | NAT_ADDR_KINDS)
+#define PKTS_KINDS (KBIT(FK_PKTS) | KBIT(FK_PKTS_TOTAL) | KBIT(FK_PKTS_INIT))
+#define BYTES_KINDS (KBIT(FK_BYTES) | KBIT(FK_BYTES_TOTAL) | KBIT(FK_BYTES_INIT))
+
+/* dual_pi[] slots, in FieldKind order of the address kinds */
+enum { DA_SRC4, DA_DST4, DA_SRC6, DA_DST6, DA_NAT_SRC4, DA_NAT_DST4, DA_NAT_SRC6, DA_NAT_DST6 };
+enum { EG_PKTS = 1, EG_BYTES = 2 };
+
+static int
+dual_slot(guint kind)
+{
+	switch (kind) {
+	case FK_SRC4:
+		return DA_SRC4;
+	case FK_DST4:
+		return DA_DST4;
+	case FK_SRC6:
+		return DA_SRC6;
+	case FK_DST6:
+		return DA_DST6;
+	case FK_NAT_SRC4:
+		return DA_NAT_SRC4;
+	case FK_NAT_DST4:
+		return DA_NAT_DST4;
+	case FK_NAT_SRC6:
+		return DA_NAT_SRC6;
+	case FK_NAT_DST6:
+		return DA_NAT_DST6;
+	default:
+		return -1;
+	}
+}
 
 static guint8
 counter_op(guint16 len, guint8 base)
@@ -363,7 +412,13 @@ counter_op(guint16 len, guint8 base)
 /* Compile a data template's plan into Ops (see Op). The first occurrence of a kind is
  * already the only one planned; here a kind that a higher-precedence kind overrides for
  * the same Flow field is dropped, and NAT ports are dropped when
- * no NAT address is present (the flow then has no NAT). */
+ * no NAT address is present (the flow then has no NAT).
+ *
+ * Counter precedence: packets from 2 packetDeltaCount, else 86 packetTotalCount, else 298
+ * initiatorPackets, else 24 OUT_PKTS/postPacketDeltaCount; bytes likewise from 1, 85, 231,
+ * else 23. Egress-only exporters (Cisco egress NetFlow, some firewalls) fill 23/24 and
+ * leave 1/2 absent or zero: when a template has both, a record whose chosen ingress
+ * counter reads 0 takes 23/24 instead. */
 static void
 compile_plan(Template *t, guint8 version)
 {
@@ -379,10 +434,30 @@ compile_plan(Template *t, guint8 version)
 		drop |= KBIT(FK_BYTES_TOTAL) | KBIT(FK_BYTES_INIT);
 	else if (have & KBIT(FK_BYTES_TOTAL))
 		drop |= KBIT(FK_BYTES_INIT);
+	if ((have & KBIT(FK_OUT_PKTS)) && (have & PKTS_KINDS))
+		t->egress |= EG_PKTS;
+	if ((have & KBIT(FK_OUT_BYTES)) && (have & BYTES_KINDS))
+		t->egress |= EG_BYTES;
 	if (!(have & NAT_ADDR_KINDS))
 		drop |= KBIT(FK_NAT_SPORT) | KBIT(FK_NAT_DPORT);
 	else
 		t->flow_has |= FLOW_HAS_NAT;
+	/* Both families' address fields: each record is settled by dual_family(), so none of
+	 * them is an Op; ipVersion is read only for such templates. */
+	if ((have & (KBIT(FK_SRC4) | KBIT(FK_DST4))) && (have & (KBIT(FK_SRC6) | KBIT(FK_DST6)))) {
+		t->dual = TRUE;
+		memset(t->dual_pi, -1, sizeof t->dual_pi);
+		t->ipver_pi = -1;
+		for (guint i = 0; i < t->nplan; i++) {
+			int slot = dual_slot(t->plan[i].kind);
+			if (slot >= 0)
+				t->dual_pi[slot] = (gint8)i;
+			else if (t->plan[i].kind == FK_IPVERSION)
+				t->ipver_pi = (gint8)i;
+		}
+		drop |= ADDR_KINDS;
+	}
+	drop |= KBIT(FK_IPVERSION);
 
 	guint64 times = have & TIME_KINDS;
 	if (!t->varlen && version == 9 && times == (KBIT(FK_FIRST_UPTIME) | KBIT(FK_LAST_UPTIME)))
@@ -448,6 +523,20 @@ compile_plan(Template *t, guint8 version)
 			op.code = OP_F8;
 			op.dst = offsetof(Flow, direction);
 			t->flow_has |= FLOW_HAS_DIRECTION;
+			break;
+		case FK_OUT_PKTS:
+		case FK_OUT_BYTES:
+			if (t->egress & (k == FK_OUT_PKTS ? EG_PKTS : EG_BYTES)) {
+				/* the fallback: read into Values, used when the ingress one is 0 */
+				op.code = counter_op(pi->len, OP_V_1);
+				op.dst = (guint16)k;
+				t->vmask |= KBIT(k);
+			} else {
+				/* the only counter of its kind in the template */
+				op.code = counter_op(pi->len, OP_F64_1);
+				op.dst = k == FK_OUT_PKTS ? offsetof(Flow, packets) : offsetof(Flow, bytes);
+				t->flow_has |= k == FK_OUT_PKTS ? FLOW_HAS_PACKETS : FLOW_HAS_BYTES;
+			}
 			break;
 		case FK_PKTS:
 		case FK_PKTS_TOTAL:
@@ -853,6 +942,7 @@ finish_times(const DecodeCtx *ctx, const Values *vals, Flow *f)
 		e = s;
 	if (!times_plausible(ctx->export_ms, s, e)) {
 		f->has |= FLOW_TIMES_INVALID;
+		domain_times_dropped(ctx->exp, ctx->dom, ctx->version, s, e, ctx->export_ms);
 		return;
 	}
 	f->start_ms = s;
@@ -866,6 +956,7 @@ set_times(const DecodeCtx *ctx, Flow *f, gint64 s, gint64 e)
 {
 	if (!times_plausible(ctx->export_ms, s, e)) {
 		f->has |= FLOW_TIMES_INVALID;
+		domain_times_dropped(ctx->exp, ctx->dom, ctx->version, s, e, ctx->export_ms);
 		return;
 	}
 	f->start_ms = s;
@@ -925,6 +1016,56 @@ decode_options_record(DecodeCtx *ctx, const Template *t, const guint8 *p, const 
 			read_planned(&vals, &scratch, p + offs[i], pi->kind, pi->len);
 	}
 	options_record(ctx, &vals);
+}
+
+static gboolean
+all_zero(const guint8 *p, gsize n)
+{
+	for (gsize i = 0; i < n; i++)
+		if (p[i] != 0)
+			return FALSE;
+	return TRUE;
+}
+
+/* A dual-stack template's record: which family holds the flow. ipVersion (IE 60) when the
+ * template has it; else the family whose addresses are not zero. Writes that family's
+ * addresses (and NAT addresses) into f; FALSE when it cannot be told (ipVersion neither 4
+ * nor 6, or both families zero, or both set): the record is then counted, not guessed. */
+static gboolean
+dual_family(const Template *t, const guint8 *p, const guint16 *offs, Flow *f)
+{
+	const guint8 *a[8];
+	int fam = 0;
+
+	for (guint i = 0; i < 8; i++) {
+		gint8 pi = t->dual_pi[i];
+		a[i] = pi < 0 ? NULL : offs == NULL ? p + t->plan[pi].off : p + offs[pi];
+	}
+	if (t->ipver_pi >= 0) {
+		gint8 pi = t->ipver_pi;
+		guint8 v = offs == NULL ? p[t->plan[pi].off] : p[offs[pi]];
+		fam = v == 4 ? 4 : v == 6 ? 6 : 0;
+	} else {
+		gboolean v4 = (a[DA_SRC4] != NULL && !all_zero(a[DA_SRC4], 4)) ||
+			      (a[DA_DST4] != NULL && !all_zero(a[DA_DST4], 4));
+		gboolean v6 = (a[DA_SRC6] != NULL && !all_zero(a[DA_SRC6], 16)) ||
+			      (a[DA_DST6] != NULL && !all_zero(a[DA_DST6], 16));
+		fam = v4 && !v6 ? 4 : v6 && !v4 ? 6 : 0;
+	}
+	if (fam == 4) {
+		guint8 *dst[4] = {f->src, f->dst, f->nat_src, f->nat_dst};
+		static const guint8 from[4] = {DA_SRC4, DA_DST4, DA_NAT_SRC4, DA_NAT_DST4};
+		for (guint i = 0; i < 4; i++)
+			if (a[from[i]] != NULL)
+				flow_addr_set_v4(dst[i], a[from[i]]);
+	} else if (fam == 6) {
+		guint8 *dst[4] = {f->src, f->dst, f->nat_src, f->nat_dst};
+		static const guint8 from[4] = {DA_SRC6, DA_DST6, DA_NAT_SRC6, DA_NAT_DST6};
+		for (guint i = 0; i < 4; i++)
+			if (a[from[i]] != NULL)
+				memcpy(dst[i], a[from[i]], 16);
+	}
+	return fam != 0;
 }
 
 /* Data record at p through the compiled plan. offs: NULL for fixed-length templates (each
@@ -1029,6 +1170,28 @@ decode_data_record(DecodeCtx *ctx, const Template *t, const guint8 *p, const gui
 			vals.v[op->dst] = be_uint(s, op->len);
 			break;
 		}
+	}
+	if (G_UNLIKELY(t->dual) && !dual_family(t, p, offs, f)) {
+		/* The slot stays free (and zero, as flow_batch_next() expects). */
+		memset(f, 0, sizeof *f);
+		d->st.ambiguous_addr++;
+		CollectorNoticeInfo info = {.addr = ctx->exp->addr,
+					    .port = ctx->exp->port,
+					    .domain = d->id,
+					    .version = ctx->version,
+					    .template_id = t->id,
+					    .ipversion = -1};
+		if (t->ipver_pi >= 0)
+			info.ipversion = offs == NULL ? p[t->plan[t->ipver_pi].off]
+						      : p[offs[t->ipver_pi]];
+		exporter_notice(ctx->exp, NOTICE_AMBIGUOUS_ADDR, &info);
+		return;
+	}
+	if (G_UNLIKELY(t->egress)) {
+		if ((t->egress & EG_PKTS) && f->packets == 0)
+			f->packets = vals.v[FK_OUT_PKTS];
+		if ((t->egress & EG_BYTES) && f->bytes == 0)
+			f->bytes = vals.v[FK_OUT_BYTES];
 	}
 	f->has = t->flow_has;
 	if (t->tmode == TM_UPTIME_V9) {

@@ -85,6 +85,7 @@ v5_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch *o
 			f->has |= FLOW_HAS_TIMES;
 		} else {
 			f->has |= FLOW_TIMES_INVALID;
+			domain_times_dropped(e, d, 5, s, en, export_ms);
 		}
 		f->sampling = d->sampling;
 		f->recv_ms = now_ms;

@@ -60,8 +60,9 @@ static const char *const log_levels[] = {"error", "critical", "warning", "messag
 
 static const ConfigKey config_keys[] = {
     {"collector", "listen", KEY_ADDR_LIST, offsetof(Config, listen), 0, 0, NULL,
-     "UDP addresses to receive NetFlow/IPFIX on, ';'-separated, 'a.b.c.d:port' or "
-     "'[v6]:port'"},
+     "UDP addresses to receive flow export on, ';'-separated, 'a.b.c.d:port' or "
+     "'[v6]:port'. Every port takes NetFlow v5/v9, IPFIX and sFlow v5 (told apart per "
+     "datagram); the default listens on 2055 (NetFlow/IPFIX) and 6343 (sFlow)"},
     {"collector", "rcvbuf", KEY_SIZE, offsetof(Config, rcvbuf), 4096, G_MAXINT / 2, NULL,
      "socket receive buffer in bytes (K, M, G suffixes); above net.core.rmem_max needs "
      "CAP_NET_ADMIN"},
@@ -81,6 +82,10 @@ static const ConfigKey config_keys[] = {
      "seconds: templates not refreshed for this long expire"},
     {"collector", "exporter_timeout", KEY_UINT, COLLECTOR(exporter_timeout_s), 1, 31536000, NULL,
      "seconds: silent exporters are forgotten"},
+    {"collector", "max_sflow_sources", KEY_UINT, COLLECTOR(max_sflow_sources), 1, 10000000,
+     NULL,
+     "sFlow data sources (switch ports) followed for sample loss, across all agents (about "
+     "50 bytes each); more are counted (sflow_sources_refused) and their loss not measured"},
     {"collector", "allowed_exporters", KEY_PREFIXES, offsetof(Config, allowed_exporters), 0, 0,
      NULL,
      "addresses and prefixes of your routers and firewalls; datagrams from any other source "

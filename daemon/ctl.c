@@ -776,8 +776,8 @@ render_exporters(GString *out, const CtlJson *r, guint width)
 	static const Col cols[] = {
 	    {"EXPORTER", FALSE, 12}, {"DOMAIN", TRUE, 6},    {"VER", TRUE, 7},
 	    {"DATAGRAMS", TRUE, 10}, {"RECORDS", TRUE, 11},  {"TEMPLATES", TRUE, 4},
-	    {"SEQ LOST", TRUE, 9},   {"MALFORMED", TRUE, 8}, {"SAMPLING", TRUE, 5},
-	    {"FIRST SEEN", FALSE, 2}, {"LAST SEEN", FALSE, 3},
+	    {"SEQ LOST", TRUE, 9},   {"MALFORMED", TRUE, 8}, {"TIMES DROPPED", TRUE, 6},
+	    {"SAMPLING", TRUE, 5},   {"FIRST SEEN", FALSE, 2}, {"LAST SEEN", FALSE, 3},
 	};
 	const CtlJson *list = ctl_json_get(r, "exporters");
 	gint64 now = (gint64)ctl_json_num(r, "now_ms", 0);
@@ -792,18 +792,29 @@ render_exporters(GString *out, const CtlJson *r, guint width)
 		const CtlJson *e = ctl_json_at(list, i);
 		const char *addr = ctl_json_str(e, "addr", "?");
 		char **row = g_new0(char *, G_N_ELEMENTS(cols) + 1);
-		row[0] = g_strdup_printf(strchr(addr, ':') != NULL ? "[%s]:%.0f" : "%s:%.0f", addr,
-					 ctl_json_num(e, "port", 0));
+		const CtlJson *port = ctl_json_get(e, "port");
+		const CtlJson *ver = ctl_json_get(e, "version");
+		gboolean agent = port == NULL || port->type != CTL_JSON_NUMBER;
+		/* an sFlow agent has no port: its address is named inside its datagrams */
+		if (agent)
+			row[0] = g_strdup(addr);
+		else
+			row[0] = g_strdup_printf(strchr(addr, ':') != NULL ? "[%s]:%.0f" : "%s:%.0f",
+						 addr, port->num);
 		row[1] = num(e, "domain");
-		row[2] = num(e, "version");
+		row[2] = ver != NULL && ver->type == CTL_JSON_STRING ? g_strdup(ver->str)
+								    : num(e, "version");
 		row[3] = num(e, "datagrams");
 		row[4] = num(e, "records");
-		row[5] = num(e, "templates_active");
-		row[6] = num(e, "seq_lost");
+		row[5] = agent ? g_strdup("-") : num(e, "templates_active");
+		/* v9: datagrams; v5, IPFIX: records; sFlow: flow samples (per-source sequence
+		 * numbers, which also count the samples of lost datagrams) */
+		row[6] = agent ? num(e, "samples_lost") : num(e, "seq_lost");
 		row[7] = num(e, "malformed_total");
-		row[8] = num(e, "sampling");
-		row[9] = ago(e, "first_seen_ms", now);
-		row[10] = ago(e, "last_seen_ms", now);
+		row[8] = num(e, "times_dropped");
+		row[9] = num(e, "sampling");
+		row[10] = ago(e, "first_seen_ms", now);
+		row[11] = ago(e, "last_seen_ms", now);
 		table_add(&t, row);
 	}
 	table_render(&t, out, width, "");

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <string.h>
 
-typedef enum { F_U64, F_U32, F_I64, F_U8, F_BOOL } FieldKind;
+typedef enum { F_U64, F_U32, F_I64, F_U8, F_BOOL, F_VERSION } FieldKind;
 
 typedef struct {
 	const char *name;
@@ -29,7 +29,7 @@ typedef struct {
 /* clang-format on */
 /* SessionStats by name, malformed[] apart (an object keyed by malformed_name()). */
 static const Field session_fields[] = {
-    SS(version, F_U8),
+    SS(version, F_VERSION),
     SS(datagrams, F_U64),
     SS(bytes, F_U64),
     SS(records, F_U64),
@@ -43,6 +43,12 @@ static const Field session_fields[] = {
     SS(seq_lost, F_U64),
     SS(seq_resets, F_U64),
     SS(sets_skipped, F_U64),
+    SS(times_dropped, F_U64),
+    SS(ambiguous_addr, F_U64),
+    SS(samples_lost, F_U64),
+    SS(sample_drops, F_U64),
+    SS(counter_samples, F_U64),
+    SS(samples_not_ip, F_U64),
     SS(templates_active, F_U32),
     SS(sampling, F_U32),
     SS(first_seen_ms, F_I64),
@@ -53,7 +59,7 @@ static const Field session_fields[] = {
 static const Field totals_fields[] = {
     CT(datagrams),	   CT(bytes),		CT(records), CT(bad_version), CT(exporters_denied), CT(exporters_refused),
     CT(exporters_expired), CT(domains_refused), CT(domains_expired), CT(templates_over_memory),
-    CT(template_bytes),
+    CT(template_bytes), CT(sflow_no_agent), CT(sflow_sources), CT(sflow_sources_refused),
 };
 
 static const Field replay_fields[] = {
@@ -78,7 +84,7 @@ static const Field analyzer_fields[] = {
 static const Field sink_fields[] = {SK(events), SK(errors), SK(dropped), SK(reopens)};
 
 static void
-append_field(GString *out, const void *base, const Field *f)
+append_field(GString *out, const void *base, const Field *f, gboolean json)
 {
 	const guint8 *p = (const guint8 *)base + f->off;
 
@@ -98,6 +104,12 @@ append_field(GString *out, const void *base, const Field *f)
 	case F_BOOL:
 		g_string_append(out, *(const gboolean *)p ? "true" : "false");
 		break;
+	case F_VERSION: /* 5, 9, 10, or sflow5: a number unless it is sFlow */
+		if (*p == FLOW_VERSION_SFLOW5)
+			g_string_append_printf(out, json ? "\"%s\"" : "%s", flow_version_name(*p));
+		else
+			g_string_append_printf(out, "%u", *p);
+		break;
 	}
 }
 
@@ -107,7 +119,7 @@ append_kv(GString *out, const void *base, const Field *fields, gsize n)
 {
 	for (gsize i = 0; i < n; i++) {
 		g_string_append_printf(out, "%s%s=", i > 0 ? " " : "", fields[i].name);
-		append_field(out, base, &fields[i]);
+		append_field(out, base, &fields[i], FALSE);
 	}
 }
 
@@ -120,7 +132,7 @@ append_json_fields(GString *out, const void *base, const Field *fields, gsize n)
 			g_string_append_c(out, ',');
 		report_json_string(out, fields[i].name);
 		g_string_append_c(out, ':');
-		append_field(out, base, &fields[i]);
+		append_field(out, base, &fields[i], TRUE);
 	}
 }
 
@@ -128,6 +140,16 @@ void
 report_json_string(GString *out, const char *s)
 {
 	json_string(out, s);
+}
+
+char *
+report_exporter(const SessionView *v)
+{
+	char buf[INET6_ADDRSTRLEN];
+
+	if (v->agent)
+		return g_strdup(flow_addr_str(v->addr, buf, sizeof buf));
+	return report_endpoint(v->addr, v->port);
 }
 
 char *
@@ -176,6 +198,7 @@ enum {
 	COL_MALFORMED,
 	COL_SEQ_LOST,
 	COL_SEQ_RESETS,
+	COL_TIMES_DROPPED,
 	COL_SAMPLING,
 	COL_FIRST,
 	COL_LAST,
@@ -189,12 +212,19 @@ static const char *const col_names[COL_N] = {
     "records",	    "templates",
     "no_tmpl_sets", "malformed",
     "seq_lost",	    "seq_resets",
-    "sampling",	    "first_seen",
-    "last_seen",    "malformed_by_reason",
+    "times_dropped", "sampling",
+    "first_seen",   "last_seen",
+    "details",
 };
 /* Numbers are right-aligned. */
 static const gboolean col_right[COL_N] = {
-    FALSE, TRUE, TRUE, TRUE, TRUE, TRUE, TRUE, TRUE, TRUE, TRUE, TRUE, FALSE, FALSE, FALSE,
+    FALSE, TRUE, TRUE, TRUE, TRUE, TRUE, TRUE, TRUE, TRUE, TRUE, TRUE, TRUE, FALSE, FALSE, FALSE,
+};
+
+/* Counters the table has no column for, named in its details column when not zero. */
+static const Field detail_fields[] = {
+    SS(ambiguous_addr, F_U64),	SS(samples_lost, F_U64),   SS(sample_drops, F_U64),
+    SS(counter_samples, F_U64), SS(samples_not_ip, F_U64),
 };
 
 static char *
@@ -210,9 +240,9 @@ add_row(const SessionView *v, gpointer user_data)
 	const SessionStats *st = v->stats;
 	char **row = g_new0(char *, COL_N + 1);
 
-	row[COL_EXPORTER] = report_endpoint(v->addr, v->port);
+	row[COL_EXPORTER] = report_exporter(v);
 	row[COL_DOMAIN] = v->has_domain ? g_strdup_printf("%u", v->domain) : g_strdup("-");
-	row[COL_VERSION] = g_strdup_printf("%u", st->version);
+	row[COL_VERSION] = g_strdup(flow_version_name(st->version));
 	row[COL_DATAGRAMS] = u64s(st->datagrams);
 	row[COL_RECORDS] = u64s(st->records);
 	row[COL_TEMPLATES] = g_strdup_printf("%u", st->templates_active);
@@ -220,6 +250,7 @@ add_row(const SessionView *v, gpointer user_data)
 	row[COL_MALFORMED] = u64s(malformed_sum(st));
 	row[COL_SEQ_LOST] = u64s(st->seq_lost);
 	row[COL_SEQ_RESETS] = u64s(st->seq_resets);
+	row[COL_TIMES_DROPPED] = u64s(st->times_dropped);
 	row[COL_SAMPLING] = g_strdup_printf("%u", st->sampling);
 	row[COL_FIRST] = report_time(st->first_seen_ms);
 	row[COL_LAST] = report_time(st->last_seen_ms);
@@ -229,6 +260,12 @@ add_row(const SessionView *v, gpointer user_data)
 			g_string_append_printf(why, "%s%s=%" G_GUINT64_FORMAT,
 					       why->len > 0 ? "," : "", malformed_name(m),
 					       st->malformed[m]);
+	for (guint i = 0; i < G_N_ELEMENTS(detail_fields); i++) {
+		guint64 n = *(const guint64 *)((const guint8 *)st + detail_fields[i].off);
+		if (n != 0)
+			g_string_append_printf(why, "%s%s=%" G_GUINT64_FORMAT, why->len > 0 ? "," : "",
+					       detail_fields[i].name, n);
+	}
 	row[COL_REASONS] = g_string_free(why, FALSE);
 	g_ptr_array_add(rows, row);
 }
@@ -334,7 +371,10 @@ add_json_row(const SessionView *v, gpointer user_data)
 	g_string_append(out, j->n++ > 0 ? ",{" : "{");
 	g_string_append_printf(out, "\"index\":%u,\"addr\":", v->index);
 	report_json_string(out, flow_addr_str(v->addr, buf, sizeof buf));
-	g_string_append_printf(out, ",\"port\":%u,\"domain\":", v->port);
+	if (v->agent)
+		g_string_append(out, ",\"port\":null,\"domain\":");
+	else
+		g_string_append_printf(out, ",\"port\":%u,\"domain\":", v->port);
 	if (v->has_domain)
 		g_string_append_printf(out, "%u,", v->domain);
 	else
@@ -408,16 +448,19 @@ static void
 log_row(const SessionView *v, gpointer user_data)
 {
 	const SessionStats *st = v->stats;
-	g_autofree char *ep = report_endpoint(v->addr, v->port);
+	g_autofree char *ep = report_exporter(v);
 	g_autofree char *dom = v->has_domain ? g_strdup_printf("%u", v->domain) : g_strdup("-");
 
 	(void)user_data;
 	g_message(
-	    "exporter %s domain %s v%u: datagrams=%" G_GUINT64_FORMAT " records=%" G_GUINT64_FORMAT
+	    "exporter %s domain %s %s%s: datagrams=%" G_GUINT64_FORMAT " records=%" G_GUINT64_FORMAT
 	    " templates=%u no_template_sets=%" G_GUINT64_FORMAT " malformed=%" G_GUINT64_FORMAT
-	    " seq_lost=%" G_GUINT64_FORMAT " seq_resets=%" G_GUINT64_FORMAT " sampling=%u",
-	    ep, dom, st->version, st->datagrams, st->records, st->templates_active,
-	    st->no_template_sets, malformed_sum(st), st->seq_lost, st->seq_resets, st->sampling);
+	    " seq_lost=%" G_GUINT64_FORMAT " seq_resets=%" G_GUINT64_FORMAT
+	    " times_dropped=%" G_GUINT64_FORMAT " sampling=%u",
+	    ep, dom, st->version == FLOW_VERSION_SFLOW5 ? "" : "v", flow_version_name(st->version),
+	    st->datagrams, st->records,
+	    st->templates_active, st->no_template_sets, malformed_sum(st), st->seq_lost,
+	    st->seq_resets, st->times_dropped, st->sampling);
 }
 
 void

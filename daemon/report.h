@@ -31,6 +31,8 @@ void report_log(const Collector *c, const ListenerStats *listener);
 
 /* JSON string literal (quotes included) for UTF-8 text. */
 void report_json_string(GString *out, const char *s);
+/* A session's exporter: its endpoint, or an sFlow agent's bare address */
+char *report_exporter(const SessionView *v);
 /* "192.0.2.1:2055" or "[2001:db8::1]:2055" */
 char *report_endpoint(const guint8 addr[16], guint16 port);
 /* "2024-01-31T12:00:00.123Z", or "-" for 0 */

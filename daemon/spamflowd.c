@@ -189,7 +189,7 @@ parse_options(Options *opt, int *argc, char ***argv, GError **error)
 	};
 	g_autoptr(GOptionContext) ctx = g_option_context_new("[--replay FILE...]");
 
-	g_option_context_set_summary(ctx, "Collects NetFlow v5/v9 and IPFIX exports.");
+	g_option_context_set_summary(ctx, "Collects NetFlow v5/v9, IPFIX and sFlow v5 exports.");
 	g_option_context_add_main_entries(ctx, entries, NULL);
 	if (!g_option_context_parse(ctx, argc, argv, error))
 		return FALSE;
@@ -399,6 +399,45 @@ exporter_allowed(const guint8 addr[16], gpointer set)
 	return netset_contains(set, addr);
 }
 
+/* Once per exporter: the collector's notices, for the admin of that exporter. */
+static void
+on_collector_notice(CollectorNotice what, const CollectorNoticeInfo *i, gpointer user_data)
+{
+	SessionView v = {.port = i->port, .agent = i->agent};
+	(void)user_data;
+	memcpy(v.addr, i->addr, 16);
+	g_autofree char *ep = report_exporter(&v);
+	const char *ver = flow_version_name(i->version);
+
+	switch (what) {
+	case NOTICE_TIMES_DROPPED: {
+		g_autofree char *start = report_time(i->start_ms);
+		g_autofree char *end = report_time(i->end_ms);
+		g_autofree char *sent = report_time(i->export_ms);
+		g_warning("exporter %s domain %u (version %s): flow times %s .. %s are implausible "
+			  "for a message sent at %s (accepted: up to 90 days before, 1 day after); "
+			  "such times are dropped and counted as times_dropped. Check the exporter's "
+			  "clock (NTP) and uptime. Said once per exporter",
+			  ep, i->domain, ver, start, end, sent);
+		break;
+	}
+	case NOTICE_AMBIGUOUS_ADDR: {
+		g_autofree char *why =
+		    i->ipversion >= 0
+			? g_strdup_printf("its ipVersion (IE 60) is %d, neither 4 nor 6", i->ipversion)
+			: g_strdup("it has both families set, or neither, and the template has no "
+				   "ipVersion (IE 60) to tell");
+		g_warning("exporter %s domain %u (version %s): template %u carries IPv4 and IPv6 "
+			  "addresses, and a record cannot be placed: %s. Such records are dropped "
+			  "and counted as ambiguous_addr. Said once per exporter",
+			  ep, i->domain, ver, i->template_id, why);
+		break;
+	}
+	case NOTICE_N:
+		break;
+	}
+}
+
 static gboolean
 app_init(App *app, Config *cfg, const Options *opt, gboolean live, GError **error)
 {
@@ -451,6 +490,7 @@ app_init(App *app, Config *cfg, const Options *opt, gboolean live, GError **erro
 		g_warning("accepting flow export from any source: anyone who can reach the port can "
 			  "send spoofed flows that frame a host; set [collector] allowed_exporters");
 	}
+	ccfg.notice = on_collector_notice;
 	app->ccfg = ccfg;
 	app->collector = collector_new(&app->ccfg, app->batch);
 	if (app->flows != NULL)

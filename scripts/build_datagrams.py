@@ -48,7 +48,18 @@ NAT_SRC, NAT_DST, NAT_SPORT, NAT_DPORT = 225, 226, 227, 228
 FW_EVENT, FW_EVENT_84 = 233, 40005
 INIT_OCTETS, RESP_OCTETS, INIT_PACKETS, RESP_PACKETS = 231, 232, 298, 299
 EVENT_TIME_MS = 323
+IP_VERSION = 60                      # ipVersion / IP_PROTOCOL_VERSION
+OUT_BYTES, OUT_PKTS = 23, 24         # v9 OUT_BYTES/OUT_PKTS; IPFIX postOctet/postPacketDeltaCount
+NAT_SRC6, NAT_DST6 = 281, 282        # postNATSourceIPv6Address / postNATDestinationIPv6Address
+BGP_SRC_AS, BGP_DST_AS = 16, 17
+APP_NAME, VRF_NAME = 96, 236         # applicationName, VRFname (variable length strings)
 VARLEN = 0xFFFF
+
+# The collector keeps exported times only within this window around the export time
+# (collector/session.h times_plausible(): start <= end, start >= export - 90 days,
+# end <= export + 1 day); outside it start/end stay empty and times_dropped counts it.
+TIMES_PAST_MS = 90 * 86400 * 1000
+TIMES_FUTURE_MS = 86400 * 1000
 
 
 # ---- packet / pcap writing ----------------------------------------------------------------
@@ -259,8 +270,11 @@ class Ctx:
     """What the collector knows when it decodes one record."""
 
     def __init__(self, recv_us, exporter, domain, version, sampling=1, sysinit_ms=None,
-                 uptime=None, unix_secs=None):
+                 uptime=None, unix_secs=None, export_ms=None):
         self.recv_ms = recv_us // 1000
+        # the header's export time: every case here writes the pcap second into it (v9
+        # unix_secs, IPFIX export time), so it defaults to that
+        self.export_ms = export_ms if export_ms is not None else recv_us // 1000000 * 1000
         self.exporter = str(ipaddress.ip_address(exporter))
         self.domain = domain
         self.version = version
@@ -277,22 +291,69 @@ def addr_text(v):
     return str(a)  # Python prints IPv6 in RFC 5952 form
 
 
+def addr_zero(v):
+    return ipaddress.ip_address(v).packed == bytes(len(ipaddress.ip_address(v).packed))
+
+
+def address_family(v):
+    """Which address family a record carries (rule 1 of issue 12, see fixtures/README.md).
+    Returns 4, 6, or None when the record is ambiguous (not emitted, ambiguous_addr)."""
+    def has(ie):
+        return (0, ie) in v
+
+    has4 = has(SRC4) or has(DST4)
+    has6 = has(SRC6) or has(DST6)
+    if not (has4 and has6):
+        return 4 if has4 else 6 if has6 else None
+    # Dual-stack template (Procera and others zero-fill the unused family):
+    # ipVersion 60 when the template has it (4 or 6; anything else is ambiguous) ...
+    if has(IP_VERSION):
+        ver = v[(0, IP_VERSION)]
+        return ver if ver in (4, 6) else None
+    # ... else the family whose addresses are non-zero; both or neither: ambiguous
+    nz4 = any(not addr_zero(v[(0, ie)]) for ie in (SRC4, DST4) if has(ie))
+    nz6 = any(not addr_zero(v[(0, ie)]) for ie in (SRC6, DST6) if has(ie))
+    if nz4 == nz6:
+        return None
+    return 4 if nz4 else 6
+
+
 def expect_row(ctx, v):
-    """v: {(pen, ie): value} as encoded. Returns the CSV row (list of str)."""
+    """v: {(pen, ie): value} as encoded. Returns (row, event): the CSV row (list of str) or
+    None when the record is not emitted, and the counter the record adds to, if any
+    ("ambiguous_addr", "times_dropped")."""
     def g(ie, pen=0):
         return v.get((pen, ie))
 
     def has(ie, pen=0):
         return (pen, ie) in v
 
-    src = g(SRC4) if has(SRC4) else g(SRC6) if has(SRC6) else "::"
-    dst = g(DST4) if has(DST4) else g(DST6) if has(DST6) else "::"
+    event = None
+    dual = (has(SRC4) or has(DST4)) and (has(SRC6) or has(DST6))
+    if dual:
+        fam = address_family(v)
+        if fam is None:
+            return None, "ambiguous_addr"
+        s_ie, d_ie = (SRC4, DST4) if fam == 4 else (SRC6, DST6)
+        zero = "0.0.0.0" if fam == 4 else "::"
+        src = g(s_ie) if has(s_ie) else zero
+        dst = g(d_ie) if has(d_ie) else zero
+    else:
+        fam = None
+        src = g(SRC4) if has(SRC4) else g(SRC6) if has(SRC6) else "::"
+        dst = g(DST4) if has(DST4) else g(DST6) if has(DST6) else "::"
     row = [str(ctx.recv_ms), ctx.exporter, str(ctx.domain), str(ctx.version),
            addr_text(src), addr_text(dst), str(g(SPORT) or 0), str(g(DPORT) or 0),
            str(g(PROTO) or 0)]
     row.append(str(g(TCPFLAGS) & 0xFF) if has(TCPFLAGS) else "")
     pk = next((g(ie) for ie in (PACKETS, PACKETS_TOTAL, INIT_PACKETS) if has(ie)), None)
     by = next((g(ie) for ie in (OCTETS, OCTETS_TOTAL, INIT_OCTETS) if has(ie)), None)
+    # Egress-only counters: OUT_PKTS/OUT_BYTES (IPFIX postPacket/postOctetDeltaCount)
+    # when the template has none of the above, or when the chosen one reads zero.
+    if has(OUT_PKTS) and not pk:
+        pk = g(OUT_PKTS)
+    if has(OUT_BYTES) and not by:
+        by = g(OUT_BYTES)
     row += ["" if pk is None else str(pk), "" if by is None else str(by)]
 
     def uptime_to_ms(x):
@@ -327,13 +388,21 @@ def expect_row(ctx, v):
         start = end
     if end is None and start is not None:
         end = start
+    if start is not None and not (start <= end and start >= ctx.export_ms - TIMES_PAST_MS
+                                  and end <= ctx.export_ms + TIMES_FUTURE_MS):
+        start = end = None
+        event = "times_dropped"
     row += ["", ""] if start is None else [str(start), str(end)]
     row.append(str(ctx.sampling))
     ev = g(FW_EVENT) if has(FW_EVENT) else g(FW_EVENT_84) if has(FW_EVENT_84) else None
     row.append("" if ev is None else FW_EVENTS[ev])
     row.append("" if not has(DIRECTION) else ("in" if g(DIRECTION) == 0 else "out"))
-    if any(has(ie) for ie in (NAT_SRC, NAT_DST, NAT_SPORT, NAT_DPORT)):
-        row += [addr_text(g(NAT_SRC) or "0.0.0.0"), addr_text(g(NAT_DST) or "0.0.0.0"),
+    if any(has(ie) for ie in (NAT_SRC, NAT_DST, NAT_SPORT, NAT_DPORT, NAT_SRC6, NAT_DST6)):
+        # NAT addresses follow the record's family in a dual-stack template; otherwise
+        # 225/226 when the template has them, else 281/282
+        v6nat = fam == 6 if dual else not (has(NAT_SRC) or has(NAT_DST))
+        ns, nd, zero = (NAT_SRC6, NAT_DST6, "::") if v6nat else (NAT_SRC, NAT_DST, "0.0.0.0")
+        row += [addr_text(g(ns) or zero), addr_text(g(nd) or zero),
                 str(g(NAT_SPORT) or 0), str(g(NAT_DPORT) or 0)]
     else:
         row += ["", "", "", ""]
@@ -343,7 +412,7 @@ def expect_row(ctx, v):
         row += [str(g(RESP_PACKETS) or 0), str(g(RESP_OCTETS) or 0)]
     else:
         row += ["", ""]
-    return row
+    return row, event
 
 
 class Case:
@@ -357,6 +426,10 @@ class Case:
         self.rows = []
         self.extra = {}
         self.t = BASE_US
+        # summary counters the oracle's rules add to; written to expect.json only for the
+        # cases that name them in `counters` (older expect files stay as they were)
+        self.counts = {}
+        self.counters = ()
 
     def next_time(self, step_us=1000000):
         t = self.t
@@ -368,7 +441,12 @@ class Case:
                                            self.dport, payload)))
 
     def expect(self, ctx, flds, values):
-        self.rows.append(expect_row(ctx, norm_values(flds, values)))
+        row, event = expect_row(ctx, norm_values(flds, values))
+        if row is not None:
+            self.rows.append(row)
+        if event is not None:
+            assert event in self.counters, "%s: %s not declared" % (self.name, event)
+            self.counts[event] = self.counts.get(event, 0) + 1
 
     def write(self, outdir):
         write_pcap(os.path.join(outdir, self.name + ".pcap"), self.pkts)
@@ -379,6 +457,7 @@ class Case:
         with open(os.path.join(outdir, self.name + ".expect.csv"), "w") as f:
             f.write(HEADER + "\n" + buf.getvalue())
         info = {"datagrams": len(self.pkts), "records": len(self.rows)}
+        info.update({k: self.counts.get(k, 0) for k in self.counters})
         info.update(self.extra)
         with open(os.path.join(outdir, self.name + ".expect.json"), "w") as f:
             json.dump(info, f, indent=1, sort_keys=True)
@@ -844,10 +923,393 @@ def case_v5_seqloss():
     return c
 
 
+# ---- real vendor layouts (issue 12; sources in fixtures/README.md) ------------------------
+
+PEN_PROCERA = 15397  # Procera Networks / Sandvine (tshark: "Sandvine Corporation")
+
+
+def procera_template(with_ipversion):
+    """Procera PacketLogic's IPFIX flow template: the 23 information elements of the
+    PacketLogic record decoded in logstash-codec-netflow's spec ("IPFIX Procera", template
+    52935), PEN 15397 numbers and types from calmh/ipfixcat's procera-fields.ini. Both
+    address families in one template; the unused one is zero-filled. The order on the wire
+    is not published; this one is ours. with_ipversion appends ipVersion 60."""
+    P = PEN_PROCERA
+    f = fields((SRC4, 4), (DST4, 4), (SRC6, 16), (DST6, 16), (SPORT, 2), (DPORT, 2),
+               (PROTO, 1), (START_SEC, 4), (END_SEC, 4), (BGP_SRC_AS, 4), (BGP_DST_AS, 4),
+               (1, VARLEN, P),    # proceraService
+               (2, VARLEN, P),    # proceraBaseService
+               (3, 8, P),         # proceraIncomingOctets
+               (4, 8, P),         # proceraOutgoingOctets
+               (15, VARLEN, P),   # proceraFlowBehavior
+               (16, VARLEN, P),   # proceraContentCategories
+               (28, VARLEN, P),   # proceraSubscriberIdentifier
+               (21, VARLEN, P),   # proceraHttpContentType
+               (22, VARLEN, P),   # proceraHttpUrl
+               (25, 4, P),        # proceraHttpFileLength
+               (26, VARLEN, P),   # proceraHttpLocation
+               (47, VARLEN, P))   # proceraTemplateName
+    if with_ipversion:
+        f += fields((IP_VERSION, 1))
+    return f
+
+
+def procera_flow(i, src4, dst4, src6, dst6, sport, dport, proto, service, export_s, kw=None):
+    """A PacketLogic record: 5-minute interval times (flowStart/EndSeconds), service and
+    behaviour strings, byte counters in the vendor fields (no octetDeltaCount)."""
+    P = PEN_PROCERA
+    end = export_s - export_s % 300
+    v = {SRC4: src4, DST4: dst4, SRC6: src6, DST6: dst6, SPORT: sport, DPORT: dport,
+         PROTO: proto, START_SEC: end - 300, END_SEC: end, BGP_SRC_AS: 64496,
+         BGP_DST_AS: 64497 + i,
+         (P, 1): service.encode(), (P, 2): service.encode(),
+         (P, 3): 4200 + 100 * i, (P, 4): 950 + 10 * i,
+         (P, 15): b"INTERACTIVE,CLIENT_IS_LOCAL,OUTBOUND,ESTABLISHED,ACTIVE",
+         (P, 16): b"", (P, 28): b"", (P, 21): b"", (P, 22): b"", (P, 25): 0, (P, 26): b"",
+         (P, 47): b"IPFIX"}
+    v.update(kw or {})
+    return v
+
+
+def case_ipfix_dualstack_procera():
+    """Procera PacketLogic: IPv4 and IPv6 addresses in one template, the unused family
+    zero-filled; records of both families, ambiguous ones, and a variant with ipVersion."""
+    c = Case("ipfix-dualstack-procera", EXP4, COLL4, IPFIX_PORT)
+    c.counters = ("ambiguous_addr",)
+    dom = 12
+    t1, t2 = procera_template(False), procera_template(True)
+    z4, z6 = "0.0.0.0", "::"
+    # message 1: template 52935 (no ipVersion): the family is the one with non-zero
+    # addresses
+    ts = c.next_time()
+    e = ts // 1000000
+    recs = [
+        procera_flow(0, "10.20.0.5", "198.51.100.25", z6, z6, 40001, 25, 6, "SMTP", e),
+        procera_flow(1, z4, z4, "2001:db8:20::5", "2001:db8:ff::443", 40002, 443, 6,
+                     "HTTPS", e),
+        # DHCP discover: IPv4 source 0.0.0.0, only the destination is non-zero
+        procera_flow(2, z4, "255.255.255.255", z6, z6, 68, 67, 17, "DHCP", e),
+        # ambiguous: both families zero, then both non-zero
+        procera_flow(3, z4, z4, z6, z6, 0, 0, 0, "Unknown", e),
+        procera_flow(4, "10.20.0.6", "198.51.100.26", "2001:db8:20::6", "2001:db8:ff::26",
+                     40004, 25, 6, "SMTP", e),
+    ]
+    c.send(ts, ipfix_message(e, 0, dom, [
+        ipfix_template_set([(52935, t1)]),
+        data_set(52935, [enc_record(t1, r) for r in recs])]))
+    for r in recs:
+        c.expect(Ctx(ts, EXP4, dom, 10), t1, r)
+    seq = len(recs)
+    # message 2: template 52936 = 52935 + ipVersion; ipVersion decides, whatever the
+    # addresses say; a value other than 4 or 6 is ambiguous
+    ts = c.next_time()
+    e = ts // 1000000
+    recs = [
+        procera_flow(5, "10.20.0.7", "198.51.100.27", z6, z6, 40005, 587, 6, "SMTP", e,
+                     {IP_VERSION: 4}),
+        procera_flow(6, z4, z4, "2001:db8:20::7", "2001:db8:ff::25", 40006, 25, 6, "SMTP", e,
+                     {IP_VERSION: 6}),
+        procera_flow(7, "10.20.0.8", "198.51.100.28", "2001:db8:20::8", "2001:db8:ff::28",
+                     40007, 25, 6, "SMTP", e, {IP_VERSION: 6}),
+        procera_flow(8, z4, z4, z6, z6, 40008, 25, 6, "SMTP", e, {IP_VERSION: 4}),
+        procera_flow(9, "10.20.0.9", "198.51.100.29", z6, z6, 40009, 25, 6, "SMTP", e,
+                     {IP_VERSION: 0}),
+    ]
+    c.send(ts, ipfix_message(e, seq, dom, [
+        ipfix_template_set([(52936, t2)]),
+        data_set(52936, [enc_record(t2, r) for r in recs])]))
+    for r in recs:
+        c.expect(Ctx(ts, EXP4, dom, 10), t2, r)
+    return c
+
+
+def case_ipfix_dualstack_nat():
+    """Dual-stack template with NAT addresses of both families (225/226 and 281/282): the
+    NAT columns follow the record's family. No vendor layout: the rule's NAT clause."""
+    c = Case("ipfix-dualstack-nat", EXP4, COLL4, IPFIX_PORT)
+    c.counters = ("ambiguous_addr",)
+    dom = 14
+    t = fields((SRC4, 4), (DST4, 4), (SRC6, 16), (DST6, 16), (SPORT, 2), (DPORT, 2),
+               (PROTO, 1), (PACKETS, 8), (OCTETS, 8), (START_MS, 8), (END_MS, 8),
+               (NAT_SRC, 4), (NAT_DST, 4), (NAT_SRC6, 16), (NAT_DST6, 16),
+               (NAT_SPORT, 2), (NAT_DPORT, 2))
+    z4, z6 = "0.0.0.0", "::"
+
+    def rec(i, s4, d4, s6, d6, n4s, n4d, n6s, n6d):
+        return flow4(i, {SRC4: s4, DST4: d4, SRC6: s6, DST6: d6, NAT_SRC: n4s, NAT_DST: n4d,
+                         NAT_SRC6: n6s, NAT_DST6: n6d, NAT_SPORT: 61000 + i, NAT_DPORT: 25})
+    recs = [
+        # NAT44
+        rec(0, "10.30.0.5", "203.0.113.25", z6, z6, "198.18.30.1", "203.0.113.25", z6, z6),
+        # NPTv6 (RFC 6296): IPv6 NAT addresses
+        rec(1, z4, z4, "fd00:30::5", "2001:db8:ff::25", z4, z4, "2001:db8:30::5",
+            "2001:db8:ff::25"),
+        # an IPv6 record whose IPv4 NAT fields are filled: they must not leak into it
+        rec(2, z4, z4, "fd00:30::6", "2001:db8:ff::26", "198.18.30.2", "203.0.113.26", z6,
+            z6),
+        # ambiguous: both families set
+        rec(3, "10.30.0.8", "203.0.113.28", "fd00:30::8", "2001:db8:ff::28", "198.18.30.3",
+            "203.0.113.28", z6, z6),
+    ]
+    ts = c.next_time()
+    c.send(ts, ipfix_message(ts // 1000000, 0, dom, [
+        ipfix_template_set([(256, t)]), data_set(256, [enc_record(t, r) for r in recs])]))
+    for r in recs:
+        c.expect(Ctx(ts, EXP4, dom, 10), t, r)
+    return c
+
+
+# H3C NetStream v9: the traditional IPv4 flow (H3C's 7-tuple key: addresses, ports,
+# protocol, ToS, interfaces; counters, first/last forwarded, direction; the field names of
+# "display ip netstream template") with the VPN instance as VRFname 236 in IPFIX's
+# variable-length encoding (length 65535) as the last field. 3282 also carries
+# applicationName 96 as a variable-length field in the middle (goflow2 #76/#77: H3C's
+# variable-length application name in v9).
+H3C_FIXED = fields((SRC4, 4), (DST4, 4), (SPORT, 2), (DPORT, 2), (PROTO, 1), (5, 1),
+                   (TCPFLAGS, 1), (10, 4), (14, 4), (PACKETS, 8), (OCTETS, 8),
+                   (START_UPTIME, 4), (END_UPTIME, 4), (DIRECTION, 1))
+H3C_VRF = H3C_FIXED + fields((VRF_NAME, VARLEN))
+H3C_APP = fields((SRC4, 4), (DST4, 4), (SPORT, 2), (DPORT, 2), (PROTO, 1),
+                 (APP_NAME, VARLEN), (PACKETS, 8), (OCTETS, 8), (START_UPTIME, 4),
+                 (END_UPTIME, 4), (VRF_NAME, VARLEN))
+H3C_SID = 0x00000101
+
+
+def h3c_flow(i, up, kw=None):
+    v = {SRC4: "10.40.%d.%d" % (i // 200, 10 + i % 200), DST4: "198.51.100.%d" % (40 + i),
+         SPORT: 45000 + i, DPORT: 25, PROTO: 6, 5: 0, TCPFLAGS: 0x1B, 10: 3, 14: 7,
+         PACKETS: 12 + i, OCTETS: 3400 + 10 * i, START_UPTIME: up - 9000 + 100 * i,
+         END_UPTIME: up - 2000 + 100 * i, DIRECTION: 0}
+    v.update(kw or {})
+    return v
+
+
+def case_v9_h3c_vrfname():
+    c = Case("v9-h3c-vrfname", EXP9, COLL4, NF_PORT)
+    up = 5 * 86400000 + 1234
+    vrfs = []
+    ts = c.next_time()
+    # 3281: a short name, an empty one, a short one in the 3-byte form (legal), one over
+    # 255 bytes (3-byte form), one of exactly 255 (3-byte form: 255 is the escape)
+    names = [b"vpn-red", b"", Long(b"blue"), b"customer-" + b"0123456789" * 30,
+             b"v" * 255]
+    recs = [h3c_flow(i, up, {VRF_NAME: n}) for i, n in enumerate(names)]
+    vrfs += [n.data if isinstance(n, Long) else n for n in names]
+    c.send(ts, v9_message(up, ts // 1000000, 0, H3C_SID, [
+        v9_template_flowset([(3281, H3C_VRF), (3282, H3C_APP)]),
+        pad4data(3281, [enc_record(H3C_VRF, r) for r in recs])], 2 + len(recs)))
+    ctx = Ctx(ts, EXP9, H3C_SID, 9, uptime=up, unix_secs=ts // 1000000)
+    for r in recs:
+        c.expect(ctx, H3C_VRF, r)
+    # 3282: applicationName in the middle, VRFname last
+    up += 1000
+    ts = c.next_time()
+    recs = [h3c_flow(10, up, {APP_NAME: b"smtp", VRF_NAME: b"vpn-red"}),
+            h3c_flow(11, up, {APP_NAME: Long(b""), VRF_NAME: b"w" * 256}),
+            h3c_flow(12, up, {APP_NAME: b"https", VRF_NAME: b"", DPORT: 443})]
+    vrfs += [b"vpn-red", b"w" * 256, b""]
+    c.send(ts, v9_message(up, ts // 1000000, 1, H3C_SID, [
+        pad4data(3282, [enc_record(H3C_APP, r) for r in recs])], len(recs)))
+    ctx = Ctx(ts, EXP9, H3C_SID, 9, uptime=up, unix_secs=ts // 1000000)
+    for r in recs:
+        c.expect(ctx, H3C_APP, r)
+    # what tshark must show for each record's strings (compare.py --tshark), by IE
+    c.extra = {"varlen_values": {str(VRF_NAME): [x.decode() for x in vrfs],
+                                 str(APP_NAME): ["smtp", "", "https"]}}
+    return c
+
+
+def case_v9_h3c_varlen_hostile():
+    """The H3C template with length prefixes that run past the flowset: the records before
+    them decode, and the bad length is counted (bad_varlen). As for every malformed set
+    (README, "Counters"), the rest of that datagram is not read: the same encoder wrote
+    the flowsets after it, so their records are not trusted either."""
+    c = Case("v9-h3c-varlen-hostile", EXP9, COLL4, NF_PORT)
+    c.counters = ("bad_varlen", "malformed_total")
+    up = 5 * 86400000 + 1234
+    fixed = H3C_FIXED
+
+    def head(r):  # the fixed part of a 3281 record, without the VRF name
+        return enc_record(fixed, r)
+
+    def flowset(tid, body):
+        return struct.pack(">HH", tid, 4 + len(body)) + body
+
+    # datagram 1: [3281: good, then a 1-byte length of 200 with 3 bytes left] [3281: good]
+    ts = c.next_time()
+    ctx = Ctx(ts, EXP9, H3C_SID, 9, uptime=up, unix_secs=ts // 1000000)
+    r0 = h3c_flow(0, up, {VRF_NAME: b"vpn-red"})
+    r1 = h3c_flow(1, up, {VRF_NAME: b"unused"})
+    r2 = h3c_flow(2, up, {VRF_NAME: b"vpn-blue"})
+    bad1 = head(r1) + bytes([200]) + b"abc"
+    fs_a = flowset(3281, pad4(enc_record(H3C_VRF, r0) + bad1))
+    c.send(ts, v9_message(up, ts // 1000000, 0, H3C_SID, [
+        v9_template_flowset([(3281, H3C_VRF)]), fs_a,
+        pad4data(3281, [enc_record(H3C_VRF, r2)])], 4))
+    c.expect(ctx, H3C_VRF, r0)  # r2 is in the flowset after the bad one: not read
+    # datagram 2: [3281: good, then 255 + a 2-byte length of 1000 with 5 bytes left]
+    # [3281: 255 and one byte of the 2-byte length, the flowset ends there]
+    up += 1000
+    ts = c.next_time()
+    ctx = Ctx(ts, EXP9, H3C_SID, 9, uptime=up, unix_secs=ts // 1000000)
+    r3 = h3c_flow(3, up, {VRF_NAME: b"vpn-green"})
+    r4 = h3c_flow(4, up, {VRF_NAME: b"unused"})
+    r5 = h3c_flow(5, up, {VRF_NAME: b"unused"})
+    bad2 = head(r4) + b"\xff" + struct.pack(">H", 1000) + b"12345"
+    fs_c = flowset(3281, pad4(enc_record(H3C_VRF, r3) + bad2))
+    bad3 = head(r5) + b"\xff\x00"  # 4 + 48 + 2 = 54: no padding, the length is cut
+    fs_d = flowset(3281, bad3)
+    c.send(ts, v9_message(up, ts // 1000000, 1, H3C_SID, [fs_c, fs_d], 3))
+    c.expect(ctx, H3C_VRF, r3)  # fs_d is after the bad one: not read
+    c.counts = {"bad_varlen": 2, "malformed_total": 2}
+    c.extra = {"records_not_decoded": 4}
+    return c
+
+
+def case_v9_egress_only():
+    """Egress NetFlow: the counters only in OUT_PKTS/OUT_BYTES 24/23 (no IN_* 1/2),
+    DIRECTION 61 = 1 (egress). Cisco's v9 field types (RFC 3954 8)."""
+    c = Case("v9-egress-only", EXP9, COLL4, NF_PORT)
+    sid = 0x0200
+    t = fields((SRC4, 4), (DST4, 4), (SPORT, 2), (DPORT, 2), (PROTO, 1), (TCPFLAGS, 1),
+               (10, 2), (14, 2), (OUT_PKTS, 4), (OUT_BYTES, 4), (START_UPTIME, 4),
+               (END_UPTIME, 4), (DIRECTION, 1))
+    up = 86400000 * 3
+    recs = [v9_flow(i, up, {10: 1, 14: 2, DIRECTION: 1, OUT_PKTS: 3 + i,
+                            OUT_BYTES: 180 + 1000 * i}) for i in range(3)]
+    recs.append(v9_flow(3, up, {10: 1, 14: 2, DIRECTION: 1, OUT_PKTS: 0, OUT_BYTES: 0}))
+    for r in recs:
+        del r[PACKETS], r[OCTETS]
+    ts = c.next_time()
+    c.send(ts, v9_message(up, ts // 1000000, 0, sid, [
+        v9_template_flowset([(260, t)]), pad4data(260, [enc_record(t, r) for r in recs])],
+        1 + len(recs)))
+    ctx = Ctx(ts, EXP9, sid, 9, uptime=up, unix_secs=ts // 1000000)
+    for r in recs:
+        c.expect(ctx, t, r)
+    return c
+
+
+def case_v9_egress_freebsd():
+    """Templates with both IN_* 1/2 and OUT_* 23/24. 256: FreeBSD ng_netflow (OPNsense,
+    pfSense) IPv4 template, OUT_* always 0 (goflow2 #186/#524): 1/2 stay. 257: the layout of
+    logstash-codec-netflow's netflow9_test_0length_fields_tpl_data.dat (DIRECTION and
+    ENGINE_ID, three zero-length fields of type 0): egress records have IN_* 0 and the
+    counts in OUT_*."""
+    c = Case("v9-egress-freebsd", EXP9, COLL4, NF_PORT)
+    sid = 0
+    t_bsd = fields((SRC4, 4), (DST4, 4), (15, 4), (10, 2), (14, 2), (PACKETS, 4),
+                   (OCTETS, 4), (OUT_PKTS, 4), (OUT_BYTES, 4), (START_UPTIME, 4),
+                   (END_UPTIME, 4), (SPORT, 2), (DPORT, 2), (TCPFLAGS, 1), (PROTO, 1),
+                   (5, 1), (BGP_SRC_AS, 4), (BGP_DST_AS, 4), (9, 1), (13, 1))
+    t_0len = fields((SRC4, 4), (DST4, 4), (10, 2), (14, 2), (PACKETS, 4), (OCTETS, 4),
+                    (OUT_PKTS, 4), (OUT_BYTES, 4), (START_UPTIME, 4), (END_UPTIME, 4),
+                    (SPORT, 2), (DPORT, 2), (TCPFLAGS, 1), (PROTO, 1), (9, 1), (13, 1),
+                    (DIRECTION, 1), (39, 1), (0, 0), (0, 0), (0, 0))
+    up = 4175241
+    common = {15: "0.0.0.0", 10: 1, 14: 2, 5: 0, BGP_SRC_AS: 0, BGP_DST_AS: 0, 9: 24,
+              13: 24, 39: 1, 0: b""}
+    bsd = [v9_flow(i, up, {**common, OUT_PKTS: 0, OUT_BYTES: 0}) for i in range(3)]
+    egress = [
+        # IN_* zero, OUT_* counted (the capture's egress records)
+        v9_flow(3, up, {**common, DIRECTION: 1, PACKETS: 0, OCTETS: 0, OUT_PKTS: 1,
+                        OUT_BYTES: 32, PROTO: 2, SPORT: 0, DPORT: 0}),
+        # ingress record of the same template: IN_* counted, OUT_* zero
+        v9_flow(4, up, {**common, DIRECTION: 0, OUT_PKTS: 0, OUT_BYTES: 0}),
+        # IN_PKTS counted but IN_BYTES zero: each counter falls back on its own
+        v9_flow(5, up, {**common, DIRECTION: 1, PACKETS: 3, OCTETS: 0, OUT_PKTS: 9,
+                        OUT_BYTES: 180}),
+        # everything zero: 0 and 0
+        v9_flow(6, up, {**common, DIRECTION: 1, PACKETS: 0, OCTETS: 0, OUT_PKTS: 0,
+                        OUT_BYTES: 0}),
+    ]
+    ts = c.next_time()
+    c.send(ts, v9_message(up, ts // 1000000, 100728833, sid, [
+        v9_template_flowset([(256, t_bsd), (257, t_0len)]),
+        pad4data(256, [enc_record(t_bsd, r) for r in bsd]),
+        pad4data(257, [enc_record(t_0len, r) for r in egress])], 2 + len(bsd) + len(egress)))
+    ctx = Ctx(ts, EXP9, sid, 9, uptime=up, unix_secs=ts // 1000000)
+    for r in bsd:
+        c.expect(ctx, t_bsd, r)
+    for r in egress:
+        c.expect(ctx, t_0len, r)
+    return c
+
+
+def case_ipfix_postcounters():
+    """IPFIX postPacketDeltaCount 24 / postOctetDeltaCount 23: alone, and beside
+    packetTotalCount 86 / octetTotalCount 85 that read zero. No vendor layout: IANA IEs."""
+    c = Case("ipfix-postcounters", EXP4, COLL4, IPFIX_PORT)
+    dom = 15
+    t_a = fields((SRC4, 4), (DST4, 4), (SPORT, 2), (DPORT, 2), (PROTO, 1), (OUT_PKTS, 8),
+                 (OUT_BYTES, 8), (START_MS, 8), (END_MS, 8))
+    t_b = fields((SRC4, 4), (DST4, 4), (SPORT, 2), (DPORT, 2), (PROTO, 1),
+                 (PACKETS_TOTAL, 8), (OCTETS_TOTAL, 8), (OUT_PKTS, 8), (OUT_BYTES, 8),
+                 (START_MS, 8), (END_MS, 8))
+    ra = [flow4(i, {OUT_PKTS: 4 + i, OUT_BYTES: 520 + 40 * i}) for i in range(2)]
+    rb = [flow4(2, {PACKETS_TOTAL: 0, OCTETS_TOTAL: 0, OUT_PKTS: 7, OUT_BYTES: 700}),
+          flow4(3, {PACKETS_TOTAL: 5, OCTETS_TOTAL: 300, OUT_PKTS: 0, OUT_BYTES: 0}),
+          flow4(4, {PACKETS_TOTAL: 5, OCTETS_TOTAL: 0, OUT_PKTS: 6, OUT_BYTES: 360})]
+    ts = c.next_time()
+    c.send(ts, ipfix_message(ts // 1000000, 0, dom, [
+        ipfix_template_set([(256, t_a), (257, t_b)]),
+        data_set(256, [enc_record(t_a, r) for r in ra]),
+        data_set(257, [enc_record(t_b, r) for r in rb])]))
+    for r in ra:
+        c.expect(Ctx(ts, EXP4, dom, 10), t_a, r)
+    for r in rb:
+        c.expect(Ctx(ts, EXP4, dom, 10), t_b, r)
+    return c
+
+
+def case_ipfix_times_implausible():
+    """Flow times outside [export - 90 days, export + 1 day] (or start after end) are left
+    empty and counted per exporter (times_dropped); the boundaries themselves are kept."""
+    c = Case("ipfix-times-implausible", EXP4, COLL4, IPFIX_PORT)
+    c.counters = ("times_dropped",)
+    dom = 13
+    ts = c.next_time()
+    e = ts // 1000000 * 1000
+    day = 86400000
+    t_ms = BASIC4
+    t_s = fields((SRC4, 4), (DST4, 4), (SPORT, 2), (DPORT, 2), (PROTO, 1), (PACKETS, 4),
+                 (OCTETS, 4), (START_SEC, 4), (END_SEC, 4))
+    t_up = fields((SRC4, 4), (DST4, 4), (SPORT, 2), (DPORT, 2), (PROTO, 1), (PACKETS, 4),
+                  (OCTETS, 4), (START_UPTIME, 4), (END_UPTIME, 4), (SYSINIT_MS, 8))
+    r_ms = [flow4(0, {START_MS: e - 5000, END_MS: e - 1000}),          # plausible
+            flow4(1, {START_MS: e - 90 * day - 1, END_MS: e - 1000}),  # 1 ms too old
+            flow4(2, {START_MS: e - 90 * day, END_MS: e - 1000}),      # oldest kept
+            flow4(3, {START_MS: e - 1000, END_MS: e + day}),           # latest kept
+            flow4(4, {START_MS: e - 1000, END_MS: e + day + 1}),       # 1 ms too late
+            flow4(5, {START_MS: e - 1000, END_MS: e - 2000})]          # start after end
+    # an exporter clock a year behind (flowStart/EndSeconds)
+    r_s = [flow4(6, {START_SEC: e // 1000 - 365 * 86400 - 10,
+                     END_SEC: e // 1000 - 365 * 86400})]
+    # systemInitTimeMilliseconds of an exporter whose clock was never set (1970)
+    r_up = [flow4(7, {SYSINIT_MS: 1000, START_UPTIME: 5000, END_UPTIME: 9000})]
+    for r in r_s + r_up:
+        del r[START_MS], r[END_MS]
+    c.send(ts, ipfix_message(e // 1000, 0, dom, [
+        ipfix_template_set([(256, t_ms), (257, t_s), (258, t_up)]),
+        data_set(256, [enc_record(t_ms, r) for r in r_ms]),
+        data_set(257, [enc_record(t_s, r) for r in r_s]),
+        data_set(258, [enc_record(t_up, r) for r in r_up])]))
+    for r in r_ms:
+        c.expect(Ctx(ts, EXP4, dom, 10), t_ms, r)
+    for r in r_s:
+        c.expect(Ctx(ts, EXP4, dom, 10), t_s, r)
+    for r in r_up:
+        c.expect(Ctx(ts, EXP4, dom, 10, sysinit_ms=1000), t_up, r)
+    return c
+
+
 CASES = [case_ipfix_options_sampling, case_ipfix_options_sampling_psamp, case_ipfix_withdrawal,
          case_ipfix_reduced_length, case_v9_nsel, case_ipfix_ipv6, case_ipfix_biflow,
          case_ipfix_systeminit, case_v9_data_before_template, case_v9_uptime_wrap,
-         case_ipfix_flowdirection, case_ipfix_seqloss, case_v9_seqloss, case_v5_seqloss]
+         case_ipfix_flowdirection, case_ipfix_seqloss, case_v9_seqloss, case_v5_seqloss,
+         case_ipfix_dualstack_procera, case_ipfix_dualstack_nat, case_v9_h3c_vrfname,
+         case_v9_h3c_varlen_hostile, case_v9_egress_only, case_v9_egress_freebsd,
+         case_ipfix_postcounters, case_ipfix_times_implausible]
 
 
 def main():

@@ -8,12 +8,33 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-# Build and run: compiler, meson, and the libraries spamflow links.
+# Build and run: compiler, meson, and the libraries spamflow links (libmaxminddb for
+# enrichment, libfixbuf for the evidence files and the golden tests' IPFIX decoder).
 BUILD_PKGS="gcc meson ninja-build pkg-config libglib2.0-dev libpcap-dev libmaxminddb-dev
   libfixbuf-dev"
-# Tests: cmocka, the real exporters and independent decoders the tests run, and clang for
-# the libFuzzer builds.
-TEST_PKGS="libcmocka-dev python3 softflowd tshark nfdump rsyslog clang libclang-rt-14-dev
+# Tests, and the scripts the READMEs document. Every test is registered whatever is
+# installed, and one whose tool is missing fails saying which package below has it
+# (tests/meson.build), so a package left out here shows as a red suite, not a shorter one.
+#   libcmocka-dev     unit tests (tests/unit)
+#   python3           every test script (/usr/bin/python3), scripts/*.py
+#   python3-scapy     scripts/gen_traffic.py, scripts/gen_scenario.py, fixtures/make.sh;
+#                     test gen-traffic (suite scripts)
+#   softflowd         live-* (a real exporter), fixtures/make.sh
+#   tshark            golden softflowd-*, enrich-evidence-*, all-sinks-* (evidence files),
+#                     scripts/count_records.py; dumpcap (wireshark-common) for fixtures/make.sh
+#   nfdump            nfdump-* (a real nfcapd and nfdump)
+#   rsyslog           rsyslog-remote, all-sinks-*, sink-faults (a private rsyslogd)
+#   mmdb-bin          mmdblookup: enrich-evidence-*, all-sinks-*
+#   libmaxmind-db-writer-perl  (and perl) tests/tools/make_mmdb.pl, the test databases of
+#                     enrich, enrich-evidence-*, all-sinks-*
+#   util-linux mount  unshare, findmnt, mount: all-sinks-*, sink-faults, daemon-log-stall
+#   e2fsprogs         mkfs.ext4: sink-faults (csv on an ext4 that turns read-only)
+#   pmacct            pmacctd's sfprobe plugin, the real sFlow v5 exporter of the sFlow tests
+#                     (issue 12); nfacctd for bench/
+#   clang libclang-rt-14-dev libfuzzer-14-dev  libFuzzer builds (-Dfuzz=true,
+#                     tests/fuzz/run-campaign.sh)
+TEST_PKGS="libcmocka-dev python3 python3-scapy softflowd tshark nfdump rsyslog mmdb-bin
+  perl libmaxmind-db-writer-perl util-linux mount e2fsprogs pmacct clang libclang-rt-14-dev
   libfuzzer-14-dev"
 # Benchmark: the collectors it compares against (nfdump's nfcapd, pmacct's nfacctd) and
 # taskset (util-linux) to pin generator and collector to separate cores.
@@ -51,27 +72,86 @@ run_suite() {
 	meson test -C "$dir" --print-errorlogs --num-processes 2 --logbase "$base" "$@"
 }
 
-# The plain "NAME: N passed, N failed, N skipped" line over DIR's test logs.
-summary() { # summary DIR NAME LOGBASE...
-	dir=$1
-	name=$2
-	shift 2
-	/usr/bin/python3 - "$dir" "$name" "$@" <<'PY'
-import json, os, sys
-ok = bad = skip = 0
-for base in sys.argv[3:]:
-    path = os.path.join(sys.argv[1], "meson-logs", base + ".json")
-    if not os.path.exists(path):
-        bad += 1
-        print(f"{sys.argv[2]}: no results in {path}")
-        continue
-    for line in open(path):
-        r = json.loads(line)["result"]
-        if r in ("OK", "EXPECTEDFAIL"): ok += 1
-        elif r == "SKIP": skip += 1
-        else: bad += 1
-print(f"{sys.argv[2]}: {ok} passed, {bad} failed, {skip} skipped")
-sys.exit(1 if bad else 0)
+# summary LOGBASES -- NAME=DIR...: for each build, its results in DIR/meson-logs/LOGBASE.json
+# against the tests meson registered there (meson introspect): a table of tests per suite
+# and build, then the plain "NAME: N passed, N failed, N skipped" line per build. Exits 1 if
+# a test failed, skipped or did not run, or a log is missing. A skip is a failure here: CI
+# runs as root with every package installed, so nothing has a reason to skip.
+summary() {
+	/usr/bin/python3 - "$@" <<'PY'
+import collections, json, os, subprocess, sys
+args = sys.argv[1:]
+bases, builds = args[:args.index("--")], [a.split("=", 1) for a in args[args.index("--") + 1:]]
+
+def suite_label(suites):  # ['spamflow:system', 'spamflow:serial'] -> 'system+serial'
+    return "+".join(s.split(":", 1)[-1] for s in suites)
+
+bad = False
+table = collections.defaultdict(dict)  # suite -> build -> Counter(tests, pass, fail, skip)
+lines, problems = [], []
+for name, d in builds:
+    reg = json.loads(subprocess.run(["meson", "introspect", d, "--tests"], check=True,
+                                    capture_output=True, text=True).stdout)
+    # (suite, name): a name can repeat across suites (unit and system both have "control")
+    registered = {(suite_label(t["suite"]), t["name"]) for t in reg}
+    count = collections.defaultdict(collections.Counter)
+    for label, _ in registered:
+        count[label]["tests"] += 1
+    seen = set()
+    for base in bases:
+        path = os.path.join(d, "meson-logs", base + ".json")
+        if not os.path.exists(path):
+            problems.append(f"{name}: no results in {path}")
+            continue
+        for line in open(path):
+            r = json.loads(line)
+            label, _, test = r["name"].partition(" / ")
+            label = label.split(":", 1)[-1]
+            seen.add((label, test))
+            if r["result"] in ("OK", "EXPECTEDFAIL"):
+                count[label]["pass"] += 1
+            elif r["result"] == "SKIP":
+                count[label]["skip"] += 1
+                out = [x for x in (r.get("stdout") or "").splitlines() if x.strip()]
+                why = next((x for x in reversed(out) if "SKIP" in x.upper()),
+                           out[-1] if out else "no reason printed")
+                problems.append(f"{name}: {test} skipped ({why.strip()}): a skip is a failure "
+                                "in CI, which runs as root with every package installed")
+            else:
+                count[label]["fail"] += 1
+                problems.append(f"{name}: {test} {r['result']}")
+    not_run = sorted(registered - seen)
+    for label, test in not_run:
+        problems.append(f"{name}: {test} (suite {label}) is registered but did not run")
+    for label, c in count.items():
+        table[label][name] = c
+    tot = sum(count.values(), collections.Counter())
+    lines.append(f"{name}: {tot['pass']} passed, {tot['fail']} failed, {tot['skip']} skipped"
+                 + (f", {len(not_run)} not run" if not_run else ""))
+
+cols = ("tests", "pass", "fail", "skip")
+names = [n for n, _ in builds]
+cell = lambda c: "   " + " ".join(f"{c[k]:>5}" for k in cols)  # noqa: E731
+width = len(cell(collections.Counter()))
+print("\ntests per suite" + "".join(f"{n:>{width}}" for n in names))
+print(f"{'suite':<15}" + "".join(cell({k: k for k in cols}) for _ in names))
+total = {n: collections.Counter() for n in names}
+for label in sorted(table):
+    for n in names:
+        total[n] += table[label].get(n, collections.Counter())
+    print(f"{label:<15}" + "".join(cell(table[label].get(n, collections.Counter()))
+                                   for n in names))
+print(f"{'total':<15}" + "".join(cell(total[n]) for n in names))
+for n in names[1:]:
+    if {s: table[s].get(n, {}).get("tests", 0) for s in table} != \
+            {s: table[s].get(names[0], {}).get("tests", 0) for s in table}:
+        problems.append(f"{n} registers other tests per suite than {names[0]}")
+print()
+for p in problems:
+    print("FAIL:", p)
+for l in lines:
+    print(l)
+sys.exit(1 if problems else 0)
 PY
 }
 
@@ -90,6 +170,9 @@ test)
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 	export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 	rc=0
+	# results of an earlier run must not stand in for a run that did not happen
+	rm -f build/meson-logs/main.json build/meson-logs/serial.json \
+		build-asan/meson-logs/main.json build-asan/meson-logs/serial.json
 	# Most tests wait on timers, sockets and peers rather than on the CPU, so the two
 	# builds' suites run side by side (each log is printed when its run ends); then the
 	# tests that need the machine to themselves (suite "serial": the floods), one build
@@ -104,8 +187,7 @@ test)
 	cat build-asan/meson-logs/ci-main.out
 	run_suite build serial --suite serial || rc=1
 	run_suite build-asan serial --suite serial || rc=1
-	summary build plain main serial || rc=1
-	summary build-asan asan main serial || rc=1
+	summary main serial -- plain=build asan=build-asan || rc=1
 	exit $rc
 	;;
 bench-deps)

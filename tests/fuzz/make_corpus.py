@@ -187,6 +187,95 @@ def ipfix_seeds():
 
 # ---- captures ---------------------------------------------------------------------------
 
+# ---- sFlow v5 (sflow.org "sFlow Version 5") ----
+
+def sf_dgram(samples, agent=b"\xc0\x00\x02\x4d", sub=0, seq=1, uptime=100000):
+    atype = 2 if len(agent) == 16 else 1
+    return (u32(5) + u32(atype) + agent + u32(sub) + u32(seq) + u32(uptime) + u32(len(samples))
+            + b"".join(samples))
+
+
+def sf_pad(b):
+    return b + b"\x00" * ((4 - len(b) % 4) % 4)
+
+
+def sf_record(fmt, body):
+    return u32(fmt) + u32(len(body)) + body
+
+
+def sf_raw(proto, frame_len, hdr):
+    return sf_record(1, u32(proto) + u32(frame_len) + u32(4) + u32(len(hdr)) + sf_pad(hdr))
+
+
+def sf_flow_sample(records, seq=1, source=7, rate=1, drops=0, expanded=False):
+    if expanded:
+        head = u32(seq) + u32(0) + u32(source) + u32(rate) + u32(seq * rate) + u32(drops) + \
+            u32(0) + u32(7) + u32(0) + u32(9)
+    else:
+        head = u32(seq) + u32(source) + u32(rate) + u32(seq * rate) + u32(drops) + u32(7) + \
+            u32(9)
+    body = head + u32(len(records)) + b"".join(records)
+    return u32(3 if expanded else 1) + u32(len(body)) + body
+
+
+def sf_counter_sample(seq=1):
+    body = u32(seq) + u32(7) + u32(1) + sf_record(1, b"\x00" * 88)
+    return u32(2) + u32(len(body)) + body
+
+
+def eth(types, payload):
+    out = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02"
+    for i, t in enumerate(types):
+        out += u16(t) + (u16(100 + i) if i + 1 < len(types) else b"")
+    return out + payload
+
+
+def ipv4_hdr(proto, l4, src="10.1.2.3", dst="198.51.100.25", frag=0, ihl=5):
+    return (u8(0x40 | ihl) + u8(0) + u16(ihl * 4 + len(l4)) + u16(1) + u16(frag) + u8(64) +
+            u8(proto) + u16(0) + ip4(src) + ip4(dst) + b"\x00" * ((ihl - 5) * 4) + l4)
+
+
+def ipv6_hdr(nh, rest):
+    return (u32(0x60000000) + u16(len(rest)) + u8(nh) + u8(64) + b"\x20\x01\x0d\xb8" +
+            b"\x00" * 11 + b"\x66" + b"\x20\x01\x0d\xb8" + b"\x00" * 11 + b"\x25" + rest)
+
+
+def tcp_hdr(sport, dport, flags):
+    return u16(sport) + u16(dport) + u32(1) + u32(0) + u8(0x50) + u8(flags) + u16(65535) + u32(0)
+
+
+def sflow_seeds():
+    syn = eth([0x0800], ipv4_hdr(6, tcp_hdr(40000, 25, 2)))
+    vlan = eth([0x8100, 0x88A8, 0x0800], ipv4_hdr(17, u16(53) + u16(53) + u16(8) + u16(0)))
+    mpls = eth([0x8847], u32((16000 << 12) | 0x40) + u32((17000 << 12) | 0x140) +
+               ipv4_hdr(6, tcp_hdr(1, 587, 2)))
+    v6 = eth([0x86DD], ipv6_hdr(0, u8(44) + u8(0) + b"\x00" * 6 + u8(6) + u8(0) + u16(1) +
+                                u32(9) + tcp_hdr(2, 25, 2)))
+    arp = eth([0x0806], b"\x00" * 28)
+    sw = sf_record(1001, u32(10) + u32(0) + u32(20) + u32(0))
+    s4 = sf_record(3, u32(576) + u32(6) + ip4("10.1.2.3") + ip4("198.51.100.25") + u32(1) +
+                   u32(25) + u32(2) + u32(0))
+    s6 = sf_record(4, u32(1280) + u32(6) + b"\x20\x01" + b"\x00" * 13 + b"\x66" +
+                   b"\x20\x01" + b"\x00" * 13 + b"\x25" + u32(1) + u32(25) + u32(2) + u32(0))
+    return {
+        "seed-sflow-syn": sf_dgram([sf_flow_sample([sw, sf_raw(1, 64, syn)])]),
+        "seed-sflow-kinds": sf_dgram([
+            sf_flow_sample([sf_raw(1, 1518, vlan)], seq=1, rate=512),
+            sf_flow_sample([sf_raw(1, 128, mpls)], seq=2, rate=512, drops=3),
+            sf_flow_sample([sf_raw(1, 90, v6)], seq=3, source=8, rate=2048, expanded=True),
+            sf_flow_sample([sf_raw(1, 64, arp), s4], seq=4),
+            sf_flow_sample([s6], seq=5, expanded=True),
+            sf_flow_sample([sf_raw(11, 40, ipv4_hdr(6, tcp_hdr(3, 25, 2))[:24])], seq=6),
+            sf_counter_sample(),
+            u32((4300 << 12) | 1) + u32(4) + u32(0),
+        ], sub=2, seq=9),
+        "seed-sflow-agent6": sf_dgram([sf_flow_sample([sf_raw(1, 64, syn)])],
+                                      agent=b"\x20\x01\x0d\xb8" + b"\x00" * 11 + b"\x07"),
+        "seed-sflow-lying-count": sf_dgram([sf_flow_sample([sf_raw(1, 64, syn)])])[:24] +
+        u32(5) + sf_flow_sample([sf_raw(1, 64, syn)]),
+    }
+
+
 def pcap_packets(path):
     """(linktype, packet bytes) of each record of a classic pcap (either byte order, us or
     ns). pcapng files give nothing: they are not needed for seeds."""
@@ -466,13 +555,15 @@ def main():
     ap.add_argument("--root", default=os.path.normpath(os.path.join(here, "..", "..")))
     ap.add_argument("--max-per-capture", type=int, default=8)
     ap.add_argument("--only", nargs="+", metavar="HARNESS", help="write only these corpora",
-                    choices=["v5", "v9", "ipfix", "collector", "replay", "control", "config"])
+                    choices=["v5", "v9", "ipfix", "sflow", "collector", "replay", "control",
+                             "config"])
     args = ap.parse_args()
     ONLY.update(args.only or [])
     corpus = os.path.join(args.root, "tests", "fuzz", "corpus")
     fixtures = os.path.join(args.root, "fixtures")
 
-    seeds = {"v5": v5_seeds(), "v9": v9_seeds(), "ipfix": ipfix_seeds()}
+    seeds = {"v5": v5_seeds(), "v9": v9_seeds(), "ipfix": ipfix_seeds(),
+             "sflow": sflow_seeds()}
     for name, group in seeds.items():
         for fname, data in group.items():
             write(os.path.join(corpus, name), fname, data)
@@ -487,6 +578,9 @@ def main():
         "seed-coll-mixed-ports": [seeds["v5"]["seed-v5-two"], b"\x01",
                                   seeds["ipfix"]["seed-ipfix-template"], b"\x02",
                                   seeds["v9"]["seed-v9-template-data"], b"", b""],
+        "seed-coll-sflow-sequence": [seeds["sflow"]["seed-sflow-syn"],
+                                     seeds["sflow"]["seed-sflow-kinds"], b"",
+                                     seeds["sflow"]["seed-sflow-syn"]],
     }
     hostile = os.path.join(fixtures, "hostile", "ipfix")
     if os.path.isdir(hostile):
@@ -519,12 +613,16 @@ def main():
                       replay_seed(lt, p))
                 n_pcap += 1
             by_version = {5: "v5", 9: "v9", 10: "ipfix"}
+
+            def kind(p):
+                if len(p) >= 4 and struct.unpack(">I", p[:4])[0] == 5:
+                    return "sflow"
+                return by_version.get(struct.unpack(">H", p[:2])[0]) if len(p) >= 2 else None
             # only flow export: captures of end-host traffic (DNS, QUIC) are not seeds
-            payloads = [p for p in pcap_udp_payloads(os.path.join(fixtures, fn))
-                        if struct.unpack(">H", p[:2])[0] in by_version]
+            payloads = [p for p in pcap_udp_payloads(os.path.join(fixtures, fn)) if kind(p)]
             taken = {}
             for p in payloads:
-                name = by_version[struct.unpack(">H", p[:2])[0]]
+                name = kind(p)
                 if taken.get(name, 0) >= args.max_per_capture:
                     continue
                 write(os.path.join(corpus, name), "pcap-%s-%d" % (stem, taken.get(name, 0)), p)

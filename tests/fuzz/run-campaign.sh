@@ -6,7 +6,7 @@
 # executions, exec/s, corpus size before/after, crashes.
 #
 # Usage: tests/fuzz/run-campaign.sh [SECONDS] [HARNESS...]
-#   (default: v5 v9 ipfix collector replay control config)
+#   (default: v5 v9 ipfix sflow collector replay control config)
 # Env: BUILD_DIR (default build-fuzz), JOBS (default 2), OUT (default fuzz-out)
 set -euo pipefail
 
@@ -15,7 +15,7 @@ cd "$top"
 secs=${1:-600}
 shift || true
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(v5 v9 ipfix collector replay control config)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(v5 v9 ipfix sflow collector replay control config)
 build=${BUILD_DIR:-build-fuzz}
 jobs=${JOBS:-2}
 out=${OUT:-fuzz-out}

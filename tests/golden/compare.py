@@ -14,9 +14,12 @@
         (libfixbuf);
       - the --json summary: records, seq_lost == 0 and the sampling interval.
   compare.py hand --spamflowd EXE --fixture X.pcap --expect-csv X.expect.csv
-                  [--expect-json X.expect.json]
+                  [--expect-json X.expect.json] [--tshark PROG [--port N]]
       Replays a hand-built capture; the --flows output must equal the expected CSV byte for
-      byte, and the summary's counters must equal those in the expect JSON.
+      byte, and the summary's counters must equal those in the expect JSON. With --tshark,
+      every record tshark decodes (the collector's rules applied to its raw values) must
+      equal ours, datagram by datagram, and the records the rules drop as ambiguous must be
+      the summary's ambiguous_addr.
   compare.py registered --dir fixtures/hand NAME...
       Fails when a capture in DIR has no golden test (NAME = registered case names).
 
@@ -153,8 +156,21 @@ def field_values(node):
     return vals
 
 
-def template_ies(tnode):
-    """(pen, id, is_scope) for each field specifier of a template node."""
+def record_fields(node):
+    """A data record's fields split into forward and RFC 5103 reverse ones (tshark names
+    both alike and says "(Reverse Type ...)" in the display): two dicts name -> [field]."""
+    fwd, rev = {}, {}
+    for f in node.iter("field"):
+        name = f.get("name")
+        if name:
+            (rev if "(Reverse " in f.get("showname", "") else fwd).setdefault(
+                name, []).append(f)
+    return fwd, rev
+
+
+def template_ies(tnode, ipfix):
+    """(pen, id, is_scope) for each field specifier of a template node. Only IPFIX has the
+    enterprise bit (v9 types go up to 65535: NSEL's 40005)."""
     ies = []
     for f in tnode:
         show = f.get("show", "")
@@ -165,23 +181,53 @@ def template_ies(tnode):
             continue
         ie = int(v[0:4], 16)
         pen = 0
-        if ie & 0x8000 and len(v) >= 16:
+        if ipfix and ie & 0x8000 and len(v) >= 16:
             pen = int(v[8:16], 16)
-        ies.append((pen, ie & 0x7FFF, "[Scope]" in show))
+        ies.append((pen, ie & 0x7FFF if ipfix else ie, "[Scope]" in show))
     return ies
+
+
+# What the collector reads from a record, by IE, and the name tshark 4.0 shows it under.
+# Counters in the collector's precedence (1 over 85 over 231; 2 over 86 over 298), then the
+# egress-only fallback 23/24 (issue 12 rule 3).
+BYTES_IES = [(1, "cflow.octets"), (85, "cflow.permanent_octets"),
+             (231, "cflow.initiator_octets")]
+PKTS_IES = [(2, "cflow.packets"), (86, "cflow.permanent_packets"),
+            (298, "cflow.initiator_packets")]
+OUT_BYTES_IE, OUT_PKTS_IE = (23, "cflow.post_octets"), (24, "cflow.post_packets")
+# Absolute start/end times: tshark shows 150/152/154/156 (151/153/155/157) all as
+# cflow.abstimestart (abstimeend); which is which follows the template's order.
+ABS_START = {150: "s", 152: "ms", 154: "us", 156: "ns"}
+ABS_END = {151: "s", 153: "ms", 155: "us", 157: "ns"}
+V5_IES = {(0, ie) for ie in (8, 12, 7, 11, 4, 6, 2, 1, 22, 21)}
+FW_EVENT_NAMES = {1: "created", 2: "deleted", 3: "denied", 4: "alert", 5: "update"}
+# Collector rule for exported times (collector/session.h times_plausible())
+TIMES_PAST_MS, TIMES_FUTURE_MS = 90 * 86400 * 1000, 86400 * 1000
+# Variable-length strings a hand case can check tshark's decode of, by IE
+VARLEN_NAMES = {96: "cflow.appl_name", 236: "cflow.vrfname"}
+
+
+def addr_is_zero(a):
+    return a is None or ipaddress.ip_address(a).packed.count(0) == len(
+        ipaddress.ip_address(a).packed)
 
 
 class TsharkDecoder:
     """Turns tshark's PDML into one expected CSV row per data record, carrying options state
-    (systemInitTimeMilliseconds, sampling) per exporter and domain as a collector must."""
+    (systemInitTimeMilliseconds, sampling) per exporter and domain as a collector must, and
+    applying the collector's rules to tshark's raw values: the address family of dual-stack
+    templates, egress-only counters, implausible times (issue 12). A record the family rule
+    drops is returned with "_ambiguous" set; one whose times the rule empties has
+    "_times_dropped"."""
 
     def __init__(self):
-        self.templates = {}  # (exporter, port, domain, tid) -> (set of (pen, ie), options)
-        self.state = {}      # (exporter, port, domain) -> {"sysinit": ms, "sampling": n}
+        self.templates = {}  # (exporter, port, domain, tid) -> (set of (pen, ie), options, order)
+        self.state = {}      # (exporter, port, domain) -> {"sysinit": ms, "sampling": n, ...}
         self.notes = []
 
     def datagram(self, pkt):
         frame = ip = udp = cflow = None
+        malformed = False
         for proto in pkt.iter("proto"):
             name = proto.get("name")
             if name == "frame":
@@ -192,6 +238,8 @@ class TsharkDecoder:
                 udp = proto
             elif name == "cflow":
                 cflow = proto
+            elif name == "_ws.malformed":
+                malformed = True
         if cflow is None:
             return None
         fv = field_values(frame)
@@ -211,13 +259,18 @@ class TsharkDecoder:
         version = int(hdr["cflow.version"])
         if version == 5:
             domain = (int(hdr["cflow.engine_type"]) << 8) | int(hdr["cflow.engine_id"])
+            export_ms = int(hdr["cflow.unix_secs"]) * 1000 + int(hdr["cflow.unix_nsecs"]) \
+                // 1000000
         elif version == 9:
             domain = int(hdr["cflow.source_id"])
+            export_ms = int(hdr["cflow.unix_secs"]) * 1000
         else:
             domain = int(hdr["cflow.od_id"])
-        st = self.state.setdefault((exporter, sport, domain), {"sysinit": None, "sampling": 1})
+            export_ms = int(hdr["cflow.exporttime"]) * 1000
+        st = self.state.setdefault((exporter, sport, domain),
+                                   {"sysinit": None, "sampling": 1, "samplers": {}})
         ctx = {"recv_ms": recv_ms, "exporter": exporter, "port": sport, "domain": domain,
-               "version": version, "hdr": hdr, "state": st}
+               "version": version, "hdr": hdr, "state": st, "export_ms": export_ms}
         if version == 5:
             rate = int(hdr.get("cflow.samplerate", "0"))
             st["sampling"] = rate if rate > 1 else 1
@@ -247,12 +300,15 @@ class TsharkDecoder:
                     self.notes.append("tshark decoded a record of set %d without a template "
                                       "seen before (frame time %d)" % (set_id, recv_ms))
                     continue
-                ies, options = tpl
-                if options:
+                if tpl[1]:
                     self.options_record(ctx, rec)
                 else:
-                    rows.append(self.record(ctx, rec, ies))
-        return {"recv_ms": recv_ms, "rows": rows}
+                    rows.append(self.record(ctx, rec, tpl))
+        if malformed and rows:
+            # tshark hit an exception inside this datagram: the record it was reading
+            # may be cut short, so only the ones before it count as decoded
+            rows.pop()
+        return {"recv_ms": recv_ms, "rows": rows, "malformed": malformed}
 
     def template_set(self, ctx, node, set_id):
         options = set_id in (1, 3)
@@ -263,14 +319,15 @@ class TsharkDecoder:
             if "cflow.template_id" not in tv:
                 continue
             tid = int(tv["cflow.template_id"])
-            ies = template_ies(t)
+            ies = template_ies(t, ctx["version"] == 10)
             if ctx["version"] == 9:
                 ies = [x for x in ies if not x[2]]
             key = (ctx["exporter"], ctx["port"], ctx["domain"], tid)
             if not ies:
                 self.templates.pop(key, None)  # IPFIX withdrawal (field count 0)
                 continue
-            self.templates[key] = ({(p, i) for p, i, _ in ies}, options)
+            order = [(p, i) for p, i, _ in ies]
+            self.templates[key] = (set(order), options, order)
 
     def options_record(self, ctx, rec):
         v = field_values(rec)
@@ -279,10 +336,19 @@ class TsharkDecoder:
             st["sysinit"] = time_ms(v["cflow.sys_init_time"][0])
         n = sampling_of(v)
         if n:
-            st["sampling"] = n
+            sid = v.get("cflow.sampler_id") or v.get("cflow.selector_id")
+            if sid:
+                st["samplers"][int(sid[0], 0)] = n
+            else:
+                st["sampling"] = n
 
-    def record(self, ctx, rec, ies):
-        v = field_values(rec)
+    def record(self, ctx, rec, tpl):
+        fwd, rev = record_fields(rec)
+        v = {k: [f.get("show", "") for f in fs] for k, fs in fwd.items()}
+        ies, order = (V5_IES, None) if tpl is None else (tpl[0], tpl[2])
+
+        def has(ie, pen=0):
+            return (pen, ie) in ies
 
         def first(*names):
             for n in names:
@@ -299,67 +365,157 @@ class TsharkDecoder:
             "exporter": ctx["exporter"],
             "domain": str(ctx["domain"]),
             "version": str(ctx["version"]),
-            "src": first("cflow.srcaddr", "cflow.srcaddrv6") or "::",
-            "dst": first("cflow.dstaddr", "cflow.dstaddrv6") or "::",
-            "sport": num("cflow.srcport", "0"),
-            "dport": num("cflow.dstport", "0"),
-            "proto": num("cflow.protocol", "0"),
-            "tcp_flags": num("cflow.tcpflags"),
-            "packets": num("cflow.packets"),
-            "bytes": num("cflow.octets"),
         }
+        # Addresses; a dual-stack template carries the family of ipVersion 60, else of
+        # the non-zero addresses; both or neither: the record is not a flow
+        fam = None
+        dual = (has(8) or has(12)) and (has(27) or has(28))
+        a4 = (first("cflow.srcaddr"), first("cflow.dstaddr"))
+        a6 = (first("cflow.srcaddrv6"), first("cflow.dstaddrv6"))
+        if dual:
+            if has(60):
+                ver = first("cflow.ip_version")
+                fam = int(ver, 0) if ver is not None and int(ver, 0) in (4, 6) else None
+            else:
+                nz4 = not all(addr_is_zero(a) for a in a4)
+                nz6 = not all(addr_is_zero(a) for a in a6)
+                fam = None if nz4 == nz6 else 4 if nz4 else 6
+            if fam is None:
+                row["_ambiguous"] = True
+                return row
+            zero = "0.0.0.0" if fam == 4 else "::"
+            pair = a4 if fam == 4 else a6
+            row["src"], row["dst"] = pair[0] or zero, pair[1] or zero
+        else:
+            row["src"] = a4[0] or a6[0] or "::"
+            row["dst"] = a4[1] or a6[1] or "::"
+        row["sport"] = num("cflow.srcport", "0")
+        row["dport"] = num("cflow.dstport", "0")
+        row["proto"] = num("cflow.protocol", "0")
+        flags = first("cflow.tcpflags")
+        row["tcp_flags"] = "" if flags is None else str(int(flags, 0) & 0xFF)
+
+        def counter(choices, out):
+            val = None
+            for ie, name in choices:
+                if has(ie):
+                    val = num(name, None)
+                    break
+            if has(out[0]) and not (val and int(val)):
+                val = num(out[1], val)
+            return "" if val is None else val
+
+        row["packets"] = counter(PKTS_IES, OUT_PKTS_IE)
+        row["bytes"] = counter(BYTES_IES, OUT_BYTES_IE)
         d = first("cflow.direction")
         row["direction"] = "" if d is None else ("in" if int(d, 0) == 0 else "out")
         n = sampling_of(v)
+        if not n:
+            sid = first("cflow.sampler_id") or first("cflow.selector_id")
+            n = ctx["state"]["samplers"].get(int(sid, 0)) if sid is not None else None
         row["sampling"] = str(n or ctx["state"]["sampling"])
-        row["start_ms"], row["end_ms"] = self.times(ctx, v, ies)
-        if ies is not None:
-            for ie_set, cols in OPTIONAL_COLUMNS.values():
-                if not (ies & ie_set):
-                    for c in cols:
-                        row[c] = ""
-        else:
-            for _, cols in OPTIONAL_COLUMNS.values():
+        row["start_ms"], row["end_ms"], dropped = self.times(ctx, v, ies, order)
+        if dropped:
+            row["_times_dropped"] = True
+        ev = first("cflow.firewall_event")
+        row["fw_event"] = "" if ev is None else FW_EVENT_NAMES.get(int(ev, 0), "?%s" % ev)
+        if ies & {(0, 225), (0, 226), (0, 281), (0, 282)}:
+            v6nat = fam == 6 if dual else not (has(225) or has(226))
+            names = (("cflow.post_nat_source_ipv6_address",
+                      "cflow.post_nat_destination_ipv6_address", "::") if v6nat else
+                     ("cflow.post_natsource_ipv4_address",
+                      "cflow.post_natdestination_ipv4_address", "0.0.0.0"))
+            row["nat_src"] = first(names[0]) or names[2]
+            row["nat_dst"] = first(names[1]) or names[2]
+            row["nat_sport"] = num("cflow.post_naptsource_transport_port", "0")
+            row["nat_dport"] = num("cflow.post_naptdestination_transport_port", "0")
+        if ies & {(29305, 1), (29305, 2), (29305, 85), (29305, 86)}:
+            r = {k: fs[0].get("show", "") for k, fs in rev.items()}
+            row["rev_packets"] = str(int(r.get("cflow.packets", r.get(
+                "cflow.permanent_packets", "0")), 0))
+            row["rev_bytes"] = str(int(r.get("cflow.octets", r.get(
+                "cflow.permanent_octets", "0")), 0))
+        elif has(232) or has(299):
+            row["rev_packets"] = num("cflow.responder_packets", "0")
+            row["rev_bytes"] = num("cflow.responder_octets", "0")
+        for ie_set, cols in OPTIONAL_COLUMNS.values():
+            if not (ies & ie_set):
                 for c in cols:
                     row[c] = ""
+        # variable-length strings tshark decoded (cases check them against what they sent)
+        row["_varlen"] = {ie: bytes.fromhex(fwd[name][0].get("value", "")) if name in fwd
+                          else b"" for ie, name in VARLEN_NAMES.items() if has(ie)}
         return row
 
-    def times(self, ctx, v, ies):
-        def ms(*names):
-            for n in names:
-                if n in v:
-                    return time_ms(v[n][0])
-            return None
+    def times(self, ctx, v, ies, order):
+        """(start, end, dropped) as the collector derives them from the raw values tshark
+        shows, at the precision the wire has."""
+        def has(ie):
+            return (0, ie) in ies
 
-        start = ms("cflow.timestart", "cflow.abstimestart")
-        end = ms("cflow.timeend", "cflow.abstimeend")
-        hdr = ctx["hdr"]
-        absolute = ies is not None and ies & {(0, 150), (0, 151), (0, 152), (0, 153)}
-        uptime = ies is None or ies & {(0, 21), (0, 22)}
-        if uptime and not absolute:
-            # sysUpTime-relative: tshark shows the raw ms offset
+        def abs_times(name, kinds):
+            # the k-th value shown belongs to the k-th such IE of the template
+            ids = [ie for p, ie in (order or []) if p == 0 and ie in kinds]
+            return dict(zip(ids, (time_ms(x) for x in v.get(name, []))))
+
+        starts = abs_times("cflow.abstimestart", ABS_START)
+        ends = abs_times("cflow.abstimeend", ABS_END)
+        s = e = None
+        hs = he = False
+        if has(152) or has(153):
+            s, e, hs, he = starts.get(152), ends.get(153), has(152), has(153)
+        elif has(150) or has(151):
+            s, e, hs, he = starts.get(150), ends.get(151), has(150), has(151)
+        elif ies & {(0, 154), (0, 155), (0, 156), (0, 157)}:
+            s = starts.get(154, starts.get(156))
+            e = ends.get(155, ends.get(157))
+            hs, he = s is not None, e is not None
+        elif has(22) or has(21) or ctx["version"] == 5:
+            # sysUpTime-relative: tshark shows the raw ms offset (as an absolute time in
+            # 1970, i.e. the same number, when both offsets are 0)
+            rel = {}
+            for key, names in (("s", ("cflow.timestart", "cflow.abstimestart")),
+                               ("e", ("cflow.timeend", "cflow.abstimeend"))):
+                for name in names:
+                    if name in v:
+                        rel[key] = time_ms(v[name][0])
+                        break
             if ctx["version"] in (5, 9):
+                hdr = ctx["hdr"]
                 export_ms = int(hdr["cflow.unix_secs"]) * 1000
                 if ctx["version"] == 5:
                     export_ms += int(hdr["cflow.unix_nsecs"]) // 1000000
                 up = time_ms(hdr["cflow.sysuptime"])
                 conv = lambda x: export_ms - s32(up - x)  # noqa: E731
             else:
-                init = ms("cflow.sys_init_time")
+                init = None
+                if "cflow.sys_init_time" in v:
+                    init = time_ms(v["cflow.sys_init_time"][0])
                 if init is None:
                     init = ctx["state"]["sysinit"]
                 if not init:
-                    return "", ""
+                    return "", "", False  # no clock to place them: no times, nothing dropped
                 conv = lambda x: init + x  # noqa: E731
-            start = conv(start) if start is not None else None
-            end = conv(end) if end is not None else None
-        if start is None and end is None:
-            return "", ""
-        if start is None:
-            start = end
-        if end is None:
-            end = start
-        return str(start), str(end)
+            if "s" in rel:
+                s, hs = conv(rel["s"]), True
+            if "e" in rel:
+                e, he = conv(rel["e"]), True
+        elif has(323):
+            s = e = time_ms(v["cflow.observation_time_milliseconds"][0])
+            hs = he = True
+        # NSEL: flowStartMilliseconds and an event time (323) but no end: the event ends it
+        if hs and not he and has(323) and "cflow.observation_time_milliseconds" in v:
+            e, he = time_ms(v["cflow.observation_time_milliseconds"][0]), True
+        if not hs and not he:
+            return "", "", False
+        if not hs:
+            s = e
+        if not he:
+            e = s
+        x = ctx["export_ms"]
+        if not (s <= e and s >= x - TIMES_PAST_MS and e <= x + TIMES_FUTURE_MS):
+            return "", "", True
+        return str(s), str(e), False
 
 
 def sampling_of(v):
@@ -578,13 +734,117 @@ def cmd_softflowd(a):
 # ---- hand-built fixtures -----------------------------------------------------------------------
 
 HAND_COUNTERS = {
-    # expect.json key -> summary row key
+    # expect.json key -> summary row key (a.b: key b of the row's object a)
     "datagrams": "datagrams",
     "records": "records",
     "seq_lost": "seq_lost",
     "sets_without_template": "no_template_sets",
     "template_withdrawals": "templates_withdrawn",
+    "ambiguous_addr": "ambiguous_addr",
+    "times_dropped": "times_dropped",
+    "malformed_total": "malformed_total",
+    "bad_varlen": "malformed.bad_varlen",
 }
+# Counters that must be 0 when a case does not give them.
+HAND_ZERO_UNLESS_GIVEN = ("seq_lost", "ambiguous_addr", "times_dropped", "malformed_total")
+# Expect keys read by the tshark check, not by the summary check.
+HAND_TSHARK_KEYS = ("varlen_values",)
+
+
+def summary_value(row, skey):
+    for part in skey.split("."):
+        if not isinstance(row, dict) or part not in row:
+            return None
+        row = row[part]
+    return row
+
+
+def compare_tshark_hand(ours, tdgrams, notes, expect, rows, rep):
+    """Every record tshark decodes, with the collector's rules applied to its raw values,
+    against ours, datagram by datagram (grouped by receive time: hand-built datagrams are at
+    least 1 s apart). Records the family rule drops must be exactly the ones missing from
+    ours: each datagram's remaining records must equal ours one for one, and their count
+    must equal the summary's ambiguous_addr."""
+    for n in notes[:5]:
+        rep.note(n)
+    tgroups = {}
+    for d in tdgrams:
+        g = tgroups.setdefault(str(d["recv_ms"]), {"rows": [], "malformed": False})
+        g["rows"] += d["rows"]
+        g["malformed"] |= d["malformed"]
+    ogroups = {}
+    for r in ours:
+        ogroups.setdefault(r["recv_ms"], []).append(r)
+    keys = list(ogroups) + [k for k in tgroups if k not in ogroups]
+    pairs, problems, stopped = [], [], []
+    n_t = n_amb = n_times = 0
+    line = 2
+    for k in keys:
+        mine = ogroups.get(k, [])
+        g = tgroups.get(k)
+        if g is None:
+            problems.append("datagram at %s: ours %d records, tshark shows no NetFlow/IPFIX "
+                            "there" % (k, len(mine)))
+            line += len(mine)
+            continue
+        kept = [r for r in g["rows"] if not r.get("_ambiguous")]
+        n_amb += len(g["rows"]) - len(kept)
+        n_times += sum(1 for r in kept if r.get("_times_dropped"))
+        n_t += len(kept)
+        if g["malformed"]:
+            stopped.append("%s (%d of our %d)" % (k, len(kept), len(mine)))
+            if len(kept) > len(mine):
+                problems.append("datagram at %s: tshark stopped at a malformed record after "
+                                "%d records, ours has only %d" % (k, len(kept), len(mine)))
+        elif len(kept) != len(mine):
+            problems.append("datagram at %s: ours %d records, tshark %d (+%d it shows with "
+                            "ambiguous addresses)" % (k, len(mine), len(kept),
+                                                     len(g["rows"]) - len(kept)))
+        for j, theirs in enumerate(kept[:len(mine)]):
+            pairs.append(("datagram at %s record %d (csv line %d)" % (k, j + 1, line + j),
+                          mine[j], theirs))
+        line += len(mine)
+    rep.note("tshark decoded %d records (+%d it shows with ambiguous addresses) in %d "
+             "datagrams" % (n_t, n_amb, len(tdgrams)))
+    if stopped:
+        rep.note("tshark met a malformed record and stopped in %d datagrams (the records "
+                 "after it are checked against the expected CSV only): %s"
+                 % (len(stopped), ", ".join(stopped)))
+    rep.check(not problems, "tshark and ours have the same records in each datagram"
+              + ("" if not problems else ": " + "; ".join(problems[:MAX_SHOWN])))
+    if diff_rows(pairs, HEADER, "ours vs tshark", rep) == 0 and pairs:
+        cols = [c for c in HEADER if any(c in t for _, _, t in pairs)]
+        rep.ok("ours == tshark on all %d records tshark decodes (columns: %s)"
+               % (len(pairs), " ".join(cols)))
+    # the rule's drops: tshark's ambiguous records are the ones missing from ours, so their
+    # number is the summary's ambiguous_addr (and the times the rule empties, times_dropped)
+    for key, n in (("ambiguous_addr", n_amb), ("times_dropped", n_times)):
+        vals = [summary_value(r, key) for r in rows]
+        if not rows or any(x is None for x in vals):
+            rep.check(n == expect.get(key, 0), "tshark records the rule counts as %s: %d "
+                      "(expect file %d; the summary has no %s)"
+                      % (key, n, expect.get(key, 0), key))
+            continue
+        got = sum(vals)
+        if stopped and n < got:
+            rep.note("tshark shows %d %s records before it stopped; summary %s = %d"
+                     % (n, key, key, got))
+            continue
+        rep.check(n == got and n == expect.get(key, 0),
+                  "tshark records the rule counts as %s: %d (summary %d, expect file %d)"
+                  % (key, n, got, expect.get(key, 0)))
+    want = expect.get("varlen_values")
+    if want:
+        for ie, values in sorted(want.items()):
+            seen = [r["_varlen"][int(ie)] for d in tdgrams for r in d["rows"]
+                    if int(ie) in r.get("_varlen", {})]
+            exp = [x.encode() for x in values]
+            rep.check(seen == exp, "tshark's decode of IE %s (%s): %d values%s"
+                      % (ie, VARLEN_NAMES.get(int(ie), "?"), len(seen),
+                         " == the values sent" if seen == exp else
+                         " != the %d values sent: first difference at %s" % (
+                             len(exp), next((i for i, (x, y) in enumerate(zip(seen, exp))
+                                             if x != y), min(len(seen), len(exp))))))
 
 
 def cmd_hand(a):
@@ -601,6 +861,7 @@ def cmd_hand(a):
         sys.stdout.writelines(difflib.unified_diff(
             want.splitlines(True), text.splitlines(True),
             fromfile=a.expect_csv, tofile="spamflowd --flows"))
+    expect, rows = {}, []
     if a.expect_json:
         with open(a.expect_json) as f:
             expect = json.load(f)
@@ -608,21 +869,46 @@ def cmd_hand(a):
         if not isinstance(rows, list) or not rows:
             rep.fail("--json summary has no exporter rows: %s" % json.dumps(summary)[:300])
             return finish(rep)
-        # Lossless unless the case says otherwise.
-        expect.setdefault("seq_lost", 0)
         for key, skey in HAND_COUNTERS.items():
-            if key not in expect:
+            given = key in expect
+            if not given and key not in HAND_ZERO_UNLESS_GIVEN:
                 continue
-            got = sum(r.get(skey, 0) for r in rows)
-            rep.check(got == expect[key], "summary: %s = %d (want %s = %d)"
-                      % (skey, got, key, expect[key]))
+            vals = [summary_value(r, skey) for r in rows]
+            if any(x is None for x in vals):
+                (rep.fail if given else rep.note)(
+                    "summary rows have no %s%s" % (skey, "" if given else
+                                                   " (0 expected, not checked)"))
+                continue
+            rep.check(sum(vals) == expect.get(key, 0), "summary: %s = %d (want %s = %d%s)"
+                      % (skey, sum(vals), key, expect.get(key, 0),
+                         "" if given else ", not in the expect file"))
         if "records" in expect:
             got = summary.get("totals", {}).get("records")
             rep.check(got == expect["records"], "summary: totals.records = %s (want %d)"
                       % (got, expect["records"]))
-        for key in sorted(set(expect) - set(HAND_COUNTERS)):
+        for key in sorted(set(expect) - set(HAND_COUNTERS) - set(HAND_TSHARK_KEYS)):
             rep.note("expect key %s = %s: no summary counter to compare" % (key, expect[key]))
+    if a.tshark:
+        port = int(a.port) if a.port else hand_port(a.fixture)
+        ours = parse_csv(text, "spamflowd", rep)
+        tdgrams, notes = tshark_datagrams(a.tshark, a.fixture, port)
+        compare_tshark_hand(ours, tdgrams, notes, expect, rows, rep)
+    elif any(k in expect for k in HAND_TSHARK_KEYS):
+        rep.note("%s: checked only with --tshark" % ", ".join(
+            k for k in HAND_TSHARK_KEYS if k in expect))
     return finish(rep)
+
+
+def hand_port(fixture):
+    """The collector port of a hand-built capture: the UDP destination of its first
+    datagram (classic pcap, Ethernet, IPv4 or IPv6, as scripts/build_datagrams.py writes)."""
+    with open(fixture, "rb") as f:
+        data = f.read(24 + 16 + 14 + 40 + 8)
+    eth = 24 + 16
+    et = int.from_bytes(data[eth + 12:eth + 14], "big")
+    ip = eth + 14
+    udp = ip + (20 if et == 0x0800 else 40)
+    return int.from_bytes(data[udp + 2:udp + 4], "big")
 
 
 def cmd_registered(a):
@@ -656,6 +942,8 @@ def main():
     h.add_argument("--fixture", required=True)
     h.add_argument("--expect-csv", required=True)
     h.add_argument("--expect-json")
+    h.add_argument("--tshark")
+    h.add_argument("--port", help="collector port (default: the first datagram's)")
     r = sub.add_parser("registered")
     r.add_argument("--dir", required=True)
     r.add_argument("names", nargs="*")

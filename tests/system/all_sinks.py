@@ -21,8 +21,8 @@ namespace (unshare -m --propagation private) whose /dev is a private tmpfs holdi
 mounts of every entry of the real /dev (null, zero, urandom, pts, shm ... and symlinks
 copied) plus `log`, a symlink to this test's own Unix datagram socket (this script, run
 as `all_sinks.py --in-namespace TMP SOCKET SPAMFLOWD ARGS...`, sets it up and execs). Nothing outside the
-namespace changes; the namespace ends with the daemon. Without root or unshare the test
-is skipped (77).
+namespace changes; the namespace ends with the daemon. Without root the test is skipped
+(77); without unshare, mount, rsyslogd, mmdblookup or tshark it fails.
 
 usage: all_sinks.py SPAMFLOWD MMDB_DIR CAPTURE CONFIG
 """
@@ -342,9 +342,7 @@ def main():
     spamflowd, mmdb_dir, capture, config = sys.argv[1:5]
     if os.geteuid() != 0:
         skip("needs root: a private mount namespace over /dev for local syslog")
-    for prog in ("unshare", "mount", "rsyslogd", "mmdblookup", "tshark"):
-        if shutil.which(prog, path=os.environ["PATH"] + ":/usr/sbin:/sbin") is None:
-            skip(f"{prog} not installed")
+    sinktest.require_programs("unshare", "mount", "rsyslogd", "mmdblookup", "tshark")
     os.environ["PATH"] += ":/usr/sbin:/sbin"
     probe = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
                             "mount -t tmpfs x /mnt"], capture_output=True, text=True)

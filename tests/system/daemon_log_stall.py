@@ -4,12 +4,11 @@ collecting and answering (glibc's syslog(3) would block it in the kernel), count
 could not send, and say how many were lost in the next line that gets through.
 
 Runs itself again inside `unshare -m` with a private /dev whose /dev/log is this script's
-datagram socket. Needs root (exit 77 otherwise).
+datagram socket. Needs root (exit 77 otherwise) and unshare (a failure without it).
 
 usage: daemon_log_stall.py SPAMFLOWD
 """
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -92,9 +91,10 @@ def main():
     exe = sys.argv[1]
     if len(sys.argv) > 2 and sys.argv[2] == "--inside":
         inside(exe, sys.argv[3])
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        print("skip: needs root and unshare")
+    if os.geteuid() != 0:
+        print("SKIP: needs root (a private mount namespace over /dev)")
         sys.exit(77)
+    sinktest.require_programs("unshare")
     tmp = tempfile.mkdtemp(prefix="spamflow-logstall-")
     r = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable,
                         os.path.abspath(__file__), exe, "--inside", tmp])

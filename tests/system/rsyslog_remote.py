@@ -229,9 +229,7 @@ def local_without_daemon(spamflowd, fixtures, tmp):
 
 def main():
     spamflowd, fixtures = sys.argv[1], sys.argv[2]
-    if shutil.which("rsyslogd") is None and not os.path.exists("/usr/sbin/rsyslogd"):
-        print("rsyslogd not installed")
-        sys.exit(77)
+    sinktest.require_programs("rsyslogd")
     os.environ["PATH"] += ":/usr/sbin"
     tmp = tempfile.mkdtemp(prefix="spamflow-rsyslog-")
     rs = sinktest.Rsyslogd(tmp)

@@ -5,13 +5,39 @@ a pace, a live spamflowd on loopback, and a private rsyslogd (no /dev/log, no sy
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 
 SD_ID = "spamflow@32473"
+
+# The Debian package of each program the system tests run (scripts/setup.sh test installs
+# them all).
+PACKAGES = {"unshare": "util-linux", "findmnt": "util-linux", "mount": "mount",
+            "rsyslogd": "rsyslog", "mmdblookup": "mmdb-bin", "tshark": "tshark",
+            "mkfs.ext4": "e2fsprogs"}
+
+
+def missing_program(prog):
+    """None when PROG is on PATH (or in /usr/sbin, /sbin), else why the test fails."""
+    if shutil.which(prog, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
+        return None
+    return (f"{prog} not found: scripts/setup.sh test installs it (Debian package "
+            f"{PACKAGES.get(prog, '?')})")
+
+
+def require_programs(*progs):
+    """Exits 1 naming every one of PROGS that is missing: a missing tool is a failure,
+    never a skip (a skipped test looks like a passed one in a green suite)."""
+    why = [w for w in map(missing_program, progs) if w]
+    for w in why:
+        print("FAIL:", w, flush=True)
+    if why:
+        sys.exit(1)
 
 
 def fmt3(x):

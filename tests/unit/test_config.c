@@ -18,9 +18,12 @@ assert_defaults(const Config *cfg)
 
 	collector_config_defaults(&def);
 	assert_non_null(cfg->listen);
-	assert_int_equal(g_strv_length(cfg->listen), 2);
+	assert_int_equal(g_strv_length(cfg->listen), 4);
 	assert_string_equal(cfg->listen[0], "0.0.0.0:2055");
 	assert_string_equal(cfg->listen[1], "[::]:2055");
+	assert_string_equal(cfg->listen[2], "0.0.0.0:6343"); /* sFlow */
+	assert_string_equal(cfg->listen[3], "[::]:6343");
+	assert_int_equal(cfg->collector.max_sflow_sources, def.max_sflow_sources);
 	assert_int_equal(cfg->rcvbuf, 33554432);
 	assert_int_equal(cfg->collector.max_exporters, def.max_exporters);
 	assert_int_equal(cfg->collector.max_domains, def.max_domains);
@@ -222,7 +225,7 @@ test_round_trip(void **state)
 	/* the defaults render too, and load back to the defaults */
 	g_autoptr(Config) d = config_new();
 	g_autofree char *dt = config_to_string(d);
-	assert_non_null(strstr(dt, "listen = 0.0.0.0:2055;[::]:2055\n"));
+	assert_non_null(strstr(dt, "listen = 0.0.0.0:2055;[::]:2055;0.0.0.0:6343;[::]:6343\n"));
 	assert_non_null(strstr(dt, "rcvbuf = 33554432\n"));
 	g_autoptr(Config) d2 = config_new_from_data(dt, -1, "d.conf", &err);
 	assert_non_null(d2);

@@ -1677,6 +1677,180 @@ test_hostile_list_template(void **state)
 	harness_free(h);
 }
 
+/* ---- dual-stack templates (issue 12) ------------------------------------------------------ */
+
+/* Procera-style: IPv4 and IPv6 address fields in one template, the unused family zero. */
+static const FieldSpec T_DUAL[] = {{8, 4, 0},  {12, 4, 0}, {27, 16, 0}, {28, 16, 0}, {7, 2, 0},
+				   {11, 2, 0}, {4, 1, 0},  {1, 8, 0},   {2, 8, 0}};
+/* the same with ipVersion (60) and NAT addresses of both families, and a variable-length
+ * field first so the per-record offsets are exercised */
+static const FieldSpec T_DUAL60[] = {{82, 65535, 0}, {60, 1, 0},   {8, 4, 0},   {12, 4, 0},
+				     {27, 16, 0},    {28, 16, 0},  {225, 4, 0}, {281, 16, 0},
+				     {7, 2, 0},      {11, 2, 0},   {4, 1, 0}};
+
+static const guint8 V6A[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xa};
+static const guint8 V6B[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xb};
+static const guint8 V6N[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xc};
+static const guint8 ZERO16[16] = {0};
+
+static void
+rec_dual(GByteArray *g, const guint8 *s4, const guint8 *d4, const guint8 *s6, const guint8 *d6,
+	 guint16 sport)
+{
+	static const guint8 z4[4] = {0};
+	dg_bytes(g, s4 != NULL ? s4 : z4, 4);
+	dg_bytes(g, d4 != NULL ? d4 : z4, 4);
+	dg_bytes(g, s6 != NULL ? s6 : ZERO16, 16);
+	dg_bytes(g, d6 != NULL ? d6 : ZERO16, 16);
+	dg_u16(g, sport);
+	dg_u16(g, 25);
+	dg_u8(g, 6);
+	dg_u64(g, 100);
+	dg_u64(g, 2);
+}
+
+typedef struct {
+	guint calls;
+	CollectorNoticeInfo info;
+} Notices;
+
+static void
+count_notice(CollectorNotice what, const CollectorNoticeInfo *info, gpointer data)
+{
+	Notices *n = data;
+	if (what != NOTICE_AMBIGUOUS_ADDR)
+		return;
+	n->calls++;
+	n->info = *info;
+}
+
+static void
+test_ipfix_dual_stack(void **state)
+{
+	(void)state;
+	static const guint8 a4[4] = {10, 0, 0, 1}, b4[4] = {192, 0, 2, 25};
+	Notices nt = {0};
+	CollectorConfig cfg;
+	collector_config_defaults(&cfg);
+	cfg.notice = count_notice;
+	cfg.notice_data = &nt;
+	Harness *h = harness_new(&cfg);
+
+	g_autoptr(GByteArray) g = ipfix_new(0, DOM);
+	ADD_TEMPLATE(g, 270, T_DUAL);
+	gsize s = dg_set_begin(g, 270);
+	rec_dual(g, a4, b4, NULL, NULL, 1);   /* IPv4: the v6 fields zero */
+	rec_dual(g, NULL, NULL, V6A, V6B, 2); /* IPv6 */
+	rec_dual(g, NULL, NULL, NULL, NULL, 3); /* neither: ambiguous */
+	rec_dual(g, a4, b4, V6A, V6B, 4);     /* both: ambiguous */
+	rec_dual(g, a4, NULL, NULL, NULL, 5); /* IPv4 source only (dst 0.0.0.0) */
+	dg_set_end(g, s);
+	dg_ipfix_end(g);
+	assert_int_equal(harness_input(h, g, NOW), 3);
+	const Flow *f = harness_flow(h, 0);
+	assert_addr_v4(f->src, 10, 0, 0, 1);
+	assert_addr_v4(f->dst, 192, 0, 2, 25);
+	assert_int_equal(f->sport, 1);
+	assert_int_equal(f->packets, 2);
+	f = harness_flow(h, 1);
+	assert_memory_equal(f->src, V6A, 16);
+	assert_memory_equal(f->dst, V6B, 16);
+	assert_int_equal(f->sport, 2);
+	f = harness_flow(h, 2);
+	assert_addr_v4(f->src, 10, 0, 0, 1);
+	assert_addr_v4(f->dst, 0, 0, 0, 0);
+	assert_int_equal(f->sport, 5);
+	const SessionStats *st = harness_stats(h, DOM);
+	assert_int_equal(st->ambiguous_addr, 2);
+	assert_int_equal(st->records, 3);
+	assert_int_equal(malformed_total(st), 0);
+	assert_int_equal(nt.calls, 1);
+	assert_int_equal(nt.info.template_id, 270);
+	assert_int_equal(nt.info.domain, DOM);
+	assert_int_equal(nt.info.ipversion, -1);
+
+	/* RFC 7011 sequence: the 5 records were received, so the next message at 5 is no loss */
+	g_autoptr(GByteArray) n = ipfix_new(5, DOM);
+	s = dg_set_begin(n, 270);
+	rec_dual(n, NULL, NULL, NULL, NULL, 6);
+	rec_dual(n, a4, b4, NULL, NULL, 7);
+	dg_set_end(n, s);
+	dg_ipfix_end(n);
+	assert_int_equal(harness_input(h, n, NOW + 1), 1);
+	g_autoptr(GByteArray) m = ipfix_new(7, DOM);
+	s = dg_set_begin(m, 270);
+	rec_dual(m, a4, b4, NULL, NULL, 8);
+	dg_set_end(m, s);
+	dg_ipfix_end(m);
+	assert_int_equal(harness_input(h, m, NOW + 2), 1);
+	assert_int_equal(st->seq_lost, 0);
+	assert_int_equal(st->ambiguous_addr, 3);
+	assert_int_equal(nt.calls, 1); /* once per exporter */
+	harness_free(h);
+}
+
+static void
+rec_dual60(GByteArray *g, guint8 ipver, gboolean v4_set, gboolean v6_set, guint16 sport)
+{
+	static const guint8 a4[4] = {10, 0, 0, 2}, b4[4] = {192, 0, 2, 26}, n4[4] = {198, 18, 0, 1};
+	static const guint8 z4[4] = {0};
+	dg_u8(g, 3);
+	dg_bytes(g, "eth", 3);
+	dg_u8(g, ipver);
+	dg_bytes(g, v4_set ? a4 : z4, 4);
+	dg_bytes(g, v4_set ? b4 : z4, 4);
+	dg_bytes(g, v6_set ? V6A : ZERO16, 16);
+	dg_bytes(g, v6_set ? V6B : ZERO16, 16);
+	dg_bytes(g, v4_set ? n4 : z4, 4);
+	dg_bytes(g, v6_set ? V6N : ZERO16, 16);
+	dg_u16(g, sport);
+	dg_u16(g, 25);
+	dg_u8(g, 6);
+}
+
+/* ipVersion decides, even when the other family is not zero; anything but 4 or 6 is
+ * ambiguous. NAT addresses follow the chosen family. */
+static void
+test_ipfix_dual_stack_ipversion(void **state)
+{
+	(void)state;
+	Notices nt = {0};
+	CollectorConfig cfg;
+	collector_config_defaults(&cfg);
+	cfg.notice = count_notice;
+	cfg.notice_data = &nt;
+	Harness *h = harness_new(&cfg);
+	g_autoptr(GByteArray) g = ipfix_new(0, DOM);
+	ADD_TEMPLATE(g, 271, T_DUAL60);
+	gsize s = dg_set_begin(g, 271);
+	rec_dual60(g, 4, TRUE, TRUE, 1);  /* 4 with v6 garbage: IPv4 */
+	rec_dual60(g, 6, TRUE, TRUE, 2);  /* 6: IPv6 */
+	rec_dual60(g, 5, TRUE, FALSE, 3); /* 5: ambiguous */
+	rec_dual60(g, 6, FALSE, TRUE, 4);
+	dg_set_end(g, s);
+	dg_ipfix_end(g);
+	assert_int_equal(harness_input(h, g, NOW), 3);
+	const Flow *f = harness_flow(h, 0);
+	assert_addr_v4(f->src, 10, 0, 0, 2);
+	assert_addr_v4(f->dst, 192, 0, 2, 26);
+	assert_addr_v4(f->nat_src, 198, 18, 0, 1);
+	assert_true(f->has & FLOW_HAS_NAT);
+	assert_int_equal(f->sport, 1);
+	f = harness_flow(h, 1);
+	assert_memory_equal(f->src, V6A, 16);
+	assert_memory_equal(f->dst, V6B, 16);
+	assert_memory_equal(f->nat_src, V6N, 16);
+	assert_int_equal(f->sport, 2);
+	f = harness_flow(h, 2);
+	assert_memory_equal(f->src, V6A, 16);
+	assert_int_equal(f->sport, 4);
+	assert_int_equal(harness_stats(h, DOM)->ambiguous_addr, 1);
+	assert_malformed_only(harness_stats(h, DOM), MAL_N, 0);
+	assert_int_equal(nt.calls, 1);
+	assert_int_equal(nt.info.ipversion, 5); /* the value that could not be placed */
+	harness_free(h);
+}
+
 int
 main(void)
 {
@@ -1687,6 +1861,8 @@ main(void)
 	    cmocka_unit_test(test_ipfix_nat_event_delta_sampling),
 	    cmocka_unit_test(test_ipfix_varlen),
 	    cmocka_unit_test(test_ipfix_varlen_past_set),
+	    cmocka_unit_test(test_ipfix_dual_stack),
+	    cmocka_unit_test(test_ipfix_dual_stack_ipversion),
 	    cmocka_unit_test(test_ipfix_options_sampler_id),
 	    cmocka_unit_test(test_ipfix_psamp_305_306),
 	    cmocka_unit_test(test_ipfix_sysuptime_times),

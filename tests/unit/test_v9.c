@@ -837,11 +837,176 @@ test_v9_random(void **state)
 	random_datagrams(9, 0x5eed0009, 64);
 }
 
+/* ---- issue 12: real gear ---------------------------------------------------------------- */
+
+/* H3C NetStream style: a VRF name (IE 236) of length 65535 as the last field, with IPFIX's
+ * variable-length encoding (RFC 7011 7) inside NetFlow v9: short and long length prefixes. */
+static void
+test_v9_varlen_field(void **state)
+{
+	(void)state;
+	static const FieldSpec t[] = {{8, 4, 0}, {12, 4, 0}, {7, 2, 0}, {11, 2, 0}, {4, 1, 0},
+				      {2, 4, 0}, {1, 4, 0},  {236, 65535, 0}};
+	g_autoptr(GByteArray) g = v9_new(UPTIME, 0, SRC_ID);
+	gsize s = dg_set_begin(g, 0);
+	dg_template(g, 300, t, G_N_ELEMENTS(t));
+	dg_set_end(g, s);
+	s = dg_set_begin(g, 300);
+	guint lens[] = {3, 0, 260};
+	for (guint i = 0; i < 3; i++) {
+		dg_ip4(g, 10, 0, 0, (guint8)(1 + i));
+		dg_ip4(g, 192, 0, 2, 25);
+		dg_u16(g, 1000 + i);
+		dg_u16(g, 25);
+		dg_u8(g, 6);
+		dg_u32(g, 2 + i);
+		dg_u32(g, 100 + i);
+		if (lens[i] < 255) {
+			dg_u8(g, lens[i]);
+		} else {
+			dg_u8(g, 255);
+			dg_u16(g, lens[i]);
+		}
+		for (guint j = 0; j < lens[i]; j++)
+			dg_u8(g, 'v');
+	}
+	dg_set_end(g, s);
+	Harness *h = harness_new(NULL);
+	assert_int_equal(harness_input(h, g, NOW), 3);
+	for (guint i = 0; i < 3; i++) {
+		const Flow *f = harness_flow(h, i);
+		assert_addr_v4(f->src, 10, 0, 0, (guint8)(1 + i));
+		assert_int_equal(f->sport, 1000 + i);
+		assert_int_equal(f->packets, 2 + i);
+		assert_int_equal(f->bytes, 100 + i);
+	}
+	assert_malformed_only(harness_stats(h, SRC_ID), MAL_N, 0);
+
+	/* a length prefix past the flowset: the record before it kept, the rest counted */
+	g_autoptr(GByteArray) b = v9_new(UPTIME, 1, SRC_ID);
+	s = dg_set_begin(b, 300);
+	dg_ip4(b, 10, 0, 0, 9), dg_ip4(b, 192, 0, 2, 25);
+	dg_u16(b, 9), dg_u16(b, 25), dg_u8(b, 6), dg_u32(b, 1), dg_u32(b, 1);
+	dg_u8(b, 1), dg_u8(b, 'v');
+	dg_ip4(b, 10, 0, 0, 10), dg_ip4(b, 192, 0, 2, 25);
+	dg_u16(b, 10), dg_u16(b, 25), dg_u8(b, 6), dg_u32(b, 1), dg_u32(b, 1);
+	dg_u8(b, 255), dg_u16(b, 4000), dg_zeros(b, 3);
+	dg_set_end(b, s);
+	assert_int_equal(harness_input(h, b, NOW + 1), 1);
+	assert_malformed_only(harness_stats(h, SRC_ID), MAL_VARLEN, 1);
+	harness_free(h);
+}
+
+/* Egress-only counters: OUT_BYTES/OUT_PKTS (23/24) alone, and as the stand-in when 1/2 read
+ * zero in a template that has both. */
+static void
+test_v9_egress_counters(void **state)
+{
+	(void)state;
+	static const FieldSpec only_out[] = {{8, 4, 0}, {12, 4, 0}, {24, 4, 0}, {23, 8, 0}};
+	static const FieldSpec both[] = {{8, 4, 0}, {12, 4, 0}, {2, 4, 0},
+					 {1, 4, 0}, {24, 4, 0}, {23, 4, 0}};
+	g_autoptr(GByteArray) g = v9_new(UPTIME, 0, SRC_ID);
+	gsize s = dg_set_begin(g, 0);
+	dg_template(g, 301, only_out, G_N_ELEMENTS(only_out));
+	dg_template(g, 302, both, G_N_ELEMENTS(both));
+	dg_set_end(g, s);
+	s = dg_set_begin(g, 301);
+	dg_ip4(g, 10, 0, 0, 1), dg_ip4(g, 192, 0, 2, 25), dg_u32(g, 7), dg_u64(g, 700);
+	dg_set_end(g, s);
+	s = dg_set_begin(g, 302);
+	/* ingress zero: egress used; ingress set: kept; packets zero, bytes not */
+	dg_ip4(g, 10, 0, 0, 2), dg_ip4(g, 192, 0, 2, 25);
+	dg_u32(g, 0), dg_u32(g, 0), dg_u32(g, 5), dg_u32(g, 500);
+	dg_ip4(g, 10, 0, 0, 3), dg_ip4(g, 192, 0, 2, 25);
+	dg_u32(g, 3), dg_u32(g, 300), dg_u32(g, 9), dg_u32(g, 900);
+	dg_ip4(g, 10, 0, 0, 4), dg_ip4(g, 192, 0, 2, 25);
+	dg_u32(g, 0), dg_u32(g, 40), dg_u32(g, 4), dg_u32(g, 400);
+	dg_set_end(g, s);
+	Harness *h = harness_new(NULL);
+	assert_int_equal(harness_input(h, g, NOW), 4);
+	static const guint64 want[4][2] = {{7, 700}, {5, 500}, {3, 300}, {4, 40}};
+	for (guint i = 0; i < 4; i++) {
+		const Flow *f = harness_flow(h, i);
+		assert_int_equal(f->packets, want[i][0]);
+		assert_int_equal(f->bytes, want[i][1]);
+		assert_true(f->has & FLOW_HAS_PACKETS);
+		assert_true(f->has & FLOW_HAS_BYTES);
+	}
+	harness_free(h);
+}
+
+/* Implausible times: left empty, counted per exporter, told once. */
+typedef struct {
+	guint calls;
+	CollectorNotice what;
+	CollectorNoticeInfo info;
+	guint8 addr[16];
+} NoticeLog;
+
+static void
+notice_cb(CollectorNotice what, const CollectorNoticeInfo *info, gpointer data)
+{
+	NoticeLog *l = data;
+	l->calls++;
+	l->what = what;
+	l->info = *info;
+	memcpy(l->addr, info->addr, 16);
+}
+
+static void
+test_v9_times_dropped(void **state)
+{
+	(void)state;
+	NoticeLog log = {0};
+	CollectorConfig cfg;
+	collector_config_defaults(&cfg);
+	cfg.notice = notice_cb;
+	cfg.notice_data = &log;
+	Harness *h = harness_new(&cfg);
+	g_autoptr(GByteArray) g = v9_new(UPTIME, 0, SRC_ID);
+	add_templates(g);
+	gsize s = dg_set_begin(g, 256);
+	rec_t4(g, 1, 1000, 90000, 99000);      /* plausible */
+	rec_t4(g, 2, 1001, 99000, 90000);      /* ends before it starts */
+	rec_t4(g, 3, 1002, 99000, UPTIME + 2u * 86400000u); /* ends 2 days ahead */
+	dg_set_end(g, s);
+	assert_int_equal(harness_input(h, g, NOW), 3);
+	assert_true(harness_flow(h, 0)->has & FLOW_HAS_TIMES);
+	for (guint i = 1; i < 3; i++) {
+		const Flow *f = harness_flow(h, i);
+		assert_false(f->has & FLOW_HAS_TIMES);
+		assert_true(f->has & FLOW_TIMES_INVALID);
+		assert_int_equal(f->start_ms, 0);
+	}
+	assert_int_equal(harness_stats(h, SRC_ID)->times_dropped, 2);
+	assert_int_equal(log.calls, 1);
+	assert_int_equal(log.what, NOTICE_TIMES_DROPPED);
+	assert_int_equal(log.info.domain, SRC_ID);
+	assert_int_equal(log.info.version, 9);
+	assert_int_equal(log.info.port, HARNESS_PORT);
+	assert_addr_v4(log.addr, 192, 0, 2, 1);
+	assert_int_equal(log.info.export_ms, EXPORT_MS);
+	assert_int_equal(log.info.start_ms, EXPORT_MS - (UPTIME - 99000));
+	/* again: counted, not told again */
+	g_autoptr(GByteArray) b = v9_new(UPTIME, 1, SRC_ID);
+	s = dg_set_begin(b, 256);
+	rec_t4(b, 4, 1003, 99000, 90000);
+	dg_set_end(b, s);
+	harness_input(h, b, NOW + 1);
+	assert_int_equal(harness_stats(h, SRC_ID)->times_dropped, 3);
+	assert_int_equal(log.calls, 1);
+	harness_free(h);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_v9_template_then_data),
+	    cmocka_unit_test(test_v9_varlen_field),
+	    cmocka_unit_test(test_v9_egress_counters),
+	    cmocka_unit_test(test_v9_times_dropped),
 	    cmocka_unit_test(test_v9_same_datagram_and_reserved_set),
 	    cmocka_unit_test(test_v9_uptime_wrap),
 	    cmocka_unit_test(test_v9_data_before_template),
