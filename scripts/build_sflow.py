@@ -562,7 +562,8 @@ def hostile():
     body = struct.pack(">IIIIIIII", 1, 1, 1, 1, 0, 1, 2, 1) + rec_bad
     d = hdr(1) + struct.pack(">II", 1, len(body)) + body
     v.append(("record-length-past-sample.bin", d, "the sample's length is right, its raw header "
-              "record says 3000 bytes", "bad_set_length"))
+              "record says 3000 bytes", "bad_set_length (the contract: a record length runs "
+              "past its container); main's decoder at 56f2212 counts bad_sample"))
     d = hdr(5) + good + good
     v.append(("sample-count-high.bin", d, "header says 5 samples, 2 are there", "bad_length"))
     d = hdr(1) + good + good
@@ -597,8 +598,9 @@ def hostile():
     rng = random.Random(5)
     d = struct.pack(">I", 5) + bytes(rng.getrandbits(8) for _ in range(65536 - 4))
     v.append(("random-64k.bin", d, "65536 bytes: 00 00 00 05 then random (seed 5); more than "
-              "fits in a UDP datagram, as a fuzzer would feed it", "any malformed reason; "
-              "never a crash"))
+              "fits in a UDP datagram, as a fuzzer would feed it", "never a crash; its agent "
+              "address type (0x9f41bd5b) is neither 1 nor 2, so no exporter row: main's decoder "
+              "counts totals.sflow_no_agent"))
     return v
 
 
