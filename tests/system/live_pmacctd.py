@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -188,7 +189,8 @@ def main():
           f"{tot('seq_lost')}, samples_lost {tot('samples_lost')}, malformed "
           f"{tot('malformed_total')}")
     if problems:
-        sys.exit("FAIL: " + "; ".join(problems))
+        sys.exit(f"FAIL (logs kept in {tmp}): " + "; ".join(problems))
+    shutil.rmtree(tmp, ignore_errors=True)
     print("PASS")
 
 
