@@ -8,7 +8,7 @@
         carrying an IP packet, counted by scripts/sflow_fixtures.py), tshark's flow samples
         per datagram == the expect file's;
       - every flow sample tshark decodes gives the row the decode contract
-        (/work/notes/sflow-contract.md) says, built from tshark's fields only, and ours is equal
+        (doc/sflow.md) says, built from tshark's fields only, and ours is equal
         in every column: recv_ms, exporter (agent), domain (sub-agent), version, src, dst,
         ports, proto, tcp_flags, packets, bytes, start/end, sampling, and the empty ones;
       - the summary: records, datagrams, counter_samples, samples_not_ip, sample_drops as
