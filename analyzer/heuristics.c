@@ -117,6 +117,14 @@ heuristics_classify(const HeurClassifier *hc, const Flow *f, HeurClass *out)
 			    f->bytes > hc->auth_max_bytes)
 				return;
 			out->win = HEUR_WIN_AUTH;
+			/* auth-bruteforce counts connections: from packet samples (sFlow), the one
+			 * that opens a connection (SYN without ACK); the session's other packets
+			 * only mark the server as reached. How long a connection was cannot be told
+			 * from a packet, so every sampled opening counts. */
+			if ((f->has & FLOW_PACKET_SAMPLE) && dir == HEUR_FORWARD &&
+			    !((f->has & FLOW_HAS_TCP_FLAGS) &&
+			      (f->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN))
+				dir = HEUR_FLOW_ONLY;
 		} else {
 			goto reverse;
 		}

@@ -26,6 +26,10 @@ enum {
 	FLOW_TIMES_INVALID = 1u << 6, /* exported times present but implausible; kept zero */
 	FLOW_HAS_PACKETS = 1u << 7,
 	FLOW_HAS_BYTES = 1u << 8,
+	/* One sampled packet (sFlow), not a flow: its TCP flags are that packet's alone, and a
+	 * connection shows as several records (the analyzer counts a connection once, by the
+	 * packet that opens it). */
+	FLOW_PACKET_SAMPLE = 1u << 9,
 };
 
 typedef struct {

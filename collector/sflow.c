@@ -415,7 +415,7 @@ flow_sample(Exporter *e, Domain *d, Cursor *s, gboolean expanded, gint64 now_ms,
 	f->bytes = pk.bytes;
 	/* sFlow carries no flow times: the sample was taken about when it arrived */
 	f->start_ms = f->end_ms = now_ms;
-	f->has = FLOW_HAS_PACKETS | FLOW_HAS_BYTES | FLOW_HAS_TIMES |
+	f->has = FLOW_HAS_PACKETS | FLOW_HAS_BYTES | FLOW_HAS_TIMES | FLOW_PACKET_SAMPLE |
 		 (pk.has_flags ? FLOW_HAS_TCP_FLAGS : 0);
 	f->sampling = d->st.sampling;
 	f->recv_ms = now_ms;

@@ -30,12 +30,14 @@ BUILD_PKGS="gcc meson ninja-build pkg-config libglib2.0-dev libpcap-dev libmaxmi
 #   util-linux mount  unshare, findmnt, mount: all-sinks-*, sink-faults, daemon-log-stall
 #   e2fsprogs         mkfs.ext4: sink-faults (csv on an ext4 that turns read-only)
 #   pmacct            pmacctd's sfprobe plugin, the real sFlow v5 exporter of the sFlow tests
-#                     (issue 12); nfacctd for bench/
+#                     (live-pmacctd-*) and of fixtures/make.sh sflow; nfacctd for bench/
+#   faketime          fixtures/make.sh sflow: pmacctd's clock held still while it reads a
+#                     capture, so its datagrams are cut the same way every run
 #   clang libclang-rt-14-dev libfuzzer-14-dev  libFuzzer builds (-Dfuzz=true,
 #                     tests/fuzz/run-campaign.sh)
 TEST_PKGS="libcmocka-dev python3 python3-scapy softflowd tshark nfdump rsyslog mmdb-bin
-  perl libmaxmind-db-writer-perl util-linux mount e2fsprogs pmacct clang libclang-rt-14-dev
-  libfuzzer-14-dev"
+  perl libmaxmind-db-writer-perl util-linux mount e2fsprogs pmacct faketime clang
+  libclang-rt-14-dev libfuzzer-14-dev"
 # Benchmark: the collectors it compares against (nfdump's nfcapd, pmacct's nfacctd) and
 # taskset (util-linux) to pin generator and collector to separate cores.
 BENCH_PKGS="nfdump pmacct util-linux python3"

@@ -16,8 +16,17 @@ For one export version (v5, v9 or ipfix):
 With --all it runs the three versions and also checks that they raise the same set of
 (host, reason), the IPv6 bot aside for v5.
 
-usage: check_alerts.py --spamflowd EXE --fixtures DIR (--version v5|v9|ipfix | --all)
-                       [--keep DIR]
+sFlow (pmacctd sfprobe's exports of scenario.pcap, fixtures/README.md "The pmacctd sFlow
+captures"; one row per sampled packet):
+  --version sflow          sampling 1: every check above, as for v9 (all hosts visible), and
+                           the (host, reason) set raised must equal the v9 export's.
+  --version sflow-sampled  1 in N (N from the capture's expect file): every event must say
+                           "sampling": N and "lower_bound": true. Which bots are raised at
+                           that rate is printed, not asserted (how thresholds adapt to
+                           sampling is a later issue).
+
+usage: check_alerts.py --spamflowd EXE --fixtures DIR
+                       (--version v5|v9|ipfix|sflow|sflow-sampled | --all) [--keep DIR]
 """
 
 import argparse
@@ -113,19 +122,24 @@ def explain_problems(ev, exp):
     return bad
 
 
+# sFlow captures: every host is visible, as in v9 (IPv6 included)
+SFLOW = {"sflow": "scenario-sflow.pcap", "sflow-sampled": "scenario-sflow-sampled.pcap"}
+
+
 def check_version(args, truth, version):
     """Returns (ok, raised set, lines)."""
     fx = args.fixtures
     conf = os.path.join(fx, truth["config"])
-    capture = os.path.join(fx, "scenario-%s.pcap" % version)
+    capture = os.path.join(fx, SFLOW.get(version, "scenario-%s.pcap" % version))
     out = os.path.join(args.keep, "alerts-%s.jsonl" % version)
     problems, lines = [], []
+    visible = "v9" if version in SFLOW else version
 
     expected, role_of = {}, {}
     for h in truth["hosts"]:
         for ad in h["addresses"]:
             role_of[norm(ad)] = h
-        if version not in h["versions"]:
+        if visible not in h["versions"]:
             continue
         for e in h["expected"]:
             expected[(norm(e["host"]), e["reason"])] = (h, e)
@@ -133,7 +147,7 @@ def check_version(args, truth, version):
     # the premise of the tolerance: bot flows reach the collector promptly
     tol = truth["tolerance"]
     flows = replay_flows(args.spamflowd, conf, capture)
-    bots = {norm(ad) for h in truth["hosts"] if h["role"] == "bot" and version in h["versions"]
+    bots = {norm(ad) for h in truth["hosts"] if h["role"] == "bot" and visible in h["versions"]
             for ad in h["addresses"]}
     worst, seen = {}, {}
     for r in flows:
@@ -142,7 +156,9 @@ def check_version(args, truth, version):
             continue
         d = int(r["recv_ms"]) - int(r["end_ms"])
         worst[src] = max(worst.get(src, d), d)
-        seen[(src, int(r["sport"]), norm(r["dst"]), int(r["dport"]))] = int(r["recv_ms"])
+        # the first record of the flow (sFlow has one per sampled packet)
+        seen.setdefault((src, int(r["sport"]), norm(r["dst"]), int(r["dport"])),
+                        int(r["recv_ms"]))
     for b in sorted(bots):
         if b not in worst:
             problems.append("%s: no flow of bot %s in the capture" % (version, b))
@@ -196,12 +212,99 @@ def check_version(args, truth, version):
     return problems, set(raised), lines
 
 
+def raised_set(args, truth, capture, name):
+    conf = os.path.join(args.fixtures, truth["config"])
+    events = replay_alerts(args.spamflowd, conf, capture,
+                           os.path.join(args.keep, "alerts-%s.jsonl" % name))
+    return {(norm(e.get("host")), e.get("reason")) for e in events if e.get("event") == "raised"}
+
+
+def check_sflow(args, truth):
+    """Sampling 1: the v9 checks, and the same (host, reason) set as the v9 export."""
+    problems, got, lines = check_version(args, truth, "sflow")
+    print("\n".join(lines))
+    print()
+    ref = raised_set(args, truth, os.path.join(args.fixtures, "scenario-v9.pcap"), "v9")
+    if got != ref:
+        problems.append("sflow raises a different (host, reason) set than v9: only sflow: %s, "
+                        "only v9: %s" % (sorted(got - ref), sorted(ref - got)))
+    else:
+        print("sflow raises the same %d (host, reason) as v9" % len(ref))
+    return problems
+
+
+def check_sflow_sampled(args, truth):
+    """1 in N: every event carries sampling N and lower_bound true; the rest is reported."""
+    fx = args.fixtures
+    capture = os.path.join(fx, SFLOW["sflow-sampled"])
+    with open(capture[:-5] + ".expect.json") as f:
+        rates = json.load(f)["sampling_rates"]
+    if len(rates) != 1:
+        return ["%s: sampling rates %s, want one" % (capture, rates)]
+    rate = rates[0]
+    conf = os.path.join(fx, truth["config"])
+    events = replay_alerts(args.spamflowd, conf, capture,
+                           os.path.join(args.keep, "alerts-sflow-sampled.jsonl"))
+    problems = []
+    kinds = {}
+    for ev in events:
+        kinds[ev.get("event")] = kinds.get(ev.get("event"), 0) + 1
+    bad = [ev for ev in events if ev.get("sampling") != rate or ev.get("lower_bound") is not True]
+    for ev in bad[:10]:
+        problems.append("sflow-sampled: %s %s %s says sampling %r, lower_bound %r (want %d, true)"
+                        % (ev.get("event"), ev.get("host"), ev.get("reason"), ev.get("sampling"),
+                           ev.get("lower_bound"), rate))
+    if len(bad) > 10:
+        problems.append("sflow-sampled: ... %d more such events" % (len(bad) - 10))
+    if not bad:
+        print("sflow-sampled: all %d events say \"sampling\": %d, \"lower_bound\": true"
+              % (len(events), rate))
+    raised = {}
+    for ev in events:
+        if ev.get("event") == "raised":
+            raised.setdefault((norm(ev.get("host")), ev.get("reason")), []).append(ev)
+    expected, role_of = {}, {}
+    for h in truth["hosts"]:
+        for ad in h["addresses"]:
+            role_of[norm(ad)] = h
+        if "v9" in h["versions"]:
+            for e in h["expected"]:
+                expected[(norm(e["host"]), e["reason"])] = (h, e)
+    fmt = "%-15s %-15s %-17s %8s %8s %8s  %s"
+    print("== sflow-sampled: %s, 1 in %d (%d events: %s)"
+          % (os.path.basename(capture), rate, len(events),
+             ", ".join("%s %d" % kv for kv in sorted(kinds.items()))))
+    print(fmt % ("host", "address", "reason", "crossing", "got", "got-tru", "at 1 in %d" % rate))
+    hit = 0
+    for key in sorted(expected, key=lambda k: expected[k][1]["true_crossing_ms"]):
+        h, e = expected[key]
+        evs = raised.get(key, [])
+        got = evs[0].get("time_ms") if evs else None
+        if evs:
+            hit += 1
+            w = max(evs[0].get("windows") or [{}], key=lambda x: x.get("value") or 0)
+            res = "raised (value %s of %s, %s window)" % (w.get("value"), w.get("threshold"),
+                                                          evs[0].get("trigger"))
+        else:
+            res = "not raised"
+        print(fmt % (h["name"], key[0], key[1], hms(e["true_crossing_ms"]), hms(got),
+                     dsec(got, e["true_crossing_ms"]), res))
+    for key in sorted(set(raised) - set(expected), key=lambda k: (str(k[0]), k[1])):
+        h = role_of.get(key[0])
+        who = "%s (%s)" % (h["name"], h["role"]) if h else "host not in the cast"
+        print(fmt % (h["name"] if h else "?", key[0], key[1], "-", hms(raised[key][0].get(
+            "time_ms")), "-", "raised, not expected at 1 in 1: %s" % who))
+    print("sflow-sampled: %d of %d expected (host, reason) raised at 1 in %d; %d others"
+          % (hit, len(expected), rate, len(set(raised) - set(expected))))
+    return problems
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--spamflowd", required=True)
     ap.add_argument("--fixtures", required=True)
     g = ap.add_mutually_exclusive_group(required=True)
-    g.add_argument("--version", choices=["v5", "v9", "ipfix"])
+    g.add_argument("--version", choices=["v5", "v9", "ipfix"] + sorted(SFLOW))
     g.add_argument("--all", action="store_true")
     ap.add_argument("--keep", help="write the alert files here (default: a temporary dir)")
     args = ap.parse_args()
@@ -215,6 +318,19 @@ def main():
 
 def check(args):
     truth = json.load(open(os.path.join(args.fixtures, "scenario.truth.json")))
+    if args.version in SFLOW:
+        try:
+            problems = (check_sflow if args.version == "sflow" else check_sflow_sampled)(
+                args, truth)
+        except RuntimeError as e:
+            problems = ["%s: %s" % (args.version, e)]
+        if problems:
+            print("FAIL (%d):" % len(problems))
+            for p in problems:
+                print("  " + p)
+            return 1
+        print("PASS: %s" % args.version)
+        return 0
     versions = truth["versions"] if args.all else [args.version]
     problems, sets = [], {}
     for v in versions:

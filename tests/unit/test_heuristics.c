@@ -430,6 +430,36 @@ test_auth_bruteforce(void **state)
 	ctx_free(c);
 }
 
+/* From packet samples (sFlow at 1:1) a login is several records: only the packet that opens
+ * a connection (SYN without ACK) counts as one, so 5 packets per login raise at the 100th
+ * login, not the 20th. */
+static void
+test_auth_bruteforce_packet_samples(void **state)
+{
+	(void)state;
+	static const guint8 pkts[] = {F_SYN, 0x10, 0x18, 0x10, 0x11}; /* SYN ACK PSH ACK FIN */
+	Ctx *c = ctx_default();
+	guint8 attacker[16], server[16];
+	ext(attacker, 666);
+	v4(server, 10, 0, 0, 143);
+	for (guint i = 0; i < 100; i++) {
+		for (guint k = 0; k < G_N_ELEMENTS(pkts); k++) {
+			Flow f = mk(T0 + i * 2000 + k, attacker, server, 993, pkts[k]);
+			f.packets = 1;
+			f.bytes = 80;
+			f.has |= FLOW_PACKET_SAMPLE;
+			analyzer_process(c->a, &f, 1);
+			/* raised by the 100th opening, and only then */
+			assert_int_equal(c->ev->len, i == 99 ? 1 : 0);
+		}
+	}
+	const AlertEvent *e = ev_at(c, 0);
+	assert_int_equal(e->reason, REASON_AUTH_BRUTEFORCE);
+	assert_int_equal(e->window[WINDOW_SHORT].value, 100);
+	assert_int_equal(e->window[WINDOW_SHORT].distinct, 1);
+	ctx_free(c);
+}
+
 /* mta-surge: a day of baseline at ~50 distinct per 10 minutes, then 400 in 10 minutes. */
 static void
 feed_mta_day(Ctx *c, const guint8 mta[16], guint per10, guint periods)
@@ -735,6 +765,7 @@ main(void)
 		cmocka_unit_test(test_submission_fanout),
 		cmocka_unit_test(test_lateral_smtp),
 		cmocka_unit_test(test_auth_bruteforce),
+		cmocka_unit_test(test_auth_bruteforce_packet_samples),
 		cmocka_unit_test(test_mta_surge),
 		cmocka_unit_test(test_mta_surge_negative_and_warmup),
 		cmocka_unit_test(test_disabled_and_sampled),

@@ -327,7 +327,7 @@ test_sflow_fields(void **state)
 	assert_int_equal(f->version, FLOW_VERSION_SFLOW5);
 	assert_int_equal(f->domain, 0);
 	assert_int_equal(f->has, FLOW_HAS_PACKETS | FLOW_HAS_BYTES | FLOW_HAS_TIMES |
-				     FLOW_HAS_TCP_FLAGS);
+				     FLOW_HAS_TCP_FLAGS | FLOW_PACKET_SAMPLE);
 	/* the exporter is the agent, not the UDP source (192.0.2.1:2055) */
 	guint8 addr[16];
 	guint16 port = 99;
