@@ -38,9 +38,10 @@ BUILD_PKGS="gcc meson ninja-build pkg-config libglib2.0-dev libpcap-dev libmaxmi
 TEST_PKGS="libcmocka-dev python3 python3-scapy softflowd tshark nfdump rsyslog mmdb-bin
   perl libmaxmind-db-writer-perl util-linux mount e2fsprogs pmacct faketime clang
   libclang-rt-14-dev libfuzzer-14-dev"
-# Benchmark: the collectors it compares against (nfdump's nfcapd, pmacct's nfacctd) and
-# taskset (util-linux) to pin generator and collector to separate cores.
-BENCH_PKGS="nfdump pmacct util-linux python3"
+# Benchmark: the collectors it compares against (nfdump's nfcapd, nfdump-sflow's sfcapd,
+# pmacct's nfacctd and sfacctd), tshark for bench/sflow_check.py, and taskset (util-linux)
+# to pin generator and collector to separate cores.
+BENCH_PKGS="nfdump nfdump-sflow pmacct tshark util-linux python3"
 
 install_missing() {
 	missing=""
