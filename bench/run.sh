@@ -10,13 +10,9 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$here")
 build=${BUILD:-$src/build-bench}
-# nfdump, pmacct (nfacctd) and the build packages, when missing (apt-get, as root)
+# nfdump, nfdump-sflow (sfcapd), pmacct (nfacctd, sfacctd) and the build packages, when
+# missing (apt-get, as root)
 "$src/scripts/setup.sh" bench-deps
-# sfcapd, nfdump's sFlow collector, is packaged apart from nfdump (Debian nfdump-sflow)
-if ! command -v sfcapd >/dev/null; then
-	[ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nfdump-sflow >/dev/null ||
-		echo "run.sh: sfcapd is missing (apt-get install nfdump-sflow)" >&2
-fi
 for tool in nfcapd sfcapd nfdump nfacctd sfacctd taskset python3; do
 	command -v "$tool" >/dev/null || { echo "run.sh: $tool is needed" >&2; exit 1; }
 done
