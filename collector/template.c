@@ -148,10 +148,11 @@ struct Template {
 	/* Dual-stack templates (IPv4 and IPv6 address fields in one template, the unused
 	 * family zero-filled): each record's family is settled by dual_family(), from the
 	 * plan index of each address kind (DA_*, -1 when absent) and of ipVersion. */
-	gboolean dual;
 	gint8 dual_pi[8];
 	gint8 ipver_pi;
-	guint8 egress; /* EG_*: OUT_PKTS/OUT_BYTES stand in when the ingress counter reads 0 */
+	/* EG_*: OUT_PKTS/OUT_BYTES stand in when the ingress counter reads 0; EX_DUAL: the
+	 * dual-stack rule. One byte, so records of other templates pay one test for both. */
+	guint8 extra;
 	Op ops[MAX_PLAN];
 	gint64 refreshed_ms;
 	/* The record as received (from its template ID on) and what it was read under, kept
@@ -364,7 +365,7 @@ parse_fields(DecodeCtx *ctx, Cursor *c, Template *t, guint n, guint scope)
 
 /* dual_pi[] slots, in FieldKind order of the address kinds */
 enum { DA_SRC4, DA_DST4, DA_SRC6, DA_DST6, DA_NAT_SRC4, DA_NAT_DST4, DA_NAT_SRC6, DA_NAT_DST6 };
-enum { EG_PKTS = 1, EG_BYTES = 2 };
+enum { EG_PKTS = 1, EG_BYTES = 2, EX_DUAL = 4 };
 
 static int
 dual_slot(guint kind)
@@ -435,9 +436,9 @@ compile_plan(Template *t, guint8 version)
 	else if (have & KBIT(FK_BYTES_TOTAL))
 		drop |= KBIT(FK_BYTES_INIT);
 	if ((have & KBIT(FK_OUT_PKTS)) && (have & PKTS_KINDS))
-		t->egress |= EG_PKTS;
+		t->extra |= EG_PKTS;
 	if ((have & KBIT(FK_OUT_BYTES)) && (have & BYTES_KINDS))
-		t->egress |= EG_BYTES;
+		t->extra |= EG_BYTES;
 	if (!(have & NAT_ADDR_KINDS))
 		drop |= KBIT(FK_NAT_SPORT) | KBIT(FK_NAT_DPORT);
 	else
@@ -445,7 +446,7 @@ compile_plan(Template *t, guint8 version)
 	/* Both families' address fields: each record is settled by dual_family(), so none of
 	 * them is an Op; ipVersion is read only for such templates. */
 	if ((have & (KBIT(FK_SRC4) | KBIT(FK_DST4))) && (have & (KBIT(FK_SRC6) | KBIT(FK_DST6)))) {
-		t->dual = TRUE;
+		t->extra |= EX_DUAL;
 		memset(t->dual_pi, -1, sizeof t->dual_pi);
 		t->ipver_pi = -1;
 		for (guint i = 0; i < t->nplan; i++) {
@@ -526,7 +527,7 @@ compile_plan(Template *t, guint8 version)
 			break;
 		case FK_OUT_PKTS:
 		case FK_OUT_BYTES:
-			if (t->egress & (k == FK_OUT_PKTS ? EG_PKTS : EG_BYTES)) {
+			if (t->extra & (k == FK_OUT_PKTS ? EG_PKTS : EG_BYTES)) {
 				/* the fallback: read into Values, used when the ingress one is 0 */
 				op.code = counter_op(pi->len, OP_V_1);
 				op.dst = (guint16)k;
@@ -1068,10 +1069,44 @@ dual_family(const Template *t, const guint8 *p, const guint16 *offs, Flow *f)
 	return fam != 0;
 }
 
+/* The rules only some templates need, after the Ops: the dual-stack family (FALSE: the
+ * record is dropped and counted) and the egress counters. Out of line, so the common
+ * record pays one test of t->extra. */
+static G_GNUC_NO_INLINE gboolean
+record_extra(DecodeCtx *ctx, const Template *t, const guint8 *p, const guint16 *offs,
+	     const Values *vals, Flow *f)
+{
+	if ((t->extra & EX_DUAL) && !dual_family(t, p, offs, f)) {
+		Domain *d = ctx->dom;
+		/* The slot stays free (and zero, as flow_batch_next() expects). */
+		memset(f, 0, sizeof *f);
+		d->st.ambiguous_addr++;
+		CollectorNoticeInfo info = {.addr = ctx->exp->addr,
+					    .port = ctx->exp->port,
+					    .domain = d->id,
+					    .version = ctx->version,
+					    .template_id = t->id,
+					    .ipversion = -1};
+		if (t->ipver_pi >= 0)
+			info.ipversion = offs == NULL ? p[t->plan[t->ipver_pi].off]
+						      : p[offs[t->ipver_pi]];
+		exporter_notice(ctx->exp, NOTICE_AMBIGUOUS_ADDR, &info);
+		return FALSE;
+	}
+	if ((t->extra & EG_PKTS) && f->packets == 0)
+		f->packets = vals->v[FK_OUT_PKTS];
+	if ((t->extra & EG_BYTES) && f->bytes == 0)
+		f->bytes = vals->v[FK_OUT_BYTES];
+	return TRUE;
+}
+
 /* Data record at p through the compiled plan. offs: NULL for fixed-length templates (each
- * Op carries its offset), else each planned field's offset in this record. */
+ * Op carries its offset), else each planned field's offset in this record. extra: a
+ * constant at each call, TRUE only for templates with t->extra (record_extra()), so the
+ * loops of all other templates carry no test for it. */
 static inline __attribute__((always_inline)) void
-decode_data_record(DecodeCtx *ctx, const Template *t, const guint8 *p, const guint16 *offs)
+decode_data_record(DecodeCtx *ctx, const Template *t, const guint8 *p, const guint16 *offs,
+		   gboolean extra)
 {
 	Values vals;
 	Flow *f = flow_batch_next(ctx->out);
@@ -1171,28 +1206,8 @@ decode_data_record(DecodeCtx *ctx, const Template *t, const guint8 *p, const gui
 			break;
 		}
 	}
-	if (G_UNLIKELY(t->dual) && !dual_family(t, p, offs, f)) {
-		/* The slot stays free (and zero, as flow_batch_next() expects). */
-		memset(f, 0, sizeof *f);
-		d->st.ambiguous_addr++;
-		CollectorNoticeInfo info = {.addr = ctx->exp->addr,
-					    .port = ctx->exp->port,
-					    .domain = d->id,
-					    .version = ctx->version,
-					    .template_id = t->id,
-					    .ipversion = -1};
-		if (t->ipver_pi >= 0)
-			info.ipversion = offs == NULL ? p[t->plan[t->ipver_pi].off]
-						      : p[offs[t->ipver_pi]];
-		exporter_notice(ctx->exp, NOTICE_AMBIGUOUS_ADDR, &info);
+	if (extra && !record_extra(ctx, t, p, offs, &vals, f))
 		return;
-	}
-	if (G_UNLIKELY(t->egress)) {
-		if ((t->egress & EG_PKTS) && f->packets == 0)
-			f->packets = vals.v[FK_OUT_PKTS];
-		if ((t->egress & EG_BYTES) && f->bytes == 0)
-			f->bytes = vals.v[FK_OUT_BYTES];
-	}
 	f->has = t->flow_has;
 	if (t->tmode == TM_UPTIME_V9) {
 		if (G_LIKELY(ctx->version == 9)) {
@@ -1231,8 +1246,10 @@ decode_record_varlen(DecodeCtx *ctx, const Template *t, const guint8 *p, const g
 {
 	if (t->options)
 		decode_options_record(ctx, t, p, offs, lens);
+	else if (t->extra)
+		decode_data_record(ctx, t, p, offs, TRUE);
 	else
-		decode_data_record(ctx, t, p, offs);
+		decode_data_record(ctx, t, p, offs, FALSE);
 }
 
 static gboolean
@@ -1315,7 +1332,12 @@ template_data_set(DecodeCtx *ctx, Cursor *set, guint16 set_id)
 			decode_options_record(ctx, t, p, NULL, NULL);
 		return TRUE;
 	}
+	if (G_UNLIKELY(t->extra)) {
+		for (gsize i = 0; i < n; i++, p += t->min_len)
+			decode_data_record(ctx, t, p, NULL, TRUE);
+		return TRUE;
+	}
 	for (gsize i = 0; i < n; i++, p += t->min_len)
-		decode_data_record(ctx, t, p, NULL);
+		decode_data_record(ctx, t, p, NULL, FALSE);
 	return TRUE;
 }
