@@ -234,11 +234,17 @@ parse_ethernet(Cursor *c, Packet *pk)
 static gboolean
 rec_raw_header(Cursor *r, Packet *pk)
 {
-	guint32 proto, frame_len, stripped, hlen;
+	guint32 proto, frame_len, hlen;
 	Cursor h;
+	const guint8 *f = cursor_ptr(r);
 
-	if (!cursor_u32(r, &proto) || !cursor_u32(r, &frame_len) || !cursor_u32(r, &stripped) ||
-	    !cursor_u32(r, &hlen) || !sub_padded(r, hlen, &h))
+	/* protocol, frame length, stripped, header length, then the header */
+	if (!cursor_skip(r, 16))
+		return FALSE;
+	proto = be_u32(f);
+	frame_len = be_u32(f + 4);
+	hlen = be_u32(f + 12);
+	if (!sub_padded(r, hlen, &h))
 		return FALSE;
 	if (pk->ok)
 		return TRUE; /* the first usable header wins */
@@ -353,26 +359,29 @@ static gboolean
 flow_sample(Exporter *e, Domain *d, Cursor *s, gboolean expanded, gint64 now_ms,
 	    FlowBatch *out)
 {
-	guint32 seq, type, index, rate, pool, drops, nrec;
+	guint32 seq, type, index, rate, drops, nrec;
 	Packet pk;
+	/* The fixed part, checked once: sequence, source ID (type and index apart in the
+	 * expanded form), rate, pool, drops, input and output interfaces (format and value
+	 * apart in the expanded form), record count. */
+	const gsize fixed = expanded ? 44 : 32;
+	const guint8 *h = cursor_ptr(s);
 
-	if (!cursor_u32(s, &seq))
+	if (!cursor_skip(s, fixed))
 		return FALSE;
+	seq = be_u32(h);
 	if (expanded) {
-		if (!cursor_u32(s, &type) || !cursor_u32(s, &index))
-			return FALSE;
+		type = be_u32(h + 4);
+		index = be_u32(h + 8);
+		h += 4;
 	} else {
-		guint32 id;
-		if (!cursor_u32(s, &id))
-			return FALSE;
+		guint32 id = be_u32(h + 4);
 		type = id >> 24;
 		index = id & 0xffffff;
 	}
-	/* rate, pool, drops, then the input and output interfaces (4 bytes each, or format
-	 * and value in the expanded form) */
-	if (!cursor_u32(s, &rate) || !cursor_u32(s, &pool) || !cursor_u32(s, &drops) ||
-	    !cursor_skip(s, expanded ? 16 : 8) || !cursor_u32(s, &nrec))
-		return FALSE;
+	rate = be_u32(h + 8);
+	drops = be_u32(h + 16);
+	nrec = be_u32(h + (expanded ? 36 : 28));
 	if (nrec > cursor_left(s) / 8)
 		return FALSE; /* each record takes at least its 8-byte header */
 	memset(&pk, 0, sizeof pk);
