@@ -1,39 +1,8 @@
-/* Formats alert events as JSON objects for the JSON-lines sink and, later, the control
- * socket. Plain GString appends: no JSON library needed for a fixed schema. */
+/* Formats alert events as JSON objects for the JSON-lines sink and the control socket's
+ * offenders and history. Plain GString appends: no JSON library needed for a fixed schema. */
 #include "alertjson.h"
 
 #include "flow.h"
-
-void
-json_string(GString *out, const char *s)
-{
-	g_string_append_c(out, '"');
-	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-		switch (*p) {
-		case '"':
-			g_string_append(out, "\\\"");
-			break;
-		case '\\':
-			g_string_append(out, "\\\\");
-			break;
-		case '\n':
-			g_string_append(out, "\\n");
-			break;
-		case '\r':
-			g_string_append(out, "\\r");
-			break;
-		case '\t':
-			g_string_append(out, "\\t");
-			break;
-		default:
-			if (*p < 0x20 || *p == 0x7f)
-				g_string_append_printf(out, "\\u%04x", *p);
-			else
-				g_string_append_c(out, (char)*p);
-		}
-	}
-	g_string_append_c(out, '"');
-}
 
 static void
 json_addr(GString *out, const guint8 a[16])

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "alert.h"
+#include "json.h"
 
 #include <glib.h>
 
@@ -10,5 +11,3 @@
 typedef const char *(*AlertExporterName)(guint32 exporter, gpointer user_data);
 
 void alert_json(GString *out, const AlertEvent *ev, AlertExporterName name, gpointer user_data);
-/* Append s as a JSON string literal (quotes included). */
-void json_string(GString *out, const char *s);
