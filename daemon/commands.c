@@ -420,12 +420,12 @@ run_exporters(const ControlRequest *req, const CommandsDeps *d, GString *out)
 }
 
 static void
-run_stats(Control *ctl, const ControlRequest *req, const CommandsDeps *d, GString *out)
+run_stats(ControlServer *ctl, const ControlRequest *req, const CommandsDeps *d, GString *out)
 {
 	header(out, req, d);
 	append_report_members(out, d, FALSE);
 	g_string_append(out, ",\"control\":{");
-	control_stats_json(ctl, out);
+	control_server_stats_json(ctl, out);
 	g_string_append_printf(out,
 			       "},\"daemon\":{\"pid\":%d,\"uid\":%u,\"started_ms\":%" G_GINT64_FORMAT
 			       ",\"uptime_s\":%" G_GINT64_FORMAT ",\"reloads\":%" G_GUINT64_FORMAT
@@ -577,7 +577,7 @@ commands_reload_members(GString *out, const Config *old_cfg, const Config *new_c
 }
 
 gboolean
-commands_run(Control *ctl, const ControlRequest *req, const ControlPeer *peer, GString *out,
+commands_run(ControlServer *ctl, const ControlRequest *req, const ControlPeer *peer, GString *out,
 	     gpointer deps, GError **error)
 {
 	const CommandsDeps *d = deps;
@@ -659,7 +659,7 @@ lookup_user(const char *name, uid_t *uid, gid_t *gid, GError **error)
 	return TRUE;
 }
 
-Control *
+ControlServer *
 commands_control_new(const Config *cfg, CommandsDeps *deps, GError **error)
 {
 	static ControlOps ops = {.run = commands_run, .daemon_version = "spamflowd " SPAMFLOW_VERSION};
@@ -691,7 +691,7 @@ commands_control_new(const Config *cfg, CommandsDeps *deps, GError **error)
 		owner.owner_gid = gr->gr_gid;
 		owner.chown = TRUE;
 	}
-	Control *ctl = control_new(cfg->control_socket, &lim, &owner, &ops, deps, &err);
+	ControlServer *ctl = control_server_new(cfg->control_socket, &lim, &owner, &ops, deps, &err);
 	if (ctl != NULL) {
 		g_message("control socket %s (mode 0660, uid %u, gid %u)", cfg->control_socket,
 			  (unsigned)owner.owner_uid, (unsigned)owner.owner_gid);

@@ -6,7 +6,7 @@
 #include "analyzer.h"
 #include "collector.h"
 #include "config.h"
-#include "control.h"
+#include "control_server.h"
 #include "listener.h"
 #include "sink.h"
 
@@ -38,7 +38,7 @@ typedef struct {
 } CommandsDeps;
 
 /* ControlOps.run over deps (a CommandsDeps that outlives the control server). */
-gboolean commands_run(Control *ctl, const ControlRequest *req, const ControlPeer *peer,
+gboolean commands_run(ControlServer *ctl, const ControlRequest *req, const ControlPeer *peer,
 		      GString *out, gpointer deps, GError **error);
 
 /* What changed between two configurations, by "section.key": the keys that took effect on
@@ -54,7 +54,7 @@ gboolean commands_key_reloadable(const char *section, const char *key);
  * [daemon] user and [control] group. NULL with no error when socket is empty, or when the
  * built-in default path cannot be used (logged: the daemon runs without control); any
  * failure with a configured path, and an unsafe directory always, is an error. */
-Control *commands_control_new(const Config *cfg, CommandsDeps *deps,
+ControlServer *commands_control_new(const Config *cfg, CommandsDeps *deps,
 			      GError **error) G_GNUC_WARN_UNUSED_RESULT;
 /* Switch to [daemon] user and its groups (setgid, initgroups, setuid); nothing when empty. */
 gboolean commands_drop_privileges(const Config *cfg, GError **error) G_GNUC_WARN_UNUSED_RESULT;

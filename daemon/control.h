@@ -1,13 +1,11 @@
-/* Control socket: the command table shared by spamflowd's dispatcher, spamflowctl's parser
- * and `help`; request parsing and reply framing; and the Unix stream socket server (one text
- * command per line, one JSON document per reply line, bounded everything). The server knows
- * nothing about the daemon: commands it does not answer itself go to ControlOps.run. */
+/* The control protocol: the command table shared by spamflowd's dispatcher, spamflowctl's
+ * parser and `help`; request parsing; reply framing (one text command per line, one JSON
+ * document per reply line). The server is control_server.h. */
 #pragma once
 
 #include "alert.h"
 
 #include <glib.h>
-#include <sys/types.h>
 
 #define CONTROL_PROTOCOL_VERSION 1
 #define CONTROL_DEFAULT_SOCKET "/run/spamflow/control.sock"
@@ -93,76 +91,6 @@ gboolean control_parse_addr(const char *text, guint8 out[16]);
 void control_reply_begin(GString *out, const char *command);
 void control_reply_end(GString *out);
 void control_reply_error(GString *out, const char *command, const char *message);
-
-/* ---- server ---- */
-
-typedef struct {
-	guint max_clients;   /* at once; more are accepted, told, closed and counted */
-	gsize max_request;   /* bytes in one request line, newline excluded */
-	guint idle_timeout_s; /* no byte read or written for this long: closed */
-	gsize max_output;    /* pending reply bytes per client; more and it is dropped */
-} ControlLimits;
-void control_limits_defaults(ControlLimits *lim);
-
-typedef struct {
-	uid_t uid;
-	gid_t gid;
-	pid_t pid;
-} ControlPeer;
-
-typedef struct {
-	guint64 clients_accepted;
-	guint64 clients_refused;   /* over max_clients */
-	guint64 clients_active;    /* now */
-	guint64 clients_timed_out; /* idle */
-	guint64 clients_dropped;   /* pending output over max_output */
-	guint64 requests;          /* lines answered */
-	guint64 requests_failed;   /* answered with ok:false (all reasons below included) */
-	guint64 requests_too_long; /* over max_request: answered and closed */
-	guint64 requests_not_text; /* NUL, control or invalid UTF-8 bytes */
-	guint64 requests_denied;   /* changing commands from other uids */
-	guint64 changes;           /* changing commands run */
-	guint64 bytes_in;
-	guint64 bytes_out;
-} ControlStats;
-
-typedef struct Control Control;
-
-typedef struct {
-	/* Run req (any command but help and version) and append its reply members to out (see
-	 * control_reply_begin). FALSE with error for an ok:false reply; out is then discarded. */
-	gboolean (*run)(Control *ctl, const ControlRequest *req, const ControlPeer *peer,
-			GString *out, gpointer ctx, GError **error);
-	/* What `version` says about the daemon, e.g. "spamflowd 0.1.0". */
-	const char *daemon_version;
-} ControlOps;
-
-/* How the socket's directory is checked and made, and who owns the socket. */
-typedef struct {
-	uid_t owner_uid; /* chown the directory and socket to this (after making them) */
-	gid_t owner_gid;
-	gboolean chown;  /* FALSE: leave them to the daemon's uid and gid */
-	uid_t trusted_uid; /* an existing directory may also be owned by this uid (besides root
-			      and the daemon's own uid): the user the daemon drops to */
-} ControlOwner;
-
-/* Make the directory (mode 0750) unless it exists; refuse a directory that is writable by
- * others or owned by an untrusted uid; remove a stale socket (refuse a live one); bind,
- * listen, chmod 0660, chown. The server runs on the default main context. */
-Control *control_new(const char *path, const ControlLimits *lim, const ControlOwner *owner,
-		     const ControlOps *ops, gpointer ctx, GError **error) G_GNUC_WARN_UNUSED_RESULT;
-/* Close every client and the socket and remove the socket file. NULL-safe. */
-void control_free(Control *ctl);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(Control, control_free)
-
-const char *control_path(const Control *ctl);
-void control_get_stats(const Control *ctl, ControlStats *out);
-/* "clients_accepted":N,... members (no braces) for the stats reply. */
-void control_stats_json(const Control *ctl, GString *out);
-/* May this peer run a changing command? Root and the daemon's own uid may. */
-gboolean control_peer_may_change(const ControlPeer *peer, uid_t daemon_uid);
-
-/* Feed bytes as a connection would (tests): appends the replies a client would read to
- * out and returns FALSE when the server would close the connection. */
-gboolean control_feed(Control *ctl, const ControlPeer *peer, GString *inbuf, const guint8 *data,
-		      gsize len, GString *out);
+/* The replies the protocol itself gives: `help` from the table, and `version`. */
+void control_reply_help(GString *out);
+void control_reply_version(GString *out, const char *daemon_version);

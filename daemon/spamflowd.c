@@ -66,7 +66,7 @@ typedef struct {
 	Config *reloaded;	 /* owned: the configuration of the last reload (cfg points here) */
 	guint64 reloads[2];	 /* done, refused */
 	CommandsDeps commands;	 /* what the control commands read */
-	Control *control;
+	ControlServer *control;
 	Enricher *enricher;     /* [enrich]: country/ASN lookups (the analyzer's geo hook) */
 	FlowStore *flowstore;   /* [evidence]: recent relevant flows per host; NULL = off */
 	Evidence *evidence;     /* [evidence]: the IPFIX files; NULL = off */
@@ -517,7 +517,7 @@ app_finish(App *app)
 static void
 app_clear(App *app)
 {
-	g_clear_pointer(&app->control, control_free);
+	g_clear_pointer(&app->control, control_server_free);
 	g_clear_pointer(&app->listener, listener_free);
 	g_clear_pointer(&app->collector, collector_free);
 	g_clear_pointer(&app->batch, flow_batch_free);

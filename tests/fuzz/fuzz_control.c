@@ -1,5 +1,5 @@
 /* libFuzzer harness for the control protocol: the input is what a client sends, fed through
- * control_feed() (framing, the request-length limit, the text check, control_parse()) to
+ * control_server_feed() (framing, the request-length limit, the text check, control_parse()) to
  * commands_run() over a daemon built from the real pieces: config from text, analyzer,
  * collector fed v5 datagrams that raise offenders of every kind, sinks (to /dev/null, for
  * `stats`; alert events are not written to them, which no command can reach and which would
@@ -67,7 +67,7 @@ typedef struct {
 	guint n_reload;
 	guint32 seq[3]; /* v5 flow sequence per exporter */
 	CommandsDeps deps;
-	Control *ctl;
+	ControlServer *ctl;
 } Daemon;
 
 static char *sock_dir;
@@ -346,7 +346,7 @@ daemon_init(Daemon *d)
 static void
 daemon_clear(Daemon *d)
 {
-	control_free(d->ctl);
+	control_server_free(d->ctl);
 	collector_free(d->collector);
 	flow_batch_free(d->batch);
 	analyzer_free(d->analyzer);
@@ -402,10 +402,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const gsize cut[4] = {0, size / 3, 2 * size / 3, size};
 	for (guint i = 0; i < 3; i++) {
 		ControlStats before, after;
-		control_get_stats(d.ctl, &before);
-		gboolean keep = control_feed(d.ctl, i == 1 ? &other : &root, in, data + cut[i],
+		control_server_get_stats(d.ctl, &before);
+		gboolean keep = control_server_feed(d.ctl, i == 1 ? &other : &root, in, data + cut[i],
 					     cut[i + 1] - cut[i], out);
-		control_get_stats(d.ctl, &after);
+		control_server_get_stats(d.ctl, &after);
 		if (g_getenv("FUZZ_VERBOSE") != NULL)
 			fwrite(out->str, 1, out->len, stderr);
 		check_replies(out, after.requests - before.requests, !keep);

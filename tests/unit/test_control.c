@@ -1,8 +1,8 @@
 /* Unit tests for the control socket: request parsing from the shared command table, reply
- * framing (one JSON line, version in every reply), limits fed through control_feed() (a
+ * framing (one JSON line, version in every reply), limits fed through control_server_feed() (a
  * line over the limit closes, binary garbage and NUL bytes are answered), the socket
  * directory checks, and spamflowctl's JSON reader and time helper. */
-#include "control.h"
+#include "control_server.h"
 #include "ctl.h"
 
 #include <setjmp.h>
@@ -82,7 +82,7 @@ test_framing(void **state)
 }
 
 static gboolean
-fake_run(Control *ctl, const ControlRequest *req, const ControlPeer *peer, GString *out,
+fake_run(ControlServer *ctl, const ControlRequest *req, const ControlPeer *peer, GString *out,
 	 gpointer ctx, GError **error)
 {
 	(void)ctl;
@@ -129,9 +129,9 @@ test_server_limits(void **state)
 	guint ok;
 
 	(void)state;
-	control_limits_defaults(&lim);
+	control_server_limits_defaults(&lim);
 	lim.max_request = 64;
-	g_autoptr(Control) ctl = control_new(path, &lim, NULL, &ops, &runs, &err);
+	g_autoptr(ControlServer) ctl = control_server_new(path, &lim, NULL, &ops, &runs, &err);
 	assert_non_null(ctl);
 	struct stat st;
 	g_autofree char *sockdir = g_path_get_dirname(path);
@@ -143,9 +143,9 @@ test_server_limits(void **state)
 	/* lines, split across feeds, CRLF, blank lines ignored */
 	g_autoptr(GString) in = g_string_new(NULL);
 	g_autoptr(GString) out = g_string_new(NULL);
-	assert_true(control_feed(ctl, &root, in, (const guint8 *)"vers", 4, out));
+	assert_true(control_server_feed(ctl, &root, in, (const guint8 *)"vers", 4, out));
 	assert_int_equal(out->len, 0);
-	assert_true(control_feed(ctl, &root, in, (const guint8 *)"ion\r\n\n  \nhelp\nstats\n", 20,
+	assert_true(control_server_feed(ctl, &root, in, (const guint8 *)"ion\r\n\n  \nhelp\nstats\n", 20,
 				 out));
 	assert_int_equal(count_replies(out, &ok), 3);
 	assert_int_equal(ok, 3);
@@ -154,7 +154,7 @@ test_server_limits(void **state)
 	/* a failing command, garbage, NUL */
 	g_string_truncate(out, 0);
 	static const guint8 junk[] = "config\n\x01\x02\xff\xfe\n offenders\0x\nhost 1.2.3.4\n";
-	assert_true(control_feed(ctl, &root, in, junk, sizeof junk - 1, out));
+	assert_true(control_server_feed(ctl, &root, in, junk, sizeof junk - 1, out));
 	assert_int_equal(count_replies(out, &ok), 4);
 	assert_int_equal(ok, 1);
 	assert_non_null(strstr(out->str, "no config here"));
@@ -162,51 +162,51 @@ test_server_limits(void **state)
 
 	/* changing commands: root yes, others no */
 	g_string_truncate(out, 0);
-	assert_true(control_feed(ctl, &other, in, (const guint8 *)"forget ::1\noffenders\n", 21,
+	assert_true(control_server_feed(ctl, &other, in, (const guint8 *)"forget ::1\noffenders\n", 21,
 				 out));
 	assert_int_equal(count_replies(out, &ok), 2);
 	assert_int_equal(ok, 1);
 	assert_non_null(strstr(out->str, "permission denied"));
 	ControlPeer self = {.uid = geteuid()};
-	assert_true(control_peer_may_change(&root, 4242));
-	assert_true(control_peer_may_change(&self, geteuid()));
-	assert_false(control_peer_may_change(&other, 4242));
+	assert_true(control_server_peer_may_change(&root, 4242));
+	assert_true(control_server_peer_may_change(&self, geteuid()));
+	assert_false(control_server_peer_may_change(&other, 4242));
 
 	/* over the limit, with or without a newline: error, then close */
 	g_string_truncate(out, 0);
 	g_autofree char *longline = g_strnfill(65, 'a');
-	assert_false(control_feed(ctl, &root, in, (const guint8 *)longline, 65, out));
+	assert_false(control_server_feed(ctl, &root, in, (const guint8 *)longline, 65, out));
 	assert_non_null(strstr(out->str, "longer than 64"));
 	g_string_truncate(in, 0);
 	g_string_truncate(out, 0);
 	g_autofree char *exact = g_strdup_printf("%s\n", longline + 1); /* 64: fine */
-	assert_true(control_feed(ctl, &root, in, (const guint8 *)exact, 65, out));
+	assert_true(control_server_feed(ctl, &root, in, (const guint8 *)exact, 65, out));
 	assert_non_null(strstr(out->str, "unknown command"));
 
 	ControlStats cs;
-	control_get_stats(ctl, &cs);
+	control_server_get_stats(ctl, &cs);
 	assert_int_equal(cs.requests_too_long, 1);
 	assert_int_equal(cs.requests_not_text, 2);
 	assert_int_equal(cs.requests_denied, 1);
 
 	/* a second server on the same path: in use */
 	g_clear_error(&err);
-	Control *second = control_new(path, &lim, NULL, &ops, &runs, &err);
+	ControlServer *second = control_server_new(path, &lim, NULL, &ops, &runs, &err);
 	assert_null(second);
 	assert_non_null(strstr(err->message, "in use"));
-	g_clear_pointer(&ctl, control_free);
+	g_clear_pointer(&ctl, control_server_free);
 	assert_int_equal(access(path, F_OK), -1); /* removed at exit */
 
 	/* a stale socket is removed; a world-writable directory refused */
 	g_clear_error(&err);
-	ctl = control_new(path, &lim, NULL, &ops, &runs, &err);
+	ctl = control_server_new(path, &lim, NULL, &ops, &runs, &err);
 	assert_non_null(ctl);
-	g_clear_pointer(&ctl, control_free);
+	g_clear_pointer(&ctl, control_server_free);
 	assert_int_equal(access(sockdir, F_OK), -1); /* it made the directory: removed too */
 	assert_int_equal(mkdir(sockdir, 0700), 0);
 	assert_int_equal(chmod(sockdir, 0777), 0);
 	g_clear_error(&err);
-	assert_null(control_new(path, &lim, NULL, &ops, &runs, &err));
+	assert_null(control_server_new(path, &lim, NULL, &ops, &runs, &err));
 	assert_true(g_error_matches(err, CONTROL_ERROR, CONTROL_ERROR_UNSAFE));
 	rmdir(sockdir);
 	rmdir(dir);
