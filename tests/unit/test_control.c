@@ -1,7 +1,7 @@
 /* Unit tests for the control socket: request parsing from the shared command table, reply
- * framing (one JSON line, version in every reply), limits fed through control_server_feed() (a
- * line over the limit closes, binary garbage and NUL bytes are answered), the socket
- * directory checks, and spamflowctl's JSON reader and time helper. */
+ * framing (one JSON line, version in every reply), limits fed through control_server_feed()
+ * (a line over the limit closes, binary garbage and NUL bytes are answered), and the socket
+ * directory checks. Replies are read back with spamflowctl's reader (test_ctl.c). */
 #include "control_server.h"
 #include "ctl.h"
 
@@ -75,7 +75,7 @@ test_framing(void **state)
 	control_reply_error(out, NULL, "bad \"thing\"\n\xff");
 	assert_non_null(strstr(out->str, "{\"ok\":false,\"version\":1,\"error\":\"bad \\\"thing\\\"\\n"));
 	assert_null(memchr(out->str, '\n', out->len - 1)); /* one line */
-	g_autoptr(CtlJson) j = ctl_json_parse(out->str, out->len, NULL);
+	g_autoptr(JsonNode) j = ctl_reply_parse(out->str, out->len, NULL);
 	assert_non_null(j);
 	assert_false(ctl_json_bool(j, "ok", TRUE));
 	assert_int_equal((int)ctl_json_num(j, "version", 0), 1);
@@ -107,7 +107,7 @@ count_replies(const GString *out, guint *n_ok)
 	for (guint i = 0; lines[i] != NULL; i++) {
 		if (lines[i][0] == '\0')
 			continue;
-		g_autoptr(CtlJson) j = ctl_json_parse(lines[i], strlen(lines[i]), NULL);
+		g_autoptr(JsonNode) j = ctl_reply_parse(lines[i], strlen(lines[i]), NULL);
 		assert_non_null(j);
 		assert_int_equal((int)ctl_json_num(j, "version", 0), CONTROL_PROTOCOL_VERSION);
 		*n_ok += ctl_json_bool(j, "ok", FALSE);
@@ -212,73 +212,13 @@ test_server_limits(void **state)
 	rmdir(dir);
 }
 
-static void
-test_json_reader(void **state)
-{
-	(void)state;
-	static const char *const good[] = {
-	    "{}", "[]", "{\"a\":[1,2.5,-3e2,true,false,null,\"x\\u00e9\\n\"]}", " {\"a\" : {} } ",
-	};
-	for (guint i = 0; i < G_N_ELEMENTS(good); i++) {
-		g_autoptr(CtlJson) j = ctl_json_parse(good[i], strlen(good[i]), NULL);
-		assert_non_null(j);
-	}
-	g_autoptr(CtlJson) j = ctl_json_parse(good[2], strlen(good[2]), NULL);
-	const CtlJson *a = ctl_json_get(j, "a");
-	assert_int_equal(ctl_json_len(a), 7);
-	assert_true(ctl_json_at(a, 1)->num == 2.5);
-	assert_string_equal(ctl_json_at(a, 6)->str, "x\xc3\xa9\n");
-
-	static const char *const bad[] = {
-	    "", "{", "[1,]", "{\"a\"}", "{\"a\":1,}", "\"abc", "tru", "1 2", "[\"\\q\"]",
-	    "{\"a\":\"\x01\"}", "nan", "[1e999]", "\"\\u12\"",
-	};
-	for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
-		g_autoptr(GError) err = NULL;
-		assert_null(ctl_json_parse(bad[i], strlen(bad[i]), &err));
-		assert_non_null(err);
-	}
-	/* depth bound */
-	g_autoptr(GString) deep = g_string_new(NULL);
-	for (int i = 0; i < 100; i++)
-		g_string_append_c(deep, '[');
-	for (int i = 0; i < 100; i++)
-		g_string_append_c(deep, ']');
-	assert_null(ctl_json_parse(deep->str, deep->len, NULL));
-	/* every prefix of a reply is refused, never read past */
-	const char *reply = "{\"ok\":true,\"version\":1,\"x\":[{\"y\":\"z\"}]}";
-	for (gsize n = 0; n < strlen(reply); n++) {
-		char *copy = g_memdup2(reply, n); /* exact length: ASan sees an overrun */
-		assert_null(ctl_json_parse(copy, n, NULL));
-		g_free(copy);
-	}
-}
-
-static void
-test_ago(void **state)
-{
-	(void)state;
-	static const struct {
-		gint64 d;
-		const char *want;
-	} cases[] = {{0, "just now"},	      {999, "just now"},    {5000, "5s ago"},
-		     {119000, "119s ago"},    {180000, "3m ago"},   {7100000, "118m ago"}, {7200000, "2h ago"},
-		     {3 * 3600000, "3h ago"}, {3 * 86400000LL, "3d ago"}, {-5000, "in 5s"}};
-	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
-		g_autofree char *s = ctl_ago(1000000000000 - cases[i].d, 1000000000000);
-		assert_string_equal(s, cases[i].want);
-	}
-	g_autofree char *none = ctl_ago(0, 5);
-	assert_string_equal(none, "-");
-}
-
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse),	  cmocka_unit_test(test_framing),
-	    cmocka_unit_test(test_server_limits), cmocka_unit_test(test_json_reader),
-	    cmocka_unit_test(test_ago),
+	    cmocka_unit_test(test_parse),
+	    cmocka_unit_test(test_framing),
+	    cmocka_unit_test(test_server_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

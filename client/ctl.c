@@ -1,10 +1,9 @@
-/* spamflowctl's library: one request and one reply line over the control socket, a bounded
- * JSON reader (depth and size limited: the reply is trusted no more than any input), and the
- * renderers that make tables for people out of the daemon's JSON replies. */
+/* spamflowctl's library: one request and one reply line over the control socket, the reply
+ * read with json-glib (size and depth bounded first: the reply is trusted no more than any
+ * input), and the renderers that make tables for people out of the daemon's JSON replies. */
 #include "ctl.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -16,282 +15,78 @@
 G_DEFINE_QUARK(ctl-error-quark, ctl_error)
 /* clang-format on */
 
-/* ---- JSON ---- */
+/* ---- reading the reply ---- */
 
-typedef struct {
-	const char *p, *end;
-	GError **error;
-} Reader;
-
-static void
-skip_ws(Reader *r)
+/* Nesting depth of a JSON text, counted over brackets outside strings, stopping at max + 1. */
+static guint
+nesting(const char *s, gsize len, guint max)
 {
-	while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
-		r->p++;
+	guint depth = 0, deepest = 0;
+	gboolean in_string = FALSE;
+
+	for (gsize i = 0; i < len && deepest <= max; i++) {
+		if (in_string) {
+			if (s[i] == '\\')
+				i++;
+			else if (s[i] == '"')
+				in_string = FALSE;
+		} else if (s[i] == '"') {
+			in_string = TRUE;
+		} else if (s[i] == '{' || s[i] == '[') {
+			depth++;
+			deepest = MAX(deepest, depth);
+		} else if ((s[i] == '}' || s[i] == ']') && depth > 0) {
+			depth--;
+		}
+	}
+	return deepest;
+}
+
+JsonNode *
+ctl_reply_parse(const char *text, gsize len, GError **error)
+{
+	g_autoptr(JsonParser) parser = json_parser_new_immutable();
+	g_autoptr(GError) err = NULL;
+	JsonNode *root;
+
+	if (nesting(text, len, CTL_REPLY_MAX_DEPTH) > CTL_REPLY_MAX_DEPTH) {
+		g_set_error(error, CTL_ERROR, CTL_ERROR_REPLY,
+			    "reply is not JSON: nested deeper than %d", CTL_REPLY_MAX_DEPTH);
+		return NULL;
+	}
+	if (len > 0 && !json_parser_load_from_data(parser, text, (gssize)len, &err)) {
+		g_set_error(error, CTL_ERROR, CTL_ERROR_REPLY, "reply is not JSON: %s",
+			    err->message);
+		return NULL;
+	}
+	root = len > 0 ? json_parser_steal_root(parser) : NULL;
+	if (root == NULL)
+		g_set_error_literal(error, CTL_ERROR, CTL_ERROR_REPLY, "reply is not JSON: empty");
+	return root;
 }
 
 static gboolean
-fail(Reader *r, const char *what)
+is_value(JsonNode *v, GType type)
 {
-	if (r->error != NULL && *r->error == NULL)
-		g_set_error(r->error, CTL_ERROR, CTL_ERROR_REPLY, "reply is not JSON: %s", what);
-	return FALSE;
+	return v != NULL && JSON_NODE_HOLDS_VALUE(v) && json_node_get_value_type(v) == type;
 }
 
-void
-ctl_json_free(CtlJson *j)
+static gboolean
+is_number(JsonNode *v)
 {
-	if (j == NULL)
-		return;
-	g_free(j->str);
-	g_free(j->key);
-	if (j->kids != NULL)
-		g_ptr_array_free(j->kids, TRUE);
-	g_free(j);
+	return is_value(v, G_TYPE_INT64) || is_value(v, G_TYPE_DOUBLE);
 }
 
-static int
-hexval(char c)
+JsonNode *
+ctl_json_get(JsonNode *j, const char *key)
 {
-	return g_ascii_xdigit_value(c);
-}
-
-static char *
-read_string(Reader *r)
-{
-	GString *s = g_string_new(NULL);
-
-	r->p++; /* the quote */
-	while (r->p < r->end && *r->p != '"') {
-		char c = *r->p++;
-		if ((guchar)c < 0x20) {
-			fail(r, "control byte in a string");
-			return g_string_free(s, TRUE);
-		}
-		if (c != '\\') {
-			g_string_append_c(s, c);
-			continue;
-		}
-		if (r->p >= r->end)
-			break;
-		c = *r->p++;
-		switch (c) {
-		case '"':
-		case '\\':
-		case '/':
-			g_string_append_c(s, c);
-			break;
-		case 'n':
-			g_string_append_c(s, '\n');
-			break;
-		case 't':
-			g_string_append_c(s, '\t');
-			break;
-		case 'r':
-			g_string_append_c(s, '\r');
-			break;
-		case 'b':
-			g_string_append_c(s, '\b');
-			break;
-		case 'f':
-			g_string_append_c(s, '\f');
-			break;
-		case 'u': {
-			guint32 u = 0;
-			if (r->end - r->p < 4) {
-				fail(r, "short \\u escape");
-				return g_string_free(s, TRUE);
-			}
-			for (int i = 0; i < 4; i++) {
-				int v = hexval(r->p[i]);
-				if (v < 0) {
-					fail(r, "bad \\u escape");
-					return g_string_free(s, TRUE);
-				}
-				u = u * 16 + (guint32)v;
-			}
-			r->p += 4;
-			/* surrogates are not paired up here: shown as U+FFFD */
-			if (u >= 0xd800 && u <= 0xdfff)
-				u = 0xfffd;
-			g_string_append_unichar(s, u == 0 ? 0xfffd : u);
-			break;
-		}
-		default:
-			fail(r, "bad escape");
-			return g_string_free(s, TRUE);
-		}
-	}
-	if (r->p >= r->end) {
-		fail(r, "unterminated string");
-		return g_string_free(s, TRUE);
-	}
-	r->p++;
-	return g_string_free(s, FALSE);
-}
-
-static CtlJson *read_value(Reader *r, guint depth);
-
-static CtlJson *
-read_container(Reader *r, guint depth, gboolean object)
-{
-	CtlJson *j = g_new0(CtlJson, 1);
-	char close = object ? '}' : ']';
-
-	j->type = object ? CTL_JSON_OBJECT : CTL_JSON_ARRAY;
-	j->kids = g_ptr_array_new_with_free_func((GDestroyNotify)ctl_json_free);
-	r->p++;
-	skip_ws(r);
-	if (r->p < r->end && *r->p == close) {
-		r->p++;
-		return j;
-	}
-	for (;;) {
-		char *key = NULL;
-		skip_ws(r);
-		if (object) {
-			if (r->p >= r->end || *r->p != '"' || (key = read_string(r)) == NULL) {
-				fail(r, "expected a member name");
-				goto bad;
-			}
-			skip_ws(r);
-			if (r->p >= r->end || *r->p != ':') {
-				g_free(key);
-				fail(r, "expected ':'");
-				goto bad;
-			}
-			r->p++;
-		}
-		CtlJson *v = read_value(r, depth + 1);
-		if (v == NULL) {
-			g_free(key);
-			goto bad;
-		}
-		v->key = key;
-		g_ptr_array_add(j->kids, v);
-		skip_ws(r);
-		if (r->p < r->end && *r->p == ',') {
-			r->p++;
-			continue;
-		}
-		if (r->p < r->end && *r->p == close) {
-			r->p++;
-			return j;
-		}
-		fail(r, "expected ',' or the end of a list");
-		goto bad;
-	}
-bad:
-	ctl_json_free(j);
-	return NULL;
-}
-
-static CtlJson *
-read_value(Reader *r, guint depth)
-{
-	CtlJson *j;
-
-	if (depth > CTL_JSON_MAX_DEPTH) {
-		fail(r, "nested too deep");
+	if (j == NULL || !JSON_NODE_HOLDS_OBJECT(j))
 		return NULL;
-	}
-	skip_ws(r);
-	if (r->p >= r->end) {
-		fail(r, "unexpected end");
-		return NULL;
-	}
-	switch (*r->p) {
-	case '{':
-		return read_container(r, depth, TRUE);
-	case '[':
-		return read_container(r, depth, FALSE);
-	case '"': {
-		char *s = read_string(r);
-		if (s == NULL)
-			return NULL;
-		j = g_new0(CtlJson, 1);
-		j->type = CTL_JSON_STRING;
-		j->str = s;
-		return j;
-	}
-	default:
-		break;
-	}
-	static const struct {
-		const char *word;
-		CtlJsonType type;
-		gboolean b;
-	} words[] = {{"null", CTL_JSON_NULL, FALSE},
-		     {"true", CTL_JSON_BOOL, TRUE},
-		     {"false", CTL_JSON_BOOL, FALSE}};
-	for (guint i = 0; i < G_N_ELEMENTS(words); i++) {
-		gsize n = strlen(words[i].word);
-		if ((gsize)(r->end - r->p) >= n && memcmp(r->p, words[i].word, n) == 0) {
-			r->p += n;
-			j = g_new0(CtlJson, 1);
-			j->type = words[i].type;
-			j->b = words[i].b;
-			return j;
-		}
-	}
-	/* a number: copy its characters out (the text is not NUL-terminated) */
-	char buf[64];
-	gsize n = 0;
-	while (r->p + n < r->end && n < sizeof buf - 1 && strchr("+-0123456789.eE", r->p[n]) != NULL)
-		n++;
-	if (n == 0 || n == sizeof buf - 1) {
-		fail(r, "unexpected character");
-		return NULL;
-	}
-	memcpy(buf, r->p, n);
-	buf[n] = '\0';
-	char *endp = NULL;
-	double d = g_ascii_strtod(buf, &endp);
-	if (endp != buf + n || !isfinite(d)) {
-		fail(r, "bad number");
-		return NULL;
-	}
-	r->p += n;
-	j = g_new0(CtlJson, 1);
-	j->type = CTL_JSON_NUMBER;
-	j->num = d;
-	return j;
+	return json_object_get_member(json_node_get_object(j), key);
 }
 
-CtlJson *
-ctl_json_parse(const char *text, gsize len, GError **error)
-{
-	Reader r = {text, text + len, error};
-	CtlJson *j = read_value(&r, 0);
-
-	if (j == NULL) {
-		fail(&r, "unreadable");
-		return NULL;
-	}
-	skip_ws(&r);
-	if (r.p != r.end) {
-		ctl_json_free(j);
-		fail(&r, "trailing bytes");
-		return NULL;
-	}
-	return j;
-}
-
-const CtlJson *
-ctl_json_get(const CtlJson *j, const char *key)
-{
-	if (j == NULL || j->type != CTL_JSON_OBJECT)
-		return NULL;
-	for (guint i = 0; i < j->kids->len; i++) {
-		const CtlJson *k = j->kids->pdata[i];
-		if (g_strcmp0(k->key, key) == 0)
-			return k;
-	}
-	return NULL;
-}
-
-const CtlJson *
-ctl_json_path(const CtlJson *j, const char *path)
+JsonNode *
+ctl_json_path(JsonNode *j, const char *path)
 {
 	g_auto(GStrv) parts = g_strsplit(path, ".", -1);
 	for (guint i = 0; parts[i] != NULL && j != NULL; i++)
@@ -300,36 +95,43 @@ ctl_json_path(const CtlJson *j, const char *path)
 }
 
 double
-ctl_json_num(const CtlJson *j, const char *path, double def)
+ctl_json_num(JsonNode *j, const char *path, double def)
 {
-	const CtlJson *v = ctl_json_path(j, path);
-	return v != NULL && v->type == CTL_JSON_NUMBER ? v->num : def;
+	JsonNode *v = ctl_json_path(j, path);
+	/* integers as doubles too: the renderers print "%.0f" */
+	return is_number(v) ? json_node_get_double(v) : def;
 }
 
 const char *
-ctl_json_str(const CtlJson *j, const char *path, const char *def)
+ctl_json_str(JsonNode *j, const char *path, const char *def)
 {
-	const CtlJson *v = ctl_json_path(j, path);
-	return v != NULL && v->type == CTL_JSON_STRING ? v->str : def;
+	JsonNode *v = ctl_json_path(j, path);
+	return is_value(v, G_TYPE_STRING) ? json_node_get_string(v) : def;
 }
 
 gboolean
-ctl_json_bool(const CtlJson *j, const char *path, gboolean def)
+ctl_json_bool(JsonNode *j, const char *path, gboolean def)
 {
-	const CtlJson *v = ctl_json_path(j, path);
-	return v != NULL && v->type == CTL_JSON_BOOL ? v->b : def;
+	JsonNode *v = ctl_json_path(j, path);
+	return is_value(v, G_TYPE_BOOLEAN) ? json_node_get_boolean(v) : def;
 }
 
 guint
-ctl_json_len(const CtlJson *j)
+ctl_json_len(JsonNode *j)
 {
-	return j != NULL && j->kids != NULL ? j->kids->len : 0;
+	if (j != NULL && JSON_NODE_HOLDS_ARRAY(j))
+		return json_array_get_length(json_node_get_array(j));
+	if (j != NULL && JSON_NODE_HOLDS_OBJECT(j))
+		return json_object_get_size(json_node_get_object(j));
+	return 0;
 }
 
-const CtlJson *
-ctl_json_at(const CtlJson *j, guint i)
+JsonNode *
+ctl_json_at(JsonNode *j, guint i)
 {
-	return i < ctl_json_len(j) ? j->kids->pdata[i] : NULL;
+	if (j == NULL || !JSON_NODE_HOLDS_ARRAY(j) || i >= ctl_json_len(j))
+		return NULL;
+	return json_array_get_element(json_node_get_array(j), i);
 }
 
 /* ---- the connection ---- */
@@ -530,31 +332,31 @@ table_render(Table *t, GString *out, guint width, const char *indent)
 }
 
 static char *
-num(const CtlJson *j, const char *path)
+num(JsonNode *j, const char *path)
 {
-	const CtlJson *v = ctl_json_path(j, path);
-	if (v == NULL || v->type != CTL_JSON_NUMBER)
+	JsonNode *v = ctl_json_path(j, path);
+	if (!is_number(v))
 		return g_strdup("-");
-	return g_strdup_printf("%.0f", v->num);
+	return g_strdup_printf("%.0f", json_node_get_double(v));
 }
 
 static char *
-str(const CtlJson *j, const char *path)
+str(JsonNode *j, const char *path)
 {
 	return g_strdup(ctl_json_str(j, path, "-"));
 }
 
 static char *
-ago(const CtlJson *j, const char *path, gint64 now)
+ago(JsonNode *j, const char *path, gint64 now)
 {
 	return ctl_ago((gint64)ctl_json_num(j, path, 0), now);
 }
 
 /* "30/30~" : a window's value over its threshold, ~ when estimated */
 static char *
-window_cell(const CtlJson *ev, guint w)
+window_cell(JsonNode *ev, guint w)
 {
-	const CtlJson *win = ctl_json_at(ctl_json_get(ev, "windows"), w);
+	JsonNode *win = ctl_json_at(ctl_json_get(ev, "windows"), w);
 	if (win == NULL)
 		return g_strdup("-");
 	return g_strdup_printf("%.0f/%.0f%s", ctl_json_num(win, "value", 0),
@@ -565,14 +367,14 @@ window_cell(const CtlJson *ev, guint w)
 /* ---- one renderer per command ---- */
 
 static void
-render_offenders(GString *out, const CtlJson *r, guint width)
+render_offenders(GString *out, JsonNode *r, guint width)
 {
 	static const Col cols[] = {
 	    {"SEVERITY", FALSE, 9}, {"REASON", FALSE, 8}, {"HOST", FALSE, 10},
 	    {"SHORT", TRUE, 6},     {"LONG", TRUE, 5},    {"ATTEMPTS", TRUE, 4},
 	    {"FAILED", TRUE, 3},    {"FIRST SEEN", FALSE, 1}, {"LAST SEEN", FALSE, 2},
 	};
-	const CtlJson *list = ctl_json_get(r, "offenders");
+	JsonNode *list = ctl_json_get(r, "offenders");
 	gint64 now = (gint64)ctl_json_num(r, "now_ms", 0);
 	Table t;
 
@@ -582,17 +384,17 @@ render_offenders(GString *out, const CtlJson *r, guint width)
 	}
 	table_init(&t, cols, G_N_ELEMENTS(cols));
 	for (guint i = 0; i < ctl_json_len(list); i++) {
-		const CtlJson *o = ctl_json_at(list, i);
-		const CtlJson *ev = ctl_json_get(o, "event");
+		JsonNode *o = ctl_json_at(list, i);
+		JsonNode *ev = ctl_json_get(o, "event");
 		char **row = g_new0(char *, G_N_ELEMENTS(cols) + 1);
 		row[0] = str(o, "severity");
 		row[1] = str(o, "reason");
 		row[2] = str(o, "host");
-		const CtlJson *cur = ctl_json_get(o, "now");
-		if (cur != NULL && cur->type == CTL_JSON_OBJECT) {
+		JsonNode *cur = ctl_json_get(o, "now");
+		if (cur != NULL && JSON_NODE_HOLDS_OBJECT(cur)) {
 			/* the windows now, against the thresholds of the last event */
 			double att = ctl_json_num(cur, "attempts", 0);
-			const CtlJson *ws = ctl_json_get(ev, "windows");
+			JsonNode *ws = ctl_json_get(ev, "windows");
 			row[3] = g_strdup_printf("%.0f/%.0f", ctl_json_num(cur, "short", 0),
 						 ctl_json_num(ctl_json_at(ws, 0), "threshold", 0));
 			row[4] = g_strdup_printf("%.0f/%.0f", ctl_json_num(cur, "long", 0),
@@ -622,13 +424,13 @@ render_offenders(GString *out, const CtlJson *r, guint width)
 }
 
 static void
-render_history(GString *out, const CtlJson *r, guint width)
+render_history(GString *out, JsonNode *r, guint width)
 {
 	static const Col cols[] = {
 	    {"WHEN", FALSE, 9},	  {"EVENT", FALSE, 8}, {"SEVERITY", FALSE, 7}, {"REASON", FALSE, 8},
 	    {"HOST", FALSE, 10}, {"SHORT", TRUE, 5},  {"LONG", TRUE, 4},
 	};
-	const CtlJson *list = ctl_json_get(r, "events");
+	JsonNode *list = ctl_json_get(r, "events");
 	gint64 now = (gint64)ctl_json_num(r, "now_ms", 0);
 	Table t;
 
@@ -638,7 +440,7 @@ render_history(GString *out, const CtlJson *r, guint width)
 	}
 	table_init(&t, cols, G_N_ELEMENTS(cols));
 	for (guint i = 0; i < ctl_json_len(list); i++) {
-		const CtlJson *ev = ctl_json_at(list, i);
+		JsonNode *ev = ctl_json_at(list, i);
 		char **row = g_new0(char *, G_N_ELEMENTS(cols) + 1);
 		row[0] = ago(ev, "time_ms", now);
 		row[1] = str(ev, "event");
@@ -653,24 +455,24 @@ render_history(GString *out, const CtlJson *r, guint width)
 }
 
 static void
-append_list(GString *out, const CtlJson *arr)
+append_list(GString *out, JsonNode *arr)
 {
 	for (guint i = 0; i < ctl_json_len(arr); i++) {
-		const CtlJson *v = ctl_json_at(arr, i);
+		JsonNode *v = ctl_json_at(arr, i);
 		g_string_append_printf(out, "%s%s", i > 0 ? ", " : "",
-				       v->type == CTL_JSON_STRING ? v->str : "?");
+				       is_value(v, G_TYPE_STRING) ? json_node_get_string(v) : "?");
 	}
 	if (ctl_json_len(arr) == 0)
 		g_string_append(out, "-");
 }
 
 static void
-render_host(GString *out, const CtlJson *r, guint width)
+render_host(GString *out, JsonNode *r, guint width)
 {
 	gint64 now = (gint64)ctl_json_num(r, "now_ms", 0);
 	g_autofree char *seen = ago(r, "last_seen_ms", now);
-	const CtlJson *reasons = ctl_json_get(r, "reasons");
-	const CtlJson *wins = ctl_json_get(r, "windows");
+	JsonNode *reasons = ctl_json_get(r, "reasons");
+	JsonNode *wins = ctl_json_get(r, "windows");
 
 	g_string_append_printf(out, "host %s: %s%s, last seen %s, sampling 1:%.0f\n",
 			       ctl_json_str(r, "host", "?"),
@@ -681,7 +483,7 @@ render_host(GString *out, const CtlJson *r, guint width)
 	append_list(out, ctl_json_get(r, "exporters"));
 	g_string_append_c(out, '\n');
 	if (ctl_json_get(r, "baseline") != NULL &&
-	    ctl_json_get(r, "baseline")->type == CTL_JSON_OBJECT)
+	    JSON_NODE_HOLDS_OBJECT(ctl_json_get(r, "baseline")))
 		g_string_append_printf(out, "baseline: median %.0f (short), %.0f (long) over %.0f "
 					    "samples\n",
 				       ctl_json_num(r, "baseline.median_short", 0),
@@ -696,8 +498,8 @@ render_host(GString *out, const CtlJson *r, guint width)
 	g_string_append(out, "\nreasons\n");
 	table_init(&t, rcols, G_N_ELEMENTS(rcols));
 	for (guint i = 0; i < ctl_json_len(reasons); i++) {
-		const CtlJson *x = ctl_json_at(reasons, i);
-		const CtlJson *off = ctl_json_get(x, "offender");
+		JsonNode *x = ctl_json_at(reasons, i);
+		JsonNode *off = ctl_json_get(x, "offender");
 		gboolean enabled = ctl_json_bool(x, "enabled", TRUE);
 		char **row = g_new0(char *, G_N_ELEMENTS(rcols) + 1);
 		row[0] = str(x, "reason");
@@ -720,14 +522,14 @@ render_host(GString *out, const CtlJson *r, guint width)
 	}
 	table_render(&t, out, width, "  ");
 	for (guint i = 0; i < ctl_json_len(reasons); i++) {
-		const CtlJson *x = ctl_json_at(reasons, i);
+		JsonNode *x = ctl_json_at(reasons, i);
 		if (ctl_json_get(x, "note") != NULL)
 			g_string_append_printf(out, "  note: %s: %s\n", ctl_json_str(x, "reason", "?"),
 					       ctl_json_str(x, "note", ""));
 	}
 
 	for (guint i = 0; i < ctl_json_len(wins); i++) {
-		const CtlJson *w = ctl_json_at(wins, i);
+		JsonNode *w = ctl_json_at(wins, i);
 		g_autofree char *first = ago(w, "first_ms", now);
 		g_autofree char *last = ago(w, "last_ms", now);
 		static const Col wcols[] = {
@@ -738,7 +540,7 @@ render_host(GString *out, const CtlJson *r, guint width)
 				       ctl_json_str(w, "traffic", "?"), first, last);
 		table_init(&t, wcols, G_N_ELEMENTS(wcols));
 		for (guint s = 0; s < 2; s++) {
-			const CtlJson *c = ctl_json_get(w, s == 0 ? "short" : "long");
+			JsonNode *c = ctl_json_get(w, s == 0 ? "short" : "long");
 			char **row = g_new0(char *, G_N_ELEMENTS(wcols) + 1);
 			row[0] = g_strdup(s == 0 ? "short" : "long");
 			row[1] = g_strdup_printf("%.0f%s", ctl_json_num(c, "distinct", 0),
@@ -749,7 +551,7 @@ render_host(GString *out, const CtlJson *r, guint width)
 			table_add(&t, row);
 		}
 		table_render(&t, out, width, "  ");
-		const CtlJson *top = ctl_json_get(w, "top");
+		JsonNode *top = ctl_json_get(w, "top");
 		if (ctl_json_len(top) == 0)
 			continue;
 		static const Col tcols[] = {
@@ -758,7 +560,7 @@ render_host(GString *out, const CtlJson *r, guint width)
 		};
 		table_init(&t, tcols, G_N_ELEMENTS(tcols));
 		for (guint k = 0; k < ctl_json_len(top); k++) {
-			const CtlJson *d = ctl_json_at(top, k);
+			JsonNode *d = ctl_json_at(top, k);
 			char **row = g_new0(char *, G_N_ELEMENTS(tcols) + 1);
 			row[0] = str(d, "addr");
 			row[1] = num(d, "count");
@@ -771,7 +573,7 @@ render_host(GString *out, const CtlJson *r, guint width)
 }
 
 static void
-render_exporters(GString *out, const CtlJson *r, guint width)
+render_exporters(GString *out, JsonNode *r, guint width)
 {
 	static const Col cols[] = {
 	    {"EXPORTER", FALSE, 12}, {"DOMAIN", TRUE, 6},    {"VER", TRUE, 7},
@@ -779,7 +581,7 @@ render_exporters(GString *out, const CtlJson *r, guint width)
 	    {"SEQ LOST", TRUE, 9},   {"MALFORMED", TRUE, 8}, {"TIMES DROPPED", TRUE, 6},
 	    {"SAMPLING", TRUE, 5},   {"FIRST SEEN", FALSE, 2}, {"LAST SEEN", FALSE, 3},
 	};
-	const CtlJson *list = ctl_json_get(r, "exporters");
+	JsonNode *list = ctl_json_get(r, "exporters");
 	gint64 now = (gint64)ctl_json_num(r, "now_ms", 0);
 	Table t;
 
@@ -789,20 +591,20 @@ render_exporters(GString *out, const CtlJson *r, guint width)
 	}
 	table_init(&t, cols, G_N_ELEMENTS(cols));
 	for (guint i = 0; i < ctl_json_len(list); i++) {
-		const CtlJson *e = ctl_json_at(list, i);
+		JsonNode *e = ctl_json_at(list, i);
 		const char *addr = ctl_json_str(e, "addr", "?");
 		char **row = g_new0(char *, G_N_ELEMENTS(cols) + 1);
-		const CtlJson *port = ctl_json_get(e, "port");
-		const CtlJson *ver = ctl_json_get(e, "version");
-		gboolean agent = port == NULL || port->type != CTL_JSON_NUMBER;
+		JsonNode *port = ctl_json_get(e, "port");
+		JsonNode *ver = ctl_json_get(e, "version");
+		gboolean agent = !is_number(port);
 		/* an sFlow agent has no port: its address is named inside its datagrams */
 		if (agent)
 			row[0] = g_strdup(addr);
 		else
 			row[0] = g_strdup_printf(strchr(addr, ':') != NULL ? "[%s]:%.0f" : "%s:%.0f",
-						 addr, port->num);
+						 addr, json_node_get_double(port));
 		row[1] = num(e, "domain");
-		row[2] = ver != NULL && ver->type == CTL_JSON_STRING ? g_strdup(ver->str)
+		row[2] = is_value(ver, G_TYPE_STRING) ? g_strdup(json_node_get_string(ver))
 								    : num(e, "version");
 		row[3] = num(e, "datagrams");
 		row[4] = num(e, "records");
@@ -822,18 +624,21 @@ render_exporters(GString *out, const CtlJson *r, guint width)
 
 /* "name: k=v k=v ..." wrapped to width, continuation lines indented. */
 static void
-render_counters(GString *out, const char *name, const CtlJson *obj, guint width)
+render_counters(GString *out, const char *name, JsonNode *obj, guint width)
 {
 	gsize line_start = out->len;
+	JsonObject *o = JSON_NODE_HOLDS_OBJECT(obj) ? json_node_get_object(obj) : NULL;
+	g_autoptr(GList) keys = o != NULL ? json_object_get_members(o) : NULL;
 
 	g_string_append_printf(out, "%s:", name);
-	for (guint i = 0; i < ctl_json_len(obj); i++) {
-		const CtlJson *v = ctl_json_at(obj, i);
-		g_autofree char *val = v->type == CTL_JSON_NUMBER ? g_strdup_printf("%.0f", v->num)
-				       : v->type == CTL_JSON_BOOL ? g_strdup(v->b ? "true" : "false")
-				       : v->type == CTL_JSON_STRING ? g_strdup(v->str)
+	for (GList *k = keys; k != NULL; k = k->next) {
+		JsonNode *v = json_object_get_member(o, k->data);
+		g_autofree char *val = is_number(v) ? g_strdup_printf("%.0f", json_node_get_double(v))
+				       : is_value(v, G_TYPE_BOOLEAN)
+					   ? g_strdup(json_node_get_boolean(v) ? "true" : "false")
+				       : is_value(v, G_TYPE_STRING) ? g_strdup(json_node_get_string(v))
 								    : g_strdup("...");
-		g_autofree char *item = g_strdup_printf(" %s=%s", v->key, val);
+		g_autofree char *item = g_strdup_printf(" %s=%s", (const char *)k->data, val);
 		if (width > 0 && out->len - line_start + strlen(item) > width &&
 		    out->len - line_start > strlen(name) + 1) {
 			g_string_append_c(out, '\n');
@@ -846,27 +651,30 @@ render_counters(GString *out, const char *name, const CtlJson *obj, guint width)
 }
 
 static void
-render_stats(GString *out, const CtlJson *r, guint width)
+render_stats(GString *out, JsonNode *r, guint width)
 {
 	static const char *const skip[] = {"ok", "version", "command", "now_ms", "analyzer_now_ms"};
+	JsonObject *o = JSON_NODE_HOLDS_OBJECT(r) ? json_node_get_object(r) : NULL;
+	g_autoptr(GList) keys = o != NULL ? json_object_get_members(o) : NULL;
 
-	for (guint i = 0; i < ctl_json_len(r); i++) {
-		const CtlJson *v = ctl_json_at(r, i);
+	for (GList *m = keys; m != NULL; m = m->next) {
+		const char *key = m->data;
+		JsonNode *v = json_object_get_member(o, key);
 		gboolean skipped = FALSE;
 		for (guint k = 0; k < G_N_ELEMENTS(skip); k++)
-			skipped |= g_strcmp0(v->key, skip[k]) == 0;
+			skipped |= g_strcmp0(key, skip[k]) == 0;
 		if (skipped)
 			continue;
-		if (g_strcmp0(v->key, "exporters") == 0) {
+		if (g_strcmp0(key, "exporters") == 0) {
 			g_string_append_printf(out, "exporters: %u (spamflowctl exporters)\n",
 					       ctl_json_len(v));
-		} else if (v->type == CTL_JSON_OBJECT) {
-			render_counters(out, v->key, v, width);
-		} else if (v->type == CTL_JSON_ARRAY) {
+		} else if (JSON_NODE_HOLDS_OBJECT(v)) {
+			render_counters(out, key, v, width);
+		} else if (JSON_NODE_HOLDS_ARRAY(v)) {
 			for (guint k = 0; k < ctl_json_len(v); k++) {
-				const CtlJson *e = ctl_json_at(v, k);
+				JsonNode *e = ctl_json_at(v, k);
 				g_autofree char *name = g_strdup_printf(
-				    "%s %s %s", v->key, ctl_json_str(e, "kind", "?"),
+				    "%s %s %s", key, ctl_json_str(e, "kind", "?"),
 				    ctl_json_str(e, "name", "?"));
 				render_counters(out, name, e, width);
 			}
@@ -875,7 +683,7 @@ render_stats(GString *out, const CtlJson *r, guint width)
 }
 
 void
-ctl_render(GString *out, const char *command, const CtlJson *r, guint width)
+ctl_render(GString *out, const char *command, JsonNode *r, guint width)
 {
 	if (strcmp(command, "offenders") == 0) {
 		render_offenders(out, r, width);
@@ -893,8 +701,8 @@ ctl_render(GString *out, const char *command, const CtlJson *r, guint width)
 				       file != NULL ? file : " (built-in defaults)");
 		g_string_append(out, ctl_json_str(r, "text", ""));
 	} else if (strcmp(command, "reload") == 0) {
-		const CtlJson *applied = ctl_json_get(r, "applied");
-		const CtlJson *restart = ctl_json_get(r, "restart_needed");
+		JsonNode *applied = ctl_json_get(r, "applied");
+		JsonNode *restart = ctl_json_get(r, "restart_needed");
 		g_string_append_printf(out, "reloaded %s\n", ctl_json_str(r, "file", "?"));
 		if (ctl_json_len(applied) + ctl_json_len(restart) == 0)
 			g_string_append(out, "nothing changed\n");
@@ -915,12 +723,12 @@ ctl_render(GString *out, const char *command, const CtlJson *r, guint width)
 					   : "nothing was held about %s\n",
 				       ctl_json_str(r, "host", "?"));
 	} else if (strcmp(command, "help") == 0) {
-		const CtlJson *cmds = ctl_json_get(r, "commands");
+		JsonNode *cmds = ctl_json_get(r, "commands");
 		gsize w = 0;
 		for (guint i = 0; i < ctl_json_len(cmds); i++)
 			w = MAX(w, strlen(ctl_json_str(ctl_json_at(cmds, i), "usage", "")));
 		for (guint i = 0; i < ctl_json_len(cmds); i++) {
-			const CtlJson *c = ctl_json_at(cmds, i);
+			JsonNode *c = ctl_json_at(cmds, i);
 			g_string_append_printf(out, "  %-*s  %s%s\n", (int)w,
 					       ctl_json_str(c, "usage", ""),
 					       ctl_json_bool(c, "changes", FALSE) ? "(root) " : "",

@@ -1,5 +1,5 @@
 /* spamflowctl: asks a running spamflowd over its control socket. Glue only: the command line
- * is checked with the daemon's own command table (control_parse), the request goes through
+ * is checked with the protocol's own command table (control_parse), the request goes through
  * ctl_request(), and the reply is printed as the daemon sent it (--json) or as tables. */
 #include "control.h"
 #include "ctl.h"
@@ -82,7 +82,7 @@ main(int argc, char **argv)
 		return g_error_matches(err, CTL_ERROR, CTL_ERROR_CONNECT) ? EXIT_CONNECT
 									  : EXIT_DAEMON;
 	}
-	g_autoptr(CtlJson) r = ctl_json_parse(reply->str, reply->len, &err);
+	g_autoptr(JsonNode) r = ctl_reply_parse(reply->str, reply->len, &err);
 	if (r == NULL) {
 		g_printerr("spamflowctl: %s\n", err->message);
 		return EXIT_DAEMON;
