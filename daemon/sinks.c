@@ -1,6 +1,6 @@
-/* Builds spamflowd's SinkSet from the [sinks] section (and --alerts), and flushes the
- * remote syslog queue at exit. The order is fixed, json, csv, syslog, remote, so every
- * run writes its sinks the same way and the summary lists them the same way. */
+/* Builds spamflowd's SinkSet from the [sinks] section (and --alerts). The order is fixed,
+ * json, csv, syslog, remote, so every run writes its sinks the same way and the summary
+ * lists them the same way. */
 #include "sinks.h"
 
 #include "sink_csv.h"
@@ -41,27 +41,4 @@ sinks_from_config(const Config *cfg, const char *alerts_override, GError **error
 		sink_set_add(set, s);
 	}
 	return g_steal_pointer(&set);
-}
-
-gboolean
-sinks_flush(SinkSet *set, guint timeout_ms)
-{
-	gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
-	gboolean ok = TRUE;
-
-	for (guint i = 0; set != NULL && i < sink_set_len(set); i++) {
-		/* the set owns its sinks; flushing changes only the sink's own queue */
-		Sink *s = (Sink *)sink_set_get(set, i);
-		gint64 left = MAX(deadline - g_get_monotonic_time(), 0);
-
-		if (!sink_is_syslog_remote(s))
-			continue;
-		if (!sink_syslog_remote_flush(s, (guint)(left / 1000))) {
-			g_warning("syslog-remote sink '%s': %u events not sent before exit "
-				  "(server unreachable)",
-				  s->name, sink_syslog_remote_queue_len(s));
-			ok = FALSE;
-		}
-	}
-	return ok;
 }

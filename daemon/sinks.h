@@ -9,6 +9,3 @@
  * cannot be opened or the remote address is bad; an empty set is not an error. */
 SinkSet *sinks_from_config(const Config *cfg, const char *alerts_override,
 			   GError **error) G_GNUC_WARN_UNUSED_RESULT;
-/* Before exit: write out the remote sinks' queues, waiting at most timeout_ms in all.
- * FALSE when events were left unsent (logged). */
-gboolean sinks_flush(SinkSet *set, guint timeout_ms);

@@ -506,7 +506,7 @@ app_finish(App *app)
 	gboolean ok = TRUE;
 
 	if (app->sinks != NULL)
-		(void)sinks_flush(app->sinks, SINKS_FLUSH_MS); /* what is left is logged */
+		(void)sink_set_flush(app->sinks, SINKS_FLUSH_MS); /* what is left is logged */
 	if (app->flows != NULL && !flowsout_close(app->flows, &err)) {
 		g_printerr("spamflowd: %s\n", err->message);
 		ok = FALSE;

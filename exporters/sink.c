@@ -85,6 +85,29 @@ sink_set_write(SinkSet *set, const AlertEvent *ev, const SinkCtx *ctx)
 	}
 }
 
+gboolean
+sink_set_flush(SinkSet *set, guint timeout_ms)
+{
+	gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+	gboolean ok = TRUE;
+
+	for (guint i = 0; i < set->sinks->len; i++) {
+		Sink *s = g_ptr_array_index(set->sinks, i);
+		gint64 left = MAX(deadline - g_get_monotonic_time(), 0);
+
+		if (s->ops->flush == NULL)
+			continue;
+		guint unsent = s->ops->flush(s, (guint)(left / 1000));
+		if (unsent > 0) {
+			g_warning("%s sink '%s': %u events not sent before exit "
+				  "(server unreachable)",
+				  s->ops->kind, s->name, unsent);
+			ok = FALSE;
+		}
+	}
+	return ok;
+}
+
 void
 sink_set_reopen(SinkSet *set)
 {

@@ -30,6 +30,10 @@ typedef struct {
 	gboolean (*reopen)(Sink *s, GError **error);
 	/* Extra counters as "name":value JSON members (no braces), or NULL. */
 	void (*stats_json)(const Sink *s, GString *out);
+	/* Before exit: write out what the sink holds queued, waiting at most timeout_ms (the
+	 * default main context is iterated); returns the events left unsent. NULL when the
+	 * sink never queues (every write is done or failed when write returns). */
+	guint (*flush)(Sink *s, guint timeout_ms);
 	void (*free)(Sink *s);
 } SinkOps;
 
@@ -58,3 +62,6 @@ const Sink *sink_set_get(const SinkSet *set, guint i);
 void sink_set_write(SinkSet *set, const AlertEvent *ev, const SinkCtx *ctx);
 /* Reopen every sink; failures are logged and the old outputs kept. */
 void sink_set_reopen(SinkSet *set);
+/* Before exit: flush every sink that queues, waiting at most timeout_ms in all. FALSE when
+ * events were left unsent (logged per sink). */
+gboolean sink_set_flush(SinkSet *set, guint timeout_ms);

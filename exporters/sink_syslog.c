@@ -825,9 +825,12 @@ remote_free(Sink *s)
 	g_free(r);
 }
 
+static guint remote_flush(Sink *s, guint timeout_ms);
+
 static const SinkOps remote_ops = {.kind = "syslog-remote",
 				   .write = remote_write,
 				   .stats_json = remote_stats_json,
+				   .flush = remote_flush,
 				   .free = remote_free};
 
 gboolean
@@ -962,4 +965,12 @@ sink_syslog_remote_flush(Sink *s, guint timeout_ms)
 		g_source_unref(t);
 	}
 	return g_queue_is_empty(&r->queue);
+}
+
+/* SinkOps.flush: the events still queued after trying. */
+static guint
+remote_flush(Sink *s, guint timeout_ms)
+{
+	(void)sink_syslog_remote_flush(s, timeout_ms);
+	return sink_syslog_remote_queue_len(s);
 }
