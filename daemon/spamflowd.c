@@ -16,7 +16,7 @@
 #include "report.h"
 #include "sink.h"
 #include "sinks.h"
-#include "sink_syslog.h"
+#include "syslog_local.h"
 #include "spamflow-config.h"
 #include "statefile.h"
 #include "alertjson.h"
@@ -117,10 +117,10 @@ daemon_log_send(int prio, const char *msg)
 	else
 		g_string_assign(m, msg);
 	g_autoptr(GString) line = g_string_new(NULL);
-	sink_syslog_format_local(line, LOG_DAEMON | prio, "spamflowd", (guint)getpid(),
-				 time(NULL), m->str);
-	if (sink_syslog_send_local("/dev/log", &daemon_log.fd, &daemon_log.type, line, &err) ==
-	    SINK_SYSLOG_SENT)
+	syslog_local_format(line, LOG_DAEMON | prio, "spamflowd", (guint)getpid(), time(NULL),
+			    m->str);
+	if (syslog_local_send(_PATH_LOG, &daemon_log.fd, &daemon_log.type, line, &err) ==
+	    SYSLOG_LOCAL_SENT)
 		daemon_log.dropped = 0;
 	else
 		daemon_log.dropped++; /* never wait: a stalled syslog daemon costs lines, not us */

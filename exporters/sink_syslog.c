@@ -18,10 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef _PATH_LOG
-#define _PATH_LOG "/dev/log"
-#endif
-
 /* ---- facilities and severities ---- */
 
 static const struct {
@@ -135,40 +131,6 @@ typedef struct {
 	GString *msg;
 } SinkSyslog;
 
-/* Connect a non-blocking socket to the syslog daemon the way syslog(3) reaches it: a
- * datagram socket, or a stream one when connect() says EPROTOTYPE. Fails with ENOENT when
- * there is no socket and ECONNREFUSED when the socket is left over from a daemon that is
- * gone (access(2) sees a writable file there); -1 with *err set then. */
-int
-sink_syslog_connect_local(const char *path, int *type, int *err)
-{
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	static const int types[] = {SOCK_DGRAM, SOCK_STREAM};
-
-	if (strlen(path) >= sizeof addr.sun_path) {
-		*err = ENAMETOOLONG;
-		return -1;
-	}
-	memcpy(addr.sun_path, path, strlen(path) + 1);
-	for (gsize i = 0; i < G_N_ELEMENTS(types); i++) {
-		int fd = socket(AF_UNIX, types[i] | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0) {
-			*err = errno;
-			return -1;
-		}
-		if (connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0) {
-			*type = types[i];
-			*err = 0;
-			return fd;
-		}
-		*err = errno;
-		close(fd);
-		if (*err != EPROTOTYPE)
-			break;
-	}
-	return -1;
-}
-
 static void
 local_close(SinkSyslog *l)
 {
@@ -185,62 +147,8 @@ local_connect(SinkSyslog *l)
 	int e = 0;
 	if (l->fd >= 0)
 		return 0;
-	l->fd = sink_syslog_connect_local(l->path, &l->type, &e);
+	l->fd = syslog_local_connect(l->path, &l->type, &e);
 	return l->fd >= 0 ? 0 : e;
-}
-
-static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-				     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-
-void
-sink_syslog_format_local(GString *out, int pri, const char *ident, guint pid, time_t t,
-			 const char *msg)
-{
-	struct tm tm;
-
-	/* As glibc's syslog(3) writes to the local socket (RFC 3164 4.1 without HOSTNAME):
-	 * <PRI>Mmm dd hh:mm:ss IDENT[PID]: MSG, local time, C-locale month, day padded with
-	 * a space. */
-	g_string_append_printf(out, "<%d>", pri);
-	if (localtime_r(&t, &tm) != NULL && tm.tm_mon >= 0 && tm.tm_mon < 12)
-		g_string_append_printf(out, "%s %2d %02d:%02d:%02d ", months[tm.tm_mon], tm.tm_mday,
-				       tm.tm_hour, tm.tm_min, tm.tm_sec);
-	else
-		g_string_append(out, "Jan  1 00:00:00 ");
-	g_string_append_printf(out, "%s[%u]: %s", ident, pid, msg);
-}
-
-SinkSyslogSend
-sink_syslog_send_local(const char *path, int *fd, int *type, const GString *msg, int *detail)
-{
-	for (int attempt = 0;; attempt++) {
-		if (*fd < 0 && (*fd = sink_syslog_connect_local(path, type, detail)) < 0)
-			return SINK_SYSLOG_NO_DAEMON;
-		/* on a stream socket the terminating NUL separates messages, as glibc's */
-		gsize len = msg->len + (*type == SOCK_STREAM ? 1 : 0);
-		ssize_t n = send(*fd, msg->str, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n >= 0 && (gsize)n == len)
-			return SINK_SYSLOG_SENT;
-		if (n >= 0) {
-			/* stream only: the rest of a cut message would be read as the start of
-			 * the next one */
-			close(*fd);
-			*fd = -1;
-			*detail = (int)n;
-			return SINK_SYSLOG_SHORT;
-		}
-		*detail = errno;
-		if (*detail == EAGAIN || *detail == EWOULDBLOCK || *detail == ENOBUFS)
-			return SINK_SYSLOG_NOT_READING;
-		if (*detail == EMSGSIZE)
-			return SINK_SYSLOG_TOO_LONG;
-		/* the daemon went away (ECONNREFUSED, ENOTCONN ...) or was restarted on a new
-		 * socket: connect again and send once more, as syslog(3) does */
-		close(*fd);
-		*fd = -1;
-		if (attempt > 0)
-			return SINK_SYSLOG_FAILED;
-	}
 }
 
 /* Hand the message to the socket without waiting. The event's fate: delivered (events), or
@@ -255,32 +163,32 @@ syslog_write(Sink *s, const AlertEvent *ev, const SinkCtx *ctx)
 	g_string_truncate(l->buf, 0);
 	sink_syslog_format_kv(l->buf, ev, ctx);
 	g_string_truncate(l->msg, 0);
-	sink_syslog_format_local(l->msg,
+	syslog_local_format(l->msg,
 				 (l->facility & LOG_FACMASK) | sink_syslog_severity(ev->severity),
 				 l->ident, (guint)getpid(), time(NULL), l->buf->str);
 
-	SinkSyslogSend r = sink_syslog_send_local(l->path, &l->fd, &l->type, l->msg, &d);
-	if (r == SINK_SYSLOG_SENT) {
+	SyslogLocalSend r = syslog_local_send(l->path, &l->fd, &l->type, l->msg, &d);
+	if (r == SYSLOG_LOCAL_SENT) {
 		s->st.events++;
 		return;
 	}
 	s->st.errors++;
 	switch (r) {
-	case SINK_SYSLOG_NO_DAEMON:
+	case SYSLOG_LOCAL_NO_DAEMON:
 		sink_log_error(s, "%s: %s: no syslog daemon is listening, event not delivered",
 			       l->path, g_strerror(d));
 		break;
-	case SINK_SYSLOG_SHORT:
+	case SYSLOG_LOCAL_SHORT:
 		sink_log_error(s,
 			       "%s: short write (%d of %" G_GSIZE_FORMAT
 			       " bytes), reconnecting; event not delivered",
 			       l->path, d, l->msg->len + 1);
 		break;
-	case SINK_SYSLOG_NOT_READING:
+	case SYSLOG_LOCAL_NOT_READING:
 		sink_log_error(s, "%s: %s: the syslog daemon is not reading, event dropped",
 			       l->path, g_strerror(d));
 		break;
-	case SINK_SYSLOG_TOO_LONG:
+	case SYSLOG_LOCAL_TOO_LONG:
 		sink_log_error(s,
 			       "%s: message of %" G_GSIZE_FORMAT " bytes too long, event dropped",
 			       l->path, l->msg->len + (l->type == SOCK_STREAM ? 1 : 0));
@@ -299,7 +207,7 @@ syslog_reopen(Sink *s, GError **error)
 {
 	SinkSyslog *l = (SinkSyslog *)s;
 	int e = 0, type = SOCK_DGRAM;
-	int fd = sink_syslog_connect_local(l->path, &type, &e);
+	int fd = syslog_local_connect(l->path, &type, &e);
 
 	if (fd < 0) {
 		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e),

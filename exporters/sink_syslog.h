@@ -11,6 +11,7 @@
 #pragma once
 
 #include "sink.h"
+#include "syslog_local.h"
 
 #include <time.h>
 
@@ -32,7 +33,7 @@ gboolean sink_syslog_facility_from_name(const char *name, int *facility,
 const char *sink_syslog_facility_name(int facility); /* NULL if not in the table */
 int sink_syslog_severity(AlertSeverity s);	     /* LOG_INFO .. LOG_CRIT */
 
-/* Messages as syslog(3) with LOG_PID writes them (sink_syslog_format_local()), sent on the
+/* Messages as syslog(3) with LOG_PID writes them (syslog_local_format()), sent on the
  * sink's own non-blocking socket connected to /dev/log: it never waits for the syslog
  * daemon. Every event that is not handed over is counted in st.errors, never fatal: no
  * daemon (no /dev/log, or a stale socket: connected again at the next event), a daemon not
@@ -43,28 +44,6 @@ Sink *sink_syslog_new(const char *ident, int facility, GError **error) G_GNUC_WA
 /* The same on another socket path (tests). */
 Sink *sink_syslog_new_at(const char *path, const char *ident, int facility,
 			 GError **error) G_GNUC_WARN_UNUSED_RESULT;
-/* <PRI>Mmm dd hh:mm:ss IDENT[PID]: MSG (t in local time), as glibc's syslog(3) writes to
- * /dev/log: RFC 3164 4.1 without the HOSTNAME. */
-/* A non-blocking socket connected to the local syslog socket at path (datagram, or stream
- * when that is what listens there), its type in *type; -1 with *err set when none. */
-int sink_syslog_connect_local(const char *path, int *type, int *err);
-
-typedef enum {
-	SINK_SYSLOG_SENT,
-	SINK_SYSLOG_NO_DAEMON,   /* nothing listens at path; *detail = errno */
-	SINK_SYSLOG_NOT_READING, /* its queue is full (EAGAIN, ENOBUFS); *detail = errno */
-	SINK_SYSLOG_TOO_LONG,    /* EMSGSIZE */
-	SINK_SYSLOG_SHORT,       /* stream socket took part of it (closed); *detail = bytes */
-	SINK_SYSLOG_FAILED,      /* failed again after reconnecting; *detail = errno */
-} SinkSyslogSend;
-
-/* Send one formatted message (sink_syslog_format_local()) on *fd without ever waiting,
- * connecting first when *fd < 0; when the daemon went away, connect again and send once
- * more, as syslog(3) does. Shared by the local sink and the daemon's own log. */
-SinkSyslogSend sink_syslog_send_local(const char *path, int *fd, int *type, const GString *msg,
-				      int *detail);
-void sink_syslog_format_local(GString *out, int pri, const char *ident, guint pid, time_t t,
-			      const char *msg);
 /* The key=value line, without a newline. */
 void sink_syslog_format_kv(GString *out, const AlertEvent *ev, const SinkCtx *ctx);
 

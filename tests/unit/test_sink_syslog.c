@@ -516,7 +516,7 @@ test_local_format(void **state)
 			.tm_isdst = -1};
 	time_t t = mktime(&tm); /* local time, as syslog(3) stamps */
 
-	sink_syslog_format_local(s, LOG_LOCAL3 | LOG_WARNING, "spamflowd", 4242, t, "a=b c=d");
+	syslog_local_format(s, LOG_LOCAL3 | LOG_WARNING, "spamflowd", 4242, t, "a=b c=d");
 	assert_string_equal(s->str, "<156>Mar  5 07:08:09 spamflowd[4242]: a=b c=d");
 	tm = (struct tm){.tm_year = 125,
 			 .tm_mon = 11,
@@ -527,7 +527,7 @@ test_local_format(void **state)
 			 .tm_isdst = -1};
 	t = mktime(&tm);
 	g_string_truncate(s, 0);
-	sink_syslog_format_local(s, LOG_DAEMON | LOG_CRIT, "x", 1, t, "");
+	syslog_local_format(s, LOG_DAEMON | LOG_CRIT, "x", 1, t, "");
 	assert_string_equal(s->str, "<26>Dec 31 23:59:58 x[1]: ");
 }
 
