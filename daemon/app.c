@@ -1,0 +1,727 @@
+/* The daemon's wiring (app.h): the parts built from the configuration, flows to the
+ * analyzer, alert events to the log, the evidence files and the sinks; reload; the state
+ * file restored at start; the live main loop and the replay of captures. */
+#include "app.h"
+
+#include "daemon_log.h"
+#include "replay.h"
+#include "report.h"
+#include "sinks.h"
+#include "statefile.h"
+
+#include <glib-unix.h>
+#include <errno.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#define FLOW_BATCH_CAP 1024
+#define EXPIRE_INTERVAL_S 60
+#define SINKS_FLUSH_MS 5000 /* at exit, for queued remote syslog events */
+
+/* Command-line flags override the file. */
+void
+app_apply_options(Config *cfg, const AppOptions *opt)
+{
+	if (opt->listen != NULL && opt->listen[0] != NULL) {
+		g_strfreev(cfg->listen);
+		cfg->listen = g_strdupv(opt->listen);
+	}
+	if (opt->stats_interval >= 0)
+		cfg->stats_interval_s = (guint)opt->stats_interval;
+	if (opt->state != NULL) {
+		g_free(cfg->state_file);
+		cfg->state_file = g_strdup(opt->state);
+	}
+}
+
+/* Reports go to stdout unless the flow CSV already does. */
+static FILE *
+report_stream(const App *app, gboolean prefer_stderr)
+{
+	if (prefer_stderr || g_strcmp0(app->opt->flows, "-") == 0 ||
+	    g_strcmp0(app->opt->alerts, "-") == 0)
+		return stderr;
+	return stdout;
+}
+
+/* Counters of the optional modules, for `stats` and the summary. */
+static void
+app_module_stats(gpointer user_data, GString *out)
+{
+	const App *app = user_data;
+
+	if (app->enricher != NULL) {
+		g_string_append(out, ",\"enrich\":{");
+		enricher_stats_json(app->enricher, out);
+		g_string_append_c(out, '}');
+	}
+	if (app->flowstore != NULL) {
+		g_string_append(out, ",\"flowstore\":{");
+		flowstore_stats_json(app->flowstore, out);
+		g_string_append_c(out, '}');
+	}
+	if (app->evidence != NULL) {
+		g_string_append(out, ",\"evidence\":{");
+		evidence_stats_json(app->evidence, out);
+		g_string_append_c(out, '}');
+	}
+	if (app->snapshot != NULL)
+		snapshot_stats_json(app->snapshot, out);
+}
+
+static void
+print_report(const App *app, const ReplayStats *replay, FILE *text_fp)
+{
+	g_autoptr(GString) s = g_string_new(NULL);
+	AnalyzerStats an;
+	ReportExtra x = {.replay = replay,
+			 .listener = app->listener != NULL ? listener_stats(app->listener) : NULL,
+			 .analyzer = &an,
+			 .sinks = app->sinks,
+			 .module_stats = app_module_stats,
+			 .module_data = (gpointer)app};
+
+	analyzer_get_stats(app->analyzer, &an);
+	if (app->opt->json) {
+		report_json(s, app->collector, &x);
+		fputs(s->str, report_stream(app, FALSE));
+	} else {
+		report_text(s, app->collector, &x);
+		fputs(s->str, text_fp);
+	}
+	fflush(stdout);
+}
+
+static const char *
+exporter_name(guint32 index, gpointer user_data)
+{
+	App *app = user_data;
+	const char *name = g_hash_table_lookup(app->exporter_names, GUINT_TO_POINTER(index));
+	guint8 addr[16];
+	char buf[64];
+
+	if (name != NULL)
+		return name;
+	if (!collector_exporter_addr(app->collector, index, addr, NULL))
+		return NULL;
+	char *copy = g_strdup(flow_addr_str(addr, buf, sizeof buf));
+	g_hash_table_insert(app->exporter_names, GUINT_TO_POINTER(index), copy);
+	return copy;
+}
+
+static gboolean
+evidence_exporter_addr(guint32 exporter, guint8 addr[16], gpointer user_data)
+{
+	App *app = user_data;
+	return collector_exporter_addr(app->collector, exporter, addr, NULL);
+}
+
+/* Every alert event: one log line a person can read, and the JSON line for tools. A raised
+ * or updated event first gets its evidence file, on a copy (the analyzer's is const). */
+static void
+on_alert(const AlertEvent *analyzer_ev, gpointer user_data)
+{
+	App *app = user_data;
+	AlertEvent copy = *analyzer_ev;
+	const AlertEvent *ev = &copy;
+	char host[64], peer[64];
+
+	if (app->evidence != NULL && (ev->event == ALERT_RAISED || ev->event == ALERT_UPDATED)) {
+		g_autoptr(GError) err = NULL;
+		g_array_set_size(app->evidence_flows, 0);
+		flowstore_collect(app->flowstore, ev->host, heuristics_reason_win(ev->reason),
+				  ev->time_ms, app->evidence_flows);
+		if (!evidence_write(app->evidence, ev, (const Flow *)(void *)app->evidence_flows->data,
+				    app->evidence_flows->len, evidence_exporter_addr, app,
+				    copy.evidence, sizeof copy.evidence, &err))
+			g_warning("%s", err->message);
+	}
+	const AlertWindow *sw = &ev->window[WINDOW_SHORT], *lw = &ev->window[WINDOW_LONG];
+
+	flow_addr_str(ev->host, host, sizeof host);
+	g_autofree char *geo = ev->n_countries > 0 || ev->n_asns > 0
+				   ? g_strdup_printf(" countries=%u asns=%u", ev->n_countries,
+						     ev->n_asns)
+				   : g_strdup("");
+	g_message("alert %s %s host=%s%s%s severity=%s short=%u/%u%s long=%u/%u%s "
+		  "attempts=%u failed=%.0f%%%s%s%s%s",
+		  alert_kind_name(ev->event), alert_reason_name(ev->reason), host,
+		  ev->has_peer ? " target=" : "",
+		  ev->has_peer ? flow_addr_str(ev->peer, peer, sizeof peer) : "",
+		  alert_severity_name(ev->severity), sw->value, sw->threshold,
+		  sw->estimated ? "~" : "", lw->value, lw->threshold, lw->estimated ? "~" : "",
+		  ev->attempts, ev->failed_share * 100, geo,
+		  ev->evidence[0] != '\0' ? " evidence=" : "", ev->evidence,
+		  ev->lower_bound ? " (sampled: counts are lower bounds)" : "");
+	SinkCtx ctx = {.exporter_name = exporter_name, .user_data = app};
+	sink_set_write(app->sinks, ev, &ctx);
+}
+
+/* Each batch of decoded records: to the --flows CSV, then through the analyzer. With
+ * evidence on, each record enters the flow store just before the analyzer sees it, so an
+ * alert's evidence ends with the record that raised it. */
+static void
+on_flows(const Flow *flows, guint n, gpointer user_data)
+{
+	App *app = user_data;
+
+	if (app->flows != NULL)
+		flowsout_write(flows, n, app->flows);
+	if (app->flowstore == NULL) {
+		analyzer_process(app->analyzer, flows, n);
+		return;
+	}
+	for (guint i = 0; i < n; i++) {
+		flowstore_add(app->flowstore, &flows[i]);
+		analyzer_process(app->analyzer, &flows[i], 1);
+	}
+}
+
+static gboolean
+exporter_allowed(const guint8 addr[16], gpointer set)
+{
+	return netset_contains(set, addr);
+}
+
+/* Once per exporter: the collector's notices, for the admin of that exporter. */
+static void
+on_collector_notice(CollectorNotice what, const CollectorNoticeInfo *i, gpointer user_data)
+{
+	SessionView v = {.port = i->port, .agent = i->agent};
+	(void)user_data;
+	memcpy(v.addr, i->addr, 16);
+	g_autofree char *ep = report_exporter(&v);
+	const char *ver = flow_version_name(i->version);
+
+	switch (what) {
+	case NOTICE_TIMES_DROPPED: {
+		g_autofree char *start = report_time(i->start_ms);
+		g_autofree char *end = report_time(i->end_ms);
+		g_autofree char *sent = report_time(i->export_ms);
+		g_warning("exporter %s domain %u (version %s): flow times %s .. %s are implausible "
+			  "for a message sent at %s (accepted: up to 90 days before, 1 day after); "
+			  "such times are dropped and counted as times_dropped. Check the exporter's "
+			  "clock (NTP) and uptime. Said once per exporter",
+			  ep, i->domain, ver, start, end, sent);
+		break;
+	}
+	case NOTICE_AMBIGUOUS_ADDR: {
+		g_autofree char *why =
+		    i->ipversion >= 0
+			? g_strdup_printf("its ipVersion (IE 60) is %d, neither 4 nor 6", i->ipversion)
+			: g_strdup("it has both families set, or neither, and the template has no "
+				   "ipVersion (IE 60) to tell");
+		g_warning("exporter %s domain %u (version %s): template %u carries IPv4 and IPv6 "
+			  "addresses, and a record cannot be placed: %s. Such records are dropped "
+			  "and counted as ambiguous_addr. Said once per exporter",
+			  ep, i->domain, ver, i->template_id, why);
+		break;
+	}
+	case NOTICE_N:
+		break;
+	}
+}
+
+gboolean
+app_init(App *app, Config *cfg, const AppOptions *opt, gboolean live, GError **error)
+{
+	AnalyzerConfig acfg = *config_analyzer(cfg);
+
+	app->cfg = cfg;
+	app->opt = opt;
+	if (opt->flows != NULL) {
+		app->flows = flowsout_new(opt->flows, live, error);
+		if (app->flows == NULL)
+			return FALSE;
+	}
+	app->sinks = sinks_from_config(cfg, opt->alerts, error);
+	if (app->sinks == NULL)
+		return FALSE;
+	acfg.alert_fn = on_alert;
+	acfg.alert_data = app;
+	app->enricher = enricher_new(cfg->country_db, cfg->asn_db, error);
+	if (app->enricher == NULL)
+		return FALSE;
+	if (enricher_active(app->enricher)) {
+		acfg.geo_fn = enricher_geo_func;
+		acfg.geo_data = app->enricher;
+	}
+	if (app->hooks.geo != NULL) {
+		acfg.geo_fn = app->hooks.geo;
+		acfg.geo_data = app->hooks.data;
+	}
+	if (cfg->evidence_dir[0] != '\0') {
+		app->evidence = evidence_new(cfg->evidence_dir, cfg->evidence_max_age_s,
+					     cfg->evidence_max_bytes, error);
+		if (app->evidence == NULL)
+			return FALSE;
+		app->flowstore = flowstore_new(&acfg, cfg->evidence_max_flows,
+					       cfg->evidence_memory_cap, error);
+		if (app->flowstore == NULL)
+			return FALSE;
+		app->evidence_flows = g_array_new(FALSE, FALSE, sizeof(Flow));
+	}
+	app->acfg = acfg;
+	app->analyzer = analyzer_new(&app->acfg, error);
+	if (app->analyzer == NULL)
+		return FALSE;
+	app->exporter_names = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+	app->batch = flow_batch_new(FLOW_BATCH_CAP, on_flows, app);
+	CollectorConfig ccfg = cfg->collector;
+	if (cfg->allowed_exporters[0] != '\0') {
+		app->allowed = netset_new_from_list(cfg->allowed_exporters, error);
+		if (app->allowed == NULL)
+			return FALSE;
+		ccfg.allow = exporter_allowed;
+		ccfg.allow_data = app->allowed;
+	} else if (live) {
+		g_warning("accepting flow export from any source: anyone who can reach the port can "
+			  "send spoofed flows that frame a host; set [collector] allowed_exporters");
+	}
+	ccfg.notice = on_collector_notice;
+	app->ccfg = ccfg;
+	app->collector = collector_new(&app->ccfg, app->batch);
+	if (app->flows != NULL)
+		flowsout_set_collector(app->flows, app->collector);
+	return TRUE;
+}
+
+/* FALSE when the flow CSV could not be written completely. */
+gboolean
+app_finish(App *app)
+{
+	g_autoptr(GError) err = NULL;
+	gboolean ok = TRUE;
+
+	if (app->sinks != NULL)
+		(void)sink_set_flush(app->sinks, SINKS_FLUSH_MS); /* what is left is logged */
+	if (app->flows != NULL && !flowsout_close(app->flows, &err)) {
+		g_printerr("spamflowd: %s\n", err->message);
+		ok = FALSE;
+	}
+	return ok;
+}
+
+void
+app_clear(App *app)
+{
+	g_clear_pointer(&app->control, control_server_free);
+	g_clear_pointer(&app->listener, listener_free);
+	g_clear_pointer(&app->collector, collector_free);
+	g_clear_pointer(&app->batch, flow_batch_free);
+	g_clear_pointer(&app->flows, flowsout_free);
+	g_clear_pointer(&app->analyzer, analyzer_free);
+	g_clear_pointer(&app->allowed, netset_free);
+	g_clear_pointer(&app->sinks, sink_set_free);
+	g_clear_pointer(&app->enricher, enricher_free);
+	g_clear_pointer(&app->flowstore, flowstore_free);
+	g_clear_pointer(&app->evidence, evidence_free);
+	if (app->evidence_flows != NULL)
+		g_clear_pointer(&app->evidence_flows, g_array_unref);
+	g_clear_pointer(&app->exporter_names, g_hash_table_unref);
+	g_clear_pointer(&app->loop, g_main_loop_unref);
+	g_clear_pointer(&app->reloaded, config_free);
+	g_clear_pointer(&app->snapshot, snapshot_free);
+}
+
+gboolean
+app_control_start(App *app, GError **error)
+{
+	g_autoptr(GError) err = NULL;
+
+	app->commands = (CommandsDeps){.collector = app->collector,
+				       .analyzer = app->analyzer,
+				       .sinks = app->sinks,
+				       .listener = app->listener,
+				       .cfg = &app->cfg,
+				       .config_path = app->opt->config,
+				       .exporter_name = exporter_name,
+				       .exporter_data = app,
+				       .reload = app_reload,
+				       .reload_data = app,
+				       .reload_counts = app->reloads,
+				       .started_ms = g_get_real_time() / 1000,
+				       .module_stats = app_module_stats,
+				       .module_data = app,
+				       .geo = app->enricher != NULL ? enricher_geo_func : NULL,
+				       .geo_data = app->enricher};
+	if (app->hooks.geo != NULL) {
+		app->commands.geo = app->hooks.geo;
+		app->commands.geo_data = app->hooks.data;
+	}
+	app->control = commands_control_new(app->cfg, &app->commands, &err);
+	if (err != NULL) {
+		g_propagate_error(error, g_steal_pointer(&err));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* How often the analyzer's clock ticks when no flow moves it (clears, due updates): six
+ * times a slice, at most every 10 s (the default 60-s slice: every 10 s), so a clear is
+ * late by a sixth of a slice at most. Live this is a timer; a replay ticks at the same
+ * points of capture time, so both clear at the same moments. */
+static gint64
+tick_interval_ms(const Config *cfg)
+{
+	return CLAMP(cfg->analyzer.slice_ms / 6, 100, 10000);
+}
+
+/* Replay: the ticks a live daemon would have made before capture time ts_ms. */
+static void
+replay_ticks(App *app, gint64 tick_ms, gint64 *next, gint64 ts_ms)
+{
+	if (*next == G_MININT64 || ts_ms < *next - tick_ms) {
+		*next = ts_ms + tick_ms; /* the first datagram, or the clock stepped back */
+		return;
+	}
+	if (ts_ms < *next)
+		return;
+	flow_batch_flush(app->batch); /* the flows before the tick are analyzed first */
+	/* a long silence: the ticks of its last day only (the windows are shorter) */
+	gint64 day = 86400000 / tick_ms * tick_ms;
+	if (ts_ms - *next > day)
+		*next += (ts_ms - *next - day) / tick_ms * tick_ms;
+	for (; *next <= ts_ms; *next += tick_ms)
+		analyzer_tick(app->analyzer, *next);
+}
+
+int
+app_run_replay(Config *cfg, const AppOptions *opt)
+{
+	App app = {0};
+	ReplayStats total = {0};
+	g_autoptr(GError) err = NULL;
+	int rc = 0;
+	gint64 tick_ms = tick_interval_ms(cfg), next_tick = G_MININT64;
+
+	if (!app_init(&app, cfg, opt, FALSE, &err)) {
+		g_printerr("spamflowd: %s\n", err->message);
+		app_clear(&app);
+		return 1;
+	}
+	for (guint i = 0; opt->files[i] != NULL; i++) {
+		g_autoptr(Replay) r = replay_open(opt->files[i], &err);
+		ReplayDatagram d;
+
+		if (r == NULL) {
+			g_printerr("spamflowd: cannot replay: %s\n", err->message);
+			rc = 1;
+			break;
+		}
+		while (replay_next(r, &d, &err)) {
+			replay_ticks(&app, tick_ms, &next_tick, d.ts_ms);
+			collector_input(app.collector, d.addr, d.port, d.payload, d.len, d.ts_ms);
+		}
+		if (err != NULL) {
+			g_printerr("spamflowd: warning: %s (stopped reading it there)\n",
+				   err->message);
+			g_clear_error(&err);
+		}
+		flow_batch_flush(app.batch);
+		replay_stats_add(&total, replay_stats(r));
+	}
+	if (rc == 0) {
+		if (!app_finish(&app))
+			rc = 1;
+		print_report(&app, &total, report_stream(&app, FALSE));
+	}
+	app_clear(&app);
+	return rc;
+}
+
+static gboolean
+on_expire(gpointer user_data)
+{
+	App *app = user_data;
+
+	collector_expire(app->collector, g_get_real_time() / 1000);
+	if (app->flows != NULL)
+		flowsout_forget_exporters(app->flows);
+	g_hash_table_remove_all(app->exporter_names);
+	return G_SOURCE_CONTINUE;
+}
+
+/* Clears and due updates must happen when no flows arrive too. */
+static gboolean
+on_tick(gpointer user_data)
+{
+	App *app = user_data;
+
+	analyzer_tick(app->analyzer, g_get_real_time() / 1000);
+	return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_stats(gpointer user_data)
+{
+	App *app = user_data;
+
+	report_log(app->collector, listener_stats(app->listener));
+	return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_quit_signal(gpointer user_data)
+{
+	App *app = user_data;
+
+	g_message("signal received, exiting");
+	g_main_loop_quit(app->loop);
+	return G_SOURCE_CONTINUE;
+}
+
+/* Reload (SIGHUP and the control socket's `reload`): re-read -c; the analyzer takes the new
+ * settings keeping its windows, and the log level changes. A broken file changes nothing.
+ * members gets what changed (commands_reload_members). */
+gboolean
+app_reload(gpointer user_data, GString *members, GError **error)
+{
+	App *app = user_data;
+	AnalyzerConfig acfg;
+	g_autoptr(Config) cfg = NULL;
+
+	if (app->opt->config == NULL) {
+		g_set_error_literal(error, CONFIG_ERROR, CONFIG_ERROR_FILE,
+				    "started without -c: no configuration file to reload");
+		app->reloads[1]++;
+		return FALSE;
+	}
+	cfg = app->hooks.load_config != NULL ? app->hooks.load_config(app->hooks.data, error)
+					     : config_new_from_file(app->opt->config, error);
+	if (cfg != NULL) {
+		app_apply_options(cfg, app->opt);
+		acfg = *config_analyzer(cfg);
+	}
+	if (cfg == NULL || !analyzer_reconfigure(app->analyzer, &acfg, error)) {
+		app->reloads[1]++;
+		return FALSE;
+	}
+	commands_reload_members(members, app->cfg, cfg);
+	daemon_log_set_level(cfg);
+	/* the first configuration is main()'s and may be referenced: only reloads are freed */
+	g_clear_pointer(&app->reloaded, config_free);
+	app->reloaded = g_steal_pointer(&cfg);
+	app->cfg = app->reloaded;
+	app->reloads[0]++;
+	return TRUE;
+}
+
+/* SIGHUP: reload the configuration, reopen the alert files (logrotate). */
+static gboolean
+on_hup(gpointer user_data)
+{
+	App *app = user_data;
+	g_autoptr(GString) changes = g_string_new(NULL);
+	g_autoptr(GError) err = NULL;
+
+	if (app->opt->config != NULL && !app_reload(app, changes, &err))
+		g_warning("SIGHUP: %s: keeping the configuration in force", err->message);
+
+	g_message("SIGHUP: reopening alert files");
+	sink_set_reopen(app->sinks);
+	g_clear_error(&err);
+	if (enricher_active(app->enricher) && !enricher_reload(app->enricher, &err))
+		g_warning("SIGHUP: %s", err->message);
+	g_clear_error(&err);
+	if (app->flowstore != NULL &&
+	    !flowstore_reconfigure(app->flowstore, config_analyzer(app->cfg), &err))
+		g_warning("SIGHUP: evidence flow store: %s", err->message);
+	return G_SOURCE_CONTINUE;
+}
+
+/* ---- restart without loss: the state file ---- */
+
+/* Build the collector's and the analyzer's state and write the file (SnapshotWriteFunc). */
+static gboolean
+state_write(const char *path, gint64 now_ms, gsize *bytes, gpointer user_data, GError **error)
+{
+	App *app = user_data;
+	g_autoptr(GByteArray) coll = g_byte_array_new();
+	g_autoptr(GByteArray) anlz = g_byte_array_new();
+
+	collector_state_save(app->collector, coll);
+	analyzer_state_save(app->analyzer, anlz);
+	StateSection sec[] = {
+	    {.tag = STATEFILE_TAG_COLLECTOR, .data = coll->data, .len = coll->len},
+	    {.tag = STATEFILE_TAG_ANALYZER, .data = anlz->data, .len = anlz->len},
+	};
+	return statefile_write(path, now_ms, sec, G_N_ELEMENTS(sec), bytes, error);
+}
+
+static gboolean
+on_snapshot(gpointer user_data)
+{
+	App *app = user_data;
+	snapshot_take(app->snapshot);
+	return G_SOURCE_CONTINUE;
+}
+
+
+/* Fresh collector and analyzer, as app_init made them. */
+static gboolean
+app_state_reset(App *app, GError **error)
+{
+	g_clear_pointer(&app->collector, collector_free);
+	g_clear_pointer(&app->analyzer, analyzer_free);
+	app->collector = collector_new(&app->ccfg, app->batch);
+	if (app->flows != NULL)
+		flowsout_set_collector(app->flows, app->collector);
+	app->analyzer = analyzer_new(&app->acfg, error);
+	return app->analyzer != NULL;
+}
+
+/* At start, before any datagram: restore what the last run saved, when it is recent and
+ * whole. Anything wrong with the file is reported and the file is not used at all. */
+static gboolean
+app_state_restore(App *app, GError **error)
+{
+	const char *path = snapshot_path(app->snapshot);
+	StateFile sf;
+	g_autoptr(GError) err = NULL;
+	CollectorStateLoad cl;
+	AnalyzerStats an;
+
+	if (!statefile_read(path, &sf, &err)) {
+		if (g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+			g_message("no state file at %s: starting afresh", path);
+			snapshot_set_restored(app->snapshot, g_strdup("{\"result\":\"none\"}"));
+		} else {
+			g_warning("%s: ignored, starting afresh", err->message);
+			snapshot_set_restored(app->snapshot, g_strdup("{\"result\":\"invalid\"}"));
+		}
+		return TRUE;
+	}
+	gint64 age_ms = g_get_real_time() / 1000 - sf.written_ms;
+	const StateSection *cs = statefile_section(&sf, STATEFILE_TAG_COLLECTOR);
+	const StateSection *as = statefile_section(&sf, STATEFILE_TAG_ANALYZER);
+	if (age_ms > (gint64)app->cfg->state_max_age_s * 1000 || age_ms < -86400 * 1000) {
+		g_message("state file %s was written %" G_GINT64_FORMAT " s ago (max_age %u): "
+			  "not restored",
+			  path, age_ms / 1000, app->cfg->state_max_age_s);
+		snapshot_set_restored(app->snapshot,
+				      g_strdup_printf("{\"result\":\"too_old\",\"age_s\":%" G_GINT64_FORMAT "}",
+						      age_ms / 1000));
+		statefile_clear(&sf);
+		return TRUE;
+	}
+	if (cs == NULL || as == NULL) {
+		g_set_error(&err, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+			    "state file %s: a section is missing", path);
+	} else if (collector_state_load(app->collector, cs->data, cs->len, &cl, &err) &&
+		   analyzer_state_load(app->analyzer, as->data, as->len, &err)) {
+		analyzer_get_stats(app->analyzer, &an);
+		g_message("restored state from %s, written %" G_GINT64_FORMAT " s ago: %u "
+			  "exporters, %u domains, %u templates (dropped by the current limits: %u "
+			  "exporters, %u domains, %u templates); %u hosts, %u offenders",
+			  path, age_ms / 1000, cl.exporters, cl.domains, cl.templates,
+			  cl.exporters_dropped, cl.domains_dropped, cl.templates_dropped,
+			  (guint)an.hosts_tracked, (guint)an.offenders_active);
+		snapshot_set_restored(app->snapshot, g_strdup_printf(
+		    "{\"result\":\"restored\",\"age_s\":%" G_GINT64_FORMAT ",\"exporters\":%u,"
+		    "\"domains\":%u,\"templates\":%u,\"exporters_dropped\":%u,"
+		    "\"domains_dropped\":%u,\"templates_dropped\":%u,\"hosts\":%u,"
+		    "\"offenders\":%u}",
+		    age_ms / 1000, cl.exporters, cl.domains, cl.templates, cl.exporters_dropped,
+		    cl.domains_dropped, cl.templates_dropped, (guint)an.hosts_tracked, (guint)an.offenders_active));
+		statefile_clear(&sf);
+		return TRUE;
+	}
+	g_warning("%s: state file not used, starting afresh", err->message);
+	snapshot_set_restored(app->snapshot, g_strdup("{\"result\":\"invalid\"}"));
+	statefile_clear(&sf);
+	return app_state_reset(app, error);
+}
+
+/* The state file's directory, owned by the user the daemon drops to. */
+static void
+app_state_prepare(App *app)
+{
+	gint64 uid = -1, gid = -1;
+	g_autoptr(GError) err = NULL;
+
+	if (app->cfg->user[0] != '\0') {
+		struct passwd *pw = getpwnam(app->cfg->user);
+		if (pw != NULL) {
+			uid = pw->pw_uid;
+			gid = pw->pw_gid;
+		}
+	}
+	if (!statefile_prepare_dir(snapshot_path(app->snapshot), uid, gid, &err))
+		g_warning("%s: snapshots will fail", err->message);
+}
+
+int
+app_run_live(Config *cfg, const AppOptions *opt)
+{
+	App app = {0};
+	g_autoptr(GError) err = NULL;
+	guint ids[7] = {0};
+	int rc = 0;
+
+	/* Bind first: a port in use should fail before anything else is set up. */
+	app.listener = listener_new((const char *const *)cfg->listen, cfg->rcvbuf, &err);
+	if (app.listener == NULL || !app_init(&app, cfg, opt, TRUE, &err)) {
+		g_printerr("spamflowd: %s\n", err->message);
+		app_clear(&app);
+		return 1;
+	}
+	if (cfg->state_file[0] != '\0') {
+		app.snapshot = snapshot_new(cfg->state_file, state_write, &app);
+		app_state_prepare(&app);
+		if (!app_state_restore(&app, &err)) {
+			g_printerr("spamflowd: %s\n", err->message);
+			app_clear(&app);
+			return 1;
+		}
+	}
+	for (guint i = 0; i < listener_n_sockets(app.listener); i++)
+		g_message("listening on %s (udp, receive buffer %" G_GSIZE_FORMAT " bytes)",
+			  listener_address(app.listener, i), listener_rcvbuf(app.listener, i));
+	/* Then the control socket, then privileges go: bind, then drop, then parse. */
+	if (!app_control_start(&app, &err) || !commands_drop_privileges(cfg, &err)) {
+		g_printerr("spamflowd: %s\n", err->message);
+		app_clear(&app);
+		return 1;
+	}
+	if (app.snapshot != NULL) {
+		/* Now as the user that will write it: say so at start, not at the first failure. */
+		g_autofree char *dir = g_path_get_dirname(snapshot_path(app.snapshot));
+		if (access(dir, W_OK | X_OK) != 0)
+			g_warning("state directory %s is not writable by this process (%s): "
+				  "snapshots will fail; chown it to [daemon] user",
+				  dir, g_strerror(errno));
+	}
+	app.loop = g_main_loop_new(NULL, FALSE);
+	listener_attach(app.listener, app.collector, app.batch, NULL);
+	ids[0] = g_timeout_add_seconds(EXPIRE_INTERVAL_S, on_expire, &app);
+	if (cfg->stats_interval_s > 0)
+		ids[1] = g_timeout_add_seconds(cfg->stats_interval_s, on_stats, &app);
+	ids[2] = g_unix_signal_add(SIGINT, on_quit_signal, &app);
+	ids[3] = g_unix_signal_add(SIGTERM, on_quit_signal, &app);
+	/* Clears and due updates when no flows arrive (tick_interval_ms()). */
+	ids[4] = g_timeout_add((guint)tick_interval_ms(cfg), on_tick, &app);
+	ids[5] = g_unix_signal_add(SIGHUP, on_hup, &app);
+	if (app.snapshot != NULL && cfg->state_interval_s > 0)
+		ids[6] = g_timeout_add_seconds(cfg->state_interval_s, on_snapshot, &app);
+
+	g_main_loop_run(app.loop);
+
+	for (guint i = 0; i < G_N_ELEMENTS(ids); i++)
+		if (ids[i] != 0)
+			g_source_remove(ids[i]);
+	listener_detach(app.listener);
+	flow_batch_flush(app.batch);
+	if (app.snapshot != NULL) {
+		snapshot_wait(app.snapshot);
+		snapshot_save(app.snapshot, TRUE);
+	}
+	if (!app_finish(&app))
+		rc = 1;
+	print_report(&app, NULL, stderr);
+	app_clear(&app);
+	return rc;
+}
+
