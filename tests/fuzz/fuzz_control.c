@@ -1,18 +1,15 @@
 /* libFuzzer harness for the control protocol: the input is what a client sends, fed through
- * control_server_feed() (framing, the request-length limit, the text check, control_parse()) to
- * commands_run() over a daemon built from the real pieces: config from text, analyzer,
- * collector fed v5 datagrams that raise offenders of every kind, sinks (to /dev/null, for
- * `stats`; alert events are not written to them, which no command can reach and which would
- * cost a third of each run), flow store, enricher. Each input gets a fresh daemon, so a
- * `forget` or `reload` does not leak into the next input. Every reply line must be one JSON
- * object, one line per request. */
+ * control_server_feed() (framing, the request-length limit, the text check, control_parse())
+ * to commands_run() over spamflowd's own wiring (daemon/app.c): configuration from text,
+ * analyzer, collector fed v5 datagrams that raise offenders of every kind, sinks (to
+ * /dev/null), enricher, the control server. App.hooks stand in for the enricher's databases
+ * and for the file `reload` reads. Each input gets a fresh daemon, so a `forget` or `reload`
+ * does not leak into the next input. Every reply line must be one JSON object, one line per
+ * request. */
 #include "fuzz_daemon.h"
 
-#include "commands.h"
+#include "app.h"
 #include "config.h"
-#include "enrich.h"
-#include "flowstore.h"
-#include "sinks.h"
 
 #include <glib/gstdio.h>
 #include <stdio.h>
@@ -54,25 +51,15 @@ static const char *const reload_conf[] = {
 };
 
 typedef struct {
-	Config *cfg;
-	Config *initial; /* start_cfg: cfg points here until the first successful reload */
-	Analyzer *analyzer;
-	Collector *collector;
-	FlowBatch *batch;
-	SinkSet *sinks;
-	FlowStore *flowstore;
-	Enricher *enricher;
-	GHashTable *exporter_names;
-	guint64 reloads[2];
+	App app;
+	AppOptions opt;
 	guint n_reload;
 	guint32 seq[3]; /* v5 flow sequence per exporter */
-	CommandsDeps deps;
-	ControlServer *ctl;
 } Daemon;
 
 static char *sock_dir;
 static char *sock_path;
-static Config *start_cfg; /* never changed: a reload replaces Daemon.cfg */
+static Config *start_cfg; /* never changed: a reload replaces the App's cfg */
 
 static void
 remove_sock_dir(void)
@@ -123,72 +110,15 @@ fake_geo(const guint8 dst[16], char country[4], guint32 *asn, gpointer data)
 	return TRUE;
 }
 
-static const char *
-exporter_name(guint32 index, gpointer user_data)
-{
-	Daemon *d = user_data;
-	const char *name = g_hash_table_lookup(d->exporter_names, GUINT_TO_POINTER(index));
-	guint8 addr[16];
-	char buf[64];
-
-	if (name != NULL)
-		return name;
-	if (!collector_exporter_addr(d->collector, index, addr, NULL))
-		return NULL;
-	char *copy = g_strdup(flow_addr_str(addr, buf, sizeof buf));
-	g_hash_table_insert(d->exporter_names, GUINT_TO_POINTER(index), copy);
-	return copy;
-}
-
-static void
-on_flows(const Flow *flows, guint n, gpointer user_data)
-{
-	Daemon *d = user_data;
-
-	for (guint i = 0; i < n; i++) {
-		flowstore_add(d->flowstore, &flows[i]);
-		analyzer_process(d->analyzer, &flows[i], 1);
-	}
-}
-
-static void
-module_stats(gpointer user_data, GString *out)
-{
-	Daemon *d = user_data;
-
-	g_string_append(out, ",\"enrich\":{");
-	enricher_stats_json(d->enricher, out);
-	g_string_append(out, "},\"flowstore\":{");
-	flowstore_stats_json(d->flowstore, out);
-	g_string_append_c(out, '}');
-}
-
-/* spamflowd's reload (app_reload) with the file replaced by the texts above. */
-static gboolean
-reload(gpointer user_data, GString *members, GError **error)
+/* What `reload` loads instead of re-reading the file (App.hooks.load_config). */
+static Config *
+load_reload_conf(gpointer user_data, GError **error)
 {
 	Daemon *d = user_data;
 	g_autofree char *name = g_strdup_printf("reload-%u.conf", d->n_reload);
 	const char *extra = reload_conf[d->n_reload++ % G_N_ELEMENTS(reload_conf)];
-	g_autoptr(Config) cfg = conf_with(extra, name, error);
-	AnalyzerConfig acfg;
 
-	if (cfg != NULL)
-		acfg = *config_analyzer(cfg);
-	if (cfg == NULL || !analyzer_reconfigure(d->analyzer, &acfg, error)) {
-		d->reloads[1]++;
-		return FALSE;
-	}
-	/* as on SIGHUP: the flow store follows, a failure there is only logged */
-	g_autoptr(GError) fs_err = NULL;
-	if (!flowstore_reconfigure(d->flowstore, config_analyzer(cfg), &fs_err))
-		g_warning("%s", fs_err->message);
-	commands_reload_members(members, d->cfg, cfg);
-	if (d->cfg != d->initial)
-		config_free(d->cfg);
-	d->cfg = g_steal_pointer(&cfg);
-	d->reloads[0]++;
-	return TRUE;
+	return conf_with(extra, name, error);
 }
 
 /* ---- flows: NetFlow v5 datagrams through the collector ---- */
@@ -257,8 +187,9 @@ v5_send(Daemon *d, V5 *v, guint exporter, guint16 sampling, gint64 now)
 	v->buf[21] = (guint8)exporter;
 	put16(v->buf + 22, sampling);
 	d->seq[exporter] += v->n;
-	(void)collector_input(d->collector, addr, 2055, v->buf, V5_HEADER + v->n * V5_RECORD, now);
-	flow_batch_flush(d->batch);
+	(void)collector_input(d->app.collector, addr, 2055, v->buf, V5_HEADER + v->n * V5_RECORD,
+			      now);
+	flow_batch_flush(d->app.batch);
 	v->n = 0;
 }
 
@@ -293,69 +224,34 @@ feed_flows(Daemon *d)
 		v5_add(&v, IP4(10, 0, 0, 25), IP4(203, 0, 113, 10 + i), 40004, 25, SESSION, 30,
 		       9000);
 	v5_send(d, &v, 2, 0x4000 | 100, T0 + 60000);
-	analyzer_tick(d->analyzer, T0 + 3 * 60000);
+	analyzer_tick(d->app.analyzer, T0 + 3 * 60000);
 	for (guint i = 0; i < 24; i++)
 		v5_add(&v, IP4(10, 1, 2, 3), IP4(198, 51, 101, 1 + i), 40000, 25, SESSION, 12,
 		       3000);
 	v5_send(d, &v, 0, 0, T0 + 20 * 60000);
-	analyzer_tick(d->analyzer, T0 + 21 * 60000);
+	analyzer_tick(d->app.analyzer, T0 + 21 * 60000);
 }
 
 static void
 daemon_init(Daemon *d)
 {
 	g_autoptr(GError) err = NULL;
-	AnalyzerConfig acfg;
 
 	memset(d, 0, sizeof *d);
-	d->initial = start_cfg;
-	d->cfg = d->initial;
-	d->sinks = sinks_from_config(d->cfg, NULL, &err);
-	FUZZ_CHECK(d->sinks != NULL);
-	d->enricher = enricher_new(d->cfg->country_db, d->cfg->asn_db, &err);
-	FUZZ_CHECK(d->enricher != NULL);
-	acfg = *config_analyzer(d->cfg);
-	acfg.geo_fn = fake_geo;
-	d->flowstore =
-	    flowstore_new(&acfg, d->cfg->evidence_max_flows, d->cfg->evidence_memory_cap, &err);
-	FUZZ_CHECK(d->flowstore != NULL);
-	d->analyzer = analyzer_new(&acfg, &err);
-	FUZZ_CHECK(d->analyzer != NULL);
-	d->exporter_names = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
-	d->batch = flow_batch_new(64, on_flows, d);
-	d->collector = collector_new(&d->cfg->collector, d->batch);
+	d->opt.config = (char *)"fuzz.conf";
+	d->opt.stats_interval = -1;
+	d->app.hooks.geo = fake_geo;
+	d->app.hooks.load_config = load_reload_conf;
+	d->app.hooks.data = d;
+	FUZZ_CHECK(app_init(&d->app, start_cfg, &d->opt, FALSE, &err));
 	feed_flows(d);
-	d->deps = (CommandsDeps){.collector = d->collector,
-				 .analyzer = d->analyzer,
-				 .sinks = d->sinks,
-				 .cfg = &d->cfg,
-				 .config_path = "fuzz.conf",
-				 .exporter_name = exporter_name,
-				 .exporter_data = d,
-				 .reload = reload,
-				 .reload_data = d,
-				 .reload_counts = d->reloads,
-				 .geo = fake_geo,
-				 .started_ms = T0,
-				 .module_stats = module_stats,
-				 .module_data = d};
-	d->ctl = commands_control_new(d->cfg, &d->deps, &err);
-	FUZZ_CHECK(d->ctl != NULL);
+	FUZZ_CHECK(app_control_start(&d->app, &err) && d->app.control != NULL);
 }
 
 static void
 daemon_clear(Daemon *d)
 {
-	control_server_free(d->ctl);
-	collector_free(d->collector);
-	flow_batch_free(d->batch);
-	analyzer_free(d->analyzer);
-	flowstore_free(d->flowstore);
-	enricher_free(d->enricher);
-	sink_set_free(d->sinks);
-	g_hash_table_unref(d->exporter_names);
-	if (d->cfg != d->initial)
-		config_free(d->cfg);
+	app_clear(&d->app);
 }
 
 /* out holds whole lines only, one per request answered, each a reply object. */
@@ -402,10 +298,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const gsize cut[4] = {0, size / 3, 2 * size / 3, size};
 	for (guint i = 0; i < 3; i++) {
 		ControlStats before, after;
-		control_server_get_stats(d.ctl, &before);
-		gboolean keep = control_server_feed(d.ctl, i == 1 ? &other : &root, in, data + cut[i],
+		control_server_get_stats(d.app.control, &before);
+		gboolean keep = control_server_feed(d.app.control, i == 1 ? &other : &root, in, data + cut[i],
 					     cut[i + 1] - cut[i], out);
-		control_server_get_stats(d.ctl, &after);
+		control_server_get_stats(d.app.control, &after);
 		if (g_getenv("FUZZ_VERBOSE") != NULL)
 			fwrite(out->str, 1, out->len, stderr);
 		check_replies(out, after.requests - before.requests, !keep);
