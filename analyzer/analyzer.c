@@ -1198,6 +1198,8 @@ process_one(Analyzer *a, const Flow *f)
 		if (rw != NULL) {
 			window_answer(rw, &a->geom, c.peer);
 			a->st.flows_relevant++;
+			if (a->cfg.flow_fn != NULL)
+				a->cfg.flow_fn(f, &c, a->cfg.flow_data);
 		}
 		return;
 	}
@@ -1221,6 +1223,8 @@ process_one(Analyzer *a, const Flow *f)
 	gsize before = window_mem(w);
 	gboolean was_est = window_estimating(w);
 	guint r = window_add(w, &a->geom, now, c.peer, c.dir == HEUR_FORWARD, c.failed);
+	if (a->cfg.flow_fn != NULL)
+		a->cfg.flow_fn(f, &c, a->cfg.flow_data);
 	a->mem = a->mem + window_mem(w) - MIN(before, a->mem);
 	if (r & WINDOW_ADD_LATE)
 		a->st.flows_late++;
@@ -1485,9 +1489,13 @@ analyzer_reconfigure(Analyzer *a, const AnalyzerConfig *cfg, GError **error)
 	}
 	AlertFunc fn = a->alert_fn;
 	gpointer data = a->alert_data;
+	AnalyzerFlowFunc flow_fn = a->cfg.flow_fn;
+	gpointer flow_data = a->cfg.flow_data;
 	apply_cfg(a, cfg, &p);
 	a->alert_fn = fn;
 	a->alert_data = data;
+	a->cfg.flow_fn = flow_fn;
+	a->cfg.flow_data = flow_data;
 	a->cfg.geo_fn = a->geo_fn;
 	a->cfg.geo_data = a->geo_data;
 	a->mem = 0;

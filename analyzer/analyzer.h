@@ -26,6 +26,11 @@ typedef struct {
  * country: ISO code or "" ; *asn: 0 when unknown. */
 typedef gboolean (*AnalyzerGeoFunc)(const guint8 dst[16], char country[4], guint32 *asn,
 				    gpointer user_data);
+/* Optional: each flow the analyzer counts, with its classification (c->host, c->win,
+ * c->dir: HEUR_FORWARD and HEUR_FLOW_ONLY records of a tracked host, HEUR_REVERSE answers
+ * to a host with a window of that kind), just before the alert it may raise. The daemon
+ * keeps the evidence files' flows this way, classified once. */
+typedef void (*AnalyzerFlowFunc)(const Flow *f, const HeurClass *c, gpointer user_data);
 /* Per host window, distinct countries and ASNs are kept in small sets from the moment the
  * window holds ANALYZER_GEO_MIN_DESTS distinct destinations (fewer: counted at event time
  * from the window itself). The sets saturate: a count equal to the maximum means "at
@@ -73,6 +78,9 @@ typedef struct {
 	/* events, emitted synchronously from analyzer_process()/analyzer_tick() */
 	AlertFunc alert_fn;
 	gpointer alert_data;
+	/* counted flows (see AnalyzerFlowFunc); NULL = off. Kept by analyzer_reconfigure(). */
+	AnalyzerFlowFunc flow_fn;
+	gpointer flow_data;
 	/* destination lookups; NULL = off. Like the alert callback, set by analyzer_new() and
 	 * kept by analyzer_reconfigure(). */
 	AnalyzerGeoFunc geo_fn;

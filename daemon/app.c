@@ -160,8 +160,9 @@ on_alert(const AlertEvent *analyzer_ev, gpointer user_data)
 }
 
 /* Each batch of decoded records: to the --flows CSV, then through the analyzer. With
- * evidence on, each record enters the flow store just before the analyzer sees it, so an
- * alert's evidence ends with the record that raised it. */
+ * evidence on, the analyzer hands each record it counts to the flow store before it may
+ * raise an alert on it (AnalyzerConfig.flow_fn), so an alert's evidence ends with the
+ * record that raised it. */
 static void
 on_flows(const Flow *flows, guint n, gpointer user_data)
 {
@@ -169,14 +170,7 @@ on_flows(const Flow *flows, guint n, gpointer user_data)
 
 	if (app->flows != NULL)
 		flowsout_write(flows, n, app->flows);
-	if (app->flowstore == NULL) {
-		analyzer_process(app->analyzer, flows, n);
-		return;
-	}
-	for (guint i = 0; i < n; i++) {
-		flowstore_add(app->flowstore, &flows[i]);
-		analyzer_process(app->analyzer, &flows[i], 1);
-	}
+	analyzer_process(app->analyzer, flows, n);
 }
 
 static gboolean
@@ -258,9 +252,9 @@ app_init(App *app, Config *cfg, const AppOptions *opt, gboolean live, GError **e
 		if (app->evidence == NULL)
 			return FALSE;
 		app->flowstore = flowstore_new(&acfg, cfg->evidence_max_flows,
-					       cfg->evidence_memory_cap, error);
-		if (app->flowstore == NULL)
-			return FALSE;
+					       cfg->evidence_memory_cap);
+		acfg.flow_fn = flowstore_analyzer_flow;
+		acfg.flow_data = app->flowstore;
 		app->evidence_flows = g_array_new(FALSE, FALSE, sizeof(Flow));
 	}
 	app->acfg = acfg;
@@ -499,6 +493,8 @@ app_reload(gpointer user_data, GString *members, GError **error)
 		app->reloads[1]++;
 		return FALSE;
 	}
+	if (app->flowstore != NULL)
+		flowstore_reconfigure(app->flowstore, &acfg); /* the windows it keeps */
 	commands_reload_members(members, app->cfg, cfg);
 	daemon_log_set_level(cfg);
 	/* the first configuration is main()'s and may be referenced: only reloads are freed */
@@ -525,10 +521,6 @@ on_hup(gpointer user_data)
 	g_clear_error(&err);
 	if (enricher_active(app->enricher) && !enricher_reload(app->enricher, &err))
 		g_warning("SIGHUP: %s", err->message);
-	g_clear_error(&err);
-	if (app->flowstore != NULL &&
-	    !flowstore_reconfigure(app->flowstore, config_analyzer(app->cfg), &err))
-		g_warning("SIGHUP: evidence flow store: %s", err->message);
 	return G_SOURCE_CONTINUE;
 }
 

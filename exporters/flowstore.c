@@ -1,6 +1,6 @@
 /* The flow store behind evidence files: per (host, kind of traffic) a ring of the recent
- * records the analyzer counted, classified by the analyzer's own heuristics_classify() so
- * the evidence holds exactly the flows that fed the alerting window. Bounded three ways:
+ * records the analyzer counted, handed over by the analyzer with its classification so the
+ * evidence holds exactly the flows that fed the alerting window. Bounded three ways:
  * records per ring, age (the long window), and total bytes (least recently fed ring goes). */
 #include "flowstore.h"
 
@@ -17,8 +17,6 @@ struct Ring {
 };
 
 struct FlowStore {
-	HeurClassifier hc;
-	NetSet *internal, *mtas;
 	gint64 slice_ms;
 	guint span; /* long window, slices */
 	guint max_flows;
@@ -106,48 +104,18 @@ slice_of(const FlowStore *fs, gint64 t_ms)
 	return (guint32)(MAX(t_ms, 0) / fs->slice_ms);
 }
 
-gboolean
-flowstore_reconfigure(FlowStore *fs, const AnalyzerConfig *acfg, GError **error)
+void
+flowstore_reconfigure(FlowStore *fs, const AnalyzerConfig *acfg)
 {
-	g_autoptr(NetSet) internal = NULL;
-	g_autoptr(NetSet) mtas = NULL;
-	HeurClassifier hc;
-
-	memset(&hc, 0, sizeof hc);
-	if ((internal = netset_new_from_list(acfg->internal_nets, error)) == NULL ||
-	    (mtas = netset_new_from_list(acfg->mail_servers, error)) == NULL ||
-	    !portset_parse(&hc.smtp, acfg->smtp_ports, error) ||
-	    !portset_parse(&hc.submit, acfg->submission_ports, error) ||
-	    !portset_parse(&hc.login, acfg->login_ports, error))
-		return FALSE;
-	heuristics_classifier_index(&hc);
-	netset_free(fs->internal);
-	netset_free(fs->mtas);
-	fs->hc = hc;
-	fs->internal = g_steal_pointer(&internal);
-	fs->mtas = g_steal_pointer(&mtas);
-	fs->hc.internal = fs->internal;
-	fs->hc.mtas = fs->mtas;
-	/* the same windows the analyzer feeds (analyzer.c apply_cfg) */
-	for (guint r = 0; r < REASON_COUNT; r++) {
-		if (acfg->h[r].enabled)
-			fs->hc.win_enabled[heuristics_reason_win(r)] = TRUE;
-	}
-	fs->hc.auth_max_packets = acfg->auth_max_packets;
-	fs->hc.auth_max_bytes = acfg->auth_max_bytes;
 	fs->slice_ms = MAX(acfg->slice_ms, 1000);
 	fs->span = MAX(acfg->span_slices[WINDOW_LONG], 1u);
-	return TRUE;
 }
 
 FlowStore *
-flowstore_new(const AnalyzerConfig *acfg, guint max_flows, guint64 max_bytes, GError **error)
+flowstore_new(const AnalyzerConfig *acfg, guint max_flows, guint64 max_bytes)
 {
 	FlowStore *fs = g_new0(FlowStore, 1);
-	if (!flowstore_reconfigure(fs, acfg, error)) {
-		g_free(fs);
-		return NULL;
-	}
+	flowstore_reconfigure(fs, acfg);
 	fs->max_bytes = max_bytes;
 	/* a ring never needs more than the byte cap allows */
 	guint64 fit =
@@ -166,8 +134,6 @@ flowstore_free(FlowStore *fs)
 	while (fs->lru_head != NULL)
 		ring_drop(fs, fs->lru_head);
 	g_hash_table_destroy(fs->rings);
-	netset_free(fs->internal);
-	netset_free(fs->mtas);
 	g_free(fs);
 }
 
@@ -216,9 +182,8 @@ ring_append(FlowStore *fs, Ring *r, const Flow *f)
 }
 
 void
-flowstore_add(FlowStore *fs, const Flow *f)
+flowstore_add(FlowStore *fs, const Flow *f, const HeurClass *c)
 {
-	HeurClass c;
 	guint32 now = slice_of(fs, f->recv_ms);
 
 	/* rings that went quiet for a whole long window: a few per record */
@@ -231,17 +196,15 @@ flowstore_add(FlowStore *fs, const Flow *f)
 		ring_drop(fs, old);
 	}
 
-	heuristics_classify(&fs->hc, f, &c);
-	if (c.dir == HEUR_IGNORE)
+	if (c->dir == HEUR_IGNORE)
 		return;
-	Ring *r = ring_lookup(fs, c.host, c.win);
+	Ring *r = ring_lookup(fs, c->host, c->win);
 	if (r == NULL) {
-		if (c.dir == HEUR_REVERSE)
-			return; /* an answer to a host we hold nothing for (the analyzer ignores it)
-				 */
+		if (c->dir == HEUR_REVERSE)
+			return; /* an answer to a host whose ring went (byte cap, idle) */
 		r = g_new0(Ring, 1);
-		memcpy(r->host, c.host, 16);
-		r->win = (guint8)c.win;
+		memcpy(r->host, c->host, 16);
+		r->win = (guint8)c->win;
 		g_hash_table_add(fs->rings, r);
 		lru_push_head(fs, r);
 		fs->st.rings++;
@@ -259,6 +222,12 @@ flowstore_add(FlowStore *fs, const Flow *f)
 		fs->st.flows_evicted += victim->n;
 		ring_drop(fs, victim);
 	}
+}
+
+void
+flowstore_analyzer_flow(const Flow *f, const HeurClass *c, gpointer user_data)
+{
+	flowstore_add(user_data, f, c);
 }
 
 guint

@@ -1,8 +1,9 @@
 /* FlowStore: the recent relevant flows of each host the analyzer tracks, so an alert's
  * evidence file can hold the flows that made it (the analyzer keeps counts, not flows).
- * One ring per (host, kind of traffic) with the analyzer's own classification
- * (heuristics_classify), records older than the long window dropped, and a global byte
- * cap with least-recently-fed eviction. Memory (README-enrich.md):
+ * Fed by the analyzer itself (AnalyzerConfig.flow_fn = flowstore_analyzer_flow) with each
+ * flow it counted and its classification, so every flow is classified once. One ring per
+ * (host, kind of traffic), records older than the long window dropped, and a global byte
+ * cap with least-recently-fed eviction. Memory (doc/enrichment.md):
  *   bytes <= max_bytes, where bytes = sum over rings of
  *            FLOWSTORE_RING_COST + capacity x flowstore_record_size()
  *   and a ring's capacity is at most min(max_flows, 2 x its records) (doubling). */
@@ -28,20 +29,20 @@ typedef struct {
 
 typedef struct FlowStore FlowStore;
 
-/* acfg: the analyzer's configuration (networks, ports, windows); max_flows per ring;
- * max_bytes for all rings. */
-FlowStore *flowstore_new(const AnalyzerConfig *acfg, guint max_flows, guint64 max_bytes,
-			 GError **error) G_GNUC_WARN_UNUSED_RESULT;
+/* acfg: the analyzer's windows (slice width, long window); max_flows per ring; max_bytes
+ * for all rings. */
+FlowStore *flowstore_new(const AnalyzerConfig *acfg, guint max_flows, guint64 max_bytes);
 void flowstore_free(FlowStore *fs);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(FlowStore, flowstore_free)
 
-/* New networks, ports and windows (SIGHUP); the rings are kept. On error nothing changes. */
-gboolean flowstore_reconfigure(FlowStore *fs, const AnalyzerConfig *acfg,
-			       GError **error) G_GNUC_WARN_UNUSED_RESULT;
+/* New windows (reload); the rings are kept. */
+void flowstore_reconfigure(FlowStore *fs, const AnalyzerConfig *acfg);
 
-/* Keep f if the analyzer would count it: forward records create the host's ring, answers
- * (reverse records) join an existing one. */
-void flowstore_add(FlowStore *fs, const Flow *f);
+/* Keep f, a flow the analyzer counted as c says: forward records (and teardowns) create
+ * the ring of (c->host, c->win), answers (HEUR_REVERSE) join an existing one only. */
+void flowstore_add(FlowStore *fs, const Flow *f, const HeurClass *c);
+/* flowstore_add() as the analyzer's AnalyzerFlowFunc (user_data: the FlowStore). */
+void flowstore_analyzer_flow(const Flow *f, const HeurClass *c, gpointer user_data);
 /* The records of (host, win) in the long window ending at now_ms, oldest first, appended to
  * out (a GArray of Flow); returns how many. */
 guint flowstore_collect(FlowStore *fs, const guint8 host[16], HeurWin win, gint64 now_ms,

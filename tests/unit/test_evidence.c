@@ -351,40 +351,63 @@ test_prune(void **state)
 
 /* ---- flow store ---- */
 
-static FlowStore *
-store(guint max_flows, guint64 max_bytes)
+/* The store fed as the daemon feeds it: by the analyzer, with each flow it counted. */
+typedef struct {
+	Analyzer *a;
+	FlowStore *fs;
+} Fed;
+
+static void
+fed_init(Fed *x, guint max_flows, guint64 max_bytes)
 {
 	AnalyzerConfig cfg;
-	g_autoptr(GError) err = NULL;
 	analyzer_config_defaults(&cfg);
-	FlowStore *fs = flowstore_new(&cfg, max_flows, max_bytes, &err);
-	assert_non_null(fs);
-	return fs;
+	x->fs = flowstore_new(&cfg, max_flows, max_bytes);
+	assert_non_null(x->fs);
+	cfg.flow_fn = flowstore_analyzer_flow;
+	cfg.flow_data = x->fs;
+	x->a = analyzer_new(&cfg, NULL);
+	assert_non_null(x->a);
+}
+
+static void
+fed_add(Fed *x, const Flow *f)
+{
+	analyzer_process(x->a, f, 1);
+}
+
+static void
+fed_clear(Fed *x)
+{
+	analyzer_free(x->a);
+	flowstore_free(x->fs);
 }
 
 static void
 test_store_relevant(void **state)
 {
 	(void)state;
-	g_autoptr(FlowStore) fs = store(100, 1 << 20);
+	Fed x;
+	fed_init(&x, 100, 1 << 20);
+	FlowStore *fs = x.fs;
 	Flow f = mkflow(1, FALSE);
-	flowstore_add(fs, &f); /* 10.0.0.5 -> 198.51.100.1:25: SMTP_EXT */
+	fed_add(&x, &f); /* 10.0.0.5 -> 198.51.100.1:25: SMTP_EXT */
 	Flow web = mkflow(2, FALSE);
 	web.dport = 443;
-	flowstore_add(fs, &web);     /* not relevant */
+	fed_add(&x, &web);     /* not relevant */
 	Flow ans = mkflow(3, FALSE); /* the answer 198.51.100.1:25 -> 10.0.0.5 */
 	memcpy(ans.src, f.dst, 16);
 	memcpy(ans.dst, f.src, 16);
 	ans.sport = 25;
 	ans.dport = f.sport;
 	ans.tcp_flags = 0x12;
-	flowstore_add(fs, &ans);
+	fed_add(&x, &ans);
 	Flow stray = ans; /* an answer to a host without forward flows */
 	set4(stray.dst, 10, 9, 9, 9);
-	flowstore_add(fs, &stray);
+	fed_add(&x, &stray);
 	Flow sub = mkflow(4, FALSE);
 	sub.dport = 587;
-	flowstore_add(fs, &sub); /* SUBMIT: another ring */
+	fed_add(&x, &sub); /* SUBMIT: another ring */
 
 	g_autoptr(GArray) out = g_array_new(FALSE, FALSE, sizeof(Flow));
 	assert_int_equal(flowstore_collect(fs, f.src, HEUR_WIN_SMTP_EXT, ans.recv_ms, out), 2);
@@ -397,6 +420,26 @@ test_store_relevant(void **state)
 	flowstore_get_stats(fs, &st);
 	assert_int_equal(st.flows_stored, 3);
 	assert_int_equal(st.rings, 2);
+
+	/* an answer whose ring went (the byte cap) while the analyzer still tracks the host
+	 * does not make a ring of its own */
+	HeurClass c = {.dir = HEUR_REVERSE, .win = HEUR_WIN_SMTP_INT, .host = f.src};
+	flowstore_add(fs, &ans, &c);
+	flowstore_get_stats(fs, &st);
+	assert_int_equal(st.rings, 2);
+	/* a reload's windows apply to the rings kept: in a long window of one slice, records
+	 * five minutes old are out */
+	AnalyzerConfig cfg;
+	analyzer_config_defaults(&cfg);
+	g_array_set_size(out, 0);
+	assert_int_equal(flowstore_collect(fs, f.src, HEUR_WIN_SMTP_EXT, ans.recv_ms + 300000, out),
+			 2);
+	cfg.span_slices[WINDOW_LONG] = 1;
+	flowstore_reconfigure(fs, &cfg);
+	g_array_set_size(out, 0);
+	assert_int_equal(flowstore_collect(fs, f.src, HEUR_WIN_SMTP_EXT, ans.recv_ms + 300000, out),
+			 0);
+	fed_clear(&x);
 }
 
 static void
@@ -404,10 +447,12 @@ test_store_caps(void **state)
 {
 	(void)state;
 	/* ring cap: the newest 10 of 25 */
-	g_autoptr(FlowStore) fs = store(10, 1 << 20);
+	Fed x, y;
+	fed_init(&x, 10, 1 << 20);
+	FlowStore *fs = x.fs;
 	for (guint i = 0; i < 25; i++) {
 		Flow f = mkflow(i, FALSE);
-		flowstore_add(fs, &f);
+		fed_add(&x, &f);
 	}
 	g_autoptr(GArray) out = g_array_new(FALSE, FALSE, sizeof(Flow));
 	Flow last = mkflow(24, FALSE);
@@ -422,17 +467,18 @@ test_store_caps(void **state)
 	g_array_set_size(out, 0);
 	Flow late = mkflow(0, FALSE);
 	late.recv_ms += 61 * 60 * 1000;
-	flowstore_add(fs, &late);
+	fed_add(&x, &late);
 	assert_int_equal(flowstore_collect(fs, late.src, HEUR_WIN_SMTP_EXT, late.recv_ms, out), 1);
 
 	/* byte cap: room for about two rings of 4; the least recently fed ring goes */
 	guint64 cap = 2 * (FLOWSTORE_RING_COST + 4 * flowstore_record_size()) + 10;
-	g_autoptr(FlowStore) small = store(4, cap);
+	fed_init(&y, 4, cap);
+	FlowStore *small = y.fs;
 	for (guint h = 0; h < 5; h++) {
 		for (guint i = 0; i < 4; i++) {
 			Flow f = mkflow(i, FALSE);
 			set4(f.src, 10, 0, 1, (guint8)h);
-			flowstore_add(small, &f);
+			fed_add(&y, &f);
 		}
 	}
 	flowstore_get_stats(small, &st);
@@ -446,6 +492,8 @@ test_store_caps(void **state)
 	assert_int_equal(flowstore_collect(small, f4.src, HEUR_WIN_SMTP_EXT, f4.recv_ms, out), 4);
 	set4(f4.src, 10, 0, 1, 0);
 	assert_int_equal(flowstore_collect(small, f4.src, HEUR_WIN_SMTP_EXT, f4.recv_ms, out), 0);
+	fed_clear(&x);
+	fed_clear(&y);
 }
 
 int
