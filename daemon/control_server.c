@@ -2,7 +2,8 @@
  * out per command. Each client has a bounded input line and a queue of reply bytes written
  * without blocking; a client is read only while its queue is short, so one that never reads
  * stops being served (and times out) instead of growing the daemon's memory or stalling the
- * main loop that also receives the flows. */
+ * main loop that also receives the flows. The max_clients slots are shared so that no user
+ * can lock out another by holding connections open (see admit()). */
 #include "control_server.h"
 
 #include <errno.h>
@@ -46,7 +47,8 @@ struct ControlServer {
 	ControlLimits lim;
 	ControlOps ops;
 	gpointer ctx;
-	GList *clients; /* of Client */
+	GList *clients;	    /* of Client */
+	GHashTable *per_uid; /* peer uid -> clients connected */
 	ControlStats st;
 };
 
@@ -181,8 +183,8 @@ handle_input(ControlServer *ctl, const ControlPeer *peer, GString *in, GString *
 }
 
 gboolean
-control_server_feed(ControlServer *ctl, const ControlPeer *peer, GString *inbuf, const guint8 *data, gsize len,
-	     GString *out)
+control_server_feed(ControlServer *ctl, const ControlPeer *peer, GString *inbuf, const guint8 *data,
+		    gsize len, GString *out)
 {
 	g_string_append_len(inbuf, (const char *)data, (gssize)len);
 	ctl->st.bytes_in += len;
@@ -197,6 +199,24 @@ control_server_feed(ControlServer *ctl, const ControlPeer *peer, GString *inbuf,
 }
 
 static void client_update(Client *c);
+
+static guint
+uid_count(const ControlServer *ctl, uid_t uid)
+{
+	return GPOINTER_TO_UINT(g_hash_table_lookup(ctl->per_uid, GUINT_TO_POINTER(uid)));
+}
+
+static void
+uid_count_add(ControlServer *ctl, uid_t uid, int delta)
+{
+	gpointer key = GUINT_TO_POINTER(uid);
+	guint n = uid_count(ctl, uid) + (guint)delta;
+
+	if (n == 0)
+		g_hash_table_remove(ctl->per_uid, key);
+	else
+		g_hash_table_insert(ctl->per_uid, key, GUINT_TO_POINTER(n));
+}
 
 static void
 client_free(Client *c)
@@ -218,6 +238,7 @@ client_free(Client *c)
 	g_string_free(c->out, TRUE);
 	ctl->clients = g_list_remove(ctl->clients, c);
 	ctl->st.clients_active--;
+	uid_count_add(ctl, c->peer.uid, -1);
 	g_free(c);
 }
 
@@ -328,19 +349,119 @@ client_update(Client *c)
 	c->watch = want != 0 ? g_unix_fd_add(c->fd, want, on_client, c) : 0;
 }
 
+/* Tell a client why it is closed, if its socket takes the line at once. */
 static void
-refuse(ControlServer *ctl, int fd)
+say_goodbye(ControlServer *ctl, int fd, const char *why)
 {
 	g_autoptr(GString) msg = g_string_new(NULL);
-	g_autofree char *text =
-	    g_strdup_printf("too many clients (%u): try again later", ctl->lim.max_clients);
 
-	control_reply_error(msg, NULL, text);
+	control_reply_error(msg, NULL, why);
 	/* best effort: a fresh socket's buffer takes one short line */
 	if (send(fd, msg->str, msg->len, MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
 		ctl->st.bytes_out += msg->len;
+}
+
+static void
+refuse(ControlServer *ctl, int fd)
+{
+	g_autofree char *text =
+	    g_strdup_printf("too many clients (%u): try again later", ctl->lim.max_clients);
+
+	say_goodbye(ctl, fd, text);
 	close(fd);
 	ctl->st.clients_refused++;
+}
+
+/* Slots: of max_clients, CONTROL_SERVER_RESERVED are kept for root and the daemon's own uid,
+ * so that the admin's spamflowctl gets in whatever other users hold. */
+static gboolean
+slot_free(const ControlServer *ctl, gboolean privileged)
+{
+	guint reserved =
+	    ctl->lim.max_clients > CONTROL_SERVER_RESERVED ? CONTROL_SERVER_RESERVED : 0;
+	uid_t self = geteuid();
+	guint privileged_active = uid_count(ctl, 0) + (self != 0 ? uid_count(ctl, self) : 0);
+
+	if (ctl->st.clients_active >= ctl->lim.max_clients)
+		return FALSE;
+	return privileged ||
+	       ctl->st.clients_active - privileged_active < ctl->lim.max_clients - reserved;
+}
+
+/* When the slots are taken: close the longest-idle client of a uid that holds at least two
+ * more connections than the newcomer's uid, so one user's idle connections cannot lock out
+ * another user until idle_timeout (a flood from a single uid is refused as before). The
+ * clients of root and the daemon's uid are closed for their own kind only. FALSE when no
+ * client may go. */
+static gboolean
+evict_one(ControlServer *ctl, const ControlPeer *newcomer, gboolean privileged)
+{
+	guint mine = uid_count(ctl, newcomer->uid);
+	Client *victim = NULL;
+	GHashTableIter it;
+	gpointer uid, n;
+	gboolean any = FALSE;
+
+	/* cheap first: is any uid over the newcomer's share at all? */
+	g_hash_table_iter_init(&it, ctl->per_uid);
+	while (!any && g_hash_table_iter_next(&it, &uid, &n))
+		any = GPOINTER_TO_UINT(n) >= mine + 2;
+	if (!any)
+		return FALSE;
+	for (GList *l = ctl->clients; l != NULL; l = l->next) {
+		Client *c = l->data;
+		if (uid_count(ctl, c->peer.uid) < mine + 2)
+			continue;
+		if (!privileged && control_server_peer_may_change(&c->peer, geteuid()))
+			continue;
+		if (victim == NULL || c->last_activity_us < victim->last_activity_us)
+			victim = c;
+	}
+	if (victim == NULL)
+		return FALSE;
+	g_debug("control: client uid=%u pid=%d closed to make room for uid=%u pid=%d",
+		(unsigned)victim->peer.uid, (int)victim->peer.pid, (unsigned)newcomer->uid,
+		(int)newcomer->pid);
+	g_autofree char *why = g_strdup_printf(
+	    "closed to make room for another user (uid %u holds %u of %u connections)",
+	    (unsigned)victim->peer.uid, uid_count(ctl, victim->peer.uid), ctl->lim.max_clients);
+	say_goodbye(ctl, victim->fd, why);
+	ctl->st.clients_evicted++;
+	client_free(victim);
+	return TRUE;
+}
+
+/* A new connection: a free slot, else one made by evict_one(), else refused. */
+static gboolean
+admit(ControlServer *ctl, int fd, const ControlPeer *peer)
+{
+	gboolean privileged = control_server_peer_may_change(peer, geteuid());
+
+	while (!slot_free(ctl, privileged)) {
+		if (!evict_one(ctl, peer, privileged)) {
+			refuse(ctl, fd);
+			return FALSE;
+		}
+	}
+	Client *c = g_new0(Client, 1);
+	c->ctl = ctl;
+	c->fd = fd;
+	c->peer = *peer;
+	c->in = g_string_sized_new(256);
+	c->out = g_string_sized_new(256);
+	c->last_activity_us = g_get_monotonic_time();
+	ctl->clients = g_list_prepend(ctl->clients, c);
+	ctl->st.clients_accepted++;
+	ctl->st.clients_active++;
+	uid_count_add(ctl, peer->uid, 1);
+	client_update(c);
+	return TRUE;
+}
+
+gboolean
+control_server_add_client(ControlServer *ctl, int fd, const ControlPeer *peer)
+{
+	return admit(ctl, fd, peer);
 }
 
 static gboolean
@@ -357,31 +478,16 @@ on_accept(gint fd, GIOCondition cond, gpointer user_data)
 				g_debug("control: accept: %s", g_strerror(errno));
 			break;
 		}
-		if (ctl->st.clients_active >= ctl->lim.max_clients) {
-			refuse(ctl, cfd);
-			continue;
-		}
 		struct ucred cred;
 		socklen_t len = sizeof cred;
-		Client *c = g_new0(Client, 1);
-		c->ctl = ctl;
-		c->fd = cfd;
+		/* credentials unknown: read-only */
+		ControlPeer peer = {.uid = (uid_t)-1, .gid = (gid_t)-1, .pid = 0};
 		if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-			c->peer.uid = cred.uid;
-			c->peer.gid = cred.gid;
-			c->peer.pid = cred.pid;
-		} else {
-			c->peer.uid = (uid_t)-1; /* unknown: read-only */
-			c->peer.gid = (gid_t)-1;
-			c->peer.pid = 0;
+			peer.uid = cred.uid;
+			peer.gid = cred.gid;
+			peer.pid = cred.pid;
 		}
-		c->in = g_string_sized_new(256);
-		c->out = g_string_sized_new(256);
-		c->last_activity_us = g_get_monotonic_time();
-		ctl->clients = g_list_prepend(ctl->clients, c);
-		ctl->st.clients_accepted++;
-		ctl->st.clients_active++;
-		client_update(c);
+		(void)admit(ctl, cfd, &peer);
 	}
 	return G_SOURCE_CONTINUE;
 }
@@ -493,7 +599,7 @@ clear_stale(const char *path, const struct sockaddr_un *sa, GError **error)
 
 ControlServer *
 control_server_new(const char *path, const ControlLimits *lim, const ControlOwner *owner,
-	    const ControlOps *ops, gpointer ctx, GError **error)
+		   const ControlOps *ops, gpointer ctx, GError **error)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	g_autoptr(ControlServer) ctl = g_new0(ControlServer, 1);
@@ -513,6 +619,7 @@ control_server_new(const char *path, const ControlLimits *lim, const ControlOwne
 		control_server_limits_defaults(&ctl->lim);
 	ctl->ops = *ops;
 	ctl->ctx = ctx;
+	ctl->per_uid = g_hash_table_new(g_direct_hash, g_direct_equal);
 	ctl->path = g_strdup(path);
 	ctl->dir = g_path_get_dirname(path);
 	if (!check_dir(ctl->dir, owner, &ctl->made_dir, error) || !clear_stale(path, &sa, error))
@@ -560,6 +667,8 @@ control_server_free(ControlServer *ctl)
 		return;
 	while (ctl->clients != NULL)
 		client_free(ctl->clients->data);
+	if (ctl->per_uid != NULL)
+		g_hash_table_destroy(ctl->per_uid);
 	if (ctl->listen_watch != 0)
 		g_source_remove(ctl->listen_watch);
 	if (ctl->sweep != 0)
@@ -597,11 +706,12 @@ control_server_stats_json(const ControlServer *ctl, GString *out)
 #define F(name) "\"" #name "\":%" G_GUINT64_FORMAT
 	g_string_append_printf(
 	    out,
-	    F(clients_accepted) "," F(clients_refused) "," F(clients_active) "," F(
-		clients_timed_out) "," F(clients_dropped) "," F(requests) "," F(requests_failed) ","
-		F(requests_too_long) "," F(requests_not_text) "," F(requests_denied) "," F(
-		    changes) "," F(bytes_in) "," F(bytes_out),
-	    s->clients_accepted, s->clients_refused, s->clients_active, s->clients_timed_out,
+	    F(clients_accepted) "," F(clients_refused) "," F(clients_evicted) "," F(
+		clients_active) "," F(clients_timed_out) "," F(clients_dropped) "," F(requests) ","
+		F(requests_failed) "," F(requests_too_long) "," F(requests_not_text) "," F(
+		    requests_denied) "," F(changes) "," F(bytes_in) "," F(bytes_out),
+	    s->clients_accepted, s->clients_refused, s->clients_evicted, s->clients_active,
+	    s->clients_timed_out,
 	    s->clients_dropped, s->requests, s->requests_failed, s->requests_too_long,
 	    s->requests_not_text, s->requests_denied, s->changes, s->bytes_in, s->bytes_out);
 #undef F

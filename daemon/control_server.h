@@ -8,6 +8,10 @@
 #include <glib.h>
 #include <sys/types.h>
 
+/* Of max_clients, this many are kept for root and the daemon's own uid (when max_clients
+ * is larger), so that other users' connections cannot lock the admin out. */
+#define CONTROL_SERVER_RESERVED 1
+
 typedef struct {
 	guint max_clients;   /* at once; more are accepted, told, closed and counted */
 	gsize max_request;   /* bytes in one request line, newline excluded */
@@ -25,6 +29,7 @@ typedef struct {
 typedef struct {
 	guint64 clients_accepted;
 	guint64 clients_refused;   /* over max_clients */
+	guint64 clients_evicted;   /* idle clients closed to let another user's in */
 	guint64 clients_active;    /* now */
 	guint64 clients_timed_out; /* idle */
 	guint64 clients_dropped;   /* pending output over max_output */
@@ -61,8 +66,9 @@ typedef struct {
 /* Make the directory (mode 0750) unless it exists; refuse a directory that is writable by
  * others or owned by an untrusted uid; remove a stale socket (refuse a live one); bind,
  * listen, chmod 0660, chown. The server runs on the default main context. */
-ControlServer *control_server_new(const char *path, const ControlLimits *lim, const ControlOwner *owner,
-		     const ControlOps *ops, gpointer ctx, GError **error) G_GNUC_WARN_UNUSED_RESULT;
+ControlServer *control_server_new(const char *path, const ControlLimits *lim,
+				  const ControlOwner *owner, const ControlOps *ops, gpointer ctx,
+				  GError **error) G_GNUC_WARN_UNUSED_RESULT;
 /* Close every client and the socket and remove the socket file. NULL-safe. */
 void control_server_free(ControlServer *ctl);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ControlServer, control_server_free)
@@ -74,7 +80,11 @@ void control_server_stats_json(const ControlServer *ctl, GString *out);
 /* May this peer run a changing command? Root and the daemon's own uid may. */
 gboolean control_server_peer_may_change(const ControlPeer *peer, uid_t daemon_uid);
 
+/* Serve fd (a connected stream socket) as a client with the credentials peer, as the
+ * server does with each connection it accepts: admitted (TRUE), or told "too many clients"
+ * and closed (FALSE). Tests use it with socketpair() to play several users. */
+gboolean control_server_add_client(ControlServer *ctl, int fd, const ControlPeer *peer);
 /* Feed bytes as a connection would (tests): appends the replies a client would read to
  * out and returns FALSE when the server would close the connection. */
-gboolean control_server_feed(ControlServer *ctl, const ControlPeer *peer, GString *inbuf, const guint8 *data,
-		      gsize len, GString *out);
+gboolean control_server_feed(ControlServer *ctl, const ControlPeer *peer, GString *inbuf,
+			     const guint8 *data, gsize len, GString *out);

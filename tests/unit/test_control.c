@@ -1,7 +1,9 @@
 /* Unit tests for the control socket: request parsing from the shared command table, reply
  * framing (one JSON line, version in every reply), limits fed through control_server_feed()
  * (a line over the limit closes, binary garbage and NUL bytes are answered), and the socket
- * directory checks. Replies are read back with spamflowctl's reader (test_ctl.c). */
+ * directory checks, and how the client slots are shared: the one kept for root and the
+ * daemon's uid, and room made from the user holding the most. Replies are read back with
+ * spamflowctl's reader (test_ctl.c). */
 #include "control_server.h"
 #include "ctl.h"
 
@@ -9,6 +11,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+#include <glib/gstdio.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -212,6 +216,198 @@ test_server_limits(void **state)
 	rmdir(dir);
 }
 
+/* ---- slots: the reserved one, and room made from the user who holds the most ---- */
+
+typedef struct {
+	char *dir;
+	ControlServer *ctl;
+	int runs;
+} Slots;
+
+static void
+slots_init(Slots *t, guint max_clients)
+{
+	g_autofree char *path = NULL;
+	ControlLimits lim;
+	static const ControlOps ops = {.run = fake_run, .daemon_version = "test"};
+	g_autoptr(GError) err = NULL;
+
+	t->dir = g_dir_make_tmp("spamflow-slots-XXXXXX", NULL);
+	path = g_build_filename(t->dir, "control.sock", NULL);
+	control_server_limits_defaults(&lim);
+	lim.max_clients = max_clients;
+	t->runs = 0;
+	t->ctl = control_server_new(path, &lim, NULL, &ops, &t->runs, &err);
+	assert_non_null(t->ctl);
+}
+
+static void
+slots_clear(Slots *t)
+{
+	control_server_free(t->ctl);
+	(void)g_rmdir(t->dir);
+	g_free(t->dir);
+}
+
+/* A connection from uid (a socketpair: the server gets one end as if it had accepted it).
+ * Returns the test's end; *admitted says whether the server kept it. */
+static int
+connect_as(Slots *t, uid_t uid, gboolean *admitted)
+{
+	int sv[2];
+	ControlPeer peer = {.uid = uid, .gid = uid, .pid = (pid_t)(1000 + uid % 1000)};
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	*admitted = control_server_add_client(t->ctl, sv[0], &peer);
+	g_usleep(2000); /* distinct idle times: the first connected is the longest idle */
+	return sv[1];
+}
+
+/* What the server said before it closed the test's end (NULL when it is still open). */
+static char *
+closed_with(int fd)
+{
+	char buf[512];
+	ssize_t n = recv(fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+	if (n < 0)
+		return NULL; /* EAGAIN: open, nothing said */
+	buf[n] = '\0';
+	return g_strdup(buf);
+}
+
+static void
+run_loop_a_little(void)
+{
+	for (int i = 0; i < 20; i++)
+		g_main_context_iteration(NULL, FALSE);
+}
+
+/* Two users who may not change anything, whoever runs the test. */
+#define UID_A (geteuid() == 4242 ? 4244u : 4242u)
+#define UID_B (geteuid() == 4243 ? 4245u : 4243u)
+
+static void
+test_slots_reserved(void **state)
+{
+	Slots t;
+	gboolean in;
+	int a[4], r[3];
+	ControlStats st;
+
+	(void)state;
+	slots_init(&t, 4);
+	/* another user gets 3 of the 4 slots; the 4th is kept for root and the daemon's uid */
+	for (int i = 0; i < 3; i++) {
+		a[i] = connect_as(&t, UID_A, &in);
+		assert_true(in);
+	}
+	a[3] = connect_as(&t, UID_A, &in);
+	assert_false(in);
+	g_autofree char *why = closed_with(a[3]);
+	assert_non_null(why);
+	assert_non_null(strstr(why, "too many clients (4)"));
+	r[0] = connect_as(&t, 0, &in);
+	assert_true(in);
+	/* the daemon's own uid is as good as root (a test run as root: uid 0 again) */
+	control_server_get_stats(t.ctl, &st);
+	assert_int_equal(st.clients_active, 4);
+	assert_int_equal(st.clients_refused, 1);
+	assert_int_equal(st.clients_evicted, 0);
+	/* full, and the reserved slot in use: root's next client makes room from the user who
+	 * holds the most, the longest idle of them: a[1], since a[0] has just asked something */
+	assert_int_equal(send(a[0], "version\n", 8, 0), 8);
+	run_loop_a_little();
+	r[1] = connect_as(&t, geteuid(), &in);
+	assert_true(in);
+	g_autofree char *evicted = closed_with(a[1]);
+	assert_non_null(evicted);
+	assert_non_null(strstr(evicted, "closed to make room"));
+	g_autofree char *answered = closed_with(a[0]); /* its reply, and still open */
+	assert_non_null(answered);
+	assert_non_null(strstr(answered, "\"command\":\"version\""));
+	assert_null(closed_with(a[0]));
+	assert_null(closed_with(a[2]));
+	/* a user never closes root's clients: with root holding every slot, refused */
+	Slots u;
+	int ru[3];
+	slots_init(&u, 3);
+	for (int i = 0; i < 3; i++) {
+		ru[i] = connect_as(&u, 0, &in);
+		assert_true(in);
+	}
+	r[2] = connect_as(&u, UID_A, &in);
+	assert_false(in);
+	control_server_get_stats(u.ctl, &st);
+	assert_int_equal(st.clients_evicted, 0);
+	assert_int_equal(st.clients_refused, 1);
+	for (int i = 0; i < 3; i++)
+		close(ru[i]);
+	close(r[2]);
+	slots_clear(&u);
+	for (int i = 0; i < 4; i++)
+		close(a[i]);
+	close(r[0]);
+	close(r[1]);
+	slots_clear(&t);
+}
+
+static void
+test_slots_evict(void **state)
+{
+	Slots t;
+	gboolean in;
+	int a[5], b[3];
+	ControlStats st;
+
+	(void)state;
+	slots_init(&t, 5);
+	/* user A holds every slot a user may have (4 of 5) and idles */
+	for (int i = 0; i < 4; i++) {
+		a[i] = connect_as(&t, UID_A, &in);
+		assert_true(in);
+	}
+	a[4] = connect_as(&t, UID_A, &in);
+	assert_false(in); /* A's own flood is refused, as before */
+	/* user B still gets in: A's longest-idle client makes room, and is told why */
+	b[0] = connect_as(&t, UID_B, &in);
+	assert_true(in);
+	g_autofree char *why = closed_with(a[0]);
+	assert_non_null(why);
+	assert_non_null(strstr(why, "uid "));
+	for (int i = 1; i < 4; i++)
+		assert_null(closed_with(a[i]));
+	/* and a second one: A holds 3, B 1 */
+	b[1] = connect_as(&t, UID_B, &in);
+	assert_true(in);
+	g_autofree char *why2 = closed_with(a[1]);
+	assert_non_null(why2);
+	/* now A 2, B 2: even shares, B's third is refused and nobody is closed */
+	b[2] = connect_as(&t, UID_B, &in);
+	assert_false(in);
+	assert_null(closed_with(a[2]));
+	assert_null(closed_with(a[3]));
+	/* the survivors are still served */
+	assert_int_equal(send(b[0], "version\n", 8, 0), 8);
+	run_loop_a_little();
+	char buf[256];
+	ssize_t n = recv(b[0], buf, sizeof buf - 1, MSG_DONTWAIT);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "\"ok\":true"));
+	control_server_get_stats(t.ctl, &st);
+	assert_int_equal(st.clients_evicted, 2);
+	assert_int_equal(st.clients_refused, 2);
+	assert_int_equal(st.clients_active, 4);
+	g_autoptr(GString) js = g_string_new(NULL);
+	control_server_stats_json(t.ctl, js);
+	assert_non_null(strstr(js->str, "\"clients_evicted\":2"));
+	for (int i = 0; i < 5; i++)
+		close(a[i]);
+	for (int i = 0; i < 3; i++)
+		close(b[i]);
+	slots_clear(&t);
+}
+
 int
 main(void)
 {
@@ -219,6 +415,8 @@ main(void)
 	    cmocka_unit_test(test_parse),
 	    cmocka_unit_test(test_framing),
 	    cmocka_unit_test(test_server_limits),
+	    cmocka_unit_test(test_slots_reserved),
+	    cmocka_unit_test(test_slots_evict),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
