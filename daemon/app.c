@@ -468,8 +468,8 @@ on_quit_signal(gpointer user_data)
 }
 
 /* Reload (SIGHUP and the control socket's `reload`): re-read -c; the analyzer takes the new
- * settings keeping its windows, and the log level changes. A broken file changes nothing.
- * members gets what changed (commands_reload_members). */
+ * settings keeping its windows, the flow store the new windows, and the log level changes.
+ * A broken file changes nothing. members gets what changed (commands_reload_members). */
 gboolean
 app_reload(gpointer user_data, GString *members, GError **error)
 {

@@ -51,7 +51,7 @@ typedef struct {
 	char *syslog_facility; /* a facility name: daemon, local0..local7, ... */
 	char *sink_remote;     /* "udp://host:port" or "tcp://host:port", "" = none */
 	guint remote_queue;    /* TCP events held while the server is away */
-	/* [enrich]: country/ASN databases (.mmdb), "" = none (exporters/README-enrich.md) */
+	/* [enrich]: country/ASN databases (.mmdb), "" = none (doc/enrichment.md) */
 	char *country_db;
 	char *asn_db;
 	/* [evidence]: IPFIX files of the flows behind each raised/updated alert */

@@ -1,6 +1,6 @@
 /* Enricher: country and ASN of an address from optional MaxMind DB files (.mmdb) through
  * libmaxminddb. Reads MaxMind's GeoLite2/GeoIP2 schema and the common single-field schemas
- * of the free databases (DB-IP Lite, IPinfo Lite, ip-location-db); README-enrich.md lists
+ * of the free databases (DB-IP Lite, IPinfo Lite, ip-location-db); doc/enrichment.md lists
  * the fields. Not thread-safe: one Enricher per thread (the daemon has one, on its loop). */
 #pragma once
 

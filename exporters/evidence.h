@@ -1,6 +1,6 @@
 /* Evidence: for a raised or updated alert, the flows that made it as an IPFIX file
  * (RFC 5655) written with libfixbuf, in an evidence directory pruned by age and total size.
- * The template is documented in README-enrich.md ("Evidence files"). */
+ * The template is documented in doc/enrichment.md ("Evidence files"). */
 #pragma once
 
 #include "alert.h"

@@ -1,7 +1,8 @@
 /* Alert sinks: every alert event goes to every configured sink, in order, exactly once.
  * A sink is a small vtable; the fan-out (SinkSet) owns them, counts per sink, and never
  * lets one sink's failure reach another sink or the collector. Sinks format the event
- * themselves (alertjson.h has the JSON form); enrichment is done before the fan-out. */
+ * themselves (alertjson.h has the JSON form) and look nothing up: the countries and ASNs in
+ * it come from the analyzer (its geo hook, which the daemon wires to the enricher). */
 #pragma once
 
 #include "alertjson.h"
