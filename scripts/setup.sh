@@ -168,8 +168,9 @@ run)
 	;;
 test)
 	install_missing $BUILD_PKGS $TEST_PKGS
-	build build
-	build build-asan -Db_sanitize=address,undefined -Db_lundef=false
+	# warnings are errors here (CI), not in a user's build (meson.build: werror=false)
+	build build -Dwerror=true
+	build build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 	export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 	rc=0
