@@ -21,8 +21,9 @@ comments. Unknown sections and keys, values out of range and a key set twice are
 that name the file and line. Sizes take K, M and G suffixes (binary). Lists of prefixes and
 ports are separated by commas or spaces.
 .PP
-\fBspamflowd \-\-print\-config\fR prints every key with its value and help;
-\fIspamflow.conf.example\fR, installed beside the configuration, is that output.
+\fBspamflowd \-\-print\-config\fR prints every key with its value and help; the installed
+\fI/etc/spamflow/spamflow.conf\fR is that output with every key commented out, so a key
+follows the default of the version installed until it is uncommented.
 .SH RELOAD
 On \fBSIGHUP\fR or \fBspamflowctl reload\fR, the keys of \fB[analyzer]\fR, the heuristic
 sections and \fB[alerts]\fR, and \fB[daemon] log_level\fR take effect at once, with the
