@@ -6,6 +6,8 @@
 
 #include <string.h>
 
+#include "fnv1a.h"
+
 /* An exporter is a transport session (address, port) or an sFlow agent (agent address,
  * port 0, agent set): a router can send both, and they are different sources of records. */
 typedef struct {
@@ -63,12 +65,8 @@ static guint
 key_hash(gconstpointer p)
 {
 	const ExporterKey *k = p;
-	guint h = 2166136261u; /* FNV-1a */
-	for (guint i = 0; i < 16; i++)
-		h = (h ^ k->addr[i]) * 16777619u;
-	h = (h ^ (k->port & 0xff)) * 16777619u;
-	h = (h ^ (k->port >> 8)) * 16777619u;
-	return (h ^ k->agent) * 16777619u;
+	const guint8 rest[3] = {(guint8)(k->port & 0xff), (guint8)(k->port >> 8), k->agent};
+	return fnv1a_update(fnv1a(k->addr, 16), rest, 3);
 }
 
 static gboolean
