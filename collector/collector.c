@@ -1,7 +1,7 @@
 /* The collector core: the exporter table (one entry per transport session or sFlow agent,
  * capped, idle ones expired), version dispatch per datagram, and the read-only views of it
  * (totals, session rows, the table by index for state.c). The sessions themselves are in
- * session.c; the decoders in v5.c, v9.c, ipfix.c, sflow.c and template.c. */
+ * session.c; the decoders in v5.c, v9.c, ipfix.c, sflow.c and template*.c. */
 #include "template.h"
 
 #include <string.h>

@@ -37,7 +37,7 @@ typedef struct {
 	guint64 templates_refused; /* over max_templates */
 	guint64 templates_withdrawn;
 	guint64 templates_expired;
-	guint64 seq_lost;   /* v9: datagrams; v5, IPFIX: records (RFC semantics) */
+	guint64 seq_lost;   /* v9, sFlow: datagrams; v5, IPFIX: records (RFC semantics) */
 	guint64 seq_resets; /* exporter restarts and resyncs: not counted as loss */
 	guint64 sets_skipped; /* reserved set IDs; sFlow: samples of unknown formats */
 	guint64 times_dropped;  /* records whose exported times were implausible (kept empty) */

@@ -2,7 +2,7 @@
  * domain on first use (capped), counting datagrams, sequence-loss accounting, the sampling
  * interval learnt per domain and sampler, and the notices told once per exporter. The
  * collector (collector.c) keeps the table of exporters and dispatches datagrams to the
- * decoders; the decoders call only this file and template.c, never back into collector.c. */
+ * decoders; the decoders call this file, never back into collector.c. */
 #include "template.h"
 
 #include <string.h>

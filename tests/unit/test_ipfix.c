@@ -1,4 +1,4 @@
-/* Unit tests for the IPFIX decoder (collector/ipfix.c and the template engine in template.c)
+/* Unit tests for the IPFIX decoder (collector/ipfix.c and the template engine in template*.c)
  * through collector_input(): every decoded field (reduced-length counters, enterprise and
  * RFC 5103 reverse elements, variable-length fields, each time encoding), options sampling,
  * withdrawals, sequence accounting in RFC 7011 and softflowd modes, caps and expiry,

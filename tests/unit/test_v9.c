@@ -1,5 +1,5 @@
 /* Unit tests for the NetFlow v9 decoder (collector/v9.c and the template engine in
- * template.c) through collector_input(): templates, options, data records and every decoded
+ * template*.c) through collector_input(): templates, options, data records and every decoded
  * field, counters, sequence loss and restarts, caps and expiry, truncation sweeps and the
  * named hostile vectors (set lengths, zero and huge field counts, template IDs below 256). */
 #include "dgram.h"
