@@ -139,7 +139,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Collector, collector_free)
 guint collector_input(Collector *c, const guint8 addr[16], guint16 port, const guint8 *buf,
 		      gsize len, gint64 now_ms);
 
-/* Forget exporters silent for exporter_timeout_s and templates past template_timeout_s. */
+/* Forget exporters and domains silent for exporter_timeout_s, and templates past
+ * template_timeout_s. */
 void collector_expire(Collector *c, gint64 now_ms);
 
 const CollectorTotals *collector_totals(const Collector *c);

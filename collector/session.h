@@ -24,7 +24,7 @@ typedef struct {
 	/* sequence tracking (see seq_check() in session.c) */
 	guint32 seq_last;
 	guint32 seq_last_count; /* records in the last message (v5, IPFIX) */
-	guint32 uptime_last;    /* v5/v9 sysUptime, to tell a restart from a loss */
+	guint32 uptime_last;    /* v5/v9 sysUptime, sFlow agent uptime: a restart is no loss */
 	guint32 seq_last_data;  /* IPFIX: data records only (no options) in the last message */
 	gint8 seq_mode;         /* IPFIX: 0 unknown, 1 RFC 7011, 2 counts own records */
 	guint8 seq_votes;       /* messages in a row that read the other way */

@@ -837,7 +837,7 @@ test_v9_random(void **state)
 	random_datagrams(9, 0x5eed0009, 64);
 }
 
-/* ---- issue 12: real gear ---------------------------------------------------------------- */
+/* ---- real gear ---------------------------------------------------------------------------- */
 
 /* H3C NetStream style: a VRF name (IE 236) of length 65535 as the last field, with IPFIX's
  * variable-length encoding (RFC 7011 7) inside NetFlow v9: short and long length prefixes. */
