@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fnv1a.h"
 #include "statebuf.h"
 
 G_DEFINE_QUARK(analyzer-error-quark, analyzer_error)
@@ -224,11 +225,7 @@ analyzer_config_defaults(AnalyzerConfig *c)
 static guint
 addr_hash16(gconstpointer p)
 {
-	const guint8 *a = p;
-	guint32 h = 2166136261u;
-	for (guint i = 0; i < 16; i++)
-		h = (h ^ a[i]) * 16777619u;
-	return h;
+	return fnv1a(p, 16);
 }
 
 static guint

@@ -87,6 +87,14 @@ listener_parse_address(const char *text, struct sockaddr_storage *ss, socklen_t 
 		hints.ai_family = AF_INET6;
 	} else {
 		const char *colon = strrchr(text, ':');
+		if (colon == NULL && strspn(text, "0123456789") == strlen(text)) {
+			/* what nfcapd's -p takes: say what we take instead */
+			g_set_error(error, LISTENER_ERROR, LISTENER_ERROR_ADDRESS,
+				    "listen address '%s': a port alone; give the address too, "
+				    "0.0.0.0:%s for IPv4 and [::]:%s for IPv6 (one -l each)",
+				    text, text, text);
+			return FALSE;
+		}
 		if (colon == NULL) {
 			g_set_error(error, LISTENER_ERROR, LISTENER_ERROR_ADDRESS,
 				    "listen address '%s': missing ':port'", text);

@@ -28,13 +28,6 @@ now_ms(void)
 }
 
 static void
-json_addr(GString *out, const guint8 a[16])
-{
-	char buf[64];
-	json_string(out, flow_addr_str(a, buf, sizeof buf));
-}
-
-static void
 json_time(GString *out, gint64 ms)
 {
 	if (ms == 0)

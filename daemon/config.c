@@ -435,21 +435,40 @@ parse_uint(const char *v, const ConfigKey *k, guint64 *out, char **why)
 }
 
 /* Read one key from kf into cfg. On failure *why says what is wrong with the value. */
+/* One rule for every key: from a '#' at the start of the value or after a blank to the end
+ * of the line is a comment (GKeyFile itself only knows comment lines, so without this
+ * `json = /x.jsonl   # note` would name a file "/x.jsonl   # note"). */
+static void
+strip_comment(char *v)
+{
+	for (char *p = v; *p != '\0'; p++) {
+		if (*p == '#' && (p == v || p[-1] == ' ' || p[-1] == '\t')) {
+			*p = '\0';
+			break;
+		}
+	}
+	g_strstrip(v);
+}
+
 static gboolean
 load_key(GKeyFile *kf, const ConfigKey *k, Config *cfg, char **why)
 {
 	guint8 *field = (guint8 *)cfg + k->offset;
 	g_autoptr(GError) err = NULL;
 
+	g_autofree char *raw = g_key_file_get_string(kf, k->group, k->key, &err);
+	if (raw == NULL) {
+		*why = g_strdup(err->message);
+		return FALSE;
+	}
+	strip_comment(raw);
+	const char *v = raw;
+
 	if (k->type == KEY_ADDR_LIST) {
-		gsize n = 0;
-		g_auto(GStrv) list = g_key_file_get_string_list(kf, k->group, k->key, &n, &err);
-		if (list == NULL) {
-			*why = g_strdup(err->message);
-			return FALSE;
-		}
-		g_autoptr(GPtrArray) v = g_ptr_array_new_with_free_func(g_free);
-		for (gsize i = 0; i < n; i++) {
+		/* commas, semicolons or blanks, like every other list */
+		g_auto(GStrv) list = g_strsplit_set(v, ",; \t", -1);
+		g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func(g_free);
+		for (guint i = 0; list[i] != NULL; i++) {
 			struct sockaddr_storage ss;
 			socklen_t sslen;
 			char *a = g_strstrip(list[i]);
@@ -459,24 +478,18 @@ load_key(GKeyFile *kf, const ConfigKey *k, Config *cfg, char **why)
 				*why = g_strdup(err->message);
 				return FALSE;
 			}
-			g_ptr_array_add(v, g_strdup(a));
+			g_ptr_array_add(out, g_strdup(a));
 		}
-		if (v->len == 0) {
+		if (out->len == 0) {
 			*why = g_strdup("needs at least one address");
 			return FALSE;
 		}
-		g_ptr_array_add(v, NULL);
+		g_ptr_array_add(out, NULL);
 		g_strfreev(*(char ***)field);
-		*(char ***)field = (char **)g_ptr_array_free(g_steal_pointer(&v), FALSE);
+		*(char ***)field = (char **)g_ptr_array_free(g_steal_pointer(&out), FALSE);
 		return TRUE;
 	}
 
-	g_autofree char *raw = g_key_file_get_string(kf, k->group, k->key, &err);
-	if (raw == NULL) {
-		*why = g_strdup(err->message);
-		return FALSE;
-	}
-	const char *v = g_strstrip(raw);
 	guint64 n;
 	switch (k->type) {
 	case KEY_UINT:
@@ -630,6 +643,50 @@ check_keys(const char *name, const char *text, GError **error)
 	return TRUE;
 }
 
+/* What GKeyFile would refuse, said with the line: its own messages name no line, and
+ * without a locale they show quote marks as '?'. */
+static gboolean
+check_syntax(const char *name, const char *text, GError **error)
+{
+	g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+	gboolean in_group = FALSE;
+
+	for (guint i = 0; lines[i] != NULL; i++) {
+		char *l = g_strstrip(lines[i]);
+		if (!g_utf8_validate(l, -1, NULL)) {
+			g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_SYNTAX,
+				    "%s:%u: not UTF-8 text", name, i + 1);
+			return FALSE;
+		}
+		if (l[0] == '\0' || l[0] == '#')
+			continue;
+		if (l[0] == '[') {
+			gsize n = strlen(l);
+			if (n < 3 || l[n - 1] != ']' || strpbrk(l + 1, "[") != NULL ||
+			    strchr(l + 1, ']') != l + n - 1) {
+				g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_SYNTAX,
+					    "%s:%u: '%s' is not a [section] line", name, i + 1, l);
+				return FALSE;
+			}
+			in_group = TRUE;
+			continue;
+		}
+		const char *eq = strchr(l, '=');
+		if (eq == NULL || eq == l) {
+			g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_SYNTAX,
+				    "%s:%u: '%s' is not 'key = value', a [section] or a # comment",
+				    name, i + 1, l);
+			return FALSE;
+		}
+		if (!in_group) {
+			g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_SYNTAX,
+				    "%s:%u: '%s' comes before any [section]", name, i + 1, l);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
 Config *
 config_new_from_data(const char *data, gssize len, const char *name, GError **error)
 {
@@ -638,6 +695,8 @@ config_new_from_data(const char *data, gssize len, const char *name, GError **er
 	g_autoptr(GError) err = NULL;
 	g_autofree char *text = len < 0 ? g_strdup(data) : g_strndup(data, (gsize)len);
 
+	if (!check_syntax(name, text, error))
+		return NULL;
 	if (!g_key_file_load_from_data(kf, text, (gsize)-1, G_KEY_FILE_NONE, &err)) {
 		g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_SYNTAX, "%s: %s", name, err->message);
 		return NULL;
@@ -767,7 +826,7 @@ config_to_string(const Config *cfg)
 		case KEY_ADDR_LIST: {
 			char *const *v = *(char **const *)field;
 			for (guint j = 0; v != NULL && v[j] != NULL; j++)
-				g_string_append_printf(s, "%s%s", j > 0 ? ";" : "", v[j]);
+				g_string_append_printf(s, "%s%s", j > 0 ? ", " : "", v[j]);
 			g_string_append_c(s, '\n');
 			break;
 		}
@@ -778,9 +837,18 @@ config_to_string(const Config *cfg)
 			g_string_append(s, *(const gboolean *)field ? "true\n" : "false\n");
 			break;
 		case KEY_DOUBLE: {
+			/* the shortest text that reads back as the same double: 0.8, not
+			 * 0.80000000000000004 */
 			char buf[G_ASCII_DTOSTR_BUF_SIZE];
-			g_string_append_printf(
-			    s, "%s\n", g_ascii_dtostr(buf, sizeof buf, *(const double *)field));
+			double d = *(const double *)field;
+			for (int prec = 1; prec <= 17; prec++) {
+				char fmt[8];
+				g_snprintf(fmt, sizeof fmt, "%%.%dg", prec);
+				g_ascii_formatd(buf, sizeof buf, fmt, d);
+				if (g_ascii_strtod(buf, NULL) == d)
+					break;
+			}
+			g_string_append_printf(s, "%s\n", buf);
 			break;
 		}
 		case KEY_MS:

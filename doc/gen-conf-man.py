@@ -17,9 +17,11 @@ An INI file read by
 .BR spamflowd (8)
 with \fB\-c\fR. Every key has a built-in default; a file holds only the keys it changes.
 Sections are in brackets, keys are \fBkey = value\fR, lines starting with \fB#\fR are
-comments. Unknown sections and keys, values out of range and a key set twice are errors
-that name the file and line. Sizes take K, M and G suffixes (binary). Lists of prefixes and
-ports are separated by commas or spaces.
+comments, and so is the rest of a line from a \fB#\fR that follows a blank (for every key:
+\fBjson = /var/log/spamflow/alerts.jsonl   # note\fR sets the path alone). Syntax errors,
+unknown sections and keys, values out of range and a key set twice are errors that name the
+file and line. Sizes take K, M and G suffixes (binary). Lists (listen addresses, prefixes,
+ports) are separated by commas, semicolons or spaces.
 .PP
 \fBspamflowd \-\-print\-config\fR prints every key with its value and help; the installed
 \fI/etc/spamflow/spamflow.conf\fR is that output with every key commented out, so a key

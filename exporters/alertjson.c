@@ -35,7 +35,7 @@ json_string(GString *out, const char *s)
 	g_string_append_c(out, '"');
 }
 
-static void
+void
 json_addr(GString *out, const guint8 a[16])
 {
 	char buf[64];

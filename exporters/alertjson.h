@@ -12,3 +12,5 @@ typedef const char *(*AlertExporterName)(guint32 exporter, gpointer user_data);
 void alert_json(GString *out, const AlertEvent *ev, AlertExporterName name, gpointer user_data);
 /* Append s as a JSON string literal (quotes included). */
 void json_string(GString *out, const char *s);
+/* Append an address (16 bytes, IPv4-mapped for IPv4) as a JSON string of its text form. */
+void json_addr(GString *out, const guint8 a[16]);

@@ -189,15 +189,54 @@ static void
 test_syntax_and_file(void **state)
 {
 	(void)state;
-	const char *syn[] = {"/etc/x.conf: ", NULL};
-	expect_error("rcvbuf = 1M\n", CONFIG_ERROR_SYNTAX, syn);
-	expect_error("[collector]\nthis is not ini\n", CONFIG_ERROR_SYNTAX, syn);
+	/* every syntax error names its file and line */
+	const char *before[] = {"/etc/x.conf:1: ", "'rcvbuf = 1M' comes before any [section]",
+				NULL};
+	expect_error("rcvbuf = 1M\n", CONFIG_ERROR_SYNTAX, before);
+	const char *notini[] = {"/etc/x.conf:3: ", "'this is not ini' is not 'key = value'",
+				NULL};
+	expect_error("# a comment\n[collector]\nthis is not ini\n", CONFIG_ERROR_SYNTAX,
+		     notini);
+	const char *group[] = {"/etc/x.conf:2: ", "'[collector' is not a [section] line", NULL};
+	expect_error("\n[collector\nrcvbuf = 1M\n", CONFIG_ERROR_SYNTAX, group);
+	const char *nokey[] = {"/etc/x.conf:2: ", "'= 5' is not 'key = value'", NULL};
+	expect_error("[collector]\n= 5\n", CONFIG_ERROR_SYNTAX, nokey);
+	const char *utf8[] = {"/etc/x.conf:2: not UTF-8 text", NULL};
+	expect_error("[daemon]\nuser = \xff\xfe\n", CONFIG_ERROR_SYNTAX, utf8);
 
 	g_autoptr(GError) err = NULL;
 	g_autoptr(Config) cfg = config_new_from_file("/nonexistent/spamflow.conf", &err);
 	assert_null(cfg);
 	assert_true(g_error_matches(err, CONFIG_ERROR, CONFIG_ERROR_FILE));
 	assert_non_null(strstr(err->message, "/nonexistent/spamflow.conf"));
+}
+
+/* One comment rule for every key: from a '#' after a blank to the end of the line. Lists
+ * take commas, semicolons or blanks, listen included. */
+static void
+test_inline_comments_and_lists(void **state)
+{
+	(void)state;
+	g_autoptr(GError) err = NULL;
+	g_autoptr(Config) c = config_new_from_data(
+	    "[collector]\n"
+	    "listen = 127.0.0.1:2055, [::1]:2055;127.0.0.1:6343   # three\n"
+	    "rcvbuf = 4M # bytes\n"
+	    "[daemon]\n"
+	    "user = spam#flow   # a '#' inside a word stays\n"
+	    "log = syslog\t# tab before the hash\n"
+	    "[sinks]\n"
+	    "json = /var/log/spamflow/alerts.jsonl   # or --alerts FILE\n",
+	    -1, "c.conf", &err);
+	if (c == NULL)
+		fail_msg("%s", err->message);
+	assert_int_equal(g_strv_length(c->listen), 3);
+	assert_string_equal(c->listen[1], "[::1]:2055");
+	assert_string_equal(c->listen[2], "127.0.0.1:6343");
+	assert_int_equal(c->rcvbuf, 4 * 1024 * 1024);
+	assert_string_equal(c->user, "spam#flow");
+	assert_int_equal(c->log_target, 1);
+	assert_string_equal(c->sink_json, "/var/log/spamflow/alerts.jsonl");
 }
 
 static void
@@ -225,7 +264,9 @@ test_round_trip(void **state)
 	/* the defaults render too, and load back to the defaults */
 	g_autoptr(Config) d = config_new();
 	g_autofree char *dt = config_to_string(d);
-	assert_non_null(strstr(dt, "listen = 0.0.0.0:2055;[::]:2055;0.0.0.0:6343;[::]:6343\n"));
+	assert_non_null(strstr(dt, "listen = 0.0.0.0:2055, [::]:2055, 0.0.0.0:6343, [::]:6343\n"));
+	/* a double prints as typed, the shortest text that reads back the same */
+	assert_non_null(strstr(dt, "failed_share = 0.8\n"));
 	assert_non_null(strstr(dt, "rcvbuf = 33554432\n"));
 	g_autoptr(Config) d2 = config_new_from_data(dt, -1, "d.conf", &err);
 	assert_non_null(d2);
@@ -239,6 +280,7 @@ main(void)
 	    cmocka_unit_test(test_defaults),	    cmocka_unit_test(test_good_file),
 	    cmocka_unit_test(test_bad_values),	    cmocka_unit_test(test_unknown),
 	    cmocka_unit_test(test_syntax_and_file), cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_inline_comments_and_lists),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -289,6 +289,9 @@ test_bad_addresses(void **state)
 	(void)state;
 	assert_bad_address("", "empty");
 	assert_bad_address("127.0.0.1", "missing ':port'");
+	/* nfcapd's habit: a bare port gets the two addresses to write instead */
+	assert_bad_address("2055", "a port alone; give the address too, 0.0.0.0:2055 for IPv4 "
+				   "and [::]:2055 for IPv6");
 	assert_bad_address("127.0.0.1:", "port ''");
 	assert_bad_address("127.0.0.1:65536", "port '65536'");
 	assert_bad_address("127.0.0.1:-1", "port '-1'");
