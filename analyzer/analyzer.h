@@ -29,7 +29,7 @@ typedef gboolean (*AnalyzerGeoFunc)(const guint8 dst[16], char country[4], guint
 /* Per host window, distinct countries and ASNs are kept in small sets from the moment the
  * window holds ANALYZER_GEO_MIN_DESTS distinct destinations (fewer: counted at event time
  * from the window itself). The sets saturate: a count equal to the maximum means "at
- * least". Entries leave with the long window (see analyzer.c, "geo"). */
+ * least". Entries leave with the long window (see geo.c). */
 #define ANALYZER_GEO_MIN_DESTS 8
 #define ANALYZER_GEO_MAX_COUNTRIES 32
 #define ANALYZER_GEO_MAX_ASNS 64
@@ -175,7 +175,7 @@ gint64 analyzer_now(const Analyzer *a);
 /* Restart without loss. Append the analyzer's state to out: tracked hosts in recency order
  * with their windows, MTA baselines and country/ASN sets, the offenders with their state
  * machines and last events, the event history and the clock. A versioned, big-endian,
- * field-by-field form (format in analyzer.c, "saved state"); statistics are not saved. */
+ * field-by-field form (format in analyzer_state.c); statistics are not saved. */
 void analyzer_state_save(Analyzer *a, GByteArray *out);
 /* Restore what analyzer_state_save() wrote into a fresh analyzer (no flows processed, no
  * state loaded). The bytes are untrusted: every length, count, index and value is checked
