@@ -28,6 +28,41 @@ thresholds(const Analyzer *a, const Host *h, AlertReason r, guint32 thr[WINDOW_S
 	}
 }
 
+/* One reason of one host, for a flow (evaluate()) and at every tick: thresholds, level,
+ * whether the reason's raise condition holds, the offender's step, its event, and the
+ * offender gone when it cleared. h: the host, NULL when it is no longer tracked; wc: the
+ * counts of its window for r (zero without one); o: the offender, or NULL to look it up,
+ * made when r crossed, nothing done when r neither crossed nor is active for h. A clear
+ * takes r out of h->offenders; setting it is evaluate()'s, so a tick's update does not put
+ * it back on a host that was evicted and came back. */
+static inline OffenderStep
+judge(Analyzer *a, Host *h, AlertReason r, OffEntry *o, const WindowCounts *wc, gint64 now)
+{
+	guint32 thr[WINDOW_SPANS];
+	thresholds(a, h, r, thr);
+	double level = heuristics_level(r, wc, thr, NULL);
+	gboolean crossed = a->cfg.h[r].enabled &&
+			   heuristics_crossed(r, level, wc, a->cfg.blocked_share,
+					      a->cfg.blocked_min_attempts);
+	if (o == NULL) {
+		if (!crossed && !(h->offenders & (1u << r)))
+			return OFFENDER_STEP_NONE;
+		o = off_lookup(a, h->addr, r);
+		if (o == NULL)
+			o = off_new(a, h->addr, r);
+	}
+	OffenderStep st = offender_step(&o->sm, &a->policy, now, crossed, level);
+	if (st == OFFENDER_STEP_NONE)
+		return st;
+	events_emit(a, o, h, (AlertKind)st, now);
+	if (st == OFFENDER_STEP_CLEARED) {
+		if (h != NULL)
+			h->offenders &= (guint8) ~(1u << r);
+		off_remove(a, o);
+	}
+	return st;
+}
+
 /* Evaluate every enabled reason that reads window wk of host h. */
 static void
 evaluate(Analyzer *a, Host *h, HeurWin wk, gint64 now)
@@ -58,37 +93,14 @@ evaluate(Analyzer *a, Host *h, HeurWin wk, gint64 now)
 	for (guint i = 0; i < nr; i++) {
 		AlertReason r = rs[i];
 		if (!a->cfg.h[r].enabled && !(h->offenders & (1u << r)))
-			continue;
-		guint32 thr[WINDOW_SPANS];
-		thresholds(a, h, r, thr);
+			continue; /* nothing to raise, nothing active */
 		if (!have) {
 			window_counts(host_win(h, wk), &a->geom, now, &wc);
 			have = TRUE;
 		}
-		double level = heuristics_level(r, &wc, thr, NULL);
-		gboolean crossed = a->cfg.h[r].enabled &&
-				   heuristics_crossed(r, level, &wc, a->cfg.blocked_share,
-						      a->cfg.blocked_min_attempts);
-		if (!crossed && !(h->offenders & (1u << r)))
-			continue;
-		OffEntry *o = off_lookup(a, h->addr, r);
-		if (o == NULL) {
-			o = g_new0(OffEntry, 1);
-			memcpy(o->addr, h->addr, 16);
-			o->reason = r;
-			offender_init(&o->sm);
-			off_insert(a, o);
-		}
-		OffenderStep st = offender_step(&o->sm, &a->policy, now, crossed, level);
-		if (st == OFFENDER_STEP_NONE)
-			continue;
-		events_emit(a, o, h, (AlertKind)st, now);
-		if (st == OFFENDER_STEP_CLEARED) {
-			h->offenders &= (guint8) ~(1u << r);
-			off_remove(a, o);
-		} else {
+		OffenderStep st = judge(a, h, r, NULL, &wc, now);
+		if (st == OFFENDER_STEP_RAISED || st == OFFENDER_STEP_UPDATED)
 			h->offenders |= (guint8)(1u << r);
-		}
 	}
 }
 
@@ -174,8 +186,8 @@ process_one(Analyzer *a, const Flow *f)
 void
 analyzer_process(Analyzer *a, const Flow *flows, guint n)
 {
-	for (guint i = 0; i < n; i++)
-		process_one(a, &flows[i]);
+	for (const Flow *f = flows, *end = flows + n; f != end; f++)
+		process_one(a, f);
 }
 
 void
@@ -187,29 +199,14 @@ analyzer_tick(Analyzer *a, gint64 now_ms)
 	if (now_ms > a->now_ms)
 		a->now_ms = now_ms;
 	for (OffEntry *o = a->off_head; o != NULL; o = next) {
-		next = o->next;
+		next = o->next; /* judge() frees o when it clears */
 		Host *h = host_lookup(a, o->addr);
-		HeurWin wk = heuristics_reason_win(o->reason);
+		Window *w = h != NULL ? host_win(h, heuristics_reason_win(o->reason)) : NULL;
 		WindowCounts wc;
-		guint32 thr[WINDOW_SPANS];
 		memset(&wc, 0, sizeof wc);
-		Window *w = h != NULL ? host_win(h, wk) : NULL;
 		if (w != NULL)
 			window_counts(w, &a->geom, now_ms, &wc);
-		thresholds(a, h, o->reason, thr);
-		double level = heuristics_level(o->reason, &wc, thr, NULL);
-		gboolean crossed = a->cfg.h[o->reason].enabled &&
-				   heuristics_crossed(o->reason, level, &wc, a->cfg.blocked_share,
-						      a->cfg.blocked_min_attempts);
-		OffenderStep st = offender_step(&o->sm, &a->policy, now_ms, crossed, level);
-		if (st == OFFENDER_STEP_NONE)
-			continue;
-		events_emit(a, o, h, (AlertKind)st, now_ms);
-		if (st == OFFENDER_STEP_CLEARED) {
-			if (h != NULL)
-				h->offenders &= (guint8) ~(1u << o->reason);
-			off_remove(a, o);
-		}
+		judge(a, h, o->reason, o, &wc, now_ms);
 	}
 	hosts_expire(a, now_ms);
 }

@@ -327,6 +327,7 @@ G_GNUC_INTERNAL void events_free(Analyzer *a);
 G_GNUC_INTERNAL void events_history_resize(Analyzer *a, guint history_len);
 G_GNUC_INTERNAL void events_emit(Analyzer *a, OffEntry *o, Host *h, AlertKind kind, gint64 now);
 G_GNUC_INTERNAL OffEntry *off_lookup(Analyzer *a, const guint8 addr[16], AlertReason r);
+G_GNUC_INTERNAL OffEntry *off_new(Analyzer *a, const guint8 addr[16], AlertReason r);
 G_GNUC_INTERNAL void off_insert(Analyzer *a, OffEntry *o);
 G_GNUC_INTERNAL void off_remove(Analyzer *a, OffEntry *o);
 

@@ -120,6 +120,18 @@ off_lookup(Analyzer *a, const guint8 addr[16], AlertReason r)
 	return g_hash_table_lookup(a->offenders, &key);
 }
 
+/* A new offender for (addr, r), idle, inserted. */
+OffEntry *
+off_new(Analyzer *a, const guint8 addr[16], AlertReason r)
+{
+	OffEntry *o = g_new0(OffEntry, 1);
+	memcpy(o->addr, addr, 16);
+	o->reason = r;
+	offender_init(&o->sm);
+	off_insert(a, o);
+	return o;
+}
+
 /* Offenders live in the table (lookups) and in a list in creation order, so that ticks emit
  * simultaneous transitions in an order that does not depend on hashing and survives a
  * restart (analyzer_state_save() writes the list). */
