@@ -209,6 +209,13 @@ analyzer_tick(Analyzer *a, gint64 now_ms)
 		judge(a, h, o->reason, o, &wc, now_ms);
 	}
 	hosts_expire(a, now_ms);
+	hosts_notice(a, FALSE);
+}
+
+void
+analyzer_flush_notices(Analyzer *a)
+{
+	hosts_notice(a, TRUE);
 }
 
 /* ---- setup ---- */
@@ -225,6 +232,8 @@ analyzer_new(const AnalyzerConfig *cfg, GError **error)
 	a->alert_data = cfg->alert_data;
 	a->geo_fn = cfg->geo_fn;
 	a->geo_data = cfg->geo_data;
+	a->notice_fn = cfg->notice_fn;
+	a->notice_data = cfg->notice_data;
 	hosts_init(a);
 	events_init(a, cfg->history_len);
 	a->last_tick_ms = G_MININT64 / 2;

@@ -223,6 +223,8 @@ analyzer_reconfigure(Analyzer *a, const AnalyzerConfig *cfg, GError **error)
 	a->alert_data = data;
 	a->cfg.geo_fn = a->geo_fn;
 	a->cfg.geo_data = a->geo_data;
+	a->cfg.notice_fn = a->notice_fn;
+	a->cfg.notice_data = a->notice_data;
 	hosts_reconfigure(a, &old);
 	return TRUE;
 }

@@ -124,6 +124,8 @@ struct Analyzer {
 	gpointer alert_data;
 	AnalyzerGeoFunc geo_fn;
 	gpointer geo_data;
+	AnalyzerNoticeFunc notice_fn;
+	gpointer notice_data;
 
 	/* hosts: the slab, its free list, and an open-addressing table of slab index + 1
 	 * (0 = empty), linear probing, load <= 3/4, deletion by backward shift */
@@ -135,6 +137,12 @@ struct Analyzer {
 	guint32 *table;
 	guint32 table_cap; /* a power of two, or 0 */
 	guint32 lru_head, lru_tail;
+	/* evictions not yet told (ANALYZER_NOTICE_EVICTED): hosts_evict() counts them,
+	 * hosts_notice() tells them */
+	guint64 evict_by_hosts, evict_by_mem;
+	gint64 evict_first_ms, evict_last_ms;
+	gint64 evict_notice_ms; /* when they were last told; G_MININT64: never */
+	gboolean loading;       /* in analyzer_state_load(): no notices */
 	GHashTable *offenders;         /* set of OffEntry*, keyed by (addr, reason) */
 	OffEntry *off_head, *off_tail; /* the same entries, oldest first */
 
@@ -300,6 +308,7 @@ G_GNUC_INTERNAL void host_free(Host *h);
 G_GNUC_INTERNAL void host_drop(Analyzer *a, guint32 i);
 G_GNUC_INTERNAL gboolean host_adopt(Analyzer *a, Host *h);
 G_GNUC_INTERNAL void hosts_expire(Analyzer *a, gint64 now_ms);
+G_GNUC_INTERNAL void hosts_notice(Analyzer *a, gboolean now);
 G_GNUC_INTERNAL void hosts_reconfigure(Analyzer *a, const WindowGeom *old);
 
 /* ---- baseline.c ---- */

@@ -505,8 +505,8 @@ load_offender(Analyzer *a, Cursor *c, GError **error)
 	return TRUE;
 }
 
-gboolean
-analyzer_state_load(Analyzer *a, const guint8 *data, gsize len, GError **error)
+static gboolean
+load_state(Analyzer *a, const guint8 *data, gsize len, GError **error)
 {
 	Cursor c, rc;
 	char magic[4];
@@ -596,4 +596,20 @@ analyzer_state_load(Analyzer *a, const guint8 *data, gsize len, GError **error)
 	a->st.state_hosts_evicted = a->st.hosts_evicted - evicted_before;
 	a->st.hosts_evicted = evicted_before;
 	return TRUE;
+}
+
+gboolean
+analyzer_state_load(Analyzer *a, const guint8 *data, gsize len, GError **error)
+{
+	/* hosts the caps evict while loading are counted in state_hosts_evicted, not told */
+	guint64 by_hosts = a->evict_by_hosts, by_mem = a->evict_by_mem;
+	gint64 first_ms = a->evict_first_ms, last_ms = a->evict_last_ms;
+	a->loading = TRUE;
+	gboolean ok = load_state(a, data, len, error);
+	a->loading = FALSE;
+	a->evict_by_hosts = by_hosts;
+	a->evict_by_mem = by_mem;
+	a->evict_first_ms = first_ms;
+	a->evict_last_ms = last_ms;
+	return ok;
 }

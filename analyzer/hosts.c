@@ -276,14 +276,56 @@ host_drop(Analyzer *a, guint32 i)
 	slab_release(a, i);
 }
 
-/* hosts_enforce_caps() found a cap exceeded. */
+/* hosts_enforce_caps() found a cap exceeded. Each eviction is counted by the cap that was
+ * exceeded (max_hosts when both were) and told by hosts_notice(). */
 void
 hosts_evict(Analyzer *a, guint32 keep)
 {
 	while (hosts_over_caps(a) && a->lru_tail != HOST_NONE && a->lru_tail != keep) {
+		if (a->n_hosts > a->cfg.max_hosts)
+			a->evict_by_hosts++;
+		else
+			a->evict_by_mem++;
+		if (a->evict_by_hosts + a->evict_by_mem == 1)
+			a->evict_first_ms = a->now_ms;
+		a->evict_last_ms = a->now_ms;
 		host_drop(a, a->lru_tail);
 		a->st.hosts_evicted++;
 	}
+	hosts_notice(a, FALSE);
+}
+
+/* Tell the evictions counted since the last notice, if there are any and the last notice
+ * is at least ANALYZER_NOTICE_INTERVAL_MS old on the analyzer's clock (a clock stepping back
+ * restarts the interval: a notice can come late, never early), or whatever its age with
+ * `now`. From hosts_evict(), analyzer_tick() and analyzer_flush_notices(). */
+void
+hosts_notice(Analyzer *a, gboolean now)
+{
+	if (a->evict_by_hosts + a->evict_by_mem == 0 || a->loading)
+		return;
+	if (!now && a->evict_notice_ms != G_MININT64) {
+		if (a->now_ms < a->evict_notice_ms)
+			a->evict_notice_ms = a->now_ms;
+		if (a->now_ms - a->evict_notice_ms < ANALYZER_NOTICE_INTERVAL_MS)
+			return;
+	}
+	AnalyzerNoticeInfo info = {
+	    .evicted = a->evict_by_hosts + a->evict_by_mem,
+	    .by_max_hosts = a->evict_by_hosts,
+	    .by_mem_cap = a->evict_by_mem,
+	    .first_ms = a->evict_first_ms,
+	    .last_ms = a->evict_last_ms,
+	    .evicted_total = a->st.hosts_evicted,
+	    .max_hosts = a->cfg.max_hosts,
+	    .mem_cap = a->cfg.mem_cap,
+	    .hosts = a->n_hosts,
+	    .mem_bytes = a->mem,
+	};
+	a->evict_by_hosts = a->evict_by_mem = 0;
+	a->evict_notice_ms = a->now_ms;
+	if (a->notice_fn != NULL)
+		a->notice_fn(ANALYZER_NOTICE_EVICTED, &info, a->notice_data);
 }
 
 /* A host being loaded is built outside the slab (host_adopt() moves it in); freed with
@@ -371,6 +413,7 @@ void
 hosts_init(Analyzer *a)
 {
 	a->free_head = a->lru_head = a->lru_tail = HOST_NONE;
+	a->evict_notice_ms = G_MININT64;
 }
 
 /* Every host, the slab and the table. */
