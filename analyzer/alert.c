@@ -1,6 +1,6 @@
-/* The alert vocabulary: the names of event kinds, reasons and severities that every output
- * (sinks, logs, the control protocol) prints. Its own library: the control protocol and
- * spamflowctl use the names without linking the analyzer. */
+/* The names of alert kinds, reasons and severities (alert.h): the words sinks write and the
+ * control socket reads. Depends on glib only, and is a library of its own (alert_lib) so
+ * that the control protocol and spamflowctl use the names without linking the analyzer. */
 #include "alert.h"
 
 const char *

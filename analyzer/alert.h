@@ -34,8 +34,9 @@ typedef enum {
 #define ALERT_TOP_MAX WINDOW_TOP_MAX
 #define ALERT_EXPORTERS_MAX 4
 
-/* One top destination. country/asn/as_org are the enrichment hook: left empty here, filled
- * by the sinks stage (libmaxminddb) on its own copy of the event. */
+/* One top destination. country and asn come from the analyzer's geo hook
+ * (AnalyzerConfig.geo_fn, which the daemon wires to its country/ASN databases); without
+ * one they stay empty. */
 typedef struct {
 	guint8 addr[16];
 	guint32 count; /* attempts in the long window (an upper bound when the window estimates) */
@@ -83,8 +84,7 @@ typedef struct {
 	guint32 sampling;     /* highest sampling interval seen for the host (1 = unsampled) */
 	gboolean lower_bound; /* sampling > 1: all counts are lower bounds */
 	gint64 raised_ms;     /* when this offender was raised */
-	gpointer enrichment;  /* free for the sinks stage; always NULL from the analyzer */
-	/* Filled by the enrichment stage (country/ASN databases); 0 without databases. */
+	/* Counted by the analyzer through its geo hook (see top); 0 without one. */
 	guint32 n_countries; /* distinct countries of the host's destinations in the window */
 	guint32 n_asns;      /* distinct ASNs */
 	char evidence[256];  /* IPFIX evidence file written for this event; "" = none */

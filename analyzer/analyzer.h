@@ -34,10 +34,36 @@ typedef void (*AnalyzerFlowFunc)(const Flow *f, const HeurClass *c, gpointer use
 /* Per host window, distinct countries and ASNs are kept in small sets from the moment the
  * window holds ANALYZER_GEO_MIN_DESTS distinct destinations (fewer: counted at event time
  * from the window itself). The sets saturate: a count equal to the maximum means "at
- * least". Entries leave with the long window (see analyzer.c, "geo"). */
+ * least". Entries leave with the long window (see geo.c). */
 #define ANALYZER_GEO_MIN_DESTS 8
 #define ANALYZER_GEO_MAX_COUNTRIES 32
 #define ANALYZER_GEO_MAX_ASNS 64
+
+/* What the analyzer tells its owner about itself, for the admin: a condition that lasts
+ * gives one notice per ANALYZER_NOTICE_INTERVAL_MS of the analyzer's clock (flow time, so
+ * capture time on replay), not one per flow. */
+typedef enum {
+	ANALYZER_NOTICE_EVICTED, /* tracked hosts evicted to hold max_hosts or mem_cap */
+	ANALYZER_NOTICE_N
+} AnalyzerNotice;
+#define ANALYZER_NOTICE_INTERVAL_MS 60000
+
+typedef struct {
+	/* ANALYZER_NOTICE_EVICTED. The first eviction is told at once, later ones at most once
+	 * an interval (at the eviction or the tick that finds the interval over), counted since
+	 * the last notice: */
+	guint64 evicted;          /* hosts evicted, least recently seen first */
+	guint64 by_max_hosts;     /* ... of them with max_hosts exceeded */
+	guint64 by_mem_cap;       /* ... of them with only mem_cap exceeded */
+	gint64 first_ms, last_ms; /* analyzer time of the first and the last of them */
+	guint64 evicted_total;    /* since the start: AnalyzerStats.hosts_evicted */
+	guint max_hosts;          /* the caps in force */
+	guint64 mem_cap;
+	guint64 hosts;            /* tracked now */
+	guint64 mem_bytes;        /* the memory estimate now (AnalyzerStats.mem_bytes) */
+} AnalyzerNoticeInfo;
+typedef void (*AnalyzerNoticeFunc)(AnalyzerNotice what, const AnalyzerNoticeInfo *info,
+				   gpointer user_data);
 
 /* Every knob; analyzer_config_defaults() gives each its default and the reason for it.
  * Strings are borrowed: the analyzer copies what it needs. */
@@ -85,6 +111,10 @@ typedef struct {
 	 * kept by analyzer_reconfigure(). */
 	AnalyzerGeoFunc geo_fn;
 	gpointer geo_data;
+	/* notices (AnalyzerNotice); NULL = none. Set by analyzer_new(), kept by
+	 * analyzer_reconfigure(), not called by analyzer_state_load(). */
+	AnalyzerNoticeFunc notice_fn;
+	gpointer notice_data;
 } AnalyzerConfig;
 
 typedef struct {
@@ -94,7 +124,8 @@ typedef struct {
 	guint64 window_resets;   /* clock stepped back by more than a long window */
 	guint64 hosts_tracked;   /* now */
 	guint64 hosts_created;
-	guint64 hosts_evicted;   /* by the host or memory cap (least recently seen first) */
+	guint64 hosts_evicted;   /* by the host or memory cap (least recently seen first; told
+				    through AnalyzerConfig.notice_fn) */
 	guint64 hosts_expired;   /* idle for longer than the long window */
 	guint64 hosts_estimated; /* now: hosts with a window in estimated mode */
 	guint64 estimate_switches;
@@ -153,11 +184,16 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Analyzer, analyzer_free)
  * is looked at. Also runs analyzer_tick() whenever the clock has moved on by a slice. */
 void analyzer_process(Analyzer *a, const Flow *flows, guint n);
 /* Clear offenders that stayed quiet for the hold time, emit rate-limited updates that are
- * due, drop idle hosts. Call it when no flows arrive (e.g. once a slice from a timer). */
+ * due, drop idle hosts, give notices that are due. Call it when no flows arrive (e.g. once
+ * a slice from a timer). */
 void analyzer_tick(Analyzer *a, gint64 now_ms);
+/* Give the notices still held back by their interval now (at the end of a replay, before
+ * exit), so that the last counts are told. */
+void analyzer_flush_notices(Analyzer *a);
 /* New networks/thresholds/caps; window state, offenders and baselines are kept (a changed
- * slice width restarts the windows). The alert callback is not changed. On error nothing
- * changes. */
+ * slice width restarts the windows). The alert, flow, geo and notice callbacks are not
+ * changed.
+ * On error nothing changes. */
 G_GNUC_WARN_UNUSED_RESULT gboolean analyzer_reconfigure(Analyzer *a, const AnalyzerConfig *cfg,
 							  GError **error);
 
@@ -183,7 +219,7 @@ gint64 analyzer_now(const Analyzer *a);
 /* Restart without loss. Append the analyzer's state to out: tracked hosts in recency order
  * with their windows, MTA baselines and country/ASN sets, the offenders with their state
  * machines and last events, the event history and the clock. A versioned, big-endian,
- * field-by-field form (format in analyzer.c, "saved state"); statistics are not saved. */
+ * field-by-field form (format in analyzer_state.c); statistics are not saved. */
 void analyzer_state_save(Analyzer *a, GByteArray *out);
 /* Restore what analyzer_state_save() wrote into a fresh analyzer (no flows processed, no
  * state loaded). The bytes are untrusted: every length, count, index and value is checked
@@ -192,6 +228,7 @@ void analyzer_state_save(Analyzer *a, GByteArray *out);
  * does not fit the current configuration is dropped and counted in the state_* statistics
  * (windows of a changed slice width, windows of traffic the host no longer makes under the
  * current networks, baselines of hosts no longer mail servers); max_hosts and mem_cap hold,
- * evicting the least recently seen hosts. The alert and geo callbacks are not called. */
+ * evicting the least recently seen hosts. The alert, geo and notice callbacks are not
+ * called. */
 G_GNUC_WARN_UNUSED_RESULT gboolean analyzer_state_load(Analyzer *a, const guint8 *data, gsize len,
 						       GError **error);

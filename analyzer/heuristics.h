@@ -60,8 +60,8 @@ void heuristics_classifier_index(HeurClassifier *hc);
 
 /* FALSE when no rule can read f (not TCP, or neither port in any set): such a record is
  * HEUR_IGNORE and heuristics_classify() need not be called. Most records are; one lookup
- * in one 8 KiB bitmap, inline, instead of a call and five lookups in three (bench/README.md,
- * round 4). */
+ * in one 8 KiB bitmap, inline, instead of a call and five lookups in three (measured in
+ * bench/README.md). */
 static inline gboolean
 heuristics_relevant(const HeurClassifier *hc, const Flow *f)
 {

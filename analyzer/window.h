@@ -57,8 +57,8 @@ enum {
 };
 
 /* The window's records (window.c). Window is declared here, not opaque, only so that the
- * analyzer can hold a host's first window inside the host's slot (issue 6: no allocation
- * and no pointer for the window most hosts have); its fields are window.c's alone. */
+ * analyzer can hold a host's first window inside the host's slot (no allocation and no
+ * pointer for the window most hosts have); its fields are window.c's alone. */
 typedef struct {
 	guint32 slice; /* absolute slice number: t_ms / slice_ms */
 	guint32 ndist; /* destinations whose last sighting is in this slice (exact mode) */

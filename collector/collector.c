@@ -1,9 +1,12 @@
-/* The collector core: version dispatch per datagram, the exporter table (one entry per
- * transport session, capped, idle ones expired), observation domains, sequence-loss
- * accounting and sampling state. Decoders live in v5.c, v9.c, ipfix.c and template.c. */
+/* The collector core: the exporter table (one entry per transport session or sFlow agent,
+ * capped, idle ones expired), version dispatch per datagram, and the read-only views of it
+ * (totals, session rows, the table by index for state.c). The sessions themselves are in
+ * session.c; the decoders in v5.c, v9.c, ipfix.c, sflow.c and template*.c. */
 #include "template.h"
 
 #include <string.h>
+
+#include "fnv1a.h"
 
 /* An exporter is a transport session (address, port) or an sFlow agent (agent address,
  * port 0, agent set): a router can send both, and they are different sources of records. */
@@ -62,12 +65,8 @@ static guint
 key_hash(gconstpointer p)
 {
 	const ExporterKey *k = p;
-	guint h = 2166136261u; /* FNV-1a */
-	for (guint i = 0; i < 16; i++)
-		h = (h ^ k->addr[i]) * 16777619u;
-	h = (h ^ (k->port & 0xff)) * 16777619u;
-	h = (h ^ (k->port >> 8)) * 16777619u;
-	return (h ^ k->agent) * 16777619u;
+	const guint8 rest[3] = {(guint8)(k->port & 0xff), (guint8)(k->port >> 8), k->agent};
+	return fnv1a_update(fnv1a(k->addr, 16), rest, 3);
 }
 
 static gboolean
@@ -77,34 +76,14 @@ key_equal(gconstpointer a, gconstpointer b)
 	return x->port == y->port && x->agent == y->agent && memcmp(x->addr, y->addr, 16) == 0;
 }
 
-static void
-domain_free(gpointer p)
-{
-	Domain *d = p;
-	g_hash_table_destroy(d->templates);
-	if (d->sources != NULL) {
-		*d->sources_acct -= MIN(*d->sources_acct, g_hash_table_size(d->sources));
-		g_hash_table_destroy(d->sources);
-	}
-	g_free(d);
-}
-
-static void
-exporter_free(gpointer p)
-{
-	Exporter *e = p;
-	g_hash_table_destroy(e->domains);
-	g_array_free(e->domain_order, TRUE);
-	g_free(e);
-}
-
 Collector *
 collector_new(const CollectorConfig *cfg, FlowBatch *out)
 {
 	Collector *c = g_new0(Collector, 1);
 	c->cfg = *cfg;
 	c->out = out;
-	c->exporters = g_hash_table_new_full(key_hash, key_equal, g_free, exporter_free);
+	c->exporters =
+	    g_hash_table_new_full(key_hash, key_equal, g_free, (GDestroyNotify)exporter_free);
 	c->by_index = g_hash_table_new(g_direct_hash, g_direct_equal);
 	return c;
 }
@@ -119,56 +98,12 @@ collector_free(Collector *c)
 	g_free(c);
 }
 
-void
-session_count_datagram(SessionStats *st, guint8 version, gsize len, gint64 now_ms)
-{
-	st->datagrams++;
-	st->bytes += len;
-	st->version = version;
-	if (st->first_seen_ms == 0)
-		st->first_seen_ms = now_ms;
-	st->last_seen_ms = now_ms;
-}
-
-Domain *
-exporter_domain(Exporter *e, guint32 id, gint64 now_ms)
-{
-	Domain *d = g_hash_table_lookup(e->domains, GUINT_TO_POINTER(id));
-	(void)now_ms;
-	if (d != NULL)
-		return d;
-	if (g_hash_table_size(e->domains) >= e->cfg->max_domains) {
-		e->totals->domains_refused++;
-		return NULL;
-	}
-	d = g_new0(Domain, 1);
-	d->id = id;
-	d->sampling = 1;
-	d->st.sampling = 1;
-	d->templates = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
-					     (GDestroyNotify)template_free);
-	d->sources_acct = &e->totals->sflow_sources;
-	g_hash_table_insert(e->domains, GUINT_TO_POINTER(id), d);
-	g_array_append_val(e->domain_order, id);
-	return d;
-}
-
-static Exporter *
+/* Out of line: once per exporter, so that exporter_get() stays small enough to inline. */
+static G_GNUC_NO_INLINE Exporter *
 exporter_add(Collector *c, const ExporterKey *kp, guint index)
 {
-	ExporterKey k = *kp;
-	const guint8 *addr = k.addr;
-	guint16 port = k.port;
-	Exporter *e = g_new0(Exporter, 1);
-	e->index = index;
-	memcpy(e->addr, addr, 16);
-	e->port = port;
-	e->agent = k.agent != 0;
-	e->domains = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, domain_free);
-	e->domain_order = g_array_new(FALSE, FALSE, sizeof(guint32));
-	e->cfg = &c->cfg;
-	e->totals = &c->totals;
-	g_hash_table_insert(c->exporters, g_memdup2(&k, sizeof k), e);
+	Exporter *e = exporter_new(index, kp->addr, kp->port, kp->agent != 0, &c->cfg, &c->totals);
+	g_hash_table_insert(c->exporters, g_memdup2(kp, sizeof *kp), e);
 	g_hash_table_insert(c->by_index, GUINT_TO_POINTER(e->index), e);
 	return e;
 }
@@ -313,122 +248,6 @@ collector_input(Collector *c, const guint8 addr[16], guint16 port, const guint8 
 	return n;
 }
 
-/* IPFIX: RFC 7011 3.1 counts the Data Records sent before this message; softflowd counts
- * those up to and including this message's, and leaves options records out. Returns the
- * gap under the reading the domain has learnt, holding back what cannot be judged yet. */
-static guint32
-ipfix_gap(Domain *d, guint32 seq, guint32 n, guint32 n_data)
-{
-	guint32 e_rfc = d->seq_last + d->seq_last_count; /* RFC: options records count */
-	guint32 e_own = d->seq_last + n_data;             /* softflowd: they do not */
-	gboolean rfc = seq == e_rfc || seq == d->seq_last + d->seq_last_data;
-	gboolean own = seq == e_own || seq == d->seq_last + n;
-	gint8 m = rfc && !own ? 1 : own && !rfc ? 2 : 0;
-	guint32 gap_rfc = rfc ? 0 : seq - e_rfc, gap_own = own ? 0 : seq - e_own;
-
-	if (d->seq_mode == 0) {
-		if (m == 0) {
-			/* Not told apart yet. Where both readings give the same gap (equal-sized
-			 * messages) it is the loss; otherwise keep both until one is learnt. */
-			if (gap_rfc == gap_own || (gap_rfc >= SEQ_MAX_GAP && gap_own >= SEQ_MAX_GAP))
-				return gap_rfc;
-			d->seq_pending_rfc += gap_rfc;
-			d->seq_pending_own += gap_own;
-			return 0;
-		}
-		d->seq_mode = m; /* the first message that tells the readings apart */
-		guint32 held = m == 1 ? d->seq_pending_rfc : d->seq_pending_own;
-		d->seq_pending_rfc = d->seq_pending_own = 0;
-		return held;
-	}
-	guint32 gap = d->seq_mode == 1 ? gap_rfc : gap_own;
-	if (m != 0 && m != d->seq_mode) {
-		/* Reads the other way: a coincidence (a loss the size of the difference) or an
-		 * exporter that changed. Hold the loss back; three in a row switch the reading
-		 * and drop what was held, anything else commits it. */
-		d->seq_pending += gap;
-		if (++d->seq_votes >= 3) {
-			d->seq_mode = m;
-			d->seq_votes = 0;
-			d->seq_pending = 0;
-		}
-		return 0;
-	}
-	if (d->seq_votes > 0) {
-		gap += d->seq_pending;
-		d->seq_pending = 0;
-		d->seq_votes = 0;
-	}
-	return gap;
-}
-
-void
-seq_check(Domain *d, SeqKind kind, guint32 seq, guint32 n, guint32 n_data)
-{
-	SessionStats *st = &d->st;
-	guint32 gap;
-
-	if (!st->seq_init) {
-		st->seq_init = TRUE;
-		d->seq_last = seq;
-		d->seq_last_count = n;
-		d->seq_last_data = n_data;
-		return;
-	}
-	switch (kind) {
-	case SEQ_PER_DATAGRAM: /* RFC 3954 5.1: counts export packets */
-		gap = seq - (d->seq_last + 1);
-		break;
-	case SEQ_PER_RECORD: /* v5: sequence of this datagram's first flow */
-		gap = seq - (d->seq_last + d->seq_last_count);
-		break;
-	default:
-		gap = ipfix_gap(d, seq, n, n_data);
-		break;
-	}
-	if (gap != 0) {
-		if (gap < SEQ_MAX_GAP)
-			st->seq_lost += gap;
-		else
-			st->seq_resets++; /* backwards or a huge jump: resync */
-	}
-	d->seq_last = seq;
-	d->seq_last_count = n;
-	d->seq_last_data = n_data;
-}
-
-guint32
-domain_sampling(const Domain *d, gboolean has_id, guint32 id)
-{
-	if (d == NULL)
-		return 1;
-	if (has_id)
-		for (guint i = 0; i < d->n_samplers; i++)
-			if (d->samplers[i].id == id)
-				return d->samplers[i].interval;
-	return d->sampling > 0 ? d->sampling : 1;
-}
-
-void
-domain_set_sampler(Domain *d, gboolean has_id, guint32 id, guint32 interval)
-{
-	if (interval == 0)
-		interval = 1;
-	d->sampling = interval;
-	d->st.sampling = interval;
-	if (!has_id)
-		return;
-	for (guint i = 0; i < d->n_samplers; i++) {
-		if (d->samplers[i].id == id) {
-			d->samplers[i].interval = interval;
-			return;
-		}
-	}
-	/* Bounded: a flood of sampler IDs overwrites slots instead of growing. */
-	guint slot = d->n_samplers < SAMPLER_SLOTS ? d->n_samplers++ : id % SAMPLER_SLOTS;
-	d->samplers[slot] = (SamplerSlot){.id = id, .interval = interval};
-}
-
 void
 collector_expire(Collector *c, gint64 now_ms)
 {
@@ -517,34 +336,6 @@ collector_exporter_is_agent(const Collector *c, guint index)
 {
 	const Exporter *e = g_hash_table_lookup(c->by_index, GUINT_TO_POINTER(index));
 	return e != NULL && e->agent;
-}
-
-void
-exporter_notice(Exporter *e, CollectorNotice what, const CollectorNoticeInfo *info)
-{
-	if ((e->noticed & (1u << what)) != 0)
-		return;
-	e->noticed |= (guint8)(1u << what);
-	if (e->cfg->notice != NULL)
-		e->cfg->notice(what, info, e->cfg->notice_data);
-}
-
-void
-domain_times_dropped(Exporter *e, Domain *d, guint8 version, gint64 start_ms, gint64 end_ms,
-		     gint64 export_ms)
-{
-	d->st.times_dropped++;
-	if ((e->noticed & (1u << NOTICE_TIMES_DROPPED)) != 0)
-		return;
-	CollectorNoticeInfo info = {.addr = e->addr,
-				    .port = e->port,
-				    .agent = e->agent,
-				    .domain = d->id,
-				    .version = version,
-				    .start_ms = start_ms,
-				    .end_ms = end_ms,
-				    .export_ms = export_ms};
-	exporter_notice(e, NOTICE_TIMES_DROPPED, &info);
 }
 
 gboolean

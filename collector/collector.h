@@ -37,7 +37,7 @@ typedef struct {
 	guint64 templates_refused; /* over max_templates */
 	guint64 templates_withdrawn;
 	guint64 templates_expired;
-	guint64 seq_lost;   /* v9: datagrams; v5, IPFIX: records (RFC semantics) */
+	guint64 seq_lost;   /* v9, sFlow: datagrams; v5, IPFIX: records (RFC semantics) */
 	guint64 seq_resets; /* exporter restarts and resyncs: not counted as loss */
 	guint64 sets_skipped; /* reserved set IDs; sFlow: samples of unknown formats */
 	guint64 times_dropped;  /* records whose exported times were implausible (kept empty) */
@@ -139,7 +139,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Collector, collector_free)
 guint collector_input(Collector *c, const guint8 addr[16], guint16 port, const guint8 *buf,
 		      gsize len, gint64 now_ms);
 
-/* Forget exporters silent for exporter_timeout_s and templates past template_timeout_s. */
+/* Forget exporters and domains silent for exporter_timeout_s, and templates past
+ * template_timeout_s. */
 void collector_expire(Collector *c, gint64 now_ms);
 
 const CollectorTotals *collector_totals(const Collector *c);

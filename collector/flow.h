@@ -107,8 +107,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(FlowBatch, flow_batch_free)
 /* The next free slot, zeroed; flushes first when the batch is full. Every slot from n on
  * is kept zero (the batch is allocated zeroed and flow_batch_flush() clears what it
  * handed out in one memset), so taking a slot costs no per-record clear: a per-record
- * memset was most of the v5 decoder's time (bench/README.md, round 4). A slot taken must
- * be committed before the next one is taken. */
+ * memset would be most of the v5 decoder's time (bench/README.md). A slot taken must be
+ * committed before the next one is taken. */
 static inline Flow *
 flow_batch_next(FlowBatch *b)
 {

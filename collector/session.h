@@ -1,7 +1,8 @@
 /* Internal to the collector: per-exporter sessions and their observation domains, shared by
- * the decoders. An exporter is one transport session (address and port, RFC 7011 10.3.1);
- * templates, sequence state, sampling and counters live per observation domain (IPFIX) or
- * source ID (v9) or engine (v5). */
+ * the decoders. An exporter is one transport session (address and port, RFC 7011 10.3.1) or
+ * an sFlow agent; templates, sequence state, sampling and counters live per observation
+ * domain (IPFIX), source ID (v9), engine (v5) or sub-agent (sFlow). The functions on them
+ * are in session.c; the decoders call those, never the dispatcher in collector.c. */
 #pragma once
 
 #include "collector.h"
@@ -20,10 +21,10 @@ typedef struct {
 	guint32 id;
 	SessionStats st;
 	GHashTable *templates; /* guint16 id -> Template* */
-	/* sequence tracking (see seq_check() in collector.c) */
+	/* sequence tracking (see seq_check() in session.c) */
 	guint32 seq_last;
 	guint32 seq_last_count; /* records in the last message (v5, IPFIX) */
-	guint32 uptime_last;    /* v5/v9 sysUptime, to tell a restart from a loss */
+	guint32 uptime_last;    /* v5/v9 sysUptime, sFlow agent uptime: a restart is no loss */
 	guint32 seq_last_data;  /* IPFIX: data records only (no options) in the last message */
 	gint8 seq_mode;         /* IPFIX: 0 unknown, 1 RFC 7011, 2 counts own records */
 	guint8 seq_votes;       /* messages in a row that read the other way */
@@ -71,6 +72,13 @@ typedef struct {
 	guint8 version;
 } DecodeCtx;
 
+/* ---- session.c ---- */
+
+/* A new exporter session with no domain yet; the collector's table owns it. */
+Exporter *exporter_new(guint index, const guint8 addr[16], guint16 port, gboolean agent,
+		       const CollectorConfig *cfg, CollectorTotals *totals);
+void exporter_free(Exporter *e);
+
 /* The domain for id, created on first use; NULL (and counted) when over max_domains. */
 Domain *exporter_domain(Exporter *e, guint32 id, gint64 now_ms);
 
@@ -79,7 +87,7 @@ void session_count_datagram(SessionStats *st, guint8 version, gsize len, gint64 
 
 typedef enum {
 	SEQ_PER_RECORD,   /* v5: sequence of the first record in the datagram */
-	SEQ_PER_DATAGRAM, /* v9: datagram counter */
+	SEQ_PER_DATAGRAM, /* v9, sFlow: datagram counter */
 	SEQ_IPFIX,        /* RFC 7011 records before this message; softflowd counts its own */
 } SeqKind;
 
@@ -91,19 +99,10 @@ typedef enum {
  * options records, n_data without them). */
 void seq_check(Domain *d, SeqKind kind, guint32 seq, guint32 n, guint32 n_data);
 
-/* Decoders, one per wire format. They return the number of flow records pushed. */
-guint v5_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch *out);
-guint v9_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch *out);
-guint ipfix_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch *out);
-/* sFlow v5: the exporter is the agent named inside the datagram. sflow_agent() reads that
- * name (FALSE when the datagram is too short or the address type unknown); the collector
- * finds the agent's Exporter, then sflow_decode() reads the whole datagram. */
-gboolean sflow_agent(const guint8 *buf, gsize len, guint8 addr[16]);
-guint sflow_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch *out);
-
-/* Restart without loss: one saved sFlow source; FALSE when over max_sflow_sources. */
-gboolean domain_restore_source(Exporter *e, Domain *d, guint64 key, guint32 seq,
-			       guint32 drops);
+/* Sampling interval for a sampler id learnt from options data, else the domain's. */
+guint32 domain_sampling(const Domain *d, gboolean has_id, guint32 id);
+/* Set the domain's interval (0 reads as 1, unsampled), and the sampler's when has_id. */
+void domain_set_sampler(Domain *d, gboolean has_id, guint32 id, guint32 interval);
 
 /* Tell the collector's owner about a condition, once per exporter and kind. */
 void exporter_notice(Exporter *e, CollectorNotice what, const CollectorNoticeInfo *info);
@@ -132,7 +131,24 @@ malformed_total(const SessionStats *st)
 	return n;
 }
 
-/* For the state file (state.c): the exporter table by index. */
+/* ---- the decoders, one per wire format (v5.c, v9.c, ipfix.c, sflow.c) ---- */
+
+/* Each returns the number of flow records pushed. */
+guint v5_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch *out);
+guint v9_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch *out);
+guint ipfix_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch *out);
+/* sFlow v5: the exporter is the agent named inside the datagram. sflow_agent() reads that
+ * name (FALSE when the datagram is too short or the address type unknown); the collector
+ * finds the agent's Exporter, then sflow_decode() reads the whole datagram. */
+gboolean sflow_agent(const guint8 *buf, gsize len, guint8 addr[16]);
+guint sflow_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch *out);
+
+/* Restart without loss: one saved sFlow source; FALSE when over max_sflow_sources. */
+gboolean domain_restore_source(Exporter *e, Domain *d, guint64 key, guint32 seq,
+			       guint32 drops);
+
+/* ---- collector.c, for the state file (state.c): the exporter table by index ---- */
+
 guint collector_next_index(const Collector *c);
 void collector_set_next_index(Collector *c, guint next);
 void collector_exporter_indexes(const Collector *c, GArray *out); /* ascending guint */
@@ -146,7 +162,3 @@ typedef enum {
 CollectorRestore collector_exporter_restore(Collector *c, guint index, const guint8 addr[16],
 					    guint16 port, gboolean agent, gint64 last_seen_ms,
 					    Exporter **out);
-
-/* Sampling interval for a sampler id learnt from options data, else the domain's. */
-guint32 domain_sampling(const Domain *d, gboolean has_id, guint32 id);
-void domain_set_sampler(Domain *d, gboolean has_id, guint32 id, guint32 interval);

@@ -167,8 +167,7 @@ load_domain(Exporter *e, Cursor *c, guint32 state_version, CollectorStateLoad *r
 		d->seq_pending = v[4];
 		d->seq_pending_rfc = v[5];
 		d->seq_pending_own = v[6];
-		d->sampling = v[7] > 0 ? v[7] : 1;
-		st->sampling = d->sampling;
+		domain_set_sampler(d, FALSE, 0, v[7]);
 		d->n_samplers = nsamp;
 		for (guint i = 0; i < nsamp; i++) {
 			d->samplers[i] = samp[i];

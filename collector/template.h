@@ -1,6 +1,7 @@
 /* The template engine shared by NetFlow v9 (RFC 3954) and IPFIX (RFC 7011): parses template
  * and options template records into a plan of precomputed offsets for the fields spamflow
- * uses, and decodes data sets against that plan into normalized flow records. */
+ * uses (template.c, template_plan.c), and decodes data sets against that plan into
+ * normalized flow records (template_data.c). */
 #pragma once
 
 #include "session.h"

@@ -35,9 +35,7 @@ v5_decode(Exporter *e, const guint8 *buf, gsize len, gint64 now_ms, FlowBatch *o
 	}
 
 	/* Upper 2 bits: sampling mode; lower 14: interval (0 = unsampled). */
-	guint32 interval = sampling & 0x3fff;
-	d->sampling = interval > 1 ? interval : 1;
-	d->st.sampling = d->sampling;
+	domain_set_sampler(d, FALSE, 0, sampling & 0x3fff);
 
 	/* A sysUptime that went backwards is a restarted exporter, not a loss. */
 	if (d->st.seq_init && (gint32)(uptime - d->uptime_last) < 0) {

@@ -218,6 +218,26 @@ on_collector_notice(CollectorNotice what, const CollectorNoticeInfo *i, gpointer
 	}
 }
 
+/* At most once a minute of flow time: hosts the analyzer evicted to hold its caps. */
+static void
+on_analyzer_notice(AnalyzerNotice what, const AnalyzerNoticeInfo *i, gpointer user_data)
+{
+	(void)user_data;
+	if (what != ANALYZER_NOTICE_EVICTED)
+		return;
+	g_autofree char *first = report_time(i->first_ms);
+	g_autofree char *last = report_time(i->last_ms);
+	g_warning("analyzer: evicted %" G_GUINT64_FORMAT " of the tracked hosts between %s and %s "
+		  "(%" G_GUINT64_FORMAT " at max_hosts = %u, %" G_GUINT64_FORMAT " at mem_cap = "
+		  "%" G_GUINT64_FORMAT " bytes), %" G_GUINT64_FORMAT " since the start; tracking %"
+		  G_GUINT64_FORMAT " hosts in %" G_GUINT64_FORMAT " bytes. The least recently seen "
+		  "go first, with what their windows held: raise [analyzer] max_hosts or mem_cap if "
+		  "the network is this big, else look for a flood of new source addresses. Said at "
+		  "most once a minute",
+		  i->evicted, first, last, i->by_max_hosts, i->max_hosts, i->by_mem_cap, i->mem_cap,
+		  i->evicted_total, i->hosts, i->mem_bytes);
+}
+
 gboolean
 app_init(App *app, Config *cfg, const AppOptions *opt, gboolean live, GError **error)
 {
@@ -235,6 +255,7 @@ app_init(App *app, Config *cfg, const AppOptions *opt, gboolean live, GError **e
 		return FALSE;
 	acfg.alert_fn = on_alert;
 	acfg.alert_data = app;
+	acfg.notice_fn = on_analyzer_notice;
 	app->enricher = enricher_new(cfg->country_db, cfg->asn_db, error);
 	if (app->enricher == NULL)
 		return FALSE;
@@ -289,6 +310,8 @@ app_finish(App *app)
 	g_autoptr(GError) err = NULL;
 	gboolean ok = TRUE;
 
+	if (app->analyzer != NULL)
+		analyzer_flush_notices(app->analyzer); /* the last evictions, if any */
 	if (app->sinks != NULL)
 		(void)sink_set_flush(app->sinks, SINKS_FLUSH_MS); /* what is left is logged */
 	if (app->flows != NULL && !flowsout_close(app->flows, &err)) {

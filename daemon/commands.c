@@ -11,8 +11,11 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <pwd.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static const char *const win_names[HEUR_WIN_COUNT] = {"smtp-external", "smtp-internal",
@@ -22,13 +25,6 @@ static gint64
 now_ms(void)
 {
 	return g_get_real_time() / 1000;
-}
-
-static void
-json_addr(GString *out, const guint8 a[16])
-{
-	char buf[64];
-	json_string(out, flow_addr_str(a, buf, sizeof buf));
 }
 
 static void
@@ -708,6 +704,30 @@ commands_control_new(const Config *cfg, CommandsDeps *deps, GError **error)
 	return NULL;
 }
 
+/* A daemon started as a user other than root with capabilities (spamflowd.service gives
+ * CAP_NET_ADMIN, for SO_RCVBUFFORCE) gives them all up once its sockets are set: nothing
+ * later needs one. Root loses them with setuid(); root without [daemon] user stays root. */
+static gboolean
+drop_capabilities(GError **error)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3] = {{0}};
+
+	if (geteuid() == 0 || syscall(SYS_capget, &hdr, caps) != 0)
+		return TRUE;
+	if (caps[0].permitted == 0 && caps[1].permitted == 0) /* ambient is a subset */
+		return TRUE;
+	memset(caps, 0, sizeof caps);
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 ||
+	    syscall(SYS_capset, &hdr, caps) != 0) {
+		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
+			    "cannot give up capabilities: %s", g_strerror(errno));
+		return FALSE;
+	}
+	g_message("gave up capabilities: sockets are set");
+	return TRUE;
+}
+
 gboolean
 commands_drop_privileges(const Config *cfg, GError **error)
 {
@@ -715,11 +735,11 @@ commands_drop_privileges(const Config *cfg, GError **error)
 	gid_t gid;
 
 	if (cfg->user[0] == '\0')
-		return TRUE;
+		return drop_capabilities(error);
 	if (!lookup_user(cfg->user, &uid, &gid, error))
 		return FALSE;
 	if (geteuid() == uid && getegid() == gid)
-		return TRUE;
+		return drop_capabilities(error);
 	if (initgroups(cfg->user, gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
 		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
 			    "cannot switch to user %s (uid %u, gid %u): %s", cfg->user,
@@ -734,5 +754,5 @@ commands_drop_privileges(const Config *cfg, GError **error)
 	}
 	g_message("running as user %s (uid %u, gid %u)", cfg->user, (unsigned)uid,
 		  (unsigned)gid);
-	return TRUE;
+	return drop_capabilities(error);
 }

@@ -56,5 +56,6 @@ gboolean commands_key_reloadable(const char *section, const char *key);
  * failure with a configured path, and an unsafe directory always, is an error. */
 ControlServer *commands_control_new(const Config *cfg, CommandsDeps *deps,
 			      GError **error) G_GNUC_WARN_UNUSED_RESULT;
-/* Switch to [daemon] user and its groups (setgid, initgroups, setuid); nothing when empty. */
+/* Switch to [daemon] user and its groups (setgid, initgroups, setuid); nothing when empty.
+ * Then a process that is not root gives up any capabilities it was started with. */
 gboolean commands_drop_privileges(const Config *cfg, GError **error) G_GNUC_WARN_UNUSED_RESULT;

@@ -23,8 +23,9 @@ unknown sections and keys, values out of range and a key set twice are errors th
 file and line. Sizes take K, M and G suffixes (binary). Lists (listen addresses, prefixes,
 ports) are separated by commas, semicolons or spaces.
 .PP
-\fBspamflowd \-\-print\-config\fR prints every key with its value and help;
-\fIspamflow.conf.example\fR, installed beside the configuration, is that output.
+\fBspamflowd \-\-print\-config\fR prints every key with its value and help; the installed
+\fI/etc/spamflow/spamflow.conf\fR is that output with every key commented out, so a key
+follows the default of the version installed until it is uncommented.
 .SH RELOAD
 On \fBSIGHUP\fR or \fBspamflowctl reload\fR, the keys of \fB[analyzer]\fR, the heuristic
 sections and \fB[alerts]\fR, and \fB[daemon] log_level\fR take effect at once, with the

@@ -4,7 +4,7 @@
 
 #include "flow.h"
 
-static void
+void
 json_addr(GString *out, const guint8 a[16])
 {
 	char buf[64];

@@ -11,3 +11,5 @@
 typedef const char *(*AlertExporterName)(guint32 exporter, gpointer user_data);
 
 void alert_json(GString *out, const AlertEvent *ev, AlertExporterName name, gpointer user_data);
+/* Append an address (16 bytes, IPv4-mapped for IPv4) as a JSON string of its text form. */
+void json_addr(GString *out, const guint8 a[16]);

@@ -6,6 +6,8 @@
 
 #include <string.h>
 
+#include "fnv1a.h"
+
 typedef struct Ring Ring;
 struct Ring {
 	guint8 host[16]; /* first: the table hashes host + win */
@@ -35,11 +37,7 @@ flowstore_record_size(void)
 static guint
 ring_hash(gconstpointer p)
 {
-	const guint8 *k = p;
-	guint32 h = 2166136261u;
-	for (guint i = 0; i < 17; i++)
-		h = (h ^ k[i]) * 16777619u;
-	return h;
+	return fnv1a(p, 17);
 }
 
 static gboolean

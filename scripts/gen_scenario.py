@@ -81,7 +81,7 @@ FIN, SYN, RST, PSH, ACK = gt.FIN, gt.SYN, gt.RST, gt.PSH, gt.ACK
 BASE_TS = 1768478400  # 2026-01-15 12:00:00 UTC
 SPAN_S = 6000         # 100 minutes
 
-# ---- the analyzer's defaults (analyzer/analyzer.c, analyzer_config_defaults) -------------
+# ---- the analyzer's defaults (analyzer/analyzer_config.c, analyzer_config_defaults) ------
 # Keep in step with the C defaults; the truth file records the values used.
 ANALYZER = {
     "internal_networks": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",

@@ -1,9 +1,11 @@
 #!/bin/sh
 # spamflow's two set-up commands (README quick start), for a fresh Debian 12 as root:
 #   scripts/setup.sh run    install what is missing, build, run spamflowd in the foreground
-#   scripts/setup.sh test   install what is missing, build twice (plain, ASan+UBSan), run
-#                           the whole suite in both builds
+#   scripts/setup.sh test   install what is missing, build twice (plain, ASan+UBSan) and the
+#                           Debian package, run the whole suite in both builds
 #   scripts/setup.sh bench-deps   install what bench/run.sh needs (it calls this itself)
+#   scripts/setup.sh deb    build the Debian package (debian/) into build-deb/ and check it
+#                           with lintian; `apt install ./build-deb/spamflow_*.deb` installs it
 # Extra arguments after `run` go to spamflowd (e.g. `scripts/setup.sh run -l 127.0.0.1:9995`).
 set -eu
 cd "$(dirname "$0")/.."
@@ -43,6 +45,11 @@ TEST_PKGS="libcmocka-dev python3 python3-scapy softflowd tshark nfdump rsyslog m
 # pmacct's nfacctd and sfacctd), tshark for bench/sflow_check.py, and taskset (util-linux)
 # to pin generator and collector to separate cores.
 BENCH_PKGS="nfdump nfdump-sflow pmacct tshark util-linux python3"
+
+# The Debian package: dpkg-buildpackage and debhelper, lintian to check the result; its
+# Build-Depends come from debian/control (apt-get build-dep). logrotate and systemd
+# (systemd-analyze, systemd-sysusers, systemd-tmpfiles) for the suite deb's checks.
+DEB_PKGS="dpkg-dev debhelper lintian logrotate systemd"
 
 install_missing() {
 	missing=""
@@ -159,6 +166,37 @@ sys.exit(1 if problems else 0)
 PY
 }
 
+# build_deb: the package from a copy of the tree (tracked and untracked files, not the build
+# directories), so dpkg-buildpackage leaves nothing in the tree and writes the .deb where
+# the suite deb looks: build-deb/spamflow_VERSION-REV_ARCH.deb. Then lintian: its tags are
+# printed, and an error fails the command.
+build_deb() {
+	install_missing $DEB_PKGS
+	if ! dpkg-checkbuilddeps >/dev/null 2>&1; then
+		echo "setup: installing the Build-Depends of debian/control"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -q
+		apt-get build-dep -y -q --no-install-recommends ./
+	fi
+	rm -rf build-deb
+	mkdir -p build-deb/src
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		git ls-files -z --cached --others --exclude-standard |
+			tar --null -T - --ignore-failed-read -cf - 2>/dev/null
+	else
+		tar --exclude='./build*' --exclude=./.git -cf - .
+	fi | tar -xf - -C build-deb/src
+	(cd build-deb/src && dpkg-buildpackage -us -uc -b -jauto) >build-deb/build.log 2>&1 || {
+		tail -n 40 build-deb/build.log >&2
+		echo "setup: dpkg-buildpackage failed: build-deb/build.log" >&2
+		return 1
+	}
+	rm -rf build-deb/src
+	echo "setup: lintian build-deb/*.changes"
+	lintian build-deb/*.changes || return 1
+	ls build-deb/*.deb
+}
+
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
@@ -169,11 +207,15 @@ run)
 	;;
 test)
 	install_missing $BUILD_PKGS $TEST_PKGS
-	build build
-	build build-asan -Db_sanitize=address,undefined -Db_lundef=false
+	# warnings are errors here (CI), not in a user's build (meson.build: werror=false)
+	build build -Dwerror=true
+	build build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 	export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 	rc=0
+	# the Debian package for the suite deb (15-20 s: the tree without its tests); if it does
+	# not build, the suite deb fails for want of it
+	build_deb || rc=1
 	# results of an earlier run must not stand in for a run that did not happen
 	rm -f build/meson-logs/main.json build/meson-logs/serial.json \
 		build-asan/meson-logs/main.json build-asan/meson-logs/serial.json
@@ -197,8 +239,11 @@ test)
 bench-deps)
 	install_missing $BUILD_PKGS $BENCH_PKGS
 	;;
+deb)
+	build_deb
+	;;
 *)
-	echo "usage: $0 run [spamflowd options] | test | bench-deps" >&2
+	echo "usage: $0 run [spamflowd options] | test | bench-deps | deb" >&2
 	exit 2
 	;;
 esac

@@ -1,4 +1,4 @@
-/* libFuzzer harness for the IPFIX decoder (collector/ipfix.c + template.c): one input is one
+/* libFuzzer harness for the IPFIX decoder (collector/ipfix.c + template*.c): one input is one
  * datagram, its first two bytes forced to version 10, through a fresh collector. Built as a
  * libFuzzer binary with -Dfuzz=true (clang) and always as ipfix_replay for meson test. */
 #include "fuzz.h"

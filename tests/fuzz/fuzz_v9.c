@@ -1,4 +1,4 @@
-/* libFuzzer harness for the NetFlow v9 decoder (collector/v9.c + template.c): one input is one
+/* libFuzzer harness for the NetFlow v9 decoder (collector/v9.c + template*.c): one input is one
  * datagram, its first two bytes forced to version 9, through a fresh collector. Built as a
  * libFuzzer binary with -Dfuzz=true (clang) and always as v9_replay for meson test. */
 #include "fuzz.h"

@@ -20,6 +20,8 @@ import tempfile
 import threading
 import time
 
+from netutil import free_udp_port
+
 HOST = "192.168.1.66"  # softflowd-ipfix.pcap: smtp-blocked with the default config
 failures = []
 
@@ -43,14 +45,6 @@ def datagrams(path):
         udp = ip[(ip[0] & 15) * 4:]
         out.append(udp[8:struct.unpack(">H", udp[4:6])[0]])
     return out
-
-
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Daemon:

@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 
+from netutil import free_udp_port
+
 USER_A, USER_B = 65534, 65533
 MAX_CLIENTS = 6
 failures = []
@@ -94,14 +96,6 @@ def as_user(uid, gid):
 def python_for_others():
     """An interpreter the other users may run (sys.executable may live in root's home)."""
     return "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-
-
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def main():

@@ -26,7 +26,9 @@ holds ~400k records of backlog on top. Checks:
 3. every `stats` during the flood is answered within 2 s (4 s under ASan; max latency
    printed);
 4. the bot is detected: a `raised` smtp-fanout event for 10.200.0.0 in the JSON alerts
-   file, and it is still tracked at the end (it survived eviction: see BOT below).
+   file, and it is still tracked at the end (it survived eviction: see BOT below);
+5. the evictions are logged: warnings at most once a minute of the flood, the rest at exit,
+   whose counts add up to hosts_evicted.
 
 The RSS series (seconds since start, kB) goes to stdout, then the figures.
 
@@ -35,6 +37,7 @@ usage: flood_spoofed.py SPAMFLOWD FLOWGEN [--records N] [--rate auto|0|R] [--cap
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,6 +78,20 @@ REPLY_LIMIT_S = 2.0
 ASAN_REPLY_LIMIT_S = 4.0
 
 failures = []
+
+
+EVICTED = re.compile(r"analyzer: evicted (\d+) of the tracked hosts")
+
+
+def evictions_told(d, want, timeout=5):
+    """The counts in the daemon's eviction warnings, once they add up to want (the last one
+    comes as the daemon exits, read by a thread) or after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        told = [int(m.group(1)) for m in map(EVICTED.search, list(d.log)) if m]
+        if sum(told) >= want or time.monotonic() > deadline:
+            return told
+        time.sleep(0.05)
 
 
 def check(cond, what):
@@ -215,6 +232,11 @@ def main():
     check(peak_kb * 1024 <= bound, f"peak RSS {peak_kb} kB <= bound {bound // 1024} kB")
     check(a["mem_bytes"] <= cap, f"analyzer estimate {a['mem_bytes']} <= memory_cap {cap}")
     check(a["hosts_evicted"] > 0, f"hosts evicted and counted ({a['hosts_evicted']})")
+    told = evictions_told(d, a["hosts_evicted"])
+    minutes = int(t_done - t_flood) // 60 + 1
+    check(sum(told) == a["hosts_evicted"] and 1 <= len(told) <= minutes + 1,
+          f"evictions logged: {len(told)} warnings (at most one a minute of the flood, "
+          f"{minutes + 1}) telling {sum(told)} hosts = hosts_evicted")
     check(a["hosts_expired"] == 0, "no host expired (the flood lasts less than a window)")
     check(bot_flows is not None, f"bot {BOT} still tracked at the end")
     check(a["hosts_tracked"] + a["hosts_evicted"] == a["hosts_created"] == received_distinct,

@@ -12,16 +12,10 @@ import sys
 import threading
 import time
 
+from netutil import free_udp_port
+
 
 ASAN_QUARANTINE_MB = 16
-
-
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def rss_kb(pid):

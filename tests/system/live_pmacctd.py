@@ -19,23 +19,16 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+from netutil import free_udp_port
+
 AGENT = "192.0.2.10"
 SUB_AGENT = 1
 DEADLINE_S = 100  # the 60-s poll, pmacctd's 2-s start pause, and room
-
-
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def key(r):

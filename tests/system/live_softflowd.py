@@ -11,11 +11,12 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+from netutil import free_udp_port
 
 
 def udp_queue(port):
@@ -25,14 +26,6 @@ def udp_queue(port):
         if f[1] == f"0100007F:{port:04X}":
             return int(f[4].split(":")[1], 16)
     return None
-
-
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def main():

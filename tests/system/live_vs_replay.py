@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 
+from netutil import free_udp_port
+
 
 def read_pcap(path):
     data = open(path, "rb").read()
@@ -42,14 +44,6 @@ def udp_payload(linktype, pkt):
         sys.exit("IPv4 export datagrams expected")
     udp = ip[(ip[0] & 15) * 4:]
     return udp[8:struct.unpack(">H", udp[4:6])[0]]
-
-
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def alerts(path, t0_ms):

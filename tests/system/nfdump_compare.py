@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 
+from netutil import free_udp_port
+
 
 def udp_payloads(path):
     """UDP payloads of an Ethernet or raw-IP pcap (the project's own fixtures)."""
@@ -65,14 +67,6 @@ def wait_for(cond, what, timeout=20):
         if time.time() > deadline:
             sys.exit(f"timed out waiting for {what}")
         time.sleep(0.05)
-
-
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 FLAGS = "CEUAPRSF"  # nfdump's flag string, most significant bit first

@@ -32,6 +32,8 @@ import sys
 import tempfile
 import time
 
+from netutil import free_udp_port
+
 failures = []
 started = []  # every daemon, killed at exit whatever happens
 
@@ -47,14 +49,6 @@ def check(cond, what):
     print(("ok    " if cond else "FAIL  ") + what, flush=True)
     if not cond:
         failures.append(what)
-
-
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 # ---- an IPFIX exporter ----

@@ -13,6 +13,8 @@ import subprocess
 import sys
 import time
 
+from netutil import free_port
+
 SD_ID = "spamflow@32473"
 
 # The Debian package of each program the system tests run (scripts/setup.sh test installs
@@ -77,14 +79,6 @@ def fields(a):
 
 def read_jsonl(path):
     return [json.loads(line) for line in open(path)]
-
-
-def free_port(kind=socket.SOCK_DGRAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def free_ports():

@@ -265,9 +265,9 @@ ev_str(const AlertEvent *e)
 	for (guint i = 0; i < e->n_exporters; i++)
 		g_string_append_printf(s, "%u,", e->exporters[i]);
 	g_string_append_printf(
-	    s, " trunc=%d samp=%u lb=%d raised=%" G_GINT64_FORMAT " cc=%u as=%u ev='%s' enr=%p",
+	    s, " trunc=%d samp=%u lb=%d raised=%" G_GINT64_FORMAT " cc=%u as=%u ev='%s'",
 	    e->exporters_truncated, e->sampling, e->lower_bound, e->raised_ms, e->n_countries,
-	    e->n_asns, e->evidence, e->enrichment);
+	    e->n_asns, e->evidence);
 	return g_string_free(s, FALSE);
 }
 

@@ -1,4 +1,4 @@
-/* Unit tests for the IPFIX decoder (collector/ipfix.c and the template engine in template.c)
+/* Unit tests for the IPFIX decoder (collector/ipfix.c and the template engine in template*.c)
  * through collector_input(): every decoded field (reduced-length counters, enterprise and
  * RFC 5103 reverse elements, variable-length fields, each time encoding), options sampling,
  * withdrawals, sequence accounting in RFC 7011 and softflowd modes, caps and expiry,
@@ -1677,7 +1677,7 @@ test_hostile_list_template(void **state)
 	harness_free(h);
 }
 
-/* ---- dual-stack templates (issue 12) ------------------------------------------------------ */
+/* ---- dual-stack templates ------------------------------------------------------------------ */
 
 /* Procera-style: IPv4 and IPv6 address fields in one template, the unused family zero. */
 static const FieldSpec T_DUAL[] = {{8, 4, 0},  {12, 4, 0}, {27, 16, 0}, {28, 16, 0}, {7, 2, 0},

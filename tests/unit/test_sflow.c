@@ -2,7 +2,7 @@
  * fields of a flow from each kind of sampled packet (Ethernet, 802.1Q/QinQ, MPLS, IPv4 with
  * options and fragments, IPv6 with extension headers, TCP, UDP, cut-short headers, sampled
  * IPv4/IPv6 records), the agent as exporter, sub-agents as domains, datagram and per-source
- * sample loss, drops, caps, hostile vectors (the issue's list), a truncation sweep and
+ * sample loss, drops, caps, named hostile vectors, a truncation sweep and
  * seeded random datagrams. */
 #include "dgram.h"
 
@@ -784,7 +784,7 @@ test_sflow_source_cap(void **state)
 	harness_free(h);
 }
 
-/* ---- hostile vectors (issue 12's list) ------------------------------------------------ */
+/* ---- hostile vectors ------------------------------------------------------------------ */
 
 static GByteArray *
 good_dgram(guint nsamples)

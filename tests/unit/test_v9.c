@@ -1,5 +1,5 @@
 /* Unit tests for the NetFlow v9 decoder (collector/v9.c and the template engine in
- * template.c) through collector_input(): templates, options, data records and every decoded
+ * template*.c) through collector_input(): templates, options, data records and every decoded
  * field, counters, sequence loss and restarts, caps and expiry, truncation sweeps and the
  * named hostile vectors (set lengths, zero and huge field counts, template IDs below 256). */
 #include "dgram.h"
@@ -837,7 +837,7 @@ test_v9_random(void **state)
 	random_datagrams(9, 0x5eed0009, 64);
 }
 
-/* ---- issue 12: real gear ---------------------------------------------------------------- */
+/* ---- real gear ---------------------------------------------------------------------------- */
 
 /* H3C NetStream style: a VRF name (IE 236) of length 65535 as the last field, with IPFIX's
  * variable-length encoding (RFC 7011 7) inside NetFlow v9: short and long length prefixes. */

@@ -1,7 +1,7 @@
-/* Saved state (the collector's state.c and template.c, the analyzer's analyzer_state_save/load
- * and window_state_save/load): the writer and the reader of its fields. Fixed big-endian (network order, like every wire format here), one
- * field at a time, never a struct image; the reader is the collector's bounds-checked Cursor,
- * so a read past the end of the blob fails instead of overrunning it. */
+/* Saved state (the collector's state.c and template.c, the analyzer's state and windows):
+ * the writer and the reader of its fields. Fixed big-endian (network order, like every wire
+ * format here), one field at a time, never a struct image; the reader is the bounds-checked
+ * Cursor (cursor.h), so a read past the end of the blob fails instead of overrunning it. */
 #pragma once
 
 #include <glib.h>

@@ -1,7 +1,8 @@
-/* Bounds-checked reads over untrusted packet memory.
- * Every byte the collector reads from the network goes through a Cursor: a getter fails
- * when the bytes run out, values are copied out with memcpy and converted from network byte
- * order, and a declared length is only honoured inside a sub-cursor of that length. */
+/* Bounds-checked reads over untrusted memory.
+ * Every byte the collector reads from the network, and every field of a saved state file
+ * (statebuf.h), goes through a Cursor: a getter fails when the bytes run out, values are
+ * copied out with memcpy and converted from network byte order, and a declared length is
+ * only honoured inside a sub-cursor of that length. */
 #pragma once
 
 #include <glib.h>
