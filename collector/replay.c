@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #define ETHERTYPE_IPV4 0x0800
 #define ETHERTYPE_IPV6 0x86dd
@@ -319,6 +321,85 @@ replay_parse_packet(int linktype, const guint8 *pkt, gsize caplen, ReplayDatagra
 	}
 }
 
+/* A gzip stream read through stdio, so libpcap reads a .pcap.gz as it reads a file. zlib
+ * passes data that is not gzip through unchanged, which is how standard input (which
+ * cannot be peeked at and rewound) is read either way. */
+static ssize_t
+gz_read(void *cookie, char *buf, size_t n)
+{
+	int got = gzread(cookie, buf, (unsigned)MIN(n, (size_t)G_MAXINT));
+	if (got < 0) {
+		errno = EIO;
+		return -1;
+	}
+	return got;
+}
+
+static int
+gz_close(void *cookie)
+{
+	return gzclose(cookie) == Z_OK ? 0 : EOF;
+}
+
+/* Takes fd: it is closed whatever happens. */
+static FILE *
+gz_fopen(int fd)
+{
+	if (fd < 0)
+		return NULL;
+	gzFile gz = gzdopen(fd, "rb");
+	if (gz == NULL) {
+		close(fd);
+		return NULL;
+	}
+	gzbuffer(gz, 256 * 1024);
+	const cookie_io_functions_t io = {.read = gz_read, .close = gz_close};
+	FILE *fp = fopencookie(gz, "rb", io);
+	if (fp == NULL)
+		gzclose(gz);
+	return fp;
+}
+
+/* The capture as a stdio stream: a file as it is, a gzip-compressed file (by its magic, not
+ * its name) or standard input ("-", compressed or not) through zlib. */
+static FILE *
+capture_fopen(const char *path, GError **error)
+{
+	FILE *fp;
+	guint8 magic[2] = {0, 0};
+
+	if (g_strcmp0(path, "-") == 0) {
+		fp = gz_fopen(dup(STDIN_FILENO));
+		if (fp == NULL)
+			g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+				    "capture '-': cannot read standard input");
+		return fp;
+	}
+	fp = fopen(path, "rb");
+	if (fp == NULL) {
+		int saved = errno;
+		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(saved),
+			    "capture '%s': %s", path, g_strerror(saved));
+		return NULL;
+	}
+	if (fread(magic, 1, 2, fp) != 2 || magic[0] != 0x1f || magic[1] != 0x8b) {
+		rewind(fp);
+		return fp;
+	}
+	/* the fd shares its offset with fp, which has read ahead: start zlib at byte 0 */
+	int fd = dup(fileno(fp));
+	fclose(fp);
+	if (fd >= 0 && lseek(fd, 0, SEEK_SET) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	fp = gz_fopen(fd);
+	if (fp == NULL)
+		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+			    "capture '%s': cannot open it as gzip", path);
+	return fp;
+}
+
 Replay *
 replay_open(const char *path, GError **error)
 {
@@ -326,21 +407,12 @@ replay_open(const char *path, GError **error)
 	FILE *fp;
 	pcap_t *p;
 
-	if (g_strcmp0(path, "-") == 0) {
-		fp = stdin;
-	} else {
-		fp = fopen(path, "rb");
-		if (fp == NULL) {
-			int saved = errno;
-			g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(saved),
-				    "capture '%s': %s", path, g_strerror(saved));
-			return NULL;
-		}
-	}
+	fp = capture_fopen(path, error);
+	if (fp == NULL)
+		return NULL;
 	p = pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_MICRO, errbuf);
 	if (p == NULL) {
-		if (fp != stdin)
-			fclose(fp);
+		fclose(fp);
 		g_set_error(error, REPLAY_ERROR, REPLAY_ERROR_OPEN, "capture '%s': %s", path,
 			    errbuf);
 		return NULL;

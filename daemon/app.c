@@ -14,6 +14,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #define FLOW_BATCH_CAP 1024
@@ -405,6 +406,47 @@ replay_ticks(App *app, gint64 tick_ms, gint64 *next, gint64 ts_ms)
 		analyzer_tick(app->analyzer, *next);
 }
 
+/* The capture time of the datagram being replayed, for the log lines. */
+static gint64
+replay_clock(gpointer data)
+{
+	return *(const gint64 *)data;
+}
+
+/* "12,345,678" */
+static char *
+thousands(guint64 v)
+{
+	g_autofree char *d = g_strdup_printf("%" G_GUINT64_FORMAT, v);
+	GString *s = g_string_new(NULL);
+	gsize n = strlen(d);
+	for (gsize i = 0; i < n; i++) {
+		if (i > 0 && (n - i) % 3 == 0)
+			g_string_append_c(s, ',');
+		g_string_append_c(s, d[i]);
+	}
+	return g_string_free(s, FALSE);
+}
+
+/* On a terminal: where the replay is, every second or so. */
+static void
+replay_status(App *app, const char *file, guint i, guint n, gint64 ts_ms, gint64 start_us)
+{
+	AnalyzerStats as;
+	analyzer_get_stats(app->analyzer, &as);
+	guint64 recs = collector_totals(app->collector)->records;
+	double secs = (double)(g_get_monotonic_time() - start_us) / 1e6;
+	g_autofree char *r = thousands(recs);
+	g_autofree char *rate = thousands((guint64)(secs > 0 ? recs / secs : 0));
+	g_autoptr(GDateTime) t = g_date_time_new_from_unix_utc(ts_ms / 1000);
+	g_autofree char *at = t != NULL ? g_date_time_format(t, "%F %T") : g_strdup("?");
+	g_autofree char *line = g_strdup_printf(
+	    "replay %u/%u %s: %s records (%s/s), capture time %s, %" G_GUINT64_FORMAT
+	    " raised, %" G_GUINT64_FORMAT " offenders now",
+	    i + 1, n, file, r, rate, at, as.events[ALERT_RAISED], as.offenders_active);
+	daemon_log_status(line);
+}
+
 int
 app_run_replay(Config *cfg, const AppOptions *opt)
 {
@@ -412,39 +454,76 @@ app_run_replay(Config *cfg, const AppOptions *opt)
 	ReplayStats total = {0};
 	g_autoptr(GError) err = NULL;
 	int rc = 0;
-	gint64 tick_ms = tick_interval_ms(cfg), next_tick = G_MININT64;
+	gboolean cut_short = FALSE;
+	gint64 tick_ms = tick_interval_ms(cfg), next_tick = G_MININT64, now_ms = 0;
+	gboolean tty = isatty(STDERR_FILENO);
+	/* the first status line at once (after 256 datagrams), then every second */
+	gint64 start_us = g_get_monotonic_time(), next_status_us = start_us;
+	guint nfiles = g_strv_length(opt->files);
 
 	if (!app_init(&app, cfg, opt, FALSE, &err)) {
 		g_printerr("spamflowd: %s\n", err->message);
 		app_clear(&app);
 		return 1;
 	}
+	/* log lines say when in the capture they happened */
+	daemon_log_set_clock(replay_clock, &now_ms);
 	for (guint i = 0; opt->files[i] != NULL; i++) {
 		g_autoptr(Replay) r = replay_open(opt->files[i], &err);
+		g_autofree char *base = g_path_get_basename(opt->files[i]);
 		ReplayDatagram d;
+		guint64 seen = 0;
 
 		if (r == NULL) {
+			daemon_log_status(NULL);
 			g_printerr("spamflowd: cannot replay: %s\n", err->message);
 			rc = 1;
 			break;
 		}
 		while (replay_next(r, &d, &err)) {
+			now_ms = d.ts_ms;
 			replay_ticks(&app, tick_ms, &next_tick, d.ts_ms);
 			collector_input(app.collector, d.addr, d.port, d.payload, d.len, d.ts_ms);
+			if (tty && (++seen & 255) == 0 && g_get_monotonic_time() >= next_status_us) {
+				replay_status(&app, base, i, nfiles, d.ts_ms, start_us);
+				next_status_us = g_get_monotonic_time() + G_USEC_PER_SEC;
+			}
 		}
 		if (err != NULL) {
+			/* what came before the cut was read and counts; the exit status says it */
+			daemon_log_status(NULL);
 			g_printerr("spamflowd: warning: %s (stopped reading it there)\n",
 				   err->message);
 			g_clear_error(&err);
+			cut_short = TRUE;
 		}
 		flow_batch_flush(app.batch);
 		replay_stats_add(&total, replay_stats(r));
 	}
+	daemon_log_status(NULL);
 	if (rc == 0) {
 		if (!app_finish(&app))
 			rc = 1;
+		daemon_log_set_clock(NULL, NULL);
+		if (tty) {
+			AnalyzerStats as;
+			analyzer_get_stats(app.analyzer, &as);
+			guint64 recs = collector_totals(app.collector)->records;
+			double secs = (double)(g_get_monotonic_time() - start_us) / 1e6;
+			g_autofree char *r = thousands(recs);
+			g_autofree char *rate = thousands((guint64)(secs > 0 ? recs / secs : 0));
+			g_autofree char *dg = thousands(total.datagrams);
+			g_printerr("replayed %s records from %s datagrams in %.*f s (%s records/s); "
+				   "%" G_GUINT64_FORMAT " alerts raised, %" G_GUINT64_FORMAT
+				   " offenders at the end\n",
+				   r, dg, secs < 10 ? 2 : 0, secs, rate, as.events[ALERT_RAISED],
+				   as.offenders_active);
+		}
 		print_report(&app, &total, report_stream(&app, FALSE));
+		if (rc == 0 && cut_short)
+			rc = 3;
 	}
+	daemon_log_set_clock(NULL, NULL);
 	app_clear(&app);
 	return rc;
 }

@@ -13,8 +13,9 @@ cd "$(dirname "$0")/.."
 # Build and run: compiler, meson, and the libraries spamflow links (libmaxminddb for
 # enrichment, libfixbuf for the evidence files and the golden tests' IPFIX decoder).
 # libjson-glib-dev: spamflowctl reads the daemon's JSON replies with json-glib (client/).
+# zlib1g-dev: --replay reads gzip-compressed captures (collector/replay.c).
 BUILD_PKGS="gcc meson ninja-build pkg-config libglib2.0-dev libpcap-dev libmaxminddb-dev
-  libfixbuf-dev libjson-glib-dev"
+  libfixbuf-dev libjson-glib-dev zlib1g-dev"
 # Tests, and the scripts the READMEs document. Every test is registered whatever is
 # installed, and one whose tool is missing fails saying which package below has it
 # (tests/meson.build), so a package left out here shows as a red suite, not a shorter one.

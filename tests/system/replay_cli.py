@@ -1,0 +1,121 @@
+#!/usr/bin/python3
+"""--replay as a user drives it: gzip-compressed captures and standard input give the same
+records and summary as the file; a capture cut short is reported, still summarised, and
+exits 3; a missing one exits 1; on a terminal a status line shows progress, the log lines
+carry the capture time, and a last line gives the rate and the alerts raised.
+
+usage: replay_cli.py SPAMFLOWD FIXTURES_DIR
+"""
+import gzip
+import json
+import os
+import pty
+import re
+import subprocess
+import sys
+import tempfile
+
+FAILED = []
+
+
+def check(cond, msg):
+    print(("ok    " if cond else "FAIL  ") + msg)
+    if not cond:
+        FAILED.append(msg)
+
+
+def replay(exe, args, stdin=None):
+    p = subprocess.run([exe, "--replay", "--json"] + args, input=stdin, capture_output=True,
+                       timeout=120)
+    return p.returncode, p.stdout, p.stderr.decode(errors="replace")
+
+
+def main():
+    exe, fixtures = sys.argv[1], sys.argv[2]
+    cap = os.path.join(fixtures, "softflowd-v9.pcap")
+    with open(cap, "rb") as f:
+        raw = f.read()
+    with tempfile.TemporaryDirectory() as tmp:
+        flows = {}
+        for name, path, stdin in (("file", cap, None),
+                                  ("gz", os.path.join(tmp, "c.pcap.gz"), None),
+                                  ("gz-no-suffix", os.path.join(tmp, "c.bin"), None),
+                                  ("stdin", "-", raw),
+                                  ("stdin-gz", "-", gzip.compress(raw))):
+            if name.startswith("gz"):
+                with open(path, "wb") as f:
+                    f.write(gzip.compress(raw))
+            out = os.path.join(tmp, name + ".csv")
+            rc, js, err = replay(exe, [path, "--flows", out], stdin)
+            check(rc == 0, "%s: exit 0 (got %d; %s)" % (name, rc, err.strip()[-200:]))
+            with open(out) as f:
+                flows[name] = f.read()
+            summary = json.loads(js)
+            check(summary["totals"]["records"] == 526,
+                  "%s: 526 records (got %d)" % (name, summary["totals"]["records"]))
+        for name in flows:
+            check(flows[name] == flows["file"], "%s: --flows byte for byte as the file" % name)
+
+        # cut short: what came before is processed and summarised, exit 3, stderr says so
+        cut = os.path.join(tmp, "cut.pcap")
+        with open(cut, "wb") as f:
+            f.write(raw[:20000])
+        rc, js, err = replay(exe, [cut])
+        check(rc == 3, "cut-short capture: exit 3 (got %d)" % rc)
+        check("truncated" in err and "stopped reading it there" in err,
+              "cut-short capture: the reason on stderr (%r)" % err.strip()[-160:])
+        s = json.loads(js)
+        check(0 < s["totals"]["records"] < 526 and s["replay"]["read_errors"] == 1,
+              "cut-short capture: summary of what was read (%d records, read_errors %d)"
+              % (s["totals"]["records"], s["replay"]["read_errors"]))
+        with open(cut + ".gz", "wb") as f:
+            f.write(gzip.compress(raw)[:5000])
+        rc, js, err = replay(exe, [cut + ".gz"])
+        check(rc == 3, "cut-short gzip: exit 3 (got %d)" % rc)
+        rc, js, err = replay(exe, [os.path.join(tmp, "missing.pcap")])
+        check(rc == 1 and "No such file" in err, "missing capture: exit 1 (got %d)" % rc)
+
+        # on a terminal: status line, capture-time log lines, the last line
+        conf = os.path.join(fixtures, "scenario.conf")
+        scen = os.path.join(fixtures, "scenario-ipfix.pcap")
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execv(exe, [exe, "-c", conf, "--replay", scen, "--flows", "/dev/null"])
+        text = b""
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            text += chunk
+        _, status = os.waitpid(pid, 0)
+        tty = text.decode(errors="replace")
+        check(os.WEXITSTATUS(status) == 0, "terminal: exit 0")
+        st = re.search(r"\r\x1b\[Kreplay 1/1 scenario-ipfix.pcap: [\d,]+ records \([\d,]+/s\), "
+                       r"capture time 2026-01-15 \d\d:\d\d:\d\d, \d+ raised, \d+ offenders now",
+                       tty)
+        check(st is not None, "terminal: a status line (%s)" % (st.group(0)[3:] if st else "none"))
+        check(re.search(r"alert raised smtp-fanout", tty) is not None and
+              re.search(r"spamflow-Message: 2026-01-15 \d\d:\d\d:\d\d\.\d{3} \(capture time\): "
+                        r"alert raised", tty) is not None,
+              "terminal: log lines carry the capture time (2026-01-15 ...)")
+        m = re.search(r"replayed ([\d,]+) records from ([\d,]+) datagrams in [\d.]+ s "
+                      r"\(([\d,]+) records/s\); (\d+) alerts raised", tty)
+        check(m is not None and m.group(4) == "8",
+              "terminal: the last line (records, rate, 8 alerts raised): %s"
+              % (m.group(0) if m else tty[-300:]))
+        # no terminal: neither the status nor the last line, nothing but the log on stderr
+        p = subprocess.run([exe, "-c", conf, "--replay", scen, "--flows", "/dev/null"],
+                           capture_output=True, text=True, timeout=120)
+        check("replayed " not in p.stderr and "\r" not in p.stderr,
+              "not a terminal: no status or last line on stderr")
+        check("(capture time): alert raised" in p.stderr,
+              "not a terminal: log lines still carry the capture time")
+    print("%d checks failed" % len(FAILED))
+    return 1 if FAILED else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
