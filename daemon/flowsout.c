@@ -7,6 +7,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdio.h>
 
 struct FlowsOut {
@@ -27,9 +29,13 @@ flowsout_new(const char *path, gboolean flush_each_batch, GError **error)
 	if (g_strcmp0(path, "-") == 0) {
 		fp = stdout;
 	} else {
-		fp = fopen(path, "w");
+		/* 0640: the flows name internal hosts (as the alert files do) */
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0640);
+		fp = fd >= 0 ? fdopen(fd, "w") : NULL;
 		if (fp == NULL) {
 			int saved = errno;
+			if (fd >= 0)
+				close(fd);
 			g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(saved),
 				    "flows file '%s': %s", path, g_strerror(saved));
 			return NULL;

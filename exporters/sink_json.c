@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 typedef struct {
@@ -16,13 +17,20 @@ typedef struct {
 	GString *buf;
 } SinkJson;
 
+/* Mode 0640 like every file the daemon creates that names internal hosts (the CSV sink,
+ * evidence files): fopen() would leave 0644 under the usual umask. */
 static FILE *
 open_append(const char *path, GError **error)
 {
-	FILE *fp = fopen(path, "a");
-	if (fp == NULL)
-		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
-			    "alerts file '%s': %s", path, g_strerror(errno));
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+	FILE *fp = fd >= 0 ? fdopen(fd, "a") : NULL;
+	if (fp == NULL) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e),
+			    "alerts file '%s': %s", path, g_strerror(e));
+	}
 	return fp;
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """--replay as a user drives it: gzip-compressed captures and standard input give the same
 records and summary as the file; a capture cut short is reported, still summarised, and
-exits 3; a missing one exits 1; on a terminal a status line shows progress, the log lines
-carry the capture time, and a last line gives the rate and the alerts raised.
+exits 3; a missing one exits 1; the alert and flow files are created 0640; on a terminal a
+status line shows progress, the log lines carry the capture time, and a last line gives
+the rate and the alerts raised.
 
 usage: replay_cli.py SPAMFLOWD FIXTURES_DIR
 """
@@ -47,7 +48,7 @@ def main():
                     f.write(gzip.compress(raw))
             out = os.path.join(tmp, name + ".csv")
             rc, js, err = replay(exe, [path, "--flows", out], stdin)
-            check(rc == 0, "%s: exit 0 (got %d; %s)" % (name, rc, err.strip()[-200:]))
+            check(rc == 0, "%s: exit 0 (got %d)" % (name, rc) + ("" if rc == 0 else ": " + err.strip()[-200:]))
             with open(out) as f:
                 flows[name] = f.read()
             summary = json.loads(js)
@@ -74,6 +75,24 @@ def main():
         check(rc == 3, "cut-short gzip: exit 3 (got %d)" % rc)
         rc, js, err = replay(exe, [os.path.join(tmp, "missing.pcap")])
         check(rc == 1 and "No such file" in err, "missing capture: exit 1 (got %d)" % rc)
+
+        # every file the daemon creates that names hosts: mode 0640 whatever the umask says
+        conf2 = os.path.join(tmp, "sinks.conf")
+        with open(conf2, "w") as f:
+            f.write("[sinks]\ncsv = %s\n" % os.path.join(tmp, "a.csv"))
+        old = os.umask(0o022)
+        try:
+            p = subprocess.run([exe, "-c", conf2, "--replay", cap, "--alerts",
+                                os.path.join(tmp, "a.jsonl"), "--flows",
+                                os.path.join(tmp, "f.csv")], capture_output=True, timeout=120)
+        finally:
+            os.umask(old)
+        for name in ("a.jsonl", "a.csv", "f.csv"):
+            path = os.path.join(tmp, name)
+            mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else None
+            check(mode == 0o640 and os.path.getsize(path) > 0,
+                  "%s created with mode 0640 under umask 022 (got %s)"
+                  % (name, oct(mode) if mode is not None else "no file"))
 
         # on a terminal: status line, capture-time log lines, the last line
         conf = os.path.join(fixtures, "scenario.conf")
