@@ -573,7 +573,7 @@ render_host(GString *out, JsonNode *r, guint width)
 }
 
 static void
-render_exporters(GString *out, JsonNode *r, guint width)
+render_exporter_rows(GString *out, JsonNode *list, gint64 now, guint width)
 {
 	static const Col cols[] = {
 	    {"EXPORTER", FALSE, 12}, {"DOMAIN", TRUE, 6},    {"VER", TRUE, 7},
@@ -581,14 +581,8 @@ render_exporters(GString *out, JsonNode *r, guint width)
 	    {"SEQ LOST", TRUE, 9},   {"MALFORMED", TRUE, 8}, {"TIMES DROPPED", TRUE, 6},
 	    {"SAMPLING", TRUE, 5},   {"FIRST SEEN", FALSE, 2}, {"LAST SEEN", FALSE, 3},
 	};
-	JsonNode *list = ctl_json_get(r, "exporters");
-	gint64 now = (gint64)ctl_json_num(r, "now_ms", 0);
 	Table t;
 
-	if (ctl_json_len(list) == 0) {
-		g_string_append(out, "no exporters yet\n");
-		return;
-	}
 	table_init(&t, cols, G_N_ELEMENTS(cols));
 	for (guint i = 0; i < ctl_json_len(list); i++) {
 		JsonNode *e = ctl_json_at(list, i);
@@ -620,6 +614,31 @@ render_exporters(GString *out, JsonNode *r, guint width)
 		table_add(&t, row);
 	}
 	table_render(&t, out, width, "");
+}
+
+static void
+render_exporters(GString *out, JsonNode *r, guint width)
+{
+	JsonNode *list = ctl_json_get(r, "exporters");
+	gint64 now = (gint64)ctl_json_num(r, "now_ms", 0);
+
+	if (ctl_json_len(list) == 0)
+		g_string_append(out, "no exporters yet\n");
+	else
+		render_exporter_rows(out, list, now, width);
+	/* sources the allowlist refused: a wrong allowed_exporters shows here */
+	JsonNode *denied = ctl_json_get(r, "denied");
+	if (ctl_json_len(denied) > 0) {
+		g_string_append_printf(out, "%ssources refused by [collector] allowed_exporters:\n",
+				       ctl_json_len(list) > 0 ? "\n" : "");
+		for (guint i = 0; i < ctl_json_len(denied); i++) {
+			JsonNode *d = ctl_json_at(denied, i);
+			g_autofree char *n = num(d, "datagrams");
+			g_autofree char *last = ago(d, "last_seen_ms", now);
+			g_string_append_printf(out, "  %s  %s datagrams, last %s\n",
+					       ctl_json_str(d, "addr", "?"), n, last);
+		}
+	}
 }
 
 /* "name: k=v k=v ..." wrapped to width, continuation lines indented. */

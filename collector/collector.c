@@ -23,6 +23,7 @@ struct Collector {
 	GHashTable *exporters; /* ExporterKey* -> Exporter* (key lives in the value) */
 	GHashTable *by_index;  /* guint index -> Exporter* */
 	guint next_index;
+	GHashTable *denied;    /* 16-byte address -> DeniedView* (the key lives in the value) */
 };
 
 static const char *const malformed_names[MAL_N] = {
@@ -62,6 +63,68 @@ collector_config_defaults(CollectorConfig *cfg)
 }
 
 static guint
+addr_hash(gconstpointer p)
+{
+	return fnv1a(p, 16);
+}
+
+static gboolean
+addr_equal(gconstpointer a, gconstpointer b)
+{
+	return memcmp(a, b, 16) == 0;
+}
+
+/* A datagram the allowlist refused: counted per source (bounded), the owner told once per
+ * new source. */
+static void
+denied_count(Collector *c, const guint8 addr[16], guint16 port, gsize len, gint64 now_ms)
+{
+	DeniedView *v = g_hash_table_lookup(c->denied, addr);
+	if (v == NULL) {
+		if (g_hash_table_size(c->denied) >= DENIED_SOURCES_MAX) {
+			c->totals.denied_untracked++;
+			return;
+		}
+		v = g_new0(DeniedView, 1);
+		memcpy(v->addr, addr, 16);
+		v->first_seen_ms = now_ms;
+		g_hash_table_insert(c->denied, v->addr, v);
+		c->totals.denied_sources = g_hash_table_size(c->denied);
+		if (c->cfg.notice != NULL) {
+			CollectorNoticeInfo info = {.addr = addr, .port = port};
+			c->cfg.notice(NOTICE_DENIED_SOURCE, &info, c->cfg.notice_data);
+		}
+	}
+	v->port = port;
+	v->datagrams++;
+	v->bytes += len;
+	v->last_seen_ms = now_ms;
+}
+
+static gint
+denied_by_recency(gconstpointer a, gconstpointer b)
+{
+	const DeniedView *x = *(DeniedView *const *)a, *y = *(DeniedView *const *)b;
+	if (x->last_seen_ms != y->last_seen_ms)
+		return x->last_seen_ms > y->last_seen_ms ? -1 : 1;
+	return memcmp(x->addr, y->addr, 16);
+}
+
+void
+collector_foreach_denied(const Collector *c, DeniedFunc fn, gpointer user_data)
+{
+	g_autoptr(GPtrArray) list = g_ptr_array_sized_new(g_hash_table_size(c->denied));
+	GHashTableIter it;
+	gpointer k, v;
+	g_hash_table_iter_init(&it, c->denied);
+	while (g_hash_table_iter_next(&it, &k, &v))
+		g_ptr_array_add(list, v);
+	g_ptr_array_sort(list, denied_by_recency);
+	for (guint i = 0; i < list->len; i++)
+		fn(g_ptr_array_index(list, i), user_data);
+}
+
+static guint
 key_hash(gconstpointer p)
 {
 	const ExporterKey *k = p;
@@ -85,6 +148,7 @@ collector_new(const CollectorConfig *cfg, FlowBatch *out)
 	c->exporters =
 	    g_hash_table_new_full(key_hash, key_equal, g_free, (GDestroyNotify)exporter_free);
 	c->by_index = g_hash_table_new(g_direct_hash, g_direct_equal);
+	c->denied = g_hash_table_new_full(addr_hash, addr_equal, NULL, g_free);
 	return c;
 }
 
@@ -95,6 +159,7 @@ collector_free(Collector *c)
 		return;
 	g_hash_table_destroy(c->by_index);
 	g_hash_table_destroy(c->exporters);
+	g_hash_table_destroy(c->denied);
 	g_free(c);
 }
 
@@ -206,6 +271,7 @@ collector_input(Collector *c, const guint8 addr[16], guint16 port, const guint8 
 	/* Anyone can spoof a UDP source: an allowlist keeps strangers out of every table. */
 	if (c->cfg.allow != NULL && !c->cfg.allow(addr, c->cfg.allow_data)) {
 		c->totals.exporters_denied++;
+		denied_count(c, addr, port, len, now_ms);
 		return 0;
 	}
 	/* sFlow's version is 32 bits (00 00 00 05); NetFlow's and IPFIX's the first 16. */
@@ -255,6 +321,14 @@ collector_expire(Collector *c, gint64 now_ms)
 	GHashTableIter it;
 	gpointer k, v;
 
+	if (idle > 0) {
+		/* a refused source that went quiet is told again if it comes back */
+		g_hash_table_iter_init(&it, c->denied);
+		while (g_hash_table_iter_next(&it, &k, &v))
+			if (now_ms - ((DeniedView *)v)->last_seen_ms > idle)
+				g_hash_table_iter_remove(&it);
+		c->totals.denied_sources = g_hash_table_size(c->denied);
+	}
 	g_hash_table_iter_init(&it, c->exporters);
 	while (g_hash_table_iter_next(&it, &k, &v)) {
 		Exporter *e = v;

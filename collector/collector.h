@@ -60,6 +60,7 @@ typedef struct {
 typedef enum {
 	NOTICE_TIMES_DROPPED, /* exported times implausible against the export time */
 	NOTICE_AMBIGUOUS_ADDR, /* dual-stack template record with both or neither family */
+	NOTICE_DENIED_SOURCE,  /* a new source the allowlist refuses (addr, port) */
 	NOTICE_N
 } CollectorNotice;
 
@@ -112,7 +113,24 @@ typedef struct {
 				    * unknown agent address type */
 	guint64 sflow_sources;     /* now: per-source sample sequence entries held */
 	guint64 sflow_sources_refused; /* over max_sflow_sources: that source's loss uncounted */
+	guint64 denied_sources;    /* now: sources the allowlist refused, kept for `exporters` */
+	guint64 denied_untracked;  /* refused datagrams of sources past DENIED_SOURCES_MAX */
 } CollectorTotals;
+
+/* Sources the allowlist refused, each with its counts (at most this many are kept; they
+ * expire like exporters). A wrong allowed_exporters shows here, not as silence. */
+#define DENIED_SOURCES_MAX 256
+
+typedef struct {
+	guint8 addr[16];
+	guint16 port; /* the last datagram's */
+	guint64 datagrams;
+	guint64 bytes;
+	gint64 first_seen_ms;
+	gint64 last_seen_ms;
+} DeniedView;
+
+typedef void (*DeniedFunc)(const DeniedView *v, gpointer user_data);
 
 /* What a caller may read about one exporter session. */
 typedef struct {
@@ -153,6 +171,9 @@ void collector_foreach_session(const Collector *c, SessionFunc fn, gpointer user
  * expired. */
 gboolean collector_exporter_addr(const Collector *c, guint index, guint8 addr[16],
 				 guint16 *port);
+/* Every source the allowlist refused, most recent first. */
+void collector_foreach_denied(const Collector *c, DeniedFunc fn, gpointer user_data);
+
 /* TRUE when exporter `index` is an sFlow agent. */
 gboolean collector_exporter_is_agent(const Collector *c, guint index);
 

@@ -214,6 +214,33 @@ on_collector_notice(CollectorNotice what, const CollectorNoticeInfo *i, gpointer
 			  ep, i->domain, ver, i->template_id, why);
 		break;
 	}
+	case NOTICE_DENIED_SOURCE: {
+		/* Each new source once, at most 5 lines a minute: a wrong allowed_exporters shows
+		 * at once, a flood of spoofed sources does not fill the log. */
+		static gint64 window_start;
+		static guint in_window;
+		static guint64 held;
+		gint64 now = g_get_monotonic_time();
+		if (now - window_start >= 60 * G_USEC_PER_SEC) {
+			window_start = now;
+			in_window = 0;
+		}
+		if (in_window >= 5) {
+			held++;
+			break;
+		}
+		in_window++;
+		g_autofree char *more =
+		    held > 0 ? g_strdup_printf(" (and %" G_GUINT64_FORMAT " more new sources not "
+					       "logged; see spamflowctl exporters)", held)
+			     : g_strdup("");
+		held = 0;
+		g_warning("datagrams from %s refused: not in [collector] allowed_exporters; if it "
+			  "is your exporter, add its address. Counted per source in spamflowctl "
+			  "exporters%s",
+			  ep, more);
+		break;
+	}
 	case NOTICE_N:
 		break;
 	}

@@ -60,6 +60,7 @@ static const Field totals_fields[] = {
     CT(datagrams),	   CT(bytes),		CT(records), CT(bad_version), CT(exporters_denied), CT(exporters_refused),
     CT(exporters_expired), CT(domains_refused), CT(domains_expired), CT(templates_over_memory),
     CT(template_bytes), CT(sflow_no_agent), CT(sflow_sources), CT(sflow_sources_refused),
+    CT(denied_sources), CT(denied_untracked),
 };
 
 static const Field replay_fields[] = {
@@ -270,6 +271,19 @@ add_row(const SessionView *v, gpointer user_data)
 	g_ptr_array_add(rows, row);
 }
 
+static void
+add_text_denied(const DeniedView *v, gpointer user_data)
+{
+	GString *out = user_data;
+	char buf[INET6_ADDRSTRLEN];
+	g_autofree char *last = report_time(v->last_seen_ms);
+
+	g_string_append_printf(out,
+			       "refused (not in allowed_exporters): %s datagrams=%" G_GUINT64_FORMAT
+			       " last_seen=%s\n",
+			       flow_addr_str(v->addr, buf, sizeof buf), v->datagrams, last);
+}
+
 void
 report_text(GString *out, const Collector *c, const ReportExtra *x)
 {
@@ -305,6 +319,7 @@ report_text(GString *out, const Collector *c, const ReportExtra *x)
 	}
 	if (rows->len == 1)
 		g_string_append(out, "(no exporters)\n");
+	collector_foreach_denied(c, add_text_denied, out);
 	g_string_append(out, "totals: ");
 	append_kv(out, collector_totals(c), totals_fields, G_N_ELEMENTS(totals_fields));
 	g_string_append_c(out, '\n');
@@ -391,6 +406,23 @@ add_json_row(const SessionView *v, gpointer user_data)
 	g_string_append(out, "}}");
 }
 
+/* A source the allowlist refused: {"addr","port","datagrams","bytes","first_seen_ms",
+ * "last_seen_ms"} */
+static void
+add_json_denied(const DeniedView *v, gpointer user_data)
+{
+	JsonRows *j = user_data;
+	char buf[INET6_ADDRSTRLEN];
+
+	g_string_append(j->out, j->n++ > 0 ? ",{\"addr\":" : "{\"addr\":");
+	report_json_string(j->out, flow_addr_str(v->addr, buf, sizeof buf));
+	g_string_append_printf(j->out,
+			       ",\"port\":%u,\"datagrams\":%" G_GUINT64_FORMAT
+			       ",\"bytes\":%" G_GUINT64_FORMAT ",\"first_seen_ms\":%" G_GINT64_FORMAT
+			       ",\"last_seen_ms\":%" G_GINT64_FORMAT "}",
+			       v->port, v->datagrams, v->bytes, v->first_seen_ms, v->last_seen_ms);
+}
+
 void
 report_json(GString *out, const Collector *c, const ReportExtra *x)
 {
@@ -401,6 +433,9 @@ report_json(GString *out, const Collector *c, const ReportExtra *x)
 		x = &none;
 	g_string_append(out, "{\"exporters\":[");
 	collector_foreach_session(c, add_json_row, &j);
+	g_string_append(out, "],\"denied\":[");
+	j.n = 0;
+	collector_foreach_denied(c, add_json_denied, &j);
 	g_string_append(out, "],\"totals\":{");
 	append_json_fields(out, collector_totals(c), totals_fields, G_N_ELEMENTS(totals_fields));
 	g_string_append_c(out, '}');

@@ -428,6 +428,87 @@ test_v5_random(void **state)
 	random_datagrams(5, 0x5eed0005, 64);
 }
 
+/* Sources the allowlist refuses: counted per source up to DENIED_SOURCES_MAX, told once each,
+ * listed most recent first, forgotten (and told again) after exporter_timeout. */
+typedef struct {
+	guint told;
+	guint8 last[16];
+} DeniedLog;
+
+static void
+denied_notice(CollectorNotice what, const CollectorNoticeInfo *info, gpointer data)
+{
+	DeniedLog *l = data;
+	if (what != NOTICE_DENIED_SOURCE)
+		return;
+	l->told++;
+	memcpy(l->last, info->addr, 16);
+}
+
+static gboolean
+deny_all(const guint8 addr[16], gpointer data)
+{
+	(void)addr;
+	(void)data;
+	return FALSE;
+}
+
+static void
+collect_denied(const DeniedView *v, gpointer data)
+{
+	g_array_append_val((GArray *)data, *v);
+}
+
+static void
+test_v5_denied_sources(void **state)
+{
+	(void)state;
+	DeniedLog log = {0};
+	CollectorConfig cfg;
+	collector_config_defaults(&cfg);
+	cfg.allow = deny_all;
+	cfg.notice = denied_notice;
+	cfg.notice_data = &log;
+	Harness *h = harness_new(&cfg);
+	g_autoptr(GByteArray) g = v5_dgram(1, UPTIME, 0, 0, 0, 0, &rec_tcp, 1);
+
+	for (guint i = 0; i < DENIED_SOURCES_MAX + 10; i++) {
+		guint8 a[16], v4[4] = {198, 51, (guint8)(i >> 8), (guint8)i};
+		flow_addr_set_v4(a, v4);
+		/* each source twice, the second from another port */
+		for (guint k = 0; k < 2; k++)
+			assert_int_equal(collector_input(h->c, a, (guint16)(1000 + k), g->data, g->len,
+							 NOW + i),
+					 0);
+	}
+	const CollectorTotals *t = collector_totals(h->c);
+	assert_int_equal(t->exporters_denied, 2 * (DENIED_SOURCES_MAX + 10));
+	assert_int_equal(t->denied_sources, DENIED_SOURCES_MAX);
+	assert_int_equal(t->denied_untracked, 2 * 10);
+	assert_int_equal(log.told, DENIED_SOURCES_MAX);
+	assert_int_equal(harness_sums(h).rows, 0); /* no exporter was made for any of them */
+	g_autoptr(GArray) list = g_array_new(FALSE, FALSE, sizeof(DeniedView));
+	collector_foreach_denied(h->c, collect_denied, list);
+	assert_int_equal(list->len, DENIED_SOURCES_MAX);
+	const DeniedView *first = &g_array_index(list, DeniedView, 0);
+	assert_addr_v4(first->addr, 198, 51, 0, 255); /* the most recent tracked one */
+	assert_int_equal(first->datagrams, 2);
+	assert_int_equal(first->bytes, 2 * g->len);
+	assert_int_equal(first->port, 1001);
+	assert_int_equal(first->last_seen_ms, NOW + 255);
+
+	/* quiet past exporter_timeout: forgotten, and told again when it comes back */
+	gint64 later = NOW + (gint64)cfg.exporter_timeout_s * 1000 + 1000;
+	collector_expire(h->c, later);
+	assert_int_equal(t->denied_sources, 0);
+	guint8 a[16], v4[4] = {198, 51, 0, 7};
+	flow_addr_set_v4(a, v4);
+	collector_input(h->c, a, 1000, g->data, g->len, later);
+	assert_int_equal(log.told, DENIED_SOURCES_MAX + 1);
+	assert_addr_v4(log.last, 198, 51, 0, 7);
+	harness_free(h);
+}
+
 int
 main(void)
 {
@@ -446,6 +527,7 @@ main(void)
 	    cmocka_unit_test(test_v5_exporter_cap_and_expiry),
 	    cmocka_unit_test(test_v5_softflowd_capture),
 	    cmocka_unit_test(test_v5_random),
+	    cmocka_unit_test(test_v5_denied_sources),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
