@@ -636,9 +636,11 @@ sf_frame(const GenFlow *f, gboolean tagged, guint16 vlan, guint cap, guint8 *out
 	}
 	sf_payload(p, plen, f->sport, f->dport, f->proto);
 	gsize have = (gsize)(p - fr) + MIN(plen, SF_MAX_HDR);
-	/* a frame padded to the minimum: the padding is zeros, and is part of the header */
+	/* a frame padded to the minimum: the padding is zeros, and is part of the header. Only
+	 * a frame wholly in fr is padded: a payload cut at SF_MAX_HDR ends fr's bytes (zeroing
+	 * on to on_wire overran fr), and n <= cap <= SF_MAX_HDR never reaches past them */
 	gsize on_wire = *frame_len - 4;
-	if (have < on_wire) {
+	if (plen <= SF_MAX_HDR && have < on_wire) {
 		memset(fr + have, 0, on_wire - have);
 		have = on_wire;
 	}
