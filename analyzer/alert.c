@@ -13,6 +13,7 @@ alert_kind_name(AlertKind k)
 static const char *const reason_names[REASON_COUNT] = {
 	"smtp-fanout",     "smtp-blocked", "submission-fanout",
 	"lateral-smtp",    "mta-surge",    "auth-bruteforce",
+	"smtp-novelty",
 };
 
 const char *

@@ -20,6 +20,8 @@ typedef enum {
 	REASON_LATERAL_SMTP,      /* internal host -> many internal hosts on SMTP ports */
 	REASON_MTA_SURGE,         /* sanctioned MTA far above its own baseline */
 	REASON_AUTH_BRUTEFORCE,   /* external host -> many short connections to login ports */
+	REASON_SMTP_NOVELTY,      /* non-MTA internal host -> many SMTP destinations it had not
+				     contacted within the novelty horizon (low-and-slow bots) */
 	REASON_COUNT
 } AlertReason;
 
@@ -48,12 +50,18 @@ typedef struct {
 	gint64 span_ms;     /* length of this window */
 	guint32 value;      /* the heuristic's metric: distinct destinations, or for
 			       auth-bruteforce short connections */
-	guint32 threshold;  /* the raise threshold in force (for mta-surge: from the baseline) */
+	guint32 threshold;  /* the raise threshold in force (for mta-surge: from the baseline;
+			       0: this window is context, not compared) */
 	guint32 distinct;   /* distinct destinations */
 	gboolean estimated; /* distinct is a HyperLogLog estimate (+-WINDOW_HLL_BOUND) */
 	guint32 flows;
 	guint32 attempts;
 	guint32 failed;
+	/* Sampled exports (AlertEvent.sampling > 1): value estimated for the unsampled traffic
+	 * and one standard error of it (heuristics_estimate()); the decision compared
+	 * estimate - confidence x estimate_se with the threshold. Unsampled: value and 0. */
+	guint32 estimate;
+	guint32 estimate_se;
 } AlertWindow;
 
 typedef struct {
@@ -82,7 +90,8 @@ typedef struct {
 	guint32 exporters[ALERT_EXPORTERS_MAX]; /* collector exporter indexes */
 	gboolean exporters_truncated;
 	guint32 sampling;     /* highest sampling interval seen for the host (1 = unsampled) */
-	gboolean lower_bound; /* sampling > 1: all counts are lower bounds */
+	gboolean lower_bound; /* sampling > 1: the counts are what was sampled, lower bounds of
+				 the traffic; the windows' estimate fields scale them up */
 	gint64 raised_ms;     /* when this offender was raised */
 	/* Counted by the analyzer through its geo hook (see top); 0 without one. */
 	guint32 n_countries; /* distinct countries of the host's destinations in the window */

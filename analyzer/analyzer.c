@@ -13,6 +13,8 @@ thresholds(const Analyzer *a, const Host *h, AlertReason r, guint32 thr[WINDOW_S
 {
 	for (guint k = 0; k < WINDOW_SPANS; k++)
 		thr[k] = a->cfg.h[r].threshold[k];
+	if (r == REASON_SMTP_NOVELTY)
+		thr[WINDOW_LONG] = 0; /* the long window is context */
 	if (r != REASON_MTA_SURGE)
 		return;
 	const Baseline *b = h ? host_base(h) : NULL;
@@ -28,6 +30,83 @@ thresholds(const Analyzer *a, const Host *h, AlertReason r, guint32 thr[WINDOW_S
 	}
 }
 
+void
+host_sampling(const Analyzer *a, const Host *h, HeurSampling *s)
+{
+	s->sampling = h != NULL ? h->sampling : 1;
+	s->attempt_packets = a->cfg.sample_attempt_packets;
+	s->session_packets = a->cfg.sample_session_packets;
+	s->confidence = a->cfg.sample_confidence;
+}
+
+/* ---- smtp-novelty ---- */
+
+static inline guint32
+nov_bucket(const Analyzer *a, gint64 t_ms)
+{
+	return (guint32)(MAX(t_ms, 0) / MAX(a->cfg.novelty_window_ms / NOV_BUCKETS, 1));
+}
+
+guint32
+nov_count(const Analyzer *a, const Host *h, gint64 now)
+{
+	guint32 b = nov_bucket(a, now);
+	guint32 n = 0;
+	if (h->nov_cur + NOV_BUCKETS <= b)
+		return 0; /* everything left the window */
+	for (guint i = 0; i < NOV_BUCKETS; i++) {
+		guint32 bi = h->nov_cur - i; /* a bucket newer than b: the clock stepped back */
+		if (bi + NOV_BUCKETS > b)
+			n += h->nov[bi % NOV_BUCKETS];
+		if (bi == 0)
+			break;
+	}
+	return n;
+}
+
+/* One new destination of host h at now. A time before the newest bucket counts in it. */
+static void
+nov_add(Analyzer *a, Host *h, gint64 now)
+{
+	guint32 b = nov_bucket(a, now);
+	if (b > h->nov_cur) {
+		for (guint32 x = h->nov_cur + 1; x <= b && x - h->nov_cur <= NOV_BUCKETS; x++)
+			h->nov[x % NOV_BUCKETS] = 0;
+		if (b - h->nov_cur > NOV_BUCKETS)
+			memset(h->nov, 0, sizeof h->nov);
+		h->nov_cur = b;
+	}
+	guint16 *c = &h->nov[h->nov_cur % NOV_BUCKETS];
+	if (*c < G_MAXUINT16)
+		(*c)++;
+}
+
+/* The seen set, made at the first need, within a quarter of mem_cap. */
+static Novelty *
+nov_set(Analyzer *a)
+{
+	if (a->nov == NULL) {
+		a->nov = novelty_new(a->nov_capacity, a->cfg.novelty_horizon_ms);
+		a->mem += novelty_mem(a->nov);
+	}
+	return a->nov;
+}
+
+void
+reason_counts(Analyzer *a, Host *h, AlertReason r, gint64 now, WindowCounts *wc)
+{
+	Window *w = h != NULL ? host_win(h, heuristics_reason_win(r)) : NULL;
+	memset(wc, 0, sizeof *wc);
+	if (w != NULL)
+		window_counts(w, &a->geom, now, wc);
+	if (r != REASON_SMTP_NOVELTY)
+		return;
+	WindowSpanCounts *n = &wc->span[WINDOW_SHORT];
+	*n = wc->span[WINDOW_LONG];
+	n->distinct = h != NULL ? nov_count(a, h, now) : 0;
+	n->estimated = FALSE;
+}
+
 /* One reason of one host, for a flow (evaluate()) and at every tick: thresholds, level,
  * whether the reason's raise condition holds, the offender's step, its event, and the
  * offender gone when it cleared. h: the host, NULL when it is no longer tracked; wc: the
@@ -39,11 +118,18 @@ static inline OffenderStep
 judge(Analyzer *a, Host *h, AlertReason r, OffEntry *o, const WindowCounts *wc, gint64 now)
 {
 	guint32 thr[WINDOW_SPANS];
+	HeurSampling hs;
 	thresholds(a, h, r, thr);
-	double level = heuristics_level(r, wc, thr, NULL);
+	host_sampling(a, h, &hs);
+	double level = heuristics_level(r, wc, thr, &hs, NULL);
 	gboolean crossed = a->cfg.h[r].enabled &&
 			   heuristics_crossed(r, level, wc, a->cfg.blocked_share,
-					      a->cfg.blocked_min_attempts);
+					      a->cfg.blocked_min_attempts, &hs);
+	/* smtp-novelty is the slow bot's reason: a host already raised for smtp-fanout or
+	 * smtp-blocked is not raised for it too (one that was keeps it until it clears) */
+	if (r == REASON_SMTP_NOVELTY && crossed && h != NULL && !(h->offenders & (1u << r)) &&
+	    (h->offenders & ((1u << REASON_SMTP_FANOUT) | (1u << REASON_SMTP_BLOCKED))))
+		crossed = FALSE;
 	if (o == NULL) {
 		if (!crossed && !(h->offenders & (1u << r)))
 			return OFFENDER_STEP_NONE;
@@ -63,9 +149,10 @@ judge(Analyzer *a, Host *h, AlertReason r, OffEntry *o, const WindowCounts *wc, 
 	return st;
 }
 
-/* Evaluate every enabled reason that reads window wk of host h. */
+/* Evaluate every enabled reason that reads window wk of host h; novel: the flow brought
+ * host h a new destination for smtp-novelty (which is judged only then, and at ticks). */
 static void
-evaluate(Analyzer *a, Host *h, HeurWin wk, gint64 now)
+evaluate(Analyzer *a, Host *h, HeurWin wk, gboolean novel, gint64 now)
 {
 	AlertReason rs[2];
 	guint nr = 0;
@@ -98,6 +185,18 @@ evaluate(Analyzer *a, Host *h, HeurWin wk, gint64 now)
 			window_counts(host_win(h, wk), &a->geom, now, &wc);
 			have = TRUE;
 		}
+		OffenderStep st = judge(a, h, r, NULL, &wc, now);
+		if (st == OFFENDER_STEP_RAISED || st == OFFENDER_STEP_UPDATED)
+			h->offenders |= (guint8)(1u << r);
+	}
+	if (novel) {
+		/* after smtp-fanout and smtp-blocked, which it gives way to */
+		const AlertReason r = REASON_SMTP_NOVELTY;
+		if (!have)
+			window_counts(host_win(h, wk), &a->geom, now, &wc);
+		wc.span[WINDOW_SHORT] = wc.span[WINDOW_LONG];
+		wc.span[WINDOW_SHORT].distinct = nov_count(a, h, now);
+		wc.span[WINDOW_SHORT].estimated = FALSE;
 		OffenderStep st = judge(a, h, r, NULL, &wc, now);
 		if (st == OFFENDER_STEP_RAISED || st == OFFENDER_STEP_UPDATED)
 			h->offenders |= (guint8)(1u << r);
@@ -183,7 +282,20 @@ process_one(Analyzer *a, const Flow *f)
 		a->st.estimate_switches++;
 	if (a->geo_fn != NULL && c.dir == HEUR_FORWARD)
 		geo_update(a, h, c.win, w, c.peer, r, now);
-	evaluate(a, h, c.win, now);
+	/* smtp-novelty: a destination new in the window (or any, when it estimates and cannot
+	 * tell) is looked up in the seen set */
+	gboolean novel = FALSE;
+	if (c.win == HEUR_WIN_SMTP_EXT && c.dir == HEUR_FORWARD && !h->is_mta &&
+	    a->cfg.h[REASON_SMTP_NOVELTY].enabled &&
+	    ((r & WINDOW_ADD_NEW_DEST) || window_estimating(w))) {
+		a->st.novelty_lookups++;
+		if (!novelty_check_insert(nov_set(a), novelty_pair_key(h->addr, c.peer), now)) {
+			a->st.novelty_new++;
+			nov_add(a, h, now);
+			novel = TRUE;
+		}
+	}
+	evaluate(a, h, c.win, novel, now);
 	hosts_enforce_caps(a, hi);
 }
 
@@ -205,11 +317,8 @@ analyzer_tick(Analyzer *a, gint64 now_ms)
 	for (OffEntry *o = a->off_head; o != NULL; o = next) {
 		next = o->next; /* judge() frees o when it clears */
 		Host *h = host_lookup(a, o->addr);
-		Window *w = h != NULL ? host_win(h, heuristics_reason_win(o->reason)) : NULL;
 		WindowCounts wc;
-		memset(&wc, 0, sizeof wc);
-		if (w != NULL)
-			window_counts(w, &a->geom, now_ms, &wc);
+		reason_counts(a, h, o->reason, now_ms, &wc);
 		judge(a, h, o->reason, o, &wc, now_ms);
 	}
 	hosts_expire(a, now_ms);
@@ -252,6 +361,7 @@ analyzer_free(Analyzer *a)
 	hosts_free(a);
 	events_free(a);
 	analyzer_config_clear(a);
+	novelty_free(a->nov);
 	g_free(a);
 }
 
@@ -266,6 +376,17 @@ analyzer_get_stats(const Analyzer *a, AnalyzerStats *out)
 	out->mem_bytes = a->mem;
 	out->mem_cap = a->cfg.mem_cap;
 	out->hosts_estimated = a->n_hosts_est; /* maintained: stats cost no walk of the hosts */
+	out->novelty_capacity = a->nov_capacity;
+	if (a->nov != NULL) {
+		NoveltyInfo ni;
+		novelty_info(a->nov, &ni);
+		out->novelty_bytes = ni.bytes;
+		out->novelty_capacity = ni.capacity;
+		out->novelty_pairs = ni.pairs[0];
+		out->novelty_rotations = ni.rotations;
+		out->novelty_early_rotations = ni.early_rotations;
+		out->novelty_generation_ms = MAX(ni.started_ms[0], 0);
+	}
 }
 
 guint64
@@ -306,6 +427,26 @@ analyzer_host_info(Analyzer *a, const guint8 addr[16], AnalyzerHostInfo *out)
 		window_counts(w, &a->geom, a->now_ms, &out->win[k].counts);
 		out->win[k].n_top =
 		    window_top(w, &a->geom, a->now_ms, out->win[k].top, WINDOW_TOP_MAX);
+	}
+	out->novelty = nov_count(a, h, a->now_ms);
+	out->novelty_window_ms = a->cfg.novelty_window_ms;
+	HeurSampling hs;
+	host_sampling(a, h, &hs);
+	for (guint r = 0; r < REASON_COUNT; r++) {
+		__typeof__(out->reason[0]) *o = &out->reason[r];
+		reason_counts(a, h, r, a->now_ms, &o->counts);
+		thresholds(a, h, r, o->threshold);
+		for (guint k = 0; k < WINDOW_SPANS; k++) {
+			double e, se;
+			o->value[k] = heuristics_metric(r, &o->counts.span[k]);
+			heuristics_estimate(r, &o->counts.span[k], &hs, &e, &se);
+			o->estimate[k] = (guint32)MIN(e + 0.5, (double)G_MAXUINT32);
+			o->estimate_se[k] = (guint32)MIN(se + 0.5, (double)G_MAXUINT32);
+		}
+		o->level = heuristics_level(r, &o->counts, o->threshold, &hs, NULL);
+		o->crossed = a->cfg.h[r].enabled &&
+			     heuristics_crossed(r, o->level, &o->counts, a->cfg.blocked_share,
+						a->cfg.blocked_min_attempts, &hs);
 	}
 	if (host_base(h) != NULL) {
 		memcpy(out->baseline_median, host_base(h)->median, sizeof out->baseline_median);

@@ -94,6 +94,20 @@ typedef struct {
 	double surge_warmup_factor;    /* before that: threshold = floor x this */
 	guint32 auth_max_packets;      /* auth-bruteforce: a short connection, in packets */
 	guint64 auth_max_bytes;        /* ... and in bytes */
+	/* smtp-novelty: h[REASON_SMTP_NOVELTY].threshold[WINDOW_SHORT] new destinations within
+	 * novelty_window_ms ([WINDOW_LONG] is unused, 0); "new" = not contacted within the
+	 * horizon (novelty.h) */
+	gint64 novelty_window_ms;
+	gint64 novelty_horizon_ms;
+	guint64 novelty_capacity; /* (host, destination) pairs per horizon; at most a quarter of
+				     mem_cap is given to them (AnalyzerStats.novelty_capacity) */
+
+	/* sampled exports (heuristics_estimate()): how many packets a failed attempt and an
+	 * answered session are taken to have, and how many standard errors below the estimate
+	 * the decision is taken */
+	guint32 sample_attempt_packets;
+	guint32 sample_session_packets;
+	double sample_confidence;
 
 	/* alert lifecycle */
 	double escalate_factor;
@@ -142,6 +156,16 @@ typedef struct {
 					     window's traffic (internal networks, mail servers) */
 	guint64 state_baselines_dropped;  /* the host is no longer a mail server */
 	guint64 state_hosts_evicted;      /* by max_hosts or mem_cap, least recently seen first */
+	guint64 state_novelty_dropped;    /* the seen set, saved at another capacity */
+	/* smtp-novelty's seen set (novelty.h); zero until a port-25 flow needs it */
+	guint64 novelty_bytes;     /* part of mem_bytes */
+	guint64 novelty_capacity;  /* pairs per generation in force */
+	guint64 novelty_pairs;     /* in the current generation */
+	guint64 novelty_lookups;   /* destinations looked up (new in the host's window) */
+	guint64 novelty_new;       /* ... of them not seen within the horizon */
+	guint64 novelty_rotations;
+	guint64 novelty_early_rotations; /* forced by capacity: the horizon ran short */
+	gint64 novelty_generation_ms;    /* when the current generation began; 0: none */
 } AnalyzerStats;
 
 /* What the analyzer holds about one host (control socket `host ADDR`). */
@@ -159,6 +183,20 @@ typedef struct {
 		guint n_top;
 		WindowTop top[WINDOW_TOP_MAX];
 	} win[HEUR_WIN_COUNT];
+	/* Per reason, as the analyzer judges it now (whether or not the host's traffic is the
+	 * kind the reason watches): the counts it reads (reason_counts()), the thresholds in
+	 * force, the estimate under sampling (AlertWindow.estimate; value and 0 unsampled), the
+	 * level and whether the raise condition holds. */
+	struct {
+		WindowCounts counts;
+		guint32 value[WINDOW_SPANS];
+		guint32 threshold[WINDOW_SPANS];
+		guint32 estimate[WINDOW_SPANS], estimate_se[WINDOW_SPANS];
+		double level;
+		gboolean crossed;
+	} reason[REASON_COUNT];
+	guint32 novelty; /* smtp-novelty: new destinations in the novelty window */
+	gint64 novelty_window_ms;
 	guint32 baseline_median[WINDOW_SPANS]; /* mta-surge baseline (MTAs) */
 	guint baseline_samples;
 	guint32 offender_mask; /* 1 << AlertReason for each active offender */

@@ -74,6 +74,26 @@ analyzer_config_defaults(AnalyzerConfig *c)
 	c->h[REASON_AUTH_BRUTEFORCE] = (HeuristicConfig){TRUE, {100, 300}};
 	c->auth_max_packets = 40; /* connect + banner + AUTH + failure: 10-25 packets */
 	c->auth_max_bytes = 20000; /* a login exchange with TLS handshake: a few KB */
+	/* smtp-novelty: a bot pacing itself under 50/10 min and 150/h still reaches new MXs all
+	 * the time, where a host that legitimately talks to MXs (a monitoring probe, a
+	 * smarthost user, an appliance) returns to the same few dozen. 60 MXs not contacted in
+	 * the last day, within 3 hours, catches a bot at 20+ new MXs an hour (40/h in 90 min)
+	 * and spares a probe of up to ~50 fixed MXs (its first round is all new). The horizon
+	 * is a day because the same MXs come back daily; 2 M pairs a day (5 MB) is far above
+	 * the port-25 pairs a site's non-MTA hosts make, and a flood beyond it only shortens
+	 * the horizon (counted). */
+	c->h[REASON_SMTP_NOVELTY] = (HeuristicConfig){TRUE, {60, 0}};
+	c->novelty_window_ms = 3 * 3600 * 1000;
+	c->novelty_horizon_ms = 24 * 3600 * 1000;
+	c->novelty_capacity = 2000000;
+
+	/* Sampling: a dropped or refused SYN is one packet (retransmissions are not counted on
+	 * to make it more likely to be sampled), an answered SMTP session about 10 (handshake,
+	 * banner, EHLO, MAIL, RCPT, DATA, QUIT); 2 standard errors: one sampled SYN at 1:100
+	 * (an estimate of 100 +- 99) raises nothing, 20 of them (2000 +- 445) do. */
+	c->sample_attempt_packets = 1;
+	c->sample_session_packets = 10;
+	c->sample_confidence = 2.0;
 
 	/* Lifecycle: update when the level doubles, at most every 15 min (a bot ramping up
 	 * gives a handful of updates, not one per flow); clear after 30 min below half the
@@ -113,6 +133,17 @@ validate(const AnalyzerConfig *c, GError **error)
 	else if (!(c->surge_k > 0.0) || c->surge_history < 1 || c->surge_history > 100000 ||
 		 !(c->surge_warmup_factor >= 1.0))
 		bad = "bad mta-surge baseline settings";
+	else if (c->novelty_window_ms < 600 * 1000 || c->novelty_window_ms > 7 * 86400 * 1000ll)
+		bad = "smtp-novelty window must be 10 min .. 7 days";
+	else if (c->novelty_horizon_ms < 3600 * 1000 || c->novelty_horizon_ms > 30 * 86400 * 1000ll)
+		bad = "smtp-novelty horizon must be 1 hour .. 30 days";
+	else if (c->novelty_capacity < 1000 || c->novelty_capacity > (G_GUINT64_CONSTANT(1) << 34))
+		bad = "smtp-novelty capacity must be 1000 .. 17179869184 pairs";
+	else if (c->sample_attempt_packets < 1 || c->sample_session_packets < 1 ||
+		 c->sample_attempt_packets > 100000 || c->sample_session_packets > 100000)
+		bad = "sampling packets per attempt and per session must be 1..100000";
+	else if (!(c->sample_confidence >= 0.0 && c->sample_confidence <= 10.0))
+		bad = "sampling confidence must be 0..10 standard errors";
 	if (bad != NULL) {
 		g_set_error(error, ANALYZER_ERROR, ANALYZER_ERROR_INVALID, "%s", bad);
 		return FALSE;
@@ -202,6 +233,9 @@ analyzer_config_apply(Analyzer *a, const AnalyzerConfig *c, AnalyzerParsed *p)
 	for (guint k = 0; k < WINDOW_SPANS; k++)
 		a->geom.span[k] = c->span_slices[k];
 	a->geom.exact_cap = c->exact_cap;
+	/* the seen set gets at most a quarter of mem_cap: 2 generations x bits per pair */
+	a->nov_capacity = MIN(c->novelty_capacity,
+			      c->mem_cap / 4 * 8 / (2 * NOVELTY_BITS_PER_PAIR));
 	a->policy.escalate_factor = c->escalate_factor;
 	a->policy.update_interval_ms = c->update_interval_ms;
 	a->policy.clear_level = c->clear_level;
@@ -221,6 +255,14 @@ analyzer_reconfigure(Analyzer *a, const AnalyzerConfig *cfg, GError **error)
 	AnalyzerFlowFunc flow_fn = a->cfg.flow_fn;
 	gpointer flow_data = a->cfg.flow_data;
 	analyzer_config_apply(a, cfg, &p);
+	if (a->nov != NULL && novelty_capacity(a->nov) != a->nov_capacity) {
+		/* another size: the bits would mean other positions; the novelty memory
+		 * starts afresh (made again at the next need) */
+		a->mem -= MIN(a->mem, novelty_mem(a->nov));
+		g_clear_pointer(&a->nov, novelty_free);
+	} else if (a->nov != NULL) {
+		novelty_set_horizon(a->nov, cfg->novelty_horizon_ms);
+	}
 	a->alert_fn = fn;
 	a->alert_data = data;
 	a->cfg.flow_fn = flow_fn;

@@ -19,6 +19,7 @@
 
 #include "analyzer.h"
 #include "fnv1a.h"
+#include "novelty.h"
 
 typedef struct {
 	guint32 cap;
@@ -79,13 +80,20 @@ struct Host {
 	guint8 is_mta;
 	guint8 win1_kind; /* kind of win1, HOST_NO_WIN: none */
 	Window win1;      /* the window of the first kind of traffic seen */
+	/* smtp-novelty: new destinations per bucket of novelty_window_ms / NOV_BUCKETS,
+	 * nov[b % NOV_BUCKETS] for the buckets b in (nov_cur - NOV_BUCKETS, nov_cur];
+	 * saturating. All zero for a host with no new port-25 destination in the window. */
+	guint16 nov[6];
+	guint32 nov_cur;
 };
 #define HOST_NO_WIN 0xff
-G_STATIC_ASSERT(sizeof(Host) == 128);
+#define NOV_BUCKETS 6
+G_STATIC_ASSERT(sizeof(Host) == 144);
 
 /* Memory estimate (AnalyzerStats.mem_bytes, what mem_cap holds), per tracked host:
- *   HOST_COST = sizeof(Host) 128 (a slab slot, no allocator header, with the first window's
- *               72-byte structure and its first slice inside)
+ *   HOST_COST = sizeof(Host) 144 (a slab slot, no allocator header, with the first window's
+ *               72-byte structure and its first slice inside, and the 16-byte smtp-novelty
+ *               counts)
  *             + HOST_TABLE_SHARE 8 (the host table: one 4-byte slot at load 3/8..3/4, so
  *               5.3..10.7 bytes a host, 8 in the middle)
  *   + sizeof(HostExt) 48 + WINDOW_ALLOC_OVERHEAD when the host has one
@@ -93,7 +101,9 @@ G_STATIC_ASSERT(sizeof(Host) == 128);
  *     capacity + 16; destinations, 24 x table size + 16, the table size being the power of
  *     two that keeps load <= 3/4), and for windows in the HostExt their structure, 72 + 16
  *   + baseline_mem(), geo_mem().
- * A host with one window of d destinations: 128 + 8 + 16 = 152 bytes + 24 x table size.
+ * A host with one window of d destinations: 144 + 8 + 16 = 168 bytes + 24 x table size.
+ * Besides the hosts: the smtp-novelty seen set (novelty.h), a fixed size allocated at the
+ * first port-25 flow that needs it, at most a quarter of mem_cap.
  * Slots freed by hosts that go are reused before the slab grows, and analyzer_tick() gives
  * the slab back down to about twice the tracked hosts (slab_compact()); the estimate counts
  * the tracked hosts only. */
@@ -148,6 +158,9 @@ struct Analyzer {
 
 	AlertEvent *history;
 	guint hist_len, hist_head, hist_n;
+
+	Novelty *nov;          /* smtp-novelty's seen set; NULL until needed */
+	guint64 nov_capacity;  /* its capacity: the configured one within a quarter of mem_cap */
 
 	gint64 now_ms;
 	gint64 last_tick_ms;
@@ -343,6 +356,16 @@ G_GNUC_INTERNAL void off_remove(Analyzer *a, OffEntry *o);
 /* ---- analyzer.c ---- */
 G_GNUC_INTERNAL void thresholds(const Analyzer *a, const Host *h, AlertReason r,
 				guint32 thr[WINDOW_SPANS]);
+/* The sampling model for host h (NULL: unsampled). */
+G_GNUC_INTERNAL void host_sampling(const Analyzer *a, const Host *h, HeurSampling *s);
+/* The counts reason r reads for host h (NULL: none, all zero) at now: its window's; for
+ * smtp-novelty span 0 = the new destinations in the novelty window (as distinct, with the
+ * long window's attempts and failed for the sampling estimate), span 1 = the port-25 long
+ * window (context: its threshold is 0). */
+G_GNUC_INTERNAL void reason_counts(Analyzer *a, Host *h, AlertReason r, gint64 now,
+				   WindowCounts *wc);
+/* smtp-novelty's count of host h at now. */
+G_GNUC_INTERNAL guint32 nov_count(const Analyzer *a, const Host *h, gint64 now);
 
 /* ---- analyzer_config.c ---- */
 typedef struct {

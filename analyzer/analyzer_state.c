@@ -6,23 +6,28 @@
  *   "SFAN", u16 version (ANALYZER_STATE_VERSION)
  *   i64 slice_ms, u32 short span, u32 long span: the geometry the windows were counted in
  *   i64 now_ms, i64 last_tick_ms
+ *   (version 2) i64 novelty window: the width of the hosts' novelty buckets x NOV_BUCKETS
  *   u32 nhosts,  nhosts x host, least recently seen first (loading each at the head of the
  *                recency list rebuilds the same order)
  *   u32 noff,    noff x offender, in creation order (the order ticks visit them)
  *   u32 nevents, nevents x event, the history oldest first
+ *   (version 2) the smtp-novelty seen set: u32 length, novelty_state_save() (novelty.h);
+ *               length 0: none was made
  * host:     16 addr, i64 last_ms, u32 sampling (>= 1), u8 exporters seen (saturating),
  *           min(that, 2) x u32 exporter, u8 offender bits (1 << reason), u8 parts: bit k
  *           (k < HEUR_WIN_COUNT) window k, bit 4 baseline, bit 5 country/ASN sets; then
  *           each window present: u32 length + window_state_save() (window.c);
  *           baseline: u32 next sample slice, u32 n, n x {u32 short, u32 long} oldest first;
  *           sets: HEUR_WIN_COUNT x {u8 started, u32 sat_cc, u32 sat_as, u32 est_skip,
- *           u8 n_cc, n_cc x {u32 slice, 2 chars}, u8 n_as, n_as x {u32 slice, u32 asn}}
+ *           u8 n_cc, n_cc x {u32 slice, 2 chars}, u8 n_as, n_as x {u32 slice, u32 asn}};
+ *           (version 2) u32 nov_cur, NOV_BUCKETS x u16 novelty counts
  * offender: 16 addr, u8 reason, u8 state, i64 raised_ms, i64 last_event_ms, u8 below,
  *           i64 below_since_ms, f64 reported_level, u32 updates, u8 has_peer, 16 peer,
  *           then its last event
  * event:    the AlertEvent's fields in declaration order (enums as u8, booleans as u8 0/1,
  *           doubles as IEEE 754 bits, top destinations and exporters as a u8 count and that
- *           many entries, country as 2 chars, evidence as a u8 length and its bytes)
+ *           many entries, country as 2 chars, evidence as a u8 length and its bytes);
+ *           (version 2) then per window u32 estimate, u32 estimate_se
  * Derived values are recomputed instead of saved: baseline medians, capacities of the small
  * sets, the memory estimate, is_mta. Statistics start from zero, as they do at every start. */
 #include "analyzer_private.h"
@@ -32,7 +37,7 @@
 #include "statebuf.h"
 
 #define ANALYZER_STATE_MAGIC "SFAN"
-#define ANALYZER_STATE_VERSION 1
+#define ANALYZER_STATE_VERSION 2 /* 1 is read too: no novelty, no estimates */
 #define STATE_PART_BASELINE (1u << HEUR_WIN_COUNT)
 #define STATE_PART_GEO (2u << HEUR_WIN_COUNT)
 G_STATIC_ASSERT(HEUR_WIN_COUNT + 2 <= 8 && REASON_COUNT <= 8);
@@ -90,6 +95,10 @@ save_event(GByteArray *out, const AlertEvent *ev)
 	gsize elen = strnlen(ev->evidence, sizeof ev->evidence - 1);
 	statebuf_put_u8(out, (guint8)elen);
 	statebuf_put_bytes(out, ev->evidence, elen);
+	for (guint k = 0; k < WINDOW_SPANS; k++) {
+		statebuf_put_u32(out, ev->window[k].estimate);
+		statebuf_put_u32(out, ev->window[k].estimate_se);
+	}
 }
 
 static void
@@ -153,6 +162,9 @@ save_host(GByteArray *out, const Host *h)
 		for (guint k = 0; k < HEUR_WIN_COUNT; k++)
 			save_geo(out, &host_geo(h)[k]);
 	}
+	statebuf_put_u32(out, h->nov_cur);
+	for (guint i = 0; i < NOV_BUCKETS; i++)
+		statebuf_put_u16(out, h->nov[i]);
 }
 
 static void
@@ -185,6 +197,7 @@ analyzer_state_save(Analyzer *a, GByteArray *out)
 	statebuf_put_u32(out, a->cfg.span_slices[WINDOW_LONG]);
 	statebuf_put_i64(out, a->now_ms);
 	statebuf_put_i64(out, a->last_tick_ms);
+	statebuf_put_i64(out, a->cfg.novelty_window_ms);
 
 	statebuf_put_u32(out, a->n_hosts);
 	for (guint32 i = a->lru_tail; i != HOST_NONE; i = host_at(a, i)->prev) {
@@ -206,6 +219,10 @@ analyzer_state_save(Analyzer *a, GByteArray *out)
 		save_event(out, analyzer_history_get(a, i));
 		statebuf_end(out, mark);
 	}
+	mark = statebuf_begin(out);
+	if (a->nov != NULL)
+		novelty_state_save(a->nov, out);
+	statebuf_end(out, mark);
 }
 
 /* ---- loading ---- */
@@ -224,7 +241,7 @@ state_fail(GError **error, const char *fmt, ...)
 }
 
 static gboolean
-load_event(Cursor *c, AlertEvent *ev)
+load_event(Cursor *c, AlertEvent *ev, guint version)
 {
 	guint8 kind, reason, sev, trigger, n, elen; /* elen < sizeof ev->evidence: a u8 */
 	G_STATIC_ASSERT(sizeof ev->evidence > G_MAXUINT8);
@@ -277,6 +294,15 @@ load_event(Cursor *c, AlertEvent *ev)
 	    !cursor_u32(c, &ev->n_asns) || !cursor_u8(c, &elen) ||
 	    !cursor_bytes(c, ev->evidence, elen) || memchr(ev->evidence, '\0', elen) != NULL)
 		return FALSE;
+	for (guint k = 0; k < WINDOW_SPANS; k++) {
+		AlertWindow *w = &ev->window[k];
+		if (version < 2) {
+			w->estimate = w->value; /* version 1 knew no sampling estimate */
+			continue;
+		}
+		if (!cursor_u32(c, &w->estimate) || !cursor_u32(c, &w->estimate_se))
+			return FALSE;
+	}
 	return TRUE;
 }
 
@@ -380,7 +406,8 @@ static const char *const state_win_names[HEUR_WIN_COUNT] = {"smtp-external", "sm
 /* One host record; *out = NULL when nothing of it fits the configuration. saved: the
  * geometry the windows were counted in. */
 static gboolean
-load_host(Analyzer *a, Cursor *c, const WindowGeom *saved, Host **out, GError **error)
+load_host(Analyzer *a, Cursor *c, const WindowGeom *saved, guint version,
+	  gint64 saved_novelty_window_ms, Host **out, GError **error)
 {
 	g_autofree char *what = NULL;
 	char buf[64];
@@ -449,11 +476,28 @@ load_host(Analyzer *a, Cursor *c, const WindowGeom *saved, Host **out, GError **
 			host_ext_trim(h);
 		}
 	}
+	if (version >= 2) {
+		gboolean ok = cursor_u32(c, &h->nov_cur);
+		for (guint i = 0; ok && i < NOV_BUCKETS; i++)
+			ok = cursor_u16(c, &h->nov[i]);
+		if (!ok) {
+			what = g_strdup("truncated novelty counts");
+			goto fail;
+		}
+		if (h->is_mta || !host_fits(a, h, HEUR_WIN_SMTP_EXT) ||
+		    a->cfg.novelty_window_ms != saved_novelty_window_ms) {
+			/* another bucket width, or the host's port-25 traffic no longer counts */
+			h->nov_cur = 0;
+			memset(h->nov, 0, sizeof h->nov);
+		}
+	}
 	if (cursor_left(c) != 0) {
 		what = g_strdup("trailing bytes");
 		goto fail;
 	}
 	gboolean any = host_base(h) != NULL;
+	if (nov_count(a, h, a->now_ms) > 0)
+		any = TRUE; /* novelty counts still in their window */
 	for (guint k = 0; k < HEUR_WIN_COUNT; k++)
 		any = any || host_win(h, k) != NULL;
 	if (!any) {
@@ -470,7 +514,7 @@ fail:
 }
 
 static gboolean
-load_offender(Analyzer *a, Cursor *c, GError **error)
+load_offender(Analyzer *a, Cursor *c, guint version, GError **error)
 {
 	OffEntry *o = g_new0(OffEntry, 1);
 	guint8 reason, state;
@@ -489,7 +533,7 @@ load_offender(Analyzer *a, Cursor *c, GError **error)
 	}
 	o->reason = reason;
 	o->sm.state = (OffenderState)state;
-	if (!load_event(c, &o->last) || cursor_left(c) != 0) {
+	if (!load_event(c, &o->last, version) || cursor_left(c) != 0) {
 		state_fail(error, "offender %s %s: bad last event",
 			   flow_addr_str(o->addr, buf, sizeof buf), alert_reason_name(reason));
 		g_free(o);
@@ -522,13 +566,16 @@ load_state(Analyzer *a, const guint8 *data, gsize len, GError **error)
 		return state_fail(error, "not analyzer state (bad magic)");
 	if (!cursor_u16(&c, &version))
 		return state_fail(error, "truncated header");
-	if (version != ANALYZER_STATE_VERSION)
-		return state_fail(error, "unsupported version %u (this build reads %u)", version,
+	if (version < 1 || version > ANALYZER_STATE_VERSION)
+		return state_fail(error, "unsupported version %u (this build reads 1..%u)", version,
 				  ANALYZER_STATE_VERSION);
 	if (!statebuf_get_time(&c, &slice_ms) || !cursor_u32(&c, &span[WINDOW_SHORT]) ||
 	    !cursor_u32(&c, &span[WINDOW_LONG]) || !statebuf_get_time(&c, &a->now_ms) ||
 	    !statebuf_get_time(&c, &a->last_tick_ms))
 		return state_fail(error, "bad header (truncated, or a time out of range)");
+	gint64 nov_window_ms = a->cfg.novelty_window_ms;
+	if (version >= 2 && !statebuf_get_i64(&c, &nov_window_ms))
+		return state_fail(error, "bad header (truncated novelty window)");
 	if (slice_ms < 1000 || span[WINDOW_SHORT] < 1 || span[WINDOW_SHORT] > span[WINDOW_LONG] ||
 	    span[WINDOW_LONG] > WINDOW_MAX_SLICES)
 		return state_fail(error, "bad window geometry");
@@ -543,7 +590,7 @@ load_state(Analyzer *a, const guint8 *data, gsize len, GError **error)
 		Host *h;
 		if (!statebuf_get_sub(&c, &rc))
 			return state_fail(error, "host %u: length past the end of the data", i);
-		if (!load_host(a, &rc, &saved, &h, error))
+		if (!load_host(a, &rc, &saved, version, nov_window_ms, &h, error))
 			return FALSE;
 		if (h == NULL)
 			continue;
@@ -564,7 +611,7 @@ load_state(Analyzer *a, const guint8 *data, gsize len, GError **error)
 	for (guint32 i = 0; i < n; i++) {
 		if (!statebuf_get_sub(&c, &rc))
 			return state_fail(error, "offender %u: length past the end of the data", i);
-		if (!load_offender(a, &rc, error))
+		if (!load_offender(a, &rc, version, error))
 			return FALSE;
 	}
 	/* a host's offender bit always has its offender: drop bits that do not */
@@ -580,13 +627,34 @@ load_state(Analyzer *a, const guint8 *data, gsize len, GError **error)
 		return state_fail(error, "event count past the end of the data");
 	for (guint32 i = 0; i < n; i++) {
 		AlertEvent *slot = &a->history[a->hist_head];
-		if (!statebuf_get_sub(&c, &rc) || !load_event(&rc, slot) || cursor_left(&rc) != 0) {
+		if (!statebuf_get_sub(&c, &rc) || !load_event(&rc, slot, version) || cursor_left(&rc) != 0) {
 			memset(slot, 0, sizeof *slot);
 			return state_fail(error, "event %u of the history: bad", i);
 		}
 		/* a shorter history than when saved keeps the newest */
 		a->hist_head = (a->hist_head + 1) % a->hist_len;
 		a->hist_n = MIN(a->hist_n + 1, a->hist_len);
+	}
+	if (version >= 2) {
+		gboolean dropped = FALSE;
+		g_autoptr(GError) e = NULL;
+		if (!statebuf_get_sub(&c, &rc))
+			return state_fail(error, "novelty set: length past the end of the data");
+		if (cursor_left(&rc) > 0) {
+			Novelty *nv = novelty_new(a->nov_capacity, a->cfg.novelty_horizon_ms);
+			if (novelty_state_load(nv, cursor_ptr(&rc), cursor_left(&rc), &dropped, &e)) {
+				if (a->nov != NULL)
+					a->mem -= MIN(a->mem, novelty_mem(a->nov));
+				novelty_free(a->nov);
+				a->nov = nv;
+				a->mem += novelty_mem(nv);
+			} else {
+				novelty_free(nv);
+				if (!dropped)
+					return state_fail(error, "%s", e->message);
+				a->st.state_novelty_dropped++;
+			}
+		}
 	}
 	if (cursor_left(&c) != 0)
 		return state_fail(error, "%" G_GSIZE_FORMAT " trailing bytes", cursor_left(&c));

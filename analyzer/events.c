@@ -25,6 +25,7 @@ fill_event(Analyzer *a, AlertEvent *ev, OffEntry *o, Host *h, AlertKind kind, gi
 	Window *w = h ? host_win(h, wk) : NULL;
 	WindowCounts wc;
 	guint32 thr[WINDOW_SPANS];
+	HeurSampling hs;
 
 	memset(ev, 0, sizeof *ev);
 	ev->time_ms = now;
@@ -32,16 +33,20 @@ fill_event(Analyzer *a, AlertEvent *ev, OffEntry *o, Host *h, AlertKind kind, gi
 	ev->reason = r;
 	memcpy(ev->host, o->addr, 16);
 	ev->raised_ms = o->sm.raised_ms;
-	if (w != NULL)
-		window_counts(w, &a->geom, now, &wc);
-	else
-		memset(&wc, 0, sizeof wc);
+	reason_counts(a, h, r, now, &wc);
 	thresholds(a, h, r, thr);
-	ev->level = heuristics_level(r, &wc, thr, &ev->trigger);
+	host_sampling(a, h, &hs);
+	ev->level = heuristics_level(r, &wc, thr, &hs, &ev->trigger);
 	for (guint k = 0; k < WINDOW_SPANS; k++) {
 		AlertWindow *aw = &ev->window[k];
+		double e, se;
 		aw->span_ms = a->cfg.slice_ms * a->cfg.span_slices[k];
+		if (r == REASON_SMTP_NOVELTY && k == WINDOW_SHORT)
+			aw->span_ms = a->cfg.novelty_window_ms;
 		aw->value = heuristics_metric(r, &wc.span[k]);
+		heuristics_estimate(r, &wc.span[k], &hs, &e, &se);
+		aw->estimate = (guint32)MIN(e + 0.5, (double)G_MAXUINT32);
+		aw->estimate_se = (guint32)MIN(se + 0.5, (double)G_MAXUINT32);
 		aw->threshold = thr[k];
 		aw->distinct = wc.span[k].distinct;
 		aw->estimated = wc.span[k].estimated;

@@ -3,6 +3,7 @@
  * analyzer owns state; nothing here keeps any. */
 #include "heuristics.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 #define TCP_FIN 0x01
@@ -156,6 +157,7 @@ heuristics_reason_win(AlertReason r)
 	case REASON_SMTP_FANOUT:
 	case REASON_SMTP_BLOCKED:
 	case REASON_MTA_SURGE:
+	case REASON_SMTP_NOVELTY:
 		return HEUR_WIN_SMTP_EXT;
 	case REASON_SUBMISSION_FANOUT:
 		return HEUR_WIN_SUBMIT;
@@ -173,16 +175,57 @@ heuristics_metric(AlertReason r, const WindowSpanCounts *c)
 	return r == REASON_AUTH_BRUTEFORCE ? c->attempts : c->distinct;
 }
 
+static inline gboolean
+sampled(const HeurSampling *s)
+{
+	return s != NULL && s->sampling > 1;
+}
+
+/* p(k) = 1 - (1 - 1/N)^k */
+static double
+inclusion(guint32 n, guint32 k)
+{
+	return -expm1((double)MAX(k, 1u) * log1p(-1.0 / n));
+}
+
+void
+heuristics_estimate(AlertReason r, const WindowSpanCounts *c, const HeurSampling *s,
+		    double *estimate, double *se)
+{
+	double m = heuristics_metric(r, c);
+	if (!sampled(s)) {
+		*estimate = m;
+		*se = 0;
+		return;
+	}
+	double f = c->attempts ? (double)MIN(c->failed, c->attempts) / c->attempts : 0.0;
+	double pf = inclusion(s->sampling, s->attempt_packets);
+	double ps = inclusion(s->sampling, s->session_packets);
+	double mf = m * f, ms = m * (1 - f);
+	*estimate = mf / pf + ms / ps;
+	*se = sqrt(mf * (1 - pf) / (pf * pf) + ms * (1 - ps) / (ps * ps));
+}
+
+double
+heuristics_decision_value(AlertReason r, const WindowSpanCounts *c, const HeurSampling *s)
+{
+	if (!sampled(s))
+		return heuristics_metric(r, c);
+	double e, se;
+	heuristics_estimate(r, c, s, &e, &se);
+	return MAX(0.0, e - s->confidence * se);
+}
+
 double
 heuristics_level(AlertReason r, const WindowCounts *c, const guint32 thr[WINDOW_SPANS],
-		 guint *trigger)
+		 const HeurSampling *s, guint *trigger)
 {
 	double best = 0;
 	guint bi = 0;
 	for (guint k = 0; k < WINDOW_SPANS; k++) {
 		if (thr[k] == 0)
 			continue;
-		double l = (double)heuristics_metric(r, &c->span[k]) / thr[k];
+		double l = heuristics_decision_value(r, &c->span[k], s) / thr[k];
 		if (l > best) {
 			best = l;
 			bi = k;
@@ -195,14 +238,20 @@ heuristics_level(AlertReason r, const WindowCounts *c, const guint32 thr[WINDOW_
 
 gboolean
 heuristics_crossed(AlertReason r, double level, const WindowCounts *c, double blocked_share,
-		   guint32 blocked_min_attempts)
+		   guint32 blocked_min_attempts, const HeurSampling *s)
 {
 	if (level < 1.0)
 		return FALSE;
 	if (r != REASON_SMTP_FANOUT && r != REASON_SMTP_BLOCKED)
 		return TRUE;
 	const WindowSpanCounts *l = &c->span[WINDOW_LONG];
-	gboolean blocked = l->attempts >= blocked_min_attempts && l->attempts > 0 &&
-			   (double)l->failed >= blocked_share * l->attempts;
+	double failed = MIN(l->failed, l->attempts), ok = l->attempts - failed;
+	if (sampled(s)) {
+		failed /= inclusion(s->sampling, s->attempt_packets);
+		ok /= inclusion(s->sampling, s->session_packets);
+	}
+	double attempts = failed + ok;
+	gboolean blocked = attempts >= blocked_min_attempts && attempts > 0 &&
+			   failed >= blocked_share * attempts;
 	return r == REASON_SMTP_BLOCKED ? blocked : !blocked;
 }

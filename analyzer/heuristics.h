@@ -78,14 +78,43 @@ gboolean heuristics_attempt_failed(const Flow *f);
 /* The window a reason reads. */
 HeurWin heuristics_reason_win(AlertReason r);
 /* The reason's metric in one window: distinct destinations, or for auth-bruteforce the
- * number of short connections (attempts). */
+ * number of short connections (attempts). smtp-novelty's span 0 holds its count of new
+ * destinations as `distinct`. */
 guint32 heuristics_metric(AlertReason r, const WindowSpanCounts *c);
-/* max over windows of metric / threshold (a threshold of 0 disables that window);
- * *trigger = the window with the highest ratio. */
+
+/* Sampled exports. At 1 in N packet sampling a flow of k packets is seen with probability
+ * p(k) = 1 - (1 - 1/N)^k: a refused SYN with 1/N, a 10-packet session with about 10/N, so
+ * what a window counts is far below the traffic. The model takes a failed attempt to have
+ * attempt_packets packets and an answered one session_packets, splits the observed metric
+ * m by the window's failed share f (of the attempts seen) and weighs each part by its
+ * inclusion probability (the Horvitz-Thompson estimator):
+ *     estimate = m f / p_f + m (1 - f) / p_s
+ *     se^2     = m f (1 - p_f) / p_f^2 + m (1 - f)(1 - p_s) / p_s^2
+ * (each counted item is a Bernoulli draw: its variance (1-p)/p^2 estimated unbiasedly from
+ * what was seen). The decision is taken on max(0, estimate - confidence x se): with the
+ * default 2, a window whose true value is at the threshold is raised only when the sample
+ * shows it beyond reasonable doubt, so one sampled SYN never makes 100 destinations. */
+typedef struct {
+	guint32 sampling;        /* 1 in N; <= 1: unsampled, every function below is exact */
+	guint32 attempt_packets; /* packets of a failed attempt (>= 1) */
+	guint32 session_packets; /* packets of an answered session (>= 1) */
+	double confidence;       /* standard errors below the estimate (>= 0) */
+} HeurSampling;
+
+/* Estimate of reason r's metric in window c (unsampled: the metric, se 0). */
+void heuristics_estimate(AlertReason r, const WindowSpanCounts *c, const HeurSampling *s,
+			 double *estimate, double *se);
+/* What thresholds are compared with: the metric, or under sampling the estimate less
+ * confidence x se (never below 0). */
+double heuristics_decision_value(AlertReason r, const WindowSpanCounts *c, const HeurSampling *s);
+/* max over windows of decision value / threshold (a threshold of 0 disables that window);
+ * *trigger = the window with the highest ratio. s may be NULL (unsampled). */
 double heuristics_level(AlertReason r, const WindowCounts *c, const guint32 thr[WINDOW_SPANS],
-			guint *trigger);
+			const HeurSampling *s, guint *trigger);
 /* Whether a raise condition holds at this level. smtp-fanout and smtp-blocked split the same
  * traffic by the long window's failed share: blocked when share >= blocked_share and at
- * least blocked_min_attempts attempts, fanout otherwise. */
+ * least blocked_min_attempts attempts, fanout otherwise. Under sampling the share and the
+ * attempts are those estimated (failed attempts weigh 1/p_f, answered ones 1/p_s). */
 gboolean heuristics_crossed(AlertReason r, double level, const WindowCounts *c,
-			    double blocked_share, guint32 blocked_min_attempts);
+			    double blocked_share, guint32 blocked_min_attempts,
+			    const HeurSampling *s);

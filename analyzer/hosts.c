@@ -360,19 +360,26 @@ host_adopt(Analyzer *a, Host *h)
 }
 
 /* Drop hosts idle for longer than the long window (the oldest first, a bounded number per
- * call), then give back slab memory if many went. From analyzer_tick(), which holds no Host
+ * call; smtp-novelty counts of a quarter of its threshold keep a host until the novelty
+ * window has passed), then give
+ * back slab memory if many went. From analyzer_tick(), which holds no Host
  * pointer across it. */
 void
 hosts_expire(Analyzer *a, gint64 now_ms)
 {
 	gint64 idle_ms = a->cfg.slice_ms * (a->cfg.span_slices[WINDOW_LONG] + 1);
+	guint32 nov_keep = a->cfg.h[REASON_SMTP_NOVELTY].threshold[WINDOW_SHORT] / 4;
 	for (guint i = 0; i < 4096 && a->lru_tail != HOST_NONE; i++) {
 		guint32 t = a->lru_tail;
 		Host *h = host_at(a, t);
 		if (now_ms - h->last_ms <= idle_ms)
 			break;
-		if (h->offenders != 0 || host_base(h) != NULL) {
-			/* keep offenders' evidence and MTA baselines: to the front */
+		if (h->offenders != 0 || host_base(h) != NULL ||
+		    (now_ms - h->last_ms <= a->cfg.novelty_window_ms &&
+		     nov_count(a, h, now_ms) >= MAX(1u, nov_keep))) {
+			/* keep offenders' evidence, MTA baselines, and novelty counts of a
+			 * quarter of the threshold or more while in their window (a slow bot
+			 * pausing for an hour): to the front */
 			if (a->lru_head == t)
 				break;
 			lru_unlink(a, t);
@@ -406,6 +413,8 @@ hosts_reconfigure(Analyzer *a, const WindowGeom *old)
 		h->is_mta = (guint8)netset_contains(a->mtas, h->addr);
 		a->mem += host_mem(h);
 	}
+	if (a->nov != NULL)
+		a->mem += novelty_mem(a->nov);
 	hosts_enforce_caps(a, HOST_NONE);
 }
 

@@ -346,20 +346,29 @@ run_host(const ControlRequest *req, const CommandsDeps *d, GString *out, GError 
 		json_string(out, win_names[k]);
 		g_string_append_printf(out, ",\"enabled\":%s", h->enabled ? "true" : "false");
 		if (hi.win[k].tracked) {
-			const WindowCounts *c = &hi.win[k].counts;
-			guint trig = 0;
+			const WindowCounts *c = &hi.reason[r].counts;
 			char buf[G_ASCII_DTOSTR_BUF_SIZE];
-			double level = heuristics_level(r, c, h->threshold, &trig);
-			gboolean crossed = heuristics_crossed(r, level, c, acfg->blocked_share,
-							      acfg->blocked_min_attempts);
+			double level = hi.reason[r].level;
+			gboolean crossed = hi.reason[r].crossed;
 			g_string_append_printf(
 			    out,
 			    ",\"value\":{\"short\":%u,\"long\":%u},\"threshold\":{\"short\":%u,"
 			    "\"long\":%u},\"crossed\":%s,\"level\":%s",
-			    heuristics_metric(r, &c->span[WINDOW_SHORT]),
-			    heuristics_metric(r, &c->span[WINDOW_LONG]), h->threshold[WINDOW_SHORT],
-			    h->threshold[WINDOW_LONG], crossed ? "true" : "false",
-			    g_ascii_formatd(buf, sizeof buf, "%.3f", level));
+			    hi.reason[r].value[WINDOW_SHORT], hi.reason[r].value[WINDOW_LONG],
+			    hi.reason[r].threshold[WINDOW_SHORT], hi.reason[r].threshold[WINDOW_LONG],
+			    crossed ? "true" : "false", g_ascii_formatd(buf, sizeof buf, "%.3f", level));
+			if (hi.sampling > 1)
+				g_string_append_printf(
+				    out,
+				    ",\"estimate\":{\"short\":%u,\"long\":%u},"
+				    "\"estimate_se\":{\"short\":%u,\"long\":%u}",
+				    hi.reason[r].estimate[WINDOW_SHORT],
+				    hi.reason[r].estimate[WINDOW_LONG],
+				    hi.reason[r].estimate_se[WINDOW_SHORT],
+				    hi.reason[r].estimate_se[WINDOW_LONG]);
+			if (r == REASON_SMTP_NOVELTY)
+				g_string_append_printf(out, ",\"window_s\":%" G_GINT64_FORMAT,
+						       hi.novelty_window_ms / 1000);
 			/* Over the threshold but not crossed: the fan-out was split by its
 			 * failed share. Say so, or the admin sees "idle" at level 2 and
 			 * wonders. */

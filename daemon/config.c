@@ -181,6 +181,38 @@ static const ConfigKey config_keys[] = {
      "a connection of at most this many packets counts as short"},
     {"auth-bruteforce", "max_bytes", KEY_SIZE, ANALYZER(auth_max_bytes), 1,
      G_GUINT64_CONSTANT(1) << 30, NULL, "... and at most this many bytes"},
+    {"smtp-novelty", "enabled", KEY_BOOL, HEUR(REASON_SMTP_NOVELTY, enabled), 0, 0, NULL,
+     "raise smtp-novelty alerts: an internal host (not a mail server) reaching many SMTP "
+     "servers it had not contacted within the horizon. The slow bot's reason: a bot pacing "
+     "itself under smtp-fanout's windows still reaches new MXs all the time, where a host "
+     "that legitimately talks to MXs (a monitoring probe, a smarthost user) returns to the "
+     "same few dozen. Not raised for a host already raised for smtp-fanout or smtp-blocked"},
+    {"smtp-novelty", "threshold", KEY_UINT, THRESH(REASON_SMTP_NOVELTY, WINDOW_SHORT), 0,
+     10000000, NULL,
+     "new SMTP destinations within the window to raise (0 = off). 60 in 3 hours catches a "
+     "bot at 20+ new MXs an hour (40/h in 90 min) and spares a probe of up to ~50 fixed MXs, "
+     "whose first round is all new"},
+    {"smtp-novelty", "window", KEY_MS, ANALYZER(novelty_window_ms), 600, 604800, NULL,
+     "seconds over which new destinations are counted, in sixths (the count covers the "
+     "last 5/6 of it to all of it)"},
+    {"smtp-novelty", "horizon", KEY_MS, ANALYZER(novelty_horizon_ms), 3600, 2592000, NULL,
+     "seconds a contacted destination is remembered as not new (at least this, at most "
+     "twice: a rotating pair of Bloom filters); a day, because the same MXs come back daily"},
+    {"smtp-novelty", "capacity", KEY_SIZE, ANALYZER(novelty_capacity), 1000,
+     G_GUINT64_CONSTANT(1) << 34, NULL,
+     "(host, destination) pairs remembered per horizon (10 bits each, twice: 2 M pairs = "
+     "5 MB), within a quarter of memory_cap; more pairs in a horizon start the next "
+     "generation early (counted as novelty_early_rotations: the horizon ran short)"},
+    {"sampling", "attempt_packets", KEY_UINT, ANALYZER(sample_attempt_packets), 1, 100000,
+     NULL,
+     "sampled exports: packets a failed attempt is taken to have (a refused or dropped "
+     "SYN: 1). At 1 in N a flow of k packets is seen with probability 1-(1-1/N)^k, and the "
+     "counts of sampled hosts are scaled up by it (README, \"Sampled exports\")"},
+    {"sampling", "session_packets", KEY_UINT, ANALYZER(sample_session_packets), 1, 100000,
+     NULL, "packets an answered session is taken to have (an SMTP delivery: about 10)"},
+    {"sampling", "confidence", KEY_DOUBLE, ANALYZER(sample_confidence), 0, 10, NULL,
+     "standard errors below the estimate at which thresholds are compared: 2 keeps one "
+     "sampled SYN from meaning a hundred destinations"},
     {"alerts", "escalate_factor", KEY_DOUBLE, ANALYZER(escalate_factor), 1, 1000, NULL,
      "an offender is updated when its level grows by this factor"},
     {"alerts", "update_interval", KEY_MS, ANALYZER(update_interval_ms), 0, 86400, NULL,

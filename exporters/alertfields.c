@@ -49,6 +49,10 @@ const char *const alert_field_names[ALERT_FIELDS_N] = {
     "countries",
     "asns",
     "evidence",
+    "short_estimate",
+    "short_estimate_se",
+    "long_estimate",
+    "long_estimate_se",
 };
 
 typedef struct {
@@ -181,6 +185,10 @@ alert_fields(const AlertEvent *ev, AlertExporterName exporter_name, gpointer nam
 		emit(&w, e);
 	} else {
 		emit(&w, NULL);
+	}
+	for (guint i = 0; i < WINDOW_SPANS; i++) {
+		emit_u64(&w, ev->window[i].estimate);
+		emit_u64(&w, ev->window[i].estimate_se);
 	}
 	g_assert(w.index == ALERT_FIELDS_N);
 }

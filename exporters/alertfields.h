@@ -8,7 +8,7 @@
 #include "alertjson.h"
 
 /* Column names, in order (ALERT_FIELDS_N of them). */
-#define ALERT_FIELDS_N 41
+#define ALERT_FIELDS_N 45
 extern const char *const alert_field_names[ALERT_FIELDS_N];
 
 /* Inner separators of the multi-valued fields:

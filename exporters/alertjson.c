@@ -85,5 +85,10 @@ alert_json(GString *out, const AlertEvent *ev, AlertExporterName name, gpointer 
 		json_string(out, ev->evidence);
 	else
 		g_string_append(out, "null");
+	/* issue 14: the windows' estimates under sampling (value and 0 when unsampled) */
+	g_string_append_printf(out, ",\"short_estimate\":%u,\"short_estimate_se\":%u,"
+				    "\"long_estimate\":%u,\"long_estimate_se\":%u",
+			       ev->window[WINDOW_SHORT].estimate, ev->window[WINDOW_SHORT].estimate_se,
+			       ev->window[WINDOW_LONG].estimate, ev->window[WINDOW_LONG].estimate_se);
 	g_string_append_c(out, '}');
 }

@@ -32,8 +32,8 @@ sample_alert(gint64 time_ms)
 	ev.severity = ALERT_SEV_WARNING;
 	sample_addr(ev.host, "192.0.2.10");
 	ev.level = 1.25;
-	ev.window[WINDOW_SHORT] = (AlertWindow){600000, 62, 50, 62, FALSE, 70, 71, 9};
-	ev.window[WINDOW_LONG] = (AlertWindow){3600000, 80, 150, 80, TRUE, 90, 95, 12};
+	ev.window[WINDOW_SHORT] = (AlertWindow){600000, 62, 50, 62, FALSE, 70, 71, 9, 62, 0};
+	ev.window[WINDOW_LONG] = (AlertWindow){3600000, 80, 150, 80, TRUE, 90, 95, 12, 80, 0};
 	ev.trigger = WINDOW_SHORT;
 	ev.flows = 90;
 	ev.attempts = 95;

@@ -145,6 +145,7 @@ scenario_config(AnalyzerConfig *cfg)
 	cfg->surge_history = 12; /* the baseline ring wraps */
 	cfg->surge_min_samples = 6;
 	cfg->history_len = 8; /* the history ring wraps */
+	cfg->novelty_capacity = 5000; /* a small seen set: the sweeps load it thousands of times */
 	cfg->geo_fn = geo_lookup;
 }
 
@@ -468,7 +469,7 @@ static const struct {
 } expected_raises[] = {
     {"10.1.0.1", "smtp-fanout"},	{"10.1.0.2", "smtp-fanout"},  {"10.1.0.3", "smtp-blocked"},
     {"10.1.0.4", "submission-fanout"},	{"10.1.0.5", "lateral-smtp"}, {"10.9.9.1", "mta-surge"},
-    {"203.0.113.7", "auth-bruteforce"},
+    {"203.0.113.7", "auth-bruteforce"}, {"10.1.0.2", "smtp-novelty"},
 };
 
 static void
@@ -850,8 +851,8 @@ test_hostile(void **state)
 	statebuf_put_bytes(b, "SFAX", 4);
 	expect("bad magic", b, HOSTILE_REFUSED, "bad magic");
 	statebuf_put_bytes(b, "SFAN", 4);
-	statebuf_put_u16(b, 2);
-	expect("future version", b, HOSTILE_REFUSED, "unsupported version 2");
+	statebuf_put_u16(b, 3);
+	expect("future version", b, HOSTILE_REFUSED, "unsupported version 3");
 	put_header(b, 999);
 	statebuf_put_u32(b, 0);
 	statebuf_put_u32(b, 0);
@@ -1255,7 +1256,8 @@ test_config_changes(void **state)
 		run_free(mk_run);
 	}
 
-	/* another slice width: windows and country sets go, baselines and offenders stay; the
+	/* another slice width: windows and country sets go, baselines, smtp-novelty counts
+	 * (their buckets are sixths of the novelty window, not slices) and offenders stay; the
 	 * offenders clear by themselves */
 	scenario_config(&cfg);
 	cfg.slice_ms = 30 * 1000;
@@ -1264,8 +1266,27 @@ test_config_changes(void **state)
 	r = restore(&cfg, blob);
 	analyzer_get_stats(r->a, &st);
 	assert_true(st.state_windows_dropped > 0);
-	assert_int_equal(st.state_hosts_restored, 1); /* the MTA, for its baseline */
-	assert_int_equal(st.state_hosts_dropped, ref_st.hosts_tracked - 1);
+	{
+		/* the MTA, for its baseline, and the hosts with novelty counts, for them */
+		guint with_novelty = 0;
+		for (guint i = 1; i <= 6; i++) {
+			AnalyzerHostInfo hi;
+			guint8 x[16];
+			if (i <= 5)
+				v4(x, 10, 1, 0, (guint8)i); /* the bots */
+			else
+				v4(x, 10, 3, 1, 1); /* the benign client */
+			if (analyzer_host_info(r->a, x, &hi) && hi.last_seen_ms != 0) {
+				assert_true(hi.novelty > 0);
+				for (guint k = 0; k < HEUR_WIN_COUNT; k++)
+					assert_false(hi.win[k].tracked);
+				with_novelty++;
+			}
+		}
+		assert_true(with_novelty >= 1);
+		assert_int_equal(st.state_hosts_restored, 1 + with_novelty);
+		assert_int_equal(st.state_hosts_dropped, ref_st.hosts_tracked - 1 - with_novelty);
+	}
 	assert_int_equal(st.state_offenders_restored, ref_st.offenders_active);
 	{
 		AnalyzerHostInfo hi;
@@ -1277,9 +1298,10 @@ test_config_changes(void **state)
 			assert_false(hi.win[k].tracked);
 	}
 	{
+		/* quiet from now on, for longer than the hold time after the novelty window */
 		gint64 t = analyzer_now(r->a);
-		analyzer_tick(r->a, t + MIN_MS);      /* quiet from now on */
-		analyzer_tick(r->a, t + 60 * MIN_MS); /* ... for longer than the hold time */
+		for (gint64 m = 1; m <= 240; m += 10)
+			analyzer_tick(r->a, t + m * MIN_MS);
 	}
 	analyzer_get_stats(r->a, &st);
 	assert_int_equal(st.offenders_active, 0);
@@ -1328,6 +1350,9 @@ test_flood_expires(void **state)
 	(void)state;
 	AnalyzerConfig cfg;
 	analyzer_config_defaults(&cfg);
+	/* the smtp-novelty seen set remembers the flood's pairs after its hosts went, by design
+	 * (novelty.h): this test is about the hosts */
+	cfg.h[REASON_SMTP_NOVELTY].enabled = FALSE;
 	g_autoptr(Analyzer) flooded = analyzer_new(&cfg, NULL);
 	g_autoptr(Analyzer) quiet = analyzer_new(&cfg, NULL);
 	const guint n_flood = 30000, every = 7;
