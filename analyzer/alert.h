@@ -100,6 +100,9 @@ typedef struct {
 				      dns_external > 0: severity raised one step */
 } AlertEvent;
 
+/* What the log line and `spamflowctl host` say when AlertEvent.mta_like is set. */
+#define ALERT_MTA_HINT "looks like a mail server: if it is one, list it in [analyzer] mail_servers"
+
 typedef void (*AlertFunc)(const AlertEvent *ev, gpointer user_data);
 
 const char *alert_kind_name(AlertKind k);     /* "raised", "updated", "cleared" */

@@ -49,6 +49,11 @@ const char *const alert_field_names[ALERT_FIELDS_N] = {
     "countries",
     "asns",
     "evidence",
+    "mta_like",
+    "inbound_smtp",
+    "dns_external",
+    "dns_server",
+    "dns_corroborated",
 };
 
 typedef struct {
@@ -182,5 +187,13 @@ alert_fields(const AlertEvent *ev, AlertExporterName exporter_name, gpointer nam
 	} else {
 		emit(&w, NULL);
 	}
+	emit_bool(&w, ev->mta_like);
+	emit_u64(&w, ev->inbound_smtp);
+	emit_u64(&w, ev->dns_external);
+	if (ev->has_dns_server)
+		emit_addr(&w, ev->dns_server);
+	else
+		emit(&w, NULL);
+	emit_bool(&w, ev->dns_corroborated);
 	g_assert(w.index == ALERT_FIELDS_N);
 }

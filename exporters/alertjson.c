@@ -85,5 +85,13 @@ alert_json(GString *out, const AlertEvent *ev, AlertExporterName name, gpointer 
 		json_string(out, ev->evidence);
 	else
 		g_string_append(out, "null");
-	g_string_append_c(out, '}');
+	g_string_append_printf(out, ",\"mta_like\":%s,\"inbound_smtp\":%u,\"dns_external\":%u,"
+				    "\"dns_server\":",
+			       ev->mta_like ? "true" : "false", ev->inbound_smtp, ev->dns_external);
+	if (ev->has_dns_server)
+		json_addr(out, ev->dns_server);
+	else
+		g_string_append(out, "null");
+	g_string_append_printf(out, ",\"dns_corroborated\":%s}",
+			       ev->dns_corroborated ? "true" : "false");
 }

@@ -86,7 +86,8 @@ test_kv_line(void **state)
 	    "first_seen_ms=1699999995123 last_seen_ms=1700000000123 "
 	    "top=198.51.100.7/3/US/64500;2001:db8::9/1// exporters=203.0.113.1;#7 "
 	    "exporters_truncated=false sampling=1 lower_bound=false raised_ms=1700000000123 "
-	    "countries=1 asns=1");
+	    "countries=1 asns=1 mta_like=true inbound_smtp=4 dns_external=37 dns_server=8.8.8.8 "
+	    "dns_corroborated=false");
 
 	/* peer present; empty lists and a value with space, quote, backslash, '=' and a
 	 * newline are quoted and escaped */
@@ -98,7 +99,7 @@ test_kv_line(void **state)
 	sink_syslog_format_kv(s, &ev, &ctx);
 	assert_non_null(strstr(s->str, " host=192.0.2.10 peer=192.0.2.25 level=1.250 "));
 	assert_non_null(strstr(s->str, " top=\"\" exporters=203.0.113.1;#7 "));
-	assert_true(g_str_has_suffix(s->str, " evidence=\"/ev/a b\\\"c\\\\d=e\\x0af\""));
+	assert_non_null(strstr(s->str, " evidence=\"/ev/a b\\\"c\\\\d=e\\x0af\" mta_like=true "));
 	assert_null(strchr(s->str, '\n'));
 }
 
@@ -137,8 +138,10 @@ test_rfc5424(void **state)
 				     "host=\"192.0.2.10\" level=\"1.250\" short_span_s=\"600\""));
 	assert_non_null(strstr(s->str, " top=\"198.51.100.7/3/US/64500;2001:db8::9/1//\" "
 				       "exporters=\"203.0.113.1;#7\" "));
-	assert_true(g_str_has_suffix(s->str, " countries=\"1\" asns=\"1\"] raised smtp-fanout "
-					     "host=192.0.2.10 severity=warning level=1.250"));
+	assert_true(g_str_has_suffix(s->str, " countries=\"1\" asns=\"1\" mta_like=\"true\" "
+					     "inbound_smtp=\"4\" dns_external=\"37\" "
+					     "dns_server=\"8.8.8.8\" dns_corroborated=\"false\"] raised "
+					     "smtp-fanout host=192.0.2.10 severity=warning level=1.250"));
 	assert_null(strstr(s->str, "peer="));
 	assert_null(strstr(s->str, "evidence="));
 
@@ -151,7 +154,8 @@ test_rfc5424(void **state)
 	sink_syslog_format_5424(s, &ev, &ctx, LOG_LOCAL7, "bad host", "", 1, t);
 	assert_true(g_str_has_prefix(s->str, "<186>1 2024-01-02T03:04:05.678Z bad_host - 1 "
 					     "updated [spamflow@32473 "));
-	assert_non_null(strstr(s->str, " evidence=\"/ev/x\\]\\\"y\\\\z\"] updated "));
+	assert_non_null(strstr(s->str, " evidence=\"/ev/x\\]\\\"y\\\\z\" mta_like="));
+	assert_non_null(strstr(s->str, " dns_corroborated=\"false\"] updated "));
 
 	/* every field of alertfields.h is a PARAM, in order */
 	const char *prev = s->str;
