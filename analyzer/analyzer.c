@@ -134,7 +134,7 @@ process_one(Analyzer *a, const Flow *f)
 	heuristics_classify(&a->hc, f, &c);
 	if (c.dir == HEUR_IGNORE)
 		return;
-	if (c.dir >= HEUR_INBOUND_SMTP) {
+	if (c.dir == HEUR_INBOUND_SMTP || c.dir == HEUR_DNS_EXTERNAL) {
 		signs_note(a, &c, now);
 		return;
 	}

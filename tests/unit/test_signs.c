@@ -14,7 +14,7 @@
 
 #define MIN_MS (60 * 1000)
 #define T0 ((gint64)1700000000 / 600 * 600 * 1000) /* on a 10-minute boundary */
-#define F_SESSION 0x1b                              /* SYN ACK PSH FIN */
+#define F_SESSION 0x1b				   /* SYN ACK PSH FIN */
 #define F_SYN 0x02
 #define F_RST 0x04
 
@@ -44,8 +44,7 @@ ext(guint8 out[16], guint32 i)
 }
 
 static Flow
-mk(gint64 t, const guint8 src[16], const guint8 dst[16], guint8 proto, guint16 dport,
-   guint8 flags)
+mk(gint64 t, const guint8 src[16], const guint8 dst[16], guint8 proto, guint16 dport, guint8 flags)
 {
 	Flow f;
 	memset(&f, 0, sizeof f);
@@ -312,8 +311,8 @@ test_counts_decay(void **state)
 		host_signs(c, h, &in, &dns);
 		/* minutes 1 and 2 are bucket 0, gone from minute 60; 25 is bucket 2, gone from
 		 * 80; 55 is bucket 5, gone from 110 */
-		guint32 want_dns = (m < 60 ? 3 : 0) + (m >= 25 && m < 80 ? 2 : 0) +
-				   (m >= 55 && m < 110 ? 1 : 0);
+		guint32 want_dns =
+		    (m < 60 ? 3 : 0) + (m >= 25 && m < 80 ? 2 : 0) + (m >= 55 && m < 110 ? 1 : 0);
 		if (dns != want_dns)
 			print_error("minute %" G_GINT64_FORMAT ": dns %u, want %u\n", m, dns,
 				    want_dns);
@@ -500,7 +499,8 @@ run_dns(const char *resolvers, gboolean corroborated)
 		const guint8 *src[] = {bot, blk, res, plain};
 		for (guint k = 0; k < G_N_ELEMENTS(src); k++) {
 			ext(d, 1000 * (k + 1) + i);
-			Flow f = mk(T0 + i * 5000 + k, src[k], d, 6, 25, k == 1 ? F_SYN : F_SESSION);
+			Flow f =
+			    mk(T0 + i * 5000 + k, src[k], d, 6, 25, k == 1 ? F_SYN : F_SESSION);
 			feed(c, &f);
 			if (k != 3 && i % 6 == 0) {
 				Flow q = mk(T0 + i * 5000 + k + 100, src[k], g8, 17, 53, 0);
@@ -580,9 +580,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_classify),	     cmocka_unit_test(test_inbound_delivered),
-	    cmocka_unit_test(test_counts_decay),	     cmocka_unit_test(test_mta_rule),
-	    cmocka_unit_test(test_alert_mta_hint),   cmocka_unit_test(test_dns_corroboration),
+	    cmocka_unit_test(test_classify),	   cmocka_unit_test(test_inbound_delivered),
+	    cmocka_unit_test(test_counts_decay),   cmocka_unit_test(test_mta_rule),
+	    cmocka_unit_test(test_alert_mta_hint), cmocka_unit_test(test_dns_corroboration),
 	    cmocka_unit_test(test_dns_alone),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
