@@ -97,7 +97,20 @@ typedef struct {
 	guint32 n_countries; /* distinct countries of the host's destinations in the window */
 	guint32 n_asns;      /* distinct ASNs */
 	char evidence[256];  /* IPFIX evidence file written for this event; "" = none */
+	/* Side signs over the last hour (the analyzer's signs.c), for the smtp reasons
+	 * (smtp-fanout, smtp-blocked); zero for the others. */
+	gboolean mta_like;     /* looks like a mail server: "if it is one, list it in
+				  [analyzer] mail_servers" (heuristics_mta_like()) */
+	guint32 inbound_smtp;  /* inbound SMTP sessions delivered to the host */
+	guint32 dns_external;  /* its DNS queries to external servers (no listed resolver) */
+	guint8 dns_server[16]; /* the server of the newest of them */
+	gboolean has_dns_server;
+	gboolean dns_corroborated; /* resolvers configured, the host not one of them, and
+				      dns_external > 0: severity raised one step */
 } AlertEvent;
+
+/* What the log line and `spamflowctl host` say when AlertEvent.mta_like is set. */
+#define ALERT_MTA_HINT "looks like a mail server: if it is one, list it in [analyzer] mail_servers"
 
 typedef void (*AlertFunc)(const AlertEvent *ev, gpointer user_data);
 

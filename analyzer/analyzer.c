@@ -233,6 +233,10 @@ process_one(Analyzer *a, const Flow *f)
 	heuristics_classify(&a->hc, f, &c);
 	if (c.dir == HEUR_IGNORE)
 		return;
+	if (c.dir == HEUR_INBOUND_SMTP || c.dir == HEUR_DNS_EXTERNAL) {
+		signs_note(a, &c, now);
+		return;
+	}
 	if (c.dir == HEUR_REVERSE) {
 		Host *h = host_lookup(a, c.host);
 		Window *rw = h != NULL ? host_win(h, c.win) : NULL;
@@ -451,6 +455,24 @@ analyzer_host_info(Analyzer *a, const guint8 addr[16], AnalyzerHostInfo *out)
 	if (host_base(h) != NULL) {
 		memcpy(out->baseline_median, host_base(h)->median, sizeof out->baseline_median);
 		out->baseline_samples = host_base(h)->n;
+	}
+	out->is_resolver = netset_contains(a->resolvers, addr);
+	out->resolvers_configured = netset_size(a->resolvers) > 0;
+	out->inbound_smtp = host_inbound_smtp(h, a->now_ms);
+	out->dns_external = host_dns_external(h, a->now_ms);
+	out->dns_corroborated = host_dns_corroborates(a, h, a->now_ms);
+	if (host_signs(h) != NULL && host_signs(h)->dns_last_ms != 0) {
+		memcpy(out->dns_server, host_signs(h)->dns_server, 16);
+		out->has_dns_server = TRUE;
+		out->dns_last_ms = host_signs(h)->dns_last_ms;
+	}
+	if (!out->is_mta) {
+		WindowCounts none;
+		memset(&none, 0, sizeof none);
+		gboolean t = out->win[HEUR_WIN_SMTP_EXT].tracked;
+		out->mta_like = heuristics_mta_like(out->inbound_smtp,
+						    t ? &out->win[HEUR_WIN_SMTP_EXT].counts : &none,
+						    a->now_ms, analyzer_long_ms(a));
 	}
 	return TRUE;
 }

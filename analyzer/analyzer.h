@@ -74,6 +74,9 @@ typedef struct {
 	const char *smtp_ports;
 	const char *submission_ports;
 	const char *login_ports;
+	/* the site's DNS resolvers: DNS to or from them is not "external DNS"; empty = none
+	 * known, external DNS is only noted and corroborates nothing */
+	const char *resolvers;
 
 	/* windows: one slice width, a short and a long window (in slices) */
 	gint64 slice_ms;
@@ -143,6 +146,11 @@ typedef struct {
 	guint64 hosts_expired;   /* idle for longer than the long window */
 	guint64 hosts_estimated; /* now: hosts with a window in estimated mode */
 	guint64 estimate_switches;
+	/* side signs (evidence, never alerts): records noted for a tracked host, and records
+	 * whose host was not tracked (not noted: they create no host) */
+	guint64 signs_inbound_smtp; /* inbound SMTP sessions delivered to an internal host */
+	guint64 signs_dns_external; /* DNS queries to external servers, no listed resolver */
+	guint64 signs_untracked;
 	guint64 offenders_active;
 	guint64 events[ALERT_KIND_COUNT];
 	guint64 events_by_reason[REASON_COUNT]; /* raised events */
@@ -199,6 +207,16 @@ typedef struct {
 	gint64 novelty_window_ms;
 	guint32 baseline_median[WINDOW_SPANS]; /* mta-surge baseline (MTAs) */
 	guint baseline_samples;
+	/* side signs over the last hour (AlertEvent has the same) */
+	guint32 inbound_smtp;
+	gboolean mta_like; /* the hint of an smtp-fanout alert, from the signs now */
+	guint32 dns_external;
+	guint8 dns_server[16];
+	gboolean has_dns_server;
+	gint64 dns_last_ms;
+	gboolean is_resolver;          /* listed in resolvers */
+	gboolean resolvers_configured; /* resolvers is not empty */
+	gboolean dns_corroborated;     /* an smtp alert of the host would be raised a step */
 	guint32 offender_mask; /* 1 << AlertReason for each active offender */
 } AnalyzerHostInfo;
 

@@ -20,6 +20,9 @@ analyzer_config_defaults(AnalyzerConfig *c)
 	c->submission_ports = "465, 587"; /* RFC 8314 implicit TLS, RFC 6409 submission */
 	/* POP3, IMAP, IMAPS, POP3S, and the submission ports (AUTH happens there too) */
 	c->login_ports = "110, 143, 993, 995, 465, 587";
+	/* No resolvers known by default: a host's DNS to external servers is shown, and
+	 * corroborates nothing until the site says which resolvers its hosts should use. */
+	c->resolvers = "";
 
 	/* One-minute slices: alert time within a minute of the crossing, and a 60-slice long
 	 * window costs at most 60 small slice records per active host. A 10-minute window
@@ -161,12 +164,17 @@ analyzer_config_parse(const AnalyzerConfig *c, AnalyzerParsed *p, GError **error
 		return FALSE;
 	p->internal = netset_new();
 	p->mtas = netset_new();
+	p->resolvers = netset_new();
 	if (!netset_add_list(p->internal, c->internal_nets, 1, &e)) {
 		g_propagate_prefixed_error(error, e, "internal networks: ");
 		goto fail;
 	}
 	if (!netset_add_list(p->mtas, c->mail_servers, 1, &e)) {
 		g_propagate_prefixed_error(error, e, "mail servers: ");
+		goto fail;
+	}
+	if (!netset_add_list(p->resolvers, c->resolvers, 1, &e)) {
+		g_propagate_prefixed_error(error, e, "resolvers: ");
 		goto fail;
 	}
 	if (!portset_parse(&p->smtp, c->smtp_ports, &e)) {
@@ -185,6 +193,7 @@ analyzer_config_parse(const AnalyzerConfig *c, AnalyzerParsed *p, GError **error
 fail:
 	netset_free(p->internal);
 	netset_free(p->mtas);
+	netset_free(p->resolvers);
 	return FALSE;
 }
 
@@ -197,8 +206,10 @@ analyzer_config_clear(Analyzer *a)
 	g_free(a->s_smtp);
 	g_free(a->s_submit);
 	g_free(a->s_login);
+	g_free(a->s_resolvers);
 	netset_free(a->internal);
 	netset_free(a->mtas);
+	netset_free(a->resolvers);
 }
 
 /* Make c (parsed into p, whose sets the analyzer takes) the configuration in force: the
@@ -214,11 +225,14 @@ analyzer_config_apply(Analyzer *a, const AnalyzerConfig *c, AnalyzerParsed *p)
 	a->cfg.submission_ports = a->s_submit =
 		g_strdup(c->submission_ports ? c->submission_ports : "");
 	a->cfg.login_ports = a->s_login = g_strdup(c->login_ports ? c->login_ports : "");
+	a->cfg.resolvers = a->s_resolvers = g_strdup(c->resolvers ? c->resolvers : "");
 	a->internal = p->internal;
 	a->mtas = p->mtas;
+	a->resolvers = p->resolvers;
 	memset(&a->hc, 0, sizeof a->hc);
 	a->hc.internal = a->internal;
 	a->hc.mtas = a->mtas;
+	a->hc.resolvers = a->resolvers;
 	a->hc.smtp = p->smtp;
 	a->hc.submit = p->submit;
 	a->hc.login = p->login;

@@ -6,6 +6,7 @@
  *   hosts.c            the host slab, its open-addressing table, recency list, caps
  *   baseline.c         MTA baselines (mta-surge)
  *   geo.c              distinct countries and ASNs per host window
+ *   signs.c            side signs of a host: inbound SMTP, external DNS (the evidence)
  *   events.c           alert events, offenders, the history of events
  *   analyzer_state.c   saved state (restart without loss)
  *   alert.c            the names declared in alert.h
@@ -50,12 +51,30 @@ typedef struct {
 	gboolean started;
 } GeoSet;
 
+/* Side signs of a tracked host (signs.c), counted over the last hour in SIGNS_BUCKETS
+ * buckets of SIGNS_BUCKET_MS: a count covers the buckets that end within the last hour
+ * (50 to 60 minutes of records). */
+#define SIGNS_BUCKETS 6
+#define SIGNS_BUCKET_MS (10 * 60 * 1000)
+#define SIGNS_HOUR_MS ((gint64)SIGNS_BUCKETS * SIGNS_BUCKET_MS)
+typedef struct {
+	guint32 cur;              /* bucket number (t_ms / SIGNS_BUCKET_MS) of the newest */
+	guint32 n[SIGNS_BUCKETS]; /* n[b % SIGNS_BUCKETS]: records of bucket b, cur-5..cur */
+} SignCount;
+typedef struct {
+	SignCount inbound;     /* SMTP sessions delivered to the host from outside */
+	SignCount dns;         /* DNS queries to external servers (no listed resolver at either end) */
+	gint64 dns_last_ms;    /* the newest of them, 0 = none */
+	guint8 dns_server[16]; /* ... and its server */
+} HostSigns;
+
 /* What few hosts have: windows of a second kind of traffic, an MTA baseline, country/ASN
- * sets. Allocated on the first need, kept until the host goes. */
+ * sets, side signs. Allocated on the first need, kept until the host goes. */
 typedef struct {
 	Window *win[HEUR_WIN_COUNT]; /* kinds other than the host's first (win1_kind) */
 	Baseline *base;
-	GeoSet *geo; /* [HEUR_WIN_COUNT], allocated when a window first needs one */
+	GeoSet *geo;      /* [HEUR_WIN_COUNT], allocated when a window first needs one */
+	HostSigns *signs; /* allocated at the first inbound SMTP or external DNS record */
 } HostExt;
 
 /* Hosts live in a slab (chunks of HOST_CHUNK slots) and are named by a 32-bit index: the
@@ -96,7 +115,9 @@ G_STATIC_ASSERT(sizeof(Host) == 144);
  *               counts)
  *             + HOST_TABLE_SHARE 8 (the host table: one 4-byte slot at load 3/8..3/4, so
  *               5.3..10.7 bytes a host, 8 in the middle)
- *   + sizeof(HostExt) 48 + WINDOW_ALLOC_OVERHEAD when the host has one
+ *   + sizeof(HostExt) 56 + WINDOW_ALLOC_OVERHEAD when the host has one
+ *   + sizeof(HostSigns) 80 + WINDOW_ALLOC_OVERHEAD when it has side signs (SIGNS_COST: a
+ *     tracked host that receives mail or asks external DNS servers, 96 + 72 with the ext)
  *   + what each window holds (window_mem_held(): slices from the second one on, 20 x
  *     capacity + 16; destinations, 24 x table size + 16, the table size being the power of
  *     two that keeps load <= 3/4), and for windows in the HostExt their structure, 72 + 16
@@ -110,6 +131,8 @@ G_STATIC_ASSERT(sizeof(Host) == 144);
 #define HOST_TABLE_SHARE 8
 #define HOST_COST (sizeof(Host) + HOST_TABLE_SHARE)
 #define HOST_EXT_COST (sizeof(HostExt) + WINDOW_ALLOC_OVERHEAD)
+#define SIGNS_COST (sizeof(HostSigns) + WINDOW_ALLOC_OVERHEAD)
+G_STATIC_ASSERT(sizeof(HostExt) == 56 && sizeof(HostSigns) == 80);
 
 typedef struct OffEntry OffEntry;
 struct OffEntry {
@@ -124,9 +147,10 @@ struct OffEntry {
 
 struct Analyzer {
 	AnalyzerConfig cfg; /* string fields point into the copies below */
-	char *s_internal, *s_mtas, *s_smtp, *s_submit, *s_login;
+	char *s_internal, *s_mtas, *s_smtp, *s_submit, *s_login, *s_resolvers;
 	NetSet *internal;
 	NetSet *mtas;
+	NetSet *resolvers;
 	HeurClassifier hc;
 	WindowGeom geom;
 	OffenderPolicy policy;
@@ -174,6 +198,13 @@ addr_hash16(gconstpointer p)
 	return fnv1a(p, 16);
 }
 
+/* The long window's length. */
+static inline gint64
+analyzer_long_ms(const Analyzer *a)
+{
+	return a->cfg.slice_ms * a->cfg.span_slices[WINDOW_LONG];
+}
+
 static inline Host *
 host_at(const Analyzer *a, guint32 i)
 {
@@ -207,6 +238,12 @@ static inline GeoSet *
 host_geo(const Host *h)
 {
 	return h->ext != NULL ? h->ext->geo : NULL;
+}
+
+static inline HostSigns *
+host_signs(const Host *h)
+{
+	return h->ext != NULL ? h->ext->signs : NULL;
 }
 
 static inline gsize
@@ -343,6 +380,24 @@ G_GNUC_INTERNAL void geo_update(Analyzer *a, Host *h, HeurWin k, Window *w, cons
 				guint r, gint64 now);
 G_GNUC_INTERNAL void geo_fill_event(Analyzer *a, AlertEvent *ev, Host *h, HeurWin wk, gint64 now);
 
+/* ---- signs.c ---- */
+/* A side-sign record (HEUR_INBOUND_SMTP, HEUR_DNS_EXTERNAL) of c->host: counted when the
+ * host is tracked, never creating it, nor making it recently seen. */
+G_GNUC_INTERNAL void signs_note(Analyzer *a, const HeurClass *c, gint64 now);
+G_GNUC_INTERNAL void signs_count(SignCount *sc, gint64 t_ms);
+/* Records of the buckets that end within the hour before now (or before the newest
+ * bucket, if that is later). */
+G_GNUC_INTERNAL guint32 signs_sum(const SignCount *sc, gint64 now);
+G_GNUC_INTERNAL guint32 host_inbound_smtp(const Host *h, gint64 now);
+G_GNUC_INTERNAL guint32 host_dns_external(const Host *h, gint64 now);
+/* Looks like a mail server: at least HEUR_MTA_MIN_INBOUND inbound SMTP sessions delivered
+ * to it in the last hour (the strong sign alone: what keeps smtp-novelty from raising). The
+ * alert's hint (AlertEvent.mta_like) adds the window's signs: heuristics_mta_like(). */
+G_GNUC_INTERNAL gboolean host_mta_like(const Analyzer *a, const Host *h, gint64 now);
+/* DNS corroborates an smtp alert of h: resolvers are configured, h is not one of them, and
+ * h asked an external DNS server in the last hour. */
+G_GNUC_INTERNAL gboolean host_dns_corroborates(const Analyzer *a, const Host *h, gint64 now);
+
 /* ---- events.c ---- */
 G_GNUC_INTERNAL void events_init(Analyzer *a, guint history_len);
 G_GNUC_INTERNAL void events_free(Analyzer *a);
@@ -369,7 +424,7 @@ G_GNUC_INTERNAL guint32 nov_count(const Analyzer *a, const Host *h, gint64 now);
 
 /* ---- analyzer_config.c ---- */
 typedef struct {
-	NetSet *internal, *mtas;
+	NetSet *internal, *mtas, *resolvers;
 	PortSet smtp, submit, login;
 } AnalyzerParsed;
 G_GNUC_INTERNAL G_GNUC_WARN_UNUSED_RESULT gboolean

@@ -3,7 +3,7 @@
  *
  * analyzer_state_save() writes, big-endian, every record behind a u32 length of its own
  * (parsed inside that length, which it must fill exactly):
- *   "SFAN", u16 version (ANALYZER_STATE_VERSION)
+ *   "SFAN", u16 version (ANALYZER_STATE_VERSION; version 1, without side signs, loads too)
  *   i64 slice_ms, u32 short span, u32 long span: the geometry the windows were counted in
  *   i64 now_ms, i64 last_tick_ms
  *   (version 2) i64 novelty window: the width of the hosts' novelty buckets x NOV_BUCKETS
@@ -15,19 +15,23 @@
  *               length 0: none was made
  * host:     16 addr, i64 last_ms, u32 sampling (>= 1), u8 exporters seen (saturating),
  *           min(that, 2) x u32 exporter, u8 offender bits (1 << reason), u8 parts: bit k
- *           (k < HEUR_WIN_COUNT) window k, bit 4 baseline, bit 5 country/ASN sets; then
+ *           (k < HEUR_WIN_COUNT) window k, bit 4 baseline, bit 5 country/ASN sets, bit 6
+ *           side signs (version 2); then
  *           each window present: u32 length + window_state_save() (window.c);
  *           baseline: u32 next sample slice, u32 n, n x {u32 short, u32 long} oldest first;
  *           sets: HEUR_WIN_COUNT x {u8 started, u32 sat_cc, u32 sat_as, u32 est_skip,
  *           u8 n_cc, n_cc x {u32 slice, 2 chars}, u8 n_as, n_as x {u32 slice, u32 asn}};
+ *           signs: inbound and dns, each u32 newest bucket + SIGNS_BUCKETS x u32 count
+ *           (bucket b at b % SIGNS_BUCKETS), then i64 dns_last_ms, 16 dns_server
  *           (version 2) u32 nov_cur, NOV_BUCKETS x u16 novelty counts
  * offender: 16 addr, u8 reason, u8 state, i64 raised_ms, i64 last_event_ms, u8 below,
  *           i64 below_since_ms, f64 reported_level, u32 updates, u8 has_peer, 16 peer,
  *           then its last event
  * event:    the AlertEvent's fields in declaration order (enums as u8, booleans as u8 0/1,
  *           doubles as IEEE 754 bits, top destinations and exporters as a u8 count and that
- *           many entries, country as 2 chars, evidence as a u8 length and its bytes);
- *           (version 2) then per window u32 estimate, u32 estimate_se
+ *           many entries, country as 2 chars, evidence as a u8 length and its bytes;
+ *           version 2: then per window u32 estimate, u32 estimate_se, and the side signs
+ *           from mta_like on)
  * Derived values are recomputed instead of saved: baseline medians, capacities of the small
  * sets, the memory estimate, is_mta. Statistics start from zero, as they do at every start. */
 #include "analyzer_private.h"
@@ -37,10 +41,12 @@
 #include "statebuf.h"
 
 #define ANALYZER_STATE_MAGIC "SFAN"
-#define ANALYZER_STATE_VERSION 2 /* 1 is read too: no novelty, no estimates */
+#define ANALYZER_STATE_VERSION 2 /* smtp-novelty, the estimates, the side signs */
+#define ANALYZER_STATE_VERSION_NO_SIGNS 1 /* before them: still read */
 #define STATE_PART_BASELINE (1u << HEUR_WIN_COUNT)
 #define STATE_PART_GEO (2u << HEUR_WIN_COUNT)
-G_STATIC_ASSERT(HEUR_WIN_COUNT + 2 <= 8 && REASON_COUNT <= 8);
+#define STATE_PART_SIGNS (4u << HEUR_WIN_COUNT)
+G_STATIC_ASSERT(HEUR_WIN_COUNT + 3 <= 8 && REASON_COUNT <= 8);
 #define STATE_MIN_HOST (4 + 16 + 8 + 4 + 3) /* the smallest host record, with its length */
 #define STATE_MIN_RECORD 4 /* a record length; its contents are checked inside it */
 #define STATE_MAX_BASELINE 100000
@@ -99,6 +105,20 @@ save_event(GByteArray *out, const AlertEvent *ev)
 		statebuf_put_u32(out, ev->window[k].estimate);
 		statebuf_put_u32(out, ev->window[k].estimate_se);
 	}
+	statebuf_put_u8(out, ev->mta_like != 0);
+	statebuf_put_u32(out, ev->inbound_smtp);
+	statebuf_put_u32(out, ev->dns_external);
+	statebuf_put_u8(out, ev->has_dns_server != 0);
+	statebuf_put_bytes(out, ev->dns_server, 16);
+	statebuf_put_u8(out, ev->dns_corroborated != 0);
+}
+
+static void
+save_sign_count(GByteArray *out, const SignCount *sc)
+{
+	statebuf_put_u32(out, sc->cur);
+	for (guint i = 0; i < SIGNS_BUCKETS; i++)
+		statebuf_put_u32(out, sc->n[i]);
 }
 
 static void
@@ -132,6 +152,8 @@ save_host(GByteArray *out, const Host *h)
 		parts |= STATE_PART_BASELINE;
 	if (host_geo(h) != NULL)
 		parts |= STATE_PART_GEO;
+	if (host_signs(h) != NULL)
+		parts |= STATE_PART_SIGNS;
 	statebuf_put_bytes(out, h->addr, 16);
 	statebuf_put_i64(out, h->last_ms);
 	statebuf_put_u32(out, h->sampling);
@@ -161,6 +183,13 @@ save_host(GByteArray *out, const Host *h)
 	if (host_geo(h) != NULL) {
 		for (guint k = 0; k < HEUR_WIN_COUNT; k++)
 			save_geo(out, &host_geo(h)[k]);
+	}
+	if (host_signs(h) != NULL) {
+		const HostSigns *sg = host_signs(h);
+		save_sign_count(out, &sg->inbound);
+		save_sign_count(out, &sg->dns);
+		statebuf_put_i64(out, sg->dns_last_ms);
+		statebuf_put_bytes(out, sg->dns_server, 16);
 	}
 	statebuf_put_u32(out, h->nov_cur);
 	for (guint i = 0; i < NOV_BUCKETS; i++)
@@ -241,7 +270,7 @@ state_fail(GError **error, const char *fmt, ...)
 }
 
 static gboolean
-load_event(Cursor *c, AlertEvent *ev, guint version)
+load_event(Cursor *c, guint version, AlertEvent *ev)
 {
 	guint8 kind, reason, sev, trigger, n, elen; /* elen < sizeof ev->evidence: a u8 */
 	G_STATIC_ASSERT(sizeof ev->evidence > G_MAXUINT8);
@@ -296,14 +325,37 @@ load_event(Cursor *c, AlertEvent *ev, guint version)
 		return FALSE;
 	for (guint k = 0; k < WINDOW_SPANS; k++) {
 		AlertWindow *w = &ev->window[k];
-		if (version < 2) {
+		if (version == ANALYZER_STATE_VERSION_NO_SIGNS) {
 			w->estimate = w->value; /* version 1 knew no sampling estimate */
 			continue;
 		}
 		if (!cursor_u32(c, &w->estimate) || !cursor_u32(c, &w->estimate_se))
 			return FALSE;
 	}
+	if (version == ANALYZER_STATE_VERSION_NO_SIGNS)
+		return TRUE;
+	return statebuf_get_bool(c, &ev->mta_like) && cursor_u32(c, &ev->inbound_smtp) &&
+	       cursor_u32(c, &ev->dns_external) && statebuf_get_bool(c, &ev->has_dns_server) &&
+	       cursor_bytes(c, ev->dns_server, 16) && statebuf_get_bool(c, &ev->dns_corroborated);
+}
+
+static gboolean
+load_sign_count(Cursor *c, SignCount *sc)
+{
+	if (!cursor_u32(c, &sc->cur))
+		return FALSE;
+	for (guint i = 0; i < SIGNS_BUCKETS; i++) {
+		if (!cursor_u32(c, &sc->n[i]))
+			return FALSE;
+	}
 	return TRUE;
+}
+
+static gboolean
+load_signs(Cursor *c, HostSigns *sg)
+{
+	return load_sign_count(c, &sg->inbound) && load_sign_count(c, &sg->dns) &&
+	       statebuf_get_time(c, &sg->dns_last_ms) && cursor_bytes(c, sg->dns_server, 16);
 }
 
 /* The small sets' capacity follows from their size (grown 4, 8, 16, ... up to max). */
@@ -406,7 +458,7 @@ static const char *const state_win_names[HEUR_WIN_COUNT] = {"smtp-external", "sm
 /* One host record; *out = NULL when nothing of it fits the configuration. saved: the
  * geometry the windows were counted in. */
 static gboolean
-load_host(Analyzer *a, Cursor *c, const WindowGeom *saved, guint version,
+load_host(Analyzer *a, Cursor *c, guint version, const WindowGeom *saved,
 	  gint64 saved_novelty_window_ms, Host **out, GError **error)
 {
 	g_autofree char *what = NULL;
@@ -430,8 +482,10 @@ load_host(Analyzer *a, Cursor *c, const WindowGeom *saved, guint version,
 			goto fail;
 		}
 	}
+	guint parts_end = version == ANALYZER_STATE_VERSION_NO_SIGNS ? STATE_PART_SIGNS
+								      : STATE_PART_SIGNS << 1;
 	if (!cursor_u8(c, &offenders) || offenders >= (1u << REASON_COUNT) ||
-	    !cursor_u8(c, &parts) || parts >= (4u << HEUR_WIN_COUNT)) {
+	    !cursor_u8(c, &parts) || parts >= parts_end) {
 		what = g_strdup("bad offender or part bits");
 		goto fail;
 	}
@@ -476,7 +530,15 @@ load_host(Analyzer *a, Cursor *c, const WindowGeom *saved, guint version,
 			host_ext_trim(h);
 		}
 	}
-	if (version >= 2) {
+	if (parts & STATE_PART_SIGNS) {
+		/* counted in their own buckets of wall time: a new slice width keeps them */
+		HostSigns *sg = host_ext(h)->signs = g_new0(HostSigns, 1);
+		if (!load_signs(c, sg)) {
+			what = g_strdup("bad side signs");
+			goto fail;
+		}
+	}
+	if (version != ANALYZER_STATE_VERSION_NO_SIGNS) {
 		gboolean ok = cursor_u32(c, &h->nov_cur);
 		for (guint i = 0; ok && i < NOV_BUCKETS; i++)
 			ok = cursor_u16(c, &h->nov[i]);
@@ -533,7 +595,7 @@ load_offender(Analyzer *a, Cursor *c, guint version, GError **error)
 	}
 	o->reason = reason;
 	o->sm.state = (OffenderState)state;
-	if (!load_event(c, &o->last, version) || cursor_left(c) != 0) {
+	if (!load_event(c, version, &o->last) || cursor_left(c) != 0) {
 		state_fail(error, "offender %s %s: bad last event",
 			   flow_addr_str(o->addr, buf, sizeof buf), alert_reason_name(reason));
 		g_free(o);
@@ -566,15 +628,15 @@ load_state(Analyzer *a, const guint8 *data, gsize len, GError **error)
 		return state_fail(error, "not analyzer state (bad magic)");
 	if (!cursor_u16(&c, &version))
 		return state_fail(error, "truncated header");
-	if (version < 1 || version > ANALYZER_STATE_VERSION)
-		return state_fail(error, "unsupported version %u (this build reads 1..%u)", version,
-				  ANALYZER_STATE_VERSION);
+	if (version != ANALYZER_STATE_VERSION && version != ANALYZER_STATE_VERSION_NO_SIGNS)
+		return state_fail(error, "unsupported version %u (this build reads %u and %u)",
+				  version, ANALYZER_STATE_VERSION_NO_SIGNS, ANALYZER_STATE_VERSION);
 	if (!statebuf_get_time(&c, &slice_ms) || !cursor_u32(&c, &span[WINDOW_SHORT]) ||
 	    !cursor_u32(&c, &span[WINDOW_LONG]) || !statebuf_get_time(&c, &a->now_ms) ||
 	    !statebuf_get_time(&c, &a->last_tick_ms))
 		return state_fail(error, "bad header (truncated, or a time out of range)");
 	gint64 nov_window_ms = a->cfg.novelty_window_ms;
-	if (version >= 2 && !statebuf_get_i64(&c, &nov_window_ms))
+	if (version != ANALYZER_STATE_VERSION_NO_SIGNS && !statebuf_get_i64(&c, &nov_window_ms))
 		return state_fail(error, "bad header (truncated novelty window)");
 	if (slice_ms < 1000 || span[WINDOW_SHORT] < 1 || span[WINDOW_SHORT] > span[WINDOW_LONG] ||
 	    span[WINDOW_LONG] > WINDOW_MAX_SLICES)
@@ -590,7 +652,7 @@ load_state(Analyzer *a, const guint8 *data, gsize len, GError **error)
 		Host *h;
 		if (!statebuf_get_sub(&c, &rc))
 			return state_fail(error, "host %u: length past the end of the data", i);
-		if (!load_host(a, &rc, &saved, version, nov_window_ms, &h, error))
+		if (!load_host(a, &rc, version, &saved, nov_window_ms, &h, error))
 			return FALSE;
 		if (h == NULL)
 			continue;
@@ -627,7 +689,8 @@ load_state(Analyzer *a, const guint8 *data, gsize len, GError **error)
 		return state_fail(error, "event count past the end of the data");
 	for (guint32 i = 0; i < n; i++) {
 		AlertEvent *slot = &a->history[a->hist_head];
-		if (!statebuf_get_sub(&c, &rc) || !load_event(&rc, slot, version) || cursor_left(&rc) != 0) {
+		if (!statebuf_get_sub(&c, &rc) || !load_event(&rc, version, slot) ||
+		    cursor_left(&rc) != 0) {
 			memset(slot, 0, sizeof *slot);
 			return state_fail(error, "event %u of the history: bad", i);
 		}
@@ -635,7 +698,7 @@ load_state(Analyzer *a, const guint8 *data, gsize len, GError **error)
 		a->hist_head = (a->hist_head + 1) % a->hist_len;
 		a->hist_n = MIN(a->hist_n + 1, a->hist_len);
 	}
-	if (version >= 2) {
+	if (version != ANALYZER_STATE_VERSION_NO_SIGNS) {
 		gboolean dropped = FALSE;
 		g_autoptr(GError) e = NULL;
 		if (!statebuf_get_sub(&c, &rc))

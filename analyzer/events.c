@@ -17,6 +17,32 @@ off_equal(gconstpointer a, gconstpointer b)
 	return x->reason == y->reason && memcmp(x->addr, y->addr, 16) == 0;
 }
 
+/* The side signs of an smtp alert: the unlisted mail server hint (inbound SMTP, or the
+ * port-25 window's own signs: wc, or NULL to count it here) and DNS corroboration, which
+ * raises the severity one step. */
+static void
+fill_signs(Analyzer *a, AlertEvent *ev, Host *h, const WindowCounts *wc, gint64 now)
+{
+	WindowCounts own;
+	if (wc == NULL) {
+		Window *w = host_win(h, HEUR_WIN_SMTP_EXT);
+		memset(&own, 0, sizeof own);
+		if (w != NULL)
+			window_counts(w, &a->geom, now, &own);
+		wc = &own;
+	}
+	ev->inbound_smtp = host_inbound_smtp(h, now);
+	ev->mta_like = heuristics_mta_like(ev->inbound_smtp, wc, now, analyzer_long_ms(a));
+	ev->dns_external = host_dns_external(h, now);
+	if (ev->dns_external > 0) {
+		memcpy(ev->dns_server, host_signs(h)->dns_server, 16);
+		ev->has_dns_server = TRUE;
+	}
+	ev->dns_corroborated = host_dns_corroborates(a, h, now);
+	if (ev->dns_corroborated)
+		ev->severity = heuristics_severity_step(ev->severity);
+}
+
 static void
 fill_event(Analyzer *a, AlertEvent *ev, OffEntry *o, Host *h, AlertKind kind, gint64 now)
 {
@@ -97,6 +123,8 @@ fill_event(Analyzer *a, AlertEvent *ev, OffEntry *o, Host *h, AlertKind kind, gi
 		ev->severity = ALERT_SEV_NOTICE;
 	else
 		ev->severity = ALERT_SEV_WARNING;
+	if (heuristics_reason_smtp(r) && h != NULL)
+		fill_signs(a, ev, h, wk == HEUR_WIN_SMTP_EXT ? &wc : NULL, now);
 }
 
 /* Fill the next history slot with an event of o, count it and hand it to the alert

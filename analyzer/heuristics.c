@@ -64,6 +64,39 @@ heuristics_classifier_index(HeurClassifier *hc)
 {
 	for (gsize i = 0; i < sizeof hc->any.bits; i++)
 		hc->any.bits[i] = hc->smtp.bits[i] | hc->submit.bits[i] | hc->login.bits[i];
+	hc->any.bits[HEUR_DNS_PORT >> 3] |= (guint8)(1u << (HEUR_DNS_PORT & 7));
+}
+
+gboolean
+heuristics_inbound_delivered(const Flow *f)
+{
+	if (f->has & FLOW_HAS_TCP_FLAGS) {
+		if (f->has & FLOW_PACKET_SAMPLE)
+			return (f->tcp_flags & (TCP_ACK | TCP_RST)) == TCP_ACK;
+		return (f->tcp_flags & TCP_ACK) && !heuristics_attempt_failed(f);
+	}
+	if ((f->has & FLOW_HAS_FW_EVENT) && f->fw_event == FW_EVENT_DENIED)
+		return FALSE;
+	return !(f->has & FLOW_HAS_PACKETS) || f->packets > 2;
+}
+
+/* DNS from an internal host to an external server (neither internal nor a mail server),
+ * neither end a listed resolver: the resolver forwards for everyone, and a query to it is
+ * the site's own path even when it is outside (an ISP's resolver). A firewall's teardown
+ * record is not a new query. */
+static void
+classify_dns(const HeurClassifier *hc, const Flow *f, HeurClass *out)
+{
+	if ((f->has & FLOW_HAS_FW_EVENT) && f->fw_event != FW_EVENT_NONE &&
+	    f->fw_event != FW_EVENT_CREATED && f->fw_event != FW_EVENT_DENIED)
+		return;
+	if (!netset_contains(hc->internal, f->src) || netset_contains(hc->internal, f->dst) ||
+	    netset_contains(hc->mtas, f->dst) || netset_contains(hc->resolvers, f->src) ||
+	    netset_contains(hc->resolvers, f->dst))
+		return;
+	out->dir = HEUR_DNS_EXTERNAL;
+	out->host = f->src;
+	out->peer = f->dst;
 }
 
 /* Rules, with "external" = neither internal nor a sanctioned MTA:
@@ -71,6 +104,8 @@ heuristics_classifier_index(HeurClassifier *hc)
  *   dport SMTP, src internal non-MTA, dst internal non-MTA -> SMTP_INT (lateral) for src
  *   dport submission, src internal non-MTA, dst external    -> SUBMIT for src
  *   dport login, src external, dst internal or MTA, short   -> AUTH for src
+ *   dport SMTP, src external, dst internal non-MTA, delivered -> INBOUND_SMTP for dst
+ *   dport 53 (UDP, TCP), src internal, dst external, no resolver -> DNS_EXTERNAL for src
  *   sport in any of those sets towards an internal dst      -> REVERSE for dst
  * Only the initiator direction counts (dport in the set); a record whose sport is also in
  * the set is ambiguous and read as forward. Firewall DELETED/UPDATE/ALERT events describe
@@ -84,6 +119,10 @@ heuristics_classify(const HeurClassifier *hc, const Flow *f, HeurClass *out)
 	}
 	memset(out, 0, sizeof *out);
 	out->dir = HEUR_IGNORE;
+	if (f->dport == HEUR_DNS_PORT) {
+		classify_dns(hc, f, out);
+		return;
+	}
 	gboolean smtp = portset_has(&hc->smtp, f->dport);
 	gboolean sub = portset_has(&hc->submit, f->dport);
 	gboolean login = portset_has(&hc->login, f->dport);
@@ -126,6 +165,14 @@ heuristics_classify(const HeurClassifier *hc, const Flow *f, HeurClass *out)
 			    !((f->has & FLOW_HAS_TCP_FLAGS) &&
 			      (f->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN))
 				dir = HEUR_FLOW_ONLY;
+		} else if (smtp && !src_int && !src_mta && dst_int && !dst_mta) {
+			/* mail delivered to an internal host: the unlisted mail server's sign */
+			if (dir == HEUR_FORWARD && heuristics_inbound_delivered(f)) {
+				out->dir = HEUR_INBOUND_SMTP;
+				out->host = f->dst;
+				out->peer = f->src;
+			}
+			return;
 		} else {
 			goto reverse;
 		}
@@ -148,6 +195,45 @@ reverse:
 		else
 			out->win = HEUR_WIN_SUBMIT;
 	}
+}
+
+gboolean
+heuristics_reason_smtp(AlertReason r)
+{
+	return r == REASON_SMTP_FANOUT || r == REASON_SMTP_BLOCKED;
+}
+
+AlertSeverity
+heuristics_severity_step(AlertSeverity s)
+{
+	switch (s) {
+	case ALERT_SEV_NOTICE:
+		return ALERT_SEV_WARNING;
+	case ALERT_SEV_WARNING:
+	case ALERT_SEV_CRITICAL:
+		return ALERT_SEV_CRITICAL;
+	case ALERT_SEV_INFO:
+	default:
+		return s; /* a cleared event stays information */
+	}
+}
+
+gboolean
+heuristics_mta_signs(const WindowCounts *c, gint64 now, gint64 long_ms)
+{
+	const WindowSpanCounts *l = &c->span[WINDOW_LONG];
+	if (l->attempts < HEUR_MTA_MIN_ATTEMPTS || l->distinct == 0)
+		return FALSE;
+	gboolean delivered = (double)l->failed <= HEUR_MTA_MAX_FAILED * l->attempts;
+	gboolean repeats = (double)l->attempts >= HEUR_MTA_REPEAT * l->distinct;
+	gboolean steady = now - c->first_ms >= long_ms;
+	return delivered && repeats && steady;
+}
+
+gboolean
+heuristics_mta_like(guint32 inbound_smtp, const WindowCounts *c, gint64 now, gint64 long_ms)
+{
+	return inbound_smtp >= HEUR_MTA_MIN_INBOUND || heuristics_mta_signs(c, now, long_ms);
 }
 
 HeurWin

@@ -29,11 +29,17 @@ portset_has(const PortSet *ps, guint16 port)
 	return (ps->bits[port >> 3] >> (port & 7)) & 1;
 }
 
+/* DNS (RFC 1035 4.2: UDP and TCP port 53). */
+#define HEUR_DNS_PORT 53
+
 typedef struct {
 	const NetSet *internal;
 	const NetSet *mtas;
+	const NetSet *resolvers; /* the site's DNS resolvers: their external DNS is not counted */
 	PortSet smtp, submit, login;
-	PortSet any; /* smtp | submit | login: heuristics_classifier_index() fills it */
+	/* smtp | submit | login, and HEUR_DNS_PORT (TCP DNS): heuristics_classifier_index()
+	 * fills it */
+	PortSet any;
 	gboolean win_enabled[HEUR_WIN_COUNT];
 	guint32 auth_max_packets; /* a "short" login connection: at most this many packets */
 	guint64 auth_max_bytes;   /* ... and at most this many bytes (when exported) */
@@ -44,6 +50,10 @@ typedef enum {
 	HEUR_FORWARD, /* initiator-direction record: counts for `host` */
 	HEUR_REVERSE, /* the answer direction of a tracked session: marks `peer` as answered */
 	HEUR_FLOW_ONLY, /* a record of a counted session that is not a new attempt (fw teardown) */
+	/* Side signs: they feed no window and raise nothing, they are noted for a tracked host
+	 * (never creating one) and read as evidence (analyzer signs.c). */
+	HEUR_INBOUND_SMTP, /* an external host delivered to `host` on an SMTP port */
+	HEUR_DNS_EXTERNAL, /* `host` asked `peer`, an external DNS server, not a resolver's */
 } HeurDir;
 
 typedef struct {
@@ -58,14 +68,16 @@ typedef struct {
 /* Fill hc->any from the three port sets; call after setting them. */
 void heuristics_classifier_index(HeurClassifier *hc);
 
-/* FALSE when no rule can read f (not TCP, or neither port in any set): such a record is
- * HEUR_IGNORE and heuristics_classify() need not be called. Most records are; one lookup
- * in one 8 KiB bitmap, inline, instead of a call and five lookups in three (measured in
- * bench/README.md). */
+/* FALSE when no rule can read f (TCP with neither port in any set, UDP not to port 53,
+ * other protocols): such a record is HEUR_IGNORE and heuristics_classify() need not be
+ * called. Most records are; one lookup in one 8 KiB bitmap, inline, instead of a call and
+ * five lookups in three (measured in bench/README.md). UDP costs one compare more. */
 static inline gboolean
 heuristics_relevant(const HeurClassifier *hc, const Flow *f)
 {
-	return f->proto == 6 && (portset_has(&hc->any, f->dport) || portset_has(&hc->any, f->sport));
+	if (G_LIKELY(f->proto == 6))
+		return portset_has(&hc->any, f->dport) || portset_has(&hc->any, f->sport);
+	return f->proto == 17 && f->dport == HEUR_DNS_PORT;
 }
 
 /* Classify one flow (see heuristics.c for the rules). */
@@ -74,6 +86,37 @@ void heuristics_classify(const HeurClassifier *hc, const Flow *f, HeurClass *out
  * RST without any PSH (reset before any data). Unknown flags and no firewall event: not
  * failed (no evidence either way; a reverse record may still show the answer). */
 gboolean heuristics_attempt_failed(const Flow *f);
+
+/* An inbound SMTP record (external -> internal on an SMTP port, forward direction) that
+ * shows a delivered session, not a probe: flags exported: ACK seen and not failed
+ * (heuristics_attempt_failed()); no flags: more than 2 packets (a SYN and its retry are
+ * not a session), or no packet count either. A packet sample counts when it belongs to an
+ * established session (ACK, no RST): sampled packets, not sessions. */
+gboolean heuristics_inbound_delivered(const Flow *f);
+
+/* The reasons about a host's own mail to the outside, whose severity DNS corroboration
+ * raises (smtp-fanout, smtp-blocked). */
+gboolean heuristics_reason_smtp(AlertReason r);
+/* One step up: notice -> warning -> critical (critical stays). */
+AlertSeverity heuristics_severity_step(AlertSeverity s);
+
+/* The unlisted mail server hint's signs besides inbound SMTP, over a host's port-25 window
+ * to the outside (c: its counts at now; long_ms: the long window's length): mostly
+ * delivered (failed share <= HEUR_MTA_MAX_FAILED of at least HEUR_MTA_MIN_ATTEMPTS
+ * attempts), repeat destinations (attempts >= HEUR_MTA_REPEAT x distinct, long window) and
+ * a steady fan-out (the window's first record at least the long window ago: no quiet gap
+ * of a long window since). All three together: a bot reaches each MX once or a few times,
+ * fails often, and runs in campaigns; an MTA sends to the same big providers all day. */
+#define HEUR_MTA_MAX_FAILED 0.2
+#define HEUR_MTA_MIN_ATTEMPTS 30
+#define HEUR_MTA_REPEAT 2.0
+gboolean heuristics_mta_signs(const WindowCounts *c, gint64 now, gint64 long_ms);
+/* The hint: inbound SMTP delivered to the host in the last hour (at least
+ * HEUR_MTA_MIN_INBOUND sessions: strong evidence on its own, bots do not receive mail), or
+ * all the signs of heuristics_mta_signs(). */
+#define HEUR_MTA_MIN_INBOUND 3
+gboolean heuristics_mta_like(guint32 inbound_smtp, const WindowCounts *c, gint64 now,
+			     gint64 long_ms);
 
 /* The window a reason reads. */
 HeurWin heuristics_reason_win(AlertReason r);

@@ -207,7 +207,7 @@ void
 host_ext_trim(Host *h)
 {
 	HostExt *e = h->ext;
-	if (e == NULL || e->base != NULL || e->geo != NULL)
+	if (e == NULL || e->base != NULL || e->geo != NULL || e->signs != NULL)
 		return;
 	for (guint k = 0; k < HEUR_WIN_COUNT; k++) {
 		if (e->win[k] != NULL)
@@ -239,7 +239,8 @@ host_estimating(const Host *h)
 gsize
 host_mem(const Host *h)
 {
-	gsize n = HOST_COST + ext_mem(h) + baseline_mem(host_base(h)) + geo_mem(host_geo(h));
+	gsize n = HOST_COST + ext_mem(h) + baseline_mem(host_base(h)) + geo_mem(host_geo(h)) +
+		  (host_signs(h) != NULL ? SIGNS_COST : 0);
 	for (guint k = 0; k < HEUR_WIN_COUNT; k++)
 		n += host_win_mem(h, host_win(h, k));
 	return n;
@@ -257,6 +258,7 @@ host_clear(Host *h)
 			window_free(h->ext->win[k]);
 		g_free(h->ext->base);
 		geo_free(h->ext->geo);
+		g_free(h->ext->signs);
 		g_free(h->ext);
 	}
 	h->ext = NULL;

@@ -466,6 +466,36 @@ append_list(GString *out, JsonNode *arr)
 		g_string_append(out, "-");
 }
 
+/* The side signs of `host` (its "signs" member), one line each when there is something. */
+static void
+render_signs(GString *out, JsonNode *r)
+{
+	double inbound = ctl_json_num(r, "signs.inbound_smtp", 0);
+	double dns = ctl_json_num(r, "signs.dns_external", 0);
+
+	if (ctl_json_bool(r, "signs.mta_like", FALSE))
+		g_string_append_printf(out, "%s (inbound SMTP: %.0f sessions in the last hour)\n",
+				       ctl_json_str(r, "signs.hint", "looks like a mail server"),
+				       inbound);
+	else if (inbound > 0)
+		g_string_append_printf(out, "inbound SMTP: %.0f sessions in the last hour\n",
+				       inbound);
+	if (dns > 0) {
+		g_string_append_printf(out, "external DNS: %.0f quer%s in the last hour", dns,
+				       dns == 1 ? "y" : "ies");
+		if (ctl_json_str(r, "signs.dns_server", NULL) != NULL)
+			g_string_append_printf(out, ", last to %s",
+					       ctl_json_str(r, "signs.dns_server", "?"));
+		if (ctl_json_bool(r, "signs.dns_corroborated", FALSE))
+			g_string_append(out, " (corroborates its smtp alerts: severity one step up)");
+		else if (!ctl_json_bool(r, "signs.resolvers_configured", FALSE))
+			g_string_append(out, " (noted only: no [analyzer] resolvers configured)");
+		g_string_append_c(out, '\n');
+	}
+	if (ctl_json_bool(r, "signs.resolver", FALSE))
+		g_string_append(out, "listed resolver: its external DNS is not counted\n");
+}
+
 static void
 render_host(GString *out, JsonNode *r, guint width)
 {
@@ -489,6 +519,7 @@ render_host(GString *out, JsonNode *r, guint width)
 				       ctl_json_num(r, "baseline.median_short", 0),
 				       ctl_json_num(r, "baseline.median_long", 0),
 				       ctl_json_num(r, "baseline.samples", 0));
+	render_signs(out, r);
 
 	static const Col rcols[] = {
 	    {"REASON", FALSE, 9}, {"STATE", FALSE, 8},	 {"SHORT", TRUE, 7},  {"LONG", TRUE, 6},

@@ -119,6 +119,30 @@ evidence_exporter_addr(guint32 exporter, guint8 addr[16], gpointer user_data)
 	return collector_exporter_addr(app->collector, exporter, addr, NULL);
 }
 
+/* The side signs of an alert for its log line: " inbound_smtp=N dns_external=N dns_server=A
+ * (dns corroborates: severity raised one step) (looks like a mail server: ...)", each part
+ * only when there is something to say; "" for none. */
+static char *
+alert_signs_text(const AlertEvent *ev)
+{
+	GString *s = g_string_new(NULL);
+	char buf[64];
+
+	if (ev->inbound_smtp > 0)
+		g_string_append_printf(s, " inbound_smtp=%u", ev->inbound_smtp);
+	if (ev->dns_external > 0) {
+		g_string_append_printf(s, " dns_external=%u", ev->dns_external);
+		if (ev->has_dns_server)
+			g_string_append_printf(s, " dns_server=%s",
+					       flow_addr_str(ev->dns_server, buf, sizeof buf));
+	}
+	if (ev->dns_corroborated)
+		g_string_append(s, " (external DNS corroborates: severity raised one step)");
+	if (ev->mta_like)
+		g_string_append(s, " (" ALERT_MTA_HINT ")");
+	return g_string_free(s, FALSE);
+}
+
 /* Every alert event: one log line a person can read, and the JSON line for tools. A raised
  * or updated event first gets its evidence file, on a copy (the analyzer's is const). */
 static void
@@ -146,14 +170,15 @@ on_alert(const AlertEvent *analyzer_ev, gpointer user_data)
 				   ? g_strdup_printf(" countries=%u asns=%u", ev->n_countries,
 						     ev->n_asns)
 				   : g_strdup("");
+	g_autofree char *signs = alert_signs_text(ev);
 	g_message("alert %s %s host=%s%s%s severity=%s short=%u/%u%s long=%u/%u%s "
-		  "attempts=%u failed=%.0f%%%s%s%s%s",
+		  "attempts=%u failed=%.0f%%%s%s%s%s%s",
 		  alert_kind_name(ev->event), alert_reason_name(ev->reason), host,
 		  ev->has_peer ? " target=" : "",
 		  ev->has_peer ? flow_addr_str(ev->peer, peer, sizeof peer) : "",
 		  alert_severity_name(ev->severity), sw->value, sw->threshold,
 		  sw->estimated ? "~" : "", lw->value, lw->threshold, lw->estimated ? "~" : "",
-		  ev->attempts, ev->failed_share * 100, geo,
+		  ev->attempts, ev->failed_share * 100, geo, signs,
 		  ev->evidence[0] != '\0' ? " evidence=" : "", ev->evidence,
 		  ev->lower_bound ? " (sampled: counts are lower bounds)" : "");
 	SinkCtx ctx = {.exporter_name = exporter_name, .user_data = app};

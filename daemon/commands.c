@@ -323,6 +323,25 @@ run_host(const ControlRequest *req, const CommandsDeps *d, GString *out, GError 
 				       hi.baseline_median[WINDOW_LONG]);
 	else
 		g_string_append(out, "null");
+	/* side signs over the last hour: the unlisted mail server hint, external DNS */
+	g_string_append_printf(out, ",\"signs\":{\"inbound_smtp\":%u,\"mta_like\":%s,\"hint\":",
+			       hi.inbound_smtp, hi.mta_like ? "true" : "false");
+	if (hi.mta_like)
+		json_string(out, ALERT_MTA_HINT);
+	else
+		g_string_append(out, "null");
+	g_string_append_printf(out, ",\"dns_external\":%u,\"dns_server\":", hi.dns_external);
+	if (hi.has_dns_server)
+		json_addr(out, hi.dns_server);
+	else
+		g_string_append(out, "null");
+	g_string_append(out, ",\"dns_last_ms\":");
+	json_time(out, hi.has_dns_server ? hi.dns_last_ms : 0);
+	g_string_append_printf(out, ",\"resolver\":%s,\"resolvers_configured\":%s,"
+				    "\"dns_corroborated\":%s}",
+			       hi.is_resolver ? "true" : "false",
+			       hi.resolvers_configured ? "true" : "false",
+			       hi.dns_corroborated ? "true" : "false");
 	/* per reason: the metric against the configured thresholds, and the offender state */
 	g_string_append(out, ",\"reasons\":[");
 	first = TRUE;

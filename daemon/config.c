@@ -122,6 +122,10 @@ static const ConfigKey config_keys[] = {
     {"analyzer", "mail_servers", KEY_PREFIXES, offsetof(Config, mail_servers), 0, 0, NULL,
      "sanctioned MTAs, relays, smarthosts: watched for mta-surge, exempt from smtp-fanout; "
      "empty by default, so an unlisted MTA alerts and tells you to list it"},
+    {"analyzer", "resolvers", KEY_PREFIXES, offsetof(Config, resolvers), 0, 0, NULL,
+     "the site's DNS resolvers: a host asking external DNS servers itself (not through them)"
+     " raises the severity of its smtp alerts one step; their own DNS is not counted; empty"
+     " by default, so external DNS is only shown"},
     {"analyzer", "smtp_ports", KEY_PORTS, offsetof(Config, smtp_ports), 0, 0, NULL,
      "MTA-to-MTA relay ports (RFC 5321)"},
     {"analyzer", "submission_ports", KEY_PORTS, offsetof(Config, submission_ports), 0, 0, NULL,
@@ -287,6 +291,7 @@ config_analyzer(Config *cfg)
 	cfg->analyzer.smtp_ports = cfg->smtp_ports;
 	cfg->analyzer.submission_ports = cfg->submission_ports;
 	cfg->analyzer.login_ports = cfg->login_ports;
+	cfg->analyzer.resolvers = cfg->resolvers;
 	return &cfg->analyzer;
 }
 
@@ -331,6 +336,7 @@ config_new(void)
 	set_text(&cfg->smtp_ports, cfg->analyzer.smtp_ports);
 	set_text(&cfg->submission_ports, cfg->analyzer.submission_ports);
 	set_text(&cfg->login_ports, cfg->analyzer.login_ports);
+	set_text(&cfg->resolvers, cfg->analyzer.resolvers);
 	set_text(&cfg->allowed_exporters, "");
 	cfg->sink_json = g_strdup("");
 	cfg->sink_csv = g_strdup("");
@@ -363,6 +369,7 @@ config_free(Config *cfg)
 	g_free(cfg->smtp_ports);
 	g_free(cfg->submission_ports);
 	g_free(cfg->login_ports);
+	g_free(cfg->resolvers);
 	g_free(cfg->allowed_exporters);
 	g_free(cfg->sink_json);
 	g_free(cfg->sink_csv);

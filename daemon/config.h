@@ -42,6 +42,7 @@ typedef struct {
 	char *smtp_ports;
 	char *submission_ports;
 	char *login_ports;
+	char *resolvers;
 	char *allowed_exporters; /* [collector]: prefixes; "" accepts every source */
 	/* [sinks]: where alert events go (daemon/sinks.c builds them in this order) */
 	char *sink_json;       /* JSON-lines file, "" = none (--alerts adds/overrides it) */

@@ -75,7 +75,8 @@ static const Field listener_fields[] = {
 static const Field analyzer_fields[] = {
     AS(flows_seen),     AS(flows_relevant),   AS(flows_late),	AS(window_resets),
     AS(hosts_tracked),  AS(hosts_created),    AS(hosts_evicted),	AS(hosts_expired),
-    AS(hosts_estimated), AS(estimate_switches), AS(offenders_active),
+    AS(hosts_estimated), AS(estimate_switches), AS(signs_inbound_smtp),
+    AS(signs_dns_external), AS(signs_untracked), AS(offenders_active),
     AE("events_raised", ALERT_RAISED), AE("events_updated", ALERT_UPDATED),
     AE("events_cleared", ALERT_CLEARED), AS(mem_bytes), AS(mem_cap),
     AS(state_hosts_restored), AS(state_offenders_restored), AS(state_hosts_dropped),

@@ -53,6 +53,11 @@ const char *const alert_field_names[ALERT_FIELDS_N] = {
     "short_estimate_se",
     "long_estimate",
     "long_estimate_se",
+    "mta_like",
+    "inbound_smtp",
+    "dns_external",
+    "dns_server",
+    "dns_corroborated",
 };
 
 typedef struct {
@@ -190,5 +195,13 @@ alert_fields(const AlertEvent *ev, AlertExporterName exporter_name, gpointer nam
 		emit_u64(&w, ev->window[i].estimate);
 		emit_u64(&w, ev->window[i].estimate_se);
 	}
+	emit_bool(&w, ev->mta_like);
+	emit_u64(&w, ev->inbound_smtp);
+	emit_u64(&w, ev->dns_external);
+	if (ev->has_dns_server)
+		emit_addr(&w, ev->dns_server);
+	else
+		emit(&w, NULL);
+	emit_bool(&w, ev->dns_corroborated);
 	g_assert(w.index == ALERT_FIELDS_N);
 }

@@ -90,5 +90,13 @@ alert_json(GString *out, const AlertEvent *ev, AlertExporterName name, gpointer 
 				    "\"long_estimate\":%u,\"long_estimate_se\":%u",
 			       ev->window[WINDOW_SHORT].estimate, ev->window[WINDOW_SHORT].estimate_se,
 			       ev->window[WINDOW_LONG].estimate, ev->window[WINDOW_LONG].estimate_se);
-	g_string_append_c(out, '}');
+	g_string_append_printf(out, ",\"mta_like\":%s,\"inbound_smtp\":%u,\"dns_external\":%u,"
+				    "\"dns_server\":",
+			       ev->mta_like ? "true" : "false", ev->inbound_smtp, ev->dns_external);
+	if (ev->has_dns_server)
+		json_addr(out, ev->dns_server);
+	else
+		g_string_append(out, "null");
+	g_string_append_printf(out, ",\"dns_corroborated\":%s}",
+			       ev->dns_corroborated ? "true" : "false");
 }

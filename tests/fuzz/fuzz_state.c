@@ -14,6 +14,7 @@ state_config(AnalyzerConfig *cfg)
 {
 	analyzer_config_defaults(cfg);
 	cfg->mail_servers = "10.9.9.1";
+	cfg->resolvers = "10.0.0.53";
 	cfg->exact_cap = 20;
 	cfg->max_hosts = 16;
 	cfg->surge_history = 12;
@@ -103,6 +104,22 @@ exercise(Analyzer *a, Seen *seen)
 		r.dport = f.sport;
 		r.tcp_flags = 0x18;
 		analyzer_process(a, &r, 1);
+	}
+	/* side signs: external DNS of a host, mail delivered to another */
+	for (guint i = 0; i < 2; i++) {
+		Flow f;
+		memset(&f, 0, sizeof f);
+		f.recv_ms = t + 5000 + i;
+		flow_addr_set_v4(f.src, i == 0 ? hosts[1] : hosts[3]);
+		const guint8 d4[4] = {8, 8, 8, 8};
+		flow_addr_set_v4(f.dst, i == 0 ? d4 : hosts[2]);
+		f.sport = 40000;
+		f.dport = i == 0 ? 53 : 25;
+		f.proto = i == 0 ? 17 : 6;
+		f.tcp_flags = 0x1b;
+		f.sampling = 1;
+		f.has = FLOW_HAS_TCP_FLAGS;
+		analyzer_process(a, &f, 1);
 	}
 	for (guint i = 1; i <= 3; i++)
 		analyzer_tick(a, t + (gint64)i * 40 * 60 * 1000);

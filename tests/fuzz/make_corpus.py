@@ -447,7 +447,7 @@ CONFIG_HANDMADE = {
         "[daemon]\nlog_level = DEBUG\nlog = syslog\nstats_interval = 0\nuser =\n"
         "[control]\nsocket = /tmp/x.sock\ngroup = adm\nmax_clients = 1\nmax_request = 64\n"
         "idle_timeout = 1\nmax_output = 1G\n"
-        "[analyzer]\ninternal_networks = 10.0.0.0/8\nmail_servers = 10.0.0.25, fd00::25\n"
+        "[analyzer]\ninternal_networks = 10.0.0.0/8\nmail_servers = 10.0.0.25, fd00::25\nresolvers = 10.0.0.53, fd00::53\n"
         "smtp_ports = 25 2525\nsubmission_ports = 587,465\nlogin_ports = 993\nslice = 30\n"
         "short_window = 2\nlong_window = 4\nexact_cap = 16\nmax_hosts = 1\nmemory_cap = 1M\n"
         "history = 1\n"

@@ -73,7 +73,10 @@ def fields(a):
             ("exporters_truncated", b(a["exporters_truncated"])),
             ("sampling", str(a["sampling"])), ("lower_bound", b(a["lower_bound"])),
             ("raised_ms", str(a["raised_ms"])), ("countries", str(a["countries"])),
-            ("asns", str(a["asns"])), ("evidence", a["evidence"])]
+            ("asns", str(a["asns"])), ("evidence", a["evidence"]),
+            ("mta_like", b(a["mta_like"])), ("inbound_smtp", str(a["inbound_smtp"])),
+            ("dns_external", str(a["dns_external"])), ("dns_server", a["dns_server"]),
+            ("dns_corroborated", b(a["dns_corroborated"]))]
     return out
 
 

@@ -147,6 +147,7 @@ scenario_config(AnalyzerConfig *cfg)
 	cfg->history_len = 8; /* the history ring wraps */
 	cfg->novelty_capacity = 5000; /* a small seen set: the sweeps load it thousands of times */
 	cfg->geo_fn = geo_lookup;
+	cfg->resolvers = "10.0.0.53"; /* DNS corroborates the fast bot's alerts */
 }
 
 static GArray *
@@ -224,6 +225,34 @@ scenario_steps(void)
 			add_flow(s, &f);
 		}
 	}
+	/* side signs: the fast bot asks 8.8.8.8 itself every 2 minutes for 90 minutes (TCP
+	 * every 5th), the blocked bot 1.1.1.1 (before it is tracked: not counted, then
+	 * counted); the listed resolver forwards (never counted); the benign client receives
+	 * mail every 3 minutes for 4 hours, and SYN-only probes (not counted) */
+	guint8 res[16], g8[16], cf[16], auth[16];
+	v4(res, 10, 0, 0, 53);
+	v4(g8, 8, 8, 8, 8);
+	v4(cf, 1, 1, 1, 1);
+	v4(auth, 192, 0, 2, 53);
+	for (guint i = 0; i < 45; i++) {
+		Flow f = mk(T0 + 28 * MIN_MS + i * 2 * MIN_MS + 500, a, g8, 50000 + i, 53, 0);
+		f.proto = i % 5 == 4 ? 6 : 17;
+		f.has = FLOW_HAS_PACKETS | FLOW_HAS_BYTES;
+		add_flow(s, &f);
+		Flow q = mk(T0 + i * 4 * MIN_MS + 900, res, auth, 30000 + i, 53, 0);
+		q.proto = 17;
+		add_flow(s, &q);
+		Flow c = mk(T0 + 50 * MIN_MS + i * 30000 + 300, blk, cf, 40000 + i, 53, 0);
+		c.proto = 17;
+		add_flow(s, &c);
+	}
+	for (guint i = 0; i < 80; i++) {
+		guint8 mx[16];
+		ext(mx, 60000 + i);
+		Flow f = mk(T0 + i * 3 * MIN_MS + 1500, mx, ben, 41000, 25,
+			    i % 4 == 3 ? F_SYN : F_SESSION);
+		add_flow(s, &f);
+	}
 	/* the daemon's timer: a tick every minute, to well after the last flow */
 	for (gint64 t = T0 + 30000; t < T0 + 460 * MIN_MS; t += MIN_MS)
 		add_tick(s, t);
@@ -269,6 +298,9 @@ ev_str(const AlertEvent *e)
 	    s, " trunc=%d samp=%u lb=%d raised=%" G_GINT64_FORMAT " cc=%u as=%u ev='%s'",
 	    e->exporters_truncated, e->sampling, e->lower_bound, e->raised_ms, e->n_countries,
 	    e->n_asns, e->evidence);
+	g_string_append_printf(s, " mta=%d in=%u dns=%u/%d/%s corr=%d", e->mta_like,
+			       e->inbound_smtp, e->dns_external, e->has_dns_server,
+			       flow_addr_str(e->dns_server, h, sizeof h), e->dns_corroborated);
 	return g_string_free(s, FALSE);
 }
 
@@ -348,6 +380,10 @@ host_str(Analyzer *a, const char *text)
 			       text, found, hi.is_mta, hi.is_internal, hi.last_seen_ms, hi.sampling,
 			       hi.n_exporters, hi.exporters[0], hi.exporters[1], hi.offender_mask,
 			       hi.baseline_samples, hi.baseline_median[0], hi.baseline_median[1]);
+	g_string_append_printf(s, " signs=%u/%d/%u/%d/%s/%" G_GINT64_FORMAT "/%d/%d/%d",
+			       hi.inbound_smtp, hi.mta_like, hi.dns_external, hi.has_dns_server,
+			       flow_addr_str(hi.dns_server, buf, sizeof buf), hi.dns_last_ms,
+			       hi.is_resolver, hi.resolvers_configured, hi.dns_corroborated);
 	for (guint k = 0; k < HEUR_WIN_COUNT; k++) {
 		if (!hi.win[k].tracked)
 			continue;
@@ -451,6 +487,18 @@ count_events(GPtrArray *ev, const char *kind, const char *reason, const char *ho
 	return n;
 }
 
+/* An event that has both parts. */
+static gboolean
+has_event(GPtrArray *ev, const char *part1, const char *part2)
+{
+	for (guint i = 0; i < ev->len; i++) {
+		const char *e = g_ptr_array_index(ev, i);
+		if (strstr(e, part1) != NULL && strstr(e, part2) != NULL)
+			return TRUE;
+	}
+	return FALSE;
+}
+
 static void
 write_seed(const char *name, const GByteArray *blob)
 {
@@ -499,6 +547,14 @@ test_restart_equivalence(void **state)
 	assert_int_equal(raised, G_N_ELEMENTS(expected_raises));
 	assert_true(updated >= 1);
 	assert_true(cleared >= 5);
+	/* DNS corroborates the bots that asked external servers themselves (only what they
+	 * asked once tracked), one severity step up; not the slow bot, which asked none */
+	assert_true(has_event(ref->ev, "raised smtp-fanout sev=3 host=10.1.0.1 ",
+			      " dns=4/1/8.8.8.8 corr=1"));
+	assert_true(has_event(ref->ev, "raised smtp-blocked sev=2 host=10.1.0.3 ",
+			      " dns=7/1/1.1.1.1 corr=1"));
+	assert_true(has_event(ref->ev, "raised smtp-fanout sev=2 host=10.1.0.2 ",
+			      " dns=0/0/:: corr=0"));
 	AnalyzerStats st;
 	analyzer_get_stats(ref->a, &st);
 	assert_true(st.hosts_evicted > 0);
@@ -593,7 +649,8 @@ test_double_restart(void **state)
 /* ---- untrusted blobs ---- */
 
 /* A small state with every part: exact and estimated windows, answered destinations, a
- * baseline, country/ASN sets, active offenders with their last events, a history. */
+ * baseline, country/ASN sets, active offenders with their last events, a history; with
+ * `signs`, side signs too (the bot's external DNS, mail delivered to the blocked bot). */
 static void
 small_config(AnalyzerConfig *cfg)
 {
@@ -603,10 +660,12 @@ small_config(AnalyzerConfig *cfg)
 }
 
 static GByteArray *
-small_blob(void)
+small_blob(gboolean signs)
 {
 	AnalyzerConfig cfg;
 	small_config(&cfg);
+	if (!signs)
+		cfg.h[REASON_SMTP_NOVELTY].enabled = FALSE; /* what version 1 could hold */
 	GArray *s = g_array_new(FALSE, FALSE, sizeof(Step));
 	guint8 mta[16], bot[16], blk[16], att[16], srv[16];
 	v4(mta, 10, 9, 9, 1);
@@ -623,6 +682,16 @@ small_blob(void)
 	for (guint i = 0; i < 30; i++) {
 		Flow f = mk(T0 + 32 * MIN_MS + i * 3000, att, srv, 50000, 993, F_SESSION);
 		add_flow(s, &f);
+	}
+	for (guint i = 0; signs && i < 6; i++) {
+		guint8 g8[16], mx[16];
+		v4(g8, 8, 8, 8, 8);
+		ext(mx, 90000 + i);
+		Flow q = mk(T0 + 32 * MIN_MS + i * 20000, bot, g8, 51000 + i, 53, 0);
+		q.proto = 17;
+		add_flow(s, &q);
+		Flow in = mk(T0 + 35 * MIN_MS + i * 5000, mx, blk, 42000, 25, F_SESSION);
+		add_flow(s, &in);
 	}
 	for (gint64 t = T0 + 30000; t < T0 + 37 * MIN_MS; t += MIN_MS)
 		add_tick(s, t);
@@ -703,8 +772,11 @@ test_truncation_sweep(void **state)
 {
 	(void)state;
 	AnalyzerConfig cfg;
-	g_autoptr(GByteArray) blob = small_blob();
-	write_seed("small", blob);
+	g_autoptr(GByteArray) plain = small_blob(FALSE);
+	g_autoptr(GByteArray) blob = small_blob(TRUE);
+	write_seed("small", plain);
+	write_seed("small-signs", blob);
+	assert_true(blob->len > plain->len);
 	small_load_config(&cfg);
 	Run *whole = restore(&cfg, blob);
 	check_consistent(whole);
@@ -731,7 +803,7 @@ test_corruption_sweep(void **state)
 {
 	(void)state;
 	AnalyzerConfig cfg;
-	g_autoptr(GByteArray) blob = small_blob();
+	g_autoptr(GByteArray) blob = small_blob(TRUE);
 	static const guint8 flips[] = {0x01, 0x80, 0xff, 0x10};
 	guint accepted = 0, refused = 0;
 	small_load_config(&cfg);
@@ -1123,7 +1195,7 @@ test_not_fresh(void **state)
 {
 	(void)state;
 	AnalyzerConfig cfg;
-	g_autoptr(GByteArray) blob = small_blob();
+	g_autoptr(GByteArray) blob = small_blob(TRUE);
 	g_autoptr(GError) err = NULL;
 	small_load_config(&cfg);
 	Run *fresh = run_new(&cfg);
@@ -1134,6 +1206,43 @@ test_not_fresh(void **state)
 	assert_false(analyzer_state_load(r->a, blob->data, blob->len, &err));
 	assert_non_null(strstr(err->message, "already holds state"));
 	run_free(r);
+}
+
+/* Version 1 (before the side signs) still loads: the small state as version 1 saved it
+ * (tests/fuzz/corpus/state/v1-small) gives the same analyzer as the same flows now, and
+ * saves as version 2. */
+static void
+test_version1(void **state)
+{
+	(void)state;
+	AnalyzerConfig cfg;
+	const char *fx = g_getenv("FIXTURES");
+	if (fx == NULL) {
+		print_message("FIXTURES not set (run it with meson test): skipped\n");
+		skip();
+	}
+	g_autofree char *path =
+	    g_build_filename(fx, "..", "tests", "fuzz", "corpus", "state", "v1-small", NULL);
+	g_autofree char *data = NULL;
+	gsize len = 0;
+	assert_true(g_file_get_contents(path, &data, &len, NULL));
+	assert_true(len > 6 && data[4] == 0 && data[5] == 1);
+	GByteArray v1 = {(guint8 *)data, (guint)len};
+	small_load_config(&cfg);
+	Run *old = restore(&cfg, &v1);
+	g_autoptr(GByteArray) now_blob = small_blob(FALSE);
+	Run *now = restore(&cfg, now_blob);
+	AnalyzerStats st;
+	analyzer_get_stats(old->a, &st);
+	assert_true(st.state_hosts_restored >= 4 && st.state_offenders_restored >= 2);
+	g_autofree char *s_old = state_str(old->a);
+	g_autofree char *s_now = state_str(now->a);
+	assert_string_equal(s_old, s_now);
+	g_autoptr(GByteArray) resaved = save(old->a);
+	assert_int_equal(resaved->data[5], 2);
+	assert_blobs_equal(resaved, now_blob);
+	run_free(old);
+	run_free(now);
 }
 
 /* ---- a changed configuration ---- */
@@ -1430,6 +1539,7 @@ main(void)
 	    cmocka_unit_test(test_corruption_sweep),
 	    cmocka_unit_test(test_hostile),
 	    cmocka_unit_test(test_not_fresh),
+	    cmocka_unit_test(test_version1),
 	    cmocka_unit_test(test_config_changes),
 	    cmocka_unit_test(test_flood_expires),
 	};

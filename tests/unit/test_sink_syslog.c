@@ -87,7 +87,8 @@ test_kv_line(void **state)
 	    "top=198.51.100.7/3/US/64500;2001:db8::9/1// exporters=203.0.113.1;#7 "
 	    "exporters_truncated=false sampling=1 lower_bound=false raised_ms=1700000000123 "
 	    "countries=1 asns=1 short_estimate=62 short_estimate_se=0 long_estimate=80 "
-	    "long_estimate_se=0");
+	    "long_estimate_se=0 mta_like=true inbound_smtp=4 dns_external=37 dns_server=8.8.8.8 "
+	    "dns_corroborated=false");
 
 	/* peer present; empty lists and a value with space, quote, backslash, '=' and a
 	 * newline are quoted and escaped */
@@ -140,8 +141,10 @@ test_rfc5424(void **state)
 				       "exporters=\"203.0.113.1;#7\" "));
 	assert_true(g_str_has_suffix(s->str, " countries=\"1\" asns=\"1\" short_estimate=\"62\" "
 					     "short_estimate_se=\"0\" long_estimate=\"80\" "
-					     "long_estimate_se=\"0\"] raised smtp-fanout "
-					     "host=192.0.2.10 severity=warning level=1.250"));
+					     "long_estimate_se=\"0\" mta_like=\"true\" "
+					     "inbound_smtp=\"4\" dns_external=\"37\" "
+					     "dns_server=\"8.8.8.8\" dns_corroborated=\"false\"] raised "
+					     "smtp-fanout host=192.0.2.10 severity=warning level=1.250"));
 	assert_null(strstr(s->str, "peer="));
 	assert_null(strstr(s->str, "evidence="));
 
@@ -155,6 +158,7 @@ test_rfc5424(void **state)
 	assert_true(g_str_has_prefix(s->str, "<186>1 2024-01-02T03:04:05.678Z bad_host - 1 "
 					     "updated [spamflow@32473 "));
 	assert_non_null(strstr(s->str, " evidence=\"/ev/x\\]\\\"y\\\\z\" short_estimate=\"62\" "));
+	assert_non_null(strstr(s->str, " dns_corroborated=\"false\"] updated "));
 
 	/* every field of alertfields.h is a PARAM, in order */
 	const char *prev = s->str;
