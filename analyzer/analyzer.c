@@ -126,10 +126,11 @@ judge(Analyzer *a, Host *h, AlertReason r, OffEntry *o, const WindowCounts *wc, 
 			   heuristics_crossed(r, level, wc, a->cfg.blocked_share,
 					      a->cfg.blocked_min_attempts, &hs);
 	/* smtp-novelty is the slow bot's reason: a host already raised for smtp-fanout or
-	 * smtp-blocked is not raised for it too (one that was keeps it until it clears) */
+	 * smtp-blocked is not raised for it too (one that was keeps it until it clears), ... */
 	if (r == REASON_SMTP_NOVELTY && crossed && h != NULL && !(h->offenders & (1u << r)) &&
-	    (h->offenders & ((1u << REASON_SMTP_FANOUT) | (1u << REASON_SMTP_BLOCKED))))
-		crossed = FALSE;
+	    ((h->offenders & ((1u << REASON_SMTP_FANOUT) | (1u << REASON_SMTP_BLOCKED))) ||
+	     host_mta_like(a, h, now)))
+		crossed = FALSE; /* ... nor for a host that receives mail: an unlisted MTA */
 	if (o == NULL) {
 		if (!crossed && !(h->offenders & (1u << r)))
 			return OFFENDER_STEP_NONE;

@@ -200,7 +200,7 @@ reverse:
 gboolean
 heuristics_reason_smtp(AlertReason r)
 {
-	return r == REASON_SMTP_FANOUT || r == REASON_SMTP_BLOCKED;
+	return r == REASON_SMTP_FANOUT || r == REASON_SMTP_BLOCKED || r == REASON_SMTP_NOVELTY;
 }
 
 AlertSeverity
