@@ -88,6 +88,7 @@ typedef struct {
 	guint32 n_countries; /* distinct countries of the host's destinations in the window */
 	guint32 n_asns;      /* distinct ASNs */
 	char evidence[256];  /* IPFIX evidence file written for this event; "" = none */
+	char group[32];      /* the host's [group NAME] (analyzer policy.h); "" = none */
 } AlertEvent;
 
 typedef void (*AlertFunc)(const AlertEvent *ev, gpointer user_data);

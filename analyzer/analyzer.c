@@ -6,13 +6,19 @@
 
 /* ---- evaluation ---- */
 
-/* The raise thresholds of reason r for host h (NULL: not tracked): the configured ones, or
- * for mta-surge from the host's baseline. */
+/* The raise thresholds of reason r for host h (NULL: not tracked) at addr: the configured
+ * ones or its group's (analyzer_policy.c), and for mta-surge those raised by the host's
+ * baseline. */
 void
-thresholds(const Analyzer *a, const Host *h, AlertReason r, guint32 thr[WINDOW_SPANS])
+thresholds(const Analyzer *a, const Host *h, const guint8 addr[16], AlertReason r,
+	   guint32 thr[WINDOW_SPANS])
 {
+	const guint32 *set = a->cfg.h[r].threshold;
+	guint g = analyzer_policy_group_of(a, addr);
+	if (g != POLICY_NO_GROUP && (a->groups[g].override & (1u << r)))
+		set = a->groups[g].threshold[r];
 	for (guint k = 0; k < WINDOW_SPANS; k++)
-		thr[k] = a->cfg.h[r].threshold[k];
+		thr[k] = set[k];
 	if (r != REASON_MTA_SURGE)
 		return;
 	const Baseline *b = h ? host_base(h) : NULL;
@@ -39,11 +45,12 @@ static inline OffenderStep
 judge(Analyzer *a, Host *h, AlertReason r, OffEntry *o, const WindowCounts *wc, gint64 now)
 {
 	guint32 thr[WINDOW_SPANS];
-	thresholds(a, h, r, thr);
+	thresholds(a, h, h != NULL ? h->addr : o->addr, r, thr);
 	double level = heuristics_level(r, wc, thr, NULL);
 	gboolean crossed = a->cfg.h[r].enabled &&
 			   heuristics_crossed(r, level, wc, a->cfg.blocked_share,
 					      a->cfg.blocked_min_attempts);
+	crossed = crossed && !analyzer_policy_quiet(a, h != NULL ? h->addr : o->addr, r, now);
 	if (o == NULL) {
 		if (!crossed && !(h->offenders & (1u << r)))
 			return OFFENDER_STEP_NONE;
@@ -214,6 +221,7 @@ analyzer_tick(Analyzer *a, gint64 now_ms)
 	}
 	hosts_expire(a, now_ms);
 	hosts_notice(a, FALSE);
+	analyzer_policy_expire(a, now_ms);
 }
 
 void
@@ -231,6 +239,7 @@ analyzer_new(const AnalyzerConfig *cfg, GError **error)
 	if (!analyzer_config_parse(cfg, &p, error))
 		return NULL;
 	Analyzer *a = g_new0(Analyzer, 1);
+	analyzer_policy_init(a);
 	analyzer_config_apply(a, cfg, &p);
 	a->alert_fn = cfg->alert_fn;
 	a->alert_data = cfg->alert_data;
@@ -252,6 +261,7 @@ analyzer_free(Analyzer *a)
 	hosts_free(a);
 	events_free(a);
 	analyzer_config_clear(a);
+	analyzer_policy_free(a);
 	g_free(a);
 }
 

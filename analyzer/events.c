@@ -32,11 +32,12 @@ fill_event(Analyzer *a, AlertEvent *ev, OffEntry *o, Host *h, AlertKind kind, gi
 	ev->reason = r;
 	memcpy(ev->host, o->addr, 16);
 	ev->raised_ms = o->sm.raised_ms;
+	analyzer_policy_group_name(a, o->addr, ev->group);
 	if (w != NULL)
 		window_counts(w, &a->geom, now, &wc);
 	else
 		memset(&wc, 0, sizeof wc);
-	thresholds(a, h, r, thr);
+	thresholds(a, h, o->addr, r, thr);
 	ev->level = heuristics_level(r, &wc, thr, &ev->trigger);
 	for (guint k = 0; k < WINDOW_SPANS; k++) {
 		AlertWindow *aw = &ev->window[k];
