@@ -49,6 +49,7 @@ const char *const alert_field_names[ALERT_FIELDS_N] = {
     "countries",
     "asns",
     "evidence",
+    "group",
 };
 
 typedef struct {
@@ -181,6 +182,12 @@ alert_fields(const AlertEvent *ev, AlertExporterName exporter_name, gpointer nam
 		emit(&w, e);
 	} else {
 		emit(&w, NULL);
+	}
+	{
+		/* the host's [group NAME] (names are [A-Za-z0-9_.-]); none: NULL, which the CSV
+		 * prints empty like the JSON's "" and the key=value forms leave out */
+		g_autofree char *g = g_strndup(ev->group, sizeof ev->group);
+		emit(&w, g[0] != '\0' ? g : NULL);
 	}
 	g_assert(w.index == ALERT_FIELDS_N);
 }

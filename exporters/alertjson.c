@@ -85,5 +85,8 @@ alert_json(GString *out, const AlertEvent *ev, AlertExporterName name, gpointer 
 		json_string(out, ev->evidence);
 	else
 		g_string_append(out, "null");
+	g_autofree char *group = g_strndup(ev->group, sizeof ev->group);
+	g_string_append(out, ",\"group\":");
+	json_string(out, group);
 	g_string_append_c(out, '}');
 }

@@ -73,7 +73,8 @@ def fields(a):
             ("exporters_truncated", b(a["exporters_truncated"])),
             ("sampling", str(a["sampling"])), ("lower_bound", b(a["lower_bound"])),
             ("raised_ms", str(a["raised_ms"])), ("countries", str(a["countries"])),
-            ("asns", str(a["asns"])), ("evidence", a["evidence"])]
+            ("asns", str(a["asns"])), ("evidence", a["evidence"]),
+            ("group", a["group"] or None)]
     return out
 
 
