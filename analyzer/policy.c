@@ -389,7 +389,7 @@ policy_supp_load(PolicySuppressions *ps, const guint8 *data, gsize len, gint64 n
 		    !statebuf_get_time(&c, &s.until_ms) || !statebuf_get_time(&c, &s.set_ms) ||
 		    !cursor_u32(&c, &s.uid) || !cursor_u8(&c, &nlen) || nlen > POLICY_NOTE_MAX ||
 		    !cursor_bytes(&c, s.note, nlen)) {
-			bad = "truncated or oversized entry";
+			bad = "truncated entry, or a time or note length out of range";
 			break;
 		}
 		if (tag != SUPP_ALL && tag >= REASON_COUNT) {
