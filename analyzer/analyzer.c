@@ -276,6 +276,7 @@ analyzer_get_stats(const Analyzer *a, AnalyzerStats *out)
 	out->mem_bytes = a->mem;
 	out->mem_cap = a->cfg.mem_cap;
 	out->hosts_estimated = a->n_hosts_est; /* maintained: stats cost no walk of the hosts */
+	out->suppressions = analyzer_suppression_count(a);
 }
 
 guint64

@@ -152,6 +152,11 @@ typedef struct {
 					     window's traffic (internal networks, mail servers) */
 	guint64 state_baselines_dropped;  /* the host is no longer a mail server */
 	guint64 state_hosts_evicted;      /* by max_hosts or mem_cap, least recently seen first */
+	/* policy (analyzer_policy.c) */
+	guint64 suppressions;          /* now */
+	guint64 suppressions_set;      /* analyzer_suppress() that took (replacements too) */
+	guint64 suppressions_refused;  /* at max_suppressions */
+	guint64 suppressions_expired;  /* dropped at their time by a tick */
 } AnalyzerStats;
 
 /* What the analyzer holds about one host (control socket `host ADDR`). */

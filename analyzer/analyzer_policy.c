@@ -75,7 +75,7 @@ tell_expired(const PolicySuppression *s, gpointer user_data)
 void
 analyzer_policy_expire(Analyzer *a, gint64 now)
 {
-	policy_supp_expire(a->supp, now, tell_expired, a);
+	a->st.suppressions_expired += policy_supp_expire(a->supp, now, tell_expired, a);
 }
 
 /* ---- public ---- */
@@ -113,7 +113,15 @@ analyzer_suppress(Analyzer *a, const PolicySuppression *s, gboolean *replaced, G
 			    s->until_ms, a->now_ms);
 		return FALSE;
 	}
-	return policy_supp_set(a->supp, s, a->cfg.max_suppressions, replaced, error);
+	GError *e = NULL;
+	if (!policy_supp_set(a->supp, s, a->cfg.max_suppressions, replaced, &e)) {
+		if (g_error_matches(e, POLICY_ERROR, POLICY_ERROR_FULL))
+			a->st.suppressions_refused++;
+		g_propagate_error(error, e);
+		return FALSE;
+	}
+	a->st.suppressions_set++;
+	return TRUE;
 }
 
 guint

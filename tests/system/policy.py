@@ -262,6 +262,9 @@ def main():
                                                          "set_ms", "uid", "note")}
                                         for s in before],
           f"restart: both suppressions back as they were ({strip})")
+    an = d.jq("stats")[1].get("analyzer", {})
+    check(an.get("suppressions") == 2 and an.get("suppressions_set") == 0,
+          f"stats after the restart: 2 suppressions held, none set since the start ({an.get('suppressions')}, {an.get('suppressions_set')})")
     rc, out, err = d.run("suppressions")
     check(rc == 0 and BRUTE in out and "worm drill" in out and "lateral-smtp" in out,
           "suppressions (text) lists them")

@@ -341,6 +341,10 @@ test_suppression_until(void **state)
 	assert_string_equal(g_array_index(c->expired, PolicySuppression, 0).note, "ticket 42");
 	assert_int_equal(g_array_index(c->expired, PolicySuppression, 0).uid, 1000);
 	assert_int_equal(analyzer_suppression_count(c->a), 0);
+	AnalyzerStats st;
+	analyzer_get_stats(c->a, &st);
+	assert_int_equal(st.suppressions_expired, 2);
+	assert_int_equal(st.suppressions, 0);
 	fan(c->a, h, 2000, 60, T0 + 20 * MIN_MS + SEC_MS);
 	assert_int_equal(count_ev(c, h, ALERT_RAISED), 1);
 
@@ -407,6 +411,11 @@ test_cap_replace_unsuppress(void **state)
 	assert_true(replaced);
 	assert_int_equal(analyzer_suppression_count(c->a), 2);
 	assert_string_equal(analyzer_suppressed(c->a, h, REASON_MTA_SURGE)->note, "a2");
+	AnalyzerStats st;
+	analyzer_get_stats(c->a, &st);
+	assert_int_equal(st.suppressions, 2);
+	assert_int_equal(st.suppressions_set, 3);
+	assert_int_equal(st.suppressions_refused, 1);
 
 	/* unsuppress one reason: the all-reasons entry stays */
 	assert_int_equal(analyzer_unsuppress(c->a, h, TRUE, REASON_SMTP_FANOUT), 1);
