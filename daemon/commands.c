@@ -775,6 +775,11 @@ commands_reload_members(GString *out, const Config *old_cfg, const Config *new_c
 	while (g_hash_table_iter_next(&it, &k, &v))
 		if (g_strcmp0(g_hash_table_lookup(a, k), v) != 0)
 			g_ptr_array_add(changed, k);
+	/* keys that went: a [group NAME] section removed */
+	g_hash_table_iter_init(&it, a);
+	while (g_hash_table_iter_next(&it, &k, &v))
+		if (!g_hash_table_contains(b, k))
+			g_ptr_array_add(changed, k);
 	g_ptr_array_sort(changed, cmp_str);
 	for (int pass = 0; pass < 2; pass++) {
 		g_autoptr(GString) list = g_string_new(NULL);

@@ -280,6 +280,12 @@ def main():
           {"short": 100, "long": 200}, "after the reload the host has the new thresholds")
     check(len(d.jq("suppressions")[1].get("suppressions", [])) == 2,
           "the reload kept the suppressions")
+    d.write_conf(groups_conf("100/200").split("[group blocked]")[0])
+    rc, j = d.jq("reload")
+    check(rc == 0 and "group blocked.prefixes" in j.get("applied", []) and
+          d.jq("host", BLOCKED)[1].get("group", {}).get("name") == "bots-lab",
+          f"a group removed: reported as applied, its host falls back to the /29 "
+          f"({j.get('applied')})")
     d.write_conf(groups_conf("100/200") + "[group dup]\nprefixes = 192.168.10.64/29\n")
     rc, out, err = d.run("reload")
     check(rc == 1 and re.search(r"spamflow\.conf:\d+: \[group dup\] prefixes: prefix "
