@@ -39,8 +39,8 @@ struct PolicyGroups {
 	guint n;
 };
 
-static gboolean
-name_ok(const char *name)
+gboolean
+policy_group_name_valid(const char *name)
 {
 	gsize n = name != NULL ? strlen(name) : 0;
 	if (n == 0 || n > POLICY_GROUP_NAME_MAX)
@@ -95,7 +95,7 @@ policy_groups_new(const PolicyGroup *groups, guint n, guint *bad, GError **error
 		GError *e = NULL;
 		if (bad != NULL)
 			*bad = i;
-		if (!name_ok(g->name)) {
+		if (!policy_group_name_valid(g->name)) {
 			g_set_error(error, POLICY_ERROR, POLICY_ERROR_INVALID,
 				    "group name '%.64s': 1 to %d letters, digits, '-', '_' or '.'",
 				    g->name != NULL ? g->name : "", POLICY_GROUP_NAME_MAX);

@@ -31,6 +31,9 @@ typedef struct {
  * so that a reason added to alert.h needs a line here only if it is single. */
 guint policy_reason_thresholds(AlertReason r);
 
+/* 1..POLICY_GROUP_NAME_MAX bytes of letters, digits, '-', '_' or '.' */
+gboolean policy_group_name_valid(const char *name);
+
 /* The groups' prefixes in one longest-prefix set. */
 typedef struct PolicyGroups PolicyGroups;
 

@@ -611,6 +611,7 @@ static void append_escaped(GString *s, const char *v);
 #define GROUP_PREFIX "group "
 #define GROUP_PREFIX_LEN (sizeof GROUP_PREFIX - 1)
 
+/* "[group NAME]", and "[group]" (which has no name: an error) */
 static gboolean
 is_group_section(const char *section)
 {
@@ -619,18 +620,10 @@ is_group_section(const char *section)
 }
 
 static gboolean
-group_name_ok(const char *name)
+group_section_named(const char *section)
 {
-	gsize n = strlen(name);
-	if (strncmp(name - GROUP_PREFIX_LEN, GROUP_PREFIX, GROUP_PREFIX_LEN) != 0)
-		return FALSE; /* "[group]" */
-	if (n == 0 || n > POLICY_GROUP_NAME_MAX)
-		return FALSE;
-	for (gsize i = 0; i < n; i++) {
-		if (!g_ascii_isalnum(name[i]) && name[i] != '-' && name[i] != '_' && name[i] != '.')
-			return FALSE;
-	}
-	return TRUE;
+	return strncmp(section, GROUP_PREFIX, GROUP_PREFIX_LEN) == 0 &&
+	       policy_group_name_valid(section + GROUP_PREFIX_LEN);
 }
 
 static gboolean
@@ -857,7 +850,7 @@ check_keys(const char *name, const char *text, GError **error)
 			g_free(group);
 			group = g_strndup(l + 1, (gsize)(end - l - 1));
 			if (is_group_section(group)) {
-				if (!group_name_ok(group + GROUP_PREFIX_LEN)) {
+				if (!group_section_named(group)) {
 					g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE,
 						    "%s:%u: [%s]: a group name is 1 to %d letters, "
 						    "digits, '-', '_' or '.'",
