@@ -107,6 +107,7 @@ typedef struct {
 	gboolean has_dns_server;
 	gboolean dns_corroborated; /* resolvers configured, the host not one of them, and
 				      dns_external > 0: severity raised one step */
+	char group[32];      /* the host's [group NAME] (analyzer policy.h); "" = none */
 } AlertEvent;
 
 /* What the log line and `spamflowctl host` say when AlertEvent.mta_like is set. */

@@ -6,13 +6,19 @@
 
 /* ---- evaluation ---- */
 
-/* The raise thresholds of reason r for host h (NULL: not tracked): the configured ones, or
- * for mta-surge from the host's baseline. */
+/* The raise thresholds of reason r for host h (NULL: not tracked) at addr: the configured
+ * ones or its group's (analyzer_policy.c), and for mta-surge those raised by the host's
+ * baseline. */
 void
-thresholds(const Analyzer *a, const Host *h, AlertReason r, guint32 thr[WINDOW_SPANS])
+thresholds(const Analyzer *a, const Host *h, const guint8 addr[16], AlertReason r,
+	   guint32 thr[WINDOW_SPANS])
 {
+	const guint32 *set = a->cfg.h[r].threshold;
+	guint g = analyzer_policy_group_of(a, addr);
+	if (g != POLICY_NO_GROUP && (a->groups[g].override & (1u << r)))
+		set = a->groups[g].threshold[r];
 	for (guint k = 0; k < WINDOW_SPANS; k++)
-		thr[k] = a->cfg.h[r].threshold[k];
+		thr[k] = set[k];
 	if (r == REASON_SMTP_NOVELTY)
 		thr[WINDOW_LONG] = 0; /* the long window is context */
 	if (r != REASON_MTA_SURGE)
@@ -119,12 +125,13 @@ judge(Analyzer *a, Host *h, AlertReason r, OffEntry *o, const WindowCounts *wc, 
 {
 	guint32 thr[WINDOW_SPANS];
 	HeurSampling hs;
-	thresholds(a, h, r, thr);
+	thresholds(a, h, h != NULL ? h->addr : o->addr, r, thr);
 	host_sampling(a, h, &hs);
 	double level = heuristics_level(r, wc, thr, &hs, NULL);
 	gboolean crossed = a->cfg.h[r].enabled &&
 			   heuristics_crossed(r, level, wc, a->cfg.blocked_share,
 					      a->cfg.blocked_min_attempts, &hs);
+	crossed = crossed && !analyzer_policy_quiet(a, h != NULL ? h->addr : o->addr, r, now);
 	/* smtp-novelty is the slow bot's reason: a host already raised for smtp-fanout or
 	 * smtp-blocked is not raised for it too (one that was keeps it until it clears), ... */
 	if (r == REASON_SMTP_NOVELTY && crossed && h != NULL && !(h->offenders & (1u << r)) &&
@@ -328,6 +335,7 @@ analyzer_tick(Analyzer *a, gint64 now_ms)
 	}
 	hosts_expire(a, now_ms);
 	hosts_notice(a, FALSE);
+	analyzer_policy_expire(a, now_ms);
 }
 
 void
@@ -345,6 +353,7 @@ analyzer_new(const AnalyzerConfig *cfg, GError **error)
 	if (!analyzer_config_parse(cfg, &p, error))
 		return NULL;
 	Analyzer *a = g_new0(Analyzer, 1);
+	analyzer_policy_init(a);
 	analyzer_config_apply(a, cfg, &p);
 	a->alert_fn = cfg->alert_fn;
 	a->alert_data = cfg->alert_data;
@@ -367,6 +376,7 @@ analyzer_free(Analyzer *a)
 	events_free(a);
 	analyzer_config_clear(a);
 	novelty_free(a->nov);
+	analyzer_policy_free(a);
 	g_free(a);
 }
 
@@ -392,6 +402,7 @@ analyzer_get_stats(const Analyzer *a, AnalyzerStats *out)
 		out->novelty_early_rotations = ni.early_rotations;
 		out->novelty_generation_ms = MAX(ni.started_ms[0], 0);
 	}
+	out->suppressions = analyzer_suppression_count(a);
 }
 
 guint64
@@ -440,7 +451,7 @@ analyzer_host_info(Analyzer *a, const guint8 addr[16], AnalyzerHostInfo *out)
 	for (guint r = 0; r < REASON_COUNT; r++) {
 		__typeof__(out->reason[0]) *o = &out->reason[r];
 		reason_counts(a, h, r, a->now_ms, &o->counts);
-		thresholds(a, h, r, o->threshold);
+		thresholds(a, h, addr, r, o->threshold);
 		for (guint k = 0; k < WINDOW_SPANS; k++) {
 			double e, se;
 			o->value[k] = heuristics_metric(r, &o->counts.span[k]);
@@ -451,7 +462,8 @@ analyzer_host_info(Analyzer *a, const guint8 addr[16], AnalyzerHostInfo *out)
 		o->level = heuristics_level(r, &o->counts, o->threshold, &hs, NULL);
 		o->crossed = a->cfg.h[r].enabled &&
 			     heuristics_crossed(r, o->level, &o->counts, a->cfg.blocked_share,
-						a->cfg.blocked_min_attempts, &hs);
+						a->cfg.blocked_min_attempts, &hs) &&
+			     !analyzer_policy_quiet(a, addr, r, a->now_ms);
 	}
 	if (host_base(h) != NULL) {
 		memcpy(out->baseline_median, host_base(h)->median, sizeof out->baseline_median);

@@ -10,6 +10,7 @@
 #include "heuristics.h"
 #include "netset.h"
 #include "offender.h"
+#include "policy.h"
 #include "window.h"
 
 #define ANALYZER_ERROR analyzer_error_quark()
@@ -44,6 +45,7 @@ typedef void (*AnalyzerFlowFunc)(const Flow *f, const HeurClass *c, gpointer use
  * capture time on replay), not one per flow. */
 typedef enum {
 	ANALYZER_NOTICE_EVICTED, /* tracked hosts evicted to hold max_hosts or mem_cap */
+	ANALYZER_NOTICE_SUPPRESSION_EXPIRED, /* told at once, one notice per suppression */
 	ANALYZER_NOTICE_N
 } AnalyzerNotice;
 #define ANALYZER_NOTICE_INTERVAL_MS 60000
@@ -61,6 +63,8 @@ typedef struct {
 	guint64 mem_cap;
 	guint64 hosts;            /* tracked now */
 	guint64 mem_bytes;        /* the memory estimate now (AnalyzerStats.mem_bytes) */
+	/* ANALYZER_NOTICE_SUPPRESSION_EXPIRED: the suppression, just before it goes */
+	const PolicySuppression *suppression;
 } AnalyzerNoticeInfo;
 typedef void (*AnalyzerNoticeFunc)(AnalyzerNotice what, const AnalyzerNoticeInfo *info,
 				   gpointer user_data);
@@ -118,6 +122,12 @@ typedef struct {
 	double clear_level; /* fraction of the thresholds below which a host counts as quiet */
 	gint64 hold_ms;
 
+	/* policy (policy.h): host groups, longest prefix wins (the array is borrowed, the
+	 * analyzer copies it), and the cap on suppressions */
+	const PolicyGroup *groups;
+	guint n_groups;
+	guint max_suppressions;
+
 	/* events, emitted synchronously from analyzer_process()/analyzer_tick() */
 	AlertFunc alert_fn;
 	gpointer alert_data;
@@ -174,6 +184,11 @@ typedef struct {
 	guint64 novelty_rotations;
 	guint64 novelty_early_rotations; /* forced by capacity: the horizon ran short */
 	gint64 novelty_generation_ms;    /* when the current generation began; 0: none */
+	/* policy (analyzer_policy.c) */
+	guint64 suppressions;          /* now */
+	guint64 suppressions_set;      /* analyzer_suppress() that took (replacements too) */
+	guint64 suppressions_refused;  /* at max_suppressions */
+	guint64 suppressions_expired;  /* dropped at their time by a tick */
 } AnalyzerStats;
 
 /* What the analyzer holds about one host (control socket `host ADDR`). */
@@ -271,6 +286,44 @@ gboolean analyzer_forget(Analyzer *a, const guint8 addr[16]);
  * destinations (which add 24 bytes per slot of their table: load 3/8..3/4). */
 gsize analyzer_host_overhead(void);
 gint64 analyzer_now(const Analyzer *a);
+
+/* ---- policy: host groups and suppressions (analyzer_policy.c) ----
+ * A host's group (the longest prefix of all groups' that covers it) replaces the thresholds
+ * of the reasons it overrides, and an exempt reason never crosses for it. A suppression
+ * keeps a host (all reasons or one) from crossing until its time, by the analyzer's clock
+ * (flow receive time; analyzer_tick() drops it then, with a notice). Neither touches what is
+ * counted: windows go on, `host` shows them. An offender raised before gets no update while
+ * it is quiet, and clears as usual (the cleared event is sent). */
+typedef struct {
+	guint index;    /* POLICY_NO_GROUP: in no group (the rest is zero) */
+	char name[POLICY_GROUP_NAME_MAX + 1];
+	guint plen;     /* the matching prefix's length, in key space (IPv4 /24: 120) */
+	guint32 override, exempt; /* 1 << reason, as in PolicyGroup */
+	guint32 threshold[REASON_COUNT][WINDOW_SPANS]; /* in force for the host: the group's
+							   or the global ones (mta-surge floors) */
+} AnalyzerHostPolicy;
+void analyzer_host_policy(const Analyzer *a, const guint8 addr[16], AnalyzerHostPolicy *out);
+/* Suppress (or replace the suppression of the same host and reason); refused past
+ * max_suppressions (POLICY_ERROR_FULL), or with s->until_ms not after the analyzer's
+ * clock. */
+G_GNUC_WARN_UNUSED_RESULT gboolean analyzer_suppress(Analyzer *a, const PolicySuppression *s,
+						   gboolean *replaced, GError **error);
+/* Drop the host's suppression of reason r (has_reason) or all of them; how many went. */
+guint analyzer_unsuppress(Analyzer *a, const guint8 addr[16], gboolean has_reason, AlertReason r);
+/* The suppression keeping (addr, r) quiet now, or NULL. */
+const PolicySuppression *analyzer_suppressed(const Analyzer *a, const guint8 addr[16],
+					     AlertReason r);
+/* Every suppression, by host then reason (all reasons first). */
+void analyzer_foreach_suppression(const Analyzer *a, PolicySuppFunc fn, gpointer user_data);
+guint analyzer_suppression_count(const Analyzer *a);
+/* The suppressions as bytes (a state file section of their own: they outlive the windows'
+ * max_age), and back into a fresh or running analyzer. now_ms: those already over by then
+ * are dropped, as are those past max_suppressions (*dropped counts both). Untrusted bytes:
+ * FALSE with an error and nothing changed. */
+void analyzer_suppressions_save(const Analyzer *a, GByteArray *out);
+G_GNUC_WARN_UNUSED_RESULT gboolean analyzer_suppressions_load(Analyzer *a, const guint8 *data,
+							    gsize len, gint64 now_ms,
+							    guint *dropped, GError **error);
 
 /* Restart without loss. Append the analyzer's state to out: tracked hosts in recency order
  * with their windows, MTA baselines and country/ASN sets, the offenders with their state

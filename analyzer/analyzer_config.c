@@ -105,6 +105,13 @@ analyzer_config_defaults(AnalyzerConfig *c)
 	c->update_interval_ms = 15 * 60 * 1000;
 	c->clear_level = 0.5;
 	c->hold_ms = 30 * 60 * 1000;
+
+	/* Policy: no groups. Suppressions are set by hand, one per host or (host, reason): ten
+	 * thousand (about 2.5 MB) is far more than an admin follows, and bounds what a script
+	 * gone wrong can pile up. */
+	c->groups = NULL;
+	c->n_groups = 0;
+	c->max_suppressions = 10000;
 }
 
 /* ---- validating and applying ---- */
@@ -147,6 +154,10 @@ validate(const AnalyzerConfig *c, GError **error)
 		bad = "sampling packets per attempt and per session must be 1..100000";
 	else if (!(c->sample_confidence >= 0.0 && c->sample_confidence <= 10.0))
 		bad = "sampling confidence must be 0..10 standard errors";
+	else if (c->max_suppressions < 1 || c->max_suppressions > 1000000)
+		bad = "suppression cap must be 1..1000000";
+	else if (c->n_groups > 0 && c->groups == NULL)
+		bad = "groups missing";
 	if (bad != NULL) {
 		g_set_error(error, ANALYZER_ERROR, ANALYZER_ERROR_INVALID, "%s", bad);
 		return FALSE;
@@ -189,6 +200,9 @@ analyzer_config_parse(const AnalyzerConfig *c, AnalyzerParsed *p, GError **error
 		g_propagate_prefixed_error(error, e, "login ports: ");
 		goto fail;
 	}
+	p->group_set = policy_groups_new(c->groups, c->n_groups, NULL, error);
+	if (p->group_set == NULL)
+		goto fail;
 	return TRUE;
 fail:
 	netset_free(p->internal);
@@ -254,6 +268,7 @@ analyzer_config_apply(Analyzer *a, const AnalyzerConfig *c, AnalyzerParsed *p)
 	a->policy.update_interval_ms = c->update_interval_ms;
 	a->policy.clear_level = c->clear_level;
 	a->policy.hold_ms = c->hold_ms;
+	analyzer_policy_apply(a, c, p->group_set);
 }
 
 gboolean

@@ -190,6 +190,13 @@ struct Analyzer {
 	gint64 last_tick_ms;
 	guint64 mem;
 	AnalyzerStats st;
+
+	/* policy (analyzer_policy.c): the groups in force (a copy of cfg's, strings owned) and
+	 * their prefixes; the suppressions, kept across reconfiguring */
+	PolicyGroup *groups;
+	guint n_groups;
+	PolicyGroups *group_set;
+	PolicySuppressions *supp;
 };
 
 static inline guint
@@ -409,8 +416,27 @@ G_GNUC_INTERNAL void off_insert(Analyzer *a, OffEntry *o);
 G_GNUC_INTERNAL void off_remove(Analyzer *a, OffEntry *o);
 
 /* ---- analyzer.c ---- */
-G_GNUC_INTERNAL void thresholds(const Analyzer *a, const Host *h, AlertReason r,
-				guint32 thr[WINDOW_SPANS]);
+/* h: the host, NULL when not tracked; addr: its address (h->addr when h is not NULL) */
+G_GNUC_INTERNAL void thresholds(const Analyzer *a, const Host *h, const guint8 addr[16],
+				AlertReason r, guint32 thr[WINDOW_SPANS]);
+
+/* ---- analyzer_policy.c ---- */
+/* The group of addr (its index in a->groups), or POLICY_NO_GROUP. */
+static inline guint
+analyzer_policy_group_of(const Analyzer *a, const guint8 addr[16])
+{
+	return a->n_groups == 0 ? POLICY_NO_GROUP : policy_groups_lookup(a->group_set, addr, NULL);
+}
+/* Is reason r of addr kept from crossing now (its group exempts r, or it is suppressed)? */
+G_GNUC_INTERNAL gboolean analyzer_policy_quiet(const Analyzer *a, const guint8 addr[16], AlertReason r,
+				      gint64 now);
+/* The name of addr's group into ev_group ("" when none). */
+G_GNUC_INTERNAL void analyzer_policy_group_name(const Analyzer *a, const guint8 addr[16],
+				       char ev_group[POLICY_GROUP_NAME_MAX + 1]);
+G_GNUC_INTERNAL void analyzer_policy_expire(Analyzer *a, gint64 now);
+G_GNUC_INTERNAL void analyzer_policy_init(Analyzer *a);
+G_GNUC_INTERNAL void analyzer_policy_apply(Analyzer *a, const AnalyzerConfig *c, PolicyGroups *set);
+G_GNUC_INTERNAL void analyzer_policy_free(Analyzer *a);
 /* The sampling model for host h (NULL: unsampled). */
 G_GNUC_INTERNAL void host_sampling(const Analyzer *a, const Host *h, HeurSampling *s);
 /* The counts reason r reads for host h (NULL: none, all zero) at now: its window's; for
@@ -426,6 +452,7 @@ G_GNUC_INTERNAL guint32 nov_count(const Analyzer *a, const Host *h, gint64 now);
 typedef struct {
 	NetSet *internal, *mtas, *resolvers;
 	PortSet smtp, submit, login;
+	PolicyGroups *group_set;
 } AnalyzerParsed;
 G_GNUC_INTERNAL G_GNUC_WARN_UNUSED_RESULT gboolean
 analyzer_config_parse(const AnalyzerConfig *c, AnalyzerParsed *p, GError **error);

@@ -30,8 +30,8 @@
  * event:    the AlertEvent's fields in declaration order (enums as u8, booleans as u8 0/1,
  *           doubles as IEEE 754 bits, top destinations and exporters as a u8 count and that
  *           many entries, country as 2 chars, evidence as a u8 length and its bytes;
- *           version 2: then per window u32 estimate, u32 estimate_se, and the side signs
- *           from mta_like on)
+ *           version 2: then per window u32 estimate, u32 estimate_se, the side signs
+ *           from mta_like on, and the group as a u8 length and its bytes)
  * Derived values are recomputed instead of saved: baseline medians, capacities of the small
  * sets, the memory estimate, is_mta. Statistics start from zero, as they do at every start. */
 #include "analyzer_private.h"
@@ -111,6 +111,9 @@ save_event(GByteArray *out, const AlertEvent *ev)
 	statebuf_put_u8(out, ev->has_dns_server != 0);
 	statebuf_put_bytes(out, ev->dns_server, 16);
 	statebuf_put_u8(out, ev->dns_corroborated != 0);
+	gsize glen = strnlen(ev->group, sizeof ev->group - 1);
+	statebuf_put_u8(out, (guint8)glen);
+	statebuf_put_bytes(out, ev->group, glen);
 }
 
 static void
@@ -334,9 +337,12 @@ load_event(Cursor *c, guint version, AlertEvent *ev)
 	}
 	if (version == ANALYZER_STATE_VERSION_NO_SIGNS)
 		return TRUE;
+	guint8 glen;
 	return statebuf_get_bool(c, &ev->mta_like) && cursor_u32(c, &ev->inbound_smtp) &&
 	       cursor_u32(c, &ev->dns_external) && statebuf_get_bool(c, &ev->has_dns_server) &&
-	       cursor_bytes(c, ev->dns_server, 16) && statebuf_get_bool(c, &ev->dns_corroborated);
+	       cursor_bytes(c, ev->dns_server, 16) && statebuf_get_bool(c, &ev->dns_corroborated) &&
+	       cursor_u8(c, &glen) && glen < sizeof ev->group && cursor_bytes(c, ev->group, glen) &&
+	       memchr(ev->group, '\0', glen) == NULL;
 }
 
 static gboolean

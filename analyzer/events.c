@@ -59,8 +59,9 @@ fill_event(Analyzer *a, AlertEvent *ev, OffEntry *o, Host *h, AlertKind kind, gi
 	ev->reason = r;
 	memcpy(ev->host, o->addr, 16);
 	ev->raised_ms = o->sm.raised_ms;
+	analyzer_policy_group_name(a, o->addr, ev->group);
 	reason_counts(a, h, r, now, &wc);
-	thresholds(a, h, r, thr);
+	thresholds(a, h, o->addr, r, thr);
 	host_sampling(a, h, &hs);
 	ev->level = heuristics_level(r, &wc, thr, &hs, &ev->trigger);
 	for (guint k = 0; k < WINDOW_SPANS; k++) {

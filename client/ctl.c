@@ -235,6 +235,15 @@ ctl_ago(gint64 then_ms, gint64 now_ms)
 		      : g_strdup_printf("%" G_GINT64_FORMAT "%c ago", d, unit);
 }
 
+char *
+ctl_time(gint64 ms)
+{
+	if (ms <= 0)
+		return g_strdup("-");
+	g_autoptr(GDateTime) dt = g_date_time_new_from_unix_local(ms / 1000);
+	return dt != NULL ? g_date_time_format(dt, "%Y-%m-%d %H:%M:%S %Z") : g_strdup("-");
+}
+
 guint
 ctl_terminal_width(void)
 {
@@ -388,7 +397,11 @@ render_offenders(GString *out, JsonNode *r, guint width)
 		JsonNode *ev = ctl_json_get(o, "event");
 		char **row = g_new0(char *, G_N_ELEMENTS(cols) + 1);
 		row[0] = str(o, "severity");
-		row[1] = str(o, "reason");
+		/* raised before a suppression: kept until it clears, with no update */
+		row[1] = g_strdup_printf("%s%s", ctl_json_str(o, "reason", "-"),
+					 is_number(ctl_json_get(o, "suppressed_until_ms"))
+					     ? " (suppressed)"
+					     : "");
 		row[2] = str(o, "host");
 		JsonNode *cur = ctl_json_get(o, "now");
 		if (cur != NULL && JSON_NODE_HOLDS_OBJECT(cur)) {
@@ -496,6 +509,87 @@ render_signs(GString *out, JsonNode *r)
 		g_string_append(out, "listed resolver: its external DNS is not counted\n");
 }
 
+/* "group lab (10.20.0.0/16): smtp-fanout thresholds 200/600, exempt submission-fanout"
+ * and "suppressed until ... by uid N: note" lines of a host reply */
+static void
+render_host_policy(GString *out, JsonNode *r, gint64 now)
+{
+	JsonNode *g = ctl_json_get(r, "group");
+	if (g != NULL && JSON_NODE_HOLDS_OBJECT(g)) {
+		JsonNode *thr = ctl_json_get(g, "thresholds");
+		JsonObject *to = thr != NULL && JSON_NODE_HOLDS_OBJECT(thr) ? json_node_get_object(thr)
+									    : NULL;
+		g_autoptr(GList) names = to != NULL ? json_object_get_members(to) : NULL;
+		guint n = 0;
+		g_string_append_printf(out, "group %s (%s):", ctl_json_str(g, "name", "?"),
+				       ctl_json_str(g, "prefix", "?"));
+		for (GList *k = names; k != NULL; k = k->next) {
+			JsonNode *t = json_object_get_member(to, k->data);
+			if (ctl_json_get(t, "threshold") != NULL)
+				g_string_append_printf(out, "%s %s threshold %.0f", n++ > 0 ? "," : "",
+						       (const char *)k->data,
+						       ctl_json_num(t, "threshold", 0));
+			else
+				g_string_append_printf(out, "%s %s thresholds %.0f/%.0f",
+						       n++ > 0 ? "," : "", (const char *)k->data,
+						       ctl_json_num(t, "short", 0),
+						       ctl_json_num(t, "long", 0));
+		}
+		JsonNode *ex = ctl_json_get(g, "exempt");
+		if (ctl_json_len(ex) > 0) {
+			g_string_append_printf(out, "%s exempt ", n++ > 0 ? "," : "");
+			append_list(out, ex);
+		}
+		if (n == 0)
+			g_string_append(out, " the global thresholds, nothing exempt");
+		g_string_append_c(out, '\n');
+	}
+	JsonNode *sup = ctl_json_get(r, "suppressions");
+	for (guint i = 0; i < ctl_json_len(sup); i++) {
+		JsonNode *s = ctl_json_at(sup, i);
+		gint64 until = (gint64)ctl_json_num(s, "until_ms", 0);
+		g_autofree char *when = ctl_time(until);
+		g_autofree char *in = ctl_ago(until, now);
+		g_string_append_printf(out, "suppressed (%s) until %s (%s) by uid %.0f: %s\n",
+				       ctl_json_str(s, "reason", "all reasons"), when, in,
+				       ctl_json_num(s, "uid", 0), ctl_json_str(s, "note", ""));
+	}
+}
+
+static void
+render_suppressions(GString *out, JsonNode *r, guint width)
+{
+	static const Col cols[] = {
+	    {"HOST", FALSE, 10}, {"REASON", FALSE, 9}, {"UNTIL", FALSE, 8},
+	    {"LEFT", FALSE, 7},	 {"UID", TRUE, 5},     {"SET", FALSE, 4}, {"NOTE", FALSE, 6},
+	};
+	JsonNode *list = ctl_json_get(r, "suppressions");
+	gint64 now = (gint64)ctl_json_num(r, "now_ms", 0);
+	Table t;
+
+	if (ctl_json_len(list) == 0) {
+		g_string_append(out, "no suppressions\n");
+		return;
+	}
+	table_init(&t, cols, G_N_ELEMENTS(cols));
+	for (guint i = 0; i < ctl_json_len(list); i++) {
+		JsonNode *s = ctl_json_at(list, i);
+		char **row = g_new0(char *, G_N_ELEMENTS(cols) + 1);
+		row[0] = str(s, "host");
+		row[1] = g_strdup(ctl_json_str(s, "reason", "all"));
+		row[2] = ctl_time((gint64)ctl_json_num(s, "until_ms", 0));
+		row[3] = ago(s, "until_ms", now);
+		row[4] = num(s, "uid");
+		row[5] = ago(s, "set_ms", now);
+		row[6] = str(s, "note");
+		table_add(&t, row);
+	}
+	table_render(&t, out, width, "");
+	double total = ctl_json_num(r, "total", 0), shown = ctl_json_num(r, "shown", 0);
+	if (shown < total)
+		g_string_append_printf(out, "(%.0f of %.0f shown)\n", shown, total);
+}
+
 static void
 render_host(GString *out, JsonNode *r, guint width)
 {
@@ -512,6 +606,7 @@ render_host(GString *out, JsonNode *r, guint width)
 	g_string_append(out, "exporters: ");
 	append_list(out, ctl_json_get(r, "exporters"));
 	g_string_append_c(out, '\n');
+	render_host_policy(out, r, now);
 	if (ctl_json_get(r, "baseline") != NULL &&
 	    JSON_NODE_HOLDS_OBJECT(ctl_json_get(r, "baseline")))
 		g_string_append_printf(out, "baseline: median %.0f (short), %.0f (long) over %.0f "
@@ -534,7 +629,12 @@ render_host(GString *out, JsonNode *r, guint width)
 		gboolean enabled = ctl_json_bool(x, "enabled", TRUE);
 		char **row = g_new0(char *, G_N_ELEMENTS(rcols) + 1);
 		row[0] = str(x, "reason");
-		row[1] = g_strdup(!enabled ? "disabled" : ctl_json_str(x, "state", "-"));
+		/* the offender state, and why the reason cannot raise if it cannot */
+		row[1] = g_strdup_printf(
+		    "%s%s", !enabled ? "disabled" : ctl_json_str(x, "state", "-"),
+		    ctl_json_bool(x, "exempt", FALSE) ? " (exempt)"
+		    : is_number(ctl_json_get(x, "suppressed_until_ms")) ? " (suppressed)"
+									  : "");
 		if (ctl_json_get(x, "value") != NULL) {
 			row[2] = g_strdup_printf("%.0f/%.0f", ctl_json_num(x, "value.short", 0),
 						 ctl_json_num(x, "threshold.short", 0));
@@ -772,6 +872,28 @@ ctl_render(GString *out, const char *command, JsonNode *r, guint width)
 					   ? "forgot %s: windows and offenders dropped\n"
 					   : "nothing was held about %s\n",
 				       ctl_json_str(r, "host", "?"));
+	} else if (strcmp(command, "suppressions") == 0) {
+		render_suppressions(out, r, width);
+	} else if (strcmp(command, "suppress") == 0) {
+		JsonNode *s = ctl_json_get(r, "suppression");
+		g_autofree char *when = ctl_time((gint64)ctl_json_num(s, "until_ms", 0));
+		g_string_append_printf(out, "%s %s (%s) until %s: it raises nothing until then\n",
+				       ctl_json_bool(r, "replaced", FALSE) ? "suppression replaced:"
+									   : "suppressed",
+				       ctl_json_str(s, "host", "?"),
+				       ctl_json_str(s, "reason", "all reasons"), when);
+	} else if (strcmp(command, "unsuppress") == 0) {
+		JsonNode *left = ctl_json_get(r, "remaining");
+		g_string_append_printf(out, "%.0f suppression%s of %s removed\n",
+				       ctl_json_num(r, "removed", 0),
+				       ctl_json_num(r, "removed", 0) == 1 ? "" : "s",
+				       ctl_json_str(r, "host", "?"));
+		for (guint i = 0; i < ctl_json_len(left); i++) {
+			JsonNode *s = ctl_json_at(left, i);
+			g_autofree char *when = ctl_time((gint64)ctl_json_num(s, "until_ms", 0));
+			g_string_append_printf(out, "still suppressed (%s) until %s\n",
+					       ctl_json_str(s, "reason", "all reasons"), when);
+		}
 	} else if (strcmp(command, "help") == 0) {
 		JsonNode *cmds = ctl_json_get(r, "commands");
 		gsize w = 0;

@@ -39,6 +39,8 @@ gboolean ctl_request(const char *socket_path, const char *line, gsize max_reply,
 
 /* "3m ago", "2h ago", "just now", "in 5s" (clock skew), "-" for 0. */
 char *ctl_ago(gint64 then_ms, gint64 now_ms);
+/* "2026-12-24 08:00:00 UTC" in local time, "-" for 0. */
+char *ctl_time(gint64 ms);
 /* Columns of the terminal on stdout (TIOCGWINSZ), else $COLUMNS, else 0 (no limit). */
 guint ctl_terminal_width(void);
 

@@ -276,6 +276,16 @@ static void
 on_analyzer_notice(AnalyzerNotice what, const AnalyzerNoticeInfo *i, gpointer user_data)
 {
 	(void)user_data;
+	if (what == ANALYZER_NOTICE_SUPPRESSION_EXPIRED && i->suppression != NULL) {
+		const PolicySuppression *s = i->suppression;
+		char addr[64];
+		g_autofree char *set = report_time(s->set_ms);
+		g_message("suppression expired: %s (%s), set by uid=%u at %s: %s",
+			  flow_addr_str(s->addr, addr, sizeof addr),
+			  s->all ? "all reasons" : alert_reason_name(s->reason), s->uid, set,
+			  s->note);
+		return;
+	}
 	if (what != ANALYZER_NOTICE_EVICTED)
 		return;
 	g_autofree char *first = report_time(i->first_ms);
@@ -396,6 +406,14 @@ app_clear(App *app)
 	g_clear_pointer(&app->snapshot, snapshot_free);
 }
 
+/* A suppression changed: into the state file now, not at the next interval. */
+static void
+app_state_changed(gpointer user_data)
+{
+	App *app = user_data;
+	snapshot_take(app->snapshot);
+}
+
 gboolean
 app_control_start(App *app, GError **error)
 {
@@ -415,6 +433,8 @@ app_control_start(App *app, GError **error)
 				       .started_ms = g_get_real_time() / 1000,
 				       .module_stats = app_module_stats,
 				       .module_data = app,
+				       .state_changed = app->snapshot != NULL ? app_state_changed : NULL,
+				       .state_data = app,
 				       .geo = app->enricher != NULL ? enricher_geo_func : NULL,
 				       .geo_data = app->enricher};
 	if (app->hooks.geo != NULL) {
@@ -687,12 +707,15 @@ state_write(const char *path, gint64 now_ms, gsize *bytes, gpointer user_data, G
 	App *app = user_data;
 	g_autoptr(GByteArray) coll = g_byte_array_new();
 	g_autoptr(GByteArray) anlz = g_byte_array_new();
+	g_autoptr(GByteArray) supp = g_byte_array_new();
 
 	collector_state_save(app->collector, coll);
 	analyzer_state_save(app->analyzer, anlz);
+	analyzer_suppressions_save(app->analyzer, supp);
 	StateSection sec[] = {
 	    {.tag = STATEFILE_TAG_COLLECTOR, .data = coll->data, .len = coll->len},
 	    {.tag = STATEFILE_TAG_ANALYZER, .data = anlz->data, .len = anlz->len},
+	    {.tag = STATEFILE_TAG_SUPPRESSIONS, .data = supp->data, .len = supp->len},
 	};
 	return statefile_write(path, now_ms, sec, G_N_ELEMENTS(sec), bytes, error);
 }
@@ -719,8 +742,31 @@ app_state_reset(App *app, GError **error)
 	return app->analyzer != NULL;
 }
 
+/* The suppressions of a state file that was read whole, whatever its age: dropped only
+ * when they are over by now (or past max_suppressions). A bad section is reported and
+ * skipped; the rest of the state stands. */
+static void
+app_suppressions_restore(App *app, const StateFile *sf)
+{
+	const StateSection *ss = statefile_section(sf, STATEFILE_TAG_SUPPRESSIONS);
+	g_autoptr(GError) err = NULL;
+	guint dropped = 0;
+
+	if (ss == NULL)
+		return; /* a file from before suppressions */
+	if (!analyzer_suppressions_load(app->analyzer, ss->data, ss->len,
+					g_get_real_time() / 1000, &dropped, &err)) {
+		g_warning("state file %s: %s: not restored", snapshot_path(app->snapshot),
+			  err->message);
+		return;
+	}
+	g_message("restored %u suppressions (%u over or past max_suppressions, dropped)",
+		  analyzer_suppression_count(app->analyzer), dropped);
+}
+
 /* At start, before any datagram: restore what the last run saved, when it is recent and
- * whole. Anything wrong with the file is reported and the file is not used at all. */
+ * whole. Anything wrong with the file is reported and the file is not used at all, except
+ * that the suppressions of a whole file are restored whatever its age. */
 static gboolean
 app_state_restore(App *app, GError **error)
 {
@@ -750,6 +796,7 @@ app_state_restore(App *app, GError **error)
 		snapshot_set_restored(app->snapshot,
 				      g_strdup_printf("{\"result\":\"too_old\",\"age_s\":%" G_GINT64_FORMAT "}",
 						      age_ms / 1000));
+		app_suppressions_restore(app, &sf);
 		statefile_clear(&sf);
 		return TRUE;
 	}
@@ -772,13 +819,17 @@ app_state_restore(App *app, GError **error)
 		    "\"offenders\":%u}",
 		    age_ms / 1000, cl.exporters, cl.domains, cl.templates, cl.exporters_dropped,
 		    cl.domains_dropped, cl.templates_dropped, (guint)an.hosts_tracked, (guint)an.offenders_active));
+		app_suppressions_restore(app, &sf);
 		statefile_clear(&sf);
 		return TRUE;
 	}
 	g_warning("%s: state file not used, starting afresh", err->message);
 	snapshot_set_restored(app->snapshot, g_strdup("{\"result\":\"invalid\"}"));
+	gboolean ok = app_state_reset(app, error);
+	if (ok)
+		app_suppressions_restore(app, &sf);
 	statefile_clear(&sf);
-	return app_state_reset(app, error);
+	return ok;
 }
 
 /* The state file's directory, owned by the user the daemon drops to. */

@@ -9,6 +9,7 @@
 #include "report.h"
 #include "spamflow-config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
 #include <linux/capability.h>
@@ -113,6 +114,10 @@ offender_json(GString *out, const OffCopy *o, const CommandsDeps *d)
 				    "\"last_event_ms\":%" G_GINT64_FORMAT ",\"quiet_since_ms\":",
 			       o->state.raised_ms, o->state.n_updates, o->state.last_event_ms);
 	json_time(out, o->state.below ? o->state.below_since_ms : 0);
+	/* raised before it was suppressed: kept until it clears, with no update */
+	g_string_append(out, ",\"suppressed_until_ms\":");
+	const PolicySuppression *sup = analyzer_suppressed(d->analyzer, o->host, o->reason);
+	json_time(out, sup != NULL ? sup->until_ms : 0);
 	/* The windows as they are now: the event below is the last transition. */
 	AnalyzerHostInfo hi;
 	HeurWin k = heuristics_reason_win(o->reason);
@@ -209,6 +214,208 @@ run_history(const ControlRequest *req, const CommandsDeps *d, GString *out)
 	control_reply_end(out);
 }
 
+/* ---- policy: groups and suppressions ---- */
+
+typedef struct {
+	GPtrArray *v;        /* const PolicySuppression * (valid until the analyzer changes) */
+	const guint8 *host; /* NULL: all */
+} SuppCollect;
+
+static void
+collect_suppression(const PolicySuppression *s, gpointer user_data)
+{
+	SuppCollect *sc = user_data;
+	if (sc->host == NULL || memcmp(sc->host, s->addr, 16) == 0)
+		g_ptr_array_add(sc->v, (gpointer)s);
+}
+
+/* remaining_s: by the wall clock (the analyzer's lags it by up to a slice without flows) */
+static void
+suppression_json(GString *out, const PolicySuppression *s, gint64 wall_now_ms)
+{
+	g_string_append(out, "{\"host\":");
+	json_addr(out, s->addr);
+	g_string_append(out, ",\"reason\":");
+	if (s->all)
+		g_string_append(out, "null");
+	else
+		json_string(out, alert_reason_name(s->reason));
+	g_string_append_printf(out,
+			       ",\"until_ms\":%" G_GINT64_FORMAT ",\"remaining_s\":%" G_GINT64_FORMAT
+			       ",\"set_ms\":%" G_GINT64_FORMAT ",\"uid\":%u,\"note\":",
+			       s->until_ms, MAX(s->until_ms - wall_now_ms, 0) / 1000, s->set_ms,
+			       s->uid);
+	json_string(out, s->note);
+	g_string_append_c(out, '}');
+}
+
+/* {"name":..,"prefix":"10.20.0.0/16","thresholds":{"reason":{"short":..,"long":..}},
+ * "exempt":[..]} or null: the group of addr, by its prefix that matched. */
+static void
+group_json(GString *out, const AnalyzerHostPolicy *p, const guint8 addr[16])
+{
+	static const guint8 mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	guint8 net[16] = {0};
+	char text[INET6_ADDRSTRLEN];
+
+	if (p->index == POLICY_NO_GROUP) {
+		g_string_append(out, "null");
+		return;
+	}
+	for (guint b = 0; b < p->plen && b < 128; b++)
+		net[b / 8] |= addr[b / 8] & (0x80 >> (b % 8));
+	gboolean v4 = p->plen >= 96 && memcmp(net, mapped, 12) == 0;
+	inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? net + 12 : net, text, sizeof text);
+	g_string_append(out, "{\"name\":");
+	json_string(out, p->name);
+	g_autofree char *prefix = g_strdup_printf("%s/%u", text, v4 ? p->plen - 96 : p->plen);
+	g_string_append(out, ",\"prefix\":");
+	json_string(out, prefix);
+	g_string_append(out, ",\"thresholds\":{");
+	for (guint r = 0, n = 0; r < REASON_COUNT; r++) {
+		if (!(p->override & (1u << r)))
+			continue;
+		g_string_append(out, n++ > 0 ? "," : "");
+		json_string(out, alert_reason_name(r));
+		if (policy_reason_thresholds(r) == 1)
+			g_string_append_printf(out, ":{\"threshold\":%u}", p->threshold[r][0]);
+		else
+			g_string_append_printf(out, ":{\"short\":%u,\"long\":%u}",
+					       p->threshold[r][WINDOW_SHORT],
+					       p->threshold[r][WINDOW_LONG]);
+	}
+	g_string_append(out, "},\"exempt\":[");
+	for (guint r = 0, n = 0; r < REASON_COUNT; r++) {
+		if (!(p->exempt & (1u << r)))
+			continue;
+		g_string_append(out, n++ > 0 ? "," : "");
+		json_string(out, alert_reason_name(r));
+	}
+	g_string_append_c(out, ']');
+	g_string_append_c(out, '}');
+}
+
+static void
+run_suppressions(const ControlRequest *req, const CommandsDeps *d, GString *out)
+{
+	SuppCollect sc = {.v = g_ptr_array_new()};
+	g_autoptr(GPtrArray) v = sc.v;
+	guint64 limit = control_request_uint(req, "limit", G_MAXUINT64);
+	guint shown = 0;
+	gboolean truncated = FALSE;
+
+	analyzer_foreach_suppression(d->analyzer, collect_suppression, &sc);
+	header(out, req, d);
+	g_string_append(out, ",\"suppressions\":[");
+	for (guint i = 0; i < v->len && shown < limit; i++) {
+		gsize mark = out->len;
+		if (shown > 0)
+			g_string_append_c(out, ',');
+		suppression_json(out, v->pdata[i], now_ms());
+		if (out->len + 256 > req->max_reply) {
+			g_string_truncate(out, mark);
+			truncated = TRUE;
+			break;
+		}
+		shown++;
+	}
+	g_string_append_printf(out, "],\"total\":%u,\"shown\":%u,\"truncated\":%s,\"max\":%u",
+			       v->len, shown, truncated ? "true" : "false",
+			       (*d->cfg)->analyzer.max_suppressions);
+	control_reply_end(out);
+}
+
+static const char *
+reason_text(gboolean all, AlertReason r)
+{
+	return all ? "all reasons" : alert_reason_name(r);
+}
+
+static gboolean
+run_suppress(const ControlRequest *req, const ControlPeer *peer, const CommandsDeps *d,
+	     GString *out, GError **error)
+{
+	PolicySuppression s = {0};
+	gint64 now = now_ms();
+	gboolean replaced = FALSE;
+	g_autoptr(GError) err = NULL;
+	int ui = -1;
+
+	for (guint i = 0; i < req->cmd->n_args; i++)
+		if (req->cmd->args[i].type == CONTROL_ARG_UNTIL)
+			ui = (int)i;
+	g_assert(ui >= 0);
+	memcpy(s.addr, req->addr, 16);
+	s.all = !control_request_has(req, "reason");
+	s.reason = (AlertReason)control_request_uint(req, "reason", 0);
+	/* the analyzer's clock is the flows' receive time: the wall clock, in a live daemon */
+	s.until_ms = req->until_absolute ? (gint64)req->value[ui]
+					 : now + (gint64)req->value[ui] * 1000;
+	s.set_ms = now;
+	s.uid = (guint32)peer->uid;
+	g_strlcpy(s.note, req->text, sizeof s.note);
+	if (s.until_ms <= now) {
+		g_autofree char *t = report_time(s.until_ms);
+		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_USAGE, "until %s is in the past", t);
+		return FALSE;
+	}
+	if (s.until_ms - now > (gint64)CONTROL_MAX_UNTIL_S * 1000) {
+		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_USAGE,
+			    "until is more than 366 days away: a host that should never raise "
+			    "belongs in a [group NAME] with exempt =");
+		return FALSE;
+	}
+	if (!analyzer_suppress(d->analyzer, &s, &replaced, &err)) {
+		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED, "%s", err->message);
+		return FALSE;
+	}
+	g_autofree char *until = report_time(s.until_ms);
+	g_message("suppression %s: %s (%s) until %s by uid=%u pid=%d: %s",
+		  replaced ? "replaced" : "set", req->addr_text, reason_text(s.all, s.reason), until,
+		  s.uid, (int)peer->pid, s.note);
+	if (d->state_changed != NULL)
+		d->state_changed(d->state_data);
+	header(out, req, d);
+	g_string_append(out, ",\"suppression\":");
+	suppression_json(out, &s, now);
+	g_string_append_printf(out, ",\"replaced\":%s", replaced ? "true" : "false");
+	control_reply_end(out);
+	return TRUE;
+}
+
+static void
+run_unsuppress(const ControlRequest *req, const ControlPeer *peer, const CommandsDeps *d,
+	       GString *out)
+{
+	gboolean has_reason = control_request_has(req, "reason");
+	AlertReason r = (AlertReason)control_request_uint(req, "reason", 0);
+	guint n = analyzer_unsuppress(d->analyzer, req->addr, has_reason, r);
+	SuppCollect sc = {.v = g_ptr_array_new(), .host = req->addr};
+	g_autoptr(GPtrArray) left = sc.v;
+
+	g_message("suppression removed: %s (%s): %u removed by uid=%u pid=%d", req->addr_text,
+		  reason_text(!has_reason, r), n, (unsigned)peer->uid, (int)peer->pid);
+	if (n > 0 && d->state_changed != NULL)
+		d->state_changed(d->state_data);
+	analyzer_foreach_suppression(d->analyzer, collect_suppression, &sc);
+	header(out, req, d);
+	g_string_append(out, ",\"host\":");
+	json_addr(out, req->addr);
+	g_string_append(out, ",\"reason\":");
+	if (has_reason)
+		json_string(out, alert_reason_name(r));
+	else
+		g_string_append(out, "null");
+	g_string_append_printf(out, ",\"removed\":%u,\"remaining\":[", n);
+	for (guint i = 0; i < left->len; i++) {
+		if (i > 0)
+			g_string_append_c(out, ',');
+		suppression_json(out, left->pdata[i], now_ms());
+	}
+	g_string_append_c(out, ']');
+	control_reply_end(out);
+}
+
 /* ---- host ---- */
 
 static void
@@ -259,16 +466,32 @@ run_host(const ControlRequest *req, const CommandsDeps *d, GString *out, GError 
 	const AnalyzerConfig *acfg = &(*d->cfg)->analyzer;
 	OffCollect f = {.since_ms = G_MININT64, .host = req->addr};
 
-	if (!analyzer_host_info(d->analyzer, req->addr, &hi)) {
+	SuppCollect sc = {.v = g_ptr_array_new(), .host = req->addr};
+	g_autoptr(GPtrArray) supps = sc.v;
+	analyzer_foreach_suppression(d->analyzer, collect_suppression, &sc);
+	/* a suppressed host is shown before its first flow too */
+	if (!analyzer_host_info(d->analyzer, req->addr, &hi) && supps->len == 0) {
 		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
-			    "%s: nothing is held about this host (not tracked, no offender)",
+			    "%s: nothing is held about this host (not tracked, no offender, not "
+			    "suppressed)",
 			    req->addr_text);
 		return FALSE;
 	}
+	AnalyzerHostPolicy pol;
+	analyzer_host_policy(d->analyzer, req->addr, &pol);
 	g_autoptr(GArray) offs = offenders_of(d, &f);
 	header(out, req, d);
 	g_string_append(out, ",\"host\":");
-	json_addr(out, hi.addr);
+	json_addr(out, req->addr);
+	g_string_append(out, ",\"group\":");
+	group_json(out, &pol, req->addr);
+	g_string_append(out, ",\"suppressions\":[");
+	for (guint i = 0; i < supps->len; i++) {
+		if (i > 0)
+			g_string_append_c(out, ',');
+		suppression_json(out, supps->pdata[i], now_ms());
+	}
+	g_string_append_c(out, ']');
 	g_string_append_printf(out, ",\"internal\":%s,\"mail_server\":%s,\"last_seen_ms\":",
 			       hi.is_internal ? "true" : "false", hi.is_mta ? "true" : "false");
 	json_time(out, hi.last_seen_ms);
@@ -364,6 +587,10 @@ run_host(const ControlRequest *req, const CommandsDeps *d, GString *out, GError 
 		g_string_append(out, ",\"traffic\":");
 		json_string(out, win_names[k]);
 		g_string_append_printf(out, ",\"enabled\":%s", h->enabled ? "true" : "false");
+		const PolicySuppression *sup = analyzer_suppressed(d->analyzer, req->addr, r);
+		g_string_append_printf(out, ",\"exempt\":%s,\"suppressed_until_ms\":",
+				       pol.exempt & (1u << r) ? "true" : "false");
+		json_time(out, sup != NULL ? sup->until_ms : 0);
 		if (hi.win[k].tracked) {
 			const WindowCounts *c = &hi.reason[r].counts;
 			char buf[G_ASCII_DTOSTR_BUF_SIZE];
@@ -575,6 +802,11 @@ commands_reload_members(GString *out, const Config *old_cfg, const Config *new_c
 	while (g_hash_table_iter_next(&it, &k, &v))
 		if (g_strcmp0(g_hash_table_lookup(a, k), v) != 0)
 			g_ptr_array_add(changed, k);
+	/* keys that went: a [group NAME] section removed */
+	g_hash_table_iter_init(&it, a);
+	while (g_hash_table_iter_next(&it, &k, &v))
+		if (!g_hash_table_contains(b, k))
+			g_ptr_array_add(changed, k);
 	g_ptr_array_sort(changed, cmp_str);
 	for (int pass = 0; pass < 2; pass++) {
 		g_autoptr(GString) list = g_string_new(NULL);
@@ -606,8 +838,15 @@ commands_run(ControlServer *ctl, const ControlRequest *req, const ControlPeer *p
 {
 	const CommandsDeps *d = deps;
 
-	(void)peer;
 	switch (req->cmd->id) {
+	case CONTROL_CMD_SUPPRESS:
+		return run_suppress(req, peer, d, out, error);
+	case CONTROL_CMD_UNSUPPRESS:
+		run_unsuppress(req, peer, d, out);
+		return TRUE;
+	case CONTROL_CMD_SUPPRESSIONS:
+		run_suppressions(req, d, out);
+		return TRUE;
 	case CONTROL_CMD_OFFENDERS:
 		run_offenders(req, d, out);
 		return TRUE;

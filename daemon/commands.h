@@ -1,6 +1,7 @@
-/* The daemon's control commands: renders offenders, history, host, exporters, stats and
- * config from the libraries as control reply members, and runs reload and forget through
- * hooks the daemon provides. All the daemon has to do is fill a CommandsDeps. */
+/* The daemon's control commands: renders offenders, history, host, exporters, stats,
+ * config and suppressions from the libraries as control reply members, and runs reload,
+ * forget, suppress and unsuppress through hooks the daemon provides and the analyzer. All
+ * the daemon has to do is fill a CommandsDeps. */
 #pragma once
 
 #include "analyzer.h"
@@ -35,6 +36,10 @@ typedef struct {
 	 * ,"name":{...}; NULL = none. */
 	void (*module_stats)(gpointer data, GString *out);
 	gpointer module_data;
+	/* After a suppression changed: the daemon writes its state file at once (a crash must
+	 * not forget what an admin decided); NULL = nothing. */
+	void (*state_changed)(gpointer data);
+	gpointer state_data;
 } CommandsDeps;
 
 /* ControlOps.run over deps (a CommandsDeps that outlives the control server). */

@@ -146,6 +146,9 @@ static const ConfigKey config_keys[] = {
      NULL, "bytes for hosts and windows (K, M, G suffixes); least recently seen evicted"},
     {"analyzer", "history", KEY_UINT, ANALYZER(history_len), 1, 1000000, NULL,
      "recent alert events kept for queries"},
+    {"analyzer", "max_suppressions", KEY_UINT, ANALYZER(max_suppressions), 1, 1000000, NULL,
+     "suppressions held at once (spamflowctl suppress, about 250 bytes each); past it a new "
+     "one is refused until some are removed or expire"},
     HEURISTIC_KEYS("smtp-fanout", REASON_SMTP_FANOUT, "distinct external hosts on SMTP ports",
 		   "A host that is not an MTA sends port 25 to almost no one; bots reach "
 		   "hundreds of MXs an hour. 50 in 10 min is 5 new MXs a minute; 150 an hour "
@@ -292,6 +295,8 @@ config_analyzer(Config *cfg)
 	cfg->analyzer.submission_ports = cfg->submission_ports;
 	cfg->analyzer.login_ports = cfg->login_ports;
 	cfg->analyzer.resolvers = cfg->resolvers;
+	cfg->analyzer.groups = cfg->groups;
+	cfg->analyzer.n_groups = cfg->n_groups;
 	return &cfg->analyzer;
 }
 
@@ -383,6 +388,11 @@ config_free(Config *cfg)
 	g_free(cfg->asn_db);
 	g_free(cfg->evidence_dir);
 	g_free(cfg->state_file);
+	for (guint i = 0; i < cfg->n_groups; i++) {
+		g_free((char *)cfg->groups[i].name);
+		g_free((char *)cfg->groups[i].prefixes);
+	}
+	g_free(cfg->groups);
 	g_free(cfg);
 }
 
@@ -633,6 +643,233 @@ load_key(GKeyFile *kf, const ConfigKey *k, Config *cfg, char **why)
 	g_assert_not_reached();
 }
 
+/* ---- [group NAME] sections: host groups (analyzer policy.h) ---- */
+
+static void append_escaped(GString *s, const char *v);
+
+#define GROUP_PREFIX "group "
+#define GROUP_PREFIX_LEN (sizeof GROUP_PREFIX - 1)
+
+/* "[group NAME]", and "[group]" (which has no name: an error) */
+static gboolean
+is_group_section(const char *section)
+{
+	return strncmp(section, GROUP_PREFIX, GROUP_PREFIX_LEN) == 0 ||
+	       strcmp(section, "group") == 0;
+}
+
+static gboolean
+group_section_named(const char *section)
+{
+	return strncmp(section, GROUP_PREFIX, GROUP_PREFIX_LEN) == 0 &&
+	       policy_group_name_valid(section + GROUP_PREFIX_LEN);
+}
+
+static gboolean
+group_key_ok(const char *key)
+{
+	AlertReason r;
+	return strcmp(key, "prefixes") == 0 || strcmp(key, "exempt") == 0 ||
+	       alert_reason_from_name(key, &r);
+}
+
+static char *
+reason_names(void)
+{
+	GString *s = g_string_new(NULL);
+	for (guint r = 0; r < REASON_COUNT; r++)
+		g_string_append_printf(s, "%s%s", r > 0 ? ", " : "", alert_reason_name(r));
+	return g_string_free(s, FALSE);
+}
+
+/* "200/600" (or "60" for a reason with one threshold) -> thr; else *why. */
+static gboolean
+parse_group_thresholds(const char *v, AlertReason r, guint32 thr[WINDOW_SPANS], char **why)
+{
+	guint want = policy_reason_thresholds(r);
+	g_auto(GStrv) parts = g_strsplit(v, "/", -1);
+	guint n = g_strv_length(parts);
+
+	memset(thr, 0, WINDOW_SPANS * sizeof(guint32));
+	if (n != want) {
+		*why = want == 1 ? g_strdup_printf("'%s' is not one threshold (e.g. 100)", v)
+				 : g_strdup_printf("'%s' is not short/long thresholds (e.g. 200/600; "
+						   "0 turns that window off)",
+						   v);
+		return FALSE;
+	}
+	for (guint i = 0; i < n; i++) {
+		guint64 x;
+		char *t = g_strstrip(parts[i]);
+		if (!g_ascii_string_to_unsigned(t, 10, 0, 10000000, &x, NULL)) {
+			*why = g_strdup_printf("'%s' is not a threshold 0..10000000", t);
+			return FALSE;
+		}
+		thr[i] = (guint32)x;
+	}
+	return TRUE;
+}
+
+/* "smtp-fanout, lateral-smtp" or "all" -> mask; "" -> 0. */
+static gboolean
+parse_exempt(const char *v, guint32 *mask, char **why)
+{
+	g_auto(GStrv) parts = g_strsplit_set(v, ", ;\t", -1);
+	*mask = 0;
+	for (guint i = 0; parts[i] != NULL; i++) {
+		AlertReason r;
+		if (parts[i][0] == '\0')
+			continue;
+		if (g_ascii_strcasecmp(parts[i], "all") == 0) {
+			*mask |= (1u << REASON_COUNT) - 1;
+		} else if (alert_reason_from_name(parts[i], &r)) {
+			*mask |= 1u << r;
+		} else {
+			g_autofree char *all = reason_names();
+			*why = g_strdup_printf("'%s' is not a reason (%s) nor all", parts[i], all);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+/* The [group NAME] sections of kf into cfg->groups, in file order, checked together
+ * (policy_groups_new: a prefix in two groups) so that errors name the line. */
+static gboolean
+load_groups(GKeyFile *kf, Config *cfg, const char *name, const char *text, GError **error)
+{
+	g_auto(GStrv) sections = g_key_file_get_groups(kf, NULL);
+	g_autoptr(GArray) groups = g_array_new(FALSE, TRUE, sizeof(PolicyGroup));
+
+	g_array_set_clear_func(groups, NULL);
+	for (guint i = 0; sections[i] != NULL; i++) {
+		const char *sec = sections[i];
+		PolicyGroup g = {0};
+		g_autofree char *why = NULL;
+		const char *bad_key = NULL;
+
+		if (!is_group_section(sec))
+			continue;
+		g_auto(GStrv) keys = g_key_file_get_keys(kf, sec, NULL, NULL);
+		gboolean has_prefixes = FALSE;
+		g.name = sec + GROUP_PREFIX_LEN;
+		for (guint k = 0; keys != NULL && keys[k] != NULL && why == NULL; k++) {
+			g_autofree char *raw = g_key_file_get_string(kf, sec, keys[k], NULL);
+			AlertReason r;
+			if (raw == NULL)
+				continue;
+			strip_comment(raw);
+			bad_key = keys[k];
+			if (strcmp(keys[k], "prefixes") == 0) {
+				g_autoptr(GError) perr = NULL;
+				g_autoptr(NetSet) set = netset_new_from_list(raw, &perr);
+				if (set == NULL)
+					why = g_strdup(perr->message);
+				else if (netset_size(set) == 0)
+					why = g_strdup("at least one prefix is needed");
+				g.prefixes = g_strdup(raw); /* freed below when why */
+				has_prefixes = TRUE;
+			} else if (strcmp(keys[k], "exempt") == 0) {
+				(void)parse_exempt(raw, &g.exempt, &why);
+			} else if (alert_reason_from_name(keys[k], &r)) {
+				if (parse_group_thresholds(raw, r, g.threshold[r], &why))
+					g.override |= 1u << r;
+			}
+		}
+		if (why == NULL && !has_prefixes) {
+			bad_key = NULL;
+			why = g_strdup("prefixes is missing: a group is the hosts of its prefixes");
+		}
+		if (why != NULL) {
+			g_autofree char *at = where(name, text, sec, bad_key);
+			g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE, "%s[%s]%s%s: %s", at, sec,
+				    bad_key != NULL ? " " : "", bad_key != NULL ? bad_key : "", why);
+			g_free((char *)g.prefixes);
+			for (guint j = 0; j < groups->len; j++)
+				g_free((char *)g_array_index(groups, PolicyGroup, j).prefixes);
+			return FALSE;
+		}
+		g.name = g_strdup(g.name);
+		g_array_append_val(groups, g);
+	}
+	/* names were checked by check_keys(); a prefix in two groups is checked here */
+	guint bad = 0;
+	g_autoptr(GError) err = NULL;
+	g_autoptr(PolicyGroups) pg = policy_groups_new((PolicyGroup *)(void *)groups->data,
+						       groups->len, &bad, &err);
+	if (pg == NULL) {
+		const PolicyGroup *g = &g_array_index(groups, PolicyGroup, bad);
+		g_autofree char *sec = g_strconcat(GROUP_PREFIX, g->name, NULL);
+		g_autofree char *at = where(name, text, sec, "prefixes");
+		g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE, "%s%s", at, err->message);
+		for (guint j = 0; j < groups->len; j++) {
+			g_free((char *)g_array_index(groups, PolicyGroup, j).name);
+			g_free((char *)g_array_index(groups, PolicyGroup, j).prefixes);
+		}
+		return FALSE;
+	}
+	cfg->n_groups = groups->len;
+	cfg->groups = (PolicyGroup *)(void *)g_array_free(g_steal_pointer(&groups), FALSE);
+	return TRUE;
+}
+
+/* The groups as sections that load back, after a commented example. */
+static void
+groups_to_string(GString *s, const Config *cfg)
+{
+	g_string_append(
+	    s, "\n# ---- host groups ----\n"
+	       "# [group NAME] sections give hosts policy of their own (none by default). A host "
+	       "takes the\n"
+	       "# group of the longest prefix that covers it, over all groups (a /24 group inside "
+	       "a /16 one\n"
+	       "# wins for its hosts); one prefix in two groups is an error. In a group, "
+	       "'REASON = SHORT/LONG'\n"
+	       "# replaces that reason's thresholds for its hosts (0 = that window off; one "
+	       "number for a\n"
+	       "# reason with a single threshold), and 'exempt = REASON, ...' (or 'all') keeps "
+	       "those reasons\n"
+	       "# from ever raising for its hosts. Alerts carry the group's name ('group'), and "
+	       "'spamflowctl\n"
+	       "# host' shows it. Reloaded with the rest of the file. NAME: 1 to 31 letters, "
+	       "digits, '-', '_'\n"
+	       "# or '.'. For example:\n"
+	       "#\n"
+	       "# [group lab]\n"
+	       "# prefixes = 10.20.0.0/16, fd00:20::/48\n"
+	       "# smtp-fanout = 200/600\n"
+	       "# exempt = submission-fanout\n"
+	       "#\n"
+	       "# [group newsletter]\n"
+	       "# prefixes = 10.20.5.0/24\n"
+	       "# exempt = smtp-fanout, smtp-blocked\n");
+	for (guint i = 0; i < cfg->n_groups; i++) {
+		const PolicyGroup *g = &cfg->groups[i];
+		g_string_append_printf(s, "\n[group %s]\nprefixes = ", g->name);
+		append_escaped(s, g->prefixes);
+		g_string_append_c(s, '\n');
+		for (guint r = 0; r < REASON_COUNT; r++) {
+			if (!(g->override & (1u << r)))
+				continue;
+			g_string_append_printf(s, "%s = %u", alert_reason_name(r), g->threshold[r][0]);
+			for (guint k = 1; k < policy_reason_thresholds(r); k++)
+				g_string_append_printf(s, "/%u", g->threshold[r][k]);
+			g_string_append_c(s, '\n');
+		}
+		if (g->exempt == (1u << REASON_COUNT) - 1) {
+			g_string_append(s, "exempt = all\n");
+		} else if (g->exempt != 0) {
+			g_string_append(s, "exempt =");
+			for (guint r = 0, n = 0; r < REASON_COUNT; r++) {
+				if (g->exempt & (1u << r))
+					g_string_append_printf(s, "%s %s", n++ > 0 ? "," : "",
+							       alert_reason_name(r));
+			}
+			g_string_append_c(s, '\n');
+		}
+	}
+}
+
 /* Every section and key in the text is in the table, and no key is set twice. The text
  * already parsed as a GKeyFile, so each line is blank, a comment, "[group]" or "key=value". */
 static gboolean
@@ -651,6 +888,16 @@ check_keys(const char *name, const char *text, GError **error)
 		if (l[0] == '[' && (end = strrchr(l, ']')) != NULL) {
 			g_free(group);
 			group = g_strndup(l + 1, (gsize)(end - l - 1));
+			if (is_group_section(group)) {
+				if (!group_section_named(group)) {
+					g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE,
+						    "%s:%u: [%s]: a group name is 1 to %d letters, "
+						    "digits, '-', '_' or '.'",
+						    name, i + 1, group, POLICY_GROUP_NAME_MAX);
+					return FALSE;
+				}
+				continue;
+			}
 			if (find_key(group, NULL) == NULL) {
 				g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_UNKNOWN,
 					    "%s:%u: unknown section [%s]", name, i + 1, group);
@@ -663,7 +910,7 @@ check_keys(const char *name, const char *text, GError **error)
 			continue;
 		*end = '\0';
 		g_strchomp(l);
-		if (find_key(group, l) == NULL) {
+		if (is_group_section(group) ? !group_key_ok(l) : find_key(group, l) == NULL) {
 			g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_UNKNOWN,
 				    "%s:%u: [%s] unknown key '%s'", name, i + 1, group, l);
 			return FALSE;
@@ -760,6 +1007,8 @@ config_new_from_data(const char *data, gssize len, const char *name, GError **er
 			return NULL;
 		}
 	}
+	if (!load_groups(kf, cfg, name, text, error))
+		return NULL;
 	config_analyzer(cfg);
 	/* Cross-key checks (e.g. the short window longer than the long one) are the
 	 * analyzer's: try the result once so a bad combination fails here, named. */
@@ -904,6 +1153,7 @@ config_to_string(const Config *cfg)
 			break;
 		}
 	}
+	groups_to_string(s, cfg);
 	return g_string_free(s, FALSE);
 }
 

@@ -62,6 +62,10 @@ typedef struct {
 	guint64 evidence_max_bytes;	/* files beyond this total are removed, oldest first */
 	guint64 evidence_memory_cap;	/* bytes for the flow store behind the files */
 	/* [state]: restart without loss (daemon/statefile.c) */
+	/* [group NAME] sections, in file order (strings owned here; analyzer.groups points
+	 * at them, config_analyzer()) */
+	PolicyGroup *groups;
+	guint n_groups;
 	char *state_file;	   /* "" = no state kept */
 	guint state_interval_s;	   /* snapshot every N seconds besides the one at exit; 0 = exit only */
 	guint state_max_age_s;	   /* an older file is not restored */
@@ -80,7 +84,11 @@ typedef enum {
 /* Every key at its default. */
 Config *config_new(void);
 /* Defaults, overridden by the keys in the file. Errors name the file, line, section and
- * key: "/etc/spamflow.conf:12: [collector] rcvbuf: 'abc' is not a number". */
+ * key: "/etc/spamflow.conf:12: [collector] rcvbuf: 'abc' is not a number".
+ * Besides the sections of the key table, any number of [group NAME] sections (host groups,
+ * analyzer policy.h): prefixes = LIST (required); REASON = SHORT/LONG (a reason's
+ * thresholds for the group's hosts; one number for a reason with a single threshold);
+ * exempt = REASON, ... or all. */
 Config *config_new_from_file(const char *path, GError **error) G_GNUC_WARN_UNUSED_RESULT;
 /* The same from text in memory; name stands for the file name in errors. */
 Config *config_new_from_data(const char *data, gssize len, const char *name,

@@ -35,6 +35,21 @@ static const ControlCommand commands[] = {
     {CONTROL_CMD_FORGET, "forget", TRUE, 1,
      {{"ADDR", CONTROL_ARG_ADDR, TRUE, 0, "the host"}},
      "drop a host's windows and offenders (after it was cleaned)"},
+    {CONTROL_CMD_SUPPRESS, "suppress", TRUE, 4,
+     {{"ADDR", CONTROL_ARG_ADDR, TRUE, 0, "the host"},
+      {"reason", CONTROL_ARG_REASON, FALSE, 0, "only this reason (default: all)"},
+      {"until", CONTROL_ARG_UNTIL, TRUE, 0,
+       "a duration (90s, 30m, 2h, 7d, 1w; at most 366d) or a time (2026-12-24T08:00:00Z, "
+       "local without a zone)"},
+      {"note", CONTROL_ARG_TEXT, TRUE, 0, "why, for the log and the next admin (the rest of "
+					  "the line)"}},
+     "keep a host from raising alerts until a time; it is still tracked and shown"},
+    {CONTROL_CMD_UNSUPPRESS, "unsuppress", TRUE, 2,
+     {{"ADDR", CONTROL_ARG_ADDR, TRUE, 0, "the host"},
+      {"reason", CONTROL_ARG_REASON, FALSE, 0, "only this reason's suppression"}},
+     "remove a host's suppressions (all, or the one of a reason)"},
+    {CONTROL_CMD_SUPPRESSIONS, "suppressions", FALSE, 1, {LIMIT_ARG},
+     "the suppressions in force, by host"},
     {CONTROL_CMD_HELP, "help", FALSE, 0, {{0}}, "the commands"},
     {CONTROL_CMD_VERSION, "version", FALSE, 0, {{0}}, "daemon and protocol version"},
 };
@@ -63,7 +78,9 @@ control_command_usage(const ControlCommand *c)
 
 	for (guint i = 0; i < c->n_args; i++) {
 		const ControlArg *a = &c->args[i];
-		const char *what = a->type == CONTROL_ARG_REASON ? "R"
+		const char *what = a->type == CONTROL_ARG_REASON	? "R"
+				   : a->type == CONTROL_ARG_UNTIL	? "DURATION|TIME"
+				   : a->type == CONTROL_ARG_TEXT	? "TEXT"
 				   : g_strcmp0(a->name, "since") == 0 ? "SECONDS"
 								       : "N";
 		if (a->type == CONTROL_ARG_ADDR)
@@ -93,6 +110,105 @@ control_parse_addr(const char *text, guint8 out[16])
 	return inet_pton(AF_INET6, text, out) == 1;
 }
 
+/* "1h30m", "90", "2d" -> seconds */
+static gboolean
+parse_duration(const char *t, guint64 *out)
+{
+	guint64 total = 0;
+	if (*t == '\0')
+		return FALSE;
+	while (*t != '\0') {
+		guint64 n = 0, mult;
+		const char *start = t;
+		while (g_ascii_isdigit(*t)) {
+			if (n > G_MAXUINT32)
+				return FALSE;
+			n = n * 10 + (guint64)(*t++ - '0');
+		}
+		if (t == start)
+			return FALSE;
+		switch (*t) {
+		case '\0':
+			mult = 1;
+			break;
+		case 's':
+			mult = 1;
+			break;
+		case 'm':
+			mult = 60;
+			break;
+		case 'h':
+			mult = 3600;
+			break;
+		case 'd':
+			mult = 86400;
+			break;
+		case 'w':
+			mult = 7 * 86400;
+			break;
+		default:
+			return FALSE;
+		}
+		if (*t != '\0')
+			t++;
+		total += n * mult;
+		if (total > CONTROL_MAX_UNTIL_S)
+			return FALSE;
+	}
+	*out = total;
+	return TRUE;
+}
+
+gboolean
+control_parse_until(const char *text, guint64 *value, gboolean *absolute)
+{
+	if (strchr(text, '-') == NULL) {
+		*absolute = FALSE;
+		return parse_duration(text, value) && *value > 0;
+	}
+	/* ISO 8601 as glib reads it, with the forms it refuses but people write: a date
+	 * alone (midnight) and minutes without seconds */
+	GString *s = g_string_new(text);
+	const char *tpos = strchr(text, 'T');
+	if (tpos == NULL && s->len == 10)
+		g_string_append(s, "T00:00:00");
+	else if (tpos != NULL && strlen(tpos + 1) >= 5 && tpos[3] == ':' &&
+		 (tpos[6] == '\0' || tpos[6] == 'Z' || tpos[6] == '+' || tpos[6] == '-'))
+		g_string_insert(s, (gssize)(tpos - text) + 6, ":00");
+	GTimeZone *tz = g_time_zone_new_local();
+	GDateTime *dt = g_date_time_new_from_iso8601(s->str, tz);
+	g_time_zone_unref(tz);
+	g_string_free(s, TRUE);
+	if (dt == NULL)
+		return FALSE;
+	gint64 unix_s = g_date_time_to_unix(dt);
+	g_date_time_unref(dt);
+	if (unix_s <= 0 || unix_s > G_GINT64_CONSTANT(1) << 40)
+		return FALSE;
+	*absolute = TRUE;
+	*value = (guint64)unix_s * 1000;
+	return TRUE;
+}
+
+/* The TEXT argument `name=` of c, if the line has one: where it starts (its word) and its
+ * value, the rest of the line without trailing blanks. */
+static const char *
+find_text_arg(const char *line, const ControlCommand *c, const char **value)
+{
+	for (guint i = 0; i < c->n_args; i++) {
+		if (c->args[i].type != CONTROL_ARG_TEXT)
+			continue;
+		gsize n = strlen(c->args[i].name);
+		for (const char *p = line; (p = strstr(p, c->args[i].name)) != NULL; p++) {
+			if (p > line && (p[-1] == ' ' || p[-1] == '\t') && p[n] == '=') {
+				*value = p + n + 1;
+				return p;
+			}
+		}
+	}
+	return NULL;
+}
+
 static int
 arg_index(const ControlCommand *c, const char *name)
 {
@@ -105,12 +221,41 @@ arg_index(const ControlCommand *c, const char *name)
 gboolean
 control_parse(const char *line, ControlRequest *req, GError **error)
 {
-	g_auto(GStrv) words = g_strsplit_set(line, " \t", -1);
+	g_autofree char *head = g_strdup(line);
 	const ControlCommand *c = NULL;
 	guint npos = 0;
 
 	memset(req, 0, sizeof *req);
 	req->max_reply = G_MAXSIZE;
+	/* a TEXT argument takes the rest of the line: cut it off before splitting words */
+	{
+		g_auto(GStrv) first = g_strsplit_set(g_strchug(head), " \t", 2);
+		const ControlCommand *fc = first[0] != NULL ? control_command_find(first[0]) : NULL;
+		const char *value = NULL;
+		const char *at = fc != NULL ? find_text_arg(head, fc, &value) : NULL;
+		if (at != NULL) {
+			int i = 0;
+			g_autofree char *v = g_strchomp(g_strdup(value));
+			for (guint k = 0; k < fc->n_args; k++)
+				if (fc->args[k].type == CONTROL_ARG_TEXT)
+					i = (int)k;
+			gsize vlen = strlen(v);
+			gboolean ctrl = FALSE;
+			for (gsize k = 0; k < vlen; k++)
+				ctrl |= (guchar)v[k] < 0x20 || v[k] == 0x7f;
+			if (vlen == 0 || vlen > CONTROL_MAX_TEXT || ctrl ||
+			    !g_utf8_validate(v, (gssize)vlen, NULL)) {
+				g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_USAGE,
+					    "%s: %s: 1 to %d bytes of text, no control characters",
+					    fc->name, fc->args[i].name, CONTROL_MAX_TEXT);
+				return FALSE;
+			}
+			memcpy(req->text, v, vlen + 1);
+			req->has[i] = TRUE;
+			head[at - head] = '\0';
+		}
+	}
+	g_auto(GStrv) words = g_strsplit_set(head, " \t", -1);
 	for (guint w = 0; words[w] != NULL; w++) {
 		const char *word = words[w];
 		if (word[0] == '\0')
@@ -153,7 +298,8 @@ control_parse(const char *line, ControlRequest *req, GError **error)
 		g_autofree char *name = g_strndup(word, (gsize)(eq - word));
 		const char *v = eq + 1;
 		i = arg_index(c, name);
-		if (i < 0 || c->args[i].type == CONTROL_ARG_ADDR) {
+		if (i < 0 || c->args[i].type == CONTROL_ARG_ADDR ||
+		    c->args[i].type == CONTROL_ARG_TEXT) {
 			g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_USAGE,
 				    "%s: unknown argument '%.64s'", c->name, name);
 			return FALSE;
@@ -164,7 +310,15 @@ control_parse(const char *line, ControlRequest *req, GError **error)
 			return FALSE;
 		}
 		const ControlArg *a = &c->args[i];
-		if (a->type == CONTROL_ARG_UINT) {
+		if (a->type == CONTROL_ARG_UNTIL) {
+			if (!control_parse_until(v, &req->value[i], &req->until_absolute)) {
+				g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_USAGE,
+					    "%s: %s: '%.64s' is neither a duration (90s, 30m, 2h, "
+					    "7d, 1w; at most 366d) nor a time (2026-12-24T08:00:00Z)",
+					    c->name, name, v);
+				return FALSE;
+			}
+		} else if (a->type == CONTROL_ARG_UINT) {
 			guint64 n;
 			if (!g_ascii_string_to_unsigned(v, 10, 0, a->max, &n, NULL)) {
 				g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_USAGE,

@@ -30,6 +30,9 @@ typedef enum {
 	CONTROL_CMD_CONFIG,
 	CONTROL_CMD_RELOAD,
 	CONTROL_CMD_FORGET,
+	CONTROL_CMD_SUPPRESS,
+	CONTROL_CMD_UNSUPPRESS,
+	CONTROL_CMD_SUPPRESSIONS,
 	CONTROL_CMD_HELP,
 	CONTROL_CMD_VERSION,
 	CONTROL_CMD_COUNT
@@ -39,7 +42,15 @@ typedef enum {
 	CONTROL_ARG_ADDR,   /* positional: an IPv4 or IPv6 address */
 	CONTROL_ARG_UINT,   /* name=N, 0 ..max */
 	CONTROL_ARG_REASON, /* name=R, an alert reason name */
+	CONTROL_ARG_UNTIL,  /* name=DURATION (90s, 30m, 2h, 7d, 1w, 1h30m; a bare number is
+			       seconds) or name=TIME (ISO 8601: 2026-12-24T08:00:00Z, with an
+			       offset, or local time: 2026-12-24T08:00, 2026-12-24) */
+	CONTROL_ARG_TEXT,   /* name=TEXT: the rest of the line (blanks included), so it comes
+			       last; 1..CONTROL_MAX_TEXT bytes of UTF-8, no control characters */
 } ControlArgType;
+#define CONTROL_MAX_TEXT 200
+#define CONTROL_MAX_UNTIL_S (366 * 86400) /* a suppression is for a while: a host that
+					      should never raise belongs in a [group] */
 
 typedef struct {
 	const char *name; /* "limit"; for positional arguments the placeholder ("ADDR") */
@@ -68,7 +79,10 @@ char *control_command_usage(const ControlCommand *c);
 typedef struct {
 	const ControlCommand *cmd;
 	gboolean has[CONTROL_MAX_ARGS];
-	guint64 value[CONTROL_MAX_ARGS]; /* UINT; REASON as its AlertReason */
+	guint64 value[CONTROL_MAX_ARGS]; /* UINT; REASON as its AlertReason; UNTIL: seconds from
+					    now, or (until_absolute) the Unix time in ms */
+	gboolean until_absolute;
+	char text[CONTROL_MAX_TEXT + 1]; /* the TEXT argument */
 	guint8 addr[16];                 /* the ADDR argument, IPv4-mapped for IPv4 */
 	char addr_text[64];              /* ... as the client wrote it (validated) */
 	gsize max_reply;                 /* bytes a reply may take; lists stop before it */
@@ -82,6 +96,8 @@ gboolean control_parse(const char *line, ControlRequest *req,
 /* Value of the named argument, or def when absent. */
 guint64 control_request_uint(const ControlRequest *req, const char *name, guint64 def);
 gboolean control_request_has(const ControlRequest *req, const char *name);
+/* The UNTIL argument's text: *value seconds from now, or (*absolute) a Unix time in ms. */
+gboolean control_parse_until(const char *text, guint64 *value, gboolean *absolute);
 /* An address as the protocol writes it: IPv4 dotted quad or IPv6 text, to 16 bytes. */
 gboolean control_parse_addr(const char *text, guint8 out[16]);
 

@@ -81,6 +81,7 @@ static const Field analyzer_fields[] = {
     AE("events_cleared", ALERT_CLEARED), AS(mem_bytes), AS(mem_cap),
     AS(state_hosts_restored), AS(state_offenders_restored), AS(state_hosts_dropped),
     AS(state_windows_dropped), AS(state_baselines_dropped), AS(state_hosts_evicted),
+    AS(suppressions), AS(suppressions_set), AS(suppressions_refused), AS(suppressions_expired),
 };
 
 static const Field sink_fields[] = {SK(events), SK(errors), SK(dropped), SK(reopens)};

@@ -9,6 +9,10 @@
 
 #define STATEFILE_TAG_COLLECTOR 0x434f4c4cu /* "COLL" */
 #define STATEFILE_TAG_ANALYZER 0x414e4c5au  /* "ANLZ" */
+/* the analyzer's suppressions (analyzer_suppressions_save): a section of their own, restored
+ * whatever the file's age (the admin's decisions outlive the windows' [state] max_age);
+ * files written before it have none */
+#define STATEFILE_TAG_SUPPRESSIONS 0x53555050u /* "SUPP" */
 #define STATEFILE_MAX_SECTIONS 8
 
 typedef struct {

@@ -28,8 +28,9 @@ ports) are separated by commas, semicolons or spaces.
 follows the default of the version installed until it is uncommented.
 .SH RELOAD
 On \fBSIGHUP\fR or \fBspamflowctl reload\fR, the keys of \fB[analyzer]\fR, the heuristic
-sections and \fB[alerts]\fR, and \fB[daemon] log_level\fR take effect at once, with the
-windows kept. The keys of \fB[collector]\fR and \fB[control]\fR, and \fB[daemon] user\fR and
+sections and \fB[alerts]\fR, the \fB[group NAME]\fR sections, and \fB[daemon] log_level\fR
+take effect at once, with the windows kept (and the suppressions set with
+\fBspamflowctl suppress\fR, which are not configuration). The keys of \fB[collector]\fR and \fB[control]\fR, and \fB[daemon] user\fR and
 \fBstats_interval\fR, take effect after a restart.
 .SH KEYS
 """
@@ -62,7 +63,13 @@ def main():
                          text=True).stdout
     page = [HEAD]
     helptext = []
-    for line in out.splitlines():
+    lines = out.splitlines()
+    # the host groups: a commented block after the keys (config.c, groups_to_string)
+    groups = []
+    if "# ---- host groups ----" in lines:
+        cut = lines.index("# ---- host groups ----")
+        lines, groups = lines[:cut], lines[cut + 1:]
+    for line in lines:
         if line.startswith("["):
             page.append(f".SS {roff(line)}\n")
             helptext = []
@@ -75,6 +82,19 @@ def main():
             page.append(f"{roff(' '.join(helptext))}\n.br\n")
             page.append(f"Default: {roff(value) if value else '(empty)'}\n")
             helptext = []
+    if groups:
+        text, example = [], []
+        for line in groups:
+            if not line.startswith("#"):
+                break
+            body = line[1:].strip()
+            if example or (body.startswith("[group ") and body.endswith("]")):
+                example.append(line[2:])
+            elif body:
+                text.append(body)
+        page.append(".SS [group NAME]\n")
+        page.append(f"{roff(' '.join(text))}\n")
+        page.append(".PP\n.nf\n" + "".join(f"{roff(l)}\n" for l in example) + ".fi\n")
     page.append(TAIL)
     sys.stdout.write("".join(page))
 

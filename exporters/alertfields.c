@@ -58,6 +58,7 @@ const char *const alert_field_names[ALERT_FIELDS_N] = {
     "dns_external",
     "dns_server",
     "dns_corroborated",
+    "group",
 };
 
 typedef struct {
@@ -203,5 +204,11 @@ alert_fields(const AlertEvent *ev, AlertExporterName exporter_name, gpointer nam
 	else
 		emit(&w, NULL);
 	emit_bool(&w, ev->dns_corroborated);
+	{
+		/* the host's [group NAME] (names are [A-Za-z0-9_.-]); none: NULL, which the CSV
+		 * prints empty like the JSON's "" and the key=value forms leave out */
+		g_autofree char *g = g_strndup(ev->group, sizeof ev->group);
+		emit(&w, g[0] != '\0' ? g : NULL);
+	}
 	g_assert(w.index == ALERT_FIELDS_N);
 }

@@ -8,7 +8,7 @@
 #include "alertjson.h"
 
 /* Column names, in order (ALERT_FIELDS_N of them). */
-#define ALERT_FIELDS_N 50
+#define ALERT_FIELDS_N 51
 extern const char *const alert_field_names[ALERT_FIELDS_N];
 
 /* Inner separators of the multi-valued fields:
@@ -20,7 +20,8 @@ extern const char *const alert_field_names[ALERT_FIELDS_N];
 #define ALERT_FIELD_PART_SEP '/'
 
 /* Called once per column, in order. value is NULL where the JSON has null (no peer, no
- * evidence file, no DNS server); every other value is non-NULL text (possibly empty for an empty list). */
+ * evidence file, no DNS server) or "" (no group); every other value is non-NULL text
+ * (possibly empty for an empty list). */
 typedef void (*AlertFieldFunc)(guint index, const char *name, const char *value,
 			       gpointer user_data);
 

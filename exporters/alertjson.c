@@ -97,6 +97,10 @@ alert_json(GString *out, const AlertEvent *ev, AlertExporterName name, gpointer 
 		json_addr(out, ev->dns_server);
 	else
 		g_string_append(out, "null");
-	g_string_append_printf(out, ",\"dns_corroborated\":%s}",
+	g_string_append_printf(out, ",\"dns_corroborated\":%s",
 			       ev->dns_corroborated ? "true" : "false");
+	g_autofree char *group = g_strndup(ev->group, sizeof ev->group);
+	g_string_append(out, ",\"group\":");
+	json_string(out, group);
+	g_string_append_c(out, '}');
 }

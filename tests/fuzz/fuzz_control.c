@@ -34,9 +34,13 @@ static const char base_conf[] = "[smtp-blocked]\nshort = 4\nlong = 8\nmin_attemp
 				"[evidence]\nmax_flows = 100\nmemory_cap = 1M\n"
 				"[sinks]\njson = /dev/null\ncsv = /dev/null\n";
 
+/* Groups: 10.1.2.0/24 with its own smtp-fanout thresholds, 10.1.2.6 in it exempt from
+ * everything; suppressions capped at 16 so that a session reaches the cap. */
 #define START_CONF                                                                                 \
-	"[analyzer]\nmail_servers = 10.0.0.25\nhistory = 64\n"                                     \
-	"[smtp-fanout]\nshort = 5\nlong = 10\n"
+	"[analyzer]\nmail_servers = 10.0.0.25\nhistory = 64\nmax_suppressions = 16\n"             \
+	"[smtp-fanout]\nshort = 5\nlong = 10\n"                                                      \
+	"[group lab]\nprefixes = 10.1.2.0/24\nsmtp-fanout = 3/6\nexempt = lateral-smtp\n"          \
+	"[group quiet]\nprefixes = 10.1.2.6\nexempt = all\n"
 
 /* What `reload` loads, in turn, instead of re-reading a file: keys that apply and keys that
  * need a restart; a broken file (refused, nothing changes); a new slice width (the windows

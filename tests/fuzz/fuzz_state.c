@@ -3,7 +3,12 @@
  * analyzer within its caps whose state saves, loads again and saves to the same bytes, and
  * that keeps answering queries and working on flows and ticks. The seeds in corpus/state/
  * are real saved states (tests/unit/test_analyzer_state writes them when run with
- * SPAMFLOW_STATE_SEEDS=DIR). */
+ * SPAMFLOW_STATE_SEEDS=DIR).
+ * An input that starts with "SFSP" is the state file's other analyzer section, the saved
+ * suppressions (analyzer_suppressions_load): FALSE with an error and nothing held, or
+ * suppressions that save to bytes that load to the same bytes, that a flow of a
+ * suppressed host does not raise, and that expire at their times (seeds: seed-supp-*,
+ * written by make_corpus.py). */
 #include "fuzz.h"
 
 #include "analyzer.h"
@@ -125,6 +130,71 @@ exercise(Analyzer *a, Seen *seen)
 		analyzer_tick(a, t + (gint64)i * 40 * 60 * 1000);
 }
 
+typedef struct {
+	guint n;
+	gint64 last_until;
+	gboolean sorted;
+	guint8 last[17];
+} SuppSeen;
+
+static void
+on_supp(const PolicySuppression *s, gpointer user_data)
+{
+	SuppSeen *ss = user_data;
+	guint8 key[17];
+	memcpy(key, s->addr, 16);
+	key[16] = s->all ? 0 : (guint8)(1 + s->reason);
+	FUZZ_CHECK(s->all || (guint)s->reason < REASON_COUNT);
+	FUZZ_CHECK(memchr(s->note, '\0', sizeof s->note) != NULL);
+	if (ss->n > 0 && memcmp(ss->last, key, 17) >= 0)
+		ss->sorted = FALSE; /* by host then reason, each pair once */
+	memcpy(ss->last, key, 17);
+	ss->last_until = MAX(ss->last_until, s->until_ms);
+	ss->n++;
+}
+
+static int
+fuzz_suppressions(const guint8 *buf, gsize size)
+{
+	AnalyzerConfig cfg;
+	GError *err = NULL;
+	guint dropped = 0;
+	const gint64 now = G_GINT64_CONSTANT(1700000000000);
+
+	state_config(&cfg);
+	cfg.max_suppressions = 8;
+	Analyzer *a = analyzer_new(&cfg, NULL);
+	FUZZ_CHECK(a != NULL);
+	if (!analyzer_suppressions_load(a, buf, size, now, &dropped, &err)) {
+		FUZZ_CHECK(err != NULL && g_str_has_prefix(err->message, "suppressions: "));
+		FUZZ_CHECK(analyzer_suppression_count(a) == 0);
+		g_error_free(err);
+		analyzer_free(a);
+		return 0;
+	}
+	SuppSeen ss = {.sorted = TRUE};
+	analyzer_foreach_suppression(a, on_supp, &ss);
+	FUZZ_CHECK(ss.sorted && ss.n == analyzer_suppression_count(a) && ss.n <= 8);
+
+	GByteArray *b1 = g_byte_array_new(), *b2 = g_byte_array_new();
+	analyzer_suppressions_save(a, b1);
+	Analyzer *a2 = analyzer_new(&cfg, NULL);
+	FUZZ_CHECK(analyzer_suppressions_load(a2, b1->data, b1->len, now, &dropped, NULL));
+	FUZZ_CHECK(dropped == 0);
+	analyzer_suppressions_save(a2, b2);
+	FUZZ_CHECK(b1->len == b2->len && memcmp(b1->data, b2->data, b1->len) == 0);
+	analyzer_free(a2);
+	g_byte_array_unref(b1);
+	g_byte_array_unref(b2);
+
+	/* every one is over after the last time: the tick drops them all */
+	if (ss.n > 0)
+		analyzer_tick(a, MAX(ss.last_until, now));
+	FUZZ_CHECK(analyzer_suppression_count(a) == 0);
+	analyzer_free(a);
+	return 0;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -137,6 +207,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.alert_data = &seen;
 	cfg.geo_fn = fuzz_geo;
 	guint8 *buf = fuzz_copy(data, size);
+	if (size >= 4 && memcmp(buf, "SFSP", 4) == 0) {
+		fuzz_suppressions(buf, size);
+		g_free(buf);
+		return 0;
+	}
 	Analyzer *a = analyzer_new(&cfg, NULL);
 	FUZZ_CHECK(a != NULL);
 	if (!analyzer_state_load(a, buf, size, &err)) {

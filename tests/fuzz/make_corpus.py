@@ -404,6 +404,27 @@ def control_seeds():
         "reload": ["reload", "reload now"],
         "forget": ["forget", "forget 10.1.2.3", "forget 192.0.2.99", "forget ::ffff:203.0.113.7",
                    "forget not-an-address"],
+        "suppress": ["suppress 10.1.2.3 until=2h note=lab box, ticket 42",
+                     "suppress 10.1.2.3 reason=smtp-fanout until=30m note=known",
+                     "suppress 10.1.2.4 until=2026-12-24T08:00:00Z note=x",
+                     "suppress 10.1.2.4 until=2026-12-24 note=x",
+                     "suppress 10.1.2.4 until=2026-12-24T08:00 note=x",
+                     "suppress 2001:db8::1 until=1w note=v6",
+                     "suppress 10.1.2.3 until=1d2h3m4s note=x reason=smtp-fanout until=1h",
+                     "suppress 10.1.2.3 until=366d note=longest",
+                     "suppress 10.1.2.3 until=367d note=too long",
+                     "suppress 10.1.2.3 until=2000-01-01T00:00:00Z note=past",
+                     "suppress 10.1.2.3 until=0 note=x", "suppress 10.1.2.3 until=2h",
+                     "suppress 10.1.2.3 note=x", "suppress 10.1.2.3 until=2h note=",
+                     "suppress 10.1.2.3 until=2h note=" + "n" * 200,
+                     "suppress 10.1.2.3 until=2h note=" + "n" * 201,
+                     "suppress 10.1.2.3 until=2x note=x", "suppress until=2h note=x",
+                     "suppress 10.1.2.3 reason=nope until=2h note=x",
+                     "suppress 10.1.2.3 until=99999999999999999999 note=x"],
+        "unsuppress": ["unsuppress 10.1.2.3", "unsuppress 10.1.2.3 reason=smtp-fanout",
+                       "unsuppress", "unsuppress 10.1.2.3 until=1h", "unsuppress 192.0.2.99"],
+        "suppressions": ["suppressions", "suppressions limit=0", "suppressions limit=1",
+                         "suppressions 10.1.2.3"],
         "help": ["help", "HELP", "help me"],
         "version": ["version"],
     }
@@ -418,6 +439,16 @@ def control_seeds():
                         "reload", "history", "stats"])
     out["seed-session"] = session
     out["seed-reload-cycle"] = b"reload\nhost 10.1.2.3\n" * 5
+    # suppressions: set (all, one reason), listed, shown by host and offenders, across a
+    # reload, replaced, removed one reason then all, and the cap (the harness's is 16)
+    out["seed-suppress-session"] = b"".join(l.encode() + b"\n" for l in
+        ["suppress 10.1.2.3 until=2h note=lab box", "suppress 10.1.2.4 reason=smtp-fanout "
+         "until=30m note=known", "suppressions", "host 10.1.2.3", "offenders", "reload",
+         "suppressions", "suppress 10.1.2.3 until=4h note=longer", "unsuppress 10.1.2.4 "
+         "reason=smtp-fanout", "unsuppress 10.1.2.3", "suppressions", "host 10.1.2.3"])
+    out["seed-suppress-cap"] = b"".join(
+        ("suppress 10.9.%d.%d until=1h note=n%d\n" % (i // 250, i % 250, i)).encode()
+        for i in range(20)) + b"suppressions limit=3\nsuppressions\n"
     out["seed-forget-all"] = b"".join(b"forget " + h.encode() + b"\n" for h in CONTROL_HOSTS) \
         + b"offenders\nhistory\n"
     out["seed-crlf"] = b"version\r\nstats\r\n\r\n"
@@ -493,6 +524,27 @@ CONFIG_HANDMADE = {
     "seed-utf8": "[sinks]\nsyslog_ident = sp\u00e4mflow\n",
     "seed-bad-utf8-marker": "[sinks]\nsyslog_ident = @BAD@\n",
     "seed-comment-in-value": "[daemon]\nuser = nobody # the user\n",
+    # [group NAME] sections: nested prefixes, overrides, exempt, every kind of mistake
+    "seed-groups": ("[group lab]\nprefixes = 10.20.0.0/16, fd00:20::/48  # the lab\n"
+                    "smtp-fanout = 200/600\nexempt = submission-fanout, lateral-smtp\n"
+                    "[group printers]\nprefixes = 10.20.9.0/24\nexempt = all\n"
+                    "[group probe]\nprefixes = 10.20.9.7\nmta-surge = 0/10\n"
+                    "auth-bruteforce = 1000/3000\n"),
+    "seed-group-tie": "[group a]\nprefixes = 10.0.0.0/8\n[group b]\nprefixes = ::ffff:10.0.0.0/104\n",
+    "seed-group-no-prefixes": "[group a]\nexempt = all\n",
+    "seed-group-bad-prefix": "[group a]\nprefixes = 10.0.0.1/8\n",
+    "seed-group-empty-prefixes": "[group a]\nprefixes = # none\n",
+    "seed-group-bad-name": "[group a b]\nprefixes = 10.0.0.0/8\n[group]\nprefixes = 1.2.3.4\n",
+    "seed-group-long-name": "[group " + "n" * 32 + "]\nprefixes = 10.0.0.0/8\n",
+    "seed-group-unknown-key": "[group a]\nprefixes = 10.0.0.0/8\nsmtp-fanin = 1/2\n",
+    "seed-group-one-threshold": "[group a]\nprefixes = 10.0.0.0/8\nsmtp-fanout = 200\n",
+    "seed-group-three-thresholds": "[group a]\nprefixes = 10.0.0.0/8\nsmtp-fanout = 1/2/3\n",
+    "seed-group-bad-threshold": "[group a]\nprefixes = 10.0.0.0/8\nsmtp-fanout = -1/x\n",
+    "seed-group-big-threshold": "[group a]\nprefixes = 10.0.0.0/8\nsmtp-fanout = 10000001/1\n",
+    "seed-group-bad-exempt": "[group a]\nprefixes = 10.0.0.0/8\nexempt = smtp, all\n",
+    "seed-group-twice": "[group a]\nprefixes = 10.0.0.0/8\n[group a]\nprefixes = 10.1.0.0/16\n",
+    "seed-group-split": "[group a]\nprefixes = 10.0.0.0/8\n[daemon]\n[group a]\nexempt = all\n",
+    "seed-max-suppressions": "[analyzer]\nmax_suppressions = 1\n",
 }
 
 
@@ -512,6 +564,48 @@ def config_seeds(root):
     for name, text in CONFIG_HANDMADE.items():
         out[name] = text.encode().replace(b"@BAD@", b"\xff\xfe")
     return out
+
+
+# ---- saved suppressions (fuzz_state.c, inputs starting with "SFSP") ------------------------
+
+def supp_entry(addr16, tag, until, set_ms, uid, note):
+    n = note.encode() if isinstance(note, str) else note
+    return addr16 + u8(tag) + u64(until) + u64(set_ms) + u32(uid) + u8(len(n)) + n
+
+
+def supp_blob(entries, count=None, version=1):
+    return b"SFSP" + u16(version) + u32(len(entries) if count is None else count) + \
+        b"".join(entries)
+
+
+def state_seeds():
+    """Saved suppressions as analyzer_suppressions_save() writes them (policy.c), and
+    broken ones."""
+    v4 = b"\0" * 10 + b"\xff\xff"
+    h1, h2 = v4 + ip4("10.1.2.3"), v4 + ip4("10.1.2.4")
+    six = bytes.fromhex("20010db8000000000000000000000007")
+    t = 1700000000000
+    good = [supp_entry(h1, 0xff, t + 7200000, t, 1000, "lab box, ticket 42"),
+            supp_entry(h1, 0, t + 1800000, t, 0, "known"),
+            supp_entry(h2, 5, t + 60000, t, 0, "caf\u00e9"),
+            supp_entry(six, 0xff, t + 86400000, t - 5000, 4242, "")]
+    return {
+        "seed-supp-good": supp_blob(good),
+        "seed-supp-empty": supp_blob([]),
+        "seed-supp-expired": supp_blob([supp_entry(h1, 0xff, t - 1, t - 10, 0, "over")]),
+        "seed-supp-unsorted-dup": supp_blob([good[2], good[0], good[0]]),
+        "seed-supp-over-cap": supp_blob([supp_entry(v4 + bytes([10, 9, 0, i]), 0xff, t + 1000,
+                                                    t, 0, "n%d" % i) for i in range(12)]),
+        "seed-supp-bad-reason": supp_blob([supp_entry(h1, 7, t + 1000, t, 0, "x")]),
+        "seed-supp-bad-utf8": supp_blob([supp_entry(h1, 0xff, t + 1000, t, 0, b"\xff\xfe")]),
+        "seed-supp-nul-note": supp_blob([supp_entry(h1, 0xff, t + 1000, t, 0, b"a\0b")]),
+        "seed-supp-long-note": supp_blob([supp_entry(h1, 0xff, t + 1000, t, 0, "n" * 201)]),
+        "seed-supp-count-past-end": supp_blob(good[:1], count=1000),
+        "seed-supp-trailing": supp_blob(good[:1]) + b"x",
+        "seed-supp-truncated": supp_blob(good)[:-3],
+        "seed-supp-version": supp_blob(good[:1], version=2),
+        "seed-supp-huge-time": supp_blob([supp_entry(h1, 0xff, 1 << 62, t, 0, "far")]),
+    }
 
 
 def framed(datagrams):
@@ -556,7 +650,7 @@ def main():
     ap.add_argument("--max-per-capture", type=int, default=8)
     ap.add_argument("--only", nargs="+", metavar="HARNESS", help="write only these corpora",
                     choices=["v5", "v9", "ipfix", "sflow", "collector", "replay", "control",
-                             "config"])
+                             "config", "state"])
     args = ap.parse_args()
     ONLY.update(args.only or [])
     corpus = os.path.join(args.root, "tests", "fuzz", "corpus")
@@ -599,6 +693,8 @@ def main():
         write(os.path.join(corpus, "control"), fname, data)
     for fname, data in config_seeds(args.root).items():
         write(os.path.join(corpus, "config"), fname, data)
+    for fname, data in state_seeds().items():
+        write(os.path.join(corpus, "state"), fname, data)
 
     n_pcap = 0
     if os.path.isdir(fixtures):

@@ -76,7 +76,8 @@ def fields(a):
             ("asns", str(a["asns"])), ("evidence", a["evidence"]),
             ("mta_like", b(a["mta_like"])), ("inbound_smtp", str(a["inbound_smtp"])),
             ("dns_external", str(a["dns_external"])), ("dns_server", a["dns_server"]),
-            ("dns_corroborated", b(a["dns_corroborated"]))]
+            ("dns_corroborated", b(a["dns_corroborated"])),
+            ("group", a["group"] or None)]
     return out
 
 

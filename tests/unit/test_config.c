@@ -273,6 +273,93 @@ test_round_trip(void **state)
 	assert_defaults(d2);
 }
 
+/* [group NAME] sections: loaded in file order, written back, and every mistake named with
+ * its file:line. */
+static void
+test_groups(void **state)
+{
+	(void)state;
+	g_autoptr(GError) err = NULL;
+	g_autoptr(Config) cfg = config_new_from_data(
+	    "[analyzer]\nhistory = 5\n"
+	    "[group lab]\nprefixes = 10.20.0.0/16, fd00:20::/48  # the lab\n"
+	    "smtp-fanout = 200/600\nexempt = submission-fanout lateral-smtp\n"
+	    "[group printers]\nprefixes = 10.20.9.0/24\nexempt = all\nmta-surge = 0/10\n",
+	    -1, "g.conf", &err);
+	if (cfg == NULL)
+		fail_msg("%s", err->message);
+	assert_int_equal(cfg->n_groups, 2);
+	const AnalyzerConfig *ac = config_analyzer(cfg);
+	assert_int_equal(ac->n_groups, 2);
+	assert_string_equal(ac->groups[0].name, "lab");
+	assert_string_equal(ac->groups[0].prefixes, "10.20.0.0/16, fd00:20::/48");
+	assert_int_equal(ac->groups[0].override, 1u << REASON_SMTP_FANOUT);
+	assert_int_equal(ac->groups[0].threshold[REASON_SMTP_FANOUT][WINDOW_SHORT], 200);
+	assert_int_equal(ac->groups[0].threshold[REASON_SMTP_FANOUT][WINDOW_LONG], 600);
+	assert_int_equal(ac->groups[0].exempt,
+			 (1u << REASON_SUBMISSION_FANOUT) | (1u << REASON_LATERAL_SMTP));
+	assert_string_equal(ac->groups[1].name, "printers");
+	assert_int_equal(ac->groups[1].exempt, (1u << REASON_COUNT) - 1);
+	assert_int_equal(ac->groups[1].threshold[REASON_MTA_SURGE][WINDOW_LONG], 10);
+
+	g_autofree char *text = config_to_string(cfg);
+	assert_non_null(strstr(text, "\n[group lab]\nprefixes = 10.20.0.0/16, fd00:20::/48\n"
+				     "smtp-fanout = 200/600\n"
+				     "exempt = submission-fanout, lateral-smtp\n"));
+	assert_non_null(strstr(text, "\n[group printers]\nprefixes = 10.20.9.0/24\n"
+				     "mta-surge = 0/10\nexempt = all\n"));
+	g_autoptr(Config) back = config_new_from_data(text, -1, "back.conf", &err);
+	assert_non_null(back);
+	g_autofree char *text2 = config_to_string(back);
+	assert_string_equal(text, text2);
+	/* the defaults: no group, only the commented example */
+	g_autoptr(Config) d = config_new();
+	g_autofree char *dt = config_to_string(d);
+	assert_int_equal(d->n_groups, 0);
+	assert_non_null(strstr(dt, "# [group lab]\n# prefixes = "));
+	assert_null(strstr(dt, "\n[group "));
+
+	static const char *const bad_prefix[] = {"/etc/x.conf:3:", "[group a] prefixes",
+						 "10.0.0.0/33", NULL};
+	expect_error("[group a]\n\nprefixes = 10.0.0.0/33\n", CONFIG_ERROR_VALUE, bad_prefix);
+	static const char *const unknown_reason[] = {"/etc/x.conf:3:", "unknown key 'smtp-fanin'",
+						     NULL};
+	expect_error("[group a]\nprefixes = 10.0.0.0/8\nsmtp-fanin = 1/2\n", CONFIG_ERROR_UNKNOWN,
+		     unknown_reason);
+	static const char *const bad_exempt[] = {"/etc/x.conf:4:", "[group a] exempt",
+						 "'smtp' is not a reason", NULL};
+	expect_error("[group a]\nprefixes = 10.0.0.0/8\n# x\nexempt = smtp-fanout, smtp\n",
+		     CONFIG_ERROR_VALUE, bad_exempt);
+	static const char *const one_number[] = {"/etc/x.conf:2:", "[group a] smtp-fanout",
+						 "short/long", NULL};
+	expect_error("[group a]\nsmtp-fanout = 200\nprefixes = 10.0.0.0/8\n", CONFIG_ERROR_VALUE,
+		     one_number);
+	static const char *const bad_thr[] = {"/etc/x.conf:3:", "'-5' is not a threshold", NULL};
+	expect_error("[group a]\nprefixes = 10.0.0.0/8\nlateral-smtp = 10/-5\n",
+		     CONFIG_ERROR_VALUE, bad_thr);
+	static const char *const big_thr[] = {"/etc/x.conf:3:", "'10000001' is not a threshold",
+					      NULL};
+	expect_error("[group a]\nprefixes = 10.0.0.0/8\nlateral-smtp = 10000001/1\n",
+		     CONFIG_ERROR_VALUE, big_thr);
+	static const char *const missing[] = {"/etc/x.conf:2:", "[group a]", "prefixes is missing",
+					      NULL};
+	expect_error("[daemon]\n[group a]\nexempt = all\n", CONFIG_ERROR_VALUE, missing);
+	static const char *const tie[] = {"/etc/x.conf:5:", "[group b] prefixes",
+					  "10.1.0.0/16 is also in [group a]", NULL};
+	expect_error("[group a]\nprefixes = 10.1.0.0/16\n[group b]\n\nprefixes = 10.0.0.0/8 "
+		     "10.1.0.0/16\n",
+		     CONFIG_ERROR_VALUE, tie);
+	static const char *const name[] = {"/etc/x.conf:2:", "[group a/b]", "group name", NULL};
+	expect_error("\n[group a/b]\nprefixes = 10.0.0.0/8\n", CONFIG_ERROR_VALUE, name);
+	static const char *const noname[] = {"/etc/x.conf:1:", "[group]", NULL};
+	expect_error("[group]\nprefixes = 10.0.0.0/8\n", CONFIG_ERROR_VALUE, noname);
+	static const char *const twice[] = {"/etc/x.conf:4:", "set twice", NULL};
+	expect_error("[group a]\nprefixes = 10.0.0.0/8\n[group a]\nprefixes = 10.1.0.0/16\n",
+		     CONFIG_ERROR_DUPLICATE, twice);
+	static const char *const supp[] = {"/etc/x.conf:2:", "max_suppressions", NULL};
+	expect_error("[analyzer]\nmax_suppressions = 0\n", CONFIG_ERROR_VALUE, supp);
+}
+
 int
 main(void)
 {
@@ -281,6 +368,7 @@ main(void)
 	    cmocka_unit_test(test_bad_values),	    cmocka_unit_test(test_unknown),
 	    cmocka_unit_test(test_syntax_and_file), cmocka_unit_test(test_round_trip),
 	    cmocka_unit_test(test_inline_comments_and_lists),
+	    cmocka_unit_test(test_groups),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+#include <time.h>
 #include <glib/gstdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -58,11 +59,107 @@ test_parse(void **state)
 	for (guint i = 0; i < n; i++) {
 		g_autofree char *usage = control_command_usage(&c[i]);
 		g_autofree char *line = g_strdup_printf(
-		    "%s%s", c[i].name, c[i].n_args > 0 && c[i].args[0].required ? " ::1" : "");
+		    "%s%s%s%s", c[i].name, c[i].n_args > 0 && c[i].args[0].required ? " ::1" : "",
+		    c[i].id == CONTROL_CMD_SUPPRESS ? " until=1h" : "",
+		    c[i].id == CONTROL_CMD_SUPPRESS ? " note=x" : "");
 		assert_true(strncmp(usage, c[i].name, strlen(c[i].name)) == 0);
 		assert_true(control_parse(line, &req, NULL));
 		assert_ptr_equal(control_command_find(c[i].name), &c[i]);
 	}
+}
+
+/* suppress: until= as a duration or a time, note= taking the rest of the line. */
+static void
+test_parse_suppress(void **state)
+{
+	ControlRequest req;
+	g_autoptr(GError) err = NULL;
+	(void)state;
+
+	assert_true(control_parse("suppress 10.0.0.5 until=2h note=lab box,  ticket 42  ", &req,
+				  &err));
+	assert_int_equal(req.cmd->id, CONTROL_CMD_SUPPRESS);
+	assert_true(req.cmd->changes);
+	assert_false(control_request_has(&req, "reason"));
+	assert_false(req.until_absolute);
+	assert_int_equal(control_request_uint(&req, "until", 0), 7200);
+	assert_string_equal(req.text, "lab box,  ticket 42");
+	assert_string_equal(req.addr_text, "10.0.0.5");
+	/* arguments in any order before the note; what looks like an argument inside the note
+	 * is the note's */
+	assert_true(control_parse("suppress until=1h30m reason=smtp-fanout 2001:db8::7 "
+				  "note=see reason=x until=y",
+				  &req, &err));
+	assert_int_equal(control_request_uint(&req, "reason", 99), REASON_SMTP_FANOUT);
+	assert_int_equal(control_request_uint(&req, "until", 0), 5400);
+	assert_string_equal(req.text, "see reason=x until=y");
+	assert_int_equal(req.addr[0], 0x20);
+	static const struct {
+		const char *t;
+		guint64 s;
+	} durations[] = {{"90", 90}, {"90s", 90}, {"30m", 1800}, {"7d", 604800},
+			 {"1w", 604800}, {"1d2h3m4s", 93784}, {"366d", 366 * 86400}};
+	for (guint i = 0; i < G_N_ELEMENTS(durations); i++) {
+		guint64 v = 0;
+		gboolean abs = TRUE;
+		assert_true(control_parse_until(durations[i].t, &v, &abs));
+		assert_false(abs);
+		assert_int_equal(v, durations[i].s);
+	}
+	/* times: UTC, an offset, local without a zone (TZ=UTC here), a date alone */
+	g_setenv("TZ", "UTC", TRUE);
+	tzset();
+	static const struct {
+		const char *t;
+		gint64 ms;
+	} times[] = {{"2026-12-24T08:00:00Z", G_GINT64_CONSTANT(1798099200000)},
+		     {"2026-12-24T09:00:00+01:00", G_GINT64_CONSTANT(1798099200000)},
+		     {"2026-12-24T08:00", G_GINT64_CONSTANT(1798099200000)},
+		     {"2026-12-24T08:00Z", G_GINT64_CONSTANT(1798099200000)},
+		     {"2026-12-24", G_GINT64_CONSTANT(1798070400000)}};
+	for (guint i = 0; i < G_N_ELEMENTS(times); i++) {
+		guint64 v = 0;
+		gboolean abs = FALSE;
+		if (!control_parse_until(times[i].t, &v, &abs))
+			fail_msg("'%s' refused", times[i].t);
+		assert_true(abs);
+		assert_int_equal(v, times[i].ms);
+	}
+	static const char *const bad[] = {
+	    "suppress 10.0.0.5 until=2h",               /* no note */
+	    "suppress 10.0.0.5 note=x",                 /* no until */
+	    "suppress 10.0.0.5 until=2h note=",         /* empty note */
+	    "suppress 10.0.0.5 until=2h note=   ",      /* blank note */
+	    "suppress 10.0.0.5 until=0 note=x",         /* nothing */
+	    "suppress 10.0.0.5 until=367d note=x",      /* past the longest */
+	    "suppress 10.0.0.5 until=2x note=x",        /* no such unit */
+	    "suppress 10.0.0.5 until=h note=x",         /* no number */
+	    "suppress 10.0.0.5 until=2026-13-01 note=x", /* no such date */
+	    "suppress 10.0.0.5 until=2h reason=smtp note=x",
+	    "suppress until=2h note=x",                  /* no host */
+	    "suppress 10.0.0.5 until=2h note=a\x01b",    /* control byte */
+	    "suppress 10.0.0.5 until=2h note=\xff",      /* not UTF-8 */
+	    "unsuppress",
+	    "unsuppress 10.0.0.5 until=2h",
+	    "suppressions 10.0.0.5",
+	};
+	for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+		g_clear_error(&err);
+		if (control_parse(bad[i], &req, &err))
+			fail_msg("accepted '%s'", bad[i]);
+		assert_true(g_error_matches(err, CONTROL_ERROR, CONTROL_ERROR_USAGE));
+	}
+	/* the longest note, and one byte more */
+	g_autofree char *longest = g_strnfill(CONTROL_MAX_TEXT, 'n');
+	g_autofree char *ok = g_strdup_printf("suppress ::1 until=1h note=%s", longest);
+	assert_true(control_parse(ok, &req, NULL));
+	assert_int_equal(strlen(req.text), CONTROL_MAX_TEXT);
+	g_autofree char *over = g_strdup_printf("%sn", ok);
+	assert_false(control_parse(over, &req, NULL));
+	assert_true(control_parse("unsuppress 10.0.0.5 reason=lateral-smtp", &req, &err));
+	assert_int_equal(control_request_uint(&req, "reason", 99), REASON_LATERAL_SMTP);
+	assert_true(control_parse("suppressions limit=3", &req, &err));
+	assert_false(req.cmd->changes);
 }
 
 static void
@@ -413,6 +510,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse),
+	    cmocka_unit_test(test_parse_suppress),
 	    cmocka_unit_test(test_framing),
 	    cmocka_unit_test(test_server_limits),
 	    cmocka_unit_test(test_slots_reserved),

@@ -66,7 +66,7 @@ test_header(void **state)
 					"short_span_s,"));
 	assert_true(g_str_has_suffix(h, ",raised_ms,countries,asns,evidence,short_estimate,"
 					"short_estimate_se,long_estimate,long_estimate_se,mta_like,"
-					"inbound_smtp,dns_external,dns_server,dns_corroborated\r\n"));
+					"inbound_smtp,dns_external,dns_server,dns_corroborated,group\r\n"));
 	g_auto(GStrv) cols = g_strsplit(h, ",", -1);
 	assert_int_equal(g_strv_length(cols), ALERT_FIELDS_N);
 }
@@ -84,7 +84,12 @@ test_record(void **state)
 			    "600,62,50,62,false,70,71,9,3600,80,150,80,true,90,95,12,short,"
 			    "90,95,12,83,77,0.126,1699999995123,1700000000123,"
 			    "\"198.51.100.7/3/US/64500;2001:db8::9/1//\",\"203.0.113.1;#7\","
-			    "false,1,false,1700000000123,1,1,,62,0,80,0,true,4,37,8.8.8.8,false\r\n");
+			    "false,1,false,1700000000123,1,1,,62,0,80,0,true,4,37,8.8.8.8,false,\r\n");
+	/* a host in a [group NAME]: its name last */
+	g_strlcpy(ev.group, "lab-2", sizeof ev.group);
+	g_string_truncate(s, 0);
+	sink_csv_format(s, &ev, &ctx);
+	assert_true(g_str_has_suffix(s->str, ",8.8.8.8,false,lab-2\r\n"));
 
 	/* a peer, an evidence path with every special character, no top, no exporters */
 	ev.has_peer = TRUE;
@@ -103,7 +108,7 @@ test_record(void **state)
 	assert_true(g_str_has_prefix(s->str, "1700000000123,cleared,smtp-fanout,info,192.0.2.10,"
 					     "2001:db8::25,1.250,"));
 	assert_true(g_str_has_suffix(s->str, ",\"\",\"\",false,1,false,1700000000123,1,1,"
-					     "\"/var/ev/a,\"\"b\"\"\r\nc.ipfix\",62,0,80,0,false,4,37,,true\r\n"));
+					     "\"/var/ev/a,\"\"b\"\"\r\nc.ipfix\",62,0,80,0,false,4,37,,true,lab-2\r\n"));
 }
 
 static char *

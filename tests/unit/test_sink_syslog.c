@@ -153,12 +153,13 @@ test_rfc5424(void **state)
 	ev.severity = ALERT_SEV_CRITICAL;
 	ev.event = ALERT_UPDATED;
 	g_strlcpy(ev.evidence, "/ev/x]\"y\\z", sizeof ev.evidence);
+	g_strlcpy(ev.group, "lab.2", sizeof ev.group);
 	g_string_truncate(s, 0);
 	sink_syslog_format_5424(s, &ev, &ctx, LOG_LOCAL7, "bad host", "", 1, t);
 	assert_true(g_str_has_prefix(s->str, "<186>1 2024-01-02T03:04:05.678Z bad_host - 1 "
 					     "updated [spamflow@32473 "));
 	assert_non_null(strstr(s->str, " evidence=\"/ev/x\\]\\\"y\\\\z\" short_estimate=\"62\" "));
-	assert_non_null(strstr(s->str, " dns_corroborated=\"false\"] updated "));
+	assert_non_null(strstr(s->str, " dns_corroborated=\"false\" group=\"lab.2\"] updated "));
 
 	/* every field of alertfields.h is a PARAM, in order */
 	const char *prev = s->str;
