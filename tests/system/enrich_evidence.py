@@ -77,7 +77,7 @@ def relevant(row, host, reason, mtas):
     src, dst, sp, dp = row["src"], row["dst"], int(row["sport"]), int(row["dport"])
     fw = row["fw_event"]
     attempt = fw in ("", "created", "denied", "none")
-    if reason in ("smtp-fanout", "smtp-blocked", "mta-surge"):
+    if reason in ("smtp-fanout", "smtp-blocked", "mta-surge", "smtp-novelty"):
         ports, fwd = SMTP, (src == host and not internal(dst, mtas))
         rev = dst == host and sp in SMTP and not internal(src, mtas) and answered(row)
     elif reason == "submission-fanout":

@@ -5,7 +5,7 @@ dir; the export datagrams of the scenario capture (softflowd IPFIX) are sent to 
 so every host's flows land in one window.
 
 Groups: the bots' /29 takes smtp-fanout 1000/2000 (the fast bot's 400 destinations, far over
-the global 50, raise nothing) and is exempt from submission-fanout (the submission bot's 40
+the global 50, raise nothing) and is exempt from submission-fanout and smtp-novelty (the submission bot's 40
 raise nothing); the blocked bot's /32 inside it takes smtp-blocked 150/300 and so not the
 /29's settings (raised at exactly 150, its event naming the group); the IPv6 bot, in no
 group, is raised at the global 50 with group "". `spamflowctl host` says all this.
@@ -70,7 +70,7 @@ def datagrams(path):
 
 def groups_conf(lab_fanout):
     return ("[group bots-lab]\nprefixes = 192.168.10.64/29\n"
-            f"smtp-fanout = {lab_fanout}\nexempt = submission-fanout\n"
+            f"smtp-fanout = {lab_fanout}\nexempt = submission-fanout, smtp-novelty\n"
             "[group blocked]\nprefixes = 192.168.10.68/32\nsmtp-blocked = 150/300\n")
 
 
@@ -226,7 +226,7 @@ def main():
 
     rc, out, err = d.run("host", FAST)
     check(rc == 0 and "group bots-lab (192.168.10.64/29): smtp-fanout thresholds 1000/2000, "
-          "exempt submission-fanout" in out,
+          "exempt submission-fanout, smtp-novelty" in out,
           "host (text) of the fast bot names its group, thresholds and exempt reason")
     print(out, end="")
     rc, j = d.jq("host", FAST)
@@ -234,7 +234,7 @@ def main():
     r = reasons_of(j).get("smtp-fanout", {})
     check(g.get("name") == "bots-lab" and g.get("prefix") == "192.168.10.64/29" and
           g.get("thresholds", {}).get("smtp-fanout") == {"short": 1000, "long": 2000} and
-          g.get("exempt") == ["submission-fanout"],
+          g.get("exempt") == ["submission-fanout", "smtp-novelty"],
           f"host --json: the group object ({g})")
     check(r.get("threshold") == {"short": 1000, "long": 2000} and
           r.get("value", {}).get("short", 0) >= 400 and r.get("state") == "idle",

@@ -73,8 +73,10 @@ def fields(a):
             ("exporters_truncated", b(a["exporters_truncated"])),
             ("sampling", str(a["sampling"])), ("lower_bound", b(a["lower_bound"])),
             ("raised_ms", str(a["raised_ms"])), ("countries", str(a["countries"])),
-            ("asns", str(a["asns"])), ("evidence", a["evidence"]),
-            ("mta_like", b(a["mta_like"])), ("inbound_smtp", str(a["inbound_smtp"])),
+            ("asns", str(a["asns"])), ("evidence", a["evidence"])]
+    out += [(k, str(a[k])) for k in ("short_estimate", "short_estimate_se", "long_estimate",
+                                     "long_estimate_se")]
+    out += [("mta_like", b(a["mta_like"])), ("inbound_smtp", str(a["inbound_smtp"])),
             ("dns_external", str(a["dns_external"])), ("dns_server", a["dns_server"]),
             ("dns_corroborated", b(a["dns_corroborated"])),
             ("group", a["group"] or None)]
