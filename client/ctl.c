@@ -361,6 +361,17 @@ ago(JsonNode *j, const char *path, gint64 now)
 	return ctl_ago((gint64)ctl_json_num(j, path, 0), now);
 }
 
+/* "31/50", "31 (est. 61+-9)/50" when sampled, "80" for a context window (threshold 0) */
+static char *
+value_cell(double value, double threshold, gboolean sampled, double estimate, double se)
+{
+	g_autofree char *v = sampled ? g_strdup_printf("%.0f (est. %.0f+-%.0f)", value, estimate, se)
+				     : g_strdup_printf("%.0f", value);
+	if (threshold == 0)
+		return g_steal_pointer(&v);
+	return g_strdup_printf("%s/%.0f", v, threshold);
+}
+
 /* "30/30~" : a window's value over its threshold, ~ when estimated */
 static char *
 window_cell(JsonNode *ev, guint w)
@@ -405,13 +416,19 @@ render_offenders(GString *out, JsonNode *r, guint width)
 		row[2] = str(o, "host");
 		JsonNode *cur = ctl_json_get(o, "now");
 		if (cur != NULL && JSON_NODE_HOLDS_OBJECT(cur)) {
-			/* the windows now, against the thresholds of the last event */
+			/* the windows now, against the thresholds of the last event (sampled: with
+			 * the last event's estimates) */
 			double att = ctl_json_num(cur, "attempts", 0);
 			JsonNode *ws = ctl_json_get(ev, "windows");
-			row[3] = g_strdup_printf("%.0f/%.0f", ctl_json_num(cur, "short", 0),
-						 ctl_json_num(ctl_json_at(ws, 0), "threshold", 0));
-			row[4] = g_strdup_printf("%.0f/%.0f", ctl_json_num(cur, "long", 0),
-						 ctl_json_num(ctl_json_at(ws, 1), "threshold", 0));
+			gboolean sampled = ctl_json_num(ev, "sampling", 1) > 1;
+			row[3] = value_cell(ctl_json_num(cur, "short", 0),
+					    ctl_json_num(ctl_json_at(ws, 0), "threshold", 0), sampled,
+					    ctl_json_num(ev, "short_estimate", 0),
+					    ctl_json_num(ev, "short_estimate_se", 0));
+			row[4] = value_cell(ctl_json_num(cur, "long", 0),
+					    ctl_json_num(ctl_json_at(ws, 1), "threshold", 0), sampled,
+					    ctl_json_num(ev, "long_estimate", 0),
+					    ctl_json_num(ev, "long_estimate_se", 0));
 			row[5] = g_strdup_printf("%.0f", att);
 			row[6] = g_strdup_printf(
 			    "%.0f%%", att > 0 ? 100 * ctl_json_num(cur, "failed", 0) / att : 0);
@@ -636,10 +653,15 @@ render_host(GString *out, JsonNode *r, guint width)
 		    : is_number(ctl_json_get(x, "suppressed_until_ms")) ? " (suppressed)"
 									  : "");
 		if (ctl_json_get(x, "value") != NULL) {
-			row[2] = g_strdup_printf("%.0f/%.0f", ctl_json_num(x, "value.short", 0),
-						 ctl_json_num(x, "threshold.short", 0));
-			row[3] = g_strdup_printf("%.0f/%.0f", ctl_json_num(x, "value.long", 0),
-						 ctl_json_num(x, "threshold.long", 0));
+			gboolean sampled = ctl_json_get(x, "estimate") != NULL;
+			row[2] = value_cell(ctl_json_num(x, "value.short", 0),
+					    ctl_json_num(x, "threshold.short", 0), sampled,
+					    ctl_json_num(x, "estimate.short", 0),
+					    ctl_json_num(x, "estimate_se.short", 0));
+			row[3] = value_cell(ctl_json_num(x, "value.long", 0),
+					    ctl_json_num(x, "threshold.long", 0), sampled,
+					    ctl_json_num(x, "estimate.long", 0),
+					    ctl_json_num(x, "estimate_se.long", 0));
 			row[4] = g_strdup_printf("%.2f", ctl_json_num(x, "level", 0));
 		} else {
 			row[2] = g_strdup("-");
@@ -654,6 +676,12 @@ render_host(GString *out, JsonNode *r, guint width)
 	table_render(&t, out, width, "  ");
 	for (guint i = 0; i < ctl_json_len(reasons); i++) {
 		JsonNode *x = ctl_json_at(reasons, i);
+		if (ctl_json_get(x, "window_s") != NULL && ctl_json_get(x, "value") != NULL)
+			g_string_append_printf(
+			    out,
+			    "  %s: SHORT is the destinations not contacted within the horizon, over "
+			    "the last %.0f h; LONG the port-25 long window's distinct (context)\n",
+			    ctl_json_str(x, "reason", "?"), ctl_json_num(x, "window_s", 0) / 3600);
 		if (ctl_json_get(x, "note") != NULL)
 			g_string_append_printf(out, "  note: %s: %s\n", ctl_json_str(x, "reason", "?"),
 					       ctl_json_str(x, "note", ""));

@@ -171,16 +171,29 @@ on_alert(const AlertEvent *analyzer_ev, gpointer user_data)
 						     ev->n_asns)
 				   : g_strdup("");
 	g_autofree char *signs = alert_signs_text(ev);
-	g_message("alert %s %s host=%s%s%s severity=%s short=%u/%u%s long=%u/%u%s "
-		  "attempts=%u failed=%.0f%%%s%s%s%s%s",
+	/* smtp-novelty: its first window is the new destinations in hours, the second context */
+	g_autofree char *counts =
+	    ev->reason == REASON_SMTP_NOVELTY
+		? g_strdup_printf("new=%u/%u in %" G_GINT64_FORMAT "h distinct=%u%s", sw->value,
+				  sw->threshold, sw->span_ms / 3600000, lw->distinct,
+				  lw->estimated ? "~" : "")
+		: g_strdup_printf("short=%u/%u%s long=%u/%u%s", sw->value, sw->threshold,
+				  sw->estimated ? "~" : "", lw->value, lw->threshold,
+				  lw->estimated ? "~" : "");
+	/* sampled: the counts are what was sampled; say what they estimate */
+	g_autofree char *sampled =
+	    ev->lower_bound
+		? g_strdup_printf(" (sampled 1:%u: estimated %s %u+-%u, %s %u+-%u)", ev->sampling,
+				  ev->reason == REASON_SMTP_NOVELTY ? "new" : "short", sw->estimate,
+				  sw->estimate_se, ev->reason == REASON_SMTP_NOVELTY ? "distinct" : "long",
+				  lw->estimate, lw->estimate_se)
+		: g_strdup("");
+	g_message("alert %s %s host=%s%s%s severity=%s %s attempts=%u failed=%.0f%%%s%s%s%s%s",
 		  alert_kind_name(ev->event), alert_reason_name(ev->reason), host,
 		  ev->has_peer ? " target=" : "",
 		  ev->has_peer ? flow_addr_str(ev->peer, peer, sizeof peer) : "",
-		  alert_severity_name(ev->severity), sw->value, sw->threshold,
-		  sw->estimated ? "~" : "", lw->value, lw->threshold, lw->estimated ? "~" : "",
-		  ev->attempts, ev->failed_share * 100, geo, signs,
-		  ev->evidence[0] != '\0' ? " evidence=" : "", ev->evidence,
-		  ev->lower_bound ? " (sampled: counts are lower bounds)" : "");
+		  alert_severity_name(ev->severity), counts, ev->attempts, ev->failed_share * 100,
+		  geo, signs, ev->evidence[0] != '\0' ? " evidence=" : "", ev->evidence, sampled);
 	SinkCtx ctx = {.exporter_name = exporter_name, .user_data = app};
 	sink_set_write(app->sinks, ev, &ctx);
 }
