@@ -66,15 +66,13 @@ import ipaddress
 import json
 import os
 import random
+import socket
+import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gen_traffic as gt  # noqa: E402  (pcap writer, MACs, TCP flag values, DNS helper)
 
-from scapy.layers.inet import IP, TCP, UDP  # noqa: E402
-from scapy.layers.inet6 import IPv6  # noqa: E402
-from scapy.layers.l2 import Ether  # noqa: E402
-from scapy.packet import Raw  # noqa: E402
 
 FIN, SYN, RST, PSH, ACK = gt.FIN, gt.SYN, gt.RST, gt.PSH, gt.ACK
 
@@ -150,29 +148,68 @@ class FlowStat:
         self.rev_pkts = self.rev_bytes = self.rev_flags = 0
 
 
+def csum(b):
+    """The Internet checksum (RFC 1071)."""
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+MACS = {}
+
+
+def mac(addr):
+    m = MACS.get(addr)
+    if m is None:
+        m = MACS[addr] = bytes.fromhex((gt.host_mac(addr) if internal(addr) else gt.GW_MAC)
+                                       .replace(":", ""))
+    return m
+
+
 class Scenario(gt.Traffic):
-    """gt.Traffic with this scenario's clock and internal networks, and flow accounting."""
+    """gt.Traffic with this scenario's clock and internal networks, and flow accounting.
+    Frames are packed with struct (Ethernet / IPv4 without options or IPv6 / TCP without
+    options or UDP, valid checksums): byte for byte what scapy built from the same fields,
+    in a fraction of the time."""
 
     def __init__(self):
         super().__init__()
         self.flows = {}
 
-    def _ether(self, src, dst):
-        smac = gt.host_mac(src) if internal(src) else gt.GW_MAC
-        dmac = gt.host_mac(dst) if internal(dst) else gt.GW_MAC
-        return Ether(src=smac, dst=dmac)
+    def frame(self, src, dst, proto, l4):
+        """Ethernet + IP header for l4 (the transport header with a zero checksum at
+        offset 16 (TCP) or 6 (UDP), then the payload); fills in the checksum."""
+        v6 = ":" in src
+        s = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, src)
+        d = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, dst)
+        if v6:
+            pseudo = s + d + struct.pack("!IxxxB", len(l4), proto)
+        else:
+            pseudo = s + d + struct.pack("!xBH", proto, len(l4))
+        c = csum(pseudo + l4)
+        if proto == 17 and c == 0:
+            c = 0xFFFF  # RFC 768: a computed 0 is sent as all ones
+        off = 16 if proto == 6 else 6
+        l4 = l4[:off] + struct.pack("!H", c) + l4[off + 2:]
+        ttl = 64 if internal(src) else 52
+        if v6:
+            ip = struct.pack("!IHBB", 6 << 28, len(l4), proto, ttl) + s + d
+            et = 0x86DD
+        else:
+            self.ipid = (self.ipid + 1) & 0xFFFF
+            h = struct.pack("!BBHHHBBH", 0x45, 0, 20 + len(l4), self.ipid, 0, ttl, proto, 0)
+            ip = h[:10] + struct.pack("!H", csum(h + s + d)) + s + d
+            et = 0x0800
+        return mac(dst) + mac(src) + struct.pack("!H", et) + ip + l4
 
-    def _ip(self, src, dst):
-        if ":" in src:
-            return IPv6(src=src, dst=dst, hlim=64 if internal(src) else 52)
-        self.ipid = (self.ipid + 1) & 0xFFFF
-        return IP(src=src, dst=dst, ttl=64 if internal(src) else 52, id=self.ipid)
-
-    def add(self, t, src, dst, l4, sport=0, dport=0, proto=0, flags=0):
+    def add(self, t, src, dst, proto, l4, sport=0, dport=0, flags=0):
         """t: seconds since BASE_TS."""
         if not 0 <= t < SPAN_S + 30:
             raise ValueError("packet at %.3f s is outside the run" % t)
-        data = bytes(self._ether(src, dst) / self._ip(src, dst) / l4)
+        data = self.frame(src, dst, proto, l4)
         us = int(round(t * 1e6))
         self.pkts.append((BASE_TS * 1000000 + us, len(self.pkts), data))
         key = (proto,) + tuple(sorted([(src, sport), (dst, dport)]))
@@ -195,14 +232,14 @@ class Scenario(gt.Traffic):
             f.rev_flags |= flags
 
     def tcp(self, t, src, dst, sport, dport, flags, seq=0, ack=0, data=b""):
-        l4 = TCP(sport=sport, dport=dport, flags=flags, seq=seq & 0xFFFFFFFF,
-                 ack=ack & 0xFFFFFFFF if flags & ACK else 0, window=64240)
-        if data:
-            l4 = l4 / Raw(data)
-        self.add(t, src, dst, l4, sport, dport, 6, flags)
+        l4 = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF,
+                         ack & 0xFFFFFFFF if flags & ACK else 0, 5 << 4, flags, 64240, 0,
+                         0) + data
+        self.add(t, src, dst, 6, l4, sport, dport, flags)
 
     def udp(self, t, src, dst, sport, dport, data):
-        self.add(t, src, dst, UDP(sport=sport, dport=dport) / Raw(data), sport, dport, 17)
+        self.add(t, src, dst, 17, struct.pack("!HHHH", sport, dport, 8 + len(data), 0) + data,
+                 sport, dport)
 
 
 class Ports:
