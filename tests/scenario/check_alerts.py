@@ -3,7 +3,8 @@
 compare its alert events with fixtures/scenario.truth.json (scripts/gen_scenario.py).
 
 For one export version (v5, v9 or ipfix):
-  - every bot the version can see gets exactly one `raised` event per expected reason, at a
+  - every host with expected alerts (the bots and the unlisted MTA) the version can see
+    gets exactly one `raised` event per expected reason, at a
     time within [not_before_ms, not_after_ms] of the truth (true crossing - 1 slice ..
     crossing flow's last packet + softflowd's expiry delay + 1 slice);
   - no other (host, reason) is raised: zero false positives on benign hosts, and no extra
@@ -11,22 +12,46 @@ For one export version (v5, v9 or ipfix):
   - each raised event explains itself: a window whose value reaches its threshold, top
     destinations, exporters (and for smtp-blocked/fanout a failed share on the right side
     of 0.8; for auth-bruteforce the targeted server among the top destinations);
-  - the capture keeps the premise of the tolerance: every flow of a bot reaches the
+  - the capture keeps the premise of the tolerance: every flow of those hosts reaches the
     collector within the expiry delay of its last packet (from `--flows`).
 With --all it runs the three versions and also checks that they raise the same set of
 (host, reason), the IPv6 bot aside for v5.
+
+Besides the fan-out reasons the truth holds smtp-novelty (issue 14; gen_scenario.py's
+novelty()): the slow bot and the moderate bot raise it, nothing else may. When the events
+carry the fields issue 14 adds, they are checked too:
+  - "mta_like" (the evidence helper's MTA hint): true on the unlisted MTA's smtp-fanout,
+    false on every bot;
+  - "short_estimate", "short_estimate_se", "long_estimate", "long_estimate_se" (the lead's
+    sampling estimate): all four or none; unsampled, estimate = the window's value, se 0.
 
 sFlow (pmacctd sfprobe's exports of scenario.pcap, fixtures/README.md "The pmacctd sFlow
 captures"; one row per sampled packet):
   --version sflow          sampling 1: every check above, as for v9 (all hosts visible), and
                            the (host, reason) set raised must equal the v9 export's.
-  --version sflow-sampled  1 in N (N from the capture's expect file): every event must say
-                           "sampling": N and "lower_bound": true. Which bots are raised at
-                           that rate is printed, not asserted (how thresholds adapt to
-                           sampling is a later issue).
+
+Sampled captures (issue 14, "Sampling": the targets are the issue's):
+  --version sflow-sampled  pmacctd sFlow, 1 in 10 (hosts as v9)
+  --version ipfix-s10      softflowd IPFIX -s 10 (fixtures/make.sh)
+  --version ipfix-s100     softflowd IPFIX -s 100
+  - every event carries "sampling": N (N from the capture's expect file), and either the
+    four estimate fields (numbers >= 0) or, before the estimator, "lower_bound": true;
+  - 1 in 10: every expected (host, reason) of the truth is raised once and explains itself
+    (a window whose value, or estimate - 2 se, reaches its threshold; MTA hint as above);
+    nothing else is raised (a benign host: FALSE POSITIVE; another reason on a bot or the
+    unlisted MTA: UNEXPECTED REASON);
+  - 1 in 100: the hosts the truth marks "aggressive" (1,000+ distinct destinations in 10
+    minutes: the outbreak bot) raise their expected reasons; other expected alerts may be
+    missed; nothing unexpected is raised;
+  - time is not asserted under sampling: the table prints, per expected alert, the true
+    crossing, the unsampled run's time (the same version at sampling 1: scenario-ipfix /
+    scenario-sflow), the sampled time, and its delay against both, with the estimate.
+The tables list every expected (host, reason) with expected / raised / time / delay, so a
+failure shows where the analyzer falls short.
 
 usage: check_alerts.py --spamflowd EXE --fixtures DIR
-                       (--version v5|v9|ipfix|sflow|sflow-sampled | --all) [--keep DIR]
+                       (--version v5|v9|ipfix|sflow|sflow-sampled|ipfix-s10|ipfix-s100
+                        | --all) [--keep DIR]
 """
 
 import argparse
@@ -94,14 +119,59 @@ def replay_flows(spamflowd, conf, capture):
     return list(csv.DictReader(io.StringIO(r.stdout)))
 
 
-def explain_problems(ev, exp):
-    """Why a raised event does not explain itself ([] when it does)."""
+ESTIMATE_KEYS = ["short_estimate", "short_estimate_se", "long_estimate", "long_estimate_se"]
+Z = 2  # [sampling] confidence default: the decision value is max(0, estimate - Z se)
+
+
+def estimates(ev):
+    """[(estimate, se)] per window (short, long) when the event has the estimate fields
+    (issue 14, the lead's sampling estimate), else None."""
+    if not any(k in ev for k in ESTIMATE_KEYS):
+        return None
+    return [(ev.get("short_estimate"), ev.get("short_estimate_se")),
+            (ev.get("long_estimate"), ev.get("long_estimate_se"))]
+
+
+def estimate_problems(ev, rate):
+    """The estimate fields of an event: all four or none; numbers >= 0; unsampled (rate 1)
+    estimate = the window's value and se = 0."""
+    est = estimates(ev)
+    if est is None:
+        return []
+    missing = [k for k in ESTIMATE_KEYS if not isinstance(ev.get(k), (int, float))]
+    if missing:
+        return ["estimate fields missing or not numbers: %s" % missing]
     bad = []
     wins = ev.get("windows") or []
-    if not any(isinstance(w.get("value"), (int, float)) and w.get("threshold") and
-               w["value"] >= w["threshold"] for w in wins):
-        bad.append("no window with value >= threshold: %s" %
-                   [(w.get("span_s"), w.get("value"), w.get("threshold")) for w in wins])
+    for k, (e, se) in enumerate(est):
+        if e < 0 or se < 0:
+            bad.append("window %d: estimate %s se %s" % (k, e, se))
+        elif rate == 1 and k < len(wins) and (e != wins[k].get("value") or se != 0):
+            bad.append("unsampled window %d: estimate %s se %s, want value %s and 0"
+                       % (k, e, se, wins[k].get("value")))
+    return bad
+
+
+def explain_problems(ev, exp):
+    """Why a raised event does not explain itself ([] when it does). A window explains it
+    when its value reaches its threshold or, sampled, when its decision value (estimate -
+    Z se, within 3 for the rounding of both to integers) does."""
+    bad = []
+    wins = ev.get("windows") or []
+    est = estimates(ev) or []
+
+    def reaches(k, w):
+        if not w.get("threshold"):
+            return False
+        if isinstance(w.get("value"), (int, float)) and w["value"] >= w["threshold"]:
+            return True
+        if k < len(est) and all(isinstance(x, (int, float)) for x in est[k]):
+            return est[k][0] - Z * est[k][1] >= w["threshold"] - 3
+        return False
+    if not any(reaches(k, w) for k, w in enumerate(wins)):
+        bad.append("no window with value (or estimate - %d se) >= threshold: %s" % (
+            Z, [(w.get("span_s"), w.get("value"), w.get("threshold")) for w in wins] +
+            ([("estimates", est)] if est else [])))
     top = ev.get("top") or []
     if not top:
         bad.append("no top destinations")
@@ -122,8 +192,24 @@ def explain_problems(ev, exp):
     return bad
 
 
-# sFlow captures: every host is visible, as in v9 (IPv6 included)
-SFLOW = {"sflow": "scenario-sflow.pcap", "sflow-sampled": "scenario-sflow-sampled.pcap"}
+def mta_hint_problems(ev, h):
+    """The evidence helper's MTA hint, when the event has it: true on the unlisted MTA's
+    smtp-fanout, false on every bot (no inbound SMTP goes to a bot)."""
+    if "mta_like" not in ev or h is None:
+        return []
+    want = None
+    if h.get("mta_like") and ev.get("reason") == "smtp-fanout":
+        want = True
+    elif h["role"] == "bot":
+        want = False
+    if want is not None and ev["mta_like"] is not want:
+        return ["\"mta_like\": %s (want %s; inbound_smtp %s)"
+                % (json.dumps(ev["mta_like"]), json.dumps(want), ev.get("inbound_smtp"))]
+    return []
+
+
+# the sFlow capture at sampling 1: every host is visible, as in v9 (IPv6 included)
+SFLOW = {"sflow": "scenario-sflow.pcap"}
 
 
 def check_version(args, truth, version):
@@ -147,8 +233,9 @@ def check_version(args, truth, version):
     # the premise of the tolerance: bot flows reach the collector promptly
     tol = truth["tolerance"]
     flows = replay_flows(args.spamflowd, conf, capture)
-    bots = {norm(ad) for h in truth["hosts"] if h["role"] == "bot" and visible in h["versions"]
-            for ad in h["addresses"]}
+    # (every host with an expected alert: the bots and the unlisted MTA)
+    bots = {norm(e["host"]) for h in truth["hosts"] if visible in h["versions"]
+            for e in h["expected"]}
     worst, seen = {}, {}
     for r in flows:
         src = norm(r["src"])
@@ -170,8 +257,11 @@ def check_version(args, truth, version):
     events = replay_alerts(args.spamflowd, conf, capture, out)
     raised = {}
     kinds = {}
+    bad_est = []
     for ev in events:
         kinds[ev.get("event")] = kinds.get(ev.get("event"), 0) + 1
+        bad_est += ["%s %s %s: %s" % (ev.get("event"), ev.get("host"), ev.get("reason"), b)
+                    for b in estimate_problems(ev, 1)]
         if ev.get("event") == "raised":
             raised.setdefault((norm(ev.get("host")), ev.get("reason")), []).append(ev)
 
@@ -197,6 +287,7 @@ def check_version(args, truth, version):
                 res.append("time outside [%s, %s]" % (hms(e["not_before_ms"]),
                                                       hms(e["not_after_ms"])))
             res += explain_problems(evs[0], e)
+            res += mta_hint_problems(evs[0], h)
         lines.append(fmt % (h["name"], key[0], key[1], hms(e["true_crossing_ms"]), hms(seen_ms),
                             hms(got), hms(e["not_after_ms"]), dsec(got, e["true_crossing_ms"]),
                             dsec(got, seen_ms), "ok" if not res else "; ".join(res)))
@@ -209,6 +300,7 @@ def check_version(args, truth, version):
         lines.append(fmt % (h["name"] if h else "?", key[0], key[1], "-", "-",
                             hms(ev.get("time_ms")), "-", "-", "-", "%s: %s" % (kind, who)))
         problems.append("%s: %s: %s raised for %s" % (version, kind, key[1], who))
+    problems += ["%s: %s" % (version, b) for b in bad_est[:10]]
     return problems, set(raised), lines
 
 
@@ -233,69 +325,131 @@ def check_sflow(args, truth):
     return problems
 
 
-def check_sflow_sampled(args, truth):
-    """1 in N: every event carries sampling N and lower_bound true; the rest is reported."""
-    fx = args.fixtures
-    capture = os.path.join(fx, SFLOW["sflow-sampled"])
+# Sampled captures: (capture, the unsampled capture to compare times with, the version whose
+# hosts it can see)
+SAMPLED = {
+    "sflow-sampled": ("scenario-sflow-sampled.pcap", "scenario-sflow.pcap", "v9"),
+    "ipfix-s10": ("scenario-ipfix-s10.pcap", "scenario-ipfix.pcap", "ipfix"),
+    "ipfix-s100": ("scenario-ipfix-s100.pcap", "scenario-ipfix.pcap", "ipfix"),
+}
+AGGRESSIVE_ONLY_FROM = 100  # from this rate on only the aggressive bots must be raised
+
+
+def sampling_rate(capture):
     with open(capture[:-5] + ".expect.json") as f:
-        rates = json.load(f)["sampling_rates"]
+        x = json.load(f)
+    if "sampling_interval" in x:  # softflowd (count_records.py)
+        return [x["sampling_interval"]]
+    return x["sampling_rates"]  # pmacctd sFlow (sflow_fixtures.py)
+
+
+def fmt_est(ev):
+    """short/long estimate +- se of an event, or its observed short/long values."""
+    est = estimates(ev)
+    if est is not None:
+        return " ".join("%s+-%s" % (e, se) for e, se in est)
+    return "obs " + "/".join(str(w.get("value")) for w in (ev.get("windows") or [])[:2])
+
+
+def check_sampled(args, truth, version):
+    """A 1-in-N capture against the issue's targets (module docstring)."""
+    fx = args.fixtures
+    name, ref_name, visible = SAMPLED[version]
+    capture = os.path.join(fx, name)
+    rates = sampling_rate(capture)
     if len(rates) != 1:
         return ["%s: sampling rates %s, want one" % (capture, rates)]
     rate = rates[0]
     conf = os.path.join(fx, truth["config"])
     events = replay_alerts(args.spamflowd, conf, capture,
-                           os.path.join(args.keep, "alerts-sflow-sampled.jsonl"))
+                           os.path.join(args.keep, "alerts-%s.jsonl" % version))
+    ref_events = replay_alerts(args.spamflowd, conf, os.path.join(fx, ref_name),
+                               os.path.join(args.keep, "alerts-%s-unsampled.jsonl" % version))
     problems = []
-    kinds = {}
+
+    # every event says how it was sampled; the estimate fields once they exist
+    kinds, bad, n_est = {}, [], 0
     for ev in events:
         kinds[ev.get("event")] = kinds.get(ev.get("event"), 0) + 1
-    bad = [ev for ev in events if ev.get("sampling") != rate or ev.get("lower_bound") is not True]
-    for ev in bad[:10]:
-        problems.append("sflow-sampled: %s %s %s says sampling %r, lower_bound %r (want %d, true)"
-                        % (ev.get("event"), ev.get("host"), ev.get("reason"), ev.get("sampling"),
-                           ev.get("lower_bound"), rate))
+        what = "%s %s %s" % (ev.get("event"), ev.get("host"), ev.get("reason"))
+        if ev.get("sampling") != rate:
+            bad.append("%s says sampling %r (want %d)" % (what, ev.get("sampling"), rate))
+        if estimates(ev) is not None:
+            n_est += 1
+            bad += ["%s: %s" % (what, b) for b in estimate_problems(ev, rate)]
+        elif ev.get("lower_bound") is not True:
+            # before the estimate: observed counts under sampling are lower bounds
+            bad.append("%s says lower_bound %r and has no estimate" % (what,
+                                                                      ev.get("lower_bound")))
+    problems += ["%s: %s" % (version, b) for b in bad[:10]]
     if len(bad) > 10:
-        problems.append("sflow-sampled: ... %d more such events" % (len(bad) - 10))
-    if not bad:
-        print("sflow-sampled: all %d events say \"sampling\": %d, \"lower_bound\": true"
-              % (len(events), rate))
-    raised = {}
-    for ev in events:
-        if ev.get("event") == "raised":
-            raised.setdefault((norm(ev.get("host")), ev.get("reason")), []).append(ev)
+        problems.append("%s: ... %d more such events" % (version, len(bad) - 10))
+    print("%s: %d events, all \"sampling\": %d: %s; with the estimate fields: %d%s" % (
+        version, len(events), rate, "yes" if not any("sampling" in b for b in bad) else "NO",
+        n_est, "" if n_est else " (none yet: the lead's estimator has not landed)"))
+
+    def raised_of(evs):
+        r = {}
+        for ev in evs:
+            if ev.get("event") == "raised":
+                r.setdefault((norm(ev.get("host")), ev.get("reason")), []).append(ev)
+        return r
+    raised, ref = raised_of(events), raised_of(ref_events)
+
     expected, role_of = {}, {}
     for h in truth["hosts"]:
         for ad in h["addresses"]:
             role_of[norm(ad)] = h
-        if "v9" in h["versions"]:
-            for e in h["expected"]:
-                expected[(norm(e["host"]), e["reason"])] = (h, e)
-    fmt = "%-15s %-15s %-17s %8s %8s %8s  %s"
-    print("== sflow-sampled: %s, 1 in %d (%d events: %s)"
-          % (os.path.basename(capture), rate, len(events),
-             ", ".join("%s %d" % kv for kv in sorted(kinds.items()))))
-    print(fmt % ("host", "address", "reason", "crossing", "got", "got-tru", "at 1 in %d" % rate))
+        if visible not in h["versions"]:
+            continue
+        for e in h["expected"]:
+            expected[(norm(e["host"]), e["reason"])] = (h, e)
+    aggressive_only = rate >= AGGRESSIVE_ONLY_FROM
+
+    fmt = "%-15s %-15s %-17s %-8s %8s %8s %8s %7s %7s %-19s %s"
+    print("== %s: %s, 1 in %d (%d events: %s); unsampled: %s" % (
+        version, name, rate, len(events),
+        ", ".join("%s %d" % kv for kv in sorted(kinds.items())), ref_name))
+    print("target: %s" % (
+        "hosts with 1,000+ destinations per 10 min (aggressive) raised, nothing benign"
+        if aggressive_only else "every expected (host, reason) raised, nothing else"))
+    print(fmt % ("host", "address", "reason", "expected", "crossing", "unsampl", "got",
+                 "got-tru", "delay", "short/long est+-se", "result"))
     hit = 0
     for key in sorted(expected, key=lambda k: expected[k][1]["true_crossing_ms"]):
         h, e = expected[key]
+        required = h.get("aggressive") or not aggressive_only
         evs = raised.get(key, [])
         got = evs[0].get("time_ms") if evs else None
-        if evs:
-            hit += 1
-            w = max(evs[0].get("windows") or [{}], key=lambda x: x.get("value") or 0)
-            res = "raised (value %s of %s, %s window)" % (w.get("value"), w.get("threshold"),
-                                                          evs[0].get("trigger"))
+        uns = ref[key][0].get("time_ms") if key in ref else None
+        res = []
+        if not evs:
+            res.append("MISSING" if required else "missed (allowed at 1 in %d)" % rate)
         else:
-            res = "not raised"
-        print(fmt % (h["name"], key[0], key[1], hms(e["true_crossing_ms"]), hms(got),
-                     dsec(got, e["true_crossing_ms"]), res))
+            hit += 1
+            if len(evs) > 1:
+                res.append("raised %d times" % len(evs))
+            res += explain_problems(evs[0], e)
+            res += mta_hint_problems(evs[0], h)
+        print(fmt % (h["name"], key[0], key[1], "yes" if not aggressive_only else
+                     "aggr." if h.get("aggressive") else "may", hms(e["true_crossing_ms"]),
+                     hms(uns), hms(got), dsec(got, e["true_crossing_ms"]), dsec(got, uns),
+                     fmt_est(evs[0]) if evs else "-", "; ".join(res) or "ok"))
+        if evs or required:
+            problems += ["%s: %s %s: %s" % (version, h["name"], key[1], r) for r in res
+                         if not r.startswith("missed")]
     for key in sorted(set(raised) - set(expected), key=lambda k: (str(k[0]), k[1])):
         h = role_of.get(key[0])
         who = "%s (%s)" % (h["name"], h["role"]) if h else "host not in the cast"
-        print(fmt % (h["name"] if h else "?", key[0], key[1], "-", hms(raised[key][0].get(
-            "time_ms")), "-", "raised, not expected at 1 in 1: %s" % who))
-    print("sflow-sampled: %d of %d expected (host, reason) raised at 1 in %d; %d others"
-          % (hit, len(expected), rate, len(set(raised) - set(expected))))
+        kind = "FALSE POSITIVE" if not h or h["role"] == "benign" else "UNEXPECTED REASON"
+        ev = raised[key][0]
+        uns = ref[key][0].get("time_ms") if key in ref else None
+        print(fmt % (h["name"] if h else "?", key[0], key[1], "no", "-", hms(uns),
+                     hms(ev.get("time_ms")), "-", dsec(ev.get("time_ms"), uns), fmt_est(ev),
+                     "%s: %s" % (kind, who)))
+        problems.append("%s: %s: %s raised for %s" % (version, kind, key[1], who))
+    print("%s: %d of %d expected (host, reason) raised at 1 in %d; %d not expected" % (
+        version, hit, len(expected), rate, len(set(raised) - set(expected))))
     return problems
 
 
@@ -304,7 +458,7 @@ def main():
     ap.add_argument("--spamflowd", required=True)
     ap.add_argument("--fixtures", required=True)
     g = ap.add_mutually_exclusive_group(required=True)
-    g.add_argument("--version", choices=["v5", "v9", "ipfix"] + sorted(SFLOW))
+    g.add_argument("--version", choices=["v5", "v9", "ipfix", "sflow"] + sorted(SAMPLED))
     g.add_argument("--all", action="store_true")
     ap.add_argument("--keep", help="write the alert files here (default: a temporary dir)")
     args = ap.parse_args()
@@ -318,10 +472,10 @@ def main():
 
 def check(args):
     truth = json.load(open(os.path.join(args.fixtures, "scenario.truth.json")))
-    if args.version in SFLOW:
+    if args.version == "sflow" or args.version in SAMPLED:
         try:
-            problems = (check_sflow if args.version == "sflow" else check_sflow_sampled)(
-                args, truth)
+            problems = (check_sflow if args.version == "sflow" else check_sampled)(
+                args, truth, *([] if args.version == "sflow" else [args.version]))
         except RuntimeError as e:
             problems = ["%s: %s" % (args.version, e)]
         if problems:
