@@ -40,8 +40,7 @@ void
 host_sampling(const Analyzer *a, const Host *h, HeurSampling *s)
 {
 	s->sampling = h != NULL ? h->sampling : 1;
-	s->attempt_packets = a->cfg.sample_attempt_packets;
-	s->session_packets = a->cfg.sample_session_packets;
+	s->packets = a->cfg.sample_packets;
 	s->confidence = a->cfg.sample_confidence;
 }
 
@@ -98,19 +97,115 @@ nov_set(Analyzer *a)
 	return a->nov;
 }
 
+/* ---- sampled packets (Sampled) ---- */
+
+static inline guint32
+slice_of(const Analyzer *a, gint64 t_ms)
+{
+	return (guint32)(MAX(t_ms, 0) / a->cfg.slice_ms);
+}
+
+/* One sampled attempt of `packets` packets of kind k at now (and, for smtp-novelty, in its
+ * bucket). A time before the newest slice counts in it. */
+static void
+samp_add(Analyzer *a, Host *h, HeurWin k, guint32 packets, gint64 now)
+{
+	Sampled *sp = host_sampled(h);
+	if (sp == NULL) {
+		gsize ext0 = ext_mem(h);
+		guint32 span = a->cfg.span_slices[WINDOW_LONG];
+		sp = host_ext(h)->samp = g_malloc0(sizeof(Sampled) +
+						   (gsize)HEUR_WIN_COUNT * span * sizeof(guint32));
+		sp->span = span;
+		a->mem += ext_mem(h) - ext0 + SAMPLED_COST(span);
+	}
+	guint32 *pk = sp->pk + (gsize)k * sp->span;
+	guint32 s = slice_of(a, now);
+	if (s > sp->cur[k]) {
+		if (s - sp->cur[k] >= sp->span)
+			memset(pk, 0, sp->span * sizeof(guint32));
+		else
+			for (guint32 x = sp->cur[k] + 1; x <= s; x++)
+				pk[x % sp->span] = 0;
+		sp->cur[k] = s;
+	}
+	guint32 *c = &pk[sp->cur[k] % sp->span];
+	*c = (guint32)MIN((guint64)*c + MAX(packets, 1u), G_MAXUINT32);
+	if (k != HEUR_WIN_SMTP_EXT)
+		return;
+	guint32 b = nov_bucket(a, now);
+	if (b > sp->nov_cur) {
+		for (guint32 x = sp->nov_cur + 1; x <= b && x - sp->nov_cur <= NOV_BUCKETS; x++)
+			sp->nov_pk[x % NOV_BUCKETS] = 0;
+		if (b - sp->nov_cur > NOV_BUCKETS)
+			memset(sp->nov_pk, 0, sizeof sp->nov_pk);
+		sp->nov_cur = b;
+	}
+	c = &sp->nov_pk[sp->nov_cur % NOV_BUCKETS];
+	*c = (guint32)MIN((guint64)*c + MAX(packets, 1u), G_MAXUINT32);
+}
+
+/* The sampled packets of kind k's spans ending at now into wc (a sampled host only). */
+static void
+samp_fill(const Analyzer *a, const Host *h, HeurWin k, gint64 now, WindowCounts *wc)
+{
+	const Sampled *sp = host_sampled(h);
+	if (sp == NULL || h->sampling <= 1)
+		return;
+	const guint32 *pk = sp->pk + (gsize)k * sp->span;
+	guint32 s = slice_of(a, now);
+	for (guint w = 0; w < WINDOW_SPANS; w++) {
+		guint64 sum = 0;
+		guint32 span = MIN(a->cfg.span_slices[w], sp->span);
+		for (guint32 i = 0; i < span && i <= sp->cur[k]; i++) {
+			guint32 x = sp->cur[k] - i;
+			if ((guint64)x + span > s)
+				sum += pk[x % sp->span];
+		}
+		wc->span[w].packets = (guint32)MIN(sum, G_MAXUINT32);
+	}
+}
+
+/* smtp-novelty's sampled packets in its window (a sampled host only). */
+static guint32
+samp_nov(const Analyzer *a, const Host *h, gint64 now)
+{
+	const Sampled *sp = host_sampled(h);
+	if (sp == NULL || h->sampling <= 1)
+		return 0;
+	guint32 b = nov_bucket(a, now);
+	guint64 sum = 0;
+	for (guint i = 0; i < NOV_BUCKETS && i <= sp->nov_cur; i++) {
+		guint32 x = sp->nov_cur - i;
+		if (x + NOV_BUCKETS > b)
+			sum += sp->nov_pk[x % NOV_BUCKETS];
+	}
+	return (guint32)MIN(sum, G_MAXUINT32);
+}
+
+/* smtp-novelty's counts from the port-25 window's (wc): span 0 = the new destinations in
+ * the novelty window, with the sampled packets of the attempts in it. */
+static void
+novelty_counts(const Analyzer *a, const Host *h, gint64 now, WindowCounts *wc)
+{
+	WindowSpanCounts *n = &wc->span[WINDOW_SHORT];
+	*n = wc->span[WINDOW_LONG];
+	n->distinct = h != NULL ? nov_count(a, h, now) : 0;
+	n->estimated = FALSE;
+	n->packets = h != NULL ? samp_nov(a, h, now) : 0;
+}
+
 void
 reason_counts(Analyzer *a, Host *h, AlertReason r, gint64 now, WindowCounts *wc)
 {
 	Window *w = h != NULL ? host_win(h, heuristics_reason_win(r)) : NULL;
 	memset(wc, 0, sizeof *wc);
-	if (w != NULL)
+	if (w != NULL) {
 		window_counts(w, &a->geom, now, wc);
-	if (r != REASON_SMTP_NOVELTY)
-		return;
-	WindowSpanCounts *n = &wc->span[WINDOW_SHORT];
-	*n = wc->span[WINDOW_LONG];
-	n->distinct = h != NULL ? nov_count(a, h, now) : 0;
-	n->estimated = FALSE;
+		samp_fill(a, h, heuristics_reason_win(r), now, wc);
+	}
+	if (r == REASON_SMTP_NOVELTY)
+		novelty_counts(a, h, now, wc);
 }
 
 /* One reason of one host, for a flow (evaluate()) and at every tick: thresholds, level,
@@ -191,6 +286,7 @@ evaluate(Analyzer *a, Host *h, HeurWin wk, gboolean novel, gint64 now)
 			continue; /* nothing to raise, nothing active */
 		if (!have) {
 			window_counts(host_win(h, wk), &a->geom, now, &wc);
+			samp_fill(a, h, wk, now, &wc);
 			have = TRUE;
 		}
 		OffenderStep st = judge(a, h, r, NULL, &wc, now);
@@ -200,11 +296,11 @@ evaluate(Analyzer *a, Host *h, HeurWin wk, gboolean novel, gint64 now)
 	if (novel) {
 		/* after smtp-fanout and smtp-blocked, which it gives way to */
 		const AlertReason r = REASON_SMTP_NOVELTY;
-		if (!have)
+		if (!have) {
 			window_counts(host_win(h, wk), &a->geom, now, &wc);
-		wc.span[WINDOW_SHORT] = wc.span[WINDOW_LONG];
-		wc.span[WINDOW_SHORT].distinct = nov_count(a, h, now);
-		wc.span[WINDOW_SHORT].estimated = FALSE;
+			samp_fill(a, h, wk, now, &wc);
+		}
+		novelty_counts(a, h, now, &wc);
 		OffenderStep st = judge(a, h, r, NULL, &wc, now);
 		if (st == OFFENDER_STEP_RAISED || st == OFFENDER_STEP_UPDATED)
 			h->offenders |= (guint8)(1u << r);
@@ -276,6 +372,8 @@ process_one(Analyzer *a, const Flow *f)
 	gsize before = window_mem(w);
 	gboolean was_est = window_estimating(w);
 	guint r = window_add(w, &a->geom, now, c.peer, c.dir == HEUR_FORWARD, c.failed);
+	if (f->sampling > 1 && c.dir == HEUR_FORWARD)
+		samp_add(a, h, c.win, (guint32)MIN(f->packets, (guint64)G_MAXUINT32), now);
 	if (a->cfg.flow_fn != NULL)
 		a->cfg.flow_fn(f, &c, a->cfg.flow_data);
 	a->mem = a->mem + window_mem(w) - MIN(before, a->mem);
@@ -483,7 +581,8 @@ analyzer_host_info(Analyzer *a, const guint8 addr[16], AnalyzerHostInfo *out)
 		WindowCounts none;
 		memset(&none, 0, sizeof none);
 		gboolean t = out->win[HEUR_WIN_SMTP_EXT].tracked;
-		out->mta_like = heuristics_mta_like(out->inbound_smtp,
+		/* sampled: each inbound session seen stands for N */
+		out->mta_like = heuristics_mta_like(out->inbound_smtp * MAX(out->sampling, 1u),
 						    t ? &out->win[HEUR_WIN_SMTP_EXT].counts : &none,
 						    a->now_ms, analyzer_long_ms(a));
 	}

@@ -109,11 +109,9 @@ typedef struct {
 	guint64 novelty_capacity; /* (host, destination) pairs per horizon; at most a quarter of
 				     mem_cap is given to them (AnalyzerStats.novelty_capacity) */
 
-	/* sampled exports (heuristics_estimate()): how many packets a failed attempt and an
-	 * answered session are taken to have, and how many standard errors below the estimate
-	 * the decision is taken */
-	guint32 sample_attempt_packets;
-	guint32 sample_session_packets;
+	/* sampled exports (heuristics_estimate()): packets per item when the window has no
+	 * packet counts, and how many standard errors below the estimate the decision is taken */
+	guint32 sample_packets;
 	double sample_confidence;
 
 	/* alert lifecycle */

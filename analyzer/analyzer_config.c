@@ -90,12 +90,11 @@ analyzer_config_defaults(AnalyzerConfig *c)
 	c->novelty_horizon_ms = 24 * 3600 * 1000;
 	c->novelty_capacity = 2000000;
 
-	/* Sampling: a dropped or refused SYN is one packet (retransmissions are not counted on
-	 * to make it more likely to be sampled), an answered SMTP session about 10 (handshake,
-	 * banner, EHLO, MAIL, RCPT, DATA, QUIT); 2 standard errors: one sampled SYN at 1:100
-	 * (an estimate of 100 +- 99) raises nothing, 20 of them (2000 +- 445) do. */
-	c->sample_attempt_packets = 1;
-	c->sample_session_packets = 10;
+	/* Sampling: packets per attempt come from the sample itself (heuristics.h); when the
+	 * export gives no packet counts, an SMTP delivery's client side (handshake, EHLO, MAIL,
+	 * RCPT, DATA, QUIT: about 10). 2 standard errors: one sampled SYN at 1:100 (an estimate
+	 * of 100 +- 99) raises nothing, 20 of them (2000 +- 445) do. */
+	c->sample_packets = 10;
 	c->sample_confidence = 2.0;
 
 	/* Lifecycle: update when the level doubles, at most every 15 min (a bot ramping up
@@ -149,9 +148,8 @@ validate(const AnalyzerConfig *c, GError **error)
 		bad = "smtp-novelty horizon must be 1 hour .. 30 days";
 	else if (c->novelty_capacity < 1000 || c->novelty_capacity > (G_GUINT64_CONSTANT(1) << 34))
 		bad = "smtp-novelty capacity must be 1000 .. 17179869184 pairs";
-	else if (c->sample_attempt_packets < 1 || c->sample_session_packets < 1 ||
-		 c->sample_attempt_packets > 100000 || c->sample_session_packets > 100000)
-		bad = "sampling packets per attempt and per session must be 1..100000";
+	else if (c->sample_packets < 1 || c->sample_packets > 100000)
+		bad = "sampling packets must be 1..100000";
 	else if (!(c->sample_confidence >= 0.0 && c->sample_confidence <= 10.0))
 		bad = "sampling confidence must be 0..10 standard errors";
 	else if (c->max_suppressions < 1 || c->max_suppressions > 1000000)

@@ -68,13 +68,32 @@ typedef struct {
 	guint8 dns_server[16]; /* ... and its server */
 } HostSigns;
 
+#define NOV_BUCKETS 6 /* smtp-novelty's buckets per window (Host.nov) */
+
+/* Sampled packets of a sampled host's attempts, for the sampling estimate
+ * (heuristics_estimate(): the ratio of sampled packets to what was counted tells how many
+ * packets an attempt had, so how likely it was to be seen): per kind of traffic, per slice
+ * of the long window (pk[k * span + s % span], the slice cur[k] the newest), and per
+ * novelty bucket. Allocated at a host's first sampled record (span: the long window's
+ * slices when allocated; a new geometry frees it). Not saved: after a restart the estimate
+ * takes the configured packets per attempt until the windows refill. */
+typedef struct {
+	guint32 span;
+	guint32 cur[HEUR_WIN_COUNT];
+	guint32 nov_cur;
+	guint32 nov_pk[NOV_BUCKETS];
+	guint32 pk[];
+} Sampled;
+
 /* What few hosts have: windows of a second kind of traffic, an MTA baseline, country/ASN
- * sets, side signs. Allocated on the first need, kept until the host goes. */
+ * sets, side signs, sampled packets. Allocated on the first need, kept until the host
+ * goes. */
 typedef struct {
 	Window *win[HEUR_WIN_COUNT]; /* kinds other than the host's first (win1_kind) */
 	Baseline *base;
 	GeoSet *geo;      /* [HEUR_WIN_COUNT], allocated when a window first needs one */
 	HostSigns *signs; /* allocated at the first inbound SMTP or external DNS record */
+	Sampled *samp;    /* allocated at the first sampled record (sampling > 1) */
 } HostExt;
 
 /* Hosts live in a slab (chunks of HOST_CHUNK slots) and are named by a 32-bit index: the
@@ -106,7 +125,6 @@ struct Host {
 	guint32 nov_cur;
 };
 #define HOST_NO_WIN 0xff
-#define NOV_BUCKETS 6
 G_STATIC_ASSERT(sizeof(Host) == 144);
 
 /* Memory estimate (AnalyzerStats.mem_bytes, what mem_cap holds), per tracked host:
@@ -115,7 +133,8 @@ G_STATIC_ASSERT(sizeof(Host) == 144);
  *               counts)
  *             + HOST_TABLE_SHARE 8 (the host table: one 4-byte slot at load 3/8..3/4, so
  *               5.3..10.7 bytes a host, 8 in the middle)
- *   + sizeof(HostExt) 56 + WINDOW_ALLOC_OVERHEAD when the host has one
+ *   + sizeof(HostExt) 64 + WINDOW_ALLOC_OVERHEAD when the host has one
+ *   + SAMPLED_COST(long window slices) for a sampled host (1,044 bytes at 60 slices)
  *   + sizeof(HostSigns) 80 + WINDOW_ALLOC_OVERHEAD when it has side signs (SIGNS_COST: a
  *     tracked host that receives mail or asks external DNS servers, 96 + 72 with the ext)
  *   + what each window holds (window_mem_held(): slices from the second one on, 20 x
@@ -132,7 +151,10 @@ G_STATIC_ASSERT(sizeof(Host) == 144);
 #define HOST_COST (sizeof(Host) + HOST_TABLE_SHARE)
 #define HOST_EXT_COST (sizeof(HostExt) + WINDOW_ALLOC_OVERHEAD)
 #define SIGNS_COST (sizeof(HostSigns) + WINDOW_ALLOC_OVERHEAD)
-G_STATIC_ASSERT(sizeof(HostExt) == 56 && sizeof(HostSigns) == 80);
+G_STATIC_ASSERT(sizeof(HostExt) == 64 && sizeof(HostSigns) == 80);
+/* the sampled packets (Sampled): their header and HEUR_WIN_COUNT x span u32 */
+#define SAMPLED_COST(span) \
+	(sizeof(Sampled) + (gsize)HEUR_WIN_COUNT * (span) * sizeof(guint32) + WINDOW_ALLOC_OVERHEAD)
 
 typedef struct OffEntry OffEntry;
 struct OffEntry {
@@ -251,6 +273,12 @@ static inline HostSigns *
 host_signs(const Host *h)
 {
 	return h->ext != NULL ? h->ext->signs : NULL;
+}
+
+static inline Sampled *
+host_sampled(const Host *h)
+{
+	return h->ext != NULL ? h->ext->samp : NULL;
 }
 
 static inline gsize

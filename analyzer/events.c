@@ -32,7 +32,9 @@ fill_signs(Analyzer *a, AlertEvent *ev, Host *h, const WindowCounts *wc, gint64 
 		wc = &own;
 	}
 	ev->inbound_smtp = host_inbound_smtp(h, now);
-	ev->mta_like = heuristics_mta_like(ev->inbound_smtp, wc, now, analyzer_long_ms(a));
+	/* sampled: each inbound session seen stands for N */
+	ev->mta_like = heuristics_mta_like(ev->inbound_smtp * MAX(h != NULL ? h->sampling : 1, 1u),
+					   wc, now, analyzer_long_ms(a));
 	ev->dns_external = host_dns_external(h, now);
 	if (ev->dns_external > 0) {
 		memcpy(ev->dns_server, host_signs(h)->dns_server, 16);

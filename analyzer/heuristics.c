@@ -267,11 +267,31 @@ sampled(const HeurSampling *s)
 	return s != NULL && s->sampling > 1;
 }
 
-/* p(k) = 1 - (1 - 1/N)^k */
+/* p(k) = 1 - (1 - 1/N)^k, k real >= 1 */
 static double
-inclusion(guint32 n, guint32 k)
+inclusion(guint32 n, double k)
 {
-	return -expm1((double)MAX(k, 1u) * log1p(-1.0 / n));
+	return -expm1(MAX(k, 1.0) * log1p(-1.0 / n));
+}
+
+/* The k >= 1 at which k / (N p(k)), the sampled packets expected per item seen, is r (>= 1;
+ * it grows with k from 1 at k = 1): bisection, to 0.1 % of k. */
+static double
+packets_per_item(guint32 n, double r)
+{
+	double lo = 1, hi = 2;
+	if (r <= 1)
+		return 1;
+	while (hi / (n * inclusion(n, hi)) < r && hi < 1e9)
+		hi *= 2;
+	while (hi - lo > lo * 1e-3) {
+		double mid = (lo + hi) / 2;
+		if (mid / (n * inclusion(n, mid)) < r)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return (lo + hi) / 2;
 }
 
 void
@@ -279,17 +299,40 @@ heuristics_estimate(AlertReason r, const WindowSpanCounts *c, const HeurSampling
 		    double *estimate, double *se)
 {
 	double m = heuristics_metric(r, c);
-	if (!sampled(s)) {
+	if (!sampled(s) || m == 0) {
 		*estimate = m;
 		*se = 0;
 		return;
 	}
-	double f = c->attempts ? (double)MIN(c->failed, c->attempts) / c->attempts : 0.0;
-	double pf = inclusion(s->sampling, s->attempt_packets);
-	double ps = inclusion(s->sampling, s->session_packets);
-	double mf = m * f, ms = m * (1 - f);
+	guint32 n = s->sampling;
+	/* packets of a session: told by the sampled packets per item seen, shrunk towards the
+	 * configured packets with the weight of HEUR_SAMPLE_PRIOR_ITEMS items (a handful of
+	 * items seen once each do not make k = 1); without packet counts, the configured ones */
+	double k0 = s->packets, r0 = k0 / (n * inclusion(n, k0));
+	double ks = k0;
+	if (c->packets >= m)
+		ks = packets_per_item(n, (c->packets + HEUR_SAMPLE_PRIOR_ITEMS * r0) /
+					     (m + HEUR_SAMPLE_PRIOR_ITEMS));
+	double ps = inclusion(n, ks), pf = inclusion(n, 1);
+	/* the share of the items seen that were failed attempts: the attempts seen with their
+	 * SYN alone beyond the share a session shows that way (its SYN the only packet of it
+	 * sampled: (1/N)(1-1/N)^(ks-1) / p(ks), about 1/ks) */
+	double syn = c->attempts ? (double)MIN(c->failed, c->attempts) / c->attempts : 0.0;
+	double sess_syn = (1.0 / n) * exp((ks - 1) * log1p(-1.0 / n)) / ps;
+	double phi = sess_syn < 1 && syn >= HEUR_SAMPLE_MIN_SYN_SHARE
+			 ? CLAMP((syn - sess_syn) / (1 - sess_syn), 0.0, 1.0)
+			 : 0.0;
+	if (r == REASON_SMTP_NOVELTY)
+		phi = 0; /* new destinations: blocked bots are smtp-blocked's */
+	double mf = m * phi, ms = m - mf;
 	*estimate = mf / pf + ms / ps;
-	*se = sqrt(mf * (1 - pf) / (pf * pf) + ms * (1 - ps) / (ps * ps));
+	/* the variance of the items seen of each kind, and of the SYN-only share they were
+	 * told apart by (binomial over the attempts), by its slope in the estimate */
+	double var_phi = phi > 0 && phi < 1 && c->attempts > 0
+			     ? syn * (1 - syn) / c->attempts / ((1 - sess_syn) * (1 - sess_syn))
+			     : 0.0;
+	double slope = m * (1 / pf - 1 / ps);
+	*se = sqrt(mf * (1 - pf) / (pf * pf) + ms * (1 - ps) / (ps * ps) + slope * slope * var_phi);
 }
 
 double
@@ -328,15 +371,21 @@ heuristics_crossed(AlertReason r, double level, const WindowCounts *c, double bl
 {
 	if (level < 1.0)
 		return FALSE;
+	if (r == REASON_SMTP_NOVELTY)
+		return !sampled(s) || c->span[WINDOW_SHORT].distinct >= HEUR_NOVELTY_MIN_SAMPLED;
 	if (r != REASON_SMTP_FANOUT && r != REASON_SMTP_BLOCKED)
 		return TRUE;
 	const WindowSpanCounts *l = &c->span[WINDOW_LONG];
-	double failed = MIN(l->failed, l->attempts), ok = l->attempts - failed;
-	if (sampled(s)) {
-		failed /= inclusion(s->sampling, s->attempt_packets);
-		ok /= inclusion(s->sampling, s->session_packets);
+	double failed = MIN(l->failed, l->attempts), attempts = l->attempts;
+	if (sampled(s) && l->distinct > 0) {
+		/* the share as sampled (see heuristics.h), the attempts as many as they stand
+		 * for: a blocked bot's sampled attempts are a tenth of its attempts at 1:10 */
+		double e, se;
+		heuristics_estimate(REASON_SMTP_BLOCKED, l, s, &e, &se);
+		double scale = e / l->distinct;
+		failed *= scale;
+		attempts *= scale;
 	}
-	double attempts = failed + ok;
 	gboolean blocked = attempts >= blocked_min_attempts && attempts > 0 &&
 			   failed >= blocked_share * attempts;
 	return r == REASON_SMTP_BLOCKED ? blocked : !blocked;

@@ -125,23 +125,34 @@ HeurWin heuristics_reason_win(AlertReason r);
  * destinations as `distinct`. */
 guint32 heuristics_metric(AlertReason r, const WindowSpanCounts *c);
 
-/* Sampled exports. At 1 in N packet sampling a flow of k packets is seen with probability
- * p(k) = 1 - (1 - 1/N)^k: a refused SYN with 1/N, a 10-packet session with about 10/N, so
- * what a window counts is far below the traffic. The model takes a failed attempt to have
- * attempt_packets packets and an answered one session_packets, splits the observed metric
- * m by the window's failed share f (of the attempts seen) and weighs each part by its
- * inclusion probability (the Horvitz-Thompson estimator):
- *     estimate = m f / p_f + m (1 - f) / p_s
- *     se^2     = m f (1 - p_f) / p_f^2 + m (1 - f)(1 - p_s) / p_s^2
- * (each counted item is a Bernoulli draw: its variance (1-p)/p^2 estimated unbiasedly from
- * what was seen). The decision is taken on max(0, estimate - confidence x se): with the
- * default 2, a window whose true value is at the threshold is raised only when the sample
- * shows it beyond reasonable doubt, so one sampled SYN never makes 100 destinations. */
+/* Sampled exports. At 1 in N packet sampling an item (a destination, a connection) whose
+ * attempts carry k packets is seen with probability p(k) = 1 - (1 - 1/N)^k: a refused SYN
+ * with 1/N, a 10-packet session with about 10/N, so what a window counts is far below the
+ * traffic. Each item seen stands for 1/p(k) of them (the Horvitz-Thompson estimator), with
+ * k told apart for two kinds of item:
+ *   - failed attempts, k = 1 (a dropped or refused SYN; its retransmissions are not counted
+ *     on). A sampled record shows only a SYN also when a session's SYN alone was sampled,
+ *     which happens to about 1/k of the sessions seen (more for short ones), so failed
+ *     attempts are told only when at least HEUR_SAMPLE_MIN_SYN_SHARE of the records show a
+ *     SYN alone (a blocked bot: all of them), and then only the share beyond the sessions';
+ *   - sessions, k told by the sample: an item seen has k / (N p(k)) sampled packets on
+ *     average (the method of moments), so a destination contacted again and again (a
+ *     monitoring probe) shows a large k and counts about once, a bot's one-off sessions a
+ *     small one. The mean is shrunk towards the configured `packets` (an SMTP delivery's
+ *     client side: about 10) with the weight of HEUR_SAMPLE_PRIOR_ITEMS items, so that a
+ *     dozen items each sampled once do not make k = 1 and each stand for N;
+ *     estimate = m_f / p(1) + m_s / p(k)
+ *     se^2     = m_f (1 - p(1)) / p(1)^2 + m_s (1 - p(k)) / p(k)^2
+ *                + (m (1/p(1) - 1/p(k)))^2 Var(share of failed)
+ * with m_f + m_s = m, the metric counted (smtp-novelty: all sessions, m_f = 0). The decision is taken on max(0, estimate -
+ * confidence x se): with the default 2, one sampled SYN at 1:100 (100 +- 99.5) raises
+ * nothing. Sessions shorter than `packets` are under-estimated (the safe side). */
+#define HEUR_SAMPLE_PRIOR_ITEMS 10.0
+#define HEUR_SAMPLE_MIN_SYN_SHARE 0.5
 typedef struct {
-	guint32 sampling;        /* 1 in N; <= 1: unsampled, every function below is exact */
-	guint32 attempt_packets; /* packets of a failed attempt (>= 1) */
-	guint32 session_packets; /* packets of an answered session (>= 1) */
-	double confidence;       /* standard errors below the estimate (>= 0) */
+	guint32 sampling;  /* 1 in N; <= 1: unsampled, every function below is exact */
+	guint32 packets;   /* packets per item when the window has no packet counts (>= 1) */
+	double confidence; /* standard errors below the estimate (>= 0) */
 } HeurSampling;
 
 /* Estimate of reason r's metric in window c (unsampled: the metric, se 0). */
@@ -156,8 +167,17 @@ double heuristics_level(AlertReason r, const WindowCounts *c, const guint32 thr[
 			const HeurSampling *s, guint *trigger);
 /* Whether a raise condition holds at this level. smtp-fanout and smtp-blocked split the same
  * traffic by the long window's failed share: blocked when share >= blocked_share and at
- * least blocked_min_attempts attempts, fanout otherwise. Under sampling the share and the
- * attempts are those estimated (failed attempts weigh 1/p_f, answered ones 1/p_s). */
+ * least blocked_min_attempts attempts, fanout otherwise. Under sampling the share is the
+ * sampled one (a sampled session shows as failed only when its SYN alone was sampled, so a
+ * bot whose sessions complete stays well under 0.8, and a blocked one at 1); the attempts
+ * are scaled up like the distinct destinations (heuristics_estimate()), so that a blocked
+ * bot whose sampled attempts are still under blocked_min_attempts is not taken for a
+ * fan-out that completes. smtp-novelty under sampling also needs HEUR_NOVELTY_MIN_SAMPLED
+ * new destinations seen: whether a destination was contacted before is known only from
+ * what was sampled of the host's day, which its window's packets tell only in part (a
+ * probe returning to the same MXs looks new at each first sample), so its estimate is
+ * trusted only on a sample of some size (at 1:100 that is 2,000 new MXs or so). */
+#define HEUR_NOVELTY_MIN_SAMPLED 20
 gboolean heuristics_crossed(AlertReason r, double level, const WindowCounts *c,
 			    double blocked_share, guint32 blocked_min_attempts,
 			    const HeurSampling *s);

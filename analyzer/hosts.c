@@ -207,7 +207,7 @@ void
 host_ext_trim(Host *h)
 {
 	HostExt *e = h->ext;
-	if (e == NULL || e->base != NULL || e->geo != NULL || e->signs != NULL)
+	if (e == NULL || e->base != NULL || e->geo != NULL || e->signs != NULL || e->samp != NULL)
 		return;
 	for (guint k = 0; k < HEUR_WIN_COUNT; k++) {
 		if (e->win[k] != NULL)
@@ -240,7 +240,8 @@ gsize
 host_mem(const Host *h)
 {
 	gsize n = HOST_COST + ext_mem(h) + baseline_mem(host_base(h)) + geo_mem(host_geo(h)) +
-		  (host_signs(h) != NULL ? SIGNS_COST : 0);
+		  (host_signs(h) != NULL ? SIGNS_COST : 0) +
+		  (host_sampled(h) != NULL ? SAMPLED_COST(host_sampled(h)->span) : 0);
 	for (guint k = 0; k < HEUR_WIN_COUNT; k++)
 		n += host_win_mem(h, host_win(h, k));
 	return n;
@@ -259,6 +260,7 @@ host_clear(Host *h)
 		g_free(h->ext->base);
 		geo_free(h->ext->geo);
 		g_free(h->ext->signs);
+		g_free(h->ext->samp);
 		g_free(h->ext);
 	}
 	h->ext = NULL;
@@ -410,6 +412,12 @@ hosts_reconfigure(Analyzer *a, const WindowGeom *old)
 		a->n_hosts_est = a->n_hosts_est - was_est + host_estimating(h);
 		if (old->slice_ms != a->geom.slice_ms && h->ext != NULL) {
 			g_clear_pointer(&h->ext->geo, geo_free); /* slice numbers changed meaning */
+			host_ext_trim(h);
+		}
+		if (h->ext != NULL && h->ext->samp != NULL &&
+		    (old->slice_ms != a->geom.slice_ms || old->span[WINDOW_LONG] !=
+							       a->geom.span[WINDOW_LONG])) {
+			g_clear_pointer(&h->ext->samp, g_free); /* made again at the next record */
 			host_ext_trim(h);
 		}
 		h->is_mta = (guint8)netset_contains(a->mtas, h->addr);

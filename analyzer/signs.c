@@ -90,7 +90,8 @@ gboolean
 host_mta_like(const Analyzer *a, const Host *h, gint64 now)
 {
 	(void)a;
-	return host_inbound_smtp(h, now) >= HEUR_MTA_MIN_INBOUND;
+	/* sampled: each inbound session seen stands for N */
+	return (guint64)host_inbound_smtp(h, now) * MAX(h->sampling, 1u) >= HEUR_MTA_MIN_INBOUND;
 }
 
 gboolean

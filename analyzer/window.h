@@ -33,6 +33,8 @@ typedef struct {
 	guint32 flows;      /* records added (attempts plus records that are not attempts) */
 	guint32 attempts;   /* initiator-direction connection attempts */
 	guint32 failed;     /* attempts judged failed */
+	guint32 packets;    /* sampled packets of the attempts: filled by the analyzer for a
+			       sampled host (the sampling estimate), 0 otherwise */
 } WindowSpanCounts;
 
 typedef struct {

@@ -210,13 +210,11 @@ static const ConfigKey config_keys[] = {
      "(host, destination) pairs remembered per horizon (10 bits each, twice: 2 M pairs = "
      "5 MB), within a quarter of memory_cap; more pairs in a horizon start the next "
      "generation early (counted as novelty_early_rotations: the horizon ran short)"},
-    {"sampling", "attempt_packets", KEY_UINT, ANALYZER(sample_attempt_packets), 1, 100000,
-     NULL,
-     "sampled exports: packets a failed attempt is taken to have (a refused or dropped "
-     "SYN: 1). At 1 in N a flow of k packets is seen with probability 1-(1-1/N)^k, and the "
-     "counts of sampled hosts are scaled up by it (README, \"Sampled exports\")"},
-    {"sampling", "session_packets", KEY_UINT, ANALYZER(sample_session_packets), 1, 100000,
-     NULL, "packets an answered session is taken to have (an SMTP delivery: about 10)"},
+    {"sampling", "packets", KEY_UINT, ANALYZER(sample_packets), 1, 100000, NULL,
+     "sampled exports: at 1 in N an attempt of k packets is seen with probability "
+     "1-(1-1/N)^k, and the counts of sampled hosts are scaled up by it, k told by the sampled "
+     "packets per destination seen (README, \"Sampled exports\"); this k is taken when the "
+     "export gives no packet counts"},
     {"sampling", "confidence", KEY_DOUBLE, ANALYZER(sample_confidence), 0, 10, NULL,
      "standard errors below the estimate at which thresholds are compared: 2 keeps one "
      "sampled SYN from meaning a hundred destinations"},
