@@ -36,7 +36,9 @@ Sampled captures (issue 14, "Sampling": the targets are the issue's):
   --version ipfix-s100     softflowd IPFIX -s 100
   - every event carries "sampling": N (N from the capture's expect file), and either the
     four estimate fields (numbers >= 0) or, before the estimator, "lower_bound": true;
-  - 1 in 10: every expected (host, reason) of the truth is raised once and explains itself
+  - 1 in 10: every bot plainly there (its true peak at least PLAIN_MARGIN x the threshold and
+    PLAIN_MIN_SEEN x 10 items) is raised for one of its expected reasons; every raised
+    (host, reason) is expected and explains itself
     (a window whose value, or estimate - 2 se, reaches its threshold; MTA hint as above);
     nothing else is raised (a benign host: FALSE POSITIVE; another reason on a bot or the
     unlisted MTA: UNEXPECTED REASON);
@@ -333,6 +335,35 @@ SAMPLED = {
     "ipfix-s100": ("scenario-ipfix-s100.pcap", "scenario-ipfix.pcap", "ipfix"),
 }
 AGGRESSIVE_ONLY_FROM = 100  # from this rate on only the aggressive bots must be raised
+# Below it, a bot "plainly there" (the issue's words) must be raised for at least one of its
+# expected reasons: its true peak at least PLAIN_MARGIN x the threshold of that reason. A
+# sampled count near its threshold is within the estimate's error (about 1/sqrt(items seen)
+# at 1:10, and the decision is taken 2 standard errors below the estimate), so a bot at
+# 1.4 x is raised in some seeds and not in others; it is printed, not asserted. So is a bot
+# whose peak leaves fewer than PLAIN_MIN_SEEN items to the sample (peak / N): 80 destinations
+# at 1:10 are about 8 sampled SYNs, 80 +- 27 estimated, and a threshold of 20 is then
+# within 2 standard errors.
+PLAIN_MARGIN = 2.0
+PLAIN_MIN_SEEN = 10
+
+
+def peak_of(h, e):
+    """The true peak of the metric of the expected alert e of host h (truth's windows)."""
+    peak = 0
+    for wins in h.get("windows", {}).values():
+        for kind, w in wins.items():
+            if e["reason"] == "smtp-novelty":
+                peak = max(peak, (w.get("novelty") or {}).get("peak", 0))
+            else:
+                p = (w.get("peak") or {}).get(e["reason"])
+                if p:
+                    peak = max(peak, p.get(e.get("window", "short"), 0))
+    return peak
+
+
+def margin(h, e, truth):
+    """Peak / threshold of the expected alert e of host h."""
+    return peak_of(h, e) / e["threshold"] if e.get("threshold") else 0
 
 
 def sampling_rate(capture):
@@ -412,27 +443,51 @@ def check_sampled(args, truth, version):
         ", ".join("%s %d" % kv for kv in sorted(kinds.items())), ref_name))
     print("target: %s" % (
         "hosts with 1,000+ destinations per 10 min (aggressive) raised, nothing benign"
-        if aggressive_only else "every expected (host, reason) raised, nothing else"))
+        if aggressive_only else
+        "every bot plainly there (>= %.1f x a threshold, >= %d items to sample) raised, "
+        "nothing benign, no other reason" % (PLAIN_MARGIN, PLAIN_MIN_SEEN * rate)))
     print(fmt % ("host", "address", "reason", "expected", "crossing", "unsampl", "got",
                  "got-tru", "delay", "short/long est+-se", "result"))
     hit = 0
+    # bot level below AGGRESSIVE_ONLY_FROM: a host plainly there must be raised for one of
+    # its expected reasons (any of them)
+    plain, raised_any = {}, set()
+    for key, (h, e) in expected.items():
+        if margin(h, e, truth) >= PLAIN_MARGIN and peak_of(h, e) >= PLAIN_MIN_SEEN * rate:
+            plain[key[0]] = h
+        if key in raised:
+            raised_any.add(key[0])
+    for addr, h in sorted(plain.items()):
+        if not aggressive_only and addr not in raised_any:
+            problems.append("%s: %s (%s): plainly there (>= %.1f x a threshold) and not "
+                            "raised for any of its reasons" % (version, h["name"], addr,
+                                                               PLAIN_MARGIN))
+    print("plainly there: %s" % ", ".join(sorted(h["name"] for h in plain.values())))
     for key in sorted(expected, key=lambda k: expected[k][1]["true_crossing_ms"]):
         h, e = expected[key]
-        required = h.get("aggressive") or not aggressive_only
+        m = margin(h, e, truth)
+        required = h.get("aggressive") if aggressive_only else None
         evs = raised.get(key, [])
         got = evs[0].get("time_ms") if evs else None
         uns = ref[key][0].get("time_ms") if key in ref else None
         res = []
         if not evs:
-            res.append("MISSING" if required else "missed (allowed at 1 in %d)" % rate)
+            if required:
+                res.append("MISSING")
+            elif not aggressive_only and key[0] in plain:
+                res.append("missed (x%.1f; the host is raised for another reason: %s)" % (
+                    m, "yes" if key[0] in raised_any else "NO"))
+            else:
+                res.append("missed (x%.1f of its threshold: allowed at 1 in %d)" % (m, rate))
         else:
             hit += 1
             if len(evs) > 1:
                 res.append("raised %d times" % len(evs))
             res += explain_problems(evs[0], e)
             res += mta_hint_problems(evs[0], h)
-        print(fmt % (h["name"], key[0], key[1], "yes" if not aggressive_only else
-                     "aggr." if h.get("aggressive") else "may", hms(e["true_crossing_ms"]),
+        print(fmt % (h["name"], key[0], key[1],
+                     ("aggr." if h.get("aggressive") else "may") if aggressive_only else
+                     ("plain" if key[0] in plain else "near"), hms(e["true_crossing_ms"]),
                      hms(uns), hms(got), dsec(got, e["true_crossing_ms"]), dsec(got, uns),
                      fmt_est(evs[0]) if evs else "-", "; ".join(res) or "ok"))
         if evs or required:
