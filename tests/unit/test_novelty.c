@@ -346,12 +346,12 @@ test_pause_kept(void **state)
 }
 
 /* The estimator against the issue's numbers, and as simulations of 1:N packet sampling
- * (each packet kept with probability 1/N): unbiased within a few percent for one-off
- * attempts of any length, about once for a destination contacted again and again, and the
- * decision value under the truth in about 97.7 % of draws (2 standard errors). */
+ * (each packet kept with probability 1/N): within 10 % for one-off attempts at 1:10,
+ * about once for a destination contacted again and again, and the decision value under
+ * the truth in at least 90 % of draws (2 standard errors). */
 static void
-simulate(GRand *r, guint32 n, guint dests, guint contacts, guint packets, double *mean,
-	 double *below_share)
+simulate(GRand *r, guint32 n, guint dests, guint contacts, guint packets, gboolean syn_only,
+	 double *mean, double *below_share)
 {
 	HeurSampling s = {n, 10, 2.0};
 	double sum = 0;
@@ -367,6 +367,7 @@ simulate(GRand *r, guint32 n, guint dests, guint contacts, guint packets, double
 			w.packets += seen;
 		}
 		w.attempts = w.distinct;
+		w.failed = syn_only ? w.attempts : 0;
 		double e, se;
 		heuristics_estimate(REASON_SMTP_FANOUT, &w, &s, &e, &se);
 		sum += e;
@@ -390,8 +391,10 @@ test_sampling_estimate(void **state)
 	assert_true(fabs(e - 100) < 0.5);
 	assert_true(fabs(se - sqrt(0.99) / 0.01) < 0.5);
 	assert_true(heuristics_decision_value(REASON_SMTP_FANOUT, &w, &s) == 0);
-	/* no packet counts: the configured 10 packets, p = 0.096 */
+	/* no packet counts, a session (not mostly SYN-only): the configured 10 packets,
+	 * p = 0.0956 */
 	w.packets = 0;
+	w.failed = 0;
 	heuristics_estimate(REASON_SMTP_FANOUT, &w, &s, &e, &se);
 	assert_true(fabs(e - 1 / (1 - pow(0.99, 10))) < 0.01);
 	/* unsampled: the count itself */
@@ -405,24 +408,32 @@ test_sampling_estimate(void **state)
 	static const struct {
 		guint32 n;
 		guint dests, contacts, packets;
+		gboolean syn_only;
 		double lo, hi; /* the mean estimate */
 	} cases[] = {
-	    {10, 1000, 1, 4, 950, 1050},  /* a bot's one-off 4-packet sessions at 1:10 */
-	    {10, 160, 1, 3, 140, 180},    /* a blocked bot's 3 SYNs (43 seen: +9 % bias) */
+	    /* a bot's one-off 4-packet sessions at 1:10: k shrunk from 10 to about 4.3 */
+	    {10, 1000, 1, 4, FALSE, 900, 1050},
+	    /* a blocked bot's 3 SYNs each: failed attempts are taken as 1 packet, so it is
+	     * over-estimated up to 3 x (the safe side for a blocked bot) */
+	    {10, 160, 1, 3, TRUE, 160, 480},
 	    /* an outbreak at 1:100: 39 seen, hardly one twice, so the sample cannot tell the
-	     * packets per attempt (k 1..4 fit it): over-estimated up to 4 x, never under */
-	    {100, 1000, 1, 4, 1000, 4000},
-	    {10, 48, 6, 3, 40, 56},       /* a probe: the same 48, 6 times, 3 packets each */
+	     * packets per attempt: k stays near the prior's 10 (here about right on average,
+	     * 2.5 x over when all are single packets, 2 x under for 20-packet sessions) */
+	    {100, 1000, 1, 4, FALSE, 500, 4000},
+	    /* a probe: the same 48, 6 times, 3 packets each */
+	    {10, 48, 6, 3, FALSE, 40, 56},
 	};
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
-		simulate(r, cases[i].n, cases[i].dests, cases[i].contacts, cases[i].packets, &mean,
-			 &below);
+		simulate(r, cases[i].n, cases[i].dests, cases[i].contacts, cases[i].packets,
+			 cases[i].syn_only, &mean, &below);
 		print_message("1:%u, %u destinations x %u contacts x %u packets: mean estimate "
 			      "%.1f, decision <= truth in %.1f %% of draws\n",
 			      cases[i].n, cases[i].dests, cases[i].contacts, cases[i].packets, mean,
 			      100 * below);
 		assert_true(mean >= cases[i].lo && mean <= cases[i].hi);
-		assert_true(below >= 0.95 || cases[i].n == 100);
+		/* 2 standard errors leave 2.3 % above; the standard error leaves out the
+		 * uncertainty of k (told by the packets): about 6 % at 1:10 */
+		assert_true(below >= 0.90 || cases[i].n == 100 || cases[i].syn_only);
 	}
 	g_rand_free(r);
 }
@@ -437,12 +448,13 @@ test_sampled_novelty(void **state)
 	Ctx *c = ctx_new(&cfg);
 	guint8 bot[16], d[16];
 	v4(bot, 10, 7, 0, 1);
-	/* at 1:10, one sampled packet each (k = 1, p = 0.1: each stands for 10): 9 sampled
-	 * destinations estimate 90 +- 28.5, decided 33; 17 estimate 170 +- 39, decided 92 */
-	for (guint i = 0; i < 9; i++)
+	/* at 1:10, one sampled packet each: packets per item shrunk from the prior's 10
+	 * towards 1 with the items seen. 19 seen: under the 20 needed (estimate 54); 25 seen:
+	 * k = 4, p = 0.34, 73 +- 11.7, decided 49.5; 30 seen: k = 3.7, 94 +- 13.5, decided 67 */
+	for (guint i = 0; i < 25; i++)
 		ext(d, 9000 + i), smtp_pk(c, bot, d, T0 + i * MIN_MS, 10, 1);
 	assert_int_equal(count(c, bot, REASON_SMTP_NOVELTY, ALERT_RAISED), 0);
-	for (guint i = 9; i < 17; i++)
+	for (guint i = 25; i < 30; i++)
 		ext(d, 9000 + i), smtp_pk(c, bot, d, T0 + i * MIN_MS, 10, 1);
 	assert_int_equal(count(c, bot, REASON_SMTP_NOVELTY, ALERT_RAISED), 1);
 	const AlertEvent *e = &g_array_index(c->ev, AlertEvent, 0);
