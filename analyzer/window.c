@@ -31,6 +31,23 @@ typedef struct {
 	guint32 last;
 } TopEnt;
 
+/* Registers merged over the slices of one span as of the newest slice (`at`), with the sum
+ * of 2^-register and the zero registers that hll_estimate() would compute from them. A flow
+ * raises them in place (window_add()), so the estimate at the newest slice costs O(1); they
+ * are rebuilt once after the newest slice moves. Kept only while every register is <=
+ * MERGED_MAX_RANK: then each 2^-r is a multiple of 2^-42 and the sum (<= 1024) fits a
+ * double's 53 bits exactly, whatever the order of additions and subtractions, so the
+ * estimate is the very one a fresh merge gives. Past that (one item in 2^42) the slow path
+ * merges. */
+#define MERGED_MAX_RANK 42
+typedef struct {
+	guint8 reg[WINDOW_HLL_M];
+	double sum;
+	guint32 zeros;
+	guint32 at;
+	gboolean valid;
+} Merged;
+
 struct WindowEst {
 	guint8 *reg; /* slice_cap x WINDOW_HLL_M, parallel to the slice array */
 	guint32 reg_cap;
@@ -40,8 +57,24 @@ struct WindowEst {
 	struct {
 		guint32 at_slice, at_changes, nslices, value;
 		gboolean valid;
-	} cache[WINDOW_SPANS];
+	} cache[WINDOW_SPANS]; /* window_counts() at a time past the newest slice */
+	Merged merged[WINDOW_SPANS];
 };
+
+/* Per-span sums of the slice records (distinct, flows, attempts, failed) as of the newest
+ * slice `at`, so that window_counts() at the newest slice is O(1) however many slices the
+ * window holds. window_add() keeps them; anything else that changes the slices marks them
+ * stale, and the next window_counts() at the newest slice rebuilds them. Kept right after
+ * the slice array's slice_cap records (only windows of two slices or more have an array). */
+typedef struct {
+	guint32 ndist, flows, attempts, failed;
+} SpanSum;
+typedef struct {
+	guint32 at;
+	gboolean valid;
+	SpanSum span[WINDOW_SPANS];
+} Sums;
+G_STATIC_ASSERT(sizeof(Slice) % G_ALIGNOF(Sums) == 0);
 
 G_STATIC_ASSERT(sizeof(WindowSliceStore) == sizeof(Slice));
 G_STATIC_ASSERT(sizeof(Window) == 72);
@@ -57,6 +90,27 @@ slices_free(Window *w)
 {
 	if (w->slice_cap > 1)
 		g_free(w->sl.many);
+}
+
+/* Bytes of a slice array of cap records (cap >= 2) with its sums. */
+static inline gsize
+slices_bytes(guint cap)
+{
+	return (gsize)cap * sizeof(Slice) + sizeof(Sums);
+}
+
+static inline Sums *
+sums(const Window *w)
+{
+	return w->slice_cap > 1 ? (Sums *)(void *)(w->sl.many + w->slice_cap) : NULL;
+}
+
+static inline void
+sums_stale(Window *w)
+{
+	Sums *sm = sums(w);
+	if (sm != NULL)
+		sm->valid = FALSE;
 }
 
 static inline guint64
@@ -152,7 +206,7 @@ window_mem_held(const Window *w)
 	/* WINDOW_ALLOC_OVERHEAD per allocation approximates the allocator's chunk header */
 	gsize n = 0;
 	if (w->slice_cap > 1) /* one slice is inline */
-		n += (gsize)w->slice_cap * sizeof(Slice) + WINDOW_ALLOC_OVERHEAD;
+		n += slices_bytes(w->slice_cap) + WINDOW_ALLOC_OVERHEAD;
 	if (w->map != NULL)
 		n += (gsize)w->map_cap * sizeof(Dest) + WINDOW_ALLOC_OVERHEAD;
 	if (w->est != NULL)
@@ -183,23 +237,34 @@ prune_slices(Window *w, const WindowGeom *g, guint32 now)
 		memmove(w->est->reg, w->est->reg + (gsize)k * WINDOW_HLL_M,
 			(gsize)(w->nslices - k) * WINDOW_HLL_M);
 	w->nslices = (guint16)(w->nslices - k);
+	sums_stale(w);
 	if (w->est != NULL) {
 		for (guint i = 0; i < WINDOW_SPANS; i++)
-			w->est->cache[i].valid = FALSE;
+			w->est->cache[i].valid = w->est->merged[i].valid = FALSE;
 	}
 }
 
+/* The slice record of an absolute slice number (slices are ascending), or NULL. A window
+ * that saw traffic in every slice holds them densely: try that position first. */
 static Slice *
 find_slice(Window *w, guint32 slice)
 {
-	/* newest first: most lookups are for recent slices */
-	for (guint i = w->nslices; i-- > 0;) {
-		if (slices(w)[i].slice == slice)
-			return &slices(w)[i];
-		if (slices(w)[i].slice < slice)
-			break;
+	Slice *sl = slices(w);
+	guint n = w->nslices;
+	if (n == 0 || slice > sl[n - 1].slice)
+		return NULL;
+	guint32 back = sl[n - 1].slice - slice;
+	if (back < n && sl[n - 1 - back].slice == slice)
+		return &sl[n - 1 - back];
+	guint lo = 0, hi = n;
+	while (lo < hi) {
+		guint mid = lo + (hi - lo) / 2;
+		if (sl[mid].slice < slice)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	return NULL;
+	return lo < n && sl[lo].slice == slice ? &sl[lo] : NULL;
 }
 
 /* The record of slice `cur` (always the newest), appended when missing. */
@@ -212,17 +277,18 @@ cur_slice_index(Window *w)
 		guint ncap = w->slice_cap == 0 ? 1 : (guint)w->slice_cap * 2;
 		ncap = MIN(ncap, WINDOW_MAX_SLICES + 1u);
 		if (ncap == 2) {
-			Slice *arr = g_new(Slice, ncap);
+			Slice *arr = g_malloc0(slices_bytes(ncap));
 			arr[0] = w->sl.one;
 			w->sl.many = arr;
 		} else if (ncap > 2) {
-			w->sl.many = g_renew(Slice, w->sl.many, ncap);
+			w->sl.many = g_realloc(w->sl.many, slices_bytes(ncap));
 		}
 		if (w->est != NULL) {
 			w->est->reg = g_realloc(w->est->reg, (gsize)ncap * WINDOW_HLL_M);
 			w->est->reg_cap = ncap;
 		}
 		w->slice_cap = (guint16)ncap;
+		sums_stale(w); /* they were at the old capacity's end */
 	}
 	Slice *s = &slices(w)[w->nslices];
 	memset(s, 0, sizeof *s);
@@ -293,6 +359,21 @@ map_rebuild(Window *w, const WindowGeom *g)
 
 /* ---- HyperLogLog ---- */
 
+/* 2^-r for every register value r (0 .. 64 - WINDOW_HLL_P + 1): exact powers of two, the
+ * values ldexp(1.0, -r) gives, without its call. */
+static double pow2neg[65];
+
+static void
+pow2neg_init(void)
+{
+	static gsize done = 0;
+	if (g_once_init_enter(&done)) {
+		for (guint r = 0; r < G_N_ELEMENTS(pow2neg); r++)
+			pow2neg[r] = ldexp(1.0, -(int)r);
+		g_once_init_leave(&done, 1);
+	}
+}
+
 static inline void
 hll_add(WindowEst *e, guint idx, guint64 h)
 {
@@ -303,19 +384,27 @@ hll_add(WindowEst *e, guint idx, guint64 h)
 	if (rank > reg[j]) {
 		reg[j] = rank;
 		e->changes++;
+		/* the newest slice is in every span: raise the merged registers kept for it */
+		for (guint k = 0; k < WINDOW_SPANS; k++) {
+			Merged *mg = &e->merged[k];
+			if (!mg->valid || rank <= mg->reg[j])
+				continue;
+			if (rank > MERGED_MAX_RANK) {
+				mg->valid = FALSE;
+				continue;
+			}
+			mg->sum += pow2neg[rank] - pow2neg[mg->reg[j]];
+			mg->zeros -= mg->reg[j] == 0;
+			mg->reg[j] = rank;
+		}
 	}
 }
 
+/* The estimate from the sum of 2^-register and the zero registers of merged registers. */
 static guint32
-hll_estimate(const guint8 *merged)
+hll_value(double sum, guint zeros)
 {
 	const double m = WINDOW_HLL_M;
-	double sum = 0;
-	guint zeros = 0;
-	for (guint j = 0; j < WINDOW_HLL_M; j++) {
-		sum += ldexp(1.0, -merged[j]);
-		zeros += merged[j] == 0;
-	}
 	double alpha = 0.7213 / (1.0 + 1.079 / m);
 	double est = alpha * m * m / sum;
 	if (est <= 2.5 * m && zeros > 0)
@@ -324,17 +413,52 @@ hll_estimate(const guint8 *merged)
 }
 
 static void
+hll_sum(const guint8 *merged, double *sum, guint *zeros)
+{
+	double s = 0;
+	guint z = 0;
+	pow2neg_init();
+	for (guint j = 0; j < WINDOW_HLL_M; j++) {
+		s += pow2neg[merged[j]];
+		z += merged[j] == 0;
+	}
+	*sum = s;
+	*zeros = z;
+}
+
+static guint32
+hll_estimate(const guint8 *merged)
+{
+	double sum;
+	guint zeros;
+	hll_sum(merged, &sum, &zeros);
+	return hll_value(sum, zeros);
+}
+
+static void
 top_add(WindowEst *e, const guint8 a[16], guint32 slice, guint32 n)
 {
+	/* every estimated flow comes here: compare 8 bytes at a time, keep the minimum (the
+	 * first one, as space-saving takes it over) in a register */
+	guint64 a0, a1;
+	memcpy(&a0, a, 8);
+	memcpy(&a1, a + 8, 8);
 	guint min_i = 0;
+	guint32 min_c = G_MAXUINT32;
 	for (guint i = 0; i < e->ntop; i++) {
-		if (memcmp(e->top[i].addr, a, 16) == 0) {
-			e->top[i].count += n;
-			e->top[i].last = slice;
+		TopEnt *t = &e->top[i];
+		guint64 t0, t1;
+		memcpy(&t0, t->addr, 8);
+		memcpy(&t1, t->addr + 8, 8);
+		if (((t0 ^ a0) | (t1 ^ a1)) == 0) {
+			t->count += n;
+			t->last = slice;
 			return;
 		}
-		if (e->top[i].count < e->top[min_i].count)
+		if (t->count < min_c) {
+			min_c = t->count;
 			min_i = i;
+		}
 	}
 	if (e->ntop < TOPK) {
 		TopEnt *t = &e->top[e->ntop++];
@@ -414,12 +538,32 @@ window_add(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16], gb
 
 	guint idx = cur_slice_index(w);
 	Slice *cs = &slices(w)[idx];
+	/* the sums kept at the newest slice (cs: in every span) follow each change to a slice */
+	Sums *sm = sums(w);
+	SpanSum *s0 = NULL, *s1 = NULL;
+	if (sm != NULL && sm->valid && sm->at == w->cur) {
+		s0 = &sm->span[0];
+		s1 = &sm->span[1];
+	}
+	G_STATIC_ASSERT(WINDOW_SPANS == 2);
+	SpanSum dummy[2];
+	if (s0 == NULL) {
+		s0 = &dummy[0];
+		s1 = &dummy[1];
+	}
 	cs->flows++;
+	s0->flows++;
+	s1->flows++;
 	if (!attempt)
 		return res;
 	cs->attempts++;
-	if (failed)
+	s0->attempts++;
+	s1->attempts++;
+	if (failed) {
 		cs->failed++;
+		s0->failed++;
+		s1->failed++;
+	}
 
 	guint64 h = addr_hash(dst);
 	if (w->est != NULL) {
@@ -431,9 +575,16 @@ window_add(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16], gb
 	if (d != NULL && in_long(g, d->last, w->cur)) {
 		if (d->last != w->cur) {
 			Slice *old = find_slice(w, d->last);
-			if (old != NULL && old->ndist > 0)
+			if (old != NULL && old->ndist > 0) {
 				old->ndist--;
+				if ((guint64)old->slice + g->span[0] > w->cur)
+					s0->ndist--;
+				if ((guint64)old->slice + g->span[1] > w->cur)
+					s1->ndist--;
+			}
 			cs->ndist++;
+			s0->ndist++;
+			s1->ndist++;
 			d->last = w->cur;
 		}
 		if ((d->count & DEST_COUNT_MASK) != DEST_COUNT_MASK)
@@ -445,6 +596,8 @@ window_add(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16], gb
 		d->last = w->cur;
 		d->count = 1;
 		cs->ndist++;
+		s0->ndist++;
+		s1->ndist++;
 		w->live++;
 		return res | WINDOW_ADD_NEW_DEST;
 	}
@@ -463,6 +616,8 @@ window_add(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16], gb
 	w->map_used++;
 	w->live++;
 	cs->ndist++;
+	s0->ndist++;
+	s1->ndist++;
 	return res | WINDOW_ADD_NEW_DEST;
 }
 
@@ -481,49 +636,112 @@ now_slice(const Window *w, const WindowGeom *g, gint64 now_ms)
 	return MAX(s, w->cur);
 }
 
+/* Sums of the slice records in span k of the window ending at slice `now`. */
+static void
+span_sum(const Window *w, const WindowGeom *g, guint32 now, guint k, SpanSum *c)
+{
+	memset(c, 0, sizeof *c);
+	for (guint i = w->nslices; i-- > 0;) {
+		const Slice *s = &slices(w)[i];
+		if ((guint64)s->slice + g->span[k] <= now)
+			break;
+		c->ndist += s->ndist;
+		c->flows += s->flows;
+		c->attempts += s->attempts;
+		c->failed += s->failed;
+	}
+}
+
+/* The merged registers of span k at the newest slice, rebuilt when stale; NULL when they
+ * cannot be kept exactly (a register past MERGED_MAX_RANK). */
+static const Merged *
+merged_at_cur(Window *w, const WindowGeom *g, guint k)
+{
+	WindowEst *e = w->est;
+	Merged *mg = &e->merged[k];
+	if (mg->valid && mg->at == w->cur)
+		return mg;
+	memset(mg->reg, 0, sizeof mg->reg);
+	for (guint i = w->nslices; i-- > 0;) {
+		if ((guint64)slices(w)[i].slice + g->span[k] <= w->cur)
+			break;
+		const guint8 *r = e->reg + (gsize)i * WINDOW_HLL_M;
+		for (guint j = 0; j < WINDOW_HLL_M; j++)
+			mg->reg[j] = MAX(mg->reg[j], r[j]);
+	}
+	guint8 top = 0;
+	for (guint j = 0; j < WINDOW_HLL_M; j++)
+		top = MAX(top, mg->reg[j]);
+	hll_sum(mg->reg, &mg->sum, &mg->zeros);
+	mg->at = w->cur;
+	mg->valid = top <= MERGED_MAX_RANK;
+	return mg->valid ? mg : NULL;
+}
+
+/* The estimate of span k ending at slice `now`: from the merged registers kept at the newest
+ * slice when `now` is that slice, else from a merge of the span's slices (cached). */
+static guint32
+est_distinct(Window *w, const WindowGeom *g, guint32 now, guint k)
+{
+	WindowEst *e = w->est;
+	if (now == w->cur) {
+		const Merged *mg = merged_at_cur(w, g, k);
+		if (mg != NULL)
+			return hll_value(mg->sum, mg->zeros);
+	}
+	guint first = w->nslices;
+	while (first > 0 && (guint64)slices(w)[first - 1].slice + g->span[k] > now)
+		first--;
+	guint nsl = w->nslices - first;
+	if (e->cache[k].valid && e->cache[k].at_slice == now && e->cache[k].at_changes == e->changes &&
+	    e->cache[k].nslices == nsl)
+		return e->cache[k].value;
+	guint8 merged[WINDOW_HLL_M];
+	memset(merged, 0, sizeof merged);
+	for (guint i = first; i < w->nslices; i++) {
+		const guint8 *r = e->reg + (gsize)i * WINDOW_HLL_M;
+		for (guint j = 0; j < WINDOW_HLL_M; j++)
+			merged[j] = MAX(merged[j], r[j]);
+	}
+	guint32 v = nsl == 0 ? 0 : hll_estimate(merged);
+	e->cache[k].valid = TRUE;
+	e->cache[k].at_slice = now;
+	e->cache[k].at_changes = e->changes;
+	e->cache[k].nslices = nsl;
+	e->cache[k].value = v;
+	return v;
+}
+
 void
 window_counts(Window *w, const WindowGeom *g, gint64 now_ms, WindowCounts *out)
 {
 	guint32 now = now_slice(w, g, now_ms);
+	Sums *sm = sums(w);
+	/* at the newest slice (every flow's evaluation) the kept sums: O(1) */
+	if (now == w->cur && sm != NULL && !(sm->valid && sm->at == w->cur)) {
+		for (guint k = 0; k < WINDOW_SPANS; k++)
+			span_sum(w, g, now, k, &sm->span[k]);
+		sm->at = w->cur;
+		sm->valid = TRUE;
+	}
 	memset(out, 0, sizeof *out);
 	out->first_ms = w->first_ms;
 	out->last_ms = w->last_ms;
 	for (guint k = 0; k < WINDOW_SPANS; k++) {
 		WindowSpanCounts *c = &out->span[k];
-		guint first = w->nslices;
-		for (guint i = w->nslices; i-- > 0;) {
-			const Slice *s = &slices(w)[i];
-			if ((guint64)s->slice + g->span[k] <= now)
-				break;
-			first = i;
-			c->distinct += s->ndist;
-			c->flows += s->flows;
-			c->attempts += s->attempts;
-			c->failed += s->failed;
+		SpanSum ss;
+		if (now == w->cur && sm != NULL)
+			ss = sm->span[k];
+		else
+			span_sum(w, g, now, k, &ss);
+		c->distinct = ss.ndist;
+		c->flows = ss.flows;
+		c->attempts = ss.attempts;
+		c->failed = ss.failed;
+		if (w->est != NULL) {
+			c->estimated = TRUE;
+			c->distinct = est_distinct(w, g, now, k);
 		}
-		if (w->est == NULL)
-			continue;
-		c->estimated = TRUE;
-		WindowEst *e = w->est;
-		guint nsl = w->nslices - first;
-		if (e->cache[k].valid && e->cache[k].at_slice == now &&
-		    e->cache[k].at_changes == e->changes && e->cache[k].nslices == nsl) {
-			c->distinct = e->cache[k].value;
-			continue;
-		}
-		guint8 merged[WINDOW_HLL_M];
-		memset(merged, 0, sizeof merged);
-		for (guint i = first; i < w->nslices; i++) {
-			const guint8 *r = e->reg + (gsize)i * WINDOW_HLL_M;
-			for (guint j = 0; j < WINDOW_HLL_M; j++)
-				merged[j] = MAX(merged[j], r[j]);
-		}
-		c->distinct = nsl == 0 ? 0 : hll_estimate(merged);
-		e->cache[k].valid = TRUE;
-		e->cache[k].at_slice = now;
-		e->cache[k].at_changes = e->changes;
-		e->cache[k].nslices = nsl;
-		e->cache[k].value = c->distinct;
 	}
 	if (out->span[WINDOW_LONG].flows == 0)
 		out->first_ms = out->last_ms = 0;
@@ -624,6 +842,12 @@ window_regeom(Window *w, const WindowGeom *old_g, const WindowGeom *g)
 	if (old_g->slice_ms != g->slice_ms) {
 		window_reset(w);
 		return;
+	}
+	/* the kept sums and merged registers are per span: spans may have changed */
+	sums_stale(w);
+	if (w->est != NULL) {
+		for (guint k = 0; k < WINDOW_SPANS; k++)
+			w->est->merged[k].valid = FALSE;
 	}
 	/* A longer long window would bring destinations that expired from the map back
 	 * without their slices: drop them first. */
@@ -746,21 +970,6 @@ map_cap_for(guint32 n)
 	return cap;
 }
 
-/* The slice record of an absolute slice number (slices are ascending), or NULL. */
-static Slice *
-slice_lookup(Window *w, guint32 slice)
-{
-	guint lo = 0, hi = w->nslices;
-	while (lo < hi) {
-		guint mid = lo + (hi - lo) / 2;
-		if (slices(w)[mid].slice < slice)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < w->nslices && slices(w)[lo].slice == slice ? &slices(w)[lo] : NULL;
-}
-
 static gboolean
 load_exact(Window *w, const WindowGeom *g, Cursor *c, GError **error)
 {
@@ -793,7 +1002,7 @@ load_exact(Window *w, const WindowGeom *g, Cursor *c, GError **error)
 		/* a destination in the long window is counted in the slice it was last sighted
 		 * in; one that left the window stays in the table as an expired entry */
 		if (in_long(g, d.last, w->cur)) {
-			Slice *s = slice_lookup(w, d.last);
+			Slice *s = find_slice(w, d.last);
 			if (s == NULL)
 				return load_fail(error, "destination sighted in a slice that is not there");
 			s->ndist++;
@@ -862,7 +1071,7 @@ window_state_load(Window *w, const WindowGeom *saved_g, const WindowGeom *g, con
 	if (cap < nslices || cap > WINDOW_MAX_SLICES + 1u)
 		cap = nslices;
 	if (cap > 1)
-		w->sl.many = g_new0(Slice, cap);
+		w->sl.many = g_malloc0(slices_bytes(cap));
 	w->slice_cap = cap;
 	for (guint i = 0; i < nslices; i++) {
 		Slice *s = &slices(w)[i];
