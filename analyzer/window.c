@@ -1,8 +1,10 @@
 /* Sliding distinct-destination windows for one tracked host and one kind of traffic.
- * Exact mode: an open-addressing map destination -> slice of its last sighting, plus per
- * slice the number of destinations last sighted there; the distinct count of a window is the
- * sum over its slices. Past a per-window cap: HyperLogLog registers per slice, merged (max)
- * over the window, and a space-saving sketch for the top destinations. */
+ * Exact mode: a map destination -> slice of its last sighting (compact IPv4 entries in a small
+ * array or an open-addressing table), plus per slice the number of destinations last sighted
+ * there; the distinct count of a window is the sum over its slices, kept per span at the
+ * newest slice. Past a per-window cap: HyperLogLog registers per slice, merged (max) over the
+ * window (kept per span at the newest slice), and a space-saving sketch for the top
+ * destinations. */
 #include "window.h"
 
 #include <math.h>
@@ -15,12 +17,29 @@ typedef WindowSlice Slice;
 #define DEST_ANSWERED 0x80000000u
 #define DEST_COUNT_MASK 0x7fffffffu
 
-typedef struct WindowDest Dest;
-struct WindowDest {
-	guint8 addr[16];
+/* A destination entry, in one of two forms for a whole table: IPv4 (the last 4 bytes of an
+ * IPv4-mapped address) until the window sees its first IPv6 destination, which converts
+ * the table to the 16-byte form (Window.dest6). The common part comes first. */
+typedef struct {
 	guint32 last;  /* slice of the last sighting */
 	guint32 count; /* attempts (low 31 bits, saturating) | DEST_ANSWERED; 0 = empty slot */
-};
+} Dest;
+typedef struct {
+	Dest d;
+	guint8 a4[4];
+} Dest4;
+typedef struct {
+	Dest d;
+	guint8 addr[16];
+} Dest6;
+G_STATIC_ASSERT(sizeof(Dest4) == 12 && sizeof(Dest6) == 24);
+G_STATIC_ASSERT(G_STRUCT_OFFSET(Dest4, d) == 0 && G_STRUCT_OFFSET(Dest6, d) == 0);
+
+/* Tables of up to DEST_SMALL entries are arrays in insertion order, searched linearly and
+ * filled up (a host with a handful of destinations pays 12 bytes each, no empty slots);
+ * larger ones are open-addressing tables (linear probing, load <= 3/4). Both sized to a
+ * power of two. */
+#define DEST_SMALL 8
 
 #define TOPK 16 /* space-saving counters; 16 for a reported top 10 */
 
@@ -78,6 +97,7 @@ G_STATIC_ASSERT(sizeof(Slice) % G_ALIGNOF(Sums) == 0);
 
 G_STATIC_ASSERT(sizeof(WindowSliceStore) == sizeof(Slice));
 G_STATIC_ASSERT(sizeof(Window) == 72);
+G_STATIC_ASSERT(sizeof(WindowEst) == 2608); /* window.h and analyzer_private.h say so */
 
 static inline Slice *
 slices(const Window *w)
@@ -208,11 +228,23 @@ window_mem_held(const Window *w)
 	if (w->slice_cap > 1) /* one slice is inline */
 		n += slices_bytes(w->slice_cap) + WINDOW_ALLOC_OVERHEAD;
 	if (w->map != NULL)
-		n += (gsize)w->map_cap * sizeof(Dest) + WINDOW_ALLOC_OVERHEAD;
+		n += (gsize)w->map_cap * (w->dest6 ? sizeof(Dest6) : sizeof(Dest4)) +
+		     WINDOW_ALLOC_OVERHEAD;
 	if (w->est != NULL)
 		n += sizeof(WindowEst) + (gsize)w->est->reg_cap * WINDOW_HLL_M +
 		     2 * WINDOW_ALLOC_OVERHEAD;
 	return n;
+}
+
+/* The slice of time t_ms: most flows of a window fall in its newest slice, which costs a
+ * multiplication and two comparisons instead of a 64-bit division. */
+static inline guint32
+slice_of(const Window *w, const WindowGeom *g, gint64 t_ms)
+{
+	gint64 start = (gint64)w->cur * g->slice_ms;
+	if (t_ms >= start && t_ms - start < g->slice_ms)
+		return w->cur;
+	return (guint32)(MAX(t_ms, 0) / g->slice_ms);
 }
 
 static inline gboolean
@@ -300,61 +332,158 @@ cur_slice_index(Window *w)
 
 /* ---- exact map ---- */
 
+static const guint8 v4_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+static inline gboolean
+is_v4(const guint8 a[16])
+{
+	return memcmp(a, v4_prefix, 12) == 0;
+}
+
+static inline gsize
+dest_size(gboolean v6)
+{
+	return v6 ? sizeof(Dest6) : sizeof(Dest4);
+}
+
+static inline Dest *
+dest_in(void *map, gboolean v6, guint32 i)
+{
+	return (Dest *)(void *)((guint8 *)map + (gsize)i * dest_size(v6));
+}
+
+static inline Dest *
+dest_at(const Window *w, guint32 i)
+{
+	return dest_in(w->map, w->dest6, i);
+}
+
+/* Slots to look at when walking the table: an array's entries are its first map_used. */
+static inline guint32
+map_walk_end(const Window *w)
+{
+	return w->map_cap <= DEST_SMALL ? w->map_used : w->map_cap;
+}
+
+/* Entries a table of cap slots may hold. */
+static inline guint32
+map_limit(guint32 cap)
+{
+	return cap <= DEST_SMALL ? cap : cap - cap / 4;
+}
+
+/* The smallest table that holds n entries. */
+static guint32
+map_cap_for(guint32 n)
+{
+	guint32 cap = 1;
+	while (cap < n && cap < DEST_SMALL)
+		cap *= 2;
+	while (n > map_limit(cap))
+		cap *= 2;
+	return cap;
+}
+
+static inline void
+dest_addr(gboolean v6, const Dest *d, guint8 out[16])
+{
+	if (v6) {
+		memcpy(out, ((const Dest6 *)(const void *)d)->addr, 16);
+	} else {
+		memcpy(out, v4_prefix, 12);
+		memcpy(out + 12, ((const Dest4 *)(const void *)d)->a4, 4);
+	}
+}
+
+static inline void
+dest_set_addr(gboolean v6, Dest *d, const guint8 a[16])
+{
+	if (v6)
+		memcpy(((Dest6 *)(void *)d)->addr, a, 16);
+	else
+		memcpy(((Dest4 *)(void *)d)->a4, a + 12, 4);
+}
+
+/* a: in the table's form (an IPv4-mapped address when the table is IPv4) */
+static inline gboolean
+dest_is(gboolean v6, const Dest *d, const guint8 a[16])
+{
+	if (v6)
+		return memcmp(((const Dest6 *)(const void *)d)->addr, a, 16) == 0;
+	return memcmp(((const Dest4 *)(const void *)d)->a4, a + 12, 4) == 0;
+}
+
 static Dest *
 map_find(Window *w, const guint8 a[16], guint64 h)
 {
-	if (w->map_cap == 0)
+	if (w->map_cap == 0 || (!w->dest6 && !is_v4(a)))
+		return NULL; /* an IPv4 table holds no IPv6 destination */
+	if (w->map_cap <= DEST_SMALL) {
+		for (guint32 i = 0; i < w->map_used; i++) {
+			Dest *d = dest_at(w, i);
+			if (dest_is(w->dest6, d, a))
+				return d;
+		}
 		return NULL;
+	}
 	guint32 mask = w->map_cap - 1;
 	for (guint32 i = (guint32)h & mask, n = 0; n < w->map_cap; i = (i + 1) & mask, n++) {
-		Dest *d = &w->map[i];
+		Dest *d = dest_at(w, i);
 		if (d->count == 0)
 			return NULL;
-		if (memcmp(d->addr, a, 16) == 0)
+		if (dest_is(w->dest6, d, a))
 			return d;
 	}
 	return NULL;
 }
 
+/* A free slot for a new entry of hash h in a table of cap slots holding `used`. */
 static Dest *
-map_slot(Dest *map, guint32 cap, guint64 h)
+map_slot(void *map, gboolean v6, guint32 cap, guint32 used, guint64 h)
 {
+	if (cap <= DEST_SMALL)
+		return dest_in(map, v6, used);
 	guint32 mask = cap - 1;
 	guint32 i = (guint32)h & mask;
-	while (map[i].count != 0)
+	while (dest_in(map, v6, i)->count != 0)
 		i = (i + 1) & mask;
-	return &map[i];
+	return dest_in(map, v6, i);
 }
 
-/* Rebuild with live entries only, into a table sized for live + 1 at load <= 3/4 (tables of
- * 1 and 2 slots may be full: probes are bounded by the table size). Sized by the entries it
- * keeps when they outnumber `live`, so a table can never be too small for them (map_slot()
- * needs a free slot). */
+/* Rebuild with live entries only, in the 16-byte form when v6, into a table sized for
+ * live + 1 (map_cap_for()). Sized by the entries it keeps when they outnumber `live`, so a
+ * table can never be too small for them (map_slot() needs a free slot). Entries go in in
+ * the old table's order. */
 static void
-map_rebuild(Window *w, const WindowGeom *g)
+map_rebuild(Window *w, const WindowGeom *g, gboolean v6)
 {
-	guint32 keep = 0;
-	for (guint32 i = 0; i < w->map_cap; i++)
-		keep += w->map[i].count != 0 && in_long(g, w->map[i].last, w->cur);
+	guint32 keep = 0, end = map_walk_end(w);
+	for (guint32 i = 0; i < end; i++) {
+		const Dest *d = dest_at(w, i);
+		keep += d->count != 0 && in_long(g, d->last, w->cur);
+	}
 	guint32 need = MAX(w->live, keep) + 1;
-	guint32 ncap = 1; /* most hosts have one destination: a one-slot table */
-	while (need > ncap - ncap / 4)
-		ncap *= 2;
-	if (ncap < w->map_cap && need * 2 > w->map_cap)
+	guint32 ncap = map_cap_for(need);
+	if (ncap < w->map_cap && need * 2 > w->map_cap && v6 == w->dest6)
 		ncap = w->map_cap; /* keep the size unless it is far too big: no flapping */
-	Dest *nmap = g_new0(Dest, ncap);
+	void *nmap = g_malloc0((gsize)ncap * dest_size(v6));
 	guint32 used = 0;
-	for (guint32 i = 0; i < w->map_cap; i++) {
-		Dest *d = &w->map[i];
+	for (guint32 i = 0; i < end; i++) {
+		const Dest *d = dest_at(w, i);
 		if (d->count == 0 || !in_long(g, d->last, w->cur))
 			continue;
-		*map_slot(nmap, ncap, addr_hash(d->addr)) = *d;
+		guint8 a[16];
+		dest_addr(w->dest6, d, a);
+		Dest *nd = map_slot(nmap, v6, ncap, used, addr_hash(a));
+		*nd = *d;
+		dest_set_addr(v6, nd, a);
 		used++;
 	}
 	g_free(w->map);
 	w->map = nmap;
 	w->map_cap = ncap;
 	w->map_used = used;
+	w->dest6 = v6 != 0;
 }
 
 /* ---- HyperLogLog ---- */
@@ -484,20 +613,23 @@ start_estimating(Window *w, const WindowGeom *g)
 	e->reg_cap = w->slice_cap;
 	e->reg = g_malloc0((gsize)e->reg_cap * WINDOW_HLL_M);
 	w->est = e;
-	for (guint32 i = 0; i < w->map_cap; i++) {
-		Dest *d = &w->map[i];
+	for (guint32 i = 0, end = map_walk_end(w); i < end; i++) {
+		Dest *d = dest_at(w, i);
 		if (d->count == 0 || !in_long(g, d->last, w->cur))
 			continue;
+		guint8 a[16];
+		dest_addr(w->dest6, d, a);
 		for (guint k = 0; k < w->nslices; k++) {
 			if (slices(w)[k].slice == d->last) {
-				hll_add(e, k, addr_hash(d->addr));
+				hll_add(e, k, addr_hash(a));
 				break;
 			}
 		}
-		top_add(e, d->addr, d->last, d->count & DEST_COUNT_MASK);
+		top_add(e, a, d->last, d->count & DEST_COUNT_MASK);
 	}
 	g_clear_pointer(&w->map, g_free);
 	w->map_cap = w->map_used = 0;
+	w->dest6 = 0;
 	w->live = 0;
 }
 
@@ -506,7 +638,7 @@ window_add(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16], gb
 	   gboolean failed)
 {
 	guint res = 0;
-	guint32 s = (guint32)(MAX(t_ms, 0) / g->slice_ms);
+	guint32 s = slice_of(w, g, t_ms);
 
 	if (w->nslices == 0) {
 		/* new, or everything expired: a new episode (stale map entries go too) */
@@ -607,10 +739,11 @@ window_add(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16], gb
 		top_add(w->est, dst, w->cur, 1);
 		return res | WINDOW_ADD_NEW_DEST | WINDOW_ADD_ESTIMATING;
 	}
-	if (w->map_used + 1 > w->map_cap - w->map_cap / 4)
-		map_rebuild(w, g);
-	d = map_slot(w->map, w->map_cap, h);
-	memcpy(d->addr, dst, 16);
+	gboolean v6 = w->dest6 || !is_v4(dst);
+	if (w->map_used + 1 > map_limit(w->map_cap) || v6 != w->dest6)
+		map_rebuild(w, g, v6); /* grow, or the first IPv6 destination: the 16-byte form */
+	d = map_slot(w->map, w->dest6, w->map_cap, w->map_used, h);
+	dest_set_addr(w->dest6, d, dst);
 	d->last = w->cur;
 	d->count = 1;
 	w->map_used++;
@@ -632,7 +765,7 @@ window_answer(Window *w, const WindowGeom *g, const guint8 dst[16])
 static guint32
 now_slice(const Window *w, const WindowGeom *g, gint64 now_ms)
 {
-	guint32 s = (guint32)(MAX(now_ms, 0) / g->slice_ms);
+	guint32 s = slice_of(w, g, now_ms);
 	return MAX(s, w->cur);
 }
 
@@ -716,35 +849,47 @@ void
 window_counts(Window *w, const WindowGeom *g, gint64 now_ms, WindowCounts *out)
 {
 	guint32 now = now_slice(w, g, now_ms);
+	SpanSum sp[WINDOW_SPANS];
 	Sums *sm = sums(w);
-	/* at the newest slice (every flow's evaluation) the kept sums: O(1) */
-	if (now == w->cur && sm != NULL && !(sm->valid && sm->at == w->cur)) {
+	if (now == w->cur && w->nslices == 1 && slices(w)[0].slice == now) {
+		/* most windows: one slice, the newest, in every span */
+		const Slice *s = slices(w);
+		sp[0].ndist = s->ndist;
+		sp[0].flows = s->flows;
+		sp[0].attempts = s->attempts;
+		sp[0].failed = s->failed;
+		for (guint k = 1; k < WINDOW_SPANS; k++)
+			sp[k] = sp[0];
+	} else if (now == w->cur && sm != NULL) {
+		/* at the newest slice (every flow's evaluation): the kept sums, O(1) */
+		if (!(sm->valid && sm->at == now)) {
+			for (guint k = 0; k < WINDOW_SPANS; k++)
+				span_sum(w, g, now, k, &sm->span[k]);
+			sm->at = now;
+			sm->valid = TRUE;
+		}
 		for (guint k = 0; k < WINDOW_SPANS; k++)
-			span_sum(w, g, now, k, &sm->span[k]);
-		sm->at = w->cur;
-		sm->valid = TRUE;
+			sp[k] = sm->span[k];
+	} else {
+		for (guint k = 0; k < WINDOW_SPANS; k++)
+			span_sum(w, g, now, k, &sp[k]);
 	}
-	memset(out, 0, sizeof *out);
-	out->first_ms = w->first_ms;
-	out->last_ms = w->last_ms;
 	for (guint k = 0; k < WINDOW_SPANS; k++) {
 		WindowSpanCounts *c = &out->span[k];
-		SpanSum ss;
-		if (now == w->cur && sm != NULL)
-			ss = sm->span[k];
-		else
-			span_sum(w, g, now, k, &ss);
-		c->distinct = ss.ndist;
-		c->flows = ss.flows;
-		c->attempts = ss.attempts;
-		c->failed = ss.failed;
-		if (w->est != NULL) {
-			c->estimated = TRUE;
+		c->distinct = sp[k].ndist;
+		c->estimated = w->est != NULL;
+		c->flows = sp[k].flows;
+		c->attempts = sp[k].attempts;
+		c->failed = sp[k].failed;
+		if (w->est != NULL)
 			c->distinct = est_distinct(w, g, now, k);
-		}
 	}
-	if (out->span[WINDOW_LONG].flows == 0)
+	if (out->span[WINDOW_LONG].flows == 0) {
 		out->first_ms = out->last_ms = 0;
+	} else {
+		out->first_ms = w->first_ms;
+		out->last_ms = w->last_ms;
+	}
 }
 
 static void
@@ -779,10 +924,13 @@ window_top(const Window *w, const WindowGeom *g, gint64 now_ms, WindowTop *out, 
 		}
 		return n;
 	}
-	for (guint32 i = 0; i < w->map_cap; i++) {
-		const Dest *d = &w->map[i];
-		if (d->count != 0 && in_long(g, d->last, now))
-			top_insert(out, &n, max, d->addr, d->count & DEST_COUNT_MASK, 0);
+	for (guint32 i = 0, end = map_walk_end(w); i < end; i++) {
+		const Dest *d = dest_at(w, i);
+		if (d->count != 0 && in_long(g, d->last, now)) {
+			guint8 a[16];
+			dest_addr(w->dest6, d, a);
+			top_insert(out, &n, max, a, d->count & DEST_COUNT_MASK, 0);
+		}
 	}
 	return n;
 }
@@ -793,11 +941,14 @@ window_foreach_dest(const Window *w, const WindowGeom *g, gint64 now_ms, WindowD
 {
 	guint32 now = now_slice(w, g, now_ms);
 	guint n = 0;
-	for (guint32 i = 0; i < w->map_cap; i++) {
-		const Dest *d = &w->map[i];
+	for (guint32 i = 0, end = map_walk_end(w); i < end; i++) {
+		const Dest *d = dest_at(w, i);
 		if (d->count != 0 && in_long(g, d->last, now)) {
-			if (fn != NULL)
-				fn(d->addr, user_data);
+			if (fn != NULL) {
+				guint8 a[16];
+				dest_addr(w->dest6, d, a);
+				fn(a, user_data);
+			}
 			n++;
 		}
 	}
@@ -809,8 +960,8 @@ window_answered(const Window *w, const WindowGeom *g, gint64 now_ms)
 {
 	guint32 now = now_slice(w, g, now_ms);
 	guint32 n = 0;
-	for (guint32 i = 0; i < w->map_cap; i++) {
-		const Dest *d = &w->map[i];
+	for (guint32 i = 0, end = map_walk_end(w); i < end; i++) {
+		const Dest *d = dest_at(w, i);
 		if (d->count != 0 && (d->count & DEST_ANSWERED) && in_long(g, d->last, now))
 			n++;
 	}
@@ -830,7 +981,7 @@ window_expire(Window *w, const WindowGeom *g, gint64 now_ms)
 	if (w->map != NULL && w->map_cap > 8 && w->live * 4 < w->map_cap / 2) {
 		guint32 cur = w->cur;
 		w->cur = now;
-		map_rebuild(w, g);
+		map_rebuild(w, g, w->dest6);
 		w->cur = cur;
 	}
 	return FALSE;
@@ -852,7 +1003,7 @@ window_regeom(Window *w, const WindowGeom *old_g, const WindowGeom *g)
 	/* A longer long window would bring destinations that expired from the map back
 	 * without their slices: drop them first. */
 	if (w->map != NULL && g->span[WINDOW_LONG] > old_g->span[WINDOW_LONG])
-		map_rebuild(w, old_g);
+		map_rebuild(w, old_g, w->dest6);
 	prune_slices(w, g, w->cur);
 }
 
@@ -883,39 +1034,35 @@ G_DEFINE_QUARK(window-error-quark, window_error)
 #define HLL_MAX_RANK (64 - WINDOW_HLL_P + 1)
 
 static void
-save_dest(GByteArray *out, const Dest *d)
+save_dest(GByteArray *out, gboolean v6, const Dest *d)
 {
-	statebuf_put_bytes(out, d->addr, 16);
+	guint8 a[16];
+	dest_addr(v6, d, a);
+	statebuf_put_bytes(out, a, 16);
 	statebuf_put_u32(out, d->last);
 	statebuf_put_u32(out, d->count & DEST_COUNT_MASK);
 	statebuf_put_u8(out, (d->count & DEST_ANSWERED) != 0);
 }
 
-/* Linear probing: the table's layout is what inserting its entries cluster by cluster, each
- * cluster from its first slot on, gives. A cluster starts after an empty slot; only tables of
- * one or two slots can be full (load <= 3/4 otherwise), and there an entry in its home slot
- * was inserted first. */
+/* An array: its order. Linear probing: the table's layout is what inserting its entries
+ * cluster by cluster, each cluster from its first slot on, gives; a cluster starts after an
+ * empty slot (a table at load <= 3/4 has one). */
 static void
 save_map(const Window *w, GByteArray *out)
 {
 	guint32 cap = w->map_cap, mask = cap - 1, start = 0;
 	if (cap == 0)
 		return;
-	if (w->map_used < cap) {
-		while (w->map[start].count != 0)
-			start++;
-	} else {
-		for (guint32 i = 0; i < cap; i++) {
-			if (w->map[i].count != 0 &&
-			    ((guint32)addr_hash(w->map[i].addr) & mask) == i) {
-				start = i;
-				break;
-			}
-		}
+	if (cap <= DEST_SMALL) {
+		for (guint32 i = 0; i < w->map_used; i++)
+			save_dest(out, w->dest6, dest_at(w, i));
+		return;
 	}
+	while (dest_at(w, start)->count != 0)
+		start++;
 	for (guint32 n = 0, i = start; n < cap; n++, i = (i + 1) & mask) {
-		if (w->map[i].count != 0)
-			save_dest(out, &w->map[i]);
+		if (dest_at(w, i)->count != 0)
+			save_dest(out, w->dest6, dest_at(w, i));
 	}
 }
 
@@ -960,16 +1107,6 @@ load_fail(GError **error, const char *what)
 	return FALSE;
 }
 
-/* The smallest table that holds n entries at the load window_add() keeps (<= 3/4). */
-static guint32
-map_cap_for(guint32 n)
-{
-	guint32 cap = 1;
-	while (n > cap - cap / 4)
-		cap *= 2;
-	return cap;
-}
-
 static gboolean
 load_exact(Window *w, const WindowGeom *g, Cursor *c, GError **error)
 {
@@ -984,33 +1121,43 @@ load_exact(Window *w, const WindowGeom *g, Cursor *c, GError **error)
 		cap = hint;
 	if (cap == 0)
 		return TRUE;
-	w->map = g_new0(Dest, cap);
+	/* read first (n is bounded by the bytes there), to know the table's form */
+	g_autofree Dest6 *in = g_new(Dest6, n);
+	gboolean v6 = FALSE;
+	for (guint32 i = 0; i < n; i++) {
+		Dest6 *e = &in[i];
+		guint8 answered;
+		if (!cursor_bytes(c, e->addr, 16) || !cursor_u32(c, &e->d.last) ||
+		    !cursor_u32(c, &e->d.count) || !cursor_u8(c, &answered))
+			return load_fail(error, "truncated destination");
+		if (e->d.count == 0 || e->d.count > DEST_COUNT_MASK || answered > 1)
+			return load_fail(error, "bad destination attempt count");
+		if (e->d.last > w->cur)
+			return load_fail(error, "destination sighted after the newest slice");
+		if (answered)
+			e->d.count |= DEST_ANSWERED;
+		v6 = v6 || !is_v4(e->addr);
+	}
+	w->dest6 = v6;
+	w->map = g_malloc0((gsize)cap * dest_size(v6));
 	w->map_cap = cap;
 	for (guint32 i = 0; i < n; i++) {
-		Dest d;
-		guint8 answered;
-		if (!cursor_bytes(c, d.addr, 16) || !cursor_u32(c, &d.last) ||
-		    !cursor_u32(c, &d.count) || !cursor_u8(c, &answered))
-			return load_fail(error, "truncated destination");
-		if (d.count == 0 || d.count > DEST_COUNT_MASK || answered > 1)
-			return load_fail(error, "bad destination attempt count");
-		if (d.last > w->cur)
-			return load_fail(error, "destination sighted after the newest slice");
-		guint64 h = addr_hash(d.addr);
-		if (map_find(w, d.addr, h) != NULL)
+		const Dest6 *e = &in[i];
+		guint64 h = addr_hash(e->addr);
+		if (map_find(w, e->addr, h) != NULL)
 			return load_fail(error, "duplicate destination");
 		/* a destination in the long window is counted in the slice it was last sighted
 		 * in; one that left the window stays in the table as an expired entry */
-		if (in_long(g, d.last, w->cur)) {
-			Slice *s = find_slice(w, d.last);
+		if (in_long(g, e->d.last, w->cur)) {
+			Slice *s = find_slice(w, e->d.last);
 			if (s == NULL)
 				return load_fail(error, "destination sighted in a slice that is not there");
 			s->ndist++;
 			w->live++;
 		}
-		if (answered)
-			d.count |= DEST_ANSWERED;
-		*map_slot(w->map, w->map_cap, h) = d;
+		Dest *d = map_slot(w->map, v6, w->map_cap, w->map_used, h);
+		*d = e->d;
+		dest_set_addr(v6, d, e->addr);
 		w->map_used++;
 	}
 	return TRUE;
