@@ -7,7 +7,9 @@
  * them, flowgen.h holds what the two files share. It can also write the same datagrams to a
  * pcap file for offline decode benchmarks. With --spoof it is a spoofed flood instead: every
  * non-bot record is a port-25 flow from a fresh, never repeated internal source, while the
- * bots keep their addresses (issue 7). */
+ * bots keep their addresses (issue 7). --mix bot-heavy (issue 14) is an outbreak: most records
+ * are bots' short port-25 flows to random destinations, a fifth are unlisted MTAs' steady
+ * fan-out (--mta-share). */
 #include <glib.h>
 
 #include <arpa/inet.h>
@@ -118,6 +120,21 @@ gen_flow(const Opts *o, GenFlow *f, gboolean allow_v6)
 		f->bot = TRUE;
 		return;
 	}
+	if (r < o->bot_share + o->mta_share && o->mtas > 0) {
+		/* an unlisted mail server delivering: steady fan-out over its own 3,000 MX,
+		 * sessions that went through */
+		guint32 m = rng_below((guint32)o->mtas);
+		internal_addr(o, 0, f->v6, f->src);
+		f->src[f->v6 ? 12 : 1] = 201; /* 10.201.0.0/16 or fd42::c9xx */
+		f->src[f->v6 ? 14 : 2] = (guint8)(m >> 8);
+		f->src[f->v6 ? 15 : 3] = (guint8)m;
+		external_addr(0x00300000u + m * 0x10000u + rng_below(3000), f->v6, f->dst);
+		f->dport = 25;
+		f->flags = 0x1b;
+		f->packets = 10 + rng_below(50);
+		f->bytes = f->packets * (60 + rng_below(1400));
+		return;
+	}
 	if (o->spoof) {
 		/* one delivered mail from a source never seen before: the address is a
 		 * placeholder here, spoof_addr() writes a fresh one at each send */
@@ -130,7 +147,7 @@ gen_flow(const Opts *o, GenFlow *f, gboolean allow_v6)
 		f->spoof = TRUE;
 		return;
 	}
-	if (r < o->bot_share + o->mail_share) {
+	if (r < o->bot_share + o->mta_share + o->mail_share) {
 		/* legitimate clients submitting to or reading from a few mail providers */
 		internal_addr(o, rng_below((guint32)o->hosts), f->v6, f->src);
 		external_addr(0x00AA0000u + rng_below(8), f->v6, f->dst);
@@ -529,6 +546,8 @@ main(int argc, char **argv)
 		  .bots = 50,
 		  .bot_share = 0.02,
 		  .mail_share = 0.02,
+		  .mtas = 4,
+		  .mta_share = 0,
 		  .hosts = 20000,
 		  .pool = 8192,
 		  .batch = 0,
@@ -566,6 +585,16 @@ main(int argc, char **argv)
 	     "Share of records from bots to port 25, default 0.02", "F"},
 	    {"mail-share", 0, 0, G_OPTION_ARG_DOUBLE, &o.mail_share,
 	     "Share of legitimate mail client records (587/993), default 0.02", "F"},
+	    {"mtas", 0, 0, G_OPTION_ARG_INT, &o.mtas,
+	     "Unlisted mail servers (internal, 10.201.0.0/16), default 4", "N"},
+	    {"mta-share", 0, 0, G_OPTION_ARG_DOUBLE, &o.mta_share,
+	     "Share of records from unlisted mail servers delivering to port 25 (steady fan-out "
+	     "over 3,000 MX each), default 0",
+	     "F"},
+	    {"mix", 0, 0, G_OPTION_ARG_STRING, &o.mix,
+	     "Record mix: default, or bot-heavy (issue 14: --bots 20 --bot-share 0.6 --mta-share "
+	     "0.2 --mail-share 0; those four options are then set by the mix)",
+	     "NAME"},
 	    {"hosts", 0, 0, G_OPTION_ARG_INT, &o.hosts, "Internal hosts, default 20000", "N"},
 	    {"pool", 0, 0, G_OPTION_ARG_INT, &o.pool,
 	     "Distinct prebuilt datagrams cycled through, default 8192", "N"},
@@ -630,11 +659,23 @@ main(int argc, char **argv)
 		g_printerr("flowgen: --dest '%s': expected a.b.c.d:port or [v6]:port\n", o.dest);
 		return 2;
 	}
+	if (o.mix != NULL && g_str_equal(o.mix, "bot-heavy")) {
+		/* issue 14's "cost under attack": internal hosts sending short port-25 flows to
+		 * many distinct random destinations, plus unlisted MTAs with a steady fan-out */
+		o.bots = 20;
+		o.bot_share = 0.6;
+		o.mta_share = 0.2;
+		o.mail_share = 0;
+	} else if (o.mix != NULL && !g_str_equal(o.mix, "default")) {
+		g_printerr("flowgen: --mix: default or bot-heavy\n");
+		return 2;
+	}
 	if (o.exporters < 1 || o.domains < 1 || o.pool < MAX_BATCH * 2 || o.hosts < 1 ||
 	    o.records < 1 || o.rate < 0 || o.template_every < 1 || o.batch < 0 ||
 	    o.batch > MAX_BATCH || (o.version == 5 && o.per_dgram > 30) || o.per_dgram > 150 ||
 	    o.max_bytes < 200 || o.max_bytes > MAX_DGRAM - 200 || o.spoof_port < 0 ||
-	    o.spoof_port > 65535 || o.bots > 65536) {
+	    o.spoof_port > 65535 || o.bots > 65536 || o.mtas < 0 || o.mtas > 65536 ||
+	    o.bot_share + o.mta_share + o.mail_share > 1) {
 		g_printerr("flowgen: an option is out of range (see --help)\n");
 		return 2;
 	}

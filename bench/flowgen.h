@@ -27,6 +27,9 @@ typedef struct {
 	gint bots;
 	double bot_share;
 	double mail_share;
+	gint mtas;	   /* unlisted mail servers with a steady fan-out (--mta-share) */
+	double mta_share;
+	char *mix;	   /* NULL or "default", or "bot-heavy" (main() applies it) */
 	gint hosts;
 	gint pool;
 	gint batch;
