@@ -130,6 +130,7 @@ bench_capture(const char *path, guint passes)
 	Capture cap = {0};
 	double dec[64], ana[64];
 	guint64 recs = 0;
+	AnalyzerStats st = {0};
 
 	if (!capture_load(path, &cap, &err)) {
 		g_printerr("decode_bench: %s: %s\n", path, err ? err->message : "empty");
@@ -143,14 +144,18 @@ bench_capture(const char *path, guint passes)
 		analyzer_config_defaults(&acfg);
 		g_autoptr(Analyzer) an = analyzer_new(&acfg, &err);
 		ana[p] = decode_pass(&cap, an, &recs);
+		analyzer_get_stats(an, &st);
 	}
 	double md = median(dec, passes), ma = median(ana, passes);
 	printf("{\"bench\": \"decode\", \"capture\": \"%s\", \"datagrams\": %u, \"records\": %" G_GUINT64_FORMAT
 	       ", \"passes\": %u, \"decode_rec_per_s\": %.0f, \"decode_min\": %.0f, \"decode_max\": %.0f"
 	       ", \"decode_ns_per_rec\": %.1f, \"decode_analyze_rec_per_s\": %.0f"
-	       ", \"decode_analyze_ns_per_rec\": %.1f}\n",
+	       ", \"decode_analyze_ns_per_rec\": %.1f, \"flows_relevant\": %" G_GUINT64_FORMAT
+	       ", \"hosts_created\": %" G_GUINT64_FORMAT ", \"hosts_estimated\": %" G_GUINT64_FORMAT
+	       ", \"events_raised\": %" G_GUINT64_FORMAT "}\n",
 	       path, cap.dgs->len, recs, passes, recs / md, recs / dec[passes - 1], recs / dec[0],
-	       md * 1e9 / recs, recs / ma, ma * 1e9 / recs);
+	       md * 1e9 / recs, recs / ma, ma * 1e9 / recs, st.flows_relevant, st.hosts_created,
+	       st.hosts_estimated, st.events[ALERT_RAISED]);
 	fflush(stdout);
 	g_array_unref(cap.dgs);
 	g_byte_array_unref(cap.data);
