@@ -93,7 +93,7 @@ G_STATIC_ASSERT(sizeof(Host) == 128);
  *     capacity + 40 (the per-span sums) + 16; destinations, 12 x table size + 16 while all
  *     are IPv4, 24 x table size + 16 from the first IPv6 one on, the table size being the
  *     power of two >= d up to 8 destinations (an array, full allowed) and the power of two
- *     that keeps load <= 3/4 beyond; an estimated window 2,608 + 1,024 x slice capacity +
+ *     that keeps load <= 3/4 beyond; an estimated window 2,672 + 1,024 x slice capacity +
  *     32 instead), and for windows in the HostExt their structure, 72 + 16
  *   + baseline_mem(), geo_mem().
  * A host with one window of d IPv4 destinations: 128 + 8 + 16 = 152 bytes + 12 x table

@@ -72,6 +72,7 @@ struct WindowEst {
 	guint32 reg_cap;
 	guint32 changes; /* register increases, to know when a cached estimate is stale */
 	TopEnt top[TOPK];
+	guint32 top_tag[TOPK]; /* top[i]'s address hash, high half: most compares stop here */
 	guint ntop;
 	struct {
 		guint32 at_slice, at_changes, nslices, value;
@@ -97,7 +98,7 @@ G_STATIC_ASSERT(sizeof(Slice) % G_ALIGNOF(Sums) == 0);
 
 G_STATIC_ASSERT(sizeof(WindowSliceStore) == sizeof(Slice));
 G_STATIC_ASSERT(sizeof(Window) == 72);
-G_STATIC_ASSERT(sizeof(WindowEst) == 2608); /* window.h and analyzer_private.h say so */
+G_STATIC_ASSERT(sizeof(WindowEst) == 2672); /* window.h and analyzer_private.h say so */
 
 static inline Slice *
 slices(const Window *w)
@@ -565,31 +566,20 @@ hll_estimate(const guint8 *merged)
 }
 
 static void
-top_add(WindowEst *e, const guint8 a[16], guint32 slice, guint32 n)
+top_add(WindowEst *e, const guint8 a[16], guint64 h, guint32 slice, guint32 n)
 {
-	/* every estimated flow comes here: compare 8 bytes at a time, keep the minimum (the
-	 * first one, as space-saving takes it over) in a register */
-	guint64 a0, a1;
-	memcpy(&a0, a, 8);
-	memcpy(&a1, a + 8, 8);
-	guint min_i = 0;
-	guint32 min_c = G_MAXUINT32;
+	/* every estimated flow comes here: find a by its hash tag first; on a miss, the first
+	 * smallest counter (space-saving takes it over) */
+	guint32 tag = (guint32)(h >> 32);
 	for (guint i = 0; i < e->ntop; i++) {
-		TopEnt *t = &e->top[i];
-		guint64 t0, t1;
-		memcpy(&t0, t->addr, 8);
-		memcpy(&t1, t->addr + 8, 8);
-		if (((t0 ^ a0) | (t1 ^ a1)) == 0) {
-			t->count += n;
-			t->last = slice;
+		if (e->top_tag[i] == tag && memcmp(e->top[i].addr, a, 16) == 0) {
+			e->top[i].count += n;
+			e->top[i].last = slice;
 			return;
-		}
-		if (t->count < min_c) {
-			min_c = t->count;
-			min_i = i;
 		}
 	}
 	if (e->ntop < TOPK) {
+		e->top_tag[e->ntop] = tag;
 		TopEnt *t = &e->top[e->ntop++];
 		memcpy(t->addr, a, 16);
 		t->count = n;
@@ -597,8 +587,17 @@ top_add(WindowEst *e, const guint8 a[16], guint32 slice, guint32 n)
 		t->last = slice;
 		return;
 	}
+	guint min_i = 0;
+	guint32 min_c = e->top[0].count;
+	for (guint i = 1; i < TOPK; i++) {
+		if (e->top[i].count < min_c) {
+			min_c = e->top[i].count;
+			min_i = i;
+		}
+	}
 	/* space-saving: the smallest counter is taken over and keeps its count as error */
 	TopEnt *t = &e->top[min_i];
+	e->top_tag[min_i] = tag;
 	memcpy(t->addr, a, 16);
 	t->error = t->count;
 	t->count += n;
@@ -625,7 +624,7 @@ start_estimating(Window *w, const WindowGeom *g)
 				break;
 			}
 		}
-		top_add(e, a, d->last, d->count & DEST_COUNT_MASK);
+		top_add(e, a, addr_hash(a), d->last, d->count & DEST_COUNT_MASK);
 	}
 	g_clear_pointer(&w->map, g_free);
 	w->map_cap = w->map_used = 0;
@@ -700,7 +699,7 @@ window_add(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16], gb
 	guint64 h = addr_hash(dst);
 	if (w->est != NULL) {
 		hll_add(w->est, idx, h);
-		top_add(w->est, dst, w->cur, 1);
+		top_add(w->est, dst, h, w->cur, 1);
 		return res;
 	}
 	Dest *d = map_find(w, dst, h);
@@ -736,7 +735,7 @@ window_add(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16], gb
 	if (w->live >= g->exact_cap) {
 		start_estimating(w, g);
 		hll_add(w->est, idx, h);
-		top_add(w->est, dst, w->cur, 1);
+		top_add(w->est, dst, h, w->cur, 1);
 		return res | WINDOW_ADD_NEW_DEST | WINDOW_ADD_ESTIMATING;
 	}
 	gboolean v6 = w->dest6 || !is_v4(dst);
@@ -1194,6 +1193,8 @@ load_estimated(Window *w, Cursor *c, GError **error)
 				return load_fail(error, "duplicate top destination");
 		}
 	}
+	for (guint i = 0; i < ntop; i++)
+		e->top_tag[i] = (guint32)(addr_hash(e->top[i].addr) >> 32);
 	e->ntop = ntop;
 	return TRUE;
 }
