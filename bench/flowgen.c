@@ -8,8 +8,8 @@
  * pcap file for offline decode benchmarks. With --spoof it is a spoofed flood instead: every
  * non-bot record is a port-25 flow from a fresh, never repeated internal source, while the
  * bots keep their addresses (issue 7). --mix bot-heavy (issue 14) is an outbreak: most records
- * are bots' short port-25 flows to random destinations, a fifth are unlisted MTAs' steady
- * fan-out (--mta-share). */
+ * are bots' short port-25 flows to fresh random destinations (--fresh-dst: patched at each
+ * send), a fifth are unlisted MTAs' steady fan-out (--mta-share). */
 #include <glib.h>
 
 #include <arpa/inet.h>
@@ -118,6 +118,7 @@ gen_flow(const Opts *o, GenFlow *f, gboolean allow_v6)
 		f->packets = f->flags == 0x02 ? 1 + rng_below(3) : 8 + rng_below(20);
 		f->bytes = f->packets * (40 + rng_below(900));
 		f->bot = TRUE;
+		f->fresh_dst = o->fresh_dst;
 		return;
 	}
 	if (r < o->bot_share + o->mta_share && o->mtas > 0) {
@@ -337,10 +338,10 @@ build_dgram(const Opts *o, Dgram *d, guint index, guint32 uptime, gint64 now_ms)
 			gen_flow(o, &f, FALSE);
 			d->nbot += f.bot;
 			d->pkts += f.packets;
-			if (f.spoof) {
+			if (f.spoof || f.fresh_dst) {
 				/* srcaddr: the record's first field */
 				off[ns] = (guint16)(p - buf);
-				is6[ns++] = 0;
+				is6[ns++] = f.fresh_dst ? PATCH_DST : 0;
 			}
 			p = put_v5_rec(p, &f, uptime);
 		}
@@ -351,6 +352,7 @@ build_dgram(const Opts *o, Dgram *d, guint index, guint32 uptime, gint64 now_ms)
 		gsize l4 = 0, l6 = 0;
 		/* record offsets within their set's body, for the spoofed sources */
 		guint16 off4[MAX_DGRAM / 47 + 1], off6[MAX_DGRAM / 47 + 1];
+		guint8 kind4[MAX_DGRAM / 47 + 1], kind6[MAX_DGRAM / 47 + 1];
 		guint n4s = 0, n6s = 0;
 		for (;;) {
 			GenFlow f;
@@ -365,10 +367,13 @@ build_dgram(const Opts *o, Dgram *d, guint index, guint32 uptime, gint64 now_ms)
 				break;
 			if (total > MAX_DGRAM - 16)
 				break;
-			if (f.spoof && f.v6)
+			if ((f.spoof || f.fresh_dst) && f.v6) {
+				kind6[n6s] = PATCH_V6 | (f.fresh_dst ? PATCH_DST : 0);
 				off6[n6s++] = (guint16)l6;
-			else if (f.spoof)
+			} else if (f.spoof || f.fresh_dst) {
+				kind4[n4s] = f.fresh_dst ? PATCH_DST : 0;
 				off4[n4s++] = (guint16)l4;
+			}
 			if (f.v6)
 				l6 = (gsize)(put_tmpl_rec(v6 + l6, &f, o->version, uptime, now_ms) - v6);
 			else
@@ -389,7 +394,7 @@ build_dgram(const Opts *o, Dgram *d, guint index, guint32 uptime, gint64 now_ms)
 			/* records start with their source address (see put_tmpl_rec) */
 			for (guint i = 0; i < (s == 0 ? n4s : n6s); i++) {
 				off[ns] = (guint16)(p - buf + (s == 0 ? off4[i] : off6[i]));
-				is6[ns++] = (guint8)s;
+				is6[ns++] = s == 0 ? kind4[i] : kind6[i];
 			}
 			p = putn(p, s == 0 ? v4 : v6, l);
 			memset(p, 0, pad);
@@ -593,7 +598,7 @@ main(int argc, char **argv)
 	     "F"},
 	    {"mix", 0, 0, G_OPTION_ARG_STRING, &o.mix,
 	     "Record mix: default, or bot-heavy (issue 14: --bots 20 --bot-share 0.6 --mta-share "
-	     "0.2 --mail-share 0; those four options are then set by the mix)",
+	     "0.2 --mail-share 0 --fresh-dst; those options are then set by the mix)",
 	     "NAME"},
 	    {"hosts", 0, 0, G_OPTION_ARG_INT, &o.hosts, "Internal hosts, default 20000", "N"},
 	    {"pool", 0, 0, G_OPTION_ARG_INT, &o.pool,
@@ -607,6 +612,10 @@ main(int argc, char **argv)
 	     "from a fresh internal source never used before (10.0.0.1 up, fd42::1 up; at most "
 	     "13 M); bots (--bots, --bot-share, in 10.200.0.0/16) keep their addresses. "
 	     "--mail-share and --hosts are ignored",
+	     NULL},
+	    {"fresh-dst", 0, 0, G_OPTION_ARG_NONE, &o.fresh_dst,
+	     "Bots' destinations: a fresh random address at every send (NetFlow/IPFIX), not the "
+	     "datagram pool's, which repeat every --pool datagrams",
 	     NULL},
 	    {"spoof-port", 0, 0, G_OPTION_ARG_INT, &o.spoof_port,
 	     "Destination port of the --spoof records, default 25", "P"},
@@ -666,6 +675,7 @@ main(int argc, char **argv)
 		o.bot_share = 0.6;
 		o.mta_share = 0.2;
 		o.mail_share = 0;
+		o.fresh_dst = TRUE;
 	} else if (o.mix != NULL && !g_str_equal(o.mix, "default")) {
 		g_printerr("flowgen: --mix: default or bot-heavy\n");
 		return 2;
@@ -793,8 +803,18 @@ main(int argc, char **argv)
 			}
 			Dgram *dg = &pool[pool_i++ % (guint64)o.pool];
 			/* in one batch once at most (pool >= 2 batches): patch it in place */
-			for (guint s = 0; s < dg->nspoof; s++)
-				spoof_addr(dg->buf + dg->spoof_off[s], dg->spoof_v6[s], ++spoofed);
+			for (guint s = 0; s < dg->nspoof; s++) {
+				guint8 k = dg->spoof_v6[s], *rec = dg->buf + dg->spoof_off[s];
+				if (k & PATCH_DST) {
+					/* the destination follows the source */
+					guint8 a[16];
+					gsize alen = (k & PATCH_V6) ? 16 : 4;
+					external_addr((guint32)rng(), (k & PATCH_V6) != 0, a);
+					memcpy(rec + alen, a, alen);
+				} else {
+					spoof_addr(rec, (k & PATCH_V6) != 0, ++spoofed);
+				}
+			}
 			bot_recs += dg->nbot;
 			pkts += dg->pkts;
 			if (o.version == V_SFLOW) {
