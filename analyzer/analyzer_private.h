@@ -89,15 +89,17 @@ G_STATIC_ASSERT(sizeof(Host) == 128);
  *             + HOST_TABLE_SHARE 8 (the host table: one 4-byte slot at load 3/8..3/4, so
  *               5.3..10.7 bytes a host, 8 in the middle)
  *   + sizeof(HostExt) 48 + WINDOW_ALLOC_OVERHEAD when the host has one
- *   + what each window holds (window_mem_held(): slices from the second one on, 20 x
- *     capacity + 40 (the per-span sums) + 16; destinations, 12 x table size + 16 while all
- *     are IPv4, 24 x table size + 16 from the first IPv6 one on, the table size being the
- *     power of two >= d up to 8 destinations (an array, full allowed) and the power of two
- *     that keeps load <= 3/4 beyond; an estimated window 2,672 + 1,024 x slice capacity +
- *     32 instead), and for windows in the HostExt their structure, 72 + 16
+ *   + what each window holds (window_mem_held(), each array as glibc's malloc takes n bytes:
+ *     n + 8 rounded up to 16, at least 32: slices from the second one on, 20 x capacity +
+ *     40 (the per-span sums); destinations, 12 x table size while all are IPv4, 24 x table
+ *     size from the first IPv6 one on, the table size being the power of two >= d up to 8
+ *     destinations (an array, full allowed) and the power of two that keeps load <= 3/4
+ *     beyond; an estimated window 2,672 + 1,024 x slice capacity, plus 2 x 16, instead), and
+ *     for windows in the HostExt their structure, 72 + 16
  *   + baseline_mem(), geo_mem().
- * A host with one window of d IPv4 destinations: 128 + 8 + 16 = 152 bytes + 12 x table
- * size: 164 B with one destination, 200 B with four (table of 4).
+ * A host with one window of d IPv4 destinations: 128 + 8 = 136 bytes + the array: 168 B
+ * with one or two destinations (12 or 24 bytes take 32), 200 B with three or four (48 take
+ * 64), 248 B with 5-8 (96 take 112); analyzer_host_overhead() is 136 + 16.
  * Slots freed by hosts that go are reused before the slab grows, and analyzer_tick() gives
  * the slab back down to about twice the tracked hosts (slab_compact()); the estimate counts
  * the tracked hosts only. */

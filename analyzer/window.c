@@ -221,19 +221,26 @@ window_mem(const Window *w)
 	return sizeof *w + WINDOW_ALLOC_OVERHEAD + window_mem_held(w);
 }
 
+/* What glibc's malloc takes for a request of n bytes on a 64-bit system: n plus its 8-byte
+ * size field rounded up to 16, at least 32 (n + WINDOW_ALLOC_OVERHEAD give or take 8, exact
+ * for the small arrays most windows hold: a 12-byte destination array takes 32). */
+static inline gsize
+alloc_cost(gsize n)
+{
+	return MAX(32, (n + 8 + 15) & ~(gsize)15);
+}
+
 gsize
 window_mem_held(const Window *w)
 {
-	/* WINDOW_ALLOC_OVERHEAD per allocation approximates the allocator's chunk header */
 	gsize n = 0;
 	if (w->slice_cap > 1) /* one slice is inline */
-		n += slices_bytes(w->slice_cap) + WINDOW_ALLOC_OVERHEAD;
+		n += alloc_cost(slices_bytes(w->slice_cap));
 	if (w->map != NULL)
-		n += (gsize)w->map_cap * (w->dest6 ? sizeof(Dest6) : sizeof(Dest4)) +
-		     WINDOW_ALLOC_OVERHEAD;
+		n += alloc_cost((gsize)w->map_cap * (w->dest6 ? sizeof(Dest6) : sizeof(Dest4)));
 	if (w->est != NULL)
-		n += sizeof(WindowEst) + (gsize)w->est->reg_cap * WINDOW_HLL_M +
-		     2 * WINDOW_ALLOC_OVERHEAD;
+		n += alloc_cost(sizeof(WindowEst)) +
+		     (w->est->reg_cap > 0 ? alloc_cost((gsize)w->est->reg_cap * WINDOW_HLL_M) : 0);
 	return n;
 }
 

@@ -130,7 +130,8 @@ gboolean window_expire(Window *w, const WindowGeom *g, gint64 now_ms);
 void window_regeom(Window *w, const WindowGeom *old_g, const WindowGeom *g);
 gboolean window_estimating(const Window *w);
 gint64 window_last_ms(const Window *w);
-/* Bytes held by the window: structure, arrays, and WINDOW_ALLOC_OVERHEAD per allocation.
+/* Bytes held by the window: its structure (+ WINDOW_ALLOC_OVERHEAD) and its arrays, each
+ * counted as glibc's malloc takes it (n bytes: n + 8 rounded up to 16, at least 32).
  * Slices from the second on: 20 x slice capacity + 40 (sums per span); destinations: 12 x
  * table size (IPv4 entries), 24 x table size once an IPv6 one came (window.c, "exact map");
  * estimated mode: the WindowEst (2,672 bytes: top-k sketch, caches, merged registers per
