@@ -94,7 +94,7 @@ G_STATIC_ASSERT(sizeof(Host) == 128);
  *     40 (the per-span sums); destinations, 12 x table size while all are IPv4, 24 x table
  *     size from the first IPv6 one on, the table size being the power of two >= d up to 8
  *     destinations (an array, full allowed) and the power of two that keeps load <= 3/4
- *     beyond; an estimated window 2,672 + 1,024 x slice capacity, plus 2 x 16, instead), and
+ *     beyond; an estimated window 2,680 + 1,024 x slice capacity, plus 2 x 16, instead), and
  *     for windows in the HostExt their structure, 72 + 16
  *   + baseline_mem(), geo_mem().
  * A host with one window of d IPv4 destinations: 128 + 8 = 136 bytes + the array: 168 B

@@ -74,6 +74,12 @@ struct WindowEst {
 	TopEnt top[TOPK];
 	guint32 top_tag[TOPK]; /* top[i]'s address hash, high half: most compares stop here */
 	guint ntop;
+	/* The smallest counter of a full sketch: its value, the first entry holding it and how
+	 * many do, when min_ok. Counters only grow, so after the first one is taken over the
+	 * next is further on: a stream of misses finds it in amortized O(1). */
+	guint32 min_c;
+	guint8 min_i, n_min;
+	gboolean min_ok;
 	struct {
 		guint32 at_slice, at_changes, nslices, value;
 		gboolean valid;
@@ -98,7 +104,7 @@ G_STATIC_ASSERT(sizeof(Slice) % G_ALIGNOF(Sums) == 0);
 
 G_STATIC_ASSERT(sizeof(WindowSliceStore) == sizeof(Slice));
 G_STATIC_ASSERT(sizeof(Window) == 72);
-G_STATIC_ASSERT(sizeof(WindowEst) == 2672); /* window.h and analyzer_private.h say so */
+G_STATIC_ASSERT(sizeof(WindowEst) == 2680); /* window.h and analyzer_private.h say so */
 
 static inline Slice *
 slices(const Window *w)
@@ -572,16 +578,56 @@ hll_estimate(const guint8 *merged)
 	return hll_value(sum, zeros);
 }
 
+/* Four hash tags, compared in one vector operation where the target has one (GCC vector
+ * extension: plain code elsewhere). */
+typedef guint32 TagVec __attribute__((vector_size(16)));
+G_STATIC_ASSERT(TOPK % 4 == 0);
+
+/* The first entry after `from` holding the smallest counter (there is one: n_min > 0). */
+static void
+top_min_next(WindowEst *e, guint from)
+{
+	guint i = from + 1;
+	while (e->top[i].count != e->min_c)
+		i++;
+	e->min_i = (guint8)i;
+}
+
+/* One entry's counter grew from `old`: the smallest one moves on if it was this one. */
+static void
+top_grew(WindowEst *e, guint i, guint32 old)
+{
+	if (!e->min_ok || old != e->min_c)
+		return;
+	if (e->top[i].count <= old || --e->n_min == 0) {
+		e->min_ok = FALSE; /* wrapped (or n was 0), or the last smallest one grew */
+		return;
+	}
+	if (i == e->min_i)
+		top_min_next(e, i);
+}
+
 static void
 top_add(WindowEst *e, const guint8 a[16], guint64 h, guint32 slice, guint32 n)
 {
-	/* every estimated flow comes here: find a by its hash tag first; on a miss, the first
-	 * smallest counter (space-saving takes it over) */
+	/* every estimated flow comes here: find a by its hash tag first, all 16 tags compared
+	 * at once (most flows of a fan-out host miss); on a miss, the first smallest counter
+	 * (space-saving takes it over) */
 	guint32 tag = (guint32)(h >> 32);
-	for (guint i = 0; i < e->ntop; i++) {
+	TagVec want = {tag, tag, tag, tag}, any = {0, 0, 0, 0};
+	for (guint q = 0; q < TOPK / 4; q++) {
+		TagVec v;
+		memcpy(&v, e->top_tag + 4 * q, sizeof v);
+		any |= (TagVec)(v == want);
+	}
+	guint64 any2[2];
+	memcpy(any2, &any, sizeof any2);
+	for (guint i = 0; (any2[0] | any2[1]) != 0 && i < e->ntop; i++) {
 		if (e->top_tag[i] == tag && memcmp(e->top[i].addr, a, 16) == 0) {
+			guint32 old = e->top[i].count;
 			e->top[i].count += n;
 			e->top[i].last = slice;
+			top_grew(e, i, old);
 			return;
 		}
 	}
@@ -592,23 +638,34 @@ top_add(WindowEst *e, const guint8 a[16], guint64 h, guint32 slice, guint32 n)
 		t->count = n;
 		t->error = 0;
 		t->last = slice;
+		e->min_ok = FALSE;
 		return;
 	}
-	guint min_i = 0;
-	guint32 min_c = e->top[0].count;
-	for (guint i = 1; i < TOPK; i++) {
-		if (e->top[i].count < min_c) {
-			min_c = e->top[i].count;
-			min_i = i;
+	if (!e->min_ok) {
+		e->min_i = 0;
+		e->min_c = e->top[0].count;
+		e->n_min = 1;
+		for (guint i = 1; i < TOPK; i++) {
+			if (e->top[i].count < e->min_c) {
+				e->min_c = e->top[i].count;
+				e->min_i = (guint8)i;
+				e->n_min = 1;
+			} else if (e->top[i].count == e->min_c) {
+				e->n_min++;
+			}
 		}
+		e->min_ok = TRUE;
 	}
 	/* space-saving: the smallest counter is taken over and keeps its count as error */
+	guint min_i = e->min_i;
 	TopEnt *t = &e->top[min_i];
+	guint32 old = t->count;
 	e->top_tag[min_i] = tag;
 	memcpy(t->addr, a, 16);
 	t->error = t->count;
 	t->count += n;
 	t->last = slice;
+	top_grew(e, min_i, old);
 }
 
 /* Exact -> estimated: every live destination goes into the registers of its last slice. */

@@ -134,7 +134,7 @@ gint64 window_last_ms(const Window *w);
  * counted as glibc's malloc takes it (n bytes: n + 8 rounded up to 16, at least 32).
  * Slices from the second on: 20 x slice capacity + 40 (sums per span); destinations: 12 x
  * table size (IPv4 entries), 24 x table size once an IPv6 one came (window.c, "exact map");
- * estimated mode: the WindowEst (2,672 bytes: top-k sketch, caches, merged registers per
+ * estimated mode: the WindowEst (2,680 bytes: top-k sketch, caches, merged registers per
  * span) and 1,024 register bytes per slice of capacity. */
 #define WINDOW_ALLOC_OVERHEAD 16
 gsize window_mem(const Window *w);

@@ -486,6 +486,93 @@ test_ipv6_form(void **state)
 	assert_int_equal(c.span[WINDOW_LONG].distinct, 4);
 }
 
+/* The space-saving sketch of an estimated window, as a plain model: the first smallest
+ * counter is taken over. The window keeps where its smallest counter is between flows; its
+ * top destinations (counts, errors, order) must be the model's after every flow. */
+typedef struct {
+	guint8 addr[16];
+	guint32 count, error;
+} RefEnt;
+
+static void
+ref_add(RefEnt *r, guint *n, const guint8 a[16], guint32 c)
+{
+	guint min_i = 0;
+	for (guint i = 0; i < *n; i++) {
+		if (memcmp(r[i].addr, a, 16) == 0) {
+			r[i].count += c;
+			return;
+		}
+		if (r[i].count < r[min_i].count)
+			min_i = i;
+	}
+	if (*n < 16) {
+		memcpy(r[*n].addr, a, 16);
+		r[*n].count = c;
+		r[(*n)++].error = 0;
+		return;
+	}
+	memcpy(r[min_i].addr, a, 16);
+	r[min_i].error = r[min_i].count;
+	r[min_i].count += c;
+}
+
+static void
+test_top_sketch(void **state)
+{
+	(void)state;
+	const WindowGeom tiny = {.slice_ms = MIN_MS, .span = {10, 60}, .exact_cap = 1};
+	for (guint32 seed = 1; seed <= 4; seed++) {
+		g_autoptr(Window) w = window_new();
+		GRand *r = g_rand_new_with_seed(seed);
+		RefEnt ref[16];
+		guint nref = 0;
+		guint8 first[16];
+		for (guint step = 0; step < 20000; step++) {
+			/* a few heavy destinations among many one-offs */
+			guint32 d = g_rand_boolean(r) ? (guint32)g_rand_int_range(r, 0, 24)
+						      : (guint32)g_rand_int_range(r, 100, 100000);
+			guint8 a[16];
+			dst(d, a);
+			guint res = window_add(w, &tiny, T0 + step, a, TRUE, FALSE);
+			if (step == 0) {
+				memcpy(first, a, 16);
+				continue;
+			}
+			if (res & WINDOW_ADD_ESTIMATING) {
+				/* the switch feeds the one exact destination, then this one */
+				nref = 0;
+				ref_add(ref, &nref, first, memcmp(first, a, 16) == 0 ? 2 : 1);
+				if (memcmp(first, a, 16) != 0)
+					ref_add(ref, &nref, a, 1);
+			} else if (window_estimating(w)) {
+				ref_add(ref, &nref, a, 1);
+			} else {
+				continue;
+			}
+			WindowTop top[WINDOW_TOP_MAX];
+			guint n = window_top(w, &tiny, T0 + step, top, WINDOW_TOP_MAX);
+			/* the model's top 10, most first, ties in entry order */
+			guint order[16];
+			for (guint i = 0; i < nref; i++) {
+				guint k = i;
+				while (k > 0 && ref[order[k - 1]].count < ref[i].count) {
+					order[k] = order[k - 1];
+					k--;
+				}
+				order[k] = i;
+			}
+			assert_int_equal(n, MIN(nref, WINDOW_TOP_MAX));
+			for (guint i = 0; i < n; i++) {
+				assert_memory_equal(top[i].addr, ref[order[i]].addr, 16);
+				assert_int_equal(top[i].count, ref[order[i]].count);
+				assert_int_equal(top[i].error, ref[order[i]].error);
+			}
+		}
+		g_rand_free(r);
+	}
+}
+
 int
 main(void)
 {
@@ -504,6 +591,7 @@ main(void)
 		cmocka_unit_test(test_regeom_longer_window),
 		cmocka_unit_test(test_kept_counts),
 		cmocka_unit_test(test_ipv6_form),
+		cmocka_unit_test(test_top_sketch),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
