@@ -281,7 +281,10 @@ gboolean analyzer_host_info(Analyzer *a, const guint8 addr[16], AnalyzerHostInfo
  * asked for it). FALSE when nothing was held. */
 gboolean analyzer_forget(Analyzer *a, const guint8 addr[16]);
 /* Bytes the memory estimate counts for a tracked host with one window, without its
- * destinations (which add 24 bytes per slot of their table: load 3/8..3/4). */
+ * destinations but with their table's malloc header (16): the table adds 12 bytes per slot,
+ * 24 once an IPv6 destination came, rounded as malloc does (analyzer_private.h, HOST_COST);
+ * up to 8 destinations the table is an array of the power of two >= d, beyond a table at
+ * load 3/8..3/4. */
 gsize analyzer_host_overhead(void);
 gint64 analyzer_now(const Analyzer *a);
 

@@ -35,9 +35,9 @@ analyzer_config_defaults(AnalyzerConfig *c)
 	/* 4096 exact destinations per host window (~100 KiB worst case) is far above every
 	 * threshold, so decisions near a threshold are exact; only floods past it estimate. */
 	c->exact_cap = 4096;
-	/* 1 GiB for hosts and windows; a host with one window costs 152 bytes plus 24 per
-	 * destination slot (see HOST_COST): 176 with one destination, so 4 M such hosts fit
-	 * before the byte cap matters (344 bytes with 4 destinations: 3.1 M). */
+	/* 1 GiB for hosts and windows; a host with one window of IPv4 destinations costs 184
+	 * bytes with one or two, 216 with four (see HOST_COST), so 4 M such hosts fit before
+	 * the byte cap matters (and the smtp-novelty seen set's 5 MB). */
 	c->mem_cap = G_GUINT64_CONSTANT(1) << 30;
 	c->max_hosts = 4u << 20;
 	c->history_len = 1024; /* days of events on a quiet site, hours on a noisy one */

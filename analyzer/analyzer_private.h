@@ -136,12 +136,18 @@ G_STATIC_ASSERT(sizeof(Host) == 144);
  *   + sizeof(HostExt) 64 + WINDOW_ALLOC_OVERHEAD when the host has one
  *   + SAMPLED_COST(long window slices) for a sampled host (1,044 bytes at 60 slices)
  *   + sizeof(HostSigns) 80 + WINDOW_ALLOC_OVERHEAD when it has side signs (SIGNS_COST: a
- *     tracked host that receives mail or asks external DNS servers, 96 + 72 with the ext)
- *   + what each window holds (window_mem_held(): slices from the second one on, 20 x
- *     capacity + 16; destinations, 24 x table size + 16, the table size being the power of
- *     two that keeps load <= 3/4), and for windows in the HostExt their structure, 72 + 16
+ *     tracked host that receives mail or asks external DNS servers, 96 + 80 with the ext)
+ *   + what each window holds (window_mem_held(), each array as glibc's malloc takes n bytes:
+ *     n + 8 rounded up to 16, at least 32: slices from the second one on, 20 x capacity +
+ *     40 (the per-span sums); destinations, 12 x table size while all are IPv4, 24 x table
+ *     size from the first IPv6 one on, the table size being the power of two >= d up to 8
+ *     destinations (an array, full allowed) and the power of two that keeps load <= 3/4
+ *     beyond; an estimated window 2,680 + 1,024 x slice capacity, plus 2 x 16, instead), and
+ *     for windows in the HostExt their structure, 72 + 16
  *   + baseline_mem(), geo_mem().
- * A host with one window of d destinations: 144 + 8 + 16 = 168 bytes + 24 x table size.
+ * A host with one window of d IPv4 destinations: 144 + 8 = 152 bytes + the array: 184 B
+ * with one or two destinations (12 or 24 bytes take 32), 216 B with three or four (48 take
+ * 64), 264 B with 5-8 (96 take 112); analyzer_host_overhead() is 152 + 16.
  * Besides the hosts: the smtp-novelty seen set (novelty.h), a fixed size allocated at the
  * first port-25 flow that needs it, at most a quarter of mem_cap.
  * Slots freed by hosts that go are reused before the slab grows, and analyzer_tick() gives

@@ -1,8 +1,10 @@
 /* Sliding distinct-destination windows for one tracked host and one kind of traffic.
- * Exact mode: an open-addressing map destination -> slice of its last sighting, plus per
- * slice the number of destinations last sighted there; the distinct count of a window is the
- * sum over its slices. Past a per-window cap: HyperLogLog registers per slice, merged (max)
- * over the window, and a space-saving sketch for the top destinations. */
+ * Exact mode: a map destination -> slice of its last sighting (compact IPv4 entries in a small
+ * array or an open-addressing table), plus per slice the number of destinations last sighted
+ * there; the distinct count of a window is the sum over its slices, kept per span at the
+ * newest slice. Past a per-window cap: HyperLogLog registers per slice, merged (max) over the
+ * window (kept per span at the newest slice), and a space-saving sketch for the top
+ * destinations. */
 #include "window.h"
 
 #include <math.h>
@@ -15,12 +17,29 @@ typedef WindowSlice Slice;
 #define DEST_ANSWERED 0x80000000u
 #define DEST_COUNT_MASK 0x7fffffffu
 
-typedef struct WindowDest Dest;
-struct WindowDest {
-	guint8 addr[16];
+/* A destination entry, in one of two forms for a whole table: IPv4 (the last 4 bytes of an
+ * IPv4-mapped address) until the window sees its first IPv6 destination, which converts
+ * the table to the 16-byte form (Window.dest6). The common part comes first. */
+typedef struct {
 	guint32 last;  /* slice of the last sighting */
 	guint32 count; /* attempts (low 31 bits, saturating) | DEST_ANSWERED; 0 = empty slot */
-};
+} Dest;
+typedef struct {
+	Dest d;
+	guint8 a4[4];
+} Dest4;
+typedef struct {
+	Dest d;
+	guint8 addr[16];
+} Dest6;
+G_STATIC_ASSERT(sizeof(Dest4) == 12 && sizeof(Dest6) == 24);
+G_STATIC_ASSERT(G_STRUCT_OFFSET(Dest4, d) == 0 && G_STRUCT_OFFSET(Dest6, d) == 0);
+
+/* Tables of up to DEST_SMALL entries are arrays in insertion order, searched linearly and
+ * filled up (a host with a handful of destinations pays 12 bytes each, no empty slots);
+ * larger ones are open-addressing tables (linear probing, load <= 3/4). Both sized to a
+ * power of two. */
+#define DEST_SMALL 8
 
 #define TOPK 16 /* space-saving counters; 16 for a reported top 10 */
 
@@ -31,20 +50,61 @@ typedef struct {
 	guint32 last;
 } TopEnt;
 
+/* Registers merged over the slices of one span as of the newest slice (`at`), with the sum
+ * of 2^-register and the zero registers that hll_estimate() would compute from them. A flow
+ * raises them in place (window_add()), so the estimate at the newest slice costs O(1); they
+ * are rebuilt once after the newest slice moves. Kept only while every register is <=
+ * MERGED_MAX_RANK: then each 2^-r is a multiple of 2^-42 and the sum (<= 1024) fits a
+ * double's 53 bits exactly, whatever the order of additions and subtractions, so the
+ * estimate is the very one a fresh merge gives. Past that (one item in 2^42) the slow path
+ * merges. */
+#define MERGED_MAX_RANK 42
+typedef struct {
+	guint8 reg[WINDOW_HLL_M];
+	double sum;
+	guint32 zeros;
+	guint32 at;
+	gboolean valid;
+} Merged;
+
 struct WindowEst {
 	guint8 *reg; /* slice_cap x WINDOW_HLL_M, parallel to the slice array */
 	guint32 reg_cap;
 	guint32 changes; /* register increases, to know when a cached estimate is stale */
 	TopEnt top[TOPK];
+	guint32 top_tag[TOPK]; /* top[i]'s address hash, high half: most compares stop here */
 	guint ntop;
+	/* The smallest counter of a full sketch: its value, the first entry holding it and how
+	 * many do, when min_ok. Counters only grow, so after the first one is taken over the
+	 * next is further on: a stream of misses finds it in amortized O(1). */
+	guint32 min_c;
+	guint8 min_i, n_min;
+	gboolean min_ok;
 	struct {
 		guint32 at_slice, at_changes, nslices, value;
 		gboolean valid;
-	} cache[WINDOW_SPANS];
+	} cache[WINDOW_SPANS]; /* window_counts() at a time past the newest slice */
+	Merged merged[WINDOW_SPANS];
 };
+
+/* Per-span sums of the slice records (distinct, flows, attempts, failed) as of the newest
+ * slice `at`, so that window_counts() at the newest slice is O(1) however many slices the
+ * window holds. window_add() keeps them; anything else that changes the slices marks them
+ * stale, and the next window_counts() at the newest slice rebuilds them. Kept right after
+ * the slice array's slice_cap records (only windows of two slices or more have an array). */
+typedef struct {
+	guint32 ndist, flows, attempts, failed;
+} SpanSum;
+typedef struct {
+	guint32 at;
+	gboolean valid;
+	SpanSum span[WINDOW_SPANS];
+} Sums;
+G_STATIC_ASSERT(sizeof(Slice) % G_ALIGNOF(Sums) == 0);
 
 G_STATIC_ASSERT(sizeof(WindowSliceStore) == sizeof(Slice));
 G_STATIC_ASSERT(sizeof(Window) == 72);
+G_STATIC_ASSERT(sizeof(WindowEst) == 2680); /* window.h and analyzer_private.h say so */
 
 static inline Slice *
 slices(const Window *w)
@@ -57,6 +117,27 @@ slices_free(Window *w)
 {
 	if (w->slice_cap > 1)
 		g_free(w->sl.many);
+}
+
+/* Bytes of a slice array of cap records (cap >= 2) with its sums. */
+static inline gsize
+slices_bytes(guint cap)
+{
+	return (gsize)cap * sizeof(Slice) + sizeof(Sums);
+}
+
+static inline Sums *
+sums(const Window *w)
+{
+	return w->slice_cap > 1 ? (Sums *)(void *)(w->sl.many + w->slice_cap) : NULL;
+}
+
+static inline void
+sums_stale(Window *w)
+{
+	Sums *sm = sums(w);
+	if (sm != NULL)
+		sm->valid = FALSE;
 }
 
 static inline guint64
@@ -146,19 +227,38 @@ window_mem(const Window *w)
 	return sizeof *w + WINDOW_ALLOC_OVERHEAD + window_mem_held(w);
 }
 
+/* What glibc's malloc takes for a request of n bytes on a 64-bit system: n plus its 8-byte
+ * size field rounded up to 16, at least 32 (n + WINDOW_ALLOC_OVERHEAD give or take 8, exact
+ * for the small arrays most windows hold: a 12-byte destination array takes 32). */
+static inline gsize
+alloc_cost(gsize n)
+{
+	return MAX(32, (n + 8 + 15) & ~(gsize)15);
+}
+
 gsize
 window_mem_held(const Window *w)
 {
-	/* WINDOW_ALLOC_OVERHEAD per allocation approximates the allocator's chunk header */
 	gsize n = 0;
 	if (w->slice_cap > 1) /* one slice is inline */
-		n += (gsize)w->slice_cap * sizeof(Slice) + WINDOW_ALLOC_OVERHEAD;
+		n += alloc_cost(slices_bytes(w->slice_cap));
 	if (w->map != NULL)
-		n += (gsize)w->map_cap * sizeof(Dest) + WINDOW_ALLOC_OVERHEAD;
+		n += alloc_cost((gsize)w->map_cap * (w->dest6 ? sizeof(Dest6) : sizeof(Dest4)));
 	if (w->est != NULL)
-		n += sizeof(WindowEst) + (gsize)w->est->reg_cap * WINDOW_HLL_M +
-		     2 * WINDOW_ALLOC_OVERHEAD;
+		n += alloc_cost(sizeof(WindowEst)) +
+		     (w->est->reg_cap > 0 ? alloc_cost((gsize)w->est->reg_cap * WINDOW_HLL_M) : 0);
 	return n;
+}
+
+/* The slice of time t_ms: most flows of a window fall in its newest slice, which costs a
+ * multiplication and two comparisons instead of a 64-bit division. */
+static inline guint32
+slice_of(const Window *w, const WindowGeom *g, gint64 t_ms)
+{
+	gint64 start = (gint64)w->cur * g->slice_ms;
+	if (t_ms >= start && t_ms - start < g->slice_ms)
+		return w->cur;
+	return (guint32)(MAX(t_ms, 0) / g->slice_ms);
 }
 
 static inline gboolean
@@ -183,23 +283,34 @@ prune_slices(Window *w, const WindowGeom *g, guint32 now)
 		memmove(w->est->reg, w->est->reg + (gsize)k * WINDOW_HLL_M,
 			(gsize)(w->nslices - k) * WINDOW_HLL_M);
 	w->nslices = (guint16)(w->nslices - k);
+	sums_stale(w);
 	if (w->est != NULL) {
 		for (guint i = 0; i < WINDOW_SPANS; i++)
-			w->est->cache[i].valid = FALSE;
+			w->est->cache[i].valid = w->est->merged[i].valid = FALSE;
 	}
 }
 
+/* The slice record of an absolute slice number (slices are ascending), or NULL. A window
+ * that saw traffic in every slice holds them densely: try that position first. */
 static Slice *
 find_slice(Window *w, guint32 slice)
 {
-	/* newest first: most lookups are for recent slices */
-	for (guint i = w->nslices; i-- > 0;) {
-		if (slices(w)[i].slice == slice)
-			return &slices(w)[i];
-		if (slices(w)[i].slice < slice)
-			break;
+	Slice *sl = slices(w);
+	guint n = w->nslices;
+	if (n == 0 || slice > sl[n - 1].slice)
+		return NULL;
+	guint32 back = sl[n - 1].slice - slice;
+	if (back < n && sl[n - 1 - back].slice == slice)
+		return &sl[n - 1 - back];
+	guint lo = 0, hi = n;
+	while (lo < hi) {
+		guint mid = lo + (hi - lo) / 2;
+		if (sl[mid].slice < slice)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	return NULL;
+	return lo < n && sl[lo].slice == slice ? &sl[lo] : NULL;
 }
 
 /* The record of slice `cur` (always the newest), appended when missing. */
@@ -212,17 +323,18 @@ cur_slice_index(Window *w)
 		guint ncap = w->slice_cap == 0 ? 1 : (guint)w->slice_cap * 2;
 		ncap = MIN(ncap, WINDOW_MAX_SLICES + 1u);
 		if (ncap == 2) {
-			Slice *arr = g_new(Slice, ncap);
+			Slice *arr = g_malloc0(slices_bytes(ncap));
 			arr[0] = w->sl.one;
 			w->sl.many = arr;
 		} else if (ncap > 2) {
-			w->sl.many = g_renew(Slice, w->sl.many, ncap);
+			w->sl.many = g_realloc(w->sl.many, slices_bytes(ncap));
 		}
 		if (w->est != NULL) {
 			w->est->reg = g_realloc(w->est->reg, (gsize)ncap * WINDOW_HLL_M);
 			w->est->reg_cap = ncap;
 		}
 		w->slice_cap = (guint16)ncap;
+		sums_stale(w); /* they were at the old capacity's end */
 	}
 	Slice *s = &slices(w)[w->nslices];
 	memset(s, 0, sizeof *s);
@@ -234,64 +346,176 @@ cur_slice_index(Window *w)
 
 /* ---- exact map ---- */
 
+static const guint8 v4_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+static inline gboolean
+is_v4(const guint8 a[16])
+{
+	return memcmp(a, v4_prefix, 12) == 0;
+}
+
+static inline gsize
+dest_size(gboolean v6)
+{
+	return v6 ? sizeof(Dest6) : sizeof(Dest4);
+}
+
+static inline Dest *
+dest_in(void *map, gboolean v6, guint32 i)
+{
+	return (Dest *)(void *)((guint8 *)map + (gsize)i * dest_size(v6));
+}
+
+static inline Dest *
+dest_at(const Window *w, guint32 i)
+{
+	return dest_in(w->map, w->dest6, i);
+}
+
+/* Slots to look at when walking the table: an array's entries are its first map_used. */
+static inline guint32
+map_walk_end(const Window *w)
+{
+	return w->map_cap <= DEST_SMALL ? w->map_used : w->map_cap;
+}
+
+/* Entries a table of cap slots may hold. */
+static inline guint32
+map_limit(guint32 cap)
+{
+	return cap <= DEST_SMALL ? cap : cap - cap / 4;
+}
+
+/* The smallest table that holds n entries. */
+static guint32
+map_cap_for(guint32 n)
+{
+	guint32 cap = 1;
+	while (cap < n && cap < DEST_SMALL)
+		cap *= 2;
+	while (n > map_limit(cap))
+		cap *= 2;
+	return cap;
+}
+
+static inline void
+dest_addr(gboolean v6, const Dest *d, guint8 out[16])
+{
+	if (v6) {
+		memcpy(out, ((const Dest6 *)(const void *)d)->addr, 16);
+	} else {
+		memcpy(out, v4_prefix, 12);
+		memcpy(out + 12, ((const Dest4 *)(const void *)d)->a4, 4);
+	}
+}
+
+static inline void
+dest_set_addr(gboolean v6, Dest *d, const guint8 a[16])
+{
+	if (v6)
+		memcpy(((Dest6 *)(void *)d)->addr, a, 16);
+	else
+		memcpy(((Dest4 *)(void *)d)->a4, a + 12, 4);
+}
+
+/* a: in the table's form (an IPv4-mapped address when the table is IPv4) */
+static inline gboolean
+dest_is(gboolean v6, const Dest *d, const guint8 a[16])
+{
+	if (v6)
+		return memcmp(((const Dest6 *)(const void *)d)->addr, a, 16) == 0;
+	return memcmp(((const Dest4 *)(const void *)d)->a4, a + 12, 4) == 0;
+}
+
 static Dest *
 map_find(Window *w, const guint8 a[16], guint64 h)
 {
-	if (w->map_cap == 0)
+	if (w->map_cap == 0 || (!w->dest6 && !is_v4(a)))
+		return NULL; /* an IPv4 table holds no IPv6 destination */
+	if (w->map_cap <= DEST_SMALL) {
+		for (guint32 i = 0; i < w->map_used; i++) {
+			Dest *d = dest_at(w, i);
+			if (dest_is(w->dest6, d, a))
+				return d;
+		}
 		return NULL;
+	}
 	guint32 mask = w->map_cap - 1;
 	for (guint32 i = (guint32)h & mask, n = 0; n < w->map_cap; i = (i + 1) & mask, n++) {
-		Dest *d = &w->map[i];
+		Dest *d = dest_at(w, i);
 		if (d->count == 0)
 			return NULL;
-		if (memcmp(d->addr, a, 16) == 0)
+		if (dest_is(w->dest6, d, a))
 			return d;
 	}
 	return NULL;
 }
 
+/* A free slot for a new entry of hash h in a table of cap slots holding `used`. */
 static Dest *
-map_slot(Dest *map, guint32 cap, guint64 h)
+map_slot(void *map, gboolean v6, guint32 cap, guint32 used, guint64 h)
 {
+	if (cap <= DEST_SMALL)
+		return dest_in(map, v6, used);
 	guint32 mask = cap - 1;
 	guint32 i = (guint32)h & mask;
-	while (map[i].count != 0)
+	while (dest_in(map, v6, i)->count != 0)
 		i = (i + 1) & mask;
-	return &map[i];
+	return dest_in(map, v6, i);
 }
 
-/* Rebuild with live entries only, into a table sized for live + 1 at load <= 3/4 (tables of
- * 1 and 2 slots may be full: probes are bounded by the table size). Sized by the entries it
- * keeps when they outnumber `live`, so a table can never be too small for them (map_slot()
- * needs a free slot). */
+/* Rebuild with live entries only, in the 16-byte form when v6, into a table sized for
+ * live + 1 (map_cap_for()). Sized by the entries it keeps when they outnumber `live`, so a
+ * table can never be too small for them (map_slot() needs a free slot). Entries go in in
+ * the old table's order. */
 static void
-map_rebuild(Window *w, const WindowGeom *g)
+map_rebuild(Window *w, const WindowGeom *g, gboolean v6)
 {
-	guint32 keep = 0;
-	for (guint32 i = 0; i < w->map_cap; i++)
-		keep += w->map[i].count != 0 && in_long(g, w->map[i].last, w->cur);
+	guint32 keep = 0, end = map_walk_end(w);
+	for (guint32 i = 0; i < end; i++) {
+		const Dest *d = dest_at(w, i);
+		keep += d->count != 0 && in_long(g, d->last, w->cur);
+	}
 	guint32 need = MAX(w->live, keep) + 1;
-	guint32 ncap = 1; /* most hosts have one destination: a one-slot table */
-	while (need > ncap - ncap / 4)
-		ncap *= 2;
-	if (ncap < w->map_cap && need * 2 > w->map_cap)
+	guint32 ncap = map_cap_for(need);
+	if (ncap < w->map_cap && need * 2 > w->map_cap && v6 == w->dest6)
 		ncap = w->map_cap; /* keep the size unless it is far too big: no flapping */
-	Dest *nmap = g_new0(Dest, ncap);
+	void *nmap = g_malloc0((gsize)ncap * dest_size(v6));
 	guint32 used = 0;
-	for (guint32 i = 0; i < w->map_cap; i++) {
-		Dest *d = &w->map[i];
+	for (guint32 i = 0; i < end; i++) {
+		const Dest *d = dest_at(w, i);
 		if (d->count == 0 || !in_long(g, d->last, w->cur))
 			continue;
-		*map_slot(nmap, ncap, addr_hash(d->addr)) = *d;
+		guint8 a[16];
+		dest_addr(w->dest6, d, a);
+		Dest *nd = map_slot(nmap, v6, ncap, used, addr_hash(a));
+		*nd = *d;
+		dest_set_addr(v6, nd, a);
 		used++;
 	}
 	g_free(w->map);
 	w->map = nmap;
 	w->map_cap = ncap;
 	w->map_used = used;
+	w->dest6 = v6 != 0;
 }
 
 /* ---- HyperLogLog ---- */
+
+/* 2^-r for every register value r (0 .. 64 - WINDOW_HLL_P + 1): exact powers of two, the
+ * values ldexp(1.0, -r) gives, without its call. */
+static double pow2neg[65];
+
+static void
+pow2neg_init(void)
+{
+	static gsize done = 0;
+	if (g_once_init_enter(&done)) {
+		for (guint r = 0; r < G_N_ELEMENTS(pow2neg); r++)
+			pow2neg[r] = ldexp(1.0, -(int)r);
+		g_once_init_leave(&done, 1);
+	}
+}
 
 static inline void
 hll_add(WindowEst *e, guint idx, guint64 h)
@@ -303,19 +527,27 @@ hll_add(WindowEst *e, guint idx, guint64 h)
 	if (rank > reg[j]) {
 		reg[j] = rank;
 		e->changes++;
+		/* the newest slice is in every span: raise the merged registers kept for it */
+		for (guint k = 0; k < WINDOW_SPANS; k++) {
+			Merged *mg = &e->merged[k];
+			if (!mg->valid || rank <= mg->reg[j])
+				continue;
+			if (rank > MERGED_MAX_RANK) {
+				mg->valid = FALSE;
+				continue;
+			}
+			mg->sum += pow2neg[rank] - pow2neg[mg->reg[j]];
+			mg->zeros -= mg->reg[j] == 0;
+			mg->reg[j] = rank;
+		}
 	}
 }
 
+/* The estimate from the sum of 2^-register and the zero registers of merged registers. */
 static guint32
-hll_estimate(const guint8 *merged)
+hll_value(double sum, guint zeros)
 {
 	const double m = WINDOW_HLL_M;
-	double sum = 0;
-	guint zeros = 0;
-	for (guint j = 0; j < WINDOW_HLL_M; j++) {
-		sum += ldexp(1.0, -merged[j]);
-		zeros += merged[j] == 0;
-	}
 	double alpha = 0.7213 / (1.0 + 1.079 / m);
 	double est = alpha * m * m / sum;
 	if (est <= 2.5 * m && zeros > 0)
@@ -324,32 +556,116 @@ hll_estimate(const guint8 *merged)
 }
 
 static void
-top_add(WindowEst *e, const guint8 a[16], guint32 slice, guint32 n)
+hll_sum(const guint8 *merged, double *sum, guint *zeros)
 {
-	guint min_i = 0;
-	for (guint i = 0; i < e->ntop; i++) {
-		if (memcmp(e->top[i].addr, a, 16) == 0) {
+	double s = 0;
+	guint z = 0;
+	pow2neg_init();
+	for (guint j = 0; j < WINDOW_HLL_M; j++) {
+		s += pow2neg[merged[j]];
+		z += merged[j] == 0;
+	}
+	*sum = s;
+	*zeros = z;
+}
+
+static guint32
+hll_estimate(const guint8 *merged)
+{
+	double sum;
+	guint zeros;
+	hll_sum(merged, &sum, &zeros);
+	return hll_value(sum, zeros);
+}
+
+/* Four hash tags, compared in one vector operation where the target has one (GCC vector
+ * extension: plain code elsewhere). */
+typedef guint32 TagVec __attribute__((vector_size(16)));
+G_STATIC_ASSERT(TOPK % 4 == 0);
+
+/* The first entry after `from` holding the smallest counter (there is one: n_min > 0). */
+static void
+top_min_next(WindowEst *e, guint from)
+{
+	guint i = from + 1;
+	while (e->top[i].count != e->min_c)
+		i++;
+	e->min_i = (guint8)i;
+}
+
+/* One entry's counter grew from `old`: the smallest one moves on if it was this one. */
+static void
+top_grew(WindowEst *e, guint i, guint32 old)
+{
+	if (!e->min_ok || old != e->min_c)
+		return;
+	if (e->top[i].count <= old || --e->n_min == 0) {
+		e->min_ok = FALSE; /* wrapped (or n was 0), or the last smallest one grew */
+		return;
+	}
+	if (i == e->min_i)
+		top_min_next(e, i);
+}
+
+static void
+top_add(WindowEst *e, const guint8 a[16], guint64 h, guint32 slice, guint32 n)
+{
+	/* every estimated flow comes here: find a by its hash tag first, all 16 tags compared
+	 * at once (most flows of a fan-out host miss); on a miss, the first smallest counter
+	 * (space-saving takes it over) */
+	guint32 tag = (guint32)(h >> 32);
+	TagVec want = {tag, tag, tag, tag}, any = {0, 0, 0, 0};
+	for (guint q = 0; q < TOPK / 4; q++) {
+		TagVec v;
+		memcpy(&v, e->top_tag + 4 * q, sizeof v);
+		any |= (TagVec)(v == want);
+	}
+	guint64 any2[2];
+	memcpy(any2, &any, sizeof any2);
+	for (guint i = 0; (any2[0] | any2[1]) != 0 && i < e->ntop; i++) {
+		if (e->top_tag[i] == tag && memcmp(e->top[i].addr, a, 16) == 0) {
+			guint32 old = e->top[i].count;
 			e->top[i].count += n;
 			e->top[i].last = slice;
+			top_grew(e, i, old);
 			return;
 		}
-		if (e->top[i].count < e->top[min_i].count)
-			min_i = i;
 	}
 	if (e->ntop < TOPK) {
+		e->top_tag[e->ntop] = tag;
 		TopEnt *t = &e->top[e->ntop++];
 		memcpy(t->addr, a, 16);
 		t->count = n;
 		t->error = 0;
 		t->last = slice;
+		e->min_ok = FALSE;
 		return;
 	}
+	if (!e->min_ok) {
+		e->min_i = 0;
+		e->min_c = e->top[0].count;
+		e->n_min = 1;
+		for (guint i = 1; i < TOPK; i++) {
+			if (e->top[i].count < e->min_c) {
+				e->min_c = e->top[i].count;
+				e->min_i = (guint8)i;
+				e->n_min = 1;
+			} else if (e->top[i].count == e->min_c) {
+				e->n_min++;
+			}
+		}
+		e->min_ok = TRUE;
+	}
 	/* space-saving: the smallest counter is taken over and keeps its count as error */
+	guint min_i = e->min_i;
 	TopEnt *t = &e->top[min_i];
+	guint32 old = t->count;
+	e->top_tag[min_i] = tag;
 	memcpy(t->addr, a, 16);
 	t->error = t->count;
 	t->count += n;
 	t->last = slice;
+	top_grew(e, min_i, old);
 }
 
 /* Exact -> estimated: every live destination goes into the registers of its last slice. */
@@ -360,20 +676,23 @@ start_estimating(Window *w, const WindowGeom *g)
 	e->reg_cap = w->slice_cap;
 	e->reg = g_malloc0((gsize)e->reg_cap * WINDOW_HLL_M);
 	w->est = e;
-	for (guint32 i = 0; i < w->map_cap; i++) {
-		Dest *d = &w->map[i];
+	for (guint32 i = 0, end = map_walk_end(w); i < end; i++) {
+		Dest *d = dest_at(w, i);
 		if (d->count == 0 || !in_long(g, d->last, w->cur))
 			continue;
+		guint8 a[16];
+		dest_addr(w->dest6, d, a);
 		for (guint k = 0; k < w->nslices; k++) {
 			if (slices(w)[k].slice == d->last) {
-				hll_add(e, k, addr_hash(d->addr));
+				hll_add(e, k, addr_hash(a));
 				break;
 			}
 		}
-		top_add(e, d->addr, d->last, d->count & DEST_COUNT_MASK);
+		top_add(e, a, addr_hash(a), d->last, d->count & DEST_COUNT_MASK);
 	}
 	g_clear_pointer(&w->map, g_free);
 	w->map_cap = w->map_used = 0;
+	w->dest6 = 0;
 	w->live = 0;
 }
 
@@ -382,7 +701,7 @@ window_add(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16], gb
 	   gboolean failed)
 {
 	guint res = 0;
-	guint32 s = (guint32)(MAX(t_ms, 0) / g->slice_ms);
+	guint32 s = slice_of(w, g, t_ms);
 
 	if (w->nslices == 0) {
 		/* new, or everything expired: a new episode (stale map entries go too) */
@@ -414,26 +733,53 @@ window_add(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16], gb
 
 	guint idx = cur_slice_index(w);
 	Slice *cs = &slices(w)[idx];
+	/* the sums kept at the newest slice (cs: in every span) follow each change to a slice */
+	Sums *sm = sums(w);
+	SpanSum *s0 = NULL, *s1 = NULL;
+	if (sm != NULL && sm->valid && sm->at == w->cur) {
+		s0 = &sm->span[0];
+		s1 = &sm->span[1];
+	}
+	G_STATIC_ASSERT(WINDOW_SPANS == 2);
+	SpanSum dummy[2];
+	if (s0 == NULL) {
+		s0 = &dummy[0];
+		s1 = &dummy[1];
+	}
 	cs->flows++;
+	s0->flows++;
+	s1->flows++;
 	if (!attempt)
 		return res;
 	cs->attempts++;
-	if (failed)
+	s0->attempts++;
+	s1->attempts++;
+	if (failed) {
 		cs->failed++;
+		s0->failed++;
+		s1->failed++;
+	}
 
 	guint64 h = addr_hash(dst);
 	if (w->est != NULL) {
 		hll_add(w->est, idx, h);
-		top_add(w->est, dst, w->cur, 1);
+		top_add(w->est, dst, h, w->cur, 1);
 		return res;
 	}
 	Dest *d = map_find(w, dst, h);
 	if (d != NULL && in_long(g, d->last, w->cur)) {
 		if (d->last != w->cur) {
 			Slice *old = find_slice(w, d->last);
-			if (old != NULL && old->ndist > 0)
+			if (old != NULL && old->ndist > 0) {
 				old->ndist--;
+				if ((guint64)old->slice + g->span[0] > w->cur)
+					s0->ndist--;
+				if ((guint64)old->slice + g->span[1] > w->cur)
+					s1->ndist--;
+			}
 			cs->ndist++;
+			s0->ndist++;
+			s1->ndist++;
 			d->last = w->cur;
 		}
 		if ((d->count & DEST_COUNT_MASK) != DEST_COUNT_MASK)
@@ -445,24 +791,29 @@ window_add(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16], gb
 		d->last = w->cur;
 		d->count = 1;
 		cs->ndist++;
+		s0->ndist++;
+		s1->ndist++;
 		w->live++;
 		return res | WINDOW_ADD_NEW_DEST;
 	}
 	if (w->live >= g->exact_cap) {
 		start_estimating(w, g);
 		hll_add(w->est, idx, h);
-		top_add(w->est, dst, w->cur, 1);
+		top_add(w->est, dst, h, w->cur, 1);
 		return res | WINDOW_ADD_NEW_DEST | WINDOW_ADD_ESTIMATING;
 	}
-	if (w->map_used + 1 > w->map_cap - w->map_cap / 4)
-		map_rebuild(w, g);
-	d = map_slot(w->map, w->map_cap, h);
-	memcpy(d->addr, dst, 16);
+	gboolean v6 = w->dest6 || !is_v4(dst);
+	if (w->map_used + 1 > map_limit(w->map_cap) || v6 != w->dest6)
+		map_rebuild(w, g, v6); /* grow, or the first IPv6 destination: the 16-byte form */
+	d = map_slot(w->map, w->dest6, w->map_cap, w->map_used, h);
+	dest_set_addr(w->dest6, d, dst);
 	d->last = w->cur;
 	d->count = 1;
 	w->map_used++;
 	w->live++;
 	cs->ndist++;
+	s0->ndist++;
+	s1->ndist++;
 	return res | WINDOW_ADD_NEW_DEST;
 }
 
@@ -477,56 +828,132 @@ window_answer(Window *w, const WindowGeom *g, const guint8 dst[16])
 static guint32
 now_slice(const Window *w, const WindowGeom *g, gint64 now_ms)
 {
-	guint32 s = (guint32)(MAX(now_ms, 0) / g->slice_ms);
+	guint32 s = slice_of(w, g, now_ms);
 	return MAX(s, w->cur);
+}
+
+/* Sums of the slice records in span k of the window ending at slice `now`. */
+static void
+span_sum(const Window *w, const WindowGeom *g, guint32 now, guint k, SpanSum *c)
+{
+	memset(c, 0, sizeof *c);
+	for (guint i = w->nslices; i-- > 0;) {
+		const Slice *s = &slices(w)[i];
+		if ((guint64)s->slice + g->span[k] <= now)
+			break;
+		c->ndist += s->ndist;
+		c->flows += s->flows;
+		c->attempts += s->attempts;
+		c->failed += s->failed;
+	}
+}
+
+/* The merged registers of span k at the newest slice, rebuilt when stale; NULL when they
+ * cannot be kept exactly (a register past MERGED_MAX_RANK). */
+static const Merged *
+merged_at_cur(Window *w, const WindowGeom *g, guint k)
+{
+	WindowEst *e = w->est;
+	Merged *mg = &e->merged[k];
+	if (mg->valid && mg->at == w->cur)
+		return mg;
+	memset(mg->reg, 0, sizeof mg->reg);
+	for (guint i = w->nslices; i-- > 0;) {
+		if ((guint64)slices(w)[i].slice + g->span[k] <= w->cur)
+			break;
+		const guint8 *r = e->reg + (gsize)i * WINDOW_HLL_M;
+		for (guint j = 0; j < WINDOW_HLL_M; j++)
+			mg->reg[j] = MAX(mg->reg[j], r[j]);
+	}
+	guint8 top = 0;
+	for (guint j = 0; j < WINDOW_HLL_M; j++)
+		top = MAX(top, mg->reg[j]);
+	hll_sum(mg->reg, &mg->sum, &mg->zeros);
+	mg->at = w->cur;
+	mg->valid = top <= MERGED_MAX_RANK;
+	return mg->valid ? mg : NULL;
+}
+
+/* The estimate of span k ending at slice `now`: from the merged registers kept at the newest
+ * slice when `now` is that slice, else from a merge of the span's slices (cached). */
+static guint32
+est_distinct(Window *w, const WindowGeom *g, guint32 now, guint k)
+{
+	WindowEst *e = w->est;
+	if (now == w->cur) {
+		const Merged *mg = merged_at_cur(w, g, k);
+		if (mg != NULL)
+			return hll_value(mg->sum, mg->zeros);
+	}
+	guint first = w->nslices;
+	while (first > 0 && (guint64)slices(w)[first - 1].slice + g->span[k] > now)
+		first--;
+	guint nsl = w->nslices - first;
+	if (e->cache[k].valid && e->cache[k].at_slice == now && e->cache[k].at_changes == e->changes &&
+	    e->cache[k].nslices == nsl)
+		return e->cache[k].value;
+	guint8 merged[WINDOW_HLL_M];
+	memset(merged, 0, sizeof merged);
+	for (guint i = first; i < w->nslices; i++) {
+		const guint8 *r = e->reg + (gsize)i * WINDOW_HLL_M;
+		for (guint j = 0; j < WINDOW_HLL_M; j++)
+			merged[j] = MAX(merged[j], r[j]);
+	}
+	guint32 v = nsl == 0 ? 0 : hll_estimate(merged);
+	e->cache[k].valid = TRUE;
+	e->cache[k].at_slice = now;
+	e->cache[k].at_changes = e->changes;
+	e->cache[k].nslices = nsl;
+	e->cache[k].value = v;
+	return v;
 }
 
 void
 window_counts(Window *w, const WindowGeom *g, gint64 now_ms, WindowCounts *out)
 {
 	guint32 now = now_slice(w, g, now_ms);
-	memset(out, 0, sizeof *out);
-	out->first_ms = w->first_ms;
-	out->last_ms = w->last_ms;
+	SpanSum sp[WINDOW_SPANS];
+	Sums *sm = sums(w);
+	if (now == w->cur && w->nslices == 1 && slices(w)[0].slice == now) {
+		/* most windows: one slice, the newest, in every span */
+		const Slice *s = slices(w);
+		sp[0].ndist = s->ndist;
+		sp[0].flows = s->flows;
+		sp[0].attempts = s->attempts;
+		sp[0].failed = s->failed;
+		for (guint k = 1; k < WINDOW_SPANS; k++)
+			sp[k] = sp[0];
+	} else if (now == w->cur && sm != NULL) {
+		/* at the newest slice (every flow's evaluation): the kept sums, O(1) */
+		if (!(sm->valid && sm->at == now)) {
+			for (guint k = 0; k < WINDOW_SPANS; k++)
+				span_sum(w, g, now, k, &sm->span[k]);
+			sm->at = now;
+			sm->valid = TRUE;
+		}
+		for (guint k = 0; k < WINDOW_SPANS; k++)
+			sp[k] = sm->span[k];
+	} else {
+		for (guint k = 0; k < WINDOW_SPANS; k++)
+			span_sum(w, g, now, k, &sp[k]);
+	}
 	for (guint k = 0; k < WINDOW_SPANS; k++) {
 		WindowSpanCounts *c = &out->span[k];
-		guint first = w->nslices;
-		for (guint i = w->nslices; i-- > 0;) {
-			const Slice *s = &slices(w)[i];
-			if ((guint64)s->slice + g->span[k] <= now)
-				break;
-			first = i;
-			c->distinct += s->ndist;
-			c->flows += s->flows;
-			c->attempts += s->attempts;
-			c->failed += s->failed;
-		}
-		if (w->est == NULL)
-			continue;
-		c->estimated = TRUE;
-		WindowEst *e = w->est;
-		guint nsl = w->nslices - first;
-		if (e->cache[k].valid && e->cache[k].at_slice == now &&
-		    e->cache[k].at_changes == e->changes && e->cache[k].nslices == nsl) {
-			c->distinct = e->cache[k].value;
-			continue;
-		}
-		guint8 merged[WINDOW_HLL_M];
-		memset(merged, 0, sizeof merged);
-		for (guint i = first; i < w->nslices; i++) {
-			const guint8 *r = e->reg + (gsize)i * WINDOW_HLL_M;
-			for (guint j = 0; j < WINDOW_HLL_M; j++)
-				merged[j] = MAX(merged[j], r[j]);
-		}
-		c->distinct = nsl == 0 ? 0 : hll_estimate(merged);
-		e->cache[k].valid = TRUE;
-		e->cache[k].at_slice = now;
-		e->cache[k].at_changes = e->changes;
-		e->cache[k].nslices = nsl;
-		e->cache[k].value = c->distinct;
+		c->distinct = sp[k].ndist;
+		c->estimated = w->est != NULL;
+		c->flows = sp[k].flows;
+		c->attempts = sp[k].attempts;
+		c->failed = sp[k].failed;
+		c->packets = 0; /* the analyzer's (sampled hosts) */
+		if (w->est != NULL)
+			c->distinct = est_distinct(w, g, now, k);
 	}
-	if (out->span[WINDOW_LONG].flows == 0)
+	if (out->span[WINDOW_LONG].flows == 0) {
 		out->first_ms = out->last_ms = 0;
+	} else {
+		out->first_ms = w->first_ms;
+		out->last_ms = w->last_ms;
+	}
 }
 
 static void
@@ -561,10 +988,13 @@ window_top(const Window *w, const WindowGeom *g, gint64 now_ms, WindowTop *out, 
 		}
 		return n;
 	}
-	for (guint32 i = 0; i < w->map_cap; i++) {
-		const Dest *d = &w->map[i];
-		if (d->count != 0 && in_long(g, d->last, now))
-			top_insert(out, &n, max, d->addr, d->count & DEST_COUNT_MASK, 0);
+	for (guint32 i = 0, end = map_walk_end(w); i < end; i++) {
+		const Dest *d = dest_at(w, i);
+		if (d->count != 0 && in_long(g, d->last, now)) {
+			guint8 a[16];
+			dest_addr(w->dest6, d, a);
+			top_insert(out, &n, max, a, d->count & DEST_COUNT_MASK, 0);
+		}
 	}
 	return n;
 }
@@ -575,11 +1005,14 @@ window_foreach_dest(const Window *w, const WindowGeom *g, gint64 now_ms, WindowD
 {
 	guint32 now = now_slice(w, g, now_ms);
 	guint n = 0;
-	for (guint32 i = 0; i < w->map_cap; i++) {
-		const Dest *d = &w->map[i];
+	for (guint32 i = 0, end = map_walk_end(w); i < end; i++) {
+		const Dest *d = dest_at(w, i);
 		if (d->count != 0 && in_long(g, d->last, now)) {
-			if (fn != NULL)
-				fn(d->addr, user_data);
+			if (fn != NULL) {
+				guint8 a[16];
+				dest_addr(w->dest6, d, a);
+				fn(a, user_data);
+			}
 			n++;
 		}
 	}
@@ -591,8 +1024,8 @@ window_answered(const Window *w, const WindowGeom *g, gint64 now_ms)
 {
 	guint32 now = now_slice(w, g, now_ms);
 	guint32 n = 0;
-	for (guint32 i = 0; i < w->map_cap; i++) {
-		const Dest *d = &w->map[i];
+	for (guint32 i = 0, end = map_walk_end(w); i < end; i++) {
+		const Dest *d = dest_at(w, i);
 		if (d->count != 0 && (d->count & DEST_ANSWERED) && in_long(g, d->last, now))
 			n++;
 	}
@@ -612,7 +1045,7 @@ window_expire(Window *w, const WindowGeom *g, gint64 now_ms)
 	if (w->map != NULL && w->map_cap > 8 && w->live * 4 < w->map_cap / 2) {
 		guint32 cur = w->cur;
 		w->cur = now;
-		map_rebuild(w, g);
+		map_rebuild(w, g, w->dest6);
 		w->cur = cur;
 	}
 	return FALSE;
@@ -625,10 +1058,16 @@ window_regeom(Window *w, const WindowGeom *old_g, const WindowGeom *g)
 		window_reset(w);
 		return;
 	}
+	/* the kept sums and merged registers are per span: spans may have changed */
+	sums_stale(w);
+	if (w->est != NULL) {
+		for (guint k = 0; k < WINDOW_SPANS; k++)
+			w->est->merged[k].valid = FALSE;
+	}
 	/* A longer long window would bring destinations that expired from the map back
 	 * without their slices: drop them first. */
 	if (w->map != NULL && g->span[WINDOW_LONG] > old_g->span[WINDOW_LONG])
-		map_rebuild(w, old_g);
+		map_rebuild(w, old_g, w->dest6);
 	prune_slices(w, g, w->cur);
 }
 
@@ -659,39 +1098,35 @@ G_DEFINE_QUARK(window-error-quark, window_error)
 #define HLL_MAX_RANK (64 - WINDOW_HLL_P + 1)
 
 static void
-save_dest(GByteArray *out, const Dest *d)
+save_dest(GByteArray *out, gboolean v6, const Dest *d)
 {
-	statebuf_put_bytes(out, d->addr, 16);
+	guint8 a[16];
+	dest_addr(v6, d, a);
+	statebuf_put_bytes(out, a, 16);
 	statebuf_put_u32(out, d->last);
 	statebuf_put_u32(out, d->count & DEST_COUNT_MASK);
 	statebuf_put_u8(out, (d->count & DEST_ANSWERED) != 0);
 }
 
-/* Linear probing: the table's layout is what inserting its entries cluster by cluster, each
- * cluster from its first slot on, gives. A cluster starts after an empty slot; only tables of
- * one or two slots can be full (load <= 3/4 otherwise), and there an entry in its home slot
- * was inserted first. */
+/* An array: its order. Linear probing: the table's layout is what inserting its entries
+ * cluster by cluster, each cluster from its first slot on, gives; a cluster starts after an
+ * empty slot (a table at load <= 3/4 has one). */
 static void
 save_map(const Window *w, GByteArray *out)
 {
 	guint32 cap = w->map_cap, mask = cap - 1, start = 0;
 	if (cap == 0)
 		return;
-	if (w->map_used < cap) {
-		while (w->map[start].count != 0)
-			start++;
-	} else {
-		for (guint32 i = 0; i < cap; i++) {
-			if (w->map[i].count != 0 &&
-			    ((guint32)addr_hash(w->map[i].addr) & mask) == i) {
-				start = i;
-				break;
-			}
-		}
+	if (cap <= DEST_SMALL) {
+		for (guint32 i = 0; i < w->map_used; i++)
+			save_dest(out, w->dest6, dest_at(w, i));
+		return;
 	}
+	while (dest_at(w, start)->count != 0)
+		start++;
 	for (guint32 n = 0, i = start; n < cap; n++, i = (i + 1) & mask) {
-		if (w->map[i].count != 0)
-			save_dest(out, &w->map[i]);
+		if (dest_at(w, i)->count != 0)
+			save_dest(out, w->dest6, dest_at(w, i));
 	}
 }
 
@@ -736,31 +1171,6 @@ load_fail(GError **error, const char *what)
 	return FALSE;
 }
 
-/* The smallest table that holds n entries at the load window_add() keeps (<= 3/4). */
-static guint32
-map_cap_for(guint32 n)
-{
-	guint32 cap = 1;
-	while (n > cap - cap / 4)
-		cap *= 2;
-	return cap;
-}
-
-/* The slice record of an absolute slice number (slices are ascending), or NULL. */
-static Slice *
-slice_lookup(Window *w, guint32 slice)
-{
-	guint lo = 0, hi = w->nslices;
-	while (lo < hi) {
-		guint mid = lo + (hi - lo) / 2;
-		if (slices(w)[mid].slice < slice)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < w->nslices && slices(w)[lo].slice == slice ? &slices(w)[lo] : NULL;
-}
-
 static gboolean
 load_exact(Window *w, const WindowGeom *g, Cursor *c, GError **error)
 {
@@ -775,33 +1185,43 @@ load_exact(Window *w, const WindowGeom *g, Cursor *c, GError **error)
 		cap = hint;
 	if (cap == 0)
 		return TRUE;
-	w->map = g_new0(Dest, cap);
+	/* read first (n is bounded by the bytes there), to know the table's form */
+	g_autofree Dest6 *in = g_new(Dest6, n);
+	gboolean v6 = FALSE;
+	for (guint32 i = 0; i < n; i++) {
+		Dest6 *e = &in[i];
+		guint8 answered;
+		if (!cursor_bytes(c, e->addr, 16) || !cursor_u32(c, &e->d.last) ||
+		    !cursor_u32(c, &e->d.count) || !cursor_u8(c, &answered))
+			return load_fail(error, "truncated destination");
+		if (e->d.count == 0 || e->d.count > DEST_COUNT_MASK || answered > 1)
+			return load_fail(error, "bad destination attempt count");
+		if (e->d.last > w->cur)
+			return load_fail(error, "destination sighted after the newest slice");
+		if (answered)
+			e->d.count |= DEST_ANSWERED;
+		v6 = v6 || !is_v4(e->addr);
+	}
+	w->dest6 = v6;
+	w->map = g_malloc0((gsize)cap * dest_size(v6));
 	w->map_cap = cap;
 	for (guint32 i = 0; i < n; i++) {
-		Dest d;
-		guint8 answered;
-		if (!cursor_bytes(c, d.addr, 16) || !cursor_u32(c, &d.last) ||
-		    !cursor_u32(c, &d.count) || !cursor_u8(c, &answered))
-			return load_fail(error, "truncated destination");
-		if (d.count == 0 || d.count > DEST_COUNT_MASK || answered > 1)
-			return load_fail(error, "bad destination attempt count");
-		if (d.last > w->cur)
-			return load_fail(error, "destination sighted after the newest slice");
-		guint64 h = addr_hash(d.addr);
-		if (map_find(w, d.addr, h) != NULL)
+		const Dest6 *e = &in[i];
+		guint64 h = addr_hash(e->addr);
+		if (map_find(w, e->addr, h) != NULL)
 			return load_fail(error, "duplicate destination");
 		/* a destination in the long window is counted in the slice it was last sighted
 		 * in; one that left the window stays in the table as an expired entry */
-		if (in_long(g, d.last, w->cur)) {
-			Slice *s = slice_lookup(w, d.last);
+		if (in_long(g, e->d.last, w->cur)) {
+			Slice *s = find_slice(w, e->d.last);
 			if (s == NULL)
 				return load_fail(error, "destination sighted in a slice that is not there");
 			s->ndist++;
 			w->live++;
 		}
-		if (answered)
-			d.count |= DEST_ANSWERED;
-		*map_slot(w->map, w->map_cap, h) = d;
+		Dest *d = map_slot(w->map, v6, w->map_cap, w->map_used, h);
+		*d = e->d;
+		dest_set_addr(v6, d, e->addr);
 		w->map_used++;
 	}
 	return TRUE;
@@ -838,6 +1258,8 @@ load_estimated(Window *w, Cursor *c, GError **error)
 				return load_fail(error, "duplicate top destination");
 		}
 	}
+	for (guint i = 0; i < ntop; i++)
+		e->top_tag[i] = (guint32)(addr_hash(e->top[i].addr) >> 32);
 	e->ntop = ntop;
 	return TRUE;
 }
@@ -862,7 +1284,7 @@ window_state_load(Window *w, const WindowGeom *saved_g, const WindowGeom *g, con
 	if (cap < nslices || cap > WINDOW_MAX_SLICES + 1u)
 		cap = nslices;
 	if (cap > 1)
-		w->sl.many = g_new0(Slice, cap);
+		w->sl.many = g_malloc0(slices_bytes(cap));
 	w->slice_cap = cap;
 	for (guint i = 0; i < nslices; i++) {
 		Slice *s = &slices(w)[i];

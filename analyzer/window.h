@@ -68,7 +68,6 @@ typedef struct {
 	guint32 attempts;
 	guint32 failed;
 } WindowSlice;
-typedef struct WindowDest WindowDest;
 typedef struct WindowEst WindowEst;
 
 /* The slice records, ascending by slice, newest last. Most windows never hold more than one
@@ -84,13 +83,15 @@ typedef struct Window Window;
 struct Window {
 	gint64 first_ms;
 	gint64 last_ms;
-	WindowDest *map;
+	void *map;           /* exact mode: the destinations (window.c, "exact map") */
 	WindowEst *est;      /* non-NULL in estimated mode */
 	WindowSliceStore sl; /* see slices() in window.c */
 	guint32 cur;         /* newest slice */
 	guint32 live;        /* destinations in the map that are still in the long window */
 	guint32 map_cap, map_used;
-	guint16 nslices, slice_cap;
+	guint16 nslices;
+	guint16 slice_cap : 15; /* <= WINDOW_MAX_SLICES + 1 */
+	guint16 dest6 : 1;      /* the map's entries have the 16-byte form (an IPv6 one came) */
 };
 
 Window *window_new(void);
@@ -131,7 +132,12 @@ gboolean window_expire(Window *w, const WindowGeom *g, gint64 now_ms);
 void window_regeom(Window *w, const WindowGeom *old_g, const WindowGeom *g);
 gboolean window_estimating(const Window *w);
 gint64 window_last_ms(const Window *w);
-/* Bytes held by the window: structure, arrays, and WINDOW_ALLOC_OVERHEAD per allocation. */
+/* Bytes held by the window: its structure (+ WINDOW_ALLOC_OVERHEAD) and its arrays, each
+ * counted as glibc's malloc takes it (n bytes: n + 8 rounded up to 16, at least 32).
+ * Slices from the second on: 20 x slice capacity + 40 (sums per span); destinations: 12 x
+ * table size (IPv4 entries), 24 x table size once an IPv6 one came (window.c, "exact map");
+ * estimated mode: the WindowEst (2,680 bytes: top-k sketch, caches, merged registers per
+ * span) and 1,024 register bytes per slice of capacity. */
 #define WINDOW_ALLOC_OVERHEAD 16
 gsize window_mem(const Window *w);
 /* The same without the structure itself: what a window held inside another one costs. */

@@ -3,7 +3,7 @@
  * v9, IPFIX or sFlow v5, each datagram detected as the daemon does), decode+analyze
  * from the same captures, analyzer flows/s with 100,000 tracked hosts, and RSS against
  * tracked hosts (10k, 100k, 1M; each in a forked child) next to the analyzer's own memory
- * estimate. Prints one JSON object per measurement on stdout. */
+ * estimate, and port-25 flows/s into fan-out hosts (bots), in exact and estimated mode. Prints one JSON object per measurement on stdout. */
 #include "analyzer.h"
 #include "collector.h"
 #include "replay.h"
@@ -130,6 +130,7 @@ bench_capture(const char *path, guint passes)
 	Capture cap = {0};
 	double dec[64], ana[64];
 	guint64 recs = 0;
+	AnalyzerStats st = {0};
 
 	if (!capture_load(path, &cap, &err)) {
 		g_printerr("decode_bench: %s: %s\n", path, err ? err->message : "empty");
@@ -143,14 +144,18 @@ bench_capture(const char *path, guint passes)
 		analyzer_config_defaults(&acfg);
 		g_autoptr(Analyzer) an = analyzer_new(&acfg, &err);
 		ana[p] = decode_pass(&cap, an, &recs);
+		analyzer_get_stats(an, &st);
 	}
 	double md = median(dec, passes), ma = median(ana, passes);
 	printf("{\"bench\": \"decode\", \"capture\": \"%s\", \"datagrams\": %u, \"records\": %" G_GUINT64_FORMAT
 	       ", \"passes\": %u, \"decode_rec_per_s\": %.0f, \"decode_min\": %.0f, \"decode_max\": %.0f"
 	       ", \"decode_ns_per_rec\": %.1f, \"decode_analyze_rec_per_s\": %.0f"
-	       ", \"decode_analyze_ns_per_rec\": %.1f}\n",
+	       ", \"decode_analyze_ns_per_rec\": %.1f, \"flows_relevant\": %" G_GUINT64_FORMAT
+	       ", \"hosts_created\": %" G_GUINT64_FORMAT ", \"hosts_estimated\": %" G_GUINT64_FORMAT
+	       ", \"events_raised\": %" G_GUINT64_FORMAT "}\n",
 	       path, cap.dgs->len, recs, passes, recs / md, recs / dec[passes - 1], recs / dec[0],
-	       md * 1e9 / recs, recs / ma, ma * 1e9 / recs);
+	       md * 1e9 / recs, recs / ma, ma * 1e9 / recs, st.flows_relevant, st.hosts_created,
+	       st.hosts_estimated, st.events[ALERT_RAISED]);
 	fflush(stdout);
 	g_array_unref(cap.dgs);
 	g_byte_array_unref(cap.data);
@@ -176,6 +181,14 @@ make_flow(Flow *f, guint32 h, guint32 d, gint64 t_ms)
 	f->sampling = 1;
 	f->version = 9;
 	f->has = FLOW_HAS_TCP_FLAGS | FLOW_HAS_PACKETS | FLOW_HAS_BYTES;
+}
+
+/* The timed analyzer calls of bench_analyzer() and bench_fanout(), apart from their warm-up
+ * ones, so that callgrind can count just them: --toggle-collect=timed_process. */
+static void __attribute__((noinline))
+timed_process(Analyzer *an, const Flow *flows, guint n)
+{
+	analyzer_process(an, flows, n);
 }
 
 /* Analyzer throughput: `hosts` tracked hosts, each seen once first; then `flows` port-25
@@ -211,11 +224,11 @@ bench_analyzer(guint hosts, guint64 flows, guint dests)
 		/* 1 M flows per simulated second: slices roll over as they would live */
 		make_flow(&batch[n++], h, d, t + (gint64)(i / 1000));
 		if (n == G_N_ELEMENTS(batch)) {
-			analyzer_process(an, batch, n);
+			timed_process(an, batch, n);
 			n = 0;
 		}
 	}
-	analyzer_process(an, batch, n);
+	timed_process(an, batch, n);
 	double dt = cpu_s() - t0;
 	AnalyzerStats st;
 	analyzer_get_stats(an, &st);
@@ -224,6 +237,67 @@ bench_analyzer(guint hosts, guint64 flows, guint dests)
 	       ", \"events_raised\": %" G_GUINT64_FORMAT "}\n",
 	       hosts, dests, flows, flows / dt, dt * 1e9 / flows, st.hosts_tracked,
 	       st.events[ALERT_RAISED]);
+	fflush(stdout);
+}
+
+/* Fan-out hosts (the bot-heavy mix, issue 14): `bots` internal hosts each sending port-25
+ * flows to many distinct external destinations, the case where the window's distinct count
+ * is the analyzer's cost. Each flow picks a random bot; its destination is a fresh random
+ * address (`pool` 0: every window goes estimated past exact_cap) or one of the bot's `pool`
+ * random addresses (below exact_cap: exact mode, destinations re-sighted across slices).
+ * First `flows` flows spread over one long window (60 one-minute slices by default) fill the
+ * windows (not timed), so every measured flow lands in a window holding a full hour of
+ * slices; then `flows` timed flows at `rate` flows/s per bot (simulated time). What a window
+ * does once per slice (expire a slice, rebuild its merged registers) is spread over the
+ * flows of that slice, so a lower rate shows more of it per flow. */
+static void
+bench_fanout(guint bots, guint64 flows, guint pool, guint rate)
+{
+	g_autoptr(GError) err = NULL;
+	AnalyzerConfig acfg;
+	analyzer_config_defaults(&acfg);
+	g_autoptr(Analyzer) an = analyzer_new(&acfg, &err);
+	gint64 t = G_GINT64_CONSTANT(1700000000000);
+	gint64 span_ms = acfg.slice_ms * acfg.span_slices[1];
+	Flow batch[1024];
+	guint n = 0;
+	guint64 rng = 88172645463325252ULL;
+	double t0 = 0;
+
+	for (guint64 i = 0; i < 2 * flows; i++) {
+		gint64 at = i < flows ? t + (gint64)(i * span_ms / flows)
+				      : t + span_ms + (gint64)((i - flows) * 1000 / ((guint64)rate * bots));
+		if (i == flows) {
+			analyzer_process(an, batch, n);
+			n = 0;
+			t0 = cpu_s();
+		}
+		rng ^= rng << 13;
+		rng ^= rng >> 7;
+		rng ^= rng << 17;
+		guint32 h = (guint32)(rng % bots);
+		guint32 r = (guint32)(rng >> 32);
+		/* a pool address: bot h's k-th, scattered by a multiplicative hash */
+		guint32 d = pool == 0 ? r : (h * 65537u + r % pool) * 2654435761u;
+		make_flow(&batch[n++], 0x10000u + h, d, at);
+		if (n == G_N_ELEMENTS(batch)) {
+			if (i < flows)
+				analyzer_process(an, batch, n);
+			else
+				timed_process(an, batch, n);
+			n = 0;
+		}
+	}
+	timed_process(an, batch, n);
+	double dt = cpu_s() - t0;
+	AnalyzerStats st;
+	analyzer_get_stats(an, &st);
+	printf("{\"bench\": \"fanout\", \"mode\": \"%s\", \"bots\": %u, \"pool\": %u, \"rate_per_bot\": %u, \"flows\": %" G_GUINT64_FORMAT
+	       ", \"flows_per_s\": %.0f, \"ns_per_flow\": %.1f, \"hosts_tracked\": %" G_GUINT64_FORMAT
+	       ", \"hosts_estimated\": %" G_GUINT64_FORMAT ", \"events_raised\": %" G_GUINT64_FORMAT
+	       ", \"mem_bytes\": %" G_GUINT64_FORMAT "}\n",
+	       pool == 0 ? "estimated" : "exact", bots, pool, rate, flows, flows / dt, dt * 1e9 / flows,
+	       st.hosts_tracked, st.hosts_estimated, st.events[ALERT_RAISED], st.mem_bytes);
 	fflush(stdout);
 }
 
@@ -290,7 +364,9 @@ bench_memory(guint hosts, guint dests)
 int
 main(int argc, char **argv)
 {
-	gint passes = 5, dests = 4;
+	gint passes = 5, dests = 4, hosts = 100000, bots = 32, pool = 3000, bot_rate = 500;
+	gboolean no_fanout = FALSE;
+	g_autofree char *only = NULL;
 	gint64 flows = 5000000;
 	gboolean quick = FALSE, no_memory = FALSE;
 	gint memory_child = 0;
@@ -301,6 +377,21 @@ main(int argc, char **argv)
 	    {"flows", 0, 0, G_OPTION_ARG_INT64, &flows,
 	     "Flows for the analyzer throughput run, default 5000000", "N"},
 	    {"dests", 0, 0, G_OPTION_ARG_INT, &dests, "Destinations per host, default 4", "N"},
+	    {"hosts", 0, 0, G_OPTION_ARG_INT, &hosts,
+	     "Tracked hosts for the analyzer throughput run, default 100000", "N"},
+	    {"bots", 0, 0, G_OPTION_ARG_INT, &bots,
+	     "Fan-out hosts for the bot-heavy runs, default 32", "N"},
+	    {"pool", 0, 0, G_OPTION_ARG_INT, &pool,
+	     "Destinations per fan-out host in the exact-mode run (below exact_cap), default 3000",
+	     "N"},
+	    {"only", 0, 0, G_OPTION_ARG_STRING, &only,
+	     "Run only this analyzer measurement: hosts, exact or estimated (for profiling; no "
+	     "captures, no memory runs)",
+	     "NAME"},
+	    {"bot-rate", 0, 0, G_OPTION_ARG_INT, &bot_rate,
+	     "Flows per second per fan-out host in the timed part (simulated time), default 500",
+	     "N"},
+	    {"no-fanout", 0, 0, G_OPTION_ARG_NONE, &no_fanout, "Skip the bot-heavy runs", NULL},
 	    {"quick", 0, 0, G_OPTION_ARG_NONE, &quick, "Memory only up to 100k hosts", NULL},
 	    {"no-memory", 0, 0, G_OPTION_ARG_NONE, &no_memory, "Skip the RSS runs", NULL},
 	    {"memory-child", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, &memory_child,
@@ -313,7 +404,7 @@ main(int argc, char **argv)
 
 	g_option_context_add_main_entries(ctx, entries, NULL);
 	if (!g_option_context_parse(ctx, &argc, &argv, &err) || passes < 1 || dests < 1 ||
-	    flows < 1) {
+	    hosts < 1 || bots < 1 || pool < 1 || bot_rate < 1 || flows < 1) {
 		g_printerr("decode_bench: %s\n", err ? err->message : "bad option value");
 		return 2;
 	}
@@ -321,9 +412,26 @@ main(int argc, char **argv)
 		bench_memory_child((guint)memory_child, (guint)dests);
 		return 0;
 	}
+	if (only != NULL) {
+		if (g_str_equal(only, "hosts"))
+			bench_analyzer((guint)hosts, (guint64)flows, (guint)dests);
+		else if (g_str_equal(only, "exact"))
+			bench_fanout((guint)bots, (guint64)flows, (guint)pool, (guint)bot_rate);
+		else if (g_str_equal(only, "estimated"))
+			bench_fanout((guint)bots, (guint64)flows, 0, (guint)bot_rate);
+		else {
+			g_printerr("decode_bench: --only: hosts, exact or estimated\n");
+			return 2;
+		}
+		return 0;
+	}
 	for (guint i = 0; captures != NULL && captures[i] != NULL; i++)
 		bench_capture(captures[i], (guint)passes);
-	bench_analyzer(100000, (guint64)flows, (guint)dests);
+	bench_analyzer((guint)hosts, (guint64)flows, (guint)dests);
+	if (!no_fanout) {
+		bench_fanout((guint)bots, (guint64)flows, (guint)pool, (guint)bot_rate);
+		bench_fanout((guint)bots, (guint64)flows, 0, (guint)bot_rate);
+	}
 	if (!no_memory) {
 		const guint sizes[] = {10000, 100000, 1000000};
 		for (guint i = 0; i < G_N_ELEMENTS(sizes) - (quick ? 1 : 0); i++)

@@ -7,7 +7,9 @@
  * them, flowgen.h holds what the two files share. It can also write the same datagrams to a
  * pcap file for offline decode benchmarks. With --spoof it is a spoofed flood instead: every
  * non-bot record is a port-25 flow from a fresh, never repeated internal source, while the
- * bots keep their addresses (issue 7). */
+ * bots keep their addresses (issue 7). --mix bot-heavy (issue 14) is an outbreak: most records
+ * are bots' short port-25 flows to fresh random destinations (--fresh-dst: patched at each
+ * send), a fifth are unlisted MTAs' steady fan-out (--mta-share). */
 #include <glib.h>
 
 #include <arpa/inet.h>
@@ -116,6 +118,22 @@ gen_flow(const Opts *o, GenFlow *f, gboolean allow_v6)
 		f->packets = f->flags == 0x02 ? 1 + rng_below(3) : 8 + rng_below(20);
 		f->bytes = f->packets * (40 + rng_below(900));
 		f->bot = TRUE;
+		f->fresh_dst = o->fresh_dst;
+		return;
+	}
+	if (r < o->bot_share + o->mta_share && o->mtas > 0) {
+		/* an unlisted mail server delivering: steady fan-out over its own 3,000 MX,
+		 * sessions that went through */
+		guint32 m = rng_below((guint32)o->mtas);
+		internal_addr(o, 0, f->v6, f->src);
+		f->src[f->v6 ? 12 : 1] = 201; /* 10.201.0.0/16 or fd42::c9xx */
+		f->src[f->v6 ? 14 : 2] = (guint8)(m >> 8);
+		f->src[f->v6 ? 15 : 3] = (guint8)m;
+		external_addr(0x00300000u + m * 0x10000u + rng_below(3000), f->v6, f->dst);
+		f->dport = 25;
+		f->flags = 0x1b;
+		f->packets = 10 + rng_below(50);
+		f->bytes = f->packets * (60 + rng_below(1400));
 		return;
 	}
 	if (o->spoof) {
@@ -130,7 +148,7 @@ gen_flow(const Opts *o, GenFlow *f, gboolean allow_v6)
 		f->spoof = TRUE;
 		return;
 	}
-	if (r < o->bot_share + o->mail_share) {
+	if (r < o->bot_share + o->mta_share + o->mail_share) {
 		/* legitimate clients submitting to or reading from a few mail providers */
 		internal_addr(o, rng_below((guint32)o->hosts), f->v6, f->src);
 		external_addr(0x00AA0000u + rng_below(8), f->v6, f->dst);
@@ -320,10 +338,10 @@ build_dgram(const Opts *o, Dgram *d, guint index, guint32 uptime, gint64 now_ms)
 			gen_flow(o, &f, FALSE);
 			d->nbot += f.bot;
 			d->pkts += f.packets;
-			if (f.spoof) {
+			if (f.spoof || f.fresh_dst) {
 				/* srcaddr: the record's first field */
 				off[ns] = (guint16)(p - buf);
-				is6[ns++] = 0;
+				is6[ns++] = f.fresh_dst ? PATCH_DST : 0;
 			}
 			p = put_v5_rec(p, &f, uptime);
 		}
@@ -334,6 +352,7 @@ build_dgram(const Opts *o, Dgram *d, guint index, guint32 uptime, gint64 now_ms)
 		gsize l4 = 0, l6 = 0;
 		/* record offsets within their set's body, for the spoofed sources */
 		guint16 off4[MAX_DGRAM / 47 + 1], off6[MAX_DGRAM / 47 + 1];
+		guint8 kind4[MAX_DGRAM / 47 + 1], kind6[MAX_DGRAM / 47 + 1];
 		guint n4s = 0, n6s = 0;
 		for (;;) {
 			GenFlow f;
@@ -348,10 +367,13 @@ build_dgram(const Opts *o, Dgram *d, guint index, guint32 uptime, gint64 now_ms)
 				break;
 			if (total > MAX_DGRAM - 16)
 				break;
-			if (f.spoof && f.v6)
+			if ((f.spoof || f.fresh_dst) && f.v6) {
+				kind6[n6s] = PATCH_V6 | (f.fresh_dst ? PATCH_DST : 0);
 				off6[n6s++] = (guint16)l6;
-			else if (f.spoof)
+			} else if (f.spoof || f.fresh_dst) {
+				kind4[n4s] = f.fresh_dst ? PATCH_DST : 0;
 				off4[n4s++] = (guint16)l4;
+			}
 			if (f.v6)
 				l6 = (gsize)(put_tmpl_rec(v6 + l6, &f, o->version, uptime, now_ms) - v6);
 			else
@@ -372,7 +394,7 @@ build_dgram(const Opts *o, Dgram *d, guint index, guint32 uptime, gint64 now_ms)
 			/* records start with their source address (see put_tmpl_rec) */
 			for (guint i = 0; i < (s == 0 ? n4s : n6s); i++) {
 				off[ns] = (guint16)(p - buf + (s == 0 ? off4[i] : off6[i]));
-				is6[ns++] = (guint8)s;
+				is6[ns++] = s == 0 ? kind4[i] : kind6[i];
 			}
 			p = putn(p, s == 0 ? v4 : v6, l);
 			memset(p, 0, pad);
@@ -529,6 +551,8 @@ main(int argc, char **argv)
 		  .bots = 50,
 		  .bot_share = 0.02,
 		  .mail_share = 0.02,
+		  .mtas = 4,
+		  .mta_share = 0,
 		  .hosts = 20000,
 		  .pool = 8192,
 		  .batch = 0,
@@ -566,6 +590,16 @@ main(int argc, char **argv)
 	     "Share of records from bots to port 25, default 0.02", "F"},
 	    {"mail-share", 0, 0, G_OPTION_ARG_DOUBLE, &o.mail_share,
 	     "Share of legitimate mail client records (587/993), default 0.02", "F"},
+	    {"mtas", 0, 0, G_OPTION_ARG_INT, &o.mtas,
+	     "Unlisted mail servers (internal, 10.201.0.0/16), default 4", "N"},
+	    {"mta-share", 0, 0, G_OPTION_ARG_DOUBLE, &o.mta_share,
+	     "Share of records from unlisted mail servers delivering to port 25 (steady fan-out "
+	     "over 3,000 MX each), default 0",
+	     "F"},
+	    {"mix", 0, 0, G_OPTION_ARG_STRING, &o.mix,
+	     "Record mix: default, or bot-heavy (issue 14: --bots 20 --bot-share 0.6 --mta-share "
+	     "0.2 --mail-share 0 --fresh-dst; those options are then set by the mix)",
+	     "NAME"},
 	    {"hosts", 0, 0, G_OPTION_ARG_INT, &o.hosts, "Internal hosts, default 20000", "N"},
 	    {"pool", 0, 0, G_OPTION_ARG_INT, &o.pool,
 	     "Distinct prebuilt datagrams cycled through, default 8192", "N"},
@@ -578,6 +612,10 @@ main(int argc, char **argv)
 	     "from a fresh internal source never used before (10.0.0.1 up, fd42::1 up; at most "
 	     "13 M); bots (--bots, --bot-share, in 10.200.0.0/16) keep their addresses. "
 	     "--mail-share and --hosts are ignored",
+	     NULL},
+	    {"fresh-dst", 0, 0, G_OPTION_ARG_NONE, &o.fresh_dst,
+	     "Bots' destinations: a fresh random address at every send (NetFlow/IPFIX), not the "
+	     "datagram pool's, which repeat every --pool datagrams",
 	     NULL},
 	    {"spoof-port", 0, 0, G_OPTION_ARG_INT, &o.spoof_port,
 	     "Destination port of the --spoof records, default 25", "P"},
@@ -630,11 +668,24 @@ main(int argc, char **argv)
 		g_printerr("flowgen: --dest '%s': expected a.b.c.d:port or [v6]:port\n", o.dest);
 		return 2;
 	}
+	if (o.mix != NULL && g_str_equal(o.mix, "bot-heavy")) {
+		/* issue 14's "cost under attack": internal hosts sending short port-25 flows to
+		 * many distinct random destinations, plus unlisted MTAs with a steady fan-out */
+		o.bots = 20;
+		o.bot_share = 0.6;
+		o.mta_share = 0.2;
+		o.mail_share = 0;
+		o.fresh_dst = TRUE;
+	} else if (o.mix != NULL && !g_str_equal(o.mix, "default")) {
+		g_printerr("flowgen: --mix: default or bot-heavy\n");
+		return 2;
+	}
 	if (o.exporters < 1 || o.domains < 1 || o.pool < MAX_BATCH * 2 || o.hosts < 1 ||
 	    o.records < 1 || o.rate < 0 || o.template_every < 1 || o.batch < 0 ||
 	    o.batch > MAX_BATCH || (o.version == 5 && o.per_dgram > 30) || o.per_dgram > 150 ||
 	    o.max_bytes < 200 || o.max_bytes > MAX_DGRAM - 200 || o.spoof_port < 0 ||
-	    o.spoof_port > 65535 || o.bots > 65536) {
+	    o.spoof_port > 65535 || o.bots > 65536 || o.mtas < 0 || o.mtas > 65536 ||
+	    o.bot_share + o.mta_share + o.mail_share > 1) {
 		g_printerr("flowgen: an option is out of range (see --help)\n");
 		return 2;
 	}
@@ -752,8 +803,18 @@ main(int argc, char **argv)
 			}
 			Dgram *dg = &pool[pool_i++ % (guint64)o.pool];
 			/* in one batch once at most (pool >= 2 batches): patch it in place */
-			for (guint s = 0; s < dg->nspoof; s++)
-				spoof_addr(dg->buf + dg->spoof_off[s], dg->spoof_v6[s], ++spoofed);
+			for (guint s = 0; s < dg->nspoof; s++) {
+				guint8 k = dg->spoof_v6[s], *rec = dg->buf + dg->spoof_off[s];
+				if (k & PATCH_DST) {
+					/* the destination follows the source */
+					guint8 a[16];
+					gsize alen = (k & PATCH_V6) ? 16 : 4;
+					external_addr((guint32)rng(), (k & PATCH_V6) != 0, a);
+					memcpy(rec + alen, a, alen);
+				} else {
+					spoof_addr(rec, (k & PATCH_V6) != 0, ++spoofed);
+				}
+			}
 			bot_recs += dg->nbot;
 			pkts += dg->pkts;
 			if (o.version == V_SFLOW) {

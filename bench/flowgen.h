@@ -27,12 +27,16 @@ typedef struct {
 	gint bots;
 	double bot_share;
 	double mail_share;
+	gint mtas;	   /* unlisted mail servers with a steady fan-out (--mta-share) */
+	double mta_share;
+	char *mix;	   /* NULL or "default", or "bot-heavy" (main() applies it) */
 	gint hosts;
 	gint pool;
 	gint batch;
 	char *pcap;
 	gboolean spoof;
 	gint spoof_port;
+	gboolean fresh_dst; /* bots: a fresh random destination at every send */
 	/* sFlow */
 	gint sampling;	    /* 1-in-N on access ports; uplinks sample 1 in 4N */
 	gint header_bytes;  /* raw packet header cap, 128 as switches default to */
@@ -57,9 +61,9 @@ typedef struct {
 	guint16 nbot;	    /* records from a bot */
 	guint32 pkts;	    /* the records' packet counts, summed (a loss check for collectors
 			     * that only report aggregates, such as nfacctd) */
-	guint16 nspoof;	    /* --spoof: records whose source is rewritten at each send */
+	guint16 nspoof;	    /* records patched at each send: --spoof sources, --fresh-dst bots */
 	guint16 *spoof_off; /* their source address offsets in buf */
-	guint8 *spoof_v6;   /* and whether each is IPv6 */
+	guint8 *spoof_v6;   /* PATCH_V6 (IPv6) | PATCH_DST (the destination is rewritten) */
 	guint16 nsamp;	    /* sFlow: samples, flow and counter */
 	SfSample *samp;
 } Dgram;
@@ -145,7 +149,10 @@ typedef struct {
 	guint32 age_ms, dur_ms; /* end = generation time - age; start = end - dur */
 	gboolean bot;
 	gboolean spoof; /* source rewritten at send time (--spoof) */
+	gboolean fresh_dst; /* destination rewritten at send time (--fresh-dst) */
 } GenFlow;
+#define PATCH_V6 1
+#define PATCH_DST 2
 
 void gen_flow(const Opts *o, GenFlow *f, gboolean allow_v6);
 

@@ -246,7 +246,7 @@ class Collector:
 def flowgen(args, version, port, rate, records, core):
     argv = [args.flowgen, "-v", str(version), "-d", f"127.0.0.1:{port}", "-n", str(records),
             "-r", str(int(rate)), "--exporters", str(args.exporters), "--domains",
-            str(args.domains), "--seed", str(args.seed)]
+            str(args.domains), "--seed", str(args.seed), "--mix", args.mix]
     out = subprocess.run(taskset(core, argv), capture_output=True, text=True, check=True).stdout
     return json.loads(out)
 
@@ -330,6 +330,9 @@ def main():
     ap.add_argument("--exporters", type=int, default=4)
     ap.add_argument("--domains", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--mix", default="default", choices=["default", "bot-heavy"],
+                    help="flowgen's record mix (bot-heavy: issue 14's outbreak, most records "
+                    "bots' port-25 flows to random destinations, a fifth unlisted MTAs)")
     ap.add_argument("--rcvbuf", type=int, default=32 * 1024 * 1024)
     ap.add_argument("--quick", action="store_true",
                     help="1 M records, 1 repetition, 4 bisection steps, small decode_bench")
@@ -368,7 +371,8 @@ def main():
     t_start = time.time()
     print(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  load {os.getloadavg()}  cpus {ncpu}  "
           f"generator core {args.gen_core}, collector core {args.coll_core}  records/trial "
-          f"{args.records}  reps {args.reps}  exporters {args.exporters}", flush=True)
+          f"{args.records}  reps {args.reps}  exporters {args.exporters}  mix {args.mix}",
+          flush=True)
     res = {c: {v: {"search": [], "gb": [], "cpu": {r: [] for r in rates},
                    "loss_at": {r: [] for r in rates}, "genb_at": {r: [] for r in rates},
                    "hwm": []} for v in versions} for c in colls}
@@ -473,7 +477,8 @@ def main():
         for v in versions:
             p = os.path.join(tmp, f"cap{v}.pcap")
             subprocess.run([args.flowgen, "-v", str(v), "-n", "1000000", "--pcap", p,
-                            "--seed", str(args.seed)], check=True, capture_output=True)
+                            "--seed", str(args.seed), "--mix", args.mix], check=True,
+                           capture_output=True)
             caps.append(p)
         argv = taskset(args.coll_core, [args.decode_bench] + caps)
         if args.quick:
@@ -489,6 +494,9 @@ def main():
                       f"{d['decode_max']/1e6:.1f} M)   decode+analyze: "
                       f"{d['decode_analyze_rec_per_s']/1e6:6.2f} M rec/s "
                       f"({d['decode_analyze_ns_per_rec']:.0f} ns/rec)")
+            elif d["bench"] == "fanout":
+                print(f"  fan-out hosts ({d['mode']}): {d['flows_per_s']/1e6:.2f} M port-25 "
+                      f"flows/s into {d['bots']} bots' windows ({d['ns_per_flow']:.0f} ns/flow)")
             elif d["bench"] == "analyzer":
                 print(f"  analyzer: {d['flows_per_s']/1e6:.2f} M port-25 flows/s into the windows "
                       f"with {d['hosts_tracked']} tracked hosts ({d['ns_per_flow']:.0f} ns/flow)")

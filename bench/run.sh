@@ -5,6 +5,8 @@
 # bench/README.md).
 #   bench/run.sh                                  full run: 5 M records, 3 repetitions
 #   bench/run.sh --records 1000000 --reps 1 --quick   a few minutes
+#   bench/run.sh --mix bot-heavy --versions 9 --collectors spamflowd,nfcapd --no-search
+#                                                 issue 14: CPU under an outbreak
 # BUILD=dir picks the meson build directory (default build-bench, created when missing).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
