@@ -393,10 +393,15 @@ process_one(Analyzer *a, const Flow *f)
 	if (a->geo_fn != NULL && c.dir == HEUR_FORWARD)
 		geo_update(a, h, c.win, w, c.peer, r, now);
 	/* smtp-novelty: a destination new in the window (or any, when it estimates and cannot
-	 * tell) is looked up in the seen set */
+	 * tell) is looked up in the seen set; not for a host raised for smtp-fanout or
+	 * smtp-blocked and not for smtp-novelty (it would not be raised for it, and a bot's
+	 * flood of fresh destinations would fill the seen set and shorten every host's
+	 * memory: the outbreak is already told) */
 	gboolean novel = FALSE;
 	if (c.win == HEUR_WIN_SMTP_EXT && c.dir == HEUR_FORWARD && !h->is_mta &&
 	    a->cfg.h[REASON_SMTP_NOVELTY].enabled &&
+	    ((h->offenders & (1u << REASON_SMTP_NOVELTY)) ||
+	     !(h->offenders & ((1u << REASON_SMTP_FANOUT) | (1u << REASON_SMTP_BLOCKED)))) &&
 	    ((r & WINDOW_ADD_NEW_DEST) || window_estimating(w))) {
 		a->st.novelty_lookups++;
 		if (!novelty_check_insert(nov_set(a), novelty_pair_key(h->addr, c.peer), now)) {

@@ -272,9 +272,9 @@ const PolicySuppression *
 policy_supp_active(const PolicySuppressions *ps, const guint8 addr[16], AlertReason r,
 		   gint64 now_ms)
 {
-	PolicySuppression k = {0};
 	if (ps == NULL || g_hash_table_size(ps->t) == 0)
-		return NULL;
+		return NULL; /* first: every judged flow asks, and most sites suppress nothing */
+	PolicySuppression k = {0};
 	memcpy(k.addr, addr, 16);
 	k.all = TRUE;
 	const PolicySuppression *s = g_hash_table_lookup(ps->t, &k);

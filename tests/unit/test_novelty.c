@@ -468,6 +468,32 @@ test_sampled_novelty(void **state)
 	ctx_free(c);
 }
 
+/* An outbreak does not age everyone's memory: a host raised for smtp-fanout no longer
+ * feeds the seen set (nor is it raised for smtp-novelty). */
+static void
+test_raised_host_skipped(void **state)
+{
+	(void)state;
+	AnalyzerConfig cfg;
+	analyzer_config_defaults(&cfg);
+	Ctx *c = ctx_new(&cfg);
+	guint8 bot[16], d[16];
+	v4(bot, 10, 8, 0, 1);
+	for (guint i = 0; i < 50; i++)
+		ext(d, 20000 + i), smtp(c, bot, d, T0 + i * 1000, 1);
+	assert_int_equal(count(c, bot, REASON_SMTP_FANOUT, ALERT_RAISED), 1);
+	AnalyzerStats st;
+	analyzer_get_stats(c->a, &st);
+	assert_int_equal(st.novelty_lookups, 50); /* the 50th raised smtp-fanout */
+	for (guint i = 50; i < 5000; i++)
+		ext(d, 20000 + i), smtp(c, bot, d, T0 + i * 100, 1);
+	analyzer_get_stats(c->a, &st);
+	assert_int_equal(st.novelty_lookups, 50);
+	assert_int_equal(st.novelty_pairs, 50);
+	assert_int_equal(count(c, bot, REASON_SMTP_NOVELTY, ALERT_RAISED), 0);
+	ctx_free(c);
+}
+
 int
 main(void)
 {
@@ -479,6 +505,7 @@ main(void)
 	    cmocka_unit_test(test_pause_kept),
 	    cmocka_unit_test(test_sampling_estimate),
 	    cmocka_unit_test(test_sampled_novelty),
+	    cmocka_unit_test(test_raised_host_skipped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
