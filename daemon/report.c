@@ -82,6 +82,9 @@ static const Field analyzer_fields[] = {
     AS(state_hosts_restored), AS(state_offenders_restored), AS(state_hosts_dropped),
     AS(state_windows_dropped), AS(state_baselines_dropped), AS(state_hosts_evicted),
     AS(suppressions), AS(suppressions_set), AS(suppressions_refused), AS(suppressions_expired),
+    AS(novelty_bytes), AS(novelty_capacity), AS(novelty_pairs), AS(novelty_lookups),
+    AS(novelty_new), AS(novelty_rotations), AS(novelty_early_rotations),
+    AS(novelty_generation_ms), AS(state_novelty_dropped),
 };
 
 static const Field sink_fields[] = {SK(events), SK(errors), SK(dropped), SK(reopens)};
