@@ -345,9 +345,11 @@ heuristics_decision_value(AlertReason r, const WindowSpanCounts *c, const HeurSa
 	return MAX(0.0, e - s->confidence * se);
 }
 
-double
-heuristics_level(AlertReason r, const WindowCounts *c, const guint32 thr[WINDOW_SPANS],
-		 const HeurSampling *s, guint *trigger)
+/* heuristics_level() of a sampled host: out of line, so that the unsampled path (most
+ * flows) stays a few instructions */
+static G_GNUC_NO_INLINE double
+level_sampled(AlertReason r, const WindowCounts *c, const guint32 thr[WINDOW_SPANS],
+	      const HeurSampling *s, guint *trigger)
 {
 	double best = 0;
 	guint bi = 0;
@@ -365,6 +367,36 @@ heuristics_level(AlertReason r, const WindowCounts *c, const guint32 thr[WINDOW_
 	return best;
 }
 
+double
+heuristics_level(AlertReason r, const WindowCounts *c, const guint32 thr[WINDOW_SPANS],
+		 const HeurSampling *s, guint *trigger)
+{
+	if (sampled(s))
+		return level_sampled(r, c, thr, s, trigger);
+	double best = 0;
+	guint bi = 0;
+	for (guint k = 0; k < WINDOW_SPANS; k++) {
+		if (thr[k] == 0)
+			continue;
+		double l = (double)heuristics_metric(r, &c->span[k]) / thr[k];
+		if (l > best) {
+			best = l;
+			bi = k;
+		}
+	}
+	if (trigger != NULL)
+		*trigger = bi;
+	return best;
+}
+
+static G_GNUC_NO_INLINE double
+attempts_scale(const WindowSpanCounts *l, const HeurSampling *s)
+{
+	double e, se;
+	heuristics_estimate(REASON_SMTP_BLOCKED, l, s, &e, &se);
+	return e / l->distinct;
+}
+
 gboolean
 heuristics_crossed(AlertReason r, double level, const WindowCounts *c, double blocked_share,
 		   guint32 blocked_min_attempts, const HeurSampling *s)
@@ -380,9 +412,7 @@ heuristics_crossed(AlertReason r, double level, const WindowCounts *c, double bl
 	if (sampled(s) && l->distinct > 0) {
 		/* the share as sampled (see heuristics.h), the attempts as many as they stand
 		 * for: a blocked bot's sampled attempts are a tenth of its attempts at 1:10 */
-		double e, se;
-		heuristics_estimate(REASON_SMTP_BLOCKED, l, s, &e, &se);
-		double scale = e / l->distinct;
+		double scale = attempts_scale(l, s);
 		failed *= scale;
 		attempts *= scale;
 	}
