@@ -56,15 +56,15 @@ guint32
 nov_count(const Analyzer *a, const Host *h, gint64 now)
 {
 	guint32 b = nov_bucket(a, now);
-	guint32 n = 0;
 	if (h->nov_cur + NOV_BUCKETS <= b)
 		return 0; /* everything left the window */
-	for (guint i = 0; i < NOV_BUCKETS; i++) {
-		guint32 bi = h->nov_cur - i; /* a bucket newer than b: the clock stepped back */
-		if (bi + NOV_BUCKETS > b)
-			n += h->nov[bi % NOV_BUCKETS];
-		if (bi == 0)
-			break;
+	/* the buckets in (b - NOV_BUCKETS, nov_cur] (a clock stepped back: up to nov_cur) */
+	guint32 keep = h->nov_cur >= b ? NOV_BUCKETS : NOV_BUCKETS - (b - h->nov_cur);
+	keep = MIN(keep, h->nov_cur + 1);
+	guint32 n = 0, i = h->nov_cur % NOV_BUCKETS;
+	for (guint32 k = 0; k < keep; k++) {
+		n += h->nov[i];
+		i = i == 0 ? NOV_BUCKETS - 1 : i - 1;
 	}
 	return n;
 }
@@ -296,6 +296,14 @@ evaluate(Analyzer *a, Host *h, HeurWin wk, gboolean novel, gint64 now)
 	if (novel) {
 		/* after smtp-fanout and smtp-blocked, which it gives way to */
 		const AlertReason r = REASON_SMTP_NOVELTY;
+		if (!(h->offenders & (1u << r)) && h->sampling <= 1) {
+			/* unsampled and not raised: nothing happens under the threshold (most
+			 * new destinations: a count, a compare) */
+			guint32 thr[WINDOW_SPANS];
+			thresholds(a, h, h->addr, r, thr);
+			if (thr[WINDOW_SHORT] == 0 || nov_count(a, h, now) < thr[WINDOW_SHORT])
+				return;
+		}
 		if (!have) {
 			window_counts(host_win(h, wk), &a->geom, now, &wc);
 			samp_fill(a, h, wk, now, &wc);

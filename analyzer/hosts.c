@@ -26,7 +26,7 @@ lru_unlink(Analyzer *a, guint32 i)
 static inline guint32
 table_home(const Analyzer *a, const guint8 addr[16])
 {
-	/* Fibonacci hashing of the FNV-1a hash: the top bits index the table */
+	/* Fibonacci hashing of addr_hash16(): the top bits index the table */
 	guint32 h = addr_hash16(addr) * 0x9e3779b1u;
 	guint lg = (guint)__builtin_ctz(a->table_cap);
 	return lg == 0 ? 0 : h >> (32 - lg);
