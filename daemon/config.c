@@ -783,8 +783,11 @@ load_groups(GKeyFile *kf, Config *cfg, const char *name, const char *text, GErro
 			g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE, "%s[%s]%s%s: %s", at, sec,
 				    bad_key != NULL ? " " : "", bad_key != NULL ? bad_key : "", why);
 			g_free((char *)g.prefixes);
-			for (guint j = 0; j < groups->len; j++)
+			for (guint j = 0; j < groups->len; j++) {
+				/* the groups before this one: their names were copied too */
+				g_free((char *)g_array_index(groups, PolicyGroup, j).name);
 				g_free((char *)g_array_index(groups, PolicyGroup, j).prefixes);
+			}
 			return FALSE;
 		}
 		g.name = g_strdup(g.name);
