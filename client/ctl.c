@@ -417,18 +417,18 @@ render_offenders(GString *out, JsonNode *r, guint width)
 		JsonNode *cur = ctl_json_get(o, "now");
 		if (cur != NULL && JSON_NODE_HOLDS_OBJECT(cur)) {
 			/* the windows now, against the thresholds of the last event (sampled: with
-			 * the last event's estimates) */
+			 * what they estimate now) */
 			double att = ctl_json_num(cur, "attempts", 0);
 			JsonNode *ws = ctl_json_get(ev, "windows");
-			gboolean sampled = ctl_json_num(ev, "sampling", 1) > 1;
+			gboolean sampled = ctl_json_get(cur, "short_estimate") != NULL;
 			row[3] = value_cell(ctl_json_num(cur, "short", 0),
 					    ctl_json_num(ctl_json_at(ws, 0), "threshold", 0), sampled,
-					    ctl_json_num(ev, "short_estimate", 0),
-					    ctl_json_num(ev, "short_estimate_se", 0));
+					    ctl_json_num(cur, "short_estimate", 0),
+					    ctl_json_num(cur, "short_estimate_se", 0));
 			row[4] = value_cell(ctl_json_num(cur, "long", 0),
 					    ctl_json_num(ctl_json_at(ws, 1), "threshold", 0), sampled,
-					    ctl_json_num(ev, "long_estimate", 0),
-					    ctl_json_num(ev, "long_estimate_se", 0));
+					    ctl_json_num(cur, "long_estimate", 0),
+					    ctl_json_num(cur, "long_estimate_se", 0));
 			row[5] = g_strdup_printf("%.0f", att);
 			row[6] = g_strdup_printf(
 			    "%.0f%%", att > 0 ? 100 * ctl_json_num(cur, "failed", 0) / att : 0);

@@ -123,13 +123,21 @@ offender_json(GString *out, const OffCopy *o, const CommandsDeps *d)
 	HeurWin k = heuristics_reason_win(o->reason);
 	if (analyzer_host_info(d->analyzer, o->host, &hi) && hi.win[k].tracked) {
 		const WindowCounts *c = &hi.win[k].counts;
+		const __typeof__(hi.reason[0]) *rr = &hi.reason[o->reason];
 		g_string_append_printf(
 		    out,
 		    ",\"now\":{\"short\":%u,\"long\":%u,\"attempts\":%u,\"failed\":%u,"
-		    "\"last_seen_ms\":%" G_GINT64_FORMAT "}",
-		    heuristics_metric(o->reason, &c->span[WINDOW_SHORT]),
-		    heuristics_metric(o->reason, &c->span[WINDOW_LONG]), c->span[WINDOW_LONG].attempts,
+		    "\"last_seen_ms\":%" G_GINT64_FORMAT,
+		    rr->value[WINDOW_SHORT], rr->value[WINDOW_LONG], c->span[WINDOW_LONG].attempts,
 		    c->span[WINDOW_LONG].failed, hi.last_seen_ms);
+		/* sampled: what the counts estimate now (AlertWindow.estimate) */
+		if (hi.sampling > 1)
+			g_string_append_printf(out,
+					       ",\"short_estimate\":%u,\"short_estimate_se\":%u,"
+					       "\"long_estimate\":%u,\"long_estimate_se\":%u",
+					       rr->estimate[WINDOW_SHORT], rr->estimate_se[WINDOW_SHORT],
+					       rr->estimate[WINDOW_LONG], rr->estimate_se[WINDOW_LONG]);
+		g_string_append_c(out, '}');
 	} else {
 		g_string_append(out, ",\"now\":null");
 	}
