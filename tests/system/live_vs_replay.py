@@ -2,7 +2,8 @@
 """Replay and live must agree: the export datagrams of a capture are sent over loopback to a
 running spamflowd with their captured timing, and the same datagrams are replayed offline
 from a capture with the same timing; both runs must raise the same alerts (host, reason,
-event, counts) at the same offset from the first datagram, within one slice.
+event, counts) at the same offset from the first datagram, within one slice (a cleared
+event, which a live daemon's timer emits, within 1.25 slices).
 
 To keep the test short, time is compressed by SCALE in both runs alike: the sender sleeps
 the captured gaps / SCALE, the replayed capture's timestamps are rewritten the same way, and
@@ -129,7 +130,11 @@ def main():
     bad = False
     for k in sorted(set(want) | set(got)):
         w, g = want.get(k), got.get(k)
-        ok = w is not None and g is not None and abs(w[0] - g[0]) <= slice_ms
+        # a cleared event comes from a tick: live, the daemon's timer (once a slice, late
+        # by the scheduler under ASan and a loaded machine: 1,077 ms at a 1,000 ms slice
+        # was seen); replayed, the first flow after the hold. A quarter slice more for it.
+        tol = slice_ms * (1.25 if k[0] == "cleared" else 1.0)
+        ok = w is not None and g is not None and abs(w[0] - g[0]) <= tol
         bad |= not ok
         show = lambda x: f"+{x[0]:.0f} ms (other window {x[1]})" if x else "never"
         print(f"  {'ok ' if ok else 'BAD'} {k}: replay {show(w)}, live {show(g)}")
