@@ -131,18 +131,8 @@ samp_add(Analyzer *a, Host *h, HeurWin k, guint32 packets, gint64 now)
 	}
 	guint32 *c = &pk[sp->cur[k] % sp->span];
 	*c = (guint32)MIN((guint64)*c + MAX(packets, 1u), G_MAXUINT32);
-	if (k != HEUR_WIN_SMTP_EXT)
-		return;
-	guint32 b = nov_bucket(a, now);
-	if (b > sp->nov_cur) {
-		for (guint32 x = sp->nov_cur + 1; x <= b && x - sp->nov_cur <= NOV_BUCKETS; x++)
-			sp->nov_pk[x % NOV_BUCKETS] = 0;
-		if (b - sp->nov_cur > NOV_BUCKETS)
-			memset(sp->nov_pk, 0, sizeof sp->nov_pk);
-		sp->nov_cur = b;
-	}
-	c = &sp->nov_pk[sp->nov_cur % NOV_BUCKETS];
-	*c = (guint32)MIN((guint64)*c + MAX(packets, 1u), G_MAXUINT32);
+	if (k == HEUR_WIN_SMTP_EXT)
+		bucket_count_add(&sp->nov, nov_bucket(a, now), MAX(packets, 1u));
 }
 
 /* The sampled packets of kind k's spans ending at now into wc (a sampled host only). */
@@ -173,14 +163,7 @@ samp_nov(const Analyzer *a, const Host *h, gint64 now)
 	const Sampled *sp = host_sampled(h);
 	if (sp == NULL || h->sampling <= 1)
 		return 0;
-	guint32 b = nov_bucket(a, now);
-	guint64 sum = 0;
-	for (guint i = 0; i < NOV_BUCKETS && i <= sp->nov_cur; i++) {
-		guint32 x = sp->nov_cur - i;
-		if (x + NOV_BUCKETS > b)
-			sum += sp->nov_pk[x % NOV_BUCKETS];
-	}
-	return (guint32)MIN(sum, G_MAXUINT32);
+	return bucket_count_sum(&sp->nov, nov_bucket(a, now));
 }
 
 /* smtp-novelty's counts from the port-25 window's (wc): span 0 = the new destinations in

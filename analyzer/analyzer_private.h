@@ -80,10 +80,10 @@ typedef struct {
 typedef struct {
 	guint32 span;
 	guint32 cur[HEUR_WIN_COUNT];
-	guint32 nov_cur;
-	guint32 nov_pk[NOV_BUCKETS];
+	SignCount nov; /* in smtp-novelty's buckets (bucket_count_add()) */
 	guint32 pk[];
 } Sampled;
+G_STATIC_ASSERT(NOV_BUCKETS == SIGNS_BUCKETS);
 
 /* What few hosts have: windows of a second kind of traffic, an MTA baseline, country/ASN
  * sets, side signs, sampled packets. Allocated on the first need, kept until the host
@@ -438,6 +438,12 @@ G_GNUC_INTERNAL void signs_count(SignCount *sc, gint64 t_ms);
 /* Records of the buckets that end within the hour before now (or before the newest
  * bucket, if that is later). */
 G_GNUC_INTERNAL guint32 signs_sum(const SignCount *sc, gint64 now);
+/* The ring under both, for buckets of any width (the sampled packets of smtp-novelty's
+ * buckets too): add n in bucket b (a newer one drops what left the last SIGNS_BUCKETS, an
+ * older one than that is not counted); the sum of the SIGNS_BUCKETS buckets ending at
+ * b_now (or at the newest, if later). */
+G_GNUC_INTERNAL void bucket_count_add(SignCount *sc, guint32 b, guint32 n);
+G_GNUC_INTERNAL guint32 bucket_count_sum(const SignCount *sc, guint32 b_now);
 G_GNUC_INTERNAL guint32 host_inbound_smtp(const Host *h, gint64 now);
 G_GNUC_INTERNAL guint32 host_dns_external(const Host *h, gint64 now);
 /* Looks like a mail server: at least HEUR_MTA_MIN_INBOUND inbound SMTP sessions delivered

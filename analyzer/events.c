@@ -18,19 +18,12 @@ off_equal(gconstpointer a, gconstpointer b)
 }
 
 /* The side signs of an smtp alert: the unlisted mail server hint (inbound SMTP, or the
- * port-25 window's own signs: wc, or NULL to count it here) and DNS corroboration, which
- * raises the severity one step. */
+ * port-25 window's own signs: wc, the counts of the alert, whose long window is the port-25
+ * window's for every smtp reason) and DNS corroboration, which raises the severity one
+ * step. */
 static void
 fill_signs(Analyzer *a, AlertEvent *ev, Host *h, const WindowCounts *wc, gint64 now)
 {
-	WindowCounts own;
-	if (wc == NULL) {
-		Window *w = host_win(h, HEUR_WIN_SMTP_EXT);
-		memset(&own, 0, sizeof own);
-		if (w != NULL)
-			window_counts(w, &a->geom, now, &own);
-		wc = &own;
-	}
 	ev->inbound_smtp = host_inbound_smtp(h, now);
 	/* sampled: each inbound session seen stands for N */
 	ev->mta_like = heuristics_mta_like(ev->inbound_smtp * MAX(h != NULL ? h->sampling : 1, 1u),
@@ -127,7 +120,7 @@ fill_event(Analyzer *a, AlertEvent *ev, OffEntry *o, Host *h, AlertKind kind, gi
 	else
 		ev->severity = ALERT_SEV_WARNING;
 	if (heuristics_reason_smtp(r) && h != NULL)
-		fill_signs(a, ev, h, wk == HEUR_WIN_SMTP_EXT ? &wc : NULL, now);
+		fill_signs(a, ev, h, &wc, now);
 }
 
 /* Fill the next history slot with an event of o, count it and hand it to the alert

@@ -15,7 +15,18 @@ bucket_of(gint64 t_ms)
 void
 signs_count(SignCount *sc, gint64 t_ms)
 {
-	guint32 b = bucket_of(t_ms);
+	bucket_count_add(sc, bucket_of(t_ms), 1);
+}
+
+guint32
+signs_sum(const SignCount *sc, gint64 now)
+{
+	return bucket_count_sum(sc, bucket_of(now));
+}
+
+void
+bucket_count_add(SignCount *sc, guint32 b, guint32 add)
+{
 	if (b > sc->cur) {
 		guint32 gap = MIN(b - sc->cur, (guint32)SIGNS_BUCKETS);
 		for (guint32 i = 1; i <= gap; i++)
@@ -25,14 +36,13 @@ signs_count(SignCount *sc, gint64 t_ms)
 		return;
 	}
 	guint32 *n = &sc->n[b % SIGNS_BUCKETS];
-	if (*n < G_MAXUINT32)
-		(*n)++;
+	*n = (guint32)MIN((guint64)*n + add, G_MAXUINT32);
 }
 
 guint32
-signs_sum(const SignCount *sc, gint64 now)
+bucket_count_sum(const SignCount *sc, guint32 b_now)
 {
-	guint32 end = MAX(bucket_of(now), sc->cur);
+	guint32 end = MAX(b_now, sc->cur);
 	guint64 sum = 0;
 	for (guint32 i = 0; i < SIGNS_BUCKETS && i <= sc->cur; i++) {
 		guint32 b = sc->cur - i;

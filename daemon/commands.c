@@ -9,7 +9,6 @@
 #include "report.h"
 #include "spamflow-config.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
 #include <linux/capability.h>
@@ -262,9 +261,8 @@ suppression_json(GString *out, const PolicySuppression *s, gint64 wall_now_ms)
 static void
 group_json(GString *out, const AnalyzerHostPolicy *p, const guint8 addr[16])
 {
-	static const guint8 mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 	guint8 net[16] = {0};
-	char text[INET6_ADDRSTRLEN];
+	char text[64];
 
 	if (p->index == POLICY_NO_GROUP) {
 		g_string_append(out, "null");
@@ -272,8 +270,8 @@ group_json(GString *out, const AnalyzerHostPolicy *p, const guint8 addr[16])
 	}
 	for (guint b = 0; b < p->plen && b < 128; b++)
 		net[b / 8] |= addr[b / 8] & (0x80 >> (b % 8));
-	gboolean v4 = p->plen >= 96 && memcmp(net, mapped, 12) == 0;
-	inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? net + 12 : net, text, sizeof text);
+	gboolean v4 = p->plen >= 96 && flow_addr_is_v4(net);
+	flow_addr_str(net, text, sizeof text);
 	g_string_append(out, "{\"name\":");
 	json_string(out, p->name);
 	g_autofree char *prefix = g_strdup_printf("%s/%u", text, v4 ? p->plen - 96 : p->plen);
