@@ -75,10 +75,11 @@ nov_add(Analyzer *a, Host *h, gint64 now)
 {
 	guint32 b = nov_bucket(a, now);
 	if (b > h->nov_cur) {
-		for (guint32 x = h->nov_cur + 1; x <= b && x - h->nov_cur <= NOV_BUCKETS; x++)
-			h->nov[x % NOV_BUCKETS] = 0;
-		if (b - h->nov_cur > NOV_BUCKETS)
-			memset(h->nov, 0, sizeof h->nov);
+		/* the signs' ring (bucket_count_add()) in 16-bit counts, which a host's slot has
+		 * room for */
+		guint32 gap = MIN(b - h->nov_cur, (guint32)NOV_BUCKETS);
+		for (guint32 i = 1; i <= gap; i++)
+			h->nov[(h->nov_cur + i) % NOV_BUCKETS] = 0;
 		h->nov_cur = b;
 	}
 	guint16 *c = &h->nov[h->nov_cur % NOV_BUCKETS];
