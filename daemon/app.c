@@ -3,6 +3,7 @@
  * file restored at start; the live main loop and the replay of captures. */
 #include "app.h"
 
+#include "alertsummary.h"
 #include "daemon_log.h"
 #include "replay.h"
 #include "report.h"
@@ -119,30 +120,6 @@ evidence_exporter_addr(guint32 exporter, guint8 addr[16], gpointer user_data)
 	return collector_exporter_addr(app->collector, exporter, addr, NULL);
 }
 
-/* The side signs of an alert for its log line: " inbound_smtp=N dns_external=N dns_server=A
- * (dns corroborates: severity raised one step) (looks like a mail server: ...)", each part
- * only when there is something to say; "" for none. */
-static char *
-alert_signs_text(const AlertEvent *ev)
-{
-	GString *s = g_string_new(NULL);
-	char buf[64];
-
-	if (ev->inbound_smtp > 0)
-		g_string_append_printf(s, " inbound_smtp=%u", ev->inbound_smtp);
-	if (ev->dns_external > 0) {
-		g_string_append_printf(s, " dns_external=%u", ev->dns_external);
-		if (ev->has_dns_server)
-			g_string_append_printf(s, " dns_server=%s",
-					       flow_addr_str(ev->dns_server, buf, sizeof buf));
-	}
-	if (ev->dns_corroborated)
-		g_string_append(s, " (external DNS corroborates: severity raised one step)");
-	if (ev->mta_like)
-		g_string_append(s, " (" ALERT_MTA_HINT ")");
-	return g_string_free(s, FALSE);
-}
-
 /* Every alert event: one log line a person can read, and the JSON line for tools. A raised
  * or updated event first gets its evidence file, on a copy (the analyzer's is const). */
 static void
@@ -151,7 +128,6 @@ on_alert(const AlertEvent *analyzer_ev, gpointer user_data)
 	App *app = user_data;
 	AlertEvent copy = *analyzer_ev;
 	const AlertEvent *ev = &copy;
-	char host[64], peer[64];
 
 	if (app->evidence != NULL && (ev->event == ALERT_RAISED || ev->event == ALERT_UPDATED)) {
 		g_autoptr(GError) err = NULL;
@@ -163,37 +139,9 @@ on_alert(const AlertEvent *analyzer_ev, gpointer user_data)
 				    copy.evidence, sizeof copy.evidence, &err))
 			g_warning("%s", err->message);
 	}
-	const AlertWindow *sw = &ev->window[WINDOW_SHORT], *lw = &ev->window[WINDOW_LONG];
+	g_autofree char *summary = alert_summary(ev);
 
-	flow_addr_str(ev->host, host, sizeof host);
-	g_autofree char *geo = ev->n_countries > 0 || ev->n_asns > 0
-				   ? g_strdup_printf(" countries=%u asns=%u", ev->n_countries,
-						     ev->n_asns)
-				   : g_strdup("");
-	g_autofree char *signs = alert_signs_text(ev);
-	/* smtp-novelty: its first window is the new destinations in hours, the second context */
-	g_autofree char *counts =
-	    ev->reason == REASON_SMTP_NOVELTY
-		? g_strdup_printf("new=%u/%u in %" G_GINT64_FORMAT "h distinct=%u%s", sw->value,
-				  sw->threshold, sw->span_ms / 3600000, lw->distinct,
-				  lw->estimated ? "~" : "")
-		: g_strdup_printf("short=%u/%u%s long=%u/%u%s", sw->value, sw->threshold,
-				  sw->estimated ? "~" : "", lw->value, lw->threshold,
-				  lw->estimated ? "~" : "");
-	/* sampled: the counts are what was sampled; say what they estimate */
-	g_autofree char *sampled =
-	    ev->lower_bound
-		? g_strdup_printf(" (sampled 1:%u: estimated %s %u+-%u, %s %u+-%u)", ev->sampling,
-				  ev->reason == REASON_SMTP_NOVELTY ? "new" : "short", sw->estimate,
-				  sw->estimate_se, ev->reason == REASON_SMTP_NOVELTY ? "distinct" : "long",
-				  lw->estimate, lw->estimate_se)
-		: g_strdup("");
-	g_message("alert %s %s host=%s%s%s severity=%s %s attempts=%u failed=%.0f%%%s%s%s%s%s",
-		  alert_kind_name(ev->event), alert_reason_name(ev->reason), host,
-		  ev->has_peer ? " target=" : "",
-		  ev->has_peer ? flow_addr_str(ev->peer, peer, sizeof peer) : "",
-		  alert_severity_name(ev->severity), counts, ev->attempts, ev->failed_share * 100,
-		  geo, signs, ev->evidence[0] != '\0' ? " evidence=" : "", ev->evidence, sampled);
+	g_message("alert %s", summary);
 	SinkCtx ctx = {.exporter_name = exporter_name, .user_data = app};
 	sink_set_write(app->sinks, ev, &ctx);
 }
