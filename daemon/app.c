@@ -8,6 +8,7 @@
 #include "replay.h"
 #include "report.h"
 #include "sinks.h"
+#include "spamflow-config.h"
 #include "statefile.h"
 
 #include <glib-unix.h>
@@ -72,6 +73,25 @@ app_module_stats(gpointer user_data, GString *out)
 	}
 	if (app->snapshot != NULL)
 		snapshot_stats_json(app->snapshot, out);
+	/* live only: a replay's report keeps the members it always had */
+	if (app->listener != NULL) {
+		g_string_append(out, ",\"alerts\":{");
+		for (guint r = 0; r < REASON_COUNT; r++) {
+			g_string_append_printf(out, "%s\"%s\":{", r > 0 ? "," : "",
+					       alert_reason_name(r));
+			for (guint k = 0; k < ALERT_KIND_COUNT; k++)
+				g_string_append_printf(out, "%s\"%s\":%" G_GUINT64_FORMAT,
+						       k > 0 ? "," : "", alert_kind_name(k),
+						       app->alerts[r][k]);
+			g_string_append_c(out, '}');
+		}
+		g_string_append_c(out, '}');
+	}
+	if (app->http.server != NULL) {
+		g_string_append(out, ",\"http\":{");
+		http_server_stats_json(app->http.server, out);
+		g_string_append_c(out, '}');
+	}
 }
 
 static void
@@ -144,6 +164,8 @@ on_alert(const AlertEvent *analyzer_ev, gpointer user_data)
 	g_autofree char *summary = alert_summary(ev);
 
 	g_message("alert %s", summary);
+	if (ev->reason < REASON_COUNT && ev->event < ALERT_KIND_COUNT)
+		app->alerts[ev->reason][ev->event]++;
 	SinkCtx ctx = {.exporter_name = exporter_name, .user_data = app};
 	sink_set_write(app->sinks, ev, &ctx);
 	/* actions only queue here: their programs, requests and nft calls run elsewhere */
@@ -363,6 +385,7 @@ app_finish(App *app)
 void
 app_clear(App *app)
 {
+	httpapi_stop(&app->http); /* first: its thread may be waiting on the main loop */
 	g_clear_pointer(&app->control, control_server_free);
 	g_clear_pointer(&app->listener, listener_free);
 	g_clear_pointer(&app->collector, collector_free);
@@ -428,6 +451,48 @@ app_control_start(App *app, GError **error)
 		return FALSE;
 	}
 	return TRUE;
+}
+
+/* What /metrics shows, gathered at each scrape on the main loop. */
+static void
+app_metrics_source(gpointer user_data, MetricsSource *out)
+{
+	App *app = user_data;
+	static HttpStats hs;
+	static ControlStats cs;
+
+	*out = (MetricsSource){.collector = app->collector,
+			       .listener = app->listener != NULL ? listener_stats(app->listener) : NULL,
+			       .listener_sockets =
+				   app->listener != NULL ? listener_n_sockets(app->listener) : 0,
+			       .analyzer = app->analyzer,
+			       .sinks = app->sinks,
+			       .actions = app->actions.set,
+			       .alerts = (const guint64(*)[ALERT_KIND_COUNT])app->alerts,
+			       .started_ms = app->commands.started_ms,
+			       .now_ms = g_get_real_time() / 1000,
+			       .version = SPAMFLOW_VERSION};
+	if (app->http.server != NULL) {
+		http_server_get_stats(app->http.server, &hs);
+		out->http = &hs;
+	}
+	if (app->control != NULL) {
+		control_server_get_stats(app->control, &cs);
+		out->control = &cs;
+	}
+}
+
+gboolean
+app_http_start(App *app, GError **error)
+{
+	app->http = (HttpApi){.commands = &app->commands,
+			      .control = &app->control,
+			      .metrics_source = app_metrics_source,
+			      .data = app,
+			      .max_reply = app->cfg->control_max_output > 1024
+					       ? (gsize)app->cfg->control_max_output - 1024
+					       : 0};
+	return httpapi_start(&app->http, app->cfg, error);
 }
 
 /* How often the analyzer's clock ticks when no flow moves it (clears, due updates): six
@@ -862,7 +927,8 @@ app_run_live(Config *cfg, const AppOptions *opt)
 		g_message("listening on %s (udp, receive buffer %" G_GSIZE_FORMAT " bytes)",
 			  listener_address(app.listener, i), listener_rcvbuf(app.listener, i));
 	/* Then the control socket, then privileges go: bind, then drop, then parse. */
-	if (!app_control_start(&app, &err) || !commands_drop_privileges(cfg, &err)) {
+	if (!app_control_start(&app, &err) || !app_http_start(&app, &err) ||
+	    !commands_drop_privileges(cfg, &err)) {
 		g_printerr("spamflowd: %s\n", err->message);
 		app_clear(&app);
 		return 1;

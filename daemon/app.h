@@ -14,6 +14,7 @@
 #include "evidence.h"
 #include "flowsout.h"
 #include "flowstore.h"
+#include "httpapi.h"
 #include "listener.h"
 #include "netset.h"
 #include "sink.h"
@@ -55,6 +56,9 @@ typedef struct {
 	guint64 reloads[2];	 /* done, refused */
 	CommandsDeps commands;	 /* what the control commands read */
 	ControlServer *control;
+	HttpApi http;		 /* [http]: /metrics and /api/ (http.server NULL = off) */
+	/* alert events handed to the sinks, by reason and event (stats "alerts", /metrics) */
+	guint64 alerts[REASON_COUNT][ALERT_KIND_COUNT];
 	Enricher *enricher;     /* [enrich]: country/ASN lookups (the analyzer's geo hook) */
 	FlowStore *flowstore;   /* [evidence]: recent relevant flows per host; NULL = off */
 	Evidence *evidence;     /* [evidence]: the IPFIX files; NULL = off */
@@ -81,6 +85,9 @@ gboolean app_init(App *app, Config *cfg, const AppOptions *opt, gboolean live,
 /* The control socket as [control] says, answering from the App's parts (app->control stays
  * NULL when there is none, see commands_control_new()). */
 gboolean app_control_start(App *app, GError **error) G_GNUC_WARN_UNUSED_RESULT;
+/* The HTTP endpoint as [http] says (after app_control_start(): it serves the same
+ * commands); app->http.server stays NULL when listen is empty. */
+gboolean app_http_start(App *app, GError **error) G_GNUC_WARN_UNUSED_RESULT;
 /* Reload (SIGHUP and the control socket's `reload`), as CommandsDeps.reload. */
 gboolean app_reload(gpointer app, GString *members, GError **error);
 /* Flush the sinks and close the flow CSV; FALSE when it could not be written completely. */

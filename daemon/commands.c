@@ -698,10 +698,15 @@ run_stats(ControlServer *ctl, const ControlRequest *req, const CommandsDeps *d, 
 {
 	header(out, req, d);
 	append_report_members(out, d, FALSE);
-	g_string_append(out, ",\"control\":{");
-	control_server_stats_json(ctl, out);
+	if (ctl != NULL) {
+		g_string_append(out, ",\"control\":{");
+		control_server_stats_json(ctl, out);
+		g_string_append_c(out, '}');
+	} else {
+		g_string_append(out, ",\"control\":null");
+	}
 	g_string_append_printf(out,
-			       "},\"daemon\":{\"pid\":%d,\"uid\":%u,\"started_ms\":%" G_GINT64_FORMAT
+			       ",\"daemon\":{\"pid\":%d,\"uid\":%u,\"started_ms\":%" G_GINT64_FORMAT
 			       ",\"uptime_s\":%" G_GINT64_FORMAT ",\"reloads\":%" G_GUINT64_FORMAT
 			       ",\"reload_failures\":%" G_GUINT64_FORMAT "}",
 			       (int)getpid(), (unsigned)geteuid(), d->started_ms,
@@ -774,7 +779,8 @@ run_config(const ControlRequest *req, const CommandsDeps *d, GString *out)
 gboolean
 commands_key_reloadable(const char *section, const char *key)
 {
-	if (strcmp(section, "collector") == 0 || strcmp(section, "control") == 0)
+	if (strcmp(section, "collector") == 0 || strcmp(section, "control") == 0 ||
+	    strcmp(section, "http") == 0)
 		return FALSE; /* bound sockets and the collector's tables */
 	if (strcmp(section, "daemon") == 0)
 		return strcmp(key, "log_level") == 0;

@@ -46,12 +46,14 @@ typedef struct {
 	gpointer state_data;
 } CommandsDeps;
 
-/* ControlOps.run over deps (a CommandsDeps that outlives the control server). */
+/* ControlOps.run over deps (a CommandsDeps that outlives the control server). The HTTP
+ * API (httpapi.c) runs the read-only commands through it too, with ctl NULL when the daemon
+ * has no control socket (stats then says "control":null). */
 gboolean commands_run(ControlServer *ctl, const ControlRequest *req, const ControlPeer *peer,
 		      GString *out, gpointer deps, GError **error);
 
 /* What changed between two configurations, by "section.key": the keys that took effect on
- * reload and those that need a restart ([collector], [control], [daemon] user and
+ * reload and those that need a restart ([collector], [control], [http], [daemon] user and
  * stats_interval). Appends ,"applied":[...],"restart_needed":[...] to out and logs them. */
 void commands_reload_members(GString *out, const Config *old_cfg, const Config *new_cfg);
 /* TRUE when a key takes effect on reload (section and key as in the file). */

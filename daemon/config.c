@@ -35,6 +35,7 @@ typedef enum {
 	KEY_REASONS,   /* char *: alert reason names ("" = all) */
 	KEY_SEVERITY,  /* char *: a severity name ("" = info) */
 	KEY_NFT_SET,   /* char *: "" or "FAMILY TABLE SET" */
+	KEY_ENDPOINT,  /* char *: "" or one "a.b.c.d:port" / "[v6]:port" */
 } KeyType;
 
 typedef struct {
@@ -126,6 +127,27 @@ static const ConfigKey config_keys[] = {
     {"control", "max_output", KEY_SIZE, offsetof(Config, control_max_output), 65536,
      G_GUINT64_CONSTANT(1) << 30, NULL,
      "reply bytes waiting for one client; lists stop short of it, a client over it is dropped"},
+    {"http", "listen", KEY_ENDPOINT, offsetof(Config, http_listen), 0, 0, NULL,
+     "TCP address of the HTTP endpoint (/metrics for Prometheus, /api/... JSON; doc/http.md), "
+     "'a.b.c.d:port' or '[v6]:port'; empty = off. Loopback by default: expose it further "
+     "with allow, auth_file and the TLS keys"},
+    {"http", "allow", KEY_PREFIXES, offsetof(Config, http_allow), 0, 0, NULL,
+     "addresses and prefixes HTTP clients may connect from; others get 403 (counted)"},
+    {"http", "auth_file", KEY_TEXT, offsetof(Config, http_auth_file), 0, 0, NULL,
+     "HTTP basic auth: a file of 'user:hash' lines, hashes by mkpasswd -m yescrypt or "
+     "openssl passwd -6; read at start; empty = no password"},
+    {"http", "tls_cert", KEY_TEXT, offsetof(Config, http_tls_cert), 0, 0, NULL,
+     "certificate chain (PEM) for HTTPS; with tls_key the endpoint speaks only HTTPS; read at "
+     "start, before privileges are dropped"},
+    {"http", "tls_key", KEY_TEXT, offsetof(Config, http_tls_key), 0, 0, NULL,
+     "private key (PEM, unencrypted) of tls_cert"},
+    {"http", "max_clients", KEY_UINT, offsetof(Config, http_max_clients), 1, 10000, NULL,
+     "HTTP connections at once; more are closed at once (counted)"},
+    {"http", "max_request", KEY_SIZE, offsetof(Config, http_max_request), 1024, 1048576, NULL,
+     "bytes of a request's URL and headers; a bigger one is answered 431 (counted)"},
+    {"http", "timeout", KEY_UINT, offsetof(Config, http_timeout_s), 1, 3600, NULL,
+     "seconds a request may take from its first byte to its last reply byte, and a "
+     "connection may stay idle; slower ones are cut (counted)"},
     {"analyzer", "internal_networks", KEY_PREFIXES, offsetof(Config, internal_nets), 0, 0, NULL,
      "your networks (comma-separated prefixes): RFC 1918, RFC 6598 and ULA by default; add "
      "public space you own"},
@@ -419,6 +441,14 @@ config_new(void)
 	cfg->control_max_request = 4096;
 	cfg->control_idle_timeout_s = 60;
 	cfg->control_max_output = 4 * 1024 * 1024;
+	cfg->http_listen = g_strdup("127.0.0.1:9300");
+	cfg->http_allow = g_strdup("127.0.0.0/8, ::1");
+	cfg->http_auth_file = g_strdup("");
+	cfg->http_tls_cert = g_strdup("");
+	cfg->http_tls_key = g_strdup("");
+	cfg->http_max_clients = 32;   /* a Prometheus or two and some admins */
+	cfg->http_max_request = 8192; /* a browser's headers are 1-2 KiB */
+	cfg->http_timeout_s = 10;     /* Prometheus' default scrape timeout */
 	analyzer_config_defaults(&cfg->analyzer);
 	set_text(&cfg->internal_nets, cfg->analyzer.internal_nets);
 	set_text(&cfg->mail_servers, cfg->analyzer.mail_servers);
@@ -494,6 +524,11 @@ config_free(Config *cfg)
 	g_free(cfg->user);
 	g_free(cfg->control_socket);
 	g_free(cfg->control_group);
+	g_free(cfg->http_listen);
+	g_free(cfg->http_allow);
+	g_free(cfg->http_auth_file);
+	g_free(cfg->http_tls_cert);
+	g_free(cfg->http_tls_key);
 	g_free(cfg->action_exec);
 	g_free(cfg->action_webhook);
 	g_free(cfg->webhook_header);
@@ -853,6 +888,17 @@ load_key(GKeyFile *kf, const ConfigKey *k, Config *cfg, char **why)
 			return FALSE;
 		set_text((char **)field, v);
 		return TRUE;
+	case KEY_ENDPOINT: {
+		g_autoptr(GError) lerr = NULL;
+		struct sockaddr_storage ss;
+		socklen_t sslen;
+		if (*v != '\0' && !listener_parse_address(v, &ss, &sslen, &lerr)) {
+			*why = g_strdup(lerr->message);
+			return FALSE;
+		}
+		set_text((char **)field, v);
+		return TRUE;
+	}
 	case KEY_ADDR_LIST:
 		break;
 	}
@@ -1373,6 +1419,7 @@ config_to_string(const Config *cfg)
 		case KEY_REASONS:
 		case KEY_SEVERITY:
 		case KEY_NFT_SET:
+		case KEY_ENDPOINT:
 			append_escaped(s, *(char *const *)field);
 			g_string_append_c(s, '\n');
 			break;

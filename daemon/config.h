@@ -34,6 +34,15 @@ typedef struct {
 	guint64 control_max_request;
 	guint control_idle_timeout_s;
 	guint64 control_max_output;
+	/* [http]: /metrics and the JSON API (daemon/http.c) */
+	char *http_listen;    /* "addr:port" or "[v6]:port"; "" = off */
+	char *http_allow;     /* prefixes clients may come from */
+	char *http_auth_file; /* "user:crypt-hash" lines; "" = no password */
+	char *http_tls_cert;  /* PEM files; both set = HTTPS */
+	char *http_tls_key;
+	guint http_max_clients;
+	guint64 http_max_request;
+	guint http_timeout_s;
 	/* [analyzer], one section per heuristic, [alerts]. The text lists are owned here;
 	 * analyzer's string fields point at them (config_analyzer()). */
 	AnalyzerConfig analyzer;

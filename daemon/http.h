@@ -1,0 +1,70 @@
+/* The HTTP endpoint's server: libmicrohttpd on a thread of its own, bounded like the control
+ * socket (clients, request size, time), with access by source prefix, optional basic auth
+ * (httpauth.h) and TLS. It knows nothing about the daemon: each route's handler runs on the
+ * main loop (the analyzer and collector are not thread-safe) and fills a reply in memory,
+ * which the server's thread then sends. Refusals are counted (HttpStats, metrics.h). */
+#pragma once
+
+#include "httpauth.h"
+#include "metrics.h"
+
+#include <glib.h>
+
+#define HTTP_ERROR (http_error_quark())
+GQuark http_error_quark(void);
+typedef enum {
+	HTTP_ERROR_CONFIG, /* an address, prefix list or file that does not do */
+	HTTP_ERROR_SOCKET, /* socket, bind, listen */
+	HTTP_ERROR_START,  /* libmicrohttpd would not start */
+} HttpError;
+
+typedef struct {
+	const char *listen;    /* "a.b.c.d:port" or "[v6]:port" (port 0: any) */
+	const char *allow;     /* prefixes clients may come from */
+	const char *auth_file; /* NULL or "": no password */
+	const char *tls_cert;  /* PEM files; both or neither */
+	const char *tls_key;
+	guint max_clients;
+	gsize max_request; /* bytes of the URL and headers */
+	guint timeout_s;   /* a request from its first byte to its last reply byte; idle */
+} HttpConfig;
+
+/* One request as a handler sees it. */
+typedef struct {
+	const char *path;	 /* decoded, without the query */
+	const char *const *args; /* query: name, value, name, value, ..., NULL ("" for "?x") */
+	gboolean head;
+} HttpRequest;
+
+typedef struct {
+	guint status;		  /* 200 unless the handler says otherwise */
+	const char *content_type; /* a static string */
+	gboolean no_store;	  /* Cache-Control: no-store */
+	GString *body;
+} HttpReply;
+
+/* Runs on the main loop (the default main context). */
+typedef void (*HttpHandler)(const HttpRequest *req, HttpReply *reply, gpointer data);
+
+typedef struct {
+	const char *path; /* "/metrics"; one ending in '/' takes every path under it ("/api/") */
+	HttpHandler fn;
+	gpointer data;
+} HttpRoute;
+
+typedef struct HttpServer HttpServer;
+
+/* Bind cfg->listen, read the auth and TLS files, start the server's thread. routes (n of
+ * them) must outlive the server. */
+HttpServer *http_server_new(const HttpConfig *cfg, const HttpRoute *routes, guint n,
+			    GError **error) G_GNUC_WARN_UNUSED_RESULT;
+/* Stop the thread, close every connection. NULL-safe. Call on the main loop's thread. */
+void http_server_free(HttpServer *srv);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(HttpServer, http_server_free)
+
+/* "127.0.0.1:9300" as bound (the real port when 0 was asked for). */
+const char *http_server_address(const HttpServer *srv);
+gboolean http_server_tls(const HttpServer *srv);
+void http_server_get_stats(HttpServer *srv, HttpStats *out);
+/* "connections":N,... members (no braces) for `stats`. */
+void http_server_stats_json(HttpServer *srv, GString *out);

@@ -1,0 +1,177 @@
+/* The daemon's HTTP routes (httpapi.h): /metrics renders metrics.c over the counters the
+ * App hands over; /api/COMMAND maps the path and query onto a control request line, which
+ * control_parse() checks exactly as it checks spamflowctl's, and commands_run() renders:
+ * the same code, the same JSON. Only read-only commands are reachable. */
+#include "httpapi.h"
+
+#include "control.h"
+#include "spamflow-config.h"
+
+#include <string.h>
+
+/* The read-only commands, by the path under /api/ */
+static const ControlCmdId api_commands[] = {
+    CONTROL_CMD_OFFENDERS, CONTROL_CMD_HISTORY,	     CONTROL_CMD_HOST,
+    CONTROL_CMD_EXPORTERS, CONTROL_CMD_STATS,	     CONTROL_CMD_SUPPRESSIONS,
+};
+
+#define VALUE_MAX 64
+
+/* a plain word: what the UINT and REASON arguments take, and nothing that could split */
+static gboolean
+plain_word(const char *v, gboolean addr)
+{
+	gsize n = strlen(v);
+
+	if (n == 0 || n > VALUE_MAX)
+		return FALSE;
+	for (gsize i = 0; i < n; i++) {
+		char c = v[i];
+		if (addr ? !(g_ascii_isxdigit(c) || c == '.' || c == ':')
+			 : !(g_ascii_isalnum(c) || c == '-'))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+gboolean
+httpapi_control_line(const char *path, const char *const *args, GString *line, guint *status,
+		     GError **error)
+{
+	const char *slash = strchr(path, '/');
+	g_autofree char *name = slash != NULL ? g_strndup(path, (gsize)(slash - path))
+					      : g_strdup(path);
+	const ControlCommand *cmd = control_command_find(name);
+	gboolean served = FALSE;
+
+	*status = 404;
+	for (guint i = 0; cmd != NULL && i < G_N_ELEMENTS(api_commands); i++)
+		served |= cmd->id == api_commands[i];
+	if (!served || cmd->changes) {
+		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_USAGE,
+			    "no such API: /api/%.64s (offenders, history, host/ADDR, exporters, "
+			    "stats, suppressions)",
+			    path);
+		return FALSE;
+	}
+	gboolean wants_addr = FALSE;
+	for (guint i = 0; i < cmd->n_args; i++)
+		wants_addr |= cmd->args[i].type == CONTROL_ARG_ADDR;
+	g_string_truncate(line, 0);
+	g_string_append(line, cmd->name);
+	if (wants_addr) {
+		if (slash == NULL || !plain_word(slash + 1, TRUE)) {
+			g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_USAGE,
+				    "/api/%s/ADDR: an IPv4 or IPv6 address is needed", cmd->name);
+			return FALSE;
+		}
+		g_string_append_printf(line, " %s", slash + 1);
+	} else if (slash != NULL) {
+		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_USAGE, "no such API: /api/%.64s",
+			    path);
+		return FALSE;
+	}
+	*status = 400;
+	for (guint i = 0; args != NULL && args[i] != NULL && args[i + 1] != NULL; i += 2) {
+		const ControlArg *a = NULL;
+		for (guint k = 0; k < cmd->n_args; k++)
+			if (strcmp(cmd->args[k].name, args[i]) == 0)
+				a = &cmd->args[k];
+		if (a == NULL || (a->type != CONTROL_ARG_UINT && a->type != CONTROL_ARG_REASON)) {
+			g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_USAGE,
+				    "%s: unknown argument '%.64s'", cmd->name, args[i]);
+			return FALSE;
+		}
+		if (!plain_word(args[i + 1], FALSE)) {
+			g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_USAGE,
+				    "%s: %s: a number or a reason name is needed", cmd->name,
+				    args[i]);
+			return FALSE;
+		}
+		g_string_append_printf(line, " %s=%s", args[i], args[i + 1]);
+	}
+	return TRUE;
+}
+
+static void
+json_error(HttpReply *reply, guint status, const char *command, const char *message)
+{
+	reply->status = status;
+	reply->content_type = "application/json";
+	reply->no_store = TRUE;
+	control_reply_error(reply->body, command, message);
+}
+
+static void
+serve_api(const HttpRequest *req, HttpReply *reply, gpointer data)
+{
+	HttpApi *api = data;
+	g_autoptr(GString) line = g_string_new(NULL);
+	g_autoptr(GError) err = NULL;
+	ControlRequest creq;
+	guint status;
+	/* no uid: read-only (and changing commands are not reachable anyway) */
+	const ControlPeer peer = {.uid = (uid_t)-1, .gid = (gid_t)-1, .pid = 0};
+
+	if (!httpapi_control_line(req->path + strlen("/api/"), req->args, line, &status, &err) ||
+	    !control_parse(line->str, &creq, &err)) {
+		json_error(reply, err != NULL && status == 404 ? 404 : 400, NULL,
+			   err != NULL ? err->message : "bad request");
+		return;
+	}
+	creq.max_reply = api->max_reply;
+	reply->content_type = "application/json";
+	reply->no_store = TRUE;
+	if (!commands_run(*api->control, &creq, &peer, reply->body, (gpointer)api->commands,
+			  &err)) {
+		g_string_truncate(reply->body, 0);
+		/* host: nothing is held about it */
+		json_error(reply, creq.cmd->id == CONTROL_CMD_HOST ? 404 : 500, creq.cmd->name,
+			   err != NULL ? err->message : "failed");
+	}
+}
+
+static void
+serve_metrics(const HttpRequest *req, HttpReply *reply, gpointer data)
+{
+	HttpApi *api = data;
+	MetricsSource src;
+
+	(void)req;
+	api->metrics_source(api->data, &src);
+	reply->content_type = METRICS_CONTENT_TYPE;
+	reply->no_store = TRUE;
+	metrics_render(reply->body, &src);
+}
+
+gboolean
+httpapi_start(HttpApi *api, const Config *cfg, GError **error)
+{
+	HttpConfig hc = {.listen = cfg->http_listen,
+			 .allow = cfg->http_allow,
+			 .auth_file = cfg->http_auth_file,
+			 .tls_cert = cfg->http_tls_cert,
+			 .tls_key = cfg->http_tls_key,
+			 .max_clients = cfg->http_max_clients,
+			 .max_request = (gsize)cfg->http_max_request,
+			 .timeout_s = cfg->http_timeout_s};
+
+	api->server = NULL;
+	if (cfg->http_listen[0] == '\0')
+		return TRUE;
+	api->routes[0] = (HttpRoute){"/metrics", serve_metrics, api};
+	api->routes[1] = (HttpRoute){"/api/", serve_api, api};
+	api->server = http_server_new(&hc, api->routes, G_N_ELEMENTS(api->routes), error);
+	if (api->server == NULL)
+		return FALSE;
+	g_message("http: serving /metrics and /api/ on %s://%s (allow %s%s)",
+		  http_server_tls(api->server) ? "https" : "http", http_server_address(api->server),
+		  cfg->http_allow, cfg->http_auth_file[0] != '\0' ? "; basic auth" : "");
+	return TRUE;
+}
+
+void
+httpapi_stop(HttpApi *api)
+{
+	g_clear_pointer(&api->server, http_server_free);
+}

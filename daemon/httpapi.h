@@ -1,0 +1,37 @@
+/* What the daemon serves over HTTP (http.h): GET /metrics (metrics.h) and the read-only
+ * control commands as JSON under /api/ (the objects `spamflowctl -j` prints, rendered by
+ * commands.c), with the security headers of http.c. The routes are a table here, so the
+ * web page (/) and a history API are one row each later. */
+#pragma once
+
+#include "commands.h"
+#include "config.h"
+#include "http.h"
+#include "metrics.h"
+
+#include <glib.h>
+
+typedef struct {
+	const CommandsDeps *commands;
+	ControlServer *const *control; /* the control socket's counters for stats; may hold NULL */
+	/* The counters /metrics renders, filled on the main loop at each scrape. */
+	void (*metrics_source)(gpointer data, MetricsSource *out);
+	gpointer data;
+	gsize max_reply; /* as [control] max_output: lists stop short of it, as over the socket */
+	HttpServer *server; /* set by httpapi_start() */
+	HttpRoute routes[2];
+} HttpApi;
+
+/* The server as [http] says, serving api (which must outlive it); api->server stays NULL
+ * when listen is empty. Bind before privileges are dropped: the auth and TLS files are read
+ * here too. */
+gboolean httpapi_start(HttpApi *api, const Config *cfg, GError **error) G_GNUC_WARN_UNUSED_RESULT;
+void httpapi_stop(HttpApi *api);
+
+/* /api/COMMAND[/ADDR] and its query (name, value pairs, NULL-terminated) -> the control
+ * request line ("history limit=10", "host 10.0.0.1"), for the read-only commands only.
+ * path is what follows "/api/". FALSE with *status 404 (no such command, or a changing
+ * one) or 400 (an argument the command has not, a value that is not a plain word, an
+ * argument given twice) and error saying what. */
+gboolean httpapi_control_line(const char *path, const char *const *args, GString *line,
+			      guint *status, GError **error) G_GNUC_WARN_UNUSED_RESULT;

@@ -1,0 +1,416 @@
+/* Renders the counters of the collector, listener, analyzer, sinks, actions, the control
+ * socket and the HTTP endpoint as Prometheus text (exposition format 0.0.4): each family is
+ * its # HELP and # TYPE lines and then all its samples, together. Scalar families come from
+ * tables of (name, type, help, struct offset), so a counter is exported by one row. */
+#include "metrics.h"
+
+#include "report.h"
+
+#include <stddef.h>
+#include <string.h>
+
+typedef enum { M_COUNTER, M_GAUGE } MetricType;
+
+typedef struct {
+	const char *name;
+	MetricType type;
+	gsize off; /* a guint64 in the source struct */
+	const char *help;
+} Scalar;
+
+/* clang-format off */
+#define CT(n, t, f, h) {n, t, offsetof(CollectorTotals, f), h}
+#define LS(n, t, f, h) {n, t, offsetof(ListenerStats, f), h}
+#define AS(n, t, f, h) {n, t, offsetof(AnalyzerStats, f), h}
+#define HS(n, t, f, h) {n, t, offsetof(HttpStats, f), h}
+/* clang-format on */
+
+static const Scalar totals_scalars[] = {
+    CT("spamflow_datagrams_total", M_COUNTER, datagrams,
+       "Export datagrams the collector took in (NetFlow v5/v9, IPFIX, sFlow v5)."),
+    CT("spamflow_bytes_total", M_COUNTER, bytes, "Bytes of those datagrams (UDP payload)."),
+    CT("spamflow_records_total", M_COUNTER, records, "Flow records decoded."),
+    CT("spamflow_unknown_version_datagrams_total", M_COUNTER, bad_version,
+       "Datagrams that were not NetFlow v5/v9, IPFIX or sFlow v5."),
+    CT("spamflow_denied_datagrams_total", M_COUNTER, exporters_denied,
+       "Datagrams from sources [collector] allowed_exporters refuses."),
+    CT("spamflow_exporters_refused_total", M_COUNTER, exporters_refused,
+       "Datagrams of new exporters refused at [collector] max_exporters."),
+    CT("spamflow_exporters_expired_total", M_COUNTER, exporters_expired,
+       "Exporters forgotten after exporter_timeout of silence."),
+    CT("spamflow_templates_over_memory_total", M_COUNTER, templates_over_memory,
+       "Templates refused by template_memory or max_template_fields."),
+    CT("spamflow_template_memory_bytes", M_GAUGE, template_bytes,
+       "Bytes held by the templates of all exporters."),
+};
+
+static const Scalar listener_scalars[] = {
+    LS("spamflow_listener_datagrams_total", M_COUNTER, datagrams,
+       "Datagrams read from the UDP sockets."),
+    LS("spamflow_listener_bytes_total", M_COUNTER, bytes, "Bytes read from the UDP sockets."),
+    LS("spamflow_kernel_drops_total", M_COUNTER, kernel_drops,
+       "Datagrams the kernel dropped because the socket buffer was full (SO_RXQ_OVFL)."),
+    LS("spamflow_receive_errors_total", M_COUNTER, recv_errors, "recvmmsg() errors."),
+    LS("spamflow_listener_truncated_total", M_COUNTER, truncated,
+       "Datagrams longer than the receive buffer (cut, dropped)."),
+};
+
+static const Scalar analyzer_scalars[] = {
+    AS("spamflow_flows_seen_total", M_COUNTER, flows_seen, "Flow records the analyzer read."),
+    AS("spamflow_flows_relevant_total", M_COUNTER, flows_relevant,
+       "Flow records that fed a host's window."),
+    AS("spamflow_flows_late_total", M_COUNTER, flows_late,
+       "Flow records older than their host window's newest slice."),
+    AS("spamflow_hosts_tracked", M_GAUGE, hosts_tracked, "Hosts tracked now."),
+    AS("spamflow_hosts_created_total", M_COUNTER, hosts_created, "Hosts that began to be tracked."),
+    AS("spamflow_hosts_evicted_total", M_COUNTER, hosts_evicted,
+       "Hosts evicted by [analyzer] max_hosts or memory_cap, least recently seen first."),
+    AS("spamflow_hosts_expired_total", M_COUNTER, hosts_expired,
+       "Hosts idle for longer than the long window, dropped."),
+    AS("spamflow_hosts_estimated", M_GAUGE, hosts_estimated,
+       "Hosts with a window in estimated (HyperLogLog) mode now."),
+    AS("spamflow_analyzer_memory_bytes", M_GAUGE, mem_bytes,
+       "The analyzer's estimate of the bytes its hosts and windows hold."),
+    AS("spamflow_analyzer_memory_limit_bytes", M_GAUGE, mem_cap, "[analyzer] memory_cap."),
+    AS("spamflow_suppressions", M_GAUGE, suppressions, "Suppressions in force now."),
+};
+
+static const Scalar http_scalars[] = {
+    HS("spamflow_http_connections_total", M_COUNTER, connections,
+       "HTTP connections accepted."),
+    HS("spamflow_http_connections", M_GAUGE, active, "HTTP connections open now."),
+    HS("spamflow_http_requests_total", M_COUNTER, requests,
+       "HTTP requests that reached the endpoint's handler."),
+    HS("spamflow_http_not_found_total", M_COUNTER, not_found, "HTTP requests answered 404."),
+};
+
+/* spamflow_http_refused_total{reason} */
+static const struct {
+	const char *reason;
+	gsize off;
+} http_refusals[] = {
+    {"not_allowed", offsetof(HttpStats, refused_not_allowed)},
+    {"auth", offsetof(HttpStats, refused_auth)},
+    {"too_many_clients", offsetof(HttpStats, refused_clients)},
+    {"too_big", offsetof(HttpStats, refused_too_big)},
+    {"method", offsetof(HttpStats, refused_method)},
+    {"busy", offsetof(HttpStats, refused_busy)},
+    {"timeout", offsetof(HttpStats, timed_out)},
+    {"bad_request", offsetof(HttpStats, bad_requests)},
+};
+
+static guint64
+u64_at(const void *base, gsize off)
+{
+	guint64 v;
+	memcpy(&v, (const guint8 *)base + off, sizeof v);
+	return v;
+}
+
+gboolean
+metrics_name_valid(const char *name)
+{
+	if (name == NULL || name[0] == '\0' || g_ascii_isdigit(name[0]))
+		return FALSE;
+	for (const char *p = name; *p != '\0'; p++)
+		if (!g_ascii_isalnum(*p) && *p != '_' && *p != ':')
+			return FALSE;
+	return TRUE;
+}
+
+void
+metrics_escape_label(GString *out, const char *value)
+{
+	g_autofree char *valid = g_utf8_make_valid(value != NULL ? value : "", -1);
+
+	for (const char *p = valid; *p != '\0'; p++) {
+		switch (*p) {
+		case '\\':
+			g_string_append(out, "\\\\");
+			break;
+		case '"':
+			g_string_append(out, "\\\"");
+			break;
+		case '\n':
+			g_string_append(out, "\\n");
+			break;
+		default:
+			g_string_append_c(out, *p);
+		}
+	}
+}
+
+/* # HELP text escapes backslash and line feed only. */
+static void
+family(GString *out, const char *name, MetricType type, const char *help)
+{
+	g_assert(metrics_name_valid(name));
+	g_string_append_printf(out, "# HELP %s ", name);
+	for (const char *p = help; *p != '\0'; p++) {
+		if (*p == '\\')
+			g_string_append(out, "\\\\");
+		else if (*p == '\n')
+			g_string_append(out, "\\n");
+		else
+			g_string_append_c(out, *p);
+	}
+	g_string_append_printf(out, "\n# TYPE %s %s\n", name,
+			       type == M_COUNTER ? "counter" : "gauge");
+}
+
+/* name{k1="v1",k2="v2"} value: labels as NULL-terminated name, value pairs */
+static void
+sample(GString *out, const char *name, const char *const *labels, guint64 value)
+{
+	g_string_append(out, name);
+	if (labels != NULL && labels[0] != NULL) {
+		g_string_append_c(out, '{');
+		for (guint i = 0; labels[i] != NULL; i += 2) {
+			g_string_append_printf(out, "%s%s=\"", i > 0 ? "," : "", labels[i]);
+			metrics_escape_label(out, labels[i + 1]);
+			g_string_append_c(out, '"');
+		}
+		g_string_append_c(out, '}');
+	}
+	g_string_append_printf(out, " %" G_GUINT64_FORMAT "\n", value);
+}
+
+static void
+scalars(GString *out, const void *base, const Scalar *t, gsize n)
+{
+	for (gsize i = 0; i < n; i++) {
+		family(out, t[i].name, t[i].type, t[i].help);
+		sample(out, t[i].name, NULL, u64_at(base, t[i].off));
+	}
+}
+
+/* ---- exporters ---- */
+
+typedef struct {
+	char *exporter; /* "192.0.2.1:2055", or an sFlow agent's address */
+	char domain[16];
+	const SessionStats *st;
+} Sess;
+
+static void
+collect_session(const SessionView *v, gpointer user_data)
+{
+	GArray *a = user_data;
+	Sess s = {.exporter = report_exporter(v), .st = v->stats};
+
+	if (v->has_domain)
+		g_snprintf(s.domain, sizeof s.domain, "%u", v->domain);
+	g_array_append_val(a, s);
+}
+
+static void
+clear_sess(gpointer p)
+{
+	g_free(((Sess *)p)->exporter);
+}
+
+typedef enum { SV_DATAGRAMS, SV_RECORDS, SV_BYTES, SV_SEQ_LOST, SV_TEMPLATES, SV_SAMPLING, SV_LAST_SEEN } SessValue;
+
+static guint64
+sess_value(const SessionStats *st, SessValue v)
+{
+	switch (v) {
+	case SV_DATAGRAMS:
+		return st->datagrams;
+	case SV_RECORDS:
+		return st->records;
+	case SV_BYTES:
+		return st->bytes;
+	case SV_SEQ_LOST:
+		return st->seq_lost;
+	case SV_TEMPLATES:
+		return st->templates_active;
+	case SV_SAMPLING:
+		return st->sampling;
+	case SV_LAST_SEEN:
+		return st->last_seen_ms > 0 ? (guint64)st->last_seen_ms / 1000 : 0;
+	}
+	return 0;
+}
+
+static void
+exporters(GString *out, const Collector *c)
+{
+	static const struct {
+		const char *name;
+		MetricType type;
+		SessValue v;
+		const char *help;
+	} per[] = {
+	    {"spamflow_exporter_datagrams_total", M_COUNTER, SV_DATAGRAMS,
+	     "Datagrams from one exporter (address:port, or an sFlow agent) and domain."},
+	    {"spamflow_exporter_records_total", M_COUNTER, SV_RECORDS,
+	     "Flow records decoded from one exporter and domain."},
+	    {"spamflow_exporter_bytes_total", M_COUNTER, SV_BYTES,
+	     "Bytes of the datagrams from one exporter and domain."},
+	    {"spamflow_exporter_sequence_lost_total", M_COUNTER, SV_SEQ_LOST,
+	     "Records (v5, IPFIX) or datagrams (v9) lost by the exporter's sequence numbers."},
+	    {"spamflow_exporter_templates", M_GAUGE, SV_TEMPLATES,
+	     "Templates active for one exporter and domain (v9, IPFIX)."},
+	    {"spamflow_exporter_sampling_interval", M_GAUGE, SV_SAMPLING,
+	     "Sampling interval of one exporter and domain (1 = every packet)."},
+	    {"spamflow_exporter_last_seen_timestamp_seconds", M_GAUGE, SV_LAST_SEEN,
+	     "When the exporter's last datagram arrived (Unix time)."},
+	};
+	g_autoptr(GArray) a = g_array_new(FALSE, FALSE, sizeof(Sess));
+	guint64 mal[MAL_N] = {0}, seq_lost = 0, templates = 0;
+
+	g_array_set_clear_func(a, clear_sess);
+	collector_foreach_session(c, collect_session, a);
+	for (guint i = 0; i < a->len; i++) {
+		const SessionStats *st = g_array_index(a, Sess, i).st;
+		for (guint m = 0; m < MAL_N; m++)
+			mal[m] += st->malformed[m];
+		seq_lost += st->seq_lost;
+		templates += st->templates_active;
+	}
+	family(out, "spamflow_exporters", M_GAUGE,
+	       "Exporter sessions (exporter and observation domain) held now.");
+	sample(out, "spamflow_exporters", NULL, a->len);
+	family(out, "spamflow_malformed_total", M_COUNTER,
+	       "Malformed datagrams, sets and records, by what was wrong.");
+	for (guint m = 0; m < MAL_N; m++) {
+		const char *l[] = {"reason", malformed_name(m), NULL};
+		sample(out, "spamflow_malformed_total", l, mal[m]);
+	}
+	family(out, "spamflow_sequence_lost_total", M_COUNTER,
+	       "Records (v5, IPFIX) or datagrams (v9) lost by the exporters' sequence numbers.");
+	sample(out, "spamflow_sequence_lost_total", NULL, seq_lost);
+	family(out, "spamflow_templates", M_GAUGE, "Templates active, all exporters.");
+	sample(out, "spamflow_templates", NULL, templates);
+	for (guint f = 0; f < G_N_ELEMENTS(per); f++) {
+		family(out, per[f].name, per[f].type, per[f].help);
+		for (guint i = 0; i < a->len; i++) {
+			const Sess *s = &g_array_index(a, Sess, i);
+			const char *l[] = {"exporter", s->exporter, "domain", s->domain, NULL};
+			sample(out, per[f].name, l, sess_value(s->st, per[f].v));
+		}
+	}
+	/* malformed per exporter: the reasons that happened only (most are zero) */
+	family(out, "spamflow_exporter_malformed_total", M_COUNTER,
+	       "Malformed datagrams, sets and records from one exporter and domain, by what was "
+	       "wrong (reasons seen only).");
+	for (guint i = 0; i < a->len; i++) {
+		const Sess *s = &g_array_index(a, Sess, i);
+		for (guint m = 0; m < MAL_N; m++) {
+			if (s->st->malformed[m] == 0)
+				continue;
+			const char *l[] = {"exporter", s->exporter, "domain", s->domain,
+					   "reason",   malformed_name(m), NULL};
+			sample(out, "spamflow_exporter_malformed_total", l, s->st->malformed[m]);
+		}
+	}
+}
+
+/* ---- analyzer ---- */
+
+static void
+count_offender(const AnalyzerOffender *o, gpointer user_data)
+{
+	guint64 *by_reason = user_data;
+	if (o->reason < REASON_COUNT)
+		by_reason[o->reason]++;
+}
+
+static void
+sinks(GString *out, const char *what, const SinkSet *set)
+{
+	static const struct {
+		const char *suffix;
+		gsize off;
+		const char *help;
+	} per[] = {
+	    {"events_total", offsetof(SinkStats, events), "Alert events written by one %s."},
+	    {"errors_total", offsetof(SinkStats, errors), "Write errors of one %s."},
+	    {"dropped_total", offsetof(SinkStats, dropped),
+	     "Alert events one %s dropped (queue full, or given up)."},
+	};
+
+	for (guint f = 0; f < G_N_ELEMENTS(per); f++) {
+		g_autofree char *name = g_strdup_printf("spamflow_%s_%s", what, per[f].suffix);
+		g_autofree char *help = g_strdup_printf(per[f].help, what);
+		family(out, name, M_COUNTER, help);
+		for (guint i = 0; set != NULL && i < sink_set_len(set); i++) {
+			const Sink *sk = sink_set_get(set, i);
+			const char *l[] = {"kind", sk->ops->kind, "name", sk->name, NULL};
+			sample(out, name, l, u64_at(&sk->st, per[f].off));
+		}
+	}
+}
+
+void
+metrics_render(GString *out, const MetricsSource *src)
+{
+	AnalyzerStats an;
+	guint64 by_reason[REASON_COUNT] = {0};
+
+	family(out, "spamflow_build_info", M_GAUGE, "The daemon's version, as a label; always 1.");
+	{
+		const char *l[] = {"version", src->version != NULL ? src->version : "", NULL};
+		sample(out, "spamflow_build_info", l, 1);
+	}
+	family(out, "spamflow_start_time_seconds", M_GAUGE, "When the daemon started (Unix time).");
+	sample(out, "spamflow_start_time_seconds", NULL, (guint64)MAX(src->started_ms, 0) / 1000);
+	family(out, "spamflow_uptime_seconds", M_GAUGE, "Seconds since the daemon started.");
+	sample(out, "spamflow_uptime_seconds", NULL,
+	       (guint64)MAX(src->now_ms - src->started_ms, 0) / 1000);
+
+	scalars(out, collector_totals(src->collector), totals_scalars,
+		G_N_ELEMENTS(totals_scalars));
+	exporters(out, src->collector);
+
+	family(out, "spamflow_listener_sockets", M_GAUGE,
+	       "UDP sockets receiving export (0: not listening, as in a replay).");
+	sample(out, "spamflow_listener_sockets", NULL, src->listener != NULL ? src->listener_sockets : 0);
+	if (src->listener != NULL)
+		scalars(out, src->listener, listener_scalars, G_N_ELEMENTS(listener_scalars));
+
+	analyzer_get_stats(src->analyzer, &an);
+	scalars(out, &an, analyzer_scalars, G_N_ELEMENTS(analyzer_scalars));
+	analyzer_foreach_offender(src->analyzer, count_offender, by_reason);
+	family(out, "spamflow_offenders", M_GAUGE, "Active offenders (host and reason), by reason.");
+	for (guint r = 0; r < REASON_COUNT; r++) {
+		const char *l[] = {"reason", alert_reason_name(r), NULL};
+		sample(out, "spamflow_offenders", l, by_reason[r]);
+	}
+	if (src->alerts != NULL) {
+		family(out, "spamflow_alerts_total", M_COUNTER,
+		       "Alert events handed to the sinks, by reason and event (raised, updated, "
+		       "cleared).");
+		for (guint r = 0; r < REASON_COUNT; r++) {
+			for (guint k = 0; k < ALERT_KIND_COUNT; k++) {
+				const char *l[] = {"reason", alert_reason_name(r), "event",
+						   alert_kind_name(k), NULL};
+				sample(out, "spamflow_alerts_total", l, src->alerts[r][k]);
+			}
+		}
+	}
+	sinks(out, "sink", src->sinks);
+	sinks(out, "action", src->actions);
+
+	if (src->control != NULL) {
+		family(out, "spamflow_control_clients", M_GAUGE, "Control socket clients now.");
+		sample(out, "spamflow_control_clients", NULL, src->control->clients_active);
+		family(out, "spamflow_control_requests_total", M_COUNTER,
+		       "Control socket requests answered.");
+		sample(out, "spamflow_control_requests_total", NULL, src->control->requests);
+		family(out, "spamflow_control_refused_total", M_COUNTER,
+		       "Control socket clients refused at max_clients.");
+		sample(out, "spamflow_control_refused_total", NULL, src->control->clients_refused);
+	}
+	if (src->http != NULL) {
+		scalars(out, src->http, http_scalars, G_N_ELEMENTS(http_scalars));
+		family(out, "spamflow_http_refused_total", M_COUNTER,
+		       "HTTP connections and requests refused, by why.");
+		for (guint i = 0; i < G_N_ELEMENTS(http_refusals); i++) {
+			const char *l[] = {"reason", http_refusals[i].reason, NULL};
+			sample(out, "spamflow_http_refused_total", l,
+			       u64_at(src->http, http_refusals[i].off));
+		}
+	}
+}

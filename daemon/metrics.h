@@ -1,0 +1,58 @@
+/* Prometheus text exposition (format 0.0.4) of the daemon's counters for GET /metrics: one
+ * family per counter, names spamflow_* in base units, counters ending in _total, labels by
+ * exporter, reason, event and sink only (never by internal host: unbounded cardinality).
+ * Pure rendering over the libraries' counters, so a unit test drives it. */
+#pragma once
+
+#include "alert.h"
+#include "analyzer.h"
+#include "collector.h"
+#include "control_server.h"
+#include "listener.h"
+#include "sink.h"
+
+#include <glib.h>
+
+#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+/* The HTTP endpoint's own counters (http.h fills them; here so metrics needs no server). */
+typedef struct {
+	guint64 connections;	     /* accepted */
+	guint64 active;		     /* connections now */
+	guint64 requests;	     /* reached the handler */
+	guint64 refused_not_allowed; /* 403: source outside [http] allow */
+	guint64 refused_auth;	     /* 401: no or wrong credentials */
+	guint64 refused_clients;     /* over max_clients: closed at once */
+	guint64 refused_too_big;     /* 431: URL and headers over max_request */
+	guint64 refused_method;	     /* 405: not GET or HEAD */
+	guint64 refused_busy;	     /* 503: the main loop did not answer within the timeout */
+	guint64 timed_out;	     /* cut: a request not done within the timeout (slowloris) */
+	guint64 bad_requests;	     /* a request libmicrohttpd refused before it reached us
+					(malformed, or over the connection's memory) */
+	guint64 not_found;	     /* 404 */
+	guint64 auth_cache_hits;     /* credentials known good, no hash computed */
+} HttpStats;
+
+typedef struct {
+	const Collector *collector;
+	const ListenerStats *listener; /* NULL: none (replay) */
+	guint listener_sockets;
+	Analyzer *analyzer; /* walked for the active offenders by reason */
+	const SinkSet *sinks;
+	const SinkSet *actions; /* may be NULL */
+	/* alert events handed to the sinks, by reason and event; NULL: not shown */
+	const guint64 (*alerts)[ALERT_KIND_COUNT];
+	const HttpStats *http;	     /* NULL: not shown */
+	const ControlStats *control; /* NULL: no control socket */
+	gint64 started_ms;	     /* Unix ms */
+	gint64 now_ms;
+	const char *version;
+} MetricsSource;
+
+/* The whole exposition, appended to out. */
+void metrics_render(GString *out, const MetricsSource *src);
+/* A label value as the format wants it: backslash, double quote and line feed escaped
+ * (\\, \", \n); invalid UTF-8 replaced. Without the quotes. */
+void metrics_escape_label(GString *out, const char *value);
+/* A metric or label name: [a-zA-Z_:][a-zA-Z0-9_:]* (TRUE) */
+gboolean metrics_name_valid(const char *name);
