@@ -4,6 +4,7 @@
  * ([analyzer], [sinks], ...) is new rows, not new code. */
 #include "config.h"
 
+#include "httpapi.h"
 #include "listener.h"
 #include "netset.h"
 #include "action.h"
@@ -129,8 +130,9 @@ static const ConfigKey config_keys[] = {
      "reply bytes waiting for one client; lists stop short of it, a client over it is dropped"},
     {"http", "listen", KEY_ENDPOINT, offsetof(Config, http_listen), 0, 0, NULL,
      "TCP address of the HTTP endpoint (/metrics for Prometheus, /api/... JSON; doc/http.md), "
-     "'a.b.c.d:port' or '[v6]:port'; empty = off. Loopback by default: expose it further "
-     "with allow, auth_file and the TLS keys"},
+     "'a.b.c.d:port' or '[v6]:port'; empty = off. Loopback by default (when that port is "
+     "taken the daemon runs without it, saying so; any other address must bind): expose it "
+     "further with allow, auth_file and the TLS keys"},
     {"http", "allow", KEY_PREFIXES, offsetof(Config, http_allow), 0, 0, NULL,
      "addresses and prefixes HTTP clients may connect from; others get 403 (counted)"},
     {"http", "auth_file", KEY_TEXT, offsetof(Config, http_auth_file), 0, 0, NULL,
@@ -441,7 +443,7 @@ config_new(void)
 	cfg->control_max_request = 4096;
 	cfg->control_idle_timeout_s = 60;
 	cfg->control_max_output = 4 * 1024 * 1024;
-	cfg->http_listen = g_strdup("127.0.0.1:9300");
+	cfg->http_listen = g_strdup(HTTPAPI_DEFAULT_LISTEN);
 	cfg->http_allow = g_strdup("127.0.0.0/8, ::1");
 	cfg->http_auth_file = g_strdup("");
 	cfg->http_tls_cert = g_strdup("");

@@ -147,6 +147,7 @@ serve_metrics(const HttpRequest *req, HttpReply *reply, gpointer data)
 gboolean
 httpapi_start(HttpApi *api, const Config *cfg, GError **error)
 {
+	g_autoptr(GError) err = NULL;
 	HttpConfig hc = {.listen = cfg->http_listen,
 			 .allow = cfg->http_allow,
 			 .auth_file = cfg->http_auth_file,
@@ -161,9 +162,18 @@ httpapi_start(HttpApi *api, const Config *cfg, GError **error)
 		return TRUE;
 	api->routes[0] = (HttpRoute){"/metrics", serve_metrics, api};
 	api->routes[1] = (HttpRoute){"/api/", serve_api, api};
-	api->server = http_server_new(&hc, api->routes, G_N_ELEMENTS(api->routes), error);
-	if (api->server == NULL)
+	api->server = http_server_new(&hc, api->routes, G_N_ELEMENTS(api->routes), &err);
+	if (api->server == NULL) {
+		/* The built-in address is a convenience, as the control socket's path is: a
+		 * second daemon on the machine still collects. A configured one must work. */
+		if (strcmp(cfg->http_listen, HTTPAPI_DEFAULT_LISTEN) == 0 &&
+		    g_error_matches(err, HTTP_ERROR, HTTP_ERROR_SOCKET)) {
+			g_warning("%s; running without the HTTP endpoint", err->message);
+			return TRUE;
+		}
+		g_propagate_error(error, g_steal_pointer(&err));
 		return FALSE;
+	}
 	g_message("http: serving /metrics and /api/ on %s://%s (allow %s%s)",
 		  http_server_tls(api->server) ? "https" : "http", http_server_address(api->server),
 		  cfg->http_allow, cfg->http_auth_file[0] != '\0' ? "; basic auth" : "");

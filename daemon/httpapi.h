@@ -11,6 +11,8 @@
 
 #include <glib.h>
 
+#define HTTPAPI_DEFAULT_LISTEN "127.0.0.1:9300"
+
 typedef struct {
 	const CommandsDeps *commands;
 	ControlServer *const *control; /* the control socket's counters for stats; may hold NULL */
@@ -23,7 +25,8 @@ typedef struct {
 } HttpApi;
 
 /* The server as [http] says, serving api (which must outlive it); api->server stays NULL
- * when listen is empty. Bind before privileges are dropped: the auth and TLS files are read
+ * when listen is empty, or when the built-in address is taken (logged: the daemon runs
+ * without it; any other failure is an error). Bind before privileges are dropped: the auth and TLS files are read
  * here too. */
 gboolean httpapi_start(HttpApi *api, const Config *cfg, GError **error) G_GNUC_WARN_UNUSED_RESULT;
 void httpapi_stop(HttpApi *api);
