@@ -267,9 +267,11 @@ httpauth_check(HttpAuth *a, const char *user, const char *password, gint64 now_u
 			e = &g_array_index(a->users, Entry, i);
 	/* an unknown user is hashed like the first user, and fails */
 	const char *hash = e != NULL ? e->hash : g_array_index(a->users, Entry, 0).hash;
-	const char *got = crypt_r(password, hash, a->cd);
+	struct crypt_data *cd = a->cd;
+	g_assert(cd != NULL);
+	const char *got = crypt_r(password, hash, cd);
 	gboolean ok = e != NULL && got != NULL && got[0] != '*' && equal_ct(got, hash);
-	explicit_bzero(a->cd, sizeof *a->cd);
+	explicit_bzero(cd, sizeof *cd);
 	if (ok)
 		cache_put(a, g_steal_pointer(&key), now_us);
 	return ok;
