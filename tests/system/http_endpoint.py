@@ -16,6 +16,7 @@ clients come and go; then
 
 usage: http_endpoint.py SPAMFLOWD SPAMFLOWCTL
 """
+import atexit
 import base64
 import http.client
 import json
@@ -36,6 +37,7 @@ from netutil import free_port  # noqa: E402
 sinktest.PACKAGES.update({"promtool": "prometheus", "mkpasswd": "whois", "openssl": "openssl"})
 
 failures = []
+running = []  # daemons to kill if the test dies half-way
 USER, PASSWORD = "scraper", "s3cret-Pass"
 TIMEOUT = 3  # [http] timeout of the main daemon
 HOSTS = 30   # alerting hosts the stream sends: 60 records each
@@ -63,6 +65,7 @@ class Daemon:
         self.p = subprocess.Popen([spamflowd, "--state=", "-c", conf, "-l",
                                    f"127.0.0.1:{self.port}", "--stats-interval", "0"],
                                   stdout=subprocess.DEVNULL, stderr=self.log)
+        running.append(self.p)
         for _ in range(200):
             if os.path.exists(self.sock) and "http: serving" in open(self.log.name).read():
                 return
@@ -177,8 +180,15 @@ def over_max_clients(port, n):
     return closed
 
 
+def kill_running():
+    for p in running:
+        if p.poll() is None:
+            p.kill()
+
+
 def main():
     spamflowd, ctl = sys.argv[1:3]
+    atexit.register(kill_running)
     sinktest.require_programs("promtool", "mkpasswd", "openssl")
     tmp = tempfile.mkdtemp(prefix="spamflow-http-")
     pw = subprocess.run(["mkpasswd", "-m", "yescrypt", "--stdin"], input=PASSWORD,
