@@ -12,7 +12,13 @@ render a daemon holding --offenders offenders (one smtp-fanout alert per host, f
        the time of a GET of /metrics and of /api/offenders (client side, so the HTTP round
        trip on loopback is included; median and max of --gets), and their sizes.
 
-usage: bench/http_scrape.py --build build [cpu|render|all] [--rate R] [--records N] [--reps N]
+render-flowgen  the same figures on the state flowgen's --records at --rate leave (its
+       bots fan out far enough for HyperLogLog windows, which make `offenders` dearer).
+Each render figure also has the main thread's CPU per request (/proc/PID/task/PID/stat over
+--gets requests): what the flows lose to it.
+
+usage: bench/http_scrape.py --build build [cpu|render|render-flowgen|all] [--rate R]
+       [--records N] [--reps N] [--gets N]
 """
 import argparse
 import json
@@ -143,28 +149,51 @@ def render(a):
         if host % 50 == 49:
             time.sleep(0.02)  # under the receive buffer
     time.sleep(1.0)
+    return measure(a, d)
+
+
+def main_thread_cpu(pid):
+    """utime + stime of the main thread alone (it renders every reply), in seconds."""
+    with open(f"/proc/{pid}/task/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / harness.CLK
+
+
+def measure(a, d):
     st = json.loads(d.get("/api/stats"))
     print(f"  held: {st['analyzer']['offenders_active']} offenders, "
           f"{len(st['exporters'])} exporters, {st['totals']['records']} records", flush=True)
     out = {}
     for path in ("/metrics", "/api/offenders"):
         times, size = [], 0
+        cpu0 = main_thread_cpu(d.p.pid)
         for _ in range(a.gets):
             t = time.perf_counter()
             size = len(d.get(path))
             times.append(time.perf_counter() - t)
+        cpu = (main_thread_cpu(d.p.pid) - cpu0) / a.gets
         out[path] = {"median_ms": statistics.median(times) * 1e3, "max_ms": max(times) * 1e3,
-                     "min_ms": min(times) * 1e3, "bytes": size}
+                     "min_ms": min(times) * 1e3, "bytes": size,
+                     "main_thread_cpu_ms": cpu * 1e3}
         print(f"  GET {path}: median {out[path]['median_ms']:.2f} ms, min "
               f"{out[path]['min_ms']:.2f}, max {out[path]['max_ms']:.2f} ms over {a.gets}, "
-              f"{size} bytes", flush=True)
+              f"{size} bytes; main thread CPU {cpu * 1e3:.2f} ms a request", flush=True)
     d.stop()
     return out
 
 
+def flowgen_state(a):
+    """The render figures on what --rate x --records of flowgen's mix leaves behind."""
+    d = Daemon(a.spamflowd, a.tmp)
+    harness.flowgen(a, a.version, d.port, a.rate, a.records, None)
+    time.sleep(1.0)
+    return measure(a, d)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", nargs="?", default="all", choices=["cpu", "render", "all"])
+    ap.add_argument("what", nargs="?", default="all",
+                    choices=["cpu", "render", "render-flowgen", "all"])
     ap.add_argument("--build", required=True)
     ap.add_argument("--rate", type=int, default=1000000)
     ap.add_argument("--records", type=int, default=10000000)
@@ -203,6 +232,10 @@ def main():
             a.exporters = 100 if a.exporters == 4 else a.exporters
         print(f"render: {a.offenders} offenders, {a.exporters} exporters", flush=True)
         res["render"] = render(a)
+    if a.what == "render-flowgen":
+        print(f"render after flowgen: v{a.version}, {a.records} records at {a.rate} rec/s, "
+              f"{a.exporters} exporters", flush=True)
+        res["render-flowgen"] = flowgen_state(a)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res, f, indent=1)

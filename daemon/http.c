@@ -303,8 +303,8 @@ security_headers(struct MHD_Response *r, const char *csp)
 
 /* Queue body (taken) with status and the headers every reply carries. */
 static enum MHD_Result
-send_reply(struct MHD_Connection *c, guint status, const char *type, gboolean no_store,
-	   gboolean close, GString *body)
+send_reply(struct MHD_Connection *c, guint status, const char *type, const char *csp,
+	   gboolean no_store, gboolean close, GString *body)
 {
 	gsize len = body->len;
 	char *data = g_string_free(body, FALSE);
@@ -314,7 +314,7 @@ send_reply(struct MHD_Connection *c, guint status, const char *type, gboolean no
 		g_free(data);
 		return MHD_NO;
 	}
-	security_headers(r, NULL);
+	security_headers(r, csp);
 	MHD_add_response_header(r, "Content-Type", type);
 	if (no_store)
 		MHD_add_response_header(r, "Cache-Control", "no-store");
@@ -334,7 +334,7 @@ send_text(struct MHD_Connection *c, guint status, gboolean close, const char *te
 {
 	GString *body = g_string_new(text);
 	g_string_append_c(body, '\n');
-	return send_reply(c, status, "text/plain; charset=utf-8", TRUE, close, body);
+	return send_reply(c, status, "text/plain; charset=utf-8", NULL, TRUE, close, body);
 }
 
 /* URL and headers, as the client sent them give or take the separators. */
@@ -438,7 +438,8 @@ serve(HttpServer *srv, struct MHD_Connection *c, const HttpRoute *route, const c
 	job_unref(j);
 	if (!done)
 		return send_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, TRUE, "busy: try again");
-	return send_reply(c, reply.status, reply.content_type, reply.no_store, FALSE, body);
+	return send_reply(c, reply.status, reply.content_type, reply.csp, reply.no_store, FALSE,
+			  body);
 }
 
 static enum MHD_Result
@@ -507,9 +508,15 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 			srv->st.auth_cache_hits++;
 		if (!ok) {
 			srv->st.refused_auth++;
-			if (user != NULL)
-				log_refusal(srv, "%s refused: wrong password for user '%.64s'", peer,
-					    user);
+			if (user != NULL) {
+				/* the name is the client's: printable ASCII only into the log */
+				char name[65];
+				gsize k = 0;
+				for (; user[k] != '\0' && k < sizeof name - 1; k++)
+					name[k] = user[k] > 0x20 && user[k] < 0x7f ? user[k] : '?';
+				name[k] = '\0';
+				log_refusal(srv, "%s refused: wrong password for user '%s'", peer, name);
+			}
 		}
 		g_mutex_unlock(&srv->sync->lock);
 		MHD_free(user);

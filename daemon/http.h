@@ -40,6 +40,8 @@ typedef struct {
 	guint status;		  /* 200 unless the handler says otherwise */
 	const char *content_type; /* a static string */
 	gboolean no_store;	  /* Cache-Control: no-store */
+	const char *csp;	  /* a static Content-Security-Policy; NULL: the API's,
+				     default-src 'none'; frame-ancestors 'none' */
 	GString *body;
 } HttpReply;
 
