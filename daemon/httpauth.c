@@ -1,5 +1,5 @@
 /* The endpoint's password file and its check (httpauth.h): parsed line by line with every
- * length checked, verified with crypt_r() against the stored hash (which carries its method,
+ * length checked, verified with crypt_rn() (crypt_r() of libxcrypt) against the stored hash (which carries its method,
  * salt and cost), compared in constant time. */
 #include "httpauth.h"
 
@@ -269,7 +269,10 @@ httpauth_check(HttpAuth *a, const char *user, const char *password, gint64 now_u
 	const char *hash = e != NULL ? e->hash : g_array_index(a->users, Entry, 0).hash;
 	struct crypt_data *cd = a->cd;
 	g_assert(cd != NULL);
-	const char *got = crypt_r(password, hash, cd);
+	/* crypt_rn() is crypt_r() that says failure with NULL rather than a "*0" token; and
+	 * GCC 12's AddressSanitizer intercepts crypt_r() with a NULL pointer under libxcrypt
+	 * (the ASan build crashed), while crypt_rn() it leaves alone */
+	const char *got = crypt_rn(password, hash, cd, (int)sizeof *cd);
 	gboolean ok = e != NULL && got != NULL && got[0] != '*' && equal_ct(got, hash);
 	explicit_bzero(cd, sizeof *cd);
 	if (ok)

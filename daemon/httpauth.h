@@ -1,8 +1,9 @@
 /* HTTP basic auth for the endpoint: a file of "user:hash" lines, the hashes crypt(3) makes
  * (yescrypt from `mkpasswd -m yescrypt`, sha512-crypt from `openssl passwd -6`), checked with
- * crypt_r() and a constant-time compare. Good credentials are remembered (keyed by a keyed
- * hash of user and password, never the password) for a while, so a scrape every few seconds
- * costs one hash computation, not one per request. Not thread-safe: one thread checks. */
+ * crypt_rn() (libcrypt's crypt_r()) and a constant-time compare. Good credentials are
+ * remembered (by a keyed hash of user and password, never the password) for a while, so a
+ * scrape every few seconds costs one hash computation, not one per request. Not
+ * thread-safe: one thread checks. */
 #pragma once
 
 #include <glib.h>
