@@ -204,6 +204,7 @@ typedef struct {
 	char *body;
 	gsize len;
 	guint attempts; /* made so far */
+	guint streak;	/* the target's fails_in_row when this attempt started */
 	CURL *easy;	/* while in flight */
 	char errbuf[CURL_ERROR_SIZE];
 } Job;
@@ -397,7 +398,9 @@ job_done(Webhook *w, Job *j, CURLcode code)
 		job_free(j);
 		goto out;
 	}
-	w->fails_in_row++;
+	/* requests that were in flight together fail together: one step of backoff for them */
+	if (j->streak == w->fails_in_row)
+		w->fails_in_row++;
 	w->fails_total++;
 	guint wait_ms = action_webhook_backoff_ms(w->backoff_ms, w->fails_in_row,
 						  g_rand_double(w->rand));
@@ -444,6 +447,7 @@ start_transfers(Webhook *w, GPtrArray *active)
 		}
 		if (j->attempts++ > 0)
 			w->retried++;
+		j->streak = w->fails_in_row;
 		w->in_flight++;
 		g_ptr_array_add(active, j);
 	}
