@@ -14,8 +14,9 @@ cd "$(dirname "$0")/.."
 # enrichment, libfixbuf for the evidence files and the golden tests' IPFIX decoder).
 # libjson-glib-dev: spamflowctl reads the daemon's JSON replies with json-glib (client/).
 # zlib1g-dev: --replay reads gzip-compressed captures (collector/replay.c).
+# libcurl4-openssl-dev: the webhook action's HTTP(S) client (exporters/action_webhook.c).
 BUILD_PKGS="gcc meson ninja-build pkg-config libglib2.0-dev libpcap-dev libmaxminddb-dev
-  libfixbuf-dev libjson-glib-dev zlib1g-dev"
+  libfixbuf-dev libjson-glib-dev zlib1g-dev libcurl4-openssl-dev"
 # Tests, and the scripts the READMEs document. Every test is registered whatever is
 # installed, and one whose tool is missing fails saying which package below has it
 # (tests/meson.build), so a package left out here shows as a red suite, not a shorter one.
@@ -39,9 +40,10 @@ BUILD_PKGS="gcc meson ninja-build pkg-config libglib2.0-dev libpcap-dev libmaxmi
 #                     capture, so its datagrams are cut the same way every run
 #   clang libclang-rt-14-dev libfuzzer-14-dev  libFuzzer builds (-Dfuzz=true,
 #                     tests/fuzz/run-campaign.sh)
+#   openssl           actions-webhook: the test's own CA and server certificate (HTTPS)
 TEST_PKGS="libcmocka-dev python3 python3-scapy softflowd tshark nfdump rsyslog mmdb-bin
   perl libmaxmind-db-writer-perl util-linux mount e2fsprogs pmacct faketime clang
-  libclang-rt-14-dev libfuzzer-14-dev"
+  libclang-rt-14-dev libfuzzer-14-dev openssl"
 # Benchmark: the collectors it compares against (nfdump's nfcapd, nfdump-sflow's sfcapd,
 # pmacct's nfacctd and sfacctd), tshark for bench/sflow_check.py, and taskset (util-linux)
 # to pin generator and collector to separate cores.
