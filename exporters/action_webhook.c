@@ -426,6 +426,8 @@ static int
 start_transfers(Webhook *w, GPtrArray *active)
 {
 	int timeout_ms = 1000;
+	Job *take[WEBHOOK_MAX_IN_FLIGHT];
+	guint n = 0;
 
 	g_mutex_lock(&w->lock);
 	gint64 now = g_get_monotonic_time();
@@ -435,23 +437,34 @@ start_transfers(Webhook *w, GPtrArray *active)
 		limit = 0;
 		timeout_ms = (int)MIN((w->next_try_us - now) / 1000 + 1, 1000);
 	}
-	while (active->len < limit && !g_queue_is_empty(&w->queue)) {
+	while (active->len + n < limit && !g_queue_is_empty(&w->queue)) {
 		Job *j = g_queue_pop_head(&w->queue);
-		j->easy = job_easy(w, j);
-		if (j->easy == NULL || curl_multi_add_handle(w->multi, j->easy) != CURLM_OK) {
-			if (j->easy != NULL)
-				curl_easy_cleanup(j->easy);
-			j->easy = NULL;
-			g_queue_push_head(&w->queue, j); /* out of memory: later */
-			break;
-		}
 		if (j->attempts++ > 0)
 			w->retried++;
 		j->streak = w->fails_in_row;
 		w->in_flight++;
-		g_ptr_array_add(active, j);
+		take[n++] = j;
 	}
 	g_mutex_unlock(&w->lock);
+	/* the handles are made without the lock: write() waits on it */
+	for (guint i = 0; i < n; i++) {
+		Job *j = take[i];
+		j->easy = job_easy(w, j);
+		if (j->easy != NULL && curl_multi_add_handle(w->multi, j->easy) == CURLM_OK) {
+			g_ptr_array_add(active, j);
+			continue;
+		}
+		if (j->easy != NULL)
+			curl_easy_cleanup(j->easy);
+		j->easy = NULL;
+		g_mutex_lock(&w->lock); /* out of memory: later, as if not taken */
+		if (--j->attempts > 0)
+			w->retried--;
+		w->in_flight--;
+		g_queue_push_head(&w->queue, j);
+		g_mutex_unlock(&w->lock);
+		timeout_ms = 100;
+	}
 	return timeout_ms;
 }
 
@@ -545,6 +558,9 @@ webhook_write(Sink *s, const AlertEvent *ev, const SinkCtx *ctx)
 	action_webhook_body(w->buf, w->format, ev, ctx);
 	g_mutex_lock(&w->lock);
 	gboolean full = w->queue.length >= w->queue_max;
+	/* A worker with a queue already has a reason to wake up (a transfer ending, the end of
+	 * a backoff): only an empty queue needs the wakeup, a write(2) saved per event. */
+	gboolean wake = w->queue.length == 0;
 	if (full) {
 		s->st.dropped++;
 	} else {
@@ -558,9 +574,10 @@ webhook_write(Sink *s, const AlertEvent *ev, const SinkCtx *ctx)
 	g_mutex_unlock(&w->lock);
 	if (full)
 		sink_log_error(s, "queue full (%u events): event dropped", w->queue_max);
-	if (!stopped) {
+	if (!stopped && !full) {
 		start_worker(w); /* the first event: privileges are gone by now */
-		curl_multi_wakeup(w->multi);
+		if (wake)
+			curl_multi_wakeup(w->multi);
 	}
 	drain(w);
 }
