@@ -604,8 +604,9 @@ webhook_stats_json(const Sink *s, GString *out)
 	action_filter_stats_json(w->filter, out);
 }
 
-/* At exit: the worker goes on until the queue is empty or the time is up; at exit a backoff
- * is not sat out (one more try now). */
+/* At exit: the worker goes on until the queue is empty or the time is up; a backoff is not
+ * sat out (one more try now), and a target whose next try falls after the time is given up
+ * at once. */
 static guint
 webhook_flush(Sink *s, guint timeout_ms)
 {
@@ -621,9 +622,14 @@ webhook_flush(Sink *s, guint timeout_ms)
 	if (w->thread != NULL) {
 		curl_multi_wakeup(w->multi);
 		g_mutex_lock(&w->lock);
-		while (!g_queue_is_empty(&w->queue) || w->in_flight > 0)
+		while (!g_queue_is_empty(&w->queue) || w->in_flight > 0) {
+			/* a target that failed again waits past the deadline: the time is the
+			 * other actions' (sink_set_flush() shares it) */
+			if (w->in_flight == 0 && w->next_try_us > deadline)
+				break;
 			if (!g_cond_wait_until(&w->cond, &w->lock, deadline))
 				break;
+		}
 		g_mutex_unlock(&w->lock);
 		stop_worker(w);
 	}
