@@ -12,6 +12,8 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -519,6 +521,9 @@ worker(gpointer data)
 	return NULL;
 }
 
+static const int worker_blocked[] = {SIGPIPE, SIGHUP,  SIGINT,  SIGTERM,
+				     SIGCHLD, SIGUSR1, SIGUSR2, SIGALRM};
+
 static void
 start_worker(Webhook *w)
 {
@@ -526,7 +531,17 @@ start_worker(Webhook *w)
 
 	if (w->thread != NULL)
 		return;
+	/* The worker is born with the daemon's signals blocked: SIGTERM, SIGHUP and SIGCHLD are
+	 * for the main thread, and a SIGPIPE from a peer that closed (with CURLOPT_NOSIGNAL
+	 * libcurl does not ignore it itself) stays pending in the worker instead of killing the
+	 * process. */
+	sigset_t block, old;
+	sigemptyset(&block);
+	for (gsize i = 0; i < G_N_ELEMENTS(worker_blocked); i++)
+		sigaddset(&block, worker_blocked[i]);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
 	w->thread = g_thread_try_new("webhook", worker, w, &err);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (w->thread == NULL && !w->thread_failed) {
 		w->thread_failed = TRUE;
 		g_warning("webhook sink '%s': cannot start its thread: %s; events stay queued",
