@@ -722,8 +722,11 @@ action_webhook_new(const ActionWebhookConfig *c, GError **error)
 	}
 	if (c->ca_file != NULL && c->ca_file[0] != '\0' &&
 	    !g_file_test(c->ca_file, G_FILE_TEST_IS_REGULAR)) {
-		g_set_error(error, ACTION_ERROR, 0, "webhook_ca: '%s' is not a readable file",
-			    c->ca_file);
+		/* readable is checked where it matters: libcurl reads it at each new
+		 * connection, as the daemon's user (last_error says so when it cannot) */
+		g_set_error(error, ACTION_ERROR, 0, "webhook_ca: '%s': %s", c->ca_file,
+			    g_file_test(c->ca_file, G_FILE_TEST_EXISTS) ? "not a regular file"
+									: "no such file");
 		return NULL;
 	}
 	Webhook *w = g_new0(Webhook, 1);
