@@ -12,10 +12,13 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <linux/capability.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /* ---- pure parts ---- */
 
@@ -470,11 +473,24 @@ start_transfers(Webhook *w, GPtrArray *active)
 	return timeout_ms;
 }
 
+/* The worker needs no capability: it gives up any its thread still has (capset(2) is per
+ * thread; it normally starts after the daemon gave up its own, see start_worker()). */
+static void
+drop_thread_capabilities(void)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3] = {{0}};
+
+	(void)syscall(SYS_capset, &hdr, caps); /* giving up is always allowed */
+}
+
 static gpointer
 worker(gpointer data)
 {
 	Webhook *w = data;
 	g_autoptr(GPtrArray) active = g_ptr_array_new(); /* Job *: in flight */
+
+	drop_thread_capabilities();
 
 	for (;;) {
 		g_mutex_lock(&w->lock);
