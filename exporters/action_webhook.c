@@ -430,7 +430,8 @@ out:
 static int
 start_transfers(Webhook *w, GPtrArray *active)
 {
-	int timeout_ms = 1000;
+	/* every change the worker must see comes with curl_multi_wakeup(): idle, it sleeps */
+	int timeout_ms = 60000;
 	Job *take[WEBHOOK_MAX_IN_FLIGHT];
 	guint n = 0;
 
@@ -440,7 +441,7 @@ start_transfers(Webhook *w, GPtrArray *active)
 	guint limit = w->fails_in_row > 0 ? 1 : WEBHOOK_MAX_IN_FLIGHT;
 	if (now < w->next_try_us) {
 		limit = 0;
-		timeout_ms = (int)MIN((w->next_try_us - now) / 1000 + 1, 1000);
+		timeout_ms = (int)MIN((w->next_try_us - now) / 1000 + 1, 60000);
 	}
 	while (active->len + n < limit && !g_queue_is_empty(&w->queue)) {
 		Job *j = g_queue_pop_head(&w->queue);
