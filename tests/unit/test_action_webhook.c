@@ -1,8 +1,10 @@
 /* Unit tests for the webhook action: URL and header validation, the backoff schedule, which
  * results are retried, the two body formats; and the sink against a small HTTP/1.1 server in
  * this process (a thread per connection): delivery with the header and Content-Type over
- * kept-alive connections, a 400 not retried, 503s retried then delivered, a closed port given
- * up after the attempts, a full queue counted, the filter applied, free without flush. */
+ * kept-alive connections, a 400 not retried, 503s retried then delivered, a 429's Retry-After
+ * waited, a server slower than the timeout, failures in flight together as one backoff step,
+ * a closed port given up after the attempts, a full queue counted, the filter applied, free
+ * without flush. */
 #include "sample_alert.h"
 #include "action_webhook.h"
 #include "alertjson.h"
@@ -164,7 +166,10 @@ typedef struct {
 	guint connections;
 	guint requests;
 	int status;	  /* the answer */
-	guint fail_first; /* answer 503 to this many requests first */
+	guint fail_first; /* answer fail_status to this many requests first */
+	int fail_status;  /* 503 unless set */
+	guint retry_after; /* Retry-After on those answers, when > 0 */
+	guint delay_ms;	  /* before each answer */
 } Server;
 
 typedef struct {
@@ -204,11 +209,16 @@ conn_main(gpointer data)
 			if (!read_more(c->fd, buf))
 				goto out;
 		int status;
+		char extra[64] = "";
 		g_mutex_lock(&srv->lock);
 		srv->requests++;
+		guint delay_ms = srv->delay_ms;
 		if (srv->fail_first > 0) {
 			srv->fail_first--;
-			status = 503;
+			status = srv->fail_status != 0 ? srv->fail_status : 503;
+			if (srv->retry_after > 0)
+				g_snprintf(extra, sizeof extra, "Retry-After: %u\r\n",
+					   srv->retry_after);
 		} else {
 			status = srv->status;
 			g_ptr_array_add(srv->bodies, g_strndup(buf->str + hlen, blen));
@@ -216,9 +226,11 @@ conn_main(gpointer data)
 		}
 		g_mutex_unlock(&srv->lock);
 		g_string_erase(buf, 0, (gssize)(hlen + blen));
-		char reply[128];
+		if (delay_ms > 0)
+			g_usleep(delay_ms * 1000);
+		char reply[192];
 		int n = g_snprintf(reply, sizeof reply,
-				   "HTTP/1.1 %d X\r\nContent-Length: 2\r\n\r\nok", status);
+				   "HTTP/1.1 %d X\r\n%sContent-Length: 2\r\n\r\nok", status, extra);
 		if (send(c->fd, reply, (size_t)n, MSG_NOSIGNAL) != n)
 			goto out;
 	}
@@ -423,6 +435,92 @@ test_retry_then_deliver(void **state)
 	server_free(srv);
 }
 
+/* 429 with Retry-After: 1 waits the second the server asks, not the 10 ms backoff */
+static void
+test_retry_after(void **state)
+{
+	(void)state;
+	Server *srv = server_new(200);
+	srv->fail_first = 1;
+	srv->fail_status = 429;
+	srv->retry_after = 1;
+	g_autofree char *url = g_strdup_printf("http://127.0.0.1:%u/", srv->port);
+	ActionWebhookConfig c = config(url);
+	Sink *s = action_webhook_new(&c, NULL);
+	AlertEvent ev = sample_alert(1700000000000);
+	gint64 t0 = g_get_monotonic_time();
+	s->ops->write(s, &ev, &ctx);
+	for (int i = 0; i < 300; i++) { /* flush would not sit out the wait: poll */
+		g_autofree char *st = stats(s);
+		if (strstr(st, "\"sent\":1,") != NULL)
+			break;
+		g_usleep(10000);
+	}
+	gint64 took = g_get_monotonic_time() - t0;
+	g_autofree char *st = stats(s);
+	assert_stat(st, "\"sent\":1,\"failed\":0,\"retried\":1,");
+	assert_stat(st, "\"last_error\":\"HTTP status 429\",");
+	assert_true(took >= 900000 && took < 2500000);
+	assert_int_equal(s->ops->flush(s, 1000), 0);
+	sink_free(s);
+	server_free(srv);
+}
+
+/* a server slower than webhook_timeout: abandoned, counted, retried (here: no attempt left) */
+static void
+test_timeout(void **state)
+{
+	(void)state;
+	Server *srv = server_new(200);
+	srv->delay_ms = 2500;
+	g_autofree char *url = g_strdup_printf("http://127.0.0.1:%u/", srv->port);
+	ActionWebhookConfig c = config(url);
+	c.timeout_s = 1;
+	c.max_attempts = 1;
+	Sink *s = action_webhook_new(&c, NULL);
+	AlertEvent ev = sample_alert(1700000000000);
+	s->ops->write(s, &ev, &ctx);
+	assert_int_equal(s->ops->flush(s, 5000), 0);
+	g_autofree char *st = stats(s);
+	assert_stat(st, "\"sent\":0,\"failed\":1,\"retried\":0,");
+	assert_stat(st, "\"last_error\":\"Operation timed out after ");
+	sink_free(s);
+	server_free(srv);
+}
+
+/* requests in flight together that fail together are one step of backoff */
+static void
+test_failures_together(void **state)
+{
+	(void)state;
+	g_autofree char *url = g_strdup_printf("http://127.0.0.1:%u/", closed_port());
+	ActionWebhookConfig c = config(url);
+	c.backoff_ms = 60000;
+	c.max_attempts = 8;
+	Sink *s = action_webhook_new(&c, NULL);
+	for (int i = 0; i < WEBHOOK_MAX_IN_FLIGHT; i++) {
+		AlertEvent ev = sample_alert(1700000000000 + i);
+		s->ops->write(s, &ev, &ctx);
+	}
+	char *st = NULL;
+	for (int i = 0; i < 500; i++) {
+		g_free(st);
+		st = stats(s);
+		if (strstr(st, "\"in_flight\":0,\"failing\":1,") != NULL &&
+		    strstr(st, "\"queued\":4,") != NULL)
+			break;
+		g_usleep(10000);
+	}
+	assert_stat(st, "\"queued\":4,");
+	assert_stat(st, "\"in_flight\":0,\"failing\":1,");
+	g_free(st);
+	g_usleep(100000);
+	st = stats(s);
+	assert_stat(st, "\"failing\":1,"); /* and it stays so: 60 s before the next try */
+	g_free(st);
+	sink_free(s);
+}
+
 static void
 test_unreachable(void **state)
 {
@@ -540,6 +638,9 @@ main(void)
 	    cmocka_unit_test(test_deliver),
 	    cmocka_unit_test(test_refused),
 	    cmocka_unit_test(test_retry_then_deliver),
+	    cmocka_unit_test(test_retry_after),
+	    cmocka_unit_test(test_timeout),
+	    cmocka_unit_test(test_failures_together),
 	    cmocka_unit_test(test_unreachable),
 	    cmocka_unit_test(test_queue_full),
 	    cmocka_unit_test(test_filter),
