@@ -329,7 +329,7 @@ static void
 assert_stat(const char *stats_text, const char *member)
 {
 	if (strstr(stats_text, member) == NULL)
-		fail_msg("'%s' not in %s", member, stats_text);
+		fail_msg("'%s' not in %s", member, stats_text != NULL ? stats_text : "(none)");
 }
 
 static void
@@ -502,14 +502,14 @@ test_failures_together(void **state)
 		AlertEvent ev = sample_alert(1700000000000 + i);
 		s->ops->write(s, &ev, &ctx);
 	}
-	char *st = NULL;
+	char *st = stats(s);
 	for (int i = 0; i < 500; i++) {
-		g_free(st);
-		st = stats(s);
 		if (strstr(st, "\"in_flight\":0,\"failing\":1,") != NULL &&
 		    strstr(st, "\"queued\":4,") != NULL)
 			break;
 		g_usleep(10000);
+		g_free(st);
+		st = stats(s);
 	}
 	assert_stat(st, "\"queued\":4,");
 	assert_stat(st, "\"in_flight\":0,\"failing\":1,");
