@@ -130,12 +130,13 @@ main(int argc, char **argv)
 
 	g_option_context_add_main_entries(oc, entries, NULL);
 	if (!g_option_context_parse(oc, &argc, &argv, &err) || argc > 2 || n <= 0) {
-		fprintf(stderr, "webhook_bench: %s\n", err != NULL ? err->message : "bad arguments");
+		fprintf(stderr, "webhook_bench: %s\n",
+			err != NULL ? err->message : "bad arguments");
 		return 2;
 	}
-	g_autofree char *url = argc == 2 ? g_strdup(argv[1])
-					 : g_strdup_printf("http://127.0.0.1:%u/hook",
-							   server_start());
+	g_autofree char *url = argc == 2
+				   ? g_strdup(argv[1])
+				   : g_strdup_printf("http://127.0.0.1:%u/hook", server_start());
 	ActionWebhookConfig c = {.url = url,
 				 .ca_file = ca,
 				 .format = chat ? WEBHOOK_FORMAT_CHAT : WEBHOOK_FORMAT_JSON,
@@ -171,7 +172,10 @@ main(int argc, char **argv)
 	       "(in-process server: %s)\n%s\n",
 	       n, secs, sent, (double)sent / secs, (double)write_us / n, left,
 	       g_atomic_int_get(&connections), g_atomic_int_get(&requests),
-	       argc == 2 ? "no" : close_each ? "closes each" : "keep-alive", st->str);
+	       argc == 2    ? "no"
+	       : close_each ? "closes each"
+			    : "keep-alive",
+	       st->str);
 	sink_free(s);
 	return sent == (guint64)n ? 0 : 1;
 }

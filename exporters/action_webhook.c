@@ -55,7 +55,8 @@ action_webhook_check_url(const char *url, char **name, gboolean *clear_text, GEr
 		return FALSE;
 	}
 	/* flags 0: no CURLU_DEFAULT_SCHEME, "example.com/hook" is not taken for http:// */
-	CURLUcode rc = url != NULL ? curl_url_set(u, CURLUPART_URL, url, 0) : CURLUE_MALFORMED_INPUT;
+	CURLUcode rc =
+	    url != NULL ? curl_url_set(u, CURLUPART_URL, url, 0) : CURLUE_MALFORMED_INPUT;
 	if (rc != CURLUE_OK) {
 		g_set_error(error, ACTION_ERROR, 0,
 			    "webhook '%s': not an absolute http:// or https:// URL (%s)",
@@ -102,8 +103,8 @@ action_webhook_check_header(const char *header, char **line, GError **error)
 	gsize n = strlen(h);
 
 	/* a file's last line ends with a newline: not part of the header */
-	while (n > 0 && (h[n - 1] == '\n' || h[n - 1] == '\r' || h[n - 1] == ' ' ||
-			 h[n - 1] == '\t'))
+	while (n > 0 &&
+	       (h[n - 1] == '\n' || h[n - 1] == '\r' || h[n - 1] == ' ' || h[n - 1] == '\t'))
 		h[--n] = '\0';
 	const char *colon = strchr(h, ':');
 	if (colon == NULL || colon == h) {
@@ -125,7 +126,9 @@ action_webhook_check_header(const char *header, char **line, GError **error)
 			g_set_error(error, ACTION_ERROR, 0,
 				    "webhook_header: the value has a control character (%s) at "
 				    "offset %d; one line only",
-				    *p == '\n' ? "LF" : *p == '\r' ? "CR" : "not printable",
+				    *p == '\n'	 ? "LF"
+				    : *p == '\r' ? "CR"
+						 : "not printable",
 				    (int)((const char *)p - h));
 			return FALSE;
 		}
@@ -235,8 +238,8 @@ typedef struct {
 	gboolean thread_failed; /* logged once */
 	GRand *rand;		/* the worker's */
 
-	GMutex lock; /* everything below */
-	GCond cond;  /* a transfer ended or the worker stopped (flush waits on it) */
+	GMutex lock;  /* everything below */
+	GCond cond;   /* a transfer ended or the worker stopped (flush waits on it) */
 	GQueue queue; /* Job *: waiting; a retried one goes back to the head */
 	guint in_flight;
 	gboolean stop;
@@ -372,9 +375,8 @@ job_done(Webhook *w, Job *j, CURLcode code)
 	j->easy = NULL; /* the caller removes and frees the handle */
 	WebhookVerdict v = action_webhook_verdict((int)code, status);
 	g_autofree char *why =
-	    code != CURLE_OK
-		? g_strdup(j->errbuf[0] != '\0' ? j->errbuf : curl_easy_strerror(code))
-		: g_strdup_printf("HTTP status %ld", status);
+	    code != CURLE_OK ? g_strdup(j->errbuf[0] != '\0' ? j->errbuf : curl_easy_strerror(code))
+			     : g_strdup_printf("HTTP status %ld", status);
 
 	g_mutex_lock(&w->lock);
 	w->in_flight--;
@@ -382,9 +384,7 @@ job_done(Webhook *w, Job *j, CURLcode code)
 		w->last_status = status;
 	if (v != WEBHOOK_RETRY && w->fails_in_row > 0) {
 		/* an answer, even a 4xx: the target is there again */
-		log_later(w, FALSE,
-			  "reachable again after %" G_GUINT64_FORMAT
-			  " failed attempts",
+		log_later(w, FALSE, "reachable again after %" G_GUINT64_FORMAT " failed attempts",
 			  w->fails_total);
 		w->fails_in_row = 0;
 		w->fails_total = 0;
@@ -407,8 +407,8 @@ job_done(Webhook *w, Job *j, CURLcode code)
 	if (j->streak == w->fails_in_row)
 		w->fails_in_row++;
 	w->fails_total++;
-	guint wait_ms = action_webhook_backoff_ms(w->backoff_ms, w->fails_in_row,
-						  g_rand_double(w->rand));
+	guint wait_ms =
+	    action_webhook_backoff_ms(w->backoff_ms, w->fails_in_row, g_rand_double(w->rand));
 	if ((status == 429 || status == 503) && retry_after > 0) /* the server says when */
 		wait_ms = (guint)MIN((guint64)retry_after * 1000, WEBHOOK_BACKOFF_MAX_MS);
 	w->next_try_us = g_get_monotonic_time() + (gint64)wait_ms * 1000;
@@ -538,7 +538,7 @@ worker(gpointer data)
 	return NULL;
 }
 
-static const int worker_blocked[] = {SIGPIPE, SIGHUP,  SIGINT,  SIGTERM,
+static const int worker_blocked[] = {SIGPIPE, SIGHUP,  SIGINT,	SIGTERM,
 				     SIGCHLD, SIGUSR1, SIGUSR2, SIGALRM};
 
 static void
@@ -778,8 +778,9 @@ action_webhook_new(const ActionWebhookConfig *c, GError **error)
 	curl_multi_setopt(w->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)WEBHOOK_MAX_IN_FLIGHT);
 	curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, (long)WEBHOOK_MAX_IN_FLIGHT);
 	if (clear_text)
-		g_warning("webhook '%s': plain http:// to a host that is not loopback: the events%s "
-			  "cross the network in clear; use https://",
-			  name, header != NULL ? " and the header (token)" : "");
+		g_warning(
+		    "webhook '%s': plain http:// to a host that is not loopback: the events%s "
+		    "cross the network in clear; use https://",
+		    name, header != NULL ? " and the header (token)" : "");
 	return &w->base;
 }

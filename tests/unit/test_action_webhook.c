@@ -31,8 +31,8 @@ test_url(void **state)
 		const char *url, *name;
 		gboolean clear;
 	} good[] = {
-	    {"https://hooks.example.com/services/T0/B0/x", "https://hooks.example.com/services/T0/B0/x",
-	     FALSE},
+	    {"https://hooks.example.com/services/T0/B0/x",
+	     "https://hooks.example.com/services/T0/B0/x", FALSE},
 	    {"http://127.0.0.1:8080/hook", "http://127.0.0.1:8080/hook", FALSE},
 	    {"http://[::1]:9/x", "http://[::1]:9/x", FALSE},
 	    {"http://localhost/", "http://localhost/", FALSE},
@@ -49,9 +49,9 @@ test_url(void **state)
 		assert_string_equal(name, good[i].name);
 		assert_int_equal(clear, good[i].clear);
 	}
-	static const char *const bad[] = {"example.com/hook", "ftp://example.com/x",
-					  "file:///etc/passwd", "", "http://", "http:// /x",
-					  "gopher://h/", "http://exa mple.com/"};
+	static const char *const bad[] = {
+	    "example.com/hook", "ftp://example.com/x", "file:///etc/passwd",  "", "http://",
+	    "http:// /x",	"gopher://h/",	       "http://exa mple.com/"};
 	for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
 		g_autoptr(GError) err = NULL;
 		g_autofree char *name = NULL;
@@ -82,9 +82,9 @@ test_header(void **state)
 		assert_string_equal(line, good[i].line);
 	}
 	static const char *const bad[] = {
-	    "Authorization Bearer secret1", ": secret1",	   "Bad Name: secret1",
+	    "Authorization Bearer secret1",  ": secret1",      "Bad Name: secret1",
 	    "X-T: secret1\r\nX-Injected: 1", "X-T: sec\nret1", "X-T:   ",
-	    "Content-Type: text/plain",	     "host: secret1",	   "X-T: a\001secret1",
+	    "Content-Type: text/plain",	     "host: secret1",  "X-T: a\001secret1",
 	};
 	for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
 		g_autoptr(GError) err = NULL;
@@ -148,7 +148,8 @@ test_body(void **state)
 	assert_string_equal(json->str, want->str);
 	action_webhook_body(chat, WEBHOOK_FORMAT_CHAT, &ev, &ctx);
 	assert_true(g_str_has_prefix(
-	    chat->str, "{\"text\":\"spamflow: raised smtp-fanout host=192.0.2.10 severity=warning "));
+	    chat->str,
+	    "{\"text\":\"spamflow: raised smtp-fanout host=192.0.2.10 severity=warning "));
 	assert_true(g_str_has_suffix(chat->str, "\"}"));
 	assert_null(strchr(chat->str, '\n'));
 }
@@ -165,11 +166,11 @@ typedef struct {
 	GPtrArray *headers; /* char *: each request's header block */
 	guint connections;
 	guint requests;
-	int status;	  /* the answer */
-	guint fail_first; /* answer fail_status to this many requests first */
-	int fail_status;  /* 503 unless set */
+	int status;	   /* the answer */
+	guint fail_first;  /* answer fail_status to this many requests first */
+	int fail_status;   /* 503 unless set */
 	guint retry_after; /* Retry-After on those answers, when > 0 */
-	guint delay_ms;	  /* before each answer */
+	guint delay_ms;	   /* before each answer */
 } Server;
 
 typedef struct {
@@ -311,8 +312,12 @@ closed_port(void)
 static ActionWebhookConfig
 config(const char *url)
 {
-	ActionWebhookConfig c = {.url = url, .format = WEBHOOK_FORMAT_JSON, .queue = 100,
-				 .timeout_s = 5, .max_attempts = 3, .backoff_ms = 10};
+	ActionWebhookConfig c = {.url = url,
+				 .format = WEBHOOK_FORMAT_JSON,
+				 .queue = 100,
+				 .timeout_s = 5,
+				 .max_attempts = 3,
+				 .backoff_ms = 10};
 	assert_true(action_filter_spec_parse(&c.filter, "", "", "", NULL));
 	return c;
 }
