@@ -5,6 +5,7 @@
 
 #include "alertsummary.h"
 #include "daemon_log.h"
+#include "quarantine.h"
 #include "replay.h"
 #include "report.h"
 #include "sinks.h"
@@ -839,7 +840,10 @@ app_run_live(Config *cfg, const AppOptions *opt)
 		g_message("listening on %s (udp, receive buffer %" G_GSIZE_FORMAT " bytes)",
 			  listener_address(app.listener, i), listener_rcvbuf(app.listener, i));
 	/* Then the control socket, then privileges go: bind, then drop, then parse. */
-	if (!app_control_start(&app, &err) || !commands_drop_privileges(cfg, &err)) {
+	/* the quarantine's nft calls need CAP_NET_ADMIN for as long as the daemon runs */
+	if (!app_control_start(&app, &err) ||
+	    !commands_drop_privileges(cfg, quarantine_needs_net_admin(app.commands.quarantine),
+				      &err)) {
 		g_printerr("spamflowd: %s\n", err->message);
 		app_clear(&app);
 		return 1;

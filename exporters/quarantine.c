@@ -668,6 +668,12 @@ sink_is_quarantine(const Sink *s)
 	return s != NULL && s->ops != NULL && strcmp(s->ops->kind, "quarantine") == 0;
 }
 
+gboolean
+quarantine_needs_net_admin(const Sink *s)
+{
+	return sink_is_quarantine(s) && !((const Quarantine *)s)->dry_run;
+}
+
 static void
 member_json(GString *out, const Quarantine *q, const guint8 host[16], gint64 timeout_s,
 	    gint64 expires_s)

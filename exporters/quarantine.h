@@ -35,6 +35,9 @@ typedef enum {
  * create them), starts the worker thread. Kind "quarantine", name "FAMILY TABLE SET". */
 Sink *quarantine_new(const QuarantineConfig *c, GError **error) G_GNUC_WARN_UNUSED_RESULT;
 gboolean sink_is_quarantine(const Sink *s);
+/* TRUE when s is a quarantine that changes the kernel (not dry_run): the daemon keeps
+ * CAP_NET_ADMIN for it (commands_drop_privileges). NULL-safe. */
+gboolean quarantine_needs_net_admin(const Sink *s);
 
 /* Appends control reply members ,"set":"...","dry_run":B,"members":[{"host","timeout_s",
  * "expires_s","reason","severity","since_ms"},...] : the set's members read from the kernel
