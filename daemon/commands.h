@@ -44,9 +44,6 @@ typedef struct {
 	 * not forget what an admin decided); NULL = nothing. */
 	void (*state_changed)(gpointer data);
 	gpointer state_data;
-	/* The nftables quarantine action (exporters/quarantine.h), for `quarantine` and
-	 * `release`; NULL = off ([quarantine] set is empty). Not owned. */
-	Sink *quarantine;
 } CommandsDeps;
 
 /* ControlOps.run over deps (a CommandsDeps that outlives the control server). */

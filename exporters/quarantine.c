@@ -72,6 +72,7 @@ typedef struct {
 	GAsyncQueue *results; /* Op *, worker -> main */
 	GMainContext *ctx;
 	GSource *result_src;
+	GSource *start_src; /* starts the worker when the main loop first runs */
 
 	GHashTable *members; /* host -> Member */
 	GHashTable *held;    /* host -> GUINT_TO_POINTER(reasons): released, kept out */
@@ -82,6 +83,8 @@ typedef struct {
 	gint64 last_latency_ms, max_latency_ms, max_nft_us;
 	guint64 latencies;
 } Quarantine;
+
+static NetSet *prefixes(const char *list, const char *what, GError **error);
 
 static void
 op_free(Op *op)
@@ -328,6 +331,17 @@ worker(gpointer data)
 		g_mutex_unlock(&q->qlock);
 		g_main_context_wakeup(q->ctx);
 	}
+}
+
+static gboolean
+start_worker(gpointer data)
+{
+	Quarantine *q = data;
+	if (q->thread == NULL)
+		q->thread = g_thread_new("quarantine", worker, q);
+	g_source_unref(q->start_src);
+	q->start_src = NULL;
+	return G_SOURCE_REMOVE;
 }
 
 static Member *
@@ -669,6 +683,36 @@ sink_is_quarantine(const Sink *s)
 }
 
 gboolean
+quarantine_set_networks(Sink *s, const char *internal_networks, const char *mail_servers,
+			GError **error)
+{
+	if (!sink_is_quarantine(s)) {
+		g_set_error_literal(error, QUARANTINE_ERROR, QUARANTINE_ERROR_CONFIG,
+				    "not a quarantine");
+		return FALSE;
+	}
+	Quarantine *q = (Quarantine *)s;
+	g_autoptr(NetSet) internal = prefixes(internal_networks, "[analyzer] internal_networks",
+					      error);
+	if (internal == NULL)
+		return FALSE;
+	if (netset_size(internal) == 0) {
+		g_set_error_literal(error, QUARANTINE_ERROR, QUARANTINE_ERROR_CONFIG,
+				    "quarantine: [analyzer] internal_networks is empty: there would "
+				    "be no host it may quarantine");
+		return FALSE;
+	}
+	g_autoptr(NetSet) mail = prefixes(mail_servers, "[analyzer] mail_servers", error);
+	if (mail == NULL)
+		return FALSE;
+	netset_free(q->internal);
+	q->internal = g_steal_pointer(&internal);
+	netset_free(q->mail);
+	q->mail = g_steal_pointer(&mail);
+	return TRUE;
+}
+
+gboolean
 quarantine_needs_net_admin(const Sink *s)
 {
 	return sink_is_quarantine(s) && !((const Quarantine *)s)->dry_run;
@@ -897,6 +941,7 @@ quarantine_reconcile(Sink *s, const QuarantineWant *want, guint n)
 	 * cleared events pass it */
 	g_autoptr(GHashTable) wanted = g_hash_table_new(g_bytes_hash, g_bytes_equal);
 	g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+	g_autoptr(GArray) pass = g_array_new(FALSE, FALSE, sizeof(guint));
 	AlertEvent *ev = g_new0(AlertEvent, 1);
 	for (guint i = 0; i < n; i++) {
 		ev->event = ALERT_RAISED;
@@ -908,11 +953,10 @@ quarantine_reconcile(Sink *s, const QuarantineWant *want, guint n)
 		GBytes *b = g_bytes_new(want[i].host, 16);
 		g_ptr_array_add(keys, b);
 		g_hash_table_add(wanted, b);
-		hold(q, want[i].host, want[i].reason, want[i].severity, "reconcile at start", 0,
-		     TRUE);
+		g_array_append_val(pass, i);
 	}
 	g_free(ev);
-	/* members no offender wants any more */
+	/* first the members no offender wants any more: they free their places (cap) */
 	g_autoptr(GPtrArray) gone = g_ptr_array_new_with_free_func(g_free);
 	GHashTableIter it;
 	gpointer v;
@@ -939,6 +983,11 @@ quarantine_reconcile(Sink *s, const QuarantineWant *want, guint n)
 				       "expire in %" G_GINT64_FORMAT " s (on_clear = expire)",
 				       left_s);
 		}
+	}
+	/* then the offenders: refreshed when in the set, added when not */
+	for (guint k = 0; k < pass->len; k++) {
+		const QuarantineWant *w = &want[g_array_index(pass, guint, k)];
+		hold(q, w->host, w->reason, w->severity, "reconcile at start", 0, TRUE);
 	}
 }
 
@@ -1027,15 +1076,18 @@ quarantine_free(Sink *s)
 	Quarantine *q = (Quarantine *)s;
 	Op *op;
 
-	if (q->thread != NULL) {
-		g_mutex_lock(&q->qlock);
-		/* what is still queued is dropped: flush() had its chance */
-		while ((op = g_queue_pop_head(&q->queue)) != NULL)
-			op_free(op);
-		q->quit = TRUE;
-		g_cond_signal(&q->qcond);
-		g_mutex_unlock(&q->qlock);
+	g_mutex_lock(&q->qlock);
+	/* what is still queued is dropped: flush() had its chance */
+	while ((op = g_queue_pop_head(&q->queue)) != NULL)
+		op_free(op);
+	q->quit = TRUE;
+	g_cond_signal(&q->qcond);
+	g_mutex_unlock(&q->qlock);
+	if (q->thread != NULL)
 		g_thread_join(q->thread);
+	if (q->start_src != NULL) {
+		g_source_destroy(q->start_src);
+		g_source_unref(q->start_src);
 	}
 	if (q->result_src != NULL) {
 		g_source_destroy(q->result_src);
@@ -1164,7 +1216,16 @@ setup(Quarantine *q, const QuarantineConfig *c, GError **error)
 		((ResultSource *)q->result_src)->q = q;
 		g_source_set_name(q->result_src, "quarantine results");
 		g_source_attach(q->result_src, q->ctx);
-		q->thread = g_thread_new("quarantine", worker, q);
+		/* Capabilities belong to threads: a worker made now, before the daemon drops
+		 * its privileges, would lose CAP_NET_ADMIN in the setuid() that glibc applies to
+		 * every thread (PR_SET_KEEPCAPS is the calling thread's only), and keep whatever
+		 * else it had without one. Made from the main loop's first iteration (after the
+		 * drop) it inherits exactly what the main thread kept. Calls queued until then
+		 * (the reconcile at start) wait in the queue. */
+		q->start_src = g_idle_source_new();
+		g_source_set_callback(q->start_src, start_worker, q, NULL);
+		g_source_set_name(q->start_src, "quarantine worker start");
+		g_source_attach(q->start_src, q->ctx);
 	}
 	return TRUE;
 }
