@@ -10,6 +10,13 @@ import subprocess
 import threading
 import time
 
+import sinktest
+
+# The Debian package of each program the quarantine tests run, for require_programs()'s
+# message.
+sinktest.PACKAGES.update({"nft": "nftables", "ip": "iproute2", "softflowd": "softflowd",
+                          "sysctl": "procps"})
+
 
 def nft(*args, ns=None, check=True):
     cmd = (["ip", "netns", "exec", ns] if ns else []) + ["nft", *args]
