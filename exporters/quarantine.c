@@ -9,9 +9,13 @@
 #include "json.h"
 #include "netset.h"
 
+#include <errno.h>
 #include <json-glib/json-glib.h>
+#include <linux/netlink.h>
 #include <nftables/libnftables.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 /* clang-format off */
 G_DEFINE_QUARK(quarantine-error-quark, quarantine_error)
@@ -1183,6 +1187,18 @@ setup(Quarantine *q, const QuarantineConfig *c, GError **error)
 		return FALSE;
 
 	if (!q->dry_run) {
+		/* libnftables exit()s the process when it cannot open its netlink socket
+		 * (nft_mnl_socket_open(): "Unable to initialize Netlink socket"): try first */
+		int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+		if (fd < 0) {
+			g_set_error(error, QUARANTINE_ERROR, QUARANTINE_ERROR_NFT,
+				    "quarantine: cannot open a netfilter netlink socket: %s (under "
+				    "systemd: install /usr/share/spamflow/spamflowd-quarantine.conf "
+				    "as a drop-in of spamflowd.service, it allows AF_NETLINK)",
+				    g_strerror(errno));
+			return FALSE;
+		}
+		close(fd);
 		q->nft = nft_ctx_new(NFT_CTX_DEFAULT);
 		if (q->nft == NULL || nft_ctx_buffer_output(q->nft) != 0 ||
 		    nft_ctx_buffer_error(q->nft) != 0) {
