@@ -463,6 +463,14 @@ run_quarantine(const ControlRequest *req, const CommandsDeps *d, GString *out, G
 		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED, "%s", err->message);
 		return FALSE;
 	}
+	/* the set is bounded by [quarantine] max_hosts, not by the reply budget */
+	if (req->max_reply > 0 && members->len > req->max_reply) {
+		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
+			    "the set's listing (%" G_GSIZE_FORMAT " bytes) is over [control] "
+			    "max_output: raise it, or list the set with nft",
+			    members->len);
+		return FALSE;
+	}
 	header(out, req, d);
 	g_string_append_len(out, members->str, (gssize)members->len);
 	control_reply_end(out);

@@ -8,7 +8,9 @@ quarantine and release (a release holds through an update), a restart (the set s
 state file's offenders missing from it are re-added, members no one offends for removed), and
 dry_run (nothing touched, no capability kept).
 
-usage: quarantine_daemon.py SPAMFLOWD SPAMFLOWCTL"""
+usage: quarantine_daemon.py SPAMFLOWD SPAMFLOWCTL [--burst N]
+  --burst N: a measurement instead: N hosts raise at once; prints the adds per second and
+  the latency from the crossing flow to the set."""
 import os
 import shutil
 import subprocess
@@ -56,6 +58,40 @@ def actions_of(d, kind):
     return [a for a in d.actions() if a["action"] == kind]
 
 
+def burst(spamflowd, spamflowctl, n, tmp):
+    """Measurement, not a test: n hosts raise at once (v5 datagrams as fast as they go);
+    how long until all n are in the set, and the daemon's latencies."""
+    conf = os.path.join(tmp, "spamflow.conf")
+    with open(conf, "w") as f:
+        f.write(CONF.format(dir=tmp, dry="false").replace("max_hosts = 4", f"max_hosts = {n}")
+                .replace("[state]\nfile = {}/state/state".format(tmp), "[state]\nfile =")
+                + f"queue = {n}\n")
+    port = free_port()
+    d = Daemon(spamflowd, spamflowctl, conf, port, os.path.join(tmp, "run", "control.sock"))
+    try:
+        ex = Exporter(port)
+        t0 = time.monotonic()
+        for i in range(n):
+            ex.smtp(f"10.{80 + i // 62500}.{i // 250 % 250}.{i % 250 + 1}", 60)
+        t_sent = time.monotonic()
+        d.wait(f"{n} hosts added", lambda: d.quarantine_stats()["added"] >= n, timeout=300)
+        t_done = time.monotonic()
+        st = d.quarantine_stats()
+        members = len(set_members(*SET))
+        t1 = time.monotonic()
+        listed = len(d.ctl("quarantine")["members"])
+        t_list = time.monotonic() - t1
+        print(f"burst: {n} hosts raised in {t_sent - t0:.2f} s (sending), all {members} in the "
+              f"set {t_done - t0:.2f} s after the first datagram: "
+              f"{n / (t_done - t0):.0f} adds/s; nft calls {st['nft_calls']}, max nft call "
+              f"{st['max_nft_ms']} ms, latency crossing flow -> set max "
+              f"{st['max_latency_ms']} ms, last {st['last_latency_ms']} ms, dropped "
+              f"{st['dropped']}, errors {st['errors']}; spamflowctl quarantine listed "
+              f"{listed} members in {t_list * 1000:.0f} ms", flush=True)
+    finally:
+        d.stop()
+
+
 def main():
     spamflowd, spamflowctl = sys.argv[1:3]
     if os.environ.get("SPAMFLOW_QUARANTINE_NETNS") != "1":
@@ -71,6 +107,8 @@ def main():
     sock = os.path.join(tmp, "run", "control.sock")
     d = None
     try:
+        if len(sys.argv) > 4 and sys.argv[3] == "--burst":
+            return burst(spamflowd, spamflowctl, int(sys.argv[4]), tmp)
         with open(conf, "w") as f:
             f.write(CONF.format(dir=tmp, dry="false"))
         port = free_port()
