@@ -31,7 +31,7 @@ from sinktest import require_programs  # noqa: E402
 BOT = "10.66.0.2"
 SET = ("inet", "filter", "spamflow_quarantine")
 
-# The ruleset of doc/actions.md (a forward chain: the router), plus counters for the test.
+# The ruleset of doc/actions.md, as documented (its own base chain on the forward hook).
 RULESET = """
 table inet filter {
 	set spamflow_quarantine {
@@ -42,10 +42,12 @@ table inet filter {
 		type ipv6_addr
 		flags timeout
 	}
-	chain forward {
-		type filter hook forward priority filter; policy accept;
-		ip saddr @spamflow_quarantine tcp dport { 25, 465, 587 } counter log prefix "spamflow-quarantine: " drop
-		ip6 saddr @spamflow_quarantine6 tcp dport { 25, 465, 587 } counter log prefix "spamflow-quarantine: " drop
+	chain spamflow_forward {
+		type filter hook forward priority filter - 10; policy accept;
+		ip saddr @spamflow_quarantine tcp dport { 25, 465, 587 } limit rate 10/minute burst 20 packets log prefix "spamflow-quarantine: " level warn
+		ip saddr @spamflow_quarantine tcp dport { 25, 465, 587 } counter drop
+		ip6 saddr @spamflow_quarantine6 tcp dport { 25, 465, 587 } limit rate 10/minute burst 20 packets log prefix "spamflow-quarantine: " level warn
+		ip6 saddr @spamflow_quarantine6 tcp dport { 25, 465, 587 } counter drop
 	}
 }
 """
@@ -271,9 +273,10 @@ def main():
         web = bot_connect(net, 443, 101, 3)
         check(blocked == [], "quarantined: new connections to port 25 fail")
         check(len(web) == 3, "quarantined: port 443 still works")
-        cnt = nft("list", "chain", "inet", "filter", "forward", ns=net.router).stdout
-        check("counter packets 0 " not in cnt.split("tcp dport")[1],
-              "the ruleset's drop rule counted the bot's SYNs")
+        cnt = nft("list", "chain", "inet", "filter", "spamflow_forward", ns=net.router).stdout
+        drop = [l for l in cnt.splitlines() if "ip saddr" in l and l.strip().endswith("drop")]
+        check(len(drop) == 1 and "counter packets 0 " not in drop[0],
+              f"the ruleset's drop rule counted the bot's SYNs: {drop}")
 
         # release: 25 works again, and the offence going on does not put it back
         r = d.ctl("release", BOT)
