@@ -464,6 +464,38 @@ test_reconcile(void **state)
 	assert_int_equal(records(log, "quarantine-sync-keep", NULL), 1);
 }
 
+/* The set goes away under the daemon: the call fails, recorded with nft's error, counted;
+ * the failed add holds no place under the cap. */
+static void
+test_nft_fails(void **state)
+{
+	(void)state;
+	g_autoptr(ActionLog) log = action_log_new(64);
+	QuarantineConfig c = config(log);
+	g_autoptr(GError) err = NULL;
+	const char *d = NULL;
+
+	fresh(FALSE);
+	c.max_hosts = 1;
+	g_autoptr(Sink) s = quarantine_new(&c, &err);
+	assert_non_null(s);
+	assert_int_equal(run("delete set inet t q"), 0);
+	emit(s, ALERT_RAISED, "10.0.0.1");
+	settle(s);
+	assert_int_equal(s->st.errors, 1);
+	assert_int_equal(stat(s, "added"), 0);
+	assert_int_equal(records(log, "quarantine-failed", &d), 1);
+	assert_non_null(strstr(d, "add (raised): "));
+	assert_non_null(strstr(d, "No such file or directory"));
+	assert_int_equal(stat(s, "members"), 0);
+	/* the set is back: the next host gets the place */
+	assert_int_equal(run("add set inet t q { type ipv4_addr; flags timeout; }"), 0);
+	emit(s, ALERT_RAISED, "10.0.0.2");
+	settle(s);
+	assert_true(member("q", "10.0.0.2"));
+	assert_int_equal(stat(s, "refused_cap"), 0);
+}
+
 /* A full queue drops, counted; every event is either done or dropped. */
 static void
 test_queue_full(void **state)
@@ -501,7 +533,7 @@ main(void)
 	    cmocka_unit_test(test_dry_run),
 	    cmocka_unit_test(test_ipv6),
 	    cmocka_unit_test(test_reconcile),
-	    cmocka_unit_test(test_queue_full),
+	    cmocka_unit_test(test_nft_fails),	cmocka_unit_test(test_queue_full),
 	};
 	/* a private network namespace: its own, empty ruleset */
 	if (unshare(CLONE_NEWNET) != 0) {
