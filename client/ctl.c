@@ -453,6 +453,36 @@ render_offenders(GString *out, JsonNode *r, guint width)
 					   : "");
 }
 
+/* history's "actions": what the quarantine did (none: nothing printed) */
+static void
+render_actions(GString *out, JsonNode *r, gint64 now, guint width)
+{
+	static const Col cols[] = {
+	    {"WHEN", FALSE, 9},	 {"ACTION", FALSE, 10}, {"HOST", FALSE, 10},
+	    {"REASON", FALSE, 8}, {"UID", TRUE, 3},	{"DETAIL", FALSE, 20},
+	};
+	JsonNode *list = ctl_json_get(r, "actions");
+	Table t;
+
+	if (ctl_json_len(list) == 0)
+		return;
+	g_string_append(out, "\nactions, newest first:\n");
+	table_init(&t, cols, G_N_ELEMENTS(cols));
+	for (guint i = 0; i < ctl_json_len(list); i++) {
+		JsonNode *a = ctl_json_at(list, i);
+		char **row = g_new0(char *, G_N_ELEMENTS(cols) + 1);
+		row[0] = ago(a, "time_ms", now);
+		row[1] = str(a, "action");
+		row[2] = str(a, "host");
+		row[3] = is_value(ctl_json_get(a, "reason"), G_TYPE_STRING) ? str(a, "reason")
+									      : g_strdup("-");
+		row[4] = is_number(ctl_json_get(a, "uid")) ? num(a, "uid") : g_strdup("-");
+		row[5] = str(a, "detail");
+		table_add(&t, row);
+	}
+	table_render(&t, out, width, "");
+}
+
 static void
 render_history(GString *out, JsonNode *r, guint width)
 {
@@ -466,6 +496,7 @@ render_history(GString *out, JsonNode *r, guint width)
 
 	if (ctl_json_len(list) == 0) {
 		g_string_append(out, "no alert events yet\n");
+		render_actions(out, r, now, width);
 		return;
 	}
 	table_init(&t, cols, G_N_ELEMENTS(cols));
@@ -482,6 +513,7 @@ render_history(GString *out, JsonNode *r, guint width)
 		table_add(&t, row);
 	}
 	table_render(&t, out, width, "");
+	render_actions(out, r, now, width);
 }
 
 static void

@@ -20,7 +20,8 @@
 
 #define FLOW_BATCH_CAP 1024
 #define EXPIRE_INTERVAL_S 60
-#define SINKS_FLUSH_MS 5000 /* at exit, for queued remote syslog events */
+#define SINKS_FLUSH_MS 5000 /* at exit, for queued remote syslog events (and actions) */
+#define ACTION_LOG_LEN 1024 /* actions kept for `history` */
 
 /* Command-line flags override the file. */
 void
@@ -82,6 +83,7 @@ print_report(const App *app, const ReplayStats *replay, FILE *text_fp)
 			 .listener = app->listener != NULL ? listener_stats(app->listener) : NULL,
 			 .analyzer = &an,
 			 .sinks = app->sinks,
+			 .actions = app->actions.set,
 			 .module_stats = app_module_stats,
 			 .module_data = (gpointer)app};
 
@@ -144,6 +146,9 @@ on_alert(const AlertEvent *analyzer_ev, gpointer user_data)
 	g_message("alert %s", summary);
 	SinkCtx ctx = {.exporter_name = exporter_name, .user_data = app};
 	sink_set_write(app->sinks, ev, &ctx);
+	/* actions only queue here: their programs, requests and nft calls run elsewhere */
+	if (app->actions.set != NULL)
+		sink_set_write(app->actions.set, ev, &ctx);
 }
 
 /* Each batch of decoded records: to the --flows CSV, then through the analyzer. With
@@ -277,6 +282,14 @@ app_init(App *app, Config *cfg, const AppOptions *opt, gboolean live, GError **e
 	app->sinks = sinks_from_config(cfg, opt->alerts, error);
 	if (app->sinks == NULL)
 		return FALSE;
+	app->action_log = action_log_new(ACTION_LOG_LEN);
+	/* a replay acts on a capture's past: its hosts are not today's, so the quarantine
+	 * only says what it would do */
+	if (!live && cfg->quarantine_set[0] != '\0' && !cfg->quarantine_dry_run)
+		g_message("replay: [quarantine] runs as dry_run (a capture's hosts are not "
+			  "quarantined now)");
+	if (!actions_from_config(&app->actions, cfg, app->action_log, !live, error))
+		return FALSE;
 	acfg.alert_fn = on_alert;
 	acfg.alert_data = app;
 	acfg.notice_fn = on_analyzer_notice;
@@ -338,6 +351,8 @@ app_finish(App *app)
 		analyzer_flush_notices(app->analyzer); /* the last evictions, if any */
 	if (app->sinks != NULL)
 		(void)sink_set_flush(app->sinks, SINKS_FLUSH_MS); /* what is left is logged */
+	if (app->actions.set != NULL)
+		(void)sink_set_flush(app->actions.set, SINKS_FLUSH_MS);
 	if (app->flows != NULL && !flowsout_close(app->flows, &err)) {
 		g_printerr("spamflowd: %s\n", err->message);
 		ok = FALSE;
@@ -356,6 +371,8 @@ app_clear(App *app)
 	g_clear_pointer(&app->analyzer, analyzer_free);
 	g_clear_pointer(&app->allowed, netset_free);
 	g_clear_pointer(&app->sinks, sink_set_free);
+	actions_clear(&app->actions);
+	g_clear_pointer(&app->action_log, action_log_free);
 	g_clear_pointer(&app->enricher, enricher_free);
 	g_clear_pointer(&app->flowstore, flowstore_free);
 	g_clear_pointer(&app->evidence, evidence_free);
@@ -383,6 +400,9 @@ app_control_start(App *app, GError **error)
 	app->commands = (CommandsDeps){.collector = app->collector,
 				       .analyzer = app->analyzer,
 				       .sinks = app->sinks,
+				       .actions = app->actions.set,
+				       .action_log = app->action_log,
+				       .quarantine = app->actions.quarantine,
 				       .listener = app->listener,
 				       .cfg = &app->cfg,
 				       .config_path = app->opt->config,
@@ -505,7 +525,7 @@ app_run_replay(Config *cfg, const AppOptions *opt)
 		g_autoptr(Replay) r = replay_open(opt->files[i], &err);
 		g_autofree char *base = g_path_get_basename(opt->files[i]);
 		ReplayDatagram d;
-		guint64 seen = 0;
+		guint64 seen = 0, dispatched = 0;
 
 		if (r == NULL) {
 			daemon_log_status(NULL);
@@ -517,6 +537,9 @@ app_run_replay(Config *cfg, const AppOptions *opt)
 			now_ms = d.ts_ms;
 			replay_ticks(&app, tick_ms, &next_tick, d.ts_ms);
 			collector_input(app.collector, d.addr, d.port, d.payload, d.len, d.ts_ms);
+			/* actions' children and requests finish on the main context */
+			if ((++dispatched & 255) == 0 && sink_set_len(app.actions.set) > 0)
+				g_main_context_iteration(NULL, FALSE);
 			if (tty && (++seen & 255) == 0 && g_get_monotonic_time() >= next_status_us) {
 				replay_status(&app, base, i, nfiles, d.ts_ms, start_us);
 				next_status_us = g_get_monotonic_time() + G_USEC_PER_SEC;

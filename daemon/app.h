@@ -5,6 +5,7 @@
  * main loop or replays capture files. */
 #pragma once
 
+#include "actions.h"
 #include "analyzer.h"
 #include "collector.h"
 #include "commands.h"
@@ -45,6 +46,8 @@ typedef struct {
 	Analyzer *analyzer;
 	NetSet *allowed; /* [collector] allowed_exporters, NULL = every source */
 	SinkSet *sinks;
+	Actions actions;	    /* [actions], [quarantine]: after the sinks, each filtered */
+	ActionLog *action_log;	    /* what the actions did, for `history` */
 	GHashTable *exporter_names; /* exporter index -> "addr" text, for alert output */
 	Listener *listener;
 	GMainLoop *loop;

@@ -218,6 +218,22 @@ run_history(const ControlRequest *req, const CommandsDeps *d, GString *out)
 	}
 	g_string_append_printf(out, "],\"total\":%u,\"shown\":%u,\"truncated\":%s", n, shown,
 			       truncated ? "true" : "false");
+	/* what the actions did (quarantine adds and deletes, releases), newest first */
+	g_string_append(out, ",\"actions\":[");
+	guint na = d->action_log != NULL ? action_log_len(d->action_log) : 0, ashown = 0;
+	for (guint i = 0; i < na && ashown < limit && !truncated; i++) {
+		gsize mark = out->len;
+		if (ashown > 0)
+			g_string_append_c(out, ',');
+		action_record_json(out, action_log_get(d->action_log, i));
+		if (out->len + 256 > req->max_reply) {
+			g_string_truncate(out, mark);
+			truncated = TRUE;
+			break;
+		}
+		ashown++;
+	}
+	g_string_append_printf(out, "],\"actions_total\":%u,\"actions_shown\":%u", na, ashown);
 	control_reply_end(out);
 }
 
@@ -658,7 +674,8 @@ append_report_members(GString *out, const CommandsDeps *d, gboolean exporters_on
 	AnalyzerStats an;
 	ReportExtra x = {.listener = d->listener != NULL ? listener_stats(d->listener) : NULL,
 			 .analyzer = &an,
-			 .sinks = d->sinks};
+			 .sinks = d->sinks,
+			 .actions = d->actions};
 
 	analyzer_get_stats(d->analyzer, &an);
 	report_json(s, d->collector, exporters_only ? NULL : &x);
@@ -761,6 +778,11 @@ commands_key_reloadable(const char *section, const char *key)
 		return FALSE; /* bound sockets and the collector's tables */
 	if (strcmp(section, "daemon") == 0)
 		return strcmp(key, "log_level") == 0;
+	/* built once at start: files, queues, worker threads, the nftables set */
+	if (strcmp(section, "sinks") == 0 || strcmp(section, "actions") == 0 ||
+	    strcmp(section, "quarantine") == 0 || strcmp(section, "evidence") == 0 ||
+	    strcmp(section, "state") == 0)
+		return FALSE;
 	return TRUE; /* [analyzer], the heuristics, [alerts]: analyzer_reconfigure() */
 }
 

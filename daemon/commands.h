@@ -4,6 +4,7 @@
  * the daemon has to do is fill a CommandsDeps. */
 #pragma once
 
+#include "action.h"
 #include "analyzer.h"
 #include "collector.h"
 #include "config.h"
@@ -17,6 +18,9 @@ typedef struct {
 	Collector *collector;
 	Analyzer *analyzer;
 	SinkSet *sinks;
+	SinkSet *actions;     /* exec, webhook, quarantine (stats); may be NULL */
+	ActionLog *action_log; /* what the actions did (history); may be NULL */
+	Sink *quarantine;     /* in actions, or NULL when [quarantine] is off */
 	Listener *listener; /* may be NULL */
 	Config *const *cfg; /* the configuration in force; reload replaces *cfg */
 	const char *config_path; /* NULL: started without -c */

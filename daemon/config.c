@@ -6,6 +6,7 @@
 
 #include "listener.h"
 #include "netset.h"
+#include "action.h"
 #include "sink_syslog.h"
 
 #include <stddef.h>
@@ -28,6 +29,12 @@ typedef enum {
 	KEY_FACILITY,  /* char *: a syslog facility name */
 	KEY_SYSLOG_URL, /* char *: "" or udp://host[:port] / tcp://host[:port] */
 	KEY_TEXT,      /* char *: any text (a path, a user name) */
+	KEY_PATHS,     /* char *: "" or a comma-separated list of absolute paths */
+	KEY_URLS,      /* char *: "" or a comma-separated list of http:// or https:// URLs */
+	KEY_EVENTS,    /* char *: alert event names ("" = all) */
+	KEY_REASONS,   /* char *: alert reason names ("" = all) */
+	KEY_SEVERITY,  /* char *: a severity name ("" = info) */
+	KEY_NFT_SET,   /* char *: "" or "FAMILY TABLE SET" */
 } KeyType;
 
 typedef struct {
@@ -41,6 +48,9 @@ typedef struct {
 } ConfigKey;
 
 static const char *const log_targets[] = {"stderr", "syslog", NULL};
+
+static const char *const webhook_formats[] = {"json", "chat", NULL};
+static const char *const on_clear_choices[] = {"delete", "expire", NULL};
 
 static const char *const log_levels[] = {"error", "critical", "warning", "message",
 					 "info",  "debug",    NULL};
@@ -243,6 +253,82 @@ static const ConfigKey config_keys[] = {
      "(IPv6 in brackets, port 514 by default); empty = none"},
     {"sinks", "remote_queue", KEY_UINT, offsetof(Config, remote_queue), 1, 10000000, NULL,
      "tcp: events held while the server is away; more are dropped (counted)"},
+    {"actions", "exec", KEY_PATHS, offsetof(Config, action_exec), 0, 0, NULL,
+     "programs to run on every alert event that passes the filter below (comma-separated "
+     "absolute paths): arguments EVENT HOST REASON SEVERITY, the alert's JSON on standard "
+     "input (doc/actions.md); empty = none"},
+    {"actions", "exec_timeout", KEY_UINT, offsetof(Config, exec_timeout_s), 1, 3600, NULL,
+     "seconds a program may run; then SIGTERM, and SIGKILL 2 s later (counted timed_out)"},
+    {"actions", "exec_max_running", KEY_UINT, offsetof(Config, exec_max_running), 1, 1000,
+     NULL, "programs running at once, per program; more events wait in the queue"},
+    {"actions", "exec_queue", KEY_UINT, offsetof(Config, exec_queue), 1, 1000000, NULL,
+     "events waiting for a free slot, per program; more are dropped (counted)"},
+    {"actions", "exec_host_limit", KEY_UINT, offsetof(Config, exec_host_limit), 0, 100000,
+     NULL,
+     "runs per host per minute, per program, so a flapping host cannot fork-bomb the machine "
+     "(raised/updated beyond it are dropped and counted; cleared always runs); 0 = no limit"},
+    {"actions", "exec_output_lines", KEY_UINT, offsetof(Config, exec_output_lines), 0, 1000,
+     NULL, "lines of each run's output (stdout and stderr) copied into the daemon's log"},
+    {"actions", "webhook", KEY_URLS, offsetof(Config, action_webhook), 0, 0, NULL,
+     "POST every alert event that passes the filter below to these URLs (comma-separated, "
+     "http:// or https://; TLS is always verified); empty = none"},
+    {"actions", "webhook_header", KEY_TEXT, offsetof(Config, webhook_header), 0, 0, NULL,
+     "one extra request header, \"Name: value\" (e.g. Authorization: Bearer ...); prefer "
+     "webhook_header_file for secrets"},
+    {"actions", "webhook_header_file", KEY_TEXT, offsetof(Config, webhook_header_file), 0, 0,
+     NULL,
+     "a file holding that one header line, read at start and on reload, so a token stays out "
+     "of this file; wins over webhook_header"},
+    {"actions", "webhook_format", KEY_CHOICE, offsetof(Config, webhook_format), 0, 0,
+     webhook_formats,
+     "json: the alert object of the JSON sink; chat: {\"text\": summary line} for Slack or "
+     "Mattermost incoming webhooks"},
+    {"actions", "webhook_ca", KEY_TEXT, offsetof(Config, webhook_ca), 0, 0, NULL,
+     "CA certificates (PEM file) to verify https webhooks with; empty = the system's store"},
+    {"actions", "webhook_timeout", KEY_UINT, offsetof(Config, webhook_timeout_s), 1, 3600,
+     NULL, "seconds a request may take, connecting included"},
+    {"actions", "webhook_queue", KEY_UINT, offsetof(Config, webhook_queue), 1, 1000000, NULL,
+     "events held per URL (waiting, in flight or retrying); more are dropped (counted)"},
+    {"actions", "webhook_attempts", KEY_UINT, offsetof(Config, webhook_attempts), 1, 1000,
+     NULL,
+     "attempts per event: connection errors, timeouts, 429 and 5xx are retried with "
+     "exponential backoff; other 4xx are not"},
+    {"actions", "webhook_backoff", KEY_UINT, offsetof(Config, webhook_backoff_s), 1, 3600,
+     NULL, "seconds before the first retry, doubled each time up to 5 minutes"},
+    {"actions", "events", KEY_EVENTS, offsetof(Config, action_events), 0, 0, NULL,
+     "events exec and webhook act on: raised, updated, cleared (empty = all). A cleared "
+     "event is acted on only when the host's raised or updated event was"},
+    {"actions", "reasons", KEY_REASONS, offsetof(Config, action_reasons), 0, 0, NULL,
+     "reasons exec and webhook act on (empty = all)"},
+    {"actions", "min_severity", KEY_SEVERITY, offsetof(Config, action_min_severity), 0, 0,
+     NULL, "raised and updated events below this severity are not acted on: info, notice, "
+     "warning, critical"},
+    {"quarantine", "set", KEY_NFT_SET, offsetof(Config, quarantine_set), 0, 0, NULL,
+     "the nftables set that holds quarantined hosts, \"FAMILY TABLE SET\" (e.g. inet filter "
+     "spamflow_quarantine; your ruleset drops their mail: doc/actions.md); needs "
+     "CAP_NET_ADMIN; empty = off"},
+    {"quarantine", "timeout", KEY_UINT, offsetof(Config, quarantine_timeout_s), 1, 31536000,
+     NULL,
+     "seconds a host stays in the set; each updated event renews it, so a bot that keeps "
+     "going stays in, and one the daemon forgets (crash, removal) leaves by itself"},
+    {"quarantine", "on_clear", KEY_CHOICE, offsetof(Config, quarantine_on_clear), 0, 0,
+     on_clear_choices,
+     "when the host's alert clears: delete (release it at once) or expire (let the timeout "
+     "run out)"},
+    {"quarantine", "reasons", KEY_REASONS, offsetof(Config, quarantine_reasons), 0, 0, NULL,
+     "reasons that quarantine a host (mta-surge and auth-bruteforce name mail servers and "
+     "external hosts, which are never quarantined)"},
+    {"quarantine", "min_severity", KEY_SEVERITY, offsetof(Config, quarantine_min_severity), 0,
+     0, NULL, "alerts below this severity do not quarantine"},
+    {"quarantine", "never", KEY_PREFIXES, offsetof(Config, quarantine_never), 0, 0, NULL,
+     "addresses and prefixes never quarantined (besides [analyzer] mail_servers and "
+     "everything outside internal_networks, which never are)"},
+    {"quarantine", "max_hosts", KEY_UINT, offsetof(Config, quarantine_max_hosts), 1, 1000000,
+     NULL, "hosts in the set at most; more are refused (counted and logged)"},
+    {"quarantine", "dry_run", KEY_BOOL, offsetof(Config, quarantine_dry_run), 0, 0, NULL,
+     "log and record what would be done, touch nothing: try it first"},
+    {"quarantine", "queue", KEY_UINT, offsetof(Config, quarantine_queue), 1, 1000000, NULL,
+     "set changes waiting for the nftables worker; more are dropped (counted)"},
     {"enrich", "country_db", KEY_TEXT, offsetof(Config, country_db), 0, 0, NULL,
      "country database (.mmdb: GeoLite2/GeoIP2 Country or City, DB-IP Lite, IPinfo Lite, "
      "ip-location-db); empty = no countries. Reopened on SIGHUP"},
@@ -347,6 +433,32 @@ config_new(void)
 	cfg->syslog_facility = g_strdup("daemon");
 	cfg->sink_remote = g_strdup("");
 	cfg->remote_queue = SINK_SYSLOG_QUEUE_DEFAULT;
+	cfg->action_exec = g_strdup("");
+	cfg->exec_timeout_s = 10;   /* a ban script calls a router or an API: seconds, not minutes */
+	cfg->exec_max_running = 4;  /* one per core of a small box; the queue takes bursts */
+	cfg->exec_queue = 256;
+	cfg->exec_host_limit = 6;   /* an update every 10 s is already a flapping host */
+	cfg->exec_output_lines = 5;
+	cfg->action_webhook = g_strdup("");
+	cfg->webhook_header = g_strdup("");
+	cfg->webhook_header_file = g_strdup("");
+	cfg->webhook_ca = g_strdup("");
+	cfg->webhook_timeout_s = 10;
+	cfg->webhook_queue = 1000;
+	cfg->webhook_attempts = 8;  /* 1+2+...+128 s: a chat server restarting is waited for */
+	cfg->webhook_backoff_s = 1;
+	cfg->action_events = g_strdup("");
+	cfg->action_reasons = g_strdup("");
+	cfg->action_min_severity = g_strdup("");
+	cfg->quarantine_set = g_strdup("");
+	cfg->quarantine_timeout_s = 3600; /* the long window: it outlives a daemon that forgets */
+	cfg->quarantine_reasons =
+	    g_strdup("smtp-fanout, smtp-blocked, submission-fanout, lateral-smtp, smtp-novelty");
+	cfg->quarantine_min_severity = g_strdup("warning"); /* smtp-blocked (notice): the
+							      firewall holds it already */
+	cfg->quarantine_never = g_strdup("");
+	cfg->quarantine_max_hosts = 1024;
+	cfg->quarantine_queue = 1024;
 	cfg->country_db = g_strdup("");
 	cfg->asn_db = g_strdup("");
 	cfg->evidence_dir = g_strdup("");
@@ -382,6 +494,18 @@ config_free(Config *cfg)
 	g_free(cfg->user);
 	g_free(cfg->control_socket);
 	g_free(cfg->control_group);
+	g_free(cfg->action_exec);
+	g_free(cfg->action_webhook);
+	g_free(cfg->webhook_header);
+	g_free(cfg->webhook_header_file);
+	g_free(cfg->webhook_ca);
+	g_free(cfg->action_events);
+	g_free(cfg->action_reasons);
+	g_free(cfg->action_min_severity);
+	g_free(cfg->quarantine_set);
+	g_free(cfg->quarantine_reasons);
+	g_free(cfg->quarantine_min_severity);
+	g_free(cfg->quarantine_never);
 	g_free(cfg->country_db);
 	g_free(cfg->asn_db);
 	g_free(cfg->evidence_dir);
@@ -495,6 +619,75 @@ strip_comment(char *v)
 		}
 	}
 	g_strstrip(v);
+}
+
+/* KEY_PATHS and KEY_URLS: each comma-separated item an absolute path, or an http(s) URL */
+static gboolean
+check_list(const char *v, gboolean urls, char **why)
+{
+	g_auto(GStrv) items = g_strsplit(v, ",", -1);
+
+	for (guint i = 0; items[i] != NULL; i++) {
+		const char *it = g_strstrip(items[i]);
+		if (*it == '\0')
+			continue;
+		if (urls && !g_str_has_prefix(it, "http://") && !g_str_has_prefix(it, "https://")) {
+			*why = g_strdup_printf("'%s' is not an http:// or https:// URL", it);
+			return FALSE;
+		}
+		if (!urls && !g_path_is_absolute(it)) {
+			*why = g_strdup_printf("'%s' is not an absolute path", it);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+gboolean
+config_parse_nft_set(const char *v, char **family, char **table, char **set, char **why)
+{
+	static const char *const families[] = {"ip", "ip6", "inet", "bridge", "netdev", NULL};
+	g_auto(GStrv) w = g_strsplit_set(v, " \t", -1);
+	const char *word[3];
+	guint n = 0;
+
+	for (guint i = 0; w[i] != NULL; i++) {
+		if (w[i][0] == '\0')
+			continue;
+		if (n == 3) {
+			n++;
+			break;
+		}
+		word[n++] = w[i];
+	}
+	if (n != 3) {
+		*why = g_strdup_printf("'%s' is not \"FAMILY TABLE SET\" (e.g. inet filter "
+				       "spamflow_quarantine)", v);
+		return FALSE;
+	}
+	if (!g_strv_contains(families, word[0])) {
+		*why = g_strdup_printf("'%s' is not an nftables family (ip, ip6, inet, bridge, "
+				       "netdev)", word[0]);
+		return FALSE;
+	}
+	for (guint i = 1; i < 3; i++) {
+		gsize len = strlen(word[i]);
+		if (len > 64 || !g_ascii_isalpha(word[i][0]) ||
+		    strspn(word[i], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				    "0123456789_-.") != len) {
+			*why = g_strdup_printf("'%s' is not an nftables %s name (a letter, then "
+					       "letters, digits, '_', '-' or '.')",
+					       word[i], i == 1 ? "table" : "set");
+			return FALSE;
+		}
+	}
+	if (family != NULL)
+		*family = g_strdup(word[0]);
+	if (table != NULL)
+		*table = g_strdup(word[1]);
+	if (set != NULL)
+		*set = g_strdup(word[2]);
+	return TRUE;
 }
 
 static gboolean
@@ -635,6 +828,31 @@ load_key(GKeyFile *kf, const ConfigKey *k, Config *cfg, char **why)
 		set_text((char **)field, v);
 		return TRUE;
 	}
+	case KEY_PATHS:
+	case KEY_URLS:
+		if (!check_list(v, k->type == KEY_URLS, why))
+			return FALSE;
+		set_text((char **)field, v);
+		return TRUE;
+	case KEY_EVENTS:
+	case KEY_REASONS:
+	case KEY_SEVERITY: {
+		g_autoptr(GError) aerr = NULL;
+		ActionFilterSpec spec;
+		if (!action_filter_spec_parse(&spec, k->type == KEY_EVENTS ? v : "",
+					      k->type == KEY_REASONS ? v : "",
+					      k->type == KEY_SEVERITY ? v : "", &aerr)) {
+			*why = g_strdup(aerr->message);
+			return FALSE;
+		}
+		set_text((char **)field, v);
+		return TRUE;
+	}
+	case KEY_NFT_SET:
+		if (*v != '\0' && !config_parse_nft_set(v, NULL, NULL, NULL, why))
+			return FALSE;
+		set_text((char **)field, v);
+		return TRUE;
 	case KEY_ADDR_LIST:
 		break;
 	}
@@ -1149,6 +1367,12 @@ config_to_string(const Config *cfg)
 		case KEY_TEXT:
 		case KEY_FACILITY:
 		case KEY_SYSLOG_URL:
+		case KEY_PATHS:
+		case KEY_URLS:
+		case KEY_EVENTS:
+		case KEY_REASONS:
+		case KEY_SEVERITY:
+		case KEY_NFT_SET:
 			append_escaped(s, *(char *const *)field);
 			g_string_append_c(s, '\n');
 			break;

@@ -61,6 +61,35 @@ typedef struct {
 	guint evidence_max_age_s;	/* files older are removed; 0 = no age limit */
 	guint64 evidence_max_bytes;	/* files beyond this total are removed, oldest first */
 	guint64 evidence_memory_cap;	/* bytes for the flow store behind the files */
+	/* [actions]: exec hooks and webhooks on alert events (daemon/actions.c) */
+	char *action_exec;	    /* comma-separated programs, "" = none */
+	guint exec_timeout_s;
+	guint exec_max_running;
+	guint exec_queue;
+	guint exec_host_limit;	    /* runs per host per minute, 0 = no limit */
+	guint exec_output_lines;
+	char *action_webhook;	    /* comma-separated URLs, "" = none */
+	char *webhook_header;	    /* "Name: value", "" = none */
+	char *webhook_header_file;  /* a file holding that line; wins over webhook_header */
+	guint webhook_format;	    /* index into webhook_formats: json, chat */
+	char *webhook_ca;	    /* CA file, "" = the system's store */
+	guint webhook_timeout_s;
+	guint webhook_queue;
+	guint webhook_attempts;
+	guint webhook_backoff_s;
+	char *action_events;	    /* the filter of exec and webhook ("" = all) */
+	char *action_reasons;
+	char *action_min_severity;
+	/* [quarantine]: the nftables set of contained hosts */
+	char *quarantine_set;	    /* "FAMILY TABLE SET", "" = off */
+	guint quarantine_timeout_s;
+	guint quarantine_on_clear;  /* index into on_clear choices: delete, expire */
+	char *quarantine_reasons;
+	char *quarantine_min_severity;
+	char *quarantine_never;	    /* prefixes never quarantined */
+	guint quarantine_max_hosts;
+	gboolean quarantine_dry_run;
+	guint quarantine_queue;
 	/* [state]: restart without loss (daemon/statefile.c) */
 	/* [group NAME] sections, in file order (strings owned here; analyzer.groups points
 	 * at them, config_analyzer()) */
@@ -70,6 +99,11 @@ typedef struct {
 	guint state_interval_s;	   /* snapshot every N seconds besides the one at exit; 0 = exit only */
 	guint state_max_age_s;	   /* an older file is not restored */
 } Config;
+
+/* [quarantine] set's "FAMILY TABLE SET" into its words (each NULL to skip); *why says what is
+ * wrong. */
+gboolean config_parse_nft_set(const char *v, char **family, char **table, char **set,
+			      char **why) G_GNUC_WARN_UNUSED_RESULT;
 
 #define CONFIG_ERROR (config_error_quark())
 GQuark config_error_quark(void);

@@ -372,6 +372,29 @@ report_text(GString *out, const Collector *c, const ReportExtra *x)
 		append_kv(out, &sk->st, sink_fields, G_N_ELEMENTS(sink_fields));
 		g_string_append_c(out, '\n');
 	}
+	/* actions: their own counters matter most (timeouts, retries, refusals) */
+	for (guint i = 0; x->actions != NULL && i < sink_set_len(x->actions); i++) {
+		const Sink *sk = sink_set_get(x->actions, i);
+		g_string_append_printf(out, "action %s %s: ", sk->ops->kind, sk->name);
+		append_kv(out, &sk->st, sink_fields, G_N_ELEMENTS(sink_fields));
+		if (sk->ops->stats_json != NULL) {
+			g_autoptr(GString) j = g_string_new(NULL);
+			sk->ops->stats_json(sk, j);
+			gboolean in_str = FALSE;
+			g_string_append_c(out, ' ');
+			for (const char *p = j->str + (j->str[0] == ','); *p != '\0'; p++) {
+				if (*p == '"')
+					in_str = !in_str;
+				else if (!in_str && *p == ':')
+					g_string_append_c(out, '=');
+				else if (!in_str && *p == ',')
+					g_string_append_c(out, ' ');
+				else
+					g_string_append_c(out, *p);
+			}
+		}
+		g_string_append_c(out, '\n');
+	}
 }
 
 /* ---- JSON ---- */
@@ -428,6 +451,8 @@ add_json_denied(const DeniedView *v, gpointer user_data)
 			       v->port, v->datagrams, v->bytes, v->first_seen_ms, v->last_seen_ms);
 }
 
+static void append_sinks_json(GString *out, const char *name, const SinkSet *set);
+
 void
 report_json(GString *out, const Collector *c, const ReportExtra *x)
 {
@@ -461,10 +486,21 @@ report_json(GString *out, const Collector *c, const ReportExtra *x)
 	}
 	if (x->module_stats != NULL)
 		x->module_stats(x->module_data, out);
-	if (x->sinks != NULL) {
-		g_string_append(out, ",\"sinks\":[");
-		for (guint i = 0; i < sink_set_len(x->sinks); i++) {
-			const Sink *sk = sink_set_get(x->sinks, i);
+	if (x->sinks != NULL)
+		append_sinks_json(out, "sinks", x->sinks);
+	if (x->actions != NULL)
+		append_sinks_json(out, "actions", x->actions);
+	g_string_append(out, "}\n");
+}
+
+/* ,"name":[{"kind":..,"name":..,counters..,own counters..},...] */
+static void
+append_sinks_json(GString *out, const char *name, const SinkSet *set)
+{
+	{
+		g_string_append_printf(out, ",\"%s\":[", name);
+		for (guint i = 0; i < sink_set_len(set); i++) {
+			const Sink *sk = sink_set_get(set, i);
 			g_string_append(out, i > 0 ? ",{\"kind\":" : "{\"kind\":");
 			report_json_string(out, sk->ops->kind);
 			g_string_append(out, ",\"name\":");
@@ -479,7 +515,6 @@ report_json(GString *out, const Collector *c, const ReportExtra *x)
 		}
 		g_string_append_c(out, ']');
 	}
-	g_string_append(out, "}\n");
 }
 
 /* ---- live log lines ---- */

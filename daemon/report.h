@@ -17,6 +17,7 @@ typedef struct {
 	const ListenerStats *listener;
 	const AnalyzerStats *analyzer;
 	const SinkSet *sinks; /* alert sinks, one counter row each */
+	const SinkSet *actions; /* actions (exec, webhook, quarantine), the same way */
 	/* optional modules' counters as JSON members ,"name":{"counter":N,...} (flat) */
 	void (*module_stats)(gpointer data, GString *out);
 	gpointer module_data;
@@ -24,7 +25,7 @@ typedef struct {
 
 void report_text(GString *out, const Collector *c, const ReportExtra *x);
 /* {"exporters":[...],"totals":{...},"replay":{...}|"listener":{...},"analyzer":{...},
- * "sinks":[{...}]} and a newline. */
+ * "sinks":[{...}],"actions":[{...}]} and a newline. */
 void report_json(GString *out, const Collector *c, const ReportExtra *x);
 /* Live mode: one g_message() with the totals, then one per exporter session. */
 void report_log(const Collector *c, const ListenerStats *listener);
