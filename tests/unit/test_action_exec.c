@@ -637,6 +637,26 @@ test_flush_and_free(void **state)
 	sink_free(h);
 }
 
+/* The program removed after start: a spawn error, counted and logged; nothing runs. */
+static void
+test_spawn_error(void **state)
+{
+	Fixture *f = *state;
+	g_autofree char *path = script(f, "gone", "exit 0\n");
+	ActionExecConfig c = config(path);
+	g_autoptr(Sink) s = exec_new(&c);
+
+	assert_int_equal(unlink(path), 0);
+	write_event(s, "10.6.0.1", ALERT_RAISED);
+	write_event(s, "10.6.0.2", ALERT_RAISED);
+	drive(s, 5000);
+	assert_int_equal(stat_of(s, "spawn_errors"), 2);
+	assert_int_equal(stat_of(s, "started"), 0);
+	assert_int_equal(s->st.errors, 2);
+	assert_int_equal(logged_count("W ", "raised 10.6.0.1: cannot run: "), 1);
+	assert_int_equal(logged_count("W ", "cannot run"), 1);
+}
+
 int
 main(void)
 {
@@ -651,6 +671,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_cleared_reserve, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chatty, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flush_and_free, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_spawn_error, setup, teardown),
 	};
 	logged = g_ptr_array_new_with_free_func(g_free);
 	g_log_set_writer_func(writer, NULL, NULL);
