@@ -752,3 +752,10 @@ action_exec_queued(const Sink *s)
 {
 	return s != NULL && s->ops == &exec_ops ? ((const ActionExec *)s)->queue.length : 0;
 }
+
+void
+action_exec_forget(Sink *s, const guint8 host[16], int reason)
+{
+	if (s != NULL && s->ops == &exec_ops)
+		action_filter_forget(((ActionExec *)s)->filter, host, reason);
+}

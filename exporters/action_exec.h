@@ -44,3 +44,6 @@ Sink *action_exec_new(const ActionExecConfig *c, GError **error) G_GNUC_WARN_UNU
 /* For tests and the daemon's stats: children running, events waiting. */
 guint action_exec_running(const Sink *s);
 guint action_exec_queued(const Sink *s);
+/* spamflowctl forget/release: forget that events of (host, reason) ran the program (every
+ * reason when reason < 0), so that its cleared event will not run it. */
+void action_exec_forget(Sink *s, const guint8 host[16], int reason);

@@ -566,6 +566,12 @@ test_cleared_reserve(void **state)
 	assert_int_equal(stat_of(s, "dropped"), 2);
 	write_event(s, "10.3.0.9", ALERT_CLEARED); /* nothing passed for it: filtered */
 	assert_int_equal(stat_of(s, "filtered"), 1);
+	guint8 h3[16];
+	sample_addr(h3, "10.3.0.3");
+	action_exec_forget(s, h3, -1); /* spamflowctl forget: its cleared does not run */
+	write_event(s, "10.3.0.3", ALERT_CLEARED);
+	assert_int_equal(stat_of(s, "filtered"), 2);
+	assert_int_equal(stat_of(s, "dropped"), 2);
 	drive(s, 10000);
 	g_autofree char *runs = dir_file(f, "runs");
 	assert_string_equal(runs, "raised 10.3.0.1\nraised 10.3.0.2\nraised 10.3.0.3\n"
