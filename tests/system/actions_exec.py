@@ -2,6 +2,7 @@
 """The exec hook action through the real daemon (issue 15): spamflowd live on loopback, fed
 a NetFlow v5 stream (sinktest.py) that raises one smtp-fanout alert per host, with real
 scripts in [actions] exec:
+  0. a program missing or not executable: the daemon refuses to start, naming it;
   1. two scripts at once (exec = a, b): one records its arguments, environment and standard
      input: for each host exactly "raised" then "cleared" (a short [alerts] hold), the
      arguments of the event, stdin byte-equal to the JSON sink's line of the same event;
@@ -115,6 +116,23 @@ def decoded_in_full(label, stats, hosts):
           f"{label}: no sequence loss, nothing malformed")
     check(stats["listener"]["kernel_drops"] == 0,
           f"{label}: no kernel drops ({stats['listener']['kernel_drops']})")
+
+
+# ---- 0. a program that is not there ----
+
+def refused(spamflowd, ctl, tmp):
+    """The daemon does not start without its hook, and says which program is missing."""
+    void = os.path.join(tmp, "not-there")
+    noexec = os.path.join(tmp, "noexec.sh")
+    script(noexec, "exit 0\n")
+    os.chmod(noexec, 0o644)
+    for path, why in ((void, "no such file"), (noexec, "not executable by this user")):
+        cfg = conf(tmp, "", f"[actions]\nexec = {path}\n")
+        r = subprocess.run([spamflowd, "--state=", "-c", cfg, "-l", "127.0.0.1:0",
+                            "--stats-interval", "0"], capture_output=True, text=True,
+                           timeout=20)
+        check(r.returncode == 1 and f"exec '{path}': {why}" in r.stderr,
+              f"refused: {why}: exit {r.returncode}, {r.stderr.strip()!r}")
 
 
 # ---- 1. arguments, stdin, hang, fail ----
@@ -268,7 +286,8 @@ def main():
     sinktest.require_programs("sh", "sleep", "date", "cat")
     tmp = tempfile.mkdtemp(prefix="spamflow-exec-")
     try:
-        for name, fn in (("record", record_hang_fail), ("burst", burst)):
+        for name, fn in (("refused", refused), ("record", record_hang_fail),
+                         ("burst", burst)):
             sub = os.path.join(tmp, name)
             os.mkdir(sub)
             print(name, flush=True)
