@@ -317,14 +317,15 @@ on_stdin(gint fd, GIOCondition cond, gpointer user_data)
 	return G_SOURCE_REMOVE;
 }
 
-/* Read what the output pipe holds; keep the first bytes, drop the rest (a chatty child
- * must not stall on a full pipe). FALSE at end of file or error: the pipe is closed. */
+/* Read what the output pipe holds, at most 64 KiB a call (a child writing without pause
+ * must not hold the main loop); keep the first bytes, drop the rest (a chatty child must
+ * not stall on a full pipe). FALSE at end of file or error: the pipe is closed. */
 static gboolean
 drain_output(ExecRun *r)
 {
 	char buf[4096];
 
-	while (r->out_fd >= 0) {
+	for (guint reads = 0; r->out_fd >= 0 && reads < 16; reads++) {
 		gssize n = read(r->out_fd, buf, sizeof buf);
 		if (n > 0) {
 			gsize room =
@@ -338,7 +339,7 @@ drain_output(ExecRun *r)
 			return TRUE;
 		close_fd(&r->out_fd);
 	}
-	return FALSE;
+	return r->out_fd >= 0;
 }
 
 static gboolean
@@ -384,7 +385,8 @@ on_child_exit(GPid pid, gint status, gpointer user_data)
 
 	r->child_id = 0;
 	flow_addr_str(j->host, host, sizeof host);
-	drain_output(r); /* what it wrote before it exited is in the pipe */
+	/* what it wrote before it exited is in the pipe (up to 64 KiB: the log keeps 4) */
+	drain_output(r);
 	if (r->timed_out) {
 		/* the group may still hold children that ignored SIGTERM: the group's id stays
 		 * taken while any of them lives, so this reaches only them */

@@ -599,6 +599,23 @@ test_chatty(void **state)
 	assert_int_equal(logged_count("M ", ": 2"), 30);
 	assert_int_equal(logged_count("M ", ": 3"), 0);
 	assert_int_equal(stat_of(s, "output_lines_not_logged"), 20);
+
+	/* a background writer that outlives the script: the run ends with the script, the
+	 * main loop is not held, and the writer dies of SIGPIPE once the pipe is closed */
+	g_autofree char *bg = script(f, "bg", "yes & echo $! > @D@/yes; sleep 0.1; exit 0\n");
+	ActionExecConfig cb = config(bg);
+	g_autoptr(Sink) sb = exec_new(&cb);
+	gint64 t0 = g_get_monotonic_time();
+	write_event(sb, "10.4.1.1", ALERT_RAISED);
+	drive(sb, 5000);
+	assert_true(g_get_monotonic_time() - t0 < 3 * G_USEC_PER_SEC);
+	assert_int_equal(stat_of(sb, "succeeded"), 1);
+	g_autofree char *yes = dir_file(f, "yes");
+	assert_non_null(yes);
+	pid_t py = (pid_t)atoi(yes);
+	for (int i = 0; i < 200 && !pid_gone(py); i++)
+		g_usleep(10000);
+	assert_true(pid_gone(py));
 }
 
 /* At exit: flush waits as long as it is told, then kills and reaps; free kills and reaps
