@@ -849,7 +849,8 @@ collect_want(const AnalyzerOffender *o, gpointer user_data)
 {
 	GArray *want = user_data;
 	QuarantineWant w = {.reason = o->reason,
-			    .severity = o->last != NULL ? o->last->severity : ALERT_SEV_WARNING};
+			    .severity = o->last != NULL ? o->last->severity : ALERT_SEV_WARNING,
+			    .mta_like = o->last != NULL && o->last->mta_like};
 	memcpy(w.host, o->host, 16);
 	g_array_append_val(want, w);
 }

@@ -82,7 +82,8 @@ typedef struct {
 	GHashTable *held;    /* host -> GUINT_TO_POINTER(reasons): released, kept out */
 
 	guint64 added, refreshed, deleted, released, expiring, held_skipped;
-	guint64 refused_mail_server, refused_external, refused_never, refused_cap, refused_ipv6;
+	guint64 refused_mail_server, refused_mta_like, refused_external, refused_never, refused_cap,
+	    refused_ipv6;
 	guint64 dry_run_n, queued, nft_calls;
 	gint64 last_latency_ms, max_latency_ms, max_nft_us;
 	guint64 latencies;
@@ -525,7 +526,7 @@ prune(Quarantine *q)
 /* The safety rules: NULL when host may be quarantined, else the refusal's detail (and
  * its counter counted). A member already in the set is not refused for the cap. */
 static const char *
-refusal(Quarantine *q, const guint8 host[16])
+refusal(Quarantine *q, const guint8 host[16], gboolean mta_like)
 {
 	static char buf[128];
 
@@ -536,6 +537,12 @@ refusal(Quarantine *q, const guint8 host[16])
 	if (netset_contains(q->mail, host)) {
 		q->refused_mail_server++;
 		return "a listed mail server ([analyzer] mail_servers)";
+	}
+	/* it receives mail: more likely an MTA nobody listed than a bot; the alert says so */
+	if (mta_like) {
+		q->refused_mta_like++;
+		return "looks like a mail server (it receives mail): list it in [analyzer] "
+		       "mail_servers, or quarantine it by hand";
 	}
 	if (!netset_contains(q->internal, host)) {
 		q->refused_external++;
@@ -561,9 +568,9 @@ refusal(Quarantine *q, const guint8 host[16])
  * dry_run, the record of what would be done). */
 static void
 hold(Quarantine *q, const guint8 host[16], AlertReason reason, AlertSeverity severity,
-     const char *why, gint64 event_ms, gboolean reconcile)
+     gboolean mta_like, const char *why, gint64 event_ms, gboolean reconcile)
 {
-	const char *no = refusal(q, host);
+	const char *no = refusal(q, host, mta_like);
 	if (no != NULL) {
 		action_log_add(q->log, "quarantine-refused", host, (gint)reason, -1, "%s: %s", why,
 			       no);
@@ -636,14 +643,16 @@ quarantine_write(Sink *s, const AlertEvent *ev, const SinkCtx *ctx)
 				g_hash_table_replace(q->held, g_memdup2(ev->host, 16),
 						     GUINT_TO_POINTER(left));
 		}
-		hold(q, ev->host, ev->reason, ev->severity, "raised", ev->time_ms, FALSE);
+		hold(q, ev->host, ev->reason, ev->severity, ev->mta_like, "raised", ev->time_ms,
+		     FALSE);
 		break;
 	case ALERT_UPDATED:
 		if (is_held && (GPOINTER_TO_UINT(held) & bit)) {
 			q->held_skipped++; /* released by an admin: stays out until it clears */
 			return;
 		}
-		hold(q, ev->host, ev->reason, ev->severity, "updated", ev->time_ms, FALSE);
+		hold(q, ev->host, ev->reason, ev->severity, ev->mta_like, "updated", ev->time_ms,
+		     FALSE);
 		break;
 	case ALERT_CLEARED: {
 		if (is_held) {
@@ -991,7 +1000,8 @@ quarantine_reconcile(Sink *s, const QuarantineWant *want, guint n)
 	/* then the offenders: refreshed when in the set, added when not */
 	for (guint k = 0; k < pass->len; k++) {
 		const QuarantineWant *w = &want[g_array_index(pass, guint, k)];
-		hold(q, w->host, w->reason, w->severity, "reconcile at start", 0, TRUE);
+		hold(q, w->host, w->reason, w->severity, w->mta_like, "reconcile at start", 0,
+		     TRUE);
 	}
 }
 
@@ -1021,7 +1031,8 @@ quarantine_stats_json(const Sink *s, GString *out)
 	    "\"dry_run\":%s,\"added\":%" G_GUINT64_FORMAT ",\"refreshed\":%" G_GUINT64_FORMAT
 	    ",\"deleted\":%" G_GUINT64_FORMAT ",\"released\":%" G_GUINT64_FORMAT
 	    ",\"expiring\":%" G_GUINT64_FORMAT ",\"held_released\":%" G_GUINT64_FORMAT
-	    ",\"refused_mail_server\":%" G_GUINT64_FORMAT ",\"refused_external\":%" G_GUINT64_FORMAT
+	    ",\"refused_mail_server\":%" G_GUINT64_FORMAT ",\"refused_mta_like\":%" G_GUINT64_FORMAT
+	    ",\"refused_external\":%" G_GUINT64_FORMAT
 	    ",\"refused_never\":%" G_GUINT64_FORMAT ",\"refused_cap\":%" G_GUINT64_FORMAT
 	    ",\"refused_ipv6\":%" G_GUINT64_FORMAT ",\"dry_run_actions\":%" G_GUINT64_FORMAT
 	    ",\"queued\":%" G_GUINT64_FORMAT ",\"queue\":%u,\"queue_max\":%u"
@@ -1029,7 +1040,8 @@ quarantine_stats_json(const Sink *s, GString *out)
 	    ",\"latencies\":%" G_GUINT64_FORMAT ",\"last_latency_ms\":%" G_GINT64_FORMAT
 	    ",\"max_latency_ms\":%" G_GINT64_FORMAT ",\"max_nft_ms\":%.3f,",
 	    q->dry_run ? "true" : "false", q->added, q->refreshed, q->deleted, q->released,
-	    q->expiring, q->held_skipped, q->refused_mail_server, q->refused_external,
+	    q->expiring, q->held_skipped, q->refused_mail_server, q->refused_mta_like,
+	    q->refused_external,
 	    q->refused_never, q->refused_cap, q->refused_ipv6, q->dry_run_n, q->queued, queue_len,
 	    q->queue_max, q->nft_calls, members, q->max_hosts, q->latencies, q->last_latency_ms,
 	    q->max_latency_ms, (double)q->max_nft_us / 1000.0);

@@ -1,8 +1,9 @@
 /* The nftables quarantine action: keeps raised offenders in an nftables set (with a timeout)
  * that the admin's own ruleset drops SMTP from. spamflow only maintains the set, through
- * libnftables, from a worker thread; the safety rules (internal networks only, never a mail
- * server or a `never` address, at most max_hosts) are checked on the main thread first, and
- * everything done or refused is recorded in the ActionLog. doc/actions.md has the ruleset. */
+ * libnftables, from a worker thread; the safety rules (internal networks only, never a
+ * listed mail server or a host that looks like one, never a `never` address, at most
+ * max_hosts) are checked on the main thread first, and everything done or refused is
+ * recorded in the ActionLog. doc/actions.md has the ruleset. */
 #pragma once
 
 #include "action.h"
@@ -65,6 +66,7 @@ typedef struct {
 	guint8 host[16];
 	AlertReason reason;
 	AlertSeverity severity;
+	gboolean mta_like; /* the offender's last event said so: refused, as in write() */
 } QuarantineWant;
 
 /* At start: make the set agree with the offenders (want, n; one entry per (host, reason)

@@ -73,6 +73,7 @@ event(AlertKind kind, const char *host)
 	ev.event = kind;
 	ev.severity = kind == ALERT_CLEARED ? ALERT_SEV_INFO : ALERT_SEV_WARNING;
 	sample_addr(ev.host, host);
+	ev.mta_like = FALSE; /* the sample looks like a mail server: a bot does not */
 	return ev;
 }
 
@@ -197,6 +198,15 @@ test_safety_rules(void **state)
 	/* the latency from the event's time to the add, measured */
 	assert_true(stat(s, "latencies") == 3);
 	assert_true(stat(s, "max_latency_ms") >= 0 && stat(s, "max_latency_ms") < 2000);
+	/* looks like a mail server (receives mail): refused, even with a place free */
+	AlertEvent mta = event(ALERT_RAISED, "10.0.0.30");
+	mta.mta_like = TRUE;
+	SinkCtx mctx = {0};
+	s->ops->write(s, &mta, &mctx);
+	settle(s);
+	assert_false(member("q", "10.0.0.30"));
+	assert_int_equal(stat(s, "refused_mta_like"), 1);
+	assert_non_null(strstr(action_log_get(log, 0)->detail, "looks like a mail server"));
 	/* below min_severity, another reason: not acted on */
 	AlertEvent ev = event(ALERT_RAISED, "10.0.0.9");
 	ev.severity = ALERT_SEV_NOTICE;
