@@ -38,6 +38,8 @@ snapshot_interval = 0
 mail_servers = 10.77.0.2
 [alerts]
 update_interval = 0
+[actions]
+exec = {dir}/hook.sh
 [quarantine]
 set = inet filter spamflow_quarantine
 timeout = 600
@@ -64,6 +66,7 @@ def burst(spamflowd, spamflowctl, n, tmp):
     conf = os.path.join(tmp, "spamflow.conf")
     with open(conf, "w") as f:
         f.write(CONF.format(dir=tmp, dry="false").replace("max_hosts = 4", f"max_hosts = {n}")
+                .replace(f"[actions]\nexec = {tmp}/hook.sh\n", "")
                 .replace("[state]\nfile = {}/state/state".format(tmp), "[state]\nfile =")
                 + f"queue = {n}\n")
     port = free_port()
@@ -106,6 +109,14 @@ def main():
     conf = os.path.join(tmp, "spamflow.conf")
     sock = os.path.join(tmp, "run", "control.sock")
     d = None
+    # an exec hook that writes down its own capabilities: a child of the daemon must not
+    # have CAP_NET_ADMIN (no ambient, no inheritable set)
+    hookdir = os.path.join(tmp, "hook")
+    os.mkdir(hookdir)
+    os.chmod(hookdir, 0o777)
+    with open(os.path.join(tmp, "hook.sh"), "w") as f:
+        f.write(f"#!/bin/sh\ngrep '^Cap' /proc/self/status > {hookdir}/caps.$$\n")
+    os.chmod(os.path.join(tmp, "hook.sh"), 0o755)
     try:
         if len(sys.argv) > 4 and sys.argv[3] == "--burst":
             return burst(spamflowd, spamflowctl, int(sys.argv[4]), tmp)
@@ -149,6 +160,20 @@ def main():
               f"{st['max_latency_ms']} ms")
         print(f"latency crossing-flow -> nft set: last {st['last_latency_ms']} ms, max "
               f"{st['max_latency_ms']} ms (stats)", flush=True)
+
+        d.wait("the exec hook ran", lambda: len(os.listdir(hookdir)) >= 6)
+        time.sleep(0.2)
+        hooks = []
+        for name in os.listdir(hookdir):
+            caps = {}
+            for line in open(os.path.join(hookdir, name)):
+                k, _, v = line.partition(":")
+                caps[k] = int(v.strip(), 16)
+            hooks.append(caps)
+        check(hooks and all(c["CapEff"] == 0 and c["CapPrm"] == 0 and c["CapAmb"] == 0
+                            for c in hooks),
+              f"the exec hook's {len(hooks)} runs had no capability (CAP_NET_ADMIN not "
+              f"inherited)")
 
         # spamflowctl quarantine: table and JSON
         q = d.ctl("quarantine")
