@@ -15,7 +15,7 @@ import sinktest
 # The Debian package of each program the quarantine tests run, for require_programs()'s
 # message.
 sinktest.PACKAGES.update({"nft": "nftables", "ip": "iproute2", "softflowd": "softflowd",
-                          "sysctl": "procps"})
+                          "sysctl": "procps", "setpriv": "util-linux"})
 
 
 def nft(*args, ns=None, check=True):
@@ -83,11 +83,11 @@ class Exporter:
 class Daemon:
     """spamflowd -c CONF -l 127.0.0.1:PORT [in netns ns]; stderr collected in lines."""
 
-    def __init__(self, spamflowd, spamflowctl, conf, port, sock, ns=None):
+    def __init__(self, spamflowd, spamflowctl, conf, port, sock, ns=None, pre=()):
         self.spamflowctl = spamflowctl
         self.sock = sock
         self.port = port
-        pre = ["ip", "netns", "exec", ns] if ns else []
+        pre = (["ip", "netns", "exec", ns] if ns else []) + list(pre)
         self.proc = subprocess.Popen(pre + [spamflowd, "-c", conf, "-l", f"127.0.0.1:{port}",
                                             "--stats-interval", "0"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -98,7 +98,7 @@ def burst(spamflowd, spamflowctl, n, tmp):
 def main():
     spamflowd, spamflowctl = sys.argv[1:3]
     if os.environ.get("SPAMFLOW_QUARANTINE_NETNS") != "1":
-        require_programs("unshare", "nft", "ip")
+        require_programs("unshare", "nft", "ip", "setpriv")
         env = dict(os.environ, SPAMFLOW_QUARANTINE_NETNS="1")
         os.execvpe("unshare", ["unshare", "-n", sys.executable, *sys.argv], env)
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
@@ -227,6 +227,24 @@ def main():
             a["host"] == "10.77.0.3" and "reconcile" in a["detail"]
             for a in actions_of(d, "quarantine-refused")),
               "the never host, an offender again from the state file, is refused again")
+        check(d.stop() == 0, "stops cleanly")
+
+        # as spamflowd.service starts it: the user spamflow (here nobody) with CAP_NET_ADMIN
+        # ambient, [daemon] user empty: no setuid, the daemon keeps the one capability and
+        # clears the ambient set
+        with open(conf, "w") as f:
+            f.write(CONF.format(dir=tmp, dry="false").replace("user = nobody", "user ="))
+        os.unlink(os.path.join(tmp, "state", "state"))
+        d = Daemon(spamflowd, spamflowctl, conf, port, sock,
+                   pre=["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                        "--inh-caps=+net_admin", "--ambient-caps=+net_admin"])
+        caps = proc_caps(d.proc.pid)
+        check(caps["Uid"] == 65534 and caps["CapEff"] == NET_ADMIN and
+              caps["CapPrm"] == NET_ADMIN and caps["CapInh"] == 0 and caps["CapAmb"] == 0,
+              f"started as the unit does (ambient CAP_NET_ADMIN): keeps it, not ambient, not "
+              f"inheritable ({caps})")
+        ex.smtp("10.77.0.9", 60, first=400)
+        d.wait("the host in the set", lambda: "10.77.0.9" in set_members(*SET))
         check(d.stop() == 0, "stops cleanly")
 
         # dry_run: records, touches nothing, keeps no capability
