@@ -705,14 +705,15 @@ quarantine_set_networks(Sink *s, const char *internal_networks, const char *mail
 		return FALSE;
 	}
 	Quarantine *q = (Quarantine *)s;
-	g_autoptr(NetSet) internal = prefixes(internal_networks, "[analyzer] internal_networks",
-					      error);
+	g_autoptr(NetSet) internal =
+	    prefixes(internal_networks, "[analyzer] internal_networks", error);
 	if (internal == NULL)
 		return FALSE;
 	if (netset_size(internal) == 0) {
-		g_set_error_literal(error, QUARANTINE_ERROR, QUARANTINE_ERROR_CONFIG,
-				    "quarantine: [analyzer] internal_networks is empty: there would "
-				    "be no host it may quarantine");
+		g_set_error_literal(
+		    error, QUARANTINE_ERROR, QUARANTINE_ERROR_CONFIG,
+		    "quarantine: [analyzer] internal_networks is empty: there would "
+		    "be no host it may quarantine");
 		return FALSE;
 	}
 	g_autoptr(NetSet) mail = prefixes(mail_servers, "[analyzer] mail_servers", error);
@@ -1032,19 +1033,18 @@ quarantine_stats_json(const Sink *s, GString *out)
 	    ",\"deleted\":%" G_GUINT64_FORMAT ",\"released\":%" G_GUINT64_FORMAT
 	    ",\"expiring\":%" G_GUINT64_FORMAT ",\"held_released\":%" G_GUINT64_FORMAT
 	    ",\"refused_mail_server\":%" G_GUINT64_FORMAT ",\"refused_mta_like\":%" G_GUINT64_FORMAT
-	    ",\"refused_external\":%" G_GUINT64_FORMAT
-	    ",\"refused_never\":%" G_GUINT64_FORMAT ",\"refused_cap\":%" G_GUINT64_FORMAT
-	    ",\"refused_ipv6\":%" G_GUINT64_FORMAT ",\"dry_run_actions\":%" G_GUINT64_FORMAT
-	    ",\"queued\":%" G_GUINT64_FORMAT ",\"queue\":%u,\"queue_max\":%u"
+	    ",\"refused_external\":%" G_GUINT64_FORMAT ",\"refused_never\":%" G_GUINT64_FORMAT
+	    ",\"refused_cap\":%" G_GUINT64_FORMAT ",\"refused_ipv6\":%" G_GUINT64_FORMAT
+	    ",\"dry_run_actions\":%" G_GUINT64_FORMAT ",\"queued\":%" G_GUINT64_FORMAT
+	    ",\"queue\":%u,\"queue_max\":%u"
 	    ",\"nft_calls\":%" G_GUINT64_FORMAT ",\"members\":%u,\"max_hosts\":%u"
 	    ",\"latencies\":%" G_GUINT64_FORMAT ",\"last_latency_ms\":%" G_GINT64_FORMAT
 	    ",\"max_latency_ms\":%" G_GINT64_FORMAT ",\"max_nft_ms\":%.3f,",
 	    q->dry_run ? "true" : "false", q->added, q->refreshed, q->deleted, q->released,
 	    q->expiring, q->held_skipped, q->refused_mail_server, q->refused_mta_like,
-	    q->refused_external,
-	    q->refused_never, q->refused_cap, q->refused_ipv6, q->dry_run_n, q->queued, queue_len,
-	    q->queue_max, q->nft_calls, members, q->max_hosts, q->latencies, q->last_latency_ms,
-	    q->max_latency_ms, (double)q->max_nft_us / 1000.0);
+	    q->refused_external, q->refused_never, q->refused_cap, q->refused_ipv6, q->dry_run_n,
+	    q->queued, queue_len, q->queue_max, q->nft_calls, members, q->max_hosts, q->latencies,
+	    q->last_latency_ms, q->max_latency_ms, (double)q->max_nft_us / 1000.0);
 	action_filter_stats_json(q->filter, out);
 }
 
@@ -1203,11 +1203,12 @@ setup(Quarantine *q, const QuarantineConfig *c, GError **error)
 		 * (nft_mnl_socket_open(): "Unable to initialize Netlink socket"): try first */
 		int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
 		if (fd < 0) {
-			g_set_error(error, QUARANTINE_ERROR, QUARANTINE_ERROR_NFT,
-				    "quarantine: cannot open a netfilter netlink socket: %s (under "
-				    "systemd: install /usr/share/spamflow/spamflowd-quarantine.conf "
-				    "as a drop-in of spamflowd.service, it allows AF_NETLINK)",
-				    g_strerror(errno));
+			g_set_error(
+			    error, QUARANTINE_ERROR, QUARANTINE_ERROR_NFT,
+			    "quarantine: cannot open a netfilter netlink socket: %s (under "
+			    "systemd: install /usr/share/spamflow/spamflowd-quarantine.conf "
+			    "as a drop-in of spamflowd.service, it allows AF_NETLINK)",
+			    g_strerror(errno));
 			return FALSE;
 		}
 		close(fd);

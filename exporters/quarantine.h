@@ -39,8 +39,8 @@ gboolean sink_is_quarantine(const Sink *s);
 /* The safety lists from [analyzer] after a reload (the analyzer took them: they parse);
  * [quarantine] never needs a restart, as the rest of [quarantine]. FALSE, nothing changed,
  * when a list does not parse or internal_networks is empty. */
-gboolean quarantine_set_networks(Sink *s, const char *internal_networks,
-				 const char *mail_servers, GError **error) G_GNUC_WARN_UNUSED_RESULT;
+gboolean quarantine_set_networks(Sink *s, const char *internal_networks, const char *mail_servers,
+				 GError **error) G_GNUC_WARN_UNUSED_RESULT;
 /* TRUE when s is a quarantine that changes the kernel (not dry_run): the daemon keeps
  * CAP_NET_ADMIN for it (commands_drop_privileges). NULL-safe. */
 gboolean quarantine_needs_net_admin(const Sink *s);

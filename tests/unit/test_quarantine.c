@@ -543,7 +543,8 @@ main(void)
 	    cmocka_unit_test(test_dry_run),
 	    cmocka_unit_test(test_ipv6),
 	    cmocka_unit_test(test_reconcile),
-	    cmocka_unit_test(test_nft_fails),	cmocka_unit_test(test_queue_full),
+	    cmocka_unit_test(test_nft_fails),
+	    cmocka_unit_test(test_queue_full),
 	};
 	/* a private network namespace: its own, empty ruleset */
 	if (unshare(CLONE_NEWNET) != 0) {
