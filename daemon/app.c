@@ -598,12 +598,15 @@ on_expire(gpointer user_data)
 }
 
 /* Clears and due updates must happen when no flows arrive too. */
+static void app_quarantine_renew(App *app, guint interval_s);
+
 static gboolean
 on_tick(gpointer user_data)
 {
 	App *app = user_data;
 
 	analyzer_tick(app->analyzer, g_get_real_time() / 1000);
+	app_quarantine_renew(app, (guint)((tick_interval_ms(app->cfg) + 999) / 1000));
 	return G_SOURCE_CONTINUE;
 }
 
@@ -853,6 +856,18 @@ collect_want(const AnalyzerOffender *o, gpointer user_data)
 			    .mta_like = o->last != NULL && o->last->mta_like};
 	memcpy(w.host, o->host, 16);
 	g_array_append_val(want, w);
+}
+
+/* on_tick: offenders still active keep their place in the set */
+static void
+app_quarantine_renew(App *app, guint interval_s)
+{
+	if (app->actions.quarantine == NULL)
+		return;
+	g_autoptr(GArray) want = g_array_new(FALSE, FALSE, sizeof(QuarantineWant));
+	analyzer_foreach_offender(app->analyzer, collect_want, want);
+	quarantine_renew(app->actions.quarantine, (const QuarantineWant *)(void *)want->data,
+			 want->len, interval_s);
 }
 
 static void

@@ -81,7 +81,7 @@ typedef struct {
 	GHashTable *members; /* host -> Member */
 	GHashTable *held;    /* host -> GUINT_TO_POINTER(reasons): released, kept out */
 
-	guint64 added, refreshed, deleted, released, expiring, held_skipped;
+	guint64 added, refreshed, deleted, released, expiring, held_skipped, renewed, unrenewed;
 	guint64 refused_mail_server, refused_mta_like, refused_external, refused_never, refused_cap,
 	    refused_ipv6;
 	guint64 dry_run_n, queued, nft_calls;
@@ -399,6 +399,12 @@ op_done(Quarantine *q, Op *op)
 	g_autofree char *when =
 	    lat >= 0 ? g_strdup_printf(", %" G_GINT64_FORMAT " ms after the crossing flow", lat)
 		     : g_strdup("");
+	if (op->kind == OP_REFRESH && strcmp(op->action, "quarantine-renew") == 0) {
+		q->renewed++; /* routine: counted, not recorded (failures are) */
+		if (m != NULL)
+			m->pending = FALSE;
+		return;
+	}
 	switch (op->kind) {
 	case OP_ADD:
 	case OP_REFRESH:
@@ -1006,6 +1012,52 @@ quarantine_reconcile(Sink *s, const QuarantineWant *want, guint n)
 	}
 }
 
+void
+quarantine_renew(Sink *s, const QuarantineWant *want, guint n, guint interval_s)
+{
+	if (!sink_is_quarantine(s))
+		return;
+	Quarantine *q = (Quarantine *)s;
+	gint64 now = wall_ms();
+	/* renewed when less than half the timeout and two intervals are left */
+	gint64 margin = (gint64)q->timeout_s * 500 + (gint64)interval_s * 2000;
+	g_autoptr(GHashTable) active = g_hash_table_new(g_bytes_hash, g_bytes_equal);
+	g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+
+	for (guint i = 0; i < n; i++) {
+		GBytes *b = g_bytes_new(want[i].host, 16);
+		g_ptr_array_add(keys, b);
+		g_hash_table_insert(active, b,
+				    GUINT_TO_POINTER(GPOINTER_TO_UINT(g_hash_table_lookup(active, b)) |
+						     (1u << want[i].reason)));
+	}
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, q->members);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		Member *m = v;
+		if (m->reasons == 0 || m->pending || m->expires_ms == 0 ||
+		    m->expires_ms - now > margin)
+			continue;
+		g_autoptr(GBytes) b = g_bytes_new_static(m->host, 16);
+		guint32 still = GPOINTER_TO_UINT(g_hash_table_lookup(active, b)) & m->reasons;
+		if (still == 0) {
+			/* the analyzer dropped the offence without a cleared event (forget,
+			 * eviction): not renewed, the timeout lets the host go */
+			m->reasons = 0;
+			q->unrenewed++;
+			continue;
+		}
+		if (q->dry_run) {
+			m->expires_ms = now + (gint64)q->timeout_s * 1000;
+			continue;
+		}
+		if (enqueue(q, OP_REFRESH, m->host, m->reason, "quarantine-renew",
+			    "still offending", 0))
+			m->expires_ms = now + (gint64)q->timeout_s * 1000;
+	}
+}
+
 /* ---- the sink ---- */
 
 static void
@@ -1032,6 +1084,7 @@ quarantine_stats_json(const Sink *s, GString *out)
 	    "\"dry_run\":%s,\"added\":%" G_GUINT64_FORMAT ",\"refreshed\":%" G_GUINT64_FORMAT
 	    ",\"deleted\":%" G_GUINT64_FORMAT ",\"released\":%" G_GUINT64_FORMAT
 	    ",\"expiring\":%" G_GUINT64_FORMAT ",\"held_released\":%" G_GUINT64_FORMAT
+	    ",\"renewed\":%" G_GUINT64_FORMAT ",\"not_renewed\":%" G_GUINT64_FORMAT
 	    ",\"refused_mail_server\":%" G_GUINT64_FORMAT ",\"refused_mta_like\":%" G_GUINT64_FORMAT
 	    ",\"refused_external\":%" G_GUINT64_FORMAT ",\"refused_never\":%" G_GUINT64_FORMAT
 	    ",\"refused_cap\":%" G_GUINT64_FORMAT ",\"refused_ipv6\":%" G_GUINT64_FORMAT
@@ -1041,7 +1094,7 @@ quarantine_stats_json(const Sink *s, GString *out)
 	    ",\"latencies\":%" G_GUINT64_FORMAT ",\"last_latency_ms\":%" G_GINT64_FORMAT
 	    ",\"max_latency_ms\":%" G_GINT64_FORMAT ",\"max_nft_ms\":%.3f,",
 	    q->dry_run ? "true" : "false", q->added, q->refreshed, q->deleted, q->released,
-	    q->expiring, q->held_skipped, q->refused_mail_server, q->refused_mta_like,
+	    q->expiring, q->held_skipped, q->renewed, q->unrenewed, q->refused_mail_server, q->refused_mta_like,
 	    q->refused_external, q->refused_never, q->refused_cap, q->refused_ipv6, q->dry_run_n,
 	    q->queued, queue_len, q->queue_max, q->nft_calls, members, q->max_hosts, q->latencies,
 	    q->last_latency_ms, q->max_latency_ms, (double)q->max_nft_us / 1000.0);

@@ -75,3 +75,9 @@ typedef struct {
  * refreshed. Every change recorded ("quarantine-sync-add", "-refresh", "-delete",
  * "-keep"). Queued to the worker like events. Main thread. */
 void quarantine_reconcile(Sink *s, const QuarantineWant *want, guint n);
+/* Every interval_s while running, with the offenders now: a member whose offence is still
+ * active gets its timeout restarted before it runs out (a bot that keeps going without
+ * escalating gets no updated event), quietly (counted in renewed; a failure is recorded).
+ * A member whose offence the analyzer dropped without a cleared event (forget, eviction)
+ * is not renewed and leaves at its timeout (not_renewed). */
+void quarantine_renew(Sink *s, const QuarantineWant *want, guint n, guint interval_s);

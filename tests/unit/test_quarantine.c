@@ -266,6 +266,48 @@ test_refresh_restarts_timeout(void **state)
 	assert_false(member("q", "10.0.0.1"));
 }
 
+/* An offender that keeps going without escalating gets no updated event: the renewal
+ * keeps it in the set quietly; one the analyzer dropped without a cleared (forget) is not
+ * renewed and leaves at its timeout. */
+static void
+test_renew(void **state)
+{
+	(void)state;
+	g_autoptr(ActionLog) log = action_log_new(64);
+	QuarantineConfig c = config(log);
+	g_autoptr(GError) err = NULL;
+
+	fresh(FALSE);
+	c.timeout_s = 4;
+	g_autoptr(Sink) s = quarantine_new(&c, &err);
+	assert_non_null(s);
+	emit(s, ALERT_RAISED, "10.0.0.1");
+	emit(s, ALERT_RAISED, "10.0.0.2");
+	settle(s);
+	guint recorded = action_log_len(log);
+	QuarantineWant w = {.reason = REASON_SMTP_FANOUT, .severity = ALERT_SEV_WARNING};
+	sample_addr(w.host, "10.0.0.1"); /* 10.0.0.2 was forgotten: not among the offenders */
+	/* far from its timeout (interval 0: renewed with under 2 s left): nothing */
+	quarantine_renew(s, &w, 1, 0);
+	settle(s);
+	assert_int_equal(stat(s, "renewed"), 0);
+	for (guint i = 0; i < 3; i++) {
+		g_usleep(1500 * 1000);
+		quarantine_renew(s, &w, 1, 0);
+		settle(s);
+	}
+	/* 4.5 s after the add: the offender is still in, the forgotten one gone */
+	assert_true(member("q", "10.0.0.1"));
+	assert_false(member("q", "10.0.0.2"));
+	assert_true(stat(s, "renewed") >= 1);
+	assert_int_equal(stat(s, "not_renewed"), 1);
+	assert_int_equal(action_log_len(log), recorded); /* routine: not recorded */
+	/* once it clears it is deleted as usual */
+	emit(s, ALERT_CLEARED, "10.0.0.1");
+	settle(s);
+	assert_false(member("q", "10.0.0.1"));
+}
+
 static void
 test_clear(void **state)
 {
@@ -538,6 +580,7 @@ main(void)
 	    cmocka_unit_test(test_missing_set),
 	    cmocka_unit_test(test_safety_rules),
 	    cmocka_unit_test(test_refresh_restarts_timeout),
+	    cmocka_unit_test(test_renew),
 	    cmocka_unit_test(test_clear),
 	    cmocka_unit_test(test_release),
 	    cmocka_unit_test(test_dry_run),
