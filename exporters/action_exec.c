@@ -603,6 +603,7 @@ exec_write(Sink *s, const AlertEvent *ev, const SinkCtx *ctx)
 	exec_schedule(x);
 }
 
+/* (dropped is the sink's common counter: not repeated here, one JSON key once) */
 static void
 exec_stats_json(const Sink *s, GString *out)
 {
@@ -611,11 +612,10 @@ exec_stats_json(const Sink *s, GString *out)
 	    out,
 	    "\"started\":%" G_GUINT64_FORMAT ",\"succeeded\":%" G_GUINT64_FORMAT
 	    ",\"failed\":%" G_GUINT64_FORMAT ",\"timed_out\":%" G_GUINT64_FORMAT
-	    ",\"dropped\":%" G_GUINT64_FORMAT ",\"rate_limited\":%" G_GUINT64_FORMAT
+	    ",\"rate_limited\":%" G_GUINT64_FORMAT
 	    ",\"spawn_errors\":%" G_GUINT64_FORMAT ",\"running\":%u,\"queued\":%u"
 	    ",\"output_lines_not_logged\":%" G_GUINT64_FORMAT ",",
-	    x->started, x->succeeded, x->failed, x->timed_out, x->dropped, x->rate_limited,
-	    x->spawn_errors, x->running->len, x->queue.length, x->output_suppressed);
+	    x->started, x->succeeded, x->failed, x->timed_out, x->rate_limited, x->spawn_errors, x->running->len, x->queue.length, x->output_suppressed);
 	action_filter_stats_json(x->filter, out);
 }
 

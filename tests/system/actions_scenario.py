@@ -52,12 +52,21 @@ class Recorder(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def no_duplicates(pairs):
+    """A JSON object whose keys are all different (a counter printed twice is a bug)."""
+    keys = [k for k, _ in pairs]
+    dup = {k for k in keys if keys.count(k) > 1}
+    if dup:
+        sys.exit(f"FAIL duplicate keys in the report: {sorted(dup)}")
+    return dict(pairs)
+
+
 def replay(spamflowd, conf, capture, alerts):
     r = subprocess.run([spamflowd, "-c", conf, "--replay", capture, "--alerts", alerts,
                         "--json"], capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         sys.exit(f"replay failed ({r.returncode}): {r.stderr[-2000:]}")
-    report = json.loads(r.stdout)
+    report = json.loads(r.stdout, object_pairs_hook=no_duplicates)
     events = [json.loads(l) for l in open(alerts)]
     return report, events, r.stderr
 

@@ -185,7 +185,11 @@ drive(Sink *s, guint timeout_ms)
 static gint64
 stat_of(const Sink *s, const char *name)
 {
-	g_autoptr(GString) out = g_string_new("{");
+	g_autoptr(GString) out = g_string_new(NULL);
+	/* the sink's common counters, then its own (as `stats` prints them) */
+	g_string_printf(out, "{\"events\":%" G_GUINT64_FORMAT ",\"errors\":%" G_GUINT64_FORMAT
+			",\"dropped\":%" G_GUINT64_FORMAT ",",
+			s->st.events, s->st.errors, s->st.dropped);
 	s->ops->stats_json(s, out);
 	g_string_append_c(out, '}');
 	g_autofree char *key = g_strdup_printf("\"%s\":", name);
