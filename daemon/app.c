@@ -5,6 +5,7 @@
 
 #include "alertsummary.h"
 #include "daemon_log.h"
+#include "quarantine.h"
 #include "replay.h"
 #include "report.h"
 #include "sinks.h"
@@ -597,12 +598,15 @@ on_expire(gpointer user_data)
 }
 
 /* Clears and due updates must happen when no flows arrive too. */
+static void app_quarantine_renew(App *app, guint interval_s);
+
 static gboolean
 on_tick(gpointer user_data)
 {
 	App *app = user_data;
 
 	analyzer_tick(app->analyzer, g_get_real_time() / 1000);
+	app_quarantine_renew(app, (guint)((tick_interval_ms(app->cfg) + 999) / 1000));
 	return G_SOURCE_CONTINUE;
 }
 
@@ -634,6 +638,7 @@ app_reload(gpointer user_data, GString *members, GError **error)
 	App *app = user_data;
 	AnalyzerConfig acfg;
 	g_autoptr(Config) cfg = NULL;
+	g_autoptr(GError) qerr = NULL;
 
 	if (app->opt->config == NULL) {
 		g_set_error_literal(error, CONFIG_ERROR, CONFIG_ERROR_FILE,
@@ -653,6 +658,11 @@ app_reload(gpointer user_data, GString *members, GError **error)
 	}
 	if (app->flowstore != NULL)
 		flowstore_reconfigure(app->flowstore, &acfg); /* the windows it keeps */
+	/* the quarantine's safety lists follow [analyzer] (quarantine helper) */
+	if (app->actions.quarantine != NULL &&
+	    !quarantine_set_networks(app->actions.quarantine, cfg->internal_nets,
+				     cfg->mail_servers, &qerr))
+		g_warning("reload: the quarantine keeps its old networks: %s", qerr->message);
 	commands_reload_members(members, app->cfg, cfg);
 	daemon_log_set_level(cfg);
 	/* the first configuration is main()'s and may be referenced: only reloads are freed */
@@ -834,6 +844,44 @@ app_state_prepare(App *app)
 		g_warning("%s: snapshots will fail", err->message);
 }
 
+/* ---- quarantine reconcile at start (issue 15, quarantine helper; the lead may move it) ----
+ * The nftables set outlived the last run (it lives in the kernel): make it agree with the
+ * offenders the state file brought back. */
+static void
+collect_want(const AnalyzerOffender *o, gpointer user_data)
+{
+	GArray *want = user_data;
+	QuarantineWant w = {.reason = o->reason,
+			    .severity = o->last != NULL ? o->last->severity : ALERT_SEV_WARNING,
+			    .mta_like = o->last != NULL && o->last->mta_like};
+	memcpy(w.host, o->host, 16);
+	g_array_append_val(want, w);
+}
+
+/* on_tick: offenders still active keep their place in the set */
+static void
+app_quarantine_renew(App *app, guint interval_s)
+{
+	if (app->actions.quarantine == NULL)
+		return;
+	g_autoptr(GArray) want = g_array_new(FALSE, FALSE, sizeof(QuarantineWant));
+	analyzer_foreach_offender(app->analyzer, collect_want, want);
+	quarantine_renew(app->actions.quarantine, (const QuarantineWant *)(void *)want->data,
+			 want->len, interval_s);
+}
+
+static void
+app_quarantine_reconcile(App *app)
+{
+	if (app->actions.quarantine == NULL)
+		return;
+	g_autoptr(GArray) want = g_array_new(FALSE, FALSE, sizeof(QuarantineWant));
+	analyzer_foreach_offender(app->analyzer, collect_want, want);
+	quarantine_reconcile(app->actions.quarantine, (const QuarantineWant *)(void *)want->data,
+			     want->len);
+}
+/* ---- end of the quarantine reconcile ---- */
+
 int
 app_run_live(Config *cfg, const AppOptions *opt)
 {
@@ -858,11 +906,15 @@ app_run_live(Config *cfg, const AppOptions *opt)
 			return 1;
 		}
 	}
+	app_quarantine_reconcile(&app); /* after the restore: the offenders are back */
 	for (guint i = 0; i < listener_n_sockets(app.listener); i++)
 		g_message("listening on %s (udp, receive buffer %" G_GSIZE_FORMAT " bytes)",
 			  listener_address(app.listener, i), listener_rcvbuf(app.listener, i));
 	/* Then the control socket, then privileges go: bind, then drop, then parse. */
-	if (!app_control_start(&app, &err) || !commands_drop_privileges(cfg, &err)) {
+	/* the quarantine's nft calls need CAP_NET_ADMIN for as long as the daemon runs */
+	if (!app_control_start(&app, &err) ||
+	    !commands_drop_privileges(cfg, quarantine_needs_net_admin(app.commands.quarantine),
+				      &err)) {
 		g_printerr("spamflowd: %s\n", err->message);
 		app_clear(&app);
 		return 1;

@@ -99,8 +99,8 @@ sink_set_flush(SinkSet *set, guint timeout_ms)
 			continue;
 		guint unsent = s->ops->flush(s, (guint)(left / 1000));
 		if (unsent > 0) {
-			g_warning("%s sink '%s': %u events not sent before exit "
-				  "(server unreachable)",
+			g_warning("%s '%s': %u events not delivered before exit (the queue "
+				  "could not be emptied in time; see its counters)",
 				  s->ops->kind, s->name, unsent);
 			ok = FALSE;
 		}
