@@ -704,6 +704,13 @@ static const SinkOps webhook_ops = {.kind = "webhook",
 				    .flush = webhook_flush,
 				    .free = webhook_free};
 
+void
+action_webhook_forget(Sink *s, const guint8 host[16], int reason)
+{
+	if (s != NULL && s->ops == &webhook_ops)
+		action_filter_forget(((Webhook *)s)->filter, host, reason);
+}
+
 static gboolean
 global_init(GError **error)
 {

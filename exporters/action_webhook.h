@@ -32,6 +32,11 @@ typedef struct {
  * (capset(2) is per thread: a thread started before would keep them). */
 Sink *action_webhook_new(const ActionWebhookConfig *c, GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
+/* spamflowctl forget/release: forget that events of (host, reason) were posted (every reason
+ * when reason < 0), so that its cleared event will not be. Main thread; NULL-safe, and a
+ * no-op on a sink that is not a webhook. */
+void action_webhook_forget(Sink *s, const guint8 host[16], int reason);
+
 /* ---- the pure parts (unit tests) ---- */
 
 /* An absolute http:// or https:// URL (no default scheme). *name: the URL as stats and logs

@@ -596,6 +596,31 @@ test_filter(void **state)
 	sink_free(s); /* no thread was started, no flush */
 }
 
+/* forget: the cleared event of a forgotten (host, reason) is not posted */
+static void
+test_forget(void **state)
+{
+	(void)state;
+	g_autofree char *url = g_strdup_printf("http://127.0.0.1:%u/", closed_port());
+	ActionWebhookConfig c = config(url);
+	c.backoff_ms = 60000;
+	Sink *s = action_webhook_new(&c, NULL);
+	AlertEvent a = sample_alert(1700000000000), b = a;
+	b.host[15] ^= 1;
+	s->ops->write(s, &a, &ctx);
+	s->ops->write(s, &b, &ctx);
+	action_webhook_forget(s, a.host, -1);
+	action_webhook_forget(NULL, a.host, -1); /* NULL-safe */
+	a.event = b.event = ALERT_CLEARED;
+	a.severity = b.severity = ALERT_SEV_INFO;
+	s->ops->write(s, &a, &ctx);
+	s->ops->write(s, &b, &ctx);
+	assert_int_equal(s->st.events, 3); /* a raised, b raised, b cleared */
+	g_autofree char *st = stats(s);
+	assert_stat(st, "\"filtered\":1,\"acted_on\":0,");
+	sink_free(s);
+}
+
 static void
 test_free_busy(void **state)
 {
@@ -649,6 +674,7 @@ main(void)
 	    cmocka_unit_test(test_unreachable),
 	    cmocka_unit_test(test_queue_full),
 	    cmocka_unit_test(test_filter),
+	    cmocka_unit_test(test_forget),
 	    cmocka_unit_test(test_free_busy),
 	    cmocka_unit_test(test_new_errors),
 	};
