@@ -291,6 +291,9 @@ app_init(App *app, Config *cfg, const AppOptions *opt, gboolean live, GError **e
 			  "quarantined now)");
 	if (!actions_from_config(&app->actions, cfg, app->action_log, !live, error))
 		return FALSE;
+	if (!live && (cfg->action_exec[0] != '\0' || cfg->action_webhook[0] != '\0'))
+		g_message("replay: [actions] exec and webhook act on the capture's events (replay "
+			  "with a configuration without them to keep them quiet)");
 	acfg.alert_fn = on_alert;
 	acfg.alert_data = app;
 	acfg.notice_fn = on_analyzer_notice;

@@ -974,6 +974,10 @@ commands_run(ControlServer *ctl, const ControlRequest *req, const ControlPeer *p
 	}
 	case CONTROL_CMD_FORGET: {
 		gboolean found = analyzer_forget(d->analyzer, req->addr);
+		/* its offences end without a cleared event: the actions stop waiting for one
+		 * (the quarantine does not renew it; it leaves the set at its timeout) */
+		if (d->actions != NULL)
+			sink_set_forget(d->actions, req->addr);
 		header(out, req, d);
 		g_string_append(out, ",\"host\":");
 		json_addr(out, req->addr);

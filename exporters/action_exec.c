@@ -686,11 +686,18 @@ exec_free(Sink *s)
 	g_free(x);
 }
 
+static void
+exec_forget_host(Sink *s, const guint8 host[16])
+{
+	action_filter_forget(((ActionExec *)s)->filter, host, -1);
+}
+
 static const SinkOps exec_ops = {.kind = "exec",
 				 .write = exec_write,
 				 .stats_json = exec_stats_json,
 				 .flush = exec_flush,
-				 .free = exec_free};
+				 .free = exec_free,
+				 .forget = exec_forget_host};
 
 Sink *
 action_exec_new(const ActionExecConfig *c, GError **error)

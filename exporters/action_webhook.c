@@ -698,11 +698,18 @@ webhook_free(Sink *s)
 	g_free(w);
 }
 
+static void
+webhook_forget_host(Sink *s, const guint8 host[16])
+{
+	action_filter_forget(((Webhook *)s)->filter, host, -1);
+}
+
 static const SinkOps webhook_ops = {.kind = "webhook",
 				    .write = webhook_write,
 				    .stats_json = webhook_stats_json,
 				    .flush = webhook_flush,
-				    .free = webhook_free};
+				    .free = webhook_free,
+				    .forget = webhook_forget_host};
 
 void
 action_webhook_forget(Sink *s, const guint8 host[16], int reason)

@@ -109,6 +109,16 @@ sink_set_flush(SinkSet *set, guint timeout_ms)
 }
 
 void
+sink_set_forget(SinkSet *set, const guint8 host[16])
+{
+	for (guint i = 0; i < set->sinks->len; i++) {
+		Sink *s = g_ptr_array_index(set->sinks, i);
+		if (s->ops->forget != NULL)
+			s->ops->forget(s, host);
+	}
+}
+
+void
 sink_set_reopen(SinkSet *set)
 {
 	for (guint i = 0; i < set->sinks->len; i++) {

@@ -281,13 +281,42 @@ def burst(spamflowd, ctl, tmp, hosts=1000):
     decoded_in_full(label, st, hosts)
 
 
+# ---- 3. forget: the actions stop waiting for a cleared that will not come ----
+
+def forget(spamflowd, ctl, tmp, hosts=3):
+    label = "forget"
+    ok = script(os.path.join(tmp, "ok.sh"), "cat > /dev/null\n")
+    sock = os.path.join(tmp, "run", "control.sock")
+    cfg = conf(tmp, sock,
+               "[analyzer]\nslice = 1\nshort_window = 2\nlong_window = 3\n"
+               "[alerts]\nhold = 600\n"
+               f"[actions]\nexec = {ok}\n")
+    d = Live(spamflowd, cfg, os.path.join(tmp, "alerts.jsonl"))
+    try:
+        stream = sinktest.Stream(d.port)
+        for _ in range(hosts):
+            stream.step()
+            time.sleep(0.05)
+        wait_for(f"{label}: {hosts} raised run",
+                 lambda: exec_stats(ctl_stats(ctl, sock), ok)["succeeded"] == hosts, 20)
+        before = exec_stats(ctl_stats(ctl, sock), ok)["acted_on"]
+        r = subprocess.run([ctl, "-s", sock, "forget", "10.77.0.1"], capture_output=True,
+                           text=True, timeout=30)
+        after = exec_stats(ctl_stats(ctl, sock), ok)["acted_on"]
+    finally:
+        d.stop()
+    check(r.returncode == 0 and before == hosts and after == hosts - 1,
+          f"{label}: the exec filter waited for {before} clears, {after} after "
+          f"`forget 10.77.0.1` (rc {r.returncode})")
+
+
 def main():
     spamflowd, ctl = sys.argv[1], sys.argv[2]
     sinktest.require_programs("sh", "sleep", "date", "cat")
     tmp = tempfile.mkdtemp(prefix="spamflow-exec-")
     try:
         for name, fn in (("refused", refused), ("record", record_hang_fail),
-                         ("burst", burst)):
+                         ("burst", burst), ("forget", forget)):
             sub = os.path.join(tmp, name)
             os.mkdir(sub)
             print(name, flush=True)
