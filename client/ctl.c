@@ -605,6 +605,60 @@ render_host_policy(GString *out, JsonNode *r, gint64 now)
 	}
 }
 
+/* "1h02m", "4m05s", "42s"; "never" when null */
+static char *
+duration_cell(JsonNode *j, const char *path)
+{
+	JsonNode *v = ctl_json_path(j, path);
+	if (!is_number(v))
+		return g_strdup("never");
+	gint64 s = (gint64)json_node_get_double(v);
+	if (s >= 3600)
+		return g_strdup_printf("%" G_GINT64_FORMAT "h%02" G_GINT64_FORMAT "m", s / 3600,
+				       s % 3600 / 60);
+	if (s >= 60)
+		return g_strdup_printf("%" G_GINT64_FORMAT "m%02" G_GINT64_FORMAT "s", s / 60,
+				       s % 60);
+	return g_strdup_printf("%" G_GINT64_FORMAT "s", s);
+}
+
+static void
+render_quarantine(GString *out, JsonNode *r, guint width)
+{
+	static const Col cols[] = {
+	    {"HOST", FALSE, 10},  {"LEFT", TRUE, 9},	  {"TIMEOUT", TRUE, 3},
+	    {"REASON", FALSE, 8}, {"SEVERITY", FALSE, 4}, {"SINCE", FALSE, 6},
+	};
+	JsonNode *list = ctl_json_get(r, "members");
+	gint64 now = (gint64)ctl_json_num(r, "now_ms", 0);
+	const char *set6 = ctl_json_str(r, "set6", NULL);
+	gboolean dry = ctl_json_bool(r, "dry_run", FALSE);
+	Table t;
+
+	g_string_append_printf(out, "%s %s%s%s: %u host%s%s\n",
+			       dry ? "dry run, nothing in the kernel: the hosts" : "set",
+			       ctl_json_str(r, "set", "?"), set6 != NULL ? " and " : "",
+			       set6 != NULL ? set6 : "", ctl_json_len(list),
+			       ctl_json_len(list) == 1 ? "" : "s", dry ? " it would hold" : "");
+	if (ctl_json_len(list) == 0)
+		return;
+	table_init(&t, cols, G_N_ELEMENTS(cols));
+	for (guint i = 0; i < ctl_json_len(list); i++) {
+		JsonNode *m = ctl_json_at(list, i);
+		char **row = g_new0(char *, G_N_ELEMENTS(cols) + 1);
+		row[0] = str(m, "host");
+		row[1] = duration_cell(m, "expires_s");
+		row[2] = duration_cell(m, "timeout_s");
+		/* a member spamflow did not add (or added before a restart and no longer
+		 * offends) */
+		row[3] = g_strdup(ctl_json_str(m, "reason", "(not spamflow's)"));
+		row[4] = str(m, "severity");
+		row[5] = ago(m, "since_ms", now);
+		table_add(&t, row);
+	}
+	table_render(&t, out, width, "");
+}
+
 static void
 render_suppressions(GString *out, JsonNode *r, guint width)
 {
@@ -954,6 +1008,13 @@ ctl_render(GString *out, const char *command, JsonNode *r, guint width)
 			g_string_append_printf(out, "still suppressed (%s) until %s\n",
 					       ctl_json_str(s, "reason", "all reasons"), when);
 		}
+	} else if (strcmp(command, "quarantine") == 0) {
+		render_quarantine(out, r, width);
+	} else if (strcmp(command, "release") == 0) {
+		g_string_append_printf(out,
+				       "released %s: out of the quarantine set until its offence "
+				       "clears (a new alert quarantines it again)\n",
+				       ctl_json_str(r, "host", "?"));
 	} else if (strcmp(command, "help") == 0) {
 		JsonNode *cmds = ctl_json_get(r, "commands");
 		gsize w = 0;

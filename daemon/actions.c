@@ -73,8 +73,10 @@ add_exec(SinkSet *set, const Config *cfg, const ActionFilterSpec *filter, GError
 				      .output_lines = cfg->exec_output_lines,
 				      .filter = *filter};
 		Sink *s = action_exec_new(&c, error);
-		if (s == NULL)
+		if (s == NULL) {
+			g_prefix_error(error, "[actions] ");
 			return FALSE;
+		}
 		sink_set_add(set, s);
 	}
 	return TRUE;
@@ -108,8 +110,10 @@ add_webhooks(SinkSet *set, const Config *cfg, const ActionFilterSpec *filter, GE
 					 .backoff_ms = cfg->webhook_backoff_s * 1000,
 					 .filter = *filter};
 		Sink *s = action_webhook_new(&c, error);
-		if (s == NULL)
+		if (s == NULL) {
+			g_prefix_error(error, "[actions] ");
 			return FALSE;
+		}
 		sink_set_add(set, s);
 	}
 	return TRUE;

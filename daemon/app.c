@@ -5,6 +5,7 @@
 
 #include "alertsummary.h"
 #include "daemon_log.h"
+#include "quarantine.h"
 #include "replay.h"
 #include "report.h"
 #include "sinks.h"
@@ -312,6 +313,9 @@ app_init(App *app, Config *cfg, const AppOptions *opt, gboolean live, GError **e
 			  "quarantined now)");
 	if (!actions_from_config(&app->actions, cfg, app->action_log, !live, error))
 		return FALSE;
+	if (!live && (cfg->action_exec[0] != '\0' || cfg->action_webhook[0] != '\0'))
+		g_message("replay: [actions] exec and webhook act on the capture's events (replay "
+			  "with a configuration without them to keep them quiet)");
 	acfg.alert_fn = on_alert;
 	acfg.alert_data = app;
 	acfg.notice_fn = on_analyzer_notice;
@@ -662,12 +666,15 @@ on_expire(gpointer user_data)
 }
 
 /* Clears and due updates must happen when no flows arrive too. */
+static void app_quarantine_renew(App *app, guint interval_s);
+
 static gboolean
 on_tick(gpointer user_data)
 {
 	App *app = user_data;
 
 	analyzer_tick(app->analyzer, g_get_real_time() / 1000);
+	app_quarantine_renew(app, (guint)((tick_interval_ms(app->cfg) + 999) / 1000));
 	return G_SOURCE_CONTINUE;
 }
 
@@ -699,6 +706,7 @@ app_reload(gpointer user_data, GString *members, GError **error)
 	App *app = user_data;
 	AnalyzerConfig acfg;
 	g_autoptr(Config) cfg = NULL;
+	g_autoptr(GError) qerr = NULL;
 
 	if (app->opt->config == NULL) {
 		g_set_error_literal(error, CONFIG_ERROR, CONFIG_ERROR_FILE,
@@ -718,6 +726,11 @@ app_reload(gpointer user_data, GString *members, GError **error)
 	}
 	if (app->flowstore != NULL)
 		flowstore_reconfigure(app->flowstore, &acfg); /* the windows it keeps */
+	/* the quarantine's safety lists follow [analyzer] (quarantine helper) */
+	if (app->actions.quarantine != NULL &&
+	    !quarantine_set_networks(app->actions.quarantine, cfg->internal_nets,
+				     cfg->mail_servers, &qerr))
+		g_warning("reload: the quarantine keeps its old networks: %s", qerr->message);
 	commands_reload_members(members, app->cfg, cfg);
 	daemon_log_set_level(cfg);
 	/* the first configuration is main()'s and may be referenced: only reloads are freed */
@@ -899,6 +912,44 @@ app_state_prepare(App *app)
 		g_warning("%s: snapshots will fail", err->message);
 }
 
+/* ---- quarantine reconcile at start (issue 15, quarantine helper; the lead may move it) ----
+ * The nftables set outlived the last run (it lives in the kernel): make it agree with the
+ * offenders the state file brought back. */
+static void
+collect_want(const AnalyzerOffender *o, gpointer user_data)
+{
+	GArray *want = user_data;
+	QuarantineWant w = {.reason = o->reason,
+			    .severity = o->last != NULL ? o->last->severity : ALERT_SEV_WARNING,
+			    .mta_like = o->last != NULL && o->last->mta_like};
+	memcpy(w.host, o->host, 16);
+	g_array_append_val(want, w);
+}
+
+/* on_tick: offenders still active keep their place in the set */
+static void
+app_quarantine_renew(App *app, guint interval_s)
+{
+	if (app->actions.quarantine == NULL)
+		return;
+	g_autoptr(GArray) want = g_array_new(FALSE, FALSE, sizeof(QuarantineWant));
+	analyzer_foreach_offender(app->analyzer, collect_want, want);
+	quarantine_renew(app->actions.quarantine, (const QuarantineWant *)(void *)want->data,
+			 want->len, interval_s);
+}
+
+static void
+app_quarantine_reconcile(App *app)
+{
+	if (app->actions.quarantine == NULL)
+		return;
+	g_autoptr(GArray) want = g_array_new(FALSE, FALSE, sizeof(QuarantineWant));
+	analyzer_foreach_offender(app->analyzer, collect_want, want);
+	quarantine_reconcile(app->actions.quarantine, (const QuarantineWant *)(void *)want->data,
+			     want->len);
+}
+/* ---- end of the quarantine reconcile ---- */
+
 int
 app_run_live(Config *cfg, const AppOptions *opt)
 {
@@ -923,12 +974,15 @@ app_run_live(Config *cfg, const AppOptions *opt)
 			return 1;
 		}
 	}
+	app_quarantine_reconcile(&app); /* after the restore: the offenders are back */
 	for (guint i = 0; i < listener_n_sockets(app.listener); i++)
 		g_message("listening on %s (udp, receive buffer %" G_GSIZE_FORMAT " bytes)",
 			  listener_address(app.listener, i), listener_rcvbuf(app.listener, i));
 	/* Then the control socket, then privileges go: bind, then drop, then parse. */
+	/* the quarantine's nft calls need CAP_NET_ADMIN for as long as the daemon runs */
 	if (!app_control_start(&app, &err) || !app_http_start(&app, &err) ||
-	    !commands_drop_privileges(cfg, &err)) {
+	    !commands_drop_privileges(cfg, quarantine_needs_net_admin(app.commands.quarantine),
+				      &err)) {
 		g_printerr("spamflowd: %s\n", err->message);
 		app_clear(&app);
 		return 1;

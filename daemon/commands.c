@@ -6,6 +6,7 @@
 
 #include "alertjson.h"
 #include "heuristics.h"
+#include "quarantine.h"
 #include "report.h"
 #include "spamflow-config.h"
 
@@ -436,6 +437,66 @@ run_unsuppress(const ControlRequest *req, const ControlPeer *peer, const Command
 	}
 	g_string_append_c(out, ']');
 	control_reply_end(out);
+}
+
+/* ---- quarantine ---- */
+
+static gboolean
+quarantine_off(const CommandsDeps *d, GError **error)
+{
+	if (d->quarantine != NULL)
+		return FALSE;
+	g_set_error_literal(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
+			    "quarantine is off: set [quarantine] set");
+	return TRUE;
+}
+
+static gboolean
+run_quarantine(const ControlRequest *req, const CommandsDeps *d, GString *out, GError **error)
+{
+	g_autoptr(GString) members = g_string_new(NULL);
+	g_autoptr(GError) err = NULL;
+
+	if (quarantine_off(d, error))
+		return FALSE;
+	if (!quarantine_list(d->quarantine, members, &err)) {
+		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED, "%s", err->message);
+		return FALSE;
+	}
+	/* the set is bounded by [quarantine] max_hosts, not by the reply budget */
+	if (req->max_reply > 0 && members->len > req->max_reply) {
+		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
+			    "the set's listing (%" G_GSIZE_FORMAT " bytes) is over [control] "
+			    "max_output: raise it, or list the set with nft",
+			    members->len);
+		return FALSE;
+	}
+	header(out, req, d);
+	g_string_append_len(out, members->str, (gssize)members->len);
+	control_reply_end(out);
+	return TRUE;
+}
+
+static gboolean
+run_release(const ControlRequest *req, const ControlPeer *peer, const CommandsDeps *d, GString *out,
+	    GError **error)
+{
+	g_autoptr(GError) err = NULL;
+
+	if (quarantine_off(d, error))
+		return FALSE;
+	/* recorded in the action history with the uid (and logged by the control server) */
+	if (!quarantine_release(d->quarantine, req->addr, (gint64)peer->uid, &err)) {
+		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED, "%s", err->message);
+		return FALSE;
+	}
+	header(out, req, d);
+	g_string_append(out, ",\"host\":");
+	json_addr(out, req->addr);
+	g_string_append(out, ",\"released\":true,\"uid\":");
+	g_string_append_printf(out, "%u", (unsigned)peer->uid);
+	control_reply_end(out);
+	return TRUE;
 }
 
 /* ---- host ---- */
@@ -919,6 +980,10 @@ commands_run(ControlServer *ctl, const ControlRequest *req, const ControlPeer *p
 	}
 	case CONTROL_CMD_FORGET: {
 		gboolean found = analyzer_forget(d->analyzer, req->addr);
+		/* its offences end without a cleared event: the actions stop waiting for one
+		 * (the quarantine does not renew it; it leaves the set at its timeout) */
+		if (d->actions != NULL)
+			sink_set_forget(d->actions, req->addr);
 		header(out, req, d);
 		g_string_append(out, ",\"host\":");
 		json_addr(out, req->addr);
@@ -926,6 +991,10 @@ commands_run(ControlServer *ctl, const ControlRequest *req, const ControlPeer *p
 		control_reply_end(out);
 		return TRUE;
 	}
+	case CONTROL_CMD_QUARANTINE:
+		return run_quarantine(req, d, out, error);
+	case CONTROL_CMD_RELEASE:
+		return run_release(req, peer, d, out, error);
 	case CONTROL_CMD_HELP:
 	case CONTROL_CMD_VERSION:
 	case CONTROL_CMD_COUNT:
@@ -1006,54 +1075,84 @@ commands_control_new(const Config *cfg, CommandsDeps *deps, GError **error)
 }
 
 /* A daemon started as a user other than root with capabilities (spamflowd.service gives
- * CAP_NET_ADMIN, for SO_RCVBUFFORCE) gives them all up once its sockets are set: nothing
- * later needs one. Root loses them with setuid(); root without [daemon] user stays root. */
+ * CAP_NET_ADMIN, for SO_RCVBUFFORCE) gives them up once its sockets are set: all of them, or
+ * all but CAP_NET_ADMIN for the nftables quarantine (every libnftables call needs it; netlink
+ * checks the caller at each message). What is kept stays in the permitted and effective sets
+ * only: the ambient and inheritable sets are cleared, so that no child (exec hooks) inherits
+ * it. Root without [daemon] user stays root. */
 static gboolean
-drop_capabilities(GError **error)
+drop_capabilities(gboolean keep_net_admin, GError **error)
 {
 	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
 	struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3] = {{0}};
+	const guint32 net_admin = 1u << CAP_NET_ADMIN; /* 12: in the first word */
 
 	if (geteuid() == 0 || syscall(SYS_capget, &hdr, caps) != 0)
 		return TRUE;
-	if (caps[0].permitted == 0 && caps[1].permitted == 0) /* ambient is a subset */
-		return TRUE;
+	if (keep_net_admin && !(caps[0].permitted & net_admin)) {
+		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
+			    "the quarantine needs CAP_NET_ADMIN, and this process does not have "
+			    "it: start spamflowd as root, or give the unit "
+			    "AmbientCapabilities=CAP_NET_ADMIN (dist/spamflowd-quarantine.conf)");
+		return FALSE;
+	}
+	if (caps[0].permitted == (keep_net_admin ? net_admin : 0) && caps[1].permitted == 0 &&
+	    caps[0].effective == caps[0].permitted && caps[0].inheritable == 0 &&
+	    caps[1].inheritable == 0 &&
+	    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, CAP_NET_ADMIN, 0, 0) == 0)
+		return TRUE; /* nothing to give up (the ambient set is a subset of these) */
 	memset(caps, 0, sizeof caps);
+	if (keep_net_admin)
+		caps[0].permitted = caps[0].effective = net_admin;
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 ||
 	    syscall(SYS_capset, &hdr, caps) != 0) {
 		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
 			    "cannot give up capabilities: %s", g_strerror(errno));
 		return FALSE;
 	}
-	g_message("gave up capabilities: sockets are set");
+	g_message(keep_net_admin ? "gave up capabilities but CAP_NET_ADMIN (the quarantine's "
+				   "nftables set; not inherited by child processes)"
+				 : "gave up capabilities: sockets are set");
 	return TRUE;
 }
 
 gboolean
-commands_drop_privileges(const Config *cfg, GError **error)
+commands_drop_privileges(const Config *cfg, gboolean keep_net_admin, GError **error)
 {
 	uid_t uid;
 	gid_t gid;
 
 	if (cfg->user[0] == '\0')
-		return drop_capabilities(error);
+		return drop_capabilities(keep_net_admin, error);
 	if (!lookup_user(cfg->user, &uid, &gid, error))
 		return FALSE;
 	if (geteuid() == uid && getegid() == gid)
-		return drop_capabilities(error);
+		return drop_capabilities(keep_net_admin, error);
+	/* setuid() from root clears the permitted set unless told to keep it; the effective
+	 * set is cleared either way, and drop_capabilities() sets what is kept */
+	if (keep_net_admin && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) {
+		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
+			    "cannot keep CAP_NET_ADMIN across the switch to user %s: %s", cfg->user,
+			    g_strerror(errno));
+		return FALSE;
+	}
 	if (initgroups(cfg->user, gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
 		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
 			    "cannot switch to user %s (uid %u, gid %u): %s", cfg->user,
 			    (unsigned)uid, (unsigned)gid, g_strerror(errno));
 		return FALSE;
 	}
+	if (keep_net_admin)
+		(void)prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+	g_message("running as user %s (uid %u, gid %u)", cfg->user, (unsigned)uid, (unsigned)gid);
+	if (!drop_capabilities(keep_net_admin, error))
+		return FALSE;
 	/* paranoia: a setuid() that kept a way back would be worse than none */
 	if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
 		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
-			    "switched to user %s but could regain root: refusing to run", cfg->user);
+			    "switched to user %s but could regain root: refusing to run",
+			    cfg->user);
 		return FALSE;
 	}
-	g_message("running as user %s (uid %u, gid %u)", cfg->user, (unsigned)uid,
-		  (unsigned)gid);
-	return drop_capabilities(error);
+	return TRUE;
 }

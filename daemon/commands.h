@@ -68,5 +68,10 @@ gboolean commands_key_reloadable(const char *section, const char *key);
 ControlServer *commands_control_new(const Config *cfg, CommandsDeps *deps,
 			      GError **error) G_GNUC_WARN_UNUSED_RESULT;
 /* Switch to [daemon] user and its groups (setgid, initgroups, setuid); nothing when empty.
- * Then a process that is not root gives up any capabilities it was started with. */
-gboolean commands_drop_privileges(const Config *cfg, GError **error) G_GNUC_WARN_UNUSED_RESULT;
+ * Then a process that is not root gives up any capabilities it was started with, all of
+ * them, or all but CAP_NET_ADMIN when keep_net_admin (the nftables quarantine: libnftables
+ * needs it for every call): kept in the permitted and effective sets only, never inherited
+ * (the ambient and inheritable sets are cleared, so exec hooks run without it). Root
+ * switching to [daemon] user keeps it across setuid() with PR_SET_KEEPCAPS. */
+gboolean commands_drop_privileges(const Config *cfg, gboolean keep_net_admin,
+				  GError **error) G_GNUC_WARN_UNUSED_RESULT;

@@ -50,6 +50,11 @@ static const ControlCommand commands[] = {
      "remove a host's suppressions (all, or the one of a reason)"},
     {CONTROL_CMD_SUPPRESSIONS, "suppressions", FALSE, 1, {LIMIT_ARG},
      "the suppressions in force, by host"},
+    {CONTROL_CMD_QUARANTINE, "quarantine", FALSE, 0, {{0}},
+     "the hosts in the nftables quarantine set, with the time left and why"},
+    {CONTROL_CMD_RELEASE, "release", TRUE, 1,
+     {{"ADDR", CONTROL_ARG_ADDR, TRUE, 0, "the host"}},
+     "take a host out of the quarantine set now; it stays out until its offence clears"},
     {CONTROL_CMD_HELP, "help", FALSE, 0, {{0}}, "the commands"},
     {CONTROL_CMD_VERSION, "version", FALSE, 0, {{0}}, "daemon and protocol version"},
 };

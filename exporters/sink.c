@@ -99,13 +99,23 @@ sink_set_flush(SinkSet *set, guint timeout_ms)
 			continue;
 		guint unsent = s->ops->flush(s, (guint)(left / 1000));
 		if (unsent > 0) {
-			g_warning("%s sink '%s': %u events not sent before exit "
-				  "(server unreachable)",
+			g_warning("%s '%s': %u events not delivered before exit (the queue "
+				  "could not be emptied in time; see its counters)",
 				  s->ops->kind, s->name, unsent);
 			ok = FALSE;
 		}
 	}
 	return ok;
+}
+
+void
+sink_set_forget(SinkSet *set, const guint8 host[16])
+{
+	for (guint i = 0; i < set->sinks->len; i++) {
+		Sink *s = g_ptr_array_index(set->sinks, i);
+		if (s->ops->forget != NULL)
+			s->ops->forget(s, host);
+	}
 }
 
 void

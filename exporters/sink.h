@@ -36,6 +36,9 @@ typedef struct {
 	 * sink never queues (every write is done or failed when write returns). */
 	guint (*flush)(Sink *s, guint timeout_ms);
 	void (*free)(Sink *s);
+	/* Actions: forget what was remembered about a host (`spamflowctl forget`: its offences
+	 * end without a cleared event, so nothing must wait for one). NULL = nothing kept. */
+	void (*forget)(Sink *s, const guint8 host[16]);
 } SinkOps;
 
 struct Sink {
@@ -61,6 +64,8 @@ void sink_set_add(SinkSet *set, Sink *s); /* takes ownership */
 guint sink_set_len(const SinkSet *set);
 const Sink *sink_set_get(const SinkSet *set, guint i);
 void sink_set_write(SinkSet *set, const AlertEvent *ev, const SinkCtx *ctx);
+/* Every sink's forget (SinkOps.forget) for the host. */
+void sink_set_forget(SinkSet *set, const guint8 host[16]);
 /* Reopen every sink; failures are logged and the old outputs kept. */
 void sink_set_reopen(SinkSet *set);
 /* Before exit: flush every sink that queues, waiting at most timeout_ms in all. FALSE when

@@ -14,10 +14,14 @@ cd "$(dirname "$0")/.."
 # enrichment, libfixbuf for the evidence files and the golden tests' IPFIX decoder).
 # libjson-glib-dev: spamflowctl reads the daemon's JSON replies with json-glib (client/).
 # zlib1g-dev: --replay reads gzip-compressed captures (collector/replay.c).
+# libnftables-dev: the nftables quarantine keeps its set through libnftables (and reads the
+# set's JSON listing with json-glib: libjson-glib-dev again) (exporters/quarantine.c).
+# libcurl4-openssl-dev: the webhook action's HTTP(S) client (exporters/action_webhook.c).
 # libmicrohttpd-dev, libcrypt-dev: the HTTP endpoint ([http], daemon/http.c) and its
-# basic-auth hashes (crypt_r).
+# basic-auth hashes (crypt_rn).
 BUILD_PKGS="gcc meson ninja-build pkg-config libglib2.0-dev libpcap-dev libmaxminddb-dev
-  libfixbuf-dev libjson-glib-dev zlib1g-dev libmicrohttpd-dev libcrypt-dev"
+  libfixbuf-dev libjson-glib-dev zlib1g-dev libnftables-dev libcurl4-openssl-dev
+  libmicrohttpd-dev libcrypt-dev"
 # Tests, and the scripts the READMEs document. Every test is registered whatever is
 # installed, and one whose tool is missing fails saying which package below has it
 # (tests/meson.build), so a package left out here shows as a red suite, not a shorter one.
@@ -35,17 +39,22 @@ BUILD_PKGS="gcc meson ninja-build pkg-config libglib2.0-dev libpcap-dev libmaxmi
 #                     enrich, enrich-evidence-*, all-sinks-*
 #   util-linux mount  unshare, findmnt, mount: all-sinks-*, sink-faults, daemon-log-stall
 #   e2fsprogs         mkfs.ext4: sink-faults (csv on an ext4 that turns read-only)
+#   nftables iproute2 nft and ip: quarantine-daemon, quarantine-netns (a real nft set in
+#                     network namespaces; softflowd too for the second)
 #   pmacct            pmacctd's sfprobe plugin, the real sFlow v5 exporter of the sFlow tests
 #                     (live-pmacctd-*) and of fixtures/make.sh sflow; nfacctd for bench/
 #   faketime          fixtures/make.sh sflow: pmacctd's clock held still while it reads a
 #                     capture, so its datagrams are cut the same way every run
 #   clang libclang-rt-14-dev libfuzzer-14-dev  libFuzzer builds (-Dfuzz=true,
 #                     tests/fuzz/run-campaign.sh)
-#   prometheus whois openssl  http-endpoint: promtool check metrics, mkpasswd (the
-#                     basic-auth file's yescrypt hash), openssl (a self-signed certificate)
+#   openssl           actions-webhook: the test's own CA and server certificate (HTTPS);
+#                     http-endpoint: a self-signed certificate
+#   prometheus whois  http-endpoint: promtool check metrics, mkpasswd (the basic-auth file's
+#                     yescrypt hash). The prometheus package also installs a Prometheus
+#                     server unit (enabled; it listens on :9090 once started)
 TEST_PKGS="libcmocka-dev python3 python3-scapy softflowd tshark nfdump rsyslog mmdb-bin
   perl libmaxmind-db-writer-perl util-linux mount e2fsprogs pmacct faketime clang
-  libclang-rt-14-dev libfuzzer-14-dev prometheus whois openssl"
+  libclang-rt-14-dev libfuzzer-14-dev nftables iproute2 openssl prometheus whois"
 # Benchmark: the collectors it compares against (nfdump's nfcapd, nfdump-sflow's sfcapd,
 # pmacct's nfacctd and sfacctd), tshark for bench/sflow_check.py, and taskset (util-linux)
 # to pin generator and collector to separate cores.
