@@ -982,7 +982,8 @@ app_run_live(Config *cfg, const AppOptions *opt)
 	/* the quarantine's nft calls need CAP_NET_ADMIN for as long as the daemon runs */
 	if (!app_control_start(&app, &err) || !app_http_start(&app, &err) ||
 	    !commands_drop_privileges(cfg, quarantine_needs_net_admin(app.commands.quarantine),
-				      &err)) {
+				      &err) ||
+	    !httpapi_run(&app.http, &err)) {
 		g_printerr("spamflowd: %s\n", err->message);
 		app_clear(&app);
 		return 1;

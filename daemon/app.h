@@ -86,7 +86,9 @@ gboolean app_init(App *app, Config *cfg, const AppOptions *opt, gboolean live,
  * NULL when there is none, see commands_control_new()). */
 gboolean app_control_start(App *app, GError **error) G_GNUC_WARN_UNUSED_RESULT;
 /* The HTTP endpoint as [http] says (after app_control_start(): it serves the same
- * commands); app->http.server stays NULL when listen is empty. */
+ * commands): bound here, with the privileges the daemon starts with; it serves from
+ * httpapi_run(&app->http), once they are dropped. app->http.server stays NULL when listen
+ * is empty. */
 gboolean app_http_start(App *app, GError **error) G_GNUC_WARN_UNUSED_RESULT;
 /* Reload (SIGHUP and the control socket's `reload`), as CommandsDeps.reload. */
 gboolean app_reload(gpointer app, GString *members, GError **error);

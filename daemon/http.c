@@ -64,6 +64,7 @@ typedef struct {
 struct HttpServer {
 	struct MHD_Daemon *mhd;
 	int listen_fd;
+	unsigned int flags; /* libmicrohttpd's, for http_server_start() */
 	char *address;
 	gboolean tls;
 	char *tls_cert, *tls_key; /* PEM text, kept while the daemon runs */
@@ -658,6 +659,16 @@ http_server_new(const HttpConfig *cfg, const HttpRoute *routes, guint n, GError 
 	srv->listen_fd = bind_listen(cfg->listen, &srv->address, error);
 	if (srv->listen_fd < 0)
 		return NULL;
+	srv->flags = flags;
+	return g_steal_pointer(&srv);
+}
+
+gboolean
+http_server_start(HttpServer *srv, GError **error)
+{
+	const HttpConfig *cfg = &srv->cfg;
+
+	g_return_val_if_fail(srv->mhd == NULL, FALSE);
 	/* the pool holds the request's headers and the reply's head: max_request fits with
 	 * room, so that a request over it reaches on_request and is answered (and counted)
 	 * there, and only a far bigger one is refused by libmicrohttpd itself */
@@ -677,17 +688,17 @@ http_server_new(const HttpConfig *cfg, const HttpRoute *routes, guint n, GError 
 	    {srv->tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, srv->tls_key},
 	    {MHD_OPTION_END, 0, NULL},
 	};
-	srv->mhd = MHD_start_daemon(flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_ARRAY,
-				    opts, MHD_OPTION_END);
+	srv->mhd = MHD_start_daemon(srv->flags, 0, on_accept, srv, on_request, srv,
+				    MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	if (srv->mhd == NULL) {
 		g_set_error(error, HTTP_ERROR, HTTP_ERROR_START,
 			    "[http] libmicrohttpd would not start on %s%s (run with log_level = "
 			    "debug for its reasons)",
 			    srv->address, srv->tls ? " (check tls_cert and tls_key)" : "");
-		return NULL;
+		return FALSE;
 	}
 	srv->sweep = g_timeout_add_seconds(1, on_sweep, srv);
-	return g_steal_pointer(&srv);
+	return TRUE;
 }
 
 void

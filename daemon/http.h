@@ -56,10 +56,14 @@ typedef struct {
 
 typedef struct HttpServer HttpServer;
 
-/* Bind cfg->listen, read the auth and TLS files, start the server's thread. routes (n of
- * them) must outlive the server. */
+/* Bind cfg->listen and read the auth and TLS files: what needs the privileges the daemon
+ * starts with. routes (n of them) must outlive the server. Nothing is served until
+ * http_server_start(). */
 HttpServer *http_server_new(const HttpConfig *cfg, const HttpRoute *routes, guint n,
 			    GError **error) G_GNUC_WARN_UNUSED_RESULT;
+/* Start the server's thread: after the privileges are dropped, so that the thread that
+ * talks to the network never holds a capability (capset() is per thread). */
+gboolean http_server_start(HttpServer *srv, GError **error) G_GNUC_WARN_UNUSED_RESULT;
 /* Stop the thread, close every connection. NULL-safe. Call on the main loop's thread. */
 void http_server_free(HttpServer *srv);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(HttpServer, http_server_free)

@@ -174,9 +174,21 @@ httpapi_start(HttpApi *api, const Config *cfg, GError **error)
 		g_propagate_error(error, g_steal_pointer(&err));
 		return FALSE;
 	}
+	api->auth = cfg->http_auth_file[0] != '\0';
+	g_strlcpy(api->allow, cfg->http_allow, sizeof api->allow);
+	return TRUE;
+}
+
+gboolean
+httpapi_run(HttpApi *api, GError **error)
+{
+	if (api->server == NULL)
+		return TRUE;
+	if (!http_server_start(api->server, error))
+		return FALSE;
 	g_message("http: serving /metrics and /api/ on %s://%s (allow %s%s)",
 		  http_server_tls(api->server) ? "https" : "http", http_server_address(api->server),
-		  cfg->http_allow, cfg->http_auth_file[0] != '\0' ? "; basic auth" : "");
+		  api->allow, api->auth ? "; basic auth" : "");
 	return TRUE;
 }
 
