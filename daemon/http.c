@@ -26,8 +26,8 @@ G_DEFINE_QUARK(http-error-quark, http_error)
 
 #define CSP_API "default-src 'none'; frame-ancestors 'none'"
 #define REALM "Basic realm=\"spamflow\", charset=\"UTF-8\""
-#define MAX_ARGS 16	    /* query arguments a request may have */
-#define LOG_PER_MINUTE 5    /* refusal log lines */
+#define MAX_ARGS 16	 /* query arguments a request may have */
+#define LOG_PER_MINUTE 5 /* refusal log lines */
 
 /* What the main loop and the server's thread share about the jobs in flight: it outlives
  * the server while a job refers to it. */
@@ -53,11 +53,11 @@ typedef struct {
 /* One TCP connection (libmicrohttpd's socket context). */
 typedef struct {
 	int fd;
-	gint64 start_us;  /* connection start, or the end of the last request */
-	guint done;	  /* requests answered */
+	gint64 start_us;   /* connection start, or the end of the last request */
+	guint done;	   /* requests answered */
 	gboolean uri_seen; /* a request line was read ... */
 	gboolean handled;  /* ... and the request reached the handler */
-	gboolean cut;	  /* shut down by the sweep */
+	gboolean cut;	   /* shut down by the sweep */
 	char peer[64];
 } Conn;
 
@@ -116,8 +116,7 @@ job_unref(gpointer p)
 
 /* A refusal worth telling the admin: LOG_PER_MINUTE lines a minute, then a count. Called
  * with sync->lock held. */
-static void
-log_refusal(HttpServer *srv, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static void log_refusal(HttpServer *srv, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 static void
 log_refusal(HttpServer *srv, const char *fmt, ...)
 {
@@ -239,8 +238,9 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 		/* before libmicrohttpd closes the fd: the sweep never touches it after this */
 		if (conn->uri_seen && !conn->handled && !conn->cut) {
 			srv->st.bad_requests++;
-			log_refusal(srv, "a request from %s was refused by libmicrohttpd "
-					 "(malformed, or headers over the connection's memory)",
+			log_refusal(srv,
+				    "a request from %s was refused by libmicrohttpd "
+				    "(malformed, or headers over the connection's memory)",
 				    conn->peer);
 		}
 		srv->conns = g_list_remove(srv->conns, conn);
@@ -309,7 +309,8 @@ send_reply(struct MHD_Connection *c, guint status, const char *type, const char 
 {
 	gsize len = body->len;
 	char *data = g_string_free(body, FALSE);
-	struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(len, data, g_free);
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer_with_free_callback(len, data, g_free);
 
 	if (r == NULL) {
 		g_free(data);
@@ -473,15 +474,17 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 		srv->st.refused_not_allowed++;
 		log_refusal(srv, "%s refused: not in [http] allow", peer);
 		g_mutex_unlock(&srv->sync->lock);
-		return send_text(c, MHD_HTTP_FORBIDDEN, TRUE, "forbidden: your address is not in "
-							     "[http] allow");
+		return send_text(c, MHD_HTTP_FORBIDDEN, TRUE,
+				 "forbidden: your address is not in "
+				 "[http] allow");
 	}
 	MHD_get_connection_values(c, MHD_HEADER_KIND, add_header_size, &size);
 	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_header_size, &size);
 	if (size > srv->cfg.max_request) {
 		srv->st.refused_too_big++;
-		log_refusal(srv, "%s refused: %" G_GSIZE_FORMAT " bytes of URL and headers "
-				 "(max_request %" G_GSIZE_FORMAT ")",
+		log_refusal(srv,
+			    "%s refused: %" G_GSIZE_FORMAT " bytes of URL and headers "
+			    "(max_request %" G_GSIZE_FORMAT ")",
 			    peer, size, srv->cfg.max_request);
 		g_mutex_unlock(&srv->sync->lock);
 		return send_text(c, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, TRUE,
@@ -501,7 +504,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 		gboolean cached = FALSE;
 		/* the one slow step (a yescrypt hash is ~20 ms): outside the lock, on this
 		 * thread, never the main loop's */
-		gboolean ok = httpauth_check(srv->auth, user, pass, g_get_monotonic_time(), &cached);
+		gboolean ok =
+		    httpauth_check(srv->auth, user, pass, g_get_monotonic_time(), &cached);
 		if (pass != NULL)
 			explicit_bzero(pass, strlen(pass));
 		g_mutex_lock(&srv->sync->lock);
@@ -516,14 +520,16 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 				for (; user[k] != '\0' && k < sizeof name - 1; k++)
 					name[k] = user[k] > 0x20 && user[k] < 0x7f ? user[k] : '?';
 				name[k] = '\0';
-				log_refusal(srv, "%s refused: wrong password for user '%s'", peer, name);
+				log_refusal(srv, "%s refused: wrong password for user '%s'", peer,
+					    name);
 			}
 		}
 		g_mutex_unlock(&srv->sync->lock);
 		MHD_free(user);
 		MHD_free(pass);
 		if (!ok)
-			return send_text(c, MHD_HTTP_UNAUTHORIZED, FALSE, "authentication required");
+			return send_text(c, MHD_HTTP_UNAUTHORIZED, FALSE,
+					 "authentication required");
 	}
 	const HttpRoute *route = find_route(srv, url);
 	if (route == NULL) {
@@ -583,7 +589,8 @@ bind_listen(const char *text, char **bound, GError **error)
 	g_autoptr(GError) err = NULL;
 
 	if (!listener_parse_address(text, &ss, &len, &err)) {
-		g_set_error(error, HTTP_ERROR, HTTP_ERROR_CONFIG, "[http] listen: %s", err->message);
+		g_set_error(error, HTTP_ERROR, HTTP_ERROR_CONFIG, "[http] listen: %s",
+			    err->message);
 		return -1;
 	}
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -642,7 +649,8 @@ http_server_new(const HttpConfig *cfg, const HttpRoute *routes, guint n, GError 
 		}
 		if (!g_file_get_contents(cfg->tls_cert, &srv->tls_cert, NULL, &err) ||
 		    !g_file_get_contents(cfg->tls_key, &srv->tls_key, NULL, &err)) {
-			g_set_error(error, HTTP_ERROR, HTTP_ERROR_CONFIG, "[http] %s", err->message);
+			g_set_error(error, HTTP_ERROR, HTTP_ERROR_CONFIG, "[http] %s",
+				    err->message);
 			return NULL;
 		}
 		srv->tls = TRUE;
@@ -761,10 +769,8 @@ http_server_stats_json(HttpServer *srv, GString *out)
 #define F(name) "\"" #name "\":%" G_GUINT64_FORMAT
 	g_string_append_printf(
 	    out,
-	    F(connections) "," F(active) "," F(requests) "," F(refused_not_allowed) "," F(
-		refused_auth) "," F(refused_clients) "," F(refused_too_big) "," F(refused_method) ","
-		F(refused_busy) "," F(timed_out) "," F(bad_requests) "," F(not_found) "," F(
-		    auth_cache_hits),
+	    F(connections) "," F(active) "," F(requests) "," F(refused_not_allowed) "," F(refused_auth) "," F(refused_clients) "," F(
+		refused_too_big) "," F(refused_method) "," F(refused_busy) "," F(timed_out) "," F(bad_requests) "," F(not_found) "," F(auth_cache_hits),
 	    s.connections, s.active, s.requests, s.refused_not_allowed, s.refused_auth,
 	    s.refused_clients, s.refused_too_big, s.refused_method, s.refused_busy, s.timed_out,
 	    s.bad_requests, s.not_found, s.auth_cache_hits);

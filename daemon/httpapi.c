@@ -11,8 +11,8 @@
 
 /* The read-only commands, by the path under /api/ */
 static const ControlCmdId api_commands[] = {
-    CONTROL_CMD_OFFENDERS, CONTROL_CMD_HISTORY,	     CONTROL_CMD_HOST,
-    CONTROL_CMD_EXPORTERS, CONTROL_CMD_STATS,	     CONTROL_CMD_SUPPRESSIONS,
+    CONTROL_CMD_OFFENDERS, CONTROL_CMD_HISTORY, CONTROL_CMD_HOST,
+    CONTROL_CMD_EXPORTERS, CONTROL_CMD_STATS,	CONTROL_CMD_SUPPRESSIONS,
 };
 
 #define VALUE_MAX 64
@@ -39,8 +39,8 @@ httpapi_control_line(const char *path, const char *const *args, GString *line, g
 		     GError **error)
 {
 	const char *slash = strchr(path, '/');
-	g_autofree char *name = slash != NULL ? g_strndup(path, (gsize)(slash - path))
-					      : g_strdup(path);
+	g_autofree char *name =
+	    slash != NULL ? g_strndup(path, (gsize)(slash - path)) : g_strdup(path);
 	const ControlCommand *cmd = control_command_find(name);
 	gboolean served = FALSE;
 

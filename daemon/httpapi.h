@@ -22,14 +22,14 @@ typedef struct {
 	gsize max_reply; /* as [control] max_output: lists stop short of it, as over the socket */
 	HttpServer *server; /* set by httpapi_start() */
 	HttpRoute routes[2];
-	gboolean auth;	 /* for the log line at httpapi_run() */
+	gboolean auth; /* for the log line at httpapi_run() */
 	char allow[256];
 } HttpApi;
 
 /* The server as [http] says, serving api (which must outlive it); api->server stays NULL
  * when listen is empty, or when the built-in address is taken (logged: the daemon runs
- * without it; any other failure is an error). Bind before privileges are dropped: the auth and TLS files are read
- * here too. */
+ * without it; any other failure is an error). Bind before privileges are dropped: the auth and TLS
+ * files are read here too. */
 gboolean httpapi_start(HttpApi *api, const Config *cfg, GError **error) G_GNUC_WARN_UNUSED_RESULT;
 /* Then, once privileges are dropped, serve (nothing when there is no server). */
 gboolean httpapi_run(HttpApi *api, GError **error) G_GNUC_WARN_UNUSED_RESULT;

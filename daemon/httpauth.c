@@ -1,6 +1,6 @@
 /* The endpoint's password file and its check (httpauth.h): parsed line by line with every
- * length checked, verified with crypt_rn() (crypt_r() of libxcrypt) against the stored hash (which carries its method,
- * salt and cost), compared in constant time. */
+ * length checked, verified with crypt_rn() (crypt_r() of libxcrypt) against the stored hash (which
+ * carries its method, salt and cost), compared in constant time. */
 #include "httpauth.h"
 
 #include <crypt.h>
@@ -70,9 +70,10 @@ hash_valid(const char *h, gsize len, char **why)
 	for (guint i = 0; strong_prefixes[i] != NULL; i++)
 		strong |= g_str_has_prefix(h, strong_prefixes[i]);
 	if (!strong) {
-		*why = g_strdup("the hash is not one of yescrypt ($y$, mkpasswd -m yescrypt), "
-				"gost-yescrypt, scrypt, bcrypt ($2b$) or sha512-crypt ($6$, openssl "
-				"passwd -6) / sha256-crypt: MD5, DES and plain text are refused");
+		*why =
+		    g_strdup("the hash is not one of yescrypt ($y$, mkpasswd -m yescrypt), "
+			     "gost-yescrypt, scrypt, bcrypt ($2b$) or sha512-crypt ($6$, openssl "
+			     "passwd -6) / sha256-crypt: MD5, DES and plain text are refused");
 		return FALSE;
 	}
 	if (len < 10 || len > 512) {
@@ -99,8 +100,8 @@ httpauth_new_from_data(const char *data, gsize len, const char *name, GError **e
 
 	g_array_set_clear_func(users, clear_entry);
 	if (len > HTTPAUTH_MAX_FILE) {
-		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
-			    "%s: longer than %u bytes", name, HTTPAUTH_MAX_FILE);
+		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: longer than %u bytes",
+			    name, HTTPAUTH_MAX_FILE);
 		return NULL;
 	}
 	while (off < len) {
@@ -134,18 +135,22 @@ httpauth_new_from_data(const char *data, gsize len, const char *name, GError **e
 				const char *h = colon + 1;
 				gsize hlen = e - (gsize)(h - line);
 				if (!user_valid(line + s, ulen)) {
-					why = g_strdup_printf("the user name is not 1 to %d printable "
-							      "characters without ':' or blanks",
-							      USER_MAX);
+					why = g_strdup_printf(
+					    "the user name is not 1 to %d printable "
+					    "characters without ':' or blanks",
+					    USER_MAX);
 				} else {
 					g_autofree char *hash = g_strndup(h, hlen);
 					g_autofree char *user = g_strndup(line + s, ulen);
 					if (hash_valid(hash, hlen, &why)) {
-						for (guint i = 0; i < users->len && why == NULL; i++)
-							if (strcmp(g_array_index(users, Entry, i).user,
-								   user) == 0)
+						for (guint i = 0; i < users->len && why == NULL;
+						     i++)
+							if (strcmp(
+								g_array_index(users, Entry, i).user,
+								user) == 0)
 								why = g_strdup_printf(
-								    "user '%s' is named twice", user);
+								    "user '%s' is named twice",
+								    user);
 					}
 					if (why == NULL && users->len >= HTTPAUTH_MAX_USERS)
 						why = g_strdup_printf("more than %u users",
@@ -246,8 +251,7 @@ cache_put(HttpAuth *a, char *key, gint64 now_us)
 }
 
 gboolean
-httpauth_check(HttpAuth *a, const char *user, const char *password, gint64 now_us,
-	       gboolean *cached)
+httpauth_check(HttpAuth *a, const char *user, const char *password, gint64 now_us, gboolean *cached)
 {
 	const Entry *e = NULL;
 

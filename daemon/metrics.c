@@ -76,8 +76,7 @@ static const Scalar analyzer_scalars[] = {
 };
 
 static const Scalar http_scalars[] = {
-    HS("spamflow_http_connections_total", M_COUNTER, connections,
-       "HTTP connections accepted."),
+    HS("spamflow_http_connections_total", M_COUNTER, connections, "HTTP connections accepted."),
     HS("spamflow_http_connections", M_GAUGE, active, "HTTP connections open now."),
     HS("spamflow_http_requests_total", M_COUNTER, requests,
        "HTTP requests that reached the endpoint's handler."),
@@ -209,7 +208,15 @@ clear_sess(gpointer p)
 	g_free(((Sess *)p)->exporter);
 }
 
-typedef enum { SV_DATAGRAMS, SV_RECORDS, SV_BYTES, SV_SEQ_LOST, SV_TEMPLATES, SV_SAMPLING, SV_LAST_SEEN } SessValue;
+typedef enum {
+	SV_DATAGRAMS,
+	SV_RECORDS,
+	SV_BYTES,
+	SV_SEQ_LOST,
+	SV_TEMPLATES,
+	SV_SAMPLING,
+	SV_LAST_SEEN
+} SessValue;
 
 static guint64
 sess_value(const SessionStats *st, SessValue v)
@@ -300,7 +307,7 @@ exporters(GString *out, const Collector *c)
 		for (guint m = 0; m < MAL_N; m++) {
 			if (s->st->malformed[m] == 0)
 				continue;
-			const char *l[] = {"exporter", s->exporter, "domain", s->domain,
+			const char *l[] = {"exporter", s->exporter,	  "domain", s->domain,
 					   "reason",   malformed_name(m), NULL};
 			sample(out, "spamflow_exporter_malformed_total", l, s->st->malformed[m]);
 		}
@@ -366,14 +373,16 @@ metrics_render(GString *out, const MetricsSource *src)
 
 	family(out, "spamflow_listener_sockets", M_GAUGE,
 	       "UDP sockets receiving export (0: not listening, as in a replay).");
-	sample(out, "spamflow_listener_sockets", NULL, src->listener != NULL ? src->listener_sockets : 0);
+	sample(out, "spamflow_listener_sockets", NULL,
+	       src->listener != NULL ? src->listener_sockets : 0);
 	if (src->listener != NULL)
 		scalars(out, src->listener, listener_scalars, G_N_ELEMENTS(listener_scalars));
 
 	analyzer_get_stats(src->analyzer, &an);
 	scalars(out, &an, analyzer_scalars, G_N_ELEMENTS(analyzer_scalars));
 	analyzer_foreach_offender(src->analyzer, count_offender, by_reason);
-	family(out, "spamflow_offenders", M_GAUGE, "Active offenders (host and reason), by reason.");
+	family(out, "spamflow_offenders", M_GAUGE,
+	       "Active offenders (host and reason), by reason.");
 	for (guint r = 0; r < REASON_COUNT; r++) {
 		const char *l[] = {"reason", alert_reason_name(r), NULL};
 		sample(out, "spamflow_offenders", l, by_reason[r]);

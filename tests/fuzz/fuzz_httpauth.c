@@ -14,7 +14,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	fuzz_quiet_logs();
 	g_autofree guint8 *copy = fuzz_copy(data, size);
-	g_autoptr(HttpAuth) a = httpauth_new_from_data((const char *)copy, size, "fuzz.passwd", &err);
+	g_autoptr(HttpAuth) a =
+	    httpauth_new_from_data((const char *)copy, size, "fuzz.passwd", &err);
 	if (a == NULL) {
 		FUZZ_CHECK(err != NULL && g_str_has_prefix(err->message, "fuzz.passwd"));
 		return 0;

@@ -14,7 +14,9 @@
 #include <string.h>
 
 /* openssl passwd -6 -salt abc x */
-#define SHA512_X "$6$abc$K4v3HcZ8yAmpRfxML6S46NCcqy9r4/KdbQpFvqSWsBf4dgySOEOo1DHJTrmn2BsJK2aNmPN8Tfb826D2o9.z51"
+#define SHA512_X                                                                                   \
+	"$6$abc$K4v3HcZ8yAmpRfxML6S46NCcqy9r4/"                                                    \
+	"KdbQpFvqSWsBf4dgySOEOo1DHJTrmn2BsJK2aNmPN8Tfb826D2o9.z51"
 /* echo x | mkpasswd -m yescrypt -s */
 #define YESCRYPT_X "$y$j9T$hpdM8Dn6q7ITstsuiGMLL/$6YC4GcYLredSWEFFwUcnEnE/B7DIFM.yMxnFzjiQM.C"
 

@@ -24,7 +24,8 @@ test_escape(void **state)
 	metrics_escape_label(s, "a\\b\"c\nd\te");
 	assert_string_equal(s->str, "a\\\\b\\\"c\\nd\te");
 	g_string_truncate(s, 0);
-	metrics_escape_label(s, "\xff" "ok");
+	metrics_escape_label(s, "\xff"
+				"ok");
 	assert_true(g_utf8_validate(s->str, -1, NULL));
 	assert_non_null(strstr(s->str, "ok"));
 	g_string_truncate(s, 0);
@@ -192,7 +193,8 @@ test_render(void **state)
 	g_autoptr(GError) err = NULL;
 	guint8 dg[24 + 2 * 48] = {0};
 	const guint8 exporter[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1};
-	static const char *const hostile[] = {"/var/log/a \"b\"\\c.jsonl", "line\nbreak", "\xfe\xff"};
+	static const char *const hostile[] = {"/var/log/a \"b\"\\c.jsonl", "line\nbreak",
+					      "\xfe\xff"};
 
 	collector_config_defaults(&ccfg);
 	FlowBatch *batch = flow_batch_new(64, flush_nothing, NULL);
@@ -247,8 +249,11 @@ test_render(void **state)
 	assert_string_equal(g_ptr_array_index(ps.sink_names, 0), hostile[0]);
 	assert_string_equal(g_ptr_array_index(ps.sink_names, 1), hostile[1]);
 	assert_true(g_utf8_validate(g_ptr_array_index(ps.sink_names, 2), -1, NULL));
-	assert_non_null(strstr(out->str, "spamflow_alerts_total{reason=\"smtp-fanout\",event=\"raised\"} 3\n"));
-	assert_non_null(strstr(out->str, "spamflow_exporter_records_total{exporter=\"192.0.2.1:2055\",domain=\"0\"} 2\n"));
+	assert_non_null(
+	    strstr(out->str, "spamflow_alerts_total{reason=\"smtp-fanout\",event=\"raised\"} 3\n"));
+	assert_non_null(strstr(
+	    out->str,
+	    "spamflow_exporter_records_total{exporter=\"192.0.2.1:2055\",domain=\"0\"} 2\n"));
 	assert_non_null(strstr(out->str, "spamflow_http_refused_total{reason=\"auth\"} 2\n"));
 	assert_non_null(strstr(out->str, "spamflow_uptime_seconds 5\n"));
 	assert_non_null(strstr(out->str, "spamflow_build_info{version=\"0.1.0\\\"x\"} 1\n"));
