@@ -914,6 +914,19 @@ render_counters(GString *out, const char *name, JsonNode *obj, guint width)
 	g_string_append_c(out, '\n');
 }
 
+/* A non-empty object whose members are all objects. */
+static gboolean
+all_objects(JsonNode *v)
+{
+	JsonObject *o = json_node_get_object(v);
+	g_autoptr(GList) members = json_object_get_members(o);
+
+	for (GList *m = members; m != NULL; m = m->next)
+		if (!JSON_NODE_HOLDS_OBJECT(json_object_get_member(o, m->data)))
+			return FALSE;
+	return members != NULL;
+}
+
 static void
 render_stats(GString *out, JsonNode *r, guint width)
 {
@@ -932,6 +945,16 @@ render_stats(GString *out, JsonNode *r, guint width)
 		if (g_strcmp0(key, "exporters") == 0) {
 			g_string_append_printf(out, "exporters: %u (spamflowctl exporters)\n",
 					       ctl_json_len(v));
+		} else if (JSON_NODE_HOLDS_OBJECT(v) && all_objects(v)) {
+			/* counters by a name ("alerts": by reason): one line each */
+			JsonObject *g = json_node_get_object(v);
+			g_autoptr(GList) subs = json_object_get_members(g);
+			for (GList *sub = subs; sub != NULL; sub = sub->next) {
+				g_autofree char *name =
+				    g_strdup_printf("%s %s", key, (const char *)sub->data);
+				render_counters(out, name, json_object_get_member(g, sub->data),
+						width);
+			}
 		} else if (JSON_NODE_HOLDS_OBJECT(v)) {
 			render_counters(out, key, v, width);
 		} else if (JSON_NODE_HOLDS_ARRAY(v)) {

@@ -152,7 +152,9 @@ static const struct {
 	     "\"ratio\":0.5,\"flag\":true,\"off\":false,\"name\":\"x y\",\"nested\":{\"a\":1},"
 	     "\"none\":null,\"big\":9007199254740993},\"sinks\":[{\"kind\":\"json\",\"name\":\"/tmp/a.jsonl\","
 	     "\"events\":3,\"errors\":0}],\"listener\":{\"datagrams\":1,\"bytes\":2,\"recv_errors\":0,"
-	     "\"kernel_drops\":0,\"truncated\":0,\"batches\":1}}",
+	     "\"kernel_drops\":0,\"truncated\":0,\"batches\":1},\"alerts\":{\"smtp-fanout\":{"
+	     "\"raised\":3,\"updated\":1,\"cleared\":2},\"mta-surge\":{\"raised\":0,"
+	     "\"updated\":0,\"cleared\":0}}}",
 	     "exporters: 2 (spamflowctl exporters)\n"
 	     "totals: datagrams=10746 bytes=14119564\n"
 	     "    ratio=0 flag=true off=false name=x y\n"
@@ -162,7 +164,11 @@ static const struct {
 	     "    name=/tmp/a.jsonl events=3 errors=0\n"
 	     "listener: datagrams=1 bytes=2\n"
 	     "    recv_errors=0 kernel_drops=0\n"
-	     "    truncated=0 batches=1\n"},
+	     "    truncated=0 batches=1\n"
+	     "alerts smtp-fanout: raised=3 updated=1\n"
+	     "    cleared=2\n"
+	     "alerts mta-surge: raised=0 updated=0\n"
+	     "    cleared=0\n"},
     {"host", 80,
 	     "{\"ok\":true,\"version\":1,\"command\":\"host\",\"now_ms\":1700000100000,"
 	     "\"host\":\"10.0.0.1\",\"internal\":true,\"mail_server\":true,\"last_seen_ms\":1700000090000,"
