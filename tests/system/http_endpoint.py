@@ -11,7 +11,7 @@ clients come and go; then
   closed; POST 405, unknown paths 404, changing commands unreachable; security headers;
 - every refusal counted in stats "http" and /metrics;
 - and all the while the v5 export decodes in full: the record count is what was sent;
-- a third daemon serves HTTPS with a self-signed certificate (openssl) to python's ssl
+- a third daemon serves HTTPS on [::1] with a self-signed certificate (openssl) to python's ssl
   client with that certificate as its CA.
 
 usage: http_endpoint.py SPAMFLOWD SPAMFLOWCTL
@@ -50,17 +50,18 @@ def check(cond, what):
 
 
 class Daemon:
-    def __init__(self, spamflowd, ctl, tmp, name, http_conf):
+    def __init__(self, spamflowd, ctl, tmp, name, http_conf, host="127.0.0.1"):
         self.ctl = ctl
         self.dir = os.path.join(tmp, name)
         os.makedirs(self.dir)
         self.sock = os.path.join(self.dir, "run", "control.sock")
         self.port = free_port(socket.SOCK_DGRAM)
         self.http_port = free_port(socket.SOCK_STREAM)
+        listen = f"[{host}]:{self.http_port}" if ":" in host else f"{host}:{self.http_port}"
         conf = os.path.join(self.dir, "spamflow.conf")
         with open(conf, "w") as f:
             f.write(f"[control]\nsocket = {self.sock}\n"
-                    f"[http]\nlisten = 127.0.0.1:{self.http_port}\n{http_conf}")
+                    f"[http]\nlisten = {listen}\n{http_conf}")
         self.log = open(os.path.join(self.dir, "daemon.log"), "w+")
         self.p = subprocess.Popen([spamflowd, "--state=", "-c", conf, "-l",
                                    f"127.0.0.1:{self.port}", "--stats-interval", "0"],
@@ -90,12 +91,12 @@ def auth_header(user=USER, password=PASSWORD):
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
-def get(port, path, headers=None, method="GET", context=None, timeout=10):
+def get(port, path, headers=None, method="GET", context=None, timeout=10, host="127.0.0.1"):
     """(status, headers as a dict with lower-case names, body bytes)"""
     if context is not None:
-        c = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=context)
+        c = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
     else:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        c = http.client.HTTPConnection(host, port, timeout=timeout)
     c.request(method, path, headers=headers or {})
     r = c.getresponse()
     body = r.read()
@@ -366,24 +367,26 @@ def main():
     check(s["http"]["refused_not_allowed"] == 2, "both counted as refused_not_allowed")
     check(b.stop() == 0, "the allow daemon stops cleanly")
 
-    # ---- HTTPS ----
+    # ---- HTTPS, on IPv6 loopback ----
     cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:::1",
                     "-keyout", key, "-out", cert], check=True, capture_output=True)
-    t = Daemon(spamflowd, ctl, tmp, "tls", f"tls_cert = {cert}\ntls_key = {key}\n")
+    t = Daemon(spamflowd, ctl, tmp, "tls", f"tls_cert = {cert}\ntls_key = {key}\n", host="::1")
     ctx = ssl.create_default_context(cafile=cert)
-    st, h, body = get(t.http_port, "/metrics", context=ctx)
+    st, h, body = get(t.http_port, "/metrics", context=ctx, host="::1")
     check(st == 200 and b"spamflow_records_total" in body,
-          f"HTTPS with the self-signed certificate as CA: /metrics 200 (got {st})")
+          f"HTTPS on [::1] with the self-signed certificate as CA: /metrics 200 (got {st})")
+    check(h.get("content-security-policy") == "default-src 'none'; frame-ancestors 'none'",
+          "HTTPS replies carry the security headers too")
     try:
-        get(t.http_port, "/metrics")
+        get(t.http_port, "/metrics", host="::1")
         plain = "answered"
     except (http.client.HTTPException, OSError) as e:
         plain = f"refused ({type(e).__name__})"
     check(plain != "answered", f"plain HTTP to the HTTPS port is not answered: {plain}")
     try:
-        get(t.http_port, "/metrics", context=ssl.create_default_context())
+        get(t.http_port, "/metrics", context=ssl.create_default_context(), host="::1")
         verified = "accepted"
     except ssl.SSLError as e:
         verified = f"refused ({e.reason})"
