@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -26,8 +27,9 @@ G_DEFINE_QUARK(http-error-quark, http_error)
 
 #define CSP_API "default-src 'none'; frame-ancestors 'none'"
 #define REALM "Basic realm=\"spamflow\", charset=\"UTF-8\""
-#define MAX_ARGS 16	 /* query arguments a request may have */
-#define LOG_PER_MINUTE 5 /* refusal log lines */
+#define MAX_ARGS 16	    /* query arguments a request may have */
+#define LOG_PER_MINUTE 5    /* refusal log lines */
+#define HTTP_RENDER_SHARE 9 /* after a render of T, none for this x T (at most a tenth) */
 
 /* What the main loop and the server's thread share about the jobs in flight: it outlives
  * the server while a job refers to it. */
@@ -48,6 +50,7 @@ typedef struct {
 	gboolean head;
 	HttpReply reply;
 	gboolean done, abandoned;
+	gint64 render_us; /* the main loop's time on it */
 } Job;
 
 /* One TCP connection (libmicrohttpd's socket context). */
@@ -76,7 +79,8 @@ struct HttpServer {
 	Sync *sync;
 	guint sweep;
 	/* under sync->lock: */
-	GList *conns; /* of Conn */
+	gint64 render_free_us; /* no render before this (monotonic) */
+	GList *conns;	       /* of Conn */
 	HttpStats st;
 	gint64 log_window_us;
 	guint log_in_window;
@@ -397,8 +401,10 @@ job_run(gpointer data)
 		g_string_free(reply.body, TRUE);
 		return G_SOURCE_REMOVE;
 	}
+	gint64 start = g_get_monotonic_time();
 	j->route->fn(&req, &reply, j->route->data);
 	g_mutex_lock(&j->sync->lock);
+	j->render_us = MAX(g_get_monotonic_time() - start, 1);
 	j->reply = reply;
 	j->done = TRUE;
 	g_cond_broadcast(&j->sync->cond);
@@ -420,6 +426,18 @@ serve(HttpServer *srv, struct MHD_Connection *c, const HttpRoute *route, const c
 	j->path = g_strdup(url);
 	j->args = args;
 	j->head = head;
+	g_mutex_lock(&srv->sync->lock);
+	/* The main loop's share: after a reply that took it T, the next waits until
+	 * HTTP_RENDER_SHARE x T have passed, so that clients, however many and however fast,
+	 * take at most a tenth of the loop that receives the flows. The wait is this thread's. */
+	if (srv->render_free_us > g_get_monotonic_time()) {
+		srv->st.renders_delayed++;
+		while (!srv->sync->stopping && g_get_monotonic_time() < srv->render_free_us &&
+		       g_get_monotonic_time() < deadline)
+			(void)g_cond_wait_until(&srv->sync->cond, &srv->sync->lock,
+						MIN(srv->render_free_us, deadline));
+	}
+	g_mutex_unlock(&srv->sync->lock);
 	g_main_context_invoke_full(NULL, G_PRIORITY_DEFAULT, job_run, j, job_unref);
 	g_mutex_lock(&srv->sync->lock);
 	while (!j->done && !srv->sync->stopping)
@@ -431,6 +449,10 @@ serve(HttpServer *srv, struct MHD_Connection *c, const HttpRoute *route, const c
 		srv->st.refused_busy++;
 		log_refusal(srv, "%s: the main loop did not answer within %u s: 503", url,
 			    srv->cfg.timeout_s);
+	}
+	if (done) {
+		srv->st.render_us += (guint64)j->render_us;
+		srv->render_free_us = g_get_monotonic_time() + HTTP_RENDER_SHARE * j->render_us;
 	}
 	GString *body = done ? g_steal_pointer(&j->reply.body) : NULL;
 	HttpReply reply = j->reply;
@@ -763,16 +785,24 @@ http_server_get_stats(HttpServer *srv, HttpStats *out)
 void
 http_server_stats_json(HttpServer *srv, GString *out)
 {
+	static const struct {
+		const char *name;
+		gsize off;
+	} fields[] = {
+#define F(f) {#f, offsetof(HttpStats, f)}
+	    F(connections),	F(active),	    F(requests),	F(refused_not_allowed),
+	    F(refused_auth),	F(refused_clients), F(refused_too_big), F(refused_method),
+	    F(refused_busy),	F(timed_out),	    F(bad_requests),	F(not_found),
+	    F(auth_cache_hits), F(renders_delayed), F(render_us),
+#undef F
+	};
 	HttpStats s;
 
 	http_server_get_stats(srv, &s);
-#define F(name) "\"" #name "\":%" G_GUINT64_FORMAT
-	g_string_append_printf(
-	    out,
-	    F(connections) "," F(active) "," F(requests) "," F(refused_not_allowed) "," F(refused_auth) "," F(refused_clients) "," F(
-		refused_too_big) "," F(refused_method) "," F(refused_busy) "," F(timed_out) "," F(bad_requests) "," F(not_found) "," F(auth_cache_hits),
-	    s.connections, s.active, s.requests, s.refused_not_allowed, s.refused_auth,
-	    s.refused_clients, s.refused_too_big, s.refused_method, s.refused_busy, s.timed_out,
-	    s.bad_requests, s.not_found, s.auth_cache_hits);
-#undef F
+	for (guint i = 0; i < G_N_ELEMENTS(fields); i++) {
+		guint64 v;
+		memcpy(&v, (const guint8 *)&s + fields[i].off, sizeof v);
+		g_string_append_printf(out, "%s\"%s\":%" G_GUINT64_FORMAT, i > 0 ? "," : "",
+				       fields[i].name, v);
+	}
 }

@@ -81,6 +81,8 @@ static const Scalar http_scalars[] = {
     HS("spamflow_http_requests_total", M_COUNTER, requests,
        "HTTP requests that reached the endpoint's handler."),
     HS("spamflow_http_not_found_total", M_COUNTER, not_found, "HTTP requests answered 404."),
+    HS("spamflow_http_renders_delayed_total", M_COUNTER, renders_delayed,
+       "HTTP replies held back so that rendering takes at most a tenth of the main loop."),
 };
 
 /* spamflow_http_refused_total{reason} */
@@ -414,6 +416,13 @@ metrics_render(GString *out, const MetricsSource *src)
 	}
 	if (src->http != NULL) {
 		scalars(out, src->http, http_scalars, G_N_ELEMENTS(http_scalars));
+		family(out, "spamflow_http_render_seconds_total", M_COUNTER,
+		       "Time the main loop spent rendering HTTP replies.");
+		g_string_append_printf(out,
+				       "spamflow_http_render_seconds_total %" G_GUINT64_FORMAT
+				       ".%06" G_GUINT64_FORMAT "\n",
+				       src->http->render_us / G_USEC_PER_SEC,
+				       src->http->render_us % G_USEC_PER_SEC);
 		family(out, "spamflow_http_refused_total", M_COUNTER,
 		       "HTTP connections and requests refused, by why.");
 		for (guint i = 0; i < G_N_ELEMENTS(http_refusals); i++) {

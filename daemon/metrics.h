@@ -31,6 +31,8 @@ typedef struct {
 					(malformed, or over the connection's memory) */
 	guint64 not_found;	     /* 404 */
 	guint64 auth_cache_hits;     /* credentials known good, no hash computed */
+	guint64 renders_delayed;     /* replies held back to keep the main loop's share */
+	guint64 render_us;	     /* the main loop's time rendering replies */
 } HttpStats;
 
 typedef struct {

@@ -351,6 +351,18 @@ def main():
     st, h, body = get(port, "/api/offenders", A, method="HEAD")
     check(st == 200 and body == b"", "HEAD: 200, no body")
 
+    # back to back: each reply waits until the last one's render time x 9 has passed
+    before = d.jq("stats")["http"]
+    t0 = time.monotonic()
+    codes = [get(port, "/api/offenders", A)[0] for _ in range(10)]
+    took = time.monotonic() - t0
+    after = d.jq("stats")["http"]
+    check(codes == [200] * 10 and after["renders_delayed"] > before["renders_delayed"] and
+          after["render_us"] > before["render_us"],
+          f"10 back-to-back /api/offenders: all 200 in {took:.2f} s, "
+          f"{after['renders_delayed'] - before['renders_delayed']} held back to keep the "
+          f"main loop's share, {after['render_us'] - before['render_us']} us rendering")
+
     s = d.jq("stats")
     check(s["totals"]["records"] == sent["records"] and s["listener"]["kernel_drops"] == 0,
           f"at the end, still every record decoded ({s['totals']['records']} of "

@@ -175,8 +175,10 @@ parse(const char *text, Parsed *ps)
 			p++;
 		}
 		assert_true(*p == ' ');
-		guint64 value;
-		assert_true(g_ascii_string_to_unsigned(p + 1, 10, 0, G_MAXUINT64, &value, NULL));
+		char *end = NULL;
+		double d = g_ascii_strtod(p + 1, &end);
+		assert_true(end != p + 1 && *end == '\0' && d >= 0);
+		guint64 value = (guint64)d;
 		if (strcmp(name, "spamflow_records_total") == 0)
 			ps->records = value;
 		if (strcmp(name, "spamflow_sink_events_total") == 0 && has_sink_name)
@@ -228,7 +230,7 @@ test_render(void **state)
 	}
 	guint64 alerts[REASON_COUNT][ALERT_KIND_COUNT] = {{0}};
 	alerts[REASON_SMTP_FANOUT][ALERT_RAISED] = 3;
-	HttpStats hs = {.connections = 5, .refused_auth = 2};
+	HttpStats hs = {.connections = 5, .refused_auth = 2, .render_us = 2000123};
 	MetricsSource src = {.collector = c,
 			     .analyzer = a,
 			     .sinks = sinks,
@@ -256,6 +258,7 @@ test_render(void **state)
 	    "spamflow_exporter_records_total{exporter=\"192.0.2.1:2055\",domain=\"0\"} 2\n"));
 	assert_non_null(strstr(out->str, "spamflow_http_refused_total{reason=\"auth\"} 2\n"));
 	assert_non_null(strstr(out->str, "spamflow_uptime_seconds 5\n"));
+	assert_non_null(strstr(out->str, "spamflow_http_render_seconds_total 2.000123\n"));
 	assert_non_null(strstr(out->str, "spamflow_build_info{version=\"0.1.0\\\"x\"} 1\n"));
 	/* no listener: its families are left out, the socket count says 0 */
 	assert_non_null(strstr(out->str, "spamflow_listener_sockets 0\n"));
