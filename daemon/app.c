@@ -523,6 +523,8 @@ app_finish(App *app)
 	 * the store ends where the run did */
 	if (app->history != NULL && app->analyzer != NULL && analyzer_now(app->analyzer) > 0)
 		on_slice(analyzer_now(app->analyzer), app);
+	if (app->history != NULL)
+		history_sync(app->history); /* on disk before the summary counts it */
 	if (app->sinks != NULL)
 		(void)sink_set_flush(app->sinks, SINKS_FLUSH_MS); /* what is left is logged */
 	if (app->actions.set != NULL)

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -199,24 +200,31 @@ idx_load(const Seg *s)
 	return idx;
 }
 
-/* At start: one segment found on disk. */
+/* At start: one segment found on disk. Its header and size, then its sidecar; the whole
+ * segment is read only when the sidecar is missing, damaged or of another size (a crash
+ * before the close, a cut file): then it is scanned, damage counted, the sidecar written. */
 static void
 seg_index(History *h, const char *path)
 {
-	g_autofree char *data = NULL;
-	gsize len;
 	g_autoptr(GError) err = NULL;
+	guint8 head[HSEG_HEADER_LEN];
 	gint64 created;
-	if (!g_file_get_contents(path, &data, &len, &err)) {
-		g_warning("history: %s: skipped", err->message);
+	GStatBuf sb;
+	FILE *f = g_fopen(path, "rb");
+	gsize got = f != NULL ? fread(head, 1, sizeof head, f) : 0;
+	gboolean stat_ok = f != NULL && g_stat(path, &sb) == 0;
+	if (f != NULL)
+		fclose(f);
+	if (f == NULL || !stat_ok) {
+		g_warning("history: %s: %s: skipped", path, g_strerror(errno));
 		return;
 	}
 	Seg *s = g_new0(Seg, 1);
 	s->path = g_strdup(path);
-	s->bytes = len;
+	s->bytes = (guint64)sb.st_size;
 	s->min_ms = G_MAXINT64;
 	s->max_ms = G_MININT64;
-	if (!hseg_header_parse((const guint8 *)data, len, &created, &err)) {
+	if (!hseg_header_parse(head, got, &created, &err)) {
 		h->st.damaged_segments++;
 		g_warning("history: %s: %s: skipped (left in place)", path, err->message);
 		seg_free(s);
@@ -225,6 +233,14 @@ seg_index(History *h, const char *path)
 	s->created_ms = created;
 	GArray *idx = idx_load(s);
 	if (idx == NULL) {
+		g_autofree char *data = NULL;
+		gsize len;
+		if (!g_file_get_contents(path, &data, &len, &err)) {
+			g_warning("history: %s: skipped", err->message);
+			seg_free(s);
+			return;
+		}
+		s->bytes = len;
 		idx = seg_scan(h, s, (const guint8 *)data, len);
 		idx_write(s, idx);
 		h->st.index_rebuilt++;
@@ -585,26 +601,37 @@ enqueue(History *h, Item *it)
 	g_mutex_unlock(&h->lock);
 }
 
+static const HsegHost *sort_base; /* qsort has no user data */
+
 static int
 host_cmp(const void *a, const void *b)
 {
-	return memcmp(((const HsegHost *)a)->host, ((const HsegHost *)b)->host, 16);
+	return memcmp(sort_base[*(const guint32 *)a].host, sort_base[*(const guint32 *)b].host, 16);
 }
 
 void
-history_add_slice(History *h, gint64 t_ms, HsegHost *hosts, guint n)
+history_add_slice(History *h, gint64 t_ms, const HsegHost *hosts, guint n)
 {
-	qsort(hosts, n, sizeof *hosts, host_cmp);
+	/* sorted by address (the chunks' ranges in the index), through 4-byte indexes: the
+	 * readings are ~200 bytes each, a million of them a slice at worst */
+	g_autofree guint32 *order = g_new(guint32, MAX(n, 1u));
+	g_autofree HsegHost *chunk = g_new(HsegHost, MIN(n, (guint)SLICE_CHUNK) + 1);
+	for (guint i = 0; i < n; i++)
+		order[i] = i;
+	sort_base = hosts; /* the main thread's only */
+	qsort(order, n, sizeof *order, host_cmp);
 	g_autoptr(GByteArray) payload = g_byte_array_new();
 	for (guint i = 0; i < n; i += SLICE_CHUNK) {
 		guint k = MIN(SLICE_CHUNK, n - i);
+		for (guint j = 0; j < k; j++)
+			chunk[j] = hosts[order[i + j]];
 		g_byte_array_set_size(payload, 0);
-		hseg_slice_encode(payload, t_ms, hosts + i, k);
+		hseg_slice_encode(payload, t_ms, chunk, k);
 		Item *it = g_new0(Item, 1);
 		it->type = HSEG_REC_SLICE;
 		it->t_ms = t_ms;
-		memcpy(it->min, hosts[i].host, 16);
-		memcpy(it->max, hosts[i + k - 1].host, 16);
+		memcpy(it->min, chunk[0].host, 16);
+		memcpy(it->max, chunk[k - 1].host, 16);
 		it->frame = g_byte_array_sized_new(payload->len + HSEG_FRAME_OVERHEAD);
 		hseg_frame(it->frame, HSEG_REC_SLICE, payload->data, payload->len);
 		enqueue(h, it);

@@ -54,8 +54,9 @@ History *history_open(const HistoryConfig *cfg, GError **error) G_GNUC_WARN_UNUS
 void history_free(History *h);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(History, history_free)
 
-/* Queue one slice's readings (hosts need not be sorted; copied). Never blocks. */
-void history_add_slice(History *h, gint64 t_ms, HsegHost *hosts, guint n);
+/* Queue one slice's readings (hosts need not be sorted; encoded, not kept). Never blocks.
+ * The main thread's (one caller at a time). */
+void history_add_slice(History *h, gint64 t_ms, const HsegHost *hosts, guint n);
 /* Queue an event or an action (n->json copied). Never blocks. */
 void history_add_note(History *h, HsegRecType type, const HsegNote *n);
 /* Wait until what was queued before the call is on disk (tests, the end of a replay). */

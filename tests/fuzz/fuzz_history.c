@@ -10,6 +10,7 @@
 #include "history.h"
 
 #include <glib/gstdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 static void
@@ -70,13 +71,25 @@ count_note(HsegRecType type, const HsegNote *n, gpointer data)
 	return TRUE;
 }
 
+static char *dir;
+
+static void
+remove_dir(void)
+{
+	g_autofree char *lock = g_build_filename(dir, ".lock", NULL);
+	(void)g_unlink(lock);
+	(void)g_rmdir(dir);
+}
+
 /* The store on a directory holding the bytes as its only segment. */
 static void
 check_store(const guint8 *data, size_t size)
 {
-	static char *dir;
-	if (dir == NULL)
+	if (dir == NULL) {
 		dir = g_dir_make_tmp("fuzz-history-XXXXXX", NULL);
+		if (dir != NULL)
+			atexit(remove_dir);
+	}
 	if (dir == NULL)
 		return;
 	g_autofree char *seg = g_build_filename(dir, "0000000000000-000000.seg", NULL);
