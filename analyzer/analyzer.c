@@ -422,11 +422,12 @@ analyzer_tick(Analyzer *a, gint64 now_ms)
 	if (now_ms > a->now_ms)
 		a->now_ms = now_ms;
 	if (a->cfg.slice_fn != NULL && now_ms >= 0) {
-		gint64 s = now_ms / a->cfg.slice_ms;
-		if (s > a->last_slice) {
+		/* in ms, not slice numbers: a reload that changes the width goes on from here */
+		gint64 start = now_ms / a->cfg.slice_ms * a->cfg.slice_ms;
+		if (start > a->last_slice) {
 			if (a->last_slice >= 0)
-				a->cfg.slice_fn(s * a->cfg.slice_ms, a->cfg.slice_data);
-			a->last_slice = s;
+				a->cfg.slice_fn(start, a->cfg.slice_data);
+			a->last_slice = start;
 		}
 	}
 	for (OffEntry *o = a->off_head; o != NULL; o = next) {

@@ -216,7 +216,8 @@ struct Analyzer {
 
 	gint64 now_ms;
 	gint64 last_tick_ms;
-	gint64 last_slice; /* the slice of the last tick (AnalyzerSliceFunc); -1: none yet */
+	gint64 last_slice; /* start (ms) of the slice of the last tick (AnalyzerSliceFunc); -1:
+			      none yet */
 	guint64 mem;
 	AnalyzerStats st;
 

@@ -886,7 +886,7 @@ commands_key_reloadable(const char *section, const char *key)
 	/* built once at start: files, queues, worker threads, the nftables set */
 	if (strcmp(section, "sinks") == 0 || strcmp(section, "actions") == 0 ||
 	    strcmp(section, "quarantine") == 0 || strcmp(section, "evidence") == 0 ||
-	    strcmp(section, "state") == 0)
+	    strcmp(section, "state") == 0 || strcmp(section, "history") == 0)
 		return FALSE;
 	return TRUE; /* [analyzer], the heuristics, [alerts]: analyzer_reconfigure() */
 }
