@@ -618,6 +618,7 @@ app_metrics_source(gpointer user_data, MetricsSource *out)
 	App *app = user_data;
 	static HttpStats hs;
 	static ControlStats cs;
+	static HistoryStats his;
 
 	*out = (MetricsSource){.collector = app->collector,
 			       .listener = app->listener != NULL ? listener_stats(app->listener) : NULL,
@@ -637,6 +638,10 @@ app_metrics_source(gpointer user_data, MetricsSource *out)
 	if (app->control != NULL) {
 		control_server_get_stats(app->control, &cs);
 		out->control = &cs;
+	}
+	if (app->history != NULL) {
+		history_get_stats(app->history, &his);
+		out->history = &his;
 	}
 }
 

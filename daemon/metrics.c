@@ -75,6 +75,29 @@ static const Scalar analyzer_scalars[] = {
     AS("spamflow_suppressions", M_GAUGE, suppressions, "Suppressions in force now."),
 };
 
+#define HI(n, t, f, h) {n, t, offsetof(HistoryStats, f), h}
+static const Scalar history_scalars[] = {
+    HI("spamflow_history_records_written_total", M_COUNTER, records_written,
+       "History records (a slice's readings of up to 256 hosts, an event, an action) written."),
+    HI("spamflow_history_bytes_written_total", M_COUNTER, bytes_written,
+       "Bytes of history records written."),
+    HI("spamflow_history_records_dropped_total", M_COUNTER, records_dropped,
+       "History records dropped because the writer's queue was full."),
+    HI("spamflow_history_enospc_total", M_COUNTER, enospc,
+       "History records lost to a full disk (ENOSPC, EDQUOT)."),
+    HI("spamflow_history_write_errors_total", M_COUNTER, write_errors,
+       "History records lost to other write errors."),
+    HI("spamflow_history_corrupt_records_total", M_COUNTER, corrupt_records,
+       "Damaged history records skipped (CRC, type, length or payload)."),
+    HI("spamflow_history_truncated_records_total", M_COUNTER, truncated_records,
+       "History records cut short (a segment ending inside one), skipped."),
+    HI("spamflow_history_segments", M_GAUGE, segments, "History segment files on disk now."),
+    HI("spamflow_history_bytes", M_GAUGE, bytes, "Bytes of the history segments on disk now."),
+    HI("spamflow_history_queries_truncated_total", M_COUNTER, queries_truncated,
+       "History queries stopped by their read or time budget."),
+};
+#undef HI
+
 static const Scalar http_scalars[] = {
     HS("spamflow_http_connections_total", M_COUNTER, connections, "HTTP connections accepted."),
     HS("spamflow_http_connections", M_GAUGE, active, "HTTP connections open now."),
@@ -414,6 +437,8 @@ metrics_render(GString *out, const MetricsSource *src)
 		       "Control socket clients refused at max_clients.");
 		sample(out, "spamflow_control_refused_total", NULL, src->control->clients_refused);
 	}
+	if (src->history != NULL)
+		scalars(out, src->history, history_scalars, G_N_ELEMENTS(history_scalars));
 	if (src->http != NULL) {
 		scalars(out, src->http, http_scalars, G_N_ELEMENTS(http_scalars));
 		family(out, "spamflow_http_render_seconds_total", M_COUNTER,

@@ -8,6 +8,7 @@
 #include "analyzer.h"
 #include "collector.h"
 #include "control_server.h"
+#include "history.h"
 #include "listener.h"
 #include "sink.h"
 
@@ -46,6 +47,7 @@ typedef struct {
 	const guint64 (*alerts)[ALERT_KIND_COUNT];
 	const HttpStats *http;	     /* NULL: not shown */
 	const ControlStats *control; /* NULL: no control socket */
+	const HistoryStats *history; /* NULL: the history store is off */
 	gint64 started_ms;	     /* Unix ms */
 	gint64 now_ms;
 	const char *version;

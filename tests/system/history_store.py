@@ -17,11 +17,12 @@ a quarantine dry-run action), with `spamflowctl -j follow` running. Then:
              skips and reports both (one log line per segment, stats history counters), and
              every other event is still read.
   full-disk  the store on a 64 KiB tmpfs filled by a file: ENOSPC counted, one log line,
-             collection unaffected (records decoded = sent); space freed, writing resumes.
+             collection unaffected (records decoded = sent); space freed, writing resumes;
+             /metrics has the store's counters as stats does, and promtool accepts it.
   stalled    a `follow` client that never reads is cut (followers_cut) while the daemon
              decodes every record sent.
 Runs inside `unshare -m --propagation private` (re-executed with --in-namespace) for the
-tmpfs. Needs root and unshare; a missing tool is a failure, never a skip.
+tmpfs. Needs root, unshare and promtool; a missing tool is a failure, never a skip.
 
 usage: history_store.py SPAMFLOWD SPAMFLOWCTL
 """
@@ -57,7 +58,7 @@ update_interval = 0
 [control]
 socket = {dir}/ctl/sock
 [http]
-listen =
+listen = {http}
 [quarantine]
 set = inet filter spamflow_history_test
 dry_run = true
@@ -68,14 +69,14 @@ fsync = interval
 
 
 class Daemon:
-    def __init__(self, spamflowd, ctl, tmp, name, hist):
+    def __init__(self, spamflowd, ctl, tmp, name, hist, http=""):
         self.ctl = ctl
         self.tmp = tmp
         self.sock = os.path.join(tmp, "ctl", "sock")
         self.conf = os.path.join(tmp, name + ".conf")
         self.alerts = os.path.join(tmp, name + ".alerts.jsonl")
         with open(self.conf, "w") as f:
-            f.write(CONF.format(dir=tmp, hist=hist))
+            f.write(CONF.format(dir=tmp, hist=hist, http=http))
         self.port = sinktest.free_port()
         # stderr to a file: a pipe nobody reads while hundreds of alerts are logged would
         # block the daemon on its own log
@@ -323,7 +324,9 @@ def main_in_namespace(spamflowd, ctl, tmp):
         except OSError:
             pass
     os.makedirs(os.path.join(tmp, "ctl"), exist_ok=True)
-    d = Daemon(spamflowd, ctl, tmp, "run4", os.path.join(full, "hist"))
+    http_port = sinktest.free_port(socket.SOCK_STREAM)
+    d = Daemon(spamflowd, ctl, tmp, "run4", os.path.join(full, "hist"),
+               http=f"127.0.0.1:{http_port}")
     dg4, rec4 = send_hosts(d.port, 100, 40)
     wait_for("ENOSPC counted", lambda: d.stats()["history"]["enospc"] > 0, 15)
     s = d.stats()
@@ -336,6 +339,20 @@ def main_in_namespace(spamflowd, ctl, tmp):
     s = d.stats()
     check(s["history"]["enospc"] == e0 or s["history"]["records_written"] > w0,
           "space freed: records written again")
+    # /metrics: the store's counters, as stats has them, and promtool accepts them
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10).read()
+    text = text.decode()
+    s = d.stats()
+    m = {ln.split()[0]: int(float(ln.split()[1])) for ln in text.splitlines()
+         if ln.startswith("spamflow_history_")}
+    check(m.get("spamflow_history_enospc_total") == s["history"]["enospc"] and
+          m.get("spamflow_history_records_written_total") == s["history"]["records_written"] and
+          m.get("spamflow_history_segments") == s["history"]["segments"],
+          f"/metrics spamflow_history_*: {m}")
+    p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                       text=True, timeout=30)
+    check(p.returncode == 0, f"promtool check metrics: {p.stdout}{p.stderr}")
     rep4, err4 = d.stop()
     collected("full disk: collection unaffected", rep4, dg4 + dg5, rec4 + rec5)
     nospc = [x for x in err4.splitlines() if "history:" in x and "No space" in x]
@@ -367,7 +384,8 @@ def main():
         sys.exit(main_in_namespace(sys.argv[1], sys.argv[2], sys.argv[4]))
     if len(sys.argv) != 3:
         raise SystemExit(__doc__)
-    sinktest.require_programs("unshare")
+    sinktest.PACKAGES.update({"promtool": "prometheus"})
+    sinktest.require_programs("unshare", "promtool")
     if os.geteuid() != 0:
         print("FAIL: needs root (a tmpfs for the full disk)")
         sys.exit(1)
