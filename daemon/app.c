@@ -255,8 +255,13 @@ app_history_open(App *app, gboolean live, GError **error)
 			if (chown(cfg->history_dir, pw->pw_uid, pw->pw_gid) != 0)
 				g_warning("history directory %s: chown: %s", cfg->history_dir,
 					  g_strerror(errno));
-			g_autofree char *lock = g_build_filename(cfg->history_dir, ".lock", NULL);
-			(void)!chown(lock, pw->pw_uid, pw->pw_gid);
+			/* and what a run as root left there (segments, sidecars, the lock) */
+			g_autoptr(GDir) d = g_dir_open(cfg->history_dir, 0, NULL);
+			const char *name;
+			while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
+				g_autofree char *p = g_build_filename(cfg->history_dir, name, NULL);
+				(void)!chown(p, pw->pw_uid, pw->pw_gid);
+			}
 		}
 	}
 	app->history_hosts = g_array_new(FALSE, FALSE, sizeof(HsegHost));

@@ -65,18 +65,37 @@ static char *sock_dir;
 static char *sock_path;
 static Config *start_cfg; /* never changed: a reload replaces the App's cfg */
 
+/* The history store's files, after each input: every input starts with an empty store. */
+static void
+clear_history_dir(gboolean remove_dir)
+{
+	g_autofree char *hist = g_build_filename(sock_dir, "history", NULL);
+	g_autoptr(GDir) d = g_dir_open(hist, 0, NULL);
+	const char *name;
+	while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
+		g_autofree char *p = g_build_filename(hist, name, NULL);
+		(void)g_unlink(p);
+	}
+	if (remove_dir)
+		(void)g_rmdir(hist);
+}
+
 static void
 remove_sock_dir(void)
 {
-	if (sock_dir != NULL)
+	if (sock_dir != NULL) {
+		clear_history_dir(TRUE);
 		(void)g_rmdir(sock_dir);
+	}
 }
 
 static Config *
 conf_with(const char *extra, const char *name, GError **error)
 {
+	/* the history store in the private directory: host since= and history since= read it */
 	g_autofree char *text =
-	    g_strdup_printf("%s%s[control]\nsocket = %s\n", base_conf, extra, sock_path);
+	    g_strdup_printf("%s%s[control]\nsocket = %s\n[history]\ndir = %s/history\n", base_conf,
+			    extra, sock_path, sock_dir);
 	return config_new_from_data(text, -1, name, error);
 }
 
@@ -249,6 +268,8 @@ daemon_init(Daemon *d)
 	d->app.hooks.data = d;
 	FUZZ_CHECK(app_init(&d->app, start_cfg, &d->opt, FALSE, &err));
 	feed_flows(d);
+	if (d->app.history != NULL)
+		history_sync(d->app.history); /* the same store for every run of an input */
 	FUZZ_CHECK(app_control_start(&d->app, &err) && d->app.control != NULL);
 }
 
@@ -256,6 +277,7 @@ static void
 daemon_clear(Daemon *d)
 {
 	app_clear(&d->app);
+	clear_history_dir(FALSE);
 }
 
 /* out holds whole lines only, one per request answered, each a reply object. */
