@@ -889,6 +889,18 @@ render_host(GString *out, JsonNode *r, guint width)
 	JsonNode *reasons = ctl_json_get(r, "reasons");
 	JsonNode *wins = ctl_json_get(r, "windows");
 
+	if (ctl_json_len(reasons) == 0 && ctl_json_len(wins) == 0 &&
+	    !is_number(ctl_json_get(r, "last_seen_ms")) && ctl_json_get(r, "timeline") != NULL) {
+		/* known to the history store only (expired, forgotten, or before a restart) */
+		g_string_append_printf(out, "host %s: %s%s, not held by the analyzer now\n",
+				       ctl_json_str(r, "host", "?"),
+				       ctl_json_bool(r, "internal", FALSE) ? "internal" : "external",
+				       ctl_json_bool(r, "mail_server", FALSE) ? ", listed mail server"
+									      : "");
+		render_host_policy(out, r, now);
+		render_timeline(out, r, width);
+		return;
+	}
 	g_string_append_printf(out, "host %s: %s%s, last seen %s, sampling 1:%.0f\n",
 			       ctl_json_str(r, "host", "?"),
 			       ctl_json_bool(r, "internal", FALSE) ? "internal" : "external",

@@ -241,6 +241,65 @@ test_render(void **state)
 	}
 }
 
+/* host since=: the sparklines, the host known to the store only; follow's lines */
+static void
+test_timeline(void **state)
+{
+	(void)state;
+	const double v[] = {0, 25, 50, 100};
+	const gboolean all[] = {TRUE, TRUE, TRUE, TRUE}, gap[] = {TRUE, FALSE, TRUE, TRUE};
+	g_autofree char *a = ctl_sparkline(v, all, 4, 100, 4);
+	assert_string_equal(a, "\u2581\u2583\u2585\u2588");
+	g_autofree char *b = ctl_sparkline(v, gap, 4, 100, 4);
+	assert_string_equal(b, "\u2581 \u2585\u2588");
+	const double w[] = {1, 9, 2, 3};
+	g_autofree char *c = ctl_sparkline(w, all, 4, 9, 2); /* the larger of each pair */
+	assert_string_equal(c, "\u2588\u2583");
+	g_autofree char *e = ctl_sparkline(w, all, 0, 9, 2);
+	assert_string_equal(e, "");
+
+	static const char host[] =
+	    "{\"ok\":true,\"version\":1,\"command\":\"host\",\"now_ms\":1700000100000,"
+	    "\"host\":\"10.0.0.1\",\"internal\":true,\"mail_server\":false,\"last_seen_ms\":null,"
+	    "\"windows\":[],\"reasons\":[],\"timeline\":{\"since_ms\":1700000000000,"
+	    "\"until_ms\":1700000100000,\"slice_ms\":60000,\"stored\":true,\"points\":["
+	    "{\"t\":1700000040000,\"flows\":3,\"attempts\":3,\"failed\":0,\"reasons\":{"
+	    "\"smtp-fanout\":{\"short\":10,\"long\":10,\"short_threshold\":50,\"long_threshold\":150}}},"
+	    "{\"t\":1700000100000,\"flows\":3,\"attempts\":3,\"failed\":0,\"reasons\":{"
+	    "\"smtp-fanout\":{\"short\":60,\"long\":60,\"short_threshold\":50,\"long_threshold\":150}},"
+	    "\"live\":true}],\"events\":[{\"time_ms\":1700000090000,\"event\":\"raised\","
+	    "\"reason\":\"smtp-fanout\",\"severity\":\"warning\"}],\"actions\":[],"
+	    "\"truncated\":false}}";
+	g_autoptr(GError) err = NULL;
+	g_autoptr(JsonNode) r = ctl_reply_parse(host, strlen(host), &err);
+	assert_non_null(r);
+	g_autoptr(GString) out = g_string_new(NULL);
+	ctl_render(out, "host", r, 80);
+	assert_non_null(strstr(out->str, "host 10.0.0.1: internal, not held by the analyzer now"));
+	assert_non_null(strstr(out->str, "2 readings (slice 60 s), 1 events, 0 actions"));
+	/* 10 and 60 on the scale of 60: the lowest and the highest bar, max 60, threshold 50 */
+	assert_non_null(strstr(out->str, "  smtp-fanout  \u2582\u2588  "));
+	assert_non_null(strstr(out->str, "  60         50\n"));
+	assert_non_null(strstr(out->str, "raised smtp-fanout (warning)"));
+
+	static const char line[] =
+	    "{\"type\":\"event\",\"event\":{\"time_ms\":1700000090000,\"event\":\"raised\","
+	    "\"reason\":\"smtp-fanout\",\"severity\":\"warning\",\"host\":\"10.0.0.1\","
+	    "\"windows\":[{\"value\":60,\"threshold\":50},{\"value\":60,\"threshold\":150}]}}";
+	g_autoptr(JsonNode) l = ctl_reply_parse(line, strlen(line), &err);
+	assert_non_null(l);
+	g_string_truncate(out, 0);
+	ctl_render_follow(out, l);
+	assert_non_null(strstr(out->str, "raised   warning smtp-fanout       10.0.0.1        short 60/50 long 60/150\n"));
+	static const char act[] =
+	    "{\"type\":\"action\",\"action\":{\"time_ms\":1700000090000,\"action\":"
+	    "\"quarantine-add\",\"host\":\"10.0.0.1\",\"reason\":\"smtp-fanout\",\"detail\":\"added\"}}";
+	g_autoptr(JsonNode) x = ctl_reply_parse(act, strlen(act), &err);
+	g_string_truncate(out, 0);
+	ctl_render_follow(out, x);
+	assert_non_null(strstr(out->str, "action quarantine-add host 10.0.0.1 reason smtp-fanout: added\n"));
+}
+
 int
 main(void)
 {
@@ -248,6 +307,7 @@ main(void)
 	    cmocka_unit_test(test_reply_parse),
 	    cmocka_unit_test(test_ago),
 	    cmocka_unit_test(test_render),
+	    cmocka_unit_test(test_timeline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
