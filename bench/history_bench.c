@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static double
 now_s(void)
@@ -91,6 +92,7 @@ main(int argc, char **argv)
 {
 	gint hosts = 1000000, hours = 24;
 	gdouble share = 0.01;
+	gboolean cold = FALSE;
 	g_autofree char *dir = NULL;
 	const GOptionEntry entries[] = {
 	    {"hosts", 0, 0, G_OPTION_ARG_INT, &hosts, "tracked hosts (1000000)", "N"},
@@ -98,6 +100,8 @@ main(int argc, char **argv)
 	     "share of them at a quarter of a threshold: recorded each slice (0.01)", "F"},
 	    {"hours", 0, 0, G_OPTION_ARG_INT, &hours, "hours of readings to store (24)", "N"},
 	    {"dir", 0, 0, G_OPTION_ARG_FILENAME, &dir, "store directory (a new temporary one)", "DIR"},
+	    {"cold", 0, 0, G_OPTION_ARG_NONE, &cold,
+	     "drop the page cache (root: /proc/sys/vm/drop_caches) before each query", NULL},
 	    {NULL, 0, 0, 0, NULL, NULL, NULL},
 	};
 	g_autoptr(GOptionContext) ctx = g_option_context_new(NULL);
@@ -210,6 +214,11 @@ main(int argc, char **argv)
 		else
 			flow_addr_set_v4(q.host, (const guint8[4]){172, 31, 255, 254});
 		HistoryStats before, after;
+		if (cold) {
+			sync();
+			if (!g_file_set_contents("/proc/sys/vm/drop_caches", "3", 1, NULL))
+				g_printerr("history_bench: --cold: cannot drop the page cache\n");
+		}
 		history_get_stats(hist, &before);
 		guint got = 0;
 		gboolean trunc;
@@ -217,8 +226,9 @@ main(int argc, char **argv)
 		history_query(hist, &q, count_slice, NULL, &got, &trunc);
 		double dq = now_s() - q0;
 		history_get_stats(hist, &after);
-		printf("{\"bench\": \"query\", \"what\": \"%s\", \"points\": %u, \"ms\": %.1f, "
-		       "\"bytes_read\": %" G_GUINT64_FORMAT ", \"truncated\": %s}\n",
+		printf("{\"bench\": \"query\", \"cache\": \"%s\", \"what\": \"%s\", \"points\": %u, "
+		       "\"ms\": %.1f, \"bytes_read\": %" G_GUINT64_FORMAT ", \"truncated\": %s}\n",
+		       cold ? "cold" : "warm",
 		       k == 0 ? "recorded host, whole period" : k == 1 ? "recorded host, last hour"
 								: "host never recorded, whole period",
 		       got, dq * 1e3, after.query_bytes_read - before.query_bytes_read,
