@@ -608,18 +608,21 @@ host_reading(Analyzer *a, Host *h, AnalyzerReading *out)
 	out->sampled = h->sampling > 1;
 	out->offender_mask = h->offenders;
 	host_sampling(a, h, &hs);
+	/* each window counted once (reason_counts() per reason would count the port-25 window
+	 * three times): at a million hosts this walk is the store's cost on the main loop */
+	WindowCounts wcs[HEUR_WIN_COUNT];
 	for (guint k = 0; k < HEUR_WIN_COUNT; k++) {
 		Window *w = host_win(h, k);
-		WindowCounts wc;
+		memset(&wcs[k], 0, sizeof wcs[k]);
 		if (w == NULL)
 			continue;
-		window_counts(w, &a->geom, a->now_ms, &wc);
-		out->flows += wc.span[WINDOW_SHORT].flows;
-		out->attempts += wc.span[WINDOW_SHORT].attempts;
-		out->failed += wc.span[WINDOW_SHORT].failed;
+		window_counts(w, &a->geom, a->now_ms, &wcs[k]);
+		samp_fill(a, h, k, a->now_ms, &wcs[k]);
+		out->flows += wcs[k].span[WINDOW_SHORT].flows;
+		out->attempts += wcs[k].span[WINDOW_SHORT].attempts;
+		out->failed += wcs[k].span[WINDOW_SHORT].failed;
 	}
 	for (guint r = 0; r < REASON_COUNT; r++) {
-		WindowCounts wc;
 		gboolean active = (h->offenders & (1u << r)) != 0;
 		if (host_win(h, heuristics_reason_win(r)) == NULL && !active)
 			continue;
@@ -628,7 +631,10 @@ host_reading(Analyzer *a, Host *h, AnalyzerReading *out)
 		    (r == REASON_MTA_SURGE || r == REASON_SMTP_FANOUT || r == REASON_SMTP_BLOCKED))
 			continue;
 		out->reason_mask |= 1u << r;
-		reason_counts(a, h, r, a->now_ms, &wc);
+		/* = reason_counts(a, h, r, a->now_ms, &wc) */
+		WindowCounts wc = wcs[heuristics_reason_win(r)];
+		if (r == REASON_SMTP_NOVELTY)
+			novelty_counts(a, h, a->now_ms, &wc);
 		thresholds(a, h, h->addr, r, out->threshold[r]);
 		for (guint k = 0; k < WINDOW_SPANS; k++) {
 			out->value[r][k] = heuristics_metric(r, &wc.span[k]);
