@@ -1,13 +1,30 @@
 /* The daemon's HTTP routes (httpapi.h): /metrics renders metrics.c over the counters the
  * App hands over; /api/COMMAND maps the path and query onto a control request line, which
  * control_parse() checks exactly as it checks spamflowctl's, and commands_run() renders:
- * the same code, the same JSON. Only read-only commands are reachable. */
+ * the same code, the same JSON. Only read-only commands are reachable. The page's files
+ * are compiled in (web/, a GResource) and, like the evidence files, served on the server's
+ * thread: they read nothing of the daemon's state. */
 #include "httpapi.h"
 
 #include "control.h"
 #include "spamflow-config.h"
+#include "webres.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The page's: its own scripts and styles only, no inline script or style, JSON from here. */
+#define CSP_PAGE                                                                           \
+	"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "  \
+	"connect-src 'self'; frame-ancestors 'none'"
+#define WEB_PREFIX "/spamflow/web/"
+/* the pages themselves are asked again each time (they are small); scripts and styles are
+ * kept a while: a daemon upgrade shows within ten minutes */
+#define CACHE_PAGE "no-cache"
+#define CACHE_ASSET "public, max-age=600"
 
 /* The read-only commands, by the path under /api/ */
 static const ControlCmdId api_commands[] = {
@@ -144,6 +161,138 @@ serve_metrics(const HttpRequest *req, HttpReply *reply, gpointer data)
 	metrics_render(reply->body, &src);
 }
 
+/* ---- the page (files compiled in) ---- */
+
+static gboolean
+web_file(const char *name, HttpReply *reply)
+{
+	g_autofree char *path = g_strconcat(WEB_PREFIX, name, NULL);
+	g_autoptr(GBytes) b =
+	    g_resource_lookup_data(webres_get_resource(), path, G_RESOURCE_LOOKUP_FLAGS_NONE, NULL);
+	static const struct {
+		const char *ext, *type;
+	} types[] = {
+	    {".html", "text/html; charset=utf-8"},
+	    {".js", "text/javascript; charset=utf-8"},
+	    {".css", "text/css; charset=utf-8"},
+	    {".svg", "image/svg+xml"},
+	};
+
+	if (b == NULL)
+		return FALSE;
+	/* resources are not compressed: the data is in the binary, for as long as it runs */
+	reply->static_data = g_bytes_get_data(b, &reply->static_len);
+	reply->content_type = "application/octet-stream";
+	for (guint i = 0; i < G_N_ELEMENTS(types); i++)
+		if (g_str_has_suffix(name, types[i].ext))
+			reply->content_type = types[i].type;
+	reply->csp = g_str_has_suffix(name, ".html") ? CSP_PAGE : NULL;
+	reply->cache = g_str_has_suffix(name, ".html") ? CACHE_PAGE : CACHE_ASSET;
+	return TRUE;
+}
+
+static void
+not_found(HttpReply *reply, const char *what)
+{
+	reply->status = 404;
+	reply->no_store = TRUE;
+	g_string_assign(reply->body, what);
+	g_string_append_c(reply->body, '\n');
+}
+
+/* "app.js": a file name of web/ (the resource is a table, no file system is read) */
+static gboolean
+static_name_ok(const char *n)
+{
+	gsize len = strlen(n);
+
+	if (len == 0 || len > VALUE_MAX || n[0] == '.')
+		return FALSE;
+	for (gsize i = 0; i < len; i++)
+		if (!(g_ascii_isalnum(n[i]) || n[i] == '-' || n[i] == '.' || n[i] == '_'))
+			return FALSE;
+	return TRUE;
+}
+
+/* "/" the offenders, "/host/ADDR" a host, "/static/NAME" their scripts and styles */
+static void
+serve_web(const HttpRequest *req, HttpReply *reply, gpointer data)
+{
+	const char *p = req->path;
+	const char *name = NULL;
+
+	(void)data;
+	if (strcmp(p, "/") == 0 || strcmp(p, "/index.html") == 0)
+		name = "index.html";
+	else if (g_str_has_prefix(p, "/host/") && plain_word(p + strlen("/host/"), TRUE))
+		name = "host.html";
+	else if (g_str_has_prefix(p, "/static/") && static_name_ok(p + strlen("/static/")))
+		name = p + strlen("/static/");
+	if (name == NULL || !web_file(name, reply))
+		not_found(reply, "not found");
+}
+
+static void
+serve_favicon(const HttpRequest *req, HttpReply *reply, gpointer data)
+{
+	(void)req;
+	(void)data;
+	if (!web_file("favicon.svg", reply))
+		not_found(reply, "not found");
+}
+
+/* ---- evidence files ---- */
+
+gboolean
+httpapi_evidence_name_ok(const char *n)
+{
+	static const char shape[] = "########T######.###Z-";
+	gsize len = strlen(n), pre = sizeof shape - 1, suf = strlen(".ipfix");
+
+	if (len <= pre + suf || len > 120 || !g_str_has_suffix(n, ".ipfix") ||
+	    strstr(n, "..") != NULL)
+		return FALSE;
+	for (gsize i = 0; i < pre; i++)
+		if (shape[i] == '#' ? !g_ascii_isdigit(n[i]) : n[i] != shape[i])
+			return FALSE;
+	/* <reason>-<host>[-N]: lower-case reason, IPv4 dots, IPv6 hex with '_' for ':' */
+	for (gsize i = pre; i < len - suf; i++) {
+		char c = n[i];
+		if (!(g_ascii_isdigit(c) || (c >= 'a' && c <= 'z') || c == '-' || c == '.' ||
+		      c == '_'))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+static void
+serve_evidence(const HttpRequest *req, HttpReply *reply, gpointer data)
+{
+	HttpApi *api = data;
+	const char *name = req->path + strlen("/evidence/");
+	struct stat st;
+
+	if (api->evidence_fd < 0 || !httpapi_evidence_name_ok(name)) {
+		not_found(reply, "no such evidence file");
+		return;
+	}
+	/* by name in the directory opened at start: no path is built, no link followed */
+	int fd = openat(api->evidence_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		if (fd >= 0)
+			close(fd);
+		not_found(reply, "no such evidence file (pruned, or never written)");
+		return;
+	}
+	reply->fd = fd;
+	reply->fd_size = (guint64)st.st_size;
+	/* RFC 5655 8.1: an IPFIX file */
+	reply->content_type = "application/ipfix";
+	reply->no_store = TRUE;
+	g_snprintf(reply->disposition, sizeof reply->disposition,
+		   "attachment; filename=\"%s\"", name);
+}
+
 gboolean
 httpapi_start(HttpApi *api, const Config *cfg, GError **error)
 {
@@ -158,10 +307,16 @@ httpapi_start(HttpApi *api, const Config *cfg, GError **error)
 			 .timeout_s = cfg->http_timeout_s};
 
 	api->server = NULL;
+	api->evidence_fd = -1;
 	if (cfg->http_listen[0] == '\0')
 		return TRUE;
-	api->routes[0] = (HttpRoute){"/metrics", serve_metrics, api};
-	api->routes[1] = (HttpRoute){"/api/", serve_api, api};
+	api->routes[0] = (HttpRoute){"/metrics", serve_metrics, api, FALSE};
+	api->routes[1] = (HttpRoute){"/api/", serve_api, api, FALSE};
+	api->routes[2] = (HttpRoute){"/evidence/", serve_evidence, api, TRUE};
+	api->routes[3] = (HttpRoute){"/favicon.ico", serve_favicon, api, TRUE};
+	/* "/" only; /host/ and /static/ below */
+	api->routes[4] = (HttpRoute){"/host/", serve_web, api, TRUE};
+	api->routes[5] = (HttpRoute){"/", serve_web, api, TRUE};
 	api->server = http_server_new(&hc, api->routes, G_N_ELEMENTS(api->routes), &err);
 	if (api->server == NULL) {
 		/* The built-in address is a convenience, as the control socket's path is: a
@@ -173,6 +328,13 @@ httpapi_start(HttpApi *api, const Config *cfg, GError **error)
 		}
 		g_propagate_error(error, g_steal_pointer(&err));
 		return FALSE;
+	}
+	if (api->evidence_dir != NULL && api->evidence_dir[0] != '\0') {
+		/* opened now, with the privileges of the start; the daemon's user owns it */
+		api->evidence_fd = open(api->evidence_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (api->evidence_fd < 0)
+			g_warning("http: evidence directory %s: %s: /evidence/ will answer 404",
+				  api->evidence_dir, g_strerror(errno));
 	}
 	api->auth = cfg->http_auth_file[0] != '\0';
 	g_strlcpy(api->allow, cfg->http_allow, sizeof api->allow);
@@ -186,7 +348,7 @@ httpapi_run(HttpApi *api, GError **error)
 		return TRUE;
 	if (!http_server_start(api->server, error))
 		return FALSE;
-	g_message("http: serving /metrics and /api/ on %s://%s (allow %s%s)",
+	g_message("http: serving the page, /metrics and /api/ on %s://%s (allow %s%s)",
 		  http_server_tls(api->server) ? "https" : "http", http_server_address(api->server),
 		  api->allow, api->auth ? "; basic auth" : "");
 	return TRUE;
@@ -195,5 +357,10 @@ httpapi_run(HttpApi *api, GError **error)
 void
 httpapi_stop(HttpApi *api)
 {
+	if (api->server == NULL)
+		return; /* never started: evidence_fd was not opened */
 	g_clear_pointer(&api->server, http_server_free);
+	if (api->evidence_fd >= 0)
+		close(api->evidence_fd);
+	api->evidence_fd = -1;
 }
