@@ -10,6 +10,11 @@
 #include "spamflow-config.h"
 #include "webres.h"
 
+#include "alert.h"
+#include "json.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -293,6 +298,115 @@ serve_evidence(const HttpRequest *req, HttpReply *reply, gpointer data)
 		   "attachment; filename=\"%s\"", name);
 }
 
+typedef struct {
+	char *name;
+	guint64 bytes;
+	gint64 mtime_ms;
+} EvidenceFile;
+
+static void
+evidence_file_clear(gpointer p)
+{
+	g_free(((EvidenceFile *)p)->name);
+}
+
+static gint
+evidence_file_newest_first(gconstpointer a, gconstpointer b)
+{
+	/* the name starts with the event's time: later sorts higher */
+	return -strcmp(((const EvidenceFile *)a)->name, ((const EvidenceFile *)b)->name);
+}
+
+/* "20260115T100225.001Z-smtp-fanout-192.0.2.1-2.ipfix" is host's ("192.0.2.1", as the
+ * name writes it: an IPv6 address's ':' as '_'); *reason gets the reason */
+static gboolean
+evidence_name_host(const char *name, const char *host_part, AlertReason *reason)
+{
+	const gsize pre = strlen("20260115T100225.001Z-");
+	g_autofree char *stem = g_strndup(name, strlen(name) - strlen(".ipfix"));
+	char *dash = strrchr(stem, '-');
+
+	/* "-2", "-3": the name was taken (a host part is never digits alone) */
+	if (dash != NULL && dash[1] != '\0' && strspn(dash + 1, "0123456789") == strlen(dash + 1))
+		*dash = '\0';
+	gsize n = strlen(stem), h = strlen(host_part);
+	if (n < pre + h + 2 || stem[n - h - 1] != '-' || strcmp(stem + n - h, host_part) != 0)
+		return FALSE;
+	stem[n - h - 1] = '\0';
+	return alert_reason_from_name(stem + pre, reason);
+}
+
+/* /api/evidence?host=ADDR: the host's evidence files, newest first (at most 100), read
+ * from the directory on this thread */
+static void
+serve_evidence_list(const HttpRequest *req, HttpReply *reply, gpointer data)
+{
+	HttpApi *api = data;
+	const char *host = NULL;
+	guint8 a[16];
+	char canon[INET6_ADDRSTRLEN];
+	const guint max_files = 100;
+
+	reply->content_type = "application/json";
+	reply->no_store = TRUE;
+	for (guint i = 0; req->args != NULL && req->args[i] != NULL && req->args[i + 1] != NULL;
+	     i += 2)
+		if (strcmp(req->args[i], "host") == 0 && host == NULL)
+			host = req->args[i + 1];
+		else
+			host = "";
+	int family = host != NULL && strchr(host, ':') != NULL ? AF_INET6 : AF_INET;
+	if (host == NULL || !plain_word(host, TRUE) || inet_pton(family, host, a) != 1 ||
+	    inet_ntop(family, a, canon, sizeof canon) == NULL) {
+		json_error(reply, 400, "evidence", "/api/evidence?host=ADDR: an address is needed");
+		return;
+	}
+	g_string_append(reply->body, "{\"ok\":true,\"version\":1,\"command\":\"evidence\",\"host\":");
+	json_string(reply->body, canon);
+	g_string_append_printf(reply->body, ",\"enabled\":%s,\"files\":[",
+			       api->evidence_fd >= 0 ? "true" : "false");
+	g_autoptr(GArray) files = g_array_new(FALSE, FALSE, sizeof(EvidenceFile));
+	g_array_set_clear_func(files, evidence_file_clear);
+	g_strdelimit(canon, ":", '_');
+	int dfd = api->evidence_fd >= 0 ? dup(api->evidence_fd) : -1;
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (d == NULL && dfd >= 0)
+		close(dfd);
+	if (d != NULL) {
+		struct dirent *de;
+		rewinddir(d); /* the dup shares the offset of the directory opened at start */
+		while ((de = readdir(d)) != NULL) {
+			AlertReason r;
+			struct stat st;
+			if (!httpapi_evidence_name_ok(de->d_name) ||
+			    !evidence_name_host(de->d_name, canon, &r) ||
+			    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+			    !S_ISREG(st.st_mode))
+				continue;
+			EvidenceFile f = {g_strdup(de->d_name), (guint64)st.st_size,
+					  (gint64)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000};
+			g_array_append_val(files, f);
+		}
+		closedir(d);
+	}
+	g_array_sort(files, evidence_file_newest_first);
+	for (guint i = 0; i < files->len && i < max_files; i++) {
+		const EvidenceFile *f = &g_array_index(files, EvidenceFile, i);
+		AlertReason r = 0;
+		(void)evidence_name_host(f->name, canon, &r);
+		g_string_append(reply->body, i > 0 ? ",{\"name\":" : "{\"name\":");
+		json_string(reply->body, f->name);
+		g_string_append(reply->body, ",\"reason\":");
+		json_string(reply->body, alert_reason_name(r));
+		g_string_append_printf(reply->body,
+				       ",\"bytes\":%" G_GUINT64_FORMAT ",\"mtime_ms\":%" G_GINT64_FORMAT
+				       "}",
+				       f->bytes, f->mtime_ms);
+	}
+	g_string_append_printf(reply->body, "],\"total\":%u,\"truncated\":%s}", files->len,
+			       files->len > max_files ? "true" : "false");
+}
+
 gboolean
 httpapi_start(HttpApi *api, const Config *cfg, GError **error)
 {
@@ -310,13 +424,14 @@ httpapi_start(HttpApi *api, const Config *cfg, GError **error)
 	api->evidence_fd = -1;
 	if (cfg->http_listen[0] == '\0')
 		return TRUE;
+	/* the first route that matches serves: "/" (every other path) last */
 	api->routes[0] = (HttpRoute){"/metrics", serve_metrics, api, FALSE};
-	api->routes[1] = (HttpRoute){"/api/", serve_api, api, FALSE};
-	api->routes[2] = (HttpRoute){"/evidence/", serve_evidence, api, TRUE};
-	api->routes[3] = (HttpRoute){"/favicon.ico", serve_favicon, api, TRUE};
-	/* "/" only; /host/ and /static/ below */
-	api->routes[4] = (HttpRoute){"/host/", serve_web, api, TRUE};
-	api->routes[5] = (HttpRoute){"/", serve_web, api, TRUE};
+	api->routes[1] = (HttpRoute){"/api/evidence", serve_evidence_list, api, TRUE};
+	api->routes[2] = (HttpRoute){"/api/", serve_api, api, FALSE};
+	api->routes[3] = (HttpRoute){"/evidence/", serve_evidence, api, TRUE};
+	api->routes[4] = (HttpRoute){"/favicon.ico", serve_favicon, api, TRUE};
+	api->routes[5] = (HttpRoute){"/host/", serve_web, api, TRUE};
+	api->routes[6] = (HttpRoute){"/", serve_web, api, TRUE};
 	api->server = http_server_new(&hc, api->routes, G_N_ELEMENTS(api->routes), &err);
 	if (api->server == NULL) {
 		/* The built-in address is a convenience, as the control socket's path is: a

@@ -23,7 +23,7 @@ typedef struct {
 	const char *evidence_dir; /* [evidence] dir; NULL or "": /evidence/ is 404 */
 	HttpServer *server;	  /* set by httpapi_start() */
 	int evidence_fd;	  /* the directory, opened at start */
-	HttpRoute routes[6];
+	HttpRoute routes[7];
 	gboolean auth; /* for the log line at httpapi_run() */
 	char allow[256];
 } HttpApi;

@@ -76,13 +76,6 @@ SF.valueCell = function (value, threshold, estimate, se) {
   return SF.el('td', { class: over ? 'num over' : 'num' }, shown);
 };
 
-/* the file name of an alert's "evidence" (a full path on the daemon's side) */
-SF.evidenceName = function (path) {
-  if (!path) return null;
-  const name = path.slice(path.lastIndexOf('/') + 1);
-  return /^[0-9]{8}T[0-9]{6}\.[0-9]{3}Z-[a-z0-9._-]+\.ipfix$/.test(name) ? name : null;
-};
-
 SF.status = function (text, bad) {
   const s = document.getElementById('status');
   s.textContent = text;

@@ -56,7 +56,7 @@ function panel(tl, w, reasons, y0) {
   for (let i = 0; i <= 6; i++) {
     const t = t0 + (span * i) / 6;
     const label = span > 2 * 86400000 ? SF.time(t).slice(5, 16) : SF.clock(t);
-    g.append(svg('text', { class: 'xlabel', x: X(t), y: y0 + H - 6 }, label));
+    g.append(svg('text', { class: `xlabel${i === 0 ? ' first' : i === 6 ? ' last' : ''}`, x: X(t), y: y0 + H - 6 }, label));
   }
   /* alert events: raised red, cleared green */
   for (const ev of tl.events || []) {
@@ -202,23 +202,32 @@ function reasonsTable(h) {
   }
 }
 
-/* the evidence file of the host's last alert that has one */
-function evidence(h, tl) {
+/* the evidence file of the host's last alert (raised and updated alerts have one), from
+ * the daemon's list of the host's files (/api/evidence: the alert objects do not carry the
+ * file name), and the older ones */
+function evidence(list) {
   const p = document.getElementById('evidence');
   SF.clear(p);
-  const evs = [];
-  for (const e of (tl && tl.events) || []) evs.push(e);
-  for (const r of h.reasons || []) if (r.offender && r.offender.event) evs.push(r.offender.event);
-  evs.sort((a, b) => a.time_ms - b.time_ms);
-  const last = evs.filter((e) => SF.evidenceName(e.evidence)).pop();
-  if (!last) {
-    p.append('No evidence file for this host (evidence files need [evidence] dir; they are written for raised and updated alerts, and pruned by age and size).');
+  if (!list.enabled) {
+    p.append('Evidence files are off: set [evidence] dir to keep the flows behind each alert.');
     return;
   }
-  const name = SF.evidenceName(last.evidence);
-  p.append(SF.el('a', { id: 'evidence-link', href: `/evidence/${encodeURIComponent(name)}`, download: name }, name),
-    ` \u2014 the flows behind the ${last.event} ${last.reason} alert of ${SF.time(last.time_ms)}, ` +
-    'as an IPFIX file (open it with Wireshark or tshark -r).');
+  const files = list.files || [];
+  if (!files.length) {
+    p.append('No evidence file for this host (written for raised and updated alerts; pruned by age and size).');
+    return;
+  }
+  const link = (f, id) => SF.el('a', { id, href: `/evidence/${encodeURIComponent(f.name)}`, download: f.name }, f.name);
+  const f = files[0];
+  p.append(link(f, 'evidence-link'),
+    ` \u2014 the flows behind its last ${f.reason} alert (${SF.time(f.mtime_ms)}, ${f.bytes} bytes), ` +
+    'an IPFIX file: open it with Wireshark or tshark -r.');
+  if (files.length > 1) {
+    const older = SF.el('ul', { class: 'older' });
+    for (const o of files.slice(1, 6)) older.append(SF.el('li', {}, link(o, null), ` (${o.reason})`));
+    if (list.total > 6) older.append(SF.el('li', {}, `and ${list.total - 6} more in the evidence directory`));
+    p.append(older);
+  }
 }
 
 function timelineTable(tl) {
@@ -229,8 +238,6 @@ function timelineTable(tl) {
     const ws = e.windows || [];
     const wtxt = ws.map((w, i) => `${i ? 'long' : 'short'} ${w.value}/${w.threshold}${w.estimated ? '~' : ''}`).join(', ');
     const detail = SF.el('td', {}, `${wtxt}; ${e.attempts} attempts, ${Math.round(100 * (e.failed_share || 0))}% failed`);
-    const name = SF.evidenceName(e.evidence);
-    if (name) detail.append(' ', SF.el('a', { href: `/evidence/${encodeURIComponent(name)}`, download: name }, 'evidence'));
     rows.push([e.time_ms, SF.el('tr', { class: `ev-${e.event}` },
       SF.el('td', {}, SF.time(e.time_ms)), SF.el('td', {}, e.event),
       SF.el('td', {}, SF.el('span', { class: `reason ${SF.reasonClass(e.reason)}` }, e.reason)),
@@ -279,10 +286,11 @@ async function load() {
       if (e.status !== 400) throw e;
       h = await SF.getJSON(base);
     }
+    const ev = await SF.getJSON(`/api/evidence?host=${encodeURIComponent(addr)}`);
     facts(h);
     drawChart(h.timeline || null);
     reasonsTable(h);
-    evidence(h, h.timeline);
+    evidence(ev);
     timelineTable(h.timeline);
     topTables(h);
     SF.status(`updated ${SF.time(h.now_ms)}`, false);
