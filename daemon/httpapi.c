@@ -56,6 +56,20 @@ plain_word(const char *v, gboolean addr)
 	return TRUE;
 }
 
+/* a time, a duration or an address: one token, no blank, no '=' */
+static gboolean
+plain_value(const char *v)
+{
+	gsize n = strlen(v);
+
+	if (n == 0 || n > VALUE_MAX)
+		return FALSE;
+	for (gsize i = 0; i < n; i++)
+		if (!(g_ascii_isalnum(v[i]) || strchr("-:.+_", v[i]) != NULL))
+			return FALSE;
+	return TRUE;
+}
+
 gboolean
 httpapi_control_line(const char *path, const char *const *args, GString *line, guint *status,
 		     GError **error)
@@ -99,15 +113,22 @@ httpapi_control_line(const char *path, const char *const *args, GString *line, g
 		for (guint k = 0; k < cmd->n_args; k++)
 			if (strcmp(cmd->args[k].name, args[i]) == 0)
 				a = &cmd->args[k];
-		if (a == NULL || (a->type != CONTROL_ARG_UINT && a->type != CONTROL_ARG_REASON)) {
+		/* TEXT takes the rest of the line: none of the read-only commands has one */
+		if (a == NULL || a->type == CONTROL_ARG_TEXT || a->type == CONTROL_ARG_ADDR) {
 			g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_USAGE,
 				    "%s: unknown argument '%.64s'", cmd->name, args[i]);
 			return FALSE;
 		}
-		if (!plain_word(args[i + 1], FALSE)) {
+		/* numbers and reasons are words; times ("24h", "2026-12-06T10:00:00+01:00")
+		 * and addresses take ':', '.' and '+' too. Never a blank or '=': nothing can
+		 * split the line, and control_parse() then checks the value as it checks
+		 * spamflowctl's. */
+		gboolean word = a->type == CONTROL_ARG_UINT || a->type == CONTROL_ARG_REASON;
+		if (!(word ? plain_word(args[i + 1], FALSE) : plain_value(args[i + 1]))) {
 			g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_USAGE,
-				    "%s: %s: a number or a reason name is needed", cmd->name,
-				    args[i]);
+				    "%s: %s: %s", cmd->name, args[i],
+				    word ? "a number or a reason name is needed"
+					 : "a time, a duration or an address is needed");
 			return FALSE;
 		}
 		g_string_append_printf(line, " %s=%s", args[i], args[i + 1]);
