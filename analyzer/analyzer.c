@@ -421,6 +421,14 @@ analyzer_tick(Analyzer *a, gint64 now_ms)
 	a->last_tick_ms = now_ms;
 	if (now_ms > a->now_ms)
 		a->now_ms = now_ms;
+	if (a->cfg.slice_fn != NULL && now_ms >= 0) {
+		gint64 s = now_ms / a->cfg.slice_ms;
+		if (s > a->last_slice) {
+			if (a->last_slice >= 0)
+				a->cfg.slice_fn(s * a->cfg.slice_ms, a->cfg.slice_data);
+			a->last_slice = s;
+		}
+	}
 	for (OffEntry *o = a->off_head; o != NULL; o = next) {
 		next = o->next; /* judge() frees o when it clears */
 		Host *h = host_lookup(a, o->addr);
@@ -459,6 +467,7 @@ analyzer_new(const AnalyzerConfig *cfg, GError **error)
 	hosts_init(a);
 	events_init(a, cfg->history_len);
 	a->last_tick_ms = G_MININT64 / 2;
+	a->last_slice = -1;
 	return a;
 }
 
@@ -586,6 +595,86 @@ analyzer_host_info(Analyzer *a, const guint8 addr[16], AnalyzerHostInfo *out)
 	return TRUE;
 }
 
+/* The readings of tracked host h now (AnalyzerReading). */
+static void
+host_reading(Analyzer *a, Host *h, AnalyzerReading *out)
+{
+	HeurSampling hs;
+	gboolean is_mta = h->is_mta;
+
+	memset(out, 0, sizeof *out);
+	memcpy(out->addr, h->addr, 16);
+	out->sampled = h->sampling > 1;
+	out->offender_mask = h->offenders;
+	host_sampling(a, h, &hs);
+	for (guint k = 0; k < HEUR_WIN_COUNT; k++) {
+		Window *w = host_win(h, k);
+		WindowCounts wc;
+		if (w == NULL)
+			continue;
+		window_counts(w, &a->geom, a->now_ms, &wc);
+		out->flows += wc.span[WINDOW_SHORT].flows;
+		out->attempts += wc.span[WINDOW_SHORT].attempts;
+		out->failed += wc.span[WINDOW_SHORT].failed;
+	}
+	for (guint r = 0; r < REASON_COUNT; r++) {
+		WindowCounts wc;
+		gboolean active = (h->offenders & (1u << r)) != 0;
+		if (host_win(h, heuristics_reason_win(r)) == NULL && !active)
+			continue;
+		/* as `host` lists them: mta-surge for mail servers, the fan-outs for the others */
+		if (!active && (r == REASON_MTA_SURGE) != is_mta &&
+		    (r == REASON_MTA_SURGE || r == REASON_SMTP_FANOUT || r == REASON_SMTP_BLOCKED))
+			continue;
+		out->reason_mask |= 1u << r;
+		reason_counts(a, h, r, a->now_ms, &wc);
+		thresholds(a, h, h->addr, r, out->threshold[r]);
+		for (guint k = 0; k < WINDOW_SPANS; k++) {
+			out->value[r][k] = heuristics_metric(r, &wc.span[k]);
+			if (out->sampled) {
+				double e, se;
+				heuristics_estimate(r, &wc.span[k], &hs, &e, &se);
+				out->estimate[r][k] = (guint32)MIN(e + 0.5, (double)G_MAXUINT32);
+			}
+		}
+		if (r == REASON_SMTP_NOVELTY) /* as its alerts: the long window is context */
+			out->value[r][WINDOW_LONG] = out->estimate[r][WINDOW_LONG] = 0;
+	}
+}
+
+gboolean
+analyzer_host_reading(Analyzer *a, const guint8 addr[16], AnalyzerReading *out)
+{
+	Host *h = host_lookup(a, addr);
+	if (h == NULL)
+		return FALSE;
+	host_reading(a, h, out);
+	return TRUE;
+}
+
+void
+analyzer_foreach_reading(Analyzer *a, double min_share, AnalyzerReadingFunc fn, gpointer user_data)
+{
+	AnalyzerReading r;
+	for (guint32 i = a->lru_head; i != HOST_NONE; i = host_at(a, i)->next) {
+		Host *h = host_at(a, i);
+		host_reading(a, h, &r);
+		gboolean keep = r.offender_mask != 0;
+		for (guint k = 0; k < REASON_COUNT && !keep; k++) {
+			if (!(r.reason_mask & (1u << k)))
+				continue;
+			for (guint w = 0; w < WINDOW_SPANS; w++) {
+				guint32 v = MAX(r.value[k][w], r.estimate[k][w]);
+				if (r.threshold[k][w] > 0 && v > 0 &&
+				    (double)v >= min_share * r.threshold[k][w])
+					keep = TRUE;
+			}
+		}
+		if (keep)
+			fn(&r, user_data);
+	}
+}
+
 gboolean
 analyzer_forget(Analyzer *a, const guint8 addr[16])
 {
@@ -616,4 +705,10 @@ gint64
 analyzer_now(const Analyzer *a)
 {
 	return a->now_ms;
+}
+
+gint64
+analyzer_slice_ms(const Analyzer *a)
+{
+	return a->cfg.slice_ms;
 }

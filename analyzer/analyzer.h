@@ -32,6 +32,10 @@ typedef gboolean (*AnalyzerGeoFunc)(const guint8 dst[16], char country[4], guint
  * to a host with a window of that kind), just before the alert it may raise. The daemon
  * keeps the evidence files' flows this way, classified once. */
 typedef void (*AnalyzerFlowFunc)(const Flow *f, const HeurClass *c, gpointer user_data);
+/* Optional: a slice of the analyzer's clock ended (slice_end_ms, a multiple of slice_ms),
+ * told by the first tick at or after it (analyzer_tick(), also run by analyzer_process()),
+ * before that tick's clears. The daemon's history reads analyzer_foreach_reading() here. */
+typedef void (*AnalyzerSliceFunc)(gint64 slice_end_ms, gpointer user_data);
 /* Per host window, distinct countries and ASNs are kept in small sets from the moment the
  * window holds ANALYZER_GEO_MIN_DESTS distinct destinations (fewer: counted at event time
  * from the window itself). The sets saturate: a count equal to the maximum means "at
@@ -132,6 +136,9 @@ typedef struct {
 	/* counted flows (see AnalyzerFlowFunc); NULL = off. Kept by analyzer_reconfigure(). */
 	AnalyzerFlowFunc flow_fn;
 	gpointer flow_data;
+	/* slice ends (see AnalyzerSliceFunc); NULL = off. Kept by analyzer_reconfigure(). */
+	AnalyzerSliceFunc slice_fn;
+	gpointer slice_data;
 	/* destination lookups; NULL = off. Like the alert callback, set by analyzer_new() and
 	 * kept by analyzer_reconfigure(). */
 	AnalyzerGeoFunc geo_fn;
@@ -233,6 +240,24 @@ typedef struct {
 	guint32 offender_mask; /* 1 << AlertReason for each active offender */
 } AnalyzerHostInfo;
 
+/* What the heuristics read of one host now, per reason (analyzer_host_reading(),
+ * analyzer_foreach_reading()): the history's per-slice record. reason_mask has the
+ * reasons `host` lists with values: those whose window the host has, mta-surge for mail
+ * servers only and smtp-fanout/smtp-blocked for the others (unless active). value and
+ * threshold are AnalyzerHostInfo.reason[].value/threshold; estimate is set when sampled.
+ * flows, attempts and failed: the short window's, summed over the host's windows. */
+typedef struct {
+	guint8 addr[16];
+	guint32 flows, attempts, failed;
+	gboolean sampled;
+	guint32 reason_mask;
+	guint32 offender_mask;
+	guint32 value[REASON_COUNT][WINDOW_SPANS];
+	guint32 threshold[REASON_COUNT][WINDOW_SPANS];
+	guint32 estimate[REASON_COUNT][WINDOW_SPANS];
+} AnalyzerReading;
+typedef void (*AnalyzerReadingFunc)(const AnalyzerReading *r, gpointer user_data);
+
 /* An active offender (control socket `offenders`). */
 typedef struct {
 	guint8 host[16];
@@ -277,6 +302,13 @@ guint analyzer_history_len(const Analyzer *a);
 const AlertEvent *analyzer_history_get(const Analyzer *a, guint i);
 /* Everything held about a host; FALSE if neither tracked nor an offender. */
 gboolean analyzer_host_info(Analyzer *a, const guint8 addr[16], AnalyzerHostInfo *out);
+/* The readings of one tracked host now; FALSE when it is not tracked. */
+gboolean analyzer_host_reading(Analyzer *a, const guint8 addr[16], AnalyzerReading *out);
+/* The readings of every tracked host that is an active offender or has a reason at
+ * min_share of one of its thresholds or more (value, or the estimate when sampled, >=
+ * min_share x threshold, threshold > 0, value > 0). O(hosts): once a slice. */
+void analyzer_foreach_reading(Analyzer *a, double min_share, AnalyzerReadingFunc fn,
+			      gpointer user_data);
 /* Drop the host's windows, baseline and offenders (no cleared event is emitted: the admin
  * asked for it). FALSE when nothing was held. */
 gboolean analyzer_forget(Analyzer *a, const guint8 addr[16]);
@@ -287,6 +319,7 @@ gboolean analyzer_forget(Analyzer *a, const guint8 addr[16]);
  * load 3/8..3/4. */
 gsize analyzer_host_overhead(void);
 gint64 analyzer_now(const Analyzer *a);
+gint64 analyzer_slice_ms(const Analyzer *a);
 
 /* ---- policy: host groups and suppressions (analyzer_policy.c) ----
  * A host's group (the longest prefix of all groups' that covers it) replaces the thresholds

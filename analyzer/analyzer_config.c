@@ -281,6 +281,8 @@ analyzer_reconfigure(Analyzer *a, const AnalyzerConfig *cfg, GError **error)
 	gpointer data = a->alert_data;
 	AnalyzerFlowFunc flow_fn = a->cfg.flow_fn;
 	gpointer flow_data = a->cfg.flow_data;
+	AnalyzerSliceFunc slice_fn = a->cfg.slice_fn;
+	gpointer slice_data = a->cfg.slice_data;
 	analyzer_config_apply(a, cfg, &p);
 	if (a->nov != NULL && novelty_capacity(a->nov) != a->nov_capacity) {
 		/* another size: the bits would mean other positions; the novelty memory
@@ -294,6 +296,8 @@ analyzer_reconfigure(Analyzer *a, const AnalyzerConfig *cfg, GError **error)
 	a->alert_data = data;
 	a->cfg.flow_fn = flow_fn;
 	a->cfg.flow_data = flow_data;
+	a->cfg.slice_fn = slice_fn;
+	a->cfg.slice_data = slice_data;
 	a->cfg.geo_fn = a->geo_fn;
 	a->cfg.geo_data = a->geo_data;
 	a->cfg.notice_fn = a->notice_fn;

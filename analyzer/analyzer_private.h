@@ -216,6 +216,7 @@ struct Analyzer {
 
 	gint64 now_ms;
 	gint64 last_tick_ms;
+	gint64 last_slice; /* the slice of the last tick (AnalyzerSliceFunc); -1: none yet */
 	guint64 mem;
 	AnalyzerStats st;
 

@@ -3,6 +3,8 @@
  * input), and the renderers that make tables for people out of the daemon's JSON replies. */
 #include "ctl.h"
 
+#include "alert.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,6 +207,96 @@ ctl_request(const char *socket_path, const char *line, gsize max_reply, GString 
 	}
 	close(fd);
 	return TRUE;
+}
+
+gboolean
+ctl_follow(const char *socket_path, const char *line, CtlLineFunc fn, gpointer data,
+	   GError **error)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (strlen(socket_path) >= sizeof sa.sun_path) {
+		g_set_error(error, CTL_ERROR, CTL_ERROR_CONNECT, "cannot connect to %s: path too long",
+			    socket_path);
+		return FALSE;
+	}
+	memcpy(sa.sun_path, socket_path, strlen(socket_path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		g_set_error(error, CTL_ERROR, CTL_ERROR_CONNECT, "cannot connect to %s: %s",
+			    socket_path, g_strerror(e));
+		return FALSE;
+	}
+	g_autofree char *msg = g_strconcat(line, "\n", NULL);
+	if (send(fd, msg, strlen(msg), MSG_NOSIGNAL) != (ssize_t)strlen(msg)) {
+		g_set_error(error, CTL_ERROR, CTL_ERROR_IO, "%s: send: %s", socket_path,
+			    g_strerror(errno));
+		close(fd);
+		return FALSE;
+	}
+	g_autoptr(GString) buf = g_string_new(NULL);
+	for (;;) {
+		char chunk[65536];
+		ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			g_set_error(error, CTL_ERROR, CTL_ERROR_IO, "%s: %s", socket_path,
+				    n == 0 ? "the daemon closed the stream" : g_strerror(errno));
+			close(fd);
+			return FALSE;
+		}
+		g_string_append_len(buf, chunk, n);
+		char *nl;
+		while ((nl = memchr(buf->str, '\n', buf->len)) != NULL) {
+			gsize len = (gsize)(nl - buf->str);
+			gboolean go = fn(buf->str, len, data);
+			g_string_erase(buf, 0, (gssize)len + 1);
+			if (!go) {
+				close(fd);
+				return TRUE;
+			}
+		}
+		if (buf->len > 16u << 20) {
+			g_set_error(error, CTL_ERROR, CTL_ERROR_REPLY, "%s: line too long", socket_path);
+			close(fd);
+			return FALSE;
+		}
+	}
+}
+
+static char *window_cell(JsonNode *ev, guint w);
+static gboolean is_value(JsonNode *v, GType type);
+
+void
+ctl_render_follow(GString *out, JsonNode *line)
+{
+	const char *type = ctl_json_str(line, "type", "?");
+	JsonNode *x = ctl_json_get(line, type);
+	if (strcmp(type, "event") == 0) {
+		g_autofree char *when = ctl_time((gint64)ctl_json_num(x, "time_ms", 0));
+		g_autofree char *sw = window_cell(x, 0);
+		g_autofree char *lw = window_cell(x, 1);
+		g_string_append_printf(out, "%s  %-8s %-7s %-17s %-15s short %s long %s\n", when,
+				       ctl_json_str(x, "event", "?"), ctl_json_str(x, "severity", "?"),
+				       ctl_json_str(x, "reason", "?"), ctl_json_str(x, "host", "?"), sw,
+				       lw);
+	} else if (strcmp(type, "action") == 0) {
+		g_autofree char *when = ctl_time((gint64)ctl_json_num(x, "time_ms", 0));
+		g_string_append_printf(out, "%s  action %s host %s%s%s: %s\n", when,
+				       ctl_json_str(x, "action", "?"), ctl_json_str(x, "host", "?"),
+				       is_value(ctl_json_get(x, "reason"), G_TYPE_STRING) ? " reason " : "",
+				       is_value(ctl_json_get(x, "reason"), G_TYPE_STRING)
+					   ? ctl_json_str(x, "reason", "")
+					   : "",
+				       ctl_json_str(x, "detail", ""));
+	} else {
+		g_string_append_printf(out, "(%s)\n", type);
+	}
 }
 
 /* ---- helpers for people ---- */
@@ -693,6 +785,102 @@ render_suppressions(GString *out, JsonNode *r, guint width)
 		g_string_append_printf(out, "(%.0f of %.0f shown)\n", shown, total);
 }
 
+/* ---- host ... since=: the timeline ---- */
+
+/* One column per group of points: the largest short value of the group on 8 levels of
+ * scale (the larger of the maximum and the threshold, so a line under the threshold stays
+ * low); a group without points is blank. */
+char *
+ctl_sparkline(const double *v, const gboolean *present, guint n, double scale, guint cols)
+{
+	static const char *const bars[] = {"\u2581", "\u2582", "\u2583", "\u2584",
+					   "\u2585", "\u2586", "\u2587", "\u2588"};
+	GString *s = g_string_new(NULL);
+	if (n == 0 || cols == 0)
+		return g_string_free(s, FALSE);
+	cols = MIN(cols, n);
+	for (guint c = 0; c < cols; c++) {
+		guint from = (guint)((guint64)c * n / cols), to = (guint)((guint64)(c + 1) * n / cols);
+		double m = -1;
+		for (guint i = from; i < to; i++)
+			if (present[i])
+				m = MAX(m, v[i]);
+		if (m < 0) {
+			g_string_append_c(s, ' ');
+			continue;
+		}
+		guint level = scale > 0 ? (guint)MIN(7.0, m / scale * 7.0 + 0.5) : 0;
+		g_string_append(s, bars[level]);
+	}
+	return g_string_free(s, FALSE);
+}
+
+static void
+render_timeline(GString *out, JsonNode *r, guint width)
+{
+	JsonNode *tl = ctl_json_get(r, "timeline");
+	JsonNode *pts = ctl_json_get(tl, "points");
+	guint n = ctl_json_len(pts);
+	g_autofree char *since = ctl_time((gint64)ctl_json_num(tl, "since_ms", 0));
+	g_autofree char *until = ctl_time((gint64)ctl_json_num(tl, "until_ms", 0));
+	static const Col cols[] = {
+	    {"REASON", FALSE, 8}, {"SHORT WINDOW OVER THE PERIOD", FALSE, 10},
+	    {"MAX", TRUE, 3},     {"THRESHOLD", TRUE, 4},
+	};
+	Table t;
+
+	g_string_append_printf(out, "\ntimeline %s .. %s: %u readings (slice %.0f s), %u events, "
+				    "%u actions%s%s\n",
+			       since, until, n, ctl_json_num(tl, "slice_ms", 0) / 1000,
+			       ctl_json_len(ctl_json_get(tl, "events")),
+			       ctl_json_len(ctl_json_get(tl, "actions")),
+			       ctl_json_bool(tl, "truncated", FALSE) ? " (truncated)" : "",
+			       ctl_json_bool(tl, "stored", TRUE) ? "" : " (no history store)");
+	if (n == 0)
+		return;
+	guint spark = width > 40 ? MIN(width - 36, 60u) : 40;
+	table_init(&t, cols, G_N_ELEMENTS(cols));
+	for (guint reason = 0; reason < REASON_COUNT; reason++) {
+		const char *name = alert_reason_name(reason);
+		g_autofree double *v = g_new0(double, n);
+		g_autofree gboolean *present = g_new0(gboolean, n);
+		double max = 0, thr = 0;
+		gboolean any = FALSE;
+		for (guint i = 0; i < n; i++) {
+			JsonNode *x = ctl_json_get(ctl_json_get(ctl_json_at(pts, i), "reasons"), name);
+			if (x == NULL)
+				continue;
+			any = present[i] = TRUE;
+			v[i] = ctl_json_num(x, "short", 0);
+			max = MAX(max, v[i]);
+			thr = ctl_json_num(x, "short_threshold", 0); /* the last in force */
+		}
+		if (!any)
+			continue;
+		char **row = g_new0(char *, G_N_ELEMENTS(cols) + 1);
+		row[0] = g_strdup(name);
+		row[1] = ctl_sparkline(v, present, n, MAX(max, thr), spark);
+		row[2] = g_strdup_printf("%.0f", max);
+		row[3] = g_strdup_printf("%.0f", thr);
+		table_add(&t, row);
+	}
+	table_render(&t, out, width, "  ");
+	JsonNode *evs = ctl_json_get(tl, "events");
+	for (guint i = 0; i < ctl_json_len(evs); i++) {
+		JsonNode *ev = ctl_json_at(evs, i);
+		g_autofree char *when = ctl_time((gint64)ctl_json_num(ev, "time_ms", 0));
+		g_string_append_printf(out, "  %s  %s %s (%s)\n", when, ctl_json_str(ev, "event", "?"),
+				       ctl_json_str(ev, "reason", "?"), ctl_json_str(ev, "severity", "?"));
+	}
+	JsonNode *acts = ctl_json_get(tl, "actions");
+	for (guint i = 0; i < ctl_json_len(acts); i++) {
+		JsonNode *a = ctl_json_at(acts, i);
+		g_autofree char *when = ctl_time((gint64)ctl_json_num(a, "time_ms", 0));
+		g_string_append_printf(out, "  %s  action %s: %s\n", when, ctl_json_str(a, "action", "?"),
+				       ctl_json_str(a, "detail", ""));
+	}
+}
+
 static void
 render_host(GString *out, JsonNode *r, guint width)
 {
@@ -815,6 +1003,8 @@ render_host(GString *out, JsonNode *r, guint width)
 		}
 		table_render(&t, out, width, "  ");
 	}
+	if (ctl_json_get(r, "timeline") != NULL)
+		render_timeline(out, r, width);
 }
 
 static void

@@ -37,6 +37,17 @@ typedef enum {
 gboolean ctl_request(const char *socket_path, const char *line, gsize max_reply, GString *reply,
 		     GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
+/* A streaming request (`follow`): send line, then call fn with each reply line (without
+ * its newline) until it returns FALSE (TRUE returned) or the connection ends (FALSE, error). */
+typedef gboolean (*CtlLineFunc)(const char *line, gsize len, gpointer data);
+gboolean ctl_follow(const char *socket_path, const char *line, CtlLineFunc fn, gpointer data,
+		    GError **error) G_GNUC_WARN_UNUSED_RESULT;
+/* One `follow` line ({"type":"event","event":{...}} or "action") as one line of text. */
+void ctl_render_follow(GString *out, JsonNode *line);
+/* A sparkline of n values (present[i] FALSE: no value) in at most cols columns, on the
+ * scale given (UTF-8 block characters). */
+char *ctl_sparkline(const double *v, const gboolean *present, guint n, double scale, guint cols);
+
 /* "3m ago", "2h ago", "just now", "in 5s" (clock skew), "-" for 0. */
 char *ctl_ago(gint64 then_ms, gint64 now_ms);
 /* "2026-12-24 08:00:00 UTC" in local time, "-" for 0. */

@@ -33,6 +33,44 @@ commands_help(void)
 	return g_string_free(s, FALSE);
 }
 
+/* `follow`: the first line is the reply (ok or not), then one line per event or action,
+ * until interrupted (SIGINT ends the process) or the daemon closes. */
+typedef struct {
+	gboolean json;
+	gboolean started, failed;
+} FollowCtx;
+
+static gboolean
+follow_line(const char *line, gsize len, gpointer data)
+{
+	FollowCtx *fc = data;
+	g_autoptr(GError) err = NULL;
+	g_autoptr(JsonNode) r = ctl_reply_parse(line, len, &err);
+	if (r == NULL) {
+		g_printerr("spamflowctl: %s\n", err->message);
+		fc->failed = TRUE;
+		return FALSE;
+	}
+	if (!fc->started) {
+		fc->started = TRUE;
+		if (!ctl_json_bool(r, "ok", FALSE)) {
+			g_printerr("spamflowctl: follow: %s\n", ctl_json_str(r, "error", "refused"));
+			fc->failed = TRUE;
+			return FALSE;
+		}
+		return TRUE;
+	}
+	if (fc->json) {
+		fwrite(line, 1, len, stdout);
+		fputc('\n', stdout);
+	} else {
+		g_autoptr(GString) out = g_string_new(NULL);
+		ctl_render_follow(out, r);
+		fwrite(out->str, 1, out->len, stdout);
+	}
+	return fflush(stdout) == 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -76,6 +114,15 @@ main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	const char *path = socket_path != NULL ? socket_path : CONTROL_DEFAULT_SOCKET;
+	if (req.cmd->id == CONTROL_CMD_FOLLOW) {
+		FollowCtx fc = {.json = json};
+		if (!ctl_follow(path, line, follow_line, &fc, &err)) {
+			g_printerr("spamflowctl: %s\n", err->message);
+			return g_error_matches(err, CTL_ERROR, CTL_ERROR_CONNECT) ? EXIT_CONNECT
+										  : EXIT_DAEMON;
+		}
+		return fc.failed ? EXIT_DAEMON : EXIT_OK;
+	}
 	g_autoptr(GString) reply = g_string_new(NULL);
 	if (!ctl_request(path, line, MAX_REPLY, reply, &err)) {
 		g_printerr("spamflowctl: %s\n", err->message);

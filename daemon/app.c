@@ -39,6 +39,10 @@ app_apply_options(Config *cfg, const AppOptions *opt)
 		g_free(cfg->state_file);
 		cfg->state_file = g_strdup(opt->state);
 	}
+	if (opt->history != NULL) {
+		g_free(cfg->history_dir);
+		cfg->history_dir = g_strdup(opt->history);
+	}
 }
 
 /* Reports go to stdout unless the flow CSV already does. */
@@ -74,6 +78,11 @@ app_module_stats(gpointer user_data, GString *out)
 	}
 	if (app->snapshot != NULL)
 		snapshot_stats_json(app->snapshot, out);
+	if (app->history != NULL) {
+		g_string_append(out, ",\"history\":{");
+		history_stats_json(app->history, out);
+		g_string_append_c(out, '}');
+	}
 	/* live only: a replay's report keeps the members it always had */
 	if (app->listener != NULL) {
 		g_string_append(out, ",\"alerts\":{");
@@ -143,6 +152,122 @@ evidence_exporter_addr(guint32 exporter, guint8 addr[16], gpointer user_data)
 	return collector_exporter_addr(app->collector, exporter, addr, NULL);
 }
 
+/* `follow`: one line per event or action, {"type":"event","event":{...}} */
+static void
+app_follow(App *app, const char *type, const GString *json)
+{
+	if (control_server_followers(app->control) == 0)
+		return;
+	g_autoptr(GString) line = g_string_new(NULL);
+	g_string_append_printf(line, "{\"type\":\"%s\",\"%s\":", type, type);
+	g_string_append_len(line, json->str, (gssize)json->len);
+	g_string_append(line, "}\n");
+	control_server_broadcast(app->control, line->str, line->len);
+}
+
+/* Every action record (ActionLogFunc): into the history and to the followers. Live, at the
+ * wall clock it has; a replay's (dry-run) at the capture's clock, as its events. */
+static void
+on_action_record(const ActionRecord *r, gpointer user_data)
+{
+	App *app = user_data;
+	g_autoptr(GString) j = g_string_new(NULL);
+	action_record_json(j, r);
+	if (app->history != NULL) {
+		HsegNote n = {.t_ms = app->live || app->analyzer == NULL ? r->time_ms
+									 : analyzer_now(app->analyzer),
+			      .reason = r->reason >= 0 && r->reason < REASON_COUNT ? r->reason : -1,
+			      .json = j->str,
+			      .json_len = j->len};
+		memcpy(n.host, r->host, 16);
+		history_add_note(app->history, HSEG_REC_ACTION, &n);
+	}
+	app_follow(app, "action", j);
+}
+
+static void
+collect_reading(const AnalyzerReading *r, gpointer user_data)
+{
+	App *app = user_data;
+	HsegHost h;
+	memset(&h, 0, sizeof h);
+	memcpy(h.host, r->addr, 16);
+	h.flows = r->flows;
+	h.attempts = r->attempts;
+	h.failed = r->failed;
+	h.sampled = r->sampled;
+	h.reason_mask = r->reason_mask;
+	for (guint k = 0; k < REASON_COUNT; k++)
+		for (guint w = 0; w < WINDOW_SPANS; w++) {
+			h.reason[k].value[w] = r->value[k][w];
+			h.reason[k].threshold[w] = r->threshold[k][w];
+			h.reason[k].estimate[w] = r->estimate[k][w];
+		}
+	g_array_append_val(app->history_hosts, h);
+}
+
+/* A slice ended (AnalyzerSliceFunc): the readings of every host at a quarter of a
+ * threshold or more, and of every offender, into the history. */
+static void
+on_slice(gint64 slice_end_ms, gpointer user_data)
+{
+	App *app = user_data;
+	if (app->history == NULL)
+		return;
+	g_array_set_size(app->history_hosts, 0);
+	analyzer_foreach_reading(app->analyzer, 0.25, collect_reading, app);
+	if (app->history_hosts->len > 0)
+		history_add_slice(app->history, slice_end_ms, (HsegHost *)(void *)app->history_hosts->data,
+				  app->history_hosts->len);
+}
+
+/* [history] dir: the store. The built-in default is the live daemon's: a replay writes
+ * only to a directory named in the file or with --history. A default directory that
+ * cannot be used (another daemon holds it, no permission) leaves the store off, said once. */
+static gboolean
+app_history_open(App *app, gboolean live, GError **error)
+{
+	const Config *cfg = app->cfg;
+	gboolean is_default = g_strcmp0(cfg->history_dir, CONFIG_HISTORY_DIR) == 0;
+	g_autoptr(GError) err = NULL;
+
+	if (cfg->history_dir[0] == '\0' || (!live && is_default))
+		return TRUE;
+	HistoryConfig hc = {.dir = cfg->history_dir,
+			    .max_age_ms = (gint64)cfg->history_max_age_s * 1000,
+			    .max_bytes = cfg->history_max_bytes,
+			    .fsync = (HistoryFsync)cfg->history_fsync,
+			    .queue = cfg->history_queue};
+	app->history = history_open(&hc, &err);
+	if (app->history == NULL) {
+		if (is_default) {
+			g_warning("%s: the history store is off (set [history] dir, or dir = to say "
+				  "so)", err->message);
+			return TRUE;
+		}
+		g_propagate_error(error, g_steal_pointer(&err));
+		return FALSE;
+	}
+	/* the writer runs as [daemon] user once privileges go: the directory is its */
+	if (cfg->user[0] != '\0') {
+		struct passwd *pw = getpwnam(cfg->user);
+		if (pw != NULL && getuid() == 0) {
+			if (chown(cfg->history_dir, pw->pw_uid, pw->pw_gid) != 0)
+				g_warning("history directory %s: chown: %s", cfg->history_dir,
+					  g_strerror(errno));
+			g_autofree char *lock = g_build_filename(cfg->history_dir, ".lock", NULL);
+			(void)!chown(lock, pw->pw_uid, pw->pw_gid);
+		}
+	}
+	app->history_hosts = g_array_new(FALSE, FALSE, sizeof(HsegHost));
+	HistoryStats hs;
+	history_get_stats(app->history, &hs);
+	g_message("history store %s: %" G_GUINT64_FORMAT " segments, %" G_GUINT64_FORMAT
+		  " bytes (%" G_GUINT64_FORMAT " damaged records skipped)",
+		  cfg->history_dir, hs.segments, hs.bytes, hs.corrupt_records + hs.truncated_records);
+	return TRUE;
+}
+
 /* Every alert event: one log line a person can read, and the JSON line for tools. A raised
  * or updated event first gets its evidence file, on a copy (the analyzer's is const). */
 static void
@@ -172,6 +297,17 @@ on_alert(const AlertEvent *analyzer_ev, gpointer user_data)
 	/* actions only queue here: their programs, requests and nft calls run elsewhere */
 	if (app->actions.set != NULL)
 		sink_set_write(app->actions.set, ev, &ctx);
+	if (app->history != NULL || control_server_followers(app->control) > 0) {
+		g_autoptr(GString) j = g_string_new(NULL);
+		alert_json(j, ev, exporter_name, app);
+		if (app->history != NULL) {
+			HsegNote n = {.t_ms = ev->time_ms, .reason = ev->reason, .kind = ev->event,
+				      .json = j->str, .json_len = j->len};
+			memcpy(n.host, ev->host, 16);
+			history_add_note(app->history, HSEG_REC_EVENT, &n);
+		}
+		app_follow(app, "event", j);
+	}
 }
 
 /* Each batch of decoded records: to the --flows CSV, then through the analyzer. With
@@ -305,7 +441,11 @@ app_init(App *app, Config *cfg, const AppOptions *opt, gboolean live, GError **e
 	app->sinks = sinks_from_config(cfg, opt->alerts, error);
 	if (app->sinks == NULL)
 		return FALSE;
+	app->live = live;
 	app->action_log = action_log_new(ACTION_LOG_LEN);
+	action_log_set_listener(app->action_log, on_action_record, app);
+	if (!app_history_open(app, live, error))
+		return FALSE;
 	/* a replay acts on a capture's past: its hosts are not today's, so the quarantine
 	 * only says what it would do */
 	if (!live && cfg->quarantine_set[0] != '\0' && !cfg->quarantine_dry_run)
@@ -319,6 +459,10 @@ app_init(App *app, Config *cfg, const AppOptions *opt, gboolean live, GError **e
 	acfg.alert_fn = on_alert;
 	acfg.alert_data = app;
 	acfg.notice_fn = on_analyzer_notice;
+	if (app->history != NULL) {
+		acfg.slice_fn = on_slice;
+		acfg.slice_data = app;
+	}
 	app->enricher = enricher_new(cfg->country_db, cfg->asn_db, error);
 	if (app->enricher == NULL)
 		return FALSE;
@@ -375,6 +519,10 @@ app_finish(App *app)
 
 	if (app->analyzer != NULL)
 		analyzer_flush_notices(app->analyzer); /* the last evictions, if any */
+	/* the readings at exit (at the analyzer's clock, inside the slice under way), so that
+	 * the store ends where the run did */
+	if (app->history != NULL && app->analyzer != NULL && analyzer_now(app->analyzer) > 0)
+		on_slice(analyzer_now(app->analyzer), app);
 	if (app->sinks != NULL)
 		(void)sink_set_flush(app->sinks, SINKS_FLUSH_MS); /* what is left is logged */
 	if (app->actions.set != NULL)
@@ -409,6 +557,9 @@ app_clear(App *app)
 	g_clear_pointer(&app->loop, g_main_loop_unref);
 	g_clear_pointer(&app->reloaded, config_free);
 	g_clear_pointer(&app->snapshot, snapshot_free);
+	g_clear_pointer(&app->history, history_free);
+	if (app->history_hosts != NULL)
+		g_clear_pointer(&app->history_hosts, g_array_unref);
 }
 
 /* A suppression changed: into the state file now, not at the next interval. */
@@ -429,6 +580,7 @@ app_control_start(App *app, GError **error)
 				       .sinks = app->sinks,
 				       .actions = app->actions.set,
 				       .action_log = app->action_log,
+				       .history = app->history,
 				       .quarantine = app->actions.quarantine,
 				       .listener = app->listener,
 				       .cfg = &app->cfg,

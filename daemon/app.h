@@ -14,6 +14,7 @@
 #include "evidence.h"
 #include "flowsout.h"
 #include "flowstore.h"
+#include "history.h"
 #include "httpapi.h"
 #include "listener.h"
 #include "netset.h"
@@ -34,6 +35,7 @@ typedef struct {
 	gboolean version;
 	gint stats_interval; /* -1: from the config */
 	char *state;	     /* --state: overrides [state] file; "" = none */
+	char *history;	     /* --history: overrides [history] dir; "" = none */
 	char **files;
 } AppOptions;
 
@@ -65,6 +67,9 @@ typedef struct {
 	GArray *evidence_flows; /* scratch: one alert's flows */
 	CollectorConfig ccfg;   /* what the collector was made with (a failed restore remakes it) */
 	AnalyzerConfig acfg;    /* and the analyzer */
+	History *history;	/* [history]: the store on disk; NULL = off */
+	GArray *history_hosts;	/* scratch: one slice's HsegHost readings */
+	gboolean live;
 	Snapshot *snapshot;	/* [state]: the state file's writer; NULL = no state kept */
 	/* Stand-ins that tests and fuzzers set before app_init(); NULL = the real thing. */
 	struct {

@@ -4,6 +4,8 @@
  * before the reply budget and say so ("truncated"). */
 #include "commands.h"
 
+#include "histquery.h"
+
 #include "alertjson.h"
 #include "heuristics.h"
 #include "quarantine.h"
@@ -194,14 +196,37 @@ run_offenders(const ControlRequest *req, const CommandsDeps *d, GString *out)
 
 /* ---- history ---- */
 
-static void
-run_history(const ControlRequest *req, const CommandsDeps *d, GString *out)
+static gboolean
+run_history(const ControlRequest *req, const CommandsDeps *d, GString *out, GError **error)
 {
 	guint n = analyzer_history_len(d->analyzer);
 	guint64 limit = control_request_uint(req, "limit", G_MAXUINT64);
 	guint shown = 0;
 	gboolean truncated = FALSE;
 
+	if (control_request_has(req, "since") || control_request_has(req, "until") ||
+	    control_request_has(req, "host") || control_request_has(req, "reason")) {
+		if (d->history == NULL) {
+			g_set_error_literal(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
+					    "the history store is off ([history] dir): since=, until=, "
+					    "host= and reason= read it");
+			return FALSE;
+		}
+		gint64 now = now_ms();
+		HistoryQuery q = {.since_ms = control_request_time_ms(req, "since", now, G_MININT64),
+				  .until_ms = control_request_time_ms(req, "until", now, G_MAXINT64),
+				  .has_host = control_request_has(req, "host"),
+				  .reason = control_request_has(req, "reason")
+						? (gint)control_request_uint(req, "reason", 0)
+						: -1,
+				  .types = 1u << HSEG_REC_EVENT | 1u << HSEG_REC_ACTION,
+				  .newest_first = TRUE};
+		memcpy(q.host, req->addr, 16);
+		header(out, req, d);
+		histquery_history(out, d->history, &q, limit, req->max_reply);
+		control_reply_end(out);
+		return TRUE;
+	}
 	header(out, req, d);
 	g_string_append(out, ",\"events\":[");
 	for (guint i = 0; i < n && shown < limit; i++) {
@@ -236,6 +261,7 @@ run_history(const ControlRequest *req, const CommandsDeps *d, GString *out)
 	}
 	g_string_append_printf(out, "],\"actions_total\":%u,\"actions_shown\":%u", na, ashown);
 	control_reply_end(out);
+	return TRUE;
 }
 
 /* ---- policy: groups and suppressions ---- */
@@ -553,7 +579,10 @@ run_host(const ControlRequest *req, const CommandsDeps *d, GString *out, GError 
 	g_autoptr(GPtrArray) supps = sc.v;
 	analyzer_foreach_suppression(d->analyzer, collect_suppression, &sc);
 	/* a suppressed host is shown before its first flow too */
-	if (!analyzer_host_info(d->analyzer, req->addr, &hi) && supps->len == 0) {
+	/* with since= the store may know a host the analyzer no longer holds */
+	gboolean timeline = control_request_has(req, "since") || control_request_has(req, "until");
+	if (!analyzer_host_info(d->analyzer, req->addr, &hi) && supps->len == 0 &&
+	    !(timeline && d->history != NULL)) {
 		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
 			    "%s: nothing is held about this host (not tracked, no offender, not "
 			    "suppressed)",
@@ -721,6 +750,15 @@ run_host(const ControlRequest *req, const CommandsDeps *d, GString *out, GError 
 		g_string_append_c(out, '}');
 	}
 	g_string_append_c(out, ']');
+	if (timeline) {
+		gint64 now = now_ms();
+		gint64 until = control_request_time_ms(req, "until", now, now);
+		/* live: the analyzer's reading now ends the series, unless until= is past */
+		gboolean live = !control_request_has(req, "until") || until >= now;
+		histquery_timeline(out, d->history, d->analyzer, req->addr,
+				   control_request_time_ms(req, "since", now, G_MININT64),
+				   until, live, req->max_reply);
+	}
 	control_reply_end(out);
 	return TRUE;
 }
@@ -946,8 +984,7 @@ commands_run(ControlServer *ctl, const ControlRequest *req, const ControlPeer *p
 		run_offenders(req, d, out);
 		return TRUE;
 	case CONTROL_CMD_HISTORY:
-		run_history(req, d, out);
-		return TRUE;
+		return run_history(req, d, out, error);
 	case CONTROL_CMD_HOST:
 		return run_host(req, d, out, error);
 	case CONTROL_CMD_EXPORTERS:
@@ -995,6 +1032,10 @@ commands_run(ControlServer *ctl, const ControlRequest *req, const ControlPeer *p
 		return run_quarantine(req, d, out, error);
 	case CONTROL_CMD_RELEASE:
 		return run_release(req, peer, d, out, error);
+	case CONTROL_CMD_FOLLOW:
+		g_set_error_literal(error, CONTROL_ERROR, CONTROL_ERROR_USAGE,
+				    "follow streams: the control socket only");
+		return FALSE;
 	case CONTROL_CMD_HELP:
 	case CONTROL_CMD_VERSION:
 	case CONTROL_CMD_COUNT:

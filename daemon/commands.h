@@ -8,6 +8,7 @@
 #include "analyzer.h"
 #include "collector.h"
 #include "config.h"
+#include "history.h"
 #include "control_server.h"
 #include "listener.h"
 #include "sink.h"
@@ -20,6 +21,7 @@ typedef struct {
 	SinkSet *sinks;
 	SinkSet *actions;     /* exec, webhook, quarantine (stats); may be NULL */
 	ActionLog *action_log; /* what the actions did (history); may be NULL */
+	History *history;      /* the store on disk (host since=, history since=); may be NULL */
 	Sink *quarantine;     /* in actions, or NULL when [quarantine] is off */
 	Listener *listener; /* may be NULL */
 	Config *const *cfg; /* the configuration in force; reload replaces *cfg */

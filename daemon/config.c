@@ -52,6 +52,9 @@ typedef struct {
 static const char *const log_targets[] = {"stderr", "syslog", NULL};
 
 static const char *const webhook_formats[] = {"json", "chat", NULL};
+/* the order of HistoryFsync */
+static const char *const history_fsync_choices[] = {"segment", "interval", "never", NULL};
+
 static const char *const on_clear_choices[] = {"delete", "expire", NULL};
 
 static const char *const log_levels[] = {"error", "critical", "warning", "message",
@@ -373,6 +376,29 @@ static const ConfigKey config_keys[] = {
      G_GUINT64_CONSTANT(1) << 40, NULL,
      "bytes for the recent flows kept for evidence (about 170 bytes a flow); the least "
      "recently active host goes first (counted)"},
+    {"history", "dir", KEY_TEXT, offsetof(Config, history_dir), 0, 0, NULL,
+     "directory of the history store: per-slice readings of every host at a quarter of a "
+     "threshold or more and of every offender, alert events and actions, in hourly segment "
+     "files (doc/history.md); made (0750) at start, locked (one daemon per directory); "
+     "empty = off. A replay writes history (at capture time) only to another directory than "
+     "this default (set in the file or with --history)"},
+    {"history", "max_age", KEY_UINT, offsetof(Config, history_max_age_s), 0, 315360000, NULL,
+     "seconds of history kept (by record time: capture time on replay); older segments are "
+     "removed, oldest first; 0 = no age limit"},
+    {"history", "max_bytes", KEY_SIZE, offsetof(Config, history_max_bytes), 0,
+     G_GUINT64_CONSTANT(1) << 50, NULL,
+     "total size of the history segments (K, M, G suffixes); the oldest go first; 0 = no "
+     "limit"},
+    {"history", "fsync", KEY_CHOICE, offsetof(Config, history_fsync), 0, 0,
+     history_fsync_choices,
+     "when segments reach the disk: segment (fsync at each hourly segment's close: a crash "
+     "may lose the open segment's last records, which the kernel had not written), interval "
+     "(fsync every second while records arrive: a crash loses about a second) or never "
+     "(left to the kernel)"},
+    {"history", "queue", KEY_UINT, offsetof(Config, history_queue), 1, 10000000, NULL,
+     "records waiting for the history writer thread (a slice of 256 hosts is one record); "
+     "more are dropped and counted (stats history.records_dropped): the main loop never "
+     "waits on the disk"},
     {"state", "file", KEY_TEXT, offsetof(Config, state_file), 0, 0, NULL,
      "where the daemon keeps its state across restarts (exporters' templates and sequence "
      "numbers, hosts' windows, offenders): written at exit and every snapshot_interval, "
@@ -499,6 +525,11 @@ config_new(void)
 	cfg->evidence_max_bytes = 1ull << 30;   /* 1 GiB */
 	cfg->evidence_memory_cap = 64ull << 20; /* ~390k flows in rings */
 	cfg->state_file = g_strdup("/var/lib/spamflow/state");
+	cfg->history_dir = g_strdup(CONFIG_HISTORY_DIR);
+	cfg->history_max_age_s = 30 * 86400;    /* a month, as the evidence */
+	cfg->history_max_bytes = 1ull << 30;    /* 1 GiB */
+	cfg->history_fsync = 0;                 /* segment */
+	cfg->history_queue = 65536;             /* ~16 M host readings */
 	cfg->state_interval_s = 60; /* a crash costs a minute of counting, not the hour */
 	cfg->state_max_age_s = 3600; /* the default long window */
 	config_analyzer(cfg);
@@ -547,6 +578,7 @@ config_free(Config *cfg)
 	g_free(cfg->asn_db);
 	g_free(cfg->evidence_dir);
 	g_free(cfg->state_file);
+	g_free(cfg->history_dir);
 	for (guint i = 0; i < cfg->n_groups; i++) {
 		g_free((char *)cfg->groups[i].name);
 		g_free((char *)cfg->groups[i].prefixes);

@@ -17,6 +17,8 @@ typedef enum {
 	CONFIG_LOG_DEBUG,
 } ConfigLogLevel;
 
+#define CONFIG_HISTORY_DIR "/var/lib/spamflow/history" /* [history] dir's default */
+
 typedef struct {
 	/* [collector] */
 	char **listen;	/* "addr:port" list, NULL-terminated */
@@ -70,6 +72,12 @@ typedef struct {
 	guint evidence_max_age_s;	/* files older are removed; 0 = no age limit */
 	guint64 evidence_max_bytes;	/* files beyond this total are removed, oldest first */
 	guint64 evidence_memory_cap;	/* bytes for the flow store behind the files */
+	/* [history]: per-host readings, events and actions on disk (history/history.h) */
+	char *history_dir;		/* "" = off */
+	guint history_max_age_s;	/* 0 = no age limit */
+	guint64 history_max_bytes;	/* 0 = no size limit */
+	guint history_fsync;		/* HistoryFsync: segment, interval, never */
+	guint history_queue;		/* records waiting for the writer */
 	/* [actions]: exec hooks and webhooks on alert events (daemon/actions.c) */
 	char *action_exec;	    /* comma-separated programs, "" = none */
 	guint exec_timeout_s;

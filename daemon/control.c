@@ -20,11 +20,23 @@ static const ControlCommand commands[] = {
       {"since", CONTROL_ARG_UINT, FALSE, 100000000, "raised in the last SECONDS"},
       LIMIT_ARG},
      "active offenders, most severe first, then by count"},
-    {CONTROL_CMD_HISTORY, "history", FALSE, 1, {LIMIT_ARG}, "recent alert events, newest first"},
-    {CONTROL_CMD_HOST, "host", FALSE, 1,
-     {{"ADDR", CONTROL_ARG_ADDR, TRUE, 0, "the host"}},
+    {CONTROL_CMD_HISTORY, "history", FALSE, 5,
+     {LIMIT_ARG,
+      {"since", CONTROL_ARG_TIME, FALSE, 0,
+       "read the history store from this time (30m, 24h, 7d ago, or 2026-12-24T08:00:00Z)"},
+      {"until", CONTROL_ARG_TIME, FALSE, 0, "... up to this time (default: now)"},
+      {"host", CONTROL_ARG_HOST, FALSE, 0, "only this host's (from the store)"},
+      {"reason", CONTROL_ARG_REASON, FALSE, 0, "only this reason's (from the store)"}},
+     "alert events and actions, newest first: the recent ones in memory, or with since=, "
+     "until=, host= or reason= the history store on disk"},
+    {CONTROL_CMD_HOST, "host", FALSE, 3,
+     {{"ADDR", CONTROL_ARG_ADDR, TRUE, 0, "the host"},
+      {"since", CONTROL_ARG_TIME, FALSE, 0,
+       "add the timeline from the history store since this time (30m, 24h, 7d ago, or "
+       "2026-12-24T08:00:00Z)"},
+      {"until", CONTROL_ARG_TIME, FALSE, 0, "... up to this time (default: now)"}},
      "everything held about a host: window counts, top destinations, state per reason, "
-     "exporters"},
+     "exporters; with since= its timeline: readings per slice, events and actions"},
     {CONTROL_CMD_EXPORTERS, "exporters", FALSE, 0, {{0}},
      "per-exporter counters, templates, sampling, sequence loss, last seen"},
     {CONTROL_CMD_STATS, "stats", FALSE, 0, {{0}},
@@ -55,6 +67,9 @@ static const ControlCommand commands[] = {
     {CONTROL_CMD_RELEASE, "release", TRUE, 1,
      {{"ADDR", CONTROL_ARG_ADDR, TRUE, 0, "the host"}},
      "take a host out of the quarantine set now; it stays out until its offence clears"},
+    {CONTROL_CMD_FOLLOW, "follow", FALSE, 0, {{0}},
+     "stream alert events and actions as they happen, one JSON line each, until the client "
+     "closes (a client that does not keep up is cut)"},
     {CONTROL_CMD_HELP, "help", FALSE, 0, {{0}}, "the commands"},
     {CONTROL_CMD_VERSION, "version", FALSE, 0, {{0}}, "daemon and protocol version"},
 };
@@ -84,7 +99,9 @@ control_command_usage(const ControlCommand *c)
 	for (guint i = 0; i < c->n_args; i++) {
 		const ControlArg *a = &c->args[i];
 		const char *what = a->type == CONTROL_ARG_REASON	? "R"
-				   : a->type == CONTROL_ARG_UNTIL	? "DURATION|TIME"
+				   : a->type == CONTROL_ARG_HOST	? "ADDR"
+				   : a->type == CONTROL_ARG_UNTIL || a->type == CONTROL_ARG_TIME
+				       ? "DURATION|TIME"
 				   : a->type == CONTROL_ARG_TEXT	? "TEXT"
 				   : g_strcmp0(a->name, "since") == 0 ? "SECONDS"
 								       : "N";
@@ -315,14 +332,26 @@ control_parse(const char *line, ControlRequest *req, GError **error)
 			return FALSE;
 		}
 		const ControlArg *a = &c->args[i];
-		if (a->type == CONTROL_ARG_UNTIL) {
-			if (!control_parse_until(v, &req->value[i], &req->until_absolute)) {
+		if (a->type == CONTROL_ARG_HOST) {
+			if (strlen(v) >= sizeof req->addr_text || !control_parse_addr(v, req->addr)) {
+				g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_USAGE,
+					    "%s: %s: '%.64s' is not an IPv4 or IPv6 address", c->name,
+					    name, v);
+				return FALSE;
+			}
+			g_strlcpy(req->addr_text, v, sizeof req->addr_text);
+		} else if (a->type == CONTROL_ARG_UNTIL || a->type == CONTROL_ARG_TIME) {
+			gboolean abs = FALSE;
+			if (!control_parse_until(v, &req->value[i], &abs)) {
 				g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_USAGE,
 					    "%s: %s: '%.64s' is neither a duration (90s, 30m, 2h, "
 					    "7d, 1w; at most 366d) nor a time (2026-12-24T08:00:00Z)",
 					    c->name, name, v);
 				return FALSE;
 			}
+			req->absolute[i] = abs;
+			if (a->type == CONTROL_ARG_UNTIL)
+				req->until_absolute = abs;
 		} else if (a->type == CONTROL_ARG_UINT) {
 			guint64 n;
 			if (!g_ascii_string_to_unsigned(v, 10, 0, a->max, &n, NULL)) {
@@ -377,6 +406,17 @@ control_request_has(const ControlRequest *req, const char *name)
 {
 	int i = req->cmd != NULL ? arg_index(req->cmd, name) : -1;
 	return i >= 0 && req->has[i];
+}
+
+gint64
+control_request_time_ms(const ControlRequest *req, const char *name, gint64 now_ms, gint64 def)
+{
+	int i = req->cmd != NULL ? arg_index(req->cmd, name) : -1;
+	if (i < 0 || !req->has[i])
+		return def;
+	if (req->absolute[i])
+		return (gint64)req->value[i];
+	return now_ms - (gint64)req->value[i] * 1000;
 }
 
 void

@@ -9,7 +9,7 @@
 
 #define CONTROL_PROTOCOL_VERSION 1
 #define CONTROL_DEFAULT_SOCKET "/run/spamflow/control.sock"
-#define CONTROL_MAX_ARGS 4
+#define CONTROL_MAX_ARGS 5
 
 #define CONTROL_ERROR (control_error_quark())
 GQuark control_error_quark(void);
@@ -35,6 +35,7 @@ typedef enum {
 	CONTROL_CMD_SUPPRESSIONS,
 	CONTROL_CMD_QUARANTINE,
 	CONTROL_CMD_RELEASE,
+	CONTROL_CMD_FOLLOW,
 	CONTROL_CMD_HELP,
 	CONTROL_CMD_VERSION,
 	CONTROL_CMD_COUNT
@@ -47,6 +48,8 @@ typedef enum {
 	CONTROL_ARG_UNTIL,  /* name=DURATION (90s, 30m, 2h, 7d, 1w, 1h30m; a bare number is
 			       seconds) or name=TIME (ISO 8601: 2026-12-24T08:00:00Z, with an
 			       offset, or local time: 2026-12-24T08:00, 2026-12-24) */
+	CONTROL_ARG_TIME,   /* name=DURATION (that long ago) or name=TIME, as UNTIL reads them */
+	CONTROL_ARG_HOST,   /* name=ADDR: an address (into ControlRequest.addr) */
 	CONTROL_ARG_TEXT,   /* name=TEXT: the rest of the line (blanks included), so it comes
 			       last; 1..CONTROL_MAX_TEXT bytes of UTF-8, no control characters */
 } ControlArgType;
@@ -84,6 +87,7 @@ typedef struct {
 	guint64 value[CONTROL_MAX_ARGS]; /* UINT; REASON as its AlertReason; UNTIL: seconds from
 					    now, or (until_absolute) the Unix time in ms */
 	gboolean until_absolute;
+	gboolean absolute[CONTROL_MAX_ARGS]; /* TIME and UNTIL: value[i] is a Unix time in ms */
 	char text[CONTROL_MAX_TEXT + 1]; /* the TEXT argument */
 	guint8 addr[16];                 /* the ADDR argument, IPv4-mapped for IPv4 */
 	char addr_text[64];              /* ... as the client wrote it (validated) */
@@ -98,6 +102,9 @@ gboolean control_parse(const char *line, ControlRequest *req,
 /* Value of the named argument, or def when absent. */
 guint64 control_request_uint(const ControlRequest *req, const char *name, guint64 def);
 gboolean control_request_has(const ControlRequest *req, const char *name);
+/* A TIME argument as a Unix time in ms (a duration: now_ms minus it), or def when absent. */
+gint64 control_request_time_ms(const ControlRequest *req, const char *name, gint64 now_ms,
+			       gint64 def);
 /* The UNTIL argument's text: *value seconds from now, or (*absolute) a Unix time in ms. */
 gboolean control_parse_until(const char *text, guint64 *value, gboolean *absolute);
 /* An address as the protocol writes it: IPv4 dotted quad or IPv6 text, to 16 bytes. */

@@ -33,6 +33,7 @@ typedef struct {
 	gint64 last_activity_us;
 	gboolean closing; /* close once out is sent (a too-long request) */
 	gboolean eof;     /* the client sent all it will */
+	gboolean follower; /* `follow`: gets control_server_broadcast()'s lines */
 } Client;
 
 struct ControlServer {
@@ -50,6 +51,8 @@ struct ControlServer {
 	GList *clients;	    /* of Client */
 	GHashTable *per_uid; /* peer uid -> clients connected */
 	ControlStats st;
+	gboolean follow_asked; /* answer() saw `follow`: its client becomes a follower */
+	gint64 cut_log_us;
 };
 
 void
@@ -118,6 +121,14 @@ answer(ControlServer *ctl, const ControlPeer *peer, const char *line, gsize len,
 		return;
 	case CONTROL_CMD_VERSION:
 		control_reply_version(out, ctl->ops.daemon_version);
+		return;
+	case CONTROL_CMD_FOLLOW:
+		/* the reply, then one line per event and action (control_server_broadcast) */
+		ctl->follow_asked = TRUE;
+		control_reply_begin(out, "follow");
+		g_string_append_printf(out, ",\"following\":true,\"max_pending\":%d",
+				       CONTROL_FOLLOW_MAX_PENDING);
+		control_reply_end(out);
 		return;
 	default:
 		break;
@@ -238,6 +249,8 @@ client_free(Client *c)
 	g_string_free(c->out, TRUE);
 	ctl->clients = g_list_remove(ctl->clients, c);
 	ctl->st.clients_active--;
+	if (c->follower)
+		ctl->st.followers--;
 	uid_count_add(ctl, c->peer.uid, -1);
 	g_free(c);
 }
@@ -276,8 +289,14 @@ client_process(Client *c)
 {
 	ControlServer *ctl = c->ctl;
 
+	ctl->follow_asked = FALSE;
 	if (!c->closing && !handle_input(ctl, &c->peer, c->in, c->out, c->out_off, c->eof))
 		c->closing = TRUE;
+	if (ctl->follow_asked && !c->follower) {
+		c->follower = TRUE;
+		ctl->st.followers++;
+	}
+	ctl->follow_asked = FALSE;
 	if (!client_flush(c)) {
 		client_free(c);
 		return;
@@ -290,7 +309,8 @@ client_process(Client *c)
 		client_free(c);
 		return;
 	}
-	if ((c->closing || (c->eof && c->in->len == 0)) && client_pending(c) == 0) {
+	if ((c->closing || (c->eof && c->in->len == 0 && !c->follower)) &&
+	    client_pending(c) == 0) {
 		client_free(c);
 		return;
 	}
@@ -502,7 +522,7 @@ on_sweep(gpointer user_data)
 	for (GList *l = ctl->clients; l != NULL;) {
 		Client *c = l->data;
 		l = l->next;
-		if (now - c->last_activity_us >= idle) {
+		if (now - c->last_activity_us >= idle && !c->follower) {
 			ctl->st.clients_timed_out++;
 			g_debug("control: client uid=%u pid=%d idle: closed", (unsigned)c->peer.uid,
 				(int)c->peer.pid);
@@ -687,6 +707,39 @@ control_server_free(ControlServer *ctl)
 	g_free(ctl);
 }
 
+void
+control_server_broadcast(ControlServer *ctl, const char *line, gsize len)
+{
+	for (GList *l = ctl->clients; l != NULL;) {
+		Client *c = l->data;
+		l = l->next;
+		if (!c->follower)
+			continue;
+		if (client_pending(c) + len > CONTROL_FOLLOW_MAX_PENDING) {
+			ctl->st.followers_cut++;
+			gint64 now = g_get_monotonic_time();
+			if (ctl->cut_log_us == 0 || now - ctl->cut_log_us >= 60 * G_USEC_PER_SEC) {
+				ctl->cut_log_us = now;
+				g_warning("control: follower uid=%u pid=%d cut: %" G_GSIZE_FORMAT
+					  " bytes unread (counted as followers_cut; said at most "
+					  "once a minute)",
+					  (unsigned)c->peer.uid, (int)c->peer.pid, client_pending(c));
+			}
+			client_free(c);
+			continue;
+		}
+		g_string_append_len(c->out, line, (gssize)len);
+		ctl->st.follow_lines++;
+		client_process(c); /* may free c */
+	}
+}
+
+guint
+control_server_followers(const ControlServer *ctl)
+{
+	return ctl != NULL ? (guint)ctl->st.followers : 0;
+}
+
 const char *
 control_server_path(const ControlServer *ctl)
 {
@@ -709,10 +762,12 @@ control_server_stats_json(const ControlServer *ctl, GString *out)
 	    F(clients_accepted) "," F(clients_refused) "," F(clients_evicted) "," F(
 		clients_active) "," F(clients_timed_out) "," F(clients_dropped) "," F(requests) ","
 		F(requests_failed) "," F(requests_too_long) "," F(requests_not_text) "," F(
-		    requests_denied) "," F(changes) "," F(bytes_in) "," F(bytes_out),
+		    requests_denied) "," F(changes) "," F(bytes_in) "," F(bytes_out) "," F(followers)
+		"," F(followers_cut) "," F(follow_lines),
 	    s->clients_accepted, s->clients_refused, s->clients_evicted, s->clients_active,
 	    s->clients_timed_out,
 	    s->clients_dropped, s->requests, s->requests_failed, s->requests_too_long,
-	    s->requests_not_text, s->requests_denied, s->changes, s->bytes_in, s->bytes_out);
+	    s->requests_not_text, s->requests_denied, s->changes, s->bytes_in, s->bytes_out,
+	    s->followers, s->followers_cut, s->follow_lines);
 #undef F
 }

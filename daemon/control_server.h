@@ -41,6 +41,9 @@ typedef struct {
 	guint64 changes;           /* changing commands run */
 	guint64 bytes_in;
 	guint64 bytes_out;
+	guint64 followers;      /* now: clients of `follow` */
+	guint64 followers_cut;  /* followers that did not read what was sent (FOLLOW_MAX_PENDING) */
+	guint64 follow_lines;   /* lines queued to followers */
 } ControlStats;
 
 typedef struct ControlServer ControlServer;
@@ -74,6 +77,12 @@ void control_server_free(ControlServer *ctl);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ControlServer, control_server_free)
 
 const char *control_server_path(const ControlServer *ctl);
+/* `follow`: a line (with its newline) for every follower. A follower with more than
+ * CONTROL_FOLLOW_MAX_PENDING bytes unread is cut (closed, counted): it never holds the loop
+ * or the daemon's memory. */
+#define CONTROL_FOLLOW_MAX_PENDING (256 * 1024)
+void control_server_broadcast(ControlServer *ctl, const char *line, gsize len);
+guint control_server_followers(const ControlServer *ctl);
 void control_server_get_stats(const ControlServer *ctl, ControlStats *out);
 /* "clients_accepted":N,... members (no braces) for the stats reply. */
 void control_server_stats_json(const ControlServer *ctl, GString *out);

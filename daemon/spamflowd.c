@@ -34,6 +34,10 @@ parse_options(AppOptions *opt, int *argc, char ***argv, GError **error)
 	    {"state", 0, 0, G_OPTION_ARG_FILENAME, &opt->state,
 	     "Live mode: keep state across restarts in FILE, overriding [state] file ('' = none)",
 	     "FILE"},
+	    {"history", 0, 0, G_OPTION_ARG_FILENAME, &opt->history,
+	     "Keep the history store in DIR, overriding [history] dir ('' = none; a replay writes "
+	     "there too)",
+	     "DIR"},
 	    {"version", 'V', 0, G_OPTION_ARG_NONE, &opt->version, "Print the version", NULL},
 	    {G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &opt->files, NULL, NULL},
 	    {NULL, 0, 0, 0, NULL, NULL, NULL},
@@ -71,6 +75,7 @@ options_clear(AppOptions *opt)
 	g_free(opt->flows);
 	g_free(opt->alerts);
 	g_free(opt->state);
+	g_free(opt->history);
 	g_strfreev(opt->files);
 }
 

@@ -206,7 +206,16 @@ action_filter_stats_json(const ActionFilter *f, GString *out)
 struct ActionLog {
 	ActionRecord *ring;
 	guint len, head, n;
+	ActionLogFunc fn;
+	gpointer fn_data;
 };
+
+void
+action_log_set_listener(ActionLog *log, ActionLogFunc fn, gpointer user_data)
+{
+	log->fn = fn;
+	log->fn_data = user_data;
+}
 
 ActionLog *
 action_log_new(guint len)
@@ -251,6 +260,8 @@ action_log_add(ActionLog *log, const char *action, const guint8 host[16], gint r
 	g_message("action %s host=%s%s%s%s: %s", r->action, flow_addr_str(host, addr, sizeof addr),
 		  reason >= 0 ? " reason=" : "",
 		  reason >= 0 ? alert_reason_name((AlertReason)reason) : "", who, r->detail);
+	if (log->fn != NULL)
+		log->fn(r, log->fn_data);
 }
 
 guint

@@ -68,6 +68,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(ActionLog, action_log_free)
  * The main thread only. */
 void action_log_add(ActionLog *log, const char *action, const guint8 host[16], gint reason,
 		    gint64 uid, const char *fmt, ...) G_GNUC_PRINTF(6, 7);
+/* Called with each record as it is added (the history store, `follow`); NULL = none. */
+typedef void (*ActionLogFunc)(const ActionRecord *r, gpointer user_data);
+void action_log_set_listener(ActionLog *log, ActionLogFunc fn, gpointer user_data);
 /* Newest first: 0 .. len-1; NULL past the end. */
 guint action_log_len(const ActionLog *log);
 const ActionRecord *action_log_get(const ActionLog *log, guint i);
