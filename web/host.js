@@ -24,8 +24,10 @@ function svg(tag, attrs, ...kids) {
 /* one panel: the series of window w ('short' or 'long') of every reason in the points */
 function panel(tl, w, reasons, y0) {
   const g = svg('g', { class: `panel panel-${w}`, 'data-window': w });
-  const t0 = tl.since_ms, t1 = Math.max(tl.until_ms, tl.since_ms + 1);
   const pts = tl.points;
+  /* a host whose history begins inside the range: the axis begins with it */
+  const t0 = pts.length ? Math.max(tl.since_ms, pts[0].t - (tl.slice_ms || 60000)) : tl.since_ms;
+  const t1 = Math.max(tl.until_ms, t0 + 1);
   const val = (r, p) => {
     const x = p.reasons && p.reasons[r];
     if (!x) return null;
@@ -55,7 +57,7 @@ function panel(tl, w, reasons, y0) {
   const span = t1 - t0;
   for (let i = 0; i <= 6; i++) {
     const t = t0 + (span * i) / 6;
-    const label = span > 2 * 86400000 ? SF.time(t).slice(5, 16) : SF.clock(t);
+    const label = span > 2 * 86400000 ? SF.time(t).slice(5, 16) : span < 600000 ? SF.time(t).slice(11) : SF.clock(t);
     g.append(svg('text', { class: `xlabel${i === 0 ? ' first' : i === 6 ? ' last' : ''}`, x: X(t), y: y0 + H - 6 }, label));
   }
   /* alert events: raised red, cleared green */
@@ -123,6 +125,8 @@ function drawChart(tl) {
     viewBox: `0 0 ${W} ${2 * H}`, class: 'plot', role: 'img',
     'aria-label': `distinct destinations of ${addr} over time`,
     'data-points': (tl.points || []).length, 'data-since': tl.since_ms, 'data-until': tl.until_ms,
+    /* the last point may be the reading now ("live"), not a slice's end */
+    'data-live': ((tl.points || []).find((p) => p.live) || {}).t || '',
   });
   const top = panel(tl, 'short', reasons, 0);
   const bottom = panel(tl, 'long', reasons, H);
@@ -135,6 +139,10 @@ function drawChart(tl) {
   box.append(readout);
   if (!(tl.points || []).length) {
     note.textContent = 'No measurements of this host in the range.';
+    note.hidden = false;
+  } else if (tl.points[0].t - (tl.slice_ms || 60000) > tl.since_ms) {
+    note.textContent = `Its history begins at ${SF.time(tl.points[0].t)}: the axis starts there ` +
+      '(a host is kept from a quarter of a threshold on).';
     note.hidden = false;
   }
   if (tl.truncated) {
@@ -165,7 +173,7 @@ function hover(e) {
   shown.cursor.setAttribute('visibility', 'visible');
   const parts = Object.entries(p.reasons || {}).map(([r, v]) =>
     `${r} ${v.short}/${v.short_threshold || '-'} short, ${v.long}/${v.long_threshold || '-'} long`);
-  shown.readout.textContent = `${SF.time(p.t)}: ${p.flows} flows, ${p.attempts} attempts, ` +
+  shown.readout.textContent = `${SF.time(p.t)}${p.live ? ' (now)' : ''}: ${p.flows} flows, ${p.attempts} attempts, ` +
     `${p.failed} failed; ${parts.join('; ') || 'no reason measured'}`;
 }
 

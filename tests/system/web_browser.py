@@ -25,7 +25,11 @@ SPAMFLOW_WEB_SAMPLE=FILE (development only, never set by meson): no [history] se
 the browser is answered /api/host/* from FILE (a hand-made reply following the timeline
 contract, tests/web/sample-host.json) and the chart is compared with FILE.
 
-usage: web_browser.py SPAMFLOWD SPAMFLOWCTL FIXTURES_DIR WEB_TEST_DIR OUT_DIR
+With MMDB_DIR (the test databases tests/tools/make_mmdb.pl writes into the build
+directory, which cover the scenario's 198.18/15 destinations) [enrich] is on and the host
+page's top destinations must show countries and ASNs.
+
+usage: web_browser.py SPAMFLOWD SPAMFLOWCTL FIXTURES_DIR WEB_TEST_DIR OUT_DIR [MMDB_DIR]
 """
 import json
 import os
@@ -70,7 +74,7 @@ def need_tools(web_dir):
 
 
 class Daemon:
-    def __init__(self, spamflowd, ctl, fixtures, tmp, sample):
+    def __init__(self, spamflowd, ctl, fixtures, tmp, sample, mmdb):
         self.ctl = ctl
         self.sock = os.path.join(tmp, "control.sock")
         self.evidence = os.path.join(tmp, "evidence")
@@ -88,6 +92,9 @@ class Daemon:
                     f"[evidence]\ndir = {self.evidence}\n")
             if not sample:
                 f.write(f"[history]\ndir = {os.path.join(tmp, 'history')}\n")
+            if mmdb:
+                f.write(f"[enrich]\ncountry_db = {mmdb}/geolite-country.mmdb\n"
+                        f"asn_db = {mmdb}/geolite-asn.mmdb\n")
         self.log = open(os.path.join(tmp, "daemon.log"), "w+")
         self.p = subprocess.Popen([spamflowd, "--state=", "-c", conf, "-l",
                                    f"127.0.0.1:{self.port}", "--stats-interval", "0"],
@@ -138,10 +145,11 @@ def send_scenario(fixtures, port):
 
 def plotted(timeline, since_ms, until_ms):
     """{(reason, window): [[t, value], ...]} as the page must plot the timeline: the value
-    the heuristic compared (the estimate when there is one), slices in [since, until]."""
+    the heuristic compared (the estimate when there is one), slices in [since, until]. The
+    reading "now" (a "live" point, the last) is left out: a later request has a later one."""
     out = {}
     for p in timeline.get("points", []):
-        if not since_ms <= p["t"] <= until_ms:
+        if not since_ms <= p["t"] <= until_ms or p.get("live"):
             continue
         for r, v in (p.get("reasons") or {}).items():
             for w in ("short", "long"):
@@ -153,11 +161,14 @@ def plotted(timeline, since_ms, until_ms):
 def main():
     spamflowd, ctl, fixtures, web_dir, out_dir = sys.argv[1:6]
     web_dir = os.path.abspath(web_dir)
+    mmdb = sys.argv[6] if len(sys.argv) > 6 else None
+    if mmdb and not os.path.exists(os.path.join(mmdb, "geolite-asn.mmdb")):
+        fail(f"{mmdb}/geolite-asn.mmdb is missing: ninja builds it (tests/tools/make_mmdb.pl)")
     sample = os.environ.get("SPAMFLOW_WEB_SAMPLE")
     node = need_tools(web_dir)
     os.makedirs(out_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="spamflow-web-")
-    d = Daemon(spamflowd, ctl, fixtures, tmp, sample)
+    d = Daemon(spamflowd, ctl, fixtures, tmp, sample, mmdb)
     browser = None
     try:
         # chromium starts while the scenario plays (its start is the slow part under load)
@@ -181,8 +192,10 @@ def main():
         if not offenders:
             fail("the scenario raised no offender: nothing to show")
         hosts = [o["host"] for o in offenders]
-        host = "192.168.10.66" if "192.168.10.66" in hosts else None
-        for h in hosts if host is None else []:
+        # the unlisted MTA sends until the end (its top destinations are still held) and
+        # carries the "looks like a mail server" hint; else any offender with evidence
+        host = None
+        for h in sorted(hosts, key=lambda h: h != "10.0.1.27"):
             if d.get(f"/api/evidence?host={h}")["files"]:
                 host = h
                 break
@@ -236,7 +249,9 @@ def main():
             timeline = d.jq("host", host, f"since={SINCE}").get("timeline") or {}
             source = f"spamflowctl -j host {host} since={SINCE}"
         want_series = plotted(timeline, ch["since"], ch["until"])
-        got_series = {(s["reason"], s["window"]): s["values"] for s in ch["series"]}
+        got_series = {(s["reason"], s["window"]): [v for v in s["values"] if v[0] != ch["live"]]
+                      for s in ch["series"]}
+        got_series = {k: v for k, v in got_series.items() if v}
         check(got_series == want_series and want_series,
               f"the values plotted are those of {source} "
               f"({sum(len(v) for v in want_series.values())} values in {len(want_series)} series; "
@@ -245,6 +260,12 @@ def main():
             for k in sorted(set(got_series) | set(want_series)):
                 if got_series.get(k) != want_series.get(k):
                     print(f"      {k}: page {got_series.get(k)} != {want_series.get(k)}")
+
+        top = res.get("top") or []
+        check(len(top) > 0, f"the top destinations are listed ({len(top)} rows)")
+        if mmdb:
+            check(any(r[2] != "-" and r[3].startswith("AS") for r in top),
+                  f"with their country and ASN (first: {top[0] if top else None})")
 
         # the evidence link: the host's newest file, byte for byte
         part = host.replace(":", "_")

@@ -89,12 +89,13 @@ try {
     return {
       state: box.dataset.state, points: s ? Number(s.dataset.points) : 0,
       since: s ? Number(s.dataset.since) : 0, until: s ? Number(s.dataset.until) : 0,
+      live: s && s.dataset.live ? Number(s.dataset.live) : null,
       series, width: r ? r.width : 0, height: r ? r.height : 0,
       note: document.getElementById('chart-note').hidden ? '' : document.getElementById('chart-note').textContent,
     };
   });
   res.timelineRows = await page.$$eval('#timeline tbody tr', (trs) => trs.length);
-  res.topRows = await page.$$eval('#top tbody tr', (trs) => trs.length);
+  res.top = await page.$$eval('#top tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
   res.evidenceHref = await page.getAttribute('#evidence-link', 'href').catch(() => null);
   // the screenshot with the pointer on the chart's last slice (the readout filled in)
   const b = await page.locator('#chart svg').boundingBox().catch(() => null);
