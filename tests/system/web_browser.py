@@ -31,6 +31,7 @@ page's top destinations must show countries and ASNs.
 
 usage: web_browser.py SPAMFLOWD SPAMFLOWCTL FIXTURES_DIR WEB_TEST_DIR OUT_DIR [MMDB_DIR]
 """
+import http.client
 import json
 import os
 import shutil
@@ -83,7 +84,7 @@ class Daemon:
         base = open(os.path.join(fixtures, "scenario.conf")).read()
         timing = "slice = 1\nshort_window = 1\nlong_window = 12\n"
         base = base.replace("[analyzer]\n", "[analyzer]\n" + timing, 1)
-        conf = os.path.join(tmp, "spamflow.conf")
+        conf = self.conf = os.path.join(tmp, "spamflow.conf")
         with open(conf, "w") as f:
             # hold: every raised host stays an offender while the browser looks
             f.write(base + "\n[alerts]\nupdate_interval = 1\nhold = 600\n"
@@ -117,17 +118,29 @@ class Daemon:
             fail(f"spamflowctl {' '.join(args)}: {r.get('error')}")
         return r
 
+    def raw(self, path):
+        """(status, headers with lower-case names, body) of a GET"""
+        c = http.client.HTTPConnection("127.0.0.1", self.http, timeout=10)
+        c.request("GET", path)
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+
     def get(self, path):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.http}{path}", timeout=10) as r:
             return json.loads(r.read())
 
     def stop(self):
+        """The exit status (a sanitizer's report makes it non-zero)."""
         if self.p.poll() is None:
             self.p.send_signal(signal.SIGTERM)
             try:
                 self.p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.p.kill()
+                self.p.wait()
+        return self.p.returncode
 
 
 def send_scenario(fixtures, port):
@@ -278,6 +291,29 @@ def main():
             same = open(dl["path"], "rb").read() == open(os.path.join(d.evidence, dl["name"]), "rb").read()
             check(same, f"the download is the file on disk ({os.path.getsize(dl['path'])} bytes)")
 
+        # the headers, and what /evidence/ refuses (over plain HTTP, no browser)
+        csp = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+               "connect-src 'self'; frame-ancestors 'none'")
+        st, hd, _ = d.raw("/")
+        check(st == 200 and hd.get("content-security-policy") == csp
+              and hd.get("content-type", "").startswith("text/html"), f"/: 200, the page's CSP ({hd.get('content-security-policy')})")
+        st, hd, _ = d.raw("/static/host.js")
+        check(st == 200 and "max-age" in hd.get("cache-control", ""), f"/static/host.js: cacheable ({hd.get('cache-control')})")
+        st, hd, _ = d.raw(f"/api/host/{host}")
+        check(hd.get("cache-control") == "no-store", "the API: no-store")
+        if files:
+            st, hd, body = d.raw(f"/evidence/{files[-1]}")
+            check(st == 200 and hd.get("content-type") == "application/ipfix"
+                  and hd.get("content-disposition") == f'attachment; filename="{files[-1]}"',
+                  f"/evidence/NAME: application/ipfix, attachment ({hd.get('content-disposition')})")
+            # a link with an evidence file's name, to a file outside the directory
+            link = "20260101T000000.000Z-smtp-fanout-10.9.9.9.ipfix"
+            os.symlink(os.path.abspath(d.conf), os.path.join(d.evidence, link))
+            for name in (link, "..%2Fspamflow.conf", "%2E%2E/spamflow.conf", ".evidence-x",
+                        "20260101T000000.000Z-smtp-fanout-..-x.ipfix", "spamflow.conf"):
+                st, _, body = d.raw(f"/evidence/{name}")
+                check(st == 404 and b"[analyzer]" not in body, f"/evidence/{name}: 404")
+
         check(not res["console"], f"no console error or warning {res['console']}")
         check(not res["csp"], f"no Content-Security-Policy violation {res['csp']}")
         check(not res["pageErrors"], f"no page error {res['pageErrors']}")
@@ -288,7 +324,10 @@ def main():
     finally:
         if browser is not None and browser.poll() is None:
             browser.kill()
-        d.stop()
+        rc = d.stop()
+    if rc != 0:
+        fail(f"spamflowd exited {rc}: {open(d.log.name).read()[-3000:]}")
+    log("spamflowd stopped cleanly")
     shutil.rmtree(tmp, ignore_errors=True)
 
 
