@@ -39,7 +39,7 @@ def main():
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    d = subprocess.Popen([spamflowd, "--state=", "-l", f"127.0.0.1:{port}", "--alerts", out,
+    d = subprocess.Popen([spamflowd, "--state=", "--history=", "-l", f"127.0.0.1:{port}", "--alerts", out,
                           "--stats-interval", "0"], stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
     seen = ""

@@ -129,7 +129,7 @@ class Collector:
             conf = os.path.join(self.dir, "spamflow.conf")
             with open(conf, "w") as f:
                 f.write("[collector]\nrcvbuf = %d\n[control]\nsocket =\n" % a.rcvbuf)
-            argv = [a.spamflowd, "--state=", "-c", conf, "-l", f"127.0.0.1:{port}", "--stats-interval", "0",
+            argv = [a.spamflowd, "--state=", "--history=", "-c", conf, "-l", f"127.0.0.1:{port}", "--stats-interval", "0",
                     "--json", "--alerts", os.path.join(self.dir, "alerts.jsonl")]
         elif self.name in ("nfcapd", "sfcapd"):
             # sfcapd is nfcapd's sFlow twin (Debian nfdump-sflow): same options, same files

@@ -64,7 +64,7 @@ class Daemon:
                     f"[http]\nlisten = 127.0.0.1:{self.http}\n{extra}")
         self.out = open(os.path.join(self.dir, "stdout"), "w+")
         self.err = open(os.path.join(self.dir, "stderr"), "w+")
-        self.p = subprocess.Popen(harness.taskset(core, [spamflowd, "--state=", "-c", conf, "-l",
+        self.p = subprocess.Popen(harness.taskset(core, [spamflowd, "--state=", "--history=", "-c", conf, "-l",
                                                          f"127.0.0.1:{self.port}",
                                                          "--stats-interval", "0", "--json"]),
                                   stdout=self.out, stderr=self.err)

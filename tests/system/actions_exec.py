@@ -128,7 +128,7 @@ def refused(spamflowd, ctl, tmp):
     os.chmod(noexec, 0o644)
     for path, why in ((void, "no such file"), (noexec, "not executable by this user")):
         cfg = conf(tmp, "", f"[actions]\nexec = {path}\n")
-        r = subprocess.run([spamflowd, "--state=", "-c", cfg, "-l", "127.0.0.1:0",
+        r = subprocess.run([spamflowd, "--state=", "--history=", "-c", cfg, "-l", "127.0.0.1:0",
                             "--stats-interval", "0"], capture_output=True, text=True,
                            timeout=20)
         check(r.returncode == 1 and f"exec '{path}': {why}" in r.stderr,

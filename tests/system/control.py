@@ -55,7 +55,7 @@ class Daemon:
         self.conf = os.path.join(tmp, "spamflow.conf")
         self.write_conf(extra_conf)
         self.log = open(os.path.join(tmp, "daemon.log"), "w+")
-        self.p = subprocess.Popen([spamflowd, "--state=", "-c", self.conf, "-l", f"127.0.0.1:{self.port}",
+        self.p = subprocess.Popen([spamflowd, "--state=", "--history=", "-c", self.conf, "-l", f"127.0.0.1:{self.port}",
                                    "--stats-interval", "0"],
                                   stdout=subprocess.DEVNULL, stderr=self.log)
         for _ in range(100):

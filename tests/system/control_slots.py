@@ -112,7 +112,7 @@ def main():
         f.write(f"[control]\nsocket = {sock}\ngroup = nogroup\nmax_clients = {MAX_CLIENTS}\n"
                 "idle_timeout = 60\n")
     log = open(os.path.join(tmp, "daemon.log"), "w+")
-    d = subprocess.Popen([spamflowd, "--state=", "-c", conf, "-l", f"127.0.0.1:{free_udp_port()}",
+    d = subprocess.Popen([spamflowd, "--state=", "--history=", "-c", conf, "-l", f"127.0.0.1:{free_udp_port()}",
                           "--stats-interval", "0"], stdout=subprocess.DEVNULL, stderr=log)
     holder = None
     try:

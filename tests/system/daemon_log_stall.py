@@ -42,7 +42,7 @@ def inside(exe, tmp):
     addr = port.getsockname()
     port.close()
     err = open(os.path.join(tmp, "stderr"), "w+")
-    p = subprocess.Popen([exe, "--state=", "-c", conf, "-l", f"127.0.0.1:{addr[1]}"],
+    p = subprocess.Popen([exe, "--state=", "--history=", "-c", conf, "-l", f"127.0.0.1:{addr[1]}"],
                          stderr=err)
     deadline = time.time() + 20
     while not os.path.exists(f"{run}/c.sock") and time.time() < deadline:

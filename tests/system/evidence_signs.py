@@ -111,7 +111,7 @@ class Live:
         with open(path, "w") as f:
             f.write(f"[control]\nsocket = {self.sock}\n[sinks]\njson = {self.alerts}\n" + conf)
         self.log = open(os.path.join(tmp, "daemon.log"), "w+")
-        self.p = subprocess.Popen([spamflowd, "--state=", "-c", path, "-l",
+        self.p = subprocess.Popen([spamflowd, "--state=", "--history=", "-c", path, "-l",
                                    f"127.0.0.1:{self.port}", "--stats-interval", "0",
                                    "--flows", self.flows],
                                   stdout=subprocess.DEVNULL, stderr=self.log)

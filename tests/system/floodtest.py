@@ -109,7 +109,7 @@ class Daemon:
                 x for x in (env.get("ASAN_OPTIONS", ""), f"quarantine_size_mb={ASAN_QUARANTINE_MB}")
                 if x)
         self.t0 = time.monotonic()
-        self.p = subprocess.Popen([spamflowd, "-c", self.conf, "-l", f"127.0.0.1:{self.port}",
+        self.p = subprocess.Popen([spamflowd, "--history=", "-c", self.conf, "-l", f"127.0.0.1:{self.port}",
                                    "--stats-interval", "0", *extra_args],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                   env=env)

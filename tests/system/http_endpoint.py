@@ -63,7 +63,7 @@ class Daemon:
             f.write(f"[control]\nsocket = {self.sock}\n"
                     f"[http]\nlisten = {listen}\n{http_conf}")
         self.log = open(os.path.join(self.dir, "daemon.log"), "w+")
-        self.p = subprocess.Popen([spamflowd, "--state=", "-c", conf, "-l",
+        self.p = subprocess.Popen([spamflowd, "--state=", "--history=", "-c", conf, "-l",
                                    f"127.0.0.1:{self.port}", "--stats-interval", "0"],
                                   stdout=subprocess.DEVNULL, stderr=self.log)
         running.append(self.p)

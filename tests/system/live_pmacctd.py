@@ -55,7 +55,7 @@ def main():
         f.write(f"[control]\nsocket = {sock}\n")
     flows = os.path.join(tmp, "flows.csv")
     dlog = open(os.path.join(tmp, "daemon.log"), "w+")
-    d = subprocess.Popen([spamflowd, "--state=", "-c", conf, "-l", f"127.0.0.1:{port}",
+    d = subprocess.Popen([spamflowd, "--state=", "--history=", "-c", conf, "-l", f"127.0.0.1:{port}",
                           "--stats-interval", "0", "--json", "--flows", flows],
                          stdout=subprocess.PIPE, stderr=dlog, text=True)
     pm = None

@@ -34,7 +34,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="spamflow-live-")
     port = free_udp_port()
     flows = os.path.join(tmp, "flows.csv")
-    d = subprocess.Popen([spamflowd, "--state=", "-l", f"127.0.0.1:{port}", "--stats-interval", "0",
+    d = subprocess.Popen([spamflowd, "--state=", "--history=", "-l", f"127.0.0.1:{port}", "--stats-interval", "0",
                           "--json", "--flows", flows],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # wait until the daemon says it listens

@@ -99,7 +99,7 @@ def main():
     # the live run: a real daemon on loopback, the datagrams sent with the same gaps
     port = free_udp_port()
     live_out = os.path.join(tmp, "live.jsonl")
-    d = subprocess.Popen([spamflowd, "--state=", "-c", conf, "-l", f"127.0.0.1:{port}", "--alerts",
+    d = subprocess.Popen([spamflowd, "--state=", "--history=", "-c", conf, "-l", f"127.0.0.1:{port}", "--alerts",
                           live_out, "--stats-interval", "0"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seen = ""

@@ -88,7 +88,7 @@ class Daemon:
         self.sock = sock
         self.port = port
         pre = (["ip", "netns", "exec", ns] if ns else []) + list(pre)
-        self.proc = subprocess.Popen(pre + [spamflowd, "-c", conf, "-l", f"127.0.0.1:{port}",
+        self.proc = subprocess.Popen(pre + [spamflowd, "--history=", "-c", conf, "-l", f"127.0.0.1:{port}",
                                             "--stats-interval", "0"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      text=True)

@@ -92,7 +92,7 @@ class Daemon:
 
     def start(self):
         self.log_start = self.logf.seek(0, os.SEEK_END)
-        self.p = subprocess.Popen([self.exe, "-c", self.conf, "-l", f"127.0.0.1:{self.port}",
+        self.p = subprocess.Popen([self.exe, "--history=", "-c", self.conf, "-l", f"127.0.0.1:{self.port}",
                                    "--alerts", self.alerts, "--stats-interval", "0"],
                                   stdout=subprocess.DEVNULL, stderr=self.logf)
         started.append(self.p)

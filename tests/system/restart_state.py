@@ -113,7 +113,7 @@ class Daemon:
                     f"[state]\nfile = {state}\nsnapshot_interval = {interval}\n")
         self.log = open(os.path.join(tmp, "daemon.log"), "a+")
         self.log_start = self.log.tell()
-        self.p = subprocess.Popen([exe, "-c", conf, "-l", f"127.0.0.1:{port}", "--alerts",
+        self.p = subprocess.Popen([exe, "--history=", "-c", conf, "-l", f"127.0.0.1:{port}", "--alerts",
                                    self.alerts, "--stats-interval", "0"],
                                   stdout=subprocess.DEVNULL, stderr=self.log)
         started.append(self.p)

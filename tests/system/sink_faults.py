@@ -164,7 +164,7 @@ class Daemon:
         self.port = sinktest.free_port()
         self.errpath = os.path.join(d, "daemon.log")
         self.err = open(self.errpath, "w")
-        self.p = subprocess.Popen([spamflowd, "--state=", "-c", self.conf, "-l",
+        self.p = subprocess.Popen([spamflowd, "--state=", "--history=", "-c", self.conf, "-l",
                                    f"127.0.0.1:{self.port}", "--alerts", self.jsonl,
                                    "--stats-interval", "0", "--json"],
                                   stdout=subprocess.PIPE, stderr=self.err, text=True)
@@ -576,7 +576,7 @@ def case_readonly(args, tmp, cap, rs, ext4):
         conf = os.path.join(d, "ro-start.conf")
         with open(conf, "w") as f:
             f.write(f"[sinks]\ncsv = {ro}/alerts.csv\n")
-        r = run(args.spamflowd, "--state=", "-c", conf, "-l", "127.0.0.1:0",
+        r = run(args.spamflowd, "--state=", "--history=", "-c", conf, "-l", "127.0.0.1:0",
                 "--stats-interval", "0")
         check(r.returncode == 1 and f"csv alerts file '{ro}/alerts.csv': Read-only file "
               "system" in r.stderr, f"{label}: csv on a read-only mount at start: exit "

@@ -145,7 +145,7 @@ class Stream:
 def start_live(spamflowd, conf, alerts, extra=()):
     """spamflowd on a free loopback port; returns (process, port)."""
     port = free_port()
-    d = subprocess.Popen([spamflowd, "--state=", "-c", conf, "-l", f"127.0.0.1:{port}", "--alerts",
+    d = subprocess.Popen([spamflowd, "--state=", "--history=", "-c", conf, "-l", f"127.0.0.1:{port}", "--alerts",
                           alerts, "--stats-interval", "0", "--json", *extra],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     while True:
