@@ -54,7 +54,7 @@ def tcp_port():
 
 
 class Daemon:
-    def __init__(self, spamflowd, tmp, core=None, extra=""):
+    def __init__(self, spamflowd, tmp, core=None, extra="", history=""):
         self.dir = tempfile.mkdtemp(dir=tmp, prefix="spamflowd-")
         self.port = harness.free_port()
         self.http = tcp_port()
@@ -64,7 +64,7 @@ class Daemon:
                     f"[http]\nlisten = 127.0.0.1:{self.http}\n{extra}")
         self.out = open(os.path.join(self.dir, "stdout"), "w+")
         self.err = open(os.path.join(self.dir, "stderr"), "w+")
-        self.p = subprocess.Popen(harness.taskset(core, [spamflowd, "--state=", "--history=", "-c", conf, "-l",
+        self.p = subprocess.Popen(harness.taskset(core, [spamflowd, "--state=", f"--history={history}", "-c", conf, "-l",
                                                          f"127.0.0.1:{self.port}",
                                                          "--stats-interval", "0", "--json"]),
                                   stdout=self.out, stderr=self.err)
@@ -134,8 +134,8 @@ class Page:
 
 
 def cpu_trial(a, mode):
-    extra = f"[history]\ndir = {a.tmp}/history-{mode}-{time.monotonic_ns()}\n" if a.history else ""
-    d = Daemon(a.spamflowd, a.tmp, a.coll_core, extra)
+    history = f"{a.tmp}/history-{mode}-{time.monotonic_ns()}" if a.history else ""
+    d = Daemon(a.spamflowd, a.tmp, a.coll_core, history=history)
     page = Page(a, d.http) if mode in PAGE_MODES else None
     stop = threading.Event()
     gets = []

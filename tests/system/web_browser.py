@@ -21,7 +21,7 @@ and saves the screenshots web-offenders.png and web-host.png into OUT_DIR (the b
 directory), printing their paths.
 
 A missing chromium, node or playwright-core fails the test naming what to install.
-SPAMFLOW_WEB_SAMPLE=FILE (development only, never set by meson): no [history] section,
+SPAMFLOW_WEB_SAMPLE=FILE (development only, never set by meson): no history store,
 the browser is answered /api/host/* from FILE (a hand-made reply following the timeline
 contract, tests/web/sample-host.json) and the chart is compared with FILE.
 
@@ -91,13 +91,13 @@ class Daemon:
                     f"[control]\nsocket = {self.sock}\n"
                     f"[http]\nlisten = 127.0.0.1:{self.http}\n"
                     f"[evidence]\ndir = {self.evidence}\n")
-            if not sample:
-                f.write(f"[history]\ndir = {os.path.join(tmp, 'history')}\n")
             if mmdb:
                 f.write(f"[enrich]\ncountry_db = {mmdb}/geolite-country.mmdb\n"
                         f"asn_db = {mmdb}/geolite-asn.mmdb\n")
         self.log = open(os.path.join(tmp, "daemon.log"), "w+")
-        self.p = subprocess.Popen([spamflowd, "--state=", "-c", conf, "-l",
+        # the history store in the test's directory (none with the sample)
+        history = "" if sample else os.path.join(tmp, "history")
+        self.p = subprocess.Popen([spamflowd, "--state=", f"--history={history}", "-c", conf, "-l",
                                    f"127.0.0.1:{self.port}", "--stats-interval", "0"],
                                   stdout=subprocess.DEVNULL, stderr=self.log)
         for _ in range(400):
