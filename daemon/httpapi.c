@@ -22,8 +22,8 @@
 #include <unistd.h>
 
 /* The page's: its own scripts and styles only, no inline script or style, JSON from here. */
-#define CSP_PAGE                                                                           \
-	"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "  \
+#define CSP_PAGE                                                                                   \
+	"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "          \
 	"connect-src 'self'; frame-ancestors 'none'"
 #define WEB_PREFIX "/spamflow/web/"
 /* the pages themselves are asked again each time (they are small); scripts and styles are
@@ -125,8 +125,8 @@ httpapi_control_line(const char *path, const char *const *args, GString *line, g
 		 * spamflowctl's. */
 		gboolean word = a->type == CONTROL_ARG_UINT || a->type == CONTROL_ARG_REASON;
 		if (!(word ? plain_word(args[i + 1], FALSE) : plain_value(args[i + 1]))) {
-			g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_USAGE,
-				    "%s: %s: %s", cmd->name, args[i],
+			g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_USAGE, "%s: %s: %s",
+				    cmd->name, args[i],
 				    word ? "a number or a reason name is needed"
 					 : "a time, a duration or an address is needed");
 			return FALSE;
@@ -315,8 +315,8 @@ serve_evidence(const HttpRequest *req, HttpReply *reply, gpointer data)
 	/* RFC 5655 8.1: an IPFIX file */
 	reply->content_type = "application/ipfix";
 	reply->no_store = TRUE;
-	g_snprintf(reply->disposition, sizeof reply->disposition,
-		   "attachment; filename=\"%s\"", name);
+	g_snprintf(reply->disposition, sizeof reply->disposition, "attachment; filename=\"%s\"",
+		   name);
 }
 
 typedef struct {
@@ -382,7 +382,8 @@ serve_evidence_list(const HttpRequest *req, HttpReply *reply, gpointer data)
 		json_error(reply, 400, "evidence", "/api/evidence?host=ADDR: an address is needed");
 		return;
 	}
-	g_string_append(reply->body, "{\"ok\":true,\"version\":1,\"command\":\"evidence\",\"host\":");
+	g_string_append(reply->body,
+			"{\"ok\":true,\"version\":1,\"command\":\"evidence\",\"host\":");
 	json_string(reply->body, canon);
 	g_string_append_printf(reply->body, ",\"enabled\":%s,\"files\":[",
 			       api->evidence_fd >= 0 ? "true" : "false");
@@ -405,7 +406,8 @@ serve_evidence_list(const HttpRequest *req, HttpReply *reply, gpointer data)
 			    !S_ISREG(st.st_mode))
 				continue;
 			EvidenceFile f = {g_strdup(de->d_name), (guint64)st.st_size,
-					  (gint64)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000};
+					  (gint64)st.st_mtim.tv_sec * 1000 +
+					      st.st_mtim.tv_nsec / 1000000};
 			g_array_append_val(files, f);
 		}
 		closedir(d);
@@ -420,8 +422,8 @@ serve_evidence_list(const HttpRequest *req, HttpReply *reply, gpointer data)
 		g_string_append(reply->body, ",\"reason\":");
 		json_string(reply->body, alert_reason_name(r));
 		g_string_append_printf(reply->body,
-				       ",\"bytes\":%" G_GUINT64_FORMAT ",\"mtime_ms\":%" G_GINT64_FORMAT
-				       "}",
+				       ",\"bytes\":%" G_GUINT64_FORMAT
+				       ",\"mtime_ms\":%" G_GINT64_FORMAT "}",
 				       f->bytes, f->mtime_ms);
 	}
 	g_string_append_printf(reply->body, "],\"total\":%u,\"truncated\":%s}", files->len,

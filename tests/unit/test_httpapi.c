@@ -39,7 +39,8 @@ test_evidence_names(void **state)
 	    "20260115T100225.001Z-SMTP-fanout-10.0.0.1.ipfix",
 	    "20260115T100225.001Z-smtp fanout-10.0.0.1.ipfix",
 	    "20260115T100225.001Z-smtp-fanout-10.0.0.1\n.ipfix",
-	    "20260115T100225.001Z-smtp-fanout-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "20260115T100225.001Z-smtp-fanout-"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.ipfix",
 	};
 	for (guint i = 0; i < G_N_ELEMENTS(good); i++)
