@@ -17,8 +17,13 @@ render-flowgen  the same figures on the state flowgen's --records at --rate leav
 Each render figure also has the main thread's CPU per request (/proc/PID/task/PID/stat over
 --gets requests): what the flows lose to it.
 
+"metrics+page" (--modes none,metrics+page): a scrape a second and the page open, a headless
+       chromium (bench/page_open.mjs, on the generator's core) with the offenders page and
+       a host page refreshing; --history gives every trial's daemon a history store, so the
+       host page has a timeline to fetch.
+
 usage: bench/http_scrape.py --build build [cpu|render|render-flowgen|all] [--rate R]
-       [--records N] [--reps N] [--gets N]
+       [--records N] [--reps N] [--gets N] [--modes none,metrics,...] [--history]
 """
 import argparse
 import json
@@ -49,7 +54,7 @@ def tcp_port():
 
 
 class Daemon:
-    def __init__(self, spamflowd, tmp, core=None, extra=""):
+    def __init__(self, spamflowd, tmp, core=None, extra="", history=""):
         self.dir = tempfile.mkdtemp(dir=tmp, prefix="spamflowd-")
         self.port = harness.free_port()
         self.http = tcp_port()
@@ -59,7 +64,7 @@ class Daemon:
                     f"[http]\nlisten = 127.0.0.1:{self.http}\n{extra}")
         self.out = open(os.path.join(self.dir, "stdout"), "w+")
         self.err = open(os.path.join(self.dir, "stderr"), "w+")
-        self.p = subprocess.Popen(harness.taskset(core, [spamflowd, "--state=", "--history=", "-c", conf, "-l",
+        self.p = subprocess.Popen(harness.taskset(core, [spamflowd, "--state=", f"--history={history}", "-c", conf, "-l",
                                                          f"127.0.0.1:{self.port}",
                                                          "--stats-interval", "0", "--json"]),
                                   stdout=self.out, stderr=self.err)
@@ -102,11 +107,36 @@ class Daemon:
                 "kernel_drops": d["listener"]["kernel_drops"], "http": d.get("http", {})}
 
 
-MODES = {"none": (), "metrics": ("/metrics",), "metrics+api": ("/metrics", "/api/offenders")}
+MODES = {"none": (), "metrics": ("/metrics",), "metrics+api": ("/metrics", "/api/offenders"),
+         # a scrape a second and the page open in a headless chromium (bench/page_open.mjs)
+         "metrics+page": ("/metrics",)}
+PAGE_MODES = ("metrics+page",)
+
+
+class Page:
+    """Headless chromium with the offenders page and a host page open (page_open.mjs), on
+    the generator's core: its CPU is not spamflowd's, and the collector keeps its core."""
+
+    def __init__(self, a, http):
+        self.p = subprocess.Popen(harness.taskset(a.gen_core, ["node", os.path.join(
+            HERE, "page_open.mjs"), f"http://127.0.0.1:{http}"]), stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True)
+        line = self.p.stdout.readline()
+        if '"ready"' not in line:
+            sys.exit("page_open.mjs did not start (chromium: scripts/setup.sh test installs "
+                     "it and playwright-core)")
+
+    def stop(self):
+        self.p.stdin.close()
+        out = self.p.stdout.readline()
+        self.p.wait(timeout=30)
+        return json.loads(out) if out.strip() else {}
 
 
 def cpu_trial(a, mode):
-    d = Daemon(a.spamflowd, a.tmp, a.coll_core)
+    history = f"{a.tmp}/history-{mode}-{time.monotonic_ns()}" if a.history else ""
+    d = Daemon(a.spamflowd, a.tmp, a.coll_core, history=history)
+    page = Page(a, d.http) if mode in PAGE_MODES else None
     stop = threading.Event()
     gets = []
 
@@ -124,13 +154,16 @@ def cpu_trial(a, mode):
     stop.set()
     if MODES[mode]:
         t.join()
+    pr = page.stop() if page is not None else {}
     r = d.stop()
     r.update(sent=g["records"], achieved=g["achieved_rate"], scrapes=len(gets),
-             loss=1 - r["records"] / g["records"])
+             loss=1 - r["records"] / g["records"], page=pr)
     r["cpu_s_per_M"] = r["cpu_s"] / (r["records"] / 1e6)
     print(f"  {mode:11} rate {g['achieved_rate']/1e6:.3f}M/s "
           f"records {r['records']} loss {r['loss']*100:.3f}% kernel_drops {r['kernel_drops']} "
-          f"cpu {r['cpu_s']:.2f}s = {r['cpu_s_per_M']:.4f} s/M  scrapes {len(gets)}",
+          f"cpu {r['cpu_s']:.2f}s = {r['cpu_s_per_M']:.4f} s/M  scrapes {len(gets)}"
+          + (f"  page: {pr.get('requests')} requests {pr.get('by_path')}, host {pr.get('host')}, "
+             f"{len(pr.get('errors', []))} console errors" if page is not None else ""),
           flush=True)
     return r
 
@@ -206,8 +239,15 @@ def main():
                     "exporters of the render state")
     ap.add_argument("--offenders", type=int, default=1000)
     ap.add_argument("--gets", type=int, default=20)
+    ap.add_argument("--modes", default="none,metrics,metrics+api",
+                    help="cpu: the trials, in turn (" + ", ".join(MODES) + ")")
+    ap.add_argument("--history", action="store_true",
+                    help="cpu: every trial's daemon keeps a history store ([history] dir)")
     ap.add_argument("--json")
     a = ap.parse_args()
+    modes = a.modes.split(",")
+    if any(m not in MODES for m in modes) or "none" not in modes:
+        ap.error(f"--modes: of {', '.join(MODES)}, with none")
     a.spamflowd = os.path.join(a.build, "daemon", "spamflowd")
     a.flowgen = os.path.join(a.build, "bench", "flowgen")
     a.domains, a.seed, a.mix = 1, 1, "default"
@@ -217,16 +257,16 @@ def main():
     if a.what in ("cpu", "all"):
         print(f"cpu: v{a.version}, {a.records} records at {a.rate} rec/s, {a.reps} reps each",
               flush=True)
-        runs = {m: [] for m in MODES}
+        runs = {m: [] for m in modes}
         for _ in range(a.reps):
-            for m in MODES:
+            for m in modes:
                 runs[m].append(cpu_trial(a, m))
         for k, v in runs.items():
             c = [r["cpu_s_per_M"] for r in v]
             print(f"  {k}: median {statistics.median(c):.4f} s/M (min {min(c):.4f}, max "
                   f"{max(c):.4f}), worst loss {max(r['loss'] for r in v)*100:.3f}%")
         m0 = statistics.median(r["cpu_s_per_M"] for r in runs["none"])
-        for m in ("metrics", "metrics+api"):
+        for m in [x for x in modes if x != "none"]:
             m1 = statistics.median(r["cpu_s_per_M"] for r in runs[m])
             print(f"  {m} / none: {m1 / m0:.3f}")
         res["cpu"] = runs

@@ -657,6 +657,8 @@ app_http_start(App *app, GError **error)
 			      .control = &app->control,
 			      .metrics_source = app_metrics_source,
 			      .data = app,
+			      .evidence_dir = app->evidence != NULL ? evidence_dir(app->evidence)
+								    : NULL,
 			      .max_reply = app->cfg->control_max_output > 1024
 					       ? (gsize)app->cfg->control_max_output - 1024
 					       : 0};

@@ -115,6 +115,8 @@ job_unref(gpointer p)
 	g_strfreev(j->args);
 	if (j->reply.body != NULL)
 		g_string_free(j->reply.body, TRUE);
+	if (j->reply.fd >= 0)
+		close(j->reply.fd);
 	g_free(j);
 }
 
@@ -306,41 +308,71 @@ security_headers(struct MHD_Response *r, const char *csp)
 	MHD_add_response_header(r, "X-Frame-Options", "DENY");
 }
 
-/* Queue body (taken) with status and the headers every reply carries. */
+/* Queue the reply's body (taken: the GString, or the fd, which libmicrohttpd closes) with
+ * its status and the headers every reply carries. */
 static enum MHD_Result
-send_reply(struct MHD_Connection *c, guint status, const char *type, const char *csp,
-	   gboolean no_store, gboolean close, GString *body)
+send_reply(struct MHD_Connection *c, HttpReply *rp, gboolean conn_close)
 {
-	gsize len = body->len;
-	char *data = g_string_free(body, FALSE);
-	struct MHD_Response *r =
-	    MHD_create_response_from_buffer_with_free_callback(len, data, g_free);
+	struct MHD_Response *r;
 
-	if (r == NULL) {
-		g_free(data);
-		return MHD_NO;
+	if (rp->fd >= 0) {
+		/* streamed from the file as the client reads (sendfile() without TLS) */
+		r = MHD_create_response_from_fd64(rp->fd_size, rp->fd);
+		if (r == NULL)
+			close(rp->fd);
+		rp->fd = -1;
+	} else if (rp->static_data != NULL) {
+		r = MHD_create_response_from_buffer(rp->static_len, (void *)rp->static_data,
+						    MHD_RESPMEM_PERSISTENT);
+	} else {
+		gsize len = rp->body->len;
+		char *data = g_string_free(g_steal_pointer(&rp->body), FALSE);
+		r = MHD_create_response_from_buffer_with_free_callback(len, data, g_free);
+		if (r == NULL)
+			g_free(data);
 	}
-	security_headers(r, csp);
-	MHD_add_response_header(r, "Content-Type", type);
-	if (no_store)
+	if (rp->body != NULL)
+		g_string_free(g_steal_pointer(&rp->body), TRUE);
+	if (r == NULL)
+		return MHD_NO;
+	security_headers(r, rp->csp);
+	MHD_add_response_header(r, "Content-Type", rp->content_type);
+	if (rp->no_store)
 		MHD_add_response_header(r, "Cache-Control", "no-store");
-	if (status == MHD_HTTP_UNAUTHORIZED)
+	else if (rp->cache != NULL)
+		MHD_add_response_header(r, "Cache-Control", rp->cache);
+	if (rp->disposition[0] != '\0')
+		MHD_add_response_header(r, "Content-Disposition", rp->disposition);
+	if (rp->status == MHD_HTTP_UNAUTHORIZED)
 		MHD_add_response_header(r, "WWW-Authenticate", REALM);
-	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+	if (rp->status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		MHD_add_response_header(r, "Allow", "GET, HEAD");
-	if (close)
+	if (conn_close)
 		MHD_add_response_header(r, "Connection", "close");
-	enum MHD_Result ret = MHD_queue_response(c, status, r);
+	enum MHD_Result ret = MHD_queue_response(c, rp->status, r);
 	MHD_destroy_response(r);
 	return ret;
 }
 
-static enum MHD_Result
-send_text(struct MHD_Connection *c, guint status, gboolean close, const char *text)
+static void
+reply_init(HttpReply *rp)
 {
-	GString *body = g_string_new(text);
-	g_string_append_c(body, '\n');
-	return send_reply(c, status, "text/plain; charset=utf-8", NULL, TRUE, close, body);
+	*rp = (HttpReply){.status = MHD_HTTP_OK,
+			  .content_type = "text/plain; charset=utf-8",
+			  .body = g_string_sized_new(4096),
+			  .fd = -1};
+}
+
+static enum MHD_Result
+send_text(struct MHD_Connection *c, guint status, gboolean conn_close, const char *text)
+{
+	HttpReply rp = {.status = status,
+			.content_type = "text/plain; charset=utf-8",
+			.no_store = TRUE,
+			.body = g_string_new(text),
+			.fd = -1};
+	g_string_append_c(rp.body, '\n');
+	return send_reply(c, &rp, conn_close);
 }
 
 /* URL and headers, as the client sent them give or take the separators. */
@@ -390,10 +422,9 @@ job_run(gpointer data)
 {
 	Job *j = data;
 	HttpRequest req = {.path = j->path, .args = (const char *const *)j->args, .head = j->head};
-	HttpReply reply = {.status = MHD_HTTP_OK,
-			   .content_type = "text/plain; charset=utf-8",
-			   .body = g_string_sized_new(4096)};
+	HttpReply reply;
 
+	reply_init(&reply);
 	g_mutex_lock(&j->sync->lock);
 	gboolean skip = j->abandoned || j->sync->stopping;
 	g_mutex_unlock(&j->sync->lock);
@@ -421,6 +452,7 @@ serve(HttpServer *srv, struct MHD_Connection *c, const HttpRoute *route, const c
 	gint64 deadline = g_get_monotonic_time() + (gint64)srv->cfg.timeout_s * G_USEC_PER_SEC;
 
 	j->ref = 2; /* this thread's, the main loop's */
+	j->reply.fd = -1;
 	j->sync = sync_ref(srv->sync);
 	j->route = route;
 	j->path = g_strdup(url);
@@ -454,16 +486,38 @@ serve(HttpServer *srv, struct MHD_Connection *c, const HttpRoute *route, const c
 		srv->st.render_us += (guint64)j->render_us;
 		srv->render_free_us = g_get_monotonic_time() + HTTP_RENDER_SHARE * j->render_us;
 	}
-	GString *body = done ? g_steal_pointer(&j->reply.body) : NULL;
 	HttpReply reply = j->reply;
+	if (done) {
+		/* taken from the job */
+		j->reply.body = NULL;
+		j->reply.fd = -1;
+	}
 	if (done && reply.status == MHD_HTTP_NOT_FOUND)
 		srv->st.not_found++;
 	g_mutex_unlock(&srv->sync->lock);
 	job_unref(j);
 	if (!done)
 		return send_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, TRUE, "busy: try again");
-	return send_reply(c, reply.status, reply.content_type, reply.csp, reply.no_store, FALSE,
-			  body);
+	return send_reply(c, &reply, FALSE);
+}
+
+/* A route that reads nothing of the daemon's: answered here, on the server's thread. */
+static enum MHD_Result
+serve_here(HttpServer *srv, struct MHD_Connection *c, const HttpRoute *route, const char *url,
+	   gboolean head, char **args)
+{
+	HttpRequest req = {.path = url, .args = (const char *const *)args, .head = head};
+	HttpReply reply;
+
+	reply_init(&reply);
+	route->fn(&req, &reply, route->data);
+	g_strfreev(args);
+	if (reply.status == MHD_HTTP_NOT_FOUND) {
+		g_mutex_lock(&srv->sync->lock);
+		srv->st.not_found++;
+		g_mutex_unlock(&srv->sync->lock);
+	}
+	return send_reply(c, &reply, FALSE);
 }
 
 static enum MHD_Result
@@ -568,6 +622,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 		g_strfreev(args);
 		return send_text(c, MHD_HTTP_BAD_REQUEST, FALSE, "too many query arguments");
 	}
+	if (route->on_thread)
+		return serve_here(srv, c, route, url, head, args);
 	return serve(srv, c, route, url, head, args);
 }
 

@@ -40,9 +40,17 @@ typedef struct {
 	guint status;		  /* 200 unless the handler says otherwise */
 	const char *content_type; /* a static string */
 	gboolean no_store;	  /* Cache-Control: no-store */
+	const char *cache;	  /* else a static Cache-Control ("max-age=300"); NULL: none */
 	const char *csp;	  /* a static Content-Security-Policy; NULL: the API's,
 				     default-src 'none'; frame-ancestors 'none' */
+	char disposition[128];	  /* Content-Disposition when not empty */
 	GString *body;
+	/* Instead of body, a body that lives as long as the program (a file compiled in) ... */
+	gconstpointer static_data;
+	gsize static_len;
+	/* ... or an open file, streamed from its start and closed by the server (>= 0). */
+	int fd;
+	guint64 fd_size;
 } HttpReply;
 
 /* Runs on the main loop (the default main context). */
@@ -52,6 +60,10 @@ typedef struct {
 	const char *path; /* "/metrics"; one ending in '/' takes every path under it ("/api/") */
 	HttpHandler fn;
 	gpointer data;
+	/* The handler runs on the server's thread, not the main loop: for replies that read
+	 * nothing of the daemon's state (files compiled in, the evidence directory), so that
+	 * serving them never takes the loop that receives the flows. */
+	gboolean on_thread;
 } HttpRoute;
 
 typedef struct HttpServer HttpServer;

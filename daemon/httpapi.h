@@ -1,7 +1,7 @@
-/* What the daemon serves over HTTP (http.h): GET /metrics (metrics.h) and the read-only
+/* What the daemon serves over HTTP (http.h): GET /metrics (metrics.h), the read-only
  * control commands as JSON under /api/ (the objects `spamflowctl -j` prints, rendered by
- * commands.c), with the security headers of http.c. The routes are a table here, so the
- * web page (/) and a history API are one row each later. */
+ * commands.c), the web page (/, /host/ADDR and /static/: files compiled into the binary,
+ * web/) and the evidence files (/evidence/NAME), with the security headers of http.c. */
 #pragma once
 
 #include "commands.h"
@@ -20,8 +20,10 @@ typedef struct {
 	void (*metrics_source)(gpointer data, MetricsSource *out);
 	gpointer data;
 	gsize max_reply; /* as [control] max_output: lists stop short of it, as over the socket */
-	HttpServer *server; /* set by httpapi_start() */
-	HttpRoute routes[2];
+	const char *evidence_dir; /* [evidence] dir; NULL or "": /evidence/ is 404 */
+	HttpServer *server;	  /* set by httpapi_start() */
+	int evidence_fd;	  /* the directory, opened at start */
+	HttpRoute routes[7];
 	gboolean auth; /* for the log line at httpapi_run() */
 	char allow[256];
 } HttpApi;
@@ -34,6 +36,12 @@ gboolean httpapi_start(HttpApi *api, const Config *cfg, GError **error) G_GNUC_W
 /* Then, once privileges are dropped, serve (nothing when there is no server). */
 gboolean httpapi_run(HttpApi *api, GError **error) G_GNUC_WARN_UNUSED_RESULT;
 void httpapi_stop(HttpApi *api);
+
+/* NAME is one the daemon gives an evidence file (exporters/evidence.h):
+ * "20260115T100225.001Z-smtp-blocked-192.168.1.66.ipfix", an IPv6 host's ':' as '_',
+ * "-2"... before ".ipfix" when the name was taken. Nothing else is served from the
+ * directory: no slash, no dot first, no other characters. */
+gboolean httpapi_evidence_name_ok(const char *name);
 
 /* /api/COMMAND[/ADDR] and its query (name, value pairs, NULL-terminated) -> the control
  * request line ("history limit=10", "host 10.0.0.1"), for the read-only commands only.
