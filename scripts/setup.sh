@@ -55,11 +55,13 @@ BUILD_PKGS="gcc meson ninja-build pkg-config libglib2.0-dev libpcap-dev libmaxmi
 #   chromium          web-browser: the real browser the web page is tested in (headless,
 #                     /usr/bin/chromium; playwright never downloads one)
 #   nodejs npm        web-browser: node runs tests/web/browse.mjs; npm ci installs its one
-#                     npm package, playwright-core (tests/web/package-lock.json), below
+#                     npm package, playwright-core (tests/web/package-lock.json), below.
+#                     Installed only when node or npm is missing: a machine with another
+#                     node (NodeSource's nodejs carries its own npm and conflicts with
+#                     Debian's npm package) keeps it (install_node below)
 TEST_PKGS="libcmocka-dev python3 python3-scapy softflowd tshark nfdump rsyslog mmdb-bin
   perl libmaxmind-db-writer-perl util-linux mount e2fsprogs pmacct faketime clang
-  libclang-rt-14-dev libfuzzer-14-dev nftables iproute2 openssl prometheus whois chromium
-  nodejs npm"
+  libclang-rt-14-dev libfuzzer-14-dev nftables iproute2 openssl prometheus whois chromium"
 # Benchmark: the collectors it compares against (nfdump's nfcapd, nfdump-sflow's sfcapd,
 # pmacct's nfacctd and sfacctd), tshark for bench/sflow_check.py, and taskset (util-linux)
 # to pin generator and collector to separate cores.
@@ -226,6 +228,8 @@ run)
 	;;
 test)
 	install_missing $BUILD_PKGS $TEST_PKGS
+	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
+		install_missing nodejs npm
 	# the browser test's driver, exactly as locked; chromium is Debian's, never downloaded
 	(cd tests/web && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
 	# warnings are errors here (CI), not in a user's build (meson.build: werror=false)
