@@ -261,7 +261,10 @@ def main():
         else:
             timeline = d.jq("host", host, f"since={SINCE}").get("timeline") or {}
             source = f"spamflowctl -j host {host} since={SINCE}"
-        want_series = plotted(timeline, ch["since"], ch["until"])
+        # the page's "now" slice is stored by the time spamflowctl asks (1-s slices): compare
+        # the slices the page had stored, up to the one before its live point
+        until = ch["live"] - 1 if ch.get("live") else ch["until"]
+        want_series = plotted(timeline, ch["since"], until)
         got_series = {(s["reason"], s["window"]): [v for v in s["values"] if v[0] != ch["live"]]
                       for s in ch["series"]}
         got_series = {k: v for k, v in got_series.items() if v}
