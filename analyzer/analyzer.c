@@ -199,6 +199,16 @@ reason_counts(Analyzer *a, Host *h, AlertReason r, gint64 now, WindowCounts *wc)
  * made when r crossed, nothing done when r neither crossed nor is active for h. A clear
  * takes r out of h->offenders; setting it is evaluate()'s, so a tick's update does not put
  * it back on a host that was evicted and came back. */
+/* h is read at every slice's walk until a walk finds it below a quarter */
+static inline void
+hist_mark(Analyzer *a, Host *h)
+{
+	if (h->hist_cand)
+		return;
+	h->hist_cand = 1;
+	g_array_append_vals(a->hist_cand, h->addr, 1);
+}
+
 static inline OffenderStep
 judge(Analyzer *a, Host *h, AlertReason r, OffEntry *o, const WindowCounts *wc, gint64 now)
 {
@@ -207,6 +217,10 @@ judge(Analyzer *a, Host *h, AlertReason r, OffEntry *o, const WindowCounts *wc, 
 	thresholds(a, h, h != NULL ? h->addr : o->addr, r, thr);
 	host_sampling(a, h, &hs);
 	double level = heuristics_level(r, wc, thr, &hs, NULL);
+	/* a sampled host's estimate can be at a quarter while its decision level is not: it is
+	 * a candidate whenever judged (the walk keeps it only when its reading qualifies) */
+	if (h != NULL && (level >= ANALYZER_READING_SHARE || h->sampling > 1))
+		hist_mark(a, h);
 	gboolean crossed = a->cfg.h[r].enabled &&
 			   heuristics_crossed(r, level, wc, a->cfg.blocked_share,
 					      a->cfg.blocked_min_attempts, &hs);
@@ -285,7 +299,10 @@ evaluate(Analyzer *a, Host *h, HeurWin wk, gboolean novel, gint64 now)
 			 * new destinations: a count, a compare) */
 			guint32 thr[WINDOW_SPANS];
 			thresholds(a, h, h->addr, r, thr);
-			if (thr[WINDOW_SHORT] == 0 || nov_count(a, h, now) < thr[WINDOW_SHORT])
+			guint32 n = thr[WINDOW_SHORT] > 0 ? nov_count(a, h, now) : 0;
+			if ((double)n >= ANALYZER_READING_SHARE * thr[WINDOW_SHORT] && n > 0)
+				hist_mark(a, h);
+			if (thr[WINDOW_SHORT] == 0 || n < thr[WINDOW_SHORT])
 				return;
 		}
 		if (!have) {
@@ -469,6 +486,8 @@ analyzer_new(const AnalyzerConfig *cfg, GError **error)
 	events_init(a, cfg->history_len);
 	a->last_tick_ms = G_MININT64 / 2;
 	a->last_slice = -1;
+	a->hist_cand = g_array_new(FALSE, FALSE, 16);
+	a->hist_full = TRUE;
 	return a;
 }
 
@@ -479,6 +498,8 @@ analyzer_free(Analyzer *a)
 		return;
 	hosts_free(a);
 	events_free(a);
+	if (a->hist_cand != NULL)
+		g_array_unref(a->hist_cand);
 	analyzer_config_clear(a);
 	novelty_free(a->nov);
 	analyzer_policy_free(a);
@@ -659,27 +680,76 @@ analyzer_host_reading(Analyzer *a, const guint8 addr[16], AnalyzerReading *out)
 	return TRUE;
 }
 
+/* The reading r qualifies for the history: an offender, or a quarter of a threshold */
+static gboolean
+reading_kept(const Analyzer *a, const AnalyzerReading *r, double min_share)
+{
+	if (r->offender_mask != 0)
+		return TRUE;
+	for (guint k = 0; k < REASON_COUNT; k++) {
+		if (!(r->reason_mask & (1u << k)) || !a->cfg.h[k].enabled)
+			continue;
+		for (guint w = 0; w < WINDOW_SPANS; w++) {
+			guint32 v = MAX(r->value[k][w], r->estimate[k][w]);
+			if (r->threshold[k][w] > 0 && v > 0 &&
+			    (double)v >= min_share * r->threshold[k][w])
+				return TRUE;
+		}
+	}
+	return FALSE;
+}
+
 void
 analyzer_foreach_reading(Analyzer *a, double min_share, AnalyzerReadingFunc fn, gpointer user_data)
 {
 	AnalyzerReading r;
-	for (guint32 i = a->lru_head; i != HOST_NONE; i = host_at(a, i)->next) {
-		Host *h = host_at(a, i);
-		host_reading(a, h, &r);
-		gboolean keep = r.offender_mask != 0;
-		for (guint k = 0; k < REASON_COUNT && !keep; k++) {
-			if (!(r.reason_mask & (1u << k)))
-				continue;
-			for (guint w = 0; w < WINDOW_SPANS; w++) {
-				guint32 v = MAX(r.value[k][w], r.estimate[k][w]);
-				if (r.threshold[k][w] > 0 && v > 0 &&
-				    (double)v >= min_share * r.threshold[k][w])
-					keep = TRUE;
+
+	/* values only grow with flows, and judge() marks a host as it reaches a quarter: the
+	 * candidates hold every host that can qualify, unless thresholds or hosts changed
+	 * without a flow (start, reload, restore: hist_full) or a lower share is asked */
+	gboolean rebuild = min_share >= ANALYZER_READING_SHARE;
+	/* with a candidate in every eighth host, the recency list's order beats their lookups
+	 * (measured: 195 against 400 ms with every one of a million hosts recorded) */
+	if (a->hist_full || !rebuild ||
+	    (a->hist_cand->len > 4096 && a->hist_cand->len > a->n_hosts / 8)) {
+		if (rebuild)
+			g_array_set_size(a->hist_cand, 0); /* made again from this walk */
+		for (guint32 i = a->lru_head; i != HOST_NONE; i = host_at(a, i)->next) {
+			Host *h = host_at(a, i);
+			host_reading(a, h, &r);
+			gboolean keep = reading_kept(a, &r, min_share);
+			if (rebuild) {
+				h->hist_cand = 0;
+				if (keep)
+					hist_mark(a, h);
 			}
+			if (keep)
+				fn(&r, user_data);
 		}
-		if (keep)
-			fn(&r, user_data);
+		if (rebuild)
+			a->hist_full = FALSE;
+		return;
 	}
+	/* pass 1: each candidate once (a host dropped and made again can have two entries: the
+	 * flag, cleared at its first, drops the second); pass 2: the kept ones flagged again */
+	guint8(*addrs)[16] = (guint8(*)[16])(void *)a->hist_cand->data;
+	guint n = a->hist_cand->len, kept = 0;
+	for (guint i = 0; i < n; i++) {
+		Host *h = host_lookup(a, addrs[i]);
+		if (h == NULL || !h->hist_cand)
+			continue;
+		h->hist_cand = 0;
+		host_reading(a, h, &r);
+		if (!reading_kept(a, &r, min_share))
+			continue;
+		fn(&r, user_data);
+		if (kept != i)
+			memcpy(addrs[kept], addrs[i], 16);
+		kept++;
+	}
+	g_array_set_size(a->hist_cand, kept);
+	for (guint i = 0; i < kept; i++)
+		host_lookup(a, addrs[i])->hist_cand = 1;
 }
 
 gboolean

@@ -304,9 +304,13 @@ const AlertEvent *analyzer_history_get(const Analyzer *a, guint i);
 gboolean analyzer_host_info(Analyzer *a, const guint8 addr[16], AnalyzerHostInfo *out);
 /* The readings of one tracked host now; FALSE when it is not tracked. */
 gboolean analyzer_host_reading(Analyzer *a, const guint8 addr[16], AnalyzerReading *out);
-/* The readings of every tracked host that is an active offender or has a reason at
+/* The readings of every tracked host that is an active offender or has an enabled reason at
  * min_share of one of its thresholds or more (value, or the estimate when sampled, >=
- * min_share x threshold, threshold > 0, value > 0). O(hosts): once a slice. */
+ * min_share x threshold, threshold > 0, value > 0). With min_share >= ANALYZER_READING_SHARE
+ * it visits only the candidates the flows marked (hosts judged at that share or more since
+ * the last walk found them below it, and every sampled host judged): O(candidates), not
+ * O(hosts); the first walk, and the first after a reload or a restore, visits every host. */
+#define ANALYZER_READING_SHARE 0.25
 void analyzer_foreach_reading(Analyzer *a, double min_share, AnalyzerReadingFunc fn,
 			      gpointer user_data);
 /* Drop the host's windows, baseline and offenders (no cleared event is emitted: the admin

@@ -276,6 +276,7 @@ analyzer_reconfigure(Analyzer *a, const AnalyzerConfig *cfg, GError **error)
 	if (!analyzer_config_parse(cfg, &p, error))
 		return FALSE;
 	WindowGeom old = a->geom;
+	a->hist_full = TRUE; /* thresholds may have moved: the next slice walks every host */
 	events_history_resize(a, cfg->history_len);
 	AlertFunc fn = a->alert_fn;
 	gpointer data = a->alert_data;

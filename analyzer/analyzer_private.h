@@ -115,7 +115,10 @@ struct Host {
 	guint32 exporters[2];
 	guint8 n_exporters; /* distinct exporters seen, saturating; the first two are kept */
 	guint8 offenders;   /* 1 << AlertReason per active offender */
-	guint8 is_mta;
+	guint8 is_mta : 1;
+	/* in Analyzer.hist_cand: judged at a quarter of a threshold or more since the last
+	 * slice walk that found it below (analyzer_foreach_reading) */
+	guint8 hist_cand : 1;
 	guint8 win1_kind; /* kind of win1, HOST_NO_WIN: none */
 	Window win1;      /* the window of the first kind of traffic seen */
 	/* smtp-novelty: new destinations per bucket of novelty_window_ms / NOV_BUCKETS,
@@ -218,6 +221,12 @@ struct Analyzer {
 	gint64 last_tick_ms;
 	gint64 last_slice; /* start (ms) of the slice of the last tick (AnalyzerSliceFunc); -1:
 			      none yet */
+	/* analyzer_foreach_reading()'s candidates: the addresses (16 bytes each) of hosts judged
+	 * at a quarter of a threshold or more, so that a slice's walk visits them and not every
+	 * tracked host; hist_full: walk every host once (at start, after a reload or a restore:
+	 * thresholds or hosts changed without a flow) */
+	GArray *hist_cand;
+	gboolean hist_full;
 	guint64 mem;
 	AnalyzerStats st;
 

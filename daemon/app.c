@@ -215,7 +215,7 @@ on_slice(gint64 slice_end_ms, gpointer user_data)
 	if (app->history == NULL)
 		return;
 	g_array_set_size(app->history_hosts, 0);
-	analyzer_foreach_reading(app->analyzer, 0.25, collect_reading, app);
+	analyzer_foreach_reading(app->analyzer, ANALYZER_READING_SHARE, collect_reading, app);
 	if (app->history_hosts->len > 0)
 		history_add_slice(app->history, slice_end_ms, (HsegHost *)(void *)app->history_hosts->data,
 				  app->history_hosts->len);

@@ -117,11 +117,95 @@ test_slices_and_readings(void **state)
 	g_array_unref(slices);
 }
 
+
+/* The set of hosts a walk gives, as the last address bytes, sorted */
+static GString *
+walk(Analyzer *a, double share)
+{
+	g_autoptr(GArray) rs = g_array_new(FALSE, FALSE, sizeof(AnalyzerReading));
+	analyzer_foreach_reading(a, share, collect, rs);
+	guint8 seen[256] = {0};
+	GString *out = g_string_new(NULL);
+	for (guint i = 0; i < rs->len; i++) {
+		guint8 h = g_array_index(rs, AnalyzerReading, i).addr[15];
+		assert_int_equal(seen[h], 0); /* each host once */
+		seen[h] = 1;
+	}
+	for (guint h = 0; h < 256; h++)
+		if (seen[h])
+			g_string_append_printf(out, "%u ", h);
+	return out;
+}
+
+/* After the first walk (every host), a walk visits the candidates the flows marked: it
+ * must give exactly what a walk of every host gives (a share just under the quarter makes
+ * analyzer_foreach_reading() walk them all; no host sits between the two shares here). */
+static void
+test_candidates(void **state)
+{
+	(void)state;
+	AnalyzerConfig cfg;
+	analyzer_config_defaults(&cfg);
+	g_autoptr(Analyzer) a = analyzer_new(&cfg, NULL);
+	const gint64 t0 = 1700000000000 / 60000 * 60000 + 5000;
+	Flow f;
+
+	for (guint d = 0; d < 13; d++) { /* host 1 at a quarter */
+		port25(&f, 1, d, t0);
+		analyzer_process(a, &f, 1);
+	}
+	for (guint d = 0; d < 7; d++) { /* host 2 under it */
+		port25(&f, 2, d, t0);
+		analyzer_process(a, &f, 1);
+	}
+	g_autoptr(GString) first = walk(a, 0.25); /* the first: every host */
+	assert_string_equal(first->str, "1 ");
+	/* host 2 reaches a quarter, host 4 comes and reaches it, host 5 stays under */
+	for (guint d = 7; d < 14; d++) {
+		port25(&f, 2, d, t0 + 1000);
+		analyzer_process(a, &f, 1);
+	}
+	for (guint d = 0; d < 20; d++) {
+		port25(&f, 4, d, t0 + 1000);
+		analyzer_process(a, &f, 1);
+	}
+	for (guint d = 0; d < 3; d++) {
+		port25(&f, 5, d, t0 + 1000);
+		analyzer_process(a, &f, 1);
+	}
+	g_autoptr(GString) cand = walk(a, 0.25);
+	g_autoptr(GString) all = walk(a, 0.2499);
+	assert_string_equal(cand->str, all->str);
+	assert_string_equal(cand->str, "1 2 4 ");
+	/* a host that raised stays while an offender; the others leave as their windows empty */
+	for (guint d = 0; d < 60; d++) {
+		port25(&f, 6, d, t0 + 2000);
+		analyzer_process(a, &f, 1);
+	}
+	analyzer_tick(a, t0 + 11 * 60000); /* the short window has passed */
+	g_autoptr(GString) later = walk(a, 0.25);
+	g_autoptr(GString) later_all = walk(a, 0.2499);
+	assert_string_equal(later->str, later_all->str);
+	assert_non_null(strstr(later->str, "6 "));
+	/* a reload that lowers the threshold: host 5 (3 destinations) is at a quarter of 12
+	 * without a flow; the walk after the reload visits every host and finds it */
+	cfg.h[REASON_SMTP_FANOUT].threshold[WINDOW_SHORT] = 12;
+	cfg.h[REASON_SMTP_FANOUT].threshold[WINDOW_LONG] = 12;
+	assert_true(analyzer_reconfigure(a, &cfg, NULL));
+	g_autoptr(GString) reloaded = walk(a, 0.25);
+	g_autoptr(GString) reloaded_all = walk(a, 0.2499);
+	assert_string_equal(reloaded->str, reloaded_all->str);
+	assert_non_null(strstr(reloaded->str, "5 "));
+	g_autoptr(GString) again = walk(a, 0.25); /* and the candidates kept it */
+	assert_string_equal(again->str, reloaded_all->str);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_slices_and_readings),
+	    cmocka_unit_test(test_candidates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
