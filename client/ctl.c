@@ -138,9 +138,10 @@ ctl_json_at(JsonNode *j, guint i)
 
 /* ---- the connection ---- */
 
-gboolean
-ctl_request(const char *socket_path, const char *line, gsize max_reply, GString *reply,
-	    GError **error)
+/* A connected socket to the daemon, or -1 with error set (with a hint for the usual
+ * causes). */
+static int
+ctl_connect(const char *socket_path, GError **error)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd;
@@ -148,7 +149,7 @@ ctl_request(const char *socket_path, const char *line, gsize max_reply, GString 
 	if (strlen(socket_path) >= sizeof sa.sun_path) {
 		g_set_error(error, CTL_ERROR, CTL_ERROR_CONNECT, "cannot connect to %s: path too long",
 			    socket_path);
-		return FALSE;
+		return -1;
 	}
 	memcpy(sa.sun_path, socket_path, strlen(socket_path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -162,8 +163,16 @@ ctl_request(const char *socket_path, const char *line, gsize max_reply, GString 
 			    : e == EACCES			? "are you in the socket's group? "
 							: "",
 			    g_strerror(e));
-		return FALSE;
+		return -1;
 	}
+	return fd;
+}
+
+/* line and a newline; FALSE when not all of it went (the daemon may have said why before
+ * closing: the caller reads on) */
+static gboolean
+send_line(int fd, const char *line)
+{
 	g_autofree char *msg = g_strconcat(line, "\n", NULL);
 	gsize off = 0, len = strlen(msg);
 	while (off < len) {
@@ -171,9 +180,21 @@ ctl_request(const char *socket_path, const char *line, gsize max_reply, GString 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			break; /* the daemon may have said why before closing: read on */
+			return FALSE;
 		off += (gsize)n;
 	}
+	return TRUE;
+}
+
+gboolean
+ctl_request(const char *socket_path, const char *line, gsize max_reply, GString *reply,
+	    GError **error)
+{
+	int fd = ctl_connect(socket_path, error);
+
+	if (fd < 0)
+		return FALSE;
+	(void)send_line(fd, line); /* a refusal is read below */
 	g_string_truncate(reply, 0);
 	for (;;) {
 		char buf[65536];
@@ -213,26 +234,11 @@ gboolean
 ctl_follow(const char *socket_path, const char *line, CtlLineFunc fn, gpointer data,
 	   GError **error)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd;
+	int fd = ctl_connect(socket_path, error);
 
-	if (strlen(socket_path) >= sizeof sa.sun_path) {
-		g_set_error(error, CTL_ERROR, CTL_ERROR_CONNECT, "cannot connect to %s: path too long",
-			    socket_path);
+	if (fd < 0)
 		return FALSE;
-	}
-	memcpy(sa.sun_path, socket_path, strlen(socket_path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		g_set_error(error, CTL_ERROR, CTL_ERROR_CONNECT, "cannot connect to %s: %s",
-			    socket_path, g_strerror(e));
-		return FALSE;
-	}
-	g_autofree char *msg = g_strconcat(line, "\n", NULL);
-	if (send(fd, msg, strlen(msg), MSG_NOSIGNAL) != (ssize_t)strlen(msg)) {
+	if (!send_line(fd, line)) {
 		g_set_error(error, CTL_ERROR, CTL_ERROR_IO, "%s: send: %s", socket_path,
 			    g_strerror(errno));
 		close(fd);
