@@ -3,18 +3,9 @@
 
 #include <string.h>
 
-#if __has_include("action_exec.h")
 #include "action_exec.h"
-#define HAVE_ACTION_EXEC 1
-#endif
-#if __has_include("action_webhook.h")
 #include "action_webhook.h"
-#define HAVE_ACTION_WEBHOOK 1
-#endif
-#if __has_include("quarantine.h")
 #include "quarantine.h"
-#define HAVE_QUARANTINE 1
-#endif
 
 /* The items of a comma-separated list, blanks trimmed, empty ones skipped. */
 static GPtrArray *
@@ -61,9 +52,6 @@ add_exec(SinkSet *set, const Config *cfg, const ActionFilterSpec *filter, GError
 {
 	g_autoptr(GPtrArray) paths = list_items(cfg->action_exec);
 
-	if (paths->len == 0)
-		return TRUE;
-#ifdef HAVE_ACTION_EXEC
 	for (guint i = 0; i < paths->len; i++) {
 		ActionExecConfig c = {.path = g_ptr_array_index(paths, i),
 				      .timeout_s = cfg->exec_timeout_s,
@@ -80,11 +68,6 @@ add_exec(SinkSet *set, const Config *cfg, const ActionFilterSpec *filter, GError
 		sink_set_add(set, s);
 	}
 	return TRUE;
-#else
-	(void)set, (void)filter;
-	g_set_error(error, ACTION_ERROR, 0, "[actions] exec: not built in");
-	return FALSE;
-#endif
 }
 
 static gboolean
@@ -94,7 +77,6 @@ add_webhooks(SinkSet *set, const Config *cfg, const ActionFilterSpec *filter, GE
 
 	if (urls->len == 0)
 		return TRUE;
-#ifdef HAVE_ACTION_WEBHOOK
 	g_autofree char *header = webhook_header(cfg, error);
 	if (header == NULL)
 		return FALSE;
@@ -117,11 +99,6 @@ add_webhooks(SinkSet *set, const Config *cfg, const ActionFilterSpec *filter, GE
 		sink_set_add(set, s);
 	}
 	return TRUE;
-#else
-	(void)set, (void)filter, (void)webhook_header;
-	g_set_error(error, ACTION_ERROR, 0, "[actions] webhook: not built in");
-	return FALSE;
-#endif
 }
 
 static gboolean
@@ -139,7 +116,6 @@ add_quarantine(Actions *a, const Config *cfg, ActionLog *log, gboolean dry, GErr
 	if (!action_filter_spec_parse(&filter, "", cfg->quarantine_reasons,
 				      cfg->quarantine_min_severity, error))
 		return FALSE;
-#ifdef HAVE_QUARANTINE
 	QuarantineConfig c = {.family = family,
 			      .table = table,
 			      .set = setname,
@@ -159,11 +135,6 @@ add_quarantine(Actions *a, const Config *cfg, ActionLog *log, gboolean dry, GErr
 	sink_set_add(a->set, s);
 	a->quarantine = s;
 	return TRUE;
-#else
-	(void)a, (void)log, (void)dry;
-	g_set_error(error, ACTION_ERROR, 0, "[quarantine]: not built in");
-	return FALSE;
-#endif
 }
 
 gboolean

@@ -109,9 +109,9 @@ offender_json(GString *out, const OffCopy *o, const CommandsDeps *d)
 	g_string_append(out, "{\"host\":");
 	json_addr(out, o->host);
 	g_string_append(out, ",\"reason\":");
-	json_string(out, alert_reason_name(o->reason));
+	json_quote(out, alert_reason_name(o->reason));
 	g_string_append(out, ",\"severity\":");
-	json_string(out, alert_severity_name(o->ev.severity));
+	json_quote(out, alert_severity_name(o->ev.severity));
 	g_string_append_printf(out, ",\"raised_ms\":%" G_GINT64_FORMAT ",\"updates\":%u,"
 				    "\"last_event_ms\":%" G_GINT64_FORMAT ",\"quiet_since_ms\":",
 			       o->state.raised_ms, o->state.n_updates, o->state.last_event_ms);
@@ -289,13 +289,13 @@ suppression_json(GString *out, const PolicySuppression *s, gint64 wall_now_ms)
 	if (s->all)
 		g_string_append(out, "null");
 	else
-		json_string(out, alert_reason_name(s->reason));
+		json_quote(out, alert_reason_name(s->reason));
 	g_string_append_printf(out,
 			       ",\"until_ms\":%" G_GINT64_FORMAT ",\"remaining_s\":%" G_GINT64_FORMAT
 			       ",\"set_ms\":%" G_GINT64_FORMAT ",\"uid\":%u,\"note\":",
 			       s->until_ms, MAX(s->until_ms - wall_now_ms, 0) / 1000, s->set_ms,
 			       s->uid);
-	json_string(out, s->note);
+	json_quote(out, s->note);
 	g_string_append_c(out, '}');
 }
 
@@ -316,16 +316,16 @@ group_json(GString *out, const AnalyzerHostPolicy *p, const guint8 addr[16])
 	gboolean v4 = p->plen >= 96 && flow_addr_is_v4(net);
 	flow_addr_str(net, text, sizeof text);
 	g_string_append(out, "{\"name\":");
-	json_string(out, p->name);
+	json_quote(out, p->name);
 	g_autofree char *prefix = g_strdup_printf("%s/%u", text, v4 ? p->plen - 96 : p->plen);
 	g_string_append(out, ",\"prefix\":");
-	json_string(out, prefix);
+	json_quote(out, prefix);
 	g_string_append(out, ",\"thresholds\":{");
 	for (guint r = 0, n = 0; r < REASON_COUNT; r++) {
 		if (!(p->override & (1u << r)))
 			continue;
 		g_string_append(out, n++ > 0 ? "," : "");
-		json_string(out, alert_reason_name(r));
+		json_quote(out, alert_reason_name(r));
 		if (policy_reason_thresholds(r) == 1)
 			g_string_append_printf(out, ":{\"threshold\":%u}", p->threshold[r][0]);
 		else
@@ -338,7 +338,7 @@ group_json(GString *out, const AnalyzerHostPolicy *p, const guint8 addr[16])
 		if (!(p->exempt & (1u << r)))
 			continue;
 		g_string_append(out, n++ > 0 ? "," : "");
-		json_string(out, alert_reason_name(r));
+		json_quote(out, alert_reason_name(r));
 	}
 	g_string_append_c(out, ']');
 	g_string_append_c(out, '}');
@@ -452,7 +452,7 @@ run_unsuppress(const ControlRequest *req, const ControlPeer *peer, const Command
 	json_addr(out, req->addr);
 	g_string_append(out, ",\"reason\":");
 	if (has_reason)
-		json_string(out, alert_reason_name(r));
+		json_quote(out, alert_reason_name(r));
 	else
 		g_string_append(out, "null");
 	g_string_append_printf(out, ",\"removed\":%u,\"remaining\":[", n);
@@ -542,7 +542,7 @@ exporter_json(GString *out, guint32 index, const CommandsDeps *d)
 {
 	const char *n = d->exporter_name != NULL ? d->exporter_name(index, d->exporter_data) : NULL;
 	if (n != NULL)
-		json_string(out, n);
+		json_quote(out, n);
 	else
 		g_string_append_printf(out, "\"#%u\"", index);
 }
@@ -621,7 +621,7 @@ run_host(const ControlRequest *req, const CommandsDeps *d, GString *out, GError 
 		const WindowCounts *c = &hi.win[k].counts;
 		g_string_append(out, first ? "{\"traffic\":" : ",{\"traffic\":");
 		first = FALSE;
-		json_string(out, win_names[k]);
+		json_quote(out, win_names[k]);
 		g_string_append(out, ",\"first_ms\":");
 		json_time(out, c->first_ms);
 		g_string_append(out, ",\"last_ms\":");
@@ -641,7 +641,7 @@ run_host(const ControlRequest *req, const CommandsDeps *d, GString *out, GError 
 			g_string_append_printf(out, ",\"count\":%u,\"error\":%u,\"country\":",
 					       top->count, top->error);
 			if (country[0] != '\0')
-				json_string(out, country);
+				json_quote(out, country);
 			else
 				g_string_append(out, "null");
 			if (asn != 0)
@@ -662,7 +662,7 @@ run_host(const ControlRequest *req, const CommandsDeps *d, GString *out, GError 
 	g_string_append_printf(out, ",\"signs\":{\"inbound_smtp\":%u,\"mta_like\":%s,\"hint\":",
 			       hi.inbound_smtp, hi.mta_like ? "true" : "false");
 	if (hi.mta_like)
-		json_string(out, ALERT_MTA_HINT);
+		json_quote(out, ALERT_MTA_HINT);
 	else
 		g_string_append(out, "null");
 	g_string_append_printf(out, ",\"dns_external\":%u,\"dns_server\":", hi.dns_external);
@@ -695,9 +695,9 @@ run_host(const ControlRequest *req, const CommandsDeps *d, GString *out, GError 
 		const HeuristicConfig *h = &acfg->h[r];
 		g_string_append(out, first ? "{\"reason\":" : ",{\"reason\":");
 		first = FALSE;
-		json_string(out, alert_reason_name(r));
+		json_quote(out, alert_reason_name(r));
 		g_string_append(out, ",\"traffic\":");
-		json_string(out, win_names[k]);
+		json_quote(out, win_names[k]);
 		g_string_append_printf(out, ",\"enabled\":%s", h->enabled ? "true" : "false");
 		const PolicySuppression *sup = analyzer_suppressed(d->analyzer, req->addr, r);
 		g_string_append_printf(out, ",\"exempt\":%s,\"suppressed_until_ms\":",
@@ -739,7 +739,7 @@ run_host(const ControlRequest *req, const CommandsDeps *d, GString *out, GError 
 				    r == REASON_SMTP_FANOUT ? "smtp-blocked" : "smtp-fanout",
 				    acfg->blocked_share, acfg->blocked_min_attempts);
 				g_string_append(out, ",\"note\":");
-				json_string(out, note);
+				json_quote(out, note);
 			}
 		}
 		g_string_append_printf(out, ",\"state\":\"%s\"", off != NULL ? "active" : "idle");
@@ -835,7 +835,7 @@ config_json(GString *out, const char *text)
 				continue;
 			g_autofree char *group = g_strndup(l + 1, (gsize)(end - l - 1));
 			g_string_append(out, in_group ? "}," : "");
-			json_string(out, group);
+			json_quote(out, group);
 			g_string_append(out, ":{");
 			in_group = TRUE;
 			first_key = TRUE;
@@ -848,9 +848,9 @@ config_json(GString *out, const char *text)
 		if (!first_key)
 			g_string_append_c(out, ',');
 		first_key = FALSE;
-		json_string(out, key);
+		json_quote(out, key);
 		g_string_append_c(out, ':');
-		json_string(out, eq + 3);
+		json_quote(out, eq + 3);
 	}
 	g_string_append(out, in_group ? "}}" : "}");
 }
@@ -863,13 +863,13 @@ run_config(const ControlRequest *req, const CommandsDeps *d, GString *out)
 	header(out, req, d);
 	g_string_append(out, ",\"file\":");
 	if (d->config_path != NULL)
-		json_string(out, d->config_path);
+		json_quote(out, d->config_path);
 	else
 		g_string_append(out, "null");
 	g_string_append(out, ",\"config\":");
 	config_json(out, text);
 	g_string_append(out, ",\"text\":");
-	json_string(out, text);
+	json_quote(out, text);
 	control_reply_end(out);
 }
 
@@ -953,7 +953,7 @@ commands_reload_members(GString *out, const Config *old_cfg, const Config *new_c
 				continue;
 			if (n++ > 0)
 				g_string_append_c(out, ',');
-			json_string(out, id);
+			json_quote(out, id);
 			g_string_append_printf(list, " %s", id);
 		}
 		g_string_append_c(out, ']');
@@ -1008,7 +1008,7 @@ commands_run(ControlServer *ctl, const ControlRequest *req, const ControlPeer *p
 		header(out, req, d);
 		g_string_append(out, ",\"file\":");
 		if (d->config_path != NULL)
-			json_string(out, d->config_path);
+			json_quote(out, d->config_path);
 		else
 			g_string_append(out, "null");
 		g_string_append_len(out, members->str, (gssize)members->len);

@@ -424,7 +424,7 @@ control_reply_begin(GString *out, const char *command)
 {
 	g_string_append_printf(out, "{\"ok\":true,\"version\":%d,\"command\":",
 			       CONTROL_PROTOCOL_VERSION);
-	json_string(out, command);
+	json_quote(out, command);
 }
 
 void
@@ -439,12 +439,12 @@ control_reply_error(GString *out, const char *command, const char *message)
 	g_string_append_printf(out, "{\"ok\":false,\"version\":%d", CONTROL_PROTOCOL_VERSION);
 	if (command != NULL) {
 		g_string_append(out, ",\"command\":");
-		json_string(out, command);
+		json_quote(out, command);
 	}
 	g_string_append(out, ",\"error\":");
 	/* the message may quote client bytes: keep only valid UTF-8 */
 	g_autofree char *valid = g_utf8_make_valid(message, -1);
-	json_string(out, valid);
+	json_quote(out, valid);
 	g_string_append(out, "}\n");
 }
 
@@ -459,18 +459,18 @@ control_reply_help(GString *out)
 	for (guint i = 0; i < n; i++) {
 		g_autofree char *usage = control_command_usage(&c[i]);
 		g_string_append(out, i > 0 ? ",{\"name\":" : "{\"name\":");
-		json_string(out, c[i].name);
+		json_quote(out, c[i].name);
 		g_string_append(out, ",\"usage\":");
-		json_string(out, usage);
+		json_quote(out, usage);
 		g_string_append_printf(out, ",\"changes\":%s,\"help\":",
 				       c[i].changes ? "true" : "false");
-		json_string(out, c[i].help);
+		json_quote(out, c[i].help);
 		g_string_append(out, ",\"args\":[");
 		for (guint j = 0; j < c[i].n_args; j++) {
 			g_string_append(out, j > 0 ? ",{\"name\":" : "{\"name\":");
-			json_string(out, c[i].args[j].name);
+			json_quote(out, c[i].args[j].name);
 			g_string_append(out, ",\"help\":");
-			json_string(out, c[i].args[j].help);
+			json_quote(out, c[i].args[j].help);
 			g_string_append_c(out, '}');
 		}
 		g_string_append(out, "]}");
@@ -484,6 +484,6 @@ control_reply_version(GString *out, const char *daemon_version)
 {
 	control_reply_begin(out, "version");
 	g_string_append_printf(out, ",\"protocol\":%d,\"daemon\":", CONTROL_PROTOCOL_VERSION);
-	json_string(out, daemon_version != NULL ? daemon_version : "");
+	json_quote(out, daemon_version != NULL ? daemon_version : "");
 	control_reply_end(out);
 }

@@ -384,7 +384,7 @@ serve_evidence_list(const HttpRequest *req, HttpReply *reply, gpointer data)
 	}
 	g_string_append(reply->body,
 			"{\"ok\":true,\"version\":1,\"command\":\"evidence\",\"host\":");
-	json_string(reply->body, canon);
+	json_quote(reply->body, canon);
 	g_string_append_printf(reply->body, ",\"enabled\":%s,\"files\":[",
 			       api->evidence_fd >= 0 ? "true" : "false");
 	g_autoptr(GArray) files = g_array_new(FALSE, FALSE, sizeof(EvidenceFile));
@@ -418,9 +418,9 @@ serve_evidence_list(const HttpRequest *req, HttpReply *reply, gpointer data)
 		AlertReason r = 0;
 		(void)evidence_name_host(f->name, canon, &r);
 		g_string_append(reply->body, i > 0 ? ",{\"name\":" : "{\"name\":");
-		json_string(reply->body, f->name);
+		json_quote(reply->body, f->name);
 		g_string_append(reply->body, ",\"reason\":");
-		json_string(reply->body, alert_reason_name(r));
+		json_quote(reply->body, alert_reason_name(r));
 		g_string_append_printf(reply->body,
 				       ",\"bytes\":%" G_GUINT64_FORMAT
 				       ",\"mtime_ms\":%" G_GINT64_FORMAT "}",

@@ -145,7 +145,7 @@ append_json_fields(GString *out, const void *base, const Field *fields, gsize n)
 void
 report_json_string(GString *out, const char *s)
 {
-	json_string(out, s);
+	json_quote(out, s);
 }
 
 char *

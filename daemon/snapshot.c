@@ -73,7 +73,7 @@ void
 snapshot_stats_json(const Snapshot *s, GString *out)
 {
 	g_string_append(out, ",\"state\":{\"file\":");
-	json_string(out, s->path);
+	json_quote(out, s->path);
 	g_string_append_printf(out,
 			       ",\"snapshots\":%" G_GUINT64_FORMAT ",\"errors\":%" G_GUINT64_FORMAT
 			       ",\"skipped\":%" G_GUINT64_FORMAT ",\"last_ms\":%" G_GINT64_FORMAT

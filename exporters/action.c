@@ -282,12 +282,12 @@ void
 action_record_json(GString *out, const ActionRecord *r)
 {
 	g_string_append_printf(out, "{\"time_ms\":%" G_GINT64_FORMAT ",\"action\":", r->time_ms);
-	json_string(out, r->action);
+	json_quote(out, r->action);
 	g_string_append(out, ",\"host\":");
 	json_addr(out, r->host);
 	g_string_append(out, ",\"reason\":");
 	if (r->reason >= 0)
-		json_string(out, alert_reason_name((AlertReason)r->reason));
+		json_quote(out, alert_reason_name((AlertReason)r->reason));
 	else
 		g_string_append(out, "null");
 	if (r->uid >= 0)
@@ -295,6 +295,6 @@ action_record_json(GString *out, const ActionRecord *r)
 	else
 		g_string_append(out, ",\"uid\":null");
 	g_string_append(out, ",\"detail\":");
-	json_string(out, r->detail);
+	json_quote(out, r->detail);
 	g_string_append_c(out, '}');
 }

@@ -199,7 +199,7 @@ action_webhook_body(GString *out, WebhookFormat format, const AlertEvent *ev, co
 		g_autofree char *summary = alert_summary(ev);
 		g_autofree char *text = g_strconcat("spamflow: ", summary, NULL);
 		g_string_append(out, "{\"text\":");
-		json_string(out, text);
+		json_quote(out, text);
 		g_string_append_c(out, '}');
 		return;
 	}
@@ -630,7 +630,7 @@ webhook_stats_json(const Sink *s, GString *out)
 	    w->format == WEBHOOK_FORMAT_CHAT ? "chat" : "json", w->sent, w->failed, w->retried,
 	    w->queue.length, w->queue_max, w->in_flight, w->fails_in_row,
 	    wait_us > 0 ? wait_us / 1000 : 0, w->last_status);
-	json_string(out, w->last_error);
+	json_quote(out, w->last_error);
 	g_string_append_printf(out, ",\"last_error_ms\":%" G_GINT64_FORMAT ",", w->last_error_ms);
 	g_mutex_unlock(&w->lock);
 	action_filter_stats_json(w->filter, out);

@@ -8,7 +8,7 @@ void
 json_addr(GString *out, const guint8 a[16])
 {
 	char buf[64];
-	json_string(out, flow_addr_str(a, buf, sizeof buf));
+	json_quote(out, flow_addr_str(a, buf, sizeof buf));
 }
 
 static void
@@ -57,7 +57,7 @@ alert_json(GString *out, const AlertEvent *ev, AlertExporterName name, gpointer 
 		json_addr(out, d->addr);
 		g_string_append_printf(out, ",\"count\":%u,\"country\":", d->count);
 		if (d->country[0] != '\0')
-			json_string(out, d->country);
+			json_quote(out, d->country);
 		else
 			g_string_append(out, "null");
 		if (d->asn != 0)
@@ -71,7 +71,7 @@ alert_json(GString *out, const AlertEvent *ev, AlertExporterName name, gpointer 
 		if (i > 0)
 			g_string_append_c(out, ',');
 		if (n != NULL)
-			json_string(out, n);
+			json_quote(out, n);
 		else
 			g_string_append_printf(out, "\"#%u\"", ev->exporters[i]);
 	}
@@ -82,7 +82,7 @@ alert_json(GString *out, const AlertEvent *ev, AlertExporterName name, gpointer 
 			       ev->lower_bound ? "true" : "false", ev->raised_ms, ev->n_countries,
 			       ev->n_asns);
 	if (ev->evidence[0] != '\0')
-		json_string(out, ev->evidence);
+		json_quote(out, ev->evidence);
 	else
 		g_string_append(out, "null");
 	/* issue 14: the windows' estimates under sampling (value and 0 when unsampled) */
@@ -101,6 +101,6 @@ alert_json(GString *out, const AlertEvent *ev, AlertExporterName name, gpointer 
 			       ev->dns_corroborated ? "true" : "false");
 	g_autofree char *group = g_strndup(ev->group, sizeof ev->group);
 	g_string_append(out, ",\"group\":");
-	json_string(out, group);
+	json_quote(out, group);
 	g_string_append_c(out, '}');
 }

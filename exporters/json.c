@@ -3,7 +3,7 @@
 #include "json.h"
 
 void
-json_string(GString *out, const char *s)
+json_quote(GString *out, const char *s)
 {
 	g_string_append_c(out, '"');
 	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {

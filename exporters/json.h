@@ -3,10 +3,8 @@
 
 #include <glib.h>
 
-/* jansson (which libnftables links: the quarantine) exports a json_string() of its own, and
- * an executable's unversioned symbol wins over a library's versioned one: libnftables would
- * call ours and crash. The symbol is spamflow_json_string; callers keep the short name. */
-#define json_string spamflow_json_string
-
-/* Append s as a JSON string literal (quotes included); control characters are escaped. */
-void json_string(GString *out, const char *s);
+/* Append s as a JSON string literal (quotes included); control characters are escaped.
+ * (Not named json_string(): jansson, which libnftables links for the quarantine, exports
+ * one, and an executable's unversioned symbol wins over a library's versioned one, so
+ * libnftables would call ours and crash.) */
+void json_quote(GString *out, const char *s);

@@ -757,12 +757,12 @@ member_json(GString *out, const Quarantine *q, const guint8 host[16], gint64 tim
 		g_string_append(out, "null");
 	g_string_append(out, ",\"reason\":");
 	if (m != NULL && m->reason >= 0)
-		json_string(out, alert_reason_name((AlertReason)m->reason));
+		json_quote(out, alert_reason_name((AlertReason)m->reason));
 	else
 		g_string_append(out, "null");
 	g_string_append(out, ",\"severity\":");
 	if (m != NULL && m->reason >= 0)
-		json_string(out, alert_severity_name(m->severity));
+		json_quote(out, alert_severity_name(m->severity));
 	else
 		g_string_append(out, "null");
 	g_string_append(out, ",\"since_ms\":");
@@ -808,11 +808,11 @@ append_names(GString *out, const Quarantine *q)
 {
 	g_autofree char *name = g_strdup_printf("%s %s %s", q->family, q->table, q->set4);
 	g_string_append(out, ",\"set\":");
-	json_string(out, name);
+	json_quote(out, name);
 	g_string_append(out, ",\"set6\":");
 	if (q->has_set6) {
 		g_autofree char *n6 = g_strdup_printf("%s %s %s", q->family, q->table, q->set6);
-		json_string(out, n6);
+		json_quote(out, n6);
 	} else {
 		g_string_append(out, "null");
 	}
