@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <glib-unix.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -451,12 +452,47 @@ evict_one(ControlServer *ctl, const ControlPeer *newcomer, gboolean privileged)
 	return TRUE;
 }
 
+/* Slots held by clients that have already hung up but whose hang-up the main loop has not
+ * dispatched yet (a spamflowctl that exited a moment ago): read what they sent, answer it
+ * (their commands still run) and free them, so that a newcomer is not refused or made room
+ * for by closing someone who is still there. Only when the slots are taken. */
+static void
+reap_departed(ControlServer *ctl)
+{
+	GList *l = ctl->clients;
+
+	while (l != NULL) {
+		Client *c = l->data;
+		struct pollfd p = {.fd = c->fd, .events = POLLIN};
+
+		l = l->next; /* client_process() may free c */
+		if (poll(&p, 1, 0) != 1 || !(p.revents & POLLHUP))
+			continue;
+		if (c->follower) { /* asked for nothing but the stream */
+			client_free(c);
+			continue;
+		}
+		for (guint i = 0; i < 16 && c->in->len <= ctl->lim.max_request; i++) {
+			char buf[READ_CHUNK];
+			ssize_t n = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
+			if (n <= 0)
+				break;
+			g_string_append_len(c->in, buf, n);
+			ctl->st.bytes_in += (guint64)n;
+		}
+		c->eof = TRUE;
+		client_process(c);
+	}
+}
+
 /* A new connection: a free slot, else one made by evict_one(), else refused. */
 static gboolean
 admit(ControlServer *ctl, int fd, const ControlPeer *peer)
 {
 	gboolean privileged = control_server_peer_may_change(peer, geteuid());
 
+	if (!slot_free(ctl, privileged))
+		reap_departed(ctl);
 	while (!slot_free(ctl, privileged)) {
 		if (!evict_one(ctl, peer, privileged)) {
 			refuse(ctl, fd);

@@ -505,6 +505,50 @@ test_slots_evict(void **state)
 	slots_clear(&t);
 }
 
+/* A client that has hung up, its hang-up not yet dispatched (a spamflowctl that just exited),
+ * does not hold a slot against a newcomer: nobody is closed or refused for it, and what it
+ * sent before leaving still runs. */
+static void
+test_slots_departed(void **state)
+{
+	Slots t;
+	gboolean in;
+	int a[3], r[2];
+	ControlStats st;
+
+	(void)state;
+	slots_init(&t, 4);
+	for (int i = 0; i < 3; i++) {
+		a[i] = connect_as(&t, UID_A, &in);
+		assert_true(in);
+	}
+	r[0] = connect_as(&t, 0, &in);
+	assert_true(in);
+	/* root's client asks and leaves at once; the loop has not run since */
+	assert_int_equal(send(r[0], "version\n", 8, 0), 8);
+	close(r[0]);
+	r[1] = connect_as(&t, 0, &in);
+	assert_true(in);
+	control_server_get_stats(t.ctl, &st);
+	assert_int_equal(st.clients_evicted, 0);
+	assert_int_equal(st.clients_refused, 0);
+	assert_int_equal(st.clients_active, 4);
+	assert_int_equal(st.requests, 1); /* its request was answered before it was freed */
+	for (int i = 0; i < 3; i++)
+		assert_null(closed_with(a[i]));
+	/* a user's departed client makes room for that user too */
+	close(a[2]);
+	a[2] = connect_as(&t, UID_A, &in);
+	assert_true(in);
+	control_server_get_stats(t.ctl, &st);
+	assert_int_equal(st.clients_evicted, 0);
+	assert_int_equal(st.clients_refused, 0);
+	for (int i = 0; i < 3; i++)
+		close(a[i]);
+	close(r[1]);
+	slots_clear(&t);
+}
+
 int
 main(void)
 {
@@ -515,6 +559,7 @@ main(void)
 	    cmocka_unit_test(test_server_limits),
 	    cmocka_unit_test(test_slots_reserved),
 	    cmocka_unit_test(test_slots_evict),
+	    cmocka_unit_test(test_slots_departed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
