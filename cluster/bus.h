@@ -1,0 +1,169 @@
+/* The message bus behind a spamflow cluster, as small as the cluster needs (doc/cluster.md,
+ * "The bus"): publish to a partition's subject, consume a subject from a stream position,
+ * leases and small records in key-value buckets, a snapshot store, request/reply. One
+ * implementation: NATS JetStream (bus_nats.c, libnats). A Kafka backend would map publish to
+ * a produce to partition p of one topic, consume-from-position to assign()+seek(), the
+ * buckets to compacted topics, and leases to the consumer group's assignment.
+ *
+ * Threads: every function may be called from any one thread at a time per Bus except where
+ * said. bus_publish() never blocks (a bounded buffer, drops counted); every other call may
+ * block for up to BusConfig.timeout_ms and must not be made on the collector's thread.
+ * Callbacks (BusMsgFunc, BusServeFunc) run on the bus's own threads. */
+#pragma once
+
+#include <glib.h>
+
+#define BUS_ERROR bus_error_quark()
+GQuark bus_error_quark(void);
+typedef enum {
+	BUS_ERROR_CONFIG,    /* bad configuration (server list, credentials files) */
+	BUS_ERROR_IO,        /* the bus did not answer, or refused (text says what it said) */
+	BUS_ERROR_NOT_FOUND, /* no such key / message */
+	BUS_ERROR_EXISTS,    /* bus_kv_create(): the key holds a value */
+	BUS_ERROR_CONFLICT,  /* bus_kv_update(): the key's revision is not last_rev */
+	BUS_ERROR_TOO_BIG,   /* a value over what the bus takes (snapshot: BusConfig.max_snapshot) */
+} BusError;
+
+/* The streams and buckets of a cluster (bus_setup() creates or checks them). Subjects:
+ *   spamflow.flows.<p>   stream SPAMFLOW_FLOWS (flow batches, cluster/wire.h)
+ *   spamflow.alerts      stream SPAMFLOW_ALERTS (alert events)
+ *   spamflow.snap.<p>    stream SPAMFLOW_SNAP (partition snapshots, the newest kept)
+ *   spamflow.ctl.<node>  request/reply (no stream)
+ * Buckets: BUS_KV_LEASES (TTL lease_ttl_ms), BUS_KV_NODES (TTL node_ttl_ms),
+ * BUS_KV_OFFENDERS (no TTL). */
+#define BUS_STREAM_FLOWS "SPAMFLOW_FLOWS"
+#define BUS_STREAM_ALERTS "SPAMFLOW_ALERTS"
+#define BUS_SUBJECT_FLOWS "spamflow.flows"
+#define BUS_SUBJECT_ALERTS "spamflow.alerts"
+#define BUS_SUBJECT_CTL "spamflow.ctl"
+#define BUS_KV_LEASES "spamflow_leases"
+#define BUS_KV_NODES "spamflow_nodes"
+#define BUS_KV_OFFENDERS "spamflow_offenders"
+
+typedef struct {
+	const char *servers;    /* "nats://127.0.0.1:4222, nats://b:4222": tried in turn */
+	const char *node;       /* this node's name: client name, ids */
+	/* credentials as NATS clients take them; "" = none */
+	const char *creds_file; /* a .creds file (JWT + nkey seed) */
+	const char *user;
+	const char *password_file; /* the password's first line (kept out of the config) */
+	const char *token_file;
+	const char *tls_ca;   /* verify the servers with this CA (TLS when any tls_* is set) */
+	const char *tls_cert; /* client certificate and key */
+	const char *tls_key;
+	guint partitions;          /* fixed for the life of a cluster: bus_setup() refuses a
+				      stream made with another count */
+	guint replicas;            /* streams and buckets: 1, 3 or 5 */
+	gint64 flows_max_age_ms;   /* SPAMFLOW_FLOWS retention (>= long window + snapshot
+				      interval) */
+	guint64 flows_max_bytes;   /* ... and its size limit (oldest dropped) */
+	gint64 alerts_max_age_ms;
+	gint64 dedup_window_ms;    /* JetStream duplicate window of both streams (Nats-Msg-Id) */
+	gint64 lease_ttl_ms;
+	gint64 node_ttl_ms;
+	guint64 max_snapshot;      /* bytes of one partition's snapshot */
+	guint64 publish_buffer;    /* bytes bus_publish() may hold while unacknowledged */
+	gint64 timeout_ms;         /* each blocking call, and a publish's acknowledgement */
+} BusConfig;
+
+typedef struct Bus Bus;
+typedef struct BusSub BusSub;
+
+/* A Bus for cfg (strings copied). Connects in the background and keeps reconnecting: FALSE
+ * only for a configuration that can never work (no server URL, unreadable credentials). */
+Bus *bus_new(const BusConfig *cfg, GError **error);
+void bus_free(Bus *bus);
+gboolean bus_connected(Bus *bus);
+/* Create the streams and buckets, or check that those there match (partitions, replicas
+ * never changed silently; retention and limits updated). Idempotent; blocking. */
+gboolean bus_setup(Bus *bus, GError **error);
+
+/* Publish data to subject (a stream's) with msg_id as Nats-Msg-Id (the stream drops a
+ * second message of the same id within dedup_window_ms: retries and a takeover's replayed
+ * events are sent once). Copies data into the bounded buffer and returns at once; the bus's
+ * thread sends it, waits for the stream's acknowledgement and retries on failure until
+ * timeout_ms, then counts it failed. FALSE: not taken (buffer full, or closed), counted in
+ * BusStats.dropped. Thread-safe. */
+gboolean bus_publish(Bus *bus, const char *subject, const void *data, gsize len,
+		     const char *msg_id);
+/* Wait (up to timeout_ms) until everything taken by bus_publish() was acknowledged or
+ * failed; FALSE on timeout. For shutdown and tests. */
+gboolean bus_flush(Bus *bus, gint64 timeout_ms);
+
+/* Messages of a stream subject, in stream order, each with its stream sequence. fn runs on a
+ * bus thread, one message at a time; the next is not delivered before fn returns (so fn may
+ * block to push back: JetStream flow control holds the rest). */
+typedef void (*BusMsgFunc)(const char *subject, guint64 seq, const guint8 *data, gsize len,
+			   gpointer user_data);
+/* From stream sequence from_seq on (0: only what comes next; 1: everything kept): an
+ * ordered consumer (no state on the server, no acknowledgements; the position is the
+ * caller's, kept with its snapshot). Survives reconnects and server loss without gaps or
+ * repeats. */
+BusSub *bus_subscribe_from(Bus *bus, const char *stream, const char *subject, guint64 from_seq,
+			   BusMsgFunc fn, gpointer user_data, GError **error);
+/* A durable consumer named durable on the stream (created if absent, shared by every
+ * subscriber of that name: each message goes to one of them), acknowledged after fn
+ * returns; redelivered when a subscriber dies before. */
+BusSub *bus_subscribe_durable(Bus *bus, const char *stream, const char *subject,
+			      const char *durable, BusMsgFunc fn, gpointer user_data,
+			      GError **error);
+/* Stops delivery; fn is not running and will not run once this returns. NULL: nothing. */
+void bus_unsubscribe(BusSub *sub);
+
+/* The stream sequence of the last message on subject (0 = none yet), for lag. */
+gboolean bus_last_seq(Bus *bus, const char *stream, const char *subject, guint64 *seq,
+		      GError **error);
+
+/* Key-value buckets. Revisions are the bucket's, > 0. Values are bytes (NUL added after
+ * them in GBytes for text). */
+gboolean bus_kv_create(Bus *bus, const char *bucket, const char *key, const void *value,
+		       gsize len, guint64 *rev, GError **error);
+gboolean bus_kv_update(Bus *bus, const char *bucket, const char *key, const void *value,
+		       gsize len, guint64 last_rev, guint64 *rev, GError **error);
+gboolean bus_kv_put(Bus *bus, const char *bucket, const char *key, const void *value, gsize len,
+		    guint64 *rev, GError **error);
+gboolean bus_kv_get(Bus *bus, const char *bucket, const char *key, GBytes **value, guint64 *rev,
+		    GError **error);
+/* Delete key; with last_rev > 0 only if its revision is last_rev (BUS_ERROR_CONFLICT). */
+gboolean bus_kv_delete(Bus *bus, const char *bucket, const char *key, guint64 last_rev,
+		       GError **error);
+typedef struct {
+	char *key;
+	GBytes *value;
+	guint64 rev;
+} BusKvEntry;
+/* Every live key of the bucket: an array of BusKvEntry, freed with bus_kv_entries_free(). */
+GArray *bus_kv_list(Bus *bus, const char *bucket, GError **error);
+void bus_kv_entries_free(GArray *entries);
+
+/* Partition snapshots: one per partition, the newest complete one wins (a writer that dies
+ * halfway leaves the previous one readable). covers_seq: the SPAMFLOW_FLOWS sequence the
+ * state includes. Up to max_snapshot bytes (BUS_ERROR_TOO_BIG beyond). get: TRUE with
+ * *data NULL and *covers_seq 0 when there is none. */
+gboolean bus_snapshot_put(Bus *bus, guint partition, guint64 covers_seq, const void *data,
+			  gsize len, GError **error);
+gboolean bus_snapshot_get(Bus *bus, guint partition, guint64 *covers_seq, GBytes **data,
+			  GError **error);
+
+/* Request/reply on spamflow.ctl.<node>: serve this node's requests; fn runs on a bus thread
+ * and returns the reply (owned by the bus). */
+typedef GBytes *(*BusServeFunc)(const guint8 *data, gsize len, gpointer user_data);
+BusSub *bus_serve(Bus *bus, BusServeFunc fn, gpointer user_data, GError **error);
+gboolean bus_request(Bus *bus, const char *node, const void *data, gsize len,
+		     gint64 timeout_ms, GBytes **reply, GError **error);
+
+typedef struct {
+	gboolean connected;
+	guint64 reconnects;
+	guint64 published;    /* acknowledged by the stream */
+	guint64 duplicates;   /* acknowledged as a duplicate (the stream already had the id) */
+	guint64 retried;      /* publish attempts repeated after an error or no answer */
+	guint64 failed;       /* given up after timeout_ms */
+	guint64 dropped;      /* not taken: buffer full */
+	guint64 buffered;     /* bytes taken, not yet acknowledged (now) */
+	guint64 buffered_max; /* publish_buffer */
+	guint64 received;     /* messages handed to BusMsgFunc */
+	guint64 bytes_out, bytes_in;
+	char last_error[128];
+} BusStats;
+void bus_get_stats(Bus *bus, BusStats *out);

@@ -1,0 +1,114 @@
+/* The cluster coordinator (doc/cluster.md): everything a node does with the bus that may
+ * wait, on a thread of its own, so that the daemon's main loop (socket -> decoder ->
+ * analyzer) never does. It
+ *   - sets the bus up (bus_setup(), retried until the bus answers) and registers the node
+ *     in BUS_KV_NODES, renewed every node_ttl_ms / 3;
+ *   - analyzer role: decides which partitions this node should own (rendezvous hashing of
+ *     the partition over the live analyzer nodes: even, and a partition goes back to a node
+ *     that returns), takes them through leases in BUS_KV_LEASES (bus_kv_create(), renewed
+ *     with bus_kv_update() on the revision it holds: fenced), loads each taken partition's
+ *     newest snapshot and consumes its flow subject from the sequence after it; hands a
+ *     partition it should no longer own back through a snapshot (COORD_RELEASE);
+ *   - alert consumer (alert_group set): a durable consumer of spamflow.alerts shared by the
+ *     nodes of the group, dropping events older than the newest lease revision seen for
+ *     their partition (fenced) and ids seen recently (deduplicated);
+ *   - serves spamflow.ctl.<node> requests through the main loop, and sends requests for it;
+ *   - keeps the status `spamflowctl cluster` prints, and the offenders of the whole cluster
+ *     (BUS_KV_OFFENDERS, read every offenders_refresh_ms) that `offenders` prints.
+ * Events reach the main loop through coord_attach()'s callback, in order. */
+#pragma once
+
+#include <glib.h>
+
+#include "bus.h"
+
+typedef enum {
+	COORD_ROLE_COLLECTOR = 1u << 0,
+	COORD_ROLE_ANALYZER = 1u << 1,
+} CoordRole;
+
+typedef struct {
+	const char *node;
+	guint roles;               /* CoordRole bits */
+	guint partitions;
+	const char *alert_group;   /* "" = this node runs no sinks for the cluster */
+	gint64 lease_ttl_ms;       /* a dead owner's partitions move after this */
+	gint64 node_ttl_ms;
+	gint64 rebalance_ms;       /* how often ownership is looked at (<= lease_ttl_ms / 3) */
+	gint64 request_timeout_ms;
+	gint64 offenders_refresh_ms;
+	guint64 queue_bytes;       /* events waiting for the main loop: the bus's threads wait
+				      beyond (flow control), never drop */
+	guint dedup_ids;           /* alert ids remembered for deduplication */
+} CoordConfig;
+
+typedef enum {
+	/* analyzer role: partition is now ours (lease revision lease_rev). data: the newest
+	 * snapshot's state (NULL: none, start empty); seq: the flow sequence it covers (0:
+	 * none). COORD_FLOWS of the partition follow, from seq + 1. */
+	COORD_ACQUIRED,
+	/* a flow batch (cluster/wire.h) of partition p, stream sequence seq */
+	COORD_FLOWS,
+	/* the partition should move to another node: no more COORD_FLOWS for it; answer with
+	 * coord_snapshot(..., release TRUE) (the lease is given up once it is stored) */
+	COORD_RELEASE,
+	/* the lease was lost (expired while the bus was away, or taken): drop the partition's
+	 * state, no snapshot (another node owns it now) */
+	COORD_LOST,
+	/* alert consumer: an alert message (cluster/wire.h), fenced and deduplicated */
+	COORD_ALERT,
+	/* a request from another node: data is a control command line; answer with
+	 * coord_reply(ev->request, ...) (once; the asker gives up after request_timeout_ms) */
+	COORD_REQUEST,
+	/* the answer to coord_request() (data NULL: error, text in ev->error) */
+	COORD_REPLY,
+} CoordEventKind;
+
+typedef struct CoordRequest CoordRequest;
+
+typedef struct {
+	CoordEventKind kind;
+	guint partition;
+	guint64 lease_rev;
+	guint64 seq;
+	GBytes *data;          /* owned by the coordinator; valid during the callback */
+	CoordRequest *request; /* COORD_REQUEST */
+	gpointer tag;          /* COORD_REPLY: coord_request()'s tag */
+	const char *error;     /* COORD_REPLY with data NULL */
+} CoordEvent;
+
+typedef void (*CoordEventFunc)(const CoordEvent *ev, gpointer user_data);
+
+typedef struct Coord Coord;
+
+/* Starts the thread. The bus is borrowed and outlives the coordinator. */
+Coord *coord_new(Bus *bus, const CoordConfig *cfg, GError **error);
+/* Stops the thread: owned partitions' leases are given up only through COORD_RELEASE
+ * snapshots already stored (a stop without them lets the leases expire). */
+void coord_free(Coord *c);
+/* Deliver events on ctx's loop to fn (call once, before any event matters). */
+void coord_attach(Coord *c, GMainContext *ctx, CoordEventFunc fn, gpointer user_data);
+
+/* Main loop -> coordinator; none of these wait. */
+/* Store partition p's state covering flow sequence seq (copied); release: then give the
+ * lease up (after COORD_RELEASE, or at shutdown). Only while the lease is held. */
+void coord_snapshot(Coord *c, guint p, guint64 seq, GBytes *state, gboolean release);
+/* The offender (host, reason) in BUS_KV_OFFENDERS: json NULL deletes it. Per key in order. */
+void coord_offender(Coord *c, const char *key, const char *json);
+/* What this node says about itself in BUS_KV_NODES (a JSON object, replaced). */
+void coord_set_node_info(Coord *c, const char *json);
+/* The sequence applied of an owned partition (for lag). */
+void coord_applied(Coord *c, guint p, guint64 seq);
+/* Send line to node's spamflow.ctl; the answer comes as COORD_REPLY with tag. */
+void coord_request(Coord *c, const char *node, const char *line, gpointer tag);
+void coord_reply(CoordRequest *r, const char *json, gsize len);
+
+/* Read by the main loop (copies, under the coordinator's lock). */
+/* The owner of partition p ("" = none known) into node; its lease revision. */
+gboolean coord_owner(Coord *c, guint p, char node[64], guint64 *rev);
+/* `cluster -j`: {"node":..,"bus":{...},"nodes":[...],"partitions":[{"p":,"owner":,
+ * "rev":,"last_seq":,"applied_seq":,"lag":},...],"alerts":{...}} */
+void coord_status_json(Coord *c, GString *out);
+/* `offenders` of the cluster: a JSON array of the objects in BUS_KV_OFFENDERS, as last
+ * read; *age_ms: how long ago. */
+void coord_offenders_json(Coord *c, GString *out, gint64 *age_ms);

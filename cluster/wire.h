@@ -1,0 +1,83 @@
+/* The cluster's messages on the bus (doc/cluster.md, "Wire format"): compact, versioned,
+ * big-endian binary, never JSON on the flow path. Encoders append to a GByteArray; decoders
+ * read untrusted bytes through a Cursor (lib/cursor.h) and fail with a CLUSTER_WIRE_ERROR
+ * naming what was wrong, never reading past the end and never allocating more than the
+ * bytes can hold. Pure: no bus, no threads. */
+#pragma once
+
+#include <glib.h>
+
+#include "alert.h"
+#include "flow.h"
+
+#define CLUSTER_WIRE_ERROR cluster_wire_error_quark()
+GQuark cluster_wire_error_quark(void);
+typedef enum {
+	CLUSTER_WIRE_ERROR_TRUNCATED, /* the bytes ran out */
+	CLUSTER_WIRE_ERROR_MAGIC,     /* not a spamflow message */
+	CLUSTER_WIRE_ERROR_VERSION,   /* a version this build does not read */
+	CLUSTER_WIRE_ERROR_INVALID,   /* a count, length, index or value out of range */
+} ClusterWireError;
+
+/* Exporters named in one batch: their addresses (the collector's exporter table is local to
+ * that node, so a batch carries the addresses its flows came from and each flow an index
+ * into this list). */
+#define CLUSTER_WIRE_MAX_EXPORTERS 256
+/* Flows in one batch (a batch is also bounded in bytes by its sender). */
+#define CLUSTER_WIRE_MAX_FLOWS 65535
+
+/* A flow batch for one partition, from one collector node.
+ *   node:       the collector's name (at most 63 bytes of text)
+ *   batch_seq:  the collector's counter of batches to this partition (the bus dedups retries
+ *               by node and batch_seq)
+ *   clock_ms:   the collector's clock when it sent the batch: a batch with no flows is a
+ *               tick, telling an idle partition's analyzer that time has moved on (replayed
+ *               like the flows, so a takeover sees the same ticks)
+ * Each flow's Flow.exporter is an index into exporters[]. */
+typedef struct {
+	char node[64];
+	guint32 partition;
+	guint64 batch_seq;
+	gint64 clock_ms;
+	guint n_exporters;
+	guint8 exporters[CLUSTER_WIRE_MAX_EXPORTERS][16];
+	guint n_flows;
+	const Flow *flows; /* encode: the caller's; decode: points into ClusterBatch.storage */
+	GArray *storage;   /* decode: owned, Flow elements (free with cluster_batch_clear()) */
+} ClusterBatch;
+
+/* Append b (flows with exporter indexes < n_exporters). Every Flow field the analyzer,
+ * evidence files and flow CSV read survives the round trip; pad_ is not sent. IPv4
+ * addresses take 4 bytes. */
+void cluster_wire_batch_encode(const ClusterBatch *b, GByteArray *out);
+/* Decode into b (zeroed by the caller or cleared; storage made here). FALSE with an error
+ * on anything not exactly one valid batch (trailing bytes included). */
+gboolean cluster_wire_batch_decode(const guint8 *data, gsize len, ClusterBatch *b,
+				   GError **error);
+void cluster_batch_clear(ClusterBatch *b);
+
+/* An alert event on spamflow.alerts, from the analyzer node that owns the partition.
+ *   id:        unique per (partition, host, reason, transition): "p<P>-<host>-<reason>-
+ *              <kind>-<time_ms>-<raised_ms>" (cluster_wire_alert_id())
+ *   lease_rev: the revision of the owner's lease on the partition when it sent the event
+ *              (consumers drop events of a partition older than the newest revision seen)
+ *   exporter addresses travel instead of AlertEvent.exporters' local indexes.
+ * AlertEvent.evidence is sent as is (the file is on the analyzer node). */
+typedef struct {
+	char node[64];
+	guint32 partition;
+	guint64 lease_rev;
+	AlertEvent ev; /* decode: ev.exporters[i] = i, names in exporters[i] */
+	guint8 exporters[ALERT_EXPORTERS_MAX][16];
+} ClusterAlert;
+
+void cluster_wire_alert_encode(const ClusterAlert *a, GByteArray *out);
+gboolean cluster_wire_alert_decode(const guint8 *data, gsize len, ClusterAlert *a,
+				   GError **error);
+/* The event's id (see above) into buf; buf_len >= CLUSTER_WIRE_ID_MAX. */
+#define CLUSTER_WIRE_ID_MAX 128
+void cluster_wire_alert_id(guint partition, const AlertEvent *ev, char *buf, gsize buf_len);
+
+/* The partition of an internal host: FNV-1a over its 16 bytes, mod partitions. Fixed for the
+ * life of a cluster (doc/cluster.md): every node must agree. */
+guint cluster_partition(const guint8 host[16], guint partitions);
