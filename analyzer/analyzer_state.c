@@ -27,17 +27,16 @@
  * offender: 16 addr, u8 reason, u8 state, i64 raised_ms, i64 last_event_ms, u8 below,
  *           i64 below_since_ms, f64 reported_level, u32 updates, u8 has_peer, 16 peer,
  *           then its last event
- * event:    the AlertEvent's fields in declaration order (enums as u8, booleans as u8 0/1,
- *           doubles as IEEE 754 bits, top destinations and exporters as a u8 count and that
- *           many entries, country as 2 chars, evidence as a u8 length and its bytes;
- *           version 2: then per window u32 estimate, u32 estimate_se, the side signs
- *           from mta_like on, and the group as a u8 length and its bytes)
+ * event:    alert_codec_put() (alert_codec.h: the AlertEvent's fields in declaration order;
+ *           version 1 files hold ALERT_CODEC_VERSION_NO_SIGNS events, without the
+ *           estimates, the side signs and the group)
  * Derived values are recomputed instead of saved: baseline medians, capacities of the small
  * sets, the memory estimate, is_mta. Statistics start from zero, as they do at every start. */
 #include "analyzer_private.h"
 
 #include <stdarg.h>
 
+#include "alert_codec.h"
 #include "statebuf.h"
 
 #define ANALYZER_STATE_MAGIC "SFAN"
@@ -51,69 +50,12 @@ G_STATIC_ASSERT(HEUR_WIN_COUNT + 3 <= 8 && REASON_COUNT <= 8);
 #define STATE_MIN_RECORD 4 /* a record length; its contents are checked inside it */
 #define STATE_MAX_BASELINE 100000
 
-static void
-save_event(GByteArray *out, const AlertEvent *ev)
+/* The form of the events (alert_codec.h) in a state file of this version. */
+static guint
+event_version(guint version)
 {
-	statebuf_put_i64(out, ev->time_ms);
-	statebuf_put_u8(out, (guint8)ev->event);
-	statebuf_put_u8(out, (guint8)ev->reason);
-	statebuf_put_u8(out, (guint8)ev->severity);
-	statebuf_put_bytes(out, ev->host, 16);
-	statebuf_put_bytes(out, ev->peer, 16);
-	statebuf_put_u8(out, ev->has_peer != 0);
-	for (guint k = 0; k < WINDOW_SPANS; k++) {
-		const AlertWindow *w = &ev->window[k];
-		statebuf_put_i64(out, w->span_ms);
-		statebuf_put_u32(out, w->value);
-		statebuf_put_u32(out, w->threshold);
-		statebuf_put_u32(out, w->distinct);
-		statebuf_put_u8(out, w->estimated != 0);
-		statebuf_put_u32(out, w->flows);
-		statebuf_put_u32(out, w->attempts);
-		statebuf_put_u32(out, w->failed);
-	}
-	statebuf_put_u8(out, (guint8)ev->trigger);
-	statebuf_put_f64(out, ev->level);
-	statebuf_put_u32(out, ev->flows);
-	statebuf_put_u32(out, ev->attempts);
-	statebuf_put_u32(out, ev->failed);
-	statebuf_put_u32(out, ev->succeeded);
-	statebuf_put_u32(out, ev->answered);
-	statebuf_put_f64(out, ev->failed_share);
-	statebuf_put_i64(out, ev->first_seen_ms);
-	statebuf_put_i64(out, ev->last_seen_ms);
-	statebuf_put_u8(out, (guint8)MIN(ev->n_top, ALERT_TOP_MAX));
-	for (guint i = 0; i < MIN(ev->n_top, ALERT_TOP_MAX); i++) {
-		statebuf_put_bytes(out, ev->top[i].addr, 16);
-		statebuf_put_u32(out, ev->top[i].count);
-		statebuf_put_u32(out, ev->top[i].asn);
-		statebuf_put_bytes(out, ev->top[i].country, 2);
-	}
-	statebuf_put_u8(out, (guint8)MIN(ev->n_exporters, ALERT_EXPORTERS_MAX));
-	for (guint i = 0; i < MIN(ev->n_exporters, ALERT_EXPORTERS_MAX); i++)
-		statebuf_put_u32(out, ev->exporters[i]);
-	statebuf_put_u8(out, ev->exporters_truncated != 0);
-	statebuf_put_u32(out, ev->sampling);
-	statebuf_put_u8(out, ev->lower_bound != 0);
-	statebuf_put_i64(out, ev->raised_ms);
-	statebuf_put_u32(out, ev->n_countries);
-	statebuf_put_u32(out, ev->n_asns);
-	gsize elen = strnlen(ev->evidence, sizeof ev->evidence - 1);
-	statebuf_put_u8(out, (guint8)elen);
-	statebuf_put_bytes(out, ev->evidence, elen);
-	for (guint k = 0; k < WINDOW_SPANS; k++) {
-		statebuf_put_u32(out, ev->window[k].estimate);
-		statebuf_put_u32(out, ev->window[k].estimate_se);
-	}
-	statebuf_put_u8(out, ev->mta_like != 0);
-	statebuf_put_u32(out, ev->inbound_smtp);
-	statebuf_put_u32(out, ev->dns_external);
-	statebuf_put_u8(out, ev->has_dns_server != 0);
-	statebuf_put_bytes(out, ev->dns_server, 16);
-	statebuf_put_u8(out, ev->dns_corroborated != 0);
-	gsize glen = strnlen(ev->group, sizeof ev->group - 1);
-	statebuf_put_u8(out, (guint8)glen);
-	statebuf_put_bytes(out, ev->group, glen);
+	return version == ANALYZER_STATE_VERSION_NO_SIGNS ? ALERT_CODEC_VERSION_NO_SIGNS
+							   : ALERT_CODEC_VERSION;
 }
 
 static void
@@ -213,7 +155,7 @@ save_offender(GByteArray *out, const OffEntry *o)
 	statebuf_put_u32(out, o->sm.n_updates);
 	statebuf_put_u8(out, o->has_peer != 0);
 	statebuf_put_bytes(out, o->peer, 16);
-	save_event(out, &o->last);
+	alert_codec_put(out, &o->last);
 }
 
 void
@@ -248,7 +190,7 @@ analyzer_state_save(Analyzer *a, GByteArray *out)
 	statebuf_put_u32(out, a->hist_n);
 	for (guint i = a->hist_n; i-- > 0;) {
 		mark = statebuf_begin(out);
-		save_event(out, analyzer_history_get(a, i));
+		alert_codec_put(out, analyzer_history_get(a, i));
 		statebuf_end(out, mark);
 	}
 	mark = statebuf_begin(out);
@@ -270,79 +212,6 @@ state_fail(GError **error, const char *fmt, ...)
 	va_end(ap);
 	g_set_error(error, ANALYZER_ERROR, ANALYZER_ERROR_INVALID, "analyzer state: %s", msg);
 	return FALSE;
-}
-
-static gboolean
-load_event(Cursor *c, guint version, AlertEvent *ev)
-{
-	guint8 kind, reason, sev, trigger, n, elen; /* elen < sizeof ev->evidence: a u8 */
-	G_STATIC_ASSERT(sizeof ev->evidence > G_MAXUINT8);
-
-	memset(ev, 0, sizeof *ev);
-	if (!statebuf_get_time(c, &ev->time_ms) || !cursor_u8(c, &kind) || !cursor_u8(c, &reason) ||
-	    !cursor_u8(c, &sev) || !cursor_bytes(c, ev->host, 16) ||
-	    !cursor_bytes(c, ev->peer, 16) || !statebuf_get_bool(c, &ev->has_peer))
-		return FALSE;
-	if (kind >= ALERT_KIND_COUNT || reason >= REASON_COUNT || sev > ALERT_SEV_CRITICAL)
-		return FALSE;
-	ev->event = (AlertKind)kind;
-	ev->reason = (AlertReason)reason;
-	ev->severity = (AlertSeverity)sev;
-	for (guint k = 0; k < WINDOW_SPANS; k++) {
-		AlertWindow *w = &ev->window[k];
-		if (!statebuf_get_time(c, &w->span_ms) || !cursor_u32(c, &w->value) ||
-		    !cursor_u32(c, &w->threshold) || !cursor_u32(c, &w->distinct) ||
-		    !statebuf_get_bool(c, &w->estimated) || !cursor_u32(c, &w->flows) ||
-		    !cursor_u32(c, &w->attempts) || !cursor_u32(c, &w->failed))
-			return FALSE;
-	}
-	if (!cursor_u8(c, &trigger) || trigger >= WINDOW_SPANS ||
-	    !statebuf_get_f64(c, 0.0, G_MAXDOUBLE, &ev->level) || !cursor_u32(c, &ev->flows) ||
-	    !cursor_u32(c, &ev->attempts) || !cursor_u32(c, &ev->failed) ||
-	    !cursor_u32(c, &ev->succeeded) || !cursor_u32(c, &ev->answered) ||
-	    !statebuf_get_f64(c, 0.0, 1.0, &ev->failed_share) ||
-	    !statebuf_get_time(c, &ev->first_seen_ms) || !statebuf_get_time(c, &ev->last_seen_ms))
-		return FALSE;
-	ev->trigger = trigger;
-	if (!cursor_u8(c, &n) || n > ALERT_TOP_MAX)
-		return FALSE;
-	ev->n_top = n;
-	for (guint i = 0; i < n; i++) {
-		AlertDest *d = &ev->top[i];
-		if (!cursor_bytes(c, d->addr, 16) || !cursor_u32(c, &d->count) ||
-		    !cursor_u32(c, &d->asn) || !cursor_bytes(c, d->country, 2))
-			return FALSE;
-	}
-	if (!cursor_u8(c, &n) || n > ALERT_EXPORTERS_MAX)
-		return FALSE;
-	ev->n_exporters = n;
-	for (guint i = 0; i < n; i++) {
-		if (!cursor_u32(c, &ev->exporters[i]))
-			return FALSE;
-	}
-	if (!statebuf_get_bool(c, &ev->exporters_truncated) || !cursor_u32(c, &ev->sampling) ||
-	    ev->sampling == 0 || !statebuf_get_bool(c, &ev->lower_bound) ||
-	    !statebuf_get_time(c, &ev->raised_ms) || !cursor_u32(c, &ev->n_countries) ||
-	    !cursor_u32(c, &ev->n_asns) || !cursor_u8(c, &elen) ||
-	    !cursor_bytes(c, ev->evidence, elen) || memchr(ev->evidence, '\0', elen) != NULL)
-		return FALSE;
-	for (guint k = 0; k < WINDOW_SPANS; k++) {
-		AlertWindow *w = &ev->window[k];
-		if (version == ANALYZER_STATE_VERSION_NO_SIGNS) {
-			w->estimate = w->value; /* version 1 knew no sampling estimate */
-			continue;
-		}
-		if (!cursor_u32(c, &w->estimate) || !cursor_u32(c, &w->estimate_se))
-			return FALSE;
-	}
-	if (version == ANALYZER_STATE_VERSION_NO_SIGNS)
-		return TRUE;
-	guint8 glen;
-	return statebuf_get_bool(c, &ev->mta_like) && cursor_u32(c, &ev->inbound_smtp) &&
-	       cursor_u32(c, &ev->dns_external) && statebuf_get_bool(c, &ev->has_dns_server) &&
-	       cursor_bytes(c, ev->dns_server, 16) && statebuf_get_bool(c, &ev->dns_corroborated) &&
-	       cursor_u8(c, &glen) && glen < sizeof ev->group && cursor_bytes(c, ev->group, glen) &&
-	       memchr(ev->group, '\0', glen) == NULL;
 }
 
 static gboolean
@@ -601,7 +470,7 @@ load_offender(Analyzer *a, Cursor *c, guint version, GError **error)
 	}
 	o->reason = reason;
 	o->sm.state = (OffenderState)state;
-	if (!load_event(c, version, &o->last) || cursor_left(c) != 0) {
+	if (!alert_codec_get(c, event_version(version), &o->last) || cursor_left(c) != 0) {
 		state_fail(error, "offender %s %s: bad last event",
 			   flow_addr_str(o->addr, buf, sizeof buf), alert_reason_name(reason));
 		g_free(o);
@@ -695,7 +564,7 @@ load_state(Analyzer *a, const guint8 *data, gsize len, GError **error)
 		return state_fail(error, "event count past the end of the data");
 	for (guint32 i = 0; i < n; i++) {
 		AlertEvent *slot = &a->history[a->hist_head];
-		if (!statebuf_get_sub(&c, &rc) || !load_event(&rc, version, slot) ||
+		if (!statebuf_get_sub(&c, &rc) || !alert_codec_get(&rc, event_version(version), slot) ||
 		    cursor_left(&rc) != 0) {
 			memset(slot, 0, sizeof *slot);
 			return state_fail(error, "event %u of the history: bad", i);
