@@ -592,6 +592,7 @@ cluster_wire_alert_decode(const guint8 *data, gsize len, ClusterAlert *a, GError
 		goto fail;
 	}
 	if (!alert_codec_get(&ec, ALERT_CODEC_VERSION, &a->ev) || cursor_left(&ec) != 0) {
+		r.c.off = (gsize)(ec.p - r.c.p) + ec.off; /* where the event's reader stopped */
 		rd_bad(&r, "event", "not a valid alert event");
 		goto fail;
 	}
