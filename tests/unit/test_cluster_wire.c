@@ -159,30 +159,79 @@ test_batch_each_field(void **state)
 	for (guint k = 0; k < 24; k++) {
 		f = base;
 		switch (k) {
-		case 0: f.recv_ms = 1; break;
-		case 1: f.start_ms = T0; break;
-		case 2: f.end_ms = T0; break;
-		case 3: f.packets = 1; break;
-		case 4: f.bytes = 1; break;
-		case 5: f.rev_packets = 1; break;
-		case 6: f.rev_bytes = 1; break;
-		case 7: addr(f.src, "::1"); break;
-		case 8: addr(f.dst, "::"); break;
-		case 9: addr(f.nat_src, "192.0.2.1"); break;
-		case 10: addr(f.nat_dst, "2001:db8::1"); break;
-		case 11: f.sampling = 2; break;
-		case 12: f.exporter = 1; break;
-		case 13: f.domain = 1; break;
-		case 14: f.sport = 1; break;
-		case 15: f.dport = 1; break;
-		case 16: f.nat_sport = 1; break;
-		case 17: f.nat_dport = 1; break;
-		case 18: f.has = 0xffff; f.end_ms = 1; break; /* has TIMES: start <= end */
-		case 19: f.proto = 255; break;
-		case 20: f.tcp_flags = 0xff; break;
-		case 21: f.fw_event = 0xff; break;
-		case 22: f.direction = 0xff; break;
-		case 23: f.version = FLOW_VERSION_SFLOW5; break;
+		case 0:
+			f.recv_ms = 1;
+			break;
+		case 1:
+			f.start_ms = T0;
+			break;
+		case 2:
+			f.end_ms = T0;
+			break;
+		case 3:
+			f.packets = 1;
+			break;
+		case 4:
+			f.bytes = 1;
+			break;
+		case 5:
+			f.rev_packets = 1;
+			break;
+		case 6:
+			f.rev_bytes = 1;
+			break;
+		case 7:
+			addr(f.src, "::1");
+			break;
+		case 8:
+			addr(f.dst, "::");
+			break;
+		case 9:
+			addr(f.nat_src, "192.0.2.1");
+			break;
+		case 10:
+			addr(f.nat_dst, "2001:db8::1");
+			break;
+		case 11:
+			f.sampling = 2;
+			break;
+		case 12:
+			f.exporter = 1;
+			break;
+		case 13:
+			f.domain = 1;
+			break;
+		case 14:
+			f.sport = 1;
+			break;
+		case 15:
+			f.dport = 1;
+			break;
+		case 16:
+			f.nat_sport = 1;
+			break;
+		case 17:
+			f.nat_dport = 1;
+			break;
+		case 18:
+			f.has = 0xffff;
+			f.end_ms = 1;
+			break; /* has TIMES: start <= end */
+		case 19:
+			f.proto = 255;
+			break;
+		case 20:
+			f.tcp_flags = 0xff;
+			break;
+		case 21:
+			f.fw_event = 0xff;
+			break;
+		case 22:
+			f.direction = 0xff;
+			break;
+		case 23:
+			f.version = FLOW_VERSION_SFLOW5;
+			break;
 		}
 		init_batch(&b, &f, 1, 2);
 		b.clock_ms = 0;
@@ -353,7 +402,11 @@ hand_flow(GByteArray *o, guint32 present, guint8 has, guint8 recv_z, const void 
 	statebuf_put_u8(o, recv_z);
 	statebuf_put_bytes(o, "\x06\x0a", 2);
 	statebuf_put_u8(o, has);
-	statebuf_put_bytes(o, "\x9c\x40\x00\x19" "\x0a\x00\x00\x01" "\xc6\x33\x64\x19", 12);
+	statebuf_put_bytes(o,
+			   "\x9c\x40\x00\x19"
+			   "\x0a\x00\x00\x01"
+			   "\xc6\x33\x64\x19",
+			   12);
 	statebuf_put_bytes(o, rest, rest_len);
 }
 
@@ -654,15 +707,15 @@ test_alert_hostile(void **state)
 	    {0, 'X', CLUSTER_WIRE_ERROR_MAGIC},
 	    {3, 'B', CLUSTER_WIRE_ERROR_MAGIC}, /* a flow batch's */
 	    {4, 2, CLUSTER_WIRE_ERROR_VERSION},
-	    {5, 64, CLUSTER_WIRE_ERROR_INVALID},     /* node name longer than 63 */
-	    {7, 0, CLUSTER_WIRE_ERROR_INVALID},      /* NUL in the node name */
+	    {5, 64, CLUSTER_WIRE_ERROR_INVALID}, /* node name longer than 63 */
+	    {7, 0, CLUSTER_WIRE_ERROR_INVALID},	 /* NUL in the node name */
 	    {ev + 8, ALERT_KIND_COUNT, CLUSTER_WIRE_ERROR_INVALID},
 	    {ev + 9, REASON_COUNT, CLUSTER_WIRE_ERROR_INVALID},
 	    {ev + 10, ALERT_SEV_CRITICAL + 1, CLUSTER_WIRE_ERROR_INVALID},
 	    {ev + 11 + 32, 2, CLUSTER_WIRE_ERROR_INVALID}, /* has_peer neither 0 nor 1 */
 	    {ev - 2, (guint8)(p[ev - 2] + 1), CLUSTER_WIRE_ERROR_TRUNCATED}, /* 256 too long */
-	    {ev - 1, (guint8)(p[ev - 1] - 1), CLUSTER_WIRE_ERROR_INVALID}, /* event cut short */
-	    {len - 17 - 5 - 17 - 5, 6, CLUSTER_WIRE_ERROR_INVALID}, /* exporter length 6 */
+	    {ev - 1, (guint8)(p[ev - 1] - 1), CLUSTER_WIRE_ERROR_INVALID},   /* event cut short */
+	    {len - 17 - 5 - 17 - 5, 6, CLUSTER_WIRE_ERROR_INVALID},	     /* exporter length 6 */
 	};
 	for (guint i = 0; i < G_N_ELEMENTS(v); i++) {
 		guint8 keep = p[v[i].off];
@@ -712,7 +765,8 @@ test_alert_id(void **state)
 	ev.reason = REASON_AUTH_BRUTEFORCE;
 	ev.event = ALERT_CLEARED;
 	cluster_wire_alert_id(63, &ev, id, sizeof id);
-	assert_string_equal(id, "p63-2001:db8::1-auth-bruteforce-cleared-1700000000000-1699999990000");
+	assert_string_equal(id,
+			    "p63-2001:db8::1-auth-bruteforce-cleared-1700000000000-1699999990000");
 	/* the longest id fits, uncut */
 	memset(ev.host, 0, 12);
 	memset(ev.host + 12, 0xff, 4); /* ::255.255.255.255 */
@@ -773,7 +827,8 @@ test_partition(void **state)
 		hi = MAX(hi, count[p]);
 	}
 	print_message("partitions: 10000 random hosts over 64: min %u max %u (mean %.1f), "
-		      "chi2 %.1f (63 df)\n", lo, hi, mean, chi2);
+		      "chi2 %.1f (63 df)\n",
+		      lo, hi, mean, chi2);
 	/* chi2 with 63 degrees of freedom: 99.9 % of uniform draws stay below 103 */
 	assert_true(chi2 < 103);
 	assert_true(lo > mean * 0.7 && hi < mean * 1.3);
@@ -907,7 +962,8 @@ test_bytes_per_record(void **state)
 	(void)state;
 	double typical = typical_bytes_per_flow(10000);
 	print_message("typical port-25 flow (IPv4, flags, packets, bytes, times): %.2f bytes "
-		      "(sizeof(Flow) %zu)\n", typical, sizeof(Flow));
+		      "(sizeof(Flow) %zu)\n",
+		      typical, sizeof(Flow));
 	/* what the format was designed to: a regression shows here */
 	assert_true(typical <= 30);
 	static const char *const fixtures[] = {"scenario-ipfix.pcap", "scenario-v9.pcap",
