@@ -633,5 +633,14 @@ guint
 cluster_partition(const guint8 host[16], guint partitions)
 {
 	g_return_val_if_fail(partitions > 0, 0);
-	return fnv1a(host, 16) % partitions;
+	/* FNV-1a alone, modulo a power of two, reads only the low bits of each byte: 10.0.0.1,
+	 * .65, .129 and .193 would share a partition. The finalizer of MurmurHash3 (fmix32)
+	 * mixes every bit of the hash into the low ones. */
+	guint32 h = fnv1a(host, 16);
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	return h % partitions;
 }

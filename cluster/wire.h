@@ -78,6 +78,7 @@ gboolean cluster_wire_alert_decode(const guint8 *data, gsize len, ClusterAlert *
 #define CLUSTER_WIRE_ID_MAX 128
 void cluster_wire_alert_id(guint partition, const AlertEvent *ev, char *buf, gsize buf_len);
 
-/* The partition of an internal host: FNV-1a over its 16 bytes, mod partitions. Fixed for the
- * life of a cluster (doc/cluster.md): every node must agree. */
+/* The partition of an internal host: FNV-1a over its 16 bytes, mixed by MurmurHash3's
+ * fmix32, mod partitions. Fixed for the life of a cluster (doc/cluster.md): every node must
+ * agree. */
 guint cluster_partition(const guint8 host[16], guint partitions);

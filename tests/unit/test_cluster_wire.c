@@ -790,15 +790,25 @@ test_partition(void **state)
 {
 	(void)state;
 	guint8 h[16] = {0};
-	/* FNV-1a 32 as draft-eastlake-fnv defines it: every node, every build agrees */
-	assert_int_equal(cluster_partition(h, 64), 0x69691905u % 64);
-	assert_int_equal(cluster_partition(h, 1000), 365);
+	/* FNV-1a 32 as draft-eastlake-fnv defines it, then MurmurHash3's fmix32 (values from
+	 * an independent Python of both): every node, every build agrees */
+	assert_int_equal(cluster_partition(h, 64), 59);
+	assert_int_equal(cluster_partition(h, 1000), 835);
 	addr(h, "10.0.0.1");
-	assert_int_equal(cluster_partition(h, 64), 62);
-	assert_int_equal(cluster_partition(h, 1000), 782);
+	assert_int_equal(cluster_partition(h, 64), 37);
+	assert_int_equal(cluster_partition(h, 1000), 293);
 	addr(h, "2001:db8::1");
-	assert_int_equal(cluster_partition(h, 64), 52);
+	assert_int_equal(cluster_partition(h, 64), 47);
+	assert_int_equal(cluster_partition(h, 1000), 231);
 	assert_int_equal(cluster_partition(h, 1), 0);
+	/* the low bits of the bytes alone would put these four together (FNV-1a mod 64) */
+	guint seen = 0;
+	for (guint i = 1; i < 256; i += 64) {
+		guint8 v4[4] = {10, 0, 0, (guint8)i};
+		flow_addr_set_v4(h, v4);
+		seen |= 1u << (cluster_partition(h, 64) % 32);
+	}
+	assert_true(__builtin_popcount(seen) >= 3);
 
 	/* spread: 10000 random hosts (IPv4 and IPv6) over 64 partitions */
 	enum { N = 10000, P = 64 };
@@ -832,7 +842,8 @@ test_partition(void **state)
 	/* chi2 with 63 degrees of freedom: 99.9 % of uniform draws stay below 103 */
 	assert_true(chi2 < 103);
 	assert_true(lo > mean * 0.7 && hi < mean * 1.3);
-	/* a contiguous internal range, the usual case: a /18 spreads exactly */
+	/* a contiguous internal range, the usual case: a /18 within 15 % of even (220..280
+	 * of 256 by the Python) */
 	memset(count, 0, sizeof count);
 	for (guint i = 0; i < 16384; i++) {
 		guint8 v4[4] = {10, 20, (guint8)(i >> 8), (guint8)i};
@@ -840,7 +851,7 @@ test_partition(void **state)
 		count[cluster_partition(h, P)]++;
 	}
 	for (guint p = 0; p < P; p++)
-		assert_int_equal(count[p], 16384 / P);
+		assert_true(count[p] >= 256 * 0.85 && count[p] <= 256 * 1.15);
 }
 
 /* ---- size: what a typical port-25 flow costs ---- */
