@@ -120,7 +120,8 @@ BusSub *bus_subscribe_from(Bus *bus, const char *stream, const char *subject, gu
 BusSub *bus_subscribe_durable(Bus *bus, const char *stream, const char *subject,
 			      const char *durable, BusMsgFunc fn, gpointer user_data,
 			      GError **error);
-/* Stops delivery; fn is not running and will not run once this returns. NULL: nothing. */
+/* Stops delivery; fn is not running and will not run once this returns (so never call it
+ * from fn: it waits for fn). NULL: nothing. */
 void bus_unsubscribe(BusSub *sub);
 
 /* The stream sequence of the last message on subject (0 = none yet), for lag. */

@@ -259,14 +259,26 @@ cluster {
 
 
 if __name__ == "__main__":
-    # A manual cluster for experiments: python3 natsutil.py [n] [max_payload]; Ctrl-C stops.
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-    mp = int(sys.argv[2]) if len(sys.argv) > 2 else 1 << 20
+    # A cluster by hand: python3 natsutil.py [n] [max_payload] runs one until Ctrl-C;
+    # python3 natsutil.py n max_payload -- COMMAND ARGS... runs COMMAND against a fresh one
+    # ("{urls}" in ARGS becomes the servers' URLs) and exits with its status.
+    argv = sys.argv[1:]
+    cmd = []
+    if "--" in argv:
+        cmd = argv[argv.index("--") + 1:]
+        argv = argv[:argv.index("--")]
+    n = int(argv[0]) if len(argv) > 0 else 3
+    mp = int(argv[1]) if len(argv) > 1 else 1 << 20
     with NatsCluster(n, max_payload=mp) as c:
-        print(c.urls(), flush=True)
-        print("dir", c.dir, flush=True)
-        try:
-            while True:
-                time.sleep(1)
-        except KeyboardInterrupt:
-            pass
+        if cmd:
+            rc = subprocess.call([a.replace("{urls}", c.urls()) for a in cmd])
+        else:
+            print(c.urls(), flush=True)
+            print("dir", c.dir, flush=True)
+            rc = 0
+            try:
+                while True:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+    sys.exit(rc)
