@@ -27,18 +27,22 @@ typedef enum {
 /* The streams and buckets of a cluster (bus_setup() creates or checks them). Subjects:
  *   spamflow.flows.<p>   stream SPAMFLOW_FLOWS (flow batches, cluster/wire.h)
  *   spamflow.alerts      stream SPAMFLOW_ALERTS (alert events)
- *   spamflow.snap.<p>    stream SPAMFLOW_SNAP (partition snapshots, the newest kept)
+ *   spamflow.snap.<p>    stream SPAMFLOW_SNAP (partition snapshots, the newest kept: a
+ *                        commit record there names its chunks on spamflow.snap.<p>.chunk)
  *   spamflow.ctl.<node>  request/reply (no stream)
  * Buckets: BUS_KV_LEASES (TTL lease_ttl_ms), BUS_KV_NODES (TTL node_ttl_ms),
- * BUS_KV_OFFENDERS (no TTL). */
+ * BUS_KV_OFFENDERS (no TTL), BUS_KV_META (no TTL; key "partitions": the cluster's count). */
 #define BUS_STREAM_FLOWS "SPAMFLOW_FLOWS"
 #define BUS_STREAM_ALERTS "SPAMFLOW_ALERTS"
+#define BUS_STREAM_SNAP "SPAMFLOW_SNAP"
 #define BUS_SUBJECT_FLOWS "spamflow.flows"
 #define BUS_SUBJECT_ALERTS "spamflow.alerts"
+#define BUS_SUBJECT_SNAP "spamflow.snap"
 #define BUS_SUBJECT_CTL "spamflow.ctl"
 #define BUS_KV_LEASES "spamflow_leases"
 #define BUS_KV_NODES "spamflow_nodes"
 #define BUS_KV_OFFENDERS "spamflow_offenders"
+#define BUS_KV_META "spamflow_meta"
 
 typedef struct {
 	const char *servers;    /* "nats://127.0.0.1:4222, nats://b:4222": tried in turn */
@@ -70,9 +74,16 @@ typedef struct Bus Bus;
 typedef struct BusSub BusSub;
 
 /* A Bus for cfg (strings copied). Connects in the background and keeps reconnecting: FALSE
- * only for a configuration that can never work (no server URL, unreadable credentials). */
+ * only for a configuration that can never work (no server URL, unreadable credentials).
+ * (The first attempt at each server is made before bus_new returns: a refused connection
+ * costs nothing, an unreachable host up to min(timeout_ms, 2 s) per server.) */
 Bus *bus_new(const BusConfig *cfg, GError **error);
+/* Every BusSub of bus must have been unsubscribed (left ones are, with a warning). What is
+ * still buffered is dropped: bus_flush() first to deliver it. */
 void bus_free(Bus *bus);
+/* libnats keeps process-wide state (threads, timers): after the last bus_free(), once, at
+ * exit (nats_CloseAndWait). No Bus may be made afterwards. */
+void bus_shutdown_library(void);
 gboolean bus_connected(Bus *bus);
 /* Create the streams and buckets, or check that those there match (partitions, replicas
  * never changed silently; retention and limits updated). Idempotent; blocking. */
@@ -81,9 +92,11 @@ gboolean bus_setup(Bus *bus, GError **error);
 /* Publish data to subject (a stream's) with msg_id as Nats-Msg-Id (the stream drops a
  * second message of the same id within dedup_window_ms: retries and a takeover's replayed
  * events are sent once). Copies data into the bounded buffer and returns at once; the bus's
- * thread sends it, waits for the stream's acknowledgement and retries on failure until
- * timeout_ms, then counts it failed. FALSE: not taken (buffer full, or closed), counted in
- * BusStats.dropped. Thread-safe. */
+ * thread sends it, waits for the stream's acknowledgement and retries on failure (same id)
+ * until timeout_ms of attempts made while connected have passed, then counts it failed;
+ * while no server is reachable nothing is attempted and nothing fails: the buffer holds what
+ * it took, and the rest is dropped. Order is the taken order except around a retry.
+ * FALSE: not taken (buffer full, or closed), counted in BusStats.dropped. Thread-safe. */
 gboolean bus_publish(Bus *bus, const char *subject, const void *data, gsize len,
 		     const char *msg_id);
 /* Wait (up to timeout_ms) until everything taken by bus_publish() was acknowledged or

@@ -1,0 +1,272 @@
+"""Shared by the cluster tests: a real NATS cluster on loopback (issue 17).
+
+NatsCluster(n) writes one nats-server configuration per server into a temporary directory
+(server_name, client port, monitoring port, cluster routes to every other server, JetStream
+with its store_dir in that directory, max_payload), starts them, and waits until the routes
+are up and JetStream has a meta leader. A server can then be killed (SIGKILL), stopped
+(SIGTERM, waited for), started again on the same ports and store (restart), and the whole
+cluster stopped. A missing nats-server is a failure (exit 1 naming the package), never a
+skip: a bus we cannot run in a test is a bus we cannot trust.
+
+    with NatsCluster(3, max_payload=1 << 20) as c:
+        urls = c.urls()              # "nats://127.0.0.1:p1, nats://127.0.0.1:p2, ..."
+        c.kill(0); c.start(0); c.wait_ready()
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+from netutil import free_port
+
+NATS_SERVER_NAMES = ["nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server"]
+
+
+def find_nats_server():
+    """The nats-server binary, or exit 1 saying which package has it."""
+    for name in NATS_SERVER_NAMES:
+        path = shutil.which(name) if not os.path.isabs(name) else (
+            name if os.access(name, os.X_OK) else None)
+        if path:
+            return path
+    print("FAIL: nats-server not found: scripts/setup.sh test installs it (Debian package "
+          "nats-server)", file=sys.stderr)
+    sys.exit(1)
+
+
+def free_tcp_port():
+    return free_port(socket.SOCK_STREAM)
+
+
+class NatsServer:
+    def __init__(self, index, name, port, cluster_port, http_port, store_dir, conf):
+        self.index = index
+        self.name = name
+        self.port = port
+        self.cluster_port = cluster_port
+        self.http_port = http_port
+        self.store_dir = store_dir
+        self.conf = conf
+        self.proc = None
+        self.log = None
+
+    @property
+    def url(self):
+        return "nats://127.0.0.1:%d" % self.port
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def monitor(self, path, timeout=1.0):
+        """The JSON of a monitoring endpoint (/varz, /jsz, /routez, ...), or None."""
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.http_port, path),
+                                        timeout=timeout) as r:
+                return json.loads(r.read().decode())
+        except (OSError, ValueError):
+            return None
+
+
+class NatsCluster:
+    """n nats-server processes clustered on loopback, JetStream on, in a temporary dir."""
+
+    def __init__(self, n=3, max_payload=1 << 20, workdir=None, cluster_name="spamflow-test",
+                 verbose=False):
+        self.binary = find_nats_server()
+        self.n = n
+        self.max_payload = max_payload
+        self.own_dir = workdir is None
+        self.dir = workdir or tempfile.mkdtemp(prefix="spamflow-nats-")
+        self.cluster_name = cluster_name
+        self.verbose = verbose
+        self.servers = []
+        ports = set()
+
+        def port():
+            # distinct within the cluster: free_port() hands out what is free right now
+            while True:
+                p = free_tcp_port()
+                if p not in ports:
+                    ports.add(p)
+                    return p
+
+        for i in range(n):
+            name = "n%d" % (i + 1)
+            store = os.path.join(self.dir, name, "jetstream")
+            os.makedirs(store, exist_ok=True)
+            self.servers.append(NatsServer(i, name, port(), port(), port(), store,
+                                           os.path.join(self.dir, name + ".conf")))
+        for s in self.servers:
+            self._write_conf(s)
+
+    def _write_conf(self, s):
+        routes = ",\n    ".join("nats-route://127.0.0.1:%d" % o.cluster_port
+                                for o in self.servers if o is not s)
+        # max_memory_store/max_file_store: small and explicit, so a test never reserves a
+        # share of the machine's disk; max_payload: the largest message a client may send
+        # (flow batches are bounded at 256 KiB; snapshots are chunked below it).
+        text = """server_name: %(name)s
+listen: 127.0.0.1:%(port)d
+http: 127.0.0.1:%(http)d
+max_payload: %(max_payload)d
+jetstream {
+  store_dir: "%(store)s"
+  max_memory_store: 268435456
+  max_file_store: 2147483648
+}
+cluster {
+  name: %(cluster)s
+  listen: 127.0.0.1:%(cport)d
+  routes: [
+    %(routes)s
+  ]
+}
+""" % {"name": s.name, "port": s.port, "http": s.http_port, "max_payload": self.max_payload,
+       "store": s.store_dir, "cluster": self.cluster_name, "cport": s.cluster_port,
+       "routes": routes}
+        with open(s.conf, "w") as f:
+            f.write(text)
+
+    # ---- life cycle ----
+
+    def start(self, i=None):
+        """Start server i (all when None) on its ports and store."""
+        for s in (self.servers if i is None else [self.servers[i]]):
+            if s.running():
+                continue
+            s.log = open(os.path.join(self.dir, s.name + ".log"), "ab")
+            s.proc = subprocess.Popen([self.binary, "-c", s.conf], stdout=s.log,
+                                      stderr=subprocess.STDOUT)
+
+    def kill(self, i):
+        """SIGKILL server i (no goodbye to the cluster) and reap it."""
+        s = self.servers[i]
+        if s.running():
+            s.proc.send_signal(signal.SIGKILL)
+            s.proc.wait()
+        self._closelog(s)
+
+    def stop(self, i, timeout=10):
+        """SIGTERM server i and wait for it; SIGKILL after timeout."""
+        s = self.servers[i]
+        if s.running():
+            s.proc.send_signal(signal.SIGTERM)
+            try:
+                s.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                s.proc.kill()
+                s.proc.wait()
+        self._closelog(s)
+
+    def restart(self, i, kill=False):
+        (self.kill if kill else self.stop)(i)
+        self.start(i)
+
+    def stop_all(self):
+        for i in range(self.n):
+            self.stop(i)
+
+    def _closelog(self, s):
+        if s.log is not None:
+            s.log.close()
+            s.log = None
+
+    def close(self):
+        for i in range(self.n):
+            self.kill(i)
+        if self.own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        self.start()
+        self.wait_ready()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- state ----
+
+    def urls(self, running_only=False):
+        return ", ".join(s.url for s in self.servers if not running_only or s.running())
+
+    def meta_leader(self, s):
+        j = s.monitor("/jsz")
+        if not j:
+            return None
+        return (j.get("meta_cluster") or {}).get("leader") or None
+
+    def wait_ready(self, timeout=30):
+        """Wait until every running server answers, has its routes to the other running ones
+        and sees the same JetStream meta leader. Fails (exit 1) after timeout, with the logs."""
+        deadline = time.monotonic() + timeout
+        up = [s for s in self.servers if s.running()]
+        while time.monotonic() < deadline:
+            for s in up:
+                if s.proc.poll() is not None:
+                    self.fail("nats-server %s exited with %d" % (s.name, s.proc.returncode))
+            leaders = set()
+            ok = True
+            for s in up:
+                r = s.monitor("/routez")
+                if r is None or r.get("num_routes", 0) < len(up) - 1:
+                    ok = False
+                    break
+                leaders.add(self.meta_leader(s))
+            if ok and len(leaders) == 1 and None not in leaders:
+                return leaders.pop()
+            time.sleep(0.1)
+        self.fail("the NATS cluster did not become ready within %d s" % timeout)
+
+    def stream_leader(self, stream, account="$G"):
+        """The server_name leading stream (None when unknown or no leader)."""
+        for s in self.servers:
+            if not s.running():
+                continue
+            j = s.monitor("/jsz?acc=%s&streams=true" % urllib.request.quote(account))
+            if not j:
+                continue
+            for acc in j.get("account_details") or []:
+                for st in acc.get("stream_detail") or []:
+                    if st.get("name") == stream:
+                        leader = (st.get("cluster") or {}).get("leader")
+                        if leader:
+                            return leader
+        return None
+
+    def index_of(self, name):
+        for s in self.servers:
+            if s.name == name:
+                return s.index
+        raise KeyError(name)
+
+    def fail(self, why):
+        print("FAIL: " + why, file=sys.stderr)
+        for s in self.servers:
+            path = os.path.join(self.dir, s.name + ".log")
+            if os.path.exists(path):
+                with open(path, "rb") as f:
+                    tail = f.read()[-3000:].decode(errors="replace")
+                print("---- %s.log (tail) ----\n%s" % (s.name, tail), file=sys.stderr)
+        self.close()
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    # A manual cluster for experiments: python3 natsutil.py [n] [max_payload]; Ctrl-C stops.
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    mp = int(sys.argv[2]) if len(sys.argv) > 2 else 1 << 20
+    with NatsCluster(n, max_payload=mp) as c:
+        print(c.urls(), flush=True)
+        print("dir", c.dir, flush=True)
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
