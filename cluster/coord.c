@@ -171,7 +171,7 @@ struct CoordFence {
 	guint64 *newest; /* newest lease_rev seen per partition */
 	guint cap;
 	GHashTable *ids; /* set of the ids in fifo (owned by fifo) */
-	GQueue fifo;     /* oldest first */
+	GQueue fifo;	 /* oldest first */
 };
 
 CoordFence *
@@ -414,7 +414,7 @@ coord_queue_done(CoordQueue *q, CoordEvent *ev)
 	if (!ev)
 		return;
 	QItem *it = (QItem *)ev; /* ev is QItem's first member */
-	it->ev.request = NULL; /* handed to the main loop, which gives it back in coord_reply() */
+	it->ev.request = NULL;	 /* handed to the main loop, which gives it back in coord_reply() */
 	qitem_free(it);
 }
 
@@ -465,8 +465,8 @@ queue_resignal(CoordQueue *q)
 
 typedef enum {
 	PART_FREE,
-	PART_STARTING,  /* lease held; snapshot not loaded yet, nothing told to the main loop */
-	PART_OWNED,     /* COORD_ACQUIRED sent, flows subscribed (sub NULL: to retry) */
+	PART_STARTING,	/* lease held; snapshot not loaded yet, nothing told to the main loop */
+	PART_OWNED,	/* COORD_ACQUIRED sent, flows subscribed (sub NULL: to retry) */
 	PART_RELEASING, /* COORD_RELEASE sent; the lease is kept until the snapshot is stored */
 } PartState;
 
@@ -479,22 +479,23 @@ typedef struct {
 typedef struct {
 	/* the thread's own */
 	PartState state;
-	guint64 rev;         /* the lease's revision now (changes with every renewal) */
-	guint64 acq_rev;     /* its revision when taken: the fence the main loop sends */
-	gint64 lease_ok_ms;  /* our clock just before the last create/update that worked */
-	gint64 released_ms;  /* COORD_RELEASE sent */
-	guint64 covers_seq;  /* the snapshot loaded */
+	guint64 rev;	    /* the lease's revision now (changes with every renewal) */
+	guint64 acq_rev;    /* its revision when taken: the fence the main loop sends */
+	gint64 lease_ok_ms; /* our clock just before the last create/update that worked */
+	gint64 released_ms; /* COORD_RELEASE sent */
+	guint64 covers_seq; /* the snapshot loaded */
 	BusSub *sub;
 	FlowSub *fs;
 	gint64 last_seq_ms;
-	guint64 seen_rev;    /* the bucket as last listed: revision, */
-	gint64 seen_ms;      /* when that revision was first seen, */
-	gint64 free_since_ms; /* and since when the partition has been free (grace) */
-	char target[64];      /* the node it should go to, as last computed, */
-	gint64 target_ms;     /* since when */
-	char passed[64];        /* taken as the successor of this target (it did not take */
+	guint64 seen_rev;	/* the bucket as last listed: revision, */
+	gint64 seen_ms;		/* when that revision was first seen, */
+	gint64 free_since_ms;	/* and since when the partition has been free (grace) */
+	char target[64];	/* the node it should go to, as last computed, */
+	gint64 target_ms;	/* since when */
+	char passed[64];	/* taken as the successor of this target (it did not take */
 	gint64 passed_until_ms; /* it): not handed back to it before this */
-	gboolean listed;     /* held by someone in the last listing */
+	gboolean listed;	/* held by someone in the last listing */
+	guint missing;		/* listings in a row without it */
 	/* under lock: a snapshot from the main loop, and the status */
 	GBytes *snap;
 	guint64 snap_seq;
@@ -552,7 +553,7 @@ struct Coord {
 	char *node_info;
 	GHashTable *off_ops; /* key -> OffOp */
 	GQueue off_order;    /* keys (owned by off_ops), oldest first */
-	GQueue req_out;      /* ReqOut* */
+	GQueue req_out;	     /* ReqOut* */
 	GHashTable *serving; /* CoordRequest* waiting on bus threads */
 	GPtrArray *nodes;    /* Node*, sorted by name */
 	CoordFence *fence;
@@ -737,8 +738,8 @@ coord_request(Coord *c, const char *node, const char *line, gpointer tag)
 	if (c->req_out.length >= REQUESTS_PENDING_MAX || c->stopping) {
 		c->n.requests_failed++;
 		g_mutex_unlock(&c->lock);
-		emit(c, &(CoordEvent){.kind = COORD_REPLY, .tag = tag,
-				      .error = "too many requests waiting"});
+		emit(c, &(CoordEvent){
+			    .kind = COORD_REPLY, .tag = tag, .error = "too many requests waiting"});
 		return;
 	}
 	ReqOut *r = g_new0(ReqOut, 1);
@@ -811,11 +812,10 @@ coord_status_json(Coord *c, GString *out)
 		const Node *n = c->nodes->pdata[i];
 		g_string_append(out, i ? ",{\"node\":" : "{\"node\":");
 		json_str(out, n->name);
-		g_string_append_printf(out, ",\"live\":%s,\"analyzer\":%s,\"rev\":%" G_GUINT64_FORMAT
-				       ",\"info\":%s}",
-				       now - n->changed_ms < c->cfg.lease_ttl_ms ? "true" : "false",
-				       n->analyzer ? "true" : "false", n->rev,
-				       n->json ? n->json : "null");
+		g_string_append_printf(
+		    out, ",\"live\":%s,\"analyzer\":%s,\"rev\":%" G_GUINT64_FORMAT ",\"info\":%s}",
+		    now - n->changed_ms < c->cfg.lease_ttl_ms ? "true" : "false",
+		    n->analyzer ? "true" : "false", n->rev, n->json ? n->json : "null");
 	}
 	g_string_append(out, "],\"partitions\":[");
 	for (guint p = 0; p < c->cfg.partitions; p++) {
@@ -824,13 +824,12 @@ coord_status_json(Coord *c, GString *out)
 		json_str(out, pt->owner);
 		g_string_append_printf(out, ",\"rev\":%" G_GUINT64_FORMAT, pt->owner_rev);
 		if (strcmp(pt->owner, c->node) == 0) {
-			g_string_append_printf(out,
-					       ",\"last_seq\":%" G_GUINT64_FORMAT
-					       ",\"applied_seq\":%" G_GUINT64_FORMAT
-					       ",\"lag\":%" G_GUINT64_FORMAT,
-					       pt->last_seq, pt->applied,
-					       pt->last_seq > pt->applied ? pt->last_seq - pt->applied
-									  : 0);
+			g_string_append_printf(
+			    out,
+			    ",\"last_seq\":%" G_GUINT64_FORMAT ",\"applied_seq\":%" G_GUINT64_FORMAT
+			    ",\"lag\":%" G_GUINT64_FORMAT,
+			    pt->last_seq, pt->applied,
+			    pt->last_seq > pt->applied ? pt->last_seq - pt->applied : 0);
 		}
 		g_string_append_c(out, '}');
 	}
@@ -937,8 +936,8 @@ alerts_cb(const char *subject, guint64 seq, const guint8 *data, gsize len, gpoin
 		cluster_wire_alert_id(a.partition, &a.ev, id, sizeof id);
 	g_mutex_lock(&c->lock);
 	c->n.alerts_received++;
-	CoordFenceResult r = ok ? coord_fence_check(c->fence, a.partition, a.lease_rev, id)
-				: COORD_FENCE_BAD;
+	CoordFenceResult r =
+	    ok ? coord_fence_check(c->fence, a.partition, a.lease_rev, id) : COORD_FENCE_BAD;
 	switch (r) {
 	case COORD_FENCE_PASS:
 		c->n.alerts_delivered++;
@@ -957,8 +956,11 @@ alerts_cb(const char *subject, guint64 seq, const guint8 *data, gsize len, gpoin
 	if (r != COORD_FENCE_PASS)
 		return;
 	g_autoptr(GBytes) b = bytes_with_nul(data, len);
-	emit(c, &(CoordEvent){.kind = COORD_ALERT, .partition = a.partition,
-			      .lease_rev = a.lease_rev, .seq = seq, .data = b});
+	emit(c, &(CoordEvent){.kind = COORD_ALERT,
+			      .partition = a.partition,
+			      .lease_rev = a.lease_rev,
+			      .seq = seq,
+			      .data = b});
 }
 
 static GBytes *
@@ -1153,8 +1155,11 @@ part_start(Coord *c, guint p)
 	}
 	pt->covers_seq = covers;
 	pt->state = PART_OWNED;
-	emit(c, &(CoordEvent){.kind = COORD_ACQUIRED, .partition = p, .lease_rev = pt->acq_rev,
-			      .seq = covers, .data = data});
+	emit(c, &(CoordEvent){.kind = COORD_ACQUIRED,
+			      .partition = p,
+			      .lease_rev = pt->acq_rev,
+			      .seq = covers,
+			      .data = data});
 	g_mutex_lock(&c->lock);
 	c->n.acquired++;
 	g_mutex_unlock(&c->lock);
@@ -1347,6 +1352,7 @@ leases_update(Coord *c, GArray *entries, gint64 now)
 				pt->seen_ms = now;
 			}
 			pt->listed = TRUE;
+			pt->missing = 0;
 			pt->free_since_ms = 0;
 			g_strlcpy(pt->owner, owner[p], sizeof pt->owner);
 			pt->owner_rev = rev[p];
@@ -1356,8 +1362,13 @@ leases_update(Coord *c, GArray *entries, gint64 now)
 			if (pt->listed || !pt->free_since_ms)
 				pt->free_since_ms = pt->seen_ms ? pt->seen_ms : now;
 			pt->listed = FALSE;
-			pt->owner[0] = '\0';
-			pt->owner_rev = 0;
+			/* A listing can miss a key renewed while it ran (seen with NATS KV): taking
+			 * it for free costs one refused create, but the owner shown to `cluster`
+			 * and to coord_owner() waits for a second listing without it. */
+			if (++pt->missing >= 2) {
+				pt->owner[0] = '\0';
+				pt->owner_rev = 0;
+			}
 		}
 	}
 	g_mutex_unlock(&c->lock);
@@ -1444,7 +1455,8 @@ rebalance(Coord *c, gint64 now)
 			g_message("cluster: partition %u released to %s", p, names[target[p]]);
 			continue;
 		}
-		if (pt->state == PART_STARTING && !ours && strcmp(pt->passed, names[target[p]]) != 0) {
+		if (pt->state == PART_STARTING && !ours &&
+		    strcmp(pt->passed, names[target[p]]) != 0) {
 			part_give_up(c, p); /* nothing told to the main loop yet */
 			continue;
 		}
@@ -1458,9 +1470,9 @@ rebalance(Coord *c, gint64 now)
 		 * gets its chance). */
 		gint64 since = MAX(pt->free_since_ms, pt->target_ms);
 		guint levels = (guint)((now - since) / c->cfg.lease_ttl_ms);
-		gboolean successor = !ours && levels > 0 &&
-				     successor_is(c->cfg.partitions, names, n, p, target[p], levels,
-						  me, cache);
+		gboolean successor =
+		    !ours && levels > 0 &&
+		    successor_is(c->cfg.partitions, names, n, p, target[p], levels, me, cache);
 		/* A target that is registered and live but does not take what it is given (say,
 		 * refused by the bus's permissions) would have it handed back and taken again
 		 * every lease TTL: its successor keeps it for PASSED_HOLD_TTLS of them first. */
@@ -1739,7 +1751,8 @@ offenders_send(Coord *c, gint64 deadline_ms)
 			g_queue_push_head(&c->off_order, (gpointer)key);
 			op = NULL;
 		} else if (!g_error_matches(err, BUS_ERROR, BUS_ERROR_IO)) {
-			c->n.offenders_failed++; /* refused (a key or value the bus will not take) */
+			c->n.offenders_failed++; /* refused (a key or value the bus will not take)
+						  */
 		}
 		g_mutex_unlock(&c->lock);
 		if (op)
@@ -1764,8 +1777,10 @@ requests_send(Coord *c, gboolean fail, const char *why)
 			return;
 		g_autoptr(GError) err = NULL;
 		g_autoptr(GBytes) reply = NULL;
+		/* a little longer than the server waits for its main loop, so that its "node
+		 * busy" reaches us rather than our own timeout */
 		gboolean ok = !fail && bus_request(c->bus, r->node, r->line, strlen(r->line),
-						   c->cfg.request_timeout_ms, &reply, &err);
+						   c->cfg.request_timeout_ms + 500, &reply, &err);
 		g_mutex_lock(&c->lock);
 		c->n.requests_sent += !fail;
 		c->n.requests_failed += !ok;
@@ -1773,8 +1788,8 @@ requests_send(Coord *c, gboolean fail, const char *why)
 		if (ok) {
 			emit(c, &(CoordEvent){.kind = COORD_REPLY, .tag = r->tag, .data = reply});
 		} else {
-			g_autofree char *msg = g_strdup_printf("%s: %s", r->node,
-							       err ? err->message : why);
+			g_autofree char *msg =
+			    g_strdup_printf("%s: %s", r->node, err ? err->message : why);
 			emit(c, &(CoordEvent){.kind = COORD_REPLY, .tag = r->tag, .error = msg});
 		}
 		req_out_free(r);

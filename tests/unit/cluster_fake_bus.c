@@ -26,7 +26,7 @@ typedef struct {
 
 typedef struct {
 	GHashTable *keys; /* key -> FEntry* */
-	gint64 ttl_ms;    /* 0: none */
+	gint64 ttl_ms;	  /* 0: none */
 } FBucket;
 
 typedef struct {
@@ -65,7 +65,7 @@ static struct {
 	guint64 rev;
 } S;
 
-G_DEFINE_QUARK(spamflow-fake-bus-error, bus_error)
+G_DEFINE_QUARK(spamflow_fake_bus_error, bus_error)
 
 static gint64
 now_ms(void)
@@ -276,7 +276,8 @@ sub_thread(gpointer data)
 	g_mutex_lock(&S.lock);
 	while (!sub->stop) {
 		FStream *s = g_hash_table_lookup(S.streams, sub->stream);
-		guint64 *shared = sub->durable ? g_hash_table_lookup(S.durables, sub->durable) : NULL;
+		guint64 *shared =
+		    sub->durable ? g_hash_table_lookup(S.durables, sub->durable) : NULL;
 		guint64 *next = shared ? shared : &sub->next;
 		FMsg *m = NULL;
 		while (s && *next >= 1 && *next <= s->msgs->len && !m) {
@@ -306,8 +307,8 @@ sub_thread(gpointer data)
 }
 
 static BusSub *
-sub_start(Bus *bus, const char *stream, const char *subject, guint64 from_seq,
-	  const char *durable, BusMsgFunc fn, gpointer user_data, GError **error)
+sub_start(Bus *bus, const char *stream, const char *subject, guint64 from_seq, const char *durable,
+	  BusMsgFunc fn, gpointer user_data, GError **error)
 {
 	g_mutex_lock(&S.lock);
 	FStream *s = g_hash_table_lookup(S.streams, stream);

@@ -21,8 +21,7 @@
 /* ---- rendezvous ---- */
 
 static void
-count_owners(const char *const *nodes, guint n, guint partitions, guint *counts,
-	     gboolean bounded)
+count_owners(const char *const *nodes, guint n, guint partitions, guint *counts, gboolean bounded)
 {
 	g_autofree gint *owner = g_new(gint, partitions);
 	if (bounded)
@@ -42,10 +41,10 @@ test_rendezvous_spread(void **state)
 {
 	(void)state;
 	static const char *const sets[][3] = {
-		{"n1", "n2", "n3"},
-		{"node1", "node2", "node3"},
-		{"analyzer-a", "analyzer-b", "analyzer-c"},
-		{"spamflow-01.example.net", "spamflow-02.example.net", "spamflow-03.example.net"},
+	    {"n1", "n2", "n3"},
+	    {"node1", "node2", "node3"},
+	    {"analyzer-a", "analyzer-b", "analyzer-c"},
+	    {"spamflow-01.example.net", "spamflow-02.example.net", "spamflow-03.example.net"},
 	};
 	for (guint s = 0; s < G_N_ELEMENTS(sets); s++) {
 		guint plain[3], counts[3];
@@ -165,8 +164,8 @@ static CoordEvent
 flows_event(guint p, guint64 seq, gsize len)
 {
 	g_autofree guint8 *buf = g_malloc0(len);
-	return (CoordEvent){.kind = COORD_FLOWS, .partition = p, .seq = seq,
-			    .data = g_bytes_new(buf, len)};
+	return (CoordEvent){
+	    .kind = COORD_FLOWS, .partition = p, .seq = seq, .data = g_bytes_new(buf, len)};
 }
 
 static gboolean
@@ -187,8 +186,8 @@ test_queue_order(void **state)
 		assert_true(coord_queue_push(q, &ev, TRUE, NULL));
 		g_bytes_unref(ev.data);
 	}
-	assert_true(coord_queue_push(q, &(CoordEvent){.kind = COORD_REPLY, .error = "x"}, FALSE,
-				     NULL));
+	assert_true(
+	    coord_queue_push(q, &(CoordEvent){.kind = COORD_REPLY, .error = "x"}, FALSE, NULL));
 	assert_true(fd_readable(coord_queue_fd(q)));
 	for (guint i = 1; i <= 100; i++) {
 		CoordEvent *ev = coord_queue_pop(q);
@@ -255,8 +254,8 @@ test_queue_bound(void **state)
 	assert_true(bytes <= 4500);
 	assert_int_equal(events, 4);
 	/* the small kinds never wait, even over the bound */
-	assert_true(coord_queue_push(q, &(CoordEvent){.kind = COORD_LOST, .partition = 9}, FALSE,
-				     NULL));
+	assert_true(
+	    coord_queue_push(q, &(CoordEvent){.kind = COORD_LOST, .partition = 9}, FALSE, NULL));
 	/* the consumer drains in order; the producer follows */
 	guint64 next = 1;
 	gboolean lost_seen = FALSE;
@@ -350,9 +349,9 @@ typedef struct {
 	gboolean owned[P];
 	GString *state[P];
 	guint64 applied[P];
-	gboolean answer; /* reply to requests */
+	gboolean answer;    /* reply to requests */
 	CoordRequest *kept; /* a request not answered yet */
-	GString *reply;     /* the last COORD_REPLY */
+	GString *reply;	    /* the last COORD_REPLY */
 	gint replies;
 	guint alerts;
 	gint64 next_snap;
@@ -411,8 +410,8 @@ on_event(const CoordEvent *ev, gpointer user_data)
 		break;
 	case COORD_REQUEST:
 		if (n->answer) {
-			g_autofree char *r = g_strdup_printf("{\"ok\":true,\"echo\":\"%.*s\"}",
-							     (int)len, text);
+			g_autofree char *r =
+			    g_strdup_printf("{\"ok\":true,\"echo\":\"%.*s\"}", (int)len, text);
 			coord_reply(ev->request, r, strlen(r));
 		} else {
 			assert_null(n->kept);
@@ -430,19 +429,19 @@ static CoordConfig
 node_config(const char *name, const char *group)
 {
 	return (CoordConfig){
-		.node = name,
-		.roles = COORD_ROLE_ANALYZER | COORD_ROLE_COLLECTOR,
-		.partitions = P,
-		.alert_group = group,
-		.lease_ttl_ms = TTL,
-		/* longer than the lease: a cut-off node stays registered for a while, and the
-		 * others must see it dead by its entry no longer changing */
-		.node_ttl_ms = 5 * TTL,
-		.rebalance_ms = ROUND,
-		.request_timeout_ms = 300,
-		.offenders_refresh_ms = 100,
-		.queue_bytes = 1 << 20,
-		.dedup_ids = 1000,
+	    .node = name,
+	    .roles = COORD_ROLE_ANALYZER | COORD_ROLE_COLLECTOR,
+	    .partitions = P,
+	    .alert_group = group,
+	    .lease_ttl_ms = TTL,
+	    /* longer than the lease: a cut-off node stays registered for a while, and the
+	     * others must see it dead by its entry no longer changing */
+	    .node_ttl_ms = 5 * TTL,
+	    .rebalance_ms = ROUND,
+	    .request_timeout_ms = 300,
+	    .offenders_refresh_ms = 100,
+	    .queue_bytes = 1 << 20,
+	    .dedup_ids = 1000,
 	};
 }
 
@@ -459,8 +458,13 @@ node_start(const char *name, const char *group)
 			break;
 		}
 	g_strlcpy(n->name, name, sizeof n->name);
-	BusConfig bc = {.node = name, .partitions = P, .replicas = 1, .lease_ttl_ms = TTL,
-			.node_ttl_ms = 5 * TTL, .max_snapshot = 1 << 20, .timeout_ms = 1000};
+	BusConfig bc = {.node = name,
+			.partitions = P,
+			.replicas = 1,
+			.lease_ttl_ms = TTL,
+			.node_ttl_ms = 5 * TTL,
+			.max_snapshot = 1 << 20,
+			.timeout_ms = 1000};
 	g_autoptr(GError) err = NULL;
 	n->bus = bus_new(&bc, &err);
 	assert_non_null(n->bus);
@@ -637,15 +641,16 @@ test_coord_takeover(void **state)
 		gboolean all_lost = TRUE, all_taken = TRUE;
 		for (guint i = 0; i < n_mine; i++) {
 			all_lost = all_lost && !n3->owned[mine[i]];
-			all_taken = all_taken && (nodes[0]->owned[mine[i]] || nodes[1]->owned[mine[i]]);
+			all_taken =
+			    all_taken && (nodes[0]->owned[mine[i]] || nodes[1]->owned[mine[i]]);
 		}
 		if (all_lost && lost_ms < 0)
 			lost_ms = ms() - cut;
 		if (all_taken && taken_ms < 0)
 			taken_ms = ms() - cut;
 	}
-	print_message("cut off: lost after %" G_GINT64_FORMAT " ms, taken over after %" G_GINT64_FORMAT
-		      " ms (lease TTL %d ms)\n",
+	print_message("cut off: lost after %" G_GINT64_FORMAT
+		      " ms, taken over after %" G_GINT64_FORMAT " ms (lease TTL %d ms)\n",
 		      lost_ms, taken_ms, TTL);
 	/* the cut-off node stops believing it owns them within the TTL (and a round) */
 	assert_in_range(lost_ms, TTL - ROUND, TTL + 2 * ROUND);
@@ -712,12 +717,13 @@ test_coord_takeover(void **state)
 				for (guint j = 0; j < nodes[k]->seen->len; j++) {
 					const Seen *x = &g_array_index(nodes[k]->seen, Seen, j);
 					if (x->p == p && x->kind != COORD_FLOWS)
-						print_message("%s%s p%u kind %d rev %" G_GUINT64_FORMAT
-							      " seq %" G_GUINT64_FORMAT " t %" G_GINT64_FORMAT
-							      "\n",
-							      j >= seen_before[k] ? "after " : "",
-							      nodes[k]->name, p, x->kind, x->rev, x->seq,
-							      x->t_ms - back);
+						print_message(
+						    "%s%s p%u kind %d rev %" G_GUINT64_FORMAT
+						    " seq %" G_GUINT64_FORMAT " t %" G_GINT64_FORMAT
+						    "\n",
+						    j >= seen_before[k] ? "after " : "",
+						    nodes[k]->name, p, x->kind, x->rev, x->seq,
+						    x->t_ms - back);
 				}
 		assert_non_null(rel);
 		assert_non_null(acq);
@@ -741,9 +747,10 @@ test_coord_takeover(void **state)
 		g_autoptr(JsonParser) parser = json_parser_new();
 		assert_true(json_parser_load_from_data(parser, st->str, -1, NULL));
 		JsonObject *o = json_node_get_object(json_parser_get_root(parser));
-		assert_int_equal(json_array_get_length(json_object_get_array_member(o, "partitions")),
-				 P);
-		assert_int_equal(json_array_get_length(json_object_get_array_member(o, "nodes")), 3);
+		assert_int_equal(
+		    json_array_get_length(json_object_get_array_member(o, "partitions")), P);
+		assert_int_equal(json_array_get_length(json_object_get_array_member(o, "nodes")),
+				 3);
 		char who[64];
 		guint64 rev;
 		assert_true(coord_owner(nodes[i]->coord, mine[0], who, &rev));
@@ -811,8 +818,9 @@ test_coord_alerts_requests(void **state)
 	assert_int_equal(b->alerts, 0);
 	g_autoptr(GString) st = g_string_new(NULL);
 	coord_status_json(a->coord, st);
-	assert_non_null(strstr(st->str, "\"alerts\":{\"group\":\"ops\",\"received\":5,"
-					"\"delivered\":2,\"fenced\":1,\"duplicates\":1,\"bad\":1}"));
+	assert_non_null(strstr(st->str,
+			       "\"alerts\":{\"group\":\"ops\",\"received\":5,"
+			       "\"delivered\":2,\"fenced\":1,\"duplicates\":1,\"bad\":1}"));
 	guint delivered = 0;
 	for (guint i = 0; i < a->seen->len; i++) {
 		const Seen *s = &g_array_index(a->seen, Seen, i);
@@ -921,7 +929,8 @@ test_coord_shutdown(void **state)
 	while (ms() - start < 2000 && nodes[0]->applied[4] < 3)
 		pump(nodes, 1, 10);
 	for (guint p = 0; p < P; p++) {
-		g_autoptr(GBytes) st = g_bytes_new(nodes[0]->state[p]->str, nodes[0]->state[p]->len);
+		g_autoptr(GBytes) st =
+		    g_bytes_new(nodes[0]->state[p]->str, nodes[0]->state[p]->len);
 		coord_snapshot(nodes[0]->coord, p, nodes[0]->applied[p], st, TRUE);
 	}
 	Bus *probe_bus = bus_new(&(BusConfig){.node = "probe"}, NULL);
@@ -956,16 +965,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rendezvous_spread),
-		cmocka_unit_test(test_rendezvous_movement),
-		cmocka_unit_test(test_fence),
-		cmocka_unit_test(test_queue_order),
-		cmocka_unit_test(test_queue_bound),
-		cmocka_unit_test(test_queue_close),
-		cmocka_unit_test_teardown(test_coord_takeover, stop_running),
-		cmocka_unit_test_teardown(test_coord_alerts_requests, stop_running),
-		cmocka_unit_test_teardown(test_coord_zombie, stop_running),
-		cmocka_unit_test_teardown(test_coord_shutdown, stop_running),
+	    cmocka_unit_test(test_rendezvous_spread),
+	    cmocka_unit_test(test_rendezvous_movement),
+	    cmocka_unit_test(test_fence),
+	    cmocka_unit_test(test_queue_order),
+	    cmocka_unit_test(test_queue_bound),
+	    cmocka_unit_test(test_queue_close),
+	    cmocka_unit_test_teardown(test_coord_takeover, stop_running),
+	    cmocka_unit_test_teardown(test_coord_alerts_requests, stop_running),
+	    cmocka_unit_test_teardown(test_coord_zombie, stop_running),
+	    cmocka_unit_test_teardown(test_coord_shutdown, stop_running),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
