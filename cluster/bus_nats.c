@@ -53,6 +53,9 @@ struct BusSub {
 	GMutex lock;
 	GCond cond;
 	gboolean complete; /* libnats: closed, and the handler has returned for good */
+	/* js_Subscribe can deliver before it returns, and still fail (a consumer the server
+	 * made after the request timed out): the handler holds messages until it knows */
+	enum { SUB_PENDING, SUB_ACTIVE, SUB_FAILED } state;
 };
 
 struct Bus {
@@ -73,11 +76,14 @@ struct Bus {
 	guint64 next_seq;
 	guint epoch; /* connections made so far */
 	gboolean closing, nc_closed;
-	gboolean sent_async; /* libnats' async-publish state exists (see bus_free) */
-	GPtrArray *subs;     /* BusSub* not yet unsubscribed */
+	gboolean sent_async;	/* libnats' async-publish state exists (see bus_free) */
+	GPtrArray *subs;	/* BusSub* not yet unsubscribed */
+	GPtrArray *failed_subs; /* BusSub* of failed js_Subscribe calls (see sub_failed) */
 	BusStats st;
 	gint64 warn_us; /* rate limit of publish-failure warnings */
 };
+
+static void bus_sub_free(BusSub *bs);
 
 /* ---- small helpers ---- */
 
@@ -346,7 +352,14 @@ on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 		/* refused for good: too big for the server or the stream */
 		gboolean permanent =
 		    err == NATS_MAX_PAYLOAD || code == JSStreamMessageExceedsMaximumErr;
-		gboolean expired = connected && it->epoch == bus->epoch && now >= it->deadline_us;
+		/* no responders: the stream has no leader (a cluster still electing after a
+		 * restart, an outage of its majority): the bus is away, as when disconnected,
+		 * and the item's clock starts again with its next attempt */
+		gboolean away = err == NATS_NO_RESPONDERS;
+		gboolean expired =
+		    !away && connected && it->epoch == bus->epoch && now >= it->deadline_us;
+		if (away)
+			it->epoch = G_MAXUINT;
 		set_last_error(bus, "publish to %s: %s", natsMsg_GetSubject(msg),
 			       pae != NULL && pae->ErrText != NULL ? pae->ErrText
 								   : natsStatus_GetText(err));
@@ -599,6 +612,7 @@ bus_new(const BusConfig *cfg, GError **error)
 	g_queue_init(&bus->queue);
 	bus->inflight = g_hash_table_new(g_direct_hash, g_direct_equal);
 	bus->subs = g_ptr_array_new();
+	bus->failed_subs = g_ptr_array_new();
 	bus->st.buffered_max = cfg->publish_buffer;
 
 	if (!make_options(bus, error)) {
@@ -701,6 +715,9 @@ bus_free(Bus *bus)
 		g_free(v);
 	g_hash_table_unref(bus->inflight);
 	g_ptr_array_unref(bus->subs);
+	/* their libnats subscriptions closed with the connection above */
+	g_ptr_array_set_free_func(bus->failed_subs, (GDestroyNotify)bus_sub_free);
+	g_ptr_array_unref(bus->failed_subs);
 	g_cond_clear(&bus->wake);
 	g_cond_clear(&bus->idle);
 	g_mutex_clear(&bus->lock);
@@ -1006,6 +1023,15 @@ on_sub_complete(void *closure)
 }
 
 /* The subscription made: watch for its completion, remember it for bus_free(). */
+static void
+sub_set_state(BusSub *bs, int state)
+{
+	g_mutex_lock(&bs->lock);
+	bs->state = state;
+	g_cond_broadcast(&bs->cond);
+	g_mutex_unlock(&bs->lock);
+}
+
 static BusSub *
 bus_sub_started(Bus *bus, BusSub *bs)
 {
@@ -1013,7 +1039,20 @@ bus_sub_started(Bus *bus, BusSub *bs)
 	g_mutex_lock(&bus->lock);
 	g_ptr_array_add(bus->subs, bs);
 	g_mutex_unlock(&bus->lock);
+	sub_set_state(bs, SUB_ACTIVE);
 	return bs;
+}
+
+/* A js_Subscribe that failed: libnats closed its subscription, but a delivery thread may
+ * still hold a message for bs (waiting in on_stream_msg): told to drop it, bs is kept
+ * until bus_free(), after the connection's close. */
+static void
+sub_failed(Bus *bus, BusSub *bs)
+{
+	sub_set_state(bs, SUB_FAILED);
+	g_mutex_lock(&bus->lock);
+	g_ptr_array_add(bus->failed_subs, bs);
+	g_mutex_unlock(&bus->lock);
 }
 
 static void
@@ -1024,6 +1063,15 @@ on_stream_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *clo
 	jsMsgMetaData *meta = NULL;
 	(void)nc;
 	(void)sub;
+	g_mutex_lock(&bs->lock);
+	while (bs->state == SUB_PENDING)
+		g_cond_wait(&bs->cond, &bs->lock);
+	gboolean active = bs->state == SUB_ACTIVE;
+	g_mutex_unlock(&bs->lock);
+	if (!active) {
+		natsMsg_Destroy(msg);
+		return;
+	}
 	if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
 		gsize len = (gsize)MAX(natsMsg_GetDataLength(msg), 0);
 		bs->fn(natsMsg_GetSubject(msg), meta->Sequence.Stream,
@@ -1060,17 +1108,27 @@ bus_subscribe_from(Bus *bus, const char *stream, const char *subject, guint64 fr
 		so.Config.DeliverPolicy = js_DeliverByStartSequence;
 		so.Config.OptStartSeq = from_seq;
 	}
-	BusSub *bs = bus_sub_new(bus);
-	bs->fn = fn;
-	bs->user_data = user_data;
-	natsStatus s = js_Subscribe(&bs->sub, bus->js, subject, on_stream_msg, bs, &jo, &so, &jerr);
-	if (s != NATS_OK) {
-		bus_sub_free(bs);
-		fail_nats(error, BUS_ERROR_IO, s, jerr, "subscribing to %s (stream %s)", subject,
-			  stream);
-		return NULL;
+	/* nats-server 2.9 places this R1 consumer on any of the stream's peers, one it has not
+	 * yet noticed is dead included, and then never answers: short attempts, repeated
+	 * within timeout_ms (libnats' own re-creation after a loss retries every heartbeat) */
+	natsStatus s = NATS_TIMEOUT;
+	gint64 until = g_get_monotonic_time() + bus->cfg.timeout_ms * G_TIME_SPAN_MILLISECOND;
+	for (gint64 left = bus->cfg.timeout_ms; left > 0;
+	     left = (until - g_get_monotonic_time()) / G_TIME_SPAN_MILLISECOND) {
+		BusSub *bs = bus_sub_new(bus);
+		bs->fn = fn;
+		bs->user_data = user_data;
+		jo.Wait = MIN(left, PUB_ATTEMPT_MAX_MS);
+		jerr = 0;
+		s = js_Subscribe(&bs->sub, bus->js, subject, on_stream_msg, bs, &jo, &so, &jerr);
+		if (s == NATS_OK)
+			return bus_sub_started(bus, bs);
+		sub_failed(bus, bs);
+		if (s != NATS_TIMEOUT)
+			break;
 	}
-	return bus_sub_started(bus, bs);
+	fail_nats(error, BUS_ERROR_IO, s, jerr, "subscribing to %s (stream %s)", subject, stream);
+	return NULL;
 }
 
 BusSub *
@@ -1125,7 +1183,7 @@ bus_subscribe_durable(Bus *bus, const char *stream, const char *subject, const c
 	jerr = 0;
 	s = js_Subscribe(&bs->sub, bus->js, subject, on_stream_msg, bs, &jo, &so, &jerr);
 	if (s != NATS_OK) {
-		bus_sub_free(bs);
+		sub_failed(bus, bs);
 		fail_nats(error, BUS_ERROR_IO, s, jerr, "subscribing to consumer %s on %s", durable,
 			  stream);
 		return NULL;

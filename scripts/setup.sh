@@ -19,9 +19,10 @@ cd "$(dirname "$0")/.."
 # libcurl4-openssl-dev: the webhook action's HTTP(S) client (exporters/action_webhook.c).
 # libmicrohttpd-dev, libcrypt-dev: the HTTP endpoint ([http], daemon/http.c) and its
 # basic-auth hashes (crypt_rn).
+# libnats-dev: the cluster's bus, NATS JetStream through the C client (cluster/bus_nats.c).
 BUILD_PKGS="gcc meson ninja-build pkg-config libglib2.0-dev libpcap-dev libmaxminddb-dev
   libfixbuf-dev libjson-glib-dev zlib1g-dev libnftables-dev libcurl4-openssl-dev
-  libmicrohttpd-dev libcrypt-dev"
+  libmicrohttpd-dev libcrypt-dev libnats-dev"
 # Tests, and the scripts the READMEs document. Every test is registered whatever is
 # installed, and one whose tool is missing fails saying which package below has it
 # (tests/meson.build), so a package left out here shows as a red suite, not a shorter one.
@@ -59,9 +60,12 @@ BUILD_PKGS="gcc meson ninja-build pkg-config libglib2.0-dev libpcap-dev libmaxmi
 #                     Installed only when node or npm is missing: a machine with another
 #                     node (NodeSource's nodejs carries its own npm and conflicts with
 #                     Debian's npm package) keeps it (install_node below)
+#   nats-server       cluster-bus: three real servers clustered on loopback with JetStream
+#                     (tests/system/natsutil.py)
 TEST_PKGS="libcmocka-dev python3 python3-scapy softflowd tshark nfdump rsyslog mmdb-bin
   perl libmaxmind-db-writer-perl util-linux mount e2fsprogs pmacct faketime clang
-  libclang-rt-14-dev libfuzzer-14-dev nftables iproute2 openssl prometheus whois chromium"
+  libclang-rt-14-dev libfuzzer-14-dev nftables iproute2 openssl prometheus whois chromium
+  nats-server"
 # Benchmark: the collectors it compares against (nfdump's nfcapd, nfdump-sflow's sfcapd,
 # pmacct's nfacctd and sfacctd), tshark for bench/sflow_check.py, and taskset (util-linux)
 # to pin generator and collector to separate cores.
