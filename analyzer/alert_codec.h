@@ -10,7 +10,7 @@
 #include "cursor.h"
 
 /* The forms alert_codec_get() reads; alert_codec_put() writes the newest. */
-#define ALERT_CODEC_VERSION 2 /* the windows' estimates, the side signs, the group */
+#define ALERT_CODEC_VERSION 2	       /* the windows' estimates, the side signs, the group */
 #define ALERT_CODEC_VERSION_NO_SIGNS 1 /* before them (analyzer state version 1) */
 
 /* ev's fields in declaration order: enums as u8, booleans as u8 0/1, doubles as IEEE 754

@@ -55,7 +55,7 @@ static guint
 event_version(guint version)
 {
 	return version == ANALYZER_STATE_VERSION_NO_SIGNS ? ALERT_CODEC_VERSION_NO_SIGNS
-							   : ALERT_CODEC_VERSION;
+							  : ALERT_CODEC_VERSION;
 }
 
 static void

@@ -151,18 +151,16 @@ put_flow(guint8 *p, const Flow *f, guint64 *prev_recv)
 	static const guint8 zero[16];
 	gboolean nat_src = memcmp(f->nat_src, zero, 16) != 0;
 	gboolean nat_dst = memcmp(f->nat_dst, zero, 16) != 0;
-	guint32 present = (start ? P_START : 0) | (end ? P_END : 0) |
-			  (f->packets ? P_PACKETS : 0) | (f->bytes ? P_BYTES : 0) |
-			  (f->tcp_flags ? P_TCP_FLAGS : 0) | (src6 ? P_SRC6 : 0) |
-			  (dst6 ? P_DST6 : 0) | (f->exporter ? P_EXPORTER : 0) |
-			  (f->domain ? P_DOMAIN : 0) | (f->sampling != 1 ? P_SAMPLING : 0) |
-			  (f->rev_packets ? P_REV_PACKETS : 0) | (f->rev_bytes ? P_REV_BYTES : 0) |
-			  (f->fw_event ? P_FW_EVENT : 0) | (f->direction ? P_DIRECTION : 0) |
-			  (nat_src ? P_NAT_SRC : 0) |
-			  (nat_src && !flow_addr_is_v4(f->nat_src) ? P_NAT_SRC6 : 0) |
-			  (nat_dst ? P_NAT_DST : 0) |
-			  (nat_dst && !flow_addr_is_v4(f->nat_dst) ? P_NAT_DST6 : 0) |
-			  (f->nat_sport ? P_NAT_SPORT : 0) | (f->nat_dport ? P_NAT_DPORT : 0);
+	guint32 present =
+	    (start ? P_START : 0) | (end ? P_END : 0) | (f->packets ? P_PACKETS : 0) |
+	    (f->bytes ? P_BYTES : 0) | (f->tcp_flags ? P_TCP_FLAGS : 0) | (src6 ? P_SRC6 : 0) |
+	    (dst6 ? P_DST6 : 0) | (f->exporter ? P_EXPORTER : 0) | (f->domain ? P_DOMAIN : 0) |
+	    (f->sampling != 1 ? P_SAMPLING : 0) | (f->rev_packets ? P_REV_PACKETS : 0) |
+	    (f->rev_bytes ? P_REV_BYTES : 0) | (f->fw_event ? P_FW_EVENT : 0) |
+	    (f->direction ? P_DIRECTION : 0) | (nat_src ? P_NAT_SRC : 0) |
+	    (nat_src && !flow_addr_is_v4(f->nat_src) ? P_NAT_SRC6 : 0) | (nat_dst ? P_NAT_DST : 0) |
+	    (nat_dst && !flow_addr_is_v4(f->nat_dst) ? P_NAT_DST6 : 0) |
+	    (f->nat_sport ? P_NAT_SPORT : 0) | (f->nat_dport ? P_NAT_DPORT : 0);
 
 	p = put_varint(p, present);
 	p = put_varint(p, zigzag_delta(recv, *prev_recv));
@@ -281,11 +279,12 @@ rd_report(const Rd *r, const char *what, gint64 flow, GError **error)
 {
 	if (flow >= 0)
 		g_set_error(error, CLUSTER_WIRE_ERROR, r->code,
-			    "%s: flow %" G_GINT64_FORMAT ": %s: %s (byte %" G_GSIZE_FORMAT ")", what,
-			    flow, r->field, r->why, r->c.off);
+			    "%s: flow %" G_GINT64_FORMAT ": %s: %s (byte %" G_GSIZE_FORMAT ")",
+			    what, flow, r->field, r->why, r->c.off);
 	else
-		g_set_error(error, CLUSTER_WIRE_ERROR, r->code, "%s: %s: %s (byte %" G_GSIZE_FORMAT ")",
-			    what, r->field, r->why, r->c.off);
+		g_set_error(error, CLUSTER_WIRE_ERROR, r->code,
+			    "%s: %s: %s (byte %" G_GSIZE_FORMAT ")", what, r->field, r->why,
+			    r->c.off);
 	return FALSE;
 }
 
@@ -592,6 +591,7 @@ cluster_wire_alert_decode(const guint8 *data, gsize len, ClusterAlert *a, GError
 		goto fail;
 	}
 	if (!alert_codec_get(&ec, ALERT_CODEC_VERSION, &a->ev) || cursor_left(&ec) != 0) {
+		r.c.off = (gsize)(ec.p - r.c.p) + ec.off; /* where the event's reader stopped */
 		rd_bad(&r, "event", "not a valid alert event");
 		goto fail;
 	}

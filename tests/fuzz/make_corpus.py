@@ -9,7 +9,8 @@ the replay harness reads a link-type selector byte (REPLAY_LINKTYPES) and one pa
 The control harness reads what a client sends (request lines): every command of the table
 in daemon/control.c with typical and edge arguments, and broken framing. The config harness
 reads a config file: spamflow.conf, every *.conf under fixtures/ and tests/, and hand-made
-edge cases and broken files.
+edge cases and broken files. The cluster harness reads a flow batch or an alert message as
+cluster/wire.c writes them (an encoder of their own here), and broken ones.
 Stdlib only; re-running rewrites the seed-*/pcap-* files and leaves fuzzer-found entries.
 
 Usage: make_corpus.py [--root REPO_ROOT] [--max-per-capture N] [--only HARNESS...]
@@ -608,6 +609,186 @@ def state_seeds():
     }
 
 
+# ---- the cluster's wire format (cluster/wire.c) --------------------------------------------
+
+V4MAP = b"\0" * 10 + b"\xff\xff"
+
+
+def varint(v):
+    """LEB128, as wire.c writes it"""
+    out = b""
+    while v >= 0x80:
+        out += u8((v & 0x7F) | 0x80)
+        v >>= 7
+    return out + u8(v)
+
+
+def zz(d):
+    """a signed delta, zigzag-mapped"""
+    return d << 1 if d >= 0 else ((-d) << 1) - 1
+
+
+def a16(text):
+    """an address as Flow keeps it: 16 bytes, IPv4 mapped"""
+    if ":" in text:
+        import ipaddress
+        return ipaddress.IPv6Address(text).packed
+    return V4MAP + ip4(text)
+
+
+def wire_addr(a):
+    return u8(4) + a[12:] if a[:12] == V4MAP else u8(16) + a
+
+
+def wire_node(name):
+    return u8(len(name)) + name
+
+
+FLOW_DEFAULTS = dict(recv_ms=0, start_ms=0, end_ms=0, packets=0, bytes=0, rev_packets=0,
+                     rev_bytes=0, src=a16("0.0.0.0"), dst=a16("0.0.0.0"), nat_src=bytes(16),
+                     nat_dst=bytes(16), sampling=1, exporter=0, domain=0, sport=0, dport=0,
+                     nat_sport=0, nat_dport=0, has=0, proto=6, tcp_flags=0, fw_event=0,
+                     direction=0, version=10)
+
+
+def wire_flow(f, prev_recv):
+    f = dict(FLOW_DEFAULTS, **f)
+    v6 = lambda a: a[:12] != V4MAP
+    adr = lambda a: a if v6(a) else a[12:]
+    bits = [("start_ms", f["start_ms"] != 0), ("end_ms", f["end_ms"] != 0),
+            ("packets", f["packets"] != 0), ("bytes", f["bytes"] != 0),
+            ("tcp_flags", f["tcp_flags"] != 0), ("src6", v6(f["src"])), ("dst6", v6(f["dst"])),
+            ("exporter", f["exporter"] != 0), ("domain", f["domain"] != 0),
+            ("sampling", f["sampling"] != 1), ("rev_packets", f["rev_packets"] != 0),
+            ("rev_bytes", f["rev_bytes"] != 0), ("fw_event", f["fw_event"] != 0),
+            ("direction", f["direction"] != 0), ("nat_src", any(f["nat_src"])),
+            ("nat_src6", any(f["nat_src"]) and v6(f["nat_src"])),
+            ("nat_dst", any(f["nat_dst"])), ("nat_dst6", any(f["nat_dst"]) and v6(f["nat_dst"])),
+            ("nat_sport", f["nat_sport"] != 0), ("nat_dport", f["nat_dport"] != 0)]
+    on = {name for name, is_on in bits if is_on}
+    out = varint(sum(1 << i for i, (name, is_on) in enumerate(bits) if is_on))
+    out += varint(zz(f["recv_ms"] - prev_recv)) + u8(f["proto"]) + u8(f["version"])
+    out += varint(f["has"]) + u16(f["sport"]) + u16(f["dport"]) + adr(f["src"]) + adr(f["dst"])
+    if "start_ms" in on:
+        out += varint(zz(f["start_ms"] - f["recv_ms"]))
+    if "end_ms" in on:
+        out += varint(zz(f["end_ms"] - f["start_ms"]))
+    for name in ("packets", "bytes"):
+        if name in on:
+            out += varint(f[name])
+    if "tcp_flags" in on:
+        out += u8(f["tcp_flags"])
+    for name in ("exporter", "domain", "sampling", "rev_packets", "rev_bytes"):
+        if name in on:
+            out += varint(f[name])
+    for name in ("fw_event", "direction"):
+        if name in on:
+            out += u8(f[name])
+    for name in ("nat_src", "nat_dst"):
+        if name in on:
+            out += adr(f[name])
+    for name in ("nat_sport", "nat_dport"):
+        if name in on:
+            out += u16(f[name])
+    return out
+
+
+def wire_batch(flows, exporters, node=b"collector-a", partition=5, seq=1, clock=1700000000000,
+               version=1, n_flows=None):
+    out = b"SFCB" + u8(version) + wire_node(node) + u32(partition) + u64(seq) + u64(clock)
+    out += u16(len(exporters)) + b"".join(wire_addr(a) for a in exporters)
+    out += u32(len(flows) if n_flows is None else n_flows)
+    prev = clock
+    for f in flows:
+        out += wire_flow(f, prev)
+        prev = f["recv_ms"]
+    return out
+
+
+def f64(v):
+    return struct.pack(">d", v)
+
+
+def wire_event(kind=0, reason=0, sev=2, host="10.1.2.3", peer=None, t=1700000000000,
+               top=(), n_exporters=0, evidence=b"", group=b"", dns=None):
+    out = u64(t) + u8(kind) + u8(reason) + u8(sev) + a16(host)
+    out += (a16(peer) if peer else bytes(16)) + u8(1 if peer else 0)
+    for span, value, thr in ((600000, 62, 50), (3600000, 80, 150)):
+        out += u64(span) + u32(value) + u32(thr) + u32(value) + u8(0) + u32(value + 8)
+        out += u32(value + 9) + u32(12)
+    out += u8(0) + f64(1.25) + u32(90) + u32(95) + u32(12) + u32(83) + u32(77) + f64(12 / 95)
+    out += u64(t - 5000) + u64(t)
+    out += u8(len(top)) + b"".join(a16(a) + u32(3) + u32(64500) + cc for a, cc in top)
+    out += u8(n_exporters) + b"".join(u32(i) for i in range(n_exporters))
+    out += u8(0) + u32(1) + u8(0) + u64(t - 60000) + u32(1) + u32(1)
+    out += u8(len(evidence)) + evidence
+    out += u32(62) + u32(0) + u32(80) + u32(0)
+    out += u8(1) + u32(4) + u32(37) + u8(1 if dns else 0) + (a16(dns) if dns else bytes(16))
+    out += u8(0) + u8(len(group)) + group
+    return out
+
+
+def wire_alert(event, exporters, node=b"analyzer-b", partition=5, lease_rev=42, version=1):
+    return (b"SFCA" + u8(version) + wire_node(node) + u32(partition) + u64(lease_rev)
+            + u32(len(event)) + event + b"".join(wire_addr(a) for a in exporters))
+
+
+def cluster_seeds():
+    """Flow batches and alert messages as cluster/wire.c writes them, and broken ones."""
+    t = 1700000000000
+    smtp = []
+    for i in range(24):
+        recv = t + (i // 8) * 37
+        end = recv - 1000 * (i % 7)
+        failed = i % 3 == 0
+        smtp.append(dict(recv_ms=recv, start_ms=end - 250 * i, end_ms=end,
+                         packets=2 if failed else 9 + i, bytes=(2 if failed else 9 + i) * 120,
+                         src=a16("10.1.2.%d" % (3 + i % 4)), dst=a16("198.51.100.%d" % i),
+                         sport=40000 + 17 * i, dport=25, tcp_flags=0x02 if failed else 0x1B,
+                         has=0x183, version=10))
+    full = [dict(recv_ms=t + 5, start_ms=t - 30000, end_ms=t - 100, packets=12, bytes=3400,
+                 rev_packets=9, rev_bytes=1800, src=a16("2001:db8::10"),
+                 dst=a16("2001:db8:ffff::25"), nat_src=a16("203.0.113.9"),
+                 nat_dst=a16("2001:db8:2::2"), sampling=100, exporter=2, domain=4242,
+                 sport=40000, dport=587, nat_sport=61000, nat_dport=2525, has=0x1BF,
+                 tcp_flags=0x1B, fw_event=1, direction=1, version=10),
+            dict(recv_ms=t - 86400000, src=a16("10.9.9.9"), dst=a16("8.8.8.8"), proto=17,
+                 sport=5353, dport=53, exporter=1, version=205, sampling=4096, packets=1,
+                 bytes=76, has=0x380),
+            dict(recv_ms=t, src=a16("192.0.2.7"), dst=a16("192.0.2.8"), version=5, packets=1,
+                 bytes=40, fw_event=3, has=0x188)]
+    exps = [a16("192.0.2.1"), a16("2001:db8:e::1"), a16("192.0.2.3")]
+    many = [a16("192.0.2.%d" % i) if i % 2 == 0 else a16("2001:db8:e::%x" % i)
+            for i in range(256)]
+    last = dict(full[2], exporter=255)
+    good_batch = wire_batch(smtp, exps[:1])
+    event = wire_event(top=[("198.51.100.7", b"US"), ("2001:db8::9", b"\0\0")], n_exporters=2,
+                       evidence=b"/var/lib/spamflow/evidence/10.1.2.3-1700000000000.ipfix",
+                       group=b"students", dns="8.8.8.8")
+    good_alert = wire_alert(event, exps[:2])
+    return {
+        "seed-batch-smtp": good_batch,
+        "seed-batch-every-field": wire_batch(full, exps, node=b"n" * 63, partition=63,
+                                             seq=(1 << 64) - 1),
+        "seed-batch-tick": wire_batch([], [], node=b"", clock=t + 1000),
+        "seed-batch-max-exporters": wire_batch(full[:2] + [last], many),
+        "seed-batch-truncated": good_batch[:-5],
+        "seed-batch-trailing": good_batch + b"\0",
+        "seed-batch-version": wire_batch(smtp[:2], exps[:1], version=2),
+        "seed-batch-exporter-past-end": wire_batch([dict(smtp[0], exporter=1)], exps[:1]),
+        "seed-batch-count-past-end": wire_batch(smtp[:1], exps[:1], n_flows=60000),
+        "seed-batch-sampling-zero": wire_batch([dict(smtp[0], sampling=0)], exps[:1]),
+        "seed-alert-raised": good_alert,
+        "seed-alert-v6-cleared": wire_alert(wire_event(kind=2, reason=5, sev=0,
+                                                        host="2001:db8::66", peer="2001:db8::25"),
+                                            []),
+        "seed-alert-truncated": good_alert[:-3],
+        "seed-alert-trailing": good_alert + b"x",
+        "seed-alert-bad-kind": wire_alert(wire_event(kind=3), []),
+        "seed-alert-nul-evidence": wire_alert(wire_event(evidence=b"a\0b"), []),
+    }
+
+
 def framed(datagrams):
     """The collector harness's input: each datagram behind a 2-byte big-endian length."""
     out = b""
@@ -650,7 +831,7 @@ def main():
     ap.add_argument("--max-per-capture", type=int, default=8)
     ap.add_argument("--only", nargs="+", metavar="HARNESS", help="write only these corpora",
                     choices=["v5", "v9", "ipfix", "sflow", "collector", "replay", "control",
-                             "config", "state"])
+                             "config", "state", "cluster"])
     args = ap.parse_args()
     ONLY.update(args.only or [])
     corpus = os.path.join(args.root, "tests", "fuzz", "corpus")
@@ -695,6 +876,8 @@ def main():
         write(os.path.join(corpus, "config"), fname, data)
     for fname, data in state_seeds().items():
         write(os.path.join(corpus, "state"), fname, data)
+    for fname, data in cluster_seeds().items():
+        write(os.path.join(corpus, "cluster"), fname, data)
 
     n_pcap = 0
     if os.path.isdir(fixtures):
