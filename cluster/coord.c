@@ -290,14 +290,15 @@ struct CoordQueue {
 CoordQueue *
 coord_queue_new(guint64 max_bytes)
 {
+	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (fd < 0)
+		return NULL; /* errno says why */
 	CoordQueue *q = g_new0(CoordQueue, 1);
 	g_mutex_init(&q->lock);
 	g_cond_init(&q->space);
 	g_queue_init(&q->items);
 	q->max_bytes = max_bytes ? max_bytes : 1;
-	q->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (q->fd < 0)
-		g_error("eventfd: %s", g_strerror(errno)); /* only out of descriptors at start */
+	q->fd = fd;
 	return q;
 }
 
@@ -1913,8 +1914,15 @@ coord_new(Bus *bus, const CoordConfig *cfg, GError **error)
 			    cfg->partitions, cfg->rebalance_ms, cfg->lease_ttl_ms);
 		return NULL;
 	}
+	CoordQueue *queue = coord_queue_new(cfg->queue_bytes);
+	if (!queue) {
+		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
+			    "cluster: eventfd: %s", g_strerror(errno));
+		return NULL;
+	}
 	Coord *c = g_new0(Coord, 1);
 	c->bus = bus;
+	c->queue = queue;
 	c->cfg = *cfg;
 	c->node = g_strdup(cfg->node);
 	c->alert_group = g_strdup(cfg->alert_group ? cfg->alert_group : "");
@@ -1922,7 +1930,6 @@ coord_new(Bus *bus, const CoordConfig *cfg, GError **error)
 	c->cfg.alert_group = c->alert_group;
 	if (c->cfg.request_timeout_ms <= 0)
 		c->cfg.request_timeout_ms = 2000;
-	c->queue = coord_queue_new(cfg->queue_bytes);
 	g_mutex_init(&c->lock);
 	g_cond_init(&c->wake);
 	c->parts = g_new0(Part, cfg->partitions);

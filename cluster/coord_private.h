@@ -43,6 +43,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CoordFence, coord_fence_free)
  * (flows) waits while the queue holds more than max_bytes; the others never wait. An eventfd
  * is readable while events wait (the main loop's GSource watches it). */
 typedef struct CoordQueue CoordQueue;
+/* NULL: no eventfd (errno). */
 CoordQueue *coord_queue_new(guint64 max_bytes);
 /* Frees the events still waiting. */
 void coord_queue_free(CoordQueue *q);
