@@ -571,7 +571,6 @@ struct Coord {
 	gint64 last_renew_ms;
 	gint64 offenders_next_ms;
 	gboolean setup_told;
-	gboolean leases_listed;
 	BusSub *alerts_sub;
 	BusSub *serve_sub;
 	gboolean alerts_told, serve_told;
