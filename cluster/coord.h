@@ -2,10 +2,11 @@
  * wait, on a thread of its own, so that the daemon's main loop (socket -> decoder ->
  * analyzer) never does. It
  *   - sets the bus up (bus_setup(), retried until the bus answers) and registers the node
- *     in BUS_KV_NODES, renewed every node_ttl_ms / 3;
+ *     in BUS_KV_NODES, renewed every rebalance_ms (a node whose entry stops changing for
+ *     lease_ttl_ms is taken for dead, however long node_ttl_ms keeps it);
  *   - analyzer role: decides which partitions this node should own (rendezvous hashing of
- *     the partition over the live analyzer nodes: even, and a partition goes back to a node
- *     that returns), takes them through leases in BUS_KV_LEASES (bus_kv_create(), renewed
+ *     the partition over the live analyzer nodes, at most ceil(partitions / nodes) each:
+ *     even, and a partition goes back to a node that returns), takes them through leases in BUS_KV_LEASES (bus_kv_create(), renewed
  *     with bus_kv_update() on the revision it holds: fenced), loads each taken partition's
  *     newest snapshot and consumes its flow subject from the sequence after it; hands a
  *     partition it should no longer own back through a snapshot (COORD_RELEASE);
@@ -101,13 +102,16 @@ void coord_set_node_info(Coord *c, const char *json);
 void coord_applied(Coord *c, guint p, guint64 seq);
 /* Send line to node's spamflow.ctl; the answer comes as COORD_REPLY with tag. */
 void coord_request(Coord *c, const char *node, const char *line, gpointer tag);
+/* Exactly once per COORD_REQUEST, during the callback or later: it gives the request back
+ * (a reply after the asker's wait is dropped, the object stays valid until then). */
 void coord_reply(CoordRequest *r, const char *json, gsize len);
 
 /* Read by the main loop (copies, under the coordinator's lock). */
 /* The owner of partition p ("" = none known) into node; its lease revision. */
 gboolean coord_owner(Coord *c, guint p, char node[64], guint64 *rev);
-/* `cluster -j`: {"node":..,"bus":{...},"nodes":[...],"partitions":[{"p":,"owner":,
- * "rev":,"last_seq":,"applied_seq":,"lag":},...],"alerts":{...}} */
+/* `cluster -j`: {"node":..,"setup":bool,"bus":{...},"nodes":[{"node":,"live":,"analyzer":,
+ * "rev":,"info":{entry}},...],"partitions":[{"p":,"owner":,"rev":, and for this node's
+ * "last_seq":,"applied_seq":,"lag":},...],"alerts":{...},"coord":{counters}} */
 void coord_status_json(Coord *c, GString *out);
 /* `offenders` of the cluster: a JSON array of the objects in BUS_KV_OFFENDERS, as last
  * read; *age_ms: how long ago. */
