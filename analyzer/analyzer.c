@@ -423,6 +423,20 @@ process_one(Analyzer *a, const Flow *f)
 	hosts_enforce_caps(a, hi);
 }
 
+gboolean
+analyzer_flow_host(const Analyzer *a, const Flow *f, guint8 host[16])
+{
+	HeurClass c;
+
+	if (!heuristics_relevant(&a->hc, f))
+		return FALSE;
+	heuristics_classify(&a->hc, f, &c);
+	if (c.dir == HEUR_IGNORE)
+		return FALSE;
+	memcpy(host, c.host, 16);
+	return TRUE;
+}
+
 void
 analyzer_process(Analyzer *a, const Flow *flows, guint n)
 {

@@ -277,6 +277,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Analyzer, analyzer_free)
 /* Process a batch. Events for thresholds crossed by a flow are emitted before the next flow
  * is looked at. Also runs analyzer_tick() whenever the clock has moved on by a slice. */
 void analyzer_process(Analyzer *a, const Flow *flows, guint n);
+/* The host whose windows or signs flow f feeds (the one analyzer_process() would count it
+ * for: the initiator of an internal connection, the internal end of an answer, the
+ * external attacker of a login): TRUE with it in host, FALSE when the analyzer ignores f.
+ * A cluster's collectors route each flow to the partition of this host, so that every
+ * flow of one host reaches the one analyzer that owns it. Reads only the configuration. */
+gboolean analyzer_flow_host(const Analyzer *a, const Flow *f, guint8 host[16]);
 /* Clear offenders that stayed quiet for the hold time, emit rate-limited updates that are
  * due, drop idle hosts, give notices that are due. Call it when no flows arrive (e.g. once
  * a slice from a timer). */

@@ -1094,6 +1094,87 @@ render_exporters(GString *out, JsonNode *r, guint width)
 	}
 }
 
+static void render_counters(GString *out, const char *name, JsonNode *obj, guint width);
+
+/* `cluster`: the nodes, who owns how many partitions, how far behind, the bus, this node. */
+static void
+render_cluster(GString *out, JsonNode *r, guint width)
+{
+	JsonNode *st = ctl_json_get(r, "status");
+	JsonNode *me = ctl_json_get(r, "cluster");
+	JsonNode *nodes = ctl_json_get(st, "nodes");
+	JsonNode *parts = ctl_json_get(st, "partitions");
+	JsonNode *bus = ctl_json_get(me, "bus");
+	gint64 now = (gint64)ctl_json_num(r, "now_ms", 0);
+	g_autoptr(GString) orphans = g_string_new(NULL);
+	guint n_orphans = 0;
+	double lag_total = 0;
+
+	g_string_append_printf(out, "node %s: %s%s%s, bus %s, %.0f partitions, %.0f owned here\n",
+			       ctl_json_str(me, "node", "?"),
+			       ctl_json_bool(me, "collector", FALSE) ? "collector" : "",
+			       ctl_json_bool(me, "collector", FALSE) && ctl_json_bool(me, "analyzer", FALSE)
+				   ? " and "
+				   : "",
+			       ctl_json_bool(me, "analyzer", FALSE) ? "analyzer" : "",
+			       ctl_json_bool(bus, "connected", FALSE) ? "connected" : "NOT CONNECTED",
+			       ctl_json_num(me, "partitions", 0), ctl_json_num(me, "owned", 0));
+	for (guint i = 0; i < ctl_json_len(parts); i++) {
+		JsonNode *p = ctl_json_at(parts, i);
+		if (ctl_json_str(p, "owner", "")[0] == '\0' && n_orphans++ < 16)
+			g_string_append_printf(orphans, " %.0f", ctl_json_num(p, "p", 0));
+	}
+	g_string_append_printf(out, "\n%-20s %-5s %-20s %-12s %10s %8s  %s\n", "node", "live",
+			       "roles", "alert group", "partitions", "lag", "last heard");
+	for (guint i = 0; i < ctl_json_len(nodes); i++) {
+		JsonNode *nd = ctl_json_at(nodes, i);
+		JsonNode *info = ctl_json_get(nd, "info");
+		JsonNode *roles = ctl_json_get(info, "roles");
+		g_autoptr(GString) rs = g_string_new(NULL);
+		for (guint k = 0; k < ctl_json_len(roles); k++) {
+			JsonNode *ro = ctl_json_at(roles, k);
+			if (JSON_NODE_HOLDS_VALUE(ro) && json_node_get_value_type(ro) == G_TYPE_STRING)
+				g_string_append_printf(rs, "%s%s", k > 0 ? "," : "",
+						       json_node_get_string(ro));
+		}
+		g_autofree char *heard = ago(info, "time_ms", now);
+		double lag = ctl_json_num(info, "lag", 0);
+		lag_total += lag;
+		g_string_append_printf(out, "%-20s %-5s %-20s %-12s %10u %8.0f  %s\n",
+				       ctl_json_str(nd, "node", "?"),
+				       ctl_json_bool(nd, "live", FALSE) ? "yes" : "NO", rs->str,
+				       ctl_json_str(info, "alert_group", ""),
+				       ctl_json_len(ctl_json_get(info, "partitions")), lag, heard);
+	}
+	if (n_orphans > 0)
+		g_string_append_printf(out, "\n%u partitions without an owner:%s%s\n", n_orphans,
+				       orphans->str, n_orphans > 16 ? " ..." : "");
+	g_string_append_printf(out,
+			       "\nlag: %.0f (stream sequences the owners have yet to apply, as each "
+			       "node last told; 0 = caught up)\n\n",
+			       lag_total);
+	if (me != NULL && JSON_NODE_HOLDS_OBJECT(me)) {
+		/* its counters; the bus's on a line of their own below */
+		JsonObject *mo = json_node_get_object(me);
+		g_autoptr(JsonObject) flat = json_object_new();
+		g_autoptr(GList) keys = json_object_get_members(mo);
+		for (GList *k = keys; k != NULL; k = k->next)
+			if (strcmp(k->data, "bus") != 0)
+				json_object_set_member(flat, k->data,
+						       json_node_copy(json_object_get_member(mo, k->data)));
+		g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), flat);
+		render_counters(out, "this node", node, width);
+	}
+	if (bus != NULL)
+		render_counters(out, "bus", bus, width);
+	JsonNode *alerts = ctl_json_get(st, "alerts");
+	if (alerts != NULL && JSON_NODE_HOLDS_OBJECT(alerts))
+		render_counters(out, "alert consumer", alerts, width);
+	JsonNode *co = ctl_json_get(st, "coord");
+	if (co != NULL && JSON_NODE_HOLDS_OBJECT(co))
+		render_counters(out, "coordinator", co, width);
+}
+
 /* "name: k=v k=v ..." wrapped to width, continuation lines indented. */
 static void
 render_counters(GString *out, const char *name, JsonNode *obj, guint width)
@@ -1190,6 +1271,8 @@ ctl_render(GString *out, const char *command, JsonNode *r, guint width)
 		render_exporters(out, r, width);
 	} else if (strcmp(command, "stats") == 0) {
 		render_stats(out, r, width);
+	} else if (strcmp(command, "cluster") == 0) {
+		render_cluster(out, r, width);
 	} else if (strcmp(command, "config") == 0) {
 		const char *file = ctl_json_str(r, "file", NULL);
 		g_string_append_printf(out, "# in force now%s%s\n", file != NULL ? ", from " : "",

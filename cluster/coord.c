@@ -270,10 +270,69 @@ coord_reply(CoordRequest *r, const char *json, gsize len)
 
 /* ---- The event queue ---- */
 
+#define ALERT_HANDLE_WAIT_S 30
+
+/* Who waits until an event has been handled on the main loop (the alert consumer: the
+ * event is acknowledged to the stream only once the sinks have it). */
+typedef struct {
+	GMutex lock;
+	GCond cond;
+	gboolean done;
+	gint refs;
+} QWaiter;
+
+static QWaiter *
+qwaiter_new(void)
+{
+	QWaiter *w = g_new0(QWaiter, 1);
+	g_mutex_init(&w->lock);
+	g_cond_init(&w->cond);
+	w->refs = 2; /* the waiter's and the queue item's */
+	return w;
+}
+
+static void
+qwaiter_unref(QWaiter *w)
+{
+	if (w != NULL && g_atomic_int_dec_and_test(&w->refs)) {
+		g_mutex_clear(&w->lock);
+		g_cond_clear(&w->cond);
+		g_free(w);
+	}
+}
+
+/* The item is gone: handled, or dropped by a stopping queue. */
+static void
+qwaiter_signal(QWaiter *w)
+{
+	g_mutex_lock(&w->lock);
+	w->done = TRUE;
+	g_cond_broadcast(&w->cond);
+	g_mutex_unlock(&w->lock);
+	qwaiter_unref(w);
+}
+
+/* FALSE when timeout_us passed first. */
+static gboolean
+qwaiter_wait(QWaiter *w, gint64 timeout_us)
+{
+	gint64 end = g_get_monotonic_time() + timeout_us;
+	gboolean done;
+
+	g_mutex_lock(&w->lock);
+	while (!w->done && g_cond_wait_until(&w->cond, &w->lock, end))
+		;
+	done = w->done;
+	g_mutex_unlock(&w->lock);
+	qwaiter_unref(w);
+	return done;
+}
+
 typedef struct {
 	CoordEvent ev; /* ev.data ref'd, ev.error owned (error_copy), ev.request ref'd */
 	char *error_copy;
 	gsize bytes;
+	QWaiter *waiter; /* signalled when the item goes; NULL: nobody waits */
 } QItem;
 
 struct CoordQueue {
@@ -309,6 +368,8 @@ qitem_free(QItem *it)
 		g_bytes_unref(it->ev.data);
 	coord_request_unref(it->ev.request);
 	g_free(it->error_copy);
+	if (it->waiter != NULL)
+		qwaiter_signal(it->waiter);
 	g_free(it);
 }
 
@@ -379,6 +440,25 @@ coord_queue_push(CoordQueue *q, const CoordEvent *ev, gboolean wait, const gbool
 	return TRUE;
 }
 
+/* Push ev (never waiting for room: small) and return at once; w (NULL: none) is signalled
+ * when the main loop has handled it, or when it is dropped. FALSE: dropped (stopping). */
+static gboolean
+coord_queue_push_waited(CoordQueue *q, const CoordEvent *ev, QWaiter *w)
+{
+	QItem *it = qitem_new(ev);
+
+	it->waiter = w;
+	g_mutex_lock(&q->lock);
+	if (q->stopping) {
+		g_mutex_unlock(&q->lock);
+		qitem_free(it);
+		return FALSE;
+	}
+	queue_append_locked(q, it);
+	g_mutex_unlock(&q->lock);
+	return TRUE;
+}
+
 void
 coord_queue_close_push(CoordQueue *q, gboolean *closed, const CoordEvent *ev)
 {
@@ -422,10 +502,17 @@ coord_queue_done(CoordQueue *q, CoordEvent *ev)
 void
 coord_queue_stop(CoordQueue *q)
 {
+	GQueue left = G_QUEUE_INIT;
+
 	g_mutex_lock(&q->lock);
 	q->stopping = TRUE;
 	g_cond_broadcast(&q->space);
+	/* what waits is dropped now, so that nobody waits on it (an alert's acknowledgement) */
+	left = q->items;
+	g_queue_init(&q->items);
+	q->bytes = 0;
 	g_mutex_unlock(&q->lock);
+	g_queue_clear_full(&left, (GDestroyNotify)qitem_free);
 }
 
 void
@@ -532,6 +619,7 @@ typedef struct {
 	guint64 offenders_put, offenders_deleted, offenders_failed, offenders_dropped;
 	guint64 requests_served, requests_busy, requests_sent, requests_failed;
 	guint64 alerts_received, alerts_delivered, alerts_fenced, alerts_duplicates, alerts_bad;
+	guint64 alerts_ack_unhandled; /* acknowledged before the main loop handled them */
 	guint64 flows_delivered;
 	guint64 bus_errors;
 } Counters;
@@ -846,6 +934,8 @@ coord_status_json(Coord *c, GString *out)
 	U64("duplicates", n->alerts_duplicates);
 	g_string_append_c(out, ',');
 	U64("bad", n->alerts_bad);
+	g_string_append_c(out, ',');
+	U64("ack_unhandled", n->alerts_ack_unhandled);
 	g_string_append(out, "},\"coord\":{");
 	U64("acquired", n->acquired);
 	g_string_append_c(out, ',');
@@ -956,11 +1046,26 @@ alerts_cb(const char *subject, guint64 seq, const guint8 *data, gsize len, gpoin
 	if (r != COORD_FENCE_PASS)
 		return;
 	g_autoptr(GBytes) b = bytes_with_nul(data, len);
-	emit(c, &(CoordEvent){.kind = COORD_ALERT,
-			      .partition = a.partition,
-			      .lease_rev = a.lease_rev,
-			      .seq = seq,
-			      .data = b});
+	/* Acknowledged when this returns: wait until the sinks have the event, so that a node
+	 * that dies before leaves it to the group's others (redelivered). Bounded: a main loop
+	 * that does not get to it within ALERT_HANDLE_WAIT_S lets it be acknowledged
+	 * (counted). */
+	QWaiter *w = qwaiter_new();
+	if (!coord_queue_push_waited(c->queue,
+				     &(CoordEvent){.kind = COORD_ALERT,
+						   .partition = a.partition,
+						   .lease_rev = a.lease_rev,
+						   .seq = seq,
+						   .data = b},
+				     w)) {
+		qwaiter_unref(w);
+		return;
+	}
+	if (!qwaiter_wait(w, ALERT_HANDLE_WAIT_S * G_USEC_PER_SEC)) {
+		g_mutex_lock(&c->lock);
+		c->n.alerts_ack_unhandled++;
+		g_mutex_unlock(&c->lock);
+	}
 }
 
 static GBytes *
@@ -1283,10 +1388,20 @@ node_value(Coord *c)
 	json_object_set_string_member(o, "alert_group", c->alert_group);
 	json_object_set_int_member(o, "time_ms", g_get_real_time() / 1000);
 	JsonArray *owned = json_array_new();
-	for (guint p = 0; p < c->cfg.partitions; p++)
-		if (c->parts[p].state == PART_OWNED || c->parts[p].state == PART_RELEASING)
+	guint64 lag = 0;
+	g_mutex_lock(&c->lock);
+	for (guint p = 0; p < c->cfg.partitions; p++) {
+		const Part *pt = &c->parts[p];
+		if (pt->state == PART_OWNED || pt->state == PART_RELEASING) {
 			json_array_add_int_element(owned, p);
+			lag += pt->last_seq > pt->applied ? pt->last_seq - pt->applied : 0;
+		}
+	}
+	g_mutex_unlock(&c->lock);
 	json_object_set_array_member(o, "partitions", owned);
+	/* how far behind its partitions' streams the node is (stream sequences: 0 = caught
+	 * up), so that `cluster` on any node shows every node's lag */
+	json_object_set_int_member(o, "lag", (gint64)lag);
 	g_autoptr(JsonNode) root = json_node_init_object(json_node_alloc(), o);
 	json_object_unref(o);
 	return json_to_string(root, FALSE);

@@ -97,6 +97,11 @@ app_module_stats(gpointer user_data, GString *out)
 		}
 		g_string_append_c(out, '}');
 	}
+	if (app->cluster != NULL) {
+		cluster_node_stats_json(app->cluster, out);
+		g_string_append_printf(out, ",\"cluster_flows_not_collected\":%" G_GUINT64_FORMAT,
+				       app->flows_not_collected);
+	}
 	if (app->http.server != NULL) {
 		g_string_append(out, ",\"http\":{");
 		http_server_stats_json(app->http.server, out);
@@ -138,7 +143,8 @@ exporter_name(guint32 index, gpointer user_data)
 
 	if (name != NULL)
 		return name;
-	if (!collector_exporter_addr(app->collector, index, addr, NULL))
+	if (app->cluster != NULL ? !cluster_node_exporter_addr(app->cluster, index, addr)
+				 : !collector_exporter_addr(app->collector, index, addr, NULL))
 		return NULL;
 	char *copy = g_strdup(flow_addr_str(addr, buf, sizeof buf));
 	g_hash_table_insert(app->exporter_names, GUINT_TO_POINTER(index), copy);
@@ -149,6 +155,8 @@ static gboolean
 evidence_exporter_addr(guint32 exporter, guint8 addr[16], gpointer user_data)
 {
 	App *app = user_data;
+	if (app->cluster != NULL)
+		return cluster_node_exporter_addr(app->cluster, exporter, addr);
 	return collector_exporter_addr(app->collector, exporter, addr, NULL);
 }
 
@@ -273,14 +281,12 @@ app_history_open(App *app, gboolean live, GError **error)
 	return TRUE;
 }
 
-/* Every alert event: one log line a person can read, and the JSON line for tools. A raised
- * or updated event first gets its evidence file, on a copy (the analyzer's is const). */
+/* A raised or updated event's evidence file, named in ev->evidence (on the node whose
+ * analyzer raised it: the flows are there). */
 static void
-on_alert(const AlertEvent *analyzer_ev, gpointer user_data)
+app_evidence(AlertEvent *ev, gpointer user_data)
 {
 	App *app = user_data;
-	AlertEvent copy = *analyzer_ev;
-	const AlertEvent *ev = &copy;
 
 	if (app->evidence != NULL && (ev->event == ALERT_RAISED || ev->event == ALERT_UPDATED)) {
 		g_autoptr(GError) err = NULL;
@@ -289,9 +295,18 @@ on_alert(const AlertEvent *analyzer_ev, gpointer user_data)
 				  ev->time_ms, app->evidence_flows);
 		if (!evidence_write(app->evidence, ev, (const Flow *)(void *)app->evidence_flows->data,
 				    app->evidence_flows->len, evidence_exporter_addr, app,
-				    copy.evidence, sizeof copy.evidence, &err))
+				    ev->evidence, sizeof ev->evidence, &err))
 			g_warning("%s", err->message);
 	}
+}
+
+/* Every alert event: one log line a person can read, and the JSON line for tools, the
+ * actions, the history and the followers. A cluster node of an alert group gets the
+ * cluster's events here. */
+static void
+app_deliver(const AlertEvent *ev, gpointer user_data)
+{
+	App *app = user_data;
 	g_autofree char *summary = alert_summary(ev);
 
 	g_message("alert %s", summary);
@@ -315,6 +330,15 @@ on_alert(const AlertEvent *analyzer_ev, gpointer user_data)
 	}
 }
 
+static void
+on_alert(const AlertEvent *analyzer_ev, gpointer user_data)
+{
+	AlertEvent copy = *analyzer_ev; /* the analyzer's is const: the evidence names its file */
+
+	app_evidence(&copy, user_data);
+	app_deliver(&copy, user_data);
+}
+
 /* Each batch of decoded records: to the --flows CSV, then through the analyzer. With
  * evidence on, the analyzer hands each record it counts to the flow store before it may
  * raise an alert on it (AnalyzerConfig.flow_fn), so an alert's evidence ends with the
@@ -326,7 +350,12 @@ on_flows(const Flow *flows, guint n, gpointer user_data)
 
 	if (app->flows != NULL)
 		flowsout_write(flows, n, app->flows);
-	analyzer_process(app->analyzer, flows, n);
+	if (app->cluster == NULL)
+		analyzer_process(app->analyzer, flows, n);
+	else if (cluster_node_collects(app->cluster))
+		cluster_node_flows(app->cluster, flows, n);
+	else
+		app->flows_not_collected += n;
 }
 
 static gboolean
@@ -545,6 +574,7 @@ void
 app_clear(App *app)
 {
 	httpapi_stop(&app->http); /* first: its thread may be waiting on the main loop */
+	g_clear_pointer(&app->cluster, cluster_node_free);
 	g_clear_pointer(&app->control, control_server_free);
 	g_clear_pointer(&app->listener, listener_free);
 	g_clear_pointer(&app->collector, collector_free);
@@ -603,7 +633,8 @@ app_control_start(App *app, GError **error)
 				       .state_changed = app->snapshot != NULL ? app_state_changed : NULL,
 				       .state_data = app,
 				       .geo = app->enricher != NULL ? enricher_geo_func : NULL,
-				       .geo_data = app->enricher};
+				       .geo_data = app->enricher,
+				       .cluster = app->cluster};
 	if (app->hooks.geo != NULL) {
 		app->commands.geo = app->hooks.geo;
 		app->commands.geo_data = app->hooks.data;
@@ -690,8 +721,12 @@ replay_ticks(App *app, gint64 tick_ms, gint64 *next, gint64 ts_ms)
 	gint64 day = 86400000 / tick_ms * tick_ms;
 	if (ts_ms - *next > day)
 		*next += (ts_ms - *next - day) / tick_ms * tick_ms;
-	for (; *next <= ts_ms; *next += tick_ms)
-		analyzer_tick(app->analyzer, *next);
+	for (; *next <= ts_ms; *next += tick_ms) {
+		if (app->cluster != NULL)
+			cluster_node_tick(app->cluster, *next); /* the partitions' analyzers tick */
+		else
+			analyzer_tick(app->analyzer, *next);
+	}
 }
 
 /* The capture time of the datagram being replayed, for the log lines. */
@@ -735,6 +770,28 @@ replay_status(App *app, const char *file, guint i, guint n, gint64 ts_ms, gint64
 	daemon_log_status(line);
 }
 
+/* --replay-speed: wait until capture time ts_ms is due (the first datagram at
+ * --replay-start, or at once). */
+typedef struct {
+	gint64 t0_ms;	/* capture time of the first datagram; G_MININT64 before it */
+	gint64 wall0_us; /* when it was due */
+} ReplayPace;
+
+static void
+replay_pace(const AppOptions *opt, ReplayPace *p, gint64 ts_ms)
+{
+	if (p->t0_ms == G_MININT64) {
+		p->t0_ms = ts_ms;
+		p->wall0_us = opt->replay_start_ms > 0 ? opt->replay_start_ms * 1000
+						       : g_get_real_time();
+	}
+	gint64 due_us =
+	    p->wall0_us + (gint64)((double)(ts_ms - p->t0_ms) * 1000.0 / opt->replay_speed);
+	gint64 wait_us = due_us - g_get_real_time();
+	if (wait_us > 0)
+		g_usleep((gulong)MIN(wait_us, (gint64)G_USEC_PER_SEC * 3600));
+}
+
 int
 app_run_replay(Config *cfg, const AppOptions *opt)
 {
@@ -748,11 +805,25 @@ app_run_replay(Config *cfg, const AppOptions *opt)
 	/* the first status line at once (after 256 datagrams), then every second */
 	gint64 start_us = g_get_monotonic_time(), next_status_us = start_us;
 	guint nfiles = g_strv_length(opt->files);
+	ReplayPace pace = {.t0_ms = G_MININT64};
 
 	if (!app_init(&app, cfg, opt, FALSE, &err)) {
 		g_printerr("spamflowd: %s\n", err->message);
 		app_clear(&app);
 		return 1;
+	}
+	if (cfg->cluster_nats[0] != '\0') {
+		/* a collector of the cluster, at capture time: its analyzers raise the alerts */
+		ClusterNodeDeps cd = {.acfg = &app.acfg, .collector = app.collector, .data = &app};
+		app.cluster = cluster_node_new(cfg, &cd, TRUE, &err);
+		if (app.cluster == NULL) {
+			g_printerr("spamflowd: %s\n", err->message);
+			app_clear(&app);
+			return 1;
+		}
+		g_message("replay: publishing the capture's flows to the cluster as node %s (the "
+			  "cluster's analyzers raise the alerts)",
+			  cluster_node_name(app.cluster));
 	}
 	/* log lines say when in the capture they happened */
 	daemon_log_set_clock(replay_clock, &now_ms);
@@ -770,6 +841,8 @@ app_run_replay(Config *cfg, const AppOptions *opt)
 		}
 		while (replay_next(r, &d, &err)) {
 			now_ms = d.ts_ms;
+			if (opt->replay_speed > 0)
+				replay_pace(opt, &pace, d.ts_ms);
 			replay_ticks(&app, tick_ms, &next_tick, d.ts_ms);
 			collector_input(app.collector, d.addr, d.port, d.payload, d.len, d.ts_ms);
 			/* actions' children and requests finish on the main context */
@@ -792,6 +865,10 @@ app_run_replay(Config *cfg, const AppOptions *opt)
 		replay_stats_add(&total, replay_stats(r));
 	}
 	daemon_log_status(NULL);
+	if (app.cluster != NULL && !cluster_node_flush(app.cluster, 60000)) {
+		g_printerr("spamflowd: the cluster's bus did not take every batch within 60 s\n");
+		rc = 1;
+	}
 	if (rc == 0) {
 		if (!app_finish(&app))
 			rc = 1;
@@ -1116,6 +1193,75 @@ app_quarantine_reconcile(App *app)
 }
 /* ---- end of the quarantine reconcile ---- */
 
+/* ---- [cluster] ---- */
+
+static gboolean
+app_cluster_offender(Analyzer *a, const guint8 host[16], AlertReason r, GString *out,
+		     gpointer data)
+{
+	App *app = data;
+	return commands_offender_json(&app->commands, a, host, r, out);
+}
+
+/* Another node asks what this one holds about a host (`host ADDR` routed to the owner of
+ * its partition): the reply object, one line without its newline. Read-only: host only. */
+static void
+app_cluster_answer(const char *line, Analyzer *a, GString *out, gpointer data)
+{
+	App *app = data;
+	ControlRequest req;
+	g_autoptr(GError) err = NULL;
+	ControlPeer peer = {.uid = geteuid(), .gid = getegid(), .pid = 0};
+
+	if (!control_parse(line, &req, &err)) {
+		control_reply_error(out, NULL, err->message);
+	} else if (req.cmd->id != CONTROL_CMD_HOST) {
+		control_reply_error(out, req.cmd->name, "only host is answered for other nodes");
+	} else if (a == NULL) {
+		g_autofree char *msg = g_strdup_printf(
+		    "%s: node %s does not own its partition (any more): try again", req.addr_text,
+		    cluster_node_name(app->cluster));
+		control_reply_error(out, req.cmd->name, msg);
+	} else {
+		CommandsDeps d = app->commands;
+		gsize start = out->len;
+		d.analyzer = a;
+		d.cluster = NULL;
+		req.max_reply = 1 << 20;
+		if (!commands_run(NULL, &req, &peer, out, &d, &err)) {
+			g_string_truncate(out, start);
+			control_reply_error(out, req.cmd->name, err->message);
+		}
+	}
+	while (out->len > 0 && out->str[out->len - 1] == '\n')
+		g_string_truncate(out, out->len - 1);
+}
+
+static void
+app_cluster_replied(gpointer tag, const char *reply, gsize len, const char *error, gpointer data)
+{
+	(void)data;
+	control_deferred_reply(tag, reply, len, error);
+}
+
+static gboolean
+app_cluster_start(App *app, GError **error)
+{
+	ClusterNodeDeps cd = {.acfg = &app->acfg,
+			      .collector = app->collector,
+			      .evidence = app_evidence,
+			      .deliver = app_deliver,
+			      .offender_json = app_cluster_offender,
+			      .answer = app_cluster_answer,
+			      .replied = app_cluster_replied,
+			      .data = app};
+
+	if (app->cfg->cluster_nats[0] == '\0')
+		return TRUE;
+	app->cluster = cluster_node_new(app->cfg, &cd, FALSE, error);
+	return app->cluster != NULL;
+}
+
 int
 app_run_live(Config *cfg, const AppOptions *opt)
 {
@@ -1141,6 +1287,11 @@ app_run_live(Config *cfg, const AppOptions *opt)
 		}
 	}
 	app_quarantine_reconcile(&app); /* after the restore: the offenders are back */
+	if (!app_cluster_start(&app, &err)) {
+		g_printerr("spamflowd: %s\n", err->message);
+		app_clear(&app);
+		return 1;
+	}
 	for (guint i = 0; i < listener_n_sockets(app.listener); i++)
 		g_message("listening on %s (udp, receive buffer %" G_GSIZE_FORMAT " bytes)",
 			  listener_address(app.listener, i), listener_rcvbuf(app.listener, i));
@@ -1182,6 +1333,8 @@ app_run_live(Config *cfg, const AppOptions *opt)
 			g_source_remove(ids[i]);
 	listener_detach(app.listener);
 	flow_batch_flush(app.batch);
+	/* hands the partitions over and publishes what waits, before the sinks close */
+	g_clear_pointer(&app.cluster, cluster_node_free);
 	if (app.snapshot != NULL) {
 		snapshot_wait(app.snapshot);
 		snapshot_save(app.snapshot, TRUE);

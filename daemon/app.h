@@ -15,6 +15,7 @@
 #include "flowsout.h"
 #include "flowstore.h"
 #include "history.h"
+#include "cluster_node.h"
 #include "httpapi.h"
 #include "listener.h"
 #include "netset.h"
@@ -28,6 +29,8 @@ typedef struct {
 	char *config;
 	char **listen;
 	gboolean replay;
+	double replay_speed;	 /* --replay-speed: 0 = as fast as possible */
+	gint64 replay_start_ms;	 /* --replay-start: Unix ms the first datagram is due; 0 = now */
 	char *flows;
 	char *alerts;
 	gboolean json;
@@ -71,6 +74,8 @@ typedef struct {
 	GArray *history_hosts;	/* scratch: one slice's HsegHost readings */
 	gboolean live;
 	Snapshot *snapshot;	/* [state]: the state file's writer; NULL = no state kept */
+	ClusterNode *cluster;	/* [cluster]: this node's part of a cluster; NULL = alone */
+	guint64 flows_not_collected; /* received by a cluster node that is no collector */
 	/* Stand-ins that tests and fuzzers set before app_init(); NULL = the real thing. */
 	struct {
 		AnalyzerGeoFunc geo; /* instead of the enricher's databases */

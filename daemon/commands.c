@@ -148,6 +148,23 @@ offender_json(GString *out, const OffCopy *o, const CommandsDeps *d)
 	g_string_append_c(out, '}');
 }
 
+gboolean
+commands_offender_json(const CommandsDeps *d, Analyzer *a, const guint8 host[16], AlertReason r,
+		       GString *out)
+{
+	CommandsDeps da = *d;
+	OffCollect oc = {.since_ms = G_MININT64, .host = host, .has_reason = TRUE, .reason = r};
+
+	da.analyzer = a;
+	oc.v = g_array_new(FALSE, FALSE, sizeof(OffCopy));
+	analyzer_foreach_offender(a, collect_offender, &oc);
+	gboolean found = oc.v->len > 0;
+	if (found)
+		offender_json(out, &g_array_index(oc.v, OffCopy, 0), &da);
+	g_array_free(oc.v, TRUE);
+	return found;
+}
+
 static GArray *
 offenders_of(const CommandsDeps *d, const OffCollect *filter)
 {
@@ -886,7 +903,8 @@ commands_key_reloadable(const char *section, const char *key)
 	/* built once at start: files, queues, worker threads, the nftables set */
 	if (strcmp(section, "sinks") == 0 || strcmp(section, "actions") == 0 ||
 	    strcmp(section, "quarantine") == 0 || strcmp(section, "evidence") == 0 ||
-	    strcmp(section, "state") == 0 || strcmp(section, "history") == 0)
+	    strcmp(section, "state") == 0 || strcmp(section, "history") == 0 ||
+	    strcmp(section, "cluster") == 0)
 		return FALSE;
 	return TRUE; /* [analyzer], the heuristics, [alerts]: analyzer_reconfigure() */
 }
@@ -965,13 +983,89 @@ commands_reload_members(GString *out, const Config *old_cfg, const Config *new_c
 	}
 }
 
+/* A cluster node ([cluster]): what the cluster answers instead of this daemon's own
+ * analyzer. FALSE with *handled: failed; !*handled: the single-node answer stands. */
+static gboolean
+run_cluster(ControlServer *ctl, const ControlRequest *req, const CommandsDeps *d, GString *out,
+	    GError **error, gboolean *handled)
+{
+	*handled = TRUE;
+	switch (req->cmd->id) {
+	case CONTROL_CMD_CLUSTER:
+		header(out, req, d);
+		cluster_node_status_json(d->cluster, out);
+		control_reply_end(out);
+		return TRUE;
+	case CONTROL_CMD_OFFENDERS:
+		control_reply_begin(out, req->cmd->name);
+		g_string_append_printf(out, ",\"now_ms\":%" G_GINT64_FORMAT, now_ms());
+		cluster_node_offenders_json(d->cluster, req, out);
+		control_reply_end(out);
+		return TRUE;
+	case CONTROL_CMD_HOST: {
+		char owner[64];
+		Analyzer *a = cluster_node_analyzer_for(d->cluster, req->addr, owner);
+		if (a != NULL) {
+			CommandsDeps da = *d;
+			da.analyzer = a;
+			return run_host(req, &da, out, error);
+		}
+		if (owner[0] == '\0') {
+			g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
+				    "%s: no node owns its partition now (a takeover is under way, or "
+				    "no analyzer runs): try again in a few seconds",
+				    req->addr_text);
+			return FALSE;
+		}
+		ControlDeferred *def = control_server_defer(ctl);
+		if (def == NULL) {
+			g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
+				    "%s is analyzed on node %s: ask there (spamflowctl on this node's "
+				    "socket forwards it)",
+				    req->addr_text, owner);
+			return FALSE;
+		}
+		g_autoptr(GString) line = g_string_new(NULL);
+		g_string_append_printf(line, "host %s", req->addr_text);
+		if (control_request_has(req, "since")) {
+			gint64 since = control_request_time_ms(req, "since", now_ms(), 0);
+			g_string_append_printf(line, " since=%" G_GINT64_FORMAT "s",
+					       MAX((gint64)1, (now_ms() - since + 999) / 1000));
+		}
+		cluster_node_request(d->cluster, owner, line->str, def);
+		return TRUE;
+	}
+	case CONTROL_CMD_FORGET:
+	case CONTROL_CMD_SUPPRESS:
+	case CONTROL_CMD_UNSUPPRESS:
+	case CONTROL_CMD_SUPPRESSIONS:
+		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
+			    "%s: not available in a cluster yet (doc/cluster.md, \"What is left\")",
+			    req->cmd->name);
+		return FALSE;
+	default:
+		*handled = FALSE;
+		return TRUE;
+	}
+}
+
 gboolean
 commands_run(ControlServer *ctl, const ControlRequest *req, const ControlPeer *peer, GString *out,
 	     gpointer deps, GError **error)
 {
 	const CommandsDeps *d = deps;
 
+	if (d->cluster != NULL) {
+		gboolean handled;
+		gboolean ok = run_cluster(ctl, req, d, out, error, &handled);
+		if (handled)
+			return ok;
+	}
 	switch (req->cmd->id) {
+	case CONTROL_CMD_CLUSTER:
+		g_set_error_literal(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
+				    "this daemon is not a cluster node ([cluster] nats is empty)");
+		return FALSE;
 	case CONTROL_CMD_SUPPRESS:
 		return run_suppress(req, peer, d, out, error);
 	case CONTROL_CMD_UNSUPPRESS:

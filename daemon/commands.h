@@ -6,6 +6,7 @@
 
 #include "action.h"
 #include "analyzer.h"
+#include "cluster_node.h"
 #include "collector.h"
 #include "config.h"
 #include "history.h"
@@ -46,7 +47,15 @@ typedef struct {
 	 * not forget what an admin decided); NULL = nothing. */
 	void (*state_changed)(gpointer data);
 	gpointer state_data;
+	/* [cluster]: this node's part of a cluster (offenders from the cluster's bucket, host
+	 * answered by the partition's owner, cluster); NULL = a daemon on its own */
+	ClusterNode *cluster;
 } CommandsDeps;
+
+/* The object `offenders` lists for (host, r), from analyzer a (a cluster node's partition
+ * analyzer puts it in the cluster's bucket); FALSE when a holds no such offender. */
+gboolean commands_offender_json(const CommandsDeps *d, Analyzer *a, const guint8 host[16],
+				AlertReason r, GString *out);
 
 /* ControlOps.run over deps (a CommandsDeps that outlives the control server). The HTTP
  * API (httpapi.c) runs the read-only commands through it too, with ctl NULL when the daemon

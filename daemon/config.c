@@ -411,6 +411,68 @@ static const ConfigKey config_keys[] = {
     {"state", "max_age", KEY_UINT, offsetof(Config, state_max_age_s), 1, 315360000, NULL,
      "seconds: a state file older than this is not restored (its windows would have expired "
      "anyway: keep it at least the long window)"},
+    {"cluster", "nats", KEY_TEXT, offsetof(Config, cluster_nats), 0, 0, NULL,
+     "the NATS servers of a spamflow cluster, comma-separated nats:// (or tls://) URLs, "
+     "tried in turn (doc/cluster.md); empty = this daemon works alone and nothing below "
+     "applies"},
+    {"cluster", "node", KEY_TEXT, offsetof(Config, cluster_node), 0, 0, NULL,
+     "this node's name in the cluster, unique (letters, digits, - and _); empty = the host "
+     "name"},
+    {"cluster", "roles", KEY_TEXT, offsetof(Config, cluster_roles), 0, 0, NULL,
+     "what this node does: collector (decode the exports it receives and publish the flows, "
+     "each to its internal host's partition), analyzer (own partitions by lease and analyze "
+     "them), or both"},
+    {"cluster", "alert_group", KEY_TEXT, offsetof(Config, cluster_alert_group), 0, 0, NULL,
+     "this node runs the sinks and actions for the cluster's alert events, sharing each event "
+     "with the other nodes of the same group (one of them handles it; every group gets every "
+     "event); empty = no sinks or actions here"},
+    {"cluster", "partitions", KEY_UINT, offsetof(Config, cluster_partitions), 1, 4096, NULL,
+     "partitions of the internal hosts, fixed for the life of a cluster (every node must "
+     "agree; the bus refuses another count): a few per analyzer node you may ever run"},
+    {"cluster", "replicas", KEY_UINT, offsetof(Config, cluster_replicas), 1, 5, NULL,
+     "copies of every stream and bucket on the NATS servers (3 survives the loss of one "
+     "server; at most the number of servers)"},
+    {"cluster", "retention", KEY_UINT, offsetof(Config, cluster_retention_s), 60, 31536000,
+     NULL,
+     "seconds of flows the bus keeps: at least the long window plus the snapshot interval, "
+     "so that a takeover can always rebuild a partition's windows"},
+    {"cluster", "max_bytes", KEY_SIZE, offsetof(Config, cluster_max_bytes), 1048576,
+     G_GUINT64_CONSTANT(1) << 50, NULL,
+     "size limit of the flow stream on each server (K, M, G suffixes); the oldest batches "
+     "go first"},
+    {"cluster", "snapshot_interval", KEY_UINT, offsetof(Config, cluster_snapshot_s), 1, 3600,
+     NULL,
+     "seconds between snapshots of each owned partition's state: a takeover replays at most "
+     "this much (plus the lease time) of the stream"},
+    {"cluster", "lease_ttl", KEY_UINT, offsetof(Config, cluster_lease_ttl_s), 2, 600, NULL,
+     "seconds a dead analyzer's partitions stay with it before another node takes them"},
+    {"cluster", "batch_ms", KEY_UINT, offsetof(Config, cluster_batch_ms), 1, 1000, NULL,
+     "milliseconds a collector holds a partition's flows before publishing them as one batch"},
+    {"cluster", "batch_bytes", KEY_SIZE, offsetof(Config, cluster_batch_bytes), 1024, 262144,
+     NULL, "bytes of one flow batch (published earlier when full)"},
+    {"cluster", "publish_buffer", KEY_SIZE, offsetof(Config, cluster_publish_buffer), 65536,
+     G_GUINT64_CONSTANT(1) << 40, NULL,
+     "bytes of batches and events held while the bus is slow or away; beyond, they are "
+     "dropped and counted (the collector never waits)"},
+    {"cluster", "max_snapshot", KEY_SIZE, offsetof(Config, cluster_max_snapshot), 65536,
+     G_GUINT64_CONSTANT(1) << 32, NULL,
+     "bytes of one partition's snapshot; a larger one is not stored (counted, logged) and a "
+     "takeover replays the stream from its start"},
+    {"cluster", "creds", KEY_TEXT, offsetof(Config, cluster_creds), 0, 0, NULL,
+     "NATS credentials file (JWT and nkey seed); empty = none"},
+    {"cluster", "user", KEY_TEXT, offsetof(Config, cluster_user), 0, 0, NULL,
+     "NATS user name; empty = none"},
+    {"cluster", "password_file", KEY_TEXT, offsetof(Config, cluster_password_file), 0, 0, NULL,
+     "file whose first line is the NATS user's password"},
+    {"cluster", "token_file", KEY_TEXT, offsetof(Config, cluster_token_file), 0, 0, NULL,
+     "file whose first line is a NATS token"},
+    {"cluster", "tls_ca", KEY_TEXT, offsetof(Config, cluster_tls_ca), 0, 0, NULL,
+     "CA file the NATS servers' certificates are verified with (TLS on when any tls_ key is "
+     "set)"},
+    {"cluster", "tls_cert", KEY_TEXT, offsetof(Config, cluster_tls_cert), 0, 0, NULL,
+     "client certificate for NATS"},
+    {"cluster", "tls_key", KEY_TEXT, offsetof(Config, cluster_tls_key), 0, 0, NULL,
+     "its private key"},
 };
 
 static void
@@ -532,6 +594,27 @@ config_new(void)
 	cfg->history_queue = 65536;             /* ~16 M host readings */
 	cfg->state_interval_s = 60; /* a crash costs a minute of counting, not the hour */
 	cfg->state_max_age_s = 3600; /* the default long window */
+	cfg->cluster_nats = g_strdup("");
+	cfg->cluster_node = g_strdup("");
+	cfg->cluster_roles = g_strdup("collector, analyzer");
+	cfg->cluster_alert_group = g_strdup("sinks");
+	cfg->cluster_partitions = 64;	 /* 21 or 22 a node over 3, still 2 over 32 */
+	cfg->cluster_replicas = 3;	 /* survives one server */
+	cfg->cluster_retention_s = 5400; /* the hour's window, snapshots and a margin */
+	cfg->cluster_max_bytes = 1ull << 30;
+	cfg->cluster_snapshot_s = 30;
+	cfg->cluster_lease_ttl_s = 5;	 /* a takeover within 10 s */
+	cfg->cluster_batch_ms = 5;
+	cfg->cluster_batch_bytes = 64 << 10;
+	cfg->cluster_publish_buffer = 64ull << 20;
+	cfg->cluster_max_snapshot = 64ull << 20;
+	cfg->cluster_creds = g_strdup("");
+	cfg->cluster_user = g_strdup("");
+	cfg->cluster_password_file = g_strdup("");
+	cfg->cluster_token_file = g_strdup("");
+	cfg->cluster_tls_ca = g_strdup("");
+	cfg->cluster_tls_cert = g_strdup("");
+	cfg->cluster_tls_key = g_strdup("");
 	config_analyzer(cfg);
 	return cfg;
 }
@@ -579,6 +662,17 @@ config_free(Config *cfg)
 	g_free(cfg->evidence_dir);
 	g_free(cfg->state_file);
 	g_free(cfg->history_dir);
+	g_free(cfg->cluster_nats);
+	g_free(cfg->cluster_node);
+	g_free(cfg->cluster_roles);
+	g_free(cfg->cluster_alert_group);
+	g_free(cfg->cluster_creds);
+	g_free(cfg->cluster_user);
+	g_free(cfg->cluster_password_file);
+	g_free(cfg->cluster_token_file);
+	g_free(cfg->cluster_tls_ca);
+	g_free(cfg->cluster_tls_cert);
+	g_free(cfg->cluster_tls_key);
 	for (guint i = 0; i < cfg->n_groups; i++) {
 		g_free((char *)cfg->groups[i].name);
 		g_free((char *)cfg->groups[i].prefixes);

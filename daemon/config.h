@@ -115,6 +115,28 @@ typedef struct {
 	char *state_file;	   /* "" = no state kept */
 	guint state_interval_s;	   /* snapshot every N seconds besides the one at exit; 0 = exit only */
 	guint state_max_age_s;	   /* an older file is not restored */
+	/* [cluster]: a spamflow cluster on NATS JetStream (doc/cluster.md); nats "" = one node */
+	char *cluster_nats;	    /* comma-separated nats:// URLs */
+	char *cluster_node;	    /* this node's name ("" = the host name) */
+	char *cluster_roles;	    /* "collector, analyzer" (either or both) */
+	char *cluster_alert_group;  /* "" = no sinks here; nodes of one group share the events */
+	guint cluster_partitions;
+	guint cluster_replicas;
+	guint cluster_retention_s;  /* the flow stream's max age */
+	guint64 cluster_max_bytes;  /* ... and size */
+	guint cluster_snapshot_s;   /* partition snapshots */
+	guint cluster_lease_ttl_s;
+	guint cluster_batch_ms;	    /* a collector's batch waits at most this long */
+	guint64 cluster_batch_bytes;
+	guint64 cluster_publish_buffer;
+	guint64 cluster_max_snapshot;
+	char *cluster_creds;	    /* NATS credentials, as NATS clients take them; "" = none */
+	char *cluster_user;
+	char *cluster_password_file;
+	char *cluster_token_file;
+	char *cluster_tls_ca;
+	char *cluster_tls_cert;
+	char *cluster_tls_key;
 } Config;
 
 /* [quarantine] set's "FAMILY TABLE SET" into its words (each NULL to skip); *why says what is

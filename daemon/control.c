@@ -70,6 +70,8 @@ static const ControlCommand commands[] = {
     {CONTROL_CMD_FOLLOW, "follow", FALSE, 0, {{0}},
      "stream alert events and actions as they happen, one JSON line each, until the client "
      "closes (a client that does not keep up is cut)"},
+    {CONTROL_CMD_CLUSTER, "cluster", FALSE, 0, {{0}},
+     "a cluster's nodes, partitions with their owners and lag, and the bus (doc/cluster.md)"},
     {CONTROL_CMD_HELP, "help", FALSE, 0, {{0}}, "the commands"},
     {CONTROL_CMD_VERSION, "version", FALSE, 0, {{0}}, "daemon and protocol version"},
 };

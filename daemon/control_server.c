@@ -35,7 +35,14 @@ typedef struct {
 	gboolean closing; /* close once out is sent (a too-long request) */
 	gboolean eof;     /* the client sent all it will */
 	gboolean follower; /* `follow`: gets control_server_broadcast()'s lines */
+	ControlDeferred *deferred; /* a reply that comes later: nothing more is read before */
 } Client;
+
+struct ControlDeferred {
+	Client *client; /* NULL once the client is gone */
+	char cmd[32];
+	gint refs;
+};
 
 struct ControlServer {
 	char *path;
@@ -53,6 +60,8 @@ struct ControlServer {
 	GHashTable *per_uid; /* peer uid -> clients connected */
 	ControlStats st;
 	gboolean follow_asked; /* answer() saw `follow`: its client becomes a follower */
+	gboolean in_answer;       /* ops.run is running for a client (defer allowed) */
+	ControlDeferred *deferred; /* what ops.run deferred, for its client */
 	gint64 cut_log_us;
 };
 
@@ -135,8 +144,12 @@ answer(ControlServer *ctl, const ControlPeer *peer, const char *line, gsize len,
 		break;
 	}
 	gsize start = out->len;
+	ctl->in_answer = TRUE;
 	gboolean ok = ctl->ops.run != NULL &&
 		      ctl->ops.run(ctl, &req, peer, out, ctl->ctx, &err);
+	ctl->in_answer = FALSE;
+	if (ctl->deferred != NULL)
+		g_strlcpy(ctl->deferred->cmd, req.cmd->name, sizeof ctl->deferred->cmd);
 	if (req.cmd->changes) {
 		ctl->st.changes++;
 		g_message("control: %s%s%s by uid=%u pid=%d: %s", req.cmd->name,
@@ -189,6 +202,8 @@ handle_input(ControlServer *ctl, const ControlPeer *peer, GString *in, GString *
 		if (!blank)
 			answer(ctl, peer, line, n, out);
 		off += nl != NULL ? len + 1 : len;
+		if (ctl->deferred != NULL)
+			break; /* the next line waits for the deferred reply */
 	}
 	g_string_erase(in, 0, (gssize)off);
 	return keep;
@@ -252,6 +267,10 @@ client_free(Client *c)
 	ctl->st.clients_active--;
 	if (c->follower)
 		ctl->st.followers--;
+	if (c->deferred != NULL) {
+		c->deferred->client = NULL;
+		control_deferred_unref(c->deferred);
+	}
 	uid_count_add(ctl, c->peer.uid, -1);
 	g_free(c);
 }
@@ -291,8 +310,14 @@ client_process(Client *c)
 	ControlServer *ctl = c->ctl;
 
 	ctl->follow_asked = FALSE;
-	if (!c->closing && !handle_input(ctl, &c->peer, c->in, c->out, c->out_off, c->eof))
+	if (c->deferred == NULL && !c->closing &&
+	    !handle_input(ctl, &c->peer, c->in, c->out, c->out_off, c->eof))
 		c->closing = TRUE;
+	if (ctl->deferred != NULL) {
+		c->deferred = ctl->deferred; /* the server's reference, now the client's */
+		c->deferred->client = c;
+		ctl->deferred = NULL;
+	}
 	if (ctl->follow_asked && !c->follower) {
 		c->follower = TRUE;
 		ctl->st.followers++;
@@ -310,7 +335,7 @@ client_process(Client *c)
 		client_free(c);
 		return;
 	}
-	if ((c->closing || (c->eof && c->in->len == 0 && !c->follower)) &&
+	if ((c->closing || (c->eof && c->in->len == 0 && !c->follower && c->deferred == NULL)) &&
 	    client_pending(c) == 0) {
 		client_free(c);
 		return;
@@ -358,7 +383,7 @@ client_update(Client *c)
 {
 	GIOCondition want = 0;
 
-	if (!c->closing && !c->eof && client_pending(c) < OUTPUT_LOW_WATER)
+	if (!c->closing && !c->eof && c->deferred == NULL && client_pending(c) < OUTPUT_LOW_WATER)
 		want |= G_IO_IN;
 	if (client_pending(c) > 0)
 		want |= G_IO_OUT;
@@ -450,6 +475,51 @@ evict_one(ControlServer *ctl, const ControlPeer *newcomer, gboolean privileged)
 	ctl->st.clients_evicted++;
 	client_free(victim);
 	return TRUE;
+}
+
+ControlDeferred *
+control_server_defer(ControlServer *ctl)
+{
+	if (ctl == NULL || !ctl->in_answer || ctl->deferred != NULL)
+		return NULL;
+	ctl->deferred = g_new0(ControlDeferred, 1);
+	ctl->deferred->refs = 2; /* the client's, and the caller's */
+	return ctl->deferred;
+}
+
+void
+control_deferred_unref(ControlDeferred *d)
+{
+	if (d != NULL && --d->refs == 0)
+		g_free(d);
+}
+
+void
+control_deferred_reply(ControlDeferred *d, const char *reply, gsize len, const char *error)
+{
+	Client *c = d->client;
+
+	if (c != NULL) {
+		ControlServer *ctl = c->ctl;
+		c->deferred = NULL;
+		d->client = NULL;
+		/* a reply from another node: one line of text, an object (it went over the bus,
+		 * and must not end the line early or smuggle a second one) */
+		if (reply != NULL && len >= 2 && reply[0] == '{' && reply[len - 1] == '}' &&
+		    line_is_text(reply, len)) {
+			g_string_append_len(c->out, reply, (gssize)len);
+			g_string_append_c(c->out, '\n');
+		} else {
+			if (reply != NULL)
+				error = "the node that answered sent no reply object";
+			ctl->st.requests_failed++;
+			control_reply_error(c->out, d->cmd, error != NULL ? error : "failed");
+		}
+		control_deferred_unref(d); /* the client's reference */
+		c->last_activity_us = g_get_monotonic_time();
+		client_process(c); /* send it, and go on with what the client sent since */
+	}
+	control_deferred_unref(d);
 }
 
 /* Slots held by clients that have already hung up but whose hang-up the main loop has not

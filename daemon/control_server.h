@@ -77,6 +77,18 @@ void control_server_free(ControlServer *ctl);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ControlServer, control_server_free)
 
 const char *control_server_path(const ControlServer *ctl);
+/* A reply that comes later (a command answered by another node of a cluster): called from
+ * ControlOps.run, which then returns TRUE with nothing in out. The client gets nothing more
+ * answered until control_deferred_reply(), which also drops the caller's reference. NULL
+ * when the request cannot wait (not from a client of this server: the HTTP API, tests).
+ * The client may go meanwhile: the reply is then dropped. */
+typedef struct ControlDeferred ControlDeferred;
+ControlDeferred *control_server_defer(ControlServer *ctl);
+/* reply: one whole reply object, without its newline (checked: one line of text, an
+ * object), or NULL for an ok:false reply saying error. */
+void control_deferred_reply(ControlDeferred *d, const char *reply, gsize len,
+			    const char *error);
+void control_deferred_unref(ControlDeferred *d);
 /* `follow`: a line (with its newline) for every follower. A follower with more than
  * CONTROL_FOLLOW_MAX_PENDING bytes unread is cut (closed, counted): it never holds the loop
  * or the daemon's memory. */

@@ -3,6 +3,7 @@
  * exit on SIGINT/SIGTERM) or replay mode (capture files through the same collector and
  * analyzer, then a summary), both in app.c. */
 #include "app.h"
+#include "bus.h"
 #include "config.h"
 #include "daemon_log.h"
 #include "spamflow-config.h"
@@ -21,6 +22,14 @@ parse_options(AppOptions *opt, int *argc, char ***argv, GError **error)
 	     "ADDR:PORT"},
 	    {"replay", 0, 0, G_OPTION_ARG_NONE, &opt->replay,
 	     "Read the capture FILEs (pcap/pcapng) instead of listening", NULL},
+	    {"replay-speed", 0, 0, G_OPTION_ARG_DOUBLE, &opt->replay_speed,
+	     "Replay at X times the capture's pace (default 0: as fast as possible); with "
+	     "[cluster], the collectors of one capture stay in step this way",
+	     "X"},
+	    {"replay-start", 0, 0, G_OPTION_ARG_INT64, &opt->replay_start_ms,
+	     "With --replay-speed: the Unix time in ms when the first datagram is due (default: "
+	     "at once), so that several replays run in step",
+	     "MS"},
 	    {"flows", 0, 0, G_OPTION_ARG_FILENAME, &opt->flows,
 	     "Write every decoded flow record as CSV to FILE ('-' = stdout)", "FILE|-"},
 	    {"alerts", 0, 0, G_OPTION_ARG_FILENAME, &opt->alerts,
@@ -51,6 +60,12 @@ parse_options(AppOptions *opt, int *argc, char ***argv, GError **error)
 	if (opt->stats_interval < -1) {
 		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
 			    "--stats-interval: %d is negative", opt->stats_interval);
+		return FALSE;
+	}
+	if (!(opt->replay_speed >= 0.0 && opt->replay_speed <= 1e9)) {
+		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+			    "--replay-speed: %g is not a factor from 0 (as fast as possible) to 1e9",
+			    opt->replay_speed);
 		return FALSE;
 	}
 	if (opt->replay && (opt->files == NULL || opt->files[0] == NULL)) {
@@ -113,7 +128,10 @@ main(int argc, char **argv)
 		options_clear(&opt);
 		return 0;
 	}
+	gboolean cluster = cfg->cluster_nats[0] != '\0';
 	rc = opt.replay ? app_run_replay(cfg, &opt) : app_run_live(cfg, &opt);
+	if (cluster)
+		bus_shutdown_library(); /* libnats' threads, after the last bus */
 	options_clear(&opt);
 	return rc;
 }

@@ -820,7 +820,8 @@ test_coord_alerts_requests(void **state)
 	coord_status_json(a->coord, st);
 	assert_non_null(strstr(st->str,
 			       "\"alerts\":{\"group\":\"ops\",\"received\":5,"
-			       "\"delivered\":2,\"fenced\":1,\"duplicates\":1,\"bad\":1}"));
+			       "\"delivered\":2,\"fenced\":1,\"duplicates\":1,\"bad\":1,"
+			       "\"ack_unhandled\":0}"));
 	guint delivered = 0;
 	for (guint i = 0; i < a->seen->len; i++) {
 		const Seen *s = &g_array_index(a->seen, Seen, i);

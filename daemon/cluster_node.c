@@ -1,0 +1,908 @@
+/* The main-loop side of a cluster node (cluster_node.h, doc/cluster.md). */
+#include "cluster_node.h"
+
+#include "bus.h"
+#include "coord.h"
+#include "fnv1a.h"
+#include "json.h"
+#include "wire.h"
+
+#include <json-glib/json-glib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* One owned partition: its analyzer and how far into its stream it is. */
+typedef struct {
+	ClusterNode *node;
+	guint p;
+	Analyzer *a;
+	guint64 applied_seq; /* the last flow batch applied (0: none since the snapshot) */
+	guint64 lease_rev;
+} Part;
+
+/* A collector's batch in the making, for one partition. */
+typedef struct {
+	GArray *flows;	   /* Flow, exporter = local index */
+	guint32 exp[CLUSTER_WIRE_MAX_EXPORTERS]; /* local exporter indexes in the batch */
+	guint n_exp;
+	guint64 seq;
+} Pending;
+
+/* Estimated encoded bytes of a flow (wire.c measures about 40 for an IPv4 port-25 flow):
+ * a batch is sent before batch_bytes / this many flows. */
+#define FLOW_WIRE_ESTIMATE 48
+
+struct ClusterNode {
+	const Config *cfg;
+	ClusterNodeDeps deps;
+	AnalyzerConfig pcfg; /* a partition's analyzer: the daemon's, caps divided */
+	char name[64];
+	gint64 boot_ms;
+	guint roles;
+	guint partitions;
+	Bus *bus;
+	Coord *coord;
+	/* collector role */
+	Analyzer *router; /* never fed: analyzer_flow_host() reads its configuration */
+	Pending *pend;
+	guint max_batch_flows;
+	guint flush_id, tick_id;
+	GByteArray *enc;
+	/* analyzer role */
+	Part **parts;
+	guint snap_id;
+	guint snap_next; /* the partition the next snapshot tick looks at first */
+	/* exporters seen over the bus: address <-> registry index */
+	GHashTable *exp_index; /* 16-byte key (owned) -> index + 1 */
+	GArray *exp_addrs;     /* guint8[16] */
+	struct {
+		guint64 flows_routed, flows_ignored, flows_dropped;
+		guint64 batches_out, batch_bytes_out, batches_dropped, ticks_out;
+		guint64 batches_in, batches_bad, batches_unowned, batches_repeated, flows_in;
+		guint64 alerts_out, alerts_dropped, alerts_in, alerts_bad;
+		guint64 acquired, released, lost, snapshots, snapshot_bytes, snapshots_bad;
+		guint64 requests_in, exporters_over;
+	} st;
+};
+
+#define EXPORTERS_MAX 65536 /* distinct exporter addresses remembered from the bus */
+
+static void on_coord(const CoordEvent *ev, gpointer user_data);
+
+gboolean
+cluster_node_collects(const ClusterNode *n)
+{
+	return (n->roles & COORD_ROLE_COLLECTOR) != 0;
+}
+
+gboolean
+cluster_node_analyzes(const ClusterNode *n)
+{
+	return (n->roles & COORD_ROLE_ANALYZER) != 0;
+}
+
+const char *
+cluster_node_name(const ClusterNode *n)
+{
+	return n->name;
+}
+
+/* ---- exporters ---- */
+
+static guint
+addr_hash(gconstpointer k)
+{
+	return fnv1a(k, 16);
+}
+
+static gboolean
+addr_equal(gconstpointer a, gconstpointer b)
+{
+	return memcmp(a, b, 16) == 0;
+}
+
+static guint32
+exporter_register(ClusterNode *n, const guint8 addr[16])
+{
+	gpointer v = g_hash_table_lookup(n->exp_index, addr);
+
+	if (v != NULL)
+		return CLUSTER_EXPORTER_BASE + GPOINTER_TO_UINT(v) - 1;
+	if (n->exp_addrs->len >= EXPORTERS_MAX) {
+		n->st.exporters_over++;
+		return G_MAXUINT32; /* named "#4294967295": unknown */
+	}
+	g_array_append_vals(n->exp_addrs, addr, 1);
+	g_hash_table_insert(n->exp_index, g_memdup2(addr, 16), GUINT_TO_POINTER(n->exp_addrs->len));
+	return CLUSTER_EXPORTER_BASE + n->exp_addrs->len - 1;
+}
+
+gboolean
+cluster_node_exporter_addr(ClusterNode *n, guint32 i, guint8 addr[16])
+{
+	if (i < CLUSTER_EXPORTER_BASE)
+		return collector_exporter_addr(n->deps.collector, i, addr, NULL);
+	if (i - CLUSTER_EXPORTER_BASE >= n->exp_addrs->len)
+		return FALSE;
+	memcpy(addr, &g_array_index(n->exp_addrs, guint8, (i - CLUSTER_EXPORTER_BASE) * 16), 16);
+	return TRUE;
+}
+
+/* ---- collector role ---- */
+
+static void
+publish_batch(ClusterNode *n, guint p, gint64 clock_ms)
+{
+	Pending *b = &n->pend[p];
+	ClusterBatch cb = {0};
+	char subject[64], id[160];
+
+	g_strlcpy(cb.node, n->name, sizeof cb.node);
+	cb.partition = p;
+	cb.batch_seq = ++b->seq;
+	cb.clock_ms = clock_ms;
+	cb.n_exporters = b->n_exp;
+	for (guint i = 0; i < b->n_exp; i++)
+		if (!collector_exporter_addr(n->deps.collector, b->exp[i], cb.exporters[i], NULL))
+			memset(cb.exporters[i], 0, 16); /* expired meanwhile: unknown */
+	cb.n_flows = b->flows->len;
+	cb.flows = (const Flow *)(void *)b->flows->data;
+	g_byte_array_set_size(n->enc, 0);
+	cluster_wire_batch_encode(&cb, n->enc);
+	g_snprintf(subject, sizeof subject, BUS_SUBJECT_FLOWS ".%u", p);
+	g_snprintf(id, sizeof id, "%s-%" G_GINT64_FORMAT "-%u-%" G_GUINT64_FORMAT, n->name,
+		   n->boot_ms, p, cb.batch_seq);
+	if (bus_publish(n->bus, subject, n->enc->data, n->enc->len, id)) {
+		n->st.batches_out++;
+		n->st.batch_bytes_out += n->enc->len;
+		if (cb.n_flows == 0)
+			n->st.ticks_out++;
+	} else {
+		n->st.batches_dropped++;
+		n->st.flows_dropped += cb.n_flows;
+	}
+	g_array_set_size(b->flows, 0);
+	b->n_exp = 0;
+}
+
+/* The batch's index of local exporter e, adding it; -1 when the batch has no room left. */
+static gint
+batch_exporter(Pending *b, guint32 e)
+{
+	for (guint i = 0; i < b->n_exp; i++)
+		if (b->exp[i] == e)
+			return (gint)i;
+	if (b->n_exp == CLUSTER_WIRE_MAX_EXPORTERS)
+		return -1;
+	b->exp[b->n_exp] = e;
+	return (gint)b->n_exp++;
+}
+
+void
+cluster_node_flows(ClusterNode *n, const Flow *flows, guint n_flows)
+{
+	guint8 host[16];
+
+	for (guint i = 0; i < n_flows; i++) {
+		const Flow *f = &flows[i];
+		if (!analyzer_flow_host(n->router, f, host)) {
+			n->st.flows_ignored++;
+			continue;
+		}
+		guint p = cluster_partition(host, n->partitions);
+		Pending *b = &n->pend[p];
+		gint e = batch_exporter(b, f->exporter);
+		if (e < 0) {
+			publish_batch(n, p, f->recv_ms);
+			e = batch_exporter(b, f->exporter);
+		}
+		Flow copy = *f;
+		copy.exporter = (guint32)e;
+		g_array_append_val(b->flows, copy);
+		n->st.flows_routed++;
+		if (b->flows->len >= n->max_batch_flows)
+			publish_batch(n, p, f->recv_ms);
+	}
+}
+
+gboolean
+cluster_node_flush(ClusterNode *n, gint64 timeout_ms)
+{
+	gint64 now = g_get_real_time() / 1000;
+
+	for (guint p = 0; n->pend != NULL && p < n->partitions; p++)
+		if (n->pend[p].flows->len > 0)
+			publish_batch(n, p, now);
+	return bus_flush(n->bus, timeout_ms);
+}
+
+/* Every batch_ms: what waits goes out. */
+static gboolean
+on_flush(gpointer user_data)
+{
+	ClusterNode *n = user_data;
+	gint64 now = g_get_real_time() / 1000;
+
+	for (guint p = 0; p < n->partitions; p++)
+		if (n->pend[p].flows->len > 0)
+			publish_batch(n, p, now);
+	return G_SOURCE_CONTINUE;
+}
+
+/* The analyzers' clock moves with the flows; a partition without flows learns that time
+ * has passed (offenders clear, idle hosts go) from the collectors' ticks: an empty batch to
+ * every partition, in the stream like the flows, so a takeover replays the same ticks. */
+void
+cluster_node_tick(ClusterNode *n, gint64 clock_ms)
+{
+	for (guint p = 0; p < n->partitions; p++) {
+		if (n->pend[p].flows->len > 0)
+			publish_batch(n, p, clock_ms);
+		publish_batch(n, p, clock_ms);
+	}
+}
+
+static gboolean
+on_tick(gpointer user_data)
+{
+	cluster_node_tick(user_data, g_get_real_time() / 1000);
+	return G_SOURCE_CONTINUE;
+}
+
+/* ---- analyzer role ---- */
+
+static void
+offender_key(const AlertEvent *ev, char *key, gsize len)
+{
+	char host[64];
+
+	flow_addr_str(ev->host, host, sizeof host);
+	for (char *c = host; *c != '\0'; c++)
+		if (*c == ':')
+			*c = '_';
+	g_snprintf(key, len, "%s.%s", host, alert_reason_name(ev->reason));
+}
+
+/* An owned partition's analyzer raised, updated or cleared: evidence here, then the event
+ * to the cluster's alert stream (the sinks run on the alert group's nodes) and the offender
+ * to its bucket. A takeover's replay emits the events of the replayed part again: their ids
+ * are the same, and the stream keeps the first. */
+static void
+on_part_alert(const AlertEvent *analyzer_ev, gpointer user_data)
+{
+	Part *part = user_data;
+	ClusterNode *n = part->node;
+	ClusterAlert ca = {0};
+	char id[CLUSTER_WIRE_ID_MAX], key[96];
+
+	ca.ev = *analyzer_ev;
+	if (n->deps.evidence != NULL && (ca.ev.event == ALERT_RAISED || ca.ev.event == ALERT_UPDATED))
+		n->deps.evidence(&ca.ev, n->deps.data);
+	g_strlcpy(ca.node, n->name, sizeof ca.node);
+	ca.partition = part->p;
+	ca.lease_rev = part->lease_rev;
+	for (guint i = 0; i < ca.ev.n_exporters && i < ALERT_EXPORTERS_MAX; i++)
+		if (!cluster_node_exporter_addr(n, ca.ev.exporters[i], ca.exporters[i]))
+			memset(ca.exporters[i], 0, 16);
+	cluster_wire_alert_id(part->p, &ca.ev, id, sizeof id);
+	g_byte_array_set_size(n->enc, 0);
+	cluster_wire_alert_encode(&ca, n->enc);
+	if (bus_publish(n->bus, BUS_SUBJECT_ALERTS, n->enc->data, n->enc->len, id))
+		n->st.alerts_out++;
+	else
+		n->st.alerts_dropped++;
+	offender_key(&ca.ev, key, sizeof key);
+	if (ca.ev.event == ALERT_CLEARED) {
+		coord_offender(n->coord, key, NULL);
+		return;
+	}
+	g_autoptr(GString) j = g_string_new(NULL);
+	if (n->deps.offender_json(part->a, ca.ev.host, ca.ev.reason, j, n->deps.data))
+		coord_offender(n->coord, key, j->str);
+}
+
+static void
+part_free(Part *part)
+{
+	if (part == NULL)
+		return;
+	analyzer_free(part->a);
+	g_free(part);
+}
+
+static void
+part_snapshot(ClusterNode *n, Part *part, gboolean release)
+{
+	g_autoptr(GByteArray) state = g_byte_array_new();
+
+	analyzer_state_save(part->a, state);
+	n->st.snapshots++;
+	n->st.snapshot_bytes += state->len;
+	g_autoptr(GBytes) b = g_byte_array_free_to_bytes(g_steal_pointer(&state));
+	coord_snapshot(n->coord, part->p, part->applied_seq, b, release);
+}
+
+static void
+on_acquired(ClusterNode *n, const CoordEvent *ev)
+{
+	g_autoptr(GError) err = NULL;
+	Part *part = g_new0(Part, 1);
+
+	part->node = n;
+	part->p = ev->partition;
+	part->lease_rev = ev->lease_rev;
+	part->applied_seq = ev->seq;
+	AnalyzerConfig c = n->pcfg;
+	c.alert_fn = on_part_alert;
+	c.alert_data = part;
+	part->a = analyzer_new(&c, &err);
+	if (part->a == NULL) { /* the daemon's own configuration, validated at start */
+		g_warning("cluster: partition %u: %s", ev->partition, err->message);
+		g_free(part);
+		return;
+	}
+	if (ev->data != NULL) {
+		gsize len;
+		const guint8 *d = g_bytes_get_data(ev->data, &len);
+		if (!analyzer_state_load(part->a, d, len, &err)) {
+			/* the stream from the snapshot on is all there is: counted, and the windows
+			 * start from what comes */
+			n->st.snapshots_bad++;
+			g_warning("cluster: partition %u: snapshot at sequence %" G_GUINT64_FORMAT
+				  " not loaded (%s): its windows restart",
+				  ev->partition, ev->seq, err->message);
+			analyzer_free(part->a);
+			part->a = analyzer_new(&c, NULL);
+		}
+	}
+	part_free(n->parts[ev->partition]);
+	n->parts[ev->partition] = part;
+	n->st.acquired++;
+	g_message("cluster: partition %u is ours (lease revision %" G_GUINT64_FORMAT
+		  "), from %s sequence %" G_GUINT64_FORMAT,
+		  ev->partition, ev->lease_rev, ev->data != NULL ? "a snapshot at" : "the stream's",
+		  ev->data != NULL ? ev->seq : (guint64)1);
+}
+
+static void
+on_batch(ClusterNode *n, const CoordEvent *ev)
+{
+	Part *part = ev->partition < n->partitions ? n->parts[ev->partition] : NULL;
+	g_autoptr(GError) err = NULL;
+	ClusterBatch b = {0};
+	gsize len;
+	const guint8 *d;
+
+	if (part == NULL) {
+		n->st.batches_unowned++;
+		return;
+	}
+	if (ev->seq <= part->applied_seq) {
+		n->st.batches_repeated++;
+		return;
+	}
+	part->applied_seq = ev->seq;
+	d = g_bytes_get_data(ev->data, &len);
+	if (!cluster_wire_batch_decode(d, len, &b, &err)) {
+		n->st.batches_bad++;
+		g_debug("cluster: partition %u sequence %" G_GUINT64_FORMAT ": %s", ev->partition,
+			ev->seq, err->message);
+		return;
+	}
+	n->st.batches_in++;
+	guint32 reg[CLUSTER_WIRE_MAX_EXPORTERS];
+	for (guint i = 0; i < b.n_exporters; i++)
+		reg[i] = exporter_register(n, b.exporters[i]);
+	Flow *f = b.storage != NULL ? (Flow *)(void *)b.storage->data : NULL;
+	for (guint i = 0; i < b.n_flows; i++)
+		f[i].exporter = reg[f[i].exporter];
+	n->st.flows_in += b.n_flows;
+	if (b.n_flows > 0)
+		analyzer_process(part->a, f, b.n_flows);
+	else
+		analyzer_tick(part->a, b.clock_ms);
+	coord_applied(n->coord, part->p, part->applied_seq);
+	cluster_batch_clear(&b);
+}
+
+static void
+on_alert_in(ClusterNode *n, const CoordEvent *ev)
+{
+	g_autoptr(GError) err = NULL;
+	ClusterAlert ca;
+	gsize len;
+	const guint8 *d = g_bytes_get_data(ev->data, &len);
+
+	if (!cluster_wire_alert_decode(d, len, &ca, &err)) {
+		n->st.alerts_bad++;
+		g_debug("cluster: alert message: %s", err->message);
+		return;
+	}
+	n->st.alerts_in++;
+	for (guint i = 0; i < ca.ev.n_exporters && i < ALERT_EXPORTERS_MAX; i++)
+		ca.ev.exporters[i] = exporter_register(n, ca.exporters[i]);
+	n->deps.deliver(&ca.ev, n->deps.data);
+}
+
+static void
+on_coord(const CoordEvent *ev, gpointer user_data)
+{
+	ClusterNode *n = user_data;
+	Part *part = ev->partition < n->partitions ? n->parts[ev->partition] : NULL;
+
+	switch (ev->kind) {
+	case COORD_ACQUIRED:
+		on_acquired(n, ev);
+		break;
+	case COORD_FLOWS:
+		on_batch(n, ev);
+		break;
+	case COORD_RELEASE:
+		if (part != NULL) {
+			part_snapshot(n, part, TRUE);
+			n->parts[ev->partition] = NULL;
+			part_free(part);
+			n->st.released++;
+			g_message("cluster: partition %u handed over", ev->partition);
+		}
+		break;
+	case COORD_LOST:
+		if (part != NULL) {
+			n->parts[ev->partition] = NULL;
+			part_free(part);
+			n->st.lost++;
+			g_warning("cluster: partition %u lost (its lease expired or was taken): "
+				  "another node analyzes it now",
+				  ev->partition);
+		}
+		break;
+	case COORD_ALERT:
+		on_alert_in(n, ev);
+		break;
+	case COORD_REQUEST: {
+		g_autoptr(GString) out = g_string_new(NULL);
+		gsize len;
+		const char *line = g_bytes_get_data(ev->data, &len);
+		g_autofree char *text = g_strndup(line, len);
+		ControlRequest req;
+		Analyzer *a = NULL;
+		n->st.requests_in++;
+		if (control_parse(text, &req, NULL) && req.cmd->n_args > 0) {
+			char owner[64];
+			a = cluster_node_analyzer_for(n, req.addr, owner);
+		}
+		n->deps.answer(text, a, out, n->deps.data);
+		coord_reply(ev->request, out->str, out->len);
+		break;
+	}
+	case COORD_REPLY: {
+		gsize len = 0;
+		const char *r = ev->data != NULL ? g_bytes_get_data(ev->data, &len) : NULL;
+		n->deps.replied(ev->tag, r, len, ev->error, n->deps.data);
+		break;
+	}
+	}
+}
+
+/* One partition's snapshot per tick, round robin, so that a node owning many does not
+ * stop to save them all at once. */
+static gboolean
+on_snapshot(gpointer user_data)
+{
+	ClusterNode *n = user_data;
+
+	for (guint i = 0; i < n->partitions; i++) {
+		guint p = (n->snap_next + i) % n->partitions;
+		if (n->parts[p] != NULL) {
+			part_snapshot(n, n->parts[p], FALSE);
+			n->snap_next = p + 1;
+			break;
+		}
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+Analyzer *
+cluster_node_analyzer_for(ClusterNode *n, const guint8 host[16], char owner[64])
+{
+	guint p = cluster_partition(host, n->partitions);
+	guint64 rev;
+
+	owner[0] = '\0';
+	if (n->parts != NULL && n->parts[p] != NULL) {
+		g_strlcpy(owner, n->name, 64);
+		return n->parts[p]->a;
+	}
+	if (n->coord == NULL || !coord_owner(n->coord, p, owner, &rev))
+		owner[0] = '\0';
+	return NULL;
+}
+
+void
+cluster_node_request(ClusterNode *n, const char *node, const char *line, gpointer tag)
+{
+	coord_request(n->coord, node, line, tag);
+}
+
+void
+cluster_node_foreach_analyzer(ClusterNode *n, void (*fn)(Analyzer *a, guint p, gpointer),
+			      gpointer data)
+{
+	for (guint p = 0; n->parts != NULL && p < n->partitions; p++)
+		if (n->parts[p] != NULL)
+			fn(n->parts[p]->a, p, data);
+}
+
+/* ---- queries ---- */
+
+#define F(x) "\"" #x "\":%" G_GUINT64_FORMAT
+
+void
+cluster_node_stats_json(ClusterNode *n, GString *out)
+{
+	BusStats bs;
+	guint owned = 0;
+
+	for (guint p = 0; n->parts != NULL && p < n->partitions; p++)
+		owned += n->parts[p] != NULL;
+	bus_get_stats(n->bus, &bs);
+	g_string_append(out, ",\"cluster\":{\"node\":");
+	json_quote(out, n->name);
+	g_string_append_printf(
+	    out,
+	    ",\"collector\":%s,\"analyzer\":%s,\"partitions\":%u,\"owned\":%u," F(flows_routed) ","
+	    F(flows_ignored) "," F(flows_dropped) "," F(batches_out) "," F(batch_bytes_out) ","
+	    F(batches_dropped) "," F(ticks_out) "," F(batches_in) "," F(batches_bad) ","
+	    F(batches_unowned) "," F(batches_repeated) "," F(flows_in) "," F(alerts_out) ","
+	    F(alerts_dropped) "," F(alerts_in) "," F(alerts_bad) "," F(acquired) "," F(released)
+	    "," F(lost) "," F(snapshots) "," F(snapshot_bytes) "," F(snapshots_bad) ","
+	    F(requests_in) "," F(exporters_over),
+	    cluster_node_collects(n) ? "true" : "false", cluster_node_analyzes(n) ? "true" : "false",
+	    n->partitions, owned, n->st.flows_routed, n->st.flows_ignored, n->st.flows_dropped,
+	    n->st.batches_out, n->st.batch_bytes_out, n->st.batches_dropped, n->st.ticks_out,
+	    n->st.batches_in, n->st.batches_bad, n->st.batches_unowned, n->st.batches_repeated,
+	    n->st.flows_in, n->st.alerts_out, n->st.alerts_dropped, n->st.alerts_in,
+	    n->st.alerts_bad, n->st.acquired, n->st.released, n->st.lost, n->st.snapshots,
+	    n->st.snapshot_bytes, n->st.snapshots_bad, n->st.requests_in, n->st.exporters_over);
+	g_string_append_printf(
+	    out,
+	    ",\"bus\":{\"connected\":%s," F(reconnects) "," F(published) "," F(duplicates) ","
+	    F(retried) "," F(failed) "," F(dropped) "," F(buffered) "," F(buffered_max) ","
+	    F(received) "," F(bytes_out) "," F(bytes_in) ",\"last_error\":",
+	    bs.connected ? "true" : "false", bs.reconnects, bs.published, bs.duplicates,
+	    bs.retried, bs.failed, bs.dropped, bs.buffered, bs.buffered_max, bs.received,
+	    bs.bytes_out, bs.bytes_in);
+	json_quote(out, bs.last_error);
+	g_string_append(out, "}}");
+}
+
+void
+cluster_node_status_json(ClusterNode *n, GString *out)
+{
+	g_string_append(out, ",\"status\":");
+	if (n->coord != NULL)
+		coord_status_json(n->coord, out);
+	else
+		g_string_append(out, "null");
+	cluster_node_stats_json(n, out);
+}
+
+/* ---- offenders of the cluster ---- */
+
+typedef struct {
+	JsonNode *node;
+	gint sev;
+	gint64 v_long, v_short, raised_ms;
+	const char *host, *reason;
+} OffItem;
+
+static gint
+sev_rank(const char *s)
+{
+	static const char *const names[] = {"info", "notice", "warning", "critical"};
+	for (gint i = 0; i < (gint)G_N_ELEMENTS(names); i++)
+		if (g_strcmp0(s, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* As a single node sorts them: most severe first, then the biggest count. */
+static gint
+cmp_off(gconstpointer pa, gconstpointer pb)
+{
+	const OffItem *a = pa, *b = pb;
+
+	if (a->sev != b->sev)
+		return a->sev > b->sev ? -1 : 1;
+	if (a->v_long != b->v_long)
+		return a->v_long > b->v_long ? -1 : 1;
+	if (a->v_short != b->v_short)
+		return a->v_short > b->v_short ? -1 : 1;
+	gint c = g_strcmp0(a->host, b->host);
+	return c != 0 ? c : g_strcmp0(a->reason, b->reason);
+}
+
+static gint64
+window_value(JsonObject *o, guint w)
+{
+	JsonObject *ev = json_object_get_object_member(o, "event");
+	JsonArray *ws = ev != NULL && json_object_has_member(ev, "windows")
+			    ? json_object_get_array_member(ev, "windows")
+			    : NULL;
+	if (ws == NULL || json_array_get_length(ws) <= w)
+		return 0;
+	JsonObject *wo = json_array_get_object_element(ws, w);
+	return wo != NULL && json_object_has_member(wo, "value")
+		   ? json_object_get_int_member(wo, "value")
+		   : 0;
+}
+
+void
+cluster_node_offenders_json(ClusterNode *n, const ControlRequest *req, GString *out)
+{
+	g_autoptr(GString) arr = g_string_new(NULL);
+	g_autoptr(JsonParser) parser = json_parser_new();
+	g_autoptr(GArray) items = g_array_new(FALSE, FALSE, sizeof(OffItem));
+	guint64 limit = control_request_uint(req, "limit", G_MAXUINT64);
+	gboolean has_reason = control_request_has(req, "reason");
+	AlertReason reason = (AlertReason)control_request_uint(req, "reason", 0);
+	gint64 since_ms = control_request_has(req, "since")
+			      ? g_get_real_time() / 1000 -
+				    (gint64)control_request_uint(req, "since", 0) * 1000
+			      : G_MININT64;
+	gint64 age_ms = -1;
+
+	coord_offenders_json(n->coord, arr, &age_ms);
+	JsonArray *list = NULL;
+	if (json_parser_load_from_data(parser, arr->str, (gssize)arr->len, NULL) &&
+	    JSON_NODE_HOLDS_ARRAY(json_parser_get_root(parser)))
+		list = json_node_get_array(json_parser_get_root(parser));
+	for (guint i = 0; list != NULL && i < json_array_get_length(list); i++) {
+		JsonNode *node = json_array_get_element(list, i);
+		if (!JSON_NODE_HOLDS_OBJECT(node))
+			continue;
+		JsonObject *o = json_node_get_object(node);
+		OffItem it = {.node = node,
+			      .sev = sev_rank(json_object_get_string_member_with_default(
+				  o, "severity", "")),
+			      .v_long = window_value(o, WINDOW_LONG),
+			      .v_short = window_value(o, WINDOW_SHORT),
+			      .raised_ms = json_object_get_int_member_with_default(o, "raised_ms", 0),
+			      .host = json_object_get_string_member_with_default(o, "host", ""),
+			      .reason = json_object_get_string_member_with_default(o, "reason", "")};
+		if (has_reason && g_strcmp0(it.reason, alert_reason_name(reason)) != 0)
+			continue;
+		if (it.raised_ms < since_ms)
+			continue;
+		g_array_append_val(items, it);
+	}
+	g_array_sort(items, cmp_off);
+	g_string_append(out, ",\"offenders\":[");
+	guint shown = 0;
+	gboolean truncated = FALSE;
+	for (guint i = 0; i < items->len && shown < limit; i++) {
+		gsize mark = out->len;
+		g_autofree char *text =
+		    json_to_string(g_array_index(items, OffItem, i).node, FALSE);
+		if (shown > 0)
+			g_string_append_c(out, ',');
+		g_string_append(out, text);
+		if (out->len + 256 > req->max_reply) {
+			g_string_truncate(out, mark);
+			truncated = TRUE;
+			break;
+		}
+		shown++;
+	}
+	g_string_append_printf(out,
+			       "],\"total\":%u,\"shown\":%u,\"truncated\":%s,\"cluster_age_ms\":%" G_GINT64_FORMAT,
+			       items->len, shown, truncated ? "true" : "false", age_ms);
+}
+
+/* ---- life ---- */
+
+static guint
+parse_roles(const char *text, GError **error)
+{
+	g_auto(GStrv) words = g_strsplit_set(text, ", \t", -1);
+	guint roles = 0;
+
+	for (guint i = 0; words[i] != NULL; i++) {
+		if (words[i][0] == '\0')
+			continue;
+		if (strcmp(words[i], "collector") == 0)
+			roles |= COORD_ROLE_COLLECTOR;
+		else if (strcmp(words[i], "analyzer") == 0)
+			roles |= COORD_ROLE_ANALYZER;
+		else {
+			g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+				    "[cluster] roles: \"%s\" is not a role (collector, analyzer)",
+				    words[i]);
+			return 0;
+		}
+	}
+	if (roles == 0)
+		g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+				    "[cluster] roles: empty (collector, analyzer or both)");
+	return roles;
+}
+
+static gboolean
+node_name(const Config *cfg, char name[64], GError **error)
+{
+	const char *src = cfg->cluster_node[0] != '\0' ? cfg->cluster_node : g_get_host_name();
+	gsize len = strlen(src);
+
+	if (len == 0 || len >= 64) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+			    "[cluster] node: \"%s\" must be 1..63 characters", src);
+		return FALSE;
+	}
+	for (gsize i = 0; i < len; i++) {
+		if (!g_ascii_isalnum(src[i]) && src[i] != '-' && src[i] != '_') {
+			g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+				    "[cluster] node: \"%s\": letters, digits, - and _ only (it "
+				    "names keys and subjects on the bus)",
+				    src);
+			return FALSE;
+		}
+	}
+	g_strlcpy(name, src, 64);
+	return TRUE;
+}
+
+/* The daemon's analyzer configuration for one partition: the caps shared out. */
+static void
+partition_config(ClusterNode *n, const AnalyzerConfig *acfg)
+{
+	AnalyzerConfig *c = &n->pcfg;
+
+	*c = *acfg;
+	c->max_hosts = MAX(1u, acfg->max_hosts / n->partitions);
+	c->mem_cap = MAX((guint64)1 << 20, acfg->mem_cap / n->partitions);
+	c->novelty_capacity = MAX((guint64)1000, acfg->novelty_capacity / n->partitions);
+	c->max_suppressions = MAX(1u, acfg->max_suppressions / n->partitions);
+	c->slice_fn = NULL; /* the history's readings: one analyzer per node only, for now */
+}
+
+ClusterNode *
+cluster_node_new(const Config *cfg, const ClusterNodeDeps *deps, gboolean replay, GError **error)
+{
+	g_autoptr(GError) err = NULL;
+	ClusterNode *n = g_new0(ClusterNode, 1);
+
+	n->cfg = cfg;
+	n->deps = *deps;
+	n->boot_ms = g_get_real_time() / 1000;
+	n->partitions = cfg->cluster_partitions;
+	n->enc = g_byte_array_new();
+	n->exp_index = g_hash_table_new_full(addr_hash, addr_equal, g_free, NULL);
+	n->exp_addrs = g_array_new(FALSE, FALSE, 16);
+	if (!node_name(cfg, n->name, error) ||
+	    (n->roles = parse_roles(replay ? "collector" : cfg->cluster_roles, error)) == 0) {
+		cluster_node_free(n);
+		return NULL;
+	}
+	partition_config(n, deps->acfg);
+	BusConfig bc = {.servers = cfg->cluster_nats,
+			.node = n->name,
+			.creds_file = cfg->cluster_creds,
+			.user = cfg->cluster_user,
+			.password_file = cfg->cluster_password_file,
+			.token_file = cfg->cluster_token_file,
+			.tls_ca = cfg->cluster_tls_ca,
+			.tls_cert = cfg->cluster_tls_cert,
+			.tls_key = cfg->cluster_tls_key,
+			.partitions = n->partitions,
+			.replicas = cfg->cluster_replicas,
+			.flows_max_age_ms = (gint64)cfg->cluster_retention_s * 1000,
+			.flows_max_bytes = cfg->cluster_max_bytes,
+			.alerts_max_age_ms = 7 * 86400 * 1000ll,
+			.dedup_window_ms = (gint64)cfg->cluster_retention_s * 1000,
+			.lease_ttl_ms = (gint64)cfg->cluster_lease_ttl_s * 1000,
+			.node_ttl_ms = (gint64)cfg->cluster_lease_ttl_s * 1000,
+			.max_snapshot = cfg->cluster_max_snapshot,
+			.publish_buffer = cfg->cluster_publish_buffer,
+			.timeout_ms = 2000};
+	n->bus = bus_new(&bc, error);
+	if (n->bus == NULL) {
+		cluster_node_free(n);
+		return NULL;
+	}
+	CoordConfig cc = {.node = n->name,
+			  .roles = n->roles,
+			  .partitions = n->partitions,
+			  .alert_group = cfg->cluster_alert_group,
+			  .lease_ttl_ms = (gint64)cfg->cluster_lease_ttl_s * 1000,
+			  .node_ttl_ms = (gint64)cfg->cluster_lease_ttl_s * 1000,
+			  .rebalance_ms = MAX(250, (gint64)cfg->cluster_lease_ttl_s * 1000 / 5),
+			  .request_timeout_ms = 2000,
+			  .offenders_refresh_ms = 1000,
+			  .queue_bytes = 64u << 20,
+			  .dedup_ids = 65536};
+	if (replay) {
+		/* a capture's flows, at capture time: no leases, no sinks; the streams must be
+		 * there (made by the cluster's nodes, or here) */
+		if (!bus_setup(n->bus, error)) {
+			cluster_node_free(n);
+			return NULL;
+		}
+	} else if ((n->coord = coord_new(n->bus, &cc, error)) == NULL) {
+		cluster_node_free(n);
+		return NULL;
+	}
+	if (cluster_node_collects(n)) {
+		/* the router is an analyzer that is never fed: it holds the classifier */
+		n->router = analyzer_new(&n->pcfg, error);
+		if (n->router == NULL) {
+			cluster_node_free(n);
+			return NULL;
+		}
+		n->pend = g_new0(Pending, n->partitions);
+		for (guint p = 0; p < n->partitions; p++)
+			n->pend[p].flows = g_array_new(FALSE, FALSE, sizeof(Flow));
+		n->max_batch_flows = (guint)MIN(cfg->cluster_batch_bytes / FLOW_WIRE_ESTIMATE,
+						(guint64)CLUSTER_WIRE_MAX_FLOWS);
+		if (!replay) {
+			n->flush_id = g_timeout_add(cfg->cluster_batch_ms, on_flush, n);
+			n->tick_id = g_timeout_add(
+			    (guint)CLAMP(deps->acfg->slice_ms / 6, 100, 10000), on_tick, n);
+		}
+	}
+	if (cluster_node_analyzes(n)) {
+		n->parts = g_new0(Part *, n->partitions);
+		n->snap_id = g_timeout_add(MAX(10u, cfg->cluster_snapshot_s * 1000 / n->partitions),
+					   on_snapshot, n);
+	}
+	if (n->coord != NULL)
+		coord_attach(n->coord, g_main_context_default(), on_coord, n);
+	g_message("cluster: node %s (%s%s%s) on %s, %u partitions, alert group %s", n->name,
+		  cluster_node_collects(n) ? "collector" : "",
+		  n->roles == (COORD_ROLE_COLLECTOR | COORD_ROLE_ANALYZER) ? ", " : "",
+		  cluster_node_analyzes(n) ? "analyzer" : "", cfg->cluster_nats, n->partitions,
+		  cfg->cluster_alert_group[0] != '\0' ? cfg->cluster_alert_group : "(none)");
+	return n;
+}
+
+void
+cluster_node_free(ClusterNode *n)
+{
+	if (n == NULL)
+		return;
+	if (n->flush_id != 0)
+		g_source_remove(n->flush_id);
+	if (n->tick_id != 0)
+		g_source_remove(n->tick_id);
+	if (n->snap_id != 0)
+		g_source_remove(n->snap_id);
+	if (n->pend != NULL) {
+		gint64 now = g_get_real_time() / 1000;
+		for (guint p = 0; p < n->partitions; p++) {
+			if (n->pend[p].flows->len > 0)
+				publish_batch(n, p, now);
+			g_array_free(n->pend[p].flows, TRUE);
+		}
+		g_free(n->pend);
+	}
+	/* hand every owned partition over: the next owner starts from here */
+	for (guint p = 0; n->parts != NULL && p < n->partitions; p++) {
+		if (n->parts[p] != NULL) {
+			part_snapshot(n, n->parts[p], TRUE);
+			part_free(n->parts[p]);
+		}
+	}
+	g_free(n->parts);
+	if (n->bus != NULL && !bus_flush(n->bus, n->coord != NULL ? 3000 : 30000))
+		g_warning("cluster: the bus did not take everything in time: the rest is lost "
+			  "(counted failed)");
+	if (n->coord != NULL)
+		coord_free(n->coord);
+	if (n->bus != NULL)
+		bus_free(n->bus);
+	if (n->router != NULL)
+		analyzer_free(n->router);
+	g_hash_table_unref(n->exp_index);
+	g_array_free(n->exp_addrs, TRUE);
+	g_byte_array_free(n->enc, TRUE);
+	g_free(n);
+}

@@ -1,0 +1,91 @@
+/* A spamflowd that is a node of a cluster ([cluster] nats set; doc/cluster.md): the part that
+ * runs on the main loop. The collector role routes each decoded flow to the partition of the
+ * host it counts for (analyzer_flow_host()) and publishes per-partition batches (and ticks);
+ * the analyzer role keeps one Analyzer per partition it owns, fed by the coordinator's
+ * events, snapshots them, and publishes their alert events; a node of an alert group hands
+ * the cluster's events to its sinks. What waits on the bus runs in the coordinator's thread
+ * (cluster/coord.h): nothing here blocks. */
+#pragma once
+
+#include <glib.h>
+
+#include "analyzer.h"
+#include "collector.h"
+#include "config.h"
+#include "control.h"
+
+typedef struct ClusterNode ClusterNode;
+
+/* Exporter indexes of flows and events that came over the bus (the collector that saw the
+ * exporter is another process): at or above this, an index into the node's registry of
+ * exporter addresses (cluster_node_exporter_addr()). */
+#define CLUSTER_EXPORTER_BASE 0x80000000u
+
+typedef struct {
+	/* what every partition's analyzer is made from: the daemon's, whose callbacks (flow,
+	 * geo, notice) are kept; alert_fn is the node's. Its caps are divided among the
+	 * partitions. */
+	const AnalyzerConfig *acfg;
+	Collector *collector; /* the local exporters' addresses */
+	/* an alert event of an owned partition, on the analyzer node, before it is published:
+	 * the evidence file is written here (ev->evidence may be filled) */
+	void (*evidence)(AlertEvent *ev, gpointer data);
+	/* an event of the cluster for this node's sinks and actions (alert group) */
+	void (*deliver)(const AlertEvent *ev, gpointer data);
+	/* the offender object `offenders` prints (commands.c), for the cluster's bucket; FALSE
+	 * when a is not holding it */
+	gboolean (*offender_json)(Analyzer *a, const guint8 host[16], AlertReason r, GString *out,
+				  gpointer data);
+	/* answer a control request line from another node with analyzer a (NULL: this node
+	 * owns none of it): the reply object, no newline */
+	void (*answer)(const char *line, Analyzer *a, GString *out, gpointer data);
+	/* a routed request came back (cluster_node_request()): reply NULL on error (text in
+	 * error) */
+	void (*replied)(gpointer tag, const char *reply, gsize len, const char *error,
+			gpointer data);
+	gpointer data;
+} ClusterNodeDeps;
+
+/* From [cluster] (cfg->cluster_nats set). Starts the bus connection and the coordinator; the
+ * events reach the default main context. replay: a collector that publishes a capture (no
+ * coordinator, no timers: batches go out when full and at cluster_node_tick(), at capture
+ * time); the bus must answer at once. */
+ClusterNode *cluster_node_new(const Config *cfg, const ClusterNodeDeps *deps, gboolean replay,
+			      GError **error);
+/* Hands the owned partitions over (a last snapshot each, then the lease is given up),
+ * flushes what waits for the bus (up to a few seconds) and stops. */
+void cluster_node_free(ClusterNode *n);
+
+gboolean cluster_node_collects(const ClusterNode *n);
+gboolean cluster_node_analyzes(const ClusterNode *n);
+const char *cluster_node_name(const ClusterNode *n);
+
+/* Collector role: route and batch decoded flows (the FlowBatch callback). */
+void cluster_node_flows(ClusterNode *n, const Flow *flows, guint n_flows);
+/* Collector role: publish what waits, then a tick at clock_ms to every partition (a replay's
+ * ticks, at capture time; live, a timer does it with the wall clock). */
+void cluster_node_tick(ClusterNode *n, gint64 clock_ms);
+
+/* Publish what waits and wait (up to timeout_ms) until the bus has taken everything; FALSE
+ * on timeout (the rest is counted failed later). The end of a replay. */
+gboolean cluster_node_flush(ClusterNode *n, gint64 timeout_ms);
+
+/* The address of exporter index i (local or from the bus); FALSE when unknown. */
+gboolean cluster_node_exporter_addr(ClusterNode *n, guint32 i, guint8 addr[16]);
+
+/* The analyzer of the partition of host when this node owns it, else NULL (*owner: the
+ * owner's name, "" when none is known). */
+Analyzer *cluster_node_analyzer_for(ClusterNode *n, const guint8 host[16], char owner[64]);
+/* Ask node for line's answer; deps->replied(tag, ...) follows on the main loop. */
+void cluster_node_request(ClusterNode *n, const char *node, const char *line, gpointer tag);
+
+/* `cluster`: members ,"cluster":{...} (the coordinator's status and this node's counters) */
+void cluster_node_status_json(ClusterNode *n, GString *out);
+/* `offenders` of the whole cluster (from the offenders bucket): the reply's members
+ * ,"offenders":[...],"total":..,"shown":..,"truncated":..,"cluster_age_ms":.. */
+void cluster_node_offenders_json(ClusterNode *n, const ControlRequest *req, GString *out);
+/* `stats`: ,"cluster":{...} */
+void cluster_node_stats_json(ClusterNode *n, GString *out);
+/* Every owned partition's analyzer (stats, history). */
+void cluster_node_foreach_analyzer(ClusterNode *n, void (*fn)(Analyzer *a, guint p, gpointer),
+				   gpointer data);

@@ -1,0 +1,291 @@
+#!/usr/bin/python3
+"""A spamflow cluster against one daemon on the same input (issue 17), with real parts: three
+nats-server processes clustered on loopback (JetStream, replicas 3), three analyzer nodes
+(live spamflowd, roles = analyzer, one alert group) and two collector nodes (spamflowd
+--replay with [cluster], roles = collector) that replay the scenario's NetFlow v5 export in
+step at SPEED times its pace, every other datagram each, so that one host's flows are split
+between the collectors.
+
+  - the reference: the same capture replayed by one spamflowd alone;
+  - the cluster raises exactly the reference's (host, reason) set with the same crossing
+    counts, clears the same (host, reason) set, and no event reaches the sinks twice;
+  - an analyzer is killed (SIGKILL) mid-run: its partitions are owned by the others within
+    10 s (the time is printed), and nothing is missed or duplicated;
+  - `spamflowctl offenders` answers the same on every live node and equals the reference's
+    offenders at the end; `host ADDR` is answered on a node that does not own the host (the
+    request is routed to the owner); `cluster` shows every partition owned and no lag.
+
+usage: cluster_e2e.py SPAMFLOWD SPAMFLOWCTL CAPTURE BASE_CONFIG [SPEED]
+"""
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from natsutil import NatsCluster
+from netutil import free_udp_port
+
+PARTITIONS = 16
+LEASE_TTL = 3
+failures = []
+
+
+def check(cond, what):
+    print(("ok    " if cond else "FAIL  ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def read_pcap(path):
+    data = open(path, "rb").read()
+    assert data[:4] == b"\xd4\xc3\xb2\xa1", "little-endian microsecond pcap expected"
+    off, out = 24, []
+    while off + 16 <= len(data):
+        incl = int.from_bytes(data[off + 8:off + 12], "little")
+        out.append(data[off:off + 16 + incl])
+        off += 16 + incl
+    return data[:24], out
+
+
+def split_capture(path, tmp, n):
+    """Every n-th datagram into its own capture: part i gets datagrams i, i+n, ..."""
+    head, recs = read_pcap(path)
+    parts = []
+    for i in range(n):
+        p = os.path.join(tmp, f"part{i}.pcap")
+        with open(p, "wb") as f:
+            f.write(head)
+            for r in recs[i::n]:
+                f.write(r)
+        parts.append(p)
+    return parts
+
+
+def events(path):
+    out = []
+    if os.path.exists(path):
+        for line in open(path):
+            if line.strip():
+                out.append(json.loads(line))
+    return out
+
+
+def key(e):
+    trig = 0 if e["trigger"] == "short" else 1
+    return (e["event"], e["host"], e["reason"], e["trigger"], e["windows"][trig]["value"])
+
+
+def ctl(spamflowctl, sock, *args, timeout=10):
+    p = subprocess.run([spamflowctl, "-s", sock, "-j", *args], capture_output=True, text=True,
+                       timeout=timeout)
+    try:
+        return json.loads(p.stdout)
+    except json.JSONDecodeError:
+        return {"ok": False, "error": p.stdout + p.stderr}
+
+
+def main():
+    spamflowd, spamflowctl, capture, base_conf = sys.argv[1:5]
+    speed = float(sys.argv[5]) if len(sys.argv) > 5 else 500
+    tmp = tempfile.mkdtemp(prefix="spamflow-cluster-")
+    base = open(base_conf).read()
+    procs = {}
+    logs = {}
+
+    # the reference: one daemon, the whole capture
+    ref_alerts = os.path.join(tmp, "ref.json")
+    subprocess.run([spamflowd, "-c", base_conf, "--state=", "--history=", "--replay", capture,
+                    "--alerts", ref_alerts], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    ref = events(ref_alerts)
+    check(len([e for e in ref if e["event"] == "raised"]) >= 10,
+          f"the reference raised {len([e for e in ref if e['event'] == 'raised'])} alerts")
+
+    with NatsCluster(3, max_payload=1 << 20) as nats:
+        urls = nats.urls()
+
+        def conf(name, roles, group, sink=None):
+            path = os.path.join(tmp, name + ".conf")
+            with open(path, "w") as f:
+                f.write(base)
+                f.write(f"\n[control]\nsocket = {tmp}/{name}.sock\n")
+                if sink:
+                    f.write(f"\n[sinks]\njson = {sink}\n")
+                f.write(f"\n[cluster]\nnats = {urls}\nnode = {name}\nroles = {roles}\n"
+                        f"alert_group = {group}\npartitions = {PARTITIONS}\nreplicas = 3\n"
+                        f"lease_ttl = {LEASE_TTL}\nsnapshot_interval = 2\n")
+            return path
+
+        def start(name):
+            logs[name] = open(os.path.join(tmp, name + ".log"), "w+")
+            procs[name] = subprocess.Popen(
+                [spamflowd, "-c", conf(name, "analyzer", "sinks", f"{tmp}/{name}.json"),
+                 "--state=", "--history=", "-l", f"127.0.0.1:{free_udp_port()}",
+                 "--stats-interval", "0"],
+                stdout=subprocess.DEVNULL, stderr=logs[name])
+
+        analyzers = ["a1", "a2", "a3"]
+        try:
+            for a in analyzers:
+                start(a)
+            sock = {a: f"{tmp}/{a}.sock" for a in analyzers}
+
+            def owners(via):
+                c = ctl(spamflowctl, sock[via], "cluster")
+                parts = (c.get("status") or {}).get("partitions", [])
+                return {p["p"]: p.get("owner", "") for p in parts}, c
+
+            # every partition owned, spread over the three
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                own, c = owners("a1")
+                counts = collections.Counter(own.values())
+                if len(own) == PARTITIONS and "" not in counts and len(counts) == 3:
+                    break
+                time.sleep(0.3)
+            check(len(own) == PARTITIONS and "" not in counts and len(counts) == 3,
+                  f"every partition owned, spread over the three analyzers ({dict(counts)})")
+
+            # the collectors replay in step, every other datagram each
+            parts = split_capture(capture, tmp, 2)
+            t_start = int(time.time() * 1000) + 1500
+            coll = []
+            for i, p in enumerate(parts):
+                name = f"c{i + 1}"
+                logs[name] = open(os.path.join(tmp, name + ".log"), "w+")
+                coll.append(subprocess.Popen(
+                    [spamflowd, "-c", conf(name, "collector", ""), "--state=", "--history=",
+                     "--replay", p, "--replay-speed", str(speed), "--replay-start",
+                     str(t_start), "--json"],
+                    stdout=subprocess.PIPE, stderr=logs[name], text=True))
+
+            # a2 dies mid-run
+            _, recs = read_pcap(capture)
+            span_s = (int.from_bytes(recs[-1][0:4], "little") -
+                      int.from_bytes(recs[0][0:4], "little")) / speed
+            time.sleep(1.5 + span_s * 0.4)
+            own, _ = owners("a1")
+            had = sorted(p for p, o in own.items() if o == "a2")
+            procs["a2"].send_signal(signal.SIGKILL)
+            procs["a2"].wait()
+            t_kill = time.time()
+            took = None
+            while time.time() - t_kill < 20:
+                own, _ = owners("a1")
+                if own and all(o in ("a1", "a3") for o in own.values()):
+                    took = time.time() - t_kill
+                    break
+                time.sleep(0.2)
+            check(took is not None and took <= 10,
+                  f"a2's {len(had)} partitions taken over in "
+                  f"{'%.1f s' % took if took is not None else 'more than 20 s'} (at most 10)")
+
+            reports = []
+            for c in coll:
+                out, _ = c.communicate(timeout=120)
+                check(c.returncode == 0, f"a collector's replay exited {c.returncode}")
+                try:
+                    reports.append(json.loads(out))
+                except json.JSONDecodeError:
+                    reports.append({})
+
+            # caught up: no lag, and the alert counts settle
+            live = ["a1", "a3"]
+            deadline, last, stable = time.time() + 40, None, 0
+            while time.time() < deadline:
+                own, c = owners("a1")
+                lag = sum((n.get("info") or {}).get("lag", 0)
+                          for n in (c.get("status") or {}).get("nodes", []) if n.get("live"))
+                got = sum(len(events(f"{tmp}/{a}.json")) for a in analyzers)
+                stable = stable + 1 if (lag == 0 and got == last) else 0
+                last = got
+                if stable >= 6:
+                    break
+                time.sleep(0.5)
+            check(stable >= 6, f"the cluster caught up (lag {lag})")
+
+            got = []
+            for a in analyzers:
+                got += events(f"{tmp}/{a}.json")
+            ids = collections.Counter((e["event"], e["host"], e["reason"], e["time_ms"])
+                                      for e in got)
+            dup = [k for k, n in ids.items() if n > 1]
+            check(not dup, f"no event reached the sinks twice ({len(got)} events; "
+                           f"duplicates: {dup[:3]})")
+            want = collections.Counter(key(e) for e in ref if e["event"] == "raised")
+            have = collections.Counter(key(e) for e in got if e["event"] == "raised")
+            check(want == have,
+                  f"raised: the same (host, reason, trigger, count) as one daemon "
+                  f"({sum(want.values())} vs {sum(have.values())}; missing "
+                  f"{list((want - have).elements())[:3]}, extra {list((have - want).elements())[:3]})")
+            wc = {(e["host"], e["reason"]) for e in ref if e["event"] == "cleared"}
+            hc = {(e["host"], e["reason"]) for e in got if e["event"] == "cleared"}
+            check(wc == hc, f"cleared: the same (host, reason) set ({len(wc)} vs {len(hc)}; "
+                            f"missing {sorted(wc - hc)[:3]}, extra {sorted(hc - wc)[:3]})")
+
+            # offenders: the same on every live node, and the reference's at its end
+            active = collections.Counter()
+            for e in ref:
+                k = (e["host"], e["reason"])
+                if e["event"] == "raised":
+                    active[k] += 1
+                elif e["event"] == "cleared":
+                    active[k] -= 1
+            want_off = {k for k, v in active.items() if v > 0}
+            time.sleep(1.5)  # the offenders bucket is read every second
+            seen = {}
+            for a in live:
+                o = ctl(spamflowctl, sock[a], "offenders")
+                seen[a] = {(x["host"], x["reason"]) for x in o.get("offenders", [])}
+            check(seen["a1"] == seen["a3"] == want_off,
+                  f"offenders on a1 and a3 equal the reference's {len(want_off)} "
+                  f"(a1 {len(seen['a1'])}, a3 {len(seen['a3'])}; missing "
+                  f"{sorted(want_off - seen['a1'])[:3]}, extra {sorted(seen['a1'] - want_off)[:3]})")
+
+            # host: asked on the node that does not own it, answered by the owner
+            if want_off:
+                host = sorted(want_off)[0][0]
+                own, _ = owners("a1")
+                asks = [a for a in live]
+                for a in asks:
+                    h = ctl(spamflowctl, sock[a], "host", host)
+                    check(h.get("ok") and h.get("host") == host,
+                          f"host {host} answered on {a} ({str(h)[:120]})")
+            c = ctl(spamflowctl, sock["a3"], "cluster")
+            check(c.get("ok") and len((c.get("status") or {}).get("partitions", [])) == PARTITIONS,
+                  "cluster answers on a3 with every partition")
+            txt = subprocess.run([spamflowctl, "-s", sock["a3"], "cluster"], capture_output=True,
+                                 text=True, timeout=10).stdout
+            print(txt)
+            check("a1" in txt and "a3" in txt and "lag" in txt, "cluster's table names the nodes")
+            for r in reports:
+                cl = r.get("cluster") or {}
+                check(cl.get("batches_dropped", 1) == 0 and cl.get("flows_routed", 0) > 0,
+                      f"a collector routed {cl.get('flows_routed')} flows, dropped "
+                      f"{cl.get('batches_dropped')} batches")
+        finally:
+            for name, p in procs.items():
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+            for name, p in procs.items():
+                try:
+                    rc = p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    rc = "hung"
+                if name != "a2":
+                    check(rc == 0, f"{name} exited {rc} on SIGTERM")
+    if failures:
+        for name, f in logs.items():
+            f.seek(0)
+            print(f"---- {name}\n" + f.read()[-3000:])
+        sys.exit(f"{len(failures)} checks failed")
+    print("all checks passed")
+
+
+if __name__ == "__main__":
+    main()
