@@ -84,7 +84,7 @@ app_module_stats(gpointer user_data, GString *out)
 		g_string_append_c(out, '}');
 	}
 	/* live only: a replay's report keeps the members it always had */
-	if (app->listener != NULL) {
+	if (app->live) {
 		g_string_append(out, ",\"alerts\":{");
 		for (guint r = 0; r < REASON_COUNT; r++) {
 			g_string_append_printf(out, "%s\"%s\":{", r > 0 ? "," : "",
@@ -122,7 +122,10 @@ print_report(const App *app, const ReplayStats *replay, FILE *text_fp)
 			 .module_stats = app_module_stats,
 			 .module_data = (gpointer)app};
 
-	analyzer_get_stats(app->analyzer, &an);
+	if (app->cluster != NULL && cluster_node_analyzes(app->cluster))
+		cluster_node_analyzer_stats(app->cluster, &an);
+	else
+		analyzer_get_stats(app->analyzer, &an);
 	if (app->opt->json) {
 		report_json(s, app->collector, &x);
 		fputs(s->str, report_stream(app, FALSE));
@@ -926,7 +929,8 @@ on_stats(gpointer user_data)
 {
 	App *app = user_data;
 
-	report_log(app->collector, listener_stats(app->listener));
+	if (app->listener != NULL)
+		report_log(app->collector, listener_stats(app->listener));
 	return G_SOURCE_CONTINUE;
 }
 
@@ -1271,8 +1275,10 @@ app_run_live(Config *cfg, const AppOptions *opt)
 	int rc = 0;
 
 	/* Bind first: a port in use should fail before anything else is set up. */
-	app.listener = listener_new((const char *const *)cfg->listen, cfg->rcvbuf, &err);
-	if (app.listener == NULL || !app_init(&app, cfg, opt, TRUE, &err)) {
+	/* a cluster's analyzer-only node receives no exports: it opens no flow socket */
+	if (cluster_node_config_collects(cfg))
+		app.listener = listener_new((const char *const *)cfg->listen, cfg->rcvbuf, &err);
+	if ((app.listener == NULL && err != NULL) || !app_init(&app, cfg, opt, TRUE, &err)) {
 		g_printerr("spamflowd: %s\n", err->message);
 		app_clear(&app);
 		return 1;
@@ -1292,7 +1298,7 @@ app_run_live(Config *cfg, const AppOptions *opt)
 		app_clear(&app);
 		return 1;
 	}
-	for (guint i = 0; i < listener_n_sockets(app.listener); i++)
+	for (guint i = 0; app.listener != NULL && i < listener_n_sockets(app.listener); i++)
 		g_message("listening on %s (udp, receive buffer %" G_GSIZE_FORMAT " bytes)",
 			  listener_address(app.listener, i), listener_rcvbuf(app.listener, i));
 	/* Then the control socket, then privileges go: bind, then drop, then parse. */
@@ -1314,7 +1320,8 @@ app_run_live(Config *cfg, const AppOptions *opt)
 				  dir, g_strerror(errno));
 	}
 	app.loop = g_main_loop_new(NULL, FALSE);
-	listener_attach(app.listener, app.collector, app.batch, NULL);
+	if (app.listener != NULL)
+		listener_attach(app.listener, app.collector, app.batch, NULL);
 	ids[0] = g_timeout_add_seconds(EXPIRE_INTERVAL_S, on_expire, &app);
 	if (cfg->stats_interval_s > 0)
 		ids[1] = g_timeout_add_seconds(cfg->stats_interval_s, on_stats, &app);
@@ -1331,7 +1338,8 @@ app_run_live(Config *cfg, const AppOptions *opt)
 	for (guint i = 0; i < G_N_ELEMENTS(ids); i++)
 		if (ids[i] != 0)
 			g_source_remove(ids[i]);
-	listener_detach(app.listener);
+	if (app.listener != NULL)
+		listener_detach(app.listener);
 	flow_batch_flush(app.batch);
 	/* hands the partitions over and publishes what waits, before the sinks close */
 	g_clear_pointer(&app.cluster, cluster_node_free);

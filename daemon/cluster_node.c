@@ -524,6 +524,27 @@ cluster_node_request(ClusterNode *n, const char *node, const char *line, gpointe
 	coord_request(n->coord, node, line, tag);
 }
 
+/* Every member of AnalyzerStats is a 64-bit count but the generation's start time. */
+G_STATIC_ASSERT(sizeof(AnalyzerStats) % sizeof(guint64) == 0);
+
+void
+cluster_node_analyzer_stats(ClusterNode *n, AnalyzerStats *out)
+{
+	memset(out, 0, sizeof *out);
+	for (guint p = 0; n->parts != NULL && p < n->partitions; p++) {
+		AnalyzerStats s;
+		if (n->parts[p] == NULL)
+			continue;
+		analyzer_get_stats(n->parts[p]->a, &s);
+		gint64 gen = MAX(out->novelty_generation_ms, s.novelty_generation_ms);
+		guint64 *o = (guint64 *)(void *)out;
+		const guint64 *v = (const guint64 *)(const void *)&s;
+		for (gsize i = 0; i < sizeof s / sizeof(guint64); i++)
+			o[i] += v[i];
+		out->novelty_generation_ms = gen;
+	}
+}
+
 void
 cluster_node_foreach_analyzer(ClusterNode *n, void (*fn)(Analyzer *a, guint p, gpointer),
 			      gpointer data)
@@ -749,6 +770,17 @@ node_name(const Config *cfg, char name[64], GError **error)
 	}
 	g_strlcpy(name, src, 64);
 	return TRUE;
+}
+
+gboolean
+cluster_node_config_collects(const Config *cfg)
+{
+	g_autoptr(GError) err = NULL;
+
+	if (cfg->cluster_nats[0] == '\0')
+		return TRUE;
+	guint roles = parse_roles(cfg->cluster_roles, &err);
+	return roles == 0 || (roles & COORD_ROLE_COLLECTOR) != 0; /* a bad list: said later */
 }
 
 /* The daemon's analyzer configuration for one partition: the caps shared out. */

@@ -57,6 +57,9 @@ ClusterNode *cluster_node_new(const Config *cfg, const ClusterNodeDeps *deps, gb
 void cluster_node_free(ClusterNode *n);
 
 gboolean cluster_node_collects(const ClusterNode *n);
+/* Whether a daemon with cfg receives exports: alone, or a cluster node with the collector
+ * role (an analyzer-only node opens no flow socket). */
+gboolean cluster_node_config_collects(const Config *cfg);
 gboolean cluster_node_analyzes(const ClusterNode *n);
 const char *cluster_node_name(const ClusterNode *n);
 
@@ -86,6 +89,9 @@ void cluster_node_status_json(ClusterNode *n, GString *out);
 void cluster_node_offenders_json(ClusterNode *n, const ControlRequest *req, GString *out);
 /* `stats`: ,"cluster":{...} */
 void cluster_node_stats_json(ClusterNode *n, GString *out);
+/* The owned partitions' analyzers' counters, summed (mem_cap: their caps; the smtp-novelty
+ * generation: the newest); zero with none. */
+void cluster_node_analyzer_stats(ClusterNode *n, AnalyzerStats *out);
 /* Every owned partition's analyzer (stats, history). */
 void cluster_node_foreach_analyzer(ClusterNode *n, void (*fn)(Analyzer *a, guint p, gpointer),
 				   gpointer data);

@@ -793,7 +793,10 @@ append_report_members(GString *out, const CommandsDeps *d, gboolean exporters_on
 			 .sinks = d->sinks,
 			 .actions = d->actions};
 
-	analyzer_get_stats(d->analyzer, &an);
+	if (d->cluster != NULL)
+		cluster_node_analyzer_stats(d->cluster, &an); /* its partitions' analyzers */
+	else
+		analyzer_get_stats(d->analyzer, &an);
 	report_json(s, d->collector, exporters_only ? NULL : &x);
 	/* "{" members "}\n" */
 	g_assert(s->len >= 3 && s->str[0] == '{' && s->str[s->len - 2] == '}');

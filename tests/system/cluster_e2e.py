@@ -27,9 +27,10 @@ import tempfile
 import time
 
 from natsutil import NatsCluster
-from netutil import free_udp_port
 
 PARTITIONS = 16
+SPLIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
+                     "pcap-split.py")
 LEASE_TTL = 3
 failures = []
 
@@ -52,17 +53,10 @@ def read_pcap(path):
 
 
 def split_capture(path, tmp, n):
-    """Every n-th datagram into its own capture: part i gets datagrams i, i+n, ..."""
-    head, recs = read_pcap(path)
-    parts = []
-    for i in range(n):
-        p = os.path.join(tmp, f"part{i}.pcap")
-        with open(p, "wb") as f:
-            f.write(head)
-            for r in recs[i::n]:
-                f.write(r)
-        parts.append(p)
-    return parts
+    """scripts/pcap-split.py, as doc/cluster.md has the admin run it."""
+    subprocess.run([sys.executable, SPLIT, path, str(n), os.path.join(tmp, "part")],
+                   check=True, stdout=subprocess.DEVNULL)
+    return [os.path.join(tmp, f"part{i}.pcap") for i in range(n)]
 
 
 def events(path):
@@ -124,8 +118,7 @@ def main():
             logs[name] = open(os.path.join(tmp, name + ".log"), "w+")
             procs[name] = subprocess.Popen(
                 [spamflowd, "-c", conf(name, "analyzer", "sinks", f"{tmp}/{name}.json"),
-                 "--state=", "--history=", "-l", f"127.0.0.1:{free_udp_port()}",
-                 "--stats-interval", "0"],
+                 "--state=", "--history=", "--stats-interval", "0"],
                 stdout=subprocess.DEVNULL, stderr=logs[name])
 
         analyzers = ["a1", "a2", "a3"]
