@@ -53,6 +53,10 @@ def main():
     ap.add_argument("--analyzers", type=int, default=2)
     ap.add_argument("--hosts", type=int, default=20000)
     ap.add_argument("--partitions", type=int, default=64)
+    ap.add_argument("--spoof", action="store_true",
+                    help="flowgen --spoof: every non-bot record a port-25 flow from a fresh "
+                         "internal host, so that the state (and the takeover) grows with "
+                         "--records")
     ap.add_argument("--json")
     a = ap.parse_args()
     spamflowd = os.path.join(a.build, "daemon", "spamflowd")
@@ -60,7 +64,8 @@ def main():
     flowgen = os.path.join(a.build, "bench", "flowgen")
     tmp = tempfile.mkdtemp(prefix="spamflow-cbench-")
     cap = os.path.join(tmp, "cap.pcap")
-    subprocess.run([flowgen, "-v", "5", "--mix", "bot-heavy", "-n", str(a.records), "-r", "0",
+    mix = ["--spoof"] if a.spoof else ["--mix", "bot-heavy"]
+    subprocess.run([flowgen, "-v", "5", *mix, "-n", str(a.records), "-r", "0",
                     "--hosts", str(a.hosts), "--pcap", cap], check=True,
                    stdout=subprocess.DEVNULL)
     out = {"records": a.records, "analyzers": a.analyzers, "partitions": a.partitions}
@@ -130,7 +135,7 @@ def main():
             done_s = time.time() - t0
             an_cpu = sum(cpu_s(procs[n].pid) - an_cpu0[n] for n in names)
             nats_cpu = sum(cpu_s(s.proc.pid) for s in nats.servers) - nats_cpu0
-            jsz = json.loads(nats.servers[0].monitor("/jsz?streams=true"))
+            jsz = nats.servers[0].monitor("/jsz?streams=true&accounts=true", timeout=5) or {}
             flow_bytes = 0
             for acc in jsz.get("account_details", []):
                 for st in acc.get("stream_detail", []):

@@ -1055,6 +1055,15 @@ sub_failed(Bus *bus, BusSub *bs)
 	g_mutex_unlock(&bus->lock);
 }
 
+/* bus_msg_leave() during the current fn (delivery threads are libnats' own) */
+static __thread gboolean leave_current;
+
+void
+bus_msg_leave(void)
+{
+	leave_current = TRUE;
+}
+
 static void
 on_stream_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
@@ -1072,6 +1081,7 @@ on_stream_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *clo
 		natsMsg_Destroy(msg);
 		return;
 	}
+	leave_current = FALSE;
 	if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
 		gsize len = (gsize)MAX(natsMsg_GetDataLength(msg), 0);
 		bs->fn(natsMsg_GetSubject(msg), meta->Sequence.Stream,
@@ -1082,8 +1092,11 @@ on_stream_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *clo
 		bus->st.bytes_in += len;
 		g_mutex_unlock(&bus->lock);
 	}
-	if (bs->ack)
+	if (bs->ack && leave_current)
+		(void)natsMsg_Nak(msg, NULL); /* handed back: redelivered at once */
+	else if (bs->ack)
 		(void)natsMsg_Ack(msg, NULL); /* lost: redelivered after AckWait */
+	leave_current = FALSE;
 	natsMsg_Destroy(msg);
 }
 

@@ -168,7 +168,8 @@ coord_assign(guint partitions, const char *const *nodes, guint n, gint *owner)
 
 struct CoordFence {
 	guint partitions;
-	guint64 *newest; /* newest lease_rev seen per partition */
+	guint64 *newest;   /* newest lease_rev seen per partition */
+	gint64 *newest_from; /* ... and the time its owner's snapshot covered */
 	guint cap;
 	GHashTable *ids; /* set of the ids in fifo (owned by fifo) */
 	GQueue fifo;	 /* oldest first */
@@ -180,6 +181,7 @@ coord_fence_new(guint partitions, guint dedup_ids)
 	CoordFence *f = g_new0(CoordFence, 1);
 	f->partitions = partitions;
 	f->newest = g_new0(guint64, partitions ? partitions : 1);
+	f->newest_from = g_new0(gint64, partitions ? partitions : 1);
 	f->cap = dedup_ids ? dedup_ids : 1;
 	f->ids = g_hash_table_new(g_str_hash, g_str_equal);
 	g_queue_init(&f->fifo);
@@ -194,19 +196,22 @@ coord_fence_free(CoordFence *f)
 	g_hash_table_destroy(f->ids);
 	g_queue_clear_full(&f->fifo, g_free);
 	g_free(f->newest);
+	g_free(f->newest_from);
 	g_free(f);
 }
 
 CoordFenceResult
-coord_fence_check(CoordFence *f, guint partition, guint64 lease_rev, const char *id)
+coord_fence_check(CoordFence *f, guint partition, guint64 lease_rev, gint64 lease_from_ms,
+		  gint64 time_ms, const char *id)
 {
 	if (partition >= f->partitions || !id || !*id)
 		return COORD_FENCE_BAD;
-	if (lease_rev < f->newest[partition])
-		return COORD_FENCE_STALE;
-	/* a duplicate still shows its owner's lease: the new owner replaying what the old one
-	 * sent fences the old one's later events */
-	f->newest[partition] = lease_rev;
+	gboolean stale = lease_rev < f->newest[partition] && time_ms > f->newest_from[partition];
+	/* a duplicate still shows its owner's lease */
+	if (lease_rev > f->newest[partition]) {
+		f->newest[partition] = lease_rev;
+		f->newest_from[partition] = lease_from_ms;
+	}
 	if (g_hash_table_contains(f->ids, id))
 		return COORD_FENCE_DUPLICATE;
 	char *copy = g_strdup(id);
@@ -217,7 +222,7 @@ coord_fence_check(CoordFence *f, guint partition, guint64 lease_rev, const char 
 		g_hash_table_remove(f->ids, old);
 		g_free(old);
 	}
-	return COORD_FENCE_PASS;
+	return stale ? COORD_FENCE_STALE : COORD_FENCE_PASS;
 }
 
 /* ---- Requests served for other nodes ---- */
@@ -278,6 +283,7 @@ typedef struct {
 	GMutex lock;
 	GCond cond;
 	gboolean done;
+	gboolean handled; /* by the main loop (not dropped by a stopping queue) */
 	gint refs;
 } QWaiter;
 
@@ -312,20 +318,21 @@ qwaiter_signal(QWaiter *w)
 	qwaiter_unref(w);
 }
 
-/* FALSE when timeout_us passed first. */
-static gboolean
+typedef enum { QWAIT_HANDLED, QWAIT_DROPPED, QWAIT_TIMEOUT } QWaitResult;
+
+static QWaitResult
 qwaiter_wait(QWaiter *w, gint64 timeout_us)
 {
 	gint64 end = g_get_monotonic_time() + timeout_us;
-	gboolean done;
+	QWaitResult r;
 
 	g_mutex_lock(&w->lock);
 	while (!w->done && g_cond_wait_until(&w->cond, &w->lock, end))
 		;
-	done = w->done;
+	r = !w->done ? QWAIT_TIMEOUT : w->handled ? QWAIT_HANDLED : QWAIT_DROPPED;
 	g_mutex_unlock(&w->lock);
 	qwaiter_unref(w);
-	return done;
+	return r;
 }
 
 typedef struct {
@@ -496,6 +503,11 @@ coord_queue_done(CoordQueue *q, CoordEvent *ev)
 		return;
 	QItem *it = (QItem *)ev; /* ev is QItem's first member */
 	it->ev.request = NULL;	 /* handed to the main loop, which gives it back in coord_reply() */
+	if (it->waiter != NULL) {
+		g_mutex_lock(&it->waiter->lock);
+		it->waiter->handled = TRUE;
+		g_mutex_unlock(&it->waiter->lock);
+	}
 	qitem_free(it);
 }
 
@@ -929,7 +941,7 @@ coord_status_json(Coord *c, GString *out)
 	g_string_append_c(out, ',');
 	U64("delivered", n->alerts_delivered);
 	g_string_append_c(out, ',');
-	U64("fenced", n->alerts_fenced);
+	U64("old_lease_late", n->alerts_fenced);
 	g_string_append_c(out, ',');
 	U64("duplicates", n->alerts_duplicates);
 	g_string_append_c(out, ',');
@@ -1027,12 +1039,14 @@ alerts_cb(const char *subject, guint64 seq, const guint8 *data, gsize len, gpoin
 	g_mutex_lock(&c->lock);
 	c->n.alerts_received++;
 	CoordFenceResult r =
-	    ok ? coord_fence_check(c->fence, a.partition, a.lease_rev, id) : COORD_FENCE_BAD;
+	    ok ? coord_fence_check(c->fence, a.partition, a.lease_rev, a.lease_from_ms,
+				      a.ev.time_ms, id) : COORD_FENCE_BAD;
 	switch (r) {
 	case COORD_FENCE_PASS:
 		c->n.alerts_delivered++;
 		break;
-	case COORD_FENCE_STALE:
+	case COORD_FENCE_STALE: /* delivered all the same: see coord_private.h */
+		c->n.alerts_delivered++;
 		c->n.alerts_fenced++;
 		break;
 	case COORD_FENCE_DUPLICATE:
@@ -1043,7 +1057,7 @@ alerts_cb(const char *subject, guint64 seq, const guint8 *data, gsize len, gpoin
 		break;
 	}
 	g_mutex_unlock(&c->lock);
-	if (r != COORD_FENCE_PASS)
+	if (r != COORD_FENCE_PASS && r != COORD_FENCE_STALE)
 		return;
 	g_autoptr(GBytes) b = bytes_with_nul(data, len);
 	/* Acknowledged when this returns: wait until the sinks have the event, so that a node
@@ -1059,12 +1073,20 @@ alerts_cb(const char *subject, guint64 seq, const guint8 *data, gsize len, gpoin
 						   .data = b},
 				     w)) {
 		qwaiter_unref(w);
+		bus_msg_leave(); /* stopping: the group's other nodes get it */
 		return;
 	}
-	if (!qwaiter_wait(w, ALERT_HANDLE_WAIT_S * G_USEC_PER_SEC)) {
+	switch (qwaiter_wait(w, ALERT_HANDLE_WAIT_S * G_USEC_PER_SEC)) {
+	case QWAIT_HANDLED:
+		break;
+	case QWAIT_DROPPED: /* the node stops: not handled here, handed back */
+		bus_msg_leave();
+		break;
+	case QWAIT_TIMEOUT:
 		g_mutex_lock(&c->lock);
 		c->n.alerts_ack_unhandled++;
 		g_mutex_unlock(&c->lock);
+		break;
 	}
 }
 

@@ -25,10 +25,19 @@ gint coord_rendezvous(guint p, const char *const *nodes, guint n);
  * what it had. */
 void coord_assign(guint partitions, const char *const *nodes, guint n, gint *owner);
 
-/* Alert consumer: fencing by lease revision and deduplication by id. */
+/* Alert consumer: deduplication by id, and a look at the lease revision. The stream keeps
+ * the first message of an id (Nats-Msg-Id): when the old and the new owner of a partition
+ * both send an event (a takeover replays what the old one had sent), one copy is stored, and
+ * whichever it is, it is the only one: it is delivered. An event of a lease older than the
+ * newest seen for its partition that happened after the newest owner's snapshot (time_ms >
+ * that lease's from_ms) is told apart (STALE): an old owner still running after it lost the
+ * lease, or its publish delayed by the bus. Its copy is the one the new owner would send (the
+ * analysis is deterministic), so it is delivered too, and counted (old_lease_late). Dropping
+ * it was tried: when the bus delays the old owner's publish past the new owner's other
+ * events, the new owner's copy has been refused as a duplicate, and the event is lost. */
 typedef enum {
 	COORD_FENCE_PASS,      /* deliver */
-	COORD_FENCE_STALE,     /* lease_rev below the newest seen for the partition */
+	COORD_FENCE_STALE,     /* deliver; an older lease's, after the newest lease's snapshot */
 	COORD_FENCE_DUPLICATE, /* id among the last dedup_ids ids */
 	COORD_FENCE_BAD,       /* partition out of range, or an empty id */
 } CoordFenceResult;
@@ -36,7 +45,7 @@ typedef struct CoordFence CoordFence;
 CoordFence *coord_fence_new(guint partitions, guint dedup_ids);
 void coord_fence_free(CoordFence *f);
 CoordFenceResult coord_fence_check(CoordFence *f, guint partition, guint64 lease_rev,
-				   const char *id);
+				   gint64 lease_from_ms, gint64 time_ms, const char *id);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CoordFence, coord_fence_free)
 
 /* The events waiting for the main loop, in order, bounded in bytes: a producer that may wait

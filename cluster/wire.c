@@ -18,7 +18,7 @@
  *   (index into the batch's exporters), domain, sampling, rev_packets, rev_bytes,
  *   u8 fw_event, u8 direction, nat_src, nat_dst (4 or 16 bytes), u16 nat_sport, nat_dport
  * Alert ("SFCA"): "SFCA", u8 version (1), u8 node length, node, u32 partition, u64 lease_rev,
- *   u32 length + the event (alert_codec.h, the analyzer state file's form, exporter indexes
+ *   u64 lease_from_ms, u32 length + the event (alert_codec.h, the analyzer state file's form, exporter indexes
  *   0..n-1), then ev.n_exporters x addr.
  * Times are Unix ms in [0, 2^50) (statebuf.h's collector range): the encoder clamps into
  * it, the decoder refuses anything outside, so no delta or timeout arithmetic overflows. */
@@ -565,6 +565,7 @@ cluster_wire_alert_encode(const ClusterAlert *a, GByteArray *out)
 	put_node(out, a->node);
 	statebuf_put_u32(out, a->partition);
 	statebuf_put_u64(out, a->lease_rev);
+	statebuf_put_u64(out, (guint64)clamp_ms(a->lease_from_ms));
 	mark = statebuf_begin(out);
 	alert_codec_put(out, &ev);
 	statebuf_end(out, mark);
@@ -577,13 +578,21 @@ cluster_wire_alert_decode(const guint8 *data, gsize len, ClusterAlert *a, GError
 {
 	Rd r = {0};
 	guint32 n;
+	guint64 from;
 	Cursor ec;
 
 	memset(a, 0, sizeof *a);
 	cursor_init(&r.c, data, len);
 	if (!rd_head(&r, WIRE_ALERT_MAGIC) || !rd_node(&r, a->node) ||
 	    !rd_u32(&r, &a->partition, "partition") || !rd_u64(&r, &a->lease_rev, "lease_rev") ||
-	    !rd_u32(&r, &n, "event length"))
+	    !rd_u64(&r, &from, "lease_from_ms"))
+		goto fail;
+	if (from >= (guint64)STATEBUF_UNIX_MS_END) {
+		rd_bad(&r, "lease_from_ms", "time out of range");
+		goto fail;
+	}
+	a->lease_from_ms = (gint64)from;
+	if (!rd_u32(&r, &n, "event length"))
 		goto fail;
 	/* inside its length, the event's own reader: running out there is a bad event */
 	if (!cursor_sub(&r.c, n, &ec)) {

@@ -67,6 +67,10 @@ typedef struct {
 	char node[64];
 	guint32 partition;
 	guint64 lease_rev;
+	/* the analyzer clock of the partition when its owner took it (the newest snapshot's;
+	 * 0: from the stream's start): the events of an older lease with a later time are the
+	 * new owner's to send (coord's fence) */
+	gint64 lease_from_ms;
 	AlertEvent ev; /* decode: ev.exporters[i] = i, names in exporters[i] */
 	guint8 exporters[ALERT_EXPORTERS_MAX][16];
 } ClusterAlert;

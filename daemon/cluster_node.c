@@ -18,6 +18,7 @@ typedef struct {
 	Analyzer *a;
 	guint64 applied_seq; /* the last flow batch applied (0: none since the snapshot) */
 	guint64 lease_rev;
+	gint64 from_ms; /* the analyzer clock of the snapshot it started from (0: none) */
 } Part;
 
 /* A collector's batch in the making, for one partition. */
@@ -281,6 +282,7 @@ on_part_alert(const AlertEvent *analyzer_ev, gpointer user_data)
 	g_strlcpy(ca.node, n->name, sizeof ca.node);
 	ca.partition = part->p;
 	ca.lease_rev = part->lease_rev;
+	ca.lease_from_ms = part->from_ms;
 	for (guint i = 0; i < ca.ev.n_exporters && i < ALERT_EXPORTERS_MAX; i++)
 		if (!cluster_node_exporter_addr(n, ca.ev.exporters[i], ca.exporters[i]))
 			memset(ca.exporters[i], 0, 16);
@@ -355,9 +357,11 @@ on_acquired(ClusterNode *n, const CoordEvent *ev)
 			part->a = analyzer_new(&c, NULL);
 		}
 	}
+	part->from_ms = ev->data != NULL ? MAX(analyzer_now(part->a), 0) : 0;
 	part_free(n->parts[ev->partition]);
 	n->parts[ev->partition] = part;
 	n->st.acquired++;
+	coord_applied(n->coord, part->p, part->applied_seq); /* caught up if nothing follows */
 	g_message("cluster: partition %u is ours (lease revision %" G_GUINT64_FORMAT
 		  "), from %s sequence %" G_GUINT64_FORMAT,
 		  ev->partition, ev->lease_rev, ev->data != NULL ? "a snapshot at" : "the stream's",

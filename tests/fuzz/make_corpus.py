@@ -728,9 +728,10 @@ def wire_event(kind=0, reason=0, sev=2, host="10.1.2.3", peer=None, t=1700000000
     return out
 
 
-def wire_alert(event, exporters, node=b"analyzer-b", partition=5, lease_rev=42, version=1):
+def wire_alert(event, exporters, node=b"analyzer-b", partition=5, lease_rev=42, version=1,
+               lease_from=1700000000000):
     return (b"SFCA" + u8(version) + wire_node(node) + u32(partition) + u64(lease_rev)
-            + u32(len(event)) + event + b"".join(wire_addr(a) for a in exporters))
+            + u64(lease_from) + u32(len(event)) + event + b"".join(wire_addr(a) for a in exporters))
 
 
 def cluster_seeds():

@@ -542,6 +542,7 @@ full_alert(void)
 	g_strlcpy(a.node, "analyzer-b", sizeof a.node);
 	a.partition = 63;
 	a.lease_rev = G_GUINT64_CONSTANT(123456789012);
+	a.lease_from_ms = 1700000123456;
 	a.ev = sample_alert(T0);
 	a.ev.event = ALERT_UPDATED;
 	a.ev.reason = REASON_AUTH_BRUTEFORCE;
@@ -647,6 +648,7 @@ alert_round_trip(const ClusterAlert *a)
 	assert_string_equal(d.node, a->node);
 	assert_int_equal(d.partition, a->partition);
 	assert_true(d.lease_rev == a->lease_rev);
+	assert_true(d.lease_from_ms == a->lease_from_ms);
 	assert_event_equal(&d.ev, &a->ev);
 	for (guint i = 0; i < a->ev.n_exporters; i++)
 		assert_memory_equal(d.exporters[i], a->exporters[i], 16);
@@ -697,8 +699,9 @@ test_alert_hostile(void **state)
 		expect_alert_error(out->data, n, CLUSTER_WIRE_ERROR_TRUNCATED);
 	g_autofree guint8 *p = g_memdup2(out->data, out->len);
 	gsize len = out->len;
-	/* header: magic 4, version 1, node 1 + 10, partition 4, lease_rev 8, length 4 */
-	const gsize ev = 4 + 1 + 1 + strlen(a.node) + 4 + 8 + 4;
+	/* header: magic 4, version 1, node 1 + 10, partition 4, lease_rev 8, lease_from_ms 8,
+	 * length 4 */
+	const gsize ev = 4 + 1 + 1 + strlen(a.node) + 4 + 8 + 8 + 4;
 	struct {
 		gsize off;
 		guint8 val;
