@@ -1073,12 +1073,26 @@ static void
 render_exporters(GString *out, JsonNode *r, guint width)
 {
 	JsonNode *list = ctl_json_get(r, "exporters");
+	JsonNode *cluster = ctl_json_get(r, "cluster");
 	gint64 now = (gint64)ctl_json_num(r, "now_ms", 0);
 
 	if (ctl_json_len(list) == 0)
-		g_string_append(out, "no exporters yet\n");
+		g_string_append(out, cluster != NULL ? "no exporters on this node\n"
+						     : "no exporters yet\n");
 	else
 		render_exporter_rows(out, list, now, width);
+	/* a cluster node: every other collector's, as its node entry last said */
+	for (guint i = 0; i < ctl_json_len(cluster); i++) {
+		JsonNode *c = ctl_json_at(cluster, i);
+		JsonNode *el = ctl_json_get(c, "exporters");
+		g_autofree char *when = ago(c, "time_ms", now);
+		g_string_append_printf(out, "\ncollector %s (told %s):\n", ctl_json_str(c, "node", "?"),
+				       when);
+		if (ctl_json_len(el) == 0)
+			g_string_append(out, "no exporters yet\n");
+		else
+			render_exporter_rows(out, el, now, width);
+	}
 	/* sources the allowlist refused: a wrong allowed_exporters shows here */
 	JsonNode *denied = ctl_json_get(r, "denied");
 	if (ctl_json_len(denied) > 0) {

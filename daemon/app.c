@@ -1242,6 +1242,21 @@ app_cluster_answer(const char *line, Analyzer *a, GString *out, gpointer data)
 }
 
 static void
+app_cluster_exporters(GString *out, gpointer data)
+{
+	App *app = data;
+	ControlRequest req;
+	ControlPeer peer = {.uid = geteuid(), .gid = getegid(), .pid = 0};
+	CommandsDeps d = app->commands;
+
+	d.cluster = NULL; /* this node's own */
+	if (!control_parse("exporters", &req, NULL))
+		return;
+	req.max_reply = 1 << 20;
+	(void)commands_run(NULL, &req, &peer, out, &d, NULL);
+}
+
+static void
 app_cluster_replied(gpointer tag, const char *reply, gsize len, const char *error, gpointer data)
 {
 	(void)data;
@@ -1257,6 +1272,7 @@ app_cluster_start(App *app, GError **error)
 			      .deliver = app_deliver,
 			      .offender_json = app_cluster_offender,
 			      .answer = app_cluster_answer,
+			      .exporters = app_cluster_exporters,
 			      .replied = app_cluster_replied,
 			      .data = app};
 

@@ -47,7 +47,7 @@ struct ClusterNode {
 	Analyzer *router; /* never fed: analyzer_flow_host() reads its configuration */
 	Pending *pend;
 	guint max_batch_flows;
-	guint flush_id, tick_id;
+	guint flush_id, tick_id, info_id;
 	GByteArray *enc;
 	/* analyzer role */
 	Part **parts;
@@ -248,6 +248,76 @@ on_tick(gpointer user_data)
 {
 	cluster_node_tick(user_data, g_get_real_time() / 1000);
 	return G_SOURCE_CONTINUE;
+}
+
+/* Every NODE_INFO_S: the exporters in this node's entry of the nodes bucket. */
+#define NODE_INFO_S 2
+
+static gboolean
+on_node_info(gpointer user_data)
+{
+	ClusterNode *n = user_data;
+	g_autoptr(GString) reply = g_string_new(NULL);
+	g_autoptr(JsonParser) parser = json_parser_new();
+
+	n->deps.exporters(reply, n->deps.data);
+	if (!json_parser_load_from_data(parser, reply->str, (gssize)reply->len, NULL))
+		return G_SOURCE_CONTINUE;
+	JsonNode *root = json_parser_get_root(parser);
+	JsonObject *o = JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
+	if (o == NULL || !json_object_has_member(o, "exporters"))
+		return G_SOURCE_CONTINUE;
+	g_autoptr(JsonObject) info = json_object_new();
+	json_object_set_member(info, "exporters",
+			       json_node_copy(json_object_get_member(o, "exporters")));
+	g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), info);
+	g_autofree char *text = json_to_string(node, FALSE);
+	coord_set_node_info(n->coord, text);
+	return G_SOURCE_CONTINUE;
+}
+
+void
+cluster_node_exporters_json(ClusterNode *n, GString *out)
+{
+	g_autoptr(GString) st = g_string_new(NULL);
+	g_autoptr(JsonParser) parser = json_parser_new();
+	guint shown = 0;
+
+	g_string_append(out, ",\"cluster\":[");
+	if (n->coord != NULL)
+		coord_status_json(n->coord, st);
+	JsonNode *root = st->len > 0 && json_parser_load_from_data(parser, st->str, (gssize)st->len,
+								  NULL)
+			     ? json_parser_get_root(parser)
+			     : NULL;
+	JsonObject *o = root != NULL && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root)
+								   : NULL;
+	JsonArray *nodes = o != NULL && json_object_has_member(o, "nodes")
+			       ? json_object_get_array_member(o, "nodes")
+			       : NULL;
+	for (guint i = 0; nodes != NULL && i < json_array_get_length(nodes); i++) {
+		JsonObject *nd = json_array_get_object_element(nodes, i);
+		JsonObject *info = nd != NULL && json_object_has_member(nd, "info") &&
+					   JSON_NODE_HOLDS_OBJECT(json_object_get_member(nd, "info"))
+				       ? json_object_get_object_member(nd, "info")
+				       : NULL;
+		const char *name = nd != NULL ? json_object_get_string_member_with_default(
+						    nd, "node", "")
+					      : "";
+		if (info == NULL || !json_object_has_member(info, "exporters") ||
+		    strcmp(name, n->name) == 0)
+			continue;
+		g_autoptr(JsonObject) item = json_object_new();
+		json_object_set_string_member(item, "node", name);
+		json_object_set_int_member(item, "time_ms",
+					   json_object_get_int_member_with_default(info, "time_ms", 0));
+		json_object_set_member(item, "exporters",
+				       json_node_copy(json_object_get_member(info, "exporters")));
+		g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), item);
+		g_autofree char *text = json_to_string(node, FALSE);
+		g_string_append_printf(out, "%s%s", shown++ > 0 ? "," : "", text);
+	}
+	g_string_append_c(out, ']');
 }
 
 /* ---- analyzer role ---- */
@@ -880,6 +950,8 @@ cluster_node_new(const Config *cfg, const ClusterNodeDeps *deps, gboolean replay
 		n->max_batch_flows = (guint)MIN(cfg->cluster_batch_bytes / FLOW_WIRE_ESTIMATE,
 						(guint64)CLUSTER_WIRE_MAX_FLOWS);
 		if (!replay) {
+			if (deps->exporters != NULL)
+				n->info_id = g_timeout_add_seconds(NODE_INFO_S, on_node_info, n);
 			n->flush_id = g_timeout_add(cfg->cluster_batch_ms, on_flush, n);
 			n->tick_id = g_timeout_add(
 			    (guint)CLAMP(deps->acfg->slice_ms / 6, 100, 10000), on_tick, n);
@@ -909,6 +981,8 @@ cluster_node_free(ClusterNode *n)
 		g_source_remove(n->flush_id);
 	if (n->tick_id != 0)
 		g_source_remove(n->tick_id);
+	if (n->info_id != 0)
+		g_source_remove(n->info_id);
 	if (n->snap_id != 0)
 		g_source_remove(n->snap_id);
 	if (n->pend != NULL) {

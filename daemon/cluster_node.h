@@ -39,6 +39,9 @@ typedef struct {
 	/* answer a control request line from another node with analyzer a (NULL: this node
 	 * owns none of it): the reply object, no newline */
 	void (*answer)(const char *line, Analyzer *a, GString *out, gpointer data);
+	/* collector role: this node's `exporters` reply object (what it publishes in its node
+	 * entry, so that `exporters` on any node shows every collector's) */
+	void (*exporters)(GString *out, gpointer data);
 	/* a routed request came back (cluster_node_request()): reply NULL on error (text in
 	 * error) */
 	void (*replied)(gpointer tag, const char *reply, gsize len, const char *error,
@@ -87,6 +90,9 @@ void cluster_node_status_json(ClusterNode *n, GString *out);
 /* `offenders` of the whole cluster (from the offenders bucket): the reply's members
  * ,"offenders":[...],"total":..,"shown":..,"truncated":..,"cluster_age_ms":.. */
 void cluster_node_offenders_json(ClusterNode *n, const ControlRequest *req, GString *out);
+/* `exporters`: ,"cluster":[{"node":..,"time_ms":..,"exporters":[...]},...], the other
+ * collectors' exporters as their node entries last said */
+void cluster_node_exporters_json(ClusterNode *n, GString *out);
 /* `stats`: ,"cluster":{...} */
 void cluster_node_stats_json(ClusterNode *n, GString *out);
 /* The owned partitions' analyzers' counters, summed (mem_cap: their caps; the smtp-novelty

@@ -1038,6 +1038,13 @@ run_cluster(ControlServer *ctl, const ControlRequest *req, const CommandsDeps *d
 		cluster_node_request(d->cluster, owner, line->str, def);
 		return TRUE;
 	}
+	case CONTROL_CMD_EXPORTERS:
+		/* this node's, then every other collector's from its node entry */
+		header(out, req, d);
+		append_report_members(out, d, TRUE);
+		cluster_node_exporters_json(d->cluster, out);
+		control_reply_end(out);
+		return TRUE;
 	case CONTROL_CMD_FORGET:
 	case CONTROL_CMD_SUPPRESS:
 	case CONTROL_CMD_UNSUPPRESS:

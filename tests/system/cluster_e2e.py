@@ -16,6 +16,8 @@ between the collectors.
     comes back. Nothing is missed, nothing is sent twice;
   - garbage on the bus (a flow batch that does not parse, one of a wrong version, an alert
     that does not parse) is counted and skipped;
+  - a live collector node (UDP) publishes its exporters: `exporters` on an analyzer node
+    lists them with the records that collector decoded;
   - `spamflowctl offenders` answers the same on every live node and equals the reference's
     offenders at the end; `host ADDR` is answered on a node that does not own the host (the
     request is routed to the owner); `cluster` shows every partition owned and no lag.
@@ -31,6 +33,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from netutil import free_udp_port
 
 from natsutil import NatsCluster
 
@@ -342,6 +346,37 @@ def main():
                 st = ctl(spamflowctl, sock[a], "cluster")
                 print(f"{a}: this node {json.dumps((st.get('cluster') or {}))[:900]}")
                 print(f"{a}: coordinator {json.dumps((st.get('status') or {}).get('coord'))}")
+            # a live collector: its exporters, on another node
+            port = free_udp_port()
+            logs["c3"] = open(os.path.join(tmp, "c3.log"), "w+")
+            procs["c3"] = subprocess.Popen(
+                [spamflowd, "-c", conf("c3", "collector", ""), "--state=", "--history=",
+                 "-l", f"127.0.0.1:{port}", "--stats-interval", "0"],
+                stdout=subprocess.DEVNULL, stderr=logs["c3"])
+            time.sleep(1.5)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                for r in recs[:40]:
+                    ip = r[16 + 14:]
+                    udp = ip[(ip[0] & 15) * 4:]
+                    u.sendto(udp[8:int.from_bytes(udp[4:6], "big")], ("127.0.0.1", port))
+            sock["c3"] = f"{tmp}/c3.sock"
+            deadline, seen_c3, own_c3 = time.time() + 10, None, None
+            while time.time() < deadline:
+                own_c3 = (ctl(spamflowctl, sock["c3"], "exporters").get("exporters") or [{}])[0]
+                for c in ctl(spamflowctl, sock["a1"], "exporters").get("cluster") or []:
+                    if c.get("node") == "c3" and c.get("exporters"):
+                        seen_c3 = c["exporters"][0]
+                if seen_c3 and seen_c3.get("datagrams") == 40:
+                    break
+                time.sleep(0.5)
+            check(seen_c3 is not None and seen_c3.get("datagrams") == 40 and
+                  seen_c3.get("records") == own_c3.get("records") and own_c3.get("records", 0) > 0,
+                  f"a1 lists collector c3's exporter: {json.dumps(seen_c3)[:160]} (c3 itself: "
+                  f"{own_c3.get('records')} records)")
+            txt = subprocess.run([spamflowctl, "-s", sock["a1"], "exporters"], capture_output=True,
+                                 text=True, timeout=10).stdout
+            print(txt)
+            check("collector c3" in txt, "spamflowctl exporters on a1 names collector c3")
             for r in reports:
                 cl = r.get("cluster") or {}
                 print(f"collector: bus {json.dumps(cl.get('bus'))}")
