@@ -97,11 +97,8 @@ app_module_stats(gpointer user_data, GString *out)
 		}
 		g_string_append_c(out, '}');
 	}
-	if (app->cluster != NULL) {
+	if (app->cluster != NULL)
 		cluster_node_stats_json(app->cluster, out);
-		g_string_append_printf(out, ",\"cluster_flows_not_collected\":%" G_GUINT64_FORMAT,
-				       app->flows_not_collected);
-	}
 	if (app->http.server != NULL) {
 		g_string_append(out, ",\"http\":{");
 		http_server_stats_json(app->http.server, out);
@@ -358,7 +355,7 @@ on_flows(const Flow *flows, guint n, gpointer user_data)
 	else if (cluster_node_collects(app->cluster))
 		cluster_node_flows(app->cluster, flows, n);
 	else
-		app->flows_not_collected += n;
+		cluster_node_not_collected(app->cluster, n);
 }
 
 static gboolean

@@ -75,7 +75,6 @@ typedef struct {
 	gboolean live;
 	Snapshot *snapshot;	/* [state]: the state file's writer; NULL = no state kept */
 	ClusterNode *cluster;	/* [cluster]: this node's part of a cluster; NULL = alone */
-	guint64 flows_not_collected; /* received by a cluster node that is no collector */
 	/* Stand-ins that tests and fuzzers set before app_init(); NULL = the real thing. */
 	struct {
 		AnalyzerGeoFunc geo; /* instead of the enricher's databases */

@@ -23,7 +23,7 @@ typedef struct {
 
 /* A collector's batch in the making, for one partition. */
 typedef struct {
-	GArray *flows;	   /* Flow, exporter = local index */
+	GArray *flows;				 /* Flow, exporter = local index */
 	guint32 exp[CLUSTER_WIRE_MAX_EXPORTERS]; /* local exporter indexes in the batch */
 	guint n_exp;
 	guint64 seq;
@@ -57,7 +57,7 @@ struct ClusterNode {
 	GHashTable *exp_index; /* 16-byte key (owned) -> index + 1 */
 	GArray *exp_addrs;     /* guint8[16] */
 	struct {
-		guint64 flows_routed, flows_ignored, flows_dropped;
+		guint64 flows_routed, flows_ignored, flows_dropped, flows_not_collected;
 		guint64 batches_out, batch_bytes_out, batches_dropped, ticks_out;
 		guint64 batches_in, batches_bad, batches_unowned, batches_repeated, flows_in;
 		guint64 alerts_out, alerts_dropped, alerts_in, alerts_bad;
@@ -234,6 +234,12 @@ on_flush(gpointer user_data)
  * has passed (offenders clear, idle hosts go) from the collectors' ticks: an empty batch to
  * every partition, in the stream like the flows, so a takeover replays the same ticks. */
 void
+cluster_node_not_collected(ClusterNode *n, guint n_flows)
+{
+	n->st.flows_not_collected += n_flows;
+}
+
+void
 cluster_node_tick(ClusterNode *n, gint64 clock_ms)
 {
 	for (guint p = 0; p < n->partitions; p++) {
@@ -286,31 +292,31 @@ cluster_node_exporters_json(ClusterNode *n, GString *out)
 	g_string_append(out, ",\"cluster\":[");
 	if (n->coord != NULL)
 		coord_status_json(n->coord, st);
-	JsonNode *root = st->len > 0 && json_parser_load_from_data(parser, st->str, (gssize)st->len,
-								  NULL)
-			     ? json_parser_get_root(parser)
-			     : NULL;
-	JsonObject *o = root != NULL && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root)
-								   : NULL;
+	JsonNode *root =
+	    st->len > 0 && json_parser_load_from_data(parser, st->str, (gssize)st->len, NULL)
+		? json_parser_get_root(parser)
+		: NULL;
+	JsonObject *o =
+	    root != NULL && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
 	JsonArray *nodes = o != NULL && json_object_has_member(o, "nodes")
 			       ? json_object_get_array_member(o, "nodes")
 			       : NULL;
 	for (guint i = 0; nodes != NULL && i < json_array_get_length(nodes); i++) {
 		JsonObject *nd = json_array_get_object_element(nodes, i);
-		JsonObject *info = nd != NULL && json_object_has_member(nd, "info") &&
-					   JSON_NODE_HOLDS_OBJECT(json_object_get_member(nd, "info"))
-				       ? json_object_get_object_member(nd, "info")
-				       : NULL;
-		const char *name = nd != NULL ? json_object_get_string_member_with_default(
-						    nd, "node", "")
-					      : "";
+		JsonObject *info =
+		    nd != NULL && json_object_has_member(nd, "info") &&
+			    JSON_NODE_HOLDS_OBJECT(json_object_get_member(nd, "info"))
+			? json_object_get_object_member(nd, "info")
+			: NULL;
+		const char *name =
+		    nd != NULL ? json_object_get_string_member_with_default(nd, "node", "") : "";
 		if (info == NULL || !json_object_has_member(info, "exporters") ||
 		    strcmp(name, n->name) == 0)
 			continue;
 		g_autoptr(JsonObject) item = json_object_new();
 		json_object_set_string_member(item, "node", name);
-		json_object_set_int_member(item, "time_ms",
-					   json_object_get_int_member_with_default(info, "time_ms", 0));
+		json_object_set_int_member(
+		    item, "time_ms", json_object_get_int_member_with_default(info, "time_ms", 0));
 		json_object_set_member(item, "exporters",
 				       json_node_copy(json_object_get_member(info, "exporters")));
 		g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), item);
@@ -347,7 +353,8 @@ on_part_alert(const AlertEvent *analyzer_ev, gpointer user_data)
 	char id[CLUSTER_WIRE_ID_MAX], key[96];
 
 	ca.ev = *analyzer_ev;
-	if (n->deps.evidence != NULL && (ca.ev.event == ALERT_RAISED || ca.ev.event == ALERT_UPDATED))
+	if (n->deps.evidence != NULL &&
+	    (ca.ev.event == ALERT_RAISED || ca.ev.event == ALERT_UPDATED))
 		n->deps.evidence(&ca.ev, n->deps.data);
 	g_strlcpy(ca.node, n->name, sizeof ca.node);
 	ca.partition = part->p;
@@ -643,30 +650,27 @@ cluster_node_stats_json(ClusterNode *n, GString *out)
 	bus_get_stats(n->bus, &bs);
 	g_string_append(out, ",\"cluster\":{\"node\":");
 	json_quote(out, n->name);
+	g_string_append_printf(out,
+			       ",\"collector\":%s,\"analyzer\":%s,\"partitions\":%u,\"owned\":%"
+			       "u," F(flows_routed) "," F(flows_ignored) "," F(flows_dropped) "," F(flows_not_collected) "," F(batches_out) "," F(batch_bytes_out) "," F(batches_dropped) "," F(ticks_out) "," F(batches_in) "," F(batches_bad) "," F(batches_unowned) "," F(batches_repeated) "," F(flows_in) "," F(alerts_out) "," F(alerts_dropped) "," F(alerts_in) "," F(
+				   alerts_bad) "," F(acquired) "," F(released) "," F(lost) "," F(snapshots) "," F(snapshot_bytes) "," F(snapshots_bad) "," F(requests_in) "," F(exporters_over),
+			       cluster_node_collects(n) ? "true" : "false",
+			       cluster_node_analyzes(n) ? "true" : "false", n->partitions, owned,
+			       n->st.flows_routed, n->st.flows_ignored, n->st.flows_dropped,
+			       n->st.flows_not_collected, n->st.batches_out, n->st.batch_bytes_out,
+			       n->st.batches_dropped, n->st.ticks_out, n->st.batches_in,
+			       n->st.batches_bad, n->st.batches_unowned, n->st.batches_repeated,
+			       n->st.flows_in, n->st.alerts_out, n->st.alerts_dropped,
+			       n->st.alerts_in, n->st.alerts_bad, n->st.acquired, n->st.released,
+			       n->st.lost, n->st.snapshots, n->st.snapshot_bytes,
+			       n->st.snapshots_bad, n->st.requests_in, n->st.exporters_over);
 	g_string_append_printf(
 	    out,
-	    ",\"collector\":%s,\"analyzer\":%s,\"partitions\":%u,\"owned\":%u," F(flows_routed) ","
-	    F(flows_ignored) "," F(flows_dropped) "," F(batches_out) "," F(batch_bytes_out) ","
-	    F(batches_dropped) "," F(ticks_out) "," F(batches_in) "," F(batches_bad) ","
-	    F(batches_unowned) "," F(batches_repeated) "," F(flows_in) "," F(alerts_out) ","
-	    F(alerts_dropped) "," F(alerts_in) "," F(alerts_bad) "," F(acquired) "," F(released)
-	    "," F(lost) "," F(snapshots) "," F(snapshot_bytes) "," F(snapshots_bad) ","
-	    F(requests_in) "," F(exporters_over),
-	    cluster_node_collects(n) ? "true" : "false", cluster_node_analyzes(n) ? "true" : "false",
-	    n->partitions, owned, n->st.flows_routed, n->st.flows_ignored, n->st.flows_dropped,
-	    n->st.batches_out, n->st.batch_bytes_out, n->st.batches_dropped, n->st.ticks_out,
-	    n->st.batches_in, n->st.batches_bad, n->st.batches_unowned, n->st.batches_repeated,
-	    n->st.flows_in, n->st.alerts_out, n->st.alerts_dropped, n->st.alerts_in,
-	    n->st.alerts_bad, n->st.acquired, n->st.released, n->st.lost, n->st.snapshots,
-	    n->st.snapshot_bytes, n->st.snapshots_bad, n->st.requests_in, n->st.exporters_over);
-	g_string_append_printf(
-	    out,
-	    ",\"bus\":{\"connected\":%s," F(reconnects) "," F(published) "," F(duplicates) ","
-	    F(retried) "," F(failed) "," F(dropped) "," F(buffered) "," F(buffered_max) ","
-	    F(received) "," F(bytes_out) "," F(bytes_in) ",\"last_error\":",
-	    bs.connected ? "true" : "false", bs.reconnects, bs.published, bs.duplicates,
-	    bs.retried, bs.failed, bs.dropped, bs.buffered, bs.buffered_max, bs.received,
-	    bs.bytes_out, bs.bytes_in);
+	    ",\"bus\":{\"connected\":%s," F(reconnects) "," F(published) "," F(duplicates) "," F(retried) "," F(
+		failed) "," F(dropped) "," F(buffered) "," F(buffered_max) "," F(received) "," F(bytes_out) "," F(bytes_in) ",\"last_error\":",
+	    bs.connected ? "true" : "false", bs.reconnects, bs.published, bs.duplicates, bs.retried,
+	    bs.failed, bs.dropped, bs.buffered, bs.buffered_max, bs.received, bs.bytes_out,
+	    bs.bytes_in);
 	json_quote(out, bs.last_error);
 	g_string_append(out, "}}");
 }
@@ -741,10 +745,10 @@ cluster_node_offenders_json(ClusterNode *n, const ControlRequest *req, GString *
 	guint64 limit = control_request_uint(req, "limit", G_MAXUINT64);
 	gboolean has_reason = control_request_has(req, "reason");
 	AlertReason reason = (AlertReason)control_request_uint(req, "reason", 0);
-	gint64 since_ms = control_request_has(req, "since")
-			      ? g_get_real_time() / 1000 -
-				    (gint64)control_request_uint(req, "since", 0) * 1000
-			      : G_MININT64;
+	gint64 since_ms =
+	    control_request_has(req, "since")
+		? g_get_real_time() / 1000 - (gint64)control_request_uint(req, "since", 0) * 1000
+		: G_MININT64;
 	gint64 age_ms = -1;
 
 	coord_offenders_json(n->coord, arr, &age_ms);
@@ -757,14 +761,14 @@ cluster_node_offenders_json(ClusterNode *n, const ControlRequest *req, GString *
 		if (!JSON_NODE_HOLDS_OBJECT(node))
 			continue;
 		JsonObject *o = json_node_get_object(node);
-		OffItem it = {.node = node,
-			      .sev = sev_rank(json_object_get_string_member_with_default(
-				  o, "severity", "")),
-			      .v_long = window_value(o, WINDOW_LONG),
-			      .v_short = window_value(o, WINDOW_SHORT),
-			      .raised_ms = json_object_get_int_member_with_default(o, "raised_ms", 0),
-			      .host = json_object_get_string_member_with_default(o, "host", ""),
-			      .reason = json_object_get_string_member_with_default(o, "reason", "")};
+		OffItem it = {
+		    .node = node,
+		    .sev = sev_rank(json_object_get_string_member_with_default(o, "severity", "")),
+		    .v_long = window_value(o, WINDOW_LONG),
+		    .v_short = window_value(o, WINDOW_SHORT),
+		    .raised_ms = json_object_get_int_member_with_default(o, "raised_ms", 0),
+		    .host = json_object_get_string_member_with_default(o, "host", ""),
+		    .reason = json_object_get_string_member_with_default(o, "reason", "")};
 		if (has_reason && g_strcmp0(it.reason, alert_reason_name(reason)) != 0)
 			continue;
 		if (it.raised_ms < since_ms)
@@ -789,9 +793,10 @@ cluster_node_offenders_json(ClusterNode *n, const ControlRequest *req, GString *
 		}
 		shown++;
 	}
-	g_string_append_printf(out,
-			       "],\"total\":%u,\"shown\":%u,\"truncated\":%s,\"cluster_age_ms\":%" G_GINT64_FORMAT,
-			       items->len, shown, truncated ? "true" : "false", age_ms);
+	g_string_append_printf(
+	    out,
+	    "],\"total\":%u,\"shown\":%u,\"truncated\":%s,\"cluster_age_ms\":%" G_GINT64_FORMAT,
+	    items->len, shown, truncated ? "true" : "false", age_ms);
 }
 
 /* ---- life ---- */
@@ -968,7 +973,9 @@ cluster_node_new(const Config *cfg, const ClusterNodeDeps *deps, gboolean replay
 		  cluster_node_collects(n) ? "collector" : "",
 		  n->roles == (COORD_ROLE_COLLECTOR | COORD_ROLE_ANALYZER) ? ", " : "",
 		  cluster_node_analyzes(n) ? "analyzer" : "", cfg->cluster_nats, n->partitions,
-		  cfg->cluster_alert_group[0] != '\0' ? cfg->cluster_alert_group : "(none)");
+		  replay				? "(none: a replay)"
+		  : cfg->cluster_alert_group[0] != '\0' ? cfg->cluster_alert_group
+							: "(none)");
 	return n;
 }
 

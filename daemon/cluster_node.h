@@ -68,6 +68,8 @@ const char *cluster_node_name(const ClusterNode *n);
 
 /* Collector role: route and batch decoded flows (the FlowBatch callback). */
 void cluster_node_flows(ClusterNode *n, const Flow *flows, guint n_flows);
+/* Flows a node that is no collector was handed (counted, dropped). */
+void cluster_node_not_collected(ClusterNode *n, guint n_flows);
 /* Collector role: publish what waits, then a tick at clock_ms to every partition (a replay's
  * ticks, at capture time; live, a timer does it with the wall clock). */
 void cluster_node_tick(ClusterNode *n, gint64 clock_ms);
