@@ -217,16 +217,23 @@ collect_reading(const AnalyzerReading *r, gpointer user_data)
 /* A slice ended (AnalyzerSliceFunc): the readings of every host at a quarter of a
  * threshold or more, and of every offender, into the history. */
 static void
-on_slice(gint64 slice_end_ms, gpointer user_data)
+app_history_slice(Analyzer *a, gint64 slice_end_ms, gpointer user_data)
 {
 	App *app = user_data;
 	if (app->history == NULL)
 		return;
 	g_array_set_size(app->history_hosts, 0);
-	analyzer_foreach_reading(app->analyzer, ANALYZER_READING_SHARE, collect_reading, app);
+	analyzer_foreach_reading(a, ANALYZER_READING_SHARE, collect_reading, app);
 	if (app->history_hosts->len > 0)
 		history_add_slice(app->history, slice_end_ms, (HsegHost *)(void *)app->history_hosts->data,
 				  app->history_hosts->len);
+}
+
+static void
+on_slice(gint64 slice_end_ms, gpointer user_data)
+{
+	App *app = user_data;
+	app_history_slice(app->analyzer, slice_end_ms, app);
 }
 
 /* [history] dir: the store. The built-in default is the live daemon's: a replay writes
@@ -1270,6 +1277,7 @@ app_cluster_start(App *app, GError **error)
 			      .offender_json = app_cluster_offender,
 			      .answer = app_cluster_answer,
 			      .exporters = app_cluster_exporters,
+			      .slice = app->history != NULL ? app_history_slice : NULL,
 			      .replied = app_cluster_replied,
 			      .data = app};
 

@@ -380,6 +380,15 @@ on_part_alert(const AlertEvent *analyzer_ev, gpointer user_data)
 		coord_offender(n->coord, key, j->str);
 }
 
+/* A partition analyzer's slice ended: its hosts' readings into this node's history. */
+static void
+on_part_slice(gint64 slice_end_ms, gpointer user_data)
+{
+	Part *part = user_data;
+
+	part->node->deps.slice(part->a, slice_end_ms, part->node->deps.data);
+}
+
 static void
 part_free(Part *part)
 {
@@ -414,6 +423,10 @@ on_acquired(ClusterNode *n, const CoordEvent *ev)
 	AnalyzerConfig c = n->pcfg;
 	c.alert_fn = on_part_alert;
 	c.alert_data = part;
+	if (n->deps.slice != NULL) {
+		c.slice_fn = on_part_slice;
+		c.slice_data = part;
+	}
 	part->a = analyzer_new(&c, &err);
 	if (part->a == NULL) { /* the daemon's own configuration, validated at start */
 		g_warning("cluster: partition %u: %s", ev->partition, err->message);
@@ -873,7 +886,7 @@ partition_config(ClusterNode *n, const AnalyzerConfig *acfg)
 	c->mem_cap = MAX((guint64)1 << 20, acfg->mem_cap / n->partitions);
 	c->novelty_capacity = MAX((guint64)1000, acfg->novelty_capacity / n->partitions);
 	c->max_suppressions = MAX(1u, acfg->max_suppressions / n->partitions);
-	c->slice_fn = NULL; /* the history's readings: one analyzer per node only, for now */
+	c->slice_fn = NULL; /* on_part_slice(), per partition, when the daemon keeps history */
 }
 
 ClusterNode *

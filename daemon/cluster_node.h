@@ -39,6 +39,9 @@ typedef struct {
 	/* answer a control request line from another node with analyzer a (NULL: this node
 	 * owns none of it): the reply object, no newline */
 	void (*answer)(const char *line, Analyzer *a, GString *out, gpointer data);
+	/* analyzer role: a partition analyzer's slice ended (the history's readings of its
+	 * hosts, on this node's store); NULL = no history */
+	void (*slice)(Analyzer *a, gint64 slice_end_ms, gpointer data);
 	/* collector role: this node's `exporters` reply object (what it publishes in its node
 	 * entry, so that `exporters` on any node shows every collector's) */
 	void (*exporters)(GString *out, gpointer data);

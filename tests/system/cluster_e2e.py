@@ -100,6 +100,22 @@ def nats_pub(port, subject, payload, timeout=15):
         time.sleep(0.5)
 
 
+def partition(host, partitions):
+    """cluster/wire.c's cluster_partition(): FNV-1a over the 16-byte address, fmix32."""
+    import ipaddress
+    a = ipaddress.ip_address(host)
+    key = (b"\0" * 10 + b"\xff\xff" + a.packed) if a.version == 4 else a.packed
+    h = 2166136261
+    for b in key:
+        h = ((h ^ b) * 16777619) & 0xffffffff
+    h ^= h >> 16
+    h = (h * 0x85ebca6b) & 0xffffffff
+    h ^= h >> 13
+    h = (h * 0xc2b2ae35) & 0xffffffff
+    h ^= h >> 16
+    return h % partitions
+
+
 def events(path):
     out = []
     if os.path.exists(path):
@@ -157,9 +173,11 @@ def main():
 
         def start(name):
             logs[name] = open(os.path.join(tmp, name + ".log"), "w+")
+            # each keeps a history store: its partitions' readings go there
+            hist = f"{tmp}/{name}-history"
             procs[name] = subprocess.Popen(
                 [spamflowd, "-c", conf(name, "analyzer", "sinks", f"{tmp}/{name}.json"),
-                 "--state=", "--history=", "--stats-interval", "0"],
+                 "--state=", f"--history={hist}", "--stats-interval", "0"],
                 stdout=subprocess.DEVNULL, stderr=logs[name])
 
         analyzers = ["a1", "a2", "a3"]
@@ -335,6 +353,16 @@ def main():
                     h = ctl(spamflowctl, sock[a], "host", host)
                     check(h.get("ok") and h.get("host") == host,
                           f"host {host} answered on {a} ({str(h)[:120]})")
+            # the history: each offender's readings, from its owner's store, asked on a1
+            own, _ = owners("a1")
+            for host in sorted({h for h, _ in want_off}):
+                h = ctl(spamflowctl, sock["a1"], "host", host, "since=2026-01-01T00:00:00Z")
+                pts = ((h.get("timeline") or {}).get("points") or [])
+                stored = [p for p in pts if not p.get("live")]
+                owner = own.get(partition(host, PARTITIONS))
+                check(h.get("ok") and (h.get("timeline") or {}).get("stored") and len(stored) > 0,
+                      f"host {host} since=2026-01-01 asked on a1: {len(stored)} readings from the "
+                      f"store of its owner {owner}")
             c = ctl(spamflowctl, sock["a3"], "cluster")
             check(c.get("ok") and len((c.get("status") or {}).get("partitions", [])) == PARTITIONS,
                   "cluster answers on a3 with every partition")
