@@ -821,6 +821,21 @@ coord_set_node_info(Coord *c, const char *json)
 	g_mutex_unlock(&c->lock);
 }
 
+guint64
+coord_lag(Coord *c)
+{
+	guint64 lag = 0;
+
+	g_mutex_lock(&c->lock);
+	for (guint p = 0; p < c->cfg.partitions; p++) {
+		const Part *pt = &c->parts[p];
+		if (pt->state == PART_OWNED || pt->state == PART_RELEASING)
+			lag += pt->last_seq > pt->applied ? pt->last_seq - pt->applied : 0;
+	}
+	g_mutex_unlock(&c->lock);
+	return lag;
+}
+
 void
 coord_applied(Coord *c, guint p, guint64 seq)
 {

@@ -113,6 +113,8 @@ gboolean coord_owner(Coord *c, guint p, char node[64], guint64 *rev);
  * "rev":,"info":{entry}},...],"partitions":[{"p":,"owner":,"rev":, and for this node's
  * "last_seq":,"applied_seq":,"lag":},...],"alerts":{...},"coord":{counters}} */
 void coord_status_json(Coord *c, GString *out);
+/* Stream sequences the owned partitions have yet to apply, summed (0 = caught up). */
+guint64 coord_lag(Coord *c);
 /* `offenders` of the cluster: a JSON array of the objects in BUS_KV_OFFENDERS, as last
  * read; *age_ms: how long ago. */
 void coord_offenders_json(Coord *c, GString *out, gint64 *age_ms);

@@ -686,6 +686,18 @@ app_metrics_source(gpointer user_data, MetricsSource *out)
 		history_get_stats(app->history, &his);
 		out->history = &his;
 	}
+	if (app->cluster != NULL) {
+		static ClusterNodeStats cs_node;
+		static AnalyzerStats cs_an;
+		static guint64 cs_off[REASON_COUNT];
+		cluster_node_get_stats(app->cluster, &cs_node);
+		cluster_node_analyzer_stats(app->cluster, &cs_an);
+		memset(cs_off, 0, sizeof cs_off);
+		cluster_node_offenders_by_reason(app->cluster, cs_off);
+		out->cluster = &cs_node;
+		out->cluster_analyzer = &cs_an;
+		out->cluster_offenders = cs_off;
+	}
 }
 
 gboolean

@@ -650,6 +650,52 @@ cluster_node_foreach_analyzer(ClusterNode *n, void (*fn)(Analyzer *a, guint p, g
 
 /* ---- queries ---- */
 
+void
+cluster_node_get_stats(ClusterNode *n, ClusterNodeStats *out)
+{
+	BusStats bs;
+
+	memset(out, 0, sizeof *out);
+	out->partitions = n->partitions;
+	for (guint p = 0; n->parts != NULL && p < n->partitions; p++)
+		out->owned += n->parts[p] != NULL;
+	out->lag = n->coord != NULL ? coord_lag(n->coord) : 0;
+#define C(f) out->f = n->st.f
+	C(flows_routed), C(flows_ignored), C(flows_dropped), C(flows_not_collected);
+	C(batches_out), C(batch_bytes_out), C(batches_dropped), C(ticks_out);
+	C(batches_in), C(batches_bad), C(batches_unowned), C(batches_repeated), C(flows_in);
+	C(alerts_out), C(alerts_dropped), C(alerts_in), C(alerts_bad);
+	C(acquired), C(released), C(lost), C(snapshots), C(snapshot_bytes), C(snapshots_bad);
+	C(requests_in), C(exporters_over);
+#undef C
+	bus_get_stats(n->bus, &bs);
+	out->bus_connected = bs.connected;
+	out->bus_reconnects = bs.reconnects;
+	out->bus_published = bs.published;
+	out->bus_duplicates = bs.duplicates;
+	out->bus_retried = bs.retried;
+	out->bus_failed = bs.failed;
+	out->bus_dropped = bs.dropped;
+	out->bus_buffered = bs.buffered;
+	out->bus_buffered_max = bs.buffered_max;
+}
+
+static void
+count_offender(const AnalyzerOffender *o, gpointer user_data)
+{
+	guint64 *by_reason = user_data;
+	if (o->reason < REASON_COUNT)
+		by_reason[o->reason]++;
+}
+
+void
+cluster_node_offenders_by_reason(ClusterNode *n, guint64 by_reason[REASON_COUNT])
+{
+	for (guint p = 0; n->parts != NULL && p < n->partitions; p++)
+		if (n->parts[p] != NULL)
+			analyzer_foreach_offender(n->parts[p]->a, count_offender, by_reason);
+}
+
 #define F(x) "\"" #x "\":%" G_GUINT64_FORMAT
 
 void

@@ -16,6 +16,22 @@
 
 typedef struct ClusterNode ClusterNode;
 
+/* A node's counters (`stats` "cluster", /metrics spamflow_cluster_*): every member a
+ * guint64. */
+typedef struct {
+	guint64 partitions, owned; /* now */
+	guint64 lag;		   /* stream sequences the owned partitions have yet to apply */
+	guint64 flows_routed, flows_ignored, flows_dropped, flows_not_collected;
+	guint64 batches_out, batch_bytes_out, batches_dropped, ticks_out;
+	guint64 batches_in, batches_bad, batches_unowned, batches_repeated, flows_in;
+	guint64 alerts_out, alerts_dropped, alerts_in, alerts_bad;
+	guint64 acquired, released, lost, snapshots, snapshot_bytes, snapshots_bad;
+	guint64 requests_in, exporters_over;
+	/* the bus */
+	guint64 bus_connected, bus_reconnects, bus_published, bus_duplicates, bus_retried,
+	    bus_failed, bus_dropped, bus_buffered, bus_buffered_max;
+} ClusterNodeStats;
+
 /* Exporter indexes of flows and events that came over the bus (the collector that saw the
  * exporter is another process): at or above this, an index into the node's registry of
  * exporter addresses (cluster_node_exporter_addr()). */
@@ -98,6 +114,9 @@ void cluster_node_offenders_json(ClusterNode *n, const ControlRequest *req, GStr
 /* `exporters`: ,"cluster":[{"node":..,"time_ms":..,"exporters":[...]},...], the other
  * collectors' exporters as their node entries last said */
 void cluster_node_exporters_json(ClusterNode *n, GString *out);
+void cluster_node_get_stats(ClusterNode *n, ClusterNodeStats *out);
+/* Active offenders of the owned partitions, by reason (added to by_reason). */
+void cluster_node_offenders_by_reason(ClusterNode *n, guint64 by_reason[REASON_COUNT]);
 /* `stats`: ,"cluster":{...} */
 void cluster_node_stats_json(ClusterNode *n, GString *out);
 /* The owned partitions' analyzers' counters, summed (mem_cap: their caps; the smtp-novelty

@@ -23,6 +23,7 @@ typedef struct {
 #define LS(n, t, f, h) {n, t, offsetof(ListenerStats, f), h}
 #define AS(n, t, f, h) {n, t, offsetof(AnalyzerStats, f), h}
 #define HS(n, t, f, h) {n, t, offsetof(HttpStats, f), h}
+#define CN(n, t, f, h) {n, t, offsetof(ClusterNodeStats, f), h}
 /* clang-format on */
 
 static const Scalar totals_scalars[] = {
@@ -73,6 +74,71 @@ static const Scalar analyzer_scalars[] = {
        "The analyzer's estimate of the bytes its hosts and windows hold."),
     AS("spamflow_analyzer_memory_limit_bytes", M_GAUGE, mem_cap, "[analyzer] memory_cap."),
     AS("spamflow_suppressions", M_GAUGE, suppressions, "Suppressions in force now."),
+};
+
+static const Scalar cluster_scalars[] = {
+    CN("spamflow_cluster_partitions", M_GAUGE, partitions,
+       "[cluster] partitions: the cluster's partition count."),
+    CN("spamflow_cluster_partitions_owned", M_GAUGE, owned,
+       "Partitions this node analyzes now (analyzer role)."),
+    CN("spamflow_cluster_lag", M_GAUGE, lag,
+       "Stream sequences this node's partitions have yet to apply (0: caught up)."),
+    CN("spamflow_cluster_flows_routed_total", M_COUNTER, flows_routed,
+       "Flow records this collector routed to a partition and batched."),
+    CN("spamflow_cluster_flows_ignored_total", M_COUNTER, flows_ignored,
+       "Flow records no heuristic reads: not published."),
+    CN("spamflow_cluster_flows_dropped_total", M_COUNTER, flows_dropped,
+       "Flow records in batches the bus did not take (its buffer full)."),
+    CN("spamflow_cluster_flows_not_collected_total", M_COUNTER, flows_not_collected,
+       "Flow records handed to a node without the collector role: dropped."),
+    CN("spamflow_cluster_batches_published_total", M_COUNTER, batches_out,
+       "Flow batches (ticks included) handed to the bus."),
+    CN("spamflow_cluster_batch_bytes_total", M_COUNTER, batch_bytes_out,
+       "Bytes of those batches."),
+    CN("spamflow_cluster_batches_dropped_total", M_COUNTER, batches_dropped,
+       "Flow batches the bus did not take (its buffer full)."),
+    CN("spamflow_cluster_batches_applied_total", M_COUNTER, batches_in,
+       "Flow batches this node's partitions applied."),
+    CN("spamflow_cluster_flows_applied_total", M_COUNTER, flows_in,
+       "Flow records in them."),
+    CN("spamflow_cluster_batches_bad_total", M_COUNTER, batches_bad,
+       "Messages on a flow subject that were no valid batch: counted and skipped."),
+    CN("spamflow_cluster_alerts_published_total", M_COUNTER, alerts_out,
+       "Alert events this node's partitions handed to the bus."),
+    CN("spamflow_cluster_alerts_received_total", M_COUNTER, alerts_in,
+       "Alert events this node's sinks got from the cluster (alert group)."),
+    CN("spamflow_cluster_alerts_bad_total", M_COUNTER, alerts_bad,
+       "Alert messages that did not decode: counted and skipped."),
+    CN("spamflow_cluster_partitions_acquired_total", M_COUNTER, acquired,
+       "Partitions this node took (start, takeover, return)."),
+    CN("spamflow_cluster_partitions_released_total", M_COUNTER, released,
+       "Partitions handed over through a snapshot."),
+    CN("spamflow_cluster_partitions_lost_total", M_COUNTER, lost,
+       "Partitions whose lease expired or was taken while this node held them."),
+    CN("spamflow_cluster_snapshots_total", M_COUNTER, snapshots,
+       "Partition snapshots made."),
+    CN("spamflow_cluster_snapshot_bytes_total", M_COUNTER, snapshot_bytes,
+       "Bytes of those snapshots."),
+    CN("spamflow_cluster_snapshots_bad_total", M_COUNTER, snapshots_bad,
+       "Snapshots that did not load at a takeover (the windows restarted)."),
+    CN("spamflow_cluster_bus_connected", M_GAUGE, bus_connected,
+       "1 while connected to a NATS server."),
+    CN("spamflow_cluster_bus_reconnects_total", M_COUNTER, bus_reconnects,
+       "Reconnections to the NATS servers."),
+    CN("spamflow_cluster_bus_published_total", M_COUNTER, bus_published,
+       "Messages the streams acknowledged."),
+    CN("spamflow_cluster_bus_duplicates_total", M_COUNTER, bus_duplicates,
+       "Messages a stream acknowledged as duplicates of an earlier id."),
+    CN("spamflow_cluster_bus_retried_total", M_COUNTER, bus_retried,
+       "Publish attempts repeated after an error or no answer."),
+    CN("spamflow_cluster_bus_failed_total", M_COUNTER, bus_failed,
+       "Messages given up after the timeout of attempts while connected."),
+    CN("spamflow_cluster_bus_dropped_total", M_COUNTER, bus_dropped,
+       "Messages not taken: the publish buffer was full."),
+    CN("spamflow_cluster_bus_buffered_bytes", M_GAUGE, bus_buffered,
+       "Bytes taken and not yet acknowledged."),
+    CN("spamflow_cluster_bus_buffer_limit_bytes", M_GAUGE, bus_buffered_max,
+       "[cluster] publish_buffer."),
 };
 
 #define HI(n, t, f, h) {n, t, offsetof(HistoryStats, f), h}
@@ -403,9 +469,15 @@ metrics_render(GString *out, const MetricsSource *src)
 	if (src->listener != NULL)
 		scalars(out, src->listener, listener_scalars, G_N_ELEMENTS(listener_scalars));
 
-	analyzer_get_stats(src->analyzer, &an);
+	if (src->cluster_analyzer != NULL)
+		an = *src->cluster_analyzer;
+	else
+		analyzer_get_stats(src->analyzer, &an);
 	scalars(out, &an, analyzer_scalars, G_N_ELEMENTS(analyzer_scalars));
-	analyzer_foreach_offender(src->analyzer, count_offender, by_reason);
+	if (src->cluster_offenders != NULL)
+		memcpy(by_reason, src->cluster_offenders, sizeof by_reason);
+	else
+		analyzer_foreach_offender(src->analyzer, count_offender, by_reason);
 	family(out, "spamflow_offenders", M_GAUGE,
 	       "Active offenders (host and reason), by reason.");
 	for (guint r = 0; r < REASON_COUNT; r++) {
@@ -439,6 +511,8 @@ metrics_render(GString *out, const MetricsSource *src)
 	}
 	if (src->history != NULL)
 		scalars(out, src->history, history_scalars, G_N_ELEMENTS(history_scalars));
+	if (src->cluster != NULL)
+		scalars(out, src->cluster, cluster_scalars, G_N_ELEMENTS(cluster_scalars));
 	if (src->http != NULL) {
 		scalars(out, src->http, http_scalars, G_N_ELEMENTS(http_scalars));
 		family(out, "spamflow_http_render_seconds_total", M_COUNTER,

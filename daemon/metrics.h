@@ -6,6 +6,7 @@
 
 #include "alert.h"
 #include "analyzer.h"
+#include "cluster_node.h"
 #include "collector.h"
 #include "control_server.h"
 #include "history.h"
@@ -48,6 +49,11 @@ typedef struct {
 	const HttpStats *http;	     /* NULL: not shown */
 	const ControlStats *control; /* NULL: no control socket */
 	const HistoryStats *history; /* NULL: the history store is off */
+	/* a cluster node: its counters, and its partitions' analyzers in place of the
+	 * analyzer's (summed; offenders by reason); NULL: a daemon on its own */
+	const ClusterNodeStats *cluster;
+	const AnalyzerStats *cluster_analyzer;
+	const guint64 *cluster_offenders; /* [REASON_COUNT] */
 	gint64 started_ms;	     /* Unix ms */
 	gint64 now_ms;
 	const char *version;

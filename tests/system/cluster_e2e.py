@@ -18,6 +18,8 @@ between the collectors.
     that does not parse) is counted and skipped;
   - a live collector node (UDP) publishes its exporters: `exporters` on an analyzer node
     lists them with the records that collector decoded;
+  - a1's /metrics passes `promtool check metrics` and its spamflow_cluster_* values equal
+    `spamflowctl -j cluster`;
   - `spamflowctl offenders` answers the same on every live node and equals the reference's
     offenders at the end; `host ADDR` is answered on a node that does not own the host (the
     request is routed to the owner); `cluster` shows every partition owned and no lag.
@@ -27,6 +29,8 @@ usage: cluster_e2e.py SPAMFLOWD SPAMFLOWCTL CAPTURE BASE_CONFIG [SPEED]
 import collections
 import json
 import os
+import shutil
+import urllib.request
 import signal
 import socket
 import subprocess
@@ -35,6 +39,7 @@ import tempfile
 import time
 
 from netutil import free_udp_port
+from natsutil import free_tcp_port
 
 from natsutil import NatsCluster
 
@@ -143,6 +148,10 @@ def main():
     spamflowd, spamflowctl, capture, base_conf = sys.argv[1:5]
     speed = float(sys.argv[5]) if len(sys.argv) > 5 else 500
     tmp = tempfile.mkdtemp(prefix="spamflow-cluster-")
+    if shutil.which("promtool") is None:
+        sys.exit("promtool not found: scripts/setup.sh test installs it (Debian package "
+                 "prometheus)")
+    http_port = free_tcp_port()
     base = open(base_conf).read()
     procs = {}
     logs = {}
@@ -166,6 +175,9 @@ def main():
                 f.write(f"\n[control]\nsocket = {tmp}/{name}.sock\n")
                 if sink:
                     f.write(f"\n[sinks]\njson = {sink}\n")
+                # a1 serves /metrics; the others no HTTP at all
+                listen = f"127.0.0.1:{http_port}" if name == "a1" else ""
+                f.write(f"\n[http]\nlisten = {listen}\n")
                 f.write(f"\n[cluster]\nnats = {urls}\nnode = {name}\nroles = {roles}\n"
                         f"alert_group = {group}\npartitions = {PARTITIONS}\nreplicas = 3\n"
                         f"lease_ttl = {LEASE_TTL}\nsnapshot_interval = 2\n")
@@ -363,6 +375,26 @@ def main():
                 check(h.get("ok") and (h.get("timeline") or {}).get("stored") and len(stored) > 0,
                       f"host {host} since=2026-01-01 asked on a1: {len(stored)} readings from the "
                       f"store of its owner {owner}")
+            # /metrics of a cluster node
+            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as r:
+                text = r.read().decode()
+            p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                               text=True, timeout=30)
+            check(p.returncode == 0, f"promtool check metrics on a1: rc {p.returncode} "
+                                     f"{p.stdout[:300]}{p.stderr[:300]}")
+            values = {}
+            for line in text.splitlines():
+                if line.startswith("spamflow_cluster_") and " " in line:
+                    name, v = line.rsplit(" ", 1)
+                    values[name] = float(v)
+            me = ctl(spamflowctl, sock["a1"], "cluster").get("cluster") or {}
+            check(values.get("spamflow_cluster_partitions_owned") == me.get("owned") and
+                  values.get("spamflow_cluster_partitions") == PARTITIONS and
+                  values.get("spamflow_cluster_bus_connected") == 1 and
+                  values.get("spamflow_cluster_partitions_acquired_total") == me.get("acquired"),
+                  f"a1's /metrics: owned {values.get('spamflow_cluster_partitions_owned')}, "
+                  f"acquired {values.get('spamflow_cluster_partitions_acquired_total')} "
+                  f"(cluster -j: {me.get('owned')}, {me.get('acquired')})")
             c = ctl(spamflowctl, sock["a3"], "cluster")
             check(c.get("ok") and len((c.get("status") or {}).get("partitions", [])) == PARTITIONS,
                   "cluster answers on a3 with every partition")
