@@ -1,0 +1,182 @@
+#!/usr/bin/python3
+"""The bus goes away under a live cluster (issue 17): three nats-server processes clustered on
+loopback, one analyzer node and one live collector node (spamflowd, UDP) with a small
+publish buffer (64 KiB). The scenario's NetFlow v5 datagrams are sent to the collector at a
+steady pace for the whole test; in the middle every NATS server is stopped for OUTAGE
+seconds, then started again.
+
+  - the collector never stalls: every datagram sent is decoded, no kernel drop;
+  - while the bus is away the collector buffers, then drops, and counts both;
+  - when the bus returns everything buffered is delivered and the analyzer catches up;
+  - the counts add up: flows routed = flows the analyzer applied + flows in dropped batches,
+    and the bus counts no failure.
+
+usage: cluster_outage.py SPAMFLOWD SPAMFLOWCTL CAPTURE [OUTAGE_S]
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from natsutil import NatsCluster
+from netutil import free_udp_port
+
+failures = []
+
+
+def check(cond, what):
+    print(("ok    " if cond else "FAIL  ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def datagrams(path):
+    data = open(path, "rb").read()
+    off, out = 24, []
+    while off + 16 <= len(data):
+        incl = int.from_bytes(data[off + 8:off + 12], "little")
+        ip = data[off + 16 + 14:off + 16 + incl]
+        udp = ip[(ip[0] & 15) * 4:]
+        out.append(udp[8:int.from_bytes(udp[4:6], "big")])
+        off += 16 + incl
+    return out
+
+
+def ctl(spamflowctl, sock, *args):
+    p = subprocess.run([spamflowctl, "-s", sock, "-j", *args], capture_output=True, text=True,
+                       timeout=10)
+    try:
+        return json.loads(p.stdout)
+    except json.JSONDecodeError:
+        return {}
+
+
+def main():
+    spamflowd, spamflowctl, capture = sys.argv[1:4]
+    outage = float(sys.argv[4]) if len(sys.argv) > 4 else 8
+    tmp = tempfile.mkdtemp(prefix="spamflow-outage-")
+    dgrams = datagrams(capture)
+    procs, logs = {}, {}
+    with NatsCluster(3, max_payload=1 << 20) as nats:
+        def conf(name, roles, extra=""):
+            path = os.path.join(tmp, name + ".conf")
+            with open(path, "w") as f:
+                f.write(f"[control]\nsocket = {tmp}/{name}.sock\n[http]\nlisten =\n"
+                        f"[cluster]\nnats = {nats.urls()}\nnode = {name}\nroles = {roles}\n"
+                        f"alert_group =\npartitions = 8\n"
+                        # leases outlive the outage: the analyzer keeps its partitions, so
+                        # that what it applied is each batch once
+                        f"lease_ttl = 60\nsnapshot_interval = 2\n{extra}")
+            return path
+        port = free_udp_port()
+        try:
+            for name, roles, extra, args in (
+                    ("a1", "analyzer", "", []),
+                    ("c1", "collector", "publish_buffer = 65536\n",
+                     ["-l", f"127.0.0.1:{port}"])):
+                logs[name] = open(os.path.join(tmp, name + ".log"), "w+")
+                procs[name] = subprocess.Popen(
+                    [spamflowd, "-c", conf(name, roles, extra), "--state=", "--history=",
+                     "--stats-interval", "0", *args],
+                    stdout=subprocess.DEVNULL, stderr=logs[name])
+            deadline = time.time() + 40
+            while time.time() < deadline:
+                parts = ((ctl(spamflowctl, f"{tmp}/a1.sock", "cluster").get("status") or {})
+                         .get("partitions", []))
+                if len(parts) == 8 and all(p.get("owner") == "a1" for p in parts):
+                    break
+                time.sleep(0.3)
+            check(len(parts) == 8 and all(p.get("owner") == "a1" for p in parts),
+                  "a1 owns the 8 partitions")
+
+            sent = [0]
+            stop = threading.Event()
+
+            def sender():
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                    i = 0
+                    while not stop.is_set():
+                        u.sendto(dgrams[i % len(dgrams)], ("127.0.0.1", port))
+                        sent[0] += 1
+                        i += 1
+                        time.sleep(0.004)  # ~250 datagrams, ~2,000 records a second
+            t = threading.Thread(target=sender)
+            t.start()
+            time.sleep(3)
+            before = (ctl(spamflowctl, f"{tmp}/c1.sock", "stats").get("cluster") or {})
+            for i in range(3):
+                nats.stop(i)
+            print(f"every nats-server stopped for {outage:.0f} s", flush=True)
+            time.sleep(outage)
+            during = (ctl(spamflowctl, f"{tmp}/c1.sock", "stats").get("cluster") or {})
+            nats.start()
+            nats.wait_ready()
+            print("the nats-servers are back", flush=True)
+            time.sleep(3)
+            stop.set()
+            t.join()
+
+            # caught up: the collector's buffer empty, the analyzer's flows settle
+            deadline, last, stable = time.time() + 60, None, 0
+            while time.time() < deadline:
+                c1 = ctl(spamflowctl, f"{tmp}/c1.sock", "stats")
+                a1 = ctl(spamflowctl, f"{tmp}/a1.sock", "stats")
+                cc, ac = c1.get("cluster") or {}, a1.get("cluster") or {}
+                now = ((cc.get("bus") or {}).get("buffered"), ac.get("flows_in"))
+                stable = stable + 1 if now == last and now[0] == 0 else 0
+                last = now
+                if stable >= 6:
+                    break
+                time.sleep(0.5)
+            check(stable >= 6, f"the cluster settled after the outage (buffered "
+                               f"{(cc.get('bus') or {}).get('buffered')})")
+            bus = cc.get("bus") or {}
+            print(f"collector: {json.dumps(cc)[:700]}", flush=True)
+            print(f"analyzer: flows_in {ac.get('flows_in')} batches_in {ac.get('batches_in')} "
+                  f"lost {ac.get('lost')} acquired {ac.get('acquired')}", flush=True)
+            totals = c1.get("totals") or {}
+            check(totals.get("datagrams") == sent[0] and
+                  (c1.get("listener") or {}).get("kernel_drops", 1) == 0,
+                  f"the collector decoded every datagram sent ({totals.get('datagrams')} of "
+                  f"{sent[0]}), no kernel drop: it never stalled")
+            check(during.get("batches_dropped", 0) > before.get("batches_dropped", 0) and
+                  bus.get("dropped", 0) > 0,
+                  f"while the bus was away the buffer filled and batches were dropped and "
+                  f"counted ({during.get('batches_dropped')} batches, "
+                  f"{during.get('flows_dropped')} flows)")
+            check(bus.get("failed", 1) == 0 and bus.get("buffered", 1) == 0,
+                  f"nothing failed, nothing left in the buffer (failed {bus.get('failed')}, "
+                  f"buffered {bus.get('buffered')}, retried {bus.get('retried')})")
+            check(ac.get("lost", 1) == 0, "the analyzer kept its partitions")
+            check(cc.get("flows_routed") == ac.get("flows_in", 0) + cc.get("flows_dropped", 0),
+                  f"the counts add up: {cc.get('flows_routed')} flows routed = "
+                  f"{ac.get('flows_in')} applied + {cc.get('flows_dropped')} dropped")
+            check(ac.get("flows_in", 0) > during.get("flows_routed", 0) -
+                  during.get("flows_dropped", 0) - 1,
+                  "what was buffered during the outage arrived after it")
+        finally:
+            for p in procs.values():
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+            for name, p in procs.items():
+                try:
+                    rc = p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    rc = "hung"
+                check(rc == 0, f"{name} exited {rc} on SIGTERM")
+    if failures:
+        for name, f in logs.items():
+            f.seek(0)
+            print(f"---- {name}\n" + f.read()[-2500:])
+        sys.exit(f"{len(failures)} checks failed")
+    print("all checks passed")
+
+
+if __name__ == "__main__":
+    main()
