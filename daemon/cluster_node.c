@@ -8,6 +8,7 @@
 #include "wire.h"
 
 #include <json-glib/json-glib.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -56,14 +57,7 @@ struct ClusterNode {
 	/* exporters seen over the bus: address <-> registry index */
 	GHashTable *exp_index; /* 16-byte key (owned) -> index + 1 */
 	GArray *exp_addrs;     /* guint8[16] */
-	struct {
-		guint64 flows_routed, flows_ignored, flows_dropped, flows_not_collected;
-		guint64 batches_out, batch_bytes_out, batches_dropped, ticks_out;
-		guint64 batches_in, batches_bad, batches_unowned, batches_repeated, flows_in;
-		guint64 alerts_out, alerts_dropped, alerts_in, alerts_bad;
-		guint64 acquired, released, lost, snapshots, snapshot_bytes, snapshots_bad;
-		guint64 requests_in, exporters_over;
-	} st;
+	ClusterNodeStats st;   /* the counters; partitions, owned, lag and bus_* filled on read */
 };
 
 #define EXPORTERS_MAX 65536 /* distinct exporter addresses remembered from the bus */
@@ -655,19 +649,12 @@ cluster_node_get_stats(ClusterNode *n, ClusterNodeStats *out)
 {
 	BusStats bs;
 
-	memset(out, 0, sizeof *out);
+	*out = n->st;
 	out->partitions = n->partitions;
+	out->owned = 0;
 	for (guint p = 0; n->parts != NULL && p < n->partitions; p++)
 		out->owned += n->parts[p] != NULL;
 	out->lag = n->coord != NULL ? coord_lag(n->coord) : 0;
-#define C(f) out->f = n->st.f
-	C(flows_routed), C(flows_ignored), C(flows_dropped), C(flows_not_collected);
-	C(batches_out), C(batch_bytes_out), C(batches_dropped), C(ticks_out);
-	C(batches_in), C(batches_bad), C(batches_unowned), C(batches_repeated), C(flows_in);
-	C(alerts_out), C(alerts_dropped), C(alerts_in), C(alerts_bad);
-	C(acquired), C(released), C(lost), C(snapshots), C(snapshot_bytes), C(snapshots_bad);
-	C(requests_in), C(exporters_over);
-#undef C
 	bus_get_stats(n->bus, &bs);
 	out->bus_connected = bs.connected;
 	out->bus_reconnects = bs.reconnects;
@@ -696,37 +683,72 @@ cluster_node_offenders_by_reason(ClusterNode *n, guint64 by_reason[REASON_COUNT]
 			analyzer_foreach_offender(n->parts[p]->a, count_offender, by_reason);
 }
 
-#define F(x) "\"" #x "\":%" G_GUINT64_FORMAT
+/* `stats` "cluster": the counters by name (the bus's in their own object below) */
+#define NF(f)                                                                                      \
+	{                                                                                          \
+#f, offsetof(ClusterNodeStats, f)                                                  \
+	}
+static const struct {
+	const char *name;
+	gsize off;
+} node_fields[] = {
+    NF(partitions),
+    NF(owned),
+    NF(lag),
+    NF(flows_routed),
+    NF(flows_ignored),
+    NF(flows_dropped),
+    NF(flows_not_collected),
+    NF(batches_out),
+    NF(batch_bytes_out),
+    NF(batches_dropped),
+    NF(ticks_out),
+    NF(batches_in),
+    NF(batches_bad),
+    NF(batches_unowned),
+    NF(batches_repeated),
+    NF(flows_in),
+    NF(alerts_out),
+    NF(alerts_dropped),
+    NF(alerts_in),
+    NF(alerts_bad),
+    NF(acquired),
+    NF(released),
+    NF(lost),
+    NF(snapshots),
+    NF(snapshot_bytes),
+    NF(snapshots_bad),
+    NF(requests_in),
+    NF(exporters_over),
+};
+#undef NF
 
 void
 cluster_node_stats_json(ClusterNode *n, GString *out)
 {
+	ClusterNodeStats cs;
 	BusStats bs;
-	guint owned = 0;
 
-	for (guint p = 0; n->parts != NULL && p < n->partitions; p++)
-		owned += n->parts[p] != NULL;
+	cluster_node_get_stats(n, &cs);
 	bus_get_stats(n->bus, &bs);
 	g_string_append(out, ",\"cluster\":{\"node\":");
 	json_quote(out, n->name);
-	g_string_append_printf(out,
-			       ",\"collector\":%s,\"analyzer\":%s,\"partitions\":%u,\"owned\":%"
-			       "u," F(flows_routed) "," F(flows_ignored) "," F(flows_dropped) "," F(flows_not_collected) "," F(batches_out) "," F(batch_bytes_out) "," F(batches_dropped) "," F(ticks_out) "," F(batches_in) "," F(batches_bad) "," F(batches_unowned) "," F(batches_repeated) "," F(flows_in) "," F(alerts_out) "," F(alerts_dropped) "," F(alerts_in) "," F(
-				   alerts_bad) "," F(acquired) "," F(released) "," F(lost) "," F(snapshots) "," F(snapshot_bytes) "," F(snapshots_bad) "," F(requests_in) "," F(exporters_over),
+	g_string_append_printf(out, ",\"collector\":%s,\"analyzer\":%s",
 			       cluster_node_collects(n) ? "true" : "false",
-			       cluster_node_analyzes(n) ? "true" : "false", n->partitions, owned,
-			       n->st.flows_routed, n->st.flows_ignored, n->st.flows_dropped,
-			       n->st.flows_not_collected, n->st.batches_out, n->st.batch_bytes_out,
-			       n->st.batches_dropped, n->st.ticks_out, n->st.batches_in,
-			       n->st.batches_bad, n->st.batches_unowned, n->st.batches_repeated,
-			       n->st.flows_in, n->st.alerts_out, n->st.alerts_dropped,
-			       n->st.alerts_in, n->st.alerts_bad, n->st.acquired, n->st.released,
-			       n->st.lost, n->st.snapshots, n->st.snapshot_bytes,
-			       n->st.snapshots_bad, n->st.requests_in, n->st.exporters_over);
+			       cluster_node_analyzes(n) ? "true" : "false");
+	for (gsize i = 0; i < G_N_ELEMENTS(node_fields); i++)
+		g_string_append_printf(
+		    out, ",\"%s\":%" G_GUINT64_FORMAT, node_fields[i].name,
+		    *(const guint64 *)(const void *)((const char *)&cs + node_fields[i].off));
 	g_string_append_printf(
 	    out,
-	    ",\"bus\":{\"connected\":%s," F(reconnects) "," F(published) "," F(duplicates) "," F(retried) "," F(
-		failed) "," F(dropped) "," F(buffered) "," F(buffered_max) "," F(received) "," F(bytes_out) "," F(bytes_in) ",\"last_error\":",
+	    ",\"bus\":{\"connected\":%s,\"reconnects\":%" G_GUINT64_FORMAT
+	    ",\"published\":%" G_GUINT64_FORMAT ",\"duplicates\":%" G_GUINT64_FORMAT
+	    ",\"retried\":%" G_GUINT64_FORMAT ",\"failed\":%" G_GUINT64_FORMAT
+	    ",\"dropped\":%" G_GUINT64_FORMAT ",\"buffered\":%" G_GUINT64_FORMAT
+	    ",\"buffered_max\":%" G_GUINT64_FORMAT ",\"received\":%" G_GUINT64_FORMAT
+	    ",\"bytes_out\":%" G_GUINT64_FORMAT ",\"bytes_in\":%" G_GUINT64_FORMAT
+	    ",\"last_error\":",
 	    bs.connected ? "true" : "false", bs.reconnects, bs.published, bs.duplicates, bs.retried,
 	    bs.failed, bs.dropped, bs.buffered, bs.buffered_max, bs.received, bs.bytes_out,
 	    bs.bytes_in);
