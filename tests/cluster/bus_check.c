@@ -741,7 +741,9 @@ check_bus_away(void)
 	bus_get_stats(bus, &s);
 	stat_line("away", bus);
 	CHECK(!s.connected, "connected with every server stopped");
-	CHECK(worst < 50000, "a bus_publish call took %" G_GINT64_FORMAT " us", worst);
+	/* never waits on the bus: a blocked call would take the timeout (15 s); 250 ms leaves
+	 * room for a busy machine's scheduling (the suite runs six tests at once on two cores) */
+	CHECK(worst < 250000, "a bus_publish call took %" G_GINT64_FORMAT " us", worst);
 	CHECK(taken > 0 && dropped > 0, "taken %u dropped %u (want both)", taken, dropped);
 	CHECK(s.dropped == dropped && s.failed == 0 && s.buffered <= cfg.publish_buffer,
 	      "dropped %" G_GUINT64_FORMAT " failed %" G_GUINT64_FORMAT

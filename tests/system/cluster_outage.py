@@ -107,7 +107,7 @@ def main():
                         time.sleep(0.004)  # ~250 datagrams, ~2,000 records a second
             t = threading.Thread(target=sender)
             t.start()
-            time.sleep(3)
+            time.sleep(2)
             before = (ctl(spamflowctl, f"{tmp}/c1.sock", "stats").get("cluster") or {})
             for i in range(3):
                 nats.stop(i)
@@ -117,7 +117,7 @@ def main():
             nats.start()
             nats.wait_ready()
             print("the nats-servers are back", flush=True)
-            time.sleep(3)
+            time.sleep(2)
             stop.set()
             t.join()
 
