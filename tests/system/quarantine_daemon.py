@@ -95,6 +95,17 @@ def burst(spamflowd, spamflowctl, n, tmp):
         d.stop()
 
 
+def settled_caps(pid, done, timeout=5):
+    """The daemon's ids and capabilities once done(them) holds, or after timeout: the
+    control socket (which the test waits for) is made before the privileges go."""
+    deadline = time.monotonic() + timeout
+    caps = proc_caps(pid)
+    while not done(caps) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        caps = proc_caps(pid)
+    return caps
+
+
 def main():
     spamflowd, spamflowctl = sys.argv[1:3]
     if os.environ.get("SPAMFLOW_QUARANTINE_NETNS") != "1":
@@ -124,7 +135,7 @@ def main():
             f.write(CONF.format(dir=tmp, dry="false"))
         port = free_port()
         d = Daemon(spamflowd, spamflowctl, conf, port, sock)
-        caps = proc_caps(d.proc.pid)
+        caps = settled_caps(d.proc.pid, lambda c: c["Uid"] == 65534)
         check(caps["Uid"] == 65534, "the daemon runs as nobody")
         check(caps["CapEff"] == NET_ADMIN and caps["CapPrm"] == NET_ADMIN,
               f"it keeps exactly CAP_NET_ADMIN (effective {caps['CapEff']:#x}, permitted "
@@ -238,7 +249,7 @@ def main():
         d = Daemon(spamflowd, spamflowctl, conf, port, sock,
                    pre=["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
                         "--inh-caps=+net_admin", "--ambient-caps=+net_admin"])
-        caps = proc_caps(d.proc.pid)
+        caps = settled_caps(d.proc.pid, lambda c: c["CapAmb"] == 0 and c["CapInh"] == 0)
         check(caps["Uid"] == 65534 and caps["CapEff"] == NET_ADMIN and
               caps["CapPrm"] == NET_ADMIN and caps["CapInh"] == 0 and caps["CapAmb"] == 0,
               f"started as the unit does (ambient CAP_NET_ADMIN): keeps it, not ambient, not "
@@ -253,7 +264,7 @@ def main():
         nft("flush", "set", *SET)
         os.unlink(os.path.join(tmp, "state", "state"))  # no offenders: the cap is free
         d = Daemon(spamflowd, spamflowctl, conf, port, sock)
-        caps = proc_caps(d.proc.pid)
+        caps = settled_caps(d.proc.pid, lambda c: c["CapEff"] == 0 and c["CapPrm"] == 0)
         check(caps["CapEff"] == 0 and caps["CapPrm"] == 0,
               "dry_run: no capability kept")
         ex.smtp("10.77.0.8", 60, first=300)
