@@ -627,6 +627,7 @@ typedef struct {
 
 typedef struct {
 	guint64 acquired, released, lost, lost_expired, release_timeouts;
+	guint64 leases_adopted; /* a lease of our name at another revision: our own write */
 	guint64 snapshots_stored, snapshots_failed, snapshots_dropped;
 	guint64 offenders_put, offenders_deleted, offenders_failed, offenders_dropped;
 	guint64 requests_served, requests_busy, requests_sent, requests_failed;
@@ -972,6 +973,8 @@ coord_status_json(Coord *c, GString *out)
 	g_string_append_c(out, ',');
 	U64("lost_expired", n->lost_expired);
 	g_string_append_c(out, ',');
+	U64("leases_adopted", n->leases_adopted);
+	g_string_append_c(out, ',');
 	U64("release_timeouts", n->release_timeouts);
 	g_string_append_c(out, ',');
 	U64("snapshots_stored", n->snapshots_stored);
@@ -1199,6 +1202,28 @@ part_lose(Coord *c, guint p, gboolean expired)
 
 typedef enum { RENEW_OK, RENEW_LOST, RENEW_IO } RenewResult;
 
+/* A lease write whose answer was lost (the bus went away with it in flight) may have been
+ * applied: the key then holds our name at a revision we never heard of, and the next write
+ * at the old one is refused. Our name in it means our own write (node names are unique):
+ * take its revision back (TRUE, *rev). Anything else (another name, no key): FALSE. */
+static gboolean
+lease_is_ours(Coord *c, const char *key, guint64 *rev)
+{
+	g_autoptr(GBytes) v = NULL;
+	g_autoptr(GError) err = NULL;
+	gsize len = 0;
+
+	if (!bus_kv_get(c->bus, BUS_KV_LEASES, key, &v, rev, &err) || v == NULL)
+		return FALSE;
+	const char *d = g_bytes_get_data(v, &len);
+	if (len != strlen(c->node) || memcmp(d, c->node, len) != 0)
+		return FALSE;
+	g_mutex_lock(&c->lock);
+	c->n.leases_adopted++;
+	g_mutex_unlock(&c->lock);
+	return TRUE;
+}
+
 /* Renew p's lease on the revision we hold (the fence). */
 static RenewResult
 part_renew(Coord *c, guint p)
@@ -1215,8 +1240,22 @@ part_renew(Coord *c, guint p)
 		pt->lease_ok_ms = before;
 		return RENEW_OK;
 	}
-	if (g_error_matches(err, BUS_ERROR, BUS_ERROR_CONFLICT) ||
-	    g_error_matches(err, BUS_ERROR, BUS_ERROR_NOT_FOUND)) {
+	if (g_error_matches(err, BUS_ERROR, BUS_ERROR_CONFLICT)) {
+		guint64 ours = 0;
+		g_clear_error(&err);
+		if (lease_is_ours(c, key, &ours) &&
+		    bus_kv_update(c->bus, BUS_KV_LEASES, key, c->node, strlen(c->node), ours, &rev,
+				  &err)) {
+			pt->rev = rev;
+			pt->lease_ok_ms = before;
+			return RENEW_OK;
+		}
+		if (err == NULL || g_error_matches(err, BUS_ERROR, BUS_ERROR_CONFLICT) ||
+		    g_error_matches(err, BUS_ERROR, BUS_ERROR_NOT_FOUND)) {
+			part_lose(c, p, FALSE);
+			return RENEW_LOST;
+		}
+	} else if (g_error_matches(err, BUS_ERROR, BUS_ERROR_NOT_FOUND)) {
 		part_lose(c, p, FALSE);
 		return RENEW_LOST;
 	}
@@ -1318,9 +1357,18 @@ part_acquire(Coord *c, guint p)
 	g_autoptr(GError) err = NULL;
 	guint64 rev = 0;
 	if (!bus_kv_create(c->bus, BUS_KV_LEASES, key, c->node, strlen(c->node), &rev, &err)) {
-		if (!g_error_matches(err, BUS_ERROR, BUS_ERROR_EXISTS))
+		guint64 ours = 0;
+		if (!g_error_matches(err, BUS_ERROR, BUS_ERROR_EXISTS)) {
 			set_error(c, "lease create", err);
-		return;
+			return;
+		}
+		/* ours already (a write of ours whose answer was lost, or our last run's): take
+		 * it at a revision of our own, which fences whatever wrote before */
+		g_clear_error(&err);
+		if (!lease_is_ours(c, key, &ours) ||
+		    !bus_kv_update(c->bus, BUS_KV_LEASES, key, c->node, strlen(c->node), ours, &rev,
+				   &err))
+			return;
 	}
 	pt->state = PART_STARTING;
 	pt->rev = pt->acq_rev = rev;
@@ -1612,7 +1660,9 @@ rebalance(Coord *c, gint64 now)
 			part_give_up(c, p); /* nothing told to the main loop yet */
 			continue;
 		}
-		if (pt->state != PART_FREE || pt->listed)
+		/* a lease in our name we do not hold (a write of ours whose answer was lost, or
+		 * our last run's) is ours to take back at once (part_acquire() adopts it) */
+		if (pt->state != PART_FREE || (pt->listed && strcmp(pt->owner, c->node) != 0))
 			continue;
 		/* free: ours when we are its target; else, when the target does not take it (dead
 		 * but not seen so yet, or stuck), its successors after one lease TTL each. The

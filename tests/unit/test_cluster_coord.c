@@ -970,6 +970,35 @@ stop_running(void **state)
 	return 0;
 }
 
+/* A lease write whose answer was lost may have been applied: the key holds our name at a
+ * revision we never heard of. The next renewal is refused (conflict): the lease is ours all
+ * the same, taken back, not lost. Another node's name there: lost. */
+static void
+test_coord_lease_adopted(void **state)
+{
+	(void)state;
+	cluster_fake_bus_reset();
+	Node *nodes[1] = {node_start("solo", "")};
+	gint owner[P];
+	pump_until_settled(nodes, 1, owner, 5000);
+	Node *n = nodes[0];
+	assert_true(n->owned[5]);
+	guint64 rev = 0;
+	assert_true(bus_kv_put(n->bus, BUS_KV_LEASES, "p5", "solo", 4, &rev, NULL));
+	pump(nodes, 1, 1500); /* a few rounds: renewals at the old revision */
+	assert_true(n->owned[5]);
+	g_autoptr(GString) st = g_string_new(NULL);
+	coord_status_json(n->coord, st);
+	assert_non_null(strstr(st->str, "\"leases_adopted\":1"));
+	assert_non_null(strstr(st->str, "\"lost\":0"));
+	/* another node's write: lost */
+	assert_true(bus_kv_put(n->bus, BUS_KV_LEASES, "p6", "other", 5, &rev, NULL));
+	gint64 start = ms();
+	while (ms() - start < 3000 && n->owned[6])
+		pump(nodes, 1, 20);
+	assert_false(n->owned[6]);
+}
+
 int
 main(void)
 {
@@ -984,6 +1013,7 @@ main(void)
 	    cmocka_unit_test_teardown(test_coord_alerts_requests, stop_running),
 	    cmocka_unit_test_teardown(test_coord_zombie, stop_running),
 	    cmocka_unit_test_teardown(test_coord_shutdown, stop_running),
+	    cmocka_unit_test_teardown(test_coord_lease_adopted, stop_running),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
