@@ -2,6 +2,7 @@
  * read with json-glib (size and depth bounded first: the reply is trusted no more than any
  * input), and the renderers that make tables for people out of the daemon's JSON replies. */
 #include "ctl.h"
+#include "json.h"
 
 #include "alert.h"
 
@@ -19,31 +20,6 @@ G_DEFINE_QUARK(ctl-error-quark, ctl_error)
 
 /* ---- reading the reply ---- */
 
-/* Nesting depth of a JSON text, counted over brackets outside strings, stopping at max + 1. */
-static guint
-nesting(const char *s, gsize len, guint max)
-{
-	guint depth = 0, deepest = 0;
-	gboolean in_string = FALSE;
-
-	for (gsize i = 0; i < len && deepest <= max; i++) {
-		if (in_string) {
-			if (s[i] == '\\')
-				i++;
-			else if (s[i] == '"')
-				in_string = FALSE;
-		} else if (s[i] == '"') {
-			in_string = TRUE;
-		} else if (s[i] == '{' || s[i] == '[') {
-			depth++;
-			deepest = MAX(deepest, depth);
-		} else if ((s[i] == '}' || s[i] == ']') && depth > 0) {
-			depth--;
-		}
-	}
-	return deepest;
-}
-
 JsonNode *
 ctl_reply_parse(const char *text, gsize len, GError **error)
 {
@@ -51,7 +27,7 @@ ctl_reply_parse(const char *text, gsize len, GError **error)
 	g_autoptr(GError) err = NULL;
 	JsonNode *root;
 
-	if (nesting(text, len, CTL_REPLY_MAX_DEPTH) > CTL_REPLY_MAX_DEPTH) {
+	if (json_nesting(text, len, CTL_REPLY_MAX_DEPTH) > CTL_REPLY_MAX_DEPTH) {
 		g_set_error(error, CTL_ERROR, CTL_ERROR_REPLY,
 			    "reply is not JSON: nested deeper than %d", CTL_REPLY_MAX_DEPTH);
 		return NULL;

@@ -3,6 +3,7 @@
  * that hands what the bus delivers to the main loop in order. The rendezvous hash, the
  * alert fence and the queue are pure and unit-tested (coord_private.h). */
 #include "coord.h"
+#include "json.h"
 
 #include <errno.h>
 #include <glib-unix.h>
@@ -45,36 +46,6 @@ bytes_with_nul(const void *data, gsize len)
 	return g_bytes_new_take(copy, len);
 }
 
-static void
-json_str(GString *out, const char *s)
-{
-	g_string_append_c(out, '"');
-	for (const guchar *p = (const guchar *)s; *p; p++) {
-		switch (*p) {
-		case '"':
-			g_string_append(out, "\\\"");
-			break;
-		case '\\':
-			g_string_append(out, "\\\\");
-			break;
-		case '\n':
-			g_string_append(out, "\\n");
-			break;
-		case '\r':
-			g_string_append(out, "\\r");
-			break;
-		case '\t':
-			g_string_append(out, "\\t");
-			break;
-		default:
-			if (*p < 0x20)
-				g_string_append_printf(out, "\\u%04x", *p);
-			else
-				g_string_append_c(out, (char)*p);
-		}
-	}
-	g_string_append_c(out, '"');
-}
 
 /* ---- Rendezvous hashing ---- */
 
@@ -272,6 +243,10 @@ coord_reply(CoordRequest *r, const char *json, gsize len)
 	g_mutex_unlock(&r->lock);
 	coord_request_unref(r); /* the main loop's reference, from the COORD_REQUEST event */
 }
+
+/* Node entries and offenders come from the bus, written by any client allowed on it: text
+ * nested deeper than this is not parsed (json_nesting()). Ours nest 4 levels at most. */
+#define COORD_JSON_MAX_DEPTH 32
 
 /* ---- The event queue ---- */
 
@@ -893,7 +868,7 @@ coord_status_json(Coord *c, GString *out)
 	g_mutex_lock(&c->lock);
 	const BusStats *b = &c->bus_stats;
 	g_string_append(out, "{\"node\":");
-	json_str(out, c->node);
+	json_quote(out, c->node);
 	g_string_append(out, ",\"setup\":");
 	g_string_append(out, c->setup_ok ? "true" : "false");
 	g_string_append(out, ",\"bus\":{\"connected\":");
@@ -921,13 +896,13 @@ coord_status_json(Coord *c, GString *out)
 	g_string_append_c(out, ',');
 	U64("bytes_in", b->bytes_in);
 	g_string_append(out, ",\"last_error\":");
-	json_str(out, b->last_error);
+	json_quote(out, b->last_error);
 	g_string_append(out, "},\"nodes\":[");
 	gint64 now = now_ms();
 	for (guint i = 0; i < c->nodes->len; i++) {
 		const Node *n = c->nodes->pdata[i];
 		g_string_append(out, i ? ",{\"node\":" : "{\"node\":");
-		json_str(out, n->name);
+		json_quote(out, n->name);
 		g_string_append_printf(
 		    out, ",\"live\":%s,\"analyzer\":%s,\"rev\":%" G_GUINT64_FORMAT ",\"info\":%s}",
 		    now - n->changed_ms < c->cfg.lease_ttl_ms ? "true" : "false",
@@ -937,7 +912,7 @@ coord_status_json(Coord *c, GString *out)
 	for (guint p = 0; p < c->cfg.partitions; p++) {
 		const Part *pt = &c->parts[p];
 		g_string_append_printf(out, "%s{\"p\":%u,\"owner\":", p ? "," : "", p);
-		json_str(out, pt->owner);
+		json_quote(out, pt->owner);
 		g_string_append_printf(out, ",\"rev\":%" G_GUINT64_FORMAT, pt->owner_rev);
 		if (strcmp(pt->owner, c->node) == 0) {
 			g_string_append_printf(
@@ -951,7 +926,7 @@ coord_status_json(Coord *c, GString *out)
 	}
 	const Counters *n = &c->n;
 	g_string_append(out, "],\"alerts\":{\"group\":");
-	json_str(out, c->alert_group);
+	json_quote(out, c->alert_group);
 	g_string_append_c(out, ',');
 	U64("received", n->alerts_received);
 	g_string_append_c(out, ',');
@@ -1009,7 +984,7 @@ coord_status_json(Coord *c, GString *out)
 	g_string_append_c(out, ',');
 	U64("queue_waits", qwaits);
 	g_string_append(out, ",\"last_error\":");
-	json_str(out, c->last_error);
+	json_quote(out, c->last_error);
 	g_string_append(out, "}}");
 	g_mutex_unlock(&c->lock);
 }
@@ -1431,7 +1406,8 @@ nodes_update(Coord *c, GArray *entries, gint64 now)
 		gsize len = 0;
 		const char *text = e->value ? g_bytes_get_data(e->value, &len) : NULL;
 		g_autoptr(JsonParser) parser = json_parser_new();
-		if (text && json_parser_load_from_data(parser, text, (gssize)len, NULL)) {
+		if (text && json_nesting(text, len, COORD_JSON_MAX_DEPTH) <= COORD_JSON_MAX_DEPTH &&
+		    json_parser_load_from_data(parser, text, (gssize)len, NULL)) {
 			JsonNode *root = json_parser_get_root(parser);
 			if (root && JSON_NODE_HOLDS_OBJECT(root)) {
 				n->analyzer = roles_has_analyzer(json_node_get_object(root));
@@ -1733,7 +1709,8 @@ offenders_refresh(Coord *c, gint64 now)
 		gsize len = 0;
 		const char *text = e->value ? g_bytes_get_data(e->value, &len) : NULL;
 		g_autoptr(JsonParser) parser = json_parser_new();
-		if (!text || !json_parser_load_from_data(parser, text, (gssize)len, NULL))
+		if (!text || json_nesting(text, len, COORD_JSON_MAX_DEPTH) > COORD_JSON_MAX_DEPTH ||
+		    !json_parser_load_from_data(parser, text, (gssize)len, NULL))
 			continue;
 		JsonNode *root = json_parser_get_root(parser);
 		if (!root || !JSON_NODE_HOLDS_OBJECT(root))

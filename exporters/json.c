@@ -2,6 +2,30 @@
  * reports and the control protocol's replies. */
 #include "json.h"
 
+guint
+json_nesting(const char *s, gsize len, guint max)
+{
+	guint depth = 0, deepest = 0;
+	gboolean in_string = FALSE;
+
+	for (gsize i = 0; i < len && deepest <= max; i++) {
+		if (in_string) {
+			if (s[i] == '\\')
+				i++;
+			else if (s[i] == '"')
+				in_string = FALSE;
+		} else if (s[i] == '"') {
+			in_string = TRUE;
+		} else if (s[i] == '{' || s[i] == '[') {
+			depth++;
+			deepest = MAX(deepest, depth);
+		} else if ((s[i] == '}' || s[i] == ']') && depth > 0) {
+			depth--;
+		}
+	}
+	return deepest;
+}
+
 void
 json_quote(GString *out, const char *s)
 {

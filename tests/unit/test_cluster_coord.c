@@ -991,6 +991,22 @@ test_coord_lease_adopted(void **state)
 	coord_status_json(n->coord, st);
 	assert_non_null(strstr(st->str, "\"leases_adopted\":1"));
 	assert_non_null(strstr(st->str, "\"lost\":0"));
+	/* hostile values on the bus (any client may write the buckets): a node entry and an
+	 * offender nested a million levels deep are skipped, not parsed (json-glib would
+	 * overflow the stack), and a good offender beside them is listed */
+	g_autoptr(GString) deep = g_string_new(NULL);
+	for (guint i = 0; i < 1000000; i++)
+		g_string_append_c(deep, '[');
+	assert_true(bus_kv_put(n->bus, BUS_KV_NODES, "evil", deep->str, deep->len, &rev, NULL));
+	assert_true(bus_kv_put(n->bus, BUS_KV_OFFENDERS, "evil", deep->str, deep->len, &rev, NULL));
+	assert_true(bus_kv_put(n->bus, BUS_KV_OFFENDERS, "10.0.0.9.smtp-fanout",
+			       "{\"host\":\"10.0.0.9\"}", 19, &rev, NULL));
+	pump(nodes, 1, 600);
+	g_autoptr(GString) offs = g_string_new(NULL);
+	gint64 age = -1;
+	coord_offenders_json(n->coord, offs, &age);
+	assert_string_equal(offs->str, "[{\"host\":\"10.0.0.9\"}]");
+	assert_true(n->owned[5]); /* and the node goes on */
 	/* another node's write: lost */
 	assert_true(bus_kv_put(n->bus, BUS_KV_LEASES, "p6", "other", 5, &rev, NULL));
 	gint64 start = ms();
