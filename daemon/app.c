@@ -1226,14 +1226,18 @@ app_cluster_offender(Analyzer *a, const guint8 host[16], AlertReason r, GString 
 /* Another node asks what this one holds about a host (`host ADDR` routed to the owner of
  * its partition): the reply object, one line without its newline. Read-only: host only. */
 static void
-app_cluster_answer(const char *line, Analyzer *a, GString *out, gpointer data)
+app_cluster_answer(const char *line, GString *out, gpointer data)
 {
 	App *app = data;
 	ControlRequest req;
 	g_autoptr(GError) err = NULL;
 	ControlPeer peer = {.uid = geteuid(), .gid = getegid(), .pid = 0};
+	Analyzer *a = NULL;
+	char owner[64];
 
-	if (!control_parse(line, &req, &err)) {
+	if (control_parse(line, &req, &err) && req.cmd->id == CONTROL_CMD_HOST)
+		a = cluster_node_analyzer_for(app->cluster, req.addr, owner);
+	if (err != NULL) {
 		control_reply_error(out, NULL, err->message);
 	} else if (req.cmd->id != CONTROL_CMD_HOST) {
 		control_reply_error(out, req.cmd->name, "only host is answered for other nodes");

@@ -552,14 +552,8 @@ on_coord(const CoordEvent *ev, gpointer user_data)
 		gsize len;
 		const char *line = g_bytes_get_data(ev->data, &len);
 		g_autofree char *text = g_strndup(line, len);
-		ControlRequest req;
-		Analyzer *a = NULL;
 		n->st.requests_in++;
-		if (control_parse(text, &req, NULL) && req.cmd->n_args > 0) {
-			char owner[64];
-			a = cluster_node_analyzer_for(n, req.addr, owner);
-		}
-		n->deps.answer(text, a, out, n->deps.data);
+		n->deps.answer(text, out, n->deps.data);
 		coord_reply(ev->request, out->str, out->len);
 		break;
 	}

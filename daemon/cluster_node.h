@@ -52,9 +52,10 @@ typedef struct {
 	 * when a is not holding it */
 	gboolean (*offender_json)(Analyzer *a, const guint8 host[16], AlertReason r, GString *out,
 				  gpointer data);
-	/* answer a control request line from another node with analyzer a (NULL: this node
-	 * owns none of it): the reply object, no newline */
-	void (*answer)(const char *line, Analyzer *a, GString *out, gpointer data);
+	/* answer a control request line from another node (the daemon parses it and finds the
+	 * partition's analyzer with cluster_node_analyzer_for()): the reply object, no
+	 * newline */
+	void (*answer)(const char *line, GString *out, gpointer data);
 	/* analyzer role: a partition analyzer's slice ended (the history's readings of its
 	 * hosts, on this node's store); NULL = no history */
 	void (*slice)(Analyzer *a, gint64 slice_end_ms, gpointer data);
