@@ -1347,6 +1347,11 @@ part_acquire(Coord *c, guint p)
 	}
 	pt->state = PART_STARTING;
 	pt->rev = pt->acq_rev = rev;
+	/* shown by `cluster` and used to route requests now, not after the next listing */
+	g_mutex_lock(&c->lock);
+	g_strlcpy(pt->owner, c->node, sizeof pt->owner);
+	pt->owner_rev = rev;
+	g_mutex_unlock(&c->lock);
 	pt->lease_ok_ms = before;
 	pt->last_seq_ms = 0;
 	part_start(c, p);
@@ -1991,8 +1996,8 @@ bus_ready(Coord *c)
 		return TRUE;
 	}
 	if (!c->setup_told) {
-		g_warning("cluster: bus setup failed: %s (retrying every %" G_GINT64_FORMAT " ms)",
-			  err->message, c->cfg.rebalance_ms);
+		g_warning("cluster: bus setup failed: %s (retrying, at least every %" G_GINT64_FORMAT
+			  " ms)", err->message, c->cfg.rebalance_ms);
 		c->setup_told = TRUE;
 	}
 	set_error(c, "bus setup", err);
@@ -2042,7 +2047,7 @@ coord_thread(gpointer data)
 {
 	Coord *c = data;
 	gboolean ready = FALSE;
-	gint64 next_round = 0;
+	gint64 next_round = 0, setup_wait = 0;
 	for (;;) {
 		g_mutex_lock(&c->lock);
 		gboolean stop = c->stopping;
@@ -2050,19 +2055,31 @@ coord_thread(gpointer data)
 		g_mutex_unlock(&c->lock);
 		if (stop)
 			break;
-		if (!ready)
+		if (!ready && now_ms() >= next_round) {
 			ready = bus_ready(c);
+			if (ready)
+				next_round = 0;
+		}
 		if (ready) {
 			if (now_ms() >= next_round) {
-				next_round = now_ms() + c->cfg.rebalance_ms;
 				round_run(c);
+				/* the round after the first comes soon: it is the one that takes
+				 * partitions, once nodes that started together have seen each other */
+				next_round = now_ms() + (c->rounds == 1 ? MIN(c->cfg.rebalance_ms, 1000)
+									: c->cfg.rebalance_ms);
 			}
 			if (snapshots_store(c, 0))
 				offenders_send(c, 0);
 			requests_send(c, FALSE, NULL);
 		} else {
 			requests_send(c, TRUE, "the cluster bus is not set up");
-			next_round = now_ms() + c->cfg.rebalance_ms;
+			/* servers that are starting answer within a second or two: retry after
+			 * 250 ms, doubling up to a round */
+			if (now_ms() >= next_round) {
+				setup_wait = setup_wait ? MIN(setup_wait * 2, c->cfg.rebalance_ms)
+							: MIN(250, c->cfg.rebalance_ms);
+				next_round = now_ms() + setup_wait;
+			}
 		}
 		g_mutex_lock(&c->lock);
 		gint64 until = g_get_monotonic_time() + (next_round - now_ms()) * 1000;
