@@ -27,6 +27,8 @@ typedef enum {
 /* The streams and buckets of a cluster (bus_setup() creates or checks them). Subjects:
  *   spamflow.flows.<p>   stream SPAMFLOW_FLOWS (flow batches, cluster/wire.h)
  *   spamflow.alerts      stream SPAMFLOW_ALERTS (alert events)
+ *   spamflow.history.<p> stream SPAMFLOW_HISTORY (a partition's history readings, each
+ *                        slice from its owner: cluster/wire.h)
  *   spamflow.snap.<p>    stream SPAMFLOW_SNAP (partition snapshots, the newest kept: a
  *                        commit record there names its chunks on spamflow.snap.<p>.chunk)
  *   spamflow.ctl.<node>  request/reply (no stream)
@@ -35,9 +37,11 @@ typedef enum {
 #define BUS_STREAM_FLOWS "SPAMFLOW_FLOWS"
 #define BUS_STREAM_ALERTS "SPAMFLOW_ALERTS"
 #define BUS_STREAM_SNAP "SPAMFLOW_SNAP"
+#define BUS_STREAM_HISTORY "SPAMFLOW_HISTORY"
 #define BUS_SUBJECT_FLOWS "spamflow.flows"
 #define BUS_SUBJECT_ALERTS "spamflow.alerts"
 #define BUS_SUBJECT_SNAP "spamflow.snap"
+#define BUS_SUBJECT_HISTORY "spamflow.history"
 #define BUS_SUBJECT_CTL "spamflow.ctl"
 #define BUS_KV_LEASES "spamflow_leases"
 #define BUS_KV_NODES "spamflow_nodes"
@@ -61,7 +65,9 @@ typedef struct {
 	gint64 flows_max_age_ms;   /* SPAMFLOW_FLOWS retention (>= long window + snapshot
 				      interval) */
 	guint64 flows_max_bytes;   /* ... and its size limit (oldest dropped) */
-	gint64 alerts_max_age_ms;
+	gint64 alerts_max_age_ms;  /* SPAMFLOW_ALERTS retention, and SPAMFLOW_HISTORY's (a node
+				      away longer misses the readings of that time; its size
+				      limit is flows_max_bytes / 4) */
 	gint64 dedup_window_ms;    /* JetStream duplicate window of both streams (Nats-Msg-Id) */
 	gint64 lease_ttl_ms;
 	gint64 node_ttl_ms;

@@ -970,6 +970,25 @@ bus_setup(Bus *bus, GError **error)
 	if (!ensure_stream(bus, &sc, error))
 		return FALSE;
 
+	/* History readings: every node that keeps a store reads them all (its own durable
+	 * consumer), kept as long as the alerts and at most a quarter of the flows' max_bytes
+	 * (JetStream reserves a stream's limit on every server: the readings are small, the
+	 * stream only has to cover a node's absence) */
+	const char *hist_subj[] = {BUS_SUBJECT_HISTORY ".*"};
+	jsStreamConfig_Init(&sc);
+	sc.Name = BUS_STREAM_HISTORY;
+	sc.Description = "spamflow history readings, a slice per partition per message";
+	sc.Subjects = hist_subj;
+	sc.SubjectsLen = 1;
+	sc.Storage = js_FileStorage;
+	sc.Replicas = c->replicas;
+	sc.MaxAge = ms_to_ns(c->alerts_max_age_ms);
+	sc.MaxBytes = c->flows_max_bytes > 0 ? (int64_t)MAX(c->flows_max_bytes / 4, 1u << 20) : -1;
+	sc.Discard = js_DiscardOld;
+	sc.Duplicates = ms_to_ns(c->alerts_max_age_ms > 0 ? MIN(dedup, c->alerts_max_age_ms) : dedup);
+	if (!ensure_stream(bus, &sc, error))
+		return FALSE;
+
 	/* Snapshots: chunks on spamflow.snap.<p>.chunk, the commit record naming them on
 	 * spamflow.snap.<p>; bus_snapshot_put() purges what the newest commit replaced, so no
 	 * age or per-subject limit (either could cut a snapshot still being read). */

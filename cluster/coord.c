@@ -608,6 +608,7 @@ typedef struct {
 	guint64 requests_served, requests_busy, requests_sent, requests_failed;
 	guint64 alerts_received, alerts_delivered, alerts_fenced, alerts_duplicates, alerts_bad;
 	guint64 alerts_ack_unhandled; /* acknowledged before the main loop handled them */
+	guint64 history_received, history_ack_unhandled;
 	guint64 flows_delivered;
 	guint64 bus_errors;
 } Counters;
@@ -648,8 +649,9 @@ struct Coord {
 	gint64 offenders_next_ms;
 	gboolean setup_told;
 	BusSub *alerts_sub;
+	BusSub *history_sub;
 	BusSub *serve_sub;
-	gboolean alerts_told, serve_told;
+	gboolean alerts_told, serve_told, history_told;
 };
 
 static void
@@ -939,6 +941,12 @@ coord_status_json(Coord *c, GString *out)
 	U64("bad", n->alerts_bad);
 	g_string_append_c(out, ',');
 	U64("ack_unhandled", n->alerts_ack_unhandled);
+	g_string_append(out, "},\"history\":{\"consumer\":");
+	g_string_append(out, c->cfg.history ? "true" : "false");
+	g_string_append_c(out, ',');
+	U64("received", n->history_received);
+	g_string_append_c(out, ',');
+	U64("ack_unhandled", n->history_ack_unhandled);
 	g_string_append(out, "},\"coord\":{");
 	U64("acquired", n->acquired);
 	g_string_append_c(out, ',');
@@ -1078,6 +1086,39 @@ alerts_cb(const char *subject, guint64 seq, const guint8 *data, gsize len, gpoin
 	case QWAIT_TIMEOUT:
 		g_mutex_lock(&c->lock);
 		c->n.alerts_ack_unhandled++;
+		g_mutex_unlock(&c->lock);
+		break;
+	}
+}
+
+/* A history message: to the main loop, acknowledged once it has queued the readings for its
+ * store (a node that dies before leaves it for its next start: the consumer is durable). */
+static void
+history_cb(const char *subject, guint64 seq, const guint8 *data, gsize len, gpointer user_data)
+{
+	(void)subject;
+	Coord *c = user_data;
+	g_autoptr(GBytes) b = bytes_with_nul(data, len);
+	QWaiter *w = qwaiter_new();
+	g_mutex_lock(&c->lock);
+	c->n.history_received++;
+	g_mutex_unlock(&c->lock);
+	if (!coord_queue_push_waited(c->queue,
+				     &(CoordEvent){.kind = COORD_HISTORY, .seq = seq, .data = b},
+				     w)) {
+		qwaiter_unref(w);
+		bus_msg_leave();
+		return;
+	}
+	switch (qwaiter_wait(w, ALERT_HANDLE_WAIT_S * G_USEC_PER_SEC)) {
+	case QWAIT_HANDLED:
+		break;
+	case QWAIT_DROPPED:
+		bus_msg_leave();
+		break;
+	case QWAIT_TIMEOUT:
+		g_mutex_lock(&c->lock);
+		c->n.history_ack_unhandled++;
 		g_mutex_unlock(&c->lock);
 		break;
 	}
@@ -1750,6 +1791,21 @@ consumers_start(Coord *c)
 			set_error(c, "alert consumer", err);
 		g_clear_error(&err);
 	}
+	if (c->cfg.history && !c->history_sub) {
+		/* one durable per node: each store gets every partition's readings */
+		g_autofree char *durable = g_strdup_printf("history-%s", c->node);
+		c->history_sub =
+		    bus_subscribe_durable(c->bus, BUS_STREAM_HISTORY, BUS_SUBJECT_HISTORY ".*",
+					  durable, history_cb, c, &err);
+		if (!c->history_sub && !c->history_told) {
+			g_warning("cluster: history consumer %s: %s (retrying)", durable,
+				  err->message);
+			c->history_told = TRUE;
+		}
+		if (!c->history_sub)
+			set_error(c, "history consumer", err);
+		g_clear_error(&err);
+	}
 	if (!c->serve_sub) {
 		c->serve_sub = bus_serve(c->bus, serve_cb, c, &err);
 		if (!c->serve_sub && !c->serve_told) {
@@ -2023,7 +2079,8 @@ shutdown_run(Coord *c)
 	requests_send(c, TRUE, "shutting down");
 	bus_unsubscribe(c->serve_sub);
 	bus_unsubscribe(c->alerts_sub);
-	c->serve_sub = c->alerts_sub = NULL;
+	bus_unsubscribe(c->history_sub);
+	c->serve_sub = c->alerts_sub = c->history_sub = NULL;
 	for (guint p = 0; p < c->cfg.partitions; p++) {
 		Part *pt = &c->parts[p];
 		if (pt->sub) {

@@ -41,6 +41,8 @@ typedef struct {
 	guint64 queue_bytes;       /* events waiting for the main loop: the bus's threads wait
 				      beyond (flow control), never drop */
 	guint dedup_ids;           /* alert ids remembered for deduplication */
+	gboolean history;          /* this node keeps a history store: it reads every
+				      partition's readings (COORD_HISTORY) */
 } CoordConfig;
 
 typedef enum {
@@ -63,6 +65,9 @@ typedef enum {
 	COORD_REQUEST,
 	/* the answer to coord_request() (data NULL: error, text in ev->error) */
 	COORD_REPLY,
+	/* history consumer (CoordConfig.history): a history message (cluster/wire.h) of any
+	 * partition, in stream order; acknowledged once handled */
+	COORD_HISTORY,
 } CoordEventKind;
 
 typedef struct CoordRequest CoordRequest;

@@ -20,6 +20,8 @@
  * Alert ("SFCA"): "SFCA", u8 version (1), u8 node length, node, u32 partition, u64 lease_rev,
  *   u64 lease_from_ms, u32 length + the event (alert_codec.h, the analyzer state file's form, exporter indexes
  *   0..n-1), then ev.n_exporters x addr.
+ * History ("SFCH"): "SFCH", u8 version (1), u8 node length, node, u32 partition, u64
+ *   lease_rev, u16 piece, u32 length + the slice payload (history_seg.h's, opaque here).
  * Times are Unix ms in [0, 2^50) (statebuf.h's collector range): the encoder clamps into
  * it, the decoder refuses anything outside, so no delta or timeout arithmetic overflows. */
 #include "wire.h"
@@ -34,10 +36,12 @@ G_DEFINE_QUARK(cluster-wire-error-quark, cluster_wire_error)
 
 #define WIRE_BATCH_MAGIC "SFCB"
 #define WIRE_ALERT_MAGIC "SFCA"
+#define WIRE_HISTORY_MAGIC "SFCH"
 #define WIRE_VERSION 1
 #define WIRE_NODE_MAX 63
 G_STATIC_ASSERT(sizeof(((ClusterBatch *)0)->node) == WIRE_NODE_MAX + 1);
 G_STATIC_ASSERT(sizeof(((ClusterAlert *)0)->node) == WIRE_NODE_MAX + 1);
+G_STATIC_ASSERT(sizeof(((ClusterHistory *)0)->node) == WIRE_NODE_MAX + 1);
 G_STATIC_ASSERT(CLUSTER_WIRE_MAX_EXPORTERS <= G_MAXUINT16);
 G_STATIC_ASSERT(CLUSTER_WIRE_MAX_FLOWS <= G_MAXUINT32);
 
@@ -617,6 +621,54 @@ cluster_wire_alert_decode(const guint8 *data, gsize len, ClusterAlert *a, GError
 fail:
 	rd_report(&r, "alert", -1, error);
 	memset(a, 0, sizeof *a);
+	return FALSE;
+}
+
+void
+cluster_wire_history_encode(const ClusterHistory *h, GByteArray *out)
+{
+	g_return_if_fail(h->slice_len <= CLUSTER_WIRE_MAX_HISTORY);
+	statebuf_put_bytes(out, WIRE_HISTORY_MAGIC, 4);
+	statebuf_put_u8(out, WIRE_VERSION);
+	put_node(out, h->node);
+	statebuf_put_u32(out, h->partition);
+	statebuf_put_u64(out, h->lease_rev);
+	statebuf_put_u16(out, h->piece);
+	statebuf_put_u32(out, (guint32)h->slice_len);
+	statebuf_put_bytes(out, h->slice, h->slice_len);
+}
+
+gboolean
+cluster_wire_history_decode(const guint8 *data, gsize len, ClusterHistory *h, GError **error)
+{
+	Rd r = {0};
+	guint32 n;
+
+	memset(h, 0, sizeof *h);
+	cursor_init(&r.c, data, len);
+	if (!rd_head(&r, WIRE_HISTORY_MAGIC) || !rd_node(&r, h->node) ||
+	    !rd_u32(&r, &h->partition, "partition") || !rd_u64(&r, &h->lease_rev, "lease_rev") ||
+	    !rd_u16(&r, &h->piece, "piece") || !rd_u32(&r, &n, "slice length"))
+		goto fail;
+	if (n > CLUSTER_WIRE_MAX_HISTORY) {
+		rd_bad(&r, "slice length", "over CLUSTER_WIRE_MAX_HISTORY");
+		goto fail;
+	}
+	if (cursor_left(&r.c) < n) {
+		rd_short(&r, "slice");
+		goto fail;
+	}
+	if (cursor_left(&r.c) > n) {
+		r.c.off += n;
+		rd_bad(&r, "end", "trailing bytes after the slice");
+		goto fail;
+	}
+	h->slice = data + r.c.off;
+	h->slice_len = n;
+	return TRUE;
+fail:
+	rd_report(&r, "history", -1, error);
+	memset(h, 0, sizeof *h);
 	return FALSE;
 }
 

@@ -82,6 +82,27 @@ gboolean cluster_wire_alert_decode(const guint8 *data, gsize len, ClusterAlert *
 #define CLUSTER_WIRE_ID_MAX 128
 void cluster_wire_alert_id(guint partition, const AlertEvent *ev, char *buf, gsize buf_len);
 
+/* A partition's history readings of one slice (doc/cluster.md, "History"), on
+ * spamflow.history.<p>, from the analyzer node that owns the partition. Every node that
+ * keeps a history store consumes them all, so that each store holds the whole cluster's
+ * readings whichever node analyzed a partition at the time.
+ *   piece:  a slice too large for one message goes in pieces 0, 1, ... (each a complete
+ *           slice payload with some of the hosts, all with the slice's time)
+ *   slice:  the payload of a history store slice record (history/history_seg.h,
+ *           hseg_slice_encode()): opaque here, read by the receiver with hseg_slice_begin()
+ *           and hseg_slice_next(); at most CLUSTER_WIRE_MAX_HISTORY bytes */
+#define CLUSTER_WIRE_MAX_HISTORY (1u << 20)
+typedef struct {
+	char node[64];
+	guint32 partition;
+	guint64 lease_rev;
+	guint16 piece;
+	const guint8 *slice; /* encode: the caller's; decode: points into the message */
+	gsize slice_len;
+} ClusterHistory;
+void cluster_wire_history_encode(const ClusterHistory *h, GByteArray *out);
+gboolean cluster_wire_history_decode(const guint8 *data, gsize len, ClusterHistory *h,
+				     GError **error);
 /* The partition of an internal host: FNV-1a over its 16 bytes, mixed by MurmurHash3's
  * fmix32, mod partitions. Fixed for the life of a cluster (doc/cluster.md): every node must
  * agree. */

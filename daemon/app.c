@@ -229,6 +229,26 @@ app_history_slice(Analyzer *a, gint64 slice_end_ms, gpointer user_data)
 				  app->history_hosts->len);
 }
 
+/* A cluster node's partition analyzer: its readings, for the bus (cluster_node.c) */
+static void
+app_history_readings(Analyzer *a, GArray *hosts, gpointer user_data)
+{
+	App *app = user_data;
+	GArray *keep = app->history_hosts;
+	app->history_hosts = hosts;
+	analyzer_foreach_reading(a, ANALYZER_READING_SHARE, collect_reading, app);
+	app->history_hosts = keep;
+}
+
+/* ... and every partition's, from the bus, into this node's store */
+static void
+app_history_write(gint64 t_ms, const HsegHost *hosts, guint n, gpointer user_data)
+{
+	App *app = user_data;
+	if (app->history != NULL)
+		history_add_slice(app->history, t_ms, hosts, n);
+}
+
 static void
 on_slice(gint64 slice_end_ms, gpointer user_data)
 {
@@ -1293,7 +1313,8 @@ app_cluster_start(App *app, GError **error)
 			      .offender_json = app_cluster_offender,
 			      .answer = app_cluster_answer,
 			      .exporters = app_cluster_exporters,
-			      .slice = app->history != NULL ? app_history_slice : NULL,
+			      .readings = app->history != NULL ? app_history_readings : NULL,
+			      .history = app->history != NULL ? app_history_write : NULL,
 			      .replied = app_cluster_replied,
 			      .data = app};
 

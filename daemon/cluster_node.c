@@ -57,6 +57,11 @@ struct ClusterNode {
 	/* exporters seen over the bus: address <-> registry index */
 	GHashTable *exp_index; /* 16-byte key (owned) -> index + 1 */
 	GArray *exp_addrs;     /* guint8[16] */
+	/* history (deps.readings set) */
+	GArray *hist_hosts;   /* HsegHost, reused */
+	GByteArray *hist_enc; /* a slice payload, reused */
+	gint64 *hist_t;	      /* per partition: the newest slice written to the store, its */
+	guint *hist_piece;    /* newest piece (G_MAXUINT: none yet) */
 	ClusterNodeStats st;   /* the counters; partitions, owned, lag and bus_* filled on read */
 };
 
@@ -374,13 +379,98 @@ on_part_alert(const AlertEvent *analyzer_ev, gpointer user_data)
 		coord_offender(n->coord, key, j->str);
 }
 
-/* A partition analyzer's slice ended: its hosts' readings into this node's history. */
+/* Hosts of one history message: 1,024 take at most 253 KB (history_seg.c: 16 + 3 x 5 + 1 + 5
+ * + 7 reasons x 6 varints of at most 5 bytes each), under NATS's default 1 MB payload. */
+#define HISTORY_PIECE_HOSTS 1024
+G_STATIC_ASSERT(HISTORY_PIECE_HOSTS * (16 + 3 * 5 + 1 + 5 + REASON_COUNT * 6 * 5) + 20 <=
+		CLUSTER_WIRE_MAX_HISTORY);
+
+/* A partition analyzer's slice ended: its hosts' readings to the bus, where every node that
+ * keeps a store reads them (this one too, on_history_in()). The id makes a takeover's
+ * replayed slice a duplicate the stream drops (within its window; the readers drop the rest
+ * by time). */
 static void
 on_part_slice(gint64 slice_end_ms, gpointer user_data)
 {
 	Part *part = user_data;
+	ClusterNode *n = part->node;
 
-	part->node->deps.slice(part->a, slice_end_ms, part->node->deps.data);
+	g_array_set_size(n->hist_hosts, 0);
+	n->deps.readings(part->a, n->hist_hosts, n->deps.data);
+	const HsegHost *h = (const HsegHost *)(void *)n->hist_hosts->data;
+	char subject[64], id[96];
+	g_snprintf(subject, sizeof subject, "%s.%u", BUS_SUBJECT_HISTORY, part->p);
+	for (guint i = 0, piece = 0; i < n->hist_hosts->len; i += HISTORY_PIECE_HOSTS, piece++) {
+		guint k = MIN(HISTORY_PIECE_HOSTS, n->hist_hosts->len - i);
+		g_byte_array_set_size(n->hist_enc, 0);
+		hseg_slice_encode(n->hist_enc, slice_end_ms, h + i, k);
+		ClusterHistory m = {.partition = part->p,
+				    .lease_rev = part->lease_rev,
+				    .piece = (guint16)MIN(piece, G_MAXUINT16),
+				    .slice = n->hist_enc->data,
+				    .slice_len = n->hist_enc->len};
+		g_strlcpy(m.node, n->name, sizeof m.node);
+		g_byte_array_set_size(n->enc, 0);
+		cluster_wire_history_encode(&m, n->enc);
+		g_snprintf(id, sizeof id, "h%u-%" G_GINT64_FORMAT "-%u", part->p, slice_end_ms,
+			   piece);
+		if (bus_publish(n->bus, subject, n->enc->data, n->enc->len, id)) {
+			n->st.history_out++;
+			n->st.history_bytes_out += n->enc->len;
+		} else {
+			n->st.history_dropped++;
+		}
+	}
+}
+
+/* A partition's readings from the bus, into this node's store: each slice once, whichever
+ * node sent it (a takeover replays slices the old owner sent: dropped by time). */
+static void
+on_history_in(ClusterNode *n, const CoordEvent *ev)
+{
+	g_autoptr(GError) err = NULL;
+	ClusterHistory m;
+	gsize len;
+	const guint8 *d = g_bytes_get_data(ev->data, &len);
+	HsegSliceIter it;
+	gint64 t;
+	guint32 count;
+	HsegHost h;
+	gboolean bad = FALSE;
+
+	if (!cluster_wire_history_decode(d, len, &m, &err) || m.partition >= n->partitions ||
+	    !hseg_slice_begin(m.slice, m.slice_len, &t, &count, &it)) {
+		n->st.history_bad++;
+		g_debug("cluster: history message %" G_GUINT64_FORMAT ": %s", ev->seq,
+			err != NULL ? err->message : "partition or slice not valid");
+		return;
+	}
+	guint p = m.partition;
+	if (n->hist_piece[p] != G_MAXUINT &&
+	    (t < n->hist_t[p] || (t == n->hist_t[p] && m.piece <= n->hist_piece[p]))) {
+		n->st.history_repeated++;
+		return;
+	}
+	g_array_set_size(n->hist_hosts, 0);
+	while (hseg_slice_next(&it, &h, &bad)) {
+		/* a host of another partition: not what its owner sends */
+		if (cluster_partition(h.host, n->partitions) != p) {
+			bad = TRUE;
+			break;
+		}
+		g_array_append_val(n->hist_hosts, h);
+	}
+	if (bad || n->hist_hosts->len != count) {
+		n->st.history_bad++;
+		return;
+	}
+	n->hist_t[p] = t;
+	n->hist_piece[p] = m.piece;
+	n->st.history_in++;
+	n->st.history_hosts_in += count;
+	if (count > 0)
+		n->deps.history(t, (const HsegHost *)(void *)n->hist_hosts->data, count,
+				n->deps.data);
 }
 
 static void
@@ -417,7 +507,7 @@ on_acquired(ClusterNode *n, const CoordEvent *ev)
 	AnalyzerConfig c = n->pcfg;
 	c.alert_fn = on_part_alert;
 	c.alert_data = part;
-	if (n->deps.slice != NULL) {
+	if (n->deps.readings != NULL) {
 		c.slice_fn = on_part_slice;
 		c.slice_data = part;
 	}
@@ -557,6 +647,10 @@ on_coord(const CoordEvent *ev, gpointer user_data)
 		coord_reply(ev->request, out->str, out->len);
 		break;
 	}
+	case COORD_HISTORY:
+		if (n->deps.history != NULL)
+			on_history_in(n, ev);
+		break;
 	case COORD_REPLY: {
 		gsize len = 0;
 		const char *r = ev->data != NULL ? g_bytes_get_data(ev->data, &len) : NULL;
@@ -714,6 +808,13 @@ static const struct {
     NF(snapshots_bad),
     NF(requests_in),
     NF(exporters_over),
+    NF(history_out),
+    NF(history_bytes_out),
+    NF(history_dropped),
+    NF(history_in),
+    NF(history_hosts_in),
+    NF(history_bad),
+    NF(history_repeated),
 };
 #undef NF
 
@@ -964,6 +1065,12 @@ cluster_node_new(const Config *cfg, const ClusterNodeDeps *deps, gboolean replay
 	n->enc = g_byte_array_new();
 	n->exp_index = g_hash_table_new_full(addr_hash, addr_equal, g_free, NULL);
 	n->exp_addrs = g_array_new(FALSE, FALSE, 16);
+	n->hist_hosts = g_array_new(FALSE, FALSE, sizeof(HsegHost));
+	n->hist_enc = g_byte_array_new();
+	n->hist_t = g_new0(gint64, MAX(1u, n->partitions));
+	n->hist_piece = g_new(guint, MAX(1u, n->partitions));
+	for (guint p = 0; p < MAX(1u, n->partitions); p++)
+		n->hist_piece[p] = G_MAXUINT;
 	if (!node_name(cfg, n->name, error) ||
 	    (n->roles = parse_roles(replay ? "collector" : cfg->cluster_roles, error)) == 0) {
 		cluster_node_free(n);
@@ -1005,7 +1112,8 @@ cluster_node_new(const Config *cfg, const ClusterNodeDeps *deps, gboolean replay
 			  .request_timeout_ms = 2000,
 			  .offenders_refresh_ms = 1000,
 			  .queue_bytes = 64u << 20,
-			  .dedup_ids = 65536};
+			  .dedup_ids = 65536,
+			  .history = deps->history != NULL};
 	if (replay) {
 		/* a capture's flows, at capture time: no leases, no sinks; the streams must be
 		 * there (made by the cluster's nodes, or here) */
@@ -1096,5 +1204,9 @@ cluster_node_free(ClusterNode *n)
 	g_hash_table_unref(n->exp_index);
 	g_array_free(n->exp_addrs, TRUE);
 	g_byte_array_free(n->enc, TRUE);
+	g_array_free(n->hist_hosts, TRUE);
+	g_byte_array_free(n->hist_enc, TRUE);
+	g_free(n->hist_t);
+	g_free(n->hist_piece);
 	g_free(n);
 }

@@ -13,6 +13,7 @@
 #include "collector.h"
 #include "config.h"
 #include "control.h"
+#include "history_seg.h"
 
 typedef struct ClusterNode ClusterNode;
 
@@ -27,6 +28,11 @@ typedef struct {
 	guint64 alerts_out, alerts_dropped, alerts_in, alerts_bad;
 	guint64 acquired, released, lost, snapshots, snapshot_bytes, snapshots_bad;
 	guint64 requests_in, exporters_over;
+	/* history readings: published (messages, bytes), not taken by the bus; received and
+	 * written to this node's store, bad, repeated (a slice this store already has: a
+	 * takeover's replay) */
+	guint64 history_out, history_bytes_out, history_dropped;
+	guint64 history_in, history_hosts_in, history_bad, history_repeated;
 	/* the bus */
 	guint64 bus_connected, bus_reconnects, bus_published, bus_duplicates, bus_retried,
 	    bus_failed, bus_dropped, bus_buffered, bus_buffered_max;
@@ -56,9 +62,12 @@ typedef struct {
 	 * partition's analyzer with cluster_node_analyzer_for()): the reply object, no
 	 * newline */
 	void (*answer)(const char *line, GString *out, gpointer data);
-	/* analyzer role: a partition analyzer's slice ended (the history's readings of its
-	 * hosts, on this node's store); NULL = no history */
-	void (*slice)(Analyzer *a, gint64 slice_end_ms, gpointer data);
+	/* this node keeps a history store (NULL = not): a partition analyzer's slice ended,
+	 * its readings (HsegHost, appended to hosts) are published for every node's store
+	 * (analyzer role) ... */
+	void (*readings)(Analyzer *a, GArray *hosts, gpointer data);
+	/* ... and every partition's readings, from the bus, go to this node's store */
+	void (*history)(gint64 t_ms, const HsegHost *hosts, guint n, gpointer data);
 	/* collector role: this node's `exporters` reply object (what it publishes in its node
 	 * entry, so that `exporters` on any node shows every collector's) */
 	void (*exporters)(GString *out, gpointer data);

@@ -143,6 +143,9 @@ on_event(const CoordEvent *ev, gpointer user_data)
 		json_str(line, data, len);
 		break;
 	}
+	case COORD_HISTORY: /* coord_check sets no CoordConfig.history */
+		g_string_append(line, "{\"ev\":\"history\"");
+		break;
 	case COORD_REPLY:
 		g_string_append(line, "{\"ev\":\"reply\",\"data\":");
 		if (data)

@@ -1,5 +1,5 @@
 /* libFuzzer harness for the cluster's wire format (cluster/wire.c): the bytes are a message
- * as the bus delivers it, a flow batch or an alert; both decoders get every input (the one
+ * as the bus delivers it, a flow batch, an alert or history readings; every decoder gets every input (the one
  * whose magic it is not stops at once). Whatever the bytes: a decoder that accepts them
  * gives values inside the format's bounds (what the analyzer and the sinks rely on), and
  * their encoding decodes to the same values and encodes to the same bytes again. Seeds in
@@ -75,11 +75,28 @@ check_alert(const guint8 *p, size_t size)
 	FUZZ_CHECK(e1->len == e2->len && memcmp(e1->data, e2->data, e1->len) == 0);
 }
 
+/* The history message frames an opaque slice payload (history_seg.c reads it, fuzzed by the
+ * history harness): an accepted frame points inside the input, and encodes back to it. */
+static void
+check_history(const guint8 *p, size_t size)
+{
+	ClusterHistory h;
+	if (!cluster_wire_history_decode(p, size, &h, NULL))
+		return;
+	FUZZ_CHECK(strlen(h.node) < sizeof h.node);
+	FUZZ_CHECK(h.slice_len <= CLUSTER_WIRE_MAX_HISTORY);
+	FUZZ_CHECK(h.slice >= p && h.slice + h.slice_len == p + size);
+	g_autoptr(GByteArray) e = g_byte_array_new();
+	cluster_wire_history_encode(&h, e);
+	FUZZ_CHECK(e->len == size && memcmp(e->data, p, size) == 0);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	g_autofree guint8 *p = fuzz_copy(data, size);
 	check_batch(p, size);
 	check_alert(p, size);
+	check_history(p, size);
 	return 0;
 }

@@ -734,6 +734,15 @@ def wire_alert(event, exporters, node=b"analyzer-b", partition=5, lease_rev=42, 
             + u64(lease_from) + u32(len(event)) + event + b"".join(wire_addr(a) for a in exporters))
 
 
+def wire_history(slice_payload, node=b"a1", partition=7, rev=42, piece=0, version=1,
+                 length=None):
+    """A history message (cluster/wire.c "SFCH") around an opaque slice payload."""
+    n = len(slice_payload) if length is None else length
+    return (b"SFCH" + bytes([version, len(node)]) + node + struct.pack(">IQHI", partition, rev,
+                                                                       piece, n)
+            + slice_payload)
+
+
 def cluster_seeds():
     """Flow batches and alert messages as cluster/wire.c writes them, and broken ones."""
     t = 1700000000000
@@ -787,6 +796,12 @@ def cluster_seeds():
         "seed-alert-trailing": good_alert + b"x",
         "seed-alert-bad-kind": wire_alert(wire_event(kind=3), []),
         "seed-alert-nul-evidence": wire_alert(wire_event(evidence=b"a\0b"), []),
+        "seed-history": wire_history(bytes(range(64))),
+        "seed-history-empty-node-piece": wire_history(b"", node=b"", piece=65535),
+        "seed-history-truncated": wire_history(bytes(32))[:-4],
+        "seed-history-trailing": wire_history(bytes(8)) + b"z",
+        "seed-history-length-lies": wire_history(bytes(8), length=1 << 24),
+        "seed-history-version": wire_history(bytes(8), version=2),
     }
 
 

@@ -47,6 +47,7 @@ PARTITIONS = 16
 SPLIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
                      "pcap-split.py")
 LEASE_TTL = 3
+SLICE_MS = 60000  # the analyzer's slice (the default): readings are stored at slice ends
 failures = []
 
 
@@ -144,6 +145,38 @@ def ctl(spamflowctl, sock, *args, timeout=10):
         return {"ok": False, "error": p.stdout + p.stderr}
 
 
+def store_points(spamflowd, spamflowctl, tmp, base, store, hosts):
+    """The stored readings of each host in a history store, at slice ends, read by a daemon
+    of its own on that store (one daemon per store: the cluster's are stopped):
+    {host: {t: {reason: (short, long)}}}."""
+    name = os.path.basename(store)
+    conf = os.path.join(tmp, name + "-reader.conf")
+    sock = os.path.join(tmp, name + "-reader.sock")
+    with open(conf, "w") as f:
+        f.write(base + f"\n[control]\nsocket = {sock}\n[http]\nlisten =\n"
+                "[history]\nmax_age = 0\n")
+    log = open(os.path.join(tmp, name + "-reader.log"), "w")
+    d = subprocess.Popen([spamflowd, "-c", conf, "--state=", f"--history={store}",
+                          "-l", "127.0.0.1:0", "--stats-interval", "0"],
+                         stdout=subprocess.DEVNULL, stderr=log)
+    out = {}
+    try:
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        for host in hosts:
+            h = ctl(spamflowctl, sock, "host", host, "since=2026-01-01T00:00:00Z")
+            pts = (h.get("timeline") or {}).get("points") or []
+            out[host] = {p["t"]: {r: (v.get("short"), v.get("long"))
+                                  for r, v in (p.get("reasons") or {}).items()}
+                         for p in pts if not p.get("live") and p["t"] % SLICE_MS == 0}
+    finally:
+        d.send_signal(signal.SIGTERM)
+        d.wait(timeout=20)
+    return out
+
+
 def main():
     spamflowd, spamflowctl, capture, base_conf = sys.argv[1:5]
     speed = float(sys.argv[5]) if len(sys.argv) > 5 else 500
@@ -155,12 +188,13 @@ def main():
     base = open(base_conf).read()
     procs = {}
     logs = {}
+    want_off = set()
 
     # the reference: one daemon, the whole capture
     ref_alerts = os.path.join(tmp, "ref.json")
-    subprocess.run([spamflowd, "-c", base_conf, "--state=", "--history=", "--replay", capture,
-                    "--alerts", ref_alerts], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run([spamflowd, "-c", base_conf, "--state=", f"--history={tmp}/ref-history",
+                    "--replay", capture, "--alerts", ref_alerts], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ref = events(ref_alerts)
     check(len([e for e in ref if e["event"] == "raised"]) >= 10,
           f"the reference raised {len([e for e in ref if e['event'] == 'raised'])} alerts")
@@ -178,6 +212,9 @@ def main():
                 # a1 serves /metrics; the others no HTTP at all
                 listen = f"127.0.0.1:{http_port}" if name == "a1" else ""
                 f.write(f"\n[http]\nlisten = {listen}\n")
+                # the readings are at capture time (January 2026), the nodes' own exit
+                # readings at the wall clock's: no age limit, or the store removes the former
+                f.write("\n[history]\nmax_age = 0\n")
                 f.write(f"\n[cluster]\nnats = {urls}\nnode = {name}\nroles = {roles}\n"
                         f"alert_group = {group}\npartitions = {PARTITIONS}\nreplicas = 3\n"
                         f"lease_ttl = {LEASE_TTL}\nsnapshot_interval = 2\n")
@@ -454,6 +491,30 @@ def main():
                     p.kill()
                     rc = "hung"
                 check(rc == 0, f"{name} exited {rc} on SIGTERM")
+    # The history: every analyzer's store holds every partition's readings (cluster/wire.h
+    # history messages, each node its own durable consumer), whichever node analyzed the
+    # partition at the time, although a2 was killed and the others restarted: the three
+    # stores hold the same readings of each offender, and at the reference daemon's slice
+    # times. (Their values at a slice's end may differ from the reference's: there the
+    # split capture's other collector may still have flows of that slice on their way.)
+    hosts = sorted({h for h, _ in want_off})
+    ref_pts = store_points(spamflowd, spamflowctl, tmp, base, f"{tmp}/ref-history", hosts)
+    cap_end = max((t for v in ref_pts.values() for t in v), default=0)
+    stores = {}
+    for a in ["a1", "a2", "a3"]:
+        got = store_points(spamflowd, spamflowctl, tmp, base, f"{tmp}/{a}-history", hosts)
+        # a node's own last readings at its exit are at the wall clock: not the capture's
+        stores[a] = {h: {t: v for t, v in pts.items() if t <= cap_end} for h, pts in got.items()}
+    for host in hosts:
+        r, g = ref_pts.get(host, {}), stores["a1"].get(host, {})
+        same = all(stores[a].get(host) == g for a in ("a2", "a3"))
+        common = set(r) & set(g)
+        equal = sum(1 for t in common if r[t] == g[t])
+        check(g and same and len(common) >= 0.95 * len(r),
+              f"{host}: the same {len(g)} readings in a1's, a2's and a3's stores "
+              f"({'yes' if same else 'NO: ' + str({a: len(stores[a].get(host, {})) for a in stores})}"
+              f"); {len(common)} of the reference's {len(r)} slice times, values equal at "
+              f"{equal}")
     if failures:
         for name, f in logs.items():
             f.seek(0)

@@ -429,6 +429,9 @@ on_event(const CoordEvent *ev, gpointer user_data)
 		g_string_assign(n->reply, text ? text : ev->error);
 		n->replies++;
 		break;
+	case COORD_HISTORY: /* only with CoordConfig.history, which no node here sets */
+		fail_msg("a history event without CoordConfig.history");
+		break;
 	}
 }
 
