@@ -446,6 +446,11 @@ on_history_in(ClusterNode *n, const CoordEvent *ev)
 		return;
 	}
 	guint p = m.partition;
+	/* a slice from the future would hold the partition's later readings back as repeats */
+	if (t > g_get_real_time() / 1000 + 3600 * 1000) {
+		n->st.history_bad++;
+		return;
+	}
 	if (n->hist_piece[p] != G_MAXUINT &&
 	    (t < n->hist_t[p] || (t == n->hist_t[p] && m.piece <= n->hist_piece[p]))) {
 		n->st.history_repeated++;
