@@ -303,22 +303,27 @@ def main():
             nats_pub(port, "spamflow.flows.3", b"not a batch")
             nats_pub(port, "spamflow.flows.3", b"SFCB\x07" + bytes(40))
             nats_pub(port, "spamflow.alerts", b"not an alert")
+            nats_pub(port, "spamflow.history.3", b"SFCH\x01\x00" + bytes(10))
 
             def bad_counts():
                 fb = sum((ctl(spamflowctl, sock[a], "stats").get("cluster") or {})
                          .get("batches_bad", 0) for a in ("a1", "a3"))
                 ab = sum(((ctl(spamflowctl, sock[a], "cluster").get("status") or {})
                           .get("alerts") or {}).get("bad", 0) for a in ("a1", "a3"))
-                return fb, ab
+                hb = sum((ctl(spamflowctl, sock[a], "stats").get("cluster") or {})
+                         .get("history_bad", 0) for a in ("a1", "a3"))
+                return fb, ab, hb
             deadline = time.time() + 8
             while time.time() < deadline:
-                fb, ab = bad_counts()
-                if fb >= bad_before + 2 and ab >= 1:
+                fb, ab, hb = bad_counts()
+                if fb >= bad_before + 2 and ab >= 1 and hb >= 2:
                     break
                 time.sleep(0.3)
-            check(fb == bad_before + 2 and ab == 1,
+            # each node with a store reads every history message: a1 and a3 count it once each
+            check(fb == bad_before + 2 and ab == 1 and hb == 2,
                   f"garbage on the bus counted and skipped: {fb - bad_before} bad flow batches "
-                  f"(2 sent), {ab} bad alert messages (1 sent)")
+                  f"(2 sent), {ab} bad alert messages (1 sent), {hb} bad history messages (1 "
+                  f"sent, read by a1 and a3)")
             at(0.3)
             nats.kill(1)
             print("killed nats-server n2", flush=True)
