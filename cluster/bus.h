@@ -127,8 +127,9 @@ BusSub *bus_subscribe_durable(Bus *bus, const char *stream, const char *subject,
 			      const char *durable, BusMsgFunc fn, gpointer user_data,
 			      GError **error);
 /* From within a durable subscription's fn: the message is not acknowledged but handed back
- * (a negative acknowledgement), so that another subscriber of the durable gets it now (a
- * node stopping with the message not yet handled). No effect elsewhere. */
+ * (a negative acknowledgement, redelivered a second later), so that another subscriber of
+ * the durable, or this node's next start, gets it (a node stopping with the message not yet
+ * handled). No effect elsewhere. */
 void bus_msg_leave(void);
 /* Stops delivery; fn is not running and will not run once this returns (so never call it
  * from fn: it waits for fn). NULL: nothing. */

@@ -1076,6 +1076,7 @@ sub_failed(Bus *bus, BusSub *bs)
 
 /* bus_msg_leave() during the current fn (delivery threads are libnats' own) */
 static __thread gboolean leave_current;
+#define HANDBACK_DELAY_MS 1000
 
 void
 bus_msg_leave(void)
@@ -1112,7 +1113,10 @@ on_stream_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *clo
 		g_mutex_unlock(&bus->lock);
 	}
 	if (bs->ack && leave_current)
-		(void)natsMsg_Nak(msg, NULL); /* handed back: redelivered at once */
+		/* handed back, redelivered a second later: by then this node has left the
+		 * deliver group, so the message goes to another member, or waits for this
+		 * node's next start (at once, it could come straight back here) */
+		(void)natsMsg_NakWithDelay(msg, HANDBACK_DELAY_MS * (int64_t)1000000, NULL);
 	else if (bs->ack)
 		(void)natsMsg_Ack(msg, NULL); /* lost: redelivered after AckWait */
 	leave_current = FALSE;

@@ -608,7 +608,7 @@ typedef struct {
 	guint64 requests_served, requests_busy, requests_sent, requests_failed;
 	guint64 alerts_received, alerts_delivered, alerts_fenced, alerts_duplicates, alerts_bad;
 	guint64 alerts_ack_unhandled; /* acknowledged before the main loop handled them */
-	guint64 history_received, history_ack_unhandled;
+	guint64 history_received, history_ack_unhandled, history_position_errors;
 	guint64 flows_delivered;
 	guint64 bus_errors;
 } Counters;
@@ -652,6 +652,10 @@ struct Coord {
 	BusSub *history_sub;
 	BusSub *serve_sub;
 	gboolean alerts_told, serve_told, history_told;
+	char *history_position;	 /* the file; NULL: no history consumer */
+	guint64 history_seq;	 /* the last history message handled (under lock) */
+	guint64 history_saved;	 /* ... as the file says */
+	gint64 history_saved_ms; /* when it was written */
 };
 
 static void
@@ -942,11 +946,14 @@ coord_status_json(Coord *c, GString *out)
 	g_string_append_c(out, ',');
 	U64("ack_unhandled", n->alerts_ack_unhandled);
 	g_string_append(out, "},\"history\":{\"consumer\":");
-	g_string_append(out, c->cfg.history ? "true" : "false");
+	g_string_append(out, c->history_position != NULL ? "true" : "false");
 	g_string_append_c(out, ',');
 	U64("received", n->history_received);
 	g_string_append_c(out, ',');
-	U64("ack_unhandled", n->history_ack_unhandled);
+	U64("unhandled", n->history_ack_unhandled);
+	g_string_append_c(out, ',');
+	U64("position_errors", n->history_position_errors);
+	g_string_append_printf(out, ",\"position\":%" G_GUINT64_FORMAT, c->history_seq);
 	g_string_append(out, "},\"coord\":{");
 	U64("acquired", n->acquired);
 	g_string_append_c(out, ',');
@@ -1091,8 +1098,9 @@ alerts_cb(const char *subject, guint64 seq, const guint8 *data, gsize len, gpoin
 	}
 }
 
-/* A history message: to the main loop, acknowledged once it has queued the readings for its
- * store (a node that dies before leaves it for its next start: the consumer is durable). */
+/* A history message (an ordered consumer from the position file's sequence): to the main
+ * loop; once handled (its readings queued for the store) its sequence is the position the
+ * file will say. Not handled (the node stops): read again at the next start. */
 static void
 history_cb(const char *subject, guint64 seq, const guint8 *data, gsize len, gpointer user_data)
 {
@@ -1107,21 +1115,75 @@ history_cb(const char *subject, guint64 seq, const guint8 *data, gsize len, gpoi
 				     &(CoordEvent){.kind = COORD_HISTORY, .seq = seq, .data = b},
 				     w)) {
 		qwaiter_unref(w);
-		bus_msg_leave();
 		return;
 	}
 	switch (qwaiter_wait(w, ALERT_HANDLE_WAIT_S * G_USEC_PER_SEC)) {
 	case QWAIT_HANDLED:
+		g_mutex_lock(&c->lock);
+		c->history_seq = MAX(c->history_seq, seq);
+		g_mutex_unlock(&c->lock);
 		break;
 	case QWAIT_DROPPED:
-		bus_msg_leave();
 		break;
-	case QWAIT_TIMEOUT:
+	case QWAIT_TIMEOUT: /* the main loop is far behind: it gets there, or the next start */
 		g_mutex_lock(&c->lock);
 		c->n.history_ack_unhandled++;
 		g_mutex_unlock(&c->lock);
 		break;
 	}
+}
+
+/* The position file: "SPAMFLOW_HISTORY <sequence>\n", the last history message this node's
+ * store has. 0: none (absent, or not readable: said once). */
+static guint64
+history_position_read(Coord *c)
+{
+	g_autofree char *text = NULL;
+	g_autoptr(GError) err = NULL;
+	guint64 seq = 0;
+	if (!g_file_get_contents(c->history_position, &text, NULL, &err)) {
+		if (!g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+			g_warning("cluster: %s: %s (the history is read from the stream's start)",
+				  c->history_position, err->message);
+		return 0;
+	}
+	const char *p = g_str_has_prefix(text, BUS_STREAM_HISTORY " ")
+			    ? text + strlen(BUS_STREAM_HISTORY " ") : NULL;
+	char *end = NULL;
+	if (p != NULL)
+		seq = g_ascii_strtoull(p, &end, 10);
+	if (p == NULL || end == p || (*end != '\n' && *end != '\0')) {
+		g_warning("cluster: %s: not a history position (the history is read from the "
+			  "stream's start)", c->history_position);
+		return 0;
+	}
+	return seq;
+}
+
+/* Written from this thread (never the main loop's): after a second or more, at the round
+ * or the work that follows, and at the end. */
+static void
+history_position_save(Coord *c, gboolean now)
+{
+	g_mutex_lock(&c->lock);
+	guint64 seq = c->history_seq;
+	g_mutex_unlock(&c->lock);
+	if (c->history_position == NULL || seq == c->history_saved ||
+	    (!now && now_ms() - c->history_saved_ms < 1000))
+		return;
+	char text[64];
+	g_snprintf(text, sizeof text, "%s %" G_GUINT64_FORMAT "\n", BUS_STREAM_HISTORY, seq);
+	g_autoptr(GError) err = NULL;
+	c->history_saved_ms = now_ms();
+	if (!g_file_set_contents(c->history_position, text, -1, &err)) {
+		g_mutex_lock(&c->lock);
+		if (c->n.history_position_errors++ == 0)
+			g_warning("cluster: %s: %s (a restart reads the history again from the "
+				  "last position written)", c->history_position, err->message);
+		g_mutex_unlock(&c->lock);
+		return;
+	}
+	c->history_saved = seq;
 }
 
 static GBytes *
@@ -1791,15 +1853,30 @@ consumers_start(Coord *c)
 			set_error(c, "alert consumer", err);
 		g_clear_error(&err);
 	}
-	if (c->cfg.history && !c->history_sub) {
-		/* one durable per node: each store gets every partition's readings */
-		g_autofree char *durable = g_strdup_printf("history-%s", c->node);
-		c->history_sub =
-		    bus_subscribe_durable(c->bus, BUS_STREAM_HISTORY, BUS_SUBJECT_HISTORY ".*",
-					  durable, history_cb, c, &err);
+	if (c->history_position != NULL && !c->history_sub) {
+		/* each store reads every partition's readings, from where it stopped: an
+		 * ordered consumer from the position the file keeps (a durable consumer's
+		 * acknowledgements were tried: nats-server 2.9 left messages a stopped node
+		 * had been pushed unacknowledged and never redelivered them). A position past
+		 * the stream's end is another stream's (made again): read it from its start. */
+		guint64 from = history_position_read(c), last = 0;
+		if (from > 0 &&
+		    bus_last_seq(c->bus, BUS_STREAM_HISTORY, BUS_SUBJECT_HISTORY ".*", &last, NULL) &&
+		    from > last) {
+			g_warning("cluster: %s says sequence %" G_GUINT64_FORMAT ", the history "
+				  "stream ends at %" G_GUINT64_FORMAT ": read from its start",
+				  c->history_position, from, last);
+			from = 0;
+		}
+		g_mutex_lock(&c->lock);
+		c->history_seq = from;
+		g_mutex_unlock(&c->lock);
+		c->history_saved = from;
+		c->history_sub = bus_subscribe_from(c->bus, BUS_STREAM_HISTORY,
+						    BUS_SUBJECT_HISTORY ".*", from + 1, history_cb,
+						    c, &err);
 		if (!c->history_sub && !c->history_told) {
-			g_warning("cluster: history consumer %s: %s (retrying)", durable,
-				  err->message);
+			g_warning("cluster: history consumer: %s (retrying)", err->message);
 			c->history_told = TRUE;
 		}
 		if (!c->history_sub)
@@ -2081,6 +2158,7 @@ shutdown_run(Coord *c)
 	bus_unsubscribe(c->alerts_sub);
 	bus_unsubscribe(c->history_sub);
 	c->serve_sub = c->alerts_sub = c->history_sub = NULL;
+	history_position_save(c, TRUE);
 	for (guint p = 0; p < c->cfg.partitions; p++) {
 		Part *pt = &c->parts[p];
 		if (pt->sub) {
@@ -2128,6 +2206,7 @@ coord_thread(gpointer data)
 			if (snapshots_store(c, 0))
 				offenders_send(c, 0);
 			requests_send(c, FALSE, NULL);
+			history_position_save(c, FALSE);
 		} else {
 			requests_send(c, TRUE, "the cluster bus is not set up");
 			/* servers that are starting answer within a second or two: retry after
@@ -2178,6 +2257,10 @@ coord_new(Bus *bus, const CoordConfig *cfg, GError **error)
 	c->cfg = *cfg;
 	c->node = g_strdup(cfg->node);
 	c->alert_group = g_strdup(cfg->alert_group ? cfg->alert_group : "");
+	c->history_position = cfg->history_position != NULL && cfg->history_position[0] != '\0'
+				  ? g_strdup(cfg->history_position)
+				  : NULL;
+	c->cfg.history_position = c->history_position;
 	c->cfg.node = c->node;
 	c->cfg.alert_group = c->alert_group;
 	if (c->cfg.request_timeout_ms <= 0)
@@ -2242,6 +2325,7 @@ coord_free(Coord *c)
 	g_free(c->offenders);
 	g_free(c->node);
 	g_free(c->alert_group);
+	g_free(c->history_position);
 	g_mutex_clear(&c->lock);
 	g_cond_clear(&c->wake);
 	g_free(c);

@@ -41,8 +41,11 @@ typedef struct {
 	guint64 queue_bytes;       /* events waiting for the main loop: the bus's threads wait
 				      beyond (flow control), never drop */
 	guint dedup_ids;           /* alert ids remembered for deduplication */
-	gboolean history;          /* this node keeps a history store: it reads every
-				      partition's readings (COORD_HISTORY) */
+	/* this node keeps a history store: it reads every partition's readings
+	 * (COORD_HISTORY), from the stream sequence after the one this file (in the store's
+	 * directory) names; the coordinator keeps the file, once a second and at the end.
+	 * NULL or "": no history */
+	const char *history_position;
 } CoordConfig;
 
 typedef enum {
@@ -65,8 +68,9 @@ typedef enum {
 	COORD_REQUEST,
 	/* the answer to coord_request() (data NULL: error, text in ev->error) */
 	COORD_REPLY,
-	/* history consumer (CoordConfig.history): a history message (cluster/wire.h) of any
-	 * partition, in stream order; acknowledged once handled */
+	/* history consumer (CoordConfig.history_position): a history message (cluster/wire.h)
+	 * of any partition, in stream order; its sequence is kept in the position file once
+	 * the event has been handled */
 	COORD_HISTORY,
 } CoordEventKind;
 

@@ -1306,6 +1306,10 @@ app_cluster_replied(gpointer tag, const char *reply, gsize len, const char *erro
 static gboolean
 app_cluster_start(App *app, GError **error)
 {
+	g_autofree char *position =
+	    app->history != NULL
+		? g_build_filename(history_dir(app->history), "cluster-history.position", NULL)
+		: NULL;
 	ClusterNodeDeps cd = {.acfg = &app->acfg,
 			      .collector = app->collector,
 			      .evidence = app_evidence,
@@ -1315,6 +1319,7 @@ app_cluster_start(App *app, GError **error)
 			      .exporters = app_cluster_exporters,
 			      .readings = app->history != NULL ? app_history_readings : NULL,
 			      .history = app->history != NULL ? app_history_write : NULL,
+			      .history_position = position,
 			      .replied = app_cluster_replied,
 			      .data = app};
 

@@ -34,6 +34,59 @@ typedef struct {
  * a batch is sent before batch_bytes / this many flows. */
 #define FLOW_WIRE_ESTIMATE 48
 
+/* The slices of one partition a node's store has, so that each is written once: a takeover
+ * replays slices the old owner sent, and a durable consumer redelivers a message whose
+ * acknowledgement was lost, out of order (after AckWait), so "not newer than the last" would
+ * drop slices never written. The last HIST_SEEN_MAX slice times are remembered, each with
+ * its pieces (a bit each; pieces past 31 share the last bit); anything older than what was
+ * forgotten counts as written. */
+#define HIST_SEEN_MAX 512
+typedef struct {
+	GHashTable *pieces; /* gint64 slice time -> guint32 mask of pieces */
+	GQueue order;	    /* the times, oldest first (owned) */
+	gint64 forgotten;   /* the newest time dropped from them; G_MININT64: none */
+} HistSeen;
+
+/* TRUE: (t, piece) is new, and is now remembered */
+static gboolean
+hist_seen_add(HistSeen *h, gint64 t, guint piece)
+{
+	guint32 bit = 1u << MIN(piece, 31u);
+	if (h->pieces == NULL) {
+		h->pieces = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, NULL);
+		h->forgotten = G_MININT64;
+	}
+	if (t <= h->forgotten)
+		return FALSE;
+	gpointer key, val;
+	if (g_hash_table_lookup_extended(h->pieces, &t, &key, &val)) {
+		guint32 mask = GPOINTER_TO_UINT(val);
+		if (mask & bit)
+			return FALSE;
+		g_hash_table_insert(h->pieces, key, GUINT_TO_POINTER(mask | bit));
+		return TRUE;
+	}
+	gint64 *k = g_new(gint64, 1);
+	*k = t;
+	g_queue_push_tail(&h->order, k);
+	g_hash_table_insert(h->pieces, k, GUINT_TO_POINTER(bit));
+	if (h->order.length > HIST_SEEN_MAX) {
+		gint64 *old = g_queue_pop_head(&h->order);
+		g_hash_table_remove(h->pieces, old);
+		h->forgotten = MAX(h->forgotten, *old);
+		g_free(old);
+	}
+	return TRUE;
+}
+
+static void
+hist_seen_clear(HistSeen *h)
+{
+	if (h->pieces != NULL)
+		g_hash_table_destroy(h->pieces);
+	g_queue_clear_full(&h->order, g_free);
+}
+
 struct ClusterNode {
 	const Config *cfg;
 	ClusterNodeDeps deps;
@@ -60,8 +113,7 @@ struct ClusterNode {
 	/* history (deps.readings set) */
 	GArray *hist_hosts;   /* HsegHost, reused */
 	GByteArray *hist_enc; /* a slice payload, reused */
-	gint64 *hist_t;	      /* per partition: the newest slice written to the store, its */
-	guint *hist_piece;    /* newest piece (G_MAXUINT: none yet) */
+	HistSeen *hist_seen;  /* per partition: the slices written to the store */
 	ClusterNodeStats st;   /* the counters; partitions, owned, lag and bus_* filled on read */
 };
 
@@ -424,7 +476,7 @@ on_part_slice(gint64 slice_end_ms, gpointer user_data)
 }
 
 /* A partition's readings from the bus, into this node's store: each slice once, whichever
- * node sent it (a takeover replays slices the old owner sent: dropped by time). */
+ * node sent it and however often the bus delivers it (HistSeen). */
 static void
 on_history_in(ClusterNode *n, const CoordEvent *ev)
 {
@@ -446,14 +498,9 @@ on_history_in(ClusterNode *n, const CoordEvent *ev)
 		return;
 	}
 	guint p = m.partition;
-	/* a slice from the future would hold the partition's later readings back as repeats */
+	/* a slice from the future would make the partition's later ones look forgotten */
 	if (t > g_get_real_time() / 1000 + 3600 * 1000) {
 		n->st.history_bad++;
-		return;
-	}
-	if (n->hist_piece[p] != G_MAXUINT &&
-	    (t < n->hist_t[p] || (t == n->hist_t[p] && m.piece <= n->hist_piece[p]))) {
-		n->st.history_repeated++;
 		return;
 	}
 	g_array_set_size(n->hist_hosts, 0);
@@ -469,8 +516,10 @@ on_history_in(ClusterNode *n, const CoordEvent *ev)
 		n->st.history_bad++;
 		return;
 	}
-	n->hist_t[p] = t;
-	n->hist_piece[p] = m.piece;
+	if (!hist_seen_add(&n->hist_seen[p], t, m.piece)) {
+		n->st.history_repeated++;
+		return;
+	}
 	n->st.history_in++;
 	n->st.history_hosts_in += count;
 	if (count > 0)
@@ -1072,10 +1121,7 @@ cluster_node_new(const Config *cfg, const ClusterNodeDeps *deps, gboolean replay
 	n->exp_addrs = g_array_new(FALSE, FALSE, 16);
 	n->hist_hosts = g_array_new(FALSE, FALSE, sizeof(HsegHost));
 	n->hist_enc = g_byte_array_new();
-	n->hist_t = g_new0(gint64, MAX(1u, n->partitions));
-	n->hist_piece = g_new(guint, MAX(1u, n->partitions));
-	for (guint p = 0; p < MAX(1u, n->partitions); p++)
-		n->hist_piece[p] = G_MAXUINT;
+	n->hist_seen = g_new0(HistSeen, MAX(1u, n->partitions));
 	if (!node_name(cfg, n->name, error) ||
 	    (n->roles = parse_roles(replay ? "collector" : cfg->cluster_roles, error)) == 0) {
 		cluster_node_free(n);
@@ -1118,7 +1164,7 @@ cluster_node_new(const Config *cfg, const ClusterNodeDeps *deps, gboolean replay
 			  .offenders_refresh_ms = 1000,
 			  .queue_bytes = 64u << 20,
 			  .dedup_ids = 65536,
-			  .history = deps->history != NULL};
+			  .history_position = deps->history != NULL ? deps->history_position : NULL};
 	if (replay) {
 		/* a capture's flows, at capture time: no leases, no sinks; the streams must be
 		 * there (made by the cluster's nodes, or here) */
@@ -1211,7 +1257,8 @@ cluster_node_free(ClusterNode *n)
 	g_byte_array_free(n->enc, TRUE);
 	g_array_free(n->hist_hosts, TRUE);
 	g_byte_array_free(n->hist_enc, TRUE);
-	g_free(n->hist_t);
-	g_free(n->hist_piece);
+	for (guint p = 0; n->hist_seen != NULL && p < MAX(1u, n->partitions); p++)
+		hist_seen_clear(&n->hist_seen[p]);
+	g_free(n->hist_seen);
 	g_free(n);
 }

@@ -66,8 +66,10 @@ typedef struct {
 	 * its readings (HsegHost, appended to hosts) are published for every node's store
 	 * (analyzer role) ... */
 	void (*readings)(Analyzer *a, GArray *hosts, gpointer data);
-	/* ... and every partition's readings, from the bus, go to this node's store */
+	/* ... and every partition's readings, from the bus, go to this node's store, which
+	 * keeps how far it has read in this file (its directory's) */
 	void (*history)(gint64 t_ms, const HsegHost *hosts, guint n, gpointer data);
+	const char *history_position;
 	/* collector role: this node's `exporters` reply object (what it publishes in its node
 	 * entry, so that `exporters` on any node shows every collector's) */
 	void (*exporters)(GString *out, gpointer data);

@@ -145,6 +145,23 @@ def ctl(spamflowctl, sock, *args, timeout=10):
         return {"ok": False, "error": p.stdout + p.stderr}
 
 
+def history_settle(spamflowctl, socks, quiet_s=6, limit_s=30):
+    """Wait until no node has read a history message for quiet_s seconds."""
+    deadline, last, since = time.time() + limit_s, None, time.time()
+    while time.time() < deadline:
+        now = []
+        for s in socks:
+            c = ctl(spamflowctl, s, "stats").get("cluster") or {}
+            now.append(sum(c.get(k, 0) for k in ("history_in", "history_repeated",
+                                                  "history_bad")))
+        if now != last:
+            last, since = now, time.time()
+        elif time.time() - since >= quiet_s:
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def store_points(spamflowd, spamflowctl, tmp, base, store, hosts):
     """The stored readings of each host in a history store, at slice ends, read by a daemon
     of its own on that store (one daemon per store: the cluster's are stopped):
@@ -485,6 +502,9 @@ def main():
                 check(cl.get("batches_dropped", 1) == 0 and cl.get("flows_routed", 0) > 0,
                       f"a collector routed {cl.get('flows_routed')} flows, dropped "
                       f"{cl.get('batches_dropped')} batches")
+            # the history consumers have read everything (what a restarted node had been
+            # pushed ahead comes again after the consumer's 5-s acknowledgement wait)
+            history_settle(spamflowctl, [sock[a] for a in analyzers if a in procs])
         finally:
             for name, p in procs.items():
                 if p.poll() is None:
