@@ -35,11 +35,11 @@ typedef struct {
 #define FLOW_WIRE_ESTIMATE 48
 
 /* The slices of one partition a node's store has, so that each is written once: a takeover
- * replays slices the old owner sent, and a durable consumer redelivers a message whose
- * acknowledgement was lost, out of order (after AckWait), so "not newer than the last" would
- * drop slices never written. The last HIST_SEEN_MAX slice times are remembered, each with
- * its pieces (a bit each; pieces past 31 share the last bit); anything older than what was
- * forgotten counts as written. */
+ * replays slices the old owner sent (the stream drops the repeats only within its duplicate
+ * window), and the old owner, not yet aware that it lost the lease, may still send a few
+ * after the new one's, so "not newer than the last" could drop slices never written. The
+ * last HIST_SEEN_MAX slice times are remembered, each with its pieces (a bit each; pieces
+ * past 31 share the last bit); anything older than what was forgotten counts as written. */
 #define HIST_SEEN_MAX 512
 typedef struct {
 	GHashTable *pieces; /* gint64 slice time -> guint32 mask of pieces */
@@ -439,8 +439,8 @@ G_STATIC_ASSERT(HISTORY_PIECE_HOSTS * (16 + 3 * 5 + 1 + 5 + REASON_COUNT * 6 * 5
 
 /* A partition analyzer's slice ended: its hosts' readings to the bus, where every node that
  * keeps a store reads them (this one too, on_history_in()). The id makes a takeover's
- * replayed slice a duplicate the stream drops (within its window; the readers drop the rest
- * by time). */
+ * replayed slice a duplicate the stream drops (within its window; the readers drop the rest:
+ * HistSeen). */
 static void
 on_part_slice(gint64 slice_end_ms, gpointer user_data)
 {
