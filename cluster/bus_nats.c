@@ -50,6 +50,8 @@ struct BusSub {
 	BusServeFunc serve;
 	gpointer user_data;
 	gboolean ack; /* durable: acknowledge after fn */
+	GThread *puller; /* durable: the thread fetching its messages (a pull consumer) */
+	gboolean stop;   /* ... told to stop (under lock) */
 	GMutex lock;
 	GCond cond;
 	gboolean complete; /* libnats: closed, and the handler has returned for good */
@@ -1076,6 +1078,8 @@ sub_failed(Bus *bus, BusSub *bs)
 
 /* bus_msg_leave() during the current fn (delivery threads are libnats' own) */
 static __thread gboolean leave_current;
+#define PULL_BATCH 16	   /* messages a durable's thread fetches at a time */
+#define PULL_WAIT_MS 500   /* ... waiting this long for them (and to notice a stop) */
 #define HANDBACK_DELAY_MS 1000
 
 void
@@ -1084,12 +1088,12 @@ bus_msg_leave(void)
 	leave_current = TRUE;
 }
 
+static void stream_msg_handle(BusSub *bs, natsMsg *msg);
+
 static void
 on_stream_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
 	BusSub *bs = closure;
-	Bus *bus = bs->bus;
-	jsMsgMetaData *meta = NULL;
 	(void)nc;
 	(void)sub;
 	g_mutex_lock(&bs->lock);
@@ -1101,6 +1105,15 @@ on_stream_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *clo
 		natsMsg_Destroy(msg);
 		return;
 	}
+	stream_msg_handle(bs, msg);
+}
+
+/* One message to fn; a durable's acknowledged after it, or handed back (bus_msg_leave()). */
+static void
+stream_msg_handle(BusSub *bs, natsMsg *msg)
+{
+	Bus *bus = bs->bus;
+	jsMsgMetaData *meta = NULL;
 	leave_current = FALSE;
 	if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
 		gsize len = (gsize)MAX(natsMsg_GetDataLength(msg), 0);
@@ -1113,9 +1126,8 @@ on_stream_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *clo
 		g_mutex_unlock(&bus->lock);
 	}
 	if (bs->ack && leave_current)
-		/* handed back, redelivered a second later: by then this node has left the
-		 * deliver group, so the message goes to another member, or waits for this
-		 * node's next start (at once, it could come straight back here) */
+		/* handed back, redelivered a second later, to another subscriber or to this
+		 * node's next start (at once, a stopping node could fetch it again) */
 		(void)natsMsg_NakWithDelay(msg, HANDBACK_DELAY_MS * (int64_t)1000000, NULL);
 	else if (bs->ack)
 		(void)natsMsg_Ack(msg, NULL); /* lost: redelivered after AckWait */
@@ -1167,6 +1179,48 @@ bus_subscribe_from(Bus *bus, const char *stream, const char *subject, guint64 fr
 	return NULL;
 }
 
+/* A durable's thread: fetch a few at a time and hand each to fn, until told to stop; what
+ * was fetched and not handled when it stops is handed back. */
+static gpointer
+pull_thread(gpointer data)
+{
+	BusSub *bs = data;
+	for (;;) {
+		g_mutex_lock(&bs->lock);
+		gboolean stop = bs->stop;
+		g_mutex_unlock(&bs->lock);
+		if (stop)
+			break;
+		natsMsgList list = {0};
+		jsErrCode jerr = 0;
+		natsStatus s = natsSubscription_Fetch(&list, bs->sub, PULL_BATCH, PULL_WAIT_MS, &jerr);
+		if (s != NATS_OK && s != NATS_TIMEOUT) {
+			/* the bus away, a server lost: try again shortly */
+			g_mutex_lock(&bs->lock);
+			if (!bs->stop)
+				g_cond_wait_until(&bs->cond, &bs->lock,
+						  g_get_monotonic_time() + 200 * G_TIME_SPAN_MILLISECOND);
+			g_mutex_unlock(&bs->lock);
+		}
+		for (int i = 0; i < list.Count; i++) {
+			natsMsg *m = list.Msgs[i];
+			list.Msgs[i] = NULL;
+			g_mutex_lock(&bs->lock);
+			stop = bs->stop;
+			g_mutex_unlock(&bs->lock);
+			if (stop) {
+				(void)natsMsg_NakWithDelay(m, HANDBACK_DELAY_MS * (int64_t)1000000,
+							   NULL);
+				natsMsg_Destroy(m);
+			} else {
+				stream_msg_handle(bs, m);
+			}
+		}
+		natsMsgList_Destroy(&list);
+	}
+	return NULL;
+}
+
 BusSub *
 bus_subscribe_durable(Bus *bus, const char *stream, const char *subject, const char *durable,
 		      BusMsgFunc fn, gpointer user_data, GError **error)
@@ -1176,21 +1230,29 @@ bus_subscribe_durable(Bus *bus, const char *stream, const char *subject, const c
 	jsConsumerInfo *ci = NULL;
 	js_opts(bus, &jo);
 
-	/* Made here, not by js_Subscribe: a consumer libnats makes is deleted when the
-	 * subscription is unsubscribed, and this one outlives its subscribers. A push
-	 * consumer with a deliver group: each message to one subscriber of the group. */
-	g_autofree char *deliver = g_strdup_printf("spamflow.deliver.%s.%s", stream, durable);
+	/* A pull consumer, made here so that it outlives its subscribers, which share it: each
+	 * fetches a few messages at a time, and a message fetched by a node that stopped before
+	 * acknowledging it is fetched again after AckWait by whoever asks. (A push consumer
+	 * with a deliver group was used first: nats-server 2.9.10 left messages pushed to a
+	 * subscriber that stopped unacknowledged and never redelivered them.) */
 	natsStatus s = js_GetConsumerInfo(&ci, bus->js, stream, durable, &jo, &jerr);
 	if (s != NATS_OK && !not_found(s, jerr)) {
 		fail_nats(error, BUS_ERROR_IO, s, jerr, "consumer %s on %s", durable, stream);
+		return NULL;
+	}
+	if (s == NATS_OK && ci->Config != NULL && ci->Config->DeliverSubject != NULL &&
+	    ci->Config->DeliverSubject[0] != '\0') {
+		g_set_error(error, BUS_ERROR, BUS_ERROR_CONFIG,
+			    "consumer %s on %s is a push consumer (made by an older spamflowd): "
+			    "delete it (nats consumer rm %s %s) and this node makes it again",
+			    durable, stream, stream, durable);
+		jsConsumerInfo_Destroy(ci);
 		return NULL;
 	}
 	if (s != NATS_OK) {
 		jsConsumerConfig cc;
 		jsConsumerConfig_Init(&cc);
 		cc.Durable = durable;
-		cc.DeliverSubject = deliver;
-		cc.DeliverGroup = durable;
 		cc.DeliverPolicy = js_DeliverAll;
 		cc.AckPolicy = js_AckExplicit;
 		cc.AckWait = 30 * (int64_t)1000000000;
@@ -1210,27 +1272,43 @@ bus_subscribe_durable(Bus *bus, const char *stream, const char *subject, const c
 	jsSubOptions_Init(&so);
 	so.Stream = stream;
 	so.Consumer = durable;
-	so.Queue = durable; /* the consumer's deliver group */
 	so.ManualAck = true;
 	BusSub *bs = bus_sub_new(bus);
 	bs->fn = fn;
 	bs->user_data = user_data;
 	bs->ack = TRUE;
 	jerr = 0;
-	s = js_Subscribe(&bs->sub, bus->js, subject, on_stream_msg, bs, &jo, &so, &jerr);
+	s = js_PullSubscribe(&bs->sub, bus->js, subject, durable, &jo, &so, &jerr);
 	if (s != NATS_OK) {
-		sub_failed(bus, bs);
+		bus_sub_free(bs);
 		fail_nats(error, BUS_ERROR_IO, s, jerr, "subscribing to consumer %s on %s", durable,
 			  stream);
 		return NULL;
 	}
-	return bus_sub_started(bus, bs);
+	bs->state = SUB_ACTIVE;
+	g_mutex_lock(&bus->lock);
+	g_ptr_array_add(bus->subs, bs);
+	g_mutex_unlock(&bus->lock);
+	bs->puller = g_thread_new("spamflow-pull", pull_thread, bs);
+	return bs;
 }
 
 static void
 bus_sub_close(BusSub *bs)
 {
 	Bus *bus = bs->bus;
+	if (bs->puller != NULL) {
+		/* a durable: its thread returns within a fetch's wait, fn not running after */
+		g_mutex_lock(&bs->lock);
+		bs->stop = TRUE;
+		g_cond_broadcast(&bs->cond);
+		g_mutex_unlock(&bs->lock);
+		g_thread_join(bs->puller);
+		bs->puller = NULL;
+		(void)natsSubscription_Unsubscribe(bs->sub);
+		bus_sub_free(bs);
+		return;
+	}
 	natsStatus s = natsSubscription_Unsubscribe(bs->sub);
 	if (s != NATS_OK && s != NATS_INVALID_SUBSCRIPTION && s != NATS_CONNECTION_CLOSED)
 		g_message("cluster bus: unsubscribing %s: %s", natsSubscription_GetSubject(bs->sub),
