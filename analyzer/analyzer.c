@@ -378,14 +378,16 @@ process_one(Analyzer *a, const Flow *f)
 	}
 	if (h->is_mta && c.win == HEUR_WIN_SMTP_EXT && a->cfg.h[REASON_MTA_SURGE].enabled)
 		baseline_sample(a, h, w, now);
-	gsize before = window_mem(w);
 	gboolean was_est = window_estimating(w);
-	guint r = window_add(w, &a->geom, now, c.peer, c.dir == HEUR_FORWARD, c.failed);
+	gssize held = 0;
+	guint r = window_add_held(w, &a->geom, now, c.peer, c.dir == HEUR_FORWARD, c.failed, &held);
 	if (f->sampling > 1 && c.dir == HEUR_FORWARD)
 		samp_add(a, h, c.win, (guint32)MIN(f->packets, (guint64)G_MAXUINT32), now);
 	if (a->cfg.flow_fn != NULL)
 		a->cfg.flow_fn(f, &c, a->cfg.flow_data);
-	a->mem = a->mem + window_mem(w) - MIN(before, a->mem);
+	/* a->mem holds the window's window_mem() (it moves by what the window's moved by) */
+	if (held != 0)
+		a->mem = held < 0 ? a->mem - MIN((gsize)-held, a->mem) : a->mem + (gsize)held;
 	if (r & WINDOW_ADD_LATE)
 		a->st.flows_late++;
 	if (r & WINDOW_ADD_RESET)

@@ -207,12 +207,6 @@ window_clear(Window *w)
 	window_reset(w);
 }
 
-gboolean
-window_estimating(const Window *w)
-{
-	return w->est != NULL;
-}
-
 gint64
 window_last_ms(const Window *w)
 {
@@ -696,13 +690,21 @@ start_estimating(Window *w, const WindowGeom *g)
 	w->live = 0;
 }
 
-guint
-window_add(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16], gboolean attempt,
-	   gboolean failed)
+/* window_add_held()'s work. *held0: what the window held before this add, taken (and
+ * *changed set) before the first change that can move it: on any path but a flow in the
+ * newest slice of a window that has one, or before the map grows or the window switches to
+ * estimating (nothing else allocates or frees on that path). */
+static inline guint
+add_flow(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16], gboolean attempt,
+	 gboolean failed, gsize *held0, gboolean *changed)
 {
 	guint res = 0;
 	guint32 s = slice_of(w, g, t_ms);
 
+	if (!(w->nslices > 0 && s == w->cur && slices(w)[w->nslices - 1].slice == w->cur)) {
+		*held0 = window_mem_held(w);
+		*changed = TRUE;
+	}
 	if (w->nslices == 0) {
 		/* new, or everything expired: a new episode (stale map entries go too) */
 		if (w->map != NULL || w->est != NULL)
@@ -796,6 +798,11 @@ window_add(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16], gb
 		w->live++;
 		return res | WINDOW_ADD_NEW_DEST;
 	}
+	if (!*changed && (w->live >= g->exact_cap || w->map_used + 1 > map_limit(w->map_cap) ||
+			  w->dest6 != (w->dest6 || !is_v4(dst)))) {
+		*held0 = window_mem_held(w);
+		*changed = TRUE;
+	}
 	if (w->live >= g->exact_cap) {
 		start_estimating(w, g);
 		hll_add(w->est, idx, h);
@@ -815,6 +822,26 @@ window_add(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16], gb
 	s0->ndist++;
 	s1->ndist++;
 	return res | WINDOW_ADD_NEW_DEST;
+}
+
+guint
+window_add_held(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16],
+		gboolean attempt, gboolean failed, gssize *held_delta)
+{
+	gsize held0 = 0;
+	gboolean changed = FALSE;
+	guint res = add_flow(w, g, t_ms, dst, attempt, failed, &held0, &changed);
+	*held_delta = changed ? (gssize)window_mem_held(w) - (gssize)held0 : 0;
+	return res;
+}
+
+guint
+window_add(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16], gboolean attempt,
+	   gboolean failed)
+{
+	gsize held0 = 0;
+	gboolean changed = FALSE;
+	return add_flow(w, g, t_ms, dst, attempt, failed, &held0, &changed);
 }
 
 void
