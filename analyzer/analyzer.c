@@ -196,7 +196,8 @@ reason_counts(Analyzer *a, Host *h, AlertReason r, gint64 now, WindowCounts *wc)
  * whether the reason's raise condition holds, the offender's step, its event, and the
  * offender gone when it cleared. h: the host, NULL when it is no longer tracked; wc: the
  * counts of its window for r (zero without one); o: the offender, or NULL to look it up,
- * made when r crossed, nothing done when r neither crossed nor is active for h. A clear
+ * made when r crossed, nothing done when r neither crossed nor is active for h; hi: h's slab
+ * index when o is NULL (the offender cache's key). A clear
  * takes r out of h->offenders; setting it is evaluate()'s, so a tick's update does not put
  * it back on a host that was evicted and came back. */
 /* h is read at every slice's walk until a walk finds it below a quarter */
@@ -210,7 +211,8 @@ hist_mark(Analyzer *a, Host *h)
 }
 
 static inline OffenderStep
-judge(Analyzer *a, Host *h, AlertReason r, OffEntry *o, const WindowCounts *wc, gint64 now)
+judge(Analyzer *a, Host *h, guint32 hi, AlertReason r, OffEntry *o, const WindowCounts *wc,
+      gint64 now)
 {
 	guint32 thr[WINDOW_SPANS];
 	HeurSampling hs;
@@ -234,7 +236,7 @@ judge(Analyzer *a, Host *h, AlertReason r, OffEntry *o, const WindowCounts *wc, 
 	if (o == NULL) {
 		if (!crossed && !(h->offenders & (1u << r)))
 			return OFFENDER_STEP_NONE;
-		o = off_lookup(a, h->addr, r);
+		o = off_find(a, h, hi, r);
 		if (o == NULL)
 			o = off_new(a, h->addr, r);
 	}
@@ -253,7 +255,7 @@ judge(Analyzer *a, Host *h, AlertReason r, OffEntry *o, const WindowCounts *wc, 
 /* Evaluate every enabled reason that reads window wk of host h; novel: the flow brought
  * host h a new destination for smtp-novelty (which is judged only then, and at ticks). */
 static void
-evaluate(Analyzer *a, Host *h, HeurWin wk, gboolean novel, gint64 now)
+evaluate(Analyzer *a, Host *h, guint32 hi, HeurWin wk, gboolean novel, gint64 now)
 {
 	AlertReason rs[2];
 	guint nr = 0;
@@ -287,7 +289,7 @@ evaluate(Analyzer *a, Host *h, HeurWin wk, gboolean novel, gint64 now)
 			samp_fill(a, h, wk, now, &wc);
 			have = TRUE;
 		}
-		OffenderStep st = judge(a, h, r, NULL, &wc, now);
+		OffenderStep st = judge(a, h, hi, r, NULL, &wc, now);
 		if (st == OFFENDER_STEP_RAISED || st == OFFENDER_STEP_UPDATED)
 			h->offenders |= (guint8)(1u << r);
 	}
@@ -310,7 +312,7 @@ evaluate(Analyzer *a, Host *h, HeurWin wk, gboolean novel, gint64 now)
 			samp_fill(a, h, wk, now, &wc);
 		}
 		novelty_counts(a, h, now, &wc);
-		OffenderStep st = judge(a, h, r, NULL, &wc, now);
+		OffenderStep st = judge(a, h, hi, r, NULL, &wc, now);
 		if (st == OFFENDER_STEP_RAISED || st == OFFENDER_STEP_UPDATED)
 			h->offenders |= (guint8)(1u << r);
 	}
@@ -421,7 +423,7 @@ process_one(Analyzer *a, const Flow *f)
 			novel = TRUE;
 		}
 	}
-	evaluate(a, h, c.win, novel, now);
+	evaluate(a, h, hi, c.win, novel, now);
 	hosts_enforce_caps(a, hi);
 }
 
@@ -468,7 +470,7 @@ analyzer_tick(Analyzer *a, gint64 now_ms)
 		Host *h = host_lookup(a, o->addr);
 		WindowCounts wc;
 		reason_counts(a, h, o->reason, now_ms, &wc);
-		judge(a, h, o->reason, o, &wc, now_ms);
+		judge(a, h, HOST_NONE, o->reason, o, &wc, now_ms);
 	}
 	hosts_expire(a, now_ms);
 	hosts_notice(a, FALSE);

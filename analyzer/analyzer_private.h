@@ -174,7 +174,13 @@ struct OffEntry {
 	guint8 peer[16];
 	gboolean has_peer;
 	AlertEvent last;
+	guint32 cache_slot; /* 1 + its slot in Analyzer.off_cache; 0: in none */
 };
+/* The offenders of the hosts being fed, by host slab index and reason (off_find()): a raised
+ * host's every flow judges its offender, and this saves the offender table's lookup. A slot
+ * is a hint, checked against the entry's address and reason; an entry is in at most one slot,
+ * the one it names, which off_remove() clears. */
+#define OFF_CACHE_SLOTS 1024
 
 struct Analyzer {
 	AnalyzerConfig cfg; /* string fields point into the copies below */
@@ -210,6 +216,7 @@ struct Analyzer {
 	gboolean loading;       /* in analyzer_state_load(): no notices */
 	GHashTable *offenders;         /* set of OffEntry*, keyed by (addr, reason) */
 	OffEntry *off_head, *off_tail; /* the same entries, oldest first */
+	OffEntry *off_cache[OFF_CACHE_SLOTS];
 
 	AlertEvent *history;
 	guint hist_len, hist_head, hist_n;
@@ -471,6 +478,23 @@ G_GNUC_INTERNAL void events_free(Analyzer *a);
 G_GNUC_INTERNAL void events_history_resize(Analyzer *a, guint history_len);
 G_GNUC_INTERNAL void events_emit(Analyzer *a, OffEntry *o, Host *h, AlertKind kind, gint64 now);
 G_GNUC_INTERNAL OffEntry *off_lookup(Analyzer *a, const guint8 addr[16], AlertReason r);
+G_GNUC_INTERNAL OffEntry *off_lookup_slow(Analyzer *a, const Host *h, guint32 hi, AlertReason r);
+/* off_lookup() for tracked host h at slab index hi, through the cache */
+static inline OffEntry *
+off_find(Analyzer *a, const Host *h, guint32 hi, AlertReason r)
+{
+	OffEntry *o = a->off_cache[(hi * REASON_COUNT + r) & (OFF_CACHE_SLOTS - 1)];
+	guint64 x0, x1, y0, y1;
+	if (o != NULL && o->reason == r) {
+		memcpy(&x0, o->addr, 8);
+		memcpy(&x1, o->addr + 8, 8);
+		memcpy(&y0, h->addr, 8);
+		memcpy(&y1, h->addr + 8, 8);
+		if (((x0 ^ y0) | (x1 ^ y1)) == 0)
+			return o;
+	}
+	return off_lookup_slow(a, h, hi, r);
+}
 G_GNUC_INTERNAL OffEntry *off_new(Analyzer *a, const guint8 addr[16], AlertReason r);
 G_GNUC_INTERNAL void off_insert(Analyzer *a, OffEntry *o);
 G_GNUC_INTERNAL void off_remove(Analyzer *a, OffEntry *o);
