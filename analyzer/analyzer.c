@@ -9,20 +9,9 @@
 /* The raise thresholds of reason r for host h (NULL: not tracked) at addr: the configured
  * ones or its group's (analyzer_policy.c), and for mta-surge those raised by the host's
  * baseline. */
-void
-thresholds(const Analyzer *a, const Host *h, const guint8 addr[16], AlertReason r,
-	   guint32 thr[WINDOW_SPANS])
+static G_GNUC_NO_INLINE void
+thresholds_surge(const Analyzer *a, const Host *h, guint32 thr[WINDOW_SPANS])
 {
-	const guint32 *set = a->cfg.h[r].threshold;
-	guint g = analyzer_policy_group_of(a, addr);
-	if (g != POLICY_NO_GROUP && (a->groups[g].override & (1u << r)))
-		set = a->groups[g].threshold[r];
-	for (guint k = 0; k < WINDOW_SPANS; k++)
-		thr[k] = set[k];
-	if (r == REASON_SMTP_NOVELTY)
-		thr[WINDOW_LONG] = 0; /* the long window is context */
-	if (r != REASON_MTA_SURGE)
-		return;
 	const Baseline *b = h ? host_base(h) : NULL;
 	for (guint k = 0; k < WINDOW_SPANS; k++) {
 		if (thr[k] == 0)
@@ -34,6 +23,30 @@ thresholds(const Analyzer *a, const Host *h, const guint8 addr[16], AlertReason 
 			thr[k] = (guint32)MAX((double)thr[k], MIN(t + 0.999, (double)G_MAXUINT32));
 		}
 	}
+}
+
+/* thresholds(), inline where every flow asks (judge(), evaluate()) */
+static inline void
+thresholds_of(const Analyzer *a, const Host *h, const guint8 addr[16], AlertReason r,
+	      guint32 thr[WINDOW_SPANS])
+{
+	const guint32 *set = a->cfg.h[r].threshold;
+	guint g = analyzer_policy_group_of(a, addr);
+	if (g != POLICY_NO_GROUP && (a->groups[g].override & (1u << r)))
+		set = a->groups[g].threshold[r];
+	for (guint k = 0; k < WINDOW_SPANS; k++)
+		thr[k] = set[k];
+	if (r == REASON_SMTP_NOVELTY)
+		thr[WINDOW_LONG] = 0; /* the long window is context */
+	if (r == REASON_MTA_SURGE)
+		thresholds_surge(a, h, thr);
+}
+
+void
+thresholds(const Analyzer *a, const Host *h, const guint8 addr[16], AlertReason r,
+	   guint32 thr[WINDOW_SPANS])
+{
+	thresholds_of(a, h, addr, r, thr);
 }
 
 void
@@ -216,7 +229,7 @@ judge(Analyzer *a, Host *h, guint32 hi, AlertReason r, OffEntry *o, const Window
 {
 	guint32 thr[WINDOW_SPANS];
 	HeurSampling hs;
-	thresholds(a, h, h != NULL ? h->addr : o->addr, r, thr);
+	thresholds_of(a, h, h != NULL ? h->addr : o->addr, r, thr);
 	host_sampling(a, h, &hs);
 	double level = heuristics_level(r, wc, thr, &hs, NULL);
 	/* a sampled host's estimate can be at a quarter while its decision level is not: it is
@@ -300,7 +313,7 @@ evaluate(Analyzer *a, Host *h, guint32 hi, HeurWin wk, gboolean novel, gint64 no
 			/* unsampled and not raised: nothing happens under the threshold (most
 			 * new destinations: a count, a compare) */
 			guint32 thr[WINDOW_SPANS];
-			thresholds(a, h, h->addr, r, thr);
+			thresholds_of(a, h, h->addr, r, thr);
 			guint32 n = thr[WINDOW_SHORT] > 0 ? nov_count(a, h, now) : 0;
 			if ((double)n >= ANALYZER_READING_SHARE * thr[WINDOW_SHORT] && n > 0)
 				hist_mark(a, h);

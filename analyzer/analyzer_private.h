@@ -512,8 +512,14 @@ analyzer_policy_group_of(const Analyzer *a, const guint8 addr[16])
 	return a->n_groups == 0 ? POLICY_NO_GROUP : policy_groups_lookup(a->group_set, addr, NULL);
 }
 /* Is reason r of addr kept from crossing now (its group exempts r, or it is suppressed)? */
-G_GNUC_INTERNAL gboolean analyzer_policy_quiet(const Analyzer *a, const guint8 addr[16], AlertReason r,
-				      gint64 now);
+static inline gboolean
+analyzer_policy_quiet(const Analyzer *a, const guint8 addr[16], AlertReason r, gint64 now)
+{
+	guint g = analyzer_policy_group_of(a, addr);
+	if (g != POLICY_NO_GROUP && (a->groups[g].exempt & (1u << r)))
+		return TRUE;
+	return policy_supp_active(a->supp, addr, r, now) != NULL;
+}
 /* The name of addr's group into ev_group ("" when none). */
 G_GNUC_INTERNAL void analyzer_policy_group_name(const Analyzer *a, const guint8 addr[16],
 				       char ev_group[POLICY_GROUP_NAME_MAX + 1]);

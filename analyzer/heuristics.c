@@ -255,12 +255,6 @@ heuristics_reason_win(AlertReason r)
 	}
 }
 
-guint32
-heuristics_metric(AlertReason r, const WindowSpanCounts *c)
-{
-	return r == REASON_AUTH_BRUTEFORCE ? c->attempts : c->distinct;
-}
-
 static inline gboolean
 sampled(const HeurSampling *s)
 {
@@ -346,10 +340,10 @@ heuristics_decision_value(AlertReason r, const WindowSpanCounts *c, const HeurSa
 }
 
 /* heuristics_level() of a sampled host: out of line, so that the unsampled path (most
- * flows) stays a few instructions */
-static G_GNUC_NO_INLINE double
-level_sampled(AlertReason r, const WindowCounts *c, const guint32 thr[WINDOW_SPANS],
-	      const HeurSampling *s, guint *trigger)
+ * flows, inline in heuristics.h) stays a few instructions */
+double
+heuristics_level_sampled(AlertReason r, const WindowCounts *c, const guint32 thr[WINDOW_SPANS],
+			 const HeurSampling *s, guint *trigger)
 {
 	double best = 0;
 	guint bi = 0;
@@ -357,28 +351,6 @@ level_sampled(AlertReason r, const WindowCounts *c, const guint32 thr[WINDOW_SPA
 		if (thr[k] == 0)
 			continue;
 		double l = heuristics_decision_value(r, &c->span[k], s) / thr[k];
-		if (l > best) {
-			best = l;
-			bi = k;
-		}
-	}
-	if (trigger != NULL)
-		*trigger = bi;
-	return best;
-}
-
-double
-heuristics_level(AlertReason r, const WindowCounts *c, const guint32 thr[WINDOW_SPANS],
-		 const HeurSampling *s, guint *trigger)
-{
-	if (sampled(s))
-		return level_sampled(r, c, thr, s, trigger);
-	double best = 0;
-	guint bi = 0;
-	for (guint k = 0; k < WINDOW_SPANS; k++) {
-		if (thr[k] == 0)
-			continue;
-		double l = (double)heuristics_metric(r, &c->span[k]) / thr[k];
 		if (l > best) {
 			best = l;
 			bi = k;
@@ -397,9 +369,11 @@ attempts_scale(const WindowSpanCounts *l, const HeurSampling *s)
 	return e / l->distinct;
 }
 
+/* heuristics_crossed() of a sampled host (the unsampled one is inline in heuristics.h) */
 gboolean
-heuristics_crossed(AlertReason r, double level, const WindowCounts *c, double blocked_share,
-		   guint32 blocked_min_attempts, const HeurSampling *s)
+heuristics_crossed_sampled(AlertReason r, double level, const WindowCounts *c,
+			   double blocked_share, guint32 blocked_min_attempts,
+			   const HeurSampling *s)
 {
 	if (level < 1.0)
 		return FALSE;
