@@ -229,6 +229,12 @@ judge(Analyzer *a, Host *h, guint32 hi, AlertReason r, OffEntry *o, const Window
 {
 	guint32 thr[WINDOW_SPANS];
 	HeurSampling hs;
+	/* the other side of smtp-fanout/smtp-blocked's split, unsampled, not active, already a
+	 * history candidate: it cannot cross and nothing below would change */
+	if (o == NULL && (r == REASON_SMTP_FANOUT || r == REASON_SMTP_BLOCKED) &&
+	    h->sampling <= 1 && h->hist_cand && !(h->offenders & (1u << r)) &&
+	    !heuristics_split_side(r, wc, a->cfg.blocked_share, a->cfg.blocked_min_attempts))
+		return OFFENDER_STEP_NONE;
 	thresholds_of(a, h, h != NULL ? h->addr : o->addr, r, thr);
 	host_sampling(a, h, &hs);
 	double level = heuristics_level(r, wc, thr, &hs, NULL);
@@ -236,18 +242,31 @@ judge(Analyzer *a, Host *h, guint32 hi, AlertReason r, OffEntry *o, const Window
 	 * a candidate whenever judged (the walk keeps it only when its reading qualifies) */
 	if (h != NULL && (level >= ANALYZER_READING_SHARE || h->sampling > 1))
 		hist_mark(a, h);
-	gboolean crossed = a->cfg.h[r].enabled &&
-			   heuristics_crossed(r, level, wc, a->cfg.blocked_share,
-					      a->cfg.blocked_min_attempts, &hs);
-	crossed = crossed && !analyzer_policy_quiet(a, h != NULL ? h->addr : o->addr, r, now);
-	/* smtp-novelty is the slow bot's reason: a host already raised for smtp-fanout or
-	 * smtp-blocked is not raised for it too (one that was keeps it until it clears), ... */
-	if (r == REASON_SMTP_NOVELTY && crossed && h != NULL && !(h->offenders & (1u << r)) &&
-	    ((h->offenders & ((1u << REASON_SMTP_FANOUT) | (1u << REASON_SMTP_BLOCKED))) ||
-	     host_mta_like(a, h, now)))
-		crossed = FALSE; /* ... nor for a host that receives mail: an unlisted MTA */
+	if (o == NULL && (h->offenders & (1u << r))) {
+		o = off_find(a, h, hi, r);
+		if (o == NULL)
+			o = off_new(a, h->addr, r);
+	}
+	/* whether r crossed, unless the step would not read it (an active offender's flows
+	 * between its updates: most of a raised host's) */
+	gboolean crossed = FALSE;
+	if (o == NULL || !offender_ignores_crossed(&o->sm, &a->policy, now)) {
+		crossed = a->cfg.h[r].enabled &&
+			  heuristics_crossed(r, level, wc, a->cfg.blocked_share,
+					     a->cfg.blocked_min_attempts, &hs);
+		crossed = crossed &&
+			  !analyzer_policy_quiet(a, h != NULL ? h->addr : o->addr, r, now);
+		/* smtp-novelty is the slow bot's reason: a host already raised for smtp-fanout
+		 * or smtp-blocked is not raised for it too (one that was keeps it until it
+		 * clears), ... */
+		if (r == REASON_SMTP_NOVELTY && crossed && h != NULL &&
+		    !(h->offenders & (1u << r)) &&
+		    ((h->offenders & ((1u << REASON_SMTP_FANOUT) | (1u << REASON_SMTP_BLOCKED))) ||
+		     host_mta_like(a, h, now)))
+			crossed = FALSE; /* ... nor for a host that receives mail: an unlisted MTA */
+	}
 	if (o == NULL) {
-		if (!crossed && !(h->offenders & (1u << r)))
+		if (!crossed)
 			return OFFENDER_STEP_NONE;
 		o = off_find(a, h, hi, r);
 		if (o == NULL)

@@ -208,6 +208,20 @@ heuristics_level(AlertReason r, const WindowCounts *c, const guint32 thr[WINDOW_
 gboolean heuristics_crossed_sampled(AlertReason r, double level, const WindowCounts *c,
 				    double blocked_share, guint32 blocked_min_attempts,
 				    const HeurSampling *s);
+/* Unsampled, reason r (smtp-fanout or smtp-blocked) is on the side of the split that can
+ * cross: for smtp-blocked the long window's failed share is blocked_share or more over at
+ * least blocked_min_attempts attempts, for smtp-fanout it is not. */
+static inline gboolean
+heuristics_split_side(AlertReason r, const WindowCounts *c, double blocked_share,
+		      guint32 blocked_min_attempts)
+{
+	const WindowSpanCounts *l = &c->span[WINDOW_LONG];
+	double failed = MIN(l->failed, l->attempts), attempts = l->attempts;
+	gboolean blocked = attempts >= blocked_min_attempts && attempts > 0 &&
+			   failed >= blocked_share * attempts;
+	return r == REASON_SMTP_BLOCKED ? blocked : !blocked;
+}
+
 /* inline like heuristics_level() */
 static inline gboolean
 heuristics_crossed(AlertReason r, double level, const WindowCounts *c, double blocked_share,
@@ -220,9 +234,5 @@ heuristics_crossed(AlertReason r, double level, const WindowCounts *c, double bl
 						  s);
 	if (r != REASON_SMTP_FANOUT && r != REASON_SMTP_BLOCKED)
 		return TRUE; /* smtp-novelty unsampled too */
-	const WindowSpanCounts *l = &c->span[WINDOW_LONG];
-	double failed = MIN(l->failed, l->attempts), attempts = l->attempts;
-	gboolean blocked = attempts >= blocked_min_attempts && attempts > 0 &&
-			   failed >= blocked_share * attempts;
-	return r == REASON_SMTP_BLOCKED ? blocked : !blocked;
+	return heuristics_split_side(r, c, blocked_share, blocked_min_attempts);
 }
