@@ -64,7 +64,9 @@ typedef struct {
 	double sum;
 	guint32 zeros;
 	guint32 at;
-	gboolean valid;
+	guint32 value;  /* hll_value(sum, zeros) when value_ok: most flows raise no register */
+	guint8 valid;   /* TRUE/FALSE */
+	guint8 value_ok;
 } Merged;
 
 struct WindowEst {
@@ -533,6 +535,7 @@ hll_add(WindowEst *e, guint idx, guint64 h)
 			mg->sum += pow2neg[rank] - pow2neg[mg->reg[j]];
 			mg->zeros -= mg->reg[j] == 0;
 			mg->reg[j] = rank;
+			mg->value_ok = FALSE;
 		}
 	}
 }
@@ -877,7 +880,7 @@ span_sum(const Window *w, const WindowGeom *g, guint32 now, guint k, SpanSum *c)
 
 /* The merged registers of span k at the newest slice, rebuilt when stale; NULL when they
  * cannot be kept exactly (a register past MERGED_MAX_RANK). */
-static const Merged *
+static Merged *
 merged_at_cur(Window *w, const WindowGeom *g, guint k)
 {
 	WindowEst *e = w->est;
@@ -898,6 +901,7 @@ merged_at_cur(Window *w, const WindowGeom *g, guint k)
 	hll_sum(mg->reg, &mg->sum, &mg->zeros);
 	mg->at = w->cur;
 	mg->valid = top <= MERGED_MAX_RANK;
+	mg->value_ok = FALSE;
 	return mg->valid ? mg : NULL;
 }
 
@@ -908,9 +912,14 @@ est_distinct(Window *w, const WindowGeom *g, guint32 now, guint k)
 {
 	WindowEst *e = w->est;
 	if (now == w->cur) {
-		const Merged *mg = merged_at_cur(w, g, k);
-		if (mg != NULL)
-			return hll_value(mg->sum, mg->zeros);
+		Merged *mg = merged_at_cur(w, g, k);
+		if (mg != NULL) {
+			if (!mg->value_ok) {
+				mg->value = hll_value(mg->sum, mg->zeros);
+				mg->value_ok = TRUE;
+			}
+			return mg->value;
+		}
 	}
 	guint first = w->nslices;
 	while (first > 0 && (guint64)slices(w)[first - 1].slice + g->span[k] > now)
