@@ -223,18 +223,12 @@ hist_mark(Analyzer *a, Host *h)
 	g_array_append_vals(a->hist_cand, h->addr, 1);
 }
 
-static inline OffenderStep
-judge(Analyzer *a, Host *h, guint32 hi, AlertReason r, OffEntry *o, const WindowCounts *wc,
-      gint64 now)
+static G_GNUC_NO_INLINE OffenderStep
+judge_step(Analyzer *a, Host *h, guint32 hi, AlertReason r, OffEntry *o, const WindowCounts *wc,
+	   gint64 now)
 {
 	guint32 thr[WINDOW_SPANS];
 	HeurSampling hs;
-	/* the other side of smtp-fanout/smtp-blocked's split, unsampled, not active, already a
-	 * history candidate: it cannot cross and nothing below would change */
-	if (o == NULL && (r == REASON_SMTP_FANOUT || r == REASON_SMTP_BLOCKED) &&
-	    h->sampling <= 1 && h->hist_cand && !(h->offenders & (1u << r)) &&
-	    !heuristics_split_side(r, wc, a->cfg.blocked_share, a->cfg.blocked_min_attempts))
-		return OFFENDER_STEP_NONE;
 	thresholds_of(a, h, h != NULL ? h->addr : o->addr, r, thr);
 	host_sampling(a, h, &hs);
 	double level = heuristics_level(r, wc, thr, &hs, NULL);
@@ -282,6 +276,19 @@ judge(Analyzer *a, Host *h, guint32 hi, AlertReason r, OffEntry *o, const Window
 		off_remove(a, o);
 	}
 	return st;
+}
+
+static inline OffenderStep
+judge(Analyzer *a, Host *h, guint32 hi, AlertReason r, OffEntry *o, const WindowCounts *wc,
+      gint64 now)
+{
+	/* the other side of smtp-fanout/smtp-blocked's split, unsampled, not active, already a
+	 * history candidate: it cannot cross and nothing in judge_step() would change */
+	if (o == NULL && (r == REASON_SMTP_FANOUT || r == REASON_SMTP_BLOCKED) &&
+	    h->sampling <= 1 && h->hist_cand && !(h->offenders & (1u << r)) &&
+	    !heuristics_split_side(r, wc, a->cfg.blocked_share, a->cfg.blocked_min_attempts))
+		return OFFENDER_STEP_NONE;
+	return judge_step(a, h, hi, r, o, wc, now);
 }
 
 /* Evaluate every enabled reason that reads window wk of host h; novel: the flow brought
