@@ -322,11 +322,47 @@ ext_mem(const Host *h)
 
 /* ---- hosts.c, and the host table's per-flow path ---- */
 
+/* The table: slab index + 1 per slot, 0 = empty. Where addr's probe starts. */
+static inline guint32
+table_home(const Analyzer *a, const guint8 addr[16])
+{
+	/* Fibonacci hashing of addr_hash16(): the top bits index the table */
+	guint32 h = addr_hash16(addr) * 0x9e3779b1u;
+	guint lg = (guint)__builtin_ctz(a->table_cap);
+	return lg == 0 ? 0 : h >> (32 - lg);
+}
 /* The table slot holding addr, or HOST_NONE. */
-G_GNUC_INTERNAL guint32 table_find(const Analyzer *a, const guint8 addr[16]);
+static inline guint32
+table_find(const Analyzer *a, const guint8 addr[16])
+{
+	if (a->table_cap == 0)
+		return HOST_NONE;
+	guint32 mask = a->table_cap - 1;
+	for (guint32 p = table_home(a, addr);; p = (p + 1) & mask) {
+		guint32 e = a->table[p];
+		if (e == 0)
+			return HOST_NONE;
+		if (memcmp(host_at(a, e - 1)->addr, addr, 16) == 0)
+			return p;
+	}
+}
 G_GNUC_INTERNAL void table_insert(Analyzer *a, guint32 i);
 G_GNUC_INTERNAL guint32 slab_alloc(Analyzer *a);
-G_GNUC_INTERNAL void lru_unlink(Analyzer *a, guint32 i);
+/* The recency list: head = most recently seen. */
+static inline void
+lru_unlink(Analyzer *a, guint32 i)
+{
+	Host *h = host_at(a, i);
+	if (h->prev != HOST_NONE)
+		host_at(a, h->prev)->next = h->next;
+	else
+		a->lru_head = h->next;
+	if (h->next != HOST_NONE)
+		host_at(a, h->next)->prev = h->prev;
+	else
+		a->lru_tail = h->prev;
+	h->prev = h->next = HOST_NONE;
+}
 G_GNUC_INTERNAL HostExt *host_ext(Host *h);
 /* Evict the least recently seen hosts until both caps hold, sparing host `keep` (the one
  * being fed; HOST_NONE: none). */
