@@ -384,7 +384,7 @@ process_one(Analyzer *a, const Flow *f)
 		analyzer_tick(a, now);
 	if (!heuristics_relevant(&a->hc, f))
 		return;
-	heuristics_classify(&a->hc, f, &c);
+	heuristics_classify_relevant(&a->hc, f, &c);
 	if (c.dir == HEUR_IGNORE)
 		return;
 	if (c.dir == HEUR_INBOUND_SMTP || c.dir == HEUR_DNS_EXTERNAL) {

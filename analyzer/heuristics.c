@@ -33,8 +33,8 @@ portset_parse(PortSet *ps, const char *list, GError **error)
 	return TRUE;
 }
 
-gboolean
-heuristics_attempt_failed(const Flow *f)
+static inline gboolean
+attempt_failed(const Flow *f)
 {
 	if ((f->has & FLOW_HAS_FW_EVENT) && f->fw_event == FW_EVENT_DENIED)
 		return TRUE;
@@ -46,6 +46,12 @@ heuristics_attempt_failed(const Flow *f)
 	if ((fl & TCP_RST) && !(fl & TCP_PSH))
 		return TRUE;
 	return FALSE;
+}
+
+gboolean
+heuristics_attempt_failed(const Flow *f)
+{
+	return attempt_failed(f);
 }
 
 static gboolean
@@ -73,7 +79,7 @@ heuristics_inbound_delivered(const Flow *f)
 	if (f->has & FLOW_HAS_TCP_FLAGS) {
 		if (f->has & FLOW_PACKET_SAMPLE)
 			return (f->tcp_flags & (TCP_ACK | TCP_RST)) == TCP_ACK;
-		return (f->tcp_flags & TCP_ACK) && !heuristics_attempt_failed(f);
+		return (f->tcp_flags & TCP_ACK) && !attempt_failed(f);
 	}
 	if ((f->has & FLOW_HAS_FW_EVENT) && f->fw_event == FW_EVENT_DENIED)
 		return FALSE;
@@ -113,10 +119,16 @@ classify_dns(const HeurClassifier *hc, const Flow *f, HeurClass *out)
 void
 heuristics_classify(const HeurClassifier *hc, const Flow *f, HeurClass *out)
 {
-	if (!heuristics_relevant(hc, f)) { /* the analyzer asks before calling; others may not */
+	if (!heuristics_relevant(hc, f)) {
 		out->dir = HEUR_IGNORE;
 		return;
 	}
+	heuristics_classify_relevant(hc, f, out);
+}
+
+void
+heuristics_classify_relevant(const HeurClassifier *hc, const Flow *f, HeurClass *out)
+{
 	memset(out, 0, sizeof *out);
 	out->dir = HEUR_IGNORE;
 	if (f->dport == HEUR_DNS_PORT) {
@@ -177,7 +189,7 @@ heuristics_classify(const HeurClassifier *hc, const Flow *f, HeurClass *out)
 			goto reverse;
 		}
 		out->dir = dir;
-		out->failed = dir == HEUR_FORWARD && heuristics_attempt_failed(f);
+		out->failed = dir == HEUR_FORWARD && attempt_failed(f);
 		return;
 	}
 reverse:

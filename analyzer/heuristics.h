@@ -82,6 +82,8 @@ heuristics_relevant(const HeurClassifier *hc, const Flow *f)
 
 /* Classify one flow (see heuristics.c for the rules). */
 void heuristics_classify(const HeurClassifier *hc, const Flow *f, HeurClass *out);
+/* The same for a record heuristics_relevant() passed (the analyzer asks first). */
+void heuristics_classify_relevant(const HeurClassifier *hc, const Flow *f, HeurClass *out);
 /* A forward attempt failed: firewall deny; or TCP flags exported and SYN without ACK, or
  * RST without any PSH (reset before any data). Unknown flags and no firewall event: not
  * failed (no evidence either way; a reverse record may still show the answer). */
