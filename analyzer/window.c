@@ -842,9 +842,8 @@ guint
 window_add(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16], gboolean attempt,
 	   gboolean failed)
 {
-	gsize held0 = 0;
-	gboolean changed = FALSE;
-	return add_flow(w, g, t_ms, dst, attempt, failed, &held0, &changed);
+	gssize held;
+	return window_add_held(w, g, t_ms, dst, attempt, failed, &held);
 }
 
 void
