@@ -9,20 +9,9 @@
 /* The raise thresholds of reason r for host h (NULL: not tracked) at addr: the configured
  * ones or its group's (analyzer_policy.c), and for mta-surge those raised by the host's
  * baseline. */
-void
-thresholds(const Analyzer *a, const Host *h, const guint8 addr[16], AlertReason r,
-	   guint32 thr[WINDOW_SPANS])
+static G_GNUC_NO_INLINE void
+thresholds_surge(const Analyzer *a, const Host *h, guint32 thr[WINDOW_SPANS])
 {
-	const guint32 *set = a->cfg.h[r].threshold;
-	guint g = analyzer_policy_group_of(a, addr);
-	if (g != POLICY_NO_GROUP && (a->groups[g].override & (1u << r)))
-		set = a->groups[g].threshold[r];
-	for (guint k = 0; k < WINDOW_SPANS; k++)
-		thr[k] = set[k];
-	if (r == REASON_SMTP_NOVELTY)
-		thr[WINDOW_LONG] = 0; /* the long window is context */
-	if (r != REASON_MTA_SURGE)
-		return;
 	const Baseline *b = h ? host_base(h) : NULL;
 	for (guint k = 0; k < WINDOW_SPANS; k++) {
 		if (thr[k] == 0)
@@ -34,6 +23,30 @@ thresholds(const Analyzer *a, const Host *h, const guint8 addr[16], AlertReason 
 			thr[k] = (guint32)MAX((double)thr[k], MIN(t + 0.999, (double)G_MAXUINT32));
 		}
 	}
+}
+
+/* thresholds(), inline where every flow asks (judge(), evaluate()) */
+static inline void
+thresholds_of(const Analyzer *a, const Host *h, const guint8 addr[16], AlertReason r,
+	      guint32 thr[WINDOW_SPANS])
+{
+	const guint32 *set = a->cfg.h[r].threshold;
+	guint g = analyzer_policy_group_of(a, addr);
+	if (g != POLICY_NO_GROUP && (a->groups[g].override & (1u << r)))
+		set = a->groups[g].threshold[r];
+	for (guint k = 0; k < WINDOW_SPANS; k++)
+		thr[k] = set[k];
+	if (r == REASON_SMTP_NOVELTY)
+		thr[WINDOW_LONG] = 0; /* the long window is context */
+	if (r == REASON_MTA_SURGE)
+		thresholds_surge(a, h, thr);
+}
+
+void
+thresholds(const Analyzer *a, const Host *h, const guint8 addr[16], AlertReason r,
+	   guint32 thr[WINDOW_SPANS])
+{
+	thresholds_of(a, h, addr, r, thr);
 }
 
 void
@@ -196,7 +209,8 @@ reason_counts(Analyzer *a, Host *h, AlertReason r, gint64 now, WindowCounts *wc)
  * whether the reason's raise condition holds, the offender's step, its event, and the
  * offender gone when it cleared. h: the host, NULL when it is no longer tracked; wc: the
  * counts of its window for r (zero without one); o: the offender, or NULL to look it up,
- * made when r crossed, nothing done when r neither crossed nor is active for h. A clear
+ * made when r crossed, nothing done when r neither crossed nor is active for h; hi: h's slab
+ * index when o is NULL (the offender cache's key). A clear
  * takes r out of h->offenders; setting it is evaluate()'s, so a tick's update does not put
  * it back on a host that was evicted and came back. */
 /* h is read at every slice's walk until a walk finds it below a quarter */
@@ -209,32 +223,46 @@ hist_mark(Analyzer *a, Host *h)
 	g_array_append_vals(a->hist_cand, h->addr, 1);
 }
 
-static inline OffenderStep
-judge(Analyzer *a, Host *h, AlertReason r, OffEntry *o, const WindowCounts *wc, gint64 now)
+static G_GNUC_NO_INLINE OffenderStep
+judge_step(Analyzer *a, Host *h, guint32 hi, AlertReason r, OffEntry *o, const WindowCounts *wc,
+	   gint64 now)
 {
 	guint32 thr[WINDOW_SPANS];
 	HeurSampling hs;
-	thresholds(a, h, h != NULL ? h->addr : o->addr, r, thr);
+	thresholds_of(a, h, h != NULL ? h->addr : o->addr, r, thr);
 	host_sampling(a, h, &hs);
 	double level = heuristics_level(r, wc, thr, &hs, NULL);
 	/* a sampled host's estimate can be at a quarter while its decision level is not: it is
 	 * a candidate whenever judged (the walk keeps it only when its reading qualifies) */
 	if (h != NULL && (level >= ANALYZER_READING_SHARE || h->sampling > 1))
 		hist_mark(a, h);
-	gboolean crossed = a->cfg.h[r].enabled &&
-			   heuristics_crossed(r, level, wc, a->cfg.blocked_share,
-					      a->cfg.blocked_min_attempts, &hs);
-	crossed = crossed && !analyzer_policy_quiet(a, h != NULL ? h->addr : o->addr, r, now);
-	/* smtp-novelty is the slow bot's reason: a host already raised for smtp-fanout or
-	 * smtp-blocked is not raised for it too (one that was keeps it until it clears), ... */
-	if (r == REASON_SMTP_NOVELTY && crossed && h != NULL && !(h->offenders & (1u << r)) &&
-	    ((h->offenders & ((1u << REASON_SMTP_FANOUT) | (1u << REASON_SMTP_BLOCKED))) ||
-	     host_mta_like(a, h, now)))
-		crossed = FALSE; /* ... nor for a host that receives mail: an unlisted MTA */
+	if (o == NULL && (h->offenders & (1u << r))) {
+		o = off_find(a, h, hi, r);
+		if (o == NULL)
+			o = off_new(a, h->addr, r);
+	}
+	/* whether r crossed, unless the step would not read it (an active offender's flows
+	 * between its updates: most of a raised host's) */
+	gboolean crossed = FALSE;
+	if (o == NULL || !offender_ignores_crossed(&o->sm, &a->policy, now)) {
+		crossed = a->cfg.h[r].enabled &&
+			  heuristics_crossed(r, level, wc, a->cfg.blocked_share,
+					     a->cfg.blocked_min_attempts, &hs);
+		crossed = crossed &&
+			  !analyzer_policy_quiet(a, h != NULL ? h->addr : o->addr, r, now);
+		/* smtp-novelty is the slow bot's reason: a host already raised for smtp-fanout
+		 * or smtp-blocked is not raised for it too (one that was keeps it until it
+		 * clears), ... */
+		if (r == REASON_SMTP_NOVELTY && crossed && h != NULL &&
+		    !(h->offenders & (1u << r)) &&
+		    ((h->offenders & ((1u << REASON_SMTP_FANOUT) | (1u << REASON_SMTP_BLOCKED))) ||
+		     host_mta_like(a, h, now)))
+			crossed = FALSE; /* ... nor for a host that receives mail: an unlisted MTA */
+	}
 	if (o == NULL) {
-		if (!crossed && !(h->offenders & (1u << r)))
+		if (!crossed)
 			return OFFENDER_STEP_NONE;
-		o = off_lookup(a, h->addr, r);
+		o = off_find(a, h, hi, r);
 		if (o == NULL)
 			o = off_new(a, h->addr, r);
 	}
@@ -250,10 +278,23 @@ judge(Analyzer *a, Host *h, AlertReason r, OffEntry *o, const WindowCounts *wc, 
 	return st;
 }
 
+static inline OffenderStep
+judge(Analyzer *a, Host *h, guint32 hi, AlertReason r, OffEntry *o, const WindowCounts *wc,
+      gint64 now)
+{
+	/* the other side of smtp-fanout/smtp-blocked's split, unsampled, not active, already a
+	 * history candidate: it cannot cross and nothing in judge_step() would change */
+	if (o == NULL && (r == REASON_SMTP_FANOUT || r == REASON_SMTP_BLOCKED) &&
+	    h->sampling <= 1 && h->hist_cand && !(h->offenders & (1u << r)) &&
+	    !heuristics_split_side(r, wc, a->cfg.blocked_share, a->cfg.blocked_min_attempts))
+		return OFFENDER_STEP_NONE;
+	return judge_step(a, h, hi, r, o, wc, now);
+}
+
 /* Evaluate every enabled reason that reads window wk of host h; novel: the flow brought
  * host h a new destination for smtp-novelty (which is judged only then, and at ticks). */
 static void
-evaluate(Analyzer *a, Host *h, HeurWin wk, gboolean novel, gint64 now)
+evaluate(Analyzer *a, Host *h, guint32 hi, HeurWin wk, gboolean novel, gint64 now)
 {
 	AlertReason rs[2];
 	guint nr = 0;
@@ -287,7 +328,7 @@ evaluate(Analyzer *a, Host *h, HeurWin wk, gboolean novel, gint64 now)
 			samp_fill(a, h, wk, now, &wc);
 			have = TRUE;
 		}
-		OffenderStep st = judge(a, h, r, NULL, &wc, now);
+		OffenderStep st = judge(a, h, hi, r, NULL, &wc, now);
 		if (st == OFFENDER_STEP_RAISED || st == OFFENDER_STEP_UPDATED)
 			h->offenders |= (guint8)(1u << r);
 	}
@@ -298,7 +339,7 @@ evaluate(Analyzer *a, Host *h, HeurWin wk, gboolean novel, gint64 now)
 			/* unsampled and not raised: nothing happens under the threshold (most
 			 * new destinations: a count, a compare) */
 			guint32 thr[WINDOW_SPANS];
-			thresholds(a, h, h->addr, r, thr);
+			thresholds_of(a, h, h->addr, r, thr);
 			guint32 n = thr[WINDOW_SHORT] > 0 ? nov_count(a, h, now) : 0;
 			if ((double)n >= ANALYZER_READING_SHARE * thr[WINDOW_SHORT] && n > 0)
 				hist_mark(a, h);
@@ -310,7 +351,7 @@ evaluate(Analyzer *a, Host *h, HeurWin wk, gboolean novel, gint64 now)
 			samp_fill(a, h, wk, now, &wc);
 		}
 		novelty_counts(a, h, now, &wc);
-		OffenderStep st = judge(a, h, r, NULL, &wc, now);
+		OffenderStep st = judge(a, h, hi, r, NULL, &wc, now);
 		if (st == OFFENDER_STEP_RAISED || st == OFFENDER_STEP_UPDATED)
 			h->offenders |= (guint8)(1u << r);
 	}
@@ -343,7 +384,7 @@ process_one(Analyzer *a, const Flow *f)
 		analyzer_tick(a, now);
 	if (!heuristics_relevant(&a->hc, f))
 		return;
-	heuristics_classify(&a->hc, f, &c);
+	heuristics_classify_relevant(&a->hc, f, &c);
 	if (c.dir == HEUR_IGNORE)
 		return;
 	if (c.dir == HEUR_INBOUND_SMTP || c.dir == HEUR_DNS_EXTERNAL) {
@@ -378,14 +419,16 @@ process_one(Analyzer *a, const Flow *f)
 	}
 	if (h->is_mta && c.win == HEUR_WIN_SMTP_EXT && a->cfg.h[REASON_MTA_SURGE].enabled)
 		baseline_sample(a, h, w, now);
-	gsize before = window_mem(w);
 	gboolean was_est = window_estimating(w);
-	guint r = window_add(w, &a->geom, now, c.peer, c.dir == HEUR_FORWARD, c.failed);
+	gssize held = 0;
+	guint r = window_add_held(w, &a->geom, now, c.peer, c.dir == HEUR_FORWARD, c.failed, &held);
 	if (f->sampling > 1 && c.dir == HEUR_FORWARD)
 		samp_add(a, h, c.win, (guint32)MIN(f->packets, (guint64)G_MAXUINT32), now);
 	if (a->cfg.flow_fn != NULL)
 		a->cfg.flow_fn(f, &c, a->cfg.flow_data);
-	a->mem = a->mem + window_mem(w) - MIN(before, a->mem);
+	/* a->mem holds the window's window_mem() (it moves by what the window's moved by) */
+	if (held != 0)
+		a->mem = held < 0 ? a->mem - MIN((gsize)-held, a->mem) : a->mem + (gsize)held;
 	if (r & WINDOW_ADD_LATE)
 		a->st.flows_late++;
 	if (r & WINDOW_ADD_RESET)
@@ -419,7 +462,7 @@ process_one(Analyzer *a, const Flow *f)
 			novel = TRUE;
 		}
 	}
-	evaluate(a, h, c.win, novel, now);
+	evaluate(a, h, hi, c.win, novel, now);
 	hosts_enforce_caps(a, hi);
 }
 
@@ -466,7 +509,7 @@ analyzer_tick(Analyzer *a, gint64 now_ms)
 		Host *h = host_lookup(a, o->addr);
 		WindowCounts wc;
 		reason_counts(a, h, o->reason, now_ms, &wc);
-		judge(a, h, o->reason, o, &wc, now_ms);
+		judge(a, h, HOST_NONE, o->reason, o, &wc, now_ms);
 	}
 	hosts_expire(a, now_ms);
 	hosts_notice(a, FALSE);

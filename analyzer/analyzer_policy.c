@@ -45,15 +45,6 @@ analyzer_policy_apply(Analyzer *a, const AnalyzerConfig *c, PolicyGroups *set)
 	a->cfg.groups = a->groups;
 }
 
-gboolean
-analyzer_policy_quiet(const Analyzer *a, const guint8 addr[16], AlertReason r, gint64 now)
-{
-	guint g = analyzer_policy_group_of(a, addr);
-	if (g != POLICY_NO_GROUP && (a->groups[g].exempt & (1u << r)))
-		return TRUE;
-	return policy_supp_active(a->supp, addr, r, now) != NULL;
-}
-
 void
 analyzer_policy_group_name(const Analyzer *a, const guint8 addr[16],
 			   char ev_group[POLICY_GROUP_NAME_MAX + 1])

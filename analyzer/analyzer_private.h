@@ -174,7 +174,13 @@ struct OffEntry {
 	guint8 peer[16];
 	gboolean has_peer;
 	AlertEvent last;
+	guint32 cache_slot; /* 1 + its slot in Analyzer.off_cache; 0: in none */
 };
+/* The offenders of the hosts being fed, by host slab index and reason (off_find()): a raised
+ * host's every flow judges its offender, and this saves the offender table's lookup. A slot
+ * is a hint, checked against the entry's address and reason; an entry is in at most one slot,
+ * the one it names, which off_remove() clears. */
+#define OFF_CACHE_SLOTS 1024
 
 struct Analyzer {
 	AnalyzerConfig cfg; /* string fields point into the copies below */
@@ -210,6 +216,7 @@ struct Analyzer {
 	gboolean loading;       /* in analyzer_state_load(): no notices */
 	GHashTable *offenders;         /* set of OffEntry*, keyed by (addr, reason) */
 	OffEntry *off_head, *off_tail; /* the same entries, oldest first */
+	OffEntry *off_cache[OFF_CACHE_SLOTS];
 
 	AlertEvent *history;
 	guint hist_len, hist_head, hist_n;
@@ -315,11 +322,47 @@ ext_mem(const Host *h)
 
 /* ---- hosts.c, and the host table's per-flow path ---- */
 
+/* The table: slab index + 1 per slot, 0 = empty. Where addr's probe starts. */
+static inline guint32
+table_home(const Analyzer *a, const guint8 addr[16])
+{
+	/* Fibonacci hashing of addr_hash16(): the top bits index the table */
+	guint32 h = addr_hash16(addr) * 0x9e3779b1u;
+	guint lg = (guint)__builtin_ctz(a->table_cap);
+	return lg == 0 ? 0 : h >> (32 - lg);
+}
 /* The table slot holding addr, or HOST_NONE. */
-G_GNUC_INTERNAL guint32 table_find(const Analyzer *a, const guint8 addr[16]);
+static inline guint32
+table_find(const Analyzer *a, const guint8 addr[16])
+{
+	if (a->table_cap == 0)
+		return HOST_NONE;
+	guint32 mask = a->table_cap - 1;
+	for (guint32 p = table_home(a, addr);; p = (p + 1) & mask) {
+		guint32 e = a->table[p];
+		if (e == 0)
+			return HOST_NONE;
+		if (memcmp(host_at(a, e - 1)->addr, addr, 16) == 0)
+			return p;
+	}
+}
 G_GNUC_INTERNAL void table_insert(Analyzer *a, guint32 i);
 G_GNUC_INTERNAL guint32 slab_alloc(Analyzer *a);
-G_GNUC_INTERNAL void lru_unlink(Analyzer *a, guint32 i);
+/* The recency list: head = most recently seen. */
+static inline void
+lru_unlink(Analyzer *a, guint32 i)
+{
+	Host *h = host_at(a, i);
+	if (h->prev != HOST_NONE)
+		host_at(a, h->prev)->next = h->next;
+	else
+		a->lru_head = h->next;
+	if (h->next != HOST_NONE)
+		host_at(a, h->next)->prev = h->prev;
+	else
+		a->lru_tail = h->prev;
+	h->prev = h->next = HOST_NONE;
+}
 G_GNUC_INTERNAL HostExt *host_ext(Host *h);
 /* Evict the least recently seen hosts until both caps hold, sparing host `keep` (the one
  * being fed; HOST_NONE: none). */
@@ -471,6 +514,23 @@ G_GNUC_INTERNAL void events_free(Analyzer *a);
 G_GNUC_INTERNAL void events_history_resize(Analyzer *a, guint history_len);
 G_GNUC_INTERNAL void events_emit(Analyzer *a, OffEntry *o, Host *h, AlertKind kind, gint64 now);
 G_GNUC_INTERNAL OffEntry *off_lookup(Analyzer *a, const guint8 addr[16], AlertReason r);
+G_GNUC_INTERNAL OffEntry *off_lookup_slow(Analyzer *a, const Host *h, guint32 hi, AlertReason r);
+/* off_lookup() for tracked host h at slab index hi, through the cache */
+static inline OffEntry *
+off_find(Analyzer *a, const Host *h, guint32 hi, AlertReason r)
+{
+	OffEntry *o = a->off_cache[(hi * REASON_COUNT + r) & (OFF_CACHE_SLOTS - 1)];
+	guint64 x0, x1, y0, y1;
+	if (o != NULL && o->reason == r) {
+		memcpy(&x0, o->addr, 8);
+		memcpy(&x1, o->addr + 8, 8);
+		memcpy(&y0, h->addr, 8);
+		memcpy(&y1, h->addr + 8, 8);
+		if (((x0 ^ y0) | (x1 ^ y1)) == 0)
+			return o;
+	}
+	return off_lookup_slow(a, h, hi, r);
+}
 G_GNUC_INTERNAL OffEntry *off_new(Analyzer *a, const guint8 addr[16], AlertReason r);
 G_GNUC_INTERNAL void off_insert(Analyzer *a, OffEntry *o);
 G_GNUC_INTERNAL void off_remove(Analyzer *a, OffEntry *o);
@@ -488,8 +548,14 @@ analyzer_policy_group_of(const Analyzer *a, const guint8 addr[16])
 	return a->n_groups == 0 ? POLICY_NO_GROUP : policy_groups_lookup(a->group_set, addr, NULL);
 }
 /* Is reason r of addr kept from crossing now (its group exempts r, or it is suppressed)? */
-G_GNUC_INTERNAL gboolean analyzer_policy_quiet(const Analyzer *a, const guint8 addr[16], AlertReason r,
-				      gint64 now);
+static inline gboolean
+analyzer_policy_quiet(const Analyzer *a, const guint8 addr[16], AlertReason r, gint64 now)
+{
+	guint g = analyzer_policy_group_of(a, addr);
+	if (g != POLICY_NO_GROUP && (a->groups[g].exempt & (1u << r)))
+		return TRUE;
+	return policy_supp_active(a->supp, addr, r, now) != NULL;
+}
 /* The name of addr's group into ev_group ("" when none). */
 G_GNUC_INTERNAL void analyzer_policy_group_name(const Analyzer *a, const guint8 addr[16],
 				       char ev_group[POLICY_GROUP_NAME_MAX + 1]);

@@ -149,6 +149,21 @@ off_lookup(Analyzer *a, const guint8 addr[16], AlertReason r)
 	return g_hash_table_lookup(a->offenders, &key);
 }
 
+/* off_find()'s miss: the table's entry, put in the cache slot of (hi, r) */
+OffEntry *
+off_lookup_slow(Analyzer *a, const Host *h, guint32 hi, AlertReason r)
+{
+	OffEntry *o = off_lookup(a, h->addr, r);
+	if (o == NULL)
+		return NULL;
+	guint32 slot = (hi * REASON_COUNT + r) & (OFF_CACHE_SLOTS - 1);
+	if (o->cache_slot != 0 && a->off_cache[o->cache_slot - 1] == o)
+		a->off_cache[o->cache_slot - 1] = NULL; /* in one slot at most */
+	o->cache_slot = slot + 1;
+	a->off_cache[slot] = o;
+	return o;
+}
+
 /* A new offender for (addr, r), idle, inserted. */
 OffEntry *
 off_new(Analyzer *a, const guint8 addr[16], AlertReason r)
@@ -188,6 +203,8 @@ off_remove(Analyzer *a, OffEntry *o)
 		o->next->prev = o->prev;
 	else
 		a->off_tail = o->prev;
+	if (o->cache_slot != 0 && a->off_cache[o->cache_slot - 1] == o)
+		a->off_cache[o->cache_slot - 1] = NULL;
 	g_hash_table_remove(a->offenders, o); /* frees o */
 }
 

@@ -33,8 +33,8 @@ portset_parse(PortSet *ps, const char *list, GError **error)
 	return TRUE;
 }
 
-gboolean
-heuristics_attempt_failed(const Flow *f)
+static inline gboolean
+attempt_failed(const Flow *f)
 {
 	if ((f->has & FLOW_HAS_FW_EVENT) && f->fw_event == FW_EVENT_DENIED)
 		return TRUE;
@@ -46,6 +46,12 @@ heuristics_attempt_failed(const Flow *f)
 	if ((fl & TCP_RST) && !(fl & TCP_PSH))
 		return TRUE;
 	return FALSE;
+}
+
+gboolean
+heuristics_attempt_failed(const Flow *f)
+{
+	return attempt_failed(f);
 }
 
 static gboolean
@@ -73,7 +79,7 @@ heuristics_inbound_delivered(const Flow *f)
 	if (f->has & FLOW_HAS_TCP_FLAGS) {
 		if (f->has & FLOW_PACKET_SAMPLE)
 			return (f->tcp_flags & (TCP_ACK | TCP_RST)) == TCP_ACK;
-		return (f->tcp_flags & TCP_ACK) && !heuristics_attempt_failed(f);
+		return (f->tcp_flags & TCP_ACK) && !attempt_failed(f);
 	}
 	if ((f->has & FLOW_HAS_FW_EVENT) && f->fw_event == FW_EVENT_DENIED)
 		return FALSE;
@@ -113,10 +119,16 @@ classify_dns(const HeurClassifier *hc, const Flow *f, HeurClass *out)
 void
 heuristics_classify(const HeurClassifier *hc, const Flow *f, HeurClass *out)
 {
-	if (!heuristics_relevant(hc, f)) { /* the analyzer asks before calling; others may not */
+	if (!heuristics_relevant(hc, f)) {
 		out->dir = HEUR_IGNORE;
 		return;
 	}
+	heuristics_classify_relevant(hc, f, out);
+}
+
+void
+heuristics_classify_relevant(const HeurClassifier *hc, const Flow *f, HeurClass *out)
+{
 	memset(out, 0, sizeof *out);
 	out->dir = HEUR_IGNORE;
 	if (f->dport == HEUR_DNS_PORT) {
@@ -177,7 +189,7 @@ heuristics_classify(const HeurClassifier *hc, const Flow *f, HeurClass *out)
 			goto reverse;
 		}
 		out->dir = dir;
-		out->failed = dir == HEUR_FORWARD && heuristics_attempt_failed(f);
+		out->failed = dir == HEUR_FORWARD && attempt_failed(f);
 		return;
 	}
 reverse:
@@ -253,12 +265,6 @@ heuristics_reason_win(AlertReason r)
 	default:
 		return HEUR_WIN_AUTH;
 	}
-}
-
-guint32
-heuristics_metric(AlertReason r, const WindowSpanCounts *c)
-{
-	return r == REASON_AUTH_BRUTEFORCE ? c->attempts : c->distinct;
 }
 
 static inline gboolean
@@ -346,10 +352,10 @@ heuristics_decision_value(AlertReason r, const WindowSpanCounts *c, const HeurSa
 }
 
 /* heuristics_level() of a sampled host: out of line, so that the unsampled path (most
- * flows) stays a few instructions */
-static G_GNUC_NO_INLINE double
-level_sampled(AlertReason r, const WindowCounts *c, const guint32 thr[WINDOW_SPANS],
-	      const HeurSampling *s, guint *trigger)
+ * flows, inline in heuristics.h) stays a few instructions */
+double
+heuristics_level_sampled(AlertReason r, const WindowCounts *c, const guint32 thr[WINDOW_SPANS],
+			 const HeurSampling *s, guint *trigger)
 {
 	double best = 0;
 	guint bi = 0;
@@ -357,28 +363,6 @@ level_sampled(AlertReason r, const WindowCounts *c, const guint32 thr[WINDOW_SPA
 		if (thr[k] == 0)
 			continue;
 		double l = heuristics_decision_value(r, &c->span[k], s) / thr[k];
-		if (l > best) {
-			best = l;
-			bi = k;
-		}
-	}
-	if (trigger != NULL)
-		*trigger = bi;
-	return best;
-}
-
-double
-heuristics_level(AlertReason r, const WindowCounts *c, const guint32 thr[WINDOW_SPANS],
-		 const HeurSampling *s, guint *trigger)
-{
-	if (sampled(s))
-		return level_sampled(r, c, thr, s, trigger);
-	double best = 0;
-	guint bi = 0;
-	for (guint k = 0; k < WINDOW_SPANS; k++) {
-		if (thr[k] == 0)
-			continue;
-		double l = (double)heuristics_metric(r, &c->span[k]) / thr[k];
 		if (l > best) {
 			best = l;
 			bi = k;
@@ -397,9 +381,11 @@ attempts_scale(const WindowSpanCounts *l, const HeurSampling *s)
 	return e / l->distinct;
 }
 
+/* heuristics_crossed() of a sampled host (the unsampled one is inline in heuristics.h) */
 gboolean
-heuristics_crossed(AlertReason r, double level, const WindowCounts *c, double blocked_share,
-		   guint32 blocked_min_attempts, const HeurSampling *s)
+heuristics_crossed_sampled(AlertReason r, double level, const WindowCounts *c,
+			   double blocked_share, guint32 blocked_min_attempts,
+			   const HeurSampling *s)
 {
 	if (level < 1.0)
 		return FALSE;

@@ -82,6 +82,8 @@ heuristics_relevant(const HeurClassifier *hc, const Flow *f)
 
 /* Classify one flow (see heuristics.c for the rules). */
 void heuristics_classify(const HeurClassifier *hc, const Flow *f, HeurClass *out);
+/* The same for a record heuristics_relevant() passed (the analyzer asks first). */
+void heuristics_classify_relevant(const HeurClassifier *hc, const Flow *f, HeurClass *out);
 /* A forward attempt failed: firewall deny; or TCP flags exported and SYN without ACK, or
  * RST without any PSH (reset before any data). Unknown flags and no firewall event: not
  * failed (no evidence either way; a reverse record may still show the answer). */
@@ -123,7 +125,11 @@ HeurWin heuristics_reason_win(AlertReason r);
 /* The reason's metric in one window: distinct destinations, or for auth-bruteforce the
  * number of short connections (attempts). smtp-novelty's span 0 holds its count of new
  * destinations as `distinct`. */
-guint32 heuristics_metric(AlertReason r, const WindowSpanCounts *c);
+static inline guint32
+heuristics_metric(AlertReason r, const WindowSpanCounts *c)
+{
+	return r == REASON_AUTH_BRUTEFORCE ? c->attempts : c->distinct;
+}
 
 /* Sampled exports. At 1 in N packet sampling an item (a destination, a connection) whose
  * attempts carry k packets is seen with probability p(k) = 1 - (1 - 1/N)^k: a refused SYN
@@ -163,8 +169,31 @@ void heuristics_estimate(AlertReason r, const WindowSpanCounts *c, const HeurSam
 double heuristics_decision_value(AlertReason r, const WindowSpanCounts *c, const HeurSampling *s);
 /* max over windows of decision value / threshold (a threshold of 0 disables that window);
  * *trigger = the window with the highest ratio. s may be NULL (unsampled). */
-double heuristics_level(AlertReason r, const WindowCounts *c, const guint32 thr[WINDOW_SPANS],
-			const HeurSampling *s, guint *trigger);
+double heuristics_level_sampled(AlertReason r, const WindowCounts *c,
+				const guint32 thr[WINDOW_SPANS], const HeurSampling *s,
+				guint *trigger);
+/* inline: judged on every flow, and unsampled (most hosts) it is a few instructions */
+static inline double
+heuristics_level(AlertReason r, const WindowCounts *c, const guint32 thr[WINDOW_SPANS],
+		 const HeurSampling *s, guint *trigger)
+{
+	if (s != NULL && s->sampling > 1)
+		return heuristics_level_sampled(r, c, thr, s, trigger);
+	double best = 0;
+	guint bi = 0;
+	for (guint k = 0; k < WINDOW_SPANS; k++) {
+		if (thr[k] == 0)
+			continue;
+		double l = (double)heuristics_metric(r, &c->span[k]) / thr[k];
+		if (l > best) {
+			best = l;
+			bi = k;
+		}
+	}
+	if (trigger != NULL)
+		*trigger = bi;
+	return best;
+}
 /* Whether a raise condition holds at this level. smtp-fanout and smtp-blocked split the same
  * traffic by the long window's failed share: blocked when share >= blocked_share and at
  * least blocked_min_attempts attempts, fanout otherwise. Under sampling the share is the
@@ -178,6 +207,34 @@ double heuristics_level(AlertReason r, const WindowCounts *c, const guint32 thr[
  * probe returning to the same MXs looks new at each first sample), so its estimate is
  * trusted only on a sample of some size (at 1:100 that is 2,000 new MXs or so). */
 #define HEUR_NOVELTY_MIN_SAMPLED 20
-gboolean heuristics_crossed(AlertReason r, double level, const WindowCounts *c,
-			    double blocked_share, guint32 blocked_min_attempts,
-			    const HeurSampling *s);
+gboolean heuristics_crossed_sampled(AlertReason r, double level, const WindowCounts *c,
+				    double blocked_share, guint32 blocked_min_attempts,
+				    const HeurSampling *s);
+/* Unsampled, reason r (smtp-fanout or smtp-blocked) is on the side of the split that can
+ * cross: for smtp-blocked the long window's failed share is blocked_share or more over at
+ * least blocked_min_attempts attempts, for smtp-fanout it is not. */
+static inline gboolean
+heuristics_split_side(AlertReason r, const WindowCounts *c, double blocked_share,
+		      guint32 blocked_min_attempts)
+{
+	const WindowSpanCounts *l = &c->span[WINDOW_LONG];
+	double failed = MIN(l->failed, l->attempts), attempts = l->attempts;
+	gboolean blocked = attempts >= blocked_min_attempts && attempts > 0 &&
+			   failed >= blocked_share * attempts;
+	return r == REASON_SMTP_BLOCKED ? blocked : !blocked;
+}
+
+/* inline like heuristics_level() */
+static inline gboolean
+heuristics_crossed(AlertReason r, double level, const WindowCounts *c, double blocked_share,
+		   guint32 blocked_min_attempts, const HeurSampling *s)
+{
+	if (level < 1.0)
+		return FALSE;
+	if (s != NULL && s->sampling > 1)
+		return heuristics_crossed_sampled(r, level, c, blocked_share, blocked_min_attempts,
+						  s);
+	if (r != REASON_SMTP_FANOUT && r != REASON_SMTP_BLOCKED)
+		return TRUE; /* smtp-novelty unsampled too */
+	return heuristics_split_side(r, c, blocked_share, blocked_min_attempts);
+}

@@ -4,49 +4,8 @@
  * first window (HostExt) and the memory estimate of it all. */
 #include "analyzer_private.h"
 
-/* ---- the recency list: head = most recently seen ---- */
-
-void
-lru_unlink(Analyzer *a, guint32 i)
-{
-	Host *h = host_at(a, i);
-	if (h->prev != HOST_NONE)
-		host_at(a, h->prev)->next = h->next;
-	else
-		a->lru_head = h->next;
-	if (h->next != HOST_NONE)
-		host_at(a, h->next)->prev = h->prev;
-	else
-		a->lru_tail = h->prev;
-	h->prev = h->next = HOST_NONE;
-}
-
-/* ---- the table: slab index + 1 per slot, 0 = empty ---- */
-
-static inline guint32
-table_home(const Analyzer *a, const guint8 addr[16])
-{
-	/* Fibonacci hashing of addr_hash16(): the top bits index the table */
-	guint32 h = addr_hash16(addr) * 0x9e3779b1u;
-	guint lg = (guint)__builtin_ctz(a->table_cap);
-	return lg == 0 ? 0 : h >> (32 - lg);
-}
-
-/* The table slot holding addr, or HOST_NONE. */
-guint32
-table_find(const Analyzer *a, const guint8 addr[16])
-{
-	if (a->table_cap == 0)
-		return HOST_NONE;
-	guint32 mask = a->table_cap - 1;
-	for (guint32 p = table_home(a, addr);; p = (p + 1) & mask) {
-		guint32 e = a->table[p];
-		if (e == 0)
-			return HOST_NONE;
-		if (memcmp(host_at(a, e - 1)->addr, addr, 16) == 0)
-			return p;
-	}
-}
+/* ---- the table (table_home(), table_find() and lru_unlink() are inline in
+ * analyzer_private.h: every flow asks) ---- */
 
 static void
 table_put(Analyzer *a, guint32 i)

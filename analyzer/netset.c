@@ -9,7 +9,9 @@
  * first IPv4 octet: for each /8 (a /104 in key space) it holds the longest prefix of
  * length <= 104 covering the whole /8, and the topmost tree node strictly inside it (NULL
  * when there is none). Most lookups end in the table; the rest walk only the tree below
- * their /8. The table is updated on insert for the /8s the new prefix touches. */
+ * their /8. The table is updated on insert for the /8s the new prefix touches. The head
+ * (netset.h) repeats what the table says for each /8 in a byte, so that netset_contains()
+ * answers inline for a /8 that needs no walk. */
 #include "netset.h"
 
 #include <arpa/inet.h>
@@ -151,6 +153,7 @@ octet_update(NetSet *set, guint o)
 	}
 	set->v4[o].best = best;
 	set->v4[o].sub = sub;
+	set->head.v4[o] = sub != NULL ? NETSET_V4_WALK : best != NULL ? NETSET_V4_ALL : NETSET_V4_NONE;
 }
 
 /* After inserting prefix/plen: update the /8 entries it intersects. */

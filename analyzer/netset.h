@@ -3,6 +3,7 @@
 #pragma once
 
 #include <glib.h>
+#include <string.h>
 
 typedef struct NetSet NetSet;
 
@@ -46,16 +47,33 @@ NetSet *netset_new_from_list(const char *list, GError **error);
 gboolean netset_lookup(const NetSet *set, const guint8 addr[16], NetSetMatch *m);
 
 /* The first member of every NetSet (netset.c asserts it): lets the inline membership test
- * answer for an empty set (e.g. no mail servers configured) without a call. */
+ * answer for an empty set (e.g. no mail servers configured) without a call, and for an
+ * IPv4 address whose /8 is wholly in the set or wholly out (v4[first octet]: netset.c's
+ * table of /8s, which it keeps). */
+enum { NETSET_V4_NONE = 0, NETSET_V4_ALL = 1, NETSET_V4_WALK = 2 };
 typedef struct {
 	guint n_prefixes;
+	guint8 v4[256];
 } NetSetHead;
 
 static inline gboolean
 netset_contains(const NetSet *set, const guint8 addr[16])
 {
-	return set != NULL && ((const NetSetHead *)(const void *)set)->n_prefixes != 0 &&
-	       netset_lookup(set, addr, NULL);
+	if (set == NULL)
+		return FALSE;
+	const NetSetHead *hd = (const NetSetHead *)(const void *)set;
+	if (hd->n_prefixes == 0)
+		return FALSE;
+	guint64 a0;
+	guint32 a1;
+	memcpy(&a0, addr, 8);
+	memcpy(&a1, addr + 8, 4);
+	if (a0 == 0 && a1 == GUINT32_TO_BE(0xffffu)) { /* IPv4-mapped: ::ffff:a.b.c.d */
+		guint8 st = hd->v4[addr[12]];
+		if (st != NETSET_V4_WALK)
+			return st == NETSET_V4_ALL;
+	}
+	return netset_lookup(set, addr, NULL);
 }
 guint netset_size(const NetSet *set); /* prefixes stored */
 gsize netset_mem(const NetSet *set);  /* bytes held */

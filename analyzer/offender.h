@@ -42,3 +42,12 @@ void offender_init(Offender *o);
  * (a backward jump can delay an update or a clear, never fire one early). */
 OffenderStep offender_step(Offender *o, const OffenderPolicy *p, gint64 now_ms, gboolean crossed,
 			   double level);
+/* offender_step() at now_ms does not read `crossed`: the offender is active and its last
+ * event is younger than the update interval (no update can come; a clear reads the level
+ * alone), so the caller need not work it out. */
+static inline gboolean
+offender_ignores_crossed(const Offender *o, const OffenderPolicy *p, gint64 now_ms)
+{
+	return o->state == OFFENDER_ACTIVE && now_ms >= o->last_event_ms &&
+	       now_ms - o->last_event_ms < p->update_interval_ms;
+}

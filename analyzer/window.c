@@ -64,7 +64,9 @@ typedef struct {
 	double sum;
 	guint32 zeros;
 	guint32 at;
-	gboolean valid;
+	guint32 value;  /* hll_value(sum, zeros) when value_ok: most flows raise no register */
+	guint8 valid;   /* TRUE/FALSE */
+	guint8 value_ok;
 } Merged;
 
 struct WindowEst {
@@ -205,12 +207,6 @@ void
 window_clear(Window *w)
 {
 	window_reset(w);
-}
-
-gboolean
-window_estimating(const Window *w)
-{
-	return w->est != NULL;
 }
 
 gint64
@@ -539,6 +535,7 @@ hll_add(WindowEst *e, guint idx, guint64 h)
 			mg->sum += pow2neg[rank] - pow2neg[mg->reg[j]];
 			mg->zeros -= mg->reg[j] == 0;
 			mg->reg[j] = rank;
+			mg->value_ok = FALSE;
 		}
 	}
 }
@@ -696,13 +693,21 @@ start_estimating(Window *w, const WindowGeom *g)
 	w->live = 0;
 }
 
-guint
-window_add(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16], gboolean attempt,
-	   gboolean failed)
+/* window_add_held()'s work. *held0: what the window held before this add, taken (and
+ * *changed set) before the first change that can move it: on any path but a flow in the
+ * newest slice of a window that has one, or before the map grows or the window switches to
+ * estimating (nothing else allocates or frees on that path). */
+static inline guint
+add_flow(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16], gboolean attempt,
+	 gboolean failed, gsize *held0, gboolean *changed)
 {
 	guint res = 0;
 	guint32 s = slice_of(w, g, t_ms);
 
+	if (!(w->nslices > 0 && s == w->cur && slices(w)[w->nslices - 1].slice == w->cur)) {
+		*held0 = window_mem_held(w);
+		*changed = TRUE;
+	}
 	if (w->nslices == 0) {
 		/* new, or everything expired: a new episode (stale map entries go too) */
 		if (w->map != NULL || w->est != NULL)
@@ -796,6 +801,11 @@ window_add(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16], gb
 		w->live++;
 		return res | WINDOW_ADD_NEW_DEST;
 	}
+	if (!*changed && (w->live >= g->exact_cap || w->map_used + 1 > map_limit(w->map_cap) ||
+			  w->dest6 != (w->dest6 || !is_v4(dst)))) {
+		*held0 = window_mem_held(w);
+		*changed = TRUE;
+	}
 	if (w->live >= g->exact_cap) {
 		start_estimating(w, g);
 		hll_add(w->est, idx, h);
@@ -815,6 +825,25 @@ window_add(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16], gb
 	s0->ndist++;
 	s1->ndist++;
 	return res | WINDOW_ADD_NEW_DEST;
+}
+
+guint
+window_add_held(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16],
+		gboolean attempt, gboolean failed, gssize *held_delta)
+{
+	gsize held0 = 0;
+	gboolean changed = FALSE;
+	guint res = add_flow(w, g, t_ms, dst, attempt, failed, &held0, &changed);
+	*held_delta = changed ? (gssize)window_mem_held(w) - (gssize)held0 : 0;
+	return res;
+}
+
+guint
+window_add(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16], gboolean attempt,
+	   gboolean failed)
+{
+	gssize held;
+	return window_add_held(w, g, t_ms, dst, attempt, failed, &held);
 }
 
 void
@@ -850,7 +879,7 @@ span_sum(const Window *w, const WindowGeom *g, guint32 now, guint k, SpanSum *c)
 
 /* The merged registers of span k at the newest slice, rebuilt when stale; NULL when they
  * cannot be kept exactly (a register past MERGED_MAX_RANK). */
-static const Merged *
+static Merged *
 merged_at_cur(Window *w, const WindowGeom *g, guint k)
 {
 	WindowEst *e = w->est;
@@ -871,6 +900,7 @@ merged_at_cur(Window *w, const WindowGeom *g, guint k)
 	hll_sum(mg->reg, &mg->sum, &mg->zeros);
 	mg->at = w->cur;
 	mg->valid = top <= MERGED_MAX_RANK;
+	mg->value_ok = FALSE;
 	return mg->valid ? mg : NULL;
 }
 
@@ -881,9 +911,14 @@ est_distinct(Window *w, const WindowGeom *g, guint32 now, guint k)
 {
 	WindowEst *e = w->est;
 	if (now == w->cur) {
-		const Merged *mg = merged_at_cur(w, g, k);
-		if (mg != NULL)
-			return hll_value(mg->sum, mg->zeros);
+		Merged *mg = merged_at_cur(w, g, k);
+		if (mg != NULL) {
+			if (!mg->value_ok) {
+				mg->value = hll_value(mg->sum, mg->zeros);
+				mg->value_ok = TRUE;
+			}
+			return mg->value;
+		}
 	}
 	guint first = w->nslices;
 	while (first > 0 && (guint64)slices(w)[first - 1].slice + g->span[k] > now)

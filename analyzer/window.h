@@ -112,6 +112,11 @@ void window_clear(Window *w);
  * window or more, the clock is taken to have been reset and the window starts afresh. */
 guint window_add(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16],
 		 gboolean attempt, gboolean failed);
+/* The same, and *held_delta: how much window_mem() moved by. Computed only when the add
+ * could move it (a new slice, a grown map, the switch to estimating), so that the caller's
+ * memory estimate costs no window_mem() before and after every flow. */
+guint window_add_held(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16],
+		      gboolean attempt, gboolean failed, gssize *held_delta);
 /* A reverse-direction record from dst showed the session was accepted. */
 void window_answer(Window *w, const WindowGeom *g, const guint8 dst[16]);
 
@@ -130,7 +135,12 @@ guint32 window_answered(const Window *w, const WindowGeom *g, gint64 now_ms);
 gboolean window_expire(Window *w, const WindowGeom *g, gint64 now_ms);
 /* A new geometry: kept slices stay when slice_ms is unchanged, else the window restarts. */
 void window_regeom(Window *w, const WindowGeom *old_g, const WindowGeom *g);
-gboolean window_estimating(const Window *w);
+/* inline: the analyzer asks it on every flow */
+static inline gboolean
+window_estimating(const Window *w)
+{
+	return w->est != NULL;
+}
 gint64 window_last_ms(const Window *w);
 /* Bytes held by the window: its structure (+ WINDOW_ALLOC_OVERHEAD) and its arrays, each
  * counted as glibc's malloc takes it (n bytes: n + 8 rounded up to 16, at least 32).

@@ -249,9 +249,48 @@ test_random_vs_linear(void **state)
 		NetSetMatch m;
 		gboolean found = netset_lookup(s, a, &m);
 		assert_int_equal(found, best >= 0);
+		assert_int_equal(netset_contains(s, a), found);
 		if (found) {
 			assert_int_equal(m.plen, best_len);
 			assert_int_equal(m.value, best);
+		}
+	}
+}
+
+/* netset_contains() answers inline for a /8 wholly in or out of the set: the same as
+ * netset_lookup() after every insert, for IPv4 addresses of every /8 and for IPv6 ones, with
+ * prefixes from /0 to /32 (IPv4) scattered over the space */
+static void
+test_contains_inline(void **state)
+{
+	(void)state;
+	g_autoptr(GRand) r = g_rand_new_with_seed(7);
+	for (guint round = 0; round < 4; round++) {
+		g_autoptr(NetSet) s = netset_new();
+		for (guint i = 0; i < 40; i++) {
+			guint8 k[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+			for (guint b = 12; b < 16; b++)
+				k[b] = (guint8)g_rand_int_range(r, 0, 256);
+			guint plen = 96 + (guint)(round == 0 && i == 0 ? 0 : g_rand_int_range(r, 4, 33));
+			if (i % 10 == 9) { /* an IPv6 prefix now and then */
+				memset(k, 0, 12);
+				k[0] = 0x20;
+				plen = (guint)g_rand_int_range(r, 0, 65);
+			}
+			for (guint b = plen; b < 128; b++)
+				k[b / 8] &= (guint8) ~(0x80u >> (b % 8));
+			g_autoptr(GError) err = NULL;
+			assert_true(netset_insert(s, k, plen, i, &err));
+			for (guint o = 0; o < 256; o++) {
+				guint8 a[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, (guint8)o};
+				for (guint b = 13; b < 16; b++)
+					a[b] = (guint8)g_rand_int_range(r, 0, 256);
+				if (o % 16 == 0) /* within a prefix of its /8 */
+					memcpy(a + 13, k + 13, 3);
+				assert_int_equal(netset_contains(s, a), netset_lookup(s, a, NULL));
+				a[0] = 0x20; /* IPv6: the walk */
+				assert_int_equal(netset_contains(s, a), netset_lookup(s, a, NULL));
+			}
 		}
 	}
 }
@@ -268,6 +307,7 @@ main(void)
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_foreach),
 		cmocka_unit_test(test_random_vs_linear),
+		cmocka_unit_test(test_contains_inline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -99,6 +99,46 @@ test_clock_back(void **state)
 			 OFFENDER_STEP_CLEARED);
 }
 
+/* Whenever offender_ignores_crossed() says so, the step and the state after it are the same
+ * with crossed TRUE and FALSE (the analyzer then skips working it out): random histories of
+ * levels, crossings and clock steps, also with no update interval. */
+static void
+test_ignores_crossed(void **state)
+{
+	(void)state;
+	const OffenderPolicy zero = {.escalate_factor = 1.5, .clear_level = 0.5, .hold_ms = MIN_MS};
+	for (guint32 seed = 1; seed <= 8; seed++) {
+		const OffenderPolicy *p = seed % 4 == 0 ? &zero : &P;
+		GRand *r = g_rand_new_with_seed(seed);
+		Offender o;
+		offender_init(&o);
+		gint64 t = 100 * MIN_MS;
+		guint skipped = 0;
+		for (guint i = 0; i < 20000; i++) {
+			gint op = g_rand_int_range(r, 0, 100);
+			t += op == 0 ? -g_rand_int_range(r, 0, 20 * MIN_MS)
+				     : g_rand_int_range(r, 0, MIN_MS / 2);
+			/* growing, so that updates keep coming */
+			double level = g_rand_double_range(r, 0, 4) * (double)(1u << (i / 1000));
+			gboolean crossed = level >= 1 && g_rand_boolean(r);
+			if (offender_ignores_crossed(&o, p, t)) {
+				Offender a = o, b = o;
+				OffenderStep sa = offender_step(&a, p, t, TRUE, level);
+				OffenderStep sb = offender_step(&b, p, t, FALSE, level);
+				assert_int_equal(sa, sb);
+				assert_memory_equal(&a, &b, sizeof a);
+				skipped++;
+			}
+			offender_step(&o, p, t, crossed, level);
+		}
+		if (p == &P)
+			assert_true(skipped > 1000); /* the case is tried */
+		else
+			assert_int_equal(skipped, 0); /* no interval: every step may update */
+		g_rand_free(r);
+	}
+}
+
 /* ---- end to end through the Analyzer ---- */
 
 typedef struct {
@@ -263,6 +303,7 @@ main(void)
 		cmocka_unit_test(test_update_rate_limited),
 		cmocka_unit_test(test_hysteresis_clear),
 		cmocka_unit_test(test_clock_back),
+		cmocka_unit_test(test_ignores_crossed),
 		cmocka_unit_test(test_lifecycle_analyzer),
 		cmocka_unit_test(test_history_ring_and_offenders),
 	};

@@ -434,7 +434,11 @@ test_kept_counts(void **state)
 			dst((guint32)g_rand_int_range(r, 0, (gint32)pool), a);
 			if (seed >= 5 && a[15] % 8 == 0)
 				a[0] = 0x20; /* seeds 5 and 6: some IPv6 destinations */
-			window_add(w, g, at, a, op % 10 != 9, g_rand_boolean(r));
+			/* window_add_held() tells what window_mem() moved by, on every path */
+			gsize mem0 = window_mem(w);
+			gssize held = -1;
+			window_add_held(w, g, at, a, op % 10 != 9, g_rand_boolean(r), &held);
+			assert_int_equal((gssize)window_mem(w) - (gssize)mem0, held);
 			WindowCounts got = counts(w, g, at);
 			WindowCounts want = fresh_counts(w, g, at);
 			assert_memory_equal(&got, &want, sizeof got);
