@@ -26,6 +26,7 @@ tmpfs. Needs root, unshare and promtool; a missing tool is a failure, never a sk
 
 usage: history_store.py SPAMFLOWD SPAMFLOWCTL
 """
+import atexit
 import json
 import os
 import shutil
@@ -68,6 +69,18 @@ fsync = interval
 """
 
 
+DAEMONS = []
+
+
+@atexit.register
+def kill_left():
+    """A check that gives up (SystemExit) leaves no daemon behind."""
+    for d in DAEMONS:
+        if d.p.poll() is None:
+            d.p.kill()
+            d.p.wait()
+
+
 class Daemon:
     def __init__(self, spamflowd, ctl, tmp, name, hist, http=""):
         self.ctl = ctl
@@ -86,6 +99,7 @@ class Daemon:
                                    f"127.0.0.1:{self.port}", "--alerts", self.alerts,
                                    "--stats-interval", "0", "--json"],
                                   stdout=subprocess.PIPE, stderr=self.errf, text=True)
+        DAEMONS.append(self)
         end = time.monotonic() + 10
         while f"127.0.0.1:{self.port}" not in open(self.err_path).read():
             if self.p.poll() is not None or time.monotonic() > end:
