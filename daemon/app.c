@@ -1283,6 +1283,29 @@ app_cluster_replied(gpointer tag, const char *reply, gsize len, const char *erro
 	control_deferred_reply(tag, reply, len, error);
 }
 
+static void
+app_cluster_stored(gpointer tag, guint64 seq, const char *error, gpointer data)
+{
+	(void)data;
+	commands_cluster_stored(tag, seq, error);
+}
+
+/* the owner of host's partition forgot it: its offences end without a cleared event, so
+ * the actions stop waiting for one, as `forget` does on one daemon */
+static void
+app_cluster_forgotten(const guint8 host[16], gpointer data)
+{
+	App *app = data;
+	char text[64];
+
+	flow_addr_str(host, text, sizeof text);
+	g_message("cluster: %s forgotten by its partition's owner: the actions stop waiting "
+		  "for its cleared events",
+		  text);
+	if (app->actions.set != NULL)
+		sink_set_forget(app->actions.set, host);
+}
+
 static gboolean
 app_cluster_start(App *app, GError **error)
 {
@@ -1295,6 +1318,8 @@ app_cluster_start(App *app, GError **error)
 			      .exporters = app_cluster_exporters,
 			      .slice = app->history != NULL ? app_history_slice : NULL,
 			      .replied = app_cluster_replied,
+			      .stored = app_cluster_stored,
+			      .forgotten = app_cluster_forgotten,
 			      .data = app};
 
 	if (app->cfg->cluster_nats[0] == '\0')

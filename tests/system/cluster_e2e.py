@@ -20,6 +20,12 @@ between the collectors.
     lists them with the records that collector decoded;
   - a1's /metrics passes `promtool check metrics` and its spamflow_cluster_* values equal
     `spamflowctl -j cluster`;
+  - policy commands on a node that does not own the host: a bot suppressed before the
+    replay reaches its crossing raises nothing (its owner is the analyzer killed mid-run, so
+    the suppression survives that takeover), and `suppressions` shows it on every node;
+    at the end a suppression asked right before its owner is SIGKILLed is kept by the new
+    owner (with its expiry), unsuppress removes it everywhere, and forget drops an offender
+    from every node's `offenders` and reaches the alert group;
   - `spamflowctl offenders` answers the same on every live node and equals the reference's
     offenders at the end; `host ADDR` is answered on a node that does not own the host (the
     request is routed to the owner); `cluster` shows every partition owned and no lag.
@@ -214,6 +220,46 @@ def main():
             check(len(own) == PARTITIONS and "" not in counts and len(counts) == 3,
                   f"every partition owned, spread over the three analyzers ({dict(counts)})")
 
+            # a bot suppressed before the replay: on a node that does not own it, and owned
+            # by a2, which is killed at 15 % (so the suppression must survive a takeover)
+            own, _ = owners("a1")
+            bots = sorted({e["host"] for e in ref if e["event"] == "raised"})
+            sup_host = next((h for h in bots if own.get(partition(h, PARTITIONS)) == "a2"),
+                            bots[0])
+            sup_owner = own.get(partition(sup_host, PARTITIONS))
+            asker = next(a for a in analyzers if a != sup_owner)
+            t_ask = time.time()
+            r = ctl(spamflowctl, sock[asker], "suppress", sup_host, "until=1d", "note=e2e test")
+            t_reply = time.time()
+            check(r.get("ok") and (r.get("suppression") or {}).get("host") == sup_host and
+                  r.get("sequence", 0) > 0 and r.get("partition") == partition(sup_host, PARTITIONS),
+                  f"suppress {sup_host} on {asker} (owner {sup_owner}): stored at sequence "
+                  f"{r.get('sequence')} in {(t_reply - t_ask) * 1000:.0f} ms ({str(r)[:160]})")
+            sup_until = (r.get("suppression") or {}).get("until_ms")
+            deadline, shown_all = time.time() + 10, None
+            while time.time() < deadline:
+                shown = {a: [x for x in ctl(spamflowctl, sock[a], "suppressions")
+                             .get("suppressions", []) if x.get("host") == sup_host]
+                         for a in analyzers}
+                if all(len(v) == 1 and v[0].get("until_ms") == sup_until
+                       for v in shown.values()):
+                    shown_all = time.time() - t_reply
+                    break
+                time.sleep(0.1)
+            check(shown_all is not None,
+                  f"suppressions on every node shows {sup_host} until {sup_until} "
+                  f"{'%.2f s after the reply' % shown_all if shown_all is not None else 'never'}")
+            logs[sup_owner].flush()
+            with open(os.path.join(tmp, sup_owner + ".log")) as f:
+                olog = f.read()
+            with open(os.path.join(tmp, asker + ".log")) as f:
+                alog = f.read()
+            check(f"suppression set: {sup_host} (all reasons)" in olog and
+                  f"on node {asker}" in olog and "uid=" in olog and
+                  f"suppression of {sup_host}" in alog and "asked by uid=" in alog,
+                  f"the suppression is logged on its owner {sup_owner} and on {asker}, with "
+                  f"the client's uid and pid")
+
             # the collectors replay in step, every other datagram each
             parts = split_capture(capture, tmp, 2)
             t_start = int(time.time() * 1000) + 1500
@@ -326,6 +372,11 @@ def main():
             dup = [k for k, n in ids.items() if n > 1]
             check(not dup, f"no event reached the sinks twice ({len(got)} events; "
                            f"duplicates: {dup[:3]})")
+            check(not any(e["host"] == sup_host for e in got),
+                  f"the suppressed {sup_host} raised nothing in the cluster (the reference "
+                  f"raised it {sum(1 for e in ref if e['host'] == sup_host and e['event'] == 'raised')}"
+                  f" times)")
+            ref = [e for e in ref if e["host"] != sup_host]
             want = collections.Counter(key(e) for e in ref if e["event"] == "raised")
             have = collections.Counter(key(e) for e in got if e["event"] == "raised")
             check(want == have,
@@ -406,6 +457,67 @@ def main():
                 st = ctl(spamflowctl, sock[a], "cluster")
                 print(f"{a}: this node {json.dumps((st.get('cluster') or {}))[:900]}")
                 print(f"{a}: coordinator {json.dumps((st.get('status') or {}).get('coord'))}")
+            # suppress, then SIGKILL the owner at once: the new owner has it (the record is
+            # in the partition's stream, replayed after the newest snapshot)
+            own, _ = owners("a1")
+            victim = "a3"
+            k_host = next(f"10.9.{i // 250}.{i % 250 + 1}" for i in range(5000)
+                          if own.get(partition(f"10.9.{i // 250}.{i % 250 + 1}", PARTITIONS)) == victim)
+            r = ctl(spamflowctl, sock["a1"], "suppress", k_host, "reason=smtp-fanout",
+                    "until=2h", "note=takeover")
+            k_until = (r.get("suppression") or {}).get("until_ms")
+            procs[victim].send_signal(signal.SIGKILL)
+            procs.pop(victim).wait()
+            t_kill = time.time()
+            check(r.get("ok") and r.get("sequence", 0) > 0,
+                  f"suppress {k_host} on a1, its owner {victim} SIGKILLed right after the reply")
+            live = ["a1", "a2"]
+            kept, new_owner = None, None
+            while time.time() - t_kill < 20:
+                own, _ = owners("a1")
+                new_owner = own.get(partition(k_host, PARTITIONS))
+                if new_owner in live:
+                    h = ctl(spamflowctl, sock["a2"], "host", k_host)
+                    kept = [x for x in h.get("suppressions", []) if x.get("host") == k_host]
+                    if kept:
+                        break
+                time.sleep(0.3)
+            check(kept and kept[0].get("until_ms") == k_until and
+                  kept[0].get("reason") == "smtp-fanout" and kept[0].get("note") == "takeover",
+                  f"the new owner {new_owner} of {k_host} keeps the suppression until {k_until} "
+                  f"after {time.time() - t_kill:.1f} s ({str(kept)[:160]})")
+            # unsuppress: gone from every node
+            r = ctl(spamflowctl, sock["a2"], "unsuppress", k_host)
+            check(r.get("ok") and r.get("removed") == 1 and r.get("sequence", 0) > 0,
+                  f"unsuppress {k_host} on a2: {str(r)[:160]}")
+            deadline, gone = time.time() + 10, False
+            while time.time() < deadline and not gone:
+                gone = all(not any(x.get("host") == k_host for x in
+                                   ctl(spamflowctl, sock[a], "suppressions").get("suppressions", []))
+                           for a in live)
+                gone = gone and not ctl(spamflowctl, sock["a1"], "host", k_host).get("suppressions")
+                time.sleep(0.2)
+            check(gone, f"{k_host}'s suppression is gone on every node and at its owner")
+            # forget an offender, asked on a node that does not own it
+            if want_off:
+                f_host = sorted(want_off)[-1][0]
+                own, _ = owners("a1")
+                f_ask = next(a for a in live if a != own.get(partition(f_host, PARTITIONS)))
+                r = ctl(spamflowctl, sock[f_ask], "forget", f_host)
+                check(r.get("ok") and r.get("forgotten") and r.get("sequence", 0) > 0,
+                      f"forget {f_host} on {f_ask}: {str(r)[:160]}")
+                deadline, gone = time.time() + 10, False
+                while time.time() < deadline and not gone:
+                    gone = all(not any(x["host"] == f_host for x in
+                                       ctl(spamflowctl, sock[a], "offenders").get("offenders", []))
+                               for a in live)
+                    time.sleep(0.2)
+                fin = sum((ctl(spamflowctl, sock[a], "stats").get("cluster") or {})
+                          .get("ctl_forgets_in", 0) for a in live)
+                check(gone and fin == 1,
+                      f"{f_host} is in no node's offenders after forget, and the alert group "
+                      f"got the forget once ({fin})")
+
             # a live collector: its exporters, on another node
             port = free_udp_port()
             logs["c3"] = open(os.path.join(tmp, "c3.log"), "w+")
