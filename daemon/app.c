@@ -1276,12 +1276,6 @@ app_cluster_exporters(GString *out, gpointer data)
 	(void)commands_run(NULL, &req, &peer, out, &d, NULL);
 }
 
-static void
-app_cluster_replied(gpointer tag, const char *reply, gsize len, const char *error, gpointer data)
-{
-	(void)data;
-	control_deferred_reply(tag, reply, len, error);
-}
 
 static void
 app_cluster_stored(gpointer tag, guint64 seq, const char *error, gpointer data)
@@ -1317,7 +1311,6 @@ app_cluster_start(App *app, GError **error)
 			      .answer = app_cluster_answer,
 			      .exporters = app_cluster_exporters,
 			      .slice = app->history != NULL ? app_history_slice : NULL,
-			      .replied = app_cluster_replied,
 			      .stored = app_cluster_stored,
 			      .forgotten = app_cluster_forgotten,
 			      .data = app};

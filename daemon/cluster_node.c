@@ -65,6 +65,12 @@ struct ClusterNode {
 
 #define EXPORTERS_MAX 65536 /* distinct exporter addresses remembered from the bus */
 
+/* A request routed to another node (cluster_node_request()): who gets the answer. */
+typedef struct {
+	ClusterReplyFunc fn;
+	gpointer tag;
+} ReqTag;
+
 static void on_coord(const CoordEvent *ev, gpointer user_data);
 
 gboolean
@@ -740,7 +746,9 @@ on_coord(const CoordEvent *ev, gpointer user_data)
 	case COORD_REPLY: {
 		gsize len = 0;
 		const char *r = ev->data != NULL ? g_bytes_get_data(ev->data, &len) : NULL;
-		n->deps.replied(ev->tag, r, len, ev->error, n->deps.data);
+		ReqTag *t = ev->tag;
+		t->fn(t->tag, r, len, ev->error);
+		g_free(t);
 		break;
 	}
 	case COORD_PUBLISHED:
@@ -788,9 +796,14 @@ cluster_node_analyzer_for(ClusterNode *n, const guint8 host[16], char owner[64])
 }
 
 void
-cluster_node_request(ClusterNode *n, const char *node, const char *line, gpointer tag)
+cluster_node_request(ClusterNode *n, const char *node, const char *line, ClusterReplyFunc fn,
+		     gpointer tag)
 {
-	coord_request(n->coord, node, line, tag);
+	ReqTag *t = g_new0(ReqTag, 1);
+
+	t->fn = fn;
+	t->tag = tag;
+	coord_request(n->coord, node, line, t);
 }
 
 void

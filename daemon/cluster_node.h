@@ -67,10 +67,6 @@ typedef struct {
 	/* collector role: this node's `exporters` reply object (what it publishes in its node
 	 * entry, so that `exporters` on any node shows every collector's) */
 	void (*exporters)(GString *out, gpointer data);
-	/* a routed request came back (cluster_node_request()): reply NULL on error (text in
-	 * error) */
-	void (*replied)(gpointer tag, const char *reply, gsize len, const char *error,
-			gpointer data);
 	/* a control record of cluster_node_ctl() is stored on the bus (seq: its stream
 	 * sequence), or could not be (error) */
 	void (*stored)(gpointer tag, guint64 seq, const char *error, gpointer data);
@@ -115,8 +111,11 @@ gboolean cluster_node_exporter_addr(ClusterNode *n, guint32 i, guint8 addr[16]);
 /* The analyzer of the partition of host when this node owns it, else NULL (*owner: the
  * owner's name, "" when none is known). */
 Analyzer *cluster_node_analyzer_for(ClusterNode *n, const guint8 host[16], char owner[64]);
-/* Ask node for line's answer; deps->replied(tag, ...) follows on the main loop. */
-void cluster_node_request(ClusterNode *n, const char *node, const char *line, gpointer tag);
+/* The answer to cluster_node_request(): reply NULL on error (text in error). */
+typedef void (*ClusterReplyFunc)(gpointer tag, const char *reply, gsize len, const char *error);
+/* Ask node for line's answer; fn(tag, ...) follows on the main loop, once. */
+void cluster_node_request(ClusterNode *n, const char *node, const char *line,
+			  ClusterReplyFunc fn, gpointer tag);
 
 /* A policy command for ctl->host (op, all, reason, until_ms, set_ms, uid, pid, note filled
  * by the caller; node, boot_ms, id and partition here): a control record published to the

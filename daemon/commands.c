@@ -1001,6 +1001,25 @@ commands_reload_members(GString *out, const Config *old_cfg, const Config *new_c
 	}
 }
 
+/* ---- a cluster node's routed host ---- */
+
+void
+commands_host_line(const ControlRequest *req, GString *line)
+{
+	g_string_append_printf(line, "host %s", req->addr_text);
+	if (control_request_has(req, "since")) {
+		gint64 since = control_request_time_ms(req, "since", now_ms(), 0);
+		g_string_append_printf(line, " since=%" G_GINT64_FORMAT "s",
+				       MAX((gint64)1, (now_ms() - since + 999) / 1000));
+	}
+}
+
+static void
+host_replied(gpointer tag, const char *reply, gsize len, const char *error)
+{
+	control_deferred_reply(tag, reply, len, error);
+}
+
 /* ---- policy commands on a cluster node ---- */
 
 /* A control record on its way to the bus: the reply, but for its end, waits for it. */
@@ -1289,13 +1308,8 @@ run_cluster(ControlServer *ctl, const ControlRequest *req, const ControlPeer *pe
 			return FALSE;
 		}
 		g_autoptr(GString) line = g_string_new(NULL);
-		g_string_append_printf(line, "host %s", req->addr_text);
-		if (control_request_has(req, "since")) {
-			gint64 since = control_request_time_ms(req, "since", now_ms(), 0);
-			g_string_append_printf(line, " since=%" G_GINT64_FORMAT "s",
-					       MAX((gint64)1, (now_ms() - since + 999) / 1000));
-		}
-		cluster_node_request(d->cluster, owner, line->str, def);
+		commands_host_line(req, line);
+		cluster_node_request(d->cluster, owner, line->str, host_replied, def);
 		return TRUE;
 	}
 	case CONTROL_CMD_EXPORTERS:

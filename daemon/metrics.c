@@ -182,6 +182,10 @@ static const Scalar http_scalars[] = {
     HS("spamflow_http_not_found_total", M_COUNTER, not_found, "HTTP requests answered 404."),
     HS("spamflow_http_renders_delayed_total", M_COUNTER, renders_delayed,
        "HTTP replies held back so that rendering takes at most a tenth of the main loop."),
+    HS("spamflow_http_deferred_total", M_COUNTER, deferred,
+       "HTTP replies that came later (a cluster node's host routed to its owner)."),
+    HS("spamflow_http_deferred_timeouts_total", M_COUNTER, deferred_timeouts,
+       "Deferred HTTP replies that did not come in time (answered 504)."),
 };
 
 /* spamflow_http_refused_total{reason} */

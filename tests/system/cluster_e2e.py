@@ -518,6 +518,68 @@ def main():
                       f"{f_host} is in no node's offenders after forget, and the alert group "
                       f"got the forget once ({fin})")
 
+            # the HTTP API on a1: /api/host/ADDR of a host a2 owns is routed to a2 (the same
+            # object as `host` on the control socket); with a2 stopped (SIGSTOP) it is a 504
+            # with a JSON error, and the server answers other requests meanwhile
+            own, _ = owners("a1")
+            r_host = next((h for h, _ in sorted(want_off)
+                           if own.get(partition(h, PARTITIONS)) == "a2"), None)
+            if r_host is None:
+                r_host = next(f"10.9.{i // 250}.{i % 250 + 1}" for i in range(5000)
+                              if own.get(partition(f"10.9.{i // 250}.{i % 250 + 1}",
+                                                   PARTITIONS)) == "a2")
+
+            def http_get(path, timeout=15):
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}{path}",
+                                                timeout=timeout) as resp:
+                        return resp.status, resp.read().decode()
+                except urllib.error.HTTPError as e:
+                    return e.code, e.read().decode()
+            st, body = http_get(f"/api/host/{r_host}")
+            via_ctl = ctl(spamflowctl, sock["a1"], "host", r_host)
+            try:
+                hj = json.loads(body)
+            except json.JSONDecodeError:
+                hj = {}
+            same = (hj.get("reasons") == via_ctl.get("reasons") and "reasons" in hj
+                    if via_ctl.get("ok") else hj.get("error") == via_ctl.get("error"))
+            check(st == (200 if via_ctl.get("ok") else 404) and hj.get("ok") == via_ctl.get("ok")
+                  and same and (hj.get("host") == r_host or not via_ctl.get("ok")),
+                  f"/api/host/{r_host} on a1 is answered by its owner a2 (HTTP {st}, "
+                  f"{body[:120]})")
+            import threading
+            procs["a2"].send_signal(signal.SIGSTOP)
+            res = {}
+            t_req = time.time()
+            th = threading.Thread(target=lambda: res.update(r=http_get(f"/api/host/{r_host}")))
+            th.start()
+            time.sleep(0.3)
+            t_m = time.time()
+            st_m, _ = http_get("/metrics", timeout=5)
+            t_m = time.time() - t_m
+            th.join(20)
+            t_req = time.time() - t_req
+            procs["a2"].send_signal(signal.SIGCONT)
+            st, body = res.get("r", (0, ""))
+            try:
+                ej = json.loads(body)
+            except json.JSONDecodeError:
+                ej = {}
+            check(st == 504 and ej.get("ok") is False and "did not answer" in ej.get("error", "")
+                  and t_req < 8,
+                  f"/api/host/{r_host} with its owner stopped: HTTP {st} after {t_req:.1f} s "
+                  f"({body[:140]})")
+            check(st_m == 200 and t_m < 1.0,
+                  f"a1 served /metrics in {t_m * 1000:.0f} ms while that request waited")
+            # a2 comes back: its partitions settle again before the rest
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                own, _ = owners("a1")
+                if own and all(o in ("a1", "a2") for o in own.values()):
+                    break
+                time.sleep(0.3)
+
             # a live collector: its exporters, on another node
             port = free_udp_port()
             logs["c3"] = open(os.path.join(tmp, "c3.log"), "w+")
