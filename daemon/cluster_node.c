@@ -806,11 +806,13 @@ cluster_node_request(ClusterNode *n, const char *node, const char *line, Cluster
 	coord_request(n->coord, node, line, t);
 }
 
-void
+gboolean
 cluster_node_ctl(ClusterNode *n, ClusterCtl *ctl, gpointer tag)
 {
 	char subject[64], id[CLUSTER_WIRE_ID_MAX];
 
+	if (n->coord == NULL)
+		return FALSE;
 	g_strlcpy(ctl->node, n->name, sizeof ctl->node);
 	ctl->boot_ms = n->boot_ms;
 	ctl->id = ++n->ctl_seq;
@@ -820,6 +822,7 @@ cluster_node_ctl(ClusterNode *n, ClusterCtl *ctl, gpointer tag)
 	g_snprintf(subject, sizeof subject, BUS_SUBJECT_FLOWS ".%u", ctl->partition);
 	cluster_wire_ctl_id(ctl, id, sizeof id);
 	coord_publish(n->coord, subject, n->enc->data, n->enc->len, id, tag);
+	return TRUE;
 }
 
 void

@@ -120,8 +120,10 @@ void cluster_node_request(ClusterNode *n, const char *node, const char *line,
 /* A policy command for ctl->host (op, all, reason, until_ms, set_ms, uid, pid, note filled
  * by the caller; node, boot_ms, id and partition here): a control record published to the
  * host's partition stream, applied by the partition's owner in stream order (and again by a
- * takeover's replay). deps->stored(tag, ...) follows once the stream has it. */
-void cluster_node_ctl(ClusterNode *n, ClusterCtl *ctl, gpointer tag);
+ * takeover's replay). deps->stored(tag, ...) follows on the main loop (never before this
+ * returns) once the stream has it. FALSE: a node without a coordinator (a replay); nothing
+ * follows. */
+gboolean cluster_node_ctl(ClusterNode *n, ClusterCtl *ctl, gpointer tag);
 /* The cluster's suppressions as the owners last wrote them to their bucket (a JSON array of
  * {"host","reason","until_ms","set_ms","uid","note","partition"}); *age_ms: how long ago
  * it was read. */

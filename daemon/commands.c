@@ -1260,7 +1260,14 @@ run_cluster_policy(ControlServer *ctl, const ControlRequest *req, const ControlP
 	pd->reply = g_steal_pointer(&reply);
 	pd->what = g_steal_pointer(&what);
 	pd->asked_us = g_get_monotonic_time();
-	cluster_node_ctl(d->cluster, &c, pd);
+	if (!cluster_node_ctl(d->cluster, &c, pd)) {
+		control_deferred_reply(def, NULL, 0, "this node has no cluster coordinator");
+		g_string_free(pd->reply, TRUE);
+		g_free(pd->what);
+		g_free(pd);
+		return TRUE;
+	}
+	/* the stored event comes on a later turn of the main loop */
 	g_string_append_printf(pd->reply, ",\"partition\":%u", c.partition);
 	return TRUE;
 }
