@@ -53,6 +53,7 @@ PARTITIONS = 16
 SPLIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
                      "pcap-split.py")
 LEASE_TTL = 3
+MAX_SUPPRESSIONS = 3
 failures = []
 
 
@@ -177,7 +178,10 @@ def main():
         def conf(name, roles, group, sink=None):
             path = os.path.join(tmp, name + ".conf")
             with open(path, "w") as f:
-                f.write(base)
+                # the cluster's limit on suppressions, small enough to reach (the reference
+                # daemon reads base_conf as it is)
+                f.write(base.replace("[analyzer]\n", f"[analyzer]\nmax_suppressions = "
+                                     f"{MAX_SUPPRESSIONS}\n", 1))
                 f.write(f"\n[control]\nsocket = {tmp}/{name}.sock\n")
                 if sink:
                     f.write(f"\n[sinks]\njson = {sink}\n")
@@ -254,6 +258,16 @@ def main():
                 olog = f.read()
             with open(os.path.join(tmp, asker + ".log")) as f:
                 alog = f.read()
+            # when the owner applied it, from its log line's time (local, ms)
+            import re
+            m = re.search(r"(\d\d):(\d\d):(\d\d)\.(\d\d\d): cluster: suppression set: " +
+                          re.escape(sup_host), olog)
+            if m:
+                lt = time.localtime(t_reply)
+                applied = time.mktime(lt[:3] + (int(m[1]), int(m[2]), int(m[3])) + lt[6:]) \
+                    + int(m[4]) / 1000
+                print(f"the owner {sup_owner} applied it {(applied - t_reply) * 1000:+.0f} ms "
+                      f"from the reply", flush=True)
             check(f"suppression set: {sup_host} (all reasons)" in olog and
                   f"on node {asker}" in olog and "uid=" in olog and
                   f"suppression of {sup_host}" in alog and "asked by uid=" in alog,
@@ -312,6 +326,8 @@ def main():
             nats_pub(port, "spamflow.flows.3", b"not a batch")
             nats_pub(port, "spamflow.flows.3", b"SFCB\x07" + bytes(40))
             nats_pub(port, "spamflow.alerts", b"not an alert")
+            # a control record that does not parse (a wrong op), on a flow subject
+            nats_pub(port, "spamflow.flows.3", b"SFCC\x01\x01x" + bytes(20) + b"\x09" + bytes(60))
 
             def bad_counts():
                 fb = sum((ctl(spamflowctl, sock[a], "stats").get("cluster") or {})
@@ -322,9 +338,12 @@ def main():
             deadline = time.time() + 8
             while time.time() < deadline:
                 fb, ab = bad_counts()
-                if fb >= bad_before + 2 and ab >= 1:
+                cb = sum((ctl(spamflowctl, sock[a], "stats").get("cluster") or {})
+                         .get("ctl_bad", 0) for a in ("a1", "a3"))
+                if fb >= bad_before + 2 and ab >= 1 and cb >= 1:
                     break
                 time.sleep(0.3)
+            check(cb == 1, f"a control record that does not parse: counted ctl_bad {cb} (1 sent)")
             check(fb == bad_before + 2 and ab == 1,
                   f"garbage on the bus counted and skipped: {fb - bad_before} bad flow batches "
                   f"(2 sent), {ab} bad alert messages (1 sent)")
@@ -498,6 +517,25 @@ def main():
                 gone = gone and not ctl(spamflowctl, sock["a1"], "host", k_host).get("suppressions")
                 time.sleep(0.2)
             check(gone, f"{k_host}'s suppression is gone on every node and at its owner")
+            # max_suppressions is the cluster's: sup_host's and two more fill it; a fourth
+            # is refused saying so, replacing one is not
+            more = [f"10.9.9.{i}" for i in (1, 2)]
+            for h in more:
+                r = ctl(spamflowctl, sock["a2"], "suppress", h, "until=1h", "note=fill")
+                check(r.get("ok"), f"suppress {h}: {str(r)[:100]}")
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                if ctl(spamflowctl, sock["a1"], "suppressions").get("total") == MAX_SUPPRESSIONS:
+                    break
+                time.sleep(0.2)
+            r = ctl(spamflowctl, sock["a1"], "suppress", "10.9.9.3", "until=1h", "note=over")
+            r2 = ctl(spamflowctl, sock["a1"], "suppress", more[0], "until=2h", "note=again")
+            check(not r.get("ok") and f"max_suppressions ({MAX_SUPPRESSIONS}) reached" in
+                  r.get("error", "") and r2.get("ok") and r2.get("replaced") is True,
+                  f"at max_suppressions {MAX_SUPPRESSIONS} a new one is refused "
+                  f"({r.get('error', '')[:90]}), a replacement taken ({r2.get('replaced')})")
+            for h in more:
+                ctl(spamflowctl, sock["a2"], "unsuppress", h)
             # forget an offender, asked on a node that does not own it
             if want_off:
                 f_host = sorted(want_off)[-1][0]
