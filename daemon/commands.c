@@ -1071,6 +1071,18 @@ cmp_cluster_supp(gconstpointer pa, gconstpointer pb)
 	return (gint)a->s.reason - (gint)b->s.reason;
 }
 
+/* A string member of an object from the bus, "" when it is absent or anything else. */
+static const char *
+bus_str(JsonObject *o, const char *name)
+{
+	JsonNode *n = json_object_get_member(o, name);
+	const char *s = n != NULL && JSON_NODE_HOLDS_VALUE(n) &&
+				json_node_get_value_type(n) == G_TYPE_STRING
+			    ? json_node_get_string(n)
+			    : NULL;
+	return s != NULL ? s : "";
+}
+
 static GArray *
 cluster_suppressions(const CommandsDeps *d, const guint8 *host, gint64 *age_ms)
 {
@@ -1089,7 +1101,7 @@ cluster_suppressions(const CommandsDeps *d, const guint8 *host, gint64 *age_ms)
 			continue;
 		JsonObject *o = json_node_get_object(node);
 		ClusterSupp cs = {0};
-		const char *addr = json_object_get_string_member_with_default(o, "host", "");
+		const char *addr = bus_str(o, "host");
 		JsonNode *reason = json_object_get_member(o, "reason");
 		if (!control_parse_addr(addr, cs.s.addr) || reason == NULL)
 			continue;
@@ -1106,8 +1118,7 @@ cluster_suppressions(const CommandsDeps *d, const guint8 *host, gint64 *age_ms)
 		cs.s.until_ms = json_object_get_int_member_with_default(o, "until_ms", 0);
 		cs.s.set_ms = json_object_get_int_member_with_default(o, "set_ms", 0);
 		cs.s.uid = (guint32)json_object_get_int_member_with_default(o, "uid", 0);
-		g_strlcpy(cs.s.note, json_object_get_string_member_with_default(o, "note", ""),
-			  sizeof cs.s.note);
+		g_strlcpy(cs.s.note, bus_str(o, "note"), sizeof cs.s.note);
 		cs.partition = (guint)json_object_get_int_member_with_default(o, "partition", 0);
 		g_array_append_val(v, cs);
 	}

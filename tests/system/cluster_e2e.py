@@ -328,6 +328,13 @@ def main():
             nats_pub(port, "spamflow.alerts", b"not an alert")
             # a control record that does not parse (a wrong op), on a flow subject
             nats_pub(port, "spamflow.flows.3", b"SFCC\x01\x01x" + bytes(20) + b"\x09" + bytes(60))
+            # suppressions bucket entries no owner wrote: every node must skip them
+            far = int(time.time() * 1000) + 86400000
+            for k, v in (("bad1", b'{"host":5,"reason":null,"until_ms":%d,"note":7}' % far),
+                         ("bad2", b'{"host":"10.0.0.1","reason":["x"],"until_ms":%d}' % far),
+                         ("bad3", b'{"host":"not an address","reason":null,"until_ms":%d}' % far),
+                         ("bad4", b"[" * 100000)):
+                nats_pub(port, f"$KV.spamflow_suppressions.{k}", v)
 
             def bad_counts():
                 fb = sum((ctl(spamflowctl, sock[a], "stats").get("cluster") or {})
@@ -344,6 +351,12 @@ def main():
                     break
                 time.sleep(0.3)
             check(cb == 1, f"a control record that does not parse: counted ctl_bad {cb} (1 sent)")
+            time.sleep(1.2)  # the bucket is read every second
+            sj = {a: ctl(spamflowctl, sock[a], "suppressions") for a in ("a1", "a3")}
+            check(all(s.get("ok") and s.get("total") == 1 and
+                      s["suppressions"][0]["host"] == sup_host for s in sj.values()),
+                  f"hostile entries in the suppressions bucket are skipped "
+                  f"({ {a: s.get('total') for a, s in sj.items()} } listed, 1 real)")
             check(fb == bad_before + 2 and ab == 1,
                   f"garbage on the bus counted and skipped: {fb - bad_before} bad flow batches "
                   f"(2 sent), {ab} bad alert messages (1 sent)")
