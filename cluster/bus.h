@@ -138,6 +138,10 @@ void bus_unsubscribe(BusSub *sub);
 gboolean bus_last_seq(Bus *bus, const char *stream, const char *subject, guint64 *seq,
 		      GError **error);
 
+/* The last sequence of a bucket's stream (every put and delete moves it): one request, much
+ * cheaper than bus_kv_list(), to tell whether a bucket changed. */
+gboolean bus_kv_last_rev(Bus *bus, const char *bucket, guint64 *rev, GError **error);
+
 /* Key-value buckets. Revisions are the bucket's, > 0. Values are bytes (NUL added after
  * them in GBytes for text). */
 gboolean bus_kv_create(Bus *bus, const char *bucket, const char *key, const void *value,

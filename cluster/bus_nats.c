@@ -1587,6 +1587,23 @@ snap_publish(Bus *bus, const char *subject, const char *snap_id, const char *msg
 }
 
 gboolean
+bus_kv_last_rev(Bus *bus, const char *bucket, guint64 *rev, GError **error)
+{
+	jsOptions jo;
+	jsErrCode jerr = 0;
+	jsStreamInfo *si = NULL;
+	g_autofree char *stream = g_strdup_printf("KV_%s", bucket);
+
+	js_opts(bus, &jo);
+	natsStatus s = js_GetStreamInfo(&si, bus->js, stream, &jo, &jerr);
+	if (s != NATS_OK)
+		return fail_nats(error, BUS_ERROR_IO, s, jerr, "bucket %s", bucket);
+	*rev = si->State.LastSeq;
+	jsStreamInfo_Destroy(si);
+	return TRUE;
+}
+
+gboolean
 bus_publish_wait(Bus *bus, const char *subject, const void *data, gsize len,
 		 const char *msg_id, guint64 *seq, GError **error)
 {

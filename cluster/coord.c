@@ -24,6 +24,9 @@
 /* Bounds on what the main loop may queue for the thread. */
 #define OFFENDERS_PENDING_MAX 65536
 #define REQUESTS_PENDING_MAX 256
+/* The suppressions bucket is listed at least this often (what expired goes), else only when
+ * it changed. */
+#define SUPPRESSIONS_RELIST_MS 30000
 /* A partition taken because its target did not take it is not handed back to that target
  * for this many lease TTLs. */
 #define PASSED_HOLD_TTLS 10
@@ -652,6 +655,9 @@ struct Coord {
 	gint64 offenders_ms; /* when read (0: never) */
 	char *suppressions;  /* JSON array */
 	gint64 suppressions_ms;
+	/* the thread's own: the bucket's last revision when it was last listed, and when */
+	guint64 supp_rev;
+	gint64 supp_listed_ms;
 
 	/* the thread's own */
 	guint rounds;
@@ -1838,6 +1844,16 @@ static void
 suppressions_refresh(Coord *c)
 {
 	g_autoptr(GError) err = NULL;
+	guint64 rev = 0;
+	/* listed again only when the bucket changed (one cheap request a round instead of a
+	 * consumer), and every SUPPRESSIONS_RELIST_MS for what expired meanwhile */
+	gboolean known = bus_kv_last_rev(c->bus, BUS_KV_SUPPRESSIONS, &rev, NULL);
+	if (known && rev == c->supp_rev && now_ms() - c->supp_listed_ms < SUPPRESSIONS_RELIST_MS) {
+		g_mutex_lock(&c->lock);
+		c->suppressions_ms = now_ms(); /* the reading is as fresh as a new one */
+		g_mutex_unlock(&c->lock);
+		return;
+	}
 	GArray *entries = bus_kv_list(c->bus, BUS_KV_SUPPRESSIONS, &err);
 	if (!entries) {
 		set_error(c, "suppressions list", err);
@@ -1882,6 +1898,10 @@ suppressions_refresh(Coord *c)
 	c->suppressions = g_string_free(out, FALSE);
 	c->suppressions_ms = now_ms();
 	g_mutex_unlock(&c->lock);
+	/* the revision read before the listing: a write during it is listed next time (an
+	 * expired entry deleted above moves it too: listed once more) */
+	c->supp_rev = known ? rev : 0;
+	c->supp_listed_ms = now_ms();
 }
 
 static void

@@ -1083,6 +1083,16 @@ bus_str(JsonObject *o, const char *name)
 	return s != NULL ? s : "";
 }
 
+/* An integer member of an object from the bus, 0 when it is absent or anything else. */
+static gint64
+bus_int(JsonObject *o, const char *name)
+{
+	JsonNode *n = json_object_get_member(o, name);
+	return n != NULL && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_INT64
+		   ? json_node_get_int(n)
+		   : 0;
+}
+
 static GArray *
 cluster_suppressions(const CommandsDeps *d, const guint8 *host, gint64 *age_ms)
 {
@@ -1115,11 +1125,13 @@ cluster_suppressions(const CommandsDeps *d, const guint8 *host, gint64 *age_ms)
 			    !alert_reason_from_name(json_node_get_string(reason), &cs.s.reason))
 				continue;
 		}
-		cs.s.until_ms = json_object_get_int_member_with_default(o, "until_ms", 0);
-		cs.s.set_ms = json_object_get_int_member_with_default(o, "set_ms", 0);
-		cs.s.uid = (guint32)json_object_get_int_member_with_default(o, "uid", 0);
+		cs.s.until_ms = bus_int(o, "until_ms");
+		if (cs.s.until_ms <= now_ms()) /* over since the bucket was read */
+			continue;
+		cs.s.set_ms = bus_int(o, "set_ms");
+		cs.s.uid = (guint32)bus_int(o, "uid");
 		g_strlcpy(cs.s.note, bus_str(o, "note"), sizeof cs.s.note);
-		cs.partition = (guint)json_object_get_int_member_with_default(o, "partition", 0);
+		cs.partition = (guint)bus_int(o, "partition");
 		g_array_append_val(v, cs);
 	}
 	g_array_sort(v, cmp_cluster_supp);
