@@ -1284,6 +1284,13 @@ ctl_render(GString *out, const char *command, JsonNode *r, guint width)
 			append_list(out, restart);
 			g_string_append_c(out, '\n');
 		}
+	} else if (strcmp(command, "forget") == 0 && ctl_json_get(r, "sequence") != NULL) {
+		/* a cluster node: stored for the owner of the host's partition */
+		g_string_append_printf(out,
+				       "forget of %s stored (partition %.0f, sequence %.0f): its "
+				       "owner drops its windows and offenders\n",
+				       ctl_json_str(r, "host", "?"), ctl_json_num(r, "partition", 0),
+				       ctl_json_num(r, "sequence", 0));
 	} else if (strcmp(command, "forget") == 0) {
 		g_string_append_printf(out,
 				       ctl_json_bool(r, "forgotten", FALSE)

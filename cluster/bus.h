@@ -33,7 +33,7 @@ typedef enum {
  *                        commit record there names its chunks on spamflow.snap.<p>.chunk)
  *   spamflow.ctl.<node>  request/reply (no stream)
  * Buckets: BUS_KV_LEASES (TTL lease_ttl_ms), BUS_KV_NODES (TTL node_ttl_ms),
- * BUS_KV_OFFENDERS (no TTL), BUS_KV_META (no TTL; key "partitions": the cluster's count). */
+ * BUS_KV_OFFENDERS and BUS_KV_SUPPRESSIONS (no TTL), BUS_KV_META (no TTL; key "partitions": the cluster's count). */
 #define BUS_STREAM_FLOWS "SPAMFLOW_FLOWS"
 #define BUS_STREAM_ALERTS "SPAMFLOW_ALERTS"
 #define BUS_STREAM_SNAP "SPAMFLOW_SNAP"
@@ -47,6 +47,7 @@ typedef enum {
 #define BUS_KV_NODES "spamflow_nodes"
 #define BUS_KV_OFFENDERS "spamflow_offenders"
 #define BUS_KV_META "spamflow_meta"
+#define BUS_KV_SUPPRESSIONS "spamflow_suppressions" /* no TTL; written by partition owners */
 
 typedef struct {
 	const char *servers;    /* "nats://127.0.0.1:4222, nats://b:4222": tried in turn */
@@ -105,6 +106,11 @@ gboolean bus_setup(Bus *bus, GError **error);
  * FALSE: not taken (buffer full, or closed), counted in BusStats.dropped. Thread-safe. */
 gboolean bus_publish(Bus *bus, const char *subject, const void *data, gsize len,
 		     const char *msg_id);
+/* Publish data to subject with msg_id and wait for the stream's acknowledgement (the message
+ * is then stored on the stream's replicas): retried with the same id (stored once) until
+ * timeout_ms has passed. *seq: its stream sequence. Blocks: never on the main loop. */
+gboolean bus_publish_wait(Bus *bus, const char *subject, const void *data, gsize len,
+			  const char *msg_id, guint64 *seq, GError **error);
 /* Wait (up to timeout_ms) until everything taken by bus_publish() was acknowledged or
  * failed; FALSE on timeout. For shutdown and tests. */
 gboolean bus_flush(Bus *bus, gint64 timeout_ms);
@@ -140,6 +146,10 @@ void bus_unsubscribe(BusSub *sub);
 /* The stream sequence of the last message on subject (0 = none yet), for lag. */
 gboolean bus_last_seq(Bus *bus, const char *stream, const char *subject, guint64 *seq,
 		      GError **error);
+
+/* The last sequence of a bucket's stream (every put and delete moves it): one request, much
+ * cheaper than bus_kv_list(), to tell whether a bucket changed. */
+gboolean bus_kv_last_rev(Bus *bus, const char *bucket, guint64 *rev, GError **error);
 
 /* Key-value buckets. Revisions are the bucket's, > 0. Values are bytes (NUL added after
  * them in GBytes for text). */

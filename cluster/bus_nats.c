@@ -1009,7 +1009,8 @@ bus_setup(Bus *bus, GError **error)
 
 	return ensure_bucket(bus, BUS_KV_LEASES, c->lease_ttl_ms, error) &&
 	       ensure_bucket(bus, BUS_KV_NODES, c->node_ttl_ms, error) &&
-	       ensure_bucket(bus, BUS_KV_OFFENDERS, 0, error);
+	       ensure_bucket(bus, BUS_KV_OFFENDERS, 0, error) &&
+	       ensure_bucket(bus, BUS_KV_SUPPRESSIONS, 0, error);
 }
 
 /* ---- consumers ---- */
@@ -1684,6 +1685,74 @@ snap_publish(Bus *bus, const char *subject, const char *snap_id, const char *msg
 	jsPubAck_Destroy(pa);
 	natsMsg_Destroy(m);
 	return s;
+}
+
+gboolean
+bus_kv_last_rev(Bus *bus, const char *bucket, guint64 *rev, GError **error)
+{
+	jsOptions jo;
+	jsErrCode jerr = 0;
+	jsStreamInfo *si = NULL;
+	g_autofree char *stream = g_strdup_printf("KV_%s", bucket);
+
+	js_opts(bus, &jo);
+	natsStatus s = js_GetStreamInfo(&si, bus->js, stream, &jo, &jerr);
+	if (s != NATS_OK)
+		return fail_nats(error, BUS_ERROR_IO, s, jerr, "bucket %s", bucket);
+	*rev = si->State.LastSeq;
+	jsStreamInfo_Destroy(si);
+	return TRUE;
+}
+
+gboolean
+bus_publish_wait(Bus *bus, const char *subject, const void *data, gsize len,
+		 const char *msg_id, guint64 *seq, GError **error)
+{
+	gint64 deadline = g_get_monotonic_time() + bus->cfg.timeout_ms * 1000;
+	natsStatus s;
+	jsErrCode jerr = 0;
+
+	if (len > G_MAXINT) {
+		g_set_error(error, BUS_ERROR, BUS_ERROR_TOO_BIG, "publish to %s: too big", subject);
+		return FALSE;
+	}
+	for (;;) {
+		natsMsg *m = NULL;
+		jsPubAck *pa = NULL;
+		jsPubOptions po;
+		jerr = 0;
+		s = natsMsg_Create(&m, subject, NULL, data, (int)len);
+		if (s == NATS_OK) {
+			jsPubOptions_Init(&po);
+			po.MaxWait = MAX((gint64)100, (deadline - g_get_monotonic_time()) / 1000);
+			po.MsgId = msg_id;
+			s = js_PublishMsg(&pa, bus->js, m, &po, &jerr);
+		}
+		if (s == NATS_OK && seq != NULL)
+			*seq = pa->Sequence;
+		gboolean dup = s == NATS_OK && pa->Duplicate;
+		jsPubAck_Destroy(pa);
+		natsMsg_Destroy(m);
+		g_mutex_lock(&bus->lock);
+		if (s == NATS_OK) {
+			if (dup)
+				bus->st.duplicates++;
+			else
+				bus->st.published++;
+			bus->st.bytes_out += len;
+		}
+		g_mutex_unlock(&bus->lock);
+		if (s == NATS_OK)
+			return TRUE;
+		/* a refusal by the stream (jerr) will not change; anything else may */
+		if (jerr != 0 || g_get_monotonic_time() + 100 * 1000 >= deadline)
+			break;
+		g_mutex_lock(&bus->lock);
+		bus->st.retried++;
+		g_mutex_unlock(&bus->lock);
+		g_usleep(100 * 1000);
+	}
+	return fail_nats(error, BUS_ERROR_IO, s, jerr, "publish to %s", subject);
 }
 
 static void

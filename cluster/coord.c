@@ -24,6 +24,9 @@
 /* Bounds on what the main loop may queue for the thread. */
 #define OFFENDERS_PENDING_MAX 65536
 #define REQUESTS_PENDING_MAX 256
+/* The suppressions bucket is listed at least this often (what expired goes), else only when
+ * it changed. */
+#define SUPPRESSIONS_RELIST_MS 30000
 /* A partition taken because its target did not take it is not handed back to that target
  * for this many lease TTLs. */
 #define PASSED_HOLD_TTLS 10
@@ -601,10 +604,19 @@ typedef struct {
 } ReqOut;
 
 typedef struct {
+	char *subject;
+	char *msg_id;
+	GBytes *data;
+	gpointer tag;
+} PubOut;
+
+typedef struct {
 	guint64 acquired, released, lost, lost_expired, release_timeouts;
 	guint64 leases_adopted; /* a lease of our name at another revision: our own write */
 	guint64 snapshots_stored, snapshots_failed, snapshots_dropped;
 	guint64 offenders_put, offenders_deleted, offenders_failed, offenders_dropped;
+	guint64 suppressions_put, suppressions_deleted, suppressions_expired;
+	guint64 ctl_published, ctl_failed, ctl_forgets_received;
 	guint64 requests_served, requests_busy, requests_sent, requests_failed;
 	guint64 alerts_received, alerts_delivered, alerts_fenced, alerts_duplicates, alerts_bad;
 	guint64 alerts_ack_unhandled; /* acknowledged before the main loop handled them */
@@ -632,6 +644,7 @@ struct Coord {
 	GHashTable *off_ops; /* key -> OffOp */
 	GQueue off_order;    /* keys (owned by off_ops), oldest first */
 	GQueue req_out;	     /* ReqOut* */
+	GQueue pub_out;	     /* PubOut* */
 	GHashTable *serving; /* CoordRequest* waiting on bus threads */
 	GPtrArray *nodes;    /* Node*, sorted by name */
 	CoordFence *fence;
@@ -641,6 +654,11 @@ struct Coord {
 	char last_error[160];
 	char *offenders;     /* JSON array */
 	gint64 offenders_ms; /* when read (0: never) */
+	char *suppressions;  /* JSON array */
+	gint64 suppressions_ms;
+	/* the thread's own: the bucket's last revision when it was last listed, and when */
+	guint64 supp_rev;
+	gint64 supp_listed_ms;
 
 	/* the thread's own */
 	guint rounds;
@@ -698,6 +716,16 @@ req_out_free(gpointer p)
 	g_free(r->node);
 	g_free(r->line);
 	g_free(r);
+}
+
+static void
+pub_out_free(gpointer p)
+{
+	PubOut *o = p;
+	g_free(o->subject);
+	g_free(o->msg_id);
+	g_bytes_unref(o->data);
+	g_free(o);
 }
 
 static gboolean
@@ -772,11 +800,14 @@ coord_snapshot(Coord *c, guint p, guint64 seq, GBytes *state, gboolean release)
 	g_mutex_unlock(&c->lock);
 }
 
-void
-coord_offender(Coord *c, const char *key, const char *json)
+/* The pending writes of both buckets share one ordered table: its keys are "o/<key>"
+ * (offenders) and "s/<key>" (suppressions). */
+static void
+kv_op(Coord *c, char bucket, const char *key, const char *json)
 {
+	g_autofree char *hkey = g_strdup_printf("%c/%s", bucket, key);
 	g_mutex_lock(&c->lock);
-	OffOp *op = g_hash_table_lookup(c->off_ops, key);
+	OffOp *op = g_hash_table_lookup(c->off_ops, hkey);
 	if (op) {
 		/* not sent yet: only the newest value of the key matters, in its place */
 		g_free(op->json);
@@ -786,10 +817,45 @@ coord_offender(Coord *c, const char *key, const char *json)
 	} else {
 		op = g_new0(OffOp, 1);
 		op->json = g_strdup(json);
-		char *k = g_strdup(key);
+		char *k = g_steal_pointer(&hkey);
 		g_hash_table_insert(c->off_ops, k, op);
 		g_queue_push_tail(&c->off_order, k);
 	}
+	wake_locked(c);
+	g_mutex_unlock(&c->lock);
+}
+
+void
+coord_offender(Coord *c, const char *key, const char *json)
+{
+	kv_op(c, 'o', key, json);
+}
+
+void
+coord_suppression(Coord *c, const char *key, const char *json)
+{
+	kv_op(c, 's', key, json);
+}
+
+void
+coord_publish(Coord *c, const char *subject, const void *data, gsize len, const char *msg_id,
+	      gpointer tag)
+{
+	g_mutex_lock(&c->lock);
+	if (c->pub_out.length >= REQUESTS_PENDING_MAX || c->stopping) {
+		c->n.ctl_failed++;
+		g_mutex_unlock(&c->lock);
+		emit(c, &(CoordEvent){.kind = COORD_PUBLISHED,
+				      .tag = tag,
+				      .error = "too many control records waiting for the bus"});
+		return;
+	}
+	PubOut *o = g_new0(PubOut, 1);
+	o->subject = g_strdup(subject);
+	o->msg_id = g_strdup(msg_id);
+	o->data = g_bytes_new(data, len);
+	o->tag = tag;
+	g_queue_push_tail(&c->pub_out, o);
 	wake_locked(c);
 	g_mutex_unlock(&c->lock);
 }
@@ -981,6 +1047,18 @@ coord_status_json(Coord *c, GString *out)
 	g_string_append_c(out, ',');
 	U64("offenders_dropped", n->offenders_dropped);
 	g_string_append_c(out, ',');
+	U64("suppressions_put", n->suppressions_put);
+	g_string_append_c(out, ',');
+	U64("suppressions_deleted", n->suppressions_deleted);
+	g_string_append_c(out, ',');
+	U64("suppressions_expired", n->suppressions_expired);
+	g_string_append_c(out, ',');
+	U64("ctl_published", n->ctl_published);
+	g_string_append_c(out, ',');
+	U64("ctl_failed", n->ctl_failed);
+	g_string_append_c(out, ',');
+	U64("ctl_forgets_received", n->ctl_forgets_received);
+	g_string_append_c(out, ',');
 	U64("requests_served", n->requests_served);
 	g_string_append_c(out, ',');
 	U64("requests_busy", n->requests_busy);
@@ -1014,6 +1092,16 @@ coord_offenders_json(Coord *c, GString *out, gint64 *age_ms)
 	g_mutex_unlock(&c->lock);
 }
 
+void
+coord_suppressions_json(Coord *c, GString *out, gint64 *age_ms)
+{
+	g_mutex_lock(&c->lock);
+	g_string_append(out, c->suppressions ? c->suppressions : "[]");
+	if (age_ms)
+		*age_ms = c->suppressions_ms ? now_ms() - c->suppressions_ms : -1;
+	g_mutex_unlock(&c->lock);
+}
+
 /* ---- Bus threads' callbacks ---- */
 
 static void
@@ -1038,17 +1126,29 @@ alerts_cb(const char *subject, guint64 seq, const guint8 *data, gsize len, gpoin
 	(void)subject;
 	Coord *c = user_data;
 	ClusterAlert a;
+	ClusterCtl ctl;
 	memset(&a, 0, sizeof a);
 	g_autoptr(GError) err = NULL;
-	gboolean ok = cluster_wire_alert_decode(data, len, &a, &err);
+	/* a forget, sent on by the partition's owner: deduplicated by its id like an event
+	 * (lease revision 0 and time 0: never told apart as an old lease's) */
+	gboolean is_ctl = cluster_wire_is_ctl(data, len);
+	gboolean ok = is_ctl ? cluster_wire_ctl_decode(data, len, &ctl, &err) &&
+				   ctl.op == CLUSTER_CTL_FORGET
+			     : cluster_wire_alert_decode(data, len, &a, &err);
 	char id[CLUSTER_WIRE_ID_MAX] = "";
-	if (ok)
+	if (ok && is_ctl) {
+		cluster_wire_ctl_id(&ctl, id, sizeof id);
+		a.partition = ctl.partition;
+	} else if (ok) {
 		cluster_wire_alert_id(a.partition, &a.ev, id, sizeof id);
+	}
 	g_mutex_lock(&c->lock);
 	c->n.alerts_received++;
 	CoordFenceResult r =
 	    ok ? coord_fence_check(c->fence, a.partition, a.lease_rev, a.lease_from_ms,
 				      a.ev.time_ms, id) : COORD_FENCE_BAD;
+	if (is_ctl && r == COORD_FENCE_PASS)
+		c->n.ctl_forgets_received++;
 	switch (r) {
 	case COORD_FENCE_PASS:
 		c->n.alerts_delivered++;
@@ -1798,6 +1898,8 @@ last_seqs(Coord *c, gint64 now)
 	}
 }
 
+static void suppressions_refresh(Coord *c);
+
 static void
 offenders_refresh(Coord *c, gint64 now)
 {
@@ -1834,6 +1936,75 @@ offenders_refresh(Coord *c, gint64 now)
 	c->offenders = g_string_free(out, FALSE);
 	c->offenders_ms = now_ms();
 	g_mutex_unlock(&c->lock);
+	suppressions_refresh(c);
+}
+
+/* The suppressions of the cluster, as the partitions' owners wrote them. One that is over
+ * by the wall clock is left out and deleted at its revision (a suppression set again
+ * meanwhile has another revision and stays): owners do not delete what expires, since
+ * their clock is the flows'. */
+static void
+suppressions_refresh(Coord *c)
+{
+	g_autoptr(GError) err = NULL;
+	guint64 rev = 0;
+	/* listed again only when the bucket changed (one cheap request a round instead of a
+	 * consumer), and every SUPPRESSIONS_RELIST_MS for what expired meanwhile */
+	gboolean known = bus_kv_last_rev(c->bus, BUS_KV_SUPPRESSIONS, &rev, NULL);
+	if (known && rev == c->supp_rev && now_ms() - c->supp_listed_ms < SUPPRESSIONS_RELIST_MS) {
+		g_mutex_lock(&c->lock);
+		c->suppressions_ms = now_ms(); /* the reading is as fresh as a new one */
+		g_mutex_unlock(&c->lock);
+		return;
+	}
+	GArray *entries = bus_kv_list(c->bus, BUS_KV_SUPPRESSIONS, &err);
+	if (!entries) {
+		set_error(c, "suppressions list", err);
+		return;
+	}
+	gint64 now = g_get_real_time() / 1000;
+	GString *out = g_string_new("[");
+	guint n = 0;
+	for (guint i = 0; i < entries->len; i++) {
+		const BusKvEntry *e = &g_array_index(entries, BusKvEntry, i);
+		gsize len = 0;
+		const char *text = e->value ? g_bytes_get_data(e->value, &len) : NULL;
+		g_autoptr(JsonParser) parser = json_parser_new();
+		if (!text || json_nesting(text, len, COORD_JSON_MAX_DEPTH) > COORD_JSON_MAX_DEPTH ||
+		    !json_parser_load_from_data(parser, text, (gssize)len, NULL))
+			continue;
+		JsonNode *root = json_parser_get_root(parser);
+		if (!root || !JSON_NODE_HOLDS_OBJECT(root))
+			continue;
+		JsonObject *o = json_node_get_object(root);
+		JsonNode *until = json_object_get_member(o, "until_ms");
+		if (until == NULL || !JSON_NODE_HOLDS_VALUE(until) ||
+		    json_node_get_value_type(until) != G_TYPE_INT64)
+			continue;
+		if (json_node_get_int(until) <= now) {
+			g_autoptr(GError) derr = NULL;
+			if (bus_kv_delete(c->bus, BUS_KV_SUPPRESSIONS, e->key, e->rev, &derr)) {
+				g_mutex_lock(&c->lock);
+				c->n.suppressions_expired++;
+				g_mutex_unlock(&c->lock);
+			}
+			continue;
+		}
+		g_autofree char *s = json_to_string(root, FALSE);
+		g_string_append(out, n++ ? "," : "");
+		g_string_append(out, s);
+	}
+	g_string_append_c(out, ']');
+	bus_kv_entries_free(entries);
+	g_mutex_lock(&c->lock);
+	g_free(c->suppressions);
+	c->suppressions = g_string_free(out, FALSE);
+	c->suppressions_ms = now_ms();
+	g_mutex_unlock(&c->lock);
+	/* the revision read before the listing: a write during it is listed next time (an
+	 * expired entry deleted above moves it too: listed once more) */
+	c->supp_rev = known ? rev : 0;
+	c->supp_listed_ms = now_ms();
 }
 
 static void
@@ -2048,16 +2219,22 @@ offenders_send(Coord *c, gint64 deadline_ms)
 		g_autofree char *owned_key = k;
 		OffOp *op = v;
 		g_autoptr(GError) err = NULL;
-		gboolean ok;
+		gboolean ok, supp = key[0] == 's';
+		const char *bucket = supp ? BUS_KV_SUPPRESSIONS : BUS_KV_OFFENDERS;
+		const char *bkey = key + 2; /* past "o/" or "s/" (kv_op()) */
 		if (op->json)
-			ok = bus_kv_put(c->bus, BUS_KV_OFFENDERS, key, op->json, strlen(op->json),
-					NULL, &err);
+			ok = bus_kv_put(c->bus, bucket, bkey, op->json, strlen(op->json), NULL,
+					&err);
 		else
-			ok = bus_kv_delete(c->bus, BUS_KV_OFFENDERS, key, 0, &err) ||
+			ok = bus_kv_delete(c->bus, bucket, bkey, 0, &err) ||
 			     g_error_matches(err, BUS_ERROR, BUS_ERROR_NOT_FOUND);
 		g_mutex_lock(&c->lock);
 		if (ok) {
-			if (op->json)
+			if (supp && op->json)
+				c->n.suppressions_put++;
+			else if (supp)
+				c->n.suppressions_deleted++;
+			else if (op->json)
 				c->n.offenders_put++;
 			else
 				c->n.offenders_deleted++;
@@ -2115,6 +2292,44 @@ requests_send(Coord *c, gboolean fail, const char *why)
 	}
 }
 
+/* Control records waiting to be published, each acknowledged before the next (their order
+ * is the order asked). fail: answered with why, unsent. */
+static void
+publishes_send(Coord *c, gboolean fail, const char *why)
+{
+	for (;;) {
+		g_mutex_lock(&c->lock);
+		PubOut *o = g_queue_pop_head(&c->pub_out);
+		g_mutex_unlock(&c->lock);
+		if (!o)
+			return;
+		g_autoptr(GError) err = NULL;
+		guint64 seq = 0;
+		gsize len = 0;
+		const void *data = g_bytes_get_data(o->data, &len);
+		gboolean ok =
+		    !fail && bus_publish_wait(c->bus, o->subject, data, len, o->msg_id, &seq, &err);
+		g_mutex_lock(&c->lock);
+		if (ok)
+			c->n.ctl_published++;
+		else
+			c->n.ctl_failed++;
+		g_mutex_unlock(&c->lock);
+		if (ok) {
+			emit(c, &(CoordEvent){.kind = COORD_PUBLISHED, .tag = o->tag, .seq = seq});
+		} else {
+			if (err)
+				set_error(c, "control record", err);
+			emit(c, &(CoordEvent){.kind = COORD_PUBLISHED,
+					      .tag = o->tag,
+					      .error = err ? err->message : why});
+		}
+		pub_out_free(o);
+		if (!fail)
+			renew_if_due(c);
+	}
+}
+
 /* ---- The thread ---- */
 
 static gboolean
@@ -2154,6 +2369,7 @@ shutdown_run(Coord *c)
 			offenders_send(c, deadline);
 	}
 	requests_send(c, TRUE, "shutting down");
+	publishes_send(c, TRUE, "shutting down");
 	bus_unsubscribe(c->serve_sub);
 	bus_unsubscribe(c->alerts_sub);
 	bus_unsubscribe(c->history_sub);
@@ -2205,9 +2421,11 @@ coord_thread(gpointer data)
 			}
 			if (snapshots_store(c, 0))
 				offenders_send(c, 0);
+			publishes_send(c, FALSE, NULL);
 			requests_send(c, FALSE, NULL);
 			history_position_save(c, FALSE);
 		} else {
+			publishes_send(c, TRUE, "the cluster bus is not set up");
 			requests_send(c, TRUE, "the cluster bus is not set up");
 			/* servers that are starting answer within a second or two: retry after
 			 * 250 ms, doubling up to a round */
@@ -2271,6 +2489,7 @@ coord_new(Bus *bus, const CoordConfig *cfg, GError **error)
 	c->off_ops = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, off_op_free);
 	g_queue_init(&c->off_order);
 	g_queue_init(&c->req_out);
+	g_queue_init(&c->pub_out);
 	c->serving = g_hash_table_new(g_direct_hash, g_direct_equal);
 	c->nodes = g_ptr_array_new_with_free_func(node_free);
 	c->fence = coord_fence_new(cfg->partitions, cfg->dedup_ids ? cfg->dedup_ids : 65536);
@@ -2318,11 +2537,13 @@ coord_free(Coord *c)
 	g_hash_table_destroy(c->off_ops);
 	g_queue_clear(&c->off_order);
 	g_queue_clear_full(&c->req_out, req_out_free);
+	g_queue_clear_full(&c->pub_out, pub_out_free);
 	g_hash_table_destroy(c->serving);
 	g_ptr_array_unref(c->nodes);
 	coord_fence_free(c->fence);
 	g_free(c->node_info);
 	g_free(c->offenders);
+	g_free(c->suppressions);
 	g_free(c->node);
 	g_free(c->alert_group);
 	g_free(c->history_position);

@@ -72,6 +72,8 @@ typedef enum {
 	 * of any partition, in stream order; its sequence is kept in the position file once
 	 * the event has been handled */
 	COORD_HISTORY,
+	/* coord_publish()'s message is stored (seq: its stream sequence), or not (ev->error) */
+	COORD_PUBLISHED,
 } CoordEventKind;
 
 typedef struct CoordRequest CoordRequest;
@@ -83,8 +85,8 @@ typedef struct {
 	guint64 seq;
 	GBytes *data;          /* owned by the coordinator; valid during the callback */
 	CoordRequest *request; /* COORD_REQUEST */
-	gpointer tag;          /* COORD_REPLY: coord_request()'s tag */
-	const char *error;     /* COORD_REPLY with data NULL */
+	gpointer tag;          /* COORD_REPLY, COORD_PUBLISHED: the caller's tag */
+	const char *error;     /* COORD_REPLY with data NULL; COORD_PUBLISHED that failed */
 } CoordEvent;
 
 typedef void (*CoordEventFunc)(const CoordEvent *ev, gpointer user_data);
@@ -105,6 +107,13 @@ void coord_attach(Coord *c, GMainContext *ctx, CoordEventFunc fn, gpointer user_
 void coord_snapshot(Coord *c, guint p, guint64 seq, GBytes *state, gboolean release);
 /* The offender (host, reason) in BUS_KV_OFFENDERS: json NULL deletes it. Per key in order. */
 void coord_offender(Coord *c, const char *key, const char *json);
+/* The same for a suppression in BUS_KV_SUPPRESSIONS. */
+void coord_suppression(Coord *c, const char *key, const char *json);
+/* Publish data (copied) to subject with msg_id and wait, on the coordinator's thread, for
+ * the stream to store it; COORD_PUBLISHED with tag follows (a control record: the reply
+ * waits for it). */
+void coord_publish(Coord *c, const char *subject, const void *data, gsize len,
+		   const char *msg_id, gpointer tag);
 /* What this node says about itself in BUS_KV_NODES (a JSON object, replaced). */
 void coord_set_node_info(Coord *c, const char *json);
 /* The sequence applied of an owned partition (for lag). */
@@ -127,3 +136,7 @@ guint64 coord_lag(Coord *c);
 /* `offenders` of the cluster: a JSON array of the objects in BUS_KV_OFFENDERS, as last
  * read; *age_ms: how long ago. */
 void coord_offenders_json(Coord *c, GString *out, gint64 *age_ms);
+/* `suppressions` of the cluster: a JSON array of the objects in BUS_KV_SUPPRESSIONS, read
+ * with the offenders (those over by the wall clock left out, and deleted from the bucket at
+ * their revision); *age_ms: how long ago. */
+void coord_suppressions_json(Coord *c, GString *out, gint64 *age_ms);

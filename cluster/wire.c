@@ -22,6 +22,10 @@
  *   0..n-1), then ev.n_exporters x addr.
  * History ("SFCH"): "SFCH", u8 version (1), u8 node length, node, u32 partition, u64
  *   lease_rev, u16 piece, u32 length + the slice payload (history_seg.h's, opaque here).
+ * Control record ("SFCC"): "SFCC", u8 version (1), u8 node length, node, u64 boot_ms, u64 id,
+ *   u32 partition, u8 op (1 suppress, 2 unsuppress, 3 forget), addr (the host), u8 flags
+ *   (bit 0: every reason; no other bit), u8 reason (< REASON_COUNT, 0 with bit 0),
+ *   u64 until_ms, u64 set_ms, u32 uid, u32 pid, u8 note length (<= 200), note (no NUL).
  * Times are Unix ms in [0, 2^50) (statebuf.h's collector range): the encoder clamps into
  * it, the decoder refuses anything outside, so no delta or timeout arithmetic overflows. */
 #include "wire.h"
@@ -37,11 +41,17 @@ G_DEFINE_QUARK(cluster-wire-error-quark, cluster_wire_error)
 #define WIRE_BATCH_MAGIC "SFCB"
 #define WIRE_ALERT_MAGIC "SFCA"
 #define WIRE_HISTORY_MAGIC "SFCH"
+#define WIRE_CTL_MAGIC "SFCC"
 #define WIRE_VERSION 1
 #define WIRE_NODE_MAX 63
 G_STATIC_ASSERT(sizeof(((ClusterBatch *)0)->node) == WIRE_NODE_MAX + 1);
 G_STATIC_ASSERT(sizeof(((ClusterAlert *)0)->node) == WIRE_NODE_MAX + 1);
 G_STATIC_ASSERT(sizeof(((ClusterHistory *)0)->node) == WIRE_NODE_MAX + 1);
+G_STATIC_ASSERT(sizeof(((ClusterCtl *)0)->node) == WIRE_NODE_MAX + 1);
+G_STATIC_ASSERT(CLUSTER_CTL_NOTE_MAX <= G_MAXUINT8);
+G_STATIC_ASSERT(REASON_COUNT <= G_MAXUINT8);
+/* "c-" + node 63 + two "-<u64>" 21 each and the NUL */
+G_STATIC_ASSERT(CLUSTER_WIRE_ID_MAX >= 2 + WIRE_NODE_MAX + 2 * 21 + 1);
 G_STATIC_ASSERT(CLUSTER_WIRE_MAX_EXPORTERS <= G_MAXUINT16);
 G_STATIC_ASSERT(CLUSTER_WIRE_MAX_FLOWS <= G_MAXUINT32);
 
@@ -670,6 +680,115 @@ fail:
 	rd_report(&r, "history", -1, error);
 	memset(h, 0, sizeof *h);
 	return FALSE;
+}
+
+/* ---- control records ---- */
+
+void
+cluster_wire_ctl_encode(const ClusterCtl *c, GByteArray *out)
+{
+	gsize note = strnlen(c->note, CLUSTER_CTL_NOTE_MAX);
+
+	statebuf_put_bytes(out, WIRE_CTL_MAGIC, 4);
+	statebuf_put_u8(out, WIRE_VERSION);
+	put_node(out, c->node);
+	statebuf_put_u64(out, clamp_ms(c->boot_ms));
+	statebuf_put_u64(out, c->id);
+	statebuf_put_u32(out, c->partition);
+	statebuf_put_u8(out, (guint8)c->op);
+	put_addr(out, c->host);
+	statebuf_put_u8(out, c->all ? 1 : 0);
+	statebuf_put_u8(out, c->all ? 0 : (guint8)c->reason);
+	statebuf_put_u64(out, clamp_ms(c->until_ms));
+	statebuf_put_u64(out, clamp_ms(c->set_ms));
+	statebuf_put_u32(out, c->uid);
+	statebuf_put_u32(out, (guint32)c->pid);
+	statebuf_put_u8(out, (guint8)note);
+	statebuf_put_bytes(out, c->note, note);
+}
+
+gboolean
+cluster_wire_is_ctl(const guint8 *data, gsize len)
+{
+	return len >= 4 && memcmp(data, WIRE_CTL_MAGIC, 4) == 0;
+}
+
+static gboolean
+rd_ms(Rd *r, gint64 *v, const char *field)
+{
+	guint64 t;
+	if (!rd_u64(r, &t, field))
+		return FALSE;
+	if (t >= (guint64)STATEBUF_UNIX_MS_END)
+		return rd_bad(r, field, "time out of range");
+	*v = (gint64)t;
+	return TRUE;
+}
+
+gboolean
+cluster_wire_ctl_decode(const guint8 *data, gsize len, ClusterCtl *c, GError **error)
+{
+	Rd r = {0};
+	guint8 op, flags, reason, note;
+	guint32 pid;
+
+	memset(c, 0, sizeof *c);
+	cursor_init(&r.c, data, len);
+	if (!rd_head(&r, WIRE_CTL_MAGIC) || !rd_node(&r, c->node) ||
+	    !rd_ms(&r, &c->boot_ms, "boot_ms") || !rd_u64(&r, &c->id, "id") ||
+	    !rd_u32(&r, &c->partition, "partition") || !rd_u8(&r, &op, "op"))
+		goto fail;
+	if (op < CLUSTER_CTL_SUPPRESS || op > CLUSTER_CTL_FORGET) {
+		rd_bad(&r, "op", "not suppress, unsuppress or forget");
+		goto fail;
+	}
+	c->op = (ClusterCtlOp)op;
+	if (!rd_addr(&r, c->host, "host") || !rd_u8(&r, &flags, "flags") ||
+	    !rd_u8(&r, &reason, "reason"))
+		goto fail;
+	if (flags & ~1u) {
+		rd_bad(&r, "flags", "unknown bits");
+		goto fail;
+	}
+	c->all = (flags & 1u) != 0;
+	if (reason >= REASON_COUNT || (c->all && reason != 0)) {
+		rd_bad(&r, "reason", "out of range");
+		goto fail;
+	}
+	c->reason = (AlertReason)reason;
+	if (!rd_ms(&r, &c->until_ms, "until_ms") || !rd_ms(&r, &c->set_ms, "set_ms") ||
+	    !rd_u32(&r, &c->uid, "uid") || !rd_u32(&r, &pid, "pid") ||
+	    !rd_u8(&r, &note, "note length"))
+		goto fail;
+	c->pid = (gint32)pid;
+	if (note > CLUSTER_CTL_NOTE_MAX) {
+		rd_bad(&r, "note", "longer than 200 bytes");
+		goto fail;
+	}
+	if (!cursor_bytes(&r.c, c->note, note)) {
+		rd_short(&r, "note");
+		goto fail;
+	}
+	if (memchr(c->note, '\0', note) != NULL) {
+		rd_bad(&r, "note", "NUL in the text");
+		goto fail;
+	}
+	if (cursor_left(&r.c) != 0) {
+		rd_bad(&r, "end", "trailing bytes after the record");
+		goto fail;
+	}
+	return TRUE;
+fail:
+	rd_report(&r, "control record", -1, error);
+	memset(c, 0, sizeof *c);
+	return FALSE;
+}
+
+void
+cluster_wire_ctl_id(const ClusterCtl *c, char *buf, gsize buf_len)
+{
+	g_snprintf(buf, buf_len, "c-%s-%" G_GINT64_FORMAT "-%" G_GUINT64_FORMAT, c->node,
+		   c->boot_ms, c->id);
 }
 
 /* At most "p4294967295-" 12 + host 45 (INET6_ADDRSTRLEN - 1) + "-submission-fanout" 18 +

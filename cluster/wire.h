@@ -107,3 +107,40 @@ gboolean cluster_wire_history_decode(const guint8 *data, gsize len, ClusterHisto
  * fmix32, mod partitions. Fixed for the life of a cluster (doc/cluster.md): every node must
  * agree. */
 guint cluster_partition(const guint8 host[16], guint partitions);
+
+/* A control record ("SFCC"): an admin's suppress, unsuppress or forget for one internal
+ * host, published by the node asked to the host's partition subject (spamflow.flows.<p>), in
+ * the stream with the flows, so that the partition's owner applies it in stream order and a
+ * takeover's replay applies it again at the same point (doc/cluster.md, "Policy commands").
+ * A forget is also sent on by the owner to spamflow.alerts, for the alert group's sinks and
+ * actions. */
+typedef enum {
+	CLUSTER_CTL_SUPPRESS = 1,
+	CLUSTER_CTL_UNSUPPRESS = 2,
+	CLUSTER_CTL_FORGET = 3,
+} ClusterCtlOp;
+#define CLUSTER_CTL_NOTE_MAX 200 /* POLICY_NOTE_MAX */
+typedef struct {
+	char node[64];      /* the node asked */
+	gint64 boot_ms;     /* when that node started */
+	guint64 id;         /* its counter of records: node, boot_ms and id name the record */
+	guint32 partition;  /* the host's */
+	ClusterCtlOp op;
+	guint8 host[16];
+	gboolean all;       /* every reason (suppress, unsuppress); else reason */
+	AlertReason reason;
+	gint64 until_ms;    /* suppress: until when (the analyzer's clock, epoch ms) */
+	gint64 set_ms;      /* the asking node's clock when asked */
+	guint32 uid;        /* the control client's */
+	gint32 pid;
+	char note[CLUSTER_CTL_NOTE_MAX + 1];
+} ClusterCtl;
+
+void cluster_wire_ctl_encode(const ClusterCtl *c, GByteArray *out);
+gboolean cluster_wire_ctl_decode(const guint8 *data, gsize len, ClusterCtl *c, GError **error);
+/* Whether a message on a flow subject or the alerts subject is a control record (by its
+ * magic: what follows is cluster_wire_ctl_decode()'s to judge). */
+gboolean cluster_wire_is_ctl(const guint8 *data, gsize len);
+/* Its Nats-Msg-Id: "c-<node>-<boot_ms>-<id>" (a retry, and a replay's forward of a forget
+ * to the alerts stream, are stored once). buf_len >= CLUSTER_WIRE_ID_MAX. */
+void cluster_wire_ctl_id(const ClusterCtl *c, char *buf, gsize buf_len);

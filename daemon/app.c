@@ -1296,11 +1296,28 @@ app_cluster_exporters(GString *out, gpointer data)
 	(void)commands_run(NULL, &req, &peer, out, &d, NULL);
 }
 
+
 static void
-app_cluster_replied(gpointer tag, const char *reply, gsize len, const char *error, gpointer data)
+app_cluster_stored(gpointer tag, guint64 seq, const char *error, gpointer data)
 {
 	(void)data;
-	control_deferred_reply(tag, reply, len, error);
+	commands_cluster_stored(tag, seq, error);
+}
+
+/* the owner of host's partition forgot it: its offences end without a cleared event, so
+ * the actions stop waiting for one, as `forget` does on one daemon */
+static void
+app_cluster_forgotten(const guint8 host[16], gpointer data)
+{
+	App *app = data;
+	char text[64];
+
+	flow_addr_str(host, text, sizeof text);
+	g_message("cluster: %s forgotten by its partition's owner: the actions stop waiting "
+		  "for its cleared events",
+		  text);
+	if (app->actions.set != NULL)
+		sink_set_forget(app->actions.set, host);
 }
 
 static gboolean
@@ -1320,7 +1337,8 @@ app_cluster_start(App *app, GError **error)
 			      .readings = app->history != NULL ? app_history_readings : NULL,
 			      .history = app->history != NULL ? app_history_write : NULL,
 			      .history_position = position,
-			      .replied = app_cluster_replied,
+			      .stored = app_cluster_stored,
+			      .forgotten = app_cluster_forgotten,
 			      .data = app};
 
 	if (app->cfg->cluster_nats[0] == '\0')

@@ -4,7 +4,9 @@
 #include "bus.h"
 #include "coord.h"
 #include "fnv1a.h"
+#include "alertjson.h"
 #include "json.h"
+#include "statebuf.h"
 #include "wire.h"
 
 #include <json-glib/json-glib.h>
@@ -107,6 +109,7 @@ struct ClusterNode {
 	Part **parts;
 	guint snap_id;
 	guint snap_next; /* the partition the next snapshot tick looks at first */
+	guint64 ctl_seq; /* control records asked here */
 	/* exporters seen over the bus: address <-> registry index */
 	GHashTable *exp_index; /* 16-byte key (owned) -> index + 1 */
 	GArray *exp_addrs;     /* guint8[16] */
@@ -118,6 +121,12 @@ struct ClusterNode {
 };
 
 #define EXPORTERS_MAX 65536 /* distinct exporter addresses remembered from the bus */
+
+/* A request routed to another node (cluster_node_request()): who gets the answer. */
+typedef struct {
+	ClusterReplyFunc fn;
+	gpointer tag;
+} ReqTag;
 
 static void on_coord(const CoordEvent *ev, gpointer user_data);
 
@@ -379,16 +388,39 @@ cluster_node_exporters_json(ClusterNode *n, GString *out)
 
 /* ---- analyzer role ---- */
 
+/* A host in a bucket key: IPv6's ':' is not a key character */
 static void
-offender_key(const AlertEvent *ev, char *key, gsize len)
+host_key(const guint8 addr[16], char host[64])
 {
-	char host[64];
-
-	flow_addr_str(ev->host, host, sizeof host);
+	flow_addr_str(addr, host, 64);
 	for (char *c = host; *c != '\0'; c++)
 		if (*c == ':')
 			*c = '_';
-	g_snprintf(key, len, "%s.%s", host, alert_reason_name(ev->reason));
+}
+
+static void
+offender_key_of(const guint8 addr[16], AlertReason r, char *key, gsize len)
+{
+	char host[64];
+
+	host_key(addr, host);
+	g_snprintf(key, len, "%s.%s", host, alert_reason_name(r));
+}
+
+static void
+offender_key(const AlertEvent *ev, char *key, gsize len)
+{
+	offender_key_of(ev->host, ev->reason, key, len);
+}
+
+void
+cluster_node_suppression_key(const guint8 host[16], gboolean all, AlertReason r, char *key,
+			     gsize len)
+{
+	char h[64];
+
+	host_key(host, h);
+	g_snprintf(key, len, "%s.%s", h, all ? "all" : alert_reason_name(r));
 }
 
 /* An owned partition's analyzer raised, updated or cleared: evidence here, then the event
@@ -536,12 +568,27 @@ part_free(Part *part)
 	g_free(part);
 }
 
+/* A partition's snapshot: "SFPS", u8 version 1, u32 length + the analyzer's state
+ * (analyzer_state_save()), u32 length + its suppressions (analyzer_suppressions_save(): a
+ * daemon keeps them in a state file section of their own). A snapshot without the magic is
+ * an analyzer state alone, as nodes before suppressions in a cluster stored it. */
+#define SNAP_MAGIC "SFPS"
+#define SNAP_VERSION 1
+
 static void
 part_snapshot(ClusterNode *n, Part *part, gboolean release)
 {
 	g_autoptr(GByteArray) state = g_byte_array_new();
+	gsize mark;
 
+	statebuf_put_bytes(state, SNAP_MAGIC, 4);
+	statebuf_put_u8(state, SNAP_VERSION);
+	mark = statebuf_begin(state);
 	analyzer_state_save(part->a, state);
+	statebuf_end(state, mark);
+	mark = statebuf_begin(state);
+	analyzer_suppressions_save(part->a, state);
+	statebuf_end(state, mark);
 	n->st.snapshots++;
 	n->st.snapshot_bytes += state->len;
 	g_autoptr(GBytes) b = g_byte_array_free_to_bytes(g_steal_pointer(&state));
@@ -574,7 +621,25 @@ on_acquired(ClusterNode *n, const CoordEvent *ev)
 	if (ev->data != NULL) {
 		gsize len;
 		const guint8 *d = g_bytes_get_data(ev->data, &len);
-		if (!analyzer_state_load(part->a, d, len, &err)) {
+		Cursor cur, st = {0}, sup = {0};
+		guint8 magic[4] = {0}, version = 0;
+		gboolean framed = len >= 4 && memcmp(d, SNAP_MAGIC, 4) == 0;
+		cursor_init(&cur, d, len);
+		if (framed &&
+		    (!cursor_bytes(&cur, magic, 4) || !cursor_u8(&cur, &version) ||
+		     version != SNAP_VERSION || !statebuf_get_sub(&cur, &st) ||
+		     !statebuf_get_sub(&cur, &sup) || cursor_left(&cur) != 0)) {
+			g_set_error(&err, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+				    "not a partition snapshot of version %u", SNAP_VERSION);
+		} else if (!framed) {
+			cursor_init(&st, d, len);
+		}
+		guint dropped = 0;
+		if (err != NULL ||
+		    !analyzer_state_load(part->a, st.p, cursor_left(&st), &err) ||
+		    (framed && !analyzer_suppressions_load(part->a, sup.p, cursor_left(&sup),
+							    analyzer_now(part->a), &dropped,
+							    &err))) {
 			/* the stream from the snapshot on is all there is: counted, and the windows
 			 * start from what comes */
 			n->st.snapshots_bad++;
@@ -597,6 +662,111 @@ on_acquired(ClusterNode *n, const CoordEvent *ev)
 }
 
 static void
+suppression_value(const PolicySuppression *s, guint p, GString *out)
+{
+	g_string_append(out, "{\"host\":");
+	json_addr(out, s->addr);
+	g_string_append(out, ",\"reason\":");
+	if (s->all)
+		g_string_append(out, "null");
+	else
+		json_quote(out, alert_reason_name(s->reason));
+	g_string_append_printf(out,
+			       ",\"until_ms\":%" G_GINT64_FORMAT ",\"set_ms\":%" G_GINT64_FORMAT
+			       ",\"uid\":%u,\"note\":",
+			       s->until_ms, s->set_ms, s->uid);
+	json_quote(out, s->note);
+	g_string_append_printf(out, ",\"partition\":%u}", p);
+}
+
+/* A control record in an owned partition's stream: applied at its place among the flows
+ * (a takeover's replay applies it again at the same place), logged with who asked where,
+ * and what `suppressions` and `offenders` show on every node updated. */
+static void
+on_ctl(ClusterNode *n, Part *part, const guint8 *d, gsize len, guint64 seq)
+{
+	g_autoptr(GError) err = NULL;
+	ClusterCtl c;
+	char host[64], key[96];
+
+	if (!cluster_wire_ctl_decode(d, len, &c, &err) || c.partition != part->p ||
+	    cluster_partition(c.host, n->partitions) != part->p) {
+		n->st.ctl_bad++;
+		g_debug("cluster: partition %u sequence %" G_GUINT64_FORMAT ": %s", part->p, seq,
+			err != NULL ? err->message : "a control record for another partition");
+		return;
+	}
+	n->st.ctl_in++;
+	flow_addr_str(c.host, host, sizeof host);
+	const char *why = c.all ? "all reasons" : alert_reason_name(c.reason);
+	switch (c.op) {
+	case CLUSTER_CTL_SUPPRESS: {
+		PolicySuppression s = {0};
+		gboolean replaced = FALSE;
+		memcpy(s.addr, c.host, 16);
+		s.all = c.all;
+		s.reason = c.reason;
+		s.until_ms = c.until_ms;
+		s.set_ms = c.set_ms;
+		s.uid = c.uid;
+		g_strlcpy(s.note, c.note, sizeof s.note);
+		if (!analyzer_suppress(part->a, &s, &replaced, &err)) {
+			n->st.ctl_refused++;
+			g_warning("cluster: partition %u: suppression of %s (%s) asked on %s by "
+				  "uid=%u pid=%d not applied: %s",
+				  part->p, host, why, c.node, c.uid, (int)c.pid, err->message);
+			return;
+		}
+		g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(c.until_ms / 1000);
+		g_autofree char *until = dt != NULL ? g_date_time_format_iso8601(dt) : NULL;
+		g_message("cluster: suppression %s: %s (%s) until %s by uid=%u pid=%d on node %s "
+			  "(partition %u, sequence %" G_GUINT64_FORMAT "): %s",
+			  replaced ? "replaced" : "set", host, why, until ? until : "?", c.uid,
+			  (int)c.pid, c.node, part->p, seq, c.note);
+		g_autoptr(GString) j = g_string_new(NULL);
+		suppression_value(&s, part->p, j);
+		cluster_node_suppression_key(c.host, c.all, c.reason, key, sizeof key);
+		coord_suppression(n->coord, key, j->str);
+		break;
+	}
+	case CLUSTER_CTL_UNSUPPRESS: {
+		guint removed = analyzer_unsuppress(part->a, c.host, !c.all, c.reason);
+		g_message("cluster: suppression removed: %s (%s): %u removed by uid=%u pid=%d on "
+			  "node %s (partition %u, sequence %" G_GUINT64_FORMAT ")",
+			  host, why, removed, c.uid, (int)c.pid, c.node, part->p, seq);
+		/* every key it may have had: what the analyzer held is what it removed */
+		for (guint r = 0; r <= REASON_COUNT; r++) {
+			gboolean all = r == REASON_COUNT;
+			if (!c.all && (all || r != c.reason))
+				continue;
+			cluster_node_suppression_key(c.host, all, (AlertReason)(all ? 0 : r), key,
+						     sizeof key);
+			coord_suppression(n->coord, key, NULL);
+		}
+		break;
+	}
+	case CLUSTER_CTL_FORGET: {
+		gboolean found = analyzer_forget(part->a, c.host);
+		char id[CLUSTER_WIRE_ID_MAX];
+		g_message("cluster: forget %s: %s by uid=%u pid=%d on node %s (partition %u, "
+			  "sequence %" G_GUINT64_FORMAT ")",
+			  host, found ? "windows and offenders dropped" : "nothing was held", c.uid,
+			  (int)c.pid, c.node, part->p, seq);
+		for (guint r = 0; r < REASON_COUNT; r++) {
+			offender_key_of(c.host, (AlertReason)r, key, sizeof key);
+			coord_offender(n->coord, key, NULL);
+		}
+		/* the alert group's sinks and actions learn it from the alerts stream (the
+		 * record's own id: a replay's copy is dropped there) */
+		cluster_wire_ctl_id(&c, id, sizeof id);
+		if (!bus_publish(n->bus, BUS_SUBJECT_ALERTS, d, len, id))
+			n->st.alerts_dropped++;
+		break;
+	}
+	}
+}
+
+static void
 on_batch(ClusterNode *n, const CoordEvent *ev)
 {
 	Part *part = ev->partition < n->partitions ? n->parts[ev->partition] : NULL;
@@ -615,6 +785,11 @@ on_batch(ClusterNode *n, const CoordEvent *ev)
 	}
 	part->applied_seq = ev->seq;
 	d = g_bytes_get_data(ev->data, &len);
+	if (cluster_wire_is_ctl(d, len)) {
+		on_ctl(n, part, d, len, ev->seq);
+		coord_applied(n->coord, part->p, part->applied_seq);
+		return;
+	}
 	if (!cluster_wire_batch_decode(d, len, &b, &err)) {
 		n->st.batches_bad++;
 		g_debug("cluster: partition %u sequence %" G_GUINT64_FORMAT ": %s", ev->partition,
@@ -645,6 +820,17 @@ on_alert_in(ClusterNode *n, const CoordEvent *ev)
 	gsize len;
 	const guint8 *d = g_bytes_get_data(ev->data, &len);
 
+	if (cluster_wire_is_ctl(d, len)) {
+		ClusterCtl c;
+		if (!cluster_wire_ctl_decode(d, len, &c, &err) || c.op != CLUSTER_CTL_FORGET) {
+			n->st.alerts_bad++;
+			return;
+		}
+		n->st.ctl_forgets_in++;
+		if (n->deps.forgotten != NULL)
+			n->deps.forgotten(c.host, n->deps.data);
+		return;
+	}
 	if (!cluster_wire_alert_decode(d, len, &ca, &err)) {
 		n->st.alerts_bad++;
 		g_debug("cluster: alert message: %s", err->message);
@@ -708,9 +894,18 @@ on_coord(const CoordEvent *ev, gpointer user_data)
 	case COORD_REPLY: {
 		gsize len = 0;
 		const char *r = ev->data != NULL ? g_bytes_get_data(ev->data, &len) : NULL;
-		n->deps.replied(ev->tag, r, len, ev->error, n->deps.data);
+		ReqTag *t = ev->tag;
+		t->fn(t->tag, r, len, ev->error);
+		g_free(t);
 		break;
 	}
+	case COORD_PUBLISHED:
+		if (ev->error != NULL)
+			n->st.ctl_out_failed++;
+		else
+			n->st.ctl_out++;
+		n->deps.stored(ev->tag, ev->seq, ev->error, n->deps.data);
+		break;
 	}
 }
 
@@ -749,9 +944,44 @@ cluster_node_analyzer_for(ClusterNode *n, const guint8 host[16], char owner[64])
 }
 
 void
-cluster_node_request(ClusterNode *n, const char *node, const char *line, gpointer tag)
+cluster_node_request(ClusterNode *n, const char *node, const char *line, ClusterReplyFunc fn,
+		     gpointer tag)
 {
-	coord_request(n->coord, node, line, tag);
+	ReqTag *t = g_new0(ReqTag, 1);
+
+	t->fn = fn;
+	t->tag = tag;
+	coord_request(n->coord, node, line, t);
+}
+
+gboolean
+cluster_node_ctl(ClusterNode *n, ClusterCtl *ctl, gpointer tag)
+{
+	char subject[64], id[CLUSTER_WIRE_ID_MAX];
+
+	if (n->coord == NULL)
+		return FALSE;
+	g_strlcpy(ctl->node, n->name, sizeof ctl->node);
+	ctl->boot_ms = n->boot_ms;
+	ctl->id = ++n->ctl_seq;
+	ctl->partition = cluster_partition(ctl->host, n->partitions);
+	g_byte_array_set_size(n->enc, 0);
+	cluster_wire_ctl_encode(ctl, n->enc);
+	g_snprintf(subject, sizeof subject, BUS_SUBJECT_FLOWS ".%u", ctl->partition);
+	cluster_wire_ctl_id(ctl, id, sizeof id);
+	coord_publish(n->coord, subject, n->enc->data, n->enc->len, id, tag);
+	return TRUE;
+}
+
+void
+cluster_node_suppressions(ClusterNode *n, GString *out, gint64 *age_ms)
+{
+	if (n->coord == NULL) {
+		g_string_append(out, "[]");
+		*age_ms = -1;
+		return;
+	}
+	coord_suppressions_json(n->coord, out, age_ms);
 }
 
 /* Every member of AnalyzerStats is a 64-bit count but the generation's start time. */
@@ -869,6 +1099,12 @@ static const struct {
     NF(history_hosts_in),
     NF(history_bad),
     NF(history_repeated),
+    NF(ctl_out),
+    NF(ctl_out_failed),
+    NF(ctl_in),
+    NF(ctl_bad),
+    NF(ctl_refused),
+    NF(ctl_forgets_in),
 };
 #undef NF
 
@@ -1102,7 +1338,9 @@ partition_config(ClusterNode *n, const AnalyzerConfig *acfg)
 	c->max_hosts = MAX(1u, acfg->max_hosts / n->partitions);
 	c->mem_cap = MAX((guint64)1 << 20, acfg->mem_cap / n->partitions);
 	c->novelty_capacity = MAX((guint64)1000, acfg->novelty_capacity / n->partitions);
-	c->max_suppressions = MAX(1u, acfg->max_suppressions / n->partitions);
+	/* not divided: max_suppressions is the cluster's, checked by the node asked against the
+	 * suppressions bucket (a partition may hold them all) */
+	c->max_suppressions = acfg->max_suppressions;
 	c->slice_fn = NULL; /* on_part_slice(), per partition, when the daemon keeps history */
 }
 

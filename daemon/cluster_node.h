@@ -14,6 +14,7 @@
 #include "config.h"
 #include "control.h"
 #include "history_seg.h"
+#include "wire.h"
 
 typedef struct ClusterNode ClusterNode;
 
@@ -33,6 +34,10 @@ typedef struct {
 	 * takeover's replay) */
 	guint64 history_out, history_bytes_out, history_dropped;
 	guint64 history_in, history_hosts_in, history_bad, history_repeated;
+	/* control records (suppress, unsuppress, forget): asked here and stored on the bus;
+	 * applied by an owned partition; bad (counted, skipped); refused by the analyzer
+	 * (max_suppressions); forgets handed to this node's sinks */
+	guint64 ctl_out, ctl_out_failed, ctl_in, ctl_bad, ctl_refused, ctl_forgets_in;
 	/* the bus */
 	guint64 bus_connected, bus_reconnects, bus_published, bus_duplicates, bus_retried,
 	    bus_failed, bus_dropped, bus_buffered, bus_buffered_max;
@@ -73,10 +78,12 @@ typedef struct {
 	/* collector role: this node's `exporters` reply object (what it publishes in its node
 	 * entry, so that `exporters` on any node shows every collector's) */
 	void (*exporters)(GString *out, gpointer data);
-	/* a routed request came back (cluster_node_request()): reply NULL on error (text in
-	 * error) */
-	void (*replied)(gpointer tag, const char *reply, gsize len, const char *error,
-			gpointer data);
+	/* a control record of cluster_node_ctl() is stored on the bus (seq: its stream
+	 * sequence), or could not be (error) */
+	void (*stored)(gpointer tag, guint64 seq, const char *error, gpointer data);
+	/* alert group: the owner of host's partition forgot it (the sinks and actions stop
+	 * waiting for its cleared events); NULL = nothing */
+	void (*forgotten)(const guint8 host[16], gpointer data);
 	gpointer data;
 } ClusterNodeDeps;
 
@@ -115,8 +122,26 @@ gboolean cluster_node_exporter_addr(ClusterNode *n, guint32 i, guint8 addr[16]);
 /* The analyzer of the partition of host when this node owns it, else NULL (*owner: the
  * owner's name, "" when none is known). */
 Analyzer *cluster_node_analyzer_for(ClusterNode *n, const guint8 host[16], char owner[64]);
-/* Ask node for line's answer; deps->replied(tag, ...) follows on the main loop. */
-void cluster_node_request(ClusterNode *n, const char *node, const char *line, gpointer tag);
+/* The answer to cluster_node_request(): reply NULL on error (text in error). */
+typedef void (*ClusterReplyFunc)(gpointer tag, const char *reply, gsize len, const char *error);
+/* Ask node for line's answer; fn(tag, ...) follows on the main loop, once. */
+void cluster_node_request(ClusterNode *n, const char *node, const char *line,
+			  ClusterReplyFunc fn, gpointer tag);
+
+/* A policy command for ctl->host (op, all, reason, until_ms, set_ms, uid, pid, note filled
+ * by the caller; node, boot_ms, id and partition here): a control record published to the
+ * host's partition stream, applied by the partition's owner in stream order (and again by a
+ * takeover's replay). deps->stored(tag, ...) follows on the main loop (never before this
+ * returns) once the stream has it. FALSE: a node without a coordinator (a replay); nothing
+ * follows. */
+gboolean cluster_node_ctl(ClusterNode *n, ClusterCtl *ctl, gpointer tag);
+/* The cluster's suppressions as the owners last wrote them to their bucket (a JSON array of
+ * {"host","reason","until_ms","set_ms","uid","note","partition"}); *age_ms: how long ago
+ * it was read. */
+void cluster_node_suppressions(ClusterNode *n, GString *out, gint64 *age_ms);
+/* The bucket key of a suppression of host (reason, or every reason with all). */
+void cluster_node_suppression_key(const guint8 host[16], gboolean all, AlertReason r,
+				  char *key, gsize len);
 
 /* `cluster`: members ,"cluster":{...} (the coordinator's status and this node's counters) */
 void cluster_node_status_json(ClusterNode *n, GString *out);

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <json-glib/json-glib.h>
 #include <linux/capability.h>
 #include <pwd.h>
 #include <string.h>
@@ -397,14 +398,13 @@ reason_text(gboolean all, AlertReason r)
 	return all ? "all reasons" : alert_reason_name(r);
 }
 
+/* The suppression a `suppress` asks for, checked as a daemon checks it (until in the future,
+ * within a year). */
 static gboolean
-run_suppress(const ControlRequest *req, const ControlPeer *peer, const CommandsDeps *d,
-	     GString *out, GError **error)
+suppression_from_request(const ControlRequest *req, const ControlPeer *peer, gint64 now,
+			 PolicySuppression *sp, GError **error)
 {
 	PolicySuppression s = {0};
-	gint64 now = now_ms();
-	gboolean replaced = FALSE;
-	g_autoptr(GError) err = NULL;
 	int ui = -1;
 
 	for (guint i = 0; i < req->cmd->n_args; i++)
@@ -431,6 +431,21 @@ run_suppress(const ControlRequest *req, const ControlPeer *peer, const CommandsD
 			    "belongs in a [group NAME] with exempt =");
 		return FALSE;
 	}
+	*sp = s;
+	return TRUE;
+}
+
+static gboolean
+run_suppress(const ControlRequest *req, const ControlPeer *peer, const CommandsDeps *d,
+	     GString *out, GError **error)
+{
+	PolicySuppression s;
+	gint64 now = now_ms();
+	gboolean replaced = FALSE;
+	g_autoptr(GError) err = NULL;
+
+	if (!suppression_from_request(req, peer, now, &s, error))
+		return FALSE;
 	if (!analyzer_suppress(d->analyzer, &s, &replaced, &err)) {
 		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED, "%s", err->message);
 		return FALSE;
@@ -986,11 +1001,305 @@ commands_reload_members(GString *out, const Config *old_cfg, const Config *new_c
 	}
 }
 
+/* ---- a cluster node's routed host ---- */
+
+void
+commands_host_line(const ControlRequest *req, GString *line)
+{
+	g_string_append_printf(line, "host %s", req->addr_text);
+	if (control_request_has(req, "since")) {
+		gint64 since = control_request_time_ms(req, "since", now_ms(), 0);
+		g_string_append_printf(line, " since=%" G_GINT64_FORMAT "s",
+				       MAX((gint64)1, (now_ms() - since + 999) / 1000));
+	}
+}
+
+static void
+host_replied(gpointer tag, const char *reply, gsize len, const char *error)
+{
+	control_deferred_reply(tag, reply, len, error);
+}
+
+/* ---- policy commands on a cluster node ---- */
+
+/* A control record on its way to the bus: the reply, but for its end, waits for it. */
+typedef struct {
+	ControlDeferred *def;
+	GString *reply; /* the reply object without the closing brace */
+	char *what;     /* for the log: "suppression of 10.0.1.27 (all reasons)" */
+	gint64 asked_us;
+} CtlPending;
+
+void
+commands_cluster_stored(gpointer tag, guint64 seq, const char *error)
+{
+	CtlPending *pd = tag;
+
+	if (error != NULL) {
+		g_warning("cluster: %s not stored on the bus: %s", pd->what, error);
+		g_autofree char *msg = g_strdup_printf(
+		    "not stored on the cluster's bus, so not applied: %s (try again)", error);
+		control_deferred_reply(pd->def, NULL, 0, msg);
+	} else {
+		g_message("cluster: %s stored at sequence %" G_GUINT64_FORMAT " after %" G_GINT64_FORMAT
+			  " ms",
+			  pd->what, seq, (g_get_monotonic_time() - pd->asked_us) / 1000);
+		g_string_append_printf(pd->reply, ",\"sequence\":%" G_GUINT64_FORMAT "}", seq);
+		control_deferred_reply(pd->def, pd->reply->str, pd->reply->len, NULL);
+	}
+	g_string_free(pd->reply, TRUE);
+	g_free(pd->what);
+	g_free(pd);
+}
+
+/* The cluster's suppressions (the bucket the partitions' owners write), as PolicySuppression
+ * values with the partition of each; *age_ms: how old the reading is. */
+typedef struct {
+	PolicySuppression s;
+	guint partition;
+} ClusterSupp;
+
+static gint
+cmp_cluster_supp(gconstpointer pa, gconstpointer pb)
+{
+	const ClusterSupp *a = pa, *b = pb;
+	gint c = memcmp(a->s.addr, b->s.addr, 16);
+	if (c != 0)
+		return c;
+	if (a->s.all != b->s.all)
+		return a->s.all ? -1 : 1;
+	return (gint)a->s.reason - (gint)b->s.reason;
+}
+
+/* A string member of an object from the bus, "" when it is absent or anything else. */
+static const char *
+bus_str(JsonObject *o, const char *name)
+{
+	JsonNode *n = json_object_get_member(o, name);
+	const char *s = n != NULL && JSON_NODE_HOLDS_VALUE(n) &&
+				json_node_get_value_type(n) == G_TYPE_STRING
+			    ? json_node_get_string(n)
+			    : NULL;
+	return s != NULL ? s : "";
+}
+
+/* An integer member of an object from the bus, 0 when it is absent or anything else. */
+static gint64
+bus_int(JsonObject *o, const char *name)
+{
+	JsonNode *n = json_object_get_member(o, name);
+	return n != NULL && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_INT64
+		   ? json_node_get_int(n)
+		   : 0;
+}
+
+static GArray *
+cluster_suppressions(const CommandsDeps *d, const guint8 *host, gint64 *age_ms)
+{
+	g_autoptr(GString) text = g_string_new(NULL);
+	g_autoptr(JsonParser) parser = json_parser_new();
+	GArray *v = g_array_new(FALSE, TRUE, sizeof(ClusterSupp));
+
+	cluster_node_suppressions(d->cluster, text, age_ms);
+	if (!json_parser_load_from_data(parser, text->str, (gssize)text->len, NULL) ||
+	    !JSON_NODE_HOLDS_ARRAY(json_parser_get_root(parser)))
+		return v;
+	JsonArray *list = json_node_get_array(json_parser_get_root(parser));
+	for (guint i = 0; i < json_array_get_length(list); i++) {
+		JsonNode *node = json_array_get_element(list, i);
+		if (!JSON_NODE_HOLDS_OBJECT(node))
+			continue;
+		JsonObject *o = json_node_get_object(node);
+		ClusterSupp cs = {0};
+		const char *addr = bus_str(o, "host");
+		JsonNode *reason = json_object_get_member(o, "reason");
+		if (!control_parse_addr(addr, cs.s.addr) || reason == NULL)
+			continue;
+		if (host != NULL && memcmp(host, cs.s.addr, 16) != 0)
+			continue;
+		if (JSON_NODE_HOLDS_NULL(reason)) {
+			cs.s.all = TRUE;
+		} else {
+			if (!JSON_NODE_HOLDS_VALUE(reason) ||
+			    json_node_get_value_type(reason) != G_TYPE_STRING ||
+			    !alert_reason_from_name(json_node_get_string(reason), &cs.s.reason))
+				continue;
+		}
+		cs.s.until_ms = bus_int(o, "until_ms");
+		if (cs.s.until_ms <= now_ms()) /* over since the bucket was read */
+			continue;
+		cs.s.set_ms = bus_int(o, "set_ms");
+		cs.s.uid = (guint32)bus_int(o, "uid");
+		g_strlcpy(cs.s.note, bus_str(o, "note"), sizeof cs.s.note);
+		cs.partition = (guint)bus_int(o, "partition");
+		g_array_append_val(v, cs);
+	}
+	g_array_sort(v, cmp_cluster_supp);
+	return v;
+}
+
+static void
+run_cluster_suppressions(const ControlRequest *req, const CommandsDeps *d, GString *out)
+{
+	gint64 age_ms = -1;
+	g_autoptr(GArray) v = cluster_suppressions(d, NULL, &age_ms);
+	guint64 limit = control_request_uint(req, "limit", G_MAXUINT64);
+	guint shown = 0;
+	gboolean truncated = FALSE;
+
+	header(out, req, d);
+	g_string_append(out, ",\"suppressions\":[");
+	for (guint i = 0; i < v->len && shown < limit; i++) {
+		gsize mark = out->len;
+		if (shown > 0)
+			g_string_append_c(out, ',');
+		suppression_json(out, &g_array_index(v, ClusterSupp, i).s, now_ms());
+		if (out->len + 256 > req->max_reply) {
+			g_string_truncate(out, mark);
+			truncated = TRUE;
+			break;
+		}
+		shown++;
+	}
+	g_string_append_printf(out,
+			       "],\"total\":%u,\"shown\":%u,\"truncated\":%s,\"max\":%u"
+			       ",\"cluster_age_ms\":%" G_GINT64_FORMAT,
+			       v->len, shown, truncated ? "true" : "false",
+			       (*d->cfg)->analyzer.max_suppressions, age_ms);
+	control_reply_end(out);
+}
+
+/* suppress, unsuppress, forget on a cluster node: checked here, then a control record to
+ * the host's partition stream (cluster_node_ctl()); the reply once the bus has stored it.
+ * What the reply says beyond that (replaced, removed, remaining) is from the suppressions
+ * bucket as last read (cluster_age_ms); the owner logs what it did. */
+static gboolean
+run_cluster_policy(ControlServer *ctl, const ControlRequest *req, const ControlPeer *peer,
+		   const CommandsDeps *d, GString *out, GError **error)
+{
+	ClusterCtl c = {0};
+	gint64 now = now_ms(), age_ms = -1;
+	gboolean has_reason = control_request_has(req, "reason");
+	AlertReason r = (AlertReason)control_request_uint(req, "reason", 0);
+	g_autoptr(GArray) host_supps = cluster_suppressions(d, req->addr, &age_ms);
+	g_autoptr(GString) reply = g_string_new(NULL);
+	g_autofree char *what = NULL;
+	(void)out;
+
+	memcpy(c.host, req->addr, 16);
+	c.set_ms = now;
+	c.uid = (guint32)peer->uid;
+	c.pid = (gint32)peer->pid;
+	c.all = !has_reason;
+	c.reason = has_reason ? r : 0;
+	header(reply, req, d);
+	switch (req->cmd->id) {
+	case CONTROL_CMD_SUPPRESS: {
+		PolicySuppression s;
+		gboolean replaced = FALSE;
+		if (!suppression_from_request(req, peer, now, &s, error))
+			return FALSE;
+		for (guint i = 0; i < host_supps->len; i++) {
+			const PolicySuppression *o = &g_array_index(host_supps, ClusterSupp, i).s;
+			replaced = replaced || (o->all == s.all && (s.all || o->reason == s.reason));
+		}
+		/* max_suppressions is the cluster's: counted in the bucket as last read */
+		gint64 all_age = -1;
+		g_autoptr(GArray) every = cluster_suppressions(d, NULL, &all_age);
+		guint max = (*d->cfg)->analyzer.max_suppressions;
+		if (!replaced && every->len >= max) {
+			g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
+				    "%u suppressions in the cluster: max_suppressions (%u) reached "
+				    "(unsuppress one, or raise [analyzer] max_suppressions on every "
+				    "node)",
+				    every->len, max);
+			return FALSE;
+		}
+		c.op = CLUSTER_CTL_SUPPRESS;
+		c.until_ms = s.until_ms;
+		g_strlcpy(c.note, s.note, sizeof c.note);
+		g_autofree char *until = report_time(s.until_ms);
+		what = g_strdup_printf("suppression of %s (%s) until %s", req->addr_text,
+				       reason_text(s.all, s.reason), until);
+		g_message("cluster: %s asked by uid=%u pid=%d: %s", what, s.uid, (int)peer->pid,
+			  s.note);
+		g_string_append(reply, ",\"suppression\":");
+		suppression_json(reply, &s, now);
+		g_string_append_printf(reply, ",\"replaced\":%s", replaced ? "true" : "false");
+		break;
+	}
+	case CONTROL_CMD_UNSUPPRESS: {
+		guint removed = 0;
+		c.op = CLUSTER_CTL_UNSUPPRESS;
+		what = g_strdup_printf("unsuppress of %s (%s)", req->addr_text,
+				       reason_text(!has_reason, r));
+		g_message("cluster: %s asked by uid=%u pid=%d", what, (unsigned)peer->uid,
+			  (int)peer->pid);
+		g_string_append(reply, ",\"host\":");
+		json_addr(reply, req->addr);
+		g_string_append(reply, ",\"reason\":");
+		if (has_reason)
+			json_quote(reply, alert_reason_name(r));
+		else
+			g_string_append(reply, "null");
+		g_autoptr(GString) left = g_string_new(NULL);
+		for (guint i = 0; i < host_supps->len; i++) {
+			const PolicySuppression *o = &g_array_index(host_supps, ClusterSupp, i).s;
+			if (!has_reason || (!o->all && o->reason == r)) {
+				removed++;
+				continue;
+			}
+			if (left->len > 0)
+				g_string_append_c(left, ',');
+			suppression_json(left, o, now);
+		}
+		g_string_append_printf(reply, ",\"removed\":%u,\"remaining\":[%s]", removed,
+				       left->str);
+		break;
+	}
+	case CONTROL_CMD_FORGET:
+		c.op = CLUSTER_CTL_FORGET;
+		what = g_strdup_printf("forget of %s", req->addr_text);
+		g_message("cluster: %s asked by uid=%u pid=%d", what, (unsigned)peer->uid,
+			  (int)peer->pid);
+		g_string_append(reply, ",\"host\":");
+		json_addr(reply, req->addr);
+		/* whether the owner held anything is in its log: the record is what is known */
+		g_string_append(reply, ",\"forgotten\":true");
+		break;
+	default:
+		g_assert_not_reached();
+	}
+	ControlDeferred *def = control_server_defer(ctl);
+	if (def == NULL) {
+		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
+			    "%s: on a cluster node through the control socket only",
+			    req->cmd->name);
+		return FALSE;
+	}
+	g_string_append_printf(reply, ",\"cluster_age_ms\":%" G_GINT64_FORMAT, age_ms);
+	CtlPending *pd = g_new0(CtlPending, 1);
+	pd->def = def;
+	pd->reply = g_steal_pointer(&reply);
+	pd->what = g_steal_pointer(&what);
+	pd->asked_us = g_get_monotonic_time();
+	if (!cluster_node_ctl(d->cluster, &c, pd)) {
+		control_deferred_reply(def, NULL, 0, "this node has no cluster coordinator");
+		g_string_free(pd->reply, TRUE);
+		g_free(pd->what);
+		g_free(pd);
+		return TRUE;
+	}
+	/* the stored event comes on a later turn of the main loop */
+	g_string_append_printf(pd->reply, ",\"partition\":%u", c.partition);
+	return TRUE;
+}
+
 /* A cluster node ([cluster]): what the cluster answers instead of this daemon's own
  * analyzer. FALSE with *handled: failed; !*handled: the single-node answer stands. */
 static gboolean
-run_cluster(ControlServer *ctl, const ControlRequest *req, const CommandsDeps *d, GString *out,
-	    GError **error, gboolean *handled)
+run_cluster(ControlServer *ctl, const ControlRequest *req, const ControlPeer *peer,
+	    const CommandsDeps *d, GString *out, GError **error, gboolean *handled)
 {
 	*handled = TRUE;
 	switch (req->cmd->id) {
@@ -1029,13 +1338,8 @@ run_cluster(ControlServer *ctl, const ControlRequest *req, const CommandsDeps *d
 			return FALSE;
 		}
 		g_autoptr(GString) line = g_string_new(NULL);
-		g_string_append_printf(line, "host %s", req->addr_text);
-		if (control_request_has(req, "since")) {
-			gint64 since = control_request_time_ms(req, "since", now_ms(), 0);
-			g_string_append_printf(line, " since=%" G_GINT64_FORMAT "s",
-					       MAX((gint64)1, (now_ms() - since + 999) / 1000));
-		}
-		cluster_node_request(d->cluster, owner, line->str, def);
+		commands_host_line(req, line);
+		cluster_node_request(d->cluster, owner, line->str, host_replied, def);
 		return TRUE;
 	}
 	case CONTROL_CMD_EXPORTERS:
@@ -1048,11 +1352,10 @@ run_cluster(ControlServer *ctl, const ControlRequest *req, const CommandsDeps *d
 	case CONTROL_CMD_FORGET:
 	case CONTROL_CMD_SUPPRESS:
 	case CONTROL_CMD_UNSUPPRESS:
+		return run_cluster_policy(ctl, req, peer, d, out, error);
 	case CONTROL_CMD_SUPPRESSIONS:
-		g_set_error(error, CONTROL_ERROR, CONTROL_ERROR_FAILED,
-			    "%s: not available in a cluster yet (doc/cluster.md, \"What is left\")",
-			    req->cmd->name);
-		return FALSE;
+		run_cluster_suppressions(req, d, out);
+		return TRUE;
 	default:
 		*handled = FALSE;
 		return TRUE;
@@ -1067,7 +1370,7 @@ commands_run(ControlServer *ctl, const ControlRequest *req, const ControlPeer *p
 
 	if (d->cluster != NULL) {
 		gboolean handled;
-		gboolean ok = run_cluster(ctl, req, d, out, error, &handled);
+		gboolean ok = run_cluster(ctl, req, peer, d, out, error, &handled);
 		if (handled)
 			return ok;
 	}

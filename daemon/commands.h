@@ -63,6 +63,14 @@ gboolean commands_offender_json(const CommandsDeps *d, Analyzer *a, const guint8
 gboolean commands_run(ControlServer *ctl, const ControlRequest *req, const ControlPeer *peer,
 		      GString *out, gpointer deps, GError **error);
 
+/* `host ADDR [since=]` as a line for the node that owns ADDR (since= relative, so that the
+ * other node's clock does not matter). */
+void commands_host_line(const ControlRequest *req, GString *line);
+
+/* A cluster node's suppress, unsuppress or forget (ClusterNodeDeps.stored): the control
+ * record is stored (seq) or not (error); the deferred reply goes out. */
+void commands_cluster_stored(gpointer tag, guint64 seq, const char *error);
+
 /* What changed between two configurations, by "section.key": the keys that took effect on
  * reload and those that need a restart ([collector], [control], [http], [daemon] user and
  * stats_interval). Appends ,"applied":[...],"restart_needed":[...] to out and logs them. */

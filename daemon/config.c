@@ -185,7 +185,8 @@ static const ConfigKey config_keys[] = {
      "recent alert events kept for queries"},
     {"analyzer", "max_suppressions", KEY_UINT, ANALYZER(max_suppressions), 1, 1000000, NULL,
      "suppressions held at once (spamflowctl suppress, about 250 bytes each); past it a new "
-     "one is refused until some are removed or expire"},
+     "one is refused until some are removed or expire; in a cluster, the whole cluster's "
+     "(counted in its suppressions bucket by the node asked)"},
     HEURISTIC_KEYS("smtp-fanout", REASON_SMTP_FANOUT, "distinct external hosts on SMTP ports",
 		   "A host that is not an MTA sends port 25 to almost no one; bots reach "
 		   "hundreds of MXs an hour. 50 in 10 min is 5 new MXs a minute; 150 an hour "

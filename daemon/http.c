@@ -38,6 +38,7 @@ typedef struct {
 	GMutex lock;
 	GCond cond;
 	gboolean stopping;
+	GList *suspended; /* Job* whose connection waits for a deferred reply (a ref each) */
 } Sync;
 
 /* One request handed to the main loop. */
@@ -51,6 +52,11 @@ typedef struct {
 	HttpReply reply;
 	gboolean done, abandoned;
 	gint64 render_us; /* the main loop's time on it */
+	/* a deferred reply: asked by the handler, then the connection suspended until it
+	 * comes (or the timeout) */
+	gboolean defer_asked, deferred, suspended;
+	struct MHD_Connection *conn;
+	gint64 suspended_us;
 } Job;
 
 /* One TCP connection (libmicrohttpd's socket context). */
@@ -277,8 +283,11 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	HttpServer *srv = cls;
 
-	(void)con_cls;
 	(void)toe;
+	if (con_cls != NULL && *con_cls != NULL && *con_cls != srv) {
+		job_unref(*con_cls); /* a connection that went while its reply was deferred */
+		*con_cls = NULL;
+	}
 	g_mutex_lock(&srv->sync->lock);
 	Conn *conn = conn_of(c);
 	if (conn != NULL) {
@@ -433,20 +442,74 @@ job_run(gpointer data)
 		return G_SOURCE_REMOVE;
 	}
 	gint64 start = g_get_monotonic_time();
+	reply.job_ = j;
 	j->route->fn(&req, &reply, j->route->data);
+	reply.job_ = NULL;
 	g_mutex_lock(&j->sync->lock);
 	j->render_us = MAX(g_get_monotonic_time() - start, 1);
 	j->reply = reply;
-	j->done = TRUE;
+	if (j->defer_asked)
+		j->deferred = TRUE; /* the server's thread suspends the connection */
+	else
+		j->done = TRUE;
 	g_cond_broadcast(&j->sync->cond);
 	g_mutex_unlock(&j->sync->lock);
 	return G_SOURCE_REMOVE;
 }
 
+HttpDeferred *
+http_reply_defer(HttpReply *reply)
+{
+	Job *j = reply->job_;
+
+	if (j == NULL || j->defer_asked)
+		return NULL;
+	j->defer_asked = TRUE; /* read under the lock once the handler returned */
+	g_atomic_int_inc(&j->ref);
+	return (HttpDeferred *)j;
+}
+
+/* Under sync->lock: the reply of a suspended job is in; TRUE when its connection is to be
+ * resumed (outside the lock: libmicrohttpd's own lock is taken). */
+static gboolean
+job_finish_locked(Job *j, guint status, const char *body, gsize len)
+{
+	if (j->done)
+		return FALSE;
+	j->reply.status = status;
+	if (j->reply.body == NULL)
+		j->reply.body = g_string_new(NULL);
+	g_string_truncate(j->reply.body, 0);
+	g_string_append_len(j->reply.body, body, (gssize)len);
+	j->done = TRUE;
+	g_cond_broadcast(&j->sync->cond);
+	if (!j->suspended)
+		return FALSE;
+	j->sync->suspended = g_list_remove(j->sync->suspended, j);
+	return TRUE;
+}
+
+void
+http_deferred_reply(HttpDeferred *d, guint status, const char *body, gsize len)
+{
+	Job *j = (Job *)d;
+
+	g_mutex_lock(&j->sync->lock);
+	gboolean resume = !j->abandoned && !j->sync->stopping &&
+			  job_finish_locked(j, status, body, len);
+	struct MHD_Connection *c = j->conn;
+	g_mutex_unlock(&j->sync->lock);
+	if (resume) {
+		MHD_resume_connection(c);
+		job_unref(j); /* the suspended list's */
+	}
+	job_unref(j); /* the deferral's */
+}
+
 /* Hand the request to the main loop and wait for its reply (at most timeout_s). */
 static enum MHD_Result
 serve(HttpServer *srv, struct MHD_Connection *c, const HttpRoute *route, const char *url,
-      gboolean head, char **args)
+      gboolean head, char **args, void **con_cls)
 {
 	Job *j = g_new0(Job, 1);
 	gint64 deadline = g_get_monotonic_time() + (gint64)srv->cfg.timeout_s * G_USEC_PER_SEC;
@@ -472,9 +535,25 @@ serve(HttpServer *srv, struct MHD_Connection *c, const HttpRoute *route, const c
 	g_mutex_unlock(&srv->sync->lock);
 	g_main_context_invoke_full(NULL, G_PRIORITY_DEFAULT, job_run, j, job_unref);
 	g_mutex_lock(&srv->sync->lock);
-	while (!j->done && !srv->sync->stopping)
+	while (!j->done && !j->deferred && !srv->sync->stopping)
 		if (!g_cond_wait_until(&srv->sync->cond, &srv->sync->lock, deadline))
 			break;
+	if (j->deferred && !j->done && !srv->sync->stopping) {
+		/* the reply comes later: the connection waits aside, this thread goes on with
+		 * the others. Suspended under the lock, so that http_deferred_reply() resumes
+		 * it only after this. */
+		srv->st.render_us += (guint64)j->render_us;
+		srv->st.deferred++;
+		j->suspended = TRUE;
+		j->conn = c;
+		j->suspended_us = g_get_monotonic_time();
+		g_atomic_int_inc(&j->ref); /* the list's */
+		srv->sync->suspended = g_list_prepend(srv->sync->suspended, j);
+		MHD_suspend_connection(c);
+		*con_cls = j; /* this thread's reference, until the connection comes back */
+		g_mutex_unlock(&srv->sync->lock);
+		return MHD_YES;
+	}
 	gboolean done = j->done;
 	if (!done) {
 		j->abandoned = TRUE;
@@ -533,6 +612,25 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 	gsize size = strlen(url) + strlen(method) + strlen(version) + 4;
 
 	(void)upload_data;
+	if (*con_cls != NULL && *con_cls != srv) {
+		/* back from a suspension: the deferred reply (or the timeout's) is in */
+		Job *j = *con_cls;
+		*con_cls = srv;
+		g_mutex_lock(&srv->sync->lock);
+		HttpReply reply = j->reply;
+		gboolean done = j->done && reply.body != NULL;
+		if (done) {
+			j->reply.body = NULL;
+			j->reply.fd = -1;
+			if (reply.status == MHD_HTTP_NOT_FOUND)
+				srv->st.not_found++;
+		}
+		g_mutex_unlock(&srv->sync->lock);
+		job_unref(j);
+		if (!done)
+			return send_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, TRUE, "busy: try again");
+		return send_reply(c, &reply, FALSE);
+	}
 	if (*con_cls != NULL) {
 		/* a body we did not ask for (the reply is queued already): drop it */
 		*upload_data_size = 0;
@@ -624,7 +722,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 	}
 	if (route->on_thread)
 		return serve_here(srv, c, route, url, head, args);
-	return serve(srv, c, route, url, head, args);
+	return serve(srv, c, route, url, head, args, con_cls);
 }
 
 /* ---- the deadline sweep (main loop) ---- */
@@ -636,7 +734,25 @@ on_sweep(gpointer user_data)
 	gint64 now = g_get_monotonic_time();
 	gint64 limit = (gint64)srv->cfg.timeout_s * G_USEC_PER_SEC;
 
+	GSList *resume = NULL;
+	static const char late[] =
+	    "{\"ok\":false,\"version\":1,\"error\":\"the node that owns the host did not "
+	    "answer within " G_STRINGIFY(HTTP_DEFER_TIMEOUT_S) " s: try again\"}";
+
 	g_mutex_lock(&srv->sync->lock);
+	for (GList *l = srv->sync->suspended; l != NULL;) {
+		Job *j = l->data;
+		l = l->next;
+		if (now - j->suspended_us < HTTP_DEFER_TIMEOUT_S * G_USEC_PER_SEC)
+			continue;
+		j->reply.content_type = "application/json";
+		if (job_finish_locked(j, MHD_HTTP_GATEWAY_TIMEOUT, late, sizeof late - 1)) {
+			srv->st.deferred_timeouts++;
+			log_refusal(srv, "%s: no deferred reply within %d s: 504", j->path,
+				    HTTP_DEFER_TIMEOUT_S);
+			resume = g_slist_prepend(resume, j);
+		}
+	}
 	for (GList *l = srv->conns; l != NULL; l = l->next) {
 		Conn *conn = l->data;
 		if (conn->cut || conn->fd < 0 || now - conn->start_us < limit)
@@ -653,6 +769,12 @@ on_sweep(gpointer user_data)
 		}
 	}
 	g_mutex_unlock(&srv->sync->lock);
+	for (GSList *l = resume; l != NULL; l = l->next) {
+		Job *j = l->data;
+		MHD_resume_connection(j->conn);
+		job_unref(j); /* the list's */
+	}
+	g_slist_free(resume);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -699,7 +821,9 @@ http_server_new(const HttpConfig *cfg, const HttpRoute *routes, guint n, GError 
 	g_autoptr(GError) err = NULL;
 	gboolean has_cert = cfg->tls_cert != NULL && cfg->tls_cert[0] != '\0';
 	gboolean has_key = cfg->tls_key != NULL && cfg->tls_key[0] != '\0';
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+	/* suspend/resume: a deferred reply's connection waits aside (http_reply_defer()) */
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG |
+			     MHD_ALLOW_SUSPEND_RESUME;
 
 	srv->listen_fd = -1;
 	srv->cfg = *cfg;
@@ -794,13 +918,32 @@ http_server_free(HttpServer *srv)
 		return;
 	if (srv->sweep != 0)
 		g_source_remove(srv->sweep);
+	GList *suspended = NULL;
 	if (srv->sync != NULL) {
 		/* wake a request waiting for the main loop (which is here, not rendering) */
 		g_mutex_lock(&srv->sync->lock);
 		srv->sync->stopping = TRUE;
 		g_cond_broadcast(&srv->sync->cond);
+		/* connections waiting for a deferred reply: answered 503 (a late reply is
+		 * dropped), and resumed, since libmicrohttpd stops only without them */
+		static const char gone[] = "{\"ok\":false,\"version\":1,\"error\":\"the "
+					   "daemon is stopping\"}";
+		for (GList *l = srv->sync->suspended; l != NULL; l = l->next) {
+			Job *j = l->data;
+			j->abandoned = TRUE;
+			j->suspended = FALSE; /* job_finish_locked() leaves the list alone */
+			(void)job_finish_locked(j, MHD_HTTP_SERVICE_UNAVAILABLE, gone,
+						sizeof gone - 1);
+		}
+		suspended = g_steal_pointer(&srv->sync->suspended);
 		g_mutex_unlock(&srv->sync->lock);
 	}
+	for (GList *l = suspended; l != NULL; l = l->next) {
+		Job *j = l->data;
+		MHD_resume_connection(j->conn);
+		job_unref(j);
+	}
+	g_list_free(suspended);
 	if (srv->mhd != NULL)
 		MHD_stop_daemon(srv->mhd);
 	if (srv->listen_fd >= 0)
@@ -849,7 +992,8 @@ http_server_stats_json(HttpServer *srv, GString *out)
 	    F(connections),	F(active),	    F(requests),	F(refused_not_allowed),
 	    F(refused_auth),	F(refused_clients), F(refused_too_big), F(refused_method),
 	    F(refused_busy),	F(timed_out),	    F(bad_requests),	F(not_found),
-	    F(auth_cache_hits), F(renders_delayed), F(render_us),
+	    F(auth_cache_hits), F(renders_delayed), F(render_us),	F(deferred),
+	    F(deferred_timeouts),
 #undef F
 	};
 	HttpStats s;

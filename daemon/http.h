@@ -51,6 +51,7 @@ typedef struct {
 	/* ... or an open file, streamed from its start and closed by the server (>= 0). */
 	int fd;
 	guint64 fd_size;
+	gpointer job_; /* the server's (http_reply_defer()) */
 } HttpReply;
 
 /* Runs on the main loop (the default main context). */
@@ -65,6 +66,18 @@ typedef struct {
 	 * serving them never takes the loop that receives the flows. */
 	gboolean on_thread;
 } HttpRoute;
+
+/* A reply that comes later (a cluster node's `host` for a host another node owns): from a
+ * handler on the main loop (NULL for one on the server's thread), which then returns with
+ * nothing in the reply but its content type. The connection is suspended meanwhile (the
+ * server goes on with the others) and answered by http_deferred_reply() on the main loop,
+ * or with 504 after HTTP_DEFER_TIMEOUT_S. */
+#define HTTP_DEFER_TIMEOUT_S 5
+typedef struct HttpDeferred HttpDeferred;
+HttpDeferred *http_reply_defer(HttpReply *reply);
+/* Exactly once per http_reply_defer(); a reply after the timeout or the server's end is
+ * dropped. */
+void http_deferred_reply(HttpDeferred *d, guint status, const char *body, gsize len);
 
 typedef struct HttpServer HttpServer;
 

@@ -145,6 +145,49 @@ json_error(HttpReply *reply, guint status, const char *command, const char *mess
 	control_reply_error(reply->body, command, message);
 }
 
+/* The owner's answer to a routed host (cluster_node_request()), for the deferred reply. */
+static void
+host_routed(gpointer tag, const char *text, gsize len, const char *error)
+{
+	g_autoptr(GString) body = g_string_new(NULL);
+	guint status;
+
+	if (text != NULL) {
+		g_string_append_len(body, text, (gssize)len);
+		/* the owner's reply as over the socket: ok true, or a failure (nothing held
+		 * about the host: 404, as this node says for its own) */
+		status = g_str_has_prefix(body->str, "{\"ok\":true") ? 200 : 404;
+	} else {
+		g_autofree char *msg = g_strdup_printf(
+		    "the node that owns the host did not answer: %s", error ? error : "no reply");
+		control_reply_error(body, "host", msg);
+		status = 504;
+	}
+	if (body->len == 0 || body->str[body->len - 1] != '\n')
+		g_string_append_c(body, '\n');
+	http_deferred_reply(tag, status, body->str, body->len);
+}
+
+/* A cluster node's host for a host another node owns: asked there, the reply deferred
+ * (the connection waits aside). FALSE: answered here as usual. */
+static gboolean
+serve_routed_host(HttpApi *api, const ControlRequest *creq, HttpReply *reply)
+{
+	ClusterNode *cn = api->commands->cluster;
+	char owner[64];
+
+	if (cn == NULL || creq->cmd->id != CONTROL_CMD_HOST ||
+	    cluster_node_analyzer_for(cn, creq->addr, owner) != NULL || owner[0] == '\0')
+		return FALSE;
+	HttpDeferred *d = http_reply_defer(reply);
+	if (d == NULL)
+		return FALSE;
+	g_autoptr(GString) line = g_string_new(NULL);
+	commands_host_line(creq, line);
+	cluster_node_request(cn, owner, line->str, host_routed, d);
+	return TRUE;
+}
+
 static void
 serve_api(const HttpRequest *req, HttpReply *reply, gpointer data)
 {
@@ -165,6 +208,8 @@ serve_api(const HttpRequest *req, HttpReply *reply, gpointer data)
 	creq.max_reply = api->max_reply;
 	reply->content_type = "application/json";
 	reply->no_store = TRUE;
+	if (serve_routed_host(api, &creq, reply))
+		return;
 	if (!commands_run(*api->control, &creq, &peer, reply->body, (gpointer)api->commands,
 			  &err)) {
 		g_string_truncate(reply->body, 0);

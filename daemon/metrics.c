@@ -131,6 +131,16 @@ static const Scalar cluster_scalars[] = {
        "Bytes of those snapshots."),
     CN("spamflow_cluster_snapshots_bad_total", M_COUNTER, snapshots_bad,
        "Snapshots that did not load at a takeover (the windows restarted)."),
+    CN("spamflow_cluster_ctl_stored_total", M_COUNTER, ctl_out,
+       "Control records (suppress, unsuppress, forget) asked on this node and stored."),
+    CN("spamflow_cluster_ctl_failed_total", M_COUNTER, ctl_out_failed,
+       "Control records asked on this node that the bus did not store (the client was told)."),
+    CN("spamflow_cluster_ctl_applied_total", M_COUNTER, ctl_in,
+       "Control records applied by this node's partitions (replays included)."),
+    CN("spamflow_cluster_ctl_bad_total", M_COUNTER, ctl_bad,
+       "Control records that did not parse or named another partition (skipped)."),
+    CN("spamflow_cluster_ctl_refused_total", M_COUNTER, ctl_refused,
+       "Suppressions a partition analyzer refused (max_suppressions)."),
     CN("spamflow_cluster_bus_connected", M_GAUGE, bus_connected,
        "1 while connected to a NATS server."),
     CN("spamflow_cluster_bus_reconnects_total", M_COUNTER, bus_reconnects,
@@ -182,6 +192,10 @@ static const Scalar http_scalars[] = {
     HS("spamflow_http_not_found_total", M_COUNTER, not_found, "HTTP requests answered 404."),
     HS("spamflow_http_renders_delayed_total", M_COUNTER, renders_delayed,
        "HTTP replies held back so that rendering takes at most a tenth of the main loop."),
+    HS("spamflow_http_deferred_total", M_COUNTER, deferred,
+       "HTTP replies that came later (a cluster node's host routed to its owner)."),
+    HS("spamflow_http_deferred_timeouts_total", M_COUNTER, deferred_timeouts,
+       "Deferred HTTP replies that did not come in time (answered 504)."),
 };
 
 /* spamflow_http_refused_total{reason} */

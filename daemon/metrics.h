@@ -35,6 +35,9 @@ typedef struct {
 	guint64 auth_cache_hits;     /* credentials known good, no hash computed */
 	guint64 renders_delayed;     /* replies held back to keep the main loop's share */
 	guint64 render_us;	     /* the main loop's time rendering replies */
+	guint64 deferred;	     /* replies that came later (a cluster node's routed host),
+					the connection suspended meanwhile */
+	guint64 deferred_timeouts;   /* ... that did not come in time: 504 */
 } HttpStats;
 
 typedef struct {

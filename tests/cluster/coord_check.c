@@ -158,6 +158,10 @@ on_event(const CoordEvent *ev, gpointer user_data)
 		else
 			g_string_append(line, "null");
 		break;
+	case COORD_PUBLISHED: /* coord_publish() is not driven by this tool */
+		g_string_append_printf(line, "{\"ev\":\"published\",\"seq\":%" G_GUINT64_FORMAT,
+				       ev->seq);
+		break;
 	}
 	emit(line);
 }

@@ -1,6 +1,6 @@
 /* libFuzzer harness for the cluster's wire format (cluster/wire.c): the bytes are a message
- * as the bus delivers it, a flow batch, an alert or history readings; every decoder gets every input (the one
- * whose magic it is not stops at once). Whatever the bytes: a decoder that accepts them
+ * as the bus delivers it, a flow batch, an alert, a control record or history readings; every
+ * decoder gets every input (the one whose magic it is not stops at once). Whatever the bytes: a decoder that accepts them
  * gives values inside the format's bounds (what the analyzer and the sinks rely on), and
  * their encoding decodes to the same values and encodes to the same bytes again. Seeds in
  * corpus/cluster/ (make_corpus.py: valid batches and alerts, and broken ones). */
@@ -91,6 +91,30 @@ check_history(const guint8 *p, size_t size)
 	FUZZ_CHECK(e->len == size && memcmp(e->data, p, size) == 0);
 }
 
+static void
+check_ctl(const guint8 *p, size_t size)
+{
+	ClusterCtl c, c2;
+	char id[CLUSTER_WIRE_ID_MAX];
+	if (!cluster_wire_ctl_decode(p, size, &c, NULL))
+		return;
+	FUZZ_CHECK(cluster_wire_is_ctl(p, size));
+	FUZZ_CHECK(strlen(c.node) < sizeof c.node && strlen(c.note) < sizeof c.note);
+	FUZZ_CHECK(c.op >= CLUSTER_CTL_SUPPRESS && c.op <= CLUSTER_CTL_FORGET);
+	FUZZ_CHECK((guint)c.reason < REASON_COUNT && (!c.all || c.reason == 0));
+	FUZZ_CHECK(c.until_ms >= 0 && c.set_ms >= 0 && c.boot_ms >= 0);
+	cluster_wire_ctl_id(&c, id, sizeof id);
+	FUZZ_CHECK(strlen(id) < sizeof id - 1);
+	g_autoptr(GByteArray) e1 = g_byte_array_new();
+	g_autoptr(GByteArray) e2 = g_byte_array_new();
+	cluster_wire_ctl_encode(&c, e1);
+	FUZZ_CHECK(e1->len <= size); /* an IPv4 host sent in 16 bytes shrinks */
+	FUZZ_CHECK(cluster_wire_ctl_decode(e1->data, e1->len, &c2, NULL));
+	FUZZ_CHECK(memcmp(&c, &c2, sizeof c) == 0);
+	cluster_wire_ctl_encode(&c2, e2);
+	FUZZ_CHECK(e1->len == e2->len && memcmp(e1->data, e2->data, e1->len) == 0);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -98,5 +122,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_batch(p, size);
 	check_alert(p, size);
 	check_history(p, size);
+	check_ctl(p, size);
 	return 0;
 }

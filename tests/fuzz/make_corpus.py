@@ -741,6 +741,15 @@ def wire_history(slice_payload, node=b"a1", partition=7, rev=42, piece=0, versio
     return (b"SFCH" + bytes([version, len(node)]) + node + struct.pack(">IQHI", partition, rev,
                                                                        piece, n)
             + slice_payload)
+def wire_ctl(op=1, host="10.1.2.3", flags=0, reason=0, until=1700003600000,
+             set_ms=1700000000000, uid=1000, pid=4242, note=b"newsletter run",
+             node=b"analyzer-a", boot=1700000000000, rid=7, partition=5, version=1,
+             note_len=None):
+    """A control record (suppress 1, unsuppress 2, forget 3), as cluster/wire.c writes it"""
+    return (b"SFCC" + u8(version) + wire_node(node) + u64(boot) + u64(rid) + u32(partition)
+            + u8(op) + wire_addr(a16(host)) + u8(flags) + u8(reason) + u64(until)
+            + u64(set_ms) + u32(uid) + u32(pid)
+            + u8(len(note) if note_len is None else note_len) + note)
 
 
 def cluster_seeds():
@@ -802,6 +811,21 @@ def cluster_seeds():
         "seed-history-trailing": wire_history(bytes(8)) + b"z",
         "seed-history-length-lies": wire_history(bytes(8), length=1 << 24),
         "seed-history-version": wire_history(bytes(8), version=2),
+        "seed-ctl-suppress": wire_ctl(),
+        "seed-ctl-suppress-all-v6": wire_ctl(host="2001:db8::66", flags=1, note=b"n" * 200,
+                                             node=b"n" * 63, rid=(1 << 64) - 1),
+        "seed-ctl-unsuppress": wire_ctl(op=2, reason=3, note=b""),
+        "seed-ctl-forget": wire_ctl(op=3, flags=1, until=0, note=b""),
+        "seed-ctl-truncated": wire_ctl()[:-4],
+        "seed-ctl-trailing": wire_ctl() + b"\0",
+        "seed-ctl-bad-op": wire_ctl(op=4),
+        "seed-ctl-bad-reason": wire_ctl(reason=200),
+        "seed-ctl-all-with-reason": wire_ctl(flags=1, reason=2),
+        "seed-ctl-note-too-long": wire_ctl(note=b"x" * 201),
+        "seed-ctl-note-past-end": wire_ctl(note=b"ab", note_len=50),
+        "seed-ctl-nul-note": wire_ctl(note=b"a\0b"),
+        "seed-ctl-version": wire_ctl(version=2),
+        "seed-ctl-time-range": wire_ctl(until=1 << 62),
     }
 
 

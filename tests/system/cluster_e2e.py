@@ -20,6 +20,12 @@ between the collectors.
     lists them with the records that collector decoded;
   - a1's /metrics passes `promtool check metrics` and its spamflow_cluster_* values equal
     `spamflowctl -j cluster`;
+  - policy commands on a node that does not own the host: a bot suppressed before the
+    replay reaches its crossing raises nothing (its owner is the analyzer killed mid-run, so
+    the suppression survives that takeover), and `suppressions` shows it on every node;
+    at the end a suppression asked right before its owner is SIGKILLed is kept by the new
+    owner (with its expiry), unsuppress removes it everywhere, and forget drops an offender
+    from every node's `offenders` and reaches the alert group;
   - `spamflowctl offenders` answers the same on every live node and equals the reference's
     offenders at the end; `host ADDR` is answered on a node that does not own the host (the
     request is routed to the owner); `cluster` shows every partition owned and no lag.
@@ -48,6 +54,7 @@ SPLIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sc
                      "pcap-split.py")
 LEASE_TTL = 3
 SLICE_MS = 60000  # the analyzer's slice (the default): readings are stored at slice ends
+MAX_SUPPRESSIONS = 3
 failures = []
 
 
@@ -222,7 +229,10 @@ def main():
         def conf(name, roles, group, sink=None):
             path = os.path.join(tmp, name + ".conf")
             with open(path, "w") as f:
-                f.write(base)
+                # the cluster's limit on suppressions, small enough to reach (the reference
+                # daemon reads base_conf as it is)
+                f.write(base.replace("[analyzer]\n", f"[analyzer]\nmax_suppressions = "
+                                     f"{MAX_SUPPRESSIONS}\n", 1))
                 f.write(f"\n[control]\nsocket = {tmp}/{name}.sock\n")
                 if sink:
                     f.write(f"\n[sinks]\njson = {sink}\n")
@@ -267,6 +277,56 @@ def main():
                 time.sleep(0.3)
             check(len(own) == PARTITIONS and "" not in counts and len(counts) == 3,
                   f"every partition owned, spread over the three analyzers ({dict(counts)})")
+
+            # a bot suppressed before the replay: on a node that does not own it, and owned
+            # by a2, which is killed at 15 % (so the suppression must survive a takeover)
+            own, _ = owners("a1")
+            bots = sorted({e["host"] for e in ref if e["event"] == "raised"})
+            sup_host = next((h for h in bots if own.get(partition(h, PARTITIONS)) == "a2"),
+                            bots[0])
+            sup_owner = own.get(partition(sup_host, PARTITIONS))
+            asker = next(a for a in analyzers if a != sup_owner)
+            t_ask = time.time()
+            r = ctl(spamflowctl, sock[asker], "suppress", sup_host, "until=1d", "note=e2e test")
+            t_reply = time.time()
+            check(r.get("ok") and (r.get("suppression") or {}).get("host") == sup_host and
+                  r.get("sequence", 0) > 0 and r.get("partition") == partition(sup_host, PARTITIONS),
+                  f"suppress {sup_host} on {asker} (owner {sup_owner}): stored at sequence "
+                  f"{r.get('sequence')} in {(t_reply - t_ask) * 1000:.0f} ms ({str(r)[:160]})")
+            sup_until = (r.get("suppression") or {}).get("until_ms")
+            deadline, shown_all = time.time() + 10, None
+            while time.time() < deadline:
+                shown = {a: [x for x in ctl(spamflowctl, sock[a], "suppressions")
+                             .get("suppressions", []) if x.get("host") == sup_host]
+                         for a in analyzers}
+                if all(len(v) == 1 and v[0].get("until_ms") == sup_until
+                       for v in shown.values()):
+                    shown_all = time.time() - t_reply
+                    break
+                time.sleep(0.1)
+            check(shown_all is not None,
+                  f"suppressions on every node shows {sup_host} until {sup_until} "
+                  f"{'%.2f s after the reply' % shown_all if shown_all is not None else 'never'}")
+            logs[sup_owner].flush()
+            with open(os.path.join(tmp, sup_owner + ".log")) as f:
+                olog = f.read()
+            with open(os.path.join(tmp, asker + ".log")) as f:
+                alog = f.read()
+            # when the owner applied it, from its log line's time (local, ms)
+            import re
+            m = re.search(r"(\d\d):(\d\d):(\d\d)\.(\d\d\d): cluster: suppression set: " +
+                          re.escape(sup_host), olog)
+            if m:
+                lt = time.localtime(t_reply)
+                applied = time.mktime(lt[:3] + (int(m[1]), int(m[2]), int(m[3])) + lt[6:]) \
+                    + int(m[4]) / 1000
+                print(f"the owner {sup_owner} applied it {(applied - t_reply) * 1000:+.0f} ms "
+                      f"from the reply", flush=True)
+            check(f"suppression set: {sup_host} (all reasons)" in olog and
+                  f"on node {asker}" in olog and "uid=" in olog and
+                  f"suppression of {sup_host}" in alog and "asked by uid=" in alog,
+                  f"the suppression is logged on its owner {sup_owner} and on {asker}, with "
+                  f"the client's uid and pid")
 
             # the collectors replay in step, every other datagram each
             parts = split_capture(capture, tmp, 2)
@@ -321,6 +381,17 @@ def main():
             nats_pub(port, "spamflow.flows.3", b"SFCB\x07" + bytes(40))
             nats_pub(port, "spamflow.alerts", b"not an alert")
             nats_pub(port, "spamflow.history.3", b"SFCH\x01\x00" + bytes(10))
+            # a control record that does not parse (a wrong op), on a flow subject
+            nats_pub(port, "spamflow.flows.3", b"SFCC\x01\x01x" + bytes(20) + b"\x09" + bytes(60))
+            # suppressions bucket entries no owner wrote: every node must skip them
+            far = int(time.time() * 1000) + 86400000
+            for k, v in (("bad1", b'{"host":5,"reason":null,"until_ms":%d,"note":7}' % far),
+                         ("bad2", b'{"host":"10.0.0.1","reason":["x"],"until_ms":%d}' % far),
+                         ("bad3", b'{"host":"not an address","reason":null,"until_ms":%d}' % far),
+                         ("bad5", b'{"host":"10.0.0.2","reason":null,"until_ms":%d,"uid":[1],'
+                                  b'"set_ms":{},"partition":"x"}' % far),
+                         ("bad4", b"[" * 100000)):
+                nats_pub(port, f"$KV.spamflow_suppressions.{k}", v)
 
             def bad_counts():
                 fb = sum((ctl(spamflowctl, sock[a], "stats").get("cluster") or {})
@@ -333,9 +404,30 @@ def main():
             deadline = time.time() + 8
             while time.time() < deadline:
                 fb, ab, hb = bad_counts()
-                if fb >= bad_before + 2 and ab >= 1 and hb >= 2:
+                cb = sum((ctl(spamflowctl, sock[a], "stats").get("cluster") or {})
+                         .get("ctl_bad", 0) for a in ("a1", "a3"))
+                if fb >= bad_before + 2 and ab >= 1 and hb >= 2 and cb >= 1:
                     break
                 time.sleep(0.3)
+            check(cb == 1, f"a control record that does not parse: counted ctl_bad {cb} (1 sent)")
+            # the bucket is read every coordinator round (a second, later while a takeover
+            # keeps the coordinator busy)
+            def supp_ok(s):
+                return (s.get("ok") and s.get("total") == 2 and
+                        {x["host"] for x in s["suppressions"]} == {sup_host, "10.0.0.2"} and
+                        [x["uid"] for x in s["suppressions"] if x["host"] == "10.0.0.2"] == [0])
+            deadline = time.time() + 6
+            while True:
+                sj = {a: ctl(spamflowctl, sock[a], "suppressions") for a in ("a1", "a3")}
+                if all(supp_ok(s) for s in sj.values()) or time.time() > deadline:
+                    break
+                time.sleep(0.2)
+            check(all(supp_ok(s) for s in sj.values()),
+                  f"hostile entries in the suppressions bucket are skipped or read as far as "
+                  f"they go ({ {a: s.get('total') for a, s in sj.items()} } listed: "
+                  f"{sup_host} and 10.0.0.2 with uid 0)")
+            # (bad5 is a suppression as far as `suppressions` can tell: gone again)
+            nats_pub(port, "$KV.spamflow_suppressions.bad5", b"")
             # each node with a store reads every history message: a1 and a3 count it once each
             check(fb == bad_before + 2 and ab == 1 and hb == 2,
                   f"garbage on the bus counted and skipped: {fb - bad_before} bad flow batches "
@@ -385,6 +477,11 @@ def main():
             dup = [k for k, n in ids.items() if n > 1]
             check(not dup, f"no event reached the sinks twice ({len(got)} events; "
                            f"duplicates: {dup[:3]})")
+            check(not any(e["host"] == sup_host for e in got),
+                  f"the suppressed {sup_host} raised nothing in the cluster (the reference "
+                  f"raised it {sum(1 for e in ref if e['host'] == sup_host and e['event'] == 'raised')}"
+                  f" times)")
+            ref = [e for e in ref if e["host"] != sup_host]
             want = collections.Counter(key(e) for e in ref if e["event"] == "raised")
             have = collections.Counter(key(e) for e in got if e["event"] == "raised")
             check(want == have,
@@ -465,6 +562,148 @@ def main():
                 st = ctl(spamflowctl, sock[a], "cluster")
                 print(f"{a}: this node {json.dumps((st.get('cluster') or {}))[:900]}")
                 print(f"{a}: coordinator {json.dumps((st.get('status') or {}).get('coord'))}")
+            # suppress, then SIGKILL the owner at once: the new owner has it (the record is
+            # in the partition's stream, replayed after the newest snapshot)
+            own, _ = owners("a1")
+            victim = "a3"
+            k_host = next(f"10.9.{i // 250}.{i % 250 + 1}" for i in range(5000)
+                          if own.get(partition(f"10.9.{i // 250}.{i % 250 + 1}", PARTITIONS)) == victim)
+            r = ctl(spamflowctl, sock["a1"], "suppress", k_host, "reason=smtp-fanout",
+                    "until=2h", "note=takeover")
+            k_until = (r.get("suppression") or {}).get("until_ms")
+            procs[victim].send_signal(signal.SIGKILL)
+            procs.pop(victim).wait()
+            t_kill = time.time()
+            check(r.get("ok") and r.get("sequence", 0) > 0,
+                  f"suppress {k_host} on a1, its owner {victim} SIGKILLed right after the reply")
+            live = ["a1", "a2"]
+            kept, new_owner = None, None
+            while time.time() - t_kill < 20:
+                own, _ = owners("a1")
+                new_owner = own.get(partition(k_host, PARTITIONS))
+                if new_owner in live:
+                    h = ctl(spamflowctl, sock["a2"], "host", k_host)
+                    kept = [x for x in h.get("suppressions", []) if x.get("host") == k_host]
+                    if kept:
+                        break
+                time.sleep(0.3)
+            check(kept and kept[0].get("until_ms") == k_until and
+                  kept[0].get("reason") == "smtp-fanout" and kept[0].get("note") == "takeover",
+                  f"the new owner {new_owner} of {k_host} keeps the suppression until {k_until} "
+                  f"after {time.time() - t_kill:.1f} s ({str(kept)[:160]})")
+            # unsuppress: gone from every node
+            r = ctl(spamflowctl, sock["a2"], "unsuppress", k_host)
+            check(r.get("ok") and r.get("removed") == 1 and r.get("sequence", 0) > 0,
+                  f"unsuppress {k_host} on a2: {str(r)[:160]}")
+            deadline, gone = time.time() + 10, False
+            while time.time() < deadline and not gone:
+                gone = all(not any(x.get("host") == k_host for x in
+                                   ctl(spamflowctl, sock[a], "suppressions").get("suppressions", []))
+                           for a in live)
+                gone = gone and not ctl(spamflowctl, sock["a1"], "host", k_host).get("suppressions")
+                time.sleep(0.2)
+            check(gone, f"{k_host}'s suppression is gone on every node and at its owner")
+            # max_suppressions is the cluster's: sup_host's and two more fill it; a fourth
+            # is refused saying so, replacing one is not
+            more = [f"10.9.9.{i}" for i in (1, 2)]
+            for h in more:
+                r = ctl(spamflowctl, sock["a2"], "suppress", h, "until=1h", "note=fill")
+                check(r.get("ok"), f"suppress {h}: {str(r)[:100]}")
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                if ctl(spamflowctl, sock["a1"], "suppressions").get("total") == MAX_SUPPRESSIONS:
+                    break
+                time.sleep(0.2)
+            r = ctl(spamflowctl, sock["a1"], "suppress", "10.9.9.3", "until=1h", "note=over")
+            r2 = ctl(spamflowctl, sock["a1"], "suppress", more[0], "until=2h", "note=again")
+            check(not r.get("ok") and f"max_suppressions ({MAX_SUPPRESSIONS}) reached" in
+                  r.get("error", "") and r2.get("ok") and r2.get("replaced") is True,
+                  f"at max_suppressions {MAX_SUPPRESSIONS} a new one is refused "
+                  f"({r.get('error', '')[:90]}), a replacement taken ({r2.get('replaced')})")
+            for h in more:
+                ctl(spamflowctl, sock["a2"], "unsuppress", h)
+            # forget an offender, asked on a node that does not own it
+            if want_off:
+                f_host = sorted(want_off)[-1][0]
+                own, _ = owners("a1")
+                f_ask = next(a for a in live if a != own.get(partition(f_host, PARTITIONS)))
+                r = ctl(spamflowctl, sock[f_ask], "forget", f_host)
+                check(r.get("ok") and r.get("forgotten") and r.get("sequence", 0) > 0,
+                      f"forget {f_host} on {f_ask}: {str(r)[:160]}")
+                deadline, gone = time.time() + 10, False
+                while time.time() < deadline and not gone:
+                    gone = all(not any(x["host"] == f_host for x in
+                                       ctl(spamflowctl, sock[a], "offenders").get("offenders", []))
+                               for a in live)
+                    time.sleep(0.2)
+                fin = sum((ctl(spamflowctl, sock[a], "stats").get("cluster") or {})
+                          .get("ctl_forgets_in", 0) for a in live)
+                check(gone and fin == 1,
+                      f"{f_host} is in no node's offenders after forget, and the alert group "
+                      f"got the forget once ({fin})")
+
+            # the HTTP API on a1: /api/host/ADDR of a host a2 owns is routed to a2 (the same
+            # object as `host` on the control socket); with a2 stopped (SIGSTOP) it is a 504
+            # with a JSON error, and the server answers other requests meanwhile
+            own, _ = owners("a1")
+            r_host = next((h for h, _ in sorted(want_off)
+                           if own.get(partition(h, PARTITIONS)) == "a2"), None)
+            if r_host is None:
+                r_host = next(f"10.9.{i // 250}.{i % 250 + 1}" for i in range(5000)
+                              if own.get(partition(f"10.9.{i // 250}.{i % 250 + 1}",
+                                                   PARTITIONS)) == "a2")
+
+            def http_get(path, timeout=15):
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}{path}",
+                                                timeout=timeout) as resp:
+                        return resp.status, resp.read().decode()
+                except urllib.error.HTTPError as e:
+                    return e.code, e.read().decode()
+            st, body = http_get(f"/api/host/{r_host}")
+            via_ctl = ctl(spamflowctl, sock["a1"], "host", r_host)
+            try:
+                hj = json.loads(body)
+            except json.JSONDecodeError:
+                hj = {}
+            same = (hj.get("reasons") == via_ctl.get("reasons") and "reasons" in hj
+                    if via_ctl.get("ok") else hj.get("error") == via_ctl.get("error"))
+            check(st == (200 if via_ctl.get("ok") else 404) and hj.get("ok") == via_ctl.get("ok")
+                  and same and (hj.get("host") == r_host or not via_ctl.get("ok")),
+                  f"/api/host/{r_host} on a1 is answered by its owner a2 (HTTP {st}, "
+                  f"{body[:120]})")
+            import threading
+            procs["a2"].send_signal(signal.SIGSTOP)
+            res = {}
+            t_req = time.time()
+            th = threading.Thread(target=lambda: res.update(r=http_get(f"/api/host/{r_host}")))
+            th.start()
+            time.sleep(0.3)
+            t_m = time.time()
+            st_m, _ = http_get("/metrics", timeout=5)
+            t_m = time.time() - t_m
+            th.join(20)
+            t_req = time.time() - t_req
+            procs["a2"].send_signal(signal.SIGCONT)
+            st, body = res.get("r", (0, ""))
+            try:
+                ej = json.loads(body)
+            except json.JSONDecodeError:
+                ej = {}
+            check(st == 504 and ej.get("ok") is False and "did not answer" in ej.get("error", "")
+                  and t_req < 8,
+                  f"/api/host/{r_host} with its owner stopped: HTTP {st} after {t_req:.1f} s "
+                  f"({body[:140]})")
+            check(st_m == 200 and t_m < 1.0,
+                  f"a1 served /metrics in {t_m * 1000:.0f} ms while that request waited")
+            # a2 comes back: its partitions settle again before the rest
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                own, _ = owners("a1")
+                if own and all(o in ("a1", "a2") for o in own.values()):
+                    break
+                time.sleep(0.3)
+
             # a live collector: its exporters, on another node
             port = free_udp_port()
             logs["c3"] = open(os.path.join(tmp, "c3.log"), "w+")

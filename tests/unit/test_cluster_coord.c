@@ -362,6 +362,10 @@ typedef struct {
 	gint replies;
 	guint alerts;
 	gint64 next_snap;
+	guint published;      /* COORD_PUBLISHED events */
+	guint64 pub_seq;      /* the last one's sequence (0: failed) */
+	char pub_error[256];  /* and its error */
+	gpointer pub_tag;
 } Node;
 
 static gint64
@@ -431,6 +435,12 @@ on_event(const CoordEvent *ev, gpointer user_data)
 		break;
 	case COORD_HISTORY: /* only with CoordConfig.history, which no node here sets */
 		fail_msg("a history event without CoordConfig.history");
+		break;
+	case COORD_PUBLISHED:
+		n->published++;
+		n->pub_seq = ev->error ? 0 : ev->seq;
+		g_strlcpy(n->pub_error, ev->error ? ev->error : "", sizeof n->pub_error);
+		n->pub_tag = ev->tag;
 		break;
 	}
 }
@@ -883,6 +893,95 @@ test_coord_alerts_requests(void **state)
 	assert_non_null(strstr(off->str, "{\"host\":\"10.0.0.1\",\"v\":2}"));
 	assert_null(strstr(off->str, "10.0.0.2"));
 	assert_non_null(strstr(off->str, "10.0.0.3"));
+
+	/* a control record: stored, then its partition's owner gets it in the stream, at the
+	 * sequence COORD_PUBLISHED said */
+	ClusterCtl ctl = {.op = CLUSTER_CTL_FORGET, .partition = 3, .boot_ms = 5, .id = 1};
+	g_strlcpy(ctl.node, "a", sizeof ctl.node);
+	ctl.host[10] = ctl.host[11] = 0xff;
+	ctl.host[12] = 10;
+	ctl.host[15] = 7;
+	g_autoptr(GByteArray) rec = g_byte_array_new();
+	cluster_wire_ctl_encode(&ctl, rec);
+	coord_publish(a->coord, BUS_SUBJECT_FLOWS ".3", rec->data, rec->len, "c-a-5-1",
+		      GINT_TO_POINTER(42));
+	start = ms();
+	while (ms() - start < 2000 && a->published < 1)
+		pump(nodes, 2, 10);
+	assert_int_equal(a->published, 1);
+	assert_ptr_equal(a->pub_tag, GINT_TO_POINTER(42));
+	assert_string_equal(a->pub_error, "");
+	assert_true(a->pub_seq > 0);
+	Node *own = nodes[owner[3]];
+	gboolean got = FALSE;
+	start = ms();
+	while (ms() - start < 2000 && !got) {
+		pump(nodes, 2, 10);
+		for (guint i = 0; i < own->seen->len; i++) {
+			const Seen *s = &g_array_index(own->seen, Seen, i);
+			if (s->kind == COORD_FLOWS && s->p == 3 && s->seq == a->pub_seq &&
+			    memcmp(s->data, rec->data, 4) == 0)
+				got = TRUE;
+		}
+	}
+	assert_true(got);
+	/* the bus away: the record is not stored, and the error says so */
+	cluster_fake_bus_set_down(a->bus, TRUE);
+	coord_publish(a->coord, BUS_SUBJECT_FLOWS ".3", rec->data, rec->len, "c-a-5-2", NULL);
+	start = ms();
+	while (ms() - start < 3000 && a->published < 2)
+		pump(nodes, 2, 10);
+	assert_int_equal(a->published, 2);
+	assert_int_equal(a->pub_seq, 0);
+	assert_non_null(strstr(a->pub_error, "no answer"));
+	cluster_fake_bus_set_down(a->bus, FALSE);
+
+	/* the forget on the alerts stream (sent twice, as a takeover's replay does): the
+	 * alert group gets it once; a control record that is not a forget is bad there */
+	guint alerts_before = a->alerts;
+	assert_true(bus_publish(b->bus, BUS_SUBJECT_ALERTS, rec->data, rec->len, "f1"));
+	assert_true(bus_publish(b->bus, BUS_SUBJECT_ALERTS, rec->data, rec->len, "f2"));
+	ClusterCtl sup = ctl;
+	sup.op = CLUSTER_CTL_SUPPRESS;
+	sup.id = 2;
+	g_autoptr(GByteArray) rec2 = g_byte_array_new();
+	cluster_wire_ctl_encode(&sup, rec2);
+	assert_true(bus_publish(b->bus, BUS_SUBJECT_ALERTS, rec2->data, rec2->len, "f3"));
+	start = ms();
+	while (ms() - start < 2000 && a->alerts < alerts_before + 1)
+		pump(nodes, 2, 10);
+	pump(nodes, 2, 100);
+	assert_int_equal(a->alerts, alerts_before + 1);
+	g_string_truncate(st, 0);
+	coord_status_json(a->coord, st);
+	assert_non_null(strstr(st->str, "\"ctl_forgets_received\":1,"));
+	assert_non_null(strstr(st->str, "\"duplicates\":3,\"bad\":2,"));
+
+	/* suppressions: read back by the other node; one over by the wall clock is left out
+	 * and deleted from the bucket */
+	gint64 wall = g_get_real_time() / 1000;
+	g_autofree char *live = g_strdup_printf(
+	    "{\"host\":\"10.0.0.1\",\"until_ms\":%" G_GINT64_FORMAT "}", wall + 3600000);
+	coord_suppression(a->coord, "10.0.0.1.all", live);
+	coord_suppression(a->coord, "10.0.0.2.all", "{\"host\":\"10.0.0.2\",\"until_ms\":1000}");
+	coord_suppression(a->coord, "10.0.0.4.all", "{\"host\":\"10.0.0.4\",\"until_ms\":\"x\"}");
+	g_autoptr(GString) sups = g_string_new(NULL);
+	start = ms();
+	while (ms() - start < 2000) {
+		pump(nodes, 2, 20);
+		g_string_truncate(sups, 0);
+		gint64 age;
+		coord_suppressions_json(b->coord, sups, &age);
+		if (strstr(sups->str, "10.0.0.1"))
+			break;
+	}
+	assert_non_null(strstr(sups->str, live));
+	assert_null(strstr(sups->str, "10.0.0.2"));
+	assert_null(strstr(sups->str, "10.0.0.4"));
+	g_autoptr(GError) kerr = NULL;
+	GBytes *gone = NULL;
+	assert_false(bus_kv_get(b->bus, BUS_KV_SUPPRESSIONS, "10.0.0.2.all", &gone, NULL, &kerr));
+	assert_null(gone);
 
 	for (guint i = 0; i < 2; i++)
 		node_stop(nodes[i]);

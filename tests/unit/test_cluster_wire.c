@@ -755,6 +755,128 @@ test_alert_hostile(void **state)
 	expect_batch_error(p, len, CLUSTER_WIRE_ERROR_MAGIC);
 }
 
+/* ---- control records ---- */
+
+static ClusterCtl
+full_ctl(void)
+{
+	ClusterCtl c = {.boot_ms = T0 - 5000,
+			.id = G_MAXUINT64,
+			.partition = 63,
+			.op = CLUSTER_CTL_SUPPRESS,
+			.reason = REASON_SUBMISSION_FANOUT,
+			.until_ms = T0 + 3600000,
+			.set_ms = T0,
+			.uid = 1000,
+			.pid = -1};
+	g_strlcpy(c.node, "analyzer-a", sizeof c.node);
+	inet_pton(AF_INET6, "2001:db8::66", c.host);
+	memset(c.note, 'n', CLUSTER_CTL_NOTE_MAX);
+	return c;
+}
+
+static void
+expect_ctl_error(const guint8 *p, gsize len, ClusterWireError code)
+{
+	ClusterCtl d;
+	g_autoptr(GError) error = NULL;
+	g_autofree guint8 *copy = g_memdup2(p, len);
+	assert_false(cluster_wire_ctl_decode(copy, len, &d, &error));
+	if (!g_error_matches(error, CLUSTER_WIRE_ERROR, (gint)code))
+		fail_msg("want code %d, got %d: %s", code, error->code, error->message);
+	assert_int_equal(d.op, 0); /* nothing half-read is left */
+}
+
+static void
+test_ctl_round_trip(void **state)
+{
+	(void)state;
+	ClusterCtl c = full_ctl(), d;
+	g_autoptr(GByteArray) out = g_byte_array_new();
+	char id[CLUSTER_WIRE_ID_MAX];
+
+	cluster_wire_ctl_encode(&c, out);
+	assert_true(cluster_wire_is_ctl(out->data, out->len));
+	assert_true(cluster_wire_ctl_decode(out->data, out->len, &d, NULL));
+	assert_memory_equal(&c, &d, sizeof c);
+	assert_int_equal(d.pid, -1);
+	assert_int_equal(strlen(d.note), CLUSTER_CTL_NOTE_MAX);
+	cluster_wire_ctl_id(&d, id, sizeof id);
+	assert_string_equal(id, "c-analyzer-a-1699999995000-18446744073709551615");
+	/* a forget of an IPv4 host, every reason: the host in 4 bytes */
+	ClusterCtl f = {.op = CLUSTER_CTL_FORGET, .all = TRUE, .partition = 2, .id = 3};
+	f.host[10] = f.host[11] = 0xff;
+	f.host[12] = 10;
+	f.host[15] = 9;
+	g_byte_array_set_size(out, 0);
+	cluster_wire_ctl_encode(&f, out);
+	/* magic 4, version 1, node 1, boot 8, id 8, partition 4, op 1, addr 5, flags 1,
+	 * reason 1, until 8, set 8, uid 4, pid 4, note 1 */
+	assert_int_equal(out->len, 4 + 1 + 1 + 8 + 8 + 4 + 1 + 5 + 1 + 1 + 8 + 8 + 4 + 4 + 1);
+	assert_true(cluster_wire_ctl_decode(out->data, out->len, &d, NULL));
+	assert_memory_equal(&f, &d, sizeof f);
+	/* one decoder does not take another's message */
+	assert_false(cluster_wire_is_ctl((const guint8 *)"SFCA", 4));
+	assert_false(cluster_wire_is_ctl((const guint8 *)"SFC", 3));
+	ClusterAlert a;
+	ClusterBatch b = {0};
+	assert_false(cluster_wire_alert_decode(out->data, out->len, &a, NULL));
+	assert_false(cluster_wire_batch_decode(out->data, out->len, &b, NULL));
+}
+
+static void
+test_ctl_hostile(void **state)
+{
+	(void)state;
+	ClusterCtl c = full_ctl();
+	g_autoptr(GByteArray) out = g_byte_array_new();
+	cluster_wire_ctl_encode(&c, out);
+
+	for (gsize n = 0; n < out->len; n++)
+		expect_ctl_error(out->data, n, CLUSTER_WIRE_ERROR_TRUNCATED);
+	g_autofree guint8 *p = g_memdup2(out->data, out->len);
+	gsize len = out->len;
+	/* offsets: node at 5, then boot 8, id 8, partition 4, op, addr (1 + 16), flags,
+	 * reason, until 8, set 8, uid 4, pid 4, note length */
+	const gsize op = 4 + 1 + 1 + strlen(c.node) + 8 + 8 + 4;
+	const gsize flags = op + 1 + 17, until = flags + 2, note = until + 8 + 8 + 4 + 4;
+	struct {
+		gsize off;
+		guint8 val;
+		ClusterWireError code;
+	} v[] = {
+	    {0, 'X', CLUSTER_WIRE_ERROR_MAGIC},
+	    {3, 'A', CLUSTER_WIRE_ERROR_MAGIC}, /* an alert's */
+	    {4, 2, CLUSTER_WIRE_ERROR_VERSION},
+	    {5, 64, CLUSTER_WIRE_ERROR_INVALID}, /* node name longer than 63 */
+	    {7, 0, CLUSTER_WIRE_ERROR_INVALID},	 /* NUL in the node name */
+	    {op, 0, CLUSTER_WIRE_ERROR_INVALID},
+	    {op, 4, CLUSTER_WIRE_ERROR_INVALID},
+	    {op + 1, 6, CLUSTER_WIRE_ERROR_INVALID}, /* address length 6 */
+	    {flags, 2, CLUSTER_WIRE_ERROR_INVALID},  /* an unknown flag */
+	    {flags, 1, CLUSTER_WIRE_ERROR_INVALID},  /* every reason, and a reason */
+	    {flags + 1, REASON_COUNT, CLUSTER_WIRE_ERROR_INVALID},
+	    {until, 0xff, CLUSTER_WIRE_ERROR_INVALID}, /* a time past 2^50 */
+	    {until + 8, 0x80, CLUSTER_WIRE_ERROR_INVALID},
+	    {note, CLUSTER_CTL_NOTE_MAX + 1, CLUSTER_WIRE_ERROR_INVALID},
+	    {note, CLUSTER_CTL_NOTE_MAX - 1, CLUSTER_WIRE_ERROR_INVALID}, /* a byte left over */
+	    {note + 5, 0, CLUSTER_WIRE_ERROR_INVALID},			   /* NUL in the note */
+	};
+	for (guint i = 0; i < G_N_ELEMENTS(v); i++) {
+		guint8 keep = p[v[i].off];
+		p[v[i].off] = v[i].val;
+		expect_ctl_error(p, len, v[i].code);
+		p[v[i].off] = keep;
+	}
+	/* still the same record after all that patching */
+	ClusterCtl d;
+	assert_true(cluster_wire_ctl_decode(p, len, &d, NULL));
+	assert_memory_equal(&c, &d, sizeof c);
+	/* trailing bytes */
+	g_byte_array_append(out, (const guint8 *)"\0", 1);
+	expect_ctl_error(out->data, out->len, CLUSTER_WIRE_ERROR_INVALID);
+}
+
 static void
 expect_history_error(const guint8 *p, gsize len, ClusterWireError code)
 {
@@ -1086,6 +1208,8 @@ main(void)
 	    cmocka_unit_test(test_alert_hostile),
 	    cmocka_unit_test(test_alert_id),
 	    cmocka_unit_test(test_history),
+	    cmocka_unit_test(test_ctl_round_trip),
+	    cmocka_unit_test(test_ctl_hostile),
 	    cmocka_unit_test(test_partition),
 	    cmocka_unit_test(test_bytes_per_record),
 	};
