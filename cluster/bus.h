@@ -111,6 +111,10 @@ gboolean bus_publish(Bus *bus, const char *subject, const void *data, gsize len,
  * timeout_ms has passed. *seq: its stream sequence. Blocks: never on the main loop. */
 gboolean bus_publish_wait(Bus *bus, const char *subject, const void *data, gsize len,
 			  const char *msg_id, guint64 *seq, GError **error);
+/* bus_publish(), and weight (a count the caller keeps, such as a batch's flows) is added to
+ * BusStats.failed_weight if the message fails, so that the caller's counts add up. */
+gboolean bus_publish_weighted(Bus *bus, const char *subject, const void *data, gsize len,
+			      const char *msg_id, guint64 weight);
 /* Wait (up to timeout_ms) until everything taken by bus_publish() was acknowledged or
  * failed; FALSE on timeout. For shutdown and tests. */
 gboolean bus_flush(Bus *bus, gint64 timeout_ms);
@@ -196,6 +200,7 @@ typedef struct {
 	guint64 duplicates;   /* acknowledged as a duplicate (the stream already had the id) */
 	guint64 retried;      /* publish attempts repeated after an error or no answer */
 	guint64 failed;       /* given up after timeout_ms */
+	guint64 failed_weight; /* the weights of those (bus_publish_weighted()) */
 	guint64 dropped;      /* not taken: buffer full */
 	guint64 buffered;     /* bytes taken, not yet acknowledged (now) */
 	guint64 buffered_max; /* publish_buffer */

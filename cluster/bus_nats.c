@@ -41,6 +41,7 @@ typedef struct {
 	gint64 deadline_us; /* fail after this (attempts while connected) */
 	gint64 not_before_us;
 	guint attempts;
+	guint64 weight; /* what the caller counts in it (bus_publish_weighted()) */
 } PubItem;
 
 struct BusSub {
@@ -273,6 +274,13 @@ pub_done(Bus *bus, PubItem *it)
 gboolean
 bus_publish(Bus *bus, const char *subject, const void *data, gsize len, const char *msg_id)
 {
+	return bus_publish_weighted(bus, subject, data, len, msg_id, 0);
+}
+
+gboolean
+bus_publish_weighted(Bus *bus, const char *subject, const void *data, gsize len,
+		     const char *msg_id, guint64 weight)
+{
 	gsize cost = len + strlen(subject) + strlen(msg_id);
 	natsMsg *m = NULL;
 
@@ -305,6 +313,7 @@ bus_publish(Bus *bus, const char *subject, const void *data, gsize len, const ch
 	it->len = len;
 	it->seq = bus->next_seq++;
 	it->epoch = G_MAXUINT;
+	it->weight = weight;
 	g_queue_push_tail(&bus->queue, it);
 	g_cond_signal(&bus->wake);
 	g_mutex_unlock(&bus->lock);
@@ -367,6 +376,7 @@ on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 								   : natsStatus_GetText(err));
 		if (permanent || expired) {
 			bus->st.failed++;
+			bus->st.failed_weight += it->weight;
 			if (now - bus->warn_us > 10 * G_USEC_PER_SEC) {
 				bus->warn_us = now;
 				g_warning("cluster bus: %s: given up after %u attempts (counted in "

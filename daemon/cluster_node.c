@@ -213,7 +213,7 @@ publish_batch(ClusterNode *n, guint p, gint64 clock_ms)
 	g_snprintf(subject, sizeof subject, BUS_SUBJECT_FLOWS ".%u", p);
 	g_snprintf(id, sizeof id, "%s-%" G_GINT64_FORMAT "-%u-%" G_GUINT64_FORMAT, n->name,
 		   n->boot_ms, p, cb.batch_seq);
-	if (bus_publish(n->bus, subject, n->enc->data, n->enc->len, id)) {
+	if (bus_publish_weighted(n->bus, subject, n->enc->data, n->enc->len, id, cb.n_flows)) {
 		n->st.batches_out++;
 		n->st.batch_bytes_out += n->enc->len;
 		if (cb.n_flows == 0)
@@ -1034,6 +1034,7 @@ cluster_node_get_stats(ClusterNode *n, ClusterNodeStats *out)
 	out->bus_duplicates = bs.duplicates;
 	out->bus_retried = bs.retried;
 	out->bus_failed = bs.failed;
+	out->flows_failed = bs.failed_weight; /* only flow batches carry a weight */
 	out->bus_dropped = bs.dropped;
 	out->bus_buffered = bs.buffered;
 	out->bus_buffered_max = bs.buffered_max;
@@ -1070,6 +1071,7 @@ static const struct {
     NF(flows_routed),
     NF(flows_ignored),
     NF(flows_dropped),
+    NF(flows_failed),
     NF(flows_not_collected),
     NF(batches_out),
     NF(batch_bytes_out),

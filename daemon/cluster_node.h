@@ -24,6 +24,7 @@ typedef struct {
 	guint64 partitions, owned; /* now */
 	guint64 lag;		   /* stream sequences the owned partitions have yet to apply */
 	guint64 flows_routed, flows_ignored, flows_dropped, flows_not_collected;
+	guint64 flows_failed; /* in batches the bus took and then gave up on (BusStats.failed) */
 	guint64 batches_out, batch_bytes_out, batches_dropped, ticks_out;
 	guint64 batches_in, batches_bad, batches_unowned, batches_repeated, flows_in;
 	guint64 alerts_out, alerts_dropped, alerts_in, alerts_bad;

@@ -89,6 +89,8 @@ static const Scalar cluster_scalars[] = {
        "Flow records no heuristic reads: not published."),
     CN("spamflow_cluster_flows_dropped_total", M_COUNTER, flows_dropped,
        "Flow records in batches the bus did not take (its buffer full)."),
+    CN("spamflow_cluster_flows_failed_total", M_COUNTER, flows_failed,
+       "Flow records in batches the bus took and then gave up on (no acknowledgement in time)."),
     CN("spamflow_cluster_flows_not_collected_total", M_COUNTER, flows_not_collected,
        "Flow records handed to a node without the collector role: dropped."),
     CN("spamflow_cluster_batches_published_total", M_COUNTER, batches_out,

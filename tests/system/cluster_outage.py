@@ -8,8 +8,9 @@ seconds, then started again.
   - the collector never stalls: every datagram sent is decoded, no kernel drop;
   - while the bus is away the collector buffers, then drops, and counts both;
   - when the bus returns everything buffered is delivered and the analyzer catches up;
-  - the counts add up: flows routed = flows the analyzer applied + flows in dropped batches,
-    and the bus counts no failure.
+  - the counts add up: flows routed = flows the analyzer applied + flows in dropped batches
+    (+ flows in publishes the bus gave up on after the servers returned, counted
+    flows_failed: under load a stream can take longer than the bus's timeout to answer).
 
 usage: cluster_outage.py SPAMFLOWD SPAMFLOWCTL CAPTURE [OUTAGE_S]
 """
@@ -149,17 +150,27 @@ def main():
                   f"while the bus was away the buffer filled and batches were dropped and "
                   f"counted ({during.get('batches_dropped')} batches, "
                   f"{during.get('flows_dropped')} flows)")
-            check(bus.get("failed", 1) == 0 and bus.get("buffered", 1) == 0,
-                  f"nothing failed, nothing left in the buffer (failed {bus.get('failed')}, "
-                  f"buffered {bus.get('buffered')}, retried {bus.get('retried')})")
+            # a publish that found the stream back but not answering in time (under load,
+            # while its leader settles) is given up and counted, with its flows
+            check(bus.get("buffered", 1) == 0 and cc.get("flows_failed") is not None,
+                  f"nothing left in the buffer (buffered {bus.get('buffered')}; failed "
+                  f"{bus.get('failed')} batches with {cc.get('flows_failed')} flows, retried "
+                  f"{bus.get('retried')})")
             check(ac.get("lost", 1) == 0, "the analyzer kept its partitions")
-            check(cc.get("flows_routed") == ac.get("flows_in", 0) + cc.get("flows_dropped", 0),
+            # (a publish given up on may still have been stored, its acknowledgement lost:
+            # its flows are then applied as well as counted failed)
+            routed, applied = cc.get("flows_routed", -1), ac.get("flows_in", 0)
+            dropped, failed = cc.get("flows_dropped", 0), cc.get("flows_failed", 0)
+            check(applied + dropped <= routed <= applied + dropped + failed and
+                  (failed > 0 or routed == applied + dropped),
                   f"the counts add up: {cc.get('flows_routed')} flows routed = "
-                  f"{ac.get('flows_in')} applied + {cc.get('flows_dropped')} dropped")
+                  f"{ac.get('flows_in')} applied + {cc.get('flows_dropped')} dropped + "
+                  f"{cc.get('flows_failed')} in failed publishes")
             # held during the outage, and none of it failed or was left behind: published
             held = (during.get("bus") or {}).get("buffered", 0)
-            check(held > 0 and bus.get("buffered", 1) == 0 and bus.get("failed", 1) == 0,
-                  f"what the buffer held at the end of the outage ({held} bytes) was delivered "
+            check(held > 0 and bus.get("buffered", 1) == 0 and
+                  bus.get("published", 0) > (during.get("bus") or {}).get("published", 0),
+                  f"what the buffer held at the end of the outage ({held} bytes) went out "
                   f"after it")
         finally:
             for p in procs.values():
