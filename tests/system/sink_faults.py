@@ -172,7 +172,9 @@ class Daemon:
         while time.monotonic() < deadline:
             if self.p.poll() is not None:
                 sys.exit(f"spamflowd exited {self.p.returncode}: {self.stderr()}")
-            if f"127.0.0.1:{self.port}" in self.stderr() and os.path.exists(self.sock):
+            # the socket file exists from bind(); the log line follows listen()
+            if f"127.0.0.1:{self.port}" in self.stderr() and \
+                    f"control socket {self.sock}" in self.stderr():
                 return
             time.sleep(0.05)
         self.p.kill()
