@@ -248,7 +248,8 @@ def main():
             return path
 
         def start(name):
-            logs[name] = open(os.path.join(tmp, name + ".log"), "w+")
+            # appended: a restarted node's log keeps its first life's
+            logs[name] = open(os.path.join(tmp, name + ".log"), "a+")
             # each keeps a history store: its partitions' readings go there
             hist = f"{tmp}/{name}-history"
             procs[name] = subprocess.Popen(
