@@ -199,6 +199,18 @@ coord_fence_check(CoordFence *f, guint partition, guint64 lease_rev, gint64 leas
 	return stale ? COORD_FENCE_STALE : COORD_FENCE_PASS;
 }
 
+void
+coord_fence_forget(CoordFence *f, const char *id)
+{
+	/* the fifo keeps its copy until it moves past it: removed there too */
+	GList *l = g_queue_find_custom(&f->fifo, id, (GCompareFunc)strcmp);
+	if (l == NULL)
+		return;
+	g_hash_table_remove(f->ids, l->data);
+	g_free(l->data);
+	g_queue_delete_link(&f->fifo, l);
+}
+
 /* ---- Requests served for other nodes ---- */
 
 struct CoordRequest {
@@ -1120,6 +1132,18 @@ flows_cb(const char *subject, guint64 seq, const guint8 *data, gsize len, gpoint
 	}
 }
 
+/* An event not handled here goes back to the bus, and its id is not remembered: seen again
+ * (this node fetches it again before it stops), it is not a duplicate to drop and
+ * acknowledge, which lost it (cluster-e2e under ASan, a node restarted while events came). */
+static void
+alert_hand_back(Coord *c, const char *id)
+{
+	g_mutex_lock(&c->lock);
+	coord_fence_forget(c->fence, id);
+	g_mutex_unlock(&c->lock);
+	bus_msg_leave();
+}
+
 static void
 alerts_cb(const char *subject, guint64 seq, const guint8 *data, gsize len, gpointer user_data)
 {
@@ -1181,14 +1205,14 @@ alerts_cb(const char *subject, guint64 seq, const guint8 *data, gsize len, gpoin
 						   .data = b},
 				     w)) {
 		qwaiter_unref(w);
-		bus_msg_leave(); /* stopping: the group's other nodes get it */
+		alert_hand_back(c, id); /* stopping: the group's other nodes get it */
 		return;
 	}
 	switch (qwaiter_wait(w, ALERT_HANDLE_WAIT_S * G_USEC_PER_SEC)) {
 	case QWAIT_HANDLED:
 		break;
 	case QWAIT_DROPPED: /* the node stops: not handled here, handed back */
-		bus_msg_leave();
+		alert_hand_back(c, id);
 		break;
 	case QWAIT_TIMEOUT:
 		g_mutex_lock(&c->lock);
@@ -2361,6 +2385,12 @@ shutdown_run(Coord *c)
 	g_mutex_unlock(&c->lock);
 	/* the main loop is leaving: nothing waits for it, nothing more is handed to it */
 	coord_queue_stop(c->queue);
+	/* at once, not after the snapshots: until it is unsubscribed, the alert consumer
+	 * fetches events only to hand them back */
+	bus_unsubscribe(c->alerts_sub);
+	bus_unsubscribe(c->history_sub);
+	c->alerts_sub = c->history_sub = NULL;
+	history_position_save(c, TRUE);
 	if (ready) {
 		/* release snapshots the main loop sent before coord_free(), bounded: a bus that
 		 * does not answer lets the leases expire */
@@ -2371,10 +2401,7 @@ shutdown_run(Coord *c)
 	requests_send(c, TRUE, "shutting down");
 	publishes_send(c, TRUE, "shutting down");
 	bus_unsubscribe(c->serve_sub);
-	bus_unsubscribe(c->alerts_sub);
-	bus_unsubscribe(c->history_sub);
-	c->serve_sub = c->alerts_sub = c->history_sub = NULL;
-	history_position_save(c, TRUE);
+	c->serve_sub = NULL;
 	for (guint p = 0; p < c->cfg.partitions; p++) {
 		Part *pt = &c->parts[p];
 		if (pt->sub) {

@@ -44,6 +44,8 @@ typedef enum {
 typedef struct CoordFence CoordFence;
 CoordFence *coord_fence_new(guint partitions, guint dedup_ids);
 void coord_fence_free(CoordFence *f);
+/* Forget id (an event handed back without being handled): seen again, it passes. */
+void coord_fence_forget(CoordFence *f, const char *id);
 CoordFenceResult coord_fence_check(CoordFence *f, guint partition, guint64 lease_rev,
 				   gint64 lease_from_ms, gint64 time_ms, const char *id);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CoordFence, coord_fence_free)

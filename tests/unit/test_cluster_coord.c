@@ -163,6 +163,17 @@ test_fence(void **state)
 	assert_int_equal(coord_fence_check(f, 3, 1, 0, 1, "d"), COORD_FENCE_PASS);
 	assert_int_equal(coord_fence_check(f, 1, 9, 1000, 2000, "b"), COORD_FENCE_PASS);
 	assert_int_equal(coord_fence_check(f, 3, 1, 0, 1, "d"), COORD_FENCE_DUPLICATE);
+	/* an event handed back unhandled (its node stopping) is forgotten: fetched again, it
+	 * passes, and is not dropped as a duplicate; forgetting an unknown id does nothing */
+	coord_fence_forget(f, "d");
+	coord_fence_forget(f, "never-seen");
+	assert_int_equal(coord_fence_check(f, 3, 1, 0, 1, "d"), COORD_FENCE_PASS);
+	assert_int_equal(coord_fence_check(f, 3, 1, 0, 1, "d"), COORD_FENCE_DUPLICATE);
+	/* still bounded at 3 (b, d and... the fifo lost its d copy and took a new one) */
+	assert_int_equal(coord_fence_check(f, 3, 1, 0, 1, "x1"), COORD_FENCE_PASS);
+	assert_int_equal(coord_fence_check(f, 3, 1, 0, 1, "x2"), COORD_FENCE_PASS);
+	assert_int_equal(coord_fence_check(f, 3, 1, 0, 1, "x3"), COORD_FENCE_PASS);
+	assert_int_equal(coord_fence_check(f, 3, 1, 0, 1, "d"), COORD_FENCE_PASS);
 }
 
 /* ---- queue ---- */
