@@ -592,7 +592,14 @@ def main():
                   kept[0].get("reason") == "smtp-fanout" and kept[0].get("note") == "takeover",
                   f"the new owner {new_owner} of {k_host} keeps the suppression until {k_until} "
                   f"after {time.time() - t_kill:.1f} s ({str(kept)[:160]})")
-            # unsuppress: gone from every node
+            # unsuppress: gone from every node. Its reply's `removed` counts what the asked
+            # node's reading of the suppressions bucket holds (doc/cluster.md, "What the
+            # replies say"): wait until a2 reads the suppression there (later under load)
+            deadline = time.time() + 15
+            while time.time() < deadline and not any(
+                    x.get("host") == k_host
+                    for x in ctl(spamflowctl, sock["a2"], "suppressions").get("suppressions", [])):
+                time.sleep(0.2)
             r = ctl(spamflowctl, sock["a2"], "unsuppress", k_host)
             check(r.get("ok") and r.get("removed") == 1 and r.get("sequence", 0) > 0,
                   f"unsuppress {k_host} on a2: {str(r)[:160]}")
