@@ -111,6 +111,12 @@ gboolean bus_publish(Bus *bus, const char *subject, const void *data, gsize len,
  * timeout_ms has passed. *seq: its stream sequence. Blocks: never on the main loop. */
 gboolean bus_publish_wait(Bus *bus, const char *subject, const void *data, gsize len,
 			  const char *msg_id, guint64 *seq, GError **error);
+/* bus_publish(), but never given up for want of an answer while a server is connected
+ * (only a refusal fails it): retried with its id until the stream has it, or dropped with
+ * the buffer at bus_free(). For alert events, whose partition's snapshot may already hold
+ * them as sent. */
+gboolean bus_publish_keep(Bus *bus, const char *subject, const void *data, gsize len,
+			  const char *msg_id);
 /* bus_publish(), and weight (a count the caller keeps, such as a batch's flows) is added to
  * BusStats.failed_weight if the message fails, so that the caller's counts add up. */
 gboolean bus_publish_weighted(Bus *bus, const char *subject, const void *data, gsize len,

@@ -42,6 +42,7 @@ typedef struct {
 	gint64 not_before_us;
 	guint attempts;
 	guint64 weight; /* what the caller counts in it (bus_publish_weighted()) */
+	gboolean keep;	/* never given up while the bus answers (bus_publish_keep()) */
 } PubItem;
 
 struct BusSub {
@@ -277,9 +278,25 @@ bus_publish(Bus *bus, const char *subject, const void *data, gsize len, const ch
 	return bus_publish_weighted(bus, subject, data, len, msg_id, 0);
 }
 
+static gboolean publish_item(Bus *bus, const char *subject, const void *data, gsize len,
+			     const char *msg_id, guint64 weight, gboolean keep);
+
+gboolean
+bus_publish_keep(Bus *bus, const char *subject, const void *data, gsize len, const char *msg_id)
+{
+	return publish_item(bus, subject, data, len, msg_id, 0, TRUE);
+}
+
 gboolean
 bus_publish_weighted(Bus *bus, const char *subject, const void *data, gsize len,
 		     const char *msg_id, guint64 weight)
+{
+	return publish_item(bus, subject, data, len, msg_id, weight, FALSE);
+}
+
+static gboolean
+publish_item(Bus *bus, const char *subject, const void *data, gsize len, const char *msg_id,
+	     guint64 weight, gboolean keep)
 {
 	gsize cost = len + strlen(subject) + strlen(msg_id);
 	natsMsg *m = NULL;
@@ -314,6 +331,7 @@ bus_publish_weighted(Bus *bus, const char *subject, const void *data, gsize len,
 	it->seq = bus->next_seq++;
 	it->epoch = G_MAXUINT;
 	it->weight = weight;
+	it->keep = keep;
 	g_queue_push_tail(&bus->queue, it);
 	g_cond_signal(&bus->wake);
 	g_mutex_unlock(&bus->lock);
@@ -367,8 +385,8 @@ on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 		 * restart, an outage of its majority): the bus is away, as when disconnected,
 		 * and the item's clock starts again with its next attempt */
 		gboolean away = err == NATS_NO_RESPONDERS;
-		gboolean expired =
-		    !away && connected && it->epoch == bus->epoch && now >= it->deadline_us;
+		gboolean expired = !away && !it->keep && connected && it->epoch == bus->epoch &&
+				   now >= it->deadline_us;
 		if (away)
 			it->epoch = G_MAXUINT;
 		set_last_error(bus, "publish to %s: %s", natsMsg_GetSubject(msg),

@@ -117,6 +117,9 @@ struct ClusterNode {
 	GArray *hist_hosts;   /* HsegHost, reused */
 	GByteArray *hist_enc; /* a slice payload, reused */
 	HistSeen *hist_seen;  /* per partition: the slices written to the store */
+	/* routed requests (ReqTag*) and control records (their tags) not answered yet: at the
+	 * end their answers are dropped with the coordinator's queue, so they get an error */
+	GHashTable *pending_req, *pending_ctl;
 	ClusterNodeStats st;   /* the counters; partitions, owned, lag and bus_* filled on read */
 };
 
@@ -449,7 +452,7 @@ on_part_alert(const AlertEvent *analyzer_ev, gpointer user_data)
 	cluster_wire_alert_id(part->p, &ca.ev, id, sizeof id);
 	g_byte_array_set_size(n->enc, 0);
 	cluster_wire_alert_encode(&ca, n->enc);
-	if (bus_publish(n->bus, BUS_SUBJECT_ALERTS, n->enc->data, n->enc->len, id))
+	if (bus_publish_keep(n->bus, BUS_SUBJECT_ALERTS, n->enc->data, n->enc->len, id))
 		n->st.alerts_out++;
 	else
 		n->st.alerts_dropped++;
@@ -759,7 +762,7 @@ on_ctl(ClusterNode *n, Part *part, const guint8 *d, gsize len, guint64 seq)
 		/* the alert group's sinks and actions learn it from the alerts stream (the
 		 * record's own id: a replay's copy is dropped there) */
 		cluster_wire_ctl_id(&c, id, sizeof id);
-		if (!bus_publish(n->bus, BUS_SUBJECT_ALERTS, d, len, id))
+		if (!bus_publish_keep(n->bus, BUS_SUBJECT_ALERTS, d, len, id))
 			n->st.alerts_dropped++;
 		break;
 	}
@@ -895,6 +898,7 @@ on_coord(const CoordEvent *ev, gpointer user_data)
 		gsize len = 0;
 		const char *r = ev->data != NULL ? g_bytes_get_data(ev->data, &len) : NULL;
 		ReqTag *t = ev->tag;
+		g_hash_table_remove(n->pending_req, t);
 		t->fn(t->tag, r, len, ev->error);
 		g_free(t);
 		break;
@@ -904,6 +908,7 @@ on_coord(const CoordEvent *ev, gpointer user_data)
 			n->st.ctl_out_failed++;
 		else
 			n->st.ctl_out++;
+		g_hash_table_remove(n->pending_ctl, ev->tag);
 		n->deps.stored(ev->tag, ev->seq, ev->error, n->deps.data);
 		break;
 	}
@@ -951,6 +956,7 @@ cluster_node_request(ClusterNode *n, const char *node, const char *line, Cluster
 
 	t->fn = fn;
 	t->tag = tag;
+	g_hash_table_add(n->pending_req, t);
 	coord_request(n->coord, node, line, t);
 }
 
@@ -969,6 +975,7 @@ cluster_node_ctl(ClusterNode *n, ClusterCtl *ctl, gpointer tag)
 	cluster_wire_ctl_encode(ctl, n->enc);
 	g_snprintf(subject, sizeof subject, BUS_SUBJECT_FLOWS ".%u", ctl->partition);
 	cluster_wire_ctl_id(ctl, id, sizeof id);
+	g_hash_table_add(n->pending_ctl, tag);
 	coord_publish(n->coord, subject, n->enc->data, n->enc->len, id, tag);
 	return TRUE;
 }
@@ -1362,6 +1369,8 @@ cluster_node_new(const Config *cfg, const ClusterNodeDeps *deps, gboolean replay
 	n->hist_hosts = g_array_new(FALSE, FALSE, sizeof(HsegHost));
 	n->hist_enc = g_byte_array_new();
 	n->hist_seen = g_new0(HistSeen, MAX(1u, n->partitions));
+	n->pending_req = g_hash_table_new(NULL, NULL);
+	n->pending_ctl = g_hash_table_new(NULL, NULL);
 	if (!node_name(cfg, n->name, error) ||
 	    (n->roles = parse_roles(replay ? "collector" : cfg->cluster_roles, error)) == 0) {
 		cluster_node_free(n);
@@ -1488,6 +1497,20 @@ cluster_node_free(ClusterNode *n)
 			  "(counted failed)");
 	if (n->coord != NULL)
 		coord_free(n->coord);
+	/* what the coordinator did not answer (its queue is gone): answered here, once */
+	GHashTableIter it;
+	gpointer key;
+	g_hash_table_iter_init(&it, n->pending_req);
+	while (g_hash_table_iter_next(&it, &key, NULL)) {
+		ReqTag *t = key;
+		t->fn(t->tag, NULL, 0, "this node is stopping");
+		g_free(t);
+	}
+	g_hash_table_iter_init(&it, n->pending_ctl);
+	while (g_hash_table_iter_next(&it, &key, NULL))
+		n->deps.stored(key, 0, "this node is stopping", n->deps.data);
+	g_hash_table_remove_all(n->pending_req);
+	g_hash_table_remove_all(n->pending_ctl);
 	if (n->bus != NULL)
 		bus_free(n->bus);
 	if (n->router != NULL)
@@ -1495,6 +1518,8 @@ cluster_node_free(ClusterNode *n)
 	g_hash_table_unref(n->exp_index);
 	g_array_free(n->exp_addrs, TRUE);
 	g_byte_array_free(n->enc, TRUE);
+	g_hash_table_unref(n->pending_req);
+	g_hash_table_unref(n->pending_ctl);
 	g_array_free(n->hist_hosts, TRUE);
 	g_byte_array_free(n->hist_enc, TRUE);
 	for (guint p = 0; n->hist_seen != NULL && p < MAX(1u, n->partitions); p++)
