@@ -138,7 +138,7 @@ BusSub *bus_subscribe_from(Bus *bus, const char *stream, const char *subject, gu
 			   BusMsgFunc fn, gpointer user_data, GError **error);
 /* A durable consumer named durable on the stream (created if absent, shared by every
  * subscriber of that name: each message goes to one of them), acknowledged after fn
- * returns; redelivered when a subscriber dies before (after 30 s). A pull consumer: a
+ * returns; redelivered when a subscriber dies before (after 10 s). A pull consumer: a
  * thread of the subscription fetches up to 16 messages at a time; when it is unsubscribed,
  * the fetched ones fn has not had are handed back (redelivered a second later). */
 BusSub *bus_subscribe_durable(Bus *bus, const char *stream, const char *subject,

@@ -1284,7 +1284,10 @@ bus_subscribe_durable(Bus *bus, const char *stream, const char *subject, const c
 		cc.Durable = durable;
 		cc.DeliverPolicy = js_DeliverAll;
 		cc.AckPolicy = js_AckExplicit;
-		cc.AckWait = 30 * (int64_t)1000000000;
+		/* what a subscriber that stopped had been sent (its last pull request's
+		 * messages in flight) comes again after this; fn's own wait is shorter
+		 * (coord.c: ALERT_HANDLE_WAIT_S) */
+		cc.AckWait = 10 * (int64_t)1000000000;
 		cc.FilterSubject = subject;
 		cc.MaxAckPending = 1024; /* the push-back: no more unacknowledged than this */
 		jerr = 0;

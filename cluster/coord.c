@@ -265,7 +265,7 @@ coord_reply(CoordRequest *r, const char *json, gsize len)
 
 /* ---- The event queue ---- */
 
-#define ALERT_HANDLE_WAIT_S 30
+#define ALERT_HANDLE_WAIT_S 8
 
 /* Who waits until an event has been handled on the main loop (the alert consumer: the
  * event is acknowledged to the stream only once the sinks have it). */
