@@ -286,17 +286,22 @@ policy_supp_active(const PolicySuppressions *ps, const guint8 addr[16], AlertRea
 	return s != NULL && now_ms < s->until_ms ? s : NULL;
 }
 
-static gint
-cmp_supp(gconstpointer pa, gconstpointer pb)
+gint
+policy_suppression_cmp(const PolicySuppression *a, const PolicySuppression *b)
 {
-	const PolicySuppression *a = *(PolicySuppression *const *)pa;
-	const PolicySuppression *b = *(PolicySuppression *const *)pb;
 	int c = memcmp(a->addr, b->addr, 16);
 	if (c != 0)
 		return c;
 	/* all reasons first, then by reason */
 	guint ta = a->all ? 0 : 1 + (guint)a->reason, tb = b->all ? 0 : 1 + (guint)b->reason;
 	return ta < tb ? -1 : ta > tb;
+}
+
+static gint
+cmp_supp(gconstpointer pa, gconstpointer pb)
+{
+	return policy_suppression_cmp(*(PolicySuppression *const *)pa,
+				      *(PolicySuppression *const *)pb);
 }
 
 static GPtrArray *

@@ -63,6 +63,10 @@ typedef struct {
 /* Suppressions by (host, reason or all): at most one entry per pair. */
 typedef struct PolicySuppressions PolicySuppressions;
 
+/* The order suppressions are listed in: by host, the all-reasons one first, then by
+ * reason. */
+gint policy_suppression_cmp(const PolicySuppression *a, const PolicySuppression *b);
+
 #define POLICY_ERROR policy_error_quark()
 GQuark policy_error_quark(void);
 typedef enum {

@@ -955,6 +955,22 @@ check_partitions(Bus *bus, GError **error)
 	return TRUE;
 }
 
+/* What every stream of the cluster shares: file storage, the configured replicas, the
+ * oldest dropped first at a limit. */
+static void
+stream_config(jsStreamConfig *sc, const BusConfig *c, const char *name, const char *desc,
+	      const char **subjects, int n_subjects)
+{
+	jsStreamConfig_Init(sc);
+	sc->Name = name;
+	sc->Description = desc;
+	sc->Subjects = subjects;
+	sc->SubjectsLen = n_subjects;
+	sc->Storage = js_FileStorage;
+	sc->Replicas = c->replicas;
+	sc->Discard = js_DiscardOld;
+}
+
 gboolean
 bus_setup(Bus *bus, GError **error)
 {
@@ -966,16 +982,9 @@ bus_setup(Bus *bus, GError **error)
 	    g_strdup_printf("spamflow flow batches, %u partitions", c->partitions);
 	const char *flows_subj[] = {BUS_SUBJECT_FLOWS ".*"};
 	jsStreamConfig sc;
-	jsStreamConfig_Init(&sc);
-	sc.Name = BUS_STREAM_FLOWS;
-	sc.Description = flows_desc;
-	sc.Subjects = flows_subj;
-	sc.SubjectsLen = 1;
-	sc.Storage = js_FileStorage;
-	sc.Replicas = c->replicas;
+	stream_config(&sc, c, BUS_STREAM_FLOWS, flows_desc, flows_subj, 1);
 	sc.MaxAge = ms_to_ns(c->flows_max_age_ms);
 	sc.MaxBytes = c->flows_max_bytes > 0 ? (int64_t)c->flows_max_bytes : -1;
-	sc.Discard = js_DiscardOld;
 	sc.Duplicates = ms_to_ns(c->flows_max_age_ms > 0 ? MIN(FLOWS_DEDUP_MS, c->flows_max_age_ms)
 							 : FLOWS_DEDUP_MS);
 	if (!ensure_stream(bus, &sc, error))
@@ -987,35 +996,22 @@ bus_setup(Bus *bus, GError **error)
 		dedup = FLOWS_DEDUP_MS;
 	if (c->alerts_max_age_ms > 0)
 		dedup = MIN(dedup, c->alerts_max_age_ms);
-	jsStreamConfig_Init(&sc);
-	sc.Name = BUS_STREAM_ALERTS;
-	sc.Description = "spamflow alert events";
-	sc.Subjects = alerts_subj;
-	sc.SubjectsLen = 1;
-	sc.Storage = js_FileStorage;
-	sc.Replicas = c->replicas;
+	stream_config(&sc, c, BUS_STREAM_ALERTS, "spamflow alert events", alerts_subj, 1);
 	sc.MaxAge = ms_to_ns(c->alerts_max_age_ms);
-	sc.Discard = js_DiscardOld;
 	sc.Duplicates = ms_to_ns(dedup);
 	if (!ensure_stream(bus, &sc, error))
 		return FALSE;
 
-	/* History readings: every node that keeps a store reads them all (its own durable
-	 * consumer), kept as long as the alerts and at most a quarter of the flows' max_bytes
+	/* History readings: every node that keeps a store reads them all (from a position of
+	 * its own), kept as long as the alerts and at most a quarter of the flows' max_bytes
 	 * (JetStream reserves a stream's limit on every server: the readings are small, the
-	 * stream only has to cover a node's absence) */
+	 * stream only has to cover a node's absence); the alerts' duplicate window */
 	const char *hist_subj[] = {BUS_SUBJECT_HISTORY ".*"};
-	jsStreamConfig_Init(&sc);
-	sc.Name = BUS_STREAM_HISTORY;
-	sc.Description = "spamflow history readings, a slice per partition per message";
-	sc.Subjects = hist_subj;
-	sc.SubjectsLen = 1;
-	sc.Storage = js_FileStorage;
-	sc.Replicas = c->replicas;
+	stream_config(&sc, c, BUS_STREAM_HISTORY,
+		      "spamflow history readings, a slice per partition per message", hist_subj, 1);
 	sc.MaxAge = ms_to_ns(c->alerts_max_age_ms);
 	sc.MaxBytes = c->flows_max_bytes > 0 ? (int64_t)MAX(c->flows_max_bytes / 4, 1u << 20) : -1;
-	sc.Discard = js_DiscardOld;
-	sc.Duplicates = ms_to_ns(c->alerts_max_age_ms > 0 ? MIN(dedup, c->alerts_max_age_ms) : dedup);
+	sc.Duplicates = ms_to_ns(dedup);
 	if (!ensure_stream(bus, &sc, error))
 		return FALSE;
 
@@ -1023,14 +1019,7 @@ bus_setup(Bus *bus, GError **error)
 	 * spamflow.snap.<p>; bus_snapshot_put() purges what the newest commit replaced, so no
 	 * age or per-subject limit (either could cut a snapshot still being read). */
 	const char *snap_subj[] = {BUS_SUBJECT_SNAP ".*", BUS_SUBJECT_SNAP ".*.chunk"};
-	jsStreamConfig_Init(&sc);
-	sc.Name = BUS_STREAM_SNAP;
-	sc.Description = "spamflow partition snapshots";
-	sc.Subjects = snap_subj;
-	sc.SubjectsLen = 2;
-	sc.Storage = js_FileStorage;
-	sc.Replicas = c->replicas;
-	sc.Discard = js_DiscardOld;
+	stream_config(&sc, c, BUS_STREAM_SNAP, "spamflow partition snapshots", snap_subj, 2);
 	sc.Duplicates = ms_to_ns(FLOWS_DEDUP_MS);
 	if (!ensure_stream(bus, &sc, error))
 		return FALSE;

@@ -1611,6 +1611,23 @@ roles_has_analyzer(JsonObject *o)
 	return FALSE;
 }
 
+/* A bucket entry's value as a JSON object (any bus client can write one): NULL when it is
+ * not one, or nests deeper than COORD_JSON_MAX_DEPTH; *parser owns the object. */
+static JsonNode *
+entry_object(const BusKvEntry *e, JsonParser **parser)
+{
+	gsize len = 0;
+	const char *text = e->value ? g_bytes_get_data(e->value, &len) : NULL;
+	*parser = NULL;
+	if (!text || json_nesting(text, len, COORD_JSON_MAX_DEPTH) > COORD_JSON_MAX_DEPTH)
+		return NULL;
+	*parser = json_parser_new();
+	if (!json_parser_load_from_data(*parser, text, (gssize)len, NULL))
+		return NULL;
+	JsonNode *root = json_parser_get_root(*parser);
+	return root && JSON_NODE_HOLDS_OBJECT(root) ? root : NULL;
+}
+
 static void
 nodes_update(Coord *c, GArray *entries, gint64 now)
 {
@@ -1635,16 +1652,11 @@ nodes_update(Coord *c, GArray *entries, gint64 now)
 		n->changed_ms = now;
 		g_clear_pointer(&n->json, g_free);
 		n->analyzer = FALSE;
-		gsize len = 0;
-		const char *text = e->value ? g_bytes_get_data(e->value, &len) : NULL;
-		g_autoptr(JsonParser) parser = json_parser_new();
-		if (text && json_nesting(text, len, COORD_JSON_MAX_DEPTH) <= COORD_JSON_MAX_DEPTH &&
-		    json_parser_load_from_data(parser, text, (gssize)len, NULL)) {
-			JsonNode *root = json_parser_get_root(parser);
-			if (root && JSON_NODE_HOLDS_OBJECT(root)) {
-				n->analyzer = roles_has_analyzer(json_node_get_object(root));
-				n->json = json_to_string(root, FALSE);
-			}
+		g_autoptr(JsonParser) parser = NULL;
+		JsonNode *root = entry_object(e, &parser);
+		if (root) {
+			n->analyzer = roles_has_analyzer(json_node_get_object(root));
+			n->json = json_to_string(root, FALSE);
 		}
 	}
 	for (guint i = c->nodes->len; i-- > 0;)
@@ -1940,14 +1952,9 @@ offenders_refresh(Coord *c, gint64 now)
 	guint n = 0;
 	for (guint i = 0; i < entries->len; i++) {
 		const BusKvEntry *e = &g_array_index(entries, BusKvEntry, i);
-		gsize len = 0;
-		const char *text = e->value ? g_bytes_get_data(e->value, &len) : NULL;
-		g_autoptr(JsonParser) parser = json_parser_new();
-		if (!text || json_nesting(text, len, COORD_JSON_MAX_DEPTH) > COORD_JSON_MAX_DEPTH ||
-		    !json_parser_load_from_data(parser, text, (gssize)len, NULL))
-			continue;
-		JsonNode *root = json_parser_get_root(parser);
-		if (!root || !JSON_NODE_HOLDS_OBJECT(root))
+		g_autoptr(JsonParser) parser = NULL;
+		JsonNode *root = entry_object(e, &parser);
+		if (!root)
 			continue;
 		g_autofree char *s = json_to_string(root, FALSE);
 		g_string_append(out, n++ ? "," : "");
@@ -1991,14 +1998,9 @@ suppressions_refresh(Coord *c)
 	guint n = 0;
 	for (guint i = 0; i < entries->len; i++) {
 		const BusKvEntry *e = &g_array_index(entries, BusKvEntry, i);
-		gsize len = 0;
-		const char *text = e->value ? g_bytes_get_data(e->value, &len) : NULL;
-		g_autoptr(JsonParser) parser = json_parser_new();
-		if (!text || json_nesting(text, len, COORD_JSON_MAX_DEPTH) > COORD_JSON_MAX_DEPTH ||
-		    !json_parser_load_from_data(parser, text, (gssize)len, NULL))
-			continue;
-		JsonNode *root = json_parser_get_root(parser);
-		if (!root || !JSON_NODE_HOLDS_OBJECT(root))
+		g_autoptr(JsonParser) parser = NULL;
+		JsonNode *root = entry_object(e, &parser);
+		if (!root)
 			continue;
 		JsonObject *o = json_node_get_object(root);
 		JsonNode *until = json_object_get_member(o, "until_ms");

@@ -664,24 +664,6 @@ on_acquired(ClusterNode *n, const CoordEvent *ev)
 		  ev->data != NULL ? ev->seq : (guint64)1);
 }
 
-static void
-suppression_value(const PolicySuppression *s, guint p, GString *out)
-{
-	g_string_append(out, "{\"host\":");
-	json_addr(out, s->addr);
-	g_string_append(out, ",\"reason\":");
-	if (s->all)
-		g_string_append(out, "null");
-	else
-		json_quote(out, alert_reason_name(s->reason));
-	g_string_append_printf(out,
-			       ",\"until_ms\":%" G_GINT64_FORMAT ",\"set_ms\":%" G_GINT64_FORMAT
-			       ",\"uid\":%u,\"note\":",
-			       s->until_ms, s->set_ms, s->uid);
-	json_quote(out, s->note);
-	g_string_append_printf(out, ",\"partition\":%u}", p);
-}
-
 /* A control record in an owned partition's stream: applied at its place among the flows
  * (a takeover's replay applies it again at the same place), logged with who asked where,
  * and what `suppressions` and `offenders` show on every node updated. */
@@ -727,7 +709,7 @@ on_ctl(ClusterNode *n, Part *part, const guint8 *d, gsize len, guint64 seq)
 			  replaced ? "replaced" : "set", host, why, until ? until : "?", c.uid,
 			  (int)c.pid, c.node, part->p, seq, c.note);
 		g_autoptr(GString) j = g_string_new(NULL);
-		suppression_value(&s, part->p, j);
+		suppression_json(j, &s, -1, (gint)part->p);
 		cluster_node_suppression_key(c.host, c.all, c.reason, key, sizeof key);
 		coord_suppression(n->coord, key, j->str);
 		break;

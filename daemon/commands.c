@@ -297,26 +297,6 @@ collect_suppression(const PolicySuppression *s, gpointer user_data)
 		g_ptr_array_add(sc->v, (gpointer)s);
 }
 
-/* remaining_s: by the wall clock (the analyzer's lags it by up to a slice without flows) */
-static void
-suppression_json(GString *out, const PolicySuppression *s, gint64 wall_now_ms)
-{
-	g_string_append(out, "{\"host\":");
-	json_addr(out, s->addr);
-	g_string_append(out, ",\"reason\":");
-	if (s->all)
-		g_string_append(out, "null");
-	else
-		json_quote(out, alert_reason_name(s->reason));
-	g_string_append_printf(out,
-			       ",\"until_ms\":%" G_GINT64_FORMAT ",\"remaining_s\":%" G_GINT64_FORMAT
-			       ",\"set_ms\":%" G_GINT64_FORMAT ",\"uid\":%u,\"note\":",
-			       s->until_ms, MAX(s->until_ms - wall_now_ms, 0) / 1000, s->set_ms,
-			       s->uid);
-	json_quote(out, s->note);
-	g_string_append_c(out, '}');
-}
-
 /* {"name":..,"prefix":"10.20.0.0/16","thresholds":{"reason":{"short":..,"long":..}},
  * "exempt":[..]} or null: the group of addr, by its prefix that matched. */
 static void
@@ -378,7 +358,7 @@ run_suppressions(const ControlRequest *req, const CommandsDeps *d, GString *out)
 		gsize mark = out->len;
 		if (shown > 0)
 			g_string_append_c(out, ',');
-		suppression_json(out, v->pdata[i], now_ms());
+		suppression_json(out, v->pdata[i], now_ms(), -1);
 		if (out->len + 256 > req->max_reply) {
 			g_string_truncate(out, mark);
 			truncated = TRUE;
@@ -458,10 +438,23 @@ run_suppress(const ControlRequest *req, const ControlPeer *peer, const CommandsD
 		d->state_changed(d->state_data);
 	header(out, req, d);
 	g_string_append(out, ",\"suppression\":");
-	suppression_json(out, &s, now);
+	suppression_json(out, &s, now, -1);
 	g_string_append_printf(out, ",\"replaced\":%s", replaced ? "true" : "false");
 	control_reply_end(out);
 	return TRUE;
+}
+
+/* ,"host":"ADDR","reason":"R" (null: every reason), as unsuppress replies begin */
+static void
+host_reason_json(GString *out, const guint8 addr[16], gboolean has_reason, AlertReason r)
+{
+	g_string_append(out, ",\"host\":");
+	json_addr(out, addr);
+	g_string_append(out, ",\"reason\":");
+	if (has_reason)
+		json_quote(out, alert_reason_name(r));
+	else
+		g_string_append(out, "null");
 }
 
 static void
@@ -480,18 +473,12 @@ run_unsuppress(const ControlRequest *req, const ControlPeer *peer, const Command
 		d->state_changed(d->state_data);
 	analyzer_foreach_suppression(d->analyzer, collect_suppression, &sc);
 	header(out, req, d);
-	g_string_append(out, ",\"host\":");
-	json_addr(out, req->addr);
-	g_string_append(out, ",\"reason\":");
-	if (has_reason)
-		json_quote(out, alert_reason_name(r));
-	else
-		g_string_append(out, "null");
+	host_reason_json(out, req->addr, has_reason, r);
 	g_string_append_printf(out, ",\"removed\":%u,\"remaining\":[", n);
 	for (guint i = 0; i < left->len; i++) {
 		if (i > 0)
 			g_string_append_c(out, ',');
-		suppression_json(out, left->pdata[i], now_ms());
+		suppression_json(out, left->pdata[i], now_ms(), -1);
 	}
 	g_string_append_c(out, ']');
 	control_reply_end(out);
@@ -633,7 +620,7 @@ run_host(const ControlRequest *req, const CommandsDeps *d, GString *out, GError 
 	for (guint i = 0; i < supps->len; i++) {
 		if (i > 0)
 			g_string_append_c(out, ',');
-		suppression_json(out, supps->pdata[i], now_ms());
+		suppression_json(out, supps->pdata[i], now_ms(), -1);
 	}
 	g_string_append_c(out, ']');
 	g_string_append_printf(out, ",\"internal\":%s,\"mail_server\":%s,\"last_seen_ms\":",
@@ -1062,13 +1049,7 @@ typedef struct {
 static gint
 cmp_cluster_supp(gconstpointer pa, gconstpointer pb)
 {
-	const ClusterSupp *a = pa, *b = pb;
-	gint c = memcmp(a->s.addr, b->s.addr, 16);
-	if (c != 0)
-		return c;
-	if (a->s.all != b->s.all)
-		return a->s.all ? -1 : 1;
-	return (gint)a->s.reason - (gint)b->s.reason;
+	return policy_suppression_cmp(&((const ClusterSupp *)pa)->s, &((const ClusterSupp *)pb)->s);
 }
 
 /* A string member of an object from the bus, "" when it is absent or anything else. */
@@ -1153,7 +1134,7 @@ run_cluster_suppressions(const ControlRequest *req, const CommandsDeps *d, GStri
 		gsize mark = out->len;
 		if (shown > 0)
 			g_string_append_c(out, ',');
-		suppression_json(out, &g_array_index(v, ClusterSupp, i).s, now_ms());
+		suppression_json(out, &g_array_index(v, ClusterSupp, i).s, now_ms(), -1);
 		if (out->len + 256 > req->max_reply) {
 			g_string_truncate(out, mark);
 			truncated = TRUE;
@@ -1224,7 +1205,7 @@ run_cluster_policy(ControlServer *ctl, const ControlRequest *req, const ControlP
 		g_message("cluster: %s asked by uid=%u pid=%d: %s", what, s.uid, (int)peer->pid,
 			  s.note);
 		g_string_append(reply, ",\"suppression\":");
-		suppression_json(reply, &s, now);
+		suppression_json(reply, &s, now, -1);
 		g_string_append_printf(reply, ",\"replaced\":%s", replaced ? "true" : "false");
 		break;
 	}
@@ -1235,13 +1216,7 @@ run_cluster_policy(ControlServer *ctl, const ControlRequest *req, const ControlP
 				       reason_text(!has_reason, r));
 		g_message("cluster: %s asked by uid=%u pid=%d", what, (unsigned)peer->uid,
 			  (int)peer->pid);
-		g_string_append(reply, ",\"host\":");
-		json_addr(reply, req->addr);
-		g_string_append(reply, ",\"reason\":");
-		if (has_reason)
-			json_quote(reply, alert_reason_name(r));
-		else
-			g_string_append(reply, "null");
+		host_reason_json(reply, req->addr, has_reason, r);
 		g_autoptr(GString) left = g_string_new(NULL);
 		for (guint i = 0; i < host_supps->len; i++) {
 			const PolicySuppression *o = &g_array_index(host_supps, ClusterSupp, i).s;
@@ -1251,7 +1226,7 @@ run_cluster_policy(ControlServer *ctl, const ControlRequest *req, const ControlP
 			}
 			if (left->len > 0)
 				g_string_append_c(left, ',');
-			suppression_json(left, o, now);
+			suppression_json(left, o, now, -1);
 		}
 		g_string_append_printf(reply, ",\"removed\":%u,\"remaining\":[%s]", removed,
 				       left->str);

@@ -11,6 +11,28 @@ json_addr(GString *out, const guint8 a[16])
 	json_quote(out, flow_addr_str(a, buf, sizeof buf));
 }
 
+void
+suppression_json(GString *out, const PolicySuppression *s, gint64 wall_now_ms, gint partition)
+{
+	g_string_append(out, "{\"host\":");
+	json_addr(out, s->addr);
+	g_string_append(out, ",\"reason\":");
+	if (s->all)
+		g_string_append(out, "null");
+	else
+		json_quote(out, alert_reason_name(s->reason));
+	g_string_append_printf(out, ",\"until_ms\":%" G_GINT64_FORMAT, s->until_ms);
+	if (wall_now_ms >= 0)
+		g_string_append_printf(out, ",\"remaining_s\":%" G_GINT64_FORMAT,
+				       MAX(s->until_ms - wall_now_ms, 0) / 1000);
+	g_string_append_printf(out, ",\"set_ms\":%" G_GINT64_FORMAT ",\"uid\":%u,\"note\":",
+			       s->set_ms, s->uid);
+	json_quote(out, s->note);
+	if (partition >= 0)
+		g_string_append_printf(out, ",\"partition\":%d", partition);
+	g_string_append_c(out, '}');
+}
+
 static void
 json_double(GString *out, double d)
 {
