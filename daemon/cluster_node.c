@@ -1343,6 +1343,7 @@ cluster_node_new(const Config *cfg, const ClusterNodeDeps *deps, gboolean replay
 
 	n->cfg = cfg;
 	n->deps = *deps;
+	n->deps.history_position = NULL; /* the caller's string: the coordinator keeps a copy */
 	n->boot_ms = g_get_real_time() / 1000;
 	n->partitions = cfg->cluster_partitions;
 	n->enc = g_byte_array_new();

@@ -75,7 +75,7 @@ typedef struct {
 	/* ... and every partition's readings, from the bus, go to this node's store, which
 	 * keeps how far it has read in this file (its directory's) */
 	void (*history)(gint64 t_ms, const HsegHost *hosts, guint n, gpointer data);
-	const char *history_position;
+	const char *history_position; /* copied: needed only during cluster_node_new() */
 	/* collector role: this node's `exporters` reply object (what it publishes in its node
 	 * entry, so that `exporters` on any node shows every collector's) */
 	void (*exporters)(GString *out, gpointer data);
