@@ -1407,15 +1407,16 @@ typedef enum { RENEW_OK, RENEW_LOST, RENEW_IO } RenewResult;
 /* A lease write whose answer was lost (the bus went away with it in flight) may have been
  * applied: the key then holds our name at a revision we never heard of, and the next write
  * at the old one is refused. Our name in it means our own write (node names are unique):
- * take its revision back (TRUE, *rev). Anything else (another name, no key): FALSE. */
+ * take its revision back (TRUE, *rev). Anything else (another name, no key): FALSE. The
+ * read failing is not an answer (FALSE, *error set): a read that timed out while a server
+ * died lost leases nobody had taken (cluster-e2e). */
 static gboolean
-lease_is_ours(Coord *c, const char *key, guint64 *rev)
+lease_is_ours(Coord *c, const char *key, guint64 *rev, GError **error)
 {
 	g_autoptr(GBytes) v = NULL;
-	g_autoptr(GError) err = NULL;
 	gsize len = 0;
 
-	if (!bus_kv_get(c->bus, BUS_KV_LEASES, key, &v, rev, &err) || v == NULL)
+	if (!bus_kv_get(c->bus, BUS_KV_LEASES, key, &v, rev, error) || v == NULL)
 		return FALSE;
 	const char *d = g_bytes_get_data(v, &len);
 	if (len != strlen(c->node) || memcmp(d, c->node, len) != 0)
@@ -1445,7 +1446,7 @@ part_renew(Coord *c, guint p)
 	if (g_error_matches(err, BUS_ERROR, BUS_ERROR_CONFLICT)) {
 		guint64 ours = 0;
 		g_clear_error(&err);
-		if (lease_is_ours(c, key, &ours) &&
+		if (lease_is_ours(c, key, &ours, &err) &&
 		    bus_kv_update(c->bus, BUS_KV_LEASES, key, c->node, strlen(c->node), ours, &rev,
 				  &err)) {
 			pt->rev = rev;
@@ -1567,7 +1568,7 @@ part_acquire(Coord *c, guint p)
 		/* ours already (a write of ours whose answer was lost, or our last run's): take
 		 * it at a revision of our own, which fences whatever wrote before */
 		g_clear_error(&err);
-		if (!lease_is_ours(c, key, &ours) ||
+		if (!lease_is_ours(c, key, &ours, NULL) ||
 		    !bus_kv_update(c->bus, BUS_KV_LEASES, key, c->node, strlen(c->node), ours, &rev,
 				   &err))
 			return;
