@@ -113,10 +113,15 @@ gboolean bus_publish_wait(Bus *bus, const char *subject, const void *data, gsize
 			  const char *msg_id, guint64 *seq, GError **error);
 /* bus_publish(), but never given up for want of an answer while a server is connected
  * (only a refusal fails it): retried with its id until the stream has it, or dropped with
- * the buffer at bus_free(). For alert events, whose partition's snapshot may already hold
- * them as sent. */
+ * the buffer at bus_free(). For alert events. ticket (may be NULL): set to the message's
+ * place in the bus's order, for bus_done_through(). */
 gboolean bus_publish_keep(Bus *bus, const char *subject, const void *data, gsize len,
-			  const char *msg_id);
+			  const char *msg_id, guint64 *ticket);
+/* TRUE once every message taken up to ticket (bus_publish_keep()'s; 0: none) has been
+ * acknowledged by its stream or given up for good: a partition's snapshot is stored only
+ * then, so that the events it holds as sent are in the alert stream (or are emitted again
+ * by the replay of the next owner, which starts from an older snapshot). */
+gboolean bus_done_through(Bus *bus, guint64 ticket);
 /* bus_publish(), and weight (a count the caller keeps, such as a batch's flows) is added to
  * BusStats.failed_weight if the message fails, so that the caller's counts add up. */
 gboolean bus_publish_weighted(Bus *bus, const char *subject, const void *data, gsize len,

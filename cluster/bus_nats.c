@@ -279,24 +279,43 @@ bus_publish(Bus *bus, const char *subject, const void *data, gsize len, const ch
 }
 
 static gboolean publish_item(Bus *bus, const char *subject, const void *data, gsize len,
-			     const char *msg_id, guint64 weight, gboolean keep);
+			     const char *msg_id, guint64 weight, gboolean keep, guint64 *ticket);
 
 gboolean
-bus_publish_keep(Bus *bus, const char *subject, const void *data, gsize len, const char *msg_id)
+bus_publish_keep(Bus *bus, const char *subject, const void *data, gsize len, const char *msg_id,
+		 guint64 *ticket)
 {
-	return publish_item(bus, subject, data, len, msg_id, 0, TRUE);
+	return publish_item(bus, subject, data, len, msg_id, 0, TRUE, ticket);
+}
+
+gboolean
+bus_done_through(Bus *bus, guint64 ticket)
+{
+	if (ticket == 0)
+		return TRUE;
+	g_mutex_lock(&bus->lock);
+	/* the queue is in taken order; the items in flight (at most PUB_WINDOW) in none */
+	PubItem *head = g_queue_peek_head(&bus->queue);
+	gboolean done = head == NULL || head->seq >= ticket;
+	GHashTableIter iter;
+	gpointer v;
+	g_hash_table_iter_init(&iter, bus->inflight);
+	while (done && g_hash_table_iter_next(&iter, NULL, &v))
+		done = ((PubItem *)v)->seq >= ticket;
+	g_mutex_unlock(&bus->lock);
+	return done;
 }
 
 gboolean
 bus_publish_weighted(Bus *bus, const char *subject, const void *data, gsize len,
 		     const char *msg_id, guint64 weight)
 {
-	return publish_item(bus, subject, data, len, msg_id, weight, FALSE);
+	return publish_item(bus, subject, data, len, msg_id, weight, FALSE, NULL);
 }
 
 static gboolean
 publish_item(Bus *bus, const char *subject, const void *data, gsize len, const char *msg_id,
-	     guint64 weight, gboolean keep)
+	     guint64 weight, gboolean keep, guint64 *ticket)
 {
 	gsize cost = len + strlen(subject) + strlen(msg_id);
 	natsMsg *m = NULL;
@@ -329,6 +348,8 @@ publish_item(Bus *bus, const char *subject, const void *data, gsize len, const c
 	it->cost = cost;
 	it->len = len;
 	it->seq = bus->next_seq++;
+	if (ticket != NULL)
+		*ticket = it->seq + 1; /* 0 stays "none" */
 	it->epoch = G_MAXUINT;
 	it->weight = weight;
 	it->keep = keep;

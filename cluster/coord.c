@@ -802,10 +802,12 @@ coord_snapshot(Coord *c, guint p, guint64 seq, GBytes *state, gboolean release)
 		return;
 	g_mutex_lock(&c->lock);
 	Part *pt = &c->parts[p];
-	if (pt->snap)
-		g_bytes_unref(pt->snap); /* only the newest is worth storing */
-	pt->snap = state ? g_bytes_ref(state) : g_bytes_new(NULL, 0);
-	pt->snap_seq = seq;
+	if (state != NULL) {
+		if (pt->snap)
+			g_bytes_unref(pt->snap); /* only the newest is worth storing */
+		pt->snap = g_bytes_ref(state);
+		pt->snap_seq = seq;
+	}
 	pt->snap_release = pt->snap_release || release;
 	pt->snap_pending = TRUE;
 	wake_locked(c);
@@ -2157,7 +2159,7 @@ snap_restore(Coord *c, guint p, GBytes *snap, guint64 seq, gboolean release)
 	Part *pt = &c->parts[p];
 	g_mutex_lock(&c->lock);
 	if (!pt->snap_pending) {
-		pt->snap = g_bytes_ref(snap);
+		pt->snap = snap != NULL ? g_bytes_ref(snap) : NULL;
 		pt->snap_seq = seq;
 		pt->snap_pending = TRUE;
 	}
@@ -2198,9 +2200,12 @@ snapshots_store(Coord *c, gint64 deadline_ms)
 			return FALSE;
 		}
 		gsize len = 0;
-		const void *data = g_bytes_get_data(snap, &len);
+		const void *data = snap != NULL ? g_bytes_get_data(snap, &len) : NULL;
 		g_autoptr(GError) err = NULL;
-		if (!bus_snapshot_put(c->bus, p, seq, data, len, &err)) {
+		if (snap == NULL) {
+			/* a release without a new snapshot (coord_snapshot()): the stored one
+			 * stays */
+		} else if (!bus_snapshot_put(c->bus, p, seq, data, len, &err)) {
 			set_error(c, "snapshot store", err);
 			if (g_error_matches(err, BUS_ERROR, BUS_ERROR_IO)) {
 				snap_restore(c, p, snap, seq, release);

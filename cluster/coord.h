@@ -103,7 +103,9 @@ void coord_attach(Coord *c, GMainContext *ctx, CoordEventFunc fn, gpointer user_
 
 /* Main loop -> coordinator; none of these wait. */
 /* Store partition p's state covering flow sequence seq (copied); release: then give the
- * lease up (after COORD_RELEASE, or at shutdown). Only while the lease is held. */
+ * lease up (after COORD_RELEASE, or at shutdown). Only while the lease is held. state NULL
+ * (with release): give the lease up on the snapshot already stored (or one still waiting to
+ * be), the next owner replaying from there. */
 void coord_snapshot(Coord *c, guint p, guint64 seq, GBytes *state, gboolean release);
 /* The offender (host, reason) in BUS_KV_OFFENDERS: json NULL deletes it. Per key in order. */
 void coord_offender(Coord *c, const char *key, const char *json);

@@ -22,6 +22,7 @@ typedef struct {
 	guint64 applied_seq; /* the last flow batch applied (0: none since the snapshot) */
 	guint64 lease_rev;
 	gint64 from_ms; /* the analyzer clock of the snapshot it started from (0: none) */
+	guint64 sent;	/* bus ticket of the last event it sent (bus_done_through()) */
 } Part;
 
 /* A collector's batch in the making, for one partition. */
@@ -452,7 +453,8 @@ on_part_alert(const AlertEvent *analyzer_ev, gpointer user_data)
 	cluster_wire_alert_id(part->p, &ca.ev, id, sizeof id);
 	g_byte_array_set_size(n->enc, 0);
 	cluster_wire_alert_encode(&ca, n->enc);
-	if (bus_publish_keep(n->bus, BUS_SUBJECT_ALERTS, n->enc->data, n->enc->len, id))
+	if (bus_publish_keep(n->bus, BUS_SUBJECT_ALERTS, n->enc->data, n->enc->len, id,
+			     &part->sent))
 		n->st.alerts_out++;
 	else
 		n->st.alerts_dropped++;
@@ -583,6 +585,16 @@ part_snapshot(ClusterNode *n, Part *part, gboolean release)
 {
 	g_autoptr(GByteArray) state = g_byte_array_new();
 	gsize mark;
+
+	/* A snapshot holds the events up to it as sent: stored only once the alert stream has
+	 * them. Until then the stored one stays (a handover gives the lease up without a new
+	 * one), and the next owner's replay from it emits them again, under the same ids. */
+	if (!bus_done_through(n->bus, part->sent)) {
+		n->st.snapshots_deferred++;
+		if (release)
+			coord_snapshot(n->coord, part->p, 0, NULL, TRUE);
+		return;
+	}
 
 	statebuf_put_bytes(state, SNAP_MAGIC, 4);
 	statebuf_put_u8(state, SNAP_VERSION);
@@ -744,7 +756,7 @@ on_ctl(ClusterNode *n, Part *part, const guint8 *d, gsize len, guint64 seq)
 		/* the alert group's sinks and actions learn it from the alerts stream (the
 		 * record's own id: a replay's copy is dropped there) */
 		cluster_wire_ctl_id(&c, id, sizeof id);
-		if (!bus_publish_keep(n->bus, BUS_SUBJECT_ALERTS, d, len, id))
+		if (!bus_publish_keep(n->bus, BUS_SUBJECT_ALERTS, d, len, id, &part->sent))
 			n->st.alerts_dropped++;
 		break;
 	}
@@ -1081,6 +1093,7 @@ static const struct {
     NF(snapshots),
     NF(snapshot_bytes),
     NF(snapshots_bad),
+    NF(snapshots_deferred),
     NF(requests_in),
     NF(exporters_over),
     NF(history_out),
@@ -1467,7 +1480,12 @@ cluster_node_free(ClusterNode *n)
 		}
 		g_free(n->pend);
 	}
-	/* hand every owned partition over: the next owner starts from here */
+	/* the events first: a partition's snapshot waits for those it holds as sent */
+	if (n->bus != NULL && !bus_flush(n->bus, n->coord != NULL ? 3000 : 30000))
+		g_warning("cluster: the bus did not take everything in time: the rest is lost "
+			  "(counted failed)");
+	/* hand every owned partition over: the next owner starts from here (or, where events
+	 * were not stored in time, from the snapshot before, emitting them again) */
 	for (guint p = 0; n->parts != NULL && p < n->partitions; p++) {
 		if (n->parts[p] != NULL) {
 			part_snapshot(n, n->parts[p], TRUE);
@@ -1475,9 +1493,6 @@ cluster_node_free(ClusterNode *n)
 		}
 	}
 	g_free(n->parts);
-	if (n->bus != NULL && !bus_flush(n->bus, n->coord != NULL ? 3000 : 30000))
-		g_warning("cluster: the bus did not take everything in time: the rest is lost "
-			  "(counted failed)");
 	if (n->coord != NULL)
 		coord_free(n->coord);
 	/* what the coordinator did not answer (its queue is gone): answered here, once */

@@ -29,6 +29,8 @@ typedef struct {
 	guint64 batches_in, batches_bad, batches_unowned, batches_repeated, flows_in;
 	guint64 alerts_out, alerts_dropped, alerts_in, alerts_bad;
 	guint64 acquired, released, lost, snapshots, snapshot_bytes, snapshots_bad;
+	/* snapshots not made because events before them were not yet in the alert stream */
+	guint64 snapshots_deferred;
 	guint64 requests_in, exporters_over;
 	/* history readings: published (messages, bytes), not taken by the bus; received and
 	 * written to this node's store, bad, repeated (a slice this store already has: a

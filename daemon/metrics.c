@@ -133,6 +133,8 @@ static const Scalar cluster_scalars[] = {
        "Bytes of those snapshots."),
     CN("spamflow_cluster_snapshots_bad_total", M_COUNTER, snapshots_bad,
        "Snapshots that did not load at a takeover (the windows restarted)."),
+    CN("spamflow_cluster_snapshots_deferred_total", M_COUNTER, snapshots_deferred,
+       "Snapshots put off because alert events before them were not yet stored on the bus."),
     CN("spamflow_cluster_ctl_stored_total", M_COUNTER, ctl_out,
        "Control records (suppress, unsuppress, forget) asked on this node and stored."),
     CN("spamflow_cluster_ctl_failed_total", M_COUNTER, ctl_out_failed,

@@ -77,8 +77,9 @@ class NatsCluster:
     """n nats-server processes clustered on loopback, JetStream on, in a temporary dir."""
 
     def __init__(self, n=3, max_payload=1 << 20, workdir=None, cluster_name="spamflow-test",
-                 verbose=False):
+                 verbose=False, extra=""):
         self.binary = find_nats_server()
+        self.extra = extra  # appended to every server's configuration (authorization, ...)
         self.n = n
         self.max_payload = max_payload
         self.own_dir = workdir is None
@@ -130,8 +131,10 @@ cluster {
 """ % {"name": s.name, "port": s.port, "http": s.http_port, "max_payload": self.max_payload,
        "store": s.store_dir, "cluster": self.cluster_name, "cport": s.cluster_port,
        "routes": routes}
+        if self.n == 1:  # one server is no cluster (JetStream refuses one without routes)
+            text = text[:text.index("cluster {")]
         with open(s.conf, "w") as f:
-            f.write(text)
+            f.write(text + self.extra)
 
     # ---- life cycle ----
 
@@ -200,6 +203,8 @@ cluster {
         j = s.monitor("/jsz")
         if not j:
             return None
+        if self.n == 1:  # standalone: JetStream is up once it answers
+            return s.name if j.get("config") else None
         return (j.get("meta_cluster") or {}).get("leader") or None
 
     def wait_ready(self, timeout=30):
