@@ -239,10 +239,19 @@ static void
 on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
 	Bus *bus = closure;
-	(void)nc;
+	const char *text = NULL;
 	(void)sub;
+	/* the server's words where it gave some ("Permissions Violation for Publish to ...") */
+	if (natsConnection_GetLastError(nc, &text) != err || text == NULL || *text == '\0')
+		text = natsStatus_GetText(err);
+	gint64 now = g_get_monotonic_time();
 	g_mutex_lock(&bus->lock);
-	set_last_error(bus, "nats: %s", natsStatus_GetText(err));
+	set_last_error(bus, "nats: %s", text);
+	/* a permission refused is the admin's to fix: what is refused is retried meanwhile */
+	if (now - bus->warn_us > 10 * G_USEC_PER_SEC) {
+		bus->warn_us = now;
+		g_warning("cluster bus: %s (said at most every 10 s)", bus->st.last_error);
+	}
 	g_mutex_unlock(&bus->lock);
 }
 

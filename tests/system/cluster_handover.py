@@ -168,6 +168,10 @@ authorization {
                   f"({first} -> {s.get('snapshots_deferred')} deferred, "
                   f"{s.get('snapshots')} made)")
 
+            log1 = open(os.path.join(tmp, "a1.log")).read()
+            check("cluster bus: nats: Permissions Violation for Publish to" in log1 and
+                  "spamflow.alerts" in log1,
+                  "a1's log says what the server refuses (the admin's to fix)")
             procs["a1"].send_signal(signal.SIGTERM)
             rc = procs["a1"].wait(timeout=30)
             check(rc == 0, f"a1 stopped cleanly (exit {rc})")
