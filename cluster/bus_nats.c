@@ -402,6 +402,13 @@ on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 			bus->st.duplicates++;
 		else
 			bus->st.published++;
+		if (it->keep) {
+			const char *mid = NULL;
+			(void)natsMsgHeader_Get(msg, HDR_MSG_ID, &mid);
+			g_debug("cluster bus: %s stored at %s sequence %" PRIu64 "%s",
+				mid != NULL ? mid : "?", pa->Stream, pa->Sequence,
+				pa->Duplicate ? " (a duplicate)" : "");
+		}
 		bus->st.bytes_out += it->len;
 		pub_done(bus, it);
 		g_free(it);

@@ -1140,6 +1140,7 @@ flows_cb(const char *subject, guint64 seq, const guint8 *data, gsize len, gpoint
 static void
 alert_hand_back(Coord *c, const char *id)
 {
+	g_debug("cluster: alert %s handed back (this node stops)", id);
 	g_mutex_lock(&c->lock);
 	coord_fence_forget(c->fence, id);
 	g_mutex_unlock(&c->lock);
@@ -1191,6 +1192,11 @@ alerts_cb(const char *subject, guint64 seq, const guint8 *data, gsize len, gpoin
 		break;
 	}
 	g_mutex_unlock(&c->lock);
+	g_debug("cluster: alert stream sequence %" G_GUINT64_FORMAT ": %s %s", seq, id,
+		r == COORD_FENCE_PASS	   ? "to the sinks"
+		: r == COORD_FENCE_STALE   ? "to the sinks (an old lease's)"
+		: r == COORD_FENCE_DUPLICATE ? "a duplicate, dropped"
+					     : "bad, dropped");
 	if (r != COORD_FENCE_PASS && r != COORD_FENCE_STALE)
 		return;
 	g_autoptr(GBytes) b = bytes_with_nul(data, len);
@@ -1217,6 +1223,8 @@ alerts_cb(const char *subject, guint64 seq, const guint8 *data, gsize len, gpoin
 		alert_hand_back(c, id);
 		break;
 	case QWAIT_TIMEOUT:
+		g_debug("cluster: alert %s acknowledged unhandled (the main loop took over %d s)",
+			id, ALERT_HANDLE_WAIT_S);
 		g_mutex_lock(&c->lock);
 		c->n.alerts_ack_unhandled++;
 		g_mutex_unlock(&c->lock);

@@ -23,6 +23,7 @@ typedef struct {
 	guint64 lease_rev;
 	gint64 from_ms; /* the analyzer clock of the snapshot it started from (0: none) */
 	guint64 sent;	/* bus ticket of the last event it sent (bus_done_through()) */
+	gint64 snap_ok_us; /* monotonic: taken, or its last snapshot made */
 } Part;
 
 /* A collector's batch in the making, for one partition. */
@@ -110,6 +111,8 @@ struct ClusterNode {
 	Part **parts;
 	guint snap_id;
 	guint snap_next; /* the partition the next snapshot tick looks at first */
+	gint64 defer_warn_us; /* the last warning of snapshots put off (at most one a minute) */
+	gint64 defer_warn_after_us; /* ... said when a partition has none for this long */
 	guint64 ctl_seq; /* control records asked here */
 	/* exporters seen over the bus: address <-> registry index */
 	GHashTable *exp_index; /* 16-byte key (owned) -> index + 1 */
@@ -453,11 +456,16 @@ on_part_alert(const AlertEvent *analyzer_ev, gpointer user_data)
 	cluster_wire_alert_id(part->p, &ca.ev, id, sizeof id);
 	g_byte_array_set_size(n->enc, 0);
 	cluster_wire_alert_encode(&ca, n->enc);
-	if (bus_publish_keep(n->bus, BUS_SUBJECT_ALERTS, n->enc->data, n->enc->len, id,
-			     &part->sent))
+	gboolean taken = bus_publish_keep(n->bus, BUS_SUBJECT_ALERTS, n->enc->data, n->enc->len,
+					  id, &part->sent);
+	if (taken)
 		n->st.alerts_out++;
 	else
 		n->st.alerts_dropped++;
+	g_debug("cluster: partition %u (lease revision %" G_GUINT64_FORMAT ", at sequence "
+		"%" G_GUINT64_FORMAT "): event %s %s",
+		part->p, part->lease_rev, part->applied_seq, id,
+		taken ? "to the bus" : "not taken (buffer full)");
 	offender_key(&ca.ev, key, sizeof key);
 	if (ca.ev.event == ALERT_CLEARED) {
 		coord_offender(n->coord, key, NULL);
@@ -589,12 +597,32 @@ part_snapshot(ClusterNode *n, Part *part, gboolean release)
 	/* A snapshot holds the events up to it as sent: stored only once the alert stream has
 	 * them. Until then the stored one stays (a handover gives the lease up without a new
 	 * one), and the next owner's replay from it emits them again, under the same ids. */
+	gint64 now = g_get_monotonic_time();
 	if (!bus_done_through(n->bus, part->sent)) {
 		n->st.snapshots_deferred++;
-		if (release)
+		g_debug("cluster: partition %u: snapshot at sequence %" G_GUINT64_FORMAT
+			" put off: events before it not stored yet%s",
+			part->p, part->applied_seq, release ? " (released on the stored one)" : "");
+		if (release) {
 			coord_snapshot(n->coord, part->p, 0, NULL, TRUE);
+		} else if (now - part->snap_ok_us > n->defer_warn_after_us &&
+			   (n->defer_warn_us == 0 || now - n->defer_warn_us > 60 * G_USEC_PER_SEC)) {
+			/* the takeover's replay grows with it, and the flow stream's retention
+			 * bounds it */
+			n->defer_warn_us = now;
+			BusStats bs;
+			bus_get_stats(n->bus, &bs);
+			g_warning("cluster: partition %u: no snapshot for %" G_GINT64_FORMAT
+				  " s: alert events before it are not in the alert stream yet (bus: "
+				  "%s; said at most once a minute)",
+				  part->p, (now - part->snap_ok_us) / G_USEC_PER_SEC,
+				  bs.last_error[0] != '\0' ? bs.last_error : "no error");
+		}
 		return;
 	}
+	part->snap_ok_us = now;
+	g_debug("cluster: partition %u: snapshot at sequence %" G_GUINT64_FORMAT "%s", part->p,
+		part->applied_seq, release ? ", released" : "");
 
 	statebuf_put_bytes(state, SNAP_MAGIC, 4);
 	statebuf_put_u8(state, SNAP_VERSION);
@@ -620,6 +648,7 @@ on_acquired(ClusterNode *n, const CoordEvent *ev)
 	part->p = ev->partition;
 	part->lease_rev = ev->lease_rev;
 	part->applied_seq = ev->seq;
+	part->snap_ok_us = g_get_monotonic_time();
 	AnalyzerConfig c = n->pcfg;
 	c.alert_fn = on_part_alert;
 	c.alert_data = part;
@@ -1443,6 +1472,8 @@ cluster_node_new(const Config *cfg, const ClusterNodeDeps *deps, gboolean replay
 	}
 	if (cluster_node_analyzes(n)) {
 		n->parts = g_new0(Part *, n->partitions);
+		/* ten snapshot intervals without one: the replay of a takeover grows */
+		n->defer_warn_after_us = 10 * (gint64)cfg->cluster_snapshot_s * G_USEC_PER_SEC;
 		n->snap_id = g_timeout_add(MAX(10u, cfg->cluster_snapshot_s * 1000 / n->partitions),
 					   on_snapshot, n);
 	}
@@ -1482,8 +1513,9 @@ cluster_node_free(ClusterNode *n)
 	}
 	/* the events first: a partition's snapshot waits for those it holds as sent */
 	if (n->bus != NULL && !bus_flush(n->bus, n->coord != NULL ? 3000 : 30000))
-		g_warning("cluster: the bus did not take everything in time: the rest is lost "
-			  "(counted failed)");
+		g_warning("cluster: the bus did not take everything in time: the rest is dropped "
+			  "(counted failed); alert events among it are sent again by the next "
+			  "owners of their partitions, which start from the snapshots before them");
 	/* hand every owned partition over: the next owner starts from here (or, where events
 	 * were not stored in time, from the snapshot before, emitting them again) */
 	for (guint p = 0; n->parts != NULL && p < n->partitions; p++) {

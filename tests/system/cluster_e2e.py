@@ -242,6 +242,10 @@ def main():
                 # the readings are at capture time (January 2026), the nodes' own exit
                 # readings at the wall clock's: no age limit, or the store removes the former
                 f.write("\n[history]\nmax_age = 0\n")
+                # SPAMFLOW_TEST_LOG_LEVEL=debug: the nodes log each event's way (published,
+                # stored, fenced, handed back) and each snapshot, to read a failure by
+                if os.environ.get("SPAMFLOW_TEST_LOG_LEVEL"):
+                    f.write(f"\n[daemon]\nlog_level = {os.environ['SPAMFLOW_TEST_LOG_LEVEL']}\n")
                 f.write(f"\n[cluster]\nnats = {urls}\nnode = {name}\nroles = {roles}\n"
                         f"alert_group = {group}\npartitions = {PARTITIONS}\nreplicas = 3\n"
                         f"lease_ttl = {LEASE_TTL}\nsnapshot_interval = 2\n")

@@ -12,7 +12,8 @@ stays unacknowledged and in its buffer), an analyzer a1 connected as that user, 
 replaying the scenario's NetFlow v5 export, then:
 
   - a1 applies every flow and raises; its snapshots of the partitions with unstored events
-    are put off (counted snapshots_deferred) while those of the others are stored;
+    are put off (counted snapshots_deferred) while those of the others are stored; after
+    ten snapshot intervals without one its log says so, with the server's refusal;
   - a1 stops (SIGTERM): its leases are given back on the snapshots already stored, and the
     events it could not send are dropped with its buffer;
   - a2 (a user who may publish there, in the alert group, a JSON sink) takes the partitions
@@ -168,10 +169,17 @@ authorization {
                   f"({first} -> {s.get('snapshots_deferred')} deferred, "
                   f"{s.get('snapshots')} made)")
 
-            log1 = open(os.path.join(tmp, "a1.log")).read()
+            # ten snapshot intervals (1 s) without a snapshot: a1 says so
+            def warned():
+                t = open(os.path.join(tmp, "a1.log")).read()
+                return t if "no snapshot for" in t else None
+            log1 = wait("a1 warns", warned, 15) or ""
             check("cluster bus: nats: Permissions Violation for Publish to" in log1 and
                   "spamflow.alerts" in log1,
                   "a1's log says what the server refuses (the admin's to fix)")
+            check("alert events before it are not in the alert stream yet (bus: nats: "
+                  "Permissions Violation" in log1,
+                  "a1's log says which partition has had no snapshot for 10 intervals, and why")
             procs["a1"].send_signal(signal.SIGTERM)
             rc = procs["a1"].wait(timeout=30)
             check(rc == 0, f"a1 stopped cleanly (exit {rc})")
