@@ -157,6 +157,9 @@ void bus_msg_leave(void);
 /* Stops delivery; fn is not running and will not run once this returns (so never call it
  * from fn: it waits for fn). NULL: nothing. */
 void bus_unsubscribe(BusSub *sub);
+/* A durable's: fetch no more (what its thread holds is handed back), without waiting;
+ * bus_unsubscribe() still follows. NULL or not a durable: nothing. */
+void bus_sub_stop_fetching(BusSub *sub);
 
 /* The stream sequence of the last message on subject (0 = none yet), for lag. */
 gboolean bus_last_seq(Bus *bus, const char *stream, const char *subject, guint64 *seq,

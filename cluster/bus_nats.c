@@ -54,6 +54,8 @@ struct BusSub {
 	gboolean ack; /* durable: acknowledge after fn */
 	GThread *puller; /* durable: the thread fetching its messages (a pull consumer) */
 	gboolean stop;   /* ... told to stop (under lock) */
+	gint64 open_until_us; /* ... its last pull request may still be open on the server until
+			       * then (it returned with fewer than asked before its wait) */
 	GMutex lock;
 	GCond cond;
 	gboolean complete; /* libnats: closed, and the handler has returned for good */
@@ -1135,7 +1137,12 @@ sub_failed(Bus *bus, BusSub *bs)
 static __thread gboolean leave_current;
 #define PULL_BATCH 16	   /* messages a durable's thread fetches at a time */
 #define PULL_WAIT_MS 500   /* ... waiting this long for them (and to notice a stop) */
-#define HANDBACK_DELAY_MS 1000
+/* A message handed back is nak'ed without a delay: nats-server 2.9.10 left a message nak'ed
+ * with one (1 s) pending for good, never redelivered, after a server of the cluster had been
+ * killed and had come back (its /jsz: num_ack_pending 1, num_redelivered 0 for 40 s;
+ * cluster-e2e lost the raised event that way). A plain nak puts it back in the consumer's
+ * redelivery queue at once, without the timer. The stopping node does not fetch it again:
+ * it stops fetching before it hands anything back (coord_leave()). */
 
 void
 bus_msg_leave(void)
@@ -1181,9 +1188,8 @@ stream_msg_handle(BusSub *bs, natsMsg *msg)
 		g_mutex_unlock(&bus->lock);
 	}
 	if (bs->ack && leave_current)
-		/* handed back, redelivered a second later, to another subscriber or to this
-		 * node's next start (at once, a stopping node could fetch it again) */
-		(void)natsMsg_NakWithDelay(msg, HANDBACK_DELAY_MS * (int64_t)1000000, NULL);
+		/* handed back: redelivered to another subscriber, or to this node's next start */
+		(void)natsMsg_Nak(msg, NULL);
 	else if (bs->ack)
 		(void)natsMsg_Ack(msg, NULL); /* lost: redelivered after AckWait */
 	leave_current = FALSE;
@@ -1248,7 +1254,12 @@ pull_thread(gpointer data)
 			break;
 		natsMsgList list = {0};
 		jsErrCode jerr = 0;
+		gint64 issued = g_get_monotonic_time();
 		natsStatus s = natsSubscription_Fetch(&list, bs->sub, PULL_BATCH, PULL_WAIT_MS, &jerr);
+		bs->open_until_us =
+		    s == NATS_OK && list.Count < PULL_BATCH
+			? issued + (PULL_WAIT_MS + 100) * G_TIME_SPAN_MILLISECOND
+			: 0;
 		if (s != NATS_OK && s != NATS_TIMEOUT) {
 			/* the bus away, a server lost: try again shortly */
 			g_mutex_lock(&bs->lock);
@@ -1264,8 +1275,7 @@ pull_thread(gpointer data)
 			stop = bs->stop;
 			g_mutex_unlock(&bs->lock);
 			if (stop) {
-				(void)natsMsg_NakWithDelay(m, HANDBACK_DELAY_MS * (int64_t)1000000,
-							   NULL);
+				(void)natsMsg_Nak(m, NULL);
 				natsMsg_Destroy(m);
 			} else {
 				stream_msg_handle(bs, m);
@@ -1351,6 +1361,17 @@ bus_subscribe_durable(Bus *bus, const char *stream, const char *subject, const c
 	return bs;
 }
 
+void
+bus_sub_stop_fetching(BusSub *bs)
+{
+	if (bs == NULL || bs->puller == NULL)
+		return;
+	g_mutex_lock(&bs->lock);
+	bs->stop = TRUE;
+	g_cond_broadcast(&bs->cond);
+	g_mutex_unlock(&bs->lock);
+}
+
 static void
 bus_sub_close(BusSub *bs)
 {
@@ -1363,6 +1384,23 @@ bus_sub_close(BusSub *bs)
 		g_mutex_unlock(&bs->lock);
 		g_thread_join(bs->puller);
 		bs->puller = NULL;
+		/* What the server sends to a pull request still open (the last one returned
+		 * early) would reach no one once unsubscribed, and come again only after
+		 * AckWait: once it has expired, what came is taken (a request that does not
+		 * wait) and handed back too. */
+		gint64 left = bs->open_until_us - g_get_monotonic_time();
+		if (left > 0)
+			g_usleep((gulong)left);
+		jsFetchRequest req;
+		jsFetchRequest_Init(&req);
+		req.Batch = PULL_BATCH;
+		req.NoWait = true;
+		req.Expires = 200 * (int64_t)1000000;
+		natsMsgList rest = {0};
+		if (natsSubscription_FetchRequest(&rest, bs->sub, &req) == NATS_OK)
+			for (int i = 0; i < rest.Count; i++)
+				(void)natsMsg_Nak(rest.Msgs[i], NULL);
+		natsMsgList_Destroy(&rest);
 		(void)natsSubscription_Unsubscribe(bs->sub);
 		bus_sub_free(bs);
 		return;

@@ -678,8 +678,9 @@ struct Coord {
 	gint64 last_renew_ms;
 	gint64 offenders_next_ms;
 	gboolean setup_told;
-	BusSub *alerts_sub;
-	BusSub *history_sub;
+	BusSub *alerts_sub;  /* under lock once made: coord_leave() takes it */
+	BusSub *history_sub; /* ... likewise */
+	gboolean leaving;    /* coord_leave(): consume no more (under lock) */
 	BusSub *serve_sub;
 	gboolean alerts_told, serve_told, history_told;
 	char *history_position;	 /* the file; NULL: no history consumer */
@@ -1543,6 +1544,13 @@ part_start(Coord *c, guint p)
 	g_autoptr(GError) err = NULL;
 	g_autoptr(GBytes) data = NULL;
 	guint64 covers = 0;
+	g_mutex_lock(&c->lock);
+	gboolean leaving = c->leaving;
+	g_mutex_unlock(&c->lock);
+	if (leaving) { /* nobody would analyze it here: given back at once */
+		part_give_up(c, p);
+		return;
+	}
 	if (!bus_snapshot_get(c->bus, p, &covers, &data, &err)) {
 		set_error(c, "snapshot read", err);
 		return; /* again next round, the lease renewed meanwhile */
@@ -1569,6 +1577,11 @@ part_acquire(Coord *c, guint p)
 	gint64 before = now_ms();
 	g_autoptr(GError) err = NULL;
 	guint64 rev = 0;
+	g_mutex_lock(&c->lock);
+	gboolean leaving = c->leaving;
+	g_mutex_unlock(&c->lock);
+	if (leaving)
+		return; /* the main loop would never learn of it: the lease would wait for its TTL */
 	if (!bus_kv_create(c->bus, BUS_KV_LEASES, key, c->node, strlen(c->node), &rev, &err)) {
 		guint64 ours = 0;
 		if (!g_error_matches(err, BUS_ERROR, BUS_ERROR_EXISTS)) {
@@ -2048,20 +2061,32 @@ static void
 consumers_start(Coord *c)
 {
 	g_autoptr(GError) err = NULL;
-	if (c->alert_group[0] && !c->alerts_sub) {
+	g_mutex_lock(&c->lock);
+	gboolean leaving = c->leaving, have_alerts = c->alerts_sub != NULL,
+		 have_history = c->history_sub != NULL;
+	g_mutex_unlock(&c->lock);
+	if (c->alert_group[0] && !have_alerts && !leaving) {
 		g_autofree char *durable = g_strdup_printf("alerts-%s", c->alert_group);
-		c->alerts_sub = bus_subscribe_durable(c->bus, BUS_STREAM_ALERTS, BUS_SUBJECT_ALERTS,
-						      durable, alerts_cb, c, &err);
-		if (!c->alerts_sub && !c->alerts_told) {
+		BusSub *sub = bus_subscribe_durable(c->bus, BUS_STREAM_ALERTS, BUS_SUBJECT_ALERTS,
+						    durable, alerts_cb, c, &err);
+		g_mutex_lock(&c->lock);
+		if (c->leaving) { /* coord_leave() came meanwhile */
+			g_mutex_unlock(&c->lock);
+			bus_unsubscribe(sub);
+			return;
+		}
+		c->alerts_sub = sub;
+		g_mutex_unlock(&c->lock);
+		if (!sub && !c->alerts_told) {
 			g_warning("cluster: alert consumer %s: %s (retrying)", durable,
 				  err->message);
 			c->alerts_told = TRUE;
 		}
-		if (!c->alerts_sub)
+		if (!sub)
 			set_error(c, "alert consumer", err);
 		g_clear_error(&err);
 	}
-	if (c->history_position != NULL && !c->history_sub) {
+	if (c->history_position != NULL && !have_history && !leaving) {
 		/* each store reads every partition's readings, from where it stopped: an
 		 * ordered consumer from the position the file keeps (a durable consumer's
 		 * acknowledgements were tried: nats-server 2.9 left messages a stopped node
@@ -2080,14 +2105,22 @@ consumers_start(Coord *c)
 		c->history_seq = from;
 		g_mutex_unlock(&c->lock);
 		c->history_saved = from;
-		c->history_sub = bus_subscribe_from(c->bus, BUS_STREAM_HISTORY,
-						    BUS_SUBJECT_HISTORY ".*", from + 1, history_cb,
-						    c, &err);
-		if (!c->history_sub && !c->history_told) {
+		BusSub *sub = bus_subscribe_from(c->bus, BUS_STREAM_HISTORY,
+						 BUS_SUBJECT_HISTORY ".*", from + 1, history_cb, c,
+						 &err);
+		g_mutex_lock(&c->lock);
+		if (c->leaving) {
+			g_mutex_unlock(&c->lock);
+			bus_unsubscribe(sub);
+			return;
+		}
+		c->history_sub = sub;
+		g_mutex_unlock(&c->lock);
+		if (!sub && !c->history_told) {
 			g_warning("cluster: history consumer: %s (retrying)", err->message);
 			c->history_told = TRUE;
 		}
-		if (!c->history_sub)
+		if (!sub)
 			set_error(c, "history consumer", err);
 		g_clear_error(&err);
 	}
@@ -2400,12 +2433,7 @@ shutdown_run(Coord *c)
 	ready = c->setup_ok;
 	g_mutex_unlock(&c->lock);
 	/* the main loop is leaving: nothing waits for it, nothing more is handed to it */
-	coord_queue_stop(c->queue);
-	/* at once, not after the snapshots: until it is unsubscribed, the alert consumer
-	 * fetches events only to hand them back */
-	bus_unsubscribe(c->alerts_sub);
-	bus_unsubscribe(c->history_sub);
-	c->alerts_sub = c->history_sub = NULL;
+	coord_leave(c);
 	history_position_save(c, TRUE);
 	if (ready) {
 		/* release snapshots the main loop sent before coord_free(), bounded: a bus that
@@ -2543,6 +2571,23 @@ coord_new(Bus *bus, const CoordConfig *cfg, GError **error)
 		return NULL;
 	}
 	return c;
+}
+
+void
+coord_leave(Coord *c)
+{
+	g_mutex_lock(&c->lock);
+	c->leaving = TRUE;
+	BusSub *alerts = c->alerts_sub, *history = c->history_sub;
+	c->alerts_sub = c->history_sub = NULL;
+	g_mutex_unlock(&c->lock);
+	/* first no more fetching, then what waits for the main loop is handed back (an alert
+	 * to the group's other nodes, a history message to this node's next start): what is
+	 * handed back is not fetched here again */
+	bus_sub_stop_fetching(alerts);
+	coord_queue_stop(c->queue);
+	bus_unsubscribe(alerts);
+	bus_unsubscribe(history);
 }
 
 void

@@ -98,6 +98,11 @@ Coord *coord_new(Bus *bus, const CoordConfig *cfg, GError **error);
 /* Stops the thread: owned partitions' leases are given up only through COORD_RELEASE
  * snapshots already stored (a stop without them lets the leases expire). */
 void coord_free(Coord *c);
+/* The main loop has ended (a stop): stop consuming alerts and history at once, handing back
+ * what was fetched, rather than after the last snapshots and the coordinator's current
+ * round (a stopping node's consumer fetched events only to hold them meanwhile). Main
+ * loop's thread; coord_free() still follows. */
+void coord_leave(Coord *c);
 /* Deliver events on ctx's loop to fn (call once, before any event matters). */
 void coord_attach(Coord *c, GMainContext *ctx, CoordEventFunc fn, gpointer user_data);
 

@@ -1502,6 +1502,9 @@ cluster_node_free(ClusterNode *n)
 		g_source_remove(n->info_id);
 	if (n->snap_id != 0)
 		g_source_remove(n->snap_id);
+	/* no more alerts or history taken from the bus: this node's main loop has ended */
+	if (n->coord != NULL)
+		coord_leave(n->coord);
 	if (n->pend != NULL) {
 		gint64 now = g_get_real_time() / 1000;
 		for (guint p = 0; p < n->partitions; p++) {

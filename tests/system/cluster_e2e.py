@@ -223,7 +223,7 @@ def main():
     check(len([e for e in ref if e["event"] == "raised"]) >= 10,
           f"the reference raised {len([e for e in ref if e['event'] == 'raised'])} alerts")
 
-    with NatsCluster(3, max_payload=1 << 20) as nats:
+    with NatsCluster(3, max_payload=1 << 20, keep_in=tmp) as nats:
         urls = nats.urls()
 
         def conf(name, roles, group, sink=None):

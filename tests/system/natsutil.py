@@ -77,8 +77,9 @@ class NatsCluster:
     """n nats-server processes clustered on loopback, JetStream on, in a temporary dir."""
 
     def __init__(self, n=3, max_payload=1 << 20, workdir=None, cluster_name="spamflow-test",
-                 verbose=False, extra=""):
+                 verbose=False, extra="", keep_in=None):
         self.binary = find_nats_server()
+        self.keep_in = keep_in  # at close: the servers' logs and /jsz copied there
         self.extra = extra  # appended to every server's configuration (authorization, ...)
         self.n = n
         self.max_payload = max_payload
@@ -181,8 +182,21 @@ cluster {
             s.log = None
 
     def close(self):
+        if self.keep_in:
+            # what a failure is read by: each server's JetStream view (streams, consumers
+            # with their pending and redelivered counts) and its log
+            for s in self.servers:
+                j = s.monitor("/jsz?consumers=true&config=true", timeout=3)
+                if j is not None:
+                    with open(os.path.join(self.keep_in, s.name + "-jsz.json"), "w") as f:
+                        json.dump(j, f, indent=1)
         for i in range(self.n):
             self.kill(i)
+        if self.keep_in:
+            for s in self.servers:
+                log = os.path.join(self.dir, s.name + ".log")
+                if os.path.exists(log):
+                    shutil.copy(log, os.path.join(self.keep_in, s.name + ".log"))
         if self.own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 

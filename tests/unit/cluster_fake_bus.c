@@ -403,6 +403,17 @@ bus_subscribe_durable(Bus *bus, const char *stream, const char *subject, const c
 }
 
 void
+bus_sub_stop_fetching(BusSub *sub)
+{
+	if (!sub)
+		return;
+	g_mutex_lock(&S.lock);
+	sub->stop = TRUE;
+	g_cond_broadcast(&S.cond);
+	g_mutex_unlock(&S.lock);
+}
+
+void
 bus_unsubscribe(BusSub *sub)
 {
 	if (!sub)
