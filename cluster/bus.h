@@ -113,8 +113,9 @@ gboolean bus_publish_wait(Bus *bus, const char *subject, const void *data, gsize
 			  const char *msg_id, guint64 *seq, GError **error);
 /* bus_publish(), but never given up for want of an answer while a server is connected
  * (only a refusal fails it): retried with its id until the stream has it, or dropped with
- * the buffer at bus_free(). For alert events. ticket (may be NULL): set to the message's
- * place in the bus's order, for bus_done_through(). */
+ * the buffer at bus_free(). For what a partition's snapshot holds as sent: alert events,
+ * forgets, history readings. ticket (may be NULL): set to the message's place in the bus's
+ * order, for bus_done_through(). */
 gboolean bus_publish_keep(Bus *bus, const char *subject, const void *data, gsize len,
 			  const char *msg_id, guint64 *ticket);
 /* TRUE once every message taken up to ticket (bus_publish_keep()'s; 0: none) has been
