@@ -162,6 +162,18 @@ void bus_unsubscribe(BusSub *sub);
  * bus_unsubscribe() still follows. NULL or not a durable: nothing. */
 void bus_sub_stop_fetching(BusSub *sub);
 
+/* A durable consumer as its stream's server sees it (stream sequences). */
+typedef struct {
+	guint64 delivered;   /* the last sent to a subscriber */
+	guint64 ack_floor;   /* everything up to it acknowledged */
+	guint64 ack_pending; /* sent, not yet acknowledged */
+	guint64 redelivered; /* sent again now (pending among those) */
+	guint64 waiting;     /* pull requests waiting */
+	guint64 pending;     /* in the stream, not yet sent */
+} BusConsumerState;
+gboolean bus_consumer_state(Bus *bus, const char *stream, const char *durable,
+			    BusConsumerState *out, GError **error);
+
 /* The stream sequence of the last message on subject (0 = none yet), for lag. */
 gboolean bus_last_seq(Bus *bus, const char *stream, const char *subject, guint64 *seq,
 		      GError **error);

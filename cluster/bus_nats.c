@@ -1303,6 +1303,28 @@ pull_thread(gpointer data)
 	return NULL;
 }
 
+gboolean
+bus_consumer_state(Bus *bus, const char *stream, const char *durable, BusConsumerState *out,
+		   GError **error)
+{
+	jsOptions jo;
+	jsErrCode jerr = 0;
+	jsConsumerInfo *ci = NULL;
+	js_opts(bus, &jo);
+	natsStatus s = js_GetConsumerInfo(&ci, bus->js, stream, durable, &jo, &jerr);
+	if (s != NATS_OK)
+		return fail_nats(error, not_found(s, jerr) ? BUS_ERROR_NOT_FOUND : BUS_ERROR_IO, s,
+				 jerr, "consumer %s on %s", durable, stream);
+	out->delivered = ci->Delivered.Stream;
+	out->ack_floor = ci->AckFloor.Stream;
+	out->ack_pending = (guint64)MAX(ci->NumAckPending, 0);
+	out->redelivered = (guint64)MAX(ci->NumRedelivered, 0);
+	out->waiting = (guint64)MAX(ci->NumWaiting, 0);
+	out->pending = ci->NumPending;
+	jsConsumerInfo_Destroy(ci);
+	return TRUE;
+}
+
 BusSub *
 bus_subscribe_durable(Bus *bus, const char *stream, const char *subject, const char *durable,
 		      BusMsgFunc fn, gpointer user_data, GError **error)

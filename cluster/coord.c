@@ -211,6 +211,16 @@ coord_fence_forget(CoordFence *f, const char *id)
 	g_queue_delete_link(&f->fifo, l);
 }
 
+gint64
+coord_ack_track(CoordAckTrack *t, guint64 ack_floor, guint64 ack_pending, gint64 now_ms)
+{
+	if (ack_pending == 0 || ack_floor != t->floor || t->since_ms == 0) {
+		t->floor = ack_floor;
+		t->since_ms = now_ms;
+	}
+	return ack_pending > 0 ? MAX(now_ms - t->since_ms, (gint64)0) : 0;
+}
+
 /* ---- Requests served for other nodes ---- */
 
 struct CoordRequest {
@@ -681,6 +691,13 @@ struct Coord {
 	BusSub *alerts_sub;  /* under lock once made: coord_leave() takes it */
 	BusSub *history_sub; /* ... likewise */
 	gboolean leaving;    /* coord_leave(): consume no more (under lock) */
+	/* the alert group's consumer as the server sees it (under lock), read at each round:
+	 * an event left unacknowledged while the floor stands still is said */
+	BusConsumerState alerts_state;
+	gboolean alerts_state_ok;
+	CoordAckTrack alerts_track;
+	gint64 alerts_stuck_ms; /* coord_ack_track() at the last reading */
+	gint64 alerts_stuck_warn_ms;
 	BusSub *serve_sub;
 	gboolean alerts_told, serve_told, history_told;
 	char *history_position;	 /* the file; NULL: no history consumer */
@@ -1026,6 +1043,22 @@ coord_status_json(Coord *c, GString *out)
 	U64("bad", n->alerts_bad);
 	g_string_append_c(out, ',');
 	U64("ack_unhandled", n->alerts_ack_unhandled);
+	if (c->alerts_state_ok) {
+		/* the group's consumer as the server sees it (stream sequences), last round */
+		const BusConsumerState *cs = &c->alerts_state;
+		g_string_append_c(out, ',');
+		U64("server_delivered", cs->delivered);
+		g_string_append_c(out, ',');
+		U64("server_ack_floor", cs->ack_floor);
+		g_string_append_c(out, ',');
+		U64("server_ack_pending", cs->ack_pending);
+		g_string_append_c(out, ',');
+		U64("server_redelivered", cs->redelivered);
+		g_string_append_c(out, ',');
+		U64("server_not_sent", cs->pending);
+		g_string_append_c(out, ',');
+		U64("unacked_for_s", (guint64)(c->alerts_stuck_ms / 1000));
+	}
 	g_string_append(out, "},\"history\":{\"consumer\":");
 	g_string_append(out, c->history_position != NULL ? "true" : "false");
 	g_string_append_c(out, ',');
@@ -2057,6 +2090,44 @@ suppressions_refresh(Coord *c)
 	c->supp_listed_ms = now_ms();
 }
 
+/* An event sent more than this long ago and still unacknowledged: the node it went to died
+ * without answering, and the server has not sent it again (3 x the consumer's AckWait). */
+#define ALERT_STUCK_MS 30000
+
+/* The alert consumer's state on the server, for `cluster` and for the admin: nats-server
+ * 2.9.10 once left an event pending for good (see bus_nats.c, HANDBACK): said once a
+ * minute while the acknowledgement floor stands still with events pending. */
+static void
+alert_consumer_check(Coord *c, gint64 now)
+{
+	if (!c->alert_group[0])
+		return;
+	g_autofree char *durable = g_strdup_printf("alerts-%s", c->alert_group);
+	BusConsumerState st;
+	g_autoptr(GError) err = NULL;
+	gboolean ok = bus_consumer_state(c->bus, BUS_STREAM_ALERTS, durable, &st, &err);
+	g_mutex_lock(&c->lock);
+	c->alerts_state_ok = ok;
+	if (!ok) {
+		g_mutex_unlock(&c->lock);
+		return;
+	}
+	c->alerts_state = st;
+	gint64 stuck = coord_ack_track(&c->alerts_track, st.ack_floor, st.ack_pending, now);
+	c->alerts_stuck_ms = stuck;
+	gboolean warn = stuck >= ALERT_STUCK_MS &&
+			(c->alerts_stuck_warn_ms == 0 || now - c->alerts_stuck_warn_ms >= 60000);
+	if (warn)
+		c->alerts_stuck_warn_ms = now;
+	g_mutex_unlock(&c->lock);
+	if (warn)
+		g_warning("cluster: alert consumer %s: the event after stream sequence %" G_GUINT64_FORMAT
+			  " has waited %" G_GINT64_FORMAT " s for its acknowledgement (%" G_GUINT64_FORMAT
+			  " pending, %" G_GUINT64_FORMAT " sent again): the server has not delivered "
+			  "it again (said at most once a minute)",
+			  durable, st.ack_floor, stuck / 1000, st.ack_pending, st.redelivered);
+}
+
 static void
 consumers_start(Coord *c)
 {
@@ -2181,6 +2252,7 @@ round_run(Coord *c)
 		}
 	}
 	consumers_start(c);
+	alert_consumer_check(c, now_ms());
 	last_seqs(c, now_ms());
 	offenders_refresh(c, now_ms());
 	BusStats st;

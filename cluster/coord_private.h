@@ -50,6 +50,14 @@ CoordFenceResult coord_fence_check(CoordFence *f, guint partition, guint64 lease
 				   gint64 lease_from_ms, gint64 time_ms, const char *id);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CoordFence, coord_fence_free)
 
+/* The alert consumer's acknowledgement floor, read at each round: how long (ms) events have
+ * been pending while the floor stood still (0: none pending, or the floor moved). */
+typedef struct {
+	guint64 floor;
+	gint64 since_ms; /* 0: not read yet */
+} CoordAckTrack;
+gint64 coord_ack_track(CoordAckTrack *t, guint64 ack_floor, guint64 ack_pending, gint64 now_ms);
+
 /* The events waiting for the main loop, in order, bounded in bytes: a producer that may wait
  * (flows) waits while the queue holds more than max_bytes; the others never wait. An eventfd
  * is readable while events wait (the main loop's GSource watches it). */

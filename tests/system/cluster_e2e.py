@@ -474,6 +474,25 @@ def main():
                 time.sleep(0.5)
             check(stable >= 6, f"the cluster caught up (lag {lag})")
 
+            # the alert group's consumer on the server: every event sent and acknowledged
+            # (an event the server left pending, as nats-server 2.9.10 once did with a
+            # delayed handback, shows here before any sink misses it)
+            deadline = time.time() + 15
+            while True:
+                al = ((ctl(spamflowctl, sock["a1"], "cluster").get("status") or {})
+                      .get("alerts") or {})
+                done = ("server_ack_floor" in al and al.get("server_ack_pending") == 0 and
+                        al.get("server_not_sent") == 0 and
+                        al["server_ack_floor"] == al.get("server_delivered"))
+                if done or time.time() > deadline:
+                    break
+                time.sleep(0.5)
+            check(done, f"the alert consumer has every event acknowledged (delivered "
+                        f"{al.get('server_delivered')}, ack floor {al.get('server_ack_floor')}, "
+                        f"pending {al.get('server_ack_pending')}, not sent "
+                        f"{al.get('server_not_sent')}, redelivered "
+                        f"{al.get('server_redelivered')})")
+
             got = []
             for a in analyzers:
                 got += events(f"{tmp}/{a}.json")

@@ -204,6 +204,12 @@ authorization {
                   f"a2's sink has the reference's raised set ({sum(got.values())} vs "
                   f"{sum(ref.values())}; missing {missing}, extra {extra})")
             check(not twice, f"no event reached the sink twice ({twice})")
+            al = (cluster("a2").get("status") or {}).get("alerts") or {}
+            check("server_ack_floor" in al and al.get("server_ack_pending") == 0 and
+                  al["server_ack_floor"] == al.get("server_delivered") > 0,
+                  f"the alert consumer has every event acknowledged (delivered "
+                  f"{al.get('server_delivered')}, ack floor {al.get('server_ack_floor')}, "
+                  f"pending {al.get('server_ack_pending')})")
             log = open(os.path.join(tmp, "a2.log")).read()
             check("from a snapshot at sequence" in log or "from the stream's sequence" in log,
                   "a2 started its partitions from the stored snapshots")

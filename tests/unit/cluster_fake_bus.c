@@ -402,6 +402,17 @@ bus_subscribe_durable(Bus *bus, const char *stream, const char *subject, const c
 	return sub_start(bus, stream, subject, 1, durable, fn, user_data, error);
 }
 
+gboolean
+bus_consumer_state(Bus *bus, const char *stream, const char *durable, BusConsumerState *out,
+		   GError **error)
+{
+	(void)bus;
+	(void)out;
+	g_set_error(error, BUS_ERROR, BUS_ERROR_NOT_FOUND, "consumer %s on %s: not in the fake",
+		    durable, stream);
+	return FALSE;
+}
+
 void
 bus_sub_stop_fetching(BusSub *sub)
 {

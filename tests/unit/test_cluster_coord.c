@@ -133,6 +133,30 @@ test_rendezvous_movement(void **state)
 	}
 }
 
+/* ---- the alert consumer's acknowledgement floor ---- */
+
+static void
+test_ack_track(void **state)
+{
+	(void)state;
+	CoordAckTrack t = {0};
+	assert_int_equal(coord_ack_track(&t, 0, 0, 1000), 0);
+	/* events pending, the floor moving: never stuck */
+	assert_int_equal(coord_ack_track(&t, 3, 2, 2000), 0);
+	assert_int_equal(coord_ack_track(&t, 5, 1, 3000), 0);
+	/* the floor stands still with one pending: the time since it last moved */
+	assert_int_equal(coord_ack_track(&t, 5, 1, 13000), 10000);
+	assert_int_equal(coord_ack_track(&t, 5, 4, 43000), 40000);
+	/* nothing pending: not stuck, and the clock starts again */
+	assert_int_equal(coord_ack_track(&t, 5, 0, 44000), 0);
+	assert_int_equal(coord_ack_track(&t, 5, 1, 45000), 1000);
+	/* the floor moves: from there */
+	assert_int_equal(coord_ack_track(&t, 9, 1, 50000), 0);
+	assert_int_equal(coord_ack_track(&t, 9, 1, 80000), 30000);
+	/* a clock that goes back reads as 0, not negative */
+	assert_int_equal(coord_ack_track(&t, 9, 1, 40000), 0);
+}
+
 /* ---- fence ---- */
 
 static void
@@ -1134,6 +1158,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_rendezvous_spread),
 	    cmocka_unit_test(test_rendezvous_movement),
+	    cmocka_unit_test(test_ack_track),
 	    cmocka_unit_test(test_fence),
 	    cmocka_unit_test(test_queue_order),
 	    cmocka_unit_test(test_queue_bound),
