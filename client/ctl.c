@@ -1158,8 +1158,20 @@ render_cluster(GString *out, JsonNode *r, guint width)
 	if (bus != NULL)
 		render_counters(out, "bus", bus, width);
 	JsonNode *alerts = ctl_json_get(st, "alerts");
-	if (alerts != NULL && JSON_NODE_HOLDS_OBJECT(alerts))
+	if (alerts != NULL && JSON_NODE_HOLDS_OBJECT(alerts)) {
 		render_counters(out, "alert consumer", alerts, width);
+		/* said in words: an event the server has not delivered again (doc/cluster.md,
+		 * "Watching it") */
+		double stuck = ctl_json_num(alerts, "unacked_for_s", 0);
+		if (stuck >= 30)
+			g_string_append_printf(
+			    out,
+			    "WARNING: the event after alert-stream sequence %.0f has waited %.0f s "
+			    "for its acknowledgement (%.0f pending): each should be acknowledged within "
+			    "about 10 s\n",
+			    ctl_json_num(alerts, "server_ack_floor", 0), stuck,
+			    ctl_json_num(alerts, "server_ack_pending", 0));
+	}
 	JsonNode *co = ctl_json_get(st, "coord");
 	if (co != NULL && JSON_NODE_HOLDS_OBJECT(co))
 		render_counters(out, "coordinator", co, width);

@@ -224,6 +224,20 @@ static const struct {
     {"version", 0,
 	     "{\"ok\":true,\"version\":1,\"command\":\"version\",\"protocol\":1,\"daemon\":\"spamflowd 0.1.0\"}",
 	     "spamflowd 0.1.0 (control protocol 1)\n"},
+    /* a cluster node whose alert consumer has an event the server left pending: said in
+     * words under the counters */
+    {"cluster", 0,
+	     "{\"ok\":true,\"version\":1,\"command\":\"cluster\",\"status\":{\"node\":\"a1\","
+	     "\"nodes\":[],\"partitions\":[],\"alerts\":{\"group\":\"sinks\","
+	     "\"server_ack_floor\":8,\"server_ack_pending\":1,\"unacked_for_s\":45}}}",
+	     "node ?: , bus NOT CONNECTED, 0 partitions, 0 owned here\n\n"
+	     "node                 live  roles                alert group  partitions      lag  "
+	     "last heard\n\n"
+	     "lag: 0 (stream sequences the owners have yet to apply, as each node last told; 0 = "
+	     "caught up)\n\n"
+	     "alert consumer: group=sinks server_ack_floor=8 server_ack_pending=1 unacked_for_s=45\n"
+	     "WARNING: the event after alert-stream sequence 8 has waited 45 s for its "
+	     "acknowledgement (1 pending): each should be acknowledged within about 10 s\n"},
 };
 
 static void
