@@ -943,6 +943,34 @@ est_distinct(Window *w, const WindowGeom *g, guint32 now, guint k)
 	return v;
 }
 
+gboolean
+window_newest_tally(Window *w, const WindowGeom *g, WindowTally *t)
+{
+	if (w->nslices == 0)
+		return FALSE;
+	const Slice *s = &slices(w)[w->nslices - 1];
+	const Sums *sm = sums(w);
+	if (w->nslices == 1 && s->slice == w->cur) {
+		/* window_counts()'s first case: one slice, in every span */
+		for (guint k = 0; k < WINDOW_SPANS; k++)
+			t->distinct[k] = s->ndist;
+		t->long_attempts = s->attempts;
+		t->long_failed = s->failed;
+	} else if (sm != NULL && sm->valid && sm->at == w->cur) {
+		for (guint k = 0; k < WINDOW_SPANS; k++)
+			t->distinct[k] = sm->span[k].ndist;
+		t->long_attempts = sm->span[WINDOW_LONG].attempts;
+		t->long_failed = sm->span[WINDOW_LONG].failed;
+	} else {
+		return FALSE;
+	}
+	if (w->est != NULL) {
+		for (guint k = 0; k < WINDOW_SPANS; k++)
+			t->distinct[k] = est_distinct(w, g, w->cur, k);
+	}
+	return TRUE;
+}
+
 void
 window_counts(Window *w, const WindowGeom *g, gint64 now_ms, WindowCounts *out)
 {
