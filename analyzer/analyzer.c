@@ -345,6 +345,11 @@ judge(Analyzer *a, Host *h, guint32 hi, AlertReason r, OffEntry *o, const Window
 static void
 evaluate(Analyzer *a, Host *h, guint32 hi, HeurWin wk, gboolean novel, gint64 now)
 {
+	if (wk == HEUR_WIN_SMTP_EXT && !novel && !h->is_mta &&
+	    evaluate_quick(a, h, hi, host_win(h, wk), now)) {
+		a->quick_flows++;
+		return;
+	}
 	AlertReason rs[2];
 	guint nr = 0;
 	switch (wk) {
@@ -365,11 +370,6 @@ evaluate(Analyzer *a, Host *h, guint32 hi, HeurWin wk, gboolean novel, gint64 no
 	default:
 		rs[nr++] = REASON_AUTH_BRUTEFORCE;
 		break;
-	}
-	if (wk == HEUR_WIN_SMTP_EXT && !novel && !h->is_mta &&
-	    evaluate_quick(a, h, hi, host_win(h, wk), now)) {
-		a->quick_flows++;
-		return;
 	}
 	WindowCounts wc;
 	gboolean have = FALSE;
