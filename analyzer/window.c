@@ -1053,11 +1053,17 @@ window_top(const Window *w, const WindowGeom *g, gint64 now_ms, WindowTop *out, 
 	}
 	for (guint32 i = 0, end = map_walk_end(w); i < end; i++) {
 		const Dest *d = dest_at(w, i);
-		if (d->count != 0 && in_long(g, d->last, now)) {
-			guint8 a[16];
-			dest_addr(w->dest6, d, a);
-			top_insert(out, &n, max, a, d->count & DEST_COUNT_MASK, 0);
-		}
+		if (d->count == 0 || !in_long(g, d->last, now))
+			continue;
+		guint32 count = d->count & DEST_COUNT_MASK;
+		/* top_insert()'s own refusal, before the address is made: once the list is full
+		 * most destinations of a fan-out are refused (each raised or updated event walks
+		 * them all) */
+		if (n == max && out[max - 1].count >= count)
+			continue;
+		guint8 a[16];
+		dest_addr(w->dest6, d, a);
+		top_insert(out, &n, max, a, count, 0);
 	}
 	return n;
 }
