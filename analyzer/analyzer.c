@@ -223,6 +223,55 @@ hist_mark(Analyzer *a, Host *h)
 	g_array_append_vals(a->hist_cand, h->addr, 1);
 }
 
+/* ---- the quick judge ----
+ * Most flows of a raised bot step nothing: its offender stays active and not below, and no
+ * update is due (inside the update interval, or the level has not grown by the escalate
+ * factor). Telling that needs the level alone, from its window's distinct counts, and the
+ * other reason of the split returns early on the long window's failed share: the window's
+ * kept sums give both (window_newest_tally()) without window_counts(), the crossing test or
+ * judge_step(). */
+
+/* evaluate() of window HEUR_WIN_SMTP_EXT of host h (slab index hi, not a mail server, no new
+ * destination for smtp-novelty), right after the add of a flow at now, would step nothing:
+ * h is unsampled, a history candidate already, and raised for exactly one of smtp-fanout
+ * and smtp-blocked, whose offender's step is NONE and moves nothing at this level (active,
+ * not below and staying so, no update due), and the other reason returns early in judge()
+ * (not active, on the other side of the split). */
+static inline gboolean
+evaluate_quick(Analyzer *a, Host *h, guint32 hi, Window *w, gint64 now)
+{
+	const guint fan = 1u << REASON_SMTP_FANOUT, blk = 1u << REASON_SMTP_BLOCKED;
+	guint m = h->offenders & (fan | blk);
+	WindowTally t;
+	if (m == 0) /* most hosts: raised for nothing */
+		return FALSE;
+	/* hist_cand as judge()'s early return asks it (a host a state load moved in has it
+	 * clear: its first flows mark it) */
+	if ((m != fan && m != blk) || h->sampling > 1 || !h->hist_cand || a->no_quick ||
+	    !window_newest_tally(w, &a->geom, &t))
+		return FALSE;
+	AlertReason r = m == fan ? REASON_SMTP_FANOUT : REASON_SMTP_BLOCKED;
+	AlertReason other = m == fan ? REASON_SMTP_BLOCKED : REASON_SMTP_FANOUT;
+	if (a->cfg.h[other].enabled &&
+	    heuristics_split_side_of(other, t.long_attempts, t.long_failed, a->cfg.blocked_share,
+				     a->cfg.blocked_min_attempts))
+		return FALSE;
+	OffEntry *o = off_find(a, h, hi, r);
+	/* offender_step()'s early moves: a clock stepped back, a hold running. (A host's bit
+	 * stands for an active offender, a clear takes both away; the state is read for a
+	 * loaded state's sake.) */
+	if (o == NULL || o->sm.state != OFFENDER_ACTIVE || o->sm.below || now < o->sm.last_event_ms)
+		return FALSE;
+	guint32 thr[WINDOW_SPANS];
+	thresholds_of(a, h, h->addr, r, thr);
+	double level = heuristics_level_of(t.distinct, thr, NULL);
+	if (level < a->policy.clear_level)
+		return FALSE;
+	/* an update needs both the interval and the escalation, whatever `crossed` is */
+	return now - o->sm.last_event_ms < a->policy.update_interval_ms ||
+	       level < o->sm.reported_level * a->policy.escalate_factor;
+}
+
 static G_GNUC_NO_INLINE OffenderStep
 judge_step(Analyzer *a, Host *h, guint32 hi, AlertReason r, OffEntry *o, const WindowCounts *wc,
 	   gint64 now)
@@ -296,6 +345,11 @@ judge(Analyzer *a, Host *h, guint32 hi, AlertReason r, OffEntry *o, const Window
 static void
 evaluate(Analyzer *a, Host *h, guint32 hi, HeurWin wk, gboolean novel, gint64 now)
 {
+	if (wk == HEUR_WIN_SMTP_EXT && !novel && !h->is_mta &&
+	    evaluate_quick(a, h, hi, host_win(h, wk), now)) {
+		a->quick_flows++;
+		return;
+	}
 	AlertReason rs[2];
 	guint nr = 0;
 	switch (wk) {

@@ -234,6 +234,10 @@ struct Analyzer {
 	 * thresholds or hosts changed without a flow) */
 	GArray *hist_cand;
 	gboolean hist_full;
+	/* tests only: evaluate() never takes the quick judge (the reference run); the flows it
+	 * answered (that the case is tried) */
+	gboolean no_quick;
+	guint64 quick_flows;
 	guint64 mem;
 	AnalyzerStats st;
 

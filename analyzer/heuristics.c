@@ -135,11 +135,12 @@ heuristics_classify_relevant(const HeurClassifier *hc, const Flow *f, HeurClass 
 		classify_dns(hc, f, out);
 		return;
 	}
-	gboolean smtp = portset_has(&hc->smtp, f->dport);
-	gboolean sub = portset_has(&hc->submit, f->dport);
-	gboolean login = portset_has(&hc->login, f->dport);
-
-	if (smtp || sub || login) {
+	/* the submission and login sets are read only when a rule asks (a port-25 flow to the
+	 * outside, most of them, asks neither) */
+	/* the submission and login sets are read where a rule asks, not up front: a port-25
+	 * flow to the outside (most of what is classified) asks neither */
+	const gboolean smtp = portset_has(&hc->smtp, f->dport);
+	if (smtp || portset_has(&hc->submit, f->dport) || portset_has(&hc->login, f->dport)) {
 		gboolean src_int = netset_contains(hc->internal, f->src);
 		gboolean src_mta = netset_contains(hc->mtas, f->src);
 		gboolean dst_int = netset_contains(hc->internal, f->dst);
@@ -157,11 +158,11 @@ heuristics_classify_relevant(const HeurClassifier *hc, const Flow *f, HeurClass 
 		} else if (smtp && src_int && !src_mta && dst_int && !dst_mta &&
 			   hc->win_enabled[HEUR_WIN_SMTP_INT]) {
 			out->win = HEUR_WIN_SMTP_INT;
-		} else if (sub && src_int && !src_mta && dst_ext &&
+		} else if (portset_has(&hc->submit, f->dport) && src_int && !src_mta && dst_ext &&
 			   hc->win_enabled[HEUR_WIN_SUBMIT]) {
 			out->win = HEUR_WIN_SUBMIT;
-		} else if (login && !src_int && !src_mta && (dst_int || dst_mta) &&
-			   hc->win_enabled[HEUR_WIN_AUTH]) {
+		} else if (portset_has(&hc->login, f->dport) && !src_int && !src_mta &&
+			   (dst_int || dst_mta) && hc->win_enabled[HEUR_WIN_AUTH]) {
 			if ((f->has & FLOW_HAS_PACKETS) && hc->auth_max_packets > 0 &&
 			    f->packets > hc->auth_max_packets)
 				return; /* a long session: a real client, not a guess */

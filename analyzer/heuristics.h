@@ -172,19 +172,17 @@ double heuristics_decision_value(AlertReason r, const WindowSpanCounts *c, const
 double heuristics_level_sampled(AlertReason r, const WindowCounts *c,
 				const guint32 thr[WINDOW_SPANS], const HeurSampling *s,
 				guint *trigger);
-/* inline: judged on every flow, and unsampled (most hosts) it is a few instructions */
+/* The unsampled level from each window's metric alone (heuristics_level()'s arithmetic). */
 static inline double
-heuristics_level(AlertReason r, const WindowCounts *c, const guint32 thr[WINDOW_SPANS],
-		 const HeurSampling *s, guint *trigger)
+heuristics_level_of(const guint32 metric[WINDOW_SPANS], const guint32 thr[WINDOW_SPANS],
+		    guint *trigger)
 {
-	if (s != NULL && s->sampling > 1)
-		return heuristics_level_sampled(r, c, thr, s, trigger);
 	double best = 0;
 	guint bi = 0;
 	for (guint k = 0; k < WINDOW_SPANS; k++) {
 		if (thr[k] == 0)
 			continue;
-		double l = (double)heuristics_metric(r, &c->span[k]) / thr[k];
+		double l = (double)metric[k] / thr[k];
 		if (l > best) {
 			best = l;
 			bi = k;
@@ -193,6 +191,18 @@ heuristics_level(AlertReason r, const WindowCounts *c, const guint32 thr[WINDOW_
 	if (trigger != NULL)
 		*trigger = bi;
 	return best;
+}
+/* inline: judged on every flow, and unsampled (most hosts) it is a few instructions */
+static inline double
+heuristics_level(AlertReason r, const WindowCounts *c, const guint32 thr[WINDOW_SPANS],
+		 const HeurSampling *s, guint *trigger)
+{
+	if (s != NULL && s->sampling > 1)
+		return heuristics_level_sampled(r, c, thr, s, trigger);
+	guint32 metric[WINDOW_SPANS];
+	for (guint k = 0; k < WINDOW_SPANS; k++)
+		metric[k] = heuristics_metric(r, &c->span[k]);
+	return heuristics_level_of(metric, thr, trigger);
 }
 /* Whether a raise condition holds at this level. smtp-fanout and smtp-blocked split the same
  * traffic by the long window's failed share: blocked when share >= blocked_share and at
@@ -212,16 +222,25 @@ gboolean heuristics_crossed_sampled(AlertReason r, double level, const WindowCou
 				    const HeurSampling *s);
 /* Unsampled, reason r (smtp-fanout or smtp-blocked) is on the side of the split that can
  * cross: for smtp-blocked the long window's failed share is blocked_share or more over at
- * least blocked_min_attempts attempts, for smtp-fanout it is not. */
+ * least blocked_min_attempts attempts, for smtp-fanout it is not; from the long window's
+ * attempts and failed alone (the analyzer's quick judge has no other counts). */
+static inline gboolean
+heuristics_split_side_of(AlertReason r, guint32 long_attempts, guint32 long_failed,
+			 double blocked_share, guint32 blocked_min_attempts)
+{
+	double failed = MIN(long_failed, long_attempts), attempts = long_attempts;
+	gboolean blocked = attempts >= blocked_min_attempts && attempts > 0 &&
+			   failed >= blocked_share * attempts;
+	return r == REASON_SMTP_BLOCKED ? blocked : !blocked;
+}
+/* the same from window counts c */
 static inline gboolean
 heuristics_split_side(AlertReason r, const WindowCounts *c, double blocked_share,
 		      guint32 blocked_min_attempts)
 {
 	const WindowSpanCounts *l = &c->span[WINDOW_LONG];
-	double failed = MIN(l->failed, l->attempts), attempts = l->attempts;
-	gboolean blocked = attempts >= blocked_min_attempts && attempts > 0 &&
-			   failed >= blocked_share * attempts;
-	return r == REASON_SMTP_BLOCKED ? blocked : !blocked;
+	return heuristics_split_side_of(r, l->attempts, l->failed, blocked_share,
+					blocked_min_attempts);
 }
 
 /* inline like heuristics_level() */

@@ -943,6 +943,34 @@ est_distinct(Window *w, const WindowGeom *g, guint32 now, guint k)
 	return v;
 }
 
+gboolean
+window_newest_tally(Window *w, const WindowGeom *g, WindowTally *t)
+{
+	if (w->nslices == 0)
+		return FALSE;
+	const Slice *s = &slices(w)[w->nslices - 1];
+	const Sums *sm = sums(w);
+	if (w->nslices == 1 && s->slice == w->cur) {
+		/* window_counts()'s first case: one slice, in every span */
+		for (guint k = 0; k < WINDOW_SPANS; k++)
+			t->distinct[k] = s->ndist;
+		t->long_attempts = s->attempts;
+		t->long_failed = s->failed;
+	} else if (sm != NULL && sm->valid && sm->at == w->cur) {
+		for (guint k = 0; k < WINDOW_SPANS; k++)
+			t->distinct[k] = sm->span[k].ndist;
+		t->long_attempts = sm->span[WINDOW_LONG].attempts;
+		t->long_failed = sm->span[WINDOW_LONG].failed;
+	} else {
+		return FALSE;
+	}
+	if (w->est != NULL) {
+		for (guint k = 0; k < WINDOW_SPANS; k++)
+			t->distinct[k] = est_distinct(w, g, w->cur, k);
+	}
+	return TRUE;
+}
+
 void
 window_counts(Window *w, const WindowGeom *g, gint64 now_ms, WindowCounts *out)
 {
@@ -1025,11 +1053,17 @@ window_top(const Window *w, const WindowGeom *g, gint64 now_ms, WindowTop *out, 
 	}
 	for (guint32 i = 0, end = map_walk_end(w); i < end; i++) {
 		const Dest *d = dest_at(w, i);
-		if (d->count != 0 && in_long(g, d->last, now)) {
-			guint8 a[16];
-			dest_addr(w->dest6, d, a);
-			top_insert(out, &n, max, a, d->count & DEST_COUNT_MASK, 0);
-		}
+		if (d->count == 0 || !in_long(g, d->last, now))
+			continue;
+		guint32 count = d->count & DEST_COUNT_MASK;
+		/* top_insert()'s own refusal, before the address is made: once the list is full
+		 * most destinations of a fan-out are refused (each raised or updated event walks
+		 * them all) */
+		if (n == max && out[max - 1].count >= count)
+			continue;
+		guint8 a[16];
+		dest_addr(w->dest6, d, a);
+		top_insert(out, &n, max, a, count, 0);
 	}
 	return n;
 }

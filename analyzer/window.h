@@ -142,6 +142,17 @@ window_estimating(const Window *w)
 	return w->est != NULL;
 }
 gint64 window_last_ms(const Window *w);
+/* What the analyzer's quick judge reads of window_counts() at the newest slice: each span's
+ * distinct destinations and the long window's attempts and failed. */
+typedef struct {
+	guint32 distinct[WINDOW_SPANS];
+	guint32 long_attempts, long_failed;
+} WindowTally;
+/* Those counts ending at the newest slice (= window_counts() at a time in it or before it:
+ * right after an add, at the add's time), when the window keeps them: one slice, or the
+ * running sums up to date (window_counts() at that slice makes them so); estimated, the
+ * estimates as window_counts() gives them. FALSE otherwise: ask window_counts(). */
+gboolean window_newest_tally(Window *w, const WindowGeom *g, WindowTally *t);
 /* Bytes held by the window: its structure (+ WINDOW_ALLOC_OVERHEAD) and its arrays, each
  * counted as glibc's malloc takes it (n bytes: n + 8 rounded up to 16, at least 32).
  * Slices from the second on: 20 x slice capacity + 40 (sums per span); destinations: 12 x

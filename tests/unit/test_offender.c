@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "analyzer.h"
+#include "analyzer_private.h" /* Analyzer.no_quick, quick_flows: test_quick_judge */
 #include "offender.h"
 
 #define MIN_MS (60 * 1000)
@@ -295,6 +296,148 @@ test_history_ring_and_offenders(void **state)
 	assert_false(analyzer_host_info(a, h, &info));
 }
 
+/* evaluate()'s quick judge (analyzer.c) steps nothing where judge_step() would step
+ * something: two analyzers, one with it off, fed the same random traffic (raised bots whose
+ * level grows, stalls and drops, whose failed share crosses the blocked split, raised for
+ * both smtp-fanout and smtp-blocked, clocks stepped back, slices expiring, evictions,
+ * sampled flows, history walks, reloads, restarts) emit the same events and save the same
+ * state. Every guard of evaluate_quick() fails this when left out but two that flows cannot
+ * reach: the offender's state and the history flag (read for a loaded state's sake). */
+static void
+reading_noop(const AnalyzerReading *r, gpointer user_data)
+{
+	(void)r;
+	(*(guint *)user_data)++;
+}
+
+static void
+quick_config(AnalyzerConfig *cfg, Sink *sink, guint variant)
+{
+	analyzer_config_defaults(cfg);
+	cfg->alert_fn = on_alert;
+	cfg->alert_data = sink;
+	cfg->span_slices[WINDOW_SHORT] = 3;
+	cfg->span_slices[WINDOW_LONG] = 10;
+	cfg->exact_cap = 60; /* some windows estimate */
+	cfg->max_hosts = variant % 2 ? 5 : 64; /* of six hosts: evictions of raised ones */
+	/* variant 3: smtp-fanout's level drops under clear_level well before smtp-blocked's,
+	 * while both are raised */
+	cfg->h[REASON_SMTP_FANOUT] = variant == 3 ? (HeuristicConfig){TRUE, {25, 60}}
+						  : (HeuristicConfig){TRUE, {8 + variant, 20}};
+	cfg->h[REASON_SMTP_BLOCKED] = (HeuristicConfig){variant != 2, {6, 15}};
+	cfg->blocked_min_attempts = 10;
+	cfg->escalate_factor = 1.3;
+	cfg->update_interval_ms = 2 * MIN_MS;
+	cfg->hold_ms = 3 * MIN_MS;
+}
+
+static void
+test_quick_judge(void **state)
+{
+	(void)state;
+	guint64 quick = 0;
+	for (guint32 seed = 1; seed <= 8; seed++) {
+		Sink sink[2] = {{g_array_new(FALSE, FALSE, sizeof(AlertEvent))},
+				{g_array_new(FALSE, FALSE, sizeof(AlertEvent))}};
+		Analyzer *an[2];
+		for (guint k = 0; k < 2; k++) {
+			AnalyzerConfig cfg;
+			quick_config(&cfg, &sink[k], seed % 4);
+			an[k] = analyzer_new(&cfg, NULL);
+			assert_non_null(an[k]);
+		}
+		an[1]->no_quick = TRUE;
+		GRand *r = g_rand_new_with_seed(seed);
+		gint64 t = T0;
+		/* each bot's share of failed attempts: long phases of 0 % or 95 %, so that a bot
+		 * raised for one reason is raised for the other too, and the split turns */
+		guint failed_pct[6] = {0, 95, 0, 95, 0, 0};
+		guint weight[6] = {10, 10, 1, 10, 1, 10};
+		for (guint i = 0; i < 40000; i++) {
+			gint op = g_rand_int_range(r, 0, 1000);
+			if (op < 2) /* late, or older than the long window: a reset */
+				t -= g_rand_int_range(r, 0, op == 0 ? 2 * MIN_MS : 15 * MIN_MS);
+			else if (op >= 990) /* a little late: before the last event, not the tick */
+				t -= g_rand_int_range(r, 0, 20000);
+			else if (op < 6) /* quiet: slices leave the windows, levels drop */
+				t += g_rand_int_range(r, MIN_MS, 12 * MIN_MS);
+			else
+				t += g_rand_int_range(r, 0, 400);
+			if (op >= 6 && op < 8) {
+				guint b = (guint)g_rand_int_range(r, 0, 6);
+				failed_pct[b] = failed_pct[b] != 0 ? 0 : 95;
+			}
+			/* and its rate: busy or slow phases, so that levels rise past one reason's
+			 * clear_level and fall under it while the other's stays raised */
+			if (op >= 8 && op < 10) {
+				guint b = (guint)g_rand_int_range(r, 0, 6);
+				weight[b] = weight[b] == 10 ? 1 : 10;
+			}
+			guint32 bot = 0;
+			gint x = g_rand_int_range(r, 0,
+						  (gint)(weight[0] + weight[1] + weight[2] +
+							 weight[3] + weight[4] + weight[5]));
+			while (x >= (gint)weight[bot])
+				x -= (gint)weight[bot++];
+			/* a few destinations again and again, or fresh ones */
+			guint32 dst = g_rand_int_range(r, 0, 3) == 0
+					  ? bot * 100000 + (guint32)g_rand_int_range(r, 0, 30)
+					  : (guint32)g_rand_int_range(r, 0, 1 << 22);
+			Flow f = smtp_flow(t, bot, dst);
+			if ((guint)g_rand_int_range(r, 0, 100) < failed_pct[bot])
+				f.tcp_flags = 0x02; /* SYN alone */
+			if (bot == 5 && g_rand_int_range(r, 0, 50) == 0)
+				f.sampling = 10;
+			guint rd[2] = {0, 0};
+			for (guint k = 0; k < 2; k++) {
+				if (op >= 16 && op < 18)
+					analyzer_tick(an[k], t);
+				if (op == 18) /* clears the history candidates */
+					analyzer_foreach_reading(an[k], 0.25, reading_noop, &rd[k]);
+				if (op == 19) {
+					AnalyzerConfig cfg;
+					quick_config(&cfg, &sink[k], (seed + i / 997) % 4);
+					assert_true(analyzer_reconfigure(an[k], &cfg, NULL));
+				}
+				if (op == 20) { /* a restart: hosts moved in (host_adopt()) */
+					g_autoptr(GByteArray) st = g_byte_array_new();
+					analyzer_state_save(an[k], st);
+					AnalyzerConfig cfg;
+					quick_config(&cfg, &sink[k], (seed + i / 997) % 4);
+					Analyzer *b = analyzer_new(&cfg, NULL);
+					assert_true(
+					    analyzer_state_load(b, st->data, st->len, NULL));
+					b->no_quick = an[k]->no_quick;
+					b->quick_flows = an[k]->quick_flows;
+					analyzer_free(an[k]);
+					an[k] = b;
+				}
+				analyzer_process(an[k], &f, 1);
+			}
+			assert_int_equal(rd[0], rd[1]);
+			assert_int_equal(sink[0].ev->len, sink[1].ev->len);
+		}
+		for (guint j = 0; j < sink[0].ev->len; j++)
+			assert_memory_equal(&g_array_index(sink[0].ev, AlertEvent, j),
+					    &g_array_index(sink[1].ev, AlertEvent, j),
+					    sizeof(AlertEvent));
+		g_autoptr(GByteArray) s0 = g_byte_array_new();
+		g_autoptr(GByteArray) s1 = g_byte_array_new();
+		analyzer_state_save(an[0], s0);
+		analyzer_state_save(an[1], s1);
+		assert_int_equal(s0->len, s1->len);
+		assert_memory_equal(s0->data, s1->data, s0->len);
+		assert_int_equal(an[1]->quick_flows, 0);
+		quick += an[0]->quick_flows;
+		for (guint k = 0; k < 2; k++) {
+			analyzer_free(an[k]);
+			g_array_free(sink[k].ev, TRUE);
+		}
+		g_rand_free(r);
+	}
+	assert_true(quick > 6000); /* the case is tried (about 2,000 flows a seed) */
+}
+
 int
 main(void)
 {
@@ -306,6 +449,7 @@ main(void)
 		cmocka_unit_test(test_ignores_crossed),
 		cmocka_unit_test(test_lifecycle_analyzer),
 		cmocka_unit_test(test_history_ring_and_offenders),
+		cmocka_unit_test(test_quick_judge),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -399,9 +399,19 @@ fresh_counts(const Window *w, const WindowGeom *g, gint64 now)
 }
 
 static void
+tally_is(const WindowTally *t, const WindowCounts *c)
+{
+	for (guint k = 0; k < WINDOW_SPANS; k++)
+		assert_int_equal(t->distinct[k], c->span[k].distinct);
+	assert_int_equal(t->long_attempts, c->span[WINDOW_LONG].attempts);
+	assert_int_equal(t->long_failed, c->span[WINDOW_LONG].failed);
+}
+
+static void
 test_kept_counts(void **state)
 {
 	(void)state;
+	guint tallies = 0;
 	const WindowGeom geoms[2] = {
 	    {.slice_ms = MIN_MS, .span = {10, 60}, .exact_cap = 300},
 	    {.slice_ms = MIN_MS, .span = {5, 30}, .exact_cap = 300},
@@ -439,9 +449,18 @@ test_kept_counts(void **state)
 			gssize held = -1;
 			window_add_held(w, g, at, a, op % 10 != 9, g_rand_boolean(r), &held);
 			assert_int_equal((gssize)window_mem(w) - (gssize)mem0, held);
-			WindowCounts got = counts(w, g, at);
+			/* window_newest_tally() right after the add is window_counts() at its
+			 * time, when it answers, and it answers once they were counted */
+			WindowTally tl;
+			gboolean kept = window_newest_tally(w, g, &tl);
 			WindowCounts want = fresh_counts(w, g, at);
+			if (kept)
+				tally_is(&tl, &want);
+			WindowCounts got = counts(w, g, at);
 			assert_memory_equal(&got, &want, sizeof got);
+			assert_true(window_newest_tally(w, g, &tl));
+			tally_is(&tl, &want);
+			tallies += kept;
 			if (step % 50 == 0) {
 				gint64 later = t + g_rand_int_range(r, 0, 20 * MIN_MS);
 				got = counts(w, g, later);
@@ -451,6 +470,7 @@ test_kept_counts(void **state)
 		}
 		g_rand_free(r);
 	}
+	assert_true(tallies > 12000); /* most adds find the sums kept */
 }
 
 /* A table of IPv4 destinations takes the 16-byte form at the first IPv6 one and keeps every
