@@ -620,7 +620,7 @@ static gint
 expected_owner(guint p, Node **nodes, guint k)
 {
 	const char *names[3];
-	guint idx[3], n = 0;
+	guint idx[3] = {0}, n = 0;
 	for (guint i = 0; i < k; i++)
 		if (nodes[i]) {
 			names[n] = nodes[i]->name;
