@@ -135,8 +135,6 @@ heuristics_classify_relevant(const HeurClassifier *hc, const Flow *f, HeurClass 
 		classify_dns(hc, f, out);
 		return;
 	}
-	/* the submission and login sets are read only when a rule asks (a port-25 flow to the
-	 * outside, most of them, asks neither) */
 	/* the submission and login sets are read where a rule asks, not up front: a port-25
 	 * flow to the outside (most of what is classified) asks neither */
 	const gboolean smtp = portset_has(&hc->smtp, f->dport);
