@@ -1548,6 +1548,31 @@ part_give_up(Coord *c, guint p)
 	pt->state = PART_FREE;
 }
 
+/* coord_leave() has been called: nothing more is taken or consumed */
+static gboolean
+leaving(Coord *c)
+{
+	g_mutex_lock(&c->lock);
+	gboolean l = c->leaving;
+	g_mutex_unlock(&c->lock);
+	return l;
+}
+
+/* A consumer made by this thread, kept in *slot unless coord_leave() came meanwhile (then
+ * unsubscribed at once: FALSE). */
+static gboolean
+sub_keep(Coord *c, BusSub **slot, BusSub *sub)
+{
+	g_mutex_lock(&c->lock);
+	gboolean l = c->leaving;
+	if (!l)
+		*slot = sub;
+	g_mutex_unlock(&c->lock);
+	if (l)
+		bus_unsubscribe(sub);
+	return !l;
+}
+
 static void
 part_subscribe(Coord *c, guint p)
 {
@@ -1577,10 +1602,7 @@ part_start(Coord *c, guint p)
 	g_autoptr(GError) err = NULL;
 	g_autoptr(GBytes) data = NULL;
 	guint64 covers = 0;
-	g_mutex_lock(&c->lock);
-	gboolean leaving = c->leaving;
-	g_mutex_unlock(&c->lock);
-	if (leaving) { /* nobody would analyze it here: given back at once */
+	if (leaving(c)) { /* nobody would analyze it here: given back at once */
 		part_give_up(c, p);
 		return;
 	}
@@ -1610,10 +1632,7 @@ part_acquire(Coord *c, guint p)
 	gint64 before = now_ms();
 	g_autoptr(GError) err = NULL;
 	guint64 rev = 0;
-	g_mutex_lock(&c->lock);
-	gboolean leaving = c->leaving;
-	g_mutex_unlock(&c->lock);
-	if (leaving)
+	if (leaving(c))
 		return; /* the main loop would never learn of it: the lease would wait for its TTL */
 	if (!bus_kv_create(c->bus, BUS_KV_LEASES, key, c->node, strlen(c->node), &rev, &err)) {
 		guint64 ours = 0;
@@ -2133,21 +2152,15 @@ consumers_start(Coord *c)
 {
 	g_autoptr(GError) err = NULL;
 	g_mutex_lock(&c->lock);
-	gboolean leaving = c->leaving, have_alerts = c->alerts_sub != NULL,
+	gboolean left = c->leaving, have_alerts = c->alerts_sub != NULL,
 		 have_history = c->history_sub != NULL;
 	g_mutex_unlock(&c->lock);
-	if (c->alert_group[0] && !have_alerts && !leaving) {
+	if (c->alert_group[0] && !have_alerts && !left) {
 		g_autofree char *durable = g_strdup_printf("alerts-%s", c->alert_group);
 		BusSub *sub = bus_subscribe_durable(c->bus, BUS_STREAM_ALERTS, BUS_SUBJECT_ALERTS,
 						    durable, alerts_cb, c, &err);
-		g_mutex_lock(&c->lock);
-		if (c->leaving) { /* coord_leave() came meanwhile */
-			g_mutex_unlock(&c->lock);
-			bus_unsubscribe(sub);
+		if (!sub_keep(c, &c->alerts_sub, sub))
 			return;
-		}
-		c->alerts_sub = sub;
-		g_mutex_unlock(&c->lock);
 		if (!sub && !c->alerts_told) {
 			g_warning("cluster: alert consumer %s: %s (retrying)", durable,
 				  err->message);
@@ -2157,7 +2170,7 @@ consumers_start(Coord *c)
 			set_error(c, "alert consumer", err);
 		g_clear_error(&err);
 	}
-	if (c->history_position != NULL && !have_history && !leaving) {
+	if (c->history_position != NULL && !have_history && !left) {
 		/* each store reads every partition's readings, from where it stopped: an
 		 * ordered consumer from the position the file keeps (a durable consumer's
 		 * acknowledgements were tried: nats-server 2.9 left messages a stopped node
@@ -2179,14 +2192,8 @@ consumers_start(Coord *c)
 		BusSub *sub = bus_subscribe_from(c->bus, BUS_STREAM_HISTORY,
 						 BUS_SUBJECT_HISTORY ".*", from + 1, history_cb, c,
 						 &err);
-		g_mutex_lock(&c->lock);
-		if (c->leaving) {
-			g_mutex_unlock(&c->lock);
-			bus_unsubscribe(sub);
+		if (!sub_keep(c, &c->history_sub, sub))
 			return;
-		}
-		c->history_sub = sub;
-		g_mutex_unlock(&c->lock);
 		if (!sub && !c->history_told) {
 			g_warning("cluster: history consumer: %s (retrying)", err->message);
 			c->history_told = TRUE;
