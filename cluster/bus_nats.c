@@ -404,7 +404,7 @@ on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 			bus->st.duplicates++;
 		else
 			bus->st.published++;
-		if (it->keep) {
+		if (it->keep && g_log_get_debug_enabled()) {
 			const char *mid = NULL;
 			(void)natsMsgHeader_Get(msg, HDR_MSG_ID, &mid);
 			g_debug("cluster bus: %s stored at %s sequence %" PRIu64 "%s",
@@ -888,14 +888,16 @@ ensure_stream(Bus *bus, jsStreamConfig *want, GError **error)
 				 * updated every stream at each start, and two at once were refused */
 				MAX(have->MaxMsgsPerSubject, 0) == MAX(want->MaxMsgsPerSubject, 0) &&
 				g_strcmp0(have->Description, want->Description) == 0;
+		if (same) {
+			jsStreamInfo_Destroy(si);
+			return TRUE;
+		}
 		g_autofree char *was = g_strdup_printf(
 		    "subjects %s, max age %" G_GINT64_FORMAT " s, max bytes %" G_GINT64_FORMAT
 		    ", duplicate window %" G_GINT64_FORMAT " s",
 		    same_subjects(have, want) ? "same" : "other", have->MaxAge / 1000000000,
 		    have->MaxBytes, have->Duplicates / 1000000000);
 		jsStreamInfo_Destroy(si);
-		if (same)
-			return TRUE;
 		jerr = 0;
 		s = js_UpdateStream(NULL, bus->js, want, &jo, &jerr);
 		if (s == NATS_OK) {
