@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 
+from cluster_e2e import ctl, events, key  # the same replies and events as there
 from natsutil import NatsCluster
 
 PARTITIONS = 8
@@ -45,32 +46,12 @@ def check(cond, what):
         failures.append(what)
 
 
-def ctl(spamflowctl, sock, *args):
-    p = subprocess.run([spamflowctl, "-s", sock, "-j", *args], capture_output=True, text=True,
-                       timeout=10)
-    try:
-        return json.loads(p.stdout)
-    except json.JSONDecodeError:
-        return {}
-
-
-def events(path):
-    if not os.path.exists(path):
-        return []
-    return [json.loads(line) for line in open(path) if line.strip()]
-
-
 def raised(evs):
-    """(host, reason, trigger, crossing value) of each raised event, with its count."""
-    out = collections.Counter()
-    for e in evs:
-        if e["event"] == "raised":
-            trig = 0 if e["trigger"] == "short" else 1
-            out[(e["host"], e["reason"], e["trigger"], e["windows"][trig]["value"])] += 1
-    return out
+    """Each raised event's (host, reason, trigger, crossing value), with its count."""
+    return collections.Counter(key(e)[1:] for e in evs if e["event"] == "raised")
 
 
-def wait(what, fn, timeout):
+def wait(fn, timeout):
     deadline = time.time() + timeout
     while time.time() < deadline:
         v = fn()
@@ -137,7 +118,7 @@ authorization {
 
         try:
             start("a1", "noalerts")
-            check(wait("a1 owns", lambda: owns_all("a1"), 40), "a1 owns the 8 partitions")
+            check(wait(lambda: owns_all("a1"), 40), "a1 owns the 8 partitions")
 
             c1 = subprocess.run(
                 [spamflowd, "-c", conf("c1", "collector", "full"), "--state=", "--history=",
@@ -151,7 +132,7 @@ authorization {
             def applied():
                 s = stats("a1")
                 return s if s.get("flows_in", 0) >= routed > 0 and s.get("lag") == 0 else None
-            s = wait("a1 applied", applied, 60) or stats("a1")
+            s = wait(applied, 60) or stats("a1")
             check(s.get("flows_in", 0) >= routed > 0,
                   f"a1 applied the {routed} flows the collector routed ({s.get('flows_in')})")
             check(s.get("alerts_out", 0) >= sum(ref.values()),
@@ -173,7 +154,7 @@ authorization {
             def warned():
                 t = open(os.path.join(tmp, "a1.log")).read()
                 return t if "no snapshot for" in t else None
-            log1 = wait("a1 warns", warned, 15) or ""
+            log1 = wait(warned, 15) or ""
             check("cluster bus: nats: Permissions Violation for Publish to" in log1 and
                   "spamflow.alerts" in log1,
                   "a1's log says what the server refuses (the admin's to fix)")
@@ -186,7 +167,7 @@ authorization {
 
             a2_sink = os.path.join(tmp, "a2.json")
             start("a2", "full", "sinks", a2_sink)
-            check(wait("a2 owns", lambda: owns_all("a2"), 40), "a2 took the 8 partitions over")
+            check(wait(lambda: owns_all("a2"), 40), "a2 took the 8 partitions over")
 
             def settled():
                 s2 = stats("a2")
@@ -195,7 +176,7 @@ authorization {
                 h = settled.hist[-8:]
                 return len(h) == 8 and h[0][0] == 0 and len(set(h)) == 1
             settled.hist = []
-            wait("a2 settled", settled, 60)
+            wait(settled, 60)
             got = raised(events(a2_sink))
             twice = sorted(k for k, v in got.items() if v > 1)
             missing = sorted(set(ref) - set(got))

@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 
+from cluster_e2e import ctl  # spamflowctl -j, its reply as JSON
 from natsutil import NatsCluster
 from netutil import free_udp_port
 
@@ -46,15 +47,6 @@ def datagrams(path):
         out.append(udp[8:int.from_bytes(udp[4:6], "big")])
         off += 16 + incl
     return out
-
-
-def ctl(spamflowctl, sock, *args):
-    p = subprocess.run([spamflowctl, "-s", sock, "-j", *args], capture_output=True, text=True,
-                       timeout=10)
-    try:
-        return json.loads(p.stdout)
-    except json.JSONDecodeError:
-        return {}
 
 
 def main():
