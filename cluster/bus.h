@@ -103,7 +103,8 @@ gboolean bus_setup(Bus *bus, GError **error);
  * until timeout_ms of attempts made while connected have passed, then counts it failed;
  * while no server is reachable nothing is attempted and nothing fails: the buffer holds what
  * it took, and the rest is dropped. Order is the taken order except around a retry.
- * FALSE: not taken (buffer full, or closed), counted in BusStats.dropped. Thread-safe. */
+ * FALSE: not taken (buffer full, or closed), counted in BusStats.dropped. Thread-safe.
+ * Only bus_publish_keep() may fill the last eighth of publish_buffer. */
 gboolean bus_publish(Bus *bus, const char *subject, const void *data, gsize len,
 		     const char *msg_id);
 /* Publish data to subject with msg_id and wait for the stream's acknowledgement (the message

@@ -24,7 +24,16 @@ typedef struct {
 	gint64 from_ms; /* the analyzer clock of the snapshot it started from (0: none) */
 	guint64 sent;	/* bus ticket of the last event it sent (bus_done_through()) */
 	gint64 snap_ok_us; /* monotonic: taken, or its last snapshot made */
+	GQueue held; /* Held: events, forgets and readings the bus's buffer had no room for */
 } Part;
+
+/* A message for the alert or history stream that the bus did not take (its buffer full):
+ * held in the partition's order and offered again (part_keep()). */
+typedef struct {
+	char *subject, *id;
+	GBytes *data;
+	gboolean alert; /* an event or forget (else a history reading): which count it is in */
+} Held;
 
 /* A collector's batch in the making, for one partition. */
 typedef struct {
@@ -113,6 +122,11 @@ struct ClusterNode {
 	guint snap_next; /* the partition the next snapshot tick looks at first */
 	gint64 defer_warn_us; /* the last warning of snapshots put off (at most one a minute) */
 	gint64 defer_warn_after_us; /* ... said when a partition has none for this long */
+	/* messages held by the partitions (part_keep()): bytes, bound, the retry timer, the
+	 * last warning of one dropped */
+	guint64 held_bytes, held_max;
+	guint held_id;
+	gint64 held_warn_us;
 	guint64 ctl_seq; /* control records asked here */
 	/* exporters seen over the bus: address <-> registry index */
 	GHashTable *exp_index; /* 16-byte key (owned) -> index + 1 */
@@ -430,6 +444,112 @@ cluster_node_suppression_key(const guint8 host[16], gboolean all, AlertReason r,
 	g_snprintf(key, len, "%s.%s", h, all ? "all" : alert_reason_name(r));
 }
 
+static gboolean on_held(gpointer user_data);
+
+static gsize
+held_cost(const Held *h)
+{
+	return g_bytes_get_size(h->data) + strlen(h->subject) + strlen(h->id);
+}
+
+static void
+held_free(Held *h)
+{
+	g_free(h->subject);
+	g_free(h->id);
+	g_bytes_unref(h->data);
+	g_free(h);
+}
+
+/* Offer a partition's held messages to the bus again, in order; FALSE: some are left. */
+static gboolean
+part_offer_held(ClusterNode *n, Part *part)
+{
+	Held *h;
+	while ((h = g_queue_peek_head(&part->held)) != NULL) {
+		gsize len;
+		const void *d = g_bytes_get_data(h->data, &len);
+		if (!bus_publish_keep(n->bus, h->subject, d, len, h->id, &part->sent))
+			return FALSE;
+		g_queue_pop_head(&part->held);
+		n->held_bytes -= held_cost(h);
+		n->st.held_now--;
+		if (h->alert)
+			n->st.alerts_out++;
+		else
+			n->st.history_out++;
+		g_debug("cluster: partition %u: held %s to the bus", part->p, h->id);
+		held_free(h);
+	}
+	return TRUE;
+}
+
+/* A message the partition's snapshot must not hold as sent before the stream has it (an
+ * alert event, a forget, a history reading): to the bus, or, when its buffer is full (a
+ * slow bus, a collector's batches), held after the partition's earlier ones and offered
+ * again every 100 ms; the partition's snapshots wait for them (part_snapshot()). Beyond
+ * held_max (a quarter of publish_buffer) it is dropped, counted and said. FALSE: dropped. */
+static gboolean
+part_keep(ClusterNode *n, Part *part, const char *subject, const void *data, gsize len,
+	  const char *id, gboolean alert)
+{
+	if (g_queue_is_empty(&part->held) &&
+	    bus_publish_keep(n->bus, subject, data, len, id, &part->sent)) {
+		if (alert)
+			n->st.alerts_out++;
+		else
+			n->st.history_out++;
+		return TRUE;
+	}
+	Held *h = g_new0(Held, 1);
+	h->subject = g_strdup(subject);
+	h->id = g_strdup(id);
+	h->data = g_bytes_new(data, len);
+	h->alert = alert;
+	gsize cost = held_cost(h);
+	if (n->held_bytes + cost > n->held_max) {
+		held_free(h);
+		if (alert)
+			n->st.alerts_dropped++;
+		else
+			n->st.history_dropped++;
+		gint64 now = g_get_monotonic_time();
+		if (n->held_warn_us == 0 || now - n->held_warn_us > 60 * G_USEC_PER_SEC) {
+			n->held_warn_us = now;
+			BusStats bs;
+			bus_get_stats(n->bus, &bs);
+			g_warning("cluster: partition %u: %s %s dropped: the bus's buffer and the "
+				  "%" G_GUINT64_FORMAT " bytes held for it are full (bus: %s; said at "
+				  "most once a minute)",
+				  part->p, alert ? "alert event" : "history reading", id, n->held_max,
+				  bs.last_error[0] != '\0' ? bs.last_error : "no error");
+		}
+		return FALSE;
+	}
+	g_queue_push_tail(&part->held, h);
+	n->held_bytes += cost;
+	n->st.held++;
+	n->st.held_now++;
+	g_debug("cluster: partition %u: %s held (the bus's buffer is full)", part->p, id);
+	if (n->held_id == 0)
+		n->held_id = g_timeout_add(100, on_held, n);
+	return TRUE;
+}
+
+static gboolean
+on_held(gpointer user_data)
+{
+	ClusterNode *n = user_data;
+	gboolean left = FALSE;
+	for (guint p = 0; p < n->partitions && !left; p++)
+		if (n->parts[p] != NULL)
+			left = !part_offer_held(n, n->parts[p]);
+	if (left)
+		return G_SOURCE_CONTINUE;
+	n->held_id = 0;
+	return G_SOURCE_REMOVE;
+}
+
 /* An owned partition's analyzer raised, updated or cleared: evidence here, then the event
  * to the cluster's alert stream (the sinks run on the alert group's nodes) and the offender
  * to its bucket. A takeover's replay emits the events of the replayed part again: their ids
@@ -456,16 +576,12 @@ on_part_alert(const AlertEvent *analyzer_ev, gpointer user_data)
 	cluster_wire_alert_id(part->p, &ca.ev, id, sizeof id);
 	g_byte_array_set_size(n->enc, 0);
 	cluster_wire_alert_encode(&ca, n->enc);
-	gboolean taken = bus_publish_keep(n->bus, BUS_SUBJECT_ALERTS, n->enc->data, n->enc->len,
-					  id, &part->sent);
-	if (taken)
-		n->st.alerts_out++;
-	else
-		n->st.alerts_dropped++;
+	gboolean taken =
+	    part_keep(n, part, BUS_SUBJECT_ALERTS, n->enc->data, n->enc->len, id, TRUE);
 	g_debug("cluster: partition %u (lease revision %" G_GUINT64_FORMAT ", at sequence "
 		"%" G_GUINT64_FORMAT "): event %s %s",
 		part->p, part->lease_rev, part->applied_seq, id,
-		taken ? "to the bus" : "not taken (buffer full)");
+		taken ? "to the bus" : "dropped (buffer and held bytes full)");
 	offender_key(&ca.ev, key, sizeof key);
 	if (ca.ev.event == ALERT_CLEARED) {
 		coord_offender(n->coord, key, NULL);
@@ -514,13 +630,8 @@ on_part_slice(gint64 slice_end_ms, gpointer user_data)
 		/* kept like the events, and the partition's next snapshot waits for it: given
 		 * up after a server loss it left a hole in every store's timeline (cluster-e2e:
 		 * 7 slices); now the next owner's replay sends it again if this one cannot */
-		if (bus_publish_keep(n->bus, subject, n->enc->data, n->enc->len, id,
-				     &part->sent)) {
-			n->st.history_out++;
+		if (part_keep(n, part, subject, n->enc->data, n->enc->len, id, FALSE))
 			n->st.history_bytes_out += n->enc->len;
-		} else {
-			n->st.history_dropped++;
-		}
 	}
 }
 
@@ -576,11 +687,19 @@ on_history_in(ClusterNode *n, const CoordEvent *ev)
 				n->deps.data);
 }
 
+/* Its held messages go with it: the next owner's replay from the stored snapshot (which
+ * they kept from being replaced) emits them again. */
 static void
 part_free(Part *part)
 {
 	if (part == NULL)
 		return;
+	Held *h;
+	while ((h = g_queue_pop_head(&part->held)) != NULL) {
+		part->node->held_bytes -= held_cost(h);
+		part->node->st.held_now--;
+		held_free(h);
+	}
 	analyzer_free(part->a);
 	g_free(part);
 }
@@ -602,7 +721,7 @@ part_snapshot(ClusterNode *n, Part *part, gboolean release)
 	 * them. Until then the stored one stays (a handover gives the lease up without a new
 	 * one), and the next owner's replay from it emits them again, under the same ids. */
 	gint64 now = g_get_monotonic_time();
-	if (!bus_done_through(n->bus, part->sent)) {
+	if (!g_queue_is_empty(&part->held) || !bus_done_through(n->bus, part->sent)) {
 		n->st.snapshots_deferred++;
 		g_debug("cluster: partition %u: snapshot at sequence %" G_GUINT64_FORMAT
 			" put off: events before it not stored yet%s",
@@ -789,8 +908,7 @@ on_ctl(ClusterNode *n, Part *part, const guint8 *d, gsize len, guint64 seq)
 		/* the alert group's sinks and actions learn it from the alerts stream (the
 		 * record's own id: a replay's copy is dropped there) */
 		cluster_wire_ctl_id(&c, id, sizeof id);
-		if (!bus_publish_keep(n->bus, BUS_SUBJECT_ALERTS, d, len, id, &part->sent))
-			n->st.alerts_dropped++;
+		part_keep(n, part, BUS_SUBJECT_ALERTS, d, len, id, TRUE);
 		break;
 	}
 	}
@@ -1118,6 +1236,8 @@ static const struct {
     NF(flows_in),
     NF(alerts_out),
     NF(alerts_dropped),
+    NF(held),
+    NF(held_now),
     NF(alerts_in),
     NF(alerts_bad),
     NF(acquired),
@@ -1480,6 +1600,7 @@ cluster_node_new(const Config *cfg, const ClusterNodeDeps *deps, gboolean replay
 		n->defer_warn_after_us = 10 * (gint64)cfg->cluster_snapshot_s * G_USEC_PER_SEC;
 		n->snap_id = g_timeout_add(MAX(10u, cfg->cluster_snapshot_s * 1000 / n->partitions),
 					   on_snapshot, n);
+		n->held_max = cfg->cluster_publish_buffer / 4;
 	}
 	if (n->coord != NULL)
 		coord_attach(n->coord, g_main_context_default(), on_coord, n);
@@ -1518,7 +1639,11 @@ cluster_node_free(ClusterNode *n)
 		}
 		g_free(n->pend);
 	}
-	/* the events first: a partition's snapshot waits for those it holds as sent */
+	/* the events first: a partition's snapshot waits for those it holds as sent (and
+	 * those held, offered once more) */
+	for (guint p = 0; n->parts != NULL && p < n->partitions; p++)
+		if (n->parts[p] != NULL)
+			part_offer_held(n, n->parts[p]);
 	if (n->bus != NULL && !bus_flush(n->bus, n->coord != NULL ? 3000 : 30000))
 		g_warning("cluster: the bus did not take everything in time: the rest is dropped "
 			  "(counted failed); alert events among it are sent again by the next "
@@ -1532,6 +1657,8 @@ cluster_node_free(ClusterNode *n)
 		}
 	}
 	g_free(n->parts);
+	if (n->held_id != 0)
+		g_source_remove(n->held_id);
 	if (n->coord != NULL)
 		coord_free(n->coord);
 	/* what the coordinator did not answer (its queue is gone): answered here, once */

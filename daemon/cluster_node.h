@@ -28,6 +28,10 @@ typedef struct {
 	guint64 batches_out, batch_bytes_out, batches_dropped, ticks_out;
 	guint64 batches_in, batches_bad, batches_unowned, batches_repeated, flows_in;
 	guint64 alerts_out, alerts_dropped, alerts_in, alerts_bad;
+	/* events, forgets and history readings the bus's buffer had no room for: held by their
+	 * partition and offered again (ever, now); alerts_dropped and history_dropped count
+	 * those beyond the bytes held */
+	guint64 held, held_now;
 	guint64 acquired, released, lost, snapshots, snapshot_bytes, snapshots_bad;
 	/* snapshots not made because events before them were not yet in the alert stream */
 	guint64 snapshots_deferred;

@@ -453,8 +453,10 @@ static const ConfigKey config_keys[] = {
      NULL, "bytes of one flow batch (published earlier when full)"},
     {"cluster", "publish_buffer", KEY_SIZE, offsetof(Config, cluster_publish_buffer), 65536,
      G_GUINT64_CONSTANT(1) << 40, NULL,
-     "bytes of batches and events held while the bus is slow or away; beyond, they are "
-     "dropped and counted (the collector never waits)"},
+     "bytes of batches and events held while the bus is slow or away; batches beyond "
+     "seven eighths of it are dropped and counted (the collector never waits); alert "
+     "events and history readings may fill the rest, then wait in their partition up to a "
+     "quarter more"},
     {"cluster", "max_snapshot", KEY_SIZE, offsetof(Config, cluster_max_snapshot), 65536,
      G_GUINT64_CONSTANT(1) << 32, NULL,
      "bytes of one partition's snapshot; a larger one is not stored (counted, logged) and a "

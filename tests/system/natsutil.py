@@ -172,6 +172,16 @@ cluster {
         (self.kill if kill else self.stop)(i)
         self.start(i)
 
+    def reload(self, extra):
+        """Replace what is appended to every server's configuration (authorization, ...) and
+        have the running servers reload it (SIGHUP): permissions change for the clients
+        already connected."""
+        self.extra = extra
+        for s in self.servers:
+            self._write_conf(s)
+            if s.running():
+                s.proc.send_signal(signal.SIGHUP)
+
     def stop_all(self):
         for i in range(self.n):
             self.stop(i)

@@ -1,0 +1,230 @@
+#!/usr/bin/python3
+"""An analyzer's alert events are never lost to a full publish buffer (issue 17).
+
+The loss it guards against: a node that is both collector and analyzer shares one bounded
+publish buffer between its flow batches and its partitions' events. When the bus is slow the
+batches fill it, and an event raised meanwhile was refused and counted (`alerts_dropped`), and
+no owner sent it again: the snapshots after it were not held back for it.
+
+Made certain here with real parts: one nats-server whose user `limited` may not publish flow
+batches or alert events (a server-side permission: what it publishes there waits in its
+buffer, retried), a node a1 connected as that user with both roles, a 64 KiB buffer, a JSON
+sink, and its own UDP listener; then:
+
+  - a1's listener gets the scenario's NetFlow v5 datagrams again and again: its flow batches
+    fill seven eighths of its buffer, and the rest are dropped and counted;
+  - a collector c1 (a user who may publish) replays the scenario into the cluster: a1 owns
+    the 8 partitions, applies every flow and raises; its events take the buffer's last
+    eighth (kept for them), and what does not fit is held by the partition (`held`): none
+    dropped, none stored, the partitions' snapshots put off;
+  - the admin fixes the permission (the server reloads its configuration): a1's buffer and
+    held events reach the alert stream, and a1's sink gets exactly the reference's raised
+    (host, reason, trigger, count) set, each once; nothing is held any more and the
+    snapshots go on.
+
+Without the buffer's last eighth and the held events, a1's events were refused by the full
+buffer and its sink got none.
+
+usage: cluster_backlog.py SPAMFLOWD SPAMFLOWCTL CAPTURE BASE_CONFIG
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from cluster_e2e import ctl, events  # the same replies and events as there
+from cluster_handover import raised, wait
+from cluster_outage import datagrams
+from natsutil import NatsCluster
+from netutil import free_udp_port
+
+PARTITIONS = 8
+failures = []
+
+
+def check(cond, what):
+    print(("ok    " if cond else "FAIL  ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def users(deny):
+    rule = f", permissions: {{publish: {{deny: {json.dumps(deny)}}}}}" if deny else ""
+    return f"""
+authorization {{
+  users = [
+    {{user: full, password: s3cret}}
+    {{user: limited, password: s3cret{rule}}}
+  ]
+}}
+"""
+
+
+def main():
+    spamflowd, spamflowctl, capture, base_conf = sys.argv[1:5]
+    tmp = tempfile.mkdtemp(prefix="spamflow-backlog-")
+    base = open(base_conf).read()
+
+    ref_alerts = os.path.join(tmp, "ref.json")
+    subprocess.run([spamflowd, "-c", base_conf, "--state=", "--history=", "--replay", capture,
+                    "--alerts", ref_alerts], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    ref = raised(events(ref_alerts))
+    check(sum(ref.values()) >= 10, f"the reference raised {sum(ref.values())} alerts")
+
+    password = os.path.join(tmp, "password")
+    with open(password, "w") as f:
+        f.write("s3cret\n")
+    dgrams = datagrams(capture)
+    port = free_udp_port()
+    procs, logs = {}, {}
+    stop_flood = threading.Event()
+    sent = [0]
+
+    def flood():
+        """a1's own exporter: the capture's datagrams, again and again, 2,000 a second"""
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        while not stop_flood.is_set():
+            for d in dgrams:
+                if stop_flood.is_set():
+                    break
+                s.sendto(d, ("127.0.0.1", port))
+                sent[0] += 1
+                if sent[0] % 20 == 0:
+                    time.sleep(0.01)
+        s.close()
+
+    with NatsCluster(1, max_payload=1 << 20,
+                     extra=users(["spamflow.flows.>", "spamflow.alerts"])) as nats:
+        def conf(name, roles, user, extra=""):
+            path = os.path.join(tmp, name + ".conf")
+            with open(path, "w") as f:
+                f.write(base)
+                f.write(f"\n[control]\nsocket = {tmp}/{name}.sock\n[http]\nlisten =\n{extra}")
+                f.write(f"\n[cluster]\nnats = {nats.urls()}\nnode = {name}\nroles = {roles}\n"
+                        f"user = {user}\npassword_file = {password}\n"
+                        f"partitions = {PARTITIONS}\nreplicas = 1\n"
+                        f"lease_ttl = 3\nsnapshot_interval = 1\n")
+                if name == "a1":
+                    f.write("publish_buffer = 65536\nalert_group = sinks\n")
+            return path
+
+        def stats(name):
+            return ctl(spamflowctl, f"{tmp}/{name}.sock", "stats").get("cluster") or {}
+
+        def owns_all(name):
+            st = ctl(spamflowctl, f"{tmp}/{name}.sock", "cluster").get("status") or {}
+            parts = st.get("partitions", [])
+            return len(parts) == PARTITIONS and all(p.get("owner") == name for p in parts)
+
+        a1_sink = os.path.join(tmp, "a1.json")
+        flooder = threading.Thread(target=flood, daemon=True)
+        try:
+            logs["a1"] = open(os.path.join(tmp, "a1.log"), "a+")
+            procs["a1"] = subprocess.Popen(
+                [spamflowd, "-c",
+                 conf("a1", "collector, analyzer", "limited",
+                      f"[sinks]\njson = {a1_sink}\n"),
+                 "-l", f"127.0.0.1:{port}", "--state=", "--history=", "--stats-interval", "0"],
+                stdout=subprocess.DEVNULL, stderr=logs["a1"])
+            check(wait(lambda: owns_all("a1"), 40), "a1 owns the 8 partitions")
+
+            flooder.start()
+            s = wait(lambda: (lambda st: st if st.get("batches_dropped", 0) > 0 else None)(
+                stats("a1")), 30) or stats("a1")
+            bus = s.get("bus") or {}
+            check(s.get("batches_dropped", 0) > 0 and
+                  bus.get("buffered", 0) > 65536 * 3 // 4,
+                  f"a1's own flow batches fill its buffer ({bus.get('buffered')} of 65536 "
+                  f"bytes, {s.get('batches_dropped')} batches dropped; last error "
+                  f"{bus.get('last_error', '')!r})")
+
+            c1 = subprocess.run(
+                [spamflowd, "-c", conf("c1", "collector", "full"), "--state=", "--history=",
+                 "--replay", capture, "--json"],
+                stdout=subprocess.PIPE, stderr=open(os.path.join(tmp, "c1.log"), "w"),
+                text=True, timeout=120)
+            check(c1.returncode == 0, f"the collector's replay exited {c1.returncode}")
+            routed = (json.loads(c1.stdout or "{}").get("cluster") or {}).get("flows_routed", 0)
+
+            def applied():
+                st = stats("a1")
+                return st if st.get("flows_in", 0) >= routed > 0 and st.get("lag") == 0 \
+                    else None
+            s = wait(applied, 60) or stats("a1")
+            check(s.get("flows_in", 0) >= routed > 0,
+                  f"a1 applied the {routed} flows c1 routed ({s.get('flows_in')})")
+            time.sleep(2)  # two snapshot rounds
+            s = stats("a1")
+            bus = s.get("bus") or {}
+            check(s.get("alerts_dropped") == 0,
+                  f"no event dropped ({s.get('alerts_dropped')}; {s.get('alerts_out')} taken "
+                  f"by the bus, {s.get('held')} held, buffer {bus.get('buffered')} bytes)")
+            # held ones move into the buffer as a1's flow batches there are given up (2 s)
+            check(s.get("held", 0) > 0,
+                  f"the events the buffer had no room for were held ({s.get('held')} held, "
+                  f"{s.get('held_now')} still)")
+            check(s.get("alerts_out", 0) + s.get("held_now", 0) >= sum(ref.values()),
+                  f"every raise is taken or held ({s.get('alerts_out')} + "
+                  f"{s.get('held_now')}, {sum(ref.values())} raised)")
+            check(len(events(a1_sink)) == 0,
+                  f"the sink got nothing while the server refuses ({len(events(a1_sink))})")
+            deferred = s.get("snapshots_deferred", 0)
+            check(deferred > 0, f"the partitions' snapshots are put off ({deferred})")
+
+            # the admin fixes the permission; a1's own flood stops
+            stop_flood.set()
+            flooder.join(10)
+            snaps = s.get("snapshots", 0)
+            nats.reload(users(["spamflow.flows.>"]))
+
+            def settled():
+                st = stats("a1")
+                n = len(events(a1_sink))
+                settled.hist.append((st.get("held_now"), n))
+                h = settled.hist[-8:]
+                return st if len(h) == 8 and h[0][0] == 0 and len(set(h)) == 1 else None
+            settled.hist = []
+            s = wait(settled, 60) or stats("a1")
+            got = raised(events(a1_sink))
+            twice = sorted(k for k, v in got.items() if v > 1)
+            missing = sorted(set(ref) - set(got))
+            extra = sorted(set(got) - set(ref))
+            check(not missing and not extra,
+                  f"a1's sink has the reference's raised set ({sum(got.values())} vs "
+                  f"{sum(ref.values())}; missing {missing}, extra {extra})")
+            check(not twice, f"no event reached the sink twice ({twice})")
+            check(s.get("held_now") == 0 and s.get("alerts_dropped") == 0,
+                  f"nothing held or dropped after the reload ({s.get('held_now')} held, "
+                  f"{s.get('alerts_dropped')} dropped)")
+            time.sleep(2.5)
+            s2 = stats("a1")
+            check(s2.get("snapshots", 0) > snaps,
+                  f"the snapshots go on ({snaps} -> {s2.get('snapshots')})")
+        finally:
+            stop_flood.set()
+            for p in procs.values():
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+                    try:
+                        p.wait(timeout=20)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+    print(f"{sent[0]} datagrams sent to a1's listener")
+    if failures:
+        print(f"{len(failures)} check(s) failed; logs in {tmp}")
+        for name in sorted(logs):
+            print(f"--- {name}.log (tail)")
+            logs[name].seek(0)
+            print("".join(logs[name].readlines()[-25:]))
+        sys.exit(1)
+    print("all checks passed")
+
+
+if __name__ == "__main__":
+    main()
