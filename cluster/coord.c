@@ -600,6 +600,7 @@ typedef struct {
 	GBytes *snap;
 	guint64 snap_seq;
 	gboolean snap_pending, snap_release;
+	gboolean restart; /* coord_restart() */
 	char owner[64];
 	guint64 owner_rev;
 	guint64 last_seq;
@@ -634,6 +635,7 @@ typedef struct {
 
 typedef struct {
 	guint64 acquired, released, lost, lost_expired, release_timeouts;
+	guint64 restarts; /* given up to be taken again (coord_restart()) */
 	guint64 leases_adopted; /* a lease of our name at another revision: our own write */
 	guint64 snapshots_stored, snapshots_failed, snapshots_dropped;
 	guint64 offenders_put, offenders_deleted, offenders_failed, offenders_dropped;
@@ -828,6 +830,17 @@ coord_snapshot(Coord *c, guint p, guint64 seq, GBytes *state, gboolean release)
 	}
 	pt->snap_release = pt->snap_release || release;
 	pt->snap_pending = TRUE;
+	wake_locked(c);
+	g_mutex_unlock(&c->lock);
+}
+
+void
+coord_restart(Coord *c, guint p)
+{
+	if (p >= c->cfg.partitions)
+		return;
+	g_mutex_lock(&c->lock);
+	c->parts[p].restart = TRUE;
 	wake_locked(c);
 	g_mutex_unlock(&c->lock);
 }
@@ -1080,6 +1093,8 @@ coord_status_json(Coord *c, GString *out)
 	U64("leases_adopted", n->leases_adopted);
 	g_string_append_c(out, ',');
 	U64("release_timeouts", n->release_timeouts);
+	g_string_append_c(out, ',');
+	U64("restarts", n->restarts);
 	g_string_append_c(out, ',');
 	U64("snapshots_stored", n->snapshots_stored);
 	g_string_append_c(out, ',');
@@ -2243,6 +2258,24 @@ round_run(Coord *c)
 		rebalance(c, now_ms());
 	for (guint p = 0; p < c->cfg.partitions; p++) {
 		Part *pt = &c->parts[p];
+		g_mutex_lock(&c->lock);
+		gboolean restart = pt->restart;
+		pt->restart = FALSE;
+		g_mutex_unlock(&c->lock);
+		if (restart && pt->state == PART_OWNED) {
+			/* a handover to ourselves: the release snapshot keeps the stored one, and
+			 * the free partition is ours again at the next round */
+			part_close(c, p, COORD_RELEASE);
+			pt->state = PART_RELEASING;
+			pt->released_ms = now_ms();
+			g_mutex_lock(&c->lock);
+			c->n.restarts++;
+			g_mutex_unlock(&c->lock);
+			g_message("cluster: partition %u given up to be taken again: an event was "
+				  "dropped, and the replay from the stored snapshot sends it again",
+				  p);
+			continue;
+		}
 		if (pt->state == PART_STARTING)
 			part_start(c, p);
 		else if (pt->state == PART_OWNED && !pt->sub)

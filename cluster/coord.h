@@ -112,6 +112,11 @@ void coord_attach(Coord *c, GMainContext *ctx, CoordEventFunc fn, gpointer user_
  * (with release): give the lease up on the snapshot already stored (or one still waiting to
  * be), the next owner replaying from there. */
 void coord_snapshot(Coord *c, guint p, guint64 seq, GBytes *state, gboolean release);
+/* Partition p's owner dropped a message its snapshot would hold as sent (an alert event): give
+ * the partition up through COORD_RELEASE (the main loop answers with coord_snapshot(...,
+ * NULL, TRUE), keeping the stored snapshot) so that its next owner, most often this node
+ * again, replays from that snapshot and sends the message again under its id. */
+void coord_restart(Coord *c, guint p);
 /* The offender (host, reason) in BUS_KV_OFFENDERS: json NULL deletes it. Per key in order. */
 void coord_offender(Coord *c, const char *key, const char *json);
 /* The same for a suppression in BUS_KV_SUPPRESSIONS. */

@@ -25,6 +25,7 @@ typedef struct {
 	guint64 sent;	/* bus ticket of the last event it sent (bus_done_through()) */
 	gint64 snap_ok_us; /* monotonic: taken, or its last snapshot made */
 	GQueue held; /* Held: events, forgets and readings the bus's buffer had no room for */
+	gboolean dropped; /* one of those dropped: no snapshot any more (coord_restart()) */
 } Part;
 
 /* A message for the alert or history stream that the bus did not take (its buffer full):
@@ -488,7 +489,8 @@ part_offer_held(ClusterNode *n, Part *part)
  * alert event, a forget, a history reading): to the bus, or, when its buffer is full (a
  * slow bus, a collector's batches), held after the partition's earlier ones and offered
  * again every 100 ms; the partition's snapshots wait for them (part_snapshot()). Beyond
- * held_max (a quarter of publish_buffer) it is dropped, counted and said. FALSE: dropped. */
+ * held_max (a quarter of publish_buffer) it is dropped, counted and said, and the partition
+ * restarted from its stored snapshot (coord_restart()). FALSE: dropped. */
 static gboolean
 part_keep(ClusterNode *n, Part *part, const char *subject, const void *data, gsize len,
 	  const char *id, gboolean alert)
@@ -513,14 +515,22 @@ part_keep(ClusterNode *n, Part *part, const char *subject, const void *data, gsi
 			n->st.alerts_dropped++;
 		else
 			n->st.history_dropped++;
+		/* the snapshot stored before it stays, and the partition is taken again from
+		 * there: the replay sends it again */
+		if (!part->dropped && n->coord != NULL) {
+			part->dropped = TRUE;
+			n->st.restarts++;
+			coord_restart(n->coord, part->p);
+		}
 		gint64 now = g_get_monotonic_time();
 		if (n->held_warn_us == 0 || now - n->held_warn_us > 60 * G_USEC_PER_SEC) {
 			n->held_warn_us = now;
 			BusStats bs;
 			bus_get_stats(n->bus, &bs);
 			g_warning("cluster: partition %u: %s %s dropped: the bus's buffer and the "
-				  "%" G_GUINT64_FORMAT " bytes held for it are full (bus: %s; said at "
-				  "most once a minute)",
+				  "%" G_GUINT64_FORMAT " bytes held for it are full (bus: %s); the "
+				  "partition is taken again from its stored snapshot, whose replay "
+				  "sends it again (said at most once a minute)",
 				  part->p, alert ? "alert event" : "history reading", id, n->held_max,
 				  bs.last_error[0] != '\0' ? bs.last_error : "no error");
 		}
@@ -721,7 +731,8 @@ part_snapshot(ClusterNode *n, Part *part, gboolean release)
 	 * them. Until then the stored one stays (a handover gives the lease up without a new
 	 * one), and the next owner's replay from it emits them again, under the same ids. */
 	gint64 now = g_get_monotonic_time();
-	if (!g_queue_is_empty(&part->held) || !bus_done_through(n->bus, part->sent)) {
+	if (part->dropped || !g_queue_is_empty(&part->held) ||
+	    !bus_done_through(n->bus, part->sent)) {
 		n->st.snapshots_deferred++;
 		g_debug("cluster: partition %u: snapshot at sequence %" G_GUINT64_FORMAT
 			" put off: events before it not stored yet%s",
@@ -1238,6 +1249,7 @@ static const struct {
     NF(alerts_dropped),
     NF(held),
     NF(held_now),
+    NF(restarts),
     NF(alerts_in),
     NF(alerts_bad),
     NF(acquired),
@@ -1522,6 +1534,16 @@ cluster_node_new(const Config *cfg, const ClusterNodeDeps *deps, gboolean replay
 	n->pending_ctl = g_hash_table_new(NULL, NULL);
 	if (!node_name(cfg, n->name, error) ||
 	    (n->roles = parse_roles(replay ? "collector" : cfg->cluster_roles, error)) == 0) {
+		cluster_node_free(n);
+		return NULL;
+	}
+	/* flow batches may fill seven eighths of the buffer (bus_publish()) */
+	if (cfg->cluster_batch_bytes > cfg->cluster_publish_buffer / 8 * 7) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+			    "[cluster] batch_bytes (%" G_GUINT64_FORMAT ") must be at most seven "
+			    "eighths of publish_buffer (%" G_GUINT64_FORMAT " bytes): a full batch "
+			    "would never be taken",
+			    (guint64)cfg->cluster_batch_bytes, (guint64)cfg->cluster_publish_buffer);
 		cluster_node_free(n);
 		return NULL;
 	}

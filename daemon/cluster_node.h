@@ -32,6 +32,9 @@ typedef struct {
 	 * partition and offered again (ever, now); alerts_dropped and history_dropped count
 	 * those beyond the bytes held */
 	guint64 held, held_now;
+	/* partitions given up to be taken again from their stored snapshot, because one of
+	 * those was dropped (coord_restart()) */
+	guint64 restarts;
 	guint64 acquired, released, lost, snapshots, snapshot_bytes, snapshots_bad;
 	/* snapshots not made because events before them were not yet in the alert stream */
 	guint64 snapshots_deferred;

@@ -451,12 +451,12 @@ static const ConfigKey config_keys[] = {
      "milliseconds a collector holds a partition's flows before publishing them as one batch"},
     {"cluster", "batch_bytes", KEY_SIZE, offsetof(Config, cluster_batch_bytes), 1024, 262144,
      NULL, "bytes of one flow batch (published earlier when full)"},
-    {"cluster", "publish_buffer", KEY_SIZE, offsetof(Config, cluster_publish_buffer), 65536,
+    {"cluster", "publish_buffer", KEY_SIZE, offsetof(Config, cluster_publish_buffer), 16384,
      G_GUINT64_CONSTANT(1) << 40, NULL,
      "bytes of batches and events held while the bus is slow or away; batches beyond "
      "seven eighths of it are dropped and counted (the collector never waits); alert "
      "events and history readings may fill the rest, then wait in their partition up to a "
-     "quarter more"},
+     "quarter more; batch_bytes must fit in its seven eighths"},
     {"cluster", "max_snapshot", KEY_SIZE, offsetof(Config, cluster_max_snapshot), 65536,
      G_GUINT64_CONSTANT(1) << 32, NULL,
      "bytes of one partition's snapshot; a larger one is not stored (counted, logged) and a "

@@ -114,6 +114,9 @@ static const Scalar cluster_scalars[] = {
        "by their partition and offered again."),
     CN("spamflow_cluster_held", M_GAUGE, held_now,
        "Of those, held now (the partition's snapshots wait for them)."),
+    CN("spamflow_cluster_partitions_restarted_total", M_COUNTER, restarts,
+       "Partitions given up to be taken again from their stored snapshot after one of "
+       "those was dropped: the replay sends it again."),
     CN("spamflow_cluster_alerts_received_total", M_COUNTER, alerts_in,
        "Alert events this node's sinks got from the cluster (alert group)."),
     CN("spamflow_cluster_alerts_bad_total", M_COUNTER, alerts_bad,

@@ -70,7 +70,7 @@ def main():
         try:
             for name, roles, extra, args in (
                     ("a1", "analyzer", "", []),
-                    ("c1", "collector", "publish_buffer = 65536\n",
+                    ("c1", "collector", "publish_buffer = 65536\nbatch_bytes = 16384\n",
                      ["-l", f"127.0.0.1:{port}"])):
                 logs[name] = open(os.path.join(tmp, name + ".log"), "w+")
                 procs[name] = subprocess.Popen(
