@@ -22,6 +22,7 @@ typedef enum {
 	BUS_ERROR_EXISTS,    /* bus_kv_create(): the key holds a value */
 	BUS_ERROR_CONFLICT,  /* bus_kv_update(): the key's revision is not last_rev */
 	BUS_ERROR_TOO_BIG,   /* a value over what the bus takes (snapshot: BusConfig.max_snapshot) */
+	BUS_ERROR_BEHIND,    /* bus_kv_mirror_list(): the watch lacks writes the bucket has */
 } BusError;
 
 /* The streams and buckets of a cluster (bus_setup() creates or checks them). Subjects:
@@ -179,9 +180,13 @@ gboolean bus_consumer_state(Bus *bus, const char *stream, const char *durable,
 gboolean bus_last_seq(Bus *bus, const char *stream, const char *subject, guint64 *seq,
 		      GError **error);
 
-/* The last sequence of a bucket's stream (every put and delete moves it): one request, much
- * cheaper than bus_kv_list(), to tell whether a bucket changed. */
+/* The last sequence of a bucket's stream (every put and delete moves it; 0 when every entry
+ * has expired): one request, much cheaper than bus_kv_list(), to tell whether a bucket
+ * changed. */
 gboolean bus_kv_last_rev(Bus *bus, const char *bucket, guint64 *rev, GError **error);
+/* The same, and the first revision still kept (entries below it expired or were replaced). */
+gboolean bus_kv_revs(Bus *bus, const char *bucket, guint64 *first, guint64 *last,
+		     GError **error);
 
 /* Key-value buckets. Revisions are the bucket's, > 0. Values are bytes (NUL added after
  * them in GBytes for text). */
@@ -204,6 +209,24 @@ typedef struct {
 /* Every live key of the bucket: an array of BusKvEntry, freed with bus_kv_entries_free(). */
 GArray *bus_kv_list(Bus *bus, const char *bucket, GError **error);
 void bus_kv_entries_free(GArray *entries);
+
+/* A bucket kept up to date by a watch: one ordered consumer for as long as it lives (made
+ * again after a failure), where every bus_kv_list() makes a consumer (and asks for the
+ * stream's info) on the servers: a node reading its buckets every round costs them that much
+ * per node. Free it before the bus. */
+typedef struct BusKvMirror BusKvMirror;
+BusKvMirror *bus_kv_mirror_new(Bus *bus, const char *bucket);
+/* Every live key, by key, as bus_kv_list() lists them, once the watch has delivered the
+ * bucket's writes up to revision min_rev (a write of the caller's). When the last check is
+ * check_ms old or more (0: every time), it also asks the server for the bucket's first and
+ * last revision (one request: BUS_ERROR_IO when the bus does not answer it): the watch must
+ * have the last, and entries below the first are gone (a TTL expires them without a word to
+ * a watch). Waits up to 500 ms for the watch; then NULL with BUS_ERROR_BEHIND: the caller
+ * lists instead, and the watch is made again. */
+GArray *bus_kv_mirror_list(BusKvMirror *m, guint64 min_rev, gint64 check_ms, GError **error);
+/* The lists answered and the times the watch was not there */
+void bus_kv_mirror_counts(BusKvMirror *m, guint64 *lists, guint64 *behind);
+void bus_kv_mirror_free(BusKvMirror *m);
 
 /* Partition snapshots: one per partition, the newest complete one wins (a writer that dies
  * halfway leaves the previous one readable). covers_seq: the SPAMFLOW_FLOWS sequence the

@@ -1770,6 +1770,200 @@ bus_kv_list(Bus *bus, const char *bucket, GError **error)
 	return out;
 }
 
+/* ---- a bucket kept by a watch (bus_kv_mirror_new()) ---- */
+
+#define MIRROR_WAIT_US (500 * G_TIME_SPAN_MILLISECOND)
+#define MIRROR_RETRY_US (500 * G_TIME_SPAN_MILLISECOND) /* a watch that could not be made */
+
+struct BusKvMirror {
+	Bus *bus;
+	char *bucket;
+	GThread *thread;
+	GMutex lock; /* everything below */
+	GCond cond;
+	GHashTable *entries; /* key -> BusKvEntry* */
+	guint64 last_rev;    /* the newest write the watch delivered */
+	gboolean ready;	     /* every key's value at the watch's start delivered */
+	gboolean stop, remake;
+	gint64 verified_us; /* when last_rev was last found at the server's or beyond */
+	guint64 lists, behind;
+};
+
+static void
+mirror_entry_free(gpointer p)
+{
+	kv_entry_clear(p);
+	g_free(p);
+}
+
+/* The watch's thread: one watcher at a time, from each key's last value on, deletes
+ * included (they remove the key). */
+static gpointer
+mirror_main(gpointer data)
+{
+	BusKvMirror *m = data;
+	g_mutex_lock(&m->lock);
+	while (!m->stop) {
+		m->remake = FALSE;
+		g_mutex_unlock(&m->lock);
+		kvStore *kv = NULL;
+		kvWatcher *w = NULL;
+		kvWatchOptions wo;
+		kvWatchOptions_Init(&wo);
+		wo.Timeout = m->bus->cfg.timeout_ms;
+		natsStatus s = js_KeyValue(&kv, m->bus->js, m->bucket);
+		if (s == NATS_OK)
+			s = kvStore_WatchAll(&w, kv, &wo);
+		g_mutex_lock(&m->lock);
+		g_hash_table_remove_all(m->entries);
+		m->ready = FALSE;
+		m->last_rev = 0;
+		if (s != NATS_OK) {
+			gint64 until = g_get_monotonic_time() + MIRROR_RETRY_US;
+			while (!m->stop && g_cond_wait_until(&m->cond, &m->lock, until))
+				;
+			kvStore_Destroy(kv);
+			continue;
+		}
+		while (!m->stop && !m->remake) {
+			g_mutex_unlock(&m->lock);
+			kvEntry *e = NULL;
+			/* short: stop and remake are looked at between waits */
+			s = kvWatcher_Next(&e, w, 250);
+			g_mutex_lock(&m->lock);
+			if (s == NATS_TIMEOUT)
+				continue;
+			if (s != NATS_OK)
+				break; /* made again */
+			if (e == NULL) {
+				m->ready = TRUE;
+			} else {
+				const char *key = kvEntry_Key(e);
+				if (kvEntry_Operation(e) == kvOp_Put) {
+					BusKvEntry *be = g_new0(BusKvEntry, 1);
+					be->key = g_strdup(key);
+					be->value = bytes_with_nul(
+					    kvEntry_Value(e), (gsize)MAX(kvEntry_ValueLen(e), 0));
+					be->rev = kvEntry_Revision(e);
+					g_hash_table_replace(m->entries, be->key, be);
+				} else {
+					g_hash_table_remove(m->entries, key);
+				}
+				m->last_rev = MAX(m->last_rev, kvEntry_Revision(e));
+				kvEntry_Destroy(e);
+			}
+			g_cond_broadcast(&m->cond);
+		}
+		g_mutex_unlock(&m->lock);
+		kvWatcher_Destroy(w);
+		kvStore_Destroy(kv);
+		g_mutex_lock(&m->lock);
+	}
+	g_mutex_unlock(&m->lock);
+	return NULL;
+}
+
+BusKvMirror *
+bus_kv_mirror_new(Bus *bus, const char *bucket)
+{
+	BusKvMirror *m = g_new0(BusKvMirror, 1);
+	m->bus = bus;
+	m->bucket = g_strdup(bucket);
+	g_mutex_init(&m->lock);
+	g_cond_init(&m->cond);
+	m->entries = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, mirror_entry_free);
+	m->thread = g_thread_new("bus-kv-watch", mirror_main, m);
+	return m;
+}
+
+static gint
+entry_key_cmp(gconstpointer a, gconstpointer b)
+{
+	return strcmp(((const BusKvEntry *)a)->key, ((const BusKvEntry *)b)->key);
+}
+
+GArray *
+bus_kv_mirror_list(BusKvMirror *m, guint64 min_rev, gint64 check_ms, GError **error)
+{
+	gint64 now = g_get_monotonic_time();
+	guint64 first = 0;
+	g_mutex_lock(&m->lock);
+	gboolean verify = now - m->verified_us >= check_ms * G_TIME_SPAN_MILLISECOND;
+	g_mutex_unlock(&m->lock);
+	if (verify) {
+		guint64 server_rev = 0;
+		if (!bus_kv_revs(m->bus, m->bucket, &first, &server_rev, error))
+			return NULL;
+		min_rev = MAX(min_rev, server_rev);
+	}
+	g_mutex_lock(&m->lock);
+	gint64 until = now + MIRROR_WAIT_US;
+	while (!m->stop && (!m->ready || m->last_rev < min_rev) &&
+	       g_cond_wait_until(&m->cond, &m->lock, until))
+		;
+	if (!m->ready || m->last_rev < min_rev) {
+		m->behind++;
+		m->remake = TRUE;
+		g_set_error(error, BUS_ERROR, BUS_ERROR_BEHIND,
+			    "watch of bucket %s: %s (revision %" G_GUINT64_FORMAT
+			    ", %" G_GUINT64_FORMAT " written)",
+			    m->bucket, m->ready ? "behind" : "not complete", m->last_rev, min_rev);
+		g_mutex_unlock(&m->lock);
+		return NULL;
+	}
+	if (verify) {
+		m->verified_us = now;
+		/* expired: the stream no longer has them (the oldest go first) */
+		GHashTableIter gone;
+		gpointer ge;
+		g_hash_table_iter_init(&gone, m->entries);
+		while (g_hash_table_iter_next(&gone, NULL, &ge))
+			if (((const BusKvEntry *)ge)->rev < first)
+				g_hash_table_iter_remove(&gone);
+	}
+	m->lists++;
+	GArray *out = g_array_sized_new(FALSE, TRUE, sizeof(BusKvEntry),
+					g_hash_table_size(m->entries));
+	g_array_set_clear_func(out, kv_entry_clear);
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, m->entries);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		const BusKvEntry *e = v;
+		BusKvEntry c = {g_strdup(e->key), g_bytes_ref(e->value), e->rev};
+		g_array_append_val(out, c);
+	}
+	g_mutex_unlock(&m->lock);
+	g_array_sort(out, entry_key_cmp);
+	return out;
+}
+
+void
+bus_kv_mirror_counts(BusKvMirror *m, guint64 *lists, guint64 *behind)
+{
+	g_mutex_lock(&m->lock);
+	*lists = m->lists;
+	*behind = m->behind;
+	g_mutex_unlock(&m->lock);
+}
+
+void
+bus_kv_mirror_free(BusKvMirror *m)
+{
+	if (m == NULL)
+		return;
+	g_mutex_lock(&m->lock);
+	m->stop = TRUE;
+	g_cond_broadcast(&m->cond);
+	g_mutex_unlock(&m->lock);
+	g_thread_join(m->thread);
+	g_hash_table_unref(m->entries);
+	g_mutex_clear(&m->lock);
+	g_cond_clear(&m->cond);
+	g_free(m->bucket);
+	g_free(m);
+}
+
 /* ---- snapshots ----
  * Partition p's snapshot is chunks on spamflow.snap.<p>.chunk (each below the server's
  * max_payload, the id in a header) and then one commit record on spamflow.snap.<p> naming
@@ -1829,6 +2023,13 @@ snap_publish(Bus *bus, const char *subject, const char *snap_id, const char *msg
 gboolean
 bus_kv_last_rev(Bus *bus, const char *bucket, guint64 *rev, GError **error)
 {
+	guint64 first;
+	return bus_kv_revs(bus, bucket, &first, rev, error);
+}
+
+gboolean
+bus_kv_revs(Bus *bus, const char *bucket, guint64 *first, guint64 *rev, GError **error)
+{
 	jsOptions jo;
 	jsErrCode jerr = 0;
 	jsStreamInfo *si = NULL;
@@ -1838,7 +2039,10 @@ bus_kv_last_rev(Bus *bus, const char *bucket, guint64 *rev, GError **error)
 	natsStatus s = js_GetStreamInfo(&si, bus->js, stream, &jo, &jerr);
 	if (s != NATS_OK)
 		return fail_nats(error, BUS_ERROR_IO, s, jerr, "bucket %s", bucket);
-	*rev = si->State.LastSeq;
+	/* the newest message is never removed before the others (max age goes oldest first,
+	 * a key's newer value removes its older one): when the last is gone, all are */
+	*rev = si->State.Msgs > 0 ? si->State.LastSeq : 0;
+	*first = si->State.FirstSeq;
 	jsStreamInfo_Destroy(si);
 	return TRUE;
 }

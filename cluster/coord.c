@@ -17,6 +17,9 @@
 
 /* How often the owned partitions' last stream sequences are read (lag in `cluster`). */
 #define LAST_SEQ_MS 3000
+/* A bucket's watch is checked against the server this often (bus_kv_mirror_list()): the
+ * nodes' entries expire (node_ttl), the offenders' do not */
+#define WATCH_CHECK_MS 5000
 /* Events handed to the main loop per dispatch, so that other sources get their turn. */
 #define DISPATCH_BUDGET 256
 /* Queue accounting: what an event costs beyond its data. */
@@ -647,6 +650,9 @@ typedef struct {
 	guint64 history_received, history_ack_unhandled, history_position_errors;
 	guint64 flows_delivered;
 	guint64 bus_errors;
+	/* the buckets read each round (nodes, leases, offenders): from their watches, or listed
+	 * because a watch lacked writes the bucket had */
+	guint64 watch_reads, watch_behind;
 } Counters;
 
 struct Coord {
@@ -686,6 +692,9 @@ struct Coord {
 
 	/* the thread's own */
 	guint rounds;
+	BusKvMirror *watch_nodes, *watch_leases, *watch_offenders;
+	guint64 node_rev;  /* our registration's revision, */
+	guint64 lease_rev; /* and the newest of our lease writes: what a watch must have */
 	gint64 reg_ok_ms;
 	gint64 last_renew_ms;
 	gint64 offenders_next_ms;
@@ -1134,6 +1143,10 @@ coord_status_json(Coord *c, GString *out)
 	g_string_append_c(out, ',');
 	U64("bus_errors", n->bus_errors);
 	g_string_append_c(out, ',');
+	U64("watch_reads", n->watch_reads);
+	g_string_append_c(out, ',');
+	U64("watch_behind", n->watch_behind);
+	g_string_append_c(out, ',');
 	U64("queue_bytes", qbytes);
 	g_string_append_c(out, ',');
 	U64("queue_events", qevents);
@@ -1499,6 +1512,7 @@ part_renew(Coord *c, guint p)
 	if (bus_kv_update(c->bus, BUS_KV_LEASES, key, c->node, strlen(c->node), pt->rev, &rev,
 			  &err)) {
 		pt->rev = rev;
+		c->lease_rev = MAX(c->lease_rev, rev);
 		pt->lease_ok_ms = before;
 		return RENEW_OK;
 	}
@@ -1509,6 +1523,7 @@ part_renew(Coord *c, guint p)
 		    bus_kv_update(c->bus, BUS_KV_LEASES, key, c->node, strlen(c->node), ours, &rev,
 				  &err)) {
 			pt->rev = rev;
+			c->lease_rev = MAX(c->lease_rev, rev);
 			pt->lease_ok_ms = before;
 			return RENEW_OK;
 		}
@@ -1665,6 +1680,7 @@ part_acquire(Coord *c, guint p)
 	}
 	pt->state = PART_STARTING;
 	pt->rev = pt->acq_rev = rev;
+	c->lease_rev = MAX(c->lease_rev, rev);
 	/* shown by `cluster` and used to route requests now, not after the next listing */
 	g_mutex_lock(&c->lock);
 	g_strlcpy(pt->owner, c->node, sizeof pt->owner);
@@ -1809,7 +1825,7 @@ node_register(Coord *c)
 	g_autofree char *value = node_value(c);
 	gint64 before = now_ms();
 	g_autoptr(GError) err = NULL;
-	if (bus_kv_put(c->bus, BUS_KV_NODES, c->node, value, strlen(value), NULL, &err))
+	if (bus_kv_put(c->bus, BUS_KV_NODES, c->node, value, strlen(value), &c->node_rev, &err))
 		c->reg_ok_ms = before;
 	else
 		set_error(c, "node registration", err);
@@ -2027,6 +2043,9 @@ last_seqs(Coord *c, gint64 now)
 
 static void suppressions_refresh(Coord *c);
 
+static GArray *bucket_read(Coord *c, BusKvMirror **watch, const char *bucket, guint64 written,
+			   gint64 check_ms, GError **error);
+
 static void
 offenders_refresh(Coord *c, gint64 now)
 {
@@ -2034,7 +2053,8 @@ offenders_refresh(Coord *c, gint64 now)
 		return;
 	c->offenders_next_ms = now + c->cfg.offenders_refresh_ms;
 	g_autoptr(GError) err = NULL;
-	GArray *entries = bus_kv_list(c->bus, BUS_KV_OFFENDERS, &err);
+	GArray *entries =
+	    bucket_read(c, &c->watch_offenders, BUS_KV_OFFENDERS, 0, WATCH_CHECK_MS, &err);
 	if (!entries) {
 		set_error(c, "offenders list", err);
 		return;
@@ -2229,13 +2249,41 @@ consumers_start(Coord *c)
 	}
 }
 
+/* A bucket's entries, from its watch (made at the first read) when that has our last write
+ * to it; else listed (counted), as every round did before the watches: at 100 nodes the
+ * listings were the servers' first limit (doc/cluster.md). */
+static GArray *
+bucket_read(Coord *c, BusKvMirror **watch, const char *bucket, guint64 written, gint64 check_ms,
+	    GError **error)
+{
+	if (*watch == NULL)
+		*watch = bus_kv_mirror_new(c->bus, bucket);
+	g_autoptr(GError) werr = NULL;
+	GArray *a = bus_kv_mirror_list(*watch, written, check_ms, &werr);
+	gboolean behind = a == NULL && g_error_matches(werr, BUS_ERROR, BUS_ERROR_BEHIND);
+	g_mutex_lock(&c->lock);
+	if (a != NULL)
+		c->n.watch_reads++;
+	c->n.watch_behind += behind;
+	g_mutex_unlock(&c->lock);
+	if (a != NULL)
+		return a;
+	if (!behind) { /* the bus did not answer: a listing would not either */
+		g_propagate_error(error, g_steal_pointer(&werr));
+		return NULL;
+	}
+	g_debug("cluster: %s: listed instead", werr->message);
+	return bus_kv_list(c->bus, bucket, error);
+}
+
 static void
 round_run(Coord *c)
 {
 	gint64 now = now_ms();
 	node_register(c);
 	g_autoptr(GError) err = NULL;
-	GArray *nodes = bus_kv_list(c->bus, BUS_KV_NODES, &err);
+	GArray *nodes =
+	    bucket_read(c, &c->watch_nodes, BUS_KV_NODES, c->node_rev, WATCH_CHECK_MS, &err);
 	if (nodes) {
 		nodes_update(c, nodes, now);
 		bus_kv_entries_free(nodes);
@@ -2243,7 +2291,8 @@ round_run(Coord *c)
 		set_error(c, "nodes list", err); /* judged on the last listing */
 		g_clear_error(&err);
 	}
-	GArray *leases = bus_kv_list(c->bus, BUS_KV_LEASES, &err);
+	/* checked every round: a dead owner's leases expire with no word to the watch */
+	GArray *leases = bucket_read(c, &c->watch_leases, BUS_KV_LEASES, c->lease_rev, 0, &err);
 	gboolean listed = leases != NULL;
 	if (leases) {
 		leases_update(c, leases, now);
@@ -2724,6 +2773,9 @@ coord_free(Coord *c)
 	g_mutex_unlock(&c->lock);
 	if (c->thread)
 		g_thread_join(c->thread);
+	bus_kv_mirror_free(c->watch_nodes);
+	bus_kv_mirror_free(c->watch_leases);
+	bus_kv_mirror_free(c->watch_offenders);
 	coord_queue_stop(c->queue);
 	if (c->source) {
 		g_source_destroy(c->source);

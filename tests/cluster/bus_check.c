@@ -475,6 +475,106 @@ check_kv(Bus *bus)
 	   gone_ms, LEASE_TTL_MS);
 }
 
+/* A bucket kept by a watch: the same keys as a listing, our writes waited for, deletes and
+ * expiries gone, a watch that lacks a write said (BUS_ERROR_BEHIND) and made again. */
+static void
+check_kv_mirror(Bus *bus)
+{
+	GError *e = NULL;
+	guint64 rev = 0, lists = 0, behind = 0;
+	const char *b = BUS_KV_OFFENDERS;
+	BusKvMirror *m = bus_kv_mirror_new(bus, b);
+	GArray *want = bus_kv_list(bus, b, &e);
+	OK_GE(e, "list");
+	GArray *got = bus_kv_mirror_list(m, 0, 0, &e);
+	OK_GE(e, "watch list");
+	CHECK(got->len == want->len && got->len == 2, "watch: %u keys, list: %u", got->len,
+	      want->len);
+	for (guint i = 0; i < got->len; i++) {
+		const BusKvEntry *x = &g_array_index(got, BusKvEntry, i);
+		gboolean found = FALSE;
+		for (guint j = 0; j < want->len; j++) {
+			const BusKvEntry *y = &g_array_index(want, BusKvEntry, j);
+			found = found || (strcmp(x->key, y->key) == 0 && x->rev == y->rev &&
+					  g_bytes_equal(x->value, y->value));
+		}
+		CHECK(found, "watch: %s at %" G_GUINT64_FORMAT " not listed", x->key, x->rev);
+	}
+	bus_kv_entries_free(got);
+	bus_kv_entries_free(want);
+
+	/* our write, waited for without asking the server */
+	CHECK(bus_kv_put(bus, b, "w1", "fresh", 5, &rev, &e), "put");
+	got = bus_kv_mirror_list(m, rev, 3600000, &e);
+	OK_GE(e, "watch list after a put");
+	gboolean seen = FALSE;
+	for (guint i = 0; i < got->len; i++) {
+		const BusKvEntry *x = &g_array_index(got, BusKvEntry, i);
+		seen = seen || (strcmp(x->key, "w1") == 0 && x->rev == rev &&
+				strcmp(g_bytes_get_data(x->value, NULL), "fresh") == 0);
+	}
+	CHECK(seen && got->len == 3, "watch after a put: w1 at %" G_GUINT64_FORMAT " %s, %u keys",
+	      rev, seen ? "there" : "missing", got->len);
+	bus_kv_entries_free(got);
+	CHECK(bus_kv_delete(bus, b, "w1", 0, &e), "delete");
+	got = bus_kv_mirror_list(m, 0, 0, &e); /* the server's last revision: the delete's */
+	OK_GE(e, "watch list after a delete");
+	CHECK(got->len == 2, "watch after a delete: %u keys (want 2)", got->len);
+	bus_kv_entries_free(got);
+
+	/* a write it cannot have: said, then the watch is made again and answers */
+	got = bus_kv_mirror_list(m, rev + 1000000, 3600000, &e);
+	CHECK(got == NULL && g_error_matches(e, BUS_ERROR, BUS_ERROR_BEHIND),
+	      "a revision never written: %s", e ? e->message : "answered");
+	g_clear_error(&e);
+	got = NULL;
+	for (int i = 0; i < 20 && got == NULL; i++) {
+		got = bus_kv_mirror_list(m, 0, 0, &e);
+		g_clear_error(&e);
+	}
+	CHECK(got != NULL && got->len == 2, "the watch made again: %u keys",
+	      got != NULL ? got->len : 0);
+	bus_kv_entries_free(got);
+	bus_kv_mirror_counts(m, &lists, &behind);
+	CHECK(behind >= 1 && lists >= 4, "counted %" G_GUINT64_FORMAT " lists, %" G_GUINT64_FORMAT
+	      " behind", lists, behind);
+	bus_kv_mirror_free(m);
+
+	/* a lease that expires: no word to the watch; gone at the next check */
+	m = bus_kv_mirror_new(bus, BUS_KV_LEASES);
+	CHECK(bus_kv_put(bus, BUS_KV_LEASES, "p9", "node-a", 6, &rev, &e), "lease put");
+	got = bus_kv_mirror_list(m, rev, 0, &e);
+	OK_GE(e, "watch of the leases");
+	CHECK(got->len >= 1, "watch of the leases: %u keys", got->len);
+	bus_kv_entries_free(got);
+	gint64 made = g_get_monotonic_time();
+	GBytes *v = NULL;
+	guint64 r = 0;
+	while (g_get_monotonic_time() - made < (LEASE_TTL_MS + 6000) * 1000 &&
+	       bus_kv_get(bus, BUS_KV_LEASES, "p9", &v, &r, NULL)) {
+		g_bytes_unref(v);
+		g_usleep(100000);
+	}
+	got = bus_kv_mirror_list(m, 0, 3600000, &e); /* not checked: as the watch has it */
+	OK_GE(e, "watch of the leases, unchecked");
+	gboolean stale = FALSE;
+	for (guint i = 0; i < got->len; i++)
+		stale = stale || strcmp(g_array_index(got, BusKvEntry, i).key, "p9") == 0;
+	bus_kv_entries_free(got);
+	got = bus_kv_mirror_list(m, 0, 0, &e);
+	OK_GE(e, "watch of the leases, checked");
+	gboolean still = FALSE;
+	for (guint i = 0; i < got->len; i++)
+		still = still || strcmp(g_array_index(got, BusKvEntry, i).key, "p9") == 0;
+	bus_kv_entries_free(got);
+	CHECK(stale && !still, "expired lease: %s unchecked, %s checked", stale ? "kept" : "gone",
+	      still ? "kept" : "gone");
+	bus_kv_mirror_free(m);
+	ok("kv watch: the listing's keys, our writes waited for, a delete and an expiry gone, a "
+	   "watch without a write said (%" G_GUINT64_FORMAT " behind) and made again",
+	   behind);
+}
+
 static void
 check_snapshots(Bus *bus, gsize max_payload)
 {
@@ -924,6 +1024,7 @@ main(int argc, char **argv)
 	check_setup(bus);
 	check_publish_consume(bus);
 	check_kv(bus);
+	check_kv_mirror(bus);
 	check_snapshots(bus, max_payload);
 	check_request(bus);
 	check_durable(bus);

@@ -699,3 +699,47 @@ bus_get_stats(Bus *bus, BusStats *out)
 	out->connected = !bus->down;
 	g_mutex_unlock(&S.lock);
 }
+
+/* The watch is the fake's own table: always there, always current (BUS_ERROR_IO when the
+ * fake bus is down, as the real one's revision check). */
+struct BusKvMirror {
+	Bus *bus;
+	char *bucket;
+	guint64 lists;
+};
+
+BusKvMirror *
+bus_kv_mirror_new(Bus *bus, const char *bucket)
+{
+	BusKvMirror *m = g_new0(BusKvMirror, 1);
+	m->bus = bus;
+	m->bucket = g_strdup(bucket);
+	return m;
+}
+
+GArray *
+bus_kv_mirror_list(BusKvMirror *m, guint64 min_rev, gint64 check_ms, GError **error)
+{
+	(void)min_rev;
+	(void)check_ms;
+	GArray *out = bus_kv_list(m->bus, m->bucket, error);
+	if (out)
+		m->lists++;
+	return out;
+}
+
+void
+bus_kv_mirror_counts(BusKvMirror *m, guint64 *lists, guint64 *behind)
+{
+	*lists = m->lists;
+	*behind = 0;
+}
+
+void
+bus_kv_mirror_free(BusKvMirror *m)
+{
+	if (!m)
+		return;
+	g_free(m->bucket);
+	g_free(m);
+}
