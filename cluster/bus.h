@@ -93,6 +93,12 @@ void bus_free(Bus *bus);
  * exit (nats_CloseAndWait). No Bus may be made afterwards. */
 void bus_shutdown_library(void);
 gboolean bus_connected(Bus *bus);
+/* Why the bus cannot connect: one attempt of its own, synchronous (up to the connect timeout
+ * per server), with the bus's servers, credentials and TLS, closed again at once. FALSE with
+ * what the servers or TLS said ("SSL handshake error: ...", "Authorization Violation"), also
+ * kept as BusStats.last_error: libnats, retrying in the background, only says "no server
+ * available". Blocks: never on the main loop. */
+gboolean bus_probe(Bus *bus, GError **error);
 /* Create the streams and buckets, or check that those there match (partitions, replicas
  * never changed silently; retention and limits updated). Idempotent; blocking. */
 gboolean bus_setup(Bus *bus, GError **error);
@@ -257,6 +263,6 @@ typedef struct {
 	guint64 buffered_max; /* publish_buffer */
 	guint64 received;     /* messages handed to BusMsgFunc */
 	guint64 bytes_out, bytes_in;
-	char last_error[128];
+	char last_error[256];
 } BusStats;
 void bus_get_stats(Bus *bus, BusStats *out);

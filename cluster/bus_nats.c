@@ -257,6 +257,44 @@ on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *
 	g_mutex_unlock(&bus->lock);
 }
 
+static gboolean make_options(Bus *bus, natsOptions **out, gboolean probe, GError **error);
+
+gboolean
+bus_probe(Bus *bus, GError **error)
+{
+	natsOptions *o = NULL;
+	natsConnection *nc = NULL;
+	if (!make_options(bus, &o, TRUE, error)) {
+		natsOptions_Destroy(o);
+		return FALSE;
+	}
+	natsStatus s = natsConnection_Connect(&nc, o);
+	if (s == NATS_OK) {
+		natsConnection_Close(nc);
+		natsConnection_Destroy(nc);
+		natsOptions_Destroy(o);
+		return TRUE;
+	}
+	const char *text = nats_text(s);
+	/* libnats' words start with its source position: "(conn.c:733): " */
+	if (text[0] == '(' && strstr(text, "): ") != NULL)
+		text = strstr(text, "): ") + 3;
+	g_autofree char *why = g_strdup(text);
+	/* a server that wants a client certificate it did not get just closes the connection */
+	if (s == NATS_PROTOCOL_ERROR && strstr(why, "Expected 'PONG'") != NULL) {
+		g_free(why);
+		why = g_strdup("the server closed the connection (does it require a TLS client "
+			       "certificate, tls_cert and tls_key?)");
+	}
+	g_set_error(error, BUS_ERROR, BUS_ERROR_IO, "%s: %s", natsStatus_GetText(s), why);
+	g_mutex_lock(&bus->lock);
+	set_last_error(bus, "cannot connect: %s: %s", natsStatus_GetText(s), why);
+	g_mutex_unlock(&bus->lock);
+	natsConnection_Destroy(nc);
+	natsOptions_Destroy(o);
+	return FALSE;
+}
+
 /* ---- the publish buffer ---- */
 
 static void
@@ -570,8 +608,10 @@ check_config(const BusConfig *cfg, GError **error)
 	return TRUE;
 }
 
+/* The bus's connection options (*out: the caller's to destroy, also on failure); probe: for
+ * bus_probe()'s one attempt, with none of the bus's callbacks (on_closed would end it). */
 static gboolean
-make_options(Bus *bus, GError **error)
+make_options(Bus *bus, natsOptions **out, gboolean probe, GError **error)
 {
 	natsStatus s;
 	g_auto(GStrv) parts = g_strsplit_set(bus->servers, ", \t", -1);
@@ -581,10 +621,10 @@ make_options(Bus *bus, GError **error)
 			g_ptr_array_add(urls, *p);
 	}
 
-	s = natsOptions_Create(&bus->opts);
+	s = natsOptions_Create(out);
 	if (s != NATS_OK)
 		return fail_nats(error, BUS_ERROR_CONFIG, s, 0, "cluster: nats options");
-	natsOptions *o = bus->opts;
+	natsOptions *o = *out;
 	s = natsOptions_SetServers(o, (const char **)urls->pdata, (int)urls->len);
 	if (s != NATS_OK)
 		return fail_nats(error, BUS_ERROR_CONFIG, s, 0, "cluster nats '%s'", bus->servers);
@@ -592,6 +632,10 @@ make_options(Bus *bus, GError **error)
 	natsOptions_SetNoRandomize(o, true);
 	natsOptions_SetName(o, bus->node);
 	natsOptions_SetTimeout(o, MIN(bus->cfg.timeout_ms, 2000));
+	if (probe) {
+		natsOptions_SetAllowReconnect(o, false);
+		goto auth;
+	}
 	natsOptions_SetMaxReconnect(o, -1);
 	natsOptions_SetReconnectWait(o, 250);
 	natsOptions_SetReconnectJitter(o, 100, 1000);
@@ -610,6 +654,7 @@ make_options(Bus *bus, GError **error)
 	if (s != NATS_OK)
 		return fail_nats(error, BUS_ERROR_CONFIG, s, 0, "cluster: nats options");
 
+auth:
 	if (set(bus->creds_file)) {
 		if (!readable("creds file", bus->creds_file, error))
 			return FALSE;
@@ -687,7 +732,7 @@ bus_new(const BusConfig *cfg, GError **error)
 	bus->failed_subs = g_ptr_array_new();
 	bus->st.buffered_max = cfg->publish_buffer;
 
-	if (!make_options(bus, error)) {
+	if (!make_options(bus, &bus->opts, FALSE, error)) {
 		bus_free(bus);
 		return NULL;
 	}

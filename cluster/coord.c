@@ -681,7 +681,7 @@ struct Coord {
 	Counters n;
 	BusStats bus_stats;
 	gboolean setup_ok;
-	char last_error[160];
+	char last_error[320];
 	char *offenders;     /* JSON array */
 	gint64 offenders_ms; /* when read (0: never) */
 	char *suppressions;  /* JSON array */
@@ -692,6 +692,8 @@ struct Coord {
 
 	/* the thread's own */
 	guint rounds;
+	gint64 probe_next_ms;
+	char probe_said[256]; /* the last reason said for not connecting (connection_probe()) */
 	BusKvMirror *watch_nodes, *watch_leases, *watch_offenders;
 	guint64 node_rev;  /* our registration's revision, */
 	guint64 lease_rev; /* and the newest of our lease writes: what a watch must have */
@@ -2577,7 +2579,8 @@ bus_ready(Coord *c)
 		g_mutex_unlock(&c->lock);
 		return TRUE;
 	}
-	if (!c->setup_told) {
+	/* not connected: the probe says why (connection_probe()) */
+	if (!c->setup_told && bus_connected(c->bus)) {
 		g_warning("cluster: bus setup failed: %s (retrying, at least every %" G_GINT64_FORMAT
 			  " ms)", err->message, c->cfg.rebalance_ms);
 		c->setup_told = TRUE;
@@ -2625,6 +2628,38 @@ shutdown_run(Coord *c)
 	}
 }
 
+/* While the bus is not connected, every PROBE_MS: why (bus_probe()), said when it changes. */
+#define PROBE_MS 10000
+
+static void
+connection_probe(Coord *c)
+{
+	gint64 now = now_ms();
+	if (bus_connected(c->bus)) {
+		c->probe_said[0] = '\0';
+		return;
+	}
+	if (now < c->probe_next_ms)
+		return;
+	c->probe_next_ms = now + PROBE_MS;
+	g_autoptr(GError) err = NULL;
+	gboolean ok = bus_probe(c->bus, &err);
+	BusStats st; /* `cluster` shows the reason: the rounds that copy it do not run */
+	bus_get_stats(c->bus, &st);
+	g_mutex_lock(&c->lock);
+	c->bus_stats = st;
+	g_mutex_unlock(&c->lock);
+	if (ok)
+		return; /* the bus's own connection follows within its reconnect wait */
+	set_error(c, "connect", err);
+	if (strcmp(c->probe_said, err->message) != 0) {
+		g_strlcpy(c->probe_said, err->message, sizeof c->probe_said);
+		g_warning("cluster: cannot connect to the NATS servers: %s (trying again; said "
+			  "again when this changes)",
+			  err->message);
+	}
+}
+
 static gpointer
 coord_thread(gpointer data)
 {
@@ -2638,6 +2673,7 @@ coord_thread(gpointer data)
 		g_mutex_unlock(&c->lock);
 		if (stop)
 			break;
+		connection_probe(c);
 		if (!ready && now_ms() >= next_round) {
 			ready = bus_ready(c);
 			if (ready)

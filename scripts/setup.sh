@@ -49,7 +49,8 @@ BUILD_PKGS="gcc meson ninja-build pkg-config libglib2.0-dev libpcap-dev libmaxmi
 #   clang libclang-rt-14-dev libfuzzer-14-dev  libFuzzer builds (-Dfuzz=true,
 #                     tests/fuzz/run-campaign.sh)
 #   openssl           actions-webhook: the test's own CA and server certificate (HTTPS);
-#                     http-endpoint: a self-signed certificate
+#                     http-endpoint: a self-signed certificate; cluster-tls: a CA, the NATS
+#                     server's and the nodes' certificates
 #   prometheus whois  http-endpoint: promtool check metrics, mkpasswd (the basic-auth file's
 #                     yescrypt hash). The prometheus package also installs a Prometheus
 #                     server unit (enabled; it listens on :9090 once started)

@@ -184,6 +184,15 @@ bus_connected(Bus *bus)
 	return !bus->down;
 }
 
+gboolean
+bus_probe(Bus *bus, GError **error)
+{
+	if (!bus->down)
+		return TRUE;
+	g_set_error(error, BUS_ERROR, BUS_ERROR_IO, "the fake bus is down");
+	return FALSE;
+}
+
 static void
 bucket_add(const char *name, gint64 ttl)
 {
