@@ -25,7 +25,9 @@ typedef struct {
 	guint64 sent;	/* bus ticket of the last event it sent (bus_done_through()) */
 	gint64 snap_ok_us; /* monotonic: taken, or its last snapshot made */
 	GQueue held; /* Held: events, forgets and readings the bus's buffer had no room for */
-	gboolean dropped; /* one of those dropped: no snapshot any more (coord_restart()) */
+	gboolean dropped;   /* one of those dropped: no snapshot any more, and restarted */
+	guint64 drop_ticket; /* ... the node's last bus ticket then (part_restart_when_room()) */
+	gboolean restarted; /* ... once the bus takes messages again (part_restart_when_room()) */
 } Part;
 
 /* A message for the alert or history stream that the bus did not take (its buffer full):
@@ -126,6 +128,7 @@ struct ClusterNode {
 	/* messages held by the partitions (part_keep()): bytes, bound, the retry timer, the
 	 * last warning of one dropped */
 	guint64 held_bytes, held_max;
+	guint64 last_ticket; /* of the last message bus_publish_keep() took from this node */
 	guint held_id;
 	gint64 held_warn_us;
 	guint64 ctl_seq; /* control records asked here */
@@ -447,6 +450,24 @@ cluster_node_suppression_key(const guint8 host[16], gboolean all, AlertReason r,
 
 static gboolean on_held(gpointer user_data);
 
+/* A partition that dropped a message is given up to be taken again from its stored
+ * snapshot (coord_restart()), whose replay sends the message again, but only once the
+ * streams take the node's messages again: every one the bus had taken when it dropped, and
+ * every one the partition handed it since, acknowledged; none of its own held, and the
+ * node's below half their bound. Sooner, the replay would drop it again, and a bus refusing
+ * for an hour would have the partition replayed over and over. */
+static void
+part_restart_when_room(ClusterNode *n, Part *part)
+{
+	if (!part->dropped || part->restarted || n->coord == NULL ||
+	    !g_queue_is_empty(&part->held) || n->held_bytes > n->held_max / 2 ||
+	    !bus_done_through(n->bus, part->drop_ticket) || !bus_done_through(n->bus, part->sent))
+		return;
+	part->restarted = TRUE;
+	n->st.restarts++;
+	coord_restart(n->coord, part->p);
+}
+
 static gsize
 held_cost(const Held *h)
 {
@@ -472,6 +493,7 @@ part_offer_held(ClusterNode *n, Part *part)
 		const void *d = g_bytes_get_data(h->data, &len);
 		if (!bus_publish_keep(n->bus, h->subject, d, len, h->id, &part->sent))
 			return FALSE;
+		n->last_ticket = MAX(n->last_ticket, part->sent);
 		g_queue_pop_head(&part->held);
 		n->held_bytes -= held_cost(h);
 		n->st.held_now--;
@@ -490,13 +512,15 @@ part_offer_held(ClusterNode *n, Part *part)
  * slow bus, a collector's batches), held after the partition's earlier ones and offered
  * again every 100 ms; the partition's snapshots wait for them (part_snapshot()). Beyond
  * held_max (a quarter of publish_buffer) it is dropped, counted and said, and the partition
- * restarted from its stored snapshot (coord_restart()). FALSE: dropped. */
+ * restarted from its stored snapshot when the bus has room (part_restart_when_room()).
+ * FALSE: dropped. */
 static gboolean
 part_keep(ClusterNode *n, Part *part, const char *subject, const void *data, gsize len,
 	  const char *id, gboolean alert)
 {
 	if (g_queue_is_empty(&part->held) &&
 	    bus_publish_keep(n->bus, subject, data, len, id, &part->sent)) {
+		n->last_ticket = MAX(n->last_ticket, part->sent);
 		if (alert)
 			n->st.alerts_out++;
 		else
@@ -516,21 +540,20 @@ part_keep(ClusterNode *n, Part *part, const char *subject, const void *data, gsi
 		else
 			n->st.history_dropped++;
 		/* the snapshot stored before it stays, and the partition is taken again from
-		 * there: the replay sends it again */
-		if (!part->dropped && n->coord != NULL) {
-			part->dropped = TRUE;
-			n->st.restarts++;
-			coord_restart(n->coord, part->p);
-		}
+		 * there once the bus has room: the replay sends it again */
+		if (!part->dropped)
+			part->drop_ticket = n->last_ticket;
+		part->dropped = TRUE;
 		gint64 now = g_get_monotonic_time();
 		if (n->held_warn_us == 0 || now - n->held_warn_us > 60 * G_USEC_PER_SEC) {
 			n->held_warn_us = now;
 			BusStats bs;
 			bus_get_stats(n->bus, &bs);
 			g_warning("cluster: partition %u: %s %s dropped: the bus's buffer and the "
-				  "%" G_GUINT64_FORMAT " bytes held for it are full (bus: %s); the "
-				  "partition is taken again from its stored snapshot, whose replay "
-				  "sends it again (said at most once a minute)",
+				  "%" G_GUINT64_FORMAT " bytes held for it are full (bus: %s); once "
+				  "the bus takes messages again, the partition is taken again from its "
+				  "stored snapshot, whose replay sends it again (said at most once a "
+				  "minute)",
 				  part->p, alert ? "alert event" : "history reading", id, n->held_max,
 				  bs.last_error[0] != '\0' ? bs.last_error : "no error");
 		}
@@ -554,6 +577,9 @@ on_held(gpointer user_data)
 	for (guint p = 0; p < n->partitions && !left; p++)
 		if (n->parts[p] != NULL)
 			left = !part_offer_held(n, n->parts[p]);
+	for (guint p = 0; p < n->partitions; p++)
+		if (n->parts[p] != NULL)
+			part_restart_when_room(n, n->parts[p]);
 	if (left)
 		return G_SOURCE_CONTINUE;
 	n->held_id = 0;
@@ -731,6 +757,8 @@ part_snapshot(ClusterNode *n, Part *part, gboolean release)
 	 * them. Until then the stored one stays (a handover gives the lease up without a new
 	 * one), and the next owner's replay from it emits them again, under the same ids. */
 	gint64 now = g_get_monotonic_time();
+	if (!release)
+		part_restart_when_room(n, part);
 	if (part->dropped || !g_queue_is_empty(&part->held) ||
 	    !bus_done_through(n->bus, part->sent)) {
 		n->st.snapshots_deferred++;
@@ -1186,9 +1214,12 @@ cluster_node_get_stats(ClusterNode *n, ClusterNodeStats *out)
 
 	*out = n->st;
 	out->partitions = n->partitions;
-	out->owned = 0;
-	for (guint p = 0; n->parts != NULL && p < n->partitions; p++)
+	out->owned = out->restarts_waiting = 0;
+	for (guint p = 0; n->parts != NULL && p < n->partitions; p++) {
 		out->owned += n->parts[p] != NULL;
+		out->restarts_waiting += n->parts[p] != NULL && n->parts[p]->dropped &&
+					 !n->parts[p]->restarted;
+	}
 	out->lag = n->coord != NULL ? coord_lag(n->coord) : 0;
 	bus_get_stats(n->bus, &bs);
 	out->bus_connected = bs.connected;
@@ -1250,6 +1281,7 @@ static const struct {
     NF(held),
     NF(held_now),
     NF(restarts),
+    NF(restarts_waiting),
     NF(alerts_in),
     NF(alerts_bad),
     NF(acquired),

@@ -35,6 +35,7 @@ typedef struct {
 	/* partitions given up to be taken again from their stored snapshot, because one of
 	 * those was dropped (coord_restart()) */
 	guint64 restarts;
+	guint64 restarts_waiting; /* now: partitions that dropped one, waiting for the bus */
 	guint64 acquired, released, lost, snapshots, snapshot_bytes, snapshots_bad;
 	/* snapshots not made because events before them were not yet in the alert stream */
 	guint64 snapshots_deferred;

@@ -117,6 +117,9 @@ static const Scalar cluster_scalars[] = {
     CN("spamflow_cluster_partitions_restarted_total", M_COUNTER, restarts,
        "Partitions given up to be taken again from their stored snapshot after one of "
        "those was dropped: the replay sends it again."),
+    CN("spamflow_cluster_partitions_restart_waiting", M_GAUGE, restarts_waiting,
+       "Owned partitions that dropped an event, to be restarted once the bus takes their "
+       "messages again."),
     CN("spamflow_cluster_alerts_received_total", M_COUNTER, alerts_in,
        "Alert events this node's sinks got from the cluster (alert group)."),
     CN("spamflow_cluster_alerts_bad_total", M_COUNTER, alerts_bad,
