@@ -1098,7 +1098,7 @@ render_cluster(GString *out, JsonNode *r, guint width)
 	gint64 now = (gint64)ctl_json_num(r, "now_ms", 0);
 	g_autoptr(GString) orphans = g_string_new(NULL);
 	guint n_orphans = 0;
-	double lag_total = 0;
+	double lag_total = 0, behind_max = 0;
 
 	g_string_append_printf(out, "node %s: %s%s%s, bus %s, %.0f partitions, %.0f owned here\n",
 			       ctl_json_str(me, "node", "?"),
@@ -1114,8 +1114,9 @@ render_cluster(GString *out, JsonNode *r, guint width)
 		if (ctl_json_str(p, "owner", "")[0] == '\0' && n_orphans++ < 16)
 			g_string_append_printf(orphans, " %.0f", ctl_json_num(p, "p", 0));
 	}
-	g_string_append_printf(out, "\n%-20s %-5s %-20s %-12s %10s %8s  %s\n", "node", "live",
-			       "roles", "alert group", "partitions", "lag", "last heard");
+	g_string_append_printf(out, "\n%-20s %-5s %-20s %-12s %10s %8s %8s  %s\n", "node",
+			       "live", "roles", "alert group", "partitions", "lag", "behind",
+			       "last heard");
 	for (guint i = 0; i < ctl_json_len(nodes); i++) {
 		JsonNode *nd = ctl_json_at(nodes, i);
 		JsonNode *info = ctl_json_get(nd, "info");
@@ -1129,20 +1130,25 @@ render_cluster(GString *out, JsonNode *r, guint width)
 		}
 		g_autofree char *heard = ago(info, "time_ms", now);
 		double lag = ctl_json_num(info, "lag", 0);
+		double behind = ctl_json_num(info, "lag_ms", 0) / 1000;
 		lag_total += lag;
-		g_string_append_printf(out, "%-20s %-5s %-20s %-12s %10u %8.0f  %s\n",
+		behind_max = MAX(behind_max, behind);
+		g_string_append_printf(out, "%-20s %-5s %-20s %-12s %10u %8.0f %7.1fs  %s\n",
 				       ctl_json_str(nd, "node", "?"),
 				       ctl_json_bool(nd, "live", FALSE) ? "yes" : "NO", rs->str,
 				       ctl_json_str(info, "alert_group", ""),
-				       ctl_json_len(ctl_json_get(info, "partitions")), lag, heard);
+				       ctl_json_len(ctl_json_get(info, "partitions")), lag, behind,
+				       heard);
 	}
 	if (n_orphans > 0)
 		g_string_append_printf(out, "\n%u partitions without an owner:%s%s\n", n_orphans,
 				       orphans->str, n_orphans > 16 ? " ..." : "");
 	g_string_append_printf(out,
 			       "\nlag: %.0f (stream sequences the owners have yet to apply, as each "
-			       "node last told; 0 = caught up)\n\n",
-			       lag_total);
+			       "node last told; 0 = caught up); behind: %.1f s (the furthest-behind "
+			       "partition is at a batch the stream stored that long ago: its alerts are "
+			       "that late)\n\n",
+			       lag_total, behind_max);
 	if (me != NULL && JSON_NODE_HOLDS_OBJECT(me)) {
 		/* its counters; the bus's on a line of their own below */
 		JsonObject *mo = json_node_get_object(me);

@@ -163,6 +163,9 @@ BusSub *bus_subscribe_durable(Bus *bus, const char *stream, const char *subject,
  * the durable, or this node's next start, gets it (a node stopping with the message not yet
  * handled). No effect elsewhere. */
 void bus_msg_leave(void);
+/* From within a BusMsgFunc: when the stream stored the message being handled (ms since the
+ * epoch, by the server's clock); 0 elsewhere. */
+gint64 bus_msg_time_ms(void);
 /* Stops delivery; fn is not running and will not run once this returns (so never call it
  * from fn: it waits for fn). NULL: nothing. */
 void bus_unsubscribe(BusSub *sub);

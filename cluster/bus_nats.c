@@ -1202,6 +1202,7 @@ sub_failed(Bus *bus, BusSub *bs)
 
 /* bus_msg_leave() during the current fn (delivery threads are libnats' own) */
 static __thread gboolean leave_current;
+static __thread gint64 time_current; /* bus_msg_time_ms() */
 #define PULL_BATCH 16	   /* messages a durable's thread fetches at a time */
 #define PULL_WAIT_MS 500   /* ... waiting this long for them (and to notice a stop) */
 /* A message handed back is nak'ed without a delay: nats-server 2.9.10 left a message nak'ed
@@ -1210,6 +1211,12 @@ static __thread gboolean leave_current;
  * cluster-e2e lost the raised event that way). A plain nak puts it back in the consumer's
  * redelivery queue at once, without the timer. The stopping node does not fetch it again:
  * it stops fetching before it hands anything back (coord_leave()). */
+
+gint64
+bus_msg_time_ms(void)
+{
+	return time_current;
+}
 
 void
 bus_msg_leave(void)
@@ -1246,8 +1253,10 @@ stream_msg_handle(BusSub *bs, natsMsg *msg)
 	leave_current = FALSE;
 	if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
 		gsize len = (gsize)MAX(natsMsg_GetDataLength(msg), 0);
+		time_current = meta->Timestamp / 1000000;
 		bs->fn(natsMsg_GetSubject(msg), meta->Sequence.Stream,
 		       (const guint8 *)natsMsg_GetData(msg), len, bs->user_data);
+		time_current = 0;
 		jsMsgMetaData_Destroy(meta);
 		g_mutex_lock(&bus->lock);
 		bus->st.received++;

@@ -608,6 +608,7 @@ typedef struct {
 	guint64 owner_rev;
 	guint64 last_seq;
 	guint64 applied;
+	gint64 applied_ms; /* when the stream stored the one applied (0: unknown) */
 } Part;
 
 typedef struct {
@@ -941,13 +942,39 @@ coord_lag(Coord *c)
 }
 
 void
-coord_applied(Coord *c, guint p, guint64 seq)
+coord_applied(Coord *c, guint p, guint64 seq, gint64 time_ms)
 {
 	if (p >= c->cfg.partitions)
 		return;
 	g_mutex_lock(&c->lock);
 	c->parts[p].applied = seq;
+	c->parts[p].applied_ms = time_ms;
 	g_mutex_unlock(&c->lock);
+}
+
+/* Lock held: how long ago the stream stored the batch an owned partition is at, while it
+ * has more to apply (the delay of its analysis, and of its alerts); 0 when caught up or not
+ * known yet (a partition just taken, before its first batch). */
+static gint64
+part_lag_ms(const Part *pt, gint64 now_real_ms)
+{
+	if (pt->last_seq <= pt->applied || pt->applied_ms <= 0)
+		return 0;
+	return MAX(0, now_real_ms - pt->applied_ms);
+}
+
+gint64
+coord_lag_ms(Coord *c)
+{
+	gint64 lag = 0, now = g_get_real_time() / 1000;
+	g_mutex_lock(&c->lock);
+	for (guint p = 0; p < c->cfg.partitions; p++) {
+		const Part *pt = &c->parts[p];
+		if (pt->state == PART_OWNED || pt->state == PART_RELEASING)
+			lag = MAX(lag, part_lag_ms(pt, now));
+	}
+	g_mutex_unlock(&c->lock);
+	return lag;
 }
 
 void
@@ -1046,9 +1073,10 @@ coord_status_json(Coord *c, GString *out)
 			g_string_append_printf(
 			    out,
 			    ",\"last_seq\":%" G_GUINT64_FORMAT ",\"applied_seq\":%" G_GUINT64_FORMAT
-			    ",\"lag\":%" G_GUINT64_FORMAT,
+			    ",\"lag\":%" G_GUINT64_FORMAT ",\"lag_ms\":%" G_GINT64_FORMAT,
 			    pt->last_seq, pt->applied,
-			    pt->last_seq > pt->applied ? pt->last_seq - pt->applied : 0);
+			    pt->last_seq > pt->applied ? pt->last_seq - pt->applied : 0,
+			    part_lag_ms(pt, g_get_real_time() / 1000));
 		}
 		g_string_append_c(out, '}');
 	}
@@ -1189,7 +1217,11 @@ flows_cb(const char *subject, guint64 seq, const guint8 *data, gsize len, gpoint
 	FlowSub *fs = user_data;
 	Coord *c = fs->c;
 	g_autoptr(GBytes) b = bytes_with_nul(data, len);
-	CoordEvent ev = {.kind = COORD_FLOWS, .partition = fs->p, .seq = seq, .data = b};
+	CoordEvent ev = {.kind = COORD_FLOWS,
+			 .partition = fs->p,
+			 .seq = seq,
+			 .time_ms = bus_msg_time_ms(),
+			 .data = b};
 	/* waits while the main loop is behind: the bus holds the rest (flow control) */
 	if (coord_queue_push(c->queue, &ev, TRUE, &fs->closed)) {
 		g_mutex_lock(&c->lock);
@@ -1803,19 +1835,23 @@ node_value(Coord *c)
 	json_object_set_int_member(o, "time_ms", g_get_real_time() / 1000);
 	JsonArray *owned = json_array_new();
 	guint64 lag = 0;
+	gint64 lag_ms = 0, now_real = g_get_real_time() / 1000;
 	g_mutex_lock(&c->lock);
 	for (guint p = 0; p < c->cfg.partitions; p++) {
 		const Part *pt = &c->parts[p];
 		if (pt->state == PART_OWNED || pt->state == PART_RELEASING) {
 			json_array_add_int_element(owned, p);
 			lag += pt->last_seq > pt->applied ? pt->last_seq - pt->applied : 0;
+			lag_ms = MAX(lag_ms, part_lag_ms(pt, now_real));
 		}
 	}
 	g_mutex_unlock(&c->lock);
 	json_object_set_array_member(o, "partitions", owned);
 	/* how far behind its partitions' streams the node is (stream sequences: 0 = caught
-	 * up), so that `cluster` on any node shows every node's lag */
+	 * up; and the age of the batch its furthest-behind partition is at), so that
+	 * `cluster` on any node shows every node's lag */
 	json_object_set_int_member(o, "lag", (gint64)lag);
+	json_object_set_int_member(o, "lag_ms", lag_ms);
 	g_autoptr(JsonNode) root = json_node_init_object(json_node_alloc(), o);
 	json_object_unref(o);
 	return json_to_string(root, FALSE);

@@ -83,6 +83,7 @@ typedef struct {
 	guint partition;
 	guint64 lease_rev;
 	guint64 seq;
+	gint64 time_ms;	       /* COORD_FLOWS: when the stream stored it (ms, 0: unknown) */
 	GBytes *data;          /* owned by the coordinator; valid during the callback */
 	CoordRequest *request; /* COORD_REQUEST */
 	gpointer tag;          /* COORD_REPLY, COORD_PUBLISHED: the caller's tag */
@@ -129,7 +130,7 @@ void coord_publish(Coord *c, const char *subject, const void *data, gsize len,
 /* What this node says about itself in BUS_KV_NODES (a JSON object, replaced). */
 void coord_set_node_info(Coord *c, const char *json);
 /* The sequence applied of an owned partition (for lag). */
-void coord_applied(Coord *c, guint p, guint64 seq);
+void coord_applied(Coord *c, guint p, guint64 seq, gint64 time_ms);
 /* Send line to node's spamflow.ctl; the answer comes as COORD_REPLY with tag. */
 void coord_request(Coord *c, const char *node, const char *line, gpointer tag);
 /* Exactly once per COORD_REQUEST, during the callback or later: it gives the request back
@@ -145,6 +146,9 @@ gboolean coord_owner(Coord *c, guint p, char node[64], guint64 *rev);
 void coord_status_json(Coord *c, GString *out);
 /* Stream sequences the owned partitions have yet to apply, summed (0 = caught up). */
 guint64 coord_lag(Coord *c);
+/* The owned partitions' furthest behind: how long ago the stream stored the batch it is at,
+ * in ms (0 = caught up). */
+gint64 coord_lag_ms(Coord *c);
 /* `offenders` of the cluster: a JSON array of the objects in BUS_KV_OFFENDERS, as last
  * read; *age_ms: how long ago. */
 void coord_offenders_json(Coord *c, GString *out, gint64 *age_ms);

@@ -860,7 +860,7 @@ on_acquired(ClusterNode *n, const CoordEvent *ev)
 	part_free(n->parts[ev->partition]);
 	n->parts[ev->partition] = part;
 	n->st.acquired++;
-	coord_applied(n->coord, part->p, part->applied_seq); /* caught up if nothing follows */
+	coord_applied(n->coord, part->p, part->applied_seq, 0); /* caught up if nothing follows */
 	g_message("cluster: partition %u is ours (lease revision %" G_GUINT64_FORMAT
 		  "), from %s sequence %" G_GUINT64_FORMAT,
 		  ev->partition, ev->lease_rev, ev->data != NULL ? "a snapshot at" : "the stream's",
@@ -974,7 +974,7 @@ on_batch(ClusterNode *n, const CoordEvent *ev)
 	d = g_bytes_get_data(ev->data, &len);
 	if (cluster_wire_is_ctl(d, len)) {
 		on_ctl(n, part, d, len, ev->seq);
-		coord_applied(n->coord, part->p, part->applied_seq);
+		coord_applied(n->coord, part->p, part->applied_seq, ev->time_ms);
 		return;
 	}
 	if (!cluster_wire_batch_decode(d, len, &b, &err)) {
@@ -995,7 +995,7 @@ on_batch(ClusterNode *n, const CoordEvent *ev)
 		analyzer_process(part->a, f, b.n_flows);
 	else
 		analyzer_tick(part->a, b.clock_ms);
-	coord_applied(n->coord, part->p, part->applied_seq);
+	coord_applied(n->coord, part->p, part->applied_seq, ev->time_ms);
 	cluster_batch_clear(&b);
 }
 
@@ -1221,6 +1221,7 @@ cluster_node_get_stats(ClusterNode *n, ClusterNodeStats *out)
 					 !n->parts[p]->restarted;
 	}
 	out->lag = n->coord != NULL ? coord_lag(n->coord) : 0;
+	out->lag_ms = n->coord != NULL ? (guint64)coord_lag_ms(n->coord) : 0;
 	bus_get_stats(n->bus, &bs);
 	out->bus_connected = bs.connected;
 	out->bus_reconnects = bs.reconnects;
@@ -1262,6 +1263,7 @@ static const struct {
     NF(partitions),
     NF(owned),
     NF(lag),
+    NF(lag_ms),
     NF(flows_routed),
     NF(flows_ignored),
     NF(flows_dropped),

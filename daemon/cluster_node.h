@@ -23,6 +23,7 @@ typedef struct ClusterNode ClusterNode;
 typedef struct {
 	guint64 partitions, owned; /* now */
 	guint64 lag;		   /* stream sequences the owned partitions have yet to apply */
+	guint64 lag_ms; /* the furthest behind: how long ago the stream stored its batch */
 	guint64 flows_routed, flows_ignored, flows_dropped, flows_not_collected;
 	guint64 flows_failed; /* in batches the bus took and then gave up on (BusStats.failed) */
 	guint64 batches_out, batch_bytes_out, batches_dropped, ticks_out;

@@ -99,11 +99,13 @@ on_event(const CoordEvent *ev, gpointer user_data)
 		g_string_append_len(state[p], data, (gssize)len);
 		g_string_append_c(state[p], ',');
 		applied[p] = ev->seq;
-		coord_applied(coord, p, ev->seq);
+		coord_applied(coord, p, ev->seq, ev->time_ms);
+		/* age_ms: how long ago the stream stored it, by its own clock (lag in time) */
 		g_string_append_printf(
 		    line,
-		    "{\"ev\":\"flows\",\"p\":%u,\"seq\":%" G_GUINT64_FORMAT ",\"payload\":", p,
-		    ev->seq);
+		    "{\"ev\":\"flows\",\"p\":%u,\"seq\":%" G_GUINT64_FORMAT
+		    ",\"age_ms\":%" G_GINT64_FORMAT ",\"payload\":",
+		    p, ev->seq, ev->time_ms > 0 ? g_get_real_time() / 1000 - ev->time_ms : -1);
 		json_str(line, data, len);
 		break;
 	case COORD_RELEASE: {

@@ -340,6 +340,15 @@ def main():
     if sorted(live) != ["n1", "n2", "n3"]:
         fail("status nodes live: %s" % st["nodes"])
 
+    # the stream's stored time of every batch delivered (the lag in time is made of it):
+    # known, and no older than this test (replays after takeovers deliver older ones)
+    ages = [ev["age_ms"] for ev in all_events() if ev.get("ev") == "flows"]
+    bad = [a for a in ages if not 0 <= a <= (time.monotonic() - t0 + 5) * 1000]
+    if not ages or bad:
+        fail("flows' stored times: %d delivered, ages out of range: %s" % (len(ages), bad[:10]))
+    print("   stored times of %d batches delivered: %d-%d ms before delivery" % (
+        len(ages), min(ages), max(ages)), flush=True)
+
     # 6. everyone quits
     for name in ("n1", "n2", "n3"):
         rc = nodes[name].quit()

@@ -464,15 +464,18 @@ def main():
             deadline, last, stable = time.time() + 40, None, 0
             while time.time() < deadline:
                 own, c = owners("a1")
-                lag = sum((n.get("info") or {}).get("lag", 0)
-                          for n in (c.get("status") or {}).get("nodes", []) if n.get("live"))
+                infos = [n.get("info") or {}
+                         for n in (c.get("status") or {}).get("nodes", []) if n.get("live")]
+                lag = sum(i.get("lag", 0) for i in infos)
+                behind = max([i.get("lag_ms", 0) for i in infos] or [0])
                 got = sum(len(events(f"{tmp}/{a}.json")) for a in analyzers)
-                stable = stable + 1 if (lag == 0 and got == last) else 0
+                stable = stable + 1 if (lag == 0 and behind == 0 and got == last) else 0
                 last = got
                 if stable >= 6:
                     break
                 time.sleep(0.5)
-            check(stable >= 6, f"the cluster caught up (lag {lag})")
+            check(stable >= 6 and all("lag_ms" in i for i in infos),
+                  f"the cluster caught up (lag {lag}, behind {behind} ms)")
 
             # the alert group's consumer on the server: every event sent and acknowledged
             # (an event the server left pending, as nats-server 2.9.10 once did with a

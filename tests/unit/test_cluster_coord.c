@@ -435,7 +435,7 @@ on_event(const CoordEvent *ev, gpointer user_data)
 		g_string_append_len(n->state[p], text, (gssize)len);
 		g_string_append_c(n->state[p], ',');
 		n->applied[p] = ev->seq;
-		coord_applied(n->coord, p, ev->seq);
+		coord_applied(n->coord, p, ev->seq, ev->time_ms);
 		break;
 	case COORD_RELEASE: {
 		assert_true(n->owned[p]);

@@ -227,14 +227,25 @@ static const struct {
     /* a cluster node whose alert consumer has an event the server left pending: said in
      * words under the counters */
     {"cluster", 0,
-	     "{\"ok\":true,\"version\":1,\"command\":\"cluster\",\"status\":{\"node\":\"a1\","
-	     "\"nodes\":[],\"partitions\":[],\"alerts\":{\"group\":\"sinks\","
+	     "{\"ok\":true,\"version\":1,\"command\":\"cluster\",\"now_ms\":1700000002000,"
+	     "\"status\":{\"node\":\"a1\","
+	     "\"nodes\":[{\"node\":\"a1\",\"live\":true,\"info\":{\"roles\":[\"analyzer\"],"
+	     "\"alert_group\":\"sinks\",\"partitions\":[1,2],\"lag\":40,\"lag_ms\":2500,"
+	     "\"time_ms\":1700000000000}},{\"node\":\"a2\",\"live\":true,\"info\":{"
+	     "\"roles\":[\"analyzer\"],\"alert_group\":\"sinks\",\"partitions\":[3],\"lag\":2,"
+	     "\"lag_ms\":120,\"time_ms\":1700000001500}}],\"partitions\":[],"
+	     "\"alerts\":{\"group\":\"sinks\","
 	     "\"server_ack_floor\":8,\"server_ack_pending\":1,\"unacked_for_s\":45}}}",
 	     "node ?: , bus NOT CONNECTED, 0 partitions, 0 owned here\n\n"
-	     "node                 live  roles                alert group  partitions      lag  "
-	     "last heard\n\n"
-	     "lag: 0 (stream sequences the owners have yet to apply, as each node last told; 0 = "
-	     "caught up)\n\n"
+	     "node                 live  roles                alert group  partitions      lag   "
+	     "behind  last heard\n"
+	     "a1                   yes   analyzer             sinks                 2       40     "
+	     "2.5s  2s ago\n"
+	     "a2                   yes   analyzer             sinks                 1        2     "
+	     "0.1s  just now\n\n"
+	     "lag: 42 (stream sequences the owners have yet to apply, as each node last told; 0 = "
+	     "caught up); behind: 2.5 s (the furthest-behind partition is at a batch the stream "
+	     "stored that long ago: its alerts are that late)\n\n"
 	     "alert consumer: group=sinks server_ack_floor=8 server_ack_pending=1 unacked_for_s=45\n"
 	     "WARNING: the event after alert-stream sequence 8 has waited 45 s for its "
 	     "acknowledgement (1 pending): each should be acknowledged within about 10 s\n"},
