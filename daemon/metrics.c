@@ -552,8 +552,16 @@ metrics_render(GString *out, const MetricsSource *src)
 	}
 	if (src->history != NULL)
 		scalars(out, src->history, history_scalars, G_N_ELEMENTS(history_scalars));
-	if (src->cluster != NULL)
+	if (src->cluster != NULL) {
 		scalars(out, src->cluster, cluster_scalars, G_N_ELEMENTS(cluster_scalars));
+		family(out, "spamflow_cluster_lag_seconds", M_GAUGE,
+		       "How long ago the stream stored the batch this node's furthest-behind "
+		       "partition is at (0: caught up): the delay of its alerts.");
+		g_string_append_printf(out,
+				       "spamflow_cluster_lag_seconds %" G_GUINT64_FORMAT
+				       ".%03" G_GUINT64_FORMAT "\n",
+				       src->cluster->lag_ms / 1000, src->cluster->lag_ms % 1000);
+	}
 	if (src->http != NULL) {
 		scalars(out, src->http, http_scalars, G_N_ELEMENTS(http_scalars));
 		family(out, "spamflow_http_render_seconds_total", M_COUNTER,

@@ -574,6 +574,7 @@ def main():
             check(values.get("spamflow_cluster_partitions_owned") == me.get("owned") and
                   values.get("spamflow_cluster_partitions") == PARTITIONS and
                   values.get("spamflow_cluster_bus_connected") == 1 and
+                  values.get("spamflow_cluster_lag_seconds") == 0 and
                   values.get("spamflow_cluster_partitions_acquired_total") == me.get("acquired"),
                   f"a1's /metrics: owned {values.get('spamflow_cluster_partitions_owned')}, "
                   f"acquired {values.get('spamflow_cluster_partitions_acquired_total')} "
