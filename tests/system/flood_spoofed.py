@@ -3,7 +3,9 @@
 
 spamflowd listens on loopback with a small analyzer memory cap ([analyzer] memory_cap).
 bench/flowgen --spoof sends NetFlow v9 port-25 flows, each from an internal source never
-used before (2 million of them), with one real bot among them: 10.200.0.0 sending a share
+used before (2 million of them; 1 million under sanitizers, still ten times what the memory
+cap holds, so that the paced flood takes 25 s there and not 50), with one real bot among
+them: 10.200.0.0 sending a share
 of the records to ever new MXs, which crosses the smtp-fanout threshold. Meanwhile the
 daemon's RSS is sampled every 100 ms and `stats` is asked over the control socket again
 and again.
@@ -133,8 +135,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("spamflowd")
     ap.add_argument("flowgen")
-    ap.add_argument("--records", type=int, default=2_002_000,
-                    help="records flowgen sends; with the bot's share, >= 2 M spoofed")
+    ap.add_argument("--records", type=int, default=None,
+                    help="records flowgen sends; with the bot's share, >= 2 M spoofed "
+                         "(1 M under sanitizers)")
     ap.add_argument("--rate", default="auto",
                     help="records/s, 0 = unpaced, auto = 150k (40k under sanitizers)")
     ap.add_argument("--cap", default="16M", help="[analyzer] memory_cap")
@@ -143,6 +146,8 @@ def main():
     cap = parse_size(args.cap)
     asan = sanitized(args.spamflowd)
     rate = (40_000 if asan else 150_000) if args.rate == "auto" else int(args.rate)
+    if args.records is None:
+        args.records = 1_001_000 if asan else 2_002_000
     tmp = tempfile.mkdtemp(prefix="spamflow-flood-")
     alerts = os.path.join(tmp, "alerts.jsonl")
     d = Daemon(args.spamflowd, tmp, f"[analyzer]\nmemory_cap = {args.cap}\n",
