@@ -1214,6 +1214,45 @@ test_coord_restart(void **state)
 	assert_non_null(strstr(st->str, "\"restarts\":1,"));
 }
 
+/* Lag in time: a partition with batches it has not applied is as far behind as the stored
+ * time of the batch it is at (the fake stores a batch when it delivers it); 0 once caught
+ * up, and while nothing is known of the stream's end. */
+static void
+test_coord_lag_ms(void **state)
+{
+	(void)state;
+	cluster_fake_bus_reset();
+	Node *nodes[1] = {node_start("solo", "")};
+	gint owner[P];
+	pump_until_settled(nodes, 1, owner, 5000);
+	Node *n = nodes[0];
+	publish(n->bus, 4, 1, 1);
+	gint64 start = ms();
+	while (ms() - start < 3000 && n->applied[4] < 1)
+		pump(nodes, 1, 20);
+	assert_int_equal(n->applied[4], 1);
+	gint64 at = ms();
+	assert_int_equal(coord_lag_ms(n->coord), 0);
+	/* two more, not applied: the main loop does not run */
+	publish(n->bus, 4, 2, 3);
+	g_usleep(3500 * 1000); /* the coordinator reads the stream's end every 3 s */
+	gint64 lag = coord_lag_ms(n->coord), held = ms() - at;
+	assert_true(lag >= held - 100 && lag <= held + 2000);
+	g_autoptr(GString) st = g_string_new(NULL);
+	coord_status_json(n->coord, st);
+	g_autofree char *want = g_strdup_printf("\"p\":4,\"owner\":\"solo\"");
+	const char *p4 = strstr(st->str, want);
+	assert_non_null(p4);
+	const char *lm = strstr(p4, "\"lag_ms\":");
+	assert_non_null(lm);
+	assert_true(g_ascii_strtoll(lm + 9, NULL, 10) >= 3000);
+	start = ms();
+	while (ms() - start < 3000 && n->applied[4] < 3)
+		pump(nodes, 1, 20);
+	assert_int_equal(n->applied[4], 3);
+	assert_int_equal(coord_lag_ms(n->coord), 0);
+}
+
 int
 main(void)
 {
@@ -1231,6 +1270,7 @@ main(void)
 	    cmocka_unit_test_teardown(test_coord_shutdown, stop_running),
 	    cmocka_unit_test_teardown(test_coord_lease_adopted, stop_running),
 	    cmocka_unit_test_teardown(test_coord_restart, stop_running),
+	    cmocka_unit_test_teardown(test_coord_lag_ms, stop_running),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
