@@ -1912,6 +1912,12 @@ mirror_main(gpointer data)
 		kvWatcher_Destroy(w);
 		kvStore_Destroy(kv);
 		g_mutex_lock(&m->lock);
+		/* a watch that failed (a connection lost) is made again after a pause, not in a
+		 * loop as fast as it fails */
+		gint64 until = g_get_monotonic_time() + MIRROR_RETRY_US;
+		while (s != NATS_OK && s != NATS_TIMEOUT && !m->stop &&
+		       g_cond_wait_until(&m->cond, &m->lock, until))
+			;
 	}
 	g_mutex_unlock(&m->lock);
 	return NULL;
