@@ -36,24 +36,17 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 from cluster_e2e import ctl, events  # the same replies and events as there
-from cluster_handover import raised, wait
+from clusterrun import ClusterRun, raised, wait
 from cluster_outage import datagrams
 from natsutil import NatsCluster
 from netutil import free_udp_port
 
 PARTITIONS = 8
-failures = []
 
-
-def check(cond, what):
-    print(("ok    " if cond else "FAIL  ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def users(deny):
@@ -70,22 +63,18 @@ authorization {{
 
 def main():
     spamflowd, spamflowctl, capture, base_conf = sys.argv[1:5]
-    tmp = tempfile.mkdtemp(prefix="spamflow-backlog-")
+    run = ClusterRun("backlog")
+    check, tmp = run.check, run.tmp
     base = open(base_conf).read()
 
-    ref_alerts = os.path.join(tmp, "ref.json")
-    subprocess.run([spamflowd, "-c", base_conf, "--state=", "--history=", "--replay", capture,
-                    "--alerts", ref_alerts], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    ref = raised(events(ref_alerts))
-    check(sum(ref.values()) >= 10, f"the reference raised {sum(ref.values())} alerts")
+    ref = run.reference(spamflowd, base_conf, capture)
 
     password = os.path.join(tmp, "password")
     with open(password, "w") as f:
         f.write("s3cret\n")
     dgrams = datagrams(capture)
     port = free_udp_port()
-    procs, logs = {}, {}
+    procs = run.procs
     stop_flood = threading.Event()
     sent = [0]
 
@@ -128,13 +117,11 @@ def main():
         a1_sink = os.path.join(tmp, "a1.json")
         flooder = threading.Thread(target=flood, daemon=True)
         try:
-            logs["a1"] = open(os.path.join(tmp, "a1.log"), "a+")
-            procs["a1"] = subprocess.Popen(
-                [spamflowd, "-c",
-                 conf("a1", "collector, analyzer", "limited",
-                      f"[sinks]\njson = {a1_sink}\n"),
-                 "-l", f"127.0.0.1:{port}", "--state=", "--history=", "--stats-interval", "0"],
-                stdout=subprocess.DEVNULL, stderr=logs["a1"])
+            run.start("a1", [spamflowd, "-c",
+                             conf("a1", "collector, analyzer", "limited",
+                                  f"[sinks]\njson = {a1_sink}\n"),
+                             "-l", f"127.0.0.1:{port}", "--state=", "--history=",
+                             "--stats-interval", "0"])
             check(wait(lambda: owns_all("a1"), 40), "a1 owns the 8 partitions")
 
             flooder.start()
@@ -209,7 +196,7 @@ def main():
             check(s.get("restarts", 0) > 0,
                   f"the partitions that dropped an event were restarted from their stored "
                   f"snapshot once the bus had room ({s.get('restarts')} restarts)")
-            log1 = open(os.path.join(tmp, "a1.log")).read()
+            log1 = run.log("a1")
             check("is taken again from its stored snapshot, whose replay sends it again" in log1,
                   "a1's log says an event was dropped and what happens to it")
             time.sleep(2.5)
@@ -221,22 +208,9 @@ def main():
             check(rc == 0, f"a1 stopped cleanly (exit {rc})")
         finally:
             stop_flood.set()
-            for p in procs.values():
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-                    try:
-                        p.wait(timeout=20)
-                    except subprocess.TimeoutExpired:
-                        p.kill()
+            run.stop()
     print(f"{sent[0]} datagrams sent to a1's listener")
-    if failures:
-        print(f"{len(failures)} check(s) failed; logs in {tmp}")
-        for name in sorted(logs):
-            print(f"--- {name}.log (tail)")
-            logs[name].seek(0)
-            print("".join(logs[name].readlines()[-25:]))
-        sys.exit(1)
-    print("all checks passed")
+    run.finish()
 
 
 if __name__ == "__main__":

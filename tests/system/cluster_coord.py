@@ -21,7 +21,6 @@ payloads it applied). Lease TTL 5 s, rounds of 1 s, node entries that outlive a 
     cluster_coord.py COORD_CHECK"""
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys

@@ -24,54 +24,28 @@ Without the rule, a1's snapshots after its raises are stored and a2 raises nothi
 
 usage: cluster_handover.py SPAMFLOWD SPAMFLOWCTL CAPTURE BASE_CONFIG
 """
-import collections
 import json
 import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
-from cluster_e2e import ctl, events, key  # the same replies and events as there
+from cluster_e2e import ctl, events  # the same replies and events as there
+from clusterrun import ClusterRun, raised, wait
 from natsutil import NatsCluster
 
 PARTITIONS = 8
-failures = []
 
-
-def check(cond, what):
-    print(("ok    " if cond else "FAIL  ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
-
-def raised(evs):
-    """Each raised event's (host, reason, trigger, crossing value), with its count."""
-    return collections.Counter(key(e)[1:] for e in evs if e["event"] == "raised")
-
-
-def wait(fn, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.3)
-    return fn()
 
 
 def main():
     spamflowd, spamflowctl, capture, base_conf = sys.argv[1:5]
-    tmp = tempfile.mkdtemp(prefix="spamflow-handover-")
+    run = ClusterRun("handover")
+    check, tmp = run.check, run.tmp
     base = open(base_conf).read()
 
-    ref_alerts = os.path.join(tmp, "ref.json")
-    subprocess.run([spamflowd, "-c", base_conf, "--state=", "--history=", "--replay", capture,
-                    "--alerts", ref_alerts], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    ref = raised(events(ref_alerts))
-    check(sum(ref.values()) >= 10, f"the reference raised {sum(ref.values())} alerts")
+    ref = run.reference(spamflowd, base_conf, capture)
 
     password = os.path.join(tmp, "password")
     with open(password, "w") as f:
@@ -84,7 +58,7 @@ authorization {
   ]
 }
 """
-    procs, logs = {}, {}
+    procs = run.procs
     with NatsCluster(1, max_payload=1 << 20, extra=auth) as nats:
         def conf(name, roles, user, group="", sink=None):
             path = os.path.join(tmp, name + ".conf")
@@ -100,11 +74,8 @@ authorization {
             return path
 
         def start(name, user, group="", sink=None):
-            logs[name] = open(os.path.join(tmp, name + ".log"), "a+")
-            procs[name] = subprocess.Popen(
-                [spamflowd, "-c", conf(name, "analyzer", user, group, sink), "--state=",
-                 "--history=", "--stats-interval", "0"],
-                stdout=subprocess.DEVNULL, stderr=logs[name])
+            run.start(name, [spamflowd, "-c", conf(name, "analyzer", user, group, sink),
+                             "--state=", "--history=", "--stats-interval", "0"])
 
         def cluster(name):
             return ctl(spamflowctl, f"{tmp}/{name}.sock", "cluster")
@@ -152,7 +123,7 @@ authorization {
 
             # ten snapshot intervals (1 s) without a snapshot: a1 says so
             def warned():
-                t = open(os.path.join(tmp, "a1.log")).read()
+                t = run.log("a1")
                 return t if "no snapshot for" in t else None
             log1 = wait(warned, 15) or ""
             check("cluster bus: nats: Permissions Violation for Publish to" in log1 and
@@ -191,25 +162,12 @@ authorization {
                   f"the alert consumer has every event acknowledged (delivered "
                   f"{al.get('server_delivered')}, ack floor {al.get('server_ack_floor')}, "
                   f"pending {al.get('server_ack_pending')})")
-            log = open(os.path.join(tmp, "a2.log")).read()
+            log = run.log("a2")
             check("from a snapshot at sequence" in log or "from the stream's sequence" in log,
                   "a2 started its partitions from the stored snapshots")
         finally:
-            for p in procs.values():
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-                    try:
-                        p.wait(timeout=20)
-                    except subprocess.TimeoutExpired:
-                        p.kill()
-    if failures:
-        print(f"{len(failures)} check(s) failed; logs in {tmp}")
-        for name in sorted(logs):
-            print(f"--- {name}.log (tail)")
-            logs[name].seek(0)
-            print("".join(logs[name].readlines()[-25:]))
-        sys.exit(1)
-    print("all checks passed")
+            run.stop()
+    run.finish()
 
 
 if __name__ == "__main__":

@@ -18,24 +18,16 @@ usage: cluster_tls.py SPAMFLOWD SPAMFLOWCTL CAPTURE BASE_CONFIG
 """
 import json
 import os
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 from cluster_e2e import ctl, events  # the same replies and events as there
-from cluster_handover import raised, wait
+from clusterrun import ClusterRun, raised, wait
 from natsutil import NatsCluster
 
 PARTITIONS = 8
-failures = []
 
-
-def check(cond, what):
-    print(("ok    " if cond else "FAIL  ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def openssl(*args):
@@ -63,16 +55,12 @@ def make_pki(d):
 
 def main():
     spamflowd, spamflowctl, capture, base_conf = sys.argv[1:5]
-    tmp = tempfile.mkdtemp(prefix="spamflow-tls-")
+    run = ClusterRun("tls")
+    check, tmp = run.check, run.tmp
     base = open(base_conf).read()
     make_pki(tmp)
 
-    ref_alerts = os.path.join(tmp, "ref.json")
-    subprocess.run([spamflowd, "-c", base_conf, "--state=", "--history=", "--replay", capture,
-                    "--alerts", ref_alerts], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    ref = raised(events(ref_alerts))
-    check(sum(ref.values()) >= 10, f"the reference raised {sum(ref.values())} alerts")
+    ref = run.reference(spamflowd, base_conf, capture)
 
     for name, text in (("token", "tls-test-token-1\n"), ("bad-token", "not-the-token\n")):
         with open(os.path.join(tmp, name), "w") as f:
@@ -89,7 +77,7 @@ authorization {{
   token: "tls-test-token-1"
 }}
 """
-    procs, logs = {}, {}
+    procs = run.procs
     with NatsCluster(1, max_payload=1 << 20, extra=server) as nats:
         def conf(name, roles, ca="ca", cert=True, token="token", sink=None):
             path = os.path.join(tmp, name + ".conf")
@@ -107,11 +95,8 @@ authorization {{
             return path
 
         def start(name, **kw):
-            logs[name] = open(os.path.join(tmp, name + ".log"), "a+")
-            procs[name] = subprocess.Popen(
-                [spamflowd, "-c", conf(name, "analyzer", **kw), "--state=", "--history=",
-                 "--stats-interval", "0"],
-                stdout=subprocess.DEVNULL, stderr=logs[name])
+            run.start(name, [spamflowd, "-c", conf(name, "analyzer", **kw), "--state=",
+                             "--history=", "--stats-interval", "0"])
 
         def status(name):
             return ctl(spamflowctl, f"{tmp}/{name}.sock", "cluster").get("status") or {}
@@ -163,7 +148,7 @@ authorization {{
                 st = status(name)
                 alive = procs[name].poll() is None
                 connected = (st.get("bus") or {}).get("connected")
-                log = open(os.path.join(tmp, name + ".log")).read()
+                log = run.log(name)
                 said = [ln for ln in log.splitlines()
                         if "cannot connect to the NATS servers" in ln]
                 last = (st.get("bus") or {}).get("last_error", "")
@@ -173,21 +158,8 @@ authorization {{
                       f"(once): {said}; `cluster` says {last!r}")
             check(owns_all("a1"), "a1 still owns every partition")
         finally:
-            for p in procs.values():
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-                    try:
-                        p.wait(timeout=20)
-                    except subprocess.TimeoutExpired:
-                        p.kill()
-    if failures:
-        print(f"{len(failures)} check(s) failed; logs in {tmp}")
-        for name in sorted(logs):
-            print(f"--- {name}.log (tail)")
-            logs[name].seek(0)
-            print("".join(logs[name].readlines()[-15:]))
-        sys.exit(1)
-    print("all checks passed")
+            run.stop()
+    run.finish(tail=15)
 
 
 if __name__ == "__main__":
