@@ -926,21 +926,6 @@ coord_set_node_info(Coord *c, const char *json)
 	g_mutex_unlock(&c->lock);
 }
 
-guint64
-coord_lag(Coord *c)
-{
-	guint64 lag = 0;
-
-	g_mutex_lock(&c->lock);
-	for (guint p = 0; p < c->cfg.partitions; p++) {
-		const Part *pt = &c->parts[p];
-		if (pt->state == PART_OWNED || pt->state == PART_RELEASING)
-			lag += pt->last_seq > pt->applied ? pt->last_seq - pt->applied : 0;
-	}
-	g_mutex_unlock(&c->lock);
-	return lag;
-}
-
 void
 coord_applied(Coord *c, guint p, guint64 seq, gint64 time_ms)
 {
@@ -952,28 +937,50 @@ coord_applied(Coord *c, guint p, guint64 seq, gint64 time_ms)
 	g_mutex_unlock(&c->lock);
 }
 
+/* Lock held: the stream sequences an owned partition has yet to apply. */
+static guint64
+part_lag(const Part *pt)
+{
+	return pt->last_seq > pt->applied ? pt->last_seq - pt->applied : 0;
+}
+
 /* Lock held: how long ago the stream stored the batch an owned partition is at, while it
  * has more to apply (the delay of its analysis, and of its alerts); 0 when caught up or not
  * known yet (a partition just taken, before its first batch). */
 static gint64
 part_lag_ms(const Part *pt, gint64 now_real_ms)
 {
-	if (pt->last_seq <= pt->applied || pt->applied_ms <= 0)
+	if (part_lag(pt) == 0 || pt->applied_ms <= 0)
 		return 0;
 	return MAX(0, now_real_ms - pt->applied_ms);
 }
 
-gint64
-coord_lag_ms(Coord *c)
+/* Lock held: the owned partitions' lag, summed, and the furthest behind's in ms. */
+static guint64
+lag_locked(Coord *c, gint64 *lag_ms)
 {
-	gint64 lag = 0, now = g_get_real_time() / 1000;
-	g_mutex_lock(&c->lock);
+	guint64 lag = 0;
+	gint64 ms = 0, now = g_get_real_time() / 1000;
 	for (guint p = 0; p < c->cfg.partitions; p++) {
 		const Part *pt = &c->parts[p];
-		if (pt->state == PART_OWNED || pt->state == PART_RELEASING)
-			lag = MAX(lag, part_lag_ms(pt, now));
+		if (pt->state == PART_OWNED || pt->state == PART_RELEASING) {
+			lag += part_lag(pt);
+			ms = MAX(ms, part_lag_ms(pt, now));
+		}
 	}
+	*lag_ms = ms;
+	return lag;
+}
+
+guint64
+coord_lag(Coord *c, gint64 *lag_ms)
+{
+	gint64 ms;
+	g_mutex_lock(&c->lock);
+	guint64 lag = lag_locked(c, &ms);
 	g_mutex_unlock(&c->lock);
+	if (lag_ms != NULL)
+		*lag_ms = ms;
 	return lag;
 }
 
@@ -1074,8 +1081,7 @@ coord_status_json(Coord *c, GString *out)
 			    out,
 			    ",\"last_seq\":%" G_GUINT64_FORMAT ",\"applied_seq\":%" G_GUINT64_FORMAT
 			    ",\"lag\":%" G_GUINT64_FORMAT ",\"lag_ms\":%" G_GINT64_FORMAT,
-			    pt->last_seq, pt->applied,
-			    pt->last_seq > pt->applied ? pt->last_seq - pt->applied : 0,
+			    pt->last_seq, pt->applied, part_lag(pt),
 			    part_lag_ms(pt, g_get_real_time() / 1000));
 		}
 		g_string_append_c(out, '}');
@@ -1834,17 +1840,12 @@ node_value(Coord *c)
 	json_object_set_string_member(o, "alert_group", c->alert_group);
 	json_object_set_int_member(o, "time_ms", g_get_real_time() / 1000);
 	JsonArray *owned = json_array_new();
-	guint64 lag = 0;
-	gint64 lag_ms = 0, now_real = g_get_real_time() / 1000;
+	gint64 lag_ms;
 	g_mutex_lock(&c->lock);
-	for (guint p = 0; p < c->cfg.partitions; p++) {
-		const Part *pt = &c->parts[p];
-		if (pt->state == PART_OWNED || pt->state == PART_RELEASING) {
+	for (guint p = 0; p < c->cfg.partitions; p++)
+		if (c->parts[p].state == PART_OWNED || c->parts[p].state == PART_RELEASING)
 			json_array_add_int_element(owned, p);
-			lag += pt->last_seq > pt->applied ? pt->last_seq - pt->applied : 0;
-			lag_ms = MAX(lag_ms, part_lag_ms(pt, now_real));
-		}
-	}
+	guint64 lag = lag_locked(c, &lag_ms);
 	g_mutex_unlock(&c->lock);
 	json_object_set_array_member(o, "partitions", owned);
 	/* how far behind its partitions' streams the node is (stream sequences: 0 = caught
@@ -2287,6 +2288,17 @@ consumers_start(Coord *c)
 	}
 }
 
+/* The bus's counters as `cluster` shows them (read without waiting on the bus). */
+static void
+bus_stats_keep(Coord *c)
+{
+	BusStats st;
+	bus_get_stats(c->bus, &st);
+	g_mutex_lock(&c->lock);
+	c->bus_stats = st;
+	g_mutex_unlock(&c->lock);
+}
+
 /* A bucket's entries, from its watch (made at the first read) when that has our last write
  * to it; else listed (counted), as every round did before the watches: at 100 nodes the
  * listings were the servers' first limit (doc/cluster.md). */
@@ -2382,11 +2394,7 @@ round_run(Coord *c)
 	alert_consumer_check(c, now_ms());
 	last_seqs(c, now_ms());
 	offenders_refresh(c, now_ms());
-	BusStats st;
-	bus_get_stats(c->bus, &st);
-	g_mutex_lock(&c->lock);
-	c->bus_stats = st;
-	g_mutex_unlock(&c->lock);
+	bus_stats_keep(c);
 	c->rounds++;
 }
 
@@ -2680,11 +2688,7 @@ connection_probe(Coord *c)
 	c->probe_next_ms = now + PROBE_MS;
 	g_autoptr(GError) err = NULL;
 	gboolean ok = bus_probe(c->bus, &err);
-	BusStats st; /* `cluster` shows the reason: the rounds that copy it do not run */
-	bus_get_stats(c->bus, &st);
-	g_mutex_lock(&c->lock);
-	c->bus_stats = st;
-	g_mutex_unlock(&c->lock);
+	bus_stats_keep(c); /* `cluster` shows the reason: no round copies it meanwhile */
 	if (ok)
 		return; /* the bus's own connection follows within its reconnect wait */
 	set_error(c, "connect", err);

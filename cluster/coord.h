@@ -144,11 +144,10 @@ gboolean coord_owner(Coord *c, guint p, char node[64], guint64 *rev);
  * "rev":,"info":{entry}},...],"partitions":[{"p":,"owner":,"rev":, and for this node's
  * "last_seq":,"applied_seq":,"lag":},...],"alerts":{...},"coord":{counters}} */
 void coord_status_json(Coord *c, GString *out);
-/* Stream sequences the owned partitions have yet to apply, summed (0 = caught up). */
-guint64 coord_lag(Coord *c);
-/* The owned partitions' furthest behind: how long ago the stream stored the batch it is at,
- * in ms (0 = caught up). */
-gint64 coord_lag_ms(Coord *c);
+/* Stream sequences the owned partitions have yet to apply, summed (0 = caught up); *lag_ms
+ * (may be NULL): the furthest behind's, how long ago the stream stored the batch it is at
+ * (0 = caught up). */
+guint64 coord_lag(Coord *c, gint64 *lag_ms);
 /* `offenders` of the cluster: a JSON array of the objects in BUS_KV_OFFENDERS, as last
  * read; *age_ms: how long ago. */
 void coord_offenders_json(Coord *c, GString *out, gint64 *age_ms);

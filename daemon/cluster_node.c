@@ -483,6 +483,18 @@ held_free(Held *h)
 	g_free(h);
 }
 
+/* A message the bus took: an alert event or forget, or a history reading of len bytes. */
+static void
+count_out(ClusterNode *n, gboolean alert, gsize len)
+{
+	if (alert) {
+		n->st.alerts_out++;
+	} else {
+		n->st.history_out++;
+		n->st.history_bytes_out += len;
+	}
+}
+
 /* Offer a partition's held messages to the bus again, in order; FALSE: some are left. */
 static gboolean
 part_offer_held(ClusterNode *n, Part *part)
@@ -497,10 +509,7 @@ part_offer_held(ClusterNode *n, Part *part)
 		g_queue_pop_head(&part->held);
 		n->held_bytes -= held_cost(h);
 		n->st.held_now--;
-		if (h->alert)
-			n->st.alerts_out++;
-		else
-			n->st.history_out++;
+		count_out(n, h->alert, len);
 		g_debug("cluster: partition %u: held %s to the bus", part->p, h->id);
 		held_free(h);
 	}
@@ -521,10 +530,7 @@ part_keep(ClusterNode *n, Part *part, const char *subject, const void *data, gsi
 	if (g_queue_is_empty(&part->held) &&
 	    bus_publish_keep(n->bus, subject, data, len, id, &part->sent)) {
 		n->last_ticket = MAX(n->last_ticket, part->sent);
-		if (alert)
-			n->st.alerts_out++;
-		else
-			n->st.history_out++;
+		count_out(n, alert, len);
 		return TRUE;
 	}
 	Held *h = g_new0(Held, 1);
@@ -666,8 +672,7 @@ on_part_slice(gint64 slice_end_ms, gpointer user_data)
 		/* kept like the events, and the partition's next snapshot waits for it: given
 		 * up after a server loss it left a hole in every store's timeline (cluster-e2e:
 		 * 7 slices); now the next owner's replay sends it again if this one cannot */
-		if (part_keep(n, part, subject, n->enc->data, n->enc->len, id, FALSE))
-			n->st.history_bytes_out += n->enc->len;
+		part_keep(n, part, subject, n->enc->data, n->enc->len, id, FALSE);
 	}
 }
 
@@ -1220,8 +1225,9 @@ cluster_node_get_stats(ClusterNode *n, ClusterNodeStats *out)
 		out->restarts_waiting += n->parts[p] != NULL && n->parts[p]->dropped &&
 					 !n->parts[p]->restarted;
 	}
-	out->lag = n->coord != NULL ? coord_lag(n->coord) : 0;
-	out->lag_ms = n->coord != NULL ? (guint64)coord_lag_ms(n->coord) : 0;
+	gint64 lag_ms = 0;
+	out->lag = n->coord != NULL ? coord_lag(n->coord, &lag_ms) : 0;
+	out->lag_ms = (guint64)lag_ms;
 	bus_get_stats(n->bus, &bs);
 	out->bus_connected = bs.connected;
 	out->bus_reconnects = bs.reconnects;

@@ -658,6 +658,25 @@ expect_state(const GString *s, guint to)
 	assert_string_equal(s->str, want->str);
 }
 
+/* Pump until node n has applied partition p up to seq (3 s at most): the sequence reached. */
+static guint64
+pump_until_applied(Node **nodes, guint k, Node *n, guint p, guint64 seq)
+{
+	gint64 start = ms();
+	while (ms() - start < 3000 && n->applied[p] < seq)
+		pump(nodes, k, 20);
+	return n->applied[p];
+}
+
+/* The furthest-behind owned partition's lag in ms (coord_lag()). */
+static gint64
+lag_ms_of(Node *n)
+{
+	gint64 lag_ms = -1;
+	(void)coord_lag(n->coord, &lag_ms);
+	return lag_ms;
+}
+
 static void
 test_coord_takeover(void **state)
 {
@@ -1171,20 +1190,16 @@ test_coord_restart(void **state)
 	pump_until_settled(nodes, 1, owner, 5000);
 	Node *n = nodes[0];
 	publish(n->bus, 2, 1, 5);
-	gint64 start = ms();
-	while (ms() - start < 3000 && n->applied[2] < 5)
-		pump(nodes, 1, 20);
+	assert_int_equal(pump_until_applied(nodes, 1, n, 2, 5), 5);
 	pump(nodes, 1, 300); /* a snapshot covering m1..m5 stored */
 	n->keep_stored[2] = TRUE;
 	publish(n->bus, 2, 6, 8);
-	start = ms();
-	while (ms() - start < 3000 && n->applied[2] < 8)
-		pump(nodes, 1, 20);
+	assert_int_equal(pump_until_applied(nodes, 1, n, 2, 8), 8);
 	expect_state(n->state[2], 8);
 	guint mark = n->seen->len;
 	coord_restart(n->coord, 2);
 	coord_restart(n->coord, P); /* no such partition: nothing */
-	start = ms();
+	gint64 start = ms();
 	while (ms() - start < 5000 && n->owned[2]) /* given up */
 		pump(nodes, 1, 5);
 	assert_false(n->owned[2]);
@@ -1227,30 +1242,23 @@ test_coord_lag_ms(void **state)
 	pump_until_settled(nodes, 1, owner, 5000);
 	Node *n = nodes[0];
 	publish(n->bus, 4, 1, 1);
-	gint64 start = ms();
-	while (ms() - start < 3000 && n->applied[4] < 1)
-		pump(nodes, 1, 20);
-	assert_int_equal(n->applied[4], 1);
+	assert_int_equal(pump_until_applied(nodes, 1, n, 4, 1), 1);
 	gint64 at = ms();
-	assert_int_equal(coord_lag_ms(n->coord), 0);
+	assert_int_equal(lag_ms_of(n), 0);
 	/* two more, not applied: the main loop does not run */
 	publish(n->bus, 4, 2, 3);
 	g_usleep(3500 * 1000); /* the coordinator reads the stream's end every 3 s */
-	gint64 lag = coord_lag_ms(n->coord), held = ms() - at;
+	gint64 lag = lag_ms_of(n), held = ms() - at;
 	assert_true(lag >= held - 100 && lag <= held + 2000);
 	g_autoptr(GString) st = g_string_new(NULL);
 	coord_status_json(n->coord, st);
-	g_autofree char *want = g_strdup_printf("\"p\":4,\"owner\":\"solo\"");
-	const char *p4 = strstr(st->str, want);
+	const char *p4 = strstr(st->str, "\"p\":4,\"owner\":\"solo\"");
 	assert_non_null(p4);
 	const char *lm = strstr(p4, "\"lag_ms\":");
 	assert_non_null(lm);
 	assert_true(g_ascii_strtoll(lm + 9, NULL, 10) >= 3000);
-	start = ms();
-	while (ms() - start < 3000 && n->applied[4] < 3)
-		pump(nodes, 1, 20);
-	assert_int_equal(n->applied[4], 3);
-	assert_int_equal(coord_lag_ms(n->coord), 0);
+	assert_int_equal(pump_until_applied(nodes, 1, n, 4, 3), 3);
+	assert_int_equal(lag_ms_of(n), 0);
 }
 
 int
