@@ -76,7 +76,12 @@ typedef struct {
 	guint64 max_snapshot;      /* bytes of one partition's snapshot */
 	guint64 publish_buffer;    /* bytes bus_publish() may hold while unacknowledged */
 	gint64 timeout_ms;         /* each blocking call, and a publish's acknowledgement */
+	guint64 kv_read_max;       /* bytes of keys and values one bucket read may hold (any
+				      client may write a bucket): beyond, BUS_ERROR_TOO_BIG;
+				      0 = BUS_KV_READ_MAX */
 } BusConfig;
+
+#define BUS_KV_READ_MAX (64u << 20)
 
 typedef struct Bus Bus;
 typedef struct BusSub BusSub;
@@ -215,7 +220,8 @@ typedef struct {
 	GBytes *value;
 	guint64 rev;
 } BusKvEntry;
-/* Every live key of the bucket: an array of BusKvEntry, freed with bus_kv_entries_free(). */
+/* Every live key of the bucket: an array of BusKvEntry, freed with bus_kv_entries_free().
+ * BUS_ERROR_TOO_BIG: the bucket holds more than kv_read_max bytes. */
 GArray *bus_kv_list(Bus *bus, const char *bucket, GError **error);
 void bus_kv_entries_free(GArray *entries);
 
@@ -231,7 +237,8 @@ BusKvMirror *bus_kv_mirror_new(Bus *bus, const char *bucket);
  * last revision (one request: BUS_ERROR_IO when the bus does not answer it): the watch must
  * have the last, and entries below the first are gone (a TTL expires them without a word to
  * a watch). Waits up to 500 ms for the watch; then NULL with BUS_ERROR_BEHIND: the caller
- * lists instead, and the watch is made again. */
+ * lists instead, and the watch is made again. BUS_ERROR_TOO_BIG: the bucket holds more than
+ * kv_read_max bytes (the watch is dropped, and made again every 10 s). */
 GArray *bus_kv_mirror_list(BusKvMirror *m, guint64 min_rev, gint64 check_ms, GError **error);
 /* The lists answered and the times the watch was not there */
 void bus_kv_mirror_counts(BusKvMirror *m, guint64 *lists, guint64 *behind);

@@ -1774,6 +1774,19 @@ bus_kv_entries_free(GArray *entries)
 		g_array_unref(entries);
 }
 
+static guint64
+kv_read_max(const Bus *bus)
+{
+	return bus->cfg.kv_read_max > 0 ? bus->cfg.kv_read_max : BUS_KV_READ_MAX;
+}
+
+/* What an entry counts against kv_read_max: its key and value. */
+static guint64
+kv_entry_bytes(kvEntry *e)
+{
+	return strlen(kvEntry_Key(e)) + (guint64)MAX(kvEntry_ValueLen(e), 0);
+}
+
 GArray *
 bus_kv_list(Bus *bus, const char *bucket, GError **error)
 {
@@ -1799,6 +1812,7 @@ bus_kv_list(Bus *bus, const char *bucket, GError **error)
 	GArray *out = g_array_new(FALSE, TRUE, sizeof(BusKvEntry));
 	g_array_set_clear_func(out, kv_entry_clear);
 	gint64 until = g_get_monotonic_time() + bus->cfg.timeout_ms * G_TIME_SPAN_MILLISECOND;
+	guint64 bytes = 0;
 	for (;;) {
 		kvEntry *e = NULL;
 		gint64 left = (until - g_get_monotonic_time()) / G_TIME_SPAN_MILLISECOND;
@@ -1811,6 +1825,16 @@ bus_kv_list(Bus *bus, const char *bucket, GError **error)
 		}
 		if (e == NULL)
 			break; /* every key's current value delivered */
+		bytes += kv_entry_bytes(e);
+		if (bytes > kv_read_max(bus)) {
+			kvEntry_Destroy(e);
+			g_set_error(error, BUS_ERROR, BUS_ERROR_TOO_BIG,
+				    "bucket %s holds more than %" G_GUINT64_FORMAT " bytes: not read",
+				    bucket, kv_read_max(bus));
+			g_array_unref(out);
+			out = NULL;
+			break;
+		}
 		BusKvEntry be = {
 		    .key = g_strdup(kvEntry_Key(e)),
 		    .value = bytes_with_nul(kvEntry_Value(e), (gsize)MAX(kvEntry_ValueLen(e), 0)),
@@ -1828,6 +1852,7 @@ bus_kv_list(Bus *bus, const char *bucket, GError **error)
 
 #define MIRROR_WAIT_US (500 * G_TIME_SPAN_MILLISECOND)
 #define MIRROR_RETRY_US (500 * G_TIME_SPAN_MILLISECOND) /* a watch that could not be made */
+#define MIRROR_TOO_BIG_US (10 * G_USEC_PER_SEC)		/* ... or held too much */
 
 struct BusKvMirror {
 	Bus *bus;
@@ -1837,7 +1862,9 @@ struct BusKvMirror {
 	GCond cond;
 	GHashTable *entries; /* key -> BusKvEntry* */
 	guint64 last_rev;    /* the newest write the watch delivered */
+	guint64 bytes;	     /* of the entries' keys and values (kv_read_max) */
 	gboolean ready;	     /* every key's value at the watch's start delivered */
+	gboolean too_big;    /* the bucket held more than kv_read_max: dropped for now */
 	gboolean stop, remake;
 	gint64 verified_us; /* when last_rev was last found at the server's or beyond */
 	guint64 lists, behind;
@@ -1848,6 +1875,17 @@ mirror_entry_free(gpointer p)
 {
 	kv_entry_clear(p);
 	g_free(p);
+}
+
+/* Lock held: entry key leaves the mirror. */
+static void
+mirror_remove(BusKvMirror *m, const char *key)
+{
+	const BusKvEntry *old = g_hash_table_lookup(m->entries, key);
+	if (old != NULL) {
+		m->bytes -= strlen(old->key) + g_bytes_get_size(old->value);
+		g_hash_table_remove(m->entries, key);
+	}
 }
 
 /* The watch's thread: one watcher at a time, from each key's last value on, deletes
@@ -1870,7 +1908,9 @@ mirror_main(gpointer data)
 			s = kvStore_WatchAll(&w, kv, &wo);
 		g_mutex_lock(&m->lock);
 		g_hash_table_remove_all(m->entries);
+		m->bytes = 0;
 		m->ready = FALSE;
+		m->too_big = FALSE;
 		m->last_rev = 0;
 		if (s != NATS_OK) {
 			gint64 until = g_get_monotonic_time() + MIRROR_RETRY_US;
@@ -1893,6 +1933,7 @@ mirror_main(gpointer data)
 				m->ready = TRUE;
 			} else {
 				const char *key = kvEntry_Key(e);
+				mirror_remove(m, key);
 				if (kvEntry_Operation(e) == kvOp_Put) {
 					BusKvEntry *be = g_new0(BusKvEntry, 1);
 					be->key = g_strdup(key);
@@ -1900,13 +1941,20 @@ mirror_main(gpointer data)
 					    kvEntry_Value(e), (gsize)MAX(kvEntry_ValueLen(e), 0));
 					be->rev = kvEntry_Revision(e);
 					g_hash_table_replace(m->entries, be->key, be);
-				} else {
-					g_hash_table_remove(m->entries, key);
+					m->bytes += kv_entry_bytes(e);
 				}
 				m->last_rev = MAX(m->last_rev, kvEntry_Revision(e));
 				kvEntry_Destroy(e);
 			}
 			g_cond_broadcast(&m->cond);
+			if (m->bytes > kv_read_max(m->bus)) {
+				g_hash_table_remove_all(m->entries);
+				m->bytes = 0;
+				m->ready = FALSE;
+				m->too_big = TRUE;
+				g_cond_broadcast(&m->cond);
+				break;
+			}
 		}
 		g_mutex_unlock(&m->lock);
 		kvWatcher_Destroy(w);
@@ -1914,8 +1962,8 @@ mirror_main(gpointer data)
 		g_mutex_lock(&m->lock);
 		/* a watch that failed (a connection lost) is made again after a pause, not in a
 		 * loop as fast as it fails */
-		gint64 until = g_get_monotonic_time() + MIRROR_RETRY_US;
-		while (s != NATS_OK && s != NATS_TIMEOUT && !m->stop &&
+		gint64 until = g_get_monotonic_time() + (m->too_big ? MIRROR_TOO_BIG_US : MIRROR_RETRY_US);
+		while ((m->too_big || (s != NATS_OK && s != NATS_TIMEOUT)) && !m->stop &&
 		       g_cond_wait_until(&m->cond, &m->lock, until))
 			;
 	}
@@ -1958,9 +2006,16 @@ bus_kv_mirror_list(BusKvMirror *m, guint64 min_rev, gint64 check_ms, GError **er
 	}
 	g_mutex_lock(&m->lock);
 	gint64 until = now + MIRROR_WAIT_US;
-	while (!m->stop && (!m->ready || m->last_rev < min_rev) &&
+	while (!m->stop && !m->too_big && (!m->ready || m->last_rev < min_rev) &&
 	       g_cond_wait_until(&m->cond, &m->lock, until))
 		;
+	if (m->too_big) {
+		g_set_error(error, BUS_ERROR, BUS_ERROR_TOO_BIG,
+			    "bucket %s holds more than %" G_GUINT64_FORMAT " bytes: not read",
+			    m->bucket, kv_read_max(m->bus));
+		g_mutex_unlock(&m->lock);
+		return NULL;
+	}
 	if (!m->ready || m->last_rev < min_rev) {
 		m->behind++;
 		m->remake = TRUE;

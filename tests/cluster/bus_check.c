@@ -575,6 +575,46 @@ check_kv_mirror(Bus *bus)
 	   behind);
 }
 
+/* Any client may write a bucket: a read holds at most kv_read_max bytes of it, listed or
+ * watched, and says so (BUS_ERROR_TOO_BIG) beyond; the listing reads it again once it is
+ * smaller. */
+static void
+check_kv_cap(void)
+{
+	GError *e = NULL;
+	BusConfig cfg = config("capped");
+	cfg.kv_read_max = 2048;
+	Bus *bus = connect_bus(&cfg);
+	const char *b = BUS_KV_SUPPRESSIONS;
+	char big[1000];
+	memset(big, 'x', sizeof big);
+	guint64 rev = 0;
+	for (guint i = 0; i < 3; i++) {
+		g_autofree char *k = g_strdup_printf("big%u", i);
+		CHECK(bus_kv_put(bus, b, k, big, sizeof big, &rev, &e), "put %s", k);
+	}
+	GArray *l = bus_kv_list(bus, b, &e);
+	CHECK(l == NULL && g_error_matches(e, BUS_ERROR, BUS_ERROR_TOO_BIG),
+	      "a 3,000-byte bucket listed under a 2,048-byte cap: %s", e ? e->message : "read");
+	g_clear_error(&e);
+	BusKvMirror *m = bus_kv_mirror_new(bus, b);
+	l = bus_kv_mirror_list(m, rev, 0, &e);
+	CHECK(l == NULL && g_error_matches(e, BUS_ERROR, BUS_ERROR_TOO_BIG),
+	      "a 3,000-byte bucket watched under a 2,048-byte cap: %s", e ? e->message : "read");
+	g_clear_error(&e);
+	bus_kv_mirror_free(m);
+	CHECK(bus_kv_delete(bus, b, "big1", 0, &e) && bus_kv_delete(bus, b, "big2", 0, &e),
+	      "delete");
+	l = bus_kv_list(bus, b, &e);
+	OK_GE(e, "list under the cap again");
+	CHECK(l->len == 1, "listed %u keys (want 1)", l->len);
+	bus_kv_entries_free(l);
+	CHECK(bus_kv_delete(bus, b, "big0", 0, &e), "delete");
+	bus_free(bus);
+	ok("kv: a bucket over kv_read_max is refused, listed and watched (TOO_BIG), and listed "
+	   "again once under it");
+}
+
 static void
 check_snapshots(Bus *bus, gsize max_payload)
 {
@@ -1025,6 +1065,7 @@ main(int argc, char **argv)
 	check_publish_consume(bus);
 	check_kv(bus);
 	check_kv_mirror(bus);
+	check_kv_cap();
 	check_snapshots(bus, max_payload);
 	check_request(bus);
 	check_durable(bus);
