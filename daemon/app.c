@@ -1382,6 +1382,13 @@ app_run_live(Config *cfg, const AppOptions *opt)
 	for (guint i = 0; app.listener != NULL && i < listener_n_sockets(app.listener); i++)
 		g_message("listening on %s (udp, receive buffer %" G_GSIZE_FORMAT " bytes)",
 			  listener_address(app.listener, i), listener_rcvbuf(app.listener, i));
+	/* The signals are ours before anything outside can see the daemon: a SIGHUP (a reload,
+	 * logrotate) sent once the control socket is there killed a daemon still starting.
+	 * Their sources run with the main loop. */
+	app.loop = g_main_loop_new(NULL, FALSE);
+	ids[2] = g_unix_signal_add(SIGINT, on_quit_signal, &app);
+	ids[3] = g_unix_signal_add(SIGTERM, on_quit_signal, &app);
+	ids[5] = g_unix_signal_add(SIGHUP, on_hup, &app);
 	/* Then the control socket, then privileges go: bind, then drop, then parse. */
 	/* the quarantine's nft calls need CAP_NET_ADMIN for as long as the daemon runs */
 	if (!app_control_start(&app, &err) || !app_http_start(&app, &err) ||
@@ -1400,17 +1407,13 @@ app_run_live(Config *cfg, const AppOptions *opt)
 				  "snapshots will fail; chown it to [daemon] user",
 				  dir, g_strerror(errno));
 	}
-	app.loop = g_main_loop_new(NULL, FALSE);
 	if (app.listener != NULL)
 		listener_attach(app.listener, app.collector, app.batch, NULL);
 	ids[0] = g_timeout_add_seconds(EXPIRE_INTERVAL_S, on_expire, &app);
 	if (cfg->stats_interval_s > 0)
 		ids[1] = g_timeout_add_seconds(cfg->stats_interval_s, on_stats, &app);
-	ids[2] = g_unix_signal_add(SIGINT, on_quit_signal, &app);
-	ids[3] = g_unix_signal_add(SIGTERM, on_quit_signal, &app);
 	/* Clears and due updates when no flows arrive (tick_interval_ms()). */
 	ids[4] = g_timeout_add((guint)tick_interval_ms(cfg), on_tick, &app);
-	ids[5] = g_unix_signal_add(SIGHUP, on_hup, &app);
 	if (app.snapshot != NULL && cfg->state_interval_s > 0)
 		ids[6] = g_timeout_add_seconds(cfg->state_interval_s, on_snapshot, &app);
 
