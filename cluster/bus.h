@@ -198,9 +198,10 @@ gboolean bus_last_seq(Bus *bus, const char *stream, const char *subject, guint64
  * has expired): one request, much cheaper than bus_kv_list(), to tell whether a bucket
  * changed. */
 gboolean bus_kv_last_rev(Bus *bus, const char *bucket, guint64 *rev, GError **error);
-/* The same, and the first revision still kept (entries below it expired or were replaced). */
+/* The same, the first revision still kept (entries below it expired or were replaced), and
+ * the messages kept (msgs may be NULL): one per key, its value or its deletion. */
 gboolean bus_kv_revs(Bus *bus, const char *bucket, guint64 *first, guint64 *last,
-		     GError **error);
+		     guint64 *msgs, GError **error);
 
 /* Key-value buckets. Revisions are the bucket's, > 0. Values are bytes (NUL added after
  * them in GBytes for text). */

@@ -1861,6 +1861,7 @@ struct BusKvMirror {
 	GMutex lock; /* everything below */
 	GCond cond;
 	GHashTable *entries; /* key -> BusKvEntry* */
+	GHashTable *tombs;   /* key (owned) -> guint64* revision of its deletion, still kept */
 	guint64 last_rev;    /* the newest write the watch delivered */
 	guint64 bytes;	     /* of the entries' keys and values (kv_read_max) */
 	gboolean ready;	     /* every key's value at the watch's start delivered */
@@ -1908,6 +1909,7 @@ mirror_main(gpointer data)
 			s = kvStore_WatchAll(&w, kv, &wo);
 		g_mutex_lock(&m->lock);
 		g_hash_table_remove_all(m->entries);
+		g_hash_table_remove_all(m->tombs);
 		m->bytes = 0;
 		m->ready = FALSE;
 		m->too_big = FALSE;
@@ -1933,7 +1935,12 @@ mirror_main(gpointer data)
 				m->ready = TRUE;
 			} else {
 				const char *key = kvEntry_Key(e);
+				guint64 rev = kvEntry_Revision(e);
 				mirror_remove(m, key);
+				g_hash_table_remove(m->tombs, key);
+				if (kvEntry_Operation(e) != kvOp_Put)
+					g_hash_table_replace(m->tombs, g_strdup(key),
+							     g_memdup2(&rev, sizeof rev));
 				if (kvEntry_Operation(e) == kvOp_Put) {
 					BusKvEntry *be = g_new0(BusKvEntry, 1);
 					be->key = g_strdup(key);
@@ -1949,6 +1956,7 @@ mirror_main(gpointer data)
 			g_cond_broadcast(&m->cond);
 			if (m->bytes > kv_read_max(m->bus)) {
 				g_hash_table_remove_all(m->entries);
+				g_hash_table_remove_all(m->tombs);
 				m->bytes = 0;
 				m->ready = FALSE;
 				m->too_big = TRUE;
@@ -1980,6 +1988,7 @@ bus_kv_mirror_new(Bus *bus, const char *bucket)
 	g_mutex_init(&m->lock);
 	g_cond_init(&m->cond);
 	m->entries = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, mirror_entry_free);
+	m->tombs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	m->thread = g_thread_new("bus-kv-watch", mirror_main, m);
 	return m;
 }
@@ -1994,13 +2003,12 @@ GArray *
 bus_kv_mirror_list(BusKvMirror *m, guint64 min_rev, gint64 check_ms, GError **error)
 {
 	gint64 now = g_get_monotonic_time();
-	guint64 first = 0;
+	guint64 first = 0, server_rev = 0, msgs = 0;
 	g_mutex_lock(&m->lock);
 	gboolean verify = now - m->verified_us >= check_ms * G_TIME_SPAN_MILLISECOND;
 	g_mutex_unlock(&m->lock);
 	if (verify) {
-		guint64 server_rev = 0;
-		if (!bus_kv_revs(m->bus, m->bucket, &first, &server_rev, error))
+		if (!bus_kv_revs(m->bus, m->bucket, &first, &server_rev, &msgs, error))
 			return NULL;
 		min_rev = MAX(min_rev, server_rev);
 	}
@@ -2016,26 +2024,43 @@ bus_kv_mirror_list(BusKvMirror *m, guint64 min_rev, gint64 check_ms, GError **er
 		g_mutex_unlock(&m->lock);
 		return NULL;
 	}
-	if (!m->ready || m->last_rev < min_rev) {
+	if (m->ready && verify) {
+		/* expired: the stream no longer has them (the oldest go first) */
+		GHashTableIter gone;
+		gpointer gk, gv;
+		g_hash_table_iter_init(&gone, m->entries);
+		while (g_hash_table_iter_next(&gone, NULL, &gv)) {
+			const BusKvEntry *x = gv;
+			if (x->rev < first) {
+				m->bytes -= strlen(x->key) + g_bytes_get_size(x->value);
+				g_hash_table_iter_remove(&gone);
+			}
+		}
+		g_hash_table_iter_init(&gone, m->tombs);
+		while (g_hash_table_iter_next(&gone, &gk, &gv))
+			if (*(const guint64 *)gv < first)
+				g_hash_table_iter_remove(&gone);
+	}
+	/* a watch that missed a write (a value or a deletion) holds another count of keys
+	 * than the stream keeps messages, one per key: judged where it has nothing newer */
+	gboolean missed = m->ready && verify && m->last_rev == server_rev &&
+			  g_hash_table_size(m->entries) + g_hash_table_size(m->tombs) != msgs;
+	if (!m->ready || m->last_rev < min_rev || missed) {
 		m->behind++;
 		m->remake = TRUE;
 		g_set_error(error, BUS_ERROR, BUS_ERROR_BEHIND,
 			    "watch of bucket %s: %s (revision %" G_GUINT64_FORMAT
-			    ", %" G_GUINT64_FORMAT " written)",
-			    m->bucket, m->ready ? "behind" : "not complete", m->last_rev, min_rev);
+			    ", %" G_GUINT64_FORMAT " written, %u keys for %" G_GUINT64_FORMAT
+			    " messages)",
+			    m->bucket,
+			    !m->ready ? "not complete" : missed ? "missed a write" : "behind",
+			    m->last_rev, min_rev,
+			    g_hash_table_size(m->entries) + g_hash_table_size(m->tombs), msgs);
 		g_mutex_unlock(&m->lock);
 		return NULL;
 	}
-	if (verify) {
+	if (verify)
 		m->verified_us = now;
-		/* expired: the stream no longer has them (the oldest go first) */
-		GHashTableIter gone;
-		gpointer ge;
-		g_hash_table_iter_init(&gone, m->entries);
-		while (g_hash_table_iter_next(&gone, NULL, &ge))
-			if (((const BusKvEntry *)ge)->rev < first)
-				g_hash_table_iter_remove(&gone);
-	}
 	m->lists++;
 	GArray *out = g_array_sized_new(FALSE, TRUE, sizeof(BusKvEntry),
 					g_hash_table_size(m->entries));
@@ -2073,6 +2098,7 @@ bus_kv_mirror_free(BusKvMirror *m)
 	g_mutex_unlock(&m->lock);
 	g_thread_join(m->thread);
 	g_hash_table_unref(m->entries);
+	g_hash_table_unref(m->tombs);
 	g_mutex_clear(&m->lock);
 	g_cond_clear(&m->cond);
 	g_free(m->bucket);
@@ -2139,11 +2165,12 @@ gboolean
 bus_kv_last_rev(Bus *bus, const char *bucket, guint64 *rev, GError **error)
 {
 	guint64 first;
-	return bus_kv_revs(bus, bucket, &first, rev, error);
+	return bus_kv_revs(bus, bucket, &first, rev, NULL, error);
 }
 
 gboolean
-bus_kv_revs(Bus *bus, const char *bucket, guint64 *first, guint64 *rev, GError **error)
+bus_kv_revs(Bus *bus, const char *bucket, guint64 *first, guint64 *rev, guint64 *msgs,
+	    GError **error)
 {
 	jsOptions jo;
 	jsErrCode jerr = 0;
@@ -2158,6 +2185,8 @@ bus_kv_revs(Bus *bus, const char *bucket, guint64 *first, guint64 *rev, GError *
 	 * a key's newer value removes its older one): when the last is gone, all are */
 	*rev = si->State.Msgs > 0 ? si->State.LastSeq : 0;
 	*first = si->State.FirstSeq;
+	if (msgs != NULL)
+		*msgs = si->State.Msgs;
 	jsStreamInfo_Destroy(si);
 	return TRUE;
 }
