@@ -21,7 +21,7 @@ Output: a markdown table (stdout), or --json. Seeds run in parallel (-j, at most
 machine's cores are shared).
 
 usage: eval_detection.py --spamflowd PATH [--seeds 1-5 | --seeds 1,3] [-j 2] [--json]
-                         [--keep DIR] [--conf fixtures/scenario.conf]
+                         [--keep DIR] [--conf fixtures/scenario.conf] [--smtp dialog]
 """
 
 import argparse
@@ -128,13 +128,13 @@ def replay(spamflowd, conf, pcap, out):
     return events
 
 
-def one_seed(seed, spamflowd, conf, keep):
+def one_seed(seed, spamflowd, conf, keep, smtp="compact"):
     """Generates, exports and replays one seed; returns its raw results."""
     tmp = tempfile.mkdtemp(prefix="eval-%d." % seed, dir=keep)
     pcap = os.path.join(tmp, "scenario.pcap")
     truth_path = os.path.join(tmp, "scenario.truth.json")
     r = subprocess.run([PY, os.path.join(HERE, "gen_scenario.py"), "--seed", str(seed),
-                        "--lenient", "--out", pcap, "--truth", truth_path],
+                        "--lenient", "--smtp", smtp, "--out", pcap, "--truth", truth_path],
                        capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError("seed %d: gen_scenario.py failed: %s" % (seed, r.stderr[-400:]))
@@ -220,9 +220,9 @@ def fs(x):
     return "-" if x is None else "%+.0f s" % x
 
 
-def markdown(scores, seeds, spamflowd):
-    lines = ["Detection over seeds %s (softflowd IPFIX, `%s`), (host, reason) pairs:" % (
-        ",".join(map(str, seeds)), spamflowd), "",
+def markdown(scores, seeds, spamflowd, smtp="compact"):
+    lines = ["Detection over seeds %s (SMTP sessions %s, softflowd IPFIX, `%s`), (host, reason) "
+             "pairs:" % (",".join(map(str, seeds)), smtp, spamflowd), "",
         "| sampling | TP | FP (benign host) | FN | precision | recall | recall (aggressive) |",
         "|---|---|---|---|---|---|---|"]
     for rate, s in scores.items():
@@ -279,6 +279,9 @@ def main():
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--keep", help="keep each seed's files in a directory under this one")
     ap.add_argument("--conf", default=os.path.join(HERE, "..", "fixtures", "scenario.conf"))
+    ap.add_argument("--smtp", choices=("compact", "dialog"), default="compact",
+                    help="the generator's SMTP sessions (gen_scenario.py --smtp): compact, 4 "
+                    "client packets (the fixtures'), or dialog, 9 (no PIPELINING)")
     args = ap.parse_args()
     seeds = parse_seeds(args.seeds)
     jobs = max(1, min(args.j, 2))
@@ -286,17 +289,18 @@ def main():
         os.makedirs(args.keep, exist_ok=True)
     started = time.time()
     with concurrent.futures.ThreadPoolExecutor(jobs) as ex:
-        results = list(ex.map(lambda s: one_seed(s, args.spamflowd, args.conf, args.keep),
+        results = list(ex.map(lambda s: one_seed(s, args.spamflowd, args.conf, args.keep,
+                                               args.smtp),
                               seeds))
     scores = score(results)
     if args.json:
-        json.dump({"seeds": seeds, "spamflowd": args.spamflowd,
+        json.dump({"seeds": seeds, "smtp": args.smtp, "spamflowd": args.spamflowd,
                    "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                    "seconds": round(time.time() - started, 1),
                    "rates": {str(k): v for k, v in scores.items()}}, sys.stdout, indent=1)
         print()
     else:
-        print(markdown(scores, seeds, args.spamflowd))
+        print(markdown(scores, seeds, args.spamflowd, args.smtp))
         print("\n(%d seeds in %.0f s)" % (len(seeds), time.time() - started))
     return 0
 

@@ -86,8 +86,11 @@ and the unlisted MTA "mta_like" (the evidence helper's hint its alerts should ca
 
 Usage: gen_scenario.py [--seed N] [--out fixtures/scenario.pcap]
                        [--truth fixtures/scenario.truth.json] [--lenient]
+                       [--smtp compact|dialog]
 (--lenient: for other seeds, write the truth even when the traffic crosses other reasons
-than designed, and list them in design_mismatch; seeds 1-5 match the design.)
+than designed, and list them in design_mismatch; seeds 1-5 match the design. --smtp
+dialog: every SMTP session as a step-by-step dialog, 9 client packets instead of 4, for
+scripts/eval_detection.py --smtp dialog; the fixtures are the default, compact.)
 """
 
 import argparse
@@ -326,9 +329,46 @@ class Conn:
         self.sseq += len(data) + (1 if flags & (SYN | FIN) else 0)
 
 
+# "compact" (the default, the fixtures' scenario): 4 client packets a session; "dialog"
+# (--smtp dialog): the step-by-step dialog of a client without PIPELINING, 9 client
+# packets, closer to real deliveries (scripts/eval_detection.py --smtp dialog)
+SMTP_STYLE = "compact"
+
+
+def smtp_dialog(tr, rng, t, c, s, cport, domain, rtt, sport):
+    """SYN, SYN-ACK, ACK, banner; EHLO, MAIL, RCPT, DATA, body, QUIT each answered; the
+    server's FIN with its 221, the client's FIN-ACK, the last ACK: 9 client packets."""
+    k = Conn(tr, rng, c, s, cport, sport)
+    h = rtt / 2
+    k.c(t, SYN)
+    k.s(t + h, SYN | ACK)
+    t += rtt
+    k.c(t, ACK)
+    k.s(t + 0.002, PSH | ACK, b"220 mx.%s ESMTP\r\n" % domain)
+    t += h + 0.003
+    body = (b"Subject: %d\r\n\r\n" % rng.randrange(1 << 20) + b"x" * rng.randrange(40, 200) +
+            b"\r\n.\r\n")
+    for cmd, reply in ((b"EHLO h\r\n", b"250 mx\r\n"),
+                       (b"MAIL FROM:<a@h>\r\n", b"250 ok\r\n"),
+                       (b"RCPT TO:<u%d@%s>\r\n" % (rng.randrange(1000), domain), b"250 ok\r\n"),
+                       (b"DATA\r\n", b"354 go\r\n"),
+                       (body, b"250 queued\r\n")):
+        k.c(t, PSH | ACK, cmd)
+        k.s(t + h, PSH | ACK, reply)
+        t += rtt + 0.002
+    k.c(t, PSH | ACK, b"QUIT\r\n")
+    k.s(t + h, PSH | ACK | FIN, b"221 bye\r\n")
+    k.c(t + rtt, FIN | ACK)
+    k.s(t + rtt + h, ACK)
+    return t + rtt + h
+
+
 def smtp_session(tr, rng, t, c, s, cport, domain, rtt=0.06, sport=25):
     """A compact complete SMTP session, 8 packets: SYN, SYN-ACK, banner, pipelined
-    EHLO/MAIL/RCPT/DATA, replies, body + QUIT + FIN, 250/221 + FIN, ACK."""
+    EHLO/MAIL/RCPT/DATA, replies, body + QUIT + FIN, 250/221 + FIN, ACK (or with
+    SMTP_STYLE "dialog", smtp_dialog())."""
+    if SMTP_STYLE == "dialog":
+        return smtp_dialog(tr, rng, t, c, s, cport, domain, rtt, sport)
     k = Conn(tr, rng, c, s, cport, sport)
     h = rtt / 2
     k.c(t, SYN)
@@ -1177,7 +1217,12 @@ def main():
     ap.add_argument("--lenient", action="store_true",
                     help="write the truth even when the traffic crosses other reasons than "
                     "the cast was designed for (listed in design_mismatch); for other seeds")
+    ap.add_argument("--smtp", choices=("compact", "dialog"), default="compact",
+                    help="SMTP sessions: compact (4 client packets, the fixtures') or dialog "
+                    "(9: no PIPELINING, closer to real deliveries)")
     args = ap.parse_args()
+    global SMTP_STYLE
+    SMTP_STYLE = args.smtp
     tr = Scenario()
     for _name, _role, _addrs, kind, _exp, _ver in CAST:
         if kind is not None:
