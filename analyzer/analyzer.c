@@ -476,6 +476,8 @@ process_one(Analyzer *a, const Flow *f)
 	gboolean was_est = window_estimating(w);
 	gssize held = 0;
 	guint r = window_add_held(w, &a->geom, now, c.peer, c.dir == HEUR_FORWARD, c.failed, &held);
+	if (G_UNLIKELY(c.answer))
+		window_answer(w, &a->geom, c.peer);
 	if (f->sampling > 1 && c.dir == HEUR_FORWARD)
 		samp_add(a, h, c.win, (guint32)MIN(f->packets, (guint64)G_MAXUINT32), now);
 	if (a->cfg.flow_fn != NULL)

@@ -65,6 +65,43 @@ reverse_answered(const Flow *f)
 	return (fl & TCP_ACK) != 0;
 }
 
+/* A sampled answer (dst internal, answered: reverse_answered()) of a session the forward
+ * rules would count, as the forward record of that session: host = its dst, peer = its src,
+ * not failed. Unsampled, a session's forward record says all of it and the answer only
+ * marks the peer answered; sampled, the forward record is missing whenever none of the
+ * client's packets was sampled, and the server's packets are as much a sample of the
+ * session: with them a session of k packets each way is seen with p(2k), not p(k)
+ * (heuristics.h, "Sampled exports"). FALSE: not such an answer (the caller's rules). */
+static gboolean
+sampled_answer(const HeurClassifier *hc, const Flow *f, gboolean src_int, HeurClass *out)
+{
+	gboolean host_mta = netset_contains(hc->mtas, f->dst);
+	gboolean peer_mta = netset_contains(hc->mtas, f->src);
+	HeurWin win;
+	if (portset_has(&hc->smtp, f->sport)) {
+		if (!src_int)
+			win = HEUR_WIN_SMTP_EXT; /* peer external (neither internal nor an MTA) */
+		else if (!host_mta && !peer_mta)
+			win = HEUR_WIN_SMTP_INT;
+		else
+			return FALSE;
+	} else if (!src_int && !host_mta) {
+		win = HEUR_WIN_SUBMIT;
+	} else {
+		return FALSE;
+	}
+	if (!hc->win_enabled[win])
+		return FALSE;
+	out->dir = HEUR_FORWARD;
+	out->win = win;
+	out->host = f->dst;
+	out->peer = f->src;
+	out->host_is_mta = host_mta;
+	out->failed = FALSE;
+	out->answer = TRUE;
+	return TRUE;
+}
+
 void
 heuristics_classifier_index(HeurClassifier *hc)
 {
@@ -198,6 +235,9 @@ reverse:
 			return;
 		gboolean src_int = netset_contains(hc->internal, f->src) ||
 				   netset_contains(hc->mtas, f->src);
+		if (f->sampling > 1 && !(f->has & FLOW_HAS_FW_EVENT) &&
+		    sampled_answer(hc, f, src_int, out))
+			return;
 		out->dir = HEUR_REVERSE;
 		out->host = f->dst;
 		out->peer = f->src;
@@ -318,6 +358,10 @@ heuristics_estimate(AlertReason r, const WindowSpanCounts *c, const HeurSampling
 	if (c->packets >= m)
 		ks = packets_per_item(n, (c->packets + HEUR_SAMPLE_PRIOR_ITEMS * r0) /
 					     (m + HEUR_SAMPLE_PRIOR_ITEMS));
+	/* a destination's sessions are taken to have at least the configured packets: the
+	 * sample may only lengthen them (repeat contacts); see heuristics.h */
+	if (r != REASON_AUTH_BRUTEFORCE)
+		ks = MAX(ks, k0);
 	double ps = inclusion(n, ks), pf = inclusion(n, 1);
 	/* the share of the items seen that were failed attempts: the attempts seen with their
 	 * SYN alone beyond the share a session shows that way (its SYN the only packet of it

@@ -63,6 +63,8 @@ typedef struct {
 	const guint8 *peer; /* the other end */
 	gboolean failed;    /* forward: the attempt failed */
 	gboolean host_is_mta;
+	gboolean answer; /* forward made of a sampled answer (heuristics.c, sampled_answer()):
+			    the peer answered */
 } HeurClass;
 
 /* Fill hc->any from the three port sets; call after setting them. */
@@ -134,8 +136,11 @@ heuristics_metric(AlertReason r, const WindowSpanCounts *c)
 /* Sampled exports. At 1 in N packet sampling an item (a destination, a connection) whose
  * attempts carry k packets is seen with probability p(k) = 1 - (1 - 1/N)^k: a refused SYN
  * with 1/N, a 10-packet session with about 10/N, so what a window counts is far below the
- * traffic. Each item seen stands for 1/p(k) of them (the Horvitz-Thompson estimator), with
- * k told apart for two kinds of item:
+ * traffic. A session's packets both ways are its sample: a sampled answer (the server's
+ * packets; heuristics.c, sampled_answer()) counts as a record of the session like the
+ * client's, so a session of k packets each way is seen with p(2k). Each item seen stands
+ * for 1/p(k) of them (the Horvitz-Thompson estimator), with k told apart for two kinds of
+ * item:
  *   - failed attempts, k = 1 (a dropped or refused SYN; its retransmissions are not counted
  *     on). A sampled record shows only a SYN also when a session's SYN alone was sampled,
  *     which happens to about 1/k of the sessions seen (more for short ones), so failed
@@ -143,21 +148,27 @@ heuristics_metric(AlertReason r, const WindowSpanCounts *c)
  *     SYN alone (a blocked bot: all of them), and then only the share beyond the sessions';
  *   - sessions, k told by the sample: an item seen has k / (N p(k)) sampled packets on
  *     average (the method of moments), so a destination contacted again and again (a
- *     monitoring probe) shows a large k and counts about once, a bot's one-off sessions a
- *     small one. The mean is shrunk towards the configured `packets` (an SMTP delivery's
- *     client side: about 10) with the weight of HEUR_SAMPLE_PRIOR_ITEMS items, so that a
- *     dozen items each sampled once do not make k = 1 and each stand for N;
+ *     monitoring probe) shows a large k and counts about once. The mean is shrunk towards
+ *     the configured `packets` with the weight of HEUR_SAMPLE_PRIOR_ITEMS items, and k is
+ *     never taken below `packets` (10; an SMTP delivery has more both ways): the sample
+ *     may lengthen sessions, never shorten them. A short k makes each item stand for up to
+ *     N, and an exporter that samples every Nth packet (softflowd -s) seldom takes two
+ *     packets of one short session, which reads as k near 1 whatever k is: at 1:10 that
+ *     raised a probe of 48 MXs (under 50) in 5 seeds of 5. Sessions shorter than
+ *     `packets` are under-estimated (the safe side). auth-bruteforce, whose items are
+ *     connections of any length, takes the sample's k either way;
  *     estimate = m_f / p(1) + m_s / p(k)
  *     se^2     = m_f (1 - p(1)) / p(1)^2 + m_s (1 - p(k)) / p(k)^2
  *                + (m (1/p(1) - 1/p(k)))^2 Var(share of failed)
- * with m_f + m_s = m, the metric counted (smtp-novelty: all sessions, m_f = 0). The decision is taken on max(0, estimate -
- * confidence x se): with the default 2, one sampled SYN at 1:100 (100 +- 99.5) raises
- * nothing. Sessions shorter than `packets` are under-estimated (the safe side). */
+ * with m_f + m_s = m, the metric counted (smtp-novelty: all sessions, m_f = 0). The
+ * decision is taken on max(0, estimate - confidence x se): with the default 2, one sampled
+ * SYN at 1:100 (100 +- 99.5) raises nothing. */
 #define HEUR_SAMPLE_PRIOR_ITEMS 10.0
 #define HEUR_SAMPLE_MIN_SYN_SHARE 0.5
 typedef struct {
 	guint32 sampling;  /* 1 in N; <= 1: unsampled, every function below is exact */
-	guint32 packets;   /* packets per item when the window has no packet counts (>= 1) */
+	guint32 packets;   /* the least packets of a session, both ways, and the packets per
+			      item when the window has no packet counts (>= 1) */
 	double confidence; /* standard errors below the estimate (>= 0) */
 } HeurSampling;
 

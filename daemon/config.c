@@ -249,10 +249,12 @@ static const ConfigKey config_keys[] = {
      "5 MB), within a quarter of memory_cap; more pairs in a horizon start the next "
      "generation early (counted as novelty_early_rotations: the horizon ran short)"},
     {"sampling", "packets", KEY_UINT, ANALYZER(sample_packets), 1, 100000, NULL,
-     "sampled exports: at 1 in N an attempt of k packets is seen with probability "
-     "1-(1-1/N)^k, and the counts of sampled hosts are scaled up by it, k told by the sampled "
-     "packets per destination seen (README, \"Sampled exports\"); this k is taken when the "
-     "export gives no packet counts"},
+     "sampled exports: at 1 in N a session of k packets (both ways: the server's answers "
+     "are sampled too) is seen with probability 1-(1-1/N)^k, and the counts of sampled hosts "
+     "are scaled up by it, k told by the sampled packets per destination seen but never "
+     "below this (README, \"Sampled exports\"): an SMTP delivery has more, a shorter "
+     "session is under-counted, never over-counted; this k is taken when the export gives "
+     "no packet counts"},
     {"sampling", "confidence", KEY_DOUBLE, ANALYZER(sample_confidence), 0, 10, NULL,
      "standard errors below the estimate at which thresholds are compared: 2 keeps one "
      "sampled SYN from meaning a hundred destinations"},

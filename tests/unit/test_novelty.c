@@ -411,15 +411,20 @@ test_sampling_estimate(void **state)
 		gboolean syn_only;
 		double lo, hi; /* the mean estimate */
 	} cases[] = {
-	    /* a bot's one-off 4-packet sessions at 1:10: k shrunk from 10 to about 4.3 */
-	    {10, 1000, 1, 4, FALSE, 900, 1050},
+	    /* a bot's one-off 4-packet sessions at 1:10: k never below the configured 10, so
+	     * under-estimated by p(4) / p(10) = 0.53 (the safe side) */
+	    {10, 1000, 1, 4, FALSE, 480, 580},
+	    /* one-off sessions of 20 packets (a delivery, both directions) at 1:10: k told by
+	     * the sample */
+	    {10, 1000, 1, 20, FALSE, 950, 1050},
 	    /* a blocked bot's 3 SYNs each: failed attempts are taken as 1 packet, so it is
 	     * over-estimated up to 3 x (the safe side for a blocked bot) */
 	    {10, 160, 1, 3, TRUE, 160, 480},
 	    /* an outbreak at 1:100: 39 seen, hardly one twice, so the sample cannot tell the
-	     * packets per attempt: k stays near the prior's 10 (here about right on average,
-	     * 2.5 x over when all are single packets, 2 x under for 20-packet sessions) */
-	    {100, 1000, 1, 4, FALSE, 500, 4000},
+	     * packets per attempt: k stays at the configured 10, 0.41 of the truth here (the
+	     * decision is 2 standard errors lower: 1,000 4-packet sessions decide ~290, over
+	     * smtp-fanout's 50) */
+	    {100, 1000, 1, 4, FALSE, 330, 500},
 	    /* a probe: the same 48, 6 times, 3 packets each */
 	    {10, 48, 6, 3, FALSE, 40, 56},
 	};
@@ -448,14 +453,13 @@ test_sampled_novelty(void **state)
 	Ctx *c = ctx_new(&cfg);
 	guint8 bot[16], d[16];
 	v4(bot, 10, 7, 0, 1);
-	/* at 1:10, one sampled packet each: packets per item shrunk from the prior's 10
-	 * towards 1 with the items seen. 19 seen: under the 20 needed (estimate 54); 25 seen:
-	 * k = 4, p = 0.34, 73 +- 11.7, decided 49.5; 30 seen: k = 3.7, 94 +- 13.5, decided 67 */
-	for (guint i = 0; i < 25; i++)
+	/* at 1:10, one sampled packet each: the sessions are taken as the configured 10
+	 * packets (p = 0.651; the sample never shortens them). 47 seen: 72.2 +- 6.2, decided
+	 * 59.8, under 60; 48 seen: 73.7 +- 6.3, decided 61.2 */
+	for (guint i = 0; i < 47; i++)
 		ext(d, 9000 + i), smtp_pk(c, bot, d, T0 + i * MIN_MS, 10, 1);
 	assert_int_equal(count(c, bot, REASON_SMTP_NOVELTY, ALERT_RAISED), 0);
-	for (guint i = 25; i < 30; i++)
-		ext(d, 9000 + i), smtp_pk(c, bot, d, T0 + i * MIN_MS, 10, 1);
+	ext(d, 9047), smtp_pk(c, bot, d, T0 + 47 * MIN_MS, 10, 1);
 	assert_int_equal(count(c, bot, REASON_SMTP_NOVELTY, ALERT_RAISED), 1);
 	const AlertEvent *e = &g_array_index(c->ev, AlertEvent, 0);
 	assert_int_equal(e->sampling, 10);
