@@ -477,22 +477,28 @@ receive(ListenSock *s, gboolean *busy)
 #define LISTENER_COALESCE_TARGET (LISTENER_BATCH * LISTENER_MAX_BATCHES * 2)
 #define LISTENER_TRUESIZE 4096
 
-static gint64
-coalesce_delay(ListenSock *s, guint got, gint64 now_us)
+gint64
+listener_coalesce_delay_us(guint got, gint64 elapsed_us, gsize rcvbuf)
 {
-	gint64 elapsed = now_us - s->last_read_us;
-	s->last_read_us = now_us;
-	if (elapsed <= 0 || elapsed > G_USEC_PER_SEC)
+	if (got == 0 || elapsed_us <= 0 || elapsed_us > G_USEC_PER_SEC)
 		return LISTENER_COALESCE_MIN_US; /* no recent read: no rate to go by */
 	/* datagrams per second on the last interval */
-	double rate = (double)got * G_USEC_PER_SEC / (double)elapsed;
+	double rate = (double)got * G_USEC_PER_SEC / (double)elapsed_us;
 	double want = LISTENER_COALESCE_TARGET / rate * G_USEC_PER_SEC;
-	double room = (double)s->rcvbuf / LISTENER_TRUESIZE / 4 / rate * G_USEC_PER_SEC;
+	double room = (double)rcvbuf / LISTENER_TRUESIZE / 4 / rate * G_USEC_PER_SEC;
 	double delay = CLAMP(want, LISTENER_COALESCE_MIN_US,
 			     got >= LISTENER_BATCH ? LISTENER_COALESCE_BULK_US
 						   : LISTENER_COALESCE_MAX_US);
 	/* the buffer wins over the minimum: below 1 ms of room, poll (delay 0) */
 	return (gint64)MIN(delay, room);
+}
+
+static gint64
+coalesce_delay(ListenSock *s, guint got, gint64 now_us)
+{
+	gint64 elapsed = now_us - s->last_read_us;
+	s->last_read_us = now_us;
+	return listener_coalesce_delay_us(got, elapsed, s->rcvbuf);
 }
 
 static gboolean

@@ -50,6 +50,11 @@ guint16 listener_local_port(const Listener *l, guint i);
 const char *listener_address(const Listener *l, guint i);
 /* Receive buffer of socket i as the kernel reports it (getsockopt SO_RCVBUF, halved). */
 gsize listener_rcvbuf(const Listener *l, guint i);
+/* After a wakeup that read `got` datagrams (a partial batch), elapsed_us after the one
+ * before, on a socket of rcvbuf bytes: microseconds until the socket is read again (not
+ * polled meanwhile; listener.c, "Wakeups cost more than decoding"). Exposed for the unit
+ * test. */
+gint64 listener_coalesce_delay_us(guint got, gint64 elapsed_us, gsize rcvbuf);
 
 /* Start receiving from ctx (NULL = the global default context): every datagram goes to
  * collector_input(c, ...), and out (the collector's output batch) is flushed after each

@@ -345,11 +345,38 @@ test_parse_and_bind_errors(void **state)
 	listener_free(NULL);
 }
 
+/* The wait after a partial read (listener.c): 10 ms at most for a trickle or a burst's
+ * tail, up to 40 ms under a steady flow (the wakeup read a full recvmmsg batch of 64), for
+ * about 1,024 datagrams, and never longer than a quarter of the receive buffer takes to
+ * fill (4 KiB counted per datagram). */
+static void
+test_coalesce_delay(void **state)
+{
+	(void)state;
+	const gsize big = 32u << 20, small = 212992;
+	/* no recent read: no rate to go by */
+	assert_int_equal(listener_coalesce_delay_us(5, 2 * G_USEC_PER_SEC, big), 1000);
+	assert_int_equal(listener_coalesce_delay_us(0, 10000, big), 1000);
+	/* a trickle, one datagram 50 ms after the last read: 10 ms, not 40 */
+	assert_int_equal(listener_coalesce_delay_us(1, 50000, big), 10000);
+	/* a burst's tail, 48 datagrams in 1 ms (48k/s): 1,024 would take 21 ms; 10 */
+	assert_int_equal(listener_coalesce_delay_us(48, 1000, big), 10000);
+	/* 200k v9 records/s, 74 datagrams in 10 ms: 1,024 take 138 ms; 40 */
+	assert_int_equal(listener_coalesce_delay_us(74, 10000, big), 40000);
+	/* 1 M records/s, 330 in 10 ms: 1,024 take 31.0 ms */
+	gint64 d = listener_coalesce_delay_us(330, 10000, big);
+	assert_true(d >= 31000 && d <= 31040);
+	/* an unprivileged buffer (208 KiB: 13 datagrams' quarter) at 7,400/s: 1.76 ms */
+	d = listener_coalesce_delay_us(74, 10000, small);
+	assert_true(d >= 1750 && d <= 1760);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_receive),
+	    cmocka_unit_test(test_coalesce_delay),
 	    cmocka_unit_test(test_kernel_drops),
 	    cmocka_unit_test(test_bad_addresses),
 	    cmocka_unit_test(test_parse_and_bind_errors),
