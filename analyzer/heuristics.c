@@ -65,38 +65,30 @@ reverse_answered(const Flow *f)
 	return (fl & TCP_ACK) != 0;
 }
 
-/* A sampled answer (dst internal, answered: reverse_answered()) of a session the forward
- * rules would count, as the forward record of that session: host = its dst, peer = its src,
- * not failed. Unsampled, a session's forward record says all of it and the answer only
- * marks the peer answered; sampled, the forward record is missing whenever none of the
- * client's packets was sampled, and the server's packets are as much a sample of the
- * session: with them a session of k packets each way is seen with p(2k), not p(k)
- * (heuristics.h, "Sampled exports"). FALSE: not such an answer (the caller's rules). */
+/* A sampled answer (dst internal, answered: reverse_answered()) as the forward record of
+ * its session: the forward rules read the record turned around, and what they count is
+ * counted with host = the answer's dst, peer = its src, not failed. Unsampled, a session's
+ * forward record says all of it and the answer only marks the peer answered; sampled, the
+ * forward record is missing whenever none of the client's packets was sampled, and the
+ * server's packets are as much a sample of the session: with them a session of k packets
+ * each way is seen with p(2k), not p(k) (heuristics.h, "Sampled exports"). FALSE: no
+ * forward rule counts it (the caller's reverse rule applies). */
 static gboolean
-sampled_answer(const HeurClassifier *hc, const Flow *f, gboolean src_int, HeurClass *out)
+sampled_answer(const HeurClassifier *hc, const Flow *f, HeurClass *out)
 {
-	gboolean host_mta = netset_contains(hc->mtas, f->dst);
-	gboolean peer_mta = netset_contains(hc->mtas, f->src);
-	HeurWin win;
-	if (portset_has(&hc->smtp, f->sport)) {
-		if (!src_int)
-			win = HEUR_WIN_SMTP_EXT; /* peer external (neither internal nor an MTA) */
-		else if (!host_mta && !peer_mta)
-			win = HEUR_WIN_SMTP_INT;
-		else
-			return FALSE;
-	} else if (!src_int && !host_mta) {
-		win = HEUR_WIN_SUBMIT;
-	} else {
+	Flow fw = *f;
+	memcpy(fw.src, f->dst, sizeof fw.src);
+	memcpy(fw.dst, f->src, sizeof fw.dst);
+	fw.sport = f->dport;
+	fw.dport = f->sport;
+	fw.sampling = 1; /* read once: turned around, it is no sampled answer again */
+	HeurClass c;
+	heuristics_classify_relevant(hc, &fw, &c);
+	if (c.dir != HEUR_FORWARD)
 		return FALSE;
-	}
-	if (!hc->win_enabled[win])
-		return FALSE;
-	out->dir = HEUR_FORWARD;
-	out->win = win;
-	out->host = f->dst;
+	*out = c;
+	out->host = f->dst; /* fw is gone when this returns */
 	out->peer = f->src;
-	out->host_is_mta = host_mta;
 	out->failed = FALSE;
 	out->answer = TRUE;
 	return TRUE;
@@ -235,8 +227,7 @@ reverse:
 			return;
 		gboolean src_int = netset_contains(hc->internal, f->src) ||
 				   netset_contains(hc->mtas, f->src);
-		if (f->sampling > 1 && !(f->has & FLOW_HAS_FW_EVENT) &&
-		    sampled_answer(hc, f, src_int, out))
+		if (f->sampling > 1 && !(f->has & FLOW_HAS_FW_EVENT) && sampled_answer(hc, f, out))
 			return;
 		out->dir = HEUR_REVERSE;
 		out->host = f->dst;
