@@ -348,6 +348,23 @@ test_reverse_direction(void **state)
 	ctx_free(c);
 }
 
+/* n sampled answers (1 in 10, one packet each) from sport of external addresses
+ * first.. to host, one every 100 ms from t */
+static void
+sampled_answers(Ctx *c, const guint8 host[16], guint16 sport, guint8 flags, guint32 first,
+		guint n, gint64 t)
+{
+	for (guint i = 0; i < n; i++) {
+		guint8 d[16];
+		ext(d, first + i);
+		Flow r = mk(t + i * 100, d, host, 40000, flags);
+		r.sport = sport;
+		r.sampling = 10;
+		r.packets = 1;
+		analyzer_process(c->a, &r, 1);
+	}
+}
+
 /* Sampled, an answer is a sample of its session like the forward packets: a host whose
  * sampled records are all answers is tracked and counted (each answering server a
  * destination reached, answered, not failed), and a refusal (RST) is not an answer. */
@@ -360,30 +377,14 @@ test_reverse_sampled(void **state)
 	v4(host, 10, 5, 0, 2);
 	v4(sub, 10, 5, 0, 3);
 	/* refused: RST-ACK from 60 servers, sampled: nothing counted, no host */
-	for (guint i = 0; i < 60; i++) {
-		guint8 d[16];
-		ext(d, 1000 + i);
-		Flow r = mk(T0 + i * 100, d, host, 40000, 0x14);
-		r.sport = 25;
-		r.sampling = 10;
-		r.packets = 1;
-		analyzer_process(c->a, &r, 1);
-	}
+	sampled_answers(c, host, 25, 0x14, 1000, 60, T0);
 	AnalyzerStats st;
 	analyzer_get_stats(c->a, &st);
 	assert_int_equal(st.hosts_tracked, 0);
 	/* answered (SYN-ACK) by 60 servers, one sampled packet each: sessions taken as 10
 	 * packets (p = 0.651); raised at the 41st, 63.0 +- 5.8, decided 51.4 over
 	 * smtp-fanout's 50 (at 40: 49.96) */
-	for (guint i = 0; i < 60; i++) {
-		guint8 d[16];
-		ext(d, i);
-		Flow r = mk(T0 + 10000 + i * 100, d, host, 40000, 0x12);
-		r.sport = 25;
-		r.sampling = 10;
-		r.packets = 1;
-		analyzer_process(c->a, &r, 1);
-	}
+	sampled_answers(c, host, 25, 0x12, 0, 60, T0 + 10000);
 	assert_int_equal(c->ev->len, 1);
 	const AlertEvent *e = ev_at(c, 0);
 	assert_int_equal(e->reason, REASON_SMTP_FANOUT);
@@ -396,15 +397,7 @@ test_reverse_sampled(void **state)
 	assert_true(fabs(e->window[WINDOW_SHORT].estimate - 41 / (1 - pow(0.9, 10))) < 1.0);
 	/* answers on the submission port count for submission-fanout: raised at the 19th,
 	 * 29.2 +- 3.9, decided 21.3 over 20 (at 18: 19.96) */
-	for (guint i = 0; i < 20; i++) {
-		guint8 d[16];
-		ext(d, 2000 + i);
-		Flow r = mk(T0 + 20000 + i * 100, d, sub, 40000, 0x18);
-		r.sport = 587;
-		r.sampling = 10;
-		r.packets = 1;
-		analyzer_process(c->a, &r, 1);
-	}
+	sampled_answers(c, sub, 587, 0x18, 2000, 20, T0 + 20000);
 	assert_int_equal(c->ev->len, 2);
 	assert_int_equal(ev_at(c, 1)->reason, REASON_SUBMISSION_FANOUT);
 	assert_memory_equal(ev_at(c, 1)->host, sub, 16);
