@@ -40,13 +40,10 @@ import threading
 import time
 
 from cluster_e2e import ctl, events  # the same replies and events as there
-from clusterrun import ClusterRun, raised, wait
+from clusterrun import PARTITIONS, ClusterRun, raised, wait
 from cluster_outage import datagrams
 from natsutil import NatsCluster
 from netutil import free_udp_port
-
-PARTITIONS = 8
-
 
 
 def users(deny):
@@ -93,18 +90,12 @@ def main():
 
     with NatsCluster(1, max_payload=1 << 20,
                      extra=users(["spamflow.flows.>", "spamflow.alerts"])) as nats:
-        def conf(name, roles, user, extra=""):
-            path = os.path.join(tmp, name + ".conf")
-            with open(path, "w") as f:
-                f.write(base)
-                f.write(f"\n[control]\nsocket = {tmp}/{name}.sock\n[http]\nlisten =\n{extra}")
-                f.write(f"\n[cluster]\nnats = {nats.urls()}\nnode = {name}\nroles = {roles}\n"
-                        f"user = {user}\npassword_file = {password}\n"
-                        f"partitions = {PARTITIONS}\nreplicas = 1\n"
-                        f"lease_ttl = 3\nsnapshot_interval = 1\n")
-                if name == "a1":
-                    f.write("publish_buffer = 16384\nbatch_bytes = 4096\nalert_group = sinks\n")
-            return path
+        def conf(name, roles, user, sink=None):
+            return run.node_conf(base, name, nats.urls(), roles, sink,
+                                 f"user = {user}\npassword_file = {password}\n"
+                                 "snapshot_interval = 1\n" +
+                                 ("publish_buffer = 16384\nbatch_bytes = 4096\n"
+                                  "alert_group = sinks\n" if name == "a1" else ""))
 
         def stats(name):
             return ctl(spamflowctl, f"{tmp}/{name}.sock", "stats").get("cluster") or {}
@@ -118,8 +109,7 @@ def main():
         flooder = threading.Thread(target=flood, daemon=True)
         try:
             run.start("a1", [spamflowd, "-c",
-                             conf("a1", "collector, analyzer", "limited",
-                                  f"[sinks]\njson = {a1_sink}\n"),
+                             conf("a1", "collector, analyzer", "limited", a1_sink),
                              "-l", f"127.0.0.1:{port}", "--state=", "--history=",
                              "--stats-interval", "0"])
             check(wait(lambda: owns_all("a1"), 40), "a1 owns the 8 partitions")

@@ -32,11 +32,8 @@ import sys
 import time
 
 from cluster_e2e import ctl, events  # the same replies and events as there
-from clusterrun import ClusterRun, raised, wait
+from clusterrun import PARTITIONS, ClusterRun, raised, wait
 from natsutil import NatsCluster
-
-PARTITIONS = 8
-
 
 
 def main():
@@ -61,17 +58,9 @@ authorization {
     procs = run.procs
     with NatsCluster(1, max_payload=1 << 20, extra=auth) as nats:
         def conf(name, roles, user, group="", sink=None):
-            path = os.path.join(tmp, name + ".conf")
-            with open(path, "w") as f:
-                f.write(base)
-                f.write(f"\n[control]\nsocket = {tmp}/{name}.sock\n[http]\nlisten =\n")
-                if sink:
-                    f.write(f"\n[sinks]\njson = {sink}\n")
-                f.write(f"\n[cluster]\nnats = {nats.urls()}\nnode = {name}\nroles = {roles}\n"
-                        f"user = {user}\npassword_file = {password}\n"
-                        f"alert_group = {group}\npartitions = {PARTITIONS}\nreplicas = 1\n"
-                        f"lease_ttl = 3\nsnapshot_interval = 1\n")
-            return path
+            return run.node_conf(base, name, nats.urls(), roles, sink,
+                                 f"user = {user}\npassword_file = {password}\n"
+                                 f"alert_group = {group}\nsnapshot_interval = 1\n")
 
         def start(name, user, group="", sink=None):
             run.start(name, [spamflowd, "-c", conf(name, "analyzer", user, group, sink),

@@ -23,11 +23,8 @@ import sys
 import time
 
 from cluster_e2e import ctl, events  # the same replies and events as there
-from clusterrun import ClusterRun, raised, wait
+from clusterrun import PARTITIONS, ClusterRun, raised, wait
 from natsutil import NatsCluster
-
-PARTITIONS = 8
-
 
 
 def openssl(*args):
@@ -80,19 +77,11 @@ authorization {{
     procs = run.procs
     with NatsCluster(1, max_payload=1 << 20, extra=server) as nats:
         def conf(name, roles, ca="ca", cert=True, token="token", sink=None):
-            path = os.path.join(tmp, name + ".conf")
-            with open(path, "w") as f:
-                f.write(base)
-                f.write(f"\n[control]\nsocket = {tmp}/{name}.sock\n[http]\nlisten =\n")
-                if sink:
-                    f.write(f"\n[sinks]\njson = {sink}\n")
-                f.write(f"\n[cluster]\nnats = {nats.urls()}\nnode = {name}\nroles = {roles}\n"
-                        f"partitions = {PARTITIONS}\nreplicas = 1\nlease_ttl = 3\n"
-                        f"alert_group = {'sinks' if sink else ''}\n"
-                        f"token_file = {tmp}/{token}\ntls_ca = {tmp}/{ca}.pem\n")
-                if cert:
-                    f.write(f"tls_cert = {tmp}/client.pem\ntls_key = {tmp}/client.key\n")
-            return path
+            return run.node_conf(base, name, nats.urls(), roles, sink,
+                                 f"alert_group = {'sinks' if sink else ''}\n"
+                                 f"token_file = {tmp}/{token}\ntls_ca = {tmp}/{ca}.pem\n" +
+                                 (f"tls_cert = {tmp}/client.pem\ntls_key = {tmp}/client.key\n"
+                                  if cert else ""))
 
         def start(name, **kw):
             run.start(name, [spamflowd, "-c", conf(name, "analyzer", **kw), "--state=",

@@ -19,6 +19,8 @@ import time
 
 from cluster_e2e import events, key  # the same events as cluster-e2e compares
 
+PARTITIONS = 8  # the one-server tests' partitions: few, so that takeovers are quick
+
 
 def raised(evs):
     """Each raised event's (host, reason, trigger, crossing value), with its count."""
@@ -56,6 +58,20 @@ class ClusterRun:
         ref = raised(events(path))
         self.check(sum(ref.values()) >= 10, f"the reference raised {sum(ref.values())} alerts")
         return ref
+
+    def node_conf(self, base, name, nats, roles, sinks=None, cluster=""):
+        """<tmp>/<name>.conf: base, the node's control socket, no HTTP, a JSON sink when
+        sinks names a file, then [cluster] on the servers nats with its name, roles, 8
+        partitions, 1 replica, a 3 s lease and the keys in `cluster`; its path."""
+        path = os.path.join(self.tmp, name + ".conf")
+        with open(path, "w") as f:
+            f.write(base)
+            f.write(f"\n[control]\nsocket = {self.tmp}/{name}.sock\n[http]\nlisten =\n")
+            if sinks:
+                f.write(f"\n[sinks]\njson = {sinks}\n")
+            f.write(f"\n[cluster]\nnats = {nats}\nnode = {name}\nroles = {roles}\n"
+                    f"partitions = {PARTITIONS}\nreplicas = 1\nlease_ttl = 3\n{cluster}")
+        return path
 
     def start(self, name, argv):
         """A node, its stderr in <tmp>/<name>.log."""
