@@ -23,7 +23,10 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-GEN = os.path.join(HERE, "..", "..", "scripts", "gen_scenario.py")
+SCRIPTS = os.path.join(HERE, "..", "..", "scripts")
+GEN = os.path.join(SCRIPTS, "gen_scenario.py")
+sys.path.insert(0, SCRIPTS)
+import count_records  # noqa: E402  (read_pcap)
 PY = "/usr/bin/python3"  # gen_scenario imports scapy (Debian's python3-scapy)
 SYN, FIN, ACK = 0x02, 0x01, 0x10
 
@@ -46,38 +49,29 @@ def tcp_sessions(path):
     """Per TCP connection to or from port 25 (the client's 5-tuple): [client packets, server
     packets, client FIN seen, server SYN-ACK seen]."""
     conns = collections.defaultdict(lambda: [0, 0, False, False])
-    with open(path, "rb") as f:
-        head = f.read(24)
-        if struct.unpack("<I", head[:4])[0] != 0xA1B2C3D4:
-            fail("%s: not a little-endian microsecond pcap" % path)
-        while True:
-            rec = f.read(16)
-            if len(rec) < 16:
-                break
-            incl = struct.unpack("<IIII", rec)[2]
-            data = f.read(incl)
-            etype = struct.unpack("!H", data[12:14])[0]
-            if etype == 0x0800:
-                ihl = (data[14] & 15) * 4
-                proto, src, dst = data[23], data[26:30], data[30:34]
-                l4 = data[14 + ihl:]
-            elif etype == 0x86DD:
-                proto, src, dst = data[20], data[22:38], data[38:54]
-                l4 = data[54:]
-            else:
-                continue
-            if proto != 6:
-                continue
-            sport, dport = struct.unpack("!HH", l4[:4])
-            flags = l4[13]
-            if dport == 25:
-                c = conns[(src, sport, dst)]
-                c[0] += 1
-                c[2] |= bool(flags & FIN)
-            elif sport == 25:
-                c = conns[(dst, dport, src)]
-                c[1] += 1
-                c[3] |= (flags & (SYN | ACK)) == (SYN | ACK)
+    for _us, _linktype, data in count_records.read_pcap(path):
+        etype = struct.unpack("!H", data[12:14])[0]
+        if etype == 0x0800:
+            ihl = (data[14] & 15) * 4
+            proto, src, dst = data[23], data[26:30], data[30:34]
+            l4 = data[14 + ihl:]
+        elif etype == 0x86DD:
+            proto, src, dst = data[20], data[22:38], data[38:54]
+            l4 = data[54:]
+        else:
+            continue
+        if proto != 6:
+            continue
+        sport, dport = struct.unpack("!HH", l4[:4])
+        flags = l4[13]
+        if dport == 25:
+            c = conns[(src, sport, dst)]
+            c[0] += 1
+            c[2] |= bool(flags & FIN)
+        elif sport == 25:
+            c = conns[(dst, dport, src)]
+            c[1] += 1
+            c[3] |= (flags & (SYN | ACK)) == (SYN | ACK)
     return conns
 
 
