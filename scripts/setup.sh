@@ -232,7 +232,10 @@ run)
 	exec build/daemon/spamflowd "$@"
 	;;
 test)
-	install_missing $BUILD_PKGS $TEST_PKGS
+	# DEB_PKGS too, before meson looks for the tools: the suite deb's checks need logrotate
+	# and systemd's tools, and a build configured before they were installed registers
+	# that test as failing for want of them (build_deb installs them, but later)
+	install_missing $BUILD_PKGS $TEST_PKGS $DEB_PKGS
 	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
 		install_missing nodejs npm
 	# the browser test's driver, exactly as locked; chromium is Debian's, never downloaded
