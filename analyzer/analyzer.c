@@ -55,6 +55,11 @@ host_sampling(const Analyzer *a, const Host *h, HeurSampling *s)
 	s->sampling = h != NULL ? h->sampling : 1;
 	s->packets = a->cfg.sample_packets;
 	s->confidence = a->cfg.sample_confidence;
+	const Sampled *sp = h != NULL ? host_sampled(h) : NULL;
+	for (guint k = 0; k < HEUR_WIN_COUNT; k++)
+		s->refused[k] = sp != NULL && sp->syns[k] > 0
+				    ? MIN(1.0, (double)sp->resets[k] / sp->syns[k])
+				    : sp != NULL && sp->resets[k] > 0 ? 1.0 : 0.0;
 }
 
 /* ---- smtp-novelty ---- */
@@ -122,7 +127,7 @@ slice_of(const Analyzer *a, gint64 t_ms)
 /* One sampled attempt of `packets` packets of kind k at now (and, for smtp-novelty, in its
  * bucket). A time before the newest slice counts in it. */
 static void
-samp_add(Analyzer *a, Host *h, HeurWin k, guint32 packets, gint64 now)
+samp_add(Analyzer *a, Host *h, HeurWin k, guint32 packets, const HeurClass *hc, gint64 now)
 {
 	Sampled *sp = host_sampled(h);
 	if (sp == NULL) {
@@ -147,6 +152,16 @@ samp_add(Analyzer *a, Host *h, HeurWin k, guint32 packets, gint64 now)
 	*c = (guint32)MIN((guint64)*c + MAX(packets, 1u), G_MAXUINT32);
 	if (k == HEUR_WIN_SMTP_EXT)
 		bucket_count_add(&sp->nov, nov_bucket(a, now), MAX(packets, 1u));
+	if (hc->failed) {
+		if (hc->refusal)
+			sp->resets[k]++;
+		else
+			sp->syns[k]++;
+		if (sp->resets[k] + sp->syns[k] >= SAMPLED_FAILED_MEMORY) {
+			sp->resets[k] /= 2;
+			sp->syns[k] /= 2;
+		}
+	}
 }
 
 /* The sampled packets of kind k's spans ending at now into wc (a sampled host only). */
@@ -475,11 +490,13 @@ process_one(Analyzer *a, const Flow *f)
 		baseline_sample(a, h, w, now);
 	gboolean was_est = window_estimating(w);
 	gssize held = 0;
+	if (G_UNLIKELY(c.failed && f->sampling > 1) && window_dest_answered(w, &a->geom, c.peer))
+		c.failed = FALSE;
 	guint r = window_add_held(w, &a->geom, now, c.peer, c.dir == HEUR_FORWARD, c.failed, &held);
 	if (G_UNLIKELY(c.answer))
 		window_answer(w, &a->geom, c.peer);
 	if (f->sampling > 1 && c.dir == HEUR_FORWARD)
-		samp_add(a, h, c.win, (guint32)MIN(f->packets, (guint64)G_MAXUINT32), now);
+		samp_add(a, h, c.win, (guint32)MIN(f->packets, (guint64)G_MAXUINT32), &c, now);
 	if (a->cfg.flow_fn != NULL)
 		a->cfg.flow_fn(f, &c, a->cfg.flow_data);
 	/* a->mem holds the window's window_mem() (it moves by what the window's moved by) */

@@ -81,8 +81,13 @@ typedef struct {
 	guint32 span;
 	guint32 cur[HEUR_WIN_COUNT];
 	SignCount nov; /* in smtp-novelty's buckets (bucket_count_add()) */
+	/* per kind, the host's latest sampled failed records: SYNs (the client's) and resets
+	 * (the server's refusals), both halved when they reach SAMPLED_FAILED_MEMORY together;
+	 * resets / SYNs is the share of failed attempts that were refused (HeurSampling) */
+	guint16 syns[HEUR_WIN_COUNT], resets[HEUR_WIN_COUNT];
 	guint32 pk[];
 } Sampled;
+#define SAMPLED_FAILED_MEMORY 256
 G_STATIC_ASSERT(NOV_BUCKETS == SIGNS_BUCKETS);
 
 /* What few hosts have: windows of a second kind of traffic, an MTA baseline, country/ASN
@@ -137,7 +142,7 @@ G_STATIC_ASSERT(sizeof(Host) == 144);
  *             + HOST_TABLE_SHARE 8 (the host table: one 4-byte slot at load 3/8..3/4, so
  *               5.3..10.7 bytes a host, 8 in the middle)
  *   + sizeof(HostExt) 64 + WINDOW_ALLOC_OVERHEAD when the host has one
- *   + SAMPLED_COST(long window slices) for a sampled host (1,044 bytes at 60 slices)
+ *   + SAMPLED_COST(long window slices) for a sampled host (1,040 bytes at 60 slices)
  *   + sizeof(HostSigns) 80 + WINDOW_ALLOC_OVERHEAD when it has side signs (SIGNS_COST: a
  *     tracked host that receives mail or asks external DNS servers, 96 + 80 with the ext)
  *   + what each window holds (window_mem_held(), each array as glibc's malloc takes n bytes:

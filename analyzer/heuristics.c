@@ -65,16 +65,24 @@ reverse_answered(const Flow *f)
 	return (fl & TCP_ACK) != 0;
 }
 
-/* A sampled answer (dst internal, answered: reverse_answered()) as the forward record of
- * its session: the forward rules read the record turned around, and what they count is
- * counted with host = the answer's dst, peer = its src, not failed. Unsampled, a session's
- * forward record says all of it and the answer only marks the peer answered; sampled, the
- * forward record is missing whenever none of the client's packets was sampled, and the
- * server's packets are as much a sample of the session: with them a session of k packets
- * each way is seen with p(2k), not p(k) (heuristics.h, "Sampled exports"). FALSE: no
- * forward rule counts it (the caller's reverse rule applies). */
+/* the server refused: a reset without data (flags exported) */
 static gboolean
-sampled_answer(const HeurClassifier *hc, const Flow *f, HeurClass *out)
+reverse_refused(const Flow *f)
+{
+	return (f->has & FLOW_HAS_TCP_FLAGS) && (f->tcp_flags & TCP_RST) && !(f->tcp_flags & TCP_PSH);
+}
+
+/* A sampled answer (dst internal, answered: reverse_answered(); or refused:
+ * reverse_refused()) as the forward record of its attempt: the forward rules read the
+ * record turned around, and what they count is counted with host = the answer's dst, peer =
+ * its src, failed when refused. Unsampled, an attempt's forward record says all of it and
+ * the answer only marks the peer answered (a reset, nothing); sampled, the forward record
+ * is missing whenever none of the client's packets was sampled, and the server's packets
+ * are as much a sample of the attempt: with them a session of k packets each way is seen
+ * with p(2k), not p(k), and a refused SYN with p(2), not p(1) (heuristics.h, "Sampled
+ * exports"). FALSE: no forward rule counts it (the caller's reverse rule applies). */
+static gboolean
+sampled_answer(const HeurClassifier *hc, const Flow *f, gboolean refused, HeurClass *out)
 {
 	Flow fw = *f;
 	memcpy(fw.src, f->dst, sizeof fw.src);
@@ -89,8 +97,9 @@ sampled_answer(const HeurClassifier *hc, const Flow *f, HeurClass *out)
 	*out = c;
 	out->host = f->dst; /* fw is gone when this returns */
 	out->peer = f->src;
-	out->failed = FALSE;
-	out->answer = TRUE;
+	out->failed = refused;
+	out->answer = !refused;
+	out->refusal = refused;
 	return TRUE;
 }
 
@@ -223,12 +232,16 @@ heuristics_classify_relevant(const HeurClassifier *hc, const Flow *f, HeurClass 
 reverse:
 	/* the answer of a session whose initiator is internal (or, for login ports, external) */
 	if (portset_has(&hc->smtp, f->sport) || portset_has(&hc->submit, f->sport)) {
-		if (!netset_contains(hc->internal, f->dst) || !reverse_answered(f))
+		if (!netset_contains(hc->internal, f->dst))
+			return;
+		gboolean answered = reverse_answered(f);
+		if (f->sampling > 1 && !(f->has & FLOW_HAS_FW_EVENT) &&
+		    (answered || reverse_refused(f)) && sampled_answer(hc, f, !answered, out))
+			return;
+		if (!answered)
 			return;
 		gboolean src_int = netset_contains(hc->internal, f->src) ||
 				   netset_contains(hc->mtas, f->src);
-		if (f->sampling > 1 && !(f->has & FLOW_HAS_FW_EVENT) && sampled_answer(hc, f, out))
-			return;
 		out->dir = HEUR_REVERSE;
 		out->host = f->dst;
 		out->peer = f->src;
@@ -353,7 +366,8 @@ heuristics_estimate(AlertReason r, const WindowSpanCounts *c, const HeurSampling
 	 * sample may only lengthen them (repeat contacts); see heuristics.h */
 	if (r != REASON_AUTH_BRUTEFORCE)
 		ks = MAX(ks, k0);
-	double ps = inclusion(n, ks), pf = inclusion(n, 1);
+	double rho = CLAMP(s->refused[heuristics_reason_win(r)], 0.0, 1.0);
+	double ps = inclusion(n, ks), pf = rho * inclusion(n, 2) + (1 - rho) * inclusion(n, 1);
 	/* the share of the items seen that were failed attempts: the attempts seen with their
 	 * SYN alone beyond the share a session shows that way (its SYN the only packet of it
 	 * sampled: (1/N)(1-1/N)^(ks-1) / p(ks), about 1/ks) */

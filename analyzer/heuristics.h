@@ -65,6 +65,7 @@ typedef struct {
 	gboolean host_is_mta;
 	gboolean answer; /* forward made of a sampled answer (heuristics.c, sampled_answer()):
 			    the peer answered */
+	gboolean refusal; /* forward made of a sampled refusal (the server's reset): failed */
 } HeurClass;
 
 /* Fill hc->any from the three port sets; call after setting them. */
@@ -141,8 +142,13 @@ heuristics_metric(AlertReason r, const WindowSpanCounts *c)
  * client's, so a session of k packets each way is seen with p(2k). Each item seen stands
  * for 1/p(k) of them (the Horvitz-Thompson estimator), with k told apart for two kinds of
  * item:
- *   - failed attempts, k = 1 (a dropped or refused SYN; its retransmissions are not counted
- *     on). A sampled record shows only a SYN also when a session's SYN alone was sampled,
+ *   - failed attempts: a dropped SYN, k = 1 (its retransmissions are not counted on), or a
+ *     refused one, k = 2 (the SYN and the server's reset, which a sampled record shows as
+ *     much as the SYN: sampled_answer() counts it as the attempt's record, failed). With
+ *     rho the share refused (`refused`, from the host's sampled failed records: a refused
+ *     attempt leaves a reset for each SYN, a dropped one none, so rho = resets / SYNs),
+ *     p_f = rho p(2) + (1 - rho) p(1). A sampled record shows only a SYN also when a
+ *     session's SYN alone was sampled,
  *     which happens to about 1/k of the sessions seen (more for short ones), so failed
  *     attempts are told only when at least HEUR_SAMPLE_MIN_SYN_SHARE of the records show a
  *     SYN alone (a blocked bot: all of them), and then only the share beyond the sessions';
@@ -157,9 +163,9 @@ heuristics_metric(AlertReason r, const WindowSpanCounts *c)
  *     raised a probe of 48 MXs (under 50) in 5 seeds of 5. Sessions shorter than
  *     `packets` are under-estimated (the safe side). auth-bruteforce, whose items are
  *     connections of any length, takes the sample's k either way;
- *     estimate = m_f / p(1) + m_s / p(k)
- *     se^2     = m_f (1 - p(1)) / p(1)^2 + m_s (1 - p(k)) / p(k)^2
- *                + (m (1/p(1) - 1/p(k)))^2 Var(share of failed)
+ *     estimate = m_f / p_f + m_s / p(k)
+ *     se^2     = m_f (1 - p_f) / p_f^2 + m_s (1 - p(k)) / p(k)^2
+ *                + (m (1/p_f - 1/p(k)))^2 Var(share of failed)
  * with m_f + m_s = m, the metric counted (smtp-novelty: all sessions, m_f = 0). The
  * decision is taken on max(0, estimate - confidence x se): with the default 2, one sampled
  * SYN at 1:100 (100 +- 99.5) raises nothing. */
@@ -170,6 +176,8 @@ typedef struct {
 	guint32 packets;   /* the least packets of a session, both ways, and the packets per
 			      item when the window has no packet counts (>= 1) */
 	double confidence; /* standard errors below the estimate (>= 0) */
+	double refused[HEUR_WIN_COUNT]; /* per kind of traffic, the share of failed attempts
+					   that were refused, not dropped (0..1) */
 } HeurSampling;
 
 /* Estimate of reason r's metric in window c (unsampled: the metric, se 0). */

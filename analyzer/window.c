@@ -854,6 +854,13 @@ window_answer(Window *w, const WindowGeom *g, const guint8 dst[16])
 		d->count |= DEST_ANSWERED;
 }
 
+gboolean
+window_dest_answered(Window *w, const WindowGeom *g, const guint8 dst[16])
+{
+	const Dest *d = map_find(w, dst, addr_hash(dst));
+	return d != NULL && (d->count & DEST_ANSWERED) && in_long(g, d->last, w->cur);
+}
+
 static guint32
 now_slice(const Window *w, const WindowGeom *g, gint64 now_ms)
 {

@@ -119,6 +119,8 @@ guint window_add_held(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 
 		      gboolean attempt, gboolean failed, gssize *held_delta);
 /* A reverse-direction record from dst showed the session was accepted. */
 void window_answer(Window *w, const WindowGeom *g, const guint8 dst[16]);
+/* dst is in the long window and has answered (exact mode; FALSE when estimating). */
+gboolean window_dest_answered(Window *w, const WindowGeom *g, const guint8 dst[16]);
 
 /* Counts of the windows ending at now_ms (or at the newest slice if that is later). */
 void window_counts(Window *w, const WindowGeom *g, gint64 now_ms, WindowCounts *out);

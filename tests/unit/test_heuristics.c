@@ -367,26 +367,35 @@ sampled_answers(Ctx *c, const guint8 host[16], guint16 sport, guint8 flags, guin
 
 /* Sampled, an answer is a sample of its session like the forward packets: a host whose
  * sampled records are all answers is tracked and counted (each answering server a
- * destination reached, answered, not failed), and a refusal (RST) is not an answer. */
+ * destination reached, answered, not failed), and a refusal (RST) is a sample of a failed
+ * attempt: counted failed, never answered. */
 static void
 test_reverse_sampled(void **state)
 {
 	(void)state;
 	Ctx *c = ctx_default();
-	guint8 host[16], sub[16];
+	guint8 host[16], sub[16], ref[16];
 	v4(host, 10, 5, 0, 2);
 	v4(sub, 10, 5, 0, 3);
-	/* refused: RST-ACK from 60 servers, sampled: nothing counted, no host */
-	sampled_answers(c, host, 25, 0x14, 1000, 60, T0);
-	AnalyzerStats st;
-	analyzer_get_stats(c->a, &st);
-	assert_int_equal(st.hosts_tracked, 0);
+	v4(ref, 10, 5, 0, 4);
+	/* refused: RST-ACK from 60 servers, sampled: 60 failed attempts, every one refused (no
+	 * SYN sampled), so each seen with p(2) = 0.19: smtp-blocked raised at the 12th, 63.2 +-
+	 * 16.4, decided 30.3 over 30 (at 11: 57.9 +- 15.7, 26.5) */
+	sampled_answers(c, ref, 25, 0x14, 1000, 60, T0);
+	assert_int_equal(c->ev->len, 1);
+	const AlertEvent *e = ev_at(c, 0);
+	assert_int_equal(e->reason, REASON_SMTP_BLOCKED);
+	assert_memory_equal(e->host, ref, 16);
+	assert_int_equal(e->attempts, 12);
+	assert_int_equal(e->failed, 12);
+	assert_int_equal(e->answered, 0);
+	assert_true(fabs(e->window[WINDOW_SHORT].estimate - 12 / (1 - pow(0.9, 2))) < 1.0);
 	/* answered (SYN-ACK) by 60 servers, one sampled packet each: sessions taken as 10
 	 * packets (p = 0.651); raised at the 41st, 63.0 +- 5.8, decided 51.4 over
 	 * smtp-fanout's 50 (at 40: 49.96) */
 	sampled_answers(c, host, 25, 0x12, 0, 60, T0 + 10000);
-	assert_int_equal(c->ev->len, 1);
-	const AlertEvent *e = ev_at(c, 0);
+	assert_int_equal(c->ev->len, 2);
+	e = ev_at(c, 1);
 	assert_int_equal(e->reason, REASON_SMTP_FANOUT);
 	assert_memory_equal(e->host, host, 16);
 	assert_int_equal(e->sampling, 10);
@@ -398,11 +407,63 @@ test_reverse_sampled(void **state)
 	/* answers on the submission port count for submission-fanout: raised at the 19th,
 	 * 29.2 +- 3.9, decided 21.3 over 20 (at 18: 19.96) */
 	sampled_answers(c, sub, 587, 0x18, 2000, 20, T0 + 20000);
-	assert_int_equal(c->ev->len, 2);
-	assert_int_equal(ev_at(c, 1)->reason, REASON_SUBMISSION_FANOUT);
-	assert_memory_equal(ev_at(c, 1)->host, sub, 16);
-	assert_int_equal(ev_at(c, 1)->window[WINDOW_SHORT].value, 19);
+	assert_int_equal(c->ev->len, 3);
+	assert_int_equal(ev_at(c, 2)->reason, REASON_SUBMISSION_FANOUT);
+	assert_memory_equal(ev_at(c, 2)->host, sub, 16);
+	assert_int_equal(ev_at(c, 2)->window[WINDOW_SHORT].value, 19);
 	/* unsampled answers still count nothing (test_reverse_direction) */
+	ctx_free(c);
+}
+
+/* n sampled forward SYNs (1 in 10) from host to external addresses first.., one every
+ * 100 ms from t */
+static void
+sampled_syns(Ctx *c, const guint8 host[16], guint32 first, guint n, gint64 t)
+{
+	for (guint i = 0; i < n; i++) {
+		guint8 d[16];
+		ext(d, first + i);
+		Flow f = mk(t + i * 100, host, d, 25, F_SYN);
+		f.sampling = 10;
+		analyzer_process(c->a, &f, 1);
+	}
+}
+
+/* Sampled, a SYN alone is a failed attempt only when nothing says otherwise: to a server
+ * that answered in the window it is the one packet sampled of a session (softflowd's
+ * every-Nth sampling keeps taking the same packet of a steady probe's sessions); and the
+ * failed attempts are seen with p(2) as far as the resets show them refused. */
+static void
+test_sampled_failed(void **state)
+{
+	(void)state;
+	Ctx *c = ctx_default();
+	guint8 probe[16], bot[16];
+	v4(probe, 10, 5, 1, 1);
+	v4(bot, 10, 5, 1, 2);
+	/* 20 servers answered, then a SYN alone to each of them and to 20 others */
+	sampled_answers(c, probe, 25, 0x12, 0, 20, T0);
+	sampled_syns(c, probe, 0, 20, T0 + 5000);
+	sampled_syns(c, probe, 100, 20, T0 + 10000);
+	AnalyzerHostInfo info;
+	assert_true(analyzer_host_info(c->a, probe, &info));
+	const WindowSpanCounts *n = &info.win[HEUR_WIN_SMTP_EXT].counts.span[WINDOW_SHORT];
+	assert_int_equal(n->distinct, 40);
+	assert_int_equal(n->attempts, 60);
+	assert_int_equal(n->failed, 20); /* the 20 to servers that never answered */
+	assert_int_equal(c->ev->len, 0);
+	/* 20 SYNs alone and the resets of 10 of them: half the failed attempts refused, each
+	 * item seen with 0.5 p(2) + 0.5 p(1) = 0.145, 20 seen stand for 137.9 */
+	sampled_syns(c, bot, 200, 20, T0);
+	sampled_answers(c, bot, 25, 0x14, 200, 10, T0 + 5000);
+	assert_true(analyzer_host_info(c->a, bot, &info));
+	n = &info.reason[REASON_SMTP_BLOCKED].counts.span[WINDOW_SHORT];
+	assert_int_equal(n->distinct, 20);
+	assert_int_equal(n->attempts, 30);
+	assert_int_equal(n->failed, 30);
+	double pf = 0.5 * (1 - pow(0.9, 2)) + 0.5 * 0.1;
+	assert_int_equal(info.reason[REASON_SMTP_BLOCKED].estimate[WINDOW_SHORT],
+			 (guint32)(20 / pf + 0.5));
 	ctx_free(c);
 }
 
@@ -841,6 +902,7 @@ main(void)
 		cmocka_unit_test(test_firewall_events),
 		cmocka_unit_test(test_reverse_direction),
 		cmocka_unit_test(test_reverse_sampled),
+		cmocka_unit_test(test_sampled_failed),
 		cmocka_unit_test(test_submission_fanout),
 		cmocka_unit_test(test_lateral_smtp),
 		cmocka_unit_test(test_auth_bruteforce),

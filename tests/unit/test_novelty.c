@@ -353,7 +353,7 @@ static void
 simulate(GRand *r, guint32 n, guint dests, guint contacts, guint packets, gboolean syn_only,
 	 double *mean, double *below_share)
 {
-	HeurSampling s = {n, 10, 2.0};
+	HeurSampling s = {.sampling = n, .packets = 10, .confidence = 2.0};
 	double sum = 0;
 	guint below = 0, trials = 1000;
 	for (guint t = 0; t < trials; t++) {
@@ -381,7 +381,7 @@ static void
 test_sampling_estimate(void **state)
 {
 	(void)state;
-	HeurSampling s = {100, 10, 2.0};
+	HeurSampling s = {.sampling = 100, .packets = 10, .confidence = 2.0};
 	WindowSpanCounts w;
 	double e, se, mean, below;
 	memset(&w, 0, sizeof w);
@@ -398,7 +398,7 @@ test_sampling_estimate(void **state)
 	heuristics_estimate(REASON_SMTP_FANOUT, &w, &s, &e, &se);
 	assert_true(fabs(e - 1 / (1 - pow(0.99, 10))) < 0.01);
 	/* unsampled: the count itself */
-	HeurSampling one = {1, 10, 2.0};
+	HeurSampling one = {.sampling = 1, .packets = 10, .confidence = 2.0};
 	w.distinct = 37;
 	heuristics_estimate(REASON_SMTP_FANOUT, &w, &one, &e, &se);
 	assert_true(e == 37 && se == 0);
