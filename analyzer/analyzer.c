@@ -471,6 +471,16 @@ process_one(Analyzer *a, const Flow *f)
 		}
 		return;
 	}
+	if (G_UNLIKELY(c.answer || c.refusal)) {
+		/* a server's packet is a sample of the host's attempt only if the host made
+		 * some: SYN-ACKs and resets that answer SYNs spoofed in its name (backscatter)
+		 * would otherwise make a bot of it */
+		Host *h0 = host_lookup(a, c.host);
+		if (h0 == NULL || host_win(h0, c.win) == NULL) {
+			a->st.answers_untracked++;
+			return;
+		}
+	}
 	a->st.flows_relevant++;
 	guint32 hi;
 	Host *h = host_get(a, c.host, &hi);

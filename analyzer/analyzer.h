@@ -166,6 +166,10 @@ typedef struct {
 	guint64 signs_inbound_smtp; /* inbound SMTP sessions delivered to an internal host */
 	guint64 signs_dns_external; /* DNS queries to external servers, no listed resolver */
 	guint64 signs_untracked;
+	/* sampled server packets (answers, resets) to an internal host with no sampled record
+	 * of its own in that kind's window: not counted, no host made (backscatter of SYNs
+	 * spoofed in its name) */
+	guint64 answers_untracked;
 	guint64 offenders_active;
 	guint64 events[ALERT_KIND_COUNT];
 	guint64 events_by_reason[REASON_COUNT]; /* raised events */
