@@ -719,11 +719,10 @@ analyzer_host_info(Analyzer *a, const guint8 addr[16], AnalyzerHostInfo *out)
 		reason_counts(a, h, r, a->now_ms, &o->counts);
 		thresholds(a, h, addr, r, o->threshold);
 		for (guint k = 0; k < WINDOW_SPANS; k++) {
-			double e, se;
 			o->value[k] = heuristics_metric(r, &o->counts.span[k]);
-			heuristics_estimate(r, &o->counts.span[k], &hs, &e, &se);
-			o->estimate[k] = (guint32)MIN(e + 0.5, (double)G_MAXUINT32);
-			o->estimate_se[k] = (guint32)MIN(se + 0.5, (double)G_MAXUINT32);
+			heuristics_estimate_basis(r, &o->counts.span[k], &hs, &o->basis[k]);
+			o->estimate[k] = (guint32)MIN(o->basis[k].estimate + 0.5, (double)G_MAXUINT32);
+			o->estimate_se[k] = (guint32)MIN(o->basis[k].se + 0.5, (double)G_MAXUINT32);
 		}
 		o->level = heuristics_level(r, &o->counts, o->threshold, &hs, NULL);
 		o->crossed = a->cfg.h[r].enabled &&

@@ -224,6 +224,7 @@ typedef struct {
 		guint32 value[WINDOW_SPANS];
 		guint32 threshold[WINDOW_SPANS];
 		guint32 estimate[WINDOW_SPANS], estimate_se[WINDOW_SPANS];
+		HeurEstimate basis[WINDOW_SPANS]; /* how each estimate was made */
 		double level;
 		gboolean crossed;
 	} reason[REASON_COUNT];

@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define TCP_FIN 0x01
 #define TCP_SYN 0x02
@@ -347,12 +348,22 @@ void
 heuristics_estimate(AlertReason r, const WindowSpanCounts *c, const HeurSampling *s,
 		    double *estimate, double *se)
 {
+	HeurEstimate b;
+	heuristics_estimate_basis(r, c, s, &b);
+	*estimate = b.estimate;
+	*se = b.se;
+}
+
+void
+heuristics_estimate_basis(AlertReason r, const WindowSpanCounts *c, const HeurSampling *s,
+			  HeurEstimate *out)
+{
 	double m = heuristics_metric(r, c);
-	if (!sampled(s) || m == 0) {
-		*estimate = m;
-		*se = 0;
+	memset(out, 0, sizeof *out);
+	out->seen = m;
+	out->estimate = m;
+	if (!sampled(s) || m == 0)
 		return;
-	}
 	guint32 n = s->sampling;
 	/* packets of a session: told by the sampled packets per item seen, shrunk towards the
 	 * configured packets with the weight of HEUR_SAMPLE_PRIOR_ITEMS items (a handful of
@@ -379,14 +390,19 @@ heuristics_estimate(AlertReason r, const WindowSpanCounts *c, const HeurSampling
 	if (r == REASON_SMTP_NOVELTY)
 		phi = 0; /* new destinations: blocked bots are smtp-blocked's */
 	double mf = m * phi, ms = m - mf;
-	*estimate = mf / pf + ms / ps;
+	out->estimate = mf / pf + ms / ps;
+	out->session_packets = ks;
+	out->p_session = ps;
+	out->failed_share = phi;
+	out->refused_share = rho;
+	out->p_failed = pf;
 	/* the variance of the items seen of each kind, and of the SYN-only share they were
 	 * told apart by (binomial over the attempts), by its slope in the estimate */
 	double var_phi = phi > 0 && phi < 1 && c->attempts > 0
 			     ? syn * (1 - syn) / c->attempts / ((1 - sess_syn) * (1 - sess_syn))
 			     : 0.0;
 	double slope = m * (1 / pf - 1 / ps);
-	*se = sqrt(mf * (1 - pf) / (pf * pf) + ms * (1 - ps) / (ps * ps) + slope * slope * var_phi);
+	out->se = sqrt(mf * (1 - pf) / (pf * pf) + ms * (1 - ps) / (ps * ps) + slope * slope * var_phi);
 }
 
 double

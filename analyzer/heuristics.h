@@ -183,6 +183,19 @@ typedef struct {
 /* Estimate of reason r's metric in window c (unsampled: the metric, se 0). */
 void heuristics_estimate(AlertReason r, const WindowSpanCounts *c, const HeurSampling *s,
 			 double *estimate, double *se);
+/* How that estimate is made, for the admin (spamflowctl host): of the `seen` items, seen x
+ * failed_share were taken as failed attempts, each standing for 1 / p_failed of them (a
+ * share refused_share of the failed attempts refused: p_failed = rho p(2) + (1 - rho)
+ * p(1)), and the rest as sessions of session_packets packets both ways, each standing for
+ * 1 / p_session; estimate = seen failed_share / p_failed + seen (1 - failed_share) /
+ * p_session. Unsampled (or nothing seen): estimate = seen, se 0, the rest 0. */
+typedef struct {
+	double seen, estimate, se;
+	double session_packets, p_session;
+	double failed_share, refused_share, p_failed;
+} HeurEstimate;
+void heuristics_estimate_basis(AlertReason r, const WindowSpanCounts *c, const HeurSampling *s,
+			       HeurEstimate *out);
 /* What thresholds are compared with: the metric, or under sampling the estimate less
  * confidence x se (never below 0). */
 double heuristics_decision_value(AlertReason r, const WindowSpanCounts *c, const HeurSampling *s);

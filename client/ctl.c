@@ -435,6 +435,34 @@ ago(JsonNode *j, const char *path, gint64 now)
 	return ctl_ago((gint64)ctl_json_num(j, path, 0), now);
 }
 
+/* How a sampled host's window estimate of reason x was made (the host reply's
+ * estimate_basis, HeurEstimate): "  estimate smtp-blocked, short: 9 seen = 9.0 failed
+ * attempts / p 0.145 (50% refused) + 0.0 sessions of 10.0 packets / p 0.651 -> 62+-17".
+ * Nothing for a window with nothing seen. */
+static void
+render_basis(GString *out, JsonNode *x, const char *span)
+{
+	g_autofree char *path = g_strconcat("estimate_basis.", span, NULL);
+	JsonNode *b = ctl_json_path(x, path);
+	double seen = ctl_json_num(b, "seen", 0);
+	if (b == NULL || seen <= 0)
+		return;
+	double phi = ctl_json_num(b, "failed_share", 0);
+	g_string_append_printf(out, "  estimate %s, %s: %.0f seen =", ctl_json_str(x, "reason", "?"),
+			       span, seen);
+	if (phi > 0)
+		g_string_append_printf(out, " %.1f failed attempts / p %.3f (%.0f%% refused)%s",
+				       seen * phi, ctl_json_num(b, "p_failed", 0),
+				       100 * ctl_json_num(b, "refused_share", 0), phi < 1 ? " +" : "");
+	if (phi < 1)
+		g_string_append_printf(out, " %.1f sessions of %.1f packets / p %.3f", seen * (1 - phi),
+				       ctl_json_num(b, "session_packets", 0),
+				       ctl_json_num(b, "p_session", 0));
+	g_autofree char *e = g_strconcat("estimate.", span, NULL);
+	g_autofree char *se = g_strconcat("estimate_se.", span, NULL);
+	g_string_append_printf(out, " -> %.0f+-%.0f\n", ctl_json_num(x, e, 0), ctl_json_num(x, se, 0));
+}
+
 /* "31/50", "31 (est. 61+-9)/50" when sampled, "80" for a context window (threshold 0) */
 static char *
 value_cell(double value, double threshold, gboolean sampled, double estimate, double se)
@@ -953,6 +981,9 @@ render_host(GString *out, JsonNode *r, guint width)
 		if (ctl_json_get(x, "note") != NULL)
 			g_string_append_printf(out, "  note: %s: %s\n", ctl_json_str(x, "reason", "?"),
 					       ctl_json_str(x, "note", ""));
+		static const char *const spans[] = {"short", "long"};
+		for (guint k = 0; k < G_N_ELEMENTS(spans); k++)
+			render_basis(out, x, spans[k]);
 	}
 
 	for (guint i = 0; i < ctl_json_len(wins); i++) {

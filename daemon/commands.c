@@ -40,6 +40,22 @@ json_time(GString *out, gint64 ms)
 		g_string_append_printf(out, "%" G_GINT64_FORMAT, ms);
 }
 
+/* how a sampled estimate was made (HeurEstimate), as a JSON object */
+static void
+json_basis(GString *out, const HeurEstimate *b)
+{
+	char k[G_ASCII_DTOSTR_BUF_SIZE], ps[G_ASCII_DTOSTR_BUF_SIZE], phi[G_ASCII_DTOSTR_BUF_SIZE],
+	    rho[G_ASCII_DTOSTR_BUF_SIZE], pf[G_ASCII_DTOSTR_BUF_SIZE];
+	g_string_append_printf(out,
+			       "{\"seen\":%.0f,\"session_packets\":%s,\"p_session\":%s,"
+			       "\"failed_share\":%s,\"refused_share\":%s,\"p_failed\":%s}",
+			       b->seen, g_ascii_formatd(k, sizeof k, "%.1f", b->session_packets),
+			       g_ascii_formatd(ps, sizeof ps, "%.4f", b->p_session),
+			       g_ascii_formatd(phi, sizeof phi, "%.3f", b->failed_share),
+			       g_ascii_formatd(rho, sizeof rho, "%.3f", b->refused_share),
+			       g_ascii_formatd(pf, sizeof pf, "%.4f", b->p_failed));
+}
+
 static void
 header(GString *out, const ControlRequest *req, const CommandsDeps *d)
 {
@@ -743,6 +759,13 @@ run_host(const ControlRequest *req, const CommandsDeps *d, GString *out, GError 
 				    hi.reason[r].estimate[WINDOW_LONG],
 				    hi.reason[r].estimate_se[WINDOW_SHORT],
 				    hi.reason[r].estimate_se[WINDOW_LONG]);
+			if (hi.sampling > 1) {
+				g_string_append(out, ",\"estimate_basis\":{\"short\":");
+				json_basis(out, &hi.reason[r].basis[WINDOW_SHORT]);
+				g_string_append(out, ",\"long\":");
+				json_basis(out, &hi.reason[r].basis[WINDOW_LONG]);
+				g_string_append_c(out, '}');
+			}
 			if (r == REASON_SMTP_NOVELTY)
 				g_string_append_printf(out, ",\"window_s\":%" G_GINT64_FORMAT,
 						       hi.novelty_window_ms / 1000);

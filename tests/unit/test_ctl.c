@@ -202,6 +202,39 @@ static const struct {
 	     "  TOP DESTINATION  ATTEMPTS  COUNTRY    ASN\n"
 	     "  198.51.100.1            5  DE       64496\n"
 	     "  2001:db8::9             2  -            -\n"},
+    /* a sampled host: how each estimate was made, failed attempts alone (short), failed
+     * attempts and sessions (long); nothing for a window with nothing seen */
+    {"host", 100,
+	     "{\"ok\":true,\"version\":1,\"command\":\"host\",\"now_ms\":1700000100000,"
+	     "\"host\":\"10.0.0.2\",\"internal\":true,\"mail_server\":false,"
+	     "\"last_seen_ms\":1700000090000,\"sampling\":10,\"exporters\":[\"192.0.2.1\"],"
+	     "\"reasons\":[{\"reason\":\"smtp-fanout\",\"enabled\":true,\"state\":\"idle\","
+	     "\"value\":{\"short\":9,\"long\":30},\"threshold\":{\"short\":50,\"long\":150},"
+	     "\"level\":0.56,\"estimate\":{\"short\":62,\"long\":120},"
+	     "\"estimate_se\":{\"short\":17,\"long\":20},\"estimate_basis\":{\"short\":{"
+	     "\"seen\":9,\"session_packets\":10.0,\"p_session\":0.6513,\"failed_share\":1.0,"
+	     "\"refused_share\":0.5,\"p_failed\":0.145},\"long\":{\"seen\":30,"
+	     "\"session_packets\":12.5,\"p_session\":0.7306,\"failed_share\":0.4,"
+	     "\"refused_share\":0.0,\"p_failed\":0.1}},\"offender\":null},"
+	     "{\"reason\":\"submission-fanout\",\"enabled\":true,\"state\":\"idle\","
+	     "\"value\":{\"short\":0,\"long\":0},\"threshold\":{\"short\":20,\"long\":50},"
+	     "\"level\":0,\"estimate\":{\"short\":0,\"long\":0},"
+	     "\"estimate_se\":{\"short\":0,\"long\":0},\"estimate_basis\":{\"short\":{"
+	     "\"seen\":0,\"session_packets\":0.0,\"p_session\":0.0,\"failed_share\":0.0,"
+	     "\"refused_share\":0.0,\"p_failed\":0.0},\"long\":{\"seen\":0,"
+	     "\"session_packets\":0.0,\"p_session\":0.0,\"failed_share\":0.0,"
+	     "\"refused_share\":0.0,\"p_failed\":0.0}},\"offender\":null}],\"windows\":[]}",
+	     "host 10.0.0.2: internal, last seen 10s ago, sampling 1:10\n"
+	     "exporters: 192.0.2.1\n"
+	     "\n"
+	     "reasons\n"
+	     "  REASON             STATE               SHORT                   LONG  LEVEL  SEVERITY  RAISED\n"
+	     "  smtp-fanout        idle   9 (est. 62+-17)/50  30 (est. 120+-20)/150   0.56  -         -\n"
+	     "  submission-fanout  idle     0 (est. 0+-0)/20       0 (est. 0+-0)/50   0.00  -         -\n"
+	     "  estimate smtp-fanout, short: 9 seen = 9.0 failed attempts / p 0.145 (50% refused) -> "
+	     "62+-17\n"
+	     "  estimate smtp-fanout, long: 30 seen = 12.0 failed attempts / p 0.100 (0% refused) + 18.0 "
+	     "sessions of 12.5 packets / p 0.731 -> 120+-20\n"},
     {"reload", 0,
 	     "{\"ok\":true,\"version\":1,\"command\":\"reload\",\"file\":\"/etc/x.conf\","
 	     "\"applied\":[\"smtp-fanout.short\",\"analyzer.history\"],\"restart_needed\":[\"collector.max_exporters\"]}",

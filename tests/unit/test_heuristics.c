@@ -497,6 +497,15 @@ test_sampled_failed(void **state)
 	double pf = 0.5 * (1 - pow(0.9, 2)) + 0.5 * 0.1;
 	assert_int_equal(info.reason[REASON_SMTP_BLOCKED].estimate[WINDOW_SHORT],
 			 (guint32)(20 / pf + 0.5));
+	/* and how it was made, as spamflowctl host shows it */
+	const HeurEstimate *b = &info.reason[REASON_SMTP_BLOCKED].basis[WINDOW_SHORT];
+	assert_true(b->seen == 20);
+	assert_true(b->failed_share == 1.0);
+	assert_true(fabs(b->refused_share - 0.5) < 1e-9);
+	assert_true(fabs(b->p_failed - pf) < 1e-9);
+	assert_true(b->session_packets == 10);
+	assert_true(fabs(b->p_session - (1 - pow(0.9, 10))) < 1e-9);
+	assert_true(fabs(b->estimate - 20 / pf) < 1e-9);
 	ctx_free(c);
 }
 

@@ -1,0 +1,139 @@
+#!/usr/bin/python3
+"""How a sampled host's estimates are made, as an admin reads them (issue 14): the live daemon
+is sent the scenario exported by softflowd at 1 in 10 (scenario-ipfix-s10.pcap), and
+`spamflowctl host` must say, per reason and window, how many items were seen, how many were
+taken as failed attempts (and what share of them refused: the servers' resets) and how many
+as sessions, with the probability each was seen; those figures must make the estimate shown,
+and the estimate must be near the truth the generator wrote (scenario.truth.json).
+
+Sent all at once, every record lands in the same minute: the windows hold the whole capture.
+
+usage: host_sampled.py SPAMFLOWD SPAMFLOWCTL CAPTURE CONF TRUTH
+"""
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+
+from control import Daemon, datagrams, send_all
+
+SWEEP = "10.0.5.99"     # lateral-sweep: 80 internal targets, SYNs alone, 70 % reset
+FAST = "192.168.10.66"  # fast-bot: hundreds of MXs, delivered sessions
+failures = []
+
+
+def check(cond, what):
+    print(("ok    " if cond else "FAIL  ") + what)
+    if not cond:
+        failures.append(what)
+
+
+def reason(j, name):
+    return next(r for r in j["reasons"] if r["reason"] == name)
+
+
+def p(n, k):
+    return 1 - (1 - 1 / n) ** k
+
+
+def truth_distinct(truth, name, kind, reason_name):
+    h = next(h for h in truth["hosts"] if h["name"] == name)
+    w = h["windows"][h["addresses"][0]][kind]
+    return w["distinct"], w["peak"][reason_name]
+
+
+def main():
+    spamflowd, ctl, capture, conf, truth_path = sys.argv[1:6]
+    truth = json.load(open(truth_path))
+    tmp = tempfile.mkdtemp(prefix="spamflow-hostsampled-")
+    os.chmod(tmp, 0o755)
+    d = Daemon(spamflowd, ctl, tmp, extra_conf=open(conf).read())
+    try:
+        send_all(d.port, datagrams(capture))
+        time.sleep(1.0)
+
+        # the sweep: failed attempts only, a share of them refused
+        rc, j = d.jq("host", SWEEP)
+        check(rc == 0 and j["sampling"] == 10, "the sweep is a sampled host, 1:10")
+        r = reason(j, "lateral-smtp")
+        b = r["estimate_basis"]["short"]
+        print("lateral-smtp short:", json.dumps(b), "estimate", r["estimate"]["short"],
+              "+-", r["estimate_se"]["short"])
+        check(b["seen"] == r["value"]["short"] and b["seen"] >= 5,
+              "the basis' items seen are the window's value (%s)" % b["seen"])
+        check(b["failed_share"] == 1.0, "every item seen of the sweep is a failed attempt")
+        # (70 % of its targets reset, but the silent ones' SYNs are sent 3 times: resets /
+        # SYNs is under 0.7, and a sample of a dozen records is noisy)
+        check(0 < b["refused_share"] < 1.0,
+              "the sweep's resets show some of its attempts refused (refused_share %s)"
+              % b["refused_share"])
+        rho = b["refused_share"]
+        check(abs(b["p_failed"] - (rho * p(10, 2) + (1 - rho) * p(10, 1))) < 1e-3,
+              "p_failed = rho p(2) + (1 - rho) p(1) at 1:10 (%s)" % b["p_failed"])
+        est = b["seen"] / b["p_failed"]
+        check(abs(r["estimate"]["short"] - est) <= 1,
+              "the estimate is seen / p_failed (%d vs %.1f)" % (r["estimate"]["short"], est))
+        true_n, _ = truth_distinct(truth, "lateral-sweep", "smtp_int", "lateral-smtp")
+        se = r["estimate_se"]["short"]
+        check(abs(r["estimate"]["short"] - true_n) <= 2.5 * se,
+              "the estimate %d +- %d is within 2.5 se of the sweep's %d targets"
+              % (r["estimate"]["short"], se, true_n))
+
+        # the fast bot: sessions, most of them
+        rc, j = d.jq("host", FAST)
+        r = reason(j, "smtp-fanout")
+        b = r["estimate_basis"]["long"]
+        print("smtp-fanout long:", json.dumps(b), "estimate", r["estimate"]["long"],
+              "+-", r["estimate_se"]["long"])
+        check(b["session_packets"] >= 10, "sessions are taken as 10 packets or more (%s)"
+              % b["session_packets"])
+        check(abs(b["p_session"] - p(10, b["session_packets"])) < 2e-3,
+              "p_session = p(k) at 1:10 (%s, k %s)" % (b["p_session"], b["session_packets"]))
+        phi = b["failed_share"]
+        check(phi < 0.5, "most of the fast bot's items are sessions (failed_share %s)" % phi)
+        pf = b["p_failed"] if phi > 0 else 1
+        est = b["seen"] * phi / pf + b["seen"] * (1 - phi) / b["p_session"]
+        check(abs(r["estimate"]["long"] - est) <= 1,
+              "the estimate is seen phi / p_failed + seen (1 - phi) / p_session (%d vs %.1f)"
+              % (r["estimate"]["long"], est))
+        true_n, _ = truth_distinct(truth, "fast-bot", "smtp_ext", "smtp-fanout")
+        se = r["estimate_se"]["long"]
+        check(abs(r["estimate"]["long"] - true_n) <= max(2.5 * se, 0.15 * true_n),
+              "the estimate %d +- %d is near the fast bot's %d MXs"
+              % (r["estimate"]["long"], se, true_n))
+
+        # the text: one line per window, with the same figures
+        rc, out, err = d.run("host", SWEEP)
+        print(out)
+        m = re.search(r"estimate lateral-smtp, short: (\d+) seen = ([\d.]+) failed attempts / "
+                      r"p ([\d.]+) \((\d+)% refused\) -> (\d+)\+-(\d+)", out)
+        check(m is not None, "spamflowctl host explains the sweep's short estimate")
+        if m:
+            jr = reason(d.jq("host", SWEEP)[1], "lateral-smtp")
+            jb = jr["estimate_basis"]["short"]
+            check(int(m.group(1)) == jb["seen"] and float(m.group(2)) == jb["seen"]
+                  and abs(float(m.group(3)) - jb["p_failed"]) < 1e-3
+                  and int(m.group(4)) == round(100 * jb["refused_share"])
+                  and int(m.group(5)) == jr["estimate"]["short"]
+                  and int(m.group(6)) == jr["estimate_se"]["short"],
+                  "the line's figures are the JSON's")
+        rc, out, err = d.run("host", FAST)
+        check(re.search(r"estimate smtp-fanout, long: \d+ seen = .*sessions of [\d.]+ packets "
+                        r"/ p [\d.]+ -> \d+\+-\d+", out) is not None,
+              "spamflowctl host explains the fast bot's long estimate")
+        check(d.alive(), "the daemon is still running")
+    finally:
+        d.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    if failures:
+        print("%d check(s) failed" % len(failures))
+        sys.exit(1)
+    print("all checks passed")
+
+
+if __name__ == "__main__":
+    main()
