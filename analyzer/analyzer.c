@@ -125,7 +125,8 @@ slice_of(const Analyzer *a, gint64 t_ms)
 }
 
 /* One sampled attempt of `packets` packets of kind k at now (and, for smtp-novelty, in its
- * bucket). A time before the newest slice counts in it. */
+ * bucket). A time before the newest slice counts in it. A failed one (hc) counts as a SYN
+ * or, made of the server's reset, as a refusal (Sampled.syns, .resets). */
 static void
 samp_add(Analyzer *a, Host *h, HeurWin k, guint32 packets, const HeurClass *hc, gint64 now)
 {

@@ -148,10 +148,14 @@ heuristics_metric(AlertReason r, const WindowSpanCounts *c)
  *     rho the share refused (`refused`, from the host's sampled failed records: a refused
  *     attempt leaves a reset for each SYN, a dropped one none, so rho = resets / SYNs),
  *     p_f = rho p(2) + (1 - rho) p(1). A sampled record shows only a SYN also when a
- *     session's SYN alone was sampled,
- *     which happens to about 1/k of the sessions seen (more for short ones), so failed
- *     attempts are told only when at least HEUR_SAMPLE_MIN_SYN_SHARE of the records show a
- *     SYN alone (a blocked bot: all of them), and then only the share beyond the sessions';
+ *     session's SYN alone was sampled, which happens to about 1/k of the sessions seen
+ *     (more for short ones), so failed attempts are told only when at least
+ *     HEUR_SAMPLE_MIN_SYN_SHARE of the records show a SYN alone (a blocked bot: all of
+ *     them), and then only the share beyond the sessions'. A SYN alone to a server that
+ *     answered the host within the long window is not counted failed at all (analyzer.c:
+ *     an exporter taking every Nth packet of a sparse stream keeps taking the same packet
+ *     of a steady probe's sessions). A server's packets count only for a host with sampled
+ *     records of its own in that window: backscatter to a spoofed address makes no host;
  *   - sessions, k told by the sample: an item seen has k / (N p(k)) sampled packets on
  *     average (the method of moments), so a destination contacted again and again (a
  *     monitoring probe) shows a large k and counts about once. The mean is shrunk towards
@@ -184,11 +188,11 @@ typedef struct {
 void heuristics_estimate(AlertReason r, const WindowSpanCounts *c, const HeurSampling *s,
 			 double *estimate, double *se);
 /* How that estimate is made, for the admin (spamflowctl host): of the `seen` items, seen x
- * failed_share were taken as failed attempts, each standing for 1 / p_failed of them (a
- * share refused_share of the failed attempts refused: p_failed = rho p(2) + (1 - rho)
- * p(1)), and the rest as sessions of session_packets packets both ways, each standing for
- * 1 / p_session; estimate = seen failed_share / p_failed + seen (1 - failed_share) /
- * p_session. Unsampled (or nothing seen): estimate = seen, se 0, the rest 0. */
+ * failed_share were taken as failed attempts, each standing for 1 / p_failed of them
+ * (p_failed = refused_share p(2) + (1 - refused_share) p(1)), and the rest as sessions of
+ * session_packets packets both ways, each standing for 1 / p_session: estimate = seen
+ * failed_share / p_failed + seen (1 - failed_share) / p_session. Unsampled (or nothing
+ * seen): estimate = seen, se 0, the rest 0. */
 typedef struct {
 	double seen, estimate, se;
 	double session_packets, p_session;
