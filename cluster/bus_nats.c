@@ -1787,6 +1787,17 @@ kv_entry_bytes(kvEntry *e)
 	return strlen(kvEntry_Key(e)) + (guint64)MAX(kvEntry_ValueLen(e), 0);
 }
 
+/* A watcher's error that libnats mends by itself: its ordered consumer, told of missed
+ * heartbeats (a reconnect, a server's loss) or a gap, is made again from the last sequence
+ * it delivered, in a thread of libnats' own. The watcher is kept: destroying it then races
+ * with that thread (libnats 3.4 deletes the old consumer by a name the re-creation frees:
+ * a use after free ASan caught in cluster-outage). */
+static gboolean
+watch_recovers(natsStatus s)
+{
+	return s == NATS_MISSED_HEARTBEAT || s == NATS_MISMATCH || s == NATS_SLOW_CONSUMER;
+}
+
 GArray *
 bus_kv_list(Bus *bus, const char *bucket, GError **error)
 {
@@ -1817,6 +1828,10 @@ bus_kv_list(Bus *bus, const char *bucket, GError **error)
 		kvEntry *e = NULL;
 		gint64 left = (until - g_get_monotonic_time()) / G_TIME_SPAN_MILLISECOND;
 		s = left > 0 ? kvWatcher_Next(&e, w, left) : NATS_TIMEOUT;
+		if (watch_recovers(s)) {
+			g_usleep(50 * 1000); /* until the deadline, not as fast as it fails */
+			continue;
+		}
 		if (s != NATS_OK) {
 			fail_nats(error, BUS_ERROR_IO, s, 0, "listing bucket %s", bucket);
 			g_array_unref(out);
@@ -1929,8 +1944,20 @@ mirror_main(gpointer data)
 			g_mutex_lock(&m->lock);
 			if (s == NATS_TIMEOUT)
 				continue;
-			if (s != NATS_OK)
-				break; /* made again */
+			if (watch_recovers(s)) {
+				/* kept (not looked at again as fast as it fails) */
+				gint64 until = g_get_monotonic_time() + 250 * G_TIME_SPAN_MILLISECOND;
+				while (!m->stop && !m->remake &&
+				       g_cond_wait_until(&m->cond, &m->lock, until))
+					;
+				continue;
+			}
+			if (s != NATS_OK) {
+				if (!m->stop)
+					g_message("cluster bus: the watch of %s is made again after: %s",
+						  m->bucket, natsStatus_GetText(s));
+				break;
+			}
 			if (e == NULL) {
 				m->ready = TRUE;
 			} else {
