@@ -85,11 +85,22 @@ struct Bus {
 	gboolean sent_async;	/* libnats' async-publish state exists (see bus_free) */
 	GPtrArray *subs;	/* BusSub* not yet unsubscribed */
 	GPtrArray *failed_subs; /* BusSub* of failed js_Subscribe calls (see sub_failed) */
+	GArray *kept_watches;	/* KeptWatch: KV watches destroyed after the connection's close */
 	BusStats st;
 	gint64 warn_us; /* rate limit of publish-failure warnings */
 };
 
 static void bus_sub_free(BusSub *bs);
+
+/* A KV watch a stopping mirror leaves to bus_free(): destroyed once the connection is
+ * closed, when unsubscribing its ordered consumer no longer asks the server to delete it.
+ * libnats 3.4 deletes it by a name that its own re-creation of the consumer (after missed
+ * heartbeats: an outage of the servers) may free meanwhile: a use after free ASan caught in
+ * cluster-outage, at the node's stop. */
+typedef struct {
+	kvWatcher *w;
+	kvStore *kv;
+} KeptWatch;
 
 /* ---- small helpers ---- */
 
@@ -730,6 +741,7 @@ bus_new(const BusConfig *cfg, GError **error)
 	bus->inflight = g_hash_table_new(g_direct_hash, g_direct_equal);
 	bus->subs = g_ptr_array_new();
 	bus->failed_subs = g_ptr_array_new();
+	bus->kept_watches = g_array_new(FALSE, FALSE, sizeof(KeptWatch));
 	bus->st.buffered_max = cfg->publish_buffer;
 
 	if (!make_options(bus, &bus->opts, FALSE, error)) {
@@ -816,8 +828,15 @@ bus_free(Bus *bus)
 		if (!closed)
 			g_warning("cluster bus: the NATS connection's close was not confirmed "
 				  "within 5 s");
-		natsConnection_Destroy(bus->nc);
 	}
+	for (guint i = 0; i < bus->kept_watches->len; i++) {
+		KeptWatch *k = &g_array_index(bus->kept_watches, KeptWatch, i);
+		kvWatcher_Destroy(k->w);
+		kvStore_Destroy(k->kv);
+	}
+	g_array_free(bus->kept_watches, TRUE);
+	if (bus->nc != NULL)
+		natsConnection_Destroy(bus->nc);
 	natsOptions_Destroy(bus->opts);
 
 	PubItem *it;
@@ -1991,9 +2010,17 @@ mirror_main(gpointer data)
 				break;
 			}
 		}
+		gboolean stopping = m->stop;
 		g_mutex_unlock(&m->lock);
-		kvWatcher_Destroy(w);
-		kvStore_Destroy(kv);
+		if (stopping) {
+			KeptWatch k = {w, kv}; /* see KeptWatch */
+			g_mutex_lock(&m->bus->lock);
+			g_array_append_val(m->bus->kept_watches, k);
+			g_mutex_unlock(&m->bus->lock);
+		} else {
+			kvWatcher_Destroy(w);
+			kvStore_Destroy(kv);
+		}
 		g_mutex_lock(&m->lock);
 		/* a watch that failed (a connection lost) is made again after a pause, not in a
 		 * loop as fast as it fails */
