@@ -14,6 +14,7 @@ skip: a bus we cannot run in a test is a bus we cannot trust.
 """
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -42,6 +43,38 @@ def find_nats_server():
 
 def free_tcp_port():
     return free_port(socket.SOCK_STREAM)
+
+
+def server_port(taken):
+    """A loopback TCP port for a server, free now and outside the kernel's ephemeral range
+    (net.ipv4.ip_local_port_range), not in taken. A server stopped and started again on its
+    ports (cluster-outage: every server down for 30 s) needs them free again; the kernel
+    hands out ephemeral ports (a bind to port 0, every outgoing connection) only from that
+    range, so no other socket can take one meanwhile unless it asks for that very port.
+    free_tcp_port()'s ports are in the range ("address already in use" was seen with them
+    when two runs shared the machine)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        lo = 32768
+    rng = random.SystemRandom()
+    for _ in range(1000 if lo > 12000 else 0):
+        p = rng.randrange(10000, lo)
+        if p in taken:
+            continue
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        return p
+    while True:  # an ephemeral range reaching down low: what the kernel hands out
+        p = free_tcp_port()
+        if p not in taken:
+            return p
 
 
 class NatsServer:
@@ -92,11 +125,9 @@ class NatsCluster:
 
         def port():
             # distinct within the cluster: free_port() hands out what is free right now
-            while True:
-                p = free_tcp_port()
-                if p not in ports:
-                    ports.add(p)
-                    return p
+            p = server_port(ports)
+            ports.add(p)
+            return p
 
         for i in range(n):
             name = "n%d" % (i + 1)
