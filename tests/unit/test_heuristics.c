@@ -365,16 +365,20 @@ sampled_answers(Ctx *c, const guint8 host[16], guint16 sport, guint8 flags, guin
 	}
 }
 
-/* one sampled record of host's own: data (PSH-ACK) to external address i on port */
+/* n sampled records of host's own (1 in 10, one packet each) with flags to port of
+ * external addresses first.., one every 100 ms from t */
 static void
-sampled_own(Ctx *c, const guint8 host[16], guint16 port, guint32 i, gint64 t)
+sampled_forward(Ctx *c, const guint8 host[16], guint16 port, guint8 flags, guint32 first,
+		guint n, gint64 t)
 {
-	guint8 d[16];
-	ext(d, i);
-	Flow f = mk(t, host, d, port, 0x18);
-	f.sampling = 10;
-	f.packets = 1;
-	analyzer_process(c->a, &f, 1);
+	for (guint i = 0; i < n; i++) {
+		guint8 d[16];
+		ext(d, first + i);
+		Flow f = mk(t + i * 100, host, d, port, flags);
+		f.sampling = 10;
+		f.packets = 1;
+		analyzer_process(c->a, &f, 1);
+	}
 }
 
 /* Sampled, an answer is a sample of its session like the forward packets: a host with one
@@ -404,11 +408,7 @@ test_reverse_sampled(void **state)
 	 * 60 failed attempts, every one refused (a reset for each SYN), so each seen with
 	 * p(2) = 0.19: smtp-blocked raised at the 12th, 63.2 +- 16.4, decided 30.3 over 30
 	 * (at 11: 57.9 +- 15.7, 26.5) */
-	guint8 d0[16];
-	ext(d0, 1000);
-	Flow syn = mk(T0, ref, d0, 25, F_SYN);
-	syn.sampling = 10;
-	analyzer_process(c->a, &syn, 1);
+	sampled_forward(c, ref, 25, F_SYN, 1000, 1, T0);
 	sampled_answers(c, ref, 25, 0x14, 1000, 60, T0 + 100);
 	assert_int_equal(c->ev->len, 1);
 	const AlertEvent *e = ev_at(c, 0);
@@ -422,7 +422,7 @@ test_reverse_sampled(void **state)
 	/* answered (SYN-ACK) by 60 servers, one sampled packet each, after a data packet to
 	 * the first: sessions taken as 10 packets (p = 0.651); raised at the 41st, 63.0 +- 5.8,
 	 * decided 51.4 over smtp-fanout's 50 (at 40: 49.96) */
-	sampled_own(c, host, 25, 0, T0 + 9000);
+	sampled_forward(c, host, 25, 0x18, 0, 1, T0 + 9000);
 	sampled_answers(c, host, 25, 0x12, 0, 60, T0 + 10000);
 	assert_int_equal(c->ev->len, 2);
 	e = ev_at(c, 1);
@@ -436,7 +436,7 @@ test_reverse_sampled(void **state)
 	assert_true(fabs(e->window[WINDOW_SHORT].estimate - 41 / (1 - pow(0.9, 10))) < 1.0);
 	/* answers on the submission port count for submission-fanout: raised at the 19th,
 	 * 29.2 +- 3.9, decided 21.3 over 20 (at 18: 19.96) */
-	sampled_own(c, sub, 587, 2000, T0 + 19000);
+	sampled_forward(c, sub, 587, 0x18, 2000, 1, T0 + 19000);
 	sampled_answers(c, sub, 587, 0x18, 2000, 20, T0 + 20000);
 	assert_int_equal(c->ev->len, 3);
 	assert_int_equal(ev_at(c, 2)->reason, REASON_SUBMISSION_FANOUT);
@@ -444,20 +444,6 @@ test_reverse_sampled(void **state)
 	assert_int_equal(ev_at(c, 2)->window[WINDOW_SHORT].value, 19);
 	/* unsampled answers still count nothing (test_reverse_direction) */
 	ctx_free(c);
-}
-
-/* n sampled forward SYNs (1 in 10) from host to external addresses first.., one every
- * 100 ms from t */
-static void
-sampled_syns(Ctx *c, const guint8 host[16], guint32 first, guint n, gint64 t)
-{
-	for (guint i = 0; i < n; i++) {
-		guint8 d[16];
-		ext(d, first + i);
-		Flow f = mk(t + i * 100, host, d, 25, F_SYN);
-		f.sampling = 10;
-		analyzer_process(c->a, &f, 1);
-	}
 }
 
 /* Sampled, a SYN alone is a failed attempt only when nothing says otherwise: to a server
@@ -474,10 +460,10 @@ test_sampled_failed(void **state)
 	v4(bot, 10, 5, 1, 2);
 	/* 20 servers answered (after a data packet to the first), then a SYN alone to each of
 	 * them and to 20 others */
-	sampled_own(c, probe, 25, 0, T0 - 1000);
+	sampled_forward(c, probe, 25, 0x18, 0, 1, T0 - 1000);
 	sampled_answers(c, probe, 25, 0x12, 0, 20, T0);
-	sampled_syns(c, probe, 0, 20, T0 + 5000);
-	sampled_syns(c, probe, 100, 20, T0 + 10000);
+	sampled_forward(c, probe, 25, F_SYN, 0, 20, T0 + 5000);
+	sampled_forward(c, probe, 25, F_SYN, 100, 20, T0 + 10000);
 	AnalyzerHostInfo info;
 	assert_true(analyzer_host_info(c->a, probe, &info));
 	const WindowSpanCounts *n = &info.win[HEUR_WIN_SMTP_EXT].counts.span[WINDOW_SHORT];
@@ -487,7 +473,7 @@ test_sampled_failed(void **state)
 	assert_int_equal(c->ev->len, 0);
 	/* 20 SYNs alone and the resets of 10 of them: half the failed attempts refused, each
 	 * item seen with 0.5 p(2) + 0.5 p(1) = 0.145, 20 seen stand for 137.9 */
-	sampled_syns(c, bot, 200, 20, T0);
+	sampled_forward(c, bot, 25, F_SYN, 200, 20, T0);
 	sampled_answers(c, bot, 25, 0x14, 200, 10, T0 + 5000);
 	assert_true(analyzer_host_info(c->a, bot, &info));
 	n = &info.reason[REASON_SMTP_BLOCKED].counts.span[WINDOW_SHORT];
