@@ -58,7 +58,7 @@ def main():
             elif what == "start-all":
                 time.sleep(2)  # the bus stays away a while longer while bus_check waits
                 c.start()
-                leader = c.wait_ready()
+                leader = c.wait_ready(c.FULL_RESTART_TIMEOUT)
                 print("   all servers started (meta leader %s)" % leader, flush=True)
             else:
                 c.fail("bus_check asked for an unknown action: " + what)

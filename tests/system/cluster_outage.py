@@ -108,7 +108,7 @@ def main():
             time.sleep(outage)
             during = (ctl(spamflowctl, f"{tmp}/c1.sock", "stats").get("cluster") or {})
             nats.start()
-            nats.wait_ready()
+            nats.wait_ready(nats.FULL_RESTART_TIMEOUT)
             print("the nats-servers are back", flush=True)
             time.sleep(2)
             stop.set()

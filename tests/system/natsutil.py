@@ -262,10 +262,18 @@ cluster {
             return s.name if j.get("config") else None
         return (j.get("meta_cluster") or {}).get("leader") or None
 
+    # After every server of the cluster stopped, nats-server 2.9.10 sometimes needs more
+    # than 30 s to elect its JetStream meta leader again (seen twice in 2026-12 runs: still
+    # "JetStream cluster no metadata leader" 24 s after the start); the tests that stop
+    # them all wait this long instead.
+    FULL_RESTART_TIMEOUT = 75
+
     def wait_ready(self, timeout=30):
         """Wait until every running server answers, has its routes to the other running ones
-        and sees the same JetStream meta leader. Fails (exit 1) after timeout, with the logs."""
-        deadline = time.monotonic() + timeout
+        and sees the same JetStream meta leader. Fails (exit 1) after timeout, with the logs.
+        A wait longer than 10 s is printed, so a slow election shows in the test's log."""
+        t0 = time.monotonic()
+        deadline = t0 + timeout
         up = [s for s in self.servers if s.running()]
         while time.monotonic() < deadline:
             for s in up:
@@ -280,6 +288,9 @@ cluster {
                     break
                 leaders.add(self.meta_leader(s))
             if ok and len(leaders) == 1 and None not in leaders:
+                took = time.monotonic() - t0
+                if took > 10:
+                    print("   the NATS cluster took %.1f s to become ready" % took, flush=True)
                 return leaders.pop()
             time.sleep(0.1)
         self.fail("the NATS cluster did not become ready within %d s" % timeout)
