@@ -183,7 +183,7 @@ function facts(h) {
   const add = (text, cls) => ul.append(SF.el('li', { class: cls || null }, text));
   add(h.internal ? 'internal' : 'external');
   if (h.mail_server) add('listed mail server');
-  if (h.sampling > 1) add(`sampled 1 in ${h.sampling}: values are estimates`);
+  if (h.sampling > 1) add(`sampled 1 in ${h.sampling}: values are estimates (how each is made: under the table)`);
   if (h.last_seen_ms) add(`last seen ${SF.ago(h.last_seen_ms, h.now_ms)}`);
   if (h.exporters && h.exporters.length) add(`seen by ${h.exporters.join(', ')}`);
   if (h.group) add(`group ${h.group.name} (${h.group.prefix})`);
@@ -208,6 +208,40 @@ function reasonsTable(h) {
       SF.el('td', {}, o ? SF.el('span', { class: `sev sev-${o.severity}` }, o.severity) : r.state || ''),
       SF.el('td', {}, o ? SF.time(o.raised_ms) : '-')));
   }
+}
+
+/* How each of a sampled host's estimates was made, one line per reason and window with
+ * something seen (the reply's estimate_basis; the same figures as spamflowctl host's
+ * "estimate" lines): the items seen, those taken as failed attempts over the chance one was
+ * sampled (and the share of them the servers refused), those taken as sessions of k
+ * packets over theirs, and the estimate with its standard error. */
+function basisList(h) {
+  const box = document.getElementById('basis');
+  const ul = box.querySelector('ul');
+  SF.clear(ul);
+  for (const r of h.reasons || []) {
+    if (!r.estimate_basis || (!r.enabled && !r.offender)) continue;
+    for (const span of ['short', 'long']) {
+      const b = r.estimate_basis[span];
+      if (!b || !(b.seen > 0)) continue;
+      const phi = b.failed_share || 0;
+      const parts = [];
+      if (phi > 0) {
+        parts.push(`${(b.seen * phi).toFixed(1)} failed attempts / p ${b.p_failed.toFixed(3)} ` +
+          `(${Math.round(100 * (b.refused_share || 0))}% refused)`);
+      }
+      if (phi < 1) {
+        parts.push(`${(b.seen * (1 - phi)).toFixed(1)} sessions of ${b.session_packets.toFixed(1)} ` +
+          `packets / p ${b.p_session.toFixed(3)}`);
+      }
+      const est = Math.round((r.estimate || {})[span] || 0);
+      const se = Math.round((r.estimate_se || {})[span] || 0);
+      ul.append(SF.el('li', { 'data-reason': r.reason, 'data-span': span },
+        SF.el('span', { class: `reason ${SF.reasonClass(r.reason)}` }, r.reason),
+        ` ${span}: ${b.seen} seen = ${parts.join(' + ')} \u2192 ${est}\u00b1${se}`));
+    }
+  }
+  box.hidden = !ul.firstChild;
 }
 
 /* the evidence file of the host's last alert (raised and updated alerts have one), from
@@ -298,6 +332,7 @@ async function load() {
     facts(h);
     drawChart(h.timeline || null);
     reasonsTable(h);
+    basisList(h);
     evidence(ev);
     timelineTable(h.timeline);
     topTables(h);

@@ -6,20 +6,28 @@ taken as failed attempts (and what share of them refused: the servers' resets) a
 as sessions, with the probability each was seen; those figures must make the estimate shown,
 and the estimate must be near the truth the generator wrote (scenario.truth.json).
 
+The web page must say the same: the host pages of the sweep (reached from the offenders
+table) and the fast bot, opened in Debian's chromium (tests/web/browse.mjs, as web-browser
+does), must carry one estimate line per reason and window with something seen, with the
+JSON's figures, and the fact that the host is sampled.
+
 Sent all at once, every record lands in the same minute: the windows hold the whole capture.
 
-usage: host_sampled.py SPAMFLOWD SPAMFLOWCTL CAPTURE CONF TRUTH
+usage: host_sampled.py SPAMFLOWD SPAMFLOWCTL CAPTURE CONF TRUTH WEB_TEST_DIR
 """
 import json
 import math
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 
 from control import Daemon, datagrams, send_all
+from netutil import free_port
+from web_browser import need_tools
 
 SWEEP = "10.0.5.99"     # lateral-sweep: 80 internal targets, SYNs alone, 70 % reset
 FAST = "192.168.10.66"  # fast-bot: hundreds of MXs, delivered sessions
@@ -46,12 +54,66 @@ def truth_distinct(truth, name, kind, reason_name):
     return w["distinct"], w["peak"][reason_name]
 
 
+def js_round(x):
+    """Math.round()"""
+    return math.floor(x + 0.5)
+
+
+WEB_LINE = re.compile(r"^(\S+) (short|long): (\d+) seen = (.*) \u2192 (\d+)\u00b1(\d+)$")
+WEB_FAILED = re.compile(r"^([\d.]+) failed attempts / p ([\d.]+) \((\d+)% refused\)$")
+WEB_SESSIONS = re.compile(r"^([\d.]+) sessions of ([\d.]+) packets / p ([\d.]+)$")
+
+
+def check_web_lines(name, page, j):
+    """The page's estimate lines of host reply j: one per reason and window with something
+    seen, each with the reply's figures (as shown: 1 or 3 decimals, whole estimates)."""
+    want = {(r["reason"], span): r for r in j["reasons"] if r.get("estimate_basis")
+            and (r["enabled"] or r.get("offender"))
+            for span in ("short", "long") if r["estimate_basis"][span]["seen"] > 0}
+    lines = page["basis"]["lines"]
+    got = {(ln["reason"], ln["span"]): ln for ln in lines}
+    check(not page["basis"]["hidden"] and len(lines) == len(got) and set(got) == set(want)
+          and all(ln["visible"] for ln in lines),
+          "%s: the page shows one estimate line per reason and window seen (%s)"
+          % (name, sorted(got)))
+    for key in sorted(set(got) & set(want)):
+        r, text = want[key], got[key]["text"]
+        b = r["estimate_basis"][key[1]]
+        m = WEB_LINE.match(text)
+        ok = m is not None and m.group(1) == key[0] and int(m.group(3)) == b["seen"]
+        ok = ok and int(m.group(5)) == js_round(r["estimate"][key[1]]) \
+            and int(m.group(6)) == js_round(r["estimate_se"][key[1]])
+        if ok:
+            phi = b["failed_share"]
+            parts = m.group(4).split(" + ")
+            ok = len(parts) == (phi > 0) + (phi < 1)
+            if ok and phi > 0:
+                f = WEB_FAILED.match(parts[0])
+                ok = f is not None and abs(float(f.group(1)) - b["seen"] * phi) <= 0.051 \
+                    and abs(float(f.group(2)) - b["p_failed"]) <= 6e-4 \
+                    and abs(int(f.group(3)) - 100 * b["refused_share"]) <= 0.51
+            if ok and phi < 1:
+                f = WEB_SESSIONS.match(parts[-1])
+                ok = f is not None and abs(float(f.group(1)) - b["seen"] * (1 - phi)) <= 0.051 \
+                    and abs(float(f.group(2)) - b["session_packets"]) <= 0.051 \
+                    and abs(float(f.group(3)) - b["p_session"]) <= 6e-4
+        check(ok, "%s: the page's line has the reply's figures: %s" % (name, text))
+
+
 def main():
-    spamflowd, ctl, capture, conf, truth_path = sys.argv[1:6]
+    spamflowd, ctl, capture, conf, truth_path, web_dir = sys.argv[1:7]
+    web_dir = os.path.abspath(web_dir)
+    node = need_tools(web_dir)
     truth = json.load(open(truth_path))
     tmp = tempfile.mkdtemp(prefix="spamflow-hostsampled-")
     os.chmod(tmp, 0o755)
-    d = Daemon(spamflowd, ctl, tmp, extra_conf=open(conf).read())
+    http = free_port()
+    d = Daemon(spamflowd, ctl, tmp,
+               extra_conf=open(conf).read() + f"[http]\nlisten = 127.0.0.1:{http}\n")
+    # chromium starts while the capture is sent and read (its start is the slow part)
+    browser = subprocess.Popen([node, os.path.join(web_dir, "browse.mjs")], cwd=web_dir,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                               env=dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1"))
     try:
         send_all(d.port, datagrams(capture))
         time.sleep(1.0)
@@ -125,8 +187,35 @@ def main():
         check(re.search(r"estimate smtp-fanout, long: \d+ seen = .*sessions of [\d.]+ packets "
                         r"/ p [\d.]+ -> \d+\+-\d+", out) is not None,
               "spamflowctl host explains the fast bot's long estimate")
+
+        # the web page: the sweep's, reached from the offenders table, and the fast bot's
+        ready = json.loads(browser.stdout.readline() or "{}")
+        check(ready.get("ready") is True, "chromium started")
+        res = {"error": "chromium did not start"}
+        if ready.get("ready") is True:
+            browser.stdin.write(json.dumps({"base": f"http://127.0.0.1:{http}", "host": SWEEP,
+                                            "out": tmp, "also": [FAST]}) + "\n")
+            browser.stdin.flush()
+            res = json.loads(browser.stdout.readline() or '{"error": "no reply"}')
+            browser.wait(timeout=30)
+            check("error" not in res, "the browser's run: %s" % res.get("error", "no error"))
+        if "error" not in res:
+            for name, addr, page in (("sweep", SWEEP, res), ("fast bot", FAST, res["also"][FAST])):
+                print("%s on the page:" % name)
+                for ln in page["basis"]["lines"]:
+                    print("   ", ln["text"])
+                check(any(f.startswith("sampled 1 in 10") for f in page["facts"]),
+                      "%s: the page says the host is sampled 1 in 10 (%s)" % (name, page["facts"]))
+                check_web_lines(name, page, d.jq("host", addr)[1])
+            check(not res["console"] and not res["csp"] and not res["pageErrors"]
+                  and not res["failed"],
+                  "no console error, CSP violation, page error or failed request (%s)"
+                  % {k: res[k] for k in ("console", "csp", "pageErrors", "failed")})
         check(d.alive(), "the daemon is still running")
     finally:
+        if browser.poll() is None:
+            browser.kill()
+        browser.wait()
         d.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     if failures:

@@ -250,6 +250,10 @@ def main():
         # the host page: its chart from the history
         ch = res["chart"]
         check(res["url"].split("#")[0].endswith(f"/host/{host}"), f"the link leads to /host/{host}")
+        # an unsampled export: no estimate, so no line saying how one was made
+        check(res["basis"]["hidden"] and not res["basis"]["lines"]
+              and not any("sampled" in f for f in res["facts"]),
+              f"no sampling fact or estimate line for an unsampled host ({res['facts']})")
         check(ch["state"] == "drawn" and ch["points"] > 0 and ch["width"] > 100 and ch["height"] > 100,
               f"the chart is drawn: {ch['points']} slices, {ch['width']:.0f}x{ch['height']:.0f} px "
               f"({ch['note'] or 'no note'})")

@@ -1,12 +1,15 @@
-// The browser half of tests/system/web_browser.py: Debian's chromium, headless, driven by
-// playwright-core (tests/web/node_modules, `npm ci` by scripts/setup.sh test; no browser is
-// downloaded). It starts the browser at once (slow under load) and prints {"ready":true};
-// then reads one JSON line on stdin, {"base": URL, "host": ADDR, "since": "1h", "out": DIR},
+// The browser half of tests/system/web_browser.py and host_sampled.py: Debian's chromium,
+// headless, driven by playwright-core (tests/web/node_modules, `npm ci` by scripts/setup.sh
+// test; no browser is downloaded). It starts the browser at once (slow under load) and prints {"ready":true};
+// then reads one JSON line on stdin, {"base": URL, "host": ADDR, "since": "1h", "out": DIR,
+// "also": [ADDR...]} (since and also optional),
 // and answers one JSON line on stdout with what the pages showed:
 //   rows: the offenders table ([host, reason] per row); host page: the chart's state, its
 //   series (reason, window, [[t, value]...]) and time range, the evidence link, the bytes
 //   downloaded through it (saved under out); console errors and warnings, CSP violations,
-//   page errors, failed requests; the screenshots' paths.
+//   page errors, failed requests; the screenshots' paths; the host page's facts and the
+//   estimate lines of a sampled host (basis), and the same for each address in "also"
+//   (opened by its address after the first host).
 // SPAMFLOW_WEB_SAMPLE=FILE answers /api/host/* with FILE (a hand-made reply following the
 // timeline contract) instead of the daemon's: for working on the page without a history.
 import { chromium } from 'playwright-core';
@@ -15,6 +18,21 @@ import { createInterface } from 'node:readline';
 import path from 'node:path';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+// the host page's estimate lines (a sampled host's): hidden, and per line its reason, span
+// and text as shown
+async function basisOf(page) {
+  return page.evaluate(() => {
+    const box = document.getElementById('basis');
+    return {
+      hidden: box.hidden,
+      lines: [...box.querySelectorAll('li')].map((li) => ({
+        reason: li.dataset.reason, span: li.dataset.span, text: li.textContent,
+        visible: li.offsetParent !== null,
+      })),
+    };
+  });
+}
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 
 const browser = await chromium.launch({
@@ -95,8 +113,12 @@ try {
     };
   });
   res.timelineRows = await page.$$eval('#timeline tbody tr', (trs) => trs.length);
+  res.basis = await basisOf(page);
+  res.facts = await page.$$eval('#facts li', (lis) => lis.map((li) => li.textContent));
   res.top = await page.$$eval('#top tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
-  res.evidenceHref = await page.getAttribute('#evidence-link', 'href').catch(() => null);
+  // (no link: evidence off or none for the host; getAttribute() would wait 30 s for one)
+  const link = await page.$('#evidence-link');
+  res.evidenceHref = link ? await link.getAttribute('href') : null;
   // the screenshot with the pointer on the chart's last slice (the readout filled in)
   const b = await page.locator('#chart svg').boundingBox().catch(() => null);
   if (b) await page.mouse.move(b.x + b.width * 0.97, b.y + b.height * 0.3);
@@ -104,6 +126,21 @@ try {
   await page.screenshot({ path: shot2, fullPage: true });
   res.shots.push(shot2);
   res.csp.push(...(await page.evaluate(() => window.__csp)));
+
+  // more hosts' pages, opened by their address (job.also): their facts and estimate lines
+  res.also = {};
+  for (const a of job.also || []) {
+    await page.goto(`${job.base}/host/${encodeURIComponent(a)}`, { waitUntil: 'load' });
+    await page.waitForSelector('body[data-loaded]', { timeout: 15000 });
+    res.also[a] = {
+      basis: await basisOf(page),
+      facts: await page.$$eval('#facts li', (lis) => lis.map((li) => li.textContent)),
+    };
+    const shot = path.join(job.out, `web-host-${a.replace(/[^0-9a-f.]/gi, '_')}.png`);
+    await page.screenshot({ path: shot, fullPage: true });
+    res.shots.push(shot);
+    res.csp.push(...(await page.evaluate(() => window.__csp)));
+  }
 
   // the evidence link, clicked: a download (Content-Disposition: attachment)
   if (res.evidenceHref) {
