@@ -167,8 +167,9 @@ typedef struct {
 	guint64 signs_dns_external; /* DNS queries to external servers, no listed resolver */
 	guint64 signs_untracked;
 	/* sampled server packets (answers, resets) to an internal host with no sampled record
-	 * of its own in that kind's window: not counted, no host made (backscatter of SYNs
-	 * spoofed in its name) */
+	 * of its own in that kind's window, and a host's resets alone (HeurClass.lone_reset)
+	 * when it has no window of that kind: not counted, no host made (backscatter of SYNs
+	 * spoofed in its name, and the host's stack resetting it) */
 	guint64 answers_untracked;
 	guint64 offenders_active;
 	guint64 events[ALERT_KIND_COUNT];

@@ -73,6 +73,21 @@ reverse_refused(const Flow *f)
 	return (f->has & FLOW_HAS_TCP_FLAGS) && (f->tcp_flags & TCP_RST) && !(f->tcp_flags & TCP_PSH);
 }
 
+/* A reset alone from the initiating side: RST without SYN or data (flags exported, no
+ * firewall event). It is no connection attempt: the host's stack answers a packet it did
+ * not expect, a SYN-ACK or a reset that answers a SYN spoofed in its name somewhere else
+ * (a TCP reflection attack using mail servers; backscatter), or ends a connection whose
+ * opening was counted already. Counted as one, a live victim of such an attack would be a
+ * bot: one "failed attempt" to every reflecting server (tests/system/sampled_backscatter.py,
+ * unsampled and 1:10). */
+static gboolean
+lone_reset(const Flow *f)
+{
+	return (f->has & FLOW_HAS_TCP_FLAGS) && (f->tcp_flags & TCP_RST) &&
+	       !(f->tcp_flags & (TCP_SYN | TCP_PSH)) &&
+	       !((f->has & FLOW_HAS_FW_EVENT) && f->fw_event != FW_EVENT_NONE);
+}
+
 /* A sampled answer (dst internal, answered: reverse_answered(); or refused:
  * reverse_refused()) as the forward record of its attempt: the forward rules read the
  * record turned around, and what they count is counted with host = the answer's dst, peer =
@@ -91,6 +106,9 @@ sampled_answer(const HeurClassifier *hc, const Flow *f, gboolean refused, HeurCl
 	fw.sport = f->dport;
 	fw.dport = f->sport;
 	fw.sampling = 1; /* read once: turned around, it is no sampled answer again */
+	/* its flags are the server's (what they say is `refused`): a reset turned around is
+	 * no reset of the host's own (lone_reset()) */
+	fw.has &= (guint16)~FLOW_HAS_TCP_FLAGS;
 	HeurClass c;
 	heuristics_classify_relevant(hc, &fw, &c);
 	if (c.dir != HEUR_FORWARD)
@@ -225,6 +243,10 @@ heuristics_classify_relevant(const HeurClassifier *hc, const Flow *f, HeurClass 
 			return;
 		} else {
 			goto reverse;
+		}
+		if (dir == HEUR_FORWARD && lone_reset(f)) {
+			dir = HEUR_FLOW_ONLY;
+			out->lone_reset = TRUE;
 		}
 		out->dir = dir;
 		out->failed = dir == HEUR_FORWARD && attempt_failed(f);

@@ -381,6 +381,66 @@ sampled_forward(Ctx *c, const guint8 host[16], guint16 port, guint8 flags, guint
 	}
 }
 
+/* n records of host's own with flags to port 25 of external addresses first.., one every
+ * 100 ms from t, unsampled */
+static void
+own_records(Ctx *c, const guint8 host[16], guint8 flags, guint32 first, guint n, gint64 t)
+{
+	for (guint i = 0; i < n; i++) {
+		guint8 d[16];
+		ext(d, first + i);
+		Flow f = mk(t + i * 100, host, d, 25, flags);
+		f.packets = 1;
+		analyzer_process(c->a, &f, 1);
+	}
+}
+
+/* A reset alone from a host (RST, no SYN, no data) is its stack's answer to a packet it
+ * did not expect: the live victim of a SYN-ACK reflection through mail servers resets
+ * each server's SYN-ACK. No attempt, unsampled or sampled: a host that sent nothing else
+ * is not made (answers_untracked), one that has a window counts it as a flow only. A reset
+ * with data, or with the SYN in the same record, is the host's connection as before. */
+static void
+test_lone_reset(void **state)
+{
+	(void)state;
+	Ctx *c = ctx_default();
+	guint8 victim[16], svictim[16], user[16], rsted[16];
+	v4(victim, 10, 6, 0, 1);
+	v4(svictim, 10, 6, 0, 2);
+	v4(user, 10, 6, 0, 3);
+	v4(rsted, 10, 6, 0, 4);
+	AnalyzerStats st;
+	own_records(c, victim, 0x04, 0, 200, T0);      /* RST */
+	own_records(c, victim, 0x14, 1000, 200, T0);   /* RST-ACK */
+	sampled_forward(c, svictim, 25, 0x14, 0, 200, T0);
+	sampled_answers(c, svictim, 25, 0x12, 0, 200, T0); /* and the SYN-ACKs it reset */
+	analyzer_get_stats(c->a, &st);
+	assert_int_equal(st.hosts_tracked, 0);
+	assert_int_equal(st.answers_untracked, 800);
+	assert_int_equal(st.flows_relevant, 0);
+	/* a host with a window: its resets are flows, not attempts */
+	own_records(c, user, 0x1b, 5000, 3, T0);       /* three sessions */
+	own_records(c, user, 0x04, 6000, 100, T0 + 1000);
+	AnalyzerHostInfo info;
+	assert_true(analyzer_host_info(c->a, user, &info));
+	const WindowSpanCounts *l = &info.win[HEUR_WIN_SMTP_EXT].counts.span[WINDOW_LONG];
+	assert_int_equal(l->flows, 103);
+	assert_int_equal(l->attempts, 3);
+	assert_int_equal(l->failed, 0);
+	assert_int_equal(l->distinct, 3);
+	/* a SYN and its reset in one record (the host gave up): a failed attempt, as before */
+	own_records(c, rsted, 0x06, 7000, 60, T0);
+	assert_true(analyzer_host_info(c->a, rsted, &info));
+	l = &info.win[HEUR_WIN_SMTP_EXT].counts.span[WINDOW_LONG];
+	assert_int_equal(l->attempts, 60);
+	assert_int_equal(l->failed, 60);
+	assert_int_equal(c->ev->len, 1);
+	assert_int_equal(ev_at(c, 0)->reason, REASON_SMTP_BLOCKED);
+	assert_memory_equal(ev_at(c, 0)->host, rsted, 16);
+	ctx_free(c);
+}
+
 /* Sampled, an answer is a sample of its session like the forward packets: a host with one
  * sampled record of its own and many answers is counted by the answers (each answering
  * server a destination reached, answered, not failed), and a refusal (RST) is a sample of
@@ -930,6 +990,7 @@ main(void)
 		cmocka_unit_test(test_firewall_events),
 		cmocka_unit_test(test_reverse_direction),
 		cmocka_unit_test(test_reverse_sampled),
+		cmocka_unit_test(test_lone_reset),
 		cmocka_unit_test(test_sampled_failed),
 		cmocka_unit_test(test_submission_fanout),
 		cmocka_unit_test(test_lateral_smtp),
