@@ -62,6 +62,7 @@ struct BusSub {
 	/* js_Subscribe can deliver before it returns, and still fail (a consumer the server
 	 * made after the request timed out): the handler holds messages until it knows */
 	enum { SUB_PENDING, SUB_ACTIVE, SUB_FAILED } state;
+	guint busy; /* on_stream_msg() calls in fn now (under lock) */
 };
 
 struct Bus {
@@ -84,7 +85,9 @@ struct Bus {
 	gboolean closing, nc_closed;
 	gboolean sent_async;	/* libnats' async-publish state exists (see bus_free) */
 	GPtrArray *subs;	/* BusSub* not yet unsubscribed */
-	GPtrArray *failed_subs; /* BusSub* of failed js_Subscribe calls (see sub_failed) */
+	GPtrArray *failed_subs; /* BusSub* of failed js_Subscribe calls (see sub_failed), and
+				 * of consumers closed while the servers were away (sub_leave) */
+	guint subs_left;	/* ... of those (sub_leave), said at bus_free() */
 	GArray *kept_watches;	/* KeptWatch: KV watches destroyed after the connection's close */
 	BusStats st;
 	gint64 warn_us; /* rate limit of publish-failure warnings */
@@ -852,6 +855,10 @@ bus_free(Bus *bus)
 	g_hash_table_unref(bus->inflight);
 	g_ptr_array_unref(bus->subs);
 	/* their libnats subscriptions closed with the connection above */
+	if (bus->subs_left > 0)
+		g_message("cluster bus: %u consumers closed while the servers were away, left to "
+			  "the connection's close (not deleted on the servers: they drop them)",
+			  bus->subs_left);
 	g_ptr_array_set_free_func(bus->failed_subs, (GDestroyNotify)bus_sub_free);
 	g_ptr_array_unref(bus->failed_subs);
 	g_cond_clear(&bus->wake);
@@ -1255,12 +1262,18 @@ on_stream_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *clo
 	while (bs->state == SUB_PENDING)
 		g_cond_wait(&bs->cond, &bs->lock);
 	gboolean active = bs->state == SUB_ACTIVE;
+	if (active)
+		bs->busy++;
 	g_mutex_unlock(&bs->lock);
 	if (!active) {
 		natsMsg_Destroy(msg);
 		return;
 	}
 	stream_msg_handle(bs, msg);
+	g_mutex_lock(&bs->lock);
+	bs->busy--;
+	g_cond_broadcast(&bs->cond);
+	g_mutex_unlock(&bs->lock);
 }
 
 /* One message to fn; a durable's acknowledged after it, or handed back (bus_msg_leave()). */
@@ -1489,6 +1502,39 @@ bus_sub_stop_fetching(BusSub *bs)
 	g_mutex_unlock(&bs->lock);
 }
 
+/* Close push consumer bs while the connection is not up: unsubscribing would ask the
+ * servers to delete its consumer and wait out the request's timeout, 2 s each (an analyzer
+ * of 64 partitions took over two minutes to stop while the servers were away, past
+ * systemd's 90 s). Instead its handler is told to drop what comes, a call in fn now is
+ * waited for, and bs is left to bus_free(), which destroys it after the connection's
+ * close: the servers drop an ephemeral consumer nobody listens to by themselves. FALSE:
+ * the handler did not return in time (bs is then kept, never freed: a leak beats a
+ * crash). */
+static gboolean
+sub_leave(Bus *bus, BusSub *bs)
+{
+	gint64 until =
+	    g_get_monotonic_time() + (bus->cfg.timeout_ms + 10000) * G_TIME_SPAN_MILLISECOND;
+	g_mutex_lock(&bs->lock);
+	bs->state = SUB_FAILED;
+	g_cond_broadcast(&bs->cond);
+	while (bs->busy > 0)
+		if (!g_cond_wait_until(&bs->cond, &bs->lock, until))
+			break;
+	gboolean idle = bs->busy == 0;
+	g_mutex_unlock(&bs->lock);
+	if (!idle) {
+		g_warning("cluster bus: subscription %s did not return: left allocated",
+			  natsSubscription_GetSubject(bs->sub));
+		return FALSE;
+	}
+	g_mutex_lock(&bus->lock);
+	g_ptr_array_add(bus->failed_subs, bs);
+	bus->subs_left++;
+	g_mutex_unlock(&bus->lock);
+	return TRUE;
+}
+
 static void
 bus_sub_close(BusSub *bs)
 {
@@ -1520,6 +1566,10 @@ bus_sub_close(BusSub *bs)
 		natsMsgList_Destroy(&rest);
 		(void)natsSubscription_Unsubscribe(bs->sub);
 		bus_sub_free(bs);
+		return;
+	}
+	if (bus->nc != NULL && natsConnection_Status(bus->nc) != NATS_CONN_STATUS_CONNECTED) {
+		(void)sub_leave(bus, bs);
 		return;
 	}
 	natsStatus s = natsSubscription_Unsubscribe(bs->sub);

@@ -170,6 +170,25 @@ def main():
                   bus.get("published", 0) > (during.get("bus") or {}).get("published", 0),
                   f"what the buffer held at the end of the outage ({held} bytes) went out "
                   f"after it")
+
+            # stopped while the servers are away: each partition's consumer is left to the
+            # connection's close, not deleted on the servers (a request each that waits out
+            # its timeout: 2 s a partition, 21 s for these 8, over 120 s for the default 64)
+            for i in range(3):
+                nats.stop(i)
+            time.sleep(2)
+            t0 = time.time()
+            procs["a1"].send_signal(signal.SIGTERM)
+            try:
+                rc = procs["a1"].wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                rc = "hung"
+            took = time.time() - t0
+            logs["a1"].seek(0)
+            log = logs["a1"].read()
+            check(rc == 0 and took < 15 and "consumers closed while the servers were away" in log,
+                  f"with the servers away the analyzer stopped in {took:.1f} s (rc {rc}), its "
+                  f"consumers left to the connection's close")
         finally:
             for p in procs.values():
                 if p.poll() is None:
