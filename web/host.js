@@ -210,6 +210,26 @@ function reasonsTable(h) {
   }
 }
 
+/* What the table's numbers cannot say by themselves, per reason (the same lines as
+ * spamflowctl host's): why a reason over its threshold is not raised (the reply's "note":
+ * smtp-blocked's failed share below its floor, so the host counts as smtp-fanout's, or
+ * the other way round), and what smtp-novelty's columns hold. */
+function reasonNotes(h) {
+  const ul = document.getElementById('reason-notes');
+  SF.clear(ul);
+  for (const r of h.reasons || []) {
+    if (!r.enabled && !r.offender) continue;
+    const add = (text) => ul.append(SF.el('li', { 'data-reason': r.reason },
+      SF.el('span', { class: `reason ${SF.reasonClass(r.reason)}` }, r.reason), `: ${text}`));
+    if (r.window_s && r.value) {
+      add(`Short is the destinations not contacted within the horizon, over the last ` +
+        `${Math.round(r.window_s / 3600)} h; Long the port-25 long window's distinct (context)`);
+    }
+    if (r.note) add(r.note);
+  }
+  ul.hidden = !ul.firstChild;
+}
+
 /* How each of a sampled host's estimates was made, one line per reason and window with
  * something seen (the reply's estimate_basis; the same figures as spamflowctl host's
  * "estimate" lines): the items seen, those taken as failed attempts over the chance one was
@@ -332,6 +352,7 @@ async function load() {
     facts(h);
     drawChart(h.timeline || null);
     reasonsTable(h);
+    reasonNotes(h);
     basisList(h);
     evidence(ev);
     timelineTable(h.timeline);

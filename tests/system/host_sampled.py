@@ -27,7 +27,7 @@ import time
 
 from control import Daemon, datagrams, send_all
 from netutil import free_port
-from web_browser import need_tools
+from web_browser import expected_notes, need_tools
 
 SWEEP = "10.0.5.99"     # lateral-sweep: 80 internal targets, SYNs alone, 70 % reset
 FAST = "192.168.10.66"  # fast-bot: hundreds of MXs, delivered sessions
@@ -206,7 +206,14 @@ def main():
                     print("   ", ln["text"])
                 check(any(f.startswith("sampled 1 in 10") for f in page["facts"]),
                       "%s: the page says the host is sampled 1 in 10 (%s)" % (name, page["facts"]))
-                check_web_lines(name, page, d.jq("host", addr)[1])
+                hj = page["hostReply"]  # what the page rendered: the daemon's reply
+                check(hj is not None and hj["host"] == addr and
+                      hj["reasons"] == d.jq("host", addr)[1]["reasons"],
+                      "%s: the page was given the daemon's host reply" % name)
+                check_web_lines(name, page, hj)
+                check(page["basis"]["notes"] == expected_notes(hj),
+                      "%s: the notes under the reasons are the reply's: %s"
+                      % (name, page["basis"]["notes"]))
             check(not res["console"] and not res["csp"] and not res["pageErrors"]
                   and not res["failed"],
                   "no console error, CSP violation, page error or failed request (%s)"

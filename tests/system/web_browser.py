@@ -61,6 +61,22 @@ def fail(msg):
     sys.exit(f"FAIL: {msg}")
 
 
+def expected_notes(j):
+    """The host page's notes under its reasons table for host reply j: what spamflowctl
+    host prints after its table (smtp-novelty's columns; a reason's "note")."""
+    out = []
+    for r in j["reasons"]:
+        if not r["enabled"] and not r.get("offender"):
+            continue
+        if r.get("window_s") and r.get("value"):
+            out.append("%s: Short is the destinations not contacted within the horizon, over "
+                       "the last %d h; Long the port-25 long window's distinct (context)"
+                       % (r["reason"], int(r["window_s"] / 3600 + 0.5)))
+        if r.get("note"):
+            out.append("%s: %s" % (r["reason"], r["note"]))
+    return out
+
+
 def need_tools(web_dir):
     chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     if not os.access(chromium, os.X_OK):
@@ -250,6 +266,9 @@ def main():
         # the host page: its chart from the history
         ch = res["chart"]
         check(res["url"].split("#")[0].endswith(f"/host/{host}"), f"the link leads to /host/{host}")
+        want_notes = expected_notes(res["hostReply"] or {"reasons": []})
+        check(res["basis"]["notes"] == want_notes,
+              f"the notes under the reasons are the host reply's: {res['basis']['notes']}")
         # an unsampled export: no estimate, so no line saying how one was made
         check(res["basis"]["hidden"] and not res["basis"]["lines"]
               and not any("sampled" in f for f in res["facts"]),

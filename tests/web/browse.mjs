@@ -24,7 +24,9 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 async function basisOf(page) {
   return page.evaluate(() => {
     const box = document.getElementById('basis');
+    const notes = document.getElementById('reason-notes');
     return {
+      notes: notes.hidden ? [] : [...notes.querySelectorAll('li')].map((li) => li.textContent),
       hidden: box.hidden,
       lines: [...box.querySelectorAll('li')].map((li) => ({
         reason: li.dataset.reason, span: li.dataset.span, text: li.textContent,
@@ -57,9 +59,22 @@ try {
       window.__csp.push(`${e.violatedDirective}: ${e.blockedURI} (${e.sourceFile}:${e.lineNumber})`);
     });
   });
+  // each /api/host/ reply the page is given, as given (the page's notes and estimate lines
+  // are checked against the reply it rendered: a refresh may bring newer numbers)
+  let hostReply = null;
   if (process.env.SPAMFLOW_WEB_SAMPLE) {
     const sample = readFileSync(process.env.SPAMFLOW_WEB_SAMPLE);
-    await ctx.route('**/api/host/**', (r) => r.fulfill({ status: 200, contentType: 'application/json', body: sample }));
+    await ctx.route('**/api/host/**', (r) => {
+      hostReply = JSON.parse(sample);
+      return r.fulfill({ status: 200, contentType: 'application/json', body: sample });
+    });
+  } else {
+    await ctx.route('**/api/host/**', async (r) => {
+      const resp = await r.fetch();
+      const body = await resp.text();
+      if (resp.status() === 200) hostReply = JSON.parse(body);
+      await r.fulfill({ response: resp, body });
+    });
   }
   const page = await ctx.newPage();
   page.on('console', (m) => {
@@ -114,6 +129,7 @@ try {
   });
   res.timelineRows = await page.$$eval('#timeline tbody tr', (trs) => trs.length);
   res.basis = await basisOf(page);
+  res.hostReply = hostReply;
   res.facts = await page.$$eval('#facts li', (lis) => lis.map((li) => li.textContent));
   res.top = await page.$$eval('#top tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
   // (no link: evidence off or none for the host; getAttribute() would wait 30 s for one)
@@ -134,6 +150,7 @@ try {
     await page.waitForSelector('body[data-loaded]', { timeout: 15000 });
     res.also[a] = {
       basis: await basisOf(page),
+      hostReply,
       facts: await page.$$eval('#facts li', (lis) => lis.map((li) => li.textContent)),
     };
     const shot = path.join(job.out, `web-host-${a.replace(/[^0-9a-f.]/gi, '_')}.png`);
