@@ -1568,7 +1568,10 @@ bus_sub_close(BusSub *bs)
 		bus_sub_free(bs);
 		return;
 	}
-	if (bus->nc != NULL && natsConnection_Status(bus->nc) != NATS_CONN_STATUS_CONNECTED) {
+	if (bs->serve == NULL && bus->nc != NULL &&
+	    natsConnection_Status(bus->nc) != NATS_CONN_STATUS_CONNECTED) {
+		/* a stream's consumer (on_stream_msg() counts its calls in fn; a core
+		 * subscription such as bus_serve()'s asks the servers nothing to go) */
 		(void)sub_leave(bus, bs);
 		return;
 	}
