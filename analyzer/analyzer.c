@@ -472,11 +472,12 @@ process_one(Analyzer *a, const Flow *f)
 		}
 		return;
 	}
-	if (G_UNLIKELY(c.answer || c.refusal || c.lone_reset)) {
+	if (G_UNLIKELY(c.answer || c.refusal || c.host_answers)) {
 		/* a server's packet is a sample of the host's attempt only if the host made
 		 * some: SYN-ACKs and resets that answer SYNs spoofed in its name (backscatter)
-		 * would otherwise make a bot of it; nor is the host's own reset of them (a flow
-		 * of a host that has a window, no attempt) reason to track it */
+		 * would otherwise make a bot of it; nor is the host's own answer to a connection
+		 * it did not open (a flow of a host that has a window, no attempt) reason to
+		 * track it */
 		Host *h0 = host_lookup(a, c.host);
 		if (h0 == NULL || host_win(h0, c.win) == NULL) {
 			a->st.answers_untracked++;

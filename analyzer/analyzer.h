@@ -167,9 +167,10 @@ typedef struct {
 	guint64 signs_dns_external; /* DNS queries to external servers, no listed resolver */
 	guint64 signs_untracked;
 	/* sampled server packets (answers, resets) to an internal host with no sampled record
-	 * of its own in that kind's window, and a host's resets alone (HeurClass.lone_reset)
-	 * when it has no window of that kind: not counted, no host made (backscatter of SYNs
-	 * spoofed in its name, and the host's stack resetting it) */
+	 * of its own in that kind's window, and a host's answers to connections it did not
+	 * open (HeurClass.host_answers: a reset or SYN-ACK alone) when it has no window of that
+	 * kind: not counted, no host made (backscatter of SYNs spoofed in its name and its
+	 * stack's resets of it; a server's SYN-ACKs to a flood of spoofed SYNs) */
 	guint64 answers_untracked;
 	guint64 offenders_active;
 	guint64 events[ALERT_KIND_COUNT];

@@ -73,19 +73,39 @@ reverse_refused(const Flow *f)
 	return (f->has & FLOW_HAS_TCP_FLAGS) && (f->tcp_flags & TCP_RST) && !(f->tcp_flags & TCP_PSH);
 }
 
-/* A reset alone from the initiating side: RST without SYN or data (flags exported, no
- * firewall event). It is no connection attempt: the host's stack answers a packet it did
- * not expect, a SYN-ACK or a reset that answers a SYN spoofed in its name somewhere else
- * (a TCP reflection attack using mail servers; backscatter), or ends a connection whose
- * opening was counted already. Counted as one, a live victim of such an attack would be a
- * bot: one "failed attempt" to every reflecting server (tests/system/sampled_backscatter.py,
- * unsampled and 1:10). */
+/* The host's packets to the service's port answer a connection it did not open (flags
+ * exported, no firewall event): a reset alone (RST without SYN or data), or a SYN-ACK
+ * alone (SYN and ACK, no data, no FIN, no reset: the host is the server, the peer's SYN
+ * came from the service's port). Neither is a connection attempt of the host's:
+ *   - its stack resets a SYN-ACK or a reset that answers a SYN spoofed in its name
+ *     somewhere else (a TCP reflection attack using mail servers: backscatter);
+ *   - a server of the site under a SYN flood from spoofed sources answers every SYN, and
+ *     the few thousandths of them with source port 25, 465 or 587 read as its attempts
+ *     to as many "mail servers" (about 1,800 spoofed SYNs a second are 50 of them in ten
+ *     minutes);
+ *   - or a reset ends a connection whose opening was counted already.
+ * Counted as attempts, a live victim of either would be a bot
+ * (tests/system/sampled_backscatter.py, unsampled and 1:10). The cost: a client whose
+ * record holds its handshake and nothing else (a tarpit that never sends a banner, split
+ * by the exporter's active timeout) loses that attempt. A SYN-ACK is told only from a
+ * record of every packet or of one. */
 static gboolean
-lone_reset(const Flow *f)
+host_answers(const Flow *f)
 {
-	return (f->has & FLOW_HAS_TCP_FLAGS) && (f->tcp_flags & TCP_RST) &&
-	       !(f->tcp_flags & (TCP_SYN | TCP_PSH)) &&
-	       !((f->has & FLOW_HAS_FW_EVENT) && f->fw_event != FW_EVENT_NONE);
+	if (!(f->has & FLOW_HAS_TCP_FLAGS) ||
+	    ((f->has & FLOW_HAS_FW_EVENT) && f->fw_event != FW_EVENT_NONE))
+		return FALSE;
+	guint8 fl = f->tcp_flags;
+	if ((fl & TCP_RST) && !(fl & (TCP_SYN | TCP_PSH)))
+		return TRUE;
+	/* a sampled record of several packets ORs the flags of those sampled: a client's SYN
+	 * and its handshake's ACK read SYN-ACK too (at 1:10 the scenario's moderate bot lost
+	 * a pair that way); one packet, or every packet (unsampled), cannot */
+	if (f->sampling > 1 && !(f->has & FLOW_PACKET_SAMPLE) &&
+	    !((f->has & FLOW_HAS_PACKETS) && f->packets == 1))
+		return FALSE;
+	return (fl & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK) &&
+	       !(fl & (TCP_PSH | TCP_FIN | TCP_RST));
 }
 
 /* A sampled answer (dst internal, answered: reverse_answered(); or refused:
@@ -106,8 +126,8 @@ sampled_answer(const HeurClassifier *hc, const Flow *f, gboolean refused, HeurCl
 	fw.sport = f->dport;
 	fw.dport = f->sport;
 	fw.sampling = 1; /* read once: turned around, it is no sampled answer again */
-	/* its flags are the server's (what they say is `refused`): a reset turned around is
-	 * no reset of the host's own (lone_reset()) */
+	/* its flags are the server's (what they say is `refused`): a reset or SYN-ACK
+	 * turned around is no answer of the host's own (host_answers()) */
 	fw.has &= (guint16)~FLOW_HAS_TCP_FLAGS;
 	HeurClass c;
 	heuristics_classify_relevant(hc, &fw, &c);
@@ -244,9 +264,9 @@ heuristics_classify_relevant(const HeurClassifier *hc, const Flow *f, HeurClass 
 		} else {
 			goto reverse;
 		}
-		if (dir == HEUR_FORWARD && lone_reset(f)) {
+		if (dir == HEUR_FORWARD && host_answers(f)) {
 			dir = HEUR_FLOW_ONLY;
-			out->lone_reset = TRUE;
+			out->host_answers = TRUE;
 		}
 		out->dir = dir;
 		out->failed = dir == HEUR_FORWARD && attempt_failed(f);

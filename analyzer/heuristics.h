@@ -66,9 +66,9 @@ typedef struct {
 	gboolean answer; /* forward made of a sampled answer (heuristics.c, sampled_answer()):
 			    the peer answered */
 	gboolean refusal; /* forward made of a sampled refusal (the server's reset): failed */
-	/* a reset alone from the host (heuristics.c, lone_reset()), read as HEUR_FLOW_ONLY: its
-	 * stack's answer to a packet it did not expect, no attempt */
-	gboolean lone_reset;
+	/* the host's packets answer a connection it did not open, a reset or a SYN-ACK alone
+	 * (heuristics.c, host_answers()): read as HEUR_FLOW_ONLY, no attempt */
+	gboolean host_answers;
 } HeurClass;
 
 /* Fill hc->any from the three port sets; call after setting them. */

@@ -1,23 +1,29 @@
 #!/usr/bin/python3
-"""Backscatter through a real sampled exporter (issue 14): a sampled record of a server's
-SYN-ACK or reset to an internal host counts as a sample of that host's attempt only when
-the host sent records of its own; an address spoofed in an attack elsewhere receives the
-servers' answers alone and must not become a bot.
+"""Backscatter through a real exporter (issue 14): a sampled record of a server's SYN-ACK or
+reset to an internal host counts as a sample of that host's attempt only when the host
+sent records of its own, and a host's answers to connections it did not open (a reset or
+a SYN-ACK alone) are no attempts: an address spoofed in an attack elsewhere, or a server
+under a flood of spoofed SYNs, must not become a bot.
 
 The capture (written here with scripts/gen_scenario.py's frame writer, 240 s):
   - the victim, 192.168.10.200, sends nothing; 400 mail servers (198.18.1-2.x) answer SYNs
     spoofed in its name: 70 % a SYN-ACK retransmitted twice (3 packets), 30 % a reset;
   - a bot, 192.168.10.66, sends SYNs (one retry) to 400 other mail servers (198.18.3-4.x),
-    which answer it exactly the same way.
-The servers' packets are the same for both; only the bot's own SYNs tell them apart.
+    which answer it exactly the same way (the servers' packets are the same for both;
+    only the bot's own SYNs tell them apart);
+  - a web server, 192.168.10.80, under a SYN flood from spoofed sources: 400 of them
+    (198.18.5-6.x) with source port 25, each answered by a SYN-ACK sent 3 times.
 softflowd exports it as IPFIX at 1 in 10 (-s 10, as scripts/eval_detection.py runs it), the
 export goes over UDP to a live daemon, and tshark reads the same export:
   - the bot is raised for an SMTP reason, its estimate near its 400 servers;
-  - nothing is held about the victim (spamflowctl host: nothing held) and no offender or
-    alert names it;
-  - analyzer.answers_untracked counts at least every server record to the victim that
-    tshark finds in the export, and at most those plus the ones to the bot (its servers'
-    records that came before its own first sampled SYN).
+  - nothing is held about the victim, nor unsampled about the web server (spamflowctl
+    host: nothing held), and neither is an offender. Sampled, a record of several SYN-ACKs
+    could be a client's SYN and handshake ACK: the web server's attempts are exactly those
+    records of its;
+  - analyzer.answers_untracked counts the victim's resets and the web server's SYN-ACKs
+    that tshark finds in the export (unsampled, exactly); sampled, every record to or from
+    the victim, and at most the web server's single SYN-ACKs and the bot's servers' records
+    besides (those that came before the host's first record counted).
 
 usage: sampled_backscatter.py SPAMFLOWD SPAMFLOWCTL
 """
@@ -38,6 +44,7 @@ from control import Daemon, datagrams, send_all  # noqa: E402
 
 VICTIM = "192.168.10.200"
 BOT = "192.168.10.66"
+WEB = "192.168.10.80"
 SERVERS = 400
 SPAN = 240.0
 EXPORT_PORT = 4739  # + the rate: the source port eval_detection's normalized exports carry
@@ -97,6 +104,13 @@ def capture(path, rng):
         refuse = rng.random() < 0.3
         refused["bot"] += refuse
         attempt(s, rng.uniform(1, SPAN - 10), server(i, 3), 30000 + i, refuse)
+        # a SYN flood on the web server from spoofed sources, these with source port 25:
+        # it answers each with a SYN-ACK, sent 3 times
+        t = rng.uniform(1, SPAN - 10)
+        for dt in (0.0, 1.0, 3.0):
+            if dt == 0.0:
+                s.tcp(t, server(i, 5), WEB, 25, 443, gs.SYN, seq=5)
+            s.tcp(t + dt + 0.0001, WEB, server(i, 5), 443, 25, gs.SYN | gs.ACK, seq=9000, ack=6)
     s.write(path)
     return len(s.pkts), refused
 
@@ -107,14 +121,15 @@ def records(export, rate):
     out = subprocess.run(["tshark", "-r", export, "-d", "udp.port==%d,cflow" % (EXPORT_PORT + rate),
                           "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=;",
                           "-e", "cflow.srcaddr", "-e", "cflow.dstaddr", "-e", "cflow.srcport",
-                          "-e", "cflow.dstport"],
+                          "-e", "cflow.dstport", "-e", "cflow.packets"],
                          capture_output=True, text=True, check=True).stdout
-    n = {"all": 0, "to_victim": 0, "to_bot": 0, "from_victim": 0}
+    n = {"all": 0, "to_victim": 0, "to_bot": 0, "from_victim": 0, "from_web": 0,
+         "from_web_multi": 0}
     for line in out.splitlines():
         cols = line.split("\t")
-        if len(cols) < 4 or not cols[0]:
+        if len(cols) < 5 or not cols[0]:
             continue
-        for src, dst, sport, dport in zip(*(c.split(";") for c in cols[:4])):
+        for src, dst, sport, dport, pkts in zip(*(c.split(";") for c in cols[:5])):
             n["all"] += 1
             if sport == "25" and dst == VICTIM:
                 n["to_victim"] += 1
@@ -122,6 +137,9 @@ def records(export, rate):
                 n["to_bot"] += 1
             elif src == VICTIM and dport == "25":
                 n["from_victim"] += 1
+            elif src == WEB and dport == "25":
+                n["from_web"] += 1
+                n["from_web_multi"] += int(pkts) > 1
     return n
 
 
@@ -132,8 +150,10 @@ def run(spamflowd, ctl, pcap, rate, tmp):
     dg = ev.softflowd_export(pcap, export, rate, tmp)
     n = records(export, rate)
     print("[%s] softflowd: %d datagrams; tshark: %s" % (tag, dg, n), flush=True)
-    check(n["to_victim"] >= 50 and n["to_bot"] >= 50 and n["from_victim"] >= 50,
-          "[%s] the export carries the servers' answers to both and the victim's resets" % tag)
+    check(n["to_victim"] >= 50 and n["to_bot"] >= 50 and n["from_victim"] >= 50
+          and n["from_web"] >= 50,
+          "[%s] the export carries the servers' answers to both, the victim's resets and the "
+          "web server's SYN-ACKs" % tag)
     d = Daemon(spamflowd, ctl, os.path.join(tmp, str(rate)))
     try:
         send_all(d.port, datagrams(export))
@@ -166,20 +186,38 @@ def run(spamflowd, ctl, pcap, rate, tmp):
         print("[%s] spamflowctl host %s: rc %d, %s" % (tag, VICTIM, rc, (out + err).strip()[:300]))
         check(rc != 0 and "nothing is held" in (out + err),
               "[%s] nothing is held about the victim" % tag)
-        check(all(o["host"] != VICTIM for o in d.jq("offenders")[1]["offenders"]),
-              "[%s] the victim is no offender" % tag)
+        rc, out, err = d.run("host", WEB)
+        if rate == 1 or n["from_web_multi"] == 0:
+            check(rc != 0 and "nothing is held" in (out + err),
+                  "[%s] nothing is held about the flooded web server" % tag)
+        else:
+            # a sampled record of several SYN-ACKs could be a client's SYN and handshake
+            # ACK: those, and those only, are its attempts
+            rc, wj = d.jq("host", WEB)
+            att = sum(w["long"]["attempts"] for w in wj.get("windows", []))
+            check(rc == 0 and att == n["from_web_multi"],
+                  "[%s] the flooded web server's attempts are its %d sampled records of several "
+                  "SYN-ACKs (%d)" % (tag, n["from_web_multi"], att))
+        offenders = d.jq("offenders")[1]["offenders"]
+        check(all(o["host"] not in (VICTIM, WEB) for o in offenders),
+              "[%s] neither the victim nor the web server is an offender (%s)"
+              % (tag, sorted({o["host"] for o in offenders})))
         untracked = d.jq("stats")[1]["analyzer"]["answers_untracked"]
         if rate == 1:
             # unsampled, a server's record only marks an attempt answered: the victim's
-            # resets are all that is counted
-            check(untracked == n["from_victim"],
-                  "[%s] answers_untracked %d: the victim's resets (%d)"
-                  % (tag, untracked, n["from_victim"]))
+            # resets and the web server's SYN-ACKs are all that is counted
+            want = n["from_victim"] + n["from_web"]
+            check(untracked == want,
+                  "[%s] answers_untracked %d: the victim's resets and the web server's SYN-ACKs "
+                  "(%d)" % (tag, untracked, want))
         else:
+            # and the web server's records of one SYN-ACK until its first of several
             low = n["to_victim"] + n["from_victim"]
-            check(low <= untracked <= low + n["to_bot"],
+            high = low + n["from_web"] - n["from_web_multi"] + n["to_bot"]
+            check(low <= untracked <= high,
                   "[%s] answers_untracked %d: every record to or from the victim (%d), and at "
-                  "most %d of the bot's servers'" % (tag, untracked, low, n["to_bot"]))
+                  "most the web server's single SYN-ACKs and the bot's servers' records besides "
+                  "(%d)" % (tag, untracked, low, high))
         check(d.alive(), "[%s] the daemon is still running" % tag)
     finally:
         d.stop()

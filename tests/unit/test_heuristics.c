@@ -395,29 +395,34 @@ own_records(Ctx *c, const guint8 host[16], guint8 flags, guint32 first, guint n,
 	}
 }
 
-/* A reset alone from a host (RST, no SYN, no data) is its stack's answer to a packet it
- * did not expect: the live victim of a SYN-ACK reflection through mail servers resets
- * each server's SYN-ACK. No attempt, unsampled or sampled: a host that sent nothing else
- * is not made (answers_untracked), one that has a window counts it as a flow only. A reset
- * with data, or with the SYN in the same record, is the host's connection as before. */
+/* A host's answers to connections it did not open are no attempts, unsampled or sampled:
+ * a reset alone (RST, no SYN, no data: the live victim of a SYN-ACK reflection through
+ * mail servers resets each server's SYN-ACK) and a SYN-ACK alone (a server of the site
+ * answering spoofed SYNs from port 25). A host that sent nothing else is not made
+ * (answers_untracked); one that has a window counts them as flows only. A reset with data
+ * or with the SYN in the same record, and a handshake with data, are the host's
+ * connections as before. */
 static void
-test_lone_reset(void **state)
+test_host_answers(void **state)
 {
 	(void)state;
 	Ctx *c = ctx_default();
-	guint8 victim[16], svictim[16], user[16], rsted[16];
+	guint8 victim[16], svictim[16], user[16], rsted[16], web[16];
 	v4(victim, 10, 6, 0, 1);
 	v4(svictim, 10, 6, 0, 2);
 	v4(user, 10, 6, 0, 3);
 	v4(rsted, 10, 6, 0, 4);
+	v4(web, 10, 6, 0, 5);
 	AnalyzerStats st;
 	own_records(c, victim, 0x04, 0, 200, T0);      /* RST */
 	own_records(c, victim, 0x14, 1000, 200, T0);   /* RST-ACK */
 	sampled_forward(c, svictim, 25, 0x14, 0, 200, T0);
 	sampled_answers(c, svictim, 25, 0x12, 0, 200, T0); /* and the SYN-ACKs it reset */
+	own_records(c, web, 0x12, 2000, 200, T0);      /* SYN-ACK: spoofed SYNs from port 25 */
+	sampled_forward(c, web, 25, 0x12, 3000, 100, T0);
 	analyzer_get_stats(c->a, &st);
 	assert_int_equal(st.hosts_tracked, 0);
-	assert_int_equal(st.answers_untracked, 800);
+	assert_int_equal(st.answers_untracked, 1100);
 	assert_int_equal(st.flows_relevant, 0);
 	/* a host with a window: its resets are flows, not attempts */
 	own_records(c, user, 0x1b, 5000, 3, T0);       /* three sessions */
@@ -429,8 +434,14 @@ test_lone_reset(void **state)
 	assert_int_equal(l->attempts, 3);
 	assert_int_equal(l->failed, 0);
 	assert_int_equal(l->distinct, 3);
-	/* a SYN and its reset in one record (the host gave up): a failed attempt, as before */
-	own_records(c, rsted, 0x06, 7000, 60, T0);
+	own_records(c, user, 0x12, 6500, 10, T0 + 1000); /* SYN-ACKs: flows too */
+	assert_true(analyzer_host_info(c->a, user, &info));
+	assert_int_equal(l->flows, 113);
+	assert_int_equal(l->attempts, 3);
+	/* a SYN and its reset in one record (the host gave up), and a handshake aborted (SYN,
+	 * ACK, RST): failed attempts, as before */
+	own_records(c, rsted, 0x06, 7000, 30, T0);
+	own_records(c, rsted, 0x16, 7030, 30, T0);
 	assert_true(analyzer_host_info(c->a, rsted, &info));
 	l = &info.win[HEUR_WIN_SMTP_EXT].counts.span[WINDOW_LONG];
 	assert_int_equal(l->attempts, 60);
@@ -990,7 +1001,7 @@ main(void)
 		cmocka_unit_test(test_firewall_events),
 		cmocka_unit_test(test_reverse_direction),
 		cmocka_unit_test(test_reverse_sampled),
-		cmocka_unit_test(test_lone_reset),
+		cmocka_unit_test(test_host_answers),
 		cmocka_unit_test(test_sampled_failed),
 		cmocka_unit_test(test_submission_fanout),
 		cmocka_unit_test(test_lateral_smtp),
