@@ -137,7 +137,12 @@ function drawChart(tl) {
   box.dataset.state = (tl.points || []).length ? 'drawn' : 'empty';
   const readout = SF.el('p', { id: 'readout', class: 'readout' }, '\u00a0');
   box.append(readout);
-  if (!(tl.points || []).length) {
+  if (tl.stored === false) {
+    /* the daemon keeps no history: the live reading is all there is */
+    note.textContent = 'This daemon keeps no history ([history] dir is off): the chart holds ' +
+      'the reading now only.';
+    note.hidden = false;
+  } else if (!(tl.points || []).length) {
     note.textContent = 'No measurements of this host in the range.';
     note.hidden = false;
   } else if (tl.points[0].t - (tl.slice_ms || 60000) > tl.since_ms) {

@@ -214,6 +214,9 @@ def main():
                 check(page["basis"]["notes"] == expected_notes(hj),
                       "%s: the notes under the reasons are the reply's: %s"
                       % (name, page["basis"]["notes"]))
+            # (this daemon runs without a history store: --history=)
+            check(res["chart"]["note"].startswith("This daemon keeps no history"),
+                  "the chart says the daemon keeps no history (%r)" % res["chart"]["note"])
             check(not res["console"] and not res["csp"] and not res["pageErrors"]
                   and not res["failed"],
                   "no console error, CSP violation, page error or failed request (%s)"

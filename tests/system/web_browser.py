@@ -273,6 +273,8 @@ def main():
         check(res["basis"]["hidden"] and not res["basis"]["lines"]
               and not any("sampled" in f for f in res["facts"]),
               f"no sampling fact or estimate line for an unsampled host ({res['facts']})")
+        check("keeps no history" not in ch["note"] if not sample else True,
+              f"with a history store the chart does not say there is none ({ch['note']!r})")
         check(ch["state"] == "drawn" and ch["points"] > 0 and ch["width"] > 100 and ch["height"] > 100,
               f"the chart is drawn: {ch['points']} slices, {ch['width']:.0f}x{ch['height']:.0f} px "
               f"({ch['note'] or 'no note'})")
