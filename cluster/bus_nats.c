@@ -1939,6 +1939,13 @@ bus_kv_list(Bus *bus, const char *bucket, GError **error)
 
 #define MIRROR_WAIT_US (500 * G_TIME_SPAN_MILLISECOND)
 #define MIRROR_RETRY_US (500 * G_TIME_SPAN_MILLISECOND) /* a watch that could not be made */
+/* A watch that reported missed heartbeats (or a mismatch, or a slow consumer) is not
+ * destroyed for a remake until this long after the last such report: libnats 3.4 makes its
+ * ordered consumer again on a thread of its own meanwhile, and a destroy's unsubscribe then
+ * deletes the old consumer by a name that thread frees (the use after free of KeptWatch,
+ * seen again in cluster-outage under ASan: the coordinator found the mirror behind after
+ * the servers' outage and asked for a remake). */
+#define MIRROR_SETTLE_US (10 * G_USEC_PER_SEC)
 #define MIRROR_TOO_BIG_US (10 * G_USEC_PER_SEC)		/* ... or held too much */
 
 struct BusKvMirror {
@@ -2008,7 +2015,8 @@ mirror_main(gpointer data)
 			kvStore_Destroy(kv);
 			continue;
 		}
-		while (!m->stop && !m->remake) {
+		gint64 unsettled_until = 0; /* MIRROR_SETTLE_US */
+		while (!m->stop && !(m->remake && g_get_monotonic_time() >= unsettled_until)) {
 			g_mutex_unlock(&m->lock);
 			kvEntry *e = NULL;
 			/* short: stop and remake are looked at between waits */
@@ -2017,10 +2025,11 @@ mirror_main(gpointer data)
 			if (s == NATS_TIMEOUT)
 				continue;
 			if (watch_recovers(s)) {
-				/* kept (not looked at again as fast as it fails) */
+				unsettled_until = g_get_monotonic_time() + MIRROR_SETTLE_US;
+				/* kept (not looked at again as fast as it fails; a remake asked
+				 * meanwhile waits until the watch settles) */
 				gint64 until = g_get_monotonic_time() + 250 * G_TIME_SPAN_MILLISECOND;
-				while (!m->stop && !m->remake &&
-				       g_cond_wait_until(&m->cond, &m->lock, until))
+				while (!m->stop && g_cond_wait_until(&m->cond, &m->lock, until))
 					;
 				continue;
 			}

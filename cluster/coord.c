@@ -1586,12 +1586,27 @@ part_renew(Coord *c, guint p)
 	return RENEW_IO;
 }
 
+/* coord_free() asked the thread to stop: a round in progress ends early (while libnats
+ * reconnects, each of its requests waits out its timeout: a round of 8 partitions took
+ * about 25 s, and the stop waited for it) */
+static gboolean
+coord_stopping(Coord *c)
+{
+	g_mutex_lock(&c->lock);
+	gboolean stop = c->stopping;
+	g_mutex_unlock(&c->lock);
+	return stop;
+}
+
 static void
 renew_all(Coord *c)
 {
-	for (guint p = 0; p < c->cfg.partitions; p++)
+	for (guint p = 0; p < c->cfg.partitions; p++) {
+		if (coord_stopping(c))
+			break; /* shutdown_run() renews what it stores */
 		if (c->parts[p].state != PART_FREE)
 			part_renew(c, p);
+	}
 	c->last_renew_ms = now_ms();
 }
 
@@ -2331,6 +2346,8 @@ round_run(Coord *c)
 {
 	gint64 now = now_ms();
 	node_register(c);
+	if (coord_stopping(c))
+		return;
 	g_autoptr(GError) err = NULL;
 	GArray *nodes =
 	    bucket_read(c, &c->watch_nodes, BUS_KV_NODES, c->node_rev, WATCH_CHECK_MS, &err);
@@ -2351,6 +2368,8 @@ round_run(Coord *c)
 		set_error(c, "leases list", err);
 	}
 	renew_all(c);
+	if (coord_stopping(c))
+		return; /* nothing new is taken or started on the way out */
 	/* a node waits one round before taking partitions: nodes that start together see
 	 * each other first, instead of one taking everything and handing most of it back */
 	if ((c->cfg.roles & COORD_ROLE_ANALYZER) && listed && c->rounds >= 1)
