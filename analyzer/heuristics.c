@@ -88,24 +88,32 @@ reverse_refused(const Flow *f)
  * (tests/system/sampled_backscatter.py, unsampled and 1:10). The cost: a client whose
  * record holds its handshake and nothing else (a tarpit that never sends a banner, split
  * by the exporter's active timeout) loses that attempt. A SYN-ACK is told only from a
- * record of every packet or of one. */
-static gboolean
+ * record of every packet or of one; a sampled record of several packets that reads
+ * SYN-ACK may be either, and counts as an attempt only for a host that has a window. */
+typedef enum {
+	HOST_ATTEMPTS, /* the host's own connection */
+	HOST_ANSWERS,  /* an answer to a connection it did not open */
+	HOST_MAYBE,    /* either: counted only for a host that made attempts of its own */
+} HostRole;
+
+static HostRole
 host_answers(const Flow *f)
 {
 	if (!(f->has & FLOW_HAS_TCP_FLAGS) ||
 	    ((f->has & FLOW_HAS_FW_EVENT) && f->fw_event != FW_EVENT_NONE))
-		return FALSE;
+		return HOST_ATTEMPTS;
 	guint8 fl = f->tcp_flags;
 	if ((fl & TCP_RST) && !(fl & (TCP_SYN | TCP_PSH)))
-		return TRUE;
+		return HOST_ANSWERS;
+	if ((fl & (TCP_SYN | TCP_ACK)) != (TCP_SYN | TCP_ACK) || (fl & (TCP_PSH | TCP_FIN | TCP_RST)))
+		return HOST_ATTEMPTS;
 	/* a sampled record of several packets ORs the flags of those sampled: a client's SYN
 	 * and its handshake's ACK read SYN-ACK too (at 1:10 the scenario's moderate bot lost
-	 * a pair that way); one packet, or every packet (unsampled), cannot */
+	 * a pair when these were answers); one packet, or every packet (unsampled), cannot */
 	if (f->sampling > 1 && !(f->has & FLOW_PACKET_SAMPLE) &&
 	    !((f->has & FLOW_HAS_PACKETS) && f->packets == 1))
-		return FALSE;
-	return (fl & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK) &&
-	       !(fl & (TCP_PSH | TCP_FIN | TCP_RST));
+		return HOST_MAYBE;
+	return HOST_ANSWERS;
 }
 
 /* A sampled answer (dst internal, answered: reverse_answered(); or refused:
@@ -264,9 +272,14 @@ heuristics_classify_relevant(const HeurClassifier *hc, const Flow *f, HeurClass 
 		} else {
 			goto reverse;
 		}
-		if (dir == HEUR_FORWARD && host_answers(f)) {
-			dir = HEUR_FLOW_ONLY;
-			out->host_answers = TRUE;
+		if (dir == HEUR_FORWARD) {
+			HostRole role = host_answers(f);
+			if (role == HOST_ANSWERS) {
+				dir = HEUR_FLOW_ONLY;
+				out->host_answers = TRUE;
+			} else if (role == HOST_MAYBE) {
+				out->host_answers = TRUE; /* an attempt if the host has a window */
+			}
 		}
 		out->dir = dir;
 		out->failed = dir == HEUR_FORWARD && attempt_failed(f);

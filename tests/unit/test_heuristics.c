@@ -399,9 +399,10 @@ own_records(Ctx *c, const guint8 host[16], guint8 flags, guint32 first, guint n,
  * a reset alone (RST, no SYN, no data: the live victim of a SYN-ACK reflection through
  * mail servers resets each server's SYN-ACK) and a SYN-ACK alone (a server of the site
  * answering spoofed SYNs from port 25). A host that sent nothing else is not made
- * (answers_untracked); one that has a window counts them as flows only. A reset with data
- * or with the SYN in the same record, and a handshake with data, are the host's
- * connections as before. */
+ * (answers_untracked); one that has a window counts them as flows only. A sampled record
+ * of several packets reading SYN-ACK may be a client's SYN and ACK: an attempt of a host
+ * with a window, no host made of it. A reset with data or with the SYN in the same record,
+ * and a handshake with data, are the host's connections as before. */
 static void
 test_host_answers(void **state)
 {
@@ -420,9 +421,19 @@ test_host_answers(void **state)
 	sampled_answers(c, svictim, 25, 0x12, 0, 200, T0); /* and the SYN-ACKs it reset */
 	own_records(c, web, 0x12, 2000, 200, T0);      /* SYN-ACK: spoofed SYNs from port 25 */
 	sampled_forward(c, web, 25, 0x12, 3000, 100, T0);
+	/* sampled records of several packets reading SYN-ACK (a server's retransmissions, or a
+	 * client's SYN and handshake ACK): no host made of them either */
+	for (guint i = 0; i < 50; i++) {
+		guint8 d[16];
+		ext(d, 3500 + i);
+		Flow f = mk(T0 + i * 100, web, d, 25, 0x12);
+		f.sampling = 10;
+		f.packets = 2;
+		analyzer_process(c->a, &f, 1);
+	}
 	analyzer_get_stats(c->a, &st);
 	assert_int_equal(st.hosts_tracked, 0);
-	assert_int_equal(st.answers_untracked, 1100);
+	assert_int_equal(st.answers_untracked, 1150);
 	assert_int_equal(st.flows_relevant, 0);
 	/* a host with a window: its resets are flows, not attempts */
 	own_records(c, user, 0x1b, 5000, 3, T0);       /* three sessions */
@@ -438,6 +449,23 @@ test_host_answers(void **state)
 	assert_true(analyzer_host_info(c->a, user, &info));
 	assert_int_equal(l->flows, 113);
 	assert_int_equal(l->attempts, 3);
+	/* ... and for a sampled host with a window of its own (a sampled SYN), they are its
+	 * attempts, not failed */
+	guint8 samp[16];
+	v4(samp, 10, 6, 0, 6);
+	sampled_forward(c, samp, 25, F_SYN, 8000, 1, T0);
+	for (guint i = 0; i < 20; i++) {
+		guint8 d[16];
+		ext(d, 8100 + i);
+		Flow f = mk(T0 + 1000 + i * 100, samp, d, 25, 0x12);
+		f.sampling = 10;
+		f.packets = 2;
+		analyzer_process(c->a, &f, 1);
+	}
+	assert_true(analyzer_host_info(c->a, samp, &info));
+	l = &info.win[HEUR_WIN_SMTP_EXT].counts.span[WINDOW_LONG];
+	assert_int_equal(l->attempts, 21);
+	assert_int_equal(l->failed, 1);
 	/* a SYN and its reset in one record (the host gave up), and a handshake aborted (SYN,
 	 * ACK, RST): failed attempts, as before */
 	own_records(c, rsted, 0x06, 7000, 30, T0);
