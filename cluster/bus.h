@@ -98,6 +98,11 @@ void bus_free(Bus *bus);
  * exit (nats_CloseAndWait). No Bus may be made afterwards. */
 void bus_shutdown_library(void);
 gboolean bus_connected(Bus *bus);
+/* The node is leaving: consumers closed from now on while the servers are away are left to
+ * bus_free() (after the connection's close) instead of asking the servers to delete them,
+ * a request each that waits out its timeout. Not before: a consumer kept during a run
+ * would resume with the connection and take its messages for nothing. */
+void bus_leaving(Bus *bus);
 /* Why the bus cannot connect: one attempt of its own, synchronous (up to the connect timeout
  * per server), with the bus's servers, credentials and TLS, closed again at once. FALSE with
  * what the servers or TLS said ("SSL handshake error: ...", "Authorization Violation"), also

@@ -88,6 +88,7 @@ struct Bus {
 	GPtrArray *failed_subs; /* BusSub* of failed js_Subscribe calls (see sub_failed), and
 				 * of consumers closed while the servers were away (sub_leave) */
 	guint subs_left;	/* ... of those (sub_leave), said at bus_free() */
+	gboolean leaving;	/* bus_leaving() */
 	GArray *kept_watches;	/* KeptWatch: KV watches destroyed after the connection's close */
 	BusStats st;
 	gint64 warn_us; /* rate limit of publish-failure warnings */
@@ -780,6 +781,7 @@ bus_free(Bus *bus)
 		return;
 	g_mutex_lock(&bus->lock);
 	bus->closing = TRUE;
+	bus->leaving = TRUE;
 	g_cond_broadcast(&bus->wake);
 	g_mutex_unlock(&bus->lock);
 	if (bus->sender != NULL)
@@ -883,6 +885,14 @@ bus_shutdown_library(void)
 	/* process-wide: every Bus (and any other libnats user) must be gone */
 	if (nats_CloseAndWait(5000) != NATS_OK)
 		g_warning("cluster bus: libnats did not shut down within 5 s");
+}
+
+void
+bus_leaving(Bus *bus)
+{
+	g_mutex_lock(&bus->lock);
+	bus->leaving = TRUE;
+	g_mutex_unlock(&bus->lock);
 }
 
 gboolean
@@ -1502,10 +1512,10 @@ bus_sub_stop_fetching(BusSub *bs)
 	g_mutex_unlock(&bs->lock);
 }
 
-/* Close push consumer bs while the connection is not up: unsubscribing would ask the
- * servers to delete its consumer and wait out the request's timeout, 2 s each (an analyzer
- * of 64 partitions took over two minutes to stop while the servers were away, past
- * systemd's 90 s). Instead its handler is told to drop what comes, a call in fn now is
+/* Close push consumer bs while the node is leaving (bus_leaving()) and the connection is
+ * not up: unsubscribing would ask the servers to delete its consumer and wait out the
+ * request's timeout, 2 s each (an analyzer of 64 partitions took over two minutes to stop
+ * while the servers were away, past systemd's 90 s). Instead its handler is told to drop what comes, a call in fn now is
  * waited for, and bs is left to bus_free(), which destroys it after the connection's
  * close: the servers drop an ephemeral consumer nobody listens to by themselves. FALSE:
  * the handler did not return in time (bs is then kept, never freed: a leak beats a
@@ -1568,7 +1578,10 @@ bus_sub_close(BusSub *bs)
 		bus_sub_free(bs);
 		return;
 	}
-	if (bs->serve == NULL && bus->nc != NULL &&
+	g_mutex_lock(&bus->lock);
+	gboolean leaving = bus->leaving;
+	g_mutex_unlock(&bus->lock);
+	if (leaving && bs->serve == NULL && bus->nc != NULL &&
 	    natsConnection_Status(bus->nc) != NATS_CONN_STATUS_CONNECTED) {
 		/* a stream's consumer (on_stream_msg() counts its calls in fn; a core
 		 * subscription such as bus_serve()'s asks the servers nothing to go) */

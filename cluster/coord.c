@@ -2671,6 +2671,7 @@ shutdown_run(Coord *c)
 	}
 	requests_send(c, TRUE, "shutting down");
 	publishes_send(c, TRUE, "shutting down");
+	bus_leaving(c->bus);
 	bus_unsubscribe(c->serve_sub);
 	c->serve_sub = NULL;
 	for (guint p = 0; p < c->cfg.partitions; p++) {
