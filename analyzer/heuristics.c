@@ -97,7 +97,7 @@ typedef enum {
 } HostRole;
 
 static HostRole
-host_answers(const Flow *f)
+host_role(const Flow *f)
 {
 	if (!(f->has & FLOW_HAS_TCP_FLAGS) ||
 	    ((f->has & FLOW_HAS_FW_EVENT) && f->fw_event != FW_EVENT_NONE))
@@ -135,7 +135,7 @@ sampled_answer(const HeurClassifier *hc, const Flow *f, gboolean refused, HeurCl
 	fw.dport = f->sport;
 	fw.sampling = 1; /* read once: turned around, it is no sampled answer again */
 	/* its flags are the server's (what they say is `refused`): a reset or SYN-ACK
-	 * turned around is no answer of the host's own (host_answers()) */
+	 * turned around is no answer of the host's own (host_role()) */
 	fw.has &= (guint16)~FLOW_HAS_TCP_FLAGS;
 	HeurClass c;
 	heuristics_classify_relevant(hc, &fw, &c);
@@ -273,7 +273,7 @@ heuristics_classify_relevant(const HeurClassifier *hc, const Flow *f, HeurClass 
 			goto reverse;
 		}
 		if (dir == HEUR_FORWARD) {
-			HostRole role = host_answers(f);
+			HostRole role = host_role(f);
 			if (role == HOST_ANSWERS) {
 				dir = HEUR_FLOW_ONLY;
 				out->host_answers = TRUE;

@@ -67,7 +67,7 @@ typedef struct {
 			    the peer answered */
 	gboolean refusal; /* forward made of a sampled refusal (the server's reset): failed */
 	/* the host's packets answer a connection it did not open, a reset or a SYN-ACK alone
-	 * (heuristics.c, host_answers()): read as HEUR_FLOW_ONLY, no attempt; or may (a
+	 * (heuristics.c, host_role()): read as HEUR_FLOW_ONLY, no attempt; or may (a
 	 * sampled record of several packets reading SYN-ACK), dir HEUR_FORWARD: an attempt
 	 * only of a host that has a window. Either way no host is made of it. */
 	gboolean host_answers;

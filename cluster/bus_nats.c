@@ -1515,11 +1515,11 @@ bus_sub_stop_fetching(BusSub *bs)
 /* Close push consumer bs while the node is leaving (bus_leaving()) and the connection is
  * not up: unsubscribing would ask the servers to delete its consumer and wait out the
  * request's timeout, 2 s each (an analyzer of 64 partitions took over two minutes to stop
- * while the servers were away, past systemd's 90 s). Instead its handler is told to drop what comes, a call in fn now is
- * waited for, and bs is left to bus_free(), which destroys it after the connection's
- * close: the servers drop an ephemeral consumer nobody listens to by themselves. FALSE:
- * the handler did not return in time (bs is then kept, never freed: a leak beats a
- * crash). */
+ * while the servers were away, past systemd's 90 s). Instead its handler is told to drop
+ * what comes, a call in fn now is waited for, and bs is left to bus_free(), which
+ * destroys it after the connection's close: the servers drop an ephemeral consumer nobody
+ * listens to by themselves. FALSE: the handler did not return in time (bs is then kept,
+ * never freed: a leak beats a crash). */
 static gboolean
 sub_leave(Bus *bus, BusSub *bs)
 {

@@ -2683,14 +2683,14 @@ shutdown_run(Coord *c)
 			pt->fs = NULL;
 		}
 	}
-	if (ready && c->reg_ok_ms && !bus_connected(c->bus)) {
-		/* a request now would wait out its timeout */
-		g_message("cluster: node entry left to expire (the NATS servers are away)");
-	} else if (ready && c->reg_ok_ms) {
-		/* gone at once rather than after node_ttl_ms */
+	if (ready && c->reg_ok_ms) {
+		/* gone at once rather than after node_ttl_ms, unless a request would wait out
+		 * its timeout */
 		g_autoptr(GError) err = NULL;
-		if (!bus_kv_delete(c->bus, BUS_KV_NODES, c->node, 0, &err) &&
-		    !g_error_matches(err, BUS_ERROR, BUS_ERROR_NOT_FOUND))
+		if (!bus_connected(c->bus))
+			g_message("cluster: node entry left to expire (the NATS servers are away)");
+		else if (!bus_kv_delete(c->bus, BUS_KV_NODES, c->node, 0, &err) &&
+			 !g_error_matches(err, BUS_ERROR, BUS_ERROR_NOT_FOUND))
 			g_message("cluster: node entry not deleted: %s", err->message);
 	}
 }

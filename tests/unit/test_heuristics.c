@@ -365,34 +365,28 @@ sampled_answers(Ctx *c, const guint8 host[16], guint16 sport, guint8 flags, guin
 	}
 }
 
-/* n sampled records of host's own (1 in 10, one packet each) with flags to port of
- * external addresses first.., one every 100 ms from t */
+/* n sampled records of host's own (1 in 10, `packets` sampled packets each) with flags to
+ * port of external addresses first.., one every 100 ms from t */
 static void
-sampled_forward(Ctx *c, const guint8 host[16], guint16 port, guint8 flags, guint32 first,
-		guint n, gint64 t)
+sampled_records(Ctx *c, const guint8 host[16], guint16 port, guint8 flags, guint64 packets,
+		guint32 first, guint n, gint64 t)
 {
 	for (guint i = 0; i < n; i++) {
 		guint8 d[16];
 		ext(d, first + i);
 		Flow f = mk(t + i * 100, host, d, port, flags);
 		f.sampling = 10;
-		f.packets = 1;
+		f.packets = packets;
 		analyzer_process(c->a, &f, 1);
 	}
 }
 
-/* n records of host's own with flags to port 25 of external addresses first.., one every
- * 100 ms from t, unsampled */
+/* the same, one packet each */
 static void
-own_records(Ctx *c, const guint8 host[16], guint8 flags, guint32 first, guint n, gint64 t)
+sampled_forward(Ctx *c, const guint8 host[16], guint16 port, guint8 flags, guint32 first,
+		guint n, gint64 t)
 {
-	for (guint i = 0; i < n; i++) {
-		guint8 d[16];
-		ext(d, first + i);
-		Flow f = mk(t + i * 100, host, d, 25, flags);
-		f.packets = 1;
-		analyzer_process(c->a, &f, 1);
-	}
+	sampled_records(c, host, port, flags, 1, first, n, t);
 }
 
 /* A host's answers to connections it did not open are no attempts, unsampled or sampled:
@@ -415,29 +409,22 @@ test_host_answers(void **state)
 	v4(rsted, 10, 6, 0, 4);
 	v4(web, 10, 6, 0, 5);
 	AnalyzerStats st;
-	own_records(c, victim, 0x04, 0, 200, T0);      /* RST */
-	own_records(c, victim, 0x14, 1000, 200, T0);   /* RST-ACK */
+	fanout(c, victim, 25, 0, 200, T0, 100, 0x04);      /* RST */
+	fanout(c, victim, 25, 1000, 200, T0, 100, 0x14);   /* RST-ACK */
 	sampled_forward(c, svictim, 25, 0x14, 0, 200, T0);
 	sampled_answers(c, svictim, 25, 0x12, 0, 200, T0); /* and the SYN-ACKs it reset */
-	own_records(c, web, 0x12, 2000, 200, T0);      /* SYN-ACK: spoofed SYNs from port 25 */
+	fanout(c, web, 25, 2000, 200, T0, 100, 0x12);      /* SYN-ACK: spoofed SYNs from port 25 */
 	sampled_forward(c, web, 25, 0x12, 3000, 100, T0);
 	/* sampled records of several packets reading SYN-ACK (a server's retransmissions, or a
 	 * client's SYN and handshake ACK): no host made of them either */
-	for (guint i = 0; i < 50; i++) {
-		guint8 d[16];
-		ext(d, 3500 + i);
-		Flow f = mk(T0 + i * 100, web, d, 25, 0x12);
-		f.sampling = 10;
-		f.packets = 2;
-		analyzer_process(c->a, &f, 1);
-	}
+	sampled_records(c, web, 25, 0x12, 2, 3500, 50, T0);
 	analyzer_get_stats(c->a, &st);
 	assert_int_equal(st.hosts_tracked, 0);
 	assert_int_equal(st.answers_untracked, 1150);
 	assert_int_equal(st.flows_relevant, 0);
 	/* a host with a window: its resets are flows, not attempts */
-	own_records(c, user, 0x1b, 5000, 3, T0);       /* three sessions */
-	own_records(c, user, 0x04, 6000, 100, T0 + 1000);
+	fanout(c, user, 25, 5000, 3, T0, 100, 0x1b);       /* three sessions */
+	fanout(c, user, 25, 6000, 100, T0 + 1000, 100, 0x04);
 	AnalyzerHostInfo info;
 	assert_true(analyzer_host_info(c->a, user, &info));
 	const WindowSpanCounts *l = &info.win[HEUR_WIN_SMTP_EXT].counts.span[WINDOW_LONG];
@@ -445,7 +432,7 @@ test_host_answers(void **state)
 	assert_int_equal(l->attempts, 3);
 	assert_int_equal(l->failed, 0);
 	assert_int_equal(l->distinct, 3);
-	own_records(c, user, 0x12, 6500, 10, T0 + 1000); /* SYN-ACKs: flows too */
+	fanout(c, user, 25, 6500, 10, T0 + 1000, 100, 0x12); /* SYN-ACKs: flows too */
 	assert_true(analyzer_host_info(c->a, user, &info));
 	assert_int_equal(l->flows, 113);
 	assert_int_equal(l->attempts, 3);
@@ -454,22 +441,15 @@ test_host_answers(void **state)
 	guint8 samp[16];
 	v4(samp, 10, 6, 0, 6);
 	sampled_forward(c, samp, 25, F_SYN, 8000, 1, T0);
-	for (guint i = 0; i < 20; i++) {
-		guint8 d[16];
-		ext(d, 8100 + i);
-		Flow f = mk(T0 + 1000 + i * 100, samp, d, 25, 0x12);
-		f.sampling = 10;
-		f.packets = 2;
-		analyzer_process(c->a, &f, 1);
-	}
+	sampled_records(c, samp, 25, 0x12, 2, 8100, 20, T0 + 1000);
 	assert_true(analyzer_host_info(c->a, samp, &info));
 	l = &info.win[HEUR_WIN_SMTP_EXT].counts.span[WINDOW_LONG];
 	assert_int_equal(l->attempts, 21);
 	assert_int_equal(l->failed, 1);
 	/* a SYN and its reset in one record (the host gave up), and a handshake aborted (SYN,
 	 * ACK, RST): failed attempts, as before */
-	own_records(c, rsted, 0x06, 7000, 30, T0);
-	own_records(c, rsted, 0x16, 7030, 30, T0);
+	fanout(c, rsted, 25, 7000, 30, T0, 100, 0x06);
+	fanout(c, rsted, 25, 7030, 30, T0, 100, 0x16);
 	assert_true(analyzer_host_info(c->a, rsted, &info));
 	l = &info.win[HEUR_WIN_SMTP_EXT].counts.span[WINDOW_LONG];
 	assert_int_equal(l->attempts, 60);
