@@ -1,9 +1,9 @@
 // The browser half of tests/system/web_browser.py and host_sampled.py: Debian's chromium,
 // headless, driven by playwright-core (tests/web/node_modules, `npm ci` by scripts/setup.sh
-// test; no browser is downloaded). It starts the browser at once (slow under load) and prints {"ready":true};
-// then reads one JSON line on stdin, {"base": URL, "host": ADDR, "since": "1h", "out": DIR,
-// "also": [ADDR...]} (since and also optional),
-// and answers one JSON line on stdout with what the pages showed:
+// test; no browser is downloaded). It starts the browser at once (slow under load) and
+// prints {"ready":true}; then reads one JSON line on stdin, {"base": URL, "host": ADDR,
+// "since": "1h", "out": DIR, "also": [ADDR...]} (since and also optional), and answers one
+// JSON line on stdout with what the pages showed:
 //   rows: the offenders table ([host, reason] per row); host page: the chart's state, its
 //   series (reason, window, [[t, value]...]) and time range, the evidence link, the bytes
 //   downloaded through it (saved under out); console errors and warnings, CSP violations,
@@ -19,8 +19,8 @@ import path from 'node:path';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
-// the host page's estimate lines (a sampled host's): hidden, and per line its reason, span
-// and text as shown
+// the host page's notes under its reasons table, and its estimate lines (a sampled host's):
+// hidden, and per line its reason, span and text as shown
 async function basisOf(page) {
   return page.evaluate(() => {
     const box = document.getElementById('basis');
