@@ -85,9 +85,8 @@ struct Bus {
 	gboolean closing, nc_closed;
 	gboolean sent_async;	/* libnats' async-publish state exists (see bus_free) */
 	GPtrArray *subs;	/* BusSub* not yet unsubscribed */
-	GPtrArray *failed_subs; /* BusSub* of failed js_Subscribe calls (see sub_failed), and
-				 * of consumers closed while the servers were away (sub_leave) */
-	guint subs_left;	/* ... of those (sub_leave), said at bus_free() */
+	GPtrArray *failed_subs; /* BusSub* of failed js_Subscribe calls (see sub_failed) */
+	GPtrArray *left_subs;	/* BusSub* closed while leaving with the servers away (sub_leave) */
 	gboolean leaving;	/* bus_leaving() */
 	GArray *kept_watches;	/* KeptWatch: KV watches destroyed after the connection's close */
 	BusStats st;
@@ -95,6 +94,7 @@ struct Bus {
 };
 
 static void bus_sub_free(BusSub *bs);
+static void left_subs_free(Bus *bus);
 
 /* A KV watch a stopping mirror leaves to bus_free(): destroyed once the connection is
  * closed, when unsubscribing its ordered consumer no longer asks the server to delete it.
@@ -745,6 +745,7 @@ bus_new(const BusConfig *cfg, GError **error)
 	bus->inflight = g_hash_table_new(g_direct_hash, g_direct_equal);
 	bus->subs = g_ptr_array_new();
 	bus->failed_subs = g_ptr_array_new();
+	bus->left_subs = g_ptr_array_new();
 	bus->kept_watches = g_array_new(FALSE, FALSE, sizeof(KeptWatch));
 	bus->st.buffered_max = cfg->publish_buffer;
 
@@ -857,12 +858,9 @@ bus_free(Bus *bus)
 	g_hash_table_unref(bus->inflight);
 	g_ptr_array_unref(bus->subs);
 	/* their libnats subscriptions closed with the connection above */
-	if (bus->subs_left > 0)
-		g_message("cluster bus: %u consumers closed while the servers were away, left to "
-			  "the connection's close (not deleted on the servers: they drop them)",
-			  bus->subs_left);
 	g_ptr_array_set_free_func(bus->failed_subs, (GDestroyNotify)bus_sub_free);
 	g_ptr_array_unref(bus->failed_subs);
+	left_subs_free(bus);
 	g_cond_clear(&bus->wake);
 	g_cond_clear(&bus->idle);
 	g_mutex_clear(&bus->lock);
@@ -1517,8 +1515,8 @@ bus_sub_stop_fetching(BusSub *bs)
  * request's timeout, 2 s each (an analyzer of 64 partitions took over two minutes to stop
  * while the servers were away, past systemd's 90 s). Instead its handler is told to drop
  * what comes, a call in fn now is waited for, and bs is left to bus_free(), which
- * destroys it after the connection's close: the servers drop an ephemeral consumer nobody
- * listens to by themselves. FALSE: the handler did not return in time (bs is then kept,
+ * destroys it after the connection's close (left_subs_free()): the servers drop an
+ * ephemeral consumer nobody listens to by themselves. FALSE: the handler did not return in time (bs is then kept,
  * never freed: a leak beats a crash). */
 static gboolean
 sub_leave(Bus *bus, BusSub *bs)
@@ -1539,10 +1537,42 @@ sub_leave(Bus *bus, BusSub *bs)
 		return FALSE;
 	}
 	g_mutex_lock(&bus->lock);
-	g_ptr_array_add(bus->failed_subs, bs);
-	bus->subs_left++;
+	g_ptr_array_add(bus->left_subs, bs);
 	g_mutex_unlock(&bus->lock);
 	return TRUE;
+}
+
+/* bus_free(), after the connection's close: the consumers sub_leave() kept. libnats
+ * closed them with the connection, and calls on_sub_complete() on their delivery threads,
+ * which may come after the connection's own close: each is freed once it has (a use after
+ * free ASan caught in cluster-outage when they were freed at once), or left allocated. */
+static void
+left_subs_free(Bus *bus)
+{
+	if (bus->left_subs->len > 0)
+		g_message("cluster bus: %u consumers closed while the servers were away, left to "
+			  "the connection's close (not deleted on the servers: they drop them)",
+			  bus->left_subs->len);
+	gint64 until = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+	guint kept = 0;
+	for (guint i = 0; i < bus->left_subs->len; i++) {
+		BusSub *bs = g_ptr_array_index(bus->left_subs, i);
+		g_mutex_lock(&bs->lock);
+		while (!bs->complete)
+			if (!g_cond_wait_until(&bs->cond, &bs->lock, until))
+				break;
+		gboolean done = bs->complete;
+		g_mutex_unlock(&bs->lock);
+		if (done)
+			bus_sub_free(bs);
+		else
+			kept++;
+	}
+	if (kept > 0)
+		g_warning("cluster bus: %u consumers not closed by libnats within 5 s: left "
+			  "allocated",
+			  kept);
+	g_ptr_array_unref(bus->left_subs);
 }
 
 static void
