@@ -89,7 +89,12 @@ reverse_refused(const Flow *f)
  * record holds its handshake and nothing else (a tarpit that never sends a banner, split
  * by the exporter's active timeout) loses that attempt. A SYN-ACK is told only from a
  * record of every packet or of one; a sampled record of several packets that reads
- * SYN-ACK may be either, and counts as an attempt only for a host that has a window. */
+ * SYN-ACK may be either, and counts as an attempt only for a host that has a window,
+ * unless it comes from a privileged source port (below 1024): a service answering (the
+ * web server of the flood, on 80 or 443), where a client's connection comes from an
+ * ephemeral port (32768-60999 on Linux, 49152-65535 on Windows). Without that, a flooded
+ * server that also sends mail of its own counted them as attempts. A client that binds a
+ * privileged port (root) loses only records without data: a session's carry PSH. */
 typedef enum {
 	HOST_ATTEMPTS, /* the host's own connection */
 	HOST_ANSWERS,  /* an answer to a connection it did not open */
@@ -111,7 +116,7 @@ host_role(const Flow *f)
 	 * and its handshake's ACK read SYN-ACK too (at 1:10 the scenario's moderate bot lost
 	 * a pair when these were answers); one packet, or every packet (unsampled), cannot */
 	if (f->sampling > 1 && !(f->has & FLOW_PACKET_SAMPLE) &&
-	    !((f->has & FLOW_HAS_PACKETS) && f->packets == 1))
+	    !((f->has & FLOW_HAS_PACKETS) && f->packets == 1) && f->sport >= 1024)
 		return HOST_MAYBE;
 	return HOST_ANSWERS;
 }

@@ -12,20 +12,29 @@ The capture (written here with scripts/gen_scenario.py's frame writer, 240 s):
     which answer it exactly the same way (the servers' packets are the same for both;
     only the bot's own SYNs tell them apart);
   - a web server, 192.168.10.80, under a SYN flood from spoofed sources: 400 of them
-    (198.18.5-6.x) with source port 25, each answered by a SYN-ACK sent 3 times.
+    (198.18.5-6.x) with source port 25, each answered by a SYN-ACK sent 3 times;
+  - a second web server, 192.168.10.81, under the same flood (198.18.7-8.x, from 30 s on),
+    that also sends mail of its own: 36 compact sessions to its 3 mail relays (198.18.9.x),
+    one every 6 s from 1 s.
 softflowd exports it as IPFIX at 1 in 10 (-s 10, as scripts/eval_detection.py runs it), the
 export goes over UDP to a live daemon, and tshark reads the same export:
   - the bot is raised for an SMTP reason, its estimate near its 400 servers;
   - nothing is held about the victim or the web server (spamflowctl host: nothing held),
     and neither is an offender (sampled, a record of several packets reading SYN-ACK could
     be a client's SYN and handshake ACK: it counts only for a host with a window);
+  - the second web server has a window, and it holds its 3 relays and nothing else: its
+    SYN-ACKs are flows, not attempts, even sampled records of several of them (they come
+    from port 443, a service's: a client's own connection comes from an ephemeral port);
+    not an offender;
   - analyzer.answers_untracked counts the victim's resets and the web server's SYN-ACKs
     that tshark finds in the export (unsampled, exactly); sampled, also every server record
     to the victim, and at most the bot's servers' records besides (those that came before
-    its first record counted).
+    its first record counted); the second web server's count only before its first record
+    of its own (none here: its flood starts later).
 
 usage: sampled_backscatter.py SPAMFLOWD SPAMFLOWCTL
 """
+import json
 import os
 import random
 import shutil
@@ -44,6 +53,8 @@ from control import Daemon, datagrams, send_all  # noqa: E402
 VICTIM = "192.168.10.200"
 BOT = "192.168.10.66"
 WEB = "192.168.10.80"
+WEB2 = "192.168.10.81"
+RELAYS = 3
 SERVERS = 400
 SPAN = 240.0
 EXPORT_PORT = 4739  # + the rate: the source port eval_detection's normalized exports carry
@@ -71,12 +82,12 @@ def backscatter(s, t, srv, hport, refuse):
         s.tcp(t + dt + 0.0002, VICTIM, srv, hport, 25, gs.RST, seq=1)
 
 
-def attempt(s, t, srv, port, refuse):
-    """the bot's attempt to srv at t: refused (its SYN, the server's reset) or a compact
-    session, 5 packets each way (handshake, banner, EHLO, QUIT, close)."""
-    s.tcp(t, BOT, srv, port, 25, gs.SYN, seq=1)
+def attempt(s, t, srv, port, refuse, client=BOT):
+    """the client's (the bot's) attempt to srv at t: refused (its SYN, the server's reset) or
+    a compact session, 5 packets each way (handshake, banner, EHLO, QUIT, close)."""
+    s.tcp(t, client, srv, port, 25, gs.SYN, seq=1)
     if refuse:
-        s.tcp(t + 0.02, srv, BOT, 25, port, gs.RST | gs.ACK, seq=0, ack=2)
+        s.tcp(t + 0.02, srv, client, 25, port, gs.RST | gs.ACK, seq=0, ack=2)
         return
     c, v = gs.ACK, gs.ACK
     for dt, src, flags, data in ((0.02, srv, gs.SYN | v, b""), (0.04, BOT, c, b""),
@@ -87,9 +98,9 @@ def attempt(s, t, srv, port, refuse):
                                  (0.20, srv, gs.PSH | gs.FIN | v, b"221 bye\r\n"),
                                  (0.21, BOT, gs.FIN | c, b""), (0.22, srv, v, b"")):
         if src == BOT:
-            s.tcp(t + dt, BOT, srv, port, 25, flags, seq=2, ack=2, data=data)
+            s.tcp(t + dt, client, srv, port, 25, flags, seq=2, ack=2, data=data)
         else:
-            s.tcp(t + dt, srv, BOT, 25, port, flags, seq=2, ack=2, data=data)
+            s.tcp(t + dt, srv, client, 25, port, flags, seq=2, ack=2, data=data)
 
 
 def capture(path, rng):
@@ -110,6 +121,16 @@ def capture(path, rng):
             if dt == 0.0:
                 s.tcp(t, server(i, 5), WEB, 25, 443, gs.SYN, seq=5)
             s.tcp(t + dt + 0.0001, WEB, server(i, 5), 443, 25, gs.SYN | gs.ACK, seq=9000, ack=6)
+        # the same on the second web server, from 30 s on
+        t = rng.uniform(30, SPAN - 10)
+        for dt in (0.0, 1.0, 3.0):
+            if dt == 0.0:
+                s.tcp(t, server(i, 7), WEB2, 25, 443, gs.SYN, seq=5)
+            s.tcp(t + dt + 0.0001, WEB2, server(i, 7), 443, 25, gs.SYN | gs.ACK, seq=9000,
+                  ack=6)
+    # the second web server's own mail: a session to one of its relays every 6 s
+    for k in range(36):
+        attempt(s, 1 + 6 * k, "198.18.9.%d" % (1 + k % RELAYS), 41000 + k, False, client=WEB2)
     s.write(path)
     return len(s.pkts), refused
 
@@ -123,13 +144,21 @@ def records(export, rate):
                           "-e", "cflow.dstport", "-e", "cflow.packets"],
                          capture_output=True, text=True, check=True).stdout
     n = {"all": 0, "to_victim": 0, "to_bot": 0, "from_victim": 0, "from_web": 0,
-         "from_web_multi": 0}
+         "from_web_multi": 0, "from_web2": 0, "from_web2_multi": 0, "web2_own": 0,
+         "web2_before": 0}
     for line in out.splitlines():
         cols = line.split("\t")
         if len(cols) < 5 or not cols[0]:
             continue
         for src, dst, sport, dport, pkts in zip(*(c.split(";") for c in cols[:5])):
             n["all"] += 1
+            if src == WEB2 and dport == "25":
+                if sport == "443":
+                    n["from_web2"] += 1
+                    n["from_web2_multi"] += int(pkts) > 1
+                    n["web2_before"] += n["web2_own"] == 0
+                else:
+                    n["web2_own"] += 1
             if sport == "25" and dst == VICTIM:
                 n["to_victim"] += 1
             elif sport == "25" and dst == BOT:
@@ -191,20 +220,35 @@ def run(spamflowd, ctl, pcap, rate, tmp):
         check(rc != 0 and "nothing is held" in (out + err),
               "[%s] nothing is held about the flooded web server (%d of its records of "
               "several packets)" % (tag, n["from_web_multi"]))
+        # the second web server sends mail of its own: it has a window, and its SYN-ACKs
+        # from port 443 are flows in it, not attempts, sampled records of several included
+        rc, j = d.jq("host", WEB2)
+        fan = next(r for r in j["reasons"] if r["reason"] == "smtp-fanout") if rc == 0 else {}
+        seen = fan.get("value", {}).get("long", -1)
+        print("[%s] host %s: %s" % (tag, WEB2, json.dumps(fan)[:400]), flush=True)
+        check(rc == 0 and seen == RELAYS,
+              "[%s] the second web server holds its %d relays and nothing else (%d; %d of its "
+              "%d SYN-ACK records of several packets)" % (tag, RELAYS, seen, n["from_web2_multi"],
+                                                          n["from_web2"]))
+        if rate > 1:
+            check(n["from_web2_multi"] >= 3,
+                  "[%s] the export has records of several of its SYN-ACKs to test (%d)"
+                  % (tag, n["from_web2_multi"]))
         offenders = d.jq("offenders")[1]["offenders"]
-        check(all(o["host"] not in (VICTIM, WEB) for o in offenders),
-              "[%s] neither the victim nor the web server is an offender (%s)"
+        check(all(o["host"] not in (VICTIM, WEB, WEB2) for o in offenders),
+              "[%s] neither the victim nor the web servers is an offender (%s)"
               % (tag, sorted({o["host"] for o in offenders})))
         untracked = d.jq("stats")[1]["analyzer"]["answers_untracked"]
         if rate == 1:
             # unsampled, a server's record only marks an attempt answered: the victim's
             # resets and the web server's SYN-ACKs are all that is counted
-            want = n["from_victim"] + n["from_web"]
+            want = n["from_victim"] + n["from_web"] + n["web2_before"]
             check(untracked == want,
                   "[%s] answers_untracked %d: the victim's resets and the web server's SYN-ACKs "
-                  "(%d)" % (tag, untracked, want))
+                  "(%d; the second one's before its first own record: %d)"
+                  % (tag, untracked, want, n["web2_before"]))
         else:
-            low = n["to_victim"] + n["from_victim"] + n["from_web"]
+            low = n["to_victim"] + n["from_victim"] + n["from_web"] + n["web2_before"]
             check(low <= untracked <= low + n["to_bot"],
                   "[%s] answers_untracked %d: every record to or from the victim and from the "
                   "web server (%d), and at most %d of the bot's servers' records besides"

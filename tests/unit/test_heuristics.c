@@ -365,20 +365,29 @@ sampled_answers(Ctx *c, const guint8 host[16], guint16 sport, guint8 flags, guin
 	}
 }
 
-/* n sampled records of host's own (1 in 10, `packets` sampled packets each) with flags to
- * port of external addresses first.., one every 100 ms from t */
+/* n sampled records of host's own (1 in 10, `packets` sampled packets each) from sport with
+ * flags to port of external addresses first.., one every 100 ms from t */
 static void
-sampled_records(Ctx *c, const guint8 host[16], guint16 port, guint8 flags, guint64 packets,
-		guint32 first, guint n, gint64 t)
+sampled_records_from(Ctx *c, const guint8 host[16], guint16 sport, guint16 port, guint8 flags,
+		     guint64 packets, guint32 first, guint n, gint64 t)
 {
 	for (guint i = 0; i < n; i++) {
 		guint8 d[16];
 		ext(d, first + i);
 		Flow f = mk(t + i * 100, host, d, port, flags);
+		f.sport = sport;
 		f.sampling = 10;
 		f.packets = packets;
 		analyzer_process(c->a, &f, 1);
 	}
+}
+
+/* the same from mk()'s ephemeral source port */
+static void
+sampled_records(Ctx *c, const guint8 host[16], guint16 port, guint8 flags, guint64 packets,
+		guint32 first, guint n, gint64 t)
+{
+	sampled_records_from(c, host, 40000, port, flags, packets, first, n, t);
 }
 
 /* the same, one packet each */
@@ -395,7 +404,8 @@ sampled_forward(Ctx *c, const guint8 host[16], guint16 port, guint8 flags, guint
  * answering spoofed SYNs from port 25). A host that sent nothing else is not made
  * (answers_untracked); one that has a window counts them as flows only. A sampled record
  * of several packets reading SYN-ACK may be a client's SYN and ACK: an attempt of a host
- * with a window, no host made of it. A reset with data or with the SYN in the same record,
+ * with a window (but not from a privileged source port: a service's), no host made of it.
+ * A reset with data or with the SYN in the same record,
  * and a handshake with data, are the host's connections as before. */
 static void
 test_host_answers(void **state)
@@ -446,6 +456,15 @@ test_host_answers(void **state)
 	l = &info.win[HEUR_WIN_SMTP_EXT].counts.span[WINDOW_LONG];
 	assert_int_equal(l->attempts, 21);
 	assert_int_equal(l->failed, 1);
+	assert_int_equal(l->flows, 21);
+	/* ... but not from a privileged source port: a service's SYN-ACKs (a flooded web
+	 * server that sends mail of its own), flows only */
+	sampled_records_from(c, samp, 443, 25, 0x12, 2, 8200, 20, T0 + 4000);
+	sampled_records_from(c, samp, 25, 25, 0x12, 3, 8300, 10, T0 + 6000);
+	assert_true(analyzer_host_info(c->a, samp, &info));
+	assert_int_equal(l->attempts, 21);
+	assert_int_equal(l->distinct, 21);
+	assert_int_equal(l->flows, 51);
 	/* a SYN and its reset in one record (the host gave up), and a handshake aborted (SYN,
 	 * ACK, RST): failed attempts, as before */
 	fanout(c, rsted, 25, 7000, 30, T0, 100, 0x06);
