@@ -683,6 +683,38 @@ analyzer_count_estimating(const Analyzer *a)
 	return n;
 }
 
+/* Why reason r of host h, at level with the raise condition `crossed` (heuristics_crossed()),
+ * would not be raised now: AnalyzerHeld. The same rules as judge_step()'s. The split is told
+ * of an active offender too (its flows now count for the other reason); the rest only of a
+ * reason not active. */
+static AnalyzerHeld
+held_why(const Analyzer *a, const Host *h, AlertReason r, double level, gboolean crossed,
+	 const guint32 thr[WINDOW_SPANS], const HeurEstimate basis[WINDOW_SPANS])
+{
+	AnalyzerHeld why = ANALYZER_HELD_NONE;
+	if (level >= 1.0 && !crossed) {
+		/* heuristics_crossed() says no past the threshold: the split, or too few seen */
+		if (r == REASON_SMTP_FANOUT || r == REASON_SMTP_BLOCKED)
+			return ANALYZER_HELD_SPLIT;
+		if (r == REASON_SMTP_NOVELTY)
+			why = ANALYZER_HELD_FEW_SAMPLED;
+	} else if (!crossed && h->sampling > 1) {
+		for (guint k = 0; k < WINDOW_SPANS; k++)
+			if (thr[k] > 0 && basis[k].estimate >= thr[k])
+				why = ANALYZER_HELD_CONFIDENCE;
+	}
+	if (h->offenders & (1u << r))
+		return ANALYZER_HELD_NONE;
+	/* smtp-novelty gives way, whatever else holds it back */
+	if (r == REASON_SMTP_NOVELTY && (crossed || why != ANALYZER_HELD_NONE)) {
+		if (h->offenders & ((1u << REASON_SMTP_FANOUT) | (1u << REASON_SMTP_BLOCKED)))
+			return ANALYZER_HELD_GIVES_WAY_RAISED;
+		if (host_mta_like(a, h, a->now_ms))
+			return ANALYZER_HELD_GIVES_WAY_MAIL;
+	}
+	return why;
+}
+
 gboolean
 analyzer_host_info(Analyzer *a, const guint8 addr[16], AnalyzerHostInfo *out)
 {
@@ -728,10 +760,15 @@ analyzer_host_info(Analyzer *a, const guint8 addr[16], AnalyzerHostInfo *out)
 			o->estimate_se[k] = (guint32)MIN(o->basis[k].se + 0.5, (double)G_MAXUINT32);
 		}
 		o->level = heuristics_level(r, &o->counts, o->threshold, &hs, NULL);
-		o->crossed = a->cfg.h[r].enabled &&
-			     heuristics_crossed(r, o->level, &o->counts, a->cfg.blocked_share,
-						a->cfg.blocked_min_attempts, &hs) &&
+		gboolean crossed = heuristics_crossed(r, o->level, &o->counts, a->cfg.blocked_share,
+						      a->cfg.blocked_min_attempts, &hs);
+		o->held = held_why(a, h, r, o->level, crossed, o->threshold, o->basis);
+		if (o->held == ANALYZER_HELD_GIVES_WAY_RAISED || o->held == ANALYZER_HELD_GIVES_WAY_MAIL)
+			crossed = FALSE;
+		o->crossed = a->cfg.h[r].enabled && crossed &&
 			     !analyzer_policy_quiet(a, addr, r, a->now_ms);
+		if (!a->cfg.h[r].enabled || analyzer_policy_quiet(a, addr, r, a->now_ms))
+			o->held = ANALYZER_HELD_NONE; /* the reply says that itself */
 	}
 	if (host_base(h) != NULL) {
 		memcpy(out->baseline_median, host_base(h)->median, sizeof out->baseline_median);

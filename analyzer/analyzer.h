@@ -228,7 +228,8 @@ typedef struct {
 		guint32 estimate[WINDOW_SPANS], estimate_se[WINDOW_SPANS];
 		HeurEstimate basis[WINDOW_SPANS]; /* how each estimate was made */
 		double level;
-		gboolean crossed;
+		gboolean crossed; /* it would be raised now (unless active already) */
+		guint8 held;      /* AnalyzerHeld: why a level past a threshold is not crossed */
 	} reason[REASON_COUNT];
 	guint32 novelty; /* smtp-novelty: new destinations in the novelty window */
 	gint64 novelty_window_ms;
@@ -246,6 +247,24 @@ typedef struct {
 	gboolean dns_corroborated;     /* an smtp alert of the host would be raised a step */
 	guint32 offender_mask; /* 1 << AlertReason for each active offender */
 } AnalyzerHostInfo;
+
+/* Why a reason whose count is past a threshold does not raise, for a reason that is enabled,
+ * neither exempt nor suppressed (AnalyzerHostInfo.reason[].held; the host reply's note). */
+typedef enum {
+	ANALYZER_HELD_NONE = 0,
+	/* smtp-fanout/smtp-blocked: the long window's failed share puts the host on the other
+	 * side of the split */
+	ANALYZER_HELD_SPLIT,
+	/* sampled: an estimate is past its threshold, but not the estimate less [sampling]
+	 * confidence standard errors, which is what thresholds are compared with */
+	ANALYZER_HELD_CONFIDENCE,
+	/* smtp-novelty sampled: fewer new destinations seen than HEUR_NOVELTY_MIN_SAMPLED */
+	ANALYZER_HELD_FEW_SAMPLED,
+	/* smtp-novelty gives way: the host is raised for smtp-fanout or smtp-blocked ... */
+	ANALYZER_HELD_GIVES_WAY_RAISED,
+	/* ... or it receives mail (inbound SMTP: an unlisted mail server) */
+	ANALYZER_HELD_GIVES_WAY_MAIL,
+} AnalyzerHeld;
 
 /* What the heuristics read of one host now, per reason (analyzer_host_reading(),
  * analyzer_foreach_reading()): the history's per-slice record. reason_mask has the

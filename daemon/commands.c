@@ -582,6 +582,66 @@ exporter_json(GString *out, guint32 index, const CommandsDeps *d)
 		g_string_append_printf(out, "\"#%u\"", index);
 }
 
+/* The host reply's note of reason r: why it is not raised although a count is past its
+ * threshold (AnalyzerHeld); NULL when nothing is held back. */
+static char *
+held_note(const AnalyzerHostInfo *hi, AlertReason r, const AnalyzerConfig *acfg)
+{
+	const __typeof__(hi->reason[0]) *o = &hi->reason[r];
+	const WindowSpanCounts *lw = &o->counts.span[WINDOW_LONG];
+	static const char *const span_names[WINDOW_SPANS] = {"short", "long"};
+	switch ((AnalyzerHeld)o->held) {
+	case ANALYZER_HELD_SPLIT:
+		if (lw->attempts == 0)
+			return NULL;
+		return g_strdup_printf("%.0f%% of %u attempts failed in the long window: counted as %s "
+				       "(failed_share %.2f, min_attempts %u)",
+				       100.0 * lw->failed / lw->attempts, lw->attempts,
+				       r == REASON_SMTP_FANOUT ? "smtp-blocked" : "smtp-fanout",
+				       acfg->blocked_share, acfg->blocked_min_attempts);
+	case ANALYZER_HELD_CONFIDENCE: {
+		/* the window whose estimate is furthest past its threshold */
+		guint k = WINDOW_SPANS;
+		double best = 0;
+		for (guint i = 0; i < WINDOW_SPANS; i++) {
+			if (o->threshold[i] == 0 || o->basis[i].estimate < o->threshold[i])
+				continue;
+			double x = o->basis[i].estimate / o->threshold[i];
+			if (k == WINDOW_SPANS || x > best) {
+				k = i;
+				best = x;
+			}
+		}
+		if (k == WINDOW_SPANS)
+			return NULL;
+		const HeurEstimate *b = &o->basis[k];
+		return g_strdup_printf(
+		    "estimated %.0f+-%.0f in the %s window, over its threshold %u, but not raised: "
+		    "thresholds are compared with the estimate less %g standard errors ([sampling] "
+		    "confidence), %.0f here",
+		    b->estimate, b->se, span_names[k], o->threshold[k], acfg->sample_confidence,
+		    MAX(0.0, b->estimate - acfg->sample_confidence * b->se));
+	}
+	case ANALYZER_HELD_FEW_SAMPLED:
+		return g_strdup_printf("%u new destinations seen in the sample: a sampled host is raised "
+				       "for it from %d on",
+				       o->counts.span[WINDOW_SHORT].distinct, HEUR_NOVELTY_MIN_SAMPLED);
+	case ANALYZER_HELD_GIVES_WAY_RAISED:
+		return g_strdup_printf("not raised: the host is raised for %s, which tells its fan-out "
+				       "already (smtp-novelty is the slow bot's reason)",
+				       hi->offender_mask & (1u << REASON_SMTP_FANOUT) ? "smtp-fanout"
+										: "smtp-blocked");
+	case ANALYZER_HELD_GIVES_WAY_MAIL:
+		return g_strdup_printf("not raised: the host receives mail (%u inbound SMTP sessions in "
+				       "the last hour), as a mail server does; smtp-fanout tells an "
+				       "unlisted one",
+				       hi->inbound_smtp * MAX(hi->sampling, 1u));
+	case ANALYZER_HELD_NONE:
+		break;
+	}
+	return NULL;
+}
+
 /* country and ASN of dst: the geo hook, else what an event of this host carried. */
 static void
 dest_geo(const CommandsDeps *d, const GArray *offs, const guint8 dst[16], char country[4],
@@ -739,7 +799,6 @@ run_host(const ControlRequest *req, const CommandsDeps *d, GString *out, GError 
 				       pol.exempt & (1u << r) ? "true" : "false");
 		json_time(out, sup != NULL ? sup->until_ms : 0);
 		if (hi.win[k].tracked) {
-			const WindowCounts *c = &hi.reason[r].counts;
 			char buf[G_ASCII_DTOSTR_BUF_SIZE];
 			double level = hi.reason[r].level;
 			gboolean crossed = hi.reason[r].crossed;
@@ -769,17 +828,10 @@ run_host(const ControlRequest *req, const CommandsDeps *d, GString *out, GError 
 			if (r == REASON_SMTP_NOVELTY)
 				g_string_append_printf(out, ",\"window_s\":%" G_GINT64_FORMAT,
 						       hi.novelty_window_ms / 1000);
-			/* Over the threshold but not crossed: the fan-out was split by its
-			 * failed share. Say so, or the admin sees "idle" at level 2 and
-			 * wonders. */
-			const WindowSpanCounts *lw = &c->span[WINDOW_LONG];
-			if (level >= 1.0 && !crossed && lw->attempts > 0) {
-				g_autofree char *note = g_strdup_printf(
-				    "%.0f%% of %u attempts failed in the long window: counted as %s "
-				    "(failed_share %.2f, min_attempts %u)",
-				    100.0 * lw->failed / lw->attempts, lw->attempts,
-				    r == REASON_SMTP_FANOUT ? "smtp-blocked" : "smtp-fanout",
-				    acfg->blocked_share, acfg->blocked_min_attempts);
+			/* Past a threshold but not raised: say why, or the admin sees "idle" at
+			 * level 2 (or est. 61+-9/50) and wonders */
+			g_autofree char *note = held_note(&hi, r, acfg);
+			if (note != NULL) {
 				g_string_append(out, ",\"note\":");
 				json_quote(out, note);
 			}

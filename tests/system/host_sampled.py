@@ -11,9 +11,16 @@ table) and the fast bot, opened in Debian's chromium (tests/web/browse.mjs, as w
 does), must carry one estimate line per reason and window with something seen, with the
 JSON's figures, and the fact that the host is sampled.
 
+Why a reason past its threshold is not raised must be said (the reply's note, which
+spamflowctl and the page print): for every host of the scenario, at 1 in 10 and, in a second
+daemon, at 1 in 100 (scenario-ipfix-s100.pcap), each reason not raised whose estimate is past
+a threshold has a note; an "estimated" note's figures are the reply's and its decision value
+is the estimate less 2 standard errors, under the threshold; the straddle bot, raised for
+smtp-fanout, is told that smtp-novelty gives way to it.
+
 Sent all at once, every record lands in the same minute: the windows hold the whole capture.
 
-usage: host_sampled.py SPAMFLOWD SPAMFLOWCTL CAPTURE CONF TRUTH WEB_TEST_DIR
+usage: host_sampled.py SPAMFLOWD SPAMFLOWCTL CAPTURE CONF TRUTH WEB_TEST_DIR CAPTURE_S100
 """
 import json
 import math
@@ -31,6 +38,10 @@ from web_browser import expected_notes, need_tools
 
 SWEEP = "10.0.5.99"     # lateral-sweep: 80 internal targets, SYNs alone, 70 % reset
 FAST = "192.168.10.66"  # fast-bot: hundreds of MXs, delivered sessions
+STRADDLE = "192.168.10.70"  # straddle-bot: raised for smtp-fanout, near smtp-novelty's 60
+NOTE_EST = re.compile(r"^estimated (\d+)\+-(\d+) in the (short|long) window, over its threshold "
+                      r"(\d+), but not raised: thresholds are compared with the estimate less 2 "
+                      r"standard errors \(\[sampling\] confidence\), (\d+) here$")
 failures = []
 
 
@@ -100,8 +111,48 @@ def check_web_lines(name, page, j):
         check(ok, "%s: the page's line has the reply's figures: %s" % (name, text))
 
 
+def check_notes(d, truth, tag):
+    """Every reason of every scenario host that is not raised although an estimate is past a
+    threshold has a note saying why; "estimated" notes carry the reply's figures. Returns the
+    notes by kind."""
+    kinds = {}
+    for h in truth["hosts"]:
+        for addr in h["addresses"]:
+            rc, j = d.jq("host", addr)
+            if rc != 0:
+                continue
+            for r in j["reasons"]:
+                if "estimate" not in r or not r["enabled"] or r["exempt"]:
+                    continue
+                past = [w for w in ("short", "long") if r["threshold"][w] > 0
+                        and r["estimate_basis"][w]["seen"] > 0
+                        and r["estimate"][w] >= r["threshold"][w] + 1]
+                note = r.get("note")
+                if past and r["state"] == "idle" and not r["crossed"]:
+                    check(note is not None, "[%s] %s %s: estimate past its threshold (%s), not "
+                          "raised: a note says why" % (tag, addr, r["reason"], past))
+                if note is None:
+                    continue
+                m = NOTE_EST.match(note)
+                kind = ("estimated" if m else "split" if "counted as" in note
+                        else "gives way" if note.startswith("not raised") else "other")
+                kinds.setdefault(kind, []).append((addr, r["reason"]))
+                if m:
+                    w = m.group(3)
+                    e, se, thr = int(m.group(1)), int(m.group(2)), int(m.group(4))
+                    ok = (abs(e - r["estimate"][w]) <= 1 and abs(se - r["estimate_se"][w]) <= 1
+                          and thr == r["threshold"][w] and e >= thr
+                          and abs(int(m.group(5)) - max(0, e - 2 * se)) <= 2
+                          and int(m.group(5)) < thr and r["level"] < 1
+                          and r["state"] == "idle")
+                    check(ok, "[%s] %s %s: the note has the reply's figures: %s"
+                          % (tag, addr, r["reason"], note))
+    print("[%s] notes: %s" % (tag, {k: len(v) for k, v in kinds.items()}), flush=True)
+    return kinds
+
+
 def main():
-    spamflowd, ctl, capture, conf, truth_path, web_dir = sys.argv[1:7]
+    spamflowd, ctl, capture, conf, truth_path, web_dir, capture100 = sys.argv[1:8]
     web_dir = os.path.abspath(web_dir)
     node = need_tools(web_dir)
     truth = json.load(open(truth_path))
@@ -188,6 +239,21 @@ def main():
                         r"/ p [\d.]+ -> \d+\+-\d+", out) is not None,
               "spamflowctl host explains the fast bot's long estimate")
 
+        # why a reason past a threshold is not raised
+        check_notes(d, truth, "1:10")
+        rc, j = d.jq("host", STRADDLE)
+        nov, fan = reason(j, "smtp-novelty"), reason(j, "smtp-fanout")
+        check(fan["state"] == "active" and nov["state"] == "idle" and not nov["crossed"]
+              and nov["estimate"]["short"] >= nov["threshold"]["short"]
+              and nov.get("note", "").startswith("not raised: the host is raised for "
+                                                 "smtp-fanout"),
+              "the straddle bot is told that smtp-novelty (est. %s/%s) gives way to its "
+              "smtp-fanout: %s" % (nov["estimate"]["short"], nov["threshold"]["short"],
+                                   nov.get("note")))
+        rc, out, err = d.run("host", STRADDLE)
+        check("note: smtp-novelty: not raised: the host is raised for smtp-fanout" in out,
+              "spamflowctl host prints it")
+
         # the web page: the sweep's, reached from the offenders table, and the fast bot's
         ready = json.loads(browser.stdout.readline() or "{}")
         check(ready.get("ready") is True, "chromium started")
@@ -222,6 +288,21 @@ def main():
                   "no console error, CSP violation, page error or failed request (%s)"
                   % {k: res[k] for k in ("console", "csp", "pageErrors", "failed")})
         check(d.alive(), "the daemon is still running")
+
+        # 1 in 100: most estimates are far from their decision values
+        os.makedirs(os.path.join(tmp, "s100"))
+        os.chmod(os.path.join(tmp, "s100"), 0o755)
+        d100 = Daemon(spamflowd, ctl, os.path.join(tmp, "s100"), extra_conf=open(conf).read())
+        try:
+            send_all(d100.port, datagrams(capture100))
+            time.sleep(1.0)
+            kinds = check_notes(d100, truth, "1:100")
+            check(len(kinds.get("estimated", [])) >= 5,
+                  "[1:100] hosts whose estimate is past a threshold but not its decision value "
+                  "are told so (%d)" % len(kinds.get("estimated", [])))
+            check(d100.alive(), "the 1:100 daemon is still running")
+        finally:
+            d100.stop()
     finally:
         if browser.poll() is None:
             browser.kill()
