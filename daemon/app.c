@@ -7,6 +7,7 @@
 #include "daemon_log.h"
 #include "quarantine.h"
 #include "replay.h"
+#include "exitwatch.h"
 #include "report.h"
 #include "sinks.h"
 #include "spamflow-config.h"
@@ -600,18 +601,27 @@ app_finish(App *app)
 void
 app_clear(App *app)
 {
+	/* (each step named for the exit watchdog, when armed: exitwatch.h) */
+	exitwatch_step("the HTTP endpoint's stop");
 	httpapi_stop(&app->http); /* first: its thread may be waiting on the main loop */
+	exitwatch_step("the cluster node's stop (handover, bus)");
 	g_clear_pointer(&app->cluster, cluster_node_free);
+	exitwatch_step("the control socket's close");
 	g_clear_pointer(&app->control, control_server_free);
+	exitwatch_step("the listener's close");
 	g_clear_pointer(&app->listener, listener_free);
 	g_clear_pointer(&app->collector, collector_free);
 	g_clear_pointer(&app->batch, flow_batch_free);
 	g_clear_pointer(&app->flows, flowsout_free);
+	exitwatch_step("the analyzer's free");
 	g_clear_pointer(&app->analyzer, analyzer_free);
 	g_clear_pointer(&app->allowed, netset_free);
+	exitwatch_step("the sinks' stop");
 	g_clear_pointer(&app->sinks, sink_set_free);
+	exitwatch_step("the actions' stop");
 	actions_clear(&app->actions);
 	g_clear_pointer(&app->action_log, action_log_free);
+	exitwatch_step("the enricher's, flow store's and evidence's close");
 	g_clear_pointer(&app->enricher, enricher_free);
 	g_clear_pointer(&app->flowstore, flowstore_free);
 	g_clear_pointer(&app->evidence, evidence_free);
@@ -621,6 +631,7 @@ app_clear(App *app)
 	g_clear_pointer(&app->loop, g_main_loop_unref);
 	g_clear_pointer(&app->reloaded, config_free);
 	g_clear_pointer(&app->snapshot, snapshot_free);
+	exitwatch_step("the history store's close");
 	g_clear_pointer(&app->history, history_free);
 	if (app->history_hosts != NULL)
 		g_clear_pointer(&app->history_hosts, g_array_unref);
@@ -1419,6 +1430,9 @@ app_run_live(Config *cfg, const AppOptions *opt)
 
 	g_main_loop_run(app.loop);
 
+	/* from here on a step that never ends is told, not waited for (main() disarms it) */
+	exitwatch_arm(EXITWATCH_TIMEOUT_S);
+	exitwatch_step("the last flows");
 	for (guint i = 0; i < G_N_ELEMENTS(ids); i++)
 		if (ids[i] != 0)
 			g_source_remove(ids[i]);
@@ -1426,15 +1440,20 @@ app_run_live(Config *cfg, const AppOptions *opt)
 		listener_detach(app.listener);
 	flow_batch_flush(app.batch);
 	/* hands the partitions over and publishes what waits, before the sinks close */
+	exitwatch_step("the cluster node's stop (handover, bus)");
 	g_clear_pointer(&app.cluster, cluster_node_free);
 	if (app.snapshot != NULL) {
+		exitwatch_step("the state file");
 		snapshot_wait(app.snapshot);
 		snapshot_save(app.snapshot, TRUE);
 	}
+	exitwatch_step("the sinks' and actions' last events");
 	if (!app_finish(&app))
 		rc = 1;
+	exitwatch_step("the summary");
 	print_report(&app, NULL, stderr);
 	app_clear(&app);
+	exitwatch_step("the end of main()");
 	return rc;
 }
 

@@ -6,6 +6,7 @@
 #include "bus.h"
 #include "config.h"
 #include "daemon_log.h"
+#include "exitwatch.h"
 #include "spamflow-config.h"
 
 #include <stdio.h>
@@ -130,8 +131,11 @@ main(int argc, char **argv)
 	}
 	gboolean cluster = cfg->cluster_nats[0] != '\0';
 	rc = opt.replay ? app_run_replay(cfg, &opt) : app_run_live(cfg, &opt);
-	if (cluster)
+	if (cluster) {
+		exitwatch_step("libnats' shutdown");
 		bus_shutdown_library(); /* libnats' threads, after the last bus */
+	}
 	options_clear(&opt);
+	exitwatch_disarm(); /* armed by app_run_live() once its main loop returned */
 	return rc;
 }
