@@ -208,7 +208,7 @@ test_mta_not_fanout(void **state)
 	assert_true(analyzer_host_info(c->a, mta, &info));
 	assert_true(info.is_mta);
 	const WindowSpanCounts *l = &info.win[HEUR_WIN_SMTP_EXT].counts.span[WINDOW_LONG];
-	assert_true(l->estimated); /* past the 4096 exact cap */
+	assert_true(l->estimated); /* past the exact cap (2048) */
 	assert_true(l->distinct >= 4500 && l->distinct <= 5500);
 	ctx_free(c);
 }
