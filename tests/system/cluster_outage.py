@@ -184,15 +184,18 @@ def main():
             t0 = time.time()
             procs["a1"].send_signal(signal.SIGTERM)
             try:
-                rc = procs["a1"].wait(timeout=60)
+                # past the daemon's exit watchdog (60 s, daemon/exitwatch.h): a stop that
+                # hangs is aborted, and its log line names the step
+                rc = procs["a1"].wait(timeout=75)
             except subprocess.TimeoutExpired:
                 rc = "hung"
             took = time.time() - t0
             logs["a1"].seek(0)
             log = logs["a1"].read()
+            stuck = [ln for ln in log.splitlines() if "still stopping after" in ln]
             check(rc == 0 and took < 20 and "consumers closed while the servers were away" in log,
                   f"with the servers away the analyzer stopped in {took:.1f} s (rc {rc}), its "
-                  f"consumers left to the connection's close")
+                  f"consumers left to the connection's close{'; ' + stuck[0] if stuck else ''}")
         finally:
             for p in procs.values():
                 if p.poll() is None:
