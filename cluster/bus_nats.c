@@ -91,7 +91,65 @@ struct Bus {
 	GArray *kept_watches;	/* KeptWatch: KV watches destroyed after the connection's close */
 	BusStats st;
 	gint64 warn_us; /* rate limit of publish-failure warnings */
+	struct BusHooks *hooks; /* the connection callbacks' closure */
 };
+
+/* What libnats' connection callbacks get as their closure instead of the Bus. They can run
+ * after bus_free() has waited for on_closed: an error posted after the close (a heartbeat
+ * missed by a KV watch kept for the close, whose destruction comes after it) is delivered on
+ * libnats' callback thread later; ASan caught on_async_error writing into a freed Bus in
+ * cluster-bus. bus_free() sets `bus` to NULL (waiting for a callback under way) before it
+ * frees anything they touch; the hooks are freed by bus_shutdown_library(), once libnats'
+ * threads are gone. */
+typedef struct BusHooks {
+	GMutex lock; /* held by a callback for its whole run */
+	Bus *bus;    /* NULL once bus_free() is past the connection */
+} BusHooks;
+
+static GMutex all_hooks_lock;
+static GPtrArray *all_hooks; /* BusHooks* of every bus made, for bus_shutdown_library() */
+
+static BusHooks *
+hooks_new(Bus *bus)
+{
+	BusHooks *h = g_new0(BusHooks, 1);
+	g_mutex_init(&h->lock);
+	h->bus = bus;
+	g_mutex_lock(&all_hooks_lock);
+	if (all_hooks == NULL)
+		all_hooks = g_ptr_array_new();
+	g_ptr_array_add(all_hooks, h);
+	g_mutex_unlock(&all_hooks_lock);
+	return h;
+}
+
+static void
+hooks_free(gpointer p)
+{
+	BusHooks *h = p;
+	g_mutex_clear(&h->lock);
+	g_free(h);
+}
+
+/* The bus of a callback's closure, with its hooks held until hooks_leave(); NULL (nothing
+ * held) once the bus is gone. */
+static Bus *
+hooks_enter(void *closure)
+{
+	BusHooks *h = closure;
+	g_mutex_lock(&h->lock);
+	if (h->bus == NULL) {
+		g_mutex_unlock(&h->lock);
+		return NULL;
+	}
+	return h->bus;
+}
+
+static void
+hooks_leave(void *closure)
+{
+	g_mutex_unlock(&((BusHooks *)closure)->lock);
+}
 
 static void bus_sub_free(BusSub *bs);
 static void left_subs_free(Bus *bus);
@@ -210,54 +268,68 @@ set(const char *s)
 static void
 on_connected(natsConnection *nc, void *closure)
 {
-	Bus *bus = closure;
+	Bus *bus = hooks_enter(closure);
 	(void)nc;
+	if (bus == NULL)
+		return;
 	g_mutex_lock(&bus->lock);
 	bus->epoch++;
 	g_cond_broadcast(&bus->wake);
 	g_mutex_unlock(&bus->lock);
+	hooks_leave(closure);
 }
 
 static void
 on_reconnected(natsConnection *nc, void *closure)
 {
-	Bus *bus = closure;
+	Bus *bus = hooks_enter(closure);
 	(void)nc;
+	if (bus == NULL)
+		return;
 	g_mutex_lock(&bus->lock);
 	bus->epoch++;
 	bus->st.reconnects++;
 	g_cond_broadcast(&bus->wake);
 	g_mutex_unlock(&bus->lock);
+	hooks_leave(closure);
 }
 
 static void
 on_disconnected(natsConnection *nc, void *closure)
 {
-	Bus *bus = closure;
+	Bus *bus = hooks_enter(closure);
 	(void)nc;
+	if (bus == NULL)
+		return;
 	g_mutex_lock(&bus->lock);
 	if (!bus->closing)
 		set_last_error(bus, "disconnected from the NATS server");
 	g_mutex_unlock(&bus->lock);
+	hooks_leave(closure);
 }
 
 static void
 on_closed(natsConnection *nc, void *closure)
 {
-	Bus *bus = closure;
+	Bus *bus = hooks_enter(closure);
 	(void)nc;
+	if (bus == NULL)
+		return;
 	g_mutex_lock(&bus->lock);
 	bus->nc_closed = TRUE;
 	g_cond_broadcast(&bus->idle);
 	g_mutex_unlock(&bus->lock);
+	hooks_leave(closure);
 }
 
 static void
 on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
-	Bus *bus = closure;
+	Bus *bus = hooks_enter(closure);
 	const char *text = NULL;
 	(void)sub;
+	if (bus == NULL)
+		return;
 	/* the server's words where it gave some ("Permissions Violation for Publish to ...") */
 	if (natsConnection_GetLastError(nc, &text) != err || text == NULL || *text == '\0')
 		text = natsStatus_GetText(err);
@@ -270,6 +342,7 @@ on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *
 		g_warning("cluster bus: %s (said at most every 10 s)", bus->st.last_error);
 	}
 	g_mutex_unlock(&bus->lock);
+	hooks_leave(closure);
 }
 
 static gboolean make_options(Bus *bus, natsOptions **out, gboolean probe, GError **error);
@@ -661,11 +734,11 @@ make_options(Bus *bus, natsOptions **out, gboolean probe, GError **error)
 	/* blocking calls fail at once when the connection drops (the caller retries);
 	 * publishes never wait in libnats: the sender only sends while connected */
 	natsOptions_SetFailRequestsOnDisconnect(o, true);
-	natsOptions_SetDisconnectedCB(o, on_disconnected, bus);
-	natsOptions_SetReconnectedCB(o, on_reconnected, bus);
-	natsOptions_SetClosedCB(o, on_closed, bus);
-	natsOptions_SetErrorHandler(o, on_async_error, bus);
-	s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, bus);
+	natsOptions_SetDisconnectedCB(o, on_disconnected, bus->hooks);
+	natsOptions_SetReconnectedCB(o, on_reconnected, bus->hooks);
+	natsOptions_SetClosedCB(o, on_closed, bus->hooks);
+	natsOptions_SetErrorHandler(o, on_async_error, bus->hooks);
+	s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, bus->hooks);
 	if (s != NATS_OK)
 		return fail_nats(error, BUS_ERROR_CONFIG, s, 0, "cluster: nats options");
 
@@ -748,6 +821,7 @@ bus_new(const BusConfig *cfg, GError **error)
 	bus->left_subs = g_ptr_array_new();
 	bus->kept_watches = g_array_new(FALSE, FALSE, sizeof(KeptWatch));
 	bus->st.buffered_max = cfg->publish_buffer;
+	bus->hooks = hooks_new(bus);
 
 	if (!make_options(bus, &bus->opts, FALSE, error)) {
 		bus_free(bus);
@@ -844,6 +918,12 @@ bus_free(Bus *bus)
 	if (bus->nc != NULL)
 		natsConnection_Destroy(bus->nc);
 	natsOptions_Destroy(bus->opts);
+	/* from here on a callback still queued in libnats finds no bus (BusHooks) */
+	if (bus->hooks != NULL) {
+		g_mutex_lock(&bus->hooks->lock);
+		bus->hooks->bus = NULL;
+		g_mutex_unlock(&bus->hooks->lock);
+	}
 
 	PubItem *it;
 	while ((it = g_queue_pop_head(&bus->queue)) != NULL)
@@ -881,8 +961,16 @@ void
 bus_shutdown_library(void)
 {
 	/* process-wide: every Bus (and any other libnats user) must be gone */
-	if (nats_CloseAndWait(5000) != NATS_OK)
+	if (nats_CloseAndWait(5000) != NATS_OK) {
 		g_warning("cluster bus: libnats did not shut down within 5 s");
+		return; /* its threads may still call a bus's hooks: they stay */
+	}
+	g_mutex_lock(&all_hooks_lock);
+	if (all_hooks != NULL) {
+		g_ptr_array_set_free_func(all_hooks, hooks_free);
+		g_clear_pointer(&all_hooks, g_ptr_array_unref);
+	}
+	g_mutex_unlock(&all_hooks_lock);
 }
 
 void
