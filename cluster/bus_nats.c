@@ -895,8 +895,9 @@ bus_free(Bus *bus)
 	if (bus->js != NULL)
 		jsCtx_Destroy(bus->js);
 	if (bus->nc != NULL) {
-		/* libnats runs connection callbacks on one thread in order: once on_closed has
-		 * run, none of ours (on_disconnected, on_async_error, ...) is left to run */
+		/* on_closed: the connection is closed. A callback libnats queues after it (an
+		 * error that a kept watch's destruction below posts) finds the hooks emptied
+		 * further down (BusHooks) */
 		natsConnection_Close(bus->nc);
 		gint64 until = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
 		g_mutex_lock(&bus->lock);
