@@ -763,10 +763,11 @@ analyzer_host_info(Analyzer *a, const guint8 addr[16], AnalyzerHostInfo *out)
 		gboolean crossed = heuristics_crossed(r, o->level, &o->counts, a->cfg.blocked_share,
 						      a->cfg.blocked_min_attempts, &hs);
 		o->held = held_why(a, h, r, o->level, crossed, o->threshold, o->basis);
-		if (o->held == ANALYZER_HELD_GIVES_WAY_RAISED || o->held == ANALYZER_HELD_GIVES_WAY_MAIL)
+		if (o->held == ANALYZER_HELD_GIVES_WAY_RAISED ||
+		    o->held == ANALYZER_HELD_GIVES_WAY_MAIL)
 			crossed = FALSE;
-		o->crossed = a->cfg.h[r].enabled && crossed &&
-			     !analyzer_policy_quiet(a, addr, r, a->now_ms);
+		o->crossed =
+		    a->cfg.h[r].enabled && crossed && !analyzer_policy_quiet(a, addr, r, a->now_ms);
 		if (!a->cfg.h[r].enabled || analyzer_policy_quiet(a, addr, r, a->now_ms))
 			o->held = ANALYZER_HELD_NONE; /* the reply says that itself */
 	}

@@ -229,7 +229,7 @@ typedef struct {
 		HeurEstimate basis[WINDOW_SPANS]; /* how each estimate was made */
 		double level;
 		gboolean crossed; /* it would be raised now (unless active already) */
-		guint8 held;      /* AnalyzerHeld: why a level past a threshold is not crossed */
+		guint8 held;	  /* AnalyzerHeld: why a level past a threshold is not crossed */
 	} reason[REASON_COUNT];
 	guint32 novelty; /* smtp-novelty: new destinations in the novelty window */
 	gint64 novelty_window_ms;

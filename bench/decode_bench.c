@@ -386,7 +386,8 @@ main(int argc, char **argv)
 	    {"bots", 0, 0, G_OPTION_ARG_INT, &bots,
 	     "Fan-out hosts for the bot-heavy runs, default 32", "N"},
 	    {"pool", 0, 0, G_OPTION_ARG_INT, &pool,
-	     "Destinations per fan-out host in the exact-mode run (exact_cap raised above it), default 3000",
+	     "Destinations per fan-out host in the exact-mode run (exact_cap raised above it), "
+	     "default 3000",
 	     "N"},
 	    {"only", 0, 0, G_OPTION_ARG_STRING, &only,
 	     "Run only this analyzer measurement: hosts, exact or estimated (for profiling; no "

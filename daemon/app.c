@@ -5,9 +5,9 @@
 
 #include "alertsummary.h"
 #include "daemon_log.h"
+#include "exitwatch.h"
 #include "quarantine.h"
 #include "replay.h"
-#include "exitwatch.h"
 #include "report.h"
 #include "sinks.h"
 #include "spamflow-config.h"

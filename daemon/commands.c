@@ -594,11 +594,12 @@ held_note(const AnalyzerHostInfo *hi, AlertReason r, const AnalyzerConfig *acfg)
 	case ANALYZER_HELD_SPLIT:
 		if (lw->attempts == 0)
 			return NULL;
-		return g_strdup_printf("%.0f%% of %u attempts failed in the long window: counted as %s "
-				       "(failed_share %.2f, min_attempts %u)",
-				       100.0 * lw->failed / lw->attempts, lw->attempts,
-				       r == REASON_SMTP_FANOUT ? "smtp-blocked" : "smtp-fanout",
-				       acfg->blocked_share, acfg->blocked_min_attempts);
+		return g_strdup_printf(
+		    "%.0f%% of %u attempts failed in the long window: counted as %s "
+		    "(failed_share %.2f, min_attempts %u)",
+		    100.0 * lw->failed / lw->attempts, lw->attempts,
+		    r == REASON_SMTP_FANOUT ? "smtp-blocked" : "smtp-fanout", acfg->blocked_share,
+		    acfg->blocked_min_attempts);
 	case ANALYZER_HELD_CONFIDENCE: {
 		/* the window whose estimate is furthest past its threshold */
 		guint k = WINDOW_SPANS;
@@ -623,19 +624,22 @@ held_note(const AnalyzerHostInfo *hi, AlertReason r, const AnalyzerConfig *acfg)
 		    MAX(0.0, b->estimate - acfg->sample_confidence * b->se));
 	}
 	case ANALYZER_HELD_FEW_SAMPLED:
-		return g_strdup_printf("%u new destinations seen in the sample: a sampled host is raised "
-				       "for it from %d on",
-				       o->counts.span[WINDOW_SHORT].distinct, HEUR_NOVELTY_MIN_SAMPLED);
+		return g_strdup_printf(
+		    "%u new destinations seen in the sample: a sampled host is raised "
+		    "for it from %d on",
+		    o->counts.span[WINDOW_SHORT].distinct, HEUR_NOVELTY_MIN_SAMPLED);
 	case ANALYZER_HELD_GIVES_WAY_RAISED:
-		return g_strdup_printf("not raised: the host is raised for %s, which tells its fan-out "
-				       "already (smtp-novelty is the slow bot's reason)",
-				       hi->offender_mask & (1u << REASON_SMTP_FANOUT) ? "smtp-fanout"
-										: "smtp-blocked");
+		return g_strdup_printf(
+		    "not raised: the host is raised for %s, which tells its fan-out "
+		    "already (smtp-novelty is the slow bot's reason)",
+		    hi->offender_mask & (1u << REASON_SMTP_FANOUT) ? "smtp-fanout"
+								   : "smtp-blocked");
 	case ANALYZER_HELD_GIVES_WAY_MAIL:
-		return g_strdup_printf("not raised: the host receives mail (%u inbound SMTP sessions in "
-				       "the last hour), as a mail server does; smtp-fanout tells an "
-				       "unlisted one",
-				       hi->inbound_smtp * MAX(hi->sampling, 1u));
+		return g_strdup_printf(
+		    "not raised: the host receives mail (%u inbound SMTP sessions in "
+		    "the last hour), as a mail server does; smtp-fanout tells an "
+		    "unlisted one",
+		    hi->inbound_smtp * MAX(hi->sampling, 1u));
 	case ANALYZER_HELD_NONE:
 		break;
 	}
