@@ -286,13 +286,15 @@ def main():
         else:
             timeline = d.jq("host", host, f"since={SINCE}").get("timeline") or {}
             source = f"spamflowctl -j host {host} since={SINCE}"
-        # the page's "now" slice is stored by the time spamflowctl asks (1-s slices): compare
-        # the slices the page had stored, up to the one before its live point
-        until = ch["live"] - 1 if ch.get("live") else ch["until"]
-        want_series = plotted(timeline, ch["since"], until)
+        # the page's "now" slice is stored by the time spamflowctl asks (1-s slices), and so
+        # may be the slice before it (the history store writes behind a queue): compare the
+        # slices the page had stored, up to the last of them
         got_series = {(s["reason"], s["window"]): [v for v in s["values"] if v[0] != ch["live"]]
                       for s in ch["series"]}
         got_series = {k: v for k, v in got_series.items() if v}
+        stored = [v[0] for vs in got_series.values() for v in vs]
+        until = max(stored) if stored else (ch["live"] - 1 if ch.get("live") else ch["until"])
+        want_series = plotted(timeline, ch["since"], until)
         check(got_series == want_series and want_series,
               f"the values plotted are those of {source} "
               f"({sum(len(v) for v in want_series.values())} values in {len(want_series)} series; "
