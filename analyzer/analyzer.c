@@ -699,7 +699,7 @@ held_why(const Analyzer *a, const Host *h, AlertReason r, double level, gboolean
 		if (r == REASON_SMTP_NOVELTY)
 			why = ANALYZER_HELD_FEW_SAMPLED;
 	} else if (!crossed && h->sampling > 1) {
-		for (guint k = 0; k < WINDOW_SPANS; k++)
+		for (guint k = 0; k < WINDOW_SPANS && why == ANALYZER_HELD_NONE; k++)
 			if (thr[k] > 0 && basis[k].estimate >= thr[k])
 				why = ANALYZER_HELD_CONFIDENCE;
 	}
@@ -762,14 +762,14 @@ analyzer_host_info(Analyzer *a, const guint8 addr[16], AnalyzerHostInfo *out)
 		o->level = heuristics_level(r, &o->counts, o->threshold, &hs, NULL);
 		gboolean crossed = heuristics_crossed(r, o->level, &o->counts, a->cfg.blocked_share,
 						      a->cfg.blocked_min_attempts, &hs);
-		o->held = held_why(a, h, r, o->level, crossed, o->threshold, o->basis);
+		/* disabled, exempt or suppressed: the reply says that itself, no held note */
+		gboolean off = !a->cfg.h[r].enabled || analyzer_policy_quiet(a, addr, r, a->now_ms);
+		o->held = off ? ANALYZER_HELD_NONE
+			      : held_why(a, h, r, o->level, crossed, o->threshold, o->basis);
 		if (o->held == ANALYZER_HELD_GIVES_WAY_RAISED ||
 		    o->held == ANALYZER_HELD_GIVES_WAY_MAIL)
 			crossed = FALSE;
-		o->crossed =
-		    a->cfg.h[r].enabled && crossed && !analyzer_policy_quiet(a, addr, r, a->now_ms);
-		if (!a->cfg.h[r].enabled || analyzer_policy_quiet(a, addr, r, a->now_ms))
-			o->held = ANALYZER_HELD_NONE; /* the reply says that itself */
+		o->crossed = !off && crossed;
 	}
 	if (host_base(h) != NULL) {
 		memcpy(out->baseline_median, host_base(h)->median, sizeof out->baseline_median);

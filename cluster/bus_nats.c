@@ -166,6 +166,20 @@ typedef struct {
 
 /* ---- small helpers ---- */
 
+/* Wait on cond under lock until *flag is set or the monotonic deadline passes; the flag's
+ * value then. */
+static gboolean
+flag_wait(GMutex *lock, GCond *cond, const gboolean *flag, gint64 until)
+{
+	g_mutex_lock(lock);
+	while (!*flag)
+		if (!g_cond_wait_until(cond, lock, until))
+			break;
+	gboolean set = *flag;
+	g_mutex_unlock(lock);
+	return set;
+}
+
 static gint64
 attempt_ms(const Bus *bus)
 {
@@ -899,14 +913,8 @@ bus_free(Bus *bus)
 		 * error that a kept watch's destruction below posts) finds the hooks emptied
 		 * further down (BusHooks) */
 		natsConnection_Close(bus->nc);
-		gint64 until = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
-		g_mutex_lock(&bus->lock);
-		while (!bus->nc_closed)
-			if (!g_cond_wait_until(&bus->idle, &bus->lock, until))
-				break;
-		gboolean closed = bus->nc_closed;
-		g_mutex_unlock(&bus->lock);
-		if (!closed)
+		if (!flag_wait(&bus->lock, &bus->idle, &bus->nc_closed,
+			       g_get_monotonic_time() + 5 * G_USEC_PER_SEC))
 			g_warning("cluster bus: the NATS connection's close was not confirmed "
 				  "within 5 s");
 	}
@@ -1646,13 +1654,7 @@ left_subs_free(Bus *bus)
 	guint kept = 0;
 	for (guint i = 0; i < bus->left_subs->len; i++) {
 		BusSub *bs = g_ptr_array_index(bus->left_subs, i);
-		g_mutex_lock(&bs->lock);
-		while (!bs->complete)
-			if (!g_cond_wait_until(&bs->cond, &bs->lock, until))
-				break;
-		gboolean done = bs->complete;
-		g_mutex_unlock(&bs->lock);
-		if (done)
+		if (flag_wait(&bs->lock, &bs->cond, &bs->complete, until))
 			bus_sub_free(bs);
 		else
 			kept++;
@@ -1714,14 +1716,7 @@ bus_sub_close(BusSub *bs)
 	/* the handler may be running (or blocked pushing back): wait for its return */
 	gint64 until =
 	    g_get_monotonic_time() + (bus->cfg.timeout_ms + 10000) * G_TIME_SPAN_MILLISECOND;
-	gboolean done;
-	g_mutex_lock(&bs->lock);
-	while (!bs->complete)
-		if (!g_cond_wait_until(&bs->cond, &bs->lock, until))
-			break;
-	done = bs->complete;
-	g_mutex_unlock(&bs->lock);
-	if (!done) {
+	if (!flag_wait(&bs->lock, &bs->cond, &bs->complete, until)) {
 		/* freeing it now could crash the handler: kept (a leak beats a crash) */
 		g_warning("cluster bus: subscription %s did not complete: left allocated",
 			  natsSubscription_GetSubject(bs->sub));
