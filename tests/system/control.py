@@ -61,8 +61,13 @@ class Daemon:
         for _ in range(100):
             if os.path.exists(self.sock):
                 return
+            if self.p.poll() is not None:
+                break
             time.sleep(0.05)
-        sys.exit("spamflowd did not create its control socket")
+        # say why: the daemon's own words (a port taken meanwhile by a parallel test, ...)
+        self.log.seek(0)
+        sys.exit("spamflowd did not create its control socket (exit status %s); its log:\n%s"
+                 % (self.p.poll(), self.log.read()[-3000:]))
 
     def write_conf(self, extra):
         with open(self.conf, "w") as f:
