@@ -280,6 +280,7 @@ analyzer_reconfigure(Analyzer *a, const AnalyzerConfig *cfg, GError **error)
 		return FALSE;
 	WindowGeom old = a->geom;
 	a->hist_full = TRUE; /* thresholds may have moved: the next slice walks every host */
+	a->quick_epoch++; /* and the levels the quick judge found */
 	events_history_resize(a, cfg->history_len);
 	AlertFunc fn = a->alert_fn;
 	gpointer data = a->alert_data;

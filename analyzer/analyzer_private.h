@@ -180,6 +180,10 @@ struct OffEntry {
 	gboolean has_peer;
 	AlertEvent last;
 	guint32 cache_slot; /* 1 + its slot in Analyzer.off_cache; 0: in none */
+	/* the quick judge found the level at clear_level or more in the window's newest slice
+	 * quick_cur during Analyzer.quick_epoch (evaluate_quick()) */
+	guint64 quick_epoch;
+	guint32 quick_cur;
 };
 /* The offenders of the hosts being fed, by host slab index and reason (off_find()): a raised
  * host's every flow judges its offender, and this saves the offender table's lookup. A slot
@@ -243,6 +247,11 @@ struct Analyzer {
 	 * answered (that the case is tried) */
 	gboolean no_quick;
 	guint64 quick_flows;
+	guint64 quick_known; /* of them, those whose level was known in the slice (quick_epoch) */
+	/* between two ticks, with the same config, a window's counts in its newest slice only
+	 * grow: a level found at clear_level or more stays so until one of them (OffEntry's
+	 * quick_epoch); moved on by every tick, reconfiguring and state load; never 0 */
+	guint64 quick_epoch;
 	guint64 mem;
 	AnalyzerStats st;
 

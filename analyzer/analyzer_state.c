@@ -612,6 +612,7 @@ analyzer_state_load(Analyzer *a, const guint8 *data, gsize len, GError **error)
 	gint64 first_ms = a->evict_first_ms, last_ms = a->evict_last_ms;
 	a->loading = TRUE;
 	a->hist_full = TRUE; /* hosts restored without a flow: the next slice walks them all */
+	a->quick_epoch++;
 	gboolean ok = load_state(a, data, len, error);
 	a->loading = FALSE;
 	a->evict_by_hosts = by_hosts;

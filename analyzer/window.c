@@ -951,7 +951,7 @@ est_distinct(Window *w, const WindowGeom *g, guint32 now, guint k)
 }
 
 gboolean
-window_newest_tally(Window *w, const WindowGeom *g, WindowTally *t)
+window_newest_attempts(const Window *w, WindowTally *t)
 {
 	if (w->nslices == 0)
 		return FALSE;
@@ -971,10 +971,24 @@ window_newest_tally(Window *w, const WindowGeom *g, WindowTally *t)
 	} else {
 		return FALSE;
 	}
+	return TRUE;
+}
+
+void
+window_newest_distinct(Window *w, const WindowGeom *g, WindowTally *t)
+{
 	if (w->est != NULL) {
 		for (guint k = 0; k < WINDOW_SPANS; k++)
 			t->distinct[k] = est_distinct(w, g, w->cur, k);
 	}
+}
+
+gboolean
+window_newest_tally(Window *w, const WindowGeom *g, WindowTally *t)
+{
+	if (!window_newest_attempts(w, t))
+		return FALSE;
+	window_newest_distinct(w, g, t);
 	return TRUE;
 }
 

@@ -144,6 +144,12 @@ window_estimating(const Window *w)
 	return w->est != NULL;
 }
 gint64 window_last_ms(const Window *w);
+/* The window's newest slice (a slice number: the window's geometry's) */
+static inline guint32
+window_cur(const Window *w)
+{
+	return w->cur;
+}
 /* What the analyzer's quick judge reads of window_counts() at the newest slice: each span's
  * distinct destinations and the long window's attempts and failed. */
 typedef struct {
@@ -155,6 +161,12 @@ typedef struct {
  * running sums up to date (window_counts() at that slice makes them so); estimated, the
  * estimates as window_counts() gives them. FALSE otherwise: ask window_counts(). */
 gboolean window_newest_tally(Window *w, const WindowGeom *g, WindowTally *t);
+/* The same in two steps: the long window's attempts and failed, and the distinct counts of an
+ * exact window (cheap: what the window keeps); then, when window_newest_attempts() said
+ * TRUE, the distinct counts as window_newest_tally() gives them (an estimated window's
+ * estimates, the costly part). */
+gboolean window_newest_attempts(const Window *w, WindowTally *t);
+void window_newest_distinct(Window *w, const WindowGeom *g, WindowTally *t);
 /* Bytes held by the window: its structure (+ WINDOW_ALLOC_OVERHEAD) and its arrays, each
  * counted as glibc's malloc takes it (n bytes: n + 8 rounded up to 16, at least 32).
  * Slices from the second on: 20 x slice capacity + 40 (sums per span); destinations: 12 x

@@ -335,7 +335,7 @@ static void
 test_quick_judge(void **state)
 {
 	(void)state;
-	guint64 quick = 0;
+	guint64 quick = 0, known = 0;
 	for (guint32 seed = 1; seed <= 8; seed++) {
 		Sink sink[2] = {{g_array_new(FALSE, FALSE, sizeof(AlertEvent))},
 				{g_array_new(FALSE, FALSE, sizeof(AlertEvent))}};
@@ -429,6 +429,7 @@ test_quick_judge(void **state)
 		assert_memory_equal(s0->data, s1->data, s0->len);
 		assert_int_equal(an[1]->quick_flows, 0);
 		quick += an[0]->quick_flows;
+		known += an[0]->quick_known;
 		for (guint k = 0; k < 2; k++) {
 			analyzer_free(an[k]);
 			g_array_free(sink[k].ev, TRUE);
@@ -436,6 +437,64 @@ test_quick_judge(void **state)
 		g_rand_free(r);
 	}
 	assert_true(quick > 6000); /* the case is tried (about 2,000 flows a seed) */
+	/* and the level known from an earlier flow of the slice (inside the update interval:
+	 * about 450 of them) */
+	g_test_message("quick judge: %" G_GUINT64_FORMAT " flows, %" G_GUINT64_FORMAT
+		       " with the level known", quick, known);
+	assert_true(known > 100);
+}
+
+/* The level the quick judge found in a slice (OffEntry.quick_epoch) is forgotten on a
+ * reload: thresholds raised above a raised bot's level make it "below" at its next flow, in
+ * the same slice and inside the update interval, as the full judge has it (test_quick_judge's
+ * random traffic reloads too rarely to tell). */
+static void
+test_quick_known_reload(void **state)
+{
+	(void)state;
+	Sink sink[2] = {{g_array_new(FALSE, FALSE, sizeof(AlertEvent))},
+			{g_array_new(FALSE, FALSE, sizeof(AlertEvent))}};
+	Analyzer *an[2];
+	AnalyzerConfig cfg;
+	for (guint k = 0; k < 2; k++) {
+		quick_config(&cfg, &sink[k], 0);
+		an[k] = analyzer_new(&cfg, NULL);
+		assert_non_null(an[k]);
+	}
+	an[1]->no_quick = TRUE;
+	const gint64 t = T0 + 1000; /* every flow below in the slice from T0 */
+	for (guint32 i = 0; i < 20; i++) {
+		Flow f = smtp_flow(t + i, 0, 1000 + i);
+		for (guint k = 0; k < 2; k++)
+			analyzer_process(an[k], &f, 1);
+	}
+	/* raised at the 8th destination; the 12 after it are the quick judge's, all but the
+	 * first with the level known */
+	assert_int_equal(sink[0].ev->len, 1);
+	assert_int_equal(an[0]->quick_flows, 12);
+	assert_int_equal(an[0]->quick_known, 11);
+	Flow f = smtp_flow(t + 100, 0, 1000);
+	for (guint k = 0; k < 2; k++)
+		analyzer_process(an[k], &f, 1);
+	assert_int_equal(an[0]->quick_known, 12);
+	for (guint k = 0; k < 2; k++) {
+		quick_config(&cfg, &sink[k], 0);
+		cfg.h[REASON_SMTP_FANOUT] = (HeuristicConfig){TRUE, {400, 1000}};
+		assert_true(analyzer_reconfigure(an[k], &cfg, NULL));
+		f = smtp_flow(t + 200, 0, 1000);
+		analyzer_process(an[k], &f, 1);
+	}
+	assert_int_equal(an[0]->quick_known, 12);
+	g_autoptr(GByteArray) s0 = g_byte_array_new();
+	g_autoptr(GByteArray) s1 = g_byte_array_new();
+	analyzer_state_save(an[0], s0);
+	analyzer_state_save(an[1], s1);
+	assert_int_equal(s0->len, s1->len);
+	assert_memory_equal(s0->data, s1->data, s0->len);
+	for (guint k = 0; k < 2; k++) {
+		analyzer_free(an[k]);
+		g_array_free(sink[k].ev, TRUE);
+	}
 }
 
 int
@@ -450,6 +509,7 @@ main(void)
 		cmocka_unit_test(test_lifecycle_analyzer),
 		cmocka_unit_test(test_history_ring_and_offenders),
 		cmocka_unit_test(test_quick_judge),
+		cmocka_unit_test(test_quick_known_reload),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
