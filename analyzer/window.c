@@ -76,12 +76,11 @@ struct WindowEst {
 	TopEnt top[TOPK];
 	guint32 top_tag[TOPK]; /* top[i]'s address hash, high half: most compares stop here */
 	guint ntop;
-	/* The smallest counter of a full sketch: its value, the first entry holding it and how
-	 * many do, when min_ok. Counters only grow, so after the first one is taken over the
-	 * next is further on: a stream of misses finds it in amortized O(1). */
+	/* The smallest counter of a full sketch: its value and the entries holding it (bit i:
+	 * top[i]), 0 when not known. Counters only grow: an entry that grows leaves the mask,
+	 * and a stream of misses takes the entries over in order, one scan for all of them. */
 	guint32 min_c;
-	guint8 min_i, n_min;
-	gboolean min_ok;
+	guint32 min_mask;
 	struct {
 		guint32 at_slice, at_changes, nslices, value;
 		gboolean valid;
@@ -580,28 +579,35 @@ hll_estimate(const guint8 *merged)
 typedef guint32 TagVec __attribute__((vector_size(16)));
 G_STATIC_ASSERT(TOPK % 4 == 0);
 
-/* The first entry after `from` holding the smallest counter (there is one: n_min > 0). */
+G_STATIC_ASSERT(TOPK <= 32);
+
+/* The smallest counter and the entries holding it (a full sketch). */
 static void
-top_min_next(WindowEst *e, guint from)
+top_min_scan(WindowEst *e)
 {
-	guint i = from + 1;
-	while (e->top[i].count != e->min_c)
-		i++;
-	e->min_i = (guint8)i;
+	guint32 c = e->top[0].count, mask = 1;
+	for (guint i = 1; i < TOPK; i++) {
+		if (e->top[i].count < c) {
+			c = e->top[i].count;
+			mask = 0;
+		}
+		if (e->top[i].count == c)
+			mask |= 1u << i;
+	}
+	e->min_c = c;
+	e->min_mask = mask;
 }
 
-/* One entry's counter grew from `old`: the smallest one moves on if it was this one. */
-static void
-top_grew(WindowEst *e, guint i, guint32 old)
+/* Entry i's counter grew by n (a counter that wraps makes the smallest one unknown). */
+static inline void
+top_grow(WindowEst *e, guint i, guint32 n)
 {
-	if (!e->min_ok || old != e->min_c)
-		return;
-	if (e->top[i].count <= old || --e->n_min == 0) {
-		e->min_ok = FALSE; /* wrapped (or n was 0), or the last smallest one grew */
-		return;
-	}
-	if (i == e->min_i)
-		top_min_next(e, i);
+	guint32 old = e->top[i].count;
+	e->top[i].count = old + n;
+	if (old + n < old)
+		e->min_mask = 0;
+	else if (n != 0)
+		e->min_mask &= ~(1u << i);
 }
 
 static void
@@ -621,10 +627,8 @@ top_add(WindowEst *e, const guint8 a[16], guint64 h, guint32 slice, guint32 n)
 	memcpy(any2, &any, sizeof any2);
 	for (guint i = 0; (any2[0] | any2[1]) != 0 && i < e->ntop; i++) {
 		if (e->top_tag[i] == tag && memcmp(e->top[i].addr, a, 16) == 0) {
-			guint32 old = e->top[i].count;
-			e->top[i].count += n;
+			top_grow(e, i, n);
 			e->top[i].last = slice;
-			top_grew(e, i, old);
 			return;
 		}
 	}
@@ -635,34 +639,19 @@ top_add(WindowEst *e, const guint8 a[16], guint64 h, guint32 slice, guint32 n)
 		t->count = n;
 		t->error = 0;
 		t->last = slice;
-		e->min_ok = FALSE;
+		e->min_mask = 0;
 		return;
 	}
-	if (!e->min_ok) {
-		e->min_i = 0;
-		e->min_c = e->top[0].count;
-		e->n_min = 1;
-		for (guint i = 1; i < TOPK; i++) {
-			if (e->top[i].count < e->min_c) {
-				e->min_c = e->top[i].count;
-				e->min_i = (guint8)i;
-				e->n_min = 1;
-			} else if (e->top[i].count == e->min_c) {
-				e->n_min++;
-			}
-		}
-		e->min_ok = TRUE;
-	}
-	/* space-saving: the smallest counter is taken over and keeps its count as error */
-	guint min_i = e->min_i;
+	if (e->min_mask == 0)
+		top_min_scan(e);
+	/* space-saving: the first smallest counter is taken over and keeps its count as error */
+	guint min_i = (guint)__builtin_ctz(e->min_mask);
 	TopEnt *t = &e->top[min_i];
-	guint32 old = t->count;
 	e->top_tag[min_i] = tag;
 	memcpy(t->addr, a, 16);
 	t->error = t->count;
-	t->count += n;
 	t->last = slice;
-	top_grew(e, min_i, old);
+	top_grow(e, min_i, n);
 }
 
 /* Exact -> estimated: every live destination goes into the registers of its last slice. */
