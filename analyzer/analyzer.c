@@ -247,10 +247,11 @@ hist_mark(Analyzer *a, Host *h)
  * kept sums give both (window_newest_tally()) without window_counts(), the crossing test or
  * judge_step(). Inside the update interval the level matters only against clear_level, and
  * once there it stays there until the next tick: between two ticks a window's counts in its
- * newest slice only grow. So the level found at clear_level or more is remembered for the
- * slice (OffEntry.quick_epoch, quick_cur) and an estimated window's estimates are not asked
- * again: half the quick judge's cost for a raised bot between its updates (bench/README.md,
- * "Issue 14, round 9"). */
+ * newest slice only grow (an estimate still read by linear counting excepted:
+ * window_newest_distinct() says when). So the level found at clear_level or more is
+ * remembered for the slice (OffEntry.quick_epoch, quick_cur) and an estimated window's
+ * estimates are not asked again: half the quick judge's cost for a raised bot between its
+ * updates (bench/README.md, "Issue 14, round 9"). */
 
 /* evaluate() of window HEUR_WIN_SMTP_EXT of host h (slab index hi, not a mail server, no new
  * destination for smtp-novelty), right after the add of a flow at now, would step nothing:
@@ -289,13 +290,14 @@ evaluate_quick(Analyzer *a, Host *h, guint32 hi, Window *w, gint64 now)
 		a->quick_known++;
 		return TRUE; /* the level, at clear_level or more earlier in this slice, still is */
 	}
-	window_newest_distinct(w, &a->geom, &t);
+	gboolean grows = window_newest_distinct(w, &a->geom, &t);
 	guint32 thr[WINDOW_SPANS];
 	thresholds_of(a, h, h->addr, r, thr);
 	double level = heuristics_level_of(t.distinct, thr, NULL);
 	if (level < a->policy.clear_level)
 		return FALSE;
-	o->quick_epoch = a->quick_epoch;
+	/* (an estimate still read by linear counting may yet drop a little: not remembered) */
+	o->quick_epoch = grows ? a->quick_epoch : 0;
 	o->quick_cur = window_cur(w);
 	return in_interval || level < o->sm.reported_level * a->policy.escalate_factor;
 }

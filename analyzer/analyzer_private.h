@@ -249,8 +249,9 @@ struct Analyzer {
 	guint64 quick_flows;
 	guint64 quick_known; /* of them, those whose level was known in the slice (quick_epoch) */
 	/* between two ticks, with the same config, a window's counts in its newest slice only
-	 * grow: a level found at clear_level or more stays so until one of them (OffEntry's
-	 * quick_epoch); moved on by every tick, reconfiguring and state load; never 0 */
+	 * grow (window_newest_distinct() TRUE): a level found at clear_level or more stays so
+	 * until one of them (OffEntry's quick_epoch); moved on by every tick, reconfiguring and
+	 * state load; never 0 */
 	guint64 quick_epoch;
 	guint64 mem;
 	AnalyzerStats st;

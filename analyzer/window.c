@@ -540,12 +540,19 @@ hll_add(WindowEst *e, guint idx, guint64 h)
 }
 
 /* The estimate from the sum of 2^-register and the zero registers of merged registers. */
+/* The raw HyperLogLog estimate from the sum of 2^-register */
+static inline double
+hll_raw(double sum)
+{
+	const double m = WINDOW_HLL_M;
+	return 0.7213 / (1.0 + 1.079 / m) * m * m / sum;
+}
+
 static guint32
 hll_value(double sum, guint zeros)
 {
 	const double m = WINDOW_HLL_M;
-	double alpha = 0.7213 / (1.0 + 1.079 / m);
-	double est = alpha * m * m / sum;
+	double est = hll_raw(sum);
 	if (est <= 2.5 * m && zeros > 0)
 		est = m * log(m / zeros); /* linear counting for small cardinalities */
 	return (guint32)(est + 0.5);
@@ -963,13 +970,30 @@ window_newest_attempts(const Window *w, WindowTally *t)
 	return TRUE;
 }
 
-void
+/* Span k's estimate at the newest slice, read from its merged registers, can only grow
+ * with later adds to that slice: it is the raw HyperLogLog estimate (above 2.5 m, or no
+ * register left at zero), which more registers only raise. Linear counting, below, grows
+ * too, but gives way to the raw estimate at 2.5 m, which may be lower. */
+static gboolean
+est_grows_only(const WindowEst *e, guint32 cur, guint k)
+{
+	const Merged *mg = &e->merged[k];
+	if (!mg->valid || mg->at != cur)
+		return FALSE;
+	return mg->zeros == 0 || hll_raw(mg->sum) > 2.5 * WINDOW_HLL_M;
+}
+
+gboolean
 window_newest_distinct(Window *w, const WindowGeom *g, WindowTally *t)
 {
-	if (w->est != NULL) {
-		for (guint k = 0; k < WINDOW_SPANS; k++)
-			t->distinct[k] = est_distinct(w, g, w->cur, k);
+	if (w->est == NULL)
+		return TRUE;
+	gboolean grows = TRUE;
+	for (guint k = 0; k < WINDOW_SPANS; k++) {
+		t->distinct[k] = est_distinct(w, g, w->cur, k);
+		grows = grows && est_grows_only(w->est, w->cur, k);
 	}
+	return grows;
 }
 
 gboolean

@@ -166,7 +166,10 @@ gboolean window_newest_tally(Window *w, const WindowGeom *g, WindowTally *t);
  * TRUE, the distinct counts as window_newest_tally() gives them (an estimated window's
  * estimates, the costly part). */
 gboolean window_newest_attempts(const Window *w, WindowTally *t);
-void window_newest_distinct(Window *w, const WindowGeom *g, WindowTally *t);
+/* TRUE: every count it gave can only grow with later adds in the same newest slice (an exact
+ * window's counts; an estimate read the raw HyperLogLog way, past linear counting). FALSE:
+ * one may be lower after a later add (linear counting gives way to the raw estimate). */
+gboolean window_newest_distinct(Window *w, const WindowGeom *g, WindowTally *t);
 /* Bytes held by the window: its structure (+ WINDOW_ALLOC_OVERHEAD) and its arrays, each
  * counted as glibc's malloc takes it (n bytes: n + 8 rounded up to 16, at least 32).
  * Slices from the second on: 20 x slice capacity + 40 (sums per span); destinations: 12 x

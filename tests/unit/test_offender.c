@@ -437,11 +437,11 @@ test_quick_judge(void **state)
 		g_rand_free(r);
 	}
 	assert_true(quick > 6000); /* the case is tried (about 2,000 flows a seed) */
-	/* and the level known from an earlier flow of the slice (inside the update interval:
-	 * about 450 of them) */
+	/* and the level known from an earlier flow of the slice (inside the update interval,
+	 * from exact windows and estimates past linear counting: about 150 of them) */
 	g_test_message("quick judge: %" G_GUINT64_FORMAT " flows, %" G_GUINT64_FORMAT
 		       " with the level known", quick, known);
-	assert_true(known > 100);
+	assert_true(known > 50);
 }
 
 /* The level the quick judge found in a slice (OffEntry.quick_epoch) is forgotten on a

@@ -597,6 +597,61 @@ test_top_sketch(void **state)
 	}
 }
 
+/* window_newest_distinct() tells when an estimated window's counts can only grow with more
+ * adds to its newest slice (the analyzer's quick judge remembers a level found then): after
+ * every TRUE, no later count of the slice is lower. Linear counting gives way to the raw
+ * estimate at 2.5 x 1,024 registers; it answers FALSE until then. */
+static void
+test_newest_grows_only(void **state)
+{
+	(void)state;
+	const WindowGeom tiny = {.slice_ms = MIN_MS, .span = {10, 60}, .exact_cap = 1};
+	guint n_true = 0, n_false = 0, dips = 0;
+	for (guint32 seed = 1; seed <= 8; seed++) {
+		g_autoptr(Window) w = window_new();
+		GRand *r = g_rand_new_with_seed(seed);
+		guint32 floor[WINDOW_SPANS] = {0, 0}, last[WINDOW_SPANS] = {0, 0};
+		gboolean have_floor = FALSE;
+		/* an earlier slice in both spans, so that the merged registers are a merge */
+		for (guint32 i = 0; i < 300; i++) {
+			guint8 a[16];
+			dst(g_rand_int(r), a);
+			window_add(w, &tiny, T0 + (gint64)i, a, TRUE, FALSE);
+		}
+		for (guint32 i = 0; i < 6000; i++) {
+			guint8 a[16];
+			dst(g_rand_int(r), a);
+			gint64 at = T0 + MIN_MS + (gint64)i;
+			window_add(w, &tiny, at, a, TRUE, FALSE);
+			WindowTally t;
+			if (!window_newest_attempts(w, &t)) {
+				WindowCounts c; /* keeps the sums at the newest slice */
+				window_counts(w, &tiny, at, &c);
+				assert_true(window_newest_attempts(w, &t));
+			}
+			gboolean grows = window_newest_distinct(w, &tiny, &t);
+			for (guint k = 0; k < WINDOW_SPANS; k++) {
+				if (have_floor)
+					assert_true(t.distinct[k] >= floor[k]);
+				dips += t.distinct[k] < last[k];
+				last[k] = t.distinct[k];
+			}
+			if (grows) {
+				memcpy(floor, t.distinct, sizeof floor);
+				have_floor = TRUE;
+				n_true++;
+			} else {
+				assert_false(have_floor); /* once past linear counting, for good */
+				n_false++;
+			}
+		}
+		g_rand_free(r);
+	}
+	g_test_message("grows only: %u answers TRUE, %u FALSE, %u counts lower than the one "
+		       "before", n_true, n_false, dips);
+	assert_true(n_true > 8 * 3000 && n_false > 8 * 1000);
+}
+
 int
 main(void)
 {
@@ -616,6 +671,7 @@ main(void)
 		cmocka_unit_test(test_kept_counts),
 		cmocka_unit_test(test_ipv6_form),
 		cmocka_unit_test(test_top_sketch),
+		cmocka_unit_test(test_newest_grows_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
