@@ -789,6 +789,12 @@ def main():
                     p.kill()
                     rc = "hung"
                 check(rc == 0, f"{name} exited {rc} on SIGTERM")
+            if sys.exc_info()[0] is not None:
+                # an exception is on its way out (a node that stopped answering): what the
+                # nodes said is all there is to read it by
+                for name, f in logs.items():
+                    f.seek(0)
+                    print(f"---- {name}\n" + f.read()[-3000:], flush=True)
     # The history: every analyzer's store holds every partition's readings (cluster/wire.h
     # history messages, each node its own durable consumer), whichever node analyzed the
     # partition at the time, although a2 was killed and the others restarted: the three
