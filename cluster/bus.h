@@ -278,6 +278,14 @@ typedef struct {
 	guint64 buffered;     /* bytes taken, not yet acknowledged (now) */
 	guint64 buffered_max; /* publish_buffer */
 	guint64 received;     /* messages handed to BusMsgFunc */
+	/* stream messages not handed to BusMsgFunc: without JetStream's metadata, or for a
+	 * subscription already given up (dropped) */
+	guint64 unreadable;
+	/* messages libnats dropped because a subscription's handler fell behind (its pending
+	 * limits: a slow consumer) */
+	guint64 handler_dropped;
+	guint64 async_errors; /* libnats' asynchronous errors (missed heartbeats, timeouts,
+			       * a consumer it could not make again, slow consumers) */
 	guint64 bytes_out, bytes_in;
 	char last_error[256];
 } BusStats;

@@ -349,6 +349,7 @@ on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *
 		text = natsStatus_GetText(err);
 	gint64 now = g_get_monotonic_time();
 	g_mutex_lock(&bus->lock);
+	bus->st.async_errors++;
 	set_last_error(bus, "nats: %s", text);
 	/* a permission refused is the admin's to fix: what is refused is retried meanwhile */
 	if (now - bus->warn_us > 10 * G_USEC_PER_SEC) {
@@ -996,12 +997,26 @@ bus_connected(Bus *bus)
 	return natsConnection_Status(bus->nc) == NATS_CONN_STATUS_CONNECTED;
 }
 
+/* The messages libnats dropped for bs's handler (its pending limits); bs in bus->subs, under
+ * bus->lock (bus_unsubscribe() takes it out under the lock before closing it). */
+static guint64
+sub_dropped(BusSub *bs)
+{
+	int64_t n = 0;
+	if (bs->sub == NULL || natsSubscription_GetDropped(bs->sub, &n) != NATS_OK || n < 0)
+		return 0;
+	return (guint64)n;
+}
+
 void
 bus_get_stats(Bus *bus, BusStats *out)
 {
 	gboolean connected = bus_connected(bus);
 	g_mutex_lock(&bus->lock);
 	*out = bus->st;
+	/* the closed subscriptions' drops are kept; the open ones' asked now */
+	for (guint i = 0; i < bus->subs->len; i++)
+		out->handler_dropped += sub_dropped(g_ptr_array_index(bus->subs, i));
 	g_mutex_unlock(&bus->lock);
 	out->connected = connected;
 }
@@ -1372,6 +1387,9 @@ on_stream_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *clo
 	g_mutex_unlock(&bs->lock);
 	if (!active) {
 		natsMsg_Destroy(msg);
+		g_mutex_lock(&bs->bus->lock);
+		bs->bus->st.unreadable++;
+		g_mutex_unlock(&bs->bus->lock);
 		return;
 	}
 	stream_msg_handle(bs, msg);
@@ -1398,6 +1416,10 @@ stream_msg_handle(BusSub *bs, natsMsg *msg)
 		g_mutex_lock(&bus->lock);
 		bus->st.received++;
 		bus->st.bytes_in += len;
+		g_mutex_unlock(&bus->lock);
+	} else {
+		g_mutex_lock(&bus->lock);
+		bus->st.unreadable++;
 		g_mutex_unlock(&bus->lock);
 	}
 	if (bs->ack && leave_current)
@@ -1733,6 +1755,7 @@ bus_unsubscribe(BusSub *sub)
 	Bus *bus = sub->bus;
 	g_mutex_lock(&bus->lock);
 	g_ptr_array_remove_fast(bus->subs, sub);
+	bus->st.handler_dropped += sub_dropped(sub);
 	g_mutex_unlock(&bus->lock);
 	bus_sub_close(sub);
 }

@@ -28,8 +28,9 @@ typedef enum {
 
 /* A flow batch for one partition, from one collector node.
  *   node:       the collector's name (at most 63 bytes of text)
- *   batch_seq:  the collector's counter of batches to this partition (the bus dedups retries
- *               by node and batch_seq)
+ *   batch_seq:  the collector's number of the batch among those to this partition its bus
+ *               took, from 1 (the bus dedups retries by node and batch_seq; a number the
+ *               partition's analyzer never sees is a batch lost: cluster/gaps.h)
  *   clock_ms:   the collector's clock when it sent the batch: a batch with no flows is a
  *               tick, telling an idle partition's analyzer that time has moved on (replayed
  *               like the flows, so a takeover sees the same ticks)

@@ -4,6 +4,7 @@
 #include "bus.h"
 #include "coord.h"
 #include "fnv1a.h"
+#include "gaps.h"
 #include "alertjson.h"
 #include "json.h"
 #include "statebuf.h"
@@ -28,7 +29,16 @@ typedef struct {
 	gboolean dropped;   /* one of those dropped: no snapshot any more, and restarted */
 	guint64 drop_ticket; /* ... the node's last bus ticket then (part_restart_when_room()) */
 	gboolean restarted; /* ... once the bus takes messages again (part_restart_when_room()) */
+	GapTrack *gaps;	    /* the collectors' batch numbers that never came (gaps.h) */
 } Part;
+
+/* Batch numbers skipped by a partition's stream wait this long before they count missing
+ * (a publish is retried for up to the bus's 2 s timeout, and may be stored after the ones
+ * that followed it); collectors tracked per partition and numbers waiting per collector:
+ * at most 64 x 256 x 16 bytes a partition, whatever a client of the bus writes into it. */
+#define GAP_GRACE_US (30 * G_USEC_PER_SEC)
+#define GAP_MAX_SOURCES 64
+#define GAP_MAX_HOLES 256
 
 /* A message for the alert or history stream that the bus did not take (its buffer full):
  * held in the partition's order and offered again (part_keep()). */
@@ -128,6 +138,7 @@ struct ClusterNode {
 	/* messages held by the partitions (part_keep()): bytes, bound, the retry timer, the
 	 * last warning of one dropped */
 	guint64 held_bytes, held_max;
+	gint64 gap_warn_us; /* the last warning of batches missing (gap_note()) */
 	guint64 last_ticket; /* of the last message bus_publish_keep() took from this node */
 	guint held_id;
 	gint64 held_warn_us;
@@ -225,7 +236,9 @@ publish_batch(ClusterNode *n, guint p, gint64 clock_ms)
 
 	g_strlcpy(cb.node, n->name, sizeof cb.node);
 	cb.partition = p;
-	cb.batch_seq = ++b->seq;
+	/* numbered 1, 2, ... among the batches the bus takes: a number the analyzer never sees
+	 * is a batch lost after it (cluster/gaps.h) */
+	cb.batch_seq = b->seq + 1;
 	cb.clock_ms = clock_ms;
 	cb.n_exporters = b->n_exp;
 	for (guint i = 0; i < b->n_exp; i++)
@@ -239,6 +252,7 @@ publish_batch(ClusterNode *n, guint p, gint64 clock_ms)
 	g_snprintf(id, sizeof id, "%s-%" G_GINT64_FORMAT "-%u-%" G_GUINT64_FORMAT, n->name,
 		   n->boot_ms, p, cb.batch_seq);
 	if (bus_publish_weighted(n->bus, subject, n->enc->data, n->enc->len, id, cb.n_flows)) {
+		b->seq = cb.batch_seq;
 		n->st.batches_out++;
 		n->st.batch_bytes_out += n->enc->len;
 		if (cb.n_flows == 0)
@@ -742,6 +756,8 @@ part_free(Part *part)
 		held_free(h);
 	}
 	analyzer_free(part->a);
+	part->node->st.batches_late += gap_track_late(part->gaps); /* kept past the partition */
+	gap_track_free(part->gaps);
 	g_free(part);
 }
 
@@ -813,6 +829,7 @@ on_acquired(ClusterNode *n, const CoordEvent *ev)
 
 	part->node = n;
 	part->p = ev->partition;
+	part->gaps = gap_track_new(GAP_MAX_SOURCES, GAP_MAX_HOLES, GAP_GRACE_US);
 	part->lease_rev = ev->lease_rev;
 	part->applied_seq = ev->seq;
 	part->snap_ok_us = g_get_monotonic_time();
@@ -958,6 +975,25 @@ on_ctl(ClusterNode *n, Part *part, const guint8 *d, gsize len, guint64 seq)
 	}
 }
 
+/* Batches declared missing at partition part: counted, and told at most once a minute. */
+static void
+gap_note(ClusterNode *n, Part *part, guint64 missing)
+{
+	if (missing == 0)
+		return;
+	n->st.batches_missing += missing;
+	gint64 now = g_get_monotonic_time();
+	if (now - n->gap_warn_us >= 60 * G_USEC_PER_SEC) {
+		n->gap_warn_us = now;
+		g_warning("cluster: partition %u: %" G_GUINT64_FORMAT " flow batch%s from the "
+			  "collectors never arrived here (%" G_GUINT64_FORMAT " in all): their "
+			  "flows are not analyzed (a batch the collector's bus gave up on is "
+			  "counted there as failed; any other was lost on the way; said at most "
+			  "once a minute)",
+			  part->p, missing, missing == 1 ? "" : "es", n->st.batches_missing);
+	}
+}
+
 static void
 on_batch(ClusterNode *n, const CoordEvent *ev)
 {
@@ -989,6 +1025,7 @@ on_batch(ClusterNode *n, const CoordEvent *ev)
 		return;
 	}
 	n->st.batches_in++;
+	gap_note(n, part, gap_track_see(part->gaps, b.node, b.batch_seq, g_get_monotonic_time()));
 	guint32 reg[CLUSTER_WIRE_MAX_EXPORTERS];
 	for (guint i = 0; i < b.n_exporters; i++)
 		reg[i] = exporter_register(n, b.exporters[i]);
@@ -1110,6 +1147,10 @@ on_snapshot(gpointer user_data)
 {
 	ClusterNode *n = user_data;
 
+	gint64 now = g_get_monotonic_time();
+	for (guint p = 0; p < n->partitions; p++)
+		if (n->parts[p] != NULL)
+			gap_note(n, n->parts[p], gap_track_expire(n->parts[p]->gaps, now));
 	for (guint i = 0; i < n->partitions; i++) {
 		guint p = (n->snap_next + i) % n->partitions;
 		if (n->parts[p] != NULL) {
@@ -1224,6 +1265,10 @@ cluster_node_get_stats(ClusterNode *n, ClusterNodeStats *out)
 		out->owned += n->parts[p] != NULL;
 		out->restarts_waiting += n->parts[p] != NULL && n->parts[p]->dropped &&
 					 !n->parts[p]->restarted;
+		if (n->parts[p] != NULL) {
+			out->batches_late += gap_track_late(n->parts[p]->gaps);
+			out->batches_waiting += gap_track_waiting(n->parts[p]->gaps);
+		}
 	}
 	gint64 lag_ms = 0;
 	out->lag = n->coord != NULL ? coord_lag(n->coord, &lag_ms) : 0;
@@ -1239,6 +1284,9 @@ cluster_node_get_stats(ClusterNode *n, ClusterNodeStats *out)
 	out->bus_dropped = bs.dropped;
 	out->bus_buffered = bs.buffered;
 	out->bus_buffered_max = bs.buffered_max;
+	out->bus_unreadable = bs.unreadable;
+	out->bus_handler_dropped = bs.handler_dropped;
+	out->bus_async_errors = bs.async_errors;
 }
 
 static void
@@ -1283,6 +1331,9 @@ static const struct {
     NF(batches_bad),
     NF(batches_unowned),
     NF(batches_repeated),
+    NF(batches_missing),
+    NF(batches_late),
+    NF(batches_waiting),
     NF(flows_in),
     NF(alerts_out),
     NF(alerts_dropped),
@@ -1341,11 +1392,12 @@ cluster_node_stats_json(ClusterNode *n, GString *out)
 	    ",\"retried\":%" G_GUINT64_FORMAT ",\"failed\":%" G_GUINT64_FORMAT
 	    ",\"dropped\":%" G_GUINT64_FORMAT ",\"buffered\":%" G_GUINT64_FORMAT
 	    ",\"buffered_max\":%" G_GUINT64_FORMAT ",\"received\":%" G_GUINT64_FORMAT
-	    ",\"bytes_out\":%" G_GUINT64_FORMAT ",\"bytes_in\":%" G_GUINT64_FORMAT
-	    ",\"last_error\":",
+	    ",\"unreadable\":%" G_GUINT64_FORMAT ",\"handler_dropped\":%" G_GUINT64_FORMAT
+	    ",\"async_errors\":%" G_GUINT64_FORMAT ",\"bytes_out\":%" G_GUINT64_FORMAT
+	    ",\"bytes_in\":%" G_GUINT64_FORMAT ",\"last_error\":",
 	    bs.connected ? "true" : "false", bs.reconnects, bs.published, bs.duplicates, bs.retried,
-	    bs.failed, bs.dropped, bs.buffered, bs.buffered_max, bs.received, bs.bytes_out,
-	    bs.bytes_in);
+	    bs.failed, bs.dropped, bs.buffered, bs.buffered_max, bs.received, bs.unreadable,
+	    bs.handler_dropped, bs.async_errors, bs.bytes_out, bs.bytes_in);
 	json_quote(out, bs.last_error);
 	g_string_append(out, "}}");
 }

@@ -28,6 +28,10 @@ typedef struct {
 	guint64 flows_failed; /* in batches the bus took and then gave up on (BusStats.failed) */
 	guint64 batches_out, batch_bytes_out, batches_dropped, ticks_out;
 	guint64 batches_in, batches_bad, batches_unowned, batches_repeated, flows_in;
+	/* a collector's batch numbers to an owned partition that never arrived here (past a
+	 * grace period: cluster/gaps.h), those that came after that (or twice), and those
+	 * skipped and still within the grace period (now) */
+	guint64 batches_missing, batches_late, batches_waiting;
 	guint64 alerts_out, alerts_dropped, alerts_in, alerts_bad;
 	/* events, forgets and history readings the bus's buffer had no room for: held by their
 	 * partition and offered again (ever, now); alerts_dropped and history_dropped count
@@ -52,7 +56,8 @@ typedef struct {
 	guint64 ctl_out, ctl_out_failed, ctl_in, ctl_bad, ctl_refused, ctl_forgets_in;
 	/* the bus */
 	guint64 bus_connected, bus_reconnects, bus_published, bus_duplicates, bus_retried,
-	    bus_failed, bus_dropped, bus_buffered, bus_buffered_max;
+	    bus_failed, bus_dropped, bus_buffered, bus_buffered_max,
+	    bus_unreadable, bus_handler_dropped, bus_async_errors;
 } ClusterNodeStats;
 
 /* Exporter indexes of flows and events that came over the bus (the collector that saw the

@@ -103,6 +103,12 @@ static const Scalar cluster_scalars[] = {
        "Flow batches this node's partitions applied."),
     CN("spamflow_cluster_flows_applied_total", M_COUNTER, flows_in,
        "Flow records in them."),
+    CN("spamflow_cluster_batches_missing_total", M_COUNTER, batches_missing,
+       "Collectors' flow batches to owned partitions that never arrived (after 30 s)."),
+    CN("spamflow_cluster_batches_late_total", M_COUNTER, batches_late,
+       "Flow batches that arrived after they were counted missing, or twice."),
+    CN("spamflow_cluster_batches_waiting", M_GAUGE, batches_waiting,
+       "Flow batch numbers skipped in the last 30 s: missing unless they still come."),
     CN("spamflow_cluster_batches_bad_total", M_COUNTER, batches_bad,
        "Messages on a flow subject that were no valid batch: counted and skipped."),
     CN("spamflow_cluster_alerts_published_total", M_COUNTER, alerts_out,
@@ -176,6 +182,12 @@ static const Scalar cluster_scalars[] = {
        "Bytes taken and not yet acknowledged."),
     CN("spamflow_cluster_bus_buffer_limit_bytes", M_GAUGE, bus_buffered_max,
        "[cluster] publish_buffer."),
+    CN("spamflow_cluster_bus_unreadable_total", M_COUNTER, bus_unreadable,
+       "Stream messages dropped unread: no JetStream metadata, or a given-up subscription."),
+    CN("spamflow_cluster_bus_handler_dropped_total", M_COUNTER, bus_handler_dropped,
+       "Messages libnats dropped because a subscription's handler fell behind."),
+    CN("spamflow_cluster_bus_async_errors_total", M_COUNTER, bus_async_errors,
+       "libnats' asynchronous errors (missed heartbeats, timeouts, slow consumers)."),
 };
 
 #define HI(n, t, f, h) {n, t, offsetof(HistoryStats, f), h}

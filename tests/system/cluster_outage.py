@@ -49,6 +49,32 @@ def datagrams(path):
     return out
 
 
+def jsz_flows(nats):
+    """Each running server's view of the stream of flows: its state and consumers."""
+    out = []
+    for srv in nats.servers:
+        if not srv.running():
+            continue
+        j = srv.monitor("/jsz?streams=true&consumers=true&config=true", timeout=3) or {}
+        for acc in j.get("account_details") or []:
+            for st in acc.get("stream_detail") or []:
+                if "FLOW" not in st.get("name", "").upper():
+                    continue
+                out.append(f"{srv.name}: stream {st.get('name')} state "
+                           f"{json.dumps(st.get('state'))} cluster "
+                           f"{json.dumps(st.get('cluster'))}")
+                for c in st.get("consumer_detail") or []:
+                    cfg = c.get("config") or {}
+                    out.append(f"  consumer {c.get('name')} filter "
+                               f"{cfg.get('filter_subject')} delivered "
+                               f"{json.dumps(c.get('delivered'))} ack_floor "
+                               f"{json.dumps(c.get('ack_floor'))} pending "
+                               f"{c.get('num_pending')} ack_pending "
+                               f"{c.get('num_ack_pending')} cluster "
+                               f"{json.dumps(c.get('cluster'))}")
+    return "\n".join(out) or "(no server reports the stream of flows)"
+
+
 def main():
     spamflowd, spamflowctl, capture = sys.argv[1:4]
     outage = float(sys.argv[4]) if len(sys.argv) > 4 else 8
@@ -134,6 +160,15 @@ def main():
                 time.sleep(0.5)
             check(stable >= 6, f"the cluster settled after the outage (buffered "
                                f"{(cc.get('bus') or {}).get('buffered')})")
+            if stable < 6:
+                # what tells a lost batch from a stuck consumer: the analyzer's counts, and
+                # each server's view of the flows stream and its consumers (messages per
+                # partition subject, each consumer's delivered position and pending)
+                print(f"analyzer's cluster stats: {json.dumps(ac)}", flush=True)
+                parts = ((ctl(spamflowctl, f"{tmp}/a1.sock", "cluster").get("status") or {})
+                         .get("partitions", []))
+                print(f"analyzer's partitions: {json.dumps(parts)}", flush=True)
+                print(jsz_flows(nats), flush=True)
             bus = cc.get("bus") or {}
             print(f"collector: {json.dumps(cc)[:700]}", flush=True)
             print(f"analyzer: flows_in {ac.get('flows_in')} batches_in {ac.get('batches_in')} "
@@ -164,6 +199,16 @@ def main():
                   f"the counts add up: {cc.get('flows_routed')} flows routed = "
                   f"{ac.get('flows_in')} applied + {cc.get('flows_dropped')} dropped + "
                   f"{cc.get('flows_failed')} in failed publishes")
+            # the analyzer's own account: the collector numbers the batches its bus took, so
+            # the thousands it dropped during the outage leave no gap; a number never seen
+            # is a batch the bus gave up on (failed) or one lost on the way
+            missing, waiting = ac.get("batches_missing"), ac.get("batches_waiting")
+            check(missing is not None and waiting is not None and
+                  missing + waiting <= bus.get("failed", 0),
+                  f"the analyzer saw every batch number the collector's bus did not give up "
+                  f"on: {missing} missing + {waiting} waiting <= {bus.get('failed')} failed "
+                  f"({cc.get('batches_dropped')} batches not taken, not numbered; "
+                  f"{ac.get('batches_late')} late)")
             # held during the outage, and none of it failed or was left behind: published
             held = (during.get("bus") or {}).get("buffered", 0)
             check(held > 0 and bus.get("buffered", 1) == 0 and

@@ -1,0 +1,158 @@
+/* Skipped batch numbers per collector (gaps.h). */
+#include "gaps.h"
+
+#include <string.h>
+
+typedef struct {
+	guint64 seq;
+	gint64 since_us;
+} Hole;
+
+typedef struct {
+	guint64 hi;   /* the highest number seen */
+	GArray *holes; /* Hole, in the order seen (so oldest first) */
+} Source;
+
+struct GapTrack {
+	GHashTable *sources; /* name (owned) -> Source */
+	guint max_sources, max_holes;
+	gint64 grace_us;
+	guint64 waiting, untracked, late;
+};
+
+static void
+source_free(gpointer p)
+{
+	Source *s = p;
+	g_array_free(s->holes, TRUE);
+	g_free(s);
+}
+
+GapTrack *
+gap_track_new(guint max_sources, guint max_holes, gint64 grace_us)
+{
+	GapTrack *g = g_new0(GapTrack, 1);
+	g->sources = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, source_free);
+	g->max_sources = max_sources;
+	g->max_holes = max_holes;
+	g->grace_us = grace_us;
+	return g;
+}
+
+void
+gap_track_free(GapTrack *g)
+{
+	if (g == NULL)
+		return;
+	g_hash_table_destroy(g->sources);
+	g_free(g);
+}
+
+/* Drops every hole of s: declared missing, their count returned. */
+static guint64
+holes_clear(GapTrack *g, Source *s)
+{
+	guint64 n = s->holes->len;
+	g->waiting -= n;
+	g_array_set_size(s->holes, 0);
+	return n;
+}
+
+guint64
+gap_track_see(GapTrack *g, const char *source, guint64 seq, gint64 now_us)
+{
+	if (seq == 0)
+		return 0; /* not numbered */
+	Source *s = g_hash_table_lookup(g->sources, source);
+	if (s == NULL) {
+		if (g_hash_table_size(g->sources) >= g->max_sources) {
+			g->untracked++;
+			return 0;
+		}
+		/* the first batch seen from it here: what came before is not ours to judge (a
+		 * partition taken over starts from its snapshot) */
+		s = g_new0(Source, 1);
+		s->holes = g_array_new(FALSE, FALSE, sizeof(Hole));
+		s->hi = seq;
+		g_hash_table_insert(g->sources, g_strdup(source), s);
+		return 0;
+	}
+	if (seq == s->hi + 1) {
+		s->hi = seq;
+		return 0;
+	}
+	if (seq > s->hi) {
+		/* skipped s->hi + 1 .. seq - 1: holes, as far as there is room */
+		guint64 skipped = seq - s->hi - 1, missing = 0;
+		guint64 room = g->max_holes > s->holes->len ? g->max_holes - s->holes->len : 0;
+		if (skipped > room) {
+			missing = skipped - room;
+			skipped = room;
+		}
+		for (guint64 q = seq - skipped; q < seq; q++) {
+			Hole h = {q, now_us};
+			g_array_append_val(s->holes, h);
+		}
+		g->waiting += skipped;
+		s->hi = seq;
+		return missing;
+	}
+	for (guint i = 0; i < s->holes->len; i++) {
+		if (g_array_index(s->holes, Hole, i).seq == seq) {
+			g_array_remove_index(s->holes, i); /* late: it arrived after all */
+			g->waiting--;
+			return 0;
+		}
+	}
+	if (seq != 1 && seq + g->max_holes >= s->hi) {
+		/* near the highest and no hole: one already declared missing, or one seen
+		 * twice */
+		g->late++;
+		return 0;
+	}
+	/* 1, or far below anything that could still come late: the collector started again
+	 * (its numbers begin anew); its old holes go, the new run's skipped numbers are holes */
+	guint64 missing = holes_clear(g, s);
+	s->hi = 0;
+	return missing + gap_track_see(g, source, seq, now_us);
+}
+
+guint64
+gap_track_expire(GapTrack *g, gint64 now_us)
+{
+	guint64 missing = 0;
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, g->sources);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		Source *s = v;
+		guint n = 0;
+		while (n < s->holes->len &&
+		       now_us - g_array_index(s->holes, Hole, n).since_us >= g->grace_us)
+			n++;
+		if (n > 0) {
+			g_array_remove_range(s->holes, 0, n);
+			g->waiting -= n;
+			missing += n;
+		}
+	}
+	return missing;
+}
+
+guint64
+gap_track_waiting(const GapTrack *g)
+{
+	return g->waiting;
+}
+
+guint64
+gap_track_untracked(const GapTrack *g)
+{
+	return g->untracked;
+}
+
+guint64
+gap_track_late(const GapTrack *g)
+{
+	return g->late;
+}
