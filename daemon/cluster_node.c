@@ -32,9 +32,12 @@ typedef struct {
 	GapTrack *gaps;	    /* the collectors' batch numbers that never came (gaps.h) */
 } Part;
 
-/* Batch numbers skipped by a partition's stream wait this long before they count missing
- * (a publish is retried for up to the bus's 2 s timeout, and may be stored after the ones
- * that followed it); collectors tracked per partition and numbers waiting per collector:
+/* Batch numbers skipped by a partition's stream wait this long before they count missing:
+ * a publish is retried for up to the bus's 2 s timeout while connected, and for as long as
+ * the bus is away, and may be stored after the ones that followed it. So the wait is
+ * counted in time this node's bus was connected (gap_clock()): a whole outage does not use
+ * it up (cluster-outage, servers away 45 s: two batches came more than 30 s after their
+ * gap was seen). Collectors tracked per partition and numbers waiting per collector:
  * at most 64 x 256 x 16 bytes a partition, whatever a client of the bus writes into it. */
 #define GAP_GRACE_US (30 * G_USEC_PER_SEC)
 #define GAP_MAX_SOURCES 64
@@ -139,6 +142,7 @@ struct ClusterNode {
 	 * last warning of one dropped */
 	guint64 held_bytes, held_max;
 	gint64 gap_warn_us; /* the last warning of batches missing (gap_note()) */
+	gint64 gap_clock_us, gap_seen_us; /* gap_clock(): connected time, and when last read */
 	guint64 last_ticket; /* of the last message bus_publish_keep() took from this node */
 	guint held_id;
 	gint64 held_warn_us;
@@ -975,6 +979,18 @@ on_ctl(ClusterNode *n, Part *part, const guint8 *d, gsize len, guint64 seq)
 	}
 }
 
+/* The clock of batch numbers' grace: monotonic time while the bus is connected (the time
+ * since the last reading counts when connected now: read at least every snapshot tick). */
+static gint64
+gap_clock(ClusterNode *n)
+{
+	gint64 now = g_get_monotonic_time();
+	if (n->gap_seen_us != 0 && bus_connected(n->bus))
+		n->gap_clock_us += now - n->gap_seen_us;
+	n->gap_seen_us = now;
+	return n->gap_clock_us;
+}
+
 /* Batches declared missing at partition part: counted, and told at most once a minute. */
 static void
 gap_note(ClusterNode *n, Part *part, guint64 missing)
@@ -1025,7 +1041,7 @@ on_batch(ClusterNode *n, const CoordEvent *ev)
 		return;
 	}
 	n->st.batches_in++;
-	gap_note(n, part, gap_track_see(part->gaps, b.node, b.batch_seq, g_get_monotonic_time()));
+	gap_note(n, part, gap_track_see(part->gaps, b.node, b.batch_seq, gap_clock(n)));
 	guint32 reg[CLUSTER_WIRE_MAX_EXPORTERS];
 	for (guint i = 0; i < b.n_exporters; i++)
 		reg[i] = exporter_register(n, b.exporters[i]);
@@ -1147,7 +1163,7 @@ on_snapshot(gpointer user_data)
 {
 	ClusterNode *n = user_data;
 
-	gint64 now = g_get_monotonic_time();
+	gint64 now = gap_clock(n);
 	for (guint p = 0; p < n->partitions; p++)
 		if (n->parts[p] != NULL)
 			gap_note(n, n->parts[p], gap_track_expire(n->parts[p]->gaps, now));
