@@ -32,11 +32,11 @@ analyzer_config_defaults(AnalyzerConfig *c)
 	c->span_slices[WINDOW_SHORT] = 10;
 	c->span_slices[WINDOW_LONG] = 60;
 
-	/* 4096 exact destinations per host window (~100 KiB worst case) is far above every
-	 * threshold, so decisions near a threshold are exact; only floods past it estimate. */
-	/* the default thresholds, and mta-surge's floors (300 and 1,500), are decided on exact
-	 * counts; past it a host's fan-out is estimated, which costs less per flow for the hosts
-	 * of thousands of destinations (bench/README.md, "Issue 14, round 8") */
+	/* 2048 exact destinations per host window (a table of 4,096 slots: 48 KiB, 96 KiB once
+	 * it holds an IPv6 destination) is above every default threshold and mta-surge's floors
+	 * (300 and 1,500), so decisions near a threshold are exact; past it a host's fan-out is
+	 * estimated, which costs less per flow for the hosts of thousands of destinations
+	 * (bench/README.md, "Issue 14, round 8") */
 	c->exact_cap = 2048;
 	/* 1 GiB for hosts and windows; a host with one window of IPv4 destinations costs 184
 	 * bytes with one or two, 216 with four (see HOST_COST), so 4 M such hosts fit before

@@ -548,13 +548,19 @@ hll_raw(double sum)
 	return 0.7213 / (1.0 + 1.079 / m) * m * m / sum;
 }
 
+/* The estimate is the raw one, not linear counting (used for small cardinalities: up to
+ * 2.5 m with a register still at zero) */
+static inline gboolean
+hll_reads_raw(double sum, guint zeros)
+{
+	return zeros == 0 || hll_raw(sum) > 2.5 * WINDOW_HLL_M;
+}
+
 static guint32
 hll_value(double sum, guint zeros)
 {
 	const double m = WINDOW_HLL_M;
-	double est = hll_raw(sum);
-	if (est <= 2.5 * m && zeros > 0)
-		est = m * log(m / zeros); /* linear counting for small cardinalities */
+	double est = hll_reads_raw(sum, zeros) ? hll_raw(sum) : m * log(m / zeros);
 	return (guint32)(est + 0.5);
 }
 
@@ -980,7 +986,7 @@ est_grows_only(const WindowEst *e, guint32 cur, guint k)
 	const Merged *mg = &e->merged[k];
 	if (!mg->valid || mg->at != cur)
 		return FALSE;
-	return mg->zeros == 0 || hll_raw(mg->sum) > 2.5 * WINDOW_HLL_M;
+	return hll_reads_raw(mg->sum, mg->zeros);
 }
 
 gboolean

@@ -1406,22 +1406,24 @@ stream_msg_handle(BusSub *bs, natsMsg *msg)
 	Bus *bus = bs->bus;
 	jsMsgMetaData *meta = NULL;
 	leave_current = FALSE;
-	if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
-		gsize len = (gsize)MAX(natsMsg_GetDataLength(msg), 0);
+	gboolean read = natsMsg_GetMetaData(&meta, msg) == NATS_OK;
+	gsize len = 0;
+	if (read) {
+		len = (gsize)MAX(natsMsg_GetDataLength(msg), 0);
 		time_current = meta->Timestamp / 1000000;
 		bs->fn(natsMsg_GetSubject(msg), meta->Sequence.Stream,
 		       (const guint8 *)natsMsg_GetData(msg), len, bs->user_data);
 		time_current = 0;
 		jsMsgMetaData_Destroy(meta);
-		g_mutex_lock(&bus->lock);
+	}
+	g_mutex_lock(&bus->lock);
+	if (read) {
 		bus->st.received++;
 		bus->st.bytes_in += len;
-		g_mutex_unlock(&bus->lock);
 	} else {
-		g_mutex_lock(&bus->lock);
 		bus->st.unreadable++;
-		g_mutex_unlock(&bus->lock);
 	}
+	g_mutex_unlock(&bus->lock);
 	if (bs->ack && leave_current)
 		/* handed back: redelivered to another subscriber, or to this node's next start */
 		(void)natsMsg_Nak(msg, NULL);

@@ -104,7 +104,7 @@ gap_track_see(GapTrack *g, const char *source, guint64 seq, gint64 now_us)
 			return 0;
 		}
 	}
-	if (seq != 1 && seq + g->max_holes >= s->hi) {
+	if (seq != 1 && s->hi - seq <= g->max_holes) { /* seq <= s->hi here */
 		/* near the highest and no hole: one already declared missing, or one seen
 		 * twice */
 		g->late++;

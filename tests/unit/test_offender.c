@@ -331,6 +331,18 @@ quick_config(AnalyzerConfig *cfg, Sink *sink, guint variant)
 	cfg->hold_ms = 3 * MIN_MS;
 }
 
+/* The two analyzers save the same state. */
+static void
+assert_same_state(Analyzer *a0, Analyzer *a1)
+{
+	g_autoptr(GByteArray) s0 = g_byte_array_new();
+	g_autoptr(GByteArray) s1 = g_byte_array_new();
+	analyzer_state_save(a0, s0);
+	analyzer_state_save(a1, s1);
+	assert_int_equal(s0->len, s1->len);
+	assert_memory_equal(s0->data, s1->data, s0->len);
+}
+
 static void
 test_quick_judge(void **state)
 {
@@ -421,12 +433,7 @@ test_quick_judge(void **state)
 			assert_memory_equal(&g_array_index(sink[0].ev, AlertEvent, j),
 					    &g_array_index(sink[1].ev, AlertEvent, j),
 					    sizeof(AlertEvent));
-		g_autoptr(GByteArray) s0 = g_byte_array_new();
-		g_autoptr(GByteArray) s1 = g_byte_array_new();
-		analyzer_state_save(an[0], s0);
-		analyzer_state_save(an[1], s1);
-		assert_int_equal(s0->len, s1->len);
-		assert_memory_equal(s0->data, s1->data, s0->len);
+		assert_same_state(an[0], an[1]);
 		assert_int_equal(an[1]->quick_flows, 0);
 		quick += an[0]->quick_flows;
 		known += an[0]->quick_known;
@@ -485,12 +492,7 @@ test_quick_known_reload(void **state)
 		analyzer_process(an[k], &f, 1);
 	}
 	assert_int_equal(an[0]->quick_known, 12);
-	g_autoptr(GByteArray) s0 = g_byte_array_new();
-	g_autoptr(GByteArray) s1 = g_byte_array_new();
-	analyzer_state_save(an[0], s0);
-	analyzer_state_save(an[1], s1);
-	assert_int_equal(s0->len, s1->len);
-	assert_memory_equal(s0->data, s1->data, s0->len);
+	assert_same_state(an[0], an[1]);
 	for (guint k = 0; k < 2; k++) {
 		analyzer_free(an[k]);
 		g_array_free(sink[k].ev, TRUE);
