@@ -157,9 +157,14 @@ typedef void (*BusMsgFunc)(const char *subject, guint64 seq, const guint8 *data,
 /* From stream sequence from_seq on (0: only what comes next; 1: everything kept): an
  * ordered consumer (no state on the server, no acknowledgements; the position is the
  * caller's, kept with its snapshot). Survives reconnects and server loss without gaps or
- * repeats. */
+ * repeats; so far as the server's and libnats' part goes: doc/cluster.md, "Batches lost on
+ * the way" says what the analyzer does about a message never handed to fn. */
 BusSub *bus_subscribe_from(Bus *bus, const char *stream, const char *subject, guint64 from_seq,
 			   BusMsgFunc fn, gpointer user_data, GError **error);
+/* The same from the first message the stream stored at since_ms (ms since the epoch, by
+ * the server's clock) or later: to read a part of the stream again. */
+BusSub *bus_subscribe_since(Bus *bus, const char *stream, const char *subject, gint64 since_ms,
+			    BusMsgFunc fn, gpointer user_data, GError **error);
 /* A durable consumer named durable on the stream (created if absent, shared by every
  * subscriber of that name: each message goes to one of them), acknowledged after fn
  * returns; redelivered when a subscriber dies before (after 10 s). A pull consumer: a

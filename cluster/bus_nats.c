@@ -92,6 +92,10 @@ struct Bus {
 	BusStats st;
 	gint64 warn_us; /* rate limit of publish-failure warnings */
 	struct BusHooks *hooks; /* the connection callbacks' closure */
+	/* a test's fault (SPAMFLOW_TEST_LOSE_FLOWS=N): the first delivery of each flow message
+	 * whose stream sequence is a multiple of N is not handed on, as if libnats had lost it
+	 * (tests/system/cluster_recover.py); lose_hi: the highest sequence lost so far */
+	guint64 lose_every, lose_hi;
 };
 
 /* What libnats' connection callbacks get as their closure instead of the Bus. They can run
@@ -837,6 +841,13 @@ bus_new(const BusConfig *cfg, GError **error)
 	bus->kept_watches = g_array_new(FALSE, FALSE, sizeof(KeptWatch));
 	bus->st.buffered_max = cfg->publish_buffer;
 	bus->hooks = hooks_new(bus);
+	const char *lose = g_getenv("SPAMFLOW_TEST_LOSE_FLOWS");
+	if (lose != NULL && *lose != '\0') {
+		bus->lose_every = g_ascii_strtoull(lose, NULL, 10);
+		g_warning("cluster bus: SPAMFLOW_TEST_LOSE_FLOWS=%s: a test's fault, flow "
+			  "messages are lost on their way here",
+			  lose);
+	}
 
 	if (!make_options(bus, &bus->opts, FALSE, error)) {
 		bus_free(bus);
@@ -1408,6 +1419,22 @@ stream_msg_handle(BusSub *bs, natsMsg *msg)
 	leave_current = FALSE;
 	gboolean read = natsMsg_GetMetaData(&meta, msg) == NATS_OK;
 	gsize len = 0;
+	if (read && G_UNLIKELY(bus->lose_every > 0) && !bs->ack &&
+	    meta->Sequence.Stream % bus->lose_every == 0 &&
+	    g_str_has_prefix(natsMsg_GetSubject(msg), BUS_SUBJECT_FLOWS ".")) {
+		g_mutex_lock(&bus->lock);
+		gboolean lose = meta->Sequence.Stream > bus->lose_hi;
+		if (lose)
+			bus->lose_hi = meta->Sequence.Stream;
+		g_mutex_unlock(&bus->lock);
+		if (lose) {
+			g_message("cluster bus: a test's fault: flow message %" PRIu64 " lost",
+				  meta->Sequence.Stream);
+			jsMsgMetaData_Destroy(meta);
+			natsMsg_Destroy(msg);
+			return;
+		}
+	}
 	if (read) {
 		len = (gsize)MAX(natsMsg_GetDataLength(msg), 0);
 		time_current = meta->Timestamp / 1000000;
@@ -1433,9 +1460,29 @@ stream_msg_handle(BusSub *bs, natsMsg *msg)
 	natsMsg_Destroy(msg);
 }
 
+static BusSub *subscribe_ordered(Bus *bus, const char *stream, const char *subject,
+				 guint64 from_seq, gint64 since_ms, BusMsgFunc fn,
+				 gpointer user_data, GError **error);
+
 BusSub *
 bus_subscribe_from(Bus *bus, const char *stream, const char *subject, guint64 from_seq,
 		   BusMsgFunc fn, gpointer user_data, GError **error)
+{
+	return subscribe_ordered(bus, stream, subject, from_seq, 0, fn, user_data, error);
+}
+
+BusSub *
+bus_subscribe_since(Bus *bus, const char *stream, const char *subject, gint64 since_ms,
+		    BusMsgFunc fn, gpointer user_data, GError **error)
+{
+	return subscribe_ordered(bus, stream, subject, 0, MAX(since_ms, 1), fn, user_data,
+				 error);
+}
+
+/* from_seq as bus_subscribe_from(), unless since_ms > 0 */
+static BusSub *
+subscribe_ordered(Bus *bus, const char *stream, const char *subject, guint64 from_seq,
+		  gint64 since_ms, BusMsgFunc fn, gpointer user_data, GError **error)
 {
 	jsOptions jo;
 	jsSubOptions so;
@@ -1448,7 +1495,10 @@ bus_subscribe_from(Bus *bus, const char *stream, const char *subject, guint64 fr
 	 * heartbeat shows it lost (a server's loss, a reconnect) */
 	so.Ordered = true;
 	so.Config.Heartbeat = 2 * (int64_t)1000000000;
-	if (from_seq == 0) {
+	if (since_ms > 0) {
+		so.Config.DeliverPolicy = js_DeliverByStartTime;
+		so.Config.OptStartTime = since_ms * (int64_t)1000000;
+	} else if (from_seq == 0) {
 		so.Config.DeliverPolicy = js_DeliverNew;
 	} else {
 		so.Config.DeliverPolicy = js_DeliverByStartSequence;

@@ -472,13 +472,14 @@ coord_queue_push_waited(CoordQueue *q, const CoordEvent *ev, QWaiter *w)
 void
 coord_queue_close_push(CoordQueue *q, gboolean *closed, const CoordEvent *ev)
 {
-	QItem *it = qitem_new(ev);
+	QItem *it = ev != NULL ? qitem_new(ev) : NULL;
 	g_mutex_lock(&q->lock);
 	*closed = TRUE;
 	g_cond_broadcast(&q->space);
-	if (q->stopping) {
+	if (it == NULL || q->stopping) {
 		g_mutex_unlock(&q->lock);
-		qitem_free(it);
+		if (it != NULL)
+			qitem_free(it);
 		return;
 	}
 	queue_append_locked(q, it);
@@ -604,6 +605,7 @@ typedef struct {
 	guint64 snap_seq;
 	gboolean snap_pending, snap_release;
 	gboolean restart; /* coord_restart() */
+	gint64 rewind_ms; /* coord_rewind(): read again from this stream time (0: no) */
 	char owner[64];
 	guint64 owner_rev;
 	guint64 last_seq;
@@ -650,6 +652,7 @@ typedef struct {
 	guint64 alerts_ack_unhandled; /* acknowledged before the main loop handled them */
 	guint64 history_received, history_ack_unhandled, history_position_errors;
 	guint64 flows_delivered;
+	guint64 rereads, rereads_failed; /* coord_rewind(): subscriptions made, or not */
 	guint64 bus_errors;
 	/* the buckets read each round (nodes, leases, offenders): from their watches, or listed
 	 * because a watch lacked writes the bucket had */
@@ -842,6 +845,18 @@ coord_snapshot(Coord *c, guint p, guint64 seq, GBytes *state, gboolean release)
 	}
 	pt->snap_release = pt->snap_release || release;
 	pt->snap_pending = TRUE;
+	wake_locked(c);
+	g_mutex_unlock(&c->lock);
+}
+
+void
+coord_rewind(Coord *c, guint p, gint64 since_ms)
+{
+	if (p >= c->cfg.partitions || since_ms <= 0)
+		return;
+	g_mutex_lock(&c->lock);
+	Part *pt = &c->parts[p];
+	pt->rewind_ms = pt->rewind_ms == 0 ? since_ms : MIN(pt->rewind_ms, since_ms);
 	wake_locked(c);
 	g_mutex_unlock(&c->lock);
 }
@@ -1176,6 +1191,10 @@ coord_status_json(Coord *c, GString *out)
 	U64("requests_failed", n->requests_failed);
 	g_string_append_c(out, ',');
 	U64("flows_delivered", n->flows_delivered);
+	g_string_append_c(out, ',');
+	U64("rereads", n->rereads);
+	g_string_append_c(out, ',');
+	U64("rereads_failed", n->rereads_failed);
 	g_string_append_c(out, ',');
 	U64("bus_errors", n->bus_errors);
 	g_string_append_c(out, ',');
@@ -1658,8 +1677,10 @@ sub_keep(Coord *c, BusSub **slot, BusSub *sub)
 	return !l;
 }
 
-static void
-part_subscribe(Coord *c, guint p)
+/* The partition's flows from the sequence after its snapshot, or from the time a
+ * coord_rewind() asked (since_ms > 0). */
+static gboolean
+part_subscribe_since(Coord *c, guint p, gint64 since_ms)
 {
 	Part *pt = &c->parts[p];
 	char subject[64];
@@ -1668,15 +1689,69 @@ part_subscribe(Coord *c, guint p)
 	fs->c = c;
 	fs->p = p;
 	g_autoptr(GError) err = NULL;
-	BusSub *sub = bus_subscribe_from(c->bus, BUS_STREAM_FLOWS, subject, pt->covers_seq + 1,
-					 flows_cb, fs, &err);
+	BusSub *sub = since_ms > 0 ? bus_subscribe_since(c->bus, BUS_STREAM_FLOWS, subject,
+							 since_ms, flows_cb, fs, &err)
+				   : bus_subscribe_from(c->bus, BUS_STREAM_FLOWS, subject,
+							pt->covers_seq + 1, flows_cb, fs, &err);
 	if (!sub) {
 		set_error(c, "flows subscription", err);
 		g_free(fs);
-		return;
+		return FALSE;
 	}
 	pt->sub = sub;
 	pt->fs = fs;
+	return TRUE;
+}
+
+static void
+part_subscribe(Coord *c, guint p)
+{
+	(void)part_subscribe_since(c, p, 0);
+}
+
+/* coord_rewind()s asked: an owned partition's flows subscription made again from the time
+ * asked. Its events still queued go first; a message its callback holds now is dropped, and
+ * comes again from the new one (the main loop takes every message at or below what it
+ * applied for a repeat, but the batches it misses). One not made: asked again next time
+ * (the round's part_subscribe() meanwhile reads on from the snapshot's sequence). */
+static void
+rewinds_run(Coord *c)
+{
+	for (guint p = 0; p < c->cfg.partitions; p++) {
+		Part *pt = &c->parts[p];
+		g_mutex_lock(&c->lock);
+		gint64 since = pt->rewind_ms;
+		pt->rewind_ms = 0;
+		g_mutex_unlock(&c->lock);
+		if (since == 0 || pt->state != PART_OWNED || leaving(c))
+			continue;
+		if (pt->fs) {
+			coord_queue_close_push(c->queue, &pt->fs->closed, NULL);
+			bus_unsubscribe(pt->sub);
+			g_free(pt->fs);
+			pt->sub = NULL;
+			pt->fs = NULL;
+		}
+		gboolean ok = part_subscribe_since(c, p, since);
+		char why[sizeof c->last_error];
+		g_mutex_lock(&c->lock);
+		if (ok) {
+			c->n.rereads++;
+		} else {
+			c->n.rereads_failed++;
+			pt->rewind_ms = pt->rewind_ms == 0 ? since : MIN(pt->rewind_ms, since);
+		}
+		g_strlcpy(why, c->last_error, sizeof why);
+		g_mutex_unlock(&c->lock);
+		if (ok)
+			g_debug("cluster: partition %u: flows read again from %" G_GINT64_FORMAT
+				" (stream time, ms)",
+				p, since);
+		else
+			g_warning("cluster: partition %u: flows not read again (%s): asked again "
+				  "at the next round",
+				  p, why);
+	}
 }
 
 /* Load the snapshot, tell the main loop, consume the flows after it. */
@@ -2750,6 +2825,7 @@ coord_thread(gpointer data)
 				next_round = now_ms() + (c->rounds == 1 ? MIN(c->cfg.rebalance_ms, 1000)
 									: c->cfg.rebalance_ms);
 			}
+			rewinds_run(c);
 			if (snapshots_store(c, 0))
 				offenders_send(c, 0);
 			publishes_send(c, FALSE, NULL);

@@ -74,7 +74,7 @@ int coord_queue_fd(CoordQueue *q);
 gboolean coord_queue_push(CoordQueue *q, const CoordEvent *ev, gboolean wait,
 			  const gboolean *closed);
 /* Set *closed under the queue's lock, then queue ev (never waits): no event pushed against
- * closed comes after ev. Wakes producers waiting on closed. */
+ * closed comes after ev (NULL: none queued). Wakes producers waiting on closed. */
 void coord_queue_close_push(CoordQueue *q, gboolean *closed, const CoordEvent *ev);
 /* The oldest event (NULL: none); coord_queue_done() after handling it. */
 CoordEvent *coord_queue_pop(CoordQueue *q);

@@ -6,10 +6,14 @@
 typedef struct {
 	guint64 seq;
 	gint64 since_us;
+	gint64 after_ms; /* stored after this (the stream time of the number before it) */
+	gboolean asked;	 /* handed out by gap_track_rewind() */
 } Hole;
 
 typedef struct {
-	guint64 hi;   /* the highest number seen */
+	guint64 hi;    /* the highest number seen */
+	gint64 hi_ms;  /* when the stream stored it (0: unknown) */
+	guint64 run_seq; /* the stream sequence of the first batch seen of this run (0: unknown) */
 	GArray *holes; /* Hole, in the order seen (so oldest first) */
 } Source;
 
@@ -61,6 +65,13 @@ holes_clear(GapTrack *g, Source *s)
 guint64
 gap_track_see(GapTrack *g, const char *source, guint64 seq, gint64 now_us)
 {
+	return gap_track_see_stored(g, source, seq, now_us, 0, 0);
+}
+
+guint64
+gap_track_see_stored(GapTrack *g, const char *source, guint64 seq, gint64 now_us,
+		     guint64 stored_seq, gint64 stored_ms)
+{
 	if (seq == 0)
 		return 0; /* not numbered */
 	Source *s = g_hash_table_lookup(g->sources, source);
@@ -74,11 +85,14 @@ gap_track_see(GapTrack *g, const char *source, guint64 seq, gint64 now_us)
 		s = g_new0(Source, 1);
 		s->holes = g_array_new(FALSE, FALSE, sizeof(Hole));
 		s->hi = seq;
+		s->hi_ms = stored_ms;
+		s->run_seq = stored_seq;
 		g_hash_table_insert(g->sources, g_strdup(source), s);
 		return 0;
 	}
 	if (seq == s->hi + 1) {
 		s->hi = seq;
+		s->hi_ms = stored_ms;
 		return 0;
 	}
 	if (seq > s->hi) {
@@ -89,12 +103,16 @@ gap_track_see(GapTrack *g, const char *source, guint64 seq, gint64 now_us)
 			missing = skipped - room;
 			skipped = room;
 		}
+		/* a number skipped was taken by the collector's bus after the one before it, so
+		 * stored after it too, but for a retry: the caller allows for that */
+		gint64 after = s->hi_ms != 0 ? s->hi_ms : stored_ms;
 		for (guint64 q = seq - skipped; q < seq; q++) {
-			Hole h = {q, now_us};
+			Hole h = {q, now_us, after, FALSE};
 			g_array_append_val(s->holes, h);
 		}
 		g->waiting += skipped;
 		s->hi = seq;
+		s->hi_ms = stored_ms;
 		return missing;
 	}
 	for (guint i = 0; i < s->holes->len; i++) {
@@ -114,7 +132,46 @@ gap_track_see(GapTrack *g, const char *source, guint64 seq, gint64 now_us)
 	 * (its numbers begin anew); its old holes go, the new run's skipped numbers are holes */
 	guint64 missing = holes_clear(g, s);
 	s->hi = 0;
-	return missing + gap_track_see(g, source, seq, now_us);
+	s->hi_ms = 0;
+	s->run_seq = stored_seq;
+	return missing + gap_track_see_stored(g, source, seq, now_us, stored_seq, stored_ms);
+}
+
+gboolean
+gap_track_is_hole(const GapTrack *g, const char *source, guint64 seq, guint64 stored_seq)
+{
+	const Source *s = g_hash_table_lookup(g->sources, source);
+	/* stored before this run's first batch: the same number of an earlier run */
+	if (s == NULL || seq == 0 || seq >= s->hi || stored_seq < s->run_seq)
+		return FALSE;
+	for (guint i = 0; i < s->holes->len; i++)
+		if (g_array_index(s->holes, Hole, i).seq == seq)
+			return TRUE;
+	return FALSE;
+}
+
+guint
+gap_track_rewind(GapTrack *g, gint64 now_us, gint64 wait_us, gint64 *after_ms)
+{
+	guint n = 0;
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, g->sources);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		Source *s = v;
+		for (guint i = 0; i < s->holes->len; i++) {
+			Hole *h = &g_array_index(s->holes, Hole, i);
+			if (now_us - h->since_us < wait_us)
+				break; /* oldest first: the rest are younger */
+			if (h->asked)
+				continue;
+			h->asked = TRUE;
+			if (n == 0 || h->after_ms < *after_ms)
+				*after_ms = h->after_ms;
+			n++;
+		}
+	}
+	return n;
 }
 
 guint64

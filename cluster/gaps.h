@@ -4,7 +4,8 @@
  * given up by the collector's bus after its timeout (counted there too, `failed`), or one
  * lost between the stream and this node. A publish retried can be stored after the batches
  * that followed it, so a number is declared missing only once it has stayed away for the
- * grace period. Pure: no bus, no clock of its own (the caller passes the time). */
+ * grace period. Meanwhile the caller looks for it in the stream (gap_track_rewind(),
+ * gap_track_is_hole()). Pure: no bus, no clock of its own (the caller passes the time). */
 #pragma once
 
 #include <glib.h>
@@ -24,6 +25,24 @@ void gap_track_free(GapTrack *g);
  * number near the highest that is no hole (declared missing already, or seen twice) is
  * counted late. */
 guint64 gap_track_see(GapTrack *g, const char *source, guint64 seq, gint64 now_us);
+/* The same, with where and when the stream stored the batch: its sequence (0: unknown)
+ * and time (ms since the epoch; 0: unknown), which gap_track_is_hole() and
+ * gap_track_rewind() need. */
+guint64 gap_track_see_stored(GapTrack *g, const char *source, guint64 seq, gint64 now_us,
+			     guint64 stored_seq, gint64 stored_ms);
+/* Is seq, stored at stream sequence stored_seq, a number of source skipped and still
+ * waiting (the one to take from a stream read again, where every other batch is a
+ * repeat)? Not when it was stored before the first batch seen of the collector's current
+ * run: that is the same number of an earlier run (a collector that started again). */
+gboolean gap_track_is_hole(const GapTrack *g, const char *source, guint64 seq,
+			   guint64 stored_seq);
+/* Holes waiting for wait_us or more at now_us, not handed out before: each is handed out
+ * once (it still waits for its grace). Returns their count, and in *after_ms (set only when
+ * the count is > 0) the earliest stream time after which they can have been stored: the
+ * stream time of the batch before each hole from its collector (the batch that revealed it
+ * when that is unknown). A batch retried by its collector's bus can be stored before its
+ * predecessor: the caller reads the stream from some time before *after_ms. */
+guint gap_track_rewind(GapTrack *g, gint64 now_us, gint64 wait_us, gint64 *after_ms);
 /* Holes past the grace period at now_us: declared missing, their count returned. */
 guint64 gap_track_expire(GapTrack *g, gint64 now_us);
 /* Numbers skipped and still within their grace period, over every collector. */

@@ -488,6 +488,16 @@ rd_flow(Rd *r, guint n_exporters, guint64 *prev_recv, Flow *f)
 }
 
 gboolean
+cluster_wire_batch_peek(const guint8 *data, gsize len, char node[64], guint64 *batch_seq)
+{
+	Rd r = {0};
+	guint32 partition;
+	cursor_init(&r.c, data, len);
+	return rd_head(&r, WIRE_BATCH_MAGIC) && rd_node(&r, node) &&
+	       rd_u32(&r, &partition, "partition") && rd_u64(&r, batch_seq, "batch_seq");
+}
+
+gboolean
 cluster_wire_batch_decode(const guint8 *data, gsize len, ClusterBatch *b, GError **error)
 {
 	Rd r = {0};

@@ -56,6 +56,10 @@ void cluster_wire_batch_encode(const ClusterBatch *b, GByteArray *out);
 gboolean cluster_wire_batch_decode(const guint8 *data, gsize len, ClusterBatch *b,
 				   GError **error);
 void cluster_batch_clear(ClusterBatch *b);
+/* A batch's collector and number only, from its head (FALSE: not a batch's head); a batch
+ * read again is taken only when the analyzer never had it. */
+gboolean cluster_wire_batch_peek(const guint8 *data, gsize len, char node[64],
+				 guint64 *batch_seq);
 
 /* An alert event on spamflow.alerts, from the analyzer node that owns the partition.
  *   id:        unique per (partition, host, reason, transition): "p<P>-<host>-<reason>-

@@ -30,6 +30,7 @@ typedef struct {
 	guint64 drop_ticket; /* ... the node's last bus ticket then (part_restart_when_room()) */
 	gboolean restarted; /* ... once the bus takes messages again (part_restart_when_room()) */
 	GapTrack *gaps;	    /* the collectors' batch numbers that never came (gaps.h) */
+	gint64 rewind_us;   /* gap_clock() of the last coord_rewind() (0: none) */
 } Part;
 
 /* Batch numbers skipped by a partition's stream wait this long before they count missing:
@@ -42,6 +43,17 @@ typedef struct {
 #define GAP_GRACE_US (30 * G_USEC_PER_SEC)
 #define GAP_MAX_SOURCES 64
 #define GAP_MAX_HOLES 256
+/* A number still skipped after REWIND_WAIT (connected) is looked for in the stream: the
+ * partition's flows are read again (coord_rewind()) from REWIND_BEFORE_MS before the stream
+ * time of the batch that preceded it from its collector, which covers a batch stored before
+ * its predecessor (the predecessor's publish retried: 2 s an attempt, and a backoff below
+ * 1 s); every repeat but the batches never had is skipped by its head. At most one reading
+ * a partition every REWIND_EVERY, so that a collector whose bus gives batches up (never in
+ * the stream) costs one reading of a minute or so of the partition every 20 s at worst;
+ * 5 + 20 s < GAP_GRACE_US: every hole is looked for before it counts missing. */
+#define REWIND_WAIT_US (5 * G_USEC_PER_SEC)
+#define REWIND_EVERY_US (20 * G_USEC_PER_SEC)
+#define REWIND_BEFORE_MS (60 * 1000)
 
 /* A message for the alert or history stream that the bus did not take (its buffer full):
  * held in the partition's order and offered again (part_keep()). */
@@ -1010,6 +1022,32 @@ gap_note(ClusterNode *n, Part *part, guint64 missing)
 	}
 }
 
+/* Partition part's holes at now (gap_clock()): those past their grace counted missing;
+ * those past REWIND_WAIT_US looked for in the stream, once each, at most every
+ * REWIND_EVERY_US. */
+static void
+gap_check(ClusterNode *n, Part *part, gint64 now)
+{
+	gint64 after_ms = 0;
+	gap_note(n, part, gap_track_expire(part->gaps, now));
+	if (part->rewind_us != 0 && now - part->rewind_us < REWIND_EVERY_US)
+		return;
+	guint holes = gap_track_rewind(part->gaps, now, REWIND_WAIT_US, &after_ms);
+	if (holes == 0)
+		return;
+	part->rewind_us = now;
+	n->st.rereads++;
+	gint64 since = after_ms > REWIND_BEFORE_MS ? after_ms - REWIND_BEFORE_MS : 1;
+	g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(since / 1000);
+	g_autofree char *at = dt != NULL ? g_date_time_format_iso8601(dt) : NULL;
+	g_message("cluster: partition %u: %u flow batch%s from the collectors still not here "
+		  "after %d s: the partition's stream is read again from %s (%d s before the "
+		  "stream stored the batch before the earliest of them)",
+		  part->p, holes, holes == 1 ? "" : "es", (int)(REWIND_WAIT_US / G_USEC_PER_SEC),
+		  at != NULL ? at : "its start", REWIND_BEFORE_MS / 1000);
+	coord_rewind(n->coord, part->p, since);
+}
+
 static void
 on_batch(ClusterNode *n, const CoordEvent *ev)
 {
@@ -1023,12 +1061,22 @@ on_batch(ClusterNode *n, const CoordEvent *ev)
 		n->st.batches_unowned++;
 		return;
 	}
-	if (ev->seq <= part->applied_seq) {
-		n->st.batches_repeated++;
-		return;
-	}
-	part->applied_seq = ev->seq;
 	d = g_bytes_get_data(ev->data, &len);
+	/* at or below what was applied: a repeat (a takeover's replay, a stream read again),
+	 * but for a batch this partition never had (a hole, read again: coord_rewind()) */
+	gboolean recovered = FALSE;
+	if (ev->seq <= part->applied_seq) {
+		char node[64];
+		guint64 bseq = 0;
+		if (!cluster_wire_batch_peek(d, len, node, &bseq) ||
+		    !gap_track_is_hole(part->gaps, node, bseq, ev->seq)) {
+			n->st.batches_repeated++;
+			return;
+		}
+		recovered = TRUE;
+	} else {
+		part->applied_seq = ev->seq;
+	}
 	if (cluster_wire_is_ctl(d, len)) {
 		on_ctl(n, part, d, len, ev->seq);
 		coord_applied(n->coord, part->p, part->applied_seq, ev->time_ms);
@@ -1041,7 +1089,10 @@ on_batch(ClusterNode *n, const CoordEvent *ev)
 		return;
 	}
 	n->st.batches_in++;
-	gap_note(n, part, gap_track_see(part->gaps, b.node, b.batch_seq, gap_clock(n)));
+	n->st.batches_recovered += recovered;
+	gap_note(n, part,
+		 gap_track_see_stored(part->gaps, b.node, b.batch_seq, gap_clock(n), ev->seq,
+				      ev->time_ms));
 	guint32 reg[CLUSTER_WIRE_MAX_EXPORTERS];
 	for (guint i = 0; i < b.n_exporters; i++)
 		reg[i] = exporter_register(n, b.exporters[i]);
@@ -1051,9 +1102,10 @@ on_batch(ClusterNode *n, const CoordEvent *ev)
 	n->st.flows_in += b.n_flows;
 	if (b.n_flows > 0)
 		analyzer_process(part->a, f, b.n_flows);
-	else
+	else if (!recovered) /* a tick found again is past: the ones after it judged */
 		analyzer_tick(part->a, b.clock_ms);
-	coord_applied(n->coord, part->p, part->applied_seq, ev->time_ms);
+	if (!recovered)
+		coord_applied(n->coord, part->p, part->applied_seq, ev->time_ms);
 	cluster_batch_clear(&b);
 }
 
@@ -1166,7 +1218,7 @@ on_snapshot(gpointer user_data)
 	gint64 now = gap_clock(n);
 	for (guint p = 0; p < n->partitions; p++)
 		if (n->parts[p] != NULL)
-			gap_note(n, n->parts[p], gap_track_expire(n->parts[p]->gaps, now));
+			gap_check(n, n->parts[p], now);
 	for (guint i = 0; i < n->partitions; i++) {
 		guint p = (n->snap_next + i) % n->partitions;
 		if (n->parts[p] != NULL) {
@@ -1350,6 +1402,8 @@ static const struct {
     NF(batches_missing),
     NF(batches_late),
     NF(batches_waiting),
+    NF(batches_recovered),
+    NF(rereads),
     NF(flows_in),
     NF(alerts_out),
     NF(alerts_dropped),

@@ -32,6 +32,9 @@ typedef struct {
 	 * grace period: cluster/gaps.h), those that came after that (or twice), and those
 	 * skipped and still within the grace period (now) */
 	guint64 batches_missing, batches_late, batches_waiting;
+	/* skipped numbers found by reading the partition's stream again (after REWIND_WAIT:
+	 * cluster_node.c), and those readings asked */
+	guint64 batches_recovered, rereads;
 	guint64 alerts_out, alerts_dropped, alerts_in, alerts_bad;
 	/* events, forgets and history readings the bus's buffer had no room for: held by their
 	 * partition and offered again (ever, now); alerts_dropped and history_dropped count

@@ -8,6 +8,8 @@
 #include "gaps.h"
 
 #define S 1000000 /* a second, in us */
+/* a stream sequence for a stream time in ms (a message a second) */
+#define SQ(ms) ((guint64)(ms) / 1000)
 
 /* In order: nothing missing; the first number seen from a collector starts its count. */
 static void
@@ -93,6 +95,83 @@ test_bounds(void **state)
 	gap_track_free(g);
 }
 
+/* Holes to look for in the stream: each handed out once, after the wait, with the stream
+ * time of its collector's batch before it (the batch that revealed it when none is known);
+ * is_hole() tells a hole from a repeat. */
+static void
+test_rewind(void **state)
+{
+	(void)state;
+	GapTrack *g = gap_track_new(4, 16, 30 * S);
+	gint64 after = -1;
+	assert_int_equal(gap_track_see_stored(g, "c1", 1, 0, SQ(1000), 1000), 0);
+	assert_int_equal(gap_track_see_stored(g, "c1", 2, 0, SQ(2000), 2000), 0);
+	assert_int_equal(gap_track_see_stored(g, "c1", 5, 1 * S, SQ(5000), 5000), 0); /* 3, 4 */
+	assert_int_equal(gap_track_see_stored(g, "c2", 7, 3 * S, SQ(7000), 7000), 0);
+	assert_int_equal(gap_track_see_stored(g, "c2", 9, 4 * S, SQ(9000), 9000), 0); /* 8 */
+	assert_true(gap_track_is_hole(g, "c1", 3, 3));
+	assert_true(gap_track_is_hole(g, "c1", 4, 4));
+	assert_false(gap_track_is_hole(g, "c1", 2, 2)); /* had */
+	assert_false(gap_track_is_hole(g, "c1", 5, 5));
+	assert_false(gap_track_is_hole(g, "c1", 6, 9)); /* not yet skipped */
+	assert_false(gap_track_is_hole(g, "c3", 3, 3)); /* unknown collector */
+	assert_true(gap_track_is_hole(g, "c2", 8, 8));
+	/* the wait: nothing at 5.9 s for holes seen at 1 s */
+	assert_int_equal(gap_track_rewind(g, 5 * S + S / 2, 5 * S, &after), 0);
+	assert_int_equal(after, -1);
+	assert_int_equal(gap_track_rewind(g, 6 * S, 5 * S, &after), 2);
+	assert_int_equal(after, 2000); /* c1's batch 2, stored at 2000 */
+	/* handed out once; c2's 8 when its own wait is over */
+	assert_int_equal(gap_track_rewind(g, 8 * S, 5 * S, &after), 0);
+	assert_int_equal(gap_track_rewind(g, 9 * S, 5 * S, &after), 1);
+	assert_int_equal(after, 7000);
+	/* found: no hole any more; the others still wait for their grace */
+	assert_int_equal(gap_track_see_stored(g, "c1", 3, 10 * S, SQ(3000), 3000), 0);
+	assert_false(gap_track_is_hole(g, "c1", 3, 3));
+	assert_int_equal(gap_track_waiting(g), 2);
+	assert_int_equal(gap_track_late(g), 0);
+	assert_int_equal(gap_track_expire(g, 31 * S), 1); /* c1's 4 */
+	assert_false(gap_track_is_hole(g, "c1", 4, 4));
+	/* a collector seen first with a jump has no time before it: the revealing batch's */
+	gap_track_see_stored(g, "c3", 1, 40 * S, SQ(0), 0);
+	gap_track_see_stored(g, "c3", 3, 40 * S, SQ(41000), 41000);
+	assert_int_equal(gap_track_rewind(g, 50 * S, 5 * S, &after), 1); /* c2's 8 was asked */
+	assert_int_equal(after, 41000);
+	assert_int_equal(gap_track_expire(g, 100 * S), 2);
+	gap_track_see_stored(g, "c3", 4, 100 * S, SQ(0), 0);
+	gap_track_see_stored(g, "c3", 6, 100 * S, SQ(60000), 60000);
+	assert_int_equal(gap_track_rewind(g, 110 * S, 5 * S, &after), 1);
+	assert_int_equal(after, 60000); /* batch 4's time unknown: 6's */
+	gap_track_free(g);
+}
+
+/* A collector that started again reuses its numbers: a batch read again that was stored
+ * before the first one seen of the new run is the old run's, no hole of the new one. */
+static void
+test_rewind_restart(void **state)
+{
+	(void)state;
+	GapTrack *g = gap_track_new(4, 16, 30 * S);
+	for (guint64 q = 1; q <= 600; q++)
+		gap_track_see_stored(g, "c1", q, 0, 10 + q, 1000 + (gint64)q);
+	/* the new run: 1 at stream sequence 700, then 2 skipped */
+	assert_int_equal(gap_track_see_stored(g, "c1", 1, 1 * S, 700, 5000), 0);
+	assert_int_equal(gap_track_see_stored(g, "c1", 3, 1 * S, 702, 5002), 0);
+	assert_false(gap_track_is_hole(g, "c1", 2, 12)); /* the old run's 2 */
+	assert_false(gap_track_is_hole(g, "c1", 2, 699));
+	assert_true(gap_track_is_hole(g, "c1", 2, 701));
+	/* a new run whose first batch was lost too: its first seen starts the run */
+	gap_track_see_stored(g, "c2", 500, 0, 800, 6000);
+	assert_int_equal(gap_track_see_stored(g, "c2", 3, 1 * S, 900, 7000), 0); /* 1, 2 */
+	assert_int_equal(gap_track_waiting(g), 3);
+	assert_false(gap_track_is_hole(g, "c2", 1, 850));
+	assert_true(gap_track_is_hole(g, "c2", 1, 901));
+	gint64 after = 0;
+	assert_int_equal(gap_track_rewind(g, 10 * S, 5 * S, &after), 3);
+	assert_int_equal(after, 5000); /* c1's new 1, the batch before its hole */
+	gap_track_free(g);
+}
+
 int
 main(void)
 {
@@ -101,6 +180,8 @@ main(void)
 	    cmocka_unit_test(test_holes),
 	    cmocka_unit_test(test_restart),
 	    cmocka_unit_test(test_bounds),
+	    cmocka_unit_test(test_rewind),
+	    cmocka_unit_test(test_rewind_restart),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -117,6 +117,15 @@ round_trip(const ClusterBatch *b)
 		assert_flow_equal(&d.flows[i], &b->flows[i]);
 	cluster_batch_clear(&d);
 	assert_null(d.storage);
+	/* the head alone (a batch read again): collector and number, from its first bytes */
+	char node[64];
+	guint64 seq = 0;
+	gsize head = 4 + 1 + 1 + strlen(b->node) + 4 + 8;
+	for (gsize n = 0; n < head; n++)
+		assert_false(cluster_wire_batch_peek(out->data, n, node, &seq));
+	assert_true(cluster_wire_batch_peek(out->data, head, node, &seq));
+	assert_string_equal(node, b->node);
+	assert_true(seq == b->batch_seq);
 	return out->len;
 }
 
@@ -821,6 +830,9 @@ test_ctl_round_trip(void **state)
 	ClusterAlert a;
 	ClusterBatch b = {0};
 	assert_false(cluster_wire_alert_decode(out->data, out->len, &a, NULL));
+	char node[64];
+	guint64 seq = 0;
+	assert_false(cluster_wire_batch_peek(out->data, out->len, node, &seq));
 	assert_false(cluster_wire_batch_decode(out->data, out->len, &b, NULL));
 }
 
