@@ -161,6 +161,10 @@ typedef void (*BusMsgFunc)(const char *subject, guint64 seq, const guint8 *data,
  * the way" says what the analyzer does about a message never handed to fn. */
 BusSub *bus_subscribe_from(Bus *bus, const char *stream, const char *subject, guint64 from_seq,
 			   BusMsgFunc fn, gpointer user_data, GError **error);
+/* Connected, with no reconnect and no asynchronous error from libnats for for_us: its
+ * ordered consumers are not being made again on its own threads (an unsubscribe then can
+ * meet libnats 3.4's use after free, doc/cluster.md "What is left"). */
+gboolean bus_settled(Bus *bus, gint64 for_us);
 /* The same from the first message the stream stored at since_ms (ms since the epoch, by
  * the server's clock) or later: to read a part of the stream again. */
 BusSub *bus_subscribe_since(Bus *bus, const char *stream, const char *subject, gint64 since_ms,

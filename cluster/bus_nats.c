@@ -96,6 +96,10 @@ struct Bus {
 	 * whose stream sequence is a multiple of N is not handed on, as if libnats had lost it
 	 * (tests/system/cluster_recover.py); lose_hi: the highest sequence lost so far */
 	guint64 lose_every, lose_hi;
+	/* monotonic: the last reconnect, and the last missed heartbeat, mismatch or slow
+	 * consumer libnats told (it makes its ordered consumers again after each, on a thread
+	 * of its own: bus_settled()) */
+	gint64 reconnected_us, async_error_us;
 };
 
 /* What libnats' connection callbacks get as their closure instead of the Bus. They can run
@@ -307,6 +311,7 @@ on_reconnected(natsConnection *nc, void *closure)
 	g_mutex_lock(&bus->lock);
 	bus->epoch++;
 	bus->st.reconnects++;
+	bus->reconnected_us = g_get_monotonic_time();
 	g_cond_broadcast(&bus->wake);
 	g_mutex_unlock(&bus->lock);
 	hooks_leave(closure);
@@ -340,6 +345,17 @@ on_closed(natsConnection *nc, void *closure)
 	hooks_leave(closure);
 }
 
+/* A watcher's error that libnats mends by itself: its ordered consumer, told of missed
+ * heartbeats (a reconnect, a server's loss) or a gap, is made again from the last sequence
+ * it delivered, in a thread of libnats' own. The watcher is kept: destroying it then races
+ * with that thread (libnats 3.4 deletes the old consumer by a name the re-creation frees:
+ * a use after free ASan caught in cluster-outage). */
+static gboolean
+watch_recovers(natsStatus s)
+{
+	return s == NATS_MISSED_HEARTBEAT || s == NATS_MISMATCH || s == NATS_SLOW_CONSUMER;
+}
+
 static void
 on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
@@ -354,6 +370,8 @@ on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *
 	gint64 now = g_get_monotonic_time();
 	g_mutex_lock(&bus->lock);
 	bus->st.async_errors++;
+	if (watch_recovers(err))
+		bus->async_error_us = now;
 	set_last_error(bus, "nats: %s", text);
 	/* a permission refused is the admin's to fix: what is refused is retried meanwhile */
 	if (now - bus->warn_us > 10 * G_USEC_PER_SEC) {
@@ -1006,6 +1024,17 @@ gboolean
 bus_connected(Bus *bus)
 {
 	return natsConnection_Status(bus->nc) == NATS_CONN_STATUS_CONNECTED;
+}
+
+gboolean
+bus_settled(Bus *bus, gint64 for_us)
+{
+	gint64 now = g_get_monotonic_time();
+	g_mutex_lock(&bus->lock);
+	gboolean calm = (bus->reconnected_us == 0 || now - bus->reconnected_us >= for_us) &&
+			(bus->async_error_us == 0 || now - bus->async_error_us >= for_us);
+	g_mutex_unlock(&bus->lock);
+	return calm && bus_connected(bus);
 }
 
 /* The messages libnats dropped for bs's handler (its pending limits); bs in bus->subs, under
@@ -2061,17 +2090,6 @@ kv_entry_bytes(kvEntry *e)
 	return strlen(kvEntry_Key(e)) + (guint64)MAX(kvEntry_ValueLen(e), 0);
 }
 
-/* A watcher's error that libnats mends by itself: its ordered consumer, told of missed
- * heartbeats (a reconnect, a server's loss) or a gap, is made again from the last sequence
- * it delivered, in a thread of libnats' own. The watcher is kept: destroying it then races
- * with that thread (libnats 3.4 deletes the old consumer by a name the re-creation frees:
- * a use after free ASan caught in cluster-outage). */
-static gboolean
-watch_recovers(natsStatus s)
-{
-	return s == NATS_MISSED_HEARTBEAT || s == NATS_MISMATCH || s == NATS_SLOW_CONSUMER;
-}
-
 GArray *
 bus_kv_list(Bus *bus, const char *bucket, GError **error)
 {
@@ -2146,7 +2164,10 @@ bus_kv_list(Bus *bus, const char *bucket, GError **error)
  * ordered consumer again on a thread of its own meanwhile, and a destroy's unsubscribe then
  * deletes the old consumer by a name that thread frees (the use after free of KeptWatch,
  * seen again in cluster-outage under ASan: the coordinator found the mirror behind after
- * the servers' outage and asked for a remake). */
+ * the servers' outage and asked for a remake). Nor until this long after the connection's
+ * last reconnect or asynchronous error (bus_settled()): libnats makes its ordered consumers
+ * again after a reconnect too, and tells the watch nothing (the same use after free, in a
+ * remake, on 2026-12-07 after a reconnect). */
 #define MIRROR_SETTLE_US (10 * G_USEC_PER_SEC)
 #define MIRROR_TOO_BIG_US (10 * G_USEC_PER_SEC)		/* ... or held too much */
 
@@ -2218,7 +2239,8 @@ mirror_main(gpointer data)
 			continue;
 		}
 		gint64 unsettled_until = 0; /* MIRROR_SETTLE_US */
-		while (!m->stop && !(m->remake && g_get_monotonic_time() >= unsettled_until)) {
+		while (!m->stop && !(m->remake && g_get_monotonic_time() >= unsettled_until &&
+				     bus_settled(m->bus, MIRROR_SETTLE_US))) {
 			g_mutex_unlock(&m->lock);
 			kvEntry *e = NULL;
 			/* short: stop and remake are looked at between waits */

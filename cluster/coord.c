@@ -606,6 +606,7 @@ typedef struct {
 	gboolean snap_pending, snap_release;
 	gboolean restart; /* coord_restart() */
 	gint64 rewind_ms; /* coord_rewind(): read again from this stream time (0: no) */
+	gboolean rewind_warned; /* the thread's own: a failed one said (once until one works) */
 	char owner[64];
 	guint64 owner_rev;
 	guint64 last_seq;
@@ -1713,10 +1714,16 @@ part_subscribe(Coord *c, guint p)
  * asked. Its events still queued go first; a message its callback holds now is dropped, and
  * comes again from the new one (the main loop takes every message at or below what it
  * applied for a repeat, but the batches it misses). One not made: asked again next time
- * (the round's part_subscribe() meanwhile reads on from the snapshot's sequence). */
+ * (the round's part_subscribe() meanwhile reads on from the snapshot's sequence). Only once
+ * the bus has been calm for REWIND_SETTLE_US: unsubscribing an ordered consumer that
+ * libnats is making again can meet its use after free (bus_settled()); the holes are asked
+ * 5 s after they are seen, and wait 30 s before they count missing. */
+#define REWIND_SETTLE_US (10 * G_USEC_PER_SEC)
 static void
 rewinds_run(Coord *c)
 {
+	if (!bus_settled(c->bus, REWIND_SETTLE_US))
+		return;
 	for (guint p = 0; p < c->cfg.partitions; p++) {
 		Part *pt = &c->parts[p];
 		g_mutex_lock(&c->lock);
@@ -1743,14 +1750,19 @@ rewinds_run(Coord *c)
 		}
 		g_strlcpy(why, c->last_error, sizeof why);
 		g_mutex_unlock(&c->lock);
-		if (ok)
+		if (ok) {
 			g_debug("cluster: partition %u: flows read again from %" G_GINT64_FORMAT
 				" (stream time, ms)",
 				p, since);
-		else
-			g_warning("cluster: partition %u: flows not read again (%s): asked again "
-				  "at the next round",
+			if (pt->rewind_warned)
+				g_message("cluster: partition %u: flows read again", p);
+			pt->rewind_warned = FALSE;
+		} else if (!pt->rewind_warned) {
+			pt->rewind_warned = TRUE;
+			g_warning("cluster: partition %u: flows not read again (%s): tried again "
+				  "until it works (said again when it does)",
 				  p, why);
+		}
 	}
 }
 

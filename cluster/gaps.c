@@ -10,18 +10,29 @@ typedef struct {
 	gboolean asked;	 /* handed out by gap_track_rewind() */
 } Hole;
 
+/* Numbers declared missing, lo..hi: one that comes after all is late, not a repeat. */
 typedef struct {
+	guint64 lo, hi;
+} Gone;
+
+/* Gone ranges kept per collector (the oldest dropped: a number declared missing longer ago
+ * than that and arriving counts as a repeat). */
+#define GONE_MAX 64
+
+typedef struct {
+	guint64 first; /* the first number seen of this run: those below were never tracked */
 	guint64 hi;    /* the highest number seen */
 	gint64 hi_ms;  /* when the stream stored it (0: unknown) */
 	guint64 run_seq; /* the stream sequence of the first batch seen of this run (0: unknown) */
 	GArray *holes; /* Hole, in the order seen (so oldest first) */
+	GArray *gone;  /* Gone, oldest first, at most GONE_MAX */
 } Source;
 
 struct GapTrack {
 	GHashTable *sources; /* name (owned) -> Source */
 	guint max_sources, max_holes;
 	gint64 grace_us;
-	guint64 waiting, untracked, late;
+	guint64 waiting, untracked, late, twice;
 };
 
 static void
@@ -29,6 +40,7 @@ source_free(gpointer p)
 {
 	Source *s = p;
 	g_array_free(s->holes, TRUE);
+	g_array_free(s->gone, TRUE);
 	g_free(s);
 }
 
@@ -52,6 +64,34 @@ gap_track_free(GapTrack *g)
 	g_free(g);
 }
 
+/* lo..hi of s declared missing: remembered, so that one arriving after all is late. */
+static void
+gone_add(Source *s, guint64 lo, guint64 hi)
+{
+	if (s->gone->len > 0) {
+		Gone *last = &g_array_index(s->gone, Gone, s->gone->len - 1);
+		if (last->hi + 1 == lo) {
+			last->hi = hi;
+			return;
+		}
+	}
+	if (s->gone->len == GONE_MAX)
+		g_array_remove_index(s->gone, 0);
+	Gone r = {lo, hi};
+	g_array_append_val(s->gone, r);
+}
+
+static gboolean
+gone_has(const Source *s, guint64 seq)
+{
+	for (guint i = 0; i < s->gone->len; i++) {
+		const Gone *r = &g_array_index(s->gone, Gone, i);
+		if (seq >= r->lo && seq <= r->hi)
+			return TRUE;
+	}
+	return FALSE;
+}
+
 /* Drops every hole of s: declared missing, their count returned. */
 static guint64
 holes_clear(GapTrack *g, Source *s)
@@ -65,13 +105,15 @@ holes_clear(GapTrack *g, Source *s)
 guint64
 gap_track_see(GapTrack *g, const char *source, guint64 seq, gint64 now_us)
 {
-	return gap_track_see_stored(g, source, seq, now_us, 0, 0);
+	return gap_track_see_stored(g, source, seq, now_us, 0, 0, NULL);
 }
 
 guint64
 gap_track_see_stored(GapTrack *g, const char *source, guint64 seq, gint64 now_us,
-		     guint64 stored_seq, gint64 stored_ms)
+		     guint64 stored_seq, gint64 stored_ms, gboolean *twice)
 {
+	if (twice != NULL)
+		*twice = FALSE;
 	if (seq == 0)
 		return 0; /* not numbered */
 	Source *s = g_hash_table_lookup(g->sources, source);
@@ -84,6 +126,8 @@ gap_track_see_stored(GapTrack *g, const char *source, guint64 seq, gint64 now_us
 		 * partition taken over starts from its snapshot) */
 		s = g_new0(Source, 1);
 		s->holes = g_array_new(FALSE, FALSE, sizeof(Hole));
+		s->gone = g_array_new(FALSE, FALSE, sizeof(Gone));
+		s->first = seq;
 		s->hi = seq;
 		s->hi_ms = stored_ms;
 		s->run_seq = stored_seq;
@@ -101,7 +145,7 @@ gap_track_see_stored(GapTrack *g, const char *source, guint64 seq, gint64 now_us
 		guint64 room = g->max_holes > s->holes->len ? g->max_holes - s->holes->len : 0;
 		if (skipped > room) {
 			missing = skipped - room;
-			skipped = room;
+			skipped = room; /* more than max_holes below: never near the highest */
 		}
 		/* a number skipped was taken by the collector's bus after the one before it, so
 		 * stored after it too, but for a retry: the caller allows for that */
@@ -123,18 +167,27 @@ gap_track_see_stored(GapTrack *g, const char *source, guint64 seq, gint64 now_us
 		}
 	}
 	if (seq != 1 && s->hi - seq <= g->max_holes) { /* seq <= s->hi here */
-		/* near the highest and no hole: one already declared missing, or one seen
-		 * twice */
-		g->late++;
+		/* near the highest and no hole: one already declared missing (or from before
+		 * the first seen), late; or one seen already, stored twice */
+		if (seq < s->first || gone_has(s, seq)) {
+			g->late++;
+		} else {
+			g->twice++;
+			if (twice != NULL)
+				*twice = TRUE;
+		}
 		return 0;
 	}
 	/* 1, or far below anything that could still come late: the collector started again
 	 * (its numbers begin anew); its old holes go, the new run's skipped numbers are holes */
 	guint64 missing = holes_clear(g, s);
+	g_array_set_size(s->gone, 0); /* the new run's numbers are new */
 	s->hi = 0;
 	s->hi_ms = 0;
+	s->first = 1; /* from 1 on, every number is a hole, gone or seen */
 	s->run_seq = stored_seq;
-	return missing + gap_track_see_stored(g, source, seq, now_us, stored_seq, stored_ms);
+	return missing +
+	       gap_track_see_stored(g, source, seq, now_us, stored_seq, stored_ms, twice);
 }
 
 gboolean
@@ -187,6 +240,10 @@ gap_track_expire(GapTrack *g, gint64 now_us)
 		while (n < s->holes->len &&
 		       now_us - g_array_index(s->holes, Hole, n).since_us >= g->grace_us)
 			n++;
+		for (guint i = 0; i < n; i++) {
+			guint64 q = g_array_index(s->holes, Hole, i).seq;
+			gone_add(s, q, q);
+		}
 		if (n > 0) {
 			g_array_remove_range(s->holes, 0, n);
 			g->waiting -= n;
@@ -212,4 +269,10 @@ guint64
 gap_track_late(const GapTrack *g)
 {
 	return g->late;
+}
+
+guint64
+gap_track_twice(const GapTrack *g)
+{
+	return g->twice;
 }

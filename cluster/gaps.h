@@ -22,14 +22,15 @@ void gap_track_free(GapTrack *g);
  * must not go back: the daemon's counts the time its bus was connected). Returns the
  * numbers declared missing by it: a collector that starts again (its numbers begin anew: 1,
  * or a number more than max_holes below the highest seen) takes its old holes with it. A
- * number near the highest that is no hole (declared missing already, or seen twice) is
- * counted late. */
+ * number near the highest that is no hole is counted late when it was declared missing
+ * already (or is below the first seen: never tracked), and else counted twice: a batch the
+ * stream holds twice, which gap_track_see_stored() says in *twice for the caller to skip. */
 guint64 gap_track_see(GapTrack *g, const char *source, guint64 seq, gint64 now_us);
 /* The same, with where and when the stream stored the batch: its sequence (0: unknown)
  * and time (ms since the epoch; 0: unknown), which gap_track_is_hole() and
  * gap_track_rewind() need. */
 guint64 gap_track_see_stored(GapTrack *g, const char *source, guint64 seq, gint64 now_us,
-			     guint64 stored_seq, gint64 stored_ms);
+			     guint64 stored_seq, gint64 stored_ms, gboolean *twice);
 /* Is seq, stored at stream sequence stored_seq, a number of source skipped and still
  * waiting (the one to take from a stream read again, where every other batch is a
  * repeat)? Not when it was stored before the first batch seen of the collector's current
@@ -49,5 +50,7 @@ guint64 gap_track_expire(GapTrack *g, gint64 now_us);
 guint64 gap_track_waiting(const GapTrack *g);
 /* Collectors not tracked (max_sources reached), counted once each batch. */
 guint64 gap_track_untracked(const GapTrack *g);
-/* Numbers that came after they were declared missing (or twice). */
+/* Numbers that came after they were declared missing (or from before the first seen). */
 guint64 gap_track_late(const GapTrack *g);
+/* Numbers that came again after they were seen (not applied twice: *twice above). */
+guint64 gap_track_twice(const GapTrack *g);

@@ -154,6 +154,7 @@ struct ClusterNode {
 	 * last warning of one dropped */
 	guint64 held_bytes, held_max;
 	gint64 gap_warn_us; /* the last warning of batches missing (gap_note()) */
+	gint64 twice_warn_us; /* ... of a batch stored twice (on_batch()) */
 	gint64 gap_clock_us, gap_seen_us; /* gap_clock(): connected time, and when last read */
 	guint64 last_ticket; /* of the last message bus_publish_keep() took from this node */
 	guint held_id;
@@ -773,6 +774,7 @@ part_free(Part *part)
 	}
 	analyzer_free(part->a);
 	part->node->st.batches_late += gap_track_late(part->gaps); /* kept past the partition */
+	part->node->st.batches_twice += gap_track_twice(part->gaps);
 	gap_track_free(part->gaps);
 	g_free(part);
 }
@@ -1088,11 +1090,29 @@ on_batch(ClusterNode *n, const CoordEvent *ev)
 			ev->seq, err->message);
 		return;
 	}
-	n->st.batches_in++;
-	n->st.batches_recovered += recovered;
+	gboolean twice = FALSE;
 	gap_note(n, part,
 		 gap_track_see_stored(part->gaps, b.node, b.batch_seq, gap_clock(n), ev->seq,
-				      ev->time_ms));
+				      ev->time_ms, &twice));
+	if (twice) {
+		/* the stream holds this batch twice (counted): applied once */
+		gint64 now = g_get_monotonic_time();
+		if (now - n->twice_warn_us >= 60 * G_USEC_PER_SEC) {
+			n->twice_warn_us = now;
+			g_warning("cluster: partition %u: batch %" G_GUINT64_FORMAT " of collector "
+				  "%s came again (stream sequence %" G_GUINT64_FORMAT "): applied "
+				  "once, the copy counted in batches_twice (two collectors with one "
+				  "node name number alike: names must be unique; said at most once "
+				  "a minute)",
+				  part->p, b.batch_seq, b.node, ev->seq);
+		}
+		if (!recovered)
+			coord_applied(n->coord, part->p, part->applied_seq, ev->time_ms);
+		cluster_batch_clear(&b);
+		return;
+	}
+	n->st.batches_in++;
+	n->st.batches_recovered += recovered;
 	guint32 reg[CLUSTER_WIRE_MAX_EXPORTERS];
 	for (guint i = 0; i < b.n_exporters; i++)
 		reg[i] = exporter_register(n, b.exporters[i]);
@@ -1335,6 +1355,7 @@ cluster_node_get_stats(ClusterNode *n, ClusterNodeStats *out)
 					 !n->parts[p]->restarted;
 		if (n->parts[p] != NULL) {
 			out->batches_late += gap_track_late(n->parts[p]->gaps);
+			out->batches_twice += gap_track_twice(n->parts[p]->gaps);
 			out->batches_waiting += gap_track_waiting(n->parts[p]->gaps);
 		}
 	}
@@ -1402,6 +1423,7 @@ static const struct {
     NF(batches_missing),
     NF(batches_late),
     NF(batches_waiting),
+    NF(batches_twice),
     NF(batches_recovered),
     NF(rereads),
     NF(flows_in),

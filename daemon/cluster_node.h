@@ -32,6 +32,8 @@ typedef struct {
 	 * grace period: cluster/gaps.h), those that came after that (or twice), and those
 	 * skipped and still within the grace period (now) */
 	guint64 batches_missing, batches_late, batches_waiting;
+	/* batch numbers the stream held twice: applied once, the copy skipped */
+	guint64 batches_twice;
 	/* skipped numbers found by reading the partition's stream again (after REWIND_WAIT:
 	 * cluster_node.c), and those readings asked */
 	guint64 batches_recovered, rereads;

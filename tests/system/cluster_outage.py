@@ -25,7 +25,7 @@ import threading
 import time
 
 from cluster_e2e import ctl  # spamflowctl -j, its reply as JSON
-from natsutil import NatsCluster
+from natsutil import NatsCluster, batch_head, stream_messages
 from netutil import free_udp_port
 
 failures = []
@@ -73,6 +73,44 @@ def jsz_flows(nats):
                                f"{c.get('num_ack_pending')} cluster "
                                f"{json.dumps(c.get('cluster'))}")
     return "\n".join(out) or "(no server reports the stream of flows)"
+
+
+def flows_stream_report(nats):
+    """The stream of flows read back, per partition subject: each collector's batch numbers
+    that are not there, and those stored twice (with their sequences and times): what tells
+    a batch lost on the way to the stream from one lost after it."""
+    srv = next((s for s in nats.servers if s.running()), None)
+    if srv is None:
+        return "(no server running to read the stream from)"
+    last = 0
+    for acc in ((srv.monitor("/jsz?streams=true", timeout=3) or {})
+                .get("account_details") or []):
+        for st in acc.get("stream_detail") or []:
+            if st.get("name") == "SPAMFLOW_FLOWS":
+                last = (st.get("state") or {}).get("last_seq", 0)
+    try:
+        msgs = stream_messages(srv.url, "SPAMFLOW_FLOWS", 1, last)
+    except OSError as e:
+        return f"(the stream of flows not read: {e})"
+    per = {}
+    for m in msgs:
+        head = batch_head(m["data"])
+        if head is None:
+            continue
+        per.setdefault((m["subject"], head[0]), {}).setdefault(head[1], []).append(
+            (m["seq"], m["time"]))
+    out = [f"the stream of flows read back from {srv.name}: {len(msgs)} messages "
+           f"(last sequence {last})"]
+    for (subject, node), nums in sorted(per.items()):
+        have = sorted(nums)
+        gaps = [q for q in range(have[0], have[-1] + 1) if q not in nums]
+        twice = {q: v for q, v in nums.items() if len(v) > 1}
+        out.append(f"  {subject} from {node}: numbers {have[0]}..{have[-1]}, {len(have)} "
+                   f"stored; not there: {gaps[:20]}; stored twice: {twice}")
+        for q in gaps[:5]:
+            near = [(x, nums[x]) for x in (q - 1, q + 1) if x in nums]
+            out.append(f"    {q} missing; its neighbours: {near}")
+    return "\n".join(out)
 
 
 def main():
@@ -171,8 +209,12 @@ def main():
                 print(jsz_flows(nats), flush=True)
             bus = cc.get("bus") or {}
             print(f"collector: {json.dumps(cc)[:700]}", flush=True)
+            print(f"collector's bus: {json.dumps(bus)}", flush=True)
             print(f"analyzer: flows_in {ac.get('flows_in')} batches_in {ac.get('batches_in')} "
-                  f"lost {ac.get('lost')} acquired {ac.get('acquired')}", flush=True)
+                  f"lost {ac.get('lost')} acquired {ac.get('acquired')}; batches missing "
+                  f"{ac.get('batches_missing')}, late {ac.get('batches_late')}, twice "
+                  f"{ac.get('batches_twice')}, recovered {ac.get('batches_recovered')} in "
+                  f"{ac.get('rereads')} readings again", flush=True)
             totals = c1.get("totals") or {}
             check(totals.get("datagrams") == sent[0] and
                   (c1.get("listener") or {}).get("kernel_drops", 1) == 0,
@@ -208,13 +250,18 @@ def main():
                   f"the analyzer saw every batch number the collector's bus did not give up "
                   f"on: {missing} missing + {waiting} waiting <= {bus.get('failed')} failed "
                   f"({cc.get('batches_dropped')} batches not taken, not numbered; "
-                  f"{ac.get('batches_late')} late)")
+                  f"{ac.get('batches_late')} late, {ac.get('batches_twice')} stored twice "
+                  f"and applied once, {ac.get('batches_recovered')} found by reading the "
+                  f"stream again)")
             # held during the outage, and none of it failed or was left behind: published
             held = (during.get("bus") or {}).get("buffered", 0)
             check(held > 0 and bus.get("buffered", 1) == 0 and
                   bus.get("published", 0) > (during.get("bus") or {}).get("published", 0),
                   f"what the buffer held at the end of the outage ({held} bytes) went out "
                   f"after it")
+
+            if failures:
+                print(flows_stream_report(nats), flush=True)
 
             # stopped while the servers are away: each partition's consumer is left to the
             # connection's close, not deleted on the servers (a request each that waits out

@@ -28,7 +28,7 @@ import threading
 import time
 
 from cluster_e2e import ctl  # spamflowctl -j, its reply as JSON
-from cluster_outage import datagrams
+from cluster_outage import datagrams, flows_stream_report
 from natsutil import NatsCluster
 from netutil import free_udp_port
 
@@ -128,17 +128,24 @@ def main():
             bus = cc.get("bus") or {}
             check(cc.get("batches_dropped", 1) == 0 and bus.get("failed", 1) == 0,
                   "the collector's bus took and stored every batch (none dropped or failed)")
-            check(ac.get("batches_recovered") == len(lost) and ac.get("rereads", 0) >= 1,
-                  f"each lost batch was found by reading the stream again "
+            # a message lost just as a reading again begins (the one before the message
+            # the old consumer held, dropped at its close) comes with the new consumer
+            # above what was applied: taken in order, no hole, not counted recovered. So
+            # up to one a reading.
+            rereads = ac.get("rereads", 0)
+            check(rereads >= 1 and
+                  len(lost) - rereads <= ac.get("batches_recovered", -1) <= len(lost),
+                  f"the lost batches were found by reading the stream again "
                   f"({ac.get('batches_recovered')} recovered of {len(lost)} lost, in "
-                  f"{ac.get('rereads')} readings)")
+                  f"{rereads} readings; the rest, if any, came in order)")
             check(ac.get("batches_missing") == 0 and ac.get("batches_waiting") == 0,
                   f"no batch missing or waiting ({ac.get('batches_missing')}, "
                   f"{ac.get('batches_waiting')})")
             check(ac.get("batches_in") == cc.get("batches_out") and
-                  ac.get("batches_late") == 0,
+                  ac.get("batches_late") == 0 and ac.get("batches_twice") == 0,
                   f"every batch published applied once: {ac.get('batches_in')} applied of "
-                  f"{cc.get('batches_out')} published, {ac.get('batches_late')} late")
+                  f"{cc.get('batches_out')} published, {ac.get('batches_late')} late, "
+                  f"{ac.get('batches_twice')} twice")
             check(ac.get("flows_in") == cc.get("flows_routed") and
                   ac.get("flows_in", 0) > 1000,
                   f"every flow routed applied: {ac.get('flows_in')} of "
@@ -153,6 +160,8 @@ def main():
                   coord.get("rereads_failed") == 0,
                   f"the coordinator made each reading ({coord.get('rereads')} made, "
                   f"{coord.get('rereads_failed')} failed)")
+            if failures or os.environ.get("SPAMFLOW_TEST_DUMP"):
+                print(flows_stream_report(nats), flush=True)
         finally:
             for p in procs.values():
                 if p.poll() is None:

@@ -353,3 +353,57 @@ if __name__ == "__main__":
             except KeyboardInterrupt:
                 pass
     sys.exit(rc)
+
+
+def stream_messages(url, stream, first, last, timeout=5.0):
+    """Messages first..last of a JetStream stream, read one by one with the stream API's
+    message get over the plain NATS protocol (no client library): a list of dicts with
+    seq, subject, time, headers (bytes) and data (bytes); a sequence the stream does not
+    hold (deleted, or past its end) is left out. For a failing test's dump."""
+    import base64
+    host, port = url.replace("nats://", "").rsplit(":", 1)
+    out = []
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        f = s.makefile("rb")
+        f.readline()  # INFO
+        s.sendall(b'CONNECT {"verbose":false,"pedantic":false,"headers":true,'
+                  b'"no_responders":true}\r\nSUB _INBOX.spamflow-dump 1\r\n')
+        api = f"$JS.API.STREAM.MSG.GET.{stream}"
+        for seq in range(first, last + 1):
+            req = json.dumps({"seq": seq}).encode()
+            s.sendall(f"PUB {api} _INBOX.spamflow-dump {len(req)}\r\n".encode() + req +
+                      b"\r\n")
+            while True:
+                line = f.readline()
+                if not line:
+                    raise OSError("connection closed")
+                if line.startswith(b"PING"):
+                    s.sendall(b"PONG\r\n")
+                    continue
+                if line.startswith(b"MSG") or line.startswith(b"HMSG"):
+                    n = int(line.split()[-1])
+                    payload = f.read(n + 2)[:n]
+                    if line.startswith(b"HMSG"):
+                        payload = payload[int(line.split()[-2]):]
+                    break
+            reply = json.loads(payload or b"{}")
+            m = reply.get("message")
+            if not m:
+                continue
+            out.append({"seq": m.get("seq"), "subject": m.get("subject"),
+                        "time": m.get("time"),
+                        "headers": base64.b64decode(m.get("hdrs") or ""),
+                        "data": base64.b64decode(m.get("data") or "")})
+    return out
+
+
+def batch_head(data):
+    """A flow batch's collector and number (cluster/wire.c: magic "SFCB"..., big-endian),
+    or None."""
+    if len(data) < 6 or data[4] != 1:
+        return None
+    n = data[5]
+    if len(data) < 6 + n + 12:
+        return None
+    node = data[6:6 + n].decode(errors="replace")
+    return node, int.from_bytes(data[6 + n + 4:6 + n + 12], "big")

@@ -411,6 +411,13 @@ bus_subscribe_from(Bus *bus, const char *stream, const char *subject, guint64 fr
 	return sub_start(bus, stream, subject, from_seq, NULL, fn, user_data, error);
 }
 
+gboolean
+bus_settled(Bus *bus, gint64 for_us)
+{
+	(void)for_us;
+	return !bus->down;
+}
+
 BusSub *
 bus_subscribe_since(Bus *bus, const char *stream, const char *subject, gint64 since_ms,
 		    BusMsgFunc fn, gpointer user_data, GError **error)

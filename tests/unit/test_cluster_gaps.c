@@ -41,7 +41,15 @@ test_holes(void **state)
 	assert_int_equal(gap_track_expire(g, 10 * S), 0); /* 2 and 4 seen at 1 s */
 	assert_int_equal(gap_track_expire(g, 11 * S), 2);
 	assert_int_equal(gap_track_waiting(g), 1);
-	assert_int_equal(gap_track_see(g, "c1", 2, 12 * S), 0); /* after its grace: late */
+	gboolean twice = TRUE;
+	assert_int_equal(gap_track_see_stored(g, "c1", 2, 12 * S, 0, 0, &twice), 0);
+	assert_false(twice); /* after its grace: late, to apply */
+	assert_int_equal(gap_track_late(g), 1);
+	assert_int_equal(gap_track_see_stored(g, "c1", 3, 12 * S, 0, 0, &twice), 0);
+	assert_true(twice); /* 3 came late already: a copy */
+	assert_int_equal(gap_track_see_stored(g, "c1", 5, 12 * S, 0, 0, &twice), 0);
+	assert_true(twice);
+	assert_int_equal(gap_track_twice(g), 2);
 	assert_int_equal(gap_track_late(g), 1);
 	assert_int_equal(gap_track_see(g, "c1", 6, 12 * S), 0); /* and c1 goes on */
 	assert_int_equal(gap_track_expire(g, 13 * S), 1);	/* c2's 8 */
@@ -60,8 +68,11 @@ test_restart(void **state)
 	gap_track_see(g, "c1", 43, 0); /* 41, 42 */
 	assert_int_equal(gap_track_see(g, "c1", 1, 1 * S), 2);
 	assert_int_equal(gap_track_see(g, "c1", 2, 1 * S), 0);
-	assert_int_equal(gap_track_see(g, "c1", 2, 1 * S), 0); /* twice: late */
-	assert_int_equal(gap_track_late(g), 1);
+	gboolean twice = FALSE;
+	assert_int_equal(gap_track_see_stored(g, "c1", 2, 1 * S, 0, 0, &twice), 0);
+	assert_true(twice); /* seen already: stored twice */
+	assert_int_equal(gap_track_twice(g), 1);
+	assert_int_equal(gap_track_late(g), 0);
 	for (guint64 q = 3; q <= 500; q++)
 		assert_int_equal(gap_track_see(g, "c1", q, 2 * S), 0);
 	/* a restart whose first two batches never came: far below, 1 and 2 of the new run
@@ -70,7 +81,7 @@ test_restart(void **state)
 	assert_int_equal(gap_track_waiting(g), 2);
 	assert_int_equal(gap_track_see(g, "c1", 4, 3 * S), 0);
 	assert_int_equal(gap_track_expire(g, 13 * S), 2);
-	assert_int_equal(gap_track_late(g), 1);
+	assert_int_equal(gap_track_late(g), 0);
 	gap_track_free(g);
 }
 
@@ -86,10 +97,12 @@ test_bounds(void **state)
 	assert_int_equal(gap_track_waiting(g), 16);
 	assert_int_equal(gap_track_see(g, "c1", 1001, 0), 0); /* the newest hole, filled */
 	assert_int_equal(gap_track_waiting(g), 15);
+
 	gap_track_see(g, "c2", 1, 0);
 	assert_int_equal(gap_track_see(g, "c3", 1, 0), 0);
 	assert_int_equal(gap_track_see(g, "c3", 9, 0), 0);
 	assert_int_equal(gap_track_untracked(g), 2);
+
 	assert_int_equal(gap_track_see(g, "c1", 0, 0), 0); /* not numbered */
 	assert_int_equal(gap_track_expire(g, 10 * S), 15);
 	gap_track_free(g);
@@ -104,11 +117,11 @@ test_rewind(void **state)
 	(void)state;
 	GapTrack *g = gap_track_new(4, 16, 30 * S);
 	gint64 after = -1;
-	assert_int_equal(gap_track_see_stored(g, "c1", 1, 0, SQ(1000), 1000), 0);
-	assert_int_equal(gap_track_see_stored(g, "c1", 2, 0, SQ(2000), 2000), 0);
-	assert_int_equal(gap_track_see_stored(g, "c1", 5, 1 * S, SQ(5000), 5000), 0); /* 3, 4 */
-	assert_int_equal(gap_track_see_stored(g, "c2", 7, 3 * S, SQ(7000), 7000), 0);
-	assert_int_equal(gap_track_see_stored(g, "c2", 9, 4 * S, SQ(9000), 9000), 0); /* 8 */
+	assert_int_equal(gap_track_see_stored(g, "c1", 1, 0, SQ(1000), 1000, NULL), 0);
+	assert_int_equal(gap_track_see_stored(g, "c1", 2, 0, SQ(2000), 2000, NULL), 0);
+	assert_int_equal(gap_track_see_stored(g, "c1", 5, 1 * S, SQ(5000), 5000, NULL), 0); /* 3, 4 */
+	assert_int_equal(gap_track_see_stored(g, "c2", 7, 3 * S, SQ(7000), 7000, NULL), 0);
+	assert_int_equal(gap_track_see_stored(g, "c2", 9, 4 * S, SQ(9000), 9000, NULL), 0); /* 8 */
 	assert_true(gap_track_is_hole(g, "c1", 3, 3));
 	assert_true(gap_track_is_hole(g, "c1", 4, 4));
 	assert_false(gap_track_is_hole(g, "c1", 2, 2)); /* had */
@@ -126,20 +139,20 @@ test_rewind(void **state)
 	assert_int_equal(gap_track_rewind(g, 9 * S, 5 * S, &after), 1);
 	assert_int_equal(after, 7000);
 	/* found: no hole any more; the others still wait for their grace */
-	assert_int_equal(gap_track_see_stored(g, "c1", 3, 10 * S, SQ(3000), 3000), 0);
+	assert_int_equal(gap_track_see_stored(g, "c1", 3, 10 * S, SQ(3000), 3000, NULL), 0);
 	assert_false(gap_track_is_hole(g, "c1", 3, 3));
 	assert_int_equal(gap_track_waiting(g), 2);
 	assert_int_equal(gap_track_late(g), 0);
 	assert_int_equal(gap_track_expire(g, 31 * S), 1); /* c1's 4 */
 	assert_false(gap_track_is_hole(g, "c1", 4, 4));
 	/* a collector seen first with a jump has no time before it: the revealing batch's */
-	gap_track_see_stored(g, "c3", 1, 40 * S, SQ(0), 0);
-	gap_track_see_stored(g, "c3", 3, 40 * S, SQ(41000), 41000);
+	gap_track_see_stored(g, "c3", 1, 40 * S, SQ(0), 0, NULL);
+	gap_track_see_stored(g, "c3", 3, 40 * S, SQ(41000), 41000, NULL);
 	assert_int_equal(gap_track_rewind(g, 50 * S, 5 * S, &after), 1); /* c2's 8 was asked */
 	assert_int_equal(after, 41000);
 	assert_int_equal(gap_track_expire(g, 100 * S), 2);
-	gap_track_see_stored(g, "c3", 4, 100 * S, SQ(0), 0);
-	gap_track_see_stored(g, "c3", 6, 100 * S, SQ(60000), 60000);
+	gap_track_see_stored(g, "c3", 4, 100 * S, SQ(0), 0, NULL);
+	gap_track_see_stored(g, "c3", 6, 100 * S, SQ(60000), 60000, NULL);
 	assert_int_equal(gap_track_rewind(g, 110 * S, 5 * S, &after), 1);
 	assert_int_equal(after, 60000); /* batch 4's time unknown: 6's */
 	gap_track_free(g);
@@ -153,22 +166,41 @@ test_rewind_restart(void **state)
 	(void)state;
 	GapTrack *g = gap_track_new(4, 16, 30 * S);
 	for (guint64 q = 1; q <= 600; q++)
-		gap_track_see_stored(g, "c1", q, 0, 10 + q, 1000 + (gint64)q);
+		gap_track_see_stored(g, "c1", q, 0, 10 + q, 1000 + (gint64)q, NULL);
 	/* the new run: 1 at stream sequence 700, then 2 skipped */
-	assert_int_equal(gap_track_see_stored(g, "c1", 1, 1 * S, 700, 5000), 0);
-	assert_int_equal(gap_track_see_stored(g, "c1", 3, 1 * S, 702, 5002), 0);
+	assert_int_equal(gap_track_see_stored(g, "c1", 1, 1 * S, 700, 5000, NULL), 0);
+	assert_int_equal(gap_track_see_stored(g, "c1", 3, 1 * S, 702, 5002, NULL), 0);
 	assert_false(gap_track_is_hole(g, "c1", 2, 12)); /* the old run's 2 */
 	assert_false(gap_track_is_hole(g, "c1", 2, 699));
 	assert_true(gap_track_is_hole(g, "c1", 2, 701));
 	/* a new run whose first batch was lost too: its first seen starts the run */
-	gap_track_see_stored(g, "c2", 500, 0, 800, 6000);
-	assert_int_equal(gap_track_see_stored(g, "c2", 3, 1 * S, 900, 7000), 0); /* 1, 2 */
+	gap_track_see_stored(g, "c2", 500, 0, 800, 6000, NULL);
+	assert_int_equal(gap_track_see_stored(g, "c2", 3, 1 * S, 900, 7000, NULL), 0); /* 1, 2 */
 	assert_int_equal(gap_track_waiting(g), 3);
 	assert_false(gap_track_is_hole(g, "c2", 1, 850));
 	assert_true(gap_track_is_hole(g, "c2", 1, 901));
 	gint64 after = 0;
 	assert_int_equal(gap_track_rewind(g, 10 * S, 5 * S, &after), 3);
 	assert_int_equal(after, 5000); /* c1's new 1, the batch before its hole */
+	gap_track_free(g);
+}
+
+/* Below the first number seen from a collector: never tracked, so late, applied (a retry
+ * stored after the batch a takeover started from); from the first on, a copy. */
+static void
+test_twice_first(void **state)
+{
+	(void)state;
+	GapTrack *g = gap_track_new(4, 16, 10 * S);
+	gboolean twice = TRUE;
+	gap_track_see(g, "c1", 50, 0);
+	gap_track_see(g, "c1", 51, 0);
+	assert_int_equal(gap_track_see_stored(g, "c1", 48, 0, 0, 0, &twice), 0);
+	assert_false(twice);
+	assert_int_equal(gap_track_see_stored(g, "c1", 50, 0, 0, 0, &twice), 0);
+	assert_true(twice);
+	assert_int_equal(gap_track_late(g), 1);
+	assert_int_equal(gap_track_twice(g), 1);
 	gap_track_free(g);
 }
 
@@ -182,6 +214,7 @@ main(void)
 	    cmocka_unit_test(test_bounds),
 	    cmocka_unit_test(test_rewind),
 	    cmocka_unit_test(test_rewind_restart),
+	    cmocka_unit_test(test_twice_first),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
