@@ -39,7 +39,8 @@ typedef struct {
  * counted in time this node's bus was connected (gap_clock()): a whole outage does not use
  * it up (cluster-outage, servers away 45 s: two batches came more than 30 s after their
  * gap was seen). Collectors tracked per partition and numbers waiting per collector:
- * at most 64 x 256 x 16 bytes a partition, whatever a client of the bus writes into it. */
+ * at most 64 x (256 x 32 + 64 x 16) bytes (holes, and ranges declared missing: gaps.c) a
+ * partition, 576 KiB, whatever a client of the bus writes into it. */
 #define GAP_GRACE_US (30 * G_USEC_PER_SEC)
 #define GAP_MAX_SOURCES 64
 #define GAP_MAX_HOLES 256
