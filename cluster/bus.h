@@ -165,6 +165,9 @@ BusSub *bus_subscribe_from(Bus *bus, const char *stream, const char *subject, gu
  * ordered consumers are not being made again on its own threads (an unsubscribe then can
  * meet libnats 3.4's use after free, doc/cluster.md "What is left"). */
 gboolean bus_settled(Bus *bus, gint64 for_us);
+/* How calm the cluster's readers wait for (coord_rewind(), and the grace of a batch number
+ * that never came: daemon/cluster_node.c) */
+#define BUS_CALM_US (10 * G_USEC_PER_SEC)
 /* The same from the first message the stream stored at since_ms (ms since the epoch, by
  * the server's clock) or later: to read a part of the stream again. */
 BusSub *bus_subscribe_since(Bus *bus, const char *stream, const char *subject, gint64 since_ms,

@@ -1715,14 +1715,14 @@ part_subscribe(Coord *c, guint p)
  * comes again from the new one (the main loop takes every message at or below what it
  * applied for a repeat, but the batches it misses). One not made: asked again next time
  * (the round's part_subscribe() meanwhile reads on from the snapshot's sequence). Only once
- * the bus has been calm for REWIND_SETTLE_US: unsubscribing an ordered consumer that
+ * the bus has been calm for BUS_CALM_US: unsubscribing an ordered consumer that
  * libnats is making again can meet its use after free (bus_settled()); the holes are asked
- * 5 s after they are seen, and wait 30 s before they count missing. */
-#define REWIND_SETTLE_US (10 * G_USEC_PER_SEC)
+ * 5 s after they are seen, and wait 30 s before they count missing, both in time the bus
+ * was calm (daemon/cluster_node.c). */
 static void
 rewinds_run(Coord *c)
 {
-	if (!bus_settled(c->bus, REWIND_SETTLE_US))
+	if (!bus_settled(c->bus, BUS_CALM_US))
 		return;
 	for (guint p = 0; p < c->cfg.partitions; p++) {
 		Part *pt = &c->parts[p];

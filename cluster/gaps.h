@@ -19,7 +19,7 @@ GapTrack *gap_track_new(guint max_sources, guint max_holes, gint64 grace_us);
 void gap_track_free(GapTrack *g);
 
 /* Batch number seq from collector `source` arrived at now_us (the caller's clock, which
- * must not go back: the daemon's counts the time its bus was connected). Returns the
+ * must not go back: the daemon's counts the time its bus was calm). Returns the
  * numbers declared missing by it: a collector that starts again (its numbers begin anew: 1,
  * or a number more than max_holes below the highest seen) takes its old holes with it. A
  * number near the highest that is no hole is counted late when it was declared missing

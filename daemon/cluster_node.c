@@ -36,15 +36,17 @@ typedef struct {
 /* Batch numbers skipped by a partition's stream wait this long before they count missing:
  * a publish is retried for up to the bus's 2 s timeout while connected, and for as long as
  * the bus is away, and may be stored after the ones that followed it. So the wait is
- * counted in time this node's bus was connected (gap_clock()): a whole outage does not use
- * it up (cluster-outage, servers away 45 s: two batches came more than 30 s after their
- * gap was seen). Collectors tracked per partition and numbers waiting per collector:
+ * counted in time this node's bus was calm (gap_clock()): a whole outage does not use it
+ * up (cluster-outage, servers away 45 s: two batches came more than 30 s after their gap
+ * was seen), nor do the seconds after it while libnats makes its consumers again and a
+ * reading of the stream waits (coord_rewind()). Collectors tracked per partition and
+ * numbers waiting per collector:
  * at most 64 x (256 x 32 + 64 x 16) bytes (holes, and ranges declared missing: gaps.c) a
  * partition, 576 KiB, whatever a client of the bus writes into it. */
 #define GAP_GRACE_US (30 * G_USEC_PER_SEC)
 #define GAP_MAX_SOURCES 64
 #define GAP_MAX_HOLES 256
-/* A number still skipped after REWIND_WAIT (connected) is looked for in the stream: the
+/* A number still skipped after REWIND_WAIT (calm) is looked for in the stream: the
  * partition's flows are read again (coord_rewind()) from REWIND_BEFORE_MS before the stream
  * time of the batch that preceded it from its collector, which covers a batch stored before
  * its predecessor (the predecessor's publish retried: 2 s an attempt, and a backoff below
@@ -156,7 +158,7 @@ struct ClusterNode {
 	guint64 held_bytes, held_max;
 	gint64 gap_warn_us; /* the last warning of batches missing (gap_note()) */
 	gint64 twice_warn_us; /* ... of a batch stored twice (on_batch()) */
-	gint64 gap_clock_us, gap_seen_us; /* gap_clock(): connected time, and when last read */
+	gint64 gap_clock_us, gap_seen_us; /* gap_clock(): calm time, and when last read */
 	guint64 last_ticket; /* of the last message bus_publish_keep() took from this node */
 	guint held_id;
 	gint64 held_warn_us;
@@ -994,13 +996,14 @@ on_ctl(ClusterNode *n, Part *part, const guint8 *d, gsize len, guint64 seq)
 	}
 }
 
-/* The clock of batch numbers' grace: monotonic time while the bus is connected (the time
- * since the last reading counts when connected now: read at least every snapshot tick). */
+/* The clock of batch numbers' grace: monotonic time while the bus is calm (connected, no
+ * reconnect and no missed heartbeat for BUS_CALM_US: bus_settled()). The time since the
+ * last reading counts when calm now: read at least every snapshot tick. */
 static gint64
 gap_clock(ClusterNode *n)
 {
 	gint64 now = g_get_monotonic_time();
-	if (n->gap_seen_us != 0 && bus_connected(n->bus))
+	if (n->gap_seen_us != 0 && bus_settled(n->bus, BUS_CALM_US))
 		n->gap_clock_us += now - n->gap_seen_us;
 	n->gap_seen_us = now;
 	return n->gap_clock_us;
