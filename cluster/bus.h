@@ -168,10 +168,6 @@ gboolean bus_settled(Bus *bus, gint64 for_us);
 /* How calm the cluster's readers wait for (coord_rewind(), and the grace of a batch number
  * that never came: daemon/cluster_node.c) */
 #define BUS_CALM_US (10 * G_USEC_PER_SEC)
-/* The same from the first message the stream stored at since_ms (ms since the epoch, by
- * the server's clock) or later: to read a part of the stream again. */
-BusSub *bus_subscribe_since(Bus *bus, const char *stream, const char *subject, gint64 since_ms,
-			    BusMsgFunc fn, gpointer user_data, GError **error);
 /* A durable consumer named durable on the stream (created if absent, shared by every
  * subscriber of that name: each message goes to one of them), acknowledged after fn
  * returns; redelivered when a subscriber dies before (after 10 s). A pull consumer: a

@@ -1489,29 +1489,9 @@ stream_msg_handle(BusSub *bs, natsMsg *msg)
 	natsMsg_Destroy(msg);
 }
 
-static BusSub *subscribe_ordered(Bus *bus, const char *stream, const char *subject,
-				 guint64 from_seq, gint64 since_ms, BusMsgFunc fn,
-				 gpointer user_data, GError **error);
-
 BusSub *
 bus_subscribe_from(Bus *bus, const char *stream, const char *subject, guint64 from_seq,
 		   BusMsgFunc fn, gpointer user_data, GError **error)
-{
-	return subscribe_ordered(bus, stream, subject, from_seq, 0, fn, user_data, error);
-}
-
-BusSub *
-bus_subscribe_since(Bus *bus, const char *stream, const char *subject, gint64 since_ms,
-		    BusMsgFunc fn, gpointer user_data, GError **error)
-{
-	return subscribe_ordered(bus, stream, subject, 0, MAX(since_ms, 1), fn, user_data,
-				 error);
-}
-
-/* from_seq as bus_subscribe_from(), unless since_ms > 0 */
-static BusSub *
-subscribe_ordered(Bus *bus, const char *stream, const char *subject, guint64 from_seq,
-		  gint64 since_ms, BusMsgFunc fn, gpointer user_data, GError **error)
 {
 	jsOptions jo;
 	jsSubOptions so;
@@ -1524,10 +1504,7 @@ subscribe_ordered(Bus *bus, const char *stream, const char *subject, guint64 fro
 	 * heartbeat shows it lost (a server's loss, a reconnect) */
 	so.Ordered = true;
 	so.Config.Heartbeat = 2 * (int64_t)1000000000;
-	if (since_ms > 0) {
-		so.Config.DeliverPolicy = js_DeliverByStartTime;
-		so.Config.OptStartTime = since_ms * (int64_t)1000000;
-	} else if (from_seq == 0) {
+	if (from_seq == 0) {
 		so.Config.DeliverPolicy = js_DeliverNew;
 	} else {
 		so.Config.DeliverPolicy = js_DeliverByStartSequence;

@@ -605,7 +605,7 @@ typedef struct {
 	guint64 snap_seq;
 	gboolean snap_pending, snap_release;
 	gboolean restart; /* coord_restart() */
-	gint64 rewind_ms; /* coord_rewind(): read again from this stream time (0: no) */
+	guint64 rewind_seq; /* coord_rewind(): read again from this stream sequence (0: no) */
 	gboolean rewind_warned; /* the thread's own: a failed one said (once until one works) */
 	char owner[64];
 	guint64 owner_rev;
@@ -851,13 +851,13 @@ coord_snapshot(Coord *c, guint p, guint64 seq, GBytes *state, gboolean release)
 }
 
 void
-coord_rewind(Coord *c, guint p, gint64 since_ms)
+coord_rewind(Coord *c, guint p, guint64 from_seq)
 {
-	if (p >= c->cfg.partitions || since_ms <= 0)
+	if (p >= c->cfg.partitions || from_seq == 0)
 		return;
 	g_mutex_lock(&c->lock);
 	Part *pt = &c->parts[p];
-	pt->rewind_ms = pt->rewind_ms == 0 ? since_ms : MIN(pt->rewind_ms, since_ms);
+	pt->rewind_seq = pt->rewind_seq == 0 ? from_seq : MIN(pt->rewind_seq, from_seq);
 	wake_locked(c);
 	g_mutex_unlock(&c->lock);
 }
@@ -1678,10 +1678,10 @@ sub_keep(Coord *c, BusSub **slot, BusSub *sub)
 	return !l;
 }
 
-/* The partition's flows from the sequence after its snapshot, or from the time a
- * coord_rewind() asked (since_ms > 0). */
+/* The partition's flows from the sequence after its snapshot, or from the one a
+ * coord_rewind() asked (from_seq > 0). */
 static gboolean
-part_subscribe_since(Coord *c, guint p, gint64 since_ms)
+part_subscribe_from(Coord *c, guint p, guint64 from_seq)
 {
 	Part *pt = &c->parts[p];
 	char subject[64];
@@ -1690,10 +1690,9 @@ part_subscribe_since(Coord *c, guint p, gint64 since_ms)
 	fs->c = c;
 	fs->p = p;
 	g_autoptr(GError) err = NULL;
-	BusSub *sub = since_ms > 0 ? bus_subscribe_since(c->bus, BUS_STREAM_FLOWS, subject,
-							 since_ms, flows_cb, fs, &err)
-				   : bus_subscribe_from(c->bus, BUS_STREAM_FLOWS, subject,
-							pt->covers_seq + 1, flows_cb, fs, &err);
+	BusSub *sub = bus_subscribe_from(c->bus, BUS_STREAM_FLOWS, subject,
+					 from_seq > 0 ? from_seq : pt->covers_seq + 1, flows_cb, fs,
+					 &err);
 	if (!sub) {
 		set_error(c, "flows subscription", err);
 		g_free(fs);
@@ -1707,11 +1706,12 @@ part_subscribe_since(Coord *c, guint p, gint64 since_ms)
 static void
 part_subscribe(Coord *c, guint p)
 {
-	(void)part_subscribe_since(c, p, 0);
+	(void)part_subscribe_from(c, p, 0);
 }
 
-/* coord_rewind()s asked: an owned partition's flows subscription made again from the time
- * asked. Its events still queued go first; a message its callback holds now is dropped, and
+/* coord_rewind()s asked: an owned partition's flows subscription made again from the
+ * sequence asked (by sequence, as every partition consumer: libnats 3.4 could not make a
+ * consumer started by time again after a server's restart, and its partition stalled). Its events still queued go first; a message its callback holds now is dropped, and
  * comes again from the new one (the main loop takes every message at or below what it
  * applied for a repeat, but the batches it misses). One not made: asked again next time
  * (the round's part_subscribe() meanwhile reads on from the snapshot's sequence). Only once
@@ -1727,10 +1727,10 @@ rewinds_run(Coord *c)
 	for (guint p = 0; p < c->cfg.partitions; p++) {
 		Part *pt = &c->parts[p];
 		g_mutex_lock(&c->lock);
-		gint64 since = pt->rewind_ms;
-		pt->rewind_ms = 0;
+		guint64 from = pt->rewind_seq;
+		pt->rewind_seq = 0;
 		g_mutex_unlock(&c->lock);
-		if (since == 0 || pt->state != PART_OWNED || leaving(c))
+		if (from == 0 || pt->state != PART_OWNED || leaving(c))
 			continue;
 		if (pt->fs) {
 			coord_queue_close_push(c->queue, &pt->fs->closed, NULL);
@@ -1739,21 +1739,20 @@ rewinds_run(Coord *c)
 			pt->sub = NULL;
 			pt->fs = NULL;
 		}
-		gboolean ok = part_subscribe_since(c, p, since);
+		gboolean ok = part_subscribe_from(c, p, from);
 		char why[sizeof c->last_error];
 		g_mutex_lock(&c->lock);
 		if (ok) {
 			c->n.rereads++;
 		} else {
 			c->n.rereads_failed++;
-			pt->rewind_ms = pt->rewind_ms == 0 ? since : MIN(pt->rewind_ms, since);
+			pt->rewind_seq = pt->rewind_seq == 0 ? from : MIN(pt->rewind_seq, from);
 		}
 		g_strlcpy(why, c->last_error, sizeof why);
 		g_mutex_unlock(&c->lock);
 		if (ok) {
-			g_debug("cluster: partition %u: flows read again from %" G_GINT64_FORMAT
-				" (stream time, ms)",
-				p, since);
+			g_debug("cluster: partition %u: flows read again from sequence %" G_GUINT64_FORMAT,
+				p, from);
 			if (pt->rewind_warned)
 				g_message("cluster: partition %u: flows read again", p);
 			pt->rewind_warned = FALSE;

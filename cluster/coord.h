@@ -118,11 +118,11 @@ void coord_snapshot(Coord *c, guint p, guint64 seq, GBytes *state, gboolean rele
  * NULL, TRUE), keeping the stored snapshot) so that its next owner, most often this node
  * again, replays from that snapshot and sends the message again under its id. */
 void coord_restart(Coord *c, guint p);
-/* Read owned partition p's flows again from the first the stream stored at since_ms or
- * later (ms since the epoch, the server's clock): COORD_FLOWS from there follow those
- * already delivered, repeats included (the main loop takes what it never had: batches lost
- * on the way, doc/cluster.md). Several before the thread gets to it: the earliest. */
-void coord_rewind(Coord *c, guint p, gint64 since_ms);
+/* Read owned partition p's flows again from stream sequence from_seq: COORD_FLOWS from
+ * there follow those already delivered, repeats included (the main loop takes what it
+ * never had: batches lost on the way, doc/cluster.md). Several before the thread gets to
+ * it: the earliest. */
+void coord_rewind(Coord *c, guint p, guint64 from_seq);
 /* The offender (host, reason) in BUS_KV_OFFENDERS: json NULL deletes it. Per key in order. */
 void coord_offender(Coord *c, const char *key, const char *json);
 /* The same for a suppression in BUS_KV_SUPPRESSIONS. */

@@ -31,7 +31,20 @@ typedef struct {
 	gboolean restarted; /* ... once the bus takes messages again (part_restart_when_room()) */
 	GapTrack *gaps;	    /* the collectors' batch numbers that never came (gaps.h) */
 	gint64 rewind_us;   /* gap_clock() of the last coord_rewind() (0: none) */
+	/* stream time -> sequence (mark_note()): Mark, oldest first, at most MARKS_MAX */
+	GArray *marks;
+	gboolean marks_dropped; /* the oldest went: no mark reaches back to first_seq */
+	guint64 first_seq;	/* the first sequence after the snapshot it started from */
 } Part;
+
+/* One mark a second of stream time, for a reading again from a time: coord_rewind() takes
+ * a sequence (a consumer started by time was not made again by libnats 3.4 after a
+ * server's restart). 1,024 of 16 bytes: about 17 minutes a partition. */
+#define MARKS_MAX 1024
+typedef struct {
+	gint64 ms;
+	guint64 seq;
+} Mark;
 
 /* Batch numbers skipped by a partition's stream wait this long before they count missing:
  * a publish is retried for up to the bus's 2 s timeout while connected, and for as long as
@@ -776,6 +789,7 @@ part_free(Part *part)
 		held_free(h);
 	}
 	analyzer_free(part->a);
+	g_array_unref(part->marks);
 	part->node->st.batches_late += gap_track_late(part->gaps); /* kept past the partition */
 	part->node->st.batches_twice += gap_track_twice(part->gaps);
 	gap_track_free(part->gaps);
@@ -851,6 +865,8 @@ on_acquired(ClusterNode *n, const CoordEvent *ev)
 	part->node = n;
 	part->p = ev->partition;
 	part->gaps = gap_track_new(GAP_MAX_SOURCES, GAP_MAX_HOLES, GAP_GRACE_US);
+	part->marks = g_array_new(FALSE, FALSE, sizeof(Mark));
+	part->first_seq = ev->seq + 1;
 	part->lease_rev = ev->lease_rev;
 	part->applied_seq = ev->seq;
 	part->snap_ok_us = g_get_monotonic_time();
@@ -864,6 +880,8 @@ on_acquired(ClusterNode *n, const CoordEvent *ev)
 	part->a = analyzer_new(&c, &err);
 	if (part->a == NULL) { /* the daemon's own configuration, validated at start */
 		g_warning("cluster: partition %u: %s", ev->partition, err->message);
+		gap_track_free(part->gaps);
+		g_array_unref(part->marks);
 		g_free(part);
 		return;
 	}
@@ -1028,6 +1046,43 @@ gap_note(ClusterNode *n, Part *part, guint64 missing)
 	}
 }
 
+/* Stream sequence seq stored at time_ms (0: unknown), applied in order: a mark when it is
+ * the first of its second. */
+static void
+mark_note(Part *part, guint64 seq, gint64 time_ms)
+{
+	if (time_ms <= 0)
+		return;
+	if (part->marks->len > 0 &&
+	    time_ms / 1000 <= g_array_index(part->marks, Mark, part->marks->len - 1).ms / 1000)
+		return;
+	if (part->marks->len == MARKS_MAX) {
+		g_array_remove_index(part->marks, 0);
+		part->marks_dropped = TRUE;
+	}
+	Mark m = {time_ms, seq};
+	g_array_append_val(part->marks, m);
+}
+
+/* A stream sequence at or before the first message stored at since_ms or later, as far as
+ * the marks tell: the newest mark stored before since_ms; without one, the first sequence
+ * after the snapshot (every message since is marked), or the oldest mark (older ones went:
+ * a best effort, said in the log). */
+static guint64
+mark_seq_before(const Part *part, gint64 since_ms, gboolean *short_of)
+{
+	*short_of = FALSE;
+	for (guint i = part->marks->len; i-- > 0;) {
+		const Mark *m = &g_array_index(part->marks, Mark, i);
+		if (m->ms < since_ms)
+			return m->seq;
+	}
+	if (!part->marks_dropped || part->marks->len == 0)
+		return MAX(part->first_seq, 1);
+	*short_of = TRUE;
+	return g_array_index(part->marks, Mark, 0).seq;
+}
+
 /* Partition part's holes at now (gap_clock()): those past their grace counted missing;
  * those past REWIND_WAIT_US looked for in the stream, once each, at most every
  * REWIND_EVERY_US. */
@@ -1044,14 +1099,18 @@ gap_check(ClusterNode *n, Part *part, gint64 now)
 	part->rewind_us = now;
 	n->st.rereads++;
 	gint64 since = after_ms > REWIND_BEFORE_MS ? after_ms - REWIND_BEFORE_MS : 1;
+	gboolean short_of = FALSE;
+	guint64 from = mark_seq_before(part, since, &short_of);
 	g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(since / 1000);
 	g_autofree char *at = dt != NULL ? g_date_time_format_iso8601(dt) : NULL;
 	g_message("cluster: partition %u: %u flow batch%s from the collectors still not here "
-		  "after %d s: the partition's stream is read again from %s (%d s before the "
-		  "stream stored the batch before the earliest of them)",
+		  "after %d s: the partition's stream is read again from sequence %" G_GUINT64_FORMAT
+		  " (%s %s, %d s before the stream stored the batch before the earliest of "
+		  "them)",
 		  part->p, holes, holes == 1 ? "" : "es", (int)(REWIND_WAIT_US / G_USEC_PER_SEC),
-		  at != NULL ? at : "its start", REWIND_BEFORE_MS / 1000);
-	coord_rewind(n->coord, part->p, since);
+		  from, short_of ? "the oldest this node marked, after" : "stored before",
+		  at != NULL ? at : "?", REWIND_BEFORE_MS / 1000);
+	coord_rewind(n->coord, part->p, from);
 }
 
 static void
@@ -1082,6 +1141,7 @@ on_batch(ClusterNode *n, const CoordEvent *ev)
 		recovered = TRUE;
 	} else {
 		part->applied_seq = ev->seq;
+		mark_note(part, ev->seq, ev->time_ms);
 	}
 	if (cluster_wire_is_ctl(d, len)) {
 		on_ctl(n, part, d, len, ev->seq);

@@ -418,14 +418,6 @@ bus_settled(Bus *bus, gint64 for_us)
 	return !bus->down;
 }
 
-BusSub *
-bus_subscribe_since(Bus *bus, const char *stream, const char *subject, gint64 since_ms,
-		    BusMsgFunc fn, gpointer user_data, GError **error)
-{
-	(void)since_ms; /* the fake keeps no times: everything it holds, a superset */
-	return sub_start(bus, stream, subject, 1, NULL, fn, user_data, error);
-}
-
 void
 bus_msg_leave(void)
 {
