@@ -1710,15 +1710,16 @@ part_subscribe(Coord *c, guint p)
 }
 
 /* coord_rewind()s asked: an owned partition's flows subscription made again from the
- * sequence asked (by sequence, as every partition consumer: libnats 3.4 could not make a
- * consumer started by time again after a server's restart, and its partition stalled). Its events still queued go first; a message its callback holds now is dropped, and
- * comes again from the new one (the main loop takes every message at or below what it
- * applied for a repeat, but the batches it misses). One not made: asked again next time
- * (the round's part_subscribe() meanwhile reads on from the snapshot's sequence). Only once
- * the bus has been calm for BUS_CALM_US: unsubscribing an ordered consumer that
- * libnats is making again can meet its use after free (bus_settled()); the holes are asked
- * 5 s after they are seen, and wait 30 s before they count missing, both in time the bus
- * was calm (daemon/cluster_node.c). */
+ * sequence asked (by sequence, as every partition consumer: libnats 3.4 did not make a
+ * consumer started by time again after a server's restart, and its partition stalled).
+ * Its events still queued go first; a message its callback holds now is dropped, and comes
+ * again from the new one (the main loop takes every message at or below what it applied
+ * for a repeat, but the batches it misses). One not made: asked again next time (the
+ * round's part_subscribe() meanwhile reads on from the snapshot's sequence). Only once the
+ * bus has been calm for BUS_CALM_US: unsubscribing an ordered consumer that libnats is
+ * making again can meet its use after free (bus_settled()); the holes are asked 5 s after
+ * they are seen, and wait 30 s before they count missing, both in time the bus was calm
+ * (daemon/cluster_node.c). */
 static void
 rewinds_run(Coord *c)
 {
