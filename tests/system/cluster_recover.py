@@ -10,7 +10,8 @@ datagrams are sent to the collector at a steady pace.
     again and takes the lost batches from it, each once: every batch the collector
     published is applied exactly once, and every flow routed is applied;
   - it counts them: batches_recovered = the messages the fault lost (its log says each),
-    no batch missing or still waiting;
+    but for at most one a reading that came back in order as the reading began; no batch
+    missing or still waiting;
   - the nats-server is restarted in the middle: the analyzer reconnects, waits for the bus
     to be calm (no reconnect, no missed heartbeat for 10 s) and reads again after it, and
     no reading fails (one made while JetStream still starts would);
