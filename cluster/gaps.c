@@ -102,15 +102,19 @@ holes_clear(GapTrack *g, Source *s)
 	return n;
 }
 
-guint64
-gap_track_see(GapTrack *g, const char *source, guint64 seq, gint64 now_us)
+/* The index of seq among the holes of s, or -1. */
+static gint
+hole_index(const Source *s, guint64 seq)
 {
-	return gap_track_see_stored(g, source, seq, now_us, 0, 0, NULL);
+	for (guint i = 0; i < s->holes->len; i++)
+		if (g_array_index(s->holes, Hole, i).seq == seq)
+			return (gint)i;
+	return -1;
 }
 
 guint64
-gap_track_see_stored(GapTrack *g, const char *source, guint64 seq, gint64 now_us,
-		     guint64 stored_seq, gint64 stored_ms, gboolean *twice)
+gap_track_see(GapTrack *g, const char *source, guint64 seq, gint64 now_us, guint64 stored_seq,
+	      gint64 stored_ms, gboolean *twice)
 {
 	if (twice != NULL)
 		*twice = FALSE;
@@ -159,12 +163,11 @@ gap_track_see_stored(GapTrack *g, const char *source, guint64 seq, gint64 now_us
 		s->hi_ms = stored_ms;
 		return missing;
 	}
-	for (guint i = 0; i < s->holes->len; i++) {
-		if (g_array_index(s->holes, Hole, i).seq == seq) {
-			g_array_remove_index(s->holes, i); /* late: it arrived after all */
-			g->waiting--;
-			return 0;
-		}
+	gint at = hole_index(s, seq);
+	if (at >= 0) {
+		g_array_remove_index(s->holes, (guint)at); /* late: it arrived after all */
+		g->waiting--;
+		return 0;
 	}
 	if (seq != 1 && s->hi - seq <= g->max_holes) { /* seq <= s->hi here */
 		/* near the highest and no hole: one already declared missing (or from before
@@ -186,8 +189,7 @@ gap_track_see_stored(GapTrack *g, const char *source, guint64 seq, gint64 now_us
 	s->hi_ms = 0;
 	s->first = 1; /* from 1 on, every number is a hole, gone or seen */
 	s->run_seq = stored_seq;
-	return missing +
-	       gap_track_see_stored(g, source, seq, now_us, stored_seq, stored_ms, twice);
+	return missing + gap_track_see(g, source, seq, now_us, stored_seq, stored_ms, twice);
 }
 
 gboolean
@@ -195,12 +197,8 @@ gap_track_is_hole(const GapTrack *g, const char *source, guint64 seq, guint64 st
 {
 	const Source *s = g_hash_table_lookup(g->sources, source);
 	/* stored before this run's first batch: the same number of an earlier run */
-	if (s == NULL || seq == 0 || seq >= s->hi || stored_seq < s->run_seq)
-		return FALSE;
-	for (guint i = 0; i < s->holes->len; i++)
-		if (g_array_index(s->holes, Hole, i).seq == seq)
-			return TRUE;
-	return FALSE;
+	return s != NULL && seq != 0 && seq < s->hi && stored_seq >= s->run_seq &&
+	       hole_index(s, seq) >= 0;
 }
 
 guint

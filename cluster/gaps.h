@@ -19,18 +19,16 @@ GapTrack *gap_track_new(guint max_sources, guint max_holes, gint64 grace_us);
 void gap_track_free(GapTrack *g);
 
 /* Batch number seq from collector `source` arrived at now_us (the caller's clock, which
- * must not go back: the daemon's counts the time its bus was calm). Returns the
- * numbers declared missing by it: a collector that starts again (its numbers begin anew: 1,
- * or a number more than max_holes below the highest seen) takes its old holes with it. A
- * number near the highest that is no hole is counted late when it was declared missing
- * already (or is below the first seen: never tracked), and else counted twice: a batch the
- * stream holds twice, which gap_track_see_stored() says in *twice for the caller to skip. */
-guint64 gap_track_see(GapTrack *g, const char *source, guint64 seq, gint64 now_us);
-/* The same, with where and when the stream stored the batch: its sequence (0: unknown)
- * and time (ms since the epoch; 0: unknown), which gap_track_is_hole() and
- * gap_track_rewind() need. */
-guint64 gap_track_see_stored(GapTrack *g, const char *source, guint64 seq, gint64 now_us,
-			     guint64 stored_seq, gint64 stored_ms, gboolean *twice);
+ * must not go back: the daemon's counts the time its bus was calm), stored by the stream at
+ * sequence stored_seq (0: unknown) and time stored_ms (ms since the epoch; 0: unknown),
+ * which gap_track_is_hole() and gap_track_rewind() need. Returns the numbers declared
+ * missing by it: a collector that starts again (its numbers begin anew: 1, or a number
+ * more than max_holes below the highest seen) takes its old holes with it. A number near
+ * the highest that is no hole is counted late when it was declared missing already (or is
+ * below the first seen: never tracked), and else counted twice: a batch the stream holds
+ * twice, said in *twice (may be NULL) for the caller to skip. */
+guint64 gap_track_see(GapTrack *g, const char *source, guint64 seq, gint64 now_us,
+		      guint64 stored_seq, gint64 stored_ms, gboolean *twice);
 /* Is seq, stored at stream sequence stored_seq, a number of source skipped and still
  * waiting (the one to take from a stream read again, where every other batch is a
  * repeat)? Not when it was stored before the first batch seen of the collector's current

@@ -46,6 +46,17 @@ typedef struct {
 	guint64 seq;
 } Mark;
 
+/* A warning said at most once a minute: TRUE, and now kept in *last_us, when the last was
+ * said more than a minute ago or never. */
+static gboolean
+warn_due(gint64 *last_us, gint64 now)
+{
+	if (*last_us != 0 && now - *last_us < 60 * G_USEC_PER_SEC)
+		return FALSE;
+	*last_us = now;
+	return TRUE;
+}
+
 /* Batch numbers skipped by a partition's stream wait this long before they count missing:
  * a publish is retried for up to the bus's 2 s timeout while connected, and for as long as
  * the bus is away, and may be stored after the ones that followed it. So the wait is
@@ -598,8 +609,7 @@ part_keep(ClusterNode *n, Part *part, const char *subject, const void *data, gsi
 			part->drop_ticket = n->last_ticket;
 		part->dropped = TRUE;
 		gint64 now = g_get_monotonic_time();
-		if (n->held_warn_us == 0 || now - n->held_warn_us > 60 * G_USEC_PER_SEC) {
-			n->held_warn_us = now;
+		if (warn_due(&n->held_warn_us, now)) {
 			BusStats bs;
 			bus_get_stats(n->bus, &bs);
 			g_warning("cluster: partition %u: %s %s dropped: the bus's buffer and the "
@@ -824,10 +834,9 @@ part_snapshot(ClusterNode *n, Part *part, gboolean release)
 		if (release) {
 			coord_snapshot(n->coord, part->p, 0, NULL, TRUE);
 		} else if (now - part->snap_ok_us > n->defer_warn_after_us &&
-			   (n->defer_warn_us == 0 || now - n->defer_warn_us > 60 * G_USEC_PER_SEC)) {
+			   warn_due(&n->defer_warn_us, now)) {
 			/* the takeover's replay grows with it, and the flow stream's retention
 			 * bounds it */
-			n->defer_warn_us = now;
 			BusStats bs;
 			bus_get_stats(n->bus, &bs);
 			g_warning("cluster: partition %u: no snapshot for %" G_GINT64_FORMAT
@@ -1034,9 +1043,7 @@ gap_note(ClusterNode *n, Part *part, guint64 missing)
 	if (missing == 0)
 		return;
 	n->st.batches_missing += missing;
-	gint64 now = g_get_monotonic_time();
-	if (now - n->gap_warn_us >= 60 * G_USEC_PER_SEC) {
-		n->gap_warn_us = now;
+	if (warn_due(&n->gap_warn_us, g_get_monotonic_time())) {
 		g_warning("cluster: partition %u: %" G_GUINT64_FORMAT " flow batch%s from the "
 			  "collectors never arrived here (%" G_GUINT64_FORMAT " in all): their "
 			  "flows are not analyzed (a batch the collector's bus gave up on is "
@@ -1156,13 +1163,11 @@ on_batch(ClusterNode *n, const CoordEvent *ev)
 	}
 	gboolean twice = FALSE;
 	gap_note(n, part,
-		 gap_track_see_stored(part->gaps, b.node, b.batch_seq, gap_clock(n), ev->seq,
-				      ev->time_ms, &twice));
+		 gap_track_see(part->gaps, b.node, b.batch_seq, gap_clock(n), ev->seq,
+			       ev->time_ms, &twice));
 	if (twice) {
 		/* the stream holds this batch twice (counted): applied once */
-		gint64 now = g_get_monotonic_time();
-		if (now - n->twice_warn_us >= 60 * G_USEC_PER_SEC) {
-			n->twice_warn_us = now;
+		if (warn_due(&n->twice_warn_us, g_get_monotonic_time())) {
 			g_warning("cluster: partition %u: batch %" G_GUINT64_FORMAT " of collector "
 				  "%s came again (stream sequence %" G_GUINT64_FORMAT "): applied "
 				  "once, the copy counted in batches_twice (two collectors with one "

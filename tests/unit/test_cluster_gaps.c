@@ -11,6 +11,13 @@
 /* a stream sequence for a stream time in ms (a message a second) */
 #define SQ(ms) ((guint64)(ms) / 1000)
 
+/* A batch number seen, with no stream position or time (what most tests need). */
+static guint64
+see(GapTrack *g, const char *source, guint64 seq, gint64 now_us)
+{
+	return gap_track_see(g, source, seq, now_us, 0, 0, NULL);
+}
+
 /* In order: nothing missing; the first number seen from a collector starts its count. */
 static void
 test_in_order(void **state)
@@ -18,7 +25,7 @@ test_in_order(void **state)
 	(void)state;
 	GapTrack *g = gap_track_new(4, 16, 10 * S);
 	for (guint64 q = 5; q < 100; q++)
-		assert_int_equal(gap_track_see(g, "c1", q, (gint64)q), 0);
+		assert_int_equal(see(g, "c1", q, (gint64)q), 0);
 	assert_int_equal(gap_track_expire(g, 100 * S), 0);
 	assert_int_equal(gap_track_waiting(g), 0);
 	gap_track_free(g);
@@ -31,27 +38,27 @@ test_holes(void **state)
 {
 	(void)state;
 	GapTrack *g = gap_track_new(4, 16, 10 * S);
-	assert_int_equal(gap_track_see(g, "c1", 1, 0), 0);
-	assert_int_equal(gap_track_see(g, "c1", 5, 1 * S), 0); /* 2, 3, 4 skipped */
+	assert_int_equal(see(g, "c1", 1, 0), 0);
+	assert_int_equal(see(g, "c1", 5, 1 * S), 0); /* 2, 3, 4 skipped */
 	assert_int_equal(gap_track_waiting(g), 3);
-	assert_int_equal(gap_track_see(g, "c2", 7, 2 * S), 0); /* another collector */
-	assert_int_equal(gap_track_see(g, "c2", 9, 3 * S), 0); /* 8 skipped */
-	assert_int_equal(gap_track_see(g, "c1", 3, 4 * S), 0); /* late: retried */
+	assert_int_equal(see(g, "c2", 7, 2 * S), 0); /* another collector */
+	assert_int_equal(see(g, "c2", 9, 3 * S), 0); /* 8 skipped */
+	assert_int_equal(see(g, "c1", 3, 4 * S), 0); /* late: retried */
 	assert_int_equal(gap_track_waiting(g), 3);
 	assert_int_equal(gap_track_expire(g, 10 * S), 0); /* 2 and 4 seen at 1 s */
 	assert_int_equal(gap_track_expire(g, 11 * S), 2);
 	assert_int_equal(gap_track_waiting(g), 1);
 	gboolean twice = TRUE;
-	assert_int_equal(gap_track_see_stored(g, "c1", 2, 12 * S, 0, 0, &twice), 0);
+	assert_int_equal(gap_track_see(g, "c1", 2, 12 * S, 0, 0, &twice), 0);
 	assert_false(twice); /* after its grace: late, to apply */
 	assert_int_equal(gap_track_late(g), 1);
-	assert_int_equal(gap_track_see_stored(g, "c1", 3, 12 * S, 0, 0, &twice), 0);
+	assert_int_equal(gap_track_see(g, "c1", 3, 12 * S, 0, 0, &twice), 0);
 	assert_true(twice); /* 3 came late already: a copy */
-	assert_int_equal(gap_track_see_stored(g, "c1", 5, 12 * S, 0, 0, &twice), 0);
+	assert_int_equal(gap_track_see(g, "c1", 5, 12 * S, 0, 0, &twice), 0);
 	assert_true(twice);
 	assert_int_equal(gap_track_twice(g), 2);
 	assert_int_equal(gap_track_late(g), 1);
-	assert_int_equal(gap_track_see(g, "c1", 6, 12 * S), 0); /* and c1 goes on */
+	assert_int_equal(see(g, "c1", 6, 12 * S), 0); /* and c1 goes on */
 	assert_int_equal(gap_track_expire(g, 13 * S), 1);	/* c2's 8 */
 	assert_int_equal(gap_track_expire(g, 100 * S), 0);
 	assert_int_equal(gap_track_waiting(g), 0);
@@ -64,22 +71,22 @@ test_restart(void **state)
 {
 	(void)state;
 	GapTrack *g = gap_track_new(4, 16, 10 * S);
-	gap_track_see(g, "c1", 40, 0);
-	gap_track_see(g, "c1", 43, 0); /* 41, 42 */
-	assert_int_equal(gap_track_see(g, "c1", 1, 1 * S), 2);
-	assert_int_equal(gap_track_see(g, "c1", 2, 1 * S), 0);
+	see(g, "c1", 40, 0);
+	see(g, "c1", 43, 0); /* 41, 42 */
+	assert_int_equal(see(g, "c1", 1, 1 * S), 2);
+	assert_int_equal(see(g, "c1", 2, 1 * S), 0);
 	gboolean twice = FALSE;
-	assert_int_equal(gap_track_see_stored(g, "c1", 2, 1 * S, 0, 0, &twice), 0);
+	assert_int_equal(gap_track_see(g, "c1", 2, 1 * S, 0, 0, &twice), 0);
 	assert_true(twice); /* seen already: stored twice */
 	assert_int_equal(gap_track_twice(g), 1);
 	assert_int_equal(gap_track_late(g), 0);
 	for (guint64 q = 3; q <= 500; q++)
-		assert_int_equal(gap_track_see(g, "c1", q, 2 * S), 0);
+		assert_int_equal(see(g, "c1", q, 2 * S), 0);
 	/* a restart whose first two batches never came: far below, 1 and 2 of the new run
 	 * wait */
-	assert_int_equal(gap_track_see(g, "c1", 3, 3 * S), 0);
+	assert_int_equal(see(g, "c1", 3, 3 * S), 0);
 	assert_int_equal(gap_track_waiting(g), 2);
-	assert_int_equal(gap_track_see(g, "c1", 4, 3 * S), 0);
+	assert_int_equal(see(g, "c1", 4, 3 * S), 0);
 	assert_int_equal(gap_track_expire(g, 13 * S), 2);
 	assert_int_equal(gap_track_late(g), 0);
 	gap_track_free(g);
@@ -92,18 +99,18 @@ test_bounds(void **state)
 {
 	(void)state;
 	GapTrack *g = gap_track_new(2, 16, 10 * S);
-	gap_track_see(g, "c1", 1, 0);
-	assert_int_equal(gap_track_see(g, "c1", 1002, 0), 1000 - 16);
+	see(g, "c1", 1, 0);
+	assert_int_equal(see(g, "c1", 1002, 0), 1000 - 16);
 	assert_int_equal(gap_track_waiting(g), 16);
-	assert_int_equal(gap_track_see(g, "c1", 1001, 0), 0); /* the newest hole, filled */
+	assert_int_equal(see(g, "c1", 1001, 0), 0); /* the newest hole, filled */
 	assert_int_equal(gap_track_waiting(g), 15);
 
-	gap_track_see(g, "c2", 1, 0);
-	assert_int_equal(gap_track_see(g, "c3", 1, 0), 0);
-	assert_int_equal(gap_track_see(g, "c3", 9, 0), 0);
+	see(g, "c2", 1, 0);
+	assert_int_equal(see(g, "c3", 1, 0), 0);
+	assert_int_equal(see(g, "c3", 9, 0), 0);
 	assert_int_equal(gap_track_untracked(g), 2);
 
-	assert_int_equal(gap_track_see(g, "c1", 0, 0), 0); /* not numbered */
+	assert_int_equal(see(g, "c1", 0, 0), 0); /* not numbered */
 	assert_int_equal(gap_track_expire(g, 10 * S), 15);
 	gap_track_free(g);
 }
@@ -117,11 +124,11 @@ test_rewind(void **state)
 	(void)state;
 	GapTrack *g = gap_track_new(4, 16, 30 * S);
 	gint64 after = -1;
-	assert_int_equal(gap_track_see_stored(g, "c1", 1, 0, SQ(1000), 1000, NULL), 0);
-	assert_int_equal(gap_track_see_stored(g, "c1", 2, 0, SQ(2000), 2000, NULL), 0);
-	assert_int_equal(gap_track_see_stored(g, "c1", 5, 1 * S, SQ(5000), 5000, NULL), 0); /* 3, 4 */
-	assert_int_equal(gap_track_see_stored(g, "c2", 7, 3 * S, SQ(7000), 7000, NULL), 0);
-	assert_int_equal(gap_track_see_stored(g, "c2", 9, 4 * S, SQ(9000), 9000, NULL), 0); /* 8 */
+	assert_int_equal(gap_track_see(g, "c1", 1, 0, SQ(1000), 1000, NULL), 0);
+	assert_int_equal(gap_track_see(g, "c1", 2, 0, SQ(2000), 2000, NULL), 0);
+	assert_int_equal(gap_track_see(g, "c1", 5, 1 * S, SQ(5000), 5000, NULL), 0); /* 3, 4 */
+	assert_int_equal(gap_track_see(g, "c2", 7, 3 * S, SQ(7000), 7000, NULL), 0);
+	assert_int_equal(gap_track_see(g, "c2", 9, 4 * S, SQ(9000), 9000, NULL), 0); /* 8 */
 	assert_true(gap_track_is_hole(g, "c1", 3, 3));
 	assert_true(gap_track_is_hole(g, "c1", 4, 4));
 	assert_false(gap_track_is_hole(g, "c1", 2, 2)); /* had */
@@ -139,20 +146,20 @@ test_rewind(void **state)
 	assert_int_equal(gap_track_rewind(g, 9 * S, 5 * S, &after), 1);
 	assert_int_equal(after, 7000);
 	/* found: no hole any more; the others still wait for their grace */
-	assert_int_equal(gap_track_see_stored(g, "c1", 3, 10 * S, SQ(3000), 3000, NULL), 0);
+	assert_int_equal(gap_track_see(g, "c1", 3, 10 * S, SQ(3000), 3000, NULL), 0);
 	assert_false(gap_track_is_hole(g, "c1", 3, 3));
 	assert_int_equal(gap_track_waiting(g), 2);
 	assert_int_equal(gap_track_late(g), 0);
 	assert_int_equal(gap_track_expire(g, 31 * S), 1); /* c1's 4 */
 	assert_false(gap_track_is_hole(g, "c1", 4, 4));
 	/* a collector seen first with a jump has no time before it: the revealing batch's */
-	gap_track_see_stored(g, "c3", 1, 40 * S, SQ(0), 0, NULL);
-	gap_track_see_stored(g, "c3", 3, 40 * S, SQ(41000), 41000, NULL);
+	gap_track_see(g, "c3", 1, 40 * S, SQ(0), 0, NULL);
+	gap_track_see(g, "c3", 3, 40 * S, SQ(41000), 41000, NULL);
 	assert_int_equal(gap_track_rewind(g, 50 * S, 5 * S, &after), 1); /* c2's 8 was asked */
 	assert_int_equal(after, 41000);
 	assert_int_equal(gap_track_expire(g, 100 * S), 2);
-	gap_track_see_stored(g, "c3", 4, 100 * S, SQ(0), 0, NULL);
-	gap_track_see_stored(g, "c3", 6, 100 * S, SQ(60000), 60000, NULL);
+	gap_track_see(g, "c3", 4, 100 * S, SQ(0), 0, NULL);
+	gap_track_see(g, "c3", 6, 100 * S, SQ(60000), 60000, NULL);
 	assert_int_equal(gap_track_rewind(g, 110 * S, 5 * S, &after), 1);
 	assert_int_equal(after, 60000); /* batch 4's time unknown: 6's */
 	gap_track_free(g);
@@ -166,16 +173,16 @@ test_rewind_restart(void **state)
 	(void)state;
 	GapTrack *g = gap_track_new(4, 16, 30 * S);
 	for (guint64 q = 1; q <= 600; q++)
-		gap_track_see_stored(g, "c1", q, 0, 10 + q, 1000 + (gint64)q, NULL);
+		gap_track_see(g, "c1", q, 0, 10 + q, 1000 + (gint64)q, NULL);
 	/* the new run: 1 at stream sequence 700, then 2 skipped */
-	assert_int_equal(gap_track_see_stored(g, "c1", 1, 1 * S, 700, 5000, NULL), 0);
-	assert_int_equal(gap_track_see_stored(g, "c1", 3, 1 * S, 702, 5002, NULL), 0);
+	assert_int_equal(gap_track_see(g, "c1", 1, 1 * S, 700, 5000, NULL), 0);
+	assert_int_equal(gap_track_see(g, "c1", 3, 1 * S, 702, 5002, NULL), 0);
 	assert_false(gap_track_is_hole(g, "c1", 2, 12)); /* the old run's 2 */
 	assert_false(gap_track_is_hole(g, "c1", 2, 699));
 	assert_true(gap_track_is_hole(g, "c1", 2, 701));
 	/* a new run whose first batch was lost too: its first seen starts the run */
-	gap_track_see_stored(g, "c2", 500, 0, 800, 6000, NULL);
-	assert_int_equal(gap_track_see_stored(g, "c2", 3, 1 * S, 900, 7000, NULL), 0); /* 1, 2 */
+	gap_track_see(g, "c2", 500, 0, 800, 6000, NULL);
+	assert_int_equal(gap_track_see(g, "c2", 3, 1 * S, 900, 7000, NULL), 0); /* 1, 2 */
 	assert_int_equal(gap_track_waiting(g), 3);
 	assert_false(gap_track_is_hole(g, "c2", 1, 850));
 	assert_true(gap_track_is_hole(g, "c2", 1, 901));
@@ -193,11 +200,11 @@ test_twice_first(void **state)
 	(void)state;
 	GapTrack *g = gap_track_new(4, 16, 10 * S);
 	gboolean twice = TRUE;
-	gap_track_see(g, "c1", 50, 0);
-	gap_track_see(g, "c1", 51, 0);
-	assert_int_equal(gap_track_see_stored(g, "c1", 48, 0, 0, 0, &twice), 0);
+	see(g, "c1", 50, 0);
+	see(g, "c1", 51, 0);
+	assert_int_equal(gap_track_see(g, "c1", 48, 0, 0, 0, &twice), 0);
 	assert_false(twice);
-	assert_int_equal(gap_track_see_stored(g, "c1", 50, 0, 0, 0, &twice), 0);
+	assert_int_equal(gap_track_see(g, "c1", 50, 0, 0, 0, &twice), 0);
 	assert_true(twice);
 	assert_int_equal(gap_track_late(g), 1);
 	assert_int_equal(gap_track_twice(g), 1);
