@@ -702,7 +702,8 @@ analyzer_count_estimating(const Analyzer *a)
 /* Why reason r of host h, at level with the raise condition `crossed` (heuristics_crossed()),
  * would not be raised now: AnalyzerHeld. The same rules as judge_step()'s. The split is told
  * of an active offender too (its flows now count for the other reason); the rest only of a
- * reason not active. */
+ * reason not active; smtp-novelty's giving way to a raised smtp-fanout/smtp-blocked whether
+ * it is past its threshold or not. */
 static AnalyzerHeld
 held_why(const Analyzer *a, const Host *h, AlertReason r, double level, gboolean crossed,
 	 const guint32 thr[WINDOW_SPANS], const HeurEstimate basis[WINDOW_SPANS])
@@ -721,13 +722,16 @@ held_why(const Analyzer *a, const Host *h, AlertReason r, double level, gboolean
 	}
 	if (h->offenders & (1u << r))
 		return ANALYZER_HELD_NONE;
-	/* smtp-novelty gives way, whatever else holds it back */
-	if (r == REASON_SMTP_NOVELTY && (crossed || why != ANALYZER_HELD_NONE)) {
-		if (h->offenders & ((1u << REASON_SMTP_FANOUT) | (1u << REASON_SMTP_BLOCKED)))
-			return ANALYZER_HELD_GIVES_WAY_RAISED;
-		if (host_mta_like(a, h, a->now_ms))
-			return ANALYZER_HELD_GIVES_WAY_MAIL;
-	}
+	/* smtp-novelty gives way, whatever else holds it back. To a host raised for smtp-fanout
+	 * or smtp-blocked also under its threshold: its new destinations are not looked up
+	 * meanwhile (process_one()), so its count stopped growing when that was raised, and a
+	 * count far below the window's distinct destinations needs saying why */
+	if (r == REASON_SMTP_NOVELTY &&
+	    (h->offenders & ((1u << REASON_SMTP_FANOUT) | (1u << REASON_SMTP_BLOCKED))))
+		return ANALYZER_HELD_GIVES_WAY_RAISED;
+	if (r == REASON_SMTP_NOVELTY && (crossed || why != ANALYZER_HELD_NONE) &&
+	    host_mta_like(a, h, a->now_ms))
+		return ANALYZER_HELD_GIVES_WAY_MAIL;
 	return why;
 }
 

@@ -260,7 +260,8 @@ typedef enum {
 	ANALYZER_HELD_CONFIDENCE,
 	/* smtp-novelty sampled: fewer new destinations seen than HEUR_NOVELTY_MIN_SAMPLED */
 	ANALYZER_HELD_FEW_SAMPLED,
-	/* smtp-novelty gives way: the host is raised for smtp-fanout or smtp-blocked ... */
+	/* smtp-novelty gives way: the host is raised for smtp-fanout or smtp-blocked (told
+	 * under the threshold too: its new destinations are not counted meanwhile) ... */
 	ANALYZER_HELD_GIVES_WAY_RAISED,
 	/* ... or it receives mail (inbound SMTP: an unlisted mail server) */
 	ANALYZER_HELD_GIVES_WAY_MAIL,

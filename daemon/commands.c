@@ -631,7 +631,8 @@ held_note(const AnalyzerHostInfo *hi, AlertReason r, const AnalyzerConfig *acfg)
 	case ANALYZER_HELD_GIVES_WAY_RAISED:
 		return g_strdup_printf(
 		    "not raised: the host is raised for %s, which tells its fan-out "
-		    "already (smtp-novelty is the slow bot's reason)",
+		    "already (smtp-novelty is the slow bot's reason); its new destinations "
+		    "are not counted while it is",
 		    hi->offender_mask & (1u << REASON_SMTP_FANOUT) ? "smtp-fanout"
 								   : "smtp-blocked");
 	case ANALYZER_HELD_GIVES_WAY_MAIL:

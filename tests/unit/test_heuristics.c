@@ -570,6 +570,11 @@ test_held_back(void **state)
 	assert_int_equal(info.reason[REASON_SMTP_FANOUT].held, ANALYZER_HELD_SPLIT);
 	assert_true(info.reason[REASON_SMTP_BLOCKED].crossed);
 	assert_int_equal(info.reason[REASON_SMTP_BLOCKED].held, ANALYZER_HELD_NONE);
+	/* smtp-novelty stopped counting when smtp-blocked was raised (its 30th attempt), far
+	 * under its 60: told so, under the threshold too */
+	assert_int_equal(info.reason[REASON_SMTP_NOVELTY].value[WINDOW_SHORT], 30);
+	assert_false(info.reason[REASON_SMTP_NOVELTY].crossed);
+	assert_int_equal(info.reason[REASON_SMTP_NOVELTY].held, ANALYZER_HELD_GIVES_WAY_RAISED);
 
 	/* 35 sessions, one packet each sampled at 1:10, taken as 10 packets (p 0.651): estimated
 	 * 53.7 +- 5.4, over smtp-fanout's 50, decided 43.0 under it */
