@@ -847,9 +847,11 @@ host_reading(Analyzer *a, Host *h, AnalyzerReading *out)
 		gboolean active = (h->offenders & (1u << r)) != 0;
 		if (host_win(h, heuristics_reason_win(r)) == NULL && !active)
 			continue;
-		/* as `host` lists them: mta-surge for mail servers, the fan-outs for the others */
+		/* as `host` lists them: mta-surge for mail servers, the fan-outs and smtp-novelty
+		 * for the others */
 		if (!active && (r == REASON_MTA_SURGE) != is_mta &&
-		    (r == REASON_MTA_SURGE || r == REASON_SMTP_FANOUT || r == REASON_SMTP_BLOCKED))
+		    (r == REASON_MTA_SURGE || r == REASON_SMTP_FANOUT || r == REASON_SMTP_BLOCKED ||
+		     r == REASON_SMTP_NOVELTY))
 			continue;
 		out->reason_mask |= 1u << r;
 		/* = reason_counts(a, h, r, a->now_ms, &wc) */

@@ -788,9 +788,11 @@ run_host(const ControlRequest *req, const CommandsDeps *d, GString *out, GError 
 				off = &g_array_index(offs, OffCopy, i);
 		if (!hi.win[k].tracked && off == NULL)
 			continue;
-		/* mta-surge watches listed mail servers only, the fan-outs everyone else */
+		/* mta-surge watches listed mail servers only, the fan-outs and smtp-novelty
+		 * everyone else (a listed one's new destinations are not counted) */
 		if (off == NULL && (r == REASON_MTA_SURGE) != (hi.is_mta != 0) &&
-		    (r == REASON_MTA_SURGE || r == REASON_SMTP_FANOUT || r == REASON_SMTP_BLOCKED))
+		    (r == REASON_MTA_SURGE || r == REASON_SMTP_FANOUT || r == REASON_SMTP_BLOCKED ||
+		     r == REASON_SMTP_NOVELTY))
 			continue;
 		const HeuristicConfig *h = &acfg->h[r];
 		g_string_append(out, first ? "{\"reason\":" : ",{\"reason\":");
