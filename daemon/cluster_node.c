@@ -1634,9 +1634,7 @@ cluster_node_offenders_json(ClusterNode *n, const ControlRequest *req, GString *
 	gboolean has_reason = control_request_has(req, "reason");
 	AlertReason reason = (AlertReason)control_request_uint(req, "reason", 0);
 	gint64 since_ms =
-	    control_request_has(req, "since")
-		? g_get_real_time() / 1000 - (gint64)control_request_uint(req, "since", 0) * 1000
-		: G_MININT64;
+	    control_request_time_ms(req, "since", g_get_real_time() / 1000, G_MININT64);
 	gint64 age_ms = -1;
 
 	coord_offenders_json(n->coord, arr, &age_ms);

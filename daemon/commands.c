@@ -203,9 +203,8 @@ run_offenders(const ControlRequest *req, const CommandsDeps *d, GString *out)
 		f.has_reason = TRUE;
 		f.reason = (AlertReason)control_request_uint(req, "reason", 0);
 	}
-	if (control_request_has(req, "since"))
-		f.since_ms = analyzer_now(d->analyzer) -
-			     (gint64)control_request_uint(req, "since", 0) * 1000;
+	/* on the analyzer's clock (a replayed store's is its capture's) */
+	f.since_ms = control_request_time_ms(req, "since", analyzer_now(d->analyzer), G_MININT64);
 	g_autoptr(GArray) v = offenders_of(d, &f);
 	header(out, req, d);
 	g_string_append(out, ",\"offenders\":[");

@@ -17,7 +17,8 @@ G_DEFINE_QUARK(control-error-quark, control_error)
 static const ControlCommand commands[] = {
     {CONTROL_CMD_OFFENDERS, "offenders", FALSE, 3,
      {{"reason", CONTROL_ARG_REASON, FALSE, 0, "only this reason"},
-      {"since", CONTROL_ARG_UINT, FALSE, 100000000, "raised in the last SECONDS"},
+      {"since", CONTROL_ARG_TIME, FALSE, 0,
+       "raised since this time (600 s, 30m, 24h ago, or 2026-12-24T08:00:00Z)"},
       LIMIT_ARG},
      "active offenders, most severe first, then by count"},
     {CONTROL_CMD_HISTORY, "history", FALSE, 5,
@@ -105,8 +106,7 @@ control_command_usage(const ControlCommand *c)
 				   : a->type == CONTROL_ARG_UNTIL || a->type == CONTROL_ARG_TIME
 				       ? "DURATION|TIME"
 				   : a->type == CONTROL_ARG_TEXT	? "TEXT"
-				   : g_strcmp0(a->name, "since") == 0 ? "SECONDS"
-								       : "N";
+								: "N";
 		if (a->type == CONTROL_ARG_ADDR)
 			g_string_append_printf(s, a->required ? " %s" : " [%s]", a->name);
 		else

@@ -152,6 +152,17 @@ def main():
               "offenders reason= filters")
         rc, j = d.jq("offenders", "limit=0")
         check(j["shown"] == 0 and j["total"] >= 1, "offenders limit=0 shows none, counts all")
+        # since=: seconds, a duration or a time, as history's and host's
+        all_offs = sorted(offs)
+        for since in ("3600", "1h", time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                  time.gmtime(time.time() - 3600))):
+            rc, j = d.jq("offenders", "since=" + since)
+            got = sorted((o["host"], o["reason"]) for o in j.get("offenders", []))
+            check(rc == 0 and got == all_offs,
+                  f"offenders since={since}: the same {len(all_offs)} as without it ({got})")
+        rc, j = d.jq("offenders", "since=" + time.strftime(
+            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600)))
+        check(rc == 0 and j["offenders"] == [], "offenders since= an hour from now: none")
 
         # host
         rc, out, err = d.run("host", HOST)

@@ -31,8 +31,13 @@ test_parse(void **state)
 	assert_false(control_request_has(&req, "limit"));
 	assert_true(control_parse("  offenders\treason=smtp-blocked since=600 limit=5 ", &req, &err));
 	assert_int_equal(control_request_uint(&req, "reason", 99), REASON_SMTP_BLOCKED);
-	assert_int_equal(control_request_uint(&req, "since", 0), 600);
+	assert_int_equal(control_request_time_ms(&req, "since", 1000000, 0), 1000000 - 600000);
 	assert_int_equal(control_request_uint(&req, "limit", 0), 5);
+	/* a duration or a time, as history's and host's since= */
+	assert_true(control_parse("offenders since=1h", &req, &err));
+	assert_int_equal(control_request_time_ms(&req, "since", 10000000, 0), 10000000 - 3600000);
+	assert_true(control_parse("offenders since=2026-12-24T08:00:00Z", &req, &err));
+	assert_int_equal(control_request_time_ms(&req, "since", 0, 0), 1798099200000);
 	assert_true(control_parse("host 192.0.2.7", &req, &err));
 	assert_int_equal(req.addr[10], 0xff);
 	assert_int_equal(req.addr[15], 7);
