@@ -1767,7 +1767,6 @@ partition_config(ClusterNode *n, const AnalyzerConfig *acfg)
 ClusterNode *
 cluster_node_new(const Config *cfg, const ClusterNodeDeps *deps, gboolean replay, GError **error)
 {
-	g_autoptr(GError) err = NULL;
 	ClusterNode *n = g_new0(ClusterNode, 1);
 
 	n->cfg = cfg;
