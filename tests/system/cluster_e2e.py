@@ -815,11 +815,15 @@ def main():
         same = all(stores[a].get(host) == g for a in kept[1:])
         common = set(r) & set(g)
         equal = sum(1 for t in common if r[t] == g[t])
+        # the reference's slice times the cluster's stores lack, in s from the first (to
+        # tell a handover's gap from the capture's start or end)
+        t0 = min(r, default=0)
+        lack = sorted((t - t0) // 1000 for t in set(r) - set(g))
         check(g and same and len(common) >= 0.95 * len(r),
               f"{host}: the same {len(g)} readings in the stores of {', '.join(kept)} "
               f"({'yes' if same else 'NO: ' + str({a: len(stores[a].get(host, {})) for a in stores})}"
               f"); {len(common)} of the reference's {len(r)} slice times, values equal at "
-              f"{equal}")
+              f"{equal}; lacking at +{lack[:12]} s")
     if failures:
         for name, f in logs.items():
             f.seek(0)
