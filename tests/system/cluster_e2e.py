@@ -41,9 +41,9 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
+import testdir
 from netutil import free_udp_port
 from natsutil import free_tcp_port
 
@@ -204,7 +204,7 @@ def store_points(spamflowd, spamflowctl, tmp, base, store, hosts):
 def main():
     spamflowd, spamflowctl, capture, base_conf = sys.argv[1:5]
     speed = float(sys.argv[5]) if len(sys.argv) > 5 else 500
-    tmp = tempfile.mkdtemp(prefix="spamflow-cluster-")
+    tmp = testdir.mkdtemp("spamflow-cluster-")
     if shutil.which("promtool") is None:
         sys.exit("promtool not found: scripts/setup.sh test installs it (Debian package "
                  "prometheus)")

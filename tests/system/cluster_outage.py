@@ -20,10 +20,10 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
+import testdir
 from cluster_e2e import ctl  # spamflowctl -j, its reply as JSON
 from natsutil import NatsCluster, batch_head, stream_messages
 from netutil import free_udp_port
@@ -116,7 +116,7 @@ def flows_stream_report(nats):
 def main():
     spamflowd, spamflowctl, capture = sys.argv[1:4]
     outage = float(sys.argv[4]) if len(sys.argv) > 4 else 8
-    tmp = tempfile.mkdtemp(prefix="spamflow-outage-")
+    tmp = testdir.mkdtemp("spamflow-outage-")
     dgrams = datagrams(capture)
     procs, logs = {}, {}
     with NatsCluster(3, max_payload=1 << 20) as nats:

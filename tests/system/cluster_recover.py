@@ -27,10 +27,10 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
+import testdir
 from cluster_e2e import ctl  # spamflowctl -j, its reply as JSON
 from cluster_outage import datagrams, flows_stream_report
 from natsutil import NatsCluster
@@ -48,7 +48,7 @@ def check(cond, what):
 def main():
     spamflowd, spamflowctl, capture = sys.argv[1:4]
     every = int(sys.argv[4]) if len(sys.argv) > 4 else 40
-    tmp = tempfile.mkdtemp(prefix="spamflow-recover-")
+    tmp = testdir.mkdtemp("spamflow-recover-")
     dgrams = datagrams(capture)
     procs, logs = {}, {}
     with NatsCluster(1, max_payload=1 << 20) as nats:

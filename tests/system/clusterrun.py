@@ -14,9 +14,9 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
+import testdir
 from cluster_e2e import events, key  # the same events as cluster-e2e compares
 
 PARTITIONS = 8  # the one-server tests' partitions: few, so that takeovers are quick
@@ -40,7 +40,7 @@ def wait(fn, timeout):
 
 class ClusterRun:
     def __init__(self, name):
-        self.tmp = tempfile.mkdtemp(prefix=f"spamflow-{name}-")
+        self.tmp = testdir.mkdtemp(f"spamflow-{name}-")
         self.failures = []
         self.procs, self.logs = {}, {}
 

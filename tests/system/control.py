@@ -16,10 +16,10 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
+import testdir
 from netutil import free_udp_port
 
 HOST = "192.168.1.66"  # softflowd-ipfix.pcap: smtp-blocked with the default config
@@ -126,7 +126,7 @@ def raw(sock_path, payload, read=True, timeout=5):
 
 def main():
     spamflowd, ctl, capture = sys.argv[1:4]
-    tmp = tempfile.mkdtemp(prefix="spamflow-ctl-")
+    tmp = testdir.mkdtemp("spamflow-ctl-")
     os.chmod(tmp, 0o755)
     dgrams = datagrams(capture)
     d = Daemon(spamflowd, ctl, tmp)

@@ -20,9 +20,9 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
+import testdir
 from netutil import free_udp_port
 
 USER_A, USER_B = 65534, 65533
@@ -104,7 +104,7 @@ def main():
         print("needs root: the test plays other users")
         sys.exit(77)
     gid = grp.getgrnam("nogroup").gr_gid
-    tmp = tempfile.mkdtemp(prefix="spamflow-slots-")
+    tmp = testdir.mkdtemp("spamflow-slots-")
     os.chmod(tmp, 0o755)
     sock = os.path.join(tmp, "run", "control.sock")
     conf = os.path.join(tmp, "spamflow.conf")

@@ -13,11 +13,11 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sinktest  # noqa: E402
+import testdir  # noqa: E402
 
 failures = []
 
@@ -95,7 +95,7 @@ def main():
         print("SKIP: needs root (a private mount namespace over /dev)")
         sys.exit(77)
     sinktest.require_programs("unshare")
-    tmp = tempfile.mkdtemp(prefix="spamflow-logstall-")
+    tmp = testdir.mkdtemp("spamflow-logstall-")
     r = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable,
                         os.path.abspath(__file__), exe, "--inside", tmp])
     sys.exit(r.returncode)

@@ -27,9 +27,9 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
+import testdir
 from control import datagrams
 from netutil import free_udp_port
 import signs_traffic
@@ -280,7 +280,7 @@ def live_dns(spamflowd, ctl, tmp, pcap, resolvers):
 
 def main():
     spamflowd, ctl, fixtures = sys.argv[1:4]
-    tmp = tempfile.mkdtemp(prefix="spamflow-signs-")
+    tmp = testdir.mkdtemp("spamflow-signs-")
     os.chmod(tmp, 0o755)
     recs = replay_mta(spamflowd, fixtures, tmp)
     os.makedirs(os.path.join(tmp, "live"))

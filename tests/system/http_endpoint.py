@@ -26,12 +26,12 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sinktest  # noqa: E402
+import testdir  # noqa: E402
 from netutil import free_port  # noqa: E402
 
 sinktest.PACKAGES.update({"promtool": "prometheus", "mkpasswd": "whois", "openssl": "openssl"})
@@ -191,7 +191,7 @@ def main():
     spamflowd, ctl = sys.argv[1:3]
     atexit.register(kill_running)
     sinktest.require_programs("promtool", "mkpasswd", "openssl")
-    tmp = tempfile.mkdtemp(prefix="spamflow-http-")
+    tmp = testdir.mkdtemp("spamflow-http-")
     pw = subprocess.run(["mkpasswd", "-m", "yescrypt", "--stdin"], input=PASSWORD,
                         capture_output=True, text=True, check=True).stdout.strip()
     auth_file = os.path.join(tmp, "http.passwd")

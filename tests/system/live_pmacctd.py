@@ -23,9 +23,9 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
+import testdir
 from netutil import free_udp_port
 
 AGENT = "192.0.2.10"
@@ -66,7 +66,7 @@ def main():
         sys.exit(f"{name}.expect.json samples at {expect['sampling_rates']}, not {rate}")
     want = expect["records"]
 
-    tmp = tempfile.mkdtemp(prefix="spamflow-live-pmacctd-")
+    tmp = testdir.mkdtemp("spamflow-live-pmacctd-")
     port = free_udp_port()
     sock = os.path.join(tmp, "run", "control.sock")
     conf = os.path.join(tmp, "spamflow.conf")

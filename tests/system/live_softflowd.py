@@ -13,9 +13,9 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
+import testdir
 from netutil import free_udp_port
 
 
@@ -31,7 +31,7 @@ def udp_queue(port):
 def main():
     spamflowd, fixtures, version = sys.argv[1], sys.argv[2], sys.argv[3]
     extra = sys.argv[4:]
-    tmp = tempfile.mkdtemp(prefix="spamflow-live-")
+    tmp = testdir.mkdtemp("spamflow-live-")
     port = free_udp_port()
     flows = os.path.join(tmp, "flows.csv")
     d = subprocess.Popen([spamflowd, "--state=", "--history=", "-l", f"127.0.0.1:{port}", "--stats-interval", "0",

@@ -19,9 +19,9 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 
+import testdir
 from netutil import free_udp_port
 
 
@@ -64,7 +64,7 @@ def alerts(path, t0_ms):
 def main():
     spamflowd, capture = sys.argv[1], sys.argv[2]
     scale = float(sys.argv[3]) if len(sys.argv) > 3 else 10.0
-    tmp = tempfile.mkdtemp(prefix="spamflow-lvr-")
+    tmp = testdir.mkdtemp("spamflow-lvr-")
     endian, header, linktype, pkts = read_pcap(capture)
     slice_s = 60 / scale
     if slice_s != int(slice_s):

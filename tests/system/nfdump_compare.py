@@ -18,9 +18,9 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 
+import testdir
 from netutil import free_udp_port
 
 
@@ -92,7 +92,7 @@ def key(src, dst, sport, dport, proto):
 
 def main():
     spamflowd, capture = sys.argv[1], sys.argv[2]
-    tmp = tempfile.mkdtemp(prefix="spamflow-nfdump-")
+    tmp = testdir.mkdtemp("spamflow-nfdump-")
     port = free_udp_port()
     log = open(os.path.join(tmp, "nfcapd.log"), "w")
     nfcapd = subprocess.Popen(["nfcapd", "-w", tmp, "-p", str(port), "-b", "127.0.0.1",

@@ -27,9 +27,9 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 
+import testdir
 from netutil import free_udp_port
 
 failures = []
@@ -158,7 +158,7 @@ def reasons_of(host_reply):
 
 def main():
     exe, ctl, capture, scenario_conf = sys.argv[1:5]
-    tmp = tempfile.mkdtemp(prefix="spamflow-policy-")
+    tmp = testdir.mkdtemp("spamflow-policy-")
     os.chmod(tmp, 0o755)
     dgrams = datagrams(capture)
     uid = os.getuid()

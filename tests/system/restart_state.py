@@ -29,9 +29,9 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 
+import testdir
 from netutil import free_udp_port
 
 failures = []
@@ -192,7 +192,7 @@ def rewrite(path, data):
 
 def main():
     exe = sys.argv[1]
-    tmp = tempfile.mkdtemp(prefix="spamflow-restart-")
+    tmp = testdir.mkdtemp("spamflow-restart-")
     state = os.path.join(tmp, "lib", "state")
     port = free_udp_port()
     exp = Exporter(port)
