@@ -72,15 +72,26 @@ function panel(tl, w, reasons, y0) {
     /* a series breaks where the host was not measured (no point, or not this reason) */
     let d = '', td = '', last = null, lastTh = null;
     const values = [];
+    /* a point with no neighbour (the first reading of a host just raised, or one between two
+     * gaps) draws no line: it gets a dot, and its threshold a dash */
+    const lone = [];
+    let run = [];
+    const endRun = () => {
+      if (run.length === 1) lone.push(run[0]);
+      run = [];
+    };
     for (const p of pts) {
       const x = p.reasons && p.reasons[r];
       const v = val(r, p);
       if (!x || v === null || v === undefined) {
         last = null;
+        endRun();
         continue;
       }
       values.push([p.t, v]);
       const cont = last !== null && p.t - last <= gap;
+      if (!cont) endRun();
+      run.push([p.t, v, x[`${w}_threshold`]]);
       d += `${cont ? 'L' : 'M'}${X(p.t).toFixed(1)} ${Y(v).toFixed(1)}`;
       const th = x[`${w}_threshold`];
       if (th) {
@@ -90,6 +101,14 @@ function panel(tl, w, reasons, y0) {
       }
       lastTh = th || null;
       last = p.t;
+    }
+    endRun();
+    for (const [t, v, th] of lone) {
+      g.append(svg('circle', {
+        class: `dot ${SF.reasonClass(r)}`, cx: X(t).toFixed(1), cy: Y(v).toFixed(1), r: 2.5,
+        'data-reason': r, 'data-window': w, 'data-t': t,
+      }));
+      if (th) td += `M${(X(t) - 6).toFixed(1)} ${Y(th).toFixed(1)}L${(X(t) + 6).toFixed(1)} ${Y(th).toFixed(1)}`;
     }
     if (td) g.append(svg('path', { class: `threshold ${SF.reasonClass(r)}`, d: td, 'data-reason': r }));
     if (d) {
@@ -125,6 +144,7 @@ function drawChart(tl) {
     viewBox: `0 0 ${W} ${2 * H}`, class: 'plot', role: 'img',
     'aria-label': `distinct destinations of ${addr} over time`,
     'data-points': (tl.points || []).length, 'data-since': tl.since_ms, 'data-until': tl.until_ms,
+    'data-slice': tl.slice_ms || 60000,
     /* the last point may be the reading now ("live"), not a slice's end */
     'data-live': ((tl.points || []).find((p) => p.live) || {}).t || '',
   });

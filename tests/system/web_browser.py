@@ -280,6 +280,26 @@ def main():
               f"({ch['note'] or 'no note'})")
         check(any(len(s["values"]) > 1 and s["d"] > 20 for s in ch["series"]),
               f"its series have lines ({[(s['reason'], s['window'], len(s['values'])) for s in ch['series']]})")
+        # a value with no neighbour within 1.5 slices draws no line: it has a dot, and only it
+        gap = 1.5 * ch["slice_ms"]
+        lone = sorted([s["reason"], s["window"], v[i][0]] for s in ch["series"]
+                      for v in [s["values"]] for i in range(len(v))
+                      if (i == 0 or v[i][0] - v[i - 1][0] > gap)
+                      and (i == len(v) - 1 or v[i + 1][0] - v[i][0] > gap))
+        check(ch["slice_ms"] > 0 and sorted(ch["dots"]) == lone,
+              f"a dot for each lone value and no other ({len(ch['dots'])} dots, "
+              f"{len(lone)} lone values)")
+        if not sample:
+            # the same reply cut to one stored slice: every value of it is a dot, no line
+            one = res.get("lone") or {}
+            want = sorted([r, w, p["t"]] for p in one.get("points", [])
+                          for r, x in (p.get("reasons") or {}).items()
+                          for w in ("short", "long")
+                          if (x.get(f"{w}_estimate") if x.get(f"{w}_estimate") is not None
+                              else x.get(w)) is not None)
+            check(want and sorted(one.get("dots", [])) == want and one.get("lines") == 0,
+                  f"one stored slice: a dot for each of its {len(want)} values, no line "
+                  f"({len(one.get('dots', []))} dots, {one.get('lines')} lines)")
         if sample:
             timeline = json.load(open(sample))["timeline"]
             source = f"the sample {sample}"

@@ -62,6 +62,7 @@ try {
   // each /api/host/ reply the page is given, as given (the page's notes and estimate lines
   // are checked against the reply it rendered: a refresh may bring newer numbers)
   let hostReply = null;
+  let cutReply = null; // when set (the last step), every /api/host/ reply is this one
   if (process.env.SPAMFLOW_WEB_SAMPLE) {
     const sample = readFileSync(process.env.SPAMFLOW_WEB_SAMPLE);
     await ctx.route('**/api/host/**', (r) => {
@@ -70,6 +71,7 @@ try {
     });
   } else {
     await ctx.route('**/api/host/**', async (r) => {
+      if (cutReply) return r.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(cutReply) });
       const resp = await r.fetch();
       const body = await resp.text();
       if (resp.status() === 200) hostReply = JSON.parse(body);
@@ -118,8 +120,11 @@ try {
       reason: p.dataset.reason, window: p.dataset.window, values: JSON.parse(p.dataset.values),
       d: p.getAttribute('d').length,
     }));
+    const dots = [...box.querySelectorAll('circle.dot')].map((c) => [
+      c.dataset.reason, c.dataset.window, Number(c.dataset.t)]);
     const r = s ? s.getBoundingClientRect() : null;
     return {
+      dots, slice_ms: s && s.dataset.slice ? Number(s.dataset.slice) : 0,
       state: box.dataset.state, points: s ? Number(s.dataset.points) : 0,
       since: s ? Number(s.dataset.since) : 0, until: s ? Number(s.dataset.until) : 0,
       live: s && s.dataset.live ? Number(s.dataset.live) : null,
@@ -165,6 +170,26 @@ try {
     const saved = path.join(job.out, 'web-evidence-' + dl.suggestedFilename());
     await dl.saveAs(saved);
     res.download = { name: dl.suggestedFilename(), path: saved, failure: await dl.failure() };
+  }
+  // last: the chart of the reply the host page had, cut to one stored slice (the live
+  // reading dropped): a host's history of one point, as a host raised this minute has. Each
+  // of its values has no neighbour, so the page draws a dot for each (res.lone)
+  if (hostReply && hostReply.timeline && !process.env.SPAMFLOW_WEB_SAMPLE) {
+    const cut = JSON.parse(JSON.stringify(hostReply));
+    const stored = cut.timeline.points.filter((p) => !p.live);
+    cut.timeline.points = stored.slice(-1);
+    cutReply = cut;
+    await page.goto(`${job.base}/host/${encodeURIComponent(job.host)}`, { waitUntil: 'load' });
+    await page.waitForSelector('body[data-loaded]', { timeout: 15000 });
+    res.lone = await page.evaluate(() => ({
+      dots: [...document.querySelectorAll('#chart circle.dot')].map((c) => [
+        c.dataset.reason, c.dataset.window, Number(c.dataset.t)]),
+      lines: [...document.querySelectorAll('#chart path.series')].filter((p) => /L/.test(p.getAttribute('d'))).length,
+    }));
+    res.lone.points = cut.timeline.points;
+    const shot = path.join(job.out, 'web-host-one-slice.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    res.shots.push(shot);
   }
   await ctx.close();
 } catch (e) {
