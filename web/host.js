@@ -51,8 +51,15 @@ function panel(tl, w, reasons, y0) {
     g.append(svg('line', { class: 'grid', x1: ML, x2: W - MR, y1: Y(v), y2: Y(v) }));
     g.append(svg('text', { class: 'ylabel', x: ML - 6, y: Y(v) + 4 }, v));
   }
+  /* what the values count: the reasons' metrics (heuristics_metric()), those drawn only;
+   * smtp-novelty's short value is its new destinations, its long one the port-25 window's
+   * distinct (the host reply's context) */
+  const what = [];
+  if (reasons.some((r) => r !== 'auth-bruteforce' && (r !== 'smtp-novelty' || w === 'long'))) what.push('distinct destinations');
+  if (w === 'short' && reasons.includes('smtp-novelty')) what.push('new ones for smtp-novelty');
+  if (reasons.includes('auth-bruteforce')) what.push('attempts for auth-bruteforce');
   g.append(svg('text', { class: 'ptitle', x: ML, y: y0 + MT - 7 },
-    `${w} window: distinct destinations (new ones for smtp-novelty)`));
+    `${w} window: ${what.join('; ') || 'distinct destinations'}`));
   /* x labels */
   const span = t1 - t0;
   for (let i = 0; i <= 6; i++) {
