@@ -280,6 +280,17 @@ def main():
               f"({ch['note'] or 'no note'})")
         check(any(len(s["values"]) > 1 and s["d"] > 20 for s in ch["series"]),
               f"its series have lines ({[(s['reason'], s['window'], len(s['values'])) for s in ch['series']]})")
+        # the panels' titles say what the values drawn count
+        drawn = {s["reason"] for s in ch["series"]}
+        t_short, t_long = (ch["titles"] + ["", ""])[:2]
+        check(t_short.startswith("short window: ") and t_long.startswith("long window: ")
+              and ("new ones for smtp-novelty" in t_short) == ("smtp-novelty" in drawn)
+              and "smtp-novelty" not in t_long
+              and all(("attempts for auth-bruteforce" in t) == ("auth-bruteforce" in drawn)
+                      for t in (t_short, t_long))
+              and all(("distinct destinations" in t) == bool(drawn - {"auth-bruteforce"})
+                      for t in (t_long,)),
+              f"the panel titles match the reasons drawn {sorted(drawn)}: {ch['titles']}")
         # a value with no neighbour within 1.5 slices draws no line: it has a dot, and only it
         gap = 1.5 * ch["slice_ms"]
         lone = sorted([s["reason"], s["window"], v[i][0]] for s in ch["series"]

@@ -120,11 +120,12 @@ try {
       reason: p.dataset.reason, window: p.dataset.window, values: JSON.parse(p.dataset.values),
       d: p.getAttribute('d').length,
     }));
+    const titles = [...box.querySelectorAll('.ptitle')].map((t) => t.textContent);
     const dots = [...box.querySelectorAll('circle.dot')].map((c) => [
       c.dataset.reason, c.dataset.window, Number(c.dataset.t)]);
     const r = s ? s.getBoundingClientRect() : null;
     return {
-      dots, slice_ms: s && s.dataset.slice ? Number(s.dataset.slice) : 0,
+      dots, titles, slice_ms: s && s.dataset.slice ? Number(s.dataset.slice) : 0,
       state: box.dataset.state, points: s ? Number(s.dataset.points) : 0,
       since: s ? Number(s.dataset.since) : 0, until: s ? Number(s.dataset.until) : 0,
       live: s && s.dataset.live ? Number(s.dataset.live) : null,
