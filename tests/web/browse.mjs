@@ -9,7 +9,8 @@
 //   downloaded through it (saved under out); console errors and warnings, CSP violations,
 //   page errors, failed requests; the screenshots' paths; the host page's facts and the
 //   estimate lines of a sampled host (basis), and the same for each address in "also"
-//   (opened by its address after the first host).
+//   (opened by its address after the first host); the chart's panel titles and dots, and
+//   last the dots of the host's reply cut to one stored slice (lone).
 // SPAMFLOW_WEB_SAMPLE=FILE answers /api/host/* with FILE (a hand-made reply following the
 // timeline contract) instead of the daemon's: for working on the page without a history.
 import { chromium } from 'playwright-core';
