@@ -148,8 +148,11 @@ gap_track_see(GapTrack *g, const char *source, guint64 seq, gint64 now_us, guint
 		guint64 skipped = seq - s->hi - 1, missing = 0;
 		guint64 room = g->max_holes > s->holes->len ? g->max_holes - s->holes->len : 0;
 		if (skipped > room) {
+			/* the lowest ones count missing at once; with holes still waiting they can
+			 * be near the highest, so remembered: one that comes after all is late */
 			missing = skipped - room;
-			skipped = room; /* more than max_holes below: never near the highest */
+			skipped = room;
+			gone_add(s, s->hi + 1, s->hi + missing);
 		}
 		/* a number skipped was taken by the collector's bus after the one before it, so
 		 * stored after it too, but for a retry: the caller allows for that */

@@ -111,6 +111,20 @@ test_bounds(void **state)
 	assert_int_equal(gap_track_untracked(g), 2);
 
 	assert_int_equal(see(g, "c1", 0, 0), 0); /* not numbered */
+
+	/* the cap with holes waiting: 15 of 16 taken, 4 more skipped, the lowest 3 of them
+	 * missing at once though near the highest; one of those that comes is late (applied),
+	 * not a copy */
+	GapTrack *h = gap_track_new(2, 16, 10 * S);
+	see(h, "c1", 1, 0);
+	see(h, "c1", 17, 0); /* 2..16: 15 holes */
+	assert_int_equal(see(h, "c1", 22, 0), 3); /* 18, 19, 20 missing; 21 the last hole */
+	gboolean twice = TRUE;
+	assert_int_equal(gap_track_see(h, "c1", 19, 0, 0, 0, &twice), 0);
+	assert_false(twice);
+	assert_int_equal(gap_track_late(h), 1);
+	assert_int_equal(gap_track_twice(h), 0);
+	gap_track_free(h);
 	assert_int_equal(gap_track_expire(g, 10 * S), 15);
 	gap_track_free(g);
 }
