@@ -1752,7 +1752,8 @@ rewinds_run(Coord *c)
 		g_strlcpy(why, c->last_error, sizeof why);
 		g_mutex_unlock(&c->lock);
 		if (ok) {
-			g_debug("cluster: partition %u: flows read again from sequence %" G_GUINT64_FORMAT,
+			g_debug("cluster: partition %u: flows read again from sequence "
+				"%" G_GUINT64_FORMAT,
 				p, from);
 			if (pt->rewind_warned)
 				g_message("cluster: partition %u: flows read again", p);

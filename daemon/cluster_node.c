@@ -1111,9 +1111,9 @@ gap_check(ClusterNode *n, Part *part, gint64 now)
 	g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(since / 1000);
 	g_autofree char *at = dt != NULL ? g_date_time_format_iso8601(dt) : NULL;
 	g_message("cluster: partition %u: %u flow batch%s from the collectors still not here "
-		  "after %d s: the partition's stream is read again from sequence %" G_GUINT64_FORMAT
-		  " (%s %s, %d s before the stream stored the batch before the earliest of "
-		  "them)",
+		  "after %d s: the partition's stream is read again from sequence "
+		  "%" G_GUINT64_FORMAT " (%s %s, %d s before the stream stored the batch before "
+		  "the earliest of them)",
 		  part->p, holes, holes == 1 ? "" : "es", (int)(REWIND_WAIT_US / G_USEC_PER_SEC),
 		  from, short_of ? "the oldest this node marked, after" : "stored before",
 		  at != NULL ? at : "?", REWIND_BEFORE_MS / 1000);
@@ -1170,9 +1170,9 @@ on_batch(ClusterNode *n, const CoordEvent *ev)
 		if (warn_due(&n->twice_warn_us, g_get_monotonic_time())) {
 			g_warning("cluster: partition %u: batch %" G_GUINT64_FORMAT " of collector "
 				  "%s came again (stream sequence %" G_GUINT64_FORMAT "): applied "
-				  "once, the copy counted in batches_twice (two collectors with one "
-				  "node name number alike: names must be unique; said at most once "
-				  "a minute)",
+				  "once, the copy counted in batches_twice (two collectors with "
+				  "one node name number alike: names must be unique; said at most "
+				  "once a minute)",
 				  part->p, b.batch_seq, b.node, ev->seq);
 		}
 		if (!recovered)

@@ -29,8 +29,8 @@ typedef struct {
 	guint64 batches_out, batch_bytes_out, batches_dropped, ticks_out;
 	guint64 batches_in, batches_bad, batches_unowned, batches_repeated, flows_in;
 	/* a collector's batch numbers to an owned partition that never arrived here (past a
-	 * grace period: cluster/gaps.h), those that came after that (or twice), and those
-	 * skipped and still within the grace period (now) */
+	 * grace period: cluster/gaps.h), those that came after that, and those skipped and
+	 * still within the grace period (now) */
 	guint64 batches_missing, batches_late, batches_waiting;
 	/* batch numbers the stream held twice: applied once, the copy skipped */
 	guint64 batches_twice;

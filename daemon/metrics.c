@@ -104,7 +104,7 @@ static const Scalar cluster_scalars[] = {
     CN("spamflow_cluster_flows_applied_total", M_COUNTER, flows_in,
        "Flow records in them."),
     CN("spamflow_cluster_batches_missing_total", M_COUNTER, batches_missing,
-       "Collectors' flow batches to owned partitions not arrived after 30 s connected."),
+       "Collectors' flow batches to owned partitions not arrived after 30 s of a calm bus."),
     CN("spamflow_cluster_batches_late_total", M_COUNTER, batches_late,
        "Flow batches that arrived after they were counted missing."),
     CN("spamflow_cluster_batches_waiting", M_GAUGE, batches_waiting,

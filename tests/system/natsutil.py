@@ -12,6 +12,7 @@ skip: a bus we cannot run in a test is a bus we cannot trust.
         urls = c.urls()              # "nats://127.0.0.1:p1, nats://127.0.0.1:p2, ..."
         c.kill(0); c.start(0); c.wait_ready()
 """
+import base64
 import json
 import os
 import random
@@ -329,38 +330,11 @@ cluster {
         sys.exit(1)
 
 
-if __name__ == "__main__":
-    # A cluster by hand: python3 natsutil.py [n] [max_payload] runs one until Ctrl-C;
-    # python3 natsutil.py n max_payload -- COMMAND ARGS... runs COMMAND against a fresh one
-    # ("{urls}" in ARGS becomes the servers' URLs) and exits with its status.
-    argv = sys.argv[1:]
-    cmd = []
-    if "--" in argv:
-        cmd = argv[argv.index("--") + 1:]
-        argv = argv[:argv.index("--")]
-    n = int(argv[0]) if len(argv) > 0 else 3
-    mp = int(argv[1]) if len(argv) > 1 else 1 << 20
-    with NatsCluster(n, max_payload=mp) as c:
-        if cmd:
-            rc = subprocess.call([a.replace("{urls}", c.urls()) for a in cmd])
-        else:
-            print(c.urls(), flush=True)
-            print("dir", c.dir, flush=True)
-            rc = 0
-            try:
-                while True:
-                    time.sleep(1)
-            except KeyboardInterrupt:
-                pass
-    sys.exit(rc)
-
-
 def stream_messages(url, stream, first, last, timeout=5.0):
     """Messages first..last of a JetStream stream, read one by one with the stream API's
     message get over the plain NATS protocol (no client library): a list of dicts with
     seq, subject, time, headers (bytes) and data (bytes); a sequence the stream does not
     hold (deleted, or past its end) is left out. For a failing test's dump."""
-    import base64
     host, port = url.replace("nats://", "").rsplit(":", 1)
     out = []
     with socket.create_connection((host, int(port)), timeout=timeout) as s:
@@ -400,10 +374,37 @@ def stream_messages(url, stream, first, last, timeout=5.0):
 def batch_head(data):
     """A flow batch's collector and number (cluster/wire.c: magic "SFCB"..., big-endian),
     or None."""
-    if len(data) < 6 or data[4] != 1:
+    if len(data) < 6 or data[:4] != b"SFCB" or data[4] != 1:
         return None
     n = data[5]
     if len(data) < 6 + n + 12:
         return None
     node = data[6:6 + n].decode(errors="replace")
     return node, int.from_bytes(data[6 + n + 4:6 + n + 12], "big")
+
+
+if __name__ == "__main__":
+    # A cluster by hand: python3 natsutil.py [n] [max_payload] runs one until Ctrl-C;
+    # python3 natsutil.py n max_payload -- COMMAND ARGS... runs COMMAND against a fresh one
+    # ("{urls}" in ARGS becomes the servers' URLs) and exits with its status.
+    argv = sys.argv[1:]
+    cmd = []
+    if "--" in argv:
+        cmd = argv[argv.index("--") + 1:]
+        argv = argv[:argv.index("--")]
+    n = int(argv[0]) if len(argv) > 0 else 3
+    mp = int(argv[1]) if len(argv) > 1 else 1 << 20
+    with NatsCluster(n, max_payload=mp) as c:
+        if cmd:
+            rc = subprocess.call([a.replace("{urls}", c.urls()) for a in cmd])
+        else:
+            print(c.urls(), flush=True)
+            print("dir", c.dir, flush=True)
+            rc = 0
+            try:
+                while True:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+    sys.exit(rc)
+
