@@ -1214,31 +1214,51 @@ render_cluster(GString *out, JsonNode *r, guint width)
 		render_counters(out, "coordinator", co, width);
 }
 
+/* One " key=value" item of a counters line; an object's members as "key.member=value"
+ * (the state file's "restored": state restored.result=restored restored.age_s=12 ...),
+ * null as "-", an array as its length in brackets. */
+static void
+counter_items(GString *out, gsize *line_start, gsize indent, const char *prefix,
+	      JsonObject *o, guint width)
+{
+	g_autoptr(GList) keys = json_object_get_members(o);
+
+	for (GList *k = keys; k != NULL; k = k->next) {
+		JsonNode *v = json_object_get_member(o, k->data);
+		g_autofree char *key = g_strconcat(prefix, (const char *)k->data, NULL);
+		if (JSON_NODE_HOLDS_OBJECT(v)) {
+			g_autofree char *sub = g_strconcat(key, ".", NULL);
+			counter_items(out, line_start, indent, sub, json_node_get_object(v), width);
+			continue;
+		}
+		g_autofree char *val = is_number(v) ? g_strdup_printf("%.0f", json_node_get_double(v))
+				       : is_value(v, G_TYPE_BOOLEAN)
+					   ? g_strdup(json_node_get_boolean(v) ? "true" : "false")
+				       : is_value(v, G_TYPE_STRING) ? g_strdup(json_node_get_string(v))
+				       : JSON_NODE_HOLDS_ARRAY(v)
+					   ? g_strdup_printf("[%u]", ctl_json_len(v))
+					   : g_strdup("-");
+		g_autofree char *item = g_strdup_printf(" %s=%s", key, val);
+		if (width > 0 && out->len - *line_start + strlen(item) > width &&
+		    out->len - *line_start > indent) {
+			g_string_append_c(out, '\n');
+			*line_start = out->len;
+			g_string_append(out, "   ");
+		}
+		g_string_append(out, item);
+	}
+}
+
 /* "name: k=v k=v ..." wrapped to width, continuation lines indented. */
 static void
 render_counters(GString *out, const char *name, JsonNode *obj, guint width)
 {
 	gsize line_start = out->len;
-	JsonObject *o = JSON_NODE_HOLDS_OBJECT(obj) ? json_node_get_object(obj) : NULL;
-	g_autoptr(GList) keys = o != NULL ? json_object_get_members(o) : NULL;
 
 	g_string_append_printf(out, "%s:", name);
-	for (GList *k = keys; k != NULL; k = k->next) {
-		JsonNode *v = json_object_get_member(o, k->data);
-		g_autofree char *val = is_number(v) ? g_strdup_printf("%.0f", json_node_get_double(v))
-				       : is_value(v, G_TYPE_BOOLEAN)
-					   ? g_strdup(json_node_get_boolean(v) ? "true" : "false")
-				       : is_value(v, G_TYPE_STRING) ? g_strdup(json_node_get_string(v))
-								    : g_strdup("...");
-		g_autofree char *item = g_strdup_printf(" %s=%s", (const char *)k->data, val);
-		if (width > 0 && out->len - line_start + strlen(item) > width &&
-		    out->len - line_start > strlen(name) + 1) {
-			g_string_append_c(out, '\n');
-			line_start = out->len;
-			g_string_append(out, "   ");
-		}
-		g_string_append(out, item);
-	}
+	if (JSON_NODE_HOLDS_OBJECT(obj))
+		counter_items(out, &line_start, strlen(name) + 1, "", json_node_get_object(obj),
+			      width);
 	g_string_append_c(out, '\n');
 }
 

@@ -36,6 +36,7 @@ from netutil import free_udp_port
 
 failures = []
 started = []  # every daemon, killed at exit whatever happens
+ctl_exe = None  # spamflowctl (argv[2])
 
 
 @atexit.register
@@ -191,7 +192,8 @@ def rewrite(path, data):
 
 
 def main():
-    exe = sys.argv[1]
+    global ctl_exe
+    exe, ctl_exe = sys.argv[1], sys.argv[2]
     tmp = testdir.mkdtemp("spamflow-restart-")
     state = os.path.join(tmp, "lib", "state")
     port = free_udp_port()
@@ -306,6 +308,12 @@ def main():
             f.write(data)
         dd = Daemon(exe, tmp, port, state, 3600)
         r = dd.cmd("stats")["state"]["restored"]["result"]
+        # spamflowctl's text shows the nested object's members (it printed "restored=...")
+        out = subprocess.run([ctl_exe, "-s", dd.sock, "stats"], capture_output=True,
+                             text=True, timeout=10).stdout
+        state_line = next((ln for ln in out.splitlines() if ln.startswith("state:")), "")
+        check(f"restored.result={r}" in state_line and "=..." not in out,
+              f"{name}: spamflowctl stats (text) says restored.result={r} ({state_line!r})")
         text = dd.text()
         alive = dd.p.poll() is None
         rc = dd.stop()
