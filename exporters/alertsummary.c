@@ -27,6 +27,17 @@ alert_signs_text(const AlertEvent *ev)
 	return g_string_free(s, FALSE);
 }
 
+/* A window's span as "3h", "90min" or "45s". */
+static char *
+span_text(gint64 ms)
+{
+	if (ms > 0 && ms % 3600000 == 0)
+		return g_strdup_printf("%" G_GINT64_FORMAT "h", ms / 3600000);
+	if (ms > 0 && ms % 60000 == 0)
+		return g_strdup_printf("%" G_GINT64_FORMAT "min", ms / 60000);
+	return g_strdup_printf("%" G_GINT64_FORMAT "s", ms / 1000);
+}
+
 char *
 alert_summary(const AlertEvent *ev)
 {
@@ -39,12 +50,13 @@ alert_summary(const AlertEvent *ev)
 						     ev->n_asns)
 				   : g_strdup("");
 	g_autofree char *signs = alert_signs_text(ev);
-	/* smtp-novelty: its first window is the new destinations in hours, the second context */
+	/* smtp-novelty: its first window is the new destinations in hours, the second context
+	 * over its own (shorter) span: "new=60/60 in 3h distinct=40 in 1h" */
+	g_autofree char *nspan = span_text(sw->span_ms), *lspan = span_text(lw->span_ms);
 	g_autofree char *counts =
 	    ev->reason == REASON_SMTP_NOVELTY
-		? g_strdup_printf("new=%u/%u in %" G_GINT64_FORMAT "h distinct=%u%s", sw->value,
-				  sw->threshold, sw->span_ms / 3600000, lw->distinct,
-				  lw->estimated ? "~" : "")
+		? g_strdup_printf("new=%u/%u in %s distinct=%u%s in %s", sw->value, sw->threshold,
+				  nspan, lw->distinct, lw->estimated ? "~" : "", lspan)
 		: g_strdup_printf("short=%u/%u%s long=%u/%u%s", sw->value, sw->threshold,
 				  sw->estimated ? "~" : "", lw->value, lw->threshold,
 				  lw->estimated ? "~" : "");

@@ -174,6 +174,18 @@ test_summary(void **state)
 			    ? s
 			    : NULL);
 	assert_non_null(strstr(s, " evidence=e.ipfix"));
+
+	/* smtp-novelty: the new destinations over its window, the long window's distinct as
+	 * context with its own span (it read "distinct=40" beside "in 3h") */
+	ev.reason = REASON_SMTP_NOVELTY;
+	ev.window[WINDOW_SHORT].span_ms = 3 * 3600000;
+	ev.window[WINDOW_SHORT].value = 61;
+	ev.window[WINDOW_SHORT].threshold = 60;
+	ev.window[WINDOW_LONG].span_ms = 90 * 60000;
+	ev.window[WINDOW_LONG].distinct = 40;
+	ev.window[WINDOW_LONG].estimated = FALSE;
+	g_autofree char *n = alert_summary(&ev);
+	assert_non_null(strstr(n, " new=61/60 in 3h distinct=40 in 90min attempts=95") ? n : NULL);
 }
 
 int
