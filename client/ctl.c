@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -1214,6 +1215,22 @@ render_cluster(GString *out, JsonNode *r, guint width)
 		render_counters(out, "coordinator", co, width);
 }
 
+/* A counter's number: whole as it is, a fraction to 3 decimals without trailing zeros
+ * (last_pause_ms=0.4, not 0). */
+static char *
+counter_number(double v)
+{
+	if (v == floor(v) || fabs(v) >= 1e15)
+		return g_strdup_printf("%.0f", v);
+	char *s = g_strdup_printf("%.3f", v);
+	gsize n = strlen(s);
+	while (n > 0 && s[n - 1] == '0')
+		s[--n] = '\0';
+	if (n > 0 && s[n - 1] == '.')
+		s[--n] = '\0';
+	return s;
+}
+
 /* One " key=value" item of a counters line; an object's members as "key.member=value"
  * (the state file's "restored": state restored.result=restored restored.age_s=12 ...),
  * null as "-", an array as its length in brackets. */
@@ -1231,7 +1248,7 @@ counter_items(GString *out, gsize *line_start, gsize indent, const char *prefix,
 			counter_items(out, line_start, indent, sub, json_node_get_object(v), width);
 			continue;
 		}
-		g_autofree char *val = is_number(v) ? g_strdup_printf("%.0f", json_node_get_double(v))
+		g_autofree char *val = is_number(v) ? counter_number(json_node_get_double(v))
 				       : is_value(v, G_TYPE_BOOLEAN)
 					   ? g_strdup(json_node_get_boolean(v) ? "true" : "false")
 				       : is_value(v, G_TYPE_STRING) ? g_strdup(json_node_get_string(v))

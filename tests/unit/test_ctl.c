@@ -1,7 +1,7 @@
 /* Unit tests for spamflowctl's library (client/ctl.c), which links nothing of the daemon but
  * the protocol: reading replies with json-glib (bounded depth, empty and cut replies
  * refused), the time helper, and the renderers on fixed replies (width, dropped columns,
- * the sFlow agent row, nested counters). */
+ * the sFlow agent row, nested counters as key.member=value, fractions to 3 decimals). */
 #include "ctl.h"
 
 #include <setjmp.h>
@@ -157,8 +157,8 @@ static const struct {
 	     "\"updated\":0,\"cleared\":0}}}",
 	     "exporters: 2 (spamflowctl exporters)\n"
 	     "totals: datagrams=10746 bytes=14119564\n"
-	     "    ratio=0 flag=true off=false name=x y\n"
-	     "    nested=... none=...\n"
+	     "    ratio=0.5 flag=true off=false\n"
+	     "    name=x y nested.a=1 none=-\n"
 	     "    big=9007199254740992\n"
 	     "sinks json /tmp/a.jsonl: kind=json\n"
 	     "    name=/tmp/a.jsonl events=3 errors=0\n"
