@@ -469,8 +469,11 @@ process_one(Analyzer *a, const Flow *f)
 	if (!heuristics_relevant(&a->hc, f))
 		return;
 	heuristics_classify_relevant(&a->hc, f, &c);
-	if (c.dir == HEUR_IGNORE)
+	if (c.dir == HEUR_IGNORE) {
+		if (G_UNLIKELY(c.outside))
+			a->st.flows_outside++;
 		return;
+	}
 	if (c.dir == HEUR_INBOUND_SMTP || c.dir == HEUR_DNS_EXTERNAL) {
 		signs_note(a, &c, now);
 		return;
@@ -587,6 +590,42 @@ analyzer_process(Analyzer *a, const Flow *flows, guint n)
 		process_one(a, f);
 }
 
+/* Records that tell a host of ours: fed a window, or a side sign (noted or not), or an
+ * answer to an internal host. */
+static guint64
+scope_inside(const Analyzer *a)
+{
+	return a->st.flows_relevant + a->st.signs_inbound_smtp + a->st.signs_dns_external +
+	       a->st.signs_untracked + a->st.answers_untracked;
+}
+
+/* ANALYZER_NOTICE_OUTSIDE: internal_networks that cover none of the hosts the exports see
+ * leave the analyzer blind without a word; a period of mail traffic with no internal end at
+ * all says so. (Transit alone, an exporter that sees no host of the site, says so too: the
+ * notice names both.) */
+static void
+scope_check(Analyzer *a, gint64 now)
+{
+	if (a->scope_since_ms != G_MININT64 && now >= a->scope_since_ms &&
+	    now - a->scope_since_ms < ANALYZER_SCOPE_PERIOD_MS)
+		return;
+	guint64 out = a->st.flows_outside - a->scope_outside0;
+	guint64 in = scope_inside(a) - a->scope_inside0;
+	gint64 period = now - a->scope_since_ms;
+	gboolean full = a->scope_since_ms != G_MININT64 && now >= a->scope_since_ms;
+	a->scope_since_ms = now;
+	a->scope_outside0 = a->st.flows_outside;
+	a->scope_inside0 = scope_inside(a);
+	if (!full || out < ANALYZER_SCOPE_MIN_OUTSIDE || in != 0 || a->notice_fn == NULL)
+		return;
+	if (a->scope_told_ms != G_MININT64 && now >= a->scope_told_ms &&
+	    now - a->scope_told_ms < ANALYZER_SCOPE_REPEAT_MS)
+		return;
+	a->scope_told_ms = now;
+	AnalyzerNoticeInfo info = {.outside = out, .outside_ms = period};
+	a->notice_fn(ANALYZER_NOTICE_OUTSIDE, &info, a->notice_data);
+}
+
 void
 analyzer_tick(Analyzer *a, gint64 now_ms)
 {
@@ -614,6 +653,7 @@ analyzer_tick(Analyzer *a, gint64 now_ms)
 	}
 	hosts_expire(a, now_ms);
 	hosts_notice(a, FALSE);
+	scope_check(a, now_ms);
 	analyzer_policy_expire(a, now_ms);
 }
 
@@ -642,6 +682,7 @@ analyzer_new(const AnalyzerConfig *cfg, GError **error)
 	a->notice_fn = cfg->notice_fn;
 	a->notice_data = cfg->notice_data;
 	hosts_init(a);
+	a->scope_since_ms = a->scope_told_ms = G_MININT64;
 	events_init(a, cfg->history_len);
 	a->last_tick_ms = G_MININT64 / 2;
 	a->last_slice = -1;

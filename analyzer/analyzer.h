@@ -50,9 +50,16 @@ typedef void (*AnalyzerSliceFunc)(gint64 slice_end_ms, gpointer user_data);
 typedef enum {
 	ANALYZER_NOTICE_EVICTED, /* tracked hosts evicted to hold max_hosts or mem_cap */
 	ANALYZER_NOTICE_SUPPRESSION_EXPIRED, /* told at once, one notice per suppression */
+	/* a period of ANALYZER_SCOPE_PERIOD_MS with ANALYZER_SCOPE_MIN_OUTSIDE or more records
+	 * outside (AnalyzerStats.flows_outside) and not one with an internal end: told at most
+	 * once per ANALYZER_SCOPE_REPEAT_MS */
+	ANALYZER_NOTICE_OUTSIDE,
 	ANALYZER_NOTICE_N
 } AnalyzerNotice;
 #define ANALYZER_NOTICE_INTERVAL_MS 60000
+#define ANALYZER_SCOPE_PERIOD_MS (10 * 60000)
+#define ANALYZER_SCOPE_MIN_OUTSIDE 100
+#define ANALYZER_SCOPE_REPEAT_MS (60 * 60000)
 
 typedef struct {
 	/* ANALYZER_NOTICE_EVICTED. The first eviction is told at once, later ones at most once
@@ -69,6 +76,9 @@ typedef struct {
 	guint64 mem_bytes;        /* the memory estimate now (AnalyzerStats.mem_bytes) */
 	/* ANALYZER_NOTICE_SUPPRESSION_EXPIRED: the suppression, just before it goes */
 	const PolicySuppression *suppression;
+	/* ANALYZER_NOTICE_OUTSIDE: the records outside in the period, and its length */
+	guint64 outside;
+	gint64 outside_ms;
 } AnalyzerNoticeInfo;
 typedef void (*AnalyzerNoticeFunc)(AnalyzerNotice what, const AnalyzerNoticeInfo *info,
 				   gpointer user_data);
@@ -172,6 +182,10 @@ typedef struct {
 	 * kind: not counted, no host made (backscatter of SYNs spoofed in its name and its
 	 * stack's resets of it; a server's SYN-ACKs to a flood of spoofed SYNs) */
 	guint64 answers_untracked;
+	/* a mail, submission or login port's record with neither end in internal_networks or
+	 * mail_servers: transit, or internal_networks does not cover the site's hosts (told
+	 * through AnalyzerConfig.notice_fn when nothing else is seen: ANALYZER_NOTICE_OUTSIDE) */
+	guint64 flows_outside;
 	guint64 offenders_active;
 	guint64 events[ALERT_KIND_COUNT];
 	guint64 events_by_reason[REASON_COUNT]; /* raised events */

@@ -307,6 +307,8 @@ analyzer_reconfigure(Analyzer *a, const AnalyzerConfig *cfg, GError **error)
 	a->cfg.geo_data = a->geo_data;
 	a->cfg.notice_fn = a->notice_fn;
 	a->cfg.notice_data = a->notice_data;
+	/* the networks may have changed: a new period, told again if they are still wrong */
+	a->scope_since_ms = a->scope_told_ms = G_MININT64;
 	hosts_reconfigure(a, &old);
 	return TRUE;
 }

@@ -235,6 +235,7 @@ heuristics_classify_relevant(const HeurClassifier *hc, const Flow *f, HeurClass 
 		gboolean dst_mta = netset_contains(hc->mtas, f->dst);
 		gboolean dst_ext = !dst_int && !dst_mta;
 		HeurDir dir = HEUR_FORWARD;
+		out->outside = dst_ext && !src_int && !src_mta;
 		if ((f->has & FLOW_HAS_FW_EVENT) && f->fw_event != FW_EVENT_NONE &&
 		    f->fw_event != FW_EVENT_CREATED && f->fw_event != FW_EVENT_DENIED)
 			dir = HEUR_FLOW_ONLY;

@@ -71,6 +71,9 @@ typedef struct {
 	 * sampled record of several packets reading SYN-ACK), dir HEUR_FORWARD: an attempt
 	 * only of a host that has a window. Either way no host is made of it. */
 	gboolean host_answers;
+	/* HEUR_IGNORE: a mail or login port's record with neither end internal nor a listed
+	 * mail server (transit, or internal_networks does not cover the site's hosts) */
+	gboolean outside;
 } HeurClass;
 
 /* Fill hc->any from the three port sets; call after setting them. */

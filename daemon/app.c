@@ -462,7 +462,19 @@ on_collector_notice(CollectorNotice what, const CollectorNoticeInfo *i, gpointer
 static void
 on_analyzer_notice(AnalyzerNotice what, const AnalyzerNoticeInfo *i, gpointer user_data)
 {
-	(void)user_data;
+	App *app = user_data;
+
+	if (what == ANALYZER_NOTICE_OUTSIDE) {
+		g_warning("analyzer: %" G_GUINT64_FORMAT " records on mail and login ports in the "
+			  "last %" G_GINT64_FORMAT " min had neither end in [analyzer] "
+			  "internal_networks (%s) or mail_servers, and no record had one: no host "
+			  "is tracked, nothing can be raised. If your hosts have other addresses "
+			  "(public space, another private range), list them in internal_networks; if "
+			  "the exports only carry transit, this is expected. Counted in stats as "
+			  "flows_outside; said at most once an hour",
+			  i->outside, i->outside_ms / 60000, app->cfg->internal_nets);
+		return;
+	}
 	if (what == ANALYZER_NOTICE_SUPPRESSION_EXPIRED && i->suppression != NULL) {
 		const PolicySuppression *s = i->suppression;
 		char addr[64];
@@ -486,6 +498,20 @@ on_analyzer_notice(AnalyzerNotice what, const AnalyzerNoticeInfo *i, gpointer us
 		  "most once a minute",
 		  i->evicted, first, last, i->by_max_hosts, i->max_hosts, i->by_mem_cap, i->mem_cap,
 		  i->evicted_total, i->hosts, i->mem_bytes);
+}
+
+/* What the analyzer counts as the site's, at start and when a reload changes it: the first
+ * thing to check when nothing is raised (or everything is). */
+static void
+app_log_scope(const Config *cfg)
+{
+	g_message("analyzer: internal networks %s; mail servers %s; resolvers %s", cfg->internal_nets,
+		  cfg->mail_servers[0] != '\0' ? cfg->mail_servers
+					       : "none listed (an unlisted MTA raises smtp-fanout, "
+						 "which says it looks like a mail server)",
+		  cfg->resolvers[0] != '\0' ? cfg->resolvers
+					    : "none listed (external DNS is shown, never "
+					      "corroborates)");
 }
 
 gboolean
@@ -521,6 +547,7 @@ app_init(App *app, Config *cfg, const AppOptions *opt, gboolean live, GError **e
 	acfg.alert_fn = on_alert;
 	acfg.alert_data = app;
 	acfg.notice_fn = on_analyzer_notice;
+	acfg.notice_data = app;
 	if (app->history != NULL) {
 		acfg.slice_fn = on_slice;
 		acfg.slice_data = app;
@@ -551,6 +578,7 @@ app_init(App *app, Config *cfg, const AppOptions *opt, gboolean live, GError **e
 	app->analyzer = analyzer_new(&app->acfg, error);
 	if (app->analyzer == NULL)
 		return FALSE;
+	app_log_scope(cfg);
 	app->exporter_names = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
 	app->batch = flow_batch_new(FLOW_BATCH_CAP, on_flows, app);
 	CollectorConfig ccfg = cfg->collector;
@@ -1026,6 +1054,10 @@ app_reload(gpointer user_data, GString *members, GError **error)
 				     cfg->mail_servers, &qerr))
 		g_warning("reload: the quarantine keeps its old networks: %s", qerr->message);
 	commands_reload_members(members, app->cfg, cfg);
+	if (g_strcmp0(app->cfg->internal_nets, cfg->internal_nets) != 0 ||
+	    g_strcmp0(app->cfg->mail_servers, cfg->mail_servers) != 0 ||
+	    g_strcmp0(app->cfg->resolvers, cfg->resolvers) != 0)
+		app_log_scope(cfg);
 	daemon_log_set_level(cfg);
 	/* the first configuration is main()'s and may be referenced: only reloads are freed */
 	g_clear_pointer(&app->reloaded, config_free);

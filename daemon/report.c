@@ -85,7 +85,7 @@ static const Field analyzer_fields[] = {
     AS(suppressions), AS(suppressions_set), AS(suppressions_refused), AS(suppressions_expired),
     AS(novelty_bytes), AS(novelty_capacity), AS(novelty_pairs), AS(novelty_lookups),
     AS(novelty_new), AS(novelty_rotations), AS(novelty_early_rotations),
-    AS(novelty_generation_ms), AS(state_novelty_dropped),
+    AS(novelty_generation_ms), AS(state_novelty_dropped), AS(flows_outside),
 };
 
 static const Field sink_fields[] = {SK(events), SK(errors), SK(dropped), SK(reopens)};

@@ -139,6 +139,34 @@ def main():
               "not a terminal: no status or last line on stderr")
         check("(capture time): alert raised" in p.stderr,
               "not a terminal: log lines still carry the capture time")
+        # what the analyzer counts as the site's, said at the start
+        check("analyzer: internal networks 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, "
+              "100.64.0.0/10, fc00::/7; mail servers 10.0.1.25, 10.0.1.26; resolvers none "
+              "listed" in p.stderr and "had neither end" not in p.stderr,
+              "the scenario: its networks and mail servers logged at the start, no warning "
+              "about records outside them")
+        # internal_networks that miss every host: said once an hour of capture time, with
+        # the period's count; nothing tracked or raised
+        wrong = os.path.join(tmp, "wrong.conf")
+        with open(wrong, "w") as f:
+            f.write("[analyzer]\ninternal_networks = 10.99.0.0/16\n")
+        p = subprocess.run([exe, "-c", wrong, "--replay", scen, "--json", "--alerts",
+                            os.path.join(tmp, "wrong.jsonl")],
+                           capture_output=True, text=True, timeout=120)
+        told = re.findall(r"(\d\d):(\d\d):\d\d\.\d{3} \(capture time\): analyzer: (\d+) "
+                          r"records on mail and login ports in the last 10 min had neither "
+                          r"end in \[analyzer\] internal_networks \(10\.99\.0\.0/16\)", p.stderr)
+        an = json.loads(p.stdout)["analyzer"] if p.returncode == 0 else {}
+        mins = [int(h) * 60 + int(m) for h, m, _ in told]
+        check(len(told) == 3 and mins[0] == 12 * 60 + 10 and
+              [b - a for a, b in zip(mins, mins[1:])] == [60, 60] and
+              all(int(c) >= 100 for _, _, c in told) and
+              an.get("flows_outside", 0) >= sum(int(c) for _, _, c in told) and
+              an.get("flows_relevant") == 0 and an.get("hosts_created") == 0 and
+              os.path.getsize(os.path.join(tmp, "wrong.jsonl")) == 0,
+              "internal_networks that miss the scenario's hosts: warned at 12:10, 13:10 and "
+              "14:10 capture time (%s), flows_outside %s, nothing tracked or raised"
+              % (told, an.get("flows_outside")))
     print("%d checks failed" % len(FAILED))
     return 1 if FAILED else 0
 

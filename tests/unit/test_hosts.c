@@ -1,7 +1,9 @@
 /* Unit tests for analyzer/hosts.c through the Analyzer: hosts evicted at max_hosts or
  * mem_cap are told through the notice callback, with their counts, at once for the first
  * and then at most once a minute of the analyzer's clock, the rest when flushed; a
- * reconfiguration that lowers a cap is told the same way, a state load is not. */
+ * reconfiguration that lowers a cap is told the same way, a state load is not. Records that
+ * tell of no internal host at all (internal_networks that miss the site) are told once an
+ * hour (ANALYZER_NOTICE_OUTSIDE). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -292,6 +294,120 @@ test_reconfigure_and_load(void **state)
 	ctx_free(c);
 }
 
+/* ---- ANALYZER_NOTICE_OUTSIDE ---- */
+
+typedef struct {
+	GArray *told;  /* AnalyzerNoticeInfo */
+	GArray *at_ms; /* the flow time each was told at */
+	gint64 now;
+} Scope;
+
+static void
+on_scope(AnalyzerNotice what, const AnalyzerNoticeInfo *info, gpointer user_data)
+{
+	Scope *s = user_data;
+	assert_int_equal(what, ANALYZER_NOTICE_OUTSIDE);
+	g_array_append_val(s->told, *info);
+	g_array_append_val(s->at_ms, s->now);
+}
+
+/* A port-25 record between two addresses given as IPv4 words. */
+static void
+flow_between(Analyzer *a, guint32 src, guint32 dst, gint64 t)
+{
+	guint8 s4[4] = {src >> 24, (guint8)(src >> 16), (guint8)(src >> 8), (guint8)src};
+	guint8 d4[4] = {dst >> 24, (guint8)(dst >> 16), (guint8)(dst >> 8), (guint8)dst};
+	Flow f;
+	memset(&f, 0, sizeof f);
+	flow_addr_set_v4(f.src, s4);
+	flow_addr_set_v4(f.dst, d4);
+	f.recv_ms = t;
+	f.sport = 40000;
+	f.dport = 25;
+	f.proto = 6;
+	f.tcp_flags = F_SESSION;
+	f.packets = 12;
+	f.sampling = 1;
+	f.has = FLOW_HAS_TCP_FLAGS | FLOW_HAS_PACKETS;
+	analyzer_process(a, &f, 1);
+}
+
+#define EXT_A 0xcb007100u /* 203.0.113.0 */
+#define EXT_B 0xc6336400u /* 198.51.100.0 */
+#define INT_A 0x0a000000u /* 10.0.0.0 */
+
+/* Port-25 records between external addresses only, one every 5 s for 95 minutes: told at
+ * the end of the first 10-minute period with the period's count, then not again for an
+ * hour; a reconfiguration starts afresh (told 10 minutes later). One record with an
+ * internal end in a period: not told. */
+static void
+test_outside_notice(void **state)
+{
+	(void)state;
+	AnalyzerConfig cfg;
+	analyzer_config_defaults(&cfg);
+	Scope s = {g_array_new(FALSE, FALSE, sizeof(AnalyzerNoticeInfo)),
+		   g_array_new(FALSE, FALSE, sizeof(gint64)), 0};
+	cfg.notice_fn = on_scope;
+	cfg.notice_data = &s;
+	g_autoptr(GError) err = NULL;
+	Analyzer *a = analyzer_new(&cfg, &err);
+	assert_non_null(a);
+
+	guint n = 0;
+	for (gint64 t = T0; t < T0 + 95 * 60 * SEC_MS; t += 5 * SEC_MS, n++) {
+		s.now = t;
+		flow_between(a, EXT_A + n % 200, EXT_B + n % 250, t);
+		if (t == T0 + 75 * 60 * SEC_MS) /* a reload: a new period, told again */
+			assert_true(analyzer_reconfigure(a, &cfg, &err));
+	}
+	AnalyzerStats st;
+	analyzer_get_stats(a, &st);
+	assert_int_equal(st.flows_outside, n);
+	assert_int_equal(st.flows_relevant, 0);
+	assert_int_equal(st.hosts_tracked, 0);
+	/* the first tick (the first record) starts the period; the tick a slice after its 10
+	 * minutes tells the records before it: 120 of them (5 s apart) */
+	assert_int_equal(s.told->len, 3);
+	const AnalyzerNoticeInfo *i0 = &g_array_index(s.told, AnalyzerNoticeInfo, 0);
+	assert_int_equal(g_array_index(s.at_ms, gint64, 0), T0 + 10 * 60 * SEC_MS);
+	assert_int_equal(i0->outside, 120);
+	assert_int_equal(i0->outside_ms, 10 * 60 * SEC_MS);
+	/* not at 20..60 minutes: the next period that ends an hour or more after it */
+	assert_int_equal(g_array_index(s.at_ms, gint64, 1), T0 + 70 * 60 * SEC_MS);
+	assert_int_equal(g_array_index(s.told, AnalyzerNoticeInfo, 1).outside, 120);
+	/* the reload at 75 minutes: the period restarts at the next tick (76), told at 86 */
+	assert_int_equal(g_array_index(s.at_ms, gint64, 2), T0 + 86 * 60 * SEC_MS);
+	analyzer_free(a);
+
+	/* the same traffic with one record from an internal host every 10 minutes: never */
+	g_array_set_size(s.told, 0);
+	a = analyzer_new(&cfg, &err);
+	for (gint64 t = T0, k = 0; t < T0 + 95 * 60 * SEC_MS; t += 5 * SEC_MS, k++) {
+		s.now = t;
+		if (k % 120 == 7)
+			flow_between(a, INT_A + 1, EXT_B + 1, t);
+		else
+			flow_between(a, EXT_A + k % 200, EXT_B + k % 250, t);
+	}
+	analyzer_get_stats(a, &st);
+	assert_true(st.flows_outside > 1000);
+	assert_int_equal(st.flows_relevant, 10);
+	assert_int_equal(s.told->len, 0);
+	analyzer_free(a);
+
+	/* fewer than ANALYZER_SCOPE_MIN_OUTSIDE in a period: a quiet exporter, not told */
+	a = analyzer_new(&cfg, &err);
+	for (gint64 t = T0, k = 0; t < T0 + 45 * 60 * SEC_MS; t += 7 * SEC_MS, k++) {
+		s.now = t;
+		flow_between(a, EXT_A + k % 200, EXT_B + k % 250, t);
+	}
+	assert_int_equal(s.told->len, 0); /* 86 a period */
+	analyzer_free(a);
+	g_array_free(s.told, TRUE);
+	g_array_free(s.at_ms, TRUE);
+}
+
 int
 main(void)
 {
@@ -301,6 +417,7 @@ main(void)
 	    cmocka_unit_test(test_mem_cap_notice),
 	    cmocka_unit_test(test_clock_back),
 	    cmocka_unit_test(test_reconfigure_and_load),
+	    cmocka_unit_test(test_outside_notice),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
