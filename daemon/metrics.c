@@ -62,6 +62,8 @@ static const Scalar analyzer_scalars[] = {
        "Flow records that fed a host's window."),
     AS("spamflow_flows_late_total", M_COUNTER, flows_late,
        "Flow records older than their host window's newest slice."),
+    AS("spamflow_flows_outside_total", M_COUNTER, flows_outside,
+       "Mail and login port records with neither end in internal_networks or mail_servers."),
     AS("spamflow_hosts_tracked", M_GAUGE, hosts_tracked, "Hosts tracked now."),
     AS("spamflow_hosts_created_total", M_COUNTER, hosts_created, "Hosts that began to be tracked."),
     AS("spamflow_hosts_evicted_total", M_COUNTER, hosts_evicted,
