@@ -461,6 +461,7 @@ process_one(Analyzer *a, const Flow *f)
 {
 	gint64 now = f->recv_ms;
 	HeurClass c;
+	Flow view; /* a firewall record as read (fwmode.c); c's addresses may point into it */
 
 	a->st.flows_seen++;
 	a->now_ms = now;
@@ -468,7 +469,8 @@ process_one(Analyzer *a, const Flow *f)
 		analyzer_tick(a, now);
 	if (!heuristics_relevant(&a->hc, f))
 		return;
-	heuristics_classify_relevant(&a->hc, f, &c);
+	const Flow *cf = G_UNLIKELY(f->has & FLOW_HAS_FW_EVENT) ? fwmode_view(a, f, &view, now) : f;
+	heuristics_classify_relevant(&a->hc, cf, &c);
 	if (c.dir == HEUR_IGNORE) {
 		if (G_UNLIKELY(c.outside))
 			a->st.flows_outside++;
@@ -682,6 +684,7 @@ analyzer_new(const AnalyzerConfig *cfg, GError **error)
 	a->notice_fn = cfg->notice_fn;
 	a->notice_data = cfg->notice_data;
 	hosts_init(a);
+	fwmode_init(a);
 	a->scope_since_ms = a->scope_told_ms = G_MININT64;
 	events_init(a, cfg->history_len);
 	a->last_tick_ms = G_MININT64 / 2;
@@ -697,6 +700,7 @@ analyzer_free(Analyzer *a)
 	if (a == NULL)
 		return;
 	hosts_free(a);
+	fwmode_free(a);
 	events_free(a);
 	if (a->hist_cand != NULL)
 		g_array_unref(a->hist_cand);

@@ -54,6 +54,9 @@ typedef enum {
 	 * outside (AnalyzerStats.flows_outside) and not one with an internal end: told at most
 	 * once per ANALYZER_SCOPE_REPEAT_MS */
 	ANALYZER_NOTICE_OUTSIDE,
+	/* an exporter domain's firewall teardowns count as its sessions' attempts from now
+	 * (analyzer/fwmode.c): told when it starts, and again after an hour without one */
+	ANALYZER_NOTICE_FW_TEARDOWN,
 	ANALYZER_NOTICE_N
 } AnalyzerNotice;
 #define ANALYZER_NOTICE_INTERVAL_MS 60000
@@ -79,6 +82,8 @@ typedef struct {
 	/* ANALYZER_NOTICE_OUTSIDE: the records outside in the period, and its length */
 	guint64 outside;
 	gint64 outside_ms;
+	/* ANALYZER_NOTICE_FW_TEARDOWN: the exporter (Flow.exporter) and its domain */
+	guint32 exporter, domain;
 } AnalyzerNoticeInfo;
 typedef void (*AnalyzerNoticeFunc)(AnalyzerNotice what, const AnalyzerNoticeInfo *info,
 				   gpointer user_data);
@@ -186,6 +191,14 @@ typedef struct {
 	 * mail_servers: transit, or internal_networks does not cover the site's hosts (told
 	 * through AnalyzerConfig.notice_fn when nothing else is seen: ANALYZER_NOTICE_OUTSIDE) */
 	guint64 flows_outside;
+	/* firewall events (fwmode.c): exporter domains whose teardowns started to count (again),
+	 * teardowns read as their session's attempt (of them with no responder octets: failed),
+	 * creates not counted as their teardown will be, domains over FWMODE_MAX */
+	guint64 fw_domains_teardown;
+	guint64 fw_teardowns;
+	guint64 fw_teardowns_unanswered;
+	guint64 fw_creates_skipped;
+	guint64 fw_domains_refused;
 	guint64 offenders_active;
 	guint64 events[ALERT_KIND_COUNT];
 	guint64 events_by_reason[REASON_COUNT]; /* raised events */

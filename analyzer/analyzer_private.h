@@ -226,6 +226,7 @@ struct Analyzer {
 	 * and when it was last told (G_MININT64: never) */
 	gint64 scope_since_ms, scope_told_ms;
 	guint64 scope_outside0, scope_inside0;
+	GHashTable *fw_modes; /* fwmode.c: exporter domains that sent teardowns, and when */
 	gboolean loading;       /* in analyzer_state_load(): no notices */
 	GHashTable *offenders;         /* set of OffEntry*, keyed by (addr, reason) */
 	OffEntry *off_head, *off_tail; /* the same entries, oldest first */
@@ -530,6 +531,17 @@ G_GNUC_INTERNAL gboolean host_mta_like(const Analyzer *a, const Host *h, gint64 
 /* DNS corroborates an smtp alert of h: resolvers are configured, h is not one of them, and
  * h asked an external DNS server in the last hour. */
 G_GNUC_INTERNAL gboolean host_dns_corroborates(const Analyzer *a, const Host *h, gint64 now);
+
+/* ---- fwmode.c ---- */
+/* an exporter domain's teardowns count for an hour after its last one; at most this many
+ * domains are followed (more: their creates keep counting, fw_domains_refused) */
+#define FWMODE_HOLD_MS (60 * 60000)
+#define FWMODE_MAX 4096
+G_GNUC_INTERNAL void fwmode_init(Analyzer *a);
+G_GNUC_INTERNAL void fwmode_free(Analyzer *a);
+/* f as the classifier is to read it (f itself, or view rewritten): a firewall create or
+ * teardown (FLOW_HAS_FW_EVENT) read as its session's attempt or as a flow only */
+G_GNUC_INTERNAL const Flow *fwmode_view(Analyzer *a, const Flow *f, Flow *view, gint64 now);
 
 /* ---- events.c ---- */
 G_GNUC_INTERNAL void events_init(Analyzer *a, guint history_len);

@@ -475,6 +475,15 @@ on_analyzer_notice(AnalyzerNotice what, const AnalyzerNoticeInfo *i, gpointer us
 			  i->outside, i->outside_ms / 60000, app->cfg->internal_nets);
 		return;
 	}
+	if (what == ANALYZER_NOTICE_FW_TEARDOWN) {
+		const char *name = exporter_name(i->exporter, app);
+		g_message("exporter %s domain %u sends firewall teardown events: each of its "
+			  "sessions is counted once, at its teardown (a create it sends as well is "
+			  "a flow only; a teardown with no responder octets is a failed attempt). "
+			  "Said again after an hour without one",
+			  name != NULL ? name : "(gone)", i->domain);
+		return;
+	}
 	if (what == ANALYZER_NOTICE_SUPPRESSION_EXPIRED && i->suppression != NULL) {
 		const PolicySuppression *s = i->suppression;
 		char addr[64];

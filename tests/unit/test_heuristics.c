@@ -280,7 +280,9 @@ test_smtp_blocked(void **state)
 	ctx_free(c);
 }
 
-/* Firewall events without TCP flags: DENIED is a failed attempt, CREATED a try. */
+/* Firewall events without TCP flags: DENIED is a failed attempt (a deny has no teardown),
+ * CREATED a try until the exporter sends teardowns; then the teardown is the try and the
+ * create a flow only (analyzer/fwmode.c, test_fwmode). */
 static void
 test_firewall_events(void **state)
 {
@@ -295,16 +297,26 @@ test_firewall_events(void **state)
 		f.has = FLOW_HAS_FW_EVENT;
 		f.fw_event = i < 36 ? FW_EVENT_DENIED : FW_EVENT_CREATED;
 		analyzer_process(c->a, &f, 1);
-		/* a teardown event is not another attempt */
-		f.fw_event = FW_EVENT_DELETED;
-		analyzer_process(c->a, &f, 1);
+		if (i >= 36) { /* the allowed session's teardown */
+			f.recv_ms += 50;
+			f.fw_event = FW_EVENT_DELETED;
+			analyzer_process(c->a, &f, 1);
+		}
 	}
 	assert_int_equal(c->ev->len, 1);
 	const AlertEvent *e = ev_at(c, 0);
 	assert_int_equal(e->reason, REASON_SMTP_BLOCKED);
 	assert_int_equal(e->attempts, 30);
-	assert_int_equal(e->flows, 59); /* 30 attempts + 29 teardowns before the crossing */
+	assert_int_equal(e->flows, 30);
 	assert_int_equal(e->failed, 30);
+	/* the 4 sessions: the first create (before any teardown), then the 4 teardowns */
+	AnalyzerHostInfo info;
+	assert_true(analyzer_host_info(c->a, bot, &info));
+	const WindowSpanCounts *w = &info.win[HEUR_WIN_SMTP_EXT].counts.span[WINDOW_LONG];
+	assert_int_equal(w->attempts, 36 + 1 + 4);
+	assert_int_equal(w->flows, 36 + 8);
+	assert_int_equal(w->failed, 36);
+	assert_int_equal(w->distinct, 40);
 	ctx_free(c);
 }
 
