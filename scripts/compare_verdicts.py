@@ -1,0 +1,258 @@
+#!/usr/bin/python3
+"""spamflow's verdicts against what an admin does today with nfdump, on the same exports.
+
+For each seed, scripts/eval_detection.py makes the scenario, has softflowd export it as IPFIX
+unsampled, 1:10 and 1:100, and replays each export through spamflowd. Here the same export
+datagrams are also sent over loopback to a real nfcapd, and its file is asked with nfdump
+the way a cron job asks it every 10 minutes (and every hour), with the same thresholds as
+spamflow's smtp-fanout and the same listed mail servers left out:
+
+  nfdump -r FILE -t BUCKET -s srcip/flows 'proto tcp and dst port 25 and (src net <internal>)
+                                          and not src ip in [<mail servers>]'
+      "flows": a source with 50 or more port-25 flows in a 10-minute bucket, or 150 in an hour
+  nfdump -r FILE -t BUCKET -A srcip,dstip '<the same filter>'
+      "distinct": a source with 50 or more distinct port-25 destinations in a 10-minute
+      bucket, or 150 in an hour (what smtp-fanout counts, over fixed buckets)
+
+A host is flagged at the end of the first bucket that flags it (when the cron job would
+run; nfcapd's own file rotation, 5 minutes by default, would add to that). Scored per host
+against the scenario's truth: a bad host (a bot, the unlisted mail server) flagged is found;
+a benign one flagged is a false positive. Delay: flagged (spamflow: its first raised alert)
+minus the host's earliest true crossing. The port-25 column counts only the bad hosts that
+send on port 25 (what the nfdump rules look at); spamflow's other reasons (submission,
+lateral, login brute force) find the rest.
+
+usage: compare_verdicts.py --spamflowd PATH [--seeds 1-5] [-j 2] [--json]
+"""
+import argparse
+import calendar
+import concurrent.futures
+import datetime
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "system"))
+import eval_detection as ev  # noqa: E402
+from nfdump_compare import udp_payloads, udp_queue  # noqa: E402
+
+SHORT_S, LONG_S = 600, 3600
+FLAG_SHORT, FLAG_LONG = 50, 150  # smtp-fanout's defaults
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(cond, what, timeout=30):
+    deadline = time.time() + timeout
+    while not cond():
+        if time.time() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def nfcapd_file(pcap, tmp):
+    """The export's datagrams through a real nfcapd; returns its file."""
+    out = tempfile.mkdtemp(prefix="nfcapd.", dir=tmp)
+    port = free_port()
+    log = open(os.path.join(out, "log"), "w")
+    p = subprocess.Popen(["nfcapd", "-w", out, "-p", str(port), "-b", "127.0.0.1", "-t", "3600"],
+                         stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: udp_queue(port) is not None, "nfcapd to bind")
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for d in udp_payloads(pcap):
+            s.sendto(d, ("127.0.0.1", port))
+            time.sleep(0.0005)
+        wait_for(lambda: udp_queue(port) == 0, "nfcapd to read its queue")
+        time.sleep(0.3)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+    files = glob.glob(os.path.join(out, "nfcapd.2*"))
+    if len(files) != 1:
+        raise RuntimeError(f"nfcapd wrote {files}")
+    return files[0]
+
+
+def stamp(ms):
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime(
+        "%Y/%m/%d.%H:%M:%S")
+
+
+def nfdump(args):
+    r = subprocess.run(["nfdump", "-q"] + args, capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        raise RuntimeError("nfdump %s: %s" % (" ".join(args), r.stderr.strip()))
+    return r.stdout
+
+
+def flt(truth):
+    nets = " or ".join("src net %s" % n for n in truth["analyzer_defaults"]["internal_networks"])
+    mtas = " ".join(truth["mail_servers"])
+    return f"proto tcp and dst port 25 and ({nets}) and not src ip in [ {mtas} ]"
+
+
+def nfdump_flags(nffile, truth, rate):
+    """{rule: {host: flagged_ms}} over fixed buckets, from nfdump's own output. The file's
+    flows are TZ-independent: -t takes local time, so nfdump runs with TZ=UTC. Sampled, a
+    third rule: distinct destinations against the thresholds divided by the rate (what an
+    admin who knows the rate might do)."""
+    os.environ["TZ"] = "UTC"
+    f = flt(truth)
+    t0 = truth["first_packet_ms"] // (SHORT_S * 1000) * SHORT_S * 1000
+    t1 = truth["last_packet_ms"]
+    out = {"flows": {}, "distinct": {}, "scaled": {}}
+    for span, need in ((SHORT_S, FLAG_SHORT), (LONG_S, FLAG_LONG)):
+        scaled = max(1, round(need / rate))
+        b = t0 // (span * 1000) * span * 1000
+        while b <= t1:
+            e = b + span * 1000
+            win = f"{stamp(b)}-{stamp(e - 1000)}"
+            # flows per source: nfdump's statistics
+            for line in nfdump(["-r", nffile, "-t", win, "-s", "srcip/flows", "-n", "0",
+                                "-o", "csv", f]).splitlines():
+                c = line.split(",")
+                if len(c) > 5 and c[4] not in ("val", "") and c[5].isdigit():
+                    if int(c[5]) >= need:
+                        host = ev.norm(c[4])
+                        out["flows"].setdefault(host, e)
+                        out["flows"][host] = min(out["flows"][host], e)
+            # distinct destinations per source: nfdump's aggregation by (src, dst)
+            per = {}
+            for line in nfdump(["-r", nffile, "-t", win, "-A", "srcip,dstip", "-o",
+                                "fmt:%sa,%da", f]).splitlines():
+                c = [x.strip() for x in line.split(",")]
+                if len(c) == 2 and c[0] and c[0] != "Src IP Addr":
+                    per.setdefault(ev.norm(c[0]), set()).add(c[1])
+            for host, d in per.items():
+                for rule, n in (("distinct", need), ("scaled", scaled)):
+                    if len(d) >= n and rate > 1 or rule == "distinct" and len(d) >= n:
+                        out[rule][host] = min(out[rule].get(host, e), e)
+            b = e
+    return out
+
+
+def one(seed, spamflowd, conf, keep):
+    res = ev.one_seed(seed, spamflowd, conf, keep)
+    d = glob.glob(os.path.join(keep, "eval-%d.*" % seed))[0]
+    flags = {}
+    for rate in ev.RATES:
+        nffile = nfcapd_file(os.path.join(d, "ipfix-s%d.pcap" % rate), d)
+        flags[rate] = nfdump_flags(nffile, res["truth"], rate)
+        spam = {}
+        for (host, _reason), t in res["rates"][rate]["raised"].items():
+            spam[host] = min(spam.get(host, t), t)
+        flags[rate]["spamflow"] = spam
+    return {"seed": seed, "truth": res["truth"], "flags": flags}
+
+
+def score(results):
+    out = {}
+    for rate in ev.RATES:
+        rows = {}
+        for rule in ("spamflow", "distinct", "flows") + (("scaled",) if rate > 1 else ()):
+            found = found25 = bad = bad25 = fp = 0
+            delays, fps, missed = [], [], []
+            for r in results:
+                truth = r["truth"]
+                flagged = r["flags"][rate][rule]
+                for h in truth["hosts"]:
+                    addrs = [ev.norm(a) for a in h["addresses"]]
+                    t = [flagged[a] for a in addrs if a in flagged]
+                    port25 = any(e["reason"] in ("smtp-fanout", "smtp-blocked", "smtp-novelty")
+                                 for e in h["expected"])
+                    if h["role"] == "benign":
+                        if t:
+                            fp += 1
+                            fps.append(f"seed {r['seed']}: {h['name']}")
+                        continue
+                    bad += 1
+                    bad25 += port25
+                    if t:
+                        found += 1
+                        found25 += port25
+                        cross = min(e["true_crossing_ms"] for e in h["expected"])
+                        delays.append((min(t) - cross) / 1000)
+                    else:
+                        missed.append(f"seed {r['seed']}: {h['name']}")
+            rows[rule] = {"found": found, "bad": bad, "found25": found25, "bad25": bad25,
+                          "fp": fp, "false_positives": fps, "missed": missed,
+                          "delay_median_s": statistics.median(delays) if delays else None}
+        out[rate] = rows
+    return out
+
+
+def markdown(s, seeds):
+    names = {"spamflow": "spamflow (its six heuristics + smtp-novelty)",
+             "distinct": "nfdump -A srcip,dstip: >= 50 distinct / 10 min or 150 / h",
+             "flows": "nfdump -s srcip/flows: >= 50 flows / 10 min or 150 / h",
+             "scaled": "nfdump -A srcip,dstip, thresholds / rate"}
+    lines = [f"Seeds {seeds}, the scenario exported by softflowd (IPFIX); per host over all "
+             "seeds (below, in brackets: in how many seeds):", "",
+             "| sampling | verdicts | bad hosts found | port-25 bad hosts found | benign hosts "
+             "flagged | median delay |", "|---|---|---|---|---|---|"]
+    for rate, rows in s.items():
+        for rule, x in rows.items():
+            d = "-" if x["delay_median_s"] is None else "%+.0f s" % x["delay_median_s"]
+            lines.append(f"| {'unsampled' if rate == 1 else '1:%d' % rate} | {names[rule]} | "
+                         f"{x['found']}/{x['bad']} | {x['found25']}/{x['bad25']} | {x['fp']} | "
+                         f"{d} |")
+    lines.append("")
+    for rate, rows in s.items():
+        for rule, x in rows.items():
+            for what, key in (("benign flagged", "false_positives"), ("missed", "missed")):
+                if x[key]:
+                    n = {}
+                    for item in x[key]:
+                        name = item.split(": ", 1)[1]
+                        n[name] = n.get(name, 0) + 1
+                    lines.append(f"- {rule}, {'unsampled' if rate == 1 else '1:%d' % rate}, "
+                                 f"{what}: " + ", ".join("%s (%d)" % kv for kv in sorted(n.items())))
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--spamflowd", required=True)
+    ap.add_argument("--seeds", default="1-5")
+    ap.add_argument("-j", type=int, default=2)
+    ap.add_argument("--conf", default=os.path.join(HERE, "..", "fixtures", "scenario.conf"))
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    for tool in ("nfcapd", "nfdump", "softflowd"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is missing (scripts/setup.sh bench-deps installs nfdump, "
+                     "scripts/setup.sh test softflowd)")
+    seeds = ev.parse_seeds(args.seeds)
+    keep = tempfile.mkdtemp(prefix="verdicts.")
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(args.j, 2)) as ex:
+            results = list(ex.map(lambda s: one(s, args.spamflowd, args.conf, keep), seeds))
+    finally:
+        shutil.rmtree(keep, ignore_errors=True)
+    s = score(results)
+    if args.json:
+        json.dump({str(k): v for k, v in s.items()}, sys.stdout, indent=1)
+        print()
+    else:
+        print(markdown(s, args.seeds))
+
+
+if __name__ == "__main__":
+    main()
