@@ -750,6 +750,8 @@ add_flow(Window *w, const WindowGeom *g, gint64 t_ms, const guint8 dst[16], gboo
 	G_STATIC_ASSERT(WINDOW_SPANS == 2);
 	SpanSum dummy[2];
 	if (s0 == NULL) {
+		/* no sums kept: counted into these and dropped (zeroed: an increment reads them) */
+		memset(dummy, 0, sizeof dummy);
 		s0 = &dummy[0];
 		s1 = &dummy[1];
 	}
