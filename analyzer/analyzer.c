@@ -613,8 +613,8 @@ scope_check(Analyzer *a, gint64 now)
 		return;
 	guint64 out = a->st.flows_outside - a->scope_outside0;
 	guint64 in = scope_inside(a) - a->scope_inside0;
-	gint64 period = now - a->scope_since_ms;
 	gboolean full = a->scope_since_ms != G_MININT64 && now >= a->scope_since_ms;
+	gint64 period = full ? now - a->scope_since_ms : 0;
 	a->scope_since_ms = now;
 	a->scope_outside0 = a->st.flows_outside;
 	a->scope_inside0 = scope_inside(a);
