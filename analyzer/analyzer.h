@@ -192,11 +192,12 @@ typedef struct {
 	 * through AnalyzerConfig.notice_fn when nothing else is seen: ANALYZER_NOTICE_OUTSIDE) */
 	guint64 flows_outside;
 	/* firewall events (fwmode.c): exporter domains whose teardowns started to count (again),
-	 * teardowns read as their session's attempt (of them with no responder octets: failed),
-	 * creates not counted as their teardown will be, domains over FWMODE_MAX */
+	 * teardowns read as their session's attempt (of them failed: the responder sent at most
+	 * one bare packet), creates not counted as their teardown will be, domains over
+	 * FWMODE_MAX */
 	guint64 fw_domains_teardown;
 	guint64 fw_teardowns;
-	guint64 fw_teardowns_unanswered;
+	guint64 fw_teardowns_failed;
 	guint64 fw_creates_skipped;
 	guint64 fw_domains_refused;
 	guint64 offenders_active;

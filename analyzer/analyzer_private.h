@@ -537,6 +537,9 @@ G_GNUC_INTERNAL gboolean host_dns_corroborates(const Analyzer *a, const Host *h,
  * domains are followed (more: their creates keep counting, fw_domains_refused) */
 #define FWMODE_HOLD_MS (60 * 60000)
 #define FWMODE_MAX 4096
+/* a teardown whose responder sent at most this many octets (one bare TCP packet: a reset,
+ * or a SYN-ACK with options, over IPv6's 40-byte header) held no dialog: failed */
+#define FWMODE_BARE_OCTETS 60
 G_GNUC_INTERNAL void fwmode_init(Analyzer *a);
 G_GNUC_INTERNAL void fwmode_free(Analyzer *a);
 /* f as the classifier is to read it (f itself, or view rewritten): a firewall create or

@@ -10,9 +10,11 @@
  * exports ends in one, and the teardown is the attempt; its creates are flows only (a
  * session is counted once either way). Until then (and an hour after its last teardown) its
  * creates count, as before: an exporter of creates alone stays read. A teardown whose
- * responder sent nothing (responder octets 0, when the record has them) was never answered:
- * a failed attempt, as a deny is. Only the sessions open when the first teardown arrives
- * are counted twice (their create, then their teardown). */
+ * responder sent at most one bare packet (responder octets <= FWMODE_BARE_OCTETS, when the
+ * record has them: nothing, or a reset or a SYN-ACK with no dialog after it, IPv4 or IPv6)
+ * held no session: a failed attempt, as a deny is (records of a firewall carry no TCP
+ * flags to tell it by). Only the sessions open when the first teardown arrives are counted
+ * twice (their create, then their teardown). */
 #include "analyzer_private.h"
 
 typedef struct {
@@ -84,13 +86,13 @@ fwmode_view(Analyzer *a, const Flow *f, Flow *view, gint64 now)
 		if (!teardowns_count(a, f, now))
 			return f; /* refused a slot: read as before */
 		*view = *f;
-		/* what the classifier reads as a session's attempt: a create; unanswered, a
+		/* what the classifier reads as a session's attempt: a create; with no dialog, a
 		 * deny (failed) */
-		gboolean unanswered = (f->has & FLOW_HAS_REVERSE) && f->rev_bytes == 0 &&
-				      f->rev_packets == 0;
-		view->fw_event = unanswered ? FW_EVENT_DENIED : FW_EVENT_CREATED;
+		gboolean failed = (f->has & FLOW_HAS_REVERSE) && f->rev_bytes <= FWMODE_BARE_OCTETS &&
+				  f->rev_packets <= 1;
+		view->fw_event = failed ? FW_EVENT_DENIED : FW_EVENT_CREATED;
 		a->st.fw_teardowns++;
-		a->st.fw_teardowns_unanswered += unanswered;
+		a->st.fw_teardowns_failed += failed;
 		return view;
 	}
 	if (f->fw_event == FW_EVENT_CREATED && teardowns_count(a, f, now)) {

@@ -479,8 +479,8 @@ on_analyzer_notice(AnalyzerNotice what, const AnalyzerNoticeInfo *i, gpointer us
 		const char *name = exporter_name(i->exporter, app);
 		g_message("exporter %s domain %u sends firewall teardown events: each of its "
 			  "sessions is counted once, at its teardown (a create it sends as well is "
-			  "a flow only; a teardown with no responder octets is a failed attempt). "
-			  "Said again after an hour without one",
+			  "a flow only; a teardown whose responder sent at most one bare packet is "
+			  "a failed attempt). Said again after an hour without one",
 			  name != NULL ? name : "(gone)", i->domain);
 		return;
 	}

@@ -86,7 +86,7 @@ static const Field analyzer_fields[] = {
     AS(novelty_bytes), AS(novelty_capacity), AS(novelty_pairs), AS(novelty_lookups),
     AS(novelty_new), AS(novelty_rotations), AS(novelty_early_rotations),
     AS(novelty_generation_ms), AS(state_novelty_dropped), AS(flows_outside),
-    AS(fw_domains_teardown), AS(fw_teardowns), AS(fw_teardowns_unanswered),
+    AS(fw_domains_teardown), AS(fw_teardowns), AS(fw_teardowns_failed),
     AS(fw_creates_skipped), AS(fw_domains_refused),
 };
 

@@ -7,14 +7,15 @@ one bot per way a firewall can be set to export:
     its teardown 2 s later, 60 sessions to 60 mail servers;
   - domain 2, `flow-export delay flow-create 60`: sessions shorter than the delay send their
     teardown alone: 60 of them (before analyzer/fwmode.c this bot counted nothing);
-  - domain 3, teardowns alone, the servers never answering (responder octets 0): 40 failed
-    attempts, smtp-blocked;
+  - domain 3, teardowns alone, the servers never answering (responder octets 0) or refusing
+    (one bare packet, a reset's 40 octets): 40 failed attempts, smtp-blocked;
   - domain 4, creates alone (`flow-export event-type flow-create`): 60, read as before;
   - domain 5, every event, a host with 8 sessions: nothing raised.
 
 tshark reads the same datagrams (from a capture written here) and counts each domain's
-creates, teardowns and teardowns with 0 responder octets; the daemon must count the same
-(analyzer stats fw_teardowns, fw_teardowns_unanswered, fw_creates_skipped), raise each bot
+creates, teardowns and teardowns with at most 60 responder octets in one packet; the daemon
+must count the same (analyzer stats fw_teardowns, fw_teardowns_failed, fw_creates_skipped),
+raise each bot
 once for the right reason with its session count, and log which domains' teardowns count.
 
 usage: firewall_events.py SPAMFLOWD SPAMFLOWCTL
@@ -68,7 +69,8 @@ class Exporter:
 
 def record(src, dst, sport, event, resp_octets, start_ms, end_ms):
     init = (0, 0) if event == CREATED else (1800, 12)
-    resp = (0, 0) if event == CREATED else (resp_octets, 10 if resp_octets else 0)
+    resp = (0, 0) if event == CREATED else (
+        resp_octets, 0 if resp_octets == 0 else 1 if resp_octets <= 60 else 10)
     return (bytes(map(int, src.split("."))) + bytes(map(int, dst.split("."))) +
             struct.pack(">HHBBIIQQQQ", sport, 25, 6, event, init[0], resp[0], init[1], resp[1],
                         start_ms, end_ms))
@@ -79,21 +81,23 @@ def mx(domain, i):
 
 
 def sessions(domain, host, n, events, resp_octets):
-    """n sessions of host, each as the events of `events` (CREATED, DELETED)."""
+    """n sessions of host, each as the events of `events` (CREATED, DELETED); resp_octets
+    None: every other one unanswered (0) and refused (a reset, 40)."""
     t0 = int(time.time() * 1000) - 60000
     out = []
     for i in range(n):
         start = t0 + i * 500
         for ev in events:
+            resp = resp_octets if resp_octets is not None else (40 if i % 2 else 0)
             out.append(record(host, mx(domain, i), 40000 + i, ev,
-                              resp_octets, start, start if ev == CREATED else start + 2000))
+                              resp, start, start if ev == CREATED else start + 2000))
     return out
 
 
 CAST = {  # domain: (host, sessions, events, responder octets, reason expected or None)
     1: ("10.70.0.1", 60, (CREATED, DELETED), 2400, "smtp-fanout"),
     2: ("10.70.0.2", 60, (DELETED,), 2400, "smtp-fanout"),
-    3: ("10.70.0.3", 40, (DELETED,), 0, "smtp-blocked"),
+    3: ("10.70.0.3", 40, (DELETED,), None, "smtp-blocked"),
     4: ("10.70.0.4", 60, (CREATED,), 0, "smtp-fanout"),
     5: ("10.70.0.5", 8, (CREATED, DELETED), 2400, None),
 }
@@ -111,24 +115,25 @@ def pcap(path, dgrams, port):
 
 
 def tshark_counts(path, port):
-    """{domain: [creates, teardowns, teardowns with 0 responder octets]} as tshark reads it."""
+    """{domain: [creates, teardowns, teardowns whose responder sent at most one packet of
+    at most 60 octets]} as tshark reads it."""
     p = subprocess.run(["tshark", "-r", path, "-d", f"udp.port=={port},cflow", "-T", "fields",
                         "-E", "occurrence=a", "-E", "aggregator=;",
                         "-e", "cflow.source_id", "-e", "cflow.firewall_event",
-                        "-e", "cflow.responder_octets"],
+                        "-e", "cflow.responder_octets", "-e", "cflow.responder_packets"],
                        capture_output=True, text=True, timeout=120)
     if p.returncode != 0:
         sys.exit("tshark: " + p.stderr)
     out = {}
     for line in p.stdout.splitlines():
-        sid, events, resp = (line.split("\t") + ["", ""])[:3]
+        sid, events, resp, rpk = (line.split("\t") + ["", "", ""])[:4]
         c = out.setdefault(int(sid), [0, 0, 0])
-        for ev, r in zip(events.split(";"), resp.split(";")):
+        for ev, r, k in zip(events.split(";"), resp.split(";"), rpk.split(";")):
             if ev == "1":
                 c[0] += 1
             elif ev == "2":
                 c[1] += 1
-                c[2] += r == "0"
+                c[2] += int(r) <= 60 and int(k) <= 1
     return out
 
 
@@ -161,15 +166,15 @@ def main():
     # such a domain after its first teardown are flows only (domains 1 and 5: each session's
     # create comes before its teardown, so all but the first of each)
     teardowns = sum(c[1] for c in want.values())
-    unanswered = sum(c[2] for c in want.values())
+    failed = sum(c[2] for c in want.values())
     skipped = sum(c[0] - 1 for c in want.values() if c[0] and c[1])
     check(want.get(1) == [60, 60, 0] and want.get(2) == [0, 60, 0] and
           want.get(3) == [0, 40, 40] and want.get(4) == [60, 0, 0],
           f"tshark reads the export as sent: {want}")
-    check(an["fw_teardowns"] == teardowns and an["fw_teardowns_unanswered"] == unanswered and
+    check(an["fw_teardowns"] == teardowns and an["fw_teardowns_failed"] == failed and
           an["fw_creates_skipped"] == skipped and an["fw_domains_teardown"] == 4,
           f"stats: fw_teardowns {an['fw_teardowns']} (tshark {teardowns}), "
-          f"fw_teardowns_unanswered {an['fw_teardowns_unanswered']} ({unanswered}), "
+          f"fw_teardowns_failed {an['fw_teardowns_failed']} ({failed}), "
           f"fw_creates_skipped {an['fw_creates_skipped']} ({skipped}), "
           f"fw_domains_teardown {an['fw_domains_teardown']} (4)")
 
@@ -189,7 +194,7 @@ def main():
               f"domain {dom}: {host} raised for {reason} "
               f"({[(o['reason'], o.get('severity')) for o in mine]})")
         check(w.get("distinct") == n and w.get("attempts") == attempts and
-              w.get("failed") == (n if resp == 0 and DELETED in events else 0),
+              w.get("failed") == (n if resp is None else 0),
               f"domain {dom}: its window holds {n} destinations, {attempts} attempts "
               f"({ {k: w.get(k) for k in ('distinct', 'attempts', 'failed', 'flows')} })")
     log = open(os.path.join(tmp, "daemon.log")).read()

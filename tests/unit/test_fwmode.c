@@ -1,7 +1,7 @@
 /* Unit tests for firewall session events (analyzer/fwmode.c): an exporter domain that
  * sends creates and teardowns counts each session once; one that sends teardowns alone (an
- * ASA's `flow-export delay flow-create`) is read, not blind; a teardown with no responder
- * octets is a failed attempt; creates alone count as before; a domain's teardowns do not
+ * ASA's `flow-export delay flow-create`) is read, not blind; a teardown whose responder sent
+ * at most one bare packet (nothing, or a reset) is a failed attempt; creates alone count as before; a domain's teardowns do not
  * change how another domain is read, and stop counting an hour after its last one. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -87,7 +87,7 @@ nsel(Ctx *c, guint h, guint i, guint8 event, gint64 t, guint64 resp_bytes, guint
 	if (event == FW_EVENT_DELETED) {
 		f.packets = 12;
 		f.bytes = 3000;
-		f.rev_packets = resp_bytes > 0 ? 10 : 0;
+		f.rev_packets = resp_bytes == 0 ? 0 : resp_bytes <= 60 ? 1 : 10;
 		f.rev_bytes = resp_bytes;
 	}
 	analyzer_process(c->a, &f, 1);
@@ -166,14 +166,15 @@ test_teardown_only(void **state)
 }
 
 /* Teardowns of sessions the servers never answered (responder octets 0: SYNs that timed
- * out past the firewall): failed attempts, so smtp-blocked, not smtp-fanout. */
+ * out past the firewall) or refused (one bare packet, a reset: 40 octets over IPv4): failed
+ * attempts, so smtp-blocked, not smtp-fanout. 61 octets is more than a bare packet. */
 static void
-test_teardown_unanswered(void **state)
+test_teardown_failed(void **state)
 {
 	(void)state;
 	Ctx *c = ctx_new();
 	for (guint i = 0; i < 40; i++)
-		nsel(c, 3, i, FW_EVENT_DELETED, T0 + i * 5 * S_MS, 0, 0);
+		nsel(c, 3, i, FW_EVENT_DELETED, T0 + i * 5 * S_MS, i % 2 ? 40 : 0, 0);
 	WindowSpanCounts w;
 	host_counts(c, 3, &w);
 	assert_int_equal(w.distinct, 40);
@@ -181,9 +182,13 @@ test_teardown_unanswered(void **state)
 	assert_int_equal(w.failed, 40);
 	AnalyzerStats st;
 	analyzer_get_stats(c->a, &st);
-	assert_int_equal(st.fw_teardowns_unanswered, 40);
+	assert_int_equal(st.fw_teardowns_failed, 40);
 	assert_int_equal(raised(c, REASON_SMTP_BLOCKED), 1);
 	assert_int_equal(raised(c, REASON_SMTP_FANOUT), 0);
+	nsel(c, 3, 100, FW_EVENT_DELETED, T0 + 40 * 5 * S_MS, 61, 0);
+	analyzer_get_stats(c->a, &st);
+	assert_int_equal(st.fw_teardowns_failed, 40);
+	assert_int_equal(st.fw_teardowns, 41);
 	ctx_free(c);
 }
 
@@ -232,7 +237,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_create_and_teardown),
 	    cmocka_unit_test(test_teardown_only),
-	    cmocka_unit_test(test_teardown_unanswered),
+	    cmocka_unit_test(test_teardown_failed),
 	    cmocka_unit_test(test_domains_apart_and_expiry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
