@@ -14,7 +14,7 @@ packet. Events, as an ASA sends them:
 --mode all sends both (`flow-export event-type all`); --mode delay=N drops the create of a
 session that closes within N s of opening (`flow-export delay flow-create N`: the ASA sends
 its create only when the session outlives the delay); --mode teardown sends teardowns only.
-Up to 20 records a datagram, sent when full or when 1 s of capture time has passed.
+Up to 20 records a datagram, sent when full, or 1 s after its first record.
 
 usage: nsel_export.py CAPTURE OUT [--mode all|teardown|delay=60]
 """
@@ -146,13 +146,15 @@ def export(capture, out, mode):
 
     first = None
     for t, tid, rec in events:
-        if pending and (len(pending) >= 20 or t - first >= 1000):
-            flush(max(t, first))
+        if pending and t - first >= 1000:
+            flush(first + 1000)  # the export timer: a record waits at most 1 s
         if not pending:
             first = t
         pending.append((tid, rec))
+        if len(pending) == 20:
+            flush(t)
     if pending:
-        flush(events[-1][0])
+        flush(first + 1000)
     cr.write_pcap(out, frames, linktype=cr.LINKTYPE_RAW)
     return len(frames), sum(1 for e in events)
 
