@@ -102,7 +102,7 @@ class Live:
 def conf(tmp, sock, extra):
     path = os.path.join(tmp, "spamflow.conf")
     with open(path, "w") as f:
-        f.write(f"[control]\nsocket = {sock}\n" + extra)
+        f.write(f"[http]\nlisten =\n[control]\nsocket = {sock}\n" + extra)
     return path
 
 

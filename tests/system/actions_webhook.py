@@ -164,7 +164,7 @@ class Daemon:
         self.conf = os.path.join(tmp, f"{name}.conf")
         self.alerts = os.path.join(tmp, f"{name}.jsonl")
         with open(self.conf, "w") as f:
-            f.write(f"[control]\nsocket = {self.sock}\n\n[actions]\n{actions}\n")
+            f.write(f"[http]\nlisten =\n[control]\nsocket = {self.sock}\n\n[actions]\n{actions}\n")
         self.p, self.port = sinktest.start_live(spamflowd, self.conf, self.alerts)
         self.stream = sinktest.Stream(self.port)
 

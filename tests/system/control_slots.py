@@ -109,7 +109,7 @@ def main():
     sock = os.path.join(tmp, "run", "control.sock")
     conf = os.path.join(tmp, "spamflow.conf")
     with open(conf, "w") as f:
-        f.write(f"[control]\nsocket = {sock}\ngroup = nogroup\nmax_clients = {MAX_CLIENTS}\n"
+        f.write(f"[http]\nlisten =\n[control]\nsocket = {sock}\ngroup = nogroup\nmax_clients = {MAX_CLIENTS}\n"
                 "idle_timeout = 60\n")
     log = open(os.path.join(tmp, "daemon.log"), "w+")
     d = subprocess.Popen([spamflowd, "--state=", "--history=", "-c", conf, "-l", f"127.0.0.1:{free_udp_port()}",

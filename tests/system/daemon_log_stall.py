@@ -36,7 +36,7 @@ def inside(exe, tmp):
     run = os.path.join(tmp, "run")
     conf = os.path.join(tmp, "c.conf")
     with open(conf, "w") as f:
-        f.write(f"[daemon]\nlog = syslog\n[control]\nsocket = {run}/c.sock\n")
+        f.write(f"[daemon]\nlog = syslog\n[http]\nlisten =\n[control]\nsocket = {run}/c.sock\n")
     port = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     port.bind(("127.0.0.1", 0))
     addr = port.getsockname()

@@ -109,7 +109,7 @@ class Live:
         self.flows = os.path.join(tmp, "flows.csv")
         path = os.path.join(tmp, "spamflow.conf")
         with open(path, "w") as f:
-            f.write(f"[control]\nsocket = {self.sock}\n[sinks]\njson = {self.alerts}\n" + conf)
+            f.write(f"[http]\nlisten =\n[control]\nsocket = {self.sock}\n[sinks]\njson = {self.alerts}\n" + conf)
         self.log = open(os.path.join(tmp, "daemon.log"), "w+")
         self.p = subprocess.Popen([spamflowd, "--state=", "--history=", "-c", path, "-l",
                                    f"127.0.0.1:{self.port}", "--stats-interval", "0",

@@ -143,6 +143,14 @@ def main():
         sys.exit("tshark is missing (Debian tshark; scripts/setup.sh test installs it)")
     tmp = testdir.mkdtemp("spamflow-fw-")
     d = Daemon(spamflowd, spamflowctl, tmp)
+    try:
+        return run(d, tmp)
+    finally:
+        if d.alive():
+            d.p.kill()
+
+
+def run(d, tmp):
     dgrams = []
     for dom, (host, n, events, resp, _) in CAST.items():
         e = Exporter(dom)

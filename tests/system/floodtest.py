@@ -95,7 +95,7 @@ class Daemon:
         self.port = free_udp_port()
         self.conf = os.path.join(tmp, "spamflow.conf")
         with open(self.conf, "w") as f:
-            f.write(f"[control]\nsocket = {self.sock}\n" + conf_text)
+            f.write(f"[http]\nlisten =\n[control]\nsocket = {self.sock}\n" + conf_text)
             # start from nothing and leave nothing: no state file (restart without loss)
             # restored from, or written to, the default path
             if "\n[state]\n" in subprocess.run([spamflowd, "--print-config"],

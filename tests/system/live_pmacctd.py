@@ -71,7 +71,7 @@ def main():
     sock = os.path.join(tmp, "run", "control.sock")
     conf = os.path.join(tmp, "spamflow.conf")
     with open(conf, "w") as f:
-        f.write(f"[control]\nsocket = {sock}\n")
+        f.write(f"[http]\nlisten =\n[control]\nsocket = {sock}\n")
     flows = os.path.join(tmp, "flows.csv")
     dlog = open(os.path.join(tmp, "daemon.log"), "w+")
     d = subprocess.Popen([spamflowd, "--state=", "--history=", "-c", conf, "-l", f"127.0.0.1:{port}",

@@ -34,8 +34,13 @@ def main():
     tmp = testdir.mkdtemp("spamflow-live-")
     port = free_udp_port()
     flows = os.path.join(tmp, "flows.csv")
-    d = subprocess.Popen([spamflowd, "--state=", "--history=", "-l", f"127.0.0.1:{port}", "--stats-interval", "0",
-                          "--json", "--flows", flows],
+    # every default but the system's control socket and HTTP port (a running spamflowd, or
+    # a parallel test, may hold them)
+    conf = os.path.join(tmp, "spamflow.conf")
+    with open(conf, "w") as f:
+        f.write("[control]\nsocket =\n[http]\nlisten =\n")
+    d = subprocess.Popen([spamflowd, "--state=", "--history=", "-c", conf, "-l", f"127.0.0.1:{port}",
+                          "--stats-interval", "0", "--json", "--flows", flows],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # wait until the daemon says it listens
     deadline = time.time() + 10

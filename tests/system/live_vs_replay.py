@@ -79,8 +79,10 @@ def main():
         sys.exit("BASE_CONFIG must not set [alerts]: its times are scaled here")
     conf = os.path.join(tmp, "scaled.conf")
     with open(conf, "w") as f:
+        # no control socket or HTTP endpoint: not the system's, which a running spamflowd
+        # or a parallel test may hold
         f.write(base + f"\n[alerts]\nupdate_interval = {int(900 / scale)}\n"
-                f"hold = {int(1800 / scale)}\n")
+                f"hold = {int(1800 / scale)}\n[control]\nsocket =\n[http]\nlisten =\n")
 
     # the replay: same datagrams, timestamps compressed around the first one
     t0 = pkts[0][0]

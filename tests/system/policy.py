@@ -87,7 +87,7 @@ class Daemon:
 
     def write_conf(self, groups):
         with open(self.conf, "w") as f:
-            f.write(self.base + f"\n[control]\nsocket = {self.sock}\n"
+            f.write(self.base + f"\n[http]\nlisten =\n[control]\nsocket = {self.sock}\n"
                     f"[state]\nfile = {self.state}\nsnapshot_interval = 3600\n" + groups)
 
     def start(self):

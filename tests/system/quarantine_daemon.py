@@ -27,6 +27,8 @@ NET_ADMIN = 1 << 12
 SET = ("inet", "filter", "spamflow_quarantine")
 
 CONF = """
+[http]
+listen =
 [daemon]
 user = nobody
 [control]

@@ -53,6 +53,8 @@ table inet filter {
 """
 
 CONF = """
+[http]
+listen =
 [control]
 socket = {dir}/control.sock
 [state]

@@ -110,7 +110,7 @@ class Daemon:
         self.alerts = os.path.join(tmp, f"alerts-{time.monotonic_ns()}.json")
         conf = os.path.join(tmp, "spamflow.conf")
         with open(conf, "w") as f:
-            f.write(f"[control]\nsocket = {self.sock}\n"
+            f.write(f"[http]\nlisten =\n[control]\nsocket = {self.sock}\n"
                     f"[state]\nfile = {state}\nsnapshot_interval = {interval}\n")
         self.log = open(os.path.join(tmp, "daemon.log"), "a+")
         self.log_start = self.log.tell()

@@ -160,7 +160,7 @@ class Daemon:
         self.sock = os.path.join(d, "run", "control.sock")
         self.conf = os.path.join(d, "spamflow.conf")
         with open(self.conf, "w") as f:
-            f.write(conf_text + f"\n[control]\nsocket = {self.sock}\n")
+            f.write(conf_text + f"\n[http]\nlisten =\n[control]\nsocket = {self.sock}\n")
         self.port = sinktest.free_port()
         self.errpath = os.path.join(d, "daemon.log")
         self.err = open(self.errpath, "w")

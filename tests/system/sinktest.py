@@ -143,7 +143,14 @@ class Stream:
 
 
 def start_live(spamflowd, conf, alerts, extra=()):
-    """spamflowd on a free loopback port; returns (process, port)."""
+    """spamflowd on a free loopback port; returns (process, port). A conf that sets no control
+    socket or HTTP endpoint gets none (not the system's /run/spamflow/control.sock and
+    127.0.0.1:9300, which a running spamflowd, or a parallel test, may hold)."""
+    with open(conf) as f:
+        text = f.read()
+    with open(conf, "a") as f:
+        f.write(("" if "[control]" in text else "\n[control]\nsocket =\n") +
+                ("" if "[http]" in text else "\n[http]\nlisten =\n"))
     port = free_port()
     d = subprocess.Popen([spamflowd, "--state=", "--history=", "-c", conf, "-l", f"127.0.0.1:{port}", "--alerts",
                           alerts, "--stats-interval", "0", "--json", *extra],
