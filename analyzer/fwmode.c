@@ -18,7 +18,7 @@
 #include "analyzer_private.h"
 
 typedef struct {
-	guint64 key; /* exporter << 32 | domain */
+	guint64 key;	    /* exporter << 32 | domain */
 	gint64 teardown_ms; /* analyzer time of its last teardown */
 } FwMode;
 
@@ -56,7 +56,8 @@ note_teardown(Analyzer *a, const Flow *f, gint64 now)
 {
 	guint64 key = fw_key(f);
 	FwMode *m = g_hash_table_lookup(a->fw_modes, &key);
-	gboolean starts = m == NULL || now < m->teardown_ms || now - m->teardown_ms >= FWMODE_HOLD_MS;
+	gboolean starts =
+	    m == NULL || now < m->teardown_ms || now - m->teardown_ms >= FWMODE_HOLD_MS;
 
 	if (m == NULL) {
 		if (g_hash_table_size(a->fw_modes) >= FWMODE_MAX) {
@@ -88,8 +89,8 @@ fwmode_view(Analyzer *a, const Flow *f, Flow *view, gint64 now)
 		*view = *f;
 		/* what the classifier reads as a session's attempt: a create; with no dialog, a
 		 * deny (failed) */
-		gboolean failed = (f->has & FLOW_HAS_REVERSE) && f->rev_bytes <= FWMODE_BARE_OCTETS &&
-				  f->rev_packets <= 1;
+		gboolean failed = (f->has & FLOW_HAS_REVERSE) &&
+				  f->rev_bytes <= FWMODE_BARE_OCTETS && f->rev_packets <= 1;
 		view->fw_event = failed ? FW_EVENT_DENIED : FW_EVENT_CREATED;
 		a->st.fw_teardowns++;
 		a->st.fw_teardowns_failed += failed;

@@ -15,8 +15,8 @@ one bot per way a firewall can be set to export:
 tshark reads the same datagrams (from a capture written here) and counts each domain's
 creates, teardowns and teardowns with at most 60 responder octets in one packet; the daemon
 must count the same (analyzer stats fw_teardowns, fw_teardowns_failed, fw_creates_skipped),
-raise each bot
-once for the right reason with its session count, and log which domains' teardowns count.
+raise each bot once for the right reason with its session count, and log which domains'
+teardowns count.
 
 usage: firewall_events.py SPAMFLOWD SPAMFLOWCTL
 """
@@ -104,7 +104,7 @@ CAST = {  # domain: (host, sessions, events, responder octets, reason expected o
 
 
 def pcap(path, dgrams, port):
-    """The datagrams as a capture for tshark (Linux cooked-free raw IPv4, linktype 101)."""
+    """The datagrams as a capture for tshark (raw IPv4, linktype 101)."""
     with open(path, "wb") as f:
         f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 101))
         for k, d in enumerate(dgrams):

@@ -1,8 +1,9 @@
 /* Unit tests for firewall session events (analyzer/fwmode.c): an exporter domain that
  * sends creates and teardowns counts each session once; one that sends teardowns alone (an
  * ASA's `flow-export delay flow-create`) is read, not blind; a teardown whose responder sent
- * at most one bare packet (nothing, or a reset) is a failed attempt; creates alone count as before; a domain's teardowns do not
- * change how another domain is read, and stop counting an hour after its last one. */
+ * at most one bare packet (nothing, or a reset) is a failed attempt; creates alone count as before;
+ * a domain's teardowns do not change how another domain is read, and stop counting an hour after
+ * its last one. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -17,7 +18,7 @@
 #define T0 ((gint64)1700000000 / 600 * 600 * 1000) /* on a 10-minute boundary */
 
 typedef struct {
-	GArray *ev;      /* AlertEvent */
+	GArray *ev;	 /* AlertEvent */
 	GArray *notices; /* AnalyzerNoticeInfo of ANALYZER_NOTICE_FW_TEARDOWN */
 	Analyzer *a;
 } Ctx;
@@ -201,7 +202,7 @@ test_domains_apart_and_expiry(void **state)
 	(void)state;
 	Ctx *c = ctx_new();
 	for (guint i = 0; i < 30; i++) {
-		nsel(c, 4, i, FW_EVENT_CREATED, T0 + i * 5 * S_MS, 0, 1);       /* exporter 1 */
+		nsel(c, 4, i, FW_EVENT_CREATED, T0 + i * 5 * S_MS, 0, 1);	/* exporter 1 */
 		nsel(c, 5, i, FW_EVENT_DELETED, T0 + i * 5 * S_MS + 1, 900, 2); /* exporter 2 */
 	}
 	WindowSpanCounts w;
