@@ -540,6 +540,9 @@ G_GNUC_INTERNAL gboolean host_dns_corroborates(const Analyzer *a, const Host *h,
 /* a teardown whose responder sent at most this many octets (one bare TCP packet: a reset,
  * or a SYN-ACK with options, over IPv6's 40-byte header) held no dialog: failed */
 #define FWMODE_BARE_OCTETS 60
+/* ... judged so only for a session shorter than this: an ASA's flow-update (a minute apart
+ * at the least) resets the counters a later teardown carries */
+#define FWMODE_UPDATE_MIN_MS 60000
 G_GNUC_INTERNAL void fwmode_init(Analyzer *a);
 G_GNUC_INTERNAL void fwmode_free(Analyzer *a);
 /* f as the classifier is to read it (f itself, or view rewritten): a firewall create or

@@ -13,7 +13,7 @@
  * responder sent at most one bare packet (responder octets <= FWMODE_BARE_OCTETS, when the
  * record has them: nothing, or a reset or a SYN-ACK with no dialog after it, IPv4 or IPv6)
  * held no session: a failed attempt, as a deny is (records of a firewall carry no TCP
- * flags to tell it by). Only the sessions open when the first teardown arrives are counted
+ * flags to tell it by), if the session lasted less than a minute (below). Only the sessions open when the first teardown arrives are counted
  * twice (their create, then their teardown). */
 #include "analyzer_private.h"
 
@@ -88,8 +88,13 @@ fwmode_view(Analyzer *a, const Flow *f, Flow *view, gint64 now)
 			return f; /* refused a slot: read as before */
 		*view = *f;
 		/* what the classifier reads as a session's attempt: a create; with no dialog, a
-		 * deny (failed) */
-		gboolean failed = (f->has & FLOW_HAS_REVERSE) &&
+		 * deny (failed). An ASA's counters count since the session's last flow-update,
+		 * sent once it outlives `flow-export active refresh-interval` (a minute at the
+		 * least): a longer session's teardown may hold only its closing packets, so only
+		 * a shorter one (or one whose times are not known) is judged by them. */
+		gboolean brief = !(f->has & FLOW_HAS_TIMES) ||
+				 f->end_ms - f->start_ms < FWMODE_UPDATE_MIN_MS;
+		gboolean failed = brief && (f->has & FLOW_HAS_REVERSE) &&
 				  f->rev_bytes <= FWMODE_BARE_OCTETS && f->rev_packets <= 1;
 		view->fw_event = failed ? FW_EVENT_DENIED : FW_EVENT_CREATED;
 		a->st.fw_teardowns++;

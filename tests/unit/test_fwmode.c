@@ -190,6 +190,35 @@ test_teardown_failed(void **state)
 	analyzer_get_stats(c->a, &st);
 	assert_int_equal(st.fw_teardowns_failed, 40);
 	assert_int_equal(st.fw_teardowns, 41);
+	/* a session of 90 s: its teardown's counters may be those since its last flow-update,
+	 * its closing packets: not judged by them */
+	guint8 s4[4] = {10, 0, 3, 1}, d4[4] = {198, 51, 1, 1};
+	Flow f;
+	memset(&f, 0, sizeof f);
+	flow_addr_set_v4(f.src, s4);
+	flow_addr_set_v4(f.dst, d4);
+	f.recv_ms = f.end_ms = T0 + 41 * 5 * S_MS;
+	f.start_ms = f.end_ms - 90 * S_MS;
+	f.sport = 41000;
+	f.dport = 25;
+	f.proto = 6;
+	f.fw_event = FW_EVENT_DELETED;
+	f.domain = 256;
+	f.sampling = 1;
+	f.packets = 3;
+	f.rev_packets = 1;
+	f.rev_bytes = 40;
+	f.has = FLOW_HAS_FW_EVENT | FLOW_HAS_PACKETS | FLOW_HAS_REVERSE | FLOW_HAS_TIMES;
+	analyzer_process(c->a, &f, 1);
+	analyzer_get_stats(c->a, &st);
+	assert_int_equal(st.fw_teardowns, 42);
+	assert_int_equal(st.fw_teardowns_failed, 40);
+	f.start_ms = f.end_ms - 59 * S_MS; /* under a minute: judged, failed */
+	f.dport = 25;
+	f.sport = 41001;
+	analyzer_process(c->a, &f, 1);
+	analyzer_get_stats(c->a, &st);
+	assert_int_equal(st.fw_teardowns_failed, 41);
 	ctx_free(c);
 }
 
