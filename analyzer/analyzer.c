@@ -572,6 +572,17 @@ process_one(Analyzer *a, const Flow *f)
 }
 
 gboolean
+analyzer_flow_outside(const Analyzer *a, const Flow *f)
+{
+	HeurClass c;
+
+	if (!heuristics_relevant(&a->hc, f))
+		return FALSE;
+	heuristics_classify(&a->hc, f, &c);
+	return c.dir == HEUR_IGNORE && c.outside;
+}
+
+gboolean
 analyzer_flow_host(const Analyzer *a, const Flow *f, guint8 host[16])
 {
 	HeurClass c;
@@ -601,6 +612,37 @@ scope_inside(const Analyzer *a)
 	       a->st.signs_untracked + a->st.answers_untracked;
 }
 
+void
+analyzer_scope_watch_init(AnalyzerScopeWatch *w)
+{
+	memset(w, 0, sizeof *w);
+	w->since_ms = w->told_ms = G_MININT64;
+}
+
+gboolean
+analyzer_scope_watch(AnalyzerScopeWatch *w, gint64 now, guint64 outside, guint64 inside,
+		     guint64 *told, gint64 *period_ms)
+{
+	if (w->since_ms != G_MININT64 && now >= w->since_ms &&
+	    now - w->since_ms < ANALYZER_SCOPE_PERIOD_MS)
+		return FALSE;
+	guint64 out = outside - w->outside0, in = inside - w->inside0;
+	gboolean full = w->since_ms != G_MININT64 && now >= w->since_ms;
+	gint64 period = full ? now - w->since_ms : 0;
+	w->since_ms = now;
+	w->outside0 = outside;
+	w->inside0 = inside;
+	if (!full || out < ANALYZER_SCOPE_MIN_OUTSIDE || in != 0)
+		return FALSE;
+	if (w->told_ms != G_MININT64 && now >= w->told_ms &&
+	    now - w->told_ms < ANALYZER_SCOPE_REPEAT_MS)
+		return FALSE;
+	w->told_ms = now;
+	*told = out;
+	*period_ms = period;
+	return TRUE;
+}
+
 /* ANALYZER_NOTICE_OUTSIDE: internal_networks that cover none of the hosts the exports see
  * leave the analyzer blind without a word; a period of mail traffic with no internal end at
  * all says so. (Transit alone, an exporter that sees no host of the site, says so too: the
@@ -608,24 +650,11 @@ scope_inside(const Analyzer *a)
 static void
 scope_check(Analyzer *a, gint64 now)
 {
-	if (a->scope_since_ms != G_MININT64 && now >= a->scope_since_ms &&
-	    now - a->scope_since_ms < ANALYZER_SCOPE_PERIOD_MS)
-		return;
-	guint64 out = a->st.flows_outside - a->scope_outside0;
-	guint64 in = scope_inside(a) - a->scope_inside0;
-	gboolean full = a->scope_since_ms != G_MININT64 && now >= a->scope_since_ms;
-	gint64 period = full ? now - a->scope_since_ms : 0;
-	a->scope_since_ms = now;
-	a->scope_outside0 = a->st.flows_outside;
-	a->scope_inside0 = scope_inside(a);
-	if (!full || out < ANALYZER_SCOPE_MIN_OUTSIDE || in != 0 || a->notice_fn == NULL)
-		return;
-	if (a->scope_told_ms != G_MININT64 && now >= a->scope_told_ms &&
-	    now - a->scope_told_ms < ANALYZER_SCOPE_REPEAT_MS)
-		return;
-	a->scope_told_ms = now;
-	AnalyzerNoticeInfo info = {.outside = out, .outside_ms = period};
-	a->notice_fn(ANALYZER_NOTICE_OUTSIDE, &info, a->notice_data);
+	AnalyzerNoticeInfo info = {0};
+	if (analyzer_scope_watch(&a->scope, now, a->st.flows_outside, scope_inside(a),
+				 &info.outside, &info.outside_ms) &&
+	    a->notice_fn != NULL)
+		a->notice_fn(ANALYZER_NOTICE_OUTSIDE, &info, a->notice_data);
 }
 
 void
@@ -685,7 +714,7 @@ analyzer_new(const AnalyzerConfig *cfg, GError **error)
 	a->notice_data = cfg->notice_data;
 	hosts_init(a);
 	fwmode_init(a);
-	a->scope_since_ms = a->scope_told_ms = G_MININT64;
+	analyzer_scope_watch_init(&a->scope);
 	events_init(a, cfg->history_len);
 	a->last_tick_ms = G_MININT64 / 2;
 	a->last_slice = -1;

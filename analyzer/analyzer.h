@@ -88,6 +88,20 @@ typedef struct {
 typedef void (*AnalyzerNoticeFunc)(AnalyzerNotice what, const AnalyzerNoticeInfo *info,
 				   gpointer user_data);
 
+/* ANALYZER_NOTICE_OUTSIDE's rule, for whoever counts: the analyzer itself, and a cluster's
+ * collector, which routes flows instead of analyzing them. Periods of
+ * ANALYZER_SCOPE_PERIOD_MS on the caller's clock; a period with ANALYZER_SCOPE_MIN_OUTSIDE or
+ * more records outside and none inside is told, at most once per ANALYZER_SCOPE_REPEAT_MS. */
+typedef struct {
+	gint64 since_ms, told_ms; /* the period's start, the last told (G_MININT64: none) */
+	guint64 outside0, inside0; /* the running counts at the period's start */
+} AnalyzerScopeWatch;
+void analyzer_scope_watch_init(AnalyzerScopeWatch *w);
+/* outside and inside: running counts. TRUE when the period ending at now_ms is to be told:
+ * *told the records outside in it, *period_ms its length. */
+gboolean analyzer_scope_watch(AnalyzerScopeWatch *w, gint64 now_ms, guint64 outside,
+			      guint64 inside, guint64 *told, gint64 *period_ms);
+
 /* Every knob; analyzer_config_defaults() gives each its default and the reason for it.
  * Strings are borrowed: the analyzer copies what it needs. */
 typedef struct {
@@ -338,6 +352,9 @@ void analyzer_process(Analyzer *a, const Flow *flows, guint n);
  * A cluster's collectors route each flow to the partition of this host, so that every
  * flow of one host reaches the one analyzer that owns it. Reads only the configuration. */
 gboolean analyzer_flow_host(const Analyzer *a, const Flow *f, guint8 host[16]);
+/* f is on a mail or login port and has neither end internal nor a listed mail server
+ * (AnalyzerStats.flows_outside's records): for a collector that routes instead of analyzing. */
+gboolean analyzer_flow_outside(const Analyzer *a, const Flow *f);
 /* Clear offenders that stayed quiet for the hold time, emit rate-limited updates that are
  * due, drop idle hosts, give notices that are due. Call it when no flows arrive (e.g. once
  * a slice from a timer). */

@@ -308,7 +308,7 @@ analyzer_reconfigure(Analyzer *a, const AnalyzerConfig *cfg, GError **error)
 	a->cfg.notice_fn = a->notice_fn;
 	a->cfg.notice_data = a->notice_data;
 	/* the networks may have changed: a new period, told again if they are still wrong */
-	a->scope_since_ms = a->scope_told_ms = G_MININT64;
+	analyzer_scope_watch_init(&a->scope);
 	hosts_reconfigure(a, &old);
 	return TRUE;
 }

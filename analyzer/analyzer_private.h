@@ -222,10 +222,7 @@ struct Analyzer {
 	guint64 evict_by_hosts, evict_by_mem;
 	gint64 evict_first_ms, evict_last_ms;
 	gint64 evict_notice_ms; /* when they were last told; G_MININT64: never */
-	/* ANALYZER_NOTICE_OUTSIDE: the period's start (G_MININT64: none yet), the counts then,
-	 * and when it was last told (G_MININT64: never) */
-	gint64 scope_since_ms, scope_told_ms;
-	guint64 scope_outside0, scope_inside0;
+	AnalyzerScopeWatch scope; /* ANALYZER_NOTICE_OUTSIDE */
 	GHashTable *fw_modes; /* fwmode.c: exporter domains that sent teardowns, and when */
 	gboolean loading;       /* in analyzer_state_load(): no notices */
 	GHashTable *offenders;         /* set of OffEntry*, keyed by (addr, reason) */

@@ -167,6 +167,7 @@ struct ClusterNode {
 	Coord *coord;
 	/* collector role */
 	Analyzer *router; /* never fed: analyzer_flow_host() reads its configuration */
+	AnalyzerScopeWatch scope; /* flows_outside against flows_routed (outside_check()) */
 	Pending *pend;
 	guint max_batch_flows;
 	guint flush_id, tick_id, info_id;
@@ -322,6 +323,26 @@ batch_exporter(Pending *b, guint32 e)
 	return (gint)b->n_exp++;
 }
 
+/* A collector's ANALYZER_NOTICE_OUTSIDE: it routes, so no analyzer sees the records that
+ * have no host of the site; the same rule on the flows' clock, told here. */
+static void
+outside_check(ClusterNode *n, gint64 now_ms)
+{
+	guint64 told;
+	gint64 period;
+
+	if (!analyzer_scope_watch(&n->scope, now_ms, n->st.flows_outside, n->st.flows_routed, &told,
+				  &period))
+		return;
+	g_warning("cluster: %" G_GUINT64_FORMAT " records on mail and login ports in the last "
+		  "%" G_GINT64_FORMAT " min had neither end in [analyzer] internal_networks (%s) "
+		  "or mail_servers, and this collector routed no record: no host is analyzed, "
+		  "nothing can be raised. If your hosts have other addresses, list them in "
+		  "internal_networks; if the exports only carry transit, this is expected. Counted "
+		  "in stats as cluster.flows_outside; said at most once an hour",
+		  told, period / 60000, n->cfg->internal_nets);
+}
+
 void
 cluster_node_flows(ClusterNode *n, const Flow *flows, guint n_flows)
 {
@@ -331,6 +352,7 @@ cluster_node_flows(ClusterNode *n, const Flow *flows, guint n_flows)
 		const Flow *f = &flows[i];
 		if (!analyzer_flow_host(n->router, f, host)) {
 			n->st.flows_ignored++;
+			n->st.flows_outside += analyzer_flow_outside(n->router, f);
 			continue;
 		}
 		guint p = cluster_partition(host, n->partitions);
@@ -347,6 +369,8 @@ cluster_node_flows(ClusterNode *n, const Flow *flows, guint n_flows)
 		if (b->flows->len >= n->max_batch_flows)
 			publish_batch(n, p, f->recv_ms);
 	}
+	if (n_flows > 0)
+		outside_check(n, flows[n_flows - 1].recv_ms);
 }
 
 gboolean
@@ -1478,6 +1502,7 @@ static const struct {
     NF(lag_ms),
     NF(flows_routed),
     NF(flows_ignored),
+    NF(flows_outside),
     NF(flows_dropped),
     NF(flows_failed),
     NF(flows_not_collected),
@@ -1853,6 +1878,7 @@ cluster_node_new(const Config *cfg, const ClusterNodeDeps *deps, gboolean replay
 			cluster_node_free(n);
 			return NULL;
 		}
+		analyzer_scope_watch_init(&n->scope);
 		n->pend = g_new0(Pending, n->partitions);
 		for (guint p = 0; p < n->partitions; p++)
 			n->pend[p].flows = g_array_new(FALSE, FALSE, sizeof(Flow));

@@ -25,6 +25,9 @@ typedef struct {
 	guint64 lag;		   /* stream sequences the owned partitions have yet to apply */
 	guint64 lag_ms; /* the furthest behind: how long ago the stream stored its batch */
 	guint64 flows_routed, flows_ignored, flows_dropped, flows_not_collected;
+	/* of flows_ignored, records on mail and login ports with neither end internal nor a
+	 * listed mail server (the analyzer's flows_outside, seen where it is decided) */
+	guint64 flows_outside;
 	guint64 flows_failed; /* in batches the bus took and then gave up on (BusStats.failed) */
 	guint64 batches_out, batch_bytes_out, batches_dropped, ticks_out;
 	guint64 batches_in, batches_bad, batches_unowned, batches_repeated, flows_in;

@@ -89,6 +89,9 @@ static const Scalar cluster_scalars[] = {
        "Flow records this collector routed to a partition and batched."),
     CN("spamflow_cluster_flows_ignored_total", M_COUNTER, flows_ignored,
        "Flow records no heuristic reads: not published."),
+    CN("spamflow_cluster_flows_outside_total", M_COUNTER, flows_outside,
+       "Of them, mail and login port records with neither end in internal_networks or "
+       "mail_servers."),
     CN("spamflow_cluster_flows_dropped_total", M_COUNTER, flows_dropped,
        "Flow records in batches the bus did not take (its buffer full)."),
     CN("spamflow_cluster_flows_failed_total", M_COUNTER, flows_failed,

@@ -35,6 +35,7 @@ usage: cluster_e2e.py SPAMFLOWD SPAMFLOWCTL CAPTURE BASE_CONFIG [SPEED]
 import collections
 import json
 import os
+import re
 import shutil
 import urllib.request
 import signal
@@ -770,6 +771,29 @@ def main():
                                  text=True, timeout=10).stdout
             print(txt)
             check("collector c3" in txt, "spamflowctl exporters on a1 names collector c3")
+            # a collector whose internal_networks miss the scenario: it routes nothing, and
+            # counts and warns about the records with no host of the site (the analyzers
+            # never see them)
+            cw = conf("cw", "collector", "")
+            with open(cw) as f:
+                text = f.read()
+            # (and no mail servers: a listed one's flows have a host of the site)
+            text = re.sub(r"(?m)^mail_servers *=.*$", "mail_servers =", text)
+            with open(cw, "w") as f:
+                f.write(text.replace("[analyzer]\n", "[analyzer]\ninternal_networks = 10.99.0.0/16\n",
+                                     1))
+            p = subprocess.run([spamflowd, "-c", cw, "--state=", "--history=", "--replay",
+                                capture, "--json"], capture_output=True, text=True, timeout=120)
+            cwc = (json.loads(p.stdout or "{}").get("cluster") or {}) if p.returncode == 0 else {}
+            warned = [ln for ln in p.stderr.splitlines()
+                      if "records on mail and login ports in the last 10 min had neither end "
+                         "in [analyzer] internal_networks (10.99.0.0/16)" in ln and
+                         "this collector routed no record" in ln]
+            check(p.returncode == 0 and cwc.get("flows_routed") == 0 and
+                  cwc.get("flows_outside", 0) >= 100 and len(warned) >= 1,
+                  f"a collector whose internal_networks miss the site routes nothing "
+                  f"({cwc.get('flows_routed')}), counts {cwc.get('flows_outside')} records "
+                  f"outside and warns {len(warned)} times (rc {p.returncode})")
             for r in reports:
                 cl = r.get("cluster") or {}
                 print(f"collector: bus {json.dumps(cl.get('bus'))}")
