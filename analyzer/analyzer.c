@@ -572,26 +572,20 @@ process_one(Analyzer *a, const Flow *f)
 }
 
 gboolean
-analyzer_flow_outside(const Analyzer *a, const Flow *f)
+analyzer_flow_host(const Analyzer *a, const Flow *f, guint8 host[16], gboolean *outside)
 {
 	HeurClass c;
 
+	if (outside != NULL)
+		*outside = FALSE;
 	if (!heuristics_relevant(&a->hc, f))
 		return FALSE;
-	heuristics_classify(&a->hc, f, &c);
-	return c.dir == HEUR_IGNORE && c.outside;
-}
-
-gboolean
-analyzer_flow_host(const Analyzer *a, const Flow *f, guint8 host[16])
-{
-	HeurClass c;
-
-	if (!heuristics_relevant(&a->hc, f))
+	heuristics_classify_relevant(&a->hc, f, &c);
+	if (c.dir == HEUR_IGNORE) {
+		if (outside != NULL)
+			*outside = c.outside;
 		return FALSE;
-	heuristics_classify(&a->hc, f, &c);
-	if (c.dir == HEUR_IGNORE)
-		return FALSE;
+	}
 	memcpy(host, c.host, 16);
 	return TRUE;
 }

@@ -350,11 +350,12 @@ void analyzer_process(Analyzer *a, const Flow *flows, guint n);
  * for: the initiator of an internal connection, the internal end of an answer, the
  * external attacker of a login): TRUE with it in host, FALSE when the analyzer ignores f.
  * A cluster's collectors route each flow to the partition of this host, so that every
- * flow of one host reaches the one analyzer that owns it. Reads only the configuration. */
-gboolean analyzer_flow_host(const Analyzer *a, const Flow *f, guint8 host[16]);
-/* f is on a mail or login port and has neither end internal nor a listed mail server
- * (AnalyzerStats.flows_outside's records): for a collector that routes instead of analyzing. */
-gboolean analyzer_flow_outside(const Analyzer *a, const Flow *f);
+ * flow of one host reaches the one analyzer that owns it. Reads only the configuration.
+ * outside (may be NULL), when FALSE is returned: f is on a mail or login port and has
+ * neither end internal nor a listed mail server (AnalyzerStats.flows_outside's records),
+ * for a collector that routes instead of analyzing. */
+gboolean analyzer_flow_host(const Analyzer *a, const Flow *f, guint8 host[16],
+			    gboolean *outside);
 /* Clear offenders that stayed quiet for the hold time, emit rate-limited updates that are
  * due, drop idle hosts, give notices that are due. Call it when no flows arrive (e.g. once
  * a slice from a timer). */

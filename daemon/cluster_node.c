@@ -350,9 +350,10 @@ cluster_node_flows(ClusterNode *n, const Flow *flows, guint n_flows)
 
 	for (guint i = 0; i < n_flows; i++) {
 		const Flow *f = &flows[i];
-		if (!analyzer_flow_host(n->router, f, host)) {
+		gboolean outside;
+		if (!analyzer_flow_host(n->router, f, host, &outside)) {
 			n->st.flows_ignored++;
-			n->st.flows_outside += analyzer_flow_outside(n->router, f);
+			n->st.flows_outside += outside;
 			continue;
 		}
 		guint p = cluster_partition(host, n->partitions);
