@@ -49,9 +49,10 @@ teardowns_count(const Analyzer *a, const Flow *f, gint64 now)
 	return m != NULL && now >= m->teardown_ms && now - m->teardown_ms < FWMODE_HOLD_MS;
 }
 
-/* A teardown from f's exporter domain at now; tells the owner when its teardowns start to
- * count (first, or again after an hour without one). */
-static void
+/* A teardown from f's exporter domain at now: its teardowns count from now (FALSE: the
+ * domain is not followed, over FWMODE_MAX). Tells the owner when they start to count
+ * (first, or again after an hour without one). */
+static gboolean
 note_teardown(Analyzer *a, const Flow *f, gint64 now)
 {
 	guint64 key = fw_key(f);
@@ -62,14 +63,13 @@ note_teardown(Analyzer *a, const Flow *f, gint64 now)
 	if (m == NULL) {
 		if (g_hash_table_size(a->fw_modes) >= FWMODE_MAX) {
 			a->st.fw_domains_refused++;
-			return; /* its creates keep counting: not blind, at most twice */
+			return FALSE; /* its creates keep counting: not blind, at most twice */
 		}
 		m = g_new(FwMode, 1);
 		m->key = key;
-		m->teardown_ms = now;
 		g_hash_table_insert(a->fw_modes, &m->key, m);
 	}
-	m->teardown_ms = starts ? now : MAX(m->teardown_ms, now);
+	m->teardown_ms = now; /* not starting: now is at or past the last one */
 	if (starts) {
 		a->st.fw_domains_teardown++;
 		if (a->notice_fn != NULL && !a->loading) {
@@ -77,14 +77,14 @@ note_teardown(Analyzer *a, const Flow *f, gint64 now)
 			a->notice_fn(ANALYZER_NOTICE_FW_TEARDOWN, &info, a->notice_data);
 		}
 	}
+	return TRUE;
 }
 
 const Flow *
 fwmode_view(Analyzer *a, const Flow *f, Flow *view, gint64 now)
 {
 	if (f->fw_event == FW_EVENT_DELETED) {
-		note_teardown(a, f, now);
-		if (!teardowns_count(a, f, now))
+		if (!note_teardown(a, f, now))
 			return f; /* refused a slot: read as before */
 		*view = *f;
 		/* what the classifier reads as a session's attempt: a create; with no dialog, a
