@@ -66,9 +66,11 @@ ctx_free(Ctx *c)
 }
 
 /* An ASA-style NSEL record (no TCP flags; initiator and responder counters; a create's are
- * zero) of internal host 10.0.<h>.1's session i to external 198.51.<i>. */
+ * zero) of internal host 10.0.<h>.1's session i to external 198.51.<i>, at t; a teardown of
+ * a session that lasted lasted_ms (0: its times not exported). */
 static void
-nsel(Ctx *c, guint h, guint i, guint8 event, gint64 t, guint64 resp_bytes, guint32 exporter)
+nsel_lasting(Ctx *c, guint h, guint i, guint8 event, gint64 t, guint64 resp_bytes,
+	     guint32 exporter, gint64 lasted_ms)
 {
 	guint8 s4[4] = {10, 0, (guint8)h, 1};
 	guint8 d4[4] = {198, 51, (guint8)(i >> 8), (guint8)i};
@@ -90,8 +92,19 @@ nsel(Ctx *c, guint h, guint i, guint8 event, gint64 t, guint64 resp_bytes, guint
 		f.bytes = 3000;
 		f.rev_packets = resp_bytes == 0 ? 0 : resp_bytes <= 60 ? 1 : 10;
 		f.rev_bytes = resp_bytes;
+		if (lasted_ms > 0) {
+			f.start_ms = t - lasted_ms;
+			f.end_ms = t;
+			f.has |= FLOW_HAS_TIMES;
+		}
 	}
 	analyzer_process(c->a, &f, 1);
+}
+
+static void
+nsel(Ctx *c, guint h, guint i, guint8 event, gint64 t, guint64 resp_bytes, guint32 exporter)
+{
+	nsel_lasting(c, h, i, event, t, resp_bytes, exporter, 0);
 }
 
 static void
@@ -192,31 +205,12 @@ test_teardown_failed(void **state)
 	assert_int_equal(st.fw_teardowns, 41);
 	/* a session of 90 s: its teardown's counters may be those since its last flow-update,
 	 * its closing packets: not judged by them */
-	guint8 s4[4] = {10, 0, 3, 1}, d4[4] = {198, 51, 1, 1};
-	Flow f;
-	memset(&f, 0, sizeof f);
-	flow_addr_set_v4(f.src, s4);
-	flow_addr_set_v4(f.dst, d4);
-	f.recv_ms = f.end_ms = T0 + 41 * 5 * S_MS;
-	f.start_ms = f.end_ms - 90 * S_MS;
-	f.sport = 41000;
-	f.dport = 25;
-	f.proto = 6;
-	f.fw_event = FW_EVENT_DELETED;
-	f.domain = 256;
-	f.sampling = 1;
-	f.packets = 3;
-	f.rev_packets = 1;
-	f.rev_bytes = 40;
-	f.has = FLOW_HAS_FW_EVENT | FLOW_HAS_PACKETS | FLOW_HAS_REVERSE | FLOW_HAS_TIMES;
-	analyzer_process(c->a, &f, 1);
+	nsel_lasting(c, 3, 200, FW_EVENT_DELETED, T0 + 41 * 5 * S_MS, 40, 0, 90 * S_MS);
 	analyzer_get_stats(c->a, &st);
 	assert_int_equal(st.fw_teardowns, 42);
 	assert_int_equal(st.fw_teardowns_failed, 40);
-	f.start_ms = f.end_ms - 59 * S_MS; /* under a minute: judged, failed */
-	f.dport = 25;
-	f.sport = 41001;
-	analyzer_process(c->a, &f, 1);
+	/* under a minute: judged, failed */
+	nsel_lasting(c, 3, 201, FW_EVENT_DELETED, T0 + 41 * 5 * S_MS, 40, 0, 59 * S_MS);
 	analyzer_get_stats(c->a, &st);
 	assert_int_equal(st.fw_teardowns_failed, 41);
 	ctx_free(c);

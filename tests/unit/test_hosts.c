@@ -58,12 +58,12 @@ notice_at(Ctx *c, guint i)
 	return &g_array_index(c->notices, AnalyzerNoticeInfo, i);
 }
 
-/* One port-25 flow from internal host 10.x.y.z (i) to external 198.51.x.y (d) at t. */
+/* A port-25 record between two addresses given as IPv4 words. */
 static void
-flow(Analyzer *a, guint32 i, guint32 d, gint64 t)
+flow_between(Analyzer *a, guint32 src, guint32 dst, gint64 t)
 {
-	guint8 s4[4] = {10, (guint8)(i >> 16), (guint8)(i >> 8), (guint8)i};
-	guint8 d4[4] = {198, 51, (guint8)(d >> 8), (guint8)d};
+	guint8 s4[4] = {src >> 24, (guint8)(src >> 16), (guint8)(src >> 8), (guint8)src};
+	guint8 d4[4] = {dst >> 24, (guint8)(dst >> 16), (guint8)(dst >> 8), (guint8)dst};
 	Flow f;
 	memset(&f, 0, sizeof f);
 	flow_addr_set_v4(f.src, s4);
@@ -78,6 +78,13 @@ flow(Analyzer *a, guint32 i, guint32 d, gint64 t)
 	f.sampling = 1;
 	f.has = FLOW_HAS_TCP_FLAGS | FLOW_HAS_PACKETS | FLOW_HAS_BYTES;
 	analyzer_process(a, &f, 1);
+}
+
+/* One port-25 flow from internal host 10.x.y.z (i) to external 198.51.x.y (d) at t. */
+static void
+flow(Analyzer *a, guint32 i, guint32 d, gint64 t)
+{
+	flow_between(a, 0x0a000000u | (i & 0xffffffu), 0xc6330000u | (d & 0xffffu), t);
 }
 
 static guint64
@@ -309,27 +316,6 @@ on_scope(AnalyzerNotice what, const AnalyzerNoticeInfo *info, gpointer user_data
 	assert_int_equal(what, ANALYZER_NOTICE_OUTSIDE);
 	g_array_append_val(s->told, *info);
 	g_array_append_val(s->at_ms, s->now);
-}
-
-/* A port-25 record between two addresses given as IPv4 words. */
-static void
-flow_between(Analyzer *a, guint32 src, guint32 dst, gint64 t)
-{
-	guint8 s4[4] = {src >> 24, (guint8)(src >> 16), (guint8)(src >> 8), (guint8)src};
-	guint8 d4[4] = {dst >> 24, (guint8)(dst >> 16), (guint8)(dst >> 8), (guint8)dst};
-	Flow f;
-	memset(&f, 0, sizeof f);
-	flow_addr_set_v4(f.src, s4);
-	flow_addr_set_v4(f.dst, d4);
-	f.recv_ms = t;
-	f.sport = 40000;
-	f.dport = 25;
-	f.proto = 6;
-	f.tcp_flags = F_SESSION;
-	f.packets = 12;
-	f.sampling = 1;
-	f.has = FLOW_HAS_TCP_FLAGS | FLOW_HAS_PACKETS;
-	analyzer_process(a, &f, 1);
 }
 
 #define EXT_A 0xcb007100u /* 203.0.113.0 */
