@@ -27,7 +27,6 @@ usage: compare_verdicts.py --spamflowd PATH [--seeds 1-5] [-j 2] [--json]
 import argparse
 import calendar
 import concurrent.futures
-import datetime
 import glob
 import json
 import os
@@ -35,7 +34,6 @@ import shutil
 import signal
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -45,32 +43,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "system"))
 import eval_detection as ev  # noqa: E402
-from nfdump_compare import udp_payloads, udp_queue  # noqa: E402
+import count_records  # noqa: E402 (the export's data records, to check nfcapd kept them all)
+from netutil import free_udp_port  # noqa: E402
+from nfdump_compare import udp_payloads, udp_queue, wait_for  # noqa: E402
 
 SHORT_S, LONG_S = 600, 3600
 FLAG_SHORT, FLAG_LONG = 50, 150  # smtp-fanout's defaults
 
 
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_for(cond, what, timeout=30):
-    deadline = time.time() + timeout
-    while not cond():
-        if time.time() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def nfcapd_file(pcap, tmp):
     """The export's datagrams through a real nfcapd; returns its file."""
     out = tempfile.mkdtemp(prefix="nfcapd.", dir=tmp)
-    port = free_port()
+    port = free_udp_port()
     log = open(os.path.join(out, "log"), "w")
     # a receive buffer that holds a whole export (its datagrams are sent at once); none may
     # be lost: nfcapd's count is checked against the datagrams' records
@@ -92,44 +76,12 @@ def nfcapd_file(pcap, tmp):
     files = glob.glob(os.path.join(out, "nfcapd.2*"))
     if len(files) != 1:
         raise RuntimeError(f"nfcapd wrote {files}")
-    want = sum(ipfix_records(d) for d in dgrams)
+    want = count_records.count(pcap).data_records
     got = next((int(x.split()[1]) for x in nfdump(["-r", files[0], "-I"]).splitlines()
                 if x.startswith("Flows:")), -1)
     if got != want:
         raise RuntimeError(f"nfcapd stored {got} flows of the export's {want}")
     return files[0]
-
-
-def ipfix_records(d):
-    """Data records of one of softflowd's IPFIX messages (its templates: fixed length)."""
-    n, off = 0, 16
-    while off + 4 <= len(d):
-        sid, length = struct.unpack(">HH", d[off:off + 4])
-        if length < 4:
-            break
-        if sid >= 256:
-            n += (length - 4) // RECORD_LEN.get(sid, length)
-        elif sid == 2:  # template set: learn the record lengths
-            k = off + 4
-            while k + 4 <= off + length:
-                tid, cnt = struct.unpack(">HH", d[k:k + 4])
-                k += 4
-                rl = 0
-                for _ in range(cnt):
-                    ie, fl = struct.unpack(">HH", d[k:k + 4])
-                    k += 8 if ie & 0x8000 else 4
-                    rl += fl
-                RECORD_LEN[tid] = rl
-        off += length
-    return n
-
-
-RECORD_LEN = {}
-
-
-def stamp(ms):
-    return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime(
-        "%Y/%m/%d.%H:%M:%S")
 
 
 def nfdump(args):
