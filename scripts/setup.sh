@@ -69,7 +69,8 @@ TEST_PKGS="libcmocka-dev python3 python3-scapy softflowd tshark nfdump rsyslog m
   nats-server"
 # Benchmark: the collectors it compares against (nfdump's nfcapd, nfdump-sflow's sfcapd,
 # pmacct's nfacctd and sfacctd), tshark for bench/sflow_check.py, and taskset (util-linux)
-# to pin generator and collector to separate cores.
+# to pin generator and collector to separate cores. FastNetMon for
+# scripts/compare_fastnetmon.py (install_fastnetmon below: its own service stays off).
 BENCH_PKGS="nfdump nfdump-sflow pmacct tshark util-linux python3"
 
 # The Debian package: dpkg-buildpackage and debhelper, lintian to check the result; its
@@ -88,6 +89,33 @@ install_missing() {
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q
 	apt-get install -y -q --no-install-recommends $missing
+}
+
+# FastNetMon's package enables and starts a service (it reads /etc/fastnetmon.conf, opens
+# a gRPC API and a metrics port on loopback and reports its usage home once an hour).
+# compare_fastnetmon.py runs its own instance, so when the package is new here it is
+# installed with service starts refused (policy-rc.d, restored after) and its unit left
+# disabled; an installation that was already here is not touched.
+install_fastnetmon() {
+	dpkg-query -W -f='${Status}' fastnetmon 2>/dev/null | grep -q "ok installed" && return 0
+	policy=/usr/sbin/policy-rc.d
+	saved=""
+	if [ -e $policy ]; then
+		saved=$(mktemp)
+		cp -p $policy "$saved"
+	fi
+	printf '#!/bin/sh\nexit 101\n' >$policy
+	chmod 755 $policy
+	rc=0
+	install_missing fastnetmon || rc=$?
+	if [ -n "$saved" ]; then
+		mv "$saved" $policy
+	else
+		rm -f $policy
+	fi
+	systemctl disable fastnetmon.service >/dev/null 2>&1 ||
+		rm -f /etc/systemd/system/multi-user.target.wants/fastnetmon.service
+	return $rc
 }
 
 build() { # build DIR [meson options...]
@@ -274,6 +302,7 @@ test)
 	;;
 bench-deps)
 	install_missing $BUILD_PKGS $BENCH_PKGS
+	install_fastnetmon
 	;;
 deb)
 	build_deb
