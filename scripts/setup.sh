@@ -96,23 +96,34 @@ install_missing() {
 # compare_fastnetmon.py runs its own instance, so when the package is new here it is
 # installed with service starts refused (policy-rc.d, restored after) and its unit left
 # disabled; an installation that was already here is not touched.
-install_fastnetmon() {
-	dpkg-query -W -f='${Status}' fastnetmon 2>/dev/null | grep -q "ok installed" && return 0
-	policy=/usr/sbin/policy-rc.d
-	saved=""
-	if [ -e $policy ]; then
-		saved=$(mktemp)
-		cp -p $policy "$saved"
-	fi
-	printf '#!/bin/sh\nexit 101\n' >$policy
-	chmod 755 $policy
-	rc=0
-	install_missing fastnetmon || rc=$?
+restore_policy() {
+	[ -n "$policy_held" ] || return 0
+	policy_held=""
 	if [ -n "$saved" ]; then
 		mv "$saved" $policy
 	else
 		rm -f $policy
 	fi
+}
+install_fastnetmon() {
+	dpkg-query -W -f='${Status}' fastnetmon 2>/dev/null | grep -q "ok installed" && return 0
+	policy=/usr/sbin/policy-rc.d
+	saved=""
+	policy_held=""
+	if [ -e $policy ]; then
+		saved=$(mktemp)
+		cp -p $policy "$saved"
+	fi
+	# an interrupted install must not leave every later service start refused
+	policy_held=1
+	trap restore_policy EXIT
+	trap 'exit 130' INT TERM
+	printf '#!/bin/sh\nexit 101\n' >$policy
+	chmod 755 $policy
+	rc=0
+	install_missing fastnetmon || rc=$?
+	restore_policy
+	trap - EXIT INT TERM
 	systemctl disable fastnetmon.service >/dev/null 2>&1 ||
 		rm -f /etc/systemd/system/multi-user.target.wants/fastnetmon.service
 	return $rc
