@@ -44,6 +44,7 @@ BUILD_PKGS="gcc meson ninja-build pkg-config libglib2.0-dev libpcap-dev libmaxmi
 #                     network namespaces; softflowd too for the second)
 #   pmacct            pmacctd's sfprobe plugin, the real sFlow v5 exporter of the sFlow tests
 #                     (live-pmacctd-*) and of fixtures/make.sh sflow; nfacctd for bench/
+#                     and verdicts-nfdump (scripts/compare_verdicts.py --pmacct)
 #   faketime          fixtures/make.sh sflow: pmacctd's clock held still while it reads a
 #                     capture, so its datagrams are cut the same way every run
 #   clang libclang-rt-14-dev libfuzzer-14-dev  libFuzzer builds (-Dfuzz=true,
