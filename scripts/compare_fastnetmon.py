@@ -8,7 +8,8 @@ whose sessions are small, and 1 (`threshold_flows = 1`, a whole number) is the l
 takes. So here FastNetMon runs as sensitive as it can be: flows only, 1 a second, every
 listed address watched both ways, the listed mail servers whitelisted (as spamflow's
 `mail_servers`), its networks the scenario's (10.0.0.0/16, 192.168.0.0/16, fd00::/8: it
-keeps a counter per address, and 10.0.0.0/8 alone would take 12.7 GB).
+keeps a counter per address: 10.0.0.0/8, 172.16.0.0/12 and 192.168.0.0/16 would take
+12.7 GB, it said).
 
 FastNetMon measures rates on its own clock, so the export is sent as the exporter sent it:
 each datagram at its capture time, `--speed` times faster (the scenario is 2.5 hours long).
